@@ -1,0 +1,19 @@
+"""dlcore: a fast deep-learning training and inference engine for CPUs, with the Keras API.
+
+    import dlcore as dl
+    model = dl.Sequential([dl.Input(shape=(64,)), dl.layers.Dense(10, activation="softmax")])
+"""
+from . import kernels  # noqa: F401  (fails early, with advice, if the Cython kernels were not built)
+from . import (activations, callbacks, config, constraints, initializers, layers, losses, metrics,
+               models, ops, optimizers, regularizers, utils)
+from .autograd import GradientTape, no_grad
+from .layers import Input, InputLayer, Layer
+from .models import Model, Sequential
+from .symbolic import KerasTensor
+from .tensor import Tensor, Variable
+
+__version__ = "0.1.0"
+
+__all__ = ["Sequential", "Model", "Input", "InputLayer", "Layer", "GradientTape", "no_grad", "Tensor",
+           "Variable", "KerasTensor", "layers", "ops", "losses", "optimizers", "metrics", "callbacks",
+           "regularizers", "initializers", "constraints", "activations", "utils", "config", "models"]

@@ -1,0 +1,265 @@
+"""Reverse-mode automatic differentiation: Function, the recorded graph, GradientTape.
+
+An op is a :class:`Function` subclass with ``forward(ctx, *arrays, **attrs)`` and
+``backward(ctx, dy, needs)``. ``Function.apply`` runs the forward on NumPy arrays and, while a
+tape is recording and some input needs a gradient, records a :class:`Node` that points at the
+inputs. ``GradientTape.gradient`` walks the nodes from the target in reverse topological order,
+accumulating gradients with ``+``, and asks each backward only for the inputs that need one.
+"""
+import threading
+
+import numpy as np
+
+from .tensor import Tensor, Variable
+
+
+class _State(threading.local):
+    def __init__(self):
+        self.tapes = []  # active (recording) tapes, innermost last
+        self.no_grad = 0
+
+
+_state = _State()
+
+
+class Context:
+    """What a forward keeps for its backward: ``ctx.save(*arrays)`` and plain attributes."""
+
+    __slots__ = ("saved", "__dict__")
+
+    def save(self, *arrays):
+        self.saved = arrays
+
+
+class Node:
+    """One recorded application of a Function."""
+
+    __slots__ = ("function", "ctx", "inputs", "needs", "n_outputs")
+
+    def __init__(self, function, ctx, inputs, needs, n_outputs):
+        self.function = function
+        self.ctx = ctx
+        self.inputs = inputs
+        self.needs = needs
+        self.n_outputs = n_outputs
+
+
+def is_recording():
+    return bool(_state.tapes) and not _state.no_grad
+
+
+def _needs_grad(x):
+    if not isinstance(x, Tensor):
+        return False
+    if x.node is not None:
+        return True
+    if isinstance(x, Variable) and x.trainable:
+        return any(tape._watch_accessed for tape in _state.tapes)
+    key = id(x)
+    return any(key in tape._watched for tape in _state.tapes)
+
+
+def _value(x):
+    return x.value if isinstance(x, Tensor) else x
+
+
+class Function:
+    """Base class of differentiable ops.
+
+    forward(ctx, *arrays, **attrs) -> ndarray (or tuple of ndarrays when n_outputs > 1)
+    backward(ctx, dy, needs) -> one gradient (ndarray or None) per positional input; ``dy`` is
+    a tuple when n_outputs > 1, with zeros for outputs that received no gradient.
+    """
+
+    n_outputs = 1
+
+    @classmethod
+    def apply(cls, *inputs, **attrs):
+        ctx = Context()
+        out = cls.forward(ctx, *[_value(x) for x in inputs], **attrs)
+        node = None
+        if _state.tapes and not _state.no_grad:
+            needs = tuple(_needs_grad(x) for x in inputs)
+            if any(needs):
+                node = Node(cls, ctx, inputs, needs, cls.n_outputs)
+        if cls.n_outputs == 1:
+            return Tensor(out, node, 0)
+        if node is not None:
+            ctx.outputs_like = out
+        return tuple(Tensor(o, node, i) for i, o in enumerate(out))
+
+
+class no_grad:
+    """Context manager: ops run without recording, as in inference."""
+
+    def __enter__(self):
+        _state.no_grad += 1
+        return self
+
+    def __exit__(self, *exc):
+        _state.no_grad -= 1
+        return False
+
+
+def _topological_order(roots):
+    order, seen = [], set()
+    stack = [(node, False) for node in roots]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for x, need in zip(node.inputs, node.needs):
+            if need and x.node is not None and id(x.node) not in seen:
+                stack.append((x.node, False))
+    return order  # inputs before the nodes that use them
+
+
+def _accumulate(table, key, grad):
+    old = table.get(key)
+    table[key] = grad if old is None else old + grad
+
+
+def backpropagate(targets, target_grads, sources):
+    """Gradients of sum(target * target_grad) with respect to each source (None if unconnected)."""
+    node_grads = {}  # id(node) -> [grad per output]
+    leaf_grads = {}  # id(tensor) -> grad
+    roots = []
+    for t, g in zip(targets, target_grads):
+        if t.node is None:
+            _accumulate(leaf_grads, id(t), g)
+            continue
+        slots = node_grads.setdefault(id(t.node), [None] * t.node.n_outputs)
+        slots[t.index] = g if slots[t.index] is None else slots[t.index] + g
+        roots.append(t.node)
+
+    wanted = {}  # (id(node), index) -> grad, for sources that are op outputs
+    source_keys = {(id(s.node), s.index) for s in sources if s.node is not None}
+
+    for node in reversed(_topological_order(roots)):
+        grads = node_grads.pop(id(node), None)
+        if grads is None:
+            continue
+        for i, g in enumerate(grads):
+            if (id(node), i) in source_keys and g is not None:
+                wanted[(id(node), i)] = g
+        if node.n_outputs == 1:
+            dy = grads[0]
+        else:
+            dy = tuple(g if g is not None else np.zeros_like(node.ctx.outputs_like[i])
+                       for i, g in enumerate(grads))
+        input_grads = node.function.backward(node.ctx, dy, node.needs)
+        for x, need, gx in zip(node.inputs, node.needs, input_grads):
+            if not need or gx is None:
+                continue
+            if x.node is None:
+                _accumulate(leaf_grads, id(x), gx)
+            else:
+                slots = node_grads.setdefault(id(x.node), [None] * x.node.n_outputs)
+                slots[x.index] = gx if slots[x.index] is None else slots[x.index] + gx
+
+    result = []
+    for s in sources:
+        if s.node is None:
+            result.append(leaf_grads.get(id(s)))
+        else:
+            result.append(wanted.get((id(s.node), s.index)))
+    return result
+
+
+class GradientTape:
+    """Records differentiable ops for reverse-mode differentiation (TensorFlow semantics).
+
+    Trainable variables are watched automatically (``watch_accessed_variables=True``); other
+    tensors are watched with :meth:`watch`. A non-persistent tape gives one ``gradient`` call.
+    """
+
+    def __init__(self, persistent=False, watch_accessed_variables=True):
+        self.persistent = persistent
+        self._watch_accessed = watch_accessed_variables
+        self._watched = {}
+        self._recording = False
+        self._used = False
+
+    def __enter__(self):
+        _state.tapes.append(self)
+        self._recording = True
+        return self
+
+    def __exit__(self, *exc):
+        if self._recording:
+            _state.tapes.remove(self)
+            self._recording = False
+        return False
+
+    def watch(self, tensor):
+        """Watch a tensor (or a nested list of tensors) so gradients can be taken with respect to it."""
+        for t in _flatten(tensor):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"GradientTape.watch expects Tensors or Variables, received {type(t).__name__}")
+            self._watched[id(t)] = t
+
+    def watched_variables(self):
+        return [t for t in self._watched.values() if isinstance(t, Variable)]
+
+    def stop_recording(self):
+        return _StopRecording(self)
+
+    def reset(self):
+        self._watched.clear()
+        self._used = False
+
+    def gradient(self, target, sources, output_gradients=None):
+        """d target / d sources; ``sources`` may be one tensor or a (nested) list of them."""
+        if self._used and not self.persistent:
+            raise RuntimeError("A non-persistent GradientTape can only be used to compute one set of "
+                               "gradients; create it with persistent=True for more.")
+        self._used = True
+        targets = _flatten(target)
+        if output_gradients is None:
+            target_grads = [np.ones_like(np.asarray(t.value if isinstance(t, Tensor) else t)) for t in targets]
+        else:
+            target_grads = [np.asarray(_value(g)) for g in _flatten(output_gradients)]
+        targets = [t if isinstance(t, Tensor) else Tensor(np.asarray(t)) for t in targets]
+        flat_sources = _flatten(sources)
+        for s in flat_sources:
+            if not isinstance(s, Tensor):
+                raise TypeError(f"GradientTape.gradient sources must be Tensors or Variables, "
+                                f"received {type(s).__name__}")
+        grads = backpropagate(targets, target_grads, flat_sources)
+        grads = [None if g is None else Tensor(np.asarray(g, dtype=s.dtype)) for g, s in zip(grads, flat_sources)]
+        return _unflatten(sources, iter(grads))
+
+
+class _StopRecording:
+    def __init__(self, tape):
+        self.tape = tape
+
+    def __enter__(self):
+        _state.tapes.remove(self.tape)
+
+    def __exit__(self, *exc):
+        _state.tapes.append(self.tape)
+        return False
+
+
+def _flatten(x):
+    if isinstance(x, (list, tuple)):
+        return [leaf for item in x for leaf in _flatten(item)]
+    if isinstance(x, dict):
+        return [leaf for key in sorted(x) for leaf in _flatten(x[key])]
+    return [x]
+
+
+def _unflatten(structure, leaves):
+    if isinstance(structure, list):
+        return [_unflatten(s, leaves) for s in structure]
+    if isinstance(structure, tuple):
+        return tuple(_unflatten(s, leaves) for s in structure)
+    if isinstance(structure, dict):
+        return {key: _unflatten(structure[key], leaves) for key in sorted(structure)}
+    return next(leaves)

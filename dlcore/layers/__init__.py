@@ -1,0 +1,24 @@
+"""dlcore.layers: Keras 3 layers. Each family lives in its own module."""
+from ..registry import lookup, register, registered
+from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from .core import Activation, Dense, Identity, Input, InputLayer, Lambda
+from .layer import InputSpec, Layer
+from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, concatenate
+from .regularization import ActivityRegularization, Dropout, GaussianDropout, GaussianNoise
+from .reshaping import Flatten, Permute, RepeatVector, Reshape
+
+
+def serialize(layer):
+    """``{"class_name": ..., "config": ...}`` for a layer."""
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize(config, custom_objects=None):
+    """A layer from ``serialize`` output; only registered (or ``custom_objects``) classes."""
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(f"layers.deserialize expects {{'class_name': ..., 'config': ...}}, received {config!r}")
+    cls = lookup("layer", config["class_name"], custom_objects)
+    inner = dict(config.get("config", {}))
+    if hasattr(cls.from_config, "__func__") and "custom_objects" in cls.from_config.__code__.co_varnames:
+        return cls.from_config(inner, custom_objects=custom_objects)
+    return cls.from_config(inner)

@@ -1,0 +1,179 @@
+"""Core layers: InputLayer / Input, Dense, Activation, Lambda, Identity."""
+import numpy as np
+
+from .. import activations, constraints, initializers, ops, regularizers
+from ..registry import register
+from ..symbolic import KerasTensor
+from .layer import InputSpec, Layer
+
+
+@register("layer")
+class InputLayer(Layer):
+    """The entry point of a functional graph; ``dl.Input`` creates one and returns its output."""
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None,
+                 input_tensor=None, name=None, **kwargs):
+        if "input_shape" in kwargs and shape is None:
+            shape = kwargs.pop("input_shape")
+        if "batch_input_shape" in kwargs and batch_shape is None:
+            batch_shape = kwargs.pop("batch_input_shape")
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        if batch_shape is None:
+            if shape is None:
+                raise ValueError("InputLayer: give `shape` (without the batch size) or `batch_shape`.")
+            if isinstance(shape, (int, np.integer)):
+                shape = (shape,)
+            batch_shape = (batch_size,) + tuple(shape)
+        batch_shape = tuple(None if d is None else int(d) for d in batch_shape)
+        if any(d is not None and d < 0 for d in batch_shape):
+            raise ValueError(f"InputLayer '{self.name}': shape dimensions must be non-negative, "
+                             f"received {batch_shape}")
+        self.batch_shape = batch_shape
+        self._input_dtype = np.dtype(dtype).name if dtype is not None else self.dtype
+        self.built = True
+        self.output_tensor = KerasTensor(batch_shape, self._input_dtype, name=self.name)
+        from ..symbolic import CallNode
+
+        node = CallNode(self, (), {}, self.output_tensor)
+        self.output_tensor.node = node
+        self._inbound_nodes.append(node)
+
+    @property
+    def output(self):
+        return self.output_tensor
+
+    def call(self, inputs):
+        return inputs
+
+    def get_config(self):
+        return {"batch_shape": self.batch_shape, "dtype": self._input_dtype, "name": self.name}
+
+
+def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None, tensor=None):
+    """A symbolic input of ``shape`` (without the batch dimension), to start a functional model."""
+    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape, name=name)
+    return layer.output
+
+
+@register("layer")
+class Dense(Layer):
+    """``activation(inputs @ kernel + bias)`` on the last axis.
+
+    Input shape: (batch, ..., input_dim). Output shape: (batch, ..., units).
+    Weights: kernel (input_dim, units), bias (units,).
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, lora_rank=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
+            raise ValueError(f"Dense: received an invalid value for `units`, expected a positive integer. "
+                             f"Received: units={units!r}")
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.input_spec = InputSpec(min_ndim=2)
+        self._fused = activations.kernel_activation(self.activation)
+
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        if input_dim is None:
+            raise ValueError(f"Dense '{self.name}': the last dimension of the inputs must be known, "
+                             f"received input shape {input_shape}")
+        self.kernel = self.add_weight(shape=(input_dim, self.units), initializer=self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
+                                      name="kernel")
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(shape=(self.units,), initializer=self.bias_initializer,
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+                                        name="bias")
+        self.input_spec = InputSpec(min_ndim=2, axes={-1: input_dim})
+        self.built = True
+
+    def call(self, inputs):
+        if self._fused is not None:
+            name, alpha = self._fused
+            y = ops.dense(inputs, self.kernel, self.bias, activation=name, alpha=alpha)
+        else:
+            y = self.activation(ops.dense(inputs, self.kernel, self.bias))
+        if self.activity_regularizer is not None:
+            self._activity_losses.append(self.activity_regularizer(y))
+        return y
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+        }
+
+
+@register("layer")
+class Activation(Layer):
+    """Applies ``activation`` (a name or a function) elementwise."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def call(self, inputs):
+        return self.activation(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "activation": activations.serialize(self.activation)}
+
+
+@register("layer")
+class Identity(Layer):
+    """Returns its input unchanged."""
+
+    def call(self, inputs):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@register("layer")
+class Lambda(Layer):
+    """Wraps a Python function of tensors as a layer. Not serializable to a file: saving a model
+    with a Lambda layer needs the function passed again through ``custom_objects``."""
+
+    def __init__(self, function, output_shape=None, arguments=None, **kwargs):
+        super().__init__(**kwargs)
+        if not callable(function):
+            raise TypeError(f"Lambda: `function` must be callable, received {type(function).__name__}")
+        self.function = function
+        self.arguments = arguments or {}
+        self._output_shape = output_shape
+
+    def call(self, inputs):
+        return self.function(inputs, **self.arguments)
+
+    def get_config(self):
+        return {**super().get_config(), "function": getattr(self.function, "__name__", "lambda"),
+                "arguments": self.arguments}

@@ -1,0 +1,396 @@
+"""The Layer base class: Keras 3's contract (``__init__`` / ``build`` / ``call`` / ``get_config``).
+
+- ``__init__`` stores and validates configuration only;
+- ``build(input_shape)`` creates named weights with ``add_weight`` in Keras layouts, on the first call;
+- ``call(inputs, training=None)`` composes ``dlcore.ops``;
+- ``get_config()`` returns the ``__init__`` arguments, so ``cls.from_config(config)`` rebuilds it.
+"""
+import inspect
+import re
+import threading
+
+import numpy as np
+
+from .. import config as dl_config
+from ..autograd import no_grad
+from ..ops.core import convert_to_tensor
+from ..symbolic import CallNode, KerasTensor, flatten, is_symbolic, map_structure
+from ..tensor import Tensor, Variable
+
+_names = {}
+_context = threading.local()
+
+
+def unique_name(base):
+    """``base``, then ``base_1``, ``base_2``... (reset by ``dl.utils.clear_session()``)."""
+    count = _names.get(base, 0)
+    _names[base] = count + 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def reset_names():
+    _names.clear()
+
+
+def snake_case(name):
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+def current_training():
+    """The ``training`` flag of the enclosing layer call (None outside any call)."""
+    return getattr(_context, "training", None)
+
+
+class InputSpec:
+    """What a layer accepts: ``ndim``, ``min_ndim``, ``max_ndim`` and ``axes`` {axis: size}."""
+
+    def __init__(self, ndim=None, min_ndim=None, max_ndim=None, axes=None, dtype=None):
+        self.ndim, self.min_ndim, self.max_ndim = ndim, min_ndim, max_ndim
+        self.axes = axes or {}
+        self.dtype = dtype
+
+
+class Layer:
+    """Base class of all layers (and of Model)."""
+
+    _CALL_KWARGS = ("input_shape", "batch_input_shape", "batch_size", "input_dim")
+
+    def __init__(self, trainable=True, name=None, dtype=None, **kwargs):
+        input_shape = kwargs.pop("input_shape", None)
+        batch_input_shape = kwargs.pop("batch_input_shape", None)
+        batch_size = kwargs.pop("batch_size", None)
+        input_dim = kwargs.pop("input_dim", None)
+        kwargs.pop("autocast", None)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unrecognized keyword arguments {sorted(kwargs)}")
+        if input_dim is not None and input_shape is None:
+            input_shape = (input_dim,)
+        if batch_input_shape is not None:
+            self._input_shape_arg = tuple(batch_input_shape)
+        elif input_shape is not None:
+            self._input_shape_arg = (batch_size,) + tuple(input_shape)
+        else:
+            self._input_shape_arg = None
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{type(self).__name__}: name must be a string, received {name!r}")
+        self.name = name or unique_name(snake_case(type(self).__name__))
+        self._dtype = None if dtype is None else np.dtype(dtype).name
+        self._trainable = bool(trainable)
+        self._trainable_variables = []
+        self._non_trainable_variables = []
+        self._layers = []
+        self.built = False
+        self.input_spec = None
+        self.supports_masking = False
+        self._inbound_nodes = []
+        self._activity_losses = []
+        self._call_has_training = "training" in inspect.signature(self.call).parameters
+        self._call_has_mask = "mask" in inspect.signature(self.call).parameters
+
+    # attribute tracking --------------------------------------------------------------------
+    def __setattr__(self, name, value):
+        if isinstance(value, Layer) and name != "_outer" and "_layers" in self.__dict__:
+            if all(value is not layer for layer in self._layers):
+                self._layers.append(value)
+        elif isinstance(value, (list, tuple)) and "_layers" in self.__dict__ and not name.startswith("_"):
+            for item in value:
+                if isinstance(item, Layer) and all(item is not layer for layer in self._layers):
+                    self._layers.append(item)
+        object.__setattr__(self, name, value)
+
+    # dtype -----------------------------------------------------------------------------------
+    @property
+    def dtype(self):
+        """The layer's variable and compute dtype (floatx unless given)."""
+        return self._dtype or dl_config.floatx()
+
+    compute_dtype = dtype
+    variable_dtype = dtype
+
+    # weights ---------------------------------------------------------------------------------
+    def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True, autocast=True,
+                   regularizer=None, constraint=None, aggregation="none", name=None):
+        """Create a named weight of ``shape`` (Keras 3 signature) and track it."""
+        from .. import constraints, initializers, regularizers
+
+        shape = () if shape is None else tuple(int(d) for d in shape)
+        if any(d < 0 for d in shape):
+            raise ValueError(f"Layer '{self.name}': weight {name!r} must have a non-negative shape, "
+                             f"received {shape}")
+        dtype = np.dtype(dtype or self.dtype)
+        if initializer is None:
+            initializer = "glorot_uniform" if dtype.kind == "f" else "zeros"
+        init = initializers.get(initializer)
+        value = init(shape, dtype=dtype.name)
+        variable = Variable(value, trainable=trainable, name=name or "variable", dtype=dtype,
+                            regularizer=regularizers.get(regularizer), constraint=constraints.get(constraint))
+        variable.path = f"{self.name}/{variable.name}"
+        (self._trainable_variables if trainable else self._non_trainable_variables).append(variable)
+        return variable
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        value = bool(value)
+        self._trainable = value
+        for v in self._trainable_variables:
+            v.trainable = value
+        for layer in self._layers:
+            layer.trainable = value
+
+    @property
+    def weights(self):
+        """All weights: this layer's trainable then non-trainable, then each sublayer's."""
+        out = self._trainable_variables + self._non_trainable_variables
+        for layer in self._layers:
+            for v in layer.weights:
+                if all(v is not w for w in out):
+                    out.append(v)
+        return out
+
+    variables = weights
+
+    @property
+    def trainable_weights(self):
+        return [v for v in self.weights if v.trainable] if self._trainable else []
+
+    trainable_variables = trainable_weights
+
+    @property
+    def non_trainable_weights(self):
+        if not self._trainable:
+            return self.weights
+        return [v for v in self.weights if not v.trainable]
+
+    non_trainable_variables = non_trainable_weights
+
+    def get_weights(self):
+        """Copies of the weight values, in ``weights`` order."""
+        return [v.value.copy() for v in self.weights]
+
+    def set_weights(self, weights):
+        """Load a list of arrays in ``get_weights`` order (shapes must match exactly)."""
+        own = self.weights
+        weights = list(weights)
+        if len(weights) != len(own):
+            raise ValueError(f"Layer '{self.name}' expects {len(own)} weights, but the weight list "
+                             f"provided has {len(weights)} entries.")
+        arrays = []
+        for v, w in zip(own, weights):
+            w = np.asarray(w.value if isinstance(w, Tensor) else w)
+            if w.shape != v.shape:
+                raise ValueError(f"Layer '{self.name}' weight shape {v.shape} is not compatible with "
+                                 f"provided weight shape {w.shape} (weight {v.path!r}).")
+            arrays.append(w)
+        for v, w in zip(own, arrays):
+            v.assign(w.astype(v.dtype, copy=False))
+
+    def count_params(self):
+        if not self.built:
+            raise ValueError(f"Layer '{self.name}' has not been built yet: call it on data (or build "
+                             "it) before counting its parameters.")
+        return int(sum(v.size for v in self.weights))
+
+    @property
+    def losses(self):
+        """Regularization losses (scalar Tensors): weight penalties and the last call's activity
+        penalties, for this layer and its sublayers. Differentiable under a GradientTape."""
+        out = []
+        seen = set()
+        for layer in self._flatten_layers():
+            for v in layer._trainable_variables + layer._non_trainable_variables:
+                if v.regularizer is not None and id(v) not in seen:
+                    seen.add(id(v))
+                    out.append(v.regularizer(v))
+            out.extend(layer._activity_losses)
+        return out
+
+    def _flatten_layers(self):
+        out, stack, seen = [], [self], set()
+        while stack:
+            layer = stack.pop(0)
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            out.append(layer)
+            stack.extend(layer._layers)
+        return out
+
+    # building and calling --------------------------------------------------------------------
+    def build(self, input_shape):
+        self.built = True
+
+    def call(self, inputs):
+        return inputs
+
+    def __call__(self, *args, **kwargs):
+        if not args:
+            raise ValueError(f"Layer '{self.name}' was called without inputs.")
+        if is_symbolic(args) or is_symbolic(kwargs):
+            return self._symbolic_call(args, kwargs)
+        inputs = map_structure(self._convert_input, args[0])
+        self._check_input(inputs)
+        if not self.built:
+            self._build_from(inputs)
+        training = kwargs.pop("training", None)
+        if training is None:
+            training = current_training()
+        if self._call_has_training:
+            kwargs["training"] = training
+        if not self._call_has_mask:
+            kwargs.pop("mask", None)
+        previous = getattr(_context, "training", None)
+        _context.training = training
+        try:
+            self._activity_losses = []
+            outputs = self.call(inputs, *args[1:], **kwargs)
+        finally:
+            _context.training = previous
+        return outputs
+
+    def _convert_input(self, x):
+        if isinstance(x, Tensor):
+            if x.dtype.kind == "f" and x.dtype != self.dtype:
+                from ..ops import cast
+
+                return cast(x, self.dtype)
+            return x
+        if x is None or isinstance(x, (str, bool)):
+            return x
+        a = x.to_numpy() if hasattr(x, "to_numpy") and not isinstance(x, np.ndarray) else np.asarray(x)
+        if a.dtype.kind == "f" or (a.dtype.kind in "iub" and self._casts_integer_inputs()):
+            a = a.astype(self.dtype, copy=False)
+        return Tensor(a)
+
+    def _casts_integer_inputs(self):
+        """Integer inputs become floats, as Keras autocasts them, unless a layer takes ids."""
+        return True
+
+    def _build_from(self, inputs):
+        shapes = map_structure(lambda t: tuple(t.shape) if hasattr(t, "shape") else None, inputs)
+        self.build(shapes)
+        self.built = True
+
+    def _check_input(self, inputs):
+        spec = self.input_spec
+        if spec is None or not isinstance(spec, InputSpec):
+            return
+        for x in flatten(inputs):
+            shape = getattr(x, "shape", None)
+            if shape is None:
+                continue
+            ndim = len(shape)
+            if spec.ndim is not None and ndim != spec.ndim:
+                raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: expected "
+                                 f"ndim={spec.ndim}, found ndim={ndim}. Full shape received: {tuple(shape)}")
+            if spec.min_ndim is not None and ndim < spec.min_ndim:
+                raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: expected "
+                                 f"min_ndim={spec.min_ndim}, found ndim={ndim}. Full shape received: "
+                                 f"{tuple(shape)}")
+            for axis, size in spec.axes.items():
+                if size is not None and ndim > 0 and shape[axis] is not None and shape[axis] != size:
+                    raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: "
+                                     f"expected axis {axis} of input shape to have value {size}, but "
+                                     f"received input with shape {tuple(shape)}")
+
+    # symbolic (functional API) -----------------------------------------------------------------
+    def _symbolic_call(self, args, kwargs):
+        inputs = args[0]
+        self._check_input(inputs)
+        out_spec = self.compute_output_spec(inputs, *args[1:], **kwargs)
+        node = CallNode(self, args, kwargs, None)
+        counter = iter(range(1 << 30))
+        outputs = map_structure(lambda s: KerasTensor(s.shape, s.dtype, node, next(counter), name=self.name), out_spec)
+        node.outputs = outputs
+        self._inbound_nodes.append(node)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        """Output shape for ``input_shape`` (batch None); found by running the layer on zeros
+        unless a subclass gives the formula."""
+        spec = self.compute_output_spec(map_structure(lambda s: KerasTensor(s), input_shape,)
+                                        if not _is_shape(input_shape) else KerasTensor(input_shape))
+        return map_structure(lambda s: s.shape, spec)
+
+    def compute_output_spec(self, inputs, *args, **kwargs):
+        """Output KerasTensors for symbolic ``inputs``: run the layer on zero-filled data twice
+        (unknown dimensions set to 2, then 3) and mark the dimensions that changed as None."""
+        results = []
+        for fill in (2, 3):
+            def concrete(t, fill=fill):
+                if not isinstance(t, KerasTensor):
+                    return t
+                shape = tuple(fill if d is None else d for d in t.shape)
+                return Tensor(np.zeros(shape, dtype=t.dtype))
+
+            concrete_args = map_structure(concrete, (inputs,) + args)
+            concrete_kwargs = {k: map_structure(concrete, v) for k, v in kwargs.items()}
+            concrete_kwargs.setdefault("training", False)
+            with no_grad():
+                out = self(*concrete_args, **concrete_kwargs)
+            results.append(out)
+            if not any(None in t.shape for t in flatten(inputs) if isinstance(t, KerasTensor)):
+                break
+        first = results[0]
+        other = results[-1]
+
+        def spec(a, b):
+            shape = tuple(None if i == 0 or da != db else da for i, (da, db) in enumerate(zip(a.shape, b.shape)))
+            return KerasTensor(shape, a.dtype)
+
+        return map_structure_pair(spec, first, other)
+
+    @property
+    def input(self):
+        """The symbolic input of this layer's first call in a functional graph."""
+        node = self._first_node("input")
+        return node.args[0]
+
+    @property
+    def output(self):
+        """The symbolic output of this layer's first call in a functional graph."""
+        return self._first_node("output").outputs
+
+    @property
+    def input_shape(self):
+        return map_structure(lambda t: t.shape, self.input)
+
+    @property
+    def output_shape(self):
+        return map_structure(lambda t: t.shape, self.output)
+
+    def _first_node(self, what):
+        if not self._inbound_nodes:
+            raise AttributeError(f"Layer '{self.name}' has never been called on a symbolic input, so it "
+                                 f"has no defined {what}.")
+        return self._inbound_nodes[0]
+
+    # configuration ---------------------------------------------------------------------------
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        if self._input_shape_arg is not None:
+            config["batch_input_shape"] = self._input_shape_arg
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _is_shape(x):
+    return isinstance(x, (tuple, list)) and all(d is None or isinstance(d, (int, np.integer)) for d in x)
+
+
+def map_structure_pair(fn, a, b):
+    if isinstance(a, (list, tuple)):
+        return type(a)(map_structure_pair(fn, x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return {k: map_structure_pair(fn, a[k], b[k]) for k in a}
+    return fn(a, b)

@@ -1,0 +1,132 @@
+"""Sequential: a plain stack of layers, each feeding the next."""
+from ..layers.core import InputLayer
+from ..layers.layer import Layer
+from ..registry import register
+from ..symbolic import KerasTensor
+from .model import Model
+
+
+@register("layer")
+class Sequential(Model):
+    """``Sequential([dl.Input(shape), layer, layer, ...])``, or layers added with ``add``.
+
+    The first layer may carry ``input_shape=``; without any input shape the model builds on its
+    first call, from the data.
+    """
+
+    def __init__(self, layers=None, trainable=True, name=None, **kwargs):
+        super().__init__(trainable=trainable, name=name, **kwargs)
+        object.__setattr__(self, "_input_layer", None)  # not a tracked sublayer, as in Keras
+        self._symbolic_output = None
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer):
+        if isinstance(layer, KerasTensor) and layer.node is not None and isinstance(layer.node.layer, InputLayer):
+            layer = layer.node.layer
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add expects a Layer instance, received {type(layer).__name__}: {layer!r}")
+        if isinstance(layer, InputLayer):
+            if self._layers:
+                raise ValueError(f"Sequential '{self.name}': an InputLayer can only be the first layer.")
+            self._set_input(layer)
+            return
+        if not self._layers and self._input_layer is None and layer._input_shape_arg is not None:
+            self._set_input(InputLayer(batch_shape=layer._input_shape_arg, dtype=layer._dtype))
+        self._layers.append(layer)
+        if self._symbolic_output is not None:
+            self._symbolic_output = layer(self._symbolic_output)
+
+    def _set_input(self, input_layer):
+        object.__setattr__(self, "_input_layer", input_layer)
+        self._symbolic_output = input_layer.output
+        for layer in self._layers:
+            self._symbolic_output = layer(self._symbolic_output)
+
+    def pop(self):
+        if not self._layers:
+            raise ValueError(f"Sequential '{self.name}' has no layers to pop.")
+        layer = self._layers.pop()
+        if self._input_layer is not None:
+            self._set_input(self._input_layer)
+        return layer
+
+    def call(self, inputs, training=None):
+        if self._input_layer is not None:
+            x = self._input_layer._convert_input(inputs)
+            self._check_sequential_input(x)
+        else:
+            x = inputs
+        for layer in self._layers:
+            x = layer(x, training=training)
+        return x
+
+    def _build_from(self, inputs):
+        self.built = True
+        if self._input_layer is None and hasattr(inputs, "shape"):
+            # Known now: give the model a symbolic graph, so summary() and layer.output work.
+            shape = (None,) + tuple(inputs.shape[1:])
+            self.__dict__["_pending_input"] = InputLayer(batch_shape=shape, dtype=inputs.dtype if inputs.dtype.kind != "f" else None)
+
+    def __call__(self, *args, **kwargs):
+        out = super().__call__(*args, **kwargs)
+        pending = self.__dict__.pop("_pending_input", None)
+        if pending is not None:
+            self._set_input(pending)
+        return out
+
+    def _check_sequential_input(self, x):
+        shape = getattr(x, "shape", None)
+        expected = self._input_layer.batch_shape
+        if shape is None:
+            return
+        if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected[1:], shape[1:])):
+            raise ValueError(f"Input 0 of Sequential model '{self.name}' is incompatible: expected shape "
+                             f"{expected}, received {tuple(shape)}")
+
+    @property
+    def input(self):
+        if self._input_layer is None:
+            raise AttributeError(f"Sequential model '{self.name}' has no defined input yet: give the first "
+                                 "layer an input shape, start with dl.Input, or call the model on data.")
+        return self._input_layer.output
+
+    @property
+    def inputs(self):
+        return [self.input]
+
+    @property
+    def output(self):
+        if self._symbolic_output is None:
+            raise AttributeError(f"Sequential model '{self.name}' has no defined output yet.")
+        return self._symbolic_output
+
+    @property
+    def outputs(self):
+        return [self.output]
+
+    @property
+    def input_shape(self):
+        return self.input.shape
+
+    @property
+    def output_shape(self):
+        return self.output.shape
+
+    def get_config(self):
+        from .. import layers as layers_module
+
+        entries = []
+        if self._input_layer is not None:
+            entries.append(layers_module.serialize(self._input_layer))
+        entries.extend(layers_module.serialize(layer) for layer in self._layers)
+        return {"name": self.name, "trainable": self.trainable, "layers": entries}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from .. import layers as layers_module
+
+        model = cls(name=config.get("name"), trainable=config.get("trainable", True))
+        for entry in config["layers"]:
+            model.add(layers_module.deserialize(entry, custom_objects=custom_objects))
+        return model

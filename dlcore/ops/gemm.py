@@ -1,0 +1,127 @@
+"""Matrix products: matmul and the fused dense op y = act(x @ w + b)."""
+import numpy as np
+
+from .. import kernels
+from ..autograd import Function
+from .core import contiguous, float_array
+from .elementwise import activation_code
+
+
+def _matmul(a, b, trans_a=False, trans_b=False):
+    """op(a) @ op(b) for 2-D float arrays of one dtype, through the BLAS kernel."""
+    m = a.shape[1] if trans_a else a.shape[0]
+    n = b.shape[0] if trans_b else b.shape[1]
+    out = np.empty((m, n), dtype=a.dtype)
+    kernels.get("matmul")(contiguous(a), contiguous(b), out, trans_a, trans_b, 1.0, 0.0)
+    return out
+
+
+class MatMul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        a, b = float_array(a), float_array(b)
+        if a.dtype != b.dtype:
+            dtype = np.result_type(a, b)
+            a, b = a.astype(dtype), b.astype(dtype)
+        ctx.save(a, b)
+        if a.ndim == 2 and b.ndim == 2:
+            return _matmul(a, b)
+        return np.matmul(a, b)
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        a, b = ctx.saved
+        if a.ndim == 2 and b.ndim == 2:
+            da = _matmul(dy, b, trans_b=True) if needs[0] else None
+            db = _matmul(a, dy, trans_a=True) if needs[1] else None
+            return da, db
+        from .core import unbroadcast
+
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        dy2 = dy
+        if a.ndim == 1:
+            dy2 = np.expand_dims(dy2, -2)
+        if b.ndim == 1:
+            dy2 = np.expand_dims(dy2, -1)
+        da = db = None
+        if needs[0]:
+            da = unbroadcast(np.matmul(dy2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+        if needs[1]:
+            db = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), dy2), b2.shape).reshape(b.shape)
+        return da, db
+
+
+class Dense(Function):
+    """y = act(x @ w + b) over the last axis of x.
+
+    x: (..., K); w: (K, M); b: (M,) or None; activation: a kernel activation name.
+    Inference runs one fused kernel. Training keeps z = x @ w + b for the backward pass.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, b, activation, alpha, recording):
+        lead = x.shape[:-1]
+        x2 = contiguous(x.reshape(-1, x.shape[-1]))
+        code = activation_code(activation)
+        y2 = np.empty((x2.shape[0], w.shape[1]), dtype=w.dtype)
+        threads = kernels.threads_for(y2.size)
+        dense_forward = kernels.get("dense_forward")
+        if not recording or activation == "linear":
+            dense_forward(x2, w, b, code, alpha, y2, threads)
+            z2 = y2
+        else:
+            z2 = np.empty_like(y2)
+            dense_forward(x2, w, b, 0, 0.0, z2, threads)
+            if activation == "softmax":
+                kernels.get("softmax_forward")(z2, y2, threads)
+            else:
+                kernels.get("activation_forward")(code, z2.reshape(-1), alpha, y2.reshape(-1), threads)
+        ctx.save(x2, w, z2, y2)
+        ctx.lead, ctx.code, ctx.alpha, ctx.activation, ctx.has_bias = lead, code, alpha, activation, b is not None
+        return y2.reshape(lead + (w.shape[1],))
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        x2, w, z2, y2 = ctx.saved
+        dy2 = contiguous(dy.astype(w.dtype, copy=False).reshape(y2.shape))
+        if ctx.activation == "linear":
+            dz = dy2
+        elif ctx.activation == "softmax":
+            dz = np.empty_like(y2)
+            kernels.get("softmax_backward")(y2, dy2, dz)
+        else:
+            dz = np.empty_like(y2)
+            kernels.get("activation_backward")(ctx.code, z2.reshape(-1), y2.reshape(-1), dy2.reshape(-1),
+                                               ctx.alpha, dz.reshape(-1))
+        dx = _matmul(dz, w, trans_b=True).reshape(ctx.lead + (w.shape[0],)) if needs[0] else None
+        dw = _matmul(x2, dz, trans_a=True) if needs[1] else None
+        db = None
+        if ctx.has_bias and needs[2]:
+            db = np.empty(w.shape[1], dtype=w.dtype)
+            kernels.get("sum_axis0")(dz, db, kernels.threads_for(dz.size))
+        return dx, dw, db
+
+
+def matmul(x1, x2):
+    return MatMul.apply(x1, x2)
+
+
+dot = matmul
+
+
+def dense(x, kernel, bias=None, activation="linear", alpha=0.0):
+    """act(x @ kernel + bias) with a fused kernel; ``activation`` is a kernel activation name."""
+    from ..autograd import is_recording
+    from .core import value
+
+    if activation_code(activation) is None:
+        raise ValueError(f"dense: activation {activation!r} has no fused kernel")
+    xv = value(x)
+    w = value(kernel)
+    if not isinstance(xv, np.ndarray) or xv.dtype != w.dtype:
+        x = float_array(xv, dtype=w.dtype)
+    return Dense.apply(x, kernel, bias, activation=activation, alpha=float(alpha), recording=is_recording())
+
+
+__all__ = ["matmul", "dot", "dense"]

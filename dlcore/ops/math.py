@@ -1,0 +1,317 @@
+"""Elementwise arithmetic with NumPy broadcasting, and its gradients."""
+import numpy as np
+
+from ..autograd import Function
+from .core import unbroadcast
+
+
+def _arr(x):
+    """Arrays stay arrays; Python scalars stay weakly typed so float32 arrays remain float32."""
+    if isinstance(x, (np.ndarray, int, float, bool)):
+        return x
+    return np.asarray(x)
+
+
+def _binary(a, b):
+    return _arr(a), _arr(b)
+
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        a, b = _binary(a, b)
+        ctx.shapes = (np.shape(a), np.shape(b))
+        return a + b
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        sa, sb = ctx.shapes
+        return (unbroadcast(dy, sa) if needs[0] else None, unbroadcast(dy, sb) if needs[1] else None)
+
+
+class Subtract(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        a, b = _binary(a, b)
+        ctx.shapes = (np.shape(a), np.shape(b))
+        return a - b
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        sa, sb = ctx.shapes
+        return (unbroadcast(dy, sa) if needs[0] else None, unbroadcast(-dy, sb) if needs[1] else None)
+
+
+class Multiply(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        a, b = _binary(a, b)
+        ctx.save(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        a, b = ctx.saved
+        return (unbroadcast(dy * b, np.shape(a)) if needs[0] else None,
+                unbroadcast(dy * a, np.shape(b)) if needs[1] else None)
+
+
+class Divide(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        a, b = _binary(a, b)
+        ctx.save(a, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        a, b = ctx.saved
+        return (unbroadcast(dy / b, np.shape(a)) if needs[0] else None,
+                unbroadcast(-dy * a / (b * b), np.shape(b)) if needs[1] else None)
+
+
+class Power(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        a, b = _binary(a, b)
+        y = np.power(a, b)
+        ctx.save(a, b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        a, b, y = ctx.saved
+        da = db = None
+        if needs[0]:
+            da = unbroadcast(dy * b * np.power(a, b - 1), np.shape(a))
+        if needs[1]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                db = unbroadcast(dy * y * np.where(a > 0, np.log(np.where(a > 0, a, 1)), 0), np.shape(b))
+        return da, db
+
+
+class Maximum(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        a, b = _binary(a, b)
+        ctx.save(a, b)
+        return np.maximum(a, b)
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        a, b = ctx.saved
+        take_a = a >= b
+        return (unbroadcast(dy * take_a, np.shape(a)) if needs[0] else None,
+                unbroadcast(dy * ~take_a, np.shape(b)) if needs[1] else None)
+
+
+class Minimum(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        a, b = _binary(a, b)
+        ctx.save(a, b)
+        return np.minimum(a, b)
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        a, b = ctx.saved
+        take_a = a <= b
+        return (unbroadcast(dy * take_a, np.shape(a)) if needs[0] else None,
+                unbroadcast(dy * ~take_a, np.shape(b)) if needs[1] else None)
+
+
+class _Unary(Function):
+    """y = f(x) with dy/dx from (x, y)."""
+
+    @classmethod
+    def forward(cls, ctx, x):
+        x = _arr(x)
+        if x.dtype.kind != "f":
+            x = x.astype(np.float32)
+        y = cls.f(x)
+        ctx.save(x, y)
+        return y
+
+    @classmethod
+    def backward(cls, ctx, dy, needs):
+        x, y = ctx.saved
+        return (dy * cls.df(x, y),)
+
+
+class Negative(_Unary):
+    f = staticmethod(np.negative)
+    df = staticmethod(lambda x, y: -1)
+
+
+class Exp(_Unary):
+    f = staticmethod(np.exp)
+    df = staticmethod(lambda x, y: y)
+
+
+class Log(_Unary):
+    f = staticmethod(np.log)
+    df = staticmethod(lambda x, y: 1 / x)
+
+
+class Log1p(_Unary):
+    f = staticmethod(np.log1p)
+    df = staticmethod(lambda x, y: 1 / (1 + x))
+
+
+class Sqrt(_Unary):
+    f = staticmethod(np.sqrt)
+    df = staticmethod(lambda x, y: 0.5 / y)
+
+
+class Square(_Unary):
+    f = staticmethod(np.square)
+    df = staticmethod(lambda x, y: 2 * x)
+
+
+class Abs(_Unary):
+    f = staticmethod(np.abs)
+    df = staticmethod(lambda x, y: np.sign(x))
+
+
+class Sin(_Unary):
+    f = staticmethod(np.sin)
+    df = staticmethod(lambda x, y: np.cos(x))
+
+
+class Cos(_Unary):
+    f = staticmethod(np.cos)
+    df = staticmethod(lambda x, y: -np.sin(x))
+
+
+class Reciprocal(_Unary):
+    f = staticmethod(np.reciprocal)
+    df = staticmethod(lambda x, y: -y * y)
+
+
+class Clip(Function):
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        ctx.save(x)
+        ctx.bounds = (lo, hi)
+        return np.clip(x, lo, hi).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        (x,) = ctx.saved
+        lo, hi = ctx.bounds
+        return (dy * ((x >= lo) & (x <= hi)), None, None)
+
+
+class Where(Function):
+    @staticmethod
+    def forward(ctx, condition, a, b):
+        condition = np.asarray(condition, dtype=bool)
+        a, b = _arr(a), _arr(b)
+        ctx.save(condition)
+        ctx.shapes = (np.shape(a), np.shape(b))
+        return np.where(condition, a, b)
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        (condition,) = ctx.saved
+        sa, sb = ctx.shapes
+        return (None,
+                unbroadcast(np.where(condition, dy, 0).astype(dy.dtype), sa) if needs[1] else None,
+                unbroadcast(np.where(condition, 0, dy).astype(dy.dtype), sb) if needs[2] else None)
+
+
+def add(x1, x2):
+    return Add.apply(x1, x2)
+
+
+def subtract(x1, x2):
+    return Subtract.apply(x1, x2)
+
+
+def multiply(x1, x2):
+    return Multiply.apply(x1, x2)
+
+
+def divide(x1, x2):
+    return Divide.apply(x1, x2)
+
+
+true_divide = divide
+
+
+def power(x1, x2):
+    return Power.apply(x1, x2)
+
+
+def maximum(x1, x2):
+    return Maximum.apply(x1, x2)
+
+
+def minimum(x1, x2):
+    return Minimum.apply(x1, x2)
+
+
+def negative(x):
+    return Negative.apply(x)
+
+
+def exp(x):
+    return Exp.apply(x)
+
+
+def log(x):
+    return Log.apply(x)
+
+
+def log1p(x):
+    return Log1p.apply(x)
+
+
+def sqrt(x):
+    return Sqrt.apply(x)
+
+
+def square(x):
+    return Square.apply(x)
+
+
+def abs(x):  # noqa: A001 - keras.ops name
+    return Abs.apply(x)
+
+
+absolute = abs
+
+
+def sin(x):
+    return Sin.apply(x)
+
+
+def cos(x):
+    return Cos.apply(x)
+
+
+def reciprocal(x):
+    return Reciprocal.apply(x)
+
+
+def clip(x, x_min, x_max):
+    return Clip.apply(x, lo=x_min, hi=x_max)
+
+
+def where(condition, x1, x2):
+    from .core import value
+
+    return Where.apply(np.asarray(value(condition)), x1, x2)
+
+
+def sign(x):
+    from .core import value
+
+    from ..tensor import Tensor
+
+    return Tensor(np.sign(value(x)))
+
+
+__all__ = ["add", "subtract", "multiply", "divide", "true_divide", "power", "maximum", "minimum",
+           "negative", "exp", "log", "log1p", "sqrt", "square", "abs", "absolute", "sin", "cos",
+           "reciprocal", "clip", "where", "sign"]

@@ -1,0 +1,188 @@
+"""Tensor (an array plus the op that made it) and Variable (a named, mutable, trainable array)."""
+import numpy as np
+
+
+class Tensor:
+    """An immutable NumPy array with its place in the recorded graph.
+
+    ``value``: the ndarray; ``node``: the autograd Node that produced it (None for constants and
+    variables); ``index``: which output of that node it is.
+    """
+
+    __slots__ = ("value", "node", "index", "__weakref__")
+    __array_priority__ = 100  # ndarray <op> Tensor defers to Tensor's reflected operators
+
+    def __init__(self, value, node=None, index=0):
+        self.value = value if isinstance(value, np.ndarray) else np.asarray(value)
+        self.node = node
+        self.index = index
+
+    # array protocol ---------------------------------------------------------------------
+    @property
+    def shape(self):
+        return self.value.shape
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+    @property
+    def ndim(self):
+        return self.value.ndim
+
+    @property
+    def size(self):
+        return self.value.size
+
+    def numpy(self):
+        return self.value
+
+    def __array__(self, dtype=None, copy=None):
+        if dtype is not None and dtype != self.value.dtype:
+            return self.value.astype(dtype)
+        return self.value
+
+    def __len__(self):
+        if self.value.ndim == 0:
+            raise TypeError("len() of a 0-d Tensor")
+        return self.value.shape[0]
+
+    def __float__(self):
+        return float(self.value)
+
+    def __int__(self):
+        return int(self.value)
+
+    def __bool__(self):
+        return bool(self.value)
+
+    def __repr__(self):
+        return f"<Tensor shape={self.value.shape} dtype={self.value.dtype}>\n{self.value!r}"
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    # operators (differentiable, through dlcore.ops) -----------------------------------------
+    def __add__(self, other):
+        return _ops().add(self, other)
+
+    def __radd__(self, other):
+        return _ops().add(other, self)
+
+    def __sub__(self, other):
+        return _ops().subtract(self, other)
+
+    def __rsub__(self, other):
+        return _ops().subtract(other, self)
+
+    def __mul__(self, other):
+        return _ops().multiply(self, other)
+
+    def __rmul__(self, other):
+        return _ops().multiply(other, self)
+
+    def __truediv__(self, other):
+        return _ops().divide(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops().divide(other, self)
+
+    def __pow__(self, other):
+        return _ops().power(self, other)
+
+    def __rpow__(self, other):
+        return _ops().power(other, self)
+
+    def __matmul__(self, other):
+        return _ops().matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops().matmul(other, self)
+
+    def __neg__(self):
+        return _ops().negative(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _ops().abs(self)
+
+    def __getitem__(self, key):
+        return _ops().getitem(self, key)
+
+    def __lt__(self, other):
+        return Tensor(self.value < _value(other))
+
+    def __le__(self, other):
+        return Tensor(self.value <= _value(other))
+
+    def __gt__(self, other):
+        return Tensor(self.value > _value(other))
+
+    def __ge__(self, other):
+        return Tensor(self.value >= _value(other))
+
+    __hash__ = object.__hash__  # identity, as tensors are graph nodes (== is not elementwise)
+
+    @property
+    def T(self):
+        return _ops().transpose(self)
+
+    def reshape(self, *shape):
+        return _ops().reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+
+    def astype(self, dtype):
+        return _ops().cast(self, dtype)
+
+
+class Variable(Tensor):
+    """A named array that layers own and optimizers update in place.
+
+    ``trainable`` variables are watched by GradientTape automatically. ``value`` stays the same
+    C-contiguous buffer for the variable's lifetime, so kernels can update it in place.
+    """
+
+    __slots__ = ("name", "trainable", "regularizer", "constraint", "path")
+
+    def __init__(self, initial_value, trainable=True, name=None, dtype=None, regularizer=None, constraint=None):
+        value = np.array(_value(initial_value), dtype=dtype, copy=True, order="C")
+        if value.dtype.kind not in "fiub":
+            raise TypeError(f"Variable {name!r}: expected a numeric initial value, received dtype {value.dtype}")
+        super().__init__(value)
+        self.name = name or "variable"
+        self.path = self.name
+        self.trainable = bool(trainable)
+        self.regularizer = regularizer
+        self.constraint = constraint
+
+    def assign(self, value):
+        value = np.asarray(_value(value))
+        if value.shape != self.value.shape:
+            raise ValueError(f"Variable {self.path!r}: cannot assign a value of shape {value.shape} "
+                             f"to a variable of shape {self.value.shape}")
+        np.copyto(self.value, value, casting="same_kind" if value.dtype.kind == "f" else "unsafe")
+        return self
+
+    def assign_add(self, delta):
+        self.value += np.asarray(_value(delta), dtype=self.value.dtype)
+        return self
+
+    def assign_sub(self, delta):
+        self.value -= np.asarray(_value(delta), dtype=self.value.dtype)
+        return self
+
+    def __repr__(self):
+        return (f"<Variable path={self.path} shape={self.value.shape} dtype={self.value.dtype} "
+                f"trainable={self.trainable}>\n{self.value!r}")
+
+
+def _value(x):
+    return x.value if isinstance(x, Tensor) else x
+
+
+def _ops():
+    from . import ops
+
+    return ops

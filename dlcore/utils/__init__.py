@@ -1,0 +1,31 @@
+"""Utilities: seeding, session reset, data helpers."""
+import numpy as np
+
+from .random import set_random_seed
+
+
+def clear_session():
+    """Reset layer-name counters (dense, dense_1, ...), as keras.utils.clear_session does."""
+    from ..layers.layer import reset_names
+
+    reset_names()
+
+
+def to_categorical(y, num_classes=None, dtype="float32"):
+    """One-hot encode integer class ids: (N,) -> (N, num_classes)."""
+    y = np.asarray(y)
+    if y.ndim > 1 and y.shape[-1] == 1:
+        y = y.reshape(y.shape[:-1])
+    if y.size and (y.min() < 0 or np.any(np.mod(y, 1) != 0)):
+        raise ValueError("to_categorical: class ids must be non-negative integers")
+    y = y.astype(np.int64)
+    if num_classes is None:
+        num_classes = int(y.max()) + 1 if y.size else 0
+    elif y.size and y.max() >= num_classes:
+        raise ValueError(f"to_categorical: class id {int(y.max())} is out of range for num_classes={num_classes}")
+    out = np.zeros(y.shape + (num_classes,), dtype=dtype)
+    np.put_along_axis(out, y[..., None], 1, axis=-1)
+    return out
+
+
+__all__ = ["set_random_seed", "clear_session", "to_categorical"]

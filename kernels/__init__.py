@@ -1,0 +1,56 @@
+"""dlcore.kernels: compiled compute on NumPy buffers (tier 3).
+
+Arrays in, preallocated arrays out; no knowledge of tensors, layers or models. Each family
+module ends with a ``KERNELS`` table; :func:`get` looks a kernel up by name. Cython kernels are
+ready at import; Numba kernels compile on their first call (see ``_config.jit``).
+"""
+import importlib
+
+from . import _config
+from ._config import num_threads, set_num_threads, threads_for
+
+FAMILIES = ("gemm", "elementwise", "reduce", "losses", "dropout", "optim")
+
+_table = None
+
+
+def _load_table():
+    global _table
+    if _table is None:
+        table = {}
+        for family in FAMILIES:
+            try:
+                module = importlib.import_module(f"{__name__}.{family}")
+            except ImportError as exc:
+                if "_" + family in str(exc) or "No module named 'dlcore.kernels._" in str(exc):
+                    raise ImportError(
+                        f"dlcore's compiled kernels were not built ({exc}). Install dlcore with "
+                        "`pip install .` (or `pip install -e .` in a source checkout) so that "
+                        "the Cython extensions are compiled."
+                    ) from exc
+                raise
+            for name, fn in module.KERNELS.items():
+                if name in table:
+                    raise RuntimeError(f"kernel {name!r} is defined by two families")
+                table[name] = fn
+        _table = table
+    return _table
+
+
+def get(name, device="cpu"):
+    """The kernel called ``name`` for ``device``."""
+    if device != "cpu":
+        raise ValueError(f"device must be 'cpu' (the only kernel set built), received {device!r}")
+    table = _load_table()
+    try:
+        return table[name]
+    except KeyError:
+        raise KeyError(f"no kernel named {name!r}; known kernels: {sorted(table)}") from None
+
+
+def names():
+    """All CPU kernel names."""
+    return sorted(_load_table())
+
+
+__all__ = ["get", "names", "num_threads", "set_num_threads", "threads_for", "FAMILIES"]

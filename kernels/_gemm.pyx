@@ -1,0 +1,133 @@
+# Design: matrix products through scipy's BLAS (sgemm/dgemm from scipy.linalg.cython_blas, the
+# OpenBLAS that scipy ships; its own threads). Row-major operands are passed as their
+# column-major transposes: C = op(A) op(B) row-major is C^T = op(B)^T op(A)^T column-major, so
+# BLAS gets (B, A) swapped, the trans flags unchanged, and leading dimensions = row lengths.
+# Zero-sized dimensions never reach BLAS (k == 0 only scales out by beta).
+# dense_forward = one GEMM into y_nm, then a fused epilogue: bias + activation in one pass over
+# each row (act_row / softmax_row from _activations.pxd), rows disjoint, so results are
+# bit-identical for any n_threads (the BLAS call is the same whatever n_threads is).
+# Epilogue threading (measured, 2 cores): an OpenMP team started right after a threaded
+# OpenBLAS call waits for OpenBLAS's spinning workers (about one scheduler tick, 4-8 ms), which
+# is 30x the whole (64,784)x(784,512) product. So the epilogue runs on the calling thread unless
+# its weighted work (elements x 1 for cheap activations, x 32 for exp/erf/tanh ones) reaches
+# EPILOGUE_PARALLEL_MIN, where it costs several ms serially; n_threads is an upper bound.
+#
+# Legend: N batch rows, K inputs, M outputs; matmul: out (m, n) = op(a) (m, k) @ op(b) (k, n).
+from cython.parallel cimport prange
+from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+from kernels._activations cimport (
+    floating, act_row, softmax_row, log_softmax_row, ACT_LINEAR, ACT_RELU, ACT_LEAKY_RELU,
+    ACT_RELU6, ACT_HARD_SIGMOID, ACT_SOFTSIGN, ACT_SOFTMAX, ACT_LOG_SOFTMAX,
+)
+
+
+cdef void _gemm(bint trans_a, bint trans_b, int m, int n, int k, double alpha,
+                const floating* a, int lda, const floating* b, int ldb, double beta,
+                floating* c, int ldc) noexcept nogil:
+    """Row-major c (m, n) = alpha op(a) op(b) + beta c, all dims > 0."""
+    cdef char ta = b'T' if trans_a else b'N'
+    cdef char tb = b'T' if trans_b else b'N'
+    cdef float alpha_f = <float>alpha, beta_f = <float>beta
+    if floating is float:
+        sgemm(&tb, &ta, &n, &m, &k, &alpha_f, <float*>b, &ldb, <float*>a, &lda,
+              &beta_f, c, &ldc)
+    else:
+        dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda,
+              &beta, c, &ldc)
+
+
+cdef void _scale(floating* c, Py_ssize_t size, double beta) noexcept nogil:
+    """c *= beta; beta == 0 writes zeros (c is not read, as in BLAS)."""
+    cdef Py_ssize_t i
+    cdef floating bt = <floating>beta
+    if beta == 0:
+        for i in range(size):
+            c[i] = 0
+    elif beta != 1:
+        for i in range(size):
+            c[i] = c[i] * bt
+
+
+# Weighted epilogue work (see Design) from which dense_forward's epilogue uses n_threads.
+EPILOGUE_PARALLEL_MIN = 1 << 24
+cdef Py_ssize_t _EPILOGUE_PARALLEL_MIN = EPILOGUE_PARALLEL_MIN
+
+
+cdef inline Py_ssize_t _epilogue_work(int code, Py_ssize_t n, Py_ssize_t m) noexcept nogil:
+    cdef Py_ssize_t weight = 32
+    if (code == ACT_LINEAR or code == ACT_RELU or code == ACT_LEAKY_RELU or code == ACT_RELU6
+            or code == ACT_HARD_SIGMOID or code == ACT_SOFTSIGN):
+        weight = 1
+    return n * m * weight
+
+
+cdef inline void _epilogue_row(int code, floating* y, const floating* bias, Py_ssize_t m,
+                               floating alpha) noexcept nogil:
+    """y = act(y + bias) over one row of m outputs, in place."""
+    if code == ACT_SOFTMAX:
+        softmax_row(y, bias, y, m)
+    elif code == ACT_LOG_SOFTMAX:
+        log_softmax_row(y, bias, y, m)
+    else:
+        act_row(code, y, bias, y, m, alpha)
+
+
+def matmul(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] out,
+           bint trans_a=False, bint trans_b=False, double alpha=1.0, double beta=0.0):
+    """out = alpha * op(a) @ op(b) + beta * out, op(v) = v.T if trans_v else v.
+
+    a: (m, k) or (k, m) if trans_a, float32/64, C-contiguous, IN
+    b: (k, n) or (n, k) if trans_b, same dtype, C-contiguous, IN
+    out: (m, n) same dtype, C-contiguous, IN/OUT (not read when beta == 0)
+    """
+    cdef int m = <int>out.shape[0], n = <int>out.shape[1]
+    cdef int k = <int>(a.shape[0] if trans_a else a.shape[1])
+    if m == 0 or n == 0:
+        return
+    with nogil:
+        if k == 0:
+            _scale(&out[0, 0], <Py_ssize_t>m * n, beta)
+        else:
+            _gemm(trans_a, trans_b, m, n, k, alpha, &a[0, 0], <int>a.shape[1],
+                  &b[0, 0], <int>b.shape[1], beta, &out[0, 0], n)
+
+
+def dense_forward(const floating[:, ::1] x_nk, const floating[:, ::1] w_km,
+                  const floating[::1] b_m, int activation, double alpha,
+                  floating[:, ::1] y_nm, int n_threads=1):
+    """y_nm = act(x_nk @ w_km + b_m), the activation code from elementwise.ACTIVATIONS.
+
+    x_nk: (N, K) float32/64, C-contiguous, IN
+    w_km: (K, M) same dtype, C-contiguous, IN
+    b_m: (M,) same dtype, C-contiguous, IN, or None (no bias)
+    y_nm: (N, M) same dtype, C-contiguous, OUT
+
+    alpha is leaky_relu's slope / elu's alpha. softmax (15) and log_softmax (16) run row-wise
+    over M.
+    """
+    cdef int n = <int>y_nm.shape[0], m = <int>y_nm.shape[1], k = <int>x_nk.shape[1]
+    cdef Py_ssize_t i
+    cdef const floating* bias = NULL
+    cdef floating a = <floating>alpha
+    if n == 0 or m == 0:
+        return
+    if b_m is not None:
+        bias = &b_m[0]
+    with nogil:
+        if k == 0:
+            _scale(&y_nm[0, 0], <Py_ssize_t>n * m, 0.0)
+        else:
+            _gemm(False, False, n, m, k, 1.0, &x_nk[0, 0], k, &w_km[0, 0], m, 0.0,
+                  &y_nm[0, 0], m)
+    if activation == 0 and bias == NULL:
+        return
+    if _epilogue_work(activation, n, m) < _EPILOGUE_PARALLEL_MIN:
+        n_threads = 1
+    if n_threads <= 1:
+        with nogil:
+            for i in range(n):
+                _epilogue_row(activation, &y_nm[i, 0], bias, m, a)
+    else:
+        for i in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
+            _epilogue_row(activation, &y_nm[i, 0], bias, m, a)

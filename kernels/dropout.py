@@ -1,0 +1,58 @@
+# Design: training-only, so Numba (`@jit(parallel=True)`, compiled on first call; inference never
+# calls it). The caller draws u ~ U[0, 1) in x's dtype (its own seeded generator), so the kernel
+# is deterministic for a given u and does no random number generation.
+#   - mask = (u >= rate), compared in float64 (u widened exactly); y = x * mask * (1 / (1 - rate))
+#     with the scale rounded once to x's dtype (tf.nn.dropout's `x * scale * keep_mask`).
+#   - Elementwise prange over the flat index: disjoint writes, results independent of the
+#     thread count.
+#   - `prange` is reached as `_config.prange`: numba resolves it when the kernel compiles
+#     (after `_config.load_numba()`), so this module never imports numba itself.
+#
+# Legend: N elements (the flat size of x).
+"""Dropout: Numba kernels on flat 1-D views."""
+from . import _config
+from ._config import jit
+
+
+@jit(parallel=True)
+def dropout_forward(x_n, u_n, rate, y_out_n, mask_out_n):
+    """y_out_n = x_n * (u_n >= rate) / (1 - rate); mask_out_n = (u_n >= rate).
+
+    x_n: (N,) float32/64, C-contiguous, IN
+    u_n: (N,) same dtype, C-contiguous, IN (uniform [0, 1) randoms)
+    y_out_n: (N,) same dtype, C-contiguous, OUT
+    mask_out_n: (N,) uint8, C-contiguous, OUT (1 = kept)
+    rate: Python float in [0, 1)
+    """
+    n = x_n.shape[0]
+    scale = x_n.dtype.type(1.0 / (1.0 - rate))
+    zero = x_n.dtype.type(0.0)
+    for i in _config.prange(n):
+        if u_n[i] >= rate:
+            mask_out_n[i] = 1
+            y_out_n[i] = x_n[i] * scale
+        else:
+            mask_out_n[i] = 0
+            y_out_n[i] = zero
+
+
+@jit(parallel=True)
+def dropout_backward(dy_n, mask_n, rate, dx_out_n):
+    """dx_out_n = dy_n * mask_n / (1 - rate).
+
+    dy_n: (N,) float32/64, C-contiguous, IN
+    mask_n: (N,) uint8, C-contiguous, IN (from dropout_forward)
+    dx_out_n: (N,) same dtype as dy_n, C-contiguous, OUT
+    rate: Python float in [0, 1), the forward's rate
+    """
+    n = dy_n.shape[0]
+    scale = dy_n.dtype.type(1.0 / (1.0 - rate))
+    zero = dy_n.dtype.type(0.0)
+    for i in _config.prange(n):
+        if mask_n[i] != 0:
+            dx_out_n[i] = dy_n[i] * scale
+        else:
+            dx_out_n[i] = zero
+
+
+KERNELS = {"dropout_forward": dropout_forward, "dropout_backward": dropout_backward}

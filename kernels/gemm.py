@@ -1,0 +1,8 @@
+"""Matrix products: Cython kernels over scipy's BLAS (see _gemm.pyx).
+
+matmul(a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0)
+dense_forward(x_nk, w_km, b_m, activation, alpha, y_nm, n_threads=1)
+"""
+from ._gemm import EPILOGUE_PARALLEL_MIN, dense_forward, matmul
+
+KERNELS = {"matmul": matmul, "dense_forward": dense_forward}

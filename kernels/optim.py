@@ -1,0 +1,253 @@
+# Design: training-only, so Numba (`@jit(parallel=True)`, compiled on first call; inference never
+# imports numba). One kernel per optimizer reads the parameter, its gradient and its slot arrays
+# once and writes them back in place, instead of the 5-10 NumPy temporaries an unfused update
+# makes. prange over the flat index: every element is updated by one thread, no reductions, so
+# results are independent of the thread count.
+#   - Scalars arrive as Python floats/bools; each kernel rounds them to the parameter dtype once,
+#     as Keras casts hyper-parameters to the variable dtype (`1 - beta_1` is formed in float64
+#     first, as Keras forms it in Python), so float32 updates are computed in float32.
+#   - Step-dependent scalars are computed by the optimizer tier, once per step: Adam's
+#     alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t), Adamax's lr / (1 - beta_1^t) and Nadam's
+#     coefficients (`nadam_coefficients`, plain Python here), t = iterations + 1.
+#   - AdamW = `decay_weights(w, lr * weight_decay)` then `adam_update` (Keras applies the
+#     decoupled decay before the update step).
+#   - Unused slot arrays (SGD's m without momentum, RMSprop's mg / mom) may be size-0 arrays.
+#   - `prange` is reached as `_config.prange`: numba resolves it when the kernel compiles
+#     (after `_config.load_numba()`), so this module never imports numba itself.
+#
+# Legend: N elements of one parameter (its flat size); every array argument is (N,) unless size 0.
+"""Optimizer updates: fused, in-place Numba kernels on flat 1-D views (Keras 3 formulas)."""
+import math
+
+from . import _config
+from ._config import jit
+
+
+@jit(parallel=True)
+def sgd_update(w_n, g_n, m_n, lr, momentum, nesterov):
+    """SGD (Keras 3): momentum == 0: w -= lr g; else m = momentum m - lr g and
+    w += momentum m - lr g (nesterov) or w += m.
+
+    w_n: (N,) float32/64, C-contiguous, IN/OUT (parameter)
+    g_n: (N,) same dtype, C-contiguous, IN (gradient)
+    m_n: (N,) same dtype, C-contiguous, IN/OUT (momentum slot; unused, may be size 0, if momentum == 0)
+    lr, momentum: Python floats; nesterov: Python bool
+    """
+    n = w_n.shape[0]
+    lr_ = w_n.dtype.type(lr)
+    if momentum == 0.0:
+        for i in _config.prange(n):
+            w_n[i] -= g_n[i] * lr_
+    else:
+        mu = w_n.dtype.type(momentum)
+        if nesterov:
+            for i in _config.prange(n):
+                step = g_n[i] * lr_
+                m = m_n[i] * mu - step
+                m_n[i] = m
+                w_n[i] += m * mu - step
+        else:
+            for i in _config.prange(n):
+                m = m_n[i] * mu - g_n[i] * lr_
+                m_n[i] = m
+                w_n[i] += m
+
+
+@jit(parallel=True)
+def adagrad_update(w_n, g_n, acc_n, lr, eps):
+    """Adagrad (Keras 3): acc += g^2; w -= lr g / sqrt(acc + eps).
+
+    w_n: (N,) float32/64, C-contiguous, IN/OUT (parameter)
+    g_n: (N,) same dtype, C-contiguous, IN (gradient)
+    acc_n: (N,) same dtype, C-contiguous, IN/OUT (accumulator slot)
+    lr, eps: Python floats
+    """
+    n = w_n.shape[0]
+    lr_ = w_n.dtype.type(lr)
+    eps_ = w_n.dtype.type(eps)
+    for i in _config.prange(n):
+        g = g_n[i]
+        acc = acc_n[i] + g * g
+        acc_n[i] = acc
+        w_n[i] -= (lr_ * g) / math.sqrt(acc + eps_)
+
+
+@jit(parallel=True)
+def rmsprop_update(w_n, g_n, v_n, mg_n, mom_n, lr, rho, momentum, eps, centered):
+    """RMSprop (Keras 3): v = rho v + (1 - rho) g^2; centered: mg = rho mg + (1 - rho) g and
+    denom = v - mg^2 + eps, else denom = v + eps; inc = lr g / sqrt(denom);
+    momentum > 0: mom = momentum mom + inc, w -= mom; else w -= inc.
+
+    w_n: (N,) float32/64, C-contiguous, IN/OUT (parameter)
+    g_n: (N,) same dtype, C-contiguous, IN (gradient)
+    v_n: (N,) same dtype, C-contiguous, IN/OUT (velocity slot)
+    mg_n: (N,) or (0,) same dtype, C-contiguous, IN/OUT (average gradient slot; used if centered)
+    mom_n: (N,) or (0,) same dtype, C-contiguous, IN/OUT (momentum slot; used if momentum > 0)
+    lr, rho, momentum, eps: Python floats; centered: Python bool
+    """
+    n = w_n.shape[0]
+    lr_ = w_n.dtype.type(lr)
+    rho_ = w_n.dtype.type(rho)
+    one_m_rho = w_n.dtype.type(1.0 - rho)
+    mu = w_n.dtype.type(momentum)
+    eps_ = w_n.dtype.type(eps)
+    use_momentum = momentum > 0.0
+    for i in _config.prange(n):
+        g = g_n[i]
+        v = rho_ * v_n[i] + one_m_rho * (g * g)
+        v_n[i] = v
+        if centered:
+            mg = rho_ * mg_n[i] + one_m_rho * g
+            mg_n[i] = mg
+            denom = v - mg * mg + eps_
+        else:
+            denom = v + eps_
+        inc = (lr_ * g) / math.sqrt(denom)
+        if use_momentum:
+            mom = mu * mom_n[i] + inc
+            mom_n[i] = mom
+            w_n[i] -= mom
+        else:
+            w_n[i] -= inc
+
+
+@jit(parallel=True)
+def adam_update(w_n, g_n, m_n, v_n, vhat_n, alpha, beta_1, beta_2, eps, amsgrad):
+    """Adam (Keras 3), alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t) from the caller:
+    m += (g - m)(1 - beta_1); v += (g^2 - v)(1 - beta_2); amsgrad: vhat = max(vhat, v), used
+    in place of v; w -= alpha m / (sqrt(v) + eps).
+
+    w_n: (N,) float32/64, C-contiguous, IN/OUT (parameter)
+    g_n: (N,) same dtype, C-contiguous, IN (gradient)
+    m_n: (N,) same dtype, C-contiguous, IN/OUT (first moment slot)
+    v_n: (N,) same dtype, C-contiguous, IN/OUT (second moment slot)
+    vhat_n: (N,) or (0,) same dtype, C-contiguous, IN/OUT (max second moment; used if amsgrad)
+    alpha, beta_1, beta_2, eps: Python floats; amsgrad: Python bool
+    """
+    n = w_n.shape[0]
+    alpha_ = w_n.dtype.type(alpha)
+    one_m_b1 = w_n.dtype.type(1.0 - beta_1)
+    one_m_b2 = w_n.dtype.type(1.0 - beta_2)
+    eps_ = w_n.dtype.type(eps)
+    for i in _config.prange(n):
+        g = g_n[i]
+        m = m_n[i]
+        m = m + (g - m) * one_m_b1
+        m_n[i] = m
+        v = v_n[i]
+        v = v + (g * g - v) * one_m_b2
+        v_n[i] = v
+        if amsgrad:
+            vh = vhat_n[i]
+            if v > vh:
+                vh = v
+            vhat_n[i] = vh
+            v = vh
+        w_n[i] -= (m * alpha_) / (math.sqrt(v) + eps_)
+
+
+@jit(parallel=True)
+def decay_weights(w_n, factor):
+    """Decoupled weight decay (AdamW and every optimizer's weight_decay): w -= w * factor,
+    factor = lr * weight_decay from the caller.
+
+    w_n: (N,) float32/64, C-contiguous, IN/OUT (parameter)
+    factor: Python float
+    """
+    n = w_n.shape[0]
+    f = w_n.dtype.type(factor)
+    for i in _config.prange(n):
+        w_n[i] -= w_n[i] * f
+
+
+@jit(parallel=True)
+def adamax_update(w_n, g_n, m_n, u_n, lr_t, beta_1, beta_2, eps):
+    """Adamax (Keras 3), lr_t = lr / (1 - beta_1^t) from the caller:
+    m += (g - m)(1 - beta_1); u = max(beta_2 u, |g|); w -= lr_t m / (u + eps).
+
+    w_n: (N,) float32/64, C-contiguous, IN/OUT (parameter)
+    g_n: (N,) same dtype, C-contiguous, IN (gradient)
+    m_n: (N,) same dtype, C-contiguous, IN/OUT (first moment slot)
+    u_n: (N,) same dtype, C-contiguous, IN/OUT (infinity-norm slot)
+    lr_t, beta_1, beta_2, eps: Python floats
+    """
+    n = w_n.shape[0]
+    lr_ = w_n.dtype.type(lr_t)
+    one_m_b1 = w_n.dtype.type(1.0 - beta_1)
+    b2 = w_n.dtype.type(beta_2)
+    eps_ = w_n.dtype.type(eps)
+    for i in _config.prange(n):
+        g = g_n[i]
+        m = m_n[i]
+        m = m + (g - m) * one_m_b1
+        m_n[i] = m
+        u = b2 * u_n[i]
+        ag = abs(g)
+        if ag > u:
+            u = ag
+        u_n[i] = u
+        w_n[i] -= (lr_ * m) / (u + eps_)
+
+
+@jit(parallel=True)
+def nadam_update(w_n, g_n, m_n, v_n, lr, beta_1, beta_2, eps, c_m, c_g, c_v):
+    """Nadam (Keras 3), coefficients from `nadam_coefficients`:
+    m += (g - m)(1 - beta_1); v += (g^2 - v)(1 - beta_2); m_hat = c_m m + c_g g;
+    v_hat = c_v v; w -= lr m_hat / (sqrt(v_hat) + eps).
+
+    w_n: (N,) float32/64, C-contiguous, IN/OUT (parameter)
+    g_n: (N,) same dtype, C-contiguous, IN (gradient)
+    m_n: (N,) same dtype, C-contiguous, IN/OUT (first moment slot)
+    v_n: (N,) same dtype, C-contiguous, IN/OUT (second moment slot)
+    lr, beta_1, beta_2, eps, c_m, c_g, c_v: Python floats
+    """
+    n = w_n.shape[0]
+    lr_ = w_n.dtype.type(lr)
+    one_m_b1 = w_n.dtype.type(1.0 - beta_1)
+    one_m_b2 = w_n.dtype.type(1.0 - beta_2)
+    eps_ = w_n.dtype.type(eps)
+    cm = w_n.dtype.type(c_m)
+    cg = w_n.dtype.type(c_g)
+    cv = w_n.dtype.type(c_v)
+    for i in _config.prange(n):
+        g = g_n[i]
+        m = m_n[i]
+        m = m + (g - m) * one_m_b1
+        m_n[i] = m
+        v = v_n[i]
+        v = v + (g * g - v) * one_m_b2
+        v_n[i] = v
+        m_hat = cm * m + cg * g
+        w_n[i] -= (m_hat * lr_) / (math.sqrt(cv * v) + eps_)
+
+
+def nadam_coefficients(t, beta_1, u_product_prev, beta_2):
+    """Nadam's step scalars for step t = iterations + 1 (Keras 3, `Nadam.update_step` and
+    `_backend_update_step`; plain Python, no numba).
+
+    u_t = beta_1 (1 - 0.5 * 0.96^t), u_t1 = beta_1 (1 - 0.5 * 0.96^(t + 1)),
+    u_product_t = u_product_prev * u_t (u_product starts at 1.0), and
+    c_m = u_t1 / (1 - u_product_t u_t1), c_g = (1 - u_t) / (1 - u_product_t),
+    c_v = 1 / (1 - beta_2^t).
+
+    Returns (c_m, c_g, c_v, u_product_t); the optimizer keeps u_product_t for the next step.
+    """
+    t = float(t)
+    u_t = beta_1 * (1.0 - 0.5 * 0.96 ** t)
+    u_t1 = beta_1 * (1.0 - 0.5 * 0.96 ** (t + 1.0))
+    u_product_t = u_product_prev * u_t
+    c_m = u_t1 / (1.0 - u_product_t * u_t1)
+    c_g = (1.0 - u_t) / (1.0 - u_product_t)
+    c_v = 1.0 / (1.0 - beta_2 ** t)
+    return c_m, c_g, c_v, u_product_t
+
+
+KERNELS = {
+    "sgd_update": sgd_update,
+    "adagrad_update": adagrad_update,
+    "rmsprop_update": rmsprop_update,
+    "adam_update": adam_update,
+    "decay_weights": decay_weights,
+    "adamax_update": adamax_update,
+    "nadam_update": nadam_update,
+}

@@ -1,0 +1,71 @@
+"""Build dlcore and its Cython kernels.
+
+The source tree keeps the compiled tier at the top level (``kernels/``); it installs as the
+subpackage ``dlcore.kernels``. Every Cython extension is listed here explicitly, with the
+compiler directives set once for the whole build.
+"""
+import os
+import sys
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+# One line per .pyx file in kernels/.
+EXTENSIONS = [
+    "_gemm",
+    "_elementwise",
+    "_reduce",
+    "_losses",
+]
+
+DEBUG = os.environ.get("DLCORE_DEBUG_CYTHON", "0") == "1"
+DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": False,
+    "initializedcheck": DEBUG,
+    "cdivision": True,
+    "nonecheck": False,
+    "embedsignature": True,
+}
+
+if sys.platform.startswith("linux"):
+    OPENMP_COMPILE, OPENMP_LINK = ["-fopenmp"], ["-fopenmp"]
+elif sys.platform == "darwin":
+    OPENMP_COMPILE, OPENMP_LINK = [], []  # Apple clang ships no OpenMP: kernels run serially
+else:
+    OPENMP_COMPILE, OPENMP_LINK = ["/openmp"], []
+
+OPT = [] if sys.platform == "win32" else ["-O3", "-ffp-contract=fast"]
+
+
+def extension(name):
+    return Extension(
+        f"dlcore.kernels.{name}",
+        sources=[f"kernels/{name}.pyx"],
+        include_dirs=[numpy.get_include(), "kernels"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=OPT + OPENMP_COMPILE,
+        extra_link_args=OPENMP_LINK,
+    )
+
+
+setup(
+    packages=[
+        "dlcore",
+        "dlcore.ops",
+        "dlcore.layers",
+        "dlcore.models",
+        "dlcore.utils",
+        "dlcore.kernels",
+    ],
+    package_dir={"dlcore.kernels": "kernels"},
+    package_data={"dlcore.kernels": ["*.pxd", "*.pyx", "README.md"]},
+    ext_modules=cythonize(
+        [extension(name) for name in EXTENSIONS],
+        compiler_directives=DIRECTIVES,
+        annotate=False,
+    ),
+    zip_safe=False,
+)

@@ -1,0 +1,76 @@
+"""Dropout kernels (dlcore.kernels.dropout): mask, scaling, backward, determinism."""
+import numpy as np
+import pytest
+
+from dlcore.kernels import _config
+from dlcore.kernels import dropout as K
+
+DTYPES = [np.float32, np.float64]
+
+
+def _run_forward(x, u, rate):
+    y = np.empty_like(x)
+    mask = np.empty(x.shape, dtype=np.uint8)
+    K.dropout_forward(x, u, rate, y, mask)
+    return y, mask
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.5, 0.9])
+def test_forward_mask_and_scaling(rate, dtype):
+    rng = np.random.default_rng(0)
+    n = 100_003
+    x = rng.normal(size=n).astype(dtype)
+    u = rng.random(n, dtype=dtype)
+    y, mask = _run_forward(x, u, rate)
+    expected_mask = (u.astype(np.float64) >= rate).astype(np.uint8)
+    np.testing.assert_array_equal(mask, expected_mask)
+    assert abs(mask.mean() - (1.0 - rate)) < 0.01
+    scale = dtype(1.0 / (1.0 - rate))
+    np.testing.assert_array_equal(y, np.where(mask == 1, x * scale, dtype(0)))
+    np.testing.assert_allclose(y, x * mask / (1.0 - rate), rtol=1e-6 if dtype == np.float32 else 1e-14)
+    assert y.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_backward(dtype):
+    rng = np.random.default_rng(1)
+    n, rate = 1000, 0.3
+    x = rng.normal(size=n).astype(dtype)
+    u = rng.random(n, dtype=dtype)
+    _, mask = _run_forward(x, u, rate)
+    dy = rng.normal(size=n).astype(dtype)
+    dx = np.empty_like(dy)
+    K.dropout_backward(dy, mask, rate, dx)
+    np.testing.assert_array_equal(dx, np.where(mask == 1, dy * dtype(1.0 / (1.0 - rate)), dtype(0)))
+    # The forward is linear in x: y = J x with J = diag(mask) / (1 - rate), and dx = J^T dy.
+    y, _ = _run_forward(dy, u, rate)
+    np.testing.assert_array_equal(dx, y)
+
+
+def test_deterministic_for_given_u_and_thread_count():
+    rng = np.random.default_rng(2)
+    n, rate = 200_000, 0.25
+    x = rng.normal(size=n).astype(np.float32)
+    u = rng.random(n, dtype=np.float32)
+    y1, m1 = _run_forward(x, u, rate)
+    y2, m2 = _run_forward(x, u.copy(), rate)
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(m1, m2)
+    before = _config.num_threads()
+    try:
+        _config.set_num_threads(1)
+        y3, m3 = _run_forward(x, u, rate)
+    finally:
+        _config.set_num_threads(before)
+    np.testing.assert_array_equal(y1, y3)
+    np.testing.assert_array_equal(m1, m3)
+
+
+def test_empty_and_table():
+    x = np.empty(0, dtype=np.float32)
+    y, mask = _run_forward(x, x.copy(), 0.5)
+    assert y.size == 0 and mask.size == 0
+    assert set(K.KERNELS) == {"dropout_forward", "dropout_backward"}
+    for name, fn in K.KERNELS.items():
+        assert fn.__doc__ and ": (N,)" in fn.__doc__

@@ -1,0 +1,109 @@
+"""GEMM kernels (matmul, dense_forward) against the NumPy references."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from reference import gemm as ref  # noqa: E402
+
+from dlcore.kernels import elementwise, gemm  # noqa: E402
+
+DTYPES = (np.float32, np.float64)
+# Products of K terms: the absolute tolerance grows with sqrt(K) (inputs are O(1)).
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+ATOL = {np.float32: 1e-6, np.float64: 1e-13}
+# (m, k, n): 1x1, zero rows / zero inner / zero columns, odd shapes.
+SHAPES = ((1, 1, 1), (0, 3, 4), (3, 0, 4), (3, 4, 0), (7, 13, 5), (257, 129, 33))
+
+
+def tol(dtype, k):
+    return dict(rtol=RTOL[dtype], atol=ATOL[dtype] * max(1.0, np.sqrt(k)) * 4)
+
+
+def rand(shape, dtype, seed):
+    return np.random.default_rng(seed).uniform(-1.0, 1.0, shape).astype(dtype)
+
+
+def test_kernel_table():
+    assert gemm.KERNELS == {"matmul": gemm.matmul, "dense_forward": gemm.dense_forward}
+
+
+# ---- matmul -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", (False, True))
+@pytest.mark.parametrize("trans_b", (False, True))
+@pytest.mark.parametrize("alpha,beta", ((1.0, 0.0), (0.5, 2.0), (-1.5, 1.0)))
+def test_matmul(dtype, trans_a, trans_b, alpha, beta):
+    for m, k, n in SHAPES:
+        a = rand((k, m) if trans_a else (m, k), dtype, 1)
+        b = rand((n, k) if trans_b else (k, n), dtype, 2)
+        c0 = rand((m, n), dtype, 3)
+        out = c0.copy()
+        if beta == 0:
+            out[...] = np.nan  # beta == 0: out is not read
+        gemm.matmul(a, b, out, trans_a, trans_b, alpha, beta)
+        expected = ref.matmul(a, b, c0, trans_a, trans_b, alpha, beta)
+        np.testing.assert_allclose(out, expected, **tol(dtype, k), err_msg=f"{(m, k, n)}")
+
+
+def test_matmul_defaults_and_keywords():
+    a, b = rand((5, 3), np.float64, 1), rand((3, 4), np.float64, 2)
+    out = np.empty((5, 4))
+    gemm.matmul(a, b, out)
+    np.testing.assert_allclose(out, ref.matmul(a, b), rtol=1e-12)
+    at = np.ascontiguousarray(a.T)
+    gemm.matmul(at, b, out, trans_a=True, alpha=2.0)
+    np.testing.assert_allclose(out, 2 * ref.matmul(a, b), rtol=1e-12)
+
+
+# ---- dense_forward ------------------------------------------------------------------------------
+DENSE_SHAPES = ((1, 1, 1), (0, 3, 4), (2, 0, 3), (7, 13, 5), (257, 129, 17))
+
+
+def dense_alpha(name):
+    return {"leaky_relu": 0.2, "elu": 0.7}.get(name, 0.37)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("with_bias", (True, False))
+@pytest.mark.parametrize("name", list(elementwise.ACTIVATIONS))
+def test_dense_forward(name, with_bias, dtype):
+    code = elementwise.ACTIVATIONS[name]
+    alpha = dense_alpha(name)
+    for n, k, m in DENSE_SHAPES:
+        x = rand((n, k), dtype, 1) * 2
+        w = rand((k, m), dtype, 2) * 2
+        b = rand((m,), dtype, 3) if with_bias else None
+        y1 = np.full((n, m), np.nan, dtype=dtype)
+        y2 = np.full((n, m), np.nan, dtype=dtype)
+        gemm.dense_forward(x, w, b, code, alpha, y1, 1)
+        gemm.dense_forward(x, w, b, code, alpha, y2, 2)
+        np.testing.assert_array_equal(y1, y2)
+        expected = ref.dense(x, w, b, name, alpha)
+        t = tol(dtype, k)
+        if name == "exponential":
+            t["rtol"] = t["atol"]  # an absolute error e in z is a relative error e in exp(z)
+        np.testing.assert_allclose(y1, expected, **t, err_msg=f"{(n, k, m)}")
+
+
+def test_dense_forward_softmax_rows_sum_to_one():
+    x, w, b = rand((9, 6), np.float32, 1) * 50, rand((6, 11), np.float32, 2), rand((11,), np.float32, 3)
+    y = np.empty((9, 11), np.float32)
+    gemm.dense_forward(x, w, b, elementwise.ACTIVATIONS["softmax"], 0.0, y, 2)
+    assert np.all(np.isfinite(y))
+    np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ("gelu", "softmax", "log_softmax"))
+def test_dense_forward_parallel_epilogue(name):
+    # Big enough that the epilogue runs on n_threads (see _gemm.pyx Design); K small to stay fast.
+    code = elementwise.ACTIVATIONS[name]
+    n, k, m = 1024, 3, 512
+    x, w, b = rand((n, k), np.float32, 1), rand((k, m), np.float32, 2), rand((m,), np.float32, 3)
+    y1, y2 = np.empty((n, m), np.float32), np.empty((n, m), np.float32)
+    gemm.dense_forward(x, w, b, code, 0.0, y1, 1)
+    gemm.dense_forward(x, w, b, code, 0.0, y2, 2)
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_allclose(y1, ref.dense(x, w, b, name), **tol(np.float32, k))

@@ -1,0 +1,36 @@
+"""Reduction kernels against NumPy."""
+import numpy as np
+import pytest
+
+from dlcore.kernels import reduce
+
+DTYPES = (np.float32, np.float64)
+SHAPES = ((1, 1), (0, 5), (5, 0), (7, 13), (257, 129), (3, 64), (3, 65))
+
+
+def test_kernel_table():
+    assert reduce.KERNELS == {"sum_axis0": reduce.sum_axis0}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_sum_axis0(shape, dtype):
+    x = np.random.default_rng(0).uniform(-1.0, 1.0, shape).astype(dtype)
+    out1 = np.full(shape[1], np.nan, dtype=dtype)  # the kernel zeroes out first
+    out2 = np.full(shape[1], np.nan, dtype=dtype)
+    reduce.sum_axis0(x, out1, 1)
+    reduce.sum_axis0(x, out2, 2)
+    np.testing.assert_array_equal(out1, out2)  # independent of the thread count
+    expected = x.astype(np.float64).sum(axis=0)
+    n = max(shape[0], 1)
+    if dtype == np.float32:
+        np.testing.assert_allclose(out1, expected, rtol=1e-5, atol=1e-6 * n)
+    else:
+        np.testing.assert_allclose(out1, expected, rtol=1e-12, atol=1e-15 * n)
+
+
+def test_sum_axis0_default_threads():
+    x = np.arange(12, dtype=np.float64).reshape(4, 3)
+    out = np.empty(3)
+    reduce.sum_axis0(x, out)
+    np.testing.assert_array_equal(out, [18.0, 22.0, 26.0])

@@ -1,0 +1,125 @@
+"""Reference optimizer steps in plain NumPy (never imports dlcore).
+
+One step function per optimizer, following Keras 3's `update_step` sources
+(keras/src/optimizers/{sgd,adagrad,rmsprop,adam,adamw,adamax,nadam}.py and the base
+optimizer's `_apply_weight_decay`). Each takes the parameter, its gradient and its slot
+variables, works on copies and returns the new values; hyper-parameters are applied in the
+parameter's dtype (NumPy 2 keeps Python-float scalars weak, as Keras casts them to the variable
+dtype). `iterations` is the optimizer's step count before this step (t = iterations + 1).
+"""
+import numpy as np
+
+
+def _c(a):
+    return np.array(a, copy=True)
+
+
+def sgd_step(w, g, m, learning_rate=0.01, momentum=0.0, nesterov=False):
+    """Returns (w, m)."""
+    w, m = _c(w), _c(m)
+    if momentum != 0:
+        m = -g * learning_rate + m * momentum
+        if nesterov:
+            w = w + (-g * learning_rate + m * momentum)
+        else:
+            w = w + m
+    else:
+        w = w - g * learning_rate
+    return w, m
+
+
+def adagrad_step(w, g, accumulator, learning_rate=0.001, epsilon=1e-7):
+    """Returns (w, accumulator); Keras starts the accumulator at initial_accumulator_value=0.1."""
+    w, acc = _c(w), _c(accumulator)
+    acc = acc + np.square(g)
+    w = w - (learning_rate * g) / np.sqrt(acc + epsilon)
+    return w, acc
+
+
+def rmsprop_step(w, g, velocity, average_grad, momentum_slot, learning_rate=0.001, rho=0.9,
+                 momentum=0.0, epsilon=1e-7, centered=False):
+    """Returns (w, velocity, average_grad, momentum_slot)."""
+    w, v, mg, mom = _c(w), _c(velocity), _c(average_grad), _c(momentum_slot)
+    v = rho * v + (1 - rho) * np.square(g)
+    if centered:
+        mg = rho * mg + (1 - rho) * g
+        denominator = v - np.square(mg) + epsilon
+    else:
+        denominator = v + epsilon
+    increment = (learning_rate * g) / np.sqrt(denominator)
+    if momentum > 0:
+        mom = momentum * mom + increment
+        w = w - mom
+    else:
+        w = w - increment
+    return w, v, mg, mom
+
+
+def adam_step(w, g, m, v, vhat, iterations, learning_rate=0.001, beta_1=0.9, beta_2=0.999,
+              epsilon=1e-7, amsgrad=False):
+    """Returns (w, m, v, vhat)."""
+    w, m, v, vhat = _c(w), _c(m), _c(v), _c(vhat)
+    dt = w.dtype.type
+    local_step = dt(iterations + 1)
+    beta_1_power = dt(beta_1) ** local_step
+    beta_2_power = dt(beta_2) ** local_step
+    alpha = learning_rate * np.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+    m = m + (g - m) * (1 - beta_1)
+    v = v + (np.square(g) - v) * (1 - beta_2)
+    v_used = v
+    if amsgrad:
+        vhat = np.maximum(vhat, v)
+        v_used = vhat
+    w = w - (m * alpha) / (np.sqrt(v_used) + epsilon)
+    return w, m, v, vhat
+
+
+def apply_weight_decay(w, learning_rate, weight_decay):
+    """Keras' decoupled decay (AdamW and `weight_decay=` on any optimizer), before the update."""
+    return w - w * weight_decay * learning_rate
+
+
+def adamw_step(w, g, m, v, vhat, iterations, learning_rate=0.001, weight_decay=0.004,
+               beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False):
+    """Returns (w, m, v, vhat)."""
+    w = apply_weight_decay(_c(w), learning_rate, weight_decay)
+    return adam_step(w, g, m, v, vhat, iterations, learning_rate, beta_1, beta_2, epsilon,
+                     amsgrad)
+
+
+def adamax_step(w, g, m, u, iterations, learning_rate=0.001, beta_1=0.9, beta_2=0.999,
+                epsilon=1e-7):
+    """Returns (w, m, u)."""
+    w, m, u = _c(w), _c(m), _c(u)
+    dt = w.dtype.type
+    beta_1_power = dt(beta_1) ** dt(iterations + 1)
+    m = m + (g - m) * (1 - beta_1)
+    u = np.maximum(beta_2 * u, np.abs(g))
+    w = w - (learning_rate * m) / ((1 - beta_1_power) * (u + epsilon))
+    return w, m, u
+
+
+def nadam_step(w, g, m, v, u_product, iterations, learning_rate=0.001, beta_1=0.9,
+               beta_2=0.999, epsilon=1e-7):
+    """Returns (w, m, v, u_product); u_product starts at 1.0 and is shared by all variables.
+
+    Keras updates u_product in `_backend_update_step` before calling `update_step`.
+    """
+    w, m, v = _c(w), _c(m), _c(v)
+    dt = w.dtype.type
+    u_product = dt(u_product) * dt(beta_1) * (dt(1.0) - dt(0.5) * dt(0.96) ** dt(iterations + 1))
+    local_step = dt(iterations + 1)
+    next_step = dt(iterations + 2)
+    decay = dt(0.96)
+    b1, b2 = dt(beta_1), dt(beta_2)
+    u_t = b1 * (dt(1.0) - dt(0.5) * decay**local_step)
+    u_t_1 = b1 * (dt(1.0) - dt(0.5) * decay**next_step)
+    u_product_t = u_product
+    u_product_t_1 = u_product_t * u_t_1
+    beta_2_power = b2**local_step
+    m = m + (g - m) * (1 - beta_1)
+    v = v + (np.square(g) - v) * (1 - beta_2)
+    m_hat = (u_t_1 * m) / (1 - u_product_t_1) + ((1 - u_t) * g) / (1 - u_product_t)
+    v_hat = v / (1 - beta_2_power)
+    w = w - (m_hat * learning_rate) / (np.sqrt(v_hat) + epsilon)
+    return w, m, v, u_product
