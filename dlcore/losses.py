@@ -461,5 +461,6 @@ __all__ = ["Loss", "LossFunctionWrapper", "MeanSquaredError", "MeanAbsoluteError
            "categorical_crossentropy", "sparse_categorical_crossentropy", "hinge", "squared_hinge",
            "categorical_hinge", "kl_divergence", "poisson", "cosine_similarity", "mse", "mae",
            "mape", "msle", "MSE", "MAE", "MAPE", "MSLE", "kld", "KLD", "logcosh",
-           "kullback_leibler_divergence", "reduce_weighted_values", "get", "serialize",
+           "kullback_leibler_divergence", "reduce_weighted_values", "squeeze_or_expand_to_same_rank",
+           "get", "serialize",
            "deserialize"]

@@ -112,14 +112,20 @@ class LazyJit:
 
     ``@jit(parallel=True)`` keeps the plain Python function until the kernel is first called;
     then numba is imported and the function compiled with ``cache=True`` and the shared
-    FASTMATH flags. Other lazy kernels the function calls (module globals) are compiled first
-    and rebound in the module, so Numba sees real dispatchers when it types the caller.
+    FASTMATH flags. Other lazy kernels of the module (helpers it may call) are turned into
+    dispatchers first, so Numba sees real dispatchers when it types the caller.
+
+    A parallel kernel also gets a serial twin from the same function (as umap does): calls whose
+    first array holds fewer than PARALLEL_MIN_WORK elements run serially, because waking
+    threads for small work costs more than the work, and a descheduled thread stalls the
+    whole call on a busy machine.
     """
 
     def __init__(self, fn, options):
         self.py_func = fn
         self.options = options
         self.dispatcher = None
+        self.serial = None
         self.__name__ = fn.__name__
         self.__qualname__ = fn.__qualname__
         self.__doc__ = fn.__doc__
@@ -131,6 +137,9 @@ class LazyJit:
         if self.dispatcher is None:
             numba = load_numba()
             self.dispatcher = numba.njit(cache=True, fastmath=FASTMATH, **self.options)(self.py_func)
+            serial_options = dict(self.options, parallel=False)
+            self.serial = (numba.njit(cache=True, fastmath=FASTMATH, **serial_options)(self.py_func)
+                           if self.options.get("parallel") else self.dispatcher)
             globals_ = self.py_func.__globals__
             globals_[self.__name__] = self.dispatcher
             for name, value in list(globals_.items()):  # helpers this kernel may call
@@ -141,7 +150,11 @@ class LazyJit:
     def __call__(self, *args):
         if self.dispatcher is None:
             self.compile()
-        return self.dispatcher(*args)
+        if self.serial is not self.dispatcher and _num_threads > 1:
+            size = getattr(args[0], "size", PARALLEL_MIN_WORK)
+            if size >= PARALLEL_MIN_WORK:
+                return self.dispatcher(*args)
+        return self.serial(*args)
 
     def __repr__(self):
         state = "compiled" if self.dispatcher is not None else "not compiled yet"

@@ -116,7 +116,8 @@ def test_known_keras_values():
     np.testing.assert_allclose(float(bce(t, p)), 0.815, atol=1e-3)
     np.testing.assert_allclose(float(bce(t, p, sample_weight=[1, 0])), 0.458, atol=1e-3)
     np.testing.assert_allclose(float(losses.BinaryCrossentropy(reduction="sum")(t, p)), 1.630, atol=1e-3)
-    np.testing.assert_allclose(losses.BinaryCrossentropy(reduction=None)(t, p).numpy(), [0.916, 0.714], atol=1e-3)
+    np.testing.assert_allclose(losses.BinaryCrossentropy(reduction=None)(t, p).numpy(), [0.916, 0.714],
+                               atol=1e-3)
     np.testing.assert_allclose(float(losses.BinaryCrossentropy(from_logits=True)(
         [0, 1, 0, 0], [-18.6, 0.51, 2.94, -12.8])), 0.865, atol=1e-3)
     np.testing.assert_allclose(float(losses.BinaryCrossentropy()([1, 0], [0.9, 0.2])),
@@ -141,7 +142,8 @@ def test_known_keras_values():
     np.testing.assert_allclose(float(losses.CategoricalHinge()([[0, 1], [0, 0]], p)), 1.4, atol=1e-6)
     np.testing.assert_allclose(float(losses.KLDivergence()(t, p)), 0.458, atol=1e-3)
     np.testing.assert_allclose(float(losses.Poisson()(mt, [[1.0, 1.0], [0.0, 0.0]])), 0.5, atol=1e-6)
-    np.testing.assert_allclose(float(losses.CosineSimilarity()([[0.0, 1.0], [1.0, 1.0]], [[1.0, 0.0], [1.0, 1.0]])),
+    cos = losses.CosineSimilarity()([[0.0, 1.0], [1.0, 1.0]], [[1.0, 0.0], [1.0, 1.0]])
+    np.testing.assert_allclose(float(cos),
                                -0.5, atol=1e-6)
 
 

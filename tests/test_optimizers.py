@@ -239,6 +239,28 @@ def test_matches_keras_reference(kind, hp, dtype):
         assert v.value.dtype == dtype and v.value.flags.c_contiguous
 
 
+@pytest.mark.parametrize("kind", ["adam", "nadam"])
+def test_large_and_small_variables_thread_policy(kind):
+    """A variable above kernels.PARALLEL_MIN_WORK runs its kernel on all threads, small ones on
+    one thread; both match the reference, and Numba's thread count is restored."""
+    rng = np.random.default_rng(1)
+    w0 = [rng.standard_normal((64, 80)).astype(np.float32), rng.standard_normal(7).astype(np.float32)]
+    grads = [[rng.standard_normal(w.shape).astype(np.float32) for w in w0] for _ in range(3)]
+    variables = _variables(w0)
+    opt = CLASSES[kind](learning_rate=0.05, weight_decay=0.01)
+    ref = Reference(kind, [w.copy() for w in w0], learning_rate=0.05, weight_decay=0.01)
+    opt.apply(grads[0], variables)  # loads numba
+    ref.step(grads[0])
+    from dlcore.kernels import _config
+
+    before = _config._numba.get_num_threads()
+    for g in grads[1:]:
+        opt.apply(g, variables)
+        ref.step(g)
+    assert _config._numba.get_num_threads() == before
+    _assert_close([v.value for v in variables], ref.w, np.float32)
+
+
 def test_default_hyperparameters_match_keras():
     assert O.SGD().learning_rate == 0.01 and O.SGD().momentum == 0.0 and O.SGD().nesterov is False
     a = O.Adagrad()

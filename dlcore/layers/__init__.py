@@ -3,7 +3,8 @@ from ..registry import lookup, register, registered
 from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from .core import Activation, Dense, Identity, Input, InputLayer, Lambda
 from .layer import InputSpec, Layer
-from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, concatenate
+from .merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
+                      concatenate, dot, maximum, minimum, multiply, subtract)
 from .regularization import ActivityRegularization, Dropout, GaussianDropout, GaussianNoise
 from .reshaping import Flatten, Permute, RepeatVector, Reshape
 

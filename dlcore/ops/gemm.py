@@ -73,8 +73,8 @@ class Dense(Function):
         else:
             z2 = np.empty_like(y2)
             dense_forward(x2, w, b, 0, 0.0, z2, threads)
-            if activation == "softmax":
-                kernels.get("softmax_forward")(z2, y2, threads)
+            if activation in ("softmax", "log_softmax"):
+                kernels.get(activation + "_forward")(z2, y2, threads)
             else:
                 kernels.get("activation_forward")(code, z2.reshape(-1), alpha, y2.reshape(-1), threads)
         ctx.save(x2, w, z2, y2)
@@ -87,9 +87,9 @@ class Dense(Function):
         dy2 = contiguous(dy.astype(w.dtype, copy=False).reshape(y2.shape))
         if ctx.activation == "linear":
             dz = dy2
-        elif ctx.activation == "softmax":
+        elif ctx.activation in ("softmax", "log_softmax"):
             dz = np.empty_like(y2)
-            kernels.get("softmax_backward")(y2, dy2, dz)
+            kernels.get(ctx.activation + "_backward")(y2, dy2, dz)
         else:
             dz = np.empty_like(y2)
             kernels.get("activation_backward")(ctx.code, z2.reshape(-1), y2.reshape(-1), dy2.reshape(-1),

@@ -21,7 +21,7 @@ from ..tensor import Tensor
 from .core import cast, contiguous, convert_to_tensor, value
 from .math import (abs as abs_, add, clip, divide, log, maximum, multiply, negative, sqrt, square,
                    subtract)
-from .reduce import max as max_, sum as sum_
+from .reduce import max as max_, mean, sum as sum_
 from .shape import reshape, transpose
 
 
@@ -33,10 +33,6 @@ def _as_pred(y_pred):
     if y_pred.dtype.kind != "f":
         y_pred = cast(y_pred, config.floatx())
     return y_pred
-
-
-def _as_true(y_true, dtype):
-    return np.asarray(value(y_true), dtype=dtype)
 
 
 def _reshape_like(x, shape):
@@ -290,9 +286,7 @@ def sparse_valid_mask(y_true, y_pred, ignore_class):
 
 # ---- losses composed from primitives ---------------------------------------------------------
 def _mean_last(x):
-    """mean over the last axis, as sum / n."""
-    n = np.shape(value(x))[-1]
-    return divide(sum_(x, axis=-1), float(n))
+    return mean(x, axis=-1)
 
 
 def mean_absolute_percentage_error(y_true, y_pred):

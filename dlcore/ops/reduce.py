@@ -46,7 +46,7 @@ class Mean(Function):
         count = 1
         for a in ctx.axes:
             count *= ctx.shape[a]
-        g = _expand(dy, ctx.shape, ctx.axes, ctx.keepdims) / max(count, 1)
+        g = _expand(dy, ctx.shape, ctx.axes, ctx.keepdims) / (count or 1)
         return (np.broadcast_to(g, ctx.shape).astype(dy.dtype),)
 
 

@@ -19,6 +19,8 @@ Design:
   - The learning rate is a Python float (Keras keeps a floatx variable): the kernels round it to
     the variable's dtype, so float32 updates match Keras and float64 updates use the exact value.
   - Numba is not imported by this module: the kernels compile on the first ``apply``.
+  - Thread policy: the kernels run serially below kernels' PARALLEL_MIN_WORK elements (see
+    kernels/_config.LazyJit); updates are elementwise, so results do not depend on it.
 
 Custom optimizers subclass :class:`Optimizer` as in Keras: ``build`` calls ``super().build`` and
 creates slots with ``add_variable_from_reference`` / ``add_optimizer_variables`` (ndarrays here),

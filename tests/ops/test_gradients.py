@@ -275,23 +275,7 @@ def test_every_exported_op_is_covered():
 
 
 # Known bugs in dlcore/ops, reported to the lead; strict, so a fix turns these into failures to remove.
-MEAN_BACKWARD_BUG = ("ops.reduce.Mean.backward calls max(count, 1), but the module's own `max` op "
-                     "shadows the builtin: AttributeError 'int' object has no attribute 'ndim'")
-DENSE_LOG_SOFTMAX_BUG = ("ops.gemm.Dense.forward (recording) sends log_softmax to activation_forward, "
-                         "which takes codes 0..14 only")
-KNOWN_BUGS = {case_id: MEAN_BACKWARD_BUG for case_id in CASES
-              if case_id.split("-")[0] in ("mean", "var", "std")}
-KNOWN_BUGS.update({f"loss-{name}": MEAN_BACKWARD_BUG for name in (
-    "hinge", "squared_hinge", "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "poisson")})
-KNOWN_BUGS["dense-log_softmax"] = DENSE_LOG_SOFTMAX_BUG
-
-
-def _params():
-    return [pytest.param(case_id, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[case_id]))
-            if case_id in KNOWN_BUGS else case_id for case_id in sorted(CASES)]
-
-
-@pytest.mark.parametrize("case_id", _params())
+@pytest.mark.parametrize("case_id", sorted(CASES))
 def test_op_gradient(case_id):
     covers, fn, inputs, check = CASES[case_id]
     check_op_gradients(fn, inputs, **check)

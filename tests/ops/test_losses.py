@@ -126,7 +126,8 @@ def _onehot(n, c, seed=0, logits=False, extra=()):
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, c, size=(n,) + extra)
     t = np.eye(c)[labels]
-    p = rng.normal(scale=2.0, size=(n,) + extra + (c,)) if logits else rng.uniform(0.05, 1.0, size=(n,) + extra + (c,))
+    shape = (n,) + extra + (c,)
+    p = rng.normal(scale=2.0, size=shape) if logits else rng.uniform(0.05, 1.0, size=shape)
     return labels, t, p
 
 
@@ -203,7 +204,8 @@ def test_binary_crossentropy_clips_probabilities_like_keras():
 @pytest.mark.parametrize("ls", [0.0, 0.1])
 def test_categorical_crossentropy(dtype, from_logits, ls):
     _, t, p = _onehot(6, 4, logits=from_logits)
-    out = L.categorical_crossentropy(t.astype(dtype), p.astype(dtype), from_logits=from_logits, label_smoothing=ls)
+    out = L.categorical_crossentropy(t.astype(dtype), p.astype(dtype), from_logits=from_logits,
+                                     label_smoothing=ls)
     assert out.dtype == dtype and out.shape == (6,)
     expected = ref_cce(t, p.astype(dtype).astype(np.float64), from_logits, ls)
     np.testing.assert_allclose(out.numpy(), expected, **TOL[dtype])
@@ -257,7 +259,8 @@ def test_known_keras_values():
     # -(log 0.9 + log 0.8) / 2
     np.testing.assert_allclose(L.binary_crossentropy(f32([1, 0]), f32([0.9, 0.2])).numpy(),
                                -(np.log(0.9) + np.log(0.8)) / 2, rtol=1e-6)
-    np.testing.assert_allclose(L.binary_crossentropy(f32([[0, 1], [0, 0]]), f32([[0.6, 0.4], [0.4, 0.6]])).numpy(),
+    bce = L.binary_crossentropy(f32([[0, 1], [0, 0]]), f32([[0.6, 0.4], [0.4, 0.6]]))
+    np.testing.assert_allclose(bce.numpy(),
                                [0.916, 0.714], atol=1e-3)
     t, p = f32([[0, 1, 0], [0, 0, 1]]), f32([[0.05, 0.95, 0], [0.1, 0.8, 0.1]])
     np.testing.assert_allclose(L.categorical_crossentropy(t, p).numpy(), [0.0513, 2.303], atol=1e-3)
@@ -266,7 +269,8 @@ def test_known_keras_values():
                                0.155, atol=1e-3)
     np.testing.assert_allclose(np.mean(L.log_cosh(f32([[0, 1], [0, 0]]), f32([[1, 1], [0, 0]])).numpy()),
                                0.108, atol=1e-3)
-    np.testing.assert_allclose(L.cosine_similarity(f32([[0, 1], [1, 1], [1, 1]]), f32([[1, 0], [1, 1], [-1, -1]])).numpy(),
+    cos = L.cosine_similarity(f32([[0, 1], [1, 1], [1, 1]]), f32([[1, 0], [1, 1], [-1, -1]]))
+    np.testing.assert_allclose(cos.numpy(),
                                [0.0, -1.0, 1.0], atol=1e-6)
 
 

@@ -1,0 +1,95 @@
+"""kernels/_config: thread setting, lazy Numba loading, the cache-directory fallback."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from dlcore import kernels
+from dlcore.kernels import _config
+
+
+def _run(code, env=None):
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, **(env or {})})
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_cache_falls_back_to_user_dir_when_install_dir_is_read_only(tmp_path):
+    # Root ignores file modes, so the read-only install directory is simulated through _writable.
+    code = (
+        "import os, numpy as np\n"
+        "from dlcore.kernels import _config, dropout\n"
+        "here = os.path.dirname(_config.__file__)\n"
+        "_config._writable = lambda p: os.path.abspath(p) != here\n"
+        "x = np.ones(8, np.float32); u = np.linspace(0, 1, 8, dtype=np.float32)\n"
+        "y = np.empty_like(x); m = np.empty(8, np.uint8)\n"
+        "dropout.dropout_forward(x, u, 0.5, y, m)\n"
+        "print(os.environ['NUMBA_CACHE_DIR'])\n"
+    )
+    env = {"XDG_CACHE_HOME": str(tmp_path), "NUMBA_CACHE_DIR": ""}
+    env_clean = {k: v for k, v in {**os.environ, **env}.items() if k != "NUMBA_CACHE_DIR"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env=env_clean)
+    assert result.returncode == 0, result.stderr
+    cache_dir = result.stdout.strip()
+    assert cache_dir == str(tmp_path / "dlcore" / "numba")
+    cached = [f for _, _, files in os.walk(cache_dir) for f in files if f.endswith((".nbi", ".nbc"))]
+    assert cached, f"no Numba cache files written under {cache_dir}"
+
+
+def test_set_num_threads_reaches_numba_and_blas():
+    out = _run(
+        "import dlcore as dl, numba\n"
+        "from dlcore.kernels import _config\n"
+        "dl.config.set_num_threads(1)\n"
+        "_config.load_numba()\n"
+        "print(numba.get_num_threads(), dl.config.num_threads())\n"
+    )
+    assert out.split() == ["1", "1"]
+
+
+def test_set_num_threads_rejects_bad_values():
+    import pytest
+
+    import dlcore as dl
+
+    for bad in (0, -2, 1.5, "2", True):
+        with pytest.raises(ValueError, match="set_num_threads"):
+            dl.config.set_num_threads(bad)
+
+
+def test_blas_libraries_are_found_and_set():
+    import scipy.linalg  # noqa: F401  (loads scipy's BLAS)
+
+    assert _config.set_blas_threads(_config.num_threads()) >= 1
+
+
+def test_parallel_kernel_results_do_not_depend_on_thread_count():
+    x = np.random.default_rng(0).standard_normal(1 << 17).astype(np.float32)
+    u = np.random.default_rng(1).random(x.size, dtype=np.float32)
+    outs = []
+    original = _config.num_threads()
+    for n in (1, 2):
+        kernels.set_num_threads(n)
+        y = np.empty_like(x)
+        m = np.empty(x.size, np.uint8)
+        kernels.get("dropout_forward")(x, u, 0.3, y, m)
+        outs.append(y)
+    kernels.set_num_threads(original)
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_threads_for_small_work_is_one():
+    assert kernels.threads_for(10) == 1
+    assert kernels.threads_for(1 << 24) == kernels.num_threads()
+
+
+def test_unknown_kernel_and_device_errors():
+    import pytest
+
+    with pytest.raises(KeyError, match="no kernel named"):
+        kernels.get("does_not_exist")
+    with pytest.raises(ValueError, match="device"):
+        kernels.get("matmul", device="tpu")
