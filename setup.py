@@ -9,7 +9,7 @@ import sys
 
 import numpy
 from Cython.Build import cythonize
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 
 # One line per .pyx file in kernels/.
 EXTENSIONS = [
@@ -52,14 +52,7 @@ def extension(name):
 
 
 setup(
-    packages=[
-        "dlcore",
-        "dlcore.ops",
-        "dlcore.layers",
-        "dlcore.models",
-        "dlcore.utils",
-        "dlcore.kernels",
-    ],
+    packages=find_packages(include=["dlcore", "dlcore.*"]) + ["dlcore.kernels"],
     package_dir={"dlcore.kernels": "kernels"},
     package_data={"dlcore.kernels": ["*.pxd", "*.pyx", "README.md"]},
     ext_modules=cythonize(
