@@ -19,6 +19,7 @@ from ..tensor import Tensor, Variable
 
 _names = {}
 _context = threading.local()
+_FLOAT_DTYPES = {"float32": np.dtype("float32"), "float64": np.dtype("float64")}
 
 
 def unique_name(base):
@@ -76,6 +77,7 @@ class Layer:
             raise TypeError(f"{type(self).__name__}: name must be a string, received {name!r}")
         self.name = name or unique_name(snake_case(type(self).__name__))
         self._dtype = None if dtype is None else np.dtype(dtype).name
+        self._np_dtype = None if dtype is None else np.dtype(dtype)
         self._trainable = bool(trainable)
         self._trainable_variables = []
         self._non_trainable_variables = []
@@ -230,9 +232,13 @@ class Layer:
     def __call__(self, *args, **kwargs):
         if not args:
             raise ValueError(f"Layer '{self.name}' was called without inputs.")
-        if is_symbolic(args) or is_symbolic(kwargs):
+        first = args[0]
+        if type(first) is Tensor and len(args) == 1 and (not kwargs or not is_symbolic(kwargs)):
+            inputs = self._convert_input(first)  # the common case, kept cheap for batch-1 latency
+        elif is_symbolic(args) or is_symbolic(kwargs):
             return self._symbolic_call(args, kwargs)
-        inputs = map_structure(self._convert_input, args[0])
+        else:
+            inputs = map_structure(self._convert_input, first)
         self._check_input(inputs)
         if not self.built:
             self._build_from(inputs)
@@ -246,7 +252,8 @@ class Layer:
         previous = getattr(_context, "training", None)
         _context.training = training
         try:
-            self._activity_losses = []
+            if self._activity_losses:
+                self._activity_losses.clear()
             outputs = self.call(inputs, *args[1:], **kwargs)
         finally:
             _context.training = previous
@@ -254,7 +261,8 @@ class Layer:
 
     def _convert_input(self, x):
         if isinstance(x, Tensor):
-            if x.dtype.kind == "f" and x.dtype != self.dtype:
+            dtype = x.value.dtype
+            if dtype.kind == "f" and dtype != (self._np_dtype or _FLOAT_DTYPES[dl_config._FLOATX]):
                 from ..ops import cast
 
                 return cast(x, self.dtype)

@@ -5,13 +5,11 @@ from .. import kernels
 from ..autograd import Function
 from .core import contiguous, float_array
 
-_FORWARD = None
+from ..kernels.elementwise import ACTIVATIONS
 
 
 def activation_code(name):
     """The kernel code of activation ``name`` ("relu", ...), or None if it has no kernel."""
-    from ..kernels.elementwise import ACTIVATIONS
-
     return ACTIVATIONS.get(name)
 
 

@@ -2,8 +2,8 @@
 import numpy as np
 
 from .. import kernels
-from ..autograd import Function
-from .core import contiguous, float_array
+from ..autograd import Function, is_recording
+from .core import contiguous, float_array, value
 from .elementwise import activation_code
 
 
@@ -112,9 +112,6 @@ dot = matmul
 
 def dense(x, kernel, bias=None, activation="linear", alpha=0.0):
     """act(x @ kernel + bias) with a fused kernel; ``activation`` is a kernel activation name."""
-    from ..autograd import is_recording
-    from .core import value
-
     if activation_code(activation) is None:
         raise ValueError(f"dense: activation {activation!r} has no fused kernel")
     xv = value(x)

@@ -32,7 +32,7 @@ def _data(dtype, seed=0):
     return w, grads
 
 
-def _close(actual, expected, dtype):
+def _assert_close(actual, expected, dtype):
     np.testing.assert_allclose(actual, expected, **TOL[dtype])
 
 
@@ -47,15 +47,15 @@ def test_sgd(momentum, nesterov, dtype):
         K.sgd_update(kw, g, km, lr, momentum, nesterov)
         rw, rm = R.sgd_step(rw, g, rm, lr, momentum, nesterov)
     assert kw.dtype == dtype
-    _close(kw, rw, dtype)
-    _close(km, rm, dtype)
+    _assert_close(kw, rw, dtype)
+    _assert_close(km, rm, dtype)
 
 
 def test_sgd_without_momentum_accepts_empty_slot():
     w, grads = _data(np.float32, 2)
     kw = w.copy()
     K.sgd_update(kw, grads[0], np.empty(0, np.float32), 0.1, 0.0, False)
-    _close(kw, R.sgd_step(w, grads[0], np.zeros_like(w), 0.1)[0], np.float32)
+    _assert_close(kw, R.sgd_step(w, grads[0], np.zeros_like(w), 0.1)[0], np.float32)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -67,8 +67,8 @@ def test_adagrad(dtype):
     for g in grads:
         K.adagrad_update(kw, g, kacc, lr, eps)
         rw, racc = R.adagrad_step(rw, g, racc, lr, eps)
-    _close(kw, rw, dtype)
-    _close(kacc, racc, dtype)
+    _assert_close(kw, rw, dtype)
+    _assert_close(kacc, racc, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -85,12 +85,12 @@ def test_rmsprop(momentum, centered, dtype):
     for g in grads:
         K.rmsprop_update(kw, g, kv, kmg, kmom, lr, rho, momentum, eps, centered)
         rw, rv, rmg, rmom = R.rmsprop_step(rw, g, rv, rmg, rmom, lr, rho, momentum, eps, centered)
-    _close(kw, rw, dtype)
-    _close(kv, rv, dtype)
+    _assert_close(kw, rw, dtype)
+    _assert_close(kv, rv, dtype)
     if centered:
-        _close(kmg, rmg, dtype)
+        _assert_close(kmg, rmg, dtype)
     if momentum > 0:
-        _close(kmom, rmom, dtype)
+        _assert_close(kmom, rmom, dtype)
 
 
 def _adam_alpha(lr, beta_1, beta_2, t):
@@ -110,11 +110,11 @@ def test_adam(amsgrad, dtype):
             g = g * dtype(0.1)  # smaller gradients: v falls below vhat, so the max matters
         K.adam_update(kw, g, km, kv, kvh, _adam_alpha(lr, b1, b2, it + 1), b1, b2, eps, amsgrad)
         rw, rm, rv, rvh = R.adam_step(rw, g, rm, rv, rvh, it, lr, b1, b2, eps, amsgrad)
-    _close(kw, rw, dtype)
-    _close(km, rm, dtype)
-    _close(kv, rv, dtype)
+    _assert_close(kw, rw, dtype)
+    _assert_close(km, rm, dtype)
+    _assert_close(kv, rv, dtype)
     if amsgrad:
-        _close(kvh, rvh, dtype)
+        _assert_close(kvh, rvh, dtype)
         assert np.any(kvh > kv)
 
 
@@ -130,8 +130,8 @@ def test_adamw(amsgrad, dtype):
         K.decay_weights(kw, lr * wd)
         K.adam_update(kw, g, km, kv, kvh, _adam_alpha(lr, b1, b2, it + 1), b1, b2, eps, amsgrad)
         rw, rm, rv, rvh = R.adamw_step(rw, g, rm, rv, rvh, it, lr, wd, b1, b2, eps, amsgrad)
-    _close(kw, rw, dtype)
-    _close(km, rm, dtype)
+    _assert_close(kw, rw, dtype)
+    _assert_close(km, rm, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -139,7 +139,7 @@ def test_decay_weights(dtype):
     w, _ = _data(dtype, 7)
     kw = w.copy()
     K.decay_weights(kw, 0.003)
-    _close(kw, R.apply_weight_decay(w, 0.1, 0.03), dtype)
+    _assert_close(kw, R.apply_weight_decay(w, 0.1, 0.03), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -151,9 +151,9 @@ def test_adamax(dtype):
     for it, g in enumerate(grads):
         K.adamax_update(kw, g, km, ku, lr / (1.0 - b1 ** (it + 1)), b1, b2, eps)
         rw, rm, ru = R.adamax_step(rw, g, rm, ru, it, lr, b1, b2, eps)
-    _close(kw, rw, dtype)
-    _close(km, rm, dtype)
-    _close(ku, ru, dtype)
+    _assert_close(kw, rw, dtype)
+    _assert_close(km, rm, dtype)
+    _assert_close(ku, ru, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -167,9 +167,9 @@ def test_nadam(dtype):
         c_m, c_g, c_v, k_uprod = K.nadam_coefficients(it + 1, b1, k_uprod, b2)
         K.nadam_update(kw, g, km, kv, lr, b1, b2, eps, c_m, c_g, c_v)
         rw, rm, rv, r_uprod = R.nadam_step(rw, g, rm, rv, r_uprod, it, lr, b1, b2, eps)
-    _close(kw, rw, dtype)
-    _close(km, rm, dtype)
-    _close(kv, rv, dtype)
+    _assert_close(kw, rw, dtype)
+    _assert_close(km, rm, dtype)
+    _assert_close(kv, rv, dtype)
     np.testing.assert_allclose(k_uprod, r_uprod, rtol=1e-6)
 
 

@@ -237,4 +237,5 @@ def test_prelu_trains_alpha():
 def test_no_warning_for_plain_construction():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        layers.LeakyReLU(negative_slope=0.2)
+        layer = layers.LeakyReLU(negative_slope=0.2)
+    assert layer.negative_slope == 0.2

@@ -1,0 +1,24 @@
+"""The standard workloads, one module per framework, all built from ``benchmarks.spec``.
+
+Each module (``dlcore_``, ``torch_``, ``keras_``, ``onnxruntime_``; the trailing underscore keeps
+them from shadowing the frameworks) provides:
+
+    REQUIRES               import names that must be installed (probed without importing)
+    setup(threads)         import the framework, set its thread count; returns versions/settings
+    supports(spec)         None, or why the framework cannot run the workload ("n/a")
+    build(spec)            a Runner: ``params`` (trainable parameters), ``step()`` (one training
+                           step or one predict call), ``info`` (how it runs)
+    cold_start(payload)    the body of a fresh process: import, build, predict one sample
+    train_memory(payload)  the body of a fresh process: build, train ``steps`` steps
+
+A module imports its framework only inside these functions, so the runner can probe and
+dispatch without loading any framework.
+"""
+import importlib
+
+MODULES = {"dlcore": "dlcore_", "torch": "torch_", "keras": "keras_", "onnxruntime": "onnxruntime_"}
+
+
+def load(framework):
+    """The workload module of ``framework``."""
+    return importlib.import_module(f"{__name__}.{MODULES[framework]}")

@@ -1,0 +1,119 @@
+"""The standard models written once against the Keras 3 API, built by dlcore and by Keras.
+
+``lib`` is the ``dlcore`` module or the ``keras`` module: the same code builds both, so the two
+definitions cannot drift apart.
+"""
+from .. import spec as _spec
+from . import _common
+
+# The layers each model needs: a framework without one of them shows "n/a".
+LAYERS = {
+    "cnn": ("Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dropout"),
+    "mlp": ("Dense",),
+    "lstm": ("LSTM", "Dense"),
+    "gru": ("GRU", "Dense"),
+}
+
+
+def missing_layers(lib, model):
+    return [name for name in LAYERS[model["kind"]] if not hasattr(lib.layers, name)]
+
+
+def build_model(lib, model):
+    L = lib.layers
+    kind = model["kind"]
+    layers = [lib.Input(shape=_spec.input_shape(model))]
+    if kind == "cnn":
+        for f in model["filters"]:
+            layers += [L.Conv2D(f, model["kernel"], activation="relu"), L.MaxPooling2D(model["pool"])]
+        layers += [L.Flatten(), L.Dense(model["dense"], activation="relu"), L.Dropout(model["dropout"])]
+    elif kind == "mlp":
+        layers += [L.Dense(h, activation="relu") for h in model["hidden"]]
+    elif kind == "lstm":
+        layers.append(L.LSTM(model["units"]))
+    elif kind == "gru":
+        layers.append(L.GRU(model["units"]))  # Keras default reset_after=True
+    else:
+        raise ValueError(f"unknown model kind {kind!r}")
+    layers.append(L.Dense(model["classes"], activation="softmax"))
+    return lib.Sequential(layers)
+
+
+def make_optimizer(lib, opt):
+    if opt["name"] == "adam":
+        return lib.optimizers.Adam(learning_rate=opt["learning_rate"], beta_1=opt["beta_1"],
+                                   beta_2=opt["beta_2"], epsilon=opt["epsilon"])
+    if opt["name"] == "sgd":
+        return lib.optimizers.SGD(learning_rate=opt["learning_rate"], momentum=opt["momentum"])
+    raise ValueError(f"unknown optimizer {opt['name']!r}")
+
+
+def compile_model(lib, model, spec):
+    model.compile(optimizer=make_optimizer(lib, spec["optimizer_spec"]), loss=_spec.LOSS)
+
+
+class Runner:
+    """``step()``: ``train_on_batch`` (training) or ``predict_on_batch`` (inference)."""
+
+    def __init__(self, lib, spec, info=None):
+        self.model = build_model(lib, spec["model_spec"])
+        self.x, self.y = _common.make_data(spec)
+        self.info = dict(info or {})
+        if spec["kind"] == "train":
+            compile_model(lib, self.model, spec)
+            self.info["call"] = "model.train_on_batch(x, y)"
+            self.step = self._train
+        else:
+            self.info["call"] = "model.predict_on_batch(x)"
+            self.step = self._predict
+        self.params = int(sum(int(_size(w)) for w in self.model.trainable_weights))
+
+    def _train(self):
+        return self.model.train_on_batch(self.x, self.y)
+
+    def _predict(self):
+        return self.model.predict_on_batch(self.x)
+
+
+def _size(w):
+    shape = tuple(w.shape)
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def cold_start(lib_name, payload, set_threads):
+    """Body of a cold-start child: import ``lib_name``, build the model, predict one sample."""
+    clock = _common.Clock()
+    import importlib
+
+    lib = importlib.import_module(lib_name)
+    set_threads(lib, payload["threads"])
+    clock.mark("import_s")
+    spec = payload["spec"]
+    model = build_model(lib, spec["model_spec"])
+    clock.mark("build_s")
+    x, _ = _common.make_data(spec)
+    out = model.predict(x, verbose=0)
+    clock.mark("predict_s")
+    assert out.shape == (spec["batch"], spec["model_spec"]["classes"])
+    _common.report({"phases": clock.phases, "inside_s": clock.total(),
+                    "loaded": _common.loaded_heavy_modules()})
+
+
+def train_memory(lib_name, payload, set_threads):
+    """Body of a memory child: build, compile and train ``steps`` steps with train_on_batch."""
+    clock = _common.Clock()
+    import importlib
+
+    lib = importlib.import_module(lib_name)
+    set_threads(lib, payload["threads"])
+    spec = payload["spec"]
+    model = build_model(lib, spec["model_spec"])
+    compile_model(lib, model, spec)
+    x, y = _common.make_data(spec)
+    for _ in range(spec["steps"]):
+        model.train_on_batch(x, y)
+    clock.mark("train_s")
+    _common.report({"phases": clock.phases, "inside_s": clock.total()})
