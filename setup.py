@@ -17,6 +17,10 @@ EXTENSIONS = [
     "_elementwise",
     "_reduce",
     "_losses",
+    "_conv",
+    "_pool",
+    "_norm",
+    "_recurrent",
 ]
 
 DEBUG = os.environ.get("DLCORE_DEBUG_CYTHON", "0") == "1"

@@ -29,6 +29,14 @@ def set_epsilon(value):
     _EPSILON = float(value)
 
 
+_IMAGE_DATA_FORMAT = "channels_last"
+
+
+def image_data_format():
+    """dlcore's layers are channels_last (NHWC), as Keras's default."""
+    return _IMAGE_DATA_FORMAT
+
+
 def num_threads():
     """Threads used by every kernel: Cython OpenMP, Numba and BLAS."""
     return kernels.num_threads()

@@ -6,16 +6,18 @@ class Tensor:
     """An immutable NumPy array with its place in the recorded graph.
 
     ``value``: the ndarray; ``node``: the autograd Node that produced it (None for constants and
-    variables); ``index``: which output of that node it is.
+    variables); ``index``: which output of that node it is; ``mask``: Keras's per-timestep mask
+    (a boolean ndarray of the leading dimensions) when a masking layer produced one, else None.
     """
 
-    __slots__ = ("value", "node", "index", "__weakref__")
+    __slots__ = ("value", "node", "index", "mask", "__weakref__")
     __array_priority__ = 100  # ndarray <op> Tensor defers to Tensor's reflected operators
 
     def __init__(self, value, node=None, index=0):
         self.value = value if isinstance(value, np.ndarray) else np.asarray(value)
         self.node = node
         self.index = index
+        self.mask = None
 
     # array protocol ---------------------------------------------------------------------
     @property

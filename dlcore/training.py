@@ -43,10 +43,13 @@ class Trainer:
 
     def _require_compiled(self, what):
         if not self.compiled:
-            raise RuntimeError(f"You must call `compile()` before using the model for {what}.")
+            raise ValueError(f"You must call `compile()` before using the model for {what}.")
 
     # output bookkeeping ----------------------------------------------------------------------
     def _output_names(self, n_outputs):
+        struct = getattr(self, "_output_struct", None)
+        if isinstance(struct, dict) and len(struct) == n_outputs:
+            return list(struct)  # Keras names the outputs of a dict-output model by its keys
         names = getattr(self, "output_names", None)
         if names and len(names) == n_outputs:
             return list(names)
@@ -129,7 +132,7 @@ class Trainer:
     # loss -------------------------------------------------------------------------------------
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Weighted sum of the compiled losses over the outputs, plus the regularization losses."""
-        y_true, y_pred = _as_list(y), _as_list(y_pred)
+        y_true, y_pred = self._targets_list(y, y_pred), _as_list(y_pred)
         if self._compiled_losses is None:
             self._build_compiled(y_true, y_pred)
         total = None
@@ -178,9 +181,9 @@ class Trainer:
             vx, vy = validation_data[0], validation_data[1]
             vw = validation_data[2] if len(validation_data) == 3 else None
             val = _prepare_data(vx, vy, vw, "fit (validation_data)")
-        self._check_targets(x, y, "fit")
+        y = self._check_targets(x, y, "fit")
         if val is not None:
-            self._check_targets(val[0], val[1], "fit (validation_data)")
+            val = (val[0], self._check_targets(val[0], val[1], "fit (validation_data)"), val[2])
         if class_weight is not None:
             sample_weight = _apply_class_weight(y, class_weight, sample_weight)
 
@@ -188,6 +191,7 @@ class Trainer:
         steps = steps_per_epoch or int(np.ceil(n / batch_size))
         verbose = 1 if verbose == "auto" else int(verbose)
         history = History()
+        epoch_logs = {}
         cbs = CallbackList(callbacks, model=self, add_history=history,
                            add_progbar=ProgbarLogger() if verbose else None,
                            params={"epochs": epochs, "steps": steps, "verbose": verbose})
@@ -211,14 +215,15 @@ class Trainer:
                     break
             epoch_logs = self._logs()
             if val is not None and (epoch + 1) % validation_freq == 0:
+                # The fit's callbacks see the validation run's on_test_* hooks, as in Keras.
                 val_logs = self.evaluate(val[0], val[1], sample_weight=val[2],
                                          batch_size=validation_batch_size or batch_size,
-                                         verbose=0, return_dict=True, _prepared=True)
+                                         verbose=0, callbacks=cbs, return_dict=True, _prepared=True)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             cbs.on_epoch_end(epoch, epoch_logs)
             if self.stop_training:
                 break
-        cbs.on_train_end()
+        cbs.on_train_end(epoch_logs)
         self.history = history
         return history
 
@@ -227,6 +232,7 @@ class Trainer:
         self._require_compiled("training")
         if _reset:
             x, y, sample_weight = _prepare_data(x, y, sample_weight, "train_on_batch")
+            y = self._check_targets(x, y, "train_on_batch")
             if class_weight is not None:
                 sample_weight = _apply_class_weight(y, class_weight, sample_weight)
         with GradientTape() as tape:
@@ -239,14 +245,17 @@ class Trainer:
             self._reset_metrics()
         self._update_metrics(y, y_pred, loss, per_output, sample_weight, _num_samples(x))
         logs = self._logs()
-        return logs if return_dict else _logs_to_list(logs)
+        if return_dict:
+            return logs
+        values = _logs_to_list(logs)
+        return values[0] if len(values) == 1 else values  # Keras: a bare loss when there are no metrics
 
     def _update_metrics(self, y, y_pred, loss, per_output, sample_weight, batch):
         self._loss_tracker.update_state(float(loss.value), sample_weight=batch)
         for tracker, value in zip(self._output_loss_trackers, per_output):
             if value is not None:
                 tracker.update_state(float(value.value), sample_weight=batch)
-        y_true, y_pred = _as_list(y), _as_list(y_pred)
+        y_true, y_pred = self._targets_list(y, y_pred), _as_list(y_pred)
         for i, metric, weighted in self._metric_objects:
             pred = y_pred[i].value if isinstance(y_pred[i], Tensor) else y_pred[i]
             metric.update_state(y_true[i], pred, sample_weight=sample_weight if weighted else None)
@@ -261,12 +270,16 @@ class Trainer:
         batch_size = _check_batch_size(batch_size)
         if not _prepared:
             x, y, sample_weight = _prepare_data(x, y, sample_weight, "evaluate")
-            self._check_targets(x, y, "evaluate")
+            y = self._check_targets(x, y, "evaluate")
         n = _num_samples(x)
         n_steps = steps or int(np.ceil(n / batch_size))
         verbose = 1 if verbose == "auto" else int(verbose)
-        cbs = CallbackList(callbacks, model=self, add_progbar=ProgbarLogger(mode="test") if verbose else None,
-                           params={"steps": n_steps, "verbose": verbose})
+        if isinstance(callbacks, CallbackList):  # fit's own list, for its validation run
+            cbs = callbacks
+        else:
+            cbs = CallbackList(callbacks, model=self,
+                               add_progbar=ProgbarLogger(mode="test") if verbose else None,
+                               params={"steps": n_steps, "verbose": verbose})
         if self._metric_objects is None:
             with no_grad():
                 first = self(_slice(x, slice(0, 1)), training=False)
@@ -326,12 +339,25 @@ class Trainer:
         return _restore_output_structure(self, [t.value for t in _as_list(out)])
 
     # target checks -----------------------------------------------------------------------------
+    def _targets_list(self, y, y_pred):
+        """Targets as a list in the order of the outputs; a dict is matched to the outputs by name."""
+        if not isinstance(y, dict):
+            return _as_list(y)
+        names = list(y_pred) if isinstance(y_pred, dict) else self._output_names(len(_as_list(y_pred)))
+        if sorted(y) != sorted(names):
+            raise ValueError(f"The targets are a dict with keys {sorted(y)}, which do not match the model's "
+                             f"output names {names}")
+        return [y[name] for name in names]
+
     def _check_targets(self, x, y, where):
-        """Fail before training on targets the loss cannot take (shape, class range)."""
+        """Fail before training on targets the loss cannot take (shape, class range). Returns the
+        targets, a dict of them ordered as the outputs (a list)."""
         if y is None:
             raise ValueError(f"{where}: the model needs targets `y` to compute its loss; received y=None")
         with no_grad():
             sample = self(_slice(x, slice(0, 1)), training=False)
+        if isinstance(y, dict):
+            y = self._targets_list(y, sample)
         y_true, y_pred = _as_list(y), _as_list(sample)
         if len(y_true) != len(y_pred):
             raise ValueError(f"{where}: the model has {len(y_pred)} outputs but received {len(y_true)} target arrays")
@@ -358,6 +384,7 @@ class Trainer:
                         and not (target_shape + (1,) == out_shape):
                     raise ValueError(f"{where}: targets of shape {t.shape} are incompatible with the model "
                                      f"output {i} of shape {(None,) + out_shape}")
+        return y
 
 
 # helpers ---------------------------------------------------------------------------------------
@@ -409,7 +436,10 @@ def _resolve_metric(identifier, y_true, y_pred, loss_fn):
                 or _is_sparse_loss(loss_fn):
             return metrics_module.SparseCategoricalAccuracy(name=identifier)
         return metrics_module.CategoricalAccuracy(name=identifier)
-    return metrics_module.get(identifier)
+    metric = metrics_module.get(identifier)
+    if isinstance(identifier, str):
+        metric.name = identifier  # Keras logs a metric given by name under that name ("mae", "AUC")
+    return metric
 
 
 def _check_batch_size(batch_size):

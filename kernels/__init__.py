@@ -9,7 +9,7 @@ import importlib
 from . import _config
 from ._config import num_threads, set_num_threads, threads_for
 
-FAMILIES = ("gemm", "elementwise", "reduce", "losses", "dropout", "optim")
+FAMILIES = ("gemm", "elementwise", "reduce", "losses", "dropout", "optim", "conv", "pool", "norm", "recurrent")
 
 _table = None
 

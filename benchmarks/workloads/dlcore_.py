@@ -44,37 +44,55 @@ def train_memory(payload):
     _keras_api.train_memory("dlcore", payload, _set_threads)
 
 
-def layer_rates(tiny, iters_hint=None):
-    """Forward GFLOPS of dlcore's compute layers at the standard workloads' shapes (inference,
-    no tape), for the kernel-share table: (name, flops, layer, input) per entry."""
+def layer_rates(tiny):
+    """dlcore's compute at the standard workloads' shapes, for the kernel-share table: the matmul
+    kernel (BLAS through scipy) at the ceiling's shapes and the forward pass (inference, no tape)
+    of each compute layer dlcore has. Returns (name, flops, call) triples."""
     import numpy as np
 
     import dlcore as dl
+    from dlcore import kernels
 
     from .. import spec as _spec
 
     rng = np.random.default_rng(0)
     entries = []
+
+    def layer_call(layer, x):
+        def call():
+            with dl.no_grad():
+                return layer(x, training=False)
+        return call
+
+    matmul = kernels.get("matmul")
+    n = 64 if tiny else 1024
+    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+    c = np.empty((n, n), np.float32)
+    entries.append((f"kernel matmul {n}x{n}x{n} float32", 2 * n ** 3, lambda: matmul(a, b, c)))
+
     mlp = _spec.model_spec("mlp", tiny)
     batch = _spec.workload_spec("mlp-train", tiny)["batch"]
     sizes = [mlp["input"], *mlp["hidden"], mlp["classes"]]
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        entries.append((f"Dense {a}->{b} relu, batch {batch}", 2 * batch * a * b,
-                        dl.layers.Dense(b, activation="relu"), rng.random((batch, a), dtype=np.float32)))
+    for k, m in zip(sizes[:-1], sizes[1:]):
+        entries.append((f"Dense {k}->{m} relu, batch {batch}", 2 * batch * k * m,
+                        layer_call(dl.layers.Dense(m, activation="relu"),
+                                   rng.random((batch, k), dtype=np.float32))))
     if hasattr(dl.layers, "Conv2D"):
         cnn = _spec.model_spec("cnn", tiny)
         cbatch = _spec.workload_spec("cnn-train", tiny)["batch"]
         shapes, _ = _spec._cnn_shapes(cnn)
         k = cnn["kernel"]
-        for (h, w, c, f, oh, ow) in shapes:
-            entries.append((f"Conv2D {h}x{w}x{c}->{f} 3x3 relu, batch {cbatch}", 2 * cbatch * k * k * c * f * oh * ow,
-                            dl.layers.Conv2D(f, k, activation="relu"), rng.random((cbatch, h, w, c), dtype=np.float32)))
+        for (h, w, ch, f, oh, ow) in shapes:
+            entries.append((f"Conv2D {h}x{w}x{ch}->{f} {k}x{k} relu, batch {cbatch}",
+                            2 * cbatch * k * k * ch * f * oh * ow,
+                            layer_call(dl.layers.Conv2D(f, k, activation="relu"),
+                                       rng.random((cbatch, h, w, ch), dtype=np.float32))))
     for cell in ("LSTM", "GRU"):
         if hasattr(dl.layers, cell):
             rnn = _spec.model_spec(cell.lower(), tiny)
             rbatch = _spec.workload_spec(f"{cell.lower()}-train", tiny)["batch"]
             flops = (_spec.forward_flops(rnn) - 2 * rnn["units"] * rnn["classes"]) * rbatch
             entries.append((f"{cell} {rnn['units']} units, T={rnn['timesteps']}, batch {rbatch}", flops,
-                            getattr(dl.layers, cell)(rnn["units"]),
-                            rng.random((rbatch, rnn["timesteps"], rnn["features"]), dtype=np.float32)))
+                            layer_call(getattr(dl.layers, cell)(rnn["units"]),
+                                       rng.random((rbatch, rnn["timesteps"], rnn["features"]), dtype=np.float32))))
     return entries

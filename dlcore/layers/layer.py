@@ -89,6 +89,7 @@ class Layer:
         self._activity_losses = []
         self._call_has_training = "training" in inspect.signature(self.call).parameters
         self._call_has_mask = "mask" in inspect.signature(self.call).parameters
+        self._makes_mask = type(self).compute_mask is not Layer.compute_mask
 
     # attribute tracking --------------------------------------------------------------------
     def __setattr__(self, name, value):
@@ -247,8 +248,11 @@ class Layer:
             training = current_training()
         if self._call_has_training:
             kwargs["training"] = training
-        if not self._call_has_mask:
-            kwargs.pop("mask", None)
+        mask = kwargs.pop("mask", None)
+        if mask is None:
+            mask = _mask_of(first)
+        if self._call_has_mask and mask is not None:
+            kwargs["mask"] = mask
         previous = getattr(_context, "training", None)
         _context.training = training
         try:
@@ -257,7 +261,14 @@ class Layer:
             outputs = self.call(inputs, *args[1:], **kwargs)
         finally:
             _context.training = previous
+        if mask is not None or self._makes_mask:
+            _attach_mask(outputs, self.compute_mask(inputs, mask))
         return outputs
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask of the outputs (Keras): the input mask passes through layers that support
+        masking and stops at the others. Embedding(mask_zero=True) and Masking make one."""
+        return mask if self.supports_masking else None
 
     def _convert_input(self, x):
         if isinstance(x, Tensor):
@@ -390,6 +401,26 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _mask_of(x):
+    """The mask carried by an input (a Tensor's ``mask``, or a list of them; None if none)."""
+    if isinstance(x, Tensor):
+        return x.mask
+    if isinstance(x, (list, tuple)):
+        masks = [t.mask if isinstance(t, Tensor) else None for t in x]
+        return masks if any(m is not None for m in masks) else None
+    return None
+
+
+def _attach_mask(outputs, mask):
+    if isinstance(outputs, Tensor):
+        outputs.mask = mask
+    elif isinstance(outputs, (list, tuple)):
+        masks = mask if isinstance(mask, (list, tuple)) else [mask] * len(outputs)
+        for t, m in zip(outputs, masks):
+            if isinstance(t, Tensor):
+                t.mask = m
 
 
 def _is_shape(x):

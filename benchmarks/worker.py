@@ -1,0 +1,134 @@
+"""One framework's benchmark process, driven by the runner over stdin/stdout (JSON lines).
+
+    python -m benchmarks.worker FRAMEWORK --threads N
+
+Each framework runs in its own process, so imports, thread pools and memory stay isolated; the
+runner keeps one worker per framework alive and sends them measurements in turn (alternating
+frameworks run by run), while the idle workers wait on stdin. Anything the framework prints goes
+to stderr; stdout carries the protocol only.
+
+Commands: build {key, workload, tiny, batch, onnx_path}; warmup {key, min_iters, min_s, max_s};
+run {key, iters}; free {key}; export {workload, tiny, path} (torch); layers {tiny, min_s} (dlcore);
+quit. Replies: {"ok": true, ...} or {"ok": false, "error": ...}.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+
+from . import spec as _spec
+from .workloads import load
+
+
+def _timed(step, iters):
+    times = []
+    clock = time.perf_counter
+    for _ in range(iters):
+        t = clock()
+        step()
+        times.append(clock() - t)
+    return times
+
+
+class Worker:
+    def __init__(self, framework, threads):
+        self.framework = framework
+        self.threads = threads
+        self.module = load(framework)
+        self.runners = {}
+
+    def hello(self):
+        info = self.module.setup(self.threads)
+        return {"info": info, "pid": os.getpid()}
+
+    def supports(self, workload, tiny=False, onnx_path=None):
+        spec = _spec.workload_spec(workload, tiny=tiny)
+        if onnx_path:
+            spec["onnx_path"] = onnx_path
+        return {"na": self.module.supports(spec)}
+
+    def build(self, key, workload, tiny=False, batch=None, onnx_path=None):
+        spec = _spec.workload_spec(workload, tiny=tiny, batch=batch)
+        if onnx_path:
+            spec["onnx_path"] = onnx_path
+        reason = self.module.supports(spec)
+        if reason:
+            return {"na": reason}
+        runner = self.module.build(spec)
+        self.runners[key] = runner
+        return {"params": runner.params, "info": runner.info}
+
+    def warmup(self, key, min_iters=2, min_s=0.0, max_s=30.0):
+        step = self.runners[key].step
+        times, start = [], time.perf_counter()
+        while True:
+            times += _timed(step, 1)
+            elapsed = time.perf_counter() - start
+            if (len(times) >= min_iters and elapsed >= min_s) or elapsed >= max_s:
+                return {"times": times}
+
+    def run(self, key, iters):
+        return {"times": _timed(self.runners[key].step, int(iters))}
+
+    def free(self, key):
+        self.runners.pop(key, None)
+        import gc
+
+        gc.collect()
+        return {}
+
+    def export(self, workload, path, tiny=False):
+        spec = _spec.workload_spec(workload, tiny=tiny)
+        return {"exporter": self.module.export_onnx(spec, path)}
+
+    def layers(self, tiny=False, min_s=0.2):
+        out = []
+        for name, flops, call in self.module.layer_rates(tiny):
+            _timed(call, 2)  # build + warm
+            start, times = time.perf_counter(), []
+            while time.perf_counter() - start < min_s or len(times) < 3:
+                times += _timed(call, 1)
+            out.append({"name": name, "flops": flops, "times": times})
+        return {"layers": out}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("framework", choices=_spec.FRAMEWORKS)
+    parser.add_argument("--threads", type=int, required=True)
+    args = parser.parse_args(argv)
+
+    # The protocol gets a private copy of stdout; whatever else writes to fd 1 goes to stderr.
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    def send(obj):
+        proto.write(json.dumps(obj) + "\n")
+        proto.flush()
+
+    worker = Worker(args.framework, args.threads)
+    try:
+        send({"ok": True, **worker.hello()})
+    except Exception as exc:  # the framework does not import or set up: every workload is n/a
+        send({"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
+        return 1
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        cmd = json.loads(line)
+        op = cmd.pop("op")
+        if op == "quit":
+            send({"ok": True})
+            break
+        try:
+            send({"ok": True, **getattr(worker, op)(**cmd)})
+        except Exception as exc:
+            send({"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""PyTorch: the standard workloads in eager mode, as PyTorch users write them.
+
+- The network ends in logits; training uses ``F.cross_entropy`` (the idiomatic equivalent of
+  Keras's softmax + sparse categorical cross-entropy), inference appends ``nn.Softmax``.
+- CNN inputs are NCHW; CNN inference runs with ``channels_last`` tensors and weights.
+- Keras's LSTM has one bias per gate, PyTorch's two (``bias_ih`` and ``bias_hh``): ``bias_hh`` is
+  zeroed and frozen, so the model is the Keras model and the trainable parameter counts agree.
+  GRU: Keras's reset_after=True form is PyTorch's GRU, with the same two biases.
+- Adam gets Keras's epsilon (1e-7; PyTorch's default is 1e-8).
+"""
+from .. import spec as _spec
+from . import _common
+
+REQUIRES = ("torch",)
+NAME = "torch"
+
+
+def _set_threads(torch, n, interop=True):
+    torch.set_num_threads(int(n))
+    if interop:
+        try:
+            torch.set_num_interop_threads(int(n))
+        except RuntimeError:  # already set, or parallel work already ran
+            pass
+
+
+def setup(threads):
+    import torch
+
+    _set_threads(torch, threads)
+    return {"threads": {"torch.get_num_threads": torch.get_num_threads(),
+                        "torch.get_num_interop_threads": torch.get_num_interop_threads()}}
+
+
+def supports(spec):
+    return None
+
+
+def make_model(model):
+    """The network (ending in logits) for a model spec."""
+    import torch
+    from torch import nn
+
+    kind = model["kind"]
+    if kind == "cnn":
+        layers, c = [], model["input"][2]
+        for f in model["filters"]:
+            layers += [nn.Conv2d(c, f, model["kernel"]), nn.ReLU(), nn.MaxPool2d(model["pool"])]
+            c = f
+        _, flat = _spec._cnn_shapes(model)
+        layers += [nn.Flatten(), nn.Linear(flat, model["dense"]), nn.ReLU(), nn.Dropout(model["dropout"]),
+                   nn.Linear(model["dense"], model["classes"])]
+        return nn.Sequential(*layers)
+    if kind == "mlp":
+        sizes, layers = [model["input"], *model["hidden"]], []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        layers.append(nn.Linear(sizes[-1], model["classes"]))
+        return nn.Sequential(*layers)
+
+    class LastStep(nn.Module):
+        def __init__(self):
+            super().__init__()
+            cell = nn.LSTM if kind == "lstm" else nn.GRU
+            self.rnn = cell(model["features"], model["units"], batch_first=True)
+            if kind == "lstm":  # Keras: one bias per gate
+                with torch.no_grad():
+                    self.rnn.bias_hh_l0.zero_()
+                self.rnn.bias_hh_l0.requires_grad_(False)
+            self.fc = nn.Linear(model["units"], model["classes"])
+
+        def forward(self, x):
+            out, _ = self.rnn(x)
+            return self.fc(out[:, -1])
+
+    return LastStep()
+
+
+def inference_model(net):
+    from torch import nn
+
+    return nn.Sequential(net, nn.Softmax(dim=1)).eval()
+
+
+def make_optimizer(torch, params, opt):
+    if opt["name"] == "adam":
+        return torch.optim.Adam(params, lr=opt["learning_rate"], betas=(opt["beta_1"], opt["beta_2"]),
+                                eps=opt["epsilon"])
+    return torch.optim.SGD(params, lr=opt["learning_rate"], momentum=opt["momentum"])
+
+
+def trainable_params(net):
+    return int(sum(p.numel() for p in net.parameters() if p.requires_grad))
+
+
+def to_torch_input(torch, x, model, channels_last=False):
+    t = torch.from_numpy(x)
+    if model["kind"] == "cnn":
+        t = t.permute(0, 3, 1, 2)  # NHWC -> NCHW (logical)
+        t = t.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    return t
+
+
+class Runner:
+    def __init__(self, spec):
+        import torch
+        import torch.nn.functional as F
+
+        self.torch, self.F = torch, F
+        torch.manual_seed(0)
+        model = spec["model_spec"]
+        self.net = make_model(model)
+        self.params = trainable_params(self.net)
+        x, y = _common.make_data(spec)
+        self.info = {}
+        if spec["kind"] == "train":
+            self.net.train()
+            self.x = to_torch_input(torch, x, model)
+            self.y = torch.from_numpy(y)
+            self.opt = make_optimizer(torch, [p for p in self.net.parameters() if p.requires_grad],
+                                      spec["optimizer_spec"])
+            self.info["call"] = "eager: zero_grad, cross_entropy(net(x), y), backward, step"
+            self.step = self._train
+        else:
+            channels_last = model["kind"] == "cnn"
+            self.inf = inference_model(self.net)
+            if channels_last:
+                self.inf = self.inf.to(memory_format=torch.channels_last)
+            self.x = to_torch_input(torch, x, model, channels_last)
+            self.info["call"] = "eager, torch.inference_mode()" + (", channels_last" if channels_last else "")
+            self.step = self._predict
+
+    def _train(self):
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.F.cross_entropy(self.net(self.x), self.y)
+        loss.backward()
+        self.opt.step()
+        return loss
+
+    def _predict(self):
+        with self.torch.inference_mode():
+            return self.inf(self.x)
+
+
+def build(spec):
+    return Runner(spec)
+
+
+def export_onnx(spec, path):
+    """Export the inference model of ``spec`` (NCHW input for the CNN) to ONNX at ``path``,
+    with a dynamic batch axis. Returns the exporter used."""
+    import warnings
+
+    import torch
+
+    torch.manual_seed(0)
+    model = spec["model_spec"]
+    net = inference_model(make_model(model))
+    x, _ = _common.make_data(dict(spec, batch=1))
+    example = (to_torch_input(torch, x, model),)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(net, example, path, input_names=["x"], output_names=["y"],
+                              dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=17,
+                              dynamo=False)
+            return "torch.onnx.export (TorchScript exporter, opset 17)"
+        except TypeError:  # a torch without the `dynamo` argument
+            torch.onnx.export(net, example, path, input_names=["x"], output_names=["y"],
+                              dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=17)
+            return "torch.onnx.export (opset 17)"
+
+
+def cold_start(payload):
+    clock = _common.Clock()
+    import torch
+
+    _set_threads(torch, payload["threads"])
+    clock.mark("import_s")
+    spec = payload["spec"]
+    model = spec["model_spec"]
+    net = inference_model(make_model(model))
+    channels_last = model["kind"] == "cnn"
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    clock.mark("build_s")
+    x, _ = _common.make_data(spec)
+    with torch.inference_mode():
+        out = net(to_torch_input(torch, x, model, channels_last))
+    clock.mark("predict_s")
+    assert tuple(out.shape) == (spec["batch"], model["classes"])
+    _common.report({"phases": clock.phases, "inside_s": clock.total(),
+                    "loaded": _common.loaded_heavy_modules()})
+
+
+def train_memory(payload):
+    clock = _common.Clock()
+    spec = payload["spec"]
+    import torch
+
+    _set_threads(torch, payload["threads"])
+    runner = Runner(spec)
+    for _ in range(spec["steps"]):
+        runner.step()
+    clock.mark("train_s")
+    _common.report({"phases": clock.phases, "inside_s": clock.total()})

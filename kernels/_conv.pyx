@@ -1,0 +1,1 @@
+# Placeholder while the conv family is being written.

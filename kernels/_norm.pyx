@@ -1,0 +1,1 @@
+# Placeholder while the norm family is being written.

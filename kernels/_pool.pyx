@@ -1,0 +1,1 @@
+# Placeholder while the pool family is being written.

@@ -1,0 +1,1 @@
+# Placeholder while the recurrent family is being written.

@@ -1,0 +1,2 @@
+"""conv kernels (being written)."""
+KERNELS = {}

@@ -1,0 +1,2 @@
+"""pool kernels (being written)."""
+KERNELS = {}
