@@ -2,13 +2,16 @@
 
     python -m benchmarks.worker FRAMEWORK --threads N
 
+(the runner starts it through ``compare.bootstrap``, which loads this package by path).
+
 Each framework runs in its own process, so imports, thread pools and memory stay isolated; the
 runner keeps one worker per framework alive and sends them measurements in turn (alternating
 frameworks run by run), while the idle workers wait on stdin. Anything the framework prints goes
 to stderr; stdout carries the protocol only.
 
-Commands: build {key, workload, tiny, batch, onnx_path}; warmup {key, min_iters, min_s, max_s};
-run {key, iters}; free {key}; export {workload, tiny, path} (torch); layers {tiny, min_s} (dlcore);
+Commands: supports {workload, tiny, onnx_path}; params {workload, tiny};
+build {key, workload, tiny, batch, onnx_path}; warmup {key, min_iters, min_s, max_s};
+run {key, iters}; free {key}; export {model, tiny, path} (torch); layers {tiny, min_s} (dlcore);
 quit. Replies: {"ok": true, ...} or {"ok": false, "error": ...}.
 """
 import argparse
@@ -19,16 +22,20 @@ import time
 import traceback
 
 from . import spec as _spec
-from .workloads import load
+from .workloads import load  # noqa: E402
 
 
-def _timed(step, iters):
+def _timed(step, iters, max_s=None):
+    """Per-iteration seconds of ``iters`` calls (fewer if ``max_s`` seconds have passed)."""
     times = []
     clock = time.perf_counter
+    start = clock()
     for _ in range(iters):
         t = clock()
         step()
         times.append(clock() - t)
+        if max_s is not None and t - start > max_s:
+            break
     return times
 
 
@@ -60,6 +67,12 @@ class Worker:
         self.runners[key] = runner
         return {"params": runner.params, "info": runner.info}
 
+    def params(self, workload, tiny=False):
+        """Trainable parameters of the workload's model, built without data or optimizer."""
+        spec = _spec.workload_spec(workload, tiny=tiny)
+        reason = self.module.supports(spec)
+        return {"na": reason} if reason else {"params": self.module.count_params(spec)}
+
     def warmup(self, key, min_iters=2, min_s=0.0, max_s=30.0):
         step = self.runners[key].step
         times, start = [], time.perf_counter()
@@ -69,8 +82,8 @@ class Worker:
             if (len(times) >= min_iters and elapsed >= min_s) or elapsed >= max_s:
                 return {"times": times}
 
-    def run(self, key, iters):
-        return {"times": _timed(self.runners[key].step, int(iters))}
+    def run(self, key, iters, max_s=None):
+        return {"times": _timed(self.runners[key].step, int(iters), max_s)}
 
     def free(self, key):
         self.runners.pop(key, None)
@@ -79,8 +92,8 @@ class Worker:
         gc.collect()
         return {}
 
-    def export(self, workload, path, tiny=False):
-        spec = _spec.workload_spec(workload, tiny=tiny)
+    def export(self, model, path, tiny=False):
+        spec = {"kind": "infer", "model": model, "model_spec": _spec.model_spec(model, tiny), "batch": 1}
         return {"exporter": self.module.export_onnx(spec, path)}
 
     def layers(self, tiny=False, min_s=0.2):

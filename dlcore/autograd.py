@@ -53,9 +53,9 @@ def _needs_grad(x):
         return False
     if x.node is not None:
         return True
-    if isinstance(x, Variable) and x.trainable:
-        return any(tape._watch_accessed for tape in _state.tapes)
     key = id(x)
+    if isinstance(x, Variable) and x.trainable:
+        return any(tape._watch_accessed or key in tape._watched for tape in _state.tapes)
     return any(key in tape._watched for tape in _state.tapes)
 
 

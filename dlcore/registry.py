@@ -9,6 +9,9 @@ KINDS = ("layer", "loss", "metric", "optimizer", "activation", "initializer", "r
          "constraint", "callback", "schedule")
 
 
+_PLURALS = {"loss": "losses"}
+
+
 def _canonical(name):
     return name.lower().replace("_", "")
 
@@ -38,7 +41,8 @@ def lookup(kind, name, custom_objects=None):
     obj = table.get(name) or table.get(_canonical(name))
     if obj is None:
         known = sorted(_NAMES.get(kind, ()))
-        raise ValueError(f"Unknown {kind} identifier: {name!r}. Known {kind}s: {', '.join(known)}")
+        raise ValueError(f"Unknown {kind} identifier: {name!r}. Known {_PLURALS.get(kind, kind + 's')}: "
+                         f"{', '.join(known)}")
     return obj
 
 

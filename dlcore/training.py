@@ -198,6 +198,8 @@ class Trainer:
         self.stop_training = False
         self.optimizer.build(self.trainable_weights)
         cbs.on_train_begin()
+        # BackupAndRestore (in on_train_begin) sets where an interrupted fit resumes.
+        initial_epoch = self.__dict__.pop("_initial_epoch", None) or initial_epoch
         rng = generator()
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
@@ -520,6 +522,10 @@ def _same_length(x, y, where):
         if data is None:
             continue
         for i, a in enumerate(flatten(data)):
+            if a.ndim == 0:
+                raise ValueError(f"{where}: `{name}` must be arrays with a batch dimension, received a scalar "
+                                 f"leaf in {type(data).__name__} data (a list is read as one array per model "
+                                 f"input or output; pass np.asarray(...) for a single array)")
             lengths[f"{name}[{i}]" if isinstance(data, (list, tuple, dict)) else name] = a.shape[0]
     sizes = set(lengths.values())
     if len(sizes) > 1:

@@ -9,6 +9,8 @@ import importlib
 from . import _config
 from ._config import num_threads, set_num_threads, threads_for
 
+_config.preload_cython_blas()
+
 FAMILIES = ("gemm", "elementwise", "reduce", "losses", "dropout", "optim", "conv", "pool", "norm", "recurrent")
 
 _table = None

@@ -68,6 +68,34 @@ def threads_for(work):
     return 1 if work < PARALLEL_MIN_WORK else _num_threads
 
 
+def preload_cython_blas():
+    """Load scipy's BLAS function table without importing all of ``scipy.linalg``.
+
+    The Cython kernels cimport ``scipy.linalg.cython_blas``; importing it the usual way runs
+    ``scipy/linalg/__init__.py`` first, which costs 0.1-0.5 s of dlcore's cold start here. The
+    extension itself needs nothing from that package, so it is loaded from its file and
+    registered under its own name. Any surprise falls back to the ordinary import.
+    """
+    import importlib.util
+    import sys
+
+    name = "scipy.linalg.cython_blas"
+    if name in sys.modules:
+        return
+    try:
+        import scipy
+
+        folder = os.path.join(os.path.dirname(scipy.__file__), "linalg")
+        path = next(os.path.join(folder, f) for f in sorted(os.listdir(folder))
+                    if f.startswith("cython_blas.") and f.endswith((".so", ".pyd")))
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    except Exception:  # an unexpected scipy layout: let the normal import do it
+        sys.modules.pop(name, None)
+
+
 _numba = None
 
 # Numba kernels write `for i in _config.prange(n)`; it becomes numba.prange once numba loads
@@ -151,9 +179,12 @@ class LazyJit:
         if self.dispatcher is None:
             self.compile()
         if self.serial is not self.dispatcher and _num_threads > 1:
-            size = getattr(args[0], "size", PARALLEL_MIN_WORK)
-            if size >= PARALLEL_MIN_WORK:
-                return self.dispatcher(*args)
+            for arg in args:  # the first array argument measures the work
+                size = getattr(arg, "size", None)
+                if size is not None:
+                    if size >= PARALLEL_MIN_WORK:
+                        return self.dispatcher(*args)
+                    break
         return self.serial(*args)
 
     def __repr__(self):

@@ -1,1 +1,1191 @@
-# Placeholder while the recurrent family is being written.
+# Design: the recurrence of SimpleRNN, LSTM and GRU as one compiled loop over time, forward and
+# backward (BPTT), plus the embedding gather/scatter. Cython for both directions: forward because
+# inference needs it (predict never imports numba), backward because each step is a BLAS call on
+# strided sub-matrices (one time slice of a batch-major (N, T, G) buffer) followed by a fused
+# epilogue, which cython_blas reaches directly with leading dimensions (Numba's np.dot needs
+# contiguous operands, so every step would copy).
+#   - The op tier computes the input projection for all steps as one GEMM (z = x @ W + b, shape
+#     (N, T, G)) and the weight gradients as GEMMs over all steps (dW = x^T dz, dR = hprev^T dz);
+#     these kernels only run the sequential part.
+#   - Per step: one GEMM z[:, t] += h_{t-1} @ R accumulated straight into the time slice
+#     (ldc = T*G), then the gate epilogue per batch row: nonlinearities, state update, output
+#     write, all in one pass over the row. The activated gates overwrite z in place, which is what
+#     the backward pass reads (training keeps them; inference discards them).
+#   - OpenBLAS packs the whole recurrent kernel on every sgemm call (about 20 us for 128x512
+#     float32, measured), which dominates small batches: up to GEMV_ROWS rows, the step runs one
+#     sgemv per row instead (2 us per row). Larger steps use sgemm and BLAS's own threads.
+#   - The epilogue runs on the calling thread: starting an OpenMP team right after a threaded
+#     OpenBLAS call waits for OpenBLAS's spinning workers (see _gemm.pyx); the rows are
+#     independent, so results are identical whatever the thread count.
+#   - float32 sigmoid and tanh use vectorizable polynomial approximations (Cephes expf and tanhf
+#     polynomials, about 2 ulp; NaN propagates), compiled for AVX-512, AVX2 and the baseline with
+#     GCC's target_clones where available; float64 and other activations use the exact
+#     _activations.pxd functions.
+#   - Masks (Keras semantics): a masked step keeps the states; its output is the previous output
+#     (zeros before the first valid step), or zeros with zero_output (Bidirectional's
+#     return_sequences layers). Masked rows still take part in the step's GEMM; their gates are
+#     not activated and their gate gradients are zero.
+#   - Recurrent dropout: rmask_knu holds one (N, U) mask per gate (Keras's implementation 1), so
+#     the step runs one GEMM per gate on h * mask[g].
+#   - go_backwards is the op's business (it reverses x and the mask), so the kernels always run
+#     forward in time over their input.
+#
+# Legend: N batch, T time steps, K input features, U units, G = gates * U (LSTM 4U in gate order
+# i, f, c, o; GRU 3U in order z, r, h; SimpleRNN U), V vocabulary rows, D embedding width.
+from cython.parallel cimport prange
+from libc.stdlib cimport malloc, free
+from libc.stdint cimport int64_t
+from libc.string cimport memcpy, memset
+from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
+
+from kernels._activations cimport (
+    floating, act_row, f_exp, f_expm1, f_abs, ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH,
+    ACT_LEAKY_RELU, ACT_ELU, ACT_SELU, ACT_SOFTPLUS, ACT_SOFTSIGN, ACT_HARD_SIGMOID, ACT_RELU6,
+    ACT_EXPONENTIAL,
+)
+
+cdef extern from *:
+    """
+    /* Vectorizable float32 exp/sigmoid/tanh (Cephes polynomials). Clamps keep NaN: x > c ? c : x
+       is false for NaN. Compiled for AVX-512, AVX2 and the baseline where GCC has target_clones. */
+    #include <string.h>
+    #include <stdint.h>
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+        && (__GNUC__ >= 11)
+    #define DLR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+    #else
+    #define DLR_CLONES
+    #endif
+
+    static inline float dlr_expf(float x) {
+        float r, g, y, s;
+        int32_t n, bits;
+        x = x > 88.0f ? 88.0f : x;
+        x = x < -87.0f ? -87.0f : x;
+        r = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  /* round to nearest */
+        g = x - r * 0.693359375f;
+        g = g + r * 2.12194440e-4f;
+        y = ((((1.9875691500E-4f * g + 1.3981999507E-3f) * g + 8.3334519073E-3f) * g
+              + 4.1665795894E-2f) * g + 1.6666665459E-1f) * g + 5.0000001201E-1f;
+        y = y * (g * g) + g + 1.0f;
+        n = (int32_t)r;
+        bits = (n + 127) << 23;
+        memcpy(&s, &bits, sizeof(s));
+        return y * s;
+    }
+
+    static inline float dlr_sigmoidf(float x) {
+        return 1.0f / (1.0f + dlr_expf(-x));
+    }
+
+    static inline float dlr_tanhf(float x) {
+        float ax = x < 0.0f ? -x : x;
+        float z = x * x;
+        float p = ((((-5.70498872745E-3f * z + 2.06390887954E-2f) * z - 5.37397155531E-2f) * z
+                    + 1.33314422036E-1f) * z - 3.33332819422E-1f) * z * x + x;
+        float e = dlr_expf(2.0f * ax);
+        float q = 1.0f - 2.0f / (e + 1.0f);
+        q = x < 0.0f ? -q : q;
+        return ax < 0.625f ? p : q;
+    }
+
+    DLR_CLONES static void dlr_sigmoid_f32(const float* x, float* y, Py_ssize_t n) {
+        Py_ssize_t i;
+        for (i = 0; i < n; i++) y[i] = dlr_sigmoidf(x[i]);
+    }
+
+    DLR_CLONES static void dlr_tanh_f32(const float* x, float* y, Py_ssize_t n) {
+        Py_ssize_t i;
+        for (i = 0; i < n; i++) y[i] = dlr_tanhf(x[i]);
+    }
+
+    /* One LSTM row with the default activations (tanh, sigmoid), fused: z (4n) pre-activations
+       i, f, g, o in, the gates out; c updated in place; h written. */
+    DLR_CLONES static void dlr_lstm_cell_f32(float* restrict z, float* restrict c,
+                                             float* restrict h, Py_ssize_t n) {
+        Py_ssize_t j;
+        for (j = 0; j < n; j++) {
+            float i = dlr_sigmoidf(z[j]);
+            float f = dlr_sigmoidf(z[n + j]);
+            float g = dlr_tanhf(z[2 * n + j]);
+            float o = dlr_sigmoidf(z[3 * n + j]);
+            float cc = f * c[j] + i * g;
+            z[j] = i;
+            z[n + j] = f;
+            z[2 * n + j] = g;
+            z[3 * n + j] = o;
+            c[j] = cc;
+            h[j] = o * dlr_tanhf(cc);
+        }
+    }
+
+    /* Its backward: gates z and c_{t-1} in; dz (4n) out; dc <- dc_{t-1}; dh zeroed. */
+    DLR_CLONES static void dlr_lstm_cell_back_f32(const float* restrict z, const float* restrict cp,
+                                                  float* restrict dh, float* restrict dc,
+                                                  float* restrict dz, Py_ssize_t n) {
+        Py_ssize_t j;
+        for (j = 0; j < n; j++) {
+            float i = z[j], f = z[n + j], g = z[2 * n + j], o = z[3 * n + j];
+            float tc = dlr_tanhf(f * cp[j] + i * g);
+            float d = dh[j];
+            float dct = dc[j] + d * o * (1.0f - tc * tc);
+            dz[j] = dct * g * (i * (1.0f - i));
+            dz[n + j] = dct * cp[j] * (f * (1.0f - f));
+            dz[2 * n + j] = dct * i * (1.0f - g * g);
+            dz[3 * n + j] = d * tc * (o * (1.0f - o));
+            dc[j] = dct * f;
+            dh[j] = 0.0f;
+        }
+    }
+    """
+    void dlr_sigmoid_f32(const float* x, float* y, Py_ssize_t n) nogil
+    void dlr_tanh_f32(const float* x, float* y, Py_ssize_t n) nogil
+    void dlr_lstm_cell_f32(float* z, float* c, float* h, Py_ssize_t n) nogil
+    void dlr_lstm_cell_back_f32(const float* z, const float* cp, float* dh, float* dc, float* dz,
+                                Py_ssize_t n) nogil
+
+
+cdef extern from *:
+    """
+    /* Row-major float32 C (m, n) = A (m, k) @ B (k, n) + beta C (beta 0 or 1), for the per-step
+       products of the recurrences. B (the recurrent kernel) is read in place, never packed: a
+       register tile of MR rows x NV vectors accumulates over k with one FMA chain per output
+       element in the order p = 0..k-1, so every element's value is independent of m, of the
+       tile it falls in and of how the rows are split into chunks (remainder rows use the
+       1-row tile, remainder columns 1-vector tiles and a scalar tail, with the same chain).
+       AVX-512 (16 lanes, 4x4 tile), AVX2+FMA (8 lanes, 4x2) and the baseline (4 lanes, 4x2) are
+       chosen once at run time. */
+    #define DLR_MR 4
+
+    #define DLR_TILE(NAME, ATTR, VT, W, NV, MR)                                                   \\
+    ATTR static inline void NAME(Py_ssize_t i0, Py_ssize_t j0, int k, const float* A,           \\
+                                 Py_ssize_t lda, const float* B, Py_ssize_t ldb, float beta,    \\
+                                 float* C, Py_ssize_t ldc) {                                     \\
+        VT acc[MR][NV];                                                                          \\
+        VT bv[NV];                                                                               \\
+        VT old;                                                                                  \\
+        int r, v, p;                                                                             \\
+        for (r = 0; r < MR; r++)                                                                 \\
+            for (v = 0; v < NV; v++) acc[r][v] = (VT){0};                                        \\
+        for (p = 0; p < k; p++) {                                                                \\
+            const float* b = B + (Py_ssize_t)p * ldb + j0;                                       \\
+            for (v = 0; v < NV; v++) memcpy(&bv[v], b + v * W, sizeof(VT));                      \\
+            for (r = 0; r < MR; r++) {                                                           \\
+                float a = A[(i0 + r) * lda + p];                                                 \\
+                for (v = 0; v < NV; v++) acc[r][v] += a * bv[v];                                 \\
+            }                                                                                    \\
+        }                                                                                        \\
+        for (r = 0; r < MR; r++) {                                                               \\
+            for (v = 0; v < NV; v++) {                                                           \\
+                float* c = C + (i0 + r) * ldc + j0 + v * W;                                      \\
+                if (beta != 0.0f) {                                                              \\
+                    memcpy(&old, c, sizeof(VT));                                                 \\
+                    acc[r][v] += old;                                                            \\
+                }                                                                                \\
+                memcpy(c, &acc[r][v], sizeof(VT));                                               \\
+            }                                                                                    \\
+        }                                                                                        \\
+    }
+
+    #define DLR_GEMM(NAME, ATTR, VT, W, NV)                                                      \\
+    DLR_TILE(NAME##_mn, ATTR, VT, W, NV, DLR_MR)                                                 \\
+    DLR_TILE(NAME##_1n, ATTR, VT, W, NV, 1)                                                      \\
+    DLR_TILE(NAME##_m1, ATTR, VT, W, 1, DLR_MR)                                                  \\
+    DLR_TILE(NAME##_11, ATTR, VT, W, 1, 1)                                                       \\
+    ATTR static void NAME(int m, int n, int k, const float* A, Py_ssize_t lda, const float* B,  \\
+                          Py_ssize_t ldb, float beta, float* C, Py_ssize_t ldc) {               \\
+        Py_ssize_t i, j = 0;                                                                     \\
+        int p;                                                                                   \\
+        for (; j + NV * W <= n; j += NV * W) {                                                   \\
+            for (i = 0; i + DLR_MR <= m; i += DLR_MR) NAME##_mn(i, j, k, A, lda, B, ldb, beta, C, ldc); \\
+            for (; i < m; i++) NAME##_1n(i, j, k, A, lda, B, ldb, beta, C, ldc);                 \\
+        }                                                                                        \\
+        for (; j + W <= n; j += W) {                                                             \\
+            for (i = 0; i + DLR_MR <= m; i += DLR_MR) NAME##_m1(i, j, k, A, lda, B, ldb, beta, C, ldc); \\
+            for (; i < m; i++) NAME##_11(i, j, k, A, lda, B, ldb, beta, C, ldc);                 \\
+        }                                                                                        \\
+        for (; j < n; j++) {                                                                     \\
+            for (i = 0; i < m; i++) {                                                            \\
+                float acc = 0.0f;                                                                \\
+                for (p = 0; p < k; p++) acc += A[i * lda + p] * B[(Py_ssize_t)p * ldb + j];      \\
+                C[i * ldc + j] = beta != 0.0f ? acc + C[i * ldc + j] : acc;                      \\
+            }                                                                                    \\
+        }                                                                                        \\
+    }
+
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    typedef float dlr_v16 __attribute__((vector_size(64)));
+    typedef float dlr_v8 __attribute__((vector_size(32)));
+    typedef float dlr_v4 __attribute__((vector_size(16)));
+    DLR_GEMM(dlr_sgemm_avx512, __attribute__((target("avx512f,avx512vl,avx2,fma"))), dlr_v16, 16, 4)
+    DLR_GEMM(dlr_sgemm_avx2, __attribute__((target("avx2,fma"))), dlr_v8, 8, 2)
+    DLR_GEMM(dlr_sgemm_base, , dlr_v4, 4, 2)
+    typedef void (*dlr_sgemm_fn)(int, int, int, const float*, Py_ssize_t, const float*, Py_ssize_t,
+                                 float, float*, Py_ssize_t);
+    static dlr_sgemm_fn dlr_sgemm_impl = 0;
+    static void dlr_sgemm(int m, int n, int k, const float* A, Py_ssize_t lda, const float* B,
+                          Py_ssize_t ldb, float beta, float* C, Py_ssize_t ldc) {
+        dlr_sgemm_fn fn = dlr_sgemm_impl;
+        if (fn == 0) {  /* chosen once; a race only stores the same pointer twice */
+            __builtin_cpu_init();
+            if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
+                fn = dlr_sgemm_avx512;
+            else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+                fn = dlr_sgemm_avx2;
+            else
+                fn = dlr_sgemm_base;
+            dlr_sgemm_impl = fn;
+        }
+        fn(m, n, k, A, lda, B, ldb, beta, C, ldc);
+    }
+    #elif defined(__GNUC__)
+    typedef float dlr_v4 __attribute__((vector_size(16)));
+    DLR_GEMM(dlr_sgemm, , dlr_v4, 4, 2)
+    #else
+    static void dlr_sgemm(int m, int n, int k, const float* A, Py_ssize_t lda, const float* B,
+                          Py_ssize_t ldb, float beta, float* C, Py_ssize_t ldc) {
+        Py_ssize_t i, j;
+        int p;
+        for (i = 0; i < m; i++)
+            for (j = 0; j < n; j++) {
+                float acc = 0.0f;
+                for (p = 0; p < k; p++) acc += A[i * lda + p] * B[(Py_ssize_t)p * ldb + j];
+                C[i * ldc + j] = beta != 0.0f ? acc + C[i * ldc + j] : acc;
+            }
+    }
+    #endif
+    """
+    void dlr_sgemm(int m, int n, int k, const float* A, Py_ssize_t lda, const float* B,
+                   Py_ssize_t ldb, float beta, float* C, Py_ssize_t ldc) nogil
+
+
+# Up to this many rows, a recurrent step runs one gemv per row instead of one gemm (see Design).
+GEMV_ROWS = 8
+cdef int _GEMV_ROWS = GEMV_ROWS
+
+# Activation codes whose derivative the backward kernels compute from the forward output.
+BACKWARD_ACTIVATIONS = (ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_LEAKY_RELU, ACT_ELU,
+                        ACT_SELU, ACT_SOFTPLUS, ACT_SOFTSIGN, ACT_HARD_SIGMOID, ACT_RELU6,
+                        ACT_EXPONENTIAL)
+
+
+# ---- BLAS on row-major strided operands -------------------------------------------------------
+cdef inline void _scale_row(floating* c, int n, floating beta) noexcept nogil:
+    cdef int j
+    if beta == 0:
+        for j in range(n):
+            c[j] = 0
+    elif beta != 1:
+        for j in range(n):
+            c[j] = c[j] * beta
+
+
+cdef void _mm(int m, int n, int k, const floating* a, int lda, const floating* b, int ldb,
+              floating beta, floating* c, int ldc) noexcept nogil:
+    """Row-major c (m, n) = a (m, k) @ b (k, n) + beta * c, row strides lda/ldb/ldc (elements).
+
+    float32: dlr_sgemm (no packing, chunk-independent results, see the C block); float64 (the
+    gradient checks): BLAS, one dgemv per row up to GEMV_ROWS rows.
+    """
+    cdef char tn = b'N'
+    cdef int one_i = 1, i
+    cdef floating one = 1
+    if m <= 0 or n <= 0:
+        return
+    if k <= 0:
+        for i in range(m):
+            _scale_row(c + <Py_ssize_t>i * ldc, n, beta)
+        return
+    if floating is float:
+        dlr_sgemm(m, n, k, a, lda, b, ldb, beta, c, ldc)
+        return
+    if m <= _GEMV_ROWS:
+        # b row-major (k, n) is column-major (n, k) with leading dimension ldb: c_row = B @ a_row
+        for i in range(m):
+            dgemv(&tn, &n, &k, &one, <double*>b, &ldb, <double*>(a + <Py_ssize_t>i * lda), &one_i,
+                  &beta, c + <Py_ssize_t>i * ldc, &one_i)
+        return
+    # Row-major C = A B is column-major C^T = B^T A^T: pass (B, A) swapped.
+    dgemm(&tn, &tn, &n, &m, &k, &one, <double*>b, &ldb, <double*>a, &lda, &beta, c, &ldc)
+
+
+# ---- activations and their derivatives from the output ----------------------------------------
+cdef inline void _act(int code, floating alpha, const floating* x, floating* y,
+                      Py_ssize_t n) noexcept nogil:
+    """y = act(x) over n elements (y may alias x)."""
+    if floating is float:
+        if code == ACT_SIGMOID:
+            dlr_sigmoid_f32(x, y, n)
+            return
+        if code == ACT_TANH:
+            dlr_tanh_f32(x, y, n)
+            return
+    act_row(code, x, NULL, y, n, alpha)
+
+
+cdef inline void _dact(int code, floating alpha, const floating* y, const floating* dy,
+                       floating* dx, Py_ssize_t n) noexcept nogil:
+    """dx = dy * act'(x), from the output y = act(x) (codes in BACKWARD_ACTIVATIONS)."""
+    cdef Py_ssize_t i
+    cdef floating v
+    cdef floating one = 1
+    cdef floating sixth = <floating>(1.0 / 6.0)
+    cdef floating selu_scale = <floating>1.0507009873554805
+    cdef floating selu_as = <floating>1.7580993408473766
+    if code == ACT_SIGMOID:
+        for i in range(n):
+            dx[i] = dy[i] * (y[i] * (one - y[i]))
+    elif code == ACT_TANH:
+        for i in range(n):
+            dx[i] = dy[i] * (one - y[i] * y[i])
+    elif code == ACT_LINEAR:
+        for i in range(n):
+            dx[i] = dy[i]
+    elif code == ACT_RELU:
+        for i in range(n):
+            dx[i] = dy[i] if y[i] > 0 else 0
+    elif code == ACT_LEAKY_RELU:
+        for i in range(n):
+            dx[i] = dy[i] if y[i] > 0 else dy[i] * alpha
+    elif code == ACT_ELU:
+        for i in range(n):
+            dx[i] = dy[i] if y[i] > 0 else dy[i] * (y[i] + alpha)
+    elif code == ACT_SELU:
+        for i in range(n):
+            dx[i] = dy[i] * selu_scale if y[i] > 0 else dy[i] * (y[i] + selu_as)
+    elif code == ACT_SOFTPLUS:
+        for i in range(n):
+            dx[i] = dy[i] * (-f_expm1(-y[i]))
+    elif code == ACT_SOFTSIGN:
+        for i in range(n):
+            v = one - f_abs(y[i])
+            dx[i] = dy[i] * v * v
+    elif code == ACT_HARD_SIGMOID:
+        for i in range(n):
+            dx[i] = dy[i] * sixth if (y[i] > 0 and y[i] < 1) else 0
+    elif code == ACT_RELU6:
+        for i in range(n):
+            dx[i] = dy[i] if (y[i] > 0 and y[i] < 6) else 0
+    elif code == ACT_EXPONENTIAL:
+        for i in range(n):
+            dx[i] = dy[i] * y[i]
+    else:
+        for i in range(n):
+            dx[i] = dy[i]
+
+
+# ---- shared per-row helpers -------------------------------------------------------------------
+cdef inline void _copy(const floating* src, floating* dst, Py_ssize_t n) noexcept nogil:
+    memcpy(dst, src, n * sizeof(floating))
+
+
+cdef inline void _zero(floating* dst, Py_ssize_t n) noexcept nogil:
+    memset(dst, 0, n * sizeof(floating))
+
+
+cdef inline void _masked_output(floating* y_row, const floating* prev_row, bint has_prev,
+                                bint zero_output, Py_ssize_t u) noexcept nogil:
+    """A masked step's output: zeros, or the previous output (zeros before step 0)."""
+    if zero_output or not has_prev:
+        _zero(y_row, u)
+    else:
+        _copy(prev_row, y_row, u)
+
+
+cdef inline void _output_grad(floating* dh, const floating* dy_row, floating* carry, bint valid,
+                              bint masked, bint zero_output, Py_ssize_t u) noexcept nogil:
+    """Adds step t's output gradient to dh (Keras masked-output semantics, see Design).
+
+    No mask: dh += dy. zero_output: only valid steps' outputs depend on the step. Otherwise a
+    masked output copies the previous output, so its gradient is carried back to the last valid
+    step (carry holds it).
+    """
+    cdef Py_ssize_t j
+    if not masked:
+        for j in range(u):
+            dh[j] = dh[j] + dy_row[j]
+    elif zero_output:
+        if valid:
+            for j in range(u):
+                dh[j] = dh[j] + dy_row[j]
+    else:
+        if valid:
+            for j in range(u):
+                dh[j] = dh[j] + dy_row[j] + carry[j]
+                carry[j] = 0
+        else:
+            for j in range(u):
+                carry[j] = carry[j] + dy_row[j]
+
+
+cdef void _project(const floating* h, int ldh, const floating* rmask, Py_ssize_t rm_gstride, int n,
+                   int u, int g0, int ng, const floating* r, int ldr, floating beta, floating* z,
+                   int ldz, floating* work) noexcept nogil:
+    """z (n, ng*u) = (h masked per gate) @ r[:, g0*u:(g0+ng)*u] + beta * z (row stride ldz).
+
+    rmask: NULL, or the masks of these n rows, gate g at rmask + g * rm_gstride (rows of u):
+    gate g uses h * mask[g] (work: n * u scratch).
+    """
+    cdef int g, i, j
+    cdef const floating* m
+    cdef const floating* hr
+    cdef floating* w
+    if rmask == NULL:
+        _mm(n, ng * u, u, h, ldh, r + g0 * u, ldr, beta, z, ldz)
+        return
+    for g in range(g0, g0 + ng):
+        for i in range(n):
+            m = rmask + g * rm_gstride + <Py_ssize_t>i * u
+            hr = h + <Py_ssize_t>i * ldh
+            w = work + <Py_ssize_t>i * u
+            for j in range(u):
+                w[j] = hr[j] * m[j]
+        _mm(n, u, u, work, u, r + g * u, ldr, beta, z + (g - g0) * u, ldz)
+
+
+cdef void _project_back(const floating* dz, int ldz, const floating* rmask, Py_ssize_t rm_gstride,
+                        int n, int u, int g0, int ng, const floating* rt, floating* dh,
+                        floating* work) noexcept nogil:
+    """dh (n, u) += sum over gates g0..g0+ng-1 of (dz[:, g - g0] @ R[:, g]^T) * mask[g] (no mask:
+    one GEMM); rt = R^T (gates * u, u) row-major; dz holds ng*u columns per row (row stride
+    ldz); masks as in _project."""
+    cdef int g, i, j
+    cdef const floating* m
+    cdef floating* d
+    cdef floating* w
+    if rmask == NULL:
+        _mm(n, u, ng * u, dz, ldz, rt + <Py_ssize_t>g0 * u * u, u, 1, dh, u)
+        return
+    for g in range(g0, g0 + ng):
+        _mm(n, u, u, dz + (g - g0) * u, ldz, rt + <Py_ssize_t>g * u * u, u, 0, work, u)
+        for i in range(n):
+            m = rmask + g * rm_gstride + <Py_ssize_t>i * u
+            d = dh + <Py_ssize_t>i * u
+            w = work + <Py_ssize_t>i * u
+            for j in range(u):
+                d[j] = d[j] + w[j] * m[j]
+
+
+cdef floating* _transposed(const floating* r, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    """A malloc'd copy of r (rows, cols) transposed to (cols, rows) (the caller frees it)."""
+    cdef floating* rt = <floating*>malloc((rows * cols + 1) * sizeof(floating))
+    cdef Py_ssize_t i, j
+    for i in range(rows):
+        for j in range(cols):
+            rt[j * rows + i] = r[i * cols + j]
+    return rt
+
+
+# ---- batch chunks: rows are independent, so each thread runs the whole sequence for its rows ----
+# The per-step GEMMs always run single-threaded (BLAS is set to one thread for the duration of a
+# recurrence and restored after, through the setter kernels/recurrent.py binds): a threaded
+# BLAS call per time step puts a barrier in every step, and each barrier costs a scheduler tick
+# whenever a thread is descheduled, which is often on a busy 2-core machine (measured: 16 ms
+# single-threaded vs 0.9 s median with 2-thread BLAS for one LSTM(128) forward at batch 64 under
+# load). Parallelism comes from batch chunks instead: at most n_threads chunks of at least
+# MIN_CHUNK_ROWS rows, each running every time step on its own rows, so the threads never wait
+# for each other inside the sequence. Without a bound setter the kernels run in one chunk.
+MIN_CHUNK_ROWS = 16
+cdef Py_ssize_t _MIN_CHUNK_ROWS = MIN_CHUNK_ROWS
+ctypedef void (*_set_threads_t)(int) noexcept nogil
+ctypedef int (*_get_threads_t)() noexcept nogil
+cdef _set_threads_t _blas_set = NULL
+cdef _get_threads_t _blas_get = NULL
+
+
+def bind_blas_threads(size_t set_address, size_t get_address):
+    """Give the kernels the BLAS library's thread setter and getter (C function addresses; 0: none)."""
+    global _blas_set, _blas_get
+    _blas_set = <_set_threads_t>set_address
+    _blas_get = <_get_threads_t>get_address
+
+
+cdef int _n_chunks(Py_ssize_t n, int n_threads) noexcept nogil:
+    cdef Py_ssize_t c = n // _MIN_CHUNK_ROWS
+    if c > n_threads:
+        c = n_threads
+    if c < 1 or _blas_set == NULL or _blas_get == NULL:
+        c = 1
+    return <int>c
+
+
+cdef inline int _blas_single() noexcept nogil:
+    """Set BLAS to one thread for a recurrence (see above); returns the count to restore."""
+    cdef int old
+    if _blas_get == NULL or _blas_set == NULL:
+        return 1
+    old = _blas_get()
+    if old != 1:
+        _blas_set(1)
+    return old
+
+
+cdef inline void _blas_restore(int old) noexcept nogil:
+    if old != 1:
+        _blas_set(old)
+
+
+cdef inline floating* _scratch(Py_ssize_t n, floating* like) noexcept nogil:
+    """malloc'd scratch of n elements of like's type (like is only a type witness)."""
+    return <floating*>malloc((n + 1) * sizeof(floating))
+
+
+cdef inline const floating* _ptr3(const floating[:, :, ::1] a) noexcept nogil:
+    return NULL if a is None else &a[0, 0, 0]
+
+
+# ---- SimpleRNN ---------------------------------------------------------------------------------
+cdef void _rnn_fwd(floating* z, const floating* r, const unsigned char* mask, const floating* rm,
+                   int act, floating a, bint zero_output, floating* h, floating* hprev, floating* y,
+                   Py_ssize_t N, Py_ssize_t T, Py_ssize_t U, Py_ssize_t n0,
+                   Py_ssize_t n1) noexcept nogil:
+    cdef Py_ssize_t ld = T * U, n, t
+    cdef int m = <int>(n1 - n0)
+    cdef floating* zr
+    cdef floating* work = NULL if rm == NULL else _scratch(m * U, z)
+    for t in range(T):
+        if hprev != NULL:
+            for n in range(n0, n1):
+                _copy(h + n * U, hprev + (n * T + t) * U, U)
+        _project(h + n0 * U, <int>U, NULL if rm == NULL else rm + n0 * U, N * U, m, <int>U, 0, 1,
+                 r, <int>U, 1, z + n0 * ld + t * U, <int>ld, work)
+        for n in range(n0, n1):
+            if mask == NULL or mask[n * T + t] != 0:
+                zr = z + n * ld + t * U
+                _act(act, a, zr, zr, U)
+                _copy(zr, h + n * U, U)
+                if y != NULL:
+                    _copy(zr, y + (n * T + t) * U, U)
+            elif y != NULL:
+                _masked_output(y + (n * T + t) * U, y + (n * T + t - 1) * U, t > 0, zero_output, U)
+    free(work)
+
+
+cdef void _rnn_bwd(const floating* z, const floating* rt, const unsigned char* mask,
+                   const floating* rm, int act, floating a, bint zero_output, const floating* dy,
+                   floating* dh, floating* dz, Py_ssize_t N, Py_ssize_t T, Py_ssize_t U,
+                   Py_ssize_t n0, Py_ssize_t n1) noexcept nogil:
+    cdef Py_ssize_t ld = T * U, n, t
+    cdef int m = <int>(n1 - n0)
+    cdef bint valid
+    cdef floating* dzr
+    cdef floating* work = NULL if rm == NULL else _scratch(m * U, dz)
+    cdef floating* carry = NULL
+    if mask != NULL and not zero_output and dy != NULL:
+        carry = _scratch(m * U, dz)
+        _zero(carry, m * U)
+    for t in range(T - 1, -1, -1):
+        for n in range(n0, n1):
+            valid = mask == NULL or mask[n * T + t] != 0
+            dzr = dz + n * ld + t * U
+            if dy != NULL:
+                _output_grad(dh + n * U, dy + (n * T + t) * U,
+                             NULL if carry == NULL else carry + (n - n0) * U, valid, mask != NULL,
+                             zero_output, U)
+            if valid:
+                _dact(act, a, z + n * ld + t * U, dh + n * U, dzr, U)
+                _zero(dh + n * U, U)
+            else:
+                _zero(dzr, U)
+        _project_back(dz + n0 * ld + t * U, <int>ld, NULL if rm == NULL else rm + n0 * U, N * U, m,
+                      <int>U, 0, 1, rt, dh + n0 * U, work)
+    free(work)
+    free(carry)
+
+
+def simple_rnn_forward(floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug,
+                       const unsigned char[:, ::1] mask_nt, const floating[:, :, ::1] rmask_knu,
+                       int activation, double alpha, bint zero_output, floating[:, ::1] h_nu,
+                       floating[:, :, ::1] hprev_ntu, floating[:, :, ::1] y_ntu, int n_threads=1):
+    """h_t = act(z_t + h_{t-1} @ R) for t = 0..T-1, masked steps keeping h (G = U).
+
+    z_ntg: (N, T, U) float32/64, C-contiguous, IN/OUT: x @ W + b in; h_t (the activation) out
+    r_ug: (U, U) same dtype, C-contiguous, IN: recurrent kernel
+    mask_nt: (N, T) uint8, C-contiguous, IN (1 = valid step), or None
+    rmask_knu: (1, N, U) same dtype, C-contiguous, IN: recurrent dropout mask, or None
+    h_nu: (N, U) same dtype, C-contiguous, IN/OUT: initial state in, final state out
+    hprev_ntu: (N, T, U) same dtype, C-contiguous, OUT: h_{t-1} at each step (backward), or None
+    y_ntu: (N, T, U) same dtype, C-contiguous, OUT: the output sequence, or None
+    activation: code from elementwise.ACTIVATIONS, alpha its parameter; zero_output: masked
+    outputs are zeros instead of the previous output; n_threads: batch chunks run in parallel.
+    """
+    cdef Py_ssize_t N = z_ntg.shape[0], T = z_ntg.shape[1], U = h_nu.shape[1]
+    cdef int chunks, ch, old
+    cdef floating a = <floating>alpha
+    cdef floating* z = &z_ntg[0, 0, 0] if N * T * U else NULL
+    cdef const floating* r = &r_ug[0, 0] if U else NULL
+    cdef const unsigned char* mask = NULL if mask_nt is None else &mask_nt[0, 0]
+    cdef const floating* rm = _ptr3(rmask_knu)
+    cdef floating* h = &h_nu[0, 0] if N * U else NULL
+    cdef floating* hprev = <floating*>_ptr3(hprev_ntu)
+    cdef floating* y = <floating*>_ptr3(y_ntu)
+    if N == 0 or T == 0 or U == 0:
+        return
+    chunks = _n_chunks(N, n_threads)
+    with nogil:
+        old = _blas_single()
+        if chunks == 1:
+            _rnn_fwd(z, r, mask, rm, activation, a, zero_output, h, hprev, y, N, T, U, 0, N)
+        else:
+            for ch in prange(chunks, num_threads=chunks, schedule="static"):
+                _rnn_fwd(z, r, mask, rm, activation, a, zero_output, h, hprev, y, N, T, U,
+                         ch * N // chunks, (ch + 1) * N // chunks)
+        _blas_restore(old)
+
+
+def simple_rnn_backward(const floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug,
+                        const unsigned char[:, ::1] mask_nt, const floating[:, :, ::1] rmask_knu,
+                        int activation, double alpha, bint zero_output,
+                        const floating[:, :, ::1] dy_ntu, floating[:, ::1] dh_nu,
+                        floating[:, :, ::1] dz_ntg, int n_threads=1):
+    """Backward through time of simple_rnn_forward.
+
+    z_ntg: (N, T, U) float32/64, C-contiguous, IN: the forward's z out (h_t per step)
+    r_ug, mask_nt, rmask_knu, activation, alpha, zero_output, n_threads: as in the forward
+    dy_ntu: (N, T, U) same dtype, C-contiguous, IN: gradient of the output sequence, or None
+    dh_nu: (N, U) same dtype, C-contiguous, IN/OUT: gradient of the final state in, of the
+    initial state out
+    dz_ntg: (N, T, U) same dtype, C-contiguous, OUT: gradient of the pre-activations (zero at
+    masked steps)
+    """
+    cdef Py_ssize_t N = z_ntg.shape[0], T = z_ntg.shape[1], U = dh_nu.shape[1]
+    cdef int chunks, ch, old
+    cdef floating a = <floating>alpha
+    cdef const unsigned char* mask = NULL if mask_nt is None else &mask_nt[0, 0]
+    if N == 0 or T == 0 or U == 0:
+        return
+    cdef const floating* z = &z_ntg[0, 0, 0]
+    cdef const floating* r = &r_ug[0, 0]
+    cdef const floating* rm = _ptr3(rmask_knu)
+    cdef const floating* dy = _ptr3(dy_ntu)
+    cdef floating* dh = &dh_nu[0, 0]
+    cdef floating* dz = &dz_ntg[0, 0, 0]
+    chunks = _n_chunks(N, n_threads)
+    cdef floating* rt
+    with nogil:
+        old = _blas_single()
+        rt = _transposed(r, U, r_ug.shape[1])
+        if chunks == 1:
+            _rnn_bwd(z, rt, mask, rm, activation, a, zero_output, dy, dh, dz, N, T, U, 0, N)
+        else:
+            for ch in prange(chunks, num_threads=chunks, schedule="static"):
+                _rnn_bwd(z, rt, mask, rm, activation, a, zero_output, dy, dh, dz, N, T, U,
+                         ch * N // chunks, (ch + 1) * N // chunks)
+        _blas_restore(old)
+        free(rt)
+
+
+# ---- LSTM ---------------------------------------------------------------------------------------
+cdef void _lstm_fwd(floating* z, const floating* r, const unsigned char* mask, const floating* rm,
+                    int act, floating a, int rec, floating ra, bint zero_output, floating* h,
+                    floating* c, floating* hprev, floating* cprev, floating* y, Py_ssize_t N,
+                    Py_ssize_t T, Py_ssize_t U, Py_ssize_t n0, Py_ssize_t n1) noexcept nogil:
+    cdef Py_ssize_t G = 4 * U, ld = T * G, n, t
+    cdef int m = <int>(n1 - n0)
+    cdef floating* zr
+    cdef floating* tmp = _scratch(U, z)
+    cdef floating* work = NULL if rm == NULL else _scratch(m * U, z)
+    for t in range(T):
+        if hprev != NULL:
+            for n in range(n0, n1):
+                _copy(h + n * U, hprev + (n * T + t) * U, U)
+                _copy(c + n * U, cprev + (n * T + t) * U, U)
+        _project(h + n0 * U, <int>U, NULL if rm == NULL else rm + n0 * U, N * U, m, <int>U, 0, 4,
+                 r, <int>G, 1, z + n0 * ld + t * G, <int>ld, work)
+        for n in range(n0, n1):
+            if mask == NULL or mask[n * T + t] != 0:
+                zr = z + n * ld + t * G
+                _lstm_cell(act, a, rec, ra, zr, c + n * U, h + n * U, tmp, U)
+                if y != NULL:
+                    _copy(h + n * U, y + (n * T + t) * U, U)
+            elif y != NULL:
+                _masked_output(y + (n * T + t) * U, y + (n * T + t - 1) * U, t > 0, zero_output, U)
+    free(tmp)
+    free(work)
+
+
+cdef inline void _lstm_cell(int act, floating a, int rec, floating ra, floating* zr, floating* c,
+                            floating* h, floating* tmp, Py_ssize_t U) noexcept nogil:
+    """One row of the LSTM epilogue: zr (4U) pre-activations in, gates out; c, h updated."""
+    cdef Py_ssize_t j
+    if floating is float:
+        if act == ACT_TANH and rec == ACT_SIGMOID:
+            dlr_lstm_cell_f32(zr, c, h, U)
+            return
+    _act(rec, ra, zr, zr, 2 * U)
+    _act(act, a, zr + 2 * U, zr + 2 * U, U)
+    _act(rec, ra, zr + 3 * U, zr + 3 * U, U)
+    for j in range(U):
+        c[j] = zr[U + j] * c[j] + zr[j] * zr[2 * U + j]
+    _act(act, a, c, tmp, U)
+    for j in range(U):
+        h[j] = zr[3 * U + j] * tmp[j]
+
+
+cdef void _lstm_bwd(const floating* z, const floating* cprev, const floating* rt,
+                    const unsigned char* mask, const floating* rm, int act, floating a, int rec,
+                    floating ra, bint zero_output, const floating* dy, floating* dh, floating* dc,
+                    floating* dz, Py_ssize_t N, Py_ssize_t T, Py_ssize_t U, Py_ssize_t n0,
+                    Py_ssize_t n1) noexcept nogil:
+    cdef Py_ssize_t G = 4 * U, ld = T * G, n, t
+    cdef int m = <int>(n1 - n0)
+    cdef bint valid
+    cdef floating* dzr
+    cdef floating* tc = _scratch(2 * U, dz)
+    cdef floating* work = NULL if rm == NULL else _scratch(m * U, dz)
+    cdef floating* carry = NULL
+    if mask != NULL and not zero_output and dy != NULL:
+        carry = _scratch(m * U, dz)
+        _zero(carry, m * U)
+    for t in range(T - 1, -1, -1):
+        for n in range(n0, n1):
+            valid = mask == NULL or mask[n * T + t] != 0
+            dzr = dz + n * ld + t * G
+            if dy != NULL:
+                _output_grad(dh + n * U, dy + (n * T + t) * U,
+                             NULL if carry == NULL else carry + (n - n0) * U, valid, mask != NULL,
+                             zero_output, U)
+            if valid:
+                _lstm_cell_back(act, a, rec, ra, z + n * ld + t * G, cprev + (n * T + t) * U,
+                                dh + n * U, dc + n * U, dzr, tc, U)
+            else:
+                _zero(dzr, G)
+        _project_back(dz + n0 * ld + t * G, <int>ld, NULL if rm == NULL else rm + n0 * U, N * U, m,
+                      <int>U, 0, 4, rt, dh + n0 * U, work)
+    free(tc)
+    free(work)
+    free(carry)
+
+
+cdef inline void _lstm_cell_back(int act, floating a, int rec, floating ra, const floating* zr,
+                                 const floating* cp, floating* dh, floating* dc, floating* dzr,
+                                 floating* tc, Py_ssize_t U) noexcept nogil:
+    """One row of the LSTM backward epilogue: gates zr (i, f, g, o) and c_{t-1} in; dzr (4U)
+    out; dc becomes dc_{t-1}; dh is zeroed (the step's GEMM then adds dz @ R^T)."""
+    cdef Py_ssize_t j
+    cdef floating* dtc = tc + U
+    if floating is float:
+        if act == ACT_TANH and rec == ACT_SIGMOID:
+            dlr_lstm_cell_back_f32(zr, cp, dh, dc, dzr, U)
+            return
+    for j in range(U):
+        tc[j] = zr[U + j] * cp[j] + zr[j] * zr[2 * U + j]   # c_t recomputed
+    _act(act, a, tc, tc, U)                                 # act(c_t)
+    for j in range(U):
+        dtc[j] = dh[j] * zr[3 * U + j]
+        dzr[3 * U + j] = dh[j] * tc[j]                     # d(o)
+    _dact(act, a, tc, dtc, dtc, U)
+    for j in range(U):
+        dc[j] = dc[j] + dtc[j]
+        dzr[j] = dc[j] * zr[2 * U + j]                     # d(i)
+        dzr[U + j] = dc[j] * cp[j]                         # d(f)
+        dzr[2 * U + j] = dc[j] * zr[j]                     # d(g)
+        dc[j] = dc[j] * zr[U + j]                          # dc_{t-1}
+        dh[j] = 0
+    _dact(rec, ra, zr, dzr, dzr, 2 * U)
+    _dact(act, a, zr + 2 * U, dzr + 2 * U, dzr + 2 * U, U)
+    _dact(rec, ra, zr + 3 * U, dzr + 3 * U, dzr + 3 * U, U)
+
+
+def lstm_forward(floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug,
+                 const unsigned char[:, ::1] mask_nt, const floating[:, :, ::1] rmask_knu,
+                 int activation, double alpha, int recurrent_activation, double recurrent_alpha,
+                 bint zero_output, floating[:, ::1] h_nu, floating[:, ::1] c_nu,
+                 floating[:, :, ::1] hprev_ntu, floating[:, :, ::1] cprev_ntu,
+                 floating[:, :, ::1] y_ntu, int n_threads=1):
+    """LSTM over T steps (Keras gate order i, f, c, o):
+    i, f, o = rec_act(z_t + h_{t-1} @ R) parts, g = act(...), c_t = f c_{t-1} + i g,
+    h_t = o act(c_t).
+
+    z_ntg: (N, T, 4U) float32/64, C-contiguous, IN/OUT: x @ W + b in; gates i, f, g, o out
+    r_ug: (U, 4U) same dtype, C-contiguous, IN: recurrent kernel
+    mask_nt: (N, T) uint8, C-contiguous, IN (1 = valid step), or None
+    rmask_knu: (4, N, U) same dtype, C-contiguous, IN: recurrent dropout masks per gate, or None
+    h_nu, c_nu: (N, U) same dtype, C-contiguous, IN/OUT: initial states in, final states out
+    hprev_ntu, cprev_ntu: (N, T, U) same dtype, C-contiguous, OUT: h_{t-1}, c_{t-1} per step
+    (both or neither), or None
+    y_ntu: (N, T, U) same dtype, C-contiguous, OUT: the output sequence, or None
+    activation/alpha, recurrent_activation/recurrent_alpha: codes from elementwise.ACTIVATIONS;
+    n_threads: batch chunks run in parallel.
+    """
+    cdef Py_ssize_t N = z_ntg.shape[0], T = z_ntg.shape[1], U = h_nu.shape[1]
+    cdef int chunks, ch, old
+    cdef floating a = <floating>alpha
+    cdef floating ra = <floating>recurrent_alpha
+    cdef const unsigned char* mask = NULL if mask_nt is None else &mask_nt[0, 0]
+    if N == 0 or T == 0 or U == 0:
+        return
+    cdef floating* z = &z_ntg[0, 0, 0]
+    cdef const floating* r = &r_ug[0, 0]
+    cdef const floating* rm = _ptr3(rmask_knu)
+    cdef floating* h = &h_nu[0, 0]
+    cdef floating* c = &c_nu[0, 0]
+    cdef floating* hprev = <floating*>_ptr3(hprev_ntu)
+    cdef floating* cprev = <floating*>_ptr3(cprev_ntu)
+    cdef floating* y = <floating*>_ptr3(y_ntu)
+    chunks = _n_chunks(N, n_threads)
+    with nogil:
+        old = _blas_single()
+        if chunks == 1:
+            _lstm_fwd(z, r, mask, rm, activation, a, recurrent_activation, ra, zero_output, h, c,
+                      hprev, cprev, y, N, T, U, 0, N)
+        else:
+            for ch in prange(chunks, num_threads=chunks, schedule="static"):
+                _lstm_fwd(z, r, mask, rm, activation, a, recurrent_activation, ra, zero_output, h,
+                          c, hprev, cprev, y, N, T, U, ch * N // chunks, (ch + 1) * N // chunks)
+        _blas_restore(old)
+
+
+def lstm_backward(const floating[:, :, ::1] z_ntg, const floating[:, :, ::1] cprev_ntu,
+                  const floating[:, ::1] r_ug, const unsigned char[:, ::1] mask_nt,
+                  const floating[:, :, ::1] rmask_knu, int activation, double alpha,
+                  int recurrent_activation, double recurrent_alpha, bint zero_output,
+                  const floating[:, :, ::1] dy_ntu, floating[:, ::1] dh_nu, floating[:, ::1] dc_nu,
+                  floating[:, :, ::1] dz_ntg, int n_threads=1):
+    """Backward through time of lstm_forward.
+
+    z_ntg: (N, T, 4U) float32/64, C-contiguous, IN: the forward's gates (i, f, g, o)
+    cprev_ntu: (N, T, U) same dtype, C-contiguous, IN: the forward's c_{t-1} per step
+    r_ug, mask_nt, rmask_knu, activations, zero_output, n_threads: as in the forward
+    dy_ntu: (N, T, U) same dtype, C-contiguous, IN: gradient of the output sequence, or None
+    dh_nu, dc_nu: (N, U) same dtype, C-contiguous, IN/OUT: gradients of the final states in, of
+    the initial states out
+    dz_ntg: (N, T, 4U) same dtype, C-contiguous, OUT: gradient of the gate pre-activations
+    (zero at masked steps)
+    """
+    cdef Py_ssize_t N = z_ntg.shape[0], T = z_ntg.shape[1], U = dh_nu.shape[1]
+    cdef int chunks, ch, old
+    cdef floating a = <floating>alpha
+    cdef floating ra = <floating>recurrent_alpha
+    cdef const unsigned char* mask = NULL if mask_nt is None else &mask_nt[0, 0]
+    if N == 0 or T == 0 or U == 0:
+        return
+    cdef const floating* z = &z_ntg[0, 0, 0]
+    cdef const floating* cprev = &cprev_ntu[0, 0, 0]
+    cdef const floating* r = &r_ug[0, 0]
+    cdef const floating* rm = _ptr3(rmask_knu)
+    cdef const floating* dy = _ptr3(dy_ntu)
+    cdef floating* dh = &dh_nu[0, 0]
+    cdef floating* dc = &dc_nu[0, 0]
+    cdef floating* dz = &dz_ntg[0, 0, 0]
+    chunks = _n_chunks(N, n_threads)
+    cdef floating* rt
+    with nogil:
+        old = _blas_single()
+        rt = _transposed(r, U, r_ug.shape[1])
+        if chunks == 1:
+            _lstm_bwd(z, cprev, rt, mask, rm, activation, a, recurrent_activation, ra, zero_output, dy,
+                      dh, dc, dz, N, T, U, 0, N)
+        else:
+            for ch in prange(chunks, num_threads=chunks, schedule="static"):
+                _lstm_bwd(z, cprev, rt, mask, rm, activation, a, recurrent_activation, ra, zero_output,
+                          dy, dh, dc, dz, N, T, U, ch * N // chunks, (ch + 1) * N // chunks)
+        _blas_restore(old)
+        free(rt)
+
+
+# ---- GRU ----------------------------------------------------------------------------------------
+cdef void _gru_fwd(floating* z, const floating* r, const floating* br, const unsigned char* mask,
+                   const floating* rm, int act, floating a, int rec, floating ra, bint reset_after,
+                   bint zero_output, floating* h, floating* hprev, floating* aux, floating* y,
+                   Py_ssize_t N, Py_ssize_t T, Py_ssize_t U, Py_ssize_t n0,
+                   Py_ssize_t n1) noexcept nogil:
+    cdef Py_ssize_t G = 3 * U, ld = T * G, lda = T * U, n, t, j
+    cdef int m = <int>(n1 - n0)
+    cdef floating one = 1
+    cdef floating* zr
+    cdef floating* ar
+    cdef floating* hr
+    cdef const floating* mh
+    cdef const floating* rmc = NULL if rm == NULL else rm + n0 * U
+    cdef floating* work = NULL if rm == NULL else _scratch(m * U, z)
+    for t in range(T):
+        if hprev != NULL:
+            for n in range(n0, n1):
+                _copy(h + n * U, hprev + (n * T + t) * U, U)
+        _project(h + n0 * U, <int>U, rmc, N * U, m, <int>U, 0, 2, r, <int>G, 1,
+                 z + n0 * ld + t * G, <int>ld, work)
+        if reset_after:
+            # aux = h @ R_h (+ b_rh below), kept apart from x_h: r multiplies it
+            _project(h + n0 * U, <int>U, rmc, N * U, m, <int>U, 2, 1, r, <int>G, 0,
+                     aux + n0 * lda + t * U, <int>lda, work)
+        for n in range(n0, n1):
+            zr = z + n * ld + t * G
+            ar = aux + n * lda + t * U
+            if mask != NULL and mask[n * T + t] == 0:
+                if not reset_after:
+                    _zero(ar, U)  # this row's (r h) enters the h-part GEMM below
+                continue
+            _act(rec, ra, zr, zr, 2 * U)
+            if reset_after:
+                if br != NULL:
+                    for j in range(U):
+                        ar[j] = ar[j] + br[j]
+                for j in range(U):
+                    zr[2 * U + j] = zr[2 * U + j] + zr[U + j] * ar[j]
+            else:
+                hr = h + n * U
+                if rm != NULL:
+                    mh = rm + (2 * N + n) * U
+                    for j in range(U):
+                        ar[j] = zr[U + j] * (hr[j] * mh[j])
+                else:
+                    for j in range(U):
+                        ar[j] = zr[U + j] * hr[j]
+        if not reset_after:
+            _mm(m, <int>U, <int>U, aux + n0 * lda + t * U, <int>lda, r + 2 * U, <int>G, one,
+                z + n0 * ld + t * G + 2 * U, <int>ld)
+        for n in range(n0, n1):
+            if mask == NULL or mask[n * T + t] != 0:
+                zr = z + n * ld + t * G
+                hr = h + n * U
+                _act(act, a, zr + 2 * U, zr + 2 * U, U)
+                for j in range(U):
+                    hr[j] = zr[j] * hr[j] + (one - zr[j]) * zr[2 * U + j]
+                if y != NULL:
+                    _copy(hr, y + (n * T + t) * U, U)
+            elif y != NULL:
+                _masked_output(y + (n * T + t) * U, y + (n * T + t - 1) * U, t > 0, zero_output, U)
+    free(work)
+
+
+cdef void _gru_bwd(const floating* z, const floating* hprev, const floating* aux, const floating* rt,
+                   const unsigned char* mask, const floating* rm, int act, floating a, int rec,
+                   floating ra, bint reset_after, bint zero_output, const floating* dy, floating* dh,
+                   floating* dz, floating* dzr, Py_ssize_t N, Py_ssize_t T, Py_ssize_t U,
+                   Py_ssize_t n0, Py_ssize_t n1) noexcept nogil:
+    cdef Py_ssize_t G = 3 * U, ld = T * G, lda = T * U, n, t, j
+    cdef int m = <int>(n1 - n0)
+    cdef bint valid
+    cdef floating one = 1
+    cdef const floating* zr
+    cdef const floating* hp
+    cdef const floating* ar
+    cdef const floating* mh
+    cdef const floating* rmc = NULL if rm == NULL else rm + n0 * U
+    cdef floating* dzrow
+    cdef floating* drr
+    cdef floating* dhr
+    cdef floating* drh = NULL if reset_after else _scratch(m * U, dz)
+    cdef floating* work = NULL if rm == NULL else _scratch(m * U, dz)
+    cdef floating* carry = NULL
+    if mask != NULL and not zero_output and dy != NULL:
+        carry = _scratch(m * U, dz)
+        _zero(carry, m * U)
+    for t in range(T - 1, -1, -1):
+        for n in range(n0, n1):
+            valid = mask == NULL or mask[n * T + t] != 0
+            dhr = dh + n * U
+            dzrow = dz + n * ld + t * G
+            if dy != NULL:
+                _output_grad(dhr, dy + (n * T + t) * U,
+                             NULL if carry == NULL else carry + (n - n0) * U, valid, mask != NULL,
+                             zero_output, U)
+            if not valid:
+                _zero(dzrow, G)
+                if reset_after:
+                    _zero(dzr + n * ld + t * G, G)
+                continue
+            zr = z + n * ld + t * G
+            hp = hprev + (n * T + t) * U
+            for j in range(U):
+                dzrow[j] = dhr[j] * (hp[j] - zr[2 * U + j])        # d(z)
+                dzrow[2 * U + j] = dhr[j] * (one - zr[j])          # d(hh)
+                dhr[j] = dhr[j] * zr[j]                            # direct path to h_{t-1}
+            _dact(act, a, zr + 2 * U, dzrow + 2 * U, dzrow + 2 * U, U)
+            _dact(rec, ra, zr, dzrow, dzrow, U)
+            if reset_after:
+                ar = aux + n * lda + t * U
+                drr = dzr + n * ld + t * G
+                for j in range(U):
+                    dzrow[U + j] = dzrow[2 * U + j] * ar[j]         # d(r)
+                    drr[2 * U + j] = dzrow[2 * U + j] * zr[U + j]
+                _dact(rec, ra, zr + U, dzrow + U, dzrow + U, U)
+                _copy(dzrow, drr, 2 * U)
+        if reset_after:
+            _project_back(dzr + n0 * ld + t * G, <int>ld, rmc, N * U, m, <int>U, 0, 3, rt,
+                          dh + n0 * U, work)
+            continue
+        # reset before: d(r h) = d(hh pre) @ R_h^T, then d(r) and the r path into h_{t-1}
+        _mm(m, <int>U, <int>U, dz + n0 * ld + t * G + 2 * U, <int>ld, rt + 2 * U * U, <int>U, 0,
+            drh, <int>U)
+        for n in range(n0, n1):
+            if mask != NULL and mask[n * T + t] == 0:
+                continue
+            zr = z + n * ld + t * G
+            hp = hprev + (n * T + t) * U
+            dzrow = dz + n * ld + t * G
+            dhr = dh + n * U
+            ar = drh + (n - n0) * U
+            if rm != NULL:
+                mh = rm + (2 * N + n) * U
+                for j in range(U):
+                    dzrow[U + j] = ar[j] * hp[j] * mh[j]
+                    dhr[j] = dhr[j] + ar[j] * zr[U + j] * mh[j]
+            else:
+                for j in range(U):
+                    dzrow[U + j] = ar[j] * hp[j]
+                    dhr[j] = dhr[j] + ar[j] * zr[U + j]
+            _dact(rec, ra, zr + U, dzrow + U, dzrow + U, U)
+        _project_back(dz + n0 * ld + t * G, <int>ld, rmc, N * U, m, <int>U, 0, 2, rt,
+                      dh + n0 * U, work)
+    free(drh)
+    free(work)
+    free(carry)
+
+
+def gru_forward(floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug, const floating[::1] brh_u,
+                const unsigned char[:, ::1] mask_nt, const floating[:, :, ::1] rmask_knu,
+                int activation, double alpha, int recurrent_activation, double recurrent_alpha,
+                bint reset_after, bint zero_output, floating[:, ::1] h_nu,
+                floating[:, :, ::1] hprev_ntu, floating[:, :, ::1] aux_ntu,
+                floating[:, :, ::1] y_ntu, int n_threads=1):
+    """GRU over T steps (Keras gate order z, r, h), h_t = z h_{t-1} + (1 - z) hh with
+    z, r = rec_act(x parts + h_{t-1} @ R[:, :2U]) and
+    reset_after: hh = act(x_h + r * (h_{t-1} @ R_h + b_rh)); else hh = act(x_h + (r h_{t-1}) @ R_h).
+
+    z_ntg: (N, T, 3U) float32/64, C-contiguous, IN/OUT: x @ W + b_in (+ the recurrent bias of
+    the z and r parts) in; gates z, r, hh out
+    r_ug: (U, 3U) same dtype, C-contiguous, IN: recurrent kernel
+    brh_u: (U,) same dtype, C-contiguous, IN: the recurrent bias of the h part (reset_after), or
+    None
+    mask_nt: (N, T) uint8, C-contiguous, IN (1 = valid step), or None
+    rmask_knu: (3, N, U) same dtype, C-contiguous, IN: recurrent dropout masks per gate, or None
+    h_nu: (N, U) same dtype, C-contiguous, IN/OUT: initial state in, final state out
+    hprev_ntu: (N, T, U) same dtype, C-contiguous, OUT: h_{t-1} per step, or None
+    aux_ntu: (N, T, U) same dtype, C-contiguous, OUT (always): reset_after: h_{t-1} @ R_h + b_rh;
+    else r * h_{t-1} (recurrent-dropout-masked)
+    y_ntu: (N, T, U) same dtype, C-contiguous, OUT: the output sequence, or None
+    n_threads: batch chunks run in parallel.
+    """
+    cdef Py_ssize_t N = z_ntg.shape[0], T = z_ntg.shape[1], U = h_nu.shape[1]
+    cdef int chunks, ch, old
+    cdef floating a = <floating>alpha
+    cdef floating ra = <floating>recurrent_alpha
+    cdef const unsigned char* mask = NULL if mask_nt is None else &mask_nt[0, 0]
+    if N == 0 or T == 0 or U == 0:
+        return
+    cdef floating* z = &z_ntg[0, 0, 0]
+    cdef const floating* r = &r_ug[0, 0]
+    cdef const floating* br = NULL if brh_u is None else &brh_u[0]
+    cdef const floating* rm = _ptr3(rmask_knu)
+    cdef floating* h = &h_nu[0, 0]
+    cdef floating* hprev = <floating*>_ptr3(hprev_ntu)
+    cdef floating* aux = &aux_ntu[0, 0, 0]
+    cdef floating* y = <floating*>_ptr3(y_ntu)
+    chunks = _n_chunks(N, n_threads)
+    with nogil:
+        old = _blas_single()
+        if chunks == 1:
+            _gru_fwd(z, r, br, mask, rm, activation, a, recurrent_activation, ra, reset_after,
+                     zero_output, h, hprev, aux, y, N, T, U, 0, N)
+        else:
+            for ch in prange(chunks, num_threads=chunks, schedule="static"):
+                _gru_fwd(z, r, br, mask, rm, activation, a, recurrent_activation, ra, reset_after,
+                         zero_output, h, hprev, aux, y, N, T, U, ch * N // chunks,
+                         (ch + 1) * N // chunks)
+        _blas_restore(old)
+
+
+def gru_backward(const floating[:, :, ::1] z_ntg, const floating[:, :, ::1] hprev_ntu,
+                 const floating[:, :, ::1] aux_ntu, const floating[:, ::1] r_ug,
+                 const unsigned char[:, ::1] mask_nt, const floating[:, :, ::1] rmask_knu,
+                 int activation, double alpha, int recurrent_activation, double recurrent_alpha,
+                 bint reset_after, bint zero_output, const floating[:, :, ::1] dy_ntu,
+                 floating[:, ::1] dh_nu, floating[:, :, ::1] dz_ntg, floating[:, :, ::1] dzr_ntg,
+                 int n_threads=1):
+    """Backward through time of gru_forward.
+
+    z_ntg: (N, T, 3U) float32/64, C-contiguous, IN: the forward's gates (z, r, hh)
+    hprev_ntu, aux_ntu: (N, T, U) same dtype, C-contiguous, IN: the forward's h_{t-1} and aux
+    r_ug, mask_nt, rmask_knu, activations, reset_after, zero_output, n_threads: as in the forward
+    dy_ntu: (N, T, U) same dtype, C-contiguous, IN: gradient of the output sequence, or None
+    dh_nu: (N, U) same dtype, C-contiguous, IN/OUT: gradient of the final state in, of the
+    initial state out
+    dz_ntg: (N, T, 3U) same dtype, C-contiguous, OUT: gradient of x @ W + b_in per gate (zero at
+    masked steps)
+    dzr_ntg: (N, T, 3U) same dtype, C-contiguous, OUT (reset_after; None otherwise): gradient of
+    h_{t-1} @ R + b_rec per gate: the z and r parts equal dz's, the h part is dz_h * r
+    """
+    cdef Py_ssize_t N = z_ntg.shape[0], T = z_ntg.shape[1], U = dh_nu.shape[1]
+    cdef int chunks, ch, old
+    cdef floating a = <floating>alpha
+    cdef floating ra = <floating>recurrent_alpha
+    cdef const unsigned char* mask = NULL if mask_nt is None else &mask_nt[0, 0]
+    if N == 0 or T == 0 or U == 0:
+        return
+    cdef const floating* z = &z_ntg[0, 0, 0]
+    cdef const floating* hprev = &hprev_ntu[0, 0, 0]
+    cdef const floating* aux = &aux_ntu[0, 0, 0]
+    cdef const floating* r = &r_ug[0, 0]
+    cdef const floating* rm = _ptr3(rmask_knu)
+    cdef const floating* dy = _ptr3(dy_ntu)
+    cdef floating* dh = &dh_nu[0, 0]
+    cdef floating* dz = &dz_ntg[0, 0, 0]
+    cdef floating* dzr = <floating*>_ptr3(dzr_ntg)
+    chunks = _n_chunks(N, n_threads)
+    cdef floating* rt
+    with nogil:
+        old = _blas_single()
+        rt = _transposed(r, U, r_ug.shape[1])
+        if chunks == 1:
+            _gru_bwd(z, hprev, aux, rt, mask, rm, activation, a, recurrent_activation, ra, reset_after,
+                     zero_output, dy, dh, dz, dzr, N, T, U, 0, N)
+        else:
+            for ch in prange(chunks, num_threads=chunks, schedule="static"):
+                _gru_bwd(z, hprev, aux, rt, mask, rm, activation, a, recurrent_activation, ra,
+                         reset_after, zero_output, dy, dh, dz, dzr, N, T, U, ch * N // chunks,
+                         (ch + 1) * N // chunks)
+        _blas_restore(old)
+        free(rt)
+
+
+# ---- Embedding ----------------------------------------------------------------------------------
+def embedding_forward(const int64_t[::1] ids_n, const floating[:, ::1] w_vd,
+                      floating[:, ::1] y_nd, int n_threads=1):
+    """y_nd[i] = w_vd[ids_n[i]] (ids assumed in [0, V): the op checks them).
+
+    ids_n: (N,) int64, C-contiguous, IN (N = all lookups, flattened)
+    w_vd: (V, D) float32/64, C-contiguous, IN
+    y_nd: (N, D) same dtype, C-contiguous, OUT
+    """
+    cdef Py_ssize_t N = ids_n.shape[0], D = w_vd.shape[1], i
+    if N == 0 or D == 0:
+        return
+    if n_threads <= 1:
+        with nogil:
+            for i in range(N):
+                _copy(&w_vd[ids_n[i], 0], &y_nd[i, 0], D)
+    else:
+        for i in prange(N, nogil=True, num_threads=n_threads, schedule="static"):
+            _copy(&w_vd[ids_n[i], 0], &y_nd[i, 0], D)
+
+
+def embedding_backward(const int64_t[::1] ids_n, const floating[:, ::1] dy_nd,
+                       floating[:, ::1] dw_vd):
+    """dw_vd[ids_n[i]] += dy_nd[i] for i = 0..N-1 in order (scatter-add, deterministic).
+
+    ids_n: (N,) int64, C-contiguous, IN
+    dy_nd: (N, D) float32/64, C-contiguous, IN
+    dw_vd: (V, D) same dtype, C-contiguous, IN/OUT (accumulated into; zero it first)
+    """
+    cdef Py_ssize_t N = ids_n.shape[0], D = dy_nd.shape[1], i, j
+    cdef floating* row
+    cdef const floating* src
+    if N == 0 or D == 0:
+        return
+    with nogil:
+        for i in range(N):
+            row = &dw_vd[ids_n[i], 0]
+            src = &dy_nd[i, 0]
+            for j in range(D):
+                row[j] = row[j] + src[j]
+
+
+def fast_activation(int code, const float[::1] x_n, float[::1] y_n):
+    """y_n = act(x_n) with the float32 kernels the recurrence uses (for tests).
+
+    x_n, y_n: (N,) float32, C-contiguous, IN / OUT
+    """
+    with nogil:
+        _act(code, <float>0, &x_n[0], &y_n[0], x_n.shape[0])

@@ -1,2 +1,89 @@
-"""conv kernels (being written)."""
-KERNELS = {}
+"""Convolution kernels: Cython (see _conv.pyx for the paths, threading and determinism).
+
+conv2d_forward(x_nhwc, w_hwio, b_o, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w,
+               groups, activation, alpha, y_nhwo, n_threads=1)
+conv2d_backward_input(dy_nhwo, w_hwio, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w,
+                      groups, dx_nhwc, n_threads=1)
+conv2d_backward_weight(x_nhwc, dy_nhwo, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w,
+                       groups, dw_hwio, db_o, n_threads=1)
+
+Design: all three are Cython. The forward must be (inference never imports numba); the
+backward kernels are the same machinery (im2col / col2im around single-threaded BLAS calls made
+from OpenMP threads, with per-thread buffers) and run at 85-100% of the forward rate per core
+on the 3x3 layers (see _conv.pyx). Numba would have to reach BLAS through np.dot on fresh arrays per chunk, with
+its checks and allocations inside the parallel loop, and would add JIT time to the first
+training step, so no Numba twin was kept: one implementation per kernel. Conv1D runs through
+these kernels with H = 1, and Conv2DTranspose's forward is conv2d_backward_input.
+
+Paths (``conv_path`` tells which one a shape takes; the measurements are in _conv.pyx's Design):
+- pointwise (1x1, stride 1, no padding): one GEMM per chunk straight on the NHWC buffer;
+- direct (C_in/groups == 1: depthwise layers, single-channel inputs): channel-vectorized loops;
+- im2col (the rest): per-thread column buffers of COL_BYTES, one GEMM per chunk and group, the
+  3x3 stride-1 fast path (a pixel's KW taps copied as one run) inside im2col.
+
+BLAS threading: OpenBLAS is switched to one thread while a conv kernel runs (every BLAS in the
+process that exposes openblas_set_num_threads/openblas_get_num_threads, found once at import);
+parallelism comes from OpenMP over disjoint chunks. Without such a BLAS the kernels run on one
+OpenMP thread and the BLAS parallelizes each GEMM itself.
+"""
+import ctypes
+
+from . import _config
+from ._conv import (
+    COL_BYTES,
+    DW_SLOTS,
+    MAX_CHUNK_PIXELS,
+    MIN_CHUNK_PIXELS,
+    MIN_TASKS,
+    blas_hooks_installed,
+    conv2d_backward_input,
+    conv2d_backward_weight,
+    conv2d_forward,
+    select_path,
+    set_blas_hooks,
+)
+
+# (getter, setter) symbol pairs of the OpenBLAS builds we know (plain, scipy's LP64, numpy's ILP64).
+_OPENBLAS_SYMBOLS = (
+    ("openblas_get_num_threads", "openblas_set_num_threads"),
+    ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+    ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+    ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+)
+
+
+def _find_blas_hooks():
+    """Addresses of (get, set) thread-count functions of each OpenBLAS loaded in the process."""
+    hooks = []
+    for path in _config._loaded_blas_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for get_name, set_name in _OPENBLAS_SYMBOLS:
+            getter, setter = getattr(lib, get_name, None), getattr(lib, set_name, None)
+            if getter is not None and setter is not None:
+                hooks.append((ctypes.cast(getter, ctypes.c_void_p).value,
+                              ctypes.cast(setter, ctypes.c_void_p).value))
+                break
+    return hooks
+
+
+if blas_hooks_installed() < 0:
+    set_blas_hooks(_find_blas_hooks())
+
+
+def conv_path(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, h, w, out_h, out_w, c_in, groups):
+    """"pointwise", "direct" or "im2col": the path the conv kernels take for these shapes."""
+    return select_path(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, h, w, out_h, out_w,
+                       c_in, groups)
+
+
+KERNELS = {
+    "conv2d_forward": conv2d_forward,
+    "conv2d_backward_input": conv2d_backward_input,
+    "conv2d_backward_weight": conv2d_backward_weight,
+}
+
+__all__ = ["KERNELS", "conv_path", "COL_BYTES", "DW_SLOTS", "MIN_CHUNK_PIXELS", "MAX_CHUNK_PIXELS",
+           "MIN_TASKS"] + sorted(KERNELS)

@@ -1,2 +1,21 @@
-"""pool kernels (being written)."""
-KERNELS = {}
+"""Pooling kernels: 2-D max and average pooling on NHWC buffers (Cython, see _pool.pyx).
+
+Design: every pooling kernel is Cython: the forwards because inference needs them, the
+backwards because they are gather loops as simple as the forwards (a Numba twin measured no
+faster and would add a JIT compile to the first training step). 1-D pooling uses these kernels
+with H = 1. Global pooling is not here: it is a plain reduction over H and W, done by the op tier
+with NumPy (measured as fast as a dedicated kernel, benchmarks/bench_pool.py).
+
+Legend: N batch, H/W input height/width, C channels, OH/OW output height/width,
+        PH/PW pool height/width, SH/SW strides, PT/PL top/left padding.
+"""
+from ._pool import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
+                    max_pool2d_forward_argmax)
+
+KERNELS = {
+    "max_pool2d_forward": max_pool2d_forward,
+    "max_pool2d_forward_argmax": max_pool2d_forward_argmax,
+    "max_pool2d_backward": max_pool2d_backward,
+    "avg_pool2d_forward": avg_pool2d_forward,
+    "avg_pool2d_backward": avg_pool2d_backward,
+}

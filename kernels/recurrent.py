@@ -1,2 +1,88 @@
-"""recurrent kernels (being written)."""
-KERNELS = {}
+"""Recurrent kernels: the fused SimpleRNN / LSTM / GRU recurrences, forward and backward through
+time, and the embedding gather / scatter-add (Cython, see _recurrent.pyx for the Design block).
+
+simple_rnn_forward(z_ntg, r_ug, mask_nt, rmask_knu, activation, alpha, zero_output, h_nu,
+                   hprev_ntu, y_ntu)
+simple_rnn_backward(z_ntg, r_ug, mask_nt, rmask_knu, activation, alpha, zero_output, dy_ntu,
+                    dh_nu, dz_ntg)
+lstm_forward(z_ntg, r_ug, mask_nt, rmask_knu, activation, alpha, recurrent_activation,
+             recurrent_alpha, zero_output, h_nu, c_nu, hprev_ntu, cprev_ntu, y_ntu)
+lstm_backward(z_ntg, cprev_ntu, r_ug, mask_nt, rmask_knu, activation, alpha,
+              recurrent_activation, recurrent_alpha, zero_output, dy_ntu, dh_nu, dc_nu, dz_ntg)
+gru_forward(z_ntg, r_ug, brh_u, mask_nt, rmask_knu, activation, alpha, recurrent_activation,
+            recurrent_alpha, reset_after, zero_output, h_nu, hprev_ntu, aux_ntu, y_ntu)
+gru_backward(z_ntg, hprev_ntu, aux_ntu, r_ug, mask_nt, rmask_knu, activation, alpha,
+             recurrent_activation, recurrent_alpha, reset_after, zero_output, dy_ntu, dh_nu,
+             dz_ntg, dzr_ntg)
+embedding_forward(ids_n, w_vd, y_nd, n_threads=1)
+embedding_backward(ids_n, dy_nd, dw_vd)
+
+Legend: N batch, T time steps, U units, G = gates * U, V vocabulary rows, D embedding width.
+The embedding lookups live here because Embedding serves the recurrent stack (mask_zero feeds
+the recurrent layers' masks); they are plain gathers, with no recurrence of their own.
+"""
+import ctypes
+import importlib
+import os
+
+from ._recurrent import (
+    BACKWARD_ACTIVATIONS,
+    GEMV_ROWS,
+    MIN_CHUNK_ROWS,
+    bind_blas_threads,
+    embedding_backward,
+    embedding_forward,
+    fast_activation,
+    gru_backward,
+    gru_forward,
+    lstm_backward,
+    lstm_forward,
+    simple_rnn_backward,
+    simple_rnn_forward,
+)
+
+
+def _bind_blas_threads():
+    """Hand the kernels the thread setter/getter of the BLAS that scipy.linalg.cython_blas calls
+    (scipy's bundled OpenBLAS), so a recurrence runs its per-step GEMMs single-threaded (see the
+    Design block of _recurrent.pyx). Linux only (the library is found through /proc/self/maps);
+    elsewhere, or if anything here fails, the kernels run in one chunk with BLAS as configured.
+    """
+    try:
+        blas = importlib.import_module("scipy.linalg.cython_blas")
+        scipy_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(blas.__file__))))
+        with open("/proc/self/maps") as maps:
+            paths = sorted({line.split()[-1] for line in maps if ".so" in line})
+    except (ImportError, OSError, AttributeError):
+        return False
+    # scipy's own OpenBLAS (scipy.libs/libscipy_openblas*.so), not numpy's 64-bit-integer one
+    candidates = [p for p in paths if "openblas" in os.path.basename(p).lower()
+                  and "openblas64" not in os.path.basename(p).lower()]
+    candidates.sort(key=lambda p: 0 if p.startswith(scipy_root) and "scipy" in p else 1)
+    for path in candidates:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_openblas", "openblas"):
+            setter = getattr(lib, f"{prefix}_set_num_threads", None)
+            getter = getattr(lib, f"{prefix}_get_num_threads", None)
+            if setter is not None and getter is not None:
+                bind_blas_threads(ctypes.cast(setter, ctypes.c_void_p).value,
+                                  ctypes.cast(getter, ctypes.c_void_p).value)
+                return True
+    return False
+
+
+BLAS_THREADS_BOUND = _bind_blas_threads()
+
+KERNELS = {
+    "simple_rnn_forward": simple_rnn_forward,
+    "simple_rnn_backward": simple_rnn_backward,
+    "lstm_forward": lstm_forward,
+    "lstm_backward": lstm_backward,
+    "gru_forward": gru_forward,
+    "gru_backward": gru_backward,
+    "embedding_forward": embedding_forward,
+    "embedding_backward": embedding_backward,
+}

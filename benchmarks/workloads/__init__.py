@@ -6,6 +6,7 @@ them from shadowing the frameworks) provides:
     REQUIRES               import names that must be installed (probed without importing)
     setup(threads)         import the framework, set its thread count; returns versions/settings
     supports(spec)         None, or why the framework cannot run the workload ("n/a")
+    count_params(spec)     trainable parameters of the workload's model (None: not counted)
     build(spec)            a Runner: ``params`` (trainable parameters), ``step()`` (one training
                            step or one predict call), ``info`` (how it runs)
     cold_start(payload)    the body of a fresh process: import, build, predict one sample

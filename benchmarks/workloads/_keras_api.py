@@ -66,13 +66,17 @@ class Runner:
         else:
             self.info["call"] = "model.predict_on_batch(x)"
             self.step = self._predict
-        self.params = int(sum(int(_size(w)) for w in self.model.trainable_weights))
+        self.params = trainable_params(self.model)
 
     def _train(self):
         return self.model.train_on_batch(self.x, self.y)
 
     def _predict(self):
         return self.model.predict_on_batch(self.x)
+
+
+def trainable_params(model):
+    return int(sum(_size(w) for w in model.trainable_weights))
 
 
 def _size(w):

@@ -36,6 +36,12 @@ def build(spec):
     return _keras_api.Runner(dl, spec)
 
 
+def count_params(spec):
+    import dlcore
+
+    return _keras_api.trainable_params(_keras_api.build_model(dlcore, spec["model_spec"]))
+
+
 def cold_start(payload):
     _keras_api.cold_start("dlcore", payload, _set_threads)
 

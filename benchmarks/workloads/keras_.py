@@ -58,6 +58,12 @@ def _early_threads(payload):
     _tf_threads(payload["threads"])
 
 
+def count_params(spec):
+    import keras
+
+    return _keras_api.trainable_params(_keras_api.build_model(keras, spec["model_spec"]))
+
+
 def cold_start(payload):
     # The clock starts before TensorFlow is imported: _keras_api.cold_start imports keras, which
     # imports TensorFlow; threads are set through tf.config first, as a user pinning threads does.

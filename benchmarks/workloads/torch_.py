@@ -146,6 +146,10 @@ def build(spec):
     return Runner(spec)
 
 
+def count_params(spec):
+    return trainable_params(make_model(spec["model_spec"]))
+
+
 def export_onnx(spec, path):
     """Export the inference model of ``spec`` (NCHW input for the CNN) to ONNX at ``path``,
     with a dynamic batch axis. Returns the exporter used."""

@@ -126,7 +126,8 @@ class Layer:
             initializer = "glorot_uniform" if dtype.kind == "f" else "zeros"
         init = initializers.get(initializer)
         value = init(shape, dtype=dtype.name)
-        variable = Variable(value, trainable=trainable, name=name or "variable", dtype=dtype,
+        # A layer frozen before it was built (Dense(..., trainable=False)) makes frozen weights.
+        variable = Variable(value, trainable=trainable and self._trainable, name=name or "variable", dtype=dtype,
                             regularizer=regularizers.get(regularizer), constraint=constraints.get(constraint))
         variable.path = f"{self.name}/{variable.name}"
         (self._trainable_variables if trainable else self._non_trainable_variables).append(variable)
@@ -262,7 +263,7 @@ class Layer:
         finally:
             _context.training = previous
         if mask is not None or self._makes_mask:
-            _attach_mask(outputs, self.compute_mask(inputs, mask))
+            outputs = _attach_mask(outputs, self.compute_mask(inputs, mask))
         return outputs
 
     def compute_mask(self, inputs, mask=None):
@@ -414,13 +415,23 @@ def _mask_of(x):
 
 
 def _attach_mask(outputs, mask):
+    """``outputs`` carrying ``mask``. An output that already carries another mask is a tensor a
+    layer passed through (its input, still read by other layers with its own mask): it gets a new
+    Tensor on the same value and graph node instead of losing its mask."""
     if isinstance(outputs, Tensor):
-        outputs.mask = mask
-    elif isinstance(outputs, (list, tuple)):
+        return _with_mask(outputs, mask)
+    if isinstance(outputs, (list, tuple)):
         masks = mask if isinstance(mask, (list, tuple)) else [mask] * len(outputs)
-        for t, m in zip(outputs, masks):
-            if isinstance(t, Tensor):
-                t.mask = m
+        tensors = [_with_mask(t, m) if isinstance(t, Tensor) else t for t, m in zip(outputs, masks)]
+        return type(outputs)(tensors + list(outputs[len(tensors):]))
+    return outputs
+
+
+def _with_mask(t, mask):
+    if t.mask is not None and t.mask is not mask and type(t) is Tensor:
+        t = Tensor(t.value, t.node, t.index)
+    t.mask = mask
+    return t
 
 
 def _is_shape(x):

@@ -14,7 +14,8 @@ import numpy as np
 from .. import ops, regularizers
 from ..registry import register
 from ..utils.random import generator
-from .layer import Layer
+from .layer import InputSpec, Layer
+from .reshaping import standardize_data_format
 
 
 def _check_rate(layer, name, value, upper_open=True):
@@ -143,3 +144,49 @@ class ActivityRegularization(Layer):
 
     def get_config(self):
         return {**super().get_config(), "l1": self.l1, "l2": self.l2}
+
+
+class _SpatialDropout(Dropout):
+    """Dropout of whole feature maps: one draw per (sample, channel), shared over the spatial axes."""
+
+    _rank = None
+
+    def __init__(self, rate, data_format=None, seed=None, **kwargs):
+        super().__init__(rate, seed=seed, **kwargs)
+        self.data_format = standardize_data_format(data_format)
+        self.input_spec = InputSpec(ndim=self._rank)
+
+    def _concrete_noise_shape(self, shape):
+        if self.data_format == "channels_last":
+            return (shape[0],) + (1,) * (len(shape) - 2) + (shape[-1],)
+        return (shape[0], shape[1]) + (1,) * (len(shape) - 2)
+
+    def get_config(self):
+        config = {**super().get_config(), "data_format": self.data_format}
+        config.pop("noise_shape", None)
+        return config
+
+
+@register("layer")
+class SpatialDropout1D(_SpatialDropout):
+    """In training, zeroes whole channels of a (batch, steps, channels) input with probability
+    ``rate`` (one draw per sample and channel) and scales the rest by ``1 / (1 - rate)``."""
+
+    _rank = 3
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(rate, data_format="channels_last", seed=seed, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("data_format")
+        return config
+
+
+@register("layer")
+class SpatialDropout2D(_SpatialDropout):
+    """In training, zeroes whole feature maps of a (batch, height, width, channels) input with
+    probability ``rate`` (one draw per sample and channel, shared over height and width) and
+    scales the rest by ``1 / (1 - rate)``; the identity at inference."""
+
+    _rank = 4

@@ -46,6 +46,7 @@ class Model(Trainer, Layer):
 
     def _build_from(self, inputs):
         self.built = True  # sublayers build themselves on this first call
+        self._build_input_shape = _shape_struct(inputs)  # saved as build_config (dlcore.saving)
 
     def build(self, input_shape=None):
         """Create the weights by running the model once on zeros of ``input_shape``."""
@@ -54,6 +55,7 @@ class Model(Trainer, Layer):
         self.built = True
         if input_shape is None:
             return
+        self._build_input_shape = _shape_struct(input_shape)
 
         def zeros(shape):
             return Tensor(np.zeros(tuple(1 if d is None else d for d in shape), dtype=self.dtype))
@@ -75,3 +77,54 @@ class Model(Trainer, Layer):
 
     def get_config(self):
         return Layer.get_config(self)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """``Model.from_config`` of a functional config builds a Functional model, as in Keras;
+        a subclassed model is ``cls(**config)``."""
+        if cls is Model and isinstance(config, dict) and "input_layers" in config and "output_layers" in config:
+            from .functional import Functional
+
+            return Functional.from_config(config, custom_objects=custom_objects)
+        return cls(**config)
+
+    # saving (implemented in dlcore.saving) -------------------------------------------------------
+    def save(self, filepath, overwrite=True, include_optimizer=True):
+        """Save the whole model (architecture, weights, compile config, optimizer and random
+        state) to a ``.dlc`` file; ``dl.models.load_model`` reads it back."""
+        from ..saving import save_model
+
+        save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath, overwrite=True):
+        """Save the weights only, to a ``.weights.dlc`` file."""
+        from ..saving import save_weights
+
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, skip_mismatch=False):
+        """Load weights from ``save_weights`` (or ``save``) output; the architecture must match."""
+        from ..saving import load_weights
+
+        load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
+    def to_json(self, **kwargs):
+        """The architecture as a JSON string (``dl.models.model_from_json`` rebuilds it)."""
+        from ..saving import model_to_json
+
+        return model_to_json(self, **kwargs)
+
+
+def _shape_struct(x):
+    """Input shapes (batch None) of data or of a shape structure, as JSON-able lists."""
+    from ..layers.layer import _is_shape
+
+    if hasattr(x, "shape") and not isinstance(x, (list, tuple, dict)):
+        return [None] + [int(d) for d in x.shape[1:]]
+    if _is_shape(x):
+        return [None if d is None else int(d) for d in x]
+    if isinstance(x, (list, tuple)):
+        return [_shape_struct(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _shape_struct(v) for k, v in x.items()}
+    return None

@@ -42,6 +42,7 @@ class Sequential(Model):
         self._symbolic_output = input_layer.output
         for layer in self._layers:
             self._symbolic_output = layer(self._symbolic_output)
+        self.built = True  # the symbolic calls built every layer, as Keras builds a Sequential with an input
 
     def pop(self):
         if not self._layers:

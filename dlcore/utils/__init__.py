@@ -1,6 +1,7 @@
 """Utilities: seeding, session reset, data helpers."""
 import numpy as np
 
+from .plotting import plot_history  # matplotlib is imported by the call, not here
 from .random import set_random_seed
 
 
@@ -28,4 +29,4 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     return out
 
 
-__all__ = ["set_random_seed", "clear_session", "to_categorical"]
+__all__ = ["plot_history", "set_random_seed", "clear_session", "to_categorical"]

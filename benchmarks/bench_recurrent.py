@@ -1,0 +1,29 @@
+"""Recurrent family: LSTM and GRU through the public layers at the recurrent workloads' shapes
+(128 units, 50 steps, 32 features), batch 1 and 64, forward (inference) and forward + backward
+through time. FLOPs: T 2 (features + units) gates units per sample (x3 with backward).
+Skipped until dlcore has the layers."""
+import pytest
+
+from benchmarks import spec
+from benchmarks._bench import layer_forward, layer_train_step, measure, rand, require_layer
+
+
+def _setup(cell, batch):
+    model = spec.model_spec(cell.lower())
+    layer = require_layer(cell)(model["units"])
+    x = rand(batch, model["timesteps"], model["features"])
+    flops = (spec.forward_flops(model) - 2 * model["units"] * model["classes"]) * batch
+    return layer, x, flops
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+@pytest.mark.parametrize("batch", [1, 64])
+def test_recurrent_forward(benchmark, cell, batch):
+    layer, x, flops = _setup(cell, batch)
+    measure(benchmark, layer_forward(layer, x), flops=flops)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_recurrent_forward_backward(benchmark, cell):
+    layer, x, flops = _setup(cell, 64)
+    measure(benchmark, layer_train_step(layer, x), flops=3 * flops)

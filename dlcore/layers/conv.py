@@ -1,0 +1,512 @@
+"""Convolution layers, as Keras 3: a ``rank``-parameterized ``BaseConv`` (Conv1D, Conv2D), its
+depthwise / separable variants and ``BaseConvTranspose`` (Conv1DTranspose, Conv2DTranspose).
+
+Keras's arguments, defaults and weight layouts: channels_last inputs; kernels
+``kernel_size + (in_channels // groups, filters)``, depthwise kernels
+``kernel_size + (in_channels, depth_multiplier)``, transposed kernels
+``kernel_size + (filters, in_channels)``. dlcore adds ``padding="reflect"`` to Conv1D / Conv2D /
+DepthwiseConv2D / SeparableConv2D: NumPy "reflect" mirror padding of the amounts "same" would
+pad, so the output size is that of "same".
+"""
+import numpy as np
+
+from .. import activations, constraints, initializers, ops, regularizers
+from ..ops.conv import (axis_pads, check_data_format, normalize_padding, normalize_tuple, output_length,
+                        transpose_output_length)
+from ..registry import register
+from ..symbolic import KerasTensor
+from .layer import InputSpec, Layer
+
+
+class _ConvBase(Layer):
+    """What every convolution layer shares: argument checks, output size, activation fusing."""
+
+    _paddings = ("valid", "same", "reflect")
+    _paddings_1d = ("valid", "same", "causal", "reflect")
+
+    def _init_common(self, rank, kernel_size, strides, padding, data_format, dilation_rate, activation,
+                     use_bias, bias_initializer, bias_regularizer, activity_regularizer, bias_constraint):
+        who = f"{type(self).__name__} '{self.name}'"
+        self.rank = rank
+        self.kernel_size = normalize_tuple(kernel_size, rank, "kernel_size", who)
+        self.strides = normalize_tuple(strides, rank, "strides", who)
+        self.dilation_rate = normalize_tuple(dilation_rate, rank, "dilation_rate", who)
+        self.padding = normalize_padding(padding, who, self._paddings_1d if rank == 1 else self._paddings)
+        self.data_format = check_data_format(data_format, who)
+        if not all(self.kernel_size) or min(self.kernel_size) < 0:
+            raise ValueError(f"{who}: the argument `kernel_size` cannot contain 0(s) or negative values, "
+                             f"received kernel_size={self.kernel_size}")
+        if min(self.strides) < 1:
+            raise ValueError(f"{who}: the argument `strides` must be positive, received strides={self.strides}")
+        if min(self.dilation_rate) < 1:
+            raise ValueError(f"{who}: the argument `dilation_rate` must be positive, received "
+                             f"dilation_rate={self.dilation_rate}")
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(f"{who}: `strides > 1` not supported in conjunction with `dilation_rate > 1`. "
+                             f"Received: strides={self.strides} and dilation_rate={self.dilation_rate}")
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.input_spec = InputSpec(ndim=rank + 2)
+        self._fused = activations.kernel_activation(self.activation)
+
+    def _input_channels(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError(f"{type(self).__name__} '{self.name}': the channel dimension (last axis) of the "
+                             f"inputs must be known, received input shape {tuple(input_shape)}")
+        return int(channels)
+
+    def _output_spatial(self, input_shape):
+        spatial = tuple(input_shape[1:-1])
+        out = tuple(output_length(n, k, s, d, self.padding)
+                    for n, k, s, d in zip(spatial, self.kernel_size, self.strides, self.dilation_rate))
+        if any(o is not None and o <= 0 for o in out):
+            minimum = tuple((k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate))
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}': the kernel (kernel_size={self.kernel_size}, "
+                f"dilation_rate={self.dilation_rate}) is larger than the input with padding={self.padding!r}: "
+                f"expected spatial dimensions of at least {minimum}, received input shape {tuple(input_shape)}, "
+                f"which gives the output spatial shape {out}")
+        if self.padding == "reflect":
+            for n, k, s, d in zip(spatial, self.kernel_size, self.strides, self.dilation_rate):
+                pads = axis_pads(n, k, s, d, "same")
+                if pads is not None and max(pads) >= n:
+                    raise ValueError(f"{type(self).__name__} '{self.name}': padding='reflect' needs each "
+                                     f"padding {pads} smaller than the input: received input shape "
+                                     f"{tuple(input_shape)}")
+        return out
+
+    def compute_output_spec(self, inputs, *args, **kwargs):
+        # From the formula, so unknown spatial sizes (fully convolutional inputs) stay None.
+        if not self.built:
+            self._build_from(inputs)
+        return KerasTensor(self.compute_output_shape(inputs.shape), self.dtype)
+
+    def _finish(self, y, activation_fused):
+        if not activation_fused:
+            y = self.activation(y)
+        if self.activity_regularizer is not None:
+            self._activity_losses.append(self.activity_regularizer(y))
+        return y
+
+    def _common_config(self):
+        return {
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "data_format": self.data_format,
+            "dilation_rate": self.dilation_rate,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+        }
+
+
+class BaseConv(_ConvBase):
+    """Keras's BaseConv: ``rank``-D convolution of channels_last inputs.
+
+    Input shape: (batch, *spatial, in_channels). Output shape: (batch, *new_spatial, filters).
+    Weights: kernel ``kernel_size + (in_channels // groups, filters)``, bias (filters,).
+    """
+
+    def __init__(self, rank, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
+                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        who = f"{type(self).__name__} '{self.name}'"
+        if not isinstance(filters, (int, np.integer)) or isinstance(filters, bool) or filters <= 0:
+            raise ValueError(f"{who}: invalid value for argument `filters`: expected a strictly positive "
+                             f"integer, received filters={filters!r}")
+        if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups <= 0:
+            raise ValueError(f"{who}: the number of groups must be a positive integer, received groups={groups!r}")
+        if filters % groups != 0:
+            raise ValueError(f"{who}: the number of filters must be evenly divisible by the number of groups, "
+                             f"received groups={groups}, filters={filters}")
+        self.filters = int(filters)
+        self.groups = int(groups)
+        self._init_common(rank, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                          bias_initializer, bias_regularizer, activity_regularizer, bias_constraint)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+
+    def build(self, input_shape):
+        channels = self._input_channels(input_shape)
+        if channels % self.groups != 0:
+            raise ValueError(f"{type(self).__name__} '{self.name}': the number of input channels must be evenly "
+                             f"divisible by the number of groups, received groups={self.groups} and input shape "
+                             f"{tuple(input_shape)}")
+        self.kernel = self.add_weight(shape=self.kernel_size + (channels // self.groups, self.filters),
+                                      initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint, name="kernel")
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(shape=(self.filters,), initializer=self.bias_initializer,
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+                                        name="bias")
+        self.input_spec = InputSpec(ndim=self.rank + 2, axes={-1: channels})
+        self.built = True
+
+    def call(self, inputs):
+        name, alpha = self._fused if self._fused is not None else ("linear", 0.0)
+        y = ops.conv2d_bias_act(inputs, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
+                                self.groups, name, alpha, _who=f"{type(self).__name__} '{self.name}'")
+        return self._finish(y, self._fused is not None)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],) + self._output_spatial(input_shape) + (self.filters,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            **self._common_config(),
+            "groups": self.groups,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+        }
+
+
+@register("layer")
+class Conv1D(BaseConv):
+    """1-D convolution (temporal), Keras's Conv1D; ``padding`` also takes "causal" (left zeros only,
+    so output t sees inputs <= t) and dlcore's "reflect".
+
+    Input shape: (batch, steps, channels). Output shape: (batch, new_steps, filters).
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
+                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(1, filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
+                         use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                         activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
+
+
+@register("layer")
+class Conv2D(BaseConv):
+    """2-D convolution, Keras's Conv2D (plus dlcore's ``padding="reflect"``).
+
+    Input shape: (batch, height, width, channels). Output shape: (batch, new_height, new_width,
+    filters). Weights: kernel (kh, kw, channels // groups, filters), bias (filters,).
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(2, filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
+                         use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                         activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
+
+
+class BaseDepthwiseConv(_ConvBase):
+    """Keras's BaseDepthwiseConv: each input channel convolved with its own ``depth_multiplier``
+    filters. Weights: kernel ``kernel_size + (in_channels, depth_multiplier)``, bias
+    (in_channels * depth_multiplier,). Output channel c * depth_multiplier + m sees channel c."""
+
+    def __init__(self, rank, depth_multiplier, kernel_size, strides=1, padding="valid", data_format=None,
+                 dilation_rate=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
+                 bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        who = f"{type(self).__name__} '{self.name}'"
+        if (not isinstance(depth_multiplier, (int, np.integer)) or isinstance(depth_multiplier, bool)
+                or depth_multiplier <= 0):
+            raise ValueError(f"{who}: invalid value for argument `depth_multiplier`: expected a strictly positive "
+                             f"integer, received depth_multiplier={depth_multiplier!r}")
+        self.depth_multiplier = int(depth_multiplier)
+        self._init_common(rank, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                          bias_initializer, bias_regularizer, activity_regularizer, bias_constraint)
+        self.depthwise_initializer = initializers.get(depthwise_initializer)
+        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
+        self.depthwise_constraint = constraints.get(depthwise_constraint)
+
+    def build(self, input_shape):
+        channels = self._input_channels(input_shape)
+        self.kernel = self.add_weight(shape=self.kernel_size + (channels, self.depth_multiplier),
+                                      initializer=self.depthwise_initializer, regularizer=self.depthwise_regularizer,
+                                      constraint=self.depthwise_constraint, name="kernel")
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(shape=(channels * self.depth_multiplier,), initializer=self.bias_initializer,
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+                                        name="bias")
+        self.input_spec = InputSpec(ndim=self.rank + 2, axes={-1: channels})
+        self.built = True
+
+    def call(self, inputs):
+        name, alpha = self._fused if self._fused is not None else ("linear", 0.0)
+        y = ops.conv2d_bias_act(inputs, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
+                                None, name, alpha, depthwise=True, _who=f"{type(self).__name__} '{self.name}'")
+        return self._finish(y, self._fused is not None)
+
+    def compute_output_shape(self, input_shape):
+        channels = input_shape[-1]
+        return ((input_shape[0],) + self._output_spatial(input_shape)
+                + (None if channels is None else channels * self.depth_multiplier,))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "depth_multiplier": self.depth_multiplier,
+            **self._common_config(),
+            "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
+            "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
+            "depthwise_constraint": constraints.serialize(self.depthwise_constraint),
+        }
+
+
+@register("layer")
+class DepthwiseConv1D(BaseDepthwiseConv):
+    """1-D depthwise convolution, Keras's DepthwiseConv1D."""
+
+    def __init__(self, kernel_size, strides=1, padding="valid", depth_multiplier=1, data_format=None,
+                 dilation_rate=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
+                 bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(1, depth_multiplier, kernel_size, strides, padding, data_format, dilation_rate, activation,
+                         use_bias, depthwise_initializer, bias_initializer, depthwise_regularizer, bias_regularizer,
+                         activity_regularizer, depthwise_constraint, bias_constraint, **kwargs)
+
+
+@register("layer")
+class DepthwiseConv2D(BaseDepthwiseConv):
+    """2-D depthwise convolution, Keras's DepthwiseConv2D.
+
+    Input shape: (batch, height, width, channels). Output shape: (batch, new_height, new_width,
+    channels * depth_multiplier). Weights: kernel (kh, kw, channels, depth_multiplier), bias.
+    """
+
+    def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
+                 dilation_rate=(1, 1), activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
+                 bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(2, depth_multiplier, kernel_size, strides, padding, data_format, dilation_rate, activation,
+                         use_bias, depthwise_initializer, bias_initializer, depthwise_regularizer, bias_regularizer,
+                         activity_regularizer, depthwise_constraint, bias_constraint, **kwargs)
+
+
+class BaseSeparableConv(_ConvBase):
+    """Keras's BaseSeparableConv: a depthwise convolution, then a pointwise (1x1) one.
+
+    Weights: depthwise_kernel ``kernel_size + (in_channels, depth_multiplier)``, pointwise_kernel
+    ``(1,) * rank + (in_channels * depth_multiplier, filters)``, bias (filters,).
+    """
+
+    def __init__(self, rank, depth_multiplier, filters, kernel_size, strides=1, padding="valid", data_format=None,
+                 dilation_rate=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
+                 pointwise_initializer="glorot_uniform", bias_initializer="zeros", depthwise_regularizer=None,
+                 pointwise_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 depthwise_constraint=None, pointwise_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        who = f"{type(self).__name__} '{self.name}'"
+        for arg, v in (("depth_multiplier", depth_multiplier), ("filters", filters)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"{who}: invalid value for argument `{arg}`: expected a strictly positive integer, "
+                                 f"received {arg}={v!r}")
+        self.depth_multiplier = int(depth_multiplier)
+        self.filters = int(filters)
+        self._init_common(rank, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                          bias_initializer, bias_regularizer, activity_regularizer, bias_constraint)
+        self.depthwise_initializer = initializers.get(depthwise_initializer)
+        self.pointwise_initializer = initializers.get(pointwise_initializer)
+        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
+        self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
+        self.depthwise_constraint = constraints.get(depthwise_constraint)
+        self.pointwise_constraint = constraints.get(pointwise_constraint)
+
+    def build(self, input_shape):
+        channels = self._input_channels(input_shape)
+        self.depthwise_kernel = self.add_weight(
+            shape=self.kernel_size + (channels, self.depth_multiplier), initializer=self.depthwise_initializer,
+            regularizer=self.depthwise_regularizer, constraint=self.depthwise_constraint, name="depthwise_kernel")
+        self.pointwise_kernel = self.add_weight(
+            shape=(1,) * self.rank + (channels * self.depth_multiplier, self.filters),
+            initializer=self.pointwise_initializer, regularizer=self.pointwise_regularizer,
+            constraint=self.pointwise_constraint, name="pointwise_kernel")
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(shape=(self.filters,), initializer=self.bias_initializer,
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+                                        name="bias")
+        self.input_spec = InputSpec(ndim=self.rank + 2, axes={-1: channels})
+        self.built = True
+
+    def call(self, inputs):
+        who = f"{type(self).__name__} '{self.name}'"
+        y = ops.conv2d_bias_act(inputs, self.depthwise_kernel, None, self.strides, self.padding, self.dilation_rate,
+                                None, depthwise=True, _who=who)
+        name, alpha = self._fused if self._fused is not None else ("linear", 0.0)
+        y = ops.conv2d_bias_act(y, self.pointwise_kernel, self.bias, 1, "valid", 1, 1, name, alpha, _who=who)
+        return self._finish(y, self._fused is not None)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],) + self._output_spatial(input_shape) + (self.filters,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "depth_multiplier": self.depth_multiplier,
+            "filters": self.filters,
+            **self._common_config(),
+            "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
+            "pointwise_initializer": initializers.serialize(self.pointwise_initializer),
+            "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
+            "pointwise_regularizer": regularizers.serialize(self.pointwise_regularizer),
+            "depthwise_constraint": constraints.serialize(self.depthwise_constraint),
+            "pointwise_constraint": constraints.serialize(self.pointwise_constraint),
+        }
+
+
+@register("layer")
+class SeparableConv1D(BaseSeparableConv):
+    """1-D separable convolution, Keras's SeparableConv1D."""
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
+                 depth_multiplier=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
+                 pointwise_initializer="glorot_uniform", bias_initializer="zeros", depthwise_regularizer=None,
+                 pointwise_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 depthwise_constraint=None, pointwise_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(1, depth_multiplier, filters, kernel_size, strides, padding, data_format, dilation_rate,
+                         activation, use_bias, depthwise_initializer, pointwise_initializer, bias_initializer,
+                         depthwise_regularizer, pointwise_regularizer, bias_regularizer, activity_regularizer,
+                         depthwise_constraint, pointwise_constraint, bias_constraint, **kwargs)
+
+
+@register("layer")
+class SeparableConv2D(BaseSeparableConv):
+    """2-D separable convolution, Keras's SeparableConv2D: DepthwiseConv2D (no bias), then a 1x1
+    Conv2D with the bias and the activation."""
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias=True,
+                 depthwise_initializer="glorot_uniform", pointwise_initializer="glorot_uniform",
+                 bias_initializer="zeros", depthwise_regularizer=None, pointwise_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, depthwise_constraint=None,
+                 pointwise_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(2, depth_multiplier, filters, kernel_size, strides, padding, data_format, dilation_rate,
+                         activation, use_bias, depthwise_initializer, pointwise_initializer, bias_initializer,
+                         depthwise_regularizer, pointwise_regularizer, bias_regularizer, activity_regularizer,
+                         depthwise_constraint, pointwise_constraint, bias_constraint, **kwargs)
+
+
+class BaseConvTranspose(_ConvBase):
+    """Keras's BaseConvTranspose: the transposed convolution (the gradient of a convolution with
+    respect to its input). Weights: kernel ``kernel_size + (filters, in_channels)``, bias (filters,).
+    Output length per axis: (L - 1) * stride + kernel_eff - 2 * pad + output_padding, with
+    pad = kernel_eff // 2 for "same" and 0 for "valid" (without output_padding: L * stride for
+    "same", L * stride + max(kernel_eff - stride, 0) for "valid")."""
+
+    _paddings = _paddings_1d = ("valid", "same")
+
+    def __init__(self, rank, filters, kernel_size, strides=1, padding="valid", output_padding=None, data_format=None,
+                 dilation_rate=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        who = f"{type(self).__name__} '{self.name}'"
+        if not isinstance(filters, (int, np.integer)) or isinstance(filters, bool) or filters <= 0:
+            raise ValueError(f"{who}: invalid value for argument `filters`: expected a strictly positive "
+                             f"integer, received filters={filters!r}")
+        self.filters = int(filters)
+        self._init_common(rank, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                          bias_initializer, bias_regularizer, activity_regularizer, bias_constraint)
+        self.output_padding = (None if output_padding is None
+                               else normalize_tuple(output_padding, rank, "output_padding", who))
+        if self.output_padding is not None:
+            for op, s in zip(self.output_padding, self.strides):
+                if op < 0 or op >= s:
+                    raise ValueError(f"{who}: strides {self.strides} must be greater than output padding "
+                                     f"{self.output_padding} (and the padding non-negative)")
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+
+    def build(self, input_shape):
+        channels = self._input_channels(input_shape)
+        self.kernel = self.add_weight(shape=self.kernel_size + (self.filters, channels),
+                                      initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint, name="kernel")
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(shape=(self.filters,), initializer=self.bias_initializer,
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+                                        name="bias")
+        self.input_spec = InputSpec(ndim=self.rank + 2, axes={-1: channels})
+        self.built = True
+
+    def _transpose_spatial(self, input_shape):
+        pads = self.output_padding or (None,) * self.rank
+        out = tuple(transpose_output_length(n, k, s, d, self.padding, op)
+                    for n, k, s, d, op in zip(input_shape[1:-1], self.kernel_size, self.strides, self.dilation_rate,
+                                              pads))
+        if any(o is not None and o <= 0 for o in out):
+            raise ValueError(f"{type(self).__name__} '{self.name}': non-positive output spatial shape {out} for "
+                             f"input shape {tuple(input_shape)}")
+        return out
+
+    def call(self, inputs):
+        self._transpose_spatial(inputs.shape)
+        y = ops.conv_transpose(inputs, self.kernel, self.strides, self.padding, self.output_padding,
+                               dilation_rate=self.dilation_rate)
+        if self.bias is not None:
+            y = ops.add(y, self.bias)
+        return self._finish(y, False)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],) + self._transpose_spatial(input_shape) + (self.filters,)
+
+    def get_config(self):
+        config = {**super().get_config(), "filters": self.filters, **self._common_config(),
+                  "output_padding": self.output_padding,
+                  "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                  "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                  "kernel_constraint": constraints.serialize(self.kernel_constraint)}
+        return config
+
+
+@register("layer")
+class Conv1DTranspose(BaseConvTranspose):
+    """1-D transposed convolution, Keras's Conv1DTranspose."""
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None, data_format=None,
+                 dilation_rate=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(1, filters, kernel_size, strides, padding, output_padding, data_format, dilation_rate,
+                         activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                         bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
+
+
+@register("layer")
+class Conv2DTranspose(BaseConvTranspose):
+    """2-D transposed convolution ("deconvolution"), Keras's Conv2DTranspose.
+
+    Input shape: (batch, height, width, channels). Output shape: (batch, new_height, new_width,
+    filters). Weights: kernel (kh, kw, filters, channels), bias (filters,).
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", output_padding=None,
+                 data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
+                 **kwargs):
+        super().__init__(2, filters, kernel_size, strides, padding, output_padding, data_format, dilation_rate,
+                         activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                         bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
+
+
+__all__ = ["BaseConv", "Conv1D", "Conv2D", "BaseDepthwiseConv", "DepthwiseConv1D", "DepthwiseConv2D",
+           "BaseSeparableConv", "SeparableConv1D", "SeparableConv2D", "BaseConvTranspose", "Conv1DTranspose",
+           "Conv2DTranspose"]

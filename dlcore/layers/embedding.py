@@ -1,0 +1,139 @@
+"""Layers that start a mask: Embedding (token ids -> vectors, ``mask_zero``) and Masking.
+
+Embedding runs a compiled gather forward and a deterministic scatter-add backward
+(``dlcore.ops.embedding_lookup``); ids outside [0, input_dim) are an error naming the layer. With
+``mask_zero=True`` the output carries the mask ``ids != 0``, which the recurrent layers use to skip
+padded steps. Masking marks the time steps whose features all equal ``mask_value`` as masked and
+zeroes them.
+"""
+import numpy as np
+
+from .. import constraints, initializers, ops, regularizers
+from ..registry import register
+from ..tensor import Tensor
+from .layer import Layer
+
+
+def _value(x):
+    return x.value if isinstance(x, Tensor) else x
+
+
+@register("layer")
+class Embedding(Layer):
+    """Turns non-negative integer ids into dense vectors: ``embeddings[ids]``.
+
+    Input shape: (batch, ...) integer ids in [0, input_dim). Output shape: (batch, ...,
+    output_dim). Weights: embeddings (input_dim, output_dim), "uniform" U[-0.05, 0.05] by default.
+    """
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
+                 embeddings_constraint=None, mask_zero=False, weights=None, lora_rank=None, lora_alpha=None,
+                 **kwargs):
+        kwargs.pop("input_length", None)  # deprecated in Keras 3, ignored
+        for arg, v in (("input_dim", input_dim), ("output_dim", output_dim)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"Embedding: `{arg}` must be a positive integer. Received: {arg}={v!r} "
+                                 f"(of type {type(v).__name__}).")
+        if lora_rank is not None:
+            raise ValueError("Embedding: LoRA (`lora_rank`) is not supported by dlcore.")
+        super().__init__(**kwargs)
+        self.input_dim = int(input_dim)
+        self.output_dim = int(output_dim)
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.embeddings_constraint = constraints.get(embeddings_constraint)
+        self.mask_zero = bool(mask_zero)
+        self.supports_masking = self.mask_zero
+        self.lora_rank = lora_rank
+        self.lora_alpha = lora_alpha
+        if weights is not None:
+            self.build()
+            if not (isinstance(weights, list) and len(weights) == 1):
+                weights = [weights]
+            self.set_weights(weights)
+
+    def _casts_integer_inputs(self):
+        return False  # ids stay integers
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        self.embeddings = self.add_weight(shape=(self.input_dim, self.output_dim),
+                                          initializer=self.embeddings_initializer, name="embeddings",
+                                          regularizer=self.embeddings_regularizer,
+                                          constraint=self.embeddings_constraint)
+        self.built = True
+
+    def _ids(self, inputs):
+        ids = np.asarray(_value(inputs))
+        if ids.dtype.kind == "f":
+            if ids.size and not np.all(np.isfinite(ids) & (np.mod(ids, 1) == 0)):
+                raise ValueError(f"Embedding '{self.name}': inputs must be integer token ids, received "
+                                 f"non-integer values (dtype {ids.dtype}, shape {ids.shape})")
+            ids = ids.astype(np.int64)
+        elif ids.dtype.kind not in "iub":
+            raise TypeError(f"Embedding '{self.name}': inputs must be integer token ids, received dtype "
+                            f"{ids.dtype}")
+        if ids.size:
+            lo, hi = int(ids.min()), int(ids.max())
+            if lo < 0 or hi >= self.input_dim:
+                raise ValueError(f"Embedding '{self.name}': token ids must be in [0, {self.input_dim}) "
+                                 f"(input_dim={self.input_dim}); received ids in [{lo}, {hi}] in inputs of "
+                                 f"shape {ids.shape}")
+        return ids
+
+    def call(self, inputs):
+        return ops.embedding_lookup(self.embeddings, self._ids(inputs))
+
+    def compute_mask(self, inputs, mask=None):
+        if not self.mask_zero:
+            return None
+        return np.asarray(_value(inputs)) != 0
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
+            "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
+            "activity_regularizer": None,
+            "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
+            "mask_zero": self.mask_zero,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config.pop("activity_regularizer", None)
+        return cls(**config)
+
+
+@register("layer")
+class Masking(Layer):
+    """Masks the time steps whose features all equal ``mask_value``: those steps become zeros and
+    the output carries the mask (batch, timesteps), so downstream layers skip them."""
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = mask_value
+        self.supports_masking = True
+
+    def _keep(self, inputs):
+        return np.any(np.asarray(_value(inputs)) != self.mask_value, axis=-1)
+
+    def call(self, inputs):
+        keep = self._keep(inputs)[..., None]
+        return ops.where(keep, inputs, ops.zeros_like(inputs))
+
+    def compute_mask(self, inputs, mask=None):
+        return self._keep(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "mask_value": self.mask_value}

@@ -1,0 +1,184 @@
+"""Pooling layers (Keras 3 names and semantics): MaxPooling1D/2D, AveragePooling1D/2D,
+GlobalAveragePooling1D/2D, GlobalMaxPooling1D/2D.
+
+Inputs are channels_last by default: (batch, steps, channels) for 1-D, (batch, height, width,
+channels) for 2-D; ``data_format="channels_first"`` takes the channel axis second. "same"
+padding is Keras's: output length ceil(size / stride), the extra padding at the end, and
+padded cells never counted (average pooling divides by the real cells of each window).
+"""
+from .. import ops
+from ..ops.pool import PADDINGS, normalize_tuple, pool_output_length
+from ..registry import register
+from ..symbolic import KerasTensor
+from .layer import InputSpec, Layer
+from .reshaping import standardize_data_format
+
+
+class BasePooling(Layer):
+    """Max or average pooling over ``pool_dimensions`` spatial axes (Keras's BasePooling)."""
+
+    def __init__(self, pool_size, strides, pool_dimensions, pool_mode="max", padding="valid",
+                 data_format=None, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        owner = type(self).__name__
+        self.pool_size = normalize_tuple(pool_size, pool_dimensions, "pool_size", owner=owner)
+        strides = pool_size if strides is None else strides
+        self.strides = normalize_tuple(strides, pool_dimensions, "strides", owner=owner)
+        padding = str(padding).lower() if isinstance(padding, str) else padding
+        if padding not in PADDINGS:
+            raise ValueError(f"{owner}: the `padding` argument must be one of {list(PADDINGS)}. "
+                             f"Received: padding={padding!r}")
+        self.padding = padding
+        self.pool_mode = pool_mode
+        self.data_format = standardize_data_format(data_format)
+        self.input_spec = InputSpec(ndim=pool_dimensions + 2)
+
+    def call(self, inputs):
+        self._check_fits(inputs.shape)
+        pool = ops.max_pool if self.pool_mode == "max" else ops.average_pool
+        return pool(inputs, self.pool_size, self.strides, self.padding, self.data_format)
+
+    def _spatial(self, shape):
+        return tuple(shape[1:-1]) if self.data_format == "channels_last" else tuple(shape[2:])
+
+    def _check_fits(self, shape):
+        out = [pool_output_length(s, p, st, self.padding)
+               for s, p, st in zip(self._spatial(shape), self.pool_size, self.strides)]
+        if any(o is not None and o <= 0 for o in out):
+            raise ValueError(f"Layer '{self.name}' ({type(self).__name__}): the pool window {self.pool_size} with "
+                             f"padding={self.padding!r} does not fit the input: expected spatial dimensions of "
+                             f"at least {self.pool_size}, received input shape {tuple(shape)}")
+
+    def compute_output_shape(self, input_shape):
+        input_shape = tuple(input_shape)
+        self._check_fits(input_shape)
+        out = tuple(pool_output_length(s, p, st, self.padding)
+                    for s, p, st in zip(self._spatial(input_shape), self.pool_size, self.strides))
+        if self.data_format == "channels_last":
+            return (input_shape[0],) + out + (input_shape[-1],)
+        return (input_shape[0], input_shape[1]) + out
+
+    def compute_output_spec(self, inputs, *args, **kwargs):
+        # From the formula, so unknown spatial sizes stay None (no weights to build).
+        return KerasTensor(self.compute_output_shape(inputs.shape), self.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "padding": self.padding,
+                "strides": self.strides, "data_format": self.data_format}
+
+
+@register("layer")
+class MaxPooling1D(BasePooling):
+    """Max over windows of ``pool_size`` steps. Input (batch, steps, channels) ->
+    (batch, pooled_steps, channels)."""
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, name=None, **kwargs):
+        super().__init__(pool_size, strides, 1, "max", padding, data_format, name=name, **kwargs)
+
+
+@register("layer")
+class MaxPooling2D(BasePooling):
+    """Max over ``pool_size`` windows. Input (batch, height, width, channels) ->
+    (batch, pooled_height, pooled_width, channels)."""
+
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, name=None, **kwargs):
+        super().__init__(pool_size, strides, 2, "max", padding, data_format, name=name, **kwargs)
+
+
+@register("layer")
+class AveragePooling1D(BasePooling):
+    """Mean over windows of ``pool_size`` steps ("same" padding: mean of the real cells)."""
+
+    def __init__(self, pool_size, strides=None, padding="valid", data_format=None, name=None, **kwargs):
+        super().__init__(pool_size, strides, 1, "average", padding, data_format, name=name, **kwargs)
+
+
+@register("layer")
+class AveragePooling2D(BasePooling):
+    """Mean over ``pool_size`` windows ("same" padding: mean of the real cells)."""
+
+    def __init__(self, pool_size, strides=None, padding="valid", data_format=None, name=None, **kwargs):
+        super().__init__(pool_size, strides, 2, "average", padding, data_format, name=name, **kwargs)
+
+
+class BaseGlobalPooling(Layer):
+    """Reduces every spatial axis; ``keepdims`` keeps them with length 1."""
+
+    def __init__(self, pool_dimensions, data_format=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = standardize_data_format(data_format)
+        self.keepdims = bool(keepdims)
+        self.input_spec = InputSpec(ndim=pool_dimensions + 2)
+        self._axes = tuple(range(1, pool_dimensions + 1)) if self.data_format == "channels_last" \
+            else tuple(range(2, pool_dimensions + 2))
+
+    def compute_output_shape(self, input_shape):
+        input_shape = tuple(input_shape)
+        if self.keepdims:
+            return tuple(1 if i in self._axes else d for i, d in enumerate(input_shape))
+        return tuple(d for i, d in enumerate(input_shape) if i not in self._axes)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}
+
+
+@register("layer")
+class GlobalAveragePooling1D(BaseGlobalPooling):
+    """Mean over the steps: (batch, steps, features) -> (batch, features). With a mask (from
+    Embedding(mask_zero=True) or Masking), the mean of the unmasked steps."""
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(1, data_format=data_format, keepdims=keepdims, **kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return ops.mean(inputs, axis=self._axes, keepdims=self.keepdims)
+        weights = mask.value if hasattr(mask, "value") else mask
+        weights = weights.astype(inputs.dtype)[..., None] if self.data_format == "channels_last" \
+            else weights.astype(inputs.dtype)[:, None, :]
+        total = ops.sum(ops.multiply(inputs, weights), axis=self._axes, keepdims=self.keepdims)
+        return ops.divide(total, weights.sum(axis=self._axes, keepdims=self.keepdims))
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+
+@register("layer")
+class GlobalAveragePooling2D(BaseGlobalPooling):
+    """Mean over height and width: (batch, height, width, channels) -> (batch, channels)."""
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(2, data_format=data_format, keepdims=keepdims, **kwargs)
+
+    def call(self, inputs):
+        return ops.mean(inputs, axis=self._axes, keepdims=self.keepdims)
+
+
+@register("layer")
+class GlobalMaxPooling1D(BaseGlobalPooling):
+    """Max over the steps: (batch, steps, features) -> (batch, features)."""
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(1, data_format=data_format, keepdims=keepdims, **kwargs)
+
+    def call(self, inputs):
+        return ops.max(inputs, axis=self._axes, keepdims=self.keepdims)
+
+
+@register("layer")
+class GlobalMaxPooling2D(BaseGlobalPooling):
+    """Max over height and width: (batch, height, width, channels) -> (batch, channels)."""
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(2, data_format=data_format, keepdims=keepdims, **kwargs)
+
+    def call(self, inputs):
+        return ops.max(inputs, axis=self._axes, keepdims=self.keepdims)
+
+
+# Keras's aliases.
+MaxPool1D, MaxPool2D = MaxPooling1D, MaxPooling2D
+AvgPool1D, AvgPool2D = AveragePooling1D, AveragePooling2D
+GlobalAvgPool1D, GlobalAvgPool2D = GlobalAveragePooling1D, GlobalAveragePooling2D
+GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D

@@ -1,0 +1,387 @@
+"""Convolutions: ``conv``, ``conv_transpose``, ``depthwise_conv``, ``separable_conv`` (keras.ops
+names and semantics: channels_last inputs, kernels (*kernel_size, C_in/groups, C_out)) and the
+fused ``conv2d_bias_act`` the layers use. Rank 1 runs through the 2-D kernels with H = 1.
+
+Padding modes: "valid" and "same" (TF's rule: the smaller half of the padding first), "causal"
+(rank 1: (k - 1) * dilation zeros before), and dlcore's extension "reflect": NumPy "reflect" mirror
+padding of the same amounts as "same" (output size as "same").
+
+Backward computes only the gradients asked for: a frozen kernel gets no weight-gradient kernel
+call, an input that is data gets no input-gradient call.
+"""
+import functools
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import kernels
+from ..autograd import Function, is_recording
+from .core import Tensor, cast, contiguous, float_array, value
+from .elementwise import activation_code
+from .shape import pad as _pad
+
+_PADDINGS = ("valid", "same", "causal", "reflect")
+
+
+# ---- argument normalization --------------------------------------------------------------------
+def normalize_tuple(v, rank, name, who="conv"):
+    """``v`` (an int or a sequence of ``rank`` ints) as a tuple of ``rank`` Python ints."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return (int(v),) * rank
+    try:
+        out = tuple(int(e) for e in v)
+    except TypeError:
+        out = None
+    if out is None or len(out) != rank or any(isinstance(e, bool) for e in v):
+        raise ValueError(f"{who}: `{name}` must be an integer or a tuple of {rank} integers, "
+                         f"received {name}={v!r}")
+    return out
+
+
+def normalize_padding(padding, who="conv", allowed=_PADDINGS):
+    mode = padding.lower() if isinstance(padding, str) else padding
+    if mode not in allowed:
+        raise ValueError(f"{who}: `padding` must be one of {', '.join(repr(a) for a in allowed)}, "
+                         f"received padding={padding!r}")
+    return mode
+
+
+def check_data_format(data_format, who="conv"):
+    """dlcore is channels_last only: None / "channels_last" pass, "channels_first" is refused."""
+    if data_format is None or data_format == "channels_last":
+        return "channels_last"
+    if data_format == "channels_first":
+        raise ValueError(f"{who}: data_format='channels_first' is not supported: dlcore's convolutions "
+                         "are channels_last (N, ..., C) only. Transpose the inputs to channels_last.")
+    raise ValueError(f"{who}: `data_format` must be 'channels_last' or 'channels_first', "
+                     f"received {data_format!r}")
+
+
+def axis_pads(length, kernel, stride, dilation, mode):
+    """(before, after) zero padding of one spatial axis for ``mode`` (None for unknown lengths)."""
+    effective = (kernel - 1) * dilation + 1
+    if mode == "valid":
+        return 0, 0
+    if mode == "causal":
+        return effective - 1, 0
+    if length is None:
+        return None
+    out = -(-length // stride)
+    total = max((out - 1) * stride + effective - length, 0)
+    return total // 2, total - total // 2
+
+
+def output_length(length, kernel, stride, dilation, mode):
+    """Keras's conv output length (None for None): ceil(L / s) for same / causal / reflect."""
+    if length is None:
+        return None
+    if mode in ("same", "causal", "reflect"):
+        return -(-length // stride)
+    return (length - ((kernel - 1) * dilation + 1)) // stride + 1
+
+
+def transpose_output_length(length, kernel, stride, dilation, mode, output_padding=None):
+    """Keras's Conv*Transpose output length (None for None)."""
+    if length is None:
+        return None
+    kernel = (kernel - 1) * dilation + 1
+    if output_padding is None:
+        return length * stride + max(kernel - stride, 0) if mode == "valid" else length * stride
+    pad = kernel // 2 if mode == "same" else 0
+    return (length - 1) * stride + kernel - 2 * pad + output_padding
+
+
+# ---- the ops -----------------------------------------------------------------------------------
+def _as_float(x, dtype):
+    v = value(x)
+    if not isinstance(v, np.ndarray) or v.dtype != dtype:
+        return float_array(v, dtype=dtype)
+    return x
+
+
+def _threads(y_size, k):
+    return kernels.threads_for(y_size * max(k, 1))
+
+
+# Activations whose derivative activation_backward computes correctly with the output y passed
+# for the input z (the sign tests z > 0, 0 < z < 6 hold for y too; sigmoid, tanh, exponential,
+# elu and selu read y): training keeps the fused forward and no copy of z for them.
+_FROM_OUTPUT = {"linear", "relu", "relu6", "sigmoid", "tanh", "exponential", "selu"}
+
+
+def _derivative_from_output(activation, alpha):
+    return activation in _FROM_OUTPUT or (activation in ("elu", "leaky_relu") and alpha > 0)
+
+
+class ConvPlan(NamedTuple):
+    """A checked convolution, in the kernels' terms (cached per shapes and arguments)."""
+
+    rank: int  # 1 or 2
+    kernel4: tuple  # (KH, KW, C_in/groups, C_out)
+    out4: tuple  # (N, OH, OW, C_out)
+    args: tuple  # (stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups)
+    reflect: tuple  # NumPy pad widths of the "reflect" pre-padding, or None
+
+
+class Conv(Function):
+    """y = act(conv(x, w) + b) for rank-1 (N, L, C) or rank-2 (N, H, W, C) inputs.
+
+    w: the kernel, any shape that reshapes to ``plan.kernel4`` (KH, KW, C_in/groups, C_out)
+    (depthwise kernels (KH, KW, C, M) are (KH, KW, 1, C*M)); b: (C_out,) or None.
+    Inference runs one fused kernel; training keeps z = conv + b for the activation's backward.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, b, plan, activation, alpha, recording):
+        x4 = contiguous(x if plan.rank == 2 else x[:, None])
+        w4 = contiguous(w).reshape(plan.kernel4)
+        y4 = np.empty(plan.out4, dtype=w4.dtype)
+        code = activation_code(activation)
+        kh, kw, cg, o = plan.kernel4
+        threads = _threads(y4.size, kh * kw * cg)
+        forward = kernels.get("conv2d_forward")
+        if not recording or _derivative_from_output(activation, alpha):
+            forward(x4, w4, b, *plan.args, code, alpha, y4, threads)
+            z4 = y4  # the activation's derivative is read off y (see _derivative_from_output)
+        else:
+            z4 = np.empty_like(y4)
+            forward(x4, w4, b, *plan.args, 0, 0.0, z4, threads)
+            z2, y2 = z4.reshape(-1, o), y4.reshape(-1, o)
+            if activation in ("softmax", "log_softmax"):
+                kernels.get(activation + "_forward")(z2, y2, kernels.threads_for(z2.size))
+            else:
+                kernels.get("activation_forward")(code, z2.reshape(-1), alpha, y2.reshape(-1),
+                                                  kernels.threads_for(z2.size))
+        ctx.save(x4, w4, z4, y4)
+        ctx.args, ctx.rank, ctx.w_shape = plan.args, plan.rank, w.shape
+        ctx.code, ctx.alpha, ctx.activation, ctx.has_bias = code, alpha, activation, b is not None
+        return y4 if plan.rank == 2 else y4[:, 0]
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        x4, w4, z4, y4 = ctx.saved
+        o = y4.shape[-1]
+        dy4 = contiguous(dy.astype(w4.dtype, copy=False).reshape(y4.shape))
+        if ctx.activation == "linear":
+            dz = dy4
+        elif ctx.activation in ("softmax", "log_softmax"):
+            dz = np.empty_like(y4)
+            kernels.get(ctx.activation + "_backward")(y4.reshape(-1, o), dy4.reshape(-1, o), dz.reshape(-1, o))
+        else:
+            dz = np.empty_like(y4)
+            kernels.get("activation_backward")(ctx.code, z4.reshape(-1), y4.reshape(-1), dy4.reshape(-1),
+                                               ctx.alpha, dz.reshape(-1))
+        threads = _threads(dz.size, w4.shape[0] * w4.shape[1] * w4.shape[2])
+        dx = dw = db = None
+        if needs[0]:
+            dx4 = np.empty_like(x4)
+            kernels.get("conv2d_backward_input")(dz, w4, *ctx.args, dx4, threads)
+            dx = dx4 if ctx.rank == 2 else dx4[:, 0]
+        want_db = ctx.has_bias and needs[2]
+        if needs[1]:
+            dw4 = np.empty_like(w4)
+            db = np.empty(o, dtype=w4.dtype) if want_db else None
+            kernels.get("conv2d_backward_weight")(x4, dz, *ctx.args, dw4, db, threads)
+            dw = dw4.reshape(ctx.w_shape)
+        elif want_db:
+            db = np.empty(o, dtype=w4.dtype)
+            kernels.get("sum_axis0")(dz.reshape(-1, o), db, kernels.threads_for(dz.size))
+        return dx, dw, db
+
+
+class ConvTranspose(Function):
+    """y = conv_transpose(x, w): x (N, H, W, C) or (N, L, C); w (KH, KW, C_out, C) as Keras
+    (``kernel4`` gives the 4-D view); the forward is conv2d_backward_input, the input gradient
+    is conv2d_forward, the kernel gradient conv2d_backward_weight with the roles of x and y swapped."""
+
+    @staticmethod
+    def forward(ctx, x, w, kernel4, strides, pad_top_left, out_hw, dilation):
+        rank = x.ndim - 2
+        x4 = contiguous(x if rank == 2 else x[:, None])
+        w4 = contiguous(w).reshape(kernel4)
+        y4 = np.empty((x4.shape[0],) + tuple(out_hw) + (kernel4[2],), dtype=w4.dtype)
+        args = (strides[0], strides[1], pad_top_left[0], pad_top_left[1], dilation[0], dilation[1], 1)
+        threads = _threads(x4.size, kernel4[0] * kernel4[1] * kernel4[2])
+        kernels.get("conv2d_backward_input")(x4, w4, *args, y4, threads)
+        ctx.save(x4, w4)
+        ctx.args, ctx.rank, ctx.w_shape = args, rank, w.shape
+        return y4 if rank == 2 else y4[:, 0]
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        x4, w4 = ctx.saved
+        dy4 = contiguous((dy if ctx.rank == 2 else dy[:, None]).astype(w4.dtype, copy=False))
+        threads = _threads(x4.size, w4.shape[0] * w4.shape[1] * w4.shape[2])
+        dx = dw = None
+        if needs[0]:
+            dx4 = np.empty_like(x4)
+            kernels.get("conv2d_forward")(dy4, w4, None, *ctx.args, 0, 0.0, dx4, threads)
+            dx = dx4 if ctx.rank == 2 else dx4[:, 0]
+        if needs[1]:
+            dw4 = np.empty_like(w4)
+            kernels.get("conv2d_backward_weight")(dy4, x4, *ctx.args, dw4, None, threads)
+            dw = dw4.reshape(ctx.w_shape)
+        return dx, dw
+
+
+# ---- shape checking ------------------------------------------------------------------------------
+def _hashable(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(xshape, kshape, strides, padding, dilation_rate, groups, who):
+    """Check a convolution (rank, channels vs kernel, groups, paddings, output size) and return
+    its ConvPlan. ``kshape``: the kernel shape as (*kernel_size, C/groups, C_out). Cached: layers
+    call it with the same arguments on every batch."""
+    rank = len(kshape) - 2
+    if rank not in (1, 2):
+        raise ValueError(f"{who}: only 1-D and 2-D convolutions are supported (kernel of rank 3 or 4), "
+                         f"received a kernel of shape {kshape}")
+    if len(xshape) != rank + 2:
+        raise ValueError(f"{who}: expected inputs of rank {rank + 2} (batch, "
+                         f"{'length' if rank == 1 else 'height, width'}, channels), received shape {xshape}")
+    strides = normalize_tuple(strides, rank, "strides", who)
+    dilation = normalize_tuple(dilation_rate, rank, "dilation_rate", who)
+    if min(strides) < 1 or min(dilation) < 1:
+        raise ValueError(f"{who}: strides and dilation_rate must be positive, received strides={strides}, "
+                         f"dilation_rate={dilation}")
+    mode = normalize_padding(padding, who)
+    if mode == "causal" and rank != 1:
+        raise ValueError(f"{who}: padding='causal' is for 1-D convolutions only, received a rank-{rank} kernel")
+    c, cg = xshape[-1], kshape[-2]
+    if groups is None:
+        if cg <= 0 or c % cg != 0:
+            raise ValueError(f"{who}: the input channels ({c}) must be a multiple of the kernel's input "
+                             f"channels (kernel shape {kshape}, axis -2); received inputs of shape {xshape}")
+        groups = c // cg
+    elif c != cg * groups:
+        raise ValueError(f"{who}: expected inputs with {cg * groups} channels (kernel shape {kshape}, "
+                         f"groups={groups}), received inputs of shape {xshape}")
+    if kshape[-1] % groups != 0:
+        raise ValueError(f"{who}: the output channels ({kshape[-1]}) must be divisible by groups ({groups})")
+    spatial = xshape[1:-1]
+    pads = [axis_pads(n, k, s, d, "same" if mode == "reflect" else mode)
+            for n, k, s, d in zip(spatial, kshape[:rank], strides, dilation)]
+    reflect = None
+    if mode == "reflect":
+        for n, (lo, hi) in zip(spatial, pads):
+            if max(lo, hi) >= n:
+                raise ValueError(f"{who}: padding='reflect' needs each padding smaller than the input: "
+                                 f"padding {(lo, hi)} for inputs of shape {xshape}")
+        reflect = ((0, 0),) + tuple(pads) + ((0, 0),)
+        spatial = tuple(n + lo + hi for n, (lo, hi) in zip(spatial, pads))
+        pads = [(0, 0)] * rank
+    out = []
+    for n, k, s, d, (lo, hi) in zip(spatial, kshape[:rank], strides, dilation, pads):
+        length = (n + lo + hi - (k - 1) * d - 1) // s + 1
+        if length <= 0:
+            raise ValueError(
+                f"{who}: the kernel (size {kshape[:rank]}, dilation {dilation}) is larger than the padded "
+                f"input: expected at least {(k - 1) * d + 1 - lo - hi} along each spatial axis with "
+                f"padding={padding!r}, received inputs of shape {xshape}")
+        out.append(length)
+    if rank == 1:
+        strides, dilation, pads, out, kshape = (1,) + strides, (1,) + dilation, [(0, 0)] + pads, [1] + out, (1,) + kshape
+    args = (strides[0], strides[1], pads[0][0], pads[1][0], dilation[0], dilation[1], groups)
+    return ConvPlan(rank, kshape, (xshape[0],) + tuple(out) + (kshape[-1],), args, reflect)
+
+
+def conv2d_bias_act(inputs, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=None,
+                    activation="linear", alpha=0.0, data_format=None, depthwise=False, _who="conv"):
+    """act(conv(inputs, kernel) + bias) with one fused kernel at inference.
+
+    inputs: (N, L, C) or (N, H, W, C); kernel: (K, C/groups, C_out) or (KH, KW, C/groups, C_out),
+    or with ``depthwise=True`` a depthwise kernel (*kernel_size, C, depth_multiplier) (groups = C);
+    bias: (C_out,) or None; activation: a kernel activation name ("relu", ...). ``groups`` defaults
+    to C // kernel.shape[-2], as keras.ops.conv infers it.
+    """
+    if data_format is not None:
+        check_data_format(data_format, _who)
+    if activation_code(activation) is None:
+        raise ValueError(f"{_who}: activation {activation!r} has no fused kernel")
+    kv = value(kernel)
+    kshape = kv.shape if isinstance(kv, np.ndarray) else np.shape(kv)
+    xv = value(inputs)
+    xshape = xv.shape if isinstance(xv, np.ndarray) else np.shape(xv)
+    if depthwise:
+        if len(kshape) < 3 or kshape[-2] != xshape[-1]:
+            raise ValueError(f"{_who}: expected inputs with {kshape[-2] if len(kshape) >= 3 else '?'} channels "
+                             f"(depthwise kernel shape {kshape}), received inputs of shape {xshape}")
+        kshape, groups = kshape[:-2] + (1, kshape[-2] * kshape[-1]), xshape[-1]
+    plan = _plan(xshape, kshape, _hashable(strides), padding, _hashable(dilation_rate), groups, _who)
+    x = _as_float(inputs, kv.dtype)
+    if plan.reflect is not None:
+        x = _pad(x, plan.reflect, mode="reflect")
+    if isinstance(bias, Tensor):
+        if bias.value.dtype != kv.dtype:
+            bias = cast(bias, kv.dtype)
+    elif bias is not None:
+        bias = np.ascontiguousarray(float_array(bias, dtype=kv.dtype))
+    return Conv.apply(x, kernel, bias, plan=plan, activation=activation, alpha=float(alpha),
+                      recording=is_recording())
+
+
+def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+    """keras.ops.conv: N-D convolution (N = 1 or 2 here), channels_last; groups = C // kernel.shape[-2]."""
+    return conv2d_bias_act(inputs, kernel, None, strides, padding, dilation_rate, data_format=data_format)
+
+
+def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+    """keras.ops.depthwise_conv: kernel (*kernel_size, C, depth_multiplier); output channel
+    c * depth_multiplier + m sees input channel c only."""
+    return conv2d_bias_act(inputs, kernel, None, strides, padding, dilation_rate, data_format=data_format,
+                           depthwise=True, _who="depthwise_conv")
+
+
+def separable_conv(inputs, depthwise_kernel, pointwise_kernel, strides=1, padding="valid", data_format=None,
+                   dilation_rate=1):
+    """keras.ops.separable_conv: depthwise_conv, then a 1x1 conv with ``pointwise_kernel``
+    (*1s, C * depth_multiplier, C_out)."""
+    check_data_format(data_format, "separable_conv")
+    y = depthwise_conv(inputs, depthwise_kernel, strides, padding, data_format, dilation_rate)
+    return conv(y, pointwise_kernel, 1, "valid")
+
+
+def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=None, data_format=None,
+                   dilation_rate=1):
+    """keras.ops.conv_transpose: kernel (*kernel_size, C_out, C_in); output length per axis
+    (L - 1) * s + k_eff - 2 * pad + output_padding (Keras's formula; see transpose_output_length)."""
+    who = "conv_transpose"
+    check_data_format(data_format, who)
+    kv = value(kernel)
+    kshape = tuple(np.shape(kv))
+    rank = len(kshape) - 2
+    if rank not in (1, 2):
+        raise ValueError(f"{who}: only 1-D and 2-D transposed convolutions are supported, received a kernel "
+                         f"of shape {kshape}")
+    shape = tuple(np.shape(value(inputs)))
+    if len(shape) != rank + 2:
+        raise ValueError(f"{who}: expected inputs of rank {rank + 2} (a kernel of shape {kshape}), received "
+                         f"shape {shape}")
+    if shape[-1] != kshape[-1]:
+        raise ValueError(f"{who}: expected inputs with {kshape[-1]} channels (kernel shape {kshape}, axis -1), "
+                         f"received inputs of shape {tuple(shape)}")
+    strides = normalize_tuple(strides, rank, "strides", who)
+    dilation = normalize_tuple(dilation_rate, rank, "dilation_rate", who)
+    mode = normalize_padding(padding, who, ("valid", "same"))
+    out_pad = (None,) * rank if output_padding is None else normalize_tuple(output_padding, rank, "output_padding", who)
+    out, before = [], []
+    for n, k, s, d, op in zip(shape[1:-1], kshape[:rank], strides, dilation, out_pad):
+        length = transpose_output_length(n, k, s, d, mode, op)
+        if length <= 0:
+            raise ValueError(f"{who}: non-positive output length {length} for input spatial shape "
+                             f"{tuple(shape[1:-1])}, kernel {kshape[:rank]}, padding={padding!r}")
+        effective = (k - 1) * d + 1
+        before.append(max((n - 1) * s + effective - length, 0) // 2 if mode == "same" else 0)
+        out.append(length)
+    x = _as_float(inputs, kv.dtype)
+    if rank == 1:
+        strides, dilation, before, out, kernel4 = (1,) + strides, (1,) + dilation, [0] + before, [1] + out, (1,) + kshape
+    else:
+        kernel4 = kshape
+    return ConvTranspose.apply(x, kernel, kernel4=kernel4, strides=strides, pad_top_left=tuple(before),
+                               out_hw=tuple(out), dilation=dilation)
+
+
+__all__ = ["conv", "conv_transpose", "depthwise_conv", "separable_conv", "conv2d_bias_act"]

@@ -1,0 +1,423 @@
+"""Recurrent ops: SimpleRNN, LSTM and GRU over whole sequences, and the embedding lookup.
+
+Each recurrent op is one Function: the forward runs the input projection of all time steps as
+one GEMM (``z = x @ W + b``, through the ``dense_forward`` kernel), then the fused recurrence
+kernel (``<cell>_forward``: one small GEMM per step plus the gate epilogue, in compiled code).
+The backward runs the compiled backpropagation through time (``<cell>_backward``), which yields
+the gate pre-activation gradients dz for all steps, and then the weight gradients as GEMMs over
+all steps at once: dW = x^T dz, dR = h_{t-1}^T dz, db = column sums of dz, dx = dz W^T.
+
+Keras 3 semantics (keras/src/backend/tensorflow/rnn.py): inputs (N, T, K) batch-major; a mask
+(N, T) keeps the states through masked steps and repeats the previous output there (zeros with
+``zero_output_for_mask``); ``go_backwards`` processes the reversed sequence and returns the
+outputs in processing order; the last output is the output of the last step. Dropout masks are
+explicit arrays, drawn by the layer: ``input_dropout_mask`` (k, N, K) and
+``recurrent_dropout_mask`` (k, N, U), k = 1 (one mask for every gate) or the gate count.
+
+Each op returns ``(output, *final_states)``: output (N, T, U) with ``return_sequences`` else
+(N, U); states h (and c for LSTM) of shape (N, U).
+"""
+import numpy as np
+
+from .. import kernels
+from ..autograd import Function, is_recording
+from ..kernels.elementwise import ACTIVATIONS
+from ..kernels.recurrent import BACKWARD_ACTIVATIONS
+from .core import contiguous, float_array, value
+
+GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+
+
+def _matmul(a, b, trans_a=False, trans_b=False, out=None):
+    m = a.shape[1] if trans_a else a.shape[0]
+    n = b.shape[0] if trans_b else b.shape[1]
+    if out is None:
+        out = np.empty((m, n), dtype=a.dtype)
+    kernels.get("matmul")(contiguous(a), contiguous(b), out, trans_a, trans_b, 1.0, 0.0)
+    return out
+
+
+def _colsum(a2):
+    out = np.empty(a2.shape[1], dtype=a2.dtype)
+    kernels.get("sum_axis0")(contiguous(a2), out, kernels.threads_for(a2.size))
+    return out
+
+
+def activation_code(name, what="activation"):
+    """The kernel code of a recurrent activation name (its derivative must come from the output)."""
+    code = ACTIVATIONS.get(name)
+    if code is None or code not in BACKWARD_ACTIVATIONS:
+        supported = sorted(k for k, v in ACTIVATIONS.items() if v in BACKWARD_ACTIVATIONS)
+        raise ValueError(f"recurrent {what} {name!r} is not supported by the recurrent kernels; "
+                         f"supported: {supported}")
+    return code
+
+
+class _Recurrence(Function):
+    """Shared forward/backward of the three cells; subclasses set ``cell`` and ``n_outputs``."""
+
+    cell = None
+
+    @classmethod
+    def forward(cls, ctx, x, w, r, b, h0, c0, mask, x_masks, h_masks, go_backwards, return_sequences,
+                zero_output, act, rec, reset_after, recording):
+        cell = cls.cell
+        dtype = w.dtype
+        x = np.asarray(x, dtype=dtype)
+        n, t_len, k = x.shape
+        u = r.shape[0]
+        g = r.shape[1]
+        if go_backwards:
+            x = x[:, ::-1]
+            mask = None if mask is None else mask[:, ::-1]
+        mask_u8 = None if mask is None else np.ascontiguousarray(mask, dtype=np.uint8)
+
+        # input projection for all steps: one GEMM (one per gate with per-gate dropout masks)
+        bias_in, brh = b, None
+        if cell == "gru" and b is not None and reset_after:
+            bias_in = b[0].copy()
+            bias_in[:2 * u] += b[1][:2 * u]
+            brh = np.ascontiguousarray(b[1][2 * u:])
+        xs, z = _project_inputs(x, w, bias_in, x_masks, g // GATES[cell])
+
+        h = np.zeros((n, u), dtype) if h0 is None else np.array(h0, dtype=dtype, order="C")
+        c = None
+        if cell == "lstm":
+            c = np.zeros((n, u), dtype) if c0 is None else np.array(c0, dtype=dtype, order="C")
+        hprev = np.empty((n, t_len, u), dtype) if recording else None
+        y = np.empty((n, t_len, u), dtype) if return_sequences else None
+        rmask = None if h_masks is None else np.ascontiguousarray(h_masks, dtype=dtype)
+        (act_code, act_alpha), (rec_code, rec_alpha) = act, rec
+        threads = kernels.threads_for(z.size)
+        if cell == "simple_rnn":
+            kernels.get("simple_rnn_forward")(z, r, mask_u8, rmask, act_code, act_alpha, zero_output,
+                                              h, hprev, y, threads)
+            aux = cprev = None
+        elif cell == "lstm":
+            cprev = np.empty((n, t_len, u), dtype) if recording else None
+            kernels.get("lstm_forward")(z, r, mask_u8, rmask, act_code, act_alpha, rec_code, rec_alpha,
+                                        zero_output, h, c, hprev, cprev, y, threads)
+            aux = None
+        else:
+            aux = np.empty((n, t_len, u), dtype)
+            kernels.get("gru_forward")(z, r, brh, mask_u8, rmask, act_code, act_alpha, rec_code,
+                                       rec_alpha, reset_after, zero_output, h, hprev, aux, y, threads)
+            cprev = None
+
+        last_rows = None  # rows whose last output is the final state (None: all rows)
+        if mask is not None:
+            last_rows = mask[:, -1] if zero_output else mask.any(axis=1)
+            if last_rows.all():
+                last_rows = None
+        if return_sequences:
+            output = y
+        elif last_rows is None:
+            output = h
+        else:
+            output = np.where(last_rows[:, None], h, 0).astype(dtype, copy=False)
+
+        if recording:
+            ctx.save(xs, w, r, z, hprev, cprev, aux)
+            ctx.mask_u8, ctx.x_masks, ctx.rmask = mask_u8, x_masks, rmask
+            ctx.last_rows = last_rows
+            ctx.shape = (n, t_len, k, u, g)
+            ctx.flags = (go_backwards, return_sequences, zero_output, reset_after)
+            ctx.acts = (act, rec)
+            ctx.has_bias, ctx.has_h0, ctx.has_c0 = b is not None, h0 is not None, c0 is not None
+            ctx.bias_shape = None if b is None else b.shape
+        states = (h,) if c is None else (h, c)
+        return (output,) + states
+
+    @classmethod
+    def backward(cls, ctx, dys, needs):
+        cell = cls.cell
+        xs, w, r, z, hprev, cprev, aux = ctx.saved
+        n, t_len, k, u, g = ctx.shape
+        go_backwards, return_sequences, zero_output, reset_after = ctx.flags
+        (act_code, act_alpha), (rec_code, rec_alpha) = ctx.acts
+        dtype = w.dtype
+        d_out = np.asarray(dys[0], dtype=dtype)
+        dh = np.array(dys[1], dtype=dtype, order="C")
+        dy_seq = None
+        if return_sequences:
+            dy_seq = contiguous(d_out)
+        elif ctx.last_rows is None:
+            dh += d_out
+        else:
+            dh += np.where(ctx.last_rows[:, None], d_out, 0)
+        dz = np.empty((n, t_len, g), dtype)
+        dzr = None
+        threads = kernels.threads_for(dz.size)
+        if cell == "simple_rnn":
+            kernels.get("simple_rnn_backward")(z, r, ctx.mask_u8, ctx.rmask, act_code, act_alpha,
+                                               zero_output, dy_seq, dh, dz, threads)
+            dc = None
+        elif cell == "lstm":
+            dc = np.array(dys[2], dtype=dtype, order="C")
+            kernels.get("lstm_backward")(z, cprev, r, ctx.mask_u8, ctx.rmask, act_code, act_alpha,
+                                         rec_code, rec_alpha, zero_output, dy_seq, dh, dc, dz, threads)
+        else:
+            dc = None
+            dzr = np.empty((n, t_len, g), dtype) if reset_after else None
+            kernels.get("gru_backward")(z, hprev, aux, r, ctx.mask_u8, ctx.rmask, act_code, act_alpha,
+                                        rec_code, rec_alpha, reset_after, zero_output, dy_seq, dh, dz,
+                                        dzr, threads)
+        dz2 = dz.reshape(n * t_len, g)
+        x_masks = ctx.x_masks
+        ng = GATES[cell]
+
+        dx = dw = dr = db = None
+        if needs[0]:
+            dx = _input_gradient(dz2, w, x_masks, u, ng).reshape(n, t_len, k)
+            if go_backwards:
+                dx = dx[:, ::-1]
+        if needs[1]:
+            dw = _weight_gradient(xs, dz2, x_masks, u, ng)
+        if needs[2]:
+            dr = _recurrent_gradient(cell, hprev, aux, dz, dzr, ctx.rmask, reset_after, u)
+        if ctx.has_bias and needs[3]:
+            db = _colsum(dz2)
+            if cell == "gru" and reset_after:
+                db = np.stack([db, _colsum(dzr.reshape(n * t_len, g))])
+        dh0 = dh if ctx.has_h0 and needs[4] else None
+        dc0 = dc if cell == "lstm" and ctx.has_c0 and needs[5] else None
+        return dx, dw, dr, db, dh0, dc0
+
+
+def _project_inputs(x, w, bias, x_masks, u):
+    """(masked inputs kept for dW, z = x @ W + b of shape (N, T, G))."""
+    n, t_len, k = x.shape
+    g = w.shape[1]
+    dtype = w.dtype
+    z = np.empty((n, t_len, g), dtype)
+    z2 = z.reshape(n * t_len, g)
+    dense = kernels.get("dense_forward")
+    if x_masks is None or x_masks.shape[0] == 1:
+        if x_masks is not None:
+            x = x * x_masks[0][:, None, :].astype(dtype, copy=False)
+        x2 = contiguous(x).reshape(n * t_len, k)
+        dense(x2, w, None if bias is None else contiguous(bias), 0, 0.0, z2, kernels.threads_for(z2.size))
+        return x2, z
+    xs = []
+    for gate in range(x_masks.shape[0]):
+        cols = slice(gate * u, (gate + 1) * u)
+        xg = contiguous(x * x_masks[gate][:, None, :].astype(dtype, copy=False)).reshape(n * t_len, k)
+        zg = np.empty((n * t_len, u), dtype)
+        dense(xg, np.ascontiguousarray(w[:, cols]), None if bias is None else np.ascontiguousarray(bias[cols]),
+              0, 0.0, zg, kernels.threads_for(zg.size))
+        z2[:, cols] = zg
+        xs.append(xg)
+    return xs, z
+
+
+def _input_gradient(dz2, w, x_masks, u, ng):
+    if x_masks is None or x_masks.shape[0] == 1:
+        dx = _matmul(dz2, w, trans_b=True)
+        if x_masks is not None:
+            n = x_masks.shape[1]
+            dx = (dx.reshape(n, -1, w.shape[0]) * x_masks[0][:, None, :]).reshape(dx.shape)
+        return dx
+    n = x_masks.shape[1]
+    dx = None
+    for gate in range(ng):
+        cols = slice(gate * u, (gate + 1) * u)
+        part = _matmul(np.ascontiguousarray(dz2[:, cols]), np.ascontiguousarray(w[:, cols]), trans_b=True)
+        part = (part.reshape(n, -1, w.shape[0]) * x_masks[gate][:, None, :]).reshape(part.shape)
+        dx = part if dx is None else dx + part
+    return dx
+
+
+def _weight_gradient(xs, dz2, x_masks, u, ng):
+    if not isinstance(xs, list):
+        return _matmul(xs, dz2, trans_a=True)
+    parts = [_matmul(xs[gate], np.ascontiguousarray(dz2[:, gate * u:(gate + 1) * u]), trans_a=True)
+             for gate in range(ng)]
+    return np.concatenate(parts, axis=1)
+
+
+def _recurrent_gradient(cell, hprev, aux, dz, dzr, rmask, reset_after, u):
+    n, t_len, g = dz.shape
+    hp2 = hprev.reshape(n * t_len, u)
+    if cell == "gru" and reset_after:
+        dz = dzr
+    dz2 = dz.reshape(n * t_len, g)
+    if rmask is None and not (cell == "gru" and not reset_after):
+        return _matmul(hp2, dz2, trans_a=True)
+    dr = np.empty((u, g), dtype=dz.dtype)
+    for gate in range(g // u):
+        cols = slice(gate * u, (gate + 1) * u)
+        if cell == "gru" and not reset_after and gate == 2:
+            left = aux.reshape(n * t_len, u)  # r * (masked) h_{t-1}
+        elif rmask is None:
+            left = hp2
+        else:
+            left = (hprev * rmask[gate][:, None, :]).reshape(n * t_len, u)
+        dr[:, cols] = _matmul(left, np.ascontiguousarray(dz2[:, cols]), trans_a=True)
+    return dr
+
+
+class SimpleRNN(_Recurrence):
+    cell = "simple_rnn"
+    n_outputs = 2
+
+
+class LSTM(_Recurrence):
+    cell = "lstm"
+    n_outputs = 3
+
+
+class GRU(_Recurrence):
+    cell = "gru"
+    n_outputs = 2
+
+
+def _act_pair(name, default):
+    if name is None:
+        name = default
+    if isinstance(name, tuple):
+        return (activation_code(name[0]), float(name[1]))
+    return (activation_code(name), 0.2 if name == "leaky_relu" else 1.0 if name == "elu" else 0.0)
+
+
+def _check(cell, x, kernel, recurrent_kernel, bias, states, mask, reset_after):
+    """Shapes, checked once at the op's edge."""
+    name = {"simple_rnn": "simple_rnn", "lstm": "lstm", "gru": "gru"}[cell]
+    if x.ndim != 3:
+        raise ValueError(f"ops.{name}: inputs must be 3-D (batch, timesteps, features), received shape "
+                         f"{x.shape}")
+    n, t_len, k = x.shape
+    if kernel.ndim != 2 or kernel.shape[0] != k or kernel.shape[1] % GATES[cell]:
+        raise ValueError(f"ops.{name}: kernel must have shape ({k}, {GATES[cell]} * units) for inputs of "
+                         f"shape {x.shape}, received {kernel.shape}")
+    u = kernel.shape[1] // GATES[cell]
+    if recurrent_kernel.shape != (u, GATES[cell] * u):
+        raise ValueError(f"ops.{name}: recurrent_kernel must have shape {(u, GATES[cell] * u)}, received "
+                         f"{recurrent_kernel.shape}")
+    if bias is not None:
+        expected = (2, 3 * u) if cell == "gru" and reset_after else (GATES[cell] * u,)
+        if bias.shape != expected:
+            raise ValueError(f"ops.{name}: bias must have shape {expected}, received {bias.shape}")
+    for i, s in enumerate(states):
+        if s is not None and tuple(s.shape) != (n, u):
+            raise ValueError(f"ops.{name}: initial state {i} must have shape {(n, u)} (batch, units), "
+                             f"received {tuple(s.shape)}")
+    if mask is not None and mask.shape != (n, t_len):
+        raise ValueError(f"ops.{name}: mask must have shape {(n, t_len)} (batch, timesteps), received "
+                         f"{mask.shape}")
+    return u
+
+
+def _dropout_mask(m, dtype):
+    if m is None:
+        return None
+    m = np.asarray(value(m), dtype=dtype)
+    return m[None] if m.ndim == 2 else m
+
+
+def _run(cls, x, kernel, recurrent_kernel, bias, states, mask, go_backwards, return_sequences,
+         zero_output_for_mask, activation, recurrent_activation, input_dropout_mask,
+         recurrent_dropout_mask, reset_after=True):
+    w = value(kernel)
+    dtype = w.dtype
+    xv = value(x)
+    if not isinstance(xv, np.ndarray) or xv.dtype != dtype:
+        x = float_array(xv, dtype=dtype)
+        xv = x
+    state_values = [None if s is None else np.asarray(value(s)) for s in states]
+    mask_v = None if mask is None else np.asarray(value(mask), dtype=bool)
+    b = None if bias is None else value(bias)
+    _check(cls.cell, xv, w, value(recurrent_kernel), b, state_values, mask_v, reset_after)
+    if mask_v is not None and mask_v.all():
+        mask_v = None  # all steps valid: the unmasked loop gives the same results
+    rec = None if cls.cell == "simple_rnn" else _act_pair(recurrent_activation, "sigmoid")
+    act = _act_pair(activation, "tanh")
+    states = list(states) + [None] * (2 - len(states))
+    return cls.apply(x, kernel, recurrent_kernel, bias, states[0], states[1], mask=mask_v,
+                     x_masks=_dropout_mask(input_dropout_mask, dtype),
+                     h_masks=_dropout_mask(recurrent_dropout_mask, dtype), go_backwards=bool(go_backwards),
+                     return_sequences=bool(return_sequences), zero_output=bool(zero_output_for_mask),
+                     act=act, rec=rec or (0, 0.0), reset_after=bool(reset_after), recording=is_recording())
+
+
+def simple_rnn(inputs, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
+               go_backwards=False, return_sequences=False, zero_output_for_mask=False, activation="tanh",
+               input_dropout_mask=None, recurrent_dropout_mask=None):
+    """SimpleRNN over (N, T, K) inputs: h_t = act(x_t W + b + h_{t-1} R).
+
+    kernel (K, U), recurrent_kernel (U, U), bias (U,) or None, initial_state h0 (N, U) or None.
+    ``activation`` is a kernel activation name, or a (name, alpha) pair. Returns (output, h).
+    """
+    return _run(SimpleRNN, inputs, kernel, recurrent_kernel, bias, [initial_state], mask, go_backwards,
+                return_sequences, zero_output_for_mask, activation, None, input_dropout_mask,
+                recurrent_dropout_mask)
+
+
+def lstm(inputs, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None, go_backwards=False,
+         return_sequences=False, zero_output_for_mask=False, activation="tanh",
+         recurrent_activation="sigmoid", input_dropout_mask=None, recurrent_dropout_mask=None):
+    """LSTM over (N, T, K) inputs, Keras gate order i, f, c, o.
+
+    kernel (K, 4U), recurrent_kernel (U, 4U), bias (4U,) or None, initial_state [h0, c0] or None.
+    Returns (output, h, c).
+    """
+    states = [None, None] if initial_state is None else list(initial_state)
+    return _run(LSTM, inputs, kernel, recurrent_kernel, bias, states, mask, go_backwards, return_sequences,
+                zero_output_for_mask, activation, recurrent_activation, input_dropout_mask,
+                recurrent_dropout_mask)
+
+
+def gru(inputs, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None, go_backwards=False,
+        return_sequences=False, zero_output_for_mask=False, activation="tanh", recurrent_activation="sigmoid",
+        reset_after=True, input_dropout_mask=None, recurrent_dropout_mask=None):
+    """GRU over (N, T, K) inputs, Keras gate order z, r, h.
+
+    kernel (K, 3U), recurrent_kernel (U, 3U), bias (2, 3U) with ``reset_after`` (input and
+    recurrent biases) else (3U,), or None; initial_state h0 (N, U) or None. Returns (output, h).
+    """
+    return _run(GRU, inputs, kernel, recurrent_kernel, bias, [initial_state], mask, go_backwards,
+                return_sequences, zero_output_for_mask, activation, recurrent_activation,
+                input_dropout_mask, recurrent_dropout_mask, reset_after=reset_after)
+
+
+# ---- embedding ---------------------------------------------------------------------------------
+class EmbeddingLookup(Function):
+    """y = table[ids]: a gather forward, a deterministic scatter-add backward."""
+
+    @staticmethod
+    def forward(ctx, table, ids):
+        flat = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+        y = np.empty((flat.size, table.shape[1]), dtype=table.dtype)
+        kernels.get("embedding_forward")(flat, contiguous(table), y, kernels.threads_for(y.size))
+        ctx.save(flat)
+        ctx.table_shape, ctx.dtype = table.shape, table.dtype
+        return y.reshape(ids.shape + (table.shape[1],))
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        (flat,) = ctx.saved
+        if not needs[0]:
+            return None, None
+        dw = np.zeros(ctx.table_shape, dtype=ctx.dtype)
+        dy2 = contiguous(np.asarray(dy, dtype=ctx.dtype)).reshape(flat.size, ctx.table_shape[1])
+        kernels.get("embedding_backward")(flat, dy2, dw)
+        return dw, None
+
+
+def embedding_lookup(embeddings, ids):
+    """``embeddings[ids]`` for integer ``ids`` of any shape (all in [0, rows): checked)."""
+    table = value(embeddings)
+    ids_v = np.asarray(value(ids))
+    if ids_v.dtype.kind not in "iub":
+        if ids_v.dtype.kind == "f" and ids_v.size and not np.all(np.mod(ids_v, 1) == 0):
+            raise ValueError(f"embedding_lookup: ids must be integers, received dtype {ids_v.dtype} with "
+                             "fractional values")
+        ids_v = ids_v.astype(np.int64)
+    if ids_v.size:
+        lo, hi = int(ids_v.min()), int(ids_v.max())
+        if lo < 0 or hi >= table.shape[0]:
+            raise ValueError(f"embedding_lookup: ids must be in [0, {table.shape[0]}) for a table of shape "
+                             f"{table.shape}; received ids in [{lo}, {hi}]")
+    return EmbeddingLookup.apply(embeddings, ids_v)
+
+
+__all__ = ["simple_rnn", "lstm", "gru", "embedding_lookup"]

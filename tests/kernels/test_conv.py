@@ -1,0 +1,221 @@
+"""Conv kernels (conv2d_forward / _backward_input / _backward_weight) against the NumPy references
+in tests/reference/conv.py: every path (pointwise, direct, im2col), strides, paddings (top/left
+given, bottom/right implied), dilations, groups, odd sizes, batch 1, both dtypes; the fused
+epilogue for every activation; bit-identical results for 1 and 2 threads; BLAS's thread count
+restored; safety under concurrent Python threads."""
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from reference import conv as ref  # noqa: E402
+from reference import elementwise as ref_act  # noqa: E402
+
+from dlcore.kernels import _config, conv, elementwise  # noqa: E402
+
+DTYPES = (np.float32, np.float64)
+RTOL = {np.float32: 2e-5, np.float64: 1e-11}
+
+# (N, H, W, C_in, C_out, (KH, KW), (sh, sw), ((pt, pb), (pl, pr)), (dh, dw), groups, path)
+CASES = [
+    (2, 7, 6, 4, 6, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, "im2col"),        # 3x3 "same"
+    (1, 9, 8, 4, 6, (3, 2), (2, 1), ((1, 0), (0, 1)), (1, 2), 2, "im2col"),        # asymmetric, groups
+    (2, 6, 7, 6, 4, (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 2, "im2col"),        # stride 2, groups
+    (1, 12, 11, 5, 7, (5, 5), (3, 3), ((2, 2), (1, 0)), (1, 1), 1, "im2col"),      # odd, big stride
+    (1, 5, 5, 2, 2, (3, 3), (1, 1), ((3, 3), (0, 0)), (1, 1), 1, "im2col"),        # padding > extent
+    (2, 9, 9, 3, 4, (3, 3), (1, 1), ((0, 0), (0, 0)), (2, 3), 1, "im2col"),        # dilation
+    (1, 1, 23, 3, 4, (1, 3), (1, 2), ((0, 0), (2, 0)), (1, 1), 1, "im2col"),       # 1-D, causal
+    (1, 1, 301, 3, 4, (1, 3), (1, 1), ((0, 0), (2, 0)), (1, 2), 1, "im2col"),      # 1-D, long
+    (3, 5, 5, 3, 6, (1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 1, "pointwise"),
+    (3, 5, 5, 4, 8, (1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 2, "pointwise"),
+    (2, 7, 7, 4, 5, (1, 1), (2, 2), ((0, 0), (0, 0)), (1, 1), 1, "im2col"),        # 1x1 stride 2
+    (2, 6, 7, 3, 6, (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 3, "direct"),        # depthwise x2
+    (2, 6, 7, 3, 3, (3, 3), (1, 1), ((1, 1), (1, 1)), (2, 2), 3, "direct"),        # depthwise, dilated
+    (2, 6, 7, 1, 5, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, "direct"),        # one input channel
+    (1, 4, 4, 2, 2, (4, 4), (1, 1), ((0, 0), (0, 0)), (1, 1), 1, "im2col"),        # kernel == input
+]
+
+
+def rand(shape, dtype, seed):
+    return np.random.default_rng(seed).uniform(-1.0, 1.0, shape).astype(dtype)
+
+
+def unpack(case):
+    n, h, w, c, o, (kh, kw), (sh, sw), pads, (dh, dw), groups, path = case
+    return n, h, w, c, o, kh, kw, sh, sw, pads, dh, dw, groups, path
+
+
+def tol(dtype, k):
+    return dict(rtol=RTOL[dtype], atol=RTOL[dtype] * max(1.0, np.sqrt(k)) * 4)
+
+
+def test_kernel_table():
+    assert conv.KERNELS == {"conv2d_forward": conv.conv2d_forward,
+                            "conv2d_backward_input": conv.conv2d_backward_input,
+                            "conv2d_backward_weight": conv.conv2d_backward_weight}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[-1]}-{c[0]}x{c[1]}x{c[2]}x{c[3]}-g{c[9]}")
+def test_forward_and_backward_against_reference(case, dtype):
+    n, h, w, c, o, kh, kw, sh, sw, pads, dh, dw, groups, path = unpack(case)
+    (pt, pb), (pl, pr) = pads
+    x = rand((n, h, w, c), dtype, 1)
+    k = rand((kh, kw, c // groups, o), dtype, 2)
+    b = rand((o,), dtype, 3)
+    expected = ref.conv2d(x, k, (sh, sw), pads, (dh, dw), groups, bias=b)
+    assert conv.conv_path(kh, kw, sh, sw, pt, pl, h, w, expected.shape[1], expected.shape[2], c, groups) == path
+    dy = rand(expected.shape, dtype, 4)
+    depth = kh * kw * c // groups
+    results = []
+    for threads in (1, 2):
+        y = np.full(expected.shape, np.nan, dtype)
+        conv.conv2d_forward(x, k, b, sh, sw, pt, pl, dh, dw, groups, 0, 0.0, y, threads)
+        np.testing.assert_allclose(y, expected, **tol(dtype, depth))
+        dx = np.full(x.shape, np.nan, dtype)
+        conv.conv2d_backward_input(dy, k, sh, sw, pt, pl, dh, dw, groups, dx, threads)
+        np.testing.assert_allclose(dx, ref.conv2d_transpose(dy, k, (h, w), (sh, sw), (pt, pl), (dh, dw), groups),
+                                   **tol(dtype, o))
+        dk, db = np.full(k.shape, np.nan, dtype), np.full(o, np.nan, dtype)
+        conv.conv2d_backward_weight(x, dy, sh, sw, pt, pl, dh, dw, groups, dk, db, threads)
+        np.testing.assert_allclose(dk, ref.conv2d_grad_weight(x, dy, (kh, kw), (sh, sw), pads, (dh, dw), groups),
+                                   **tol(dtype, dy.size // o))
+        np.testing.assert_allclose(db, dy.astype(np.float64).sum(axis=(0, 1, 2)), **tol(dtype, dy.size // o))
+        dk2 = np.full(k.shape, np.nan, dtype)
+        conv.conv2d_backward_weight(x, dy, sh, sw, pt, pl, dh, dw, groups, dk2, None, threads)
+        np.testing.assert_array_equal(dk2, dk)
+        results.append((y, dx, dk, db))
+    for a, b_ in zip(*results):  # 1 and 2 threads: bit-identical
+        np.testing.assert_array_equal(a, b_)
+
+
+@pytest.mark.parametrize("name", list(elementwise.ACTIVATIONS))
+def test_forward_epilogue_activations(name):
+    code, alpha = elementwise.ACTIVATIONS[name], {"leaky_relu": 0.2, "elu": 0.7}.get(name, 0.0)
+    for case in (CASES[0], CASES[8], CASES[11]):
+        n, h, w, c, o, kh, kw, sh, sw, pads, dh, dw, groups, _ = unpack(case)
+        x, k, b = rand((n, h, w, c), np.float64, 1), rand((kh, kw, c // groups, o), np.float64, 2), rand((o,), np.float64, 3)
+        z = ref.conv2d(x, k, (sh, sw), pads, (dh, dw), groups, bias=b)
+        if name in ("softmax", "log_softmax"):
+            expected = getattr(ref_act, name)(z)
+        else:
+            expected = ref_act.FORWARD[name](z, alpha)
+        y = np.empty(z.shape)
+        conv.conv2d_forward(x, k, b, sh, sw, pads[0][0], pads[1][0], dh, dw, groups, code, alpha, y, 2)
+        np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_no_bias_and_zero_sizes():
+    x, k = rand((2, 5, 5, 3), np.float32, 1), rand((3, 3, 3, 4), np.float32, 2)
+    y = np.empty((2, 3, 3, 4), np.float32)
+    conv.conv2d_forward(x, k, None, 1, 1, 0, 0, 1, 1, 1, 0, 0.0, y, 1)
+    np.testing.assert_allclose(y, ref.conv2d(x, k), rtol=1e-5, atol=1e-5)
+    # zero batch: nothing to do, nothing read
+    conv.conv2d_forward(x[:0], k, None, 1, 1, 0, 0, 1, 1, 1, 0, 0.0, y[:0], 2)
+    conv.conv2d_backward_input(y[:0], k, 1, 1, 0, 0, 1, 1, 1, x[:0].copy(), 2)
+    dk = np.full(k.shape, np.nan, np.float32)
+    db = np.full(4, np.nan, np.float32)
+    conv.conv2d_backward_weight(x[:0], y[:0], 1, 1, 0, 0, 1, 1, 1, dk, db, 2)
+    assert not dk.any() and not db.any()
+    # zero input channels: y = bias
+    x0, k0, b = np.empty((1, 3, 3, 0), np.float32), np.empty((1, 1, 0, 2), np.float32), np.ones(2, np.float32)
+    y0 = np.full((1, 3, 3, 2), np.nan, np.float32)
+    conv.conv2d_forward(x0, k0, b, 1, 1, 0, 0, 1, 1, 1, 0, 0.0, y0, 1)
+    np.testing.assert_array_equal(y0, 1.0)
+
+
+def test_transposed_output_positions_nothing_reaches_are_zero():
+    # conv2d_backward_input onto a larger dx (Conv2DTranspose with output_padding): the extra
+    # row/column gets exactly 0, the rest matches the scatter definition.
+    dy, k = rand((2, 3, 3, 4), np.float64, 1), rand((3, 3, 2, 4), np.float64, 2)
+    dx = np.full((2, 8, 8, 2), np.nan)
+    conv.conv2d_backward_input(dy, k, 2, 2, 0, 0, 1, 1, 1, dx, 2)
+    np.testing.assert_allclose(dx, ref.conv2d_transpose(dy, k, (8, 8), 2), rtol=1e-12, atol=1e-12)
+    assert not dx[:, 7].any() and not dx[:, :, 7].any()
+
+
+def test_large_chunks_are_deterministic_and_match():
+    # Enough pixels for many chunks and all DW_SLOTS slots: results independent of n_threads.
+    x, k = rand((4, 24, 24, 8), np.float32, 1), rand((3, 3, 8, 16), np.float32, 2)
+    dy = rand((4, 24, 24, 16), np.float32, 3)
+    outs = []
+    for threads in (1, 2, 3):
+        dk, db = np.empty_like(k), np.empty(16, np.float32)
+        conv.conv2d_backward_weight(x, dy, 1, 1, 1, 1, 1, 1, 1, dk, db, threads)
+        outs.append((dk, db))
+    for dk, db in outs[1:]:
+        np.testing.assert_array_equal(dk, outs[0][0])
+        np.testing.assert_array_equal(db, outs[0][1])
+    np.testing.assert_allclose(outs[0][0], ref.conv2d_grad_weight(x, dy, (3, 3), 1, ((1, 1), (1, 1))),
+                               rtol=1e-4, atol=1e-3)
+
+
+def _blas_threads():
+    import ctypes
+
+    counts = []
+    for path in _config._loaded_blas_libraries():
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_get_num_threads", "openblas_get_num_threads",
+                     "scipy_openblas_get_num_threads64_"):
+            getter = getattr(lib, name, None)
+            if getter is not None:
+                counts.append(getter())
+                break
+    return counts
+
+
+def test_blas_thread_count_restored():
+    before = _blas_threads()
+    x, k = rand((2, 8, 8, 4), np.float32, 1), rand((3, 3, 4, 4), np.float32, 2)
+    y = np.empty((2, 8, 8, 4), np.float32)
+    conv.conv2d_forward(x, k, None, 1, 1, 1, 1, 1, 1, 1, 0, 0.0, y, 2)
+    conv.conv2d_backward_input(y, k, 1, 1, 1, 1, 1, 1, 1, np.empty_like(x), 2)
+    conv.conv2d_backward_weight(x, y, 1, 1, 1, 1, 1, 1, 1, np.empty_like(k), None, 2)
+    assert _blas_threads() == before
+
+
+def test_concurrent_python_threads():
+    x, k = rand((4, 12, 12, 6), np.float32, 1), rand((3, 3, 6, 8), np.float32, 2)
+    expected = np.empty((4, 12, 12, 8), np.float32)
+    conv.conv2d_forward(x, k, None, 1, 1, 1, 1, 1, 1, 1, 0, 0.0, expected, 1)
+    before = _blas_threads()
+    errors = []
+
+    def work():
+        try:
+            for _ in range(20):
+                y = np.empty_like(expected)
+                conv.conv2d_forward(x, k, None, 1, 1, 1, 1, 1, 1, 1, 0, 0.0, y, 2)
+                np.testing.assert_array_equal(y, expected)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert _blas_threads() == before
+
+
+def test_torch_parity_forward_backward():
+    torch = pytest.importorskip("torch")
+    x, k, b = rand((2, 9, 8, 6), np.float64, 1), rand((3, 3, 3, 4), np.float64, 2), rand((4,), np.float64, 3)
+    y = np.empty((2, 5, 4, 4))
+    conv.conv2d_forward(x, k, b, 2, 2, 1, 1, 1, 1, 2, 0, 0.0, y, 2)
+    xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+    kt = torch.tensor(k.transpose(3, 2, 0, 1), requires_grad=True)
+    yt = torch.nn.functional.conv2d(xt, kt, torch.tensor(b), stride=2, padding=1, groups=2)
+    np.testing.assert_allclose(y, yt.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-12, atol=1e-12)
+    dy = rand(y.shape, np.float64, 4)
+    yt.backward(torch.tensor(dy.transpose(0, 3, 1, 2)))
+    dx, dk = np.empty_like(x), np.empty_like(k)
+    conv.conv2d_backward_input(dy, k, 2, 2, 1, 1, 1, 1, 2, dx, 2)
+    conv.conv2d_backward_weight(x, dy, 2, 2, 1, 1, 1, 1, 2, dk, None, 2)
+    np.testing.assert_allclose(dx, xt.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dk, kt.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-12, atol=1e-12)

@@ -1,0 +1,364 @@
+"""Recurrent kernels against the step-by-step NumPy references (tests/reference/recurrent.py).
+
+The kernels take z = x @ W + b for all steps; with W = I (K = G) and no bias the reference's
+input *is* z, so the forward outputs and the backward's dz (the gradient with respect to z) are
+compared with the reference and with central differences of the reference in float64.
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from reference import elementwise as ref_act  # noqa: E402
+from reference import recurrent as ref  # noqa: E402
+
+from dlcore.kernels import elementwise, recurrent  # noqa: E402
+
+N, T, U = 3, 5, 4
+DTYPES = (np.float32, np.float64)
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-11, atol=1e-12)}
+CODE = elementwise.ACTIVATIONS
+ALPHA = {"elu": 1.0, "leaky_relu": 0.2}  # the reference's defaults (Keras's)
+
+
+def alpha(name):
+    return ALPHA.get(name, 0.0)
+
+
+def rng(seed):
+    return np.random.default_rng(seed)
+
+
+def make_mask(kind, seed=0):
+    """None, random (with a fully masked row and leading/trailing masked steps) or all valid."""
+    if kind is None:
+        return None
+    if kind == "ones":
+        return np.ones((N, T), dtype=bool)
+    m = rng(seed).random((N, T)) > 0.35
+    m[0] = False           # a sequence with no valid step
+    m[1, :2] = False       # leading padding
+    m[2, -2:] = False      # trailing padding
+    m[1, 2] = True
+    m[2, 0] = True
+    return m
+
+
+def u8(mask):
+    return None if mask is None else np.ascontiguousarray(mask, dtype=np.uint8)
+
+
+def run_forward(cell, z_in, r, h0, c0=None, mask=None, rmask=None, zero_output=False, brh=None,
+                reset_after=True, activation="tanh", recurrent_activation="sigmoid", save=True):
+    dtype = z_in.dtype
+    z = z_in.copy()
+    h = h0.astype(dtype).copy()
+    y = np.full((N, T, U), np.nan, dtype)
+    hprev = np.empty((N, T, U), dtype) if save else None
+    act, rec = CODE[activation], CODE[recurrent_activation]
+    a, ra = alpha(activation), alpha(recurrent_activation)
+    if cell == "simple_rnn":
+        recurrent.simple_rnn_forward(z, r, u8(mask), rmask, act, a, zero_output, h, hprev, y)
+        return dict(z=z, h=h, y=y, hprev=hprev)
+    if cell == "lstm":
+        c = c0.astype(dtype).copy()
+        cprev = np.empty((N, T, U), dtype) if save else None
+        recurrent.lstm_forward(z, r, u8(mask), rmask, act, a, rec, ra, zero_output, h, c, hprev,
+                               cprev, y)
+        return dict(z=z, h=h, c=c, y=y, hprev=hprev, cprev=cprev)
+    aux = np.empty((N, T, U), dtype)
+    recurrent.gru_forward(z, r, brh, u8(mask), rmask, act, a, rec, ra, reset_after, zero_output,
+                          h, hprev, aux, y)
+    return dict(z=z, h=h, y=y, hprev=hprev, aux=aux)
+
+
+def reference(cell, z_in, r, h0, c0=None, mask=None, rmask=None, zero_output=False, brh=None,
+              reset_after=True, activation="tanh", recurrent_activation="sigmoid"):
+    g = z_in.shape[2]
+    eye = np.eye(g)
+    kw = dict(mask=mask, zero_output=zero_output, activation=activation, h_masks=rmask)
+    if cell == "simple_rnn":
+        return ref.simple_rnn(z_in, eye, r, None, h0, **kw)
+    if cell == "lstm":
+        return ref.lstm(z_in, eye, r, None, h0, c0, recurrent_activation=recurrent_activation, **kw)
+    bias = None
+    if reset_after and brh is not None:
+        bias = np.zeros((2, g))
+        bias[1, 2 * U:] = brh
+    return ref.gru(z_in, eye, r, bias, h0, reset_after=reset_after,
+                   recurrent_activation=recurrent_activation, **kw)
+
+
+def inputs(cell, dtype, seed=0, with_rmask=False):
+    r_ = rng(seed)
+    g = ref.GATES[cell] * U
+    z_in = r_.normal(0, 0.8, (N, T, g)).astype(dtype)
+    rk = r_.normal(0, 0.5, (U, g)).astype(dtype)
+    h0 = r_.normal(0, 0.5, (N, U)).astype(dtype)
+    c0 = r_.normal(0, 0.5, (N, U)).astype(dtype)
+    brh = r_.normal(0, 0.3, U).astype(dtype)
+    rmask = None
+    if with_rmask:
+        k = ref.GATES[cell]
+        rmask = ((r_.random((k, N, U)) > 0.3) / 0.7).astype(dtype)
+    return z_in, rk, h0, c0, brh, rmask
+
+
+CASES = [("simple_rnn", {}), ("lstm", {}), ("gru", dict(reset_after=True)),
+         ("gru", dict(reset_after=False))]
+CASE_IDS = ["simple_rnn", "lstm", "gru_reset_after", "gru_reset_before"]
+
+
+def test_kernel_table():
+    assert set(recurrent.KERNELS) == {
+        "simple_rnn_forward", "simple_rnn_backward", "lstm_forward", "lstm_backward", "gru_forward",
+        "gru_backward", "embedding_forward", "embedding_backward"}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cell,extra", CASES, ids=CASE_IDS)
+@pytest.mark.parametrize("mask_kind", [None, "random", "ones"])
+@pytest.mark.parametrize("zero_output", [False, True])
+@pytest.mark.parametrize("with_rmask", [False, True])
+def test_forward_matches_reference(dtype, cell, extra, mask_kind, zero_output, with_rmask):
+    if zero_output and mask_kind is None:
+        pytest.skip("zero_output only matters with a mask")
+    z_in, rk, h0, c0, brh, rmask = inputs(cell, dtype, with_rmask=with_rmask)
+    mask = make_mask(mask_kind)
+    brh = brh if extra.get("reset_after", True) else None
+    out = run_forward(cell, z_in, rk, h0, c0, mask, rmask, zero_output, brh, **extra)
+    seq, last, states = reference(cell, z_in, rk, h0, c0, mask, rmask, zero_output, brh, **extra)
+    tol = TOL[dtype]
+    np.testing.assert_allclose(out["y"], seq, **tol)
+    np.testing.assert_allclose(out["h"], states[0], **tol)
+    if cell == "lstm":
+        np.testing.assert_allclose(out["c"], states[1], **tol)
+    # hprev holds the state entering each step
+    np.testing.assert_allclose(out["hprev"][:, 0], h0, **tol)
+
+
+@pytest.mark.parametrize("activation,recurrent_activation",
+                         [("relu", "hard_sigmoid"), ("softsign", "sigmoid"), ("elu", "tanh"),
+                          ("linear", "softplus"), ("selu", "relu6")])
+@pytest.mark.parametrize("cell,extra", CASES, ids=CASE_IDS)
+def test_other_activations(cell, extra, activation, recurrent_activation):
+    z_in, rk, h0, c0, brh, _ = inputs(cell, np.float64, seed=3)
+    out = run_forward(cell, z_in, rk, h0, c0, brh=brh, activation=activation,
+                      recurrent_activation=recurrent_activation, **extra)
+    seq, _, _ = reference(cell, z_in, rk, h0, c0, brh=brh, activation=activation,
+                          recurrent_activation=recurrent_activation, **extra)
+    np.testing.assert_allclose(out["y"], seq, **TOL[np.float64])
+
+
+def test_inference_without_saved_buffers():
+    z_in, rk, h0, c0, _, _ = inputs("lstm", np.float32)
+    full = run_forward("lstm", z_in, rk, h0, c0)
+    z, h, c = z_in.copy(), h0.copy(), c0.copy()
+    recurrent.lstm_forward(z, rk, None, None, CODE["tanh"], 0.0, CODE["sigmoid"], 0.0, False, h, c,
+                           None, None, None)
+    np.testing.assert_array_equal(h, full["h"])
+    np.testing.assert_array_equal(c, full["c"])
+
+
+# ---- backward: dz against central differences of the reference ------------------------------
+def numeric_grads(cell, z_in, rk, h0, c0, mask, rmask, zero_output, brh, extra, proj, acts):
+    """Central differences of sum(proj_y * y) + sum(proj_h * h_T) (+ proj_c * c_T) with respect
+    to z_in, h0 and c0, through the reference."""
+    py, ph, pc = proj
+
+    def f(z, h, c):
+        seq, _, states = reference(cell, z, rk, h, c, mask, rmask, zero_output, brh,
+                                   activation=acts[0], recurrent_activation=acts[1], **extra)
+        total = np.sum(py * seq) + np.sum(ph * states[0])
+        if cell == "lstm":
+            total += np.sum(pc * states[1])
+        return total
+
+    def grad(arr, which):
+        g = np.zeros_like(arr)
+        eps = 1e-6
+        for idx in np.ndindex(arr.shape):
+            old = arr[idx]
+            arr[idx] = old + eps
+            plus = f(*which())
+            arr[idx] = old - eps
+            minus = f(*which())
+            arr[idx] = old
+            g[idx] = (plus - minus) / (2 * eps)
+        return g
+
+    z, h, c = z_in.copy(), h0.copy(), c0.copy()
+    state = lambda: (z, h, c)  # noqa: E731
+    return grad(z, state), grad(h, state), grad(c, state) if cell == "lstm" else None
+
+
+def run_backward(cell, fwd, rk, mask, rmask, zero_output, extra, proj, acts):
+    py, ph, pc = proj
+    act, rec = CODE[acts[0]], CODE[acts[1]]
+    a, ra = alpha(acts[0]), alpha(acts[1])
+    dh = ph.copy()
+    dz = np.full(fwd["z"].shape, np.nan)
+    if cell == "simple_rnn":
+        recurrent.simple_rnn_backward(fwd["z"], rk, u8(mask), rmask, act, a, zero_output, py, dh, dz)
+        return dz, dh, None, None
+    if cell == "lstm":
+        dc = pc.copy()
+        recurrent.lstm_backward(fwd["z"], fwd["cprev"], rk, u8(mask), rmask, act, a, rec, ra,
+                                zero_output, py, dh, dc, dz)
+        return dz, dh, dc, None
+    reset_after = extra["reset_after"]
+    dzr = np.full(fwd["z"].shape, np.nan) if reset_after else None
+    recurrent.gru_backward(fwd["z"], fwd["hprev"], fwd["aux"], rk, u8(mask), rmask, act, a, rec, ra,
+                           reset_after, zero_output, py, dh, dz, dzr)
+    return dz, dh, None, dzr
+
+
+@pytest.mark.parametrize("cell,extra", CASES, ids=CASE_IDS)
+@pytest.mark.parametrize("mask_kind,zero_output,with_rmask",
+                         [(None, False, False), ("random", False, False), ("random", True, False),
+                          (None, False, True), ("random", False, True)])
+def test_backward_against_finite_differences(cell, extra, mask_kind, zero_output, with_rmask):
+    z_in, rk, h0, c0, brh, rmask = inputs(cell, np.float64, seed=7, with_rmask=with_rmask)
+    mask = make_mask(mask_kind, seed=2)
+    brh = brh if extra.get("reset_after", True) else None
+    acts = ("tanh", "sigmoid")
+    r_ = rng(11)
+    proj = (r_.normal(size=(N, T, U)), r_.normal(size=(N, U)), r_.normal(size=(N, U)))
+    fwd = run_forward(cell, z_in, rk, h0, c0, mask, rmask, zero_output, brh, **extra)
+    dz, dh0, dc0, dzr = run_backward(cell, fwd, rk, mask, rmask, zero_output, extra, proj, acts)
+    gz, gh, gc = numeric_grads(cell, z_in, rk, h0, c0, mask, rmask, zero_output, brh, extra, proj, acts)
+    tol = dict(rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(dz, gz, **tol, err_msg="dz")
+    np.testing.assert_allclose(dh0, gh, **tol, err_msg="dh0")
+    if cell == "lstm":
+        np.testing.assert_allclose(dc0, gc, **tol, err_msg="dc0")
+    if dzr is not None:
+        g = 3 * U
+        np.testing.assert_array_equal(dzr[..., :2 * U], dz[..., :2 * U])
+        # the h part is dz_h * r: the gradient of the recurrent bias b_rh
+        np.testing.assert_allclose(dzr[..., 2 * U:g], dz[..., 2 * U:g] * fwd["z"][..., U:2 * U], rtol=1e-12)
+
+
+@pytest.mark.parametrize("activation,recurrent_activation",
+                         [("relu", "hard_sigmoid"), ("softsign", "softplus"), ("elu", "tanh"),
+                          ("selu", "sigmoid"), ("exponential", "sigmoid"), ("leaky_relu", "relu6"),
+                          ("linear", "hard_sigmoid")])
+def test_backward_other_activations(activation, recurrent_activation):
+    acts = (activation, recurrent_activation)
+    r_ = rng(5)
+    proj = (r_.normal(size=(N, T, U)), r_.normal(size=(N, U)), r_.normal(size=(N, U)))
+    for cell, extra in CASES:
+        z_in, rk, h0, c0, brh, _ = inputs(cell, np.float64, seed=9)
+        z_in = z_in * 0.5
+        brh = brh if extra.get("reset_after", True) else None
+        fwd = run_forward(cell, z_in, rk, h0, c0, brh=brh, activation=activation,
+                          recurrent_activation=recurrent_activation, **extra)
+        dz, dh0, dc0, _ = run_backward(cell, fwd, rk, None, None, False, extra, proj, acts)
+        gz, gh, _ = numeric_grads(cell, z_in, rk, h0, c0, None, None, False, brh, extra, proj, acts)
+        # some of these activations grow the state a lot: the differences' noise scales with it
+        atol = 1e-9 * max(1.0, np.abs(gz).max())
+        np.testing.assert_allclose(dz, gz, rtol=1e-5, atol=atol, err_msg=f"{cell} {extra} dz")
+        np.testing.assert_allclose(dh0, gh, rtol=1e-5, atol=atol, err_msg=f"{cell} {extra} dh0")
+
+
+@pytest.mark.parametrize("batch", [1, 5, 9, 40])
+def test_gemv_and_gemm_paths_agree(batch):
+    """Small batches take one gemv per row (GEMV_ROWS), larger ones one gemm per step."""
+    r_ = rng(batch)
+    g, u = 4 * 6, 6
+    z_in = r_.normal(size=(batch, 3, g))
+    rk = r_.normal(size=(u, g)) * 0.4
+    h0, c0 = r_.normal(size=(batch, u)), r_.normal(size=(batch, u))
+    z, h, c = z_in.copy(), h0.copy(), c0.copy()
+    recurrent.lstm_forward(z, rk, None, None, CODE["tanh"], 0.0, CODE["sigmoid"], 0.0, False, h, c,
+                           None, None, None)
+    _, _, states = ref.lstm(z_in, np.eye(g), rk, None, h0, c0)
+    np.testing.assert_allclose(h, states[0], rtol=1e-11, atol=1e-12)
+    dh = r_.normal(size=(batch, u))
+    dc = np.zeros_like(dh)
+    dz = np.empty_like(z_in)
+    z2, h2, c2 = z_in.copy(), h0.copy(), c0.copy()
+    cprev = np.empty((batch, 3, u))
+    recurrent.lstm_forward(z2, rk, None, None, CODE["tanh"], 0.0, CODE["sigmoid"], 0.0, False, h2, c2,
+                           np.empty((batch, 3, u)), cprev, None)
+    recurrent.lstm_backward(z2, cprev, rk, None, None, CODE["tanh"], 0.0, CODE["sigmoid"], 0.0, False,
+                            None, dh, dc, dz)
+    assert np.all(np.isfinite(dz))
+
+
+def test_fast_float32_activations():
+    x = np.concatenate([np.linspace(-90, 90, 20001), np.linspace(-1, 1, 2001),
+                        [0.0, 1e-8, -1e-8, np.inf, -np.inf]]).astype(np.float32)
+    y = np.empty_like(x)
+    for name, fn in (("sigmoid", ref_act.sigmoid), ("tanh", ref_act.tanh)):
+        recurrent.fast_activation(CODE[name], x, y)
+        np.testing.assert_allclose(y, fn(x), rtol=3e-7, atol=1e-37, err_msg=name)
+        recurrent.fast_activation(CODE[name], np.array([np.nan], np.float32), y[:1])
+        assert np.isnan(y[0]), f"{name}(nan) must be nan"
+
+
+# ---- embedding --------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_embedding_forward(dtype, n_threads):
+    table = rng(0).normal(size=(11, 5)).astype(dtype)
+    ids = rng(1).integers(0, 11, size=37).astype(np.int64)
+    y = np.empty((37, 5), dtype)
+    recurrent.embedding_forward(ids, table, y, n_threads)
+    np.testing.assert_array_equal(y, ref.embedding(ids, table).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_embedding_backward_scatter_add(dtype):
+    ids = np.array([3, 1, 3, 3, 0, 1], dtype=np.int64)
+    dy = rng(2).normal(size=(6, 4)).astype(dtype)
+    dw = np.zeros((5, 4), dtype)
+    recurrent.embedding_backward(ids, dy, dw)
+    expected = np.zeros((5, 4))
+    np.add.at(expected, ids, dy.astype(np.float64))
+    np.testing.assert_allclose(dw, expected, rtol=1e-6)
+    again = np.zeros((5, 4), dtype)
+    recurrent.embedding_backward(ids, dy, again)
+    np.testing.assert_array_equal(dw, again)  # deterministic: same order every time
+
+
+@pytest.mark.parametrize("cell,extra", CASES, ids=CASE_IDS)
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_batch_chunks_match_one_chunk(cell, extra, with_mask):
+    """n_threads splits the batch into chunks that run the whole sequence each (MIN_CHUNK_ROWS
+    rows at least); every row's arithmetic is the chunk-independent, so the results agree."""
+    n, t_len, u = 2 * recurrent.MIN_CHUNK_ROWS + 3, 4, 5
+    gates = ref.GATES[cell]
+    r_ = rng(21)
+    z_in = r_.normal(size=(n, t_len, gates * u)).astype(np.float32)
+    rk = (r_.normal(size=(u, gates * u)) * 0.4).astype(np.float32)
+    h0 = r_.normal(size=(n, u)).astype(np.float32)
+    mask = u8(r_.random((n, t_len)) > 0.3) if with_mask else None
+    rmask = ((r_.random((gates, n, u)) > 0.3) / 0.7).astype(np.float32)
+    dy = r_.normal(size=(n, t_len, u)).astype(np.float32)
+    results = []
+    for threads in (1, 2):
+        z, h, c = z_in.copy(), h0.copy(), h0.copy()
+        hprev, cprev, aux, y = (np.empty((n, t_len, u), np.float32) for _ in range(4))
+        dz, dh, dc = np.empty_like(z_in), dy[:, -1].copy(), dy[:, 0].copy()
+        act, rec = CODE["tanh"], CODE["sigmoid"]
+        if cell == "simple_rnn":
+            recurrent.simple_rnn_forward(z, rk, mask, rmask, act, 0.0, False, h, hprev, y, threads)
+            recurrent.simple_rnn_backward(z, rk, mask, rmask, act, 0.0, False, dy, dh, dz, threads)
+        elif cell == "lstm":
+            recurrent.lstm_forward(z, rk, mask, rmask, act, 0.0, rec, 0.0, False, h, c, hprev, cprev, y,
+                                   threads)
+            recurrent.lstm_backward(z, cprev, rk, mask, rmask, act, 0.0, rec, 0.0, False, dy, dh, dc, dz,
+                                    threads)
+        else:
+            ra = extra["reset_after"]
+            dzr = np.empty_like(z_in) if ra else None
+            recurrent.gru_forward(z, rk, h0[0] if ra else None, mask, rmask, act, 0.0, rec, 0.0, ra, False,
+                                  h, hprev, aux, y, threads)
+            recurrent.gru_backward(z, hprev, aux, rk, mask, rmask, act, 0.0, rec, 0.0, ra, False, dy, dh, dz,
+                                   dzr, threads)
+        results.append((y, h, dz, dh))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)

@@ -1,0 +1,143 @@
+"""Pooling layers: the layer harness (shapes, config round trip, finite-difference gradients, a
+fit step) with NumPy references, Keras parity when keras is importable, and errors that name the
+layer, the expected and the received."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import dlcore as dl
+from dlcore import layers
+from harness import check_layer
+from reference import pool as ref
+
+pytestmark = pytest.mark.usefixtures("fresh_session")
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+POOL2D = [  # kwargs, input shape, output shape
+    ({}, (2, 6, 6, 3), (2, 3, 3, 3)),
+    ({"pool_size": 3, "strides": 2, "padding": "same"}, (1, 7, 5, 2), (1, 4, 3, 2)),
+    ({"pool_size": (2, 3), "strides": (1, 2), "padding": "valid"}, (2, 5, 7, 2), (2, 4, 3, 2)),
+    ({"pool_size": 2, "strides": 1, "padding": "same"}, (1, 3, 4, 1), (1, 3, 4, 1)),
+]
+
+
+@pytest.mark.parametrize("cls,mode", [(layers.MaxPooling2D, "max"), (layers.AveragePooling2D, "average")])
+@pytest.mark.parametrize("kwargs,in_shape,out_shape", POOL2D)
+def test_pooling2d(cls, mode, kwargs, in_shape, out_shape):
+    kwargs = dict(kwargs)
+    if cls is layers.AveragePooling2D:
+        kwargs.setdefault("pool_size", 2)
+    pool = _pair(kwargs.get("pool_size", 2))
+    strides = _pair(kwargs.get("strides") or pool)
+    padding = kwargs.get("padding", "valid")
+    check_layer(cls, kwargs, in_shape, out_shape, expected_num_trainable_weights=0,
+                reference=lambda x, w: ref.pool2d(x, pool, strides, padding, mode))
+
+
+@pytest.mark.parametrize("cls,mode", [(layers.MaxPooling1D, "max"), (layers.AveragePooling1D, "average")])
+@pytest.mark.parametrize("kwargs,in_shape,out_shape", [
+    ({"pool_size": 2}, (2, 7, 3), (2, 3, 3)),
+    ({"pool_size": 3, "strides": 2, "padding": "same"}, (1, 7, 2), (1, 4, 2)),
+])
+def test_pooling1d(cls, mode, kwargs, in_shape, out_shape):
+    p, s = kwargs["pool_size"], kwargs.get("strides") or kwargs["pool_size"]
+    check_layer(cls, kwargs, in_shape, out_shape, expected_num_trainable_weights=0,
+                reference=lambda x, w: ref.pool2d(x[:, None], (1, p), (1, s), kwargs.get("padding", "valid"),
+                                                  mode)[:, 0])
+
+
+@pytest.mark.parametrize("cls,reduce", [
+    (layers.GlobalAveragePooling2D, np.mean), (layers.GlobalMaxPooling2D, np.max),
+])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_global_pooling2d(cls, reduce, keepdims):
+    out = (2, 1, 1, 3) if keepdims else (2, 3)
+    check_layer(cls, {"keepdims": keepdims}, (2, 4, 5, 3), out, expected_num_trainable_weights=0,
+                reference=lambda x, w: reduce(x.astype(np.float64), axis=(1, 2), keepdims=keepdims))
+
+
+@pytest.mark.parametrize("cls,reduce", [
+    (layers.GlobalAveragePooling1D, np.mean), (layers.GlobalMaxPooling1D, np.max),
+])
+def test_global_pooling1d(cls, reduce):
+    check_layer(cls, {}, (2, 5, 3), (2, 3), expected_num_trainable_weights=0,
+                reference=lambda x, w: reduce(x.astype(np.float64), axis=1))
+
+
+def test_global_average_pooling1d_with_mask():
+    x = np.random.default_rng(0).standard_normal((2, 4, 3)).astype("float32")
+    mask = np.array([[1, 1, 0, 0], [1, 1, 1, 1]], bool)
+    t = dl.Tensor(x)
+    t.mask = mask
+    y = layers.GlobalAveragePooling1D()(t)
+    np.testing.assert_allclose(y.value, [x[0, :2].mean(0), x[1].mean(0)], rtol=1e-6)
+    assert y.mask is None
+
+
+def test_channels_first():
+    x = np.random.default_rng(1).standard_normal((2, 3, 6, 4)).astype("float32")  # (N, C, H, W)
+    y = layers.MaxPooling2D(2, data_format="channels_first")(x).value
+    expected = np.transpose(ref.pool2d(np.transpose(x, (0, 2, 3, 1)), (2, 2), (2, 2), "valid", "max"), (0, 3, 1, 2))
+    np.testing.assert_allclose(y, expected)
+    assert layers.MaxPooling2D(2, data_format="channels_first").compute_output_shape((None, 3, 6, 4)) == \
+        (None, 3, 3, 2)
+    g = layers.GlobalAveragePooling2D(data_format="channels_first")(x).value
+    np.testing.assert_allclose(g, x.mean(axis=(2, 3)), rtol=1e-6)
+
+
+def test_unknown_spatial_dims():
+    layer = layers.MaxPooling2D(2)
+    assert layer.compute_output_shape((None, None, 7, 3)) == (None, None, 3, 3)
+    out = layer(dl.Input(shape=(None, None, 3)))
+    assert out.shape == (None, None, None, 3)
+
+
+def test_config_defaults():
+    config = layers.MaxPooling2D().get_config()
+    assert config["pool_size"] == (2, 2) and config["strides"] == (2, 2)
+    assert config["padding"] == "valid" and config["data_format"] == "channels_last"
+    assert layers.MaxPooling1D().get_config()["pool_size"] == (2,)
+    assert layers.MaxPool2D is layers.MaxPooling2D
+
+
+def test_errors():
+    with pytest.raises(ValueError, match=r"padding.*Received: padding='full'"):
+        layers.MaxPooling2D(padding="full")
+    with pytest.raises(ValueError, match=r"pool_size.*Received: pool_size=\(2, 0\)"):
+        layers.AveragePooling2D((2, 0))
+    with pytest.raises(ValueError, match=r"Input 0 of layer 'pool'.*expected ndim=4, found ndim=3"):
+        layers.MaxPooling2D(name="pool")(np.zeros((2, 4, 4), "float32"))
+    with pytest.raises(ValueError, match=r"Layer 'small'.*\(3, 3\).*received input shape \(1, 2, 2, 1\)"):
+        layers.MaxPooling2D(3, name="small")(np.zeros((1, 2, 2, 1), "float32"))
+    with pytest.raises(ValueError, match="data_format"):
+        layers.GlobalMaxPooling2D(data_format="nhwc")
+
+
+# ---- Keras parity (skipped without keras) ---------------------------------------------------------
+def _keras():
+    if "keras" not in sys.modules:
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    return pytest.importorskip("keras")
+
+
+@pytest.mark.parametrize("name,kwargs,shape", [
+    ("MaxPooling2D", {"pool_size": 3, "strides": 2, "padding": "same"}, (2, 7, 6, 3)),
+    ("AveragePooling2D", {"pool_size": 3, "strides": 2, "padding": "same"}, (2, 7, 6, 3)),
+    ("AveragePooling2D", {"pool_size": (2, 3), "strides": 1, "padding": "same"}, (1, 5, 5, 2)),
+    ("MaxPooling1D", {"pool_size": 2, "padding": "same"}, (2, 7, 3)),
+    ("AveragePooling1D", {"pool_size": 4, "strides": 3, "padding": "same"}, (2, 9, 3)),
+    ("GlobalAveragePooling2D", {"keepdims": True}, (2, 4, 5, 3)),
+    ("GlobalMaxPooling1D", {}, (2, 5, 3)),
+])
+def test_keras_parity(name, kwargs, shape):
+    keras = _keras()
+    x = np.random.default_rng(4).standard_normal(shape).astype("float32")
+    expected = np.asarray(getattr(keras.layers, name)(**kwargs)(x))
+    np.testing.assert_allclose(getattr(layers, name)(**kwargs)(x).value, expected, rtol=1e-5, atol=1e-6)
+    assert getattr(layers, name)(**kwargs).compute_output_shape(shape) == expected.shape

@@ -1,0 +1,167 @@
+"""The comparison runner (benchmarks/compare.py) in its tiny mode on dlcore alone, so that it
+cannot rot; the peers' model definitions checked by their parameter counts; the micro-benchmarks
+collected (they run only with ``pytest benchmarks/ --benchmark-only``)."""
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import compare, spec  # noqa: E402
+
+import dlcore as dl  # noqa: E402
+
+LAYER_OF = {"cnn": "Conv2D", "mlp": "Dense", "lstm": "LSTM", "gru": "GRU"}
+
+
+def _dlcore_has(model):
+    return hasattr(dl.layers, LAYER_OF[model]) and (model != "cnn" or hasattr(dl.layers, "MaxPooling2D"))
+
+
+def _positive(x):
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def _check_stats(stats):
+    assert set(stats) >= {"median", "min", "max", "runs"}
+    assert all(_positive(v) for v in stats["runs"])
+    assert stats["min"] <= stats["median"] <= stats["max"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.compare", "--tiny", "--frameworks", "dlcore", "--out-dir", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result.stdout, json.loads((out / "results.json").read_text())
+
+
+def test_tiny_run_writes_json_markdown_and_plots(tiny_run):
+    out, stdout, results = tiny_run
+    assert set(results) >= {"meta", "ceiling", "workloads", "scaling", "layers", "baseline"}
+    meta = results["meta"]
+    assert set(meta) >= {"date", "command", "mode", "threads", "frameworks", "machine", "versions", "ratio"}
+    assert meta["mode"] == "tiny" and meta["frameworks"] == ["dlcore"]
+    assert set(meta["machine"]) >= {"cpu", "cores_available", "flags", "threads"}
+    assert meta["versions"]["dlcore"] == dl.__version__
+    assert _positive(results["ceiling"]["gflops"])
+    # every standard workload is reported, as a number or as n/a
+    assert set(results["workloads"]) | set(results["scaling"]) == set(spec.WORKLOADS)
+    assert stdout.startswith("Measured ") and "| mlp-train |" in stdout
+    assert (out / "results.md").read_text() == stdout
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (out / "scaling.png").stat().st_size > 0
+        assert "![scaling](scaling.png)" in stdout
+
+
+def test_tiny_run_numbers_are_measured_or_na(tiny_run):
+    _, _, results = tiny_run
+    for name, entry in results["workloads"].items():
+        r = entry["frameworks"]["dlcore"]
+        if not _dlcore_has(entry["model"]):
+            assert r["status"] == "n/a" and "yet" in r["reason"], (name, r)
+            assert "median" not in r and "wall_s" not in r and "rss_mb" not in r  # never faked
+            continue
+        assert r["status"] == "ok", (name, r)
+        if entry["kind"] in ("train", "infer"):
+            _check_stats(r)
+            _check_stats(r["seconds"])
+            assert _positive(r["gflops"]) and _positive(r["ceiling_share"])
+            assert r["params"] == spec.param_count(spec.model_spec(entry["model"], tiny=True))
+        elif entry["kind"] == "cold-start":
+            _check_stats(r["wall_s"])
+            _check_stats(r["rss_mb"])
+            assert set(r["phases_s"]) == {"import_s", "build_s", "predict_s"}
+        else:
+            _check_stats(r["rss_mb"])
+            _check_stats(r["train_s"])
+    for name, entry in results["scaling"].items():
+        for batch, r in entry["frameworks"]["dlcore"].items():
+            if _dlcore_has(spec.WORKLOADS[name]["model"]):
+                _check_stats(r)
+            else:
+                assert r["status"] == "n/a" and "median" not in r
+    assert results["layers"] and all(_positive(x["gflops"]) for x in results["layers"])
+    _check_stats(results["baseline"]["wall_s"])
+
+
+def test_markdown_with_peers_shows_ratios_and_na():
+    ok = {"status": "ok", "median": 2.0, "min": 1.0, "max": 3.0, "runs": [1.0, 2.0, 3.0],
+          "seconds": {"median": 0.5, "min": 0.4, "max": 0.6, "runs": [0.4, 0.5, 0.6]},
+          "gflops": 10.0, "ceiling_share": 0.1}
+    results = {
+        "meta": {"date": "2026-01-01T00:00:00", "command": "python -m benchmarks.compare", "mode": "quick",
+                 "threads": 2, "frameworks": ["dlcore", "torch"], "frameworks_skipped": {},
+                 "machine": {"cpu": "CPU", "cores_available": 2, "cores_logical": 2, "memory_gb": 8, "os": "os",
+                             "flags": ["avx2"], "python": "3", "load_average_start": [0.5, 0, 0]},
+                 "versions": {"dlcore": "0.1.0", "torch": "2"}, "notes": []},
+        "ceiling": {"what": "numpy.matmul", "gflops": 100.0, "gflops_median": 90.0, "runs": 3, "sources": {}},
+        "workloads": {
+            "mlp-train": {"kind": "train", "model": "mlp", "batch": 128, "metric": "throughput",
+                          "unit": "samples/s", "better": "higher", "flops_per_iteration": 1e9,
+                          "frameworks": {"dlcore": dict(ok), "torch": dict(ok, ratio=1.5)}},
+            "cnn-train": {"kind": "train", "model": "cnn", "batch": 64, "metric": "throughput",
+                          "unit": "samples/s", "better": "higher", "flops_per_iteration": 1e9,
+                          "frameworks": {"dlcore": {"status": "n/a", "reason": "dlcore has no layers.Conv2D yet"},
+                                         "torch": dict(ok, ratio=None)}},
+        },
+        "scaling": {}, "layers": [], "baseline": None,
+    }
+    md = compare.to_markdown(results)
+    assert "| mlp-train | samples/s ↑ | 2.00 (1.00–3.00) | 2.00 (1.00–3.00) | 1.50× |" in md
+    assert "| cnn-train | samples/s ↑ | n/a | 2.00 (1.00–3.00) | n/a |" in md
+    assert "dlcore n/a on cnn-train: dlcore has no layers.Conv2D yet" in md
+
+
+def _count_check(framework):
+    counts = compare.parameter_counts(frameworks=["dlcore", framework])
+    assert set(counts) == {n for n, w in spec.WORKLOADS.items() if w["kind"] in ("train", "infer")}
+    for name, per_fw in counts.items():
+        expected = spec.param_count(spec.workload_spec(name)["model_spec"])
+        assert per_fw[framework] == expected, (name, framework, per_fw, expected)
+        if _dlcore_has(spec.WORKLOADS[name]["model"]):
+            assert per_fw["dlcore"] == expected, (name, per_fw, expected)
+        else:
+            assert per_fw["dlcore"] is None
+
+
+def test_dlcore_parameter_counts_match_the_spec():
+    counts = compare.parameter_counts(frameworks=["dlcore"])
+    assert counts["mlp-train"]["dlcore"] == spec.param_count(spec.model_spec("mlp")) == 535818
+    for name, per_fw in counts.items():
+        if not _dlcore_has(spec.WORKLOADS[name]["model"]):
+            assert per_fw["dlcore"] is None
+
+
+@pytest.mark.parametrize("framework,modules", [("torch", ("torch",)), ("keras", ("keras", "tensorflow"))])
+def test_peer_parameter_counts_match_dlcore_and_the_spec(framework, modules):
+    # find_spec, not importorskip: the peers are imported only in the runner's worker process
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed")
+    _count_check(framework)
+
+
+def test_micro_benchmarks_collect_and_gemm_ones_run_once():
+    # every bench_*.py is collected (a collection error fails the run); the GEMM ones run once
+    run = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "-k", "gemm", "--benchmark-disable", "-q"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert " passed" in run.stdout and " deselected" in run.stdout, run.stdout[-1000:]
+
+
+def test_render_rewrites_the_markdown_from_json(tiny_run, tmp_path, capsys):
+    out, stdout, _ = tiny_run
+    assert compare.main(["--render", str(out / "results.json"), "--out-dir", str(tmp_path), "--no-plots"]) == 0
+    rendered = capsys.readouterr().out
+    assert rendered == stdout.split("\n![")[0].rstrip("\n") + "\n"
+    assert (tmp_path / "results.md").read_text() == rendered
