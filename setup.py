@@ -56,8 +56,10 @@ def extension(name):
 
 
 setup(
-    packages=find_packages(include=["dlcore", "dlcore.*"]) + ["dlcore.kernels"],
-    package_dir={"dlcore.kernels": "kernels"},
+    packages=find_packages(include=["dlcore", "dlcore.*"])
+    + ["dlcore.kernels", "dlcore.benchmarks", "dlcore.benchmarks.workloads"],
+    # kernels/ and benchmarks/ sit at the top of the source tree and install inside dlcore
+    package_dir={"dlcore.kernels": "kernels", "dlcore.benchmarks": "benchmarks"},
     package_data={"dlcore.kernels": ["*.pxd", "*.pyx", "README.md"]},
     ext_modules=cythonize(
         [extension(name) for name in EXTENSIONS],

@@ -39,6 +39,7 @@ from ._recurrent import (
     lstm_forward,
     simple_rnn_backward,
     simple_rnn_forward,
+    step_matmul,
 )
 
 

@@ -93,9 +93,11 @@ def transpose_output_length(length, kernel, stride, dilation, mode, output_paddi
 
 # ---- the ops -----------------------------------------------------------------------------------
 def _as_float(x, dtype):
-    v = value(x)
-    if not isinstance(v, np.ndarray) or v.dtype != dtype:
-        return float_array(v, dtype=dtype)
+    """``x`` in the kernel's dtype: Tensors through the differentiable cast, anything else as an array."""
+    if isinstance(x, Tensor):
+        return x if x.value.dtype == dtype else cast(x, dtype)
+    if not isinstance(x, np.ndarray) or x.dtype != dtype:
+        return float_array(x, dtype=dtype)
     return x
 
 

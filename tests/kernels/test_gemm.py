@@ -107,3 +107,17 @@ def test_dense_forward_parallel_epilogue(name):
     gemm.dense_forward(x, w, b, code, 0.0, y2, 2)
     np.testing.assert_array_equal(y1, y2)
     np.testing.assert_allclose(y1, ref.dense(x, w, b, name), **tol(np.float32, k))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("m,n,k", [(1, 37, 19), (23, 1, 19), (1, 1, 5), (1, 64, 1)])
+def test_matmul_single_row_or_column_uses_gemv_correctly(m, n, k, trans_a, trans_b, dtype):
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    out = rng.standard_normal((m, n)).astype(dtype)
+    expected = 0.5 * (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b) + 2.0 * out
+    gemm.matmul(a, b, out, trans_a, trans_b, 0.5, 2.0)
+    np.testing.assert_allclose(out, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
