@@ -16,6 +16,8 @@ gru_backward(z_ntg, hprev_ntu, aux_ntu, r_ug, mask_nt, rmask_knu, activation, al
              dz_ntg, dzr_ntg)
 embedding_forward(ids_n, w_vd, y_nd, n_threads=1)
 embedding_backward(ids_n, dy_nd, dw_vd)
+rows_matmul(a_mk, b_kn, bias_n, c_mn, trans_b=False, n_threads=1)
+rows_matmul_tn(a_mk, b_mn, c_kn, colsum_n, n_threads=1)
 
 Legend: N batch, T time steps, U units, G = gates * U, V vocabulary rows, D embedding width.
 The embedding lookups live here because Embedding serves the recurrent stack (mask_zero feeds
@@ -38,6 +40,9 @@ from ._recurrent import (
     lstm_backward,
     lstm_forward,
     simple_rnn_backward,
+    TN_BLOCKS,
+    rows_matmul,
+    rows_matmul_tn,
     simple_rnn_forward,
     step_matmul,
 )
@@ -86,4 +91,6 @@ KERNELS = {
     "gru_backward": gru_backward,
     "embedding_forward": embedding_forward,
     "embedding_backward": embedding_backward,
+    "rows_matmul": rows_matmul,
+    "rows_matmul_tn": rows_matmul_tn,
 }

@@ -82,7 +82,7 @@ class Pool(Function):
         ph, pw, sh, sw, pt, pl = ctx.args
         if ctx.mode == "max":
             (argmax,) = ctx.saved
-            kernels.get("max_pool2d_backward")(dy4, argmax, ph, sh, pt, dx, threads)
+            kernels.get("max_pool2d_backward")(dy4, argmax, *ctx.args, dx, threads)
         else:
             kernels.get("avg_pool2d_backward")(dy4, *ctx.args, dx, threads)
         return (dx.reshape(ctx.shape),)

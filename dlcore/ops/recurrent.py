@@ -28,13 +28,22 @@ from .core import contiguous, float_array, value
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 
 
-def _matmul(a, b, trans_a=False, trans_b=False, out=None):
-    m = a.shape[1] if trans_a else a.shape[0]
+def _rows_matmul(a, b, bias=None, trans_b=False):
+    """a @ op(b) (+ bias) for 2-D arrays, rows on the recurrent kernels' threads (see the
+    ``rows_matmul`` kernel: no threaded BLAS next to the recurrence's OpenMP team)."""
     n = b.shape[0] if trans_b else b.shape[1]
-    if out is None:
-        out = np.empty((m, n), dtype=a.dtype)
-    kernels.get("matmul")(contiguous(a), contiguous(b), out, trans_a, trans_b, 1.0, 0.0)
+    out = np.empty((a.shape[0], n), dtype=a.dtype)
+    kernels.get("rows_matmul")(contiguous(a), contiguous(b), None if bias is None else contiguous(bias), out,
+                               trans_b, kernels.threads_for(out.size))
     return out
+
+
+def _tn_matmul(a, b, colsum=False):
+    """(a^T @ b, column sums of b or None), summed over rows in fixed blocks (``rows_matmul_tn``)."""
+    out = np.empty((a.shape[1], b.shape[1]), dtype=a.dtype)
+    sums = np.empty(b.shape[1], dtype=a.dtype) if colsum else None
+    kernels.get("rows_matmul_tn")(contiguous(a), contiguous(b), out, sums, kernels.threads_for(b.size))
+    return out, sums
 
 
 def _colsum(a2):
@@ -165,20 +174,26 @@ class _Recurrence(Function):
         dz2 = dz.reshape(n * t_len, g)
         x_masks = ctx.x_masks
         ng = GATES[cell]
+        want_db = ctx.has_bias and needs[3]
+        gru_after = cell == "gru" and reset_after
 
-        dx = dw = dr = db = None
+        dx = dw = dr = db = db_rec = None
         if needs[0]:
             dx = _input_gradient(dz2, w, x_masks, u, ng).reshape(n, t_len, k)
             if go_backwards:
                 dx = dx[:, ::-1]
         if needs[1]:
-            dw = _weight_gradient(xs, dz2, x_masks, u, ng)
+            dw, db = _weight_gradient(xs, dz2, u, ng, want_db)
         if needs[2]:
-            dr = _recurrent_gradient(cell, hprev, aux, dz, dzr, ctx.rmask, reset_after, u)
-        if ctx.has_bias and needs[3]:
-            db = _colsum(dz2)
-            if cell == "gru" and reset_after:
-                db = np.stack([db, _colsum(dzr.reshape(n * t_len, g))])
+            dr, db_rec = _recurrent_gradient(cell, hprev, aux, dz, dzr, ctx.rmask, reset_after, u,
+                                             want_db and gru_after)
+        if want_db:
+            if db is None:
+                db = _colsum(dz2)
+            if gru_after:
+                db = np.stack([db, db_rec if db_rec is not None else _colsum(dzr.reshape(n * t_len, g))])
+        else:
+            db = None
         dh0 = dh if ctx.has_h0 and needs[4] else None
         dc0 = dc if cell == "lstm" and ctx.has_c0 and needs[5] else None
         return dx, dw, dr, db, dh0, dc0
@@ -191,20 +206,21 @@ def _project_inputs(x, w, bias, x_masks, u):
     dtype = w.dtype
     z = np.empty((n, t_len, g), dtype)
     z2 = z.reshape(n * t_len, g)
-    dense = kernels.get("dense_forward")
+    project = kernels.get("rows_matmul")
+    threads = kernels.threads_for(z2.size)
     if x_masks is None or x_masks.shape[0] == 1:
         if x_masks is not None:
             x = x * x_masks[0][:, None, :].astype(dtype, copy=False)
         x2 = contiguous(x).reshape(n * t_len, k)
-        dense(x2, w, None if bias is None else contiguous(bias), 0, 0.0, z2, kernels.threads_for(z2.size))
+        project(x2, w, None if bias is None else contiguous(bias), z2, False, threads)
         return x2, z
     xs = []
     for gate in range(x_masks.shape[0]):
         cols = slice(gate * u, (gate + 1) * u)
         xg = contiguous(x * x_masks[gate][:, None, :].astype(dtype, copy=False)).reshape(n * t_len, k)
         zg = np.empty((n * t_len, u), dtype)
-        dense(xg, np.ascontiguousarray(w[:, cols]), None if bias is None else np.ascontiguousarray(bias[cols]),
-              0, 0.0, zg, kernels.threads_for(zg.size))
+        project(xg, np.ascontiguousarray(w[:, cols]), None if bias is None else np.ascontiguousarray(bias[cols]),
+                zg, False, threads)
         z2[:, cols] = zg
         xs.append(xg)
     return xs, z
@@ -212,7 +228,7 @@ def _project_inputs(x, w, bias, x_masks, u):
 
 def _input_gradient(dz2, w, x_masks, u, ng):
     if x_masks is None or x_masks.shape[0] == 1:
-        dx = _matmul(dz2, w, trans_b=True)
+        dx = _rows_matmul(dz2, w, trans_b=True)
         if x_masks is not None:
             n = x_masks.shape[1]
             dx = (dx.reshape(n, -1, w.shape[0]) * x_masks[0][:, None, :]).reshape(dx.shape)
@@ -221,28 +237,30 @@ def _input_gradient(dz2, w, x_masks, u, ng):
     dx = None
     for gate in range(ng):
         cols = slice(gate * u, (gate + 1) * u)
-        part = _matmul(np.ascontiguousarray(dz2[:, cols]), np.ascontiguousarray(w[:, cols]), trans_b=True)
+        part = _rows_matmul(np.ascontiguousarray(dz2[:, cols]), np.ascontiguousarray(w[:, cols]), trans_b=True)
         part = (part.reshape(n, -1, w.shape[0]) * x_masks[gate][:, None, :]).reshape(part.shape)
         dx = part if dx is None else dx + part
     return dx
 
 
-def _weight_gradient(xs, dz2, x_masks, u, ng):
+def _weight_gradient(xs, dz2, u, ng, colsum):
+    """(dW, db or None): x^T dz (per gate with per-gate input masks)."""
     if not isinstance(xs, list):
-        return _matmul(xs, dz2, trans_a=True)
-    parts = [_matmul(xs[gate], np.ascontiguousarray(dz2[:, gate * u:(gate + 1) * u]), trans_a=True)
+        return _tn_matmul(xs, dz2, colsum)
+    parts = [_tn_matmul(xs[gate], np.ascontiguousarray(dz2[:, gate * u:(gate + 1) * u]))[0]
              for gate in range(ng)]
-    return np.concatenate(parts, axis=1)
+    return np.concatenate(parts, axis=1), (_colsum(dz2) if colsum else None)
 
 
-def _recurrent_gradient(cell, hprev, aux, dz, dzr, rmask, reset_after, u):
+def _recurrent_gradient(cell, hprev, aux, dz, dzr, rmask, reset_after, u, colsum):
+    """(dR, column sums of the recurrent pre-activation gradient or None)."""
     n, t_len, g = dz.shape
     hp2 = hprev.reshape(n * t_len, u)
     if cell == "gru" and reset_after:
         dz = dzr
     dz2 = dz.reshape(n * t_len, g)
     if rmask is None and not (cell == "gru" and not reset_after):
-        return _matmul(hp2, dz2, trans_a=True)
+        return _tn_matmul(hp2, dz2, colsum)
     dr = np.empty((u, g), dtype=dz.dtype)
     for gate in range(g // u):
         cols = slice(gate * u, (gate + 1) * u)
@@ -252,8 +270,8 @@ def _recurrent_gradient(cell, hprev, aux, dz, dzr, rmask, reset_after, u):
             left = hp2
         else:
             left = (hprev * rmask[gate][:, None, :]).reshape(n * t_len, u)
-        dr[:, cols] = _matmul(left, np.ascontiguousarray(dz2[:, cols]), trans_a=True)
-    return dr
+        dr[:, cols] = _tn_matmul(left, np.ascontiguousarray(dz2[:, cols]))[0]
+    return dr, (_colsum(dz2) if colsum else None)
 
 
 class SimpleRNN(_Recurrence):

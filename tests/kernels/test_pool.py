@@ -55,16 +55,19 @@ def test_max_pool(shape, pool_size, strides, padding, dtype):
     argmax = np.full(out_shape, -1, dtype=np.int32)
     pool.max_pool2d_forward_argmax(x, *args, y2, argmax, 1)
     np.testing.assert_array_equal(y2, y)
-    # argmax points at a cell holding the maximum
-    flat = x.reshape(shape[0], -1, shape[3])
-    picked = np.take_along_axis(flat, argmax.reshape(shape[0], -1, shape[3]), axis=1).reshape(out_shape)
+    # argmax is the offset kh * PW + kw of a maximum from its window's origin
+    kh, kw = np.divmod(argmax, args[1])
+    ih = np.arange(oh)[None, :, None, None] * args[2] - args[4] + kh
+    iw = np.arange(ow)[None, None, :, None] * args[3] - args[5] + kw
+    assert ih.min() >= 0 and iw.min() >= 0 and ih.max() < shape[1] and iw.max() < shape[2]
+    picked = x[np.arange(shape[0])[:, None, None, None], ih, iw, np.arange(shape[3])]
     np.testing.assert_array_equal(picked, y)
 
     dy = rng.standard_normal(out_shape).astype(dtype)
     dx1 = np.full(shape, np.nan, dtype=dtype)
     dx2 = np.full(shape, np.nan, dtype=dtype)
-    pool.max_pool2d_backward(dy, argmax, args[0], args[2], args[4], dx1, 1)
-    pool.max_pool2d_backward(dy, argmax, args[0], args[2], args[4], dx2, 2)
+    pool.max_pool2d_backward(dy, argmax, *args, dx1, 1)
+    pool.max_pool2d_backward(dy, argmax, *args, dx2, 2)
     np.testing.assert_array_equal(dx1, dx2)  # independent of the thread count
     np.testing.assert_allclose(dx1, ref.pool2d_backward(x, dy, pool_size, strides, padding, "max"), **_tol(dtype))
 
@@ -100,7 +103,7 @@ def test_max_pool_ties_go_to_the_first_cell():
     pool.max_pool2d_forward_argmax(x, 2, 2, 2, 2, 0, 0, y, argmax, 1)
     assert argmax[0, 0, 0, 0] == 0
     dx = np.empty_like(x)
-    pool.max_pool2d_backward(np.ones_like(y), argmax, 2, 2, 0, dx, 1)
+    pool.max_pool2d_backward(np.ones_like(y), argmax, 2, 2, 2, 2, 0, 0, dx, 1)
     np.testing.assert_array_equal(dx.ravel(), [1, 0, 0, 0])
 
 
