@@ -15,8 +15,10 @@
 #     moments and ONNX's training mode use.
 #   - batch_norm_backward_params and batch_norm_backward_input are separate kernels (STYLE P3):
 #     dgamma/dbeta are always needed by dx, but dx is skipped for a model's first layer. Backward
-#     kernels are Cython as well: streaming loops the compiler vectorizes, and no JIT compile in
-#     the first training step (measured: benchmarks/bench_norm.py).
+#     kernels are Cython as well: streaming loops the compiler vectorizes. Measured at
+#     (65536, 64) float32, 2 threads: a Numba twin of batch_norm_backward_params ran in
+#     1.3-3.2 ms against Cython's 2.7-3.2 ms (a noisy shared machine) and costs ~4 s of JIT
+#     compile per dtype in the first training step; so Cython, compiled ahead of time.
 #   - Per-channel statistics (mean_c, var_c, inv_std_c) are float64 arrays whatever x's dtype.
 #
 # Legend: R rows (all axes but the channel axis, flattened), C channels.

@@ -1,32 +1,44 @@
 # Design: the recurrence of SimpleRNN, LSTM and GRU as one compiled loop over time, forward and
-# backward (BPTT), plus the embedding gather/scatter. Cython for both directions: forward because
-# inference needs it (predict never imports numba), backward because each step is a BLAS call on
-# strided sub-matrices (one time slice of a batch-major (N, T, G) buffer) followed by a fused
-# epilogue, which cython_blas reaches directly with leading dimensions (Numba's np.dot needs
-# contiguous operands, so every step would copy).
-#   - The op tier computes the input projection for all steps as one GEMM (z = x @ W + b, shape
-#     (N, T, G)) and the weight gradients as GEMMs over all steps (dW = x^T dz, dR = hprev^T dz);
-#     these kernels only run the sequential part.
-#   - Per step: one GEMM z[:, t] += h_{t-1} @ R accumulated straight into the time slice
-#     (ldc = T*G), then the gate epilogue per batch row: nonlinearities, state update, output
-#     write, all in one pass over the row. The activated gates overwrite z in place, which is what
-#     the backward pass reads (training keeps them; inference discards them).
-#   - OpenBLAS packs the whole recurrent kernel on every sgemm call (about 20 us for 128x512
-#     float32, measured), which dominates small batches: up to GEMV_ROWS rows, the step runs one
-#     sgemv per row instead (2 us per row). Larger steps use sgemm and BLAS's own threads.
-#   - The epilogue runs on the calling thread: starting an OpenMP team right after a threaded
-#     OpenBLAS call waits for OpenBLAS's spinning workers (see _gemm.pyx); the rows are
-#     independent, so results are identical whatever the thread count.
+# backward (BPTT), the GEMMs around it, and the embedding gather/scatter. Cython for both
+# directions: forward because inference needs it (predict never imports numba), backward because
+# each step is a small product on strided sub-matrices (one time slice of a batch-major (N, T, G)
+# buffer) plus a fused epilogue, reached here with leading dimensions and no copies (Numba's
+# np.dot needs contiguous operands and allocates).
+#   - The op tier runs the input projection of all steps as one product (rows_matmul: z = x W + b,
+#     (N, T, G)), then the recurrence kernel, and in backward the BPTT kernel, which yields the
+#     gate pre-activation gradients dz of all steps, then the weight gradients as products over
+#     all steps (rows_matmul_tn: dW = x^T dz, dR = hprev^T dz, db = column sums of dz) and
+#     dx = dz W^T (rows_matmul).
+#   - Per step: z[:, t] += h_{t-1} R accumulated straight into the time slice (ldc = T*G), then
+#     the gate epilogue per batch row: nonlinearities, state update, output write, in one pass
+#     (float32 LSTM with tanh/sigmoid: one fused C loop per row, forward and backward). The
+#     activated gates overwrite z, which is what backward reads.
+#   - float32 products use dlr_sgemm / dlr_sgemm_tn below (register tiles, AVX-512 / AVX2 / SSE2
+#     chosen at run time), not OpenBLAS, measured on the LSTM(128) shapes: OpenBLAS packs the
+#     whole recurrent kernel on every call (about 20 us for 128x512, so a 1-row step costs 22 us
+#     against 3 us here, a 32-row step 50 us against 17 us), and the weight-gradient products run
+#     at 156-187 GFLOPS against OpenBLAS's 82-111 on one core. Each output element is a single
+#     FMA chain in a fixed order, so results do not depend on the batch size, the tiling or the
+#     thread count. The copies of R the kernels read get a padded row stride (_pad_ld): a 2 KB
+#     stride put a column panel into two L1 sets and halved the step's speed.
+#   - float64 (gradient checks) goes through BLAS (dgemm/dgemv) in one chunk.
+#   - Threads: a per-step barrier costs a scheduler tick whenever a thread is descheduled (often,
+#     on a busy 2-core machine: one LSTM forward took 16 ms single-threaded against a 0.9 s median
+#     with 2-thread BLAS per step). So the batch is split into chunks of at least MIN_CHUNK_ROWS
+#     rows (n_threads of them at most) that each run the whole sequence with no barrier, and the
+#     products around the recurrence split rows or output columns the same way, on the same
+#     OpenMP team (a threaded BLAS call right after an OpenMP region waits for the team's
+#     spinning workers). BLAS is set to one thread during these kernels (bind_blas_threads).
 #   - float32 sigmoid and tanh use vectorizable polynomial approximations (Cephes expf and tanhf
 #     polynomials, about 2 ulp; NaN propagates), compiled for AVX-512, AVX2 and the baseline with
 #     GCC's target_clones where available; float64 and other activations use the exact
 #     _activations.pxd functions.
 #   - Masks (Keras semantics): a masked step keeps the states; its output is the previous output
 #     (zeros before the first valid step), or zeros with zero_output (Bidirectional's
-#     return_sequences layers). Masked rows still take part in the step's GEMM; their gates are
-#     not activated and their gate gradients are zero.
+#     return_sequences layers). Masked rows still take part in the step's product; their gates
+#     are not activated and their gate gradients are zero.
 #   - Recurrent dropout: rmask_knu holds one (N, U) mask per gate (Keras's implementation 1), so
-#     the step runs one GEMM per gate on h * mask[g].
+#     the step runs one product per gate on h * mask[g].
 #   - go_backwards is the op's business (it reverses x and the mask), so the kernels always run
 #     forward in time over their input.
 #
@@ -228,6 +240,71 @@ cdef extern from *:
         }                                                                                        \\
     }
 
+    /* Row-major float32 C (k, n)[:, j0:j1] = A^T B for A (m, k), B (m, n): the weight gradients
+       (hprev^T dz, x^T dz). Tiles of MR rows of C x NV vectors, the sum over the m rows of A and
+       B in blocks of DLR_TN_PB (A^T B's block panels stay in L1), each element one FMA chain
+       p = 0..m-1 carried across the blocks through C: results independent of the blocking and
+       of how [j0, j1) ranges split the columns between threads. */
+    #define DLR_TN_PB 128
+
+    #define DLR_TN_TILE(NAME, ATTR, VT, W, NV, MR)                                                \\
+    ATTR static inline void NAME(Py_ssize_t i0, Py_ssize_t j0, Py_ssize_t p0, Py_ssize_t p1,    \\
+                                 const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb, \\
+                                 float* C, Py_ssize_t ldc, int first) {                          \\
+        VT acc[MR][NV];                                                                          \\
+        VT bv[NV];                                                                               \\
+        int r, v;                                                                                \\
+        Py_ssize_t p;                                                                            \\
+        for (r = 0; r < MR; r++)                                                                 \\
+            for (v = 0; v < NV; v++) {                                                           \\
+                if (first) acc[r][v] = (VT){0};                                                  \\
+                else memcpy(&acc[r][v], C + (i0 + r) * ldc + j0 + v * W, sizeof(VT));           \\
+            }                                                                                    \\
+        for (p = p0; p < p1; p++) {                                                              \\
+            const float* b = B + p * ldb + j0;                                                   \\
+            const float* a = A + p * lda + i0;                                                   \\
+            for (v = 0; v < NV; v++) memcpy(&bv[v], b + v * W, sizeof(VT));                      \\
+            for (r = 0; r < MR; r++) {                                                           \\
+                float av = a[r];                                                                 \\
+                for (v = 0; v < NV; v++) acc[r][v] += av * bv[v];                                \\
+            }                                                                                    \\
+        }                                                                                        \\
+        for (r = 0; r < MR; r++)                                                                 \\
+            for (v = 0; v < NV; v++) memcpy(C + (i0 + r) * ldc + j0 + v * W, &acc[r][v], sizeof(VT)); \\
+    }
+
+    #define DLR_TN(NAME, ATTR, VT, W, NV)                                                        \\
+    DLR_TN_TILE(NAME##_mn, ATTR, VT, W, NV, DLR_MR)                                              \\
+    DLR_TN_TILE(NAME##_1n, ATTR, VT, W, NV, 1)                                                   \\
+    DLR_TN_TILE(NAME##_m1, ATTR, VT, W, 1, DLR_MR)                                               \\
+    DLR_TN_TILE(NAME##_11, ATTR, VT, W, 1, 1)                                                    \\
+    ATTR static void NAME(Py_ssize_t m, Py_ssize_t k, Py_ssize_t j0, Py_ssize_t j1,             \\
+                          const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb,       \\
+                          float* C, Py_ssize_t ldc) {                                            \\
+        Py_ssize_t p0, p1, i, j, p;                                                              \\
+        int first;                                                                               \\
+        for (p0 = 0; p0 < m; p0 += DLR_TN_PB) {                                                  \\
+            p1 = p0 + DLR_TN_PB < m ? p0 + DLR_TN_PB : m;                                        \\
+            first = p0 == 0;                                                                     \\
+            for (j = j0; j + NV * W <= j1; j += NV * W) {                                        \\
+                for (i = 0; i + DLR_MR <= k; i += DLR_MR)                                        \\
+                    NAME##_mn(i, j, p0, p1, A, lda, B, ldb, C, ldc, first);                      \\
+                for (; i < k; i++) NAME##_1n(i, j, p0, p1, A, lda, B, ldb, C, ldc, first);       \\
+            }                                                                                    \\
+            for (; j + W <= j1; j += W) {                                                        \\
+                for (i = 0; i + DLR_MR <= k; i += DLR_MR)                                        \\
+                    NAME##_m1(i, j, p0, p1, A, lda, B, ldb, C, ldc, first);                      \\
+                for (; i < k; i++) NAME##_11(i, j, p0, p1, A, lda, B, ldb, C, ldc, first);       \\
+            }                                                                                    \\
+            for (; j < j1; j++)                                                                  \\
+                for (i = 0; i < k; i++) {                                                        \\
+                    float acc = first ? 0.0f : C[i * ldc + j];                                   \\
+                    for (p = p0; p < p1; p++) acc += A[p * lda + i] * B[p * ldb + j];            \\
+                    C[i * ldc + j] = acc;                                                        \\
+                }                                                                                \\
+        }                                                                                        \\
+    }
+
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     typedef float dlr_v16 __attribute__((vector_size(64)));
     typedef float dlr_v8 __attribute__((vector_size(32)));
@@ -235,6 +312,9 @@ cdef extern from *:
     DLR_GEMM(dlr_sgemm_avx512, __attribute__((target("avx512f,avx512vl,avx2,fma"))), dlr_v16, 16, 4)
     DLR_GEMM(dlr_sgemm_avx2, __attribute__((target("avx2,fma"))), dlr_v8, 8, 2)
     DLR_GEMM(dlr_sgemm_base, , dlr_v4, 4, 2)
+    DLR_TN(dlr_sgemm_tn_avx512, __attribute__((target("avx512f,avx512vl,avx2,fma"))), dlr_v16, 16, 4)
+    DLR_TN(dlr_sgemm_tn_avx2, __attribute__((target("avx2,fma"))), dlr_v8, 8, 2)
+    DLR_TN(dlr_sgemm_tn_base, , dlr_v4, 4, 2)
     typedef void (*dlr_sgemm_fn)(int, int, int, const float*, Py_ssize_t, const float*, Py_ssize_t,
                                  float, float*, Py_ssize_t);
     static dlr_sgemm_fn dlr_sgemm_impl = 0;
@@ -253,9 +333,21 @@ cdef extern from *:
         }
         fn(m, n, k, A, lda, B, ldb, beta, C, ldc);
     }
+    static void dlr_sgemm_tn(Py_ssize_t m, Py_ssize_t k, Py_ssize_t j0, Py_ssize_t j1,
+                             const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb,
+                             float* C, Py_ssize_t ldc) {
+        if (dlr_sgemm_impl == 0) dlr_sgemm(0, 0, 0, A, lda, B, ldb, 0.0f, C, ldc);  /* pick the ISA */
+        if (dlr_sgemm_impl == dlr_sgemm_avx512)
+            dlr_sgemm_tn_avx512(m, k, j0, j1, A, lda, B, ldb, C, ldc);
+        else if (dlr_sgemm_impl == dlr_sgemm_avx2)
+            dlr_sgemm_tn_avx2(m, k, j0, j1, A, lda, B, ldb, C, ldc);
+        else
+            dlr_sgemm_tn_base(m, k, j0, j1, A, lda, B, ldb, C, ldc);
+    }
     #elif defined(__GNUC__)
     typedef float dlr_v4 __attribute__((vector_size(16)));
     DLR_GEMM(dlr_sgemm, , dlr_v4, 4, 2)
+    DLR_TN(dlr_sgemm_tn, , dlr_v4, 4, 2)
     #else
     static void dlr_sgemm(int m, int n, int k, const float* A, Py_ssize_t lda, const float* B,
                           Py_ssize_t ldb, float beta, float* C, Py_ssize_t ldc) {
@@ -268,13 +360,27 @@ cdef extern from *:
                 C[i * ldc + j] = beta != 0.0f ? acc + C[i * ldc + j] : acc;
             }
     }
+    static void dlr_sgemm_tn(Py_ssize_t m, Py_ssize_t k, Py_ssize_t j0, Py_ssize_t j1,
+                             const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb,
+                             float* C, Py_ssize_t ldc) {
+        Py_ssize_t i, j, p;
+        for (i = 0; i < k; i++)
+            for (j = j0; j < j1; j++) {
+                float acc = 0.0f;
+                for (p = 0; p < m; p++) acc += A[p * lda + i] * B[p * ldb + j];
+                C[i * ldc + j] = acc;
+            }
+    }
     #endif
     """
     void dlr_sgemm(int m, int n, int k, const float* A, Py_ssize_t lda, const float* B,
                    Py_ssize_t ldb, float beta, float* C, Py_ssize_t ldc) nogil
+    void dlr_sgemm_tn(Py_ssize_t m, Py_ssize_t k, Py_ssize_t j0, Py_ssize_t j1, const float* A,
+                      Py_ssize_t lda, const float* B, Py_ssize_t ldb, float* C,
+                      Py_ssize_t ldc) nogil
 
 
-# Up to this many rows, a recurrent step runs one gemv per row instead of one gemm (see Design).
+# float64 steps of up to this many rows run one BLAS gemv per row instead of a gemm.
 GEMV_ROWS = 8
 cdef int _GEMV_ROWS = GEMV_ROWS
 
@@ -538,12 +644,16 @@ def bind_blas_threads(size_t set_address, size_t get_address):
 
 
 cdef int _n_chunks(Py_ssize_t n, int n_threads) noexcept nogil:
+    """Chunks of at least MIN_CHUNK_ROWS rows (one when n_threads is 1); more chunks than
+    threads, handed out dynamically, so a descheduled thread's share moves to the other ones."""
     cdef Py_ssize_t c = n // _MIN_CHUNK_ROWS
-    if c > n_threads:
-        c = n_threads
-    if c < 1 or _blas_set == NULL or _blas_get == NULL:
+    if c < 1 or n_threads <= 1:
         c = 1
     return <int>c
+
+
+cdef inline int _team(int chunks, int n_threads) noexcept nogil:
+    return chunks if chunks < n_threads else n_threads
 
 
 cdef inline int _blas_single() noexcept nogil:
@@ -658,7 +768,7 @@ def simple_rnn_forward(floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug,
     cdef floating* y = <floating*>_ptr3(y_ntu)
     if N == 0 or T == 0 or U == 0:
         return
-    chunks = _n_chunks(N, n_threads)
+    chunks = 1 if floating is double else _n_chunks(N, n_threads)  # float64: BLAS, one chunk
     cdef floating* rp
     with nogil:
         old = _blas_single()
@@ -666,7 +776,7 @@ def simple_rnn_forward(floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug,
         if chunks == 1:
             _rnn_fwd(z, rp, mask, rm, activation, a, zero_output, h, hprev, y, N, T, U, 0, N)
         else:
-            for ch in prange(chunks, num_threads=chunks, schedule="static"):
+            for ch in prange(chunks, num_threads=_team(chunks, n_threads), schedule="dynamic"):
                 _rnn_fwd(z, rp, mask, rm, activation, a, zero_output, h, hprev, y, N, T, U,
                          ch * N // chunks, (ch + 1) * N // chunks)
         _blas_restore(old)
@@ -700,7 +810,7 @@ def simple_rnn_backward(const floating[:, :, ::1] z_ntg, const floating[:, ::1] 
     cdef const floating* dy = _ptr3(dy_ntu)
     cdef floating* dh = &dh_nu[0, 0]
     cdef floating* dz = &dz_ntg[0, 0, 0]
-    chunks = _n_chunks(N, n_threads)
+    chunks = 1 if floating is double else _n_chunks(N, n_threads)  # float64: BLAS, one chunk
     cdef floating* rt
     with nogil:
         old = _blas_single()
@@ -708,7 +818,7 @@ def simple_rnn_backward(const floating[:, :, ::1] z_ntg, const floating[:, ::1] 
         if chunks == 1:
             _rnn_bwd(z, rt, mask, rm, activation, a, zero_output, dy, dh, dz, N, T, U, 0, N)
         else:
-            for ch in prange(chunks, num_threads=chunks, schedule="static"):
+            for ch in prange(chunks, num_threads=_team(chunks, n_threads), schedule="dynamic"):
                 _rnn_bwd(z, rt, mask, rm, activation, a, zero_output, dy, dh, dz, N, T, U,
                          ch * N // chunks, (ch + 1) * N // chunks)
         _blas_restore(old)
@@ -863,7 +973,7 @@ def lstm_forward(floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug,
     cdef floating* hprev = <floating*>_ptr3(hprev_ntu)
     cdef floating* cprev = <floating*>_ptr3(cprev_ntu)
     cdef floating* y = <floating*>_ptr3(y_ntu)
-    chunks = _n_chunks(N, n_threads)
+    chunks = 1 if floating is double else _n_chunks(N, n_threads)  # float64: BLAS, one chunk
     cdef floating* rp
     with nogil:
         old = _blas_single()
@@ -872,7 +982,7 @@ def lstm_forward(floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug,
             _lstm_fwd(z, rp, mask, rm, activation, a, recurrent_activation, ra, zero_output, h, c,
                       hprev, cprev, y, N, T, U, 0, N)
         else:
-            for ch in prange(chunks, num_threads=chunks, schedule="static"):
+            for ch in prange(chunks, num_threads=_team(chunks, n_threads), schedule="dynamic"):
                 _lstm_fwd(z, rp, mask, rm, activation, a, recurrent_activation, ra, zero_output, h,
                           c, hprev, cprev, y, N, T, U, ch * N // chunks, (ch + 1) * N // chunks)
         _blas_restore(old)
@@ -911,7 +1021,7 @@ def lstm_backward(const floating[:, :, ::1] z_ntg, const floating[:, :, ::1] cpr
     cdef floating* dh = &dh_nu[0, 0]
     cdef floating* dc = &dc_nu[0, 0]
     cdef floating* dz = &dz_ntg[0, 0, 0]
-    chunks = _n_chunks(N, n_threads)
+    chunks = 1 if floating is double else _n_chunks(N, n_threads)  # float64: BLAS, one chunk
     cdef floating* rt
     with nogil:
         old = _blas_single()
@@ -920,7 +1030,7 @@ def lstm_backward(const floating[:, :, ::1] z_ntg, const floating[:, :, ::1] cpr
             _lstm_bwd(z, cprev, rt, mask, rm, activation, a, recurrent_activation, ra, zero_output, dy,
                       dh, dc, dz, N, T, U, 0, N)
         else:
-            for ch in prange(chunks, num_threads=chunks, schedule="static"):
+            for ch in prange(chunks, num_threads=_team(chunks, n_threads), schedule="dynamic"):
                 _lstm_bwd(z, cprev, rt, mask, rm, activation, a, recurrent_activation, ra, zero_output,
                           dy, dh, dc, dz, N, T, U, ch * N // chunks, (ch + 1) * N // chunks)
         _blas_restore(old)
@@ -1117,7 +1227,7 @@ def gru_forward(floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug, const fl
     cdef floating* hprev = <floating*>_ptr3(hprev_ntu)
     cdef floating* aux = &aux_ntu[0, 0, 0]
     cdef floating* y = <floating*>_ptr3(y_ntu)
-    chunks = _n_chunks(N, n_threads)
+    chunks = 1 if floating is double else _n_chunks(N, n_threads)  # float64: BLAS, one chunk
     cdef floating* rp
     with nogil:
         old = _blas_single()
@@ -1126,7 +1236,7 @@ def gru_forward(floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug, const fl
             _gru_fwd(z, rp, br, mask, rm, activation, a, recurrent_activation, ra, reset_after,
                      zero_output, h, hprev, aux, y, N, T, U, 0, N)
         else:
-            for ch in prange(chunks, num_threads=chunks, schedule="static"):
+            for ch in prange(chunks, num_threads=_team(chunks, n_threads), schedule="dynamic"):
                 _gru_fwd(z, rp, br, mask, rm, activation, a, recurrent_activation, ra, reset_after,
                          zero_output, h, hprev, aux, y, N, T, U, ch * N // chunks,
                          (ch + 1) * N // chunks)
@@ -1170,7 +1280,7 @@ def gru_backward(const floating[:, :, ::1] z_ntg, const floating[:, :, ::1] hpre
     cdef floating* dh = &dh_nu[0, 0]
     cdef floating* dz = &dz_ntg[0, 0, 0]
     cdef floating* dzr = <floating*>_ptr3(dzr_ntg)
-    chunks = _n_chunks(N, n_threads)
+    chunks = 1 if floating is double else _n_chunks(N, n_threads)  # float64: BLAS, one chunk
     cdef floating* rt
     with nogil:
         old = _blas_single()
@@ -1179,7 +1289,7 @@ def gru_backward(const floating[:, :, ::1] z_ntg, const floating[:, :, ::1] hpre
             _gru_bwd(z, hprev, aux, rt, mask, rm, activation, a, recurrent_activation, ra, reset_after,
                      zero_output, dy, dh, dz, dzr, N, T, U, 0, N)
         else:
-            for ch in prange(chunks, num_threads=chunks, schedule="static"):
+            for ch in prange(chunks, num_threads=_team(chunks, n_threads), schedule="dynamic"):
                 _gru_bwd(z, hprev, aux, rt, mask, rm, activation, a, recurrent_activation, ra,
                          reset_after, zero_output, dy, dh, dz, dzr, N, T, U, ch * N // chunks,
                          (ch + 1) * N // chunks)
@@ -1265,6 +1375,7 @@ def step_matmul(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, 
 TN_BLOCKS = 16
 cdef Py_ssize_t _TN_BLOCKS = TN_BLOCKS
 cdef Py_ssize_t _TN_MIN_ROWS = 64
+cdef Py_ssize_t _ROWS_CHUNK = 256
 
 
 def rows_matmul(const floating[:, ::1] a_mk, const floating[:, ::1] b_kn, const floating[::1] bias_n,
@@ -1292,10 +1403,8 @@ def rows_matmul(const floating[:, ::1] a_mk, const floating[:, ::1] b_kn, const 
                 c[i * N + j] = bias[j] if bias != NULL else 0
         return
     a = &a_mk[0, 0]
-    chunks = <int>(M // _TN_MIN_ROWS)
-    if chunks > n_threads:
-        chunks = n_threads
-    if chunks < 1 or (floating is double and _blas_set == NULL):
+    chunks = <int>(M // _ROWS_CHUNK)  # dynamic chunks, more than threads (see _n_chunks)
+    if chunks < 1 or n_threads <= 1 or floating is double:  # float64: BLAS, one chunk
         chunks = 1
     ldb = _pad_ld(N)
     with nogil:
@@ -1304,7 +1413,7 @@ def rows_matmul(const floating[:, ::1] a_mk, const floating[:, ::1] b_kn, const 
         if chunks == 1:
             _rows_mm(a, K, bp, ldb, bias, c, N, 0, M)
         else:
-            for ch in prange(chunks, num_threads=chunks, schedule="static"):
+            for ch in prange(chunks, num_threads=_team(chunks, n_threads), schedule="dynamic"):
                 _rows_mm(a, K, bp, ldb, bias, c, N, ch * M // chunks, (ch + 1) * M // chunks)
         _blas_restore(old)
         free(bp)
@@ -1331,8 +1440,9 @@ def rows_matmul_tn(const floating[:, ::1] a_mk, const floating[:, ::1] b_mn, flo
                    floating[::1] colsum_n, int n_threads=1):
     """c_kn = a_mk^T @ b_mn (a sum over the M rows), and colsum_n = column sums of b_mn.
 
-    Rows are summed in fixed blocks (at most TN_BLOCKS, independent of n_threads), one partial
-    product per block on the threads, then the partials added in block order.
+    float32: dlr_sgemm_tn, each thread owning a range of output columns (one FMA chain per
+    element over the rows in order). float64: fixed blocks of rows (at most TN_BLOCKS,
+    independent of n_threads), one BLAS partial product per block, added in block order.
     a_mk: (M, K) float32/64, C-contiguous, IN
     b_mn: (M, N) same dtype, C-contiguous, IN
     c_kn: (K, N) same dtype, C-contiguous, OUT
@@ -1366,6 +1476,17 @@ def rows_matmul_tn(const floating[:, ::1] a_mk, const floating[:, ::1] b_mn, flo
     if threads < 1 or _blas_set == NULL:
         threads = 1
     size = K * N
+    if floating is float:
+        # ranges of 64 output columns over all rows, handed out dynamically: no partial sums
+        blocks = (N + 63) // 64
+        sums = NULL if colsum_n is None else &colsum_n[0]
+        with nogil:
+            if n_threads <= 1 or blocks == 1:
+                _tn_columns(a, b, c, sums, M, K, N, 0, N)
+            else:
+                for blk in prange(blocks, num_threads=_team(<int>blocks, n_threads), schedule="dynamic"):
+                    _tn_columns(a, b, c, sums, M, K, N, blk * 64, N if blk == blocks - 1 else blk * 64 + 64)
+        return
     with nogil:
         old = _blas_single()
         parts = c if blocks == 1 else <floating*>malloc((blocks * size + 1) * sizeof(floating))
@@ -1394,6 +1515,21 @@ def rows_matmul_tn(const floating[:, ::1] a_mk, const floating[:, ::1] b_mn, flo
                     acc = acc + sums[blk * N + j]
                 colsum_n[j] = acc
             free(sums)
+
+
+cdef void _tn_columns(const float* a, const float* b, float* c, float* sums, Py_ssize_t M,
+                      Py_ssize_t K, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """c[:, j0:j1] = a^T b[:, j0:j1] and sums[j0:j1] = column sums, every row in order."""
+    cdef Py_ssize_t i, j
+    cdef const float* row
+    dlr_sgemm_tn(M, K, j0, j1, a, K, b, N, c, N)
+    if sums != NULL:
+        for j in range(j0, j1):
+            sums[j] = 0
+        for i in range(M):
+            row = b + i * N
+            for j in range(j0, j1):
+                sums[j] = sums[j] + row[j]
 
 
 cdef void _tn_block(const floating* a, const floating* b, Py_ssize_t K, Py_ssize_t N, Py_ssize_t r0,

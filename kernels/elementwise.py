@@ -37,7 +37,9 @@ from ._elementwise import (
     SOFTPLUS,
     SOFTSIGN,
     TANH,
+    FAST_BACKWARD_CODES,
     activation_forward,
+    fast_activation_backward,
     log_softmax_forward,
     softmax_forward,
 )
@@ -133,8 +135,25 @@ def _backward_block(code, x, y, dy, alpha, dx, i0, i1):
             dx[i] = dy[i]
 
 
-@jit(parallel=True)
 def activation_backward(code, x, y, dy, alpha, dx_out):
+    """dx_out = dy * act_code'(x) for the elementwise codes 0..14 (see ACTIVATIONS).
+
+    x: (N,) float32/64, C-contiguous, IN (the forward input)
+    y: (N,) same dtype, C-contiguous, IN (the forward output)
+    dy: (N,) same dtype, C-contiguous, IN (may be the same buffer as dx_out)
+    dx_out: (N,) same dtype, C-contiguous, OUT
+
+    linear, relu, sigmoid and tanh run the vectorized Cython loop (fast_activation_backward),
+    the others the Numba kernel; both give the same values.
+    """
+    if code in FAST_BACKWARD_CODES:
+        fast_activation_backward(code, x, y, dy, alpha, dx_out, _config.threads_for(x.shape[0]))
+    else:
+        _activation_backward_numba(code, x, y, dy, alpha, dx_out)
+
+
+@jit(parallel=True)
+def _activation_backward_numba(code, x, y, dy, alpha, dx_out):
     """dx_out = dy * act_code'(x) for the elementwise codes 0..14 (see ACTIVATIONS).
 
     x: (N,) float32/64, C-contiguous, IN (the forward input)

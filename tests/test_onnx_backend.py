@@ -26,10 +26,12 @@ def onnx_table(request):
     full = request.config.getoption("capture") == "no" or request.config.getoption("verbose") > 0
     text = onnx_oracle.table(rows)
     text = text if full else text.splitlines()[-1] + " (the table: pytest -s, or python tests/onnx_oracle.py)"
-    if reporter is not None:
-        reporter.write_line("")
-        for line in text.splitlines():
-            reporter.write_line(line)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # teardown output is captured otherwise
+            reporter.write_line("")
+            for line in text.splitlines():
+                reporter.write_line(line)
 
 
 def test_cases_were_found():

@@ -114,7 +114,7 @@ CASE_IDS = ["simple_rnn", "lstm", "gru_reset_after", "gru_reset_before"]
 def test_kernel_table():
     assert set(recurrent.KERNELS) == {
         "simple_rnn_forward", "simple_rnn_backward", "lstm_forward", "lstm_backward", "gru_forward",
-        "gru_backward", "embedding_forward", "embedding_backward"}
+        "gru_backward", "embedding_forward", "embedding_backward", "rows_matmul", "rows_matmul_tn"}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -362,3 +362,62 @@ def test_batch_chunks_match_one_chunk(cell, extra, with_mask):
         results.append((y, h, dz, dh))
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+# ---- the GEMMs: the per-step product and the ones around the recurrence -------------------------
+SHAPES = [(1, 128, 512), (3, 5, 7), (4, 16, 64), (9, 33, 130), (70, 128, 384), (17, 1, 3)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k,n", SHAPES)
+def test_step_matmul(dtype, m, k, n):
+    r_ = rng(m * k + n)
+    a, b, c0 = (r_.normal(size=s).astype(dtype) for s in ((m, k), (k, n), (m, n)))
+    c = c0.copy()
+    recurrent.step_matmul(a, b, c, 0.0)
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b, **TOL[dtype] if dtype == np.float64 else
+                               dict(rtol=1e-5, atol=1e-5 * np.sqrt(k)))
+    c = c0.copy()
+    recurrent.step_matmul(a, b, c, 1.0)
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b + c0, rtol=1e-5, atol=1e-5 * np.sqrt(k))
+
+
+def test_step_matmul_rows_do_not_depend_on_the_batch():
+    """Each output element is one FMA chain, whichever tile (4-row, 1-row, scalar tail) computes
+    it: a row's result is the same in a 1-row product and inside a 70-row one."""
+    r_ = rng(3)
+    a = r_.normal(size=(70, 128)).astype(np.float32)
+    b = r_.normal(size=(128, 515)).astype(np.float32)
+    full = np.empty((70, 515), np.float32)
+    recurrent.step_matmul(a, b, full)
+    for i in (0, 3, 68, 69):
+        one = np.empty((1, 515), np.float32)
+        recurrent.step_matmul(a[i:i + 1].copy(), b, one)
+        np.testing.assert_array_equal(one[0], full[i])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k,n", [(3200, 32, 512), (7, 3, 5), (130, 17, 40), (1, 5, 70), (0, 3, 4)])
+def test_rows_matmul_and_tn(dtype, m, k, n):
+    r_ = rng(m + k + n)
+    a = r_.normal(size=(m, k)).astype(dtype)
+    b = r_.normal(size=(k, n)).astype(dtype)
+    bias = r_.normal(size=n).astype(dtype)
+    bb = r_.normal(size=(m, n)).astype(dtype)
+    tol = dict(rtol=1e-4, atol=1e-4 * np.sqrt(max(m, k, 1))) if dtype == np.float32 else TOL[dtype]
+    results = []
+    for threads in (1, 2):
+        c = np.empty((m, n), dtype)
+        recurrent.rows_matmul(a, b, bias, c, False, threads)
+        np.testing.assert_allclose(c, a.astype(np.float64) @ b + bias, **tol)
+        ct = np.empty((m, n), dtype)
+        recurrent.rows_matmul(a, np.ascontiguousarray(b.T), None, ct, True, threads)
+        np.testing.assert_allclose(ct, a.astype(np.float64) @ b, **tol)
+        tn = np.empty((k, n), dtype)
+        sums = np.empty(n, dtype)
+        recurrent.rows_matmul_tn(a, bb, tn, sums, threads)
+        np.testing.assert_allclose(tn, a.T.astype(np.float64) @ bb, **tol)
+        np.testing.assert_allclose(sums, bb.sum(axis=0, dtype=np.float64), **tol)
+        results.append((c, ct, tn, sums))
+    for x, y in zip(*results):
+        np.testing.assert_array_equal(x, y)  # no dependence on the thread count
