@@ -242,7 +242,8 @@ cdef extern from *:
 
     /* Row-major float32 C (k, n)[:, j0:j1] = A^T B for A (m, k), B (m, n): the weight gradients
        (hprev^T dz, x^T dz). Tiles of MR rows of C x NV vectors, the sum over the m rows of A and
-       B in blocks of DLR_TN_PB (A^T B's block panels stay in L1), each element one FMA chain
+       B in blocks of DLR_TN_PB (each block of a column panel of B packed once, so the power-of-two
+       row stride of dz does not thrash L1 across the row tiles), each element one FMA chain
        p = 0..m-1 carried across the blocks through C: results independent of the blocking and
        of how [j0, j1) ranges split the columns between threads. */
     #define DLR_TN_PB 128
@@ -283,13 +284,17 @@ cdef extern from *:
                           float* C, Py_ssize_t ldc) {                                            \\
         Py_ssize_t p0, p1, i, j, p;                                                              \\
         int first;                                                                               \\
+        float bp[DLR_TN_PB * NV * W];  /* one block of a column panel of B, packed */          \\
         for (p0 = 0; p0 < m; p0 += DLR_TN_PB) {                                                  \\
             p1 = p0 + DLR_TN_PB < m ? p0 + DLR_TN_PB : m;                                        \\
             first = p0 == 0;                                                                     \\
             for (j = j0; j + NV * W <= j1; j += NV * W) {                                        \\
+                for (p = p0; p < p1; p++)                                                        \\
+                    memcpy(bp + (p - p0) * NV * W, B + p * ldb + j, NV * W * sizeof(float));     \\
                 for (i = 0; i + DLR_MR <= k; i += DLR_MR)                                        \\
-                    NAME##_mn(i, j, p0, p1, A, lda, B, ldb, C, ldc, first);                      \\
-                for (; i < k; i++) NAME##_1n(i, j, p0, p1, A, lda, B, ldb, C, ldc, first);       \\
+                    NAME##_mn(i, 0, 0, p1 - p0, A + p0 * lda, lda, bp, NV * W, C + j, ldc, first); \\
+                for (; i < k; i++)                                                               \\
+                    NAME##_1n(i, 0, 0, p1 - p0, A + p0 * lda, lda, bp, NV * W, C + j, ldc, first); \\
             }                                                                                    \\
             for (; j + W <= j1; j += W) {                                                        \\
                 for (i = 0; i + DLR_MR <= k; i += DLR_MR)                                        \\
