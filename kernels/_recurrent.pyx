@@ -1433,11 +1433,11 @@ cdef void _rows_mm(const floating* a, Py_ssize_t K, const floating* b, Py_ssize_
     r0 = i0
     while r0 < i1:
         r1 = r0 + step if r0 + step < i1 else i1
-        _mm(<int>(r1 - r0), <int>N, <int>K, a + r0 * K, <int>K, b, <int>ldb, 0, c + r0 * N, <int>N)
-        if bias != NULL:
+        if bias != NULL:  # the bias starts each element's sum (beta = 1): one pass over c
             for i in range(r0, r1):
-                for j in range(N):
-                    c[i * N + j] = c[i * N + j] + bias[j]
+                memcpy(c + i * N, bias, N * sizeof(floating))
+        _mm(<int>(r1 - r0), <int>N, <int>K, a + r0 * K, <int>K, b, <int>ldb, 1 if bias != NULL else 0,
+            c + r0 * N, <int>N)
         r0 = r1
 
 
