@@ -234,7 +234,8 @@ class Trainer:
         self._require_compiled("training")
         if _reset:
             x, y, sample_weight = _prepare_data(x, y, sample_weight, "train_on_batch")
-            y = self._check_targets(x, y, "train_on_batch")
+            # one batch: the step itself checks the input shapes, so skip the extra forward pass
+            y = self._check_targets(x, y, "train_on_batch", forward=False)
             if class_weight is not None:
                 sample_weight = _apply_class_weight(y, class_weight, sample_weight)
         with GradientTape() as tape:
@@ -351,13 +352,35 @@ class Trainer:
                              f"output names {names}")
         return [y[name] for name in names]
 
-    def _check_targets(self, x, y, where):
+    def _output_sample(self, x):
+        """Zero arrays shaped like one sample of each output (batch 1), from the symbolic graph
+        when the model has one (no forward pass, so train_on_batch stays cheap), else from a
+        forward pass on the first sample."""
+        from .symbolic import KerasTensor, map_structure
+
+        struct = getattr(self, "_output_struct", None)
+        if struct is None:
+            try:
+                struct = self.output
+            except (AttributeError, ValueError):
+                struct = None
+        if struct is not None and all(isinstance(t, KerasTensor) for t in flatten(struct)):
+            return map_structure(
+                lambda t: Tensor(np.zeros((1,) + tuple(1 if d is None else d for d in t.shape[1:]), t.dtype)),
+                struct)
+        with no_grad():
+            return self(_slice(x, slice(0, 1)), training=False)
+
+    def _check_targets(self, x, y, where, forward=True):
         """Fail before training on targets the loss cannot take (shape, class range). Returns the
         targets, a dict of them ordered as the outputs (a list)."""
         if y is None:
             raise ValueError(f"{where}: the model needs targets `y` to compute its loss; received y=None")
-        with no_grad():
-            sample = self(_slice(x, slice(0, 1)), training=False)
+        if forward:  # also validates the inputs' shapes against the model before any update
+            with no_grad():
+                sample = self(_slice(x, slice(0, 1)), training=False)
+        else:
+            sample = self._output_sample(x)
         if isinstance(y, dict):
             y = self._targets_list(y, sample)
         y_true, y_pred = _as_list(y), _as_list(sample)
