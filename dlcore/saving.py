@@ -236,7 +236,7 @@ def _model_config(model):
         raise TypeError(f"Expected a dlcore Model, received {type(model).__name__}")
     owner = next(klass for klass in type(model).__mro__ if "get_config" in vars(klass))
     if owner in (Model, Layer):
-        raise NotImplementedError(
+        raise TypeError(
             f"Model '{model.name}' is a subclassed model ({type(model).__name__}) without its own "
             "get_config(), so its architecture cannot be saved. Save its weights with "
             "model.save_weights('model.weights.dlc') (and rebuild the model in code before "

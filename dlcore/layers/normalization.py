@@ -41,8 +41,8 @@ class BatchNormalization(Layer):
         if epsilon <= 0:
             raise ValueError(f"BatchNormalization: `epsilon` must be positive, received epsilon={epsilon!r}")
         if renorm:
-            raise NotImplementedError("BatchNormalization: renorm=True (batch renormalization) is not "
-                                      "supported by dlcore; use renorm=False.")
+            raise ValueError("BatchNormalization: renorm=True (batch renormalization) is not "
+                             "supported by dlcore; use renorm=False. Received renorm=True")
         if synchronized:
             raise ValueError("BatchNormalization: synchronized=True needs a distributed TensorFlow strategy; "
                              "dlcore runs on one device. Received synchronized=True")

@@ -123,3 +123,4 @@ def test_empty_batch_is_a_no_op():
     y = np.empty((0, 2, 2, 2), np.float32)
     pool.max_pool2d_forward(x, 2, 2, 2, 2, 0, 0, y, 1)
     pool.avg_pool2d_forward(x, 2, 2, 2, 2, 0, 0, y, 1)
+    assert y.shape == (0, 2, 2, 2)

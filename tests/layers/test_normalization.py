@@ -167,7 +167,7 @@ def test_config_and_errors():
     layer(np.zeros((2, 3), "float32"))
     with pytest.raises(ValueError, match=r"layer 'bn2'.*axis -1 of input shape to have value 3.*\(2, 4\)"):
         layer(np.zeros((2, 4), "float32"))
-    with pytest.raises(NotImplementedError, match="renorm"):
+    with pytest.raises(ValueError, match="renorm"):
         layers.BatchNormalization(renorm=True)
     with pytest.raises(ValueError, match="epsilon"):
         layers.BatchNormalization(epsilon=0)
