@@ -27,3 +27,35 @@ def test_recurrent_forward(benchmark, cell, batch):
 def test_recurrent_forward_backward(benchmark, cell):
     layer, x, flops = _setup(cell, 64)
     measure(benchmark, layer_train_step(layer, x), flops=3 * flops)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_recurrent_forward_backward_masked(benchmark, cell):
+    """Variable-length batch: half the sequences padded to twice their length (mask skips it)."""
+    import numpy as np
+
+    import dlcore as dl
+
+    layer, x, flops = _setup(cell, 64)
+    mask = np.ones(x.shape[:2], dtype=bool)
+    mask[::2, x.shape[1] // 2:] = False
+    xt = dl.Variable(x)
+
+    def step():
+        with dl.GradientTape() as tape:
+            tape.watch(xt)
+            loss = dl.ops.sum(layer(xt, mask=mask, training=True))
+        return tape.gradient(loss, [xt, *layer.trainable_weights])
+
+    step()
+    measure(benchmark, step, flops=3 * flops)
+
+
+@pytest.mark.parametrize("rows", [1, 32, 64])
+def test_step_matmul_kernel(benchmark, rows):
+    """The per-step product h @ R of LSTM(128): (rows, 128) @ (128, 512), float32."""
+    from dlcore.kernels import recurrent
+
+    h, r = rand(rows, 128), rand(128, 512)
+    out = rand(rows, 512)
+    measure(benchmark, lambda: recurrent.step_matmul(h, r, out), flops=2 * rows * 128 * 512)

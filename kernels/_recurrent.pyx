@@ -172,14 +172,17 @@ cdef extern from *:
 
     #define DLR_TILE(NAME, ATTR, VT, W, NV, MR)                                                   \\
     ATTR static inline void NAME(Py_ssize_t i0, Py_ssize_t j0, int k, const float* A,           \\
-                                 Py_ssize_t lda, const float* B, Py_ssize_t ldb, float beta,    \\
+                                 Py_ssize_t lda, const float* B, Py_ssize_t ldb, float beta, const float* bias,    \\
                                  float* C, Py_ssize_t ldc) {                                     \\
         VT acc[MR][NV];                                                                          \\
         VT bv[NV];                                                                               \\
         VT old;                                                                                  \\
         int r, v, p;                                                                             \\
         for (r = 0; r < MR; r++)                                                                 \\
-            for (v = 0; v < NV; v++) acc[r][v] = (VT){0};                                        \\
+            for (v = 0; v < NV; v++) {                                                           \\
+                if (bias) memcpy(&acc[r][v], bias + j0 + v * W, sizeof(VT));                     \\
+                else acc[r][v] = (VT){0};                                                        \\
+            }                                                                                    \\
         for (p = 0; p < k; p++) {                                                                \\
             const float* b = B + (Py_ssize_t)p * ldb + j0;                                       \\
             for (v = 0; v < NV; v++) memcpy(&bv[v], b + v * W, sizeof(VT));                      \\
@@ -205,38 +208,38 @@ cdef extern from *:
     #define DLR_GEMM(NAME, ATTR, VT, W, NV)                                                      \\
     DLR_TILE(NAME##_mn, ATTR, VT, W, NV, DLR_MR)                                                 \\
     DLR_TILE(NAME##_m1, ATTR, VT, W, 1, DLR_MR)                                                  \\
-    DLR_TILE(NAME##_1w, ATTR, VT, W, 2 * NV, 1)                                                  \\
+    DLR_TILE(NAME##_1w, ATTR, VT, W, 4 * NV, 1)                                                  \\
     DLR_TILE(NAME##_11, ATTR, VT, W, 1, 1)                                                       \\
     ATTR static void NAME##_tail(Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t j, int n, int k,     \\
                                  const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb, \\
-                                 float beta, float* C, Py_ssize_t ldc) {                         \\
+                                 float beta, const float* bias, float* C, Py_ssize_t ldc) {                         \\
         Py_ssize_t i;                                                                            \\
         int p;                                                                                   \\
         for (; j < n; j++) {                                                                     \\
             for (i = i0; i < i1; i++) {                                                          \\
-                float acc = 0.0f;                                                                \\
+                float acc = bias ? bias[j] : 0.0f;                                               \\
                 for (p = 0; p < k; p++) acc += A[i * lda + p] * B[(Py_ssize_t)p * ldb + j];      \\
                 C[i * ldc + j] = beta != 0.0f ? acc + C[i * ldc + j] : acc;                      \\
             }                                                                                    \\
         }                                                                                        \\
     }                                                                                            \\
     ATTR static void NAME(int m, int n, int k, const float* A, Py_ssize_t lda, const float* B,  \\
-                          Py_ssize_t ldb, float beta, float* C, Py_ssize_t ldc) {               \\
+                          Py_ssize_t ldb, float beta, const float* bias, float* C, Py_ssize_t ldc) {               \\
         Py_ssize_t i0, i1, i, j;                                                                 \\
         Py_ssize_t m4 = m - m % DLR_MR;                                                          \\
         for (i0 = 0; i0 < m4; i0 += DLR_ROW_BLOCK) {                                             \\
             i1 = i0 + DLR_ROW_BLOCK < m4 ? i0 + DLR_ROW_BLOCK : m4;                              \\
             for (j = 0; j + NV * W <= n; j += NV * W)                                            \\
-                for (i = i0; i < i1; i += DLR_MR) NAME##_mn(i, j, k, A, lda, B, ldb, beta, C, ldc); \\
+                for (i = i0; i < i1; i += DLR_MR) NAME##_mn(i, j, k, A, lda, B, ldb, beta, bias, C, ldc); \\
             for (; j + W <= n; j += W)                                                           \\
-                for (i = i0; i < i1; i += DLR_MR) NAME##_m1(i, j, k, A, lda, B, ldb, beta, C, ldc); \\
-            NAME##_tail(i0, i1, j, n, k, A, lda, B, ldb, beta, C, ldc);                          \\
+                for (i = i0; i < i1; i += DLR_MR) NAME##_m1(i, j, k, A, lda, B, ldb, beta, bias, C, ldc); \\
+            NAME##_tail(i0, i1, j, n, k, A, lda, B, ldb, beta, bias, C, ldc);                          \\
         }                                                                                        \\
         for (i = m4; i < m; i++) {                                                               \\
-            for (j = 0; j + 2 * NV * W <= n; j += 2 * NV * W)                                    \\
-                NAME##_1w(i, j, k, A, lda, B, ldb, beta, C, ldc);                                \\
-            for (; j + W <= n; j += W) NAME##_11(i, j, k, A, lda, B, ldb, beta, C, ldc);         \\
-            NAME##_tail(i, i + 1, j, n, k, A, lda, B, ldb, beta, C, ldc);                        \\
+            for (j = 0; j + 4 * NV * W <= n; j += 4 * NV * W)                                    \\
+                NAME##_1w(i, j, k, A, lda, B, ldb, beta, bias, C, ldc);                                \\
+            for (; j + W <= n; j += W) NAME##_11(i, j, k, A, lda, B, ldb, beta, bias, C, ldc);         \\
+            NAME##_tail(i, i + 1, j, n, k, A, lda, B, ldb, beta, bias, C, ldc);                        \\
         }                                                                                        \\
     }
 
@@ -321,10 +324,10 @@ cdef extern from *:
     DLR_TN(dlr_sgemm_tn_avx2, __attribute__((target("avx2,fma"))), dlr_v8, 8, 2)
     DLR_TN(dlr_sgemm_tn_base, , dlr_v4, 4, 2)
     typedef void (*dlr_sgemm_fn)(int, int, int, const float*, Py_ssize_t, const float*, Py_ssize_t,
-                                 float, float*, Py_ssize_t);
+                                 float, const float*, float*, Py_ssize_t);
     static dlr_sgemm_fn dlr_sgemm_impl = 0;
     static void dlr_sgemm(int m, int n, int k, const float* A, Py_ssize_t lda, const float* B,
-                          Py_ssize_t ldb, float beta, float* C, Py_ssize_t ldc) {
+                          Py_ssize_t ldb, float beta, const float* bias, float* C, Py_ssize_t ldc) {
         dlr_sgemm_fn fn = dlr_sgemm_impl;
         if (fn == 0) {  /* chosen once; a race only stores the same pointer twice */
             __builtin_cpu_init();
@@ -336,12 +339,12 @@ cdef extern from *:
                 fn = dlr_sgemm_base;
             dlr_sgemm_impl = fn;
         }
-        fn(m, n, k, A, lda, B, ldb, beta, C, ldc);
+        fn(m, n, k, A, lda, B, ldb, beta, bias, C, ldc);
     }
     static void dlr_sgemm_tn(Py_ssize_t m, Py_ssize_t k, Py_ssize_t j0, Py_ssize_t j1,
                              const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb,
                              float* C, Py_ssize_t ldc) {
-        if (dlr_sgemm_impl == 0) dlr_sgemm(0, 0, 0, A, lda, B, ldb, 0.0f, C, ldc);  /* pick the ISA */
+        if (dlr_sgemm_impl == 0) dlr_sgemm(0, 0, 0, A, lda, B, ldb, 0.0f, 0, C, ldc);  /* pick the ISA */
         if (dlr_sgemm_impl == dlr_sgemm_avx512)
             dlr_sgemm_tn_avx512(m, k, j0, j1, A, lda, B, ldb, C, ldc);
         else if (dlr_sgemm_impl == dlr_sgemm_avx2)
@@ -355,12 +358,12 @@ cdef extern from *:
     DLR_TN(dlr_sgemm_tn, , dlr_v4, 4, 2)
     #else
     static void dlr_sgemm(int m, int n, int k, const float* A, Py_ssize_t lda, const float* B,
-                          Py_ssize_t ldb, float beta, float* C, Py_ssize_t ldc) {
+                          Py_ssize_t ldb, float beta, const float* bias, float* C, Py_ssize_t ldc) {
         Py_ssize_t i, j;
         int p;
         for (i = 0; i < m; i++)
             for (j = 0; j < n; j++) {
-                float acc = 0.0f;
+                float acc = bias ? bias[j] : 0.0f;
                 for (p = 0; p < k; p++) acc += A[i * lda + p] * B[(Py_ssize_t)p * ldb + j];
                 C[i * ldc + j] = beta != 0.0f ? acc + C[i * ldc + j] : acc;
             }
@@ -379,7 +382,7 @@ cdef extern from *:
     #endif
     """
     void dlr_sgemm(int m, int n, int k, const float* A, Py_ssize_t lda, const float* B,
-                   Py_ssize_t ldb, float beta, float* C, Py_ssize_t ldc) nogil
+                   Py_ssize_t ldb, float beta, const float* bias, float* C, Py_ssize_t ldc) nogil
     void dlr_sgemm_tn(Py_ssize_t m, Py_ssize_t k, Py_ssize_t j0, Py_ssize_t j1, const float* A,
                       Py_ssize_t lda, const float* B, Py_ssize_t ldb, float* C,
                       Py_ssize_t ldc) nogil
@@ -423,7 +426,7 @@ cdef void _mm(int m, int n, int k, const floating* a, int lda, const floating* b
             _scale_row(c + <Py_ssize_t>i * ldc, n, beta)
         return
     if floating is float:
-        dlr_sgemm(m, n, k, a, lda, b, ldb, beta, c, ldc)
+        dlr_sgemm(m, n, k, a, lda, b, ldb, beta, NULL, c, ldc)
         return
     if m <= _GEMV_ROWS:
         # b row-major (k, n) is column-major (n, k) with leading dimension ldb: c_row = B @ a_row
@@ -593,6 +596,11 @@ cdef void _project_back(const floating* dz, int ldz, const floating* rmask, Py_s
                 d[j] = d[j] + w[j] * m[j]
 
 
+# Forward passes with fewer rows read R in place: the padded copy (_pad_ld) costs more than it
+# saves when a step is one or two row products (batch-1 inference: 10 us of a 120 us call).
+cdef Py_ssize_t _PAD_MIN_ROWS = 8
+
+
 cdef inline Py_ssize_t _pad_ld(Py_ssize_t cols) noexcept nogil:
     """Row stride of the kernels' copies of the recurrent kernel: cols rounded up to 16 floats,
     plus 16 when that is an even number of 64-byte lines. A power-of-two stride (2 KB for
@@ -687,7 +695,7 @@ cdef inline const floating* _ptr3(const floating[:, :, ::1] a) noexcept nogil:
 
 
 # ---- SimpleRNN ---------------------------------------------------------------------------------
-cdef void _rnn_fwd(floating* z, const floating* r, const unsigned char* mask, const floating* rm,
+cdef void _rnn_fwd(floating* z, const floating* r, Py_ssize_t ldr, const unsigned char* mask, const floating* rm,
                    int act, floating a, bint zero_output, floating* h, floating* hprev, floating* y,
                    Py_ssize_t N, Py_ssize_t T, Py_ssize_t U, Py_ssize_t n0,
                    Py_ssize_t n1) noexcept nogil:
@@ -700,7 +708,7 @@ cdef void _rnn_fwd(floating* z, const floating* r, const unsigned char* mask, co
             for n in range(n0, n1):
                 _copy(h + n * U, hprev + (n * T + t) * U, U)
         _project(h + n0 * U, <int>U, NULL if rm == NULL else rm + n0 * U, N * U, m, <int>U, 0, 1,
-                 r, <int>_pad_ld(U), 1, z + n0 * ld + t * U, <int>ld, work)
+                 r, <int>ldr, 1, z + n0 * ld + t * U, <int>ld, work)
         for n in range(n0, n1):
             if mask == NULL or mask[n * T + t] != 0:
                 zr = z + n * ld + t * U
@@ -774,15 +782,20 @@ def simple_rnn_forward(floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug,
     if N == 0 or T == 0 or U == 0:
         return
     chunks = 1 if floating is double else _n_chunks(N, n_threads)  # float64: BLAS, one chunk
-    cdef floating* rp
+    cdef floating* rp = NULL
+    cdef const floating* rr = r
+    cdef Py_ssize_t ldr = r_ug.shape[1]
     with nogil:
         old = _blas_single()
-        rp = _padded(r, U, r_ug.shape[1], False)
+        if N >= _PAD_MIN_ROWS:  # a padded copy for the multi-row tiles (see _pad_ld)
+            rp = _padded(r, U, ldr, False)
+            rr = rp
+            ldr = _pad_ld(ldr)
         if chunks == 1:
-            _rnn_fwd(z, rp, mask, rm, activation, a, zero_output, h, hprev, y, N, T, U, 0, N)
+            _rnn_fwd(z, rr, ldr, mask, rm, activation, a, zero_output, h, hprev, y, N, T, U, 0, N)
         else:
             for ch in prange(chunks, num_threads=_team(chunks, n_threads), schedule="dynamic"):
-                _rnn_fwd(z, rp, mask, rm, activation, a, zero_output, h, hprev, y, N, T, U,
+                _rnn_fwd(z, rr, ldr, mask, rm, activation, a, zero_output, h, hprev, y, N, T, U,
                          ch * N // chunks, (ch + 1) * N // chunks)
         _blas_restore(old)
         free(rp)
@@ -831,7 +844,7 @@ def simple_rnn_backward(const floating[:, :, ::1] z_ntg, const floating[:, ::1] 
 
 
 # ---- LSTM ---------------------------------------------------------------------------------------
-cdef void _lstm_fwd(floating* z, const floating* r, const unsigned char* mask, const floating* rm,
+cdef void _lstm_fwd(floating* z, const floating* r, Py_ssize_t ldr, const unsigned char* mask, const floating* rm,
                     int act, floating a, int rec, floating ra, bint zero_output, floating* h,
                     floating* c, floating* hprev, floating* cprev, floating* y, Py_ssize_t N,
                     Py_ssize_t T, Py_ssize_t U, Py_ssize_t n0, Py_ssize_t n1) noexcept nogil:
@@ -846,7 +859,7 @@ cdef void _lstm_fwd(floating* z, const floating* r, const unsigned char* mask, c
                 _copy(h + n * U, hprev + (n * T + t) * U, U)
                 _copy(c + n * U, cprev + (n * T + t) * U, U)
         _project(h + n0 * U, <int>U, NULL if rm == NULL else rm + n0 * U, N * U, m, <int>U, 0, 4,
-                 r, <int>_pad_ld(G), 1, z + n0 * ld + t * G, <int>ld, work)
+                 r, <int>ldr, 1, z + n0 * ld + t * G, <int>ld, work)
         for n in range(n0, n1):
             if mask == NULL or mask[n * T + t] != 0:
                 zr = z + n * ld + t * G
@@ -979,16 +992,21 @@ def lstm_forward(floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug,
     cdef floating* cprev = <floating*>_ptr3(cprev_ntu)
     cdef floating* y = <floating*>_ptr3(y_ntu)
     chunks = 1 if floating is double else _n_chunks(N, n_threads)  # float64: BLAS, one chunk
-    cdef floating* rp
+    cdef floating* rp = NULL
+    cdef const floating* rr = r
+    cdef Py_ssize_t ldr = r_ug.shape[1]
     with nogil:
         old = _blas_single()
-        rp = _padded(r, U, r_ug.shape[1], False)
+        if N >= _PAD_MIN_ROWS:  # a padded copy for the multi-row tiles (see _pad_ld)
+            rp = _padded(r, U, ldr, False)
+            rr = rp
+            ldr = _pad_ld(ldr)
         if chunks == 1:
-            _lstm_fwd(z, rp, mask, rm, activation, a, recurrent_activation, ra, zero_output, h, c,
+            _lstm_fwd(z, rr, ldr, mask, rm, activation, a, recurrent_activation, ra, zero_output, h, c,
                       hprev, cprev, y, N, T, U, 0, N)
         else:
             for ch in prange(chunks, num_threads=_team(chunks, n_threads), schedule="dynamic"):
-                _lstm_fwd(z, rp, mask, rm, activation, a, recurrent_activation, ra, zero_output, h,
+                _lstm_fwd(z, rr, ldr, mask, rm, activation, a, recurrent_activation, ra, zero_output, h,
                           c, hprev, cprev, y, N, T, U, ch * N // chunks, (ch + 1) * N // chunks)
         _blas_restore(old)
         free(rp)
@@ -1043,7 +1061,7 @@ def lstm_backward(const floating[:, :, ::1] z_ntg, const floating[:, :, ::1] cpr
 
 
 # ---- GRU ----------------------------------------------------------------------------------------
-cdef void _gru_fwd(floating* z, const floating* r, const floating* br, const unsigned char* mask,
+cdef void _gru_fwd(floating* z, const floating* r, Py_ssize_t ldr, const floating* br, const unsigned char* mask,
                    const floating* rm, int act, floating a, int rec, floating ra, bint reset_after,
                    bint zero_output, floating* h, floating* hprev, floating* aux, floating* y,
                    Py_ssize_t N, Py_ssize_t T, Py_ssize_t U, Py_ssize_t n0,
@@ -1061,11 +1079,11 @@ cdef void _gru_fwd(floating* z, const floating* r, const floating* br, const uns
         if hprev != NULL:
             for n in range(n0, n1):
                 _copy(h + n * U, hprev + (n * T + t) * U, U)
-        _project(h + n0 * U, <int>U, rmc, N * U, m, <int>U, 0, 2, r, <int>_pad_ld(G), 1,
+        _project(h + n0 * U, <int>U, rmc, N * U, m, <int>U, 0, 2, r, <int>ldr, 1,
                  z + n0 * ld + t * G, <int>ld, work)
         if reset_after:
             # aux = h @ R_h (+ b_rh below), kept apart from x_h: r multiplies it
-            _project(h + n0 * U, <int>U, rmc, N * U, m, <int>U, 2, 1, r, <int>_pad_ld(G), 0,
+            _project(h + n0 * U, <int>U, rmc, N * U, m, <int>U, 2, 1, r, <int>ldr, 0,
                      aux + n0 * lda + t * U, <int>lda, work)
         for n in range(n0, n1):
             zr = z + n * ld + t * G
@@ -1091,7 +1109,7 @@ cdef void _gru_fwd(floating* z, const floating* r, const floating* br, const uns
                     for j in range(U):
                         ar[j] = zr[U + j] * hr[j]
         if not reset_after:
-            _mm(m, <int>U, <int>U, aux + n0 * lda + t * U, <int>lda, r + 2 * U, <int>_pad_ld(G), one,
+            _mm(m, <int>U, <int>U, aux + n0 * lda + t * U, <int>lda, r + 2 * U, <int>ldr, one,
                 z + n0 * ld + t * G + 2 * U, <int>ld)
         for n in range(n0, n1):
             if mask == NULL or mask[n * T + t] != 0:
@@ -1233,16 +1251,21 @@ def gru_forward(floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug, const fl
     cdef floating* aux = &aux_ntu[0, 0, 0]
     cdef floating* y = <floating*>_ptr3(y_ntu)
     chunks = 1 if floating is double else _n_chunks(N, n_threads)  # float64: BLAS, one chunk
-    cdef floating* rp
+    cdef floating* rp = NULL
+    cdef const floating* rr = r
+    cdef Py_ssize_t ldr = r_ug.shape[1]
     with nogil:
         old = _blas_single()
-        rp = _padded(r, U, r_ug.shape[1], False)
+        if N >= _PAD_MIN_ROWS:  # a padded copy for the multi-row tiles (see _pad_ld)
+            rp = _padded(r, U, ldr, False)
+            rr = rp
+            ldr = _pad_ld(ldr)
         if chunks == 1:
-            _gru_fwd(z, rp, br, mask, rm, activation, a, recurrent_activation, ra, reset_after,
+            _gru_fwd(z, rr, ldr, br, mask, rm, activation, a, recurrent_activation, ra, reset_after,
                      zero_output, h, hprev, aux, y, N, T, U, 0, N)
         else:
             for ch in prange(chunks, num_threads=_team(chunks, n_threads), schedule="dynamic"):
-                _gru_fwd(z, rp, br, mask, rm, activation, a, recurrent_activation, ra, reset_after,
+                _gru_fwd(z, rr, ldr, br, mask, rm, activation, a, recurrent_activation, ra, reset_after,
                          zero_output, h, hprev, aux, y, N, T, U, ch * N // chunks,
                          (ch + 1) * N // chunks)
         _blas_restore(old)
@@ -1381,6 +1404,8 @@ TN_BLOCKS = 16
 cdef Py_ssize_t _TN_BLOCKS = TN_BLOCKS
 cdef Py_ssize_t _TN_MIN_ROWS = 64
 cdef Py_ssize_t _ROWS_CHUNK = 256
+# Output columns per task of rows_matmul_tn (float32): each task reads all of a once.
+cdef Py_ssize_t _TN_COLUMNS = 128
 
 
 def rows_matmul(const floating[:, ::1] a_mk, const floating[:, ::1] b_kn, const floating[::1] bias_n,
@@ -1411,12 +1436,16 @@ def rows_matmul(const floating[:, ::1] a_mk, const floating[:, ::1] b_kn, const 
     chunks = <int>(M // _ROWS_CHUNK)  # dynamic chunks, more than threads (see _n_chunks)
     if chunks < 1 or n_threads <= 1 or floating is double:  # float64: BLAS, one chunk
         chunks = 1
-    ldb = _pad_ld(N)
     with nogil:
         old = _blas_single()
-        bp = _padded(&b_kn[0, 0], N if trans_b else K, K if trans_b else N, trans_b)
+        if trans_b or M >= _ROWS_CHUNK:  # transposed, or enough rows to pay for a padded copy
+            bp = _padded(&b_kn[0, 0], N if trans_b else K, K if trans_b else N, trans_b)
+            ldb = _pad_ld(N)
+        else:
+            bp = NULL
+            ldb = N
         if chunks == 1:
-            _rows_mm(a, K, bp, ldb, bias, c, N, 0, M)
+            _rows_mm(a, K, &b_kn[0, 0] if bp == NULL else bp, ldb, bias, c, N, 0, M)
         else:
             for ch in prange(chunks, num_threads=_team(chunks, n_threads), schedule="dynamic"):
                 _rows_mm(a, K, bp, ldb, bias, c, N, ch * M // chunks, (ch + 1) * M // chunks)
@@ -1433,11 +1462,14 @@ cdef void _rows_mm(const floating* a, Py_ssize_t K, const floating* b, Py_ssize_
     r0 = i0
     while r0 < i1:
         r1 = r0 + step if r0 + step < i1 else i1
-        if bias != NULL:  # the bias starts each element's sum (beta = 1): one pass over c
-            for i in range(r0, r1):
-                memcpy(c + i * N, bias, N * sizeof(floating))
-        _mm(<int>(r1 - r0), <int>N, <int>K, a + r0 * K, <int>K, b, <int>ldb, 1 if bias != NULL else 0,
-            c + r0 * N, <int>N)
+        if floating is float:  # the bias starts each element's sum: one pass over c
+            dlr_sgemm(<int>(r1 - r0), <int>N, <int>K, a + r0 * K, K, b, ldb, 0, bias, c + r0 * N, N)
+        else:
+            if bias != NULL:
+                for i in range(r0, r1):
+                    memcpy(c + i * N, bias, N * sizeof(floating))
+            _mm(<int>(r1 - r0), <int>N, <int>K, a + r0 * K, <int>K, b, <int>ldb,
+                1 if bias != NULL else 0, c + r0 * N, <int>N)
         r0 = r1
 
 
@@ -1483,14 +1515,15 @@ def rows_matmul_tn(const floating[:, ::1] a_mk, const floating[:, ::1] b_mn, flo
     size = K * N
     if floating is float:
         # ranges of 64 output columns over all rows, handed out dynamically: no partial sums
-        blocks = (N + 63) // 64
+        blocks = (N + _TN_COLUMNS - 1) // _TN_COLUMNS
         sums = NULL if colsum_n is None else &colsum_n[0]
         with nogil:
             if n_threads <= 1 or blocks == 1:
                 _tn_columns(a, b, c, sums, M, K, N, 0, N)
             else:
                 for blk in prange(blocks, num_threads=_team(<int>blocks, n_threads), schedule="dynamic"):
-                    _tn_columns(a, b, c, sums, M, K, N, blk * 64, N if blk == blocks - 1 else blk * 64 + 64)
+                    _tn_columns(a, b, c, sums, M, K, N, blk * _TN_COLUMNS,
+                                N if blk == blocks - 1 else (blk + 1) * _TN_COLUMNS)
         return
     with nogil:
         old = _blas_single()

@@ -1,27 +1,32 @@
 """Recurrent kernels: the fused SimpleRNN / LSTM / GRU recurrences, forward and backward through
-time, and the embedding gather / scatter-add (Cython, see _recurrent.pyx for the Design block).
+time, the products around them, and the embedding gather / scatter-add (Cython; the Design block
+is in _recurrent.pyx).
 
 simple_rnn_forward(z_ntg, r_ug, mask_nt, rmask_knu, activation, alpha, zero_output, h_nu,
-                   hprev_ntu, y_ntu)
+                   hprev_ntu, y_ntu, n_threads=1)
 simple_rnn_backward(z_ntg, r_ug, mask_nt, rmask_knu, activation, alpha, zero_output, dy_ntu,
-                    dh_nu, dz_ntg)
+                    dh_nu, dz_ntg, n_threads=1)
 lstm_forward(z_ntg, r_ug, mask_nt, rmask_knu, activation, alpha, recurrent_activation,
-             recurrent_alpha, zero_output, h_nu, c_nu, hprev_ntu, cprev_ntu, y_ntu)
+             recurrent_alpha, zero_output, h_nu, c_nu, hprev_ntu, cprev_ntu, y_ntu, n_threads=1)
 lstm_backward(z_ntg, cprev_ntu, r_ug, mask_nt, rmask_knu, activation, alpha,
-              recurrent_activation, recurrent_alpha, zero_output, dy_ntu, dh_nu, dc_nu, dz_ntg)
+              recurrent_activation, recurrent_alpha, zero_output, dy_ntu, dh_nu, dc_nu, dz_ntg,
+              n_threads=1)
 gru_forward(z_ntg, r_ug, brh_u, mask_nt, rmask_knu, activation, alpha, recurrent_activation,
-            recurrent_alpha, reset_after, zero_output, h_nu, hprev_ntu, aux_ntu, y_ntu)
+            recurrent_alpha, reset_after, zero_output, h_nu, hprev_ntu, aux_ntu, y_ntu,
+            n_threads=1)
 gru_backward(z_ntg, hprev_ntu, aux_ntu, r_ug, mask_nt, rmask_knu, activation, alpha,
              recurrent_activation, recurrent_alpha, reset_after, zero_output, dy_ntu, dh_nu,
-             dz_ntg, dzr_ntg)
-embedding_forward(ids_n, w_vd, y_nd, n_threads=1)
-embedding_backward(ids_n, dy_nd, dw_vd)
+             dz_ntg, dzr_ntg, n_threads=1)
 rows_matmul(a_mk, b_kn, bias_n, c_mn, trans_b=False, n_threads=1)
 rows_matmul_tn(a_mk, b_mn, c_kn, colsum_n, n_threads=1)
+embedding_forward(ids_n, w_vd, y_nd, n_threads=1)
+embedding_backward(ids_n, dy_nd, dw_vd)
+(and, outside the table, for tests and benchmarks: step_matmul(a, b, c, beta=0.0), the per-step
+product; fast_activation(code, x_n, y_n), the float32 sigmoid/tanh.)
 
-Legend: N batch, T time steps, U units, G = gates * U, V vocabulary rows, D embedding width.
-The embedding lookups live here because Embedding serves the recurrent stack (mask_zero feeds
-the recurrent layers' masks); they are plain gathers, with no recurrence of their own.
+Legend: N batch, T time steps, K input features, U units, G = gates * U, V vocabulary rows, D
+embedding width; M rows of a product. The embedding lookups live here because Embedding serves
+the recurrent stack (mask_zero feeds the recurrent layers' masks); they are plain gathers.
 """
 import ctypes
 import importlib

@@ -308,8 +308,9 @@ class RNN(Layer):
     (batch, units), or all outputs (batch, timesteps, units) with ``return_sequences``; with
     ``return_state`` the final states follow, as a list. ``initial_state`` (call argument): a
     list of (batch, state_size) tensors. ``stateful``: the final states of a batch are the
-    initial states of the next (``reset_states()`` zeroes them). ``unroll`` is accepted and has
-    no effect: the fused cells always run a compiled loop."""
+    initial states of the next (``reset_states()`` zeroes them; a batch of another size starts
+    from zeros, where Keras, which fixes the batch size at build, raises). ``unroll`` is
+    accepted and has no effect: the fused cells always run a compiled loop."""
 
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False, stateful=False,
                  unroll=False, zero_output_for_mask=False, **kwargs):

@@ -49,11 +49,14 @@ class _Workspace:
         shape = tuple(int(d) for d in shape)
         dtype = np.dtype(dtype)
         with self._lock:
-            for i, a in enumerate(self._arrays):
-                # references: the list, the loop variable and getrefcount's argument
+            for i in range(len(self._arrays)):
+                a = self._arrays[i]
+                # references: the list, `a` and getrefcount's argument (no enumerate: its cached
+                # result tuple would hold one more)
                 if a.shape == shape and a.dtype == dtype and sys.getrefcount(a) <= 3:
                     self._arrays.append(self._arrays.pop(i))
                     return a
+            a = None
             a = np.empty(shape, dtype)
             self._arrays.append(a)
             total = sum(x.nbytes for x in self._arrays)
@@ -65,6 +68,7 @@ class _Workspace:
                     del self._arrays[i]
                 else:
                     i += 1
+                x = None
             return a
 
     def clear(self):
