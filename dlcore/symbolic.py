@@ -98,7 +98,7 @@ class CallNode:
         self.args = args
         self.kwargs = kwargs
         self.outputs = outputs
-        self.parents = [t for t in flatten(args) if isinstance(t, KerasTensor)]
+        self.parents = [t for t in flatten((args, kwargs)) if isinstance(t, KerasTensor)]
 
 
 def flatten(x):

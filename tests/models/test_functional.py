@@ -347,3 +347,21 @@ def test_keras_parity_multi_output_loss_weights():
     dm.train_on_batch(xa, [y_cls, y_reg])
     for i, (kw, dw) in enumerate(zip(km.get_weights(), dm.get_weights())):
         np.testing.assert_allclose(dw, kw, rtol=1e-5, atol=1e-6, err_msg=f"weight {i} after one SGD step")
+
+
+def test_symbolic_tensor_passed_as_keyword_argument_is_part_of_the_graph():
+    class ScaleBy(dl.layers.Layer):
+        def call(self, inputs, scale=None):
+            return dl.ops.multiply(inputs, scale)
+
+    x = dl.Input(shape=(3,))
+    s = dl.Input(shape=(3,))
+    hidden = dl.layers.Dense(3, name="through_kwarg")(s)
+    out = ScaleBy()(x, scale=hidden)
+    model = dl.Model([x, s], out)
+    assert "through_kwarg" in [layer.name for layer in model.layers]
+    xv = np.ones((2, 3), np.float32)
+    sv = np.full((2, 3), 2.0, np.float32)
+    dense = model.get_layer("through_kwarg")
+    expected = xv * (sv @ dense.kernel.numpy() + dense.bias.numpy())
+    np.testing.assert_allclose(model.predict([xv, sv], verbose=0), expected, rtol=1e-6)
