@@ -122,6 +122,9 @@ class Loss:
         return self._dtype or config.floatx()
 
     def __call__(self, y_true, y_pred, sample_weight=None):
+        # Keras: the output mask of a masking layer (Embedding(mask_zero), Masking) drops the
+        # masked time steps from the loss, which is then averaged over the valid ones.
+        output_mask = getattr(y_pred, "mask", None)
         if self._dtype is not None:
             y_pred = ops.convert_to_tensor(y_pred)
             if y_pred.dtype != np.dtype(self._dtype):
@@ -130,6 +133,9 @@ class Loss:
         if not isinstance(losses, Tensor):
             losses = ops.convert_to_tensor(losses)
         mask = self._loss_mask(y_true, y_pred)
+        if output_mask is not None and np.shape(output_mask) == tuple(losses.shape):
+            output_mask = np.asarray(output_mask, dtype=bool)
+            mask = output_mask if mask is None else np.logical_and(np.asarray(mask, dtype=bool), output_mask)
         return reduce_weighted_values(losses, sample_weight=sample_weight, mask=mask,
                                       reduction=self.reduction, name=self.name)
 

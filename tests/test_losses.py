@@ -236,3 +236,27 @@ def test_wrapper_and_callables():
         losses.get("no_such_loss")
     with pytest.raises(ValueError, match="Could not interpret"):
         losses.get(3)
+
+
+def test_output_mask_drops_masked_steps_from_the_loss():
+    """Keras semantics: a sequence model's output mask (from Embedding(mask_zero=True)) removes
+    the padded time steps from the loss, which is averaged over the valid steps only."""
+    import dlcore as dl
+
+    dl.utils.set_random_seed(0)
+    model = dl.Sequential([
+        dl.Input(shape=(5,), dtype="int32"),
+        dl.layers.Embedding(10, 4, mask_zero=True),
+        dl.layers.SimpleRNN(3, return_sequences=True),
+        dl.layers.Dense(1),
+    ])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]])
+    y = np.random.default_rng(0).standard_normal((2, 5, 1)).astype(np.float32)
+    y_pred = model(x)
+    assert y_pred.mask is not None and y_pred.mask.shape == (2, 5)
+    loss, _ = model.compute_loss(x, y, y_pred)
+    valid = x != 0
+    squared = (y_pred.numpy()[..., 0] - y[..., 0]) ** 2
+    np.testing.assert_allclose(float(loss.numpy()), squared[valid].mean(), rtol=1e-5)
+    assert not np.isclose(float(loss.numpy()), squared.mean())
