@@ -261,7 +261,15 @@ class Trainer:
         y_true, y_pred = self._targets_list(y, y_pred), _as_list(y_pred)
         for i, metric, weighted in self._metric_objects:
             pred = y_pred[i].value if isinstance(y_pred[i], Tensor) else y_pred[i]
-            metric.update_state(y_true[i], pred, sample_weight=sample_weight if weighted else None)
+            weights = sample_weight if weighted else None
+            mask = getattr(y_pred[i], "mask", None)
+            if mask is not None:  # Keras: masked time steps do not count in the metrics either
+                mask = np.asarray(mask, dtype=np.float32)
+                if weights is not None:
+                    weights = np.asarray(weights, np.float32).reshape((-1,) + (1,) * (mask.ndim - 1)) * mask
+                else:
+                    weights = mask
+            metric.update_state(y_true[i], pred, sample_weight=weights)
 
     # evaluate / predict ------------------------------------------------------------------------
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,

@@ -260,3 +260,22 @@ def test_output_mask_drops_masked_steps_from_the_loss():
     squared = (y_pred.numpy()[..., 0] - y[..., 0]) ** 2
     np.testing.assert_allclose(float(loss.numpy()), squared[valid].mean(), rtol=1e-5)
     assert not np.isclose(float(loss.numpy()), squared.mean())
+
+
+def test_output_mask_drops_masked_steps_from_the_metrics():
+    import dlcore as dl
+
+    dl.utils.set_random_seed(0)
+    model = dl.Sequential([
+        dl.Input(shape=(4,), dtype="int32"),
+        dl.layers.Embedding(10, 4, mask_zero=True),
+        dl.layers.SimpleRNN(3, return_sequences=True),
+        dl.layers.Dense(2, activation="softmax"),
+    ])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = np.array([[1, 2, 0, 0], [3, 4, 5, 0]])
+    y_pred = model.predict(x, verbose=0)
+    y = np.argmax(y_pred, axis=-1)  # right on every step ...
+    y[x == 0] = 1 - y[x == 0]        # ... and wrong on every padded one
+    logs = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert logs["accuracy"] == 1.0
