@@ -337,14 +337,16 @@ class Layer:
         return map_structure(lambda s: s.shape, spec)
 
     def compute_output_spec(self, inputs, *args, **kwargs):
-        """Output KerasTensors for symbolic ``inputs``: run the layer on zero-filled data twice
-        (unknown dimensions set to 2, then 3) and mark the dimensions that changed as None."""
+        """Output KerasTensors for symbolic ``inputs``: run the layer on zero-filled data (batch 1);
+        when some dimensions are unknown, run it twice (unknown dimensions 32, then 48: sizes that
+        stay distinct through a few strided or pooled stages) and mark the dimensions that changed
+        as None."""
         results = []
-        for fill in (2, 3):
+        for fill in (32, 48):
             def concrete(t, fill=fill):
                 if not isinstance(t, KerasTensor):
                     return t
-                shape = tuple(fill if d is None else d for d in t.shape)
+                shape = tuple((1 if i == 0 else fill) if d is None else d for i, d in enumerate(t.shape))
                 return Tensor(np.zeros(shape, dtype=t.dtype))
 
             concrete_args = map_structure(concrete, (inputs,) + args)
@@ -353,8 +355,8 @@ class Layer:
             with no_grad():
                 out = self(*concrete_args, **concrete_kwargs)
             results.append(out)
-            if not any(None in t.shape for t in flatten(inputs) if isinstance(t, KerasTensor)):
-                break
+            if not any(None in t.shape[1:] for t in flatten((inputs,) + args) if isinstance(t, KerasTensor)):
+                break  # only the batch dimension is unknown: one run tells everything
         first = results[0]
         other = results[-1]
 

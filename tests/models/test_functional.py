@@ -365,3 +365,14 @@ def test_symbolic_tensor_passed_as_keyword_argument_is_part_of_the_graph():
     dense = model.get_layer("through_kwarg")
     expected = xv * (sv @ dense.kernel.numpy() + dense.bias.numpy())
     np.testing.assert_allclose(model.predict([xv, sv], verbose=0), expected, rtol=1e-6)
+
+
+def test_unknown_spatial_sizes_stay_unknown_through_strided_layers():
+    x = dl.Input(shape=(None, None, 3))
+    y = dl.layers.MaxPooling2D()(dl.layers.Conv2D(4, 3, strides=2)(x))
+    assert y.shape == (None, None, None, 4)
+    model = dl.Model(x, y)
+    assert model.predict(np.zeros((1, 21, 17, 3), np.float32), verbose=0).shape == (1, 5, 4, 4)
+    seq = dl.Input(shape=(None,), dtype="int32")
+    out = dl.layers.LSTM(5, return_sequences=True)(dl.layers.Embedding(10, 4)(seq))
+    assert out.shape == (None, None, 5)
