@@ -10,6 +10,7 @@ import threading
 
 import numpy as np
 
+from .symbolic import flatten as _flatten, map_structure
 from .tensor import Tensor, Variable
 
 
@@ -232,7 +233,8 @@ class GradientTape:
                                 f"received {type(s).__name__}")
         grads = backpropagate(targets, target_grads, flat_sources)
         grads = [None if g is None else Tensor(np.asarray(g, dtype=s.dtype)) for g, s in zip(grads, flat_sources)]
-        return _unflatten(sources, iter(grads))
+        leaves = iter(grads)
+        return map_structure(lambda _: next(leaves), sources)
 
 
 class _StopRecording:
@@ -245,21 +247,3 @@ class _StopRecording:
     def __exit__(self, *exc):
         _state.tapes.append(self.tape)
         return False
-
-
-def _flatten(x):
-    if isinstance(x, (list, tuple)):
-        return [leaf for item in x for leaf in _flatten(item)]
-    if isinstance(x, dict):
-        return [leaf for key in sorted(x) for leaf in _flatten(x[key])]
-    return [x]
-
-
-def _unflatten(structure, leaves):
-    if isinstance(structure, list):
-        return [_unflatten(s, leaves) for s in structure]
-    if isinstance(structure, tuple):
-        return tuple(_unflatten(s, leaves) for s in structure)
-    if isinstance(structure, dict):
-        return {key: _unflatten(structure[key], leaves) for key in sorted(structure)}
-    return next(leaves)

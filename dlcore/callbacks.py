@@ -208,6 +208,20 @@ class MonitorCallback(Callback):
         return bool(self.monitor_op(monitor_value - self.min_delta, reference_value))
 
 
+def _save_due(cb, batch):
+    """Keras's integer save_freq: count the batches seen since the last save (the batch index
+    restarts each epoch) and report when save_freq of them have passed."""
+    if cb.save_freq == "epoch":
+        return False
+    last = cb._last_batch_seen
+    cb._batches_seen_since_last_saving += batch + 1 if last is None or batch <= last else batch - last
+    cb._last_batch_seen = batch
+    if cb._batches_seen_since_last_saving >= cb.save_freq:
+        cb._batches_seen_since_last_saving = 0
+        return True
+    return False
+
+
 @register("callback")
 class EarlyStopping(MonitorCallback):
     """Stop training when ``monitor`` has not improved (by more than ``min_delta``) for
@@ -319,18 +333,7 @@ class ModelCheckpoint(MonitorCallback):
             self._save_model(epoch=epoch, batch=None, logs=logs)
 
     def _should_save_on_batch(self, batch):
-        if self.save_freq == "epoch":
-            return False
-        if self._last_batch_seen is None or batch <= self._last_batch_seen:
-            add_batches = batch + 1
-        else:
-            add_batches = batch - self._last_batch_seen
-        self._batches_seen_since_last_saving += add_batches
-        self._last_batch_seen = batch
-        if self._batches_seen_since_last_saving >= self.save_freq:
-            self._batches_seen_since_last_saving = 0
-            return True
-        return False
+        return _save_due(self, batch)
 
     def _should_save_model(self, epoch, batch, logs, filepath):
         logs = logs or {}
@@ -654,18 +657,7 @@ class BackupAndRestore(Callback):
                                {"epoch": self._current_epoch, "batch": self._last_batch_seen})
 
     def _should_save_on_batch(self, batch):
-        if self.save_freq == "epoch":
-            return False
-        if batch <= self._last_batch_seen:
-            add_batches = batch + 1
-        else:
-            add_batches = batch - self._last_batch_seen
-        self._batches_seen_since_last_saving += add_batches
-        self._last_batch_seen = batch
-        if self._batches_seen_since_last_saving >= self.save_freq:
-            self._batches_seen_since_last_saving = 0
-            return True
-        return False
+        return _save_due(self, batch)
 
     def on_train_end(self, logs=None):
         if not self.delete_checkpoint:

@@ -37,7 +37,7 @@ class KerasTensor:
         raise TypeError("A symbolic KerasTensor has no value; call the model on NumPy data instead.")
 
     # Arithmetic on symbolic tensors becomes a layer call, as in Keras (x + y, x * 2, ...).
-    def _op(self, other, fn, name, reverse=False):
+    def _op(self, other, fn, reverse=False):
         from .layers.core import Lambda
 
         args = (other, self) if reverse else (self, other)
@@ -47,35 +47,35 @@ class KerasTensor:
 
     def __add__(self, other):
         from . import ops
-        return self._op(other, ops.add, "add")
+        return self._op(other, ops.add)
 
     def __radd__(self, other):
         from . import ops
-        return self._op(other, ops.add, "add", reverse=True)
+        return self._op(other, ops.add, reverse=True)
 
     def __sub__(self, other):
         from . import ops
-        return self._op(other, ops.subtract, "subtract")
+        return self._op(other, ops.subtract)
 
     def __rsub__(self, other):
         from . import ops
-        return self._op(other, ops.subtract, "subtract", reverse=True)
+        return self._op(other, ops.subtract, reverse=True)
 
     def __mul__(self, other):
         from . import ops
-        return self._op(other, ops.multiply, "multiply")
+        return self._op(other, ops.multiply)
 
     def __rmul__(self, other):
         from . import ops
-        return self._op(other, ops.multiply, "multiply", reverse=True)
+        return self._op(other, ops.multiply, reverse=True)
 
     def __truediv__(self, other):
         from . import ops
-        return self._op(other, ops.divide, "divide")
+        return self._op(other, ops.divide)
 
     def __matmul__(self, other):
         from . import ops
-        return self._op(other, ops.matmul, "matmul")
+        return self._op(other, ops.matmul)
 
     def __neg__(self):
         from . import ops

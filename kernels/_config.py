@@ -29,28 +29,44 @@ def set_num_threads(n):
         _numba.set_num_threads(min(_num_threads, _numba.config.NUMBA_NUM_THREADS))
 
 
-_BLAS_SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads",
-                 "scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
-                 "MKL_Set_Num_Threads", "bli_thread_set_num_threads")
+# (getter, setter) thread-count symbols of the OpenBLAS builds we know: plain, scipy's LP64 and
+# numpy's ILP64 ("64_" suffix).
+OPENBLAS_THREAD_SYMBOLS = (
+    ("openblas_get_num_threads", "openblas_set_num_threads"),
+    ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+    ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+    ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+)
 
 
-def set_blas_threads(n):
-    """Apply ``n`` to every BLAS library loaded in this process (numpy's and scipy's)."""
+def blas_thread_hooks():
+    """[(library path, getter, setter)]: ctypes thread-count functions of each OpenBLAS loaded in
+    this process. Kernels that run single-threaded BLAS inside their own OpenMP chunks take the
+    C addresses from here (one discovery for every family)."""
     import ctypes
 
-    count = 0
+    hooks = []
     for path in _loaded_blas_libraries():
         try:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for symbol in _BLAS_SETTERS:
-            setter = getattr(lib, symbol, None)
-            if setter is not None:
-                setter(ctypes.c_int(n))
-                count += 1
+        for get_name, set_name in OPENBLAS_THREAD_SYMBOLS:
+            getter, setter = getattr(lib, get_name, None), getattr(lib, set_name, None)
+            if getter is not None and setter is not None:
+                hooks.append((path, getter, setter))
                 break
-    return count
+    return hooks
+
+
+def set_blas_threads(n):
+    """Apply ``n`` to every OpenBLAS loaded in this process (numpy's and scipy's)."""
+    import ctypes
+
+    hooks = blas_thread_hooks()
+    for _, _, setter in hooks:
+        setter(ctypes.c_int(n))
+    return len(hooks)
 
 
 def _loaded_blas_libraries():

@@ -43,30 +43,10 @@ from ._conv import (
     set_blas_hooks,
 )
 
-# (getter, setter) symbol pairs of the OpenBLAS builds we know (plain, scipy's LP64, numpy's ILP64).
-_OPENBLAS_SYMBOLS = (
-    ("openblas_get_num_threads", "openblas_set_num_threads"),
-    ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
-    ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
-    ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
-)
-
-
 def _find_blas_hooks():
     """Addresses of (get, set) thread-count functions of each OpenBLAS loaded in the process."""
-    hooks = []
-    for path in _config._loaded_blas_libraries():
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for get_name, set_name in _OPENBLAS_SYMBOLS:
-            getter, setter = getattr(lib, get_name, None), getattr(lib, set_name, None)
-            if getter is not None and setter is not None:
-                hooks.append((ctypes.cast(getter, ctypes.c_void_p).value,
-                              ctypes.cast(setter, ctypes.c_void_p).value))
-                break
-    return hooks
+    return [(ctypes.cast(getter, ctypes.c_void_p).value, ctypes.cast(setter, ctypes.c_void_p).value)
+            for _, getter, setter in _config.blas_thread_hooks()]
 
 
 if blas_hooks_installed() < 0:

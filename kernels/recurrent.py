@@ -29,9 +29,9 @@ embedding width; M rows of a product. The embedding lookups live here because Em
 the recurrent stack (mask_zero feeds the recurrent layers' masks); they are plain gathers.
 """
 import ctypes
-import importlib
 import os
 
+from . import _config
 from ._recurrent import (
     BACKWARD_ACTIVATIONS,
     GEMV_ROWS,
@@ -55,34 +55,17 @@ from ._recurrent import (
 
 def _bind_blas_threads():
     """Hand the kernels the thread setter/getter of the BLAS that scipy.linalg.cython_blas calls
-    (scipy's bundled OpenBLAS), so a recurrence runs its per-step GEMMs single-threaded (see the
-    Design block of _recurrent.pyx). Linux only (the library is found through /proc/self/maps);
-    elsewhere, or if anything here fails, the kernels run in one chunk with BLAS as configured.
+    (scipy's bundled LP64 OpenBLAS, not numpy's 64-bit-integer one), so a recurrence runs its
+    per-step GEMMs single-threaded (see the Design block of _recurrent.pyx). Without it the
+    kernels run in one chunk with BLAS as configured.
     """
-    try:
-        blas = importlib.import_module("scipy.linalg.cython_blas")
-        scipy_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(blas.__file__))))
-        with open("/proc/self/maps") as maps:
-            paths = sorted({line.split()[-1] for line in maps if ".so" in line})
-    except (ImportError, OSError, AttributeError):
+    hooks = [h for h in _config.blas_thread_hooks() if "openblas64" not in os.path.basename(h[0]).lower()]
+    hooks.sort(key=lambda h: 0 if "scipy" in h[0] else 1)
+    if not hooks:
         return False
-    # scipy's own OpenBLAS (scipy.libs/libscipy_openblas*.so), not numpy's 64-bit-integer one
-    candidates = [p for p in paths if "openblas" in os.path.basename(p).lower()
-                  and "openblas64" not in os.path.basename(p).lower()]
-    candidates.sort(key=lambda p: 0 if p.startswith(scipy_root) and "scipy" in p else 1)
-    for path in candidates:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix in ("scipy_openblas", "openblas"):
-            setter = getattr(lib, f"{prefix}_set_num_threads", None)
-            getter = getattr(lib, f"{prefix}_get_num_threads", None)
-            if setter is not None and getter is not None:
-                bind_blas_threads(ctypes.cast(setter, ctypes.c_void_p).value,
-                                  ctypes.cast(getter, ctypes.c_void_p).value)
-                return True
-    return False
+    _, getter, setter = hooks[0]
+    bind_blas_threads(ctypes.cast(setter, ctypes.c_void_p).value, ctypes.cast(getter, ctypes.c_void_p).value)
+    return True
 
 
 BLAS_THREADS_BOUND = _bind_blas_threads()
