@@ -23,6 +23,10 @@ EXTENSIONS = [
     "_recurrent",
 ]
 
+# DLCORE_BUILD_ONLY=_conv,_pool rebuilds only those (developers: `python setup.py build_ext --inplace`).
+if os.environ.get("DLCORE_BUILD_ONLY"):
+    EXTENSIONS = [name for name in EXTENSIONS if name in os.environ["DLCORE_BUILD_ONLY"].split(",")]
+
 DEBUG = os.environ.get("DLCORE_DEBUG_CYTHON", "0") == "1"
 DIRECTIVES = {
     "language_level": 3,
