@@ -10,7 +10,8 @@ pooling is not here: it is a plain reduction over H and W, done by the op tier w
 Legend: N batch, H/W input height/width, C channels, OH/OW output height/width,
         PH/PW pool height/width, SH/SW strides, PT/PL top/left padding.
 """
-from ._pool import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
+from ._pool import (avg_pool2d_2x2_backward, avg_pool2d_2x2_forward, avg_pool2d_backward, avg_pool2d_forward,
+                    max_pool2d_2x2_backward, max_pool2d_2x2_forward, max_pool2d_backward, max_pool2d_forward,
                     max_pool2d_forward_argmax)
 
 KERNELS = {
@@ -19,4 +20,8 @@ KERNELS = {
     "max_pool2d_backward": max_pool2d_backward,
     "avg_pool2d_forward": avg_pool2d_forward,
     "avg_pool2d_backward": avg_pool2d_backward,
+    "max_pool2d_2x2_forward": max_pool2d_2x2_forward,
+    "max_pool2d_2x2_backward": max_pool2d_2x2_backward,
+    "avg_pool2d_2x2_forward": avg_pool2d_2x2_forward,
+    "avg_pool2d_2x2_backward": avg_pool2d_2x2_backward,
 }

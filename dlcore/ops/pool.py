@@ -7,6 +7,8 @@ divides by the real cells of each window, as Keras does. 1-D pooling runs the 2-
 H = 1. Max pooling records argmax indices only while a tape records; inference runs the plain
 kernel.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from .. import kernels
@@ -49,73 +51,122 @@ def normalize_tuple(value_, rank, name, allow_zero=False, owner="pooling"):
     return out
 
 
+class PoolPlan(NamedTuple):
+    """A checked pooling, in the kernels' terms (cached per input shape and arguments)."""
+
+    pool: tuple  # (PH, PW)
+    strides: tuple  # (SH, SW)
+    pads: tuple  # (PT, PL)
+    out: tuple  # (OH, OW)
+    tiles: bool  # 2x2 windows, stride 2, no padding: the max/avg_pool2d_2x2 kernels
+    channels_first: bool
+    rank: int  # 1 or 2
+
+    @property
+    def args(self):
+        return self.pool + self.strides + self.pads
+
+
 class Pool(Function):
     """max or average pooling over (N, H, W, C), or (N, L, C) as H = 1.
 
-    Attributes: mode ("max"/"average"), pool (PH, PW), strides (SH, SW), pads (PT, PL),
-    out (OH, OW), recording (keep argmax indices for the backward).
+    Attributes: mode ("max"/"average"), plan (a PoolPlan), recording (keep the argmax for the
+    backward: uint8 window offsets on the 2x2 path, int32 otherwise).
     """
 
     @staticmethod
-    def forward(ctx, x, mode, pool, strides, pads, out, recording):
-        ctx.shape = x.shape
-        x4 = contiguous(x if x.ndim == 4 else x[:, None])
-        n, _, _, c = x4.shape
-        y = np.empty((n,) + tuple(out) + (c,), dtype=x4.dtype)
-        args = (pool[0], pool[1], strides[0], strides[1], pads[0], pads[1])
-        threads = kernels.threads_for(y.size * pool[0] * pool[1])
-        if mode == "max" and recording:
+    def forward(ctx, x, mode, plan, recording):
+        x4 = contiguous(x if plan.rank == 2 else x[:, None])
+        n, c = x4.shape[0], x4.shape[3]
+        y = np.empty((n,) + plan.out + (c,), dtype=x4.dtype)
+        threads = kernels.threads_for(y.size * 4)
+        if plan.tiles:
+            if mode == "max":
+                argmax = np.empty(y.shape, dtype=np.uint8) if recording else None
+                kernels.get("max_pool2d_2x2_forward")(x4, y, argmax, threads)
+                ctx.save(argmax)
+            else:
+                kernels.get("avg_pool2d_2x2_forward")(x4, y, threads)
+        elif mode == "max" and recording:
             argmax = np.empty(y.shape, dtype=np.int32)
-            kernels.get("max_pool2d_forward_argmax")(x4, *args, y, argmax, threads)
+            kernels.get("max_pool2d_forward_argmax")(x4, *plan.args, y, argmax, threads)
             ctx.save(argmax)
         else:
-            kernels.get("max_pool2d_forward" if mode == "max" else "avg_pool2d_forward")(x4, *args, y, threads)
-        ctx.mode, ctx.args, ctx.shape4, ctx.dtype = mode, args, x4.shape, x4.dtype
-        return y if x.ndim == 4 else y[:, 0]
+            kernels.get("max_pool2d_forward" if mode == "max" else "avg_pool2d_forward")(x4, *plan.args, y, threads)
+        ctx.mode, ctx.plan, ctx.shape, ctx.shape4, ctx.dtype = mode, plan, x.shape, x4.shape, x4.dtype
+        return y if plan.rank == 2 else y[:, 0]
 
     @staticmethod
     def backward(ctx, dy, needs):
+        plan = ctx.plan
         dy = dy.astype(ctx.dtype, copy=False)
-        dy4 = contiguous(dy if len(ctx.shape) == 4 else dy[:, None])
+        dy4 = contiguous(dy if plan.rank == 2 else dy[:, None])
         dx = np.empty(ctx.shape4, dtype=ctx.dtype)
         threads = kernels.threads_for(dx.size)
-        ph, pw, sh, sw, pt, pl = ctx.args
         if ctx.mode == "max":
             (argmax,) = ctx.saved
-            kernels.get("max_pool2d_backward")(dy4, argmax, *ctx.args, dx, threads)
+            if plan.tiles:
+                kernels.get("max_pool2d_2x2_backward")(dy4, argmax, dx, threads)
+            else:
+                kernels.get("max_pool2d_backward")(dy4, argmax, *plan.args, dx, threads)
+        elif plan.tiles:
+            kernels.get("avg_pool2d_2x2_backward")(dy4, dx, threads)
         else:
-            kernels.get("avg_pool2d_backward")(dy4, *ctx.args, dx, threads)
-        return (dx.reshape(ctx.shape),)
+            kernels.get("avg_pool2d_backward")(dy4, *plan.args, dx, threads)
+        return (dx if plan.rank == 2 else dx.reshape(ctx.shape),)
 
 
-def _pool(mode, inputs, pool_size, strides, padding, data_format, op_name):
-    x = value(inputs)
-    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
-        inputs = x = float_array(x)
-    if x.ndim not in (3, 4):
+_PLANS = {}
+_MAX_PLANS = 256
+
+
+def _plan(shape, pool_size, strides, padding, data_format, op_name):
+    """The PoolPlan of an input of ``shape``, with the argument checks (errors name ``op_name``)."""
+    if len(shape) not in (3, 4):
         raise ValueError(f"{op_name}: expected a 3-D (batch, steps, channels) or 4-D (batch, height, width, "
-                         f"channels) input, received shape {x.shape}")
-    rank = x.ndim - 2
+                         f"channels) input, received shape {shape}")
+    rank = len(shape) - 2
     pool = normalize_tuple(pool_size, rank, "pool_size", owner=op_name)
     strides = pool if strides is None else normalize_tuple(strides, rank, "strides", owner=op_name)
     padding = str(padding).lower()
     if padding not in PADDINGS:
         raise ValueError(f"{op_name}: `padding` must be 'valid' or 'same', received {padding!r}")
     channels_first = data_format == "channels_first"
-    if channels_first:
-        inputs = transpose(inputs, (0,) + tuple(range(2, x.ndim)) + (1,))
-    spatial = value(inputs).shape[1:-1]
+    spatial = shape[2:] if channels_first else shape[1:-1]
     out = tuple(pool_output_length(s, p, st, padding) for s, p, st in zip(spatial, pool, strides))
     if any(o <= 0 for o in out):
         raise ValueError(f"{op_name}: the pool window {pool} with strides {strides} and padding {padding!r} "
                          f"does not fit the input's spatial shape {tuple(spatial)}; computed output "
-                         f"size {out} would be empty. Input shape received: {x.shape}")
+                         f"size {out} would be empty. Input shape received: {shape}")
     pads = tuple(same_pad_before(s, p, st) if padding == "same" else 0
                  for s, p, st in zip(spatial, pool, strides))
     if rank == 1:  # run the 2-D kernels with H = 1
         pool, strides, pads, out = (1,) + pool, (1,) + strides, (0,) + pads, (1,) + out
-    y = Pool.apply(inputs, mode=mode, pool=pool, strides=strides, pads=pads, out=out, recording=is_recording())
-    if channels_first:
+    # the 2x2 kernels need whole windows: "same" on an odd size adds a padded cell, left out here
+    tiles = (pool == (2, 2) and strides == (2, 2) and pads == (0, 0)
+             and out == (spatial[0] // 2, spatial[1] // 2) if rank == 2 else False)
+    return PoolPlan(pool, strides, pads, out, tiles, channels_first, rank)
+
+
+def _pool(mode, inputs, pool_size, strides, padding, data_format, op_name):
+    x = value(inputs)
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        inputs = x = float_array(x)
+    try:
+        key = (x.shape, pool_size, strides, padding, data_format)
+        plan = _PLANS.get(key)
+    except TypeError:  # unhashable arguments (lists): no caching
+        key = plan = None
+    if plan is None:
+        plan = _plan(x.shape, pool_size, strides, padding, data_format, op_name)
+        if key is not None:
+            if len(_PLANS) >= _MAX_PLANS:
+                _PLANS.clear()
+            _PLANS[key] = plan
+    if plan.channels_first:
+        inputs = transpose(inputs, (0,) + tuple(range(2, x.ndim)) + (1,))
+    y = Pool.apply(inputs, mode=mode, plan=plan, recording=is_recording())
+    if plan.channels_first:
         y = transpose(y, (0, x.ndim - 1) + tuple(range(1, x.ndim - 1)))
     return y
 

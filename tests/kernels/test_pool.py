@@ -1,6 +1,7 @@
 """Pooling kernels against the NumPy reference (tests/reference/pool.py): forward, argmax and
 backward, float32/float64, valid/same padding, overlapping and strided windows, odd sizes,
-batch 1; bit-identical results for 1 and 2 threads."""
+batch 1; bit-identical results for 1 and 2 threads. The 2x2 stride-2 kernels against the general
+ones: bit-identical outputs and argmax, ties, NaN, odd sizes, channel counts off the SIMD width."""
 import numpy as np
 import pytest
 
@@ -37,7 +38,8 @@ def _tol(dtype):
 
 def test_kernel_table():
     assert set(pool.KERNELS) == {"max_pool2d_forward", "max_pool2d_forward_argmax", "max_pool2d_backward",
-                                 "avg_pool2d_forward", "avg_pool2d_backward"}
+                                 "avg_pool2d_forward", "avg_pool2d_backward", "max_pool2d_2x2_forward",
+                                 "max_pool2d_2x2_backward", "avg_pool2d_2x2_forward", "avg_pool2d_2x2_backward"}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -124,3 +126,81 @@ def test_empty_batch_is_a_no_op():
     pool.max_pool2d_forward(x, 2, 2, 2, 2, 0, 0, y, 1)
     pool.avg_pool2d_forward(x, 2, 2, 2, 2, 0, 0, y, 1)
     assert y.shape == (0, 2, 2, 2)
+
+
+# ---- the 2x2 stride-2 kernels against the general ones ------------------------------------------
+TILE_SHAPES = [(2, 6, 6, 3), (1, 7, 5, 2), (1, 30, 30, 32), (3, 13, 13, 64), (2, 4, 4, 128), (1, 5, 9, 17),
+               (2, 2, 2, 1), (1, 3, 3, 40), (1, 9, 4, 33)]
+
+
+def _tie_heavy(rng, shape, dtype):
+    """Values from {-1, 0, 1}: most windows hold ties, several of them for the maximum."""
+    return rng.integers(-1, 2, shape).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", TILE_SHAPES)
+@pytest.mark.parametrize("ties", [False, True])
+def test_max_pool_2x2_matches_general(shape, ties, dtype):
+    rng = np.random.default_rng(4)
+    x = _tie_heavy(rng, shape, dtype) if ties else rng.standard_normal(shape).astype(dtype)
+    n, h, w, c = shape
+    out_shape = (n, h // 2, w // 2, c)
+    geometry = (2, 2, 2, 2, 0, 0)
+    y_ref = np.empty(out_shape, dtype)
+    arg_ref = np.empty(out_shape, np.int32)
+    pool.max_pool2d_forward_argmax(x, *geometry, y_ref, arg_ref, 1)
+    for threads in (1, 2):
+        y = np.full(out_shape, np.nan, dtype)
+        pool.max_pool2d_2x2_forward(x, y, None, threads)
+        np.testing.assert_array_equal(y, y_ref)
+        y = np.full(out_shape, np.nan, dtype)
+        argmax = np.full(out_shape, 255, np.uint8)
+        pool.max_pool2d_2x2_forward(x, y, argmax, threads)
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(argmax, arg_ref)  # the same tie rule: the first maximum
+    dy = rng.standard_normal(out_shape).astype(dtype)
+    dx_ref = np.empty(shape, dtype)
+    pool.max_pool2d_backward(dy, arg_ref, *geometry, dx_ref, 1)
+    for threads in (1, 2):
+        dx = np.full(shape, np.nan, dtype)  # fully overwritten, the odd last row/column too
+        pool.max_pool2d_2x2_backward(dy, argmax, dx, threads)
+        np.testing.assert_array_equal(dx, dx_ref)
+    if not ties:
+        np.testing.assert_allclose(dx_ref, ref.pool2d_backward(x, dy, (2, 2), (2, 2), "valid", "max"), **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", TILE_SHAPES)
+def test_avg_pool_2x2_matches_general(shape, dtype):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape).astype(dtype)
+    n, h, w, c = shape
+    out_shape = (n, h // 2, w // 2, c)
+    geometry = (2, 2, 2, 2, 0, 0)
+    y_ref = np.empty(out_shape, dtype)
+    pool.avg_pool2d_forward(x, *geometry, y_ref, 1)
+    dy = rng.standard_normal(out_shape).astype(dtype)
+    dx_ref = np.empty(shape, dtype)
+    pool.avg_pool2d_backward(dy, *geometry, dx_ref, 1)
+    for threads in (1, 2):
+        y = np.full(out_shape, np.nan, dtype)
+        pool.avg_pool2d_2x2_forward(x, y, threads)
+        np.testing.assert_array_equal(y, y_ref)
+        dx = np.full(shape, np.nan, dtype)
+        pool.avg_pool2d_2x2_backward(dy, dx, threads)
+        np.testing.assert_array_equal(dx, dx_ref)
+
+
+def test_max_pool_2x2_ties_and_nan_as_general():
+    # every position of the maximum, the all-equal window, -0.0 against 0.0, NaN first and later
+    windows = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [2, 2, 2, 2], [0, 3, 3, 1],
+               [-0.0, 0.0, 0.0, -0.0], [np.nan, 5, 1, 1], [1, np.nan, 5, 1], [-np.inf] * 4]
+    x = np.array(windows, np.float32).reshape(len(windows), 2, 2, 1).transpose(3, 1, 2, 0).copy()  # C = windows
+    y_ref, arg_ref = np.empty((1, 1, 1, len(windows)), np.float32), np.empty((1, 1, 1, len(windows)), np.int32)
+    pool.max_pool2d_forward_argmax(x, 2, 2, 2, 2, 0, 0, y_ref, arg_ref, 1)
+    y, argmax = np.empty_like(y_ref), np.empty(y_ref.shape, np.uint8)
+    pool.max_pool2d_2x2_forward(x, y, argmax, 1)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(argmax, arg_ref)
+    assert argmax.ravel()[:7].tolist() == [0, 1, 2, 3, 0, 1, 0]

@@ -1,5 +1,6 @@
 """Pooling ops: forward against the NumPy reference and float64 finite-difference gradients
-across strides, paddings, odd sizes and batch 1; the argmax kernel runs only while recording."""
+across strides, paddings, odd sizes and batch 1; the argmax kernel runs only while recording;
+the 2x2 stride-2 path against the general kernels (through the op, ties included)."""
 import numpy as np
 import pytest
 
@@ -15,6 +16,8 @@ CASES = [  # (input shape, pool, strides, padding)
     ((1, 5, 7, 2), (3, 2), (2, 1), "valid"),
     ((2, 5, 5, 1), (3, 3), (2, 2), "same"),
     ((1, 4, 6, 2), (2, 3), (3, 1), "same"),
+    ((1, 8, 6, 3), 2, None, "same"),  # "same" on even sizes: the 2x2 kernels
+    ((2, 7, 5, 2), 2, 2, "valid"),  # 2x2 kernels, odd sizes: the last row/column gets no gradient
 ]
 CASES_1D = [((2, 7, 3), 2, None, "valid"), ((1, 7, 2), 3, 2, "same"), ((2, 6, 2), 3, 1, "same")]
 
@@ -56,22 +59,67 @@ def test_channels_first(mode):
     check_op_gradients(lambda t: fn(t, 2, 1, "same", data_format="channels_first"), [x])
 
 
-def test_max_pool_keeps_argmax_only_while_recording(monkeypatch):
+@pytest.mark.parametrize("size,general", [(4, False), (6, True)])
+def test_max_pool_keeps_argmax_only_while_recording(monkeypatch, size, general):
     from dlcore import kernels
 
     calls = []
     table = kernels._load_table()
-    for name in ("max_pool2d_forward", "max_pool2d_forward_argmax"):
-        monkeypatch.setitem(table, name, (lambda f, n: lambda *a: (calls.append(n), f(*a)))(table[name], name))
-    x = np.random.default_rng(3).standard_normal((1, 4, 4, 2)).astype("float32")
-    ops.max_pool(x, 2)
-    assert calls == ["max_pool2d_forward"]
+    names = ("max_pool2d_forward", "max_pool2d_forward_argmax") if general else ("max_pool2d_2x2_forward",)
+    for name in names:  # the 2x2 kernel records when it is given an argmax buffer
+        monkeypatch.setitem(table, name, (lambda f, n: lambda *a: (
+            calls.append(n + ("" if n != "max_pool2d_2x2_forward" or a[2] is None else "+argmax")), f(*a)))(
+                table[name], name))
+    pool = 3 if general else 2
+    x = np.random.default_rng(3).standard_normal((1, size, size, 2)).astype("float32")
+    ops.max_pool(x, pool)
+    assert calls == [names[0]]
     t = dl.Tensor(x)
     with dl.GradientTape() as tape:
         tape.watch(t)
-        loss = ops.sum(ops.max_pool(t, 2))
-    assert calls[-1] == "max_pool2d_forward_argmax"
+        loss = ops.sum(ops.max_pool(t, pool))
+    assert calls[-1] == ("max_pool2d_forward_argmax" if general else "max_pool2d_2x2_forward+argmax")
     assert tape.gradient(loss, t).value.sum() == 8.0  # one cell per window
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("mode", ["max", "average"])
+@pytest.mark.parametrize("shape", [(3, 12, 10, 16), (1, 9, 7, 5), (1, 2, 2, 1)])
+def test_2x2_path_matches_general_kernels(monkeypatch, shape, mode, dtype):
+    """The op's 2x2 kernels against the general kernels (pool 2, stride 2 written as 2x2 windows
+    of a general geometry), with ties in most windows: same values, one gradient cell per window."""
+    from dlcore import kernels
+
+    fn = ops.max_pool if mode == "max" else ops.average_pool
+    x = np.random.default_rng(4).integers(-1, 2, shape).astype(dtype)  # values in {-1, 0, 1}: ties
+    dy = np.random.default_rng(5).standard_normal(
+        (shape[0], shape[1] // 2, shape[2] // 2, shape[3])).astype(dtype)
+
+    def run():
+        t = dl.Tensor(x)
+        with dl.GradientTape() as tape:
+            tape.watch(t)
+            y = fn(t, 2)
+            loss = ops.sum(ops.multiply(y, dy))
+        return y.value, tape.gradient(loss, t).value
+
+    y_fast, dx_fast = run()
+    table = kernels._load_table()
+    used = []
+    for name in ("max_pool2d_2x2_forward", "max_pool2d_2x2_backward", "avg_pool2d_2x2_forward",
+                 "avg_pool2d_2x2_backward"):
+        monkeypatch.setitem(table, name, (lambda n: lambda *a: used.append(n))(name))
+    from dlcore.ops import pool as pool_ops
+    monkeypatch.setattr(pool_ops, "_PLANS", {})
+    monkeypatch.setattr(pool_ops, "_plan", (lambda plan: lambda *a: plan(*a)._replace(tiles=False))(pool_ops._plan))
+    y_general, dx_general = run()
+    assert not used
+    np.testing.assert_array_equal(y_fast, y_general)
+    np.testing.assert_array_equal(dx_fast, dx_general)
+    if mode == "max":
+        covered = dx_fast[:, :shape[1] // 2 * 2, :shape[2] // 2 * 2]
+        nonzero = (covered.reshape(shape[0], shape[1] // 2, 2, shape[2] // 2, 2, shape[3]) != 0).sum(axis=(2, 4))
+        assert nonzero.max() <= 1  # ties send the gradient to one cell of the window
 
 
 def test_integer_input_becomes_float():
