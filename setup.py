@@ -52,6 +52,7 @@ def extension(name):
     return Extension(
         f"dlcore.kernels.{name}",
         sources=[f"kernels/{name}.pyx"],
+        depends=["kernels/dl_sgemm.h", "kernels/_activations.pxd"],
         include_dirs=[numpy.get_include(), "kernels"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=OPT + OPENMP_COMPILE,
@@ -64,7 +65,7 @@ setup(
     + ["dlcore.kernels", "dlcore.benchmarks", "dlcore.benchmarks.workloads"],
     # kernels/ and benchmarks/ sit at the top of the source tree and install inside dlcore
     package_dir={"dlcore.kernels": "kernels", "dlcore.benchmarks": "benchmarks"},
-    package_data={"dlcore.kernels": ["*.pxd", "*.pyx", "README.md"]},
+    package_data={"dlcore.kernels": ["*.pxd", "*.pyx", "*.h", "README.md"]},
     ext_modules=cythonize(
         [extension(name) for name in EXTENSIONS],
         compiler_directives=DIRECTIVES,

@@ -58,8 +58,19 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
+cdef extern from "dl_sgemm.h" nogil:
+    int dl_sgemm_available()
+    void dl_sgemm(int a_cols, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
+                  Py_ssize_t lda, const float* b, Py_ssize_t ldb, float beta, float* c,
+                  Py_ssize_t ldc)
+    void dl_sgemm_ep(int a_cols, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
+                     Py_ssize_t lda, const float* b, Py_ssize_t ldb, float beta, float* c,
+                     Py_ssize_t ldc, const float* bias, int relu)
+    void dl_transpose(const float* src, Py_ssize_t lds, Py_ssize_t rows, Py_ssize_t cols,
+                      float* dst, Py_ssize_t ldd)
+
 from kernels._activations cimport (
-    floating, act_row, softmax_row, log_softmax_row, ACT_SOFTMAX, ACT_LOG_SOFTMAX,
+    floating, act_row, softmax_row, log_softmax_row, ACT_RELU, ACT_SOFTMAX, ACT_LOG_SOFTMAX,
 )
 
 # Bytes of one thread's column buffer: the chunk's P rows of K taps (measured best of 256 KiB -
@@ -88,13 +99,18 @@ PATH_NAMES = ("pointwise", "direct", "im2col")
 
 
 cdef bint _TAP_RUNS = True
+# float32 products use dlcore's own AVX-512 GEMM (dl_sgemm.h) where the CPU has it
+OWN_SGEMM = bool(dl_sgemm_available())
+cdef bint _OWN_SGEMM = OWN_SGEMM
 
 
-def set_tuning(col_bytes=None, dw_slots=None, tap_runs=None):
-    """Override COL_BYTES / DW_SLOTS / the contiguous-taps copy of im2col (measurements only);
-    returns the previous values."""
-    global _COL_BYTES, _DW_SLOTS, _TAP_RUNS
-    previous = (_COL_BYTES, _DW_SLOTS, _TAP_RUNS)
+def set_tuning(col_bytes=None, dw_slots=None, tap_runs=None, own_sgemm=None):
+    """Override COL_BYTES / DW_SLOTS / the contiguous-taps copy of im2col / the use of the own
+    float32 GEMM (measurements and tests only); returns the previous values."""
+    global _COL_BYTES, _DW_SLOTS, _TAP_RUNS, _OWN_SGEMM
+    previous = (_COL_BYTES, _DW_SLOTS, _TAP_RUNS, _OWN_SGEMM)
+    if own_sgemm is not None:
+        _OWN_SGEMM = bool(own_sgemm) and OWN_SGEMM
     if col_bytes is not None:
         _COL_BYTES = col_bytes
     if dw_slots is not None:
@@ -177,6 +193,9 @@ cdef inline void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, P
     cdef float one_f = 1.0, beta_f = <float>beta
     cdef double one_d = 1.0
     if floating is float:
+        if _OWN_SGEMM and not trans_b:
+            dl_sgemm(trans_a, m, n, k, a, lda, b, ldb, beta_f, c, ldc)
+            return
         sgemm(&tb, &ta, &ni, &mi, &ki, &one_f, <float*>b, &lb, <float*>a, &la, &beta_f, c, &lc)
     else:
         dgemm(&tb, &ta, &ni, &mi, &ki, &one_d, <double*>b, &lb, <double*>a, &la, &beta, c, &lc)
@@ -233,7 +252,7 @@ cdef void _geom(Geom* g, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w, Py_ssize_t c,
     g.k = kh * kw * g.cg
     if kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0 and oh == h and ow == w:
         g.path = P_POINTWISE
-    elif g.cg == 1:
+    elif g.cg == 1 and groups > 1:
         g.path = P_DIRECT
     else:
         g.path = P_IM2COL
@@ -357,20 +376,31 @@ cdef void _forward_chunk(const floating* x, const floating* w, const floating* b
                          floating* y) noexcept nogil:
     cdef Py_ssize_t grp, p, np_ = p1 - p0
     cdef floating* yc = y + p0 * g.o
+    cdef bint fused = False  # bias + linear/relu applied in the own GEMM's tile stores
+    if floating is float:
+        fused = _OWN_SGEMM and (code == 0 or code == ACT_RELU) and g.path != P_DIRECT and g.k > 0
     if g.path == P_DIRECT:
         _direct_forward(x, w, g, p0, p1, y)
     elif g.k == 0:
         _zero(yc, np_ * g.o)
     else:
         for grp in range(g.groups):
-            if g.path == P_POINTWISE:
+            if g.path == P_IM2COL:
+                _im2col(x, g, p0, p1, grp, col)
+            if fused:
+                if floating is float:
+                    dl_sgemm_ep(0, np_, g.og, g.k,
+                                col if g.path == P_IM2COL else x + p0 * g.c + grp * g.cg,
+                                g.k if g.path == P_IM2COL else g.c, w + grp * g.og, g.o, 0.0,
+                                yc + grp * g.og, g.o, bias + grp * g.og if bias != NULL else NULL,
+                                code == ACT_RELU)
+            elif g.path == P_POINTWISE:
                 _gemm(False, False, np_, g.og, g.cg, x + p0 * g.c + grp * g.cg, g.c,
                       w + grp * g.og, g.o, 0.0, yc + grp * g.og, g.o)
             else:
-                _im2col(x, g, p0, p1, grp, col)
                 _gemm(False, False, np_, g.og, g.k, col, g.k, w + grp * g.og, g.o, 0.0,
                       yc + grp * g.og, g.o)
-    if code != 0 or bias != NULL:
+    if not fused and (code != 0 or bias != NULL):
         for p in range(np_):
             _epilogue_row(code, yc + p * g.o, bias, g.o, alpha)
 
@@ -502,11 +532,13 @@ cdef void _col2im_block(const floating* dcol, const Geom* g, Py_ssize_t n, Py_ss
             src += g.k
 
 
-cdef void _backward_input_task(const floating* dy, const floating* w, const Geom* g, Py_ssize_t n,
+cdef void _backward_input_task(const floating* dy, const floating* w, const floating* wt,
+                               const Geom* g, Py_ssize_t n,
                                Py_ssize_t ih0, Py_ssize_t ih1, Py_ssize_t iw0, Py_ssize_t iw1,
                                Py_ssize_t chunk, floating* dcol, floating* dx) noexcept nogil:
     """dx[n, ih0:ih1, iw0:iw1, :] (im2col path): dcol = dy @ W^T over the output pixels that reach
-    the band (in blocks of at most `chunk` pixels), then col2im restricted to the band."""
+    the band (in blocks of at most `chunk` pixels), then col2im restricted to the band. wt: W^T
+    (C_out, K) when the caller transposed it (the own float32 GEMM takes B untransposed), or NULL."""
     cdef Py_ssize_t ih, grp, rows, m
     cdef Py_ssize_t oh, oh1, ow0, ow1
     cdef Py_ssize_t ext_h = (g.kh - 1) * g.dh, ext_w = (g.kw - 1) * g.dw
@@ -547,8 +579,12 @@ cdef void _backward_input_task(const floating* dy, const floating* w, const Geom
                     ow1 = ow_hi
             m = (oh1 - oh) * (ow1 - ow0)
             for grp in range(g.groups):
-                _gemm(False, True, m, g.k, g.og, dy + ((n * g.oh + oh) * g.ow + ow0) * g.o + grp * g.og,
-                      g.o, w + grp * g.og, g.o, 0.0, dcol, g.k)
+                if wt != NULL:
+                    _gemm(False, False, m, g.k, g.og, dy + ((n * g.oh + oh) * g.ow + ow0) * g.o + grp * g.og,
+                          g.o, wt + grp * g.og * g.k, g.k, 0.0, dcol, g.k)
+                else:
+                    _gemm(False, True, m, g.k, g.og, dy + ((n * g.oh + oh) * g.ow + ow0) * g.o + grp * g.og,
+                          g.o, w + grp * g.og, g.o, 0.0, dcol, g.k)
                 _col2im_block(dcol, g, n, oh, oh1, ow0, ow1, grp, ih0, ih1, iw0, iw1, dx)
             if full_row or ow1 >= ow_hi:
                 break
@@ -573,6 +609,7 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy_nhwo, const floating[:
     cdef Geom g
     cdef Py_ssize_t total, chunk, n_tasks, bands, band, extent, i, b, a0, a1, p0, p1, rows
     cdef floating* buf = NULL
+    cdef floating* wt = NULL
     cdef int threads
     cdef bint split_rows
     _geom(&g, dx_nhwc.shape[0], dx_nhwc.shape[1], dx_nhwc.shape[2], dx_nhwc.shape[3],
@@ -601,6 +638,12 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy_nhwo, const floating[:
         n_tasks = g.n * bands
     if n_threads > n_tasks:
         n_threads = <int>n_tasks
+    if floating is float:
+        if _OWN_SGEMM and g.path != P_DIRECT:
+            wt = <floating*>malloc(g.k * g.o * sizeof(floating) + 64)
+            if wt == NULL:
+                raise MemoryError()
+            dl_transpose(&w_hwio[0, 0, 0, 0], g.o, g.k, g.o, wt, g.k)
     threads = _serial_blas_enter(n_threads)
     try:
         with nogil, parallel(num_threads=threads):
@@ -610,9 +653,14 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy_nhwo, const floating[:
                     p0 = i * chunk
                     p1 = min(p0 + chunk, total)
                     for b in range(g.groups):
-                        _gemm(False, True, p1 - p0, g.cg, g.og, &dy_nhwo[0, 0, 0, 0] + p0 * g.o + b * g.og,
-                              g.o, &w_hwio[0, 0, 0, 0] + b * g.og, g.o, 0.0,
-                              &dx_nhwc[0, 0, 0, 0] + p0 * g.c + b * g.cg, g.c)
+                        if wt != NULL:
+                            _gemm(False, False, p1 - p0, g.cg, g.og, &dy_nhwo[0, 0, 0, 0] + p0 * g.o + b * g.og,
+                                  g.o, wt + b * g.og * g.cg, g.cg, 0.0,
+                                  &dx_nhwc[0, 0, 0, 0] + p0 * g.c + b * g.cg, g.c)
+                        else:
+                            _gemm(False, True, p1 - p0, g.cg, g.og, &dy_nhwo[0, 0, 0, 0] + p0 * g.o + b * g.og,
+                                  g.o, &w_hwio[0, 0, 0, 0] + b * g.og, g.o, 0.0,
+                                  &dx_nhwc[0, 0, 0, 0] + p0 * g.c + b * g.cg, g.c)
                 elif g.path == P_DIRECT:
                     _direct_backward_input_row(&dy_nhwo[0, 0, 0, 0], &w_hwio[0, 0, 0, 0], &g, i,
                                                &dx_nhwc[0, 0, 0, 0])
@@ -621,14 +669,17 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy_nhwo, const floating[:
                     a0 = band * extent // bands
                     a1 = (band + 1) * extent // bands
                     if split_rows:
-                        _backward_input_task(&dy_nhwo[0, 0, 0, 0], &w_hwio[0, 0, 0, 0], &g, i // bands,
-                                             a0, a1, 0, g.w, chunk, buf, &dx_nhwc[0, 0, 0, 0])
+                        _backward_input_task(&dy_nhwo[0, 0, 0, 0], &w_hwio[0, 0, 0, 0], wt, &g,
+                                             i // bands, a0, a1, 0, g.w, chunk, buf,
+                                             &dx_nhwc[0, 0, 0, 0])
                     else:
-                        _backward_input_task(&dy_nhwo[0, 0, 0, 0], &w_hwio[0, 0, 0, 0], &g, i // bands,
-                                             0, g.h, a0, a1, chunk, buf, &dx_nhwc[0, 0, 0, 0])
+                        _backward_input_task(&dy_nhwo[0, 0, 0, 0], &w_hwio[0, 0, 0, 0], wt, &g,
+                                             i // bands, 0, g.h, a0, a1, chunk, buf,
+                                             &dx_nhwc[0, 0, 0, 0])
             free(buf)
     finally:
         _serial_blas_exit()
+        free(wt)
 
 
 # ---- backward: weight ------------------------------------------------------------------------

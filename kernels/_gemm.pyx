@@ -19,6 +19,14 @@
 from cython.parallel cimport prange
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 
+cdef extern from "dl_sgemm.h" nogil:
+    int dl_sgemm_available()
+    void dl_sgemm_ep(int a_cols, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
+                     Py_ssize_t lda, const float* b, Py_ssize_t ldb, float beta, float* c,
+                     Py_ssize_t ldc, const float* bias, int relu)
+
+OWN_SGEMM = bool(dl_sgemm_available())
+
 from kernels._activations cimport (
     floating, act_row, softmax_row, log_softmax_row, ACT_LINEAR, ACT_RELU, ACT_LEAKY_RELU,
     ACT_RELU6, ACT_HARD_SIGMOID, ACT_SOFTSIGN, ACT_SOFTMAX, ACT_LOG_SOFTMAX,
@@ -157,3 +165,28 @@ def dense_forward(const floating[:, ::1] x_nk, const floating[:, ::1] w_km,
     else:
         for i in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
             _epilogue_row(activation, &y_nm[i, 0], bias, m, a)
+
+
+def own_sgemm(const float[:, ::1] a, const float[:, ::1] b, float[:, ::1] out,
+              bint trans_a=False, double beta=0.0, const float[::1] bias=None, bint relu=False):
+    """out = op(a) @ b + beta * out (+ bias, then max(., 0) if relu) with dlcore's own AVX-512
+    float32 GEMM (dl_sgemm.h), one thread; OWN_SGEMM tells whether this CPU runs it (otherwise
+    this raises RuntimeError).
+
+    a: (m, k) or (k, m) if trans_a, float32, C-contiguous, IN
+    b: (k, n) float32, C-contiguous, IN
+    out: (m, n) float32, C-contiguous, IN/OUT (not read when beta == 0)
+    """
+    if not OWN_SGEMM:
+        raise RuntimeError("dlcore's own sgemm needs a CPU with AVX-512F/VL/DQ")
+    cdef Py_ssize_t m = out.shape[0], n = out.shape[1]
+    cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
+    cdef const float* bias_p = NULL
+    if bias is not None:
+        bias_p = &bias[0]
+    if m == 0 or n == 0:
+        return
+    with nogil:
+        dl_sgemm_ep(trans_a, m, n, k, &a[0, 0] if a.shape[0] * a.shape[1] > 0 else NULL,
+                    a.shape[1], &b[0, 0] if b.shape[0] * b.shape[1] > 0 else NULL, n,
+                    <float>beta, &out[0, 0], n, bias_p, relu)

@@ -14,7 +14,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reference import conv as ref  # noqa: E402
 from reference import elementwise as ref_act  # noqa: E402
 
-from dlcore.kernels import _config, conv, elementwise  # noqa: E402
+from dlcore.kernels import _config, _conv, conv, elementwise  # noqa: E402
+
+# float32 products: BLAS and, where the CPU has AVX-512, dlcore's own GEMM (dl_sgemm.h)
+GEMMS = ["blas"] + (["own"] if _conv.OWN_SGEMM else [])
+
+
+@pytest.fixture(params=GEMMS)
+def gemm(request):
+    previous = _conv.set_tuning(own_sgemm=request.param == "own")
+    yield request.param
+    _conv.set_tuning(own_sgemm=previous[3])
 
 DTYPES = (np.float32, np.float64)
 RTOL = {np.float32: 2e-5, np.float64: 1e-11}
@@ -34,7 +44,8 @@ CASES = [
     (2, 7, 7, 4, 5, (1, 1), (2, 2), ((0, 0), (0, 0)), (1, 1), 1, "im2col"),        # 1x1 stride 2
     (2, 6, 7, 3, 6, (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 3, "direct"),        # depthwise x2
     (2, 6, 7, 3, 3, (3, 3), (1, 1), ((1, 1), (1, 1)), (2, 2), 3, "direct"),        # depthwise, dilated
-    (2, 6, 7, 1, 5, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, "direct"),        # one input channel
+    (2, 6, 7, 1, 5, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, "im2col"),        # one input channel
+    (2, 6, 7, 2, 4, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 2, "direct"),        # one channel per group
     (1, 4, 4, 2, 2, (4, 4), (1, 1), ((0, 0), (0, 0)), (1, 1), 1, "im2col"),        # kernel == input
 ]
 
@@ -60,7 +71,7 @@ def test_kernel_table():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[-1]}-{c[0]}x{c[1]}x{c[2]}x{c[3]}-g{c[9]}")
-def test_forward_and_backward_against_reference(case, dtype):
+def test_forward_and_backward_against_reference(case, dtype, gemm):
     n, h, w, c, o, kh, kw, sh, sw, pads, dh, dw, groups, path = unpack(case)
     (pt, pb), (pl, pr) = pads
     x = rand((n, h, w, c), dtype, 1)
@@ -106,6 +117,19 @@ def test_forward_epilogue_activations(name):
         y = np.empty(z.shape)
         conv.conv2d_forward(x, k, b, sh, sw, pads[0][0], pads[1][0], dh, dw, groups, code, alpha, y, 2)
         np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["linear", "relu", "sigmoid"])
+def test_forward_epilogue_float32(name, gemm):
+    # linear and relu are fused into the own GEMM's tile stores; others run the row epilogue
+    code = elementwise.ACTIVATIONS[name]
+    for case in CASES:
+        n, h, w, c, o, kh, kw, sh, sw, pads, dh, dw, groups, _ = unpack(case)
+        x, k, b = rand((n, h, w, c), np.float32, 1), rand((kh, kw, c // groups, o), np.float32, 2), rand((o,), np.float32, 3)
+        z = ref.conv2d(x.astype(np.float64), k.astype(np.float64), (sh, sw), pads, (dh, dw), groups, bias=b)
+        y = np.full(z.shape, np.nan, np.float32)
+        conv.conv2d_forward(x, k, b, sh, sw, pads[0][0], pads[1][0], dh, dw, groups, code, 0.0, y, 1)
+        np.testing.assert_allclose(y, ref_act.FORWARD[name](z, 0.0), **tol(np.float32, kh * kw * c))
 
 
 def test_no_bias_and_zero_sizes():

@@ -8,7 +8,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reference import gemm as ref  # noqa: E402
 
-from dlcore.kernels import elementwise, gemm  # noqa: E402
+from dlcore.kernels import _gemm, elementwise, gemm  # noqa: E402
 
 DTYPES = (np.float32, np.float64)
 # Products of K terms: the absolute tolerance grows with sqrt(K) (inputs are O(1)).
@@ -121,3 +121,37 @@ def test_matmul_single_row_or_column_uses_gemv_correctly(m, n, k, trans_a, trans
     expected = 0.5 * (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b) + 2.0 * out
     gemm.matmul(a, b, out, trans_a, trans_b, 0.5, 2.0)
     np.testing.assert_allclose(out, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+# dlcore's own AVX-512 float32 GEMM (kernels/dl_sgemm.h): tiles of 14 x 32, k blocks of 640,
+# column blocks of 128, partial row panels copied in k blocks of 256; shapes cross every edge.
+OWN_SHAPES = [(1, 1, 1), (14, 32, 5), (13, 31, 7), (15, 33, 256), (29, 70, 300), (3, 5, 0),
+              (100, 200, 700), (33, 150, 1400), (28, 129, 641), (2, 17, 257)]
+
+
+@pytest.mark.skipif(not _gemm.OWN_SGEMM, reason="the own sgemm needs AVX-512F/VL/DQ")
+@pytest.mark.parametrize("m, n, k", OWN_SHAPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("beta", [0.0, 1.0, 0.5])
+@pytest.mark.parametrize("epilogue", ["none", "bias", "bias+relu"])
+def test_own_sgemm(m, n, k, trans_a, beta, epilogue):
+    rng = np.random.default_rng(m * 1000 + n + k)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32) if epilogue != "none" else None
+    expected = (a.T if trans_a else a).astype(np.float64) @ b + beta * c0
+    if bias is not None:
+        expected = expected + bias
+    if epilogue == "bias+relu":
+        expected = np.maximum(expected, 0.0)
+    c = c0.copy() if beta else np.full((m, n), np.nan, np.float32)  # beta == 0: c is not read
+    _gemm.own_sgemm(a, b, c, trans_a, beta, bias, epilogue == "bias+relu")
+    np.testing.assert_allclose(c, expected, rtol=1e-5, atol=1e-5 * max(1.0, np.sqrt(k)))
+
+
+def test_own_sgemm_reports_unsupported_cpu():
+    if _gemm.OWN_SGEMM:
+        pytest.skip("this CPU runs the own sgemm")
+    with pytest.raises(RuntimeError, match="AVX-512"):
+        _gemm.own_sgemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), np.empty((2, 2), np.float32))

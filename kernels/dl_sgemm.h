@@ -1,0 +1,241 @@
+/* dlcore's own single-threaded float32 GEMM for AVX-512 CPUs (row-major):
+ *
+ *     C (m, n) = op(A) (m, k) @ B (k, n) + beta * C      (beta == 0: C is not read)
+ *
+ * op(A) is A (m, k) with row stride lda ("rows": A[i*lda + p]) or A^T stored (k, m) with row
+ * stride lda ("cols": A[p*lda + i]). B is always (k, n) with row stride ldb: a caller with a
+ * transposed B transposes it once (dl_transpose) and reuses it across its calls.
+ *
+ * Why: scipy's OpenBLAS is the AVX2 (Haswell) build on machines that pin OPENBLAS_CORETYPE, and
+ * even its AVX-512 kernels repack both operands on every call, which dominates the small
+ * products of a convolution chunk. This kernel packs nothing on the common paths: a 14x32 tile
+ * of C lives in 28 zmm registers, each step of k loads two vectors of B (one 32-float row) and
+ * broadcasts 14 elements of A straight from memory into the FMAs. Rows of A and B are streamed
+ * in order, so the hardware prefetchers keep them in L1/L2. Edges: columns with masked loads and
+ * stores; a partial row panel (< 14 rows) is copied into a zero-padded k-major panel first.
+ *
+ * Only for CPUs with AVX-512F/VL/DQ (dl_sgemm_available()); the callers use BLAS otherwise.
+ * Compiled per function with target attributes, so the extension still runs on any x86-64.
+ */
+#ifndef DL_SGEMM_H
+#define DL_SGEMM_H
+
+#include <stddef.h>
+#include <string.h>
+
+#define DL_MR 14
+#define DL_NR 32
+#define DL_KB 256
+#define DL_KC 640
+#define DL_NC 128
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define DL_HAVE_AVX512_BUILD 1
+#define DL_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma")))
+#else
+#define DL_HAVE_AVX512_BUILD 0
+#endif
+
+static int dl_sgemm_available(void)
+{
+#if DL_HAVE_AVX512_BUILD
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512dq");
+#else
+    return 0;
+#endif
+}
+
+/* dst (cols, rows) = src (rows, cols)^T, src row stride lds, dst row stride ldd. */
+static void dl_transpose(const float *src, ptrdiff_t lds, ptrdiff_t rows, ptrdiff_t cols,
+                         float *dst, ptrdiff_t ldd)
+{
+    ptrdiff_t i0, j0, i, j;
+    for (i0 = 0; i0 < rows; i0 += 16)
+        for (j0 = 0; j0 < cols; j0 += 16)
+            for (i = i0; i < rows && i < i0 + 16; i++)
+                for (j = j0; j < cols && j < j0 + 16; j++)
+                    dst[j * ldd + i] = src[i * lds + j];
+}
+
+#if DL_HAVE_AVX512_BUILD
+
+#define DL_ROWS_14(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
+
+/* The tile store: C rows [0, mr) x columns masked by m0/m1. */
+#define DL_DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+#define DL_STORE(i)                                                                         \
+    if (i < mr) {                                                                           \
+        float *cr = c + (ptrdiff_t)i * ldc;                                                 \
+        if (beta != 0.0f) {                                                                 \
+            c##i##0 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m0, cr), c##i##0);       \
+            c##i##1 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m1, cr + 16), c##i##1);  \
+        }                                                                                   \
+        if (bias != NULL) {                                                                 \
+            c##i##0 = _mm512_add_ps(c##i##0, vb0);                                          \
+            c##i##1 = _mm512_add_ps(c##i##1, vb1);                                          \
+        }                                                                                   \
+        if (relu) {                                                                         \
+            c##i##0 = _mm512_max_ps(c##i##0, _mm512_setzero_ps());                          \
+            c##i##1 = _mm512_max_ps(c##i##1, _mm512_setzero_ps());                          \
+        }                                                                                   \
+        _mm512_mask_storeu_ps(cr, m0, c##i##0);                                             \
+        _mm512_mask_storeu_ps(cr + 16, m1, c##i##1);                                        \
+    }
+
+/* A in "rows" layout: element (i, p) at a[i*lda + p]. */
+#define DL_FMA_ROWS(i)                                                                      \
+    { __m512 ai = _mm512_set1_ps(a[(ptrdiff_t)i * lda + p]);                                \
+      c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); }
+
+/* A in "cols" layout: element (i, p) at a[p*lda + i]. */
+#define DL_FMA_COLS(i)                                                                      \
+    { __m512 ai = _mm512_set1_ps(ap[i]);                                                    \
+      c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); }
+
+/* C tile (mr <= 14, nr <= 32) = sum_p A(i, p) B(p, j) + beta C, A in "rows" layout with all 14
+ * rows readable. */
+DL_TARGET static void dl_tile_rows(ptrdiff_t k, const float *a, ptrdiff_t lda, const float *b,
+                                   ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc,
+                                   int mr, int nr, const float *bias, int relu)
+{
+    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);
+    __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u);
+    __m512 vbeta = _mm512_set1_ps(beta);
+    __m512 vb0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    __m512 vb1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    ptrdiff_t p;
+    DL_ROWS_14(DL_DECL)
+    for (p = 0; p < k; p++) {
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);
+        __m512 b1 = _mm512_maskz_loadu_ps(m1, b + p * ldb + 16);
+        DL_ROWS_14(DL_FMA_ROWS)
+    }
+    DL_ROWS_14(DL_STORE)
+}
+
+/* The same with A in "cols" layout (14 consecutive floats per step, row stride lda). */
+DL_TARGET static void dl_tile_cols(ptrdiff_t k, const float *a, ptrdiff_t lda, const float *b,
+                                   ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc,
+                                   int mr, int nr, const float *bias, int relu)
+{
+    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);
+    __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u);
+    __m512 vbeta = _mm512_set1_ps(beta);
+    __m512 vb0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    __m512 vb1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    ptrdiff_t p;
+    DL_ROWS_14(DL_DECL)
+    for (p = 0; p < k; p++) {
+        const float *ap = a + p * lda;
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);
+        __m512 b1 = _mm512_maskz_loadu_ps(m1, b + p * ldb + 16);
+        DL_ROWS_14(DL_FMA_COLS)
+    }
+    DL_ROWS_14(DL_STORE)
+}
+
+/* A partial row panel (mr < 14 rows, or "cols" rows past the end): k in blocks of DL_KB copied
+ * into a zero-padded (DL_KB, 14) panel, accumulated into C with beta after the first block. */
+DL_TARGET static void dl_tile_edge(int a_cols, ptrdiff_t k, const float *a, ptrdiff_t lda,
+                                   const float *b, ptrdiff_t ldb, float beta, float *c,
+                                   ptrdiff_t ldc, int mr, int nr, const float *bias, int relu)
+{
+    float panel[DL_KB * DL_MR];
+    ptrdiff_t p0, kb, p;
+    int i;
+    for (p0 = 0; p0 < k || p0 == 0; p0 += DL_KB) {
+        kb = k - p0 < DL_KB ? k - p0 : DL_KB;
+        memset(panel, 0, sizeof(float) * DL_MR * (kb > 0 ? kb : 1));
+        for (p = 0; p < kb; p++)
+            for (i = 0; i < mr; i++)
+                panel[p * DL_MR + i] = a_cols ? a[(p0 + p) * lda + i] : a[i * lda + p0 + p];
+        int last = p0 + DL_KB >= k;
+        dl_tile_cols(kb, panel, DL_MR, b + p0 * ldb, ldb, p0 == 0 ? beta : 1.0f, c, ldc, mr, nr,
+                     last ? bias : NULL, last && relu);
+        if (k == 0)
+            break;
+    }
+}
+
+/* One block: k <= DL_KC, n <= DL_NC. */
+DL_TARGET static void dl_sgemm_block(int a_cols, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                     const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
+                                     float beta, float *c, ptrdiff_t ldc, const float *bias,
+                                     int relu)
+{
+    ptrdiff_t i, j;
+    int mr, nr;
+    for (i = 0; i < m; i += DL_MR) {
+        mr = m - i < DL_MR ? (int)(m - i) : DL_MR;
+        const float *ai = a_cols ? a + i : a + i * lda;
+        for (j = 0; j < n; j += DL_NR) {
+            nr = n - j < DL_NR ? (int)(n - j) : DL_NR;
+            const float *bj = bias ? bias + j : NULL;
+            if (mr < DL_MR)
+                dl_tile_edge(a_cols, k, ai, lda, b + j, ldb, beta, c + i * ldc + j, ldc, mr, nr,
+                             bj, relu);
+            else if (a_cols)
+                dl_tile_cols(k, ai, lda, b + j, ldb, beta, c + i * ldc + j, ldc, mr, nr, bj, relu);
+            else
+                dl_tile_rows(k, ai, lda, b + j, ldb, beta, c + i * ldc + j, ldc, mr, nr, bj, relu);
+        }
+    }
+}
+
+/* C (m, n) = epilogue(op(A) @ B + beta C); a_cols: A stored transposed (see the top of the
+ * file); the epilogue adds bias (n,) when not NULL, then max(., 0) when relu. B is taken in
+ * blocks of at most DL_KC rows and DL_NC columns (about 256 KB, held in L2 while every row panel
+ * of A passes over it). */
+DL_TARGET static void dl_sgemm_ep(int a_cols, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                  const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
+                                  float beta, float *c, ptrdiff_t ldc, const float *bias, int relu)
+{
+    ptrdiff_t p0, j0, kb, nb;
+    if (k <= DL_KC && n <= DL_NC) {
+        dl_sgemm_block(a_cols, m, n, k, a, lda, b, ldb, beta, c, ldc, bias, relu);
+        return;
+    }
+    for (j0 = 0; j0 < n; j0 += DL_NC) {
+        nb = n - j0 < DL_NC ? n - j0 : DL_NC;
+        for (p0 = 0; p0 < k || p0 == 0; p0 += DL_KC) {
+            kb = k - p0 < DL_KC ? k - p0 : DL_KC;
+            int last = p0 + DL_KC >= k;
+            dl_sgemm_block(a_cols, m, nb, kb, a_cols ? a + p0 * lda : a + p0, lda,
+                           b + p0 * ldb + j0, ldb, p0 == 0 ? beta : 1.0f, c + j0, ldc,
+                           last && bias ? bias + j0 : NULL, last && relu);
+            if (k == 0)
+                break;
+        }
+    }
+}
+
+/* C (m, n) = op(A) @ B + beta C. */
+DL_TARGET static void dl_sgemm(int a_cols, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                               const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
+                               float beta, float *c, ptrdiff_t ldc)
+{
+    dl_sgemm_ep(a_cols, m, n, k, a, lda, b, ldb, beta, c, ldc, NULL, 0);
+}
+
+#else  /* no AVX-512 build: never called (dl_sgemm_available() is 0) */
+
+static void dl_sgemm_ep(int a_cols, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a,
+                        ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c,
+                        ptrdiff_t ldc, const float *bias, int relu)
+{
+    (void)a_cols; (void)m; (void)n; (void)k; (void)a; (void)lda; (void)b; (void)ldb;
+    (void)beta; (void)c; (void)ldc; (void)bias; (void)relu;
+}
+
+static void dl_sgemm(int a_cols, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a,
+                     ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c,
+                     ptrdiff_t ldc)
+{
+    dl_sgemm_ep(a_cols, m, n, k, a, lda, b, ldb, beta, c, ldc, NULL, 0);
+}
+
+#endif
+#endif
