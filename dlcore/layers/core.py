@@ -2,6 +2,8 @@
 import numpy as np
 
 from .. import activations, constraints, initializers, ops, regularizers
+from ..ops.elementwise import activation_code
+from ..ops.gemm import dense_inference
 from ..registry import register
 from ..symbolic import KerasTensor
 from .layer import InputSpec, Layer
@@ -110,6 +112,23 @@ class Dense(Layer):
         if self.activity_regularizer is not None:
             self._activity_losses.append(self.activity_regularizer(y))
         return y
+
+    def _inference_function(self):
+        if type(self).call is not Dense.call or type(self)._convert_input is not Layer._convert_input:
+            return None
+        return self._infer
+
+    def _infer(self, x):
+        """The fused kernel on an ndarray of the kernel's dtype, else None. (For such an input the
+        general call's cast to the layer's float dtype and back to the kernel's is exact.)"""
+        w = self.kernel.value
+        fused = self._fused
+        if (fused is None or self.activity_regularizer is not None or x.dtype != w.dtype
+                or (self._np_dtype is not None and x.dtype != self._np_dtype) or x.ndim < 2
+                or x.shape[-1] != w.shape[0]):
+            return None
+        bias = self.bias
+        return dense_inference(x, w, None if bias is None else bias.value, activation_code(fused[0]), fused[1])
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)

@@ -109,6 +109,10 @@ class Layer:
         return self._dtype or dl_config.floatx()
 
     compute_dtype = dtype
+
+    def _float_dtype(self):
+        """The np.dtype that float inputs are cast to (the layer's dtype, else floatx)."""
+        return self._np_dtype or _FLOAT_DTYPES[dl_config._FLOATX]
     variable_dtype = dtype
 
     # weights ---------------------------------------------------------------------------------
@@ -235,23 +239,24 @@ class Layer:
         if not args:
             raise ValueError(f"Layer '{self.name}' was called without inputs.")
         first = args[0]
-        if type(first) is Tensor and len(args) == 1 and (not kwargs or not is_symbolic(kwargs)):
+        if type(first) is Tensor and len(args) == 1 and not _kwargs_symbolic(kwargs):
             inputs = self._convert_input(first)  # the common case, kept cheap for batch-1 latency
         elif is_symbolic(args) or is_symbolic(kwargs):
             return self._symbolic_call(args, kwargs)
         else:
             inputs = map_structure(self._convert_input, first)
-        self._check_input(inputs)
+        if self.input_spec is not None:
+            self._check_input(inputs)
         if not self.built:
             self._build_from(inputs)
         training = kwargs.pop("training", None)
         if training is None:
-            training = current_training()
+            training = getattr(_context, "training", None)
         if self._call_has_training:
             kwargs["training"] = training
         mask = kwargs.pop("mask", None)
         if mask is None:
-            mask = _mask_of(first)
+            mask = first.mask if type(first) is Tensor else _mask_of(first)
         if self._call_has_mask and mask is not None:
             kwargs["mask"] = mask
         previous = getattr(_context, "training", None)
@@ -266,12 +271,20 @@ class Layer:
             outputs = _attach_mask(outputs, self.compute_mask(inputs, mask))
         return outputs
 
+    def _inference_function(self):
+        """A function computing this layer's inference output (``training`` falsy, no mask, no
+        tape) from one ndarray to one ndarray, returning None for an input it leaves to the general
+        call; or None when the layer has no such shortcut. Asked once per model plan."""
+        return None
+
     def compute_mask(self, inputs, mask=None):
         """The mask of the outputs (Keras): the input mask passes through layers that support
         masking and stops at the others. Embedding(mask_zero=True) and Masking make one."""
         return mask if self.supports_masking else None
 
     def _convert_input(self, x):
+        if type(x) is np.ndarray and x.dtype == self._float_dtype():
+            return Tensor(x)
         if isinstance(x, Tensor):
             dtype = x.value.dtype
             if dtype.kind == "f" and dtype != (self._np_dtype or _FLOAT_DTYPES[dl_config._FLOATX]):
@@ -299,7 +312,7 @@ class Layer:
         spec = self.input_spec
         if spec is None or not isinstance(spec, InputSpec):
             return
-        for x in flatten(inputs):
+        for x in ((inputs,) if type(inputs) is Tensor else flatten(inputs)):
             shape = getattr(x, "shape", None)
             if shape is None:
                 continue
@@ -404,6 +417,50 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _kwargs_symbolic(kwargs):
+    """Whether a call's keyword arguments hold a KerasTensor (flags and None are skipped cheaply)."""
+    for v in kwargs.values():
+        if v is not None and v is not True and v is not False and is_symbolic(v):
+            return True
+    return False
+
+
+class InferenceStep:
+    """``step(x, training)`` computes ``layer(x, training=training)`` for a model's inference plan;
+    the caller runs it while no tape records and ``training`` is falsy, with the training context set.
+
+    A Tensor input without a mask takes the layer's ``_inference_function`` when it has one, else
+    ``layer.call`` directly with the checks of ``__call__`` (dtype, input spec) when the layer
+    keeps ``Layer.__call__``; anything else (masks, structures, casts) goes through ``__call__``.
+    """
+
+    __slots__ = ("layer", "fast", "direct")
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.fast = layer._inference_function()
+        self.direct = type(layer).__call__ is Layer.__call__ and layer.built
+
+    def __call__(self, x, training):
+        layer = self.layer
+        if type(x) is Tensor and x.mask is None:
+            a = x.value
+            if self.fast is not None:
+                out = self.fast(a)
+                if out is not None:
+                    return x if out is a else Tensor(out)
+            if self.direct and not (a.dtype.kind == "f" and a.dtype != layer._float_dtype()):
+                if layer.input_spec is not None:
+                    layer._check_input(x)
+                if layer._activity_losses:
+                    layer._activity_losses.clear()
+                out = layer.call(x, training=training) if layer._call_has_training else layer.call(x)
+                if layer._makes_mask:
+                    out = _attach_mask(out, layer.compute_mask(x, None))
+                return out
+        return layer(x, training=training)
 
 
 def _mask_of(x):

@@ -82,6 +82,15 @@ class Dropout(_Noise):
                                seed=self._generator())
         return inputs
 
+    def _inference_function(self):
+        if type(self).call is not Dropout.call or type(self)._convert_input is not Layer._convert_input:
+            return None
+        return self._identity
+
+    def _identity(self, x):
+        """Inference is the identity for an input that needs no cast, else None."""
+        return x if x.dtype.kind != "f" or x.dtype == self._float_dtype() else None
+
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed}
 

@@ -2,8 +2,8 @@
 subclassing ``dl.Model`` with a ``call`` method makes a custom one."""
 import numpy as np
 
-from ..autograd import no_grad
-from ..layers.layer import Layer
+from ..autograd import is_recording, no_grad
+from ..layers.layer import Layer, _context
 from ..tensor import Tensor
 from ..training import Trainer
 
@@ -31,6 +31,25 @@ class Model(Trainer, Layer):
     @property
     def layers(self):
         return list(self._layers)
+
+    # inference -----------------------------------------------------------------------------------
+    def _call_inference(self, x, training):
+        """``self(x, training=training)`` through the model's cached inference plan, or None where
+        the general call is needed: a recording tape, ``training`` true, an unbuilt model, an input
+        the plan does not take (masked, or not an array or Tensor structure)."""
+        if training is None:
+            training = getattr(_context, "training", None)
+        if training or not self.built or self.input_spec is not None or self._makes_mask or is_recording():
+            return None
+        plan = self._inference_plan()
+        if plan is None:
+            return None
+        return plan.run(self, x, training)
+
+    def _inference_plan(self):
+        """The plan running this model in inference, rebuilt when the model changes; None when
+        the model has none (a subclassed model runs its own ``call``)."""
+        return None
 
     def get_layer(self, name=None, index=None):
         """The sublayer called ``name`` (or at ``index``)."""

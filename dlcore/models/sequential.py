@@ -1,8 +1,11 @@
 """Sequential: a plain stack of layers, each feeding the next."""
+import numpy as np
+
 from ..layers.core import InputLayer
-from ..layers.layer import Layer
+from ..layers.layer import InferenceStep, Layer, _context
 from ..registry import register
 from ..symbolic import KerasTensor
+from ..tensor import Tensor
 from .model import Model
 
 
@@ -70,11 +73,24 @@ class Sequential(Model):
             self.__dict__["_pending_input"] = InputLayer(batch_shape=shape, dtype=inputs.dtype if inputs.dtype.kind != "f" else None)
 
     def __call__(self, *args, **kwargs):
+        if len(args) == 1 and (not kwargs or (len(kwargs) == 1 and "training" in kwargs)):
+            out = self._call_inference(args[0], kwargs.get("training"))
+            if out is not None:
+                return out
         out = super().__call__(*args, **kwargs)
         pending = self.__dict__.pop("_pending_input", None)
         if pending is not None:
             self._set_input(pending)
         return out
+
+    def _inference_plan(self):
+        if type(self).call is not Sequential.call or self._input_layer is None:
+            return None
+        plan = self.__dict__.get("_plan")
+        if plan is None or plan.input_layer is not self._input_layer or plan.layers != self._layers:
+            plan = _SequentialPlan(self._input_layer, self._layers)
+            self.__dict__["_plan"] = plan
+        return plan
 
     def _check_sequential_input(self, x):
         shape = getattr(x, "shape", None)
@@ -131,3 +147,38 @@ class Sequential(Model):
         for entry in config["layers"]:
             model.add(layers_module.deserialize(entry, custom_objects=custom_objects))
         return model
+
+
+class _SequentialPlan:
+    """``Sequential.call`` in inference: the model's layers as InferenceSteps, built once per
+    layer list (``add``/``pop`` or any change of the list makes a new plan)."""
+
+    __slots__ = ("input_layer", "layers", "steps", "sample_shape")
+
+    def __init__(self, input_layer, layers):
+        self.input_layer = input_layer
+        self.layers = list(layers)
+        self.steps = [InferenceStep(layer) for layer in layers]
+        sample_shape = tuple(input_layer.batch_shape[1:])
+        self.sample_shape = None if None in sample_shape else sample_shape
+
+    def run(self, model, x, training):
+        if type(x) is Tensor:
+            if x.mask is not None:
+                return None
+        elif type(x) is not np.ndarray:
+            return None
+        x = self.input_layer._convert_input(model._convert_input(x))
+        shape = x.value.shape
+        if len(shape) < 1 or shape[1:] != self.sample_shape:
+            model._check_sequential_input(x)
+        if model._activity_losses:
+            model._activity_losses.clear()
+        previous = getattr(_context, "training", None)
+        _context.training = training
+        try:
+            for step in self.steps:
+                x = step(x, training)
+        finally:
+            _context.training = previous
+        return x

@@ -110,6 +110,20 @@ def matmul(x1, x2):
 dot = matmul
 
 
+def dense_inference(x, w, b, code, alpha):
+    """act(x @ w + b) on arrays, without recording: the fused kernel on the last axis of ``x``.
+
+    ``x`` has ``w``'s dtype and x.shape[-1] == w.shape[0]; ``b`` is an array or None; ``code`` is
+    the kernel activation code. The batch-1 product runs as a GEMV inside the kernel.
+    """
+    x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
+    if not x2.flags.c_contiguous:
+        x2 = np.ascontiguousarray(x2)
+    y = np.empty((x2.shape[0], w.shape[1]), dtype=w.dtype)
+    kernels.get("dense_forward")(x2, w, b, code, alpha, y, kernels.threads_for(y.size))
+    return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (w.shape[1],))
+
+
 def dense(x, kernel, bias=None, activation="linear", alpha=0.0):
     """act(x @ kernel + bias) with a fused kernel; ``activation`` is a kernel activation name."""
     if activation_code(activation) is None:
