@@ -592,6 +592,26 @@ cdef void _backward_input_task(const floating* dy, const floating* w, const floa
         oh = oh1
 
 
+cdef void _backward_input_images(const floating* dy, const floating* w, const floating* wt,
+                                 const Geom* g, Py_ssize_t n0, Py_ssize_t n1, floating* dcol,
+                                 floating* dx) noexcept nogil:
+    """dx[n0:n1] (im2col path, whole images): one dcol = dy @ W^T over all their output pixels
+    (at most a chunk), then col2im image by image. The same sums in the same order as
+    _backward_input_task over whole images."""
+    cdef Py_ssize_t plane = g.oh * g.ow, m = (n1 - n0) * plane, grp, img
+    _zero(dx + n0 * g.h * g.w * g.c, (n1 - n0) * g.h * g.w * g.c)
+    for grp in range(g.groups):
+        if wt != NULL:
+            _gemm(False, False, m, g.k, g.og, dy + n0 * plane * g.o + grp * g.og, g.o,
+                  wt + grp * g.og * g.k, g.k, 0.0, dcol, g.k)
+        else:
+            _gemm(False, True, m, g.k, g.og, dy + n0 * plane * g.o + grp * g.og, g.o,
+                  w + grp * g.og, g.o, 0.0, dcol, g.k)
+        for img in range(n0, n1):
+            _col2im_block(dcol + (img - n0) * plane * g.k, g, img, 0, g.oh, 0, g.ow, grp,
+                          0, g.h, 0, g.w, dx)
+
+
 def conv2d_backward_input(const floating[:, :, :, ::1] dy_nhwo, const floating[:, :, :, ::1] w_hwio,
                           int stride_h, int stride_w, int pad_h, int pad_w, int dilation_h,
                           int dilation_w, int groups, floating[:, :, :, ::1] dx_nhwc,
@@ -608,6 +628,7 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy_nhwo, const floating[:
     """
     cdef Geom g
     cdef Py_ssize_t total, chunk, n_tasks, bands, band, extent, i, b, a0, a1, p0, p1, rows
+    cdef Py_ssize_t images = 0  # > 0: each task takes this many whole images
     cdef floating* buf = NULL
     cdef floating* wt = NULL
     cdef int threads
@@ -636,6 +657,12 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy_nhwo, const floating[:
             if bands > extent:
                 bands = extent
         n_tasks = g.n * bands
+        if bands == 1 and g.oh * g.ow * 2 <= chunk:
+            images = min(chunk // (g.oh * g.ow), (g.n + _MIN_TASKS - 1) // _MIN_TASKS)
+            if images > 1:
+                n_tasks = (g.n + images - 1) // images
+            else:
+                images = 0
     if n_threads > n_tasks:
         n_threads = <int>n_tasks
     if floating is float:
@@ -664,6 +691,10 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy_nhwo, const floating[:
                 elif g.path == P_DIRECT:
                     _direct_backward_input_row(&dy_nhwo[0, 0, 0, 0], &w_hwio[0, 0, 0, 0], &g, i,
                                                &dx_nhwc[0, 0, 0, 0])
+                elif images > 0:
+                    _backward_input_images(&dy_nhwo[0, 0, 0, 0], &w_hwio[0, 0, 0, 0], wt, &g,
+                                           i * images, min((i + 1) * images, g.n), buf,
+                                           &dx_nhwc[0, 0, 0, 0])
                 else:
                     band = i % bands
                     a0 = band * extent // bands

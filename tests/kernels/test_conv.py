@@ -177,6 +177,25 @@ def test_large_chunks_are_deterministic_and_match():
                                rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("groups, stride", [(1, 1), (2, 2)])
+def test_backward_input_whole_image_tasks(dtype, groups, stride, gemm):
+    # many small images: each task takes several whole images (one GEMM over all their pixels);
+    # the result matches the reference and does not depend on n_threads
+    x_shape, k = (37, 6, 5, 4), rand((3, 3, 4 // groups, 6), dtype, 2)
+    oh, ow = (6 - 3) // stride + 1, (5 - 3) // stride + 1
+    dy = rand((37, oh, ow, 6), dtype, 3)
+    expected = ref.conv2d_transpose(dy, k, x_shape[1:3], (stride, stride), (0, 0), (1, 1), groups)
+    outs = []
+    for threads in (1, 2, 3):
+        dx = np.full(x_shape, np.nan, dtype)
+        conv.conv2d_backward_input(dy, k, stride, stride, 0, 0, 1, 1, groups, dx, threads)
+        np.testing.assert_allclose(dx, expected, **tol(dtype, 6))
+        outs.append(dx)
+    for dx in outs[1:]:
+        np.testing.assert_array_equal(dx, outs[0])
+
+
 def _blas_threads():
     import ctypes
 
