@@ -210,17 +210,28 @@ cdef extern from *:
     DLR_TILE(NAME##_m1, ATTR, VT, W, 1, DLR_MR)                                                  \\
     DLR_TILE(NAME##_1w, ATTR, VT, W, 4 * NV, 1)                                                  \\
     DLR_TILE(NAME##_11, ATTR, VT, W, 1, 1)                                                       \\
+    /* The last n - j < W columns, one zero-padded vector per row: the same vector FMA chain as \\
+       the full tiles' lanes (a scalar loop would be vectorized in order as mul + add). */     \\
     ATTR static void NAME##_tail(Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t j, int n, int k,     \\
                                  const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb, \\
-                                 float beta, const float* bias, float* C, Py_ssize_t ldc) {                         \\
-        Py_ssize_t i;                                                                            \\
+                                 float beta, const float* bias, float* C, Py_ssize_t ldc) {     \\
+        Py_ssize_t i, q, w = n - j;                                                              \\
         int p;                                                                                   \\
-        for (; j < n; j++) {                                                                     \\
-            for (i = i0; i < i1; i++) {                                                          \\
-                float acc = bias ? bias[j] : 0.0f;                                               \\
-                for (p = 0; p < k; p++) acc += A[i * lda + p] * B[(Py_ssize_t)p * ldb + j];      \\
-                C[i * ldc + j] = beta != 0.0f ? acc + C[i * ldc + j] : acc;                      \\
+        VT acc, bv;                                                                              \\
+        float t[W];                                                                              \\
+        if (w <= 0) return;                                                                      \\
+        for (i = i0; i < i1; i++) {                                                              \\
+            memset(t, 0, sizeof(t));                                                             \\
+            if (bias) memcpy(t, bias + j, w * sizeof(float));                                    \\
+            memcpy(&acc, t, sizeof(VT));                                                         \\
+            for (p = 0; p < k; p++) {                                                            \\
+                memcpy(t, B + (Py_ssize_t)p * ldb + j, w * sizeof(float));                       \\
+                memcpy(&bv, t, sizeof(VT));                                                      \\
+                acc += A[i * lda + p] * bv;                                                      \\
             }                                                                                    \\
+            memcpy(t, &acc, sizeof(VT));                                                         \\
+            for (q = 0; q < w; q++)                                                              \\
+                C[i * ldc + j + q] = beta != 0.0f ? t[q] + C[i * ldc + j + q] : t[q];            \\
         }                                                                                        \\
     }                                                                                            \\
     ATTR static void NAME(int m, int n, int k, const float* A, Py_ssize_t lda, const float* B,  \\
@@ -313,6 +324,81 @@ cdef extern from *:
         }                                                                                        \\
     }
 
+    /* Few-row steps (batch-1 inference) on a panel-packed B (dlr_spack): B's n columns in
+       panels of PW = NV * W columns, panel q at P + q * k * PW holding k rows of PW floats
+       contiguously (zeros past n), so a step streams B once, in the order the FMAs consume it.
+       Tiles: DLR_MR rows x 1 panel, 1 row x 4 panels (16 AVX-512 accumulators), 1 row x 1
+       panel. Each element is the same FMA chain as in DLR_GEMM (0, then p = 0..k-1, then
+       + beta C), so results are bit-identical to dlr_sgemm's. */
+    #define DLR_PTILE(NAME, ATTR, VT, W, NV, NP, MR)                                              \\
+    ATTR static inline void NAME(int k, const float* A, Py_ssize_t lda, const float* P,         \\
+                                 Py_ssize_t ps, float beta, float* C, Py_ssize_t ldc,           \\
+                                 Py_ssize_t ncols) {                                             \\
+        VT acc[MR][NP * NV];                                                                     \\
+        VT bv, old;                                                                              \\
+        float a[MR];                                                                             \\
+        float tmp[NP * NV * W];                                                                  \\
+        int r, s, v, p;                                                                          \\
+        Py_ssize_t j;                                                                            \\
+        for (r = 0; r < MR; r++)                                                                 \\
+            for (v = 0; v < NP * NV; v++) acc[r][v] = (VT){0};                                   \\
+        for (p = 0; p < k; p++) {                                                                \\
+            const float* b = P + (Py_ssize_t)p * (NV * W);                                       \\
+            for (r = 0; r < MR; r++) a[r] = A[r * lda + p];                                      \\
+            for (s = 0; s < NP; s++)                                                             \\
+                for (v = 0; v < NV; v++) {                                                       \\
+                    memcpy(&bv, b + s * ps + v * W, sizeof(VT));                                 \\
+                    for (r = 0; r < MR; r++) acc[r][s * NV + v] += a[r] * bv;                    \\
+                }                                                                                \\
+        }                                                                                        \\
+        for (r = 0; r < MR; r++) {                                                               \\
+            float* c = C + r * ldc;                                                              \\
+            if (ncols >= NP * NV * W) {                                                          \\
+                for (v = 0; v < NP * NV; v++) {                                                  \\
+                    if (beta != 0.0f) {                                                          \\
+                        memcpy(&old, c + v * W, sizeof(VT));                                     \\
+                        acc[r][v] += old;                                                        \\
+                    }                                                                            \\
+                    memcpy(c + v * W, &acc[r][v], sizeof(VT));                                   \\
+                }                                                                                \\
+            } else {                                                                             \\
+                memcpy(tmp, acc[r], sizeof(tmp));                                                \\
+                for (j = 0; j < ncols; j++) c[j] = beta != 0.0f ? tmp[j] + c[j] : tmp[j];        \\
+            }                                                                                    \\
+        }                                                                                        \\
+    }
+
+    #define DLR_PGEMM(NAME, ATTR, VT, W, NV)                                                     \\
+    DLR_PTILE(NAME##_41, ATTR, VT, W, NV, 1, DLR_MR)                                             \\
+    DLR_PTILE(NAME##_14, ATTR, VT, W, NV, 4, 1)                                                  \\
+    DLR_PTILE(NAME##_11, ATTR, VT, W, NV, 1, 1)                                                  \\
+    ATTR static void NAME(int m, int n, int k, const float* A, Py_ssize_t lda, const float* P,  \\
+                          float beta, float* C, Py_ssize_t ldc) {                                \\
+        const Py_ssize_t pw = NV * W, ps = (Py_ssize_t)k * (NV * W);                             \\
+        Py_ssize_t np = (n + pw - 1) / pw, i = 0, q;                                             \\
+        for (; i + DLR_MR <= m; i += DLR_MR)                                                     \\
+            for (q = 0; q < np; q++)                                                             \\
+                NAME##_41(k, A + i * lda, lda, P + q * ps, ps, beta, C + i * ldc + q * pw, ldc, n - q * pw); \\
+        for (; i < m; i++) {                                                                     \\
+            for (q = 0; q + 4 <= np; q += 4)                                                     \\
+                NAME##_14(k, A + i * lda, lda, P + q * ps, ps, beta, C + i * ldc + q * pw, ldc, n - q * pw); \\
+            for (; q < np; q++)                                                                  \\
+                NAME##_11(k, A + i * lda, lda, P + q * ps, ps, beta, C + i * ldc + q * pw, ldc, n - q * pw); \\
+        }                                                                                        \\
+    }                                                                                            \\
+    static void NAME##_pack(int k, int n, const float* B, Py_ssize_t ldb, float* P) {            \\
+        const Py_ssize_t pw = NV * W;                                                            \\
+        Py_ssize_t q, p, w;                                                                      \\
+        for (q = 0; q * pw < n; q++) {                                                           \\
+            w = n - q * pw < pw ? n - q * pw : pw;                                               \\
+            for (p = 0; p < k; p++) {                                                            \\
+                float* dst = P + (q * k + p) * pw;                                               \\
+                memcpy(dst, B + p * ldb + q * pw, w * sizeof(float));                            \\
+                if (w < pw) memset(dst + w, 0, (pw - w) * sizeof(float));                        \\
+            }                                                                                    \\
+        }                                                                                        \\
+    }
+
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     typedef float dlr_v16 __attribute__((vector_size(64)));
     typedef float dlr_v8 __attribute__((vector_size(32)));
@@ -323,6 +409,9 @@ cdef extern from *:
     DLR_TN(dlr_sgemm_tn_avx512, __attribute__((target("avx512f,avx512vl,avx2,fma"))), dlr_v16, 16, 4)
     DLR_TN(dlr_sgemm_tn_avx2, __attribute__((target("avx2,fma"))), dlr_v8, 8, 2)
     DLR_TN(dlr_sgemm_tn_base, , dlr_v4, 4, 2)
+    DLR_PGEMM(dlr_sgemm_p_avx512, __attribute__((target("avx512f,avx512vl,avx2,fma"))), dlr_v16, 16, 4)
+    DLR_PGEMM(dlr_sgemm_p_avx2, __attribute__((target("avx2,fma"))), dlr_v8, 8, 2)
+    DLR_PGEMM(dlr_sgemm_p_base, , dlr_v4, 4, 2)
     typedef void (*dlr_sgemm_fn)(int, int, int, const float*, Py_ssize_t, const float*, Py_ssize_t,
                                  float, const float*, float*, Py_ssize_t);
     static dlr_sgemm_fn dlr_sgemm_impl = 0;
@@ -352,10 +441,35 @@ cdef extern from *:
         else
             dlr_sgemm_tn_base(m, k, j0, j1, A, lda, B, ldb, C, ldc);
     }
+    /* The panel width of dlr_spack's layout for the chosen ISA (0: no packed path). */
+    static int dlr_pack_width(void) {
+        if (dlr_sgemm_impl == 0) dlr_sgemm(0, 0, 0, 0, 0, 0, 0, 0.0f, 0, 0, 0);  /* pick the ISA */
+        return dlr_sgemm_impl == dlr_sgemm_avx512 ? 64 : dlr_sgemm_impl == dlr_sgemm_avx2 ? 16 : 8;
+    }
+    static void dlr_spack(int k, int n, const float* B, Py_ssize_t ldb, float* P) {
+        int pw = dlr_pack_width();
+        if (pw == 64) dlr_sgemm_p_avx512_pack(k, n, B, ldb, P);
+        else if (pw == 16) dlr_sgemm_p_avx2_pack(k, n, B, ldb, P);
+        else dlr_sgemm_p_base_pack(k, n, B, ldb, P);
+    }
+    static void dlr_sgemm_packed(int m, int n, int k, const float* A, Py_ssize_t lda,
+                                 const float* P, float beta, float* C, Py_ssize_t ldc) {
+        if (dlr_sgemm_impl == dlr_sgemm_avx512)
+            dlr_sgemm_p_avx512(m, n, k, A, lda, P, beta, C, ldc);
+        else if (dlr_sgemm_impl == dlr_sgemm_avx2)
+            dlr_sgemm_p_avx2(m, n, k, A, lda, P, beta, C, ldc);
+        else
+            dlr_sgemm_p_base(m, n, k, A, lda, P, beta, C, ldc);
+    }
     #elif defined(__GNUC__)
     typedef float dlr_v4 __attribute__((vector_size(16)));
     DLR_GEMM(dlr_sgemm, , dlr_v4, 4, 2)
     DLR_TN(dlr_sgemm_tn, , dlr_v4, 4, 2)
+    DLR_PGEMM(dlr_sgemm_packed, , dlr_v4, 4, 2)
+    static int dlr_pack_width(void) { return 8; }
+    static void dlr_spack(int k, int n, const float* B, Py_ssize_t ldb, float* P) {
+        dlr_sgemm_packed_pack(k, n, B, ldb, P);
+    }
     #else
     static void dlr_sgemm(int m, int n, int k, const float* A, Py_ssize_t lda, const float* B,
                           Py_ssize_t ldb, float beta, const float* bias, float* C, Py_ssize_t ldc) {
@@ -379,6 +493,10 @@ cdef extern from *:
                 C[i * ldc + j] = acc;
             }
     }
+    static int dlr_pack_width(void) { return 0; }
+    static void dlr_spack(int k, int n, const float* B, Py_ssize_t ldb, float* P) {}
+    static void dlr_sgemm_packed(int m, int n, int k, const float* A, Py_ssize_t lda,
+                                 const float* P, float beta, float* C, Py_ssize_t ldc) {}
     #endif
     """
     void dlr_sgemm(int m, int n, int k, const float* A, Py_ssize_t lda, const float* B,
@@ -386,6 +504,10 @@ cdef extern from *:
     void dlr_sgemm_tn(Py_ssize_t m, Py_ssize_t k, Py_ssize_t j0, Py_ssize_t j1, const float* A,
                       Py_ssize_t lda, const float* B, Py_ssize_t ldb, float* C,
                       Py_ssize_t ldc) nogil
+    int dlr_pack_width() nogil
+    void dlr_spack(int k, int n, const float* B, Py_ssize_t ldb, float* P) nogil
+    void dlr_sgemm_packed(int m, int n, int k, const float* A, Py_ssize_t lda, const float* P,
+                          float beta, float* C, Py_ssize_t ldc) nogil
 
 
 # float64 steps of up to this many rows run one BLAS gemv per row instead of a gemm.
@@ -548,17 +670,22 @@ cdef inline void _output_grad(floating* dh, const floating* dy_row, floating* ca
 
 
 cdef void _project(const floating* h, int ldh, const floating* rmask, Py_ssize_t rm_gstride, int n,
-                   int u, int g0, int ng, const floating* r, int ldr, floating beta, floating* z,
-                   int ldz, floating* work) noexcept nogil:
+                   int u, int g0, int ng, const floating* r, int ldr, const floating* pk,
+                   floating beta, floating* z, int ldz, floating* work) noexcept nogil:
     """z (n, ng*u) = (h masked per gate) @ r[:, g0*u:(g0+ng)*u] + beta * z (row stride ldz).
 
     rmask: NULL, or the masks of these n rows, gate g at rmask + g * rm_gstride (rows of u):
-    gate g uses h * mask[g] (work: n * u scratch).
+    gate g uses h * mask[g] (work: n * u scratch). pk: NULL, or (float32, no rmask) those
+    columns of r packed by _pack_columns, which the product then reads instead of r.
     """
     cdef int g, i, j
     cdef const floating* m
     cdef const floating* hr
     cdef floating* w
+    if floating is float:
+        if pk != NULL:
+            dlr_sgemm_packed(n, ng * u, u, h, ldh, pk, beta, z, ldz)
+            return
     if rmask == NULL:
         _mm(n, ng * u, u, h, ldh, r + g0 * u, ldr, beta, z, ldz)
         return
@@ -601,6 +728,15 @@ cdef void _project_back(const floating* dz, int ldz, const floating* rmask, Py_s
 cdef Py_ssize_t _PAD_MIN_ROWS = 8
 
 
+# Forward passes of fewer rows and at least this many steps (float32, no recurrent dropout)
+# read a panel-packed copy of R (_pack_columns, dlr_sgemm_packed): packing costs about 2.5 steps.
+cdef Py_ssize_t _PACK_MIN_STEPS = 4
+
+
+cdef inline bint _packs(Py_ssize_t n, Py_ssize_t t, const void* rmask) noexcept nogil:
+    return n < _PAD_MIN_ROWS and t >= _PACK_MIN_STEPS and rmask == NULL
+
+
 cdef inline Py_ssize_t _pad_ld(Py_ssize_t cols) noexcept nogil:
     """Row stride of the kernels' copies of the recurrent kernel: cols rounded up to 16 floats,
     plus 16 when that is an even number of 64-byte lines. A power-of-two stride (2 KB for
@@ -630,6 +766,25 @@ cdef floating* _padded(const floating* r, Py_ssize_t rows, Py_ssize_t cols,
         for i in range(rows):
             memcpy(out + i * ld, r + i * cols, cols * sizeof(floating))
     return out
+
+
+cdef floating* _pack_columns(const floating* r, Py_ssize_t ldr, Py_ssize_t rows, Py_ssize_t c0,
+                             Py_ssize_t c1) noexcept nogil:
+    """float32: a malloc'd panel-packed copy of r[:, c0:c1] for dlr_sgemm_packed (the caller frees
+    it); NULL for float64 or where the build has no packed product."""
+    cdef int pw
+    cdef Py_ssize_t panels
+    cdef floating* out
+    if floating is double:
+        return NULL
+    else:
+        pw = dlr_pack_width()
+        if pw == 0:
+            return NULL
+        panels = (c1 - c0 + pw - 1) // pw
+        out = <floating*>malloc((panels * rows * pw + 1) * sizeof(floating))
+        dlr_spack(<int>rows, <int>(c1 - c0), r + c0, ldr, out)
+        return out
 
 
 # ---- batch chunks: rows are independent, so each thread runs the whole sequence for its rows ----
@@ -695,7 +850,8 @@ cdef inline const floating* _ptr3(const floating[:, :, ::1] a) noexcept nogil:
 
 
 # ---- SimpleRNN ---------------------------------------------------------------------------------
-cdef void _rnn_fwd(floating* z, const floating* r, Py_ssize_t ldr, const unsigned char* mask, const floating* rm,
+cdef void _rnn_fwd(floating* z, const floating* r, Py_ssize_t ldr, const floating* pk,
+                   const unsigned char* mask, const floating* rm,
                    int act, floating a, bint zero_output, floating* h, floating* hprev, floating* y,
                    Py_ssize_t N, Py_ssize_t T, Py_ssize_t U, Py_ssize_t n0,
                    Py_ssize_t n1) noexcept nogil:
@@ -708,7 +864,7 @@ cdef void _rnn_fwd(floating* z, const floating* r, Py_ssize_t ldr, const unsigne
             for n in range(n0, n1):
                 _copy(h + n * U, hprev + (n * T + t) * U, U)
         _project(h + n0 * U, <int>U, NULL if rm == NULL else rm + n0 * U, N * U, m, <int>U, 0, 1,
-                 r, <int>ldr, 1, z + n0 * ld + t * U, <int>ld, work)
+                 r, <int>ldr, pk, 1, z + n0 * ld + t * U, <int>ld, work)
         for n in range(n0, n1):
             if mask == NULL or mask[n * T + t] != 0:
                 zr = z + n * ld + t * U
@@ -785,20 +941,24 @@ def simple_rnn_forward(floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug,
     cdef floating* rp = NULL
     cdef const floating* rr = r
     cdef Py_ssize_t ldr = r_ug.shape[1]
+    cdef floating* pk = NULL
     with nogil:
         old = _blas_single()
-        if N >= _PAD_MIN_ROWS:  # a padded copy for the multi-row tiles (see _pad_ld)
+        if _packs(N, T, rm):
+            pk = _pack_columns(r, ldr, U, 0, U)
+        elif N >= _PAD_MIN_ROWS:  # a padded copy for the multi-row tiles (see _pad_ld)
             rp = _padded(r, U, ldr, False)
             rr = rp
             ldr = _pad_ld(ldr)
         if chunks == 1:
-            _rnn_fwd(z, rr, ldr, mask, rm, activation, a, zero_output, h, hprev, y, N, T, U, 0, N)
+            _rnn_fwd(z, rr, ldr, pk, mask, rm, activation, a, zero_output, h, hprev, y, N, T, U, 0, N)
         else:
             for ch in prange(chunks, num_threads=_team(chunks, n_threads), schedule="dynamic"):
-                _rnn_fwd(z, rr, ldr, mask, rm, activation, a, zero_output, h, hprev, y, N, T, U,
+                _rnn_fwd(z, rr, ldr, pk, mask, rm, activation, a, zero_output, h, hprev, y, N, T, U,
                          ch * N // chunks, (ch + 1) * N // chunks)
         _blas_restore(old)
         free(rp)
+        free(pk)
 
 
 def simple_rnn_backward(const floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug,
@@ -844,7 +1004,8 @@ def simple_rnn_backward(const floating[:, :, ::1] z_ntg, const floating[:, ::1] 
 
 
 # ---- LSTM ---------------------------------------------------------------------------------------
-cdef void _lstm_fwd(floating* z, const floating* r, Py_ssize_t ldr, const unsigned char* mask, const floating* rm,
+cdef void _lstm_fwd(floating* z, const floating* r, Py_ssize_t ldr, const floating* pk,
+                    const unsigned char* mask, const floating* rm,
                     int act, floating a, int rec, floating ra, bint zero_output, floating* h,
                     floating* c, floating* hprev, floating* cprev, floating* y, Py_ssize_t N,
                     Py_ssize_t T, Py_ssize_t U, Py_ssize_t n0, Py_ssize_t n1) noexcept nogil:
@@ -859,7 +1020,7 @@ cdef void _lstm_fwd(floating* z, const floating* r, Py_ssize_t ldr, const unsign
                 _copy(h + n * U, hprev + (n * T + t) * U, U)
                 _copy(c + n * U, cprev + (n * T + t) * U, U)
         _project(h + n0 * U, <int>U, NULL if rm == NULL else rm + n0 * U, N * U, m, <int>U, 0, 4,
-                 r, <int>ldr, 1, z + n0 * ld + t * G, <int>ld, work)
+                 r, <int>ldr, pk, 1, z + n0 * ld + t * G, <int>ld, work)
         for n in range(n0, n1):
             if mask == NULL or mask[n * T + t] != 0:
                 zr = z + n * ld + t * G
@@ -995,21 +1156,25 @@ def lstm_forward(floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug,
     cdef floating* rp = NULL
     cdef const floating* rr = r
     cdef Py_ssize_t ldr = r_ug.shape[1]
+    cdef floating* pk = NULL
     with nogil:
         old = _blas_single()
-        if N >= _PAD_MIN_ROWS:  # a padded copy for the multi-row tiles (see _pad_ld)
+        if _packs(N, T, rm):
+            pk = _pack_columns(r, ldr, U, 0, 4 * U)
+        elif N >= _PAD_MIN_ROWS:  # a padded copy for the multi-row tiles (see _pad_ld)
             rp = _padded(r, U, ldr, False)
             rr = rp
             ldr = _pad_ld(ldr)
         if chunks == 1:
-            _lstm_fwd(z, rr, ldr, mask, rm, activation, a, recurrent_activation, ra, zero_output, h, c,
-                      hprev, cprev, y, N, T, U, 0, N)
+            _lstm_fwd(z, rr, ldr, pk, mask, rm, activation, a, recurrent_activation, ra, zero_output, h,
+                      c, hprev, cprev, y, N, T, U, 0, N)
         else:
             for ch in prange(chunks, num_threads=_team(chunks, n_threads), schedule="dynamic"):
-                _lstm_fwd(z, rr, ldr, mask, rm, activation, a, recurrent_activation, ra, zero_output, h,
-                          c, hprev, cprev, y, N, T, U, ch * N // chunks, (ch + 1) * N // chunks)
+                _lstm_fwd(z, rr, ldr, pk, mask, rm, activation, a, recurrent_activation, ra, zero_output,
+                          h, c, hprev, cprev, y, N, T, U, ch * N // chunks, (ch + 1) * N // chunks)
         _blas_restore(old)
         free(rp)
+        free(pk)
 
 
 def lstm_backward(const floating[:, :, ::1] z_ntg, const floating[:, :, ::1] cprev_ntu,
@@ -1061,7 +1226,8 @@ def lstm_backward(const floating[:, :, ::1] z_ntg, const floating[:, :, ::1] cpr
 
 
 # ---- GRU ----------------------------------------------------------------------------------------
-cdef void _gru_fwd(floating* z, const floating* r, Py_ssize_t ldr, const floating* br, const unsigned char* mask,
+cdef void _gru_fwd(floating* z, const floating* r, Py_ssize_t ldr, const floating* pk,
+                   const floating* pkh, const floating* br, const unsigned char* mask,
                    const floating* rm, int act, floating a, int rec, floating ra, bint reset_after,
                    bint zero_output, floating* h, floating* hprev, floating* aux, floating* y,
                    Py_ssize_t N, Py_ssize_t T, Py_ssize_t U, Py_ssize_t n0,
@@ -1079,11 +1245,11 @@ cdef void _gru_fwd(floating* z, const floating* r, Py_ssize_t ldr, const floatin
         if hprev != NULL:
             for n in range(n0, n1):
                 _copy(h + n * U, hprev + (n * T + t) * U, U)
-        _project(h + n0 * U, <int>U, rmc, N * U, m, <int>U, 0, 2, r, <int>ldr, 1,
+        _project(h + n0 * U, <int>U, rmc, N * U, m, <int>U, 0, 2, r, <int>ldr, pk, 1,
                  z + n0 * ld + t * G, <int>ld, work)
         if reset_after:
             # aux = h @ R_h (+ b_rh below), kept apart from x_h: r multiplies it
-            _project(h + n0 * U, <int>U, rmc, N * U, m, <int>U, 2, 1, r, <int>ldr, 0,
+            _project(h + n0 * U, <int>U, rmc, N * U, m, <int>U, 2, 1, r, <int>ldr, pkh, 0,
                      aux + n0 * lda + t * U, <int>lda, work)
         for n in range(n0, n1):
             zr = z + n * ld + t * G
@@ -1109,8 +1275,8 @@ cdef void _gru_fwd(floating* z, const floating* r, Py_ssize_t ldr, const floatin
                     for j in range(U):
                         ar[j] = zr[U + j] * hr[j]
         if not reset_after:
-            _mm(m, <int>U, <int>U, aux + n0 * lda + t * U, <int>lda, r + 2 * U, <int>ldr, one,
-                z + n0 * ld + t * G + 2 * U, <int>ld)
+            _project(aux + n0 * lda + t * U, <int>lda, NULL, 0, m, <int>U, 2, 1, r, <int>ldr, pkh,
+                     one, z + n0 * ld + t * G + 2 * U, <int>ld, work)
         for n in range(n0, n1):
             if mask == NULL or mask[n * T + t] != 0:
                 zr = z + n * ld + t * G
@@ -1254,22 +1420,29 @@ def gru_forward(floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug, const fl
     cdef floating* rp = NULL
     cdef const floating* rr = r
     cdef Py_ssize_t ldr = r_ug.shape[1]
+    cdef floating* pk = NULL
+    cdef floating* pkh = NULL
     with nogil:
         old = _blas_single()
-        if N >= _PAD_MIN_ROWS:  # a padded copy for the multi-row tiles (see _pad_ld)
+        if _packs(N, T, rm):  # z and r columns, then the h columns (their own products)
+            pk = _pack_columns(r, ldr, U, 0, 2 * U)
+            pkh = _pack_columns(r, ldr, U, 2 * U, 3 * U)
+        elif N >= _PAD_MIN_ROWS:  # a padded copy for the multi-row tiles (see _pad_ld)
             rp = _padded(r, U, ldr, False)
             rr = rp
             ldr = _pad_ld(ldr)
         if chunks == 1:
-            _gru_fwd(z, rr, ldr, br, mask, rm, activation, a, recurrent_activation, ra, reset_after,
-                     zero_output, h, hprev, aux, y, N, T, U, 0, N)
+            _gru_fwd(z, rr, ldr, pk, pkh, br, mask, rm, activation, a, recurrent_activation, ra,
+                     reset_after, zero_output, h, hprev, aux, y, N, T, U, 0, N)
         else:
             for ch in prange(chunks, num_threads=_team(chunks, n_threads), schedule="dynamic"):
-                _gru_fwd(z, rr, ldr, br, mask, rm, activation, a, recurrent_activation, ra, reset_after,
-                         zero_output, h, hprev, aux, y, N, T, U, ch * N // chunks,
+                _gru_fwd(z, rr, ldr, pk, pkh, br, mask, rm, activation, a, recurrent_activation, ra,
+                         reset_after, zero_output, h, hprev, aux, y, N, T, U, ch * N // chunks,
                          (ch + 1) * N // chunks)
         _blas_restore(old)
         free(rp)
+        free(pkh)
+        free(pk)
 
 
 def gru_backward(const floating[:, :, ::1] z_ntg, const floating[:, :, ::1] hprev_ntu,
@@ -1377,18 +1550,26 @@ def fast_activation(int code, const float[::1] x_n, float[::1] y_n):
 
 
 def step_matmul(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c,
-                double beta=0.0):
-    """c = a @ b + beta * c through the recurrences' per-step product (for tests and benchmarks).
+                double beta=0.0, bint packed=False):
+    """c = a @ b + beta * c through the recurrences' per-step product (for tests and benchmarks);
+    packed (float32): through the panel-packed product the few-row forward steps use.
 
     a: (M, K) float32/64, C-contiguous, IN; b: (K, N) same dtype, C-contiguous, IN;
     c: (M, N) same dtype, C-contiguous, IN/OUT (beta 0 or 1)
     """
     cdef int m = <int>c.shape[0], n = <int>c.shape[1], k = <int>a.shape[1]
+    cdef floating* pk = NULL
     if m == 0 or n == 0:
         return
     with nogil:
-        _mm(m, n, k, &a[0, 0] if k else NULL, k, &b[0, 0] if k else NULL, n, <floating>beta,
-            &c[0, 0], n)
+        if packed and k > 0:
+            pk = _pack_columns(&b[0, 0], n, k, 0, n)
+        if floating is float and pk != NULL:
+            dlr_sgemm_packed(m, n, k, &a[0, 0], k, pk, <float>beta, &c[0, 0], n)
+            free(pk)
+        else:
+            _mm(m, n, k, &a[0, 0] if k else NULL, k, &b[0, 0] if k else NULL, n, <floating>beta,
+                &c[0, 0], n)
 
 
 # ---- the GEMMs around the recurrence, on the same threads ----------------------------------------

@@ -397,6 +397,61 @@ def test_step_matmul_rows_do_not_depend_on_the_batch():
         np.testing.assert_array_equal(one[0], full[i])
 
 
+@pytest.mark.parametrize("m,k,n", [(1, 128, 512), (1, 7, 70), (2, 33, 300), (3, 5, 16), (5, 16, 130),
+                                   (7, 128, 384), (4, 1, 1), (1, 64, 257)])
+def test_packed_step_matmul_is_bit_identical(m, k, n):
+    """The few-row forward steps read a panel-packed copy of R (partial last panels included):
+    every element is the same FMA chain as the unpacked product's, so the results are equal."""
+    r_ = rng(m * 1000 + k * 10 + n)
+    a, b, c0 = (r_.normal(size=s).astype(np.float32) for s in ((m, k), (k, n), (m, n)))
+    for beta in (0.0, 1.0):
+        plain, packed = c0.copy(), c0.copy()
+        recurrent.step_matmul(a, b, plain, beta)
+        recurrent.step_matmul(a, b, packed, beta, True)
+        np.testing.assert_array_equal(packed, plain)
+        np.testing.assert_allclose(packed, a.astype(np.float64) @ b + beta * c0, rtol=1e-5,
+                                   atol=1e-5 * np.sqrt(k))
+
+
+@pytest.mark.parametrize("cell,extra", CASES, ids=CASE_IDS)
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_packed_forward_rows_match_the_batch(cell, extra, with_mask):
+    """Forward passes of fewer than 8 rows (batch-1 inference) read R packed; a row's float32
+    results equal the same row's inside a 12-row batch (R read in place, padded), and float64
+    (unpacked) stays on the reference."""
+    n, t_len, u = 12, 9, 70
+    gates = ref.GATES[cell]
+    r_ = rng(5)
+    z_in = r_.normal(size=(n, t_len, gates * u)).astype(np.float32)
+    rk = (r_.normal(size=(u, gates * u)) * 0.2).astype(np.float32)
+    h0 = r_.normal(size=(n, u)).astype(np.float32)
+    brh = r_.normal(size=u).astype(np.float32)
+    mask = u8(r_.random((n, t_len)) > 0.3) if with_mask else None
+    act, rec = CODE["tanh"], CODE["sigmoid"]
+
+    def forward(rows):
+        m = len(rows)
+        z, h, c = z_in[rows].copy(), h0[rows].copy(), h0[rows][:, ::-1].copy()
+        y = np.empty((m, t_len, u), np.float32)
+        mk = None if mask is None else mask[rows].copy()
+        if cell == "simple_rnn":
+            recurrent.simple_rnn_forward(z, rk, mk, None, act, 0.0, False, h, None, y)
+        elif cell == "lstm":
+            recurrent.lstm_forward(z, rk, mk, None, act, 0.0, rec, 0.0, False, h, c, None, None, y)
+        else:
+            ra = extra["reset_after"]
+            aux = np.empty((m, t_len, u), np.float32)
+            recurrent.gru_forward(z, rk, brh if ra else None, mk, None, act, 0.0, rec, 0.0, ra, False, h,
+                                  None, aux, y)
+        return y, h
+
+    y_all, h_all = forward(list(range(n)))
+    for rows in ([0], [3], [1, 2, 5], [0, 4, 6, 7, 8, 9, 11]):
+        y, h = forward(rows)
+        np.testing.assert_array_equal(y, y_all[rows])
+        np.testing.assert_array_equal(h, h_all[rows])
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,k,n", [(3200, 32, 512), (7, 3, 5), (130, 17, 40), (1, 5, 70), (0, 3, 4)])
 def test_rows_matmul_and_tn(dtype, m, k, n):
