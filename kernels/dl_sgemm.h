@@ -8,11 +8,11 @@
  *
  * Why: scipy's OpenBLAS is the AVX2 (Haswell) build on machines that pin OPENBLAS_CORETYPE, and
  * even its AVX-512 kernels repack both operands on every call, which dominates the small
- * products of a convolution chunk. This kernel packs nothing on the common paths: a 14x32 tile
- * of C lives in 28 zmm registers, each step of k loads two vectors of B (one 32-float row) and
- * broadcasts 14 elements of A straight from memory into the FMAs. Rows of A and B are streamed
- * in order, so the hardware prefetchers keep them in L1/L2. Edges: columns with masked loads and
- * stores; a partial row panel (< 14 rows) is copied into a zero-padded k-major panel first.
+ * products of a convolution chunk. This kernel packs nothing: a tile of up to 14x32 of C lives
+ * in 28 zmm registers, each step of k loads two vectors of B (one 32-float row) and broadcasts
+ * 14 elements of A straight from memory into the FMAs. Rows of A and B are streamed in order,
+ * so the hardware prefetchers keep them in L1/L2. Edges: columns with masked loads and stores;
+ * the last rows of a panel (< 14) with 8-, 4-, 2- and 1-row tiles (no padding, no copies).
  *
  * Only for CPUs with AVX-512F/VL/DQ (dl_sgemm_available()); the callers use BLAS otherwise.
  * Compiled per function with target attributes, so the extension still runs on any x86-64.
@@ -25,7 +25,6 @@
 
 #define DL_MR 14
 #define DL_NR 32
-#define DL_KB 256
 #define DL_KC 640
 #define DL_NC 128
 
@@ -63,11 +62,16 @@ static void dl_transpose(const float *src, ptrdiff_t lds, ptrdiff_t rows, ptrdif
 #if DL_HAVE_AVX512_BUILD
 
 #define DL_ROWS_14(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
+#define DL_ROWS_8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define DL_ROWS_4(X) X(0) X(1) X(2) X(3)
+#define DL_ROWS_2(X) X(0) X(1)
+#define DL_ROWS_1(X) X(0)
 
-/* The tile store: C rows [0, mr) x columns masked by m0/m1. */
 #define DL_DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+
+/* Row i of the tile: C = epilogue(acc + beta C), columns masked by m0/m1. */
 #define DL_STORE(i)                                                                         \
-    if (i < mr) {                                                                           \
+    {                                                                                       \
         float *cr = c + (ptrdiff_t)i * ldc;                                                 \
         if (beta != 0.0f) {                                                                 \
             c##i##0 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m0, cr), c##i##0);       \
@@ -92,71 +96,71 @@ static void dl_transpose(const float *src, ptrdiff_t lds, ptrdiff_t rows, ptrdif
 
 /* A in "cols" layout: element (i, p) at a[p*lda + i]. */
 #define DL_FMA_COLS(i)                                                                      \
-    { __m512 ai = _mm512_set1_ps(ap[i]);                                                    \
+    { __m512 ai = _mm512_set1_ps(a[p * lda + i]);                                           \
       c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); }
 
-/* C tile (mr <= 14, nr <= 32) = sum_p A(i, p) B(p, j) + beta C, A in "rows" layout with all 14
- * rows readable. */
-DL_TARGET static void dl_tile_rows(ptrdiff_t k, const float *a, ptrdiff_t lda, const float *b,
-                                   ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc,
-                                   int mr, int nr, const float *bias, int relu)
-{
-    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);
-    __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u);
-    __m512 vbeta = _mm512_set1_ps(beta);
-    __m512 vb0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
-    __m512 vb1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-    ptrdiff_t p;
-    DL_ROWS_14(DL_DECL)
-    for (p = 0; p < k; p++) {
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);
-        __m512 b1 = _mm512_maskz_loadu_ps(m1, b + p * ldb + 16);
-        DL_ROWS_14(DL_FMA_ROWS)
-    }
-    DL_ROWS_14(DL_STORE)
+/* dl_tile_<layout>_<R>: the C tile (R rows, nr <= 32 columns) = epilogue(sum_p A(i, p) B(p, j)
+ * + beta C), with the accumulators in 2R zmm registers. */
+#define DL_DEFINE_TILE(NAME, ROWS, FMA)                                                     \
+DL_TARGET static void NAME(ptrdiff_t k, const float *a, ptrdiff_t lda, const float *b,      \
+                           ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc, int nr,      \
+                           const float *bias, int relu)                                     \
+{                                                                                           \
+    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);                        \
+    __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u); \
+    __m512 vbeta = _mm512_set1_ps(beta);                                                    \
+    __m512 vb0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();              \
+    __m512 vb1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();         \
+    ptrdiff_t p;                                                                            \
+    ROWS(DL_DECL)                                                                           \
+    for (p = 0; p < k; p++) {                                                               \
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);                                 \
+        __m512 b1 = _mm512_maskz_loadu_ps(m1, b + p * ldb + 16);                            \
+        ROWS(FMA)                                                                           \
+    }                                                                                       \
+    ROWS(DL_STORE)                                                                          \
 }
 
-/* The same with A in "cols" layout (14 consecutive floats per step, row stride lda). */
-DL_TARGET static void dl_tile_cols(ptrdiff_t k, const float *a, ptrdiff_t lda, const float *b,
-                                   ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc,
-                                   int mr, int nr, const float *bias, int relu)
-{
-    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);
-    __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u);
-    __m512 vbeta = _mm512_set1_ps(beta);
-    __m512 vb0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
-    __m512 vb1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-    ptrdiff_t p;
-    DL_ROWS_14(DL_DECL)
-    for (p = 0; p < k; p++) {
-        const float *ap = a + p * lda;
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);
-        __m512 b1 = _mm512_maskz_loadu_ps(m1, b + p * ldb + 16);
-        DL_ROWS_14(DL_FMA_COLS)
-    }
-    DL_ROWS_14(DL_STORE)
-}
+DL_DEFINE_TILE(dl_tile_rows_14, DL_ROWS_14, DL_FMA_ROWS)
+DL_DEFINE_TILE(dl_tile_rows_8, DL_ROWS_8, DL_FMA_ROWS)
+DL_DEFINE_TILE(dl_tile_rows_4, DL_ROWS_4, DL_FMA_ROWS)
+DL_DEFINE_TILE(dl_tile_rows_2, DL_ROWS_2, DL_FMA_ROWS)
+DL_DEFINE_TILE(dl_tile_rows_1, DL_ROWS_1, DL_FMA_ROWS)
+DL_DEFINE_TILE(dl_tile_cols_14, DL_ROWS_14, DL_FMA_COLS)
+DL_DEFINE_TILE(dl_tile_cols_8, DL_ROWS_8, DL_FMA_COLS)
+DL_DEFINE_TILE(dl_tile_cols_4, DL_ROWS_4, DL_FMA_COLS)
+DL_DEFINE_TILE(dl_tile_cols_2, DL_ROWS_2, DL_FMA_COLS)
+DL_DEFINE_TILE(dl_tile_cols_1, DL_ROWS_1, DL_FMA_COLS)
 
-/* A partial row panel (mr < 14 rows, or "cols" rows past the end): k in blocks of DL_KB copied
- * into a zero-padded (DL_KB, 14) panel, accumulated into C with beta after the first block. */
-DL_TARGET static void dl_tile_edge(int a_cols, ptrdiff_t k, const float *a, ptrdiff_t lda,
-                                   const float *b, ptrdiff_t ldb, float beta, float *c,
-                                   ptrdiff_t ldc, int mr, int nr, const float *bias, int relu)
+/* Rows [i, i + rows) of one block, rows <= 14: the tallest tile that fits, then smaller ones
+ * for the rest (8 + 4 + 2 + 1 covers any remainder without padding or copying). */
+DL_TARGET static void dl_row_panel(int a_cols, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t k,
+                                   const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
+                                   float beta, float *c, ptrdiff_t ldc, const float *bias,
+                                   int relu)
 {
-    float panel[DL_KB * DL_MR];
-    ptrdiff_t p0, kb, p;
-    int i;
-    for (p0 = 0; p0 < k || p0 == 0; p0 += DL_KB) {
-        kb = k - p0 < DL_KB ? k - p0 : DL_KB;
-        memset(panel, 0, sizeof(float) * DL_MR * (kb > 0 ? kb : 1));
-        for (p = 0; p < kb; p++)
-            for (i = 0; i < mr; i++)
-                panel[p * DL_MR + i] = a_cols ? a[(p0 + p) * lda + i] : a[i * lda + p0 + p];
-        int last = p0 + DL_KB >= k;
-        dl_tile_cols(kb, panel, DL_MR, b + p0 * ldb, ldb, p0 == 0 ? beta : 1.0f, c, ldc, mr, nr,
-                     last ? bias : NULL, last && relu);
-        if (k == 0)
-            break;
+    ptrdiff_t i = 0, j;
+    int h, nr;
+    while (i < rows) {
+        h = rows - i >= 14 ? 14 : rows - i >= 8 ? 8 : rows - i >= 4 ? 4 : rows - i >= 2 ? 2 : 1;
+        const float *ai = a_cols ? a + i : a + i * lda;
+        for (j = 0; j < n; j += DL_NR) {
+            nr = n - j < DL_NR ? (int)(n - j) : DL_NR;
+            const float *bj = bias ? bias + j : NULL;
+            float *cij = c + i * ldc + j;
+#define DL_CALL(H)                                                                          \
+            if (a_cols) dl_tile_cols_##H(k, ai, lda, b + j, ldb, beta, cij, ldc, nr, bj, relu); \
+            else dl_tile_rows_##H(k, ai, lda, b + j, ldb, beta, cij, ldc, nr, bj, relu);
+            switch (h) {
+            case 14: DL_CALL(14) break;
+            case 8: DL_CALL(8) break;
+            case 4: DL_CALL(4) break;
+            case 2: DL_CALL(2) break;
+            default: DL_CALL(1) break;
+            }
+#undef DL_CALL
+        }
+        i += h;
     }
 }
 
@@ -166,22 +170,11 @@ DL_TARGET static void dl_sgemm_block(int a_cols, ptrdiff_t m, ptrdiff_t n, ptrdi
                                      float beta, float *c, ptrdiff_t ldc, const float *bias,
                                      int relu)
 {
-    ptrdiff_t i, j;
-    int mr, nr;
+    ptrdiff_t i, rows;
     for (i = 0; i < m; i += DL_MR) {
-        mr = m - i < DL_MR ? (int)(m - i) : DL_MR;
-        const float *ai = a_cols ? a + i : a + i * lda;
-        for (j = 0; j < n; j += DL_NR) {
-            nr = n - j < DL_NR ? (int)(n - j) : DL_NR;
-            const float *bj = bias ? bias + j : NULL;
-            if (mr < DL_MR)
-                dl_tile_edge(a_cols, k, ai, lda, b + j, ldb, beta, c + i * ldc + j, ldc, mr, nr,
-                             bj, relu);
-            else if (a_cols)
-                dl_tile_cols(k, ai, lda, b + j, ldb, beta, c + i * ldc + j, ldc, mr, nr, bj, relu);
-            else
-                dl_tile_rows(k, ai, lda, b + j, ldb, beta, c + i * ldc + j, ldc, mr, nr, bj, relu);
-        }
+        rows = m - i < DL_MR ? m - i : DL_MR;
+        dl_row_panel(a_cols, rows, n, k, a_cols ? a + i : a + i * lda, lda, b, ldb, beta,
+                     c + i * ldc, ldc, bias, relu);
     }
 }
 

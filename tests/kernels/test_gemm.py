@@ -123,8 +123,8 @@ def test_matmul_single_row_or_column_uses_gemv_correctly(m, n, k, trans_a, trans
     np.testing.assert_allclose(out, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
 
 
-# dlcore's own AVX-512 float32 GEMM (kernels/dl_sgemm.h): tiles of 14 x 32, k blocks of 640,
-# column blocks of 128, partial row panels copied in k blocks of 256; shapes cross every edge.
+# dlcore's own AVX-512 float32 GEMM (kernels/dl_sgemm.h): tiles of 14 x 32 (8, 4, 2, 1 rows at
+# the bottom), k blocks of 640, column blocks of 128; the shapes cross every edge.
 OWN_SHAPES = [(1, 1, 1), (14, 32, 5), (13, 31, 7), (15, 33, 256), (29, 70, 300), (3, 5, 0),
               (100, 200, 700), (33, 150, 1400), (28, 129, 641), (2, 17, 257)]
 
