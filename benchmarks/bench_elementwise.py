@@ -1,5 +1,5 @@
-"""Elementwise family (kernels/elementwise.py): activation forward (Cython) and backward (Numba),
-softmax forward/backward. No FLOPs are defined for transcendental activations: rates are
+"""Elementwise family (kernels/elementwise.py): activation forward and backward (Cython),
+softmax forward/backward (Numba). No FLOPs are defined for transcendental activations: rates are
 G elements/s and GB/s (bytes read + written)."""
 import numpy as np
 import pytest
@@ -19,13 +19,13 @@ def test_activation_forward(benchmark, name):
     measure(benchmark, lambda: fwd(ACTIVATIONS[name], x, 0.0, y, threads), elements=N, nbytes=8 * N)
 
 
-@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh", "gelu"])
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "elu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu"])
 def test_activation_backward(benchmark, name):
     fwd, bwd = kernels.get("activation_forward"), kernels.get("activation_backward")
     code = ACTIVATIONS[name]
     x, y, dy, dx = rand(N) * 4 - 2, np.empty(N, np.float32), rand(N, seed=1), np.empty(N, np.float32)
     fwd(code, x, 0.0, y, 1)
-    bwd(code, x, y, dy, 0.0, dx)  # compile outside the timing
+    bwd(code, x, y, dy, 0.0, dx)  # warm up outside the timing
     measure(benchmark, lambda: bwd(code, x, y, dy, 0.0, dx), elements=N, nbytes=16 * N)
 
 
