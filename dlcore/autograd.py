@@ -77,9 +77,10 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **attrs):
         ctx = Context()
-        out = cls.forward(ctx, *[_value(x) for x in inputs], **attrs)
+        out = cls.forward(ctx, *[x.value if isinstance(x, Tensor) else x for x in inputs], **attrs)
         node = None
-        if _state.tapes and not _state.no_grad:
+        state = _state
+        if state.tapes and not state.no_grad:
             needs = tuple(_needs_grad(x) for x in inputs)
             if any(needs):
                 node = Node(cls, ctx, inputs, needs, cls.n_outputs)

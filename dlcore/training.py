@@ -323,31 +323,39 @@ class Trainer:
         batch_size = _check_batch_size(batch_size)
         x = _prepare_inputs(x, "predict")
         n = _num_samples(x)
-        n_steps = steps or int(np.ceil(n / batch_size))
+        n_steps = steps or -(-n // batch_size)
         # "auto" prints a progress bar only when there is progress to show (more than one batch).
         verbose = (1 if n_steps > 1 else 0) if verbose == "auto" else int(verbose)
-        from .utils.progbar import Progbar
+        bar = None
+        if verbose:
+            from .utils.progbar import Progbar
 
-        bar = Progbar(n_steps) if verbose else None
+            bar = Progbar(n_steps)
         chunks = []
         with no_grad():
             for step in range(n_steps):
-                out = self(_slice(x, slice(step * batch_size, (step + 1) * batch_size)), training=False)
-                chunks.append([t.value if isinstance(t, Tensor) else np.asarray(t) for t in _as_list(out)])
+                batch = x if n_steps == 1 and n <= batch_size else \
+                    _slice(x, slice(step * batch_size, (step + 1) * batch_size))
+                out = self(batch, training=False)
+                if type(out) is Tensor:
+                    chunks.append([out.value])
+                else:
+                    chunks.append([t.value if isinstance(t, Tensor) else np.asarray(t) for t in _as_list(out)])
                 if bar is not None:
                     bar.update(step + 1)
         if bar is not None:
             bar.finish()
         if not chunks:
             raise ValueError("predict: received no samples (empty input)")
-        merged = [np.concatenate(parts, axis=0) if len(chunks) > 1 else parts[0] for parts in zip(*chunks)]
+        merged = chunks[0] if len(chunks) == 1 else [np.concatenate(parts, axis=0) for parts in zip(*chunks)]
         return _restore_output_structure(self, merged)
 
     def predict_on_batch(self, x):
         """Outputs for one batch, with the least per-call overhead."""
         with no_grad():
             out = self(x, training=False)
-        return _restore_output_structure(self, [t.value for t in _as_list(out)])
+        return _restore_output_structure(self, [out.value] if type(out) is Tensor else
+                                         [t.value for t in _as_list(out)])
 
     # target checks -----------------------------------------------------------------------------
     def _targets_list(self, y, y_pred):
@@ -513,6 +521,8 @@ def _map(fn, x):
 
 
 def _prepare_inputs(x, where):
+    if type(x) is np.ndarray and x.ndim > 0 and x.dtype.kind in "biuf":
+        return x  # what the checks below return for one numeric array with a batch axis
     if x is None:
         raise ValueError(f"{where}: received x=None; pass the input data")
     x = _map(lambda a: _to_array(a, f"{where} (x)"), x)

@@ -441,7 +441,7 @@ class InferenceStep:
     def __init__(self, layer):
         self.layer = layer
         self.fast = layer._inference_function()
-        self.direct = type(layer).__call__ is Layer.__call__ and layer.built
+        self.direct = type(layer).__call__ is Layer.__call__
 
     def __call__(self, x, training):
         layer = self.layer
@@ -451,7 +451,7 @@ class InferenceStep:
                 out = self.fast(a)
                 if out is not None:
                     return x if out is a else Tensor(out)
-            if self.direct and not (a.dtype.kind == "f" and a.dtype != layer._float_dtype()):
+            if self.direct and layer.built and not (a.dtype.kind == "f" and a.dtype != layer._float_dtype()):
                 if layer.input_spec is not None:
                     layer._check_input(x)
                 if layer._activity_losses:

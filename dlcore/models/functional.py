@@ -1,7 +1,11 @@
 """Functional models: a graph of layer calls from symbolic inputs to symbolic outputs."""
+import numpy as np
+
 from ..layers.core import InputLayer
+from ..layers.layer import InferenceStep, _context
 from ..registry import register
 from ..symbolic import KerasTensor, flatten, map_structure
+from ..tensor import Tensor
 from .model import Model
 
 
@@ -102,6 +106,22 @@ class Functional(Model):
             raise ValueError(f"Model '{self.name}' expects {len(self._flat_inputs)} input(s), but it received "
                              f"{len(flat)} input tensors.")
         return flat
+
+    def __call__(self, *args, **kwargs):
+        if len(args) == 1 and (not kwargs or (len(kwargs) == 1 and "training" in kwargs)):
+            out = self._call_inference(args[0], kwargs.get("training"))
+            if out is not None:
+                return out
+        return super().__call__(*args, **kwargs)
+
+    def _inference_plan(self):
+        if type(self).call is not Functional.call:
+            return None
+        plan = self.__dict__.get("_plan")
+        if plan is None:
+            plan = _FunctionalPlan(self)
+            self.__dict__["_plan"] = plan
+        return plan
 
     def call(self, inputs, training=None):
         values = {}
@@ -282,3 +302,72 @@ def _check_input_shape(model, layer, t, x):
     if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected[1:], shape[1:])):
         raise ValueError(f"Input '{layer.name}' of model '{model.name}' is incompatible: expected shape "
                          f"{expected}, received {tuple(shape)}")
+
+
+def _plain_inputs(data):
+    """Whether ``data`` is an ndarray or a mask-free Tensor, or a flat list, tuple or dict of them:
+    the inputs the inference plan takes."""
+    if type(data) is np.ndarray:
+        return True
+    if type(data) is Tensor:
+        return data.mask is None
+    if type(data) is dict:
+        data = data.values()
+    elif type(data) is not list and type(data) is not tuple:
+        return False
+    return all(type(x) is np.ndarray or (type(x) is Tensor and x.mask is None) for x in data)
+
+
+class _FunctionalPlan:
+    """``Functional.call`` in inference: the graph's nodes resolved once. A node called on one
+    tensor without keyword arguments runs as an InferenceStep; any other node is called as in
+    ``call``. The graph of a functional model never changes, so the plan lives as long as it."""
+
+    def __init__(self, model):
+        self.inputs = []
+        for t in model._flat_inputs:
+            layer = t.node.layer if t.node is not None else None
+            self.inputs.append((id(t), t, layer if isinstance(layer, InputLayer) else None))
+        self.nodes = []
+        for node in model._nodes:
+            single = len(node.args) == 1 and isinstance(node.args[0], KerasTensor) and not node.kwargs
+            self.nodes.append((node, InferenceStep(node.layer) if single else None,
+                               id(node.args[0]) if single else None, [id(t) for t in flatten(node.outputs)]))
+        outputs = model._output_struct
+        self.single_output = id(outputs) if isinstance(outputs, KerasTensor) else None
+
+    def run(self, model, data, training):
+        if not _plain_inputs(data):
+            return None
+        flat = model._bind_inputs(model._convert_input(data) if type(data) is np.ndarray or type(data) is Tensor
+                                  else map_structure(model._convert_input, data))
+        values = {}
+        for (key, t, layer), x in zip(self.inputs, flat):
+            if layer is not None:
+                x = layer._convert_input(x)
+                _check_input_shape(model, layer, t, x)
+            values[key] = x
+        if model._activity_losses:
+            model._activity_losses.clear()
+        previous = getattr(_context, "training", None)
+        _context.training = training
+        try:
+            for node, step, input_key, output_keys in self.nodes:
+                if step is not None:
+                    out = step(values[input_key], training)
+                else:
+                    args = map_structure(lambda a: values[id(a)] if isinstance(a, KerasTensor) else a, node.args)
+                    kwargs = {k: map_structure(lambda a: values[id(a)] if isinstance(a, KerasTensor) else a, v)
+                              for k, v in node.kwargs.items()}
+                    kwargs["training"] = training
+                    out = node.layer(*args, **kwargs)
+                if len(output_keys) == 1 and type(out) is Tensor:
+                    values[output_keys[0]] = out
+                else:
+                    for key, o in zip(output_keys, flatten(out)):
+                        values[key] = o
+        finally:
+            _context.training = previous
+        if self.single_output is not None:
+            return values[self.single_output]
+        return map_structure(lambda t: values[id(t)], model._output_struct)

@@ -1,0 +1,288 @@
+"""The inference plan of Sequential and functional models (``predict_on_batch``, ``predict``,
+``model(x, training=False)``) gives exactly the outputs of the general layer-by-layer call, and
+follows every change made to a model after its first call."""
+import copy
+
+import numpy as np
+import pytest
+
+import dlcore as dl
+from dlcore import layers
+from dlcore.layers.layer import Layer
+from dlcore.tensor import Tensor
+
+pytestmark = pytest.mark.usefixtures("fresh_session")
+
+
+def _general(model, x, training=False):
+    """The reference: ``Layer.__call__`` runs the model's own ``call``, every layer through its
+    ``__call__``, without the plan."""
+    with dl.no_grad():
+        return Layer.__call__(model, x, training=training)
+
+
+def _arrays(out):
+    if isinstance(out, dict):
+        return {k: _arrays(v) for k, v in out.items()}
+    if isinstance(out, (list, tuple)):
+        return [_arrays(v) for v in out]
+    return out.value if isinstance(out, Tensor) else np.asarray(out)
+
+
+def _assert_same(a, b):
+    a, b = _arrays(a), _arrays(b)
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b)
+        for k in a:
+            _assert_same(a[k], b[k])
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b)
+        for u, v in zip(a, b):
+            _assert_same(u, v)
+    else:
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+
+
+def _check_all_entry_points(model, x):
+    expected = _general(model, x)
+    _assert_same(model(x, training=False), expected)
+    _assert_same(model(x), expected)
+    _assert_same(model.predict_on_batch(x), expected)
+    _assert_same(model.predict(x, verbose=0), expected)
+    _assert_same(model.predict(x, batch_size=2, verbose=0), _general_in_batches(model, x, 2))
+    assert "_plan" in model.__dict__, "the inference plan was not used"
+    return expected
+
+
+def _general_in_batches(model, x, batch_size):
+    """The general call on batches of ``batch_size`` (a product's rounding may depend on its rows)."""
+    def part(data, start):
+        if isinstance(data, dict):
+            return {k: part(v, start) for k, v in data.items()}
+        if isinstance(data, (list, tuple)):
+            return type(data)(part(v, start) for v in data)
+        return np.asarray(data.value if isinstance(data, Tensor) else data)[start:start + batch_size]
+
+    def merge(parts):
+        if isinstance(parts[0], dict):
+            return {k: merge([p[k] for p in parts]) for k in parts[0]}
+        if isinstance(parts[0], list):
+            return [merge([p[i] for p in parts]) for i in range(len(parts[0]))]
+        return np.concatenate(parts, axis=0)
+
+    n = len(dl.symbolic.flatten(x)[0])
+    return merge([_arrays(_general(model, part(x, start))) for start in range(0, n, batch_size)])
+
+
+def _rng():
+    return np.random.default_rng(0)
+
+
+def test_sequential_mlp_matches_general_path():
+    model = dl.Sequential([dl.Input(shape=(12,)), layers.Dense(16, activation="relu"), layers.Dropout(0.5),
+                           layers.Dense(8, activation="tanh"), layers.Activation("sigmoid"),
+                           layers.Dense(3, activation="softmax")])
+    for batch in (1, 5):
+        _check_all_entry_points(model, _rng().normal(size=(batch, 12)).astype("float32"))
+
+
+def test_sequential_cnn_matches_general_path():
+    model = dl.Sequential([dl.Input(shape=(10, 10, 2)), layers.Conv2D(4, 3, activation="relu"),
+                           layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(6, activation="relu"),
+                           layers.Dropout(0.3), layers.Dense(3, activation="softmax")])
+    _check_all_entry_points(model, _rng().normal(size=(1, 10, 10, 2)).astype("float32"))
+    _check_all_entry_points(model, _rng().normal(size=(3, 10, 10, 2)).astype("float32"))
+
+
+def test_sequential_lstm_and_masks_match_general_path():
+    lstm = dl.Sequential([dl.Input(shape=(6, 3)), layers.LSTM(5), layers.Dense(2, activation="softmax")])
+    _check_all_entry_points(lstm, _rng().normal(size=(1, 6, 3)).astype("float32"))
+
+    masked = dl.Sequential([dl.Input(shape=(6,), dtype="int32"), layers.Embedding(10, 4, mask_zero=True),
+                            layers.LSTM(5, return_sequences=True), layers.Dense(2)])
+    ids = np.array([[3, 4, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6]], dtype="int32")
+    expected = _check_all_entry_points(masked, ids)
+    out = masked(ids, training=False)
+    np.testing.assert_array_equal(out.mask, _general(masked, ids).mask)
+    assert expected.shape == (2, 6, 2)
+
+
+def test_float64_and_integer_inputs_are_cast_as_in_the_general_path():
+    model = dl.Sequential([dl.Input(shape=(4,)), layers.Dense(3, activation="relu"), layers.Dense(2)])
+    x = _rng().normal(size=(2, 4))
+    _check_all_entry_points(model, x)
+    _check_all_entry_points(model, np.arange(8, dtype="int64").reshape(2, 4))
+    assert model.predict_on_batch(x).dtype == np.float32
+    _check_all_entry_points(model, Tensor(x.astype("float32")))
+
+
+def test_functional_multi_input_multi_output_matches_general_path():
+    a = dl.Input(shape=(5,), name="a")
+    b = dl.Input(shape=(3,), name="b")
+    shared = layers.Dense(4, activation="relu")
+    h = layers.Concatenate()([shared(layers.Dense(4)(a)), layers.Dense(4)(b)])
+    h = layers.Dropout(0.5)(h)
+    out1 = layers.Dense(2, activation="softmax", name="cls")(h)
+    out2 = layers.Dense(1, name="reg")(shared(layers.Dense(4)(h)))
+    xa = _rng().normal(size=(3, 5)).astype("float32")
+    xb = _rng().normal(size=(3, 3)).astype("float32")
+
+    as_list = dl.Model([a, b], [out1, out2])
+    _check_all_entry_points(as_list, [xa, xb])
+    _check_all_entry_points(as_list, (xa, xb))
+    _check_all_entry_points(as_list, {"a": xa, "b": xb})
+
+    as_dict = dl.Model({"a": a, "b": b}, {"cls": out1, "reg": out2})
+    expected = _check_all_entry_points(as_dict, {"b": xb, "a": xa})
+    assert list(expected) == ["cls", "reg"]
+    assert list(as_dict.predict_on_batch({"a": xa, "b": xb})) == ["cls", "reg"]
+
+
+def test_functional_masks_nested_models_and_keyword_calls_match_general_path():
+    ids = dl.Input(shape=(5,), dtype="int32")
+    emb = layers.Embedding(12, 4, mask_zero=True)(ids)
+    seq = layers.LSTM(3, return_sequences=True)(emb)
+    last = layers.LSTM(3)(seq, initial_state=None)
+    inner = dl.Sequential([dl.Input(shape=(3,)), layers.Dense(4, activation="relu"), layers.Dense(2)])
+    model = dl.Model(ids, inner(last))
+    x = np.array([[1, 2, 0, 0, 0], [5, 6, 7, 8, 9]], dtype="int32")
+    _check_all_entry_points(model, x)
+
+    inp = dl.Input(shape=(4, 2))
+    masked = layers.Masking(0.0)(inp)
+    model2 = dl.Model(inp, layers.GRU(3)(masked))
+    x2 = _rng().normal(size=(2, 4, 2)).astype("float32")
+    x2[0, 2:] = 0.0
+    _check_all_entry_points(model2, x2)
+
+
+class _Residual(dl.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = layers.Dense(6, activation="relu")
+        self.drop = layers.Dropout(0.5)
+        self.out = layers.Dense(6)
+
+    def call(self, x, training=False):
+        return x + self.out(self.drop(self.hidden(x), training=training))
+
+
+def test_subclassed_models_alone_and_inside_sequential_match_general_path():
+    x = _rng().normal(size=(2, 6)).astype("float32")
+    model = _Residual()
+    expected = model(x, training=False)
+    h = model.hidden.kernel.value
+    reference = x + (np.maximum(x @ h + model.hidden.bias.value, 0) @ model.out.kernel.value + model.out.bias.value)
+    np.testing.assert_allclose(expected.value, reference, rtol=1e-5, atol=1e-6)
+    _assert_same(model.predict_on_batch(x), expected)
+    _assert_same(model.predict(x, verbose=0), expected)
+
+    outer = dl.Sequential([dl.Input(shape=(6,)), _Residual(), layers.Dense(2)])
+    _check_all_entry_points(outer, x)
+
+
+def test_weight_changes_after_the_first_call_are_honoured():
+    model = dl.Sequential([dl.Input(shape=(4,)), layers.Dense(3, activation="relu"), layers.Dense(2)])
+    x = _rng().normal(size=(1, 4)).astype("float32")
+    before = model.predict_on_batch(x)
+    weights = [w * 2.0 + 0.5 for w in model.get_weights()]
+    model.set_weights(weights)
+    after = model.predict_on_batch(x)
+    assert not np.array_equal(before, after)
+    _assert_same(after, _general(model, x))
+    model.layers[1].bias.assign(np.array([10.0, -10.0], dtype="float32"))
+    _assert_same(model(x, training=False), _general(model, x))
+    model.layers[0].kernel = dl.Variable(np.ones((4, 3), dtype="float32"), name="kernel")
+    _assert_same(model.predict_on_batch(x), _general(model, x))
+
+
+def test_trainable_changes_after_the_first_call_are_honoured():
+    model = dl.Sequential([dl.Input(shape=(4,)), layers.Dense(3, activation="relu"),
+                           layers.BatchNormalization(), layers.Dense(2)])
+    x = _rng().normal(size=(3, 4)).astype("float32")
+    first = model.predict_on_batch(x)
+    model.trainable = False
+    _assert_same(model.predict_on_batch(x), first)
+    model.compile(optimizer="sgd", loss="mse")
+    model.trainable = True
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, np.ones((3, 2), "float32"), epochs=2, verbose=0)
+    trained = model.predict_on_batch(x)
+    assert not np.array_equal(trained, first)
+    _assert_same(trained, _general(model, x))
+
+
+def test_adding_and_popping_layers_after_the_first_call_rebuilds_the_plan():
+    model = dl.Sequential([dl.Input(shape=(4,)), layers.Dense(3, activation="relu")])
+    x = _rng().normal(size=(2, 4)).astype("float32")
+    assert model.predict_on_batch(x).shape == (2, 3)
+    model.add(layers.Dense(5, activation="softmax"))
+    out = model.predict_on_batch(x)
+    assert out.shape == (2, 5)
+    _assert_same(out, _general(model, x))
+    model.pop()
+    assert model(x, training=False).shape == (2, 3)
+    _assert_same(model.predict(x, verbose=0), _general(model, x))
+
+    lazy = dl.Sequential([layers.Dense(3)])
+    assert lazy.predict_on_batch(x).shape == (2, 3)  # builds from the data, then plans
+    lazy.add(layers.Dense(1))
+    _assert_same(lazy.predict_on_batch(x), _general(lazy, x))
+
+
+def test_layer_configuration_changes_after_the_first_call_are_honoured():
+    dense = layers.Dense(3)
+    model = dl.Sequential([dl.Input(shape=(4,)), dense])
+    x = _rng().normal(size=(2, 4)).astype("float32")
+    model.predict_on_batch(x)
+    dense.activity_regularizer = dl.regularizers.L1(0.1)
+    out = model(x, training=False)
+    _assert_same(out, _general(model, x))
+    assert len(model.losses) == 1
+    np.testing.assert_allclose(float(model.losses[0]), 0.1 * np.abs(out.value).sum(), rtol=1e-5)
+
+
+def test_deep_copies_run_on_their_own_weights():
+    model = dl.Sequential([dl.Input(shape=(4,)), layers.Dense(3)])
+    x = _rng().normal(size=(1, 4)).astype("float32")
+    original = model.predict_on_batch(x)
+    clone = copy.deepcopy(model)
+    clone.layers[0].kernel.assign(np.zeros((4, 3), "float32"))
+    np.testing.assert_array_equal(clone.predict_on_batch(x), np.broadcast_to(clone.layers[0].bias.value, (1, 3)))
+    _assert_same(model.predict_on_batch(x), original)
+
+
+def test_training_calls_and_tapes_take_the_general_path():
+    model = dl.Sequential([dl.Input(shape=(50,)), layers.Dropout(0.5), layers.Dense(2)])
+    x = np.ones((4, 50), dtype="float32")
+    dl.utils.set_random_seed(1)
+    dropped = model(x, training=True).value
+    assert not np.array_equal(dropped, model(x, training=False).value)
+    with dl.GradientTape() as tape:
+        y = model(x, training=False)
+        loss = dl.ops.sum(y)
+    grads = tape.gradient(loss, model.trainable_weights)
+    assert all(g is not None for g in grads)
+    np.testing.assert_allclose(grads[1].value, np.full(2, 4.0, "float32"))
+
+
+def test_bad_inputs_raise_after_the_plan_exists():
+    model = dl.Sequential([dl.Input(shape=(4,)), layers.Dense(3)])
+    model.predict_on_batch(np.zeros((1, 4), "float32"))
+    with pytest.raises(ValueError, match=r"expected shape \(None, 4\), received \(1, 5\)"):
+        model.predict_on_batch(np.zeros((1, 5), "float32"))
+
+    inp = dl.Input(shape=(4,), name="features")
+    functional = dl.Model(inp, layers.Dense(2)(inp))
+    functional.predict_on_batch(np.zeros((1, 4), "float32"))
+    with pytest.raises(ValueError, match=r"Input 'features'.*expected shape \(None, 4\), received \(2, 3\)"):
+        functional(np.zeros((2, 3), "float32"), training=False)
+
+    width = {"n": 4}
+    cut = dl.Sequential([dl.Input(shape=(6,)), layers.Lambda(lambda t: t[:, :width["n"]]),
+                         layers.Dense(3, name="first"), layers.Dense(2)])
+    cut.predict_on_batch(np.zeros((1, 6), "float32"))
+    width["n"] = 5  # the layers, not the model's input, now see a bad shape
+    with pytest.raises(ValueError, match=r"layer 'first'.*axis -1.*value 4.*\(1, 5\)"):
+        cut.predict_on_batch(np.zeros((1, 6), "float32"))
