@@ -99,7 +99,7 @@ PATH_NAMES = ("pointwise", "direct", "im2col")
 
 
 cdef bint _TAP_RUNS = True
-# float32 products use dlcore's own AVX-512 GEMM (dl_sgemm.h) where the CPU has it
+# float32 products use the kernels' own AVX-512 GEMM (dl_sgemm.h) where the CPU has it
 OWN_SGEMM = bool(dl_sgemm_available())
 cdef bint _OWN_SGEMM = OWN_SGEMM
 

@@ -169,7 +169,7 @@ def dense_forward(const floating[:, ::1] x_nk, const floating[:, ::1] w_km,
 
 def own_sgemm(const float[:, ::1] a, const float[:, ::1] b, float[:, ::1] out,
               bint trans_a=False, double beta=0.0, const float[::1] bias=None, bint relu=False):
-    """out = op(a) @ b + beta * out (+ bias, then max(., 0) if relu) with dlcore's own AVX-512
+    """out = op(a) @ b + beta * out (+ bias, then max(., 0) if relu) with the kernels' own AVX-512
     float32 GEMM (dl_sgemm.h), one thread; OWN_SGEMM tells whether this CPU runs it (otherwise
     this raises RuntimeError).
 
@@ -178,7 +178,7 @@ def own_sgemm(const float[:, ::1] a, const float[:, ::1] b, float[:, ::1] out,
     out: (m, n) float32, C-contiguous, IN/OUT (not read when beta == 0)
     """
     if not OWN_SGEMM:
-        raise RuntimeError("dlcore's own sgemm needs a CPU with AVX-512F/VL/DQ")
+        raise RuntimeError("the kernels' own sgemm needs a CPU with AVX-512F/VL/DQ")
     cdef Py_ssize_t m = out.shape[0], n = out.shape[1]
     cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
     cdef const float* bias_p = NULL

@@ -1,4 +1,4 @@
-/* dlcore's own single-threaded float32 GEMM for AVX-512 CPUs (row-major):
+/* the kernels' own single-threaded float32 GEMM for AVX-512 CPUs (row-major):
  *
  *     C (m, n) = op(A) (m, k) @ B (k, n) + beta * C      (beta == 0: C is not read)
  *
