@@ -34,8 +34,14 @@
 #     (64,13,13,64): 0.13 -> 0.04 (argmax), 0.11 -> 0.035 ms (backward). Recomputing the argmax
 #     in the backward from x and y was not taken: it reads x (4x the bytes of y) instead of one
 #     byte per output, and loses the offset where the maximum is NaN.
+#   - Global pooling (global_*_pool_*) works on (N, L = H * W, C): one sample per prange
+#     iteration, rows added/maxed into y in row order, vectorized over C. The max backward splits
+#     dy evenly among tied maxima (TensorFlow's reduce_max gradient, which GlobalMaxPooling uses
+#     in Keras), counting ties in dx's first row, so it needs no scratch buffer. Measured
+#     (64, 8, 8, 128) float32, 1 thread, layer forward+backward: GlobalMaxPooling2D 8.1 -> 0.35
+#     ms, GlobalAveragePooling2D 0.33 -> 0.15 ms (NumPy reductions before).
 #
-# Legend: N batch, H/W input height/width, C channels, OH/OW output height/width,
+# Legend: N batch, H/W input height/width, L = H * W (global pooling), C channels, OH/OW output height/width,
 #         PH/PW pool height/width, SH/SW strides, PT/PL top/left padding.
 from cython.parallel cimport prange
 from libc.stdint cimport int32_t, uint8_t
@@ -157,6 +163,63 @@ cdef extern from *:
     DLP_POOL2X2(float, f32)
     DLP_POOL2X2(double, f64)
 
+    /* Global pooling of one sample: x (L, C) rows, y (C,). */
+    #define DLP_GLOBAL(T, S)                                                                      \
+    static inline void dlp_add_row_##S(T* restrict y, const T* restrict x, Py_ssize_t c) {       \
+        Py_ssize_t k;                                                                            \
+        for (k = 0; k < c; k++) y[k] += x[k];                                                    \
+    }                                                                                            \
+    static inline void dlp_max_row_##S(T* restrict y, const T* restrict x, Py_ssize_t c) {       \
+        Py_ssize_t k;                                                                            \
+        for (k = 0; k < c; k++) { T v = x[k], m = y[k]; y[k] = (v > m || v != v) ? v : m; }      \
+    }                                                                                            \
+    static inline void dlp_count_row_##S(T* restrict n, const T* restrict x,                     \
+                                         const T* restrict y, Py_ssize_t c) {                    \
+        Py_ssize_t k; const T one = 1, zero = 0;                                                 \
+        for (k = 0; k < c; k++) n[k] += x[k] == y[k] ? one : zero;                               \
+    }                                                                                            \
+    static inline void dlp_share_row_##S(T* restrict dx, const T* restrict x,                    \
+                                         const T* restrict y, const T* restrict s,              \
+                                         const T* restrict dy, Py_ssize_t c) {                   \
+        Py_ssize_t k; const T one = 1, zero = 0;                                                 \
+        for (k = 0; k < c; k++) dx[k] = ((x[k] == y[k] ? one : zero) * s[k]) * dy[k];          \
+    }                                                                                            \
+    /* y = the mean over the L rows, summed in row order. */                                     \
+    DLP_CLONES static void dlp_global_avg_##S(const T* x, T* y, Py_ssize_t l, Py_ssize_t c) {   \
+        Py_ssize_t i, k; T inv = (T)(1.0 / (double)l);                                           \
+        memset(y, 0, c * sizeof(T));                                                             \
+        for (i = 0; i < l; i++) dlp_add_row_##S(y, x + i * c, c);                                \
+        for (k = 0; k < c; k++) y[k] *= inv;                                                     \
+    }                                                                                            \
+    /* dx rows = dy / L. */                                                                      \
+    DLP_CLONES static void dlp_global_avg_back_##S(const T* dy, T* dx, Py_ssize_t l,            \
+                                                   Py_ssize_t c) {                               \
+        Py_ssize_t i, k; T cnt = (T)l;                                                           \
+        for (k = 0; k < c; k++) dx[k] = dy[k] / cnt;                                             \
+        for (i = 1; i < l; i++) memcpy(dx + i * c, dx, c * sizeof(T));                          \
+    }                                                                                            \
+    /* y = the max over the L rows; NaN wins, as numpy.max. */                                   \
+    DLP_CLONES static void dlp_global_max_##S(const T* x, T* y, Py_ssize_t l, Py_ssize_t c) {   \
+        Py_ssize_t i;                                                                            \
+        memcpy(y, x, c * sizeof(T));                                                             \
+        for (i = 1; i < l; i++) dlp_max_row_##S(y, x + i * c, c);                                \
+    }                                                                                            \
+    /* dx = dy split evenly among the rows equal to the max (TensorFlow's reduce_max gradient;  \
+       no row equal, as for a NaN max: NaN). dx's row 0 holds the tie counts, then their        \
+       inverses, until it is written last. */                                                    \
+    DLP_CLONES static void dlp_global_max_back_##S(const T* x, const T* y, const T* dy, T* dx,  \
+                                                   Py_ssize_t l, Py_ssize_t c) {                \
+        Py_ssize_t i, k; const T one = 1, zero = 0;                                              \
+        memset(dx, 0, c * sizeof(T));                                                            \
+        for (i = 0; i < l; i++) dlp_count_row_##S(dx, x + i * c, y, c);                         \
+        for (k = 0; k < c; k++) dx[k] = one / dx[k];                                             \
+        for (i = 1; i < l; i++) dlp_share_row_##S(dx + i * c, x + i * c, y, dx, dy, c);         \
+        _Pragma("GCC ivdep")                                                                     \
+        for (k = 0; k < c; k++) dx[k] = ((x[k] == y[k] ? one : zero) * dx[k]) * dy[k];          \
+    }
+    DLP_GLOBAL(float, f32)
+    DLP_GLOBAL(double, f64)
+
     /* The max backward row with AVX-512 intrinsics: GCC vectorizes the loop above by its byte
        lanes (64 per zmm), so C = 32 fell to the scalar tail with mispredicted branches (2.9 ms
        against 0.06 ms at C = 64); here a byte compare gives the lane mask of 16 floats (8
@@ -235,6 +298,16 @@ cdef extern from *:
                             Py_ssize_t c) noexcept nogil
     void dlp_avg2x2_back_row_f32(const float* dy, float* dx0, float* dx1, Py_ssize_t ow,
                                  Py_ssize_t c) noexcept nogil
+    void dlp_global_avg_f32(const float* x, float* y, Py_ssize_t l, Py_ssize_t c) noexcept nogil
+    void dlp_global_avg_f64(const double* x, double* y, Py_ssize_t l, Py_ssize_t c) noexcept nogil
+    void dlp_global_avg_back_f32(const float* dy, float* dx, Py_ssize_t l, Py_ssize_t c) noexcept nogil
+    void dlp_global_avg_back_f64(const double* dy, double* dx, Py_ssize_t l, Py_ssize_t c) noexcept nogil
+    void dlp_global_max_f32(const float* x, float* y, Py_ssize_t l, Py_ssize_t c) noexcept nogil
+    void dlp_global_max_f64(const double* x, double* y, Py_ssize_t l, Py_ssize_t c) noexcept nogil
+    void dlp_global_max_back_f32(const float* x, const float* y, const float* dy, float* dx,
+                                 Py_ssize_t l, Py_ssize_t c) noexcept nogil
+    void dlp_global_max_back_f64(const double* x, const double* y, const double* dy, double* dx,
+                                 Py_ssize_t l, Py_ssize_t c) noexcept nogil
     void dlp_avg2x2_back_row_f64(const double* dy, double* dx0, double* dx1, Py_ssize_t ow,
                                  Py_ssize_t c) noexcept nogil
 
@@ -605,3 +678,72 @@ def avg_pool2d_2x2_backward(const floating[:, :, :, ::1] dy_nhwc, floating[:, :,
         _zero_tail(dx1, w, c_, ow_)
         if h > 2 * oh_ and oh == oh_ - 1:
             memset(&dx_out_nhwc[n, 2 * oh_, 0, 0], 0, (h - 2 * oh_) * w * c_ * sizeof(floating))
+
+
+# ---- global pooling: one sample per prange iteration, L = H * W rows of C channels -------------
+def global_avg_pool_forward(const floating[:, :, ::1] x_nlc, floating[:, ::1] y_out_nc, int n_threads=1):
+    """y[n, c] = mean of x[n, l, c] over l, summed in row order.
+
+    x_nlc: (N, L, C) float32/64, C-contiguous, IN (L = H * W of an NHWC input, L >= 1)
+    y_out_nc: (N, C) same dtype, C-contiguous, OUT
+    """
+    cdef Py_ssize_t n_ = x_nlc.shape[0], l = x_nlc.shape[1], c_ = x_nlc.shape[2], n
+    if n_ == 0 or l == 0 or c_ == 0:
+        return
+    for n in prange(n_, nogil=True, num_threads=n_threads, schedule="static", use_threads_if=n_threads > 1):
+        if floating is float:
+            dlp_global_avg_f32(&x_nlc[n, 0, 0], &y_out_nc[n, 0], l, c_)
+        else:
+            dlp_global_avg_f64(&x_nlc[n, 0, 0], &y_out_nc[n, 0], l, c_)
+
+
+def global_avg_pool_backward(const floating[:, ::1] dy_nc, floating[:, :, ::1] dx_out_nlc, int n_threads=1):
+    """dx[n, l, c] = dy[n, c] / L.
+
+    dy_nc: (N, C) float32/64, C-contiguous, IN
+    dx_out_nlc: (N, L, C) same dtype, C-contiguous, OUT (fully overwritten)
+    """
+    cdef Py_ssize_t n_ = dx_out_nlc.shape[0], l = dx_out_nlc.shape[1], c_ = dx_out_nlc.shape[2], n
+    if n_ == 0 or l == 0 or c_ == 0:
+        return
+    for n in prange(n_, nogil=True, num_threads=n_threads, schedule="static", use_threads_if=n_threads > 1):
+        if floating is float:
+            dlp_global_avg_back_f32(&dy_nc[n, 0], &dx_out_nlc[n, 0, 0], l, c_)
+        else:
+            dlp_global_avg_back_f64(&dy_nc[n, 0], &dx_out_nlc[n, 0, 0], l, c_)
+
+
+def global_max_pool_forward(const floating[:, :, ::1] x_nlc, floating[:, ::1] y_out_nc, int n_threads=1):
+    """y[n, c] = max of x[n, l, c] over l; a NaN anywhere gives NaN (as numpy.max).
+
+    x_nlc: (N, L, C) float32/64, C-contiguous, IN (L >= 1)
+    y_out_nc: (N, C) same dtype, C-contiguous, OUT
+    """
+    cdef Py_ssize_t n_ = x_nlc.shape[0], l = x_nlc.shape[1], c_ = x_nlc.shape[2], n
+    if n_ == 0 or l == 0 or c_ == 0:
+        return
+    for n in prange(n_, nogil=True, num_threads=n_threads, schedule="static", use_threads_if=n_threads > 1):
+        if floating is float:
+            dlp_global_max_f32(&x_nlc[n, 0, 0], &y_out_nc[n, 0], l, c_)
+        else:
+            dlp_global_max_f64(&x_nlc[n, 0, 0], &y_out_nc[n, 0], l, c_)
+
+
+def global_max_pool_backward(const floating[:, :, ::1] x_nlc, const floating[:, ::1] y_nc,
+                             const floating[:, ::1] dy_nc, floating[:, :, ::1] dx_out_nlc, int n_threads=1):
+    """dx[n, l, c] = dy[n, c] / k where x[n, l, c] == y[n, c], k such cells (ties share, as
+    TensorFlow's reduce_max gradient); 0 elsewhere; NaN for the whole (n, c) when k == 0.
+
+    x_nlc: (N, L, C) float32/64, C-contiguous, IN (the forward input)
+    y_nc: (N, C) same dtype, C-contiguous, IN (global_max_pool_forward's output)
+    dy_nc: (N, C) same dtype, C-contiguous, IN
+    dx_out_nlc: (N, L, C) same dtype, C-contiguous, OUT (fully overwritten)
+    """
+    cdef Py_ssize_t n_ = x_nlc.shape[0], l = x_nlc.shape[1], c_ = x_nlc.shape[2], n
+    if n_ == 0 or l == 0 or c_ == 0:
+        return
+    for n in prange(n_, nogil=True, num_threads=n_threads, schedule="static", use_threads_if=n_threads > 1):
+        if floating is float:
+            dlp_global_max_back_f32(&x_nlc[n, 0, 0], &y_nc[n, 0], &dy_nc[n, 0], &dx_out_nlc[n, 0, 0], l, c_)
+        else:
+            dlp_global_max_back_f64(&x_nlc[n, 0, 0], &y_nc[n, 0], &dy_nc[n, 0], &dx_out_nlc[n, 0, 0], l, c_)

@@ -7,7 +7,7 @@ padding is Keras's: output length ceil(size / stride), the extra padding at the 
 padded cells never counted (average pooling divides by the real cells of each window).
 """
 from .. import ops
-from ..ops.pool import PADDINGS, normalize_tuple, pool_output_length
+from ..ops.pool import PADDINGS, global_pool, normalize_tuple, pool_output_length
 from ..registry import register
 from ..symbolic import KerasTensor
 from .layer import InputSpec, Layer
@@ -116,6 +116,13 @@ class BaseGlobalPooling(Layer):
         self._axes = tuple(range(1, pool_dimensions + 1)) if self.data_format == "channels_last" \
             else tuple(range(2, pool_dimensions + 2))
 
+    def _reduce(self, inputs, mode):
+        """The kernels for channels_last with at least one spatial cell; else NumPy's reductions."""
+        if self.data_format == "channels_last" and all(inputs.shape[1:-1]):
+            return global_pool(inputs, mode, self.keepdims)
+        reduce = ops.max if mode == "max" else ops.mean
+        return reduce(inputs, axis=self._axes, keepdims=self.keepdims)
+
     def compute_output_shape(self, input_shape):
         input_shape = tuple(input_shape)
         if self.keepdims:
@@ -137,7 +144,7 @@ class GlobalAveragePooling1D(BaseGlobalPooling):
 
     def call(self, inputs, mask=None):
         if mask is None:
-            return ops.mean(inputs, axis=self._axes, keepdims=self.keepdims)
+            return self._reduce(inputs, "average")
         weights = mask.value if hasattr(mask, "value") else mask
         weights = weights.astype(inputs.dtype)[..., None] if self.data_format == "channels_last" \
             else weights.astype(inputs.dtype)[:, None, :]
@@ -156,7 +163,7 @@ class GlobalAveragePooling2D(BaseGlobalPooling):
         super().__init__(2, data_format=data_format, keepdims=keepdims, **kwargs)
 
     def call(self, inputs):
-        return ops.mean(inputs, axis=self._axes, keepdims=self.keepdims)
+        return self._reduce(inputs, "average")
 
 
 @register("layer")
@@ -167,7 +174,7 @@ class GlobalMaxPooling1D(BaseGlobalPooling):
         super().__init__(1, data_format=data_format, keepdims=keepdims, **kwargs)
 
     def call(self, inputs):
-        return ops.max(inputs, axis=self._axes, keepdims=self.keepdims)
+        return self._reduce(inputs, "max")
 
 
 @register("layer")
@@ -178,7 +185,7 @@ class GlobalMaxPooling2D(BaseGlobalPooling):
         super().__init__(2, data_format=data_format, keepdims=keepdims, **kwargs)
 
     def call(self, inputs):
-        return ops.max(inputs, axis=self._axes, keepdims=self.keepdims)
+        return self._reduce(inputs, "max")
 
 
 # Keras's aliases.

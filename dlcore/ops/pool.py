@@ -171,6 +171,45 @@ def _pool(mode, inputs, pool_size, strides, padding, data_format, op_name):
     return y
 
 
+class GlobalPool(Function):
+    """max or mean over the spatial axes of (N, ..., C) channels_last: (N, C), or (N, 1, ..., 1, C)
+    with keepdims. Max ties share the gradient evenly (TensorFlow's reduce_max gradient)."""
+
+    @staticmethod
+    def forward(ctx, x, mode, keepdims):
+        x3 = contiguous(x).reshape(x.shape[0], -1, x.shape[-1])
+        y = np.empty((x3.shape[0], x3.shape[2]), dtype=x3.dtype)
+        threads = kernels.threads_for(x3.size)
+        kernels.get("global_max_pool_forward" if mode == "max" else "global_avg_pool_forward")(x3, y, threads)
+        if mode == "max":
+            ctx.save(x3, y)
+        ctx.mode, ctx.shape, ctx.dtype = mode, x.shape, x3.dtype
+        return y.reshape((x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)) if keepdims else y
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        n, c = ctx.shape[0], ctx.shape[-1]
+        dy2 = contiguous(dy.astype(ctx.dtype, copy=False).reshape(n, c))
+        dx = np.empty(ctx.shape, dtype=ctx.dtype)
+        dx3 = dx.reshape(n, -1, c)
+        threads = kernels.threads_for(dx.size)
+        if ctx.mode == "max":
+            x3, y = ctx.saved
+            kernels.get("global_max_pool_backward")(x3, y, dy2, dx3, threads)
+        else:
+            kernels.get("global_avg_pool_backward")(dy2, dx3, threads)
+        return (dx,)
+
+
+def global_pool(inputs, mode, keepdims=False):
+    """Max ("max") or mean ("average") over the spatial axes of a channels_last (N, ..., C) input
+    with at least one spatial cell: (N, C), or (N, 1, ..., 1, C) with ``keepdims``."""
+    x = value(inputs)
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        inputs = x = float_array(x)
+    return GlobalPool.apply(inputs, mode=mode, keepdims=bool(keepdims))
+
+
 def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
     """Max pooling over the spatial axes of a channels_last (N, L, C) or (N, H, W, C) input."""
     return _pool("max", inputs, pool_size, strides, padding, data_format, "max_pool")

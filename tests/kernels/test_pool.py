@@ -1,7 +1,8 @@
 """Pooling kernels against the NumPy reference (tests/reference/pool.py): forward, argmax and
 backward, float32/float64, valid/same padding, overlapping and strided windows, odd sizes,
 batch 1; bit-identical results for 1 and 2 threads. The 2x2 stride-2 kernels against the general
-ones: bit-identical outputs and argmax, ties, NaN, odd sizes, channel counts off the SIMD width."""
+ones: bit-identical outputs and argmax, ties, NaN, odd sizes, channel counts off the SIMD width.
+Global pooling against NumPy: ties share the max gradient, NaN propagates."""
 import numpy as np
 import pytest
 
@@ -39,7 +40,9 @@ def _tol(dtype):
 def test_kernel_table():
     assert set(pool.KERNELS) == {"max_pool2d_forward", "max_pool2d_forward_argmax", "max_pool2d_backward",
                                  "avg_pool2d_forward", "avg_pool2d_backward", "max_pool2d_2x2_forward",
-                                 "max_pool2d_2x2_backward", "avg_pool2d_2x2_forward", "avg_pool2d_2x2_backward"}
+                                 "max_pool2d_2x2_backward", "avg_pool2d_2x2_forward", "avg_pool2d_2x2_backward",
+                                 "global_avg_pool_forward", "global_avg_pool_backward", "global_max_pool_forward",
+                                 "global_max_pool_backward"}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -204,3 +207,41 @@ def test_max_pool_2x2_ties_and_nan_as_general():
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(argmax, arg_ref)
     assert argmax.ravel()[:7].tolist() == [0, 1, 2, 3, 0, 1, 0]
+
+
+# ---- global pooling ------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(2, 20, 3), (3, 1, 7), (2, 9, 40), (1, 64, 128), (4, 5, 17)])  # (N, L, C)
+def test_global_pooling(shape, dtype):
+    rng = np.random.default_rng(6)
+    x = rng.integers(-2, 3, shape).astype(dtype)  # ties for the max in most channels
+    dy = rng.standard_normal((shape[0], shape[2])).astype(dtype)
+    x64 = x.astype(np.float64)
+    results = []
+    for threads in (1, 2):
+        y_max, y_avg = np.full((2, shape[0], shape[2]), np.nan, dtype)
+        pool.global_max_pool_forward(x, y_max, threads)
+        pool.global_avg_pool_forward(x, y_avg, threads)
+        dx_max, dx_avg = np.full((2,) + shape, np.nan, dtype)
+        pool.global_max_pool_backward(x, y_max, dy, dx_max, threads)
+        pool.global_avg_pool_backward(dy, dx_avg, threads)
+        results.append((y_max, y_avg, dx_max, dx_avg))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)  # independent of the thread count
+    y_max, y_avg, dx_max, dx_avg = results[0]
+    np.testing.assert_array_equal(y_max, x.max(axis=1))
+    np.testing.assert_allclose(y_avg, x64.mean(axis=1), **_tol(dtype))
+    hit = x64 == x64.max(axis=1, keepdims=True)
+    np.testing.assert_allclose(dx_max, hit / hit.sum(axis=1, keepdims=True) * dy[:, None], **_tol(dtype))
+    np.testing.assert_allclose(dx_avg, np.broadcast_to(dy[:, None] / shape[1], shape), **_tol(dtype))
+
+
+def test_global_max_pooling_nan():
+    x = np.array([[[1.0, 2.0], [np.nan, 5.0], [3.0, 5.0]]], np.float32)  # (1, 3, 2)
+    y = np.empty((1, 2), np.float32)
+    pool.global_max_pool_forward(x, y, 1)
+    assert np.isnan(y[0, 0]) and y[0, 1] == 5.0  # NaN wins, as numpy.max
+    dx = np.empty_like(x)
+    pool.global_max_pool_backward(x, y, np.ones((1, 2), np.float32), dx, 1)
+    assert np.isnan(dx[0, :, 0]).all()  # no cell equals a NaN max: NaN, as 0/0 in TensorFlow's gradient
+    np.testing.assert_array_equal(dx[0, :, 1], [0.0, 0.5, 0.5])

@@ -9,7 +9,8 @@ import pytest
 
 import dlcore as dl
 from dlcore import layers
-from harness import check_layer
+from dlcore import ops
+from harness import check_layer, check_op_gradients
 from reference import pool as ref
 
 pytestmark = pytest.mark.usefixtures("fresh_session")
@@ -60,6 +61,35 @@ def test_global_pooling2d(cls, reduce, keepdims):
     out = (2, 1, 1, 3) if keepdims else (2, 3)
     check_layer(cls, {"keepdims": keepdims}, (2, 4, 5, 3), out, expected_num_trainable_weights=0,
                 reference=lambda x, w: reduce(x.astype(np.float64), axis=(1, 2), keepdims=keepdims))
+
+
+@pytest.mark.parametrize("mode", ["max", "average"])
+@pytest.mark.parametrize("shape,keepdims", [((2, 5, 4, 3), False), ((1, 3, 3, 8), True), ((3, 6, 2), False)])
+def test_global_pooling_kernels_match_numpy_reductions(shape, keepdims, mode):
+    """channels_last global pooling runs the global_* kernels (ops.pool.global_pool); the NumPy
+    reductions (ops.max/mean, which channels_first still uses) give the same values and
+    gradients in float64, max ties included; the layers give the op's values."""
+    from dlcore.ops.pool import global_pool
+
+    cls = {("max", 4): layers.GlobalMaxPooling2D, ("average", 4): layers.GlobalAveragePooling2D,
+           ("max", 3): layers.GlobalMaxPooling1D, ("average", 3): layers.GlobalAveragePooling1D}[mode, len(shape)]
+    axes = tuple(range(1, len(shape) - 1))
+    reduce = ops.max if mode == "max" else ops.mean
+    x = np.random.default_rng(7).integers(-1, 2, shape).astype("float64")  # ties for the max
+    dy = np.random.default_rng(8).standard_normal((shape[0],) + (1,) * len(axes) * keepdims + (shape[-1],))
+    results = []
+    for fn in (lambda t: global_pool(t, mode, keepdims), lambda t: reduce(t, axis=axes, keepdims=keepdims)):
+        t = dl.Tensor(x)
+        with dl.GradientTape() as tape:
+            tape.watch(t)
+            y = fn(t)
+            loss = ops.sum(ops.multiply(y, dy))
+        results.append((y.value, tape.gradient(loss, t).value))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-12)
+    check_op_gradients(lambda t: global_pool(t, mode, keepdims), [np.random.default_rng(9).standard_normal(shape)])
+    x32 = x.astype("float32")
+    np.testing.assert_array_equal(cls(keepdims=keepdims)(x32).value, global_pool(x32, mode, keepdims).value)
 
 
 @pytest.mark.parametrize("cls,reduce", [
