@@ -17,15 +17,59 @@
 #
 # Legend: N batch rows, K inputs, M outputs; matmul: out (m, n) = op(a) (m, k) @ op(b) (k, n).
 from cython.parallel cimport prange
+from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
+
+from . import _config
 
 cdef extern from "dl_sgemm.h" nogil:
     int dl_sgemm_available()
+    void dl_transpose(const float* src, Py_ssize_t lds, Py_ssize_t rows, Py_ssize_t cols,
+                      float* dst, Py_ssize_t ldd)
     void dl_sgemm_ep(int a_cols, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
                      Py_ssize_t lda, const float* b, Py_ssize_t ldb, float beta, float* c,
                      Py_ssize_t ldc, const float* bias, int relu)
 
 OWN_SGEMM = bool(dl_sgemm_available())
+cdef bint _OWN_SGEMM = OWN_SGEMM
+# Rows of C per OpenMP task of the own GEMM (a multiple of its 14-row tiles).
+OWN_ROWS_PER_TASK = 14 * 8
+cdef Py_ssize_t _OWN_ROWS_PER_TASK = OWN_ROWS_PER_TASK
+
+
+def set_own_sgemm(enabled):
+    """Use the own AVX-512 float32 GEMM where the CPU has it (the default) or BLAS (measurements
+    and tests); returns the previous setting."""
+    global _OWN_SGEMM
+    previous = _OWN_SGEMM
+    _OWN_SGEMM = bool(enabled) and OWN_SGEMM
+    return previous
+
+
+cdef int _own_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                   const float* a, Py_ssize_t lda, const float* b, Py_ssize_t ldb, float beta,
+                   float* c, Py_ssize_t ldc, const float* bias, int relu, int n_threads) noexcept nogil:
+    """c = epilogue(op(a) op(b) + beta c) with the own GEMM, rows split over n_threads (each row
+    is summed the same way whatever the split). A transposed b is copied to (k, n) first.
+    Returns -1 when out of memory (nothing written)."""
+    cdef float* bt = NULL
+    cdef Py_ssize_t task, tasks, r0, rows = _OWN_ROWS_PER_TASK
+    if trans_b:
+        bt = <float*>malloc(k * n * sizeof(float) + 64)
+        if bt == NULL:
+            return -1
+        dl_transpose(b, ldb, n, k, bt, n)
+        b, ldb = bt, n
+    tasks = (m + rows - 1) // rows
+    if n_threads <= 1 or tasks <= 1:
+        dl_sgemm_ep(trans_a, m, n, k, a, lda, b, ldb, beta, c, ldc, bias, relu)
+    else:
+        for task in prange(tasks, num_threads=n_threads, schedule="static"):
+            r0 = task * rows
+            dl_sgemm_ep(trans_a, min(rows, m - r0), n, k, a + (r0 if trans_a else r0 * lda), lda,
+                        b, ldb, beta, c + r0 * ldc, ldc, bias, relu)
+    free(bt)
+    return 0
 
 from kernels._activations cimport (
     floating, act_row, softmax_row, log_softmax_row, ACT_LINEAR, ACT_RELU, ACT_LEAKY_RELU,
@@ -108,17 +152,32 @@ cdef inline void _epilogue_row(int code, floating* y, const floating* bias, Py_s
 
 
 def matmul(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] out,
-           bint trans_a=False, bint trans_b=False, double alpha=1.0, double beta=0.0):
+           bint trans_a=False, bint trans_b=False, double alpha=1.0, double beta=0.0,
+           int n_threads=-1):
     """out = alpha * op(a) @ op(b) + beta * out, op(v) = v.T if trans_v else v.
 
     a: (m, k) or (k, m) if trans_a, float32/64, C-contiguous, IN
     b: (k, n) or (n, k) if trans_b, same dtype, C-contiguous, IN
     out: (m, n) same dtype, C-contiguous, IN/OUT (not read when beta == 0)
+
+    n_threads: threads of the own float32 GEMM (-1: _config.threads_for(m*n*k)); BLAS products
+    use BLAS's thread setting.
     """
     cdef int m = <int>out.shape[0], n = <int>out.shape[1]
     cdef int k = <int>(a.shape[0] if trans_a else a.shape[1])
+    cdef int status = 0
     if m == 0 or n == 0:
         return
+    if floating is float:
+        if _OWN_SGEMM and m > 1 and n > 1 and k > 0 and alpha == 1.0:
+            if n_threads < 0:
+                n_threads = _config.threads_for(<Py_ssize_t>m * n * k)
+            with nogil:
+                status = _own_gemm(trans_a, trans_b, m, n, k, &a[0, 0], a.shape[1], &b[0, 0],
+                                   b.shape[1], <float>beta, &out[0, 0], n, NULL, 0, n_threads)
+            if status != 0:
+                raise MemoryError()
+            return
     with nogil:
         if k == 0:
             _scale(&out[0, 0], <Py_ssize_t>m * n, beta)
@@ -144,14 +203,29 @@ def dense_forward(const floating[:, ::1] x_nk, const floating[:, ::1] w_km,
     cdef Py_ssize_t i
     cdef const floating* bias = NULL
     cdef floating a = <floating>alpha
+    cdef bint fused
+    cdef int status = 0
     if n == 0 or m == 0:
         return
     if b_m is not None:
         bias = &b_m[0]
+    if floating is float:
+        if _OWN_SGEMM and n > 1 and m > 1 and k > 0:
+            # bias + linear/relu in the tile stores; other activations in the row epilogue
+            fused = activation == ACT_LINEAR or activation == ACT_RELU
+            with nogil:
+                status = _own_gemm(False, False, n, m, k, &x_nk[0, 0], k, &w_km[0, 0], m, 0.0,
+                                   &y_nm[0, 0], m, bias if fused else NULL,
+                                   activation == ACT_RELU, n_threads)
+            if status != 0:
+                raise MemoryError()
+            if fused:
+                return
+            k = -1  # the product is done
     with nogil:
         if k == 0:
             _scale(&y_nm[0, 0], <Py_ssize_t>n * m, 0.0)
-        else:
+        elif k > 0:
             _gemm(False, False, n, m, k, 1.0, &x_nk[0, 0], k, &w_km[0, 0], m, 0.0,
                   &y_nm[0, 0], m)
     if activation == 0 and bias == NULL:

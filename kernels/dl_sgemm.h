@@ -81,9 +81,9 @@ static void dl_transpose(const float *src, ptrdiff_t lds, ptrdiff_t rows, ptrdif
             c##i##0 = _mm512_add_ps(c##i##0, vb0);                                          \
             c##i##1 = _mm512_add_ps(c##i##1, vb1);                                          \
         }                                                                                   \
-        if (relu) {                                                                         \
-            c##i##0 = _mm512_max_ps(c##i##0, _mm512_setzero_ps());                          \
-            c##i##1 = _mm512_max_ps(c##i##1, _mm512_setzero_ps());                          \
+        if (relu) { /* max(0, NaN) is NaN: vmaxps returns its second operand on NaN */      \
+            c##i##0 = _mm512_max_ps(_mm512_setzero_ps(), c##i##0);                          \
+            c##i##1 = _mm512_max_ps(_mm512_setzero_ps(), c##i##1);                          \
         }                                                                                   \
         _mm512_mask_storeu_ps(cr, m0, c##i##0);                                             \
         _mm512_mask_storeu_ps(cr + 16, m1, c##i##1);                                        \

@@ -145,6 +145,13 @@ def test_own_sgemm(m, n, k, trans_a, beta, epilogue):
         expected = expected + bias
     if epilogue == "bias+relu":
         expected = np.maximum(expected, 0.0)
+    if m * k > 1:
+        a.reshape(-1)[a.size // 2] = np.nan  # NaN propagates through the epilogue (relu too)
+        expected = (a.T if trans_a else a).astype(np.float64) @ b + beta * c0
+        if bias is not None:
+            expected = expected + bias
+        if epilogue == "bias+relu":
+            expected = np.where(np.isnan(expected), np.nan, np.maximum(expected, 0.0))
     c = c0.copy() if beta else np.full((m, n), np.nan, np.float32)  # beta == 0: c is not read
     _gemm.own_sgemm(a, b, c, trans_a, beta, bias, epilogue == "bias+relu")
     np.testing.assert_allclose(c, expected, rtol=1e-5, atol=1e-5 * max(1.0, np.sqrt(k)))
@@ -155,3 +162,48 @@ def test_own_sgemm_reports_unsupported_cpu():
         pytest.skip("this CPU runs the own sgemm")
     with pytest.raises(RuntimeError, match="AVX-512"):
         _gemm.own_sgemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), np.empty((2, 2), np.float32))
+
+
+@pytest.mark.skipif(not _gemm.OWN_SGEMM, reason="the own sgemm needs AVX-512F/VL/DQ")
+@pytest.mark.parametrize("m, n, k", [(2, 3, 4), (130, 70, 33), (300, 257, 700), (229, 10, 512)])
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_matmul_own_sgemm_matches_blas_and_any_thread_count(m, n, k, trans_a, trans_b):
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    previous = _gemm.set_own_sgemm(False)
+    try:
+        blas = c0.copy()
+        gemm.matmul(a, b, blas, trans_a, trans_b, 1.0, 0.5)
+    finally:
+        _gemm.set_own_sgemm(previous)
+    outs = []
+    for threads in (1, 2, 3):
+        c = c0.copy()
+        gemm.matmul(a, b, c, trans_a, trans_b, 1.0, 0.5, threads)
+        outs.append(c)
+    np.testing.assert_allclose(outs[0], blas, rtol=1e-5, atol=1e-5 * np.sqrt(k))
+    for c in outs[1:]:  # rows are split between threads, each summed the same way
+        np.testing.assert_array_equal(c, outs[0])
+
+
+@pytest.mark.skipif(not _gemm.OWN_SGEMM, reason="the own sgemm needs AVX-512F/VL/DQ")
+@pytest.mark.parametrize("name", ["linear", "relu", "sigmoid", "softmax"])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_dense_forward_own_sgemm_epilogues(name, with_bias):
+    # linear/relu are fused into the own GEMM's stores, the others run the row epilogue after it
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((150, 40)).astype(np.float32), rng.standard_normal((40, 45)).astype(np.float32)
+    b = rng.standard_normal(45).astype(np.float32) if with_bias else None
+    outs = []
+    for own in (False, True):
+        previous = _gemm.set_own_sgemm(own)
+        try:
+            y = np.full((150, 45), np.nan, np.float32)
+            gemm.dense_forward(x, w, b, elementwise.ACTIVATIONS[name], 0.0, y, 2)
+            outs.append(y)
+        finally:
+            _gemm.set_own_sgemm(previous)
+    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-5)
