@@ -436,12 +436,13 @@ class InferenceStep:
     keeps ``Layer.__call__``; anything else (masks, structures, casts) goes through ``__call__``.
     """
 
-    __slots__ = ("layer", "fast", "direct")
+    __slots__ = ("layer", "fast", "direct", "checked")
 
     def __init__(self, layer):
         self.layer = layer
         self.fast = layer._inference_function()
         self.direct = type(layer).__call__ is Layer.__call__
+        self.checked = (None, None)  # (input_spec, input shape) that passed _check_input last
 
     def __call__(self, x, training):
         layer = self.layer
@@ -452,8 +453,10 @@ class InferenceStep:
                 if out is not None:
                     return x if out is a else Tensor(out)
             if self.direct and layer.built and not (a.dtype.kind == "f" and a.dtype != layer._float_dtype()):
-                if layer.input_spec is not None:
+                spec = layer.input_spec
+                if spec is not None and (spec, a.shape) != self.checked:
                     layer._check_input(x)
+                    self.checked = (spec, a.shape)
                 if layer._activity_losses:
                     layer._activity_losses.clear()
                 out = layer.call(x, training=training) if layer._call_has_training else layer.call(x)
@@ -461,6 +464,50 @@ class InferenceStep:
                     out = _attach_mask(out, layer.compute_mask(x, None))
                 return out
         return layer(x, training=training)
+
+
+class InferenceChain:
+    """Consecutive InferenceSteps of a stack of layers, the run of layers with an
+    ``_inference_function`` passing ndarrays from one to the next without Tensors in between."""
+
+    __slots__ = ("steps", "functions")
+
+    def __init__(self, steps):
+        self.steps = steps
+        self.functions = [step.fast for step in steps]
+
+    def __call__(self, x, training):
+        if type(x) is Tensor and x.mask is None:
+            a = x.value
+            for i, fast in enumerate(self.functions):
+                out = fast(a)
+                if out is None:
+                    x = x if a is x.value else Tensor(a)
+                    for step in self.steps[i:]:
+                        x = step(x, training)
+                    return x
+                a = out
+            return x if a is x.value else Tensor(a)
+        for step in self.steps:
+            x = step(x, training)
+        return x
+
+
+def inference_steps(layers):
+    """InferenceSteps for a stack of layers, runs of array shortcuts joined into InferenceChains."""
+    out, run = [], []
+    for layer in layers:
+        step = InferenceStep(layer)
+        if step.fast is not None:
+            run.append(step)
+            continue
+        if run:
+            out.append(run[0] if len(run) == 1 else InferenceChain(run))
+            run = []
+        out.append(step)
+    if run:
+        out.append(run[0] if len(run) == 1 else InferenceChain(run))
+    return out
 
 
 def _mask_of(x):

@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..layers.core import InputLayer
-from ..layers.layer import InferenceStep, Layer, _context
+from ..layers.layer import Layer, _context, inference_steps
 from ..registry import register
 from ..symbolic import KerasTensor
 from ..tensor import Tensor
@@ -150,15 +150,16 @@ class Sequential(Model):
 
 
 class _SequentialPlan:
-    """``Sequential.call`` in inference: the model's layers as InferenceSteps, built once per
-    layer list (``add``/``pop`` or any change of the list makes a new plan)."""
+    """``Sequential.call`` in inference: the model's layers as InferenceSteps (runs of array
+    shortcuts chained), built once per layer list (``add``/``pop`` or any change of the list
+    makes a new plan)."""
 
     __slots__ = ("input_layer", "layers", "steps", "sample_shape")
 
     def __init__(self, input_layer, layers):
         self.input_layer = input_layer
         self.layers = list(layers)
-        self.steps = [InferenceStep(layer) for layer in layers]
+        self.steps = inference_steps(layers)
         sample_shape = tuple(input_layer.batch_shape[1:])
         self.sample_shape = None if None in sample_shape else sample_shape
 
