@@ -52,7 +52,7 @@ def extension(name):
     return Extension(
         f"dlcore.kernels.{name}",
         sources=[f"kernels/{name}.pyx"],
-        depends=["kernels/dl_sgemm.h", "kernels/_activations.pxd"],
+        depends=["kernels/dl_sgemm.h", "kernels/dl_conv_tiles.h", "kernels/_activations.pxd"],
         include_dirs=[numpy.get_include(), "kernels"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=OPT + OPENMP_COMPILE,

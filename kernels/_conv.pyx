@@ -53,7 +53,7 @@
 # Legend: N batch, H/W input height/width, C_in input channels (C), OH/OW output height/width,
 # C_out output channels (O), KH/KW kernel height/width, G groups, CG = C_in/G, OG = C_out/G,
 # K = KH*KW*CG (one column-matrix row), P pixels of a chunk, S weight-gradient slots.
-from cython.parallel cimport prange, parallel
+from cython.parallel cimport prange, parallel, threadid
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
@@ -68,6 +68,11 @@ cdef extern from "dl_sgemm.h" nogil:
                      Py_ssize_t ldc, const float* bias, int relu)
     void dl_transpose(const float* src, Py_ssize_t lds, Py_ssize_t rows, Py_ssize_t cols,
                       float* dst, Py_ssize_t ldd)
+
+cdef extern from "dl_conv_tiles.h" nogil:
+    void dl_conv_valid_rows(Py_ssize_t q0, Py_ssize_t q1, const float* x, Py_ssize_t W,
+                            Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t OW,
+                            const float* w, Py_ssize_t O, float* y, const float* bias, int relu)
 
 from kernels._activations cimport (
     floating, act_row, softmax_row, log_softmax_row, ACT_RELU, ACT_SOFTMAX, ACT_LOG_SOFTMAX,
@@ -104,13 +109,21 @@ OWN_SGEMM = bool(dl_sgemm_available())
 cdef bint _OWN_SGEMM = OWN_SGEMM
 
 
-def set_tuning(col_bytes=None, dw_slots=None, tap_runs=None, own_sgemm=None):
+# The implicit-GEMM forward (stride 1, float32, own GEMM): 0 never, 1 where it measured faster
+# than im2col (see Design), 2 always (tests).
+cdef int _IMPLICIT = 1
+
+
+def set_tuning(col_bytes=None, dw_slots=None, tap_runs=None, own_sgemm=None, implicit=None):
     """Override COL_BYTES / DW_SLOTS / the contiguous-taps copy of im2col / the use of the own
-    float32 GEMM (measurements and tests only); returns the previous values."""
-    global _COL_BYTES, _DW_SLOTS, _TAP_RUNS, _OWN_SGEMM
-    previous = (_COL_BYTES, _DW_SLOTS, _TAP_RUNS, _OWN_SGEMM)
+    float32 GEMM / the implicit-GEMM forward (measurements and tests only); returns the previous
+    values."""
+    global _COL_BYTES, _DW_SLOTS, _TAP_RUNS, _OWN_SGEMM, _IMPLICIT
+    previous = (_COL_BYTES, _DW_SLOTS, _TAP_RUNS, _OWN_SGEMM, _IMPLICIT)
     if own_sgemm is not None:
         _OWN_SGEMM = bool(own_sgemm) and OWN_SGEMM
+    if implicit is not None:
+        _IMPLICIT = int(implicit)
     if col_bytes is not None:
         _COL_BYTES = col_bytes
     if dw_slots is not None:
@@ -405,6 +418,78 @@ cdef void _forward_chunk(const floating* x, const floating* w, const floating* b
             _epilogue_row(code, yc + p * g.o, bias, g.o, alpha)
 
 
+cdef void _implicit_forward_task(const float* x, const float* w, const float* bias,
+                                 const Geom* g, Py_ssize_t n, Py_ssize_t r0, Py_ssize_t r1,
+                                 int code, float alpha, float* pad, float* y) noexcept nogil:
+    """Output rows [r0, r1) of image n (stride 1, dilation 1, one group, float32): the implicit
+    GEMM of dl_conv_tiles.h over the image, or over its zero-padded copy in `pad`
+    ((OH+KH-1) x (OW+KW-1) x C) when the convolution pads."""
+    cdef Py_ssize_t hp = g.oh + g.kh - 1, wp = g.ow + g.kw - 1, r, col, ih, iw, p
+    cdef const float* xi = x + n * g.h * g.w * g.c
+    cdef float* yi = y + n * g.oh * g.ow * g.o
+    cdef bint fused = code == 0 or code == ACT_RELU
+    if g.ph != 0 or g.pw != 0 or hp != g.h or wp != g.w:
+        for r in range(hp):
+            ih = r - g.ph
+            for col in range(wp):
+                iw = col - g.pw
+                if ih >= 0 and ih < g.h and iw >= 0 and iw < g.w:
+                    _copy(pad + (r * wp + col) * g.c, xi + (ih * g.w + iw) * g.c, g.c)
+                else:
+                    _zero(pad + (r * wp + col) * g.c, g.c)
+        xi = pad
+    dl_conv_valid_rows(r0 * wp, (r1 - 1) * wp + g.ow, xi, wp, g.c, g.kh, g.kw, g.ow, w, g.o, yi,
+                       bias if fused else NULL, code == ACT_RELU)
+    if not fused:
+        for p in range(r0 * g.ow, r1 * g.ow):
+            _epilogue_row(code, yi + p * g.o, bias, g.o, alpha)
+
+
+cdef bint _implicit_path(const Geom* g) noexcept nogil:
+    """Stride 1, dilation 1, one group; in auto mode only where at most a quarter of the wide
+    pixels are dropped or the column rows are short (K <= 32, where im2col is per-pixel overhead)."""
+    cdef Py_ssize_t wp = g.ow + g.kw - 1
+    if not (_OWN_SGEMM and _IMPLICIT > 0 and g.path == P_IM2COL and g.groups == 1 and g.sh == 1
+            and g.sw == 1 and g.dh == 1 and g.dw == 1 and g.k > 0):
+        return False
+    return _IMPLICIT == 2 or 4 * g.ow >= 3 * wp or g.k <= 32
+
+
+cdef int _implicit_forward(const float* x, const float* w, const float* bias, const Geom* g,
+                           int code, float alpha, float* y, int n_threads) except -1:
+    """Tasks of whole images, or of bands of output rows when there are fewer images than
+    threads; each output is computed the same way whatever the split."""
+    cdef Py_ssize_t bands = 1, n_tasks, i, band
+    cdef Py_ssize_t pad_size = (g.oh + g.kh - 1) * (g.ow + g.kw - 1) * g.c
+    cdef float* pad = NULL
+    if g.n < n_threads:
+        bands = min(g.oh, (n_threads + g.n - 1) // g.n)
+    n_tasks = g.n * bands
+    if n_threads > n_tasks:
+        n_threads = <int>n_tasks
+    if n_threads < 1:
+        n_threads = 1
+    pad = <float*>malloc(n_threads * (pad_size + 16) * sizeof(float))  # one per thread
+    if pad == NULL:
+        raise MemoryError()
+    try:
+        if n_threads == 1:
+            with nogil:
+                for i in range(n_tasks):
+                    band = i % bands
+                    _implicit_forward_task(x, w, bias, g, i // bands, band * g.oh // bands,
+                                           (band + 1) * g.oh // bands, code, alpha, pad, y)
+        else:
+            for i in prange(n_tasks, nogil=True, num_threads=n_threads, schedule="dynamic"):
+                band = i % bands
+                _implicit_forward_task(x, w, bias, g, i // bands, band * g.oh // bands,
+                                       (band + 1) * g.oh // bands, code, alpha,
+                                       pad + threadid() * (pad_size + 16), y)
+    finally:
+        free(pad)
+    return 0
+
+
 def conv2d_forward(const floating[:, :, :, ::1] x_nhwc, const floating[:, :, :, ::1] w_hwio,
                    const floating[::1] b_o, int stride_h, int stride_w, int pad_h, int pad_w,
                    int dilation_h, int dilation_w, int groups, int activation, double alpha,
@@ -435,6 +520,11 @@ def conv2d_forward(const floating[:, :, :, ::1] x_nhwc, const floating[:, :, :, 
         return
     if b_o is not None:
         bias = &b_o[0]
+    if floating is float:
+        if _implicit_path(&g):
+            _implicit_forward(&x_nhwc[0, 0, 0, 0], &w_hwio[0, 0, 0, 0], bias, &g, activation,
+                              a, &y_nhwo[0, 0, 0, 0], n_threads)
+            return
     chunk = _chunk_pixels(&g, total, sizeof(floating))
     n_chunks = (total + chunk - 1) // chunk
     if n_threads > n_chunks:

@@ -16,15 +16,17 @@ from reference import elementwise as ref_act  # noqa: E402
 
 from dlcore.kernels import _config, _conv, conv, elementwise  # noqa: E402
 
-# float32 products: BLAS and, where the CPU has AVX-512, dlcore's own GEMM (dl_sgemm.h)
-GEMMS = ["blas"] + (["own"] if _conv.OWN_SGEMM else [])
+# float32 products: BLAS and, where the CPU has AVX-512, the own GEMM (dl_sgemm.h) after im2col
+# or as the implicit-GEMM forward of stride-1 convolutions (dl_conv_tiles.h)
+GEMMS = ["blas"] + (["own-im2col", "own-implicit"] if _conv.OWN_SGEMM else [])
 
 
 @pytest.fixture(params=GEMMS)
 def gemm(request):
-    previous = _conv.set_tuning(own_sgemm=request.param == "own")
+    previous = _conv.set_tuning(own_sgemm=request.param != "blas",
+                                implicit=2 if request.param == "own-implicit" else 0)
     yield request.param
-    _conv.set_tuning(own_sgemm=previous[3])
+    _conv.set_tuning(own_sgemm=previous[3], implicit=previous[4])
 
 DTYPES = (np.float32, np.float64)
 RTOL = {np.float32: 2e-5, np.float64: 1e-11}

@@ -1,0 +1,118 @@
+/* Implicit-GEMM forward of a stride-1, dilation-1, one-group 2-D convolution on NHWC/HWIO
+ * float32 data with the register tiles of dl_sgemm.h (AVX-512 only; dl_sgemm_available()).
+ *
+ * Number the output pixels of one image "wide", q = oh*W + ow with ow in [0, W) although only
+ * ow < OW exist. Then the taps of kernel row kh for pixel q are the KW*C consecutive floats at
+ * x + (q + kh*W)*C, and pixel q+1's start C floats later: for each kh the column matrix is a
+ * "rows" operand with row stride C over the input itself, with no im2col copy. A tile of 14
+ * wide pixels loops over the KH segments of KW*C taps; the wide pixels past OW are computed
+ * and dropped at the store (each tile row is stored through its own pointer, NULL = dropped).
+ * Each output is one FMA chain in (kh, kw, c) order, as in the im2col path.
+ */
+#ifndef DL_CONV_TILES_H
+#define DL_CONV_TILES_H
+
+#include "dl_sgemm.h"
+
+#if DL_HAVE_AVX512_BUILD
+
+#define DL_FMA_SEG(i)                                                                       \
+    { __m512 ai = _mm512_set1_ps(as[(ptrdiff_t)i * lda + p]);                               \
+      c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); }
+
+#define DL_STORE_PTR(i)                                                                     \
+    if (crow[i] != NULL) {                                                                  \
+        float *cr = crow[i] + col0;                                                         \
+        if (bias != NULL) {                                                                 \
+            c##i##0 = _mm512_add_ps(c##i##0, vb0);                                          \
+            c##i##1 = _mm512_add_ps(c##i##1, vb1);                                          \
+        }                                                                                   \
+        if (relu) {                                                                         \
+            c##i##0 = _mm512_max_ps(_mm512_setzero_ps(), c##i##0);                          \
+            c##i##1 = _mm512_max_ps(_mm512_setzero_ps(), c##i##1);                          \
+        }                                                                                   \
+        _mm512_mask_storeu_ps(cr, m0, c##i##0);                                             \
+        _mm512_mask_storeu_ps(cr + 16, m1, c##i##1);                                        \
+    }
+
+/* dl_seg_tile_<R>: rows i < R of C (columns col0 + [0, nr)) = epilogue(sum over segments s <
+ * nseg and p < kseg of a[s*sa + i*lda + p] * b[(s*kseg + p)*ldb + j]), stored at crow[i]. */
+#define DL_DEFINE_SEG_TILE(NAME, ROWS)                                                      \
+DL_TARGET static void NAME(ptrdiff_t nseg, ptrdiff_t kseg, const float *a, ptrdiff_t sa,    \
+                           ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *const *crow, \
+                           ptrdiff_t col0, int nr, const float *bias, int relu)             \
+{                                                                                           \
+    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);                        \
+    __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u); \
+    __m512 vb0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();              \
+    __m512 vb1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();         \
+    ptrdiff_t s, p;                                                                         \
+    ROWS(DL_DECL)                                                                           \
+    for (s = 0; s < nseg; s++) {                                                            \
+        const float *as = a + s * sa;                                                       \
+        const float *bs = b + s * kseg * ldb;                                               \
+        for (p = 0; p < kseg; p++) {                                                        \
+            __m512 b0 = _mm512_maskz_loadu_ps(m0, bs + p * ldb);                            \
+            __m512 b1 = _mm512_maskz_loadu_ps(m1, bs + p * ldb + 16);                       \
+            ROWS(DL_FMA_SEG)                                                                \
+        }                                                                                   \
+    }                                                                                       \
+    ROWS(DL_STORE_PTR)                                                                      \
+}
+
+DL_DEFINE_SEG_TILE(dl_seg_tile_14, DL_ROWS_14)
+DL_DEFINE_SEG_TILE(dl_seg_tile_8, DL_ROWS_8)
+DL_DEFINE_SEG_TILE(dl_seg_tile_4, DL_ROWS_4)
+DL_DEFINE_SEG_TILE(dl_seg_tile_2, DL_ROWS_2)
+DL_DEFINE_SEG_TILE(dl_seg_tile_1, DL_ROWS_1)
+
+/* y = epilogue(valid conv(x, w)) for the wide pixels q in [q0, q1) of one image, q1 <=
+ * (OH-1)*W + OW (the last wide pixels would read past the image).
+ * x: (H, W, C); w: (KH, KW, C, O); y: (OH, OW, O); bias: (O,) or NULL. */
+DL_TARGET static void dl_conv_valid_rows(ptrdiff_t q0, ptrdiff_t q1, const float *x, ptrdiff_t W,
+                                         ptrdiff_t C, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t OW,
+                                         const float *w, ptrdiff_t O, float *y,
+                                         const float *bias, int relu)
+{
+    float *crow[DL_MR];
+    ptrdiff_t q, j, qq, ow;
+    int h, i, nr, any;
+    for (q = q0; q < q1; q += h) {
+        h = q1 - q >= 14 ? 14 : q1 - q >= 8 ? 8 : q1 - q >= 4 ? 4 : q1 - q >= 2 ? 2 : 1;
+        any = 0;
+        for (i = 0; i < h; i++) {
+            qq = q + i;
+            ow = qq % W;
+            crow[i] = ow < OW ? y + ((qq / W) * OW + ow) * O : NULL;
+            any |= crow[i] != NULL;
+        }
+        if (!any)
+            continue;
+        for (j = 0; j < O; j += DL_NR) {
+            nr = O - j < DL_NR ? (int)(O - j) : DL_NR;
+            const float *bj = bias ? bias + j : NULL;
+#define DL_CALL(H) dl_seg_tile_##H(KH, KW * C, x + q * C, W * C, C, w + j, O, crow, j, nr, bj, relu);
+            switch (h) {
+            case 14: DL_CALL(14) break;
+            case 8: DL_CALL(8) break;
+            case 4: DL_CALL(4) break;
+            case 2: DL_CALL(2) break;
+            default: DL_CALL(1) break;
+            }
+#undef DL_CALL
+        }
+    }
+}
+
+#else
+
+static void dl_conv_valid_rows(ptrdiff_t q0, ptrdiff_t q1, const float *x, ptrdiff_t W,
+                               ptrdiff_t C, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t OW,
+                               const float *w, ptrdiff_t O, float *y, const float *bias, int relu)
+{
+    (void)q0; (void)q1; (void)x; (void)W; (void)C; (void)KH; (void)KW; (void)OW; (void)w;
+    (void)O; (void)y; (void)bias; (void)relu;
+}
+
+#endif
+#endif
