@@ -26,6 +26,7 @@ from .. import kernels
 from ..autograd import Function, is_recording
 from ..kernels.elementwise import ACTIVATIONS
 from ..kernels.recurrent import BACKWARD_ACTIVATIONS
+from ..tensor import Tensor
 from .core import contiguous, float_array, value
 
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
@@ -46,7 +47,7 @@ class _Workspace:
         self._lock = threading.Lock()
 
     def empty(self, shape, dtype):
-        shape = tuple(int(d) for d in shape)
+        shape = tuple(map(int, shape))
         dtype = np.dtype(dtype)
         with self._lock:
             for i in range(len(self._arrays)):
@@ -340,10 +341,25 @@ class GRU(_Recurrence):
     n_outputs = 2
 
 
+_ACT_PAIRS = {}  # (name, default) -> (code, alpha): looked up on every call
+
+
 def _act_pair(name, default):
+    """(kernel code, alpha) of an activation name or (name, alpha) pair (None: ``default``)."""
+    try:
+        return _ACT_PAIRS[name, default]
+    except KeyError:
+        pass
+    except TypeError:  # unhashable: not cached
+        return _compute_act_pair(name, default)
+    pair = _ACT_PAIRS[name, default] = _compute_act_pair(name, default)
+    return pair
+
+
+def _compute_act_pair(name, default):
     if name is None:
         name = default
-    if isinstance(name, tuple):
+    if isinstance(name, (tuple, list)):
         return (activation_code(name[0]), float(name[1]))
     return (activation_code(name), 0.2 if name == "leaky_relu" else 1.0 if name == "elu" else 0.0)
 
@@ -398,14 +414,20 @@ def _run(cls, x, kernel, recurrent_kernel, bias, states, mask, go_backwards, ret
     _check(cls.cell, xv, w, value(recurrent_kernel), b, state_values, mask_v, reset_after)
     if mask_v is not None and mask_v.all():
         mask_v = None  # all steps valid: the unmasked loop gives the same results
-    rec = None if cls.cell == "simple_rnn" else _act_pair(recurrent_activation, "sigmoid")
+    rec = (0, 0.0) if cls.cell == "simple_rnn" else _act_pair(recurrent_activation, "sigmoid")
     act = _act_pair(activation, "tanh")
-    states = list(states) + [None] * (2 - len(states))
-    return cls.apply(x, kernel, recurrent_kernel, bias, states[0], states[1], mask=mask_v,
-                     x_masks=_dropout_mask(input_dropout_mask, dtype),
-                     h_masks=_dropout_mask(recurrent_dropout_mask, dtype), go_backwards=bool(go_backwards),
-                     return_sequences=bool(return_sequences), zero_output=bool(zero_output_for_mask),
-                     act=act, rec=rec or (0, 0.0), reset_after=bool(reset_after), recording=is_recording())
+    h0 = state_values[0] if state_values else None
+    c0 = state_values[1] if len(state_values) > 1 else None
+    attrs = dict(mask=mask_v, x_masks=_dropout_mask(input_dropout_mask, dtype),
+                 h_masks=_dropout_mask(recurrent_dropout_mask, dtype), go_backwards=bool(go_backwards),
+                 return_sequences=bool(return_sequences), zero_output=bool(zero_output_for_mask), act=act,
+                 rec=rec, reset_after=bool(reset_after))
+    if is_recording():
+        states = list(states) + [None] * (2 - len(states))
+        return cls.apply(x, kernel, recurrent_kernel, bias, states[0], states[1], recording=True, **attrs)
+    # inference: nothing to record, so no Function.apply (what it adds is the tape's node)
+    out = cls.forward(None, xv, w, value(recurrent_kernel), b, h0, c0, recording=False, **attrs)
+    return tuple([Tensor(o) for o in out])
 
 
 def simple_rnn(inputs, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,

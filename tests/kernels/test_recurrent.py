@@ -415,16 +415,23 @@ def test_packed_step_matmul_is_bit_identical(m, k, n):
 
 @pytest.mark.parametrize("cell,extra", CASES, ids=CASE_IDS)
 @pytest.mark.parametrize("with_mask", [False, True])
-def test_packed_forward_rows_match_the_batch(cell, extra, with_mask):
-    """Forward passes of fewer than 8 rows (batch-1 inference) read R packed; a row's float32
-    results equal the same row's inside a 12-row batch (R read in place, padded), and float64
-    (unpacked) stays on the reference."""
+@pytest.mark.parametrize("h0_kind", ["random", "zero", "zero_inf_r"])
+def test_packed_forward_rows_match_the_batch(cell, extra, with_mask, h0_kind):
+    """Forward passes of fewer than 8 rows (batch-1 inference) read R packed, and skip the
+    product of a zero state with a finite R; a row's float32 results (gates, signs of zeros
+    included) equal the same row's inside a 12-row batch (R read in place, every product run)."""
     n, t_len, u = 12, 9, 70
     gates = ref.GATES[cell]
     r_ = rng(5)
     z_in = r_.normal(size=(n, t_len, gates * u)).astype(np.float32)
+    z_in[:, 0, ::7] = -0.0  # z + h @ R is +0 there when h is 0
     rk = (r_.normal(size=(u, gates * u)) * 0.2).astype(np.float32)
+    if h0_kind == "zero_inf_r":
+        rk[3, 5] = np.inf  # 0 * inf is NaN: the product must run
     h0 = r_.normal(size=(n, u)).astype(np.float32)
+    if h0_kind != "random":
+        h0[:] = 0.0
+        h0[1::2] = -0.0
     brh = r_.normal(size=u).astype(np.float32)
     mask = u8(r_.random((n, t_len)) > 0.3) if with_mask else None
     act, rec = CODE["tanh"], CODE["sigmoid"]
@@ -443,13 +450,13 @@ def test_packed_forward_rows_match_the_batch(cell, extra, with_mask):
             aux = np.empty((m, t_len, u), np.float32)
             recurrent.gru_forward(z, rk, brh if ra else None, mk, None, act, 0.0, rec, 0.0, ra, False, h,
                                   None, aux, y)
-        return y, h
+        return z, y, h
 
-    y_all, h_all = forward(list(range(n)))
+    full = forward(list(range(n)))
     for rows in ([0], [3], [1, 2, 5], [0, 4, 6, 7, 8, 9, 11]):
-        y, h = forward(rows)
-        np.testing.assert_array_equal(y, y_all[rows])
-        np.testing.assert_array_equal(h, h_all[rows])
+        for part, whole in zip(forward(rows), full):
+            np.testing.assert_array_equal(part, whole[rows])
+            np.testing.assert_array_equal(np.signbit(part), np.signbit(whole[rows]))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
