@@ -113,17 +113,18 @@ class Dense(Layer):
             self._activity_losses.append(self.activity_regularizer(y))
         return y
 
-    def _inference_function(self):
-        if type(self).call is not Dense.call or type(self)._convert_input is not Layer._convert_input:
+    @classmethod
+    def _inference_function(cls):
+        if cls.call is not Dense.call or cls._convert_input is not Layer._convert_input:
             return None
-        return self._infer
+        return Dense._infer
 
     def _infer(self, x):
         """The fused kernel on an ndarray of the kernel's dtype, else None. (For such an input the
         general call's cast to the layer's float dtype and back to the kernel's is exact.)"""
         w = self.kernel.value
         fused = self._fused
-        if (fused is None or self.activity_regularizer is not None or x.dtype != w.dtype
+        if (fused is None or self.activity_regularizer is not None or self._activity_losses or x.dtype != w.dtype
                 or (self._np_dtype is not None and x.dtype != self._np_dtype) or x.ndim < 2
                 or x.shape[-1] != w.shape[0]):
             return None
@@ -178,6 +179,16 @@ class Identity(Layer):
 
     def call(self, inputs):
         return inputs
+
+    @classmethod
+    def _inference_function(cls):
+        if cls.call is not Identity.call or cls._convert_input is not Layer._convert_input:
+            return None
+        return Identity._identity
+
+    def _identity(self, x):
+        """The input itself when it needs no cast, else None."""
+        return x if x.dtype.kind != "f" or x.dtype == self._float_dtype() else None
 
     def compute_output_shape(self, input_shape):
         return input_shape

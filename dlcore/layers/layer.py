@@ -12,7 +12,7 @@ import threading
 import numpy as np
 
 from .. import config as dl_config
-from ..autograd import no_grad
+from ..autograd import is_recording, no_grad
 from ..ops.core import convert_to_tensor
 from ..symbolic import CallNode, KerasTensor, flatten, is_symbolic, map_structure
 from ..tensor import Tensor, Variable
@@ -240,6 +240,18 @@ class Layer:
             raise ValueError(f"Layer '{self.name}' was called without inputs.")
         first = args[0]
         if type(first) is Tensor and len(args) == 1 and not _kwargs_symbolic(kwargs):
+            fast = _SHORTCUTS.get(type(self), _UNKNOWN)
+            if fast is _UNKNOWN:
+                fast = _shortcut(type(self))
+            if fast is not None and first.mask is None and self.built and (
+                    not kwargs or (len(kwargs) == 1 and "training" in kwargs)):
+                training = kwargs.get("training")
+                if training is None:
+                    training = getattr(_context, "training", None)
+                if not training and not is_recording():
+                    out = fast(self, first.value)  # inference on the array, as call would compute it
+                    if out is not None:
+                        return first if out is first.value else Tensor(out)
             inputs = self._convert_input(first)  # the common case, kept cheap for batch-1 latency
         elif is_symbolic(args) or is_symbolic(kwargs):
             return self._symbolic_call(args, kwargs)
@@ -271,10 +283,11 @@ class Layer:
             outputs = _attach_mask(outputs, self.compute_mask(inputs, mask))
         return outputs
 
-    def _inference_function(self):
-        """A function computing this layer's inference output (``training`` falsy, no mask, no
-        tape) from one ndarray to one ndarray, returning None for an input it leaves to the general
-        call; or None when the layer has no such shortcut. Asked once per model plan."""
+    @classmethod
+    def _inference_function(cls):
+        """``f(layer, x)``: this class's inference output (``training`` falsy, no mask, no tape) from
+        one ndarray to one ndarray, returning None for an input it leaves to the general call; or
+        None when the class has no such shortcut. Asked once per class."""
         return None
 
     def compute_mask(self, inputs, mask=None):
@@ -440,7 +453,7 @@ class InferenceStep:
 
     def __init__(self, layer):
         self.layer = layer
-        self.fast = layer._inference_function()
+        self.fast = _shortcut(type(layer))
         self.direct = type(layer).__call__ is Layer.__call__
         self.checked = (None, None)  # (input_spec, input shape) that passed _check_input last
 
@@ -449,7 +462,7 @@ class InferenceStep:
         if type(x) is Tensor and x.mask is None:
             a = x.value
             if self.fast is not None:
-                out = self.fast(a)
+                out = self.fast(layer, a)
                 if out is not None:
                     return x if out is a else Tensor(out)
             if self.direct and layer.built and not (a.dtype.kind == "f" and a.dtype != layer._float_dtype()):
@@ -474,13 +487,13 @@ class InferenceChain:
 
     def __init__(self, steps):
         self.steps = steps
-        self.functions = [step.fast for step in steps]
+        self.functions = [(step.fast, step.layer) for step in steps]
 
     def __call__(self, x, training):
         if type(x) is Tensor and x.mask is None:
             a = x.value
-            for i, fast in enumerate(self.functions):
-                out = fast(a)
+            for i, (fast, layer) in enumerate(self.functions):
+                out = fast(layer, a)
                 if out is None:
                     x = x if a is x.value else Tensor(a)
                     for step in self.steps[i:]:
@@ -491,6 +504,18 @@ class InferenceChain:
         for step in self.steps:
             x = step(x, training)
         return x
+
+
+_SHORTCUTS = {}
+_UNKNOWN = object()
+
+
+def _shortcut(cls):
+    """``cls._inference_function()``, looked up once per class."""
+    try:
+        return _SHORTCUTS[cls]
+    except KeyError:
+        return _SHORTCUTS.setdefault(cls, cls._inference_function())
 
 
 def inference_steps(layers):

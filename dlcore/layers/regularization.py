@@ -82,10 +82,11 @@ class Dropout(_Noise):
                                seed=self._generator())
         return inputs
 
-    def _inference_function(self):
-        if type(self).call is not Dropout.call or type(self)._convert_input is not Layer._convert_input:
+    @classmethod
+    def _inference_function(cls):
+        if cls.call is not Dropout.call or cls._convert_input is not Layer._convert_input:
             return None
-        return self._identity
+        return Dropout._identity
 
     def _identity(self, x):
         """Inference is the identity for an input that needs no cast, else None."""

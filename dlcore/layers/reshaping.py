@@ -46,10 +46,11 @@ class Flatten(Layer):
             inputs = ops.transpose(inputs, (0,) + tuple(range(2, len(shape))) + (1,))
         return ops.reshape(inputs, (shape[0], math.prod(shape[1:])))
 
-    def _inference_function(self):
-        if type(self).call is not Flatten.call or type(self)._convert_input is not Layer._convert_input:
+    @classmethod
+    def _inference_function(cls):
+        if cls.call is not Flatten.call or cls._convert_input is not Layer._convert_input:
             return None
-        return self._flatten_array
+        return Flatten._flatten_array
 
     def _flatten_array(self, x):
         """``call`` on an ndarray that needs no cast (channels_last, or at most 2-D), else None."""

@@ -8,6 +8,7 @@ import pytest
 
 import dlcore as dl
 from dlcore import layers
+from dlcore.layers import layer as layer_module
 from dlcore.layers.layer import Layer
 from dlcore.tensor import Tensor
 
@@ -16,8 +17,10 @@ pytestmark = pytest.mark.usefixtures("fresh_session")
 
 def _general(model, x, training=False):
     """The reference: ``Layer.__call__`` runs the model's own ``call``, every layer through its
-    ``__call__``, without the plan."""
-    with dl.no_grad():
+    ``__call__`` and its ops, without the plan and without the layers' array shortcuts."""
+    with pytest.MonkeyPatch.context() as patch, dl.no_grad():
+        patch.setattr(layer_module, "_SHORTCUTS", {})
+        patch.setattr(layer_module, "_shortcut", lambda cls: None)
         return Layer.__call__(model, x, training=training)
 
 
@@ -172,6 +175,7 @@ def test_subclassed_models_alone_and_inside_sequential_match_general_path():
     x = _rng().normal(size=(2, 6)).astype("float32")
     model = _Residual()
     expected = model(x, training=False)
+    _assert_same(expected, _general(model, x))
     h = model.hidden.kernel.value
     reference = x + (np.maximum(x @ h + model.hidden.bias.value, 0) @ model.out.kernel.value + model.out.bias.value)
     np.testing.assert_allclose(expected.value, reference, rtol=1e-5, atol=1e-6)
@@ -286,3 +290,15 @@ def test_bad_inputs_raise_after_the_plan_exists():
     width["n"] = 5  # the layers, not the model's input, now see a bad shape
     with pytest.raises(ValueError, match=r"layer 'first'.*axis -1.*value 4.*\(1, 5\)"):
         cut.predict_on_batch(np.zeros((1, 6), "float32"))
+
+
+def test_layer_shortcuts_match_the_layers_ops():
+    x = Tensor(_rng().normal(size=(3, 2, 5)).astype("float32"))
+    for layer in (layers.Dense(4, activation="relu"), layers.Dense(3, activation="softmax", use_bias=False),
+                  layers.Dense(2, activation="gelu"), layers.Flatten(), layers.Dropout(0.4), layers.Identity()):
+        out = layer(x, training=False)
+        _assert_same(out, _general(layer, x))
+        _assert_same(layer(x), out)
+        with dl.GradientTape():
+            recorded = layer(x)
+        np.testing.assert_allclose(recorded.value, out.value, rtol=1e-6, atol=1e-7)
