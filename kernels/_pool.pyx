@@ -41,8 +41,9 @@
 #     (64, 8, 8, 128) float32, 1 thread, layer forward+backward: GlobalMaxPooling2D 8.1 -> 0.35
 #     ms, GlobalAveragePooling2D 0.33 -> 0.15 ms (NumPy reductions before).
 #
-# Legend: N batch, H/W input height/width, L = H * W (global pooling), C channels, OH/OW output height/width,
-#         PH/PW pool height/width, SH/SW strides, PT/PL top/left padding.
+# Legend: N batch, H/W input height/width, C channels, OH/OW output height/width,
+#         PH/PW pool height/width, SH/SW strides, PT/PL top/left padding,
+#         L = H * W (global pooling).
 from cython.parallel cimport prange
 from libc.stdint cimport int32_t, uint8_t
 from libc.string cimport memset

@@ -7,7 +7,8 @@ padding is Keras's: output length ceil(size / stride), the extra padding at the 
 padded cells never counted (average pooling divides by the real cells of each window).
 """
 from .. import ops
-from ..ops.pool import PADDINGS, global_pool, normalize_tuple, pool_output_length
+from ..ops.pool import (PADDINGS, global_pool, global_pool_inference, normalize_tuple, pool_inference,
+                        pool_output_length)
 from ..registry import register
 from ..symbolic import KerasTensor
 from .layer import InputSpec, Layer
@@ -41,6 +42,23 @@ class BasePooling(Layer):
             self._fitting_shape = shape
         pool = ops.max_pool if self.pool_mode == "max" else ops.average_pool
         return pool(inputs, self.pool_size, self.strides, self.padding, self.data_format)
+
+    @classmethod
+    def _inference_function(cls):
+        if cls.call is not BasePooling.call or cls._convert_input is not Layer._convert_input:
+            return None
+        return BasePooling._infer
+
+    def _infer(self, x):
+        """``call`` on a channels_last ndarray of the layer's float dtype, else None."""
+        if (x.dtype != self._float_dtype() or self.data_format != "channels_last"
+                or x.ndim != len(self.pool_size) + 2):
+            return None
+        shape = x.shape
+        if shape != self._fitting_shape:
+            self._check_fits(shape)
+            self._fitting_shape = shape
+        return pool_inference(x, self.pool_mode, self.pool_size, self.strides, self.padding)
 
     def _spatial(self, shape):
         return tuple(shape[1:-1]) if self.data_format == "channels_last" else tuple(shape[2:])
@@ -106,7 +124,8 @@ class AveragePooling2D(BasePooling):
 
 
 class BaseGlobalPooling(Layer):
-    """Reduces every spatial axis; ``keepdims`` keeps them with length 1."""
+    """Reduces every spatial axis by ``_mode`` ("max" or "average", set by each subclass);
+    ``keepdims`` keeps them with length 1."""
 
     def __init__(self, pool_dimensions, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
@@ -116,11 +135,25 @@ class BaseGlobalPooling(Layer):
         self._axes = tuple(range(1, pool_dimensions + 1)) if self.data_format == "channels_last" \
             else tuple(range(2, pool_dimensions + 2))
 
-    def _reduce(self, inputs, mode):
+    @classmethod
+    def _inference_function(cls):
+        if cls.call not in _GLOBAL_CALLS or cls._convert_input is not Layer._convert_input:
+            return None
+        return BaseGlobalPooling._infer
+
+    def _infer(self, x):
+        """``call`` (without a mask) on a channels_last ndarray of the layer's float dtype with at
+        least one spatial cell, else None."""
+        if (x.dtype != self._float_dtype() or self.data_format != "channels_last"
+                or x.ndim != len(self._axes) + 2 or not all(x.shape[1:-1]) or not x.flags.c_contiguous):
+            return None
+        return global_pool_inference(x, self._mode, self.keepdims)
+
+    def call(self, inputs):
         """The kernels for channels_last with at least one spatial cell; else NumPy's reductions."""
         if self.data_format == "channels_last" and all(inputs.shape[1:-1]):
-            return global_pool(inputs, mode, self.keepdims)
-        reduce = ops.max if mode == "max" else ops.mean
+            return global_pool(inputs, self._mode, self.keepdims)
+        reduce = ops.max if self._mode == "max" else ops.mean
         return reduce(inputs, axis=self._axes, keepdims=self.keepdims)
 
     def compute_output_shape(self, input_shape):
@@ -138,13 +171,15 @@ class GlobalAveragePooling1D(BaseGlobalPooling):
     """Mean over the steps: (batch, steps, features) -> (batch, features). With a mask (from
     Embedding(mask_zero=True) or Masking), the mean of the unmasked steps."""
 
+    _mode = "average"
+
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(1, data_format=data_format, keepdims=keepdims, **kwargs)
         self.supports_masking = True
 
     def call(self, inputs, mask=None):
         if mask is None:
-            return self._reduce(inputs, "average")
+            return super().call(inputs)
         weights = mask.value if hasattr(mask, "value") else mask
         weights = weights.astype(inputs.dtype)[..., None] if self.data_format == "channels_last" \
             else weights.astype(inputs.dtype)[:, None, :]
@@ -159,34 +194,33 @@ class GlobalAveragePooling1D(BaseGlobalPooling):
 class GlobalAveragePooling2D(BaseGlobalPooling):
     """Mean over height and width: (batch, height, width, channels) -> (batch, channels)."""
 
+    _mode = "average"
+
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(2, data_format=data_format, keepdims=keepdims, **kwargs)
-
-    def call(self, inputs):
-        return self._reduce(inputs, "average")
 
 
 @register("layer")
 class GlobalMaxPooling1D(BaseGlobalPooling):
     """Max over the steps: (batch, steps, features) -> (batch, features)."""
 
+    _mode = "max"
+
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(1, data_format=data_format, keepdims=keepdims, **kwargs)
-
-    def call(self, inputs):
-        return self._reduce(inputs, "max")
 
 
 @register("layer")
 class GlobalMaxPooling2D(BaseGlobalPooling):
     """Max over height and width: (batch, height, width, channels) -> (batch, channels)."""
 
+    _mode = "max"
+
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(2, data_format=data_format, keepdims=keepdims, **kwargs)
 
-    def call(self, inputs):
-        return self._reduce(inputs, "max")
 
+_GLOBAL_CALLS = (BaseGlobalPooling.call, GlobalAveragePooling1D.call)
 
 # Keras's aliases.
 MaxPool1D, MaxPool2D = MaxPooling1D, MaxPooling2D

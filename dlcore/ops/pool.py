@@ -77,22 +77,9 @@ class Pool(Function):
     @staticmethod
     def forward(ctx, x, mode, plan, recording):
         x4 = contiguous(x if plan.rank == 2 else x[:, None])
-        n, c = x4.shape[0], x4.shape[3]
-        y = np.empty((n,) + plan.out + (c,), dtype=x4.dtype)
-        threads = kernels.threads_for(y.size * 4)
-        if plan.tiles:
-            if mode == "max":
-                argmax = np.empty(y.shape, dtype=np.uint8) if recording else None
-                kernels.get("max_pool2d_2x2_forward")(x4, y, argmax, threads)
-                ctx.save(argmax)
-            else:
-                kernels.get("avg_pool2d_2x2_forward")(x4, y, threads)
-        elif mode == "max" and recording:
-            argmax = np.empty(y.shape, dtype=np.int32)
-            kernels.get("max_pool2d_forward_argmax")(x4, *plan.args, y, argmax, threads)
+        y, argmax = _pool_forward(x4, mode, plan, recording)
+        if argmax is not None:
             ctx.save(argmax)
-        else:
-            kernels.get("max_pool2d_forward" if mode == "max" else "avg_pool2d_forward")(x4, *plan.args, y, threads)
         ctx.mode, ctx.plan, ctx.shape, ctx.shape4, ctx.dtype = mode, plan, x.shape, x4.shape, x4.dtype
         return y if plan.rank == 2 else y[:, 0]
 
@@ -114,6 +101,26 @@ class Pool(Function):
         else:
             kernels.get("avg_pool2d_backward")(dy4, *plan.args, dx, threads)
         return (dx if plan.rank == 2 else dx.reshape(ctx.shape),)
+
+
+def _pool_forward(x4, mode, plan, recording):
+    """(y, argmax) of a C-contiguous (N, H, W, C) float array; argmax None unless max pooling
+    is recording."""
+    y = np.empty((x4.shape[0],) + plan.out + (x4.shape[3],), dtype=x4.dtype)
+    threads = kernels.threads_for(y.size * 4)
+    argmax = None
+    if plan.tiles:
+        if mode == "max":
+            argmax = np.empty(y.shape, dtype=np.uint8) if recording else None
+            kernels.get("max_pool2d_2x2_forward")(x4, y, argmax, threads)
+        else:
+            kernels.get("avg_pool2d_2x2_forward")(x4, y, threads)
+    elif mode == "max" and recording:
+        argmax = np.empty(y.shape, dtype=np.int32)
+        kernels.get("max_pool2d_forward_argmax")(x4, *plan.args, y, argmax, threads)
+    else:
+        kernels.get("max_pool2d_forward" if mode == "max" else "avg_pool2d_forward")(x4, *plan.args, y, threads)
+    return y, argmax
 
 
 _PLANS = {}
@@ -148,21 +155,34 @@ def _plan(shape, pool_size, strides, padding, data_format, op_name):
     return PoolPlan(pool, strides, pads, out, tiles, channels_first, rank)
 
 
-def _pool(mode, inputs, pool_size, strides, padding, data_format, op_name):
-    x = value(inputs)
-    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
-        inputs = x = float_array(x)
+def _cached_plan(shape, pool_size, strides, padding, data_format, op_name):
     try:
-        key = (x.shape, pool_size, strides, padding, data_format)
+        key = (shape, pool_size, strides, padding, data_format)
         plan = _PLANS.get(key)
     except TypeError:  # unhashable arguments (lists): no caching
         key = plan = None
     if plan is None:
-        plan = _plan(x.shape, pool_size, strides, padding, data_format, op_name)
+        plan = _plan(shape, pool_size, strides, padding, data_format, op_name)
         if key is not None:
             if len(_PLANS) >= _MAX_PLANS:
                 _PLANS.clear()
             _PLANS[key] = plan
+    return plan
+
+
+def pool_inference(x, mode, pool_size, strides, padding):
+    """max ("max") or average ("average") pooling of a channels_last float ndarray, (N, L, C) or
+    (N, H, W, C), to an ndarray: the op's forward without the tape, for inference plans."""
+    plan = _cached_plan(x.shape, pool_size, strides, padding, None, "max_pool" if mode == "max" else "average_pool")
+    y, _ = _pool_forward(contiguous(x if plan.rank == 2 else x[:, None]), mode, plan, False)
+    return y if plan.rank == 2 else y[:, 0]
+
+
+def _pool(mode, inputs, pool_size, strides, padding, data_format, op_name):
+    x = value(inputs)
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        inputs = x = float_array(x)
+    plan = _cached_plan(x.shape, pool_size, strides, padding, data_format, op_name)
     if plan.channels_first:
         inputs = transpose(inputs, (0,) + tuple(range(2, x.ndim)) + (1,))
     y = Pool.apply(inputs, mode=mode, plan=plan, recording=is_recording())
@@ -177,14 +197,12 @@ class GlobalPool(Function):
 
     @staticmethod
     def forward(ctx, x, mode, keepdims):
-        x3 = contiguous(x).reshape(x.shape[0], -1, x.shape[-1])
-        y = np.empty((x3.shape[0], x3.shape[2]), dtype=x3.dtype)
-        threads = kernels.threads_for(x3.size)
-        kernels.get("global_max_pool_forward" if mode == "max" else "global_avg_pool_forward")(x3, y, threads)
+        x = contiguous(x)
+        y = global_pool_inference(x, mode, keepdims)
         if mode == "max":
-            ctx.save(x3, y)
-        ctx.mode, ctx.shape, ctx.dtype = mode, x.shape, x3.dtype
-        return y.reshape((x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)) if keepdims else y
+            ctx.save(x.reshape(x.shape[0], -1, x.shape[-1]), y.reshape(x.shape[0], x.shape[-1]))
+        ctx.mode, ctx.shape, ctx.dtype = mode, x.shape, x.dtype
+        return y
 
     @staticmethod
     def backward(ctx, dy, needs):
@@ -199,6 +217,15 @@ class GlobalPool(Function):
         else:
             kernels.get("global_avg_pool_backward")(dy2, dx3, threads)
         return (dx,)
+
+
+def global_pool_inference(x, mode, keepdims=False):
+    """global_pool of a C-contiguous channels_last float ndarray to an ndarray, without the tape."""
+    x3 = x.reshape(x.shape[0], -1, x.shape[-1])
+    y = np.empty((x3.shape[0], x3.shape[2]), dtype=x3.dtype)
+    kernels.get("global_max_pool_forward" if mode == "max" else "global_avg_pool_forward")(
+        x3, y, kernels.threads_for(x3.size))
+    return y.reshape((x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)) if keepdims else y
 
 
 def global_pool(inputs, mode, keepdims=False):
