@@ -3,14 +3,10 @@
     import dlcore as dl
     model = dl.Sequential([dl.Input(shape=(64,)), dl.layers.Dense(10, activation="softmax")])
 """
-import os as _os
+from . import _runtime
 
-# Idle OpenMP threads (Cython kernels, Numba's omp layer) spin after each parallel region and
-# steal the cores from the next kernel and from BLAS: measured on a busy 2-core machine, an MLP
-# training step took 27 ms with the default policy and 1.4 ms with passive waiting. These must be
-# set before the libraries load; a value the user set wins.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+_runtime.set_thread_waiting_defaults()  # before OpenMP and OpenBLAS load
+_runtime.retain_freed_memory()
 
 from . import kernels  # noqa: E402,F401  (fails early, with advice, if the Cython kernels were not built)
 from . import (activations, callbacks, config, constraints, initializers, layers, losses, metrics,
