@@ -5,35 +5,42 @@
 # Paths (chosen per call from the shapes, select_path tells which):
 # - "pointwise" (1x1, stride 1, no padding): the NHWC buffer already is the (pixels, C_in)
 #   matrix, so each chunk is one GEMM on it (and dx = dy @ W^T, dW = x^T @ dy) with no copy.
-# - "direct" (C_in / groups == 1: depthwise convolutions and single-channel inputs): plain loops
+# - "direct" (one input channel per group with groups > 1: depthwise convolutions): plain loops
 #   over taps, vectorized over the channels; a GEMM with K = KH*KW and N = depth_multiplier per
-#   group would spend its time in call overhead and packing.
+#   group would spend its time in call overhead.
 # - "im2col" (everything else): a chunk of output pixels is unfolded into a per-thread column
 #   buffer (P, KH*KW*C_in/groups), taps in (kh, kw, c) order so that the HWIO kernel is already
-#   the (K, C_out) matrix, then one sgemm/dgemm per group. Where a pixel's KW taps are contiguous
-#   in memory (dilation 1, groups 1, inside the image: every stride-1 3x3 interior pixel), the
-#   row of taps is one copy; that is the 3x3 stride-1 fast path.
-# The forward epilogue (bias + activation, act_row/softmax_row from _activations.pxd) runs on
-# each chunk right after its GEMM, while the chunk is in cache.
+#   the (K, C_out) matrix, then one GEMM per group. Where a pixel's KW taps are contiguous in
+#   memory (dilation 1, groups 1, inside the image: every stride-1 3x3 interior pixel), the row
+#   of taps is one copy. The backward input runs dcol = dy @ W^T per (image, band), or per group
+#   of whole small images (one GEMM over all their pixels), then col2im.
+# - float32 on CPUs with AVX-512 (OWN_SGEMM): every product runs on the own register-tiled GEMM
+#   of dl_sgemm.h instead of scipy's OpenBLAS, bias + linear/relu fused into its stores, and the
+#   forward of stride-1, dilation-1, one-group convolutions is an implicit GEMM (dl_conv_tiles.h:
+#   the tiles read the input, or one zero-padded copy of the image, as overlapping rows; no
+#   im2col) where at most a quarter of its "wide" pixels are dropped or K <= 32.
+# The forward epilogue (bias + activation, act_row/softmax_row from _activations.pxd) otherwise
+# runs on each chunk right after its GEMM, while the chunk is in cache.
 #
-# Measured (benchmarks/bench_conv.py shapes, float32; 2-core AMD EPYC where OpenBLAS runs its
-# Haswell sgemm; the machine was shared, so rates are per CPU-second, which is what a dedicated
-# core gives; NumPy's 2048^3 sgemm on one thread: 121 GFLOPS/core):
-#   forward          3x3 32->64 @32x32: 100   3x3 64->128 @16x16: 104-111
-#                    7x7/2 3->64 @224x224: 95-97   1x1 64->64 @32x32: 80-84
-#   backward input   95 / 105 / 55 (col2im of 3-channel taps) / 85
-#   backward weight  87 / 101 / 74 / 66 (1x1: a 64x64 product per chunk, memory-bound)
-#   2 threads: the same rates per CPU-second (no spin or imbalance loss).
-#   (The machine's environment sets OPENBLAS_CORETYPE=Haswell. Unset, OpenBLAS picks its SkylakeX
-#   AVX-512 kernels on this Zen 5 CPU: NumPy 231 GFLOPS/core, forward 168 / 193 / 163 / 102.)
+# Measured with the own GEMM (1 thread, batch 64, float32, forward / backward input / backward
+# weight in ms, this 2-core AMD EPYC Zen 5 while shared; OpenBLAS-Haswell in brackets):
+#   3x3 1->32 @32x32:   0.29 / - / 0.8 (implicit forward: 0.64 with im2col + GEMM; [0.81, -, 1.6])
+#   3x3 32->64 @15x15:  1.9 / 2.1-2.3 / 1.9-2.3 = 170-212 GFLOPS   [3.8 / - / 4.6 = 87-104]
+#   3x3 64->128 @6x6:   0.7 / 0.72 (whole-image tasks; 1.3 per image) / 0.8 = 185-211 GFLOPS
+#   batch 1: 5 / 29 / 12 us forward (the 3 layers of the cheatsheet CNN).
+#   dl_sgemm alone: 245-262 GFLOPS on the conv shapes (OpenBLAS Haswell: 104-124; OpenBLAS's
+#   own AVX-512 kernels, with OPENBLAS_CORETYPE unset, measured 163-193 on the convolutions).
+# Measured earlier with OpenBLAS only (Haswell sgemm, 121 GFLOPS/core square):
 # - One im2col of the whole batch + one big GEMM reaches only 93 / 107 / 90 / 76: the chunked
 #   column buffer stays in L2, the 75 MB full column matrix streams from memory.
 # - COL_BYTES 256 KiB / 512 KiB / 1 MiB: 95 / 99 / 101 (3x3 32->64), 99 / 104 / 109 (64->128).
+#   (With the own GEMM 512 KiB and 1 MiB were within the noise of each other.)
 # - Tap runs (one copy of KW*C_in): 96 vs 79 without on the 7x7 3-channel layer; no change
 #   for C_in >= 32 (each tap already is a memcpy).
 # - A shifted-GEMM 3x3 path (9 GEMMs of K = C_in into y, no im2col) was not kept: K = 32..64
 #   per GEMM and 9 read-modify-writes of y make it memory-bound, and BLAS refuses the row-
-#   overlapping operand (lda < K) that would merge the taps.
+#   overlapping operand (lda < K) that would merge the taps (the own GEMM accepts it: that is
+#   the implicit path).
 #
 # Threading: OpenMP over chunks of output pixels (forward), over (image, band of input rows or
 # columns) tasks (backward input: a gather, each task writes its own dx rows) and over fixed
