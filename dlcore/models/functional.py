@@ -318,43 +318,69 @@ def _plain_inputs(data):
     return all(type(x) is np.ndarray or (type(x) is Tensor and x.mask is None) for x in data)
 
 
+def _tensor_keys(struct):
+    """The ids of the KerasTensors of a flat list or tuple of them, else None."""
+    if type(struct) in (list, tuple) and all(isinstance(t, KerasTensor) for t in struct):
+        return [id(t) for t in struct]
+    return None
+
+
 class _FunctionalPlan:
     """``Functional.call`` in inference: the graph's nodes resolved once. A node called on one
-    tensor without keyword arguments runs as an InferenceStep; any other node is called as in
-    ``call``. The graph of a functional model never changes, so the plan lives as long as it."""
+    tensor without keyword arguments runs as an InferenceStep, one called on a flat list of
+    tensors gets that list from precomputed keys, any other node is called as in ``call``. The
+    graph of a functional model never changes, so the plan lives as long as the model."""
 
     def __init__(self, model):
         self.inputs = []
         for t in model._flat_inputs:
             layer = t.node.layer if t.node is not None else None
-            self.inputs.append((id(t), t, layer if isinstance(layer, InputLayer) else None))
+            sample_shape = tuple(t.shape[1:])
+            self.inputs.append((id(t), t, layer if isinstance(layer, InputLayer) else None,
+                                None if None in sample_shape else sample_shape))
         self.nodes = []
         for node in model._nodes:
             single = len(node.args) == 1 and isinstance(node.args[0], KerasTensor) and not node.kwargs
+            list_keys = _tensor_keys(node.args[0]) if len(node.args) == 1 and not node.kwargs else None
             self.nodes.append((node, InferenceStep(node.layer) if single else None,
-                               id(node.args[0]) if single else None, [id(t) for t in flatten(node.outputs)]))
+                               id(node.args[0]) if single else list_keys,
+                               [id(t) for t in flatten(node.outputs)]))
         outputs = model._output_struct
         self.single_output = id(outputs) if isinstance(outputs, KerasTensor) else None
+        self.output_keys = _tensor_keys(outputs)
+        self.output_type = type(outputs)
+
+    def _input_values(self, model, data):
+        """{id(input KerasTensor): Tensor} for the data, as ``call`` converts and checks it."""
+        if type(data) is list or type(data) is tuple:
+            flat = data if len(data) == len(self.inputs) else model._bind_inputs(data)
+        else:
+            flat = model._bind_inputs(data if type(data) is dict else [data])
+        values = {}
+        for (key, t, layer, sample_shape), x in zip(self.inputs, flat):
+            x = model._convert_input(x)
+            if layer is not None:
+                x = layer._convert_input(x)
+                shape = x.value.shape
+                if len(shape) < 1 or shape[1:] != sample_shape:
+                    _check_input_shape(model, layer, t, x)
+            values[key] = x
+        return values
 
     def run(self, model, data, training):
         if not _plain_inputs(data):
             return None
-        flat = model._bind_inputs(model._convert_input(data) if type(data) is np.ndarray or type(data) is Tensor
-                                  else map_structure(model._convert_input, data))
-        values = {}
-        for (key, t, layer), x in zip(self.inputs, flat):
-            if layer is not None:
-                x = layer._convert_input(x)
-                _check_input_shape(model, layer, t, x)
-            values[key] = x
+        values = self._input_values(model, data)
         if model._activity_losses:
             model._activity_losses.clear()
         previous = getattr(_context, "training", None)
         _context.training = training
         try:
-            for node, step, input_key, output_keys in self.nodes:
+            for node, step, input_keys, output_keys in self.nodes:
                 if step is not None:
-                    out = step(values[input_key], training)
+                    out = step(values[input_keys], training)
+                elif input_keys is not None:
+                    out = node.layer([values[k] for k in input_keys], training=training)
                 else:
                     args = map_structure(lambda a: values[id(a)] if isinstance(a, KerasTensor) else a, node.args)
                     kwargs = {k: map_structure(lambda a: values[id(a)] if isinstance(a, KerasTensor) else a, v)
@@ -370,4 +396,6 @@ class _FunctionalPlan:
             _context.training = previous
         if self.single_output is not None:
             return values[self.single_output]
+        if self.output_keys is not None:
+            return self.output_type(values[k] for k in self.output_keys)
         return map_structure(lambda t: values[id(t)], model._output_struct)
