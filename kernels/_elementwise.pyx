@@ -257,8 +257,7 @@ def activation_backward(int code, const floating[::1] x, const floating[::1] y,
     cdef Py_ssize_t n = x.shape[0], b, i0, m, n_blocks = (x.shape[0] + _BW_BLOCK - 1) // _BW_BLOCK
     if n == 0:
         return
-    for b in prange(n_blocks, nogil=True, num_threads=n_threads, schedule="static",
-                    use_threads_if=n_threads > 1 and n_blocks > 1):
+    for b in prange(n_blocks, nogil=True, num_threads=n_threads, schedule="static"):
         i0 = b * _BW_BLOCK
         m = _BW_BLOCK if i0 + _BW_BLOCK <= n else n - i0
         if floating is float:

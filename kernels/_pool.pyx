@@ -581,8 +581,7 @@ def max_pool2d_2x2_forward(const floating[:, :, :, ::1] x_nhwc, floating[:, :, :
     cdef uint8_t* ap = NULL
     if n_ == 0 or oh_ == 0 or ow_ == 0 or c_ == 0:
         return
-    for row in prange(n_ * oh_, nogil=True, num_threads=n_threads, schedule="static",
-                      use_threads_if=n_threads > 1):
+    for row in prange(n_ * oh_, nogil=True, num_threads=n_threads, schedule="static"):
         n = row // oh_
         oh = row - n * oh_
         if record:
@@ -612,8 +611,7 @@ def max_pool2d_2x2_backward(const floating[:, :, :, ::1] dy_nhwc, const uint8_t[
     cdef floating* dx1
     if n_ == 0 or h == 0 or w == 0 or c_ == 0:
         return
-    for row in prange(n_ * oh_, nogil=True, num_threads=n_threads, schedule="static",
-                      use_threads_if=n_threads > 1):
+    for row in prange(n_ * oh_, nogil=True, num_threads=n_threads, schedule="static"):
         n = row // oh_
         oh = row - n * oh_
         dx0 = &dx_out_nhwc[n, 2 * oh, 0, 0]
@@ -639,8 +637,7 @@ def avg_pool2d_2x2_forward(const floating[:, :, :, ::1] x_nhwc, floating[:, :, :
     cdef Py_ssize_t oh_ = y_out_nhwc.shape[1], ow_ = y_out_nhwc.shape[2], row, n, oh
     if n_ == 0 or oh_ == 0 or ow_ == 0 or c_ == 0:
         return
-    for row in prange(n_ * oh_, nogil=True, num_threads=n_threads, schedule="static",
-                      use_threads_if=n_threads > 1):
+    for row in prange(n_ * oh_, nogil=True, num_threads=n_threads, schedule="static"):
         n = row // oh_
         oh = row - n * oh_
         if floating is float:
@@ -665,8 +662,7 @@ def avg_pool2d_2x2_backward(const floating[:, :, :, ::1] dy_nhwc, floating[:, :,
     cdef floating* dx1
     if n_ == 0 or h == 0 or w == 0 or c_ == 0:
         return
-    for row in prange(n_ * oh_, nogil=True, num_threads=n_threads, schedule="static",
-                      use_threads_if=n_threads > 1):
+    for row in prange(n_ * oh_, nogil=True, num_threads=n_threads, schedule="static"):
         n = row // oh_
         oh = row - n * oh_
         dx0 = &dx_out_nhwc[n, 2 * oh, 0, 0]
@@ -691,7 +687,7 @@ def global_avg_pool_forward(const floating[:, :, ::1] x_nlc, floating[:, ::1] y_
     cdef Py_ssize_t n_ = x_nlc.shape[0], l = x_nlc.shape[1], c_ = x_nlc.shape[2], n
     if n_ == 0 or l == 0 or c_ == 0:
         return
-    for n in prange(n_, nogil=True, num_threads=n_threads, schedule="static", use_threads_if=n_threads > 1):
+    for n in prange(n_, nogil=True, num_threads=n_threads, schedule="static"):
         if floating is float:
             dlp_global_avg_f32(&x_nlc[n, 0, 0], &y_out_nc[n, 0], l, c_)
         else:
@@ -707,7 +703,7 @@ def global_avg_pool_backward(const floating[:, ::1] dy_nc, floating[:, :, ::1] d
     cdef Py_ssize_t n_ = dx_out_nlc.shape[0], l = dx_out_nlc.shape[1], c_ = dx_out_nlc.shape[2], n
     if n_ == 0 or l == 0 or c_ == 0:
         return
-    for n in prange(n_, nogil=True, num_threads=n_threads, schedule="static", use_threads_if=n_threads > 1):
+    for n in prange(n_, nogil=True, num_threads=n_threads, schedule="static"):
         if floating is float:
             dlp_global_avg_back_f32(&dy_nc[n, 0], &dx_out_nlc[n, 0, 0], l, c_)
         else:
@@ -723,7 +719,7 @@ def global_max_pool_forward(const floating[:, :, ::1] x_nlc, floating[:, ::1] y_
     cdef Py_ssize_t n_ = x_nlc.shape[0], l = x_nlc.shape[1], c_ = x_nlc.shape[2], n
     if n_ == 0 or l == 0 or c_ == 0:
         return
-    for n in prange(n_, nogil=True, num_threads=n_threads, schedule="static", use_threads_if=n_threads > 1):
+    for n in prange(n_, nogil=True, num_threads=n_threads, schedule="static"):
         if floating is float:
             dlp_global_max_f32(&x_nlc[n, 0, 0], &y_out_nc[n, 0], l, c_)
         else:
@@ -743,7 +739,7 @@ def global_max_pool_backward(const floating[:, :, ::1] x_nlc, const floating[:, 
     cdef Py_ssize_t n_ = x_nlc.shape[0], l = x_nlc.shape[1], c_ = x_nlc.shape[2], n
     if n_ == 0 or l == 0 or c_ == 0:
         return
-    for n in prange(n_, nogil=True, num_threads=n_threads, schedule="static", use_threads_if=n_threads > 1):
+    for n in prange(n_, nogil=True, num_threads=n_threads, schedule="static"):
         if floating is float:
             dlp_global_max_back_f32(&x_nlc[n, 0, 0], &y_nc[n, 0], &dy_nc[n, 0], &dx_out_nlc[n, 0, 0], l, c_)
         else:
