@@ -269,18 +269,19 @@ cdef extern from *:
     #else
     #define DLP_HAVE_AVX512 0
     #endif
+    static int dlp_intrinsics_allowed = 1;  /* 0: the portable rows (tests exercise them) */
 
     static void dlp_max2x2_back_row_f32_any(const float* dy, const uint8_t* am, float* dx0,
                                             float* dx1, Py_ssize_t ow, Py_ssize_t c) {
     #if DLP_HAVE_AVX512
-        if (dlp_avx512()) { dlp_max2x2_back_row_f32_avx512(dy, am, dx0, dx1, ow, c); return; }
+        if (dlp_intrinsics_allowed && dlp_avx512()) { dlp_max2x2_back_row_f32_avx512(dy, am, dx0, dx1, ow, c); return; }
     #endif
         dlp_max2x2_back_row_f32(dy, am, dx0, dx1, ow, c);
     }
     static void dlp_max2x2_back_row_f64_any(const double* dy, const uint8_t* am, double* dx0,
                                             double* dx1, Py_ssize_t ow, Py_ssize_t c) {
     #if DLP_HAVE_AVX512
-        if (dlp_avx512()) { dlp_max2x2_back_row_f64_avx512(dy, am, dx0, dx1, ow, c); return; }
+        if (dlp_intrinsics_allowed && dlp_avx512()) { dlp_max2x2_back_row_f64_avx512(dy, am, dx0, dx1, ow, c); return; }
     #endif
         dlp_max2x2_back_row_f64(dy, am, dx0, dx1, ow, c);
     }
@@ -299,6 +300,7 @@ cdef extern from *:
                             Py_ssize_t c) noexcept nogil
     void dlp_avg2x2_back_row_f32(const float* dy, float* dx0, float* dx1, Py_ssize_t ow,
                                  Py_ssize_t c) noexcept nogil
+    int dlp_intrinsics_allowed
     void dlp_global_avg_f32(const float* x, float* y, Py_ssize_t l, Py_ssize_t c) noexcept nogil
     void dlp_global_avg_f64(const double* x, double* y, Py_ssize_t l, Py_ssize_t c) noexcept nogil
     void dlp_global_avg_back_f32(const float* dy, float* dx, Py_ssize_t l, Py_ssize_t c) noexcept nogil
@@ -556,6 +558,13 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] dy_nhwc, int pool_h, int po
 
 
 # ---- 2x2 windows, stride 2, no padding (the common case) -------------------------------------
+def _allow_intrinsics(bint allowed):
+    """Whether max_pool2d_2x2_backward may take its AVX-512 intrinsics row (where the CPU has
+    AVX-512); False runs the portable C row, so tests cover both on any machine."""
+    global dlp_intrinsics_allowed
+    dlp_intrinsics_allowed = 1 if allowed else 0
+
+
 # Output row (n, oh) reads input rows 2oh and 2oh+1; the windows tile the input but for the last
 # row/column when H/W is odd, which the backward zeroes (floor division drops them, as "valid").
 cdef inline void _max2x2_row(const floating* x0, const floating* x1, floating* y, uint8_t* am,

@@ -141,10 +141,20 @@ def _tie_heavy(rng, shape, dtype):
     return rng.integers(-1, 2, shape).astype(dtype)
 
 
+@pytest.fixture(params=[True, False], ids=["intrinsics", "portable"])
+def backward_row(request):
+    """max_pool2d_2x2_backward with its AVX-512 intrinsics row (where the CPU has it) and without."""
+    from dlcore.kernels import _pool
+
+    _pool._allow_intrinsics(request.param)
+    yield request.param
+    _pool._allow_intrinsics(True)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", TILE_SHAPES)
 @pytest.mark.parametrize("ties", [False, True])
-def test_max_pool_2x2_matches_general(shape, ties, dtype):
+def test_max_pool_2x2_matches_general(shape, ties, dtype, backward_row):
     rng = np.random.default_rng(4)
     x = _tie_heavy(rng, shape, dtype) if ties else rng.standard_normal(shape).astype(dtype)
     n, h, w, c = shape
