@@ -107,7 +107,7 @@ def _pool_forward(x4, mode, plan, recording):
     """(y, argmax) of a C-contiguous (N, H, W, C) float array; argmax None unless max pooling
     is recording."""
     y = np.empty((x4.shape[0],) + plan.out + (x4.shape[3],), dtype=x4.dtype)
-    threads = kernels.threads_for(y.size * 4)
+    threads = kernels.threads_for(y.size * plan.pool[0] * plan.pool[1])
     argmax = None
     if plan.tiles:
         if mode == "max":
