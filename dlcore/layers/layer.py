@@ -109,11 +109,11 @@ class Layer:
         return self._dtype or dl_config.floatx()
 
     compute_dtype = dtype
+    variable_dtype = dtype
 
     def _float_dtype(self):
         """The np.dtype that float inputs are cast to (the layer's dtype, else floatx)."""
         return self._np_dtype or _FLOAT_DTYPES[dl_config._FLOATX]
-    variable_dtype = dtype
 
     # weights ---------------------------------------------------------------------------------
     def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True, autocast=True,
