@@ -366,7 +366,7 @@ def _compute_act_pair(name, default):
 
 def _check(cell, x, kernel, recurrent_kernel, bias, states, mask, reset_after):
     """Shapes, checked once at the op's edge."""
-    name = {"simple_rnn": "simple_rnn", "lstm": "lstm", "gru": "gru"}[cell]
+    name = cell
     if x.ndim != 3:
         raise ValueError(f"ops.{name}: inputs must be 3-D (batch, timesteps, features), received shape "
                          f"{x.shape}")
