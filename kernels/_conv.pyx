@@ -83,6 +83,7 @@ cdef extern from "dl_conv_tiles.h" nogil:
     void dl_conv_valid_rows(Py_ssize_t q0, Py_ssize_t q1, const float* x, Py_ssize_t W,
                             Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t OW,
                             const float* w, Py_ssize_t O, float* y, const float* bias, int relu)
+    void dl_add_to(float* dst, const float* src, Py_ssize_t n)
     void dl_conv_wgrad(Py_ssize_t nimg, const float* x, Py_ssize_t sx, Py_ssize_t Wx,
                        Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, const float* dy,
                        Py_ssize_t sy, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t O,
@@ -616,23 +617,37 @@ cdef void _col2im_block(const floating* dcol, const Geom* g, Py_ssize_t n, Py_ss
                         floating* dx) noexcept nogil:
     """dx[n, ih, iw, grp*CG:] += dcol[pixel, (kh, kw, :)] for the output pixels (oh, ow) of the
     block, keeping only the input positions inside [ih0, ih1) x [iw0, iw1)."""
-    cdef Py_ssize_t oh, ow, kh, kw, ih, iw, c
+    cdef Py_ssize_t oh, ow, kh, kw, ih, iw, c, iw_first
     cdef Py_ssize_t cg = g.cg, kwc = g.kw * g.cg
     cdef const floating* src = dcol
     cdef const floating* s
     cdef floating* d
+    cdef bint vector = False  # AVX-512 adds, whole runs of KW taps where contiguous
+    if floating is float:
+        vector = _OWN_SGEMM
     for oh in range(oh0, oh1):
         for ow in range(ow0, ow1):
             for kh in range(g.kh):
                 ih = oh * g.sh - g.ph + kh * g.dh
                 if ih >= ih0 and ih < ih1:
+                    iw_first = ow * g.sw - g.pw
+                    if (vector and kwc >= 16 and g.dw == 1 and cg == g.c and iw_first >= iw0
+                            and iw_first + g.kw <= iw1):
+                        if floating is float:
+                            dl_add_to(dx + ((n * g.h + ih) * g.w + iw_first) * g.c,
+                                      src + kh * kwc, kwc)
+                        continue
                     for kw in range(g.kw):
                         iw = ow * g.sw - g.pw + kw * g.dw
                         if iw >= iw0 and iw < iw1:
                             d = dx + ((n * g.h + ih) * g.w + iw) * g.c + grp * cg
                             s = src + kh * kwc + kw * cg
-                            for c in range(cg):
-                                d[c] += s[c]
+                            if vector and cg >= 16:
+                                if floating is float:
+                                    dl_add_to(d, s, cg)
+                            else:
+                                for c in range(cg):
+                                    d[c] += s[c]
             src += g.k
 
 

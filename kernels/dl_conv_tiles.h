@@ -182,6 +182,19 @@ DL_TARGET static void dl_conv_wgrad(ptrdiff_t nimg, const float *x, ptrdiff_t sx
         }
 }
 
+/* dst[0:n] += src[0:n] (col2im's scatter-add of one run of taps). */
+DL_TARGET static void dl_add_to(float *dst, const float *src, ptrdiff_t n)
+{
+    ptrdiff_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_add_ps(_mm512_loadu_ps(dst + i), _mm512_loadu_ps(src + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + i),
+                                                         _mm512_maskz_loadu_ps(m, src + i)));
+    }
+}
+
 #else
 
 static void dl_conv_valid_rows(ptrdiff_t q0, ptrdiff_t q1, const float *x, ptrdiff_t W,
@@ -190,6 +203,13 @@ static void dl_conv_valid_rows(ptrdiff_t q0, ptrdiff_t q1, const float *x, ptrdi
 {
     (void)q0; (void)q1; (void)x; (void)W; (void)C; (void)KH; (void)KW; (void)OW; (void)w;
     (void)O; (void)y; (void)bias; (void)relu;
+}
+
+static void dl_add_to(float *dst, const float *src, ptrdiff_t n)
+{
+    ptrdiff_t i;
+    for (i = 0; i < n; i++)
+        dst[i] += src[i];
 }
 
 static void dl_conv_wgrad(ptrdiff_t nimg, const float *x, ptrdiff_t sx, ptrdiff_t Wx,
