@@ -380,6 +380,23 @@ def test_stateful_carries_states_between_calls():
     np.testing.assert_allclose(layer(x[:, :3]).value, first, rtol=1e-6)
 
 
+@pytest.mark.parametrize("cls,kwargs", [(L.LSTM, {}), (L.GRU, {}), (L.GRU, dict(reset_after=False)),
+                                        (L.SimpleRNN, {}), (L.LSTM, dict(return_sequences=True))],
+                         ids=["lstm", "gru", "gru_reset_before", "simple_rnn", "lstm_sequences"])
+def test_batch_one_inference_matches_the_batch(cls, kwargs):
+    """predict on one sequence (the packed few-row path, no initial state) gives exactly that
+    sequence's row of a 12-sequence predict (R read in place), and float64 (BLAS) agrees."""
+    x = rand(12, 20, 16, seed=3)
+    model = dl.Sequential([dl.Input((20, 16)), cls(64, **kwargs)])
+    full = model.predict_on_batch(x)
+    for i in (0, 7):
+        np.testing.assert_array_equal(model.predict_on_batch(x[i:i + 1]), full[i:i + 1])
+    model64 = dl.Sequential([dl.Input((20, 16)), cls(64, dtype="float64", **kwargs)])
+    model64.set_weights([w.astype(np.float64) for w in model.get_weights()])
+    np.testing.assert_allclose(model64.predict_on_batch(x[:1].astype(np.float64)), full[:1], rtol=2e-5,
+                               atol=2e-6)
+
+
 def test_cell_single_step_matches_layer():
     cell = L.LSTMCell(U)
     x = rand(N, K)
