@@ -1,10 +1,9 @@
 # Design: 2-D max and average pooling on NHWC buffers, forward and backward, all Cython.
 #   - Forwards are Cython because inference needs them (predict never imports numba).
-#   - Backwards are Cython too. Measured at (64, 32, 32, 64) float32, 2 threads: a Numba twin
-#     of avg_pool2d_backward ran in 0.55-0.6 ms against Cython's 0.9-1.3 ms (Numba compiles for
-#     the host's AVX-512, the Cython build for the baseline ISA), but costs ~1.5 s of JIT
-#     compile per dtype in the first training step, and pooling backward is a few percent of a
-#     CNN step; so Cython, ahead of time, until the build targets the host ISA.
+#   - Backwards are Cython too: a Numba twin of avg_pool2d_backward measured faster only through
+#     the host's AVX-512 and cost ~1.5 s of JIT compile per dtype in the first training step.
+#     The row bodies are C (in the `cdef extern` block) compiled for AVX-512, AVX2 and the
+#     baseline with GCC's target_clones, the prange loops and buffer checks Cython.
 #   - 1-D pooling runs on the same kernels with H = 1 (the op tier reshapes (N, L, C) to
 #     (N, 1, L, C)).
 #   - Padding is given as the top/left pad; the window of output (oh, ow) covers input rows
@@ -12,7 +11,12 @@
 #     never take part: max pooling ignores them (as -inf would) and average pooling divides by
 #     the number of real cells in the window (Keras/TensorFlow "same", ONNX count_include_pad=0).
 #   - Forward: one prange iteration per output row (n, oh); each writes its own row of y.
-#     The innermost loop runs over C, contiguous in NHWC, so it vectorizes.
+#     The innermost loop runs over C, contiguous in NHWC, so it vectorizes. Moving the general
+#     rows from Cython (baseline SSE2) to the cloned C rows measured, 1 thread, 3x3 windows at
+#     (64, 32, 32, 64) stride 2 / (64, 16, 16, 128) stride 1 "same", ms: max forward 1.34 ->
+#     1.13 / 1.75 -> 1.59, with argmax 2.25 -> 1.88 / 3.45 -> 2.76, max backward 1.81 -> 1.43 /
+#     2.95 -> 2.54, average backward 1.57 -> 0.97 / 2.59 -> 1.42: one short loop over C per
+#     window cell, so loop overhead and the load/store of y per cell bound them, not the ISA.
 #   - Backward is written as a gather over input rows: one prange iteration per input row
 #     (n, ih) visits the output rows whose windows cover ih, in increasing order, and writes only
 #     dx[n, ih]. Writes are disjoint and the summation order is fixed, so dx is bit-identical for
@@ -164,13 +168,136 @@ cdef extern from *:
     DLP_POOL2X2(float, f32)
     DLP_POOL2X2(double, f64)
 
-    /* Global pooling of one sample: x (L, C) rows, y (C,). */
-    #define DLP_GLOBAL(T, S)                                                                      \
-    static inline void dlp_add_row_##S(T* restrict y, const T* restrict x, Py_ssize_t c) {       \
+    /* The general kernels, one row per call (any window, stride, padding; see the Design block
+       for the window of an output and the row gather of the backward). */
+    typedef struct { Py_ssize_t h, w, c, oh, ow, ph, pw, sh, sw, pt, pl; } dlp_geom;
+    static inline Py_ssize_t dlp_imax(Py_ssize_t a, Py_ssize_t b) { return a > b ? a : b; }
+    static inline Py_ssize_t dlp_imin(Py_ssize_t a, Py_ssize_t b) { return a < b ? a : b; }
+    /* The first output index whose window [o*stride - pad, o*stride - pad + pool) holds i. */
+    static inline Py_ssize_t dlp_first_cover(Py_ssize_t i, Py_ssize_t pad, Py_ssize_t pool,
+                                             Py_ssize_t stride) {
+        Py_ssize_t num = i + pad - pool + 1;
+        return num <= 0 ? 0 : (num + stride - 1) / stride;
+    }
+    #define DLP_GENERAL(T, S)                                                                     \
+    static inline void dlp_copy_##S(T* restrict y, const T* restrict x, Py_ssize_t c) {          \
+        Py_ssize_t k;                                                                            \
+        for (k = 0; k < c; k++) y[k] = x[k];                                                     \
+    }                                                                                            \
+    static inline void dlp_max_in_##S(T* restrict y, const T* restrict x, Py_ssize_t c) {        \
+        Py_ssize_t k;                                                                            \
+        for (k = 0; k < c; k++) { T v = x[k], m = y[k]; y[k] = v > m ? v : m; }                  \
+    }                                                                                            \
+    static inline void dlp_arg_in_##S(T* restrict y, int32_t* restrict a, const T* restrict x,  \
+                                      int32_t kk, Py_ssize_t c) {                                \
+        Py_ssize_t k;                                                                            \
+        for (k = 0; k < c; k++) {                                                                \
+            T v = x[k], m = y[k]; int32_t t = -(int32_t)(v > m);                                 \
+            y[k] = v > m ? v : m; a[k] = (kk & t) | (a[k] & ~t);                                 \
+        }                                                                                        \
+    }                                                                                            \
+    static inline void dlp_add_where_##S(T* restrict dx, const T* restrict dy,                   \
+                                         const int32_t* restrict a, int32_t kk, Py_ssize_t c) {  \
+        Py_ssize_t k; const T zero = 0;                                                          \
+        for (k = 0; k < c; k++) { T g = dy[k]; dx[k] += a[k] == kk ? g : zero; }                 \
+    }                                                                                            \
+    static inline void dlp_add_in_##S(T* restrict y, const T* restrict x, Py_ssize_t c) {        \
         Py_ssize_t k;                                                                            \
         for (k = 0; k < c; k++) y[k] += x[k];                                                    \
     }                                                                                            \
-    static inline void dlp_max_row_##S(T* restrict y, const T* restrict x, Py_ssize_t c) {       \
+    static inline void dlp_add_scaled_##S(T* restrict y, const T* restrict x, T s,               \
+                                          Py_ssize_t c) {                                        \
+        Py_ssize_t k;                                                                            \
+        for (k = 0; k < c; k++) y[k] += x[k] * s;                                                \
+    }                                                                                            \
+    /* Output row oh of one sample: x (H, W, C), y (OW, C), am (OW, C) or NULL. max: starts at  \
+       the window's first real cell and takes v > y in row-major order (ties keep the first); \
+       am gets kh * PW + kw of the winner. */                                                    \
+    DLP_CLONES static void dlp_max_row_##S(const T* x, T* y, int32_t* am, Py_ssize_t oh,        \
+                                           dlp_geom g) {                                         \
+        Py_ssize_t j, ih, iw, c = g.c;                                                           \
+        Py_ssize_t h0 = oh * g.sh - g.pt, hs = dlp_imax(h0, 0), he = dlp_imin(h0 + g.ph, g.h);   \
+        for (j = 0; j < g.ow; j++) {                                                             \
+            Py_ssize_t w0 = j * g.sw - g.pl, ws = dlp_imax(w0, 0), we = dlp_imin(w0 + g.pw, g.w);\
+            T* yp = y + j * c;                                                                   \
+            dlp_copy_##S(yp, x + (hs * g.w + ws) * c, c);                                        \
+            if (am) {                                                                            \
+                int32_t* ap = am + j * c; Py_ssize_t k;                                          \
+                int32_t k0 = (int32_t)((hs - h0) * g.pw + (ws - w0));                            \
+                for (k = 0; k < c; k++) ap[k] = k0;                                              \
+                for (ih = hs; ih < he; ih++)                                                     \
+                    for (iw = ws; iw < we; iw++)                                                 \
+                        dlp_arg_in_##S(yp, ap, x + (ih * g.w + iw) * c,                          \
+                                       (int32_t)((ih - h0) * g.pw + (iw - w0)), c);              \
+            } else {                                                                             \
+                for (ih = hs; ih < he; ih++)                                                     \
+                    for (iw = ws; iw < we; iw++) dlp_max_in_##S(yp, x + (ih * g.w + iw) * c, c); \
+            }                                                                                    \
+        }                                                                                        \
+    }                                                                                            \
+    /* Input row ih of one sample: dx (W, C) = the sum of dy (OH, OW, C) over the windows       \
+       holding each cell whose argmax (OH, OW, C) names it, in increasing (oh, ow). */           \
+    DLP_CLONES static void dlp_max_back_row_##S(const T* dy, const int32_t* am, T* dx,          \
+                                                Py_ssize_t ih, dlp_geom g) {                     \
+        Py_ssize_t oh, j, iw, c = g.c;                                                           \
+        Py_ssize_t oh0 = dlp_first_cover(ih, g.pt, g.ph, g.sh);                                  \
+        Py_ssize_t oh1 = dlp_imin((ih + g.pt) / g.sh + 1, g.oh);                                 \
+        memset(dx, 0, g.w * c * sizeof(T));                                                      \
+        for (oh = oh0; oh < oh1; oh++) {                                                         \
+            Py_ssize_t kh = ih - (oh * g.sh - g.pt);                                             \
+            for (j = 0; j < g.ow; j++) {                                                         \
+                Py_ssize_t w0 = j * g.sw - g.pl;                                                 \
+                Py_ssize_t ws = dlp_imax(w0, 0), we = dlp_imin(w0 + g.pw, g.w);                  \
+                const T* dyp = dy + (oh * g.ow + j) * c;                                         \
+                const int32_t* ap = am + (oh * g.ow + j) * c;                                    \
+                for (iw = ws; iw < we; iw++)                                                     \
+                    dlp_add_where_##S(dx + iw * c, dyp, ap, (int32_t)(kh * g.pw + (iw - w0)), c);\
+            }                                                                                    \
+        }                                                                                        \
+    }                                                                                            \
+    /* Output row oh: y = the sum of the window's real cells in row-major order, times         \
+       1 / count. */                                                                             \
+    DLP_CLONES static void dlp_avg_row_##S(const T* x, T* y, Py_ssize_t oh, dlp_geom g) {       \
+        Py_ssize_t j, ih, iw, k, c = g.c;                                                        \
+        Py_ssize_t h0 = oh * g.sh - g.pt, hs = dlp_imax(h0, 0), he = dlp_imin(h0 + g.ph, g.h);   \
+        for (j = 0; j < g.ow; j++) {                                                             \
+            Py_ssize_t w0 = j * g.sw - g.pl, ws = dlp_imax(w0, 0), we = dlp_imin(w0 + g.pw, g.w);\
+            T* yp = y + j * c;                                                                   \
+            T inv = (T)(1.0 / (double)((he - hs) * (we - ws)));                                  \
+            memset(yp, 0, c * sizeof(T));                                                        \
+            for (ih = hs; ih < he; ih++)                                                         \
+                for (iw = ws; iw < we; iw++) dlp_add_in_##S(yp, x + (ih * g.w + iw) * c, c);     \
+            for (k = 0; k < c; k++) yp[k] *= inv;                                                \
+        }                                                                                        \
+    }                                                                                            \
+    /* Input row ih: dx (W, C) = the sum of dy / count over the windows holding each cell. */    \
+    DLP_CLONES static void dlp_avg_back_row_##S(const T* dy, T* dx, Py_ssize_t ih, dlp_geom g) {\
+        Py_ssize_t oh, j, iw, c = g.c;                                                           \
+        Py_ssize_t oh0 = dlp_first_cover(ih, g.pt, g.ph, g.sh);                                  \
+        Py_ssize_t oh1 = dlp_imin((ih + g.pt) / g.sh + 1, g.oh);                                 \
+        memset(dx, 0, g.w * c * sizeof(T));                                                      \
+        for (oh = oh0; oh < oh1; oh++) {                                                         \
+            Py_ssize_t h0 = oh * g.sh - g.pt;                                                    \
+            Py_ssize_t hn = dlp_imin(h0 + g.ph, g.h) - dlp_imax(h0, 0);                          \
+            for (j = 0; j < g.ow; j++) {                                                         \
+                Py_ssize_t w0 = j * g.sw - g.pl;                                                 \
+                Py_ssize_t ws = dlp_imax(w0, 0), we = dlp_imin(w0 + g.pw, g.w);                  \
+                T inv = (T)(1.0 / (double)(hn * (we - ws)));                                     \
+                const T* dyp = dy + (oh * g.ow + j) * c;                                         \
+                for (iw = ws; iw < we; iw++) dlp_add_scaled_##S(dx + iw * c, dyp, inv, c);      \
+            }                                                                                    \
+        }                                                                                        \
+    }
+    DLP_GENERAL(float, f32)
+    DLP_GENERAL(double, f64)
+
+    /* Global pooling of one sample: x (L, C) rows, y (C,). */
+    #define DLP_GLOBAL(T, S)                                                                      \
+    static inline void dlp_gadd_row_##S(T* restrict y, const T* restrict x, Py_ssize_t c) {       \
+        Py_ssize_t k;                                                                            \
+        for (k = 0; k < c; k++) y[k] += x[k];                                                    \
+    }                                                                                            \
+    static inline void dlp_gmax_row_##S(T* restrict y, const T* restrict x, Py_ssize_t c) {       \
         Py_ssize_t k;                                                                            \
         for (k = 0; k < c; k++) { T v = x[k], m = y[k]; y[k] = (v > m || v != v) ? v : m; }      \
     }                                                                                            \
@@ -189,7 +316,7 @@ cdef extern from *:
     DLP_CLONES static void dlp_global_avg_##S(const T* x, T* y, Py_ssize_t l, Py_ssize_t c) {   \
         Py_ssize_t i, k; T inv = (T)(1.0 / (double)l);                                           \
         memset(y, 0, c * sizeof(T));                                                             \
-        for (i = 0; i < l; i++) dlp_add_row_##S(y, x + i * c, c);                                \
+        for (i = 0; i < l; i++) dlp_gadd_row_##S(y, x + i * c, c);                                \
         for (k = 0; k < c; k++) y[k] *= inv;                                                     \
     }                                                                                            \
     /* dx rows = dy / L. */                                                                      \
@@ -203,7 +330,7 @@ cdef extern from *:
     DLP_CLONES static void dlp_global_max_##S(const T* x, T* y, Py_ssize_t l, Py_ssize_t c) {   \
         Py_ssize_t i;                                                                            \
         memcpy(y, x, c * sizeof(T));                                                             \
-        for (i = 1; i < l; i++) dlp_max_row_##S(y, x + i * c, c);                                \
+        for (i = 1; i < l; i++) dlp_gmax_row_##S(y, x + i * c, c);                                \
     }                                                                                            \
     /* dx = dy split evenly among the rows equal to the max (TensorFlow's reduce_max gradient;  \
        no row equal, as for a NaN max: NaN). dx's row 0 holds the tie counts, then their        \
@@ -301,6 +428,18 @@ cdef extern from *:
     void dlp_avg2x2_back_row_f32(const float* dy, float* dx0, float* dx1, Py_ssize_t ow,
                                  Py_ssize_t c) noexcept nogil
     int dlp_intrinsics_allowed
+    ctypedef struct dlp_geom:
+        Py_ssize_t h, w, c, oh, ow, ph, pw, sh, sw, pt, pl
+    void dlp_max_row_f32(const float* x, float* y, int32_t* am, Py_ssize_t oh, dlp_geom g) noexcept nogil
+    void dlp_max_row_f64(const double* x, double* y, int32_t* am, Py_ssize_t oh, dlp_geom g) noexcept nogil
+    void dlp_max_back_row_f32(const float* dy, const int32_t* am, float* dx, Py_ssize_t ih,
+                              dlp_geom g) noexcept nogil
+    void dlp_max_back_row_f64(const double* dy, const int32_t* am, double* dx, Py_ssize_t ih,
+                              dlp_geom g) noexcept nogil
+    void dlp_avg_row_f32(const float* x, float* y, Py_ssize_t oh, dlp_geom g) noexcept nogil
+    void dlp_avg_row_f64(const double* x, double* y, Py_ssize_t oh, dlp_geom g) noexcept nogil
+    void dlp_avg_back_row_f32(const float* dy, float* dx, Py_ssize_t ih, dlp_geom g) noexcept nogil
+    void dlp_avg_back_row_f64(const double* dy, double* dx, Py_ssize_t ih, dlp_geom g) noexcept nogil
     void dlp_global_avg_f32(const float* x, float* y, Py_ssize_t l, Py_ssize_t c) noexcept nogil
     void dlp_global_avg_f64(const double* x, double* y, Py_ssize_t l, Py_ssize_t c) noexcept nogil
     void dlp_global_avg_back_f32(const float* dy, float* dx, Py_ssize_t l, Py_ssize_t c) noexcept nogil
@@ -319,46 +458,13 @@ ctypedef fused floating:
     double
 
 
-cdef inline Py_ssize_t _imax(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    return a if a > b else b
-
-
-cdef inline Py_ssize_t _imin(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    return a if a < b else b
-
-
-cdef inline Py_ssize_t _first_cover(Py_ssize_t i, Py_ssize_t pad, Py_ssize_t pool,
-                                    Py_ssize_t stride) noexcept nogil:
-    """The first output index whose window [o*stride - pad, o*stride - pad + pool) holds i."""
-    cdef Py_ssize_t num = i + pad - pool + 1
-    if num <= 0:
-        return 0
-    return (num + stride - 1) // stride
-
-
-cdef inline void _argmax_update(const floating* xp, floating* yp, int32_t* ap, int32_t k,
-                                Py_ssize_t n) noexcept nogil:
-    """yp = max(yp, xp) and ap = k where xp won, over n channels: branch-free, so it vectorizes."""
-    cdef Py_ssize_t c
-    cdef floating v, y
-    cdef int32_t a, m
-    for c in range(n):  # unconditional loads and a bit-mask select: GCC vectorizes this form
-        v = xp[c]
-        y = yp[c]
-        a = ap[c]
-        m = -(<int32_t>(v > y))
-        yp[c] = v if v > y else y
-        ap[c] = (k & m) | (a & ~m)
-
-
-cdef inline void _add_where(floating* dxp, const floating* dyp, const int32_t* ap, int32_t k,
-                            Py_ssize_t n) noexcept nogil:
-    """dxp += dyp where ap == k, over n channels: branch-free, so it vectorizes."""
-    cdef Py_ssize_t c
-    cdef floating zero = 0, g
-    for c in range(n):  # every load unconditional, so the compiler can if-convert and vectorize
-        g = dyp[c]
-        dxp[c] += g if ap[c] == k else zero
+cdef inline dlp_geom _geometry(Py_ssize_t h, Py_ssize_t w, Py_ssize_t c, Py_ssize_t oh, Py_ssize_t ow,
+                               int pool_h, int pool_w, int stride_h, int stride_w, int pad_top,
+                               int pad_left) noexcept nogil:
+    cdef dlp_geom g
+    g.h, g.w, g.c, g.oh, g.ow = h, w, c, oh, ow
+    g.ph, g.pw, g.sh, g.sw, g.pt, g.pl = pool_h, pool_w, stride_h, stride_w, pad_top, pad_left
+    return g
 
 
 def max_pool2d_forward(const floating[:, :, :, ::1] x_nhwc, int pool_h, int pool_w,
@@ -370,32 +476,18 @@ def max_pool2d_forward(const floating[:, :, :, ::1] x_nhwc, int pool_h, int pool
     y_out_nhwc: (N, OH, OW, C) same dtype, C-contiguous, OUT
     Every window must hold at least one real cell (true for Keras "valid" and "same").
     """
-    cdef Py_ssize_t n_ = x_nhwc.shape[0], h = x_nhwc.shape[1], w = x_nhwc.shape[2]
-    cdef Py_ssize_t c_ = x_nhwc.shape[3], oh_ = y_out_nhwc.shape[1], ow_ = y_out_nhwc.shape[2]
-    cdef Py_ssize_t row, n, oh, ow, ih, iw, c, hs, he, ws, we
-    cdef const floating* xp
-    cdef floating* yp
-    cdef floating v
-    if n_ == 0 or oh_ == 0 or ow_ == 0 or c_ == 0:
+    cdef Py_ssize_t n_ = x_nhwc.shape[0], oh_ = y_out_nhwc.shape[1], row, n, oh
+    cdef dlp_geom g = _geometry(x_nhwc.shape[1], x_nhwc.shape[2], x_nhwc.shape[3], oh_, y_out_nhwc.shape[2],
+                                pool_h, pool_w, stride_h, stride_w, pad_top, pad_left)
+    if n_ == 0 or oh_ == 0 or g.ow == 0 or g.c == 0:
         return
     for row in prange(n_ * oh_, nogil=True, num_threads=n_threads, schedule="static"):
         n = row // oh_
         oh = row - n * oh_
-        hs = _imax(oh * stride_h - pad_top, 0)
-        he = _imin(oh * stride_h - pad_top + pool_h, h)
-        for ow in range(ow_):
-            ws = _imax(ow * stride_w - pad_left, 0)
-            we = _imin(ow * stride_w - pad_left + pool_w, w)
-            yp = &y_out_nhwc[n, oh, ow, 0]
-            xp = &x_nhwc[n, hs, ws, 0]
-            for c in range(c_):
-                yp[c] = xp[c]
-            for ih in range(hs, he):
-                for iw in range(ws, we):
-                    xp = &x_nhwc[n, ih, iw, 0]
-                    for c in range(c_):
-                        v = xp[c]
-                        yp[c] = v if v > yp[c] else yp[c]
+        if floating is float:
+            dlp_max_row_f32(&x_nhwc[n, 0, 0, 0], &y_out_nhwc[n, oh, 0, 0], NULL, oh, g)
+        else:
+            dlp_max_row_f64(&x_nhwc[n, 0, 0, 0], &y_out_nhwc[n, oh, 0, 0], NULL, oh, g)
 
 
 def max_pool2d_forward_argmax(const floating[:, :, :, ::1] x_nhwc, int pool_h, int pool_w,
@@ -410,37 +502,18 @@ def max_pool2d_forward_argmax(const floating[:, :, :, ::1] x_nhwc, int pool_h, i
         first maximum (row-major window order; ties go to the first) from the window's origin
         (oh * SH - PT, ow * SW - PL)
     """
-    cdef Py_ssize_t n_ = x_nhwc.shape[0], h = x_nhwc.shape[1], w = x_nhwc.shape[2]
-    cdef Py_ssize_t c_ = x_nhwc.shape[3], oh_ = y_out_nhwc.shape[1], ow_ = y_out_nhwc.shape[2]
-    cdef Py_ssize_t row, n, oh, ow, ih, iw, c, h0, w0, hs, he, ws, we
-    cdef const floating* xp
-    cdef floating* yp
-    cdef int32_t* ap
-    cdef int32_t k
-    if n_ == 0 or oh_ == 0 or ow_ == 0 or c_ == 0:
+    cdef Py_ssize_t n_ = x_nhwc.shape[0], oh_ = y_out_nhwc.shape[1], row, n, oh
+    cdef dlp_geom g = _geometry(x_nhwc.shape[1], x_nhwc.shape[2], x_nhwc.shape[3], oh_, y_out_nhwc.shape[2],
+                                pool_h, pool_w, stride_h, stride_w, pad_top, pad_left)
+    if n_ == 0 or oh_ == 0 or g.ow == 0 or g.c == 0:
         return
     for row in prange(n_ * oh_, nogil=True, num_threads=n_threads, schedule="static"):
         n = row // oh_
         oh = row - n * oh_
-        h0 = oh * stride_h - pad_top
-        hs = _imax(h0, 0)
-        he = _imin(h0 + pool_h, h)
-        for ow in range(ow_):
-            w0 = ow * stride_w - pad_left
-            ws = _imax(w0, 0)
-            we = _imin(w0 + pool_w, w)
-            yp = &y_out_nhwc[n, oh, ow, 0]
-            ap = &argmax_out_nhwc[n, oh, ow, 0]
-            xp = &x_nhwc[n, hs, ws, 0]
-            k = <int32_t>((hs - h0) * pool_w + (ws - w0))
-            for c in range(c_):
-                yp[c] = xp[c]
-                ap[c] = k
-            for ih in range(hs, he):
-                for iw in range(ws, we):
-                    xp = &x_nhwc[n, ih, iw, 0]
-                    k = <int32_t>((ih - h0) * pool_w + (iw - w0))
-                    _argmax_update(xp, yp, ap, k, c_)
+        if floating is float:
+            dlp_max_row_f32(&x_nhwc[n, 0, 0, 0], &y_out_nhwc[n, oh, 0, 0], &argmax_out_nhwc[n, oh, 0, 0], oh, g)
+        else:
+            dlp_max_row_f64(&x_nhwc[n, 0, 0, 0], &y_out_nhwc[n, oh, 0, 0], &argmax_out_nhwc[n, oh, 0, 0], oh, g)
 
 
 def max_pool2d_backward(const floating[:, :, :, ::1] dy_nhwc, const int32_t[:, :, :, ::1] argmax_nhwc,
@@ -453,33 +526,18 @@ def max_pool2d_backward(const floating[:, :, :, ::1] dy_nhwc, const int32_t[:, :
         max_pool2d_forward_argmax with the same geometry)
     dx_out_nhwc: (N, H, W, C) same dtype as dy, C-contiguous, OUT (fully overwritten)
     """
-    cdef Py_ssize_t n_ = dx_out_nhwc.shape[0], h = dx_out_nhwc.shape[1], w = dx_out_nhwc.shape[2]
-    cdef Py_ssize_t c_ = dx_out_nhwc.shape[3], oh_ = dy_nhwc.shape[1], ow_ = dy_nhwc.shape[2]
-    cdef Py_ssize_t row, n, ih, oh, oh0, oh1, ow, c, iw, w0, ws, we
-    cdef floating* dxp
-    cdef const floating* dyp
-    cdef const int32_t* ap
-    cdef int32_t k
-    if n_ == 0 or h == 0 or w == 0 or c_ == 0:
+    cdef Py_ssize_t n_ = dx_out_nhwc.shape[0], h = dx_out_nhwc.shape[1], row, n, ih
+    cdef dlp_geom g = _geometry(h, dx_out_nhwc.shape[2], dx_out_nhwc.shape[3], dy_nhwc.shape[1], dy_nhwc.shape[2],
+                                pool_h, pool_w, stride_h, stride_w, pad_top, pad_left)
+    if n_ == 0 or h == 0 or g.w == 0 or g.c == 0:
         return
     for row in prange(n_ * h, nogil=True, num_threads=n_threads, schedule="static"):
         n = row // h
         ih = row - n * h
-        dxp = &dx_out_nhwc[n, ih, 0, 0]
-        for c in range(w * c_):
-            dxp[c] = 0
-        oh0 = _first_cover(ih, pad_top, pool_h, stride_h)
-        oh1 = _imin((ih + pad_top) // stride_h + 1, oh_)
-        for oh in range(oh0, oh1):
-            for ow in range(ow_):
-                w0 = ow * stride_w - pad_left
-                ws = _imax(w0, 0)
-                we = _imin(w0 + pool_w, w)
-                dyp = &dy_nhwc[n, oh, ow, 0]
-                ap = &argmax_nhwc[n, oh, ow, 0]
-                for iw in range(ws, we):
-                    k = <int32_t>((ih - (oh * stride_h - pad_top)) * pool_w + (iw - w0))
-                    _add_where(dxp + iw * c_, dyp, ap, k, c_)
+        if floating is float:
+            dlp_max_back_row_f32(&dy_nhwc[n, 0, 0, 0], &argmax_nhwc[n, 0, 0, 0], &dx_out_nhwc[n, ih, 0, 0], ih, g)
+        else:
+            dlp_max_back_row_f64(&dy_nhwc[n, 0, 0, 0], &argmax_nhwc[n, 0, 0, 0], &dx_out_nhwc[n, ih, 0, 0], ih, g)
 
 
 def avg_pool2d_forward(const floating[:, :, :, ::1] x_nhwc, int pool_h, int pool_w,
@@ -490,33 +548,18 @@ def avg_pool2d_forward(const floating[:, :, :, ::1] x_nhwc, int pool_h, int pool
     x_nhwc: (N, H, W, C) float32/64, C-contiguous, IN
     y_out_nhwc: (N, OH, OW, C) same dtype, C-contiguous, OUT
     """
-    cdef Py_ssize_t n_ = x_nhwc.shape[0], h = x_nhwc.shape[1], w = x_nhwc.shape[2]
-    cdef Py_ssize_t c_ = x_nhwc.shape[3], oh_ = y_out_nhwc.shape[1], ow_ = y_out_nhwc.shape[2]
-    cdef Py_ssize_t row, n, oh, ow, ih, iw, c, hs, he, ws, we
-    cdef const floating* xp
-    cdef floating* yp
-    cdef floating inv
-    if n_ == 0 or oh_ == 0 or ow_ == 0 or c_ == 0:
+    cdef Py_ssize_t n_ = x_nhwc.shape[0], oh_ = y_out_nhwc.shape[1], row, n, oh
+    cdef dlp_geom g = _geometry(x_nhwc.shape[1], x_nhwc.shape[2], x_nhwc.shape[3], oh_, y_out_nhwc.shape[2],
+                                pool_h, pool_w, stride_h, stride_w, pad_top, pad_left)
+    if n_ == 0 or oh_ == 0 or g.ow == 0 or g.c == 0:
         return
     for row in prange(n_ * oh_, nogil=True, num_threads=n_threads, schedule="static"):
         n = row // oh_
         oh = row - n * oh_
-        hs = _imax(oh * stride_h - pad_top, 0)
-        he = _imin(oh * stride_h - pad_top + pool_h, h)
-        for ow in range(ow_):
-            ws = _imax(ow * stride_w - pad_left, 0)
-            we = _imin(ow * stride_w - pad_left + pool_w, w)
-            yp = &y_out_nhwc[n, oh, ow, 0]
-            for c in range(c_):
-                yp[c] = 0
-            for ih in range(hs, he):
-                for iw in range(ws, we):
-                    xp = &x_nhwc[n, ih, iw, 0]
-                    for c in range(c_):
-                        yp[c] += xp[c]
-            inv = <floating>(1.0 / ((he - hs) * (we - ws)))
-            for c in range(c_):
-                yp[c] *= inv
+        if floating is float:
+            dlp_avg_row_f32(&x_nhwc[n, 0, 0, 0], &y_out_nhwc[n, oh, 0, 0], oh, g)
+        else:
+            dlp_avg_row_f64(&x_nhwc[n, 0, 0, 0], &y_out_nhwc[n, oh, 0, 0], oh, g)
 
 
 def avg_pool2d_backward(const floating[:, :, :, ::1] dy_nhwc, int pool_h, int pool_w,
@@ -528,33 +571,18 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] dy_nhwc, int pool_h, int po
     dx_out_nhwc: (N, H, W, C) same dtype, C-contiguous, OUT (fully overwritten)
     count(oh, ow) is the number of real cells in the window, as in avg_pool2d_forward.
     """
-    cdef Py_ssize_t n_ = dx_out_nhwc.shape[0], h = dx_out_nhwc.shape[1], w = dx_out_nhwc.shape[2]
-    cdef Py_ssize_t c_ = dx_out_nhwc.shape[3], oh_ = dy_nhwc.shape[1], ow_ = dy_nhwc.shape[2]
-    cdef Py_ssize_t row, n, ih, oh, oh0, oh1, ow, c, iw, hs, he, ws, we
-    cdef floating* dxp
-    cdef const floating* dyp
-    cdef floating inv
-    if n_ == 0 or h == 0 or w == 0 or c_ == 0:
+    cdef Py_ssize_t n_ = dx_out_nhwc.shape[0], h = dx_out_nhwc.shape[1], row, n, ih
+    cdef dlp_geom g = _geometry(h, dx_out_nhwc.shape[2], dx_out_nhwc.shape[3], dy_nhwc.shape[1], dy_nhwc.shape[2],
+                                pool_h, pool_w, stride_h, stride_w, pad_top, pad_left)
+    if n_ == 0 or h == 0 or g.w == 0 or g.c == 0:
         return
     for row in prange(n_ * h, nogil=True, num_threads=n_threads, schedule="static"):
         n = row // h
         ih = row - n * h
-        dxp = &dx_out_nhwc[n, ih, 0, 0]
-        for c in range(w * c_):
-            dxp[c] = 0
-        oh0 = _first_cover(ih, pad_top, pool_h, stride_h)
-        oh1 = _imin((ih + pad_top) // stride_h + 1, oh_)
-        for oh in range(oh0, oh1):
-            hs = _imax(oh * stride_h - pad_top, 0)
-            he = _imin(oh * stride_h - pad_top + pool_h, h)
-            for ow in range(ow_):
-                ws = _imax(ow * stride_w - pad_left, 0)
-                we = _imin(ow * stride_w - pad_left + pool_w, w)
-                inv = <floating>(1.0 / ((he - hs) * (we - ws)))
-                dyp = &dy_nhwc[n, oh, ow, 0]
-                for iw in range(ws, we):
-                    for c in range(c_):
-                        dxp[iw * c_ + c] += dyp[c] * inv
+        if floating is float:
+            dlp_avg_back_row_f32(&dy_nhwc[n, 0, 0, 0], &dx_out_nhwc[n, ih, 0, 0], ih, g)
+        else:
+            dlp_avg_back_row_f64(&dy_nhwc[n, 0, 0, 0], &dx_out_nhwc[n, ih, 0, 0], ih, g)
 
 
 # ---- 2x2 windows, stride 2, no padding (the common case) -------------------------------------
