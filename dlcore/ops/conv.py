@@ -324,6 +324,23 @@ def conv2d_bias_act(inputs, kernel, bias=None, strides=1, padding="valid", dilat
                       recording=is_recording())
 
 
+def conv_inference(x, kernel, bias, strides, padding, dilation_rate, groups, code, alpha, who):
+    """act(conv(x, kernel) + bias) on ndarrays, without recording: the fused kernel.
+
+    x: (N, L, C) or (N, H, W, C), C-contiguous or not, of ``kernel``'s dtype; kernel, bias as in
+    conv2d_bias_act (bias an ndarray or None); code: the kernel activation code.
+    """
+    plan = _plan(x.shape, kernel.shape, _hashable(strides), padding, _hashable(dilation_rate), groups, who)
+    if plan.reflect is not None:
+        x = np.pad(x, plan.reflect, mode="reflect")
+    x4 = contiguous(x if plan.rank == 2 else x[:, None])
+    w4 = contiguous(kernel).reshape(plan.kernel4)
+    y4 = np.empty(plan.out4, dtype=w4.dtype)
+    kh, kw, cg, _ = plan.kernel4
+    kernels.get("conv2d_forward")(x4, w4, bias, *plan.args, code, alpha, y4, _threads(y4.size, kh * kw * cg))
+    return y4 if plan.rank == 2 else y4[:, 0]
+
+
 def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
     """keras.ops.conv: N-D convolution (N = 1 or 2 here), channels_last; groups = C // kernel.shape[-2]."""
     return conv2d_bias_act(inputs, kernel, None, strides, padding, dilation_rate, data_format=data_format)
