@@ -302,3 +302,30 @@ def test_layer_shortcuts_match_the_layers_ops():
         with dl.GradientTape():
             recorded = layer(x)
         np.testing.assert_allclose(recorded.value, out.value, rtol=1e-6, atol=1e-7)
+
+
+def test_subclassed_models_record_under_a_tape():
+    model = _Residual()
+    x = _rng().normal(size=(2, 6)).astype("float32")
+    model(x)
+    with dl.GradientTape() as tape:
+        loss = dl.ops.sum(model(x, training=False))
+    grads = tape.gradient(loss, model.trainable_weights)
+    assert len(grads) == 4 and all(g is not None for g in grads)
+
+
+def test_concurrent_predictions_from_threads_match():
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = dl.Sequential([dl.Input(shape=(8, 8, 1)), layers.Conv2D(3, 3, activation="relu"), layers.MaxPooling2D(2),
+                           layers.Flatten(), layers.Dense(4, activation="softmax")])
+    inputs = [_rng().normal(size=(1 + i % 3, 8, 8, 1)).astype("float32") for i in range(12)]
+    expected = [_arrays(_general(model, x)) for x in inputs]
+
+    def predict_all(_):
+        return [model.predict_on_batch(x) for x in inputs for _ in range(5)][::5]
+
+    with ThreadPoolExecutor(4) as pool:
+        for outputs in pool.map(predict_all, range(4)):
+            for out, ref in zip(outputs, expected):
+                np.testing.assert_array_equal(out, ref)
