@@ -48,14 +48,18 @@ class _Workspace:
 
     def empty(self, shape, dtype):
         shape = tuple(map(int, shape))
-        dtype = np.dtype(dtype)
+        if not isinstance(dtype, np.dtype):
+            dtype = np.dtype(dtype)
         with self._lock:
-            for i in range(len(self._arrays)):
-                a = self._arrays[i]
+            arrays = self._arrays
+            last = len(arrays) - 1
+            for i in range(last, -1, -1):  # most recently used first
+                a = arrays[i]
                 # references: the list, `a` and getrefcount's argument (no enumerate: its cached
                 # result tuple would hold one more)
                 if a.shape == shape and a.dtype == dtype and sys.getrefcount(a) <= 3:
-                    self._arrays.append(self._arrays.pop(i))
+                    if i != last:
+                        arrays.append(arrays.pop(i))
                     return a
             a = None
             a = np.empty(shape, dtype)
@@ -404,29 +408,34 @@ def _run(cls, x, kernel, recurrent_kernel, bias, states, mask, go_backwards, ret
          recurrent_dropout_mask, reset_after=True):
     w = value(kernel)
     dtype = w.dtype
+    r = value(recurrent_kernel)
     xv = value(x)
     if not isinstance(xv, np.ndarray) or xv.dtype != dtype:
         x = float_array(xv, dtype=dtype)
         xv = x
-    state_values = [None if s is None else np.asarray(value(s)) for s in states]
+    h0 = states[0]
+    c0 = states[1] if len(states) > 1 else None
+    h0 = None if h0 is None else np.asarray(value(h0))
+    c0 = None if c0 is None else np.asarray(value(c0))
     mask_v = None if mask is None else np.asarray(value(mask), dtype=bool)
     b = None if bias is None else value(bias)
-    _check(cls.cell, xv, w, value(recurrent_kernel), b, state_values, mask_v, reset_after)
+    _check(cls.cell, xv, w, r, b, (h0, c0), mask_v, reset_after)
     if mask_v is not None and mask_v.all():
         mask_v = None  # all steps valid: the unmasked loop gives the same results
     rec = (0, 0.0) if cls.cell == "simple_rnn" else _act_pair(recurrent_activation, "sigmoid")
     act = _act_pair(activation, "tanh")
-    h0 = state_values[0] if state_values else None
-    c0 = state_values[1] if len(state_values) > 1 else None
-    attrs = dict(mask=mask_v, x_masks=_dropout_mask(input_dropout_mask, dtype),
-                 h_masks=_dropout_mask(recurrent_dropout_mask, dtype), go_backwards=bool(go_backwards),
-                 return_sequences=bool(return_sequences), zero_output=bool(zero_output_for_mask), act=act,
-                 rec=rec, reset_after=bool(reset_after))
+    x_masks = None if input_dropout_mask is None else _dropout_mask(input_dropout_mask, dtype)
+    h_masks = None if recurrent_dropout_mask is None else _dropout_mask(recurrent_dropout_mask, dtype)
+    go_backwards, return_sequences = bool(go_backwards), bool(return_sequences)
+    zero_output, reset_after = bool(zero_output_for_mask), bool(reset_after)
     if is_recording():
         states = list(states) + [None] * (2 - len(states))
-        return cls.apply(x, kernel, recurrent_kernel, bias, states[0], states[1], recording=True, **attrs)
+        return cls.apply(x, kernel, recurrent_kernel, bias, states[0], states[1], mask=mask_v, x_masks=x_masks,
+                         h_masks=h_masks, go_backwards=go_backwards, return_sequences=return_sequences,
+                         zero_output=zero_output, act=act, rec=rec, reset_after=reset_after, recording=True)
     # inference: nothing to record, so no Function.apply (what it adds is the tape's node)
-    out = cls.forward(None, xv, w, value(recurrent_kernel), b, h0, c0, recording=False, **attrs)
+    out = cls.forward(None, xv, w, r, b, h0, c0, mask_v, x_masks, h_masks, go_backwards, return_sequences,
+                      zero_output, act, rec, reset_after, False)
     return tuple([Tensor(o) for o in out])
 
 
