@@ -152,6 +152,13 @@ def test_functional_masks_nested_models_and_keyword_calls_match_general_path():
     x = np.array([[1, 2, 0, 0, 0], [5, 6, 7, 8, 9]], dtype="int32")
     _check_all_entry_points(model, x)
 
+    seq_in = dl.Input(shape=(4, 2))
+    state_in = dl.Input(shape=(3,))
+    h0 = layers.Dense(3, activation="tanh")(state_in)
+    with_state = dl.Model([seq_in, state_in], layers.LSTM(3)(seq_in, initial_state=[h0, h0]))
+    _check_all_entry_points(with_state, [_rng().normal(size=(2, 4, 2)).astype("float32"),
+                                         _rng().normal(size=(2, 3)).astype("float32")])
+
     inp = dl.Input(shape=(4, 2))
     masked = layers.Masking(0.0)(inp)
     model2 = dl.Model(inp, layers.GRU(3)(masked))
