@@ -21,13 +21,14 @@
 #     FMA chain in a fixed order, so results do not depend on the batch size, the tiling or the
 #     thread count. The copies of R the kernels read get a padded row stride (_pad_ld): a 2 KB
 #     stride put a column panel into two L1 sets and halved the step's speed.
-#   - Few-row forward passes (fewer than 8 rows and at least 4 steps, float32, no recurrent
+#   - Few-row forward passes (fewer than 8 rows and at least 6 steps, float32, no recurrent
 #     dropout: batch-1 inference) read R packed once per call into panels of 64 columns (AVX-512;
 #     16 AVX2, 8 SSE2), each panel's rows contiguous (dlr_spack, dlr_sgemm_packed), so a step
 #     streams R in the order the FMAs consume it. Measured on LSTM(128) at batch 1 (R is 256 KB:
 #     it comes from L2 every step, and the step is bound by L2 bandwidth): 1.4 us per step
 #     against 2.0-2.2 us reading R's 2 KB-strided rows in place; the recurrence of 50 steps
-#     76 us against 124 us, packing included (3.5 us, so the packed path starts at 4 steps).
+#     76 us against 124 us, packing included (3.5 us, about 5 steps' savings: the packed path
+#     starts at 6 steps).
 #     The panels start 16 bytes past a cache line (_PACK_OFFSET), measured in-process A/B on this
 #     busy VM: 5-15% faster than line-aligned panels in most runs, 3% slower in one quiet run.
 #     Same FMA chains as dlr_sgemm, so the results are bit-identical to the unpacked path's
@@ -494,12 +495,26 @@ cdef extern from *:
         else
             dlr_sgemm_p_base(m, n, k, A, lda, P, beta, C, ldc);
     }
+    /* Tests: select the product kernels' ISA (0 AVX-512, 1 AVX2, 2 baseline) where the CPU has
+       it; returns the previous one, or -1 (unchanged) where it does not. */
+    static int dlr_set_isa(int isa) {
+        int old;
+        if (dlr_sgemm_impl == 0) dlr_sgemm(0, 0, 0, 0, 0, 0, 0, 0.0f, 0, 0, 0);
+        old = dlr_sgemm_impl == dlr_sgemm_avx512 ? 0 : dlr_sgemm_impl == dlr_sgemm_avx2 ? 1 : 2;
+        if (isa == 0 && !(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")))
+            return -1;
+        if (isa == 1 && !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
+            return -1;
+        dlr_sgemm_impl = isa == 0 ? dlr_sgemm_avx512 : isa == 1 ? dlr_sgemm_avx2 : dlr_sgemm_base;
+        return old;
+    }
     #elif defined(__GNUC__)
     typedef float dlr_v4 __attribute__((vector_size(16)));
     DLR_GEMM(dlr_sgemm, , dlr_v4, 4, 2)
     DLR_TN(dlr_sgemm_tn, , dlr_v4, 4, 2)
     DLR_PGEMM(dlr_sgemm_packed, , dlr_v4, 4, 2)
     static int dlr_pack_width(void) { return 8; }
+    static int dlr_set_isa(int isa) { return -1; }
     static int dlr_spack(int k, int n, const float* B, Py_ssize_t ldb, float* P) {
         return dlr_sgemm_packed_pack(k, n, B, ldb, P);
     }
@@ -527,6 +542,7 @@ cdef extern from *:
             }
     }
     static int dlr_pack_width(void) { return 0; }
+    static int dlr_set_isa(int isa) { return -1; }
     static int dlr_spack(int k, int n, const float* B, Py_ssize_t ldb, float* P) { return 0; }
     static void dlr_sgemm_packed(int m, int n, int k, const float* A, Py_ssize_t lda,
                                  const float* P, float beta, float* C, Py_ssize_t ldc) {}
@@ -538,6 +554,7 @@ cdef extern from *:
                       Py_ssize_t lda, const float* B, Py_ssize_t ldb, float* C,
                       Py_ssize_t ldc) nogil
     int dlr_pack_width() nogil
+    int dlr_set_isa(int isa) nogil
     int dlr_spack(int k, int n, const float* B, Py_ssize_t ldb, float* P) nogil
     void dlr_sgemm_packed(int m, int n, int k, const float* A, Py_ssize_t lda, const float* P,
                           float beta, float* C, Py_ssize_t ldc) nogil
@@ -769,8 +786,9 @@ cdef Py_ssize_t _PAD_MIN_ROWS = 8
 
 
 # Forward passes of fewer rows and at least this many steps (float32, no recurrent dropout)
-# read a panel-packed copy of R (_pack_columns, dlr_sgemm_packed): packing costs about 2.5 steps.
-cdef Py_ssize_t _PACK_MIN_STEPS = 4
+# read a panel-packed copy of R (_pack_columns, dlr_sgemm_packed): packing costs what about 5
+# steps save (LSTM(128): 3.5 us against 2.0 -> 1.35 us per step).
+cdef Py_ssize_t _PACK_MIN_STEPS = 6
 
 
 cdef inline bint _packs(Py_ssize_t n, Py_ssize_t t, const void* rmask) noexcept nogil:
@@ -1609,6 +1627,13 @@ def embedding_backward(const int64_t[::1] ids_n, const floating[:, ::1] dy_nd,
             src = &dy_nd[i, 0]
             for j in range(D):
                 row[j] = row[j] + src[j]
+
+
+def set_isa(int isa):
+    """Select the float32 product kernels' ISA: 0 AVX-512, 1 AVX2, 2 baseline (for tests; the
+    default is the best the CPU has). Returns the previous selection, or -1 (nothing changed)
+    where the CPU or the build lacks it."""
+    return dlr_set_isa(isa)
 
 
 def fast_activation(int code, const float[::1] x_n, float[::1] y_n):

@@ -21,8 +21,9 @@ rows_matmul(a_mk, b_kn, bias_n, c_mn, trans_b=False, n_threads=1)
 rows_matmul_tn(a_mk, b_mn, c_kn, colsum_n, n_threads=1)
 embedding_forward(ids_n, w_vd, y_nd, n_threads=1)
 embedding_backward(ids_n, dy_nd, dw_vd)
-(and, outside the table, for tests and benchmarks: step_matmul(a, b, c, beta=0.0), the per-step
-product; fast_activation(code, x_n, y_n), the float32 sigmoid/tanh.)
+(and, outside the table, for tests and benchmarks: step_matmul(a, b, c, beta=0.0, packed=False),
+the per-step product; fast_activation(code, x_n, y_n), the float32 sigmoid/tanh; set_isa(isa),
+which selects the float32 products' ISA.)
 
 Legend: N batch, T time steps, K input features, U units, G = gates * U, V vocabulary rows, D
 embedding width; M rows of a product. The embedding lookups live here because Embedding serves
@@ -48,6 +49,7 @@ from ._recurrent import (
     TN_BLOCKS,
     rows_matmul,
     rows_matmul_tn,
+    set_isa,
     simple_rnn_forward,
     step_matmul,
 )

@@ -383,7 +383,7 @@ def test_step_matmul(dtype, m, k, n):
     np.testing.assert_allclose(c, a.astype(np.float64) @ b + c0, rtol=1e-5, atol=1e-5 * np.sqrt(k))
 
 
-def test_step_matmul_rows_do_not_depend_on_the_batch():
+def test_step_matmul_rows_do_not_depend_on_the_batch(isa):
     """Each output element is one FMA chain, whichever tile (4-row, 1-row, scalar tail) computes
     it: a row's result is the same in a 1-row product and inside a 70-row one."""
     r_ = rng(3)
@@ -397,9 +397,19 @@ def test_step_matmul_rows_do_not_depend_on_the_batch():
         np.testing.assert_array_equal(one[0], full[i])
 
 
+@pytest.fixture(params=[0, 1, 2], ids=["avx512", "avx2", "baseline"])
+def isa(request):
+    """Runs a test with each ISA of the float32 products the CPU has (set_isa), then restores."""
+    old = recurrent.set_isa(request.param)
+    if old < 0:
+        pytest.skip("the CPU or the build lacks this ISA")
+    yield request.param
+    recurrent.set_isa(old)
+
+
 @pytest.mark.parametrize("m,k,n", [(1, 128, 512), (1, 7, 70), (2, 33, 300), (3, 5, 16), (5, 16, 130),
                                    (7, 128, 384), (4, 1, 1), (1, 64, 257)])
-def test_packed_step_matmul_is_bit_identical(m, k, n):
+def test_packed_step_matmul_is_bit_identical(m, k, n, isa):
     """The few-row forward steps read a panel-packed copy of R (partial last panels included):
     every element is the same FMA chain as the unpacked product's, so the results are equal."""
     r_ = rng(m * 1000 + k * 10 + n)
@@ -416,7 +426,7 @@ def test_packed_step_matmul_is_bit_identical(m, k, n):
 @pytest.mark.parametrize("cell,extra", CASES, ids=CASE_IDS)
 @pytest.mark.parametrize("with_mask", [False, True])
 @pytest.mark.parametrize("h0_kind", ["random", "zero", "zero_inf_r"])
-def test_packed_forward_rows_match_the_batch(cell, extra, with_mask, h0_kind):
+def test_packed_forward_rows_match_the_batch(cell, extra, with_mask, h0_kind, isa):
     """Forward passes of fewer than 8 rows (batch-1 inference) read R packed, and skip the
     product of a zero state with a finite R; a row's float32 results (gates, signs of zeros
     included) equal the same row's inside a 12-row batch (R read in place, every product run)."""
