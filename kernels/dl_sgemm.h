@@ -94,6 +94,13 @@ static void dl_transpose(const float *src, ptrdiff_t lds, ptrdiff_t rows, ptrdif
     { __m512 ai = _mm512_set1_ps(a[(ptrdiff_t)i * lda + p]);                                \
       c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); }
 
+/* Rows layout: every 16 steps of k, each row's line 8 lines ahead is prefetched (with short
+ * rows that is the next row panel, which the hardware prefetchers miss: 14 interleaved
+ * streams). 1x1 convolution (k = 64), 16 MB each way: 118 -> 147 GFLOPS (4 lines: 143). */
+#define DL_PF_ROWS(i) _mm_prefetch((const char *)(a + (ptrdiff_t)i * lda + p + 128), _MM_HINT_T0);
+#define DL_PF_ROWS_EVERY16(ROWS) if ((p & 15) == 0) { ROWS(DL_PF_ROWS) }
+#define DL_PF_NONE(ROWS)
+
 /* A in "cols" layout: element (i, p) at a[p*lda + i]. */
 #define DL_FMA_COLS(i)                                                                      \
     { __m512 ai = _mm512_set1_ps(a[p * lda + i]);                                           \
@@ -101,7 +108,7 @@ static void dl_transpose(const float *src, ptrdiff_t lds, ptrdiff_t rows, ptrdif
 
 /* dl_tile_<layout>_<R>: the C tile (R rows, nr <= 32 columns) = epilogue(sum_p A(i, p) B(p, j)
  * + beta C), with the accumulators in 2R zmm registers. */
-#define DL_DEFINE_TILE(NAME, ROWS, FMA)                                                     \
+#define DL_DEFINE_TILE(NAME, ROWS, FMA, PF)                                                 \
 DL_TARGET static void NAME(ptrdiff_t k, const float *a, ptrdiff_t lda, const float *b,      \
                            ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc, int nr,      \
                            const float *bias, int relu)                                     \
@@ -116,21 +123,22 @@ DL_TARGET static void NAME(ptrdiff_t k, const float *a, ptrdiff_t lda, const flo
     for (p = 0; p < k; p++) {                                                               \
         __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);                                 \
         __m512 b1 = _mm512_maskz_loadu_ps(m1, b + p * ldb + 16);                            \
+        PF(ROWS)                                                                            \
         ROWS(FMA)                                                                           \
     }                                                                                       \
     ROWS(DL_STORE)                                                                          \
 }
 
-DL_DEFINE_TILE(dl_tile_rows_14, DL_ROWS_14, DL_FMA_ROWS)
-DL_DEFINE_TILE(dl_tile_rows_8, DL_ROWS_8, DL_FMA_ROWS)
-DL_DEFINE_TILE(dl_tile_rows_4, DL_ROWS_4, DL_FMA_ROWS)
-DL_DEFINE_TILE(dl_tile_rows_2, DL_ROWS_2, DL_FMA_ROWS)
-DL_DEFINE_TILE(dl_tile_rows_1, DL_ROWS_1, DL_FMA_ROWS)
-DL_DEFINE_TILE(dl_tile_cols_14, DL_ROWS_14, DL_FMA_COLS)
-DL_DEFINE_TILE(dl_tile_cols_8, DL_ROWS_8, DL_FMA_COLS)
-DL_DEFINE_TILE(dl_tile_cols_4, DL_ROWS_4, DL_FMA_COLS)
-DL_DEFINE_TILE(dl_tile_cols_2, DL_ROWS_2, DL_FMA_COLS)
-DL_DEFINE_TILE(dl_tile_cols_1, DL_ROWS_1, DL_FMA_COLS)
+DL_DEFINE_TILE(dl_tile_rows_14, DL_ROWS_14, DL_FMA_ROWS, DL_PF_ROWS_EVERY16)
+DL_DEFINE_TILE(dl_tile_rows_8, DL_ROWS_8, DL_FMA_ROWS, DL_PF_ROWS_EVERY16)
+DL_DEFINE_TILE(dl_tile_rows_4, DL_ROWS_4, DL_FMA_ROWS, DL_PF_ROWS_EVERY16)
+DL_DEFINE_TILE(dl_tile_rows_2, DL_ROWS_2, DL_FMA_ROWS, DL_PF_ROWS_EVERY16)
+DL_DEFINE_TILE(dl_tile_rows_1, DL_ROWS_1, DL_FMA_ROWS, DL_PF_ROWS_EVERY16)
+DL_DEFINE_TILE(dl_tile_cols_14, DL_ROWS_14, DL_FMA_COLS, DL_PF_NONE)
+DL_DEFINE_TILE(dl_tile_cols_8, DL_ROWS_8, DL_FMA_COLS, DL_PF_NONE)
+DL_DEFINE_TILE(dl_tile_cols_4, DL_ROWS_4, DL_FMA_COLS, DL_PF_NONE)
+DL_DEFINE_TILE(dl_tile_cols_2, DL_ROWS_2, DL_FMA_COLS, DL_PF_NONE)
+DL_DEFINE_TILE(dl_tile_cols_1, DL_ROWS_1, DL_FMA_COLS, DL_PF_NONE)
 
 /* Rows [i, i + rows) of one block, rows <= 14: the tallest tile that fits, then smaller ones
  * for the rest (8 + 4 + 2 + 1 covers any remainder without padding or copying). */
