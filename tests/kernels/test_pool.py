@@ -141,14 +141,19 @@ def _tie_heavy(rng, shape, dtype):
     return rng.integers(-1, 2, shape).astype(dtype)
 
 
-@pytest.fixture(params=[True, False], ids=["intrinsics", "portable"])
+@pytest.fixture(params=["intrinsics", "streaming", "portable"])
 def backward_row(request):
-    """max_pool2d_2x2_backward with its AVX-512 intrinsics row (where the CPU has it) and without."""
+    """max_pool2d_2x2_backward with its AVX-512 intrinsics row (where the CPU has it), that row
+    with non-temporal stores at any size (where the rows are 16-byte aligned), and neither."""
     from dlcore.kernels import _pool
 
-    _pool._allow_intrinsics(request.param)
+    _pool._allow_intrinsics(request.param != "portable")
+    threshold = _pool._set_stream_min_bytes(0)
+    if request.param != "streaming":
+        _pool._set_stream_min_bytes(threshold)
     yield request.param
     _pool._allow_intrinsics(True)
+    _pool._set_stream_min_bytes(threshold)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
