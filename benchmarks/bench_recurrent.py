@@ -59,3 +59,31 @@ def test_step_matmul_kernel(benchmark, rows):
     h, r = rand(rows, 128), rand(128, 512)
     out = rand(rows, 512)
     measure(benchmark, lambda: recurrent.step_matmul(h, r, out), flops=2 * rows * 128 * 512)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_recurrence_kernel_batch1(benchmark, cell):
+    """The recurrence kernel alone at batch 1 (50 steps of h @ R + the gates, R packed once per
+    call), as batch-1 inference runs it: float32, no mask, nothing saved for backward."""
+    import numpy as np
+
+    from dlcore.kernels import elementwise, recurrent
+
+    model = spec.model_spec(cell.lower())
+    t_len, u = model["timesteps"], model["units"]
+    gates = 4 if cell == "LSTM" else 3
+    z0, r = rand(1, t_len, gates * u), rand(u, gates * u) * 0.1
+    z, h, c = z0.copy(), np.zeros((1, u), np.float32), np.zeros((1, u), np.float32)
+    aux = np.empty((1, t_len, u), np.float32)
+    tanh, sigmoid = elementwise.ACTIVATIONS["tanh"], elementwise.ACTIVATIONS["sigmoid"]
+
+    def run():
+        h[:] = 0
+        c[:] = 0
+        if cell == "LSTM":
+            recurrent.lstm_forward(z, r, None, None, tanh, 0.0, sigmoid, 0.0, False, h, c, None, None, None)
+        else:
+            recurrent.gru_forward(z, r, r[0, :u].copy(), None, None, tanh, 0.0, sigmoid, 0.0, True, False, h,
+                                  None, aux, None)
+
+    measure(benchmark, run, flops=2 * t_len * u * gates * u)
