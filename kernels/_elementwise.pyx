@@ -125,6 +125,8 @@ def log_softmax_forward(const floating[:, ::1] x_rc, floating[:, ::1] y_out, int
 # gelu_tanh 9.9 -> 1.05, gelu 24 -> 1.6 ms; relu, sigmoid, tanh (already Cython, baseline SSE2)
 # 0.25-0.29 -> 0.23-0.25 ms: they stream 12 bytes per element and are bound by memory.
 # Worst float32 error against float64 over [-12, 12]: 2.4e-7 absolute (gelu).
+# Non-temporal stores for a large relu dx (as max_pool2d_2x2_backward's) measured slower in
+# the CNN step (min 12.2 -> 13.0 ms): its consumer, the convolution's backward, reads it from cache.
 cdef extern from *:
     """
     #include <math.h>
