@@ -5,7 +5,9 @@ channel axis last and back around the kernels. Keras's "same" padding puts the e
 end (bottom/right); padded cells never count: max pooling ignores them and average pooling
 divides by the real cells of each window, as Keras does. 1-D pooling runs the 2-D kernels with
 H = 1. Max pooling records argmax indices only while a tape records; inference runs the plain
-kernel.
+kernel. 2x2 windows with stride 2 and no padding run the *_2x2 kernels (uint8 argmax); the
+checked geometry of each (shape, arguments) is cached as a PoolPlan. ``pool_inference`` and
+``global_pool_inference`` are the forwards on ndarrays for inference plans (no Tensor, no tape).
 """
 from typing import NamedTuple
 
