@@ -22,6 +22,9 @@
 #   gradient too (tiles of 14 taps x 32 channels summed over groups of whole images; no pixel
 #   is dropped there, so always: 3x3 32->64 @15x15 batch 64 2.33 -> 1.94 ms, 1->32 @32x32
 #   0.92 -> 0.58, 64->128 @6x6 0.81 -> 0.78; batch 1: 56 -> 33 us on the 32->64 layer).
+#   Not kept: folding relu's backward into the weight-gradient tiles (B loaded under the mask
+#   y > 0, so no dz pass): 0.87 -> 10.2 ms on the 1->32 layer, 1.8 -> 6.1 on 32->64 (the
+#   compare and masked loads in the inner loop of every tile, repeated for each tile of taps).
 # The forward epilogue (bias + activation, act_row/softmax_row from _activations.pxd) otherwise
 # runs on each chunk right after its GEMM, while the chunk is in cache.
 #
