@@ -41,8 +41,10 @@
 #     gate epilogue between the FMAs of the next chunk's tile (78 us against 76 us: the epilogue
 #     is only about 3 us of the 76); packing W for the input projection (10.7 us against 9.4 us
 #     min, 11.1 us p25 reading W in place: 50 x 32 x 512 is bound by the FMA units, not by W's
-#     loads); software prefetching and non-temporal hints on the R stream, and alternating the
-#     panel order step by step to reuse the L1 (no clear change in a C model of the step).
+#     loads); prefetching the next step's first 8-48 KB of packed R during the gate epilogue
+#     (77-79 us against 74 us); software prefetching and non-temporal hints inside the R stream,
+#     and alternating the panel order step by step to reuse the L1 (no clear change in a C model
+#     of the step).
 #   - float64 (gradient checks) goes through BLAS (dgemm/dgemv) in one chunk.
 #   - Threads: a per-step barrier costs a scheduler tick whenever a thread is descheduled (often,
 #     on a busy 2-core machine: one LSTM forward took 16 ms single-threaded against a 0.9 s median
