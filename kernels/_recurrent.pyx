@@ -29,8 +29,11 @@
 #     against 2.0-2.2 us reading R's 2 KB-strided rows in place; the recurrence of 50 steps
 #     76 us against 124 us, packing included (3.5 us, about 5 steps' savings: the packed path
 #     starts at 6 steps).
-#     The panels start 16 bytes past a cache line (_PACK_OFFSET), measured in-process A/B on this
-#     busy VM: 5-15% faster than line-aligned panels in most runs, 3% slower in one quiet run.
+#     The panels start 16 bytes past a cache line (_PACK_OFFSET): in-process A/B over 8 processes,
+#     71-74 us against 81-83 us for line-aligned panels (32 bytes: the same as 16). When the other
+#     core of this VM is busy the packed steps slow to about 2.1 us (the recurrence 108-115 us),
+#     about what the in-place reads take, which change little (the packed step is bound by L2
+#     bandwidth, presumably shared with the other vCPU then).
 #     Same FMA chains as dlr_sgemm, so the results are bit-identical to the unpacked path's
 #     (tested); the column tail of dlr_sgemm is a zero-padded vector chain for that reason (GCC
 #     vectorized the scalar tail loop in order as separate multiply and add).
@@ -828,9 +831,7 @@ cdef floating* _padded(const floating* r, Py_ssize_t rows, Py_ssize_t cols,
     return out
 
 
-# Bytes past a 64-byte boundary where the packed panels start. Measured on the LSTM(128) batch-1
-# forward (in-process A/B, a busy 2-core VM): 16 was 5-20% faster than 64-byte-aligned panels
-# whenever the other core was busy, and within noise of it otherwise.
+# Bytes past a 64-byte boundary where the packed panels start (measured: see the Design block).
 cdef Py_ssize_t _PACK_OFFSET = 16
 
 
