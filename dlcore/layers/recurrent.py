@@ -166,8 +166,10 @@ class _FusedCell(Layer):
     def sequence(self, inputs, initial_state, mask=None, go_backwards=False, return_sequences=False,
                  zero_output_for_mask=False, training=None):
         """The whole sequence (N, T, K) through the fused op: returns (output, *final_states)."""
-        shape = inputs.shape
-        x_masks, h_masks = self._dropout_masks(shape[0], shape[2], training)
+        x_masks = h_masks = None
+        if training and (self.dropout or self.recurrent_dropout):
+            shape = inputs.shape
+            x_masks, h_masks = self._dropout_masks(shape[0], shape[2], training)
         state = initial_state
         if state is not None and not isinstance(self.state_size, (list, tuple)):
             state = state[0] if _nested(state) else state
@@ -405,8 +407,9 @@ class RNN(Layer):
     def call(self, sequences, initial_state=None, mask=None, training=None):
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
-        batch = sequences.shape[0]
-        states = self._initial_states(initial_state, batch)
+        states = None
+        if initial_state is not None or self.stateful:
+            states = self._initial_states(initial_state, sequences.shape[0])
         if mask is not None:
             mask = np.asarray(_value(mask), dtype=bool)
             if mask.shape != tuple(sequences.shape[:2]):
