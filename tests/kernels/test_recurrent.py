@@ -383,18 +383,24 @@ def test_step_matmul(dtype, m, k, n):
     np.testing.assert_allclose(c, a.astype(np.float64) @ b + c0, rtol=1e-5, atol=1e-5 * np.sqrt(k))
 
 
-def test_step_matmul_rows_do_not_depend_on_the_batch(isa):
-    """Each output element is one FMA chain, whichever tile (4-row, 1-row, scalar tail) computes
-    it: a row's result is the same in a 1-row product and inside a 70-row one."""
+@pytest.mark.parametrize("m", [69, 70, 71])
+def test_step_matmul_rows_do_not_depend_on_the_batch(isa, m):
+    """Each output element is one FMA chain, whichever tile (4-row, the 1-3 remainder rows, 1-row,
+    column tail) computes it: a row's result is the same in a 1-row product and inside an m-row
+    one, and with beta = 1."""
     r_ = rng(3)
-    a = r_.normal(size=(70, 128)).astype(np.float32)
+    a = r_.normal(size=(m, 128)).astype(np.float32)
     b = r_.normal(size=(128, 515)).astype(np.float32)
-    full = np.empty((70, 515), np.float32)
+    c0 = r_.normal(size=(m, 515)).astype(np.float32)
+    full, full1 = np.empty((m, 515), np.float32), c0.copy()
     recurrent.step_matmul(a, b, full)
-    for i in (0, 3, 68, 69):
-        one = np.empty((1, 515), np.float32)
+    recurrent.step_matmul(a, b, full1, 1.0)
+    for i in (0, 3, 64, m - 2, m - 1):
+        one, one1 = np.empty((1, 515), np.float32), c0[i:i + 1].copy()
         recurrent.step_matmul(a[i:i + 1].copy(), b, one)
+        recurrent.step_matmul(a[i:i + 1].copy(), b, one1, 1.0)
         np.testing.assert_array_equal(one[0], full[i])
+        np.testing.assert_array_equal(one1[0], full1[i])
 
 
 @pytest.fixture(params=[0, 1, 2], ids=["avx512", "avx2", "baseline"])
