@@ -30,10 +30,11 @@
 #     76 us against 124 us, packing included (3.5 us, about 5 steps' savings: the packed path
 #     starts at 6 steps).
 #     The panels start 16 bytes past a cache line (_PACK_OFFSET): in-process A/B over 8 processes,
-#     71-74 us against 81-83 us for line-aligned panels (32 bytes: the same as 16). When the other
-#     core of this VM is busy the packed steps slow to about 2.1 us (the recurrence 108-115 us),
-#     about what the in-place reads take, which change little (the packed step is bound by L2
-#     bandwidth, presumably shared with the other vCPU then).
+#     71-74 us against 81-83 us for line-aligned panels (32 bytes: the same as 16). On this VM
+#     about one process in three measures the packed recurrence at 105-115 us instead of 72-80
+#     (per process, not understood: not the CPU it runs on, not a spinning or copying process
+#     pinned to the other vCPU, not the pack buffer's pages, which a 2 MB huge page did not
+#     change); reading R in place measures 114-124 us in every process.
 #     Same FMA chains as dlr_sgemm, so the results are bit-identical to the unpacked path's
 #     (tested); the column tail of dlr_sgemm is a zero-padded vector chain for that reason (GCC
 #     vectorized the scalar tail loop in order as separate multiply and add).
