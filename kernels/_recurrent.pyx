@@ -32,9 +32,11 @@
 #     The panels start 16 bytes past a cache line (_PACK_OFFSET): in-process A/B over 8 processes,
 #     71-74 us against 81-83 us for line-aligned panels (32 bytes: the same as 16). On this VM
 #     about one process in three measures the packed recurrence at 105-115 us instead of 72-80
-#     (per process, not understood: not the CPU it runs on, not a spinning or copying process
-#     pinned to the other vCPU, not the pack buffer's pages, which a 2 MB huge page did not
-#     change); reading R in place measures 114-124 us in every process.
+#     (per process and stable within it, not understood: not the CPU it runs on, not ASLR, not a
+#     spinning or copying process pinned to the other vCPU, not where R, z, h or the pack buffer
+#     lie, which moving them within a process or a 2 MB huge page did not change); there aligned
+#     panels measure 103-106 us against 111, still the worse choice on average. Reading R in
+#     place measures 114-124 us in every process.
 #     Same FMA chains as dlr_sgemm, so the results are bit-identical to the unpacked path's
 #     (tested); the column tail of dlr_sgemm is a zero-padded vector chain for that reason (GCC
 #     vectorized the scalar tail loop in order as separate multiply and add).
