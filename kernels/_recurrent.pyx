@@ -402,10 +402,14 @@ cdef extern from *:
                         memcpy(&old, c + v * W, sizeof(VT));                                     \\
                         acc[r][v] += old;                                                        \\
                     }                                                                            \\
-                    memcpy(c + v * W, &acc[r][v], sizeof(VT));                                   \\
+                    VT out_ = acc[r][v];                                                         \\
+                    memcpy(c + v * W, &out_, sizeof(VT));                                        \\
                 }                                                                                \\
             } else {                                                                             \\
-                memcpy(tmp, acc[r], sizeof(tmp));                                                \\
+                for (v = 0; v < NP * NV; v++) {                                                  \\
+                    VT out_ = acc[r][v];                                                         \\
+                    memcpy(tmp + v * W, &out_, sizeof(VT));                                      \\
+                }                                                                                \\
                 for (j = 0; j < ncols; j++) c[j] = beta != 0.0f ? tmp[j] + c[j] : tmp[j];        \\
             }                                                                                    \\
         }                                                                                        \\
