@@ -30,13 +30,13 @@
 #     76 us against 124 us, packing included (3.5 us, about 5 steps' savings: the packed path
 #     starts at 6 steps).
 #     The panels start 16 bytes past a cache line (_PACK_OFFSET): in-process A/B over 8 processes,
-#     71-74 us against 81-83 us for line-aligned panels (32 bytes: the same as 16). On this VM
-#     about one process in three measures the packed recurrence at 105-115 us instead of 72-80
-#     (per process and stable within it, not understood: not the CPU it runs on, not ASLR, not a
-#     spinning or copying process pinned to the other vCPU, not where R, z, h or the pack buffer
-#     lie, which moving them within a process or a 2 MB huge page did not change); there aligned
-#     panels measure 103-106 us against 111, still the worse choice on average. Reading R in
-#     place measures 114-124 us in every process.
+#     71-74 us against 81-83 us for line-aligned panels (32 bytes: the same as 16). About one
+#     process in four measured the packed recurrence at 105-115 us instead of 72-80, stable
+#     within the process, and never with address randomization off (setarch -R: 10 of 10 fast):
+#     the tiles stored their accumulators with memcpy from the accumulator array, whose address
+#     GCC then kept on the stack, where the randomized low address bits 4K-aliased with the
+#     streamed panel loads. Copying each accumulator to a local before the store keeps them in
+#     registers: 32 of 32 processes fast since. Reading R in place measures 114-124 us.
 #     Same FMA chains as dlr_sgemm, so the results are bit-identical to the unpacked path's
 #     (tested); the column tail of dlr_sgemm is a zero-padded vector chain for that reason (GCC
 #     vectorized the scalar tail loop in order as separate multiply and add).
