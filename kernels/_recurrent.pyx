@@ -210,12 +210,12 @@ cdef extern from *:
         int r, v, p;                                                                             \\
         for (r = 0; r < MR; r++)                                                                 \\
             for (v = 0; v < NV; v++) {                                                           \\
-                if (bias) memcpy(&acc[r][v], bias + j0 + v * W, sizeof(VT));                     \\
+                if (bias) { VT in_; memcpy(&in_, bias + j0 + v * W, sizeof(VT)); acc[r][v] = in_; } \\
                 else acc[r][v] = (VT){0};                                                        \\
             }                                                                                    \\
         for (p = 0; p < k; p++) {                                                                \\
             const float* b = B + (Py_ssize_t)p * ldb + j0;                                       \\
-            for (v = 0; v < NV; v++) memcpy(&bv[v], b + v * W, sizeof(VT));                      \\
+            for (v = 0; v < NV; v++) { VT in_; memcpy(&in_, b + v * W, sizeof(VT)); bv[v] = in_; } \\
             for (r = 0; r < MR; r++) {                                                           \\
                 float a = A[(i0 + r) * lda + p];                                                 \\
                 for (v = 0; v < NV; v++) acc[r][v] += a * bv[v];                                 \\
@@ -228,7 +228,7 @@ cdef extern from *:
                     memcpy(&old, c, sizeof(VT));                                                 \\
                     acc[r][v] += old;                                                            \\
                 }                                                                                \\
-                memcpy(c, &acc[r][v], sizeof(VT));                                               \\
+                { VT out_ = acc[r][v]; memcpy(c, &out_, sizeof(VT)); }                            \\
             }                                                                                    \\
         }                                                                                        \\
     }
@@ -315,19 +315,19 @@ cdef extern from *:
         for (r = 0; r < MR; r++)                                                                 \\
             for (v = 0; v < NV; v++) {                                                           \\
                 if (first) acc[r][v] = (VT){0};                                                  \\
-                else memcpy(&acc[r][v], C + (i0 + r) * ldc + j0 + v * W, sizeof(VT));           \\
+                else { VT in_; memcpy(&in_, C + (i0 + r) * ldc + j0 + v * W, sizeof(VT)); acc[r][v] = in_; } \\
             }                                                                                    \\
         for (p = p0; p < p1; p++) {                                                              \\
             const float* b = B + p * ldb + j0;                                                   \\
             const float* a = A + p * lda + i0;                                                   \\
-            for (v = 0; v < NV; v++) memcpy(&bv[v], b + v * W, sizeof(VT));                      \\
+            for (v = 0; v < NV; v++) { VT in_; memcpy(&in_, b + v * W, sizeof(VT)); bv[v] = in_; } \\
             for (r = 0; r < MR; r++) {                                                           \\
                 float av = a[r];                                                                 \\
                 for (v = 0; v < NV; v++) acc[r][v] += av * bv[v];                                \\
             }                                                                                    \\
         }                                                                                        \\
         for (r = 0; r < MR; r++)                                                                 \\
-            for (v = 0; v < NV; v++) memcpy(C + (i0 + r) * ldc + j0 + v * W, &acc[r][v], sizeof(VT)); \\
+            for (v = 0; v < NV; v++) { VT out_ = acc[r][v]; memcpy(C + (i0 + r) * ldc + j0 + v * W, &out_, sizeof(VT)); } \\
     }
 
     #define DLR_TN(NAME, ATTR, VT, W, NV)                                                        \\
