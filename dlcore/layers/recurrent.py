@@ -178,6 +178,17 @@ class _FusedCell(Layer):
                               zero_output_for_mask=zero_output_for_mask, input_dropout_mask=x_masks,
                               recurrent_dropout_mask=h_masks, **self._op_kwargs())
 
+    def _infer_sequence(self, x, go_backwards, return_sequences):
+        """``sequence``'s output at inference (zero state, no mask, no dropout) on an ndarray of
+        the kernel's dtype, else None."""
+        w = self.kernel.value
+        if x.dtype != w.dtype or x.shape[-1] != w.shape[0] or x.shape[0] == 0 or x.shape[1] == 0:
+            return None
+        bias = self.bias
+        return rnn_ops.sequence_inference(type(self)._op, x, w, self.recurrent_kernel.value,
+                                          None if bias is None else bias.value, go_backwards, return_sequences,
+                                          **self._op_kwargs())
+
     def call(self, inputs, states, training=None):
         """One step: inputs (N, K), states [h] or [h, c] -> (output, new_states)."""
         states = list(states) if _nested(states) else [states]
@@ -402,6 +413,19 @@ class RNN(Layer):
                 s = ops.cast(s, self.dtype)
             out.append(s)
         return out
+
+    @classmethod
+    def _inference_function(cls):
+        if cls.call is not RNN.call or cls._convert_input is not Layer._convert_input:
+            return None
+        return RNN._infer
+
+    def _infer(self, x):
+        """``call`` on one ndarray (no initial state, no mask) for fused cells, else None."""
+        if (not self._fused or self.stateful or self.return_state or self.activity_regularizer is not None
+                or x.ndim != 3 or (self._np_dtype is not None and x.dtype != self._np_dtype)):
+            return None
+        return self.cell._infer_sequence(x, self.go_backwards, self.return_sequences)
 
     # computing ---------------------------------------------------------------------------------
     def call(self, sequences, initial_state=None, mask=None, training=None):
