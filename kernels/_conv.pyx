@@ -436,25 +436,35 @@ cdef void _forward_chunk(const floating* x, const floating* w, const floating* b
             _epilogue_row(code, yc + p * g.o, bias, g.o, alpha)
 
 
+cdef bint _needs_pad(const Geom* g) noexcept nogil:
+    return g.ph != 0 or g.pw != 0 or g.oh + g.kh - 1 != g.h or g.ow + g.kw - 1 != g.w
+
+
+cdef void _pad_image(const float* xi, const Geom* g, float* dst) noexcept nogil:
+    """dst ((OH+KH-1), (OW+KW-1), C) = image xi shifted by (pad_h, pad_w), zeros around."""
+    cdef Py_ssize_t hp = g.oh + g.kh - 1, wp = g.ow + g.kw - 1, r, col, ih, iw
+    for r in range(hp):
+        ih = r - g.ph
+        for col in range(wp):
+            iw = col - g.pw
+            if ih >= 0 and ih < g.h and iw >= 0 and iw < g.w:
+                _copy(dst + (r * wp + col) * g.c, xi + (ih * g.w + iw) * g.c, g.c)
+            else:
+                _zero(dst + (r * wp + col) * g.c, g.c)
+
+
 cdef void _implicit_forward_task(const float* x, const float* w, const float* bias,
                                  const Geom* g, Py_ssize_t n, Py_ssize_t r0, Py_ssize_t r1,
                                  int code, float alpha, float* pad, float* y) noexcept nogil:
     """Output rows [r0, r1) of image n (stride 1, dilation 1, one group, float32): the implicit
     GEMM of dl_conv_tiles.h over the image, or over its zero-padded copy in `pad`
     ((OH+KH-1) x (OW+KW-1) x C) when the convolution pads."""
-    cdef Py_ssize_t hp = g.oh + g.kh - 1, wp = g.ow + g.kw - 1, r, col, ih, iw, p
+    cdef Py_ssize_t wp = g.ow + g.kw - 1, p
     cdef const float* xi = x + n * g.h * g.w * g.c
     cdef float* yi = y + n * g.oh * g.ow * g.o
     cdef bint fused = code == 0 or code == ACT_RELU
-    if g.ph != 0 or g.pw != 0 or hp != g.h or wp != g.w:
-        for r in range(hp):
-            ih = r - g.ph
-            for col in range(wp):
-                iw = col - g.pw
-                if ih >= 0 and ih < g.h and iw >= 0 and iw < g.w:
-                    _copy(pad + (r * wp + col) * g.c, xi + (ih * g.w + iw) * g.c, g.c)
-                else:
-                    _zero(pad + (r * wp + col) * g.c, g.c)
+    if _needs_pad(g):
+        _pad_image(xi, g, pad)
         xi = pad
     dl_conv_valid_rows(r0 * wp, (r1 - 1) * wp + g.ow, xi, wp, g.c, g.kh, g.kw, g.ow, w, g.o, yi,
                        bias if fused else NULL, code == ACT_RELU)
@@ -912,23 +922,6 @@ cdef bint _implicit_wgrad(const Geom* g) noexcept nogil:
     dropped, so it is taken wherever it applies."""
     return (_OWN_SGEMM and _IMPLICIT > 0 and g.path == P_IM2COL and g.groups == 1
             and g.sh == 1 and g.sw == 1 and g.dh == 1 and g.dw == 1 and g.k > 0)
-
-
-cdef bint _needs_pad(const Geom* g) noexcept nogil:
-    return g.ph != 0 or g.pw != 0 or g.oh + g.kh - 1 != g.h or g.ow + g.kw - 1 != g.w
-
-
-cdef void _pad_image(const float* xi, const Geom* g, float* dst) noexcept nogil:
-    """dst ((OH+KH-1), (OW+KW-1), C) = image xi shifted by (pad_h, pad_w), zeros around."""
-    cdef Py_ssize_t hp = g.oh + g.kh - 1, wp = g.ow + g.kw - 1, r, col, ih, iw
-    for r in range(hp):
-        ih = r - g.ph
-        for col in range(wp):
-            iw = col - g.pw
-            if ih >= 0 and ih < g.h and iw >= 0 and iw < g.w:
-                _copy(dst + (r * wp + col) * g.c, xi + (ih * g.w + iw) * g.c, g.c)
-            else:
-                _zero(dst + (r * wp + col) * g.c, g.c)
 
 
 cdef void _implicit_wgrad_chunk(const float* x, const float* dy, const Geom* g, Py_ssize_t n0,

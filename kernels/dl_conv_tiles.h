@@ -83,7 +83,7 @@ DL_TARGET static void dl_conv_valid_rows(ptrdiff_t q0, ptrdiff_t q1, const float
     ptrdiff_t q, j, qq, ow;
     int h, i, nr, any;
     for (q = q0; q < q1; q += h) {
-        h = q1 - q >= 14 ? 14 : q1 - q >= 8 ? 8 : q1 - q >= 4 ? 4 : q1 - q >= 2 ? 2 : 1;
+        h = DL_TILE_HEIGHT(q1 - q);
         any = 0;
         for (i = 0; i < h; i++) {
             qq = q + i;
@@ -97,13 +97,7 @@ DL_TARGET static void dl_conv_valid_rows(ptrdiff_t q0, ptrdiff_t q1, const float
             nr = O - j < DL_NR ? (int)(O - j) : DL_NR;
             const float *bj = bias ? bias + j : NULL;
 #define DL_CALL(H) dl_seg_tile_##H(KH, KW * C, x + q * C, W * C, C, w + j, O, crow, j, nr, bj, relu);
-            switch (h) {
-            case 14: DL_CALL(14) break;
-            case 8: DL_CALL(8) break;
-            case 4: DL_CALL(4) break;
-            case 2: DL_CALL(2) break;
-            default: DL_CALL(1) break;
-            }
+            DL_BY_HEIGHT(h, DL_CALL)
 #undef DL_CALL
         }
     }
@@ -164,19 +158,13 @@ DL_TARGET static void dl_conv_wgrad(ptrdiff_t nimg, const float *x, ptrdiff_t sx
     int h, nr;
     for (kh = 0; kh < KH; kh++)
         for (t0 = 0; t0 < taps; t0 += h) {
-            h = taps - t0 >= 14 ? 14 : taps - t0 >= 8 ? 8 : taps - t0 >= 4 ? 4 : taps - t0 >= 2 ? 2 : 1;
+            h = DL_TILE_HEIGHT(taps - t0);
             const float *a = x + kh * Wx * C + t0;
             float *c = dw + (kh * taps + t0) * O;
             for (j = 0; j < O; j += DL_NR) {
                 nr = O - j < DL_NR ? (int)(O - j) : DL_NR;
 #define DL_CALL(H) dl_wgrad_tile_##H(nimg, OH, OW, a, sx, Wx * C, C, dy + j, sy, OW * O, O, beta, c + j, O, nr);
-                switch (h) {
-                case 14: DL_CALL(14) break;
-                case 8: DL_CALL(8) break;
-                case 4: DL_CALL(4) break;
-                case 2: DL_CALL(2) break;
-                default: DL_CALL(1) break;
-                }
+                DL_BY_HEIGHT(h, DL_CALL)
 #undef DL_CALL
             }
         }

@@ -23,6 +23,12 @@
 #include <stddef.h>
 #include <string.h>
 
+#if defined(__GNUC__)
+#define DL_MAYBE_UNUSED __attribute__((unused))
+#else
+#define DL_MAYBE_UNUSED
+#endif
+
 #define DL_MR 14
 #define DL_NR 32
 #define DL_KC 640
@@ -48,7 +54,7 @@ static int dl_sgemm_available(void)
 }
 
 /* dst (cols, rows) = src (rows, cols)^T, src row stride lds, dst row stride ldd. */
-static void dl_transpose(const float *src, ptrdiff_t lds, ptrdiff_t rows, ptrdiff_t cols,
+DL_MAYBE_UNUSED static void dl_transpose(const float *src, ptrdiff_t lds, ptrdiff_t rows, ptrdiff_t cols,
                          float *dst, ptrdiff_t ldd)
 {
     ptrdiff_t i0, j0, i, j;
@@ -140,6 +146,18 @@ DL_DEFINE_TILE(dl_tile_cols_4, DL_ROWS_4, DL_FMA_COLS, DL_PF_NONE)
 DL_DEFINE_TILE(dl_tile_cols_2, DL_ROWS_2, DL_FMA_COLS, DL_PF_NONE)
 DL_DEFINE_TILE(dl_tile_cols_1, DL_ROWS_1, DL_FMA_COLS, DL_PF_NONE)
 
+/* The tile height for the rows left (14, then 8 + 4 + 2 + 1 for any remainder < 14), and the
+ * call of the tile of that height. */
+#define DL_TILE_HEIGHT(left) ((left) >= 14 ? 14 : (left) >= 8 ? 8 : (left) >= 4 ? 4 : (left) >= 2 ? 2 : 1)
+#define DL_BY_HEIGHT(h, CALL)                                                               \
+    switch (h) {                                                                            \
+    case 14: CALL(14) break;                                                                \
+    case 8: CALL(8) break;                                                                  \
+    case 4: CALL(4) break;                                                                  \
+    case 2: CALL(2) break;                                                                  \
+    default: CALL(1) break;                                                                 \
+    }
+
 /* Rows [i, i + rows) of one block, rows <= 14: the tallest tile that fits, then smaller ones
  * for the rest (8 + 4 + 2 + 1 covers any remainder without padding or copying). */
 DL_TARGET static void dl_row_panel(int a_cols, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t k,
@@ -150,7 +168,7 @@ DL_TARGET static void dl_row_panel(int a_cols, ptrdiff_t rows, ptrdiff_t n, ptrd
     ptrdiff_t i = 0, j;
     int h, nr;
     while (i < rows) {
-        h = rows - i >= 14 ? 14 : rows - i >= 8 ? 8 : rows - i >= 4 ? 4 : rows - i >= 2 ? 2 : 1;
+        h = DL_TILE_HEIGHT(rows - i);
         const float *ai = a_cols ? a + i : a + i * lda;
         for (j = 0; j < n; j += DL_NR) {
             nr = n - j < DL_NR ? (int)(n - j) : DL_NR;
@@ -159,13 +177,7 @@ DL_TARGET static void dl_row_panel(int a_cols, ptrdiff_t rows, ptrdiff_t n, ptrd
 #define DL_CALL(H)                                                                          \
             if (a_cols) dl_tile_cols_##H(k, ai, lda, b + j, ldb, beta, cij, ldc, nr, bj, relu); \
             else dl_tile_rows_##H(k, ai, lda, b + j, ldb, beta, cij, ldc, nr, bj, relu);
-            switch (h) {
-            case 14: DL_CALL(14) break;
-            case 8: DL_CALL(8) break;
-            case 4: DL_CALL(4) break;
-            case 2: DL_CALL(2) break;
-            default: DL_CALL(1) break;
-            }
+            DL_BY_HEIGHT(h, DL_CALL)
 #undef DL_CALL
         }
         i += h;
@@ -214,7 +226,7 @@ DL_TARGET static void dl_sgemm_ep(int a_cols, ptrdiff_t m, ptrdiff_t n, ptrdiff_
 }
 
 /* C (m, n) = op(A) @ B + beta C. */
-DL_TARGET static void dl_sgemm(int a_cols, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+DL_MAYBE_UNUSED DL_TARGET static void dl_sgemm(int a_cols, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
                                float beta, float *c, ptrdiff_t ldc)
 {

@@ -162,12 +162,6 @@ class BaseConv(_ConvBase):
                                 self.groups, name, alpha, _who=f"{type(self).__name__} '{self.name}'")
         return self._finish(y, self._fused is not None)
 
-    @classmethod
-    def _inference_function(cls):
-        if cls.call is not BaseConv.call or cls._convert_input is not Layer._convert_input:
-            return None
-        return BaseConv._infer
-
     def _infer(self, x):
         """The fused kernel on a channels_last ndarray of the kernel's dtype with the expected rank
         and channels, else None (the general call then checks and reports)."""

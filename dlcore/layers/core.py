@@ -113,12 +113,6 @@ class Dense(Layer):
             self._activity_losses.append(self.activity_regularizer(y))
         return y
 
-    @classmethod
-    def _inference_function(cls):
-        if cls.call is not Dense.call or cls._convert_input is not Layer._convert_input:
-            return None
-        return Dense._infer
-
     def _infer(self, x):
         """The fused kernel on an ndarray of the kernel's dtype, else None. (For such an input the
         general call's cast to the layer's float dtype and back to the kernel's is exact.)"""
@@ -180,13 +174,7 @@ class Identity(Layer):
     def call(self, inputs):
         return inputs
 
-    @classmethod
-    def _inference_function(cls):
-        if cls.call is not Identity.call or cls._convert_input is not Layer._convert_input:
-            return None
-        return Identity._identity
-
-    def _identity(self, x):
+    def _infer(self, x):
         """The input itself when it needs no cast, else None."""
         return x if x.dtype.kind != "f" or x.dtype == self._float_dtype() else None
 

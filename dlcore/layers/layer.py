@@ -287,7 +287,17 @@ class Layer:
     def _inference_function(cls):
         """``f(layer, x)``: this class's inference output (``training`` falsy, no mask, no tape) from
         one ndarray to one ndarray, returning None for an input it leaves to the general call; or
-        None when the class has no such shortcut. Asked once per class."""
+        None when the class has no such shortcut. Asked once per class.
+
+        The default: the ``_infer`` method of the nearest class that defines one, provided neither
+        ``call`` nor ``_convert_input`` is overridden below it (so ``_infer`` still computes what
+        ``call`` would)."""
+        for owner in cls.__mro__:
+            infer = vars(owner).get("_infer")
+            if infer is not None:
+                if cls.call is owner.call and cls._convert_input is Layer._convert_input:
+                    return infer
+                return None
         return None
 
     def compute_mask(self, inputs, mask=None):

@@ -43,12 +43,6 @@ class BasePooling(Layer):
         pool = ops.max_pool if self.pool_mode == "max" else ops.average_pool
         return pool(inputs, self.pool_size, self.strides, self.padding, self.data_format)
 
-    @classmethod
-    def _inference_function(cls):
-        if cls.call is not BasePooling.call or cls._convert_input is not Layer._convert_input:
-            return None
-        return BasePooling._infer
-
     def _infer(self, x):
         """``call`` on a channels_last ndarray of the layer's float dtype, else None."""
         if (x.dtype != self._float_dtype() or self.data_format != "channels_last"

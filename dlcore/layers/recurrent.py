@@ -414,12 +414,6 @@ class RNN(Layer):
             out.append(s)
         return out
 
-    @classmethod
-    def _inference_function(cls):
-        if cls.call is not RNN.call or cls._convert_input is not Layer._convert_input:
-            return None
-        return RNN._infer
-
     def _infer(self, x):
         """``call`` on one ndarray (no initial state, no mask) for fused cells, else None."""
         if (not self._fused or self.stateful or self.return_state or self.activity_regularizer is not None

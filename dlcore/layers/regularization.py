@@ -82,13 +82,7 @@ class Dropout(_Noise):
                                seed=self._generator())
         return inputs
 
-    @classmethod
-    def _inference_function(cls):
-        if cls.call is not Dropout.call or cls._convert_input is not Layer._convert_input:
-            return None
-        return Dropout._identity
-
-    def _identity(self, x):
+    def _infer(self, x):
         """Inference is the identity for an input that needs no cast, else None."""
         return x if x.dtype.kind != "f" or x.dtype == self._float_dtype() else None
 

@@ -46,13 +46,7 @@ class Flatten(Layer):
             inputs = ops.transpose(inputs, (0,) + tuple(range(2, len(shape))) + (1,))
         return ops.reshape(inputs, (shape[0], math.prod(shape[1:])))
 
-    @classmethod
-    def _inference_function(cls):
-        if cls.call is not Flatten.call or cls._convert_input is not Layer._convert_input:
-            return None
-        return Flatten._flatten_array
-
-    def _flatten_array(self, x):
+    def _infer(self, x):
         """``call`` on an ndarray that needs no cast (channels_last, or at most 2-D), else None."""
         if x.ndim < 1 or (x.dtype.kind == "f" and x.dtype != self._float_dtype()) or (
                 x.ndim > 2 and self.data_format == "channels_first"):
