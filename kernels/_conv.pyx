@@ -537,7 +537,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x_nhwc, const floating[:, :, :, 
     cdef Geom g
     cdef Py_ssize_t total, chunk, n_chunks, i, p0, p1
     cdef const floating* bias = NULL
-    cdef floating* col = NULL
+    cdef floating* work = NULL
     cdef floating a = <floating>alpha
     cdef int threads
     _geom(&g, x_nhwc.shape[0], x_nhwc.shape[1], x_nhwc.shape[2], x_nhwc.shape[3],
@@ -558,27 +558,27 @@ def conv2d_forward(const floating[:, :, :, ::1] x_nhwc, const floating[:, :, :, 
     if n_threads > n_chunks:
         n_threads = <int>n_chunks
     threads = _serial_blas_enter(n_threads)
+    work = <floating*>malloc(threads * (chunk * g.k + 16) * sizeof(floating))  # per-thread columns
     try:
+        if work == NULL:
+            raise MemoryError()
         if threads <= 1:
             with nogil:
-                col = <floating*>malloc(chunk * g.k * sizeof(floating) + 64)
                 for i in range(n_chunks):
                     p0 = i * chunk
                     p1 = min(p0 + chunk, total)
                     _forward_chunk(&x_nhwc[0, 0, 0, 0], &w_hwio[0, 0, 0, 0], bias, &g, p0, p1,
-                                   activation, a, col, &y_nhwo[0, 0, 0, 0])
-                free(col)
+                                   activation, a, work, &y_nhwo[0, 0, 0, 0])
         else:
-            with nogil, parallel(num_threads=threads):
-                col = <floating*>malloc(chunk * g.k * sizeof(floating) + 64)
-                for i in prange(n_chunks, schedule="dynamic"):
-                    p0 = i * chunk
-                    p1 = min(p0 + chunk, total)
-                    _forward_chunk(&x_nhwc[0, 0, 0, 0], &w_hwio[0, 0, 0, 0], bias, &g, p0, p1,
-                                   activation, a, col, &y_nhwo[0, 0, 0, 0])
-                free(col)
+            for i in prange(n_chunks, nogil=True, num_threads=threads, schedule="dynamic"):
+                p0 = i * chunk
+                p1 = min(p0 + chunk, total)
+                _forward_chunk(&x_nhwc[0, 0, 0, 0], &w_hwio[0, 0, 0, 0], bias, &g, p0, p1,
+                               activation, a, work + threadid() * (chunk * g.k + 16),
+                               &y_nhwo[0, 0, 0, 0])
     finally:
         _serial_blas_exit()
+        free(work)
 
 
 # ---- backward: input -------------------------------------------------------------------------
@@ -762,6 +762,7 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy_nhwo, const floating[:
     cdef Py_ssize_t total, chunk, n_tasks, bands, band, extent, i, b, a0, a1, p0, p1, rows
     cdef Py_ssize_t images = 0  # > 0: each task takes this many whole images
     cdef floating* buf = NULL
+    cdef floating* work = NULL
     cdef floating* wt = NULL
     cdef int threads
     cdef bint split_rows
@@ -804,9 +805,12 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy_nhwo, const floating[:
                 raise MemoryError()
             dl_transpose(&w_hwio[0, 0, 0, 0], g.o, g.k, g.o, wt, g.k)
     threads = _serial_blas_enter(n_threads)
+    work = <floating*>malloc(threads * (chunk * g.k + 16) * sizeof(floating))  # per-thread dcol
     try:
+        if work == NULL:
+            raise MemoryError()
         with nogil, parallel(num_threads=threads):
-            buf = <floating*>malloc(chunk * g.k * sizeof(floating) + 64)
+            buf = work + threadid() * (chunk * g.k + 16)
             for i in prange(n_tasks, schedule="dynamic"):
                 if g.path == P_POINTWISE:
                     p0 = i * chunk
@@ -839,10 +843,10 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy_nhwo, const floating[:
                         _backward_input_task(&dy_nhwo[0, 0, 0, 0], &w_hwio[0, 0, 0, 0], wt, &g,
                                              i // bands, 0, g.h, a0, a1, chunk, buf,
                                              &dx_nhwc[0, 0, 0, 0])
-            free(buf)
     finally:
         _serial_blas_exit()
         free(wt)
+        free(work)
 
 
 # ---- backward: weight ------------------------------------------------------------------------
@@ -968,6 +972,7 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] x_nhwc, const floating[:
     cdef Py_ssize_t total, chunk, n_chunks, n_slots, s, j, size, stride_s, e, e0, e1
     cdef Py_ssize_t n_blocks, blk
     cdef floating* col = NULL
+    cdef floating* work = NULL
     cdef floating* scratch
     cdef floating* db = NULL
     cdef floating acc
@@ -1006,9 +1011,12 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] x_nhwc, const floating[:
     if n_threads > n_slots:
         n_threads = <int>n_slots
     threads = _serial_blas_enter(n_threads)
+    work = <floating*>malloc(threads * (col_size + 16) * sizeof(floating))  # per-thread columns
     try:
+        if work == NULL:
+            raise MemoryError()
         with nogil, parallel(num_threads=threads):
-            col = <floating*>malloc(col_size * sizeof(floating) + 64)
+            col = work + threadid() * (col_size + 16)
             for s in prange(n_slots, schedule="dynamic"):
                 j = s
                 while j < n_chunks:
@@ -1025,7 +1033,6 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] x_nhwc, const floating[:
                                            scratch + s * stride_s,
                                            scratch + s * stride_s + size if has_db else NULL)
                     j = j + n_slots
-            free(col)
         # ordered sum of the slots, in blocks of elements (disjoint outputs)
         n_blocks = (stride_s + 1023) // 1024
         with nogil, parallel(num_threads=threads):
@@ -1045,3 +1052,4 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] x_nhwc, const floating[:
     finally:
         _serial_blas_exit()
         free(scratch)
+        free(work)
