@@ -210,14 +210,15 @@ def dense_forward(const floating[:, ::1] x_nk, const floating[:, ::1] w_km,
     cdef Py_ssize_t i
     cdef const floating* bias = NULL
     cdef floating a = <floating>alpha
-    cdef bint fused
+    cdef bint fused, own = False
     cdef int status = 0
     if n == 0 or m == 0:
         return
     if b_m is not None:
         bias = &b_m[0]
     if floating is float:
-        if _OWN_SGEMM and n > 1 and m > 1 and k > 0:
+        own = _OWN_SGEMM and n > 1 and m > 1 and k > 0
+        if own:
             # bias + linear/relu in the tile stores; other activations in the row epilogue
             fused = activation == ACT_LINEAR or activation == ACT_RELU
             with nogil:
@@ -228,13 +229,13 @@ def dense_forward(const floating[:, ::1] x_nk, const floating[:, ::1] w_km,
                 raise MemoryError()
             if fused:
                 return
-            k = -1  # the product is done
-    with nogil:
-        if k == 0:
-            _scale(&y_nm[0, 0], <Py_ssize_t>n * m, 0.0)
-        elif k > 0:
-            _gemm(False, False, n, m, k, 1.0, &x_nk[0, 0], k, &w_km[0, 0], m, 0.0,
-                  &y_nm[0, 0], m)
+    if not own:
+        with nogil:
+            if k == 0:
+                _scale(&y_nm[0, 0], <Py_ssize_t>n * m, 0.0)
+            else:
+                _gemm(False, False, n, m, k, 1.0, &x_nk[0, 0], k, &w_km[0, 0], m, 0.0,
+                      &y_nm[0, 0], m)
     if activation == 0 and bias == NULL:
         return
     if _epilogue_work(activation, n, m) < _EPILOGUE_PARALLEL_MIN:
