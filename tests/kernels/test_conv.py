@@ -264,3 +264,24 @@ def test_torch_parity_forward_backward():
     conv.conv2d_backward_weight(x, dy, 2, 2, 1, 1, 1, 1, 2, dk, None, 2)
     np.testing.assert_allclose(dx, xt.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dk, kt.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("pad", [0, 1])
+def test_backward_weight_many_small_images(dtype, pad, gemm):
+    # 37 images: the implicit weight gradient takes several whole images per chunk (nimg > 1,
+    # padded copies when pad > 0); slots keep the result independent of n_threads
+    x, k = rand((37, 6, 5, 4), dtype, 1), rand((3, 3, 4, 6), dtype, 2)
+    pads = ((pad, pad), (pad, pad))
+    dy = rand(ref.conv2d(x, k, 1, pads).shape, dtype, 3)
+    expected = ref.conv2d_grad_weight(x, dy, (3, 3), 1, pads)
+    outs = []
+    for threads in (1, 2, 3):
+        dk, db = np.full(k.shape, np.nan, dtype), np.full(6, np.nan, dtype)
+        conv.conv2d_backward_weight(x, dy, 1, 1, pad, pad, 1, 1, 1, dk, db, threads)
+        np.testing.assert_allclose(dk, expected, **tol(dtype, dy.size // 6))
+        np.testing.assert_allclose(db, dy.astype(np.float64).sum(axis=(0, 1, 2)), **tol(dtype, dy.size // 6))
+        outs.append((dk, db))
+    for dk, db in outs[1:]:
+        np.testing.assert_array_equal(dk, outs[0][0])
+        np.testing.assert_array_equal(db, outs[0][1])
