@@ -51,10 +51,11 @@ def test_user_settings_win(env):
 
 
 def test_thread_waiting_defaults_do_not_override_the_user():
-    code = "import os, dlcore; print(os.environ['OMP_WAIT_POLICY'], os.environ['OPENBLAS_THREAD_TIMEOUT'])"
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
+    names = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT")
+    code = f"import os, dlcore; print(*(os.environ[n] for n in {names!r}))"
+    env = {k: v for k, v in os.environ.items() if k not in names}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["PASSIVE", "4"]
-    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, capture_output=True,
-                         text=True, check=True).stdout
-    assert out.split() == ["ACTIVE", "4"]
+    assert out.split() == ["PASSIVE", "1000", "4"]
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": "7"},
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["ACTIVE", "7", "4"]
