@@ -273,3 +273,15 @@ cdef inline void log_softmax_row(const floating* x, const floating* b, floating*
     lse = <floating>log(s)
     for i in range(n):
         y[i] = (y[i] - m) - lse
+
+
+cdef inline void epilogue_row(int code, floating* y, const floating* bias, Py_ssize_t n,
+                              floating alpha) noexcept nogil:
+    """y = act(y + bias) over one row of n outputs in place, for any code (softmax and
+    log_softmax run over the row); bias may be NULL."""
+    if code == ACT_SOFTMAX:
+        softmax_row(y, bias, y, n)
+    elif code == ACT_LOG_SOFTMAX:
+        log_softmax_row(y, bias, y, n)
+    else:
+        act_row(code, y, bias, y, n, alpha)

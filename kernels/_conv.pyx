@@ -25,7 +25,7 @@
 #   Not kept: folding relu's backward into the weight-gradient tiles (B loaded under the mask
 #   y > 0, so no dz pass): 0.87 -> 10.2 ms on the 1->32 layer, 1.8 -> 6.1 on 32->64 (the
 #   compare and masked loads in the inner loop of every tile, repeated for each tile of taps).
-# The forward epilogue (bias + activation, act_row/softmax_row from _activations.pxd) otherwise
+# The forward epilogue (bias + activation, epilogue_row from _activations.pxd) otherwise
 # runs on each chunk right after its GEMM, while the chunk is in cache.
 #
 # Measured with the own GEMM (1 thread, batch 64, float32, forward / backward input / backward
@@ -93,7 +93,7 @@ cdef extern from "dl_conv_tiles.h" nogil:
                        float beta, float* dw)
 
 from kernels._activations cimport (
-    floating, act_row, softmax_row, log_softmax_row, ACT_RELU, ACT_SOFTMAX, ACT_LOG_SOFTMAX,
+    floating, epilogue_row, ACT_RELU,
 )
 
 # Bytes of one thread's column buffer: the chunk's P rows of K taps (measured best of 256 KiB -
@@ -261,17 +261,6 @@ cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return -_floor_div(-a, b)
 
 
-cdef inline void _epilogue_row(int code, floating* y, const floating* bias, Py_ssize_t m,
-                               floating alpha) noexcept nogil:
-    """y = act(y + bias) over one pixel's m channels, in place."""
-    if code == ACT_SOFTMAX:
-        softmax_row(y, bias, y, m)
-    elif code == ACT_LOG_SOFTMAX:
-        log_softmax_row(y, bias, y, m)
-    else:
-        act_row(code, y, bias, y, m, alpha)
-
-
 cdef void _geom(Geom* g, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w, Py_ssize_t c, Py_ssize_t oh,
                 Py_ssize_t ow, Py_ssize_t o, Py_ssize_t kh, Py_ssize_t kw, int sh, int sw, int ph,
                 int pw, int dh, int dw, int groups):
@@ -433,7 +422,7 @@ cdef void _forward_chunk(const floating* x, const floating* w, const floating* b
                       yc + grp * g.og, g.o)
     if not fused and (code != 0 or bias != NULL):
         for p in range(np_):
-            _epilogue_row(code, yc + p * g.o, bias, g.o, alpha)
+            epilogue_row(code, yc + p * g.o, bias, g.o, alpha)
 
 
 cdef bint _needs_pad(const Geom* g) noexcept nogil:
@@ -470,7 +459,7 @@ cdef void _implicit_forward_task(const float* x, const float* w, const float* bi
                        bias if fused else NULL, code == ACT_RELU)
     if not fused:
         for p in range(r0 * g.ow, r1 * g.ow):
-            _epilogue_row(code, yi + p * g.o, bias, g.o, alpha)
+            epilogue_row(code, yi + p * g.o, bias, g.o, alpha)
 
 
 cdef bint _implicit_path(const Geom* g) noexcept nogil:

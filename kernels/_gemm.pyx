@@ -14,7 +14,7 @@
 # sgemv/dgemv: scipy's OpenBLAS 0.3.30 runs a (1,784)x(784,512) sgemm 3.7x slower than the
 # same sgemv (140 vs 38 us, one thread, measured here), and its threaded sgemm far worse.
 # dense_forward = one GEMM into y_nm, then a fused epilogue: bias + activation in one pass over
-# each row (act_row / softmax_row from _activations.pxd), rows disjoint, so results are
+# each row (epilogue_row from _activations.pxd), rows disjoint, so results are
 # bit-identical for any n_threads (the BLAS call is the same whatever n_threads is).
 # Epilogue threading (measured, 2 cores): an OpenMP team started right after a threaded
 # OpenBLAS call waits for OpenBLAS's spinning workers (about one scheduler tick, 4-8 ms), which
@@ -79,8 +79,8 @@ cdef int _own_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ss
     return 0
 
 from kernels._activations cimport (
-    floating, act_row, softmax_row, log_softmax_row, ACT_LINEAR, ACT_RELU, ACT_LEAKY_RELU,
-    ACT_RELU6, ACT_HARD_SIGMOID, ACT_SOFTSIGN, ACT_SOFTMAX, ACT_LOG_SOFTMAX,
+    floating, epilogue_row, ACT_LINEAR, ACT_RELU, ACT_LEAKY_RELU, ACT_RELU6, ACT_HARD_SIGMOID,
+    ACT_SOFTSIGN,
 )
 
 
@@ -145,17 +145,6 @@ cdef inline Py_ssize_t _epilogue_work(int code, Py_ssize_t n, Py_ssize_t m) noex
             or code == ACT_HARD_SIGMOID or code == ACT_SOFTSIGN):
         weight = 1
     return n * m * weight
-
-
-cdef inline void _epilogue_row(int code, floating* y, const floating* bias, Py_ssize_t m,
-                               floating alpha) noexcept nogil:
-    """y = act(y + bias) over one row of m outputs, in place."""
-    if code == ACT_SOFTMAX:
-        softmax_row(y, bias, y, m)
-    elif code == ACT_LOG_SOFTMAX:
-        log_softmax_row(y, bias, y, m)
-    else:
-        act_row(code, y, bias, y, m, alpha)
 
 
 def matmul(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] out,
@@ -243,10 +232,10 @@ def dense_forward(const floating[:, ::1] x_nk, const floating[:, ::1] w_km,
     if n_threads <= 1:
         with nogil:
             for i in range(n):
-                _epilogue_row(activation, &y_nm[i, 0], bias, m, a)
+                epilogue_row(activation, &y_nm[i, 0], bias, m, a)
     else:
         for i in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
-            _epilogue_row(activation, &y_nm[i, 0], bias, m, a)
+            epilogue_row(activation, &y_nm[i, 0], bias, m, a)
 
 
 def own_sgemm(const float[:, ::1] a, const float[:, ::1] b, float[:, ::1] out,
