@@ -87,6 +87,16 @@ class _ConvBase(Layer):
             self._build_from(inputs)
         return KerasTensor(self.compute_output_shape(inputs.shape), self.dtype)
 
+    def _finish_build(self, bias_units, channels):
+        """The bias (when use_bias) of ``bias_units`` outputs, the input spec; built."""
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(shape=(bias_units,), initializer=self.bias_initializer,
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+                                        name="bias")
+        self.input_spec = InputSpec(ndim=self.rank + 2, axes={-1: channels})
+        self.built = True
+
     def _finish(self, y, activation_fused):
         if not activation_fused:
             y = self.activation(y)
@@ -148,13 +158,7 @@ class BaseConv(_ConvBase):
         self.kernel = self.add_weight(shape=self.kernel_size + (channels // self.groups, self.filters),
                                       initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
                                       constraint=self.kernel_constraint, name="kernel")
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(shape=(self.filters,), initializer=self.bias_initializer,
-                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint,
-                                        name="bias")
-        self.input_spec = InputSpec(ndim=self.rank + 2, axes={-1: channels})
-        self.built = True
+        self._finish_build(self.filters, channels)
 
     def call(self, inputs):
         name, alpha = self._fused if self._fused is not None else ("linear", 0.0)
@@ -252,13 +256,7 @@ class BaseDepthwiseConv(_ConvBase):
         self.kernel = self.add_weight(shape=self.kernel_size + (channels, self.depth_multiplier),
                                       initializer=self.depthwise_initializer, regularizer=self.depthwise_regularizer,
                                       constraint=self.depthwise_constraint, name="kernel")
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(shape=(channels * self.depth_multiplier,), initializer=self.bias_initializer,
-                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint,
-                                        name="bias")
-        self.input_spec = InputSpec(ndim=self.rank + 2, axes={-1: channels})
-        self.built = True
+        self._finish_build(channels * self.depth_multiplier, channels)
 
     def call(self, inputs):
         name, alpha = self._fused if self._fused is not None else ("linear", 0.0)
@@ -350,13 +348,7 @@ class BaseSeparableConv(_ConvBase):
             shape=(1,) * self.rank + (channels * self.depth_multiplier, self.filters),
             initializer=self.pointwise_initializer, regularizer=self.pointwise_regularizer,
             constraint=self.pointwise_constraint, name="pointwise_kernel")
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(shape=(self.filters,), initializer=self.bias_initializer,
-                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint,
-                                        name="bias")
-        self.input_spec = InputSpec(ndim=self.rank + 2, axes={-1: channels})
-        self.built = True
+        self._finish_build(self.filters, channels)
 
     def call(self, inputs):
         who = f"{type(self).__name__} '{self.name}'"
@@ -453,13 +445,7 @@ class BaseConvTranspose(_ConvBase):
         self.kernel = self.add_weight(shape=self.kernel_size + (self.filters, channels),
                                       initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
                                       constraint=self.kernel_constraint, name="kernel")
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(shape=(self.filters,), initializer=self.bias_initializer,
-                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint,
-                                        name="bias")
-        self.input_spec = InputSpec(ndim=self.rank + 2, axes={-1: channels})
-        self.built = True
+        self._finish_build(self.filters, channels)
 
     def _transpose_spatial(self, input_shape):
         pads = self.output_padding or (None,) * self.rank
