@@ -462,12 +462,18 @@ cdef void _implicit_forward_task(const float* x, const float* w, const float* bi
             epilogue_row(code, yi + p * g.o, bias, g.o, alpha)
 
 
+cdef bint _implicit_wgrad(const Geom* g) noexcept nogil:
+    """Whether the implicit GEMM applies (float32 callers; stride 1, dilation 1, one group, own
+    GEMM). The weight gradient drops no pixel, so it takes it wherever it applies."""
+    return (_OWN_SGEMM and _IMPLICIT > 0 and g.path == P_IM2COL and g.groups == 1
+            and g.sh == 1 and g.sw == 1 and g.dh == 1 and g.dw == 1 and g.k > 0)
+
+
 cdef bint _implicit_path(const Geom* g) noexcept nogil:
     """Stride 1, dilation 1, one group; in auto mode only where at most a quarter of the wide
     pixels are dropped or the column rows are short (K <= 32, where im2col is per-pixel overhead)."""
     cdef Py_ssize_t wp = g.ow + g.kw - 1
-    if not (_OWN_SGEMM and _IMPLICIT > 0 and g.path == P_IM2COL and g.groups == 1 and g.sh == 1
-            and g.sw == 1 and g.dh == 1 and g.dw == 1 and g.k > 0):
+    if not _implicit_wgrad(g):
         return False
     return _IMPLICIT == 2 or 4 * g.ow >= 3 * wp or g.k <= 32
 
@@ -908,13 +914,6 @@ cdef void _backward_weight_chunk(const floating* x, const floating* dy, const Ge
         for p in range(np_):
             for o in range(g.o):
                 db[o] += dyc[p * g.o + o]
-
-
-cdef bint _implicit_wgrad(const Geom* g) noexcept nogil:
-    """The implicit weight gradient (stride 1, dilation 1, one group, own GEMM): no pixel is
-    dropped, so it is taken wherever it applies."""
-    return (_OWN_SGEMM and _IMPLICIT > 0 and g.path == P_IM2COL and g.groups == 1
-            and g.sh == 1 and g.sw == 1 and g.dh == 1 and g.dw == 1 and g.k > 0)
 
 
 cdef void _implicit_wgrad_chunk(const float* x, const float* dy, const Geom* g, Py_ssize_t n0,
