@@ -11,9 +11,8 @@ pad, so the output size is that of "same".
 import numpy as np
 
 from .. import activations, constraints, initializers, ops, regularizers
-from ..ops.conv import (axis_pads, check_data_format, conv_inference, normalize_padding, normalize_tuple,
+from ..ops.conv import (axis_pads, check_data_format, normalize_padding, normalize_tuple,
                         output_length, transpose_output_length)
-from ..ops.elementwise import activation_code
 from ..registry import register
 from ..symbolic import KerasTensor
 from .layer import InputSpec, Layer
@@ -27,7 +26,7 @@ class _ConvBase(Layer):
 
     def _init_common(self, rank, kernel_size, strides, padding, data_format, dilation_rate, activation,
                      use_bias, bias_initializer, bias_regularizer, activity_regularizer, bias_constraint):
-        who = f"{type(self).__name__} '{self.name}'"
+        self._who = who = f"{type(self).__name__} '{self.name}'"
         self.rank = rank
         self.kernel_size = normalize_tuple(kernel_size, rank, "kernel_size", who)
         self.strides = normalize_tuple(strides, rank, "strides", who)
@@ -163,22 +162,8 @@ class BaseConv(_ConvBase):
     def call(self, inputs):
         name, alpha = self._fused if self._fused is not None else ("linear", 0.0)
         y = ops.conv2d_bias_act(inputs, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
-                                self.groups, name, alpha, _who=f"{type(self).__name__} '{self.name}'")
+                                self.groups, name, alpha, _who=self._who)
         return self._finish(y, self._fused is not None)
-
-    def _infer(self, x):
-        """The fused kernel on a channels_last ndarray of the kernel's dtype with the expected rank
-        and channels, else None (the general call then checks and reports)."""
-        w = self.kernel.value
-        fused = self._fused
-        if (fused is None or self.activity_regularizer is not None or self.data_format != "channels_last"
-                or x.dtype != w.dtype or (self._np_dtype is not None and x.dtype != self._np_dtype)
-                or x.ndim != self.rank + 2 or x.shape[-1] != w.shape[-2] * self.groups):
-            return None
-        bias = self.bias
-        return conv_inference(x, w, None if bias is None else bias.value, self.strides, self.padding,
-                              self.dilation_rate, self.groups, activation_code(fused[0]), fused[1],
-                              f"{type(self).__name__} '{self.name}'")
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0],) + self._output_spatial(input_shape) + (self.filters,)
@@ -261,7 +246,7 @@ class BaseDepthwiseConv(_ConvBase):
     def call(self, inputs):
         name, alpha = self._fused if self._fused is not None else ("linear", 0.0)
         y = ops.conv2d_bias_act(inputs, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
-                                None, name, alpha, depthwise=True, _who=f"{type(self).__name__} '{self.name}'")
+                                None, name, alpha, depthwise=True, _who=self._who)
         return self._finish(y, self._fused is not None)
 
     def compute_output_shape(self, input_shape):

@@ -2,8 +2,6 @@
 import numpy as np
 
 from .. import activations, constraints, initializers, ops, regularizers
-from ..ops.elementwise import activation_code
-from ..ops.gemm import dense_inference
 from ..registry import register
 from ..symbolic import KerasTensor
 from .layer import InputSpec, Layer
@@ -113,18 +111,6 @@ class Dense(Layer):
             self._activity_losses.append(self.activity_regularizer(y))
         return y
 
-    def _infer(self, x):
-        """The fused kernel on an ndarray of the kernel's dtype, else None. (For such an input the
-        general call's cast to the layer's float dtype and back to the kernel's is exact.)"""
-        w = self.kernel.value
-        fused = self._fused
-        if (fused is None or self.activity_regularizer is not None or self._activity_losses or x.dtype != w.dtype
-                or (self._np_dtype is not None and x.dtype != self._np_dtype) or x.ndim < 2
-                or x.shape[-1] != w.shape[0]):
-            return None
-        bias = self.bias
-        return dense_inference(x, w, None if bias is None else bias.value, activation_code(fused[0]), fused[1])
-
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
@@ -173,10 +159,6 @@ class Identity(Layer):
 
     def call(self, inputs):
         return inputs
-
-    def _infer(self, x):
-        """The input itself when it needs no cast, else None."""
-        return x if x.dtype.kind != "f" or x.dtype == self._float_dtype() else None
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -12,8 +12,7 @@ import threading
 import numpy as np
 
 from .. import config as dl_config
-from ..autograd import is_recording, no_grad
-from ..ops.core import convert_to_tensor
+from ..autograd import no_grad
 from ..symbolic import CallNode, KerasTensor, flatten, is_symbolic, map_structure
 from ..tensor import Tensor, Variable
 
@@ -56,6 +55,9 @@ class Layer:
     """Base class of all layers (and of Model)."""
 
     _CALL_KWARGS = ("input_shape", "batch_input_shape", "batch_size", "input_dim")
+    # ``call`` keyword arguments that join the positional inputs when given with one input (RNN's
+    # initial_state), so that a functional graph records them as parents
+    _INPUT_KWARGS = ()
 
     def __init__(self, trainable=True, name=None, dtype=None, **kwargs):
         input_shape = kwargs.pop("input_shape", None)
@@ -238,20 +240,14 @@ class Layer:
     def __call__(self, *args, **kwargs):
         if not args:
             raise ValueError(f"Layer '{self.name}' was called without inputs.")
+        if kwargs and self._INPUT_KWARGS:
+            for key in self._INPUT_KWARGS:
+                if key in kwargs and (kwargs[key] is None or len(args) == 1):
+                    extra = kwargs.pop(key)
+                    if extra is not None:
+                        args = args + (extra,)
         first = args[0]
         if type(first) is Tensor and len(args) == 1 and not _kwargs_symbolic(kwargs):
-            fast = _SHORTCUTS.get(type(self), _UNKNOWN)
-            if fast is _UNKNOWN:
-                fast = _shortcut(type(self))
-            if fast is not None and first.mask is None and self.built and (
-                    not kwargs or (len(kwargs) == 1 and "training" in kwargs)):
-                training = kwargs.get("training")
-                if training is None:
-                    training = getattr(_context, "training", None)
-                if not training and not is_recording():
-                    out = fast(self, first.value)  # inference on the array, as call would compute it
-                    if out is not None:
-                        return first if out is first.value else Tensor(out)
             inputs = self._convert_input(first)  # the common case, kept cheap for batch-1 latency
         elif is_symbolic(args) or is_symbolic(kwargs):
             return self._symbolic_call(args, kwargs)
@@ -282,23 +278,6 @@ class Layer:
         if mask is not None or self._makes_mask:
             outputs = _attach_mask(outputs, self.compute_mask(inputs, mask))
         return outputs
-
-    @classmethod
-    def _inference_function(cls):
-        """``f(layer, x)``: this class's inference output (``training`` falsy, no mask, no tape) from
-        one ndarray to one ndarray, returning None for an input it leaves to the general call; or
-        None when the class has no such shortcut. Asked once per class.
-
-        The default: the ``_infer`` method of the nearest class that defines one, provided neither
-        ``call`` nor ``_convert_input`` is overridden below it (so ``_infer`` still computes what
-        ``call`` would)."""
-        for owner in cls.__mro__:
-            infer = vars(owner).get("_infer")
-            if infer is not None:
-                if cls.call is owner.call and cls._convert_input is Layer._convert_input:
-                    return infer
-                return None
-        return None
 
     def compute_mask(self, inputs, mask=None):
         """The mask of the outputs (Keras): the input mask passes through layers that support
@@ -448,101 +427,6 @@ def _kwargs_symbolic(kwargs):
         if v is not None and v is not True and v is not False and is_symbolic(v):
             return True
     return False
-
-
-class InferenceStep:
-    """``step(x, training)`` computes ``layer(x, training=training)`` for a model's inference plan;
-    the caller runs it while no tape records and ``training`` is falsy, with the training context set.
-
-    A Tensor input without a mask takes the layer's ``_inference_function`` when it has one, else
-    ``layer.call`` directly with the checks of ``__call__`` (dtype, input spec) when the layer
-    keeps ``Layer.__call__``; anything else (masks, structures, casts) goes through ``__call__``.
-    """
-
-    __slots__ = ("layer", "fast", "direct", "checked")
-
-    def __init__(self, layer):
-        self.layer = layer
-        self.fast = _shortcut(type(layer))
-        self.direct = type(layer).__call__ is Layer.__call__
-        self.checked = (None, None)  # (input_spec, input shape) that passed _check_input last
-
-    def __call__(self, x, training):
-        layer = self.layer
-        if type(x) is Tensor and x.mask is None:
-            a = x.value
-            if self.fast is not None:
-                out = self.fast(layer, a)
-                if out is not None:
-                    return x if out is a else Tensor(out)
-            if self.direct and layer.built and not (a.dtype.kind == "f" and a.dtype != layer._float_dtype()):
-                spec = layer.input_spec
-                if spec is not None and (spec, a.shape) != self.checked:
-                    layer._check_input(x)
-                    self.checked = (spec, a.shape)
-                if layer._activity_losses:
-                    layer._activity_losses.clear()
-                out = layer.call(x, training=training) if layer._call_has_training else layer.call(x)
-                if layer._makes_mask:
-                    out = _attach_mask(out, layer.compute_mask(x, None))
-                return out
-        return layer(x, training=training)
-
-
-class InferenceChain:
-    """Consecutive InferenceSteps of a stack of layers, the run of layers with an
-    ``_inference_function`` passing ndarrays from one to the next without Tensors in between."""
-
-    __slots__ = ("steps", "functions")
-
-    def __init__(self, steps):
-        self.steps = steps
-        self.functions = [(step.fast, step.layer) for step in steps]
-
-    def __call__(self, x, training):
-        if type(x) is Tensor and x.mask is None:
-            a = x.value
-            for i, (fast, layer) in enumerate(self.functions):
-                out = fast(layer, a)
-                if out is None:
-                    x = x if a is x.value else Tensor(a)
-                    for step in self.steps[i:]:
-                        x = step(x, training)
-                    return x
-                a = out
-            return x if a is x.value else Tensor(a)
-        for step in self.steps:
-            x = step(x, training)
-        return x
-
-
-_SHORTCUTS = {}
-_UNKNOWN = object()
-
-
-def _shortcut(cls):
-    """``cls._inference_function()``, looked up once per class."""
-    try:
-        return _SHORTCUTS[cls]
-    except KeyError:
-        return _SHORTCUTS.setdefault(cls, cls._inference_function())
-
-
-def inference_steps(layers):
-    """InferenceSteps for a stack of layers, runs of array shortcuts joined into InferenceChains."""
-    out, run = [], []
-    for layer in layers:
-        step = InferenceStep(layer)
-        if step.fast is not None:
-            run.append(step)
-            continue
-        if run:
-            out.append(run[0] if len(run) == 1 else InferenceChain(run))
-            run = []
-        out.append(step)
-    if run:
-        out.append(run[0] if len(run) == 1 else InferenceChain(run))
-    return out
 
 
 def _mask_of(x):

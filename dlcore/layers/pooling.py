@@ -7,8 +7,7 @@ padding is Keras's: output length ceil(size / stride), the extra padding at the 
 padded cells never counted (average pooling divides by the real cells of each window).
 """
 from .. import ops
-from ..ops.pool import (PADDINGS, global_pool, global_pool_inference, normalize_tuple, pool_inference,
-                        pool_output_length)
+from ..ops.pool import PADDINGS, global_pool, normalize_tuple, pool_output_length
 from ..registry import register
 from ..symbolic import KerasTensor
 from .layer import InputSpec, Layer
@@ -42,17 +41,6 @@ class BasePooling(Layer):
             self._fitting_shape = shape
         pool = ops.max_pool if self.pool_mode == "max" else ops.average_pool
         return pool(inputs, self.pool_size, self.strides, self.padding, self.data_format)
-
-    def _infer(self, x):
-        """``call`` on a channels_last ndarray of the layer's float dtype, else None."""
-        if (x.dtype != self._float_dtype() or self.data_format != "channels_last"
-                or x.ndim != len(self.pool_size) + 2):
-            return None
-        shape = x.shape
-        if shape != self._fitting_shape:
-            self._check_fits(shape)
-            self._fitting_shape = shape
-        return pool_inference(x, self.pool_mode, self.pool_size, self.strides, self.padding)
 
     def _spatial(self, shape):
         return tuple(shape[1:-1]) if self.data_format == "channels_last" else tuple(shape[2:])
@@ -129,20 +117,6 @@ class BaseGlobalPooling(Layer):
         self._axes = tuple(range(1, pool_dimensions + 1)) if self.data_format == "channels_last" \
             else tuple(range(2, pool_dimensions + 2))
 
-    @classmethod
-    def _inference_function(cls):
-        if cls.call not in _GLOBAL_CALLS or cls._convert_input is not Layer._convert_input:
-            return None
-        return BaseGlobalPooling._infer
-
-    def _infer(self, x):
-        """``call`` (without a mask) on a channels_last ndarray of the layer's float dtype with at
-        least one spatial cell, else None."""
-        if (x.dtype != self._float_dtype() or self.data_format != "channels_last"
-                or x.ndim != len(self._axes) + 2 or not all(x.shape[1:-1]) or not x.flags.c_contiguous):
-            return None
-        return global_pool_inference(x, self._mode, self.keepdims)
-
     def call(self, inputs):
         """The kernels for channels_last with at least one spatial cell; else NumPy's reductions."""
         if self.data_format == "channels_last" and all(inputs.shape[1:-1]):
@@ -214,7 +188,6 @@ class GlobalMaxPooling2D(BaseGlobalPooling):
         super().__init__(2, data_format=data_format, keepdims=keepdims, **kwargs)
 
 
-_GLOBAL_CALLS = (BaseGlobalPooling.call, GlobalAveragePooling1D.call)
 
 # Keras's aliases.
 MaxPool1D, MaxPool2D = MaxPooling1D, MaxPooling2D

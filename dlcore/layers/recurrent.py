@@ -178,17 +178,6 @@ class _FusedCell(Layer):
                               zero_output_for_mask=zero_output_for_mask, input_dropout_mask=x_masks,
                               recurrent_dropout_mask=h_masks, **self._op_kwargs())
 
-    def _infer_sequence(self, x, go_backwards, return_sequences):
-        """``sequence``'s output at inference (zero state, no mask, no dropout) on an ndarray of
-        the kernel's dtype, else None."""
-        w = self.kernel.value
-        if x.dtype != w.dtype or x.shape[-1] != w.shape[0] or x.shape[0] == 0 or x.shape[1] == 0:
-            return None
-        bias = self.bias
-        return rnn_ops.sequence_inference(type(self)._op, x, w, self.recurrent_kernel.value,
-                                          None if bias is None else bias.value, go_backwards, return_sequences,
-                                          **self._op_kwargs())
-
     def call(self, inputs, states, training=None):
         """One step: inputs (N, K), states [h] or [h, c] -> (output, new_states)."""
         states = list(states) if _nested(states) else [states]
@@ -325,6 +314,8 @@ class RNN(Layer):
     from zeros, where Keras, which fixes the batch size at build, raises). ``unroll`` is
     accepted and has no effect: the fused cells always run a compiled loop."""
 
+    _INPUT_KWARGS = ("initial_state",)
+
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False, stateful=False,
                  unroll=False, zero_output_for_mask=False, **kwargs):
         if isinstance(cell, (list, tuple)):
@@ -354,14 +345,6 @@ class RNN(Layer):
         return isinstance(self.cell, _FusedCell)
 
     # building ----------------------------------------------------------------------------------
-    def __call__(self, *args, **kwargs):
-        # initial_state joins the positional inputs, so a functional graph sees it as a parent
-        if len(args) == 1 and kwargs.get("initial_state") is not None:
-            args = (args[0], kwargs.pop("initial_state"))
-        elif "initial_state" in kwargs and kwargs["initial_state"] is None:
-            kwargs.pop("initial_state")
-        return super().__call__(*args, **kwargs)
-
     def build(self, sequences_shape, initial_state_shape=None):
         if len(sequences_shape) < 3:
             raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: expected ndim=3, "
@@ -413,13 +396,6 @@ class RNN(Layer):
                 s = ops.cast(s, self.dtype)
             out.append(s)
         return out
-
-    def _infer(self, x):
-        """``call`` on one ndarray (no initial state, no mask) for fused cells, else None."""
-        if (not self._fused or self.stateful or self.return_state or self.activity_regularizer is not None
-                or x.ndim != 3 or (self._np_dtype is not None and x.dtype != self._np_dtype)):
-            return None
-        return self.cell._infer_sequence(x, self.go_backwards, self.return_sequences)
 
     # computing ---------------------------------------------------------------------------------
     def call(self, sequences, initial_state=None, mask=None, training=None):
@@ -667,6 +643,8 @@ class Bidirectional(Layer):
     backward outputs are flipped back to input order when ``return_sequences``. Weights: the
     forward layer's, then the backward layer's."""
 
+    _INPUT_KWARGS = ("initial_state",)
+
     def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
         from . import deserialize, serialize
 
@@ -715,13 +693,6 @@ class Bidirectional(Layer):
                 raise ValueError(f'Forward layer and backward layer are expected to have the same value for '
                                  f'attribute "{a}", got "{getattr(fwd, a)}" for forward layer and '
                                  f'"{getattr(bwd, a)}" for backward layer')
-
-    def __call__(self, *args, **kwargs):
-        if len(args) == 1 and kwargs.get("initial_state") is not None:
-            args = (args[0], kwargs.pop("initial_state"))
-        elif "initial_state" in kwargs and kwargs["initial_state"] is None:
-            kwargs.pop("initial_state")
-        return super().__call__(*args, **kwargs)
 
     def build(self, sequences_shape, initial_state_shape=None):
         for sub in (self.forward_layer, self.backward_layer):

@@ -82,10 +82,6 @@ class Dropout(_Noise):
                                seed=self._generator())
         return inputs
 
-    def _infer(self, x):
-        """Inference is the identity for an input that needs no cast, else None."""
-        return x if x.dtype.kind != "f" or x.dtype == self._float_dtype() else None
-
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed}
 

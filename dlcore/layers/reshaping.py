@@ -46,13 +46,6 @@ class Flatten(Layer):
             inputs = ops.transpose(inputs, (0,) + tuple(range(2, len(shape))) + (1,))
         return ops.reshape(inputs, (shape[0], math.prod(shape[1:])))
 
-    def _infer(self, x):
-        """``call`` on an ndarray that needs no cast (channels_last, or at most 2-D), else None."""
-        if x.ndim < 1 or (x.dtype.kind == "f" and x.dtype != self._float_dtype()) or (
-                x.ndim > 2 and self.data_format == "channels_first"):
-            return None
-        return np.reshape(x, (x.shape[0], math.prod(x.shape[1:])))
-
     def compute_output_shape(self, input_shape):
         rest = tuple(input_shape[1:])
         return (input_shape[0], None if None in rest else math.prod(rest))

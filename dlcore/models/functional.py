@@ -1,11 +1,9 @@
 """Functional models: a graph of layer calls from symbolic inputs to symbolic outputs."""
-import numpy as np
 
 from ..layers.core import InputLayer
-from ..layers.layer import InferenceStep, _context
 from ..registry import register
 from ..symbolic import KerasTensor, flatten, map_structure
-from ..tensor import Tensor
+from .inference import FunctionalPlan, check_input_shape
 from .model import Model
 
 
@@ -119,7 +117,7 @@ class Functional(Model):
             return None
         plan = self.__dict__.get("_plan")
         if plan is None:
-            plan = _FunctionalPlan(self)
+            plan = FunctionalPlan(self)
             self.__dict__["_plan"] = plan
         return plan
 
@@ -129,7 +127,7 @@ class Functional(Model):
             layer = t.node.layer if t.node is not None else None
             if isinstance(layer, InputLayer):
                 x = layer._convert_input(x)
-                _check_input_shape(self, layer, t, x)
+                check_input_shape(self, layer, t, x)
             values[id(t)] = x
         for node in self._nodes:
             args = map_structure(lambda a: values[id(a)] if isinstance(a, KerasTensor) else a, node.args)
@@ -292,110 +290,3 @@ class Functional(Model):
 
         return cls(refs(config["input_layers"]), refs(config["output_layers"]), name=config.get("name"),
                    trainable=config.get("trainable", True))
-
-
-def _check_input_shape(model, layer, t, x):
-    shape = getattr(x, "shape", None)
-    if shape is None:
-        return
-    expected = t.shape
-    if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected[1:], shape[1:])):
-        raise ValueError(f"Input '{layer.name}' of model '{model.name}' is incompatible: expected shape "
-                         f"{expected}, received {tuple(shape)}")
-
-
-def _plain_inputs(data):
-    """Whether ``data`` is an ndarray or a mask-free Tensor, or a flat list, tuple or dict of them:
-    the inputs the inference plan takes."""
-    if type(data) is np.ndarray:
-        return True
-    if type(data) is Tensor:
-        return data.mask is None
-    if type(data) is dict:
-        data = data.values()
-    elif type(data) is not list and type(data) is not tuple:
-        return False
-    return all(type(x) is np.ndarray or (type(x) is Tensor and x.mask is None) for x in data)
-
-
-def _tensor_keys(struct):
-    """The ids of the KerasTensors of a flat list or tuple of them, else None."""
-    if type(struct) in (list, tuple) and all(isinstance(t, KerasTensor) for t in struct):
-        return [id(t) for t in struct]
-    return None
-
-
-class _FunctionalPlan:
-    """``Functional.call`` in inference: the graph's nodes resolved once. A node called on one
-    tensor without keyword arguments runs as an InferenceStep, one called on a flat list of
-    tensors gets that list from precomputed keys, any other node is called as in ``call``. The
-    graph of a functional model never changes, so the plan lives as long as the model."""
-
-    def __init__(self, model):
-        self.inputs = []
-        for t in model._flat_inputs:
-            layer = t.node.layer if t.node is not None else None
-            sample_shape = tuple(t.shape[1:])
-            self.inputs.append((id(t), t, layer if isinstance(layer, InputLayer) else None,
-                                None if None in sample_shape else sample_shape))
-        self.nodes = []
-        for node in model._nodes:
-            single = len(node.args) == 1 and isinstance(node.args[0], KerasTensor) and not node.kwargs
-            list_keys = _tensor_keys(node.args[0]) if len(node.args) == 1 and not node.kwargs else None
-            self.nodes.append((node, InferenceStep(node.layer) if single else None,
-                               id(node.args[0]) if single else list_keys,
-                               [id(t) for t in flatten(node.outputs)]))
-        outputs = model._output_struct
-        self.single_output = id(outputs) if isinstance(outputs, KerasTensor) else None
-        self.output_keys = _tensor_keys(outputs)
-        self.output_type = type(outputs)
-
-    def _input_values(self, model, data):
-        """{id(input KerasTensor): Tensor} for the data, as ``call`` converts and checks it."""
-        if type(data) is list or type(data) is tuple:
-            flat = data if len(data) == len(self.inputs) else model._bind_inputs(data)
-        else:
-            flat = model._bind_inputs(data if type(data) is dict else [data])
-        values = {}
-        for (key, t, layer, sample_shape), x in zip(self.inputs, flat):
-            x = model._convert_input(x)
-            if layer is not None:
-                x = layer._convert_input(x)
-                shape = x.value.shape
-                if len(shape) < 1 or shape[1:] != sample_shape:
-                    _check_input_shape(model, layer, t, x)
-            values[key] = x
-        return values
-
-    def run(self, model, data, training):
-        if not _plain_inputs(data):
-            return None
-        values = self._input_values(model, data)
-        if model._activity_losses:
-            model._activity_losses.clear()
-        previous = getattr(_context, "training", None)
-        _context.training = training
-        try:
-            for node, step, input_keys, output_keys in self.nodes:
-                if step is not None:
-                    out = step(values[input_keys], training)
-                elif input_keys is not None:
-                    out = node.layer([values[k] for k in input_keys], training=training)
-                else:
-                    args = map_structure(lambda a: values[id(a)] if isinstance(a, KerasTensor) else a, node.args)
-                    kwargs = {k: map_structure(lambda a: values[id(a)] if isinstance(a, KerasTensor) else a, v)
-                              for k, v in node.kwargs.items()}
-                    kwargs["training"] = training
-                    out = node.layer(*args, **kwargs)
-                if len(output_keys) == 1 and type(out) is Tensor:
-                    values[output_keys[0]] = out
-                else:
-                    for key, o in zip(output_keys, flatten(out)):
-                        values[key] = o
-        finally:
-            _context.training = previous
-        if self.single_output is not None:
-            return values[self.single_output]
-        if self.output_keys is not None:
-            return self.output_type(values[k] for k in self.output_keys)
-        return map_structure(lambda t: values[id(t)], model._output_struct)

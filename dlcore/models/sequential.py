@@ -1,11 +1,10 @@
 """Sequential: a plain stack of layers, each feeding the next."""
-import numpy as np
 
 from ..layers.core import InputLayer
-from ..layers.layer import Layer, _context, inference_steps
+from ..layers.layer import Layer
 from ..registry import register
 from ..symbolic import KerasTensor
-from ..tensor import Tensor
+from .inference import SequentialPlan
 from .model import Model
 
 
@@ -88,7 +87,7 @@ class Sequential(Model):
             return None
         plan = self.__dict__.get("_plan")
         if plan is None or plan.input_layer is not self._input_layer or plan.layers != self._layers:
-            plan = _SequentialPlan(self._input_layer, self._layers)
+            plan = SequentialPlan(self._input_layer, self._layers)
             self.__dict__["_plan"] = plan
         return plan
 
@@ -147,39 +146,3 @@ class Sequential(Model):
         for entry in config["layers"]:
             model.add(layers_module.deserialize(entry, custom_objects=custom_objects))
         return model
-
-
-class _SequentialPlan:
-    """``Sequential.call`` in inference: the model's layers as InferenceSteps (runs of array
-    shortcuts chained), built once per layer list (``add``/``pop`` or any change of the list
-    makes a new plan)."""
-
-    __slots__ = ("input_layer", "layers", "steps", "sample_shape")
-
-    def __init__(self, input_layer, layers):
-        self.input_layer = input_layer
-        self.layers = list(layers)
-        self.steps = inference_steps(layers)
-        sample_shape = tuple(input_layer.batch_shape[1:])
-        self.sample_shape = None if None in sample_shape else sample_shape
-
-    def run(self, model, x, training):
-        if type(x) is Tensor:
-            if x.mask is not None:
-                return None
-        elif type(x) is not np.ndarray:
-            return None
-        x = self.input_layer._convert_input(model._convert_input(x))
-        shape = x.value.shape
-        if len(shape) < 1 or shape[1:] != self.sample_shape:
-            model._check_sequential_input(x)
-        if model._activity_losses:
-            model._activity_losses.clear()
-        previous = getattr(_context, "training", None)
-        _context.training = training
-        try:
-            for step in self.steps:
-                x = step(x, training)
-        finally:
-            _context.training = previous
-        return x

@@ -154,9 +154,10 @@ class Conv(Function):
             else:
                 kernels.get("activation_forward")(code, z2.reshape(-1), alpha, y2.reshape(-1),
                                                   kernels.threads_for(z2.size))
-        ctx.save(x4, w4, z4, y4)
-        ctx.args, ctx.rank, ctx.w_shape = plan.args, plan.rank, w.shape
-        ctx.code, ctx.alpha, ctx.activation, ctx.has_bias = code, alpha, activation, b is not None
+        if recording:
+            ctx.save(x4, w4, z4, y4)
+            ctx.args, ctx.rank, ctx.w_shape = plan.args, plan.rank, w.shape
+            ctx.code, ctx.alpha, ctx.activation, ctx.has_bias = code, alpha, activation, b is not None
         return y4 if plan.rank == 2 else y4[:, 0]
 
     @staticmethod
@@ -312,6 +313,15 @@ def conv2d_bias_act(inputs, kernel, bias=None, strides=1, padding="valid", dilat
                              f"(depthwise kernel shape {kshape}), received inputs of shape {xshape}")
         kshape, groups = kshape[:-2] + (1, kshape[-2] * kshape[-1]), xshape[-1]
     plan = _plan(xshape, kshape, _hashable(strides), padding, _hashable(dilation_rate), groups, _who)
+    if not is_recording():  # nothing to record: the forward on the arrays, without a graph node
+        if type(xv) is not np.ndarray or xv.dtype != kv.dtype:
+            xv = float_array(xv, dtype=kv.dtype)
+        if plan.reflect is not None:
+            xv = np.pad(xv, plan.reflect, mode="reflect")
+        b = value(bias)
+        if b is not None and (type(b) is not np.ndarray or b.dtype != kv.dtype):
+            b = np.ascontiguousarray(float_array(b, dtype=kv.dtype))
+        return Tensor(Conv.forward(None, xv, kv, b, plan, activation, float(alpha), False))
     x = _as_float(inputs, kv.dtype)
     if plan.reflect is not None:
         x = _pad(x, plan.reflect, mode="reflect")
@@ -320,25 +330,7 @@ def conv2d_bias_act(inputs, kernel, bias=None, strides=1, padding="valid", dilat
             bias = cast(bias, kv.dtype)
     elif bias is not None:
         bias = np.ascontiguousarray(float_array(bias, dtype=kv.dtype))
-    return Conv.apply(x, kernel, bias, plan=plan, activation=activation, alpha=float(alpha),
-                      recording=is_recording())
-
-
-def conv_inference(x, kernel, bias, strides, padding, dilation_rate, groups, code, alpha, who):
-    """act(conv(x, kernel) + bias) on ndarrays, without recording: the fused kernel.
-
-    x: (N, L, C) or (N, H, W, C), C-contiguous or not, of ``kernel``'s dtype; kernel, bias as in
-    conv2d_bias_act (bias an ndarray or None); code: the kernel activation code.
-    """
-    plan = _plan(x.shape, kernel.shape, _hashable(strides), padding, _hashable(dilation_rate), groups, who)
-    if plan.reflect is not None:
-        x = np.pad(x, plan.reflect, mode="reflect")
-    x4 = contiguous(x if plan.rank == 2 else x[:, None])
-    w4 = contiguous(kernel).reshape(plan.kernel4)
-    y4 = np.empty(plan.out4, dtype=w4.dtype)
-    kh, kw, cg, _ = plan.kernel4
-    kernels.get("conv2d_forward")(x4, w4, bias, *plan.args, code, alpha, y4, _threads(y4.size, kh * kw * cg))
-    return y4 if plan.rank == 2 else y4[:, 0]
+    return Conv.apply(x, kernel, bias, plan=plan, activation=activation, alpha=float(alpha), recording=True)
 
 
 def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):

@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import kernels
 from ..autograd import Function, is_recording
+from ..tensor import Tensor
 from .core import contiguous, float_array, value
 from .elementwise import activation_code
 
@@ -62,7 +63,9 @@ class Dense(Function):
     @staticmethod
     def forward(ctx, x, w, b, activation, alpha, recording):
         lead = x.shape[:-1]
-        x2 = contiguous(x.reshape(-1, x.shape[-1]))
+        x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
+        if not x2.flags.c_contiguous:
+            x2 = np.ascontiguousarray(x2)
         code = activation_code(activation)
         y2 = np.empty((x2.shape[0], w.shape[1]), dtype=w.dtype)
         threads = kernels.threads_for(y2.size)
@@ -77,8 +80,9 @@ class Dense(Function):
                 kernels.get(activation + "_forward")(z2, y2, threads)
             else:
                 kernels.get("activation_forward")(code, z2.reshape(-1), alpha, y2.reshape(-1), threads)
-        ctx.save(x2, w, z2, y2)
-        ctx.lead, ctx.code, ctx.alpha, ctx.activation, ctx.has_bias = lead, code, alpha, activation, b is not None
+        if recording:
+            ctx.save(x2, w, z2, y2)
+            ctx.lead, ctx.code, ctx.alpha, ctx.activation, ctx.has_bias = lead, code, alpha, activation, b is not None
         return y2.reshape(lead + (w.shape[1],))
 
     @staticmethod
@@ -110,29 +114,17 @@ def matmul(x1, x2):
 dot = matmul
 
 
-def dense_inference(x, w, b, code, alpha):
-    """act(x @ w + b) on arrays, without recording: the fused kernel on the last axis of ``x``.
-
-    ``x`` has ``w``'s dtype and x.shape[-1] == w.shape[0]; ``b`` is an array or None; ``code`` is
-    the kernel activation code. The batch-1 product runs as a GEMV inside the kernel.
-    """
-    x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
-    if not x2.flags.c_contiguous:
-        x2 = np.ascontiguousarray(x2)
-    y = np.empty((x2.shape[0], w.shape[1]), dtype=w.dtype)
-    kernels.get("dense_forward")(x2, w, b, code, alpha, y, kernels.threads_for(y.size))
-    return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (w.shape[1],))
-
-
 def dense(x, kernel, bias=None, activation="linear", alpha=0.0):
     """act(x @ kernel + bias) with a fused kernel; ``activation`` is a kernel activation name."""
     if activation_code(activation) is None:
         raise ValueError(f"dense: activation {activation!r} has no fused kernel")
-    xv = value(x)
-    w = value(kernel)
-    if not isinstance(xv, np.ndarray) or xv.dtype != w.dtype:
-        x = float_array(xv, dtype=w.dtype)
-    return Dense.apply(x, kernel, bias, activation=activation, alpha=float(alpha), recording=is_recording())
+    xv = x.value if type(x) is Tensor else x
+    w = kernel.value if isinstance(kernel, Tensor) else kernel
+    if type(xv) is not np.ndarray or xv.dtype != w.dtype:
+        x = xv = float_array(value(xv), dtype=w.dtype)
+    if not is_recording():  # nothing to record: the forward on the arrays, without a graph node
+        return Tensor(Dense.forward(None, xv, w, value(bias), activation, float(alpha), False))
+    return Dense.apply(x, kernel, bias, activation=activation, alpha=float(alpha), recording=True)
 
 
 __all__ = ["matmul", "dot", "dense"]

@@ -6,8 +6,7 @@ end (bottom/right); padded cells never count: max pooling ignores them and avera
 divides by the real cells of each window, as Keras does. 1-D pooling runs the 2-D kernels with
 H = 1. Max pooling records argmax indices only while a tape records; inference runs the plain
 kernel. 2x2 windows with stride 2 and no padding run the *_2x2 kernels (uint8 argmax); the
-checked geometry of each (shape, arguments) is cached as a PoolPlan. ``pool_inference`` and
-``global_pool_inference`` are the forwards on ndarrays for inference plans (no Tensor, no tape).
+checked geometry of each (shape, arguments) is cached as a PoolPlan.
 """
 from typing import NamedTuple
 
@@ -15,7 +14,7 @@ import numpy as np
 
 from .. import kernels
 from ..autograd import Function, is_recording
-from .core import contiguous, float_array, value
+from .core import Tensor, contiguous, float_array, value
 from .shape import transpose
 
 PADDINGS = ("valid", "same")
@@ -80,9 +79,10 @@ class Pool(Function):
     def forward(ctx, x, mode, plan, recording):
         x4 = contiguous(x if plan.rank == 2 else x[:, None])
         y, argmax = _pool_forward(x4, mode, plan, recording)
-        if argmax is not None:
-            ctx.save(argmax)
-        ctx.mode, ctx.plan, ctx.shape, ctx.shape4, ctx.dtype = mode, plan, x.shape, x4.shape, x4.dtype
+        if recording:
+            if argmax is not None:
+                ctx.save(argmax)
+            ctx.mode, ctx.plan, ctx.shape, ctx.shape4, ctx.dtype = mode, plan, x.shape, x4.shape, x4.dtype
         return y if plan.rank == 2 else y[:, 0]
 
     @staticmethod
@@ -172,14 +172,6 @@ def _cached_plan(shape, pool_size, strides, padding, data_format, op_name):
     return plan
 
 
-def pool_inference(x, mode, pool_size, strides, padding):
-    """max ("max") or average ("average") pooling of a channels_last float ndarray, (N, L, C) or
-    (N, H, W, C), to an ndarray: the op's forward without the tape, for inference plans."""
-    plan = _cached_plan(x.shape, pool_size, strides, padding, None, "max_pool" if mode == "max" else "average_pool")
-    y, _ = _pool_forward(contiguous(x if plan.rank == 2 else x[:, None]), mode, plan, False)
-    return y if plan.rank == 2 else y[:, 0]
-
-
 def _pool(mode, inputs, pool_size, strides, padding, data_format, op_name):
     x = value(inputs)
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
@@ -187,6 +179,8 @@ def _pool(mode, inputs, pool_size, strides, padding, data_format, op_name):
     plan = _cached_plan(x.shape, pool_size, strides, padding, data_format, op_name)
     if plan.channels_first:
         inputs = transpose(inputs, (0,) + tuple(range(2, x.ndim)) + (1,))
+    if not is_recording() and not plan.channels_first:  # nothing to record: no graph node
+        return Tensor(Pool.forward(None, x, mode, plan, False))
     y = Pool.apply(inputs, mode=mode, plan=plan, recording=is_recording())
     if plan.channels_first:
         y = transpose(y, (0, x.ndim - 1) + tuple(range(1, x.ndim - 1)))
@@ -200,11 +194,15 @@ class GlobalPool(Function):
     @staticmethod
     def forward(ctx, x, mode, keepdims):
         x = contiguous(x)
-        y = global_pool_inference(x, mode, keepdims)
-        if mode == "max":
-            ctx.save(x.reshape(x.shape[0], -1, x.shape[-1]), y.reshape(x.shape[0], x.shape[-1]))
-        ctx.mode, ctx.shape, ctx.dtype = mode, x.shape, x.dtype
-        return y
+        x3 = x.reshape(x.shape[0], -1, x.shape[-1])
+        y = np.empty((x3.shape[0], x3.shape[2]), dtype=x3.dtype)
+        kernels.get("global_max_pool_forward" if mode == "max" else "global_avg_pool_forward")(
+            x3, y, kernels.threads_for(x3.size))
+        if ctx is not None:
+            if mode == "max":
+                ctx.save(x3, y)
+            ctx.mode, ctx.shape, ctx.dtype = mode, x.shape, x.dtype
+        return y.reshape((x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)) if keepdims else y
 
     @staticmethod
     def backward(ctx, dy, needs):
@@ -221,21 +219,14 @@ class GlobalPool(Function):
         return (dx,)
 
 
-def global_pool_inference(x, mode, keepdims=False):
-    """global_pool of a C-contiguous channels_last float ndarray to an ndarray, without the tape."""
-    x3 = x.reshape(x.shape[0], -1, x.shape[-1])
-    y = np.empty((x3.shape[0], x3.shape[2]), dtype=x3.dtype)
-    kernels.get("global_max_pool_forward" if mode == "max" else "global_avg_pool_forward")(
-        x3, y, kernels.threads_for(x3.size))
-    return y.reshape((x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)) if keepdims else y
-
-
 def global_pool(inputs, mode, keepdims=False):
     """Max ("max") or mean ("average") over the spatial axes of a channels_last (N, ..., C) input
     with at least one spatial cell: (N, C), or (N, 1, ..., 1, C) with ``keepdims``."""
     x = value(inputs)
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
         inputs = x = float_array(x)
+    if not is_recording():  # nothing to record: no graph node
+        return Tensor(GlobalPool.forward(None, x, mode, bool(keepdims)))
     return GlobalPool.apply(inputs, mode=mode, keepdims=bool(keepdims))
 
 

@@ -439,22 +439,6 @@ def _run(cls, x, kernel, recurrent_kernel, bias, states, mask, go_backwards, ret
     return tuple([Tensor(o) for o in out])
 
 
-def sequence_inference(op, x, kernel, recurrent_kernel, bias, go_backwards=False, return_sequences=False,
-                       activation="tanh", recurrent_activation="sigmoid", reset_after=True):
-    """The fused recurrence on ndarrays, without recording, from a zero state and without mask or
-    dropout: the output, (N, U) or (N, T, U) with ``return_sequences``.
-
-    op: ``simple_rnn``, ``lstm`` or ``gru``; x: (N, T, K) ndarray of the kernel's dtype; kernel,
-    recurrent_kernel, bias: ndarrays (bias may be None), as for ``op``.
-    """
-    cls = _OP_CLASSES[op]
-    _check(cls.cell, x, kernel, recurrent_kernel, bias, (), None, reset_after)
-    rec = (0, 0.0) if cls.cell == "simple_rnn" else _act_pair(recurrent_activation, "sigmoid")
-    act = _act_pair(activation, "tanh")
-    return cls.forward(None, x, kernel, recurrent_kernel, bias, None, None, None, None, None, bool(go_backwards),
-                       bool(return_sequences), False, act, rec, bool(reset_after), False)[0]
-
-
 def simple_rnn(inputs, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None,
                go_backwards=False, return_sequences=False, zero_output_for_mask=False, activation="tanh",
                input_dropout_mask=None, recurrent_dropout_mask=None):

@@ -263,29 +263,3 @@ def test_keras_parity(name, kwargs, shape):
             continue
         assert key in ours_config, key
         assert ours_config[key] == (tuple(value) if isinstance(value, list) else value), key
-
-
-@pytest.mark.parametrize("make, input_shape", [
-    (lambda d: layers.Conv2D(5, 3, activation="relu", dtype=d), (2, 7, 6, 3)),
-    (lambda d: layers.Conv2D(4, (3, 2), strides=2, padding="same", activation="sigmoid", dtype=d), (1, 8, 7, 2)),
-    (lambda d: layers.Conv2D(6, 3, padding="reflect", dilation_rate=2, use_bias=False, dtype=d), (2, 9, 9, 3)),
-    (lambda d: layers.Conv2D(4, 3, groups=2, activation="softmax", dtype=d), (1, 6, 6, 4)),
-    (lambda d: layers.Conv2D(8, 1, activation="relu", dtype=d), (3, 4, 4, 5)),
-    (lambda d: layers.Conv1D(4, 3, padding="causal", activation="tanh", dtype=d), (2, 11, 3)),
-    (lambda d: layers.Conv1D(3, 2, strides=2, dtype=d), (1, 9, 2)),
-], ids=["relu", "same-stride-sigmoid", "reflect-dilated", "groups-softmax", "pointwise", "causal-1d", "1d"])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_inference_shortcut_matches_the_op_path(make, input_shape, dtype):
-    # layer(x) outside a tape with training off takes the array shortcut (_infer); layer.call
-    # takes the op path: the same kernel arguments, so the same numbers
-    layer = make(dtype)
-    layer.build(input_shape)
-    x = np.random.default_rng(0).standard_normal(input_shape).astype(dtype)
-    assert layer._infer(x) is not None
-    with dl.no_grad():
-        fast = layer(x, training=False).numpy()
-        general = layer.call(dl.Tensor(x)).numpy()
-    assert fast.dtype == np.dtype(dtype)
-    np.testing.assert_array_equal(fast, general)
-    assert layer._infer(x.astype(np.float16)) is None  # other dtypes take the general call
-    assert layer._infer(x[..., :1]) is None  # wrong channel count: the general call reports it

@@ -173,33 +173,6 @@ def test_keras_parity(name, kwargs, shape):
     assert getattr(layers, name)(**kwargs).compute_output_shape(shape) == expected.shape
 
 
-@pytest.mark.parametrize("layer,shape", [
-    (layers.MaxPooling2D(2), (2, 6, 7, 3)),
-    (layers.MaxPooling2D(3, 2, padding="same"), (1, 7, 6, 4)),
-    (layers.AveragePooling2D(2), (1, 4, 4, 2)),
-    (layers.AveragePooling2D((2, 3), 1, padding="same"), (2, 5, 5, 2)),
-    (layers.MaxPooling1D(2), (2, 7, 3)),
-    (layers.AveragePooling1D(3, 2, padding="same"), (1, 9, 2)),
-    (layers.GlobalMaxPooling2D(), (2, 3, 4, 5)),
-    (layers.GlobalAveragePooling2D(keepdims=True), (2, 3, 4, 5)),
-    (layers.GlobalMaxPooling1D(keepdims=True), (2, 6, 3)),
-    (layers.GlobalAveragePooling1D(), (2, 6, 3)),
-])
-def test_inference_function_matches_call(layer, shape):
-    """The array shortcut of inference plans gives the layer's output, and declines (None) what
-    it leaves to the general call: channels_first, another float dtype, the wrong rank."""
-    infer = type(layer)._inference_function()
-    assert infer is not None
-    x = np.random.default_rng(10).standard_normal(shape).astype("float32")
-    layer(x)  # builds
-    expected = layer.call(dl.Tensor(x)).value  # the op path (direct calls may take the shortcut)
-    np.testing.assert_array_equal(infer(layer, x), expected)
-    assert infer(layer, x.astype("float64")) is None
-    assert infer(layer, x[..., None]) is None
-    cf = type(layer).from_config({**layer.get_config(), "data_format": "channels_first"})
-    assert infer(cf, x) is None
-
-
 def test_model_prediction_with_pooling_shortcuts():
     model = dl.Sequential([dl.Input((12, 12, 2)), layers.Conv2D(4, 3, activation="relu"), layers.MaxPooling2D(2),
                            layers.AveragePooling2D(2, padding="same"), layers.GlobalMaxPooling2D(),

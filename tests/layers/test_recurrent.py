@@ -571,35 +571,8 @@ def test_mask_survives_a_pass_through_branch():
                                alone.predict(np.array([[3, 4]]), verbose=0), rtol=1e-6)
 
 
-@pytest.mark.parametrize("make", [
-    lambda d: L.SimpleRNN(5, dtype=d),
-    lambda d: L.LSTM(4, return_sequences=True, dtype=d),
-    lambda d: L.LSTM(3, go_backwards=True, use_bias=False, dtype=d),
-    lambda d: L.GRU(4, dtype=d),
-    lambda d: L.GRU(3, reset_after=False, return_sequences=True, go_backwards=True, dtype=d),
-], ids=["simple", "lstm-seq", "lstm-back-nobias", "gru", "gru-v1-seq-back"])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_inference_shortcut_matches_the_op_path(make, dtype):
-    # layer(x) outside a tape with training off takes the array shortcut (RNN._infer); layer.call
-    # takes the op path: the same kernel, so the same bits
-    layer = make(dtype)
-    x = np.random.default_rng(0).standard_normal((2, 6, 3)).astype(dtype)
-    layer.build(x.shape)
-    assert layer._infer(x) is not None
-    with dl.no_grad():
-        fast = layer(x, training=False).numpy()
-        general = layer.call(dl.Tensor(x)).numpy()
-    assert fast.dtype == np.dtype(dtype)
-    np.testing.assert_array_equal(fast, general)
-    assert layer._infer(x.astype(np.float16)) is None
-    assert layer._infer(x[..., :2].copy()) is None  # wrong feature count: the general call reports it
-
-
-def test_inference_shortcut_leaves_states_and_masks_to_the_general_call():
+def test_masked_predict_matches_the_unpadded_sequence():
     x = np.random.default_rng(1).standard_normal((2, 5, 3)).astype("float32")
-    for layer in (L.LSTM(4, stateful=True), L.LSTM(4, return_state=True)):
-        layer.build(x.shape)
-        assert layer._infer(x) is None
     masked = dl.Sequential([dl.Input((5, 3)), L.Masking(0.0), L.LSTM(4)])
     x[0, 3:] = 0.0
     unpadded = dl.Sequential([dl.Input((3, 3)), L.LSTM(4)])

@@ -8,7 +8,6 @@ import pytest
 
 import dlcore as dl
 from dlcore import layers
-from dlcore.layers import layer as layer_module
 from dlcore.layers.layer import Layer
 from dlcore.tensor import Tensor
 
@@ -17,10 +16,8 @@ pytestmark = pytest.mark.usefixtures("fresh_session")
 
 def _general(model, x, training=False):
     """The reference: ``Layer.__call__`` runs the model's own ``call``, every layer through its
-    ``__call__`` and its ops, without the plan and without the layers' array shortcuts."""
-    with pytest.MonkeyPatch.context() as patch, dl.no_grad():
-        patch.setattr(layer_module, "_SHORTCUTS", {})
-        patch.setattr(layer_module, "_shortcut", lambda cls: None)
+    ``__call__`` and its ops, without the plan."""
+    with dl.no_grad():
         return Layer.__call__(model, x, training=training)
 
 
