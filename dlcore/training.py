@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from .autograd import GradientTape, no_grad
+from .layers.layer import check_numeric
 from .symbolic import flatten
 from .tensor import Tensor
 from .utils.random import generator
@@ -160,7 +161,13 @@ class Trainer:
         self._require_compiled("training")
         batch_size = _check_batch_size(batch_size)
         _check_positive_int(epochs, "epochs", allow_zero=True)
-        x, y, sample_weight = _prepare_data(x, y, sample_weight, "fit")
+        _check_positive_int(initial_epoch, "initial_epoch", allow_zero=True)
+        _check_positive_int(validation_freq, "validation_freq")
+        for name, value in (("steps_per_epoch", steps_per_epoch), ("validation_steps", validation_steps),
+                            ("validation_batch_size", validation_batch_size)):
+            if value is not None:
+                _check_positive_int(value, name)
+        x, y, sample_weight = _prepare_data(x, y, sample_weight, "fit", self)
         if validation_data is None and validation_split:
             if not 0 < validation_split < 1:
                 raise ValueError(f"fit: validation_split must be in (0, 1), received {validation_split}")
@@ -180,7 +187,7 @@ class Trainer:
                                  "(x_val, y_val, val_sample_weight)")
             vx, vy = validation_data[0], validation_data[1]
             vw = validation_data[2] if len(validation_data) == 3 else None
-            val = _prepare_data(vx, vy, vw, "fit (validation_data)")
+            val = _prepare_data(vx, vy, vw, "fit (validation_data)", self)
         y = self._check_targets(x, y, "fit")
         if val is not None:
             val = (val[0], self._check_targets(val[0], val[1], "fit (validation_data)"), val[2])
@@ -220,7 +227,7 @@ class Trainer:
                 # The fit's callbacks see the validation run's on_test_* hooks, as in Keras.
                 val_logs = self.evaluate(val[0], val[1], sample_weight=val[2],
                                          batch_size=validation_batch_size or batch_size,
-                                         verbose=0, callbacks=cbs, return_dict=True, _prepared=True)
+                                         steps=validation_steps, verbose=0, callbacks=cbs, return_dict=True, _prepared=True)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             cbs.on_epoch_end(epoch, epoch_logs)
             if self.stop_training:
@@ -233,7 +240,7 @@ class Trainer:
         """One gradient step on one batch; returns the loss (and metrics) for that batch."""
         self._require_compiled("training")
         if _reset:
-            x, y, sample_weight = _prepare_data(x, y, sample_weight, "train_on_batch")
+            x, y, sample_weight = _prepare_data(x, y, sample_weight, "train_on_batch", self)
             # one batch: the step itself checks the input shapes, so skip the extra forward pass
             y = self._check_targets(x, y, "train_on_batch", forward=False)
             if class_weight is not None:
@@ -279,11 +286,12 @@ class Trainer:
 
         self._require_compiled("evaluation")
         batch_size = _check_batch_size(batch_size)
+        _check_steps(steps, "steps")
         if not _prepared:
-            x, y, sample_weight = _prepare_data(x, y, sample_weight, "evaluate")
+            x, y, sample_weight = _prepare_data(x, y, sample_weight, "evaluate", self)
             y = self._check_targets(x, y, "evaluate")
         n = _num_samples(x)
-        n_steps = steps or int(np.ceil(n / batch_size))
+        n_steps = -(-n // batch_size) if steps is None else min(int(steps), -(-n // batch_size))
         verbose = 1 if verbose == "auto" else int(verbose)
         if isinstance(callbacks, CallbackList):  # fit's own list, for its validation run
             cbs = callbacks
@@ -321,9 +329,10 @@ class Trainer:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for ``x``, computed in batches without recording: NumPy arrays."""
         batch_size = _check_batch_size(batch_size)
-        x = _prepare_inputs(x, "predict")
+        _check_steps(steps, "steps")
+        x = _prepare_inputs(x, "predict", self)
         n = _num_samples(x)
-        n_steps = steps or -(-n // batch_size)
+        n_steps = -(-n // batch_size) if steps is None else min(int(steps), -(-n // batch_size))
         # "auto" prints a progress bar only when there is progress to show (more than one batch).
         verbose = (1 if n_steps > 1 else 0) if verbose == "auto" else int(verbose)
         bar = None
@@ -352,6 +361,8 @@ class Trainer:
 
     def predict_on_batch(self, x):
         """Outputs for one batch, with the least per-call overhead."""
+        if not (type(x) is np.ndarray and x.dtype.kind in "biuf"):
+            x = _prepare_inputs(x, "predict_on_batch", self)
         with no_grad():
             out = self(x, training=False)
         return _restore_output_structure(self, [out.value] if type(out) is Tensor else
@@ -490,6 +501,11 @@ def _check_batch_size(batch_size):
     return int(batch_size)
 
 
+def _check_steps(value, name):
+    if value is not None:
+        _check_positive_int(value, name)
+
+
 def _check_positive_int(value, name, allow_zero=False):
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < (0 if allow_zero else 1):
         raise ValueError(f"`{name}` must be a {'non-negative' if allow_zero else 'positive'} integer, "
@@ -505,10 +521,7 @@ def _to_array(a, what):
         arr = np.asarray(a)
     except ValueError as exc:
         raise ValueError(f"{what}: could not convert the data to an array ({exc})") from None
-    if arr.dtype == object:
-        raise TypeError(f"{what}: expected numeric data, received an array of Python objects")
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{what}: expected numeric data, received dtype {arr.dtype}")
+    check_numeric(arr, what)
     return arr
 
 
@@ -520,23 +533,47 @@ def _map(fn, x):
     return fn(x)
 
 
-def _prepare_inputs(x, where):
+def _prepare_inputs(x, where, model=None):
+    """``x`` as arrays (one, or a list/dict of them), checked against ``model``'s input shapes
+    before anything is copied or converted."""
     if type(x) is np.ndarray and x.ndim > 0 and x.dtype.kind in "biuf":
+        if model is not None:
+            model._check_data_shapes(x)
         return x  # what the checks below return for one numeric array with a batch axis
     if x is None:
         raise ValueError(f"{where}: received x=None; pass the input data")
+    if isinstance(x, (list, tuple, dict)) and not flatten(x):
+        expected = "an array" if model is None else _expected_inputs(model)
+        raise ValueError(f"{where}: x is an empty {type(x).__name__}; expected {expected}")
     x = _map(lambda a: _to_array(a, f"{where} (x)"), x)
     for a in flatten(x):
         if a.ndim == 0:
             raise ValueError(f"{where}: x must have a batch dimension, received a scalar")
+    if model is not None:
+        model._check_data_shapes(x)
     _same_length(x, None, where)
     return x
 
 
-def _prepare_data(x, y, sample_weight, where):
+def _expected_inputs(model):
+    """What ``model`` takes as ``x``, in words."""
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        return "an array, or a list or dict with one array per model input"
+    if len(inputs) == 1:
+        return f"an array of shape {tuple(inputs[0].shape)}"
+    shapes = ", ".join(str(tuple(t.shape)) for t in inputs)
+    return f"a list or dict of {len(inputs)} arrays (one per model input, of shapes {shapes})"
+
+
+def _prepare_data(x, y, sample_weight, where, model=None):
     """Arrays, checked: equal lengths, non-empty, finite floats, sample weights of shape (N,)."""
-    x = _prepare_inputs(x, where)
+    x = _prepare_inputs(x, where, model)
     if y is not None:
+        if isinstance(y, (list, tuple, dict)) and not flatten(y):
+            raise ValueError(f"{where}: y is an empty {type(y).__name__}; expected one target array per "
+                             "model output")
         y = _map(lambda a: _to_array(a, f"{where} (y)"), y)
     n = _same_length(x, y, where)
     if n == 0:

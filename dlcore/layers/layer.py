@@ -43,6 +43,26 @@ def current_training():
     return getattr(_context, "training", None)
 
 
+def check_numeric(a, where):
+    """TypeError unless the array ``a`` holds numbers (bool, int or float): strings, Python
+    objects, complex numbers and dates are refused before any layer reads them."""
+    if a.dtype.kind not in "biuf":
+        what = "an array of Python objects" if a.dtype == object else f"dtype {a.dtype}"
+        raise TypeError(f"{where}: expected numeric data (bool, int or float), received {what}")
+
+
+C_INT_MAX = 2 ** 31 - 1  # the largest size, stride or count the compiled kernels take (a C int)
+
+
+def check_c_ints(owner, **arguments):
+    """ValueError naming the argument when an integer of ``arguments`` (ints, or tuples of them,
+    nested) is over C_INT_MAX, instead of an OverflowError from the kernel call."""
+    for name, value in arguments.items():
+        if any(v > C_INT_MAX for v in flatten(value)):
+            raise ValueError(f"{owner}: `{name}` must be at most {C_INT_MAX} (2**31 - 1), the largest value the "
+                             f"compiled kernels take, received {name}={value!r}")
+
+
 class InputSpec:
     """What a layer accepts: ``ndim``, ``min_ndim``, ``max_ndim`` and ``axes`` {axis: size}."""
 
@@ -318,6 +338,7 @@ class Layer:
         if x is None or isinstance(x, (str, bool)):
             return x
         a = x.to_numpy() if hasattr(x, "to_numpy") and not isinstance(x, np.ndarray) else np.asarray(x)
+        check_numeric(a, f"{type(self).__name__} '{self.name}' (inputs)")
         if a.dtype.kind == "f" or (a.dtype.kind in "iub" and self._casts_integer_inputs()):
             a = a.astype(self.dtype, copy=False)
         return Tensor(a)

@@ -4,7 +4,7 @@ import numpy as np
 from ..layers.core import InputLayer
 from ..layers.layer import InferenceStep, _context
 from ..registry import register
-from ..symbolic import KerasTensor, flatten, map_structure
+from ..symbolic import KerasTensor, flatten, is_symbolic, map_structure
 from ..tensor import Tensor
 from .model import Model
 
@@ -107,11 +107,19 @@ class Functional(Model):
                              f"{len(flat)} input tensors.")
         return flat
 
+    def _check_data_shapes(self, data):
+        for t, x in zip(self._flat_inputs, self._bind_inputs(data)):
+            layer = t.node.layer if t.node is not None else None
+            if isinstance(layer, InputLayer) and hasattr(x, "shape"):
+                _check_input_shape(self, layer, t, x)
+
     def __call__(self, *args, **kwargs):
         if len(args) == 1 and (not kwargs or (len(kwargs) == 1 and "training" in kwargs)):
             out = self._call_inference(args[0], kwargs.get("training"))
             if out is not None:
                 return out
+        if args and not is_symbolic(args[0]):
+            self._check_data_shapes(args[0])  # before the inputs are converted (copied)
         return super().__call__(*args, **kwargs)
 
     def _inference_plan(self):
@@ -358,12 +366,13 @@ class _FunctionalPlan:
             flat = model._bind_inputs(data if type(data) is dict else [data])
         values = {}
         for (key, t, layer, sample_shape), x in zip(self.inputs, flat):
+            if layer is not None:
+                shape = x.shape
+                if len(shape) < 1 or shape[1:] != sample_shape:
+                    _check_input_shape(model, layer, t, x)  # before a cast copies the data
             x = model._convert_input(x)
             if layer is not None:
                 x = layer._convert_input(x)
-                shape = x.value.shape
-                if len(shape) < 1 or shape[1:] != sample_shape:
-                    _check_input_shape(model, layer, t, x)
             values[key] = x
         return values
 

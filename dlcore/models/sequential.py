@@ -4,7 +4,7 @@ import numpy as np
 from ..layers.core import InputLayer
 from ..layers.layer import Layer, _context, inference_steps
 from ..registry import register
-from ..symbolic import KerasTensor
+from ..symbolic import KerasTensor, flatten
 from ..tensor import Tensor
 from .model import Model
 
@@ -92,6 +92,22 @@ class Sequential(Model):
             self.__dict__["_plan"] = plan
         return plan
 
+    def _check_data_shapes(self, data):
+        if self._input_layer is None:
+            return
+        leaves = flatten(data)
+        if len(leaves) == 1 and hasattr(leaves[0], "shape"):
+            self._check_sequential_input(leaves[0])
+        elif len(leaves) > 1:
+            raise ValueError(f"Sequential model '{self.name}' expects 1 input, but it received {len(leaves)} "
+                             "input arrays.")
+
+    def _convert_input(self, x):
+        if self._input_layer is not None and hasattr(x, "shape") and not (
+                type(x) is np.ndarray and x.dtype == self._float_dtype()):
+            self._check_sequential_input(x)  # before a cast copies the data
+        return super()._convert_input(x)
+
     def _check_sequential_input(self, x):
         shape = getattr(x, "shape", None)
         expected = self._input_layer.batch_shape
@@ -169,10 +185,10 @@ class _SequentialPlan:
                 return None
         elif type(x) is not np.ndarray:
             return None
-        x = self.input_layer._convert_input(model._convert_input(x))
-        shape = x.value.shape
+        shape = x.shape
         if len(shape) < 1 or shape[1:] != self.sample_shape:
-            model._check_sequential_input(x)
+            model._check_sequential_input(x)  # before a cast copies the data
+        x = self.input_layer._convert_input(Layer._convert_input(model, x))
         if model._activity_losses:
             model._activity_losses.clear()
         previous = getattr(_context, "training", None)
