@@ -3,12 +3,12 @@
 fit checks all its data before the first weight changes, then runs, per batch:
 forward under a GradientTape -> weighted losses + regularization -> gradients -> optimizer.
 """
-import time
+import contextlib
 
 import numpy as np
 
 from .autograd import GradientTape, no_grad
-from .layers.layer import check_numeric
+from .layers.layer import StateUpdates, check_numeric
 from .symbolic import flatten
 from .tensor import Tensor
 from .utils.random import generator
@@ -208,30 +208,32 @@ class Trainer:
         # BackupAndRestore (in on_train_begin) sets where an interrupted fit resumes.
         initial_epoch = self.__dict__.pop("_initial_epoch", None) or initial_epoch
         rng = generator()
-        for epoch in range(initial_epoch, epochs):
-            self._reset_metrics()
-            cbs.on_epoch_begin(epoch)
-            order = rng.permutation(n) if shuffle else np.arange(n)
-            for step in range(steps):
-                start = (step * batch_size) % n
-                idx = order[start:start + batch_size]
-                cbs.on_train_batch_begin(step)
-                logs = self.train_on_batch(_slice(x, idx), _slice(y, idx),
-                                           None if sample_weight is None else sample_weight[idx],
-                                           return_dict=True, _reset=False)
-                cbs.on_train_batch_end(step, logs)
+        with self._metric_states_kept_on_error():  # a fit that raises leaves the metrics as they were
+            for epoch in range(initial_epoch, epochs):
+                self._reset_metrics()
+                cbs.on_epoch_begin(epoch)
+                order = rng.permutation(n) if shuffle else np.arange(n)
+                for step in range(steps):
+                    start = (step * batch_size) % n
+                    idx = order[start:start + batch_size]
+                    cbs.on_train_batch_begin(step)
+                    logs = self.train_on_batch(_slice(x, idx), _slice(y, idx),
+                                               None if sample_weight is None else sample_weight[idx],
+                                               return_dict=True, _reset=False)
+                    cbs.on_train_batch_end(step, logs)
+                    if self.stop_training:
+                        break
+                epoch_logs = self._logs()
+                if val is not None and (epoch + 1) % validation_freq == 0:
+                    # The fit's callbacks see the validation run's on_test_* hooks, as in Keras.
+                    val_logs = self.evaluate(val[0], val[1], sample_weight=val[2],
+                                             batch_size=validation_batch_size or batch_size,
+                                             steps=validation_steps, verbose=0, callbacks=cbs, return_dict=True,
+                                             _prepared=True)
+                    epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                cbs.on_epoch_end(epoch, epoch_logs)
                 if self.stop_training:
                     break
-            epoch_logs = self._logs()
-            if val is not None and (epoch + 1) % validation_freq == 0:
-                # The fit's callbacks see the validation run's on_test_* hooks, as in Keras.
-                val_logs = self.evaluate(val[0], val[1], sample_weight=val[2],
-                                         batch_size=validation_batch_size or batch_size,
-                                         steps=validation_steps, verbose=0, callbacks=cbs, return_dict=True, _prepared=True)
-                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            cbs.on_epoch_end(epoch, epoch_logs)
-            if self.stop_training:
-                break
         cbs.on_train_end(epoch_logs)
         self.history = history
         return history
@@ -245,20 +247,34 @@ class Trainer:
             y = self._check_targets(x, y, "train_on_batch", forward=False)
             if class_weight is not None:
                 sample_weight = _apply_class_weight(y, class_weight, sample_weight)
-        with GradientTape() as tape:
-            y_pred = self(x, training=True)
-            loss, per_output = self.compute_loss(x, y, y_pred, sample_weight)
-        variables = self.trainable_weights
-        grads = tape.gradient(loss, variables)
-        self.optimizer.apply_gradients(zip(grads, variables))
-        if _reset:
-            self._reset_metrics()
-        self._update_metrics(y, y_pred, loss, per_output, sample_weight, _num_samples(x))
+        # All or nothing: the layers' state updates (moving statistics, RNN states) wait for the
+        # step to complete, and the metrics, updated before the weights, are restored if it fails.
+        with StateUpdates(), self._metric_states_kept_on_error():
+            with GradientTape() as tape:
+                y_pred = self(x, training=True)
+                loss, per_output = self.compute_loss(x, y, y_pred, sample_weight)
+            variables = self.trainable_weights
+            grads = tape.gradient(loss, variables)
+            if _reset:
+                self._reset_metrics()
+            self._update_metrics(y, y_pred, loss, per_output, sample_weight, _num_samples(x))
+            self.optimizer.apply_gradients(zip(grads, variables))
         logs = self._logs()
         if return_dict:
             return logs
         values = _logs_to_list(logs)
         return values[0] if len(values) == 1 else values  # Keras: a bare loss when there are no metrics
+
+    @contextlib.contextmanager
+    def _metric_states_kept_on_error(self):
+        """Restores the compiled metrics' states when the body raises."""
+        saved = [(state, state.copy()) for metric in self.metrics for state in metric.variables]
+        try:
+            yield
+        except BaseException:
+            for state, value in saved:
+                state[...] = value
+            raise
 
     def _update_metrics(self, y, y_pred, loss, per_output, sample_weight, batch):
         self._loss_tracker.update_state(float(loss.value), sample_weight=batch)
@@ -303,6 +319,15 @@ class Trainer:
             with no_grad():
                 first = self(_slice(x, slice(0, 1)), training=False)
             self._build_compiled(_as_list(_slice(y, slice(0, 1))), _as_list(first))
+        with self._metric_states_kept_on_error():
+            logs = self._evaluate_steps(x, y, sample_weight, batch_size, n, n_steps, cbs)
+        cbs.on_test_end(logs)
+        if return_dict:
+            return logs
+        values = _logs_to_list(logs)
+        return values[0] if len(values) == 1 else values
+
+    def _evaluate_steps(self, x, y, sample_weight, batch_size, n, n_steps, cbs):
         self._reset_metrics()
         cbs.on_test_begin()
         with no_grad():
@@ -315,12 +340,7 @@ class Trainer:
                 loss, per_output = self.compute_loss(xb, yb, y_pred, wb, training=False)
                 self._update_metrics(yb, y_pred, loss, per_output, wb, _num_samples(xb))
                 cbs.on_test_batch_end(step, self._logs())
-        logs = self._logs()
-        cbs.on_test_end(logs)
-        if return_dict:
-            return logs
-        values = _logs_to_list(logs)
-        return values[0] if len(values) == 1 else values
+        return self._logs()
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         return self.evaluate(x, y, batch_size=_num_samples_any(x), sample_weight=sample_weight, verbose=0,
@@ -422,7 +442,12 @@ class Trainer:
             t = np.asarray(t)
             if _is_sparse_loss(fn):
                 n_classes = out_shape[-1]
-                labels = t.reshape(t.shape[0], -1) if t.ndim > 1 and t.shape[-1] == 1 else t
+                if tuple(t.shape[1:]) not in (out_shape[:-1], out_shape[:-1] + (1,)):
+                    raise ValueError(f"{where}: sparse categorical targets for output {i} must hold one class id "
+                                     f"per prediction, of shape {(t.shape[0],) + out_shape[:-1]} (or with a "
+                                     f"trailing 1), for the model output of shape {(None,) + out_shape}; "
+                                     f"received targets of shape {t.shape}")
+                labels = t
                 if t.dtype.kind == "f" and not np.all(np.equal(np.mod(t, 1), 0)):
                     raise ValueError(f"{where}: sparse categorical targets must be integer class ids, "
                                      f"received non-integer values for output {i}")

@@ -19,6 +19,7 @@ from ..tensor import Tensor, Variable
 
 _names = {}
 _context = threading.local()
+_BUILD_LOCK = threading.RLock()  # held while a layer builds lazily, on its first call
 _FLOAT_DTYPES = {"float32": np.dtype("float32"), "float64": np.dtype("float64")}
 
 
@@ -36,6 +37,38 @@ def reset_names():
 def snake_case(name):
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()  # Keras: Conv2D -> conv2d
+
+
+class StateUpdates:
+    """Context in which layers' state updates (moving statistics, stateful RNN states) wait: they
+    take effect, in order, when the outermost context exits normally, and are dropped when it
+    raises, so a failed training step or call leaves the model as it was. Nested contexts join
+    the outermost one."""
+
+    __slots__ = ("owner",)
+
+    def __enter__(self):
+        self.owner = getattr(_context, "pending_updates", None) is None
+        if self.owner:
+            _context.pending_updates = []
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.owner:
+            pending, _context.pending_updates = _context.pending_updates, None
+            if exc_type is None:
+                for update in pending:
+                    update()
+        return False
+
+
+def defer_state_update(update):
+    """Run ``update()`` now, or when the enclosing StateUpdates context completes."""
+    pending = getattr(_context, "pending_updates", None)
+    if pending is None:
+        update()
+    else:
+        pending.append(update)
 
 
 def current_training():
@@ -280,7 +313,9 @@ class Layer:
         if self.input_spec is not None:
             self._check_input(inputs)
         if not self.built:
-            self._build_from(inputs)
+            with _BUILD_LOCK:  # several threads' first calls build the layer once
+                if not self.built:
+                    self._build_from(inputs)
         training = kwargs.pop("training", None)
         if training is None:
             training = getattr(_context, "training", None)
@@ -293,12 +328,21 @@ class Layer:
             kwargs["mask"] = mask
         previous = getattr(_context, "training", None)
         _context.training = training
+        updates = None
+        if training and getattr(_context, "pending_updates", None) is None:
+            updates = StateUpdates().__enter__()  # this call's state updates apply if it completes
         try:
             if self._activity_losses:
                 self._activity_losses.clear()
             outputs = self.call(inputs, *args[1:], **kwargs)
+        except BaseException as exc:
+            if updates is not None:
+                updates.__exit__(type(exc), exc, None)
+            raise
         finally:
             _context.training = previous
+        if updates is not None:
+            updates.__exit__(None, None, None)
         if mask is not None or self._makes_mask:
             outputs = _attach_mask(outputs, self.compute_mask(inputs, mask))
         return outputs

@@ -165,3 +165,130 @@ def test_empty_structure_for_two_inputs_and_empty_targets():
                     "2 arrays (one per model input, of shapes (None, 4), (None, 2))")
     assert_rejected(_model(), lambda m: m.fit(X, [], verbose=0), ValueError, "y is an empty list",
                     "one target array per model output")
+
+
+# ---- a call that raises leaves the model as it was ---------------------------------------------------------
+def _state(model):
+    """Everything a training step may change: weights (moving statistics included), metric states,
+    the optimizer's step count, stateful RNN states."""
+    metrics = [s.copy() for m in model.metrics for s in m.variables]
+    rnn = [s.copy() for layer in model.layers for s in (getattr(layer, "states", None) or [])]
+    iterations = int(model.optimizer.iterations) if model.optimizer.built else None
+    return model.get_weights(), metrics, rnn, iterations
+
+
+def _assert_same_state(before, after):
+    for group, (a, b) in enumerate(zip(before[:3], after[:3])):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y, err_msg=f"state group {group} changed")
+    assert before[3] == after[3]
+
+
+@pytest.mark.parametrize("method", ["fit", "train_on_batch"])
+def test_sparse_targets_of_the_wrong_shape_leave_batch_norm_unchanged(method):
+    model = _model(layers.BatchNormalization())
+    model.fit(X, Y, verbose=0)  # metrics and optimizer built
+    before = _state(model)
+    bad = np.zeros((N, 2), "int64")
+    call = (lambda: model.fit(X, bad, verbose=0)) if method == "fit" else (lambda: model.train_on_batch(X, bad))
+    with pytest.raises(ValueError, match=r"sparse categorical targets .* of shape \(12,\) .* received targets of "
+                                         r"shape \(12, 2\)"):
+        call()
+    _assert_same_state(before, _state(model))
+
+
+def _raising(where):
+    def fail(*args, **kwargs):
+        raise ValueError(f"{where} refused the batch")
+    fail.__name__ = "sparse_categorical_crossentropy"  # the target checks read it as the sparse loss
+    return fail
+
+
+@pytest.mark.parametrize("where", ["loss", "metric"])
+def test_a_step_that_raises_after_the_forward_pass_changes_nothing(where):
+    """The general mechanism: state updates made during the forward pass (BatchNormalization's
+    moving statistics) apply only when the whole step completes; metric states are restored."""
+    model = dl.Sequential([dl.Input(shape=(4,)), layers.BatchNormalization(), layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(X, Y, epochs=2, verbose=0)
+    before = _state(model)
+    if where == "loss":
+        model._compiled_losses[0] = _raising("loss")
+    else:
+        model._metric_objects[0][1].update_state = _raising("metric")
+    with pytest.raises(ValueError, match=f"{where} refused the batch"):
+        model.train_on_batch(X, Y)
+    with pytest.raises(ValueError, match=f"{where} refused the batch"):
+        model.fit(X, Y, batch_size=4, verbose=0)
+    _assert_same_state(before, _state(model))
+
+
+def test_a_direct_call_that_raises_keeps_the_moving_statistics_and_rnn_states():
+    bn = layers.BatchNormalization()
+    fail = layers.Lambda(lambda t: t if t.shape[0] < 100 else _raising("layer")())
+    inputs = dl.Input(shape=(3, 4))
+    rnn = layers.LSTM(2, stateful=True)
+    model = dl.Model(inputs, fail(rnn(bn(inputs))))
+    seq = RNG.normal(size=(4, 3, 4)).astype("float32")
+    model(seq, training=True)
+    mean, states = bn.moving_mean.value.copy(), [s.copy() for s in rnn.states]
+    with pytest.raises(ValueError, match="layer refused the batch"):
+        model(np.ones((100, 3, 4), "float32") * 3, training=True)
+    np.testing.assert_array_equal(bn.moving_mean.value, mean)
+    assert [s.shape for s in rnn.states] == [(4, 2), (4, 2)]
+    for s, s0 in zip(rnn.states, states):
+        np.testing.assert_array_equal(s, s0)
+    model(seq * 3, training=True)  # a call that completes applies them
+    assert not np.array_equal(bn.moving_mean.value, mean)
+    assert not all(np.array_equal(s, s0) for s, s0 in zip(rnn.states, states))
+
+
+def test_evaluate_that_raises_keeps_the_metric_states():
+    model = _model()
+    model.fit(X, Y, verbose=0)
+    before = _state(model)
+    model._metric_objects[0][1].update_state = _raising("metric")
+    with pytest.raises(ValueError, match="metric refused"):
+        model.evaluate(X, Y, verbose=0)
+    _assert_same_state(before, _state(model))
+
+
+# ---- the lazy build under concurrent first calls ------------------------------------------------------------
+def _unbuilt_model():
+    dl.utils.clear_session()
+    dl.utils.set_random_seed(0)
+    return dl.Sequential([layers.Dense(16, activation="relu"), layers.BatchNormalization(), layers.Dense(3)])
+
+
+@pytest.mark.parametrize("entry", ["predict", "call"])
+def test_concurrent_first_calls_build_once(entry):
+    import threading
+
+    x = np.random.default_rng(1).normal(size=(5, 4)).astype("float32")
+    serial_model = _unbuilt_model()
+    serial = serial_model.predict(x, verbose=0)
+    n_weights = len(serial_model.weights)
+    for trial in range(5):
+        model = _unbuilt_model()
+        outputs, errors = [None] * 8, []
+        barrier = threading.Barrier(8)
+
+        def work(i):
+            try:
+                barrier.wait()
+                out = model.predict(x, verbose=0) if entry == "predict" else model(x).value
+                outputs[i] = out
+            except Exception as exc:  # reported below, with the trial
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert not errors, f"trial {trial}: {errors!r}"
+        assert len(model.weights) == n_weights == 8, f"trial {trial}: built {len(model.weights)} weights"
+        for out in outputs:
+            np.testing.assert_array_equal(out, serial, err_msg=f"trial {trial}")
+        assert model.input.shape == (None, 4)  # the symbolic graph was set once
