@@ -375,7 +375,7 @@ class Trainer:
         if bar is not None:
             bar.finish()
         if not chunks:
-            raise ValueError("predict: received no samples (empty input)")
+            raise ValueError("predict: received no samples (empty input); expected at least one sample")
         merged = chunks[0] if len(chunks) == 1 else [np.concatenate(parts, axis=0) for parts in zip(*chunks)]
         return _restore_output_structure(self, merged)
 
@@ -545,7 +545,11 @@ def _to_array(a, what):
     try:
         arr = np.asarray(a)
     except ValueError as exc:
-        raise ValueError(f"{what}: could not convert the data to an array ({exc})") from None
+        raise ValueError(f"{what}: could not convert the data to an array: expected an array of numbers of one "
+                         f"shape, received a {type(a).__name__} that does not convert to one ({exc})") from None
+    if arr.dtype == object and not isinstance(a, np.ndarray):
+        raise TypeError(f"{what}: expected numeric data (an array, or a list of numbers), received a value of "
+                        f"type {type(a).__name__}")
     check_numeric(arr, what)
     return arr
 
@@ -566,7 +570,8 @@ def _prepare_inputs(x, where, model=None):
             model._check_data_shapes(x)
         return x  # what the checks below return for one numeric array with a batch axis
     if x is None:
-        raise ValueError(f"{where}: received x=None; pass the input data")
+        raise ValueError(f"{where}: received x=None; expected the input data (an array, or a list or "
+                         "dict of arrays, one per model input)")
     if isinstance(x, (list, tuple, dict)) and not flatten(x):
         expected = "an array" if model is None else _expected_inputs(model)
         raise ValueError(f"{where}: x is an empty {type(x).__name__}; expected {expected}")
@@ -609,7 +614,8 @@ def _prepare_data(x, y, sample_weight, where, model=None):
         for a in flatten(data):
             if a.dtype.kind == "f" and not np.isfinite(a).all():
                 bad = int(np.size(a) - np.isfinite(a).sum())
-                raise ValueError(f"{where}: `{name}` contains {bad} NaN or infinite values; clean the data first")
+                raise ValueError(f"{where}: `{name}` contains {bad} NaN or infinite values; expected finite "
+                                 "values: clean the data first")
     if sample_weight is not None:
         sample_weight = _to_array(sample_weight, f"{where} (sample_weight)").astype(np.float32)
         if sample_weight.shape != (n,):

@@ -93,12 +93,14 @@ class Functional(Model):
             flat = []
             for key, t in self._input_struct.items():
                 if key not in data:
-                    raise ValueError(f"Model '{self.name}': missing input {key!r}; received keys {sorted(data)}")
+                    raise ValueError(f"Model '{self.name}': missing input {key!r}; expected the keys "
+                                     f"{list(self._input_struct)}, received keys {list(data)}")
                 flat.append(data[key])
         elif isinstance(data, dict):
             missing = [t.name for t in self._flat_inputs if t.name not in data]
             if missing:
-                raise ValueError(f"Model '{self.name}': missing inputs {missing}; received keys {sorted(data)}")
+                raise ValueError(f"Model '{self.name}': missing inputs {missing}; expected the keys "
+                                 f"{self.input_names}, received keys {list(data)}")
             flat = [data[t.name] for t in self._flat_inputs]
         else:
             flat = flatten(data) if isinstance(data, (list, tuple)) else [data]
