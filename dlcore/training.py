@@ -381,7 +381,7 @@ class Trainer:
 
     def predict_on_batch(self, x):
         """Outputs for one batch, with the least per-call overhead."""
-        if not (type(x) is np.ndarray and x.dtype.kind in "biuf"):
+        if not _numeric_arrays(x):  # the model checks the shapes of arrays before converting them
             x = _prepare_inputs(x, "predict_on_batch", self)
         with no_grad():
             out = self(x, training=False)
@@ -583,6 +583,14 @@ def _prepare_inputs(x, where, model=None):
         model._check_data_shapes(x)
     _same_length(x, None, where)
     return x
+
+
+def _numeric_arrays(x):
+    """Whether ``x`` is a numeric ndarray with a batch axis, or a flat list or tuple of them."""
+    if type(x) is np.ndarray:
+        return x.ndim > 0 and x.dtype.kind in "biuf"
+    return (type(x) is list or type(x) is tuple) and len(x) > 0 and all(
+        type(a) is np.ndarray and a.ndim > 0 and a.dtype.kind in "biuf" for a in x)
 
 
 def _expected_inputs(model):

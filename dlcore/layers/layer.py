@@ -382,7 +382,8 @@ class Layer:
         if x is None or isinstance(x, (str, bool)):
             return x
         a = x.to_numpy() if hasattr(x, "to_numpy") and not isinstance(x, np.ndarray) else np.asarray(x)
-        check_numeric(a, f"{type(self).__name__} '{self.name}' (inputs)")
+        if a.dtype.kind not in "biuf":
+            check_numeric(a, f"{type(self).__name__} '{self.name}' (inputs)")
         if a.dtype.kind == "f" or (a.dtype.kind in "iub" and self._casts_integer_inputs()):
             a = a.astype(self.dtype, copy=False)
         return Tensor(a)

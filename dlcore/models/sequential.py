@@ -93,6 +93,9 @@ class Sequential(Model):
         return plan
 
     def _check_data_shapes(self, data):
+        if type(data) is np.ndarray and self._input_layer is not None:
+            self._check_sequential_input(data)
+            return
         if isinstance(data, dict):
             raise ValueError(f"Sequential model '{self.name}' expects one input array, received a dict with keys "
                              f"{sorted(map(str, data))}")
