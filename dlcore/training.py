@@ -3,11 +3,12 @@
 fit checks all its data before the first weight changes, then runs, per batch:
 forward under a GradientTape -> weighted losses + regularization -> gradients -> optimizer.
 """
-import time
+import contextlib
 
 import numpy as np
 
 from .autograd import GradientTape, no_grad
+from .layers.layer import StateUpdates, check_numeric
 from .symbolic import flatten
 from .tensor import Tensor
 from .utils.random import generator
@@ -160,7 +161,13 @@ class Trainer:
         self._require_compiled("training")
         batch_size = _check_batch_size(batch_size)
         _check_positive_int(epochs, "epochs", allow_zero=True)
-        x, y, sample_weight = _prepare_data(x, y, sample_weight, "fit")
+        _check_positive_int(initial_epoch, "initial_epoch", allow_zero=True)
+        _check_positive_int(validation_freq, "validation_freq")
+        for name, value in (("steps_per_epoch", steps_per_epoch), ("validation_steps", validation_steps),
+                            ("validation_batch_size", validation_batch_size)):
+            if value is not None:
+                _check_positive_int(value, name)
+        x, y, sample_weight = _prepare_data(x, y, sample_weight, "fit", self)
         if validation_data is None and validation_split:
             if not 0 < validation_split < 1:
                 raise ValueError(f"fit: validation_split must be in (0, 1), received {validation_split}")
@@ -180,7 +187,7 @@ class Trainer:
                                  "(x_val, y_val, val_sample_weight)")
             vx, vy = validation_data[0], validation_data[1]
             vw = validation_data[2] if len(validation_data) == 3 else None
-            val = _prepare_data(vx, vy, vw, "fit (validation_data)")
+            val = _prepare_data(vx, vy, vw, "fit (validation_data)", self)
         y = self._check_targets(x, y, "fit")
         if val is not None:
             val = (val[0], self._check_targets(val[0], val[1], "fit (validation_data)"), val[2])
@@ -201,30 +208,32 @@ class Trainer:
         # BackupAndRestore (in on_train_begin) sets where an interrupted fit resumes.
         initial_epoch = self.__dict__.pop("_initial_epoch", None) or initial_epoch
         rng = generator()
-        for epoch in range(initial_epoch, epochs):
-            self._reset_metrics()
-            cbs.on_epoch_begin(epoch)
-            order = rng.permutation(n) if shuffle else np.arange(n)
-            for step in range(steps):
-                start = (step * batch_size) % n
-                idx = order[start:start + batch_size]
-                cbs.on_train_batch_begin(step)
-                logs = self.train_on_batch(_slice(x, idx), _slice(y, idx),
-                                           None if sample_weight is None else sample_weight[idx],
-                                           return_dict=True, _reset=False)
-                cbs.on_train_batch_end(step, logs)
+        with self._metric_states_kept_on_error():  # a fit that raises leaves the metrics as they were
+            for epoch in range(initial_epoch, epochs):
+                self._reset_metrics()
+                cbs.on_epoch_begin(epoch)
+                order = rng.permutation(n) if shuffle else np.arange(n)
+                for step in range(steps):
+                    start = (step * batch_size) % n
+                    idx = order[start:start + batch_size]
+                    cbs.on_train_batch_begin(step)
+                    logs = self.train_on_batch(_slice(x, idx), _slice(y, idx),
+                                               None if sample_weight is None else sample_weight[idx],
+                                               return_dict=True, _reset=False)
+                    cbs.on_train_batch_end(step, logs)
+                    if self.stop_training:
+                        break
+                epoch_logs = self._logs()
+                if val is not None and (epoch + 1) % validation_freq == 0:
+                    # The fit's callbacks see the validation run's on_test_* hooks, as in Keras.
+                    val_logs = self.evaluate(val[0], val[1], sample_weight=val[2],
+                                             batch_size=validation_batch_size or batch_size,
+                                             steps=validation_steps, verbose=0, callbacks=cbs, return_dict=True,
+                                             _prepared=True)
+                    epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                cbs.on_epoch_end(epoch, epoch_logs)
                 if self.stop_training:
                     break
-            epoch_logs = self._logs()
-            if val is not None and (epoch + 1) % validation_freq == 0:
-                # The fit's callbacks see the validation run's on_test_* hooks, as in Keras.
-                val_logs = self.evaluate(val[0], val[1], sample_weight=val[2],
-                                         batch_size=validation_batch_size or batch_size,
-                                         verbose=0, callbacks=cbs, return_dict=True, _prepared=True)
-                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            cbs.on_epoch_end(epoch, epoch_logs)
-            if self.stop_training:
-                break
         cbs.on_train_end(epoch_logs)
         self.history = history
         return history
@@ -233,25 +242,39 @@ class Trainer:
         """One gradient step on one batch; returns the loss (and metrics) for that batch."""
         self._require_compiled("training")
         if _reset:
-            x, y, sample_weight = _prepare_data(x, y, sample_weight, "train_on_batch")
+            x, y, sample_weight = _prepare_data(x, y, sample_weight, "train_on_batch", self)
             # one batch: the step itself checks the input shapes, so skip the extra forward pass
             y = self._check_targets(x, y, "train_on_batch", forward=False)
             if class_weight is not None:
                 sample_weight = _apply_class_weight(y, class_weight, sample_weight)
-        with GradientTape() as tape:
-            y_pred = self(x, training=True)
-            loss, per_output = self.compute_loss(x, y, y_pred, sample_weight)
-        variables = self.trainable_weights
-        grads = tape.gradient(loss, variables)
-        self.optimizer.apply_gradients(zip(grads, variables))
-        if _reset:
-            self._reset_metrics()
-        self._update_metrics(y, y_pred, loss, per_output, sample_weight, _num_samples(x))
+        # All or nothing: the layers' state updates (moving statistics, RNN states) wait for the
+        # step to complete, and the metrics, updated before the weights, are restored if it fails.
+        with StateUpdates(), self._metric_states_kept_on_error():
+            with GradientTape() as tape:
+                y_pred = self(x, training=True)
+                loss, per_output = self.compute_loss(x, y, y_pred, sample_weight)
+            variables = self.trainable_weights
+            grads = tape.gradient(loss, variables)
+            if _reset:
+                self._reset_metrics()
+            self._update_metrics(y, y_pred, loss, per_output, sample_weight, _num_samples(x))
+            self.optimizer.apply_gradients(zip(grads, variables))
         logs = self._logs()
         if return_dict:
             return logs
         values = _logs_to_list(logs)
         return values[0] if len(values) == 1 else values  # Keras: a bare loss when there are no metrics
+
+    @contextlib.contextmanager
+    def _metric_states_kept_on_error(self):
+        """Restores the compiled metrics' states when the body raises."""
+        saved = [(state, state.copy()) for metric in self.metrics for state in metric.variables]
+        try:
+            yield
+        except BaseException:
+            for state, value in saved:
+                state[...] = value
+            raise
 
     def _update_metrics(self, y, y_pred, loss, per_output, sample_weight, batch):
         self._loss_tracker.update_state(float(loss.value), sample_weight=batch)
@@ -279,11 +302,12 @@ class Trainer:
 
         self._require_compiled("evaluation")
         batch_size = _check_batch_size(batch_size)
+        _check_steps(steps, "steps")
         if not _prepared:
-            x, y, sample_weight = _prepare_data(x, y, sample_weight, "evaluate")
+            x, y, sample_weight = _prepare_data(x, y, sample_weight, "evaluate", self)
             y = self._check_targets(x, y, "evaluate")
         n = _num_samples(x)
-        n_steps = steps or int(np.ceil(n / batch_size))
+        n_steps = -(-n // batch_size) if steps is None else min(int(steps), -(-n // batch_size))
         verbose = 1 if verbose == "auto" else int(verbose)
         if isinstance(callbacks, CallbackList):  # fit's own list, for its validation run
             cbs = callbacks
@@ -295,6 +319,15 @@ class Trainer:
             with no_grad():
                 first = self(_slice(x, slice(0, 1)), training=False)
             self._build_compiled(_as_list(_slice(y, slice(0, 1))), _as_list(first))
+        with self._metric_states_kept_on_error():
+            logs = self._evaluate_steps(x, y, sample_weight, batch_size, n, n_steps, cbs)
+        cbs.on_test_end(logs)
+        if return_dict:
+            return logs
+        values = _logs_to_list(logs)
+        return values[0] if len(values) == 1 else values
+
+    def _evaluate_steps(self, x, y, sample_weight, batch_size, n, n_steps, cbs):
         self._reset_metrics()
         cbs.on_test_begin()
         with no_grad():
@@ -307,12 +340,7 @@ class Trainer:
                 loss, per_output = self.compute_loss(xb, yb, y_pred, wb, training=False)
                 self._update_metrics(yb, y_pred, loss, per_output, wb, _num_samples(xb))
                 cbs.on_test_batch_end(step, self._logs())
-        logs = self._logs()
-        cbs.on_test_end(logs)
-        if return_dict:
-            return logs
-        values = _logs_to_list(logs)
-        return values[0] if len(values) == 1 else values
+        return self._logs()
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         return self.evaluate(x, y, batch_size=_num_samples_any(x), sample_weight=sample_weight, verbose=0,
@@ -321,9 +349,10 @@ class Trainer:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for ``x``, computed in batches without recording: NumPy arrays."""
         batch_size = _check_batch_size(batch_size)
-        x = _prepare_inputs(x, "predict")
+        _check_steps(steps, "steps")
+        x = _prepare_inputs(x, "predict", self)
         n = _num_samples(x)
-        n_steps = steps or -(-n // batch_size)
+        n_steps = -(-n // batch_size) if steps is None else min(int(steps), -(-n // batch_size))
         # "auto" prints a progress bar only when there is progress to show (more than one batch).
         verbose = (1 if n_steps > 1 else 0) if verbose == "auto" else int(verbose)
         bar = None
@@ -346,12 +375,14 @@ class Trainer:
         if bar is not None:
             bar.finish()
         if not chunks:
-            raise ValueError("predict: received no samples (empty input)")
+            raise ValueError("predict: received no samples (empty input); expected at least one sample")
         merged = chunks[0] if len(chunks) == 1 else [np.concatenate(parts, axis=0) for parts in zip(*chunks)]
         return _restore_output_structure(self, merged)
 
     def predict_on_batch(self, x):
         """Outputs for one batch, with the least per-call overhead."""
+        if not _numeric_arrays(x):  # the model checks the shapes of arrays before converting them
+            x = _prepare_inputs(x, "predict_on_batch", self)
         with no_grad():
             out = self(x, training=False)
         return _restore_output_structure(self, [out.value] if type(out) is Tensor else
@@ -411,7 +442,12 @@ class Trainer:
             t = np.asarray(t)
             if _is_sparse_loss(fn):
                 n_classes = out_shape[-1]
-                labels = t.reshape(t.shape[0], -1) if t.ndim > 1 and t.shape[-1] == 1 else t
+                if tuple(t.shape[1:]) not in (out_shape[:-1], out_shape[:-1] + (1,)):
+                    raise ValueError(f"{where}: sparse categorical targets for output {i} must hold one class id "
+                                     f"per prediction, of shape {(t.shape[0],) + out_shape[:-1]} (or with a "
+                                     f"trailing 1), for the model output of shape {(None,) + out_shape}; "
+                                     f"received targets of shape {t.shape}")
+                labels = t
                 if t.dtype.kind == "f" and not np.all(np.equal(np.mod(t, 1), 0)):
                     raise ValueError(f"{where}: sparse categorical targets must be integer class ids, "
                                      f"received non-integer values for output {i}")
@@ -490,6 +526,11 @@ def _check_batch_size(batch_size):
     return int(batch_size)
 
 
+def _check_steps(value, name):
+    if value is not None:
+        _check_positive_int(value, name)
+
+
 def _check_positive_int(value, name, allow_zero=False):
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < (0 if allow_zero else 1):
         raise ValueError(f"`{name}` must be a {'non-negative' if allow_zero else 'positive'} integer, "
@@ -504,11 +545,12 @@ def _to_array(a, what):
     try:
         arr = np.asarray(a)
     except ValueError as exc:
-        raise ValueError(f"{what}: could not convert the data to an array ({exc})") from None
-    if arr.dtype == object:
-        raise TypeError(f"{what}: expected numeric data, received an array of Python objects")
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{what}: expected numeric data, received dtype {arr.dtype}")
+        raise ValueError(f"{what}: could not convert the data to an array: expected an array of numbers of one "
+                         f"shape, received a {type(a).__name__} that does not convert to one ({exc})") from None
+    if arr.dtype == object and not isinstance(a, np.ndarray):
+        raise TypeError(f"{what}: expected numeric data (an array, or a list of numbers), received a value of "
+                        f"type {type(a).__name__}")
+    check_numeric(arr, what)
     return arr
 
 
@@ -520,23 +562,56 @@ def _map(fn, x):
     return fn(x)
 
 
-def _prepare_inputs(x, where):
+def _prepare_inputs(x, where, model=None):
+    """``x`` as arrays (one, or a list/dict of them), checked against ``model``'s input shapes
+    before anything is copied or converted."""
     if type(x) is np.ndarray and x.ndim > 0 and x.dtype.kind in "biuf":
+        if model is not None:
+            model._check_data_shapes(x)
         return x  # what the checks below return for one numeric array with a batch axis
     if x is None:
-        raise ValueError(f"{where}: received x=None; pass the input data")
+        raise ValueError(f"{where}: received x=None; expected the input data (an array, or a list or "
+                         "dict of arrays, one per model input)")
+    if isinstance(x, (list, tuple, dict)) and not flatten(x):
+        expected = "an array" if model is None else _expected_inputs(model)
+        raise ValueError(f"{where}: x is an empty {type(x).__name__}; expected {expected}")
     x = _map(lambda a: _to_array(a, f"{where} (x)"), x)
     for a in flatten(x):
         if a.ndim == 0:
             raise ValueError(f"{where}: x must have a batch dimension, received a scalar")
+    if model is not None:
+        model._check_data_shapes(x)
     _same_length(x, None, where)
     return x
 
 
-def _prepare_data(x, y, sample_weight, where):
+def _numeric_arrays(x):
+    """Whether ``x`` is a numeric ndarray with a batch axis, or a flat list or tuple of them."""
+    if type(x) is np.ndarray:
+        return x.ndim > 0 and x.dtype.kind in "biuf"
+    return (type(x) is list or type(x) is tuple) and len(x) > 0 and all(
+        type(a) is np.ndarray and a.ndim > 0 and a.dtype.kind in "biuf" for a in x)
+
+
+def _expected_inputs(model):
+    """What ``model`` takes as ``x``, in words."""
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        return "an array, or a list or dict with one array per model input"
+    if len(inputs) == 1:
+        return f"an array of shape {tuple(inputs[0].shape)}"
+    shapes = ", ".join(str(tuple(t.shape)) for t in inputs)
+    return f"a list or dict of {len(inputs)} arrays (one per model input, of shapes {shapes})"
+
+
+def _prepare_data(x, y, sample_weight, where, model=None):
     """Arrays, checked: equal lengths, non-empty, finite floats, sample weights of shape (N,)."""
-    x = _prepare_inputs(x, where)
+    x = _prepare_inputs(x, where, model)
     if y is not None:
+        if isinstance(y, (list, tuple, dict)) and not flatten(y):
+            raise ValueError(f"{where}: y is an empty {type(y).__name__}; expected one target array per "
+                             "model output")
         y = _map(lambda a: _to_array(a, f"{where} (y)"), y)
     n = _same_length(x, y, where)
     if n == 0:
@@ -547,7 +622,8 @@ def _prepare_data(x, y, sample_weight, where):
         for a in flatten(data):
             if a.dtype.kind == "f" and not np.isfinite(a).all():
                 bad = int(np.size(a) - np.isfinite(a).sum())
-                raise ValueError(f"{where}: `{name}` contains {bad} NaN or infinite values; clean the data first")
+                raise ValueError(f"{where}: `{name}` contains {bad} NaN or infinite values; expected finite "
+                                 "values: clean the data first")
     if sample_weight is not None:
         sample_weight = _to_array(sample_weight, f"{where} (sample_weight)").astype(np.float32)
         if sample_weight.shape != (n,):

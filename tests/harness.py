@@ -8,6 +8,8 @@
   JSON and the layer registry), set_weights errors, finite-difference gradients of a float64 copy
   with respect to its inputs and trainable weights, one ``fit`` step in a functional model, and
   an optional independent NumPy ``reference``.
+- ``assert_rejected(model, call, exc, *fragments)``: a call that must fail with ``exc`` naming
+  every fragment, and leave the weights and the optimizer's step count as they were.
 
 The oracle is never the code under test: references are written from the formulas in the tests.
 """
@@ -15,6 +17,7 @@ import inspect
 import json
 
 import numpy as np
+import pytest
 
 import dlcore as dl
 from dlcore.layers.layer import Layer
@@ -320,3 +323,24 @@ def _as_tuple(shape):
     if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
         return [tuple(s) for s in shape]
     return tuple(shape)
+
+
+# ---- rejected calls ---------------------------------------------------------------------------
+def assert_rejected(model, call, exc, *fragments):
+    """``call(model)`` raises ``exc`` whose message contains every fragment, and leaves the weights
+    (and the optimizer's step count) as they were."""
+    before = model.get_weights()
+    iterations = int(model.optimizer.iterations) if getattr(model, "optimizer", None) is not None and \
+        model.optimizer.built else None
+    with pytest.raises(exc) as info:
+        call(model)
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in the message: {message}"
+    after = model.get_weights()
+    assert len(after) == len(before)
+    for i, (w, w0) in enumerate(zip(after, before)):
+        np.testing.assert_array_equal(w, w0, err_msg=f"weight {i} changed although the call was rejected")
+    if iterations is not None:
+        assert int(model.optimizer.iterations) == iterations
+    return message

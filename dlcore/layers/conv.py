@@ -15,7 +15,7 @@ from ..ops.conv import (axis_pads, check_data_format, normalize_padding, normali
                         output_length, transpose_output_length)
 from ..registry import register
 from ..symbolic import KerasTensor
-from .layer import InputSpec, Layer
+from .layer import C_INT_MAX, InputSpec, Layer, check_c_ints
 
 
 class _ConvBase(Layer):
@@ -44,6 +44,9 @@ class _ConvBase(Layer):
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{who}: `strides > 1` not supported in conjunction with `dilation_rate > 1`. "
                              f"Received: strides={self.strides} and dilation_rate={self.dilation_rate}")
+        check_c_ints(who, kernel_size=self.kernel_size, strides=self.strides, dilation_rate=self.dilation_rate,
+                     **{name: getattr(self, name) for name in ("filters", "groups", "depth_multiplier")
+                        if hasattr(self, name)})
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.bias_initializer = initializers.get(bias_initializer)
@@ -440,6 +443,10 @@ class BaseConvTranspose(_ConvBase):
         if any(o is not None and o <= 0 for o in out):
             raise ValueError(f"{type(self).__name__} '{self.name}': non-positive output spatial shape {out} for "
                              f"input shape {tuple(input_shape)}")
+        if any(o is not None and o > C_INT_MAX for o in out):
+            raise ValueError(f"{type(self).__name__} '{self.name}': the output spatial shape {out} for input shape "
+                             f"{tuple(input_shape)} and strides={self.strides} has a dimension over {C_INT_MAX}, "
+                             "the largest the compiled kernels take")
         return out
 
     def call(self, inputs):

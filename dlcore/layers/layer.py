@@ -18,6 +18,7 @@ from ..tensor import Tensor, Variable
 
 _names = {}
 _context = threading.local()
+_BUILD_LOCK = threading.RLock()  # held while a layer builds lazily, on its first call
 _FLOAT_DTYPES = {"float32": np.dtype("float32"), "float64": np.dtype("float64")}
 
 
@@ -37,9 +38,61 @@ def snake_case(name):
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()  # Keras: Conv2D -> conv2d
 
 
+class StateUpdates:
+    """Context in which layers' state updates (moving statistics, stateful RNN states) wait: they
+    take effect, in order, when the outermost context exits normally, and are dropped when it
+    raises, so a failed training step or call leaves the model as it was. Nested contexts join
+    the outermost one."""
+
+    __slots__ = ("owner",)
+
+    def __enter__(self):
+        self.owner = getattr(_context, "pending_updates", None) is None
+        if self.owner:
+            _context.pending_updates = []
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.owner:
+            pending, _context.pending_updates = _context.pending_updates, None
+            if exc_type is None:
+                for update in pending:
+                    update()
+        return False
+
+
+def defer_state_update(update):
+    """Run ``update()`` now, or when the enclosing StateUpdates context completes."""
+    pending = getattr(_context, "pending_updates", None)
+    if pending is None:
+        update()
+    else:
+        pending.append(update)
+
+
 def current_training():
     """The ``training`` flag of the enclosing layer call (None outside any call)."""
     return getattr(_context, "training", None)
+
+
+def check_numeric(a, where):
+    """TypeError unless the array ``a`` holds numbers (bool, int or float): strings, Python
+    objects, complex numbers and dates are refused before any layer reads them."""
+    if a.dtype.kind not in "biuf":
+        what = "an array of Python objects" if a.dtype == object else f"dtype {a.dtype}"
+        raise TypeError(f"{where}: expected numeric data (bool, int or float), received {what}")
+
+
+C_INT_MAX = 2 ** 31 - 1  # the largest size, stride or count the compiled kernels take (a C int)
+
+
+def check_c_ints(owner, **arguments):
+    """ValueError naming the argument when an integer of ``arguments`` (ints, or tuples of them,
+    nested) is over C_INT_MAX, instead of an OverflowError from the kernel call."""
+    for name, value in arguments.items():
+        if any(v > C_INT_MAX for v in flatten(value)):
+            raise ValueError(f"{owner}: `{name}` must be at most {C_INT_MAX} (2**31 - 1), the largest value the "
+                             f"compiled kernels take, received {name}={value!r}")
 
 
 class InputSpec:
@@ -256,7 +309,9 @@ class Layer:
         if self.input_spec is not None:
             self._check_input(inputs)
         if not self.built:
-            self._build_from(inputs)
+            with _BUILD_LOCK:  # several threads' first calls build the layer once
+                if not self.built:
+                    self._build_from(inputs)
         training = kwargs.pop("training", None)
         if training is None:
             training = getattr(_context, "training", None)
@@ -269,12 +324,21 @@ class Layer:
             kwargs["mask"] = mask
         previous = getattr(_context, "training", None)
         _context.training = training
+        updates = None
+        if training and getattr(_context, "pending_updates", None) is None:
+            updates = StateUpdates().__enter__()  # this call's state updates apply if it completes
         try:
             if self._activity_losses:
                 self._activity_losses.clear()
             outputs = self.call(inputs, *args[1:], **kwargs)
+        except BaseException as exc:
+            if updates is not None:
+                updates.__exit__(type(exc), exc, None)
+            raise
         finally:
             _context.training = previous
+        if updates is not None:
+            updates.__exit__(None, None, None)
         if mask is not None or self._makes_mask:
             outputs = _attach_mask(outputs, self.compute_mask(inputs, mask))
         return outputs
@@ -297,6 +361,8 @@ class Layer:
         if x is None or isinstance(x, (str, bool)):
             return x
         a = x.to_numpy() if hasattr(x, "to_numpy") and not isinstance(x, np.ndarray) else np.asarray(x)
+        if a.dtype.kind not in "biuf":
+            check_numeric(a, f"{type(self).__name__} '{self.name}' (inputs)")
         if a.dtype.kind == "f" or (a.dtype.kind in "iub" and self._casts_integer_inputs()):
             a = a.astype(self.dtype, copy=False)
         return Tensor(a)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import constraints, initializers, ops, regularizers
 from ..registry import register
-from .layer import InputSpec, Layer
+from .layer import InputSpec, Layer, defer_state_update
 
 
 @register("layer")
@@ -103,8 +103,9 @@ class BatchNormalization(Layer):
                 y = ops.batch_normalization(inputs, mean, variance, axis=self.axis, offset=self.beta,
                                             scale=self.gamma, epsilon=self.epsilon)
             m = self.momentum
-            self.moving_mean.assign(self.moving_mean.value * m + mean.value * (1.0 - m))
-            self.moving_variance.assign(self.moving_variance.value * m + variance.value * (1.0 - m))
+            new_mean = self.moving_mean.value * m + mean.value * (1.0 - m)
+            new_variance = self.moving_variance.value * m + variance.value * (1.0 - m)
+            defer_state_update(lambda: (self.moving_mean.assign(new_mean), self.moving_variance.assign(new_variance)))
             return y
         return ops.batch_normalization(inputs, self.moving_mean, self.moving_variance, axis=self.axis,
                                        offset=self.beta, scale=self.gamma, epsilon=self.epsilon)

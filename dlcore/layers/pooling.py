@@ -10,7 +10,7 @@ from .. import ops
 from ..ops.pool import PADDINGS, global_pool, normalize_tuple, pool_output_length
 from ..registry import register
 from ..symbolic import KerasTensor
-from .layer import InputSpec, Layer
+from .layer import InputSpec, Layer, check_c_ints
 from .reshaping import standardize_data_format
 
 
@@ -24,6 +24,7 @@ class BasePooling(Layer):
         self.pool_size = normalize_tuple(pool_size, pool_dimensions, "pool_size", owner=owner)
         strides = pool_size if strides is None else strides
         self.strides = normalize_tuple(strides, pool_dimensions, "strides", owner=owner)
+        check_c_ints(owner, pool_size=self.pool_size, strides=self.strides)
         padding = str(padding).lower() if isinstance(padding, str) else padding
         if padding not in PADDINGS:
             raise ValueError(f"{owner}: the `padding` argument must be one of {list(PADDINGS)}. "

@@ -29,7 +29,7 @@ from ..ops import recurrent as rnn_ops
 from ..registry import register
 from ..tensor import Tensor
 from ..utils.random import generator
-from .layer import InputSpec, Layer
+from .layer import InputSpec, Layer, defer_state_update
 
 
 def _value(x):
@@ -379,7 +379,8 @@ class RNN(Layer):
             if not self.stateful:
                 return None
             if self.states is None or self.states[0].shape[0] != batch:
-                self.states = [np.zeros((batch, d), dtype=self.dtype) for d in self.state_size]
+                # zeros for a new batch size; self.states changes when the call completes
+                return [Tensor(np.zeros((batch, d), dtype=self.dtype)) for d in self.state_size]
             return [Tensor(s) for s in self.states]
         states = list(initial_state) if _nested(initial_state) else [initial_state]
         if len(states) != len(self.state_size):
@@ -417,7 +418,8 @@ class RNN(Layer):
             out = self._loop(sequences, states, mask, training)
         output, new_states = out[0], list(out[1:])
         if self.stateful:
-            self.states = [np.array(s.value, copy=True) for s in new_states]
+            final = [np.array(s.value, copy=True) for s in new_states]
+            defer_state_update(lambda: setattr(self, "states", final))
         if self.activity_regularizer is not None:
             self._activity_losses.append(self.activity_regularizer(output))
         if self.return_state:

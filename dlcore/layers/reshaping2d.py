@@ -10,7 +10,7 @@ import numpy as np
 from .. import ops
 from ..registry import register
 from ..symbolic import KerasTensor
-from .layer import InputSpec, Layer
+from .layer import InputSpec, Layer, check_c_ints
 from .reshaping import standardize_data_format
 
 
@@ -33,6 +33,7 @@ def _pairs(value, name, owner):
     pairs = tuple((int(a), int(b)) for a, b in pairs)
     if any(v < 0 for p in pairs for v in p):
         raise ValueError(f"{owner}: `{name}` values must be non-negative. Received: {name}={value!r}")
+    check_c_ints(owner, **{name: pairs})
     return pairs
 
 
@@ -175,6 +176,7 @@ class UpSampling2D(_Spatial2D):
         from ..ops.pool import normalize_tuple
 
         self.size = normalize_tuple(size, 2, "size", owner="UpSampling2D")
+        check_c_ints("UpSampling2D", size=self.size)
         if interpolation not in self.INTERPOLATIONS:
             raise ValueError(f"UpSampling2D: `interpolation` must be one of {list(self.INTERPOLATIONS)} in dlcore. "
                              f"Received: interpolation={interpolation!r}")

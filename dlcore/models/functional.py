@@ -2,7 +2,7 @@
 
 from ..layers.core import InputLayer
 from ..registry import register
-from ..symbolic import KerasTensor, flatten, map_structure
+from ..symbolic import KerasTensor, flatten, is_symbolic, map_structure
 from .inference import FunctionalPlan, check_input_shape
 from .model import Model
 
@@ -91,12 +91,14 @@ class Functional(Model):
             flat = []
             for key, t in self._input_struct.items():
                 if key not in data:
-                    raise ValueError(f"Model '{self.name}': missing input {key!r}; received keys {sorted(data)}")
+                    raise ValueError(f"Model '{self.name}': missing input {key!r}; expected the keys "
+                                     f"{list(self._input_struct)}, received keys {list(data)}")
                 flat.append(data[key])
         elif isinstance(data, dict):
             missing = [t.name for t in self._flat_inputs if t.name not in data]
             if missing:
-                raise ValueError(f"Model '{self.name}': missing inputs {missing}; received keys {sorted(data)}")
+                raise ValueError(f"Model '{self.name}': missing inputs {missing}; expected the keys "
+                                 f"{self.input_names}, received keys {list(data)}")
             flat = [data[t.name] for t in self._flat_inputs]
         else:
             flat = flatten(data) if isinstance(data, (list, tuple)) else [data]
@@ -105,11 +107,19 @@ class Functional(Model):
                              f"{len(flat)} input tensors.")
         return flat
 
+    def _check_data_shapes(self, data):
+        for t, x in zip(self._flat_inputs, self._bind_inputs(data)):
+            layer = t.node.layer if t.node is not None else None
+            if isinstance(layer, InputLayer) and hasattr(x, "shape"):
+                check_input_shape(self, layer, t, x)
+
     def __call__(self, *args, **kwargs):
         if len(args) == 1 and (not kwargs or (len(kwargs) == 1 and "training" in kwargs)):
             out = self._call_inference(args[0], kwargs.get("training"))
             if out is not None:
                 return out
+        if args and not is_symbolic(args[0]):
+            self._check_data_shapes(args[0])  # before the inputs are converted (copied)
         return super().__call__(*args, **kwargs)
 
     def _inference_plan(self):

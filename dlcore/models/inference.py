@@ -68,10 +68,10 @@ class SequentialPlan:
                 return None
         elif type(x) is not np.ndarray:
             return None
-        x = self.input_layer._convert_input(model._convert_input(x))
-        shape = x.value.shape
+        shape = x.shape
         if len(shape) < 1 or shape[1:] != self.sample_shape:
-            model._check_sequential_input(x)
+            model._check_sequential_input(x)  # before a cast copies the data
+        x = self.input_layer._convert_input(Layer._convert_input(model, x))
         if model._activity_losses:
             model._activity_losses.clear()
         previous = getattr(_context, "training", None)
@@ -138,12 +138,13 @@ class FunctionalPlan:
             flat = model._bind_inputs(data if type(data) is dict else [data])
         values = {}
         for (key, t, layer, sample_shape), x in zip(self.inputs, flat):
+            if layer is not None:
+                shape = x.shape
+                if len(shape) < 1 or shape[1:] != sample_shape:
+                    check_input_shape(model, layer, t, x)  # before a cast copies the data
             x = model._convert_input(x)
             if layer is not None:
                 x = layer._convert_input(x)
-                shape = x.value.shape
-                if len(shape) < 1 or shape[1:] != sample_shape:
-                    check_input_shape(model, layer, t, x)
             values[key] = x
         return values
 

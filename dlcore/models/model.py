@@ -46,6 +46,11 @@ class Model(Trainer, Layer):
             return None
         return plan.run(self, x, training)
 
+    def _check_data_shapes(self, data):
+        """Raise ValueError when ``data`` (arrays, or a list/dict of them) does not fit the model's
+        known input shapes; reads shapes only, so it runs before any copy. A model without a
+        symbolic input (subclassed, or not built yet) checks nothing here."""
+
     def _inference_plan(self):
         """The plan running this model in inference, rebuilt when the model changes; None when
         the model has none (a subclassed model runs its own ``call``)."""

@@ -1,9 +1,10 @@
 """Sequential: a plain stack of layers, each feeding the next."""
+import numpy as np
 
 from ..layers.core import InputLayer
 from ..layers.layer import Layer
 from ..registry import register
-from ..symbolic import KerasTensor
+from ..symbolic import KerasTensor, flatten
 from .inference import SequentialPlan
 from .model import Model
 
@@ -90,6 +91,28 @@ class Sequential(Model):
             plan = SequentialPlan(self._input_layer, self._layers)
             self.__dict__["_plan"] = plan
         return plan
+
+    def _check_data_shapes(self, data):
+        if type(data) is np.ndarray and self._input_layer is not None:
+            self._check_sequential_input(data)
+            return
+        if isinstance(data, dict):
+            raise ValueError(f"Sequential model '{self.name}' expects one input array, received a dict with keys "
+                             f"{sorted(map(str, data))}")
+        if self._input_layer is None:
+            return
+        leaves = flatten(data)
+        if len(leaves) == 1 and hasattr(leaves[0], "shape"):
+            self._check_sequential_input(leaves[0])
+        elif len(leaves) > 1:
+            raise ValueError(f"Sequential model '{self.name}' expects 1 input, but it received {len(leaves)} "
+                             "input arrays.")
+
+    def _convert_input(self, x):
+        if self._input_layer is not None and hasattr(x, "shape") and not (
+                type(x) is np.ndarray and x.dtype == self._float_dtype()):
+            self._check_sequential_input(x)  # before a cast copies the data
+        return super()._convert_input(x)
 
     def _check_sequential_input(self, x):
         shape = getattr(x, "shape", None)

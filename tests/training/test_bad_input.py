@@ -5,6 +5,7 @@ import pytest
 
 import dlcore as dl
 from dlcore import layers
+from harness import assert_rejected
 
 pytestmark = pytest.mark.usefixtures("fresh_session")
 
@@ -28,26 +29,6 @@ def _two_inputs():
     model = dl.Model([a, b], layers.Dense(1, name="out")(layers.Concatenate()([a, b])), name="two")
     model.compile(optimizer="sgd", loss="mse")
     return model
-
-
-def assert_rejected(model, call, exc, *fragments):
-    """``call(model)`` raises ``exc`` whose message contains every fragment, and leaves the weights
-    (and the optimizer's step count) as they were."""
-    before = model.get_weights()
-    iterations = int(model.optimizer.iterations) if getattr(model, "optimizer", None) is not None and \
-        model.optimizer.built else None
-    with pytest.raises(exc) as info:
-        call(model)
-    message = str(info.value)
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not in the message: {message}"
-    after = model.get_weights()
-    assert len(after) == len(before)
-    for i, (w, w0) in enumerate(zip(after, before)):
-        np.testing.assert_array_equal(w, w0, err_msg=f"weight {i} changed although the call was rejected")
-    if iterations is not None:
-        assert int(model.optimizer.iterations) == iterations
-    return message
 
 
 X, Y = _data()
