@@ -20,6 +20,7 @@ from . import config
 from .autograd import no_grad
 from .ops import losses as _losses
 from .ops.losses import squeeze_or_expand_to_same_rank
+from . import registry
 from .registry import lookup, register
 from .tensor import Tensor
 
@@ -939,46 +940,19 @@ for _cls, _aliases in ((MeanSquaredError, ("mse", "MSE")), (MeanAbsoluteError, (
 # ---- lookup and (de)serialization --------------------------------------------------------------
 def serialize(metric):
     """``{"class_name": ..., "config": ...}`` of a Metric, or a function's registered name."""
-    if metric is None:
-        return None
-    if isinstance(metric, Metric):
-        return {"class_name": type(metric).__name__, "config": metric.get_config()}
-    if callable(metric) and hasattr(metric, "__name__"):
-        return metric.__name__
-    raise ValueError(f"Could not serialize metric {metric!r}")
+    return registry.serialize(_KIND, metric)
 
 
 def deserialize(config_, custom_objects=None):
     """The metric (a Metric instance, or a function) described by ``config_``."""
-    if isinstance(config_, str):
-        obj = lookup(_KIND, config_, custom_objects)
-        return obj() if isinstance(obj, type) else obj
-    if not isinstance(config_, dict) or "class_name" not in config_:
-        raise ValueError(f"Could not deserialize metric: expected a name or a dict with 'class_name' "
-                         f"and 'config', received {config_!r}")
-    if config_["class_name"] == "function":
-        return lookup(_KIND, config_["config"], custom_objects)
-    obj = lookup(_KIND, config_["class_name"], custom_objects)
-    if isinstance(obj, type):
-        return obj.from_config(dict(config_.get("config") or {}))
-    return obj
+    return registry.deserialize(_KIND, config_, custom_objects)
 
 
 def get(identifier, custom_objects=None):
     """A Metric from a name, a config dict, a class, an instance (returned as is) or a function
     (wrapped in a MeanMetricWrapper named after it). Names give a fresh instance each call."""
-    if identifier is None:
-        return None
-    obj = identifier
-    if isinstance(identifier, (dict, str)):
-        obj = deserialize(identifier, custom_objects)
-    elif isinstance(identifier, type):
-        obj = identifier()
-    if isinstance(obj, Metric):
-        return obj
-    if callable(obj):
-        return MeanMetricWrapper(obj, name=getattr(obj, "__name__", None))
-    raise ValueError(f"Could not interpret metric identifier: {identifier!r}")
+    return registry.get(_KIND, identifier, custom_objects, accept=lambda obj: isinstance(obj, Metric),
+                        wrap=lambda fn: MeanMetricWrapper(fn, name=getattr(fn, "__name__", None)))
 
 
 __all__ = ["Metric", "Mean", "Sum", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy",

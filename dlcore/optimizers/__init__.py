@@ -36,7 +36,8 @@ import warnings
 import numpy as np
 
 from .. import kernels as _kernels
-from ..registry import lookup, register
+from .. import registry
+from ..registry import register
 from ..tensor import Tensor
 from . import schedules
 from .schedules import LearningRateSchedule
@@ -876,39 +877,19 @@ class Nadam(Optimizer):
 # ---- lookup and (de)serialization --------------------------------------------------------------
 def serialize(optimizer):
     """``{"class_name": ..., "config": ...}`` of an optimizer."""
-    if optimizer is None:
-        return None
-    if not isinstance(optimizer, Optimizer):
-        raise ValueError(f"Could not serialize optimizer {optimizer!r}: expected an Optimizer")
-    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+    return None if optimizer is None else registry.serialize(_KIND, optimizer, base=Optimizer)
 
 
 def deserialize(config, custom_objects=None):
     """The optimizer described by ``config`` (a ``serialize`` dict, Keras's form included, or a
     name)."""
-    if isinstance(config, str):
-        config = {"class_name": config, "config": {}}
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError("Could not deserialize optimizer: expected a name or a dict with "
-                         f"'class_name' and 'config', received {config!r}")
-    cls = lookup(_KIND, config["class_name"], custom_objects)
-    cfg = dict(config.get("config") or {})
-    if isinstance(cls, type) and issubclass(cls, Optimizer):
-        return cls.from_config(cfg, custom_objects=custom_objects)
-    return cls.from_config(cfg) if hasattr(cls, "from_config") else cls(**cfg)
+    return registry.deserialize(_KIND, config, custom_objects)
 
 
 def get(identifier, custom_objects=None):
     """An optimizer from a name ("adam", "Adam", "rmsprop"), a config dict, or an instance."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, (str, dict)):
-        obj = deserialize(identifier, custom_objects)
-    else:
-        obj = identifier
-    if isinstance(obj, Optimizer):
-        return obj
-    raise ValueError(f"Could not interpret optimizer identifier: {identifier!r}")
+    return registry.get(_KIND, identifier, custom_objects, accept=lambda obj: isinstance(obj, Optimizer),
+                        instantiate_classes=False)
 
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "Nadam",
