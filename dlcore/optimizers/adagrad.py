@@ -9,6 +9,7 @@ class Adagrad(Optimizer):
     ``initial_accumulator_value``."""
 
     _kernel_name = "adagrad_update"
+    _FLAT_VIEWS = {"_flat": "_accumulators"}
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  name="adagrad", **kwargs):
@@ -22,7 +23,7 @@ class Adagrad(Optimizer):
         super().build(var_list)
         self._accumulators = self.add_optimizer_variables(
             var_list, "accumulator", initializer=float(self.initial_accumulator_value))
-        self._flat = [a.reshape(-1) for a in self._accumulators]
+        self._make_flat_views()
 
     def update_step(self, gradient, variable, learning_rate):
         acc = self._flat[self._get_variable_index(variable)]

@@ -12,6 +12,7 @@ class Adam(Optimizer):
     (1 - beta_1^t), t = iterations + 1."""
 
     _kernel_name = "adam_update"
+    _FLAT_VIEWS = {"_flat_m": "_momentums", "_flat_v": "_velocities", "_flat_vhat": "_velocity_hats"}
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
                  name="adam", **kwargs):
@@ -29,9 +30,7 @@ class Adam(Optimizer):
         self._velocity_hats = []
         if self.amsgrad:
             self._velocity_hats = self.add_optimizer_variables(var_list, "velocity_hat")
-        self._flat_m = [a.reshape(-1) for a in self._momentums]
-        self._flat_v = [a.reshape(-1) for a in self._velocities]
-        self._flat_vhat = [a.reshape(-1) for a in self._velocity_hats]
+        self._make_flat_views()
 
     def _alpha(self, dtype, learning_rate):
         key = (dtype, self.iterations, learning_rate)

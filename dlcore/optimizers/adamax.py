@@ -9,6 +9,7 @@ class Adamax(Optimizer):
     w -= lr m / ((1 - beta_1^t)(u + epsilon))."""
 
     _kernel_name = "adamax_update"
+    _FLAT_VIEWS = {"_flat_m": "_m", "_flat_u": "_u"}
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, name="adamax",
                  **kwargs):
@@ -22,8 +23,7 @@ class Adamax(Optimizer):
             return
         super().build(var_list)
         self._m, self._u = self.add_optimizer_variables(var_list, ["momentum", "norm"])
-        self._flat_m = [a.reshape(-1) for a in self._m]
-        self._flat_u = [a.reshape(-1) for a in self._u]
+        self._make_flat_views()
 
     def _lr_t(self, dtype, learning_rate):
         key = (dtype, self.iterations, learning_rate)

@@ -13,6 +13,7 @@ class Nadam(Optimizer):
     u_t = beta_1 (1 - 0.5 * 0.96^t). The running product is a state array after the slots."""
 
     _kernel_name = "nadam_update"
+    _FLAT_VIEWS = {"_flat_m": "_momentums", "_flat_v": "_velocities"}
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, name="nadam",
                  **kwargs):
@@ -27,8 +28,7 @@ class Nadam(Optimizer):
         super().build(var_list)
         self._momentums, self._velocities = self.add_optimizer_variables(var_list, ["momentum", "velocity"])
         self._u_product = self.add_variable((), initializer=1.0, dtype=np.float64, name="u_product")
-        self._flat_m = [a.reshape(-1) for a in self._momentums]
-        self._flat_v = [a.reshape(-1) for a in self._velocities]
+        self._make_flat_views()
         self._coefficients = None
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):

@@ -165,7 +165,7 @@ class Optimizer:
         self._lr_takes_step = True
         self.learning_rate = learning_rate  # through the setter's checks
 
-        self._exclude_from_weight_decay = set()
+        self._excluded_variables = []
         self._exclude_from_weight_decay_pattern = None
         self._exclude_from_weight_decay_cache = {}
         self._step_cache = {}
@@ -211,6 +211,32 @@ class Optimizer:
     def variables(self):
         """The optimizer's state arrays, live: the iteration counter (0-d int64), then the slots."""
         return self._variables[:]
+
+    # ---- pickling -----------------------------------------------------------------------------
+    _FLAT_VIEWS = {}  # {attribute: slot list attribute}: flat views of the slots the kernels update
+
+    def _make_flat_views(self):
+        """The 1-D views of the slot arrays that the update kernels write through."""
+        for flat, slots in self._FLAT_VIEWS.items():
+            setattr(self, flat, [a.reshape(-1) for a in getattr(self, slots)])
+
+    def __getstate__(self):
+        """The optimizer's state for pickle (``pickle.dumps(model)``, as Keras models allow):
+        everything but the compiled kernel, the flat views (pickle would copy them apart from
+        their slots) and the caches keyed by object ids."""
+        state = dict(self.__dict__)
+        for key in ("_kernel", "_trainable_variables_indices", "_exclude_from_weight_decay_cache",
+                    *self._FLAT_VIEWS):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._kernel = _kernels.get(self._kernel_name) if self.built and self._kernel_name else None
+        self._trainable_variables_indices = {id(v): i for i, v in enumerate(self._trainable_variables)}
+        self._exclude_from_weight_decay_cache = {}
+        if self.built:
+            self._make_flat_views()
 
     def _track_variable(self, array, name):
         self._variables.append(array)
@@ -494,7 +520,7 @@ class Optimizer:
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
         """Exempt variables from weight decay: those in ``var_list``, and those whose name
         contains any of the strings (regular expressions) in ``var_names``."""
-        self._exclude_from_weight_decay = {id(v) for v in var_list} if var_list else set()
+        self._excluded_variables = list(var_list) if var_list else []
         if var_names:
             self._exclude_from_weight_decay_pattern = re.compile("|".join(set(var_names)))
         else:
@@ -506,7 +532,7 @@ class Optimizer:
         cached = self._exclude_from_weight_decay_cache.get(key)
         if cached is not None:
             return cached
-        use = key not in self._exclude_from_weight_decay
+        use = all(variable is not v for v in self._excluded_variables)
         pattern = self._exclude_from_weight_decay_pattern
         if use and pattern is not None and pattern.search(getattr(variable, "name", "") or "") is not None:
             use = False

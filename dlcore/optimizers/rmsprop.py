@@ -10,6 +10,7 @@ class RMSprop(Optimizer):
     ``momentum > 0``: mom = momentum mom + inc, w -= mom; else w -= inc."""
 
     _kernel_name = "rmsprop_update"
+    _FLAT_VIEWS = {"_flat_v": "_velocities", "_flat_mom": "_momentums", "_flat_mg": "_average_gradients"}
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
                  name="rmsprop", **kwargs):
@@ -30,9 +31,7 @@ class RMSprop(Optimizer):
         self._average_gradients = []
         if self.centered:
             self._average_gradients = self.add_optimizer_variables(var_list, "average_gradient")
-        self._flat_v = [a.reshape(-1) for a in self._velocities]
-        self._flat_mom = [a.reshape(-1) for a in self._momentums]
-        self._flat_mg = [a.reshape(-1) for a in self._average_gradients]
+        self._make_flat_views()
 
     def update_step(self, gradient, variable, learning_rate):
         i = self._get_variable_index(variable)

@@ -9,6 +9,7 @@ class SGD(Optimizer):
     m = momentum m - lr g and w += m (or w += momentum m - lr g with ``nesterov``)."""
 
     _kernel_name = "sgd_update"
+    _FLAT_VIEWS = {"_flat": "momentums"}
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name="SGD", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
@@ -24,7 +25,7 @@ class SGD(Optimizer):
         self.momentums = []
         if self.momentum != 0:
             self.momentums = self.add_optimizer_variables(var_list, "momentum")
-        self._flat = [m.reshape(-1) for m in self.momentums]
+        self._make_flat_views()
 
     def update_step(self, gradient, variable, learning_rate):
         w = variable.value
