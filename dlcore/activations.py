@@ -12,7 +12,8 @@ import functools
 import numpy as np
 
 from . import ops
-from .registry import lookup, register
+from . import registry
+from .registry import register
 from .tensor import Tensor
 
 _KIND = "activation"
@@ -237,15 +238,8 @@ def kernel_name(fn):
 def get(identifier, custom_objects=None):
     """An activation function: None -> linear; a name -> the function; a dict -> deserialized;
     a callable -> itself."""
-    if identifier is None:
-        return linear
-    if isinstance(identifier, (str, dict)):
-        obj = deserialize(identifier, custom_objects)
-    else:
-        obj = identifier
-    if callable(obj):
-        return obj
-    raise ValueError(f"Could not interpret activation function identifier: {identifier!r}")
+    return registry.get(_KIND, identifier, custom_objects, default=linear, instantiate_classes=False,
+                        what="activation function")
 
 
 def serialize(activation):
@@ -258,28 +252,13 @@ def serialize(activation):
     for name, fn in _BY_NAME.items():
         if fn is activation:
             return name
-    if hasattr(activation, "get_config"):
-        return {"class_name": type(activation).__name__, "config": activation.get_config()}
-    if callable(activation) and hasattr(activation, "__name__"):
-        return activation.__name__
-    raise ValueError(f"Could not serialize activation {activation!r}")
+    return registry.serialize(_KIND, activation)
 
 
 def deserialize(config, custom_objects=None):
     """The activation named by ``config`` (a name, or a dict ``{"class_name": name, ...}``;
     a Keras function config ``{"class_name": "function", "config": name}`` is accepted too)."""
-    if isinstance(config, str):
-        return lookup(_KIND, config, custom_objects)
-    if isinstance(config, dict) and "class_name" in config:
-        name = config["class_name"]
-        if name == "function" and isinstance(config.get("config"), str):
-            name = config["config"]
-        obj = lookup(_KIND, name, custom_objects)
-        if isinstance(obj, type):
-            cfg = config.get("config") or {}
-            return obj.from_config(cfg) if hasattr(obj, "from_config") else obj(**cfg)
-        return obj
-    raise ValueError(f"Could not interpret activation function identifier: {config!r}")
+    return registry.deserialize(_KIND, config, custom_objects, instantiate_names=False)
 
 
 _BY_NAME = {fn.__name__: fn for fn in (relu, leaky_relu, relu6, softmax, elu, selu, softplus, softsign,

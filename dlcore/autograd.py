@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from .symbolic import flatten as _flatten, map_structure
+from ._tree import flatten as _flatten, map_structure
 from .tensor import Tensor, Variable
 
 

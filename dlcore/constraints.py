@@ -7,7 +7,8 @@ NumPy arrays (a Tensor or Variable is unwrapped).
 import numpy as np
 
 from . import config
-from .registry import lookup, register
+from . import registry
+from .registry import register
 from .tensor import Tensor
 
 _KIND = "constraint"
@@ -112,42 +113,19 @@ class UnitNorm(Constraint):
 
 # ---- lookup and (de)serialization --------------------------------------------------------------
 def serialize(constraint):
-    """``{"class_name": ..., "config": ...}`` of a constraint (a function's name)."""
-    if constraint is None:
-        return None
-    if hasattr(constraint, "get_config"):
-        return {"class_name": type(constraint).__name__, "config": constraint.get_config()}
-    if callable(constraint) and hasattr(constraint, "__name__"):
-        return constraint.__name__
-    raise ValueError(f"Could not serialize constraint {constraint!r}")
+    """Keras 3's serialized form of a constraint: ``{"class_name": ..., "config": ...}``, or a
+    function's name."""
+    return registry.serialize(_KIND, constraint)
 
 
 def deserialize(config, custom_objects=None):
-    """The constraint described by ``config`` (a ``serialize`` dict or a name)."""
-    if isinstance(config, str):
-        obj = lookup(_KIND, config, custom_objects)
-        return obj() if isinstance(obj, type) else obj
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"Could not deserialize constraint: expected a name or a dict with "
-                         f"'class_name' and 'config', received {config!r}")
-    obj = lookup(_KIND, config["class_name"], custom_objects)
-    if isinstance(obj, type):
-        cfg = config.get("config") or {}
-        return obj.from_config(cfg) if hasattr(obj, "from_config") else obj(**cfg)
-    return obj
+    """The constraint described by ``config`` (a ``serialize`` dict or a registered name)."""
+    return registry.deserialize(_KIND, config, custom_objects)
 
 
 def get(identifier, custom_objects=None):
     """A constraint from None (None), a name, a config dict, a class, an instance or a callable."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, (dict, str)):
-        return deserialize(identifier, custom_objects)
-    if isinstance(identifier, type):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret constraint identifier: {identifier!r}")
+    return registry.get(_KIND, identifier, custom_objects)
 
 
 # keras.constraints.max_norm, ... are the classes themselves.

@@ -15,7 +15,8 @@ import math
 import numpy as np
 
 from . import config
-from .registry import lookup, register
+from . import registry
+from .registry import register
 from .utils import random as _random
 
 _KIND = "initializer"
@@ -404,42 +405,19 @@ OrthogonalInitializer = Orthogonal
 
 # ---- lookup and (de)serialization --------------------------------------------------------------
 def serialize(initializer):
-    """``{"class_name": ..., "config": ...}`` of an initializer (a function's registered name)."""
-    if initializer is None:
-        return None
-    if isinstance(initializer, Initializer) or hasattr(initializer, "get_config"):
-        return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
-    if callable(initializer) and hasattr(initializer, "__name__"):
-        return initializer.__name__
-    raise ValueError(f"Could not serialize initializer {initializer!r}")
+    """Keras 3's serialized form of a initializer: ``{"class_name": ..., "config": ...}``, or a
+    function's name."""
+    return registry.serialize(_KIND, initializer)
 
 
 def deserialize(config, custom_objects=None):
-    """The initializer described by ``config`` (a ``serialize`` dict or a name)."""
-    if isinstance(config, str):
-        obj = lookup(_KIND, config, custom_objects)
-        return obj() if isinstance(obj, type) else obj
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"Could not deserialize initializer: expected a name or a dict with "
-                         f"'class_name' and 'config', received {config!r}")
-    obj = lookup(_KIND, config["class_name"], custom_objects)
-    if isinstance(obj, type):
-        cfg = config.get("config") or {}
-        return obj.from_config(cfg) if hasattr(obj, "from_config") else obj(**cfg)
-    return obj
+    """The initializer described by ``config`` (a ``serialize`` dict or a registered name)."""
+    return registry.deserialize(_KIND, config, custom_objects)
 
 
 def get(identifier, custom_objects=None):
-    """An initializer from None (None), a name, a config dict, a class, an instance or a callable."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, (dict, str)):
-        return deserialize(identifier, custom_objects)
-    if isinstance(identifier, type):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret initializer identifier: {identifier!r}")
+    """A initializer from None (None), a name, a config dict, a class, an instance or a callable."""
+    return registry.get(_KIND, identifier, custom_objects)
 
 
 # Keras 3's snake_case function-style names (keras.initializers.glorot_uniform, ...) are classes.

@@ -17,7 +17,7 @@ import re
 
 import numpy as np
 
-from . import config, ops
+from . import config, ops, registry
 from .ops.losses import (binary_crossentropy, categorical_crossentropy, categorical_hinge,
                          cosine_similarity, huber, hinge, kl_divergence, log_cosh,
                          mean_absolute_error, mean_absolute_percentage_error, mean_squared_error,
@@ -417,45 +417,19 @@ logcosh = log_cosh
 
 # ---- lookup and (de)serialization --------------------------------------------------------------
 def serialize(loss):
-    """``{"class_name": ..., "config": ...}`` of a Loss object, or a function's registered name."""
-    if loss is None:
-        return None
-    if isinstance(loss, Loss):
-        return {"class_name": type(loss).__name__, "config": loss.get_config()}
-    if callable(loss) and hasattr(loss, "__name__"):
-        return loss.__name__
-    raise ValueError(f"Could not serialize loss {loss!r}")
+    """Keras 3's serialized form of a loss: ``{"class_name": ..., "config": ...}``, or a
+    function's name."""
+    return registry.serialize(_KIND, loss)
 
 
-def deserialize(config_, custom_objects=None):
-    """The loss described by ``config_`` (a ``serialize`` dict, or a name)."""
-    if isinstance(config_, str):
-        obj = lookup(_KIND, config_, custom_objects)
-        return obj() if isinstance(obj, type) else obj
-    if not isinstance(config_, dict) or "class_name" not in config_:
-        raise ValueError(f"Could not deserialize loss: expected a name or a dict with 'class_name' "
-                         f"and 'config', received {config_!r}")
-    class_name = config_["class_name"]
-    if class_name == "function":  # Keras's format for a serialized function
-        return lookup(_KIND, config_["config"], custom_objects)
-    obj = lookup(_KIND, class_name, custom_objects)
-    if isinstance(obj, type):
-        return obj.from_config(dict(config_.get("config") or {}))
-    return obj
+def deserialize(config, custom_objects=None):
+    """The loss described by ``config`` (a ``serialize`` dict or a registered name)."""
+    return registry.deserialize(_KIND, config, custom_objects)
 
 
 def get(identifier, custom_objects=None):
-    """A loss from None, a name (function names give the function, class names an instance), a
-    config dict, a class, a Loss instance or a callable."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, (dict, str)):
-        return deserialize(identifier, custom_objects)
-    if isinstance(identifier, type):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret loss identifier: {identifier!r}")
+    """A loss from None (None), a name, a config dict, a class, an instance or a callable."""
+    return registry.get(_KIND, identifier, custom_objects)
 
 
 __all__ = ["Loss", "LossFunctionWrapper", "MeanSquaredError", "MeanAbsoluteError",

@@ -56,3 +56,71 @@ def registered(kind):
     """{primary name: object} for ``kind``."""
     table = _REGISTRY.get(kind, {})
     return {obj.__name__: obj for obj in table.values()}
+
+
+# ---- the identifier protocol: get / serialize / deserialize, once for every kind ----------------
+def _from_config(cls, config, custom_objects):
+    """``cls.from_config(config)``, passing ``custom_objects`` where from_config accepts it."""
+    from_config = getattr(cls, "from_config", None)
+    if from_config is None:
+        return cls(**config)
+    code = getattr(getattr(from_config, "__func__", from_config), "__code__", None)
+    if code is not None and "custom_objects" in code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]:
+        return from_config(config, custom_objects=custom_objects)
+    return from_config(config)
+
+
+def serialize(kind, obj, base=None):
+    """Keras 3's serialized form of ``obj``: ``{"class_name": ..., "config": ...}`` for an object
+    with ``get_config``, the name for a function, None for None. With ``base``, only instances
+    of ``base`` are accepted."""
+    if base is not None and not isinstance(obj, base):
+        raise ValueError(f"Could not serialize {kind} {obj!r}: expected an instance of {base.__name__}")
+    if obj is None:
+        return None
+    if hasattr(obj, "get_config") and not isinstance(obj, type):
+        return {"class_name": type(obj).__name__, "config": obj.get_config()}
+    if callable(obj) and hasattr(obj, "__name__"):
+        return obj.__name__
+    raise ValueError(f"Could not serialize {kind} {obj!r}")
+
+
+def deserialize(kind, config, custom_objects=None, names=True, instantiate_names=True):
+    """The ``kind`` object described by ``config``: a registered (or ``custom_objects``) name,
+    or a dict ``{"class_name": ..., "config": ...}`` (``{"class_name": "function", "config":
+    name}``, Keras's form for a function, included). A class is built with ``from_config``; a
+    name of a class gives an instance when ``instantiate_names``; ``names=False`` refuses names."""
+    if isinstance(config, str) and names:
+        obj = lookup(kind, config, custom_objects)
+        return obj() if instantiate_names and isinstance(obj, type) else obj
+    if not isinstance(config, dict) or "class_name" not in config:
+        expected = "a name or a dict" if names else "a dict"
+        raise ValueError(f"Could not deserialize {kind}: expected {expected} with 'class_name' and "
+                         f"'config', received {config!r}")
+    name, inner = config["class_name"], config.get("config")
+    if name == "function" and isinstance(inner, str):
+        return lookup(kind, inner, custom_objects)
+    obj = lookup(kind, name, custom_objects)
+    if isinstance(obj, type):
+        return _from_config(obj, dict(inner or {}), custom_objects)
+    return obj
+
+
+def get(kind, identifier, custom_objects=None, *, accept=callable, default=None, names=True,
+        instantiate_classes=True, wrap=None, what=None):
+    """Keras 3's ``<module>.get``: None -> ``default``; a name or a config dict -> deserialized;
+    a class -> an instance (``instantiate_classes``); anything ``accept`` admits -> itself;
+    another callable -> ``wrap(obj)`` when ``wrap`` is given. ``what`` names the kind in the
+    error (``"activation function"``)."""
+    if identifier is None:
+        return default
+    obj = identifier
+    if isinstance(identifier, (str, dict)):
+        obj = deserialize(kind, identifier, custom_objects, names=names)
+    elif isinstance(identifier, type) and instantiate_classes:
+        obj = identifier()
+    if accept(obj):
+        return obj
+    if wrap is not None and callable(obj):
+        return wrap(obj)
+    raise ValueError(f"Could not interpret {what or kind} identifier: {identifier!r}")

@@ -8,7 +8,8 @@ import math
 import numpy as np
 
 from . import config, ops
-from .registry import lookup, register
+from . import registry
+from .registry import register
 from .tensor import Tensor
 
 _KIND = "regularizer"
@@ -149,42 +150,19 @@ class OrthogonalRegularizer(Regularizer):
 
 # ---- lookup and (de)serialization --------------------------------------------------------------
 def serialize(regularizer):
-    """``{"class_name": ..., "config": ...}`` of a regularizer (a function's name)."""
-    if regularizer is None:
-        return None
-    if hasattr(regularizer, "get_config"):
-        return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
-    if callable(regularizer) and hasattr(regularizer, "__name__"):
-        return regularizer.__name__
-    raise ValueError(f"Could not serialize regularizer {regularizer!r}")
+    """Keras 3's serialized form of a regularizer: ``{"class_name": ..., "config": ...}``, or a
+    function's name."""
+    return registry.serialize(_KIND, regularizer)
 
 
 def deserialize(config, custom_objects=None):
-    """The regularizer described by ``config`` (a ``serialize`` dict or a name)."""
-    if isinstance(config, str):
-        obj = lookup(_KIND, config, custom_objects)
-        return obj() if isinstance(obj, type) else obj
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"Could not deserialize regularizer: expected a name or a dict with "
-                         f"'class_name' and 'config', received {config!r}")
-    obj = lookup(_KIND, config["class_name"], custom_objects)
-    if isinstance(obj, type):
-        cfg = config.get("config") or {}
-        return obj.from_config(cfg) if hasattr(obj, "from_config") else obj(**cfg)
-    return obj
+    """The regularizer described by ``config`` (a ``serialize`` dict or a registered name)."""
+    return registry.deserialize(_KIND, config, custom_objects)
 
 
 def get(identifier, custom_objects=None):
     """A regularizer from None (None), a name, a config dict, a class, an instance or a callable."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, (dict, str)):
-        return deserialize(identifier, custom_objects)
-    if isinstance(identifier, type):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret regularizer identifier: {identifier!r}")
+    return registry.get(_KIND, identifier, custom_objects)
 
 
 # keras.regularizers.l1 / l2 / l1_l2 / orthogonal_regularizer are the classes themselves.

@@ -6,6 +6,8 @@ walk from the outputs back to the inputs.
 """
 import numpy as np
 
+from ._tree import flatten, map_structure  # noqa: F401  (re-exported: models and layers use them here)
+
 
 class KerasTensor:
     """A placeholder: shape, dtype and the layer call that produced it."""
@@ -99,25 +101,6 @@ class CallNode:
         self.kwargs = kwargs
         self.outputs = outputs
         self.parents = [t for t in flatten((args, kwargs)) if isinstance(t, KerasTensor)]
-
-
-def flatten(x):
-    """Leaves of a nested list/tuple/dict structure, dict values in key order."""
-    if isinstance(x, (list, tuple)):
-        return [leaf for item in x for leaf in flatten(item)]
-    if isinstance(x, dict):
-        return [leaf for key in x for leaf in flatten(x[key])]
-    return [x]
-
-
-def map_structure(fn, x):
-    if isinstance(x, list):
-        return [map_structure(fn, item) for item in x]
-    if isinstance(x, tuple):
-        return tuple(map_structure(fn, item) for item in x)
-    if isinstance(x, dict):
-        return {key: map_structure(fn, item) for key, item in x.items()}
-    return fn(x)
 
 
 def is_symbolic(x):

@@ -177,9 +177,25 @@ def _check_set_weights_errors(layer):
     np.testing.assert_array_equal(layer.get_weights()[0], weights[0])  # a failed call changes nothing
 
 
+def _fresh(init_kwargs, dtype=None):
+    """``init_kwargs`` for one more construction: a layer argument (RNN's cell, a wrapper's layer)
+    becomes a fresh copy from its config, so the copies check_layer builds share no weights and
+    the float64 copy (``dtype``) is float64 all through."""
+    kwargs = dict(init_kwargs)
+    for key, value in init_kwargs.items():
+        if isinstance(value, Layer):
+            config = value.get_config()
+            if dtype is not None:
+                config["dtype"] = dtype
+            kwargs[key] = type(value).from_config(config)
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    return kwargs
+
+
 def _check_layer_gradients(layer_cls, init_kwargs, x, weights, eps, rtol, atol):
     """A float64 copy: input and trainable-weight gradients against finite differences."""
-    layer = layer_cls(**{**init_kwargs, "dtype": "float64"})
+    layer = layer_cls(**_fresh(init_kwargs, dtype="float64"))
     x64 = _map(lambda a: np.array(a, dtype=np.float64) if a.dtype.kind == "f" else a, x)
     layer(_map(dl.Tensor, x64), training=False)
     layer.set_weights([np.asarray(w, dtype=np.float64) if w.dtype.kind == "f" else w for w in weights])
@@ -214,7 +230,7 @@ def _check_fit_step(layer_cls, init_kwargs, x, weights):
     """One fit step in a functional model (and a Sequential one for single-input layers)."""
     xs = _as_list(x)
     inputs = [dl.Input(shape=a.shape[1:], dtype=a.dtype if a.dtype.kind != "f" else None) for a in xs]
-    layer = layer_cls(**init_kwargs)
+    layer = layer_cls(**_fresh(init_kwargs))
     out = layer(inputs if isinstance(x, list) else inputs[0])
     model = dl.Model(inputs if isinstance(x, list) else inputs[0], out)
     if weights:
@@ -226,7 +242,7 @@ def _check_fit_step(layer_cls, init_kwargs, x, weights):
     assert np.isfinite(history.history["loss"][0]), f"{layer_cls.__name__}: fit loss is not finite"
     if not isinstance(x, list):
         seq = dl.Sequential([dl.Input(shape=x.shape[1:], dtype=x.dtype if x.dtype.kind != "f" else None),
-                             layer_cls(**init_kwargs)])
+                             layer_cls(**_fresh(init_kwargs))])
         seq.compile(optimizer="sgd", loss="mse")
         history = seq.fit(x, targets, epochs=1, batch_size=x.shape[0], verbose=0)
         assert np.isfinite(history.history["loss"][0])
@@ -247,7 +263,7 @@ def check_layer(layer_cls, init_kwargs, input_shape, expected_output_shape,
     x = make_inputs(input_shape, input_dtype, seed=seed)
 
     # 1. build on data: output shape, dtype, weights
-    layer = layer_cls(**init_kwargs)
+    layer = layer_cls(**_fresh(init_kwargs))
     assert not layer.built or not layer.weights
     out = layer(_map(dl.Tensor, x))
     assert layer.built
@@ -278,7 +294,7 @@ def check_layer(layer_cls, init_kwargs, input_shape, expected_output_shape,
             else _symbolic_shape(expected_output_shape)
         assert _as_tuple(layer.compute_output_shape(none_batch)) == _as_tuple(expected_none)
     symbolic_in = [dl.Input(shape=a.shape[1:], dtype=a.dtype) for a in _as_list(x)]
-    sym_layer = layer_cls(**init_kwargs)
+    sym_layer = layer_cls(**_fresh(init_kwargs))
     sym_out = sym_layer(symbolic_in if multi else symbolic_in[0])
     expected_sym = ([_symbolic_shape(s) for s in expected_output_shape] if _is_multi(expected_output_shape)
                     else _symbolic_shape(expected_output_shape))

@@ -1,5 +1,6 @@
 """dlcore.layers: Keras 3 layers. Each family lives in its own module."""
-from ..registry import lookup, register, registered
+from .. import registry
+from ..registry import register, registered
 from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from .conv import (Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, DepthwiseConv1D, DepthwiseConv2D,
                    SeparableConv1D, SeparableConv2D)
@@ -22,15 +23,9 @@ from .reshaping2d import Cropping2D, ReflectionPadding2D, UpSampling2D, ZeroPadd
 
 def serialize(layer):
     """``{"class_name": ..., "config": ...}`` for a layer."""
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+    return registry.serialize("layer", layer, base=Layer)
 
 
 def deserialize(config, custom_objects=None):
     """A layer from ``serialize`` output; only registered (or ``custom_objects``) classes."""
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"layers.deserialize expects {{'class_name': ..., 'config': ...}}, received {config!r}")
-    cls = lookup("layer", config["class_name"], custom_objects)
-    inner = dict(config.get("config", {}))
-    if hasattr(cls.from_config, "__func__") and "custom_objects" in cls.from_config.__code__.co_varnames:
-        return cls.from_config(inner, custom_objects=custom_objects)
-    return cls.from_config(inner)
+    return registry.deserialize("layer", config, custom_objects, names=False)

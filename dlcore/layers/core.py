@@ -55,18 +55,26 @@ def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None
     return layer.output
 
 
+def _positive_int(who, name, value):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{who}: `{name}` must be a positive integer, received {name}={value!r}")
+    return int(value)
+
+
 @register("layer")
 class Dense(Layer):
     """``activation(inputs @ kernel + bias)`` on the last axis.
 
     Input shape: (batch, ..., input_dim). Output shape: (batch, ..., units).
-    Weights: kernel (input_dim, units), bias (units,).
+    Weights: kernel (input_dim, units), bias (units,); with LoRA (``lora_rank`` or
+    ``enable_lora``) also lora_kernel_a (input_dim, rank) and lora_kernel_b (rank, units), the
+    kernel frozen and the effective kernel ``kernel + (lora_alpha / lora_rank) * a @ b``.
     """
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, lora_rank=None,
-                 **kwargs):
+                 lora_alpha=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
             raise ValueError(f"Dense: received an invalid value for `units`, expected a positive integer. "
@@ -81,6 +89,9 @@ class Dense(Layer):
         self.activity_regularizer = regularizers.get(activity_regularizer)
         self.kernel_constraint = constraints.get(kernel_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
+        self.lora_rank = None if lora_rank is None else _positive_int("Dense", "lora_rank", lora_rank)
+        self.lora_alpha = lora_alpha if lora_alpha is not None else self.lora_rank
+        self.lora_enabled = False
         self.input_spec = InputSpec(min_ndim=2)
         self._fused = activations.kernel_activation(self.activation)
         self.supports_masking = True
@@ -100,13 +111,50 @@ class Dense(Layer):
                                         name="bias")
         self.input_spec = InputSpec(min_ndim=2, axes={-1: input_dim})
         self.built = True
+        if self.lora_rank:
+            # Keras 3.15 passes only the rank here, so a constructor lora_alpha is lost; the
+            # documented meaning (scale by lora_alpha / lora_rank) is kept instead.
+            self.enable_lora(self.lora_rank, lora_alpha=self.lora_alpha)
+
+    def enable_lora(self, rank, lora_alpha=None, a_initializer="he_uniform", b_initializer="zeros"):
+        """Freeze the kernel and train a rank-``rank`` update ``a @ b`` scaled by
+        ``lora_alpha / rank`` (``lora_alpha`` defaults to ``rank``), as Keras 3: a (input_dim,
+        rank) starts He-uniform, b (rank, units) at zeros, so the output is unchanged at first."""
+        rank = _positive_int(f"Dense '{self.name}'", "rank", rank)
+        if self.kernel_constraint:
+            raise ValueError("Lora is incompatible with kernel constraints. In order to enable lora on this "
+                             "layer, remove the `kernel_constraint` argument.")
+        if not self.built:
+            raise ValueError("Cannot enable lora on a layer that isn't yet built.")
+        if self.lora_enabled:
+            raise ValueError("lora is already enabled. This can only be done once per layer.")
+        # float32 at least, as Keras keeps LoRA weights in float32 under lower-precision policies
+        dtype = np.promote_types(self.kernel.dtype, np.float32)
+        input_dim, units = self.kernel.shape
+        self.lora_kernel_a = self.add_weight(shape=(input_dim, rank), initializer=initializers.get(a_initializer),
+                                             dtype=dtype, regularizer=self.kernel_regularizer, name="lora_kernel_a")
+        self.lora_kernel_b = self.add_weight(shape=(rank, units), initializer=initializers.get(b_initializer),
+                                             dtype=dtype, regularizer=self.kernel_regularizer, name="lora_kernel_b")
+        self.kernel.trainable = False
+        self.lora_enabled = True
+        self.lora_rank = rank
+        self.lora_alpha = lora_alpha if lora_alpha is not None else rank
+
+    def _effective_kernel(self):
+        """The kernel the layer applies: ``kernel``, or with LoRA ``kernel + (alpha / rank) a @ b``
+        (a Tensor on the tape, so a and b get gradients and the frozen kernel none)."""
+        if not self.lora_enabled:
+            return self.kernel
+        delta = ops.multiply(ops.matmul(self.lora_kernel_a, self.lora_kernel_b), self.lora_alpha / self.lora_rank)
+        return ops.add(self.kernel, ops.cast(delta, self.kernel.dtype))
 
     def call(self, inputs):
+        kernel = self._effective_kernel()
         if self._fused is not None:
             name, alpha = self._fused
-            y = ops.dense(inputs, self.kernel, self.bias, activation=name, alpha=alpha)
+            y = ops.dense(inputs, kernel, self.bias, activation=name, alpha=alpha)
         else:
-            y = self.activation(ops.dense(inputs, self.kernel, self.bias))
+            y = self.activation(ops.dense(inputs, kernel, self.bias))
         if self.activity_regularizer is not None:
             self._activity_losses.append(self.activity_regularizer(y))
         return y
@@ -127,6 +175,7 @@ class Dense(Layer):
             "activity_regularizer": regularizers.serialize(self.activity_regularizer),
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
+            **({"lora_rank": self.lora_rank, "lora_alpha": self.lora_alpha} if self.lora_rank else {}),
         }
 
 

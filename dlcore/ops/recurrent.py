@@ -27,7 +27,7 @@ from ..autograd import Function, is_recording
 from ..kernels.elementwise import ACTIVATIONS
 from ..kernels.recurrent import BACKWARD_ACTIVATIONS
 from ..tensor import Tensor
-from .core import contiguous, float_array, value
+from .core import cast, contiguous, float_array, value
 
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 
@@ -411,8 +411,9 @@ def _run(cls, x, kernel, recurrent_kernel, bias, states, mask, go_backwards, ret
     r = value(recurrent_kernel)
     xv = value(x)
     if not isinstance(xv, np.ndarray) or xv.dtype != dtype:
-        x = float_array(xv, dtype=dtype)
-        xv = x
+        # a Tensor is cast through the tape, so its gradient flows back in its own dtype
+        x = cast(x, dtype) if isinstance(x, Tensor) else float_array(xv, dtype=dtype)
+        xv = value(x)
     h0 = states[0]
     c0 = states[1] if len(states) > 1 else None
     h0 = None if h0 is None else np.asarray(value(h0))

@@ -7,7 +7,8 @@ far) and returns the learning rate for the next update as a Python float. Pass o
 """
 import math
 
-from ..registry import lookup, register
+from .. import registry
+from ..registry import register
 
 _KIND = "schedule"
 
@@ -246,30 +247,19 @@ class CosineDecayRestarts(LearningRateSchedule):
 
 def serialize(learning_rate_schedule):
     """``{"class_name": ..., "config": ...}`` of a schedule."""
-    if not isinstance(learning_rate_schedule, LearningRateSchedule):
-        raise ValueError("Could not serialize learning rate schedule: expected a "
-                         f"LearningRateSchedule, received {learning_rate_schedule!r}")
-    return {"class_name": type(learning_rate_schedule).__name__,
-            "config": learning_rate_schedule.get_config()}
+    return registry.serialize("learning rate schedule", learning_rate_schedule, base=LearningRateSchedule)
 
 
 def deserialize(config, custom_objects=None):
     """The schedule described by ``config`` (a ``serialize`` dict, Keras's form included)."""
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError("Could not deserialize learning rate schedule: expected a dict with "
-                         f"'class_name' and 'config', received {config!r}")
-    cls = lookup(_KIND, config["class_name"], custom_objects)
-    cfg = dict(config.get("config") or {})
-    return cls.from_config(cfg) if hasattr(cls, "from_config") else cls(**cfg)
+    return registry.deserialize(_KIND, config, custom_objects, names=False)
 
 
 def get(identifier, custom_objects=None):
     """A schedule from an instance or a ``serialize`` dict."""
-    if isinstance(identifier, LearningRateSchedule):
-        return identifier
-    if isinstance(identifier, dict):
-        return deserialize(identifier, custom_objects)
-    raise ValueError(f"Could not interpret learning rate schedule identifier: {identifier!r}")
+    return registry.get(_KIND, identifier, custom_objects, names=False, instantiate_classes=False,
+                        accept=lambda obj: isinstance(obj, LearningRateSchedule),
+                        what="learning rate schedule")
 
 
 __all__ = ["LearningRateSchedule", "ExponentialDecay", "PiecewiseConstantDecay", "PolynomialDecay",

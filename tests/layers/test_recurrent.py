@@ -53,6 +53,34 @@ def test_harness(cls, kwargs, kind):
     check_layer(cls, kwargs, (N, T, K), _expected(kind), expected_num_trainable_weights=n_weights)
 
 
+@pytest.mark.parametrize("cell_cls,n_weights", [(L.SimpleRNNCell, 3), (L.LSTMCell, 3), (L.GRUCell, 3)],
+                         ids=lambda v: getattr(v, "__name__", str(v)))
+def test_harness_rnn_over_each_cell(cell_cls, n_weights):
+    """RNN(cell) for the three Keras cells: the cell's weights, config (nested) and gradients."""
+    check_layer(L.RNN, dict(cell=cell_cls(U), return_sequences=True), (N, T, K), (N, T, U),
+                expected_num_trainable_weights=n_weights)
+
+
+def test_input_gradient_survives_a_dtype_cast_into_the_fused_op():
+    """A float64 sequence into a float32 cell: the cast is on the tape, so the gradient reaches
+    the input (it was silently None when the op converted the array off the tape)."""
+    layer = L.RNN(L.LSTMCell(U), dtype="float64")
+    x = dl.Tensor(rand(N, T, K).astype(np.float64))
+    with dl.GradientTape() as tape:
+        tape.watch([x])
+        loss = dl.ops.sum(layer(x))
+    (dx,) = tape.gradient(loss, [x])
+    assert dx is not None and dx.dtype == np.float64 and np.abs(dx.value).sum() > 0
+    reference = dl.layers.RNN(L.LSTMCell(U))
+    reference(dl.Tensor(rand(N, T, K)))
+    reference.set_weights(layer.get_weights())
+    x32 = dl.Tensor(rand(N, T, K))
+    with dl.GradientTape() as tape:
+        tape.watch([x32])
+        loss32 = dl.ops.sum(reference(x32))
+    np.testing.assert_allclose(dx.value, tape.gradient(loss32, [x32])[0].value, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
 def test_harness_bidirectional(merge_mode):
     out = (N, T, 2 * U) if merge_mode == "concat" else (N, T, U)
