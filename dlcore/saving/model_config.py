@@ -5,7 +5,7 @@ from a module path. Rebuilding checks the config's size and nesting first, and c
 shapes of the weights a file holds, so that a layer declaring any other shape is refused before
 its weight is allocated and no initializer runs for weights the file will overwrite."""
 import contextlib
-import copy
+import json
 import math
 
 import numpy as np
@@ -214,67 +214,77 @@ def _is_known(name, custom_objects):
     return False
 
 
+def _objects(value, where):
+    """Every JSON object in ``value`` with its location (``where.key[i]...``), depth first and
+    without recursion; the location is a chain of keys made a string only when asked for."""
+    stack = [(value, (where,))]
+    while stack:
+        item, chain = stack.pop()
+        if isinstance(item, dict):
+            yield item, chain
+            children = item.items()
+        else:
+            children = enumerate(item)
+        stack.extend((child, (chain, key)) for key, child in children if isinstance(child, (dict, list)))
+
+
+def _location(chain):
+    keys = []
+    while len(chain) == 2:
+        chain, key = chain
+        keys.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    return chain[0] + "".join(reversed(keys))
+
+
 def check_classes(value, custom_objects, where):
     """Refuse, before anything is built, any class name that is not registered (or passed in
     ``custom_objects``), any module path and any ``module`` key: nothing is ever imported."""
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            check_classes(item, custom_objects, f"{where}[{i}]")
-        return
-    if not isinstance(value, dict):
-        return
-    if "class_name" in value:
-        name = value["class_name"]
+    for item, chain in _objects(value, where):
+        if "class_name" not in item:
+            continue
+        name = item["class_name"]
         if not isinstance(name, str):
-            raise ValueError(f"{where}: class_name must be a string, received {name!r}")
-        if value.get("module") is not None:
-            raise ValueError(f"{where}: refusing the module path {value['module']!r} for class {name!r}: "
-                             "dlcore resolves classes through its registry only and never imports modules "
-                             "named in a file")
+            raise ValueError(f"{_location(chain)}: class_name must be a string, received {name!r:.100}")
+        if item.get("module") is not None:
+            raise ValueError(f"{_location(chain)}: refusing the module path {item['module']!r:.100} for class "
+                             f"{name!r:.100}: dlcore resolves classes through its registry only and never "
+                             "imports modules named in a file")
         if name == "__keras_tensor__":
-            pass
-        elif name == "function":
-            fn = value.get("config")
+            continue
+        if name == "function":
+            fn = item.get("config")
             if not isinstance(fn, str) or not _is_known(fn, custom_objects):
-                raise ValueError(f"{where}: unknown function {fn!r}: not registered with dlcore.registry "
-                                 "and not passed in custom_objects")
+                raise ValueError(f"{_location(chain)}: unknown function {fn!r:.100}: not registered with "
+                                 "dlcore.registry and not passed in custom_objects")
         elif "." in name or not name.isidentifier():
-            raise ValueError(f"{where}: refusing class name {name!r}: module paths are not accepted; "
-                             "classes are resolved by registered name only")
+            raise ValueError(f"{_location(chain)}: refusing class name {name!r:.100}: module paths are not "
+                             "accepted; classes are resolved by registered name only")
         elif not _is_known(name, custom_objects):
-            raise ValueError(f"{where}: unknown class {name!r}: it is not registered with dlcore.registry "
-                             "(@dl.registry.register) and was not passed in custom_objects")
-    for key, item in value.items():
-        check_classes(item, custom_objects, f"{where}.{key}")
+            raise ValueError(f"{_location(chain)}: unknown class {name!r:.100}: it is not registered with "
+                             "dlcore.registry (@dl.registry.register) and was not passed in custom_objects")
 
 
 def resolve_lambdas(value, custom_objects, where):
     """Give each Lambda layer config its function, by name, from ``custom_objects``."""
     from ..layers.core import Lambda
 
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            resolve_lambdas(item, custom_objects, f"{where}[{i}]")
-        return
-    if not isinstance(value, dict):
-        return
-    name = value.get("class_name")
-    if isinstance(name, str) and isinstance(value.get("config"), dict):
+    for item, chain in _objects(value, where):
+        name = item.get("class_name")
+        if not isinstance(name, str) or not isinstance(item.get("config"), dict):
+            continue
         try:
             cls = lookup("layer", name, custom_objects)
         except ValueError:
-            cls = None
+            continue
         if isinstance(cls, type) and issubclass(cls, Lambda):
-            cfg = value["config"]
+            cfg = item["config"]
             fn_name = cfg.get("function")
             fn = (custom_objects or {}).get(fn_name) if isinstance(fn_name, str) else None
             if not callable(fn):
-                raise ValueError(f"{where}: Lambda layer '{cfg.get('name')}' needs its function "
-                                 f"{fn_name!r}, which dlcore does not store (nothing executes on load). "
-                                 f"Pass it at load: custom_objects={{{fn_name!r}: fn}}.")
+                raise ValueError(f"{_location(chain)}: Lambda layer '{cfg.get('name')!s:.100}' needs its function "
+                                 f"{fn_name!r:.100}, which dlcore does not store (nothing executes on load). "
+                                 f"Pass it at load: custom_objects={{{fn_name!r:.100}: fn}}.")
             cfg["function"] = fn
-    for key, item in value.items():
-        resolve_lambdas(item, custom_objects, f"{where}.{key}")
 
 
 @contextlib.contextmanager
@@ -364,7 +374,8 @@ def rebuild(config, custom_objects, source, neutral_rng, weight_shapes=None):
     from ..models.model import Model
 
     check_json_value(config, f"{source}: the model config")
-    entry = copy.deepcopy({"class_name": config["class_name"], "config": config["config"]})
+    # a copy (the caller's config is left as it was); the value is plain JSON, bounded in depth
+    entry = json.loads(json.dumps({"class_name": config["class_name"], "config": config["config"]}))
     check_classes(entry, custom_objects, "config")  # (the compile config is checked when compiling)
     resolve_lambdas(entry, custom_objects, "config")
     build_config = config.get("build_config")
