@@ -32,13 +32,19 @@ stored) with these members and nothing else:
 ``optimizer/00000.npy`` ...
     the optimizer's state arrays (``optimizer.variables``: iterations, then the slots).
 
-Reading trusts nothing: the archive, every member (CRC), every JSON document and every array
-header are checked; classes are resolved only through ``dlcore.registry`` (or ``custom_objects``)
-and never imported from a module path; arrays are read with ``np.load(allow_pickle=False)`` after
-their headers were checked against the manifest and the rebuilt model. Values are assigned only
-after everything has been read and validated, so a bad file raises ``ValueError`` and changes
-nothing. Writing goes to a temporary file in the target's directory, fsynced, then
-``os.replace``-d over the target, so a failed save leaves the previous file intact.
+Reading trusts nothing, and bounds time and memory before it parses or allocates (limits in
+``archive.py`` and ``model_config.py``): only a regular file is opened; array members must be
+stored (their sizes are then bounded by the file's), JSON members are capped in bytes (8 MiB;
+metadata 64 KiB), containers and nesting (100 levels), and every member is read in bounded chunks
+with its CRC checked. Every ``.npy`` header is checked against the manifest before the model is
+rebuilt; rebuilding then takes each weight's shape from those headers (a layer that declares any
+other shape is refused before its weight is allocated) and runs no initializer, as the file's
+values overwrite the weights. Classes are resolved only through ``dlcore.registry`` (or
+``custom_objects``) and never imported from a module path; arrays are never unpickled. Values are
+assigned only after everything has been read and validated, so a bad file raises ``ValueError``
+and changes nothing. Writing goes to a temporary file in the target's directory, fsynced, then
+``os.replace``-d over the target, so a failed save leaves the previous file intact (and the next
+save removes the temporary file of a save that was killed).
 
 Random state: ``load_model(..., compile=True)`` of a file saved from a compiled model restores
 dlcore's global generator (``dl.utils.set_random_seed``'s) to its state at save time, so
@@ -507,7 +513,8 @@ class _Archive:
             layer_class, name = owners.get(id(variable), ""), variable.name
             if entry.get("layer") != layer_class or entry.get("name") != name:
                 raise ValueError(f"{self.filepath!r}: architecture mismatch at weight {i}: the file has "
-                                 f"{path!r:.200} ({entry.get('layer')!r:.100}.{entry.get('name')!r:.100}), the model has "
+                                 f"{path!r:.200} ({entry.get('layer')!r:.100}.{entry.get('name')!r:.100}), "
+                                 "the model has "
                                  f"{variable.path!r} ({layer_class}.{name})")
             if shape != tuple(variable.shape) or dtype != variable.value.dtype:
                 if skip_mismatch and dtype == variable.value.dtype:

@@ -15,6 +15,7 @@ from .archive import check_json_value
 
 MAX_METRIC_STATE = 10**7        # values in one metric's state (thresholds x labels, classes^2)
 MAX_BUILD_ELEMENTS = 1 << 24    # values in the zero input that builds a subclassed model
+MAX_LAYERS = 20_000             # layers in one model config (rebuilding one costs about 0.2 ms)
 
 def model_config(model):
     from ..layers.core import Lambda
@@ -214,6 +215,14 @@ def _is_known(name, custom_objects):
     return False
 
 
+def _is_layer(name, custom_objects):
+    try:
+        lookup("layer", name, custom_objects)
+        return True
+    except ValueError:
+        return False
+
+
 def _objects(value, where):
     """Every JSON object in ``value`` with its location (``where.key[i]...``), depth first and
     without recursion; the location is a chain of keys made a string only when asked for."""
@@ -238,7 +247,9 @@ def _location(chain):
 
 def check_classes(value, custom_objects, where):
     """Refuse, before anything is built, any class name that is not registered (or passed in
-    ``custom_objects``), any module path and any ``module`` key: nothing is ever imported."""
+    ``custom_objects``), any module path and any ``module`` key: nothing is ever imported. More
+    than ``MAX_LAYERS`` layers are refused too (rebuilding each costs time and memory)."""
+    layers = 0
     for item, chain in _objects(value, where):
         if "class_name" not in item:
             continue
@@ -262,6 +273,10 @@ def check_classes(value, custom_objects, where):
         elif not _is_known(name, custom_objects):
             raise ValueError(f"{_location(chain)}: unknown class {name!r:.100}: it is not registered with "
                              "dlcore.registry (@dl.registry.register) and was not passed in custom_objects")
+        else:
+            layers += _is_layer(name, custom_objects)
+            if layers > MAX_LAYERS:
+                raise ValueError(f"{where}: the config describes more than {MAX_LAYERS} layers; refused")
 
 
 def resolve_lambdas(value, custom_objects, where):

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("fresh_session")
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("load_worker.py")
 # (more, or other seeds, for a longer local run: DLCORE_FUZZ_MUTANTS=2000 DLCORE_FUZZ_SEED=7)
-MUTANTS_PER_MODEL = int(os.environ.get("DLCORE_FUZZ_MUTANTS", 80))
+MUTANTS_PER_MODEL = int(os.environ.get("DLCORE_FUZZ_MUTANTS", 125))
 SEED = int(os.environ.get("DLCORE_FUZZ_SEED", 20240601))
 
 
@@ -88,8 +88,9 @@ def _nest(value, levels):
 
 
 _REPLACEMENTS = [10**9, 2**31, 2**63, -1, 0, 1, 10**7, 3.5, -0.0, 1e308, float("nan"), True, None, "", "x" * 300,
-                 "__import__", "os.system", "Dense", "float64", [], {}, [10**6, 10**6], [None], [-5, 3], {"class_name": "Dense"},
-                 {"class_name": "function", "config": "eval"}, "weights/00000.npy", [[[[0]]]]]
+                 "__import__", "os.system", "Dense", "float64", [], {}, [10**6, 10**6], [None], [-5, 3],
+                 {"class_name": "Dense"}, {"class_name": "function", "config": "eval"}, "weights/00000.npy",
+                 [[[[0]]]]]
 
 
 def _edit_json(members, rng):
@@ -120,8 +121,9 @@ def _edit_json(members, rng):
     return f"json {info.filename} {path}"
 
 
-_HEADER_EDITS = [("'shape': (", "'shape': (1000000000, "), ("'shape': (", "'shape': (-1, "), ("'shape': (", "'shape': ((1,), "),
-                 ("'descr': '<f4'", "'descr': '|O'"), ("'descr': '<f4'", "'descr': '<f8'"), ("'descr': '<f4'", "'descr': '>f4'"),
+_HEADER_EDITS = [("'shape': (", "'shape': (1000000000, "), ("'shape': (", "'shape': (-1, "),
+                 ("'shape': (", "'shape': ((1,), "), ("'descr': '<f4'", "'descr': '|O'"),
+                 ("'descr': '<f4'", "'descr': '<f8'"), ("'descr': '<f4'", "'descr': '>f4'"),
                  ("'descr': '<f4'", "'descr': '<c8'"), ("'descr': '<f4'", "'descr': [('a', '<f4')]"),
                  ("'fortran_order': False", "'fortran_order': True"), ("{", "{'evil': __import__('os'), "),
                  ("'shape': (", "'shape': (2**40, ")]
@@ -168,7 +170,8 @@ def _mutate(members, raw, rng):
             what = f"dropped member {info.filename}"
         else:
             copy = zipfile.ZipInfo(info.filename, date_time=info.date_time)
-            copy.compress_type = zipfile.ZIP_DEFLATED if info.compress_type == zipfile.ZIP_STORED else zipfile.ZIP_STORED
+            stored = info.compress_type == zipfile.ZIP_STORED
+            copy.compress_type = zipfile.ZIP_DEFLATED if stored else zipfile.ZIP_STORED
             members[index] = (copy, data)
             what = f"recompressed member {info.filename}"
     buf = io.BytesIO()
@@ -202,7 +205,8 @@ def test_mutants_load_or_raise_value_error(name, build, tmp_path):
     assert result.returncode == 0, (result.returncode, result.stderr.decode()[-3000:])
     reports = [json.loads(line) for line in result.stdout.decode().splitlines()]
     assert len(reports) == MUTANTS_PER_MODEL
-    bad = [(what[r["path"]], r["outcome"], r["message"][:3000]) for r in reports if r["outcome"] not in ("ok", "ValueError")]
+    bad = [(what[r["path"]], r["outcome"], r["message"][:3000])
+           for r in reports if r["outcome"] not in ("ok", "ValueError")]
     assert not bad, bad
     slow = [(what[r["path"]], r["seconds"]) for r in reports if r["seconds"] > 5]
     assert not slow, slow

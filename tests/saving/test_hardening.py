@@ -83,9 +83,13 @@ def _bombs(saved, tmp_path):
         lambda c: (c["config"]["layers"][0]["config"].update(batch_shape=[None, 20000]),
                    c["config"]["layers"][1]["config"].update(units=20000)))
     files["auc_thresholds"] = _edited_config(
-        saved, tmp_path / "auc.dlc", lambda c: c["compile_config"]["metrics"][0]["config"].update(num_thresholds=2 * 10**7))
+        saved, tmp_path / "auc.dlc",
+        lambda c: c["compile_config"]["metrics"][0]["config"].update(num_thresholds=2 * 10**7))
     files["batch_shape"] = _edited_config(
         saved, tmp_path / "batch.dlc", lambda c: c["config"]["layers"][0]["config"].update(batch_shape=[None, 10**7]))
+    many = [{"class_name": "Activation", "config": {"activation": "relu"}}] * 100_000
+    files["many_layers"] = _edited_config(saved, tmp_path / "many.dlc",
+                                          lambda c: c["config"]["layers"].__setitem__(slice(1, 1), many))
     files["deep_top"] = _edited_config(saved, tmp_path / "deep.dlc", lambda c: c.update(config=_nested(600)))
     files["deep_hyper"] = _edited_config(
         saved, tmp_path / "deep2.dlc",
@@ -190,6 +194,14 @@ def test_nesting_inside_a_hyper_parameter_gives_a_value_error(saved, tmp_path):
         dl.models.model_from_json(json.dumps(config))
 
 
+def test_a_config_of_too_many_layers_is_refused(saved, tmp_path):
+    many = [{"class_name": "Activation", "config": {"activation": "relu"}}] * 20_001
+    bad = _edited_config(saved, tmp_path / "many.dlc", lambda c: c["config"]["layers"].__setitem__(slice(1, 1), many))
+    assert os.path.getsize(bad) < 100_000
+    with pytest.raises(ValueError, match="more than 20000 layers"):
+        dl.models.load_model(bad)
+
+
 def test_edited_batch_shape_is_refused_before_allocating(saved, tmp_path):
     files = _bombs(saved, tmp_path)
     with pytest.raises(ValueError, match=r"hidden/kernel' of shape \(10000000, 8\)"):
@@ -236,5 +248,4 @@ def test_hostile_files_load_in_bounded_time_and_memory(saved, tmp_path):
     for name, report in zip(files, reports):
         assert report["outcome"] == "ValueError", (name, report)
         assert report["seconds"] < 10, (name, report)
-    print({n: (round(r["seconds"], 3), round(r["growth_mb"]), r["message"][:60]) for n, r in zip(files, reports)})
     assert max(r["growth_mb"] for r in reports) < 300, reports
