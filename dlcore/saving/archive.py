@@ -223,8 +223,8 @@ def _umask():
 
 
 def _pid_alive(pid):
-    if pid == os.getpid():
-        return True
+    if pid == os.getpid() or os.name != "posix":
+        return True  # (on Windows os.kill(pid, 0) would terminate the process, not probe it)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

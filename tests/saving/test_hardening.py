@@ -4,6 +4,7 @@ issue's table, then a subprocess that loads them all and bounds its peak RSS."""
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
@@ -146,6 +147,14 @@ def test_member_size_is_not_taken_from_the_zip_header(saved, tmp_path):
         dl.models.load_model(bad)
 
 
+def test_a_huge_zip_directory_is_refused_before_it_is_parsed(tmp_path):
+    """An end record declaring a 9 MiB directory (each of its entries would become an object)."""
+    bad = tmp_path / "dir.dlc"
+    bad.write_bytes(b"PK\x05\x06" + struct.pack("<4H2LH", 0, 0, 65535, 65535, 9 << 20, 0, 0))
+    with pytest.raises(ValueError, match="zip directory of 9437184 bytes"):
+        dl.models.load_model(bad)
+
+
 def test_declared_shapes_are_checked_before_allocating(saved, tmp_path):
     files = _bombs(saved, tmp_path)
     with pytest.raises(ValueError, match=r"hidden/kernel' of shape \(20000, 20000\).*before allocating"):
@@ -249,3 +258,12 @@ def test_hostile_files_load_in_bounded_time_and_memory(saved, tmp_path):
         assert report["outcome"] == "ValueError", (name, report)
         assert report["seconds"] < 10, (name, report)
     assert max(r["growth_mb"] for r in reports) < 300, reports
+
+
+def test_load_model_dispatches_on_the_extension(saved, tmp_path):
+    for name in ("m.keras", "m.h5", "m.onnx"):
+        other = tmp_path / name
+        other.write_bytes(Path(saved).read_bytes())
+        with pytest.raises(ValueError, match="File format not supported"):
+            dl.models.load_model(other)
+    assert dl.models.load_model(saved).weights and dl.saving.load_model(Path(saved)).weights
