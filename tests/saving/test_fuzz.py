@@ -93,32 +93,47 @@ _REPLACEMENTS = [10**9, 2**31, 2**63, -1, 0, 1, 10**7, 3.5, -0.0, 1e308, float("
                  [[[[0]]]]]
 
 
+def _leaf(value, path):
+    for key in path:
+        value = value[key]
+    return value
+
+
+_BIG_INTS = [0, -1, 10**4, 10**5, 10**6, 10**9, 2**62]
+
+
 def _edit_json(members, rng):
+    """Edit one JSON member: an integer made huge (or 0, or -1), a value nested 20 to 600 levels
+    deep, replaced by something else, or deleted."""
     candidates = [i for i, (info, _) in enumerate(members) if info.filename.endswith(".json")]
+    if rng.random() < 0.5:  # config.json, where the architecture is
+        candidates = [i for i in candidates if members[i][0].filename == "config.json"] or candidates
     index = candidates[rng.integers(len(candidates))]
     info, data = members[index]
     value = json.loads(data)
     paths = list(_paths(value))
-    path = paths[rng.integers(len(paths))]
-    choice = rng.integers(len(_REPLACEMENTS) + 3)
-    if choice == len(_REPLACEMENTS):
-        new = _nest(0, int(rng.choice([20, 99, 150, 600])))
-    elif choice == len(_REPLACEMENTS) + 1:
-        new = [0] * int(rng.choice([1000, 10**5]))
+    ints = [p for p in paths if p and type(_leaf(value, p)) is int]
+    strategy = rng.choice(["int", "nest", "replace", "delete"], p=[0.35, 0.15, 0.4, 0.1])
+    if strategy == "int" and ints:
+        path = ints[rng.integers(len(ints))]
+        new = _BIG_INTS[rng.integers(len(_BIG_INTS))]
     else:
-        new = _REPLACEMENTS[choice] if choice < len(_REPLACEMENTS) else "mutant"
+        path = paths[rng.integers(len(paths))]
+        if strategy == "nest":
+            new = _nest(_leaf(value, path), int(rng.choice([20, 99, 101, 150, 600])))
+        else:
+            choice = rng.integers(len(_REPLACEMENTS) + 1)
+            new = [0] * int(rng.choice([1000, 10**5])) if choice == len(_REPLACEMENTS) else _REPLACEMENTS[choice]
     if not path:
         value = new
     else:
-        parent = value
-        for key in path[:-1]:
-            parent = parent[key]
-        if rng.random() < 0.2 and isinstance(parent, dict):
+        parent = _leaf(value, path[:-1])
+        if strategy == "delete" and isinstance(parent, dict):
             del parent[path[-1]]
         else:
-            parent[path[-1]] = _nest(parent[path[-1]], 120) if rng.random() < 0.1 else new
+            parent[path[-1]] = new
     members[index] = (info, json.dumps(value).encode())
-    return f"json {info.filename} {path}"
+    return f"json {info.filename} {path} {strategy} {str(new)[:40]}"
 
 
 _HEADER_EDITS = [("'shape': (", "'shape': (1000000000, "), ("'shape': (", "'shape': (-1, "),
