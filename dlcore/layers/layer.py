@@ -5,6 +5,7 @@
 - ``call(inputs, training=None)`` composes ``dlcore.ops``;
 - ``get_config()`` returns the ``__init__`` arguments, so ``cls.from_config(config)`` rebuilds it.
 """
+import contextvars
 import inspect
 import re
 import threading
@@ -15,6 +16,11 @@ from .. import config as dl_config
 from ..autograd import no_grad
 from ..symbolic import CallNode, KerasTensor, flatten, is_symbolic, map_structure
 from ..tensor import Tensor, Variable
+
+# Set by dlcore.saving while it rebuilds a model from a file: add_weight then calls it as
+# (layer, name, shape, dtype) instead of the initializer; it checks the shape against the file's
+# weights and returns an array that the file's values will overwrite.
+WEIGHT_FROM_FILE = contextvars.ContextVar("dlcore_weight_from_file", default=None)
 
 _names = {}
 _context = threading.local()
@@ -184,7 +190,8 @@ class Layer:
         if initializer is None:
             initializer = "glorot_uniform" if dtype.kind == "f" else "zeros"
         init = initializers.get(initializer)
-        value = init(shape, dtype=dtype.name)
+        from_file = WEIGHT_FROM_FILE.get()
+        value = init(shape, dtype=dtype.name) if from_file is None else from_file(self, name, shape, dtype)
         # A layer frozen before it was built (Dense(..., trainable=False)) makes frozen weights.
         variable = Variable(value, trainable=trainable and self._trainable, name=name or "variable", dtype=dtype,
                             regularizer=regularizers.get(regularizer), constraint=constraints.get(constraint))

@@ -775,7 +775,7 @@ def test_failed_save_leaves_the_previous_file(tmp_path, monkeypatch):
     second = _mlp()
     _perturb(second, seed=9)
     calls = []
-    real = saving._write_npy
+    real = saving.dlc._write_npy
 
     def failing(f, array):
         calls.append(1)
@@ -783,7 +783,7 @@ def test_failed_save_leaves_the_previous_file(tmp_path, monkeypatch):
             raise OSError("disk full (simulated)")
         real(f, array)
 
-    monkeypatch.setattr(saving, "_write_npy", failing)
+    monkeypatch.setattr(saving.dlc, "_write_npy", failing)
     with pytest.raises(OSError, match="disk full"):
         second.save(path)
     with pytest.raises(OSError, match="disk full"):
