@@ -149,7 +149,7 @@ class Dense(Layer):
         return ops.add(self.kernel, ops.cast(delta, self.kernel.dtype))
 
     def call(self, inputs):
-        kernel = self._effective_kernel()
+        kernel = self._effective_kernel() if self.lora_enabled else self.kernel
         if self._fused is not None:
             name, alpha = self._fused
             y = ops.dense(inputs, kernel, self.bias, activation=name, alpha=alpha)

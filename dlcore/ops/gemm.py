@@ -67,6 +67,8 @@ class Dense(Function):
         if not x2.flags.c_contiguous:
             x2 = np.ascontiguousarray(x2)
         code = activation_code(activation)
+        if code is None:
+            raise ValueError(f"dense: activation {activation!r} has no fused kernel")
         y2 = np.empty((x2.shape[0], w.shape[1]), dtype=w.dtype)
         threads = kernels.threads_for(y2.size)
         dense_forward = kernels.get("dense_forward")
@@ -116,8 +118,6 @@ dot = matmul
 
 def dense(x, kernel, bias=None, activation="linear", alpha=0.0):
     """act(x @ kernel + bias) with a fused kernel; ``activation`` is a kernel activation name."""
-    if activation_code(activation) is None:
-        raise ValueError(f"dense: activation {activation!r} has no fused kernel")
     xv = x.value if type(x) is Tensor else x
     w = kernel.value if isinstance(kernel, Tensor) else kernel
     if type(xv) is not np.ndarray or xv.dtype != w.dtype:
