@@ -224,7 +224,7 @@ def _usable_dir(path, private=False):
     yes to root on a read-only mount). ``private``: a directory in a shared temp folder must be
     ours and no symlink."""
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        os.makedirs(path, mode=0o700 if private else 0o777, exist_ok=True)
         if private:
             st = os.lstat(path)
             if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != os.getuid():

@@ -169,27 +169,31 @@ FORK_PARENT = """
 import os, sys, pickle, numpy as np, dlcore as dl
 from dlcore.kernels import _config
 
-def model():
+def model():  # dense, conv, batch norm and pooling kernels (OpenMP), adam and softmax (Numba)
     dl.utils.set_random_seed(0)
-    m = dl.Sequential([dl.Input(shape=(256,)), dl.layers.Dense(256, activation="relu"),
-                       dl.layers.Dense(10, activation="softmax")])
+    m = dl.Sequential([dl.Input(shape=(12, 12, 4)), dl.layers.Conv2D(16, 3, activation="relu"),
+                       dl.layers.BatchNormalization(), dl.layers.MaxPooling2D(), dl.layers.Flatten(),
+                       dl.layers.Dense(128, activation="relu"), dl.layers.Dense(10, activation="softmax")])
     m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     return m
 
 rng = np.random.default_rng(0)
-x = rng.random((256, 256), dtype=np.float32)
-y = rng.integers(0, 10, 256)
+x = rng.random((128, 12, 12, 4), dtype=np.float32)
+y = rng.integers(0, 10, 128)
+a = rng.random((512, 512), dtype=np.float32)
 dl.config.set_num_threads(2)
+gram = a @ a.T  # OpenBLAS's own threads
 m = model()
-m.fit(x, y, epochs=1, batch_size=128, verbose=0)  # 2 OpenMP threads and Numba's parallel layer
+m.fit(x, y, epochs=1, batch_size=64, verbose=0)  # 2 OpenMP threads and Numba's parallel layer
 expected = m.predict(x, verbose=0)
 assert _config._threads_started, "the parent did not run multi-threaded kernels"
 
 def child_work():
     assert dl.config.num_threads() == 1
+    np.testing.assert_allclose(a @ a.T, gram, rtol=1e-5)
     p = m.predict(x, verbose=0)
     m2 = model()
-    m2.fit(x, y, epochs=1, batch_size=128, verbose=0, shuffle=False)
+    m2.fit(x, y, epochs=1, batch_size=64, verbose=0, shuffle=False)
     try:
         dl.config.set_num_threads(2)
         refused = False
@@ -232,7 +236,7 @@ def test_forked_child_predicts_and_fits_after_parallel_parent(how):
     np.testing.assert_allclose(p, expected, rtol=1e-6, atol=1e-7)
     dl.config.set_num_threads(1)
     m2 = model()
-    m2.fit(x, y, epochs=1, batch_size=128, verbose=0, shuffle=False)
+    m2.fit(x, y, epochs=1, batch_size=64, verbose=0, shuffle=False)
     for a, b in zip(child_weights, m2.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert refused, "set_num_threads(2) in the forked child was not refused"
