@@ -65,6 +65,7 @@ def kernel_cache_dir():
 
     ``$DLCORE_CACHE_DIR/numba-<version>-<cpu>`` if set, else ``$NUMBA_CACHE_DIR`` if set, else
     ``~/.cache/dlcore/numba-<version>-<cpu>`` (``$XDG_CACHE_HOME`` honoured; a per-user temp
-    directory when home is not writable). Never inside the installed package; safe to delete.
+    directory when home is not writable), created if missing. Never inside the installed
+    package; deleting it only costs a recompile.
     """
     return kernels.numba_cache_dir()
