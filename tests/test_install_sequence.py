@@ -14,7 +14,7 @@ Cython kernels is not what is under test, so setup.py is told to build no extens
 (``DLCORE_BUILD_ONLY=none``, its developer switch) and the extensions this checkout already built
 are copied in place (for the editable install) and into ``build/lib`` (whose whole tree the
 wheel of ``pip install .`` packs, so they are installed and recorded like built ones). Measured
-on the shared 2-core machine: about 20 s; with Cython and the C compiler it took 8 minutes.
+on the shared 2-core machine: 15-30 s; with Cython and the C compiler it took 8 minutes.
 """
 import importlib.util
 import os
