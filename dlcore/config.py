@@ -1,4 +1,4 @@
-"""Global settings: float type, epsilon, thread count."""
+"""Global settings: float type, epsilon, thread count, the compiled-kernel cache directory."""
 import numpy as np
 
 from . import kernels
@@ -42,8 +42,30 @@ def num_threads():
     return kernels.num_threads()
 
 
+def max_threads():
+    """The largest count set_num_threads accepts: the machine's logical CPUs, at least 8."""
+    return kernels.max_threads()
+
+
 def set_num_threads(n):
-    """One thread setting for Numba, OpenMP and BLAS (default: the cores available)."""
+    """One thread setting for Numba, OpenMP and BLAS (default: the cores available).
+
+    ``n`` is an integer in [1, max_threads()]: threads beyond the logical CPUs only take turns
+    on them, each with its own scratch buffers (see ``dlcore.kernels._config.max_threads``).
+    A process forked after its parent ran multi-threaded kernels runs them on 1 thread and
+    refuses more (RuntimeError), because OpenMP cannot start threads in such a child.
+    """
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"set_num_threads expects a positive integer, received {n!r}")
     kernels.set_num_threads(int(n))
+
+
+def kernel_cache_dir():
+    """The directory holding dlcore's compiled Numba kernels, or None when nothing is writable.
+
+    ``$DLCORE_CACHE_DIR/numba-<version>-<cpu>`` if set, else ``$NUMBA_CACHE_DIR`` if set, else
+    ``~/.cache/dlcore/numba-<version>-<cpu>`` (``$XDG_CACHE_HOME`` honoured; a per-user temp
+    directory when home is not writable), created if missing. Never inside the installed
+    package; deleting it only costs a recompile.
+    """
+    return kernels.numba_cache_dir()

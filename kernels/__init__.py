@@ -7,7 +7,7 @@ ready at import; Numba kernels compile on their first call (see ``_config.jit``)
 import importlib
 
 from . import _config
-from ._config import num_threads, set_num_threads, threads_for
+from ._config import max_threads, num_threads, numba_cache_dir, set_num_threads, threads_for
 
 _config.preload_cython_blas()
 
@@ -55,4 +55,5 @@ def names():
     return sorted(_load_table())
 
 
-__all__ = ["get", "names", "num_threads", "set_num_threads", "threads_for", "FAMILIES"]
+__all__ = ["get", "names", "num_threads", "max_threads", "set_num_threads", "threads_for", "numba_cache_dir",
+           "FAMILIES"]

@@ -1,9 +1,11 @@
-"""Settings shared by every kernel family: fastmath flags, thread count, lazy Numba compilation.
+"""Settings shared by every kernel family: fastmath flags, thread count, lazy Numba compilation,
+where Numba's compiled-kernel cache lives, and what a forked child may run.
 
 Numba is imported on the first call of a Numba kernel, never at import time: inference runs on
 the Cython kernels alone, so ``import dlcore`` + ``predict`` stay free of Numba's start-up cost.
 """
 import os
+import sys
 import tempfile
 
 # No "nnan"/"ninf": NaN checks and TerminateOnNaN must keep seeing NaN and inf.
@@ -14,19 +16,79 @@ _num_threads = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffi
 # Below this many scalar operations a kernel runs on one thread: thread start-up costs more.
 PARALLEL_MIN_WORK = 1 << 15
 
+# Allowed to exceed the CPU count up to this many threads, so that code tuned on a workstation
+# (2-8 threads) still runs on a 1-CPU container.
+MIN_THREAD_CEILING = 8
+
+# Whether this process started kernel threads (an OpenMP team or Numba's threading layer), and
+# whether it is a fork of a process that had: libgomp keeps its thread pool across fork() as
+# threads that no longer exist, and a parallel region in the child waits for them forever.
+_threads_started = False
+_forked_after_threads = False
+
 
 def num_threads():
     """The thread count every kernel uses (Cython OpenMP, Numba, BLAS)."""
     return _num_threads
 
 
+def max_threads():
+    """The largest thread count :func:`set_num_threads` accepts: the machine's logical CPUs
+    (``os.cpu_count()``), but at least MIN_THREAD_CEILING.
+
+    Threads beyond the logical CPUs only take turns on them while each one costs a stack and its
+    own scratch buffers in the conv and recurrent kernels, and Numba refuses more than
+    NUMBA_NUM_THREADS (the CPU count by default). Unbounded counts crashed the process: libgomp
+    exits when it cannot create 32768 threads and 65536 overflowed the per-thread buffers.
+    """
+    return max(MIN_THREAD_CEILING, os.cpu_count() or 1)
+
+
 def set_num_threads(n):
-    """Set the kernel thread count for OpenMP, BLAS and (once loaded) Numba."""
+    """Set the kernel thread count for OpenMP, BLAS and (once loaded) Numba.
+
+    ``n`` must be an integer in [1, max_threads()]. In a process forked after its parent ran
+    multi-threaded kernels, only 1 is allowed (see :func:`_after_fork_in_child`).
+    """
     global _num_threads
-    _num_threads = int(n)
+    if isinstance(n, bool) or not hasattr(n, "__index__"):
+        raise TypeError(f"set_num_threads expects an integer thread count, received {n!r}")
+    n = int(n)
+    ceiling = max_threads()
+    if not 1 <= n <= ceiling:
+        raise ValueError(f"set_num_threads expects a thread count in [1, {ceiling}] (this machine's "
+                         f"logical CPUs, at least {MIN_THREAD_CEILING}), received {n}")
+    if n > 1 and _forked_after_threads:
+        raise RuntimeError(
+            f"set_num_threads({n}): this process was forked after its parent ran multi-threaded "
+            "kernels, and OpenMP cannot start threads again in a forked child (it would hang), so "
+            "kernels here run on 1 thread. Start worker processes with "
+            "multiprocessing.get_context('spawn') or 'forkserver' to use several threads in them.")
+    _num_threads = n
     set_blas_threads(_num_threads)
     if _numba is not None:
         _numba.set_num_threads(min(_num_threads, _numba.config.NUMBA_NUM_THREADS))
+
+
+def _after_fork_in_child():
+    """In a child of ``os.fork()``: run every kernel on one thread.
+
+    The Cython kernels' OpenMP regions take their team size from ``threads_for`` and Numba
+    kernels switch to their serial twins when the count is 1, so the child never enters
+    libgomp's pool inherited from the parent nor Numba's threading layer (its OpenMP layer
+    terminates a forked child). OpenBLAS is fork-safe; it gets the same count for one policy.
+    """
+    global _num_threads, _forked_after_threads
+    _forked_after_threads = _forked_after_threads or _threads_started or _numba is not None
+    _num_threads = 1
+    try:
+        set_blas_threads(1)
+    except Exception:  # noqa: BLE001  (a child must start even if /proc or ctypes is unusable)
+        pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # (getter, setter) thread-count symbols of the OpenBLAS builds we know: plain, scipy's LP64 and
@@ -81,7 +143,11 @@ def _loaded_blas_libraries():
 
 def threads_for(work):
     """Threads worth using for ``work`` scalar operations: 1 for small work, else num_threads()."""
-    return 1 if work < PARALLEL_MIN_WORK else _num_threads
+    global _threads_started
+    if work < PARALLEL_MIN_WORK or _num_threads == 1:
+        return 1
+    _threads_started = True
+    return _num_threads
 
 
 def preload_cython_blas():
@@ -119,21 +185,12 @@ _numba = None
 prange = range
 
 
-def _writable(path):
-    return os.access(path, os.W_OK)
-
-
 def load_numba():
-    """Import numba once, with a writable cache directory, and apply the thread count."""
+    """Import numba once and apply the thread count (the cache directory is chosen per kernel,
+    see :func:`numba_cache_dir`, so it holds even when the user imported numba first)."""
     global _numba
     if _numba is not None:
         return _numba
-    here = os.path.dirname(os.path.abspath(__file__))
-    if "NUMBA_CACHE_DIR" not in os.environ and not _writable(here):
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        if not (os.path.isdir(base) and _writable(base)) and not _try_makedirs(base):
-            base = tempfile.gettempdir()
-        os.environ["NUMBA_CACHE_DIR"] = os.path.join(base, "dlcore", "numba")
     import numba
 
     global prange
@@ -143,20 +200,175 @@ def load_numba():
     return numba
 
 
-def _try_makedirs(path):
+# ---------------------------------------------------------------------------------------------
+# Numba's on-disk cache. Numba's own default writes next to the source file, i.e. into the
+# installed package (__pycache__ inside site-packages/dlcore/kernels): a read-only or shared
+# install must never be written into, and a directory left there by `pip uninstall` turned
+# site-packages/dlcore into an empty namespace package shadowing later installs. dlcore's
+# kernels therefore get a cache locator of their own, whatever numba's global configuration.
+
+CACHE_DIR_ENV = "DLCORE_CACHE_DIR"
+
+_cache_dir_chosen = False
+_cache_dir = None
+_cache_classes = {}
+
+
+def _env_path(name):
+    value = os.environ.get(name, "").strip()
+    return os.path.abspath(os.path.expanduser(value)) if value else None
+
+
+def _usable_dir(path, private=False):
+    """Create ``path`` if needed and check that a file can be written in it (os.access says
+    yes to root on a read-only mount). ``private``: a directory in a shared temp folder must be
+    ours and no symlink."""
     try:
-        os.makedirs(path, exist_ok=True)
-        return _writable(path)
+        os.makedirs(path, mode=0o700 if private else 0o777, exist_ok=True)
+        if private:
+            st = os.lstat(path)
+            if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != os.getuid():
+                return False
+        tempfile.TemporaryFile(dir=path).close()
+        return True
     except OSError:
         return False
+
+
+def _fnv1a(text):
+    """A stable 32-bit hash (str hashes are salted per process)."""
+    h = 0x811C9DC5
+    for byte in text.encode():
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return f"{h:08x}"
+
+
+def cpu_fingerprint():
+    """A short key of this CPU (model and feature flags, else the architecture name)."""
+    text = os.uname().machine if hasattr(os, "uname") else sys.platform
+    try:
+        with open("/proc/cpuinfo") as info:
+            wanted = [line for line in info if line.startswith(("model name", "flags", "Features", "CPU part"))]
+        text += "".join(sorted(set(wanted)))
+    except OSError:
+        pass
+    return _fnv1a(text)
+
+
+def _package_version():
+    try:
+        from importlib import metadata
+
+        return metadata.version("dlcore")
+    except Exception:  # noqa: BLE001  (a source tree that was never installed)
+        return "source"
+
+
+def default_cache_root():
+    """The first usable per-user location for dlcore's caches, or None: $XDG_CACHE_HOME/dlcore,
+    ~/.cache/dlcore, then <tempdir>/dlcore-<uid> (when home is not writable)."""
+    candidates = []
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):  # the XDG spec ignores relative values
+        candidates.append(os.path.join(xdg, "dlcore"))
+    home = os.path.expanduser("~")
+    if home != "~":
+        candidates.append(os.path.join(home, ".cache", "dlcore"))
+    for path in candidates:
+        if _usable_dir(path):
+            return path
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    path = os.path.join(tempfile.gettempdir(), f"dlcore-{uid}")
+    return path if _usable_dir(path, private=True) else None
+
+
+def numba_cache_dir():
+    """Where dlcore's Numba kernels are cached (chosen once per process), or None (no disk cache).
+
+    In order: ``$DLCORE_CACHE_DIR/numba-<version>-<cpu>``; ``$NUMBA_CACHE_DIR`` as given (Numba's
+    own setting); ``<per-user cache>/numba-<version>-<cpu>`` (see :func:`default_cache_root`).
+    The version and CPU key keep an upgrade or another machine sharing the home directory from
+    loading stale or foreign machine code. Never a directory inside the installed package.
+    """
+    global _cache_dir_chosen, _cache_dir
+    if _cache_dir_chosen:
+        return _cache_dir
+    leaf = f"numba-{_package_version()}-{cpu_fingerprint()}"
+    for name, path in ((CACHE_DIR_ENV, _env_path(CACHE_DIR_ENV)), ("NUMBA_CACHE_DIR", _env_path("NUMBA_CACHE_DIR"))):
+        if path is None:
+            continue
+        chosen = os.path.join(path, leaf) if name == CACHE_DIR_ENV else path
+        if not _usable_dir(chosen):
+            raise ValueError(f"{name}={os.environ[name]!r}: dlcore's kernel cache needs a writable "
+                             f"directory there, and {chosen!r} is not one")
+        break
+    else:
+        root = default_cache_root()
+        chosen = None if root is None else os.path.join(root, leaf)
+    _cache_dir, _cache_dir_chosen = chosen, True
+    return chosen
+
+
+def _numba_cache_class(variant):
+    """A numba FunctionCache class storing under numba_cache_dir(), with ``variant`` ("parallel"
+    or "serial") in the file names: a kernel's twins share one Python function, and numba's
+    index key (signature, CPU, bytecode) would otherwise hand one twin the other's machine code.
+    None when there is no usable directory or numba's caching internals are not the known ones."""
+    if variant in _cache_classes:
+        return _cache_classes[variant]
+    directory = numba_cache_dir()
+    cache_class = None
+    if directory is not None:
+        try:
+            from numba.core import caching
+
+            base_locator = getattr(caching, "UserProvidedCacheLocator", None) or caching._UserProvidedCacheLocator
+            base_impl = caching.CompileResultCacheImpl
+
+            class Locator(base_locator):
+                def __init__(self, py_func, py_file):
+                    self._py_file = py_file
+                    self._lineno = py_func.__code__.co_firstlineno
+                    self._cache_path = os.path.join(directory, self.get_suitable_cache_subpath(py_file))
+
+                @classmethod
+                def from_function(cls, py_func, py_file):
+                    return super(base_locator, cls).from_function(py_func, py_file)
+
+                def get_disambiguator(self):
+                    return f"{self._lineno}-{variant}"
+
+            class Impl(base_impl):
+                _locator_classes = [Locator]
+
+            class Cache(caching.FunctionCache):
+                _impl_class = Impl
+
+            cache_class = Cache
+        except (ImportError, AttributeError, TypeError):  # a numba whose caching moved: no disk cache
+            cache_class = None
+    _cache_classes[variant] = cache_class
+    return cache_class
+
+
+def _njit(py_func, options, variant):
+    """numba.njit with FASTMATH, cached under numba_cache_dir() (never next to the source)."""
+    dispatcher = _numba.njit(cache=False, fastmath=FASTMATH, **options)(py_func)
+    cache_class = _numba_cache_class(variant)
+    if cache_class is not None:
+        try:
+            dispatcher._cache = cache_class(py_func)
+        except RuntimeError:  # no locator accepted the directory (it vanished): compile in memory
+            pass
+    return dispatcher
 
 
 class LazyJit:
     """A Numba kernel compiled on its first call.
 
     ``@jit(parallel=True)`` keeps the plain Python function until the kernel is first called;
-    then numba is imported and the function compiled with ``cache=True`` and the shared
-    FASTMATH flags. Other lazy kernels of the module (helpers it may call) are turned into
+    then numba is imported and the function compiled with the shared FASTMATH flags and cached
+    under numba_cache_dir(). Other lazy kernels of the module (helpers it may call) are turned into
     dispatchers first, so Numba sees real dispatchers when it types the caller.
 
     A parallel kernel also gets a serial twin from the same function (as umap does): calls whose
@@ -179,11 +391,11 @@ class LazyJit:
     def compile(self):
         """The Numba dispatcher (created once; Numba compiles it per signature on first call)."""
         if self.dispatcher is None:
-            numba = load_numba()
-            self.dispatcher = numba.njit(cache=True, fastmath=FASTMATH, **self.options)(self.py_func)
-            serial_options = dict(self.options, parallel=False)
-            self.serial = (numba.njit(cache=True, fastmath=FASTMATH, **serial_options)(self.py_func)
-                           if self.options.get("parallel") else self.dispatcher)
+            load_numba()
+            parallel = bool(self.options.get("parallel"))
+            self.dispatcher = _njit(self.py_func, self.options, "parallel" if parallel else "serial")
+            self.serial = (_njit(self.py_func, dict(self.options, parallel=False), "serial")
+                           if parallel else self.dispatcher)
             globals_ = self.py_func.__globals__
             globals_[self.__name__] = self.dispatcher
             for name, value in list(globals_.items()):  # helpers this kernel may call
@@ -192,6 +404,7 @@ class LazyJit:
         return self.dispatcher
 
     def __call__(self, *args):
+        global _threads_started
         if self.dispatcher is None:
             self.compile()
         if self.serial is not self.dispatcher and _num_threads > 1:
@@ -199,6 +412,7 @@ class LazyJit:
                 size = getattr(arg, "size", None)
                 if size is not None:
                     if size >= PARALLEL_MIN_WORK:
+                        _threads_started = True
                         return self.dispatcher(*args)
                     break
         return self.serial(*args)
