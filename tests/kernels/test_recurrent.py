@@ -114,7 +114,7 @@ CASE_IDS = ["simple_rnn", "lstm", "gru_reset_after", "gru_reset_before"]
 def test_kernel_table():
     assert set(recurrent.KERNELS) == {
         "simple_rnn_forward", "simple_rnn_backward", "lstm_forward", "lstm_backward", "gru_forward",
-        "gru_backward", "embedding_forward", "embedding_backward", "rows_matmul", "rows_matmul_tn"}
+        "gru_backward", "rows_matmul", "rows_matmul_tn"}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -297,31 +297,6 @@ def test_fast_float32_activations():
         np.testing.assert_allclose(y, fn(x), rtol=3e-7, atol=1e-37, err_msg=name)
         recurrent.fast_activation(CODE[name], np.array([np.nan], np.float32), y[:1])
         assert np.isnan(y[0]), f"{name}(nan) must be nan"
-
-
-# ---- embedding --------------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n_threads", [1, 2])
-def test_embedding_forward(dtype, n_threads):
-    table = rng(0).normal(size=(11, 5)).astype(dtype)
-    ids = rng(1).integers(0, 11, size=37).astype(np.int64)
-    y = np.empty((37, 5), dtype)
-    recurrent.embedding_forward(ids, table, y, n_threads)
-    np.testing.assert_array_equal(y, ref.embedding(ids, table).astype(dtype))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_embedding_backward_scatter_add(dtype):
-    ids = np.array([3, 1, 3, 3, 0, 1], dtype=np.int64)
-    dy = rng(2).normal(size=(6, 4)).astype(dtype)
-    dw = np.zeros((5, 4), dtype)
-    recurrent.embedding_backward(ids, dy, dw)
-    expected = np.zeros((5, 4))
-    np.add.at(expected, ids, dy.astype(np.float64))
-    np.testing.assert_allclose(dw, expected, rtol=1e-6)
-    again = np.zeros((5, 4), dtype)
-    recurrent.embedding_backward(ids, dy, again)
-    np.testing.assert_array_equal(dw, again)  # deterministic: same order every time
 
 
 @pytest.mark.parametrize("cell,extra", CASES, ids=CASE_IDS)
