@@ -1,50 +1,26 @@
-# Design: 2-D max and average pooling on NHWC buffers, forward and backward, all Cython.
-#   - Forwards are Cython because inference needs them (predict never imports numba).
-#   - Backwards are Cython too: a Numba twin of avg_pool2d_backward measured faster only through
-#     the host's AVX-512 and cost ~1.5 s of JIT compile per dtype in the first training step.
-#     The row bodies are C (in the `cdef extern` block) compiled for AVX-512, AVX2 and the
-#     baseline with GCC's target_clones, the prange loops and buffer checks Cython.
-#   - 1-D pooling runs on the same kernels with H = 1 (the op tier reshapes (N, L, C) to
-#     (N, 1, L, C)).
+# Design: 2-D max and average pooling on NHWC buffers, forward and backward, all Cython (the
+# forwards because inference never imports numba; a Numba twin of the average backward cost
+# ~1.5 s of JIT per dtype in the first training step). The row bodies are C in dl_pool_rows.h,
+# compiled per ISA; the prange loops and buffer checks are here.
+#   - 1-D pooling runs with H = 1 (the op tier reshapes (N, L, C) to (N, 1, L, C)).
 #   - Padding is given as the top/left pad; the window of output (oh, ow) covers input rows
-#     [oh*SH - PT, oh*SH - PT + PH) clipped to [0, H), and likewise for columns. Padded cells
-#     never take part: max pooling ignores them (as -inf would) and average pooling divides by
-#     the number of real cells in the window (Keras/TensorFlow "same", ONNX count_include_pad=0).
-#   - Forward: one prange iteration per output row (n, oh); each writes its own row of y.
-#     The innermost loop runs over C, contiguous in NHWC, so it vectorizes. Moving the general
-#     rows from Cython (baseline SSE2) to the cloned C rows measured, 1 thread, 3x3 windows at
-#     (64, 32, 32, 64) stride 2 / (64, 16, 16, 128) stride 1 "same", ms: max forward 1.34 ->
-#     1.13 / 1.75 -> 1.59, with argmax 2.25 -> 1.88 / 3.45 -> 2.76, max backward 1.81 -> 1.43 /
-#     2.95 -> 2.54, average backward 1.57 -> 0.97 / 2.59 -> 1.42: one short loop over C per
-#     window cell, so loop overhead and the load/store of y per cell bound them, not the ISA.
-#   - Backward is written as a gather over input rows: one prange iteration per input row
-#     (n, ih) visits the output rows whose windows cover ih, in increasing order, and writes only
-#     dx[n, ih]. Writes are disjoint and the summation order is fixed, so dx is bit-identical for
-#     any n_threads, also for overlapping windows (stride < pool).
-#   - max_pool2d_forward_argmax records, per output element, the offset kh*PW + kw of the first
-#     maximum from the window's origin (row-major window order, TensorFlow's and PyTorch's tie
-#     rule); the op tier calls it only while a tape records. max_pool2d_backward visits each
-#     input cell's covering windows and adds dy where the offset matches. Both inner loops over C
-#     are branch-free selects, so they vectorize (a flat-index scatter measured 10x slower).
-#   - 2x2 windows, stride 2, no padding (every pooling of the cheatsheet CNN) has its own
-#     kernels, max_pool2d_2x2_* and avg_pool2d_2x2_*: one output row reads two input rows, each
-#     window a straight select/add over C in C code compiled for AVX-512/AVX2/baseline
-#     (target_clones); the max backward row is AVX-512 intrinsics (a byte compare is the lane
-#     mask), since GCC vectorized it by its byte lanes and left C = 32 scalar. The argmax is one
-#     uint8 per output (offset kh*2 + kw, same tie rule), a quarter of the int32 traffic; the
-#     backward writes every dx cell once (the windows tile the input; an odd last row/column is
-#     zeroed), with no zero-fill pass; a dx of 4 MB or more is written with non-temporal stores
-#     (see STREAM below). Measured 1 thread, hot cache, (64,30,30,32) float32:
-#     forward 0.25 -> 0.10 ms, forward+argmax 0.49 -> 0.11 ms, backward 0.36 -> 0.09 ms;
-#     (64,13,13,64): 0.13 -> 0.04 (argmax), 0.11 -> 0.035 ms (backward). Recomputing the argmax
-#     in the backward from x and y was not taken: it reads x (4x the bytes of y) instead of one
-#     byte per output, and loses the offset where the maximum is NaN.
-#   - Global pooling (global_*_pool_*) works on (N, L = H * W, C): one sample per prange
-#     iteration, rows added/maxed into y in row order, vectorized over C. The max backward splits
-#     dy evenly among tied maxima (TensorFlow's reduce_max gradient, which GlobalMaxPooling uses
-#     in Keras), counting ties in dx's first row, so it needs no scratch buffer. Measured
-#     (64, 8, 8, 128) float32, 1 thread, layer forward+backward: GlobalMaxPooling2D 8.1 -> 0.35
-#     ms, GlobalAveragePooling2D 0.33 -> 0.15 ms (NumPy reductions before).
+#     [oh*SH - PT, oh*SH - PT + PH) clipped to [0, H). Padded cells never take part: max ignores
+#     them, average divides by the real cells (Keras/TensorFlow "same", ONNX count_include_pad=0).
+#   - Forward: one prange iteration per output row (n, oh), the inner loop over C (contiguous).
+#     Backward is a gather over input rows: iteration (n, ih) visits the output rows covering ih
+#     in increasing order and writes only dx[n, ih], so dx is bit-identical for any n_threads.
+#   - max_pool2d_forward_argmax records the offset kh*PW + kw of the first maximum (TensorFlow's
+#     and PyTorch's tie rule), only while a tape records; both inner loops are branch-free
+#     selects (a flat-index scatter measured 10x slower).
+#   - 2x2 windows, stride 2, no padding (the cheatsheet CNN's pooling) have their own kernels
+#     (max/avg_pool2d_2x2_*): a uint8 argmax, every dx cell written once, an AVX-512 max
+#     backward row (GCC vectorized it by byte lanes and left C = 32 scalar), non-temporal stores
+#     for a dx of 4 MB or more. Measured 1 thread, (64,30,30,32) float32: forward+argmax 0.49 ->
+#     0.11 ms, backward 0.36 -> 0.09 ms against the general kernels.
+#   - Global pooling works on (N, L = H * W, C), one sample per iteration; the max backward splits
+#     dy evenly among tied maxima (TensorFlow's reduce_max gradient), counting ties in dx's first
+#     row (no scratch). Measured (64, 8, 8, 128), layer forward+backward: GlobalMaxPooling2D 8.1
+#     -> 0.35 ms against NumPy reductions.
 #
 # Legend: N batch, H/W input height/width, C channels, OH/OW output height/width,
 #         PH/PW pool height/width, SH/SW strides, PT/PL top/left padding,
