@@ -53,12 +53,25 @@
 #define DL_HAVE_AVX512_BUILD 0
 #endif
 
+/* The CPU's level for the ISA switch of both variant families: 0 AVX-512 (F, VL), 1 AVX2 + FMA,
+ * 2 the baseline. */
+DL_MAYBE_UNUSED static int dl_cpu_isa(void)
+{
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
+        return 0;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return 1;
+#endif
+    return 2;
+}
+
+/* Whether the blocked kernels (1.) run here: AVX-512 with DQ. */
 static int dl_sgemm_available(void)
 {
 #if DL_HAVE_AVX512_BUILD
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-        && __builtin_cpu_supports("avx512dq");
+    return dl_cpu_isa() == 0 && __builtin_cpu_supports("avx512dq");
 #else
     return 0;
 #endif
@@ -552,13 +565,8 @@ static void dl_sgemm_chain(int m, int n, int k, const float* A, ptrdiff_t lda, c
                       ptrdiff_t ldb, float beta, const float* bias, float* C, ptrdiff_t ldc) {
     dl_chain_fn fn = dl_chain_impl;
     if (fn == 0) {  /* chosen once; a race only stores the same pointer twice */
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
-            fn = dl_chain_avx512;
-        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-            fn = dl_chain_avx2;
-        else
-            fn = dl_chain_base;
+        int isa = dl_cpu_isa();
+        fn = isa == 0 ? dl_chain_avx512 : isa == 1 ? dl_chain_avx2 : dl_chain_base;
         dl_chain_impl = fn;
     }
     fn(m, n, k, A, lda, B, ldb, beta, bias, C, ldc);
@@ -600,9 +608,7 @@ static int dl_sgemm_set_isa(int isa) {
     int old;
     if (dl_chain_impl == 0) dl_sgemm_chain(0, 0, 0, 0, 0, 0, 0, 0.0f, 0, 0, 0);
     old = dl_chain_impl == dl_chain_avx512 ? 0 : dl_chain_impl == dl_chain_avx2 ? 1 : 2;
-    if (isa == 0 && !(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")))
-        return -1;
-    if (isa == 1 && !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
+    if (isa < dl_cpu_isa())  /* the CPU lacks it */
         return -1;
     dl_chain_impl = isa == 0 ? dl_chain_avx512 : isa == 1 ? dl_chain_avx2 : dl_chain_base;
     return old;

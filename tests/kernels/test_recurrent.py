@@ -475,3 +475,52 @@ def test_rows_matmul_and_tn(dtype, m, k, n):
         results.append((c, ct, tn, sums))
     for x, y in zip(*results):
         np.testing.assert_array_equal(x, y)  # no dependence on the thread count
+
+
+# ---- the BLAS thread switch (dl_blas_threads.h, shared with the conv kernels) --------------------
+def _openblas_counts():
+    from dlcore.kernels import _config
+
+    return [getter() for _, getter, _ in _config.blas_thread_hooks()]
+
+
+def test_blas_thread_counts_restored_with_conv_and_recurrent_threads_in_flight():
+    """Conv and LSTM kernels from several Python threads share one nesting count: when all are
+    done the BLAS thread counts are what they were and nothing is left inside the switch."""
+    import threading
+
+    from dlcore.kernels import _blas, conv
+
+    if not recurrent.BLAS_THREADS_BOUND:
+        pytest.skip("no OpenBLAS thread setter in this process")
+    before = _openblas_counts()
+    z0, rk = rng(3).normal(size=(32, T, 4 * U)).astype(np.float32), rng(4).normal(size=(U, 4 * U)).astype(np.float32)
+    x, k = rng(5).normal(size=(2, 8, 8, 4)).astype(np.float32), rng(6).normal(size=(3, 3, 4, 4)).astype(np.float32)
+    tanh, sigmoid = CODE["tanh"], CODE["sigmoid"]
+    errors = []
+
+    def lstm_run():
+        z, h, c = z0.copy(), np.zeros((32, U), np.float32), np.zeros((32, U), np.float32)
+        recurrent.lstm_forward(z, rk, None, None, tanh, 0.0, sigmoid, 0.0, False, h, c, None, None, None, 2)
+        return h
+
+    expected = lstm_run()
+
+    def work(i):
+        try:
+            for _ in range(10):
+                if i % 2:
+                    np.testing.assert_array_equal(lstm_run(), expected)
+                else:
+                    conv.conv2d_forward(x, k, None, 1, 1, 1, 1, 1, 1, 1, 0, 0.0, np.empty((2, 8, 8, 4), np.float32), 2)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert _blas.depth() == 0
+    assert _openblas_counts() == before
