@@ -4,6 +4,7 @@ The source tree keeps the compiled tier at the top level (``kernels/``); it inst
 subpackage ``dlcore.kernels``. Every Cython extension is listed here explicitly, with the
 compiler directives set once for the whole build.
 """
+import glob
 import os
 import sys
 
@@ -21,6 +22,7 @@ EXTENSIONS = [
     "_pool",
     "_norm",
     "_recurrent",
+    "_embedding",
 ]
 
 # DLCORE_BUILD_ONLY=_conv,_pool rebuilds only those (developers: `python setup.py build_ext --inplace`).
@@ -52,7 +54,7 @@ def extension(name):
     return Extension(
         f"dlcore.kernels.{name}",
         sources=[f"kernels/{name}.pyx"],
-        depends=["kernels/dl_sgemm.h", "kernels/dl_conv_tiles.h", "kernels/_activations.pxd"],
+        depends=sorted(glob.glob("kernels/*.h") + glob.glob("kernels/*.pxd") + glob.glob("kernels/*.pxi")),
         include_dirs=[numpy.get_include(), "kernels"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=OPT + OPENMP_COMPILE,
@@ -65,7 +67,7 @@ setup(
     + ["dlcore.kernels", "dlcore.benchmarks", "dlcore.benchmarks.workloads"],
     # kernels/ and benchmarks/ sit at the top of the source tree and install inside dlcore
     package_dir={"dlcore.kernels": "kernels", "dlcore.benchmarks": "benchmarks"},
-    package_data={"dlcore.kernels": ["*.pxd", "*.pyx", "*.h", "README.md"]},
+    package_data={"dlcore.kernels": ["*.pxd", "*.pxi", "*.pyx", "*.h", "README.md"]},
     ext_modules=cythonize(
         [extension(name) for name in EXTENSIONS],
         compiler_directives=DIRECTIVES,

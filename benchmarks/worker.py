@@ -2,7 +2,7 @@
 
     python -m benchmarks.worker FRAMEWORK --threads N
 
-(the runner starts it through ``compare.bootstrap``, which loads this package by path).
+(the runner starts it through ``compare_processes.bootstrap``, which loads this package by path).
 
 Each framework runs in its own process, so imports, thread pools and memory stay isolated; the
 runner keeps one worker per framework alive and sends them measurements in turn (alternating

@@ -1,5 +1,6 @@
 # Design: the scalar activation functions shared by _elementwise.pyx (activation_forward,
-# softmax) and _gemm.pyx (dense_forward's fused epilogue). Everything here is `inline`, so
+# softmax) and _gemm.pyx (dense_forward's fused epilogue), and the kernels' one set of
+# precision-matched libm wrappers (f_exp, f_log, ...: _losses.pyx, _recurrent.pyx). Everything here is `inline`, so
 # cimporting this file adds no runtime import and no call overhead. Math runs in the array's
 # own precision (expf for float32, exp for float64); the row sums of softmax accumulate in double.
 # The row functions dispatch on the activation code once per row and then run a tight loop, so
@@ -50,6 +51,13 @@ cdef inline floating f_expm1(floating x) noexcept nogil:
         return expm1f(x)
     else:
         return expm1(x)
+
+
+cdef inline floating f_log(floating x) noexcept nogil:
+    if floating is float:
+        return logf(x)
+    else:
+        return log(x)
 
 
 cdef inline floating f_log1p(floating x) noexcept nogil:

@@ -115,7 +115,7 @@ def log_softmax_forward(const floating[:, ::1] x_rc, floating[:, ::1] y_out, int
 # ---- backward -----------------------------------------------------------------------------------
 # Every elementwise code, both dtypes, in C compiled for AVX-512/AVX2/baseline (target_clones):
 # one loop per code over a block of the flat arrays. float32 uses a vectorizable exp (Cephes
-# polynomial, as _recurrent.pyx) and erfc (Numerical Recipes' erfcc); float64 libm's exp/erfc.
+# polynomial, dl_expf.h) and erfc (Numerical Recipes' erfcc); float64 libm's exp/erfc.
 # Derivatives read whichever of x (forward input) and y (forward output) is cheaper and stable:
 # y for sigmoid, tanh, elu, selu, exponential; the sign tests of relu-like codes hold for y too.
 # Both operands of a select are computed before it, so GCC emits vector blends (a conditional
@@ -132,31 +132,8 @@ cdef extern from *:
     #include <math.h>
     #include <stdint.h>
     #include <string.h>
-    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
-        && (__GNUC__ >= 11)
-    #define DLE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-    #else
-    #define DLE_CLONES
-    #endif
-
-    /* exp(x) for float32, vectorizable; clamped to [-87, 88] (NaN passes the clamps). */
-    static inline float dle_expf(float x) {
-        float r, g, p, s;
-        int32_t k;
-        uint32_t bits;
-        x = x > 88.0f ? 88.0f : x;
-        x = x < -87.0f ? -87.0f : x;
-        r = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  /* round to nearest */
-        g = x - r * 0.693359375f;
-        g = g + r * 2.12194440e-4f;
-        p = ((((1.9875691500E-4f * g + 1.3981999507E-3f) * g + 8.3334519073E-3f) * g
-              + 4.1665795894E-2f) * g + 1.6666665459E-1f) * g + 5.0000001201E-1f;
-        p = p * (g * g) + g + 1.0f;
-        k = (int32_t)r;
-        bits = ((uint32_t)(k + 127)) << 23;
-        memcpy(&s, &bits, sizeof(s));
-        return p * s;
-    }
+    #include "dl_clones.h"
+    #include "dl_expf.h"
     static inline double dle_exp(double x) { return exp(x); }
     /* erfc(x) for float32, vectorizable: Numerical Recipes' erfcc (Chebyshev fit, fractional
        error < 1.2e-7 in exact arithmetic), with the exp above. libm's erfcf is a scalar call:
@@ -172,7 +149,7 @@ cdef extern from *:
         p = t * (0.09678418f + p);
         p = t * (0.37409196f + p);
         p = t * (1.00002368f + p);
-        float r = t * dle_expf(-z * z - 1.26551223f + p);
+        float r = t * dl_expf(-z * z - 1.26551223f + p);
         return x >= 0.0f ? r : 2.0f - r;
     }
     static inline double dle_erfc(double x) { return erfc(x); }
@@ -180,7 +157,7 @@ cdef extern from *:
     /* dx[i] = dy[i] * act'(x[i]) for one activation code (elementwise.ACTIVATIONS). */
     #define DLE_LOOP(expr) _Pragma("GCC ivdep") for (i = 0; i < n; i++) { expr; }
     #define DLE_BACKWARD(T, S, EXP, ERFC)                                                         \
-    DLE_CLONES static void dle_act_backward_##S(int code, const T* x, const T* y, const T* dy,    \
+    DL_CLONES static void dle_act_backward_##S(int code, const T* x, const T* y, const T* dy,    \
                                                 T alpha, T* dx, Py_ssize_t n) {                   \
         Py_ssize_t i;                                                                             \
         const T one = 1, zero = 0;                                                                \
@@ -228,7 +205,7 @@ cdef extern from *:
             if (dx != dy) memcpy(dx, dy, n * sizeof(T));                                          \
         }                                                                                         \
     }
-    DLE_BACKWARD(float, f32, dle_expf, dle_erfcf)
+    DLE_BACKWARD(float, f32, dl_expf, dle_erfcf)
     DLE_BACKWARD(double, f64, dle_exp, dle_erfc)
     """
     void dle_act_backward_f32(int code, const float* x, const float* y, const float* dy,

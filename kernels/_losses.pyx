@@ -23,13 +23,10 @@
 # Legend: M samples (every leading dim flattened), D values per sample (the last axis),
 #         C classes (the last axis of class scores).
 from cython.parallel cimport prange
-from libc.math cimport exp, expf, fabs, log, log1p, log1pf, logf, tanh, tanhf
+from libc.math cimport fabs, log
 from libc.stdint cimport int64_t
 
-ctypedef fused floating:
-    float
-    double
-
+from kernels._activations cimport floating, f_exp, f_log, f_log1p, f_tanh
 
 cdef double LOG2 = 0.6931471805599453
 
@@ -38,34 +35,6 @@ cdef double LOG2 = 0.6931471805599453
 # Scalar helpers
 # ---------------------------------------------------------------------------------------------
 
-cdef inline floating _exp(floating x) noexcept nogil:
-    if floating is float:
-        return expf(x)
-    else:
-        return exp(x)
-
-
-cdef inline floating _log(floating x) noexcept nogil:
-    if floating is float:
-        return logf(x)
-    else:
-        return log(x)
-
-
-cdef inline floating _log1p(floating x) noexcept nogil:
-    if floating is float:
-        return log1pf(x)
-    else:
-        return log1p(x)
-
-
-cdef inline floating _tanh(floating x) noexcept nogil:
-    if floating is float:
-        return tanhf(x)
-    else:
-        return tanh(x)
-
-
 cdef inline floating _neg_abs(floating x) noexcept nogil:
     return x if x < 0 else -x
 
@@ -73,12 +42,12 @@ cdef inline floating _neg_abs(floating x) noexcept nogil:
 cdef inline floating _softplus(floating z) noexcept nogil:
     """log(1 + exp(z)), stable for any finite z."""
     if z > 0:
-        return z + _log1p(_exp(-z))
-    return _log1p(_exp(z))
+        return z + f_log1p(f_exp(-z))
+    return f_log1p(f_exp(z))
 
 
 cdef inline floating _sigmoid(floating x) noexcept nogil:
-    cdef floating e = _exp(_neg_abs(x))
+    cdef floating e = f_exp(_neg_abs(x))
     if x >= 0:
         return 1 / (1 + e)
     return e / (1 + e)
@@ -170,7 +139,7 @@ cdef inline void _log_cosh_row_grad(const floating* t, const floating* p, double
     cdef double scale = dl / d
     cdef Py_ssize_t j
     for j in range(d):
-        dp[j] = <floating>(scale * _tanh(p[j] - t[j]))
+        dp[j] = <floating>(scale * f_tanh(p[j] - t[j]))
 
 
 cdef inline double _bce_prob_row(const floating* t, const floating* p, Py_ssize_t d,
@@ -185,7 +154,7 @@ cdef inline double _bce_prob_row(const floating* t, const floating* p, Py_ssize_
         elif c > hi:
             c = hi
         tj = t[j]
-        s += tj * _log(c) + (1.0 - tj) * _log(1 - c)
+        s += tj * f_log(c) + (1.0 - tj) * f_log(1 - c)
     return -s / d
 
 
@@ -208,7 +177,7 @@ cdef inline double _bce_logit_row(const floating* t, const floating* x, Py_ssize
     for j in range(d):
         xj = x[j]
         # max(x, 0) - x t + log1p(exp(-|x|)), as tf.nn.sigmoid_cross_entropy_with_logits.
-        s += (xj if xj > 0 else 0.0) - xj * <double>t[j] + <double>_log1p(_exp(_neg_abs(x[j])))
+        s += (xj if xj > 0 else 0.0) - xj * <double>t[j] + <double>f_log1p(f_exp(_neg_abs(x[j])))
     return s / d
 
 
@@ -242,7 +211,7 @@ cdef inline double _row_logsumexp(const floating* x, Py_ssize_t c) noexcept nogi
     cdef double s = 0.0
     cdef Py_ssize_t j
     for j in range(c):
-        s += _exp(x[j] - mx)
+        s += f_exp(x[j] - mx)
     return mx + log(s)
 
 
@@ -253,7 +222,7 @@ cdef inline double _row_softmax_into(const floating* x, floating* e, Py_ssize_t 
     cdef floating v
     cdef Py_ssize_t j
     for j in range(c):
-        v = _exp(x[j] - mx)
+        v = f_exp(x[j] - mx)
         e[j] = v
         s += v
     return 1.0 / s
@@ -271,7 +240,7 @@ cdef inline double _cce_prob_row(const floating* t, const floating* p, Py_ssize_
             r = lo
         elif r > hi:
             r = hi
-        s += <double>t[j] * <double>_log(r)
+        s += <double>t[j] * <double>f_log(r)
     return -s
 
 

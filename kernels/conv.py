@@ -26,31 +26,20 @@ process that exposes openblas_set_num_threads/openblas_get_num_threads, found on
 parallelism comes from OpenMP over disjoint chunks. Without such a BLAS the kernels run on one
 OpenMP thread and the BLAS parallelizes each GEMM itself.
 """
-import ctypes
-
-from . import _config
+from . import _blas, _conv
 from ._conv import (
     COL_BYTES,
     DW_SLOTS,
     MAX_CHUNK_PIXELS,
     MIN_CHUNK_PIXELS,
     MIN_TASKS,
-    blas_hooks_installed,
     conv2d_backward_input,
     conv2d_backward_weight,
     conv2d_forward,
     select_path,
-    set_blas_hooks,
 )
 
-def _find_blas_hooks():
-    """Addresses of (get, set) thread-count functions of each OpenBLAS loaded in the process."""
-    return [(ctypes.cast(getter, ctypes.c_void_p).value, ctypes.cast(setter, ctypes.c_void_p).value)
-            for _, getter, setter in _config.blas_thread_hooks()]
-
-
-if blas_hooks_installed() < 0:
-    set_blas_hooks(_find_blas_hooks())
+_blas.bind(_conv)
 
 
 def conv_path(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, h, w, out_h, out_w, c_in, groups):

@@ -1,4 +1,7 @@
-/* the kernels' own single-threaded float32 GEMM for AVX-512 CPUs (row-major):
+/* The kernels' own single-threaded float32 GEMM (row-major), one header with two families of
+ * variants chosen by the caller:
+ *
+ * 1. Blocked, AVX-512 only (dl_sgemm, dl_sgemm_ep; conv and dense):
  *
  *     C (m, n) = op(A) (m, k) @ B (k, n) + beta * C      (beta == 0: C is not read)
  *
@@ -13,14 +16,22 @@
  * 14 elements of A straight from memory into the FMAs. Rows of A and B are streamed in order,
  * so the hardware prefetchers keep them in L1/L2. Edges: columns with masked loads and stores;
  * the last rows of a panel (< 14) with 8-, 4-, 2- and 1-row tiles (no padding, no copies).
- *
  * Only for CPUs with AVX-512F/VL/DQ (dl_sgemm_available()); the callers use BLAS otherwise.
  * Compiled per function with target attributes, so the extension still runs on any x86-64.
+ *
+ * 2. Fixed-chain, every ISA (the recurrences' products, _recurrent.pyx): each element of C is
+ * one FMA chain in the order p = 0..k-1, whatever the tile, the row count or the chunking, so
+ * results do not depend on the batch size or the thread count. Options: B read in place with
+ * the bias as the chain's start (dl_sgemm_chain), C = A^T B over column ranges
+ * (dl_sgemm_chain_tn), B packed once into column panels for few-row steps
+ * (dl_sgemm_chain_pack + dl_sgemm_chain_packed, bit-identical to dl_sgemm_chain). AVX-512,
+ * AVX2+FMA or the baseline is chosen once at run time (dl_sgemm_set_isa for tests).
  */
 #ifndef DL_SGEMM_H
 #define DL_SGEMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #if defined(__GNUC__)
@@ -42,12 +53,25 @@
 #define DL_HAVE_AVX512_BUILD 0
 #endif
 
+/* The CPU's level for the ISA switch of both variant families: 0 AVX-512 (F, VL), 1 AVX2 + FMA,
+ * 2 the baseline. */
+DL_MAYBE_UNUSED static int dl_cpu_isa(void)
+{
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
+        return 0;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return 1;
+#endif
+    return 2;
+}
+
+/* Whether the blocked kernels (1.) run here: AVX-512 with DQ. */
 static int dl_sgemm_available(void)
 {
 #if DL_HAVE_AVX512_BUILD
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-        && __builtin_cpu_supports("avx512dq");
+    return dl_cpu_isa() == 0 && __builtin_cpu_supports("avx512dq");
 #else
     return 0;
 #endif
@@ -251,4 +275,382 @@ static void dl_sgemm(int a_cols, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const fl
 }
 
 #endif
+/* ---- 2. fixed-chain variants -------------------------------------------------------------- */
+
+/* Row-major float32 C (m, n) = A (m, k) @ B (k, n) + beta C (beta 0 or 1), for the per-step
+   products of the recurrences. B (the recurrent kernel) is read in place, never packed: a
+   register tile of MR rows x NV vectors accumulates over k with one FMA chain per output
+   element in the order p = 0..k-1, so every element's value is independent of m, of the
+   tile it falls in and of how the rows are split into chunks (remainder rows use a wider
+   1-row tile, remainder columns 1-vector tiles and a scalar tail, with the same chain).
+   Rows go in blocks of DL_CH_ROW_BLOCK, so their A rows stay in L1 while B streams from L2.
+   AVX-512 (16 lanes, 4x4 tile), AVX2+FMA (8 lanes, 4x2) and the baseline (4 lanes, 4x2) are
+   chosen once at run time. */
+#define DL_CH_MR 4
+
+#define DL_CH_TILE(NAME, ATTR, VT, W, NV, MR)                                                    \
+ATTR static inline void NAME(ptrdiff_t i0, ptrdiff_t j0, int k, const float* A,                  \
+                             ptrdiff_t lda, const float* B, ptrdiff_t ldb, float beta, const float* bias, \
+                             float* C, ptrdiff_t ldc) {                                          \
+    VT acc[MR][NV];                                                                              \
+    VT bv[NV];                                                                                   \
+    VT old;                                                                                      \
+    int r, v, p;                                                                                 \
+    for (r = 0; r < MR; r++)                                                                     \
+        for (v = 0; v < NV; v++) {                                                               \
+            if (bias) { VT in_; memcpy(&in_, bias + j0 + v * W, sizeof(VT)); acc[r][v] = in_; }  \
+            else acc[r][v] = (VT){0};                                                            \
+        }                                                                                        \
+    for (p = 0; p < k; p++) {                                                                    \
+        const float* b = B + (ptrdiff_t)p * ldb + j0;                                            \
+        for (v = 0; v < NV; v++) { VT in_; memcpy(&in_, b + v * W, sizeof(VT)); bv[v] = in_; }   \
+        for (r = 0; r < MR; r++) {                                                               \
+            float a = A[(i0 + r) * lda + p];                                                     \
+            for (v = 0; v < NV; v++) acc[r][v] += a * bv[v];                                     \
+        }                                                                                        \
+    }                                                                                            \
+    for (r = 0; r < MR; r++) {                                                                   \
+        for (v = 0; v < NV; v++) {                                                               \
+            float* c = C + (i0 + r) * ldc + j0 + v * W;                                          \
+            if (beta != 0.0f) {                                                                  \
+                memcpy(&old, c, sizeof(VT));                                                     \
+                acc[r][v] += old;                                                                \
+            }                                                                                    \
+            { VT out_ = acc[r][v]; memcpy(c, &out_, sizeof(VT)); }                               \
+        }                                                                                        \
+    }                                                                                            \
+}
+
+#define DL_CH_ROW_BLOCK 16  /* rows whose A block stays in L1 while B's panels stream */
+
+#define DL_CH_GEMM(NAME, ATTR, VT, W, NV)                                                        \
+DL_CH_TILE(NAME##_mn, ATTR, VT, W, NV, DL_CH_MR)                                                 \
+DL_CH_TILE(NAME##_m1, ATTR, VT, W, 1, DL_CH_MR)                                                  \
+DL_CH_TILE(NAME##_1w, ATTR, VT, W, 4 * NV, 1)                                                    \
+DL_CH_TILE(NAME##_11, ATTR, VT, W, 1, 1)                                                         \
+DL_CH_TILE(NAME##_r1, ATTR, VT, W, NV, 1)                                                        \
+DL_CH_TILE(NAME##_r2, ATTR, VT, W, NV, 2)                                                        \
+DL_CH_TILE(NAME##_r3, ATTR, VT, W, NV, 3)                                                        \
+/* The last n - j < W columns, one zero-padded vector per row: the same vector FMA chain as      \
+   the full tiles' lanes (a scalar loop would be vectorized in order as mul + add). */           \
+ATTR static void NAME##_tail(ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t j, int n, int k,              \
+                             const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,       \
+                             float beta, const float* bias, float* C, ptrdiff_t ldc) {           \
+    ptrdiff_t i, q, w = n - j;                                                                   \
+    int p;                                                                                       \
+    VT acc, bv;                                                                                  \
+    float t[W];                                                                                  \
+    if (w <= 0) return;                                                                          \
+    for (i = i0; i < i1; i++) {                                                                  \
+        memset(t, 0, sizeof(t));                                                                 \
+        if (bias) memcpy(t, bias + j, w * sizeof(float));                                        \
+        memcpy(&acc, t, sizeof(VT));                                                             \
+        for (p = 0; p < k; p++) {                                                                \
+            memcpy(t, B + (ptrdiff_t)p * ldb + j, w * sizeof(float));                            \
+            memcpy(&bv, t, sizeof(VT));                                                          \
+            acc += A[i * lda + p] * bv;                                                          \
+        }                                                                                        \
+        memcpy(t, &acc, sizeof(VT));                                                             \
+        for (q = 0; q < w; q++)                                                                  \
+            C[i * ldc + j + q] = beta != 0.0f ? t[q] + C[i * ldc + j + q] : t[q];                \
+    }                                                                                            \
+}                                                                                                \
+ATTR static void NAME(int m, int n, int k, const float* A, ptrdiff_t lda, const float* B,        \
+                      ptrdiff_t ldb, float beta, const float* bias, float* C, ptrdiff_t ldc) {   \
+    ptrdiff_t i0, i1, i, j, jp = n - n % (NV * W);                                               \
+    ptrdiff_t m4 = m - m % DL_CH_MR;                                                             \
+    /* rows past the last DL_CH_MR-row tile join the last row block, 1-3 rows per panel tile,    \
+       while its panel of B is in L1 (in-process A/B, the 50 x 32 x 512 input projection:        \
+       10.6 -> 10.3 us against 1-row tiles over all of B) */                                     \
+    ptrdiff_t rem = m4 > 0 ? m - m4 : 0;                                                         \
+    for (i0 = 0; i0 < m4; i0 += DL_CH_ROW_BLOCK) {                                               \
+        i1 = i0 + DL_CH_ROW_BLOCK < m4 ? i0 + DL_CH_ROW_BLOCK : m4;                              \
+        for (j = 0; j < jp; j += NV * W) {                                                       \
+            for (i = i0; i < i1; i += DL_CH_MR) NAME##_mn(i, j, k, A, lda, B, ldb, beta, bias, C, ldc); \
+            if (i1 == m4 && rem == 3) NAME##_r3(m4, j, k, A, lda, B, ldb, beta, bias, C, ldc);   \
+            else if (i1 == m4 && rem == 2) NAME##_r2(m4, j, k, A, lda, B, ldb, beta, bias, C, ldc); \
+            else if (i1 == m4 && rem == 1) NAME##_r1(m4, j, k, A, lda, B, ldb, beta, bias, C, ldc); \
+        }                                                                                        \
+        for (; j + W <= n; j += W)                                                               \
+            for (i = i0; i < i1; i += DL_CH_MR) NAME##_m1(i, j, k, A, lda, B, ldb, beta, bias, C, ldc); \
+        NAME##_tail(i0, i1, j, n, k, A, lda, B, ldb, beta, bias, C, ldc);                        \
+    }                                                                                            \
+    for (i = m4; i < m; i++) {                                                                   \
+        j = rem ? jp : 0;                                                                        \
+        for (; j + 4 * NV * W <= n; j += 4 * NV * W)                                             \
+            NAME##_1w(i, j, k, A, lda, B, ldb, beta, bias, C, ldc);                              \
+        for (; j + W <= n; j += W) NAME##_11(i, j, k, A, lda, B, ldb, beta, bias, C, ldc);       \
+        NAME##_tail(i, i + 1, j, n, k, A, lda, B, ldb, beta, bias, C, ldc);                      \
+    }                                                                                            \
+}
+
+/* Row-major float32 C (k, n)[:, j0:j1] = A^T B for A (m, k), B (m, n): the weight gradients
+   (hprev^T dz, x^T dz). Tiles of MR rows of C x NV vectors, the sum over the m rows of A and
+   B in blocks of DL_CH_TN_PB (each block of a column panel of B packed once, so the power-of-two
+   row stride of dz does not thrash L1 across the row tiles), each element one FMA chain
+   p = 0..m-1 carried across the blocks through C: results independent of the blocking and
+   of how [j0, j1) ranges split the columns between threads. */
+#define DL_CH_TN_PB 128
+
+#define DL_CH_TN_TILE(NAME, ATTR, VT, W, NV, MR)                                                 \
+ATTR static inline void NAME(ptrdiff_t i0, ptrdiff_t j0, ptrdiff_t p0, ptrdiff_t p1,             \
+                             const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,       \
+                             float* C, ptrdiff_t ldc, int first) {                               \
+    VT acc[MR][NV];                                                                              \
+    VT bv[NV];                                                                                   \
+    int r, v;                                                                                    \
+    ptrdiff_t p;                                                                                 \
+    for (r = 0; r < MR; r++)                                                                     \
+        for (v = 0; v < NV; v++) {                                                               \
+            if (first) acc[r][v] = (VT){0};                                                      \
+            else { VT in_; memcpy(&in_, C + (i0 + r) * ldc + j0 + v * W, sizeof(VT)); acc[r][v] = in_; } \
+        }                                                                                        \
+    for (p = p0; p < p1; p++) {                                                                  \
+        const float* b = B + p * ldb + j0;                                                       \
+        const float* a = A + p * lda + i0;                                                       \
+        for (v = 0; v < NV; v++) { VT in_; memcpy(&in_, b + v * W, sizeof(VT)); bv[v] = in_; }   \
+        for (r = 0; r < MR; r++) {                                                               \
+            float av = a[r];                                                                     \
+            for (v = 0; v < NV; v++) acc[r][v] += av * bv[v];                                    \
+        }                                                                                        \
+    }                                                                                            \
+    for (r = 0; r < MR; r++)                                                                     \
+        for (v = 0; v < NV; v++) { VT out_ = acc[r][v]; memcpy(C + (i0 + r) * ldc + j0 + v * W, &out_, sizeof(VT)); } \
+}
+
+#define DL_CH_TN(NAME, ATTR, VT, W, NV)                                                          \
+DL_CH_TN_TILE(NAME##_mn, ATTR, VT, W, NV, DL_CH_MR)                                              \
+DL_CH_TN_TILE(NAME##_1n, ATTR, VT, W, NV, 1)                                                     \
+DL_CH_TN_TILE(NAME##_m1, ATTR, VT, W, 1, DL_CH_MR)                                               \
+DL_CH_TN_TILE(NAME##_11, ATTR, VT, W, 1, 1)                                                      \
+ATTR static void NAME(ptrdiff_t m, ptrdiff_t k, ptrdiff_t j0, ptrdiff_t j1,                      \
+                      const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,              \
+                      float* C, ptrdiff_t ldc) {                                                 \
+    ptrdiff_t p0, p1, i, j, p;                                                                   \
+    int first;                                                                                   \
+    float bp[DL_CH_TN_PB * NV * W];  /* one block of a column panel of B, packed */              \
+    for (p0 = 0; p0 < m; p0 += DL_CH_TN_PB) {                                                    \
+        p1 = p0 + DL_CH_TN_PB < m ? p0 + DL_CH_TN_PB : m;                                        \
+        first = p0 == 0;                                                                         \
+        for (j = j0; j + NV * W <= j1; j += NV * W) {                                            \
+            for (p = p0; p < p1; p++)                                                            \
+                memcpy(bp + (p - p0) * NV * W, B + p * ldb + j, NV * W * sizeof(float));         \
+            for (i = 0; i + DL_CH_MR <= k; i += DL_CH_MR)                                        \
+                NAME##_mn(i, 0, 0, p1 - p0, A + p0 * lda, lda, bp, NV * W, C + j, ldc, first);   \
+            for (; i < k; i++)                                                                   \
+                NAME##_1n(i, 0, 0, p1 - p0, A + p0 * lda, lda, bp, NV * W, C + j, ldc, first);   \
+        }                                                                                        \
+        for (; j + W <= j1; j += W) {                                                            \
+            for (i = 0; i + DL_CH_MR <= k; i += DL_CH_MR)                                        \
+                NAME##_m1(i, j, p0, p1, A, lda, B, ldb, C, ldc, first);                          \
+            for (; i < k; i++) NAME##_11(i, j, p0, p1, A, lda, B, ldb, C, ldc, first);           \
+        }                                                                                        \
+        for (; j < j1; j++)                                                                      \
+            for (i = 0; i < k; i++) {                                                            \
+                float acc = first ? 0.0f : C[i * ldc + j];                                       \
+                for (p = p0; p < p1; p++) acc += A[p * lda + i] * B[p * ldb + j];                \
+                C[i * ldc + j] = acc;                                                            \
+            }                                                                                    \
+    }                                                                                            \
+}
+
+/* Few-row steps (batch-1 inference) on a panel-packed B (dl_sgemm_chain_pack): B's n columns in
+   panels of PW = NV * W columns, panel q at P + q * k * PW holding k rows of PW floats
+   contiguously (zeros past n), so a step streams B once, in the order the FMAs consume it.
+   Tiles: DL_CH_MR rows x 1 panel, 1 row x 4 panels (16 AVX-512 accumulators), 1 row x 1
+   panel; panels outermost, so a panel stays in L1 for all the DL_CH_MR-row tiles. Each
+   element is the same FMA chain as in DL_CH_GEMM (0, then p = 0..k-1, then + beta C), so
+   results are bit-identical to dl_sgemm_chain's. */
+#define DL_CH_PTILE(NAME, ATTR, VT, W, NV, NP, MR)                                               \
+ATTR static inline void NAME(int k, const float* A, ptrdiff_t lda, const float* P,               \
+                             ptrdiff_t ps, float beta, float* C, ptrdiff_t ldc,                  \
+                             ptrdiff_t ncols) {                                                  \
+    VT acc[MR][NP * NV];                                                                         \
+    VT bv, old;                                                                                  \
+    float a[MR];                                                                                 \
+    float tmp[NP * NV * W];                                                                      \
+    int r, s, v, p;                                                                              \
+    ptrdiff_t j;                                                                                 \
+    for (r = 0; r < MR; r++)                                                                     \
+        for (v = 0; v < NP * NV; v++) acc[r][v] = (VT){0};                                       \
+    for (p = 0; p < k; p++) {                                                                    \
+        const float* b = P + (ptrdiff_t)p * (NV * W);                                            \
+        for (r = 0; r < MR; r++) a[r] = A[r * lda + p];                                          \
+        for (s = 0; s < NP; s++)                                                                 \
+            for (v = 0; v < NV; v++) {                                                           \
+                memcpy(&bv, b + s * ps + v * W, sizeof(VT));                                     \
+                for (r = 0; r < MR; r++) acc[r][s * NV + v] += a[r] * bv;                        \
+            }                                                                                    \
+    }                                                                                            \
+    for (r = 0; r < MR; r++) {                                                                   \
+        float* c = C + r * ldc;                                                                  \
+        if (ncols >= NP * NV * W) {                                                              \
+            for (v = 0; v < NP * NV; v++) {                                                      \
+                if (beta != 0.0f) {                                                              \
+                    memcpy(&old, c + v * W, sizeof(VT));                                         \
+                    acc[r][v] += old;                                                            \
+                }                                                                                \
+                VT out_ = acc[r][v];                                                             \
+                memcpy(c + v * W, &out_, sizeof(VT));                                            \
+            }                                                                                    \
+        } else {                                                                                 \
+            for (v = 0; v < NP * NV; v++) {                                                      \
+                VT out_ = acc[r][v];                                                             \
+                memcpy(tmp + v * W, &out_, sizeof(VT));                                          \
+            }                                                                                    \
+            for (j = 0; j < ncols; j++) c[j] = beta != 0.0f ? tmp[j] + c[j] : tmp[j];            \
+        }                                                                                        \
+    }                                                                                            \
+}
+
+#define DL_CH_PGEMM(NAME, ATTR, VT, W, NV)                                                       \
+DL_CH_PTILE(NAME##_41, ATTR, VT, W, NV, 1, DL_CH_MR)                                             \
+DL_CH_PTILE(NAME##_14, ATTR, VT, W, NV, 4, 1)                                                    \
+DL_CH_PTILE(NAME##_11, ATTR, VT, W, NV, 1, 1)                                                    \
+ATTR static void NAME(int m, int n, int k, const float* A, ptrdiff_t lda, const float* P,        \
+                      float beta, float* C, ptrdiff_t ldc) {                                     \
+    const ptrdiff_t pw = NV * W, ps = (ptrdiff_t)k * (NV * W);                                   \
+    ptrdiff_t np = (n + pw - 1) / pw, m4 = m - m % DL_CH_MR, i, q;                               \
+    for (q = 0; q < np; q++)                                                                     \
+        for (i = 0; i < m4; i += DL_CH_MR)                                                       \
+            NAME##_41(k, A + i * lda, lda, P + q * ps, ps, beta, C + i * ldc + q * pw, ldc,      \
+                      n - q * pw);                                                               \
+    for (i = m4; i < m; i++) {                                                                   \
+        for (q = 0; q + 4 <= np; q += 4)                                                         \
+            NAME##_14(k, A + i * lda, lda, P + q * ps, ps, beta, C + i * ldc + q * pw, ldc,      \
+                      n - q * pw);                                                               \
+        for (; q < np; q++)                                                                      \
+            NAME##_11(k, A + i * lda, lda, P + q * ps, ps, beta, C + i * ldc + q * pw, ldc,      \
+                      n - q * pw);                                                               \
+    }                                                                                            \
+}                                                                                                \
+/* Packs B; returns 1 when all of B is finite (then a zero row times B is exactly zero). */      \
+ATTR static int NAME##_pack(int k, int n, const float* B, ptrdiff_t ldb, float* P) {             \
+    const ptrdiff_t pw = NV * W;                                                                 \
+    ptrdiff_t q, p, w, j;                                                                        \
+    uint32_t bits, bad = 0;                                                                      \
+    for (q = 0; q * pw < n; q++) {                                                               \
+        w = n - q * pw < pw ? n - q * pw : pw;                                                   \
+        for (p = 0; p < k; p++) {                                                                \
+            float* dst = P + (q * k + p) * pw;                                                   \
+            const float* src = B + p * ldb + q * pw;                                             \
+            for (j = 0; j < w; j++) {                                                            \
+                memcpy(&bits, src + j, sizeof(bits));                                            \
+                bad |= (bits & 0x7f800000u) == 0x7f800000u;                                      \
+                dst[j] = src[j];                                                                 \
+            }                                                                                    \
+            for (; j < pw; j++) dst[j] = 0.0f;                                                   \
+        }                                                                                        \
+    }                                                                                            \
+    return !bad;                                                                                 \
+}
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+typedef float dl_v16 __attribute__((vector_size(64)));
+typedef float dl_v8 __attribute__((vector_size(32)));
+typedef float dl_v4 __attribute__((vector_size(16)));
+DL_CH_GEMM(dl_chain_avx512, __attribute__((target("avx512f,avx512vl,avx2,fma"))), dl_v16, 16, 4)
+DL_CH_GEMM(dl_chain_avx2, __attribute__((target("avx2,fma"))), dl_v8, 8, 2)
+DL_CH_GEMM(dl_chain_base, , dl_v4, 4, 2)
+DL_CH_TN(dl_chain_tn_avx512, __attribute__((target("avx512f,avx512vl,avx2,fma"))), dl_v16, 16, 4)
+DL_CH_TN(dl_chain_tn_avx2, __attribute__((target("avx2,fma"))), dl_v8, 8, 2)
+DL_CH_TN(dl_chain_tn_base, , dl_v4, 4, 2)
+DL_CH_PGEMM(dl_chain_p_avx512, __attribute__((target("avx512f,avx512vl,avx2,fma"))), dl_v16, 16, 4)
+DL_CH_PGEMM(dl_chain_p_avx2, __attribute__((target("avx2,fma"))), dl_v8, 8, 2)
+DL_CH_PGEMM(dl_chain_p_base, , dl_v4, 4, 2)
+typedef void (*dl_chain_fn)(int, int, int, const float*, ptrdiff_t, const float*, ptrdiff_t,
+                             float, const float*, float*, ptrdiff_t);
+static dl_chain_fn dl_chain_impl = 0;
+static void dl_sgemm_chain(int m, int n, int k, const float* A, ptrdiff_t lda, const float* B,
+                      ptrdiff_t ldb, float beta, const float* bias, float* C, ptrdiff_t ldc) {
+    dl_chain_fn fn = dl_chain_impl;
+    if (fn == 0) {  /* chosen once; a race only stores the same pointer twice */
+        int isa = dl_cpu_isa();
+        fn = isa == 0 ? dl_chain_avx512 : isa == 1 ? dl_chain_avx2 : dl_chain_base;
+        dl_chain_impl = fn;
+    }
+    fn(m, n, k, A, lda, B, ldb, beta, bias, C, ldc);
+}
+static void dl_sgemm_chain_tn(ptrdiff_t m, ptrdiff_t k, ptrdiff_t j0, ptrdiff_t j1,
+                         const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,
+                         float* C, ptrdiff_t ldc) {
+    if (dl_chain_impl == 0) dl_sgemm_chain(0, 0, 0, A, lda, B, ldb, 0.0f, 0, C, ldc);  /* pick the ISA */
+    if (dl_chain_impl == dl_chain_avx512)
+        dl_chain_tn_avx512(m, k, j0, j1, A, lda, B, ldb, C, ldc);
+    else if (dl_chain_impl == dl_chain_avx2)
+        dl_chain_tn_avx2(m, k, j0, j1, A, lda, B, ldb, C, ldc);
+    else
+        dl_chain_tn_base(m, k, j0, j1, A, lda, B, ldb, C, ldc);
+}
+/* The panel width of dl_sgemm_chain_pack's layout for the chosen ISA (0: no packed path). */
+static int dl_sgemm_chain_pack_width(void) {
+    if (dl_chain_impl == 0) dl_sgemm_chain(0, 0, 0, 0, 0, 0, 0, 0.0f, 0, 0, 0);  /* pick the ISA */
+    return dl_chain_impl == dl_chain_avx512 ? 64 : dl_chain_impl == dl_chain_avx2 ? 16 : 8;
+}
+static int dl_sgemm_chain_pack(int k, int n, const float* B, ptrdiff_t ldb, float* P) {
+    int pw = dl_sgemm_chain_pack_width();
+    if (pw == 64) return dl_chain_p_avx512_pack(k, n, B, ldb, P);
+    if (pw == 16) return dl_chain_p_avx2_pack(k, n, B, ldb, P);
+    return dl_chain_p_base_pack(k, n, B, ldb, P);
+}
+static void dl_sgemm_chain_packed(int m, int n, int k, const float* A, ptrdiff_t lda,
+                             const float* P, float beta, float* C, ptrdiff_t ldc) {
+    if (dl_chain_impl == dl_chain_avx512)
+        dl_chain_p_avx512(m, n, k, A, lda, P, beta, C, ldc);
+    else if (dl_chain_impl == dl_chain_avx2)
+        dl_chain_p_avx2(m, n, k, A, lda, P, beta, C, ldc);
+    else
+        dl_chain_p_base(m, n, k, A, lda, P, beta, C, ldc);
+}
+/* Tests: select the product kernels' ISA (0 AVX-512, 1 AVX2, 2 baseline) where the CPU has
+   it; returns the previous one, or -1 (unchanged) where it does not. */
+static int dl_sgemm_set_isa(int isa) {
+    int old;
+    if (dl_chain_impl == 0) dl_sgemm_chain(0, 0, 0, 0, 0, 0, 0, 0.0f, 0, 0, 0);
+    old = dl_chain_impl == dl_chain_avx512 ? 0 : dl_chain_impl == dl_chain_avx2 ? 1 : 2;
+    if (isa < dl_cpu_isa())  /* the CPU lacks it */
+        return -1;
+    dl_chain_impl = isa == 0 ? dl_chain_avx512 : isa == 1 ? dl_chain_avx2 : dl_chain_base;
+    return old;
+}
+#elif defined(__GNUC__)
+typedef float dl_v4 __attribute__((vector_size(16)));
+DL_CH_GEMM(dl_sgemm_chain, , dl_v4, 4, 2)
+DL_CH_TN(dl_sgemm_chain_tn, , dl_v4, 4, 2)
+DL_CH_PGEMM(dl_sgemm_chain_packed, , dl_v4, 4, 2)
+static int dl_sgemm_chain_pack_width(void) { return 8; }
+static int dl_sgemm_set_isa(int isa) { return -1; }
+static int dl_sgemm_chain_pack(int k, int n, const float* B, ptrdiff_t ldb, float* P) {
+    return dl_sgemm_chain_packed_pack(k, n, B, ldb, P);
+}
+#else
+static void dl_sgemm_chain(int m, int n, int k, const float* A, ptrdiff_t lda, const float* B,
+                      ptrdiff_t ldb, float beta, const float* bias, float* C, ptrdiff_t ldc) {
+    ptrdiff_t i, j;
+    int p;
+    for (i = 0; i < m; i++)
+        for (j = 0; j < n; j++) {
+            float acc = bias ? bias[j] : 0.0f;
+            for (p = 0; p < k; p++) acc += A[i * lda + p] * B[(ptrdiff_t)p * ldb + j];
+            C[i * ldc + j] = beta != 0.0f ? acc + C[i * ldc + j] : acc;
+        }
+}
+static void dl_sgemm_chain_tn(ptrdiff_t m, ptrdiff_t k, ptrdiff_t j0, ptrdiff_t j1,
+                         const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,
+                         float* C, ptrdiff_t ldc) {
+    ptrdiff_t i, j, p;
+    for (i = 0; i < k; i++)
+        for (j = j0; j < j1; j++) {
+            float acc = 0.0f;
+            for (p = 0; p < m; p++) acc += A[p * lda + i] * B[p * ldb + j];
+            C[i * ldc + j] = acc;
+        }
+}
+static int dl_sgemm_chain_pack_width(void) { return 0; }
+static int dl_sgemm_set_isa(int isa) { return -1; }
+static int dl_sgemm_chain_pack(int k, int n, const float* B, ptrdiff_t ldb, float* P) { return 0; }
+static void dl_sgemm_chain_packed(int m, int n, int k, const float* A, ptrdiff_t lda,
+                             const float* P, float beta, float* C, ptrdiff_t ldc) {}
+#endif
+
 #endif

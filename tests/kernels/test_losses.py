@@ -33,9 +33,19 @@ REGRESSION = {
 }
 
 
+# name -> (forward, backward) kernel names
+REGRESSION_KERNELS = {
+    "mse": ("mse_forward", "mse_backward"),
+    "mae": ("mae_forward", "mae_backward"),
+    "huber": ("huber_forward", "huber_backward"),
+    "huber_delta": ("huber_forward", "huber_backward"),
+    "log_cosh": ("log_cosh_forward", "log_cosh_backward"),
+}
+
+
 def _kernel(name):
-    base = "huber" if name.startswith("huber") else name
-    return getattr(K, base + "_forward"), getattr(K, base + "_backward")
+    forward, backward = REGRESSION_KERNELS[name]
+    return getattr(K, forward), getattr(K, backward)
 
 
 def _regression_data(rng, m, d, dtype):

@@ -114,7 +114,7 @@ CASE_IDS = ["simple_rnn", "lstm", "gru_reset_after", "gru_reset_before"]
 def test_kernel_table():
     assert set(recurrent.KERNELS) == {
         "simple_rnn_forward", "simple_rnn_backward", "lstm_forward", "lstm_backward", "gru_forward",
-        "gru_backward", "embedding_forward", "embedding_backward", "rows_matmul", "rows_matmul_tn"}
+        "gru_backward", "rows_matmul", "rows_matmul_tn"}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -299,31 +299,6 @@ def test_fast_float32_activations():
         assert np.isnan(y[0]), f"{name}(nan) must be nan"
 
 
-# ---- embedding --------------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n_threads", [1, 2])
-def test_embedding_forward(dtype, n_threads):
-    table = rng(0).normal(size=(11, 5)).astype(dtype)
-    ids = rng(1).integers(0, 11, size=37).astype(np.int64)
-    y = np.empty((37, 5), dtype)
-    recurrent.embedding_forward(ids, table, y, n_threads)
-    np.testing.assert_array_equal(y, ref.embedding(ids, table).astype(dtype))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_embedding_backward_scatter_add(dtype):
-    ids = np.array([3, 1, 3, 3, 0, 1], dtype=np.int64)
-    dy = rng(2).normal(size=(6, 4)).astype(dtype)
-    dw = np.zeros((5, 4), dtype)
-    recurrent.embedding_backward(ids, dy, dw)
-    expected = np.zeros((5, 4))
-    np.add.at(expected, ids, dy.astype(np.float64))
-    np.testing.assert_allclose(dw, expected, rtol=1e-6)
-    again = np.zeros((5, 4), dtype)
-    recurrent.embedding_backward(ids, dy, again)
-    np.testing.assert_array_equal(dw, again)  # deterministic: same order every time
-
-
 @pytest.mark.parametrize("cell,extra", CASES, ids=CASE_IDS)
 @pytest.mark.parametrize("with_mask", [False, True])
 def test_batch_chunks_match_one_chunk(cell, extra, with_mask):
@@ -500,3 +475,52 @@ def test_rows_matmul_and_tn(dtype, m, k, n):
         results.append((c, ct, tn, sums))
     for x, y in zip(*results):
         np.testing.assert_array_equal(x, y)  # no dependence on the thread count
+
+
+# ---- the BLAS thread switch (dl_blas_threads.h, shared with the conv kernels) --------------------
+def _openblas_counts():
+    from dlcore.kernels import _config
+
+    return [getter() for _, getter, _ in _config.blas_thread_hooks()]
+
+
+def test_blas_thread_counts_restored_with_conv_and_recurrent_threads_in_flight():
+    """Conv and LSTM kernels from several Python threads share one nesting count: when all are
+    done the BLAS thread counts are what they were and nothing is left inside the switch."""
+    import threading
+
+    from dlcore.kernels import _blas, conv
+
+    if not recurrent.BLAS_THREADS_BOUND:
+        pytest.skip("no OpenBLAS thread setter in this process")
+    before = _openblas_counts()
+    z0, rk = rng(3).normal(size=(32, T, 4 * U)).astype(np.float32), rng(4).normal(size=(U, 4 * U)).astype(np.float32)
+    x, k = rng(5).normal(size=(2, 8, 8, 4)).astype(np.float32), rng(6).normal(size=(3, 3, 4, 4)).astype(np.float32)
+    tanh, sigmoid = CODE["tanh"], CODE["sigmoid"]
+    errors = []
+
+    def lstm_run():
+        z, h, c = z0.copy(), np.zeros((32, U), np.float32), np.zeros((32, U), np.float32)
+        recurrent.lstm_forward(z, rk, None, None, tanh, 0.0, sigmoid, 0.0, False, h, c, None, None, None, 2)
+        return h
+
+    expected = lstm_run()
+
+    def work(i):
+        try:
+            for _ in range(10):
+                if i % 2:
+                    np.testing.assert_array_equal(lstm_run(), expected)
+                else:
+                    conv.conv2d_forward(x, k, None, 1, 1, 1, 1, 1, 1, 1, 0, 0.0, np.empty((2, 8, 8, 4), np.float32), 2)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert _blas.depth() == 0
+    assert _openblas_counts() == before

@@ -108,3 +108,19 @@ def reflect_pad(x, padding):
     rows = [abs(i) if i < h else 2 * (h - 1) - i for i in range(-t, h + b)]
     cols = [abs(j) if j < w else 2 * (w - 1) - j for j in range(-l, w + r)]
     return x[:, rows][:, :, cols]
+
+
+def global_pool(x, mode):
+    """Max ("max") or mean ("average") over the L axis of (N, L, C) x, in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    return x.max(axis=1) if mode == "max" else x.mean(axis=1)
+
+
+def global_pool_backward(x, dy, mode):
+    """dx (N, L, C) for dy (N, C): the max's gradient split evenly among the cells equal to the
+    max (TensorFlow's reduce_max gradient); the mean's spread evenly over L."""
+    x, dy = np.asarray(x, dtype=np.float64), np.asarray(dy, dtype=np.float64)
+    if mode == "max":
+        hit = x == x.max(axis=1, keepdims=True)
+        return hit / hit.sum(axis=1, keepdims=True) * dy[:, None]
+    return np.broadcast_to(dy[:, None] / x.shape[1], x.shape).copy()

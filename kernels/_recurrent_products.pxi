@@ -1,0 +1,246 @@
+# Included by _recurrent.pyx: the products around the recurrence (rows_matmul, rows_matmul_tn)
+# and the hooks tests and benchmarks call (set_isa, fast_activation, step_matmul).
+
+def set_isa(int isa):
+    """Select the float32 product kernels' ISA: 0 AVX-512, 1 AVX2, 2 baseline (for tests; the
+    default is the best the CPU has). Returns the previous selection, or -1 (nothing changed)
+    where the CPU or the build lacks it."""
+    return dl_sgemm_set_isa(isa)
+
+
+def fast_activation(int code, const float[::1] x_n, float[::1] y_n):
+    """y_n = act(x_n) with the float32 kernels the recurrence uses (for tests).
+
+    x_n, y_n: (N,) float32, C-contiguous, IN / OUT
+    """
+    with nogil:
+        _act(code, <float>0, &x_n[0], &y_n[0], x_n.shape[0])
+
+
+def step_matmul(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c,
+                double beta=0.0, bint packed=False):
+    """c = a @ b + beta * c through the recurrences' per-step product (for tests and benchmarks);
+    packed (float32): through the panel-packed product the few-row forward steps use.
+
+    a: (M, K) float32/64, C-contiguous, IN; b: (K, N) same dtype, C-contiguous, IN;
+    c: (M, N) same dtype, C-contiguous, IN/OUT (beta 0 or 1)
+    """
+    cdef int m = <int>c.shape[0], n = <int>c.shape[1], k = <int>a.shape[1]
+    cdef floating* pk = NULL
+    if m == 0 or n == 0:
+        return
+    with nogil:
+        if packed and k > 0:
+            pk = _pack_columns(&b[0, 0], n, k, 0, n)
+        if floating is float and pk != NULL:
+            dl_sgemm_chain_packed(m, n, k, &a[0, 0], k, pk, <float>beta, &c[0, 0], n)
+            _free_pack(pk)
+        else:
+            _mm(m, n, k, &a[0, 0] if k else NULL, k, &b[0, 0] if k else NULL, n, <floating>beta,
+                &c[0, 0], n)
+
+
+
+# ---- the GEMMs around the recurrence, on the same threads ----------------------------------------
+# The input projection (z = x W + b for all steps), the input gradient (dx = dz W^T) and the
+# weight gradients (dW = x^T dz, dR = hprev^T dz, db = sum dz) run here rather than through
+# threaded BLAS: an OpenMP team that has just run a recurrence keeps spinning for a while, and a
+# threaded BLAS call right after it waits for a scheduler tick (measured: backward 2x slower than
+# single-threaded on 2 cores). So each runs in row chunks on OpenMP threads with single-threaded
+# calls. rows_matmul's float32 path is dl_sgemm_chain (per-element results independent of the
+# chunking); rows_matmul_tn sums fixed blocks of rows (TN_BLOCKS at most, never depending on the
+# thread count) in block order, so results are identical for any n_threads.
+TN_BLOCKS = 16
+cdef Py_ssize_t _TN_BLOCKS = TN_BLOCKS
+cdef Py_ssize_t _TN_MIN_ROWS = 64
+cdef Py_ssize_t _ROWS_CHUNK = 256
+# Output columns per task of rows_matmul_tn (float32): each task reads all of a once.
+cdef Py_ssize_t _TN_COLUMNS = 128
+
+
+def rows_matmul(const floating[:, ::1] a_mk, const floating[:, ::1] b_kn, const floating[::1] bias_n,
+                floating[:, ::1] c_mn, bint trans_b=False, int n_threads=1):
+    """c_mn = a_mk @ op(b) + bias_n, rows in parallel chunks; op(b) = b_kn, or b^T with b (N, K).
+
+    a_mk: (M, K) float32/64, C-contiguous, IN
+    b_kn: (K, N) (or (N, K) with trans_b) same dtype, C-contiguous, IN
+    bias_n: (N,) same dtype, C-contiguous, IN, or None
+    c_mn: (M, N) same dtype, C-contiguous, OUT
+    """
+    cdef Py_ssize_t M = c_mn.shape[0], N = c_mn.shape[1], K = a_mk.shape[1], i, j
+    cdef int chunks, ch
+    cdef Py_ssize_t ldb
+    cdef const floating* a
+    cdef const floating* bias = NULL if bias_n is None else &bias_n[0]
+    cdef floating* c
+    cdef floating* bp
+    if M == 0 or N == 0:
+        return
+    c = &c_mn[0, 0]
+    if K == 0:
+        for i in range(M):
+            for j in range(N):
+                c[i * N + j] = bias[j] if bias != NULL else 0
+        return
+    a = &a_mk[0, 0]
+    chunks = <int>(M // _ROWS_CHUNK)  # dynamic chunks, more than threads (see _n_chunks)
+    if chunks < 1 or n_threads <= 1 or floating is double:  # float64: BLAS, one chunk
+        chunks = 1
+    dl_blas_serial_enter(n_threads)
+    with nogil:
+        if trans_b or M >= _ROWS_CHUNK:  # transposed, or enough rows to pay for a padded copy
+            bp = _padded(&b_kn[0, 0], N if trans_b else K, K if trans_b else N, trans_b)
+            ldb = _pad_ld(N)
+        else:
+            bp = NULL
+            ldb = N
+        if chunks == 1:
+            _rows_mm(a, K, &b_kn[0, 0] if bp == NULL else bp, ldb, bias, c, N, 0, M)
+        else:
+            for ch in prange(chunks, num_threads=_team(chunks, n_threads), schedule="dynamic"):
+                _rows_mm(a, K, bp, ldb, bias, c, N, ch * M // chunks, (ch + 1) * M // chunks)
+        free(bp)
+    dl_blas_serial_exit()
+
+
+cdef void _rows_mm(const floating* a, Py_ssize_t K, const floating* b, Py_ssize_t ldb,
+                   const floating* bias, floating* c, Py_ssize_t N, Py_ssize_t i0,
+                   Py_ssize_t i1) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef Py_ssize_t step = 256  # rows per call: the A block stays in L2
+    cdef Py_ssize_t r0, r1
+    r0 = i0
+    while r0 < i1:
+        r1 = r0 + step if r0 + step < i1 else i1
+        if floating is float:  # the bias starts each element's sum: one pass over c
+            dl_sgemm_chain(<int>(r1 - r0), <int>N, <int>K, a + r0 * K, K, b, ldb, 0, bias, c + r0 * N, N)
+        else:
+            if bias != NULL:
+                for i in range(r0, r1):
+                    memcpy(c + i * N, bias, N * sizeof(floating))
+            _mm(<int>(r1 - r0), <int>N, <int>K, a + r0 * K, <int>K, b, <int>ldb,
+                1 if bias != NULL else 0, c + r0 * N, <int>N)
+        r0 = r1
+
+
+def rows_matmul_tn(const floating[:, ::1] a_mk, const floating[:, ::1] b_mn, floating[:, ::1] c_kn,
+                   floating[::1] colsum_n, int n_threads=1):
+    """c_kn = a_mk^T @ b_mn (a sum over the M rows), and colsum_n = column sums of b_mn.
+
+    float32: dl_sgemm_chain_tn, each thread owning a range of output columns (one FMA chain per
+    element over the rows in order). float64: fixed blocks of rows (at most TN_BLOCKS,
+    independent of n_threads), one BLAS partial product per block, added in block order.
+    a_mk: (M, K) float32/64, C-contiguous, IN
+    b_mn: (M, N) same dtype, C-contiguous, IN
+    c_kn: (K, N) same dtype, C-contiguous, OUT
+    colsum_n: (N,) same dtype, C-contiguous, OUT, or None
+    """
+    cdef Py_ssize_t M = b_mn.shape[0], N = b_mn.shape[1], K = a_mk.shape[1]
+    cdef Py_ssize_t blocks, blk, i, j, r0, r1, size
+    cdef int threads
+    cdef floating* parts
+    cdef floating* sums = NULL
+    cdef floating* c
+    cdef floating acc
+    cdef const floating* a
+    cdef const floating* b
+    if K == 0 or N == 0:
+        return
+    c = &c_kn[0, 0]
+    if M == 0:
+        memset(c, 0, K * N * sizeof(floating))
+        if colsum_n is not None:
+            memset(&colsum_n[0], 0, N * sizeof(floating))
+        return
+    a = &a_mk[0, 0]
+    b = &b_mn[0, 0]
+    blocks = M // _TN_MIN_ROWS
+    if blocks > _TN_BLOCKS:
+        blocks = _TN_BLOCKS
+    if blocks < 1:
+        blocks = 1
+    threads = n_threads if n_threads < blocks else <int>blocks
+    if threads < 1 or not dl_blas_bound():
+        threads = 1
+    size = K * N
+    if floating is float:
+        # ranges of 64 output columns over all rows, handed out dynamically: no partial sums
+        blocks = (N + _TN_COLUMNS - 1) // _TN_COLUMNS
+        sums = NULL if colsum_n is None else &colsum_n[0]
+        with nogil:
+            if n_threads <= 1 or blocks == 1:
+                _tn_columns(a, b, c, sums, M, K, N, 0, N)
+            else:
+                for blk in prange(blocks, num_threads=_team(<int>blocks, n_threads), schedule="dynamic"):
+                    _tn_columns(a, b, c, sums, M, K, N, blk * _TN_COLUMNS,
+                                N if blk == blocks - 1 else (blk + 1) * _TN_COLUMNS)
+        return
+    dl_blas_serial_enter(n_threads)
+    with nogil:
+        parts = c if blocks == 1 else <floating*>malloc((blocks * size + 1) * sizeof(floating))
+        if colsum_n is not None:
+            sums = <floating*>malloc((blocks * N + 1) * sizeof(floating))
+        if threads == 1:
+            for blk in range(blocks):
+                _tn_block(a, b, K, N, blk * M // blocks, (blk + 1) * M // blocks, parts + blk * size,
+                          NULL if sums == NULL else sums + blk * N)
+        else:
+            for blk in prange(blocks, num_threads=threads, schedule="static"):
+                _tn_block(a, b, K, N, blk * M // blocks, (blk + 1) * M // blocks, parts + blk * size,
+                          NULL if sums == NULL else sums + blk * N)
+        if blocks > 1:
+            for i in range(size):
+                acc = parts[i]
+                for blk in range(1, blocks):
+                    acc = acc + parts[blk * size + i]
+                c[i] = acc
+            free(parts)
+        if sums != NULL:
+            for j in range(N):
+                acc = sums[j]
+                for blk in range(1, blocks):
+                    acc = acc + sums[blk * N + j]
+                colsum_n[j] = acc
+            free(sums)
+    dl_blas_serial_exit()
+
+
+cdef void _tn_columns(const float* a, const float* b, float* c, float* sums, Py_ssize_t M,
+                      Py_ssize_t K, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """c[:, j0:j1] = a^T b[:, j0:j1] and sums[j0:j1] = column sums, every row in order."""
+    cdef Py_ssize_t i, j
+    cdef const float* row
+    dl_sgemm_chain_tn(M, K, j0, j1, a, K, b, N, c, N)
+    if sums != NULL:
+        for j in range(j0, j1):
+            sums[j] = 0
+        for i in range(M):
+            row = b + i * N
+            for j in range(j0, j1):
+                sums[j] = sums[j] + row[j]
+
+
+cdef void _tn_block(const floating* a, const floating* b, Py_ssize_t K, Py_ssize_t N, Py_ssize_t r0,
+                    Py_ssize_t r1, floating* out, floating* sums) noexcept nogil:
+    """out (K, N) = a[r0:r1]^T @ b[r0:r1]; sums (N,) = column sums of b[r0:r1] (if not NULL)."""
+    cdef char tn = b'N'
+    cdef char tt = b'T'
+    cdef int k = <int>(r1 - r0), n = <int>N, m = <int>K
+    cdef Py_ssize_t i, j
+    cdef floating one = 1, zero = 0
+    if k <= 0:
+        memset(out, 0, K * N * sizeof(floating))
+    else:
+        # Row-major out (K, N) = A^T B is column-major out^T (N, K) = B^T A: B as (N, k) col-major
+        # with ld N ('N'), A as (K, k) col-major with ld K, transposed ('T').
+        if floating is float:
+            sgemm(&tn, &tt, &n, &m, &k, &one, <float*>(b + r0 * N), &n, <float*>(a + r0 * K), &m,
+                  &zero, out, &n)
+        else:
+            dgemm(&tn, &tt, &n, &m, &k, &one, <double*>(b + r0 * N), &n, <double*>(a + r0 * K), &m,
+                  &zero, out, &n)
+    if sums != NULL:
+        memset(sums, 0, N * sizeof(floating))
+        for i in range(r0, r1):
+            for j in range(N):
+                sums[j] = sums[j] + b[i * N + j]

@@ -1,0 +1,7 @@
+"""NumPy reference for the reduction kernels (float64, from the definitions)."""
+import numpy as np
+
+
+def sum_axis0(x):
+    """Column sums of a (M, N) array, in float64."""
+    return np.asarray(x, dtype=np.float64).sum(axis=0)
