@@ -108,3 +108,18 @@ def reflect_pad(x, padding):
     rows = [abs(i) if i < h else 2 * (h - 1) - i for i in range(-t, h + b)]
     cols = [abs(j) if j < w else 2 * (w - 1) - j for j in range(-l, w + r)]
     return x[:, rows][:, :, cols]
+
+
+def pool3d(x, pool, strides, padding, mode):
+    """Max or mean pooling of (N, D, H, W, C) x over each 3-D window, padded (NaN) cells excluded."""
+    x = np.asarray(x, dtype=np.float64)
+    spatial = x.shape[1:4]
+    out = [output_length(n, p, s, padding) for n, p, s in zip(spatial, pool, strides)]
+    before = [pad_before(n, p, s, padding) for n, p, s in zip(spatial, pool, strides)]
+    big = np.full((x.shape[0],) + tuple(n + 2 * p for n, p in zip(spatial, pool)) + x.shape[4:], np.nan)
+    big[(slice(None),) + tuple(slice(b, b + n) for b, n in zip(before, spatial))] = x
+    y = np.empty((x.shape[0], *out, x.shape[4]))
+    for idx in np.ndindex(*out):
+        win = big[(slice(None),) + tuple(slice(i * s, i * s + p) for i, s, p in zip(idx, strides, pool))]
+        y[(slice(None),) + idx] = np.nanmax(win, axis=(1, 2, 3)) if mode == "max" else np.nanmean(win, axis=(1, 2, 3))
+    return y
