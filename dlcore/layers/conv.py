@@ -1,11 +1,11 @@
-"""Convolution layers, as Keras 3: a ``rank``-parameterized ``BaseConv`` (Conv1D, Conv2D), its
+"""Convolution layers, as Keras 3: a ``rank``-parameterized ``BaseConv`` (Conv1D, Conv2D, Conv3D), its
 depthwise / separable variants and ``BaseConvTranspose`` (Conv1DTranspose, Conv2DTranspose).
 
 Keras's arguments, defaults and weight layouts: channels_last inputs; kernels
 ``kernel_size + (in_channels // groups, filters)``, depthwise kernels
 ``kernel_size + (in_channels, depth_multiplier)``, transposed kernels
 ``kernel_size + (filters, in_channels)``. dlcore adds ``padding="reflect"`` to Conv1D / Conv2D /
-DepthwiseConv2D / SeparableConv2D: NumPy "reflect" mirror padding of the amounts "same" would
+Conv3D / DepthwiseConv2D / SeparableConv2D: NumPy "reflect" mirror padding of the amounts "same" would
 pad, so the output size is that of "same".
 """
 import numpy as np
@@ -213,6 +213,24 @@ class Conv2D(BaseConv):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(2, filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
+                         use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                         activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
+
+
+@register("layer")
+class Conv3D(BaseConv):
+    """3-D convolution (volumes, video), Keras's Conv3D (plus dlcore's ``padding="reflect"``).
+
+    Input shape: (batch, depth, height, width, channels). Output shape: (batch, new_depth,
+    new_height, new_width, filters). Weights: kernel (kd, kh, kw, channels // groups, filters), bias.
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1, 1), groups=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
+                 **kwargs):
+        super().__init__(3, filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
                          use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
                          activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
 
@@ -500,6 +518,11 @@ class Conv2DTranspose(BaseConvTranspose):
                          bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
 
 
-__all__ = ["BaseConv", "Conv1D", "Conv2D", "BaseDepthwiseConv", "DepthwiseConv1D", "DepthwiseConv2D",
+# Keras's aliases.
+Convolution1D, Convolution2D, Convolution3D = Conv1D, Conv2D, Conv3D
+Convolution1DTranspose, Convolution2DTranspose = Conv1DTranspose, Conv2DTranspose
+SeparableConvolution1D, SeparableConvolution2D = SeparableConv1D, SeparableConv2D
+
+__all__ = ["BaseConv", "Conv1D", "Conv2D", "Conv3D", "BaseDepthwiseConv", "DepthwiseConv1D", "DepthwiseConv2D",
            "BaseSeparableConv", "SeparableConv1D", "SeparableConv2D", "BaseConvTranspose", "Conv1DTranspose",
            "Conv2DTranspose"]

@@ -1,4 +1,4 @@
-"""2-D reshaping layers (ZeroPadding2D, ReflectionPadding2D, Cropping2D, UpSampling2D): the
+"""Spatial reshaping layers (ZeroPadding, ReflectionPadding2D, Cropping, UpSampling 1-D to 3-D): the
 layer harness with NumPy references, Keras parity when keras is importable, errors."""
 import os
 import sys
@@ -54,6 +54,57 @@ def test_upsampling2d(size, interpolation):
                 reference=lambda x, w: reference(x, size))
 
 
+@pytest.mark.parametrize("padding,pair", [(2, (2, 2)), ((0, 3), (0, 3))])
+def test_zero_padding1d(padding, pair):
+    check_layer(layers.ZeroPadding1D, {"padding": padding}, (2, 4, 3), (2, 4 + sum(pair), 3),
+                expected_num_trainable_weights=0, reference=lambda x, w: np.pad(x, ((0, 0), pair, (0, 0))))
+    assert layers.ZeroPadding1D(padding).get_config()["padding"] == pair
+
+
+@pytest.mark.parametrize("padding,pairs", [(1, ((1, 1),) * 3), ((1, 0, 2), ((1, 1), (0, 0), (2, 2))),
+                                           (((0, 1), (2, 0), (1, 1)), ((0, 1), (2, 0), (1, 1)))])
+def test_zero_padding3d(padding, pairs):
+    grown = tuple(n + sum(p) for n, p in zip((2, 3, 2), pairs))
+    check_layer(layers.ZeroPadding3D, {"padding": padding}, (1, 2, 3, 2, 2), (1,) + grown + (2,),
+                expected_num_trainable_weights=0, reference=lambda x, w: np.pad(x, ((0, 0),) + pairs + ((0, 0),)))
+
+
+@pytest.mark.parametrize("cropping,pair", [(1, (1, 1)), ((2, 0), (2, 0))])
+def test_cropping1d(cropping, pair):
+    check_layer(layers.Cropping1D, {"cropping": cropping}, (2, 6, 3), (2, 6 - sum(pair), 3),
+                expected_num_trainable_weights=0, reference=lambda x, w: x[:, pair[0]:6 - pair[1]])
+    assert "data_format" not in layers.Cropping1D(cropping).get_config()
+
+
+@pytest.mark.parametrize("cropping,pairs", [(1, ((1, 1),) * 3), (((0, 1), (2, 0), (1, 2)), ((0, 1), (2, 0), (1, 2)))])
+def test_cropping3d(cropping, pairs):
+    (a, b), (c, d), (e, f) = pairs
+    check_layer(layers.Cropping3D, {"cropping": cropping}, (1, 4, 5, 5, 2), (1, 4 - a - b, 5 - c - d, 5 - e - f, 2),
+                expected_num_trainable_weights=0, reference=lambda x, w: x[:, a:4 - b, c:5 - d, e:5 - f])
+
+
+def test_upsampling1d_and_3d():
+    check_layer(layers.UpSampling1D, {"size": 3}, (2, 4, 2), (2, 12, 2), expected_num_trainable_weights=0,
+                reference=lambda x, w: np.repeat(x, 3, axis=1))
+    check_layer(layers.UpSampling3D, {"size": (2, 1, 3)}, (1, 2, 3, 2, 2), (1, 4, 3, 6, 2),
+                expected_num_trainable_weights=0,
+                reference=lambda x, w: np.repeat(np.repeat(np.repeat(x, 2, axis=1), 1, axis=2), 3, axis=3))
+    assert layers.UpSampling1D().get_config()["size"] == 2 and "data_format" not in layers.UpSampling1D().get_config()
+    assert layers.UpSampling3D().get_config()["size"] == (2, 2, 2)
+
+
+def test_channels_first_3d():
+    x = np.random.default_rng(1).standard_normal((1, 2, 3, 4, 3)).astype("float32")  # (N, C, D, H, W)
+    last = np.moveaxis(x, 1, -1)
+    for layer, fn in [(layers.UpSampling3D(2, data_format="channels_first"),
+                       lambda a: np.repeat(np.repeat(np.repeat(a, 2, 1), 2, 2), 2, 3)),
+                      (layers.ZeroPadding3D(1, data_format="channels_first"),
+                       lambda a: np.pad(a, ((0, 0), (1, 1), (1, 1), (1, 1), (0, 0)))),
+                      (layers.Cropping3D(1, data_format="channels_first"), lambda a: a[:, 1:-1, 1:-1, 1:-1])]:
+        np.testing.assert_allclose(layer(x).value, np.moveaxis(fn(last), -1, 1), rtol=1e-6)
+    assert layers.ZeroPadding3D(1)(dl.Input(shape=(None, 5, 2, 1))).shape == (None, None, 7, 4, 1)
+
+
 def test_channels_first_and_unknown_dims():
     x = np.random.default_rng(0).standard_normal((1, 2, 3, 4)).astype("float32")  # (N, C, H, W)
     for layer, fn in [(layers.UpSampling2D(2, data_format="channels_first"), lambda a: ref.upsample_nearest(a, (2, 2))),
@@ -79,6 +130,20 @@ def test_errors():
         layers.UpSampling2D(interpolation="bicubic")
     with pytest.raises(ValueError, match=r"Input 0 of layer 'up'.*expected ndim=4"):
         layers.UpSampling2D(name="up")(np.zeros((1, 2, 2), "float32"))
+    with pytest.raises(ValueError, match=r"ZeroPadding1D: `padding` should be an int or a tuple of 2 ints.*\(1, 2, 3\)"):
+        layers.ZeroPadding1D((1, 2, 3))
+    with pytest.raises(ValueError, match=r"ZeroPadding3D: `padding`.*tuple of 3 ints.*Received: padding=\(1, 2\)"):
+        layers.ZeroPadding3D((1, 2))
+    with pytest.raises(ValueError, match=r"Layer 'c3' \(Cropping3D\).*smaller than 2.*\(1, 2, 4, 4, 1\)"):
+        layers.Cropping3D(1, name="c3")(np.zeros((1, 2, 4, 4, 1), "float32"))
+    with pytest.raises(ValueError, match=r"Layer 'c1' \(Cropping1D\).*smaller than 3"):
+        layers.Cropping1D((2, 1), name="c1")(np.zeros((1, 3, 1), "float32"))
+    with pytest.raises(ValueError, match=r"UpSampling3D: `size` must be positive.*size=0"):
+        layers.UpSampling3D(0)
+    with pytest.raises(ValueError, match=r"Input 0 of layer 'up3'.*expected ndim=5, found ndim=4"):
+        layers.UpSampling3D(name="up3")(np.zeros((1, 2, 2, 1), "float32"))
+    with pytest.raises(TypeError):
+        layers.UpSampling1D(2, data_format="channels_first")
 
 
 # ---- Keras parity (skipped without keras) ---------------------------------------------------------
@@ -94,9 +159,24 @@ def _keras():
     ("UpSampling2D", {"size": (2, 3)}),
     ("UpSampling2D", {"size": (2, 2), "interpolation": "bilinear"}),
     ("UpSampling2D", {"size": (3, 2), "interpolation": "bilinear"}),
+    ("ZeroPadding1D", {"padding": (1, 3)}),
+    ("ZeroPadding1D", {}),
+    ("Cropping1D", {"cropping": (2, 1)}),
+    ("UpSampling1D", {"size": 3}),
+    ("ZeroPadding3D", {"padding": ((1, 0), (0, 2), (1, 1))}),
+    ("ZeroPadding3D", {"padding": 1, "data_format": "channels_first"}),
+    ("Cropping3D", {"cropping": ((1, 0), (1, 2), (0, 1))}),
+    ("Cropping3D", {}),
+    ("UpSampling3D", {"size": (2, 1, 3)}),
 ])
 def test_keras_parity(name, kwargs):
     keras = _keras()
-    x = np.random.default_rng(5).standard_normal((2, 4, 5, 3)).astype("float32")
-    expected = np.asarray(getattr(keras.layers, name)(**kwargs)(x))
-    np.testing.assert_allclose(getattr(layers, name)(**kwargs)(x).value, expected, rtol=1e-5, atol=1e-6)
+    rank = int(name[-2])
+    x = np.random.default_rng(5).standard_normal((2, 4, 5, 3, 3)[:rank + 1] + (3,)).astype("float32")
+    theirs, ours = getattr(keras.layers, name)(**kwargs), getattr(layers, name)(**kwargs)
+    expected = np.asarray(theirs(x))
+    np.testing.assert_allclose(ours(x).value, expected, rtol=1e-5, atol=1e-6)
+    assert ours.compute_output_shape(x.shape) == expected.shape
+    config = {k: v for k, v in ours.get_config().items() if k not in ("name", "dtype")}
+    their_config = {k: v for k, v in theirs.get_config().items() if k not in ("name", "dtype")}
+    assert config == {k: tuple(v) if isinstance(v, list) else v for k, v in their_config.items()}
