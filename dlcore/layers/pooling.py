@@ -8,7 +8,8 @@ padding is Keras's: output length ceil(size / stride), the extra padding at the 
 padded cells never counted (average pooling divides by the real cells of each window).
 """
 from .. import ops
-from ..ops.pool import PADDINGS, global_pool, normalize_tuple, pool_output_length
+from ..ops.conv import normalize_tuple, output_length
+from ..ops.pool import PADDINGS, global_pool
 from ..registry import register
 from ..symbolic import KerasTensor
 from .layer import InputSpec, Layer, check_c_ints
@@ -22,9 +23,9 @@ class BasePooling(Layer):
                  data_format=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         owner = type(self).__name__
-        self.pool_size = normalize_tuple(pool_size, pool_dimensions, "pool_size", owner=owner)
+        self.pool_size = normalize_tuple(pool_size, pool_dimensions, "pool_size", owner, minimum=1)
         strides = pool_size if strides is None else strides
-        self.strides = normalize_tuple(strides, pool_dimensions, "strides", owner=owner)
+        self.strides = normalize_tuple(strides, pool_dimensions, "strides", owner, minimum=1)
         check_c_ints(owner, pool_size=self.pool_size, strides=self.strides)
         padding = str(padding).lower() if isinstance(padding, str) else padding
         if padding not in PADDINGS:
@@ -48,18 +49,18 @@ class BasePooling(Layer):
         return tuple(shape[1:-1]) if self.data_format == "channels_last" else tuple(shape[2:])
 
     def _check_fits(self, shape):
-        out = [pool_output_length(s, p, st, self.padding)
-               for s, p, st in zip(self._spatial(shape), self.pool_size, self.strides)]
+        """The output spatial shape; a ValueError when the window does not fit."""
+        out = tuple(output_length(s, p, st, 1, self.padding)
+                    for s, p, st in zip(self._spatial(shape), self.pool_size, self.strides))
         if any(o is not None and o <= 0 for o in out):
             raise ValueError(f"Layer '{self.name}' ({type(self).__name__}): the pool window {self.pool_size} with "
                              f"padding={self.padding!r} does not fit the input: expected spatial dimensions of "
                              f"at least {self.pool_size}, received input shape {tuple(shape)}")
+        return out
 
     def compute_output_shape(self, input_shape):
         input_shape = tuple(input_shape)
-        self._check_fits(input_shape)
-        out = tuple(pool_output_length(s, p, st, self.padding)
-                    for s, p, st in zip(self._spatial(input_shape), self.pool_size, self.strides))
+        out = self._check_fits(input_shape)
         if self.data_format == "channels_last":
             return (input_shape[0],) + out + (input_shape[-1],)
         return (input_shape[0], input_shape[1]) + out

@@ -28,18 +28,19 @@ _SPATIAL = {1: "length", 2: "height, width", 3: "depth, height, width"}
 
 
 # ---- argument normalization --------------------------------------------------------------------
-def normalize_tuple(v, rank, name, who="conv"):
-    """``v`` (an int or a sequence of ``rank`` ints) as a tuple of ``rank`` Python ints."""
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        return (int(v),) * rank
-    try:
-        out = tuple(int(e) for e in v)
-    except TypeError:
-        out = None
-    if out is None or len(out) != rank or any(isinstance(e, bool) for e in v):
-        raise ValueError(f"{who}: `{name}` must be an integer or a tuple of {rank} integers, "
-                         f"received {name}={v!r}")
-    return out
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def normalize_tuple(v, rank, name, who="conv", minimum=None):
+    """``v`` (an int or a sequence of ``rank`` ints) as a tuple of ``rank`` Python ints, each at
+    least ``minimum`` when given."""
+    items = (v,) * rank if _is_int(v) else tuple(v) if isinstance(v, (list, tuple, np.ndarray)) else ()
+    if len(items) != rank or not all(map(_is_int, items)) or (minimum is not None and min(items) < minimum):
+        bound = "" if minimum is None else f" >= {minimum}"
+        raise ValueError(f"{who}: `{name}` must be an integer or a tuple of {rank} integers{bound}. "
+                         f"Received: {name}={v!r}")
+    return tuple(int(e) for e in items)
 
 
 def normalize_padding(padding, who="conv", allowed=_PADDINGS):
@@ -289,11 +290,8 @@ def _plan(xshape, kshape, strides, padding, dilation_rate, groups, who):
     if len(xshape) != rank + 2:
         raise ValueError(f"{who}: expected inputs of rank {rank + 2} (batch, {_SPATIAL[rank]}, channels), "
                          f"received shape {xshape}")
-    strides = normalize_tuple(strides, rank, "strides", who)
-    dilation = normalize_tuple(dilation_rate, rank, "dilation_rate", who)
-    if min(strides) < 1 or min(dilation) < 1:
-        raise ValueError(f"{who}: strides and dilation_rate must be positive, received strides={strides}, "
-                         f"dilation_rate={dilation}")
+    strides = normalize_tuple(strides, rank, "strides", who, minimum=1)
+    dilation = normalize_tuple(dilation_rate, rank, "dilation_rate", who, minimum=1)
     mode = normalize_padding(padding, who)
     if mode == "causal" and rank != 1:
         raise ValueError(f"{who}: padding='causal' is for 1-D convolutions only, received a rank-{rank} kernel")

@@ -16,33 +16,11 @@ import numpy as np
 
 from .. import kernels
 from ..autograd import Function, is_recording
-from .conv import _hashable, axis_pads, output_length
+from .conv import _hashable, axis_pads, normalize_tuple, output_length
 from .core import Tensor, contiguous, float_array, value
 from .shape import transpose
 
 PADDINGS = ("valid", "same")
-
-
-def pool_output_length(size, pool, stride, padding):
-    """Output length of a pooling window along one axis (Keras; None for None)."""
-    return output_length(size, pool, stride, 1, padding)
-
-
-def normalize_tuple(value_, rank, name, allow_zero=False, owner="pooling"):
-    """``value_`` (an int or a sequence of ``rank`` ints) as a tuple of positive ints."""
-    if isinstance(value_, (int, np.integer)) and not isinstance(value_, bool):
-        value_ = (int(value_),) * rank
-    try:
-        out = tuple(int(v) for v in value_)
-        ok = len(out) == rank and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                                      for v in value_)
-    except TypeError:
-        ok = False
-    if not ok or any(v < 0 or (v == 0 and not allow_zero) for v in out):
-        kind = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{owner}: the `{name}` argument must be a tuple of {rank} {kind} integers "
-                         f"(or one integer). Received: {name}={value_!r}")
-    return out
 
 
 class PoolPlan(NamedTuple):
@@ -140,14 +118,14 @@ def _plan(shape, pool_size, strides, padding, data_format, op_name):
         raise ValueError(f"{op_name}: expected a 3-D (batch, steps, channels), 4-D (batch, height, width, "
                          f"channels) or 5-D (batch, depth, height, width, channels) input, received shape {shape}")
     rank = len(shape) - 2
-    pool = normalize_tuple(pool_size, rank, "pool_size", owner=op_name)
-    strides = pool if strides is None else normalize_tuple(strides, rank, "strides", owner=op_name)
+    pool = normalize_tuple(pool_size, rank, "pool_size", op_name, minimum=1)
+    strides = pool if strides is None else normalize_tuple(strides, rank, "strides", op_name, minimum=1)
     padding = str(padding).lower()
     if padding not in PADDINGS:
         raise ValueError(f"{op_name}: `padding` must be 'valid' or 'same', received {padding!r}")
     channels_first = data_format == "channels_first"
     spatial = shape[2:] if channels_first else shape[1:-1]
-    out = tuple(pool_output_length(s, p, st, padding) for s, p, st in zip(spatial, pool, strides))
+    out = tuple(output_length(s, p, st, 1, padding) for s, p, st in zip(spatial, pool, strides))
     if any(o <= 0 for o in out):
         raise ValueError(f"{op_name}: the pool window {pool} with strides {strides} and padding {padding!r} "
                          f"does not fit the input's spatial shape {tuple(spatial)}; computed output "
