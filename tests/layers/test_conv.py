@@ -333,3 +333,19 @@ def test_conv3d_keras_gradient_parity():
     got = tape.gradient(loss, [xd] + ours.trainable_weights)
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g.value, np.asarray(e), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D",
+                                  "SeparableConv2D", "Conv1DTranspose", "Conv2DTranspose"])
+def test_keras_signatures(name):
+    """The rank comes from the class: each layer still takes Keras's arguments in Keras's order,
+    with defaults of the same meaning (1 for (1, 1, 1))."""
+    import inspect
+
+    keras = _keras()
+    theirs = inspect.signature(getattr(keras.layers, name).__init__).parameters
+    ours = inspect.signature(getattr(layers, name).__init__).parameters
+    assert list(ours) == list(theirs)
+    for key, p in theirs.items():
+        default = ours[key].default
+        assert p.default == default or (isinstance(p.default, tuple) and set(p.default) == {default}), key

@@ -180,3 +180,20 @@ def test_keras_parity(name, kwargs):
     config = {k: v for k, v in ours.get_config().items() if k not in ("name", "dtype")}
     their_config = {k: v for k, v in theirs.get_config().items() if k not in ("name", "dtype")}
     assert config == {k: tuple(v) if isinstance(v, list) else v for k, v in their_config.items()}
+
+
+@pytest.mark.parametrize("name", ["ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D",
+                                  "Cropping3D", "UpSampling1D", "UpSampling2D", "UpSampling3D"])
+def test_keras_signatures(name):
+    """Keras's arguments in Keras's order; ZeroPadding's default 1 means Keras's (1, 1) / ((1, 1),) * 3."""
+    import inspect
+
+    keras = _keras()
+    theirs = inspect.signature(getattr(keras.layers, name).__init__).parameters
+    ours = inspect.signature(getattr(layers, name).__init__).parameters
+    assert list(ours) == list(theirs)
+    for key, p in theirs.items():
+        if key != "padding":
+            assert ours[key].default == p.default, key
+    keras_defaults = {k: p.default for k, p in theirs.items() if p.default is not inspect.Parameter.empty}
+    assert getattr(layers, name)(name="a").get_config() == getattr(layers, name)(name="a", **keras_defaults).get_config()
