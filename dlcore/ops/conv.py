@@ -2,8 +2,9 @@
 names and semantics: channels_last inputs, kernels (*kernel_size, C_in/groups, C_out)) and the
 fused ``conv2d_bias_act`` the layers use. Rank 1 runs through the 2-D kernels with H = 1; rank 3
 too: each output depth slice is a 2-D convolution of its kd input depth slices laid side by side
-in channels (a depth-only im2col, batched as N * D_out images), so one fused 2-D kernel call
-computes a 3-D convolution, and the backward kernels serve it the same way (see ConvPlan).
+in channels (a depth-only im2col, batched as N * D_out images, costing KD copies of the input),
+so one fused 2-D kernel call computes a 3-D convolution, and the backward kernels serve it the
+same way (see ConvPlan).
 
 Padding modes: "valid" and "same" (TF's rule: the smaller half of the padding first), "causal"
 (rank 1: (k - 1) * dilation zeros before), and dlcore's extension "reflect": NumPy "reflect" mirror
