@@ -2,23 +2,27 @@
 from .. import registry
 from ..registry import register, registered
 from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
-from .conv import (Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, DepthwiseConv1D, DepthwiseConv2D,
-                   SeparableConv1D, SeparableConv2D)
+from .conv import (Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D, Convolution1D, Convolution1DTranspose,
+                   Convolution2D, Convolution2DTranspose, Convolution3D, DepthwiseConv1D, DepthwiseConv2D,
+                   SeparableConv1D, SeparableConv2D, SeparableConvolution1D, SeparableConvolution2D)
 from .core import Activation, Dense, Identity, Input, InputLayer, Lambda
 from .embedding import Embedding, Masking
 from .layer import InputSpec, Layer
 from .merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
                       concatenate, dot, maximum, minimum, multiply, subtract)
 from .normalization import BatchNormalization
-from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D,
-                      GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D,
-                      GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
+from .pooling import (AveragePooling1D, AveragePooling2D, AveragePooling3D, AvgPool1D, AvgPool2D, AvgPool3D,
+                      GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAveragePooling3D, GlobalAvgPool1D,
+                      GlobalAvgPool2D, GlobalAvgPool3D, GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D,
+                      GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D, MaxPool1D, MaxPool2D, MaxPool3D,
+                      MaxPooling1D, MaxPooling2D, MaxPooling3D)
 from .recurrent import (GRU, LSTM, RNN, Bidirectional, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell,
                         TimeDistributed)
 from .regularization import (ActivityRegularization, Dropout, GaussianDropout, GaussianNoise, SpatialDropout1D,
                              SpatialDropout2D)
 from .reshaping import Flatten, Permute, RepeatVector, Reshape
-from .reshaping2d import Cropping2D, ReflectionPadding2D, UpSampling2D, ZeroPadding2D
+from .spatial_reshaping import (Cropping1D, Cropping2D, Cropping3D, ReflectionPadding2D, UpSampling1D, UpSampling2D,
+                                UpSampling3D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D)
 
 
 def serialize(layer):

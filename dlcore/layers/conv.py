@@ -1,11 +1,11 @@
-"""Convolution layers, as Keras 3: a ``rank``-parameterized ``BaseConv`` (Conv1D, Conv2D), its
+"""Convolution layers, as Keras 3: a ``rank``-parameterized ``BaseConv`` (Conv1D, Conv2D, Conv3D), its
 depthwise / separable variants and ``BaseConvTranspose`` (Conv1DTranspose, Conv2DTranspose).
 
 Keras's arguments, defaults and weight layouts: channels_last inputs; kernels
 ``kernel_size + (in_channels // groups, filters)``, depthwise kernels
 ``kernel_size + (in_channels, depth_multiplier)``, transposed kernels
 ``kernel_size + (filters, in_channels)``. dlcore adds ``padding="reflect"`` to Conv1D / Conv2D /
-DepthwiseConv2D / SeparableConv2D: NumPy "reflect" mirror padding of the amounts "same" would
+Conv3D / DepthwiseConv2D / SeparableConv2D: NumPy "reflect" mirror padding of the amounts "same" would
 pad, so the output size is that of "same".
 """
 import numpy as np
@@ -18,29 +18,31 @@ from ..symbolic import KerasTensor
 from .layer import C_INT_MAX, InputSpec, Layer, check_c_ints
 
 
+def _positive_int(who, name, v):
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
+        raise ValueError(f"{who}: invalid value for argument `{name}`: expected a strictly positive integer, "
+                         f"received {name}={v!r}")
+    return int(v)
+
+
 class _ConvBase(Layer):
-    """What every convolution layer shares: argument checks, output size, activation fusing."""
+    """What every convolution layer shares: argument checks, output size, activation fusing. Each
+    concrete class sets ``rank`` (the number of spatial axes) and takes its base's arguments."""
+
+    rank = None
 
     _paddings = ("valid", "same", "reflect")
     _paddings_1d = ("valid", "same", "causal", "reflect")
 
-    def _init_common(self, rank, kernel_size, strides, padding, data_format, dilation_rate, activation,
+    def _init_common(self, kernel_size, strides, padding, data_format, dilation_rate, activation,
                      use_bias, bias_initializer, bias_regularizer, activity_regularizer, bias_constraint):
         self._who = who = f"{type(self).__name__} '{self.name}'"
-        self.rank = rank
-        self.kernel_size = normalize_tuple(kernel_size, rank, "kernel_size", who)
-        self.strides = normalize_tuple(strides, rank, "strides", who)
-        self.dilation_rate = normalize_tuple(dilation_rate, rank, "dilation_rate", who)
+        rank = self.rank
+        self.kernel_size = normalize_tuple(kernel_size, rank, "kernel_size", who, minimum=1)
+        self.strides = normalize_tuple(strides, rank, "strides", who, minimum=1)
+        self.dilation_rate = normalize_tuple(dilation_rate, rank, "dilation_rate", who, minimum=1)
         self.padding = normalize_padding(padding, who, self._paddings_1d if rank == 1 else self._paddings)
         self.data_format = check_data_format(data_format, who)
-        if not all(self.kernel_size) or min(self.kernel_size) < 0:
-            raise ValueError(f"{who}: the argument `kernel_size` cannot contain 0(s) or negative values, "
-                             f"received kernel_size={self.kernel_size}")
-        if min(self.strides) < 1:
-            raise ValueError(f"{who}: the argument `strides` must be positive, received strides={self.strides}")
-        if min(self.dilation_rate) < 1:
-            raise ValueError(f"{who}: the argument `dilation_rate` must be positive, received "
-                             f"dilation_rate={self.dilation_rate}")
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{who}: `strides > 1` not supported in conjunction with `dilation_rate > 1`. "
                              f"Received: strides={self.strides} and dilation_rate={self.dilation_rate}")
@@ -123,29 +125,23 @@ class _ConvBase(Layer):
 
 
 class BaseConv(_ConvBase):
-    """Keras's BaseConv: ``rank``-D convolution of channels_last inputs.
+    """Keras's BaseConv: ``rank``-D convolution (``rank`` from the subclass) of channels_last inputs.
 
     Input shape: (batch, *spatial, in_channels). Output shape: (batch, *new_spatial, filters).
     Weights: kernel ``kernel_size + (in_channels // groups, filters)``, bias (filters,).
     """
 
-    def __init__(self, rank, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
                  groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         who = f"{type(self).__name__} '{self.name}'"
-        if not isinstance(filters, (int, np.integer)) or isinstance(filters, bool) or filters <= 0:
-            raise ValueError(f"{who}: invalid value for argument `filters`: expected a strictly positive "
-                             f"integer, received filters={filters!r}")
-        if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups <= 0:
-            raise ValueError(f"{who}: the number of groups must be a positive integer, received groups={groups!r}")
+        self.filters, self.groups = _positive_int(who, "filters", filters), _positive_int(who, "groups", groups)
         if filters % groups != 0:
             raise ValueError(f"{who}: the number of filters must be evenly divisible by the number of groups, "
                              f"received groups={groups}, filters={filters}")
-        self.filters = int(filters)
-        self.groups = int(groups)
-        self._init_common(rank, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+        self._init_common(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                           bias_initializer, bias_regularizer, activity_regularizer, bias_constraint)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
@@ -191,13 +187,7 @@ class Conv1D(BaseConv):
     Input shape: (batch, steps, channels). Output shape: (batch, new_steps, filters).
     """
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
-                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(1, filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
-                         use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
-                         activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
+    rank = 1
 
 
 @register("layer")
@@ -208,13 +198,18 @@ class Conv2D(BaseConv):
     filters). Weights: kernel (kh, kw, channels // groups, filters), bias (filters,).
     """
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
-                 dilation_rate=(1, 1), groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(2, filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
-                         use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
-                         activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
+    rank = 2
+
+
+@register("layer")
+class Conv3D(BaseConv):
+    """3-D convolution (volumes, video), Keras's Conv3D (plus dlcore's ``padding="reflect"``).
+
+    Input shape: (batch, depth, height, width, channels). Output shape: (batch, new_depth,
+    new_height, new_width, filters). Weights: kernel (kd, kh, kw, channels // groups, filters), bias.
+    """
+
+    rank = 3
 
 
 class BaseDepthwiseConv(_ConvBase):
@@ -222,18 +217,14 @@ class BaseDepthwiseConv(_ConvBase):
     filters. Weights: kernel ``kernel_size + (in_channels, depth_multiplier)``, bias
     (in_channels * depth_multiplier,). Output channel c * depth_multiplier + m sees channel c."""
 
-    def __init__(self, rank, depth_multiplier, kernel_size, strides=1, padding="valid", data_format=None,
+    def __init__(self, kernel_size, strides=1, padding="valid", depth_multiplier=1, data_format=None,
                  dilation_rate=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
                  bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
-        who = f"{type(self).__name__} '{self.name}'"
-        if (not isinstance(depth_multiplier, (int, np.integer)) or isinstance(depth_multiplier, bool)
-                or depth_multiplier <= 0):
-            raise ValueError(f"{who}: invalid value for argument `depth_multiplier`: expected a strictly positive "
-                             f"integer, received depth_multiplier={depth_multiplier!r}")
-        self.depth_multiplier = int(depth_multiplier)
-        self._init_common(rank, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+        self.depth_multiplier = _positive_int(f"{type(self).__name__} '{self.name}'", "depth_multiplier",
+                                              depth_multiplier)
+        self._init_common(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                           bias_initializer, bias_regularizer, activity_regularizer, bias_constraint)
         self.depthwise_initializer = initializers.get(depthwise_initializer)
         self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
@@ -272,13 +263,7 @@ class BaseDepthwiseConv(_ConvBase):
 class DepthwiseConv1D(BaseDepthwiseConv):
     """1-D depthwise convolution, Keras's DepthwiseConv1D."""
 
-    def __init__(self, kernel_size, strides=1, padding="valid", depth_multiplier=1, data_format=None,
-                 dilation_rate=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
-                 bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(1, depth_multiplier, kernel_size, strides, padding, data_format, dilation_rate, activation,
-                         use_bias, depthwise_initializer, bias_initializer, depthwise_regularizer, bias_regularizer,
-                         activity_regularizer, depthwise_constraint, bias_constraint, **kwargs)
+    rank = 1
 
 
 @register("layer")
@@ -289,13 +274,7 @@ class DepthwiseConv2D(BaseDepthwiseConv):
     channels * depth_multiplier). Weights: kernel (kh, kw, channels, depth_multiplier), bias.
     """
 
-    def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
-                 dilation_rate=(1, 1), activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
-                 bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(2, depth_multiplier, kernel_size, strides, padding, data_format, dilation_rate, activation,
-                         use_bias, depthwise_initializer, bias_initializer, depthwise_regularizer, bias_regularizer,
-                         activity_regularizer, depthwise_constraint, bias_constraint, **kwargs)
+    rank = 2
 
 
 class BaseSeparableConv(_ConvBase):
@@ -305,20 +284,16 @@ class BaseSeparableConv(_ConvBase):
     ``(1,) * rank + (in_channels * depth_multiplier, filters)``, bias (filters,).
     """
 
-    def __init__(self, rank, depth_multiplier, filters, kernel_size, strides=1, padding="valid", data_format=None,
-                 dilation_rate=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
+                 depth_multiplier=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
                  pointwise_initializer="glorot_uniform", bias_initializer="zeros", depthwise_regularizer=None,
                  pointwise_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  depthwise_constraint=None, pointwise_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         who = f"{type(self).__name__} '{self.name}'"
-        for arg, v in (("depth_multiplier", depth_multiplier), ("filters", filters)):
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"{who}: invalid value for argument `{arg}`: expected a strictly positive integer, "
-                                 f"received {arg}={v!r}")
-        self.depth_multiplier = int(depth_multiplier)
-        self.filters = int(filters)
-        self._init_common(rank, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+        self.depth_multiplier = _positive_int(who, "depth_multiplier", depth_multiplier)
+        self.filters = _positive_int(who, "filters", filters)
+        self._init_common(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                           bias_initializer, bias_regularizer, activity_regularizer, bias_constraint)
         self.depthwise_initializer = initializers.get(depthwise_initializer)
         self.pointwise_initializer = initializers.get(pointwise_initializer)
@@ -368,15 +343,7 @@ class BaseSeparableConv(_ConvBase):
 class SeparableConv1D(BaseSeparableConv):
     """1-D separable convolution, Keras's SeparableConv1D."""
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
-                 depth_multiplier=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
-                 pointwise_initializer="glorot_uniform", bias_initializer="zeros", depthwise_regularizer=None,
-                 pointwise_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 depthwise_constraint=None, pointwise_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(1, depth_multiplier, filters, kernel_size, strides, padding, data_format, dilation_rate,
-                         activation, use_bias, depthwise_initializer, pointwise_initializer, bias_initializer,
-                         depthwise_regularizer, pointwise_regularizer, bias_regularizer, activity_regularizer,
-                         depthwise_constraint, pointwise_constraint, bias_constraint, **kwargs)
+    rank = 1
 
 
 @register("layer")
@@ -384,16 +351,7 @@ class SeparableConv2D(BaseSeparableConv):
     """2-D separable convolution, Keras's SeparableConv2D: DepthwiseConv2D (no bias), then a 1x1
     Conv2D with the bias and the activation."""
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
-                 dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias=True,
-                 depthwise_initializer="glorot_uniform", pointwise_initializer="glorot_uniform",
-                 bias_initializer="zeros", depthwise_regularizer=None, pointwise_regularizer=None,
-                 bias_regularizer=None, activity_regularizer=None, depthwise_constraint=None,
-                 pointwise_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(2, depth_multiplier, filters, kernel_size, strides, padding, data_format, dilation_rate,
-                         activation, use_bias, depthwise_initializer, pointwise_initializer, bias_initializer,
-                         depthwise_regularizer, pointwise_regularizer, bias_regularizer, activity_regularizer,
-                         depthwise_constraint, pointwise_constraint, bias_constraint, **kwargs)
+    rank = 2
 
 
 class BaseConvTranspose(_ConvBase):
@@ -405,20 +363,17 @@ class BaseConvTranspose(_ConvBase):
 
     _paddings = _paddings_1d = ("valid", "same")
 
-    def __init__(self, rank, filters, kernel_size, strides=1, padding="valid", output_padding=None, data_format=None,
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None, data_format=None,
                  dilation_rate=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         who = f"{type(self).__name__} '{self.name}'"
-        if not isinstance(filters, (int, np.integer)) or isinstance(filters, bool) or filters <= 0:
-            raise ValueError(f"{who}: invalid value for argument `filters`: expected a strictly positive "
-                             f"integer, received filters={filters!r}")
-        self.filters = int(filters)
-        self._init_common(rank, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+        self.filters = _positive_int(who, "filters", filters)
+        self._init_common(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                           bias_initializer, bias_regularizer, activity_regularizer, bias_constraint)
         self.output_padding = (None if output_padding is None
-                               else normalize_tuple(output_padding, rank, "output_padding", who))
+                               else normalize_tuple(output_padding, self.rank, "output_padding", who))
         if self.output_padding is not None:
             for op, s in zip(self.output_padding, self.strides):
                 if op < 0 or op >= s:
@@ -473,13 +428,7 @@ class BaseConvTranspose(_ConvBase):
 class Conv1DTranspose(BaseConvTranspose):
     """1-D transposed convolution, Keras's Conv1DTranspose."""
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None, data_format=None,
-                 dilation_rate=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(1, filters, kernel_size, strides, padding, output_padding, data_format, dilation_rate,
-                         activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-                         bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
+    rank = 1
 
 
 @register("layer")
@@ -490,16 +439,14 @@ class Conv2DTranspose(BaseConvTranspose):
     filters). Weights: kernel (kh, kw, filters, channels), bias (filters,).
     """
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", output_padding=None,
-                 data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
-                 bias_regularizer=None, activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
-                 **kwargs):
-        super().__init__(2, filters, kernel_size, strides, padding, output_padding, data_format, dilation_rate,
-                         activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-                         bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
+    rank = 2
 
 
-__all__ = ["BaseConv", "Conv1D", "Conv2D", "BaseDepthwiseConv", "DepthwiseConv1D", "DepthwiseConv2D",
+# Keras's aliases.
+Convolution1D, Convolution2D, Convolution3D = Conv1D, Conv2D, Conv3D
+Convolution1DTranspose, Convolution2DTranspose = Conv1DTranspose, Conv2DTranspose
+SeparableConvolution1D, SeparableConvolution2D = SeparableConv1D, SeparableConv2D
+
+__all__ = ["BaseConv", "Conv1D", "Conv2D", "Conv3D", "BaseDepthwiseConv", "DepthwiseConv1D", "DepthwiseConv2D",
            "BaseSeparableConv", "SeparableConv1D", "SeparableConv2D", "BaseConvTranspose", "Conv1DTranspose",
            "Conv2DTranspose"]

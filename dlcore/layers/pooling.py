@@ -1,13 +1,15 @@
-"""Pooling layers (Keras 3 names and semantics): MaxPooling1D/2D, AveragePooling1D/2D,
-GlobalAveragePooling1D/2D, GlobalMaxPooling1D/2D.
+"""Pooling layers (Keras 3 names and semantics): MaxPooling1D/2D/3D, AveragePooling1D/2D/3D,
+GlobalAveragePooling1D/2D/3D, GlobalMaxPooling1D/2D/3D.
 
 Inputs are channels_last by default: (batch, steps, channels) for 1-D, (batch, height, width,
-channels) for 2-D; ``data_format="channels_first"`` takes the channel axis second. "same"
+channels) for 2-D, (batch, depth, height, width, channels) for 3-D; ``data_format=
+"channels_first"`` takes the channel axis second. "same"
 padding is Keras's: output length ceil(size / stride), the extra padding at the end, and
 padded cells never counted (average pooling divides by the real cells of each window).
 """
 from .. import ops
-from ..ops.pool import PADDINGS, global_pool, normalize_tuple, pool_output_length
+from ..ops.conv import normalize_tuple, output_length
+from ..ops.pool import PADDINGS, global_pool
 from ..registry import register
 from ..symbolic import KerasTensor
 from .layer import InputSpec, Layer, check_c_ints
@@ -21,9 +23,9 @@ class BasePooling(Layer):
                  data_format=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         owner = type(self).__name__
-        self.pool_size = normalize_tuple(pool_size, pool_dimensions, "pool_size", owner=owner)
+        self.pool_size = normalize_tuple(pool_size, pool_dimensions, "pool_size", owner, minimum=1)
         strides = pool_size if strides is None else strides
-        self.strides = normalize_tuple(strides, pool_dimensions, "strides", owner=owner)
+        self.strides = normalize_tuple(strides, pool_dimensions, "strides", owner, minimum=1)
         check_c_ints(owner, pool_size=self.pool_size, strides=self.strides)
         padding = str(padding).lower() if isinstance(padding, str) else padding
         if padding not in PADDINGS:
@@ -47,18 +49,18 @@ class BasePooling(Layer):
         return tuple(shape[1:-1]) if self.data_format == "channels_last" else tuple(shape[2:])
 
     def _check_fits(self, shape):
-        out = [pool_output_length(s, p, st, self.padding)
-               for s, p, st in zip(self._spatial(shape), self.pool_size, self.strides)]
+        """The output spatial shape; a ValueError when the window does not fit."""
+        out = tuple(output_length(s, p, st, 1, self.padding)
+                    for s, p, st in zip(self._spatial(shape), self.pool_size, self.strides))
         if any(o is not None and o <= 0 for o in out):
             raise ValueError(f"Layer '{self.name}' ({type(self).__name__}): the pool window {self.pool_size} with "
                              f"padding={self.padding!r} does not fit the input: expected spatial dimensions of "
                              f"at least {self.pool_size}, received input shape {tuple(shape)}")
+        return out
 
     def compute_output_shape(self, input_shape):
         input_shape = tuple(input_shape)
-        self._check_fits(input_shape)
-        out = tuple(pool_output_length(s, p, st, self.padding)
-                    for s, p, st in zip(self._spatial(input_shape), self.pool_size, self.strides))
+        out = self._check_fits(input_shape)
         if self.data_format == "channels_last":
             return (input_shape[0],) + out + (input_shape[-1],)
         return (input_shape[0], input_shape[1]) + out
@@ -91,6 +93,15 @@ class MaxPooling2D(BasePooling):
 
 
 @register("layer")
+class MaxPooling3D(BasePooling):
+    """Max over ``pool_size`` windows. Input (batch, depth, height, width, channels) ->
+    (batch, pooled_depth, pooled_height, pooled_width, channels)."""
+
+    def __init__(self, pool_size=(2, 2, 2), strides=None, padding="valid", data_format=None, name=None, **kwargs):
+        super().__init__(pool_size, strides, 3, "max", padding, data_format, name=name, **kwargs)
+
+
+@register("layer")
 class AveragePooling1D(BasePooling):
     """Mean over windows of ``pool_size`` steps ("same" padding: mean of the real cells)."""
 
@@ -106,17 +117,26 @@ class AveragePooling2D(BasePooling):
         super().__init__(pool_size, strides, 2, "average", padding, data_format, name=name, **kwargs)
 
 
-class BaseGlobalPooling(Layer):
-    """Reduces every spatial axis by ``_mode`` ("max" or "average", set by each subclass);
-    ``keepdims`` keeps them with length 1."""
+@register("layer")
+class AveragePooling3D(BasePooling):
+    """Mean over ``pool_size`` windows of (batch, depth, height, width, channels) ("same": of the real cells)."""
 
-    def __init__(self, pool_dimensions, data_format=None, keepdims=False, **kwargs):
+    def __init__(self, pool_size, strides=None, padding="valid", data_format=None, name=None, **kwargs):
+        super().__init__(pool_size, strides, 3, "average", padding, data_format, name=name, **kwargs)
+
+
+class BaseGlobalPooling(Layer):
+    """Reduces every spatial axis by ``_mode`` ("max" or "average") over ``_rank`` spatial axes
+    (both set by each subclass); ``keepdims`` keeps them with length 1.
+    Input (batch, *spatial, channels) -> (batch, channels)."""
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
         self.data_format = standardize_data_format(data_format)
         self.keepdims = bool(keepdims)
-        self.input_spec = InputSpec(ndim=pool_dimensions + 2)
-        self._axes = tuple(range(1, pool_dimensions + 1)) if self.data_format == "channels_last" \
-            else tuple(range(2, pool_dimensions + 2))
+        self.input_spec = InputSpec(ndim=self._rank + 2)
+        first = 1 if self.data_format == "channels_last" else 2
+        self._axes = tuple(range(first, first + self._rank))
 
     def call(self, inputs):
         """The kernels for channels_last with at least one spatial cell; else NumPy's reductions."""
@@ -140,10 +160,10 @@ class GlobalAveragePooling1D(BaseGlobalPooling):
     """Mean over the steps: (batch, steps, features) -> (batch, features). With a mask (from
     Embedding(mask_zero=True) or Masking), the mean of the unmasked steps."""
 
-    _mode = "average"
+    _mode, _rank = "average", 1
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
-        super().__init__(1, data_format=data_format, keepdims=keepdims, **kwargs)
+        super().__init__(data_format=data_format, keepdims=keepdims, **kwargs)
         self.supports_masking = True
 
     def call(self, inputs, mask=None):
@@ -163,35 +183,40 @@ class GlobalAveragePooling1D(BaseGlobalPooling):
 class GlobalAveragePooling2D(BaseGlobalPooling):
     """Mean over height and width: (batch, height, width, channels) -> (batch, channels)."""
 
-    _mode = "average"
+    _mode, _rank = "average", 2
 
-    def __init__(self, data_format=None, keepdims=False, **kwargs):
-        super().__init__(2, data_format=data_format, keepdims=keepdims, **kwargs)
+
+@register("layer")
+class GlobalAveragePooling3D(BaseGlobalPooling):
+    """Mean over depth, height and width: (batch, depth, height, width, channels) -> (batch, channels)."""
+
+    _mode, _rank = "average", 3
 
 
 @register("layer")
 class GlobalMaxPooling1D(BaseGlobalPooling):
     """Max over the steps: (batch, steps, features) -> (batch, features)."""
 
-    _mode = "max"
-
-    def __init__(self, data_format=None, keepdims=False, **kwargs):
-        super().__init__(1, data_format=data_format, keepdims=keepdims, **kwargs)
+    _mode, _rank = "max", 1
 
 
 @register("layer")
 class GlobalMaxPooling2D(BaseGlobalPooling):
     """Max over height and width: (batch, height, width, channels) -> (batch, channels)."""
 
-    _mode = "max"
+    _mode, _rank = "max", 2
 
-    def __init__(self, data_format=None, keepdims=False, **kwargs):
-        super().__init__(2, data_format=data_format, keepdims=keepdims, **kwargs)
 
+@register("layer")
+class GlobalMaxPooling3D(BaseGlobalPooling):
+    """Max over depth, height and width: (batch, depth, height, width, channels) -> (batch, channels)."""
+
+    _mode, _rank = "max", 3
 
 
 # Keras's aliases.
-MaxPool1D, MaxPool2D = MaxPooling1D, MaxPooling2D
-AvgPool1D, AvgPool2D = AveragePooling1D, AveragePooling2D
-GlobalAvgPool1D, GlobalAvgPool2D = GlobalAveragePooling1D, GlobalAveragePooling2D
-GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D
+MaxPool1D, MaxPool2D, MaxPool3D = MaxPooling1D, MaxPooling2D, MaxPooling3D
+AvgPool1D, AvgPool2D, AvgPool3D = AveragePooling1D, AveragePooling2D, AveragePooling3D
+GlobalAvgPool1D, GlobalAvgPool2D, GlobalAvgPool3D = (GlobalAveragePooling1D, GlobalAveragePooling2D,
+                                                     GlobalAveragePooling3D)
+GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D = GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D

@@ -1,6 +1,10 @@
 """Convolutions: ``conv``, ``conv_transpose``, ``depthwise_conv``, ``separable_conv`` (keras.ops
 names and semantics: channels_last inputs, kernels (*kernel_size, C_in/groups, C_out)) and the
-fused ``conv2d_bias_act`` the layers use. Rank 1 runs through the 2-D kernels with H = 1.
+fused ``conv2d_bias_act`` the layers use. Rank 1 runs through the 2-D kernels with H = 1; rank 3
+too: each output depth slice is a 2-D convolution of its kd input depth slices laid side by side
+in channels (a depth-only im2col, batched as N * D_out images, costing KD copies of the input),
+so one fused 2-D kernel call computes a 3-D convolution, and the backward kernels serve it the
+same way (see ConvPlan).
 
 Padding modes: "valid" and "same" (TF's rule: the smaller half of the padding first), "causal"
 (rank 1: (k - 1) * dilation zeros before), and dlcore's extension "reflect": NumPy "reflect" mirror
@@ -21,21 +25,23 @@ from .elementwise import activation_code
 from .shape import pad as _pad
 
 _PADDINGS = ("valid", "same", "causal", "reflect")
+_SPATIAL = {1: "length", 2: "height, width", 3: "depth, height, width"}
 
 
 # ---- argument normalization --------------------------------------------------------------------
-def normalize_tuple(v, rank, name, who="conv"):
-    """``v`` (an int or a sequence of ``rank`` ints) as a tuple of ``rank`` Python ints."""
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        return (int(v),) * rank
-    try:
-        out = tuple(int(e) for e in v)
-    except TypeError:
-        out = None
-    if out is None or len(out) != rank or any(isinstance(e, bool) for e in v):
-        raise ValueError(f"{who}: `{name}` must be an integer or a tuple of {rank} integers, "
-                         f"received {name}={v!r}")
-    return out
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def normalize_tuple(v, rank, name, who="conv", minimum=None):
+    """``v`` (an int or a sequence of ``rank`` ints) as a tuple of ``rank`` Python ints, each at
+    least ``minimum`` when given."""
+    items = (v,) * rank if _is_int(v) else tuple(v) if isinstance(v, (list, tuple, np.ndarray)) else ()
+    if len(items) != rank or not all(map(_is_int, items)) or (minimum is not None and min(items) < minimum):
+        bound = "" if minimum is None else f" >= {minimum}"
+        raise ValueError(f"{who}: `{name}` must be an integer or a tuple of {rank} integers{bound}. "
+                         f"Received: {name}={v!r}")
+    return tuple(int(e) for e in items)
 
 
 def normalize_padding(padding, who="conv", allowed=_PADDINGS):
@@ -118,25 +124,65 @@ def _derivative_from_output(activation, alpha):
 class ConvPlan(NamedTuple):
     """A checked convolution, in the kernels' terms (cached per shapes and arguments)."""
 
-    rank: int  # 1 or 2
-    kernel4: tuple  # (KH, KW, C_in/groups, C_out)
-    out4: tuple  # (N, OH, OW, C_out)
+    rank: int  # 1, 2 or 3
+    kernel4: tuple  # (KH, KW, C_in/groups, C_out); rank 3: (KH, KW, KD * C_in/groups, C_out)
+    out4: tuple  # (N, OH, OW, C_out); rank 3: (N * OD, OH, OW, C_out)
     args: tuple  # (stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups)
     reflect: tuple  # NumPy pad widths of the "reflect" pre-padding, or None
+    depth: tuple = None  # rank 3: (KD, stride_d, (pad_before, pad_after), dilation_d, OD)
+
+    def x4(self, x):
+        """The kernels' (N', H, W, C') input: rank 1 as H = 1; rank 3 as (N * OD, H, W, G * KD * CG),
+        output depth o reading the depth slices o * stride_d + t * dilation_d, t < KD."""
+        if self.rank < 3:
+            return contiguous(x if self.rank == 2 else x[:, None])
+        kd, sd, (lo, hi), dd, od = self.depth
+        n, _, h, w, c = x.shape
+        g = self.args[-1]
+        x = np.pad(x, ((0, 0), (lo, hi), (0, 0), (0, 0), (0, 0))) if lo or hi else x
+        cols = np.empty((n, od, h, w, g, kd, c // g), dtype=x.dtype)
+        for t in range(kd):
+            cols[..., t, :] = x[:, t * dd:t * dd + (od - 1) * sd + 1:sd].reshape(n, od, h, w, g, c // g)
+        return cols.reshape(n * od, h, w, g * kd * (c // g))
+
+    def dx(self, dx4, shape):
+        """The gradient of ``x4``'s input of ``shape`` from the gradient of its output."""
+        if self.rank < 3:
+            return dx4.reshape(shape)
+        kd, sd, (lo, hi), dd, od = self.depth
+        n, d, h, w, c = shape
+        g = self.args[-1]
+        dx = np.zeros((n, d + lo + hi, h, w, c), dtype=dx4.dtype)
+        cols = dx4.reshape(n, od, h, w, g, kd, c // g)
+        for t in range(kd):
+            dx[:, t * dd:t * dd + (od - 1) * sd + 1:sd] += cols[..., t, :].reshape(n, od, h, w, c)
+        return dx[:, lo:lo + d]
+
+    def w4(self, w):
+        """The kernel as the kernels' (KH, KW, C', C_out): rank 3 moves KD next to C_in/groups."""
+        w = contiguous(w) if self.rank < 3 else np.ascontiguousarray(np.moveaxis(w, 0, 2))
+        return w.reshape(self.kernel4)
+
+    def dw(self, dw4, shape):
+        if self.rank < 3:
+            return dw4.reshape(shape)
+        return np.moveaxis(dw4.reshape(shape[1:3] + shape[:1] + shape[3:]), 2, 0)
+
+    def y(self, y4):
+        return y4 if self.rank == 2 else y4[:, 0] if self.rank == 1 else y4.reshape((-1, self.depth[4]) + y4.shape[1:])
 
 
 class Conv(Function):
-    """y = act(conv(x, w) + b) for rank-1 (N, L, C) or rank-2 (N, H, W, C) inputs.
+    """y = act(conv(x, w) + b) for (N, L, C), (N, H, W, C) or (N, D, H, W, C) inputs.
 
-    w: the kernel, any shape that reshapes to ``plan.kernel4`` (KH, KW, C_in/groups, C_out)
-    (depthwise kernels (KH, KW, C, M) are (KH, KW, 1, C*M)); b: (C_out,) or None.
+    w: the kernel (*kernel_size, C_in/groups, C_out) (depthwise kernels (*kernel_size, C, M) are
+    (*kernel_size, 1, C*M)), seen by the kernels as ``plan.w4(w)``; b: (C_out,) or None.
     Inference runs one fused kernel; training keeps z = conv + b for the activation's backward.
     """
 
     @staticmethod
     def forward(ctx, x, w, b, plan, activation, alpha, recording):
-        x4 = contiguous(x if plan.rank == 2 else x[:, None])
-        w4 = contiguous(w).reshape(plan.kernel4)
+        x4, w4 = plan.x4(x), plan.w4(w)
         y4 = np.empty(plan.out4, dtype=w4.dtype)
         code = activation_code(activation)
         kh, kw, cg, o = plan.kernel4
@@ -156,13 +202,14 @@ class Conv(Function):
                                                   kernels.threads_for(z2.size))
         if recording:
             ctx.save(x4, w4, z4, y4)
-            ctx.args, ctx.rank, ctx.w_shape = plan.args, plan.rank, w.shape
+            ctx.plan, ctx.x_shape, ctx.w_shape = plan, x.shape, w.shape
             ctx.code, ctx.alpha, ctx.activation, ctx.has_bias = code, alpha, activation, b is not None
-        return y4 if plan.rank == 2 else y4[:, 0]
+        return plan.y(y4)
 
     @staticmethod
     def backward(ctx, dy, needs):
         x4, w4, z4, y4 = ctx.saved
+        plan = ctx.plan
         o = y4.shape[-1]
         dy4 = contiguous(dy.astype(w4.dtype, copy=False).reshape(y4.shape))
         if ctx.activation == "linear":
@@ -178,14 +225,14 @@ class Conv(Function):
         dx = dw = db = None
         if needs[0]:
             dx4 = np.empty_like(x4)
-            kernels.get("conv2d_backward_input")(dz, w4, *ctx.args, dx4, threads)
-            dx = dx4 if ctx.rank == 2 else dx4[:, 0]
+            kernels.get("conv2d_backward_input")(dz, w4, *plan.args, dx4, threads)
+            dx = plan.dx(dx4, ctx.x_shape)
         want_db = ctx.has_bias and needs[2]
         if needs[1]:
             dw4 = np.empty_like(w4)
             db = np.empty(o, dtype=w4.dtype) if want_db else None
-            kernels.get("conv2d_backward_weight")(x4, dz, *ctx.args, dw4, db, threads)
-            dw = dw4.reshape(ctx.w_shape)
+            kernels.get("conv2d_backward_weight")(x4, dz, *plan.args, dw4, db, threads)
+            dw = plan.dw(dw4, ctx.w_shape)
         elif want_db:
             db = np.empty(o, dtype=w4.dtype)
             kernels.get("sum_axis0")(dz.reshape(-1, o), db, kernels.threads_for(dz.size))
@@ -238,17 +285,14 @@ def _plan(xshape, kshape, strides, padding, dilation_rate, groups, who):
     its ConvPlan. ``kshape``: the kernel shape as (*kernel_size, C/groups, C_out). Cached: layers
     call it with the same arguments on every batch."""
     rank = len(kshape) - 2
-    if rank not in (1, 2):
-        raise ValueError(f"{who}: only 1-D and 2-D convolutions are supported (kernel of rank 3 or 4), "
-                         f"received a kernel of shape {kshape}")
+    if rank not in (1, 2, 3):
+        raise ValueError(f"{who}: only 1-D, 2-D and 3-D convolutions are supported (a kernel of rank 3, 4 or "
+                         f"5), received a kernel of shape {kshape}")
     if len(xshape) != rank + 2:
-        raise ValueError(f"{who}: expected inputs of rank {rank + 2} (batch, "
-                         f"{'length' if rank == 1 else 'height, width'}, channels), received shape {xshape}")
-    strides = normalize_tuple(strides, rank, "strides", who)
-    dilation = normalize_tuple(dilation_rate, rank, "dilation_rate", who)
-    if min(strides) < 1 or min(dilation) < 1:
-        raise ValueError(f"{who}: strides and dilation_rate must be positive, received strides={strides}, "
-                         f"dilation_rate={dilation}")
+        raise ValueError(f"{who}: expected inputs of rank {rank + 2} (batch, {_SPATIAL[rank]}, channels), "
+                         f"received shape {xshape}")
+    strides = normalize_tuple(strides, rank, "strides", who, minimum=1)
+    dilation = normalize_tuple(dilation_rate, rank, "dilation_rate", who, minimum=1)
     mode = normalize_padding(padding, who)
     if mode == "causal" and rank != 1:
         raise ValueError(f"{who}: padding='causal' is for 1-D convolutions only, received a rank-{rank} kernel")
@@ -284,17 +328,22 @@ def _plan(xshape, kshape, strides, padding, dilation_rate, groups, who):
                 f"input: expected at least {(k - 1) * d + 1 - lo - hi} along each spatial axis with "
                 f"padding={padding!r}, received inputs of shape {xshape}")
         out.append(length)
+    batch, depth = xshape[0], None
     if rank == 1:
         strides, dilation, pads, out, kshape = (1,) + strides, (1,) + dilation, [(0, 0)] + pads, [1] + out, (1,) + kshape
+    elif rank == 3:  # see ConvPlan.x4
+        depth, batch = (kshape[0], strides[0], pads[0], dilation[0], out[0]), batch * out[0]
+        strides, dilation, pads, out = strides[1:], dilation[1:], pads[1:], out[1:]
+        kshape = kshape[1:3] + (kshape[0] * kshape[3], kshape[4])
     args = (strides[0], strides[1], pads[0][0], pads[1][0], dilation[0], dilation[1], groups)
-    return ConvPlan(rank, kshape, (xshape[0],) + tuple(out) + (kshape[-1],), args, reflect)
+    return ConvPlan(rank, kshape, (batch,) + tuple(out) + (kshape[-1],), args, reflect, depth)
 
 
 def conv2d_bias_act(inputs, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=None,
                     activation="linear", alpha=0.0, data_format=None, depthwise=False, _who="conv"):
     """act(conv(inputs, kernel) + bias) with one fused kernel at inference.
 
-    inputs: (N, L, C) or (N, H, W, C); kernel: (K, C/groups, C_out) or (KH, KW, C/groups, C_out),
+    inputs: (N, *spatial, C) with 1 to 3 spatial axes; kernel: (*kernel_size, C/groups, C_out),
     or with ``depthwise=True`` a depthwise kernel (*kernel_size, C, depth_multiplier) (groups = C);
     bias: (C_out,) or None; activation: a kernel activation name ("relu", ...). ``groups`` defaults
     to C // kernel.shape[-2], as keras.ops.conv infers it.
@@ -334,7 +383,7 @@ def conv2d_bias_act(inputs, kernel, bias=None, strides=1, padding="valid", dilat
 
 
 def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
-    """keras.ops.conv: N-D convolution (N = 1 or 2 here), channels_last; groups = C // kernel.shape[-2]."""
+    """keras.ops.conv: N-D convolution (N = 1, 2 or 3), channels_last; groups = C // kernel.shape[-2]."""
     return conv2d_bias_act(inputs, kernel, None, strides, padding, dilation_rate, data_format=data_format)
 
 

@@ -1,59 +1,33 @@
-"""Pooling ops: ``max_pool`` and ``average_pool`` (keras.ops names), 1-D and 2-D.
+"""Pooling ops: ``max_pool`` and ``average_pool`` (keras.ops names), 1-D, 2-D and 3-D.
 
-Inputs are channels_last, (N, L, C) or (N, H, W, C); ``data_format="channels_first"`` moves the
-channel axis last and back around the kernels. Keras's "same" padding puts the extra cell at the
-end (bottom/right); padded cells never count: max pooling ignores them and average pooling
-divides by the real cells of each window, as Keras does. 1-D pooling runs the 2-D kernels with
-H = 1. Max pooling records argmax indices only while a tape records; inference runs the plain
-kernel. 2x2 windows with stride 2 and no padding run the *_2x2 kernels (uint8 argmax); the
-checked geometry of each (shape, arguments) is cached as a PoolPlan.
+Inputs are channels_last, (N, L, C), (N, H, W, C) or (N, D, H, W, C); ``data_format=
+"channels_first"`` moves the channel axis last and back around the kernels. Keras's "same"
+padding puts the extra cell at the end (bottom/right); padded cells never count: max pooling
+ignores them and average pooling divides by the real cells of each window, as Keras does. 1-D
+pooling runs the 2-D kernels with H = 1, 3-D pooling two 2-D passes (see PoolPlan). Max pooling
+records argmax indices only while a tape records; inference runs the plain kernel. 2x2 windows
+with stride 2 and no padding run the *_2x2 kernels (uint8 argmax); the checked geometry of each
+(shape, arguments) is cached as a PoolPlan.
 """
+import functools
 from typing import NamedTuple
 
 import numpy as np
 
 from .. import kernels
 from ..autograd import Function, is_recording
+from .conv import _hashable, axis_pads, normalize_tuple, output_length
 from .core import Tensor, contiguous, float_array, value
 from .shape import transpose
 
 PADDINGS = ("valid", "same")
 
 
-def pool_output_length(size, pool, stride, padding):
-    """Output length of a pooling (or strided convolution) window along one axis (Keras)."""
-    if size is None:
-        return None
-    if padding == "same":
-        return (size + stride - 1) // stride
-    return (size - pool) // stride + 1
-
-
-def same_pad_before(size, pool, stride):
-    """Keras/TensorFlow "same" padding before the data: half the total, rounded down."""
-    out = (size + stride - 1) // stride
-    return max((out - 1) * stride + pool - size, 0) // 2
-
-
-def normalize_tuple(value_, rank, name, allow_zero=False, owner="pooling"):
-    """``value_`` (an int or a sequence of ``rank`` ints) as a tuple of positive ints."""
-    if isinstance(value_, (int, np.integer)) and not isinstance(value_, bool):
-        value_ = (int(value_),) * rank
-    try:
-        out = tuple(int(v) for v in value_)
-        ok = len(out) == rank and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                                      for v in value_)
-    except TypeError:
-        ok = False
-    if not ok or any(v < 0 or (v == 0 and not allow_zero) for v in out):
-        kind = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{owner}: the `{name}` argument must be a tuple of {rank} {kind} integers "
-                         f"(or one integer). Received: {name}={value_!r}")
-    return out
-
-
 class PoolPlan(NamedTuple):
-    """A checked pooling, in the kernels' terms (cached per input shape and arguments)."""
+    """A checked pooling, in the 2-D kernels' terms (cached per input shape and arguments).
+    Rank 1 is H = 1; rank 3 pools (H, W) of the N * D images, then ``depth``, a second plan over
+    (D, OH * OW) with (PD, 1) windows: max is separable, and so is the average, because the real
+    cells of a box window are the product of its real cells along each axis."""
 
     pool: tuple  # (PH, PW)
     strides: tuple  # (SH, SW)
@@ -61,7 +35,8 @@ class PoolPlan(NamedTuple):
     out: tuple  # (OH, OW)
     tiles: bool  # 2x2 windows, stride 2, no padding: the max/avg_pool2d_2x2 kernels
     channels_first: bool
-    rank: int  # 1 or 2
+    rank: int  # 1, 2 or 3
+    depth: tuple = None  # rank 3: the PoolPlan of the pass over depth
 
     @property
     def args(self):
@@ -69,7 +44,7 @@ class PoolPlan(NamedTuple):
 
 
 class Pool(Function):
-    """max or average pooling over (N, H, W, C), or (N, L, C) as H = 1.
+    """max or average pooling over (N, H, W, C), (N, L, C) as H = 1 or (N, D, H, W, C) in two passes.
 
     Attributes: mode ("max"/"average"), plan (a PoolPlan), recording (keep the argmax for the
     backward: uint8 window offsets on the 2x2 path, int32 otherwise).
@@ -77,32 +52,35 @@ class Pool(Function):
 
     @staticmethod
     def forward(ctx, x, mode, plan, recording):
-        x4 = contiguous(x if plan.rank == 2 else x[:, None])
+        x4 = contiguous(x if plan.rank == 2 else x[:, None] if plan.rank == 1 else x.reshape((-1,) + x.shape[2:]))
         y, argmax = _pool_forward(x4, mode, plan, recording)
+        passes = [(plan, x4.shape, argmax)]
+        if plan.depth is not None:
+            y4 = y.reshape(x.shape[0], x.shape[1], -1, x.shape[-1])
+            y, argmax = _pool_forward(y4, mode, plan.depth, recording)
+            passes.append((plan.depth, y4.shape, argmax))
+            y = y.reshape((x.shape[0], plan.depth.out[0]) + plan.out + x.shape[-1:])
         if recording:
-            if argmax is not None:
-                ctx.save(argmax)
-            ctx.mode, ctx.plan, ctx.shape, ctx.shape4, ctx.dtype = mode, plan, x.shape, x4.shape, x4.dtype
-        return y if plan.rank == 2 else y[:, 0]
+            ctx.mode, ctx.passes, ctx.shape, ctx.dtype = mode, passes[::-1], x.shape, x4.dtype
+        return y if plan.rank != 1 else y[:, 0]
 
     @staticmethod
     def backward(ctx, dy, needs):
-        plan = ctx.plan
-        dy = dy.astype(ctx.dtype, copy=False)
-        dy4 = contiguous(dy if plan.rank == 2 else dy[:, None])
-        dx = np.empty(ctx.shape4, dtype=ctx.dtype)
-        threads = kernels.threads_for(dx.size)
-        if ctx.mode == "max":
-            (argmax,) = ctx.saved
-            if plan.tiles:
-                kernels.get("max_pool2d_2x2_backward")(dy4, argmax, dx, threads)
+        dx = dy.astype(ctx.dtype, copy=False)
+        for plan, shape4, argmax in ctx.passes:
+            dy4 = contiguous(dx).reshape(shape4[:1] + plan.out + shape4[3:])
+            dx = np.empty(shape4, dtype=ctx.dtype)
+            threads = kernels.threads_for(dx.size)
+            if ctx.mode == "max":
+                if plan.tiles:
+                    kernels.get("max_pool2d_2x2_backward")(dy4, argmax, dx, threads)
+                else:
+                    kernels.get("max_pool2d_backward")(dy4, argmax, *plan.args, dx, threads)
+            elif plan.tiles:
+                kernels.get("avg_pool2d_2x2_backward")(dy4, dx, threads)
             else:
-                kernels.get("max_pool2d_backward")(dy4, argmax, *plan.args, dx, threads)
-        elif plan.tiles:
-            kernels.get("avg_pool2d_2x2_backward")(dy4, dx, threads)
-        else:
-            kernels.get("avg_pool2d_backward")(dy4, *plan.args, dx, threads)
-        return (dx if plan.rank == 2 else dx.reshape(ctx.shape),)
+                kernels.get("avg_pool2d_backward")(dy4, *plan.args, dx, threads)
+        return (dx.reshape(ctx.shape),)
 
 
 def _pool_forward(x4, mode, plan, recording):
@@ -125,58 +103,48 @@ def _pool_forward(x4, mode, plan, recording):
     return y, argmax
 
 
-_PLANS = {}
-_MAX_PLANS = 256
+def _plan2(pool, strides, pads, out, spatial, channels_first, rank):
+    """The PoolPlan of a 2-D pass over ``spatial`` (H, W)."""
+    # the 2x2 kernels need whole windows: "same" on an odd size adds a padded cell, left out here
+    tiles = (pool == (2, 2) and strides == (2, 2) and pads == (0, 0)
+             and out == (spatial[0] // 2, spatial[1] // 2))
+    return PoolPlan(pool, strides, pads, out, tiles, channels_first, rank)
 
 
+@functools.lru_cache(maxsize=256)
 def _plan(shape, pool_size, strides, padding, data_format, op_name):
     """The PoolPlan of an input of ``shape``, with the argument checks (errors name ``op_name``)."""
-    if len(shape) not in (3, 4):
-        raise ValueError(f"{op_name}: expected a 3-D (batch, steps, channels) or 4-D (batch, height, width, "
-                         f"channels) input, received shape {shape}")
+    if len(shape) not in (3, 4, 5):
+        raise ValueError(f"{op_name}: expected a 3-D (batch, steps, channels), 4-D (batch, height, width, "
+                         f"channels) or 5-D (batch, depth, height, width, channels) input, received shape {shape}")
     rank = len(shape) - 2
-    pool = normalize_tuple(pool_size, rank, "pool_size", owner=op_name)
-    strides = pool if strides is None else normalize_tuple(strides, rank, "strides", owner=op_name)
+    pool = normalize_tuple(pool_size, rank, "pool_size", op_name, minimum=1)
+    strides = pool if strides is None else normalize_tuple(strides, rank, "strides", op_name, minimum=1)
     padding = str(padding).lower()
     if padding not in PADDINGS:
         raise ValueError(f"{op_name}: `padding` must be 'valid' or 'same', received {padding!r}")
     channels_first = data_format == "channels_first"
     spatial = shape[2:] if channels_first else shape[1:-1]
-    out = tuple(pool_output_length(s, p, st, padding) for s, p, st in zip(spatial, pool, strides))
+    out = tuple(output_length(s, p, st, 1, padding) for s, p, st in zip(spatial, pool, strides))
     if any(o <= 0 for o in out):
         raise ValueError(f"{op_name}: the pool window {pool} with strides {strides} and padding {padding!r} "
                          f"does not fit the input's spatial shape {tuple(spatial)}; computed output "
                          f"size {out} would be empty. Input shape received: {shape}")
-    pads = tuple(same_pad_before(s, p, st) if padding == "same" else 0
-                 for s, p, st in zip(spatial, pool, strides))
-    if rank == 1:  # run the 2-D kernels with H = 1
-        pool, strides, pads, out = (1,) + pool, (1,) + strides, (0,) + pads, (1,) + out
-    # the 2x2 kernels need whole windows: "same" on an odd size adds a padded cell, left out here
-    tiles = (pool == (2, 2) and strides == (2, 2) and pads == (0, 0)
-             and out == (spatial[0] // 2, spatial[1] // 2) if rank == 2 else False)
-    return PoolPlan(pool, strides, pads, out, tiles, channels_first, rank)
-
-
-def _cached_plan(shape, pool_size, strides, padding, data_format, op_name):
-    try:
-        key = (shape, pool_size, strides, padding, data_format)
-        plan = _PLANS.get(key)
-    except TypeError:  # unhashable arguments (lists): no caching
-        key = plan = None
-    if plan is None:
-        plan = _plan(shape, pool_size, strides, padding, data_format, op_name)
-        if key is not None:
-            if len(_PLANS) >= _MAX_PLANS:
-                _PLANS.clear()
-            _PLANS[key] = plan
-    return plan
+    pads = tuple(axis_pads(s, p, st, 1, padding)[0] for s, p, st in zip(spatial, pool, strides))
+    if rank == 1:
+        return _plan2((1,) + pool, (1,) + strides, (0,) + pads, (1,) + out, (1,) + spatial, channels_first, 1)
+    if rank == 2:
+        return _plan2(pool, strides, pads, out, spatial, channels_first, 2)
+    depth = _plan2((pool[0], 1), (strides[0], 1), (pads[0], 0), (out[0], out[1] * out[2]),
+                   (spatial[0], out[1] * out[2]), channels_first, 2)
+    return _plan2(pool[1:], strides[1:], pads[1:], out[1:], spatial[1:], channels_first, 3)._replace(depth=depth)
 
 
 def _pool(mode, inputs, pool_size, strides, padding, data_format, op_name):
     x = value(inputs)
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
         inputs = x = float_array(x)
-    plan = _cached_plan(x.shape, pool_size, strides, padding, data_format, op_name)
+    plan = _plan(x.shape, _hashable(pool_size), _hashable(strides), padding, data_format, op_name)
     if plan.channels_first:
         inputs = transpose(inputs, (0,) + tuple(range(2, x.ndim)) + (1,))
     if not is_recording() and not plan.channels_first:  # nothing to record: no graph node

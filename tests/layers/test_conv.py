@@ -136,6 +136,45 @@ def test_conv2d_transpose(kwargs, input_shape, output_shape):
     assert layer.kernel.shape == layer.kernel_size + (kwargs["filters"], input_shape[-1])
 
 
+@pytest.mark.parametrize("kwargs,input_shape,output_shape", [
+    ({"filters": 3, "kernel_size": 2}, (2, 4, 5, 3, 2), (2, 3, 4, 2, 3)),
+    ({"filters": 4, "kernel_size": (3, 2, 2), "strides": (2, 1, 2), "padding": "same", "activation": "relu",
+      "groups": 2}, (1, 5, 4, 5, 4), (1, 3, 4, 3, 4)),
+    ({"filters": 2, "kernel_size": (2, 3, 2), "dilation_rate": (2, 1, 1), "padding": "same", "use_bias": False},
+     (2, 5, 4, 3, 3), (2, 5, 4, 3, 2)),
+])
+def test_conv3d(kwargs, input_shape, output_shape):
+    kwargs = {**kwargs, **(SMALL_BIAS if kwargs.get("use_bias", True) else {})}
+    strides, dilation = (np.broadcast_to(kwargs.get(a, 1), (3,)).tolist() for a in ("strides", "dilation_rate"))
+    kernel = np.broadcast_to(kwargs["kernel_size"], (3,)).tolist()
+
+    def reference(x, weights):
+        y = ref.conv3d(x, weights[0], strides, _pads(x.shape[1:4], kernel, strides, kwargs.get("padding", "valid"),
+                                                     dilation), dilation, kwargs.get("groups", 1),
+                       weights[1] if len(weights) > 1 else None)
+        return np.maximum(y, 0) if kwargs.get("activation") == "relu" else y
+
+    n_weights = 2 if kwargs.get("use_bias", True) else 1
+    layer, _, _ = check_layer(layers.Conv3D, kwargs, input_shape, output_shape,
+                              expected_num_trainable_weights=n_weights, reference=reference,
+                              reference_tol=dict(rtol=1e-5, atol=1e-5))
+    assert layer.kernel.shape == tuple(kernel) + (input_shape[-1] // kwargs.get("groups", 1), kwargs["filters"])
+    assert layers.Convolution3D is layers.Conv3D
+
+
+def test_conv3d_errors():
+    with pytest.raises(ValueError, match=r"layer 'v'.*expected ndim=5, found ndim=4"):
+        layers.Conv3D(2, 2, name="v")(np.zeros((1, 4, 4, 1), np.float32))
+    with pytest.raises(ValueError, match=r"Conv3D 'k'.*larger than the padded input.*\(1, 2, 5, 5, 1\)"):
+        layers.Conv3D(1, 3, name="k")(np.zeros((1, 2, 5, 5, 1), np.float32))
+    with pytest.raises(ValueError, match="channels_first"):
+        layers.Conv3D(4, 3, data_format="channels_first")
+    with pytest.raises(ValueError, match=r"kernel_size.*tuple of 3 integers"):
+        layers.Conv3D(4, (3, 3))
+    with pytest.raises(ValueError, match=r"conv: expected inputs of rank 5 \(batch, depth, height, width, channels\)"):
+        dl.ops.conv(np.zeros((1, 4, 4, 1)), np.zeros((2, 2, 2, 1, 1)))
+
+
 def test_one_dimensional_variants():
     check_layer(layers.DepthwiseConv1D, {"kernel_size": 3, "padding": "causal", "depth_multiplier": 2},
                 (2, 6, 2), (2, 6, 4), expected_num_trainable_weights=2)
@@ -231,6 +270,9 @@ def _keras():
     ("Conv2D", {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "relu"}, (2, 7, 6, 3)),
     ("Conv2D", {"filters": 4, "kernel_size": (3, 2), "dilation_rate": 2, "groups": 2}, (1, 8, 7, 4)),
     ("Conv1D", {"filters": 3, "kernel_size": 3, "padding": "causal", "dilation_rate": 2}, (2, 9, 2)),
+    ("Conv3D", {"filters": 4, "kernel_size": (3, 2, 3), "strides": (2, 1, 2), "padding": "same",
+                "activation": "relu"}, (2, 5, 4, 6, 3)),
+    ("Conv3D", {"filters": 4, "kernel_size": 2, "dilation_rate": (1, 2, 1), "groups": 2}, (1, 4, 5, 3, 4)),
     ("Conv1D", {"filters": 3, "kernel_size": 4, "strides": 3, "padding": "same"}, (2, 10, 2)),
     ("DepthwiseConv2D", {"kernel_size": 3, "depth_multiplier": 2, "padding": "same", "strides": 2}, (2, 7, 7, 3)),
     ("SeparableConv2D", {"filters": 5, "kernel_size": 3, "padding": "same", "depth_multiplier": 2}, (2, 6, 5, 3)),
@@ -263,3 +305,47 @@ def test_keras_parity(name, kwargs, shape):
             continue
         assert key in ours_config, key
         assert ours_config[key] == (tuple(value) if isinstance(value, list) else value), key
+
+
+def test_conv3d_keras_gradient_parity():
+    keras = _keras()
+    import tensorflow as tf
+
+    x = np.random.default_rng(3).standard_normal((2, 5, 4, 6, 3)).astype(np.float32)
+    kwargs = {"filters": 4, "kernel_size": (3, 2, 2), "strides": (2, 1, 2), "padding": "same", "activation": "tanh"}
+    theirs, ours = keras.layers.Conv3D(**kwargs), layers.Conv3D(**kwargs)
+    theirs(x)
+    ours(x)
+    weights = [np.asarray(w) for w in theirs.get_weights()]
+    weights[-1] = np.random.default_rng(4).standard_normal(weights[-1].shape).astype(np.float32)
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+    r = np.random.default_rng(5).standard_normal(ours.compute_output_shape(x.shape)).astype(np.float32)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        loss = tf.reduce_sum(theirs(xt) * r)
+    expected = tape.gradient(loss, [xt] + theirs.trainable_weights)
+    xd = dl.Tensor(x)
+    with dl.GradientTape() as tape:
+        tape.watch(xd)
+        loss = dl.ops.sum(dl.ops.multiply(ours(xd), r))
+    got = tape.gradient(loss, [xd] + ours.trainable_weights)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g.value, np.asarray(e), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D",
+                                  "SeparableConv2D", "Conv1DTranspose", "Conv2DTranspose"])
+def test_keras_signatures(name):
+    """The rank comes from the class: each layer still takes Keras's arguments in Keras's order,
+    with defaults of the same meaning (1 for (1, 1, 1))."""
+    import inspect
+
+    keras = _keras()
+    theirs = inspect.signature(getattr(keras.layers, name).__init__).parameters
+    ours = inspect.signature(getattr(layers, name).__init__).parameters
+    assert list(ours) == list(theirs)
+    for key, p in theirs.items():
+        default = ours[key].default
+        assert p.default == default or (isinstance(p.default, tuple) and set(p.default) == {default}), key

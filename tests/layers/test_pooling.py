@@ -53,14 +53,39 @@ def test_pooling1d(cls, mode, kwargs, in_shape, out_shape):
                                                   mode)[:, 0])
 
 
+@pytest.mark.parametrize("cls,mode", [(layers.MaxPooling3D, "max"), (layers.AveragePooling3D, "average")])
+@pytest.mark.parametrize("kwargs,in_shape,out_shape", [
+    ({"pool_size": 2}, (2, 4, 5, 4, 2), (2, 2, 2, 2, 2)),
+    ({"pool_size": (3, 2, 3), "strides": (2, 1, 2), "padding": "same"}, (1, 5, 3, 4, 2), (1, 3, 3, 2, 2)),
+    ({"pool_size": (2, 3, 2), "strides": 1, "padding": "same", "data_format": "channels_first"},
+     (1, 2, 3, 4, 3), (1, 2, 3, 4, 3)),
+])
+def test_pooling3d(cls, mode, kwargs, in_shape, out_shape):
+    """Two separable 2-D passes (ops.pool.PoolPlan) against the direct 3-D windows; "same"
+    average counts only the real cells of each box."""
+    pool = np.broadcast_to(kwargs["pool_size"], (3,)).tolist()
+    strides = np.broadcast_to(kwargs.get("strides") or pool, (3,)).tolist()
+    first = kwargs.get("data_format") == "channels_first"
+
+    def reference(x, w):
+        x = np.moveaxis(x, 1, -1) if first else x
+        y = ref.pool3d(x, pool, strides, kwargs.get("padding", "valid"), mode)
+        return np.moveaxis(y, -1, 1) if first else y
+
+    check_layer(cls, kwargs, in_shape, out_shape, expected_num_trainable_weights=0, reference=reference)
+
+
 @pytest.mark.parametrize("cls,reduce", [
     (layers.GlobalAveragePooling2D, np.mean), (layers.GlobalMaxPooling2D, np.max),
+    (layers.GlobalAveragePooling3D, np.mean), (layers.GlobalMaxPooling3D, np.max),
 ])
 @pytest.mark.parametrize("keepdims", [False, True])
-def test_global_pooling2d(cls, reduce, keepdims):
-    out = (2, 1, 1, 3) if keepdims else (2, 3)
-    check_layer(cls, {"keepdims": keepdims}, (2, 4, 5, 3), out, expected_num_trainable_weights=0,
-                reference=lambda x, w: reduce(x.astype(np.float64), axis=(1, 2), keepdims=keepdims))
+def test_global_pooling(cls, reduce, keepdims):
+    shape = (2, 4, 5, 3) if cls._rank == 2 else (2, 3, 4, 2, 3)
+    axes = tuple(range(1, len(shape) - 1))
+    out = (2,) + (1,) * len(axes) + (3,) if keepdims else (2, 3)
+    check_layer(cls, {"keepdims": keepdims}, shape, out, expected_num_trainable_weights=0,
+                reference=lambda x, w: reduce(x.astype(np.float64), axis=axes, keepdims=keepdims))
 
 
 @pytest.mark.parametrize("mode", ["max", "average"])
@@ -134,6 +159,8 @@ def test_config_defaults():
     assert config["padding"] == "valid" and config["data_format"] == "channels_last"
     assert layers.MaxPooling1D().get_config()["pool_size"] == (2,)
     assert layers.MaxPool2D is layers.MaxPooling2D
+    assert layers.MaxPooling3D().get_config()["pool_size"] == (2, 2, 2) and layers.AvgPool3D is layers.AveragePooling3D
+    assert layers.GlobalMaxPool3D is layers.GlobalMaxPooling3D
 
 
 def test_errors():
@@ -147,6 +174,14 @@ def test_errors():
         layers.MaxPooling2D(3, name="small")(np.zeros((1, 2, 2, 1), "float32"))
     with pytest.raises(ValueError, match="data_format"):
         layers.GlobalMaxPooling2D(data_format="nhwc")
+    with pytest.raises(ValueError, match=r"Input 0 of layer 'p3'.*expected ndim=5, found ndim=4"):
+        layers.MaxPooling3D(name="p3")(np.zeros((2, 4, 4, 1), "float32"))
+    with pytest.raises(ValueError, match=r"Layer 'big3'.*\(3, 2, 2\).*received input shape \(1, 2, 4, 4, 1\)"):
+        layers.AveragePooling3D((3, 2, 2), name="big3")(np.zeros((1, 2, 4, 4, 1), "float32"))
+    with pytest.raises(ValueError, match=r"max_pool: the pool window \(3, 2, 2\).*\(2, 4, 4\)"):
+        ops.max_pool(np.zeros((1, 2, 4, 4, 1)), (3, 2, 2))
+    with pytest.raises(ValueError, match=r"pool_size.*tuple of 3"):
+        layers.MaxPooling3D((2, 2))
 
 
 # ---- Keras parity (skipped without keras) ---------------------------------------------------------
@@ -164,6 +199,11 @@ def _keras():
     ("AveragePooling1D", {"pool_size": 4, "strides": 3, "padding": "same"}, (2, 9, 3)),
     ("GlobalAveragePooling2D", {"keepdims": True}, (2, 4, 5, 3)),
     ("GlobalMaxPooling1D", {}, (2, 5, 3)),
+    ("MaxPooling3D", {"pool_size": (3, 2, 3), "strides": (2, 1, 2), "padding": "same"}, (2, 5, 4, 7, 3)),
+    ("AveragePooling3D", {"pool_size": (3, 2, 3), "strides": (2, 1, 2), "padding": "same"}, (2, 5, 4, 7, 3)),
+    ("AveragePooling3D", {"pool_size": 2}, (1, 4, 5, 4, 2)),
+    ("GlobalAveragePooling3D", {"keepdims": True}, (2, 3, 4, 2, 3)),
+    ("GlobalMaxPooling3D", {}, (2, 3, 4, 2, 3)),
 ])
 def test_keras_parity(name, kwargs, shape):
     keras = _keras()
@@ -171,6 +211,31 @@ def test_keras_parity(name, kwargs, shape):
     expected = np.asarray(getattr(keras.layers, name)(**kwargs)(x))
     np.testing.assert_allclose(getattr(layers, name)(**kwargs)(x).value, expected, rtol=1e-5, atol=1e-6)
     assert getattr(layers, name)(**kwargs).compute_output_shape(shape) == expected.shape
+    ours = {k: v for k, v in getattr(layers, name)(**kwargs).get_config().items() if k not in ("name", "dtype")}
+    theirs = getattr(keras.layers, name)(**kwargs).get_config()
+    assert ours == {k: tuple(v) if isinstance(v, list) else v for k, v in theirs.items() if k in ours}, name
+    assert set(theirs) - {"name", "dtype"} <= set(ours), name
+
+
+@pytest.mark.parametrize("name", ["MaxPooling3D", "AveragePooling3D"])
+def test_pooling3d_keras_gradient_parity(name):
+    keras = _keras()
+    import tensorflow as tf
+
+    x = np.random.default_rng(6).standard_normal((2, 5, 4, 5, 2)).astype("float32")
+    kwargs = {"pool_size": (3, 2, 2), "strides": (2, 1, 2), "padding": "same"}
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = getattr(keras.layers, name)(**kwargs)(xt)
+        r = np.random.default_rng(7).standard_normal(y.shape).astype("float32")
+        loss = tf.reduce_sum(y * r)
+    expected = tape.gradient(loss, xt)
+    xd = dl.Tensor(x)
+    with dl.GradientTape() as tape:
+        tape.watch(xd)
+        loss = ops.sum(ops.multiply(getattr(layers, name)(**kwargs)(xd), r))
+    np.testing.assert_allclose(tape.gradient(loss, xd).value, np.asarray(expected), rtol=1e-5, atol=1e-6)
 
 
 def test_model_prediction_with_pooling_shortcuts():

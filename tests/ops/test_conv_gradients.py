@@ -213,3 +213,40 @@ def test_errors_name_the_op():
         conv_transpose(x, rand((3, 3, 2, 4), 2))
     with pytest.raises(ValueError, match="reflect"):
         conv(rand((1, 2, 2, 1), 1), rand((5, 5, 1, 1), 2), padding="reflect")
+
+
+# (input shape, kernel shape, strides, padding, dilation, activation): rank 3 as one 2-D kernel call
+# over the N * D_out depth-stacked images (ops.conv.ConvPlan.x4)
+CONV3D_CASES = [
+    ((2, 4, 5, 4, 3), (2, 3, 2, 3, 4), (1, 1, 1), "valid", (1, 1, 1), "linear"),
+    ((1, 5, 4, 5, 4), (3, 2, 2, 2, 4), (2, 1, 2), "same", (1, 1, 1), "relu"),   # groups = 2
+    ((2, 6, 4, 3, 2), (2, 2, 2, 2, 3), (1, 1, 1), "same", (2, 1, 1), "tanh"),
+    ((1, 4, 5, 5, 2), (3, 3, 3, 2, 2), (1, 2, 1), "reflect", (1, 1, 1), "linear"),
+    ((1, 5, 3, 4, 3), (2, 2, 2, 1, 3), (3, 1, 1), "same", (1, 1, 1), "sigmoid"),  # depthwise
+]
+
+
+@pytest.mark.parametrize("xshape,kshape,strides,padding,dilation,activation", CONV3D_CASES)
+def test_conv3d_forward_and_gradients(xshape, kshape, strides, padding, dilation, activation):
+    x, w, b = rand(xshape, 1), rand(kshape, 2), rand(kshape[-1], 3)
+    groups = xshape[-1] // kshape[-2]
+    pads = pads_of(xshape[1:4], kshape[:3], strides, padding, dilation)
+    xr = np.pad(x, ((0, 0),) + pads + ((0, 0),), mode="reflect") if padding == "reflect" else x
+    z = ref.conv3d(xr, w, strides, ((0, 0),) * 3 if padding == "reflect" else pads, dilation, groups, b)
+    y = conv2d_bias_act(x, w, b, strides, padding, dilation, None, activation).value
+    np.testing.assert_allclose(y, getattr(ref_act, activation)(z), rtol=1e-10, atol=1e-10)
+    check_op_gradients(lambda x, w, b: conv2d_bias_act(x, w, b, strides, padding, dilation, None, activation),
+                       [x, w, b])
+
+
+def test_conv3d_frozen_kernel_skips_the_weight_kernel(monkeypatch):
+    table = kernels._load_table()
+    called = []
+    monkeypatch.setitem(table, "conv2d_backward_weight", lambda *a: called.append(1))
+    x, w = dl.Tensor(rand((1, 3, 4, 4, 2), 4)), rand((2, 2, 2, 2, 3), 5)
+    with dl.GradientTape() as tape:
+        tape.watch(x)
+        loss = dl.ops.sum(conv(x, w))
+    dx = tape.gradient(loss, x).value
+    assert not called
+    np.testing.assert_allclose(dx.sum(), np.sum(w.sum(axis=-1)) * 2 * 3 * 3, rtol=1e-10)

@@ -110,7 +110,6 @@ def test_2x2_path_matches_general_kernels(monkeypatch, shape, mode, dtype):
                  "avg_pool2d_2x2_backward"):
         monkeypatch.setitem(table, name, (lambda n: lambda *a: used.append(n))(name))
     from dlcore.ops import pool as pool_ops
-    monkeypatch.setattr(pool_ops, "_PLANS", {})
     monkeypatch.setattr(pool_ops, "_plan", (lambda plan: lambda *a: plan(*a)._replace(tiles=False))(pool_ops._plan))
     y_general, dx_general = run()
     assert not used
@@ -136,5 +135,25 @@ def test_errors():
         ops.max_pool(x, 0)
     with pytest.raises(ValueError, match="empty"):
         ops.average_pool(x, 4)
-    with pytest.raises(ValueError, match=r"3-D .* or 4-D"):
+    with pytest.raises(ValueError, match=r"3-D .*, 4-D .* or 5-D"):
         ops.max_pool(np.zeros((2, 3)), 2)
+
+
+CASES_3D = [  # (input shape, pool, strides, padding): (H, W) of the N * D images, then D
+    ((2, 4, 6, 6, 2), 2, None, "valid"),  # the 2x2 tiles for the first pass
+    ((1, 5, 7, 4, 2), (3, 2, 3), (2, 1, 2), "same"),
+    ((2, 3, 5, 5, 1), (2, 3, 2), 1, "same"),
+    ((1, 6, 4, 5, 2), (3, 1, 2), (3, 2, 1), "valid"),
+]
+
+
+@pytest.mark.parametrize("mode", ["max", "average"])
+@pytest.mark.parametrize("shape,pool,strides,padding", CASES_3D)
+def test_pool3d_forward_and_gradients(shape, pool, strides, padding, mode):
+    x = np.random.default_rng(8).standard_normal(shape)
+    p3 = np.broadcast_to(pool, (3,)).tolist()
+    s3 = p3 if strides is None else np.broadcast_to(strides, (3,)).tolist()
+    fn = ops.max_pool if mode == "max" else ops.average_pool
+    np.testing.assert_allclose(fn(x, pool, strides, padding).value, ref.pool3d(x, p3, s3, padding, mode),
+                               rtol=1e-12, atol=1e-12)
+    check_op_gradients(lambda t: fn(t, pool, strides, padding), [x])

@@ -159,3 +159,23 @@ def conv1d(x, w, stride=1, padding=(0, 0), dilation=1, groups=1):
 def reflect_pad(x, pad_h, pad_w):
     """NumPy "reflect" padding of the spatial axes of an NHWC array (dlcore's padding="reflect")."""
     return np.pad(np.asarray(x, dtype=np.float64), ((0, 0), pad_h, pad_w, (0, 0)), mode="reflect")
+
+
+def conv3d(x, w, stride=1, padding=((0, 0),) * 3, dilation=1, groups=1, bias=None):
+    """y[n, d, i, j, o] = sum_{kd, kh, kw, c} xpad[n, d*sd + kd*dd, i*sh + kh*dh, j*sw + kw*dw, g*CG + c]
+    w[kd, kh, kw, c, o]: x (N, D, H, W, C), w (KD, KH, KW, C_in/groups, C_out), one tap at a time."""
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    s = (stride,) * 3 if np.isscalar(stride) else tuple(stride)
+    dl = (dilation,) * 3 if np.isscalar(dilation) else tuple(dilation)
+    xp = np.pad(x, ((0, 0),) + tuple(tuple(p) for p in padding) + ((0, 0),))
+    cg, o = w.shape[3:]
+    og = o // groups
+    out = [(xp.shape[1 + a] - (w.shape[a] - 1) * dl[a] - 1) // s[a] + 1 for a in range(3)]
+    y = np.zeros((x.shape[0], *out, o))
+    for tap in np.ndindex(*w.shape[:3]):
+        key = tuple(slice(t * d, t * d + (m - 1) * st + 1, st) for t, d, m, st in zip(tap, dl, out, s))
+        patch = xp[(slice(None),) + key]
+        for g in range(groups):
+            y[..., g * og:(g + 1) * og] += patch[..., g * cg:(g + 1) * cg] @ w[tap][:, g * og:(g + 1) * og]
+    return y if bias is None else y + np.asarray(bias, dtype=np.float64)

@@ -124,3 +124,18 @@ def global_pool_backward(x, dy, mode):
         hit = x == x.max(axis=1, keepdims=True)
         return hit / hit.sum(axis=1, keepdims=True) * dy[:, None]
     return np.broadcast_to(dy[:, None] / x.shape[1], x.shape).copy()
+
+
+def pool3d(x, pool, strides, padding, mode):
+    """Max or mean pooling of (N, D, H, W, C) x over each 3-D window, padded (NaN) cells excluded."""
+    x = np.asarray(x, dtype=np.float64)
+    spatial = x.shape[1:4]
+    out = [output_length(n, p, s, padding) for n, p, s in zip(spatial, pool, strides)]
+    before = [pad_before(n, p, s, padding) for n, p, s in zip(spatial, pool, strides)]
+    big = np.full((x.shape[0],) + tuple(n + 2 * p for n, p in zip(spatial, pool)) + x.shape[4:], np.nan)
+    big[(slice(None),) + tuple(slice(b, b + n) for b, n in zip(before, spatial))] = x
+    y = np.empty((x.shape[0], *out, x.shape[4]))
+    for idx in np.ndindex(*out):
+        win = big[(slice(None),) + tuple(slice(i * s, i * s + p) for i, s, p in zip(idx, strides, pool))]
+        y[(slice(None),) + idx] = np.nanmax(win, axis=(1, 2, 3)) if mode == "max" else np.nanmean(win, axis=(1, 2, 3))
+    return y
