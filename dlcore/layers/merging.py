@@ -6,6 +6,7 @@ from the right, each pair of sizes equal or one of them 1 (broadcast), and an in
 gets axes inserted after the batch axis. Concatenate needs equal shapes except on ``axis``; Dot
 takes exactly two inputs and contracts one axis of each, per sample.
 """
+import functools
 import math
 
 import numpy as np
@@ -90,19 +91,17 @@ class Merge(Layer):
                       for x, s in zip(inputs, shapes)]
         return self._merge_function(list(inputs))
 
+    _fold = None  # the binary op an elementwise merge folds its inputs with
+
     def _merge_function(self, inputs):
-        raise NotImplementedError
+        return functools.reduce(self._fold, inputs)
 
 
 @register("layer")
 class Add(Merge):
     """The elementwise sum of the inputs."""
 
-    def _merge_function(self, inputs):
-        out = inputs[0]
-        for x in inputs[1:]:
-            out = ops.add(out, x)
-        return out
+    _fold = staticmethod(ops.add)
 
 
 @register("layer")
@@ -123,44 +122,31 @@ class Subtract(Merge):
 class Multiply(Merge):
     """The elementwise product of the inputs."""
 
-    def _merge_function(self, inputs):
-        out = inputs[0]
-        for x in inputs[1:]:
-            out = ops.multiply(out, x)
-        return out
+    _fold = staticmethod(ops.multiply)
 
 
 @register("layer")
 class Average(Merge):
     """The elementwise mean of the inputs."""
 
+    _fold = staticmethod(ops.add)
+
     def _merge_function(self, inputs):
-        out = inputs[0]
-        for x in inputs[1:]:
-            out = ops.add(out, x)
-        return ops.divide(out, len(inputs))
+        return ops.divide(super()._merge_function(inputs), len(inputs))
 
 
 @register("layer")
 class Maximum(Merge):
     """The elementwise maximum of the inputs."""
 
-    def _merge_function(self, inputs):
-        out = inputs[0]
-        for x in inputs[1:]:
-            out = ops.maximum(out, x)
-        return out
+    _fold = staticmethod(ops.maximum)
 
 
 @register("layer")
 class Minimum(Merge):
     """The elementwise minimum of the inputs."""
 
-    def _merge_function(self, inputs):
-        out = inputs[0]
-        for x in inputs[1:]:
-            out = ops.minimum(out, x)
-        return out
+    _fold = staticmethod(ops.minimum)
 
 
 @register("layer")

@@ -3,7 +3,7 @@
 from ..layers.core import InputLayer
 from ..registry import register
 from ..symbolic import KerasTensor, flatten, is_symbolic, map_structure
-from .inference import FunctionalPlan, check_input_shape
+from .inference import FunctionalPlan, call_node, check_input_shape
 from .model import Model
 
 
@@ -140,11 +140,7 @@ class Functional(Model):
                 check_input_shape(self, layer, t, x)
             values[id(t)] = x
         for node in self._nodes:
-            args = map_structure(lambda a: values[id(a)] if isinstance(a, KerasTensor) else a, node.args)
-            kwargs = {k: map_structure(lambda a: values[id(a)] if isinstance(a, KerasTensor) else a, v)
-                      for k, v in node.kwargs.items()}
-            kwargs["training"] = training
-            out = node.layer(*args, **kwargs)
+            out = call_node(node, values, training)
             for t, o in zip(flatten(node.outputs), flatten(out)):
                 values[id(t)] = o
         return map_structure(lambda t: values[id(t)], self._output_struct)

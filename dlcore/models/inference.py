@@ -11,7 +11,7 @@ and an op computes without recording when no tape records.
 import numpy as np
 
 from ..layers.core import InputLayer
-from ..layers.layer import Layer, _attach_mask, _context
+from ..layers.layer import Layer, _attach_mask
 from ..symbolic import KerasTensor, flatten, map_structure
 from ..tensor import Tensor
 
@@ -72,15 +72,8 @@ class SequentialPlan:
         if len(shape) < 1 or shape[1:] != self.sample_shape:
             model._check_sequential_input(x)  # before a cast copies the data
         x = self.input_layer._convert_input(Layer._convert_input(model, x))
-        if model._activity_losses:
-            model._activity_losses.clear()
-        previous = getattr(_context, "training", None)
-        _context.training = training
-        try:
-            for step in self.steps:
-                x = step(x, training)
-        finally:
-            _context.training = previous
+        for step in self.steps:
+            x = step(x, training)
         return x
 
 
@@ -152,29 +145,18 @@ class FunctionalPlan:
         if not _plain_inputs(data):
             return None
         values = self._input_values(model, data)
-        if model._activity_losses:
-            model._activity_losses.clear()
-        previous = getattr(_context, "training", None)
-        _context.training = training
-        try:
-            for node, step, input_keys, output_keys in self.nodes:
-                if step is not None:
-                    out = step(values[input_keys], training)
-                elif input_keys is not None:
-                    out = node.layer([values[k] for k in input_keys], training=training)
-                else:
-                    args = map_structure(lambda a: values[id(a)] if isinstance(a, KerasTensor) else a, node.args)
-                    kwargs = {k: map_structure(lambda a: values[id(a)] if isinstance(a, KerasTensor) else a, v)
-                              for k, v in node.kwargs.items()}
-                    kwargs["training"] = training
-                    out = node.layer(*args, **kwargs)
-                if len(output_keys) == 1 and type(out) is Tensor:
-                    values[output_keys[0]] = out
-                else:
-                    for key, o in zip(output_keys, flatten(out)):
-                        values[key] = o
-        finally:
-            _context.training = previous
+        for node, step, input_keys, output_keys in self.nodes:
+            if step is not None:
+                out = step(values[input_keys], training)
+            elif input_keys is not None:
+                out = node.layer([values[k] for k in input_keys], training=training)
+            else:
+                out = call_node(node, values, training)
+            if len(output_keys) == 1 and type(out) is Tensor:
+                values[output_keys[0]] = out
+            else:
+                for key, o in zip(output_keys, flatten(out)):
+                    values[key] = o
         if self.single_output is not None:
             return values[self.single_output]
         if self.output_keys is not None:
@@ -190,3 +172,13 @@ def check_input_shape(model, layer, t, x):
     if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected[1:], shape[1:])):
         raise ValueError(f"Input '{layer.name}' of model '{model.name}' is incompatible: expected shape "
                          f"{expected}, received {tuple(shape)}")
+
+
+def call_node(node, values, training):
+    """``node``'s layer called as in the graph, on the values (by id) of its KerasTensor arguments."""
+    def resolve(a):
+        return values[id(a)] if isinstance(a, KerasTensor) else a
+
+    kwargs = {k: map_structure(resolve, v) for k, v in node.kwargs.items()}
+    kwargs["training"] = training
+    return node.layer(*map_structure(resolve, node.args), **kwargs)

@@ -44,7 +44,14 @@ class Model(Trainer, Layer):
         plan = self._inference_plan()
         if plan is None:
             return None
-        return plan.run(self, x, training)
+        if self._activity_losses:
+            self._activity_losses.clear()
+        previous = getattr(_context, "training", None)
+        _context.training = training
+        try:
+            return plan.run(self, x, training)
+        finally:
+            _context.training = previous
 
     def _check_data_shapes(self, data):
         """Raise ValueError when ``data`` (arrays, or a list/dict of them) does not fit the model's

@@ -47,6 +47,16 @@ def _fused_activation(cls_name, what, fn):
     return pair
 
 
+def _base_arguments(arguments, *own):
+    """A cell constructor's ``locals()`` as ``_FusedCell``'s keyword arguments: without ``self``,
+    ``__class__`` and the subclass's ``own`` arguments, with ``kwargs`` merged in (less Keras's
+    ignored ``implementation``)."""
+    out = {k: v for k, v in arguments.items() if k not in ("self", "__class__", "kwargs") + own}
+    out.update(arguments["kwargs"])
+    out.pop("implementation", None)
+    return out
+
+
 # ---- cells --------------------------------------------------------------------------------------
 class _FusedCell(Layer):
     """Shared by SimpleRNNCell, LSTMCell and GRUCell: weights, dropout masks, configuration, and
@@ -198,12 +208,7 @@ class SimpleRNNCell(_FusedCell):
                  recurrent_regularizer=None, bias_regularizer=None, kernel_constraint=None,
                  recurrent_constraint=None, bias_constraint=None, dropout=0.0, recurrent_dropout=0.0,
                  seed=None, **kwargs):
-        super().__init__(units, activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
-                         recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
-                         kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
-                         bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
-                         recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint,
-                         dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed, **kwargs)
+        super().__init__(**_base_arguments(locals(), "unit_forget_bias", "reset_after"))
 
 
 @register("layer")
@@ -219,14 +224,7 @@ class LSTMCell(_FusedCell):
                  recurrent_regularizer=None, bias_regularizer=None, kernel_constraint=None,
                  recurrent_constraint=None, bias_constraint=None, dropout=0.0, recurrent_dropout=0.0,
                  seed=None, **kwargs):
-        kwargs.pop("implementation", None)
-        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
-                         use_bias=use_bias, kernel_initializer=kernel_initializer,
-                         recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
-                         kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
-                         bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
-                         recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint,
-                         dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed, **kwargs)
+        super().__init__(**_base_arguments(locals(), "unit_forget_bias", "reset_after"))
         self.unit_forget_bias = bool(unit_forget_bias)
         self.state_size = [self.units, self.units]
 
@@ -261,14 +259,7 @@ class GRUCell(_FusedCell):
                  bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
                  bias_regularizer=None, kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
                  dropout=0.0, recurrent_dropout=0.0, reset_after=True, seed=None, **kwargs):
-        kwargs.pop("implementation", None)
-        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
-                         use_bias=use_bias, kernel_initializer=kernel_initializer,
-                         recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
-                         kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
-                         bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
-                         recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint,
-                         dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed, **kwargs)
+        super().__init__(**_base_arguments(locals(), "unit_forget_bias", "reset_after"))
         self.reset_after = bool(reset_after)
 
     def _bias_shape(self):

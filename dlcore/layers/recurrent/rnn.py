@@ -202,16 +202,20 @@ class _FusedRNN(RNN):
 
     _cell_class = None
 
-    def __init__(self, cell_kwargs, return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, unroll=False, activity_regularizer=None, use_cudnn="auto", **kwargs):
+    def __init__(self, arguments):
+        """``arguments``: the ``locals()`` of the subclass's constructor, whose explicit signature is
+        Keras's: the cell's arguments, the layer's (``_LAYER_ARGUMENTS``) and ``kwargs``."""
+        cell_args = {k: v for k, v in arguments.items() if k not in ("self", "__class__")}
+        kwargs = cell_args.pop("kwargs")
+        kwargs.pop("implementation", None)
+        layer_args = {k: cell_args.pop(k) for k in _LAYER_ARGUMENTS if k in cell_args}
+        use_cudnn = layer_args.pop("use_cudnn", kwargs.pop("use_cudnn", "auto"))
         if use_cudnn not in ("auto", True, False):
             raise ValueError(f"{type(self).__name__}: invalid value received for argument `use_cudnn`. Expected "
                              f"one of {{'auto', True, False}}. Received: use_cudnn={use_cudnn!r}")
-        cell = self._cell_class(**cell_kwargs, dtype=kwargs.get("dtype"), trainable=kwargs.get("trainable", True),
+        cell = self._cell_class(**cell_args, dtype=kwargs.get("dtype"), trainable=kwargs.get("trainable", True),
                                 name=_CELL_NAMES[self._cell_class])
-        super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
-                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                         activity_regularizer=activity_regularizer, **kwargs)
+        super().__init__(cell, **layer_args, **kwargs)
         self.use_cudnn = use_cudnn
         self.input_spec = InputSpec(ndim=3)
 
@@ -241,6 +245,8 @@ _CELL_ATTRIBUTES = {
     "bias_regularizer", "kernel_constraint", "recurrent_constraint", "bias_constraint", "dropout",
     "recurrent_dropout", "reset_after", "seed",
 }
+_LAYER_ARGUMENTS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll",
+                    "activity_regularizer", "use_cudnn")
 _CELL_NAMES = {SimpleRNNCell: "simple_rnn_cell", LSTMCell: "lstm_cell", GRUCell: "gru_cell"}
 
 
@@ -261,16 +267,7 @@ class SimpleRNN(_FusedRNN):
                  kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
                  recurrent_dropout=0.0, return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, unroll=False, seed=None, **kwargs):
-        cell_kwargs = dict(units=units, activation=activation, use_bias=use_bias,
-                           kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
-                           bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
-                           recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
-                           kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
-                           bias_constraint=bias_constraint, dropout=dropout, recurrent_dropout=recurrent_dropout,
-                           seed=seed)
-        super().__init__(cell_kwargs, return_sequences=return_sequences, return_state=return_state,
-                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                         activity_regularizer=activity_regularizer, **kwargs)
+        super().__init__(locals())
 
 
 @register("layer")
@@ -291,18 +288,7 @@ class LSTM(_FusedRNN):
                  kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, unroll=False, use_cudnn="auto", **kwargs):
-        kwargs.pop("implementation", None)
-        cell_kwargs = dict(units=units, activation=activation, recurrent_activation=recurrent_activation,
-                           use_bias=use_bias, kernel_initializer=kernel_initializer,
-                           recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
-                           unit_forget_bias=unit_forget_bias, kernel_regularizer=kernel_regularizer,
-                           recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
-                           kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
-                           bias_constraint=bias_constraint, dropout=dropout, recurrent_dropout=recurrent_dropout,
-                           seed=seed)
-        super().__init__(cell_kwargs, return_sequences=return_sequences, return_state=return_state,
-                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                         activity_regularizer=activity_regularizer, use_cudnn=use_cudnn, **kwargs)
+        super().__init__(locals())
 
 
 @register("layer")
@@ -325,15 +311,4 @@ class GRU(_FusedRNN):
                  recurrent_constraint=None, bias_constraint=None, dropout=0.0, recurrent_dropout=0.0, seed=None,
                  return_sequences=False, return_state=False, go_backwards=False, stateful=False, unroll=False,
                  reset_after=True, use_cudnn="auto", **kwargs):
-        kwargs.pop("implementation", None)
-        cell_kwargs = dict(units=units, activation=activation, recurrent_activation=recurrent_activation,
-                           use_bias=use_bias, kernel_initializer=kernel_initializer,
-                           recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
-                           kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
-                           bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
-                           recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint,
-                           dropout=dropout, recurrent_dropout=recurrent_dropout, reset_after=reset_after,
-                           seed=seed)
-        super().__init__(cell_kwargs, return_sequences=return_sequences, return_state=return_state,
-                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                         activity_regularizer=activity_regularizer, use_cudnn=use_cudnn, **kwargs)
+        super().__init__(locals())
