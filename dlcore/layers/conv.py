@@ -8,21 +8,12 @@ Keras's arguments, defaults and weight layouts: channels_last inputs; kernels
 Conv3D / DepthwiseConv2D / SeparableConv2D: NumPy "reflect" mirror padding of the amounts "same" would
 pad, so the output size is that of "same".
 """
-import numpy as np
-
 from .. import activations, constraints, initializers, ops, regularizers
 from ..ops.conv import (axis_pads, check_data_format, normalize_padding, normalize_tuple,
                         output_length, transpose_output_length)
 from ..registry import register
 from ..symbolic import KerasTensor
-from .layer import C_INT_MAX, InputSpec, Layer, check_c_ints
-
-
-def _positive_int(who, name, v):
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
-        raise ValueError(f"{who}: invalid value for argument `{name}`: expected a strictly positive integer, "
-                         f"received {name}={v!r}")
-    return int(v)
+from .layer import C_INT_MAX, InputSpec, Layer, check_c_ints, positive_int
 
 
 class _ConvBase(Layer):
@@ -57,6 +48,7 @@ class _ConvBase(Layer):
         self.bias_constraint = constraints.get(bias_constraint)
         self.input_spec = InputSpec(ndim=rank + 2)
         self._fused = activations.kernel_activation(self.activation)
+        self._kernel_activation = self._fused or ("linear", 0.0)  # what the conv kernel applies
 
     def _input_channels(self, input_shape):
         channels = input_shape[-1]
@@ -84,6 +76,9 @@ class _ConvBase(Layer):
                                      f"padding {pads} smaller than the input: received input shape "
                                      f"{tuple(input_shape)}")
         return out
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],) + self._output_spatial(input_shape) + (self.filters,)
 
     def compute_output_spec(self, inputs, *args, **kwargs):
         # From the formula, so unknown spatial sizes (fully convolutional inputs) stay None.
@@ -137,7 +132,7 @@ class BaseConv(_ConvBase):
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         who = f"{type(self).__name__} '{self.name}'"
-        self.filters, self.groups = _positive_int(who, "filters", filters), _positive_int(who, "groups", groups)
+        self.filters, self.groups = positive_int(who, "filters", filters), positive_int(who, "groups", groups)
         if filters % groups != 0:
             raise ValueError(f"{who}: the number of filters must be evenly divisible by the number of groups, "
                              f"received groups={groups}, filters={filters}")
@@ -159,13 +154,9 @@ class BaseConv(_ConvBase):
         self._finish_build(self.filters, channels)
 
     def call(self, inputs):
-        name, alpha = self._fused if self._fused is not None else ("linear", 0.0)
         y = ops.conv2d_bias_act(inputs, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
-                                self.groups, name, alpha, _who=self._who)
+                                self.groups, *self._kernel_activation, _who=self._who)
         return self._finish(y, self._fused is not None)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0],) + self._output_spatial(input_shape) + (self.filters,)
 
     def get_config(self):
         return {
@@ -222,7 +213,7 @@ class BaseDepthwiseConv(_ConvBase):
                  bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
-        self.depth_multiplier = _positive_int(f"{type(self).__name__} '{self.name}'", "depth_multiplier",
+        self.depth_multiplier = positive_int(f"{type(self).__name__} '{self.name}'", "depth_multiplier",
                                               depth_multiplier)
         self._init_common(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                           bias_initializer, bias_regularizer, activity_regularizer, bias_constraint)
@@ -238,9 +229,8 @@ class BaseDepthwiseConv(_ConvBase):
         self._finish_build(channels * self.depth_multiplier, channels)
 
     def call(self, inputs):
-        name, alpha = self._fused if self._fused is not None else ("linear", 0.0)
         y = ops.conv2d_bias_act(inputs, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
-                                None, name, alpha, depthwise=True, _who=self._who)
+                                None, *self._kernel_activation, depthwise=True, _who=self._who)
         return self._finish(y, self._fused is not None)
 
     def compute_output_shape(self, input_shape):
@@ -291,8 +281,8 @@ class BaseSeparableConv(_ConvBase):
                  depthwise_constraint=None, pointwise_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         who = f"{type(self).__name__} '{self.name}'"
-        self.depth_multiplier = _positive_int(who, "depth_multiplier", depth_multiplier)
-        self.filters = _positive_int(who, "filters", filters)
+        self.depth_multiplier = positive_int(who, "depth_multiplier", depth_multiplier)
+        self.filters = positive_int(who, "filters", filters)
         self._init_common(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                           bias_initializer, bias_regularizer, activity_regularizer, bias_constraint)
         self.depthwise_initializer = initializers.get(depthwise_initializer)
@@ -314,15 +304,11 @@ class BaseSeparableConv(_ConvBase):
         self._finish_build(self.filters, channels)
 
     def call(self, inputs):
-        who = f"{type(self).__name__} '{self.name}'"
         y = ops.conv2d_bias_act(inputs, self.depthwise_kernel, None, self.strides, self.padding, self.dilation_rate,
-                                None, depthwise=True, _who=who)
-        name, alpha = self._fused if self._fused is not None else ("linear", 0.0)
-        y = ops.conv2d_bias_act(y, self.pointwise_kernel, self.bias, 1, "valid", 1, 1, name, alpha, _who=who)
+                                None, depthwise=True, _who=self._who)
+        y = ops.conv2d_bias_act(y, self.pointwise_kernel, self.bias, 1, "valid", 1, 1, *self._kernel_activation,
+                                _who=self._who)
         return self._finish(y, self._fused is not None)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0],) + self._output_spatial(input_shape) + (self.filters,)
 
     def get_config(self):
         return {
@@ -369,7 +355,7 @@ class BaseConvTranspose(_ConvBase):
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         who = f"{type(self).__name__} '{self.name}'"
-        self.filters = _positive_int(who, "filters", filters)
+        self.filters = positive_int(who, "filters", filters)
         self._init_common(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                           bias_initializer, bias_regularizer, activity_regularizer, bias_constraint)
         self.output_padding = (None if output_padding is None

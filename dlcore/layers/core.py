@@ -4,7 +4,7 @@ import numpy as np
 from .. import activations, constraints, initializers, ops, regularizers
 from ..registry import register
 from ..symbolic import KerasTensor
-from .layer import InputSpec, Layer
+from .layer import InputSpec, Layer, positive_int
 
 
 @register("layer")
@@ -55,12 +55,6 @@ def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None
     return layer.output
 
 
-def _positive_int(who, name, value):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{who}: `{name}` must be a positive integer, received {name}={value!r}")
-    return int(value)
-
-
 @register("layer")
 class Dense(Layer):
     """``activation(inputs @ kernel + bias)`` on the last axis.
@@ -89,7 +83,7 @@ class Dense(Layer):
         self.activity_regularizer = regularizers.get(activity_regularizer)
         self.kernel_constraint = constraints.get(kernel_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
-        self.lora_rank = None if lora_rank is None else _positive_int("Dense", "lora_rank", lora_rank)
+        self.lora_rank = None if lora_rank is None else positive_int("Dense", "lora_rank", lora_rank)
         self.lora_alpha = lora_alpha if lora_alpha is not None else self.lora_rank
         self.lora_enabled = False
         self.input_spec = InputSpec(min_ndim=2)
@@ -120,7 +114,7 @@ class Dense(Layer):
         """Freeze the kernel and train a rank-``rank`` update ``a @ b`` scaled by
         ``lora_alpha / rank`` (``lora_alpha`` defaults to ``rank``), as Keras 3: a (input_dim,
         rank) starts He-uniform, b (rank, units) at zeros, so the output is unchanged at first."""
-        rank = _positive_int(f"Dense '{self.name}'", "rank", rank)
+        rank = positive_int(f"Dense '{self.name}'", "rank", rank)
         if self.kernel_constraint:
             raise ValueError("Lora is incompatible with kernel constraints. In order to enable lora on this "
                              "layer, remove the `kernel_constraint` argument.")

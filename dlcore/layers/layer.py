@@ -101,6 +101,14 @@ def check_c_ints(owner, **arguments):
                              f"compiled kernels take, received {name}={value!r}")
 
 
+def positive_int(owner, name, value):
+    """``value`` as an int, or a ValueError naming ``owner`` and the argument ``name``."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{owner}: invalid value for argument `{name}`: expected a strictly positive integer, "
+                         f"received {name}={value!r}")
+    return int(value)
+
+
 class InputSpec:
     """What a layer accepts: ``ndim``, ``min_ndim``, ``max_ndim`` and ``axes`` {axis: size}."""
 

@@ -4,7 +4,7 @@ import numpy as np
 from .. import kernels
 from ..autograd import Function, is_recording
 from ..tensor import Tensor
-from .core import contiguous, float_array, value
+from .core import contiguous, float_array, unbroadcast, value
 from .elementwise import activation_code
 
 
@@ -36,8 +36,6 @@ class MatMul(Function):
             da = _matmul(dy, b, trans_b=True) if needs[0] else None
             db = _matmul(a, dy, trans_a=True) if needs[1] else None
             return da, db
-        from .core import unbroadcast
-
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         dy2 = dy
