@@ -20,6 +20,7 @@ EXTENSIONS = [
     "_conv",
     "_pool",
     "_norm",
+    "_normalization",
     "_recurrent",
 ]
 
