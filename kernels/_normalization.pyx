@@ -13,8 +13,12 @@
 #     STYLE P10 asks: rows are split into fixed chunks of CHUNK_ROWS (independent of the thread
 #     count), each prange iteration sums one chunk into its own row of a (n_chunks, C) float64
 #     scratch, and the chunk rows are then added serially in chunk order.
-#   - Row sums accumulate in float64 whatever x's dtype. The row work sits in cdef functions so
-#     that prange does not turn the per-row accumulators into cross-thread reductions.
+#   - The row work is C (dl_rownorm.h): `omp simd` reductions vectorize the row sums, which
+#     plain loops cannot without -ffast-math, and GCC target_clones build AVX-512 / AVX2 /
+#     baseline versions picked at load. Row statistics are in the row's dtype (float32 rows:
+#     float32 sums of vectorized partials, as PyTorch's CPU kernel); the parameter-gradient
+#     chunk sums are float64. Calling C per row also keeps prange from turning the row
+#     accumulators into cross-thread reductions.
 #   - Why Cython and not Numba: inference needs the forward (no numba import), and the backward
 #     is the same streaming loop; compiled ahead of time it adds no JIT compile to a first step.
 #
@@ -22,7 +26,6 @@
 import numpy as np
 
 from cython.parallel cimport prange
-from libc.math cimport sqrt
 
 ctypedef fused floating:
     float
@@ -33,22 +36,34 @@ CHUNK_ROWS = 64
 cdef Py_ssize_t _CHUNK = CHUNK_ROWS
 
 
-cdef void _row_forward(const floating* xp, const floating* gp, const floating* bp, floating* yp,
-                       Py_ssize_t n, double eps, bint rms, double* mean_out, double* rstd_out) noexcept nogil:
-    cdef Py_ssize_t c
-    cdef double mean = 0.0, ss = 0.0, d, rstd
-    if not rms:
-        for c in range(n):
-            mean += xp[c]
-        mean /= n
-    for c in range(n):
-        d = xp[c] - mean
-        ss += d * d
-    rstd = 1.0 / sqrt(ss / n + eps)
-    for c in range(n):
-        yp[c] = <floating>((xp[c] - mean) * rstd * gp[c] + bp[c])
-    mean_out[0] = mean
-    rstd_out[0] = rstd
+cdef extern from "dl_rownorm.h" nogil:
+    void dl_rownorm_forward_f32(const float* x, const float* gamma, const float* beta, float* y, Py_ssize_t n,
+                                double eps, int rms, double* mean_out, double* rstd_out)
+    void dl_rownorm_forward_f64(const double* x, const double* gamma, const double* beta, double* y,
+                                Py_ssize_t n, double eps, int rms, double* mean_out, double* rstd_out)
+    void dl_rownorm_backward_f32(const float* dy, const float* x, const float* gamma, float mean, float rstd,
+                                 Py_ssize_t n, int rms, float* dx, double* dgamma_acc, double* dbeta_acc)
+    void dl_rownorm_backward_f64(const double* dy, const double* x, const double* gamma, double mean,
+                                 double rstd, Py_ssize_t n, int rms, double* dx, double* dgamma_acc,
+                                 double* dbeta_acc)
+
+
+cdef inline void _row_forward(const floating* xp, const floating* gp, const floating* bp, floating* yp,
+                              Py_ssize_t n, double eps, bint rms, double* mean_out,
+                              double* rstd_out) noexcept nogil:
+    if floating is float:
+        dl_rownorm_forward_f32(xp, gp, bp, yp, n, eps, rms, mean_out, rstd_out)
+    else:
+        dl_rownorm_forward_f64(xp, gp, bp, yp, n, eps, rms, mean_out, rstd_out)
+
+
+cdef inline void _row_backward(const floating* dyp, const floating* xp, const floating* gp, double mean,
+                               double rstd, Py_ssize_t n, bint rms, floating* dxp, double* dgamma_p,
+                               double* dbeta_p) noexcept nogil:
+    if floating is float:
+        dl_rownorm_backward_f32(dyp, xp, gp, <float>mean, <float>rstd, n, rms, dxp, dgamma_p, dbeta_p)
+    else:
+        dl_rownorm_backward_f64(dyp, xp, gp, mean, rstd, n, rms, dxp, dgamma_p, dbeta_p)
 
 
 def layer_norm_forward(const floating[:, ::1] x_rc, const floating[::1] gamma_c, const floating[::1] beta_c,
@@ -71,28 +86,6 @@ def layer_norm_forward(const floating[:, ::1] x_rc, const floating[::1] gamma_c,
     for r in prange(r_, nogil=True, num_threads=n_threads, schedule="static"):
         _row_forward(&x_rc[r, 0], &gamma_c[0], &beta_c[0], &y_out_rc[r, 0], c_, epsilon, rms,
                      &mean_out_r[r], &rstd_out_r[r])
-
-
-cdef void _row_backward(const floating* dyp, const floating* xp, const floating* gp, double mean, double rstd,
-                        Py_ssize_t n, bint rms, bint need_dx, floating* dxp, bint need_params,
-                        double* dgamma_p, double* dbeta_p) noexcept nogil:
-    cdef Py_ssize_t c
-    cdef double xhat, g, sum_g = 0.0, sum_gx = 0.0
-    if need_params:
-        for c in range(n):
-            dgamma_p[c] += dyp[c] * (xp[c] - mean) * rstd
-            dbeta_p[c] += dyp[c]
-    if not need_dx:
-        return
-    for c in range(n):
-        g = dyp[c] * gp[c]
-        sum_g += g
-        sum_gx += g * (xp[c] - mean)
-    sum_gx *= rstd / n
-    sum_g = 0.0 if rms else sum_g / n
-    for c in range(n):
-        xhat = (xp[c] - mean) * rstd
-        dxp[c] = <floating>(rstd * (dyp[c] * gp[c] - sum_g - xhat * sum_gx))
 
 
 def layer_norm_backward(const floating[:, ::1] dy_rc, const floating[:, ::1] x_rc, const double[::1] mean_r,
@@ -120,15 +113,15 @@ def layer_norm_backward(const floating[:, ::1] dy_rc, const floating[:, ::1] x_r
         return
     if not need_params:
         for r in prange(r_, nogil=True, num_threads=n_threads, schedule="static"):
-            _row_backward(&dy_rc[r, 0], &x_rc[r, 0], &gamma_c[0], mean_r[r], rstd_r[r], c_, rms, True,
-                          &dx_out_rc[r, 0], False, NULL, NULL)
+            _row_backward(&dy_rc[r, 0], &x_rc[r, 0], &gamma_c[0], mean_r[r], rstd_r[r], c_, rms,
+                          &dx_out_rc[r, 0], NULL, NULL)
         return
     for k in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="static"):
         r0 = k * _CHUNK
         r1 = r0 + _CHUNK if r0 + _CHUNK < r_ else r_
         for r in range(r0, r1):
-            _row_backward(&dy_rc[r, 0], &x_rc[r, 0], &gamma_c[0], mean_r[r], rstd_r[r], c_, rms, need_dx,
-                          &dx_out_rc[r, 0] if need_dx else NULL, True, &part[2 * k, 0], &part[2 * k + 1, 0])
+            _row_backward(&dy_rc[r, 0], &x_rc[r, 0], &gamma_c[0], mean_r[r], rstd_r[r], c_, rms,
+                          &dx_out_rc[r, 0] if need_dx else NULL, &part[2 * k, 0], &part[2 * k + 1, 0])
     for c in range(c_):
         sg = 0.0
         sb = 0.0

@@ -1,0 +1,71 @@
+/* Row kernels of layer and RMS normalization (used by _normalization.pyx), float and double.
+ *
+ * One call handles one row of n features, which stays in L1: the statistics, the
+ * normalization and the affine transform (forward), or the two row sums and dx plus the
+ * parameter-gradient accumulation (backward). Row sums use `omp simd` reductions (vectorized
+ * partial sums; plain C loops would stay serial without -ffast-math). Each function is compiled
+ * for AVX-512, AVX2+FMA and baseline x86-64 (GCC target_clones, chosen once at load by the CPU),
+ * so the extension still runs on any x86-64; other compilers build the portable version.
+ * Statistics are kept in the row's own type T; the float64 parameter-gradient partial sums
+ * (dgamma_acc, dbeta_acc, one (C,) row per chunk) are owned by the caller.
+ */
+#ifndef DL_ROWNORM_H
+#define DL_ROWNORM_H
+
+#include <math.h>
+#include <stddef.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define DL_ROWNORM_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+#else
+#define DL_ROWNORM_CLONES
+#endif
+
+#define DL_ROWNORM_DEFINE(T, SUFFIX)                                                                      \
+/* y = (x - mean) * rstd * gamma + beta; rms: mean = 0, rstd from mean(x^2). */                           \
+DL_ROWNORM_CLONES static void dl_rownorm_forward_##SUFFIX(                                                \
+        const T* x, const T* gamma, const T* beta, T* y, ptrdiff_t n, double eps, int rms,                \
+        double* mean_out, double* rstd_out) {                                                             \
+    T mean = 0, ss = 0, rstd;                                                                             \
+    ptrdiff_t c;                                                                                          \
+    if (!rms) {                                                                                           \
+        _Pragma("omp simd reduction(+:mean)")                                                             \
+        for (c = 0; c < n; c++) mean += x[c];                                                             \
+        mean /= (T)n;                                                                                     \
+    }                                                                                                     \
+    _Pragma("omp simd reduction(+:ss)")                                                                   \
+    for (c = 0; c < n; c++) { T d = x[c] - mean; ss += d * d; }                                           \
+    rstd = (T)(1.0 / sqrt((double)ss / (double)n + eps));                                                 \
+    _Pragma("omp simd")                                                                                   \
+    for (c = 0; c < n; c++) y[c] = (x[c] - mean) * rstd * gamma[c] + beta[c];                             \
+    *mean_out = (double)mean;                                                                             \
+    *rstd_out = (double)rstd;                                                                             \
+}                                                                                                         \
+                                                                                                          \
+/* dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma (rms: no mean(g) term), when       \
+   dx is not NULL; dgamma_acc += dy * xhat and dbeta_acc += dy when they are not NULL. */                 \
+DL_ROWNORM_CLONES static void dl_rownorm_backward_##SUFFIX(                                               \
+        const T* dy, const T* x, const T* gamma, T mean, T rstd, ptrdiff_t n, int rms, T* dx,             \
+        double* dgamma_acc, double* dbeta_acc) {                                                          \
+    ptrdiff_t c;                                                                                          \
+    T sum_g = 0, sum_gx = 0;                                                                              \
+    if (dgamma_acc != NULL) {                                                                             \
+        _Pragma("omp simd")                                                                               \
+        for (c = 0; c < n; c++) {                                                                         \
+            dgamma_acc[c] += (double)(dy[c] * ((x[c] - mean) * rstd));                                    \
+            dbeta_acc[c] += (double)dy[c];                                                                \
+        }                                                                                                 \
+    }                                                                                                     \
+    if (dx == NULL) return;                                                                               \
+    _Pragma("omp simd reduction(+:sum_g, sum_gx)")                                                        \
+    for (c = 0; c < n; c++) { T g = dy[c] * gamma[c]; sum_g += g; sum_gx += g * (x[c] - mean); }         \
+    sum_gx *= rstd / (T)n;                                                                                \
+    sum_g = rms ? (T)0 : sum_g / (T)n;                                                                    \
+    _Pragma("omp simd")                                                                                   \
+    for (c = 0; c < n; c++) dx[c] = rstd * (dy[c] * gamma[c] - sum_g - (x[c] - mean) * rstd * sum_gx);    \
+}
+
+DL_ROWNORM_DEFINE(float, f32)
+DL_ROWNORM_DEFINE(double, f64)
+
+#endif
