@@ -87,3 +87,49 @@ def test_tril_triu_errors_and_causal_mask():
         ops.triu(np.ones((2, 2)), 0.5)
     mask = ops.tril(ops.ones((3, 3), dtype="bool"))  # the causal mask attention builds
     assert mask.dtype == np.bool_ and mask.numpy().sum() == 6
+
+
+# ---- keras.ops parity: values and gradients (skipped without keras) ---------------------------------
+def _keras():
+    import os
+    import sys
+
+    if "keras" not in sys.modules:
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    return pytest.importorskip("keras")
+
+
+@pytest.mark.parametrize("case_id", ["attention-scores", "attention-heads", "einsum-dense", "diagonal", "implicit",
+                                     "ellipsis-broadcast", "three-operands"])
+def test_einsum_keras_parity_values_and_gradients(case_id):
+    _keras()
+    import tensorflow as tf
+
+    subscripts, shapes = EINSUM_CASES[case_id]
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    r = None
+    tf_in = [tf.constant(a) for a in arrays]
+    with tf.GradientTape() as tape:
+        for t in tf_in:
+            tape.watch(t)
+        y_tf = __import__("keras").ops.einsum(subscripts, *tf_in)
+        r = rng.standard_normal(y_tf.shape).astype(np.float32)
+        loss_tf = tf.reduce_sum(y_tf * r)
+    theirs = tape.gradient(loss_tf, tf_in)
+    ours_in = [dl.Tensor(a) for a in arrays]
+    with dl.GradientTape() as dtape:
+        for t in ours_in:
+            dtape.watch(t)
+        y = ops.einsum(subscripts, *ours_in)
+        loss = ops.sum(ops.multiply(y, r))
+    np.testing.assert_allclose(y.numpy(), np.asarray(y_tf), rtol=1e-5, atol=1e-5)
+    for g, t in zip(dtape.gradient(loss, ours_in), theirs):
+        np.testing.assert_allclose(g.numpy(), np.asarray(t), rtol=1e-5, atol=1e-5)
+
+
+def test_tril_triu_keras_parity():
+    keras = _keras()
+    x = rng.standard_normal((2, 4, 5)).astype(np.float32)
+    for k in (-1, 0, 2):
+        np.testing.assert_array_equal(ops.tril(x, k).numpy(), keras.ops.convert_to_numpy(keras.ops.tril(x, k)))
+        np.testing.assert_array_equal(ops.triu(x, k).numpy(), keras.ops.convert_to_numpy(keras.ops.triu(x, k)))
