@@ -26,16 +26,17 @@
 DL_ROWNORM_CLONES static void dl_rownorm_forward_##SUFFIX(                                                \
         const T* x, const T* gamma, const T* beta, T* y, ptrdiff_t n, double eps, int rms,                \
         double* mean_out, double* rstd_out) {                                                             \
-    T mean = 0, ss = 0, rstd;                                                                             \
+    /* one pass: sums of d = x - shift and d^2 with shift = x[0] (layer norm; 0 for RMS), so     \
+       that var = mean(d^2) - mean(d)^2 cancels no more than the row's own spread allows */       \
+    T shift = rms ? (T)0 : x[0], s1 = 0, s2 = 0, mean, var, rstd;                                         \
     ptrdiff_t c;                                                                                          \
-    if (!rms) {                                                                                           \
-        _Pragma("omp simd reduction(+:mean)")                                                             \
-        for (c = 0; c < n; c++) mean += x[c];                                                             \
-        mean /= (T)n;                                                                                     \
-    }                                                                                                     \
-    _Pragma("omp simd reduction(+:ss)")                                                                   \
-    for (c = 0; c < n; c++) { T d = x[c] - mean; ss += d * d; }                                           \
-    rstd = (T)(1.0 / sqrt((double)ss / (double)n + eps));                                                 \
+    _Pragma("omp simd reduction(+:s1, s2)")                                                               \
+    for (c = 0; c < n; c++) { T d = x[c] - shift; s1 += d; s2 += d * d; }                                 \
+    mean = rms ? (T)0 : s1 / (T)n;                                                                        \
+    var = s2 / (T)n - mean * mean;                                                                        \
+    if (var < 0) var = 0;                                                                                 \
+    mean += shift;                                                                                        \
+    rstd = (T)(1.0 / sqrt((double)var + eps));                                                            \
     _Pragma("omp simd")                                                                                   \
     for (c = 0; c < n; c++) y[c] = (x[c] - mean) * rstd * gamma[c] + beta[c];                             \
     *mean_out = (double)mean;                                                                             \

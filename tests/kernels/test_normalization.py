@@ -80,3 +80,16 @@ def test_empty_rows():
     dg, db = np.full(4, np.nan, np.float32), np.full(4, np.nan, np.float32)
     kn.layer_norm_backward(x, x, np.empty(0), np.empty(0), np.ones(4, np.float32), False, x, dg, db, True, True, 1)
     assert (dg == 0).all() and (db == 0).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forward_large_mean_keeps_the_variance(dtype):
+    """The one-pass statistics shift by a value of the row: no cancellation when |mean| >> std."""
+    rs = np.random.default_rng(4)
+    x = (1e4 + rs.standard_normal((6, 128)) * 0.05).astype(dtype)
+    ones, zeros = np.ones(128, dtype), np.zeros(128, dtype)
+    y, mean, rstd = np.empty_like(x), np.empty(6), np.empty(6)
+    kn.layer_norm_forward(x, ones, zeros, 1e-8, False, y, mean, rstd, 1)
+    y_ref, _, rstd_ref = ref.forward(x, ones, zeros, 1e-8)
+    np.testing.assert_allclose(rstd, rstd_ref, rtol=1e-3 if dtype == np.float32 else 1e-9)
+    np.testing.assert_allclose(y, y_ref, rtol=0, atol=2e-3 if dtype == np.float32 else 1e-8)
