@@ -43,11 +43,12 @@ cdef extern from "dl_rownorm.h" nogil:
                                 double eps, int rms, double* mean_out, double* rstd_out)
     void dl_rownorm_forward_f64(const double* x, const double* gamma, const double* beta, double* y,
                                 Py_ssize_t n, double eps, int rms, double* mean_out, double* rstd_out)
-    void dl_rownorm_backward_f32(const float* dy, const float* x, const float* gamma, float mean, float rstd,
-                                 Py_ssize_t n, int rms, float* dx, double* dgamma_acc, double* dbeta_acc)
-    void dl_rownorm_backward_f64(const double* dy, const double* x, const double* gamma, double mean,
-                                 double rstd, Py_ssize_t n, int rms, double* dx, double* dgamma_acc,
+    void dl_rownorm_backward_f32(const float* dy, const float* x, const float* gamma, float mean_hi,
+                                 float mean_lo, float rstd, Py_ssize_t n, int rms, float* dx, double* dgamma_acc,
                                  double* dbeta_acc)
+    void dl_rownorm_backward_f64(const double* dy, const double* x, const double* gamma, double mean_hi,
+                                 double mean_lo, double rstd, Py_ssize_t n, int rms, double* dx,
+                                 double* dgamma_acc, double* dbeta_acc)
 
 
 cdef inline void _row_forward(const floating* xp, const floating* gp, const floating* bp, floating* yp,
@@ -63,9 +64,10 @@ cdef inline void _row_backward(const floating* dyp, const floating* xp, const fl
                                double rstd, Py_ssize_t n, bint rms, floating* dxp, double* dgamma_p,
                                double* dbeta_p) noexcept nogil:
     if floating is float:
-        dl_rownorm_backward_f32(dyp, xp, gp, <float>mean, <float>rstd, n, rms, dxp, dgamma_p, dbeta_p)
+        dl_rownorm_backward_f32(dyp, xp, gp, <float>mean, <float>(mean - <double><float>mean), <float>rstd, n, rms,
+                                dxp, dgamma_p, dbeta_p)
     else:
-        dl_rownorm_backward_f64(dyp, xp, gp, mean, rstd, n, rms, dxp, dgamma_p, dbeta_p)
+        dl_rownorm_backward_f64(dyp, xp, gp, mean, 0.0, rstd, n, rms, dxp, dgamma_p, dbeta_p)
 
 
 def layer_norm_forward(const floating[:, ::1] x_rc, const floating[::1] gamma_c, const floating[::1] beta_c,

@@ -32,38 +32,40 @@ DL_ROWNORM_CLONES static void dl_rownorm_forward_##SUFFIX(                      
     ptrdiff_t c;                                                                                          \
     _Pragma("omp simd reduction(+:s1, s2)")                                                               \
     for (c = 0; c < n; c++) { T d = x[c] - shift; s1 += d; s2 += d * d; }                                 \
-    mean = rms ? (T)0 : s1 / (T)n;                                                                        \
+    mean = rms ? (T)0 : s1 / (T)n; /* the mean of x - shift: x - shift - mean stays exact-ish */          \
     var = s2 / (T)n - mean * mean;                                                                        \
     if (var < 0) var = 0;                                                                                 \
-    mean += shift;                                                                                        \
     rstd = (T)(1.0 / sqrt((double)var + eps));                                                            \
     _Pragma("omp simd")                                                                                   \
-    for (c = 0; c < n; c++) y[c] = (x[c] - mean) * rstd * gamma[c] + beta[c];                             \
-    *mean_out = (double)mean;                                                                             \
+    for (c = 0; c < n; c++) y[c] = ((x[c] - shift) - mean) * rstd * gamma[c] + beta[c];                   \
+    *mean_out = (double)shift + (double)mean;                                                             \
     *rstd_out = (double)rstd;                                                                             \
 }                                                                                                         \
                                                                                                           \
 /* dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma (rms: no mean(g) term), when       \
-   dx is not NULL; dgamma_acc += dy * xhat and dbeta_acc += dy when they are not NULL. */                 \
+   dx is not NULL; dgamma_acc += dy * xhat and dbeta_acc += dy when they are not NULL. The mean       \
+   comes as mean_hi + mean_lo (T's rounding of the float64 mean and the rest), x - mean as            \
+   (x - mean_hi) - mean_lo: float32 rows with |mean| >> std keep their precision. */                   \
 DL_ROWNORM_CLONES static void dl_rownorm_backward_##SUFFIX(                                               \
-        const T* dy, const T* x, const T* gamma, T mean, T rstd, ptrdiff_t n, int rms, T* dx,             \
-        double* dgamma_acc, double* dbeta_acc) {                                                          \
+        const T* dy, const T* x, const T* gamma, T mean_hi, T mean_lo, T rstd, ptrdiff_t n, int rms,      \
+        T* dx, double* dgamma_acc, double* dbeta_acc) {                                                   \
     ptrdiff_t c;                                                                                          \
     T sum_g = 0, sum_gx = 0;                                                                              \
     if (dgamma_acc != NULL) {                                                                             \
         _Pragma("omp simd")                                                                               \
         for (c = 0; c < n; c++) {                                                                         \
-            dgamma_acc[c] += (double)(dy[c] * ((x[c] - mean) * rstd));                                    \
+            dgamma_acc[c] += (double)(dy[c] * (((x[c] - mean_hi) - mean_lo) * rstd));                    \
             dbeta_acc[c] += (double)dy[c];                                                                \
         }                                                                                                 \
     }                                                                                                     \
     if (dx == NULL) return;                                                                               \
     _Pragma("omp simd reduction(+:sum_g, sum_gx)")                                                        \
-    for (c = 0; c < n; c++) { T g = dy[c] * gamma[c]; sum_g += g; sum_gx += g * (x[c] - mean); }         \
+    for (c = 0; c < n; c++) { T g = dy[c] * gamma[c]; sum_g += g; sum_gx += g * ((x[c] - mean_hi) - mean_lo); } \
     sum_gx *= rstd / (T)n;                                                                                \
     sum_g = rms ? (T)0 : sum_g / (T)n;                                                                    \
     _Pragma("omp simd")                                                                                   \
-    for (c = 0; c < n; c++) dx[c] = rstd * (dy[c] * gamma[c] - sum_g - (x[c] - mean) * rstd * sum_gx);    \
+    for (c = 0; c < n; c++)                                                                               \
+        dx[c] = rstd * (dy[c] * gamma[c] - sum_g - ((x[c] - mean_hi) - mean_lo) * rstd * sum_gx);         \
 }
 
 DL_ROWNORM_DEFINE(float, f32)
