@@ -453,3 +453,24 @@ def write_fixtures():  # python tests/layers/test_normalization.py (needs keras)
 
 if __name__ == "__main__":
     write_fixtures()
+
+
+def test_transformer_block_inference_never_imports_numba():
+    """Build, predict and train-free inference of LayerNormalization/RMSNormalization (and gelu
+    Dense, einsum, tril) in a fresh process: the Cython kernels only."""
+    import subprocess
+
+    code = (
+        "import sys, numpy as np, dlcore as dl\n"
+        "x = np.random.default_rng(0).standard_normal((2, 5, 8)).astype('float32')\n"
+        "inputs = dl.Input((5, 8))\n"
+        "h = dl.layers.LayerNormalization(axis=[1, 2])(dl.layers.Dense(8, activation='gelu')(inputs))\n"
+        "model = dl.Model(inputs, dl.layers.RMSNormalization()(dl.layers.LayerNormalization()(h)))\n"
+        "y = model.predict(x, verbose=0)\n"
+        "s = dl.ops.einsum('bqd,bkd->bqk', y, y)\n"
+        "s = dl.ops.where(dl.ops.tril(dl.ops.ones((5, 5))) > 0, s, -1e9)\n"
+        "assert y.shape == (2, 5, 8) and s.shape == (2, 5, 5)\n"
+        "assert 'numba' not in sys.modules, 'numba imported'\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
