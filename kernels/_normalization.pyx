@@ -5,10 +5,10 @@
 #     normalization and the affine transform happen in one call on a row that stays in L1.
 #   - Forward: per row, mean (layer norm only) and 1/sqrt(var + eps) (layer norm, biased
 #     variance of the row, one pass of sums of x - x[0] and its square: shifting by a value of
-#     the row keeps the variance free of cancellation when the mean is large; measured 20-25%
-#     faster than a separate mean pass) or 1/sqrt(mean(x^2) + eps) (RMS norm), then a second
-#     pass y = (x - mean) * rstd * gamma + beta. The row
-#     statistics are written to mean_out_r / rstd_out_r (float64) for the backward.
+#     the row keeps the variance free of cancellation when the mean is large, and saves the
+#     separate mean pass) or 1/sqrt(mean(x^2) + eps) (RMS norm), then a second pass
+#     y = ((x - x[0]) - mean(x - x[0])) * rstd * gamma + beta. The row statistics are written
+#     to mean_out_r / rstd_out_r (float64) for the backward.
 #   - Backward: per row, with xhat = (x - mean) * rstd and g = dy * gamma,
 #     dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) (RMS: without the mean(g) term); in the
 #     same pass dgamma += dy * xhat and dbeta += dy. The parameter sums are deterministic as
@@ -17,10 +17,11 @@
 #     scratch, and the chunk rows are then added serially in chunk order.
 #   - The row work is C (dl_rownorm.h): `omp simd` reductions vectorize the row sums, which
 #     plain loops cannot without -ffast-math, and GCC target_clones build AVX-512 / AVX2 /
-#     baseline versions picked at load. Row statistics are in the row's dtype (float32 rows:
-#     float32 sums of vectorized partials, as PyTorch's CPU kernel); the parameter-gradient
-#     chunk sums are float64. Calling C per row also keeps prange from turning the row
-#     accumulators into cross-thread reductions.
+#     baseline versions picked at load. The forward statistics are float64 sums whatever the
+#     dtype (float32 sums missed an ONNX LayerNormalization case by a few ulps of an output near
+#     zero; the float64 sums' cost was within this shared machine's timing noise); the backward's two row sums are in the row's dtype, its
+#     parameter-gradient chunk sums float64, and dx and those sums share one pass. Calling C
+#     per row also keeps prange from turning the row accumulators into cross-thread reductions.
 #   - Why Cython and not Numba: inference needs the forward (no numba import), and the backward
 #     is the same streaming loop; compiled ahead of time it adds no JIT compile to a first step.
 #
