@@ -11,7 +11,8 @@ from ._config import num_threads, set_num_threads, threads_for
 
 _config.preload_cython_blas()
 
-FAMILIES = ("gemm", "elementwise", "reduce", "losses", "dropout", "optim", "conv", "pool", "norm", "normalization", "recurrent")
+FAMILIES = ("gemm", "elementwise", "reduce", "losses", "dropout", "optim", "conv", "pool", "norm", "normalization",
+            "recurrent")
 
 _table = None
 

@@ -18,10 +18,11 @@
 #   - The row work is C (dl_rownorm.h): `omp simd` reductions vectorize the row sums, which
 #     plain loops cannot without -ffast-math, and GCC target_clones build AVX-512 / AVX2 /
 #     baseline versions picked at load. The forward statistics are float64 sums whatever the
-#     dtype (float32 sums missed an ONNX LayerNormalization case by a few ulps of an output near
-#     zero; the float64 sums' cost was within this shared machine's timing noise); the backward's two row sums are in the row's dtype, its
-#     parameter-gradient chunk sums float64, and dx and those sums share one pass. Calling C
-#     per row also keeps prange from turning the row accumulators into cross-thread reductions.
+#     dtype (float32 sums missed an ONNX LayerNormalization case by a few ulps of an output
+#     near zero; the float64 sums' cost was within this shared machine's timing noise). The
+#     backward's two row sums are in the row's dtype, its parameter-gradient chunk sums are
+#     float64, and dx and those sums share one pass. Calling C per row also keeps prange from
+#     turning the row accumulators into cross-thread reductions.
 #   - Why Cython and not Numba: inference needs the forward (no numba import), and the backward
 #     is the same streaming loop; compiled ahead of time it adds no JIT compile to a first step.
 #

@@ -1,5 +1,6 @@
 """ONNX's backend node test cases as an external oracle for the pooling, normalization, padding,
-convolution and upsampling layers, and for LayerNormalization, gelu, einsum and tril/triu (tests/onnx_oracle.py maps each case onto Keras-style layers).
+convolution and upsampling layers, and for LayerNormalization, gelu, einsum and tril/triu
+(tests/onnx_oracle.py maps each case onto Keras-style layers or ops).
 
 Every case whose attributes the layers support runs and must match ONNX's expected outputs; the
 others are skipped with the reason (``pytest -rs`` lists them). The table of all cases (ran / out
