@@ -21,10 +21,13 @@ import numpy as np
 from .. import config, kernels
 from ..autograd import Function
 from .core import contiguous, float_array, value
-from .math import multiply
+from .math import maximum, multiply, reciprocal
 from .math import sqrt as _sqrt
 from .reduce import mean as _mean
+from .reduce import norm as _vector_norm
+from .reduce import sum as _sum
 from .reduce import var as _var
+from .shape import reshape
 
 
 def _to_rows(x, axis):
@@ -213,7 +216,7 @@ class LayerNorm(Function):
         xt = x if perm is None else np.transpose(x, perm)
         shape_t = xt.shape
         c = int(np.prod(shape_t[xt.ndim - n_axes:], dtype=np.int64))
-        x_rc = contiguous(xt).reshape(-1, c)
+        x_rc = contiguous(xt).reshape(int(np.prod(shape_t[:xt.ndim - n_axes], dtype=np.int64)), c)
         g = np.ones(c, x.dtype) if gamma is None else contiguous(np.asarray(gamma, x.dtype).reshape(c))
         b = np.zeros(c, x.dtype) if beta is None else contiguous(np.asarray(beta, x.dtype).reshape(c))
         r = x_rc.shape[0]
@@ -315,9 +318,6 @@ def rms_normalization(x, scale=None, axis=-1, epsilon=None):
 def normalize(x, axis=-1, order=2, epsilon=None):
     """``x`` divided by its ``order``-norm over ``axis``, the norm floored at ``epsilon``
     (keras.ops.normalize; ``epsilon`` defaults to ``dl.config.epsilon()``)."""
-    from .math import maximum
-    from .reduce import norm, sum as _sum
-
     if not isinstance(order, int) or isinstance(order, bool) or order < 1:
         raise ValueError(f"normalize: `order` must be an int >= 1, received order={order!r}")
     x, xv = _float_input(x)
@@ -327,12 +327,10 @@ def normalize(x, axis=-1, order=2, epsilon=None):
     axis = tuple(axis) if isinstance(axis, list) else axis
     if order == 2:  # x * min(rsqrt(sum x^2), 1 / epsilon), as Keras, without an infinite rsqrt(0)
         return multiply(x, _rsqrt(maximum(_sum(multiply(x, x), axis=axis, keepdims=True), epsilon * epsilon), 0.0))
-    return x / maximum(norm(x, ord=order, axis=axis, keepdims=True), epsilon)
+    return x / maximum(_vector_norm(x, ord=order, axis=axis, keepdims=True), epsilon)
 
 
 def _rsqrt(v, epsilon):
-    from .math import reciprocal
-
     return reciprocal(_sqrt(v + epsilon))
 
 
@@ -341,8 +339,6 @@ def _broadcast(p, x, axes):
     pv = np.asarray(value(p))
     if pv.ndim == x.ndim or pv.size != int(np.prod([x.shape[a] for a in axes])):
         return p
-    from .shape import reshape
-
     return reshape(p, [x.shape[i] if i in axes else 1 for i in range(x.ndim)])
 
 
