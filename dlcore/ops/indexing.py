@@ -59,7 +59,8 @@ def take_along_axis(x, indices, axis=None):
 
 def top_k(x, k, sorted=True):
     """The ``k`` largest values along the last axis and their int32 indices (keras.ops.top_k);
-    ties go to the lower index. Values are differentiable (through take_along_axis)."""
+    ties go to the lower index. Values are differentiable (through take_along_axis). With
+    ``sorted=False`` the order is unspecified in Keras; here it is always descending."""
     xv = np.asarray(value(x))
     if xv.ndim < 1:
         raise ValueError(f"top_k: expected an input of rank >= 1, received shape {xv.shape}")
