@@ -21,6 +21,7 @@ EXTENSIONS = [
     "_conv",
     "_pool",
     "_norm",
+    "_normalization",
     "_recurrent",
     "_embedding",
 ]

@@ -114,19 +114,61 @@ class Tensor:
     def __getitem__(self, key):
         return _ops().getitem(self, key)
 
+    # comparisons and logic return boolean Tensors (not differentiable), as Keras and TF eager
+    # tensors do; hashing stays by identity, so Tensors remain usable as dict keys and in sets
+    # (autograd keys nodes by id()), while ``t in list`` compares elementwise as arrays do.
+    def __eq__(self, other):
+        return False if other is None else _ops().equal(self, other)
+
+    def __ne__(self, other):
+        return True if other is None else _ops().not_equal(self, other)
+
     def __lt__(self, other):
-        return Tensor(self.value < _value(other))
+        return _ops().less(self, other)
 
     def __le__(self, other):
-        return Tensor(self.value <= _value(other))
+        return _ops().less_equal(self, other)
 
     def __gt__(self, other):
-        return Tensor(self.value > _value(other))
+        return _ops().greater(self, other)
 
     def __ge__(self, other):
-        return Tensor(self.value >= _value(other))
+        return _ops().greater_equal(self, other)
 
-    __hash__ = object.__hash__  # identity, as tensors are graph nodes (== is not elementwise)
+    __hash__ = object.__hash__
+
+    def __floordiv__(self, other):
+        return _ops().floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return _ops().floor_divide(other, self)
+
+    def __mod__(self, other):
+        return _ops().mod(self, other)
+
+    def __rmod__(self, other):
+        return _ops().mod(other, self)
+
+    def __and__(self, other):
+        return _logic("and", self, other)
+
+    def __rand__(self, other):
+        return _logic("and", other, self)
+
+    def __or__(self, other):
+        return _logic("or", self, other)
+
+    def __ror__(self, other):
+        return _logic("or", other, self)
+
+    def __xor__(self, other):
+        return _logic("xor", self, other)
+
+    def __rxor__(self, other):
+        return _logic("xor", other, self)
+
+    def __invert__(self):
+        return _logic("invert", self)
 
     @property
     def T(self):
@@ -182,6 +224,14 @@ class Variable(Tensor):
 
 def _value(x):
     return x.value if isinstance(x, Tensor) else x
+
+
+def _logic(kind, *xs):
+    """``&``, ``|``, ``^``, ``~``: logical on booleans, bitwise on integers (as NumPy and TF)."""
+    ops = _ops()
+    if all(np.asarray(_value(x)).dtype == np.bool_ for x in xs):
+        return getattr(ops, "logical_not" if kind == "invert" else "logical_" + kind)(*xs)
+    return getattr(ops, "bitwise_" + kind)(*xs)
 
 
 def _ops():

@@ -11,8 +11,8 @@ from ._config import max_threads, num_threads, numba_cache_dir, set_num_threads,
 
 _config.preload_cython_blas()
 
-FAMILIES = ("gemm", "elementwise", "reduce", "losses", "dropout", "optim", "conv", "pool", "norm", "recurrent",
-            "embedding")
+FAMILIES = ("gemm", "elementwise", "reduce", "losses", "dropout", "optim", "conv", "pool", "norm", "normalization",
+            "recurrent", "embedding")
 
 _table = None
 

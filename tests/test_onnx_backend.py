@@ -1,5 +1,6 @@
 """ONNX's backend node test cases as an external oracle for the pooling, normalization, padding,
-convolution and upsampling layers (tests/onnx_oracle.py maps each case onto Keras-style layers).
+convolution and upsampling layers, and for LayerNormalization, gelu, einsum and tril/triu
+(tests/onnx_oracle.py maps each case onto Keras-style layers or ops).
 
 Every case whose attributes the layers support runs and must match ONNX's expected outputs; the
 others are skipped with the reason (``pytest -rs`` lists them). The table of all cases (ran / out
@@ -37,7 +38,7 @@ def onnx_table(request):
 def test_cases_were_found():
     ops = {c.op_type for c in CASES}
     assert {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "Pad", "Conv",
-            "ConvTranspose", "Resize"} <= ops, ops
+            "ConvTranspose", "Resize", "LayerNormalization", "Gelu", "Einsum", "Trilu"} <= ops, ops
     assert len(CASES) >= 80
 
 

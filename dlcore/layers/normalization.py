@@ -1,10 +1,15 @@
-"""Normalization layers: BatchNormalization (Keras 3 semantics).
+"""Normalization layers (Keras 3 semantics): BatchNormalization, LayerNormalization,
+RMSNormalization, GroupNormalization, UnitNormalization.
 
 Training (``training=True`` and the layer trainable) normalizes with the batch's mean and biased
 variance over every axis but ``axis`` and updates the moving statistics:
 ``moving = moving * momentum + batch * (1 - momentum)``. Inference, and a frozen layer
 (``trainable=False``, also through a frozen model) even when ``training=True``, normalizes with
 the moving statistics in one fused kernel, y = x * scale + shift, and updates nothing.
+
+LayerNormalization and RMSNormalization normalize each example over ``axis`` (an int or a list)
+with one fused kernel per direction (``ops.layer_normalization`` / ``ops.rms_normalization``);
+GroupNormalization and UnitNormalization compose ops.
 """
 import numbers
 
@@ -152,3 +157,248 @@ class BatchNormalization(Layer):
             "renorm_clipping": self.renorm_clipping,
             "renorm_momentum": self.renorm_momentum,
         }
+
+
+def _axis_arg(axis, layer_name):
+    """An int stays an int, a list/tuple becomes a list (as Keras stores them)."""
+    if isinstance(axis, (list, tuple)) and axis and all(
+            isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in axis):
+        return [int(a) for a in axis]
+    if isinstance(axis, (int, np.integer)) and not isinstance(axis, bool):
+        return int(axis)
+    raise TypeError(f"{layer_name}: expected an int or a list/tuple of ints for the argument 'axis', "
+                    f"received axis={axis!r}")
+
+
+def _epsilon_arg(epsilon, layer_name):
+    if not isinstance(epsilon, numbers.Real) or isinstance(epsilon, bool) or not epsilon > 0:
+        raise ValueError(f"{layer_name}: `epsilon` must be a positive float, received epsilon={epsilon!r}")
+    return float(epsilon)
+
+
+def _axes_in(layer, axis, input_shape):
+    """Sorted non-negative axes of ``axis`` in ``input_shape``; errors name the layer."""
+    rank = len(input_shape)
+    axes = axis if isinstance(axis, list) else [axis]
+    for a in axes:
+        if not -rank <= a < rank:
+            raise ValueError(f"Layer '{layer.name}' ({type(layer).__name__}): axis {a} is out of bounds for "
+                             f"input shape {tuple(input_shape)}. Received: axis={axis}")
+    if len({a % rank for a in axes}) != len(axes):
+        raise ValueError(f"Layer '{layer.name}' ({type(layer).__name__}): repeated axes in axis={axis}")
+    for a in axes:
+        if input_shape[a] is None:
+            raise ValueError(f"Layer '{layer.name}' ({type(layer).__name__}): the normalized axis {a} must have a "
+                             f"known size, received input shape {tuple(input_shape)}")
+    return sorted(a % rank for a in axes)
+
+
+class _FeatureNormalization(Layer):
+    """Shared by the layers that normalize each example over ``axis``: config and shape checks."""
+
+    def compute_output_shape(self, input_shape):
+        _axes_in(self, self.axis, input_shape)
+        return tuple(input_shape)
+
+
+@register("layer")
+class LayerNormalization(_FeatureNormalization):
+    """Normalizes each example over ``axis`` (an int or a list of ints) to zero mean and unit
+    variance, then scales by ``gamma`` and shifts by ``beta`` (each of the normalized axes' shape).
+
+    Input shape: any. Output shape: the input's. Weights: gamma, beta (when ``scale``/``center``),
+    in that order, as Keras. ``rms_scaling=True`` is Keras's deprecated variant
+    ``x / sqrt(var + epsilon) * gamma`` (no beta); RMSNormalization is the RMS norm proper.
+    """
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, rms_scaling=False, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = _axis_arg(axis, "LayerNormalization")
+        self.epsilon = _epsilon_arg(epsilon, "LayerNormalization")
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.rms_scaling = bool(rms_scaling)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
+        self.supports_masking = True
+        self.gamma = self.beta = None
+
+    def build(self, input_shape):
+        axes = _axes_in(self, self.axis, input_shape)
+        shape = tuple(input_shape[a] for a in axes)
+        if self.scale or self.rms_scaling:
+            self.gamma = self.add_weight(shape=shape, name="gamma", initializer=self.gamma_initializer,
+                                         regularizer=self.gamma_regularizer, constraint=self.gamma_constraint)
+        if self.center and not self.rms_scaling:
+            self.beta = self.add_weight(shape=shape, name="beta", initializer=self.beta_initializer,
+                                        regularizer=self.beta_regularizer, constraint=self.beta_constraint)
+        self.built = True
+
+    def call(self, inputs):
+        return ops.layer_normalization(inputs, self.gamma, self.beta, axis=self.axis, epsilon=self.epsilon,
+                                       rms_scaling=self.rms_scaling)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "axis": self.axis,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            "rms_scaling": self.rms_scaling,
+            "beta_initializer": initializers.serialize(self.beta_initializer),
+            "gamma_initializer": initializers.serialize(self.gamma_initializer),
+            "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+            "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+            "beta_constraint": constraints.serialize(self.beta_constraint),
+            "gamma_constraint": constraints.serialize(self.gamma_constraint),
+        }
+
+
+@register("layer")
+class RMSNormalization(_FeatureNormalization):
+    """``x / sqrt(mean(x**2) + epsilon) * scale`` over ``axis`` of each example (Keras 3).
+
+    Input shape: any. Output shape: the input's. Weights: scale (the normalized axes' shape).
+    """
+
+    def __init__(self, axis=-1, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = _axis_arg(axis, "RMSNormalization")
+        self.epsilon = _epsilon_arg(epsilon, "RMSNormalization")
+        self.supports_masking = True
+        self.scale = None
+
+    def build(self, input_shape):
+        axes = _axes_in(self, self.axis, input_shape)
+        self.scale = self.add_weight(shape=tuple(input_shape[a] for a in axes), name="scale", initializer="ones")
+        self.built = True
+
+    def call(self, inputs):
+        return ops.rms_normalization(inputs, self.scale, axis=self.axis, epsilon=self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
+
+
+@register("layer")
+class GroupNormalization(Layer):
+    """Splits the channels (``axis``) into ``groups`` and normalizes each example's group over
+    the group's channels and every other non-batch axis; gamma/beta per channel (Keras 3).
+    ``groups=-1`` is instance normalization (one group per channel).
+
+    Input shape: rank >= 2, batch first. Output shape: the input's. Weights: gamma, beta (C,).
+    """
+
+    def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, **kwargs):
+        if not isinstance(groups, int) or isinstance(groups, bool) or (groups <= 0 and groups != -1):
+            raise ValueError("GroupNormalization: expected a positive integer `groups` (or -1 for instance "
+                             f"normalization), received groups={groups!r}")
+        if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+            raise TypeError(f"GroupNormalization: `axis` must be an integer, received axis={axis!r}")
+        super().__init__(**kwargs)
+        self.groups = groups
+        self.axis = int(axis)
+        self.epsilon = _epsilon_arg(epsilon, "GroupNormalization")
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
+        self.supports_masking = True
+        self.gamma = self.beta = None
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        if rank < 2 or not -rank <= self.axis < rank or self.axis % rank == 0:
+            raise ValueError(f"Layer '{self.name}' (GroupNormalization): axis {self.axis} must name a non-batch "
+                             f"axis of the input, received input shape {tuple(input_shape)}")
+        dim = input_shape[self.axis]
+        if dim is None:
+            raise ValueError(f"Layer '{self.name}' (GroupNormalization): axis {self.axis} of the input must have "
+                             f"a known size, received input shape {tuple(input_shape)}")
+        if self.groups == -1:
+            self.groups = dim
+        if dim < self.groups or dim % self.groups:
+            raise ValueError(f"Layer '{self.name}' (GroupNormalization): the number of channels ({dim}) must be a "
+                             f"multiple of groups ({self.groups}) and at least groups")
+        self.input_spec = InputSpec(ndim=rank, axes={self.axis: dim})
+        if self.scale:
+            self.gamma = self.add_weight(shape=(dim,), name="gamma", initializer=self.gamma_initializer,
+                                         regularizer=self.gamma_regularizer, constraint=self.gamma_constraint)
+        if self.center:
+            self.beta = self.add_weight(shape=(dim,), name="beta", initializer=self.beta_initializer,
+                                        regularizer=self.beta_regularizer, constraint=self.beta_constraint)
+        self.built = True
+
+    def call(self, inputs):
+        rank = inputs.ndim
+        axis = self.axis % rank
+        dim = inputs.shape[axis]
+        # (batch, ..., groups, dim // groups, ...): normalize over all but batch and the group axis
+        grouped_shape = (-1,) + tuple(inputs.shape[1:axis]) + (self.groups, dim // self.groups) + \
+            tuple(inputs.shape[axis + 1:])
+        grouped = ops.reshape(inputs, grouped_shape)
+        reduce_axes = tuple(i for i in range(1, rank + 1) if i != axis)
+        mean, variance = ops.moments(grouped, axes=reduce_axes, keepdims=True)
+        inv = ops.reciprocal(ops.sqrt(variance + self.epsilon))
+        param_shape = [1] * (rank + 1)
+        param_shape[axis], param_shape[axis + 1] = self.groups, dim // self.groups
+        if self.gamma is not None:
+            inv = ops.multiply(inv, ops.reshape(self.gamma, param_shape))
+        shift = ops.negative(ops.multiply(mean, inv))
+        if self.beta is not None:
+            shift = ops.add(shift, ops.reshape(self.beta, param_shape))
+        y = ops.add(ops.multiply(grouped, inv), shift)
+        return ops.reshape(y, tuple(inputs.shape))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "groups": self.groups,
+            "axis": self.axis,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            "beta_initializer": initializers.serialize(self.beta_initializer),
+            "gamma_initializer": initializers.serialize(self.gamma_initializer),
+            "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+            "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+            "beta_constraint": constraints.serialize(self.beta_constraint),
+            "gamma_constraint": constraints.serialize(self.gamma_constraint),
+        }
+
+
+@register("layer")
+class UnitNormalization(_FeatureNormalization):
+    """Scales each example to unit L2 norm over ``axis`` (an int or a list): x / max(||x||, 1e-12),
+    as Keras 3. Input shape: any. Output shape: the input's. No weights."""
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = _axis_arg(axis, "UnitNormalization")
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        _axes_in(self, self.axis, input_shape)
+        self.built = True
+
+    def call(self, inputs):
+        return ops.normalize(inputs, axis=self.axis, order=2, epsilon=1e-12)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}

@@ -13,11 +13,14 @@ from .losses import (categorical_crossentropy, categorical_hinge, cosine_similar
                      kl_divergence, log_cosh, mean_absolute_error, mean_absolute_percentage_error,
                      mean_squared_error, mean_squared_logarithmic_error, poisson,
                      sparse_categorical_crossentropy, squared_hinge)
-from .math import (abs, absolute, add, clip, cos, divide, exp, log, log1p, maximum, minimum, multiply,
-                   negative, power, reciprocal, sign, sin, sqrt, square, subtract, true_divide, where)
-# .norm (batch normalization) is imported before .reduce: importing the submodule binds the name
-# `norm` on this package, and the reduce line below must rebind it to the vector-norm op.
-from .norm import batch_normalization, batch_normalization_training, moments
+from .indexing import take_along_axis, top_k
+from .linalg import einsum, tril, triu
+from .math import (abs, absolute, add, bitwise_and, bitwise_invert, bitwise_not, bitwise_or, bitwise_xor, clip,
+                   cos, divide, equal, exp, floor_divide, greater, greater_equal, less, less_equal, log, log1p,
+                   logical_and, logical_not, logical_or, logical_xor, maximum, minimum, mod, multiply, negative,
+                   not_equal, power, reciprocal, sign, sin, sqrt, square, subtract, true_divide, where)
+from .normalization import (batch_normalization, batch_normalization_training, layer_normalization, moments,
+                            normalize, rms_normalization)
 from .pool import average_pool, max_pool
 from .recurrent import embedding_lookup, gru, lstm, simple_rnn
 from .reduce import all, amax, amin, any, argmax, argmin, logsumexp, max, mean, min, norm, std, sum, var

@@ -1,8 +1,10 @@
 """Elementwise arithmetic with NumPy broadcasting, and its gradients."""
 import numpy as np
 
+from .. import config
 from ..autograd import Function
-from .core import unbroadcast
+from ..tensor import Tensor
+from .core import unbroadcast, value
 
 
 def _arr(x):
@@ -118,6 +120,22 @@ class Minimum(Function):
         take_a = a <= b
         return (unbroadcast(dy * take_a, np.shape(a)) if needs[0] else None,
                 unbroadcast(dy * ~take_a, np.shape(b)) if needs[1] else None)
+
+
+class Mod(Function):
+    """a mod b with the sign of b (floor modulo, as NumPy and TF's floormod)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        a, b = _binary(a, b)
+        ctx.save(a, b)
+        return np.mod(a, b)
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        a, b = ctx.saved
+        return (unbroadcast(dy, np.shape(a)) if needs[0] else None,
+                unbroadcast(-dy * np.floor_divide(a, b), np.shape(b)) if needs[1] else None)
 
 
 class _Unary(Function):
@@ -251,6 +269,16 @@ def minimum(x1, x2):
     return Minimum.apply(x1, x2)
 
 
+def mod(x1, x2):
+    """Floor modulo (the result has the sign of ``x2``), differentiable as TF's floormod."""
+    return Mod.apply(x1, x2)
+
+
+def floor_divide(x1, x2):
+    """``floor(x1 / x2)`` elementwise; integer inputs give integers. Not differentiable."""
+    return Tensor(np.floor_divide(*_binary(value(x1), value(x2))))
+
+
 def negative(x):
     return Negative.apply(x)
 
@@ -298,20 +326,84 @@ def clip(x, x_min, x_max):
     return Clip.apply(x, lo=x_min, hi=x_max)
 
 
-def where(condition, x1, x2):
-    from .core import value
-
-    return Where.apply(np.asarray(value(condition)), x1, x2)
+def where(condition, x1=None, x2=None):
+    """Elements of ``x1`` where ``condition`` holds, else of ``x2`` (differentiable in x1, x2);
+    with ``condition`` alone, the indices where it holds: a tuple of int64 Tensors, one per axis
+    (keras.ops.where)."""
+    cond = np.asarray(value(condition))
+    if x1 is None and x2 is None:
+        return tuple(Tensor(i.astype(np.int64)) for i in np.nonzero(cond.astype(bool)))
+    if x1 is None or x2 is None:
+        raise ValueError("where: `x1` and `x2` must both be None or both be given, received "
+                         f"x1={'None' if x1 is None else 'a value'}, x2={'None' if x2 is None else 'a value'}")
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x1, x2)):
+        dtype = config.floatx() if isinstance(x1, float) or isinstance(x2, float) else "int32"
+        x1, x2 = np.asarray(x1, dtype), np.asarray(x2, dtype)  # Python numbers follow floatx, as in Keras
+    return Where.apply(cond, x1, x2)
 
 
 def sign(x):
-    from .core import value
-
-    from ..tensor import Tensor
-
     return Tensor(np.sign(value(x)))
 
 
+def _predicate(np_fn, name):
+    """A comparison or logical op: boolean Tensor out, no gradient (as in Keras)."""
+
+    def op(x1, x2):
+        return Tensor(np.asarray(np_fn(*_binary(value(x1), value(x2)))))
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"``{np_fn.__name__}(x1, x2)`` elementwise with broadcasting: a boolean Tensor (keras.ops.{name})."
+    return op
+
+
+def _integer(np_fn, name):
+    """A bitwise op on integer (or boolean) Tensors; no gradient."""
+
+    def op(x1, x2):
+        a, b = _binary(value(x1), value(x2))
+        for arg, v in (("x1", a), ("x2", b)):
+            if np.asarray(v).dtype.kind not in "iub":
+                raise TypeError(f"{name}: `{arg}` must be an integer or boolean tensor, received dtype "
+                                f"{np.asarray(v).dtype}")
+        return Tensor(np.asarray(np_fn(a, b)))
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"``{np_fn.__name__}(x1, x2)`` on integer tensors (keras.ops.{name})."
+    return op
+
+
+equal = _predicate(np.equal, "equal")
+not_equal = _predicate(np.not_equal, "not_equal")
+less = _predicate(np.less, "less")
+less_equal = _predicate(np.less_equal, "less_equal")
+greater = _predicate(np.greater, "greater")
+greater_equal = _predicate(np.greater_equal, "greater_equal")
+logical_and = _predicate(np.logical_and, "logical_and")
+logical_or = _predicate(np.logical_or, "logical_or")
+logical_xor = _predicate(np.logical_xor, "logical_xor")
+bitwise_and = _integer(np.bitwise_and, "bitwise_and")
+bitwise_or = _integer(np.bitwise_or, "bitwise_or")
+bitwise_xor = _integer(np.bitwise_xor, "bitwise_xor")
+
+
+def logical_not(x):
+    """Elementwise NOT of ``x`` taken as booleans: a boolean Tensor (keras.ops.logical_not)."""
+    return Tensor(np.logical_not(value(x)))
+
+
+def bitwise_invert(x):
+    """Bitwise NOT of an integer (or boolean) tensor (keras.ops.bitwise_invert)."""
+    a = np.asarray(value(x))
+    if a.dtype.kind not in "iub":
+        raise TypeError(f"bitwise_invert: `x` must be an integer or boolean tensor, received dtype {a.dtype}")
+    return Tensor(np.invert(a))
+
+
+bitwise_not = bitwise_invert
+
 __all__ = ["add", "subtract", "multiply", "divide", "true_divide", "power", "maximum", "minimum",
            "negative", "exp", "log", "log1p", "sqrt", "square", "abs", "absolute", "sin", "cos",
-           "reciprocal", "clip", "where", "sign"]
+           "reciprocal", "clip", "where", "sign", "mod", "floor_divide", "equal", "not_equal", "less",
+           "less_equal", "greater", "greater_equal", "logical_and", "logical_or", "logical_xor", "logical_not",
+           "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_invert", "bitwise_not"]

@@ -343,3 +343,56 @@ def test_harness_rejects_an_incomplete_config():
 def test_harness_rejects_a_wrong_gradient():
     with pytest.raises(AssertionError, match="finite differences"):
         check_layer(_WrongGradient, {}, (2, 3), (2, 3), check_fit=False)
+
+
+# ---- issue 12: Dense on (batch, seq, features) is one GEMM, with "gelu" fused ------------------------
+def _recording_kernels(monkeypatch):
+    from dlcore import kernels
+
+    calls, get = [], kernels.get
+
+    def spy(name, device="cpu"):
+        fn = get(name, device)
+        if name != "dense_forward":
+            return fn
+
+        def dense_forward(x, w, b, code, alpha, y, threads):
+            calls.append((x.shape, code))
+            return fn(x, w, b, code, alpha, y, threads)
+        return dense_forward
+    monkeypatch.setattr(kernels, "get", spy)
+    return calls
+
+
+def test_dense_3d_input_is_one_gemm_with_gelu_fused(monkeypatch):
+    from dlcore.ops.elementwise import activation_code
+
+    x = np.random.default_rng(0).standard_normal((32, 128, 128)).astype("float32")
+    layer = layers.Dense(64, activation="gelu")
+    layer.build(x.shape)
+    calls = _recording_kernels(monkeypatch)
+    y = layer(x).value
+    assert calls == [((32 * 128, 128), activation_code("gelu"))]  # one GEMM, exact gelu in its epilogue
+    kernel, bias = layer.get_weights()
+    z = x.reshape(-1, 128).astype(np.float64) @ kernel + bias
+    np.testing.assert_allclose(y.reshape(-1, 64), 0.5 * z * (1 + special.erf(z / np.sqrt(2))), rtol=1e-4, atol=1e-5)
+    calls.clear()
+    with dl.GradientTape() as tape:  # training: still one GEMM (activation applied after, for backward)
+        loss = dl.ops.sum(layer(x))
+    tape.gradient(loss, layer.trainable_weights)
+    assert [shape for shape, _ in calls] == [(32 * 128, 128)]
+
+
+def test_dense_gelu_keras_parity():
+    import os
+    import sys
+
+    if "keras" not in sys.modules:
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    keras = pytest.importorskip("keras")
+    x = np.random.default_rng(1).standard_normal((4, 6, 8)).astype("float32") * 2
+    ours, theirs = layers.Dense(5, activation="gelu"), keras.layers.Dense(5, activation="gelu")
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    theirs.set_weights(ours.get_weights())
+    np.testing.assert_allclose(ours(x).value, np.asarray(theirs(x)), rtol=1e-5, atol=1e-5)

@@ -249,7 +249,7 @@ def _loss_cases():
 
 _loss_cases()
 
-# ---- pooling and batch normalization (more geometries in tests/ops/test_pool.py, test_norm.py) -------
+# ---- pooling and batch normalization (more geometries in tests/ops/test_pool.py, test_normalization.py) 
 case("max_pool-2d-same", ops.max_pool, lambda x: ops.max_pool(x, 2, 2, "same"), [normal(2, 5, 5, 3)])
 case("average_pool-1d-same", ops.average_pool, lambda x: ops.average_pool(x, 3, 2, "same"), [normal(2, 7, 3)])
 case("batch_normalization", ops.batch_normalization,
@@ -259,6 +259,34 @@ case("batch_normalization_training", ops.batch_normalization_training,
      lambda x, g, b: ops.batch_normalization_training(x, g, b, axis=-1, epsilon=1e-3),
      [normal(5, 2, 3), normal(3), normal(3)])
 case("moments", ops.moments, lambda x: ops.moments(x, axes=(0, 1)), [normal(4, 2, 3)])
+
+
+# ---- issue 12: mod, triangles, gathers, layer/RMS normalization (einsum: tests/ops/test_linalg_gradients.py) --
+case("mod", ops.mod, ops.mod, [rng.uniform(0.1, 0.9, (3, 4)) + rng.integers(-3, 3, (3, 4)), positive(4, low=1.1)])
+case("tril-k=-1", ops.tril, lambda x: ops.tril(x, -1), [normal(2, 3, 4)])
+case("triu-k=1", ops.triu, lambda x: ops.triu(x, 1), [normal(4, 3)])
+case("take_along_axis-repeats", ops.take_along_axis,
+     lambda x: ops.take_along_axis(x, np.array([[0, 2, 2, -1], [1, 1, 0, 0]]), axis=1), [normal(2, 3)])
+case("take_along_axis-broadcast", ops.take_along_axis,
+     lambda x: ops.take_along_axis(x, np.array([[[1], [0]]]), axis=-1), [normal(3, 2, 4)])
+case("take_along_axis-flat", ops.take_along_axis,
+     lambda x: ops.take_along_axis(x, np.array([5, 0, 5]), axis=None), [normal(2, 3)])
+case("top_k", ops.top_k, lambda x: ops.top_k(x, 2)[0], [normal(3, 5)])
+case("layer_normalization-last", ops.layer_normalization,
+     lambda x, g, b: ops.layer_normalization(x, g, b, axis=-1, epsilon=1e-3), [normal(3, 2, 5), normal(5), normal(5)])
+case("layer_normalization-axes-0-2", ops.layer_normalization,
+     lambda x, g, b: ops.layer_normalization(x, g, b, axis=[0, 2], epsilon=1e-3),
+     [normal(3, 2, 4), normal(3, 4), normal(3, 4)])
+case("layer_normalization-broadcast-gamma", ops.layer_normalization,
+     lambda x, g: ops.layer_normalization(x, g, axis=-1, epsilon=1e-3), [normal(2, 3), normal(2, 3)])
+case("layer_normalization-rms_scaling", ops.layer_normalization,
+     lambda x, g: ops.layer_normalization(x, g, axis=-1, epsilon=1e-3, rms_scaling=True), [normal(3, 4), normal(4)])
+case("rms_normalization-last", ops.rms_normalization,
+     lambda x, s: ops.rms_normalization(x, s, axis=-1, epsilon=1e-3), [normal(4, 6), normal(6)])
+case("rms_normalization-axis-1", ops.rms_normalization,
+     lambda x: ops.rms_normalization(x, axis=1, epsilon=1e-3), [normal(2, 3, 4)])
+case("normalize-l2", ops.normalize, lambda x: ops.normalize(x, axis=-1), [normal(3, 4)])
+case("normalize-l1", ops.normalize, lambda x: ops.normalize(x, axis=0, order=1), [away_from_zero(3, 4)])
 
 
 # ---- recurrent ops and the embedding lookup (masks, states, dropout in tests/layers/test_recurrent.py) ----
@@ -278,6 +306,10 @@ NOT_DIFFERENTIABLE = {
     "convert_to_tensor", "convert_to_numpy", "is_tensor", "stop_gradient", "sign", "argmax", "argmin",
     "all", "any", "arange", "eye", "zeros", "ones", "zeros_like", "ones_like", "full", "shape", "one_hot",
     "sparse_valid_mask", "squeeze_or_expand_to_same_rank",
+    # comparisons, logic, bitwise and floor division: boolean or integer-valued, no gradient (as Keras)
+    "equal", "not_equal", "less", "less_equal", "greater", "greater_equal", "logical_and", "logical_or",
+    "logical_xor", "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_invert", "bitwise_not",
+    "floor_divide",
 }
 
 

@@ -1,4 +1,4 @@
-"""Batch-normalization ops: forward against the NumPy reference and float64 finite-difference
+"""Normalization ops. Batch normalization: forward against the NumPy reference and float64 finite-difference
 gradients (training and inference forms, every output, other axes, batch 1)."""
 import numpy as np
 import pytest
@@ -63,3 +63,51 @@ def test_errors():
         ops.batch_normalization(x, np.zeros(4), np.ones(3), axis=-1)
     with pytest.raises(ValueError, match="empty"):
         ops.batch_normalization_training(np.zeros((0, 3)))
+
+
+# ---- layer and RMS normalization ops ----------------------------------------------------------------
+def test_layer_and_rms_normalization_values():
+    x = rng.standard_normal((3, 4, 5)).astype(np.float32) * 3 + 1
+    g, b = rng.standard_normal(5).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    np.testing.assert_allclose(ops.layer_normalization(x, g, b).numpy(), (x - mean) / np.sqrt(var + 1e-7) * g + b,
+                               rtol=1e-5, atol=1e-5)
+    ms = (x.astype(np.float64) ** 2).mean(axis=(0, 2), keepdims=True)
+    np.testing.assert_allclose(ops.rms_normalization(x, axis=[0, 2], epsilon=0.1).numpy(), x / np.sqrt(ms + 0.1),
+                               rtol=1e-5, atol=1e-5)
+    assert ops.layer_normalization(x.astype(np.float64)).dtype == np.float64
+    assert ops.layer_normalization(np.arange(4)).dtype == np.float32
+
+
+@pytest.mark.parametrize("call,fragment", [
+    (lambda: ops.layer_normalization(np.ones((2, 3)), axis=2), "out of bounds"),
+    (lambda: ops.layer_normalization(np.ones((2, 3)), axis=[1, -1]), "repeated"),
+    (lambda: ops.layer_normalization(np.ones((2, 3)), axis="1"), "axis"),
+    (lambda: ops.layer_normalization(np.ones((2, 3)), np.ones(4)), "gamma"),
+    (lambda: ops.rms_normalization(np.ones((2, 3)), np.ones(2)), "scale"),
+    (lambda: ops.normalize(np.ones(3), order=0), "order"),
+])
+def test_layer_and_rms_normalization_errors(call, fragment):
+    with pytest.raises((ValueError, TypeError), match=fragment):
+        call()
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"axis": [1, 2], "epsilon": 0.01}, {"axis": 1}])
+def test_keras_parity_layer_and_rms_normalization_ops(kwargs):
+    import os
+    import sys
+
+    if "keras" not in sys.modules:
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    keras = pytest.importorskip("keras")
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    axes = np.atleast_1d(kwargs.get("axis", -1)) % 3
+    shape = [x.shape[i] if i in axes else 1 for i in range(3)]
+    g, b = rng.standard_normal(shape).astype(np.float32), rng.standard_normal(shape).astype(np.float32)
+    for ours, theirs in [
+        (ops.layer_normalization(x, g, b, **kwargs), keras.ops.layer_normalization(x, g, b, **kwargs)),
+        (ops.layer_normalization(x, **kwargs), keras.ops.layer_normalization(x, **kwargs)),
+        (ops.rms_normalization(x, g, **kwargs), keras.ops.rms_normalization(x, g, **kwargs)),
+        (ops.normalize(x, axis=kwargs.get("axis", -1)), keras.ops.normalize(x, axis=kwargs.get("axis", -1))),
+    ]:
+        np.testing.assert_allclose(ours.numpy(), keras.ops.convert_to_numpy(theirs), rtol=1e-5, atol=1e-5)

@@ -1,4 +1,5 @@
-"""Batch normalization ops over one channel axis.
+"""Normalization ops: batch normalization over one channel axis; layer and RMS normalization
+over feature axes.
 
 - ``batch_normalization(x, mean, variance, axis, offset, scale, epsilon)``: keras.ops's op, the
   inference form with given statistics, run as one fused kernel y = x * s + t with
@@ -7,6 +8,9 @@
   own mean and (biased) variance and returns (y, mean, variance), as a training-mode
   BatchNormalization layer needs; the statistics come from a deterministic kernel.
 - ``moments(x, axes)``: keras.ops's mean and variance, composed from reductions.
+- ``layer_normalization(x, gamma, beta, axis, epsilon)`` and ``rms_normalization(x, scale, axis,
+  epsilon)``: keras.ops's, each direction one fused kernel over an (R, C) view with the
+  normalized axes last (moved there with one copy when they are not).
 
 The kernels work on an (R, C) view with the channel axis last; another ``axis`` is moved last
 (one copy) and back. Per-channel arithmetic (C values) happens here in float64; every loop over
@@ -14,11 +18,16 @@ rows is a kernel.
 """
 import numpy as np
 
-from .. import kernels
+from .. import config, kernels
 from ..autograd import Function
 from .core import contiguous, float_array, value
+from .math import maximum, multiply, reciprocal
+from .math import sqrt as _sqrt
 from .reduce import mean as _mean
+from .reduce import norm as _vector_norm
+from .reduce import sum as _sum
 from .reduce import var as _var
+from .shape import reshape
 
 
 def _to_rows(x, axis):
@@ -198,4 +207,148 @@ def moments(x, axes, keepdims=False, synchronized=False):
     return _mean(x, axis=axes, keepdims=keepdims), _var(x, axis=axes, keepdims=keepdims)
 
 
-__all__ = ["batch_normalization", "batch_normalization_training", "moments"]
+class LayerNorm(Function):
+    """y = (x - mean) * rstd * gamma + beta over the trailing ``n_axes`` axes of the permuted x
+    (RMS form: mean = 0 and rstd from the mean square). gamma/beta: C values or None."""
+
+    @staticmethod
+    def forward(ctx, x, gamma, beta, perm, n_axes, epsilon, rms):
+        xt = x if perm is None else np.transpose(x, perm)
+        shape_t = xt.shape
+        c = int(np.prod(shape_t[xt.ndim - n_axes:], dtype=np.int64))
+        x_rc = contiguous(xt).reshape(int(np.prod(shape_t[:xt.ndim - n_axes], dtype=np.int64)), c)
+        g = np.ones(c, x.dtype) if gamma is None else contiguous(np.asarray(gamma, x.dtype).reshape(c))
+        b = np.zeros(c, x.dtype) if beta is None else contiguous(np.asarray(beta, x.dtype).reshape(c))
+        r = x_rc.shape[0]
+        y_rc, mean, rstd = np.empty_like(x_rc), np.empty(r), np.empty(r)
+        kernels.get("layer_norm_forward")(x_rc, g, b, epsilon, rms, y_rc, mean, rstd, kernels.threads_for(x_rc.size))
+        ctx.save(x_rc, g, mean, rstd)
+        ctx.layout = (perm, shape_t, rms)
+        ctx.param_shapes = tuple(None if p is None else np.shape(p) for p in (gamma, beta))
+        y = y_rc.reshape(shape_t)
+        return y if perm is None else np.transpose(y, np.argsort(perm))
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        x_rc, g, mean, rstd = ctx.saved
+        perm, shape_t, rms = ctx.layout
+        dy = dy.astype(x_rc.dtype, copy=False)
+        dy_rc = contiguous(dy if perm is None else np.transpose(dy, perm)).reshape(x_rc.shape)
+        need_params = bool(needs[1] or needs[2])
+        dx_rc = np.empty_like(x_rc) if needs[0] else np.empty((1, 1), x_rc.dtype)
+        dgamma, dbeta = np.empty_like(g), np.empty_like(g)
+        kernels.get("layer_norm_backward")(dy_rc, x_rc, mean, rstd, g, rms, dx_rc, dgamma, dbeta, bool(needs[0]),
+                                           need_params, kernels.threads_for(x_rc.size))
+        dx = None
+        if needs[0]:
+            dx = dx_rc.reshape(shape_t)
+            dx = dx if perm is None else np.transpose(dx, np.argsort(perm))
+        gshape, bshape = ctx.param_shapes
+        return (dx, dgamma.reshape(gshape) if needs[1] else None, dbeta.reshape(bshape) if needs[2] else None)
+
+
+def _norm_axes(x, axis, op_name):
+    """Sorted non-negative axes, and the permutation moving them last (None if they already are)."""
+    axes = [axis] if isinstance(axis, (int, np.integer)) and not isinstance(axis, bool) else axis
+    if not isinstance(axes, (list, tuple)) or not axes or not all(
+            isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in axes):
+        raise TypeError(f"{op_name}: `axis` must be an int or a list/tuple of ints, received axis={axis!r}")
+    for a in axes:
+        if not -x.ndim <= a < x.ndim:
+            raise ValueError(f"{op_name}: axis {a} is out of bounds for an input of shape {x.shape}")
+    if len({int(a) % x.ndim for a in axes}) != len(axes):
+        raise ValueError(f"{op_name}: repeated axes in axis={axis!r}")
+    axes = sorted(int(a) % x.ndim for a in axes)
+    rest = [i for i in range(x.ndim) if i not in axes]
+    perm = None if axes == list(range(x.ndim - len(axes), x.ndim)) else tuple(rest + axes)
+    return axes, perm
+
+
+def _fits(p, c):
+    return p is None or int(np.size(value(p))) == c
+
+
+def _float_input(x):
+    xv = value(x)
+    if not isinstance(xv, np.ndarray) or xv.dtype.kind != "f":
+        x = xv = float_array(xv)
+    return x, xv
+
+
+def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=None, rms_scaling=False):
+    """``(x - mean) / sqrt(var + epsilon) * gamma + beta`` with mean and (biased) variance over
+    ``axis`` (an int or a list) of each example (keras.ops.layer_normalization; ``epsilon``
+    defaults to ``dl.config.epsilon()``). gamma/beta hold one value per normalized element, in
+    the normalized axes' shape or broadcastable to x. ``rms_scaling=True`` is Keras's deprecated
+    form ``x / sqrt(var + epsilon) * gamma`` (no centering, no beta)."""
+    x, xv = _float_input(x)
+    epsilon = config.epsilon() if epsilon is None else float(epsilon)
+    axes, perm = _norm_axes(xv, axis, "layer_normalization")
+    c = int(np.prod([xv.shape[a] for a in axes], dtype=np.int64))
+    if rms_scaling:  # Keras's deprecated variant, composed (no kernel of its own)
+        y = multiply(x, _rsqrt(_var(x, axis=tuple(axes), keepdims=True), epsilon))
+        return y if gamma is None else multiply(y, _broadcast(gamma, xv, axes))
+    if _fits(gamma, c) and _fits(beta, c):
+        return LayerNorm.apply(x, gamma, beta, perm=perm, n_axes=len(axes), epsilon=epsilon, rms=False)
+    for p, name in ((gamma, "gamma"), (beta, "beta")):
+        if p is not None:
+            _check_broadcast(p, xv, name, "layer_normalization")
+    mean, variance = moments(x, axes=tuple(axes), keepdims=True)
+    y = multiply(x - mean, _rsqrt(variance, epsilon))  # gamma/beta broadcast over more than the axes
+    y = y if gamma is None else multiply(y, gamma)
+    return y if beta is None else y + beta
+
+
+def rms_normalization(x, scale=None, axis=-1, epsilon=None):
+    """``x / sqrt(mean(x**2) + epsilon) * scale`` over ``axis`` (an int or a list) of each example
+    (keras.ops.rms_normalization; ``epsilon`` defaults to ``dl.config.epsilon()``), fused."""
+    x, xv = _float_input(x)
+    epsilon = config.epsilon() if epsilon is None else float(epsilon)
+    if xv.ndim == 0:
+        x = xv = xv.reshape(1)
+    axes, perm = _norm_axes(xv, axis, "rms_normalization")
+    c = int(np.prod([xv.shape[a] for a in axes], dtype=np.int64))
+    if _fits(scale, c):
+        return LayerNorm.apply(x, scale, None, perm=perm, n_axes=len(axes), epsilon=epsilon, rms=True)
+    _check_broadcast(scale, xv, "scale", "rms_normalization")
+    ms = _mean(multiply(x, x), axis=tuple(axes), keepdims=True)
+    return multiply(multiply(x, _rsqrt(ms, epsilon)), scale)
+
+
+def normalize(x, axis=-1, order=2, epsilon=None):
+    """``x`` divided by its ``order``-norm over ``axis``, the norm floored at ``epsilon``
+    (keras.ops.normalize; ``epsilon`` defaults to ``dl.config.epsilon()``)."""
+    if not isinstance(order, int) or isinstance(order, bool) or order < 1:
+        raise ValueError(f"normalize: `order` must be an int >= 1, received order={order!r}")
+    x, xv = _float_input(x)
+    if xv.ndim == 0:
+        x = xv = xv.reshape(1)
+    epsilon = config.epsilon() if epsilon is None else float(epsilon)
+    axis = tuple(axis) if isinstance(axis, list) else axis
+    if order == 2:  # x * min(rsqrt(sum x^2), 1 / epsilon), as Keras, without an infinite rsqrt(0)
+        return multiply(x, _rsqrt(maximum(_sum(multiply(x, x), axis=axis, keepdims=True), epsilon * epsilon), 0.0))
+    return x / maximum(_vector_norm(x, ord=order, axis=axis, keepdims=True), epsilon)
+
+
+def _rsqrt(v, epsilon):
+    return reciprocal(_sqrt(v + epsilon))
+
+
+def _broadcast(p, x, axes):
+    """A parameter in the normalized axes' shape, reshaped to broadcast against x."""
+    pv = np.asarray(value(p))
+    if pv.ndim == x.ndim or pv.size != int(np.prod([x.shape[a] for a in axes])):
+        return p
+    return reshape(p, [x.shape[i] if i in axes else 1 for i in range(x.ndim)])
+
+
+def _check_broadcast(p, x, name, op_name):
+    try:
+        np.broadcast_shapes(np.shape(value(p)), x.shape)
+    except ValueError:
+        raise ValueError(f"{op_name}: `{name}` of shape {np.shape(value(p))} holds neither one value per "
+                         f"normalized element nor broadcasts to the input's shape {x.shape}") from None
+
+
+__all__ = ["batch_normalization", "batch_normalization_training", "moments", "layer_normalization",
+           "rms_normalization", "normalize"]

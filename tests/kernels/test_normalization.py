@@ -1,0 +1,102 @@
+"""Layer/RMS normalization kernels against the NumPy reference (tests/reference/normalization.py):
+forward and backward, float32/float64, layer and RMS forms, one or many row chunks, the
+need_dx / need_params switches; parameter gradients bit-identical for 1 and 2 threads."""
+import numpy as np
+import pytest
+
+from dlcore.kernels import normalization as kn
+from reference import normalization as ref
+
+DTYPES = (np.float32, np.float64)
+SHAPES = ((1, 1), (1, 7), (5, 3), (130, 16), (257, 33))
+
+
+def _tol(dtype):
+    return dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+
+
+def _data(shape, dtype, seed=0):
+    rs = np.random.default_rng(seed)
+    x = (rs.standard_normal(shape) * 2 + 3).astype(dtype)
+    return x, rs.standard_normal(shape[1]).astype(dtype), rs.standard_normal(shape[1]).astype(dtype), \
+        rs.standard_normal(shape).astype(dtype)
+
+
+def test_kernel_table():
+    assert set(kn.KERNELS) == {"layer_norm_forward", "layer_norm_backward"}
+
+
+@pytest.mark.parametrize("rms", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_forward(shape, dtype, rms):
+    x, gamma, beta, _ = _data(shape, dtype)
+    y = np.full(shape, np.nan, dtype)
+    mean, rstd = np.full(shape[0], np.nan), np.full(shape[0], np.nan)
+    kn.layer_norm_forward(x, gamma, beta, 1e-3, rms, y, mean, rstd, 2)
+    y_ref, mean_ref, rstd_ref = ref.forward(x, gamma, beta, 1e-3, rms)
+    np.testing.assert_allclose(y, y_ref, **_tol(dtype))
+    np.testing.assert_allclose(mean, mean_ref, **_tol(dtype))
+    np.testing.assert_allclose(rstd, rstd_ref, **_tol(dtype))
+
+
+@pytest.mark.parametrize("rms", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_backward(shape, dtype, rms):
+    x, gamma, beta, dy = _data(shape, dtype, seed=1)
+    y, mean, rstd = np.empty_like(x), np.empty(shape[0]), np.empty(shape[0])
+    kn.layer_norm_forward(x, gamma, beta, 1e-3, rms, y, mean, rstd, 1)
+    dx_ref, dg_ref, db_ref = ref.backward(dy, x, gamma, 1e-3, rms)
+    results = []
+    for threads in (1, 2):
+        dx, dg, db = np.full_like(x, np.nan), np.full_like(gamma, np.nan), np.full_like(gamma, np.nan)
+        kn.layer_norm_backward(dy, x, mean, rstd, gamma, rms, dx, dg, db, True, True, threads)
+        np.testing.assert_allclose(dx, dx_ref, **_tol(dtype))
+        np.testing.assert_allclose(dg, dg_ref, **_tol(dtype))
+        np.testing.assert_allclose(db, db_ref, **_tol(dtype))
+        results.append((dx, dg, db))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)  # independent of the thread count
+
+
+def test_backward_switches():
+    x, gamma, beta, dy = _data((70, 5), np.float64)
+    y, mean, rstd = np.empty_like(x), np.empty(70), np.empty(70)
+    kn.layer_norm_forward(x, gamma, beta, 1e-3, False, y, mean, rstd, 1)
+    dx_ref, dg_ref, _ = ref.backward(dy, x, gamma, 1e-3)
+    dx, dg, db = np.full_like(x, 7.0), np.full(5, 7.0), np.full(5, 7.0)
+    kn.layer_norm_backward(dy, x, mean, rstd, gamma, False, dx, dg, db, True, False, 2)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-11)
+    assert (dg == 7.0).all() and (db == 7.0).all()  # params untouched
+    dx[:] = 7.0
+    kn.layer_norm_backward(dy, x, mean, rstd, gamma, False, dx, dg, db, False, True, 2)
+    np.testing.assert_allclose(dg, dg_ref, rtol=1e-11)
+    assert (dx == 7.0).all()  # dx untouched
+
+
+def test_empty_rows():
+    x = np.empty((0, 4), np.float32)
+    dg, db = np.full(4, np.nan, np.float32), np.full(4, np.nan, np.float32)
+    kn.layer_norm_backward(x, x, np.empty(0), np.empty(0), np.ones(4, np.float32), False, x, dg, db, True, True, 1)
+    assert (dg == 0).all() and (db == 0).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forward_large_mean_keeps_the_variance(dtype):
+    """The one-pass statistics shift by a value of the row: no cancellation when |mean| >> std."""
+    rs = np.random.default_rng(4)
+    x = (1e4 + rs.standard_normal((6, 128)) * 0.05).astype(dtype)
+    ones, zeros = np.ones(128, dtype), np.zeros(128, dtype)
+    y, mean, rstd = np.empty_like(x), np.empty(6), np.empty(6)
+    kn.layer_norm_forward(x, ones, zeros, 1e-8, False, y, mean, rstd, 1)
+    y_ref, _, rstd_ref = ref.forward(x, ones, zeros, 1e-8)
+    np.testing.assert_allclose(rstd, rstd_ref, rtol=1e-3 if dtype == np.float32 else 1e-9)
+    np.testing.assert_allclose(y, y_ref, rtol=0, atol=2e-3 if dtype == np.float32 else 1e-8)
+    dy = rs.standard_normal(x.shape).astype(dtype)
+    dx, dg, db = np.empty_like(x), np.empty(128, dtype), np.empty(128, dtype)
+    kn.layer_norm_backward(dy, x, mean, rstd, ones, False, dx, dg, db, True, True, 1)
+    dx_ref, dg_ref, _ = ref.backward(dy, x, ones, 1e-8)
+    scale = np.abs(dx_ref).max()
+    np.testing.assert_allclose(dx, dx_ref, rtol=0, atol=(5e-3 if dtype == np.float32 else 1e-8) * scale)
+    np.testing.assert_allclose(dg, dg_ref, rtol=0, atol=(5e-3 if dtype == np.float32 else 1e-8) * np.abs(dg_ref).max())
