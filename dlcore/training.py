@@ -289,7 +289,7 @@ class Trainer:
                            add_progbar=ProgbarLogger() if verbose else None,
                            params={"epochs": epochs, "steps": data.num_batches, "verbose": verbose})
         self.stop_training = False
-        if self.optimizer is not None:
+        if self.optimizer is not None and self.trainable_weights:  # else apply_gradients builds it
             self.optimizer.build(self.trainable_weights)
         cbs.on_train_begin()
         # BackupAndRestore (in on_train_begin) sets where an interrupted fit resumes.
@@ -348,6 +348,9 @@ class Trainer:
             sample_weight = None if sample_weight is None else sample_weight[:split]
         if default:
             y = self._check_targets(x, y, "fit")
+        elif not self.built or not self.weights:  # create the weights before the optimizer is built
+            with no_grad():
+                self(slice_data(x, slice(0, 1)), training=False)
         if class_weight is not None:
             sample_weight = apply_class_weight(y, class_weight, sample_weight)
         return x, y, sample_weight, validation_data

@@ -2,6 +2,8 @@
 import sys
 import time
 
+import numpy as np
+
 
 class Progbar:
     """Progress over ``target`` steps; redraws at most every ``interval`` seconds (verbose 1)."""
@@ -51,5 +53,7 @@ class Progbar:
 
 
 def _fmt(v):
-    v = float(v)
+    """A value as Keras prints it; an array (F1Score per class) by its mean, as Keras's Progbar."""
+    v = float(np.mean(v))
     return f"{v:.4e}" if v != 0 and abs(v) < 1e-3 else f"{v:.4f}"
+
