@@ -2,8 +2,8 @@
 
 A :class:`Metric` is stateful: ``update_state(y_true, y_pred, sample_weight=None)`` accumulates,
 ``result()`` returns the value (a NumPy float32 scalar, or an array for several thresholds),
-``reset_state()`` starts over. States are non-trainable :class:`Variable` s (float64
-accumulators unless a dtype is given) made by ``add_variable`` / ``add_weight`` and zeroed by
+``reset_state()`` starts over. States are non-trainable :class:`Variable` s (the built-ins'
+are float64 accumulators) made by ``add_variable`` / ``add_weight`` and zeroed by
 ``reset_state``, so Keras 3 custom metrics (``self.v.assign(self.v + ...)``) run unchanged.
 """
 import re
@@ -50,9 +50,9 @@ class Metric:
         return self._dtype
 
     def add_variable(self, shape=(), initializer="zeros", dtype=None, aggregation="sum", name=None):
-        """A non-trainable state Variable of ``shape`` (float64 unless ``dtype``), registered for
-        ``reset_state`` (which zeroes it, as Keras does). ``initializer``: an initializer name
-        or object, or a number."""
+        """A non-trainable state Variable of ``shape`` (in ``dtype``, default the metric's dtype),
+        registered for ``reset_state`` (which zeroes it, as Keras does). ``initializer``: an
+        initializer name or object, or a number."""
         if aggregation not in ("none", "mean", "sum", "only_first_replica"):
             raise ValueError(f"{self.name}: add_variable expects aggregation in ('none', 'mean', 'sum', "
                              f"'only_first_replica'), received {aggregation!r}")
@@ -61,7 +61,7 @@ class Metric:
         except (TypeError, ValueError):
             raise TypeError(f"{self.name}: add_variable expects a shape (a tuple of ints), received "
                             f"{shape!r}") from None
-        dtype = np.dtype(dtype or np.float64)
+        dtype = np.dtype(dtype or self.dtype)
         if initializer is None or (isinstance(initializer, (int, float)) and not isinstance(initializer, bool)):
             value = np.full(shape, 0 if initializer is None else initializer, dtype=dtype)
         else:
@@ -73,6 +73,10 @@ class Metric:
         state.path = f"{self.name}/{name}"
         self._states[name if name not in self._states else f"{name}_{len(self._states)}"] = state
         return state
+
+    def _add_accumulator(self, shape, name):
+        """The built-in metrics' states: float64 zeros, so long runs do not lose counts."""
+        return self.add_variable(shape, initializer="zeros", dtype="float64", name=name)
 
     def add_weight(self, shape=(), initializer=None, dtype=None, name=None):
         """Keras's older spelling of ``add_variable`` (initializer None: zeros)."""
@@ -144,7 +148,7 @@ class Sum(Metric):
 
     def __init__(self, name="sum", dtype=None):
         super().__init__(name=name, dtype=dtype)
-        self.total = self.add_variable((), name="total")
+        self.total = self._add_accumulator((), name="total")
 
     def update_state(self, values, sample_weight=None):
         values, _ = _samplewise(values, sample_weight, np.sum, self.name)
@@ -160,8 +164,8 @@ class Mean(Metric):
 
     def __init__(self, name="mean", dtype=None):
         super().__init__(name=name, dtype=dtype)
-        self.total = self.add_variable((), name="total")
-        self.count = self.add_variable((), name="count")
+        self.total = self._add_accumulator((), name="total")
+        self.count = self._add_accumulator((), name="count")
 
     def update_state(self, values, sample_weight=None):
         values, sw = _samplewise(values, sample_weight, np.mean, self.name)

@@ -144,7 +144,7 @@ class _ConfusionMatrixConditionCount(Metric):
         self.init_thresholds = thresholds
         self.thresholds = _thresholds_list(thresholds, 0.5)
         self._evenly = is_evenly_distributed_thresholds(self.thresholds)
-        self.accumulator = self.add_variable((len(self.thresholds),), name="accumulator")
+        self.accumulator = self._add_accumulator((len(self.thresholds),), name="accumulator")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         counts = confusion_counts(y_true, y_pred, self.thresholds, evenly=self._evenly,
@@ -197,8 +197,8 @@ class _PrecisionRecall(Metric):
         self.thresholds = _thresholds_list(thresholds, default) if thresholds is not None else [default]
         self._evenly = is_evenly_distributed_thresholds(self.thresholds)
         n = len(self.thresholds)
-        self.true_positives = self.add_variable((n,), name="true_positives")
-        self._other = self.add_variable((n,), name=self._other_name)
+        self.true_positives = self._add_accumulator((n,), name="true_positives")
+        self._other = self._add_accumulator((n,), name=self._other_name)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         tp, fp, _, fn = confusion_counts(y_true, y_pred, self.thresholds, evenly=self._evenly,
@@ -302,10 +302,10 @@ class AUC(Metric):
     def _build(self, num_labels):
         shape = (self.num_thresholds,) if num_labels is None else (self.num_thresholds, num_labels)
         self._num_labels = num_labels
-        self.true_positives = self.add_variable(shape, name="true_positives")
-        self.false_positives = self.add_variable(shape, name="false_positives")
-        self.true_negatives = self.add_variable(shape, name="true_negatives")
-        self.false_negatives = self.add_variable(shape, name="false_negatives")
+        self.true_positives = self._add_accumulator(shape, name="true_positives")
+        self.false_positives = self._add_accumulator(shape, name="false_positives")
+        self.true_negatives = self._add_accumulator(shape, name="true_negatives")
+        self.false_negatives = self._add_accumulator(shape, name="false_negatives")
         self._built = True
 
     def update_state(self, y_true, y_pred, sample_weight=None):

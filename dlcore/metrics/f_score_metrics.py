@@ -34,10 +34,10 @@ class FBetaScore(Metric):
             raise ValueError("FBetaScore expects 2D inputs with shape (batch_size, output_dim). "
                              f"Received input shapes: y_pred.shape={p_shape} and y_true.shape={t_shape}.")
         shape = () if self.average == "micro" else (p_shape[-1],)
-        self.true_positives = self.add_variable(shape, name="true_positives")
-        self.false_positives = self.add_variable(shape, name="false_positives")
-        self.false_negatives = self.add_variable(shape, name="false_negatives")
-        self.intermediate_weights = self.add_variable(shape, name="intermediate_weights")
+        self.true_positives = self._add_accumulator(shape, name="true_positives")
+        self.false_positives = self._add_accumulator(shape, name="false_positives")
+        self.false_negatives = self._add_accumulator(shape, name="false_negatives")
+        self.intermediate_weights = self._add_accumulator(shape, name="intermediate_weights")
         self._built = True
 
     def update_state(self, y_true, y_pred, sample_weight=None):
