@@ -112,7 +112,7 @@ def test_custom_metric_in_fit_is_logged_as_a_float():
     model = dl.Sequential([dl.Input((2,)), layers.Dense(1, activation="sigmoid")])
     model.compile(dl.optimizers.SGD(0.0), "binary_crossentropy", metrics=[BinaryTruePositives()])
     x = np.array([[1, 0], [0, 1], [1, 1], [0, 0]], "float32")
-    y = np.array([1, 1, 0, 0], "float32")
+    y = np.array([[1], [1], [0], [0]], "float32")
     history = model.fit(x, y, epochs=2, verbose=0)
     # a sigmoid output is never exactly 0, so every prediction casts to True: TP = sum(y) = 2
     assert history.history["binary_true_positives"] == [2.0, 2.0]
