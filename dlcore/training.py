@@ -301,6 +301,7 @@ class Trainer:
             for epoch in range(initial_epoch, epochs):
                 self.reset_metrics()
                 cbs.on_epoch_begin(epoch)
+                step = -1
                 for step, batch in enumerate(data):
                     if check_first:
                         self._check_batch_targets(batch, "fit")
@@ -313,8 +314,10 @@ class Trainer:
                     if self.stop_training:
                         break
                 data.on_epoch_end()
-                if data.exhausted:
+                if data.exhausted:  # the data ran out: this epoch is the last (none if it was empty)
                     self.stop_training = True
+                    if step < 0:
+                        break
                 epoch_logs = dict(self._get_metrics_result_or_logs(logs))
                 if val is not None and (epoch + 1) % validation_freq == 0:
                     # The fit's callbacks see the validation run's on_test_* hooks, as in Keras.

@@ -50,11 +50,12 @@ def to_array(a, what):
     except ValueError as exc:
         raise ValueError(f"{what}: could not convert the data to an array: expected an array of numbers of one "
                          f"shape, received a {type(a).__name__} that does not convert to one ({exc})") from None
-    if arr.dtype == object and not isinstance(a, np.ndarray):
+    if arr.dtype == object:  # name the first element that is not a number: the cause, not just the symptom
         odd = next((v for v in arr.reshape(-1) if not isinstance(v, (int, float, bool, np.number))), None)
         cause = "" if odd is None else f", holding a {type(odd).__name__} ({str(odd)[:60]!r})"
-        raise TypeError(f"{what}: expected numeric data (an array, or a list of numbers), received a value of "
-                        f"type {type(a).__name__}{cause}")
+        received = "an array of Python objects" if isinstance(a, np.ndarray) else f"a value of type {type(a).__name__}"
+        raise TypeError(f"{what}: expected numeric data (bool, int or float) in an array or a list of numbers, "
+                        f"received {received}{cause}")
     check_numeric(arr, what)
     return arr
 
