@@ -135,8 +135,15 @@ class Trainer:
             out.extend(self._output_loss_trackers)
         if self._metric_objects is not None:
             out.extend(m for _, m, _ in self._metric_objects)
-        out.extend(v for v in self.__dict__.values() if isinstance(v, Metric) and v is not self._loss_tracker)
+        tracked = self.__dict__.get("_tracked_metrics")
+        if tracked:
+            out.extend(m for name, m in tracked.items() if self.__dict__.get(name) is m)
         return out
+
+    def __setattr__(self, name, value):
+        if isinstance(value, Metric) and not name.startswith("_"):  # Keras tracks metric attributes
+            self.__dict__.setdefault("_tracked_metrics", {})[name] = value
+        super().__setattr__(name, value)
 
     @property
     def metrics_names(self):
@@ -244,10 +251,11 @@ class Trainer:
         cls = type(self)
         return cls.test_step is Trainer.test_step and cls.compute_loss is Trainer.compute_loss
 
-    def _run_step(self, step, data):
-        """``step(data)`` all or nothing: layer state updates wait for the step to finish and the
-        metrics are restored if it raises."""
-        with StateUpdates(), self._metric_states_kept_on_error():
+    @staticmethod
+    def _run_step(step, data):
+        """``step(data)`` with the layers' state updates waiting for it to finish (all or nothing;
+        the callers restore the metrics if it raises)."""
+        with StateUpdates():
             return step(data)
 
     # fit --------------------------------------------------------------------------------------
