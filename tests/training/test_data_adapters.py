@@ -180,3 +180,11 @@ def test_class_weight_applies_to_generator_batches():
         warnings.simplefilter("error")
         hb = b.fit(_batches(), class_weight=cw, verbose=0)
     np.testing.assert_allclose(ha.history["loss"], hb.history["loss"], rtol=1e-6)
+
+
+def test_progress_of_a_source_without_length_is_unknown(capsys):
+    model = _model()
+    model.fit(_batches(), epochs=1, verbose=1)
+    model.predict(iter([X[:8], X[8:]]), verbose=1)
+    out = capsys.readouterr().out
+    assert "3/Unknown" in out and "2/Unknown" in out
