@@ -317,7 +317,7 @@ class Trainer:
                     cbs.on_train_batch_begin(step)
                     logs = self._run_step(train_step, batch)
                     if type(logs) is not dict or any(type(v) is not float for v in logs.values()):
-                        logs = pythonify_logs(logs)
+                        logs = _step_logs(logs, "train_step")
                     cbs.on_train_batch_end(step, logs)
                     if self.stop_training:
                         break
@@ -466,7 +466,7 @@ class Trainer:
                         self._check_batch_targets(batch, "evaluate")
                         check_first = False
                     cbs.on_test_batch_begin(step)
-                    logs = pythonify_logs(self.test_step(batch))
+                    logs = _step_logs(self.test_step(batch), "test_step")
                     cbs.on_test_batch_end(step, logs)
             data.on_epoch_end()
             logs = self._get_metrics_result_or_logs(logs)
@@ -524,6 +524,8 @@ class Trainer:
         if not chunks:
             raise ValueError("predict: received no samples (empty input); expected at least one sample")
         merged = chunks[0] if len(chunks) == 1 else [np.concatenate(parts, axis=0) for parts in zip(*chunks)]
+        if type(self).predict_step is not Trainer.predict_step:  # a custom step's structure, as Keras keeps it
+            return _restore_step_structure(out, merged)
         return _restore_output_structure(self, merged)
 
     def predict_on_batch(self, x):
@@ -629,6 +631,21 @@ def _restore_output_structure(model, arrays):
     if isinstance(struct, (list, tuple)) or len(arrays) > 1:
         return list(arrays)
     return arrays[0]
+
+
+def _restore_step_structure(out, arrays):
+    if isinstance(out, dict):
+        return dict(zip(out.keys(), arrays))
+    if isinstance(out, (list, tuple)):
+        return type(out)(arrays)
+    return arrays[0]
+
+
+def _step_logs(logs, step):
+    if not isinstance(logs, dict):
+        raise TypeError(f"{step} must return a dict of logs (metric name -> value), received a "
+                        f"{type(logs).__name__}")
+    return pythonify_logs(logs)
 
 
 def pythonify_logs(logs):

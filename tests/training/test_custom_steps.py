@@ -158,8 +158,19 @@ def test_predict_step_override_shapes_the_output():
     model = CountingSteps()
     out = model.predict(x, batch_size=4, verbose=0)
     assert model.counts["predict"] == 3
-    np.testing.assert_allclose(out[1] if isinstance(out, list) else out["twice"],
-                               2 * (out[0] if isinstance(out, list) else out["probs"]), rtol=1e-6)
+    assert sorted(out) == ["probs", "twice"] and out["probs"].shape == (10, 3)  # the step's dict, as Keras
+    np.testing.assert_allclose(out["twice"], 2 * out["probs"], rtol=1e-6)
+
+
+def test_a_step_returning_no_dict_is_refused():
+    class NoDict(CountingSteps):
+        def train_step(self, data):
+            return [1.0]
+
+    model = NoDict()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    with pytest.raises(TypeError, match="train_step must return a dict of logs"):
+        model.fit(*_data(8), verbose=0)
 
 
 class CustomLoss(dl.Model):
