@@ -142,6 +142,8 @@ class _BatchStream:
         return parts[0]
 
     def _leaf(self, a, name):
+        if type(a) is np.ndarray and a.ndim > 0 and a.dtype.kind in "biuf":
+            return a  # what the checks below return for a numeric array with a batch axis
         a = to_array(a, f"{self.where} (batch {self._count} of {self._what()}, {name})")
         if is_sparse(a):
             a = a.toarray()
