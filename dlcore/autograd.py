@@ -260,7 +260,9 @@ class GradientTape:
                  experimental_use_pfor=True):
         """d target[i...] / d source[j...] for every pair: per source, an array of shape
         ``target.shape + source.shape`` (None where the source does not reach the target), in the
-        structure of ``sources``. One backward pass per element of ``target``."""
+        structure of ``sources``; zeros there with ``unconnected_gradients="zero"``. One backward
+        pass per element of ``target`` (``parallel_iterations`` and ``experimental_use_pfor`` are
+        accepted, as TensorFlow's, and change nothing)."""
         flat_sources, backward = self._one_output_at_a_time(target, sources, "jacobian")
         out_shape = target.value.shape
         size = int(np.prod(out_shape))
@@ -274,7 +276,8 @@ class GradientTape:
                     jac[k][i] = g
                     connected[k] = True
             seed[i] = 0
-        result = [Tensor(j.reshape(out_shape + s.value.shape)) if c else None
+        zero = _zero_if_unconnected(unconnected_gradients, "jacobian")
+        result = [Tensor(j.reshape(out_shape + s.value.shape)) if c or zero else None
                   for j, s, c in zip(jac, flat_sources, connected)]
         leaves = iter(result)
         return map_structure(lambda _: next(leaves), sources)
@@ -299,10 +302,21 @@ class GradientTape:
             seed[:, i] = 1
             (g,) = backward(seed.reshape(t_shape))
             if g is None:
+                if _zero_if_unconnected(unconnected_gradients, "batch_jacobian"):
+                    return Tensor(jac.reshape(t_shape + s_shape[1:]))
                 return None
             jac[:, i] = g
             seed[:, i] = 0
         return Tensor(jac.reshape(t_shape + s_shape[1:]))
+
+
+def _zero_if_unconnected(unconnected_gradients, what):
+    """TensorFlow's ``unconnected_gradients``: "none" (None, the default) or "zero" (zeros)."""
+    mode = getattr(unconnected_gradients, "value", unconnected_gradients) or "none"
+    if str(mode).lower() not in ("none", "zero"):
+        raise ValueError(f"GradientTape.{what}: `unconnected_gradients` must be 'none' or 'zero', "
+                         f"received {unconnected_gradients!r}")
+    return str(mode).lower() == "zero"
 
 
 class _StopRecording:

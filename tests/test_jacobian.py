@@ -23,6 +23,10 @@ def test_jacobian_of_elementwise_square_and_structure():
         y = x * x
     jac = tape.jacobian(y, {"x": x, "z": z})
     assert jac["z"] is None  # unconnected
+    zeros = tape.jacobian(y, z, unconnected_gradients="zero")
+    assert zeros.shape == (2, 2, 1) and not zeros.value.any()
+    with pytest.raises(ValueError, match="'none' or 'zero'"):
+        tape.jacobian(y, z, unconnected_gradients="ones")
     expected = np.zeros((2, 2, 2, 2))
     for i in range(2):
         for j in range(2):
