@@ -10,7 +10,7 @@ _runtime.retain_freed_memory()
 
 from . import kernels  # noqa: E402,F401  (fails early, with advice, if the Cython kernels were not built)
 from . import (activations, callbacks, config, constraints, initializers, layers, losses, metrics,
-               models, ops, optimizers, regularizers, saving, utils)
+               models, ops, optimizers, random, regularizers, saving, utils)
 from . import wrappers  # noqa: F401  (scikit-learn is imported on first use of a wrapper)
 from .autograd import GradientTape, no_grad
 from .layers import Input, InputLayer, Layer
@@ -23,4 +23,4 @@ __version__ = "0.1.0"
 __all__ = ["Sequential", "Model", "Input", "InputLayer", "Layer", "GradientTape", "no_grad", "Tensor",
            "Variable", "KerasTensor", "layers", "ops", "losses", "optimizers", "metrics", "callbacks",
            "regularizers", "initializers", "constraints", "activations", "utils", "config", "models",
-           "saving"]
+           "saving", "random"]

@@ -237,6 +237,87 @@ class GradientTape:
         leaves = iter(grads)
         return map_structure(lambda _: next(leaves), sources)
 
+    def _one_output_at_a_time(self, target, sources, what):
+        """``(target, flat sources, backward(one_hot) -> grads)`` for the Jacobians."""
+        if self._used and not self.persistent:
+            raise RuntimeError(f"A non-persistent GradientTape can only be used to compute one set of "
+                               f"gradients; create it with persistent=True to call {what} after another call.")
+        self._used = True
+        if not isinstance(target, Tensor):
+            raise TypeError(f"GradientTape.{what}: `target` must be a Tensor, received {type(target).__name__}")
+        flat_sources = _flatten(sources)
+        for s in flat_sources:
+            if not isinstance(s, Tensor):
+                raise TypeError(f"GradientTape.{what}: sources must be Tensors or Variables, "
+                                f"received {type(s).__name__}")
+
+        def backward(seed):
+            return backpropagate([target], [seed], flat_sources)
+
+        return flat_sources, backward
+
+    def jacobian(self, target, sources, unconnected_gradients=None, parallel_iterations=None,
+                 experimental_use_pfor=True):
+        """d target[i...] / d source[j...] for every pair: per source, an array of shape
+        ``target.shape + source.shape`` (None where the source does not reach the target), in the
+        structure of ``sources``; zeros there with ``unconnected_gradients="zero"``. One backward
+        pass per element of ``target`` (``parallel_iterations`` and ``experimental_use_pfor`` are
+        accepted, as TensorFlow's, and change nothing)."""
+        flat_sources, backward = self._one_output_at_a_time(target, sources, "jacobian")
+        out_shape = target.value.shape
+        size = int(np.prod(out_shape))
+        jac = [np.zeros((size,) + s.value.shape, dtype=s.value.dtype) for s in flat_sources]
+        connected = [False] * len(flat_sources)
+        seed = np.zeros(size, dtype=target.value.dtype)
+        for i in range(size):
+            seed[i] = 1
+            for k, g in enumerate(backward(seed.reshape(out_shape))):
+                if g is not None:
+                    jac[k][i] = g
+                    connected[k] = True
+            seed[i] = 0
+        zero = _zero_if_unconnected(unconnected_gradients, "jacobian")
+        result = [Tensor(j.reshape(out_shape + s.value.shape)) if c or zero else None
+                  for j, s, c in zip(jac, flat_sources, connected)]
+        leaves = iter(result)
+        return map_structure(lambda _: next(leaves), sources)
+
+    def batch_jacobian(self, target, source, unconnected_gradients=None, parallel_iterations=None,
+                       experimental_use_pfor=True):
+        """Per sample b, d target[b, i...] / d source[b, j...]: shape ``(batch,) + target.shape[1:]
+        + source.shape[1:]``, for a target whose sample b depends only on the source's sample b
+        (one backward pass per element of a sample of ``target``)."""
+        if not isinstance(source, Tensor):
+            raise TypeError(f"GradientTape.batch_jacobian: `source` must be a Tensor, received "
+                            f"{type(source).__name__}")
+        (src,), backward = self._one_output_at_a_time(target, [source], "batch_jacobian")
+        t_shape, s_shape = target.value.shape, src.value.shape
+        if len(t_shape) < 1 or len(s_shape) < 1 or t_shape[0] != s_shape[0]:
+            raise ValueError(f"GradientTape.batch_jacobian: target and source must share their first (batch) "
+                             f"dimension; received target of shape {t_shape} and source of shape {s_shape}")
+        batch, per_sample = t_shape[0], int(np.prod(t_shape[1:]))
+        jac = np.zeros((batch, per_sample) + s_shape[1:], dtype=src.value.dtype)
+        seed = np.zeros((batch, per_sample), dtype=target.value.dtype)
+        for i in range(per_sample):
+            seed[:, i] = 1
+            (g,) = backward(seed.reshape(t_shape))
+            if g is None:
+                if _zero_if_unconnected(unconnected_gradients, "batch_jacobian"):
+                    return Tensor(jac.reshape(t_shape + s_shape[1:]))
+                return None
+            jac[:, i] = g
+            seed[:, i] = 0
+        return Tensor(jac.reshape(t_shape + s_shape[1:]))
+
+
+def _zero_if_unconnected(unconnected_gradients, what):
+    """TensorFlow's ``unconnected_gradients``: "none" (None, the default) or "zero" (zeros)."""
+    mode = getattr(unconnected_gradients, "value", unconnected_gradients) or "none"
+    if str(mode).lower() not in ("none", "zero"):
+        raise ValueError(f"GradientTape.{what}: `unconnected_gradients` must be 'none' or 'zero', "
+                         f"received {unconnected_gradients!r}")
+    return str(mode).lower() == "zero"
+
 
 class _StopRecording:
     def __init__(self, tape):

@@ -84,7 +84,7 @@ class ProgbarLogger(Callback):
         self.bar = None
 
     def _new_bar(self):
-        self.bar = Progbar(self.params.get("steps") or 1, verbose=self.params.get("verbose", 1))
+        self.bar = Progbar(self.params.get("steps"), verbose=self.params.get("verbose", 1))  # None: unknown
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.params.get("verbose", 1) == 1 or self.params.get("verbose") == 2:

@@ -1,14 +1,25 @@
-"""compile / fit / evaluate / predict: the training loop every Model inherits.
+"""compile / fit / evaluate / predict: the training loop every Model inherits, as Keras 3's Trainer.
 
-fit checks all its data before the first weight changes, then runs, per batch:
-forward under a GradientTape -> weighted losses + regularization -> gradients -> optimizer.
+fit, evaluate and predict turn their data into batches (``dlcore.data``: arrays, generators,
+PyDatasets) and call ``self.train_step(data)`` / ``test_step(data)`` / ``predict_step(data)`` per
+batch, which a subclass may override (Keras 3's contract: ``data`` is ``x``, ``(x, y)`` or
+``(x, y, sample_weight)``; a step returns a dict of logs). The default ``train_step`` runs the
+forward pass under a GradientTape, ``compute_loss`` (weighted losses + regularization),
+the gradients, the optimizer, then ``compute_metrics``; both are overridable too. fit checks
+array data before the first weight changes.
 """
 import contextlib
+import warnings
 
 import numpy as np
 
 from .autograd import GradientTape, no_grad
-from .layers.layer import StateUpdates, check_numeric
+from .data.adapters import (ArrayAdapter, get_adapter, is_batch_source, pack_x_y_sample_weight,
+                            unpack_x_y_sample_weight)
+from .data.arrays import (apply_class_weight, check_batch_size, check_positive_int, check_steps, num_samples,
+                          num_samples_any, numeric_arrays, prepare_data, prepare_inputs, slice_data)
+from .layers.layer import StateUpdates
+from .metrics.base import Mean, Metric
 from .symbolic import flatten
 from .tensor import Tensor
 from .utils.random import generator
@@ -24,12 +35,17 @@ class Trainer:
         self.stop_training = False
         self.history = None
         self._compile_config = None
+        self._loss_tracker = None
+        self._metric_objects = None
+        self._compiled_losses = None
 
     # compile ---------------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
                 weighted_metrics=None, run_eagerly=False, steps_per_execution=1, jit_compile="auto",
                 auto_scale_loss=True):
-        """Configure training: optimizer, loss(es) per output, loss weights, metrics."""
+        """Configure training: optimizer, loss(es) per output, loss weights, metrics. A subclass
+        may override it with arguments of its own and call ``super().compile()`` (Keras's GAN
+        pattern)."""
         from . import optimizers
 
         self.optimizer = optimizers.get(optimizer)
@@ -39,6 +55,8 @@ class Trainer:
         self._weighted_metrics_arg = weighted_metrics
         self._compiled_losses = None  # resolved against the outputs on the first batch
         self._metric_objects = None
+        self._loss_tracker = Mean(name="loss")
+        self._output_loss_trackers = []
         self.compiled = True
         self._compile_config = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics}
 
@@ -75,12 +93,12 @@ class Trainer:
             return list(arg)
         return [arg] * n
 
-    def _build_compiled(self, y_true, y_pred):
+    def _build_compiled(self, y_true, y_pred, require_loss=True):
         from . import losses as losses_module
 
         names = self._output_names(len(y_pred))
         loss_args = self._per_output(self.loss, names, "loss")
-        if all(a is None for a in loss_args):
+        if require_loss and all(a is None for a in loss_args):
             raise ValueError("compile() was called without a loss: pass loss=... to compile to train or evaluate.")
         self._compiled_losses = [None if a is None else _as_loss_object(losses_module.get(a)) for a in loss_args]
         weights = self._loss_weights
@@ -105,131 +123,213 @@ class Trainer:
                     if len(names) > 1:
                         metric.name = f"{name}_{metric.name}"
                     self._metric_objects.append((i, metric, kind == "weighted_metrics"))
-        from .metrics import Mean
-
-        self._loss_tracker = Mean(name="loss")
         self._output_loss_trackers = [Mean(name=f"{n}_loss") for n in names] if len(names) > 1 else []
 
     @property
     def metrics(self):
+        """Keras 3's order: the loss tracker, per-output loss trackers, the compiled metrics, then
+        Metric objects set as attributes of the model (``self.d_loss_tracker = Mean(...)``)."""
         out = []
-        if self._metric_objects is not None:
+        if self._loss_tracker is not None:
             out.append(self._loss_tracker)
             out.extend(self._output_loss_trackers)
+        if self._metric_objects is not None:
             out.extend(m for _, m, _ in self._metric_objects)
+        tracked = self.__dict__.get("_tracked_metrics")
+        if tracked:
+            out.extend(m for name, m in tracked.items() if self.__dict__.get(name) is m)
         return out
+
+    def __setattr__(self, name, value):
+        if isinstance(value, Metric) and not name.startswith("_"):  # Keras tracks metric attributes
+            self.__dict__.setdefault("_tracked_metrics", {})[name] = value
+        super().__setattr__(name, value)
 
     @property
     def metrics_names(self):
         return [m.name for m in self.metrics]
 
-    def _reset_metrics(self):
+    def reset_metrics(self):
+        """Reset the state of every metric in ``self.metrics``."""
         for m in self.metrics:
             m.reset_state()
 
-    def _logs(self):
-        return {m.name: float(m.result()) for m in self.metrics}
+    _reset_metrics = reset_metrics
 
-    # loss -------------------------------------------------------------------------------------
+    def get_metrics_result(self):
+        """``{name: result}`` for ``self.metrics``, sorted by name; scalars as floats, per-class
+        results (F1Score with ``average=None``) as arrays, as Keras logs them."""
+        results = {}
+        for metric in self.metrics:
+            value = metric.result()
+            if isinstance(value, dict):
+                results.update(value)
+            else:
+                results[metric.name] = value
+        return pythonify_logs(results)
+
+    def _get_metrics_result_or_logs(self, logs):
+        """The metrics' results when a step's logs name the same metrics, else the logs (a custom
+        step returning its own entries)."""
+        metric_logs = self.get_metrics_result()
+        if isinstance(logs, dict) and set(logs) == set(metric_logs):
+            return metric_logs
+        return pythonify_logs(logs)
+
+    # the steps --------------------------------------------------------------------------------
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """Weighted sum of the compiled losses over the outputs, plus the regularization losses."""
-        y_true, y_pred = self._targets_list(y, y_pred), _as_list(y_pred)
+        """The weighted sum of the compiled losses over the outputs, plus the regularization
+        losses (``self.losses``): a scalar Tensor. Updates the per-output loss trackers."""
         if self._compiled_losses is None:
-            self._build_compiled(y_true, y_pred)
+            self._build_compiled(self._targets_list(y, y_pred) if y is not None else [None] * len(_as_list(y_pred)),
+                                 _as_list(y_pred), require_loss=False)
         total = None
-        per_output = []
-        for i, (fn, w) in enumerate(zip(self._compiled_losses, self._compiled_loss_weights)):
-            if fn is None:
-                per_output.append(None)
-                continue
-            value = fn(y_true[i], y_pred[i], sample_weight=sample_weight)
-            per_output.append(value)
-            term = value if w == 1.0 else value * w
-            total = term if total is None else total + term
+        if any(fn is not None for fn in self._compiled_losses):
+            if y is None:
+                raise ValueError("compute_loss: the compiled loss needs targets `y`; received y=None (pass "
+                                 "y to fit/evaluate, or override train_step / compute_loss)")
+            y_true, y_pred_list = self._targets_list(y, y_pred), _as_list(y_pred)
+            batch = num_samples_any(x) if x is not None else None
+            for i, (fn, w) in enumerate(zip(self._compiled_losses, self._compiled_loss_weights)):
+                if fn is None:
+                    continue
+                value = fn(y_true[i], y_pred_list[i], sample_weight=sample_weight)
+                if self._output_loss_trackers:
+                    self._output_loss_trackers[i].update_state(float(value.value), sample_weight=batch)
+                term = value if w == 1.0 else value * w
+                total = term if total is None else total + term
         for reg in self.losses:
-            total = total + reg
-        return total, per_output
+            total = reg if total is None else total + reg
+        if total is None:
+            raise ValueError("No loss to compute. Provide a `loss` argument in `compile()`.")
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Update the compiled metrics with a batch; returns ``get_metrics_result()``."""
+        if self._metric_objects:
+            self._update_compiled_metrics(y, y_pred, sample_weight)
+        return self.get_metrics_result()
+
+    def train_step(self, data):
+        """One gradient step on ``data`` (``x``, ``(x, y)`` or ``(x, y, sample_weight)``); returns
+        the logs (a dict). Override it for a custom step (a GAN's two optimizers)."""
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        with GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+        self._loss_tracker.update_state(float(loss.value), sample_weight=num_samples_any(x))
+        variables = self.trainable_weights
+        grads = tape.gradient(loss, variables) if variables else None
+        # the metrics are updated before the weights change, so a metric that raises leaves the
+        # model untouched (the values are the same: y_pred was computed before the update)
+        logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        if variables:
+            self.optimizer.apply_gradients(zip(grads, variables))
+        else:
+            warnings.warn("The model does not have any trainable weights.", stacklevel=2)
+        return logs
+
+    def test_step(self, data):
+        """Loss and metrics on one batch without training; returns the logs (a dict)."""
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=False)
+        loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
+        self._loss_tracker.update_state(float(loss.value), sample_weight=num_samples_any(x))
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def predict_step(self, data):
+        """The model's outputs for one batch ``data`` (``x``, or a tuple whose first item is x)."""
+        x, _, _ = unpack_x_y_sample_weight(data)
+        return self(x, training=False)
+
+    def _default_steps(self):
+        """Whether train_step and compute_loss are Keras's own (so targets are required and checked)."""
+        cls = type(self)
+        return cls.train_step is Trainer.train_step and cls.compute_loss is Trainer.compute_loss
+
+    def _default_test_steps(self):
+        cls = type(self)
+        return cls.test_step is Trainer.test_step and cls.compute_loss is Trainer.compute_loss
+
+    @staticmethod
+    def _run_step(step, data):
+        """``step(data)`` with the layers' state updates waiting for it to finish (all or nothing;
+        the callers restore the metrics if it raises)."""
+        with StateUpdates():
+            return step(data)
 
     # fit --------------------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
             validation_batch_size=None, validation_freq=1):
-        """Train for ``epochs`` epochs on NumPy data; returns a History."""
+        """Train for ``epochs`` epochs on arrays, a generator or a PyDataset; returns a History."""
         from .callbacks import CallbackList, History, ProgbarLogger
 
         self._require_compiled("training")
-        batch_size = _check_batch_size(batch_size)
-        _check_positive_int(epochs, "epochs", allow_zero=True)
-        _check_positive_int(initial_epoch, "initial_epoch", allow_zero=True)
-        _check_positive_int(validation_freq, "validation_freq")
+        batch_size = check_batch_size(batch_size)
+        check_positive_int(epochs, "epochs", allow_zero=True)
+        check_positive_int(initial_epoch, "initial_epoch", allow_zero=True)
+        check_positive_int(validation_freq, "validation_freq")
         for name, value in (("steps_per_epoch", steps_per_epoch), ("validation_steps", validation_steps),
                             ("validation_batch_size", validation_batch_size)):
             if value is not None:
-                _check_positive_int(value, name)
-        x, y, sample_weight = _prepare_data(x, y, sample_weight, "fit", self)
-        if validation_data is None and validation_split:
-            if not 0 < validation_split < 1:
-                raise ValueError(f"fit: validation_split must be in (0, 1), received {validation_split}")
-            n = _num_samples(x)
-            split = int(n * (1 - validation_split))
-            if split == 0 or split == n:
-                raise ValueError(f"fit: validation_split={validation_split} leaves an empty training or "
-                                 f"validation set for {n} samples")
-            validation_data = (_slice(x, slice(split, None)), _slice(y, slice(split, None)),
-                               None if sample_weight is None else sample_weight[split:])
-            x, y = _slice(x, slice(0, split)), _slice(y, slice(0, split))
-            sample_weight = None if sample_weight is None else sample_weight[:split]
+                check_positive_int(value, name)
+        rng = generator()
+        if is_batch_source(x):
+            if validation_split:
+                raise ValueError(f"fit: validation_split is only supported for arrays, not for x of type "
+                                 f"{type(x).__name__}; pass validation_data instead")
+            data = get_adapter(x, y, sample_weight, steps=steps_per_epoch, shuffle=shuffle,
+                               class_weight=class_weight, where="fit")
+        else:
+            x, y, sample_weight, validation_data = self._fit_arrays(x, y, sample_weight, validation_split,
+                                                                    validation_data, class_weight)
+            data = ArrayAdapter(x, y, sample_weight, batch_size, steps=steps_per_epoch, shuffle=shuffle, rng=rng)
         val = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError("fit: validation_data must be a tuple (x_val, y_val) or "
-                                 "(x_val, y_val, val_sample_weight)")
-            vx, vy = validation_data[0], validation_data[1]
-            vw = validation_data[2] if len(validation_data) == 3 else None
-            val = _prepare_data(vx, vy, vw, "fit (validation_data)", self)
-        y = self._check_targets(x, y, "fit")
-        if val is not None:
-            val = (val[0], self._check_targets(val[0], val[1], "fit (validation_data)"), val[2])
-        if class_weight is not None:
-            sample_weight = _apply_class_weight(y, class_weight, sample_weight)
+            val = self._validation_adapter(validation_data, validation_batch_size or batch_size, validation_steps)
 
-        n = _num_samples(x)
-        steps = steps_per_epoch or int(np.ceil(n / batch_size))
         verbose = 1 if verbose == "auto" else int(verbose)
         history = History()
         epoch_logs = {}
         cbs = CallbackList(callbacks, model=self, add_history=history,
                            add_progbar=ProgbarLogger() if verbose else None,
-                           params={"epochs": epochs, "steps": steps, "verbose": verbose})
+                           params={"epochs": epochs, "steps": data.num_batches, "verbose": verbose})
         self.stop_training = False
-        self.optimizer.build(self.trainable_weights)
+        if self.optimizer is not None and self.trainable_weights:  # else apply_gradients builds it
+            self.optimizer.build(self.trainable_weights)
         cbs.on_train_begin()
         # BackupAndRestore (in on_train_begin) sets where an interrupted fit resumes.
         initial_epoch = self.__dict__.pop("_initial_epoch", None) or initial_epoch
-        rng = generator()
+        check_first = not isinstance(data, ArrayAdapter) and self._default_steps()
+        train_step = self.train_step
+        logs = {}
         with self._metric_states_kept_on_error():  # a fit that raises leaves the metrics as they were
             for epoch in range(initial_epoch, epochs):
-                self._reset_metrics()
+                self.reset_metrics()
                 cbs.on_epoch_begin(epoch)
-                order = rng.permutation(n) if shuffle else np.arange(n)
-                for step in range(steps):
-                    start = (step * batch_size) % n
-                    idx = order[start:start + batch_size]
+                step = -1
+                for step, batch in enumerate(data):
+                    if check_first:
+                        self._check_batch_targets(batch, "fit")
+                        check_first = False
                     cbs.on_train_batch_begin(step)
-                    logs = self.train_on_batch(_slice(x, idx), _slice(y, idx),
-                                               None if sample_weight is None else sample_weight[idx],
-                                               return_dict=True, _reset=False)
+                    logs = self._run_step(train_step, batch)
+                    if type(logs) is not dict or any(type(v) is not float for v in logs.values()):
+                        logs = _step_logs(logs, "train_step")
                     cbs.on_train_batch_end(step, logs)
                     if self.stop_training:
                         break
-                epoch_logs = self._logs()
+                data.on_epoch_end()
+                if data.exhausted:  # the data ran out: this epoch is the last (none if it was empty)
+                    self.stop_training = True
+                    if step < 0:
+                        break
+                epoch_logs = dict(self._get_metrics_result_or_logs(logs))
                 if val is not None and (epoch + 1) % validation_freq == 0:
                     # The fit's callbacks see the validation run's on_test_* hooks, as in Keras.
-                    val_logs = self.evaluate(val[0], val[1], sample_weight=val[2],
-                                             batch_size=validation_batch_size or batch_size,
-                                             steps=validation_steps, verbose=0, callbacks=cbs, return_dict=True,
-                                             _prepared=True)
+                    val_logs = self.evaluate(val, verbose=0, callbacks=cbs, return_dict=True, _prepared=True)
                     epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
                 cbs.on_epoch_end(epoch, epoch_logs)
                 if self.stop_training:
@@ -238,49 +338,85 @@ class Trainer:
         self.history = history
         return history
 
-    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False, _reset=True):
+    def _fit_arrays(self, x, y, sample_weight, validation_split, validation_data, class_weight):
+        """fit's array data, checked (and split) before anything trains."""
+        default = self._default_steps()
+        if y is None and default:
+            raise ValueError("fit: the model needs targets `y` to compute its loss; received y=None (a model "
+                             "that overrides train_step may be fit on x alone)")
+        x, y, sample_weight = prepare_data(x, y, sample_weight, "fit", self)
+        if validation_data is None and validation_split:
+            if not 0 < validation_split < 1:
+                raise ValueError(f"fit: validation_split must be in (0, 1), received {validation_split}")
+            n = num_samples(x)
+            split = int(n * (1 - validation_split))
+            if split == 0 or split == n:
+                raise ValueError(f"fit: validation_split={validation_split} leaves an empty training or "
+                                 f"validation set for {n} samples")
+            validation_data = (slice_data(x, slice(split, None)), slice_data(y, slice(split, None)),
+                               None if sample_weight is None else sample_weight[split:])
+            x, y = slice_data(x, slice(0, split)), slice_data(y, slice(0, split))
+            sample_weight = None if sample_weight is None else sample_weight[:split]
+        if default:
+            y = self._check_targets(x, y, "fit")
+        elif not self.built or not self.weights:  # create the weights before the optimizer is built
+            with no_grad():
+                self(slice_data(x, slice(0, 1)), training=False)
+        if class_weight is not None:
+            sample_weight = apply_class_weight(y, class_weight, sample_weight)
+        return x, y, sample_weight, validation_data
+
+    def _validation_adapter(self, validation_data, batch_size, steps):
+        if is_batch_source(validation_data):
+            return get_adapter(validation_data, steps=steps, where="fit (validation_data)")
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("fit: validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
+                             "val_sample_weight), a generator or a PyDataset")
+        vx, vy = validation_data[0], validation_data[1]
+        vw = validation_data[2] if len(validation_data) == 3 else None
+        vx, vy, vw = prepare_data(vx, vy, vw, "fit (validation_data)", self)
+        if self._default_test_steps():
+            vy = self._check_targets(vx, vy, "fit (validation_data)")
+        return ArrayAdapter(vx, vy, vw, batch_size, steps=steps, wrap=False)
+
+    def _check_batch_targets(self, batch, where):
+        """The target checks of array data, on the first batch of a generator or PyDataset."""
+        x, y, _ = unpack_x_y_sample_weight(batch)
+        if y is None:
+            raise ValueError(f"{where}: the batches hold no targets (x only), but the model's loss needs them: "
+                             "yield (x, y) batches, or override train_step")
+        self._check_targets(x, y, where, forward=False)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One gradient step on one batch; returns the loss (and metrics) for that batch."""
         self._require_compiled("training")
-        if _reset:
-            x, y, sample_weight = _prepare_data(x, y, sample_weight, "train_on_batch", self)
+        default = self._default_steps()
+        x, y, sample_weight = prepare_data(x, y, sample_weight, "train_on_batch", self)
+        if default:
             # one batch: the step itself checks the input shapes, so skip the extra forward pass
             y = self._check_targets(x, y, "train_on_batch", forward=False)
-            if class_weight is not None:
-                sample_weight = _apply_class_weight(y, class_weight, sample_weight)
-        # All or nothing: the layers' state updates (moving statistics, RNN states) wait for the
-        # step to complete, and the metrics, updated before the weights, are restored if it fails.
-        with StateUpdates(), self._metric_states_kept_on_error():
-            with GradientTape() as tape:
-                y_pred = self(x, training=True)
-                loss, per_output = self.compute_loss(x, y, y_pred, sample_weight)
-            variables = self.trainable_weights
-            grads = tape.gradient(loss, variables)
-            if _reset:
-                self._reset_metrics()
-            self._update_metrics(y, y_pred, loss, per_output, sample_weight, _num_samples(x))
-            self.optimizer.apply_gradients(zip(grads, variables))
-        logs = self._logs()
+        if class_weight is not None:
+            sample_weight = apply_class_weight(y, class_weight, sample_weight)
+        with self._metric_states_kept_on_error():
+            self.reset_metrics()
+            logs = self._run_step(self.train_step, pack_x_y_sample_weight(x, y, sample_weight))
+        logs = self._get_metrics_result_or_logs(logs)
         if return_dict:
             return logs
-        values = _logs_to_list(logs)
-        return values[0] if len(values) == 1 else values  # Keras: a bare loss when there are no metrics
+        return self._flatten_metrics_in_order(logs)
 
     @contextlib.contextmanager
     def _metric_states_kept_on_error(self):
-        """Restores the compiled metrics' states when the body raises."""
-        saved = [(state, state.copy()) for metric in self.metrics for state in metric.variables]
+        """Restores the metrics' states when the body raises."""
+        saved = [(state, np.array(state.value)) for metric in self.metrics for state in metric.variables]
         try:
             yield
         except BaseException:
             for state, value in saved:
-                state[...] = value
+                state.value[...] = value
             raise
 
-    def _update_metrics(self, y, y_pred, loss, per_output, sample_weight, batch):
-        self._loss_tracker.update_state(float(loss.value), sample_weight=batch)
-        for tracker, value in zip(self._output_loss_trackers, per_output):
-            if value is not None:
-                tracker.update_state(float(value.value), sample_weight=batch)
+    def _update_compiled_metrics(self, y, y_pred, sample_weight):
         y_true, y_pred = self._targets_list(y, y_pred), _as_list(y_pred)
         for i, metric, weighted in self._metric_objects:
             pred = y_pred[i].value if isinstance(y_pred[i], Tensor) else y_pred[i]
@@ -301,92 +437,106 @@ class Trainer:
         from .callbacks import CallbackList, ProgbarLogger
 
         self._require_compiled("evaluation")
-        batch_size = _check_batch_size(batch_size)
-        _check_steps(steps, "steps")
-        if not _prepared:
-            x, y, sample_weight = _prepare_data(x, y, sample_weight, "evaluate", self)
-            y = self._check_targets(x, y, "evaluate")
-        n = _num_samples(x)
-        n_steps = -(-n // batch_size) if steps is None else min(int(steps), -(-n // batch_size))
+        batch_size = check_batch_size(batch_size)
+        check_steps(steps, "steps")
+        if _prepared:  # fit's validation adapter
+            data = x
+        elif is_batch_source(x):
+            data = get_adapter(x, y, sample_weight, steps=steps, where="evaluate")
+        else:
+            x, y, sample_weight = prepare_data(x, y, sample_weight, "evaluate", self)
+            if self._default_test_steps():
+                y = self._check_targets(x, y, "evaluate")
+            data = ArrayAdapter(x, y, sample_weight, batch_size, steps=steps, wrap=False)
         verbose = 1 if verbose == "auto" else int(verbose)
         if isinstance(callbacks, CallbackList):  # fit's own list, for its validation run
             cbs = callbacks
         else:
             cbs = CallbackList(callbacks, model=self,
                                add_progbar=ProgbarLogger(mode="test") if verbose else None,
-                               params={"steps": n_steps, "verbose": verbose})
-        if self._metric_objects is None:
-            with no_grad():
-                first = self(_slice(x, slice(0, 1)), training=False)
-            self._build_compiled(_as_list(_slice(y, slice(0, 1))), _as_list(first))
+                               params={"steps": data.num_batches, "verbose": verbose})
+        check_first = not isinstance(data, ArrayAdapter) and self._default_test_steps()
+        logs = {}
         with self._metric_states_kept_on_error():
-            logs = self._evaluate_steps(x, y, sample_weight, batch_size, n, n_steps, cbs)
+            self.reset_metrics()
+            cbs.on_test_begin()
+            with no_grad():
+                for step, batch in enumerate(data):
+                    if check_first:
+                        self._check_batch_targets(batch, "evaluate")
+                        check_first = False
+                    cbs.on_test_batch_begin(step)
+                    logs = _step_logs(self.test_step(batch), "test_step")
+                    cbs.on_test_batch_end(step, logs)
+            data.on_epoch_end()
+            logs = self._get_metrics_result_or_logs(logs)
         cbs.on_test_end(logs)
         if return_dict:
             return logs
-        values = _logs_to_list(logs)
+        return self._flatten_metrics_in_order(logs)
+
+    def _flatten_metrics_in_order(self, logs):
+        """The logs as a list in the order of ``self.metrics`` (the loss first), then any other
+        entries by name; a bare value when there is one (Keras: the loss alone without metrics)."""
+        names = [m.name for m in self.metrics]
+        values = [logs[n] for n in names if n in logs] + [logs[k] for k in sorted(logs) if k not in names]
         return values[0] if len(values) == 1 else values
 
-    def _evaluate_steps(self, x, y, sample_weight, batch_size, n, n_steps, cbs):
-        self._reset_metrics()
-        cbs.on_test_begin()
-        with no_grad():
-            for step in range(n_steps):
-                idx = slice(step * batch_size, min(n, (step + 1) * batch_size))
-                cbs.on_test_batch_begin(step)
-                xb, yb = _slice(x, idx), _slice(y, idx)
-                wb = None if sample_weight is None else sample_weight[idx]
-                y_pred = self(xb, training=False)
-                loss, per_output = self.compute_loss(xb, yb, y_pred, wb, training=False)
-                self._update_metrics(yb, y_pred, loss, per_output, wb, _num_samples(xb))
-                cbs.on_test_batch_end(step, self._logs())
-        return self._logs()
-
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
-        return self.evaluate(x, y, batch_size=_num_samples_any(x), sample_weight=sample_weight, verbose=0,
+        return self.evaluate(x, y, batch_size=num_samples_any(x), sample_weight=sample_weight, verbose=0,
                              return_dict=return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Outputs for ``x``, computed in batches without recording: NumPy arrays."""
-        batch_size = _check_batch_size(batch_size)
-        _check_steps(steps, "steps")
-        x = _prepare_inputs(x, "predict", self)
-        n = _num_samples(x)
-        n_steps = -(-n // batch_size) if steps is None else min(int(steps), -(-n // batch_size))
+        """Outputs for ``x`` (arrays, a generator or a PyDataset), computed in batches by
+        ``predict_step`` without recording: NumPy arrays."""
+        batch_size = check_batch_size(batch_size)
+        check_steps(steps, "steps")
+        if is_batch_source(x):
+            data = get_adapter(x, steps=steps, where="predict")
+        else:
+            x = prepare_inputs(x, "predict", self)
+            data = ArrayAdapter(x, None, None, batch_size, steps=steps, wrap=False)
+            if data.num_batches == 1 and type(x) is np.ndarray:
+                data = (x,)  # one batch: no copy
+        n_steps = data.num_batches if not isinstance(data, tuple) else 1
         # "auto" prints a progress bar only when there is progress to show (more than one batch).
-        verbose = (1 if n_steps > 1 else 0) if verbose == "auto" else int(verbose)
+        verbose = (1 if n_steps is None or n_steps > 1 else 0) if verbose == "auto" else int(verbose)
         bar = None
         if verbose:
             from .utils.progbar import Progbar
 
             bar = Progbar(n_steps)
         chunks = []
+        predict_step = self.predict_step
         with no_grad():
-            for step in range(n_steps):
-                batch = x if n_steps == 1 and n <= batch_size else \
-                    _slice(x, slice(step * batch_size, (step + 1) * batch_size))
-                out = self(batch, training=False)
+            for step, batch in enumerate(data):
+                out = predict_step(batch)
                 if type(out) is Tensor:
                     chunks.append([out.value])
                 else:
                     chunks.append([t.value if isinstance(t, Tensor) else np.asarray(t) for t in _as_list(out)])
                 if bar is not None:
                     bar.update(step + 1)
+        if not isinstance(data, tuple):
+            data.on_epoch_end()
         if bar is not None:
             bar.finish()
         if not chunks:
             raise ValueError("predict: received no samples (empty input); expected at least one sample")
         merged = chunks[0] if len(chunks) == 1 else [np.concatenate(parts, axis=0) for parts in zip(*chunks)]
+        if type(self).predict_step is not Trainer.predict_step:  # a custom step's structure, as Keras keeps it
+            return _restore_step_structure(out, merged)
         return _restore_output_structure(self, merged)
 
     def predict_on_batch(self, x):
         """Outputs for one batch, with the least per-call overhead."""
-        if not _numeric_arrays(x):  # the model checks the shapes of arrays before converting them
-            x = _prepare_inputs(x, "predict_on_batch", self)
+        if not numeric_arrays(x):  # the model checks the shapes of arrays before converting them
+            x = prepare_inputs(x, "predict_on_batch", self)
         with no_grad():
-            out = self(x, training=False)
+            out = self.predict_step((x,) if isinstance(x, (list, tuple)) else x)
         return _restore_output_structure(self, [out.value] if type(out) is Tensor else
-                                         [t.value for t in _as_list(out)])
+                                         [t.value if isinstance(t, Tensor) else np.asarray(t)
+                                          for t in _as_list(out)])
 
     # target checks -----------------------------------------------------------------------------
     def _targets_list(self, y, y_pred):
@@ -416,7 +566,7 @@ class Trainer:
                 lambda t: Tensor(np.zeros((1,) + tuple(1 if d is None else d for d in t.shape[1:]), t.dtype)),
                 struct)
         with no_grad():
-            return self(_slice(x, slice(0, 1)), training=False)
+            return self(slice_data(x, slice(0, 1)), training=False)
 
     def _check_targets(self, x, y, where, forward=True):
         """Fail before training on targets the loss cannot take (shape, class range). Returns the
@@ -425,7 +575,7 @@ class Trainer:
             raise ValueError(f"{where}: the model needs targets `y` to compute its loss; received y=None")
         if forward:  # also validates the inputs' shapes against the model before any update
             with no_grad():
-                sample = self(_slice(x, slice(0, 1)), training=False)
+                sample = self(slice_data(x, slice(0, 1)), training=False)
         else:
             sample = self._output_sample(x)
         if isinstance(y, dict):
@@ -434,7 +584,7 @@ class Trainer:
         if len(y_true) != len(y_pred):
             raise ValueError(f"{where}: the model has {len(y_pred)} outputs but received {len(y_true)} target arrays")
         if self._compiled_losses is None:
-            self._build_compiled(_as_list(_slice(y, slice(0, 1))), y_pred)
+            self._build_compiled(_as_list(slice_data(y, slice(0, 1))), y_pred)
         for i, (t, p, fn) in enumerate(zip(y_true, y_pred, self._compiled_losses)):
             if fn is None:
                 continue
@@ -483,8 +633,40 @@ def _restore_output_structure(model, arrays):
     return arrays[0]
 
 
-def _logs_to_list(logs):
-    return list(logs.values())
+def _restore_step_structure(out, arrays):
+    if isinstance(out, dict):
+        return dict(zip(out.keys(), arrays))
+    if isinstance(out, (list, tuple)):
+        return type(out)(arrays)
+    return arrays[0]
+
+
+def _step_logs(logs, step):
+    if not isinstance(logs, dict):
+        raise TypeError(f"{step} must return a dict of logs (metric name -> value), received a "
+                        f"{type(logs).__name__}")
+    return pythonify_logs(logs)
+
+
+def pythonify_logs(logs):
+    """Logs as Keras 3 hands them to callbacks: sorted by name, nested dicts flattened, scalars
+    (NumPy, Tensor, Variable) as Python floats, anything else (a per-class array) as an array."""
+    result = {}
+    for key, value in sorted((logs or {}).items()):
+        if isinstance(value, dict):
+            result.update(pythonify_logs(value))
+            continue
+        if isinstance(value, Tensor):
+            value = value.value
+        if np.ndim(value) == 0:
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                pass
+        elif not isinstance(value, np.ndarray):
+            value = np.asarray(value)
+        result[key] = value
+    return result
 
 
 def _as_loss_object(fn):
@@ -519,163 +701,3 @@ def _resolve_metric(identifier, y_true, y_pred, loss_fn):
     return metric
 
 
-def _check_batch_size(batch_size):
-    if batch_size is None:
-        return 32
-    _check_positive_int(batch_size, "batch_size")
-    return int(batch_size)
-
-
-def _check_steps(value, name):
-    if value is not None:
-        _check_positive_int(value, name)
-
-
-def _check_positive_int(value, name, allow_zero=False):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < (0 if allow_zero else 1):
-        raise ValueError(f"`{name}` must be a {'non-negative' if allow_zero else 'positive'} integer, "
-                         f"received {value!r}")
-
-
-def _to_array(a, what):
-    if isinstance(a, Tensor):
-        return a.value
-    if hasattr(a, "to_numpy") and not isinstance(a, np.ndarray):  # pandas DataFrame / Series
-        a = a.to_numpy()
-    try:
-        arr = np.asarray(a)
-    except ValueError as exc:
-        raise ValueError(f"{what}: could not convert the data to an array: expected an array of numbers of one "
-                         f"shape, received a {type(a).__name__} that does not convert to one ({exc})") from None
-    if arr.dtype == object and not isinstance(a, np.ndarray):
-        raise TypeError(f"{what}: expected numeric data (an array, or a list of numbers), received a value of "
-                        f"type {type(a).__name__}")
-    check_numeric(arr, what)
-    return arr
-
-
-def _map(fn, x):
-    if isinstance(x, dict):
-        return {k: fn(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [fn(v) for v in x]
-    return fn(x)
-
-
-def _prepare_inputs(x, where, model=None):
-    """``x`` as arrays (one, or a list/dict of them), checked against ``model``'s input shapes
-    before anything is copied or converted."""
-    if type(x) is np.ndarray and x.ndim > 0 and x.dtype.kind in "biuf":
-        if model is not None:
-            model._check_data_shapes(x)
-        return x  # what the checks below return for one numeric array with a batch axis
-    if x is None:
-        raise ValueError(f"{where}: received x=None; expected the input data (an array, or a list or "
-                         "dict of arrays, one per model input)")
-    if isinstance(x, (list, tuple, dict)) and not flatten(x):
-        expected = "an array" if model is None else _expected_inputs(model)
-        raise ValueError(f"{where}: x is an empty {type(x).__name__}; expected {expected}")
-    x = _map(lambda a: _to_array(a, f"{where} (x)"), x)
-    for a in flatten(x):
-        if a.ndim == 0:
-            raise ValueError(f"{where}: x must have a batch dimension, received a scalar")
-    if model is not None:
-        model._check_data_shapes(x)
-    _same_length(x, None, where)
-    return x
-
-
-def _numeric_arrays(x):
-    """Whether ``x`` is a numeric ndarray with a batch axis, or a flat list or tuple of them."""
-    if type(x) is np.ndarray:
-        return x.ndim > 0 and x.dtype.kind in "biuf"
-    return (type(x) is list or type(x) is tuple) and len(x) > 0 and all(
-        type(a) is np.ndarray and a.ndim > 0 and a.dtype.kind in "biuf" for a in x)
-
-
-def _expected_inputs(model):
-    """What ``model`` takes as ``x``, in words."""
-    try:
-        inputs = model.inputs
-    except (AttributeError, ValueError):
-        return "an array, or a list or dict with one array per model input"
-    if len(inputs) == 1:
-        return f"an array of shape {tuple(inputs[0].shape)}"
-    shapes = ", ".join(str(tuple(t.shape)) for t in inputs)
-    return f"a list or dict of {len(inputs)} arrays (one per model input, of shapes {shapes})"
-
-
-def _prepare_data(x, y, sample_weight, where, model=None):
-    """Arrays, checked: equal lengths, non-empty, finite floats, sample weights of shape (N,)."""
-    x = _prepare_inputs(x, where, model)
-    if y is not None:
-        if isinstance(y, (list, tuple, dict)) and not flatten(y):
-            raise ValueError(f"{where}: y is an empty {type(y).__name__}; expected one target array per "
-                             "model output")
-        y = _map(lambda a: _to_array(a, f"{where} (y)"), y)
-    n = _same_length(x, y, where)
-    if n == 0:
-        raise ValueError(f"{where}: received empty data (0 samples)")
-    for name, data in (("x", x), ("y", y)):
-        if data is None:
-            continue
-        for a in flatten(data):
-            if a.dtype.kind == "f" and not np.isfinite(a).all():
-                bad = int(np.size(a) - np.isfinite(a).sum())
-                raise ValueError(f"{where}: `{name}` contains {bad} NaN or infinite values; expected finite "
-                                 "values: clean the data first")
-    if sample_weight is not None:
-        sample_weight = _to_array(sample_weight, f"{where} (sample_weight)").astype(np.float32)
-        if sample_weight.shape != (n,):
-            raise ValueError(f"{where}: sample_weight must have shape ({n},), received {sample_weight.shape}")
-        if not np.isfinite(sample_weight).all() or (sample_weight < 0).any():
-            raise ValueError(f"{where}: sample_weight must be finite and non-negative")
-    return x, y, sample_weight
-
-
-def _same_length(x, y, where):
-    lengths = {}
-    for name, data in (("x", x), ("y", y)):
-        if data is None:
-            continue
-        for i, a in enumerate(flatten(data)):
-            if a.ndim == 0:
-                raise ValueError(f"{where}: `{name}` must be arrays with a batch dimension, received a scalar "
-                                 f"leaf in {type(data).__name__} data (a list is read as one array per model "
-                                 f"input or output; pass np.asarray(...) for a single array)")
-            lengths[f"{name}[{i}]" if isinstance(data, (list, tuple, dict)) else name] = a.shape[0]
-    sizes = set(lengths.values())
-    if len(sizes) > 1:
-        detail = ", ".join(f"{k} sizes: {v}" for k, v in lengths.items())
-        raise ValueError(f"{where}: data cardinality is ambiguous: {detail}. Make sure all arrays contain the "
-                         "same number of samples.")
-    return sizes.pop() if sizes else 0
-
-
-def _num_samples(x):
-    return flatten(x)[0].shape[0]
-
-
-def _num_samples_any(x):
-    return np.shape(flatten(x)[0])[0]
-
-
-def _slice(data, idx):
-    if data is None:
-        return None
-    if isinstance(data, dict):
-        return {k: v[idx] for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [v[idx] for v in data]
-    return data[idx]
-
-
-def _apply_class_weight(y, class_weight, sample_weight):
-    if isinstance(y, (list, tuple, dict)):
-        raise ValueError("fit: class_weight is only supported for models with a single output")
-    y = np.asarray(y)
-    labels = np.argmax(y, axis=-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(-1).astype(np.int64)
-    weights = np.ones(len(labels), dtype=np.float32)
-    for cls, w in class_weight.items():
-        weights[labels == int(cls)] = float(w)
-    return weights if sample_weight is None else weights * sample_weight

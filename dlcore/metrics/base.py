@@ -2,7 +2,9 @@
 
 A :class:`Metric` is stateful: ``update_state(y_true, y_pred, sample_weight=None)`` accumulates,
 ``result()`` returns the value (a NumPy float32 scalar, or an array for several thresholds),
-``reset_state()`` starts over. States are NumPy float64 accumulators, zeroed by ``reset_state``.
+``reset_state()`` starts over. States are non-trainable :class:`Variable` s (the built-ins'
+are float64 accumulators) made by ``add_variable`` / ``add_weight`` and zeroed by
+``reset_state``, so Keras 3 custom metrics (``self.v.assign(self.v + ...)``) run unchanged.
 """
 import re
 
@@ -12,7 +14,7 @@ from .. import config, registry
 from ..autograd import no_grad
 from ..ops.losses import squeeze_or_expand_to_same_rank
 from ..registry import lookup, register
-from ..tensor import Tensor
+from ..tensor import Tensor, Variable
 
 _KIND = "metric"
 
@@ -47,21 +49,47 @@ class Metric:
     def dtype(self):
         return self._dtype
 
-    def add_variable(self, shape, initializer="zeros", dtype=None, name=None):
-        """A float64 (or ``dtype``) state array, registered for reset_state."""
-        if initializer not in ("zeros", None):
-            raise ValueError(f"{self.name}: metric states start at zero; received initializer={initializer!r}")
-        state = np.zeros(shape, dtype=dtype or np.float64)
-        self._states[name or f"state_{len(self._states)}"] = state
+    def add_variable(self, shape=(), initializer="zeros", dtype=None, aggregation="sum", name=None):
+        """A non-trainable state Variable of ``shape`` (in ``dtype``, default the metric's dtype),
+        registered for ``reset_state`` (which zeroes it, as Keras does). ``initializer``: an
+        initializer name or object, or a number."""
+        if aggregation not in ("none", "mean", "sum", "only_first_replica"):
+            raise ValueError(f"{self.name}: add_variable expects aggregation in ('none', 'mean', 'sum', "
+                             f"'only_first_replica'), received {aggregation!r}")
+        try:
+            shape = tuple(int(d) for d in (shape if isinstance(shape, (tuple, list)) else (shape,)))
+        except (TypeError, ValueError):
+            raise TypeError(f"{self.name}: add_variable expects a shape (a tuple of ints), received "
+                            f"{shape!r}") from None
+        dtype = np.dtype(dtype or self.dtype)
+        if initializer is None or (isinstance(initializer, (int, float)) and not isinstance(initializer, bool)):
+            value = np.full(shape, 0 if initializer is None else initializer, dtype=dtype)
+        else:
+            from .. import initializers
+
+            value = np.asarray(_np(initializers.get(initializer)(shape, dtype=dtype.name)), dtype=dtype)
+        name = name or f"state_{len(self._states)}"
+        state = Variable(value, trainable=False, name=name, dtype=dtype)
+        state.path = f"{self.name}/{name}"
+        self._states[name if name not in self._states else f"{name}_{len(self._states)}"] = state
         return state
+
+    def _add_accumulator(self, shape, name):
+        """The built-in metrics' states: float64 zeros, so long runs do not lose counts."""
+        return self.add_variable(shape, initializer="zeros", dtype="float64", name=name)
+
+    def add_weight(self, shape=(), initializer=None, dtype=None, name=None):
+        """Keras's older spelling of ``add_variable`` (initializer None: zeros)."""
+        return self.add_variable(shape, initializer=initializer, dtype=dtype, name=name)
 
     @property
     def variables(self):
+        """The state Variables, in creation order."""
         return list(self._states.values())
 
     def reset_state(self):
         for state in self._states.values():
-            state[...] = 0
+            state.value[...] = 0
 
     def update_state(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must implement update_state")
@@ -120,14 +148,14 @@ class Sum(Metric):
 
     def __init__(self, name="sum", dtype=None):
         super().__init__(name=name, dtype=dtype)
-        self.total = self.add_variable((), name="total")
+        self.total = self._add_accumulator((), name="total")
 
     def update_state(self, values, sample_weight=None):
         values, _ = _samplewise(values, sample_weight, np.sum, self.name)
-        self.total += values.sum()
+        self.total.value[...] += values.sum()
 
     def result(self):
-        return self._out(self.total)
+        return self._out(self.total.value)
 
 
 @register(_KIND)
@@ -136,20 +164,20 @@ class Mean(Metric):
 
     def __init__(self, name="mean", dtype=None):
         super().__init__(name=name, dtype=dtype)
-        self.total = self.add_variable((), name="total")
-        self.count = self.add_variable((), name="count")
+        self.total = self._add_accumulator((), name="total")
+        self.count = self._add_accumulator((), name="count")
 
     def update_state(self, values, sample_weight=None):
         values, sw = _samplewise(values, sample_weight, np.mean, self.name)
-        self.total += values.sum()
+        self.total.value[...] += values.sum()
         if sw is not None:
-            self.count += sw.sum()
+            self.count.value[...] += sw.sum()
         else:
-            self.count += values.shape[0] if values.ndim >= 1 else 1
+            self.count.value[...] += values.shape[0] if values.ndim >= 1 else 1
 
     def result(self):
-        count = float(self.count)
-        return self._out(float(self.total) / count if count else 0.0)
+        count = float(self.count.value)
+        return self._out(float(self.total.value) / count if count else 0.0)
 
 
 @register(_KIND)

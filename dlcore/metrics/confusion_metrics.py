@@ -144,15 +144,16 @@ class _ConfusionMatrixConditionCount(Metric):
         self.init_thresholds = thresholds
         self.thresholds = _thresholds_list(thresholds, 0.5)
         self._evenly = is_evenly_distributed_thresholds(self.thresholds)
-        self.accumulator = self.add_variable((len(self.thresholds),), name="accumulator")
+        self.accumulator = self._add_accumulator((len(self.thresholds),), name="accumulator")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         counts = confusion_counts(y_true, y_pred, self.thresholds, evenly=self._evenly,
                                   sample_weight=sample_weight, name=self.name)
-        self.accumulator += counts[self._index]
+        self.accumulator.assign_add(counts[self._index])
 
     def result(self):
-        return self._out(self.accumulator[0] if len(self.thresholds) == 1 else self.accumulator)
+        acc = self.accumulator.value
+        return self._out(acc[0] if len(self.thresholds) == 1 else acc)
 
     def get_config(self):
         return {**super().get_config(), "thresholds": self.init_thresholds}
@@ -196,18 +197,19 @@ class _PrecisionRecall(Metric):
         self.thresholds = _thresholds_list(thresholds, default) if thresholds is not None else [default]
         self._evenly = is_evenly_distributed_thresholds(self.thresholds)
         n = len(self.thresholds)
-        self.true_positives = self.add_variable((n,), name="true_positives")
-        self._other = self.add_variable((n,), name=self._other_name)
+        self.true_positives = self._add_accumulator((n,), name="true_positives")
+        self._other = self._add_accumulator((n,), name=self._other_name)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         tp, fp, _, fn = confusion_counts(y_true, y_pred, self.thresholds, evenly=self._evenly,
                                          top_k=self.top_k, class_id=self.class_id,
                                          sample_weight=sample_weight, name=self.name)
-        self.true_positives += tp
-        self._other += fp if self._other_name == "false_positives" else fn
+        self.true_positives.assign_add(tp)
+        self._other.assign_add(fp if self._other_name == "false_positives" else fn)
 
     def result(self):
-        value = _divide_no_nan(self.true_positives, self.true_positives + self._other)
+        tp = self.true_positives.value
+        value = _divide_no_nan(tp, tp + self._other.value)
         return self._out(value[0] if len(self.thresholds) == 1 else value)
 
     def get_config(self):
@@ -300,10 +302,10 @@ class AUC(Metric):
     def _build(self, num_labels):
         shape = (self.num_thresholds,) if num_labels is None else (self.num_thresholds, num_labels)
         self._num_labels = num_labels
-        self.true_positives = self.add_variable(shape, name="true_positives")
-        self.false_positives = self.add_variable(shape, name="false_positives")
-        self.true_negatives = self.add_variable(shape, name="true_negatives")
-        self.false_negatives = self.add_variable(shape, name="false_negatives")
+        self.true_positives = self._add_accumulator(shape, name="true_positives")
+        self.false_positives = self._add_accumulator(shape, name="false_positives")
+        self.true_negatives = self._add_accumulator(shape, name="true_negatives")
+        self.false_negatives = self._add_accumulator(shape, name="false_negatives")
         self._built = True
 
     def update_state(self, y_true, y_pred, sample_weight=None):
@@ -319,10 +321,10 @@ class AUC(Metric):
             y_true, p, self._thresholds, evenly=self._evenly, sample_weight=sample_weight,
             multi_label=self.multi_label,
             label_weights=None if self.multi_label else self.label_weights, name=self.name)
-        self.true_positives += tp
-        self.false_positives += fp
-        self.true_negatives += tn
-        self.false_negatives += fn
+        self.true_positives.assign_add(tp)
+        self.false_positives.assign_add(fp)
+        self.true_negatives.assign_add(tn)
+        self.false_negatives.assign_add(fn)
 
     def _average_labels(self, by_label):
         if not self.multi_label:
@@ -333,7 +335,7 @@ class AUC(Metric):
 
     def interpolate_pr_auc(self):
         n = self.num_thresholds
-        tp, fp, fn = self.true_positives, self.false_positives, self.false_negatives
+        tp, fp, fn = self.true_positives.value, self.false_positives.value, self.false_negatives.value
         dtp = tp[:n - 1] - tp[1:]
         p = tp + fp
         dp = p[:n - 1] - p[1:]
@@ -351,7 +353,8 @@ class AUC(Metric):
         if self.curve == "PR" and self.summation_method == "interpolation":
             return self.interpolate_pr_auc()
         n = self.num_thresholds
-        tp, fp, tn, fn = self.true_positives, self.false_positives, self.true_negatives, self.false_negatives
+        tp, fp, tn, fn = (v.value for v in (self.true_positives, self.false_positives, self.true_negatives,
+                                            self.false_negatives))
         recall = _divide_no_nan(tp, tp + fn)
         if self.curve == "ROC":
             x, y = _divide_no_nan(fp, fp + tn), recall

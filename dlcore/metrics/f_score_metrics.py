@@ -34,10 +34,10 @@ class FBetaScore(Metric):
             raise ValueError("FBetaScore expects 2D inputs with shape (batch_size, output_dim). "
                              f"Received input shapes: y_pred.shape={p_shape} and y_true.shape={t_shape}.")
         shape = () if self.average == "micro" else (p_shape[-1],)
-        self.true_positives = self.add_variable(shape, name="true_positives")
-        self.false_positives = self.add_variable(shape, name="false_positives")
-        self.false_negatives = self.add_variable(shape, name="false_negatives")
-        self.intermediate_weights = self.add_variable(shape, name="intermediate_weights")
+        self.true_positives = self._add_accumulator(shape, name="true_positives")
+        self.false_positives = self._add_accumulator(shape, name="false_positives")
+        self.false_negatives = self._add_accumulator(shape, name="false_negatives")
+        self.intermediate_weights = self._add_accumulator(shape, name="intermediate_weights")
         self._built = True
 
     def update_state(self, y_true, y_pred, sample_weight=None):
@@ -57,22 +57,22 @@ class FBetaScore(Metric):
                 v = v * sw
             return np.sum(v, axis=self.axis)
 
-        self.true_positives += weighted_sum(p * t)
-        self.false_positives += weighted_sum(p * (1 - t))
-        self.false_negatives += weighted_sum((1 - p) * t)
-        self.intermediate_weights += weighted_sum(t)
+        self.true_positives.assign_add(weighted_sum(p * t))
+        self.false_positives.assign_add(weighted_sum(p * (1 - t)))
+        self.false_negatives.assign_add(weighted_sum((1 - p) * t))
+        self.intermediate_weights.assign_add(weighted_sum(t))
 
     def result(self):
         if not self._built:
             return self._out(0.0)
         eps = config.epsilon()
-        tp, fp, fn = self.true_positives, self.false_positives, self.false_negatives
+        tp, fp, fn = self.true_positives.value, self.false_positives.value, self.false_negatives.value
         precision = tp / (tp + fp + eps)
         recall = tp / (tp + fn + eps)
         b2 = self.beta ** 2
         f = precision * recall / (b2 * precision + recall + eps) * (1 + b2)
         if self.average == "weighted":
-            weights = self.intermediate_weights / (np.sum(self.intermediate_weights) + eps)
+            weights = self.intermediate_weights.value / (np.sum(self.intermediate_weights.value) + eps)
             f = np.sum(f * weights)
         elif self.average is not None:
             f = np.mean(f)

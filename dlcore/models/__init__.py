@@ -1,4 +1,5 @@
-"""dlcore.models: Model (functional and subclassed) and Sequential."""
+"""dlcore.models: Model (functional and subclassed), Sequential, clone_model."""
+from .cloning import clone_model
 from .functional import Functional
 from .model import Model
 from .sequential import Sequential
@@ -16,4 +17,4 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["Model", "Sequential", "Functional", "load_model", "save_model", "model_from_json"]
+__all__ = ["Model", "Sequential", "Functional", "clone_model", "load_model", "save_model", "model_from_json"]

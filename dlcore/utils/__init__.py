@@ -1,6 +1,7 @@
 """Utilities: seeding, session reset, data helpers."""
 import numpy as np
 
+from ..data.py_dataset import PyDataset, Sequence
 from .plotting import plot_history  # matplotlib is imported by the call, not here
 from .random import set_random_seed
 
@@ -29,4 +30,18 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     return out
 
 
-__all__ = ["plot_history", "set_random_seed", "clear_session", "to_categorical"]
+def pack_x_y_sample_weight(x, y=None, sample_weight=None):
+    """Keras's packing of a batch for a step: ``x``, ``(x, y)`` or ``(x, y, sample_weight)``."""
+    from ..data.adapters import pack_x_y_sample_weight as pack
+
+    return pack(x, y, sample_weight)
+
+
+def unpack_x_y_sample_weight(data):
+    """``(x, y, sample_weight)`` from a step's ``data`` (missing parts None), as in Keras."""
+    from ..data.adapters import unpack_x_y_sample_weight as unpack
+
+    return unpack(data)
+
+
+__all__ = ["PyDataset", "Sequence", "pack_x_y_sample_weight", "unpack_x_y_sample_weight", "plot_history", "set_random_seed", "clear_session", "to_categorical"]

@@ -2,9 +2,12 @@
 import sys
 import time
 
+import numpy as np
+
 
 class Progbar:
-    """Progress over ``target`` steps; redraws at most every ``interval`` seconds (verbose 1)."""
+    """Progress over ``target`` steps (None: unknown); redraws at most every ``interval`` seconds
+    (verbose 1)."""
 
     def __init__(self, target, width=20, verbose=1, interval=0.05, stream=None):
         self.target = target
@@ -27,8 +30,8 @@ class Progbar:
         else:
             rate = f"{per_step * 1e6:.0f}us/step"
         metrics = "".join(f" - {k}: {_fmt(v)}" for k, v in values)
-        if self.verbose == 2:
-            return f"{current}/{self.target} - {elapsed:.0f}s - {rate}{metrics}"
+        if self.verbose == 2 or self.target is None:  # an endless source has no bar (Keras: "Unknown")
+            return f"{current}/{self.target or 'Unknown'} - {elapsed:.0f}s - {rate}{metrics}"
         filled = int(self.width * current / max(self.target, 1))
         bar = "━" * filled + " " * (self.width - filled)
         return f"{current}/{self.target} {bar} {elapsed:.0f}s {rate}{metrics}"
@@ -51,5 +54,7 @@ class Progbar:
 
 
 def _fmt(v):
-    v = float(v)
+    """A value as Keras prints it; an array (F1Score per class) by its mean, as Keras's Progbar."""
+    v = float(np.mean(v))
     return f"{v:.4e}" if v != 0 and abs(v) < 1e-3 else f"{v:.4f}"
+

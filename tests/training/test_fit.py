@@ -316,9 +316,11 @@ def test_evaluate_return_dict_and_list_agree():
     model = _model(metrics=("accuracy", "sparse_categorical_crossentropy"))
     model.fit(x, y, epochs=1, verbose=0)
     logs = model.evaluate(x, y, verbose=0, return_dict=True)
-    assert list(logs) == ["loss", "accuracy", "sparse_categorical_crossentropy"]
-    assert model.evaluate(x, y, verbose=0) == list(logs.values())
-    assert model.evaluate(x, y, batch_size=7, verbose=0) == pytest.approx(list(logs.values()), rel=1e-5)
+    # Keras 3: the dict is sorted by name, the list follows model.metrics (the loss first)
+    assert list(logs) == ["accuracy", "loss", "sparse_categorical_crossentropy"]
+    in_order = [logs["loss"], logs["accuracy"], logs["sparse_categorical_crossentropy"]]
+    assert model.evaluate(x, y, verbose=0) == in_order
+    assert model.evaluate(x, y, batch_size=7, verbose=0) == pytest.approx(in_order, rel=1e-5)
     assert logs["sparse_categorical_crossentropy"] == pytest.approx(logs["loss"], rel=1e-6)  # no regularizer
     probs = model.predict(x, verbose=0)
     assert logs["accuracy"] == pytest.approx(np.mean(np.argmax(probs, 1) == y), abs=1e-7)
@@ -331,7 +333,7 @@ def test_metric_names_follow_keras():
     model.compile(optimizer="sgd", loss="mse",
                   metrics=["mae", "MeanSquaredError", dl.metrics.MeanAbsoluteError()])
     history = model.fit(x, y.astype("float32"), epochs=1, verbose=0)
-    assert list(history.history) == ["loss", "mae", "MeanSquaredError", "mean_absolute_error"]
+    assert list(history.history) == sorted(["loss", "mae", "MeanSquaredError", "mean_absolute_error"])  # Keras 3 sorts
     logs = model.evaluate(x, y.astype("float32"), verbose=0, return_dict=True)
     pred = model.predict(x, verbose=0)[:, 0]
     assert logs["mae"] == pytest.approx(float(np.mean(np.abs(pred - y))), rel=1e-5)

@@ -171,7 +171,7 @@ def test_empty_structure_for_two_inputs_and_empty_targets():
 def _state(model):
     """Everything a training step may change: weights (moving statistics included), metric states,
     the optimizer's step count, stateful RNN states."""
-    metrics = [s.copy() for m in model.metrics for s in m.variables]
+    metrics = [np.array(s) for m in model.metrics for s in m.variables]
     rnn = [s.copy() for layer in model.layers for s in (getattr(layer, "states", None) or [])]
     iterations = int(model.optimizer.iterations) if model.optimizer.built else None
     return model.get_weights(), metrics, rnn, iterations

@@ -23,9 +23,9 @@ state entering each gate, one mask per gate, fixed over the sequence.
 Modules: ``cells.py`` (the cells), ``rnn.py`` (RNN and the fused SimpleRNN / LSTM / GRU),
 ``wrappers.py`` (Bidirectional and TimeDistributed).
 """
-from .cells import GRUCell, LSTMCell, SimpleRNNCell
+from .cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from .rnn import GRU, LSTM, RNN, SimpleRNN
 from .wrappers import Bidirectional, TimeDistributed
 
-__all__ = ["RNN", "SimpleRNN", "SimpleRNNCell", "LSTM", "LSTMCell", "GRU", "GRUCell", "Bidirectional",
-           "TimeDistributed"]
+__all__ = ["RNN", "SimpleRNN", "SimpleRNNCell", "LSTM", "LSTMCell", "GRU", "GRUCell", "StackedRNNCells",
+           "Bidirectional", "TimeDistributed"]

@@ -1,5 +1,5 @@
 """The recurrent cells: SimpleRNNCell, LSTMCell, GRUCell (the weights and the step math; see the
-package docstring for layouts, masks and dropout)."""
+package docstring for layouts, masks and dropout), and StackedRNNCells."""
 import numpy as np
 
 from ... import activations, constraints, initializers, ops, regularizers
@@ -270,3 +270,85 @@ class GRUCell(_FusedCell):
 
     def get_config(self):
         return {**super().get_config(), "reset_after": self.reset_after}
+
+
+@register("layer")
+class StackedRNNCells(Layer):
+    """Cells applied in order at each time step, each one's output the next one's input
+    (``RNN([cell_1, cell_2])`` wraps its list in one). ``state_size`` is the cells' state sizes
+    flattened in order (``[h1, h2, c2]`` for SimpleRNNCell then LSTMCell), and so are the states
+    ``call`` takes and returns; the output is the last cell's."""
+
+    def __init__(self, cells, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(cells, (list, tuple)) or not cells:
+            raise ValueError(f"StackedRNNCells: `cells` must be a non-empty list of cells, received {cells!r}")
+        for cell in cells:
+            if not hasattr(cell, "call") or not hasattr(cell, "state_size"):
+                raise ValueError("StackedRNNCells: every cell needs a `call` method and a `state_size` "
+                                 f"attribute. Received: cell={cell!r}")
+        self.cells = list(cells)
+
+    def _sizes(self, cell):
+        return list(cell.state_size) if _nested(cell.state_size) else [int(cell.state_size)]
+
+    @property
+    def state_size(self):
+        return [size for cell in self.cells for size in self._sizes(cell)]
+
+    @property
+    def output_size(self):
+        last = self.cells[-1]
+        return getattr(last, "output_size", None) or self._sizes(last)[0]
+
+    def get_initial_state(self, batch_size=None):
+        states = []
+        for cell in self.cells:
+            fn = getattr(cell, "get_initial_state", None)
+            state = fn(batch_size=batch_size) if fn is not None else \
+                [ops.zeros((batch_size, d), dtype=self.dtype) for d in self._sizes(cell)]
+            states.extend(state if _nested(state) else [state])
+        return states
+
+    def build(self, input_shape):
+        """``input_shape``: one step's (batch, features); each cell is built on the previous one's output."""
+        for cell in self.cells:
+            if isinstance(cell, Layer) and not cell.built:
+                cell.build(input_shape)
+                cell.built = True
+                for v in cell.weights:
+                    v.path = f"{self.name}/{cell.name}/{v.name}"
+            units = getattr(cell, "output_size", None) or self._sizes(cell)[0]
+            input_shape = (input_shape[0], units)
+        self.built = True
+
+    def call(self, inputs, states, training=None):
+        """One step: inputs (batch, features), the flat states -> (last output, new flat states)."""
+        states = list(states) if _nested(states) else [states]
+        if len(states) != len(self.state_size):
+            raise ValueError(f"StackedRNNCells '{self.name}': expected {len(self.state_size)} states "
+                             f"(sizes {self.state_size}), received {len(states)}")
+        new_states, start = [], 0
+        for cell in self.cells:
+            n = len(self._sizes(cell))
+            kwargs = {"training": training} if getattr(cell, "_call_has_training", False) else {}
+            inputs, cell_states = cell(inputs, states[start:start + n], **kwargs)
+            new_states.extend(cell_states if _nested(cell_states) else [cell_states])
+            start += n
+        return inputs, new_states
+
+    def get_config(self):
+        from .. import serialize
+
+        return {**super().get_config(), "cells": [serialize(cell) for cell in self.cells]}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from .. import deserialize
+
+        config = dict(config)
+        entries = config.pop("cells")
+        if config.get("dtype") is not None:  # the cells are rebuilt in the stack's dtype (a float64 copy)
+            entries = [{**e, "config": {**e["config"], "dtype": config["dtype"]}}
+                       if isinstance(e, dict) and isinstance(e.get("config"), dict) else e for e in entries]
+        return cls([deserialize(e, custom_objects=custom_objects) for e in entries], **config)

@@ -6,7 +6,7 @@ from ... import ops, regularizers
 from ...registry import register
 from ...tensor import Tensor
 from ..layer import InputSpec, Layer, defer_state_update
-from .cells import GRUCell, LSTMCell, SimpleRNNCell, _FusedCell, _nested, _value
+from .cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells, _FusedCell, _nested, _value
 
 
 # ---- the RNN layer ------------------------------------------------------------------------------
@@ -25,8 +25,7 @@ class RNN(Layer):
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False, stateful=False,
                  unroll=False, zero_output_for_mask=False, **kwargs):
         if isinstance(cell, (list, tuple)):
-            raise ValueError(f"{type(self).__name__}: a list of cells (StackedRNNCells) is not supported; stack "
-                             "RNN layers with return_sequences=True instead.")
+            cell = StackedRNNCells(cell)  # as Keras: the cells run in order at each step
         if not hasattr(cell, "call") or not hasattr(cell, "state_size"):
             raise ValueError(f"{type(self).__name__}: argument `cell` should have a `call` method and a "
                              f"`state_size` attribute. Received: cell={cell!r}")
@@ -59,8 +58,8 @@ class RNN(Layer):
         if isinstance(self.cell, Layer) and not self.cell.built:
             self.cell.build(step_shape)
             self.cell.built = True
-            for v in self.cell.weights:
-                v.path = f"{self.name}/{self.cell.name}/{v.name}"
+            for v in self.cell.weights:  # the cell's paths (cell/kernel, or stacked/cell/kernel) under the RNN's
+                v.path = f"{self.name}/{v.path}"
         if self._fused:
             self.input_spec = InputSpec(ndim=3, axes={-1: sequences_shape[-1]})
         self.built = True
