@@ -39,9 +39,17 @@ def _layer_class(name, custom_objects):
         return None
 
 
+def _base_layer():
+    from ..layers.layer import Layer
+
+    return Layer
+
+
 def _accepted_arguments(cls):
     """The named constructor arguments of ``cls`` and its bases (None: unknown, accept any)."""
-    names = set()
+    if not getattr(cls, "__module__", "").startswith("dlcore."):
+        return None  # a user's class receives the file's arguments and checks them itself
+    names = {"name", "trainable", "dtype"}
     for klass in cls.__mro__:
         init = vars(klass).get("__init__")
         if init is None or klass is object:
@@ -51,9 +59,9 @@ def _accepted_arguments(cls):
         except (TypeError, ValueError):
             return None
         names.update(p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
-        if not any(p.kind == p.VAR_KEYWORD for p in params):
-            break
-    return names
+        if not any(p.kind == p.VAR_KEYWORD for p in params) or klass is _base_layer():
+            return names  # (Layer's own **kwargs only collects the unknown arguments it refuses)
+    return None  # every constructor passes **kwargs on: the class checks them itself
 
 
 def _history(ref):

@@ -213,7 +213,8 @@ def _read_model_weights(reader, model, check_names):
     for path, layer, variables in keras_entries(model):
         what = f"layer '{layer.name}' ({type(layer).__name__})"
         node, datasets = reader.vars_group(path, len(variables), what)
-        if check_names and node is not None and variables:
+        # names are checked where the config gave them (a functional/sequential model's layers)
+        if check_names and node is not None and variables and re.fullmatch(r"layers/[^/]+/vars", path):
             name = reader.attr(node, "name")
             if name is not None and name != layer.name:
                 reader.fail(f"{path!r} holds the weights of layer {name!r:.100}, expected '{layer.name}'")
