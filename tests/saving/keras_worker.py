@@ -4,7 +4,8 @@
 writes its predictions. ``python keras_worker.py make <kind> <dir>``: Keras builds, trains one
 step and saves model ``<kind>`` as ``<dir>/<kind>.keras``, ``<dir>/<kind>.weights.h5`` and
 ``<dir>/<kind>.h5`` (legacy), with the input ``x.npy``, the predictions ``y.npy`` and, after one
-more training step on ``x``/``t``, ``y_step.npy``."""
+more training step on ``x``/``t``, ``y_step.npy``. Several commands, separated by ``--``, share
+one process."""
 import os
 import sys
 
@@ -45,13 +46,13 @@ def build(kind):
     return model, x, t
 
 
-def main():
-    if sys.argv[1] == "load":
-        model = keras.models.load_model(sys.argv[2])
-        x = np.load(sys.argv[3])
-        np.save(sys.argv[4], np.asarray(model.predict(x, verbose=0)))
+def run(argv):
+    if argv[0] == "load":
+        model = keras.models.load_model(argv[1])
+        x = np.load(argv[2])
+        np.save(argv[3], np.asarray(model.predict(x, verbose=0)))
         return
-    kind, out = sys.argv[2], sys.argv[3]
+    kind, out = argv[1], argv[2]
     model, x, t = build(kind)
     model.fit(x, t, epochs=1, batch_size=len(x), verbose=0)
     model.save(os.path.join(out, f"{kind}.keras"))
@@ -62,6 +63,18 @@ def main():
     np.save(os.path.join(out, "y.npy"), np.asarray(model.predict(x, verbose=0)))
     model.fit(x, t, epochs=1, batch_size=len(x), verbose=0, shuffle=False)
     np.save(os.path.join(out, "y_step.npy"), np.asarray(model.predict(x, verbose=0)))
+
+
+def main():
+    """Commands separated by ``--`` run in one process (TensorFlow is imported once)."""
+    command = []
+    for arg in sys.argv[1:] + ["--"]:
+        if arg == "--":
+            if command:
+                run(command)
+            command = []
+        else:
+            command.append(arg)
 
 
 if __name__ == "__main__":

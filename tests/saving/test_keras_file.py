@@ -187,24 +187,22 @@ def test_keras_written_fixture_weights_and_legacy_h5():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["rnn"])
-def test_files_written_by_installed_keras(kind, tmp_path):
-    _run_keras("make", kind, tmp_path)
-    x, y = np.load(tmp_path / "x.npy"), np.load(tmp_path / "y.npy")
-    for name in (f"{kind}.keras", f"{kind}.h5"):
-        model = dl.models.load_model(tmp_path / name, compile=False)
-        np.testing.assert_allclose(model.predict(x, verbose=0), y, rtol=1e-6, atol=1e-6)
-    model.load_weights(tmp_path / f"{kind}.weights.h5")
-    np.testing.assert_allclose(model.predict(x, verbose=0), y, rtol=1e-6, atol=1e-6)
-
-
-@pytest.mark.slow
-def test_keras_loads_what_dlcore_writes(tmp_path):
+def test_keras_interoperates_both_ways(tmp_path):
+    """One Keras process: it loads a .keras file dlcore wrote, and writes .keras, .weights.h5 and
+    legacy .h5 files that dlcore loads; predictions agree."""
     model, x, _ = _trained("rnn")
     model.save(tmp_path / "m.keras")
-    np.save(tmp_path / "x.npy", x)
-    _run_keras("load", tmp_path / "m.keras", tmp_path / "x.npy", tmp_path / "y.npy")
-    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    np.save(tmp_path / "dl_x.npy", x)
+    _run_keras("load", tmp_path / "m.keras", tmp_path / "dl_x.npy", tmp_path / "keras_y.npy", "--",
+               "make", "rnn", tmp_path)
+    np.testing.assert_allclose(np.load(tmp_path / "keras_y.npy"), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    x, y = np.load(tmp_path / "x.npy"), np.load(tmp_path / "y.npy")
+    for name in ("rnn.keras", "rnn.h5"):
+        loaded = dl.models.load_model(tmp_path / name, compile=False)
+        np.testing.assert_allclose(loaded.predict(x, verbose=0), y, rtol=1e-6, atol=1e-6)
+    fresh = _rnn()
+    fresh.load_weights(tmp_path / "rnn.weights.h5")
+    np.testing.assert_allclose(fresh.predict(x, verbose=0), y, rtol=1e-6, atol=1e-6)
 
 
 # ---- safety ------------------------------------------------------------------------------------
