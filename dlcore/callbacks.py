@@ -311,12 +311,14 @@ class ModelCheckpoint(MonitorCallback):
             raise ValueError(f"Unrecognized save_freq: {self.save_freq}. Expected save_freq are 'epoch' or "
                              "integer values")
         if save_weights_only:
-            if not self.filepath.endswith(".weights.dlc"):
+            if not self.filepath.endswith((".weights.dlc", ".weights.h5")):
                 raise ValueError("When using `save_weights_only=True` in `ModelCheckpoint`, the filepath "
-                                 "provided must end in `.weights.dlc` (dlcore weights format). Received: "
+                                 "provided must end in `.weights.dlc` (dlcore weights format) or `.weights.h5` "
+                                 "(Keras 3). Received: "
                                  f"filepath={self.filepath}")
-        elif not self.filepath.endswith(".dlc") or self.filepath.endswith(".weights.dlc"):
-            raise ValueError("The filepath provided must end in `.dlc` (dlcore model format). Received: "
+        elif not self.filepath.endswith((".dlc", ".keras")) or self.filepath.endswith(".weights.dlc"):
+            raise ValueError("The filepath provided must end in `.dlc` (dlcore model format) or `.keras` (Keras 3). "
+                             "Received: "
                              f"filepath={self.filepath}")
 
     def on_train_batch_end(self, batch, logs=None):

@@ -10,26 +10,71 @@ import json
 import os
 
 from . import dlc
-from .dlc import (FORMAT_VERSION, MODEL_SUFFIX, load_weights, restore_checkpoint, save_checkpoint, save_model,
-                  save_weights)
+from .dlc import FORMAT_VERSION, MODEL_SUFFIX, restore_checkpoint, save_checkpoint
 from .model_config import (check_custom_objects, check_model_entry, jsonable, model_build_config, model_config,
                            rebuild)
 from .archive import parse_json
 
-_OTHER_FORMATS = {".keras": "Keras 3", ".h5": "HDF5 (Keras 2)", ".hdf5": "HDF5 (Keras 2)", ".onnx": "ONNX"}
+_OTHER_FORMATS = {".onnx": "ONNX"}
+
+
+def _suffix(path):
+    lower = path.lower()
+    if lower.endswith(".weights.h5"):
+        return ".weights.h5"
+    return os.path.splitext(lower)[1]
+
+
+def save_model(model, filepath, overwrite=True, include_optimizer=True):
+    """Write ``model`` to ``filepath``: dlcore's ``.dlc`` format, or Keras 3's ``.keras``."""
+    path = dlc._path(filepath)
+    if _suffix(path) == ".keras":
+        from . import keras_file
+
+        return keras_file.save_model(model, path, overwrite=overwrite, include_optimizer=include_optimizer)
+    return dlc.save_model(model, path, overwrite=overwrite, include_optimizer=include_optimizer)
+
+
+def save_weights(model, filepath, overwrite=True):
+    """Write the weights to ``filepath``: ``.weights.dlc`` (dlcore) or ``.weights.h5`` (Keras 3)."""
+    path = dlc._path(filepath)
+    if _suffix(path) == ".weights.h5":
+        from . import keras_file
+
+        return keras_file.save_weights(model, path, overwrite=overwrite)
+    return dlc.save_weights(model, path, overwrite=overwrite)
+
+
+def load_weights(model, filepath, skip_mismatch=False):
+    """Load weights from a ``.weights.dlc``/``.dlc`` file, a Keras 3 ``.weights.h5`` file or a
+    legacy Keras ``.h5`` file (by layer name)."""
+    path = dlc._path(filepath)
+    if _suffix(path) in (".weights.h5", ".h5", ".hdf5"):
+        from . import keras_file
+
+        return keras_file.load_weights(model, path, skip_mismatch=skip_mismatch)
+    return dlc.load_weights(model, path, skip_mismatch=skip_mismatch)
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
-    """The model saved in ``filepath`` by ``model.save``: rebuilt from its config (classes resolved
-    through the registry and ``custom_objects`` only), weights loaded, and with ``compile=True``
-    compiled with the saved optimizer state and random state restored. A damaged or tampered file
-    raises ValueError. (``safe_mode`` is accepted for Keras compatibility: dlcore never executes
-    code from a file, so loading is always safe.)"""
+    """The model saved in ``filepath``: a ``.dlc`` file (``model.save``), a Keras 3 ``.keras``
+    file or a legacy Keras ``.h5`` file. Rebuilt from its config (classes resolved through the
+    registry and ``custom_objects`` only), weights loaded, and with ``compile=True`` compiled with
+    the saved optimizer state (and, for ``.dlc``, random state) restored. A damaged or tampered
+    file raises ValueError. ``safe_mode=True`` (the default) refuses a Keras Lambda layer's
+    stored bytecode; nothing else in a file ever runs code."""
     path = dlc._path(filepath)
-    suffix = os.path.splitext(path)[1].lower()
+    suffix = _suffix(path)
     if suffix in _OTHER_FORMATS:
-        raise ValueError(f"File format not supported: filepath={path}. This dlcore loads its own `{MODEL_SUFFIX}` "
-                         f"files; {_OTHER_FORMATS[suffix]} files are not supported.")
+        raise ValueError(f"File format not supported: filepath={path}. This dlcore loads `{MODEL_SUFFIX}`, "
+                         f"`.keras` and `.h5` files; {_OTHER_FORMATS[suffix]} files are not supported.")
+    if suffix == ".weights.h5":
+        raise ValueError(f"{path!r} is a weights file: build the model in code, then model.load_weights({path!r})")
+    if suffix in (".keras", ".h5", ".hdf5"):
+        from . import keras_file
+
+        load = keras_file.load_model if suffix == ".keras" else keras_file.load_legacy_model
+        return load(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
     return dlc.load_model(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 

@@ -465,7 +465,7 @@ def test_load_weights_skip_mismatch(tmp_path):
 def test_file_names_and_overwrite(tmp_path):
     model = _mlp()
     with pytest.raises(ValueError, match=r"\.dlc"):
-        model.save(tmp_path / "m.keras")
+        model.save(tmp_path / "m.pt")
     with pytest.raises(ValueError, match=r"\.weights\.dlc"):
         model.save(tmp_path / "m.weights.dlc")
     with pytest.raises(ValueError, match=r"\.weights\.dlc"):

@@ -173,7 +173,7 @@ def test_model_checkpoint_batch_frequency(tmp_path):
 
 def test_model_checkpoint_arguments(tmp_path):
     with pytest.raises(ValueError, match=r"\.dlc"):
-        C.ModelCheckpoint(str(tmp_path / "m.keras"))
+        C.ModelCheckpoint(str(tmp_path / "m.pt"))
     with pytest.raises(ValueError, match=r"\.weights\.dlc"):
         C.ModelCheckpoint(str(tmp_path / "m.dlc"), save_weights_only=True)
     with pytest.raises(ValueError, match="save_freq"):
