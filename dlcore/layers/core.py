@@ -17,6 +17,8 @@ class InputLayer(Layer):
             shape = kwargs.pop("input_shape")
         if "batch_input_shape" in kwargs and batch_shape is None:
             batch_shape = kwargs.pop("batch_input_shape")
+        if dtype in ("string", "str", str):
+            dtype = "object"  # Keras's dtype="string": NumPy str / object arrays, for StringLookup and Hashing
         super().__init__(name=name, dtype=dtype, **kwargs)
         if batch_shape is None:
             if shape is None:

@@ -376,11 +376,19 @@ class Layer:
         if x is None or isinstance(x, (str, bool)):
             return x
         a = x.to_numpy() if hasattr(x, "to_numpy") and not isinstance(x, np.ndarray) else np.asarray(x)
+        if a.dtype.kind in "USO" and self._takes_strings():
+            return Tensor(a)
         if a.dtype.kind not in "biuf":
             check_numeric(a, f"{type(self).__name__} '{self.name}' (inputs)")
         if a.dtype.kind == "f" or (a.dtype.kind in "iub" and self._casts_integer_inputs()):
             a = a.astype(self.dtype, copy=False)
         return Tensor(a)
+
+    def _takes_strings(self):
+        """Whether string inputs reach ``call``: layers that take them (StringLookup, Hashing) say so,
+        an Input of dtype "string" does, and so does a model with such an input."""
+        inputs = self.__dict__.get("_flat_inputs") or ()
+        return self.__dict__.get("_input_dtype") == "object" or any(t.dtype == "object" for t in inputs)
 
     def _casts_integer_inputs(self):
         """Integer inputs become floats, as Keras autocasts them, unless a layer takes ids."""

@@ -201,10 +201,10 @@ class _FusedRNN(RNN):
 
     _cell_class = None
 
-    def __init__(self, arguments):
-        """``arguments``: the ``locals()`` of the subclass's constructor, whose explicit signature is
-        Keras's: the cell's arguments, the layer's (``_LAYER_ARGUMENTS``) and ``kwargs``."""
-        cell_args = {k: v for k, v in arguments.items() if k not in ("self", "__class__")}
+    def __init__(self, **arguments):
+        """``arguments``: the subclass constructor's arguments (``_own(locals())``; its explicit
+        signature is Keras's): the cell's, the layer's (``_LAYER_ARGUMENTS``) and ``kwargs``."""
+        cell_args = dict(arguments)
         kwargs = cell_args.pop("kwargs")
         kwargs.pop("implementation", None)
         layer_args = {k: cell_args.pop(k) for k in _LAYER_ARGUMENTS if k in cell_args}
@@ -244,6 +244,11 @@ _CELL_ATTRIBUTES = {
     "bias_regularizer", "kernel_constraint", "recurrent_constraint", "bias_constraint", "dropout",
     "recurrent_dropout", "reset_after", "seed",
 }
+def _own(arguments):
+    """A constructor's ``locals()`` without ``self`` and ``__class__``."""
+    return {k: v for k, v in arguments.items() if k not in ("self", "__class__")}
+
+
 _LAYER_ARGUMENTS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll",
                     "activity_regularizer", "use_cudnn")
 _CELL_NAMES = {SimpleRNNCell: "simple_rnn_cell", LSTMCell: "lstm_cell", GRUCell: "gru_cell"}
@@ -266,7 +271,7 @@ class SimpleRNN(_FusedRNN):
                  kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
                  recurrent_dropout=0.0, return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, unroll=False, seed=None, **kwargs):
-        super().__init__(locals())
+        super().__init__(**_own(locals()))
 
 
 @register("layer")
@@ -287,7 +292,7 @@ class LSTM(_FusedRNN):
                  kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, unroll=False, use_cudnn="auto", **kwargs):
-        super().__init__(locals())
+        super().__init__(**_own(locals()))
 
 
 @register("layer")
@@ -310,4 +315,4 @@ class GRU(_FusedRNN):
                  recurrent_constraint=None, bias_constraint=None, dropout=0.0, recurrent_dropout=0.0, seed=None,
                  return_sequences=False, return_state=False, go_backwards=False, stateful=False, unroll=False,
                  reset_after=True, use_cudnn="auto", **kwargs):
-        super().__init__(locals())
+        super().__init__(**_own(locals()))
