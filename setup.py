@@ -21,6 +21,7 @@ EXTENSIONS = [
     "_pool",
     "_norm",
     "_recurrent",
+    "_attention",
 ]
 
 # DLCORE_BUILD_ONLY=_conv,_pool rebuilds only those (developers: `python setup.py build_ext --inplace`).

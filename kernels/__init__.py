@@ -11,7 +11,7 @@ from ._config import num_threads, set_num_threads, threads_for
 
 _config.preload_cython_blas()
 
-FAMILIES = ("gemm", "elementwise", "reduce", "losses", "dropout", "optim", "conv", "pool", "norm", "recurrent")
+FAMILIES = ("gemm", "elementwise", "reduce", "losses", "dropout", "optim", "conv", "pool", "norm", "recurrent", "attention")
 
 _table = None
 
