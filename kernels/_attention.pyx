@@ -157,7 +157,7 @@ def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::
                       const floating[:, :, :, ::1] v, const floating[:, :, :, :] bias, int has_bias,
                       const unsigned char[:, :, :, :] mask, int has_mask, double scale, int causal,
                       double dropout_rate, unsigned long long seed, floating[:, :, :, ::1] out,
-                      floating[:, :, ::1] lse_out, int n_threads=1):
+                      double[:, :, ::1] lse_out, int n_threads=1):
     """out = softmax(scale q k^T + bias, masked) @ v, tiled (FlashAttention-2).
 
     q: (B, T, H, D) float32/64, C-contiguous, IN
@@ -167,7 +167,8 @@ def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::
     mask: (B, H, T, S) uint8 (0 = masked), any strides, IN; read when has_mask
     scale: the score scale; causal: keep j <= i only; dropout_rate in [0, 1), seed: its key
     out: (B, T, H, Dv) same dtype, C-contiguous, OUT
-    lse_out: (B, H, T) same dtype, OUT: the row log-sum-exp L = m + log(l) of the scores
+    lse_out: (B, H, T) float64, OUT: the row log-sum-exp L = m + log(l) of the scores (float64:
+        a fully masked float32 row has m = -1e9, where + log(S) would round away)
     """
     cdef Py_ssize_t B = q.shape[0], T = q.shape[1], H = q.shape[2], D = q.shape[3]
     cdef Py_ssize_t S = k.shape[1], Hk = k.shape[2], Dv = v.shape[3]
@@ -237,7 +238,7 @@ def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::
                 inv = 1.0 / l[r]
                 for c in range(Dv):
                     out[b, i0 + r, h, c] = acc[r * Dv + c] * inv
-                lse_out[b, h, i0 + r] = m[r] + log(l[r])
+                lse_out[b, h, i0 + r] = <double>m[r] + log(<double>l[r])
         free(qs)
 
 
@@ -245,13 +246,13 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
                        const floating[:, :, :, ::1] v, const floating[:, :, :, :] bias, int has_bias,
                        const unsigned char[:, :, :, :] mask, int has_mask, double scale, int causal,
                        double dropout_rate, unsigned long long seed, const floating[:, :, :, ::1] out,
-                       const floating[:, :, ::1] lse, const floating[:, :, :, ::1] dout,
+                       const double[:, :, ::1] lse, const floating[:, :, :, ::1] dout,
                        floating[:, :, :, ::1] dq_out, floating[:, :, :, ::1] dk_out,
                        floating[:, :, :, ::1] dv_out, int n_threads=1):
     """Gradients of attention_forward by recomputation (FlashAttention-2), deterministic.
 
     q, k, v, bias, mask, scale, causal, dropout_rate, seed: as attention_forward, IN
-    out: (B, T, H, Dv) the forward output, IN; lse: (B, H, T) its row log-sum-exp, IN
+    out: (B, T, H, Dv) the forward output, IN; lse: (B, H, T) float64, its row log-sum-exp, IN
     dout: (B, T, H, Dv) gradient of out, C-contiguous, IN
     dq_out: (B, T, H, D), dk_out: (B, S, Hk, D), dv_out: (B, S, Hk, Dv), OUT (fully written)
     """
@@ -267,7 +268,8 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
     cdef floating* dk
     cdef floating* dv
     cdef floating* dd
-    cdef floating fscale = scale, di, t, lrow
+    cdef floating fscale = scale, di, t
+    cdef double lrow
     cdef floating keep_scale = 1.0 / (1.0 - dropout_rate)
     cdef uint64_t threshold = dropout_threshold(dropout_rate)
     cdef int dropping = dropout_rate > 0
@@ -313,7 +315,7 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
                         for r in range(br):  # s = P = exp(s - L)
                             lrow = lse[b, h, i0 + r]
                             for c in range(bc):
-                                s[r * _BC + c] = s[r * _BC + c] - lrow
+                                s[r * _BC + c] = <floating>(s[r * _BC + c] - lrow)
                             _exp_row(&s[r * _BC], bc)
                         _gemm(0, br, bc, Dv, &dout[b, i0, h, 0], H * Dv, vt, _BC, 0, dp, _BC)
                         if dropping:  # dp = dO V^T * Z; then s = P * Z for dV, dp = P * (dp - D)
