@@ -178,4 +178,72 @@ def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, i
                                      None if bias is None else typed(bias, bias_arr), **attrs)
 
 
+def _tokens(spec):
+    """An einsum operand spec as tokens: letters, and '...' as one token."""
+    out, i = [], 0
+    while i < len(spec):
+        if spec.startswith("...", i):
+            out.append("...")
+            i += 3
+        else:
+            out.append(spec[i])
+            i += 1
+    return out
+
+
+def _einsum_to(spec_a, a, spec_b, b, target, shape):
+    """einsum(spec_a, spec_b -> target) where target letters found in neither operand are
+    broadcast (their gradient is the same at every index), shaped ``shape``."""
+    have = set(_tokens(spec_a)) | set(_tokens(spec_b))
+    tokens = _tokens(target)
+    kept = [t for t in tokens if t in have]
+    r = np.einsum(f"{spec_a},{spec_b}->{''.join(kept)}", a, b)
+    if len(kept) != len(tokens):
+        lead = r.ndim - sum(t != "..." for t in kept)  # axes standing for the ellipsis
+        axes = []
+        pos = 0
+        for t in tokens:
+            if t == "...":
+                pos += lead
+            elif t not in have:
+                axes.append(pos)
+                pos += 1
+            else:
+                pos += 1
+        r = np.ascontiguousarray(np.broadcast_to(np.expand_dims(r, tuple(axes)), shape))
+    return r
+
+
+class EinsumProduct(Function):
+    """y = einsum(equation, x, w) for two operands; the gradients are einsums too (NumPy)."""
+
+    @staticmethod
+    def forward(ctx, x, w, equation):
+        if w.dtype != x.dtype:
+            w = w.astype(x.dtype)
+        if ctx is not None:
+            ctx.save(x, w)
+            ctx.equation = equation
+        return np.einsum(equation, x, w)
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        x, w = ctx.saved
+        inputs, out = ctx.equation.split("->")
+        xs, ws = inputs.split(",")
+        dy = dy.astype(x.dtype, copy=False)
+        dx = _einsum_to(out, dy, ws, w, xs, x.shape) if needs[0] else None
+        dw = _einsum_to(xs, x, out, dy, ws, w.shape) if needs[1] else None
+        return dx, dw
+
+
+def einsum_product(equation, x, kernel):
+    """``einsum(equation, x, kernel)`` for EinsumDense's general equations (two operands,
+    explicit output); differentiable in both operands."""
+    xv = float_array(_value(x))
+    if not is_recording():
+        return Tensor(EinsumProduct.forward(None, xv, float_array(_value(kernel)), equation))
+    return EinsumProduct.apply(x if isinstance(x, Tensor) else xv, kernel, equation=equation)
+
+
 __all__ = ["dot_product_attention"]
