@@ -60,6 +60,7 @@ def _analyze_split(input_spec, weight_spec, output_spec, bias_axes, input_shape,
             if out_dim is not None and out_dim != input_shape[input_map[d]]:
                 raise ValueError(f"Input shape and output shape do not match at shared dimension '{d}'. Input "
                                  f"shape is {input_shape[input_map[d]]}, and output shape is {out_dim}.")
+            output_shape[output_map[d]] = input_shape[input_map[d]]  # a free axis: the input's size
     for d in output_spec:
         if d not in input_spec and d not in weight_spec:
             raise ValueError(f"Dimension '{d}' was specified in the output '{output_spec}' but has no "

@@ -178,39 +178,33 @@ def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, i
                                      None if bias is None else typed(bias, bias_arr), **attrs)
 
 
-def _tokens(spec):
-    """An einsum operand spec as tokens: letters, and '...' as one token."""
-    out, i = [], 0
-    while i < len(spec):
-        if spec.startswith("...", i):
-            out.append("...")
-            i += 3
-        else:
-            out.append(spec[i])
-            i += 1
-    return out
+def _explicit(equation, x_ndim, w_ndim):
+    """``equation`` with each '...' spelled as letters the equation does not use (the ellipsis of
+    an operand covers its dimensions beyond its letters, aligned from the right)."""
+    inputs, out = equation.split("->")
+    xs, ws = inputs.split(",")
+    spare = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in equation]
+    counts = [nd - len(spec.replace("...", "")) for spec, nd in ((xs, x_ndim), (ws, w_ndim)) if "..." in spec]
+    n = max(counts, default=0)
+    if n > len(spare):
+        raise ValueError(f"einsum: too many dimensions for the ellipsis of '{equation}'")
+    letters = "".join(spare[:n])
+
+    def fill(spec, nd):
+        return spec.replace("...", letters[n - (nd - len(spec.replace("...", ""))):]) if "..." in spec else spec
+
+    return f"{fill(xs, x_ndim)},{fill(ws, w_ndim)}->{out.replace('...', letters)}"
 
 
 def _einsum_to(spec_a, a, spec_b, b, target, shape):
-    """einsum(spec_a, spec_b -> target) where target letters found in neither operand are
-    broadcast (their gradient is the same at every index), shaped ``shape``."""
-    have = set(_tokens(spec_a)) | set(_tokens(spec_b))
-    tokens = _tokens(target)
-    kept = [t for t in tokens if t in have]
-    r = np.einsum(f"{spec_a},{spec_b}->{''.join(kept)}", a, b)
-    if len(kept) != len(tokens):
-        lead = r.ndim - sum(t != "..." for t in kept)  # axes standing for the ellipsis
-        axes = []
-        pos = 0
-        for t in tokens:
-            if t == "...":
-                pos += lead
-            elif t not in have:
-                axes.append(pos)
-                pos += 1
-            else:
-                pos += 1
-        r = np.ascontiguousarray(np.broadcast_to(np.expand_dims(r, tuple(axes)), shape))
+    """einsum(spec_a, spec_b -> target) (letters only), where target letters found in neither
+    operand are broadcast (the gradient is the same at every index along them)."""
+    have = set(spec_a) | set(spec_b)
+    kept = "".join(t for t in target if t in have)
+    r = np.einsum(f"{spec_a},{spec_b}->{kept}", a, b)
+    if len(kept) != len(target):
+        axes = tuple(i for i, t in enumerate(target) if t not in have)
+        r = np.ascontiguousarray(np.broadcast_to(np.expand_dims(r, axes), shape))
     return r
 
 
@@ -223,7 +217,7 @@ class EinsumProduct(Function):
             w = w.astype(x.dtype)
         if ctx is not None:
             ctx.save(x, w)
-            ctx.equation = equation
+            ctx.equation = _explicit(equation, x.ndim, w.ndim)
         return np.einsum(equation, x, w)
 
     @staticmethod

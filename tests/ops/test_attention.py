@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import dlcore as dl
-from tests.harness import check_op_gradients
-from tests.reference import attention as ref
+from harness import check_op_gradients
+from reference import attention as ref
 
 rng = np.random.default_rng(11)
 
