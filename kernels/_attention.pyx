@@ -46,7 +46,9 @@ cdef extern from "dl_sgemm.h" nogil:
                   Py_ssize_t ldc)
 
 cdef extern from "dl_attention.h" nogil:
-    void dl_att_expf_row(float* x, Py_ssize_t n, int vector)
+    float dl_att_max_f(const float* s, Py_ssize_t n, float start, int vector)
+    float dl_att_exp_sum_f(float* s, Py_ssize_t n, float hi, float lo, int vector)
+    void dl_att_dscore_f(float* dp, const float* p, Py_ssize_t n, float di, int vector)
 
 ctypedef fused floating:
     float
@@ -96,13 +98,40 @@ cdef inline void _gemm(int a_cols, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, con
                 cr[j] += av * br[j]
 
 
-cdef inline void _exp_row(floating* x, Py_ssize_t n) noexcept nogil:
+cdef inline floating _row_max(const floating* x, Py_ssize_t n, floating start) noexcept nogil:
     cdef Py_ssize_t j
     if floating is float:
-        dl_att_expf_row(x, n, _OWN)
+        return dl_att_max_f(x, n, start, _OWN)
     else:
         for j in range(n):
-            x[j] = exp(x[j])
+            if x[j] > start:
+                start = x[j]
+        return start
+
+
+cdef inline floating _row_exp_sum(floating* x, Py_ssize_t n, double shift) noexcept nogil:
+    """x = exp(x - shift) in place; returns the sum."""
+    cdef Py_ssize_t j
+    cdef floating t = 0
+    cdef float hi
+    if floating is float:
+        hi = <float>shift
+        return dl_att_exp_sum_f(x, n, hi, <float>(shift - hi), _OWN)
+    else:
+        for j in range(n):
+            x[j] = exp(x[j] - shift)
+            t = t + x[j]
+        return t
+
+
+cdef inline void _row_dscore(floating* dp, const floating* p, Py_ssize_t n, floating di) noexcept nogil:
+    """dp = p * (dp - di)."""
+    cdef Py_ssize_t j
+    if floating is float:
+        dl_att_dscore_f(dp, p, n, di, _OWN)
+    else:
+        for j in range(n):
+            dp[j] = p[j] * (dp[j] - di)
 
 
 cdef inline void _scores(floating* s, Py_ssize_t br, Py_ssize_t bc, Py_ssize_t b, Py_ssize_t h,
@@ -142,6 +171,15 @@ cdef inline void _load_scaled(floating* dst, const floating* src, Py_ssize_t row
     for r in range(rows):
         for c in range(cols):
             dst[r * cols + c] = src[r * lds + c] * scale
+
+
+cdef inline void _transpose_all(floating* dst, const floating* src, Py_ssize_t rows, Py_ssize_t cols,
+                                Py_ssize_t lds) noexcept nogil:
+    """dst (cols, rows) = src (rows, cols)^T, src row stride lds."""
+    cdef Py_ssize_t r, c
+    for r in range(rows):
+        for c in range(cols):
+            dst[c * rows + r] = src[r * lds + c]
 
 
 cdef inline void _transpose(floating* dst, const floating* src, Py_ssize_t rows, Py_ssize_t cols,
@@ -185,12 +223,17 @@ def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::
     cdef floating keep_scale = 1.0 / (1.0 - dropout_rate)
     cdef uint64_t threshold = dropout_threshold(dropout_rate)
     cdef int dropping = dropout_rate > 0
+    cdef floating* kt_all
     if B == 0 or T == 0 or H == 0:
         return
+    kt_all = <floating*>malloc(sizeof(floating) * max(1, B * Hk * D * S))
+    if kt_all == NULL:
+        raise MemoryError("attention_forward: no memory for the transposed keys")
+    for task in prange(B * Hk, nogil=True, num_threads=n_threads, schedule="static"):  # K^T per head
+        _transpose_all(kt_all + task * D * S, &k[task // Hk, 0, task % Hk, 0], S, D, Hk * D)
     with nogil, parallel(num_threads=n_threads):
-        qs = <floating*>malloc(sizeof(floating) * (_BR * D + D * _BC + _BR * _BC + _BR * Dv + 2 * _BR))
-        kt = qs + _BR * D
-        s = kt + D * _BC
+        qs = <floating*>malloc(sizeof(floating) * (_BR * D + _BR * _BC + _BR * Dv + 2 * _BR))
+        s = qs + _BR * D
         acc = s + _BR * _BC
         m = acc + _BR * Dv
         l = m + _BR
@@ -210,21 +253,13 @@ def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::
             for jt in range((kend + _BC - 1) // _BC):
                 j0 = jt * _BC
                 bc = min(_BC, kend - j0)
-                _transpose(kt, &k[b, j0, kvh, 0], bc, D, Hk * D)
-                _gemm(0, br, bc, D, qs, D, kt, _BC, 0, s, _BC)
+                kt = kt_all + (b * Hk + kvh) * D * S + j0
+                _gemm(0, br, bc, D, qs, D, kt, S, 0, s, _BC)
                 _scores(s, br, bc, b, h, i0, j0, bias, has_bias, mask, has_mask, causal)
                 for r in range(br):
-                    mx = m[r]
-                    for c in range(bc):
-                        if s[r * _BC + c] > mx:
-                            mx = s[r * _BC + c]
+                    mx = _row_max(&s[r * _BC], bc, m[r])
                     alpha = exp(m[r] - mx)
-                    for c in range(bc):
-                        s[r * _BC + c] = s[r * _BC + c] - mx
-                    _exp_row(&s[r * _BC], bc)
-                    tot = 0
-                    for c in range(bc):
-                        tot = tot + s[r * _BC + c]
+                    tot = _row_exp_sum(&s[r * _BC], bc, mx)
                     l[r] = l[r] * alpha + tot
                     m[r] = mx
                     if alpha != 1:
@@ -240,6 +275,7 @@ def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::
                     out[b, i0 + r, h, c] = acc[r * Dv + c] * inv
                 lse_out[b, h, i0 + r] = <double>m[r] + log(<double>l[r])
         free(qs)
+    free(kt_all)
 
 
 def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::1] k,
@@ -260,7 +296,6 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
     cdef Py_ssize_t S = k.shape[1], Hk = k.shape[2], Dv = v.shape[3]
     cdef Py_ssize_t group = H // Hk
     cdef Py_ssize_t task, b, kvh, h, g, i0, it, br, j0, jt, bc, r, c, i
-    cdef floating* qs
     cdef floating* kt
     cdef floating* vt
     cdef floating* s
@@ -268,17 +303,22 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
     cdef floating* dk
     cdef floating* dv
     cdef floating* dd
-    cdef floating fscale = scale, di, t
-    cdef double lrow
+    cdef floating fscale = scale, t
     cdef floating keep_scale = 1.0 / (1.0 - dropout_rate)
     cdef uint64_t threshold = dropout_threshold(dropout_rate)
     cdef int dropping = dropout_rate > 0
-    cdef Py_ssize_t words = _BR * D + D * _BC + Dv * _BC + 2 * _BR * _BC + _BC * D + _BC * Dv + group * T
+    cdef Py_ssize_t words = D * _BC + Dv * _BC + 2 * _BR * _BC + _BC * D + _BC * Dv + group * T
+    cdef floating* qs_all
+    cdef const floating* qt
     if B == 0 or Hk == 0:
         return
+    qs_all = <floating*>malloc(sizeof(floating) * max(1, B * T * H * D))  # scale * q, (B, T, H, D)
+    if qs_all == NULL:
+        raise MemoryError("attention_backward: no memory for the scaled queries")
+    for i in prange(B * T, nogil=True, num_threads=n_threads, schedule="static"):
+        _load_scaled(qs_all + i * H * D, &q[i // T, i % T, 0, 0], 1, H * D, H * D, fscale)
     with nogil, parallel(num_threads=n_threads):
-        qs = <floating*>malloc(sizeof(floating) * words)
-        kt = qs + _BR * D
+        kt = <floating*>malloc(sizeof(floating) * words)
         vt = kt + D * _BC
         s = vt + Dv * _BC
         dp = s + _BR * _BC
@@ -309,41 +349,44 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
                     for it in range((j0 // _BR) if causal else 0, (T + _BR - 1) // _BR):
                         i0 = it * _BR
                         br = min(_BR, T - i0)
-                        _load_scaled(qs, &q[b, i0, h, 0], br, D, H * D, fscale)
-                        _gemm(0, br, bc, D, qs, D, kt, _BC, 0, s, _BC)
+                        qt = qs_all + (b * T + i0) * H * D + h * D
+                        _gemm(0, br, bc, D, qt, H * D, kt, _BC, 0, s, _BC)
                         _scores(s, br, bc, b, h, i0, j0, bias, has_bias, mask, has_mask, causal)
                         for r in range(br):  # s = P = exp(s - L)
-                            lrow = lse[b, h, i0 + r]
-                            for c in range(bc):
-                                s[r * _BC + c] = <floating>(s[r * _BC + c] - lrow)
-                            _exp_row(&s[r * _BC], bc)
+                            _row_exp_sum(&s[r * _BC], bc, lse[b, h, i0 + r])
                         _gemm(0, br, bc, Dv, &dout[b, i0, h, 0], H * Dv, vt, _BC, 0, dp, _BC)
                         if dropping:  # dp = dO V^T * Z; then s = P * Z for dV, dp = P * (dp - D)
                             for r in range(br):
                                 _dropout_row(&dp[r * _BC], bc, seed, (((b * H + h) * T + i0 + r) * S + j0),
                                              threshold, keep_scale)
                         for r in range(br):
-                            di = dd[g * T + i0 + r]
-                            for c in range(bc):
-                                dp[r * _BC + c] = s[r * _BC + c] * (dp[r * _BC + c] - di) * fscale
-                            if has_mask or causal:  # masked scores do not depend on q, k
+                            _row_dscore(&dp[r * _BC], &s[r * _BC], bc, dd[g * T + i0 + r])
+                            if has_mask:  # masked scores do not depend on q, k
                                 for c in range(bc):
-                                    if ((has_mask and not mask[b, h, i0 + r, j0 + c])
-                                            or (causal and j0 + c > i0 + r)):
+                                    if not mask[b, h, i0 + r, j0 + c]:
                                         dp[r * _BC + c] = 0
+                            if causal and j0 + bc - 1 > i0 + r:
+                                for c in range(max(0, i0 + r - j0 + 1), bc):
+                                    dp[r * _BC + c] = 0
                         if dropping:
                             for r in range(br):
                                 _dropout_row(&s[r * _BC], bc, seed, (((b * H + h) * T + i0 + r) * S + j0),
                                              threshold, keep_scale)
                         _gemm(1, bc, Dv, br, s, _BC, &dout[b, i0, h, 0], H * Dv, 1, dv, Dv)
                         _gemm(0, br, D, bc, dp, _BC, &k[b, j0, kvh, 0], Hk * D, 1, &dq_out[b, i0, h, 0], H * D)
-                        _gemm(1, bc, D, br, dp, _BC, &q[b, i0, h, 0], H * D, 1, dk, D)
+                        _gemm(1, bc, D, br, dp, _BC, qt, H * D, 1, dk, D)
                 for r in range(bc):
                     for c in range(D):
                         dk_out[b, j0 + r, kvh, c] = dk[r * D + c]
                     for c in range(Dv):
                         dv_out[b, j0 + r, kvh, c] = dv[r * Dv + c]
-        free(qs)
+            for g in range(group):  # dQ = scale * dS K
+                h = kvh * group + g
+                for i in range(T):
+                    for c in range(D):
+                        dq_out[b, i, h, c] = dq_out[b, i, h, c] * fscale
+        free(kt)
+    free(qs_all)
 
 
 def attention_dropout_keep(Py_ssize_t B, Py_ssize_t H, Py_ssize_t T, Py_ssize_t S, double dropout_rate,

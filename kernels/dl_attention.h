@@ -1,7 +1,7 @@
-/* exp over a row of floats for the attention kernels (_attention.pyx), in place.
+/* Row helpers of the float32 attention kernels (_attention.pyx): max, exp-and-sum, the score
+ * gradient p * (dp - D), and exp in place.
  *
- * dl_att_expf_row(x, n): x[i] = exp(x[i]); inputs below -87.3 (masked scores, -inf) give
- * exactly 0. On AVX-512 CPUs a 16-lane Cephes polynomial (about 1 ulp; range reduction by
+ * exp: inputs below -87.3 (masked scores, -inf) give exactly 0. On AVX-512 CPUs a 16-lane Cephes polynomial (about 1 ulp; range reduction by
  * ln 2 split in two parts, 2^n applied with scalef), else libm's expf. libm's expf does not
  * vectorize under the project's flags (no -ffast-math), and the softmax of a 4096-token causal
  * attention calls it 3e7 times per head pass: the vector form is ~8x faster here.
@@ -44,6 +44,99 @@ DL_MAYBE_UNUSED DL_TARGET static void dl_att_expf_avx512(float *x, ptrdiff_t n)
     }
 }
 #endif
+
+#if DL_HAVE_AVX512_BUILD
+/* s = exp(s - mx) in place over n floats, returning the sum (16-lane partial sums). */
+DL_MAYBE_UNUSED DL_TARGET static float dl_att_exp_sum_avx512(float *s, ptrdiff_t n, float hi, float lo)
+{
+    ptrdiff_t i;
+    __m512 acc = _mm512_setzero_ps();
+    const __m512 vh = _mm512_set1_ps(hi), vl = _mm512_set1_ps(lo);
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = (n - i >= 16) ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        __m512 v = _mm512_maskz_loadu_ps(m, s + i);
+        _mm512_mask_storeu_ps(s + i, m, _mm512_sub_ps(_mm512_sub_ps(v, vh), vl));
+    }
+    dl_att_expf_avx512(s, n);
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = (n - i >= 16) ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, s + i));
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+DL_MAYBE_UNUSED DL_TARGET static float dl_att_max_avx512(const float *s, ptrdiff_t n, float start)
+{
+    ptrdiff_t i;
+    __m512 mx = _mm512_set1_ps(start);
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = (n - i >= 16) ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, s + i));
+    }
+    return _mm512_reduce_max_ps(mx);
+}
+
+/* dp = p * (dp - di) over n floats. */
+DL_MAYBE_UNUSED DL_TARGET static void dl_att_dscore_avx512(float *dp, const float *p, ptrdiff_t n, float di)
+{
+    ptrdiff_t i;
+    const __m512 vd = _mm512_set1_ps(di);
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = (n - i >= 16) ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        __m512 v = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, dp + i), vd);
+        _mm512_mask_storeu_ps(dp + i, m, _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, p + i)));
+    }
+}
+#endif
+
+/* Row max of s[0:n] and start. */
+static float dl_att_max_f(const float *s, ptrdiff_t n, float start, int vector)
+{
+    ptrdiff_t i;
+#if DL_HAVE_AVX512_BUILD
+    if (vector)
+        return dl_att_max_avx512(s, n, start);
+#endif
+    (void)vector;
+    for (i = 0; i < n; i++)
+        if (s[i] > start)
+            start = s[i];
+    return start;
+}
+
+/* s = exp(s - (hi + lo)) in place (the shift as two floats: a float64 log-sum-exp of a fully
+ * masked row, -1e9 + log S, survives), returning the sum of the results. */
+static float dl_att_exp_sum_f(float *s, ptrdiff_t n, float hi, float lo, int vector)
+{
+    ptrdiff_t i;
+    float t = 0.0f;
+#if DL_HAVE_AVX512_BUILD
+    if (vector)
+        return dl_att_exp_sum_avx512(s, n, hi, lo);
+#endif
+    (void)vector;
+    for (i = 0; i < n; i++) {
+        float x = (s[i] - hi) - lo;
+        s[i] = x < -87.33654f ? 0.0f : expf(x);
+        t += s[i];
+    }
+    return t;
+}
+
+/* dp = p * (dp - di). */
+static void dl_att_dscore_f(float *dp, const float *p, ptrdiff_t n, float di, int vector)
+{
+    ptrdiff_t i;
+#if DL_HAVE_AVX512_BUILD
+    if (vector) {
+        dl_att_dscore_avx512(dp, p, n, di);
+        return;
+    }
+#endif
+    (void)vector;
+    for (i = 0; i < n; i++)
+        dp[i] = p[i] * (dp[i] - di);
+}
 
 static void dl_att_expf_row(float *x, ptrdiff_t n, int vector)
 {
