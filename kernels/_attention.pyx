@@ -173,15 +173,6 @@ cdef inline void _load_scaled(floating* dst, const floating* src, Py_ssize_t row
             dst[r * cols + c] = src[r * lds + c] * scale
 
 
-cdef inline void _transpose_all(floating* dst, const floating* src, Py_ssize_t rows, Py_ssize_t cols,
-                                Py_ssize_t lds) noexcept nogil:
-    """dst (cols, rows) = src (rows, cols)^T, src row stride lds."""
-    cdef Py_ssize_t r, c
-    for r in range(rows):
-        for c in range(cols):
-            dst[c * rows + r] = src[r * lds + c]
-
-
 cdef inline void _transpose(floating* dst, const floating* src, Py_ssize_t rows, Py_ssize_t cols,
                             Py_ssize_t lds) noexcept nogil:
     """dst (cols, BC) = src (rows, cols)^T, src row stride lds."""
@@ -226,11 +217,16 @@ def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::
     cdef floating* kt_all
     if B == 0 or T == 0 or H == 0:
         return
-    kt_all = <floating*>malloc(sizeof(floating) * max(1, B * Hk * D * S))
+    cdef Py_ssize_t n_kt = (S + _BC - 1) // _BC
+    kt_all = <floating*>malloc(sizeof(floating) * max(1, B * Hk * n_kt * D * _BC))
     if kt_all == NULL:
         raise MemoryError("attention_forward: no memory for the transposed keys")
-    for task in prange(B * Hk, nogil=True, num_threads=n_threads, schedule="static"):  # K^T per head
-        _transpose_all(kt_all + task * D * S, &k[task // Hk, 0, task % Hk, 0], S, D, Hk * D)
+    # K^T once per call, tile by tile: (B, Hk, key tile, D, BC) keeps a tile's rows 256 bytes
+    # apart (a row stride of S floats, a multiple of 4 KiB at long S, thrashed L1's sets)
+    for task in prange(B * Hk * n_kt, nogil=True, num_threads=n_threads, schedule="static"):
+        jt = task % n_kt
+        _transpose(kt_all + task * D * _BC, &k[task // (Hk * n_kt), jt * _BC, (task // n_kt) % Hk, 0],
+                   min(_BC, S - jt * _BC), D, Hk * D)
     with nogil, parallel(num_threads=n_threads):
         qs = <floating*>malloc(sizeof(floating) * (_BR * D + _BR * _BC + _BR * Dv + 2 * _BR))
         s = qs + _BR * D
@@ -253,8 +249,8 @@ def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::
             for jt in range((kend + _BC - 1) // _BC):
                 j0 = jt * _BC
                 bc = min(_BC, kend - j0)
-                kt = kt_all + (b * Hk + kvh) * D * S + j0
-                _gemm(0, br, bc, D, qs, D, kt, S, 0, s, _BC)
+                kt = kt_all + ((b * Hk + kvh) * n_kt + jt) * D * _BC
+                _gemm(0, br, bc, D, qs, D, kt, _BC, 0, s, _BC)
                 _scores(s, br, bc, b, h, i0, j0, bias, has_bias, mask, has_mask, causal)
                 for r in range(br):
                     mx = _row_max(&s[r * _BC], bc, m[r])
