@@ -414,8 +414,7 @@ class MultiHeadAttention(Layer):
         q = self._query_dense(query)
         k = self._key_dense(key)
         v = self._value_dense(value)
-        out, scores = self._attend(q, k, v, mask, bool(training), return_attention_scores,
-                                   use_causal_mask and mask is None)
+        out, scores = self._attend(q, k, v, mask, bool(training), return_attention_scores, bool(use_causal_mask))
         if gate is not None:
             out = ops.multiply(out, gate)
         out = self._output_dense(out)
@@ -450,15 +449,16 @@ class MultiHeadAttention(Layer):
         if q.ndim == 4 and default_axes:
             m4 = None if mask is None else np.expand_dims(mask, 1) if mask.ndim == 3 else mask
             if return_scores:
-                if causal:
+                if causal and m4 is None:
                     m4 = _causal(q.shape[1], k.shape[1])[None, None]
                 return _materialized(q, k, v, m4, self._scale, rate, training, seed)
             out = ops.dot_product_attention(q, k, v, mask=m4, scale=self._scale, is_causal=causal,
                                             dropout_rate=rate, seed=seed)
-            if rate > 0 and m4 is not None:  # Keras zeroes the rows with no key on its dropout path
+            if self.dropout > 0 and m4 is not None:
+                # with dropout Keras takes its non-fused path, whose masked softmax zeroes rows with no key
                 out = ops.multiply(out, np.any(m4, axis=-1).transpose(0, 2, 1)[..., None].astype(q.dtype))
             return out, None
-        if mask is not None or causal or return_scores:
+        if mask is not None or causal or return_scores:  # (mask already holds the causal part)
             raise ValueError(f"MultiHeadAttention '{self.name}': masks, use_causal_mask and "
                              "return_attention_scores need the default attention_axes in dlcore; received "
                              f"attention_axes={self.attention_axes} for inputs of rank {q.ndim - 1}")

@@ -183,7 +183,8 @@ def test_mha_return_attention_scores():
     assert ds.shape == (2, 2, 5, 6)
 
 
-def test_mha_keras_masks_from_embedding():
+@pytest.mark.parametrize("dropout", [0.0, 0.3])  # Keras: fused path / non-fused path (at inference)
+def test_mha_keras_masks_from_embedding(dropout):
     keras = pytest.importorskip("keras")
     ids_q = np.array([[3, 5, 2, 0, 0], [1, 4, 4, 6, 0]])
     ids_v = np.array([[2, 2, 0, 0, 0, 0], [1, 3, 5, 7, 2, 0]])
@@ -193,8 +194,8 @@ def test_mha_keras_masks_from_embedding():
         kemb.build((None,))
         demb(ids_q)
         demb.set_weights(kemb.get_weights())
-        kl = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3)
-        dlayer = L.MultiHeadAttention(num_heads=2, key_dim=3)
+        kl = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3, dropout=dropout)
+        dlayer = L.MultiHeadAttention(num_heads=2, key_dim=3, dropout=dropout)
         v_ids = ids_q if causal else ids_v
         ko = kl(kemb(ids_q), kemb(v_ids), use_causal_mask=causal)
         dq, dv = demb(ids_q), demb(v_ids)
