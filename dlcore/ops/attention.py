@@ -53,6 +53,8 @@ class DotProductAttention(Function):
         args = (q, k, v, bias_view, int(bias is not None), mask_view, int(mask is not None), float(scale),
                 int(causal), float(rate), seed)
         kernels.get("attention_forward")(*args, out, lse, threads)
+        if S == 0:  # no keys: an empty weighted sum, as einsum over an empty axis
+            out.fill(0)
         if ctx is not None:
             ctx.save(q, k, v, out, lse)
             ctx.args, ctx.threads, ctx.bias_shape = args, threads, None if bias is None else bias.shape

@@ -60,6 +60,22 @@ def test_fully_masked_rows_are_uniform_like_keras():
     np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-12)
 
 
+def test_empty_lengths():
+    q, k, v = _qkv(T=0, S=5)
+    assert dl.ops.dot_product_attention(q, k, v).shape == (2, 0, 2, 3)
+    q, k, v = _qkv(T=4, S=0)
+    ts = [dl.Tensor(x) for x in (q, k, v)]
+    with dl.GradientTape() as tape:
+        for t in ts:
+            tape.watch(t)
+        out = dl.ops.dot_product_attention(*ts)
+        loss = dl.ops.sum(out)
+    np.testing.assert_array_equal(out.numpy(), np.zeros((2, 4, 2, 3)))
+    dq, dk, dv = tape.gradient(loss, ts)
+    np.testing.assert_array_equal(dq.numpy(), np.zeros_like(q))
+    assert dk.shape == k.shape and dv.shape == v.shape
+
+
 def test_dropout_statistics_and_determinism():
     B, T, N, H = 1, 64, 2, 4
     q = np.zeros((B, T, N, H), np.float32)  # uniform attention: out = mean over kept values
