@@ -117,18 +117,30 @@ def _peak_case(lib, T, threads, mode):
     return _status_mb("VmHWM") - before
 
 
-def _peak(lib, T, threads, mode):
+def _time_case(lib, T, threads, mode, rounds=5):
+    """Run in a child process: the best of ``rounds`` wall times (ms) of one call."""
+    fn = _calls(lib, T, threads)[0 if mode == "forward" else 1]
+    fn()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best * 1e3
+
+
+def _child(function, *args):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    code = (f"import json, benchmarks.bench_attention as b; "
-            f"print(json.dumps(b._peak_case({lib!r}, {T}, {threads}, {mode!r})))")
+    code = f"import json, benchmarks.bench_attention as b; print(json.dumps(b.{function}{args!r}))"
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root)
     return json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else float("nan")
 
 
-def main(threads, rounds=7):
-    """Best-of-``rounds`` wall times, dlcore and PyTorch alternating call by call (a shared
-    machine's load then weighs on both alike), and each call's added peak memory."""
+def main(threads, repeats=2):
+    """Each library in its own processes (one library's idle OpenMP threads spinning would slow
+    the other's), alternating ``repeats`` times, best time kept; and each call's added peak
+    memory (VmHWM over the RSS before the call, Linux)."""
     try:
         import torch  # noqa: F401
         libs = ("dlcore", "torch")
@@ -136,14 +148,9 @@ def main(threads, rounds=7):
         libs = ("dlcore",)
     for T in LENGTHS:
         for mode in ("forward", "forward_backward"):
-            fns = {lib: _calls(lib, T, threads)[0 if mode == "forward" else 1] for lib in libs}
-            best = {lib: float("inf") for lib in libs}
-            for _ in range(rounds):
-                for lib in libs:
-                    start = time.perf_counter()
-                    fns[lib]()
-                    best[lib] = min(best[lib], time.perf_counter() - start)
-            parts = [f"{lib} {best[lib] * 1e3:8.1f} ms +{_peak(lib, T, threads, mode):6.1f} MB" for lib in libs]
+            best = {lib: min(_child("_time_case", lib, T, threads, mode) for _ in range(repeats)) for lib in libs}
+            parts = [f"{lib} {best[lib]:8.1f} ms +{_child('_peak_case', lib, T, threads, mode):6.1f} MB"
+                     for lib in libs]
             print(f"T={T:5d} {mode:17s} threads={threads}  " + "   ".join(parts), flush=True)
 
 
