@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 if __package__ in (None, ""):
@@ -141,11 +140,9 @@ def main(threads, repeats=2):
     """Each library in its own processes (one library's idle OpenMP threads spinning would slow
     the other's), alternating ``repeats`` times, best time kept; and each call's added peak
     memory (VmHWM over the RSS before the call, Linux)."""
-    try:
-        import torch  # noqa: F401
-        libs = ("dlcore", "torch")
-    except ImportError:
-        libs = ("dlcore",)
+    import importlib.util
+
+    libs = ("dlcore", "torch") if importlib.util.find_spec("torch") else ("dlcore",)
     for T in LENGTHS:
         for mode in ("forward", "forward_backward"):
             best = {lib: min(_child("_time_case", lib, T, threads, mode) for _ in range(repeats)) for lib in libs}

@@ -4,8 +4,8 @@
 #     keras.ops.dot_product_attention takes. H must be a multiple of Hk (grouped-query
 #     attention): query head h reads key/value head h // (H // Hk).
 #   - Forward: one task per (batch, head, query tile of BR rows), OpenMP over tasks. Per task the
-#     query tile is scaled once, then key/value tiles of BC_FORWARD rows are walked keeping the running
-#     row max m and sum l (online softmax); the accumulator is rescaled by exp(m_old - m_new)
+#     query tile is scaled once, then key/value tiles of BC_FORWARD rows are walked keeping the
+#     running row max m and sum l (online softmax); the accumulator is rescaled by exp(m_old - m_new)
 #     when the max grows. The row log-sum-exp L = m + log l is stored for the backward pass.
 #     Memory: per-thread tiles only, so it grows linearly with T and S.
 #   - Scores: s = (scale q) . k + bias; where the boolean mask is 0 or (causal) j > i, s is

@@ -1,8 +1,9 @@
 /* Row helpers of the float32 attention kernels (_attention.pyx): max, exp-and-sum, the score
  * gradient p * (dp - D), and exp in place.
  *
- * exp: inputs below -87.3 (masked scores, -inf) give exactly 0. On AVX-512 CPUs a 16-lane Cephes polynomial (about 1 ulp; range reduction by
- * ln 2 split in two parts, 2^n applied with scalef), else libm's expf. libm's expf does not
+ * exp: inputs below -87.3 (masked scores, -inf) give exactly 0. On AVX-512 CPUs a 16-lane
+ * Cephes polynomial (about 1 ulp; range reduction by ln 2 split in two parts, 2^n applied with
+ * scalef), else libm's expf. libm's expf does not
  * vectorize under the project's flags (no -ffast-math), and the softmax of a 4096-token causal
  * attention calls it 3e7 times per head pass: the vector form is ~8x faster here.
  */

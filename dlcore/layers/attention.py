@@ -307,7 +307,8 @@ class MultiHeadAttention(Layer):
         if isinstance(attention_axes, (int, np.integer)):
             attention_axes = (int(attention_axes),)
         elif attention_axes is not None and not isinstance(attention_axes, (list, tuple)):
-            raise ValueError(f"`attention_axes` must be an int, list, or tuple.Received: attention_axes={attention_axes}")
+            raise ValueError("`attention_axes` must be an int, list, or tuple. "
+                             f"Received: attention_axes={attention_axes}")
         self.attention_axes = None if attention_axes is None else tuple(int(a) for a in attention_axes)
         self.sliding_window = _positive_int("MultiHeadAttention", "sliding_window", sliding_window, allow_none=True)
         self.flash_attention = flash_attention

@@ -151,10 +151,7 @@ def test_mha_keras_parity(kwargs, call, with_key):
         call["attention_mask"] = mask
     kl = keras.layers.MultiHeadAttention(**kwargs)
     dlayer = L.MultiHeadAttention(**kwargs)
-    kcall = dict(call)
-    if with_key:  # key is the third positional input of both
-        pass
-    _parity(kl, dlayer, inputs, kcall)
+    _parity(kl, dlayer, inputs, call)  # key, when given, is the third positional input of both
     assert [w.shape for w in dlayer.get_weights()] == [w.shape for w in kl.get_weights()]
 
 
