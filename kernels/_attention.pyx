@@ -65,6 +65,18 @@ cdef double _NEG = -1e9
 cdef int _OWN = dl_sgemm_available()
 
 
+def set_isa(int isa):
+    """Select the float32 paths: 0 AVX-512 (own GEMM tiles, vector exp), 1 baseline (plain loops,
+    libm's expf), for tests; the default is the best the CPU has. Returns the previous
+    selection, or -1 (nothing changed) where the CPU or the build lacks it."""
+    global _OWN
+    if isa not in (0, 1) or (isa == 0 and not dl_sgemm_available()):
+        return -1
+    previous = 0 if _OWN else 1
+    _OWN = 1 if isa == 0 else 0
+    return previous
+
+
 cdef inline uint64_t _hash(uint64_t seed, uint64_t idx) noexcept nogil:
     cdef uint64_t z = seed + (idx + 1) * <uint64_t>0x9E3779B97F4A7C15
     z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9

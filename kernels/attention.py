@@ -8,7 +8,8 @@ lives in the same file rather than in a Numba twin that would have to reproduce 
 Legend: B batch, T query length, S key length, H query heads, Hk key/value heads, D key dim,
 Dv value dim.
 """
-from ._attention import BC, BC_FORWARD, BR, NEG, attention_backward, attention_dropout_keep, attention_forward, dropout_threshold
+from ._attention import (BC, BC_FORWARD, BR, NEG, attention_backward, attention_dropout_keep, attention_forward,
+                         dropout_threshold, set_isa)
 
 KERNELS = {
     "attention_forward": attention_forward,
@@ -16,4 +17,4 @@ KERNELS = {
     "attention_dropout_keep": attention_dropout_keep,
 }
 
-__all__ = ["BC", "BC_FORWARD", "BR", "NEG", "dropout_threshold", *KERNELS]
+__all__ = ["BC", "BC_FORWARD", "BR", "NEG", "dropout_threshold", "set_isa", *KERNELS]

@@ -46,13 +46,23 @@ def _run(case, dtype, threads, seed=0):
     return [out, lse, *grads], [expected[0], expected[2], *expected_grads]
 
 
+@pytest.fixture(params=[0, 1], ids=["avx512", "baseline"])
+def isa(request):
+    """Runs a test with each float32 path the CPU has (set_isa), then restores the default."""
+    old = ka.set_isa(request.param)
+    if old < 0:
+        pytest.skip("the CPU or the build lacks this ISA")
+    yield request.param
+    ka.set_isa(old)
+
+
 def test_kernel_table():
     assert set(ka.KERNELS) == {"attention_forward", "attention_backward", "attention_dropout_keep"}
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES)
-def test_against_reference(case, dtype):
+def test_against_reference(case, dtype, isa):
     actual, expected = _run(case, dtype, 1)
     tol = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
     for name, a, e in zip(("out", "lse", "dq", "dk", "dv"), actual, expected):
@@ -61,7 +71,7 @@ def test_against_reference(case, dtype):
 
 
 @pytest.mark.parametrize("case", [CASES[1], CASES[3], CASES[5]])
-def test_threads_bit_identical(case):
+def test_threads_bit_identical(case, isa):
     one, _ = _run(case, np.float32, 1)
     two, _ = _run(case, np.float32, 2)
     for a, b in zip(one, two):
