@@ -147,3 +147,24 @@ def test_bad_input(kwargs, fragment):
     args.update(kwargs)
     with pytest.raises(ValueError, match=re.escape(fragment)):
         dl.ops.dot_product_attention(**args)
+
+
+def test_memory_is_linear_in_sequence_length():
+    """Forward + backward at 2048 tokens allocate a few arrays of the inputs' size, never the
+    (B, N, T, S) score matrix (64 MB here); NumPy allocations are traced by tracemalloc."""
+    import tracemalloc
+
+    T = 2048
+    q, k, v = (rng.standard_normal((1, T, 4, 32)).astype(np.float32) for _ in range(3))
+    ts = [dl.Tensor(x) for x in (q, k, v)]
+    tracemalloc.start()
+    try:
+        with dl.GradientTape() as tape:
+            for t in ts:
+                tape.watch(t)
+            loss = dl.ops.sum(dl.ops.dot_product_attention(*ts, is_causal=True))
+        tape.gradient(loss, ts)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 12 * q.nbytes, f"peak {peak / 2**20:.1f} MB"
