@@ -276,8 +276,9 @@ class MultiHeadAttention(Layer):
 
     Call: (query (B, T, dq), value (B, S, dv), key=None (B, S, dk), attention_mask=None (B, T, S),
     return_attention_scores=False, training=None, use_causal_mask=False). Keras masks on
-    query/value/key combine with attention_mask (query mask x value mask x key mask); a query
-    row left with no key is uniform over every key (Keras's fused path). Weights, in order:
+    query/value/key combine with attention_mask (query mask x value mask x key mask). A query
+    row left with no key is, as in Keras, uniform over every key when dropout is 0 (Keras's
+    fused path) and zero otherwise or with the scores returned (its masked Softmax). Weights:
     query kernel (dq, N, H) + bias (N, H), key (dk, N, H) + (N, H), value (dv, N, Hv) + (N, Hv),
     attention_output kernel (N, Hv, d_out) + bias (d_out,).
     """
