@@ -24,6 +24,7 @@ EXTENSIONS = [
     "_normalization",
     "_recurrent",
     "_embedding",
+    "_attention",
 ]
 
 # DLCORE_BUILD_ONLY=_conv,_pool rebuilds only those (developers: `python setup.py build_ext --inplace`).

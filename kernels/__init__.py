@@ -12,7 +12,7 @@ from ._config import max_threads, num_threads, numba_cache_dir, set_num_threads,
 _config.preload_cython_blas()
 
 FAMILIES = ("gemm", "elementwise", "reduce", "losses", "dropout", "optim", "conv", "pool", "norm", "normalization",
-            "recurrent", "embedding")
+            "recurrent", "embedding", "attention")
 
 _table = None
 
@@ -44,7 +44,7 @@ def get(name, device="cpu"):
     """The kernel called ``name`` for ``device``."""
     if device != "cpu":
         raise ValueError(f"device must be 'cpu' (the only kernel set built), received {device!r}")
-    table = _load_table()
+    table = _table if _table is not None else _load_table()
     try:
         return table[name]
     except KeyError:

@@ -2,6 +2,7 @@
 from .. import registry
 from ..registry import register, registered
 from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from .attention import AdditiveAttention, Attention, EinsumDense, MultiHeadAttention
 from .conv import (Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D, Convolution1D, Convolution1DTranspose,
                    Convolution2D, Convolution2DTranspose, Convolution3D, DepthwiseConv1D, DepthwiseConv2D,
                    SeparableConv1D, SeparableConv2D, SeparableConvolution1D, SeparableConvolution2D)

@@ -3,6 +3,7 @@
 Every op accepts Tensors, Variables, NumPy arrays and Python numbers and returns a Tensor; under
 a GradientTape, ops on watched values are recorded for differentiation.
 """
+from .attention import dot_product_attention
 from .conv import conv, conv2d_bias_act, conv_transpose, depthwise_conv, separable_conv
 from .core import cast, convert_to_numpy, convert_to_tensor, is_tensor, stop_gradient
 from .dropout import dropout

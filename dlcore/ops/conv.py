@@ -361,7 +361,8 @@ def conv2d_bias_act(inputs, kernel, bias=None, strides=1, padding="valid", dilat
             raise ValueError(f"{_who}: expected inputs with {kshape[-2] if len(kshape) >= 3 else '?'} channels "
                              f"(depthwise kernel shape {kshape}), received inputs of shape {xshape}")
         kshape, groups = kshape[:-2] + (1, kshape[-2] * kshape[-1]), xshape[-1]
-    plan = _plan(xshape, kshape, _hashable(strides), padding, _hashable(dilation_rate), groups, _who)
+    plan = _plan(xshape, kshape, strides if type(strides) is tuple else _hashable(strides), padding,
+                 dilation_rate if type(dilation_rate) is tuple else _hashable(dilation_rate), groups, _who)
     if not is_recording():  # nothing to record: the forward on the arrays, without a graph node
         if type(xv) is not np.ndarray or xv.dtype != kv.dtype:
             xv = float_array(xv, dtype=kv.dtype)

@@ -326,11 +326,12 @@ def _exported_ops():
 
 def _checked_in_family_file(name, obj):
     """A family's own gradient tests (tests/ops/test_<family>_gradients.py or
-    tests/kernels|layers/test_<family>.py) may cover its ops: the file must name the op and run
+    tests/ops|kernels|layers/test_<family>.py) may cover its ops: the file must name the op and run
     finite differences."""
     family = obj.__module__.rsplit(".", 1)[-1]
     root = pathlib.Path(__file__).resolve().parents[1]
-    for path in (root / "ops" / f"test_{family}_gradients.py", root / "layers" / f"test_{family}.py",
+    for path in (root / "ops" / f"test_{family}_gradients.py", root / "ops" / f"test_{family}.py",
+                 root / "layers" / f"test_{family}.py",
                  root / "kernels" / f"test_{family}.py"):
         if path.exists():
             text = path.read_text()

@@ -1,0 +1,245 @@
+"""Scaled-dot-product attention: ``dot_product_attention`` as ``keras.ops`` (layout (B, T, N, H)),
+forward and backward through the fused FlashAttention-2 kernels (kernels/_attention.pyx).
+
+Legend: B batch, T query length, S key length, N query heads, K key/value heads (N % K == 0),
+H key dim, Hv value dim.
+"""
+import math
+
+import numpy as np
+
+from .. import kernels
+from ..autograd import Function, is_recording
+from ..tensor import Tensor
+from .core import contiguous, float_array, unbroadcast
+from .core import value as _value
+
+_EMPTY_MASK = np.zeros((1, 1, 1, 1), dtype=np.uint8)
+NEG = -1e9  # the score of a masked (query, key) pair, as in kernels/_attention.pyx
+
+
+def _seed_int(seed):
+    """A 64-bit key for the kernels' counter-based dropout (fresh from dlcore's generator when None)."""
+    if seed is None or isinstance(seed, np.random.Generator):
+        from ..utils.random import generator
+
+        return int(generator(seed).integers(0, 2**63))
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"dot_product_attention: seed must be an integer or None, received {seed!r}")
+    return int(seed) % 2**64
+
+
+class DotProductAttention(Function):
+    """out = softmax(scale q k^T + bias, masked) [dropout] @ v, fused; bias may receive a gradient.
+
+    Inputs: q (B, T, N, H), k (B, S, K, H), v (B, S, K, Hv), bias broadcastable to (B, N, T, S)
+    or None. Attributes: mask (B, N, T, S) uint8 view or None, scale, causal, rate, seed.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, bias, mask, scale, causal, rate, seed):
+        dtype = q.dtype
+        q, k, v = (contiguous(x.astype(dtype, copy=False)) for x in (q, k, v))
+        if bias is not None:
+            bias = np.asarray(bias, dtype=dtype)
+        B, T, N, _ = q.shape
+        S, Hv = k.shape[1], v.shape[3]
+        full = (B, N, T, S)
+        bias_view = np.broadcast_to(bias, full) if bias is not None else np.zeros((1, 1, 1, 1), dtype)
+        mask_view = mask if mask is not None else _EMPTY_MASK
+        out = np.empty((B, T, N, Hv), dtype=dtype)
+        lse = np.empty((B, N, T), dtype=np.float64)
+        threads = kernels.threads_for(B * N * T * S * (q.shape[3] + Hv))
+        args = (q, k, v, bias_view, int(bias is not None), mask_view, int(mask is not None), float(scale),
+                int(causal), float(rate), seed)
+        kernels.get("attention_forward")(*args, out, lse, threads)
+        if S == 0:  # no keys: an empty weighted sum, as einsum over an empty axis
+            out.fill(0)
+        if ctx is not None:
+            ctx.save(q, k, v, out, lse)
+            ctx.args, ctx.threads, ctx.bias_shape = args, threads, None if bias is None else bias.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        q, k, v, out, lse = ctx.saved
+        dy = contiguous(dy.astype(q.dtype, copy=False))
+        dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
+        kernels.get("attention_backward")(*ctx.args, out, lse, dy, dq, dk, dv, ctx.threads)
+        dbias = None
+        if ctx.bias_shape is not None and needs[3]:
+            dbias = unbroadcast(_score_gradient(q, k, v, dy, out, lse, ctx.args), ctx.bias_shape)
+        return dq, dk, dv, dbias
+
+
+def _score_gradient(q, k, v, dy, out, lse, args):
+    """dL/d(scores) (B, N, T, S), materialized: the gradient of an additive bias (it has that
+    size already). P is rebuilt from the stored log-sum-exp, dS = P * (dP - rowsum(dO * O))."""
+    _, _, _, bias_view, _, mask_view, has_mask, scale, causal, rate, seed = args
+    B, T, N, _ = q.shape
+    S, K = k.shape[1], k.shape[2]
+    qh = np.transpose(q, (0, 2, 1, 3)) * q.dtype.type(scale)
+    kh = np.repeat(np.transpose(k, (0, 2, 1, 3)), N // K, axis=1)
+    vh = np.repeat(np.transpose(v, (0, 2, 1, 3)), N // K, axis=1)
+    keep = np.ones((B, N, T, S), dtype=bool)
+    if has_mask:
+        keep &= mask_view.astype(bool)
+    if causal:
+        keep &= np.tril(np.ones((T, S), dtype=bool))
+    s = np.where(keep, qh @ np.swapaxes(kh, -1, -2) + bias_view, NEG)
+    p = np.exp(s - lse[..., None]).astype(q.dtype)
+    do = np.transpose(dy, (0, 2, 1, 3))
+    dp = do @ np.swapaxes(vh, -1, -2)
+    if rate > 0:
+        z = np.empty((B, N, T, S), dtype=np.uint8)
+        kernels.get("attention_dropout_keep")(B, N, T, S, rate, seed, z)
+        dp = dp * z / (1.0 - rate)
+    d = np.sum(do * np.transpose(out, (0, 2, 1, 3)), axis=-1, keepdims=True)
+    return np.where(keep, p * (dp - d), 0).astype(q.dtype)
+
+
+def _check(name, x, ndim=4):
+    if x.ndim != ndim:
+        raise ValueError(f"dot_product_attention: `{name}` must be 4D (batch, length, heads, dim), "
+                         f"received shape {x.shape}")
+
+
+def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, is_causal=False,
+                          flash_attention=None, attn_logits_soft_cap=None, *, dropout_rate=0.0, seed=None):
+    """``softmax(query . key * scale + bias, masked) @ value`` as ``keras.ops.dot_product_attention``.
+
+    query (B, T, N, H), key (B, S, K, H), value (B, S, K, Hv) with N a multiple of K (grouped-query
+    attention); bias broadcastable to (B, N, T, S), added to the scaled scores; mask: boolean,
+    broadcastable to (B, N, T, S), True where a score takes part; scale defaults to 1/sqrt(H);
+    is_causal keeps key j <= query i. Always fused (flash_attention True or None; False is
+    accepted and computes the same result). dlcore additions: ``dropout_rate`` on the attention
+    weights (training), ``seed`` its key. Returns (B, T, N, Hv).
+    """
+    if attn_logits_soft_cap is not None:
+        raise ValueError("dot_product_attention: attn_logits_soft_cap is only supported by Keras's JAX TPU "
+                         f"backend and not by dlcore; received attn_logits_soft_cap={attn_logits_soft_cap!r}")
+    if not 0 <= dropout_rate < 1:
+        raise ValueError(f"dot_product_attention: dropout_rate must be in [0, 1), received {dropout_rate!r}")
+    qv, kv, vv = (float_array(_value(x)) for x in (query, key, value))
+    for name, x in (("query", qv), ("key", kv), ("value", vv)):
+        _check(name, x)
+    dtype = np.result_type(qv, kv, vv)
+    if dtype not in (np.float32, np.float64):
+        dtype = np.dtype(np.float32)
+    B, T, N, H = qv.shape
+    if kv.shape[0] != B or vv.shape[0] != B or kv.shape[1] != vv.shape[1] or kv.shape[2] != vv.shape[2]:
+        raise ValueError("dot_product_attention: expected key (B, S, K, H) and value (B, S, K, Hv) with the "
+                         f"query's batch; received query {qv.shape}, key {kv.shape}, value {vv.shape}")
+    if kv.shape[3] != H:
+        raise ValueError(f"dot_product_attention: key's last dimension must equal the query's ({H}), "
+                         f"received query {qv.shape}, key {kv.shape}")
+    S, K = kv.shape[1], kv.shape[2]
+    if K == 0 or N % K:
+        raise ValueError(f"dot_product_attention: the query's heads ({N}) must be a multiple of the key's "
+                         f"heads ({K})")
+    full = (B, N, T, S)
+    bias_arr = None
+    if bias is not None:
+        bias_arr = float_array(_value(bias), dtype=dtype)
+        try:
+            np.broadcast_shapes(bias_arr.shape, full)
+        except ValueError:
+            raise ValueError(f"dot_product_attention: bias must broadcast to (B, N, T, S) = {full}, "
+                             f"received shape {bias_arr.shape}") from None
+    mask_view = None
+    causal = bool(is_causal)
+    if mask is not None:
+        m = np.asarray(_value(mask)).astype(bool)
+        try:
+            m = np.broadcast_to(m, full)
+        except ValueError:
+            raise ValueError(f"dot_product_attention: mask must broadcast to (B, N, T, S) = {full}, "
+                             f"received shape {m.shape}") from None
+        if causal:
+            tril = np.tril(np.ones((T, S), dtype=bool))
+            if T and S and not np.all(np.any(m & tril, axis=-1)):
+                # a row with no visible key is uniform over all keys (Keras): no causal tile skip
+                m, causal = m & tril, False
+        mask_view = m.view(np.uint8)
+    if scale is None:
+        scale = 1.0 / math.sqrt(H) if H else 1.0
+    rate = float(dropout_rate)
+    seed_key = _seed_int(seed) if rate > 0 else 0
+    attrs = dict(mask=mask_view, scale=float(scale), causal=causal, rate=rate, seed=seed_key)
+    if not is_recording():
+        q, k, v = (x.astype(dtype, copy=False) for x in (qv, kv, vv))
+        return Tensor(DotProductAttention.forward(None, q, k, v, bias_arr, **attrs))
+    from .core import cast
+
+    def typed(x, arr):  # a Tensor keeps its graph (through a cast node when its dtype differs)
+        if isinstance(x, Tensor):
+            return x if x.value.dtype == dtype else cast(x, dtype)
+        return arr.astype(dtype, copy=False)
+
+    return DotProductAttention.apply(typed(query, qv), typed(key, kv), typed(value, vv),
+                                     None if bias is None else typed(bias, bias_arr), **attrs)
+
+
+def _explicit(equation, x_ndim, w_ndim):
+    """``equation`` with each '...' spelled as letters the equation does not use (the ellipsis of
+    an operand covers its dimensions beyond its letters, aligned from the right)."""
+    inputs, out = equation.split("->")
+    xs, ws = inputs.split(",")
+    spare = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in equation]
+    counts = [nd - len(spec.replace("...", "")) for spec, nd in ((xs, x_ndim), (ws, w_ndim)) if "..." in spec]
+    n = max(counts, default=0)
+    if n > len(spare):
+        raise ValueError(f"einsum: too many dimensions for the ellipsis of '{equation}'")
+    letters = "".join(spare[:n])
+
+    def fill(spec, nd):
+        return spec.replace("...", letters[n - (nd - len(spec.replace("...", ""))):]) if "..." in spec else spec
+
+    return f"{fill(xs, x_ndim)},{fill(ws, w_ndim)}->{out.replace('...', letters)}"
+
+
+def _einsum_to(spec_a, a, spec_b, b, target, shape):
+    """einsum(spec_a, spec_b -> target) (letters only), where target letters found in neither
+    operand are broadcast (the gradient is the same at every index along them)."""
+    have = set(spec_a) | set(spec_b)
+    kept = "".join(t for t in target if t in have)
+    r = np.einsum(f"{spec_a},{spec_b}->{kept}", a, b)
+    if len(kept) != len(target):
+        axes = tuple(i for i, t in enumerate(target) if t not in have)
+        r = np.ascontiguousarray(np.broadcast_to(np.expand_dims(r, axes), shape))
+    return r
+
+
+class EinsumProduct(Function):
+    """y = einsum(equation, x, w) for two operands; the gradients are einsums too (NumPy)."""
+
+    @staticmethod
+    def forward(ctx, x, w, equation):
+        if w.dtype != x.dtype:
+            w = w.astype(x.dtype)
+        if ctx is not None:
+            ctx.save(x, w)
+            ctx.equation = _explicit(equation, x.ndim, w.ndim)
+        return np.einsum(equation, x, w)
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        x, w = ctx.saved
+        inputs, out = ctx.equation.split("->")
+        xs, ws = inputs.split(",")
+        dy = dy.astype(x.dtype, copy=False)
+        dx = _einsum_to(out, dy, ws, w, xs, x.shape) if needs[0] else None
+        dw = _einsum_to(xs, x, out, dy, ws, w.shape) if needs[1] else None
+        return dx, dw
+
+
+def einsum_product(equation, x, kernel):
+    """``einsum(equation, x, kernel)`` for EinsumDense's general equations (two operands,
+    explicit output); differentiable in both operands."""
+    xv = float_array(_value(x))
+    if not is_recording():
+        return Tensor(EinsumProduct.forward(None, xv, float_array(_value(kernel)), equation))
+    return EinsumProduct.apply(x if isinstance(x, Tensor) else xv, kernel, equation=equation)
+
+
+__all__ = ["dot_product_attention"]

@@ -1,0 +1,419 @@
+# Design: fused scaled-dot-product attention (FlashAttention-2), forward and backward, Cython.
+#   - Layout (B, T, H, D): query (B, T, H, D), key (B, S, Hk, D), value (B, S, Hk, Dv), output
+#     (B, T, H, Dv), as Keras's MultiHeadAttention produces after its projections and as
+#     keras.ops.dot_product_attention takes. H must be a multiple of Hk (grouped-query
+#     attention): query head h reads key/value head h // (H // Hk).
+#   - Forward: one task per (batch, head, query tile of BR rows), OpenMP over tasks. Per task the
+#     query tile is scaled once, then key/value tiles of BC_FORWARD rows are walked keeping the
+#     running row max m and sum l (online softmax); the accumulator is rescaled by exp(m_old - m_new)
+#     when the max grows. The row log-sum-exp L = m + log l is stored for the backward pass.
+#     Memory: per-thread tiles only, so it grows linearly with T and S.
+#   - Scores: s = (scale q) . k + bias; where the boolean mask is 0 or (causal) j > i, s is
+#     replaced by NEG = -1e9, as keras.ops.dot_product_attention does (a fully masked row is
+#     then uniform over all keys, as in Keras). Causal is top-left aligned (j <= i, Keras's
+#     tril(ones(T, S))). Key tiles wholly above the diagonal are skipped: exact whenever the row
+#     has an unmasked key (their weight exp(NEG - m) is exactly 0); the op tier disables the
+#     skip for inputs whose mask leaves a causal row empty.
+#   - Dropout acts on the normalized probabilities inside the tile loop: keep (i, j) when the
+#     counter-based hash splitmix64(seed, ((b*H + h)*T + i)*S + j) >> 11 >= ceil(rate * 2^53),
+#     kept weights scaled by 1/(1 - rate). Forward and backward regenerate the same mask, and
+#     no mask is stored.
+#   - Backward: one task per (batch, key/value head): the task owns dK, dV of that head and dQ of
+#     the H // Hk query heads that read it, so nothing is shared between threads (no atomics)
+#     and every sum runs in one fixed order: bit-identical for any thread count. Per key tile
+#     it walks the query tiles, recomputing P = exp(S - L): dV += (P*Z)^T dO, dP = (dO V^T)*Z,
+#     D = rowsum(dO * O), dS = P * (dP - D), dQ += scale dS K, dK += scale dS^T Q. A task per
+#     (batch, kv head) leaves threads idle when B*Hk < threads (batch 1, one kv head).
+#   - The tile products are the project's AVX-512 sgemm tiles (dl_sgemm.h) in float32 on CPUs
+#     that have them; float64 and other CPUs use the register-friendly loops of _gemm below
+#     (i-p-j order: the inner loop is a contiguous axpy the compiler vectorizes). The float32
+#     softmax uses a vector exp (dl_attention.h).
+#
+# Legend: B batch, T query length, S key length, H query heads, Hk key/value heads, D key dim,
+# Dv value dim, BR/BC query/key tile rows (BC_FORWARD: the forward's key tile).
+import numpy as np
+
+from cython.parallel cimport prange, parallel
+from libc.math cimport exp, log, ceil
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+from libc.stdint cimport uint64_t
+
+cdef extern from "dl_sgemm.h" nogil:
+    int dl_sgemm_available()
+    void dl_sgemm(int a_cols, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
+                  Py_ssize_t lda, const float* b, Py_ssize_t ldb, float beta, float* c,
+                  Py_ssize_t ldc)
+
+cdef extern from "dl_attention.h" nogil:
+    float dl_att_max_f(const float* s, Py_ssize_t n, float start, int vector)
+    float dl_att_exp_sum_f(float* s, Py_ssize_t n, float hi, float lo, int vector)
+    void dl_att_dscore_f(float* dp, const float* p, Py_ssize_t n, float di, int vector)
+
+ctypedef fused floating:
+    float
+    double
+
+BR = 64
+BC = 64
+BC_FORWARD = 128
+NEG = -1e9
+# Tiles: 64 query rows; key tiles of 128 in the forward and 64 in the backward (measured at
+# T = 4096, D = 32, one thread: forward 64 vs 71 ms with 128 over 64, backward 144 vs 147 ms with 64).
+cdef Py_ssize_t _BR = 64, _BC = 64, _BCF = 128
+cdef double _NEG = -1e9
+cdef int _OWN = dl_sgemm_available()
+
+
+def set_isa(int isa):
+    """Select the float32 paths: 0 AVX-512 (own GEMM tiles, vector exp), 1 baseline (plain loops,
+    libm's expf), for tests; the default is the best the CPU has. Returns the previous
+    selection, or -1 (nothing changed) where the CPU or the build lacks it."""
+    global _OWN
+    if isa not in (0, 1) or (isa == 0 and not dl_sgemm_available()):
+        return -1
+    previous = 0 if _OWN else 1
+    _OWN = 1 if isa == 0 else 0
+    return previous
+
+
+cdef inline uint64_t _hash(uint64_t seed, uint64_t idx) noexcept nogil:
+    cdef uint64_t z = seed + (idx + 1) * <uint64_t>0x9E3779B97F4A7C15
+    z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9
+    z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EB
+    return z ^ (z >> 31)
+
+
+def dropout_threshold(double rate):
+    """The 53-bit threshold the kernels compare against: keep when hash >> 11 >= it."""
+    return int(ceil(rate * 9007199254740992.0))
+
+
+cdef inline void _gemm(int a_cols, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating* a,
+                       Py_ssize_t lda, const floating* b, Py_ssize_t ldb, int accumulate,
+                       floating* c, Py_ssize_t ldc) noexcept nogil:
+    """C (m, n) (+)= op(A) @ B; op(A) = A (m, k) rows, or A^T stored (k, m) when a_cols."""
+    cdef Py_ssize_t i, p, j
+    cdef floating av
+    cdef floating* cr
+    cdef const floating* br
+    if floating is float:
+        if _OWN:
+            dl_sgemm(a_cols, m, n, k, a, lda, b, ldb, 1.0 if accumulate else 0.0, c, ldc)
+            return
+    for i in range(m):
+        cr = c + i * ldc
+        if not accumulate:
+            for j in range(n):
+                cr[j] = 0
+        for p in range(k):
+            av = a[p * lda + i] if a_cols else a[i * lda + p]
+            br = b + p * ldb
+            for j in range(n):
+                cr[j] += av * br[j]
+
+
+cdef inline floating _row_max(const floating* x, Py_ssize_t n, floating start) noexcept nogil:
+    cdef Py_ssize_t j
+    if floating is float:
+        return dl_att_max_f(x, n, start, _OWN)
+    else:
+        for j in range(n):
+            if x[j] > start:
+                start = x[j]
+        return start
+
+
+cdef inline floating _row_exp_sum(floating* x, Py_ssize_t n, double shift) noexcept nogil:
+    """x = exp(x - shift) in place; returns the sum."""
+    cdef Py_ssize_t j
+    cdef floating t = 0
+    cdef float hi
+    if floating is float:
+        hi = <float>shift
+        return dl_att_exp_sum_f(x, n, hi, <float>(shift - hi), _OWN)
+    else:
+        for j in range(n):
+            x[j] = exp(x[j] - shift)
+            t = t + x[j]
+        return t
+
+
+cdef inline void _row_dscore(floating* dp, const floating* p, Py_ssize_t n, floating di) noexcept nogil:
+    """dp = p * (dp - di)."""
+    cdef Py_ssize_t j
+    if floating is float:
+        dl_att_dscore_f(dp, p, n, di, _OWN)
+    else:
+        for j in range(n):
+            dp[j] = p[j] * (dp[j] - di)
+
+
+cdef inline void _scores(floating* s, Py_ssize_t ld, Py_ssize_t br, Py_ssize_t bc, Py_ssize_t b, Py_ssize_t h,
+                         Py_ssize_t i0, Py_ssize_t j0, const floating[:, :, :, :] bias, int has_bias,
+                         const unsigned char[:, :, :, :] mask, int has_mask, int causal) noexcept nogil:
+    """Add the bias and replace masked scores (mask 0, or j > i when causal) by NEG."""
+    cdef Py_ssize_t r, c
+    cdef floating* sr
+    for r in range(br):
+        sr = s + r * ld
+        if has_bias:
+            for c in range(bc):
+                sr[c] += bias[b, h, i0 + r, j0 + c]
+        if has_mask:
+            for c in range(bc):
+                if not mask[b, h, i0 + r, j0 + c]:
+                    sr[c] = _NEG
+        if causal and j0 + bc - 1 > i0 + r:
+            for c in range(max(0, i0 + r - j0 + 1), bc):
+                sr[c] = _NEG
+
+
+cdef inline void _dropout_row(floating* p, Py_ssize_t bc, uint64_t seed, uint64_t base,
+                              uint64_t threshold, floating keep_scale) noexcept nogil:
+    """p[c] *= keep(c) / (1 - rate) for the counters base + c."""
+    cdef Py_ssize_t c
+    for c in range(bc):
+        if (_hash(seed, base + c) >> 11) >= threshold:
+            p[c] = p[c] * keep_scale
+        else:
+            p[c] = 0
+
+
+cdef inline void _load_scaled(floating* dst, const floating* src, Py_ssize_t rows, Py_ssize_t cols,
+                              Py_ssize_t lds, floating scale) noexcept nogil:
+    cdef Py_ssize_t r, c
+    for r in range(rows):
+        for c in range(cols):
+            dst[r * cols + c] = src[r * lds + c] * scale
+
+
+cdef inline void _transpose(floating* dst, Py_ssize_t ldd, const floating* src, Py_ssize_t rows, Py_ssize_t cols,
+                            Py_ssize_t lds) noexcept nogil:
+    """dst (cols, ldd) = src (rows, cols)^T, src row stride lds."""
+    cdef Py_ssize_t r, c
+    for r in range(rows):
+        for c in range(cols):
+            dst[c * ldd + r] = src[r * lds + c]
+
+
+def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::1] k,
+                      const floating[:, :, :, ::1] v, const floating[:, :, :, :] bias, int has_bias,
+                      const unsigned char[:, :, :, :] mask, int has_mask, double scale, int causal,
+                      double dropout_rate, unsigned long long seed, floating[:, :, :, ::1] out,
+                      double[:, :, ::1] lse_out, int n_threads=1):
+    """out = softmax(scale q k^T + bias, masked) @ v, tiled (FlashAttention-2).
+
+    q: (B, T, H, D) float32/64, C-contiguous, IN
+    k: (B, S, Hk, D) same dtype, IN; H % Hk == 0
+    v: (B, S, Hk, Dv) same dtype, IN
+    bias: (B, H, T, S) same dtype, any strides (a broadcast view), IN; read when has_bias
+    mask: (B, H, T, S) uint8 (0 = masked), any strides, IN; read when has_mask
+    scale: the score scale; causal: keep j <= i only; dropout_rate in [0, 1), seed: its key
+    out: (B, T, H, Dv) same dtype, C-contiguous, OUT
+    lse_out: (B, H, T) float64, OUT: the row log-sum-exp L = m + log(l) of the scores (float64:
+        a fully masked float32 row has m = -1e9, where + log(S) would round away)
+    """
+    cdef Py_ssize_t B = q.shape[0], T = q.shape[1], H = q.shape[2], D = q.shape[3]
+    cdef Py_ssize_t S = k.shape[1], Hk = k.shape[2], Dv = v.shape[3]
+    cdef Py_ssize_t group = H // Hk, n_qt = (T + _BR - 1) // _BR
+    cdef Py_ssize_t task, b, h, qt, i0, br, j0, jt, bc, kend, r, c, kvh
+    cdef floating* qs
+    cdef floating* kt
+    cdef floating* s
+    cdef floating* acc
+    cdef floating* m
+    cdef floating* l
+    cdef floating mx, alpha, tot, inv
+    cdef floating fscale = scale
+    cdef floating keep_scale = 1.0 / (1.0 - dropout_rate)
+    cdef uint64_t threshold = dropout_threshold(dropout_rate)
+    cdef int dropping = dropout_rate > 0
+    cdef floating* kt_all
+    if B == 0 or T == 0 or H == 0:
+        return
+    cdef Py_ssize_t n_kt = (S + _BCF - 1) // _BCF
+    kt_all = <floating*>malloc(sizeof(floating) * max(1, B * Hk * n_kt * D * _BCF))
+    if kt_all == NULL:
+        raise MemoryError("attention_forward: no memory for the transposed keys")
+    # K^T once per call, tile by tile: (B, Hk, key tile, D, BC) keeps a tile's rows 256 bytes
+    # apart (a row stride of S floats, a multiple of 4 KiB at long S, thrashed L1's sets)
+    for task in prange(B * Hk * n_kt, nogil=True, num_threads=n_threads, schedule="static"):
+        jt = task % n_kt
+        _transpose(kt_all + task * D * _BCF, _BCF, &k[task // (Hk * n_kt), jt * _BCF, (task // n_kt) % Hk, 0],
+                   min(_BCF, S - jt * _BCF), D, Hk * D)
+    with nogil, parallel(num_threads=n_threads):
+        qs = <floating*>malloc(sizeof(floating) * (_BR * D + _BR * _BCF + _BR * Dv + 2 * _BR))
+        s = qs + _BR * D
+        acc = s + _BR * _BCF
+        m = acc + _BR * Dv
+        l = m + _BR
+        for task in prange(B * H * n_qt, schedule="dynamic"):
+            b = task // (H * n_qt)
+            h = (task // n_qt) % H
+            qt = task % n_qt
+            kvh = h // group
+            i0 = qt * _BR
+            br = min(_BR, T - i0)
+            kend = min(S, i0 + br) if causal else S
+            _load_scaled(qs, &q[b, i0, h, 0], br, D, H * D, fscale)
+            for r in range(br):
+                m[r] = -1e30
+                l[r] = 0
+            memset(acc, 0, sizeof(floating) * br * Dv)
+            for jt in range((kend + _BCF - 1) // _BCF):
+                j0 = jt * _BCF
+                bc = min(_BCF, kend - j0)
+                kt = kt_all + ((b * Hk + kvh) * n_kt + jt) * D * _BCF
+                _gemm(0, br, bc, D, qs, D, kt, _BCF, 0, s, _BCF)
+                _scores(s, _BCF, br, bc, b, h, i0, j0, bias, has_bias, mask, has_mask, causal)
+                for r in range(br):
+                    mx = _row_max(&s[r * _BCF], bc, m[r])
+                    alpha = exp(m[r] - mx)
+                    tot = _row_exp_sum(&s[r * _BCF], bc, mx)
+                    l[r] = l[r] * alpha + tot
+                    m[r] = mx
+                    if alpha != 1:
+                        for c in range(Dv):
+                            acc[r * Dv + c] = acc[r * Dv + c] * alpha
+                    if dropping:
+                        _dropout_row(&s[r * _BCF], bc, seed, (((b * H + h) * T + i0 + r) * S + j0),
+                                     threshold, keep_scale)
+                _gemm(0, br, Dv, bc, s, _BCF, &v[b, j0, kvh, 0], Hk * Dv, 1, acc, Dv)
+            for r in range(br):
+                inv = 1.0 / l[r]
+                for c in range(Dv):
+                    out[b, i0 + r, h, c] = acc[r * Dv + c] * inv
+                lse_out[b, h, i0 + r] = <double>m[r] + log(<double>l[r])
+        free(qs)
+    free(kt_all)
+
+
+def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::1] k,
+                       const floating[:, :, :, ::1] v, const floating[:, :, :, :] bias, int has_bias,
+                       const unsigned char[:, :, :, :] mask, int has_mask, double scale, int causal,
+                       double dropout_rate, unsigned long long seed, const floating[:, :, :, ::1] out,
+                       const double[:, :, ::1] lse, const floating[:, :, :, ::1] dout,
+                       floating[:, :, :, ::1] dq_out, floating[:, :, :, ::1] dk_out,
+                       floating[:, :, :, ::1] dv_out, int n_threads=1):
+    """Gradients of attention_forward by recomputation (FlashAttention-2), deterministic.
+
+    q, k, v, bias, mask, scale, causal, dropout_rate, seed: as attention_forward, IN
+    out: (B, T, H, Dv) the forward output, IN; lse: (B, H, T) float64, its row log-sum-exp, IN
+    dout: (B, T, H, Dv) gradient of out, C-contiguous, IN
+    dq_out: (B, T, H, D), dk_out: (B, S, Hk, D), dv_out: (B, S, Hk, Dv), OUT (fully written)
+    """
+    cdef Py_ssize_t B = q.shape[0], T = q.shape[1], H = q.shape[2], D = q.shape[3]
+    cdef Py_ssize_t S = k.shape[1], Hk = k.shape[2], Dv = v.shape[3]
+    cdef Py_ssize_t group = H // Hk
+    cdef Py_ssize_t task, b, kvh, h, g, i0, it, br, j0, jt, bc, r, c, i
+    cdef floating* kt
+    cdef floating* vt
+    cdef floating* s
+    cdef floating* dp
+    cdef floating* dk
+    cdef floating* dv
+    cdef floating* dd
+    cdef floating fscale = scale, t
+    cdef floating keep_scale = 1.0 / (1.0 - dropout_rate)
+    cdef uint64_t threshold = dropout_threshold(dropout_rate)
+    cdef int dropping = dropout_rate > 0
+    cdef Py_ssize_t words = D * _BC + Dv * _BC + 2 * _BR * _BC + _BC * D + _BC * Dv + group * T
+    cdef floating* qs_all
+    cdef const floating* qt
+    if B == 0 or Hk == 0:
+        return
+    qs_all = <floating*>malloc(sizeof(floating) * max(1, B * T * H * D))  # scale * q, (B, T, H, D)
+    if qs_all == NULL:
+        raise MemoryError("attention_backward: no memory for the scaled queries")
+    for i in prange(B * T, nogil=True, num_threads=n_threads, schedule="static"):
+        _load_scaled(qs_all + i * H * D, &q[i // T, i % T, 0, 0], 1, H * D, H * D, fscale)
+    with nogil, parallel(num_threads=n_threads):
+        kt = <floating*>malloc(sizeof(floating) * words)
+        vt = kt + D * _BC
+        s = vt + Dv * _BC
+        dp = s + _BR * _BC
+        dk = dp + _BR * _BC
+        dv = dk + _BC * D
+        dd = dv + _BC * Dv
+        for task in prange(B * Hk, schedule="dynamic"):
+            b = task // Hk
+            kvh = task % Hk
+            for g in range(group):  # D = rowsum(dO * O); dQ starts at 0
+                h = kvh * group + g
+                for i in range(T):
+                    t = 0
+                    for c in range(Dv):
+                        t = t + dout[b, i, h, c] * out[b, i, h, c]
+                    dd[g * T + i] = t
+                    for c in range(D):
+                        dq_out[b, i, h, c] = 0
+            for jt in range((S + _BC - 1) // _BC):
+                j0 = jt * _BC
+                bc = min(_BC, S - j0)
+                _transpose(kt, _BC, &k[b, j0, kvh, 0], bc, D, Hk * D)
+                _transpose(vt, _BC, &v[b, j0, kvh, 0], bc, Dv, Hk * Dv)
+                memset(dk, 0, sizeof(floating) * bc * D)
+                memset(dv, 0, sizeof(floating) * bc * Dv)
+                for g in range(group):
+                    h = kvh * group + g
+                    for it in range((j0 // _BR) if causal else 0, (T + _BR - 1) // _BR):
+                        i0 = it * _BR
+                        br = min(_BR, T - i0)
+                        qt = qs_all + (b * T + i0) * H * D + h * D
+                        _gemm(0, br, bc, D, qt, H * D, kt, _BC, 0, s, _BC)
+                        _scores(s, _BC, br, bc, b, h, i0, j0, bias, has_bias, mask, has_mask, causal)
+                        for r in range(br):  # s = P = exp(s - L)
+                            _row_exp_sum(&s[r * _BC], bc, lse[b, h, i0 + r])
+                        _gemm(0, br, bc, Dv, &dout[b, i0, h, 0], H * Dv, vt, _BC, 0, dp, _BC)
+                        if dropping:  # dp = dO V^T * Z; then s = P * Z for dV, dp = P * (dp - D)
+                            for r in range(br):
+                                _dropout_row(&dp[r * _BC], bc, seed, (((b * H + h) * T + i0 + r) * S + j0),
+                                             threshold, keep_scale)
+                        for r in range(br):
+                            _row_dscore(&dp[r * _BC], &s[r * _BC], bc, dd[g * T + i0 + r])
+                            if has_mask:  # masked scores do not depend on q, k
+                                for c in range(bc):
+                                    if not mask[b, h, i0 + r, j0 + c]:
+                                        dp[r * _BC + c] = 0
+                            if causal and j0 + bc - 1 > i0 + r:
+                                for c in range(max(0, i0 + r - j0 + 1), bc):
+                                    dp[r * _BC + c] = 0
+                        if dropping:
+                            for r in range(br):
+                                _dropout_row(&s[r * _BC], bc, seed, (((b * H + h) * T + i0 + r) * S + j0),
+                                             threshold, keep_scale)
+                        _gemm(1, bc, Dv, br, s, _BC, &dout[b, i0, h, 0], H * Dv, 1, dv, Dv)
+                        _gemm(0, br, D, bc, dp, _BC, &k[b, j0, kvh, 0], Hk * D, 1, &dq_out[b, i0, h, 0], H * D)
+                        _gemm(1, bc, D, br, dp, _BC, qt, H * D, 1, dk, D)
+                for r in range(bc):
+                    for c in range(D):
+                        dk_out[b, j0 + r, kvh, c] = dk[r * D + c]
+                    for c in range(Dv):
+                        dv_out[b, j0 + r, kvh, c] = dv[r * Dv + c]
+            for g in range(group):  # dQ = scale * dS K
+                h = kvh * group + g
+                for i in range(T):
+                    for c in range(D):
+                        dq_out[b, i, h, c] = dq_out[b, i, h, c] * fscale
+        free(kt)
+    free(qs_all)
+
+
+def attention_dropout_keep(Py_ssize_t B, Py_ssize_t H, Py_ssize_t T, Py_ssize_t S, double dropout_rate,
+                           unsigned long long seed, unsigned char[:, :, :, ::1] keep_out):
+    """keep_out[b, h, i, j] = 1 where the fused kernels keep attention weight (i, j), else 0.
+
+    B, H, T, S: the score shape; dropout_rate, seed: as attention_forward, IN
+    keep_out: (B, H, T, S) uint8, OUT. For the materialized (non-fused) attention path.
+    """
+    cdef uint64_t threshold = dropout_threshold(dropout_rate)
+    cdef Py_ssize_t b, h, i, j
+    cdef uint64_t base
+    with nogil:
+        for b in range(B):
+            for h in range(H):
+                for i in range(T):
+                    base = ((b * H + h) * T + i) * S
+                    for j in range(S):
+                        keep_out[b, h, i, j] = (_hash(seed, base + j) >> 11) >= threshold
