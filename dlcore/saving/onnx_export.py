@@ -386,7 +386,16 @@ def _recurrent(g, layer, ins):
     return result
 
 
+def _rescaling(g, layer, ins):
+    v = ins[0]
+    x = g.layout(v, _KERAS)
+    y = g.node("Mul", [x, g.const(np.asarray(layer.scale, np.float32), "scale")])
+    y = g.node("Add", [y, g.const(np.asarray(layer.offset, np.float32), "offset")])
+    return [_Value(y, _KERAS, v.rank)]
+
+
 _EMITTERS = {
+    "Rescaling": _rescaling,
     "Dense": _dense, "Activation": _activation_layer, "Flatten": _flatten, "Reshape": _reshape,
     "Permute": _permute, "Dropout": _identity, "GaussianNoise": _identity, "GaussianDropout": _identity,
     "SpatialDropout1D": _identity, "SpatialDropout2D": _identity, "Identity": _identity,
@@ -405,7 +414,7 @@ _ACTIVATION_LAYERS = {"ReLU": "relu", "Softmax": "softmax", "ELU": "elu", "Leaky
 def _unsupported_reason(layer):
     """Why ``layer`` cannot be exported, or None."""
     kind = type(layer).__name__
-    if kind not in _EMITTERS and kind not in _SHAPED:
+    if kind not in _EMITTERS and kind not in _SHAPED and kind not in _ACTIVATION_LAYERS:
         return kind
     fns = [getattr(layer, "activation", None)]
     if kind in ("LSTM", "GRU", "SimpleRNN"):
