@@ -139,6 +139,14 @@ class Model(Trainer, Layer):
 
         load_weights(self, filepath, skip_mismatch=skip_mismatch)
 
+    def export(self, filepath, format="onnx", verbose=True, **kwargs):
+        """Write the model for serving; ``format="onnx"`` (Keras 3's name) writes an ONNX file."""
+        if format != "onnx":
+            raise ValueError(f"Model.export: unsupported format {format!r}; dlcore exports format='onnx'")
+        from ..saving import export_onnx
+
+        return export_onnx(self, filepath, **kwargs)
+
     def to_json(self, **kwargs):
         """The architecture as a JSON string (``dl.models.model_from_json`` rebuilds it)."""
         from ..saving import model_to_json

@@ -15,7 +15,6 @@ from .model_config import (check_custom_objects, check_model_entry, jsonable, mo
                            rebuild)
 from .archive import parse_json
 
-_OTHER_FORMATS = {".onnx": "ONNX"}
 
 
 def _suffix(path):
@@ -65,9 +64,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     stored bytecode; nothing else in a file ever runs code."""
     path = dlc._path(filepath)
     suffix = _suffix(path)
-    if suffix in _OTHER_FORMATS:
-        raise ValueError(f"File format not supported: filepath={path}. This dlcore loads `{MODEL_SUFFIX}`, "
-                         f"`.keras` and `.h5` files; {_OTHER_FORMATS[suffix]} files are not supported.")
+    if suffix == ".onnx":
+        return load_onnx(path)
     if suffix == ".weights.h5":
         raise ValueError(f"{path!r} is a weights file: build the model in code, then model.load_weights({path!r})")
     if suffix in (".keras", ".h5", ".hdf5"):
@@ -76,6 +74,21 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         load = keras_file.load_model if suffix == ".keras" else keras_file.load_legacy_model
         return load(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
     return dlc.load_model(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
+
+
+def export_onnx(model, filepath, opset=17):
+    """Write ``model`` as an ONNX file (needs the ``onnx`` extra); see ``dlcore.saving.onnx_export``."""
+    from .onnx_export import export_onnx as export
+
+    return export(model, filepath, opset=opset)
+
+
+def load_onnx(filepath, channels_last=False):
+    """A trainable dlcore functional model rebuilt from an ONNX file (needs the ``onnx`` extra);
+    see ``dlcore.saving.onnx_import``."""
+    from .onnx_import import load_onnx as load
+
+    return load(filepath, channels_last=channels_last)
 
 
 def model_to_json(model, **kwargs):
@@ -96,4 +109,4 @@ def model_from_json(json_string, custom_objects=None):
 
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "model_to_json", "model_from_json",
-           "save_checkpoint", "restore_checkpoint", "FORMAT_VERSION"]
+           "save_checkpoint", "restore_checkpoint", "export_onnx", "load_onnx", "FORMAT_VERSION"]

@@ -1,0 +1,215 @@
+"""ONNX import: ``dl.saving.load_onnx(path)`` / ``dl.models.load_model("m.onnx")``.
+
+Rebuilds an ONNX graph (as ``torch.onnx.export`` writes MLPs, CNNs and RNNs) as a dlcore
+functional model of dlcore layers, trainable and savable. Every ONNX value is either a constant
+(folded with NumPy: initializers, Constant nodes and shape arithmetic on static shapes) or a
+symbolic tensor held batch-first in some axis order: ``perm[i]`` is the ONNX axis that held axis
+``i`` stands for. Transposes only relabel ``perm``; a layer that needs a given order (a
+convolution wants channels last) gets one Permute, cached, so an NCHW CNN is converted once at
+its input. The model takes ONNX's layout (NCHW) by default, or channels-last images with
+``channels_last=True``; outputs keep ONNX's layout. The batch axis must stay axis 0.
+
+The file is read through the bounded regular-file reader of ``dlcore.saving.archive``; external
+tensor data must lie inside the model's directory; nothing in the file runs code.
+"""
+import os
+
+import numpy as np
+
+from .archive import open_regular_file
+
+MAX_ONNX_BYTES = 2 * 1024 ** 3 - 1   # protobuf's own limit for one message
+
+
+class _Sym:
+    """A symbolic ONNX value: the KerasTensor held and the ONNX axis of each held axis."""
+
+    __slots__ = ("t", "perm")
+
+    def __init__(self, t, perm):
+        self.t, self.perm = t, list(perm)
+
+    @property
+    def rank(self):
+        return len(self.perm)
+
+    def onnx_shape(self):
+        shape = [None] * self.rank
+        for i, a in enumerate(self.perm):
+            shape[a] = self.t.shape[i]
+        return shape
+
+
+def _to_last(rank):
+    return [0] + list(range(2, rank)) + [1]
+
+
+def _identity(rank):
+    return list(range(rank))
+
+
+# ---- reading -------------------------------------------------------------------------------------
+def read_model(filepath):
+    """The ONNX ModelProto in ``filepath``, read with bounded size; external data checked."""
+    import onnx
+    from onnx import external_data_helper
+
+    path = os.fspath(filepath)
+    f, size = open_regular_file(path)
+    with f:
+        if size > MAX_ONNX_BYTES:
+            raise ValueError(f"{path!r}: {size} bytes, more than the {MAX_ONNX_BYTES} an ONNX file may hold; refused")
+        data = f.read(size + 1)
+    if len(data) > size:
+        raise ValueError(f"{path!r}: the file grew while being read; refused")
+    try:
+        proto = onnx.load_model_from_string(data)
+    except Exception as exc:  # protobuf raises its own DecodeError types
+        raise ValueError(f"{path!r}: not a valid ONNX model ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if not proto.graph.node and not proto.graph.output:
+        raise ValueError(f"{path!r}: not a valid ONNX model (no graph)")
+    base = os.path.dirname(os.path.realpath(path))
+    external = [t for t in external_data_helper._get_all_tensors(proto)
+                if external_data_helper.uses_external_data(t)]
+    for tensor in external:
+        info = external_data_helper.ExternalDataInfo(tensor)
+        target = os.path.realpath(os.path.join(base, info.location))
+        if os.path.isabs(info.location) or os.path.commonpath([base, target]) != base:
+            raise ValueError(f"{path!r}: tensor {tensor.name!r} names external data {info.location!r} outside the "
+                             "model's directory; refused")
+        ef, esize = open_regular_file(target)
+        ef.close()
+        if esize > MAX_ONNX_BYTES:
+            raise ValueError(f"{path!r}: external data {info.location!r} is {esize} bytes; refused")
+    if external:
+        external_data_helper.load_external_data_for_model(proto, base)
+    return proto
+
+
+# ---- the builder ---------------------------------------------------------------------------------
+class _Builder:
+    def __init__(self, proto, channels_last):
+        import dlcore as dl
+        from onnx import numpy_helper
+
+        self.dl, self.L, self.proto = dl, dl.layers, proto
+        self.channels_last = channels_last
+        self.values = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+        self.inputs = []
+        self._permuted = {}
+        self.consumers = {}
+        for node in proto.graph.node:
+            for name in node.input:
+                self.consumers.setdefault(name, []).append(node)
+        self.skip = set()
+        self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+
+    # value access ----------------------------------------------------------------------------------
+    def const(self, name, node):
+        value = self.values.get(name)
+        if not isinstance(value, np.ndarray):
+            raise ValueError(f"ONNX import: {node.op_type} node {node.name!r} needs input {name!r} to be a constant")
+        return value
+
+    def sym(self, name, node):
+        value = self.values.get(name)
+        if not isinstance(value, _Sym):
+            raise ValueError(f"ONNX import: {node.op_type} node {node.name!r} needs input {name!r} to be a tensor "
+                             "computed from the model's inputs")
+        return value
+
+    def held(self, value, perm):
+        """``value``'s KerasTensor rearranged so held axis i is ONNX axis ``perm[i]`` (one Permute, cached)."""
+        if value.perm == list(perm):
+            return value.t
+        key = (id(value.t), tuple(perm))
+        if key not in self._permuted:
+            if perm[0] != value.perm[0]:
+                raise ValueError("ONNX import: the batch axis must stay axis 0")
+            dims = [value.perm.index(a) for a in perm[1:]]
+            self._permuted[key] = self.L.Permute(tuple(dims))(value.t)
+        return self._permuted[key]
+
+    def set(self, node, *outs):
+        for name, value in zip(node.output, outs):
+            if name:
+                self.values[name] = value
+
+    def only_consumer(self, name, op_type):
+        users = self.consumers.get(name, [])
+        outputs = {o.name for o in self.proto.graph.output}
+        return users[0] if len(users) == 1 and users[0].op_type == op_type and name not in outputs else None
+
+
+def _attrs(node):
+    from onnx import helper
+
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        if isinstance(v, bytes):
+            v = v.decode()
+        elif isinstance(v, list) and v and isinstance(v[0], bytes):
+            v = [s.decode() for s in v]
+        out[a.name] = v
+    return out
+
+
+def _build_layer(layer, tensor, weights):
+    out = layer(tensor)
+    if weights is not None:
+        layer.set_weights([np.asarray(w, dtype=np.float32) for w in weights])
+    return out
+
+
+def load_onnx(filepath, channels_last=False):
+    """A dlcore functional model equivalent to the ONNX model in ``filepath``.
+
+    ``channels_last``: image inputs (rank >= 3) are taken channels-last (NHWC) instead of ONNX's
+    NCHW. Raises ValueError listing every unsupported operator type (with the opset)."""
+    from . import onnx_ops
+
+    proto = read_model(filepath)
+    b = _Builder(proto, channels_last)
+    unsupported = sorted({n.op_type for n in proto.graph.node if n.domain not in ("", "ai.onnx")
+                          or n.op_type not in onnx_ops.HANDLERS})
+    if unsupported:
+        raise ValueError(f"ONNX import of {os.fspath(filepath)!r}: unsupported operators {', '.join(unsupported)} "
+                         f"(opset {b.opset})")
+    from onnx import TensorProto, helper
+
+    initial = set(b.values)
+    for inp in proto.graph.input:
+        if inp.name in initial:
+            continue
+        ttype = inp.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in ttype.shape.dim]
+        dtype = helper.tensor_dtype_to_np_dtype(ttype.elem_type) if ttype.elem_type != TensorProto.UNDEFINED \
+            else np.float32
+        rank = len(dims)
+        perm = _to_last(rank) if channels_last and rank >= 3 else _identity(rank)
+        held_shape = [dims[a] for a in perm]
+        t = b.dl.Input(shape=tuple(held_shape[1:]), batch_size=None, dtype=dtype, name=_layer_name(inp.name))
+        b.inputs.append(t)
+        b.values[inp.name] = _Sym(t, perm)
+    for node in proto.graph.node:
+        if id(node) in b.skip:
+            continue
+        try:
+            onnx_ops.HANDLERS[node.op_type](b, node, _attrs(node))
+        except (KeyError, IndexError) as exc:
+            raise ValueError(f"ONNX import: {node.op_type} node {node.name!r}: malformed ({exc})") from None
+    outputs = []
+    for out in proto.graph.output:
+        value = b.values.get(out.name)
+        if not isinstance(value, _Sym):
+            raise ValueError(f"ONNX import: output {out.name!r} is a constant or missing, not computed from inputs")
+        outputs.append(b.held(value, _identity(value.rank)))
+    name = _layer_name(proto.graph.name or "onnx_model")
+    return b.dl.Model(b.inputs if len(b.inputs) > 1 else b.inputs[0], outputs if len(outputs) > 1 else outputs[0],
+                      name=name)
+
+
+def _layer_name(name):
+    cleaned = "".join(c if c.isalnum() or c in "_-" else "_" for c in str(name))
+    return cleaned or "input"

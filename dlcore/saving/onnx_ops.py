@@ -1,0 +1,520 @@
+"""ONNX operator handlers for ``dlcore.saving.onnx_import``: each maps one node onto dlcore
+layers (symbolic inputs) or folds it with NumPy (constant inputs). ``HANDLERS[op_type](builder,
+node, attrs)`` stores the node's outputs in ``builder.values``."""
+import numpy as np
+
+from .onnx_import import _Sym, _build_layer, _identity, _to_last
+
+
+def _all_const(b, node):
+    return all(not name or isinstance(b.values.get(name), np.ndarray) for name in node.input)
+
+
+def _unsupported(node, why):
+    return ValueError(f"ONNX import: {node.op_type} node {node.name!r}: {why}")
+
+
+# ---- constants and shape arithmetic ----------------------------------------------------------------
+def _constant(b, node, attrs):
+    from onnx import numpy_helper
+
+    if "value" in attrs:
+        b.set(node, numpy_helper.to_array(attrs["value"]))
+    elif "value_ints" in attrs or "value_int" in attrs:
+        b.set(node, np.asarray(attrs.get("value_ints", attrs.get("value_int")), dtype=np.int64))
+    elif "value_floats" in attrs or "value_float" in attrs:
+        b.set(node, np.asarray(attrs.get("value_floats", attrs.get("value_float")), dtype=np.float32))
+    else:
+        raise _unsupported(node, f"attributes {sorted(attrs)}")
+
+
+def _constant_of_shape(b, node, attrs):
+    from onnx import numpy_helper
+
+    value = numpy_helper.to_array(attrs["value"]) if "value" in attrs else np.zeros(1, np.float32)
+    shape = [max(int(d), 1) for d in b.const(node.input[0], node)]  # the batch (0 here) broadcasts
+    if int(np.prod(shape)) > 1 << 26:
+        raise _unsupported(node, f"shape {shape} is too large")
+    b.set(node, np.full(shape, value.reshape(-1)[0], dtype=value.dtype))
+
+
+def _shape(b, node, attrs):
+    value = b.values[node.input[0]]
+    if isinstance(value, np.ndarray):
+        b.set(node, np.asarray(value.shape, dtype=np.int64))
+        return
+    # the batch size is 0, which Reshape reads as "copy the input's dimension" at axis 0
+    shape = np.asarray([0 if d is None else d for d in value.onnx_shape()], dtype=np.int64)
+    b.set(node, shape[attrs.get("start", 0):attrs.get("end", len(shape))])
+
+
+_FOLD = {
+    "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": lambda a, c: (a // c if a.dtype.kind in "iu"
+                                                                            else a / c),
+    "Cast": None, "Identity": lambda a: a, "Neg": np.negative, "Sqrt": np.sqrt,
+}
+
+
+def _fold(b, node, attrs):
+    from onnx import helper
+
+    args = [b.values[n] if n else None for n in node.input]
+    op = node.op_type
+    if op == "Cast":
+        out = args[0].astype(helper.tensor_dtype_to_np_dtype(attrs["to"]))
+    elif op == "Gather":
+        out = np.take(args[0], args[1], axis=attrs.get("axis", 0))
+    elif op == "Unsqueeze":
+        axes = attrs.get("axes", None if len(args) < 2 else list(args[1]))
+        out = args[0]
+        for a in sorted(int(x) % (out.ndim + len(axes)) for x in axes):
+            out = np.expand_dims(out, a)
+    elif op == "Squeeze":
+        axes = attrs.get("axes", None if len(args) < 2 or args[1] is None else list(args[1]))
+        out = np.squeeze(args[0], axis=None if axes is None else tuple(int(a) for a in axes))
+    elif op == "Concat":
+        out = np.concatenate([np.atleast_1d(a) for a in args], axis=attrs["axis"])
+    elif op == "Reshape":
+        out = args[0].reshape([int(d) if d != 0 else args[0].shape[i] for i, d in enumerate(args[1])])
+    elif op == "Transpose":
+        out = np.transpose(args[0], attrs.get("perm"))
+    elif op == "Slice":
+        starts, ends = args[1], args[2]
+        axes = args[3] if len(args) > 3 and args[3] is not None else range(len(starts))
+        steps = args[4] if len(args) > 4 and args[4] is not None else [1] * len(starts)
+        index = [slice(None)] * args[0].ndim
+        for s, e, a, st in zip(starts, ends, axes, steps):
+            index[int(a)] = slice(int(s), int(e), int(st))
+        out = args[0][tuple(index)]
+    else:
+        out = _FOLD[op](*args)
+    b.set(node, np.asarray(out))
+
+
+# ---- elementwise and activations -------------------------------------------------------------------
+def _activation(name, **kwargs):
+    def handle(b, node, attrs):
+        v = b.sym(node.input[0], node)
+        layer = _ACT_LAYERS[name](b, attrs)
+        b.set(node, _Sym(layer(v.t), v.perm))
+    return handle
+
+
+_ACT_LAYERS = {
+    "relu": lambda b, a: b.L.Activation("relu"), "sigmoid": lambda b, a: b.L.Activation("sigmoid"),
+    "tanh": lambda b, a: b.L.Activation("tanh"),
+    "leaky_relu": lambda b, a: b.L.LeakyReLU(negative_slope=float(a.get("alpha", 0.01))),
+    "elu": lambda b, a: b.L.ELU(alpha=float(a.get("alpha", 1.0))),
+}
+
+
+def _softmax(b, node, attrs):
+    v = b.sym(node.input[0], node)
+    default = -1 if (b.opset or 13) >= 13 else 1
+    axis = attrs.get("axis", default) % v.rank
+    held_axis = v.perm.index(axis)
+    if node.op_type == "LogSoftmax":
+        if held_axis != v.rank - 1:
+            raise _unsupported(node, f"LogSoftmax over axis {axis} that is not the last held axis")
+        layer = b.L.Activation("log_softmax")
+    else:
+        layer = b.L.Softmax(axis=held_axis)
+    b.set(node, _Sym(layer(v.t), v.perm))
+
+
+def _passthrough(b, node, attrs):
+    if _all_const(b, node):
+        b.set(node, b.values[node.input[0]])
+    else:
+        b.set(node, b.values[node.input[0]])
+
+
+def _binary(b, node, attrs):
+    if _all_const(b, node):
+        return _fold(b, node, attrs)
+    x, y = b.values[node.input[0]], b.values[node.input[1]]
+    op = node.op_type
+    if isinstance(x, _Sym) and isinstance(y, _Sym):
+        if op == "Div" or x.rank != y.rank:
+            raise _unsupported(node, "Div of two tensors, or tensors of different ranks")
+        layer = {"Add": b.L.Add, "Sub": b.L.Subtract, "Mul": b.L.Multiply}[op]()
+        b.set(node, _Sym(layer([x.t, b.held(y, x.perm)]), x.perm))
+        return
+    sym, const = (x, y) if isinstance(x, _Sym) else (y, x)
+    const = np.asarray(const, dtype=np.float32)
+    if const.ndim > sym.rank:
+        raise _unsupported(node, "a constant of higher rank than the tensor")
+    full = const.reshape((1,) * (sym.rank - const.ndim) + const.shape)
+    held = np.transpose(full, sym.perm)[0]  # per-sample broadcastable constant in held order
+    if op == "Add":
+        scale, offset = 1.0, held
+    elif op == "Mul":
+        scale, offset = held, 0.0
+    elif op == "Sub":
+        scale, offset = (1.0, -held) if sym is x else (-1.0, held)
+    elif sym is x:
+        scale, offset = 1.0 / held, 0.0
+    else:
+        raise _unsupported(node, "a constant divided by a tensor")
+    as_list = lambda v: v.tolist() if isinstance(v, np.ndarray) and v.ndim else float(v)
+    layer = b.L.Rescaling(scale=as_list(np.asarray(scale)), offset=as_list(np.asarray(offset)))
+    b.set(node, _Sym(layer(sym.t), sym.perm))
+
+
+# ---- dense -------------------------------------------------------------------------------------------
+def _dense_from(b, node, v, kernel, bias):
+    if v.perm[-1] != v.rank - 1:
+        x = b.held(v, _identity(v.rank))
+        perm = _identity(v.rank)
+    else:
+        x, perm = v.t, v.perm
+    layer = b.L.Dense(kernel.shape[1], use_bias=bias is not None)
+    weights = [kernel] + ([np.broadcast_to(bias, (kernel.shape[1],))] if bias is not None else [])
+    return _Sym(_build_layer(layer, x, weights), perm)
+
+
+def _gemm(b, node, attrs):
+    if _all_const(b, node):
+        raise _unsupported(node, "constant Gemm")
+    v = b.sym(node.input[0], node)
+    if attrs.get("transA", 0):
+        raise _unsupported(node, "transA=1")
+    w = b.const(node.input[1], node).astype(np.float32)
+    w = (w.T if attrs.get("transB", 0) else w) * np.float32(attrs.get("alpha", 1.0))
+    bias = None
+    if len(node.input) > 2 and node.input[2]:
+        bias = b.const(node.input[2], node).astype(np.float32).reshape(-1) * np.float32(attrs.get("beta", 1.0))
+    b.set(node, _dense_from(b, node, v, w, bias))
+
+
+def _matmul(b, node, attrs):
+    if _all_const(b, node):
+        b.set(node, np.matmul(b.values[node.input[0]], b.values[node.input[1]]))
+        return
+    v = b.sym(node.input[0], node)
+    w = b.const(node.input[1], node).astype(np.float32)
+    if w.ndim != 2:
+        raise _unsupported(node, f"a {w.ndim}-D constant weight (a Dense layer takes a matrix)")
+    bias = None
+    add = b.only_consumer(node.output[0], "Add")
+    if add is not None:
+        other = add.input[1] if add.input[0] == node.output[0] else add.input[0]
+        c = b.values.get(other)
+        if isinstance(c, np.ndarray) and c.size == w.shape[1] and c.ndim <= 1:
+            bias = c.astype(np.float32).reshape(-1)
+            b.skip.add(id(add))
+    out = _dense_from(b, node, v, w, bias)
+    b.set(node, out)
+    if bias is not None:
+        b.values[add.output[0]] = out
+
+
+# ---- convolution and pooling -----------------------------------------------------------------------
+def _pads(attrs, spatial, kernel, strides, dilations, node):
+    """[(begin, end)] per spatial axis from pads or auto_pad, and whether they are Keras's "same"."""
+    r = len(kernel)
+    same = []
+    for n, k, s, d in zip(spatial, kernel, strides, dilations):
+        eff = (k - 1) * d + 1
+        if n is None:
+            same.append(None)
+            continue
+        total = max((-(-n // s) - 1) * s + eff - n, 0)
+        same.append((total // 2, total - total // 2))
+    auto = attrs.get("auto_pad", "NOTSET")
+    if auto == "SAME_UPPER":
+        return same, True
+    if auto == "SAME_LOWER":
+        pads = [None if p is None else (p[1], p[0]) for p in same]
+        if None in pads:
+            raise _unsupported(node, "auto_pad=SAME_LOWER with unknown spatial sizes")
+        return pads, pads == same
+    if auto == "VALID":
+        return [(0, 0)] * r, False
+    flat = list(attrs.get("pads", [0] * 2 * r))
+    pads = [(flat[i], flat[i + r]) for i in range(r)]
+    return pads, None not in same and pads == same and any(p != (0, 0) for p in pads)
+
+
+def _zero_pad(b, x, pads, rank):
+    layer = b.L.ZeroPadding1D(padding=tuple(pads[0])) if rank == 1 else b.L.ZeroPadding2D(padding=tuple(pads))
+    return layer(x)
+
+
+def _spatial_input(b, node, v):
+    rank = v.rank - 2
+    if rank not in (1, 2):
+        raise _unsupported(node, f"{rank}-D spatial input (1-D and 2-D are imported)")
+    perm = _to_last(v.rank)
+    x = b.held(v, perm)
+    return x, perm, rank, [v.onnx_shape()[a] for a in range(2, v.rank)]
+
+
+def _conv(b, node, attrs):
+    v = b.sym(node.input[0], node)
+    x, perm, rank, spatial = _spatial_input(b, node, v)
+    w = b.const(node.input[1], node).astype(np.float32)
+    bias = b.const(node.input[2], node).astype(np.float32) if len(node.input) > 2 and node.input[2] else None
+    kernel = list(attrs.get("kernel_shape", w.shape[2:]))
+    strides = list(attrs.get("strides", [1] * rank))
+    dilations = list(attrs.get("dilations", [1] * rank))
+    pads, is_same = _pads(attrs, spatial, kernel, strides, dilations, node)
+    padding = "same" if is_same else "valid"
+    if not is_same and any(p != (0, 0) for p in pads):
+        x = _zero_pad(b, x, pads, rank)
+    cls = b.L.Conv1D if rank == 1 else b.L.Conv2D
+    layer = cls(w.shape[0], tuple(kernel), strides=tuple(strides), padding=padding, dilation_rate=tuple(dilations),
+                groups=int(attrs.get("group", 1)), use_bias=bias is not None)
+    weights = [np.transpose(w, tuple(range(2, w.ndim)) + (1, 0))] + ([bias] if bias is not None else [])
+    b.set(node, _Sym(_build_layer(layer, x, weights), perm))
+
+
+def _pool(b, node, attrs):
+    v = b.sym(node.input[0], node)
+    x, perm, rank, spatial = _spatial_input(b, node, v)
+    if attrs.get("ceil_mode", 0) or any(d != 1 for d in attrs.get("dilations", [1] * rank)) or len(node.output) > 1:
+        raise _unsupported(node, "ceil_mode=1, dilations or an Indices output")
+    kernel = list(attrs["kernel_shape"])
+    strides = list(attrs.get("strides", [1] * rank))
+    pads, is_same = _pads(attrs, spatial, kernel, strides, [1] * rank, node)
+    is_max = node.op_type == "MaxPool"
+    padding = "valid"
+    if is_same:
+        if not is_max and attrs.get("count_include_pad", 0):
+            x = _zero_pad(b, x, pads, rank)
+        else:
+            padding = "same"
+    elif any(p != (0, 0) for p in pads):
+        if is_max or not attrs.get("count_include_pad", 0):
+            raise _unsupported(node, f"pads {pads} other than Keras's 'same'")
+        x = _zero_pad(b, x, pads, rank)
+    name = ("MaxPooling" if is_max else "AveragePooling") + f"{rank}D"
+    layer = getattr(b.L, name)(pool_size=tuple(kernel), strides=tuple(strides), padding=padding)
+    b.set(node, _Sym(layer(x), perm))
+
+
+def _global_pool(b, node, attrs):
+    v = b.sym(node.input[0], node)
+    x, perm, rank, _ = _spatial_input(b, node, v)
+    name = ("GlobalMaxPooling" if node.op_type == "GlobalMaxPool" else "GlobalAveragePooling") + f"{rank}D"
+    b.set(node, _Sym(getattr(b.L, name)(keepdims=True)(x), perm))
+
+
+def _reduce_pool(b, node, attrs):
+    """ReduceMean/ReduceMax over every axis but the batch and one channel axis: global pooling."""
+    v = b.sym(node.input[0], node)
+    axes = attrs.get("axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        axes = [int(a) for a in b.const(node.input[1], node)]
+    rest = [a for a in range(v.rank) if a not in {x % v.rank for x in axes or []}]
+    if axes is None or len(rest) != 2 or rest[0] != v.perm[0] or v.rank - 2 not in (1, 2):
+        raise _unsupported(node, f"axes {axes}: only global pooling (all axes but batch and channels) is imported")
+    perm = [rest[0]] + [a for a in range(v.rank) if a not in rest] + [rest[1]]
+    keep = bool(attrs.get("keepdims", 1))
+    name = ("GlobalMaxPooling" if node.op_type == "ReduceMax" else "GlobalAveragePooling") + f"{v.rank - 2}D"
+    y = getattr(b.L, name)(keepdims=keep)(b.held(v, perm))
+    b.set(node, _Sym(y, perm if keep else [0, 1]))
+
+
+def _sum(b, node, attrs):
+    if _all_const(b, node):
+        return b.set(node, np.sum([b.values[n] for n in node.input], axis=0))
+    syms = [b.sym(n, node) for n in node.input]
+    if len(syms) == 1:
+        return b.set(node, syms[0])
+    b.set(node, _Sym(b.L.Add()([b.held(s, syms[0].perm) for s in syms]), syms[0].perm))
+
+
+def _batch_norm(b, node, attrs):
+    v = b.sym(node.input[0], node)
+    if v.rank >= 3:
+        perm = _to_last(v.rank)
+        x = b.held(v, perm)
+    else:
+        perm, x = v.perm, v.t
+    gamma, beta, mean, var = (b.const(n, node).astype(np.float32) for n in node.input[1:5])
+    layer = b.L.BatchNormalization(axis=-1, epsilon=float(attrs.get("epsilon", 1e-5)),
+                                   momentum=float(attrs.get("momentum", 0.9)))
+    b.set(node, _Sym(_build_layer(layer, x, [gamma, beta, mean, var]), perm))
+
+
+# ---- shapes ------------------------------------------------------------------------------------------
+def _reshape_to(b, v, onnx_shape):
+    """``v`` reshaped (in ONNX's axis order) to ``onnx_shape`` (batch first, other dims known or -1)."""
+    x = b.held(v, _identity(v.rank))
+    target = tuple(int(d) for d in onnx_shape[1:])
+    if tuple(x.shape[1:]) == target:
+        return _Sym(x, _identity(len(onnx_shape)))
+    return _Sym(b.L.Reshape(target)(x), _identity(len(onnx_shape)))
+
+
+def _flatten(b, node, attrs):
+    if _all_const(b, node):
+        a = b.values[node.input[0]]
+        axis = attrs.get("axis", 1)
+        return b.set(node, a.reshape(int(np.prod(a.shape[:axis])), -1))
+    v = b.sym(node.input[0], node)
+    if attrs.get("axis", 1) != 1:
+        raise _unsupported(node, f"axis={attrs.get('axis')} (the batch axis must stay axis 0)")
+    x = b.held(v, _identity(v.rank))
+    b.set(node, _Sym(b.L.Flatten()(x), [0, 1]))
+
+
+def _reshape(b, node, attrs):
+    if _all_const(b, node):
+        return _fold(b, node, attrs)
+    v = b.sym(node.input[0], node)
+    shape = [int(d) for d in b.const(node.input[1], node)]
+    onnx_shape = v.onnx_shape()
+    if shape[0] not in (0, -1) and -1 not in shape[1:]:
+        pass  # a concrete batch size baked in by the exporter: the rest fixes the sample shape
+    elif shape[0] not in (0, -1):
+        raise _unsupported(node, f"shape {shape}: the batch axis must be kept (0 or -1 first)")
+    resolved = [onnx_shape[i] if d == 0 and i < len(onnx_shape) else d for i, d in enumerate(shape)]
+    b.set(node, _reshape_to(b, v, [None] + resolved[1:]))
+
+
+def _transpose(b, node, attrs):
+    if _all_const(b, node):
+        return _fold(b, node, attrs)
+    v = b.sym(node.input[0], node)
+    p = list(attrs.get("perm", reversed(range(v.rank))))
+    inverse = [p.index(a) for a in range(v.rank)]
+    b.set(node, _Sym(v.t, [inverse[a] for a in v.perm]))
+
+
+def _squeeze_unsqueeze(b, node, attrs):
+    if _all_const(b, node):
+        return _fold(b, node, attrs)
+    v = b.sym(node.input[0], node)
+    axes = attrs.get("axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        axes = [int(a) for a in b.const(node.input[1], node)]
+    shape = v.onnx_shape()
+    if node.op_type == "Squeeze":
+        axes = [a % v.rank for a in (axes if axes is not None else [i for i, d in enumerate(shape) if d == 1])]
+        if v.perm[0] in axes:
+            raise _unsupported(node, "squeezing the batch axis")
+        return _drop_unit_axes(b, node, v, axes)
+    out_rank = v.rank + len(axes)
+    axes = sorted(a % out_rank for a in axes)
+    if 0 in axes:
+        raise _unsupported(node, "a new axis before the batch axis")
+    old = [a for a in range(out_rank) if a not in axes]
+    perm = [old[a] for a in v.perm] + axes
+    _set_reshaped(b, node, v, list(v.t.shape) + [1] * len(axes), perm)
+
+
+def _drop_unit_axes(b, node, v, axes):
+    """``v`` without the unit ONNX ``axes`` (the other axes keep their held order)."""
+    keep = [a for a in v.perm if a not in axes]
+    renumber = {a: i for i, a in enumerate(sorted(keep))}
+    held_shape = [v.t.shape[i] for i, a in enumerate(v.perm) if a not in axes]
+    perm = [renumber[a] for a in keep]
+    _set_reshaped(b, node, v, held_shape, perm)
+
+
+def _set_reshaped(b, node, v, held_shape, perm):
+    if list(v.t.shape[1:]) == list(held_shape[1:]):
+        b.set(node, _Sym(v.t, perm))
+    else:
+        b.set(node, _Sym(b.L.Reshape(tuple(held_shape[1:]))(v.t), perm))
+
+
+def _concat(b, node, attrs):
+    if _all_const(b, node):
+        return _fold(b, node, attrs)
+    syms = [b.values[n] for n in node.input]
+    if not all(isinstance(s, _Sym) for s in syms):
+        raise _unsupported(node, "a constant concatenated with a tensor")
+    perm = syms[0].perm
+    axis = attrs["axis"] % syms[0].rank
+    layer = b.L.Concatenate(axis=perm.index(axis))
+    b.set(node, _Sym(layer([b.held(s, perm) for s in syms]), perm))
+
+
+def _gather(b, node, attrs):
+    if _all_const(b, node):
+        return _fold(b, node, attrs)
+    data = b.values[node.input[0]]
+    if isinstance(data, np.ndarray) and attrs.get("axis", 0) == 0 and data.ndim == 2:
+        v = b.sym(node.input[1], node)
+        layer = b.L.Embedding(data.shape[0], data.shape[1])
+        x = b.held(v, _identity(v.rank))
+        b.set(node, _Sym(_build_layer(layer, x, [data.astype(np.float32)]), _identity(v.rank + 1)))
+        return
+    index = b.values.get(node.input[1])
+    if isinstance(data, _Sym) and isinstance(index, np.ndarray) and index.ndim == 0:
+        axis = attrs.get("axis", 0) % data.rank
+        if data.onnx_shape()[axis] == 1 and int(index) in (0, -1) and data.perm[0] != axis:
+            return _drop_unit_axes(b, node, data, [axis])  # picking the only entry of a unit axis
+    raise _unsupported(node, "Gather from a computed tensor other than the only entry of a unit axis "
+                             "(embedding lookups are imported)")
+
+
+# ---- recurrent -----------------------------------------------------------------------------------------
+_RNN_ACTS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Relu": "relu"}
+
+
+def _recurrent(b, node, attrs):
+    kind = node.op_type
+    v = b.sym(node.input[0], node)
+    if attrs.get("direction", "forward") != "forward" or attrs.get("clip") or attrs.get("input_forget"):
+        raise _unsupported(node, "direction other than forward, clip or input_forget")
+    if attrs.get("layout", 0):
+        raise _unsupported(node, "layout=1")
+    for i in range(4, len(node.input)):  # sequence_lens, initial states: absent or zero
+        if node.input[i]:
+            value = b.values.get(node.input[i])
+            if not (isinstance(value, np.ndarray) and (i == 4 or not value.any())):
+                raise _unsupported(node, f"input {i} ({node.input[i]!r}) must be absent or zero")
+    w, r = b.const(node.input[1], node)[0], b.const(node.input[2], node)[0]
+    units = int(attrs.get("hidden_size", r.shape[-1]))
+    gates = {"LSTM": 4, "GRU": 3}[kind]
+    bias = b.const(node.input[3], node)[0].astype(np.float32) if len(node.input) > 3 and node.input[3] \
+        else np.zeros(2 * gates * units, np.float32)
+    default = ["Sigmoid", "Tanh", "Tanh"] if kind == "LSTM" else ["Sigmoid", "Tanh"]
+    acts = list(attrs.get("activations", default))
+    if any(a not in _RNN_ACTS for a in acts) or (kind == "LSTM" and acts[1] != acts[2]):
+        raise _unsupported(node, f"activations {acts}")
+    order = [0, 2, 3, 1] if kind == "LSTM" else [0, 1, 2]  # ONNX blocks in Keras's gate order
+
+    def keras(matrix):  # (gates*units, n) -> (n, gates*units)
+        blocks = [matrix[i * units:(i + 1) * units] for i in range(gates)]
+        return np.concatenate([blocks[i] for i in order], axis=0).T
+
+    wb, rb = bias[:gates * units], bias[gates * units:]
+    reorder = lambda vec: keras(vec[:, None]).reshape(-1)
+    out_names = list(node.output) + [""] * 3
+    want_seq = bool(out_names[0] and b.consumers.get(out_names[0]) or out_names[0] in
+                    {o.name for o in b.proto.graph.output})
+    common = dict(activation=_RNN_ACTS[acts[1]], recurrent_activation=_RNN_ACTS[acts[0]], return_sequences=True,
+                  return_state=True)
+    if kind == "LSTM":
+        layer = b.L.LSTM(units, unit_forget_bias=False, **common)
+        weights = [keras(w), keras(r), reorder(wb + rb)]
+    else:
+        reset_after = bool(attrs.get("linear_before_reset", 0))
+        layer = b.L.GRU(units, reset_after=reset_after, **common)
+        weights = [keras(w), keras(r), np.stack([reorder(wb), reorder(rb)]) if reset_after else reorder(wb + rb)]
+    x = b.held(v, [1, 0, 2])  # (batch, time, features)
+    outs = _build_layer(layer, x, weights)
+    seq, states = outs[0], outs[1:]
+    steps = x.shape[1]
+    results = [_Sym(b.L.Reshape((steps, 1, units))(seq), [2, 0, 1, 3]) if want_seq else None]
+    results += [_Sym(b.L.Reshape((1, units))(s), [1, 0, 2]) for s in states]
+    b.set(node, *results)
+
+
+HANDLERS = {
+    "Constant": _constant, "ConstantOfShape": _constant_of_shape, "Shape": _shape, "Cast": _fold, "Neg": _fold, "Sqrt": _fold, "Slice": _fold,
+    "Identity": _passthrough, "Dropout": _passthrough,
+    "Add": _binary, "Sub": _binary, "Mul": _binary, "Div": _binary,
+    "Relu": _activation("relu"), "Sigmoid": _activation("sigmoid"), "Tanh": _activation("tanh"),
+    "LeakyRelu": _activation("leaky_relu"), "Elu": _activation("elu"),
+    "Softmax": _softmax, "LogSoftmax": _softmax,
+    "Sum": _sum, "ReduceMean": _reduce_pool, "ReduceMax": _reduce_pool, "Gemm": _gemm, "MatMul": _matmul, "Conv": _conv, "MaxPool": _pool, "AveragePool": _pool,
+    "GlobalAveragePool": _global_pool, "GlobalMaxPool": _global_pool, "BatchNormalization": _batch_norm,
+    "Flatten": _flatten, "Reshape": _reshape, "Transpose": _transpose, "Squeeze": _squeeze_unsqueeze,
+    "Unsqueeze": _squeeze_unsqueeze, "Concat": _concat, "Gather": _gather, "LSTM": _recurrent, "GRU": _recurrent,
+}
