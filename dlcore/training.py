@@ -14,11 +14,11 @@ import warnings
 import numpy as np
 
 from .autograd import GradientTape, no_grad
-from .distribute.strategy import get_strategy, has_strategy
 from .data.adapters import (ArrayAdapter, get_adapter, is_batch_source, pack_x_y_sample_weight,
                             unpack_x_y_sample_weight)
 from .data.arrays import (apply_class_weight, check_batch_size, check_positive_int, check_steps, num_samples,
                           num_samples_any, numeric_arrays, prepare_data, prepare_inputs, slice_data)
+from .distribute.strategy import get_strategy, has_strategy
 from .layers.layer import StateUpdates
 from .metrics.base import Mean, Metric
 from .symbolic import flatten
