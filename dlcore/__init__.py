@@ -9,7 +9,7 @@ _runtime.set_thread_waiting_defaults()  # before OpenMP and OpenBLAS load
 _runtime.retain_freed_memory()
 
 from . import kernels  # noqa: E402,F401  (fails early, with advice, if the Cython kernels were not built)
-from . import (activations, callbacks, config, constraints, initializers, layers, losses, metrics,
+from . import (activations, callbacks, config, constraints, distribute, initializers, layers, losses, metrics,
                models, ops, optimizers, random, regularizers, saving, utils)
 from . import wrappers  # noqa: F401  (scikit-learn is imported on first use of a wrapper)
 from .autograd import GradientTape, no_grad
@@ -23,4 +23,4 @@ __version__ = "0.1.0"
 __all__ = ["Sequential", "Model", "Input", "InputLayer", "Layer", "GradientTape", "no_grad", "Tensor",
            "Variable", "KerasTensor", "layers", "ops", "losses", "optimizers", "metrics", "callbacks",
            "regularizers", "initializers", "constraints", "activations", "utils", "config", "models",
-           "saving", "random"]
+           "saving", "random", "distribute"]

@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 
+from .distribute.strategy import is_chief
 from .registry import register
 from .utils.progbar import Progbar
 
@@ -496,6 +497,9 @@ class CSVLogger(Callback):
         self.csv_file = None
 
     def on_train_begin(self, logs=None):
+        self._writes = is_chief()  # distributed training: rank 0 writes the file
+        if not self._writes:
+            return
         if self.append:
             if os.path.exists(self.filename):
                 with open(self.filename) as f:
@@ -510,6 +514,8 @@ class CSVLogger(Callback):
         self.keys = None
 
     def on_epoch_end(self, epoch, logs=None):
+        if not self.__dict__.get("_writes", True):
+            return
         logs = logs or {}
 
         def handle_value(k):
@@ -652,6 +658,8 @@ class BackupAndRestore(Callback):
     def _save_model(self):
         from . import saving
 
+        if not is_chief():  # distributed training: rank 0 writes the backup
+            return
         os.makedirs(self.backup_dir, exist_ok=True)
         if self.double_checkpoint and os.path.exists(self._path):
             shutil.copyfile(self._path, self._prev_path)
@@ -662,7 +670,7 @@ class BackupAndRestore(Callback):
         return _save_due(self, batch)
 
     def on_train_end(self, logs=None):
-        if not self.delete_checkpoint:
+        if not self.delete_checkpoint or not is_chief():
             return
         for path in (self._path, self._prev_path):
             if os.path.exists(path):

@@ -18,6 +18,7 @@ from .data.adapters import (ArrayAdapter, get_adapter, is_batch_source, pack_x_y
                             unpack_x_y_sample_weight)
 from .data.arrays import (apply_class_weight, check_batch_size, check_positive_int, check_steps, num_samples,
                           num_samples_any, numeric_arrays, prepare_data, prepare_inputs, slice_data)
+from .distribute.strategy import get_strategy, has_strategy
 from .layers.layer import StateUpdates
 from .metrics.base import Mean, Metric
 from .symbolic import flatten
@@ -57,6 +58,10 @@ class Trainer:
         self._metric_objects = None
         self._loss_tracker = Mean(name="loss")
         self._output_loss_trackers = []
+        # compiled inside a distribution scope: fit shards the batches and the optimizer averages
+        self._distribute_strategy = get_strategy() if has_strategy() else None
+        if self._distribute_strategy is not None and self.optimizer.__dict__.get("_distribute_strategy") is None:
+            self.optimizer._distribute_strategy = self._distribute_strategy
         self.compiled = True
         self._compile_config = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics}
 
@@ -275,7 +280,8 @@ class Trainer:
                             ("validation_batch_size", validation_batch_size)):
             if value is not None:
                 check_positive_int(value, name)
-        rng = generator()
+        strategy = self._replicated_strategy()
+        rng = generator() if strategy is None else strategy.shared_generator(generator())
         if is_batch_source(x):
             if validation_split:
                 raise ValueError(f"fit: validation_split is only supported for arrays, not for x of type "
@@ -286,11 +292,15 @@ class Trainer:
             x, y, sample_weight, validation_data = self._fit_arrays(x, y, sample_weight, validation_split,
                                                                     validation_data, class_weight)
             data = ArrayAdapter(x, y, sample_weight, batch_size, steps=steps_per_epoch, shuffle=shuffle, rng=rng)
+            if strategy is not None:
+                _check_shardable(num_samples(x), batch_size, strategy.num_replicas_in_sync)
         val = None
         if validation_data is not None:
             val = self._validation_adapter(validation_data, validation_batch_size or batch_size, validation_steps)
 
         verbose = 1 if verbose == "auto" else int(verbose)
+        if strategy is not None and not strategy.is_chief:
+            verbose = 0  # one progress bar: rank 0's
         history = History()
         epoch_logs = {}
         cbs = CallbackList(callbacks, model=self, add_history=history,
@@ -299,6 +309,9 @@ class Trainer:
         self.stop_training = False
         if self.optimizer is not None and self.trainable_weights:  # else apply_gradients builds it
             self.optimizer.build(self.trainable_weights)
+        if strategy is not None:  # every rank starts from rank 0's weights
+            strategy.check_same_variables(self.weights, "fit (distributed)")
+            strategy.broadcast_variables(self.weights + (self.optimizer.variables if self.optimizer.built else []))
         cbs.on_train_begin()
         # BackupAndRestore (in on_train_begin) sets where an interrupted fit resumes.
         initial_epoch = self.__dict__.pop("_initial_epoch", None) or initial_epoch
@@ -315,7 +328,10 @@ class Trainer:
                         self._check_batch_targets(batch, "fit")
                         check_first = False
                     cbs.on_train_batch_begin(step)
-                    logs = self._run_step(train_step, batch)
+                    if strategy is None:
+                        logs = self._run_step(train_step, batch)
+                    else:
+                        logs = self._run_replicated_step(strategy, train_step, batch)
                     if type(logs) is not dict or any(type(v) is not float for v in logs.values()):
                         logs = _step_logs(logs, "train_step")
                     cbs.on_train_batch_end(step, logs)
@@ -326,7 +342,8 @@ class Trainer:
                     self.stop_training = True
                     if step < 0:
                         break
-                epoch_logs = dict(self._get_metrics_result_or_logs(logs))
+                # a replicated step's logs are already the global metrics
+                epoch_logs = dict(self._get_metrics_result_or_logs(logs) if strategy is None else logs)
                 if val is not None and (epoch + 1) % validation_freq == 0:
                     # The fit's callbacks see the validation run's on_test_* hooks, as in Keras.
                     val_logs = self.evaluate(val, verbose=0, callbacks=cbs, return_dict=True, _prepared=True)
@@ -337,6 +354,23 @@ class Trainer:
         cbs.on_train_end(epoch_logs)
         self.history = history
         return history
+
+    def _replicated_strategy(self):
+        """The strategy of a model compiled in a distribution scope, when it has several replicas."""
+        strategy = self.__dict__.get("_distribute_strategy")
+        return strategy if strategy is not None and strategy.num_replicas_in_sync > 1 else None
+
+    def _run_replicated_step(self, strategy, train_step, batch):
+        """``train_step`` on this replica's part of the global batch; the optimizer sums the
+        gradients weighted by each replica's share, the BatchNormalization statistics are averaged
+        and the logs are the metrics over the global batch."""
+        batch, strategy._step_weight = strategy.shard(batch, "fit")
+        try:
+            logs = self._run_step(train_step, batch)
+        finally:
+            strategy._step_weight = None
+        strategy.sync_moving_statistics(self)
+        return strategy.global_logs(self, logs)
 
     def _fit_arrays(self, x, y, sample_weight, validation_split, validation_data, class_weight):
         """fit's array data, checked (and split) before anything trains."""
@@ -615,6 +649,15 @@ class Trainer:
 
 
 # helpers ---------------------------------------------------------------------------------------
+
+def _check_shardable(n, batch_size, num_replicas):
+    """Every global batch of ``n`` samples in batches of ``batch_size`` needs a row per replica."""
+    last = n % batch_size
+    if min(batch_size, n) < num_replicas or 0 < last < num_replicas:
+        raise ValueError(f"fit: {n} samples in global batches of {batch_size} leave a batch of "
+                         f"{last or min(batch_size, n)} samples, fewer than the {num_replicas} replicas (each needs "
+                         "at least one); change batch_size or drop a few samples")
+
 
 def _as_list(x):
     if isinstance(x, dict):

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..symbolic import flatten
 from ..tensor import Tensor
-from .arrays import apply_class_weight, is_sparse, map_data, num_samples, slice_data, to_array
+from .arrays import apply_class_weight, is_sparse, map_data, num_samples, num_samples_any, slice_data, to_array
 from .py_dataset import PyDataset
 
 
@@ -41,6 +41,26 @@ def unpack_x_y_sample_weight(data):
         return data
     raise ValueError("Data is expected to be in format `x`, `(x,)`, `(x, y)`, or `(x, y, sample_weight)`, "
                      f"found a tuple of {len(data)} elements")
+
+
+def shard_batch(batch, num_replicas, rank, where="fit"):
+    """Replica ``rank``'s contiguous rows of a global batch (``x``, ``(x, y)`` or
+    ``(x, y, sample_weight)``) and the fraction of the global rows they are (see
+    ``dlcore.distribute``). A batch with fewer rows than replicas is refused."""
+    if num_replicas == 1:
+        return batch, 1.0
+    from ..distribute.strategy import shard_bounds
+
+    x, y, sample_weight = unpack_x_y_sample_weight(batch)
+    n = num_samples_any(x)
+    if n < num_replicas:
+        raise ValueError(f"{where}: a global batch of {n} samples cannot be split over {num_replicas} replicas "
+                         f"(each needs at least one); use a batch size and sample count whose last batch holds "
+                         f"at least {num_replicas} samples")
+    rows = slice(*shard_bounds(n, num_replicas, rank))
+    part = pack_x_y_sample_weight(slice_data(x, rows), slice_data(y, rows),
+                                  None if sample_weight is None else slice_data(sample_weight, rows))
+    return part, (rows.stop - rows.start) / n
 
 
 def is_batch_source(x):

@@ -123,14 +123,20 @@ class Model(Trainer, Layer):
     def save(self, filepath, overwrite=True, include_optimizer=True):
         """Save the whole model (architecture, weights, compile config, optimizer and random
         state) to a ``.dlc`` file; ``dl.models.load_model`` reads it back."""
+        from ..distribute.strategy import is_chief
         from ..saving import save_model
 
+        if not is_chief():  # distributed training: rank 0 writes the file once
+            return
         save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
 
     def save_weights(self, filepath, overwrite=True):
         """Save the weights only, to a ``.weights.dlc`` file."""
+        from ..distribute.strategy import is_chief
         from ..saving import save_weights
 
+        if not is_chief():
+            return
         save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath, skip_mismatch=False):

@@ -37,6 +37,7 @@ import warnings
 import numpy as np
 
 from .. import kernels as _kernels
+from ..distribute.strategy import get_strategy, has_strategy
 from ..tensor import Tensor
 from . import schedules
 from .schedules import LearningRateSchedule
@@ -170,6 +171,9 @@ class Optimizer:
         self._exclude_from_weight_decay_cache = {}
         self._step_cache = {}
         self._kernel = None
+        # created inside a distribution scope: apply_gradients averages the gradients over replicas
+        self._distribute_strategy = get_strategy() if has_strategy() else None
+        self._replicas_checked = False
 
     # ---- step counter and learning rate -------------------------------------------------------
     @property
@@ -226,7 +230,7 @@ class Optimizer:
         their slots) and the caches keyed by object ids."""
         state = dict(self.__dict__)
         for key in ("_kernel", "_trainable_variables_indices", "_exclude_from_weight_decay_cache",
-                    *self._FLAT_VIEWS):
+                    "_distribute_strategy", *self._FLAT_VIEWS):
             state.pop(key, None)
         return state
 
@@ -419,6 +423,10 @@ class Optimizer:
         if not kept_grads:
             raise ValueError("No gradients provided for any variable.")
 
+        strategy = self.__dict__.get("_distribute_strategy")
+        if strategy is not None and strategy.num_replicas_in_sync > 1:
+            kept_grads = self._reduce_over_replicas(strategy, kept_grads, kept_vars)
+
         scale = self.loss_scale_factor
         if scale is not None:
             kept_grads = [g / g.dtype.type(scale) for g in kept_grads]
@@ -430,6 +438,16 @@ class Optimizer:
                 out = constraint(variable.value)
                 variable.value[...] = out.value if isinstance(out, Tensor) else out
         self._iterations += 1
+
+    def _reduce_over_replicas(self, strategy, grads, variables):
+        """The gradients summed over replicas with each replica's share of the global batch (the
+        mean in a custom loop); the first call checks that every replica holds the same model."""
+        if not self.__dict__.get("_replicas_checked"):
+            where = f"Optimizer '{self.name}' (distributed, first step)"
+            strategy.check_same_variables(variables, where)
+            strategy.check_same_values(variables, where)
+            self._replicas_checked = True
+        return strategy.all_reduce_gradients(grads, weight=strategy._step_weight)
 
     def _convert_gradient(self, grad, variable):
         value = variable.value

@@ -4,6 +4,8 @@ import time
 
 import numpy as np
 
+from ..distribute.strategy import is_chief
+
 
 class Progbar:
     """Progress over ``target`` steps (None: unknown); redraws at most every ``interval`` seconds
@@ -12,7 +14,7 @@ class Progbar:
     def __init__(self, target, width=20, verbose=1, interval=0.05, stream=None):
         self.target = target
         self.width = width
-        self.verbose = verbose
+        self.verbose = verbose if is_chief() else 0  # distributed training: rank 0's bar only
         self.interval = interval
         self.stream = stream or sys.stdout
         self.start = time.perf_counter()

@@ -1,0 +1,10 @@
+"""Distributed training (Keras 3's distribution scope): ``dl.distribute.MPIStrategy`` trains one
+model data-parallel over MPI processes; ``get_strategy()`` is the active one (default: one
+replica). Importing this package never imports mpi4py; ``MPIStrategy()`` does (the ``mpi`` extra).
+"""
+from .mpi import MPIStrategy
+from .strategy import (DistributedOptimizer, ReduceOp, Strategy, get_strategy, has_strategy, is_chief,
+                       shard_bounds)
+
+__all__ = ["MPIStrategy", "Strategy", "DistributedOptimizer", "ReduceOp", "get_strategy", "has_strategy",
+           "is_chief", "shard_bounds"]

@@ -1,0 +1,133 @@
+"""Run under ``mpiexec -n 2`` (or alone, as the 1-process reference) by tests/distribute/test_mpi.py.
+
+    python mpi_worker.py MODE OUT_DIR
+
+Modes: ``train`` (an MLP and a small CNN, checkpoint + CSV log), ``resume`` (from train's
+checkpoint), ``mismatch`` (rank 1 builds another model), ``die`` (rank 1 raises before fit), ``hang`` (rank 1 sleeps),
+``custom`` (a GradientTape loop with reduce / sharding / broadcast). Each rank writes what it
+saw to ``OUT_DIR/<mode>_rank<r>.npz`` / ``.txt``.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+
+import dlcore as dl
+
+
+def data(n=96, shape=(12,), classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, *shape)).astype("float32")
+    y = (x.reshape(n, -1).sum(axis=1) > 0).astype("int64") + (x.reshape(n, -1)[:, 0] > 1)
+    return x, y % classes
+
+
+def mlp(width=16):
+    dl.utils.set_random_seed(1)
+    return dl.Sequential([dl.Input(shape=(12,)), dl.layers.Dense(width, activation="relu"),
+                          dl.layers.Dense(3, activation="softmax")])
+
+
+def cnn(batch_norm=False):
+    """Without BatchNormalization the 2-rank step equals the 1-process step on the global batch;
+    with it, each replica normalizes by its own batch moments (Keras's default)."""
+    dl.utils.set_random_seed(2)
+    norm = [dl.layers.BatchNormalization()] if batch_norm else []
+    return dl.Sequential([dl.Input(shape=(8, 8, 1)), dl.layers.Conv2D(4, 3, activation="relu"), *norm,
+                          dl.layers.MaxPooling2D(2), dl.layers.Flatten(), dl.layers.Dense(3, activation="softmax")])
+
+
+def weights_of(model):
+    return {f"w{i}": np.array(w) for i, w in enumerate(model.get_weights())}
+
+
+def main(mode, out):
+    strategy = dl.distribute.MPIStrategy(timeout=float(os.environ.get("DLCORE_MPI_TIMEOUT", 60)),
+                                         reduction=os.environ.get("DLCORE_TEST_REDUCTION", "allreduce"))
+    r = strategy.rank
+    result = {"replicas": strategy.num_replicas_in_sync}
+    if mode == "train":
+        x, y = data()
+        with strategy.scope():
+            model = mlp()
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        ckpt = os.path.join(out, "mlp.dlc")
+        hist = model.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0,
+                         callbacks=[dl.callbacks.ModelCheckpoint(ckpt, monitor="loss"),
+                                    dl.callbacks.CSVLogger(os.path.join(out, "log.csv"))])
+        result["mlp_history"] = hist.history
+        arrays = {f"mlp_{k}": v for k, v in weights_of(model).items()}
+        xi, yi = data(n=40, shape=(8, 8, 1), seed=3)
+        with strategy.scope():
+            conv = cnn()
+            conv.compile(optimizer=dl.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+        result["cnn_history"] = conv.fit(xi, yi, epochs=2, batch_size=20, shuffle=False, verbose=0).history
+        arrays.update({f"cnn_{k}": v for k, v in weights_of(conv).items()})
+        with strategy.scope():
+            conv = cnn(batch_norm=True)
+            conv.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        conv.fit(xi, yi, epochs=2, batch_size=10, shuffle=True, verbose=0)  # shared shuffling, BN statistics
+        arrays.update({f"bn_{k}": v for k, v in weights_of(conv).items()})
+    elif mode == "resume":
+        x, y = data()
+        with strategy.scope():
+            model = dl.models.load_model(os.path.join(out, "mlp.dlc"))
+        model.fit(x, y, epochs=1, batch_size=32, shuffle=False, verbose=0)
+        arrays = {f"mlp_{k}": v for k, v in weights_of(model).items()}
+    elif mode == "mismatch":
+        x, y = data()
+        with strategy.scope():
+            model = mlp(width=16 if r == 0 else 8)
+            model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        try:
+            model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+            result["error"] = None
+        except ValueError as e:
+            result["error"] = str(e)
+        arrays = {}
+    elif mode == "die":
+        x, y = data()
+        with strategy.scope():
+            model = mlp()
+            model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        if r == 1:
+            raise RuntimeError("rank 1 fails on purpose")
+        model.fit(x, y, epochs=50, batch_size=32, verbose=0)
+        arrays = {}
+    elif mode == "hang":  # rank 1 never joins: the watchdog aborts rank 0 after DLCORE_MPI_TIMEOUT s
+        x, y = data()
+        with strategy.scope():
+            model = mlp()
+            model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        if r == 1:
+            import time
+            time.sleep(600)
+        model.fit(x, y, epochs=50, batch_size=32, verbose=0)
+        arrays = {}
+    elif mode == "custom":
+        x, y = data()
+        model = mlp()
+        model(x[:1])
+        with strategy.scope():
+            opt = dl.optimizers.SGD(0.1)
+        loss_fn = dl.losses.SparseCategoricalCrossentropy()
+        strategy.broadcast_variables(model.weights)
+        batches = [(x[i:i + 32], y[i:i + 32]) for i in range(0, 96, 32)]
+        for bx, by in strategy.experimental_distribute_dataset(batches):
+            with dl.GradientTape() as tape:
+                loss = loss_fn(by, model(bx, training=True))
+            grads = tape.gradient(loss, model.trainable_weights)
+            opt.apply_gradients(zip(grads, model.trainable_weights))
+        result["sum"] = float(strategy.reduce("SUM", np.float32(r + 1)))
+        result["mean_axis"] = float(strategy.reduce("MEAN", np.full(3 + r, r, "float32"), axis=0))
+        arrays = {f"mlp_{k}": v for k, v in weights_of(model).items()}
+    else:
+        raise ValueError(f"unknown mode {mode!r}")
+    np.savez(os.path.join(out, f"{mode}_rank{r}.npz"), **arrays)
+    with open(os.path.join(out, f"{mode}_rank{r}.json"), "w") as f:
+        json.dump(result, f)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
