@@ -12,7 +12,7 @@ enough) the greedy policy plays 10 probe episodes and the best probed weights ar
 DQN's greedy policy swings between updates; training stops once a probe reaches 2 x the target,
 or after `max_steps` environment steps, and the best probed weights are restored. The final
 evaluation runs the greedy policy for 10 fresh episodes (the return is capped at 500 by
-CartPole-v1's time limit). Seeded; about one to two minutes on a busy 2-core machine.
+CartPole-v1's time limit). Seeded; 3 to 30 seconds on a busy 2-core machine (seeds 0-5 measured).
 
 Set DLCORE_TARGET_RETURN=150 to make the script fail unless the average evaluation return reaches it.
 """

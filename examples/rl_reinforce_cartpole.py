@@ -11,7 +11,7 @@ deviation, and ascends the policy gradient: loss = -mean(log pi(a_t | s_t) * adv
 gradient taken with `GradientTape` and applied with Adam. Training stops once the mean return of
 the last batches reaches the target, or after `max_updates` updates; the final evaluation runs
 the greedy policy (argmax of the logits) for 10 fresh episodes (the return is capped at 500 by
-CartPole-v1's time limit). Seeded; about a minute on a busy 2-core machine.
+CartPole-v1's time limit). Seeded; a few seconds on a busy 2-core machine.
 
 Set DLCORE_TARGET_RETURN=150 to make the script fail unless the average evaluation return reaches it.
 """
