@@ -11,6 +11,7 @@ _runtime.retain_freed_memory()
 from . import kernels  # noqa: E402,F401  (fails early, with advice, if the Cython kernels were not built)
 from . import (activations, callbacks, config, constraints, distribute, initializers, layers, losses, metrics,
                models, ops, optimizers, random, regularizers, saving, utils)
+from . import datasets  # noqa: F401,E402  (scikit-learn is imported by load_data, not here)
 from . import wrappers  # noqa: F401  (scikit-learn is imported on first use of a wrapper)
 from .autograd import GradientTape, no_grad
 from .layers import Input, InputLayer, Layer

@@ -34,8 +34,9 @@ def check_positive_int(value, name, allow_zero=False):
                          f"received {value!r}")
 
 
-def to_array(a, what):
-    """``a`` as a checked numeric array; a scipy sparse matrix stays sparse (CSR) until sliced."""
+def to_array(a, what, strings=False):
+    """``a`` as a checked numeric array (or a string array, with ``strings``: for a model whose
+    input takes strings); a scipy sparse matrix stays sparse (CSR) until sliced."""
     if isinstance(a, Tensor):
         return a.value
     if is_sparse(a):
@@ -50,6 +51,9 @@ def to_array(a, what):
     except ValueError as exc:
         raise ValueError(f"{what}: could not convert the data to an array: expected an array of numbers of one "
                          f"shape, received a {type(a).__name__} that does not convert to one ({exc})") from None
+    if strings and (arr.dtype.kind in "US" or (arr.dtype == object and all(
+            isinstance(v, (str, bytes)) for v in arr.reshape(-1)))):
+        return arr
     if arr.dtype == object:  # name the first element that is not a number: the cause, not just the symptom
         odd = next((v for v in arr.reshape(-1) if not isinstance(v, (int, float, bool, np.number))), None)
         cause = "" if odd is None else f", holding a {type(odd).__name__} ({str(odd)[:60]!r})"
@@ -81,7 +85,8 @@ def prepare_inputs(x, where, model=None):
     if isinstance(x, (list, tuple, dict)) and not flatten(x):
         expected = "an array" if model is None else expected_inputs(model)
         raise ValueError(f"{where}: x is an empty {type(x).__name__}; expected {expected}")
-    x = map_data(lambda a: to_array(a, f"{where} (x)"), x)
+    strings = model is not None and model._takes_strings()
+    x = map_data(lambda a: to_array(a, f"{where} (x)", strings), x)
     for a in flatten(x):
         if a.ndim == 0:
             raise ValueError(f"{where}: x must have a batch dimension, received a scalar")

@@ -385,10 +385,16 @@ class Layer:
         return Tensor(a)
 
     def _takes_strings(self):
-        """Whether string inputs reach ``call``: layers that take them (StringLookup, Hashing) say so,
-        an Input of dtype "string" does, and so does a model with such an input."""
+        """Whether string inputs reach ``call``: layers that take them (StringLookup, Hashing,
+        TextVectorization) say so, an Input of dtype "string" does, and so does a model with such an
+        input, or a Sequential whose first layer takes strings."""
         inputs = self.__dict__.get("_flat_inputs") or ()
-        return self.__dict__.get("_input_dtype") == "object" or any(t.dtype == "object" for t in inputs)
+        if self.__dict__.get("_input_dtype") == "object" or any(t.dtype == "object" for t in inputs):
+            return True
+        if "_input_layer" not in self.__dict__:
+            return False
+        first = self.__dict__["_input_layer"] or next(iter(self.__dict__.get("_layers") or ()), None)
+        return first is not None and first._takes_strings()
 
     def _casts_integer_inputs(self):
         """Integer inputs become floats, as Keras autocasts them, unless a layer takes ids."""

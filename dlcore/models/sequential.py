@@ -70,7 +70,8 @@ class Sequential(Model):
         if self._input_layer is None and hasattr(inputs, "shape"):
             # Known now: give the model a symbolic graph, so summary() and layer.output work.
             shape = (None,) + tuple(inputs.shape[1:])
-            self.__dict__["_pending_input"] = InputLayer(batch_shape=shape, dtype=inputs.dtype if inputs.dtype.kind != "f" else None)
+            dtype = "string" if inputs.dtype.kind in "USO" else inputs.dtype if inputs.dtype.kind != "f" else None
+            self.__dict__["_pending_input"] = InputLayer(batch_shape=shape, dtype=dtype)
 
     def __call__(self, *args, **kwargs):
         if len(args) == 1 and (not kwargs or (len(kwargs) == 1 and "training" in kwargs)):

@@ -4,6 +4,8 @@ import numpy as np
 from ..data.py_dataset import PyDataset, Sequence
 from .plotting import plot_history  # matplotlib is imported by the call, not here
 from .random import set_random_seed
+from .dataset_utils import normalize, split_dataset
+from .sequences import pad_sequences, timeseries_dataset_from_array
 
 
 def clear_session():
@@ -45,3 +47,4 @@ def unpack_x_y_sample_weight(data):
 
 
 __all__ = ["PyDataset", "Sequence", "pack_x_y_sample_weight", "unpack_x_y_sample_weight", "plot_history", "set_random_seed", "clear_session", "to_categorical"]
+__all__ += ["normalize", "split_dataset", "pad_sequences", "timeseries_dataset_from_array"]

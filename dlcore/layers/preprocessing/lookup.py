@@ -16,6 +16,7 @@ from ._common import adapt_batches, as_array, check_choice, check_positive_int
 from .hashing import fingerprint64_buckets
 
 OUTPUT_MODES = ("int", "one_hot", "multi_hot", "count", "tf_idf")
+DROPPED = -1  # an index that counts for nothing in the multi_hot / count / tf_idf encodings
 
 
 def encode_categorical(indices, output_mode, depth, dtype, weights=None):
@@ -119,11 +120,15 @@ class IndexLookup(_IdLayer):
             raise ValueError(f"{who}: `idf_weights` needs a `vocabulary`")
 
     # vocabulary ------------------------------------------------------------------------------
+    def _has_mask_index(self):
+        """Keras gives the mask token index 0 in 'int' mode only; the other modes drop masked inputs."""
+        return self.mask_token is not None and self.output_mode == "int"
+
     def _special_tokens(self):
-        return ([] if self.mask_token is None else [self.mask_token]) + [self.oov_token] * self.num_oov_indices
+        return ([self.mask_token] if self._has_mask_index() else []) + [self.oov_token] * self.num_oov_indices
 
     def _token_start(self):
-        return (self.mask_token is not None) + self.num_oov_indices
+        return self._has_mask_index() + self.num_oov_indices
 
     def _as_tokens(self, values):
         values = np.asarray(values)
@@ -182,14 +187,21 @@ class IndexLookup(_IdLayer):
     def adapt(self, data, batch_size=None, steps=None):
         """Build the vocabulary from ``data``: tokens by decreasing frequency, ties broken by the
         token in reverse order (Keras's lexsort), at most ``max_tokens`` entries with the specials."""
-        counts, doc_counts, documents = collections.Counter(), collections.Counter(), 0
-        for batch in adapt_batches(type(self).__name__, data, batch_size, steps):
-            tokens = self._as_tokens(batch)
-            counts.update(tokens.ravel().tolist())
-            rows = tokens.reshape(len(tokens), -1) if tokens.ndim > 1 else tokens.reshape(-1, 1)
-            for row in rows:
-                doc_counts.update(set(row.tolist()))
-            documents += len(rows)
+        def documents():  # each row of a batch is a document (for tf_idf); a rank-1 batch holds one token per row
+            for batch in adapt_batches(type(self).__name__, data, batch_size, steps):
+                tokens = self._as_tokens(batch)
+                yield from (tokens.reshape(len(tokens), -1) if tokens.ndim > 1 else tokens.reshape(-1, 1)).tolist()
+
+        self.adapt_documents(documents())
+
+    def adapt_documents(self, documents):
+        """Build the vocabulary (and tf_idf weights) from ``documents``, an iterable of token lists
+        of any lengths (TextVectorization passes its split, ragged rows here)."""
+        counts, doc_counts, n_documents = collections.Counter(), collections.Counter(), 0
+        for document in documents:
+            counts.update(document)
+            doc_counts.update(set(document))
+            n_documents += 1
         for special in ([self.mask_token] if self.mask_token is not None else []) + \
                 ([self.oov_token] if self.num_oov_indices else []):
             counts.pop(special, None)
@@ -202,7 +214,7 @@ class IndexLookup(_IdLayer):
             vocab = vocab[:max(self.max_tokens - self._token_start(), 0)]
         idf = None
         if self.output_mode == "tf_idf":
-            idf = np.log(1 + documents / (1 + np.asarray([doc_counts[t] for t in vocab], dtype=np.float64)))
+            idf = np.log(1 + n_documents / (1 + np.asarray([doc_counts[t] for t in vocab], dtype=np.float64)))
         self.set_vocabulary(vocab, idf)
 
     # lookup ----------------------------------------------------------------------------------
@@ -219,14 +231,14 @@ class IndexLookup(_IdLayer):
         oov = out < 0
         if self.mask_token is not None:
             is_mask = flat == self.mask_token
-            out[is_mask] = 0
+            out[is_mask] = 0 if self._has_mask_index() else DROPPED
             oov &= ~is_mask
         if oov.any():
             if self.num_oov_indices == 0:
                 raise ValueError(f"{type(self).__name__} '{self.name}': when `num_oov_indices=0` all inputs should "
                                  f"be in vocabulary, found OOV values {flat[oov][:5].tolist()}; consider setting "
                                  "`num_oov_indices=1`.")
-            start = int(self.mask_token is not None)
+            start = int(self._has_mask_index())
             if self.num_oov_indices == 1:
                 out[oov] = start
             elif self._strings:
@@ -251,7 +263,27 @@ class IndexLookup(_IdLayer):
         ids = self._lookup(self._as_tokens(values))
         if self.output_mode == "int":
             return Tensor(ids)
-        return Tensor(encode_categorical(ids, self.output_mode, self._depth(), self.dtype, self.idf_weights))
+        return Tensor(self.encode(ids))
+
+    def encode(self, ids):
+        """Indices (from ``_lookup``; DROPPED entries count for nothing) -> the output mode's
+        vectors, (batch, depth) counted over the last axis."""
+        depth = self._depth()
+        if not (ids == DROPPED).any():
+            return encode_categorical(ids, self.output_mode, depth, self.dtype, self._depth_weights(depth))
+        # the dropped entries land in one extra column, removed after counting
+        weights = None if self.idf_weights is None else np.append(self._depth_weights(depth), 0.0)
+        out = encode_categorical(np.where(ids == DROPPED, depth, ids), self.output_mode, depth + 1, self.dtype,
+                                 weights)
+        return out[..., :depth]
+
+    def _depth_weights(self, depth):
+        """The tf_idf weights over ``depth`` columns (zeros past the vocabulary, as Keras pads them)."""
+        if self.idf_weights is None:
+            return None
+        weights = np.zeros(depth)
+        weights[:min(depth, len(self.idf_weights))] = self.idf_weights[:depth]
+        return weights
 
     def get_config(self):
         idf = None if self.idf_weights is None else self.idf_weights[self._token_start():].tolist()

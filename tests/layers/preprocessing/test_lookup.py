@@ -112,3 +112,14 @@ def test_bad_input():
         L.StringLookup()(np.array(["a"]))
     with pytest.raises(TypeError, match="numeric"):
         L.Dense(2)(np.array([["a", "b"]]))
+
+
+def test_mask_token_has_no_index_outside_int_mode():
+    # Keras 3.15: in multi_hot / count / tf_idf modes the mask token gets no column and masked inputs count for nothing
+    layer = L.StringLookup(vocabulary=["a", "b"], mask_token="", output_mode="count")
+    assert layer.get_vocabulary() == ["[UNK]", "a", "b"]
+    np.testing.assert_array_equal(layer(np.array([["a", "", "z", "a"]])).value, [[1, 2, 0]])
+    keras = pytest.importorskip("keras")
+    theirs = keras.layers.StringLookup(vocabulary=["a", "b"], mask_token="", output_mode="count")
+    np.testing.assert_array_equal(layer(np.array([["a", "", "z", "a"]])).value,
+                                  np.asarray(theirs(np.array([["a", "", "z", "a"]]))))
