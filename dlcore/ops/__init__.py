@@ -9,6 +9,7 @@ from .core import cast, convert_to_numpy, convert_to_tensor, is_tensor, stop_gra
 from .dropout import dropout
 from .elementwise import (elu, exponential, gelu, hard_sigmoid, leaky_relu, log_softmax, relu, relu6,
                           selu, sigmoid, silu, softmax, softplus, softsign, swish, tanh)
+from .embedding import embedding_lookup
 from .gemm import dense, dot, matmul
 from .losses import (categorical_crossentropy, categorical_hinge, cosine_similarity, hinge, huber,
                      kl_divergence, log_cosh, mean_absolute_error, mean_absolute_percentage_error,
@@ -23,7 +24,7 @@ from .math import (abs, absolute, add, bitwise_and, bitwise_invert, bitwise_not,
 from .normalization import (batch_normalization, batch_normalization_training, layer_normalization, moments,
                             normalize, rms_normalization)
 from .pool import average_pool, max_pool
-from .recurrent import embedding_lookup, gru, lstm, simple_rnn
+from .recurrent import gru, lstm, simple_rnn
 from .reduce import all, amax, amin, any, argmax, argmin, logsumexp, max, mean, min, norm, std, sum, var
 from .shape import (arange, concatenate, expand_dims, eye, flatten, full, getitem, one_hot, ones,
                     ones_like, pad, reshape, shape, split, squeeze, stack, take, transpose, zeros,

@@ -480,48 +480,4 @@ def gru(inputs, kernel, recurrent_kernel, bias=None, initial_state=None, mask=No
                 input_dropout_mask, recurrent_dropout_mask, reset_after=reset_after)
 
 
-# ---- embedding ---------------------------------------------------------------------------------
-class EmbeddingLookup(Function):
-    """y = table[ids]: a gather forward, a deterministic scatter-add backward."""
-
-    @staticmethod
-    def forward(ctx, table, ids):
-        flat = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
-        y = np.empty((flat.size, table.shape[1]), dtype=table.dtype)
-        kernels.get("embedding_forward")(flat, contiguous(table), y, kernels.threads_for(y.size))
-        ctx.save(flat)
-        ctx.table_shape, ctx.dtype = table.shape, table.dtype
-        return y.reshape(ids.shape + (table.shape[1],))
-
-    @staticmethod
-    def backward(ctx, dy, needs):
-        (flat,) = ctx.saved
-        if not needs[0]:
-            return None, None
-        dw = np.zeros(ctx.table_shape, dtype=ctx.dtype)
-        dy2 = contiguous(np.asarray(dy, dtype=ctx.dtype)).reshape(flat.size, ctx.table_shape[1])
-        kernels.get("embedding_backward")(flat, dy2, dw)
-        return dw, None
-
-
-def embedding_lookup(embeddings, ids):
-    """``embeddings[ids]`` for integer ``ids`` of any shape (all in [0, rows): checked)."""
-    table = value(embeddings)
-    ids_v = np.asarray(value(ids))
-    if ids_v.dtype.kind not in "iub":
-        if ids_v.dtype.kind == "f" and ids_v.size and not np.all(np.mod(ids_v, 1) == 0):
-            raise ValueError(f"embedding_lookup: ids must be integers, received dtype {ids_v.dtype} with "
-                             "fractional values")
-        ids_v = ids_v.astype(np.int64)
-    if ids_v.size:
-        lo, hi = int(ids_v.min()), int(ids_v.max())
-        if lo < 0 or hi >= table.shape[0]:
-            raise ValueError(f"embedding_lookup: ids must be in [0, {table.shape[0]}) for a table of shape "
-                             f"{table.shape}; received ids in [{lo}, {hi}]")
-    return EmbeddingLookup.apply(embeddings, ids_v)
-
-
-__all__ = ["simple_rnn", "lstm", "gru", "embedding_lookup"]
-
-
-_OP_CLASSES = {simple_rnn: SimpleRNN, lstm: LSTM, gru: GRU}
+__all__ = ["simple_rnn", "lstm", "gru"]
