@@ -19,7 +19,7 @@ EXTENSIONS = [
     "_reduce",
     "_losses",
     "_conv",
-    "_pool",
+    "_pooling",
     "_norm",
     "_normalization",
     "_recurrent",
@@ -27,7 +27,7 @@ EXTENSIONS = [
     "_attention",
 ]
 
-# DLCORE_BUILD_ONLY=_conv,_pool rebuilds only those (developers: `python setup.py build_ext --inplace`).
+# DLCORE_BUILD_ONLY=_conv,_pooling rebuilds only those (developers: `python setup.py build_ext --inplace`).
 if os.environ.get("DLCORE_BUILD_ONLY"):
     EXTENSIONS = [name for name in EXTENSIONS if name in os.environ["DLCORE_BUILD_ONLY"].split(",")]
 

@@ -1,4 +1,4 @@
-/* The pooling kernels' row bodies (_pool.pyx): 2x2 stride-2 unpadded rows, general windows,
+/* The pooling kernels' row bodies (_pooling.pyx): 2x2 stride-2 unpadded rows, general windows,
  * global pooling, vectorized over C (contiguous in NHWC) and compiled per ISA (dl_clones.h);
  * the max backward row also with AVX-512 intrinsics. */
 #ifndef DL_POOL_ROWS_H

@@ -9,7 +9,7 @@ padded cells never counted (average pooling divides by the real cells of each wi
 """
 from .. import ops
 from ..ops.conv import normalize_tuple, output_length
-from ..ops.pool import PADDINGS, global_pool
+from ..ops.pooling import PADDINGS, global_pool
 from ..registry import register
 from ..symbolic import KerasTensor
 from .layer import InputSpec, Layer, check_c_ints

@@ -23,7 +23,7 @@ from .math import (abs, absolute, add, bitwise_and, bitwise_invert, bitwise_not,
                    not_equal, power, reciprocal, sign, sin, sqrt, square, subtract, true_divide, where)
 from .normalization import (batch_normalization, batch_normalization_training, layer_normalization, moments,
                             normalize, rms_normalization)
-from .pool import average_pool, max_pool
+from .pooling import average_pool, max_pool
 from .recurrent import gru, lstm, simple_rnn
 from .reduce import all, amax, amin, any, argmax, argmin, logsumexp, max, mean, min, norm, std, sum, var
 from .shape import (arange, concatenate, expand_dims, eye, flatten, full, getitem, one_hot, ones,

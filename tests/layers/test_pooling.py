@@ -11,7 +11,7 @@ import dlcore as dl
 from dlcore import layers
 from dlcore import ops
 from harness import check_layer, check_op_gradients
-from reference import pool as ref
+from reference import pooling as ref
 
 pytestmark = pytest.mark.usefixtures("fresh_session")
 
@@ -61,7 +61,7 @@ def test_pooling1d(cls, mode, kwargs, in_shape, out_shape):
      (1, 2, 3, 4, 3), (1, 2, 3, 4, 3)),
 ])
 def test_pooling3d(cls, mode, kwargs, in_shape, out_shape):
-    """Two separable 2-D passes (ops.pool.PoolPlan) against the direct 3-D windows; "same"
+    """Two separable 2-D passes (ops.pooling.PoolPlan) against the direct 3-D windows; "same"
     average counts only the real cells of each box."""
     pool = np.broadcast_to(kwargs["pool_size"], (3,)).tolist()
     strides = np.broadcast_to(kwargs.get("strides") or pool, (3,)).tolist()
@@ -91,10 +91,10 @@ def test_global_pooling(cls, reduce, keepdims):
 @pytest.mark.parametrize("mode", ["max", "average"])
 @pytest.mark.parametrize("shape,keepdims", [((2, 5, 4, 3), False), ((1, 3, 3, 8), True), ((3, 6, 2), False)])
 def test_global_pooling_kernels_match_numpy_reductions(shape, keepdims, mode):
-    """channels_last global pooling runs the global_* kernels (ops.pool.global_pool); the NumPy
+    """channels_last global pooling runs the global_* kernels (ops.pooling.global_pool); the NumPy
     reductions (ops.max/mean, which channels_first still uses) give the same values and
     gradients in float64, max ties included; the layers give the op's values."""
-    from dlcore.ops.pool import global_pool
+    from dlcore.ops.pooling import global_pool
 
     cls = {("max", 4): layers.GlobalMaxPooling2D, ("average", 4): layers.GlobalAveragePooling2D,
            ("max", 3): layers.GlobalMaxPooling1D, ("average", 3): layers.GlobalAveragePooling1D}[mode, len(shape)]

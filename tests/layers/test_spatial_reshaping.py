@@ -9,7 +9,7 @@ import pytest
 import dlcore as dl
 from dlcore import layers
 from harness import check_layer
-from reference import pool as ref
+from reference import pooling as ref
 
 pytestmark = pytest.mark.usefixtures("fresh_session")
 

@@ -249,7 +249,7 @@ def _loss_cases():
 
 _loss_cases()
 
-# ---- pooling and batch normalization (more geometries in tests/ops/test_pool.py, test_normalization.py) 
+# ---- pooling and batch normalization (more geometries in tests/ops/test_pooling.py, test_normalization.py) 
 case("max_pool-2d-same", ops.max_pool, lambda x: ops.max_pool(x, 2, 2, "same"), [normal(2, 5, 5, 3)])
 case("average_pool-1d-same", ops.average_pool, lambda x: ops.average_pool(x, 3, 2, "same"), [normal(2, 7, 3)])
 case("batch_normalization", ops.batch_normalization,

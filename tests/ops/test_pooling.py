@@ -7,7 +7,7 @@ import pytest
 import dlcore as dl
 from dlcore import ops
 from harness import check_op_gradients
-from reference import pool as ref
+from reference import pooling as ref
 
 CASES = [  # (input shape, pool, strides, padding)
     ((2, 6, 6, 3), 2, None, "valid"),
@@ -109,7 +109,7 @@ def test_2x2_path_matches_general_kernels(monkeypatch, shape, mode, dtype):
     for name in ("max_pool2d_2x2_forward", "max_pool2d_2x2_backward", "avg_pool2d_2x2_forward",
                  "avg_pool2d_2x2_backward"):
         monkeypatch.setitem(table, name, (lambda n: lambda *a: used.append(n))(name))
-    from dlcore.ops import pool as pool_ops
+    from dlcore.ops import pooling as pool_ops
     monkeypatch.setattr(pool_ops, "_plan", (lambda plan: lambda *a: plan(*a)._replace(tiles=False))(pool_ops._plan))
     y_general, dx_general = run()
     assert not used

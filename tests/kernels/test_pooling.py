@@ -1,4 +1,4 @@
-"""Pooling kernels against the NumPy reference (tests/reference/pool.py): forward, argmax and
+"""Pooling kernels against the NumPy reference (tests/reference/pooling.py): forward, argmax and
 backward, float32/float64, valid/same padding, overlapping and strided windows, odd sizes,
 batch 1; bit-identical results for 1 and 2 threads. The 2x2 stride-2 kernels against the general
 ones: bit-identical outputs and argmax, ties, NaN, odd sizes, channel counts off the SIMD width.
@@ -6,8 +6,8 @@ Global pooling against NumPy: ties share the max gradient, NaN propagates."""
 import numpy as np
 import pytest
 
-from dlcore.kernels import pool
-from reference import pool as ref
+from dlcore.kernels import pooling as pool
+from reference import pooling as ref
 
 DTYPES = (np.float32, np.float64)
 # (N, H, W, C), pool, strides, padding
@@ -145,7 +145,7 @@ def _tie_heavy(rng, shape, dtype):
 def backward_row(request):
     """max_pool2d_2x2_backward with its AVX-512 intrinsics row (where the CPU has it), that row
     with non-temporal stores at any size (where the rows are 16-byte aligned), and neither."""
-    from dlcore.kernels import _pool
+    from dlcore.kernels import _pooling as _pool
 
     _pool._allow_intrinsics(request.param != "portable")
     threshold = _pool._set_stream_min_bytes(0)
