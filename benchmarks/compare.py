@@ -103,9 +103,13 @@ def run(workloads=None, frameworks=None, threads=None, mode="quick", tiny=False,
                 "dlcore: train_on_batch / predict_on_batch; cold start calls predict.",
                 "Training FLOPs are counted as 3x the forward FLOPs (matrix products and "
                 "convolutions only).",
+                "Attention: one causal self-attention op (dlcore and Keras: ops.dot_product_attention, "
+                "Keras in a tf.function; PyTorch: F.scaled_dot_product_attention); memory is the peak "
+                "RSS a fresh process adds during one call, after a warm-up at sequence 64.",
             ],
         },
-        "ceiling": None, "workloads": {}, "scaling": {}, "layers": [], "baseline": None,
+        "ceiling": None, "workloads": {}, "scaling": {}, "attention": {}, "layers": [],
+        "baseline": None,
     }
     runner = Runner(chosen, threads, mode, tiny, log_dir, progress)
     try:
@@ -126,6 +130,8 @@ def run(workloads=None, frameworks=None, threads=None, mode="quick", tiny=False,
                 results["workloads"][name] = entry
             elif kind == "scaling":
                 results["scaling"][name] = runner.measure_scaling(name)
+            elif kind == "attention":
+                results["attention"][name] = runner.measure_attention(name)
             else:
                 results["workloads"][name] = runner.measure_process(name)
         if any(_spec.WORKLOADS[n]["kind"] == "cold-start" for n in workloads) or any(

@@ -25,7 +25,7 @@ def _rotate(items, k):
 def metric_of(spec):
     """(metric name, unit, better, function of seconds per iteration)."""
     batch = spec["batch"]
-    if spec["kind"] == "infer" and batch == 1:
+    if spec["kind"] == "attention" or (spec["kind"] == "infer" and batch == 1):
         return "latency", "ms", "lower", lambda t: t * 1e3
     return "throughput", "samples/s", "higher", lambda t: batch / t
 
@@ -89,21 +89,22 @@ class Runner:
         return {}
 
     # timed workloads ---------------------------------------------------------------------------
-    def measure_timed(self, name, batch=None, base_name=None):
-        """One train/infer workload on every framework: build, warm up, alternate runs."""
-        spec = _spec.workload_spec(base_name or name, tiny=self.tiny, batch=batch)
+    def measure_timed(self, name, batch=None, base_name=None, variant=None):
+        """One train/infer workload (or one ``variant`` of the attention workload) on every
+        framework: build, warm up, alternate runs."""
+        spec = _spec.workload_spec(base_name or name, tiny=self.tiny, batch=batch, variant=variant)
         metric, unit, better, convert = metric_of(spec)
         flops = _spec.workload_flops(spec)
         entry = {"kind": spec["kind"], "model": spec["model"], "batch": spec["batch"], "metric": metric,
                  "unit": unit, "better": better, "flops_per_iteration": flops,
                  "expected_params": _spec.param_count(spec["model_spec"]), "frameworks": {}}
-        key = f"{name}@{spec['batch']}"
+        key = f"{name}@{spec['batch']}" + "".join(f"/{v}" for v in (variant or {}).values())
         active = []
         for fw in self.frameworks:
             result = entry["frameworks"][fw] = {}
             try:
                 reply = self.worker(fw).call("build", key=key, workload=spec["name"], tiny=self.tiny,
-                                             batch=batch, **self._extra(fw, spec))
+                                             batch=batch, variant=variant, **self._extra(fw, spec))
             except WorkerError as exc:
                 result.update(status="error", reason=str(exc))
                 continue
@@ -167,6 +168,41 @@ class Runner:
                     out["frameworks"][fw][str(b)] = {"status": "ok", **_stats(per_sample)}
                 else:
                     out["frameworks"][fw][str(b)] = {"status": r.get("status"), "reason": r.get("reason")}
+        return out
+
+    def measure_attention(self, name):
+        """The attention workload: for each pass and sequence length, the time of one call (timed
+        like a workload) and the peak memory one call adds in a fresh process."""
+        wl = _spec.workload_spec(name, tiny=self.tiny)
+        seqs = self.cfg["attention_seqs"] if (self.cfg["attention_seqs"] and not self.tiny) else wl["model_spec"]["seqs"]
+        out = {"kind": "attention", "seqs": list(seqs), "passes": list(wl["passes"]), "unit": "ms",
+               "better": "lower", "memory": "MB a fresh process's peak RSS grows by during one call",
+               "frameworks": {fw: {} for fw in self.frameworks}}
+        for p in wl["passes"]:
+            for seq in seqs:
+                variant = {"seq": seq, "pass": p}
+                self.log(f"{name}: {p}, sequence {seq}")
+                entry = self.measure_timed(name, variant=variant)
+                spec = _spec.workload_spec(name, tiny=self.tiny, variant=variant)
+                for fw, r in entry["frameworks"].items():
+                    cell = out["frameworks"][fw][f"{p}@{seq}"] = {"status": r.get("status"), "reason": r.get("reason")}
+                    if r.get("status") != "ok":
+                        continue
+                    cell.update(_stats([t * 1e3 for t in r["seconds"]["runs"]]), gflops=r["gflops"])
+                    try:
+                        res = run_child(_child_code(fw, "attention_memory", {"threads": self.threads, "spec": spec}),
+                                        self.env, self.log_dir)
+                        cell["added_mb"] = res["report"]["added_mb"]
+                    except (WorkerError, TypeError, KeyError) as exc:
+                        cell["memory_error"] = str(exc)
+                base = out["frameworks"].get("dlcore", {}).get(f"{p}@{seq}", {})
+                for fw in self.frameworks:
+                    cell = out["frameworks"][fw][f"{p}@{seq}"]
+                    if fw == "dlcore" or cell.get("status") != "ok" or base.get("status") != "ok":
+                        continue
+                    cell["ratio"] = cell["median"] / base["median"]
+                    if cell.get("added_mb") and base.get("added_mb"):
+                        cell["ratio_mb"] = cell["added_mb"] / base["added_mb"]
         return out
 
     # process workloads ---------------------------------------------------------------------------

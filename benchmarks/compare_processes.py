@@ -25,14 +25,15 @@ HERE = Path(__file__).resolve().parent
 # (peak RSS varies little run to run); process_warmup: one untimed process first.
 MODES = {
     "full": {"reps": 7, "run_s": 1.0, "warmup": (3, 1.0), "process_reps": 5, "memory_reps": 3, "process_warmup": True,
-             "ceiling_sizes": (512, 1024, 2048), "ceiling_reps": 30, "layer_s": 0.5, "scaling_batches": None},
+             "ceiling_sizes": (512, 1024, 2048), "ceiling_reps": 30, "layer_s": 0.5, "scaling_batches": None,
+             "attention_seqs": None},
     "quick": {"reps": 3, "run_s": 0.1, "warmup": (2, 0.1), "process_reps": 1, "memory_reps": 1,
               "process_warmup": False,
               "ceiling_sizes": (512, 1024), "ceiling_reps": 20, "layer_s": 0.15,
-              "scaling_batches": _spec.QUICK_SCALING_BATCHES},
+              "scaling_batches": _spec.QUICK_SCALING_BATCHES, "attention_seqs": _spec.QUICK_ATTENTION_SEQS},
     "tiny": {"reps": 1, "run_s": 0.0, "warmup": (1, 0.0), "process_reps": 1, "memory_reps": 1,
              "process_warmup": False, "ceiling_sizes": (64,), "ceiling_reps": 2, "layer_s": 0.0,
-             "scaling_batches": None},
+             "scaling_batches": None, "attention_seqs": None},
 }
 
 CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",

@@ -113,7 +113,7 @@ def to_markdown(results):
         for fw, r in e["frameworks"].items():
             if r.get("status") in ("n/a", "error"):
                 reasons.setdefault((fw, r.get("status"), r.get("reason")), []).append(name)
-    for name, s in results.get("scaling", {}).items():
+    for name, s in list(results.get("scaling", {}).items()) + list(results.get("attention", {}).items()):
         for fw, per_batch in s["frameworks"].items():
             for r in per_batch.values():
                 if r.get("status") in ("n/a", "error"):
@@ -136,6 +136,8 @@ def to_markdown(results):
                 r = s["frameworks"][fw].get(str(b), {})
                 cells.append(_cell(r) if r.get("status") == "ok" else "n/a")
             lines.append(f"| {b} | " + " | ".join(cells) + " |")
+    for name, a in results.get("attention", {}).items():
+        lines += [""] + attention_table(name, a, fws, peers)
     # ceiling shares
     if "gflops" in c:
         lines.append("")
@@ -165,6 +167,28 @@ def to_markdown(results):
     lines.append("")
     lines.append("Notes: " + " ".join(meta.get("notes", [])))
     return "\n".join(lines) + "\n"
+
+
+def attention_table(name, a, fws, peers):
+    """Markdown lines: per pass and sequence length, time (ms) and added peak memory (MB) of each
+    framework, and the peers' ratios to dlcore."""
+    lines = [f"**{name}**: one causal self-attention, batch 1; time ms ↓ median (min–max); "
+             f"added peak memory MB ↓ ({a['memory']}); ratio = peer ÷ dlcore (time / memory)", ""]
+    header = ["pass", "sequence"] + [f"{_label(fw)} ms" for fw in fws] + [f"{_label(fw)} MB" for fw in fws] + [
+        f"{_label(p)} ÷ dlcore" for p in peers]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|---|---:|" + "|".join(["---:"] * (len(header) - 2)) + "|")
+    for p in a["passes"]:
+        for seq in a["seqs"]:
+            cells = [a["frameworks"][fw].get(f"{p}@{seq}", {}) for fw in fws]
+            times = [_cell(c) if c.get("status") == "ok" else "n/a" for c in cells]
+            mem = [_fmt(c.get("added_mb")) if c.get("status") == "ok" else "n/a" for c in cells]
+            ratios = []
+            for peer in peers:
+                c = a["frameworks"][peer].get(f"{p}@{seq}", {})
+                ratios.append(f"{_ratio(c.get('ratio'))} / {_ratio(c.get('ratio_mb'))}")
+            lines.append("| " + " | ".join([p, str(seq)] + times + mem + ratios) + " |")
+    return lines
 
 
 def plot(results, out_dir):

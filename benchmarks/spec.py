@@ -12,6 +12,14 @@ Legend of a model spec:
   lstm/gru: (timesteps, features) input; one recurrent layer of ``units`` returning its last
         step; Dense(classes, softmax). Keras semantics: LSTM gates i, f, c, o with one bias,
         GRU z, r, h with reset_after=True (two biases, as PyTorch's GRU).
+  transformer: token ids (maxlen,) from ``vocab``; Embedding(vocab, embed) + learned position
+        Embedding(maxlen, embed); ``blocks`` post-norm encoder blocks (MultiHeadAttention with
+        ``heads`` x ``key_dim`` = embed, dropout, residual, LayerNormalization; FFN Dense(ffn,
+        relu), Dense(embed), dropout, residual, LayerNormalization), as keras.io's
+        TransformerBlock and PyTorch's nn.TransformerEncoderLayer; GlobalAveragePooling1D;
+        Dense(classes, softmax).
+  attention: one causal self-attention softmax(q k^T / sqrt(head_dim)) v of ``heads`` heads at
+        each sequence length of ``seqs`` (no projections: the fused op itself), batch 1.
 
 The standard stack is pure Python (no numpy) so that a cold-start child imports nothing extra.
 """
@@ -23,6 +31,9 @@ MODELS = {
     "mlp": {"kind": "mlp", "input": 784, "hidden": (512, 256), "classes": 10},
     "lstm": {"kind": "lstm", "units": 128, "timesteps": 50, "features": 32, "classes": 10},
     "gru": {"kind": "gru", "units": 128, "timesteps": 50, "features": 32, "classes": 10},
+    "transformer": {"kind": "transformer", "vocab": 8000, "maxlen": 128, "embed": 128, "blocks": 2, "heads": 4,
+                    "key_dim": 32, "ffn": 512, "dropout": 0.1, "epsilon": 1e-6, "classes": 2},
+    "attention": {"kind": "attention", "heads": 4, "head_dim": 32, "seqs": (512, 1024, 2048, 4096, 8192)},
 }
 
 # Keras 3 defaults, spelled out so that PyTorch gets the same values (its Adam eps is 1e-8).
@@ -48,6 +59,12 @@ WORKLOADS = {
     "lstm-train": {"kind": "train", "model": "lstm", "batch": 64, "optimizer": "adam"},
     "gru-train": {"kind": "train", "model": "gru", "batch": 64, "optimizer": "adam"},
     "lstm-infer-b1": {"kind": "infer", "model": "lstm", "batch": 1},
+    "transformer-train": {"kind": "train", "model": "transformer", "batch": 32, "optimizer": "adam"},
+    "transformer-infer-b1": {"kind": "infer", "model": "transformer", "batch": 1},
+    # one causal self-attention per sequence length, forward and forward+backward: time (latency,
+    # ms) and the peak memory a fresh process adds for one call (MB above the state before it)
+    "attention-long": {"kind": "attention", "model": "attention", "batch": 1,
+                       "passes": ("forward", "forward+backward")},
     "cold-start": {"kind": "cold-start", "model": "cnn", "batch": 1},
     "cold-start-mlp": {"kind": "cold-start", "model": "mlp", "batch": 1, "extra": True},
     "train-memory": {"kind": "memory", "model": "cnn", "batch": 64, "optimizer": "adam", "steps": 20},
@@ -60,6 +77,7 @@ WORKLOADS = {
 }
 
 QUICK_SCALING_BATCHES = (1, 16, 256)
+QUICK_ATTENTION_SEQS = (512, 2048)
 
 # The smallest shapes that keep every layer valid (three 3x3 "valid" convolutions with 2x2
 # pooling need 22 pixels); used by `--tiny` and the test suite.
@@ -69,6 +87,8 @@ TINY = {
         "mlp": {"input": 16, "hidden": (8, 8)},
         "lstm": {"units": 4, "timesteps": 3, "features": 2},
         "gru": {"units": 4, "timesteps": 3, "features": 2},
+        "transformer": {"vocab": 50, "maxlen": 8, "embed": 8, "heads": 2, "key_dim": 4, "ffn": 16},
+        "attention": {"seqs": (16, 32)},
     },
     "batch": 2,            # every training and batch>1 inference workload
     "steps": 2,            # memory workloads
@@ -87,14 +107,19 @@ def model_spec(name, tiny=False):
     spec = copy.deepcopy(MODELS[name])
     if tiny:
         spec.update(copy.deepcopy(TINY["models"][name]))
-    if isinstance(spec.get("input"), list):
-        spec["input"] = tuple(spec["input"])
+    for key in ("input", "seqs"):
+        if isinstance(spec.get(key), list):
+            spec[key] = tuple(spec[key])
+    if spec["kind"] == "transformer" and spec["heads"] * spec["key_dim"] != spec["embed"]:
+        raise ValueError(f"transformer spec: heads x key_dim must equal embed (PyTorch's twin), "
+                         f"received {spec['heads']} x {spec['key_dim']} != {spec['embed']}")
     return spec
 
 
-def workload_spec(name, tiny=False, batch=None):
+def workload_spec(name, tiny=False, batch=None, variant=None):
     """The workload ``name`` resolved: its model spec under "model_spec", tiny shapes if asked,
-    ``batch`` overriding the batch size (scaling runs)."""
+    ``batch`` overriding the batch size (scaling runs), ``variant`` (a dict) set on top (the
+    attention workload's {"seq": T, "pass": "forward" | "forward+backward"})."""
     spec = copy.deepcopy(WORKLOADS[name])
     spec["name"] = name
     spec["model_spec"] = model_spec(spec["model"], tiny)
@@ -109,6 +134,8 @@ def workload_spec(name, tiny=False, batch=None):
         spec["batch"] = int(batch)
     if "optimizer" in spec:
         spec["optimizer_spec"] = dict(OPTIMIZERS[spec["optimizer"]])
+    if variant:
+        spec.update(variant)
     return spec
 
 
@@ -118,6 +145,8 @@ def input_shape(model):
         return tuple(model["input"])
     if model["kind"] == "mlp":
         return (model["input"],)
+    if model["kind"] == "transformer":
+        return (model["maxlen"],)
     return (model["timesteps"], model["features"])
 
 
@@ -143,6 +172,12 @@ def param_count(model):
         k = model["kernel"]
         total = sum(k * k * c * f + f for (_, _, c, f, _, _) in convs)
         return total + flat * model["dense"] + model["dense"] + model["dense"] * model["classes"] + model["classes"]
+    if kind == "transformer":
+        e, f = model["embed"], model["ffn"]
+        block = 4 * (e * e + e) + (e * f + f) + (f * e + e) + 2 * (2 * e)  # MHA, FFN, two LayerNorms
+        return (model["vocab"] + model["maxlen"]) * e + model["blocks"] * block + e * model["classes"] + model["classes"]
+    if kind == "attention":
+        return 0
     u, d = model["units"], model["features"]
     if kind == "lstm":
         rnn = 4 * (d * u + u * u + u)
@@ -163,14 +198,27 @@ def forward_flops(model):
         k = model["kernel"]
         conv = sum(2 * k * k * c * f * oh * ow for (_, _, c, f, oh, ow) in convs)
         return conv + 2 * flat * model["dense"] + 2 * model["dense"] * model["classes"]
+    if kind == "transformer":
+        t, e, f = model["maxlen"], model["embed"], model["ffn"]
+        block = 4 * 2 * t * e * e + 2 * 2 * t * t * e + 2 * 2 * t * e * f  # projections, q.k and p.v, FFN
+        return model["blocks"] * block + 2 * e * model["classes"]
     u, d, t = model["units"], model["features"], model["timesteps"]
     gates = 4 if kind == "lstm" else 3
     return t * 2 * (d + u) * gates * u + 2 * u * model["classes"]
 
 
+def attention_flops(model, seq, batch=1, backward=False):
+    """FLOPs of one causal self-attention (q.k^T and p.v over the causal half, 2 per multiply-add);
+    forward+backward counts 3.5x forward (the backward's five products of the same size)."""
+    fwd = 2 * 2 * batch * model["heads"] * model["head_dim"] * seq * (seq + 1) / 2
+    return 3.5 * fwd if backward else fwd
+
+
 def workload_flops(spec):
     """FLOPs of one iteration of a train/infer workload: forward x batch, training counted as
     3x forward (forward + gradients of inputs and weights), the usual approximation."""
+    if spec["kind"] == "attention":
+        return attention_flops(spec["model_spec"], spec["seq"], spec["batch"], spec["pass"] != "forward")
     fwd = forward_flops(spec["model_spec"]) * spec["batch"]
     return 3 * fwd if spec["kind"] == "train" else fwd
 
@@ -181,6 +229,10 @@ def timed_workloads():
 
 def process_workloads():
     return [n for n, w in WORKLOADS.items() if w["kind"] in ("cold-start", "memory")]
+
+
+def attention_workloads():
+    return [n for n, w in WORKLOADS.items() if w["kind"] == "attention"]
 
 
 def scaling_workloads():

@@ -10,7 +10,7 @@ frameworks run by run), while the idle workers wait on stdin. Anything the frame
 to stderr; stdout carries the protocol only.
 
 Commands: supports {workload, tiny, onnx_path}; params {workload, tiny};
-build {key, workload, tiny, batch, onnx_path}; warmup {key, min_iters, min_s, max_s};
+build {key, workload, tiny, batch, onnx_path, variant}; warmup {key, min_iters, min_s, max_s};
 run {key, iters}; free {key}; export {model, tiny, path} (torch); layers {tiny, min_s} (dlcore);
 quit. Replies: {"ok": true, ...} or {"ok": false, "error": ...}.
 """
@@ -56,8 +56,8 @@ class Worker:
             spec["onnx_path"] = onnx_path
         return {"na": self.module.supports(spec)}
 
-    def build(self, key, workload, tiny=False, batch=None, onnx_path=None):
-        spec = _spec.workload_spec(workload, tiny=tiny, batch=batch)
+    def build(self, key, workload, tiny=False, batch=None, onnx_path=None, variant=None):
+        spec = _spec.workload_spec(workload, tiny=tiny, batch=batch, variant=variant)
         if onnx_path:
             spec["onnx_path"] = onnx_path
         reason = self.module.supports(spec)

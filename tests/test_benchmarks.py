@@ -18,7 +18,7 @@ from benchmarks import compare, spec  # noqa: E402
 
 import dlcore as dl  # noqa: E402
 
-LAYER_OF = {"cnn": "Conv2D", "mlp": "Dense", "lstm": "LSTM", "gru": "GRU"}
+LAYER_OF = {"cnn": "Conv2D", "mlp": "Dense", "lstm": "LSTM", "gru": "GRU", "transformer": "MultiHeadAttention"}
 
 
 def _dlcore_has(model):
@@ -47,7 +47,7 @@ def tiny_run(tmp_path_factory):
 
 def test_tiny_run_writes_json_markdown_and_plots(tiny_run):
     out, stdout, results = tiny_run
-    assert set(results) >= {"meta", "ceiling", "workloads", "scaling", "layers", "baseline"}
+    assert set(results) >= {"meta", "ceiling", "workloads", "scaling", "attention", "layers", "baseline"}
     meta = results["meta"]
     assert set(meta) >= {"date", "command", "mode", "threads", "frameworks", "machine", "versions", "ratio"}
     assert meta["mode"] == "tiny" and meta["frameworks"] == ["dlcore"]
@@ -55,7 +55,8 @@ def test_tiny_run_writes_json_markdown_and_plots(tiny_run):
     assert meta["versions"]["dlcore"] == dl.__version__
     assert _positive(results["ceiling"]["gflops"])
     # every standard workload is reported, as a number or as n/a
-    assert set(results["workloads"]) | set(results["scaling"]) == set(spec.WORKLOADS)
+    assert set(results["workloads"]) | set(results["scaling"]) | set(results["attention"]) == set(spec.WORKLOADS)
+    assert "**attention-long**" in stdout and "| forward+backward | 32 |" in stdout
     assert stdout.startswith("Measured ") and "| mlp-train |" in stdout
     assert (out / "results.md").read_text() == stdout
     if importlib.util.find_spec("matplotlib") is not None:
@@ -90,6 +91,14 @@ def test_tiny_run_numbers_are_measured_or_na(tiny_run):
                 _check_stats(r)
             else:
                 assert r["status"] == "n/a" and "median" not in r
+    for name, entry in results["attention"].items():
+        assert entry["seqs"] == list(spec.TINY["models"]["attention"]["seqs"])
+        cells = entry["frameworks"]["dlcore"]
+        assert set(cells) == {f"{p}@{t}" for p in entry["passes"] for t in entry["seqs"]}
+        for cell in cells.values():
+            assert cell["status"] == "ok", cell
+            _check_stats(cell)
+            assert _positive(cell["gflops"]) and cell["added_mb"] >= 0
     assert results["layers"] and all(_positive(x["gflops"]) for x in results["layers"])
     _check_stats(results["baseline"]["wall_s"])
 
@@ -137,6 +146,9 @@ def _count_check(framework):
 def test_dlcore_parameter_counts_match_the_spec():
     counts = compare.parameter_counts(frameworks=["dlcore"])
     assert counts["mlp-train"]["dlcore"] == spec.param_count(spec.model_spec("mlp")) == 535818
+    # (8000 + 128) x 128 embeddings, 2 x (MHA 66,048 + FFN 131,712 + LayerNorms 512), Dense 258
+    assert counts["transformer-train"]["dlcore"] == spec.param_count(spec.model_spec("transformer")) == 1437186
+    assert counts["transformer-infer-b1"]["dlcore"] == 1437186
     for name, per_fw in counts.items():
         if not _dlcore_has(spec.WORKLOADS[name]["model"]):
             assert per_fw["dlcore"] is None
@@ -165,3 +177,18 @@ def test_render_rewrites_the_markdown_from_json(tiny_run, tmp_path, capsys):
     rendered = capsys.readouterr().out
     assert rendered == stdout.split("\n![")[0].rstrip("\n") + "\n"
     assert (tmp_path / "results.md").read_text() == rendered
+
+
+def test_attention_spec_variants_and_flops(monkeypatch):
+    wl = spec.workload_spec("attention-long", variant={"seq": 512, "pass": "forward"})
+    assert wl["kind"] == "attention" and wl["seq"] == 512 and wl["batch"] == 1
+    assert wl["model_spec"]["heads"] == 4 and wl["model_spec"]["head_dim"] == 32
+    assert wl["model_spec"]["seqs"] == (512, 1024, 2048, 4096, 8192)
+    assert spec.QUICK_ATTENTION_SEQS == (512, 2048)
+    # causal: q.k^T and p.v over 512 * 513 / 2 pairs, 4 heads of 32, 2 FLOPs per multiply-add
+    assert spec.workload_flops(wl) == 2 * 2 * 4 * 32 * 512 * 513 / 2
+    assert spec.workload_flops(dict(wl, **{"pass": "forward+backward"})) == 3.5 * spec.workload_flops(wl)
+    assert spec.input_shape(spec.model_spec("transformer")) == (128,)
+    monkeypatch.setitem(spec.MODELS, "transformer", dict(spec.MODELS["transformer"], key_dim=16))
+    with pytest.raises(ValueError, match="heads x key_dim must equal embed"):
+        spec.model_spec("transformer")

@@ -10,11 +10,16 @@ HEAVY_MODULES = ("numba", "torch", "tensorflow", "keras", "onnxruntime", "jax")
 
 
 def make_data(spec, seed=0):
-    """Inputs (batch, *input_shape) float32 in [0, 1) channels_last, and int64 labels."""
+    """Inputs (batch, *input_shape) float32 in [0, 1) channels_last (token ids int32 in [0, vocab)
+    for the transformer), and int64 labels."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     model = spec["model_spec"]
+    if model["kind"] == "transformer":
+        x = rng.integers(0, model["vocab"], size=(spec["batch"], model["maxlen"]), dtype=np.int32)
+        y = rng.integers(0, model["classes"], size=spec["batch"], dtype=np.int64)
+        return x, y
     x = rng.random((spec["batch"], *_spec.input_shape(model)), dtype=np.float32)
     y = rng.integers(0, model["classes"], size=spec["batch"], dtype=np.int64)
     return x, y
@@ -45,3 +50,38 @@ class Clock:
 
     def total(self):
         return time.perf_counter() - self.t0
+
+
+def make_qkv(spec, seed=0):
+    """Query, key and value (batch, seq, heads, head_dim) float32 in [-1, 1) and the output
+    gradient of the same shape, for the attention workload."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    model = spec["model_spec"]
+    shape = (spec["batch"], spec["seq"], model["heads"], model["head_dim"])
+    return [rng.uniform(-1, 1, size=shape).astype(np.float32) for _ in range(4)]
+
+
+def peak_rss_mb():
+    """This process's peak resident memory so far, in MB."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2 ** 20 if sys.platform == "darwin" else 2 ** 10)
+
+
+def attention_memory(payload, setup, make_step):
+    """Body of an attention-memory child: warm every code path at a short sequence (imports,
+    compilation), then one call at the spec's sequence length; reports the peak RSS it added."""
+    clock = Clock()
+    spec = payload["spec"]
+    lib = setup(payload["threads"])
+    make_step(lib, dict(spec, seq=min(64, spec["seq"])))()
+    step = make_step(lib, spec)
+    before = peak_rss_mb()
+    clock.mark("warm_s")
+    step()
+    clock.mark("call_s")
+    report({"phases": clock.phases, "inside_s": clock.total(), "rss_before_mb": before,
+            "added_mb": peak_rss_mb() - before})

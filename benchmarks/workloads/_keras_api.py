@@ -12,6 +12,8 @@ LAYERS = {
     "mlp": ("Dense",),
     "lstm": ("LSTM", "Dense"),
     "gru": ("GRU", "Dense"),
+    "transformer": ("Embedding", "MultiHeadAttention", "LayerNormalization", "Dropout", "Add",
+                    "GlobalAveragePooling1D", "Dense"),
 }
 
 
@@ -19,9 +21,44 @@ def missing_layers(lib, model):
     return [name for name in LAYERS[model["kind"]] if not hasattr(lib.layers, name)]
 
 
+def _token_and_position_embedding(lib, model):
+    """keras.io's TokenAndPositionEmbedding: token embedding + learned position embedding."""
+    L = lib.layers
+
+    class TokenAndPositionEmbedding(L.Layer):
+        def __init__(self, maxlen, vocab_size, embed_dim, **kwargs):
+            super().__init__(**kwargs)
+            self.token_emb = L.Embedding(input_dim=vocab_size, output_dim=embed_dim)
+            self.pos_emb = L.Embedding(input_dim=maxlen, output_dim=embed_dim)
+
+        def call(self, x):
+            positions = self.pos_emb(lib.ops.arange(start=0, stop=lib.ops.shape(x)[-1], step=1))
+            return self.token_emb(x) + positions
+
+    return TokenAndPositionEmbedding(model["maxlen"], model["vocab"], model["embed"])
+
+
+def build_transformer(lib, model):
+    """The transformer classifier, functional API, post-norm blocks as keras.io's TransformerBlock."""
+    L = lib.layers
+    inputs = lib.Input(shape=(model["maxlen"],), dtype="int32")
+    h = _token_and_position_embedding(lib, model)(inputs)
+    eps, rate = model["epsilon"], model["dropout"]
+    for _ in range(model["blocks"]):
+        a = L.MultiHeadAttention(num_heads=model["heads"], key_dim=model["key_dim"])(h, h)
+        h = L.LayerNormalization(epsilon=eps)(L.Add()([h, L.Dropout(rate)(a)]))
+        f = L.Dense(model["embed"])(L.Dense(model["ffn"], activation="relu")(h))
+        h = L.LayerNormalization(epsilon=eps)(L.Add()([h, L.Dropout(rate)(f)]))
+    h = L.GlobalAveragePooling1D()(h)
+    outputs = L.Dense(model["classes"], activation="softmax")(h)
+    return lib.Model(inputs, outputs)
+
+
 def build_model(lib, model):
     L = lib.layers
     kind = model["kind"]
+    if kind == "transformer":
+        return build_transformer(lib, model)
     layers = [lib.Input(shape=_spec.input_shape(model))]
     if kind == "cnn":
         for f in model["filters"]:
@@ -121,3 +158,20 @@ def train_memory(lib_name, payload, set_threads):
         model.train_on_batch(x, y)
     clock.mark("train_s")
     _common.report({"phases": clock.phases, "inside_s": clock.total()})
+
+
+def attention_step(lib, spec, watch):
+    """One causal self-attention call of the attention workload through ``lib.ops
+    .dot_product_attention`` (Keras 3's op; (batch, seq, heads, head_dim)); forward+backward
+    takes the gradients of q, k and v with ``watch(q, k, v, dy, call)`` (the framework's tape)."""
+    q, k, v, dy = _common.make_qkv(spec)
+    if spec["pass"] == "forward":
+        return lambda: lib.ops.dot_product_attention(q, k, v, is_causal=True)
+    return watch(q, k, v, dy, lambda q, k, v: lib.ops.dot_product_attention(q, k, v, is_causal=True))
+
+
+class AttentionRunner:
+    def __init__(self, lib, spec, watch):
+        self.step = attention_step(lib, spec, watch)
+        self.params = 0
+        self.info = {"call": f"ops.dot_product_attention(is_causal=True), {spec['pass']}"}

@@ -23,22 +23,56 @@ def setup(threads):
 def supports(spec):
     import dlcore as dl
 
+    if spec["model_spec"]["kind"] == "attention":
+        return None if hasattr(dl.ops, "dot_product_attention") else "dlcore has no ops.dot_product_attention yet"
     missing = _keras_api.missing_layers(dl, spec["model_spec"])
     if missing:
         return "dlcore has no " + ", ".join(f"layers.{m}" for m in missing) + " yet"
     return None
 
 
+def _watch(q, k, v, dy, call):
+    """Forward+backward step: the gradients of q, k and v through ``dl.GradientTape``."""
+    import dlcore as dl
+
+    tensors = [dl.Tensor(x) for x in (q, k, v)]
+
+    def step():
+        with dl.GradientTape() as tape:
+            for t in tensors:
+                tape.watch(t)
+            out = call(*tensors)
+        return tape.gradient(out, tensors, output_gradients=dy)
+    return step
+
+
 def build(spec):
     import dlcore as dl
 
     dl.utils.set_random_seed(0)
+    if spec["kind"] == "attention":
+        return _keras_api.AttentionRunner(dl, spec, _watch)
     return _keras_api.Runner(dl, spec)
+
+
+def _setup_lib(threads):
+    import dlcore as dl
+
+    _set_threads(dl, threads)
+    return dl
+
+
+def attention_memory(payload):
+    from . import _common
+
+    _common.attention_memory(payload, _setup_lib, lambda dl, spec: _keras_api.attention_step(dl, spec, _watch))
 
 
 def count_params(spec):
     import dlcore
 
+    if spec["kind"] == "attention":
+        return 0
     return _keras_api.trainable_params(_keras_api.build_model(dlcore, spec["model_spec"]))
 
 

@@ -32,6 +32,8 @@ def setup(threads):
 
 
 def supports(spec):
+    if spec["kind"] == "attention":
+        return "a bare attention op: no exported model to run"
     if spec["kind"] not in ("infer", "cold-start"):
         return "ONNX Runtime is an inference engine"
     if not spec.get("onnx_path"):
@@ -40,8 +42,11 @@ def supports(spec):
 
 
 def _nchw(x, model):
+    """The exported model's input: NCHW for the CNN, int64 token ids for the transformer."""
     import numpy as np
 
+    if model["kind"] == "transformer":
+        return x.astype(np.int64)
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if model["kind"] == "cnn" else x
 
 

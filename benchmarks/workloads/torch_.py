@@ -7,6 +7,11 @@
   zeroed and frozen, so the model is the Keras model and the trainable parameter counts agree.
   GRU: Keras's reset_after=True form is PyTorch's GRU, with the same two biases.
 - Adam gets Keras's epsilon (1e-7; PyTorch's default is 1e-8).
+- Transformer: ``nn.TransformerEncoderLayer`` (batch_first, post-norm, relu, Keras's LayerNorm
+  epsilon), whose parameters are Keras's MultiHeadAttention + FFN + two LayerNorms one for one.
+  Its dropout also acts on the attention weights and inside the FFN (Keras's keras.io block: after
+  attention and after the FFN only). Token ids go in as int64 (``nn.Embedding`` wants Long).
+- Attention: ``F.scaled_dot_product_attention(is_causal=True)`` on (batch, heads, seq, head_dim).
 """
 from .. import spec as _spec
 from . import _common
@@ -73,7 +78,31 @@ def make_model(model):
             out, _ = self.rnn(x)
             return self.fc(out[:, -1])
 
+    if kind == "transformer":
+        return _transformer(torch, nn, model)
     return LastStep()
+
+
+def _transformer(torch, nn, model):
+    e = model["embed"]
+
+    class TransformerClassifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.token_emb = nn.Embedding(model["vocab"], e)
+            self.pos_emb = nn.Embedding(model["maxlen"], e)
+            layer = nn.TransformerEncoderLayer(e, model["heads"], dim_feedforward=model["ffn"],
+                                               dropout=model["dropout"], layer_norm_eps=model["epsilon"],
+                                               batch_first=True)
+            self.encoder = nn.TransformerEncoder(layer, model["blocks"], enable_nested_tensor=False)
+            self.fc = nn.Linear(e, model["classes"])
+
+        def forward(self, x):
+            positions = torch.arange(x.shape[1], device=x.device)
+            h = self.encoder(self.token_emb(x) + self.pos_emb(positions))
+            return self.fc(h.mean(dim=1))
+
+    return TransformerClassifier()
 
 
 def inference_model(net):
@@ -98,7 +127,50 @@ def to_torch_input(torch, x, model, channels_last=False):
     if model["kind"] == "cnn":
         t = t.permute(0, 3, 1, 2)  # NHWC -> NCHW (logical)
         t = t.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    if model["kind"] == "transformer":
+        t = t.long()
     return t
+
+
+def _attention_step(torch, spec):
+    import torch.nn.functional as F
+
+    q, k, v, dy = (torch.from_numpy(a).permute(0, 2, 1, 3).contiguous() for a in _common.make_qkv(spec))
+    if spec["pass"] == "forward":
+        def forward():
+            with torch.inference_mode():
+                return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return forward
+    for t in (q, k, v):
+        t.requires_grad_(True)
+
+    def forward_backward():
+        for t in (q, k, v):
+            t.grad = None
+        F.scaled_dot_product_attention(q, k, v, is_causal=True).backward(dy)
+        return q.grad
+    return forward_backward
+
+
+class AttentionRunner:
+    def __init__(self, spec):
+        import torch
+
+        self.step = _attention_step(torch, spec)
+        self.params = 0
+        self.info = {"call": f"F.scaled_dot_product_attention(is_causal=True), {spec['pass']}"
+                             + (", inference_mode" if spec["pass"] == "forward" else "")}
+
+
+def _setup_lib(threads):
+    import torch
+
+    _set_threads(torch, threads)
+    return torch
+
+
+def attention_memory(payload):
+    _common.attention_memory(payload, _setup_lib, _attention_step)
 
 
 class Runner:
@@ -143,10 +215,14 @@ class Runner:
 
 
 def build(spec):
+    if spec["kind"] == "attention":
+        return AttentionRunner(spec)
     return Runner(spec)
 
 
 def count_params(spec):
+    if spec["kind"] == "attention":
+        return 0
     return trainable_params(make_model(spec["model_spec"]))
 
 
