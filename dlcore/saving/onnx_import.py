@@ -186,6 +186,10 @@ def load_onnx(filepath, channels_last=False):
         dims = [d.dim_value if d.HasField("dim_value") else None for d in ttype.shape.dim]
         dtype = helper.tensor_dtype_to_np_dtype(ttype.elem_type) if ttype.elem_type != TensorProto.UNDEFINED \
             else np.float32
+        if np.dtype(dtype).type.__module__ != "numpy" or np.dtype(dtype).kind not in "biuf":
+            raise ValueError(f"ONNX import: input {inp.name!r} has element type "
+                             f"{TensorProto.DataType.Name(ttype.elem_type)}; supported: bool, integer and "
+                             "float16/32/64 inputs")
         rank = len(dims)
         perm = _to_last(rank) if channels_last and rank >= 3 else _identity(rank)
         held_shape = [dims[a] for a in perm]

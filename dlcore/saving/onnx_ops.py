@@ -60,6 +60,8 @@ def _fold(b, node, attrs):
 
     args = [b.values[n] if n else None for n in node.input]
     op = node.op_type
+    if not _all_const(b, node):
+        return _on_tensor(b, node, attrs)
     if op == "Cast":
         out = args[0].astype(helper.tensor_dtype_to_np_dtype(attrs["to"]))
     elif op == "Gather":
@@ -89,6 +91,23 @@ def _fold(b, node, attrs):
     else:
         out = _FOLD[op](*args)
     b.set(node, np.asarray(out))
+
+
+_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _on_tensor(b, node, attrs):
+    """Cast, Neg, Sqrt and Slice of a computed tensor (their handler folds constants)."""
+    from onnx import helper
+
+    v = b.sym(node.input[0], node)
+    if node.op_type == "Neg":
+        b.set(node, _Sym(b.L.Rescaling(scale=-1.0)(v.t), v.perm))
+    elif node.op_type == "Cast" and np.dtype(helper.tensor_dtype_to_np_dtype(attrs["to"])) in _FLOATS:
+        b.set(node, v)  # an imported model computes in floating point already
+    else:
+        what = "Cast to a type other than float16/32/64" if node.op_type == "Cast" else node.op_type
+        raise _unsupported(node, f"{what} of a tensor computed from the model's inputs (only of constants)")
 
 
 # ---- elementwise and activations -------------------------------------------------------------------
@@ -123,10 +142,20 @@ def _softmax(b, node, attrs):
 
 
 def _passthrough(b, node, attrs):
-    if _all_const(b, node):
-        b.set(node, b.values[node.input[0]])
-    else:
-        b.set(node, b.values[node.input[0]])
+    b.set(node, b.values[node.input[0]])
+
+
+def _dropout(b, node, attrs):
+    """Dropout is the identity at inference; training mode (random) and the mask output are refused."""
+    training = b.values.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    if training is not None and not isinstance(training, np.ndarray):
+        raise _unsupported(node, "training_mode computed from the model's inputs")
+    ratio = b.values.get(node.input[1]) if len(node.input) > 1 and node.input[1] else attrs.get("ratio", 0.5)
+    if training is not None and bool(np.asarray(training).reshape(-1)[0]) and float(np.asarray(ratio).reshape(-1)[0]):
+        raise _unsupported(node, "training_mode=True (random dropout; an imported model runs inference)")
+    if len(node.output) > 1 and node.output[1]:
+        raise _unsupported(node, "the mask output (an imported model runs inference)")
+    b.set(node, b.values[node.input[0]])
 
 
 def _binary(b, node, attrs):
@@ -145,6 +174,8 @@ def _binary(b, node, attrs):
     if const.ndim > sym.rank:
         raise _unsupported(node, "a constant of higher rank than the tensor")
     full = const.reshape((1,) * (sym.rank - const.ndim) + const.shape)
+    if full.shape[0] != 1:
+        raise _unsupported(node, f"a constant of shape {const.shape} that varies along the batch axis")
     held = np.transpose(full, sym.perm)[0]  # per-sample broadcastable constant in held order
     if op == "Add":
         scale, offset = 1.0, held
@@ -508,7 +539,7 @@ def _recurrent(b, node, attrs):
 
 HANDLERS = {
     "Constant": _constant, "ConstantOfShape": _constant_of_shape, "Shape": _shape, "Cast": _fold, "Neg": _fold, "Sqrt": _fold, "Slice": _fold,
-    "Identity": _passthrough, "Dropout": _passthrough,
+    "Identity": _passthrough, "Dropout": _dropout,
     "Add": _binary, "Sub": _binary, "Mul": _binary, "Div": _binary,
     "Relu": _activation("relu"), "Sigmoid": _activation("sigmoid"), "Tanh": _activation("tanh"),
     "LeakyRelu": _activation("leaky_relu"), "Elu": _activation("elu"),
