@@ -2,7 +2,8 @@
 import numpy as np
 
 from ..data.py_dataset import PyDataset, Sequence
-from .plotting import plot_history  # matplotlib is imported by the call, not here
+from .plotting import plot_confusion_matrix, plot_history  # matplotlib is imported by the call, not here
+from .model_visualization import model_to_dot, plot_model  # pydot is imported by the call, not here
 from .random import set_random_seed
 from .dataset_utils import normalize, split_dataset
 from .sequences import pad_sequences, timeseries_dataset_from_array
@@ -47,4 +48,5 @@ def unpack_x_y_sample_weight(data):
 
 
 __all__ = ["PyDataset", "Sequence", "pack_x_y_sample_weight", "unpack_x_y_sample_weight", "plot_history", "set_random_seed", "clear_session", "to_categorical"]
+__all__ += ["plot_confusion_matrix", "model_to_dot", "plot_model"]
 __all__ += ["normalize", "split_dataset", "pad_sequences", "timeseries_dataset_from_array"]
