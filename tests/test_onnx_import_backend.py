@@ -41,3 +41,32 @@ def test_refusals_are_the_importers_own():
         assert "ONNX import" in detail or "scalar" in detail or "batch sizes" in detail, (name, detail)
     ran = {name for name, _ in by_status.get("ran", [])}
     assert {"test_neg", "test_neg_example", "test_cast_FLOAT_to_DOUBLE"} <= ran, ran
+
+
+@pytest.mark.parametrize("shape, axis, index", [((2, 5, 3), 1, -1), ((2, 5, 3), 1, 2), ((2, 3, 5), 2, 0),
+                                                ((2, 4, 3, 2), 2, -2)])
+def test_gather_one_entry_of_a_computed_axis(tmp_path, shape, axis, index, fresh_session):
+    """``out[:, -1]`` after an RNN (as torch.onnx.export writes it): a scalar Gather on a known axis."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    import dlcore as dl
+
+    out_shape = [d for i, d in enumerate(shape) if i != axis]
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["x", "i"], ["y"], axis=axis)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *shape[1:]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", *out_shape[1:]])],
+        [numpy_helper.from_array(np.array(index, np.int64), "i")])
+    path = tmp_path / "gather.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_operatorsetid("", 13)]), str(path))
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    got = np.asarray(dl.saving.load_onnx(str(path))(x, training=False))
+    np.testing.assert_array_equal(got, np.take(x, index, axis=axis))
+
+
+def test_non_tensor_inputs_are_refused():
+    case = next(c for c in CASES if c.name == "test_identity_sequence")
+    with pytest.raises(oracle.OutOfScope, match="not a tensor"):
+        oracle.run(case)

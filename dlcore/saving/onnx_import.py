@@ -182,6 +182,9 @@ def load_onnx(filepath, channels_last=False):
     for inp in proto.graph.input:
         if inp.name in initial:
             continue
+        if inp.type.WhichOneof("value") != "tensor_type":
+            raise ValueError(f"ONNX import: input {inp.name!r} is a {inp.type.WhichOneof('value')}, not a tensor; "
+                             "only tensor inputs are imported")
         ttype = inp.type.tensor_type
         dims = [d.dim_value if d.HasField("dim_value") else None for d in ttype.shape.dim]
         dtype = helper.tensor_dtype_to_np_dtype(ttype.elem_type) if ttype.elem_type != TensorProto.UNDEFINED \

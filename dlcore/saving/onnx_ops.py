@@ -214,7 +214,11 @@ def _gemm(b, node, attrs):
     w = (w.T if attrs.get("transB", 0) else w) * np.float32(attrs.get("alpha", 1.0))
     bias = None
     if len(node.input) > 2 and node.input[2]:
-        bias = b.const(node.input[2], node).astype(np.float32).reshape(-1) * np.float32(attrs.get("beta", 1.0))
+        c = b.const(node.input[2], node).astype(np.float32)
+        if c.ndim > 2 or c.size not in (1, w.shape[1]):
+            raise _unsupported(node, f"bias C of shape {c.shape}: a Dense bias broadcasts one row of "
+                                     f"{w.shape[1]} over the batch")
+        bias = c.reshape(-1) * np.float32(attrs.get("beta", 1.0))
     b.set(node, _dense_from(b, node, v, w, bias))
 
 
@@ -477,10 +481,18 @@ def _gather(b, node, attrs):
     index = b.values.get(node.input[1])
     if isinstance(data, _Sym) and isinstance(index, np.ndarray) and index.ndim == 0:
         axis = attrs.get("axis", 0) % data.rank
-        if data.onnx_shape()[axis] == 1 and int(index) in (0, -1) and data.perm[0] != axis:
+        n = data.onnx_shape()[axis]
+        if n == 1 and int(index) in (0, -1) and data.perm[0] != axis:
             return _drop_unit_axes(b, node, data, [axis])  # picking the only entry of a unit axis
-    raise _unsupported(node, "Gather from a computed tensor other than the only entry of a unit axis "
-                             "(embedding lookups are imported)")
+        if n is not None and -n <= int(index) < n and data.perm[0] != axis and data.rank in (3, 4):
+            # one entry of a known axis (an RNN's last step: out[:, -1]): crop it, then drop the axis
+            i = int(index) % n
+            perm = [data.perm[0], axis] + [a for a in data.perm[1:] if a != axis]
+            crop = (i, n - 1 - i)
+            layer = b.L.Cropping1D(crop) if data.rank == 3 else b.L.Cropping2D((crop, (0, 0)))
+            return _drop_unit_axes(b, node, _Sym(layer(b.held(data, perm)), perm), [axis])
+    raise _unsupported(node, "Gather from a computed tensor other than one entry of a known non-batch axis "
+                             "of a 3-D or 4-D tensor (embedding lookups are imported)")
 
 
 # ---- recurrent -----------------------------------------------------------------------------------------
