@@ -39,7 +39,7 @@ def _label(fw):
     return _spec.FRAMEWORK_LABELS[fw]
 
 
-COLORS = {"dlcore": "tab:blue", "torch": "tab:orange", "keras": "tab:green", "onnxruntime": "tab:red"}
+COLORS = {"dlcore": "tab:blue", "torch": "tab:orange", "keras": "tab:green", "onnxruntime": "tab:red", "dlcore_onnx": "tab:purple"}
 
 
 def to_markdown(results):

@@ -95,11 +95,11 @@ TINY = {
     "batches": (1, 2),     # scaling
 }
 
-FRAMEWORKS = ("dlcore", "torch", "keras", "onnxruntime")
+FRAMEWORKS = ("dlcore", "torch", "keras", "onnxruntime", "dlcore_onnx")
 FRAMEWORK_LABELS = {"dlcore": "dlcore", "torch": "PyTorch", "keras": "Keras (TF)",
-                    "onnxruntime": "ONNX Runtime"}
+                    "onnxruntime": "ONNX Runtime", "dlcore_onnx": "dlcore (ONNX import)"}
 # ONNX Runtime is an inference engine: it runs the models exported from PyTorch.
-INFERENCE_ONLY = {"onnxruntime"}
+INFERENCE_ONLY = {"onnxruntime", "dlcore_onnx"}
 
 
 def model_spec(name, tiny=False):

@@ -1,7 +1,8 @@
 """The standard workloads, one module per framework, all built from ``benchmarks.spec``.
 
 Each module (``dlcore_``, ``torch_``, ``keras_``, ``onnxruntime_``; the trailing underscore keeps
-them from shadowing the frameworks) provides:
+them from shadowing the frameworks; ``dlcore_onnx``: dlcore running the PyTorch-exported ONNX file
+that ONNX Runtime runs) provides:
 
     REQUIRES               import names that must be installed (probed without importing)
     setup(threads)         import the framework, set its thread count; returns versions/settings
@@ -17,7 +18,8 @@ dispatch without loading any framework.
 """
 import importlib
 
-MODULES = {"dlcore": "dlcore_", "torch": "torch_", "keras": "keras_", "onnxruntime": "onnxruntime_"}
+MODULES = {"dlcore": "dlcore_", "torch": "torch_", "keras": "keras_", "onnxruntime": "onnxruntime_",
+           "dlcore_onnx": "dlcore_onnx"}
 
 
 def load(framework):
