@@ -18,11 +18,12 @@ import re
 import numpy as np
 
 from . import config, ops, registry
-from .ops.losses import (binary_crossentropy, categorical_crossentropy, categorical_hinge,
-                         cosine_similarity, huber, hinge, kl_divergence, log_cosh,
+from .ops.losses import (binary_crossentropy, binary_focal_crossentropy, categorical_crossentropy,
+                         categorical_focal_crossentropy, categorical_hinge, cosine_similarity, dice, huber,
+                         hinge, kl_divergence, log_cosh,
                          mean_absolute_error, mean_absolute_percentage_error, mean_squared_error,
                          mean_squared_logarithmic_error, poisson, sparse_categorical_crossentropy,
-                         sparse_valid_mask, squared_hinge, squeeze_or_expand_to_same_rank)
+                         sparse_valid_mask, squared_hinge, squeeze_or_expand_to_same_rank, tversky)
 from .registry import lookup, register
 from .tensor import Tensor
 
@@ -387,6 +388,62 @@ class SparseCategoricalCrossentropy(_BuiltinLoss):
         return sparse_valid_mask(y_true, y_pred, self.ignore_class)
 
 
+@register(_KIND)
+class BinaryFocalCrossentropy(_BuiltinLoss):
+    """Binary cross-entropy scaled by the focal factor (1 - p_t)**gamma (and, with
+    ``apply_class_balancing``, by alpha / 1 - alpha), averaged over ``axis``."""
+
+    _fn = _fn(binary_focal_crossentropy)
+
+    def __init__(self, apply_class_balancing=False, alpha=0.25, gamma=2.0, from_logits=False,
+                 label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
+                 name="binary_focal_crossentropy", dtype=None):
+        super().__init__(reduction=reduction, name=name, dtype=dtype,
+                         apply_class_balancing=apply_class_balancing, alpha=alpha, gamma=gamma,
+                         from_logits=from_logits, label_smoothing=label_smoothing, axis=axis)
+        self.apply_class_balancing = apply_class_balancing
+        self.alpha, self.gamma = alpha, gamma
+        self.from_logits, self.label_smoothing, self.axis = from_logits, label_smoothing, axis
+
+
+@register(_KIND)
+class CategoricalFocalCrossentropy(_BuiltinLoss):
+    """Categorical cross-entropy scaled by alpha (1 - q)**gamma, summed over ``axis``."""
+
+    _fn = _fn(categorical_focal_crossentropy)
+
+    def __init__(self, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1,
+                 reduction="sum_over_batch_size", name="categorical_focal_crossentropy", dtype=None):
+        super().__init__(reduction=reduction, name=name, dtype=dtype, alpha=alpha, gamma=gamma,
+                         from_logits=from_logits, label_smoothing=label_smoothing, axis=axis)
+        self.alpha, self.gamma = alpha, gamma
+        self.from_logits, self.label_smoothing, self.axis = from_logits, label_smoothing, axis
+
+
+@register(_KIND)
+class Dice(_BuiltinLoss):
+    """1 - 2 sum(t p) / (sum(t) + sum(p)) over ``axis`` (None: the whole batch, one value)."""
+
+    _fn = _fn(dice)
+
+    def __init__(self, reduction="sum_over_batch_size", name="dice", axis=None, dtype=None):
+        super().__init__(reduction=reduction, name=name, dtype=dtype, axis=axis)
+        self.axis = axis
+
+
+@register(_KIND)
+class Tversky(_BuiltinLoss):
+    """1 - TP / (TP + alpha FP + beta FN) over ``axis``; alpha = beta = 0.5 is Dice."""
+
+    _fn = _fn(tversky)
+
+    def __init__(self, alpha=0.5, beta=0.5, reduction="sum_over_batch_size", name="tversky",
+                 axis=None, dtype=None):
+        super().__init__(reduction=reduction, name=name, dtype=dtype, alpha=alpha, beta=beta,
+                         axis=axis)
+        self.alpha, self.beta, self.axis = alpha, beta, axis
+
+
 # ---- the functions, under their Keras names and aliases -------------------------------------
 for _function, _aliases in (
         (mean_squared_error, ("mse", "MSE")),
@@ -404,6 +461,10 @@ for _function, _aliases in (
         (kl_divergence, ("kld", "KLD", "kullback_leibler_divergence")),
         (poisson, ()),
         (cosine_similarity, ()),
+        (binary_focal_crossentropy, ()),
+        (categorical_focal_crossentropy, ()),
+        (dice, ()),
+        (tversky, ()),
 ):
     register(_KIND, *_aliases)(_function)
 
@@ -436,6 +497,8 @@ __all__ = ["Loss", "LossFunctionWrapper", "MeanSquaredError", "MeanAbsoluteError
            "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "CosineSimilarity", "Huber",
            "LogCosh", "Hinge", "SquaredHinge", "CategoricalHinge", "KLDivergence", "Poisson",
            "BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
+           "BinaryFocalCrossentropy", "CategoricalFocalCrossentropy", "Dice", "Tversky",
+           "binary_focal_crossentropy", "categorical_focal_crossentropy", "dice", "tversky",
            "mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",
            "mean_squared_logarithmic_error", "huber", "log_cosh", "binary_crossentropy",
            "categorical_crossentropy", "sparse_categorical_crossentropy", "hinge", "squared_hinge",

@@ -1,6 +1,12 @@
 """One registry for every named family: layers, losses, metrics, optimizers, activations,
 initializers, regularizers. ``compile("adam", "mse")``, ``from_config`` and model loading all
-resolve names here, and refuse names they do not know."""
+resolve names here, and refuse names they do not know.
+
+User objects: ``register_keras_serializable(package, name)`` adds a class or function to the
+global custom objects under ``"package>name"`` (Keras 3's registered name), and
+``custom_object_scope`` makes a dict of objects visible for a ``with`` block; ``lookup`` sees
+both, for every kind, so ``load_model`` finds them without ``custom_objects``."""
+import threading
 
 _REGISTRY = {}
 _NAMES = {}  # kind -> the names given explicitly (for error messages)
@@ -33,12 +39,101 @@ def register(kind, *names):
     return decorate
 
 
+# ---- user objects: Keras 3's object_registration ---------------------------------------------
+_CUSTOM_OBJECTS = {}  # "package>name" (or any key a user sets) -> object
+_CUSTOM_NAMES = {}  # object -> "package>name"
+_SCOPE = threading.local()  # .objects: the dict of the innermost custom_object_scope
+
+
+def register_keras_serializable(package="Custom", name=None):
+    """Decorator: register a class (it must have ``get_config``) or function as
+    ``"package>name"`` (``name`` defaults to its ``__name__``) in the global custom objects, so
+    that loading and deserializing find it without ``custom_objects``."""
+    for arg, value in (("package", package), ("name", name)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"register_keras_serializable: {arg} must be a string; received "
+                            f"{arg}={value!r}")
+
+    def decorator(obj):
+        if not callable(obj):
+            raise TypeError(f"register_keras_serializable: expected a class or a function; "
+                            f"received {obj!r}")
+        if isinstance(obj, type) and not hasattr(obj, "get_config"):
+            raise ValueError("Cannot register a class that does not have a get_config() method.")
+        registered_name = f"{package}>{name if name is not None else obj.__name__}"
+        _CUSTOM_OBJECTS[registered_name] = obj
+        _CUSTOM_NAMES[obj] = registered_name
+        return obj
+
+    return decorator
+
+
+def get_custom_objects():
+    """The global custom objects dict (``"package>name"`` -> object), mutable as in Keras."""
+    return _CUSTOM_OBJECTS
+
+
+def get_registered_name(obj):
+    """``"package>name"`` for an object registered with ``register_keras_serializable``, else
+    its ``__name__``."""
+    return _CUSTOM_NAMES.get(obj, getattr(obj, "__name__", None))
+
+
+class CustomObjectScope:
+    """``with custom_object_scope({"name": obj}):`` makes ``obj`` resolvable by ``name`` inside
+    the block (the innermost scope's dict replaces the outer one, as in Keras 3)."""
+
+    def __init__(self, custom_objects):
+        if custom_objects is not None and not isinstance(custom_objects, dict):
+            raise TypeError(f"custom_object_scope expects a dict {{name: object}}; received "
+                            f"{type(custom_objects).__name__}")
+        self.custom_objects = dict(custom_objects or {})
+        self.backup = None
+
+    def __enter__(self):
+        self.backup = getattr(_SCOPE, "objects", {})
+        _SCOPE.objects = dict(self.custom_objects)
+        return self
+
+    def __exit__(self, *exc):
+        _SCOPE.objects = self.backup
+
+
+custom_object_scope = CustomObjectScope
+
+
+def get_registered_object(name, custom_objects=None, module_objects=None):
+    """The object known as ``name`` in the active scope, the global custom objects,
+    ``custom_objects`` or ``module_objects`` (in that order), or None."""
+    scope = getattr(_SCOPE, "objects", {})
+    for table in (scope, _CUSTOM_OBJECTS, custom_objects or {}, module_objects or {}):
+        if name in table:
+            return table[name]
+    return None
+
+
+def _custom_by_short_name(name):
+    """A global custom object saved under its bare class name ("MyLayer" for "Custom>MyLayer")."""
+    found = {id(obj): obj for key, obj in _CUSTOM_OBJECTS.items()
+             if key.rpartition(">")[2] == name or getattr(obj, "__name__", None) == name}
+    if len(found) > 1:
+        candidates = sorted(k for k, obj in _CUSTOM_OBJECTS.items() if id(obj) in found)
+        raise ValueError(f"The name {name!r} matches several registered custom objects: {candidates}; "
+                         f"pass the one meant in custom_objects")
+    return next(iter(found.values()), None)
+
+
 def lookup(kind, name, custom_objects=None):
-    """The object registered as ``name`` (exact name first, then case/underscore-insensitive)."""
+    """The object known as ``name``: in ``custom_objects``, the active custom_object_scope or the
+    global custom objects, then the ``kind`` registry (exact name first, then
+    case/underscore-insensitive), then a custom object by its bare class name."""
     if custom_objects and name in custom_objects:
         return custom_objects[name]
+    obj = get_registered_object(name)
+    if obj is not None:
+        return obj
     table = _REGISTRY.get(kind, {})
-    obj = table.get(name) or table.get(_canonical(name))
+    obj = table.get(name) or table.get(_canonical(name)) or _custom_by_short_name(name)
     if obj is None:
         known = sorted(_NAMES.get(kind, ()))
         raise ValueError(f"Unknown {kind} identifier: {name!r}. Known {_PLURALS.get(kind, kind + 's')}: "

@@ -24,11 +24,12 @@ from .confusion_metrics import (AUC, FalseNegatives, FalsePositives, Precision, 
                                 TruePositives, confusion_counts,
                                 is_evenly_distributed_thresholds)  # noqa: F401  (public, as before)
 from .f_score_metrics import F1Score, FBetaScore
+from .iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from .regression_metrics import (BinaryCrossentropy, CategoricalCrossentropy, CategoricalHinge,
                                  CosineSimilarity, Hinge, KLDivergence, LogCoshError, MeanAbsoluteError,
                                  MeanAbsolutePercentageError, MeanSquaredError, MeanSquaredLogarithmicError,
-                                 Poisson, RootMeanSquaredError, SparseCategoricalCrossentropy, SquaredHinge,
-                                 cosine_similarity)
+                                 Poisson, R2Score, RootMeanSquaredError, SparseCategoricalCrossentropy,
+                                 SquaredHinge, cosine_similarity)
 
 
 # ---- functions, under their Keras names (get() wraps them in MeanMetricWrapper) -------------
@@ -90,7 +91,8 @@ __all__ = ["Metric", "Mean", "Sum", "MeanMetricWrapper", "Accuracy", "BinaryAccu
            "LogCoshError", "CosineSimilarity", "Hinge", "SquaredHinge", "CategoricalHinge",
            "KLDivergence", "Poisson", "BinaryCrossentropy", "CategoricalCrossentropy",
            "SparseCategoricalCrossentropy", "TruePositives", "FalsePositives", "TrueNegatives",
-           "FalseNegatives", "Precision", "Recall", "AUC", "FBetaScore", "F1Score", "accuracy",
+           "FalseNegatives", "Precision", "Recall", "AUC", "FBetaScore", "F1Score",
+           "IoU", "BinaryIoU", "MeanIoU", "OneHotIoU", "OneHotMeanIoU", "R2Score", "accuracy",
            "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
            "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy", "cosine_similarity",
            "mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",

@@ -9,12 +9,25 @@ from .inference import SequentialPlan
 from .model import Model
 
 
+def _defined_input(model):
+    """The one symbolic input of a functional or Sequential ``model`` with a defined input, or
+    None (subclassed, not yet built, or several inputs)."""
+    try:
+        inputs = model.inputs
+    except AttributeError:
+        return None
+    if len(inputs) != 1 or not isinstance(inputs[0], KerasTensor):
+        return None
+    return inputs[0]
+
+
 @register("layer")
 class Sequential(Model):
     """``Sequential([dl.Input(shape), layer, layer, ...])``, or layers added with ``add``.
 
-    The first layer may carry ``input_shape=``; without any input shape the model builds on its
-    first call, from the data.
+    The first layer may carry ``input_shape=``, or be a model with a defined input (a pretrained
+    functional or Sequential base), which builds the model at once; without any input shape the
+    model builds on its first call, from the data.
     """
 
     def __init__(self, layers=None, trainable=True, name=None, **kwargs):
@@ -34,8 +47,13 @@ class Sequential(Model):
                 raise ValueError(f"Sequential '{self.name}': an InputLayer can only be the first layer.")
             self._set_input(layer)
             return
-        if not self._layers and self._input_layer is None and layer._input_shape_arg is not None:
-            self._set_input(InputLayer(batch_shape=layer._input_shape_arg, dtype=layer._dtype))
+        if not self._layers and self._input_layer is None:
+            if layer._input_shape_arg is not None:
+                self._set_input(InputLayer(batch_shape=layer._input_shape_arg, dtype=layer._dtype))
+            elif isinstance(layer, Model):
+                spec = _defined_input(layer)
+                if spec is not None:  # a built model first: build now, as Keras does
+                    self._set_input(InputLayer(batch_shape=spec.shape, dtype=spec.dtype))
         self._layers.append(layer)
         if self._symbolic_output is not None:
             self._symbolic_output = layer(self._symbolic_output)

@@ -19,7 +19,8 @@ from .. import config, kernels
 from ..autograd import Function
 from ..tensor import Tensor
 from .core import cast, contiguous, convert_to_tensor, value
-from .math import (abs as abs_, add, clip, divide, log, maximum, multiply, negative, sqrt, square,
+from .elementwise import sigmoid, softmax, softplus
+from .math import (abs as abs_, add, clip, divide, log, maximum, multiply, negative, power, sqrt, square,
                    subtract)
 from .reduce import max as max_, mean, sum as sum_
 from .shape import reshape, transpose
@@ -362,6 +363,112 @@ def cosine_similarity(y_true, y_pred, axis=-1):
     return negative(sum_(multiply(_l2_normalize(t, axis), _l2_normalize(p, axis)), axis=axis))
 
 
+# ---- focal and overlap losses (composed) -----------------------------------------------------
+def _check_axis(name, axis, ndim):
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise ValueError(f"{name}: axis must be an int; received axis={axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{name}: axis={axis} is out of range for y_pred of rank {ndim}")
+    return int(axis)
+
+
+def _check_float(name, arg, x, lo=None, hi=None):
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name}: {arg} must be a number; received {arg}={x!r}")
+    if (lo is not None and x < lo) or (hi is not None and x > hi):
+        raise ValueError(f"{name}: {arg} must be in [{lo}, {hi if hi is not None else 'inf'}); "
+                         f"received {arg}={x!r}")
+    return float(x)
+
+
+def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha=0.25, gamma=2.0,
+                              from_logits=False, label_smoothing=0.0, axis=-1):
+    """mean over ``axis`` of (1 - p_t)**gamma * bce, p_t = t p + (1 - t)(1 - p) (Lin et al.);
+    with ``apply_class_balancing`` also weighted by alpha (t = 1) / 1 - alpha (t = 0).
+    Shapes: y_true, y_pred (N, ..., D) -> (N, ...)."""
+    name = "binary_focal_crossentropy"
+    ls = _check_smoothing(name, label_smoothing)
+    alpha = _check_float(name, "alpha", alpha, 0.0, 1.0)
+    gamma = _check_float(name, "gamma", gamma, 0.0)
+    t, p = _prepare(name, y_true, y_pred)
+    axis = _check_axis(name, axis, p.ndim)
+    if ls:
+        t = t * (1.0 - ls) + 0.5 * ls
+    if from_logits:
+        # the logit form Keras's backend uses, max(x, 0) - x t + log(1 + exp(-|x|)) = softplus(x) - x t
+        bce = subtract(softplus(p), multiply(p, t))
+        p = sigmoid(p)
+    else:
+        eps = config.epsilon()
+        pc = clip(p, eps, 1.0 - eps)
+        bce = negative(add(multiply(t, log(pc)), multiply(1.0 - t, log(subtract(1.0, pc)))))
+    p_t = add(multiply(t, p), multiply(1.0 - t, subtract(1.0, p)))
+    focal = multiply(power(subtract(1.0, p_t), gamma), bce)
+    if apply_class_balancing:
+        focal = multiply(t * alpha + (1.0 - t) * (1.0 - alpha), focal)
+    return mean(focal, axis=axis)
+
+
+def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False,
+                                   label_smoothing=0.0, axis=-1):
+    """-sum over ``axis`` of alpha (1 - q)**gamma t log q, q = softmax(y_pred) (logits) or
+    clip(p / sum p, eps, 1 - eps). Shapes: (N, ..., C) -> (N, ...)."""
+    name = "categorical_focal_crossentropy"
+    ls = _check_smoothing(name, label_smoothing)
+    alpha = _check_float(name, "alpha", alpha)
+    gamma = _check_float(name, "gamma", gamma, 0.0)
+    t, p = _prepare(name, y_true, y_pred)
+    axis = _check_axis(name, axis, p.ndim)
+    if p.shape[-1] == 1:
+        warnings.warn("In loss categorical_focal_crossentropy, expected y_pred.shape to be "
+                      f"(batch_size, num_classes) with num_classes > 1. Received: y_pred.shape={p.shape}. "
+                      "Consider using 'binary_crossentropy' if you only have 2 classes.",
+                      SyntaxWarning, stacklevel=2)
+    if ls:
+        t = t * (1.0 - ls) + ls / t.shape[-1]
+    if from_logits:
+        p = softmax(p, axis=axis)
+    eps = config.epsilon()
+    q = clip(divide(p, sum_(p, axis=axis, keepdims=True)), eps, 1.0 - eps)
+    cce = multiply(-t, log(q))
+    return sum_(multiply(multiply(power(subtract(1.0, q), gamma), alpha), cce), axis=axis)
+
+
+def _overlap_axis(name, axis, ndim):
+    """``axis`` of Dice/Tversky: None (all axes) or an int / tuple of ints in range."""
+    if axis is None:
+        return None
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    for a in axes:
+        _check_axis(name, a, ndim)
+    return tuple(int(a) for a in axes) if isinstance(axis, (tuple, list)) else int(axis)
+
+
+def dice(y_true, y_pred, axis=None):
+    """1 - 2 sum(t p) / (sum(t) + sum(p) + eps), summed over ``axis`` (None: every axis, a
+    scalar)."""
+    t, p = _prepare("dice", y_true, y_pred)
+    axis = _overlap_axis("dice", axis, p.ndim)
+    intersection = sum_(multiply(t, p), axis=axis)
+    denom = add(add(sum_(p, axis=axis), np.sum(t, axis=axis)), config.epsilon())
+    return subtract(1.0, divide(multiply(2.0, intersection), denom))
+
+
+def tversky(y_true, y_pred, alpha=0.5, beta=0.5, axis=None):
+    """1 - TP / (TP + alpha FP + beta FN + eps) with TP = sum(t p), FP = sum((1 - p) t),
+    FN = sum(p (1 - t)) over ``axis`` (Keras's definitions); alpha = beta = 0.5 is Dice."""
+    name = "tversky"
+    alpha = _check_float(name, "alpha", alpha)
+    beta = _check_float(name, "beta", beta)
+    t, p = _prepare(name, y_true, y_pred)
+    axis = _overlap_axis(name, axis, p.ndim)
+    tp = sum_(multiply(t, p), axis=axis)
+    fp = sum_(multiply(subtract(1.0, p), t), axis=axis)
+    fn = sum_(multiply(p, 1.0 - t), axis=axis)
+    denom = add(add(add(tp, multiply(fp, alpha)), multiply(fn, beta)), config.epsilon())
+    return subtract(1.0, divide(tp, denom))
+
+
 # keras.losses aliases
 mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
@@ -373,4 +480,5 @@ logcosh = log_cosh
 __all__ = ["mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",
            "mean_squared_logarithmic_error", "huber", "log_cosh", "binary_crossentropy",
            "categorical_crossentropy", "sparse_categorical_crossentropy", "hinge", "squared_hinge",
-           "categorical_hinge", "kl_divergence", "poisson", "cosine_similarity"]
+           "categorical_hinge", "kl_divergence", "poisson", "cosine_similarity",
+           "binary_focal_crossentropy", "categorical_focal_crossentropy", "dice", "tversky"]

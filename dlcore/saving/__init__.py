@@ -14,6 +14,8 @@ from .dlc import FORMAT_VERSION, MODEL_SUFFIX, restore_checkpoint, save_checkpoi
 from .model_config import (check_custom_objects, check_model_entry, jsonable, model_build_config, model_config,
                            rebuild)
 from .archive import parse_json
+from ..registry import (CustomObjectScope, custom_object_scope, get_custom_objects, get_registered_name,
+                        get_registered_object, register_keras_serializable)
 
 
 
@@ -109,4 +111,6 @@ def model_from_json(json_string, custom_objects=None):
 
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "model_to_json", "model_from_json",
-           "save_checkpoint", "restore_checkpoint", "export_onnx", "load_onnx", "FORMAT_VERSION"]
+           "save_checkpoint", "restore_checkpoint", "export_onnx", "load_onnx", "FORMAT_VERSION",
+           "register_keras_serializable", "get_custom_objects", "custom_object_scope", "CustomObjectScope",
+           "get_registered_name", "get_registered_object"]

@@ -2,6 +2,8 @@
 import numpy as np
 
 from ..data.py_dataset import PyDataset, Sequence
+from ..registry import (CustomObjectScope, custom_object_scope, get_custom_objects, get_registered_name,
+                        get_registered_object, register_keras_serializable)
 from .plotting import plot_confusion_matrix, plot_history  # matplotlib is imported by the call, not here
 from .model_visualization import model_to_dot, plot_model  # pydot is imported by the call, not here
 from .random import set_random_seed
@@ -50,3 +52,5 @@ def unpack_x_y_sample_weight(data):
 __all__ = ["PyDataset", "Sequence", "pack_x_y_sample_weight", "unpack_x_y_sample_weight", "plot_history", "set_random_seed", "clear_session", "to_categorical"]
 __all__ += ["plot_confusion_matrix", "model_to_dot", "plot_model"]
 __all__ += ["normalize", "split_dataset", "pad_sequences", "timeseries_dataset_from_array"]
+__all__ += ["register_keras_serializable", "get_custom_objects", "custom_object_scope", "CustomObjectScope",
+            "get_registered_name", "get_registered_object"]
