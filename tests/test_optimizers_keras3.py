@@ -303,3 +303,35 @@ def test_loss_scale_optimizer_in_fit_matches_unscaled_training_and_saves(tmp_pat
     assert float(loaded.optimizer.dynamic_scale) == 512.0 and loaded.optimizer.iterations == 4
     for a, b in zip(scaled.optimizer.variables, loaded.optimizer.variables):
         np.testing.assert_array_equal(a, b)
+
+
+# ---- use_ema ----------------------------------------------------------------------------------
+def test_ema_with_overwrite_frequency_matches_keras():
+    weights, grads = _data(np.float32)
+    variables = [Variable(w.copy()) for w in weights]
+    opt = O.SGD(learning_rate=0.1, use_ema=True, ema_momentum=0.5, ema_overwrite_frequency=2)
+    for step in grads:
+        opt.apply(step, variables)
+    expected_w, expected_b, average_w, average_b = KERAS_EMA
+    np.testing.assert_allclose(variables[0].value, expected_w, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(variables[1].value, expected_b, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(opt._model_variables_moving_average[0], average_w, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(opt._model_variables_moving_average[1], average_b, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_ema_on_every_new_optimizer(name):
+    weights, grads = _data(np.float64)
+    variables = [Variable(w.copy()) for w in weights]
+    opt = CLASSES[name](**CASES[name], use_ema=True, ema_momentum=0.75)
+    assert opt.get_config()["use_ema"] is True and opt.get_config()["ema_momentum"] == 0.75
+    average = None
+    for step in grads:
+        opt.apply(step, variables)
+        now = [v.value.copy() for v in variables]
+        average = now if average is None else [0.75 * a + 0.25 * n for a, n in zip(average, now)]
+    for got, want in zip(opt._model_variables_moving_average, average):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    opt.finalize_variable_values(variables)
+    for v, want in zip(variables, average):
+        np.testing.assert_allclose(v.value, want, rtol=1e-12)
