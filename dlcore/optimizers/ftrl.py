@@ -1,6 +1,5 @@
-"""The FTRL-Proximal optimizer, as ``keras.optimizers.Ftrl`` (vectorized NumPy, in place)."""
-import numpy as np
-
+"""The FTRL-Proximal optimizer, as ``keras.optimizers.Ftrl`` (fused kernel
+``kernels.optim.ftrl_update``)."""
 from ..registry import register
 from .optimizer import _KIND, Optimizer
 
@@ -11,6 +10,9 @@ class Ftrl(Optimizer):
     g' = g + 2 l2_shrinkage w; n' = n + g^2; z += g' - (n'^p - n^p) / lr w;
     w = (clip(z, -l1, l1) - z) / (n'^p / lr + 2 (l2 + beta / (2 lr))); n = n'.
     The accumulator n starts at ``initial_accumulator_value``."""
+
+    _kernel_name = "ftrl_update"
+    _FLAT_VIEWS = {"_flat_n": "_accumulators", "_flat_z": "_linears"}
 
     def __init__(self, learning_rate=0.001, learning_rate_power=-0.5, initial_accumulator_value=0.1,
                  l1_regularization_strength=0.0, l2_regularization_strength=0.0,
@@ -39,23 +41,15 @@ class Ftrl(Optimizer):
         self._accumulators, self._linears = self.add_optimizer_variables(
             var_list, ["accumulator", "linear"],
             initializer=[float(self.initial_accumulator_value), "zeros"])
+        self._make_flat_views()
 
     def update_step(self, gradient, variable, learning_rate):
         i = self._get_variable_index(variable)
-        accum, linear = self._accumulators[i], self._linears[i]
-        w = variable.value
-        dt = gradient.dtype.type
-        lr = dt(learning_rate)
-        power = dt(-self.learning_rate_power)
-        l2_reg = dt(self.l2_regularization_strength + self.beta / (2.0 * float(lr)))
-        grad_to_use = gradient + dt(2 * self.l2_shrinkage_regularization_strength) * w
-        new_accum = accum + np.square(gradient)
-        new_accum_pow = np.power(new_accum, power)
-        linear += grad_to_use - (new_accum_pow - np.power(accum, power)) / lr * w
-        quadratic = new_accum_pow / lr + dt(2) * l2_reg
-        l1 = dt(self.l1_regularization_strength)
-        w[...] = (np.clip(linear, -l1, l1) - linear) / quadratic
-        accum[...] = new_accum
+        lr = float(variable.value.dtype.type(learning_rate))  # Keras forms beta / (2 lr) in the dtype
+        self._kernel(variable.value.reshape(-1), gradient.reshape(-1), self._flat_n[i], self._flat_z[i],
+                     learning_rate, -float(self.learning_rate_power), float(self.l1_regularization_strength),
+                     float(self.l2_regularization_strength) + float(self.beta) / (2.0 * lr),
+                     float(self.l2_shrinkage_regularization_strength))
 
     def get_config(self):
         return {**super().get_config(),
