@@ -294,13 +294,19 @@ def ftrl_update(w_n, g_n, n_n, z_n, lr, power, l1, l2_reg, l2_shrinkage):
     l1_ = w_n.dtype.type(l1)
     two_l2 = w_n.dtype.type(2.0) * w_n.dtype.type(l2_reg)
     two_shrink = w_n.dtype.type(2.0 * l2_shrinkage)
+    use_sqrt = power == 0.5  # Keras's default: sqrt is several times faster than a general pow
     for i in _config.prange(n):
         g = g_n[i]
         w = w_n[i]
         acc = n_n[i]
         new_acc = acc + g * g
-        new_pow = new_acc ** p
-        z = z_n[i] + ((g + two_shrink * w) - ((new_pow - acc ** p) / lr_) * w)
+        if use_sqrt:
+            new_pow = math.sqrt(new_acc)
+            old_pow = math.sqrt(acc)
+        else:
+            new_pow = new_acc ** p
+            old_pow = acc ** p
+        z = z_n[i] + ((g + two_shrink * w) - ((new_pow - old_pow) / lr_) * w)
         z_n[i] = z
         clipped = z
         if clipped > l1_:

@@ -237,10 +237,11 @@ def test_lion(dtype):
     assert np.isnan(out[0]) and out[1] == dtype(-0.1)
 
 
+@pytest.mark.parametrize("power", [-0.5, -0.6])  # -0.5 (Keras's default) takes the sqrt path
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_ftrl(dtype):
+def test_ftrl(dtype, power):
     w, grads = _data(dtype, 13)
-    lr, power, l1, l2, shrink, beta = 0.1, -0.6, 0.05, 0.1, 0.02, 0.3
+    lr, l1, l2, shrink, beta = 0.1, 0.05, 0.1, 0.02, 0.3
     kw, kn, kz = w.copy(), np.full_like(w, 0.2), np.zeros_like(w)
     rw, rn, rz = w.copy(), np.full_like(w, 0.2), np.zeros_like(w)
     for g in grads:
