@@ -275,6 +275,13 @@ def test_loss_scale_optimizer_delegates_learning_rate_and_state():
     assert float(opt.dynamic_scale) == 2.0 ** 15 and opt.iterations == 1
     with pytest.raises(ValueError, match="state arrays"):
         opt.set_state(state[:-1])
+    opt2, v2 = pickle.loads(pickle.dumps((opt, v)))
+    grad = [np.full(3, 2.0 ** 14, np.float32)]
+    opt.apply(grad, [v])
+    opt2.apply(grad, [v2])
+    np.testing.assert_array_equal(v.value, v2.value)
+    assert opt2.iterations == opt.iterations == 2 and float(opt2.step_counter) == 2
+    assert opt2.learning_rate == 0.5 and opt2.inner_optimizer is not inner
 
 
 def _compiled_model(optimizer):
