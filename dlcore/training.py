@@ -222,9 +222,11 @@ class Trainer:
         with GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+            # loss scaling (LossScaleOptimizer, loss_scale_factor): the optimizer unscales the gradients
+            scaled_loss = self.optimizer.scale_loss(loss) if self.optimizer is not None else loss
         self._loss_tracker.update_state(float(loss.value), sample_weight=num_samples_any(x))
         variables = self.trainable_weights
-        grads = tape.gradient(loss, variables) if variables else None
+        grads = tape.gradient(scaled_loss, variables) if variables else None
         # the metrics are updated before the weights change, so a metric that raises leaves the
         # model untouched (the values are the same: y_pred was computed before the update)
         logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
@@ -351,6 +353,8 @@ class Trainer:
                 cbs.on_epoch_end(epoch, epoch_logs)
                 if self.stop_training:
                     break
+        if self.optimizer is not None and epochs > 0:  # use_ema: the averages replace the weights
+            self.optimizer.finalize_variable_values(self.trainable_weights)
         cbs.on_train_end(epoch_logs)
         self.history = history
         return history

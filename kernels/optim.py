@@ -221,6 +221,102 @@ def nadam_update(w_n, g_n, m_n, v_n, lr, beta_1, beta_2, eps, c_m, c_g, c_v):
         w_n[i] -= (m_hat * lr_) / (math.sqrt(cv * v) + eps_)
 
 
+@jit(parallel=True)
+def adadelta_update(w_n, g_n, acc_g_n, acc_d_n, lr, rho, eps):
+    """Adadelta (Keras 3): acc_g = rho acc_g + (1 - rho) g^2;
+    d = -sqrt(acc_d + eps) g / sqrt(acc_g + eps); acc_d = rho acc_d + (1 - rho) d^2; w += lr d.
+
+    w_n: (N,) float32/64, C-contiguous, IN/OUT (parameter)
+    g_n: (N,) same dtype, C-contiguous, IN (gradient)
+    acc_g_n, acc_d_n: (N,) same dtype, C-contiguous, IN/OUT (accumulated gradient / delta slots)
+    lr, rho, eps: Python floats
+    """
+    n = w_n.shape[0]
+    lr_ = w_n.dtype.type(lr)
+    rho_ = w_n.dtype.type(rho)
+    one_m_rho = w_n.dtype.type(1.0 - rho)
+    eps_ = w_n.dtype.type(eps)
+    for i in _config.prange(n):
+        g = g_n[i]
+        ag = rho_ * acc_g_n[i] + one_m_rho * (g * g)
+        acc_g_n[i] = ag
+        ad = acc_d_n[i]
+        d = -((math.sqrt(ad + eps_) * g) / math.sqrt(ag + eps_))
+        acc_d_n[i] = rho_ * ad + one_m_rho * (d * d)
+        w_n[i] += lr_ * d
+
+
+@jit(parallel=True)
+def lion_update(w_n, g_n, m_n, lr, beta_1, beta_2):
+    """Lion (Keras 3): w -= lr sign(beta_1 m + (1 - beta_1) g); m = beta_2 m + (1 - beta_2) g.
+
+    w_n: (N,) float32/64, C-contiguous, IN/OUT (parameter)
+    g_n: (N,) same dtype, C-contiguous, IN (gradient)
+    m_n: (N,) same dtype, C-contiguous, IN/OUT (momentum slot)
+    lr, beta_1, beta_2: Python floats (the (1 - beta) factors are formed in the parameter dtype,
+    as Keras casts beta first)
+    """
+    n = w_n.shape[0]
+    one = w_n.dtype.type(1.0)
+    lr_ = w_n.dtype.type(lr)
+    b1 = w_n.dtype.type(beta_1)
+    b2 = w_n.dtype.type(beta_2)
+    one_m_b1 = one - b1
+    one_m_b2 = one - b2
+    for i in _config.prange(n):
+        g = g_n[i]
+        m = m_n[i]
+        c = m * b1 + g * one_m_b1
+        if c > 0:
+            w_n[i] -= lr_
+        elif c < 0:
+            w_n[i] += lr_
+        elif c != c:  # NaN propagates as in sign()
+            w_n[i] = c
+        m_n[i] = m * b2 + g * one_m_b2
+
+
+@jit(parallel=True)
+def ftrl_update(w_n, g_n, n_n, z_n, lr, power, l1, l2_reg, l2_shrinkage):
+    """FTRL-Proximal (Keras 3), power = -learning_rate_power, l2_reg = l2 + beta / (2 lr) from the
+    caller: g' = g + 2 l2_shrinkage w; n' = n + g^2; z += g' - (n'^power - n^power) / lr w;
+    w = (clip(z, -l1, l1) - z) / (n'^power / lr + 2 l2_reg); n = n'.
+
+    w_n: (N,) float32/64, C-contiguous, IN/OUT (parameter)
+    g_n: (N,) same dtype, C-contiguous, IN (gradient)
+    n_n: (N,) same dtype, C-contiguous, IN/OUT (accumulator slot)
+    z_n: (N,) same dtype, C-contiguous, IN/OUT (linear slot)
+    lr, power, l1, l2_reg, l2_shrinkage: Python floats
+    """
+    n = w_n.shape[0]
+    lr_ = w_n.dtype.type(lr)
+    p = w_n.dtype.type(power)
+    l1_ = w_n.dtype.type(l1)
+    two_l2 = w_n.dtype.type(2.0) * w_n.dtype.type(l2_reg)
+    two_shrink = w_n.dtype.type(2.0 * l2_shrinkage)
+    use_sqrt = power == 0.5  # Keras's default: sqrt is several times faster than a general pow
+    for i in _config.prange(n):
+        g = g_n[i]
+        w = w_n[i]
+        acc = n_n[i]
+        new_acc = acc + g * g
+        if use_sqrt:
+            new_pow = math.sqrt(new_acc)
+            old_pow = math.sqrt(acc)
+        else:
+            new_pow = new_acc ** p
+            old_pow = acc ** p
+        z = z_n[i] + ((g + two_shrink * w) - ((new_pow - old_pow) / lr_) * w)
+        z_n[i] = z
+        clipped = z
+        if clipped > l1_:
+            clipped = l1_
+        elif clipped < -l1_:
+            clipped = -l1_
+        w_n[i] = (clipped - z) / (new_pow / lr_ + two_l2)
+        n_n[i] = new_acc
+
+
 def nadam_coefficients(t, beta_1, u_product_prev, beta_2):
     """Nadam's step scalars for step t = iterations + 1 (Keras 3, `Nadam.update_step` and
     `_backend_update_step`; plain Python, no numba).
@@ -250,4 +346,7 @@ KERNELS = {
     "decay_weights": decay_weights,
     "adamax_update": adamax_update,
     "nadam_update": nadam_update,
+    "adadelta_update": adadelta_update,
+    "lion_update": lion_update,
+    "ftrl_update": ftrl_update,
 }

@@ -3,10 +3,16 @@ update formulas). The base class and its design notes are in ``optimizer.py``, o
 optimizer beside it; this module re-exports them and binds the identifier protocol."""
 from .. import registry
 from . import schedules
+from .adadelta import Adadelta
+from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam
 from .adamax import Adamax
 from .adamw import AdamW
+from .ftrl import Ftrl
+from .lamb import Lamb
+from .lion import Lion
+from .loss_scale_optimizer import LossScaleOptimizer
 from .nadam import Nadam
 from .optimizer import _KIND, Optimizer, clip_by_global_norm
 from .rmsprop import RMSprop
@@ -33,5 +39,6 @@ def get(identifier, custom_objects=None):
 
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "Nadam",
+           "Adadelta", "Adafactor", "Ftrl", "Lamb", "Lion", "LossScaleOptimizer",
            "schedules", "LearningRateSchedule", "clip_by_global_norm", "get", "serialize",
            "deserialize"]

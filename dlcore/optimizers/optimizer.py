@@ -587,7 +587,7 @@ class Optimizer:
 
     def finalize_variable_values(self, var_list):
         """With ``use_ema``, overwrite the variables with their moving averages (end of fit)."""
-        if self.use_ema:
+        if self.use_ema and self.built:
             self._overwrite_model_variables_with_average_value(list(var_list))
 
     # ---- configuration ------------------------------------------------------------------------

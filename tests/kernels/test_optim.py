@@ -207,9 +207,57 @@ def test_thread_count_bit_identical():
     np.testing.assert_array_equal(one, two)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adadelta(dtype):
+    w, grads = _data(dtype, 11)
+    lr, rho, eps = 0.5, 0.9, 1e-6
+    kw, kg, kd = w.copy(), np.zeros_like(w), np.zeros_like(w)
+    rw, rg, rd = w.copy(), np.zeros_like(w), np.zeros_like(w)
+    for g in grads:
+        K.adadelta_update(kw, g, kg, kd, lr, rho, eps)
+        rw, rg, rd = R.adadelta_step(rw, g, rg, rd, lr, rho, eps)
+    _assert_close(kw, rw, dtype)
+    _assert_close(kg, rg, dtype)
+    _assert_close(kd, rd, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lion(dtype):
+    w, grads = _data(dtype, 12)
+    kw, km = w.copy(), np.zeros_like(w)
+    rw, rm = w.copy(), np.zeros_like(w)
+    for g in grads:
+        K.lion_update(kw, g, km, 0.01, 0.8, 0.95)
+        rw, rm = R.lion_step(rw, g, rm, 0.01, 0.8, 0.95)
+    _assert_close(kw, rw, dtype)
+    _assert_close(km, rm, dtype)
+    nan = np.array([np.nan, 1.0], dtype)
+    out = np.zeros(2, dtype)
+    K.lion_update(out, nan, np.zeros(2, dtype), 0.1, 0.9, 0.99)
+    assert np.isnan(out[0]) and out[1] == dtype(-0.1)
+
+
+@pytest.mark.parametrize("power", [-0.5, -0.6])  # -0.5 (Keras's default) takes the sqrt path
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ftrl(dtype, power):
+    w, grads = _data(dtype, 13)
+    lr, l1, l2, shrink, beta = 0.1, 0.05, 0.1, 0.02, 0.3
+    kw, kn, kz = w.copy(), np.full_like(w, 0.2), np.zeros_like(w)
+    rw, rn, rz = w.copy(), np.full_like(w, 0.2), np.zeros_like(w)
+    for g in grads:
+        K.ftrl_update(kw, g, kn, kz, lr, -power, l1, l2 + beta / (2 * lr), shrink)
+        rw, rn, rz = R.ftrl_step(rw, g, rn, rz, lr, power, l1, l2, shrink, beta)
+    # w = (clip(z) - z) / q cancels where |z| is near l1, and z sums terms of opposite sign:
+    # float32 rounding differences show up there as absolute differences of a few ulps of |z|
+    tol = dict(rtol=2e-5, atol=1e-5) if dtype == np.float32 else TOL[dtype]
+    np.testing.assert_allclose(kw, rw, **tol)
+    np.testing.assert_allclose(kz, rz, **tol)  # z accumulates differences of similar terms too
+    _assert_close(kn, rn, dtype)
+
+
 def test_kernel_table():
     names = {"sgd_update", "adagrad_update", "rmsprop_update", "adam_update", "decay_weights",
-             "adamax_update", "nadam_update"}
+             "adamax_update", "nadam_update", "adadelta_update", "lion_update", "ftrl_update"}
     assert set(K.KERNELS) == names
     for name, fn in K.KERNELS.items():
         assert fn.__doc__ and "w_n: (N,)" in fn.__doc__

@@ -123,3 +123,32 @@ def nadam_step(w, g, m, v, u_product, iterations, learning_rate=0.001, beta_1=0.
     v_hat = v / (1 - beta_2_power)
     w = w - (m_hat * learning_rate) / (np.sqrt(v_hat) + epsilon)
     return w, m, v, u_product
+
+
+def adadelta_step(w, g, acc_grad, acc_delta, learning_rate=0.001, rho=0.95, epsilon=1e-7):
+    """Returns (w, acc_grad, acc_delta) (keras/src/optimizers/adadelta.py)."""
+    acc_grad = rho * _c(acc_grad) + (1 - rho) * np.square(g)
+    delta = -(np.sqrt(acc_delta + epsilon) * g / np.sqrt(acc_grad + epsilon))
+    acc_delta = rho * _c(acc_delta) + (1 - rho) * np.square(delta)
+    return w + learning_rate * delta, acc_grad, acc_delta
+
+
+def lion_step(w, g, m, learning_rate=0.001, beta_1=0.9, beta_2=0.99):
+    """Returns (w, m) (keras/src/optimizers/lion.py)."""
+    w = w - learning_rate * np.sign(m * beta_1 + g * (1.0 - beta_1))
+    return w, m * beta_2 + g * (1.0 - beta_2)
+
+
+def ftrl_step(w, g, accumulator, linear, learning_rate=0.001, learning_rate_power=-0.5,
+              l1_regularization_strength=0.0, l2_regularization_strength=0.0,
+              l2_shrinkage_regularization_strength=0.0, beta=0.0):
+    """Returns (w, accumulator, linear) (keras/src/optimizers/ftrl.py; the accumulator starts at
+    initial_accumulator_value=0.1)."""
+    l2_reg = l2_regularization_strength + beta / (2.0 * learning_rate)
+    grad_to_use = g + 2 * l2_shrinkage_regularization_strength * w
+    new_accum = accumulator + np.square(g)
+    p = -learning_rate_power
+    linear = linear + grad_to_use - (new_accum ** p - accumulator ** p) / learning_rate * w
+    quadratic = new_accum ** p / learning_rate + 2 * l2_reg
+    l1 = l1_regularization_strength
+    return (np.clip(linear, -l1, l1) - linear) / quadratic, new_accum, linear

@@ -15,9 +15,9 @@ import warnings
 
 import numpy as np
 
-from .distribute.strategy import is_chief
-from .registry import register
-from .utils.progbar import Progbar
+from ..distribute.strategy import is_chief
+from ..registry import register
+from ..utils.progbar import Progbar
 
 
 @register("callback")
@@ -631,7 +631,7 @@ class BackupAndRestore(Callback):
             self._load(self._prev_path)
 
     def _load(self, path):
-        from . import saving
+        from .. import saving
 
         if not os.path.exists(path):
             return
@@ -656,7 +656,7 @@ class BackupAndRestore(Callback):
             self._save_model()
 
     def _save_model(self):
-        from . import saving
+        from .. import saving
 
         if not is_chief():  # distributed training: rank 0 writes the backup
             return
