@@ -12,7 +12,7 @@ as a hint of the object's kind and never imported."""
 import base64
 import inspect
 
-from ..registry import lookup
+from ..registry import get_registered_name, lookup
 
 # the module Keras writes for each kind of object (Keras resolves built-ins through it)
 _KERAS_MODULES = {"layer": "keras.layers", "initializer": "keras.initializers", "regularizer": "keras.regularizers",
@@ -243,8 +243,16 @@ def _to_keras_value(value, kind_hint=None):
         else:
             item = _to_keras_value(item)
         out[key] = item
-    out["registered_name"] = None if module is not None else name
+    out["registered_name"] = None if module is not None else _registered_name(kind, name)
     return out
+
+
+def _registered_name(kind, name):
+    """The ``"package>name"`` under which Keras finds a user's registered class (else ``name``)."""
+    try:
+        return get_registered_name(lookup(kind, name)) or name
+    except ValueError:
+        return name
 
 
 def to_keras(entry, compile_config=None):
