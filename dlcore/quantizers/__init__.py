@@ -106,6 +106,47 @@ class DTypePolicy:
         return f'<DTypePolicy "{self.name}">'
 
 
+def quantize_model(model, mode, config=None, filters=None, type_check=True):
+    """Keras's ``Model.quantize``: quantize every leaf layer that has ``quantize`` and passes
+    ``filters`` (a regex string, a list of them, or a callable on the layer); returns the names of
+    the layers with weights left in float, which the model keeps in ``model.float_layers``."""
+    import re
+    import warnings
+
+    owner = f"{type(model).__name__} '{model.name}'.quantize"
+    check_mode(owner, mode)
+    if config is not None:
+        raise ValueError(f"{owner}: a custom quantization config is not supported by dlcore (only the default "
+                         f"int8 scheme); received config={config!r}")
+    if filters is not None and not isinstance(filters, (str, list, tuple)) and not callable(filters):
+        raise ValueError(f"{owner}: the `filters` argument must be a regex string, a list of regex strings, or a "
+                         f"callable. Received: {type(filters)}")
+    if not model.built:
+        raise ValueError(f"{owner}: the model must be built first (call it or build() it)")
+    left = []
+    for layer in model._flatten_layers():
+        if layer is model or layer._layers:
+            continue
+        if isinstance(filters, str) and not re.search(filters, layer.name):
+            continue
+        if isinstance(filters, (list, tuple)) and not any(re.search(f, layer.name) for f in filters):
+            continue
+        if callable(filters) and not filters(layer):
+            continue
+        if callable(getattr(layer, "quantize", None)) and getattr(layer, "quantization_mode", None) is None:
+            try:
+                layer.quantize(mode, type_check=type_check)
+                continue
+            except TypeError as exc:  # a subclass of a quantizable layer (Keras warns and goes on)
+                warnings.warn(str(exc), stacklevel=3)
+        if layer.weights and getattr(layer, "quantization_mode", None) is None:
+            left.append(layer.name)
+    model.float_layers = left
+    if left:
+        warnings.warn(f"{owner}: layers left in float32 (no {mode} kernels): {', '.join(left)}", stacklevel=3)
+    return left
+
+
 def refuse_recording(layer):
     """A ValueError when a tape records through the int8 layer ``layer`` (inference only)."""
     if is_recording():
@@ -173,4 +214,4 @@ def untrack(layer, variable):
 
 
 __all__ = ["MODES", "check_mode", "take_mode", "dtype_config", "check_quantizable", "DTypePolicy", "abs_max_quantize", "policy_name", "parse_dtype", "refuse_recording",
-           "PackedInt8Variable", "add_int8_weight", "add_scale_weight", "untrack"]
+           "quantize_model", "PackedInt8Variable", "add_int8_weight", "add_scale_weight", "untrack"]
