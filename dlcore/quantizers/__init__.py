@@ -46,8 +46,10 @@ def policy_name(mode, source_dtype):
 def parse_dtype(dtype):
     """(quantization mode or None, the float dtype to pass on) of a layer's ``dtype`` argument: a
     dtype, a quantized policy name (``"int8_from_float32"``) or Keras's serialized policy dict."""
-    if isinstance(dtype, dict):
+    if isinstance(dtype, dict):  # {"class_name": "QuantizedDTypePolicy", "config": {"mode", "source_name"}}
         config = dtype.get("config", {})
+        if isinstance(config, dict) and "mode" in config:
+            return check_mode(f"dtype policy {dtype!r}", config["mode"]), config.get("source_name", "float32")
         dtype = config.get("name", dtype) if isinstance(config, dict) else dtype
     if isinstance(dtype, str) and "_from_" in dtype:
         mode, _, source = dtype.partition("_from_")
