@@ -21,6 +21,11 @@ EPSILON = 1e-7
 _VALUE = Tensor.__dict__["value"]  # the slot the Variable's array lives in
 
 
+class NotQuantizable(ValueError):
+    """A layer of a quantizable class whose configuration has no int8 kernel (e.g. an EinsumDense
+    equation that is not a dense product); Model.quantize leaves it in float."""
+
+
 def check_mode(owner, mode):
     """``mode`` if dlcore can quantize to it, else a ValueError naming ``owner``."""
     if mode not in MODES:
@@ -139,7 +144,7 @@ def quantize_model(model, mode, config=None, filters=None, type_check=True):
             try:
                 layer.quantize(mode, type_check=type_check)
                 continue
-            except TypeError as exc:  # a subclass of a quantizable layer (Keras warns and goes on)
+            except (TypeError, NotQuantizable) as exc:  # a subclass, or no int8 kernel for this configuration
                 warnings.warn(str(exc), stacklevel=3)
         if layer.weights and getattr(layer, "quantization_mode", None) is None:
             left.append(layer.name)
@@ -165,7 +170,7 @@ class PackedInt8Variable(Variable):
     repacks once; the layer's call reads the packed form only.
     """
 
-    __slots__ = ("_packed",)
+    __slots__ = ("_packed", "contract")  # contract: the leading axes that form K (EinsumDense kernels)
 
     @property
     def value(self):
@@ -183,13 +188,17 @@ class PackedInt8Variable(Variable):
 
         packed = self._packed
         if packed is None:
-            packed = self._packed = pack_int8(_VALUE.__get__(self))
+            kernel = _VALUE.__get__(self)
+            rows = int(np.prod(kernel.shape[:getattr(self, "contract", 1)]))
+            packed = self._packed = pack_int8(kernel.reshape(rows, -1))
         return packed
 
 
-def add_int8_weight(layer, name, shape):
-    """An int8 kernel weight of ``layer`` (non-trainable, zeros) packed for the int8 GEMM."""
+def add_int8_weight(layer, name, shape, contract=1):
+    """An int8 kernel weight of ``layer`` (non-trainable, zeros) packed for the int8 GEMM as a
+    (prod(shape[:contract]), rest) matrix."""
     variable = PackedInt8Variable(np.zeros(shape, dtype=np.int8), trainable=False, name=name, dtype=np.int8)
+    variable.contract = contract
     return _track(layer, variable)
 
 
@@ -215,5 +224,5 @@ def untrack(layer, variable):
         store[:] = [v for v in store if v is not variable]
 
 
-__all__ = ["MODES", "check_mode", "take_mode", "dtype_config", "check_quantizable", "DTypePolicy", "abs_max_quantize", "policy_name", "parse_dtype", "refuse_recording",
+__all__ = ["NotQuantizable", "MODES", "check_mode", "take_mode", "dtype_config", "check_quantizable", "DTypePolicy", "abs_max_quantize", "policy_name", "parse_dtype", "refuse_recording",
            "quantize_model", "PackedInt8Variable", "add_int8_weight", "add_scale_weight", "untrack"]

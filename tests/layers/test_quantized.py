@@ -211,3 +211,61 @@ def test_keras_parity_bit_exact():
     # Keras's serialized quantized policy is understood
     config = layers.Dense(3, dtype=kmodel.layers[0].get_config()["dtype"]).get_config()
     assert config["dtype"] == "int8_from_float32"
+
+
+EINSUM_CASES = [("abc,cde->abde", (None, 4, 5), (2, 3, 6), "de", None), ("ab,bc->ac", (7,), (2, 6), "c", "relu"),
+                ("abcd,cde->abe", (None, 5), (2, 3, 4, 6), None, None)]
+
+
+@pytest.mark.parametrize("equation,output_shape,input_shape,bias_axes,activation", EINSUM_CASES)
+def test_einsum_dense_quantize(equation, output_shape, input_shape, bias_axes, activation):
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=input_shape).astype(np.float32)
+    layer = layers.EinsumDense(equation, output_shape=output_shape, bias_axes=bias_axes, activation=activation)
+    layer(x)
+    if layer.bias is not None:
+        layer.bias.assign(rng.normal(size=layer.bias.shape))
+    kernel = layer.kernel.value.copy()
+    y_float = layer(x).value
+    layer.quantize("int8")
+    assert layer.kernel.dtype == np.int8 and layer.kernel.shape == kernel.shape
+    assert layer.dtype_policy.name == "int8_from_float32"
+    y = layer(x).value
+    assert y.shape == y_float.shape
+    assert np.abs(y - y_float).max() < 0.03 * np.abs(y_float).max()
+
+
+@pytest.mark.parametrize("equation,output_shape,input_shape,bias_axes,activation", EINSUM_CASES)
+def test_einsum_dense_keras_parity_bit_exact(equation, output_shape, input_shape, bias_axes, activation):
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=input_shape).astype(np.float32)
+    layer = layers.EinsumDense(equation, output_shape=output_shape, bias_axes=bias_axes, activation=activation)
+    layer(x)
+    if layer.bias is not None:
+        layer.bias.assign(rng.normal(size=layer.bias.shape))
+    klayer = keras.layers.EinsumDense(equation, output_shape=output_shape, bias_axes=bias_axes, activation=activation)
+    klayer.build(input_shape)
+    klayer.set_weights(layer.get_weights())
+    layer.quantize("int8")
+    klayer.quantize("int8")
+    np.testing.assert_array_equal(layer.kernel.value, np.asarray(klayer._kernel))
+    np.testing.assert_array_equal(layer.kernel_scale.value, np.asarray(klayer.kernel_scale))
+    np.testing.assert_array_equal(layer(x).value, np.asarray(klayer(x)))
+
+
+def test_einsum_dense_without_dense_product_stays_float(tmp_path):
+    x = np.random.default_rng(8).normal(size=(2, 3, 6)).astype(np.float32)
+    inputs = dl.Input((3, 6))
+    outputs = layers.EinsumDense("abc,dc->abd", output_shape=(None, 5))(inputs)
+    outputs = layers.EinsumDense("abc,cd->abd", output_shape=(None, 4), bias_axes="d")(outputs)
+    model = dl.Model(inputs, outputs)
+    with pytest.raises(ValueError, match="dense-product equation.*abc,dc->abd"):
+        model.layers[1].quantize("int8")
+    with pytest.warns(UserWarning, match="dense-product equation"):
+        model.quantize("int8")
+    assert model.float_layers == [model.layers[1].name]
+    assert model.layers[2].quantization_mode == "int8"
+    y = model.predict(x, verbose=0)
+    model.save(tmp_path / "e.dlc")
+    np.testing.assert_array_equal(dl.saving.load_model(tmp_path / "e.dlc").predict(x, verbose=0), y)
