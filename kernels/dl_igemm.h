@@ -253,18 +253,21 @@ static int dl_igemm_set_isa(int isa)
 DL_CLONES static void dl_quantize_row(ptrdiff_t k, ptrdiff_t kp, const float *x, int8_t *q, float *scale)
 {
     float amax = 0.0f, s;
+    int nan = 0;
     ptrdiff_t j;
     for (j = 0; j < k; j++) {
         float v = x[j] < 0 ? -x[j] : x[j];
         amax = v > amax ? v : amax;
+        nan |= x[j] != x[j];
     }
-    s = 127.0f / (amax + 1e-7f);
+    /* a NaN makes the row's scale NaN, so its outputs are NaN (as with Keras) */
+    s = nan ? __builtin_nanf("") : 127.0f / (amax + 1e-7f);
     for (j = 0; j < k; j++) {
         float v = x[j] * s;
         /* round half to even for |v| < 2^22 in the default rounding mode */
         float r = (v + 12582912.0f) - 12582912.0f;
         r = r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r;
-        q[j] = (int8_t)r;
+        q[j] = r == r ? (int8_t)r : 0;  /* NaN (from NaN or inf inputs): 0 */
     }
     for (; j < kp; j++) q[j] = 0;
     *scale = s;

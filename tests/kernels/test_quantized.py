@@ -118,3 +118,16 @@ def test_int8_embedding_forward(n_threads):
     y = np.empty((37, 5), np.float32)
     quantized.int8_embedding_forward(ids, table, scale, y, n_threads)
     np.testing.assert_array_equal(y, ref.int8_embedding(ids, table, scale))
+
+
+def test_quantize_rows_nan_row_gives_nan_outputs():
+    x = rng(12).normal(size=(3, 10)).astype(np.float32)
+    x[1, 4] = np.nan
+    q, scale = _quantize(x)
+    assert np.isnan(scale[1]) and not np.isnan(scale[[0, 2]]).any()
+    assert (q[1] == 0).all()
+    w = rng(13).integers(-127, 128, size=(10, 4)).astype(np.int8)
+    packed, csum = _pack(w)
+    y = np.empty((3, 4), np.float32)
+    quantized.int8_dense_forward(q, scale, packed, csum, np.full(4, 50.0, np.float32), None, 0, 0.0, y, 1)
+    assert np.isnan(y[1]).all() and np.isfinite(y[[0, 2]]).all()
