@@ -269,3 +269,24 @@ def test_einsum_dense_without_dense_product_stays_float(tmp_path):
     y = model.predict(x, verbose=0)
     model.save(tmp_path / "e.dlc")
     np.testing.assert_array_equal(dl.saving.load_model(tmp_path / "e.dlc").predict(x, verbose=0), y)
+
+
+def test_kernel_packed_once_across_predicts(monkeypatch):
+    from dlcore.ops import quantized as quantized_ops
+
+    model = _mlp()
+    model.quantize("int8")
+    x = _x()
+    model.predict(x, verbose=0)
+    calls = []
+    original = quantized_ops.pack_int8
+    monkeypatch.setattr(quantized_ops, "pack_int8", lambda w: calls.append(w.shape) or original(w))
+    for _ in range(3):
+        model.predict(x, verbose=0)
+        model.predict_on_batch(x[:1])
+        model(x)
+    assert calls == []
+    model.set_weights(model.get_weights())  # writes through .value: the next call repacks, once per kernel
+    model(x)
+    model(x)
+    assert calls == [(24, 40), (40, 7)]
