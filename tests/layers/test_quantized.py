@@ -139,6 +139,9 @@ def test_model_quantize_lists_float_layers_and_filters():
     with pytest.warns(UserWarning, match="left in float32.*layer_normalization"):
         model.quantize("int8")
     assert model.float_layers == [model.layers[3].name]
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert f"Not quantized (left in float): {model.layers[3].name}" in lines[0]
     assert [getattr(layer, "quantization_mode", None) for layer in model.layers] == ["int8", None, "int8", None,
                                                                                       "int8"]
     other = _mlp()
@@ -290,3 +293,11 @@ def test_kernel_packed_once_across_predicts(monkeypatch):
     model(x)
     model(x)
     assert calls == [(24, 40), (40, 7)]
+
+
+def test_onnx_export_of_a_quantized_model_is_refused(tmp_path):
+    pytest.importorskip("onnx")
+    model = _mlp()
+    model.quantize("int8")
+    with pytest.raises(ValueError, match="int8-quantized layers.*export the float model"):
+        model.export(tmp_path / "q.onnx")
