@@ -171,6 +171,7 @@ def test_dlc_round_trip(tmp_path):
     assert loaded.layers[2].dtype_policy.name == "int8_from_float32"
 
 
+@pytest.mark.slow
 def test_digits_accuracy_within_half_a_point():
     datasets = pytest.importorskip("sklearn.datasets")
     digits = datasets.load_digits()
