@@ -25,6 +25,7 @@ EXTENSIONS = [
     "_recurrent",
     "_embedding",
     "_attention",
+    "_quantized",
 ]
 
 # DLCORE_BUILD_ONLY=_conv,_pooling rebuilds only those (developers: `python setup.py build_ext --inplace`).

@@ -12,7 +12,7 @@ from ._config import max_threads, num_threads, numba_cache_dir, set_num_threads,
 _config.preload_cython_blas()
 
 FAMILIES = ("gemm", "elementwise", "reduce", "losses", "dropout", "optim", "conv", "pooling", "norm", "normalization",
-            "recurrent", "embedding", "attention")
+            "recurrent", "embedding", "attention", "quantized")
 
 _table = None
 

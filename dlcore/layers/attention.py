@@ -12,8 +12,9 @@ import re
 
 import numpy as np
 
-from .. import activations, constraints, initializers, ops, regularizers
+from .. import activations, constraints, initializers, ops, quantizers, regularizers
 from ..initializers import VarianceScaling
+from ..ops import quantized as quantized_ops
 from ..ops.attention import einsum_product
 from ..registry import register
 from ..tensor import Tensor
@@ -125,7 +126,9 @@ class EinsumDense(Layer):
         kwargs.pop("gptq_unpacked_column_size", None)
         if kwargs.pop("quantization_config", None) is not None:
             raise ValueError("EinsumDense: quantization_config is not supported by dlcore")
+        mode = quantizers.take_mode(kwargs)
         super().__init__(**kwargs)
+        self.quantization_mode = mode
         if not isinstance(equation, str):
             raise TypeError(f"EinsumDense: equation must be a string, received {equation!r}")
         if lora_rank is not None:
@@ -159,12 +162,16 @@ class EinsumDense(Layer):
             raise ValueError(f"EinsumDense '{self.name}': the kernel dimensions must be known, received input "
                              f"shape {tuple(input_shape)} for equation '{self.equation}'")
         self.input_spec = InputSpec(ndim=len(input_shape))
+        if self.quantization_mode is not None:
+            self._int8_build(tuple(kernel_shape), len(input_shape))
         init = self.kernel_initializer
         if isinstance(init, VarianceScaling) and (init.input_axes is None or init.output_axes is None):
             init = copy.copy(init)
             init.input_axes, init.output_axes = list(input_axes), list(output_axes)
-        self.kernel = self.add_weight(shape=tuple(kernel_shape), initializer=init, regularizer=self.kernel_regularizer,
-                                      constraint=self.kernel_constraint, name="kernel")
+        if self.quantization_mode is None:
+            self.kernel = self.add_weight(shape=tuple(kernel_shape), initializer=init,
+                                          regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
+                                          name="kernel")
         self.bias = None
         if bias_shape is not None:
             self.bias = self.add_weight(shape=tuple(bias_shape), initializer=self.bias_initializer,
@@ -173,6 +180,8 @@ class EinsumDense(Layer):
         self.built = True
 
     def call(self, inputs):
+        if self.quantization_mode is not None:
+            return self._int8_call(inputs)
         kernel = self.kernel
         if self._gemm is not None:
             n_contract, n_new = self._gemm
@@ -221,7 +230,65 @@ class EinsumDense(Layer):
             "activity_regularizer": regularizers.serialize(self.activity_regularizer),
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
+            **quantizers.dtype_config(self),
         }
+
+    # int8 quantization (Keras 3 names: kernel int8 (kernel shape), kernel_scale (1, ..., 1, new dims)) -------
+    @property
+    def dtype_policy(self):
+        return quantizers.DTypePolicy.of(self)
+
+    def quantize(self, mode, type_check=True, config=None):
+        """Replace the float kernel by an int8 one with a float32 scale per output channel (Keras's
+        abs-max rule over the contracted axes); dense-product equations only (``abc,cde->abde``...);
+        the layer then runs inference only."""
+        quantizers.check_quantizable(self, mode, type_check, EinsumDense)
+        self._check_int8_equation()
+        n_contract = self._gemm[0]
+        kernel = self.kernel.value
+        values, scale = quantizers.abs_max_quantize(kernel, axis=tuple(range(n_contract)))
+        quantizers.untrack(self, self.kernel)
+        self.quantization_mode = mode
+        self._int8_build(kernel.shape, self.input_spec.ndim)
+        self.kernel.assign(values)
+        self.kernel_scale.assign(scale.reshape(self.kernel_scale.shape))
+
+    def _check_int8_equation(self):
+        if self._gemm is None:
+            raise quantizers.NotQuantizable(
+                f"EinsumDense '{self.name}': int8 quantization needs a dense-product equation (the input's last "
+                f"axes contracted with the kernel's first ones), received '{self.equation}'")
+
+    def _int8_build(self, kernel_shape, input_ndim):
+        self._check_int8_equation()
+        n_contract = self._gemm[0]
+        self.kernel = quantizers.add_int8_weight(self, "kernel", tuple(kernel_shape), contract=n_contract)
+        self.kernel_scale = quantizers.add_scale_weight(
+            self, "kernel_scale", (1,) * (input_ndim - n_contract) + tuple(kernel_shape[n_contract:]))
+
+    def _int8_call(self, inputs):
+        quantizers.refuse_recording(self)
+        n_contract, n_new = self._gemm
+        k_shape = self.kernel.shape
+        x = inputs.value if isinstance(inputs, Tensor) else np.asarray(inputs)
+        lead = tuple(x.shape[:x.ndim - n_contract])
+        new_shape = tuple(k_shape[n_contract:])
+        x2 = x.reshape(lead + (math.prod(k_shape[:n_contract]),))
+        bias = self.bias
+        fused_bias = bias is not None and tuple(bias.shape) == new_shape
+        b2 = bias.value.reshape(-1) if fused_bias else None
+        name, alpha = self._fused if self._fused is not None else ("linear", 0.0)
+        fuse_act = self._fused is not None and (bias is None or fused_bias)
+        y = quantized_ops.int8_dense(x2, self.kernel.packed(), self.kernel_scale.value.reshape(-1), b2,
+                                     name if fuse_act else "linear", alpha)
+        y = ops.reshape(y, lead + new_shape)
+        if bias is not None and not fused_bias:
+            y = ops.add(y, bias)
+        if not fuse_act and self.activation is not None:
+            y = self.activation(y)
+        if self.activity_regularizer is not None:
+            self._activity_losses.append(self.activity_regularizer(y))
+        return y
 
 
 # ---- shared attention helpers ------------------------------------------------------------------

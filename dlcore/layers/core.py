@@ -1,7 +1,8 @@
 """Core layers: InputLayer / Input, Dense, Activation, Lambda, Identity."""
 import numpy as np
 
-from .. import activations, constraints, initializers, ops, regularizers
+from .. import activations, constraints, initializers, ops, quantizers, regularizers
+from ..ops import quantized as quantized_ops
 from ..registry import register
 from ..symbolic import KerasTensor
 from .layer import InputSpec, Layer, positive_int
@@ -71,7 +72,9 @@ class Dense(Layer):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, lora_rank=None,
                  lora_alpha=None, **kwargs):
+        mode = quantizers.take_mode(kwargs)
         super().__init__(**kwargs)
+        self.quantization_mode = mode
         if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
             raise ValueError(f"Dense: received an invalid value for `units`, expected a positive integer. "
                              f"Received: units={units!r}")
@@ -97,9 +100,12 @@ class Dense(Layer):
         if input_dim is None:
             raise ValueError(f"Dense '{self.name}': the last dimension of the inputs must be known, "
                              f"received input shape {input_shape}")
-        self.kernel = self.add_weight(shape=(input_dim, self.units), initializer=self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
-                                      name="kernel")
+        if self.quantization_mode is not None:
+            self._int8_build(input_dim)
+        else:
+            self.kernel = self.add_weight(shape=(input_dim, self.units), initializer=self.kernel_initializer,
+                                          regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
+                                          name="kernel")
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(shape=(self.units,), initializer=self.bias_initializer,
@@ -145,6 +151,8 @@ class Dense(Layer):
         return ops.add(self.kernel, ops.cast(delta, self.kernel.dtype))
 
     def call(self, inputs):
+        if self.quantization_mode is not None:
+            return self._int8_call(inputs)
         kernel = self._effective_kernel() if self.lora_enabled else self.kernel
         if self._fused is not None:
             name, alpha = self._fused
@@ -172,7 +180,41 @@ class Dense(Layer):
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
             **({"lora_rank": self.lora_rank, "lora_alpha": self.lora_alpha} if self.lora_rank else {}),
+            **quantizers.dtype_config(self),
         }
+
+    # int8 quantization (Keras 3 names: kernel int8 (input_dim, units), kernel_scale (units,)) ---------------
+    @property
+    def dtype_policy(self):
+        return quantizers.DTypePolicy.of(self)
+
+    def quantize(self, mode, type_check=True, config=None):
+        """Replace the float kernel by an int8 one with a float32 scale per output column (Keras's
+        abs-max rule); the layer then runs the int8 kernels, for inference only."""
+        quantizers.check_quantizable(self, mode, type_check, Dense)
+        if self.lora_enabled:
+            raise ValueError(f"Dense '{self.name}': quantizing a layer with LoRA enabled is not supported; "
+                             "merge or drop the LoRA weights first")
+        values, scale = quantizers.abs_max_quantize(self.kernel.value, axis=0)
+        quantizers.untrack(self, self.kernel)
+        self.quantization_mode = mode
+        self._int8_build(values.shape[0])
+        self.kernel.assign(values)
+        self.kernel_scale.assign(scale[0])
+
+    def _int8_build(self, input_dim):
+        self.kernel = quantizers.add_int8_weight(self, "kernel", (input_dim, self.units))
+        self.kernel_scale = quantizers.add_scale_weight(self, "kernel_scale", (self.units,))
+
+    def _int8_call(self, inputs):
+        quantizers.refuse_recording(self)
+        name, alpha = self._fused if self._fused is not None else ("linear", 0.0)
+        y = quantized_ops.int8_dense(inputs, self.kernel.packed(), self.kernel_scale, self.bias, name, alpha)
+        if self._fused is None:
+            y = self.activation(y)
+        if self.activity_regularizer is not None:
+            self._activity_losses.append(self.activity_regularizer(y))
+        return y
 
 
 @register("layer")

@@ -8,7 +8,8 @@ zeroes them.
 """
 import numpy as np
 
-from .. import constraints, initializers, ops, regularizers
+from .. import constraints, initializers, ops, quantizers, regularizers
+from ..ops import quantized as quantized_ops
 from ..registry import register
 from ..tensor import Tensor
 from .layer import Layer
@@ -36,7 +37,9 @@ class Embedding(Layer):
                                  f"(of type {type(v).__name__}).")
         if lora_rank is not None:
             raise ValueError("Embedding: LoRA (`lora_rank`) is not supported by dlcore.")
+        mode = quantizers.take_mode(kwargs)
         super().__init__(**kwargs)
+        self.quantization_mode = mode
         self.input_dim = int(input_dim)
         self.output_dim = int(output_dim)
         self.embeddings_initializer = initializers.get(embeddings_initializer)
@@ -57,6 +60,10 @@ class Embedding(Layer):
 
     def build(self, input_shape=None):
         if self.built:
+            return
+        if self.quantization_mode is not None:
+            self._int8_build()
+            self.built = True
             return
         self.embeddings = self.add_weight(shape=(self.input_dim, self.output_dim),
                                           initializer=self.embeddings_initializer, name="embeddings",
@@ -83,7 +90,34 @@ class Embedding(Layer):
         return ids
 
     def call(self, inputs):
+        if self.quantization_mode is not None:
+            return self._int8_call(inputs)
         return ops.embedding_lookup(self.embeddings, self._ids(inputs))
+
+    # int8 quantization (Keras 3 names: embeddings int8 (input_dim, output_dim), embeddings_scale
+    # (input_dim,), one scale per row) ----------------------------------------------------------------
+    @property
+    def dtype_policy(self):
+        return quantizers.DTypePolicy.of(self)
+
+    def quantize(self, mode, type_check=True, config=None):
+        """Replace the float table by an int8 one with a float32 scale per row (Keras's abs-max
+        rule); the layer then runs inference only."""
+        quantizers.check_quantizable(self, mode, type_check, Embedding)
+        values, scale = quantizers.abs_max_quantize(self.embeddings.value, axis=-1)
+        quantizers.untrack(self, self.embeddings)
+        self.quantization_mode = mode
+        self._int8_build()
+        self.embeddings.assign(values)
+        self.embeddings_scale.assign(scale[:, 0])
+
+    def _int8_build(self):
+        self.embeddings = quantizers.add_int8_weight(self, "embeddings", (self.input_dim, self.output_dim))
+        self.embeddings_scale = quantizers.add_scale_weight(self, "embeddings_scale", (self.input_dim,))
+
+    def _int8_call(self, inputs):
+        quantizers.refuse_recording(self)
+        return quantized_ops.int8_embedding_lookup(self.embeddings, self.embeddings_scale, self._ids(inputs))
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:
@@ -103,6 +137,7 @@ class Embedding(Layer):
             "activity_regularizer": None,
             "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
             "mask_zero": self.mask_zero,
+            **quantizers.dtype_config(self),
         }
 
     @classmethod

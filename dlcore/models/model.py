@@ -153,6 +153,18 @@ class Model(Trainer, Layer):
 
         return export_onnx(self, filepath, **kwargs)
 
+    def quantize(self, mode=None, config=None, filters=None, **kwargs):
+        """Quantize the weights of every Dense, EinsumDense and Embedding layer (Keras 3:
+        ``mode="int8"``: int8 weights with a float32 scale per output channel, inputs quantized
+        per row at call time); layers without int8 kernels stay float and are listed in
+        ``self.float_layers``. The quantized model runs inference only; it saves and loads."""
+        from ..quantizers import quantize_model
+
+        type_check = kwargs.pop("type_check", True)
+        if kwargs:
+            raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
+        quantize_model(self, mode, config=config, filters=filters, type_check=type_check)
+
     def to_json(self, **kwargs):
         """The architecture as a JSON string (``dl.models.model_from_json`` rebuilds it)."""
         from ..saving import model_to_json

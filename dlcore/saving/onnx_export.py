@@ -446,6 +446,10 @@ def to_onnx(model, opset=OPSET):
     from ..layers.core import InputLayer
     from ..models.functional import _graph_nodes
 
+    quantized = [layer.name for layer in model._flatten_layers() if getattr(layer, "quantization_mode", None)]
+    if quantized:
+        raise ValueError(f"export_onnx: model '{model.name}' has int8-quantized layers ({', '.join(quantized)}), "
+                         "which the ONNX export does not write yet; export the float model before quantize()")
     try:
         inputs, outputs = list(model.inputs), list(model.outputs)
     except (AttributeError, ValueError) as exc:

@@ -168,4 +168,6 @@ def format_summary(model, show_trainable=False):
               f" Total params: {trainable + non_trainable:,} ({_human_bytes(nbytes_t + nbytes_n)})",
               f" Trainable params: {trainable:,} ({_human_bytes(nbytes_t)})",
               f" Non-trainable params: {non_trainable:,} ({_human_bytes(nbytes_n)})"]
+    if getattr(model, "float_layers", None):  # set by Model.quantize
+        lines.append(f" Not quantized (left in float): {', '.join(model.float_layers)}")
     return "\n".join(lines)

@@ -1,0 +1,228 @@
+"""int8 quantization (Keras 3 ``quantize("int8")``): the abs-max weight quantizer, the quantized
+dtype-policy names, and the variable that keeps an int8 kernel packed for the int8 GEMM.
+
+Keras's rule, kept exactly (``keras.quantizers.abs_max_quantize``): along ``axis``,
+``scale = 127 / (max |w| + 1e-7)`` (float32) and ``w_q = clip(round_half_even(w * scale), -127, 127)``
+as int8; the float weight is ``w_q / scale``. Dense quantizes its kernel per output column
+(axis 0), Embedding its table per row (axis -1); inputs are quantized per row at call time by the
+kernels with the same rule.
+
+Training: a quantized layer runs inference only; calling it while a GradientTape records (fit,
+train_on_batch, a user's tape) raises a ValueError naming the layer. Keras allows int8 fine-tuning
+only through LoRA on top of the frozen int8 kernel; dlcore does not offer that for int8 yet.
+"""
+import numpy as np
+
+from ..autograd import is_recording
+from ..tensor import Tensor, Variable
+
+MODES = ("int8",)
+EPSILON = 1e-7
+_VALUE = Tensor.__dict__["value"]  # the slot the Variable's array lives in
+
+
+class NotQuantizable(ValueError):
+    """A layer of a quantizable class whose configuration has no int8 kernel (e.g. an EinsumDense
+    equation that is not a dense product); Model.quantize leaves it in float."""
+
+
+def check_mode(owner, mode):
+    """``mode`` if dlcore can quantize to it, else a ValueError naming ``owner``."""
+    if mode not in MODES:
+        raise ValueError(f"{owner}: invalid quantization mode. Expected one of {list(MODES)}. "
+                         f"Received: mode={mode!r}")
+    return mode
+
+
+def abs_max_quantize(x, axis):
+    """(int8 values, float32 scale with ``axis`` kept) of float ``x``, Keras's abs-max rule."""
+    x = np.asarray(x, dtype=np.float32)
+    scale = np.float32(127.0) / (np.max(np.abs(x), axis=axis, keepdims=True) + np.float32(EPSILON))
+    scale = scale.astype(np.float32)
+    q = np.clip(np.round(x * scale), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def policy_name(mode, source_dtype):
+    """Keras's quantized dtype-policy name, e.g. ``"int8_from_float32"``."""
+    return f"{mode}_from_{np.dtype(source_dtype).name}"
+
+
+def parse_dtype(dtype):
+    """(quantization mode or None, the float dtype to pass on) of a layer's ``dtype`` argument: a
+    dtype, a quantized policy name (``"int8_from_float32"``) or Keras's serialized policy dict."""
+    if isinstance(dtype, dict):  # {"class_name": "QuantizedDTypePolicy", "config": {"mode", "source_name"}}
+        config = dtype.get("config", {})
+        if isinstance(config, dict) and "mode" in config:
+            return check_mode(f"dtype policy {dtype!r}", config["mode"]), config.get("source_name", "float32")
+        dtype = config.get("name", dtype) if isinstance(config, dict) else dtype
+    if isinstance(dtype, str) and "_from_" in dtype:
+        mode, _, source = dtype.partition("_from_")
+        check_mode(f"dtype policy {dtype!r}", mode)
+        return mode, source
+    return None, dtype
+
+
+def take_mode(kwargs):
+    """The quantization mode named by a layer's ``dtype`` keyword (``"int8_from_float32"``, Keras's
+    policy dict), or None; ``kwargs["dtype"]`` becomes the source float dtype."""
+    if kwargs.get("dtype") is None:
+        return None
+    mode, kwargs["dtype"] = parse_dtype(kwargs["dtype"])
+    return mode
+
+
+def dtype_config(layer):
+    """``{"dtype": "int8_from_float32"}`` for a quantized layer's config (overriding the float
+    dtype), else nothing."""
+    mode = getattr(layer, "quantization_mode", None)
+    return {"dtype": policy_name(mode, layer.dtype)} if mode is not None else {}
+
+
+def check_quantizable(layer, mode, type_check, cls):
+    """ValueError/TypeError unless ``layer`` (a ``cls``) can be quantized to ``mode`` now."""
+    owner = f"{type(layer).__name__} '{layer.name}'"
+    check_mode(owner, mode)
+    if type_check and type(layer) is not cls:
+        raise TypeError(f"{owner}: quantize() is defined for {cls.__name__} itself, not for its subclass "
+                        f"{type(layer).__name__} (as in Keras); pass type_check=False to quantize it anyway")
+    if not layer.built:
+        raise ValueError(f"{owner}: cannot quantize a layer that isn't yet built; build or call it first")
+    if layer.quantization_mode is not None:
+        raise ValueError(f"{owner} is already quantized (mode {layer.quantization_mode!r})")
+
+
+class DTypePolicy:
+    """Keras's ``layer.dtype_policy`` as far as dlcore has one: ``name`` ("float32" or
+    "int8_from_float32"), ``source_name``, ``quantization_mode``, ``compute_dtype``, ``variable_dtype``."""
+
+    __slots__ = ("name", "source_name", "quantization_mode")
+
+    def __init__(self, source_name, quantization_mode=None):
+        self.source_name = source_name
+        self.quantization_mode = quantization_mode
+        self.name = source_name if quantization_mode is None else policy_name(quantization_mode, source_name)
+
+    compute_dtype = variable_dtype = property(lambda self: self.source_name)
+
+    @classmethod
+    def of(cls, layer):
+        return cls(layer.dtype, getattr(layer, "quantization_mode", None))
+
+    def __repr__(self):
+        return f'<DTypePolicy "{self.name}">'
+
+
+def quantize_model(model, mode, config=None, filters=None, type_check=True):
+    """Keras's ``Model.quantize``: quantize every leaf layer that has ``quantize`` and passes
+    ``filters`` (a regex string, a list of them, or a callable on the layer); returns the names of
+    the layers with weights left in float, which the model keeps in ``model.float_layers``."""
+    import re
+    import warnings
+
+    owner = f"{type(model).__name__} '{model.name}'.quantize"
+    check_mode(owner, mode)
+    if config is not None:
+        raise ValueError(f"{owner}: a custom quantization config is not supported by dlcore (only the default "
+                         f"int8 scheme); received config={config!r}")
+    if filters is not None and not isinstance(filters, (str, list, tuple)) and not callable(filters):
+        raise ValueError(f"{owner}: the `filters` argument must be a regex string, a list of regex strings, or a "
+                         f"callable. Received: {type(filters)}")
+    if not model.built:
+        raise ValueError(f"{owner}: the model must be built first (call it or build() it)")
+    left = []
+    for layer in model._flatten_layers():
+        if layer is model or layer._layers:
+            continue
+        if isinstance(filters, str) and not re.search(filters, layer.name):
+            continue
+        if isinstance(filters, (list, tuple)) and not any(re.search(f, layer.name) for f in filters):
+            continue
+        if callable(filters) and not filters(layer):
+            continue
+        if callable(getattr(layer, "quantize", None)) and getattr(layer, "quantization_mode", None) is None:
+            try:
+                layer.quantize(mode, type_check=type_check)
+                continue
+            except (TypeError, NotQuantizable) as exc:  # a subclass, or no int8 kernel for this configuration
+                warnings.warn(str(exc), stacklevel=3)
+        if layer.weights and getattr(layer, "quantization_mode", None) is None:
+            left.append(layer.name)
+    model.float_layers = left
+    if left:
+        warnings.warn(f"{owner}: layers left in float32 (no {mode} kernels): {', '.join(left)}", stacklevel=3)
+    return left
+
+
+def refuse_recording(layer):
+    """A ValueError when a tape records through the int8 layer ``layer`` (inference only)."""
+    if is_recording():
+        raise ValueError(f"{type(layer).__name__} '{layer.name}' is quantized ({layer.quantization_mode}) and runs "
+                         "inference only: it cannot be trained or differentiated. Train the float model, "
+                         "then call quantize().")
+
+
+class PackedInt8Variable(Variable):
+    """An int8 (K, M) kernel that also keeps its packed form for the int8 GEMM (:meth:`packed`).
+
+    Anything outside the layer's call reads or writes the kernel through ``.value`` (assign,
+    set_weights, loading), so reading ``.value`` marks the packed form stale and the next call
+    repacks once; the layer's call reads the packed form only.
+    """
+
+    __slots__ = ("_packed", "contract")  # contract: the leading axes that form K (EinsumDense kernels)
+
+    @property
+    def value(self):
+        self._packed = None
+        return _VALUE.__get__(self)
+
+    @value.setter
+    def value(self, array):
+        self._packed = None
+        _VALUE.__set__(self, array)
+
+    def packed(self):
+        """The :class:`dlcore.ops.quantized.PackedInt8` of the current kernel."""
+        from ..ops.quantized import pack_int8
+
+        packed = self._packed
+        if packed is None:
+            kernel = _VALUE.__get__(self)
+            rows = int(np.prod(kernel.shape[:getattr(self, "contract", 1)]))
+            packed = self._packed = pack_int8(kernel.reshape(rows, -1))
+        return packed
+
+
+def add_int8_weight(layer, name, shape, contract=1):
+    """An int8 kernel weight of ``layer`` (non-trainable, zeros) packed for the int8 GEMM as a
+    (prod(shape[:contract]), rest) matrix."""
+    variable = PackedInt8Variable(np.zeros(shape, dtype=np.int8), trainable=False, name=name, dtype=np.int8)
+    variable.contract = contract
+    return _track(layer, variable)
+
+
+def add_scale_weight(layer, name, shape):
+    """A float32 scale weight of ``layer`` (non-trainable, ones)."""
+    return _track(layer, Variable(np.ones(shape, dtype=np.float32), trainable=False, name=name, dtype=np.float32))
+
+
+def _track(layer, variable):
+    from ..layers.layer import WEIGHT_FROM_FILE
+
+    from_file = WEIGHT_FROM_FILE.get()
+    if from_file is not None:
+        variable.assign(from_file(layer, variable.name, variable.value.shape, variable.value.dtype))
+    variable.path = f"{layer.name}/{variable.name}"
+    layer._non_trainable_variables.append(variable)
+    return variable
+
+
+def untrack(layer, variable):
+    """Remove ``variable`` from ``layer``'s weights (the float weight a quantized one replaces)."""
+    for store in (layer._trainable_variables, layer._non_trainable_variables):
+        store[:] = [v for v in store if v is not variable]
+
+
+__all__ = ["NotQuantizable", "MODES", "check_mode", "take_mode", "dtype_config", "check_quantizable", "DTypePolicy", "abs_max_quantize", "policy_name", "parse_dtype", "refuse_recording",
+           "quantize_model", "PackedInt8Variable", "add_int8_weight", "add_scale_weight", "untrack"]

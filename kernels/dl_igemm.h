@@ -1,0 +1,276 @@
+/* The kernels' int8 GEMM (row-major): C32 (m, n) = A (m, kp) int8 @ B (kp, n) int8, accumulated
+ * exactly in int32, for int8 inference (_quantized.pyx).
+ *
+ * B is packed once (dl_igemm_pack) into panels of 16 columns, k in groups of 4:
+ *     P[(panel * kq + g) * 64 + c * 4 + r] = B[4 g + r, 16 panel + c]     (kq = kp / 4)
+ * zero-padded to whole panels and groups, the layout vpdpbusd reads (four bytes of one column per
+ * 32-bit lane). A's rows are padded with zeros to kp (a multiple of 4) by the caller.
+ *
+ * Three paths, chosen once at run time (dl_igemm_set_isa for tests), all exact, so their int32
+ * results are bit-identical:
+ *   0 AVX512-VNNI: vpdpbusd multiplies unsigned by signed bytes, so A is shifted to u8 (a + 128,
+ *     an xor with 0x80) and the shift's contribution, 128 x the column sums of B, starts each
+ *     accumulator negated (csum from dl_igemm_pack): sum (a + 128) b - 128 sum b = sum a b.
+ *   1 AVX2: vpmaddubsw on |a| and sign(b, a) (|a|, |b| <= 127, so a pair sums to at most
+ *     2 x 127 x 127 < 32767: no int16 saturation), then vpmaddwd with ones to int32.
+ *   2 the baseline: plain int32 loops over the same packed layout.
+ * Tiles: up to 8 rows x 32 columns (VNNI: 16 zmm accumulators) / 4 rows x 16 columns (AVX2).
+ * C32 has row stride ldc >= the padded width np = 16 * panels: whole vectors are stored.
+ */
+#ifndef DL_IGEMM_H
+#define DL_IGEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "dl_clones.h"
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define DL_IG_X86 1
+#else
+#define DL_IG_X86 0
+#endif
+
+#define DL_IG_PANEL 16
+
+/* Packs B (k, n) int8, row stride ldb, into P (panels * kq * 64 bytes) and writes the column
+ * sums (panels * 16 int32, zero on the padding). */
+static void dl_igemm_pack(ptrdiff_t k, ptrdiff_t n, const int8_t *B, ptrdiff_t ldb, int8_t *P, int32_t *csum)
+{
+    ptrdiff_t kq = (k + 3) / 4, panels = (n + DL_IG_PANEL - 1) / DL_IG_PANEL, p, g, c, r;
+    for (p = 0; p < panels; p++)
+        for (c = 0; c < DL_IG_PANEL; c++) {
+            ptrdiff_t j = p * DL_IG_PANEL + c;
+            int32_t s = 0;
+            for (g = 0; g < kq; g++)
+                for (r = 0; r < 4; r++) {
+                    ptrdiff_t i = 4 * g + r;
+                    int8_t v = (j < n && i < k) ? B[i * ldb + j] : 0;
+                    P[(p * kq + g) * 64 + c * 4 + r] = v;
+                    s += v;
+                }
+            csum[j] = s;
+        }
+}
+
+/* The baseline path: C32[i, 16 p + c] for rows [0, m), panels [0, panels). */
+static void dl_igemm_base(ptrdiff_t m, ptrdiff_t panels, ptrdiff_t kq, const int8_t *A, ptrdiff_t lda,
+                          const int8_t *P, const int32_t *csum, int32_t *C, ptrdiff_t ldc)
+{
+    ptrdiff_t i, p, g, c, r;
+    (void)csum;
+    for (i = 0; i < m; i++)
+        for (p = 0; p < panels; p++) {
+            int32_t acc[DL_IG_PANEL] = {0};
+            const int8_t *pp = P + p * kq * 64;
+            for (g = 0; g < kq; g++)
+                for (c = 0; c < DL_IG_PANEL; c++)
+                    for (r = 0; r < 4; r++)
+                        acc[c] += (int32_t)A[i * lda + 4 * g + r] * (int32_t)pp[g * 64 + c * 4 + r];
+            memcpy(C + i * ldc + p * DL_IG_PANEL, acc, sizeof acc);
+        }
+}
+
+#if DL_IG_X86
+#define DL_IG_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni"), always_inline)) static inline
+#define DL_IG_AVX2 __attribute__((target("avx2"), always_inline)) static inline
+
+/* ROWS rows x NP panels (NP 1 or 2) of C with vpdpbusd. */
+DL_IG_VNNI void dl_ig_tile_vnni(int ROWS, int NP, ptrdiff_t kq, const int8_t *A, ptrdiff_t lda,
+                                const int8_t *P, const int32_t *csum, int32_t *C, ptrdiff_t ldc)
+{
+    __m512i acc[8][2];
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    ptrdiff_t g;
+    int i, q;
+    for (q = 0; q < NP; q++) {
+        __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                         _mm512_slli_epi32(_mm512_loadu_si512(csum + q * 16), 7));
+        for (i = 0; i < ROWS; i++) acc[i][q] = start;
+    }
+    for (g = 0; g < kq; g++) {
+        __m512i b[2];
+        for (q = 0; q < NP; q++) b[q] = _mm512_loadu_si512(P + (q * kq + g) * 64);
+        for (i = 0; i < ROWS; i++) {
+            int32_t word;
+            memcpy(&word, A + i * lda + 4 * g, 4);
+            __m512i a = _mm512_xor_si512(_mm512_set1_epi32(word), flip);
+            for (q = 0; q < NP; q++) acc[i][q] = _mm512_dpbusd_epi32(acc[i][q], a, b[q]);
+        }
+    }
+    for (i = 0; i < ROWS; i++)
+        for (q = 0; q < NP; q++) _mm512_storeu_si512(C + i * ldc + q * 16, acc[i][q]);
+}
+
+#define DL_IG_VNNI_ROWS(R)                                                                     \
+    __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void dl_ig_vnni_##R(          \
+        int np, ptrdiff_t kq, const int8_t *A, ptrdiff_t lda, const int8_t *P, const int32_t *csum, \
+        int32_t *C, ptrdiff_t ldc)                                                             \
+    {                                                                                          \
+        if (np == 2) dl_ig_tile_vnni(R, 2, kq, A, lda, P, csum, C, ldc);                        \
+        else dl_ig_tile_vnni(R, 1, kq, A, lda, P, csum, C, ldc);                                \
+    }
+DL_IG_VNNI_ROWS(8)
+DL_IG_VNNI_ROWS(4)
+DL_IG_VNNI_ROWS(2)
+DL_IG_VNNI_ROWS(1)
+
+static void dl_igemm_vnni(ptrdiff_t m, ptrdiff_t panels, ptrdiff_t kq, const int8_t *A, ptrdiff_t lda,
+                          const int8_t *P, const int32_t *csum, int32_t *C, ptrdiff_t ldc)
+{
+    ptrdiff_t i = 0, p;
+    while (i < m) {
+        ptrdiff_t left = m - i;
+        int rows = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        for (p = 0; p < panels; p += 2) {
+            int np = panels - p >= 2 ? 2 : 1;
+            const int8_t *a = A + i * lda;
+            const int8_t *pp = P + p * kq * 64;
+            int32_t *c = C + i * ldc + p * 16;
+            if (rows == 8) dl_ig_vnni_8(np, kq, a, lda, pp, csum + p * 16, c, ldc);
+            else if (rows == 4) dl_ig_vnni_4(np, kq, a, lda, pp, csum + p * 16, c, ldc);
+            else if (rows == 2) dl_ig_vnni_2(np, kq, a, lda, pp, csum + p * 16, c, ldc);
+            else dl_ig_vnni_1(np, kq, a, lda, pp, csum + p * 16, c, ldc);
+        }
+        i += rows;
+    }
+}
+
+/* ROWS rows x one panel (two ymm halves of 8 columns) with vpmaddubsw / vpmaddwd. */
+DL_IG_AVX2 void dl_ig_tile_avx2(int ROWS, ptrdiff_t kq, const int8_t *A, ptrdiff_t lda, const int8_t *P,
+                                int32_t *C, ptrdiff_t ldc)
+{
+    __m256i acc[4][2];
+    const __m256i ones = _mm256_set1_epi16(1);
+    ptrdiff_t g;
+    int i, h;
+    for (i = 0; i < ROWS; i++) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+    for (g = 0; g < kq; g++) {
+        __m256i b0 = _mm256_loadu_si256((const __m256i *)(P + g * 64));
+        __m256i b1 = _mm256_loadu_si256((const __m256i *)(P + g * 64 + 32));
+        for (i = 0; i < ROWS; i++) {
+            int32_t word;
+            memcpy(&word, A + i * lda + 4 * g, 4);
+            __m256i a = _mm256_set1_epi32(word), ua = _mm256_abs_epi8(a);
+            for (h = 0; h < 2; h++) {
+                __m256i s = _mm256_sign_epi8(h ? b1 : b0, a);
+                __m256i pairs = _mm256_maddubs_epi16(ua, s);
+                acc[i][h] = _mm256_add_epi32(acc[i][h], _mm256_madd_epi16(pairs, ones));
+            }
+        }
+    }
+    for (i = 0; i < ROWS; i++)
+        for (h = 0; h < 2; h++) _mm256_storeu_si256((__m256i *)(C + i * ldc + h * 8), acc[i][h]);
+}
+
+#define DL_IG_AVX2_ROWS(R)                                                                      \
+    __attribute__((target("avx2"))) static void dl_ig_avx2_##R(ptrdiff_t kq, const int8_t *A,    \
+                                                               ptrdiff_t lda, const int8_t *P,  \
+                                                               int32_t *C, ptrdiff_t ldc)      \
+    {                                                                                           \
+        dl_ig_tile_avx2(R, kq, A, lda, P, C, ldc);                                              \
+    }
+DL_IG_AVX2_ROWS(4)
+DL_IG_AVX2_ROWS(1)
+
+static void dl_igemm_avx2(ptrdiff_t m, ptrdiff_t panels, ptrdiff_t kq, const int8_t *A, ptrdiff_t lda,
+                          const int8_t *P, const int32_t *csum, int32_t *C, ptrdiff_t ldc)
+{
+    ptrdiff_t i = 0, p;
+    (void)csum;
+    while (i < m) {
+        int rows = m - i >= 4 ? 4 : 1;
+        for (p = 0; p < panels; p++) {
+            if (rows == 4) dl_ig_avx2_4(kq, A + i * lda, lda, P + p * kq * 64, C + i * ldc + p * 16, ldc);
+            else dl_ig_avx2_1(kq, A + i * lda, lda, P + p * kq * 64, C + i * ldc + p * 16, ldc);
+        }
+        i += rows;
+    }
+}
+#endif
+
+typedef void (*dl_igemm_fn)(ptrdiff_t, ptrdiff_t, ptrdiff_t, const int8_t *, ptrdiff_t, const int8_t *,
+                            const int32_t *, int32_t *, ptrdiff_t);
+static dl_igemm_fn dl_igemm_impl = 0;
+
+/* The best level this CPU runs: 0 AVX512-VNNI (+BW), 1 AVX2, 2 the baseline. */
+static int dl_igemm_cpu_isa(void)
+{
+#if DL_IG_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+        && __builtin_cpu_supports("avx512vnni"))
+        return 0;
+    if (__builtin_cpu_supports("avx2"))
+        return 1;
+#endif
+    return 2;
+}
+
+static dl_igemm_fn dl_igemm_for(int isa)
+{
+#if DL_IG_X86
+    if (isa == 0) return dl_igemm_vnni;
+    if (isa == 1) return dl_igemm_avx2;
+#endif
+    (void)isa;
+    return dl_igemm_base;
+}
+
+/* C32 (m, 16 panels) = A (m, 4 kq) @ packed B; kq = kp / 4, panels from dl_igemm_pack. */
+static void dl_igemm(ptrdiff_t m, ptrdiff_t panels, ptrdiff_t kq, const int8_t *A, ptrdiff_t lda,
+                     const int8_t *P, const int32_t *csum, int32_t *C, ptrdiff_t ldc)
+{
+    dl_igemm_fn fn = dl_igemm_impl;
+    if (fn == 0) {  /* chosen once; a race only stores the same pointer twice */
+        fn = dl_igemm_for(dl_igemm_cpu_isa());
+        dl_igemm_impl = fn;
+    }
+    fn(m, panels, kq, A, lda, P, csum, C, ldc);
+}
+
+/* Tests: select the path (0 VNNI, 1 AVX2, 2 baseline) where the CPU has it; returns the previous
+ * one, or -1 (unchanged) where it does not. */
+static int dl_igemm_set_isa(int isa)
+{
+    int old;
+    if (dl_igemm_impl == 0) dl_igemm_impl = dl_igemm_for(dl_igemm_cpu_isa());
+#if DL_IG_X86
+    old = dl_igemm_impl == dl_igemm_vnni ? 0 : dl_igemm_impl == dl_igemm_avx2 ? 1 : 2;
+#else
+    old = 2;
+#endif
+    if (isa < dl_igemm_cpu_isa() || isa > 2)
+        return -1;
+    dl_igemm_impl = dl_igemm_for(isa);
+    return old;
+}
+
+/* Dynamic per-row quantization, Keras's abs-max rule: scale = 127 / (max |x| + 1e-7),
+ * q = clip(round_half_even(x * scale), -127, 127); q's row is zero-padded from k to kp. */
+DL_CLONES static void dl_quantize_row(ptrdiff_t k, ptrdiff_t kp, const float *x, int8_t *q, float *scale)
+{
+    float amax = 0.0f, s;
+    int nan = 0;
+    ptrdiff_t j;
+    for (j = 0; j < k; j++) {
+        float v = x[j] < 0 ? -x[j] : x[j];
+        amax = v > amax ? v : amax;
+        nan |= x[j] != x[j];
+    }
+    /* a NaN makes the row's scale NaN, so its outputs are NaN (as with Keras) */
+    s = nan ? __builtin_nanf("") : 127.0f / (amax + 1e-7f);
+    for (j = 0; j < k; j++) {
+        float v = x[j] * s;
+        /* round half to even for |v| < 2^22 in the default rounding mode */
+        float r = (v + 12582912.0f) - 12582912.0f;
+        r = r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r;
+        q[j] = r == r ? (int8_t)r : 0;  /* NaN (from NaN or inf inputs): 0 */
+    }
+    for (; j < kp; j++) q[j] = 0;
+    *scale = s;
+}
+
+#endif

@@ -1,0 +1,20 @@
+"""int8 inference kernels (Cython, _quantized.pyx over dl_igemm.h).
+
+quantize_rows(x_nk, q_nk, scale_n, n_threads=1)
+int8_pack(w_km, packed, csum_m)
+int8_matmul(q_nk, packed, csum_m, acc_nm, n_threads=1)
+int8_dense_forward(q_nk, x_scale_n, packed, csum_m, w_scale_m, b_m, activation, alpha, y_nm, n_threads=1)
+int8_embedding_forward(ids_n, w_vd, scale_v, y_nd, n_threads=1)
+
+Legend: N rows, K inputs (Kp: rounded up to 4), M outputs (Mp: rounded up to 16), V rows, D width.
+"""
+from ._quantized import (ROWS_PER_TASK, cpu_isa, int8_dense_forward, int8_embedding_forward, int8_matmul,
+                         int8_pack, packed_size, quantize_rows, set_isa)
+
+KERNELS = {
+    "quantize_rows": quantize_rows,
+    "int8_pack": int8_pack,
+    "int8_matmul": int8_matmul,
+    "int8_dense_forward": int8_dense_forward,
+    "int8_embedding_forward": int8_embedding_forward,
+}

@@ -1,0 +1,133 @@
+"""int8 kernels (kernels/quantized.py) against the NumPy reference (tests/reference/quantized.py):
+exact int32 products on every ISA path (set_isa), 1 and 2 threads identical."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from reference import quantized as ref  # noqa: E402
+
+from dlcore.kernels import quantized  # noqa: E402
+
+# (N, K, M): edges of the 8/4/2/1-row tiles, K not a multiple of 4, M not a multiple of 16 or 32
+SHAPES = [(1, 1, 1), (3, 5, 17), (13, 37, 50), (9, 64, 32), (70, 130, 33), (2, 4, 16)]
+
+
+def rng(seed):
+    return np.random.default_rng(seed)
+
+
+@pytest.fixture(params=[0, 1, 2], ids=["vnni", "avx2", "baseline"])
+def isa(request):
+    """Runs a test with each int8 GEMM path the CPU has (set_isa), then restores the default."""
+    old = quantized.set_isa(request.param)
+    if old < 0:
+        pytest.skip("the CPU lacks this ISA")
+    yield request.param
+    quantized.set_isa(old)
+
+
+def _pack(w):
+    k, m = w.shape
+    packed = np.empty(((m + 15) // 16) * ((k + 3) // 4) * 64, np.int8)
+    csum = np.empty((m + 15) // 16 * 16, np.int32)
+    quantized.int8_pack(w, packed, csum)
+    return packed, csum
+
+
+def _quantize(x):
+    n, k = x.shape
+    q = np.full((n, (k + 3) // 4 * 4), 99, np.int8)  # the padding must be overwritten with zeros
+    scale = np.empty(n, np.float32)
+    quantized.quantize_rows(x, q, scale, 1)
+    return q, scale
+
+
+def test_kernel_table():
+    assert set(quantized.KERNELS) == {"quantize_rows", "int8_pack", "int8_matmul", "int8_dense_forward",
+                                      "int8_embedding_forward"}
+
+
+def test_quantize_rows_matches_keras_rule():
+    x = rng(0).normal(size=(9, 23)).astype(np.float32)
+    x[3] = 0.0
+    x[4, :4] = [0.5, -0.5, 1.5, 2.5]  # ties after scaling are exercised by the random rows too
+    q, scale = _quantize(x)
+    q_ref, scale_ref = ref.quantize_rows(x)
+    np.testing.assert_array_equal(scale, scale_ref)
+    np.testing.assert_array_equal(q[:, :23], q_ref)
+    assert (q[:, 23:] == 0).all()
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_int8_matmul_exact_on_every_path(shape, isa):
+    n, k, m = shape
+    q = rng(1).integers(-127, 128, size=(n, k)).astype(np.int8)
+    q[0, :] = -127  # the extremes: no saturation on the AVX2 path
+    w = rng(2).integers(-127, 128, size=(k, m)).astype(np.int8)
+    w[:, 0] = 127
+    qp = np.zeros((n, (k + 3) // 4 * 4), np.int8)
+    qp[:, :k] = q
+    packed, csum = _pack(w)
+    np.testing.assert_array_equal(csum[:m], w.astype(np.int64).sum(0))
+    expected = ref.int8_matmul(q, w)
+    for threads in (1, 2):
+        acc = np.empty((n, csum.size), np.int32)
+        quantized.int8_matmul(qp, packed, csum, acc, threads)
+        np.testing.assert_array_equal(acc[:, :m], expected)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("shape", [(3, 5, 17), (130, 70, 40)])
+def test_int8_dense_forward_against_reference(shape, relu, isa):
+    n, k, m = shape
+    x = rng(3).normal(size=(n, k)).astype(np.float32)
+    w = rng(4).integers(-127, 128, size=(k, m)).astype(np.int8)
+    w_scale = rng(5).uniform(50, 300, size=m).astype(np.float32)
+    bias = rng(6).normal(size=m).astype(np.float32)
+    packed, csum = _pack(w)
+    q, x_scale = _quantize(x)
+    outs = []
+    for threads in (1, 2):
+        y = np.empty((n, m), np.float32)
+        quantized.int8_dense_forward(q, x_scale, packed, csum, w_scale, bias, int(relu), 0.0, y, threads)
+        outs.append(y)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    # same float32 operations in the same order as the reference: equal
+    np.testing.assert_array_equal(outs[0], ref.int8_dense(x, w, w_scale, bias, relu))
+
+
+def test_int8_dense_forward_no_bias_and_other_activation():
+    x = rng(7).normal(size=(4, 9)).astype(np.float32)
+    w = rng(8).integers(-127, 128, size=(9, 6)).astype(np.int8)
+    w_scale = np.full(6, 100.0, np.float32)
+    packed, csum = _pack(w)
+    q, x_scale = _quantize(x)
+    y = np.empty((4, 6), np.float32)
+    quantized.int8_dense_forward(q, x_scale, packed, csum, w_scale, None, 3, 0.0, y, 1)  # tanh
+    np.testing.assert_allclose(y, np.tanh(ref.int8_dense(x, w, w_scale)), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_int8_embedding_forward(n_threads):
+    table = rng(9).integers(-127, 128, size=(11, 5)).astype(np.int8)
+    scale = rng(10).uniform(1, 100, size=11).astype(np.float32)
+    ids = rng(11).integers(0, 11, size=37).astype(np.int64)
+    y = np.empty((37, 5), np.float32)
+    quantized.int8_embedding_forward(ids, table, scale, y, n_threads)
+    np.testing.assert_array_equal(y, ref.int8_embedding(ids, table, scale))
+
+
+def test_quantize_rows_nan_row_gives_nan_outputs():
+    x = rng(12).normal(size=(3, 10)).astype(np.float32)
+    x[1, 4] = np.nan
+    q, scale = _quantize(x)
+    assert np.isnan(scale[1]) and not np.isnan(scale[[0, 2]]).any()
+    assert (q[1] == 0).all()
+    w = rng(13).integers(-127, 128, size=(10, 4)).astype(np.int8)
+    packed, csum = _pack(w)
+    y = np.empty((3, 4), np.float32)
+    quantized.int8_dense_forward(q, scale, packed, csum, np.full(4, 50.0, np.float32), None, 0, 0.0, y, 1)
+    assert np.isnan(y[1]).all() and np.isfinite(y[[0, 2]]).all()
