@@ -78,3 +78,15 @@ def test_lazily_loaded_layer_rebuilds_from_config():
     layer = dl.layers.deserialize({"class_name": "SimpleRNN", "config": {"units": 3}})
     y = layer(np.ones((2, 4, 5), "float32"))
     assert tuple(y.shape) == (2, 3)
+
+
+def test_ops_star_import_and_names_shared_with_their_module():
+    namespace = {}
+    exec("from dlcore.ops import *", namespace)
+    for name in ("lstm", "dot_product_attention", "einsum", "conv", "dense", "sum"):
+        assert callable(namespace[name]), name
+    import dlcore.ops.conv  # noqa: F401  (importing the submodule must not shadow the op)
+    import dlcore.ops.shape  # noqa: F401
+    assert callable(dl.ops.conv) and callable(dl.ops.shape) and callable(dl.ops.dropout)
+    y = dl.ops.einsum("ij,jk->ik", np.eye(2, dtype="float32"), np.ones((2, 3), "float32"))
+    assert np.allclose(np.asarray(y.value), 1.0)
