@@ -90,3 +90,14 @@ def test_ops_star_import_and_names_shared_with_their_module():
     assert callable(dl.ops.conv) and callable(dl.ops.shape) and callable(dl.ops.dropout)
     y = dl.ops.einsum("ij,jk->ik", np.eye(2, dtype="float32"), np.ones((2, 3), "float32"))
     assert np.allclose(np.asarray(y.value), 1.0)
+
+
+def test_kernel_families_load_on_first_lookup_of_one_of_their_names():
+    code = ("import dlcore.kernels as k, sys\n"
+            "k.get('dense_forward')\n"
+            "print('dlcore.kernels.optim' in sys.modules, 'dlcore.kernels.attention' in sys.modules)\n"
+            "k.get('adam_update' if 'adam_update' in k.names() else k.names()[0])\n"
+            "print(len(k.names()) == len(set(k.names())), 'dlcore.kernels.optim' in sys.modules)\n"
+            "try:\n    k.get('no_such_kernel')\nexcept KeyError as e:\n    print('no_such_kernel' in str(e))\n")
+    lines = _run(code, "unused").split()
+    assert lines == ["False", "False", "True", "True", "True"]
