@@ -39,7 +39,8 @@ def test_predicting_a_saved_mlp_imports_no_unused_family(tmp_path):
     assert report["shape"] == [1, 2]
     loaded = set(report["modules"])
     for unused in ("dlcore.layers.recurrent", "dlcore.layers.attention", "dlcore.layers.preprocessing",
-                   "dlcore.layers.conv", "dlcore.callbacks", "dlcore.datasets", "dlcore.wrappers", "numba"):
+                   "dlcore.layers.conv", "dlcore.callbacks", "dlcore.datasets", "dlcore.wrappers", "numba",
+                   "dlcore.optimizers", "dlcore.ops.attention", "dlcore.kernels.optim"):
         assert unused not in loaded, f"{unused} imported to predict a saved Dense model"
 
 
@@ -101,3 +102,11 @@ def test_kernel_families_load_on_first_lookup_of_one_of_their_names():
             "try:\n    k.get('no_such_kernel')\nexcept KeyError as e:\n    print('no_such_kernel' in str(e))\n")
     lines = _run(code, "unused").split()
     assert lines == ["False", "False", "True", "True", "True"]
+
+
+def test_static_lazy_name_lists_are_complete():
+    dl.optimizers.Adam  # noqa: B018  (load the package)
+    for kind, names in dl.LAZY_REGISTERED.items():
+        canonical = {n.lower().replace("_", "") for n in names}
+        missing = [n for n in registry.registered(kind) if n.lower().replace("_", "") not in canonical]
+        assert not missing, f"add {missing} to dlcore.LAZY_REGISTERED[{kind!r}]"
