@@ -27,7 +27,7 @@ _LAZY = {name: name for name in ("activations", "callbacks", "constraints", "dat
 lazy_members(__name__, globals(), _LAZY)
 # the names the optimizers package registers, so that resolving an initializer's name while loading
 # a model does not import the optimizers (tests/test_lazy_imports.py checks this list is complete)
-LAZY_REGISTERED = {
+_LAZY_REGISTERED = {
     "optimizer": ("Adagrad", "Adam", "AdamW", "Adamax", "Nadam", "RMSprop", "SGD"),
     "schedule": ("CosineDecay", "CosineDecayRestarts", "ExponentialDecay", "InverseTimeDecay",
                  "PiecewiseConstantDecay", "PolynomialDecay"),
@@ -36,7 +36,7 @@ for _kind, _module in (("optimizer", "optimizers"), ("schedule", "optimizers"), 
                        ("metric", "metrics"), ("callback", "callbacks"), ("activation", "activations"),
                        ("initializer", "initializers"), ("regularizer", "regularizers"),
                        ("constraint", "constraints")):
-    registry.add_loader(_kind, lambda name, _module=_module: __getattr__(_module), LAZY_REGISTERED.get(_kind))
+    registry.add_loader(_kind, lambda name, _module=_module: __getattr__(_module), _LAZY_REGISTERED.get(_kind))
 del _kind, _module
 
 __version__ = "0.1.0"

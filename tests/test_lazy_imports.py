@@ -106,7 +106,7 @@ def test_kernel_families_load_on_first_lookup_of_one_of_their_names():
 
 def test_static_lazy_name_lists_are_complete():
     dl.optimizers.Adam  # noqa: B018  (load the package)
-    for kind, names in dl.LAZY_REGISTERED.items():
+    for kind, names in dl._LAZY_REGISTERED.items():
         canonical = {n.lower().replace("_", "") for n in names}
         missing = [n for n in registry.registered(kind) if n.lower().replace("_", "") not in canonical]
-        assert not missing, f"add {missing} to dlcore.LAZY_REGISTERED[{kind!r}]"
+        assert not missing, f"add {missing} to dlcore._LAZY_REGISTERED[{kind!r}]"
