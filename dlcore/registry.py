@@ -17,6 +17,29 @@ KINDS = ("layer", "loss", "metric", "optimizer", "activation", "initializer", "r
 
 _PLURALS = {"loss": "losses"}
 
+# kind -> [(loader, names)]: loader(name) imports the lazily loaded module that registers ``name``
+# (None: every one); names: the names it can register (None: unknown, so it is called on any miss).
+# Packages that import their members on first use (dlcore.layers, dlcore.optimizers, ...) add one.
+_LOADERS = {}
+
+
+def add_loader(kind, loader, names=None):
+    """Let ``lookup`` call ``loader(name)`` on a miss for one of ``names`` (any name when None), and
+    ``names``/``registered`` call ``loader(None)``, so that a lazily imported module registers its
+    objects before they are looked up."""
+    _LOADERS.setdefault(kind, []).append((loader, None if names is None else set(names)))
+
+
+def _load(kind, name):
+    for loader, names in _LOADERS.get(kind, ()):
+        if name is None or names is None or name in names or any(_canonical(name) == _canonical(n)
+                                                                 for n in names):
+            loader(name)
+
+
+def _lazy_names(kind):
+    return {n for _, names in _LOADERS.get(kind, ()) if names is not None for n in names}
+
 
 def _canonical(name):
     return name.lower().replace("_", "")
@@ -133,9 +156,15 @@ def lookup(kind, name, custom_objects=None):
     if obj is not None:
         return obj
     table = _REGISTRY.get(kind, {})
-    obj = table.get(name) or table.get(_canonical(name)) or _custom_by_short_name(name)
+    obj = table.get(name) or table.get(_canonical(name))
+    if obj is None and kind in _LOADERS:
+        _load(kind, name)
+        table = _REGISTRY.get(kind, {})
+        obj = table.get(name) or table.get(_canonical(name))
     if obj is None:
-        known = sorted(_NAMES.get(kind, ()))
+        obj = _custom_by_short_name(name)
+    if obj is None:
+        known = sorted(_NAMES.get(kind, set()) | _lazy_names(kind))
         raise ValueError(f"Unknown {kind} identifier: {name!r}. Known {_PLURALS.get(kind, kind + 's')}: "
                          f"{', '.join(known)}")
     return obj
@@ -143,12 +172,14 @@ def lookup(kind, name, custom_objects=None):
 
 def names(kind):
     """Every object of ``kind``, by its primary (class or function) name."""
+    _load(kind, None)
     table = _REGISTRY.get(kind, {})
     return sorted({obj.__name__: obj for obj in table.values()})
 
 
 def registered(kind):
     """{primary name: object} for ``kind``."""
+    _load(kind, None)
     table = _REGISTRY.get(kind, {})
     return {obj.__name__: obj for obj in table.values()}
 

@@ -5,6 +5,7 @@ module ends with a ``KERNELS`` table; :func:`get` looks a kernel up by name. Cyt
 ready at import; Numba kernels compile on their first call (see ``_config.jit``).
 """
 import importlib
+import threading
 
 from . import _config
 from ._config import max_threads, num_threads, numba_cache_dir, set_num_threads, threads_for
@@ -14,29 +15,43 @@ _config.preload_cython_blas()
 FAMILIES = ("gemm", "elementwise", "reduce", "losses", "dropout", "optim", "conv", "pooling", "norm", "normalization",
             "recurrent", "embedding", "attention", "quantized")
 
-_table = None
+# get() imports families in this order until it finds a name (the forward families inference
+# needs first), so predicting a saved CNN never imports the optimizer or loss kernels; names()
+# and _load_table() import every family and check that no name is defined twice.
+_SEARCH_ORDER = ("gemm", "elementwise", "conv", "pooling", "norm", "normalization", "recurrent", "embedding",
+                 "attention", "reduce", "dropout", "losses", "optim")
+_SEARCH_ORDER += tuple(f for f in FAMILIES if f not in _SEARCH_ORDER)
+_table = {}
+_loaded = set()
+_loading = threading.RLock()  # predict threads may look up kernels for the first time together
+
+
+def _load_family(family):
+    if family in _loaded:
+        return
+    try:
+        module = importlib.import_module(f"{__name__}.{family}")
+    except ImportError as exc:
+        if "_" + family in str(exc) or "No module named 'dlcore.kernels._" in str(exc):
+            raise ImportError(
+                f"dlcore's compiled kernels were not built ({exc}). Install dlcore with "
+                "`pip install .` (or `pip install -e .` in a source checkout) so that "
+                "the Cython extensions are compiled."
+            ) from exc
+        raise
+    for name, fn in module.KERNELS.items():
+        if name in _table:
+            raise RuntimeError(f"kernel {name!r} is defined by two families")
+        _table[name] = fn
+    _loaded.add(family)
 
 
 def _load_table():
-    global _table
-    if _table is None:
-        table = {}
-        for family in FAMILIES:
-            try:
-                module = importlib.import_module(f"{__name__}.{family}")
-            except ImportError as exc:
-                if "_" + family in str(exc) or "No module named 'dlcore.kernels._" in str(exc):
-                    raise ImportError(
-                        f"dlcore's compiled kernels were not built ({exc}). Install dlcore with "
-                        "`pip install .` (or `pip install -e .` in a source checkout) so that "
-                        "the Cython extensions are compiled."
-                    ) from exc
-                raise
-            for name, fn in module.KERNELS.items():
-                if name in table:
-                    raise RuntimeError(f"kernel {name!r} is defined by two families")
-                table[name] = fn
-        _table = table
+    """The table of every kernel (one dict, shared with get())."""
+    if len(_loaded) < len(FAMILIES):
+        with _loading:
+            for family in FAMILIES:
+                _load_family(family)
     return _table
 
 
@@ -44,11 +59,18 @@ def get(name, device="cpu"):
     """The kernel called ``name`` for ``device``."""
     if device != "cpu":
         raise ValueError(f"device must be 'cpu' (the only kernel set built), received {device!r}")
-    table = _table if _table is not None else _load_table()
-    try:
-        return table[name]
-    except KeyError:
-        raise KeyError(f"no kernel named {name!r}; known kernels: {sorted(table)}") from None
+    fn = _table.get(name)
+    if fn is None:
+        with _loading:
+            for family in _SEARCH_ORDER:
+                fn = _table.get(name)
+                if fn is not None:
+                    break
+                _load_family(family)
+            fn = _table.get(name)
+        if fn is None:
+            raise KeyError(f"no kernel named {name!r}; known kernels: {sorted(_table)}") from None
+    return fn
 
 
 def names():
