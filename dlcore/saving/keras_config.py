@@ -249,6 +249,8 @@ def _to_keras_value(value, kind_hint=None):
 
 def _registered_name(kind, name):
     """The ``"package>name"`` under which Keras finds a user's registered class (else ``name``)."""
+    if kind is None:
+        return name
     try:
         return get_registered_name(lookup(kind, name)) or name
     except ValueError:
