@@ -13,6 +13,7 @@ from ..autograd import Function, is_recording
 from ..tensor import Tensor
 from .core import contiguous, float_array, unbroadcast
 from .core import value as _value
+from .gemm import _matmul
 
 _EMPTY_MASK = np.zeros((1, 1, 1, 1), dtype=np.uint8)
 NEG = -1e9  # the score of a masked (query, key) pair, as in kernels/_attention.pyx
@@ -242,4 +243,69 @@ def einsum_product(equation, x, kernel):
     return EinsumProduct.apply(x if isinstance(x, Tensor) else xv, kernel, equation=equation)
 
 
-__all__ = ["dot_product_attention"]
+class SelfAttentionQKV(Function):
+    """q, k, v = x @ [wq | wk | wv] + [bq | bk | bv]: self-attention's three projections as one GEMM.
+
+    Inputs: x (B, T, D); wq, wk (D, N, H), wv (D, N, Hv) (Keras's EinsumDense layouts); bq, bk
+    (N, H), bv (N, Hv), all three or none. Outputs: q, k (B, T, N, H), v (B, T, N, Hv), contiguous.
+    The kernels are concatenated per call (D x (2NH + NHv) floats), so the variables keep their
+    own buffers; the backward runs two GEMMs for dx and the three weight gradients at once.
+    """
+
+    n_outputs = 3
+
+    @staticmethod
+    def forward(ctx, x, wq, wk, wv, bq, bk, bv):
+        B, T, D = x.shape
+        x = x.astype(wq.dtype, copy=False)
+        ws = (wq, wk, wv)
+        widths = [w.shape[1] * w.shape[2] for w in ws]
+        w = np.concatenate([w.reshape(D, -1) for w in ws], axis=1)
+        b = None if bq is None else np.concatenate([bq.reshape(-1), bk.reshape(-1), bv.reshape(-1)])
+        x2 = contiguous(x.reshape(B * T, D))
+        y2 = np.empty((B * T, w.shape[1]), dtype=w.dtype)
+        kernels.get("dense_forward")(x2, w, b, 0, 0.0, y2, kernels.threads_for(y2.size))
+        edges = np.cumsum([0] + widths)
+        outs = tuple(np.ascontiguousarray(y2[:, lo:hi]).reshape((B, T) + wi.shape[1:])
+                     for lo, hi, wi in zip(edges[:-1], edges[1:], ws))
+        if ctx is not None:
+            ctx.save(x2, w)
+            ctx.shapes, ctx.x_shape, ctx.edges, ctx.has_bias = [wi.shape for wi in ws], x.shape, edges, b is not None
+        return outs
+
+    @staticmethod
+    def backward(ctx, dys, needs):
+        x2, w = ctx.saved
+        dy2 = np.concatenate([d.astype(w.dtype, copy=False).reshape(x2.shape[0], -1) for d in dys], axis=1)
+        dx = _matmul(dy2, w, trans_b=True).reshape(ctx.x_shape) if needs[0] else None
+        dw = _matmul(x2, dy2, trans_a=True) if any(needs[1:4]) else None
+        db = dy2.sum(axis=0) if ctx.has_bias and any(needs[4:7]) else None
+        grads = [dx]
+        for full, shape_of in ((dw, lambda s: s), (db, lambda s: s[1:])):
+            for i, (lo, hi) in enumerate(zip(ctx.edges[:-1], ctx.edges[1:])):
+                part = None if full is None else np.ascontiguousarray(full[..., lo:hi]).reshape(shape_of(ctx.shapes[i]))
+                grads.append(part)
+        return tuple(grads)
+
+
+def self_attention_qkv(x, wq, wk, wv, bq=None, bk=None, bv=None):
+    """(q, k, v) = the query, key and value projections of ``x`` (B, T, D) by one fused GEMM:
+    kernels wq, wk (D, N, H), wv (D, N, Hv), biases (N, H), (N, H), (N, Hv) or all None.
+    The same values as three EinsumDense("abc,cde->abde") calls; differentiable in every input."""
+    biases = (bq, bk, bv)
+    if any(b is None for b in biases) and not all(b is None for b in biases):
+        raise ValueError("self_attention_qkv: pass all three biases or none")
+    xv = _value(x)
+    if xv.ndim != 3:
+        raise ValueError(f"self_attention_qkv: x must be (B, T, D), received shape {xv.shape}")
+    for name, w in (("wq", wq), ("wk", wk), ("wv", wv)):
+        shape = np.shape(_value(w))
+        if len(shape) != 3 or shape[0] != xv.shape[2]:
+            raise ValueError(f"self_attention_qkv: {name} must be (D={xv.shape[2]}, N, H), received shape {shape}")
+    if not is_recording():
+        outs = SelfAttentionQKV.forward(None, xv, *(_value(t) for t in (wq, wk, wv) + biases))
+        return tuple(Tensor(o) for o in outs)
+    return SelfAttentionQKV.apply(x, wq, wk, wv, bq, bk, bv)
+
+
+__all__ = ["dot_product_attention", "self_attention_qkv"]
