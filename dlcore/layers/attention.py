@@ -1,8 +1,9 @@
 """Attention layers (Keras 3): EinsumDense, MultiHeadAttention, Attention, AdditiveAttention.
 
 MultiHeadAttention projects with EinsumDense sublayers (query, key, value, attention_output:
-weights in that order) to (B, T, N, H) and runs the fused ``ops.dot_product_attention`` (dropout
-inside the kernel); with ``return_attention_scores`` the scores are materialized instead, as Keras
+weights in that order) to (B, T, N, H) (self-attention, query is value is key: the three
+projections as one op, reading the same weights) and runs the fused ``ops.dot_product_attention``
+(dropout inside the kernel); with ``return_attention_scores`` the scores are materialized instead, as Keras
 does. Attention ("dot") uses the fused op as well; its "concat" mode and AdditiveAttention
 materialize the (B, Tq, Tv) scores, which their formulas need.
 """
@@ -365,7 +366,8 @@ class MultiHeadAttention(Layer):
         eq, bias_axes = _proj_equation(rank - 1, 2, len(out_dims))
         self._output_dense = self._sub(eq, lead + out_dims, bias_axes, "attention_output")
         self._output_dense.build(tuple(query_shape[:-1]) + (N, Hv))
-        # self-attention projects q, k, v in one GEMM when the sublayers are plain (B, T, D) GEMMs
+        # self-attention projects q, k, v in one op (ops.attention.self_attention_qkv) when the
+        # sublayers are plain (B, T, D) products with no activity regularizer
         self._fuses_qkv = rank == 3 and self.activity_regularizer is None and tuple(query_shape) == tuple(
             key_shape) == tuple(value_shape)
         axes = self.attention_axes
