@@ -419,8 +419,10 @@ class MultiHeadAttention(Layer):
                             (getattr(key_in, "mask", None) if key_in is not None and key_in is not value_in else None))
         mask = self._attention_mask(query, value, q_mask, v_mask, k_mask, attention_mask, use_causal_mask)
         gate = self._gate_dense(query) if self.use_gate else None
-        if self._fuses_qkv and query is value and key is value and query.dtype == self._query_dense.kernel.dtype:
-            qd, kd, vd = self._query_dense, self._key_dense, self._value_dense
+        qd, kd, vd = self._query_dense, self._key_dense, self._value_dense
+        if (self._fuses_qkv and query is value and key is value
+                and query.dtype == qd.kernel.dtype == kd.kernel.dtype == vd.kernel.dtype):
+            # (a quantized or otherwise retyped sublayer fails the dtype test and runs its own call)
             q, k, v = self_attention_qkv(query, qd.kernel, kd.kernel, vd.kernel, qd.bias, kd.bias, vd.bias)
         else:
             q = self._query_dense(query)
