@@ -1,8 +1,9 @@
 """Attention layers (Keras 3): EinsumDense, MultiHeadAttention, Attention, AdditiveAttention.
 
 MultiHeadAttention projects with EinsumDense sublayers (query, key, value, attention_output:
-weights in that order) to (B, T, N, H) and runs the fused ``ops.dot_product_attention`` (dropout
-inside the kernel); with ``return_attention_scores`` the scores are materialized instead, as Keras
+weights in that order) to (B, T, N, H) (self-attention, query is value is key: the three
+projections as one op, reading the same weights) and runs the fused ``ops.dot_product_attention``
+(dropout inside the kernel); with ``return_attention_scores`` the scores are materialized instead, as Keras
 does. Attention ("dot") uses the fused op as well; its "concat" mode and AdditiveAttention
 materialize the (B, Tq, Tv) scores, which their formulas need.
 """
@@ -15,7 +16,7 @@ import numpy as np
 from .. import activations, constraints, initializers, ops, quantizers, regularizers
 from ..initializers import VarianceScaling
 from ..ops import quantized as quantized_ops
-from ..ops.attention import einsum_product
+from ..ops.attention import einsum_product, self_attention_qkv
 from ..registry import register
 from ..tensor import Tensor
 from .layer import InputSpec, Layer
@@ -393,6 +394,7 @@ class MultiHeadAttention(Layer):
         self._scale = 1.0 / math.sqrt(float(self.key_dim))
         self.supports_masking = True
         self._sublayers_built = False
+        self._fuses_qkv = False
 
     def _sub(self, equation, output_shape, bias_axes, name, activation=None):
         return EinsumDense(equation, output_shape=output_shape, bias_axes=bias_axes if self.use_bias else None,
@@ -431,6 +433,10 @@ class MultiHeadAttention(Layer):
         eq, bias_axes = _proj_equation(rank - 1, 2, len(out_dims))
         self._output_dense = self._sub(eq, lead + out_dims, bias_axes, "attention_output")
         self._output_dense.build(tuple(query_shape[:-1]) + (N, Hv))
+        # self-attention projects q, k, v in one op (ops.attention.self_attention_qkv) when the
+        # sublayers are plain (B, T, D) products with no activity regularizer
+        self._fuses_qkv = rank == 3 and self.activity_regularizer is None and tuple(query_shape) == tuple(
+            key_shape) == tuple(value_shape)
         axes = self.attention_axes
         self._attn_axes = tuple(range(1, rank - 1)) if axes is None else tuple(
             a if a >= 0 else rank + a for a in axes)  # axes of the projected (rank + 1) tensors
@@ -480,9 +486,15 @@ class MultiHeadAttention(Layer):
                             (getattr(key_in, "mask", None) if key_in is not None and key_in is not value_in else None))
         mask = self._attention_mask(query, value, q_mask, v_mask, k_mask, attention_mask, use_causal_mask)
         gate = self._gate_dense(query) if self.use_gate else None
-        q = self._query_dense(query)
-        k = self._key_dense(key)
-        v = self._value_dense(value)
+        qd, kd, vd = self._query_dense, self._key_dense, self._value_dense
+        if (self._fuses_qkv and query is value and key is value
+                and query.dtype == qd.kernel.dtype == kd.kernel.dtype == vd.kernel.dtype):
+            # (a quantized or otherwise retyped sublayer fails the dtype test and runs its own call)
+            q, k, v = self_attention_qkv(query, qd.kernel, kd.kernel, vd.kernel, qd.bias, kd.bias, vd.bias)
+        else:
+            q = self._query_dense(query)
+            k = self._key_dense(key)
+            v = self._value_dense(value)
         out, scores = self._attend(q, k, v, mask, bool(training), return_attention_scores, bool(use_causal_mask))
         if gate is not None:
             out = ops.multiply(out, gate)

@@ -55,7 +55,8 @@ class Dense(Function):
     """y = act(x @ w + b) over the last axis of x.
 
     x: (..., K); w: (K, M); b: (M,) or None; activation: a kernel activation name.
-    Inference runs one fused kernel. Training keeps z = x @ w + b for the backward pass.
+    Inference runs one fused kernel, and so does training with linear or relu; other activations
+    keep z = x @ w + b for the backward pass.
     """
 
     @staticmethod
@@ -70,9 +71,9 @@ class Dense(Function):
         y2 = np.empty((x2.shape[0], w.shape[1]), dtype=w.dtype)
         threads = kernels.threads_for(y2.size)
         dense_forward = kernels.get("dense_forward")
-        if not recording or activation == "linear":
+        if not recording or activation in ("linear", "relu"):
             dense_forward(x2, w, b, code, alpha, y2, threads)
-            z2 = y2
+            z2 = y2  # relu's derivative reads z > 0, which is y > 0: the fused kernel serves training too
         else:
             z2 = np.empty_like(y2)
             dense_forward(x2, w, b, 0, 0.0, z2, threads)

@@ -16,10 +16,13 @@ The kernels work on an (R, C) view with the channel axis last; another ``axis`` 
 (one copy) and back. Per-channel arithmetic (C values) happens here in float64; every loop over
 rows is a kernel.
 """
+import math
+
 import numpy as np
 
 from .. import config, kernels
-from ..autograd import Function
+from ..autograd import Function, is_recording
+from ..tensor import Tensor
 from .core import contiguous, float_array, value
 from .math import maximum, multiply, reciprocal
 from .math import sqrt as _sqrt
@@ -215,16 +218,17 @@ class LayerNorm(Function):
     def forward(ctx, x, gamma, beta, perm, n_axes, epsilon, rms):
         xt = x if perm is None else np.transpose(x, perm)
         shape_t = xt.shape
-        c = int(np.prod(shape_t[xt.ndim - n_axes:], dtype=np.int64))
-        x_rc = contiguous(xt).reshape(int(np.prod(shape_t[:xt.ndim - n_axes], dtype=np.int64)), c)
+        c = math.prod(shape_t[xt.ndim - n_axes:])
+        r = math.prod(shape_t[:xt.ndim - n_axes])
+        x_rc = contiguous(xt).reshape(r, c)
         g = np.ones(c, x.dtype) if gamma is None else contiguous(np.asarray(gamma, x.dtype).reshape(c))
         b = np.zeros(c, x.dtype) if beta is None else contiguous(np.asarray(beta, x.dtype).reshape(c))
-        r = x_rc.shape[0]
         y_rc, mean, rstd = np.empty_like(x_rc), np.empty(r), np.empty(r)
-        kernels.get("layer_norm_forward")(x_rc, g, b, epsilon, rms, y_rc, mean, rstd, kernels.threads_for(x_rc.size))
-        ctx.save(x_rc, g, mean, rstd)
-        ctx.layout = (perm, shape_t, rms)
-        ctx.param_shapes = tuple(None if p is None else np.shape(p) for p in (gamma, beta))
+        kernels.get("layer_norm_forward")(x_rc, g, b, epsilon, rms, y_rc, mean, rstd, kernels.threads_for(r * c))
+        if ctx is not None:
+            ctx.save(x_rc, g, mean, rstd)
+            ctx.layout = (perm, shape_t, rms)
+            ctx.param_shapes = tuple(None if p is None else np.shape(p) for p in (gamma, beta))
         y = y_rc.reshape(shape_t)
         return y if perm is None else np.transpose(y, np.argsort(perm))
 
@@ -268,6 +272,11 @@ def _fits(p, c):
     return p is None or int(np.size(value(p))) == c
 
 
+def _fits_last(p, xv):
+    """Whether p is None or an array of the last axis's size (one value per normalized feature)."""
+    return p is None or np.shape(value(p)) == xv.shape[-1:]
+
+
 def _float_input(x):
     xv = value(x)
     if not isinstance(xv, np.ndarray) or xv.dtype.kind != "f":
@@ -283,8 +292,13 @@ def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=None, rms_sca
     form ``x / sqrt(var + epsilon) * gamma`` (no centering, no beta)."""
     x, xv = _float_input(x)
     epsilon = config.epsilon() if epsilon is None else float(epsilon)
+    if type(axis) is int and axis == -1 and not rms_scaling and xv.ndim and _fits_last(gamma, xv) and _fits_last(beta, xv):
+        if not is_recording():  # the common case, kept cheap for batch-1 latency: no graph node
+            return Tensor(LayerNorm.forward(None, xv, value(gamma), value(beta), perm=None, n_axes=1,
+                                            epsilon=epsilon, rms=False))
+        return LayerNorm.apply(x, gamma, beta, perm=None, n_axes=1, epsilon=epsilon, rms=False)
     axes, perm = _norm_axes(xv, axis, "layer_normalization")
-    c = int(np.prod([xv.shape[a] for a in axes], dtype=np.int64))
+    c = math.prod(xv.shape[a] for a in axes)
     if rms_scaling:  # Keras's deprecated variant, composed (no kernel of its own)
         y = multiply(x, _rsqrt(_var(x, axis=tuple(axes), keepdims=True), epsilon))
         return y if gamma is None else multiply(y, _broadcast(gamma, xv, axes))

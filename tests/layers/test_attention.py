@@ -406,3 +406,42 @@ def test_causal_lm_without_layernorm_trains():
                   loss=dl.losses.SparseCategoricalCrossentropy(from_logits=True))
     history = model.fit(seq[:, :-1], seq[:, 1:], batch_size=16, epochs=15, verbose=0)
     assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+
+
+@pytest.mark.parametrize("kwargs", [dict(num_heads=2, key_dim=3), dict(num_heads=3, key_dim=2, value_dim=4,
+                                                                          use_bias=False)])
+def test_mha_self_attention_fused_projections(kwargs):
+    """mha(x, x) projects q, k, v in one GEMM: the same outputs and gradients (input and every
+    weight, Keras's order) as the three separate projections, which a distinct value tensor takes."""
+    x = rand(2, 5, 6)
+    layer = L.MultiHeadAttention(**kwargs)
+    r = rng.standard_normal((2, 5, 6)).astype(np.float32)
+
+    def run(same):
+        xt = dl.Tensor(x)
+        with dl.GradientTape() as tape:
+            tape.watch(xt)
+            out = layer(xt, xt if same else dl.Tensor(x.copy()))
+            loss = dl.ops.sum(out * r)
+        return out.value, tape.gradient(loss, [xt] + list(layer.trainable_weights))
+
+    (fused, fused_grads), (split, split_grads) = run(True), run(False)
+    assert layer._fuses_qkv
+    np.testing.assert_allclose(fused, split, rtol=1e-5, atol=1e-6)
+    assert split_grads[0] is not None  # the value tensor's share of dx is the unfused run's only loss
+    np.testing.assert_allclose(np.asarray(fused_grads[1]), np.asarray(split_grads[1]), rtol=1e-5, atol=1e-6)
+    for g_fused, g_split in zip(fused_grads[2:], split_grads[2:]):
+        np.testing.assert_allclose(np.asarray(g_fused), np.asarray(g_split), rtol=1e-5, atol=1e-6)
+    keras = pytest.importorskip("keras")
+    tf = pytest.importorskip("tensorflow")
+    kl = keras.layers.MultiHeadAttention(**kwargs)
+    kx = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(kx)
+        kloss = tf.reduce_sum(kl(kx, kx) * r)
+    layer.set_weights(kl.get_weights())
+    out, grads = run(True)
+    np.testing.assert_allclose(out, np.asarray(kl(kx, kx)), rtol=1e-5, atol=2e-6)
+    kgrads = tape.gradient(kloss, [kx] + kl.trainable_weights)
+    for g, kg in zip(grads, kgrads):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(kg), rtol=1e-4, atol=1e-5)

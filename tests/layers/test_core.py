@@ -396,3 +396,28 @@ def test_dense_gelu_keras_parity():
     theirs.build(x.shape)
     theirs.set_weights(ours.get_weights())
     np.testing.assert_allclose(ours(x).value, np.asarray(theirs(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_dense_relu_training_runs_fused_float32():
+    """Recorded Dense(relu) in float32 (the own GEMM with relu fused in the tile stores): the
+    output and the gradients of x, kernel and bias match NumPy, zeros and negatives included."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, 5)).astype(np.float32)
+    x[0] = 0.0  # z = bias there: negative biases give exact zeros whose derivative is 0
+    layer = layers.Dense(6, activation="relu")
+    layer.build((None, 5))
+    layer.bias.assign(np.array([-1, 0, 1, -2, 2, 0.5], np.float32))
+    r = rng.standard_normal((7, 6)).astype(np.float32)
+    xt = dl.Tensor(x)
+    with dl.GradientTape() as tape:
+        tape.watch(xt)
+        y = layer(xt)
+        loss = dl.ops.sum(y * r)
+    dx, dw, db = tape.gradient(loss, [xt, layer.kernel, layer.bias])
+    w, b = layer.kernel.numpy(), layer.bias.numpy()
+    z = x.astype(np.float64) @ w + b
+    dz = r * (z > 0)
+    np.testing.assert_allclose(y.numpy(), np.maximum(z, 0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(dx), dz @ w.T, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(dw), x.T @ dz, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(db), dz.sum(0), rtol=1e-4, atol=1e-5)

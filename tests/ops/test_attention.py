@@ -168,3 +168,47 @@ def test_memory_is_linear_in_sequence_length():
     finally:
         tracemalloc.stop()
     assert peak < 12 * q.nbytes, f"peak {peak / 2**20:.1f} MB"
+
+
+# ---- self_attention_qkv: the three projections of self-attention as one GEMM ----------------
+def _projections(B=2, T=5, D=6, N=2, H=3, Hv=4, bias=True):
+    ws = [rng.standard_normal((D, N, h)) for h in (H, H, Hv)]
+    bs = [rng.standard_normal((N, h)) for h in (H, H, Hv)] if bias else [None] * 3
+    return rng.standard_normal((B, T, D)), ws, bs
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_self_attention_qkv_matches_einsum(bias):
+    x, ws, bs = _projections(bias=bias)
+    outs = dl.ops.attention.self_attention_qkv(x, *ws, *bs)
+    for out, w, b in zip(outs, ws, bs):
+        expected = np.einsum("abc,cde->abde", x, w) + (0 if b is None else b)
+        assert out.value.flags.c_contiguous and out.shape == expected.shape
+        np.testing.assert_allclose(out.value, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_self_attention_qkv_gradients_fd():
+    x, ws, bs = _projections()
+    check_op_gradients(lambda x, *p: dl.ops.attention.self_attention_qkv(x, *p), [x, *ws, *bs])
+
+
+def test_self_attention_qkv_only_needed_gradients():
+    x, ws, bs = _projections(bias=False)
+    xt, wts = dl.Tensor(x), [dl.Tensor(w) for w in ws]
+    with dl.GradientTape() as tape:
+        tape.watch(xt)
+        q, k, v = dl.ops.attention.self_attention_qkv(xt, *wts)
+        loss = dl.ops.sum(q) + dl.ops.sum(v)  # k unused: its slot gets zeros
+    (dx,) = tape.gradient(loss, [xt])
+    expected = np.broadcast_to(ws[0].sum(axis=(1, 2)) + ws[2].sum(axis=(1, 2)), x.shape)
+    np.testing.assert_allclose(np.asarray(dx), expected, rtol=1e-12)
+
+
+def test_self_attention_qkv_errors():
+    x, ws, bs = _projections()
+    with pytest.raises(ValueError, match="all three biases or none"):
+        dl.ops.attention.self_attention_qkv(x, *ws, bs[0], None, None)
+    with pytest.raises(ValueError, match=r"x must be \(B, T, D\)"):
+        dl.ops.attention.self_attention_qkv(x[0], *ws)
+    with pytest.raises(ValueError, match=r"wk must be \(D=6, N, H\)"):
+        dl.ops.attention.self_attention_qkv(x, ws[0], ws[1][:3], ws[2])

@@ -111,3 +111,24 @@ def test_keras_parity_layer_and_rms_normalization_ops(kwargs):
         (ops.normalize(x, axis=kwargs.get("axis", -1)), keras.ops.normalize(x, axis=kwargs.get("axis", -1))),
     ]:
         np.testing.assert_allclose(ours.numpy(), keras.ops.convert_to_numpy(theirs), rtol=1e-5, atol=1e-5)
+
+
+def test_layer_normalization_last_axis_lane_matches_recorded_and_general():
+    """axis=-1 runs the forward without a graph node when nothing records: the same values as
+    the recorded op and as the general path (axis given as a list); gamma/beta may be lists."""
+    import dlcore as dl
+
+    x = rng.standard_normal((2, 3, 5)).astype(np.float32)
+    g, b = list(rng.uniform(0.5, 2, 5)), list(rng.standard_normal(5))
+    fast = ops.layer_normalization(x, g, b, epsilon=1e-5)
+    assert fast.node is None
+    general = ops.layer_normalization(x, g, b, axis=[2], epsilon=1e-5)
+    xt = dl.Tensor(x)
+    with dl.GradientTape() as tape:
+        tape.watch(xt)
+        recorded = ops.layer_normalization(xt, g, b, epsilon=1e-5)
+    assert recorded.node is not None
+    expected = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5) * g + b
+    for y in (fast, general, recorded):
+        assert y.dtype == np.float32
+        np.testing.assert_allclose(y.numpy(), expected, rtol=1e-5, atol=1e-5)
