@@ -41,14 +41,34 @@ def _load_table():
 
 
 def get(name, device="cpu"):
-    """The kernel called ``name`` for ``device``."""
-    if device != "cpu":
-        raise ValueError(f"device must be 'cpu' (the only kernel set built), received {device!r}")
-    table = _table if _table is not None else _load_table()
+    """The kernel called ``name`` for ``device``: "cpu" (the compiled table) or "cuda" (the
+    numba.cuda twins in ``kernels/cuda``, same names and signatures, imported on first request)."""
+    if device == "cpu":
+        table = _table if _table is not None else _load_table()
+    elif device == "cuda":
+        table = _cuda_table()
+    else:
+        raise ValueError(f"kernels.get: device must be 'cpu' or 'cuda', received {device!r}")
     try:
         return table[name]
     except KeyError:
-        raise KeyError(f"no kernel named {name!r}; known kernels: {sorted(table)}") from None
+        raise KeyError(f"no {device} kernel named {name!r}; known {device} kernels: {sorted(table)}") from None
+
+
+_cuda = None
+
+
+def _cuda_table():
+    """The CUDA kernel table; ImportError naming the ``cuda`` extra when numba.cuda is missing."""
+    global _cuda
+    if _cuda is None:
+        try:
+            from . import cuda
+        except ImportError as exc:
+            raise ImportError(f"dlcore's GPU kernels need numba's CUDA support ({exc}); install it "
+                              "with `pip install dlcore[cuda]` (numba-cuda)") from exc
+        _cuda = cuda.table()
+    return _cuda
 
 
 def names():
