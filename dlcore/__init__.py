@@ -14,6 +14,7 @@ from . import (activations, callbacks, config, constraints, distribute, initiali
 from . import datasets  # noqa: F401,E402  (scikit-learn is imported by load_data, not here)
 from . import wrappers  # noqa: F401  (scikit-learn is imported on first use of a wrapper)
 from .autograd import GradientTape, no_grad
+from .devices import device
 from .layers import Input, InputLayer, Layer
 from .models import Model, Sequential
 from .symbolic import KerasTensor
@@ -24,4 +25,4 @@ __version__ = "0.1.0"
 __all__ = ["Sequential", "Model", "Input", "InputLayer", "Layer", "GradientTape", "no_grad", "Tensor",
            "Variable", "KerasTensor", "layers", "ops", "losses", "optimizers", "metrics", "callbacks",
            "regularizers", "initializers", "constraints", "activations", "utils", "config", "models",
-           "saving", "random", "distribute"]
+           "saving", "random", "distribute", "device"]

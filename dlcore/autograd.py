@@ -10,6 +10,7 @@ import threading
 
 import numpy as np
 
+from . import devices
 from ._tree import flatten as _flatten, map_structure
 from .tensor import Tensor, Variable
 
@@ -233,7 +234,8 @@ class GradientTape:
                 raise TypeError(f"GradientTape.gradient sources must be Tensors or Variables, "
                                 f"received {type(s).__name__}")
         grads = backpropagate(targets, target_grads, flat_sources)
-        grads = [None if g is None else Tensor(np.asarray(g, dtype=s.dtype)) for g, s in zip(grads, flat_sources)]
+        grads = [None if g is None else Tensor(g if devices.is_device_array(g) else np.asarray(g, dtype=s.dtype))
+                 for g, s in zip(grads, flat_sources)]
         leaves = iter(grads)
         return map_structure(lambda _: next(leaves), sources)
 

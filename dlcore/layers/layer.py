@@ -248,7 +248,7 @@ class Layer:
 
     def get_weights(self):
         """Copies of the weight values, in ``weights`` order."""
-        return [v.value.copy() for v in self.weights]
+        return [v.numpy().copy() for v in self.weights]
 
     def set_weights(self, weights):
         """Load a list of arrays in ``get_weights`` order (shapes must match exactly)."""

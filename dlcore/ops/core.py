@@ -1,7 +1,7 @@
 """Conversion and the helpers every op family shares."""
 import numpy as np
 
-from .. import config
+from .. import config, devices
 from ..autograd import Function
 from ..tensor import Tensor, Variable
 
@@ -30,6 +30,20 @@ def result_dtype(*arrays):
 
 def contiguous(a):
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def device_of(a):
+    """The kernel device an array lives on: "cpu" (NumPy) or "cuda" (a numba device array)."""
+    return "cuda" if type(a) is not np.ndarray and isinstance(a, devices.ARRAY_TYPES) else "cpu"
+
+
+def empty_on(device, shape, dtype):
+    """An uninitialized array of ``shape`` on kernel device ``device`` ("cpu" or "cuda")."""
+    if device == "cpu":
+        return np.empty(shape, dtype=dtype)
+    from numba import cuda
+
+    return cuda.device_array(shape, dtype=dtype)
 
 
 def unbroadcast(grad, shape):
