@@ -64,10 +64,11 @@ def _cuda_table():
     if _cuda is None:
         try:
             from . import cuda
+
+            _cuda = cuda.table()
         except ImportError as exc:
             raise ImportError(f"dlcore's GPU kernels need numba's CUDA support ({exc}); install it "
                               "with `pip install dlcore[cuda]` (numba-cuda)") from exc
-        _cuda = cuda.table()
     return _cuda
 
 

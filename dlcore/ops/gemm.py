@@ -63,6 +63,8 @@ class Dense(Function):
     Inference runs one fused kernel. Training keeps z = x @ w + b for the backward pass.
     """
 
+    runs_on_gpu = True
+
     @staticmethod
     def forward(ctx, x, w, b, activation, alpha, recording):
         lead = x.shape[:-1]

@@ -138,6 +138,8 @@ class SparseCrossentropy(Function):
     """loss[...] = cross-entropy of integer ``labels`` (shape y_pred.shape[:-1]) against the
     class scores on y_pred's last axis; rows where ``valid`` is False give 0 and no gradient."""
 
+    runs_on_gpu = True
+
     @staticmethod
     def forward(ctx, labels, y_pred, from_logits, eps, valid):
         shape = y_pred.shape

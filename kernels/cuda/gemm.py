@@ -11,12 +11,15 @@ Legend: out (m, n) = op(a) (m, k) @ op(b) (k, n); dense: x (N, K) @ w (K, M) + b
 import math
 
 import numpy as np
+from numba import config as numba_config
 from numba import cuda, float32, float64
 
 from ._launch import dummy_vector, grid_1d
 from .elementwise import act_scalar, softmax_row
 
-TILE = 16
+# 16 x 16 threads per block on a GPU; 4 x 4 under the simulator, which runs every thread as a
+# Python thread (the same code, with more tiles per product: k = 19 spans five of them).
+TILE = 4 if numba_config.ENABLE_CUDASIM else 16
 
 
 def _make_matmul(nb_type):
