@@ -9,6 +9,7 @@ Tensors hold numba device arrays on a GPU; :data:`ARRAY_TYPES` is the type test 
 op tiers use (empty until a GPU is chosen, so the CPU path pays one failed ``isinstance``).
 """
 import contextlib
+import contextvars
 import re
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 ARRAY_TYPES = ()  # numba device array types, filled when a GPU is chosen
 
 _default = "cpu"
-_stack = []
+_scope = contextvars.ContextVar("dlcore_device", default=None)  # per thread / task, as Keras's scope
 _NAME = re.compile(r"^(cpu|gpu|cuda)(?::(\d+))?$")
 
 
@@ -61,7 +62,8 @@ def _require_gpu(canonical):
 
 def current():
     """The device new weights and batches go to: "cpu" or "gpu:N"."""
-    return _stack[-1] if _stack else _default
+    scoped = _scope.get()
+    return _default if scoped is None else scoped
 
 
 @contextlib.contextmanager
@@ -70,11 +72,11 @@ def device(name):
     canonical = parse(name)
     if canonical != "cpu":
         _require_gpu(canonical)
-    _stack.append(canonical)
+    token = _scope.set(canonical)
     try:
         yield canonical
     finally:
-        _stack.pop()
+        _scope.reset(token)
 
 
 def set_device(name):

@@ -575,8 +575,8 @@ class Trainer:
             x = prepare_inputs(x, "predict_on_batch", self)
         with no_grad():
             out = self.predict_step((x,) if isinstance(x, (list, tuple)) else x)
-        return _restore_output_structure(self, [out.value] if type(out) is Tensor else
-                                         [t.value if isinstance(t, Tensor) else np.asarray(t)
+        return _restore_output_structure(self, [devices.to_host(out.value)] if type(out) is Tensor else
+                                         [devices.to_host(t.value) if isinstance(t, Tensor) else np.asarray(t)
                                           for t in _as_list(out)])
 
     # target checks -----------------------------------------------------------------------------

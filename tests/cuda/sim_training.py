@@ -53,6 +53,13 @@ def test_predict_returns_numpy_equal_to_cpu():
     probs = gpu.predict(X, batch_size=5, verbose=0)
     assert type(probs) is np.ndarray and probs.shape == (12, 3)
     np.testing.assert_allclose(probs, cpu.predict(X, verbose=0), rtol=1e-5, atol=1e-6)
+    on_batch = gpu.predict_on_batch(X[:2])
+    assert type(on_batch) is np.ndarray
+    np.testing.assert_allclose(on_batch, probs[:2], rtol=1e-6)
+    out = gpu(X[:2])  # an eager call keeps the result on the GPU; .numpy() copies it out
+    assert devices.is_device_array(out.value)
+    np.testing.assert_allclose(out.numpy(), probs[:2], rtol=1e-6)
+    np.testing.assert_allclose(gpu.evaluate(X, Y, verbose=0), cpu.evaluate(X, Y, verbose=0), rtol=1e-5)
 
 
 @pytest.mark.parametrize("ext", ["dlc", "keras"])

@@ -92,3 +92,14 @@ def test_device_spellings_and_bad_arguments():
         dl.config.list_devices("npu")
     with pytest.raises(ValueError, match="device must be 'cpu' or 'cuda', received 'tpu'"):
         dl.kernels.get("matmul", device="tpu")
+
+
+def test_device_scope_is_per_thread():
+    import threading
+
+    seen = []
+    with dl.device("cpu:0"):
+        worker = threading.Thread(target=lambda: seen.append(dl.config.get_device()))
+        worker.start()
+        worker.join()
+    assert seen == ["cpu"] and dl.config.get_device() == "cpu"
