@@ -94,12 +94,16 @@ def test_device_spellings_and_bad_arguments():
         dl.kernels.get("matmul", device="tpu")
 
 
-def test_device_scope_is_per_thread():
+def test_device_scope_is_per_thread(monkeypatch):
     import threading
 
+    from dlcore import devices
+
+    monkeypatch.setattr(devices, "_require_gpu", lambda canonical: None)  # scope only: no array is made
     seen = []
-    with dl.device("cpu:0"):
+    with dl.device("cuda:1"):
         worker = threading.Thread(target=lambda: seen.append(dl.config.get_device()))
         worker.start()
         worker.join()
+        assert dl.config.get_device() == "gpu:1"
     assert seen == ["cpu"] and dl.config.get_device() == "cpu"
