@@ -122,3 +122,18 @@ def test_adam_update(amsgrad):
     w, g, m, v = rand(10), rand(10), rand(10), np.abs(rand(10))
     vhat = np.abs(rand(10)) if amsgrad else np.zeros(0, np.float32)
     run_both("adam_update", lambda: [w, g, m, v, vhat, 0.01, 0.9, 0.999, 1e-7, amsgrad], [0, 2, 3, 4], np.float32)
+
+
+@pytest.mark.parametrize("stride,pad,dilation,groups,code", [(1, 0, 1, 1, 1), (2, 1, 1, 2, 0), (1, 2, 2, 1, 15)])
+def test_conv2d_forward_and_backward(stride, pad, dilation, groups, code):
+    n, h, w, cin, cout, k = 2, 5, 6, 4, 4, 3
+    oh = (h + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+    ow = (w + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+    x, wt, b = rand(n, h, w, cin), rand(k, k, cin // groups, cout), rand(cout)
+    geometry = [stride, stride, pad, pad, dilation, dilation, groups]
+    run_both("conv2d_forward", lambda: [x, wt, b, *geometry, code, 0.1, np.zeros((n, oh, ow, cout), np.float32)],
+             [12], np.float32)
+    dy = rand(n, oh, ow, cout)
+    run_both("conv2d_backward_input", lambda: [dy, wt, *geometry, np.zeros_like(x)], [9], np.float32)
+    run_both("conv2d_backward_weight", lambda: [x, dy, *geometry, np.zeros_like(wt), np.zeros(cout, np.float32)],
+             [9, 10], np.float32)
