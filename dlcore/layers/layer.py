@@ -127,7 +127,7 @@ class Layer:
     # initial_state), so that a functional graph records them as parents
     _INPUT_KWARGS = ()
     # whether the layer's ops run on GPU arrays: its float weights may then be made in dl.device("gpu")
-    runs_on_gpu = False
+    _runs_on_gpu = False
 
     def __init__(self, trainable=True, name=None, dtype=None, **kwargs):
         input_shape = kwargs.pop("input_shape", None)
@@ -198,7 +198,7 @@ class Layer:
             raise ValueError(f"Layer '{self.name}': weight {name!r} must have a non-negative shape, "
                              f"received {shape}")
         dtype = np.dtype(dtype or self.dtype)
-        if dtype.kind == "f" and devices.on_gpu() and not type(self).runs_on_gpu:
+        if dtype.kind == "f" and devices.on_gpu() and not type(self)._runs_on_gpu:
             raise ValueError(f"{type(self).__name__} '{self.name}' has no GPU path yet (the GPU runs Dense "
                              f"layers so far); build it outside dl.device({devices.current()!r})")
         if initializer is None:
