@@ -67,7 +67,7 @@ def extension(name):
 
 setup(
     packages=find_packages(include=["dlcore", "dlcore.*"])
-    + ["dlcore.kernels", "dlcore.benchmarks", "dlcore.benchmarks.workloads"],
+    + ["dlcore.kernels", "dlcore.kernels.cuda", "dlcore.benchmarks", "dlcore.benchmarks.workloads"],
     # kernels/ and benchmarks/ sit at the top of the source tree and install inside dlcore
     package_dir={"dlcore.kernels": "kernels", "dlcore.benchmarks": "benchmarks"},
     package_data={"dlcore.kernels": ["*.pxd", "*.pxi", "*.pyx", "*.h", "README.md"]},

@@ -15,6 +15,7 @@ from . import kernels  # noqa: E402,F401  (fails early, with advice, if the Cyth
 from . import config, layers, models, ops, registry  # noqa: E402
 from ._lazy import lazy_members  # noqa: E402
 from .autograd import GradientTape, no_grad  # noqa: E402
+from .devices import device  # noqa: E402
 from .layers import Input, InputLayer, Layer  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
 from .symbolic import KerasTensor  # noqa: E402
@@ -45,4 +46,4 @@ __version__ = "0.1.0"
 __all__ = ["Sequential", "Model", "Input", "InputLayer", "Layer", "GradientTape", "no_grad", "Tensor",
            "Variable", "KerasTensor", "layers", "ops", "losses", "optimizers", "metrics", "callbacks",
            "regularizers", "initializers", "constraints", "activations", "utils", "config", "models",
-           "saving", "random", "distribute"]
+           "saving", "random", "distribute", "device"]

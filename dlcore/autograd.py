@@ -10,6 +10,7 @@ import threading
 
 import numpy as np
 
+from . import devices
 from ._tree import flatten as _flatten, map_structure
 from .tensor import Tensor, Variable
 
@@ -64,6 +65,12 @@ def _value(x):
     return x.value if isinstance(x, Tensor) else x
 
 
+def _refuse_gpu_arrays(cls, arrays):
+    if any(isinstance(a, devices.ARRAY_TYPES) for a in arrays):
+        raise TypeError(f"op {cls.__name__} received a GPU array but runs on the CPU only: the GPU path covers "
+                        "Dense layers, sparse categorical cross-entropy, SGD and Adam so far (README, GPU)")
+
+
 class Function:
     """Base class of differentiable ops.
 
@@ -73,11 +80,15 @@ class Function:
     """
 
     n_outputs = 1
+    runs_on_gpu = False  # True where forward and backward dispatch on GPU (numba device) arrays
 
     @classmethod
     def apply(cls, *inputs, **attrs):
         ctx = Context()
-        out = cls.forward(ctx, *[x.value if isinstance(x, Tensor) else x for x in inputs], **attrs)
+        arrays = [x.value if isinstance(x, Tensor) else x for x in inputs]
+        if devices.ARRAY_TYPES and not cls.runs_on_gpu:  # empty tuple until a GPU is chosen
+            _refuse_gpu_arrays(cls, arrays)
+        out = cls.forward(ctx, *arrays, **attrs)
         node = None
         state = _state
         if state.tapes and not state.no_grad:
@@ -233,7 +244,8 @@ class GradientTape:
                 raise TypeError(f"GradientTape.gradient sources must be Tensors or Variables, "
                                 f"received {type(s).__name__}")
         grads = backpropagate(targets, target_grads, flat_sources)
-        grads = [None if g is None else Tensor(np.asarray(g, dtype=s.dtype)) for g, s in zip(grads, flat_sources)]
+        grads = [None if g is None else Tensor(g if devices.is_device_array(g) else np.asarray(g, dtype=s.dtype))
+                 for g, s in zip(grads, flat_sources)]
         leaves = iter(grads)
         return map_structure(lambda _: next(leaves), sources)
 

@@ -69,3 +69,27 @@ def kernel_cache_dir():
     package; deleting it only costs a recompile.
     """
     return kernels.numba_cache_dir()
+
+
+def set_device(name):
+    """The default device for new weights and batches: "cpu", "gpu", "gpu:N" (or "cuda[:N]").
+
+    A GPU needs numba's CUDA support (``pip install dlcore[cuda]``) and a device; otherwise
+    RuntimeError, never a silent CPU fallback."""
+    from . import devices as device
+
+    device.set_device(name)
+
+
+def get_device():
+    """The current device: "cpu" or "gpu:N"."""
+    from . import devices as device
+
+    return device.current()
+
+
+def list_devices(device_type=None):
+    """["cpu:0", "gpu:0", ...]: the devices dlcore can use (imports numba.cuda when installed)."""
+    from . import devices as device
+
+    return device.list_devices(device_type)

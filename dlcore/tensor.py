@@ -1,6 +1,8 @@
 """Tensor (an array plus the op that made it) and Variable (a named, mutable, trainable array)."""
 import numpy as np
 
+from . import devices as _devices
+
 
 class Tensor:
     """An immutable NumPy array with its place in the recorded graph.
@@ -14,7 +16,8 @@ class Tensor:
     __array_priority__ = 100  # ndarray <op> Tensor defers to Tensor's reflected operators
 
     def __init__(self, value, node=None, index=0):
-        self.value = value if isinstance(value, np.ndarray) else np.asarray(value)
+        # a GPU tensor holds a numba device array (devices.ARRAY_TYPES is empty until a GPU is chosen)
+        self.value = value if isinstance(value, (np.ndarray, *_devices.ARRAY_TYPES)) else np.asarray(value)
         self.node = node
         self.index = index
         self.mask = None
@@ -22,7 +25,8 @@ class Tensor:
     # array protocol ---------------------------------------------------------------------
     @property
     def shape(self):
-        return self.value.shape
+        shape = self.value.shape
+        return shape if type(shape) is tuple else tuple(shape)  # numba's simulated shapes refuse [-1]
 
     @property
     def dtype(self):
@@ -37,12 +41,13 @@ class Tensor:
         return self.value.size
 
     def numpy(self):
-        return self.value
+        return _devices.to_host(self.value)
 
     def __array__(self, dtype=None, copy=None):
-        if dtype is not None and dtype != self.value.dtype:
-            return self.value.astype(dtype)
-        return self.value
+        value = _devices.to_host(self.value)
+        if dtype is not None and dtype != value.dtype:
+            return value.astype(dtype)
+        return value
 
     def __len__(self):
         if self.value.ndim == 0:
@@ -185,7 +190,9 @@ class Variable(Tensor):
     """A named array that layers own and optimizers update in place.
 
     ``trainable`` variables are watched by GradientTape automatically. ``value`` stays the same
-    C-contiguous buffer for the variable's lifetime, so kernels can update it in place.
+    C-contiguous buffer for the variable's lifetime, so kernels can update it in place. Trainable
+    float variables created inside ``dl.device("gpu:N")`` hold a numba device array; other state
+    (metric accumulators, counters) stays on the host.
     """
 
     __slots__ = ("name", "trainable", "regularizer", "constraint", "path")
@@ -194,6 +201,8 @@ class Variable(Tensor):
         value = np.array(_value(initial_value), dtype=dtype, copy=True, order="C")
         if value.dtype.kind not in "fiub":
             raise TypeError(f"Variable {name!r}: expected a numeric initial value, received dtype {value.dtype}")
+        if trainable and value.dtype.kind == "f" and _devices.on_gpu():  # weights made in a GPU scope live there
+            value = _devices.to_device(value)
         super().__init__(value)
         self.name = name or "variable"
         self.path = self.name
@@ -202,18 +211,25 @@ class Variable(Tensor):
         self.constraint = constraint
 
     def assign(self, value):
-        value = np.asarray(_value(value))
+        value = np.asarray(_devices.to_host(_value(value)))
         if value.shape != self.value.shape:
             raise ValueError(f"Variable {self.path!r}: cannot assign a value of shape {value.shape} "
                              f"to a variable of shape {self.value.shape}")
+        if _devices.is_device_array(self.value):
+            self.value.copy_to_device(np.ascontiguousarray(value, dtype=self.value.dtype))
+            return self
         np.copyto(self.value, value, casting="same_kind" if value.dtype.kind == "f" else "unsafe")
         return self
 
     def assign_add(self, delta):
+        if _devices.is_device_array(self.value):
+            return self.assign(self.numpy() + np.asarray(_devices.to_host(_value(delta)), dtype=self.dtype))
         self.value += np.asarray(_value(delta), dtype=self.value.dtype)
         return self
 
     def assign_sub(self, delta):
+        if _devices.is_device_array(self.value):
+            return self.assign(self.numpy() - np.asarray(_devices.to_host(_value(delta)), dtype=self.dtype))
         self.value -= np.asarray(_value(delta), dtype=self.value.dtype)
         return self
 

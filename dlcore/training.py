@@ -13,6 +13,8 @@ import warnings
 
 import numpy as np
 
+from . import devices
+from ._tree import map_structure
 from .autograd import GradientTape, no_grad
 from .data.adapters import (ArrayAdapter, get_adapter, is_batch_source, pack_x_y_sample_weight,
                             unpack_x_y_sample_weight)
@@ -229,6 +231,8 @@ class Trainer:
         grads = tape.gradient(scaled_loss, variables) if variables else None
         # the metrics are updated before the weights change, so a metric that raises leaves the
         # model untouched (the values are the same: y_pred was computed before the update)
+        if devices.ARRAY_TYPES:  # a GPU is in use: the metrics read predictions on the host
+            y_pred = map_structure(_to_host_tensor, y_pred)
         logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         if variables:
             self.optimizer.apply_gradients(zip(grads, variables))
@@ -242,6 +246,8 @@ class Trainer:
         y_pred = self(x, training=False)
         loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
         self._loss_tracker.update_state(float(loss.value), sample_weight=num_samples_any(x))
+        if devices.ARRAY_TYPES:
+            y_pred = map_structure(_to_host_tensor, y_pred)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def predict_step(self, data):
@@ -550,9 +556,10 @@ class Trainer:
             for step, batch in enumerate(data):
                 out = predict_step(batch)
                 if type(out) is Tensor:
-                    chunks.append([out.value])
+                    chunks.append([devices.to_host(out.value)])
                 else:
-                    chunks.append([t.value if isinstance(t, Tensor) else np.asarray(t) for t in _as_list(out)])
+                    chunks.append([devices.to_host(t.value) if isinstance(t, Tensor) else np.asarray(t)
+                                   for t in _as_list(out)])
                 if bar is not None:
                     bar.update(step + 1)
         if not isinstance(data, tuple):
@@ -572,8 +579,8 @@ class Trainer:
             x = prepare_inputs(x, "predict_on_batch", self)
         with no_grad():
             out = self.predict_step((x,) if isinstance(x, (list, tuple)) else x)
-        return _restore_output_structure(self, [out.value] if type(out) is Tensor else
-                                         [t.value if isinstance(t, Tensor) else np.asarray(t)
+        return _restore_output_structure(self, [devices.to_host(out.value)] if type(out) is Tensor else
+                                         [devices.to_host(t.value) if isinstance(t, Tensor) else np.asarray(t)
                                           for t in _as_list(out)])
 
     # target checks -----------------------------------------------------------------------------
@@ -748,3 +755,6 @@ def _resolve_metric(identifier, y_true, y_pred, loss_fn):
     return metric
 
 
+def _to_host_tensor(t):
+    """``t`` with its value copied to the host when it lives on a GPU."""
+    return Tensor(t.value.copy_to_host()) if isinstance(t, Tensor) and devices.is_device_array(t.value) else t

@@ -56,9 +56,17 @@ def _load_table():
 
 
 def get(name, device="cpu"):
-    """The kernel called ``name`` for ``device``."""
+    """The kernel called ``name`` for ``device``: "cpu" (the compiled table, families loaded on
+    first use) or "cuda" (the numba.cuda twins in ``kernels/cuda``, same names and signatures,
+    imported on first request)."""
     if device != "cpu":
-        raise ValueError(f"device must be 'cpu' (the only kernel set built), received {device!r}")
+        if device != "cuda":
+            raise ValueError(f"kernels.get: device must be 'cpu' or 'cuda', received {device!r}")
+        table = _cuda_table()
+        try:
+            return table[name]
+        except KeyError:
+            raise KeyError(f"no cuda kernel named {name!r}; known cuda kernels: {sorted(table)}") from None
     fn = _table.get(name)
     if fn is None:
         with _loading:
@@ -71,6 +79,23 @@ def get(name, device="cpu"):
         if fn is None:
             raise KeyError(f"no kernel named {name!r}; known kernels: {sorted(_table)}") from None
     return fn
+
+
+_cuda = None
+
+
+def _cuda_table():
+    """The CUDA kernel table; ImportError naming the ``cuda`` extra when numba.cuda is missing."""
+    global _cuda
+    if _cuda is None:
+        try:
+            from . import cuda
+
+            _cuda = cuda.table()
+        except ImportError as exc:
+            raise ImportError(f"dlcore's GPU kernels need numba's CUDA support ({exc}); install it "
+                              "with `pip install dlcore[cuda]` (numba-cuda)") from exc
+    return _cuda
 
 
 def names():

@@ -68,6 +68,8 @@ class Dense(Layer):
     kernel frozen and the effective kernel ``kernel + (lora_alpha / lora_rank) * a @ b``.
     """
 
+    _runs_on_gpu = True  # ops.dense dispatches on where the kernel lives
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, lora_rank=None,

@@ -13,6 +13,7 @@ import threading
 import numpy as np
 
 from .. import config as dl_config
+from .. import devices
 from ..autograd import no_grad
 from ..symbolic import CallNode, KerasTensor, flatten, is_symbolic, map_structure
 from ..tensor import Tensor, Variable
@@ -125,6 +126,8 @@ class Layer:
     # ``call`` keyword arguments that join the positional inputs when given with one input (RNN's
     # initial_state), so that a functional graph records them as parents
     _INPUT_KWARGS = ()
+    # whether the layer's ops run on GPU arrays: its float weights may then be made in dl.device("gpu")
+    _runs_on_gpu = False
 
     def __init__(self, trainable=True, name=None, dtype=None, **kwargs):
         input_shape = kwargs.pop("input_shape", None)
@@ -195,6 +198,9 @@ class Layer:
             raise ValueError(f"Layer '{self.name}': weight {name!r} must have a non-negative shape, "
                              f"received {shape}")
         dtype = np.dtype(dtype or self.dtype)
+        if dtype.kind == "f" and devices.on_gpu() and not type(self)._runs_on_gpu:
+            raise ValueError(f"{type(self).__name__} '{self.name}' has no GPU path yet (the GPU runs Dense "
+                             f"layers so far); build it outside dl.device({devices.current()!r})")
         if initializer is None:
             initializer = "glorot_uniform" if dtype.kind == "f" else "zeros"
         init = initializers.get(initializer)
@@ -204,6 +210,8 @@ class Layer:
         variable = Variable(value, trainable=trainable and self._trainable, name=name or "variable", dtype=dtype,
                             regularizer=regularizers.get(regularizer), constraint=constraints.get(constraint))
         variable.path = f"{self.name}/{variable.name}"
+        if dtype.kind == "f" and devices.on_gpu():  # frozen weights of a GPU layer live on the GPU too
+            variable.value = devices.to_device(variable.value)
         (self._trainable_variables if trainable else self._non_trainable_variables).append(variable)
         return variable
 
@@ -248,7 +256,7 @@ class Layer:
 
     def get_weights(self):
         """Copies of the weight values, in ``weights`` order."""
-        return [v.value.copy() for v in self.weights]
+        return [v.numpy().copy() for v in self.weights]
 
     def set_weights(self, weights):
         """Load a list of arrays in ``get_weights`` order (shapes must match exactly)."""

@@ -1,7 +1,7 @@
 """Conversion and the helpers every op family shares."""
 import numpy as np
 
-from .. import config
+from .. import config, devices
 from ..autograd import Function
 from ..tensor import Tensor, Variable
 
@@ -13,7 +13,11 @@ def value(x):
 
 def float_array(x, dtype=None):
     """``x`` as a float ndarray: Tensors unwrap, ints/bools/lists become floatx."""
-    a = np.asarray(value(x)) if dtype is None else np.asarray(value(x), dtype=dtype)
+    v = value(x)
+    if isinstance(v, devices.ARRAY_TYPES):
+        raise TypeError("a GPU array reached an op that runs on the CPU only: the GPU path covers Dense "
+                        "layers, sparse categorical cross-entropy, SGD and Adam so far (see README, GPU)")
+    a = np.asarray(v) if dtype is None else np.asarray(v, dtype=dtype)
     if a.dtype.kind != "f":
         a = a.astype(config.floatx())
     return a
@@ -30,6 +34,20 @@ def result_dtype(*arrays):
 
 def contiguous(a):
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def device_of(a):
+    """The kernel device an array lives on: "cpu" (NumPy) or "cuda" (a numba device array)."""
+    return "cuda" if type(a) is not np.ndarray and isinstance(a, devices.ARRAY_TYPES) else "cpu"
+
+
+def empty_on(device, shape, dtype):
+    """An uninitialized array of ``shape`` on kernel device ``device`` ("cpu" or "cuda")."""
+    if device == "cpu":
+        return np.empty(shape, dtype=dtype)
+    from numba import cuda
+
+    return cuda.device_array(shape, dtype=dtype)
 
 
 def unbroadcast(grad, shape):

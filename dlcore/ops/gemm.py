@@ -1,10 +1,10 @@
 """Matrix products: matmul and the fused dense op y = act(x @ w + b)."""
 import numpy as np
 
-from .. import kernels
+from .. import devices, kernels
 from ..autograd import Function, is_recording
 from ..tensor import Tensor
-from .core import contiguous, float_array, unbroadcast, value
+from .core import contiguous, device_of, empty_on, float_array, unbroadcast, value
 from .elementwise import activation_code
 
 
@@ -12,6 +12,11 @@ def _matmul(a, b, trans_a=False, trans_b=False):
     """op(a) @ op(b) for 2-D float arrays of one dtype, through the BLAS kernel."""
     m = a.shape[1] if trans_a else a.shape[0]
     n = b.shape[0] if trans_b else b.shape[1]
+    device = device_of(a)
+    if device != "cpu":  # device arrays are made C-contiguous by the ops that allocate them
+        out = empty_on(device, (m, n), a.dtype)
+        kernels.get("matmul", device)(a, b, out, trans_a, trans_b, 1.0, 0.0)
+        return out
     out = np.empty((m, n), dtype=a.dtype)
     kernels.get("matmul")(contiguous(a), contiguous(b), out, trans_a, trans_b, 1.0, 0.0)
     return out
@@ -59,28 +64,33 @@ class Dense(Function):
     keep z = x @ w + b for the backward pass.
     """
 
+    runs_on_gpu = True
+
     @staticmethod
     def forward(ctx, x, w, b, activation, alpha, recording):
         lead = x.shape[:-1]
-        x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
-        if not x2.flags.c_contiguous:
+        device = "cpu" if type(w) is np.ndarray else device_of(w)
+        x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[x.ndim - 1])
+        if device != "cpu":
+            x2 = devices.to_device(x2)  # a batch enters the GPU here (no-op for device arrays)
+        elif not x2.flags.c_contiguous:
             x2 = np.ascontiguousarray(x2)
         code = activation_code(activation)
         if code is None:
             raise ValueError(f"dense: activation {activation!r} has no fused kernel")
-        y2 = np.empty((x2.shape[0], w.shape[1]), dtype=w.dtype)
+        y2 = empty_on(device, (x2.shape[0], w.shape[1]), w.dtype)
         threads = kernels.threads_for(y2.size)
-        dense_forward = kernels.get("dense_forward")
+        dense_forward = kernels.get("dense_forward", device)
         if not recording or activation in ("linear", "relu"):
             dense_forward(x2, w, b, code, alpha, y2, threads)
             z2 = y2  # relu's derivative reads z > 0, which is y > 0: the fused kernel serves training too
         else:
-            z2 = np.empty_like(y2)
+            z2 = empty_on(device, y2.shape, y2.dtype)
             dense_forward(x2, w, b, 0, 0.0, z2, threads)
             if activation in ("softmax", "log_softmax"):
-                kernels.get(activation + "_forward")(z2, y2, threads)
+                kernels.get(activation + "_forward", device)(z2, y2, threads)
             else:
-                kernels.get("activation_forward")(code, z2.reshape(-1), alpha, y2.reshape(-1), threads)
+                kernels.get("activation_forward", device)(code, z2.reshape(-1), alpha, y2.reshape(-1), threads)
         if recording:
             ctx.save(x2, w, z2, y2)
             ctx.lead, ctx.code, ctx.alpha, ctx.activation, ctx.has_bias = lead, code, alpha, activation, b is not None
@@ -89,22 +99,26 @@ class Dense(Function):
     @staticmethod
     def backward(ctx, dy, needs):
         x2, w, z2, y2 = ctx.saved
-        dy2 = contiguous(dy.astype(w.dtype, copy=False).reshape(y2.shape))
+        device = "cpu" if type(w) is np.ndarray else device_of(w)
+        if device == "cpu":
+            dy2 = contiguous(dy.astype(w.dtype, copy=False).reshape(y2.shape))
+        else:
+            dy2 = devices.to_device(dy).reshape(y2.shape)
         if ctx.activation == "linear":
             dz = dy2
         elif ctx.activation in ("softmax", "log_softmax"):
-            dz = np.empty_like(y2)
-            kernels.get(ctx.activation + "_backward")(y2, dy2, dz)
+            dz = empty_on(device, y2.shape, y2.dtype)
+            kernels.get(ctx.activation + "_backward", device)(y2, dy2, dz)
         else:
-            dz = np.empty_like(y2)
-            kernels.get("activation_backward")(ctx.code, z2.reshape(-1), y2.reshape(-1), dy2.reshape(-1),
-                                               ctx.alpha, dz.reshape(-1))
+            dz = empty_on(device, y2.shape, y2.dtype)
+            kernels.get("activation_backward", device)(ctx.code, z2.reshape(-1), y2.reshape(-1), dy2.reshape(-1),
+                                                       ctx.alpha, dz.reshape(-1))
         dx = _matmul(dz, w, trans_b=True).reshape(ctx.lead + (w.shape[0],)) if needs[0] else None
         dw = _matmul(x2, dz, trans_a=True) if needs[1] else None
         db = None
         if ctx.has_bias and needs[2]:
-            db = np.empty(w.shape[1], dtype=w.dtype)
-            kernels.get("sum_axis0")(dz, db, kernels.threads_for(dz.size))
+            db = empty_on(device, w.shape[1], w.dtype)
+            kernels.get("sum_axis0", device)(dz, db, kernels.threads_for(dz.size))
         return dx, dw, db
 
 
@@ -120,7 +134,10 @@ def dense(x, kernel, bias=None, activation="linear", alpha=0.0):
     xv = x.value if type(x) is Tensor else x
     w = kernel.value if isinstance(kernel, Tensor) else kernel
     if type(xv) is not np.ndarray or xv.dtype != w.dtype:
-        x = xv = float_array(value(xv), dtype=w.dtype)
+        if not devices.is_device_array(xv):
+            x = xv = float_array(value(xv), dtype=w.dtype)
+        elif xv.dtype != w.dtype:
+            raise TypeError(f"dense: the input on the GPU has dtype {xv.dtype}; the kernel has {w.dtype}")
     if not is_recording():  # nothing to record: the forward on the arrays, without a graph node
         return Tensor(Dense.forward(None, xv, w, value(bias), activation, float(alpha), False))
     return Dense.apply(x, kernel, bias, activation=activation, alpha=float(alpha), recording=True)

@@ -15,10 +15,10 @@ import warnings
 
 import numpy as np
 
-from .. import config, kernels
+from .. import config, devices, kernels
 from ..autograd import Function
 from ..tensor import Tensor
-from .core import cast, contiguous, convert_to_tensor, value
+from .core import cast, contiguous, convert_to_tensor, device_of, empty_on, value
 from .elementwise import sigmoid, softmax, softplus
 from .math import (abs as abs_, add, clip, divide, log, maximum, multiply, negative, power, sqrt, square,
                    subtract)
@@ -139,14 +139,24 @@ class SparseCrossentropy(Function):
     """loss[...] = cross-entropy of integer ``labels`` (shape y_pred.shape[:-1]) against the
     class scores on y_pred's last axis; rows where ``valid`` is False give 0 and no gradient."""
 
+    runs_on_gpu = True
+
     @staticmethod
     def forward(ctx, labels, y_pred, from_logits, eps, valid):
         shape = y_pred.shape
-        p2 = contiguous(y_pred).reshape(-1, shape[-1])
         lab = contiguous(labels.reshape(-1))
-        out = np.empty(p2.shape[0], dtype=p2.dtype)
-        kernels.get("sparse_categorical_crossentropy_forward")(
-            lab, p2, out, from_logits=from_logits, eps=eps, n_threads=kernels.threads_for(p2.size))
+        device = device_of(y_pred)
+        if device != "cpu":  # predictions on the GPU: labels go in, per-sample losses come out
+            shape = tuple(shape)
+            p2, lab = y_pred.reshape(-1, shape[-1]), devices.to_device(lab)
+            out_dev = empty_on(device, p2.shape[0], p2.dtype)
+            kernels.get("sparse_categorical_crossentropy_forward", device)(lab, p2, out_dev, from_logits, eps)
+            out = out_dev.copy_to_host()
+        else:
+            p2 = contiguous(y_pred).reshape(-1, shape[-1])
+            out = np.empty(p2.shape[0], dtype=p2.dtype)
+            kernels.get("sparse_categorical_crossentropy_forward")(
+                lab, p2, out, from_logits=from_logits, eps=eps, n_threads=kernels.threads_for(p2.size))
         if valid is not None:
             out[~valid.reshape(-1)] = 0
         ctx.save(lab, p2)
@@ -161,6 +171,12 @@ class SparseCrossentropy(Function):
         dl = np.array(np.asarray(dy, dtype=p2.dtype).reshape(-1), copy=True)
         if ctx.valid is not None:
             dl[~ctx.valid.reshape(-1)] = 0
+        device = device_of(p2)
+        if device != "cpu":
+            dp = empty_on(device, p2.shape, p2.dtype)
+            kernels.get("sparse_categorical_crossentropy_backward", device)(
+                lab, p2, devices.to_device(dl), dp, ctx.from_logits, ctx.eps)
+            return None, dp.reshape(ctx.shape)
         dp = np.empty_like(p2)
         kernels.get("sparse_categorical_crossentropy_backward")(
             lab, p2, dl, dp, from_logits=ctx.from_logits, eps=ctx.eps,

@@ -36,6 +36,7 @@ import warnings
 
 import numpy as np
 
+from .. import devices as _devices
 from .. import kernels as _kernels
 from ..distribute.strategy import get_strategy, has_strategy
 from ..tensor import Tensor
@@ -259,24 +260,41 @@ class Optimizer:
         var_list = list(var_list)
         for i, variable in enumerate(var_list):
             value = getattr(variable, "value", None)
-            if not isinstance(value, np.ndarray):
+            if not isinstance(value, (np.ndarray, *_devices.ARRAY_TYPES)):
                 raise TypeError(f"Optimizer '{self.name}' updates dlcore Variables; received "
                                 f"{type(variable).__name__} {variable!r}")
             if value.dtype.kind != "f":
                 raise TypeError(f"Optimizer '{self.name}' can only update float variables; variable "
                                 f"'{_label(variable)}' has dtype {value.dtype}")
-            if not value.flags.c_contiguous:
+            if isinstance(value, np.ndarray) and not value.flags.c_contiguous:
                 raise ValueError(f"Optimizer '{self.name}': variable '{_label(variable)}' is not "
                                  "C-contiguous and cannot be updated in place")
             self._trainable_variables_indices[id(variable)] = i
         self._trainable_variables = var_list
+        device = "cuda" if var_list and _devices.is_device_array(var_list[0].value) else "cpu"
+        if device != "cpu":
+            self._check_gpu_support()
         if self.use_ema:
             self._model_variables_moving_average = self.add_optimizer_variables(var_list, "average")
         if self.gradient_accumulation_steps:
             self._accumulated_gradients = self.add_optimizer_variables(var_list, "gradient_accumulator")
         if self._kernel_name is not None:
-            self._kernel = _kernels.get(self._kernel_name)
+            self._kernel = _kernels.get(self._kernel_name, device)
         self.built = True
+
+    def _check_gpu_support(self):
+        """ValueError naming what this optimizer's GPU path does not do yet."""
+        unsupported = [name for name in ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay", "use_ema",
+                                         "gradient_accumulation_steps", "loss_scale_factor")
+                       if getattr(self, name, None)]
+        try:
+            kernel = _kernels.get(self._kernel_name, "cuda") if self._kernel_name else None
+        except KeyError:
+            kernel = None
+        if kernel is None or unsupported:
+            raise ValueError(f"Optimizer '{self.name}' on the GPU: supported are SGD and Adam without "
+                             f"{', '.join(unsupported) or 'clipping, weight decay, EMA or accumulation'}; received "
+                             f"{type(self).__name__} with {unsupported or 'no GPU update kernel'}")
 
     def add_variable(self, shape, initializer="zeros", dtype=None, name=None):
         """A new slot array (C-contiguous), tracked in ``variables``."""
@@ -300,7 +318,10 @@ class Optimizer:
         """A slot of the shape and dtype of ``reference_variable``, named after it."""
         name = _label(reference_variable).replace("/", "_") + "_" + (name or "var")
         value = reference_variable.value
-        return self.add_variable(value.shape, initializer=initializer, dtype=value.dtype, name=name)
+        array = self.add_variable(value.shape, initializer=initializer, dtype=value.dtype, name=name)
+        if _devices.is_device_array(value):  # a GPU variable's slots live beside it
+            array = self._variables[-1] = _devices.to_device(array)
+        return array
 
     def add_optimizer_variables(self, trainable_variables, name, initializer="zeros"):
         """One slot per variable for each of ``name`` (a string or a list of strings), created
@@ -453,6 +474,12 @@ class Optimizer:
         value = variable.value
         if isinstance(grad, Tensor):
             grad = grad.value
+        if _devices.is_device_array(value):
+            if not _devices.is_device_array(grad) or grad.shape != value.shape or grad.dtype != value.dtype:
+                raise ValueError(f"Optimizer '{self.name}': the gradient for GPU variable '{_label(variable)}' must "
+                                 f"be a device array of shape {value.shape} and dtype {value.dtype}; received "
+                                 f"{type(grad).__name__} of shape {getattr(grad, 'shape', None)}")
+            return grad
         if not isinstance(grad, np.ndarray):
             grad = np.asarray(grad)
         if grad.shape != value.shape:

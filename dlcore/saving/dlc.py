@@ -63,6 +63,8 @@ import zipfile
 
 import numpy as np
 
+from .. import devices
+
 from .archive import MAX_JSON_BYTES, ZipReader, atomic_zip_write
 from .model_config import (check_custom_objects, check_model_entry, compile_config, compile_from_config,
                            jsonable, model_build_config, model_config, rebuild)
@@ -235,7 +237,7 @@ def _weights_manifest(model):
     owners = _owners(model)
     entries, arrays = [], []
     for i, v in enumerate(model.weights):
-        array = v.value
+        array = v.numpy()  # GPU weights are copied out
         entries.append({"path": str(v.path), "layer": owners.get(id(v), ""), "name": str(v.name),
                         "shape": [int(d) for d in array.shape], "dtype": array.dtype.name,
                         "member": f"weights/{i:05d}.npy"})
@@ -279,7 +281,10 @@ def _assign_weights(model, weights):
     """Assign validated arrays (a list of (variable, array or None))."""
     for variable, array in weights:
         if array is not None:
-            np.copyto(variable.value, array)
+            if devices.is_device_array(variable.value):  # a model loaded in a GPU scope
+                variable.assign(array)
+            else:
+                np.copyto(variable.value, array)
 
 
 # ================================================================================================

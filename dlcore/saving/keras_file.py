@@ -28,6 +28,8 @@ import warnings
 
 import numpy as np
 
+from .. import devices
+
 from .archive import MAX_JSON_BYTES, ZipReader, atomic_zip_write, open_regular_file, parse_json
 from .keras_config import from_keras, to_keras
 from .model_config import (check_custom_objects, check_model_entry, compile_config, compile_from_config, jsonable,
@@ -291,7 +293,10 @@ def _write_weights_h5(target, model, include_optimizer):
 
 def _assign(pairs):
     for variable, array in pairs:
-        np.copyto(variable.value, array)
+        if devices.is_device_array(variable.value):  # a model loaded in a GPU scope
+            variable.assign(array)
+        else:
+            np.copyto(variable.value, array)
 
 
 # ================================================================================================
