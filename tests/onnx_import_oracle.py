@@ -124,7 +124,7 @@ def _import_and_run(case, constant_inputs):
     return [np.asarray(o) for o in outs]
 
 
-def run(case):
+def check_case(case):
     """Import and run ``case``; compare with its expected outputs. Returns the description, raises
     OutOfScope (with the importer's reason) or AssertionError."""
     inputs, expected = case.data_sets[0]
@@ -156,7 +156,7 @@ def run_all(cases=None):
     for case in cases if cases is not None else load_cases():
         name, op = case.name, op_type(case)
         try:
-            rows.append((name, op, "ran", run(case)))
+            rows.append((name, op, "ran", check_case(case)))
         except OutOfScope as exc:
             rows.append((name, op, "out of scope", str(exc)))
         except Exception as exc:  # noqa: BLE001  (a wrong result or a crash: reported, not raised)

@@ -18,7 +18,7 @@ def rand(*shape, dtype=np.float32):
 
 
 # ---- Keras parity helper --------------------------------------------------------------------------
-def _parity(klayer, dlayer, inputs, call_kwargs=None, kinputs=None, rtol=1e-5, atol=2e-6, grad_tol=None,
+def _check_parity(klayer, dlayer, inputs, call_kwargs=None, kinputs=None, rtol=1e-5, atol=2e-6, grad_tol=None,
             pass_list=False):
     """Copy klayer's weights into dlayer, then compare outputs and the gradients of sum(out * r)
     with respect to every float input and every trainable weight."""
@@ -97,7 +97,7 @@ def test_harness_attention_layers():
 def test_einsum_dense_keras_parity(kwargs, shape):
     keras = pytest.importorskip("keras")
     x = rand(*shape)
-    _parity(keras.layers.EinsumDense(**kwargs), L.EinsumDense(**kwargs), [x])
+    _check_parity(keras.layers.EinsumDense(**kwargs), L.EinsumDense(**kwargs), [x])
 
 
 def test_einsum_dense_weights_config_and_init():
@@ -151,7 +151,7 @@ def test_mha_keras_parity(kwargs, call, with_key):
         call["attention_mask"] = mask
     kl = keras.layers.MultiHeadAttention(**kwargs)
     dlayer = L.MultiHeadAttention(**kwargs)
-    _parity(kl, dlayer, inputs, call)  # key, when given, is the third positional input of both
+    _check_parity(kl, dlayer, inputs, call)  # key, when given, is the third positional input of both
     assert [w.shape for w in dlayer.get_weights()] == [w.shape for w in kl.get_weights()]
 
 
@@ -161,7 +161,7 @@ def test_mha_float64_and_attention_axes():
     for axes in (None, (2,), (1, 2)):
         kl = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3, attention_axes=axes, dtype="float64")
         # Keras's float64 MHA deviates from float64 NumPy by ~1e-8 (a float32 step inside); dlcore's by 1e-15
-        _parity(kl, L.MultiHeadAttention(num_heads=2, key_dim=3, attention_axes=axes, dtype="float64"), [q, q],
+        _check_parity(kl, L.MultiHeadAttention(num_heads=2, key_dim=3, attention_axes=axes, dtype="float64"), [q, q],
                 rtol=1e-6, atol=1e-7, grad_tol=dict(rtol=1e-5, atol=1e-6))
 
 
@@ -277,7 +277,7 @@ def test_attention_keras_parity(cls, kwargs, call, with_key):
         kwargs = {k: v for k, v in kwargs.items() if k != "score_mode"}
     T = 5
     inputs = [rand(2, T, 4), rand(2, T if call else 6, 4)] + ([rand(2, T if call else 6, 4)] if with_key else [])
-    _parity(getattr(keras.layers, cls)(**kwargs), getattr(L, cls)(**kwargs), inputs, call, pass_list=True)
+    _check_parity(getattr(keras.layers, cls)(**kwargs), getattr(L, cls)(**kwargs), inputs, call, pass_list=True)
 
 
 @pytest.mark.parametrize("cls", ["Attention", "AdditiveAttention"])

@@ -149,7 +149,7 @@ def _check_message(exc, name):
         f"{name}: the message does not say what was expected and received: {message!r}"
 
 
-def _run(kind, entry, batch):
+def _check_entry(kind, entry, batch):
     rng = np.random.default_rng(1000 * batch + len(kind))
     model = _compiled(kind)
     cases = _cases(model, rng)
@@ -184,4 +184,4 @@ def _run(kind, entry, batch):
 @pytest.mark.parametrize("entry", ["predict", "fit"])
 @pytest.mark.parametrize("kind", list(MODELS))
 def test_fuzz_malformed_data(kind, entry, batch):
-    _run(kind, entry, batch)
+    _check_entry(kind, entry, batch)
