@@ -578,7 +578,12 @@ class Trainer:
         if not numeric_arrays(x):  # the model checks the shapes of arrays before converting them
             x = prepare_inputs(x, "predict_on_batch", self)
         with no_grad():
-            out = self.predict_step((x,) if isinstance(x, (list, tuple)) else x)
+            if type(self).predict_step is Trainer.predict_step:  # Keras's own step: self(x)
+                out = self(x, training=False)
+            else:
+                out = self.predict_step((x,) if isinstance(x, (list, tuple)) else x)
+        if type(out) is Tensor and type(out.value) is np.ndarray:
+            return _restore_output_structure(self, [out.value])
         return _restore_output_structure(self, [devices.to_host(out.value)] if type(out) is Tensor else
                                          [devices.to_host(t.value) if isinstance(t, Tensor) else np.asarray(t)
                                           for t in _as_list(out)])

@@ -78,7 +78,8 @@ class Dense(Function):
         code = activation_code(activation)
         if code is None:
             raise ValueError(f"dense: activation {activation!r} has no fused kernel")
-        y2 = empty_on(device, (x2.shape[0], w.shape[1]), w.dtype)
+        y2 = (np.empty((x2.shape[0], w.shape[1]), dtype=w.dtype) if device == "cpu"
+              else empty_on(device, (x2.shape[0], w.shape[1]), w.dtype))
         threads = kernels.threads_for(y2.size)
         dense_forward = kernels.get("dense_forward", device)
         if not recording or activation in ("linear", "relu"):
@@ -139,7 +140,8 @@ def dense(x, kernel, bias=None, activation="linear", alpha=0.0):
         elif xv.dtype != w.dtype:
             raise TypeError(f"dense: the input on the GPU has dtype {xv.dtype}; the kernel has {w.dtype}")
     if not is_recording():  # nothing to record: the forward on the arrays, without a graph node
-        return Tensor(Dense.forward(None, xv, w, value(bias), activation, float(alpha), False))
+        b = bias.value if isinstance(bias, Tensor) else bias
+        return Tensor(Dense.forward(None, xv, w, b, activation, float(alpha), False))
     return Dense.apply(x, kernel, bias, activation=activation, alpha=float(alpha), recording=True)
 
 
