@@ -56,14 +56,10 @@ class BatchNormalization(Layer):
         self.epsilon = float(epsilon)
         self.center = bool(center)
         self.scale = bool(scale)
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
+        _set_affine_args(self, beta_initializer, gamma_initializer, beta_regularizer, gamma_regularizer,
+                         beta_constraint, gamma_constraint)
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
         self.moving_variance_initializer = initializers.get(moving_variance_initializer)
-        self.beta_regularizer = regularizers.get(beta_regularizer)
-        self.gamma_regularizer = regularizers.get(gamma_regularizer)
-        self.beta_constraint = constraints.get(beta_constraint)
-        self.gamma_constraint = constraints.get(gamma_constraint)
         self.renorm = False
         self.renorm_clipping = renorm_clipping
         self.renorm_momentum = renorm_momentum
@@ -170,6 +166,17 @@ def _axis_arg(axis, layer_name):
                     f"received axis={axis!r}")
 
 
+def _set_affine_args(layer, beta_initializer, gamma_initializer, beta_regularizer, gamma_regularizer,
+                     beta_constraint, gamma_constraint):
+    """The beta/gamma initializers, regularizers and constraints every normalization layer takes."""
+    layer.beta_initializer = initializers.get(beta_initializer)
+    layer.gamma_initializer = initializers.get(gamma_initializer)
+    layer.beta_regularizer = regularizers.get(beta_regularizer)
+    layer.gamma_regularizer = regularizers.get(gamma_regularizer)
+    layer.beta_constraint = constraints.get(beta_constraint)
+    layer.gamma_constraint = constraints.get(gamma_constraint)
+
+
 def _epsilon_arg(epsilon, layer_name):
     if not isinstance(epsilon, numbers.Real) or isinstance(epsilon, bool) or not epsilon > 0:
         raise ValueError(f"{layer_name}: `epsilon` must be a positive float, received epsilon={epsilon!r}")
@@ -220,12 +227,8 @@ class LayerNormalization(_FeatureNormalization):
         self.center = bool(center)
         self.scale = bool(scale)
         self.rms_scaling = bool(rms_scaling)
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
-        self.beta_regularizer = regularizers.get(beta_regularizer)
-        self.gamma_regularizer = regularizers.get(gamma_regularizer)
-        self.beta_constraint = constraints.get(beta_constraint)
-        self.gamma_constraint = constraints.get(gamma_constraint)
+        _set_affine_args(self, beta_initializer, gamma_initializer, beta_regularizer, gamma_regularizer,
+                         beta_constraint, gamma_constraint)
         self.supports_masking = True
         self.gamma = self.beta = None
 
@@ -310,12 +313,8 @@ class GroupNormalization(Layer):
         self.epsilon = _epsilon_arg(epsilon, "GroupNormalization")
         self.center = bool(center)
         self.scale = bool(scale)
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
-        self.beta_regularizer = regularizers.get(beta_regularizer)
-        self.gamma_regularizer = regularizers.get(gamma_regularizer)
-        self.beta_constraint = constraints.get(beta_constraint)
-        self.gamma_constraint = constraints.get(gamma_constraint)
+        _set_affine_args(self, beta_initializer, gamma_initializer, beta_regularizer, gamma_regularizer,
+                         beta_constraint, gamma_constraint)
         self.supports_masking = True
         self.gamma = self.beta = None
 

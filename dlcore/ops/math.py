@@ -93,33 +93,30 @@ class Power(Function):
 
 
 class Maximum(Function):
-    @staticmethod
-    def forward(ctx, a, b):
+    """Elementwise max; ties send the gradient to ``a`` (as TensorFlow)."""
+
+    pick = staticmethod(np.maximum)
+    a_wins = staticmethod(np.greater_equal)
+
+    @classmethod
+    def forward(cls, ctx, a, b):
         a, b = _binary(a, b)
         ctx.save(a, b)
-        return np.maximum(a, b)
+        return cls.pick(a, b)
 
-    @staticmethod
-    def backward(ctx, dy, needs):
+    @classmethod
+    def backward(cls, ctx, dy, needs):
         a, b = ctx.saved
-        take_a = a >= b
+        take_a = cls.a_wins(a, b)
         return (unbroadcast(dy * take_a, np.shape(a)) if needs[0] else None,
                 unbroadcast(dy * ~take_a, np.shape(b)) if needs[1] else None)
 
 
-class Minimum(Function):
-    @staticmethod
-    def forward(ctx, a, b):
-        a, b = _binary(a, b)
-        ctx.save(a, b)
-        return np.minimum(a, b)
+class Minimum(Maximum):
+    """Elementwise min; ties send the gradient to ``a``."""
 
-    @staticmethod
-    def backward(ctx, dy, needs):
-        a, b = ctx.saved
-        take_a = a <= b
-        return (unbroadcast(dy * take_a, np.shape(a)) if needs[0] else None,
-                unbroadcast(dy * ~take_a, np.shape(b)) if needs[1] else None)
+    pick = staticmethod(np.minimum)
+    a_wins = staticmethod(np.less_equal)
 
 
 class Mod(Function):
