@@ -17,7 +17,9 @@ class Tensor:
 
     def __init__(self, value, node=None, index=0):
         # a GPU tensor holds a numba device array (devices.ARRAY_TYPES is empty until a GPU is chosen)
-        self.value = value if isinstance(value, (np.ndarray, *_devices.ARRAY_TYPES)) else np.asarray(value)
+        if type(value) is not np.ndarray and not isinstance(value, (np.ndarray, *_devices.ARRAY_TYPES)):
+            value = np.asarray(value)
+        self.value = value
         self.node = node
         self.index = index
         self.mask = None

@@ -21,7 +21,7 @@ import numpy as np
 from .. import kernels
 from ..autograd import Function, is_recording
 from .core import Tensor, cast, contiguous, float_array, value
-from .elementwise import activation_code
+from .elementwise import ACTIVATIONS
 from .shape import pad as _pad
 
 _PADDINGS = ("valid", "same", "causal", "reflect")
@@ -134,6 +134,8 @@ class ConvPlan(NamedTuple):
     def x4(self, x):
         """The kernels' (N', H, W, C') input: rank 1 as H = 1; rank 3 as (N * OD, H, W, G * KD * CG),
         output depth o reading the depth slices o * stride_d + t * dilation_d, t < KD."""
+        if self.rank == 2 and x.flags.c_contiguous:
+            return x
         if self.rank < 3:
             return contiguous(x if self.rank == 2 else x[:, None])
         kd, sd, (lo, hi), dd, od = self.depth
@@ -160,6 +162,8 @@ class ConvPlan(NamedTuple):
 
     def w4(self, w):
         """The kernel as the kernels' (KH, KW, C', C_out): rank 3 moves KD next to C_in/groups."""
+        if self.rank == 2 and w.flags.c_contiguous:
+            return w  # already (KH, KW, C_in/groups, C_out)
         w = contiguous(w) if self.rank < 3 else np.ascontiguousarray(np.moveaxis(w, 0, 2))
         return w.reshape(self.kernel4)
 
@@ -184,9 +188,9 @@ class Conv(Function):
     def forward(ctx, x, w, b, plan, activation, alpha, recording):
         x4, w4 = plan.x4(x), plan.w4(w)
         y4 = np.empty(plan.out4, dtype=w4.dtype)
-        code = activation_code(activation)
+        code = ACTIVATIONS[activation]  # checked by the op
         kh, kw, cg, o = plan.kernel4
-        threads = _threads(y4.size, kh * kw * cg)
+        threads = kernels.threads_for(y4.size * (kh * kw * cg))
         forward = kernels.get("conv2d_forward")
         if not recording or _derivative_from_output(activation, alpha):
             forward(x4, w4, b, *plan.args, code, alpha, y4, threads)
@@ -204,7 +208,7 @@ class Conv(Function):
             ctx.save(x4, w4, z4, y4)
             ctx.plan, ctx.x_shape, ctx.w_shape = plan, x.shape, w.shape
             ctx.code, ctx.alpha, ctx.activation, ctx.has_bias = code, alpha, activation, b is not None
-        return plan.y(y4)
+        return y4 if plan.rank == 2 else plan.y(y4)
 
     @staticmethod
     def backward(ctx, dy, needs):
@@ -350,12 +354,12 @@ def conv2d_bias_act(inputs, kernel, bias=None, strides=1, padding="valid", dilat
     """
     if data_format is not None:
         check_data_format(data_format, _who)
-    if activation_code(activation) is None:
+    if activation not in ACTIVATIONS:
         raise ValueError(f"{_who}: activation {activation!r} has no fused kernel")
-    kv = value(kernel)
-    kshape = kv.shape if isinstance(kv, np.ndarray) else np.shape(kv)
-    xv = value(inputs)
-    xshape = xv.shape if isinstance(xv, np.ndarray) else np.shape(xv)
+    kv = kernel.value if isinstance(kernel, Tensor) else kernel
+    kshape = kv.shape if type(kv) is np.ndarray else np.shape(kv)
+    xv = inputs.value if type(inputs) is Tensor else value(inputs)
+    xshape = xv.shape if type(xv) is np.ndarray else np.shape(xv)
     if depthwise:
         if len(kshape) < 3 or kshape[-2] != xshape[-1]:
             raise ValueError(f"{_who}: expected inputs with {kshape[-2] if len(kshape) >= 3 else '?'} channels "
@@ -368,7 +372,7 @@ def conv2d_bias_act(inputs, kernel, bias=None, strides=1, padding="valid", dilat
             xv = float_array(xv, dtype=kv.dtype)
         if plan.reflect is not None:
             xv = np.pad(xv, plan.reflect, mode="reflect")
-        b = value(bias)
+        b = bias.value if isinstance(bias, Tensor) else bias
         if b is not None and (type(b) is not np.ndarray or b.dtype != kv.dtype):
             b = np.ascontiguousarray(float_array(b, dtype=kv.dtype))
         return Tensor(Conv.forward(None, xv, kv, b, plan, activation, float(alpha), False))

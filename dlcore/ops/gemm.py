@@ -5,7 +5,7 @@ from .. import devices, kernels
 from ..autograd import Function, is_recording
 from ..tensor import Tensor
 from .core import contiguous, device_of, empty_on, float_array, unbroadcast, value
-from .elementwise import activation_code
+from .elementwise import ACTIVATIONS
 
 
 def _matmul(a, b, trans_a=False, trans_b=False):
@@ -75,7 +75,7 @@ class Dense(Function):
             x2 = devices.to_device(x2)  # a batch enters the GPU here (no-op for device arrays)
         elif not x2.flags.c_contiguous:
             x2 = np.ascontiguousarray(x2)
-        code = activation_code(activation)
+        code = ACTIVATIONS.get(activation)
         if code is None:
             raise ValueError(f"dense: activation {activation!r} has no fused kernel")
         y2 = (np.empty((x2.shape[0], w.shape[1]), dtype=w.dtype) if device == "cpu"
@@ -95,7 +95,7 @@ class Dense(Function):
         if recording:
             ctx.save(x2, w, z2, y2)
             ctx.lead, ctx.code, ctx.alpha, ctx.activation, ctx.has_bias = lead, code, alpha, activation, b is not None
-        return y2.reshape(lead + (w.shape[1],))
+        return y2 if x2 is x else y2.reshape(lead + (w.shape[1],))
 
     @staticmethod
     def backward(ctx, dy, needs):

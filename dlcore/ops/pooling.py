@@ -52,16 +52,21 @@ class Pool(Function):
 
     @staticmethod
     def forward(ctx, x, mode, plan, recording):
-        x4 = contiguous(x if plan.rank == 2 else x[:, None] if plan.rank == 1 else x.reshape((-1,) + x.shape[2:]))
+        x4 = x if plan.rank == 2 else x[:, None] if plan.rank == 1 else x.reshape((-1,) + x.shape[2:])
+        if not x4.flags.c_contiguous:
+            x4 = np.ascontiguousarray(x4)
         y, argmax = _pool_forward(x4, mode, plan, recording)
-        passes = [(plan, x4.shape, argmax)]
-        if plan.depth is not None:
+        if plan.depth is None:
+            if recording:
+                ctx.passes = [(plan, x4.shape, argmax)]
+        else:
             y4 = y.reshape(x.shape[0], x.shape[1], -1, x.shape[-1])
-            y, argmax = _pool_forward(y4, mode, plan.depth, recording)
-            passes.append((plan.depth, y4.shape, argmax))
+            y, depth_argmax = _pool_forward(y4, mode, plan.depth, recording)
+            if recording:  # the backward runs the passes in reverse
+                ctx.passes = [(plan.depth, y4.shape, depth_argmax), (plan, x4.shape, argmax)]
             y = y.reshape((x.shape[0], plan.depth.out[0]) + plan.out + x.shape[-1:])
         if recording:
-            ctx.mode, ctx.passes, ctx.shape, ctx.dtype = mode, passes[::-1], x.shape, x4.dtype
+            ctx.mode, ctx.shape, ctx.dtype = mode, x.shape, x4.dtype
         return y if plan.rank != 1 else y[:, 0]
 
     @staticmethod
@@ -141,10 +146,11 @@ def _plan(shape, pool_size, strides, padding, data_format, op_name):
 
 
 def _pool(mode, inputs, pool_size, strides, padding, data_format, op_name):
-    x = value(inputs)
-    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+    x = inputs.value if type(inputs) is Tensor else value(inputs)
+    if type(x) is not np.ndarray or x.dtype.kind != "f":
         inputs = x = float_array(x)
-    plan = _plan(x.shape, _hashable(pool_size), _hashable(strides), padding, data_format, op_name)
+    plan = _plan(x.shape, pool_size if type(pool_size) is tuple else _hashable(pool_size),
+                 strides if type(strides) is tuple else _hashable(strides), padding, data_format, op_name)
     if plan.channels_first:
         inputs = transpose(inputs, (0,) + tuple(range(2, x.ndim)) + (1,))
     if not is_recording() and not plan.channels_first:  # nothing to record: no graph node
