@@ -102,8 +102,11 @@ def check_c_ints(owner, **arguments):
                              f"compiled kernels take, received {name}={value!r}")
 
 
-def positive_int(owner, name, value):
-    """``value`` as an int, or a ValueError naming ``owner`` and the argument ``name``."""
+def positive_int(owner, name, value, allow_none=False):
+    """``value`` as an int (or None with ``allow_none``), else a ValueError naming ``owner`` and the
+    argument ``name``."""
+    if value is None and allow_none:
+        return None
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
         raise ValueError(f"{owner}: invalid value for argument `{name}`: expected a strictly positive integer, "
                          f"received {name}={value!r}")

@@ -51,14 +51,6 @@ def seeded_generator(seed):
     return None if seed is None else generator(seed)
 
 
-def check_positive_int(layer, name, value, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{layer}: `{name}` must be a positive integer, received {name}={value!r}")
-    return int(value)
-
-
 def check_choice(layer, name, value, choices):
     if value not in choices:
         raise ValueError(f"{layer}: `{name}` must be one of {sorted(choices)}, received {name}={value!r}")

@@ -15,8 +15,9 @@ import numpy as np
 
 from ...registry import register
 from ...utils.random import generator
+from ..layer import positive_int
 from .image import INTERPOLATIONS, FILL_MODES, ImageLayer, affine_transform, center_crop
-from ._common import check_choice, check_positive_int, check_seed, seeded_generator
+from ._common import check_choice, check_seed, seeded_generator
 
 
 def _factor_range(layer, name, factor, bound=None, symmetric=True):
@@ -230,8 +231,8 @@ class RandomCrop(RandomImageLayer):
 
     def __init__(self, height, width, seed=None, data_format=None, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
-        self.height = check_positive_int("RandomCrop", "height", height)
-        self.width = check_positive_int("RandomCrop", "width", width)
+        self.height = positive_int("RandomCrop", "height", height)
+        self.width = positive_int("RandomCrop", "width", width)
 
     def _images(self, x, training):
         h, w = x.shape[1:3]

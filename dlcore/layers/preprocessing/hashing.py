@@ -10,8 +10,8 @@ import numpy as np
 
 from ...registry import register
 from ...tensor import Tensor
-from ..layer import Layer
-from ._common import as_array, check_choice, check_positive_int
+from ..layer import Layer, positive_int
+from ._common import as_array, check_choice
 
 _M = (1 << 64) - 1
 K0, K1, K2 = 0xC3A5C85C97CB3127, 0xB492B66FBE98F273, 0x9AE16A3B2F90404F
@@ -162,7 +162,7 @@ class Hashing(Layer):
 
     def __init__(self, num_bins, mask_value=None, salt=None, output_mode="int", sparse=False, **kwargs):
         super().__init__(**kwargs)
-        self.num_bins = check_positive_int("Hashing", "num_bins", num_bins)
+        self.num_bins = positive_int("Hashing", "num_bins", num_bins)
         if salt is not None:
             raise ValueError("Hashing: salted hashing (`salt`, SipHash64 in Keras) is not supported; use salt=None")
         if sparse:

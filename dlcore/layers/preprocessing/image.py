@@ -13,9 +13,9 @@ import numpy as np
 from ... import ops
 from ...registry import register
 from ...tensor import Tensor
-from ..layer import Layer
+from ..layer import Layer, positive_int
 from ..reshaping import standardize_data_format
-from ._common import as_array, check_choice, check_positive_int
+from ._common import as_array, check_choice
 
 INTERPOLATIONS = ("bilinear", "nearest")
 # Keras fill modes -> scipy.ndimage modes; "wrap" follows TensorFlow's own mapping (_tf_wrap).
@@ -205,8 +205,8 @@ class Resizing(ImageLayer):
     def __init__(self, height, width, interpolation="bilinear", crop_to_aspect_ratio=False, data_format=None,
                  **kwargs):
         super().__init__(data_format=data_format, **kwargs)
-        self.height = check_positive_int("Resizing", "height", height)
-        self.width = check_positive_int("Resizing", "width", width)
+        self.height = positive_int("Resizing", "height", height)
+        self.width = positive_int("Resizing", "width", width)
         self.interpolation = check_choice("Resizing", "interpolation", interpolation, INTERPOLATIONS)
         self.crop_to_aspect_ratio = bool(crop_to_aspect_ratio)
 
@@ -237,8 +237,8 @@ class CenterCrop(ImageLayer):
 
     def __init__(self, height, width, data_format=None, **kwargs):
         super().__init__(data_format=data_format, **kwargs)
-        self.height = check_positive_int("CenterCrop", "height", height)
-        self.width = check_positive_int("CenterCrop", "width", width)
+        self.height = positive_int("CenterCrop", "height", height)
+        self.width = positive_int("CenterCrop", "width", width)
 
     def _images(self, x, training):
         return center_crop(x, self.height, self.width)

@@ -11,8 +11,8 @@ import numpy as np
 
 from ...registry import register
 from ...tensor import Tensor
-from ..layer import Layer
-from ._common import adapt_batches, as_array, check_choice, check_positive_int
+from ..layer import Layer, positive_int
+from ._common import adapt_batches, as_array, check_choice
 from .hashing import fingerprint64_buckets
 
 OUTPUT_MODES = ("int", "one_hot", "multi_hot", "count", "tf_idf")
@@ -58,7 +58,7 @@ class CategoryEncoding(_IdLayer):
 
     def __init__(self, num_tokens=None, output_mode="multi_hot", sparse=False, **kwargs):
         super().__init__(**kwargs)
-        self.num_tokens = check_positive_int("CategoryEncoding", "num_tokens", num_tokens)
+        self.num_tokens = positive_int("CategoryEncoding", "num_tokens", num_tokens)
         self.output_mode = check_choice("CategoryEncoding", "output_mode", output_mode,
                                         {"one_hot", "multi_hot", "count"})
         if sparse:
@@ -95,7 +95,7 @@ class IndexLookup(_IdLayer):
                  output_mode, pad_to_max_tokens, sparse, **kwargs):
         super().__init__(**kwargs)
         who = type(self).__name__
-        self.max_tokens = check_positive_int(who, "max_tokens", max_tokens, allow_none=True)
+        self.max_tokens = positive_int(who, "max_tokens", max_tokens, allow_none=True)
         if not isinstance(num_oov_indices, (int, np.integer)) or isinstance(num_oov_indices, bool) \
                 or num_oov_indices < 0:
             raise ValueError(f"{who}: `num_oov_indices` must be a non-negative integer, received "
@@ -349,7 +349,7 @@ class Discretization(_IdLayer):
         if sparse:
             raise ValueError("Discretization: sparse=True is not supported (dlcore has no sparse tensors)")
         self.sparse = False
-        self.num_bins = check_positive_int("Discretization", "num_bins", num_bins, allow_none=True)
+        self.num_bins = positive_int("Discretization", "num_bins", num_bins, allow_none=True)
         self.epsilon = float(epsilon)
         if bin_boundaries is not None:
             bin_boundaries = [float(b) for b in bin_boundaries]
