@@ -20,7 +20,6 @@ EXTENSIONS = [
     "_losses",
     "_conv",
     "_pooling",
-    "_norm",
     "_normalization",
     "_recurrent",
     "_embedding",

@@ -12,13 +12,13 @@ from ._config import max_threads, num_threads, numba_cache_dir, set_num_threads,
 
 _config.preload_cython_blas()
 
-FAMILIES = ("gemm", "elementwise", "reduce", "losses", "dropout", "optim", "conv", "pooling", "norm", "normalization",
+FAMILIES = ("gemm", "elementwise", "reduce", "losses", "dropout", "optim", "conv", "pooling", "normalization",
             "recurrent", "embedding", "attention", "quantized")
 
 # get() imports families in this order until it finds a name (the forward families inference
 # needs first), so predicting a saved CNN never imports the optimizer or loss kernels; names()
 # and _load_table() import every family and check that no name is defined twice.
-_SEARCH_ORDER = ("gemm", "elementwise", "conv", "pooling", "norm", "normalization", "recurrent", "embedding",
+_SEARCH_ORDER = ("gemm", "elementwise", "conv", "pooling", "normalization", "recurrent", "embedding",
                  "attention", "reduce", "dropout", "losses", "optim")
 _SEARCH_ORDER += tuple(f for f in FAMILIES if f not in _SEARCH_ORDER)
 _table = {}

@@ -1,4 +1,4 @@
-"""Layer/RMS normalization kernels against the NumPy reference (tests/reference/normalization.py):
+"""Normalization kernels against the NumPy reference (tests/reference/normalization.py). Layer/RMS:
 forward and backward, float32/float64, layer and RMS forms, one or many row chunks, the
 need_dx / need_params switches; parameter gradients bit-identical for 1 and 2 threads."""
 import numpy as np
@@ -8,6 +8,7 @@ from dlcore.kernels import normalization as kn
 from reference import normalization as ref
 
 DTYPES = (np.float32, np.float64)
+BATCH_SHAPES = ((1, 1), (1, 5), (7, 3), (300, 4), (1000, 17), (257, 64))
 SHAPES = ((1, 1), (1, 7), (5, 3), (130, 16), (257, 33))
 
 
@@ -23,7 +24,8 @@ def _data(shape, dtype, seed=0):
 
 
 def test_kernel_table():
-    assert set(kn.KERNELS) == {"layer_norm_forward", "layer_norm_backward"}
+    assert set(kn.KERNELS) == {"layer_norm_forward", "layer_norm_backward", "batch_norm_forward", "batch_norm_moments",
+                               "batch_norm_backward_params", "batch_norm_backward_input"}
 
 
 @pytest.mark.parametrize("rms", [False, True])
@@ -100,3 +102,72 @@ def test_forward_large_mean_keeps_the_variance(dtype):
     scale = np.abs(dx_ref).max()
     np.testing.assert_allclose(dx, dx_ref, rtol=0, atol=(5e-3 if dtype == np.float32 else 1e-8) * scale)
     np.testing.assert_allclose(dg, dg_ref, rtol=0, atol=(5e-3 if dtype == np.float32 else 1e-8) * np.abs(dg_ref).max())
+
+
+# ---- batch normalization: moments, the fused forward and both backward kernels, one or many row chunks;
+# statistics bit-identical for 1 and 2 threads ----
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", BATCH_SHAPES)
+def test_moments(shape, dtype):
+    x = (np.random.default_rng(0).standard_normal(shape) * 3 + 5).astype(dtype)
+    m1, v1, m2, v2 = (np.full(shape[1], np.nan) for _ in range(4))
+    kn.batch_norm_moments(x, m1, v1, 1)
+    kn.batch_norm_moments(x, m2, v2, 2)
+    np.testing.assert_array_equal(m1, m2)  # independent of the thread count
+    np.testing.assert_array_equal(v1, v2)
+    mean, var = ref.batch_moments(x)
+    np.testing.assert_allclose(m1, mean, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(v1, var, rtol=1e-11, atol=1e-12)
+
+
+def test_moments_are_accurate_far_from_zero():
+    # two passes in float64: no cancellation for a large mean and a small spread
+    x = (1e4 + np.random.default_rng(1).standard_normal((5000, 2)) * 1e-2).astype(np.float64)
+    m, v = np.empty(2), np.empty(2)
+    kn.batch_norm_moments(x, m, v, 2)
+    np.testing.assert_allclose(v, x.var(axis=0), rtol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", BATCH_SHAPES)
+def test_batch_forward(shape, dtype):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape).astype(dtype)
+    scale, shift = rng.standard_normal(shape[1]).astype(dtype), rng.standard_normal(shape[1]).astype(dtype)
+    y = np.full(shape, np.nan, dtype=dtype)
+    kn.batch_norm_forward(x, scale, shift, y, 2)
+    np.testing.assert_allclose(y, x.astype(np.float64) * scale + shift, **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", BATCH_SHAPES)
+def test_training_backward(shape, dtype):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    gamma = rng.uniform(0.5, 1.5, shape[1])
+    eps = 1e-3
+    mean, var = np.empty(shape[1]), np.empty(shape[1])
+    kn.batch_norm_moments(x, mean, var, 2)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    dgamma = [np.full(shape[1], np.nan, dtype=dtype) for _ in range(2)]
+    dbeta = [np.full(shape[1], np.nan, dtype=dtype) for _ in range(2)]
+    for t in (1, 2):
+        kn.batch_norm_backward_params(dy, x, mean, inv_std, dgamma[t - 1], dbeta[t - 1], t)
+    np.testing.assert_array_equal(dgamma[0], dgamma[1])
+    np.testing.assert_array_equal(dbeta[0], dbeta[1])
+    dx_ref, dgamma_ref, dbeta_ref = ref.batch_training_backward(x, dy, gamma, eps)
+    np.testing.assert_allclose(dgamma[0], dgamma_ref, **_tol(dtype))
+    np.testing.assert_allclose(dbeta[0], dbeta_ref, **_tol(dtype))
+    r = shape[0]
+    a = gamma * inv_std
+    k = a * inv_std * dgamma[0].astype(np.float64) / r
+    b = a * dbeta[0].astype(np.float64) / r
+    dx = np.full(shape, np.nan, dtype=dtype)
+    kn.batch_norm_backward_input(dy, x, mean.astype(dtype), a.astype(dtype), k.astype(dtype), b.astype(dtype),
+                                   dx, 2)
+    np.testing.assert_allclose(dx, dx_ref, **_tol(dtype))
+
+
+def test_chunking_is_fixed():
+    assert kn.BATCH_CHUNK_ROWS == 256

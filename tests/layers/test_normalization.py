@@ -11,7 +11,7 @@ import pytest
 import dlcore as dl
 from dlcore import layers
 from harness import check_layer
-from reference import norm as ref
+from reference import normalization as ref
 
 pytestmark = pytest.mark.usefixtures("fresh_session")
 
@@ -23,7 +23,7 @@ def _inference_reference(kwargs, axis=-1):
         beta = w.pop(0) if kwargs.get("center", True) else 0.0
         mean, var = w
         c = x.shape[axis]
-        return ref.inference(x, np.broadcast_to(gamma, c), np.broadcast_to(beta, c), mean, var,
+        return ref.batch_inference(x, np.broadcast_to(gamma, c), np.broadcast_to(beta, c), mean, var,
                              kwargs.get("epsilon", 1e-3), axis)
     return reference
 
@@ -57,14 +57,14 @@ def test_training_step_normalizes_with_batch_statistics_and_updates_moving_avera
     _random_weights(layer, rng)
     gamma, beta, mm, mv = layer.get_weights()
     y = layer(x, training=True).value
-    y_ref, mean, var = ref.training(x, gamma, beta, 1e-3, axis)
+    y_ref, mean, var = ref.batch_training(x, gamma, beta, 1e-3, axis)
     np.testing.assert_allclose(y, y_ref, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(layer.moving_mean.value, ref.moving_update(mm, mean, 0.9), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(layer.moving_variance.value, ref.moving_update(mv, var, 0.9), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.moving_mean.value, ref.batch_moving_update(mm, mean, 0.9), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.moving_variance.value, ref.batch_moving_update(mv, var, 0.9), rtol=1e-5, atol=1e-6)
     # inference uses the moving statistics and changes nothing
     before = layer.get_weights()
     y_inf = layer(x, training=False).value
-    np.testing.assert_allclose(y_inf, ref.inference(x, gamma, beta, *before[2:], 1e-3, axis), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y_inf, ref.batch_inference(x, gamma, beta, *before[2:], 1e-3, axis), rtol=1e-4, atol=1e-4)
     for a, b in zip(before, layer.get_weights()):
         np.testing.assert_array_equal(a, b)
 
@@ -81,7 +81,7 @@ def test_training_mode_gradients_match_the_reference():
         tape.watch(t)
         loss = dl.ops.sum(dl.ops.multiply(layer(t, training=True), dy))
     dx, dgamma, dbeta = tape.gradient(loss, [t, layer.gamma, layer.beta])
-    dx_ref, dgamma_ref, dbeta_ref = ref.training_backward(x, dy, layer.gamma.value, 1e-3)
+    dx_ref, dgamma_ref, dbeta_ref = ref.batch_training_backward(x, dy, layer.gamma.value, 1e-3)
     np.testing.assert_allclose(dx.value, dx_ref, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(dgamma.value, dgamma_ref, rtol=1e-10)
     np.testing.assert_allclose(dbeta.value, dbeta_ref, rtol=1e-10)

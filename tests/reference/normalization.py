@@ -5,6 +5,11 @@ Forward: y = (x - mean) / sqrt(var + eps) * gamma + beta (RMS: mean = 0, var -> 
 Backward, with xhat the normalized x, rstd = 1 / sqrt(var + eps) and g = dy * gamma:
 dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) (RMS: without mean(g)),
 dgamma = sum over rows of dy * xhat, dbeta = sum over rows of dy.
+
+Batch normalization (the batch_* functions): ``axis`` is the normalized (channel) axis;
+statistics run over every other axis. The backward is the textbook closed form of
+d/dx of y = gamma * (x - mean) / sqrt(var + eps) + beta with batch statistics:
+dx = gamma / sqrt(var + eps) * (dy - mean(dy) - xhat * mean(dy * xhat)).
 """
 import numpy as np
 
@@ -28,3 +33,53 @@ def backward(dy, x, gamma, epsilon, rms=False):
     mean_g = 0.0 if rms else g.mean(axis=1, keepdims=True)
     dx = rstd[:, None] * (g - mean_g - xhat * (g * xhat).mean(axis=1, keepdims=True))
     return dx, (dy * xhat).sum(axis=0), dy.sum(axis=0)
+
+
+# ---- batch normalization ----
+def _axes(x, axis):
+    axis = axis % x.ndim
+    return tuple(i for i in range(x.ndim) if i != axis), axis
+
+
+def _bcast(v, x, axis):
+    shape = [1] * x.ndim
+    shape[axis % x.ndim] = -1
+    return np.asarray(v, dtype=np.float64).reshape(shape)
+
+
+def batch_moments(x, axis=-1):
+    x = np.asarray(x, dtype=np.float64)
+    axes, _ = _axes(x, axis)
+    mean = x.mean(axis=axes)
+    var = ((x - _bcast(mean, x, axis)) ** 2).mean(axis=axes)
+    return mean, var
+
+
+def batch_inference(x, gamma, beta, mean, var, epsilon, axis=-1):
+    x = np.asarray(x, dtype=np.float64)
+    xhat = (x - _bcast(mean, x, axis)) / np.sqrt(_bcast(var, x, axis) + epsilon)
+    return xhat * _bcast(gamma, x, axis) + _bcast(beta, x, axis)
+
+
+def batch_training(x, gamma, beta, epsilon, axis=-1):
+    """(y, batch mean, batch biased variance)."""
+    mean, var = batch_moments(x, axis)
+    return batch_inference(x, gamma, beta, mean, var, epsilon, axis), mean, var
+
+
+def batch_training_backward(x, dy, gamma, epsilon, axis=-1):
+    """(dx, dgamma, dbeta) of training-mode batch normalization."""
+    x, dy = np.asarray(x, dtype=np.float64), np.asarray(dy, dtype=np.float64)
+    axes, _ = _axes(x, axis)
+    mean, var = batch_moments(x, axis)
+    inv_std = 1.0 / np.sqrt(var + epsilon)
+    xhat = (x - _bcast(mean, x, axis)) * _bcast(inv_std, x, axis)
+    dbeta = dy.sum(axis=axes)
+    dgamma = (dy * xhat).sum(axis=axes)
+    dx = _bcast(np.asarray(gamma) * inv_std, x, axis) * (
+        dy - _bcast(dy.mean(axis=axes), x, axis) - xhat * _bcast((dy * xhat).mean(axis=axes), x, axis))
+    return dx, dgamma, dbeta
+
+
+def batch_moving_update(moving, batch, momentum):
+    return np.asarray(moving, dtype=np.float64) * momentum + np.asarray(batch, dtype=np.float64) * (1 - momentum)
