@@ -161,9 +161,12 @@ def _binary(b, node, attrs):
     x, y = b.values[node.input[0]], b.values[node.input[1]]
     op = node.op_type
     if isinstance(x, _Sym) and isinstance(y, _Sym):
-        if op == "Div" or x.rank != y.rank:
-            raise _unsupported(node, "Div of two tensors, or tensors of different ranks")
-        layer = {"Add": b.L.Add, "Sub": b.L.Subtract, "Mul": b.L.Multiply}[op]()
+        if x.rank != y.rank:
+            raise _unsupported(node, f"tensors of ranks {x.rank} and {y.rank} (both carry the batch axis, so "
+                                     "only equal ranks broadcast)")
+        if op == "Div" and np.dtype(x.t.dtype).kind in "biu":
+            raise _unsupported(node, f"Div of {x.t.dtype} tensors (ONNX truncates; Divide computes in floating point)")
+        layer = {"Add": b.L.Add, "Sub": b.L.Subtract, "Mul": b.L.Multiply, "Div": b.L.Divide}[op]()
         b.set(node, _Sym(layer([x.t, b.held(y, x.perm)]), x.perm))
         return
     sym, const = (x, y) if isinstance(x, _Sym) else (y, x)
@@ -390,14 +393,24 @@ def _conv(b, node, attrs):
 def _pool(b, node, attrs):
     v = b.sym(node.input[0], node)
     x, perm, rank, spatial = _spatial_input(b, node, v)
-    if attrs.get("ceil_mode", 0) or any(d != 1 for d in attrs.get("dilations", [1] * rank)) or len(node.output) > 1:
-        raise _unsupported(node, "ceil_mode=1, dilations or an Indices output")
+    if any(d != 1 for d in attrs.get("dilations", [1] * rank)) or len(node.output) > 1:
+        raise _unsupported(node, "dilations or an Indices output")
     kernel = list(attrs["kernel_shape"])
     strides = list(attrs.get("strides", [1] * rank))
     pads, is_same = _pads(attrs, spatial, kernel, strides, [1] * rank, node)
     is_max = node.op_type == "MaxPool"
     padding = "valid"
-    if is_same:
+    if attrs.get("ceil_mode", 0) and _ceil_pads(node, spatial, kernel, strides, pads) != pads:
+        # the last window overhangs the end: Keras's "same" when its pads are exactly those
+        ceil = _ceil_pads(node, spatial, kernel, strides, pads)
+        same = [(t // 2, t - t // 2) for t in (max((-(-n // s) - 1) * s + k - n, 0)
+                                              for n, k, s in zip(spatial, kernel, strides))]
+        if ceil != same or (not is_max and attrs.get("count_include_pad", 0)):
+            raise _unsupported(node, f"ceil_mode=1 with pads {pads} (the windows overhang by {ceil}, which is "
+                                     "not Keras's 'same'" + ("" if is_max else ", or count_include_pad=1") + ")")
+        pads, is_same = same, False
+        padding = "same"
+    elif is_same:
         if not is_max and attrs.get("count_include_pad", 0):
             x = _zero_pad(b, x, pads, rank)
         else:
@@ -409,6 +422,20 @@ def _pool(b, node, attrs):
     name = ("MaxPooling" if is_max else "AveragePooling") + f"{rank}D"
     layer = getattr(b.L, name)(pool_size=tuple(kernel), strides=tuple(strides), padding=padding)
     b.set(node, _Sym(layer(x), perm))
+
+
+def _ceil_pads(node, spatial, kernel, strides, pads):
+    """The (begin, end) pads ceil_mode=1 amounts to: the end pad grown so the last window, which
+    must start inside the input or its begin pad, fits."""
+    out = []
+    for n, k, s, (begin, end) in zip(spatial, kernel, strides, pads):
+        if n is None:
+            raise _unsupported(node, "ceil_mode=1 with unknown spatial sizes")
+        count = -(-(n + begin + end - k) // s) + 1
+        if (count - 1) * s >= n + begin:
+            count -= 1
+        out.append((begin, max(end, (count - 1) * s + k - n - begin)))
+    return out
 
 
 def _global_pool(b, node, attrs):
