@@ -230,8 +230,8 @@ def load_onnx(filepath, channels_last=False, fold_batch_norm=True):
         rank = len(dims)
         perm = _to_last(rank) if channels_last and rank >= 3 else _identity(rank)
         users = b.consumers.get(inp.name, [])
-        if rank == 3 and users and all(u.op_type in _RNN_OPS and u.input[0] == inp.name
-                                       and not _attrs(u).get("layout", 0) for u in users):
+        rnns = [u for u in users if u.op_type in _RNN_OPS and u.input[0] == inp.name and not _attrs(u).get("layout", 0)]
+        if rank == 3 and rnns and all(u in rnns or u.op_type == "Shape" for u in users):
             perm = [1, 0, 2]  # an RNN's time-first X: the model takes it batch first
         held_shape = [dims[a] for a in perm]
         t = b.dl.Input(shape=tuple(held_shape[1:]), batch_size=None, dtype=dtype, name=_layer_name(inp.name))

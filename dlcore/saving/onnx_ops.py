@@ -527,6 +527,8 @@ def _reshape(b, node, attrs):
     v = b.sym(node.input[0], node)
     shape = [int(d) for d in b.const(node.input[1], node)]
     onnx_shape = v.onnx_shape()
+    if v.perm[0] != 0:
+        return b.set(node, _reshape_around_batch(b, node, v, shape))
     if shape[0] not in (0, -1) and -1 not in shape[1:]:
         pass  # a concrete batch size baked in by the exporter: the rest fixes the sample shape
     elif shape[0] not in (0, -1):
@@ -536,6 +538,23 @@ def _reshape(b, node, attrs):
             resolved[1] == -1 or resolved[1] == int(np.prod(onnx_shape[1:]))):
         return b.set(node, _flattened(b, node, v))  # x.view(batch, -1)
     b.set(node, _reshape_to(b, v, [None] + resolved[1:]))
+
+
+def _reshape_around_batch(b, node, v, shape):
+    """Reshape of a value whose batch axis is ONNX axis ``k`` > 0 (a time-first RNN's output):
+    the axes before it must be kept as they are, and the batch axis too (0, or -1 with every
+    other size given); the axes after it are reshaped."""
+    k, onnx_shape = v.perm[0], v.onnx_shape()
+    resolved = [onnx_shape[i] if d == 0 and i < len(onnx_shape) else d for i, d in enumerate(shape)]
+    keeps_batch = len(shape) > k and (shape[k] == 0 or (shape[k] == -1 and shape.count(-1) == 1))
+    if not keeps_batch or None in onnx_shape[:k] or resolved[:k] != onnx_shape[:k]:
+        raise _unsupported(node, f"shape {shape} on a tensor of shape {onnx_shape} whose batch axis is {k}: the "
+                                 "batch axis and the axes before it must be kept")
+    order = [k] + [a for a in range(v.rank) if a != k]
+    x = b.held(v, order)
+    target = tuple(int(d) for i, d in enumerate(resolved) if i != k)
+    y = x if tuple(x.shape[1:]) == target else b.L.Reshape(target)(x)
+    return _Sym(y, [k] + [a for a in range(len(resolved)) if a != k])
 
 
 def _transpose(b, node, attrs):
