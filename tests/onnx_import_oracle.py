@@ -119,9 +119,11 @@ def _import_and_run(case, constant_inputs):
         onnx.save(model, path)
         dl.utils.clear_session()
         imported = dl.saving.load_onnx(path)
+    # the imported model takes and gives the batch axis first (an RNN's time-first X and Y move it)
+    feeds = [np.transpose(f, axes) for f, axes in zip(feeds, imported.onnx_input_axes)]
     outs = imported(feeds if len(feeds) > 1 else feeds[0], training=False)
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
-    return [np.asarray(o) for o in outs]
+    return [np.transpose(np.asarray(o), np.argsort(axes)) for o, axes in zip(outs, imported.onnx_output_axes)]
 
 
 def check_case(case):

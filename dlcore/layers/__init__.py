@@ -16,7 +16,7 @@ _FAMILIES = {
              "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D",
              "SeparableConvolution1D", "SeparableConvolution2D"),
     "embedding": ("Embedding", "Masking"),
-    "merging": ("Add", "Average", "Concatenate", "Dot", "Maximum", "Minimum", "Multiply", "Subtract", "add",
+    "merging": ("Add", "Average", "Concatenate", "Divide", "Dot", "Maximum", "Minimum", "Multiply", "Subtract", "add",
                 "average", "concatenate", "dot", "maximum", "minimum", "multiply", "subtract"),
     "normalization": ("BatchNormalization", "GroupNormalization", "LayerNormalization", "RMSNormalization",
                       "UnitNormalization"),

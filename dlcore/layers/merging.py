@@ -119,6 +119,21 @@ class Subtract(Merge):
 
 
 @register("layer")
+class Divide(Subtract):
+    """``inputs[0] / inputs[1]``: exactly two inputs (broadcast as the other merges). Not in Keras
+    (which writes ``keras.ops.divide``); the ONNX importer's Div of two computed tensors."""
+
+    def _check_list(self, shapes):
+        Merge._check_list(self, shapes)
+        if len(shapes) != 2:
+            raise ValueError(f"Layer '{self.name}': a `Divide` layer should be called on exactly 2 inputs. "
+                             f"Received: input_shape={list(shapes)}")
+
+    def _merge_function(self, inputs):
+        return ops.divide(inputs[0], inputs[1])
+
+
+@register("layer")
 class Multiply(Merge):
     """The elementwise product of the inputs."""
 

@@ -85,12 +85,12 @@ def export_onnx(model, filepath, opset=17):
     return export(model, filepath, opset=opset)
 
 
-def load_onnx(filepath, channels_last=False):
+def load_onnx(filepath, channels_last=False, fold_batch_norm=True):
     """A trainable dlcore functional model rebuilt from an ONNX file (needs the ``onnx`` extra);
     see ``dlcore.saving.onnx_import``."""
     from .onnx_import import load_onnx as load
 
-    return load(filepath, channels_last=channels_last)
+    return load(filepath, channels_last=channels_last, fold_batch_norm=fold_batch_norm)
 
 
 def model_to_json(model, **kwargs):

@@ -19,6 +19,7 @@ import numpy as np
 from .archive import open_regular_file
 
 MAX_ONNX_BYTES = 2 * 1024 ** 3 - 1   # protobuf's own limit for one message
+_RNN_OPS = ("LSTM", "GRU", "RNN")
 
 
 class _Sym:
@@ -38,6 +39,10 @@ class _Sym:
         for i, a in enumerate(self.perm):
             shape[a] = self.t.shape[i]
         return shape
+
+
+def _unsupported(node, why):
+    return ValueError(f"ONNX import: {node.op_type} node {node.name!r}: {why}")
 
 
 def _to_last(rank):
@@ -88,20 +93,24 @@ def read_model(filepath):
 
 # ---- the builder ---------------------------------------------------------------------------------
 class _Builder:
-    def __init__(self, proto, channels_last):
+    def __init__(self, proto, channels_last, fold_batch_norm=True):
         import dlcore as dl
         from onnx import numpy_helper
 
         self.dl, self.L, self.proto = dl, dl.layers, proto
-        self.channels_last = channels_last
+        self.channels_last, self.fold_batch_norm = channels_last, fold_batch_norm
         self.values = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
         self.inputs = []
         self._permuted = {}
-        self.consumers = {}
-        for node in proto.graph.node:
-            for name in node.input:
-                self.consumers.setdefault(name, []).append(node)
+        self.outputs = {o.name for o in proto.graph.output}
         self.skip = set()
+        self.nodes = _without_passthroughs(list(proto.graph.node), self.outputs, self.skip)
+        self.consumers = {}
+        for node in self.nodes:
+            if id(node) not in self.skip:
+                for name in node.input:
+                    self.consumers.setdefault(name, []).append(node)
+        self.row_order = {}  # flattened value -> ONNX feature index of each held feature (see onnx_ops._flatten)
         self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
 
     # value access ----------------------------------------------------------------------------------
@@ -135,10 +144,30 @@ class _Builder:
             if name:
                 self.values[name] = value
 
-    def only_consumer(self, name, op_type):
+    def only_consumer(self, name, op_type=None):
+        """The one node reading ``name`` (of ``op_type`` when given), unless ``name`` is also a graph output."""
         users = self.consumers.get(name, [])
-        outputs = {o.name for o in self.proto.graph.output}
-        return users[0] if len(users) == 1 and users[0].op_type == op_type and name not in outputs else None
+        if len(users) != 1 or name in self.outputs or (op_type is not None and users[0].op_type != op_type):
+            return None
+        return users[0]
+
+
+def _without_passthroughs(nodes, graph_outputs, skip):
+    """``nodes`` with Identity and inference Dropout nodes bypassed (their readers read the input
+    instead; the nodes go in ``skip``), so that patterns across them fold. One whose output is a
+    graph output stays, and so does a Dropout with a training_mode input or a mask output (its
+    handler decides)."""
+    alias = {}
+    for node in nodes:
+        for i, name in enumerate(node.input):
+            if name in alias:
+                node.input[i] = alias[name]
+        plain = node.op_type == "Identity" or (node.op_type == "Dropout" and len(node.input) < 3
+                                               and (len(node.output) < 2 or not node.output[1]))
+        if plain and node.domain in ("", "ai.onnx") and node.input and node.output[0] not in graph_outputs:
+            alias[node.output[0]] = node.input[0]
+            skip.add(id(node))
+    return nodes
 
 
 def _attrs(node):
@@ -162,15 +191,20 @@ def _build_layer(layer, tensor, weights):
     return out
 
 
-def load_onnx(filepath, channels_last=False):
+def load_onnx(filepath, channels_last=False, fold_batch_norm=True):
     """A dlcore functional model equivalent to the ONNX model in ``filepath``.
 
     ``channels_last``: image inputs (rank >= 3) are taken channels-last (NHWC) instead of ONNX's
-    NCHW. Raises ValueError listing every unsupported operator type (with the opset)."""
+    NCHW. ``fold_batch_norm``: a BatchNormalization right after a Conv or Gemm/MatMul is folded
+    into that layer's kernel and bias (exact at inference; pass False to keep BatchNormalization
+    layers, e.g. to fine-tune with batch statistics). Activations after Dense/Conv become their
+    ``activation``. Raises ValueError listing every unsupported operator type (with the opset)."""
     from . import onnx_ops
 
+    if not isinstance(fold_batch_norm, bool):
+        raise TypeError(f"load_onnx: fold_batch_norm must be a bool; received {fold_batch_norm!r}")
     proto = read_model(filepath)
-    b = _Builder(proto, channels_last)
+    b = _Builder(proto, channels_last, fold_batch_norm)
     unsupported = sorted({n.op_type for n in proto.graph.node if n.domain not in ("", "ai.onnx")
                           or n.op_type not in onnx_ops.HANDLERS})
     if unsupported:
@@ -195,26 +229,41 @@ def load_onnx(filepath, channels_last=False):
                              "float16/32/64 inputs")
         rank = len(dims)
         perm = _to_last(rank) if channels_last and rank >= 3 else _identity(rank)
+        users = b.consumers.get(inp.name, [])
+        rnns = [u for u in users if u.op_type in _RNN_OPS and u.input[0] == inp.name and not _attrs(u).get("layout", 0)]
+        if rank == 3 and rnns and all(u in rnns or u.op_type == "Shape" for u in users):
+            perm = [1, 0, 2]  # an RNN's time-first X: the model takes it batch first
         held_shape = [dims[a] for a in perm]
         t = b.dl.Input(shape=tuple(held_shape[1:]), batch_size=None, dtype=dtype, name=_layer_name(inp.name))
         b.inputs.append(t)
         b.values[inp.name] = _Sym(t, perm)
-    for node in proto.graph.node:
+    for node in b.nodes:  # constants first: the folding patterns look ahead at them
+        if node.op_type == "Constant" and not node.input and node.domain in ("", "ai.onnx"):
+            onnx_ops.HANDLERS["Constant"](b, node, _attrs(node))
+            b.skip.add(id(node))
+    for node in b.nodes:
         if id(node) in b.skip:
             continue
         try:
             onnx_ops.HANDLERS[node.op_type](b, node, _attrs(node))
         except (KeyError, IndexError) as exc:
             raise ValueError(f"ONNX import: {node.op_type} node {node.name!r}: malformed ({exc})") from None
-    outputs = []
+    outputs, output_axes = [], []
     for out in proto.graph.output:
         value = b.values.get(out.name)
         if not isinstance(value, _Sym):
             raise ValueError(f"ONNX import: output {out.name!r} is a constant or missing, not computed from inputs")
-        outputs.append(b.held(value, _identity(value.rank)))
+        order = [value.perm[0]] + [a for a in range(value.rank) if a != value.perm[0]]  # batch first
+        outputs.append(b.held(value, order))
+        output_axes.append(order)
     name = _layer_name(proto.graph.name or "onnx_model")
-    return b.dl.Model(b.inputs if len(b.inputs) > 1 else b.inputs[0], outputs if len(outputs) > 1 else outputs[0],
-                      name=name)
+    model = b.dl.Model(b.inputs if len(b.inputs) > 1 else b.inputs[0], outputs if len(outputs) > 1 else outputs[0],
+                       name=name)
+    # axis i of each model input / output is ONNX axis axes[i] (identity unless channels_last or
+    # a batch axis that is not ONNX's axis 0, as an RNN's time-first input)
+    model.onnx_input_axes = [b.values[i.name].perm for i in proto.graph.input if i.name not in initial]
+    model.onnx_output_axes = output_axes
+    return model
 
 
 def _layer_name(name):

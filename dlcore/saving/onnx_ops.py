@@ -3,15 +3,12 @@ layers (symbolic inputs) or folds it with NumPy (constant inputs). ``HANDLERS[op
 node, attrs)`` stores the node's outputs in ``builder.values``."""
 import numpy as np
 
-from .onnx_import import _Sym, _build_layer, _identity, _to_last
+from .onnx_import import _attrs, _build_layer, _identity, _Sym, _to_last, _unsupported
+from .onnx_recurrent import HANDLERS as _RECURRENT
 
 
 def _all_const(b, node):
     return all(not name or isinstance(b.values.get(name), np.ndarray) for name in node.input)
-
-
-def _unsupported(node, why):
-    return ValueError(f"ONNX import: {node.op_type} node {node.name!r}: {why}")
 
 
 # ---- constants and shape arithmetic ----------------------------------------------------------------
@@ -164,9 +161,12 @@ def _binary(b, node, attrs):
     x, y = b.values[node.input[0]], b.values[node.input[1]]
     op = node.op_type
     if isinstance(x, _Sym) and isinstance(y, _Sym):
-        if op == "Div" or x.rank != y.rank:
-            raise _unsupported(node, "Div of two tensors, or tensors of different ranks")
-        layer = {"Add": b.L.Add, "Sub": b.L.Subtract, "Mul": b.L.Multiply}[op]()
+        if x.rank != y.rank:
+            raise _unsupported(node, f"tensors of ranks {x.rank} and {y.rank} (both carry the batch axis, so "
+                                     "only equal ranks broadcast)")
+        if op == "Div" and np.dtype(x.t.dtype).kind in "biu":
+            raise _unsupported(node, f"Div of {x.t.dtype} tensors (ONNX truncates; Divide computes in floating point)")
+        layer = {"Add": b.L.Add, "Sub": b.L.Subtract, "Mul": b.L.Multiply, "Div": b.L.Divide}[op]()
         b.set(node, _Sym(layer([x.t, b.held(y, x.perm)]), x.perm))
         return
     sym, const = (x, y) if isinstance(x, _Sym) else (y, x)
@@ -192,16 +192,86 @@ def _binary(b, node, attrs):
     b.set(node, _Sym(layer(sym.t), sym.perm))
 
 
-# ---- dense -------------------------------------------------------------------------------------------
-def _dense_from(b, node, v, kernel, bias):
+# ---- dense and what follows it ----------------------------------------------------------------------
+_KERAS_ACTS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
+
+
+def _fusable_activation(b, node, rank, softmax):
+    """The Keras activation name equal to ``node`` applied to a layer's output (features on the
+    last ONNX axis), or None."""
+    attrs = _attrs(node)
+    if node.op_type in _KERAS_ACTS:
+        return _KERAS_ACTS[node.op_type]
+    if node.op_type == "Elu" and float(attrs.get("alpha", 1.0)) == 1.0:
+        return "elu"
+    if node.op_type == "Softmax" and softmax:
+        default = -1 if (b.opset or 13) >= 13 else 1
+        if int(attrs.get("axis", default)) % rank == rank - 1:
+            return "softmax"
+    return None
+
+
+def _epilogue(b, name, rank, softmax=False, batch_norm=True):
+    """What a Dense/Conv layer producing ONNX value ``name`` can absorb from the nodes after it: an
+    inference BatchNormalization (folded into the weights when ``b.fold_batch_norm``), then an
+    activation. Returns ``(scale, shift, activation, out_name)``: the layer's per-channel
+    ``y * scale + shift`` (None when no BatchNormalization), its Keras activation (None) and the
+    ONNX value the layer's output stands for; the absorbed nodes are skipped. ``batch_norm``:
+    whether ONNX's BatchNormalization channel axis (1) is the layer's output channel axis."""
+    scale = shift = activation = None
+    node = b.only_consumer(name)
+    if (batch_norm and node is not None and node.op_type == "BatchNormalization" and b.fold_batch_norm
+            and node.input[0] == name and len([o for o in node.output if o]) == 1
+            and not _attrs(node).get("training_mode", 0)
+            and all(isinstance(b.values.get(n), np.ndarray) for n in node.input[1:5])):
+        gamma, beta, mean, var = (b.values[n].astype(np.float64) for n in node.input[1:5])
+        scale = gamma / np.sqrt(var + float(_attrs(node).get("epsilon", 1e-5)))
+        shift = beta - mean * scale
+        b.skip.add(id(node))
+        name = node.output[0]
+        node = b.only_consumer(name)
+    if node is not None and len(node.input) == 1:
+        activation = _fusable_activation(b, node, rank, softmax)
+        if activation is not None:
+            b.skip.add(id(node))
+            name = node.output[0]
+    return scale, shift, activation, name
+
+
+def _folded(kernel, bias, scale, shift, out_axis):
+    """``kernel`` and ``bias`` with a following per-channel ``y * scale + shift`` folded in."""
+    if scale is None:
+        return kernel, bias
+    shape = [1] * kernel.ndim
+    shape[out_axis] = -1
+    kernel = (kernel.astype(np.float64) * scale.reshape(shape)).astype(np.float32)
+    bias = np.zeros(scale.shape) if bias is None else bias.astype(np.float64)
+    return kernel, (bias * scale + shift).astype(np.float32)
+
+
+def _dense_from(b, node, v, kernel, bias, out_name):
+    """A Dense layer on ``v`` (features on the last ONNX axis) storing its output as ``out_name``
+    or as the last node its epilogue absorbs."""
     if v.perm[-1] != v.rank - 1:
         x = b.held(v, _identity(v.rank))
         perm = _identity(v.rank)
     else:
         x, perm = v.t, v.perm
-    layer = b.L.Dense(kernel.shape[1], use_bias=bias is not None)
+    scale, shift, activation, out_name = _epilogue(b, out_name, v.rank, softmax=True, batch_norm=v.rank == 2)
+    kernel, bias = _folded(kernel, bias, scale, shift, 1)
+    layer = b.L.Dense(kernel.shape[1], activation=activation, use_bias=bias is not None)
     weights = [kernel] + ([np.broadcast_to(bias, (kernel.shape[1],))] if bias is not None else [])
-    return _Sym(_build_layer(layer, x, weights), perm)
+    b.values[out_name] = _Sym(_build_layer(layer, x, weights), perm)
+
+
+def _dense_kernel(b, node, w):
+    """``w`` with its rows in the held feature order of a Flatten that skipped its Permute."""
+    rows = b.row_order.get(node.input[0])
+    if rows is None:
+        return w
+    if w.shape[0] != rows.size:
+        raise _unsupported(node, f"a weight of {w.shape[0]} rows for {rows.size} input features")
+    return w[rows]
 
 
 def _gemm(b, node, attrs):
@@ -219,18 +289,20 @@ def _gemm(b, node, attrs):
             raise _unsupported(node, f"bias C of shape {c.shape}: a Dense bias broadcasts one row of "
                                      f"{w.shape[1]} over the batch")
         bias = c.reshape(-1) * np.float32(attrs.get("beta", 1.0))
-    b.set(node, _dense_from(b, node, v, w, bias))
+    _dense_from(b, node, v, _dense_kernel(b, node, w), bias, node.output[0])
 
 
 def _matmul(b, node, attrs):
     if _all_const(b, node):
         b.set(node, np.matmul(b.values[node.input[0]], b.values[node.input[1]]))
         return
+    if isinstance(b.values.get(node.input[1]), _Sym):
+        return _matmul_tensors(b, node)
     v = b.sym(node.input[0], node)
     w = b.const(node.input[1], node).astype(np.float32)
     if w.ndim != 2:
         raise _unsupported(node, f"a {w.ndim}-D constant weight (a Dense layer takes a matrix)")
-    bias = None
+    bias, out_name = None, node.output[0]
     add = b.only_consumer(node.output[0], "Add")
     if add is not None:
         other = add.input[1] if add.input[0] == node.output[0] else add.input[0]
@@ -238,10 +310,22 @@ def _matmul(b, node, attrs):
         if isinstance(c, np.ndarray) and c.size == w.shape[1] and c.ndim <= 1:
             bias = c.astype(np.float32).reshape(-1)
             b.skip.add(id(add))
-    out = _dense_from(b, node, v, w, bias)
-    b.set(node, out)
-    if bias is not None:
-        b.values[add.output[0]] = out
+            out_name = add.output[0]
+    _dense_from(b, node, v, _dense_kernel(b, node, w), bias, out_name)
+
+
+def _matmul_tensors(b, node):
+    """MatMul of two computed tensors of the same rank (attention's q @ k^T, p @ v): a Dot layer
+    over the last axis of the first and the second-to-last of the second."""
+    x, y = b.sym(node.input[0], node), b.sym(node.input[1], node)
+    if x.rank != y.rank or x.rank < 3:
+        raise _unsupported(node, f"MatMul of computed tensors of ranks {x.rank} and {y.rank} (equal ranks >= 3, "
+                                 "batched over the leading axes, are imported)")
+    ident = _identity(x.rank)
+    xt, yt = b.held(x, ident), b.held(y, ident)
+    if x.rank > 3:  # merge the middle batch axes: (B, ..., m, k) -> (B*..., ) is not expressible; refuse
+        raise _unsupported(node, "MatMul of 4-D computed tensors (heads as an extra batch axis)")
+    b.set(node, _Sym(b.L.Dot(axes=(2, 1))([xt, yt]), ident))
 
 
 # ---- convolution and pooling -----------------------------------------------------------------------
@@ -297,24 +381,36 @@ def _conv(b, node, attrs):
     padding = "same" if is_same else "valid"
     if not is_same and any(p != (0, 0) for p in pads):
         x = _zero_pad(b, x, pads, rank)
+    scale, shift, activation, out_name = _epilogue(b, node.output[0], v.rank)
+    kernel_hwio, bias = _folded(np.transpose(w, tuple(range(2, w.ndim)) + (1, 0)), bias, scale, shift, -1)
     cls = b.L.Conv1D if rank == 1 else b.L.Conv2D
     layer = cls(w.shape[0], tuple(kernel), strides=tuple(strides), padding=padding, dilation_rate=tuple(dilations),
-                groups=int(attrs.get("group", 1)), use_bias=bias is not None)
-    weights = [np.transpose(w, tuple(range(2, w.ndim)) + (1, 0))] + ([bias] if bias is not None else [])
-    b.set(node, _Sym(_build_layer(layer, x, weights), perm))
+                groups=int(attrs.get("group", 1)), activation=activation, use_bias=bias is not None)
+    weights = [kernel_hwio] + ([bias] if bias is not None else [])
+    b.values[out_name] = _Sym(_build_layer(layer, x, weights), perm)
 
 
 def _pool(b, node, attrs):
     v = b.sym(node.input[0], node)
     x, perm, rank, spatial = _spatial_input(b, node, v)
-    if attrs.get("ceil_mode", 0) or any(d != 1 for d in attrs.get("dilations", [1] * rank)) or len(node.output) > 1:
-        raise _unsupported(node, "ceil_mode=1, dilations or an Indices output")
+    if any(d != 1 for d in attrs.get("dilations", [1] * rank)) or len(node.output) > 1:
+        raise _unsupported(node, "dilations or an Indices output")
     kernel = list(attrs["kernel_shape"])
     strides = list(attrs.get("strides", [1] * rank))
     pads, is_same = _pads(attrs, spatial, kernel, strides, [1] * rank, node)
     is_max = node.op_type == "MaxPool"
     padding = "valid"
-    if is_same:
+    if attrs.get("ceil_mode", 0) and _ceil_pads(node, spatial, kernel, strides, pads) != pads:
+        # the last window overhangs the end: Keras's "same" when its pads are exactly those
+        ceil = _ceil_pads(node, spatial, kernel, strides, pads)
+        same = [(t // 2, t - t // 2) for t in (max((-(-n // s) - 1) * s + k - n, 0)
+                                              for n, k, s in zip(spatial, kernel, strides))]
+        if ceil != same or (not is_max and attrs.get("count_include_pad", 0)):
+            raise _unsupported(node, f"ceil_mode=1 with pads {pads} (the windows overhang by {ceil}, which is "
+                                     "not Keras's 'same'" + ("" if is_max else ", or count_include_pad=1") + ")")
+        pads, is_same = same, False
+        padding = "same"
+    elif is_same:
         if not is_max and attrs.get("count_include_pad", 0):
             x = _zero_pad(b, x, pads, rank)
         else:
@@ -326,6 +422,20 @@ def _pool(b, node, attrs):
     name = ("MaxPooling" if is_max else "AveragePooling") + f"{rank}D"
     layer = getattr(b.L, name)(pool_size=tuple(kernel), strides=tuple(strides), padding=padding)
     b.set(node, _Sym(layer(x), perm))
+
+
+def _ceil_pads(node, spatial, kernel, strides, pads):
+    """The (begin, end) pads ceil_mode=1 amounts to: the end pad grown so the last window, which
+    must start inside the input or its begin pad, fits."""
+    out = []
+    for n, k, s, (begin, end) in zip(spatial, kernel, strides, pads):
+        if n is None:
+            raise _unsupported(node, "ceil_mode=1 with unknown spatial sizes")
+        count = -(-(n + begin + end - k) // s) + 1
+        if (count - 1) * s >= n + begin:
+            count -= 1
+        out.append((begin, max(end, (count - 1) * s + k - n - begin)))
+    return out
 
 
 def _global_pool(b, node, attrs):
@@ -391,8 +501,24 @@ def _flatten(b, node, attrs):
     v = b.sym(node.input[0], node)
     if attrs.get("axis", 1) != 1:
         raise _unsupported(node, f"axis={attrs.get('axis')} (the batch axis must stay axis 0)")
-    x = b.held(v, _identity(v.rank))
-    b.set(node, _Sym(b.L.Flatten()(x), [0, 1]))
+    b.set(node, _flattened(b, node, v))
+
+
+def _flattened(b, node, v):
+    """``v`` flattened to (batch, features). Flattening NHWC-held features for a Gemm/MatMul
+    that reads only them skips the Permute back to NCHW: the features stay in held order and
+    ``b.row_order`` tells the Dense to permute its weight rows instead (once, at import)."""
+    users = b.consumers.get(node.output[0], [])
+    held_sample = list(v.t.shape[1:])
+    if (v.perm != _identity(v.rank) and v.perm[0] == 0 and None not in held_sample
+            and b.only_consumer(node.output[0]) is not None and users[0].op_type in ("Gemm", "MatMul")
+            and users[0].input[0] == node.output[0] and not _attrs(users[0]).get("transA", 0)
+            and isinstance(b.values.get(users[0].input[1]), np.ndarray)):
+        onnx_sample = v.onnx_shape()[1:]
+        index = np.arange(int(np.prod(onnx_sample))).reshape(onnx_sample)
+        b.row_order[node.output[0]] = np.transpose(index, [a - 1 for a in v.perm[1:]]).reshape(-1)
+        return _Sym(b.L.Flatten()(v.t), [0, 1])
+    return _Sym(b.L.Flatten()(b.held(v, _identity(v.rank))), [0, 1])
 
 
 def _reshape(b, node, attrs):
@@ -401,12 +527,34 @@ def _reshape(b, node, attrs):
     v = b.sym(node.input[0], node)
     shape = [int(d) for d in b.const(node.input[1], node)]
     onnx_shape = v.onnx_shape()
+    if v.perm[0] != 0:
+        return b.set(node, _reshape_around_batch(b, node, v, shape))
     if shape[0] not in (0, -1) and -1 not in shape[1:]:
         pass  # a concrete batch size baked in by the exporter: the rest fixes the sample shape
     elif shape[0] not in (0, -1):
         raise _unsupported(node, f"shape {shape}: the batch axis must be kept (0 or -1 first)")
     resolved = [onnx_shape[i] if d == 0 and i < len(onnx_shape) else d for i, d in enumerate(shape)]
+    if len(resolved) == 2 and v.rank > 2 and None not in onnx_shape[1:] and (
+            resolved[1] == -1 or resolved[1] == int(np.prod(onnx_shape[1:]))):
+        return b.set(node, _flattened(b, node, v))  # x.view(batch, -1)
     b.set(node, _reshape_to(b, v, [None] + resolved[1:]))
+
+
+def _reshape_around_batch(b, node, v, shape):
+    """Reshape of a value whose batch axis is ONNX axis ``k`` > 0 (a time-first RNN's output):
+    the axes before it must be kept as they are, and the batch axis too (0, or -1 with every
+    other size given); the axes after it are reshaped."""
+    k, onnx_shape = v.perm[0], v.onnx_shape()
+    resolved = [onnx_shape[i] if d == 0 and i < len(onnx_shape) else d for i, d in enumerate(shape)]
+    keeps_batch = len(shape) > k and (shape[k] == 0 or (shape[k] == -1 and shape.count(-1) == 1))
+    if not keeps_batch or None in onnx_shape[:k] or resolved[:k] != onnx_shape[:k]:
+        raise _unsupported(node, f"shape {shape} on a tensor of shape {onnx_shape} whose batch axis is {k}: the "
+                                 "batch axis and the axes before it must be kept")
+    order = [k] + [a for a in range(v.rank) if a != k]
+    x = b.held(v, order)
+    target = tuple(int(d) for i, d in enumerate(resolved) if i != k)
+    y = x if tuple(x.shape[1:]) == target else b.L.Reshape(target)(x)
+    return _Sym(y, [k] + [a for a in range(len(resolved)) if a != k])
 
 
 def _transpose(b, node, attrs):
@@ -495,60 +643,6 @@ def _gather(b, node, attrs):
                              "of a 3-D or 4-D tensor (embedding lookups are imported)")
 
 
-# ---- recurrent -----------------------------------------------------------------------------------------
-_RNN_ACTS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Relu": "relu"}
-
-
-def _recurrent(b, node, attrs):
-    kind = node.op_type
-    v = b.sym(node.input[0], node)
-    if attrs.get("direction", "forward") != "forward" or attrs.get("clip") or attrs.get("input_forget"):
-        raise _unsupported(node, "direction other than forward, clip or input_forget")
-    if attrs.get("layout", 0):
-        raise _unsupported(node, "layout=1")
-    for i in range(4, len(node.input)):  # sequence_lens, initial states: absent or zero
-        if node.input[i]:
-            value = b.values.get(node.input[i])
-            if not (isinstance(value, np.ndarray) and (i == 4 or not value.any())):
-                raise _unsupported(node, f"input {i} ({node.input[i]!r}) must be absent or zero")
-    w, r = b.const(node.input[1], node)[0], b.const(node.input[2], node)[0]
-    units = int(attrs.get("hidden_size", r.shape[-1]))
-    gates = {"LSTM": 4, "GRU": 3}[kind]
-    bias = b.const(node.input[3], node)[0].astype(np.float32) if len(node.input) > 3 and node.input[3] \
-        else np.zeros(2 * gates * units, np.float32)
-    default = ["Sigmoid", "Tanh", "Tanh"] if kind == "LSTM" else ["Sigmoid", "Tanh"]
-    acts = list(attrs.get("activations", default))
-    if any(a not in _RNN_ACTS for a in acts) or (kind == "LSTM" and acts[1] != acts[2]):
-        raise _unsupported(node, f"activations {acts}")
-    order = [0, 2, 3, 1] if kind == "LSTM" else [0, 1, 2]  # ONNX blocks in Keras's gate order
-
-    def keras(matrix):  # (gates*units, n) -> (n, gates*units)
-        blocks = [matrix[i * units:(i + 1) * units] for i in range(gates)]
-        return np.concatenate([blocks[i] for i in order], axis=0).T
-
-    wb, rb = bias[:gates * units], bias[gates * units:]
-    reorder = lambda vec: keras(vec[:, None]).reshape(-1)
-    out_names = list(node.output) + [""] * 3
-    want_seq = bool(out_names[0] and b.consumers.get(out_names[0]) or out_names[0] in
-                    {o.name for o in b.proto.graph.output})
-    common = dict(activation=_RNN_ACTS[acts[1]], recurrent_activation=_RNN_ACTS[acts[0]], return_sequences=True,
-                  return_state=True)
-    if kind == "LSTM":
-        layer = b.L.LSTM(units, unit_forget_bias=False, **common)
-        weights = [keras(w), keras(r), reorder(wb + rb)]
-    else:
-        reset_after = bool(attrs.get("linear_before_reset", 0))
-        layer = b.L.GRU(units, reset_after=reset_after, **common)
-        weights = [keras(w), keras(r), np.stack([reorder(wb), reorder(rb)]) if reset_after else reorder(wb + rb)]
-    x = b.held(v, [1, 0, 2])  # (batch, time, features)
-    outs = _build_layer(layer, x, weights)
-    seq, states = outs[0], outs[1:]
-    steps = x.shape[1]
-    results = [_Sym(b.L.Reshape((steps, 1, units))(seq), [2, 0, 1, 3]) if want_seq else None]
-    results += [_Sym(b.L.Reshape((1, units))(s), [1, 0, 2]) for s in states]
-    b.set(node, *results)
-
-
 HANDLERS = {
     "Constant": _constant, "ConstantOfShape": _constant_of_shape, "Shape": _shape, "Cast": _fold, "Neg": _fold, "Sqrt": _fold, "Slice": _fold,
     "Identity": _passthrough, "Dropout": _dropout,
@@ -559,5 +653,5 @@ HANDLERS = {
     "Sum": _sum, "ReduceMean": _reduce_pool, "ReduceMax": _reduce_pool, "Gemm": _gemm, "MatMul": _matmul, "Conv": _conv, "MaxPool": _pool, "AveragePool": _pool,
     "GlobalAveragePool": _global_pool, "GlobalMaxPool": _global_pool, "BatchNormalization": _batch_norm,
     "Flatten": _flatten, "Reshape": _reshape, "Transpose": _transpose, "Squeeze": _squeeze_unsqueeze,
-    "Unsqueeze": _squeeze_unsqueeze, "Concat": _concat, "Gather": _gather, "LSTM": _recurrent, "GRU": _recurrent,
+    "Unsqueeze": _squeeze_unsqueeze, "Concat": _concat, "Gather": _gather, **_RECURRENT,
 }

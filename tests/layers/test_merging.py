@@ -238,3 +238,17 @@ def test_merge_get_config():
     config = layers.Dot(axes=[1, 2], normalize=True).get_config()
     assert config["axes"] == [1, 2] and config["normalize"] is True
     assert set(layers.Add(name="a").get_config()) == {"name", "trainable", "dtype"}
+
+
+@pytest.mark.parametrize("shapes,expected", [([(2, 3, 4), (2, 3, 4)], (2, 3, 4)),
+                                             ([(2, 3, 4), (2, 1, 4)], (2, 3, 4))])
+def test_divide(shapes, expected):
+    """Divide (dlcore's, for the ONNX importer's Div of two tensors): the harness, and exactly two inputs."""
+    check_layer(layers.Divide, {}, shapes, expected, expected_num_trainable_weights=0,
+                reference=lambda xs, w: _expand(xs)[0] / _expand(xs)[1], check_gradients=False)
+    x, y = dl.Input((3,)), dl.Input((3,))
+    with pytest.raises(ValueError, match="exactly 2 inputs"):
+        layers.Divide()([x, y, x])
+    a = np.array([[1.0, -6.0, 3.0]], np.float32)
+    model = dl.Model([x, y], layers.Divide()([x, y]))
+    np.testing.assert_allclose(model([a, np.array([[2.0, 3.0, -4.0]], np.float32)]), [[0.5, -2.0, -0.75]])

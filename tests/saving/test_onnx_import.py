@@ -70,8 +70,8 @@ def test_pytorch_models_match(tmp_path, name):
     x, expected = _export(module, shape, path)
     model = dl.models.load_model(str(path))
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-5)
-    if name in ("cnn", "resnet_block"):  # NCHW converted once at the input, not per op
-        assert sum(type(layer).__name__ == "Permute" for layer in model.layers) == 2
+    if name in ("cnn", "resnet_block"):  # NCHW converted once at the input; Flatten permutes the Gemm's rows
+        assert sum(type(layer).__name__ == "Permute" for layer in model.layers) == 1
     # trainable and savable
     assert model.trainable_weights
     model.save(str(tmp_path / "m.dlc"))
@@ -142,3 +142,156 @@ def test_refuses_external_data_outside_directory_and_garbage(tmp_path):
     bad.write_bytes(b"\xff\x00not a protobuf" * 10)
     with pytest.raises(ValueError, match="not a valid ONNX model"):
         dl.models.load_model(str(bad))
+
+
+# ---- folding (imported models as fast as native ones) and the recurrent/pooling/Div gaps ------------
+class _ConvBn(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c, self.bn = nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4)
+        self.pool, self.fc = nn.MaxPool2d(2, ceil_mode=True), nn.Linear(4 * 5 * 5, 3)
+
+    def forward(self, x):
+        y = self.pool(torch.relu(self.bn(self.c(x))))
+        return torch.softmax(self.fc(y.view(y.size(0), -1)), -1)
+
+
+class _LastStep(nn.Module):
+    def __init__(self, cls, **kwargs):
+        super().__init__()
+        self.rnn, self.fc = cls(4, 6, **kwargs), nn.Linear(12 if kwargs.get("bidirectional") else 6, 3)
+        self.batch_first = kwargs.get("batch_first", False)
+
+    def forward(self, x):
+        out = self.rnn(x)[0]
+        return self.fc(out[:, -1] if self.batch_first else out[-1])
+
+
+class _Seq(nn.Module):
+    def __init__(self, **kwargs):
+        super().__init__()
+        self.rnn = nn.LSTM(4, 5, batch_first=True, **kwargs)
+
+    def forward(self, x):
+        out, (h, c) = self.rnn(x)
+        return out, h, c
+
+
+def _bn_stats(module):
+    for m in module.modules():  # non-trivial running statistics
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2), m.weight.data.uniform_(0.5, 2)
+    return module
+
+
+def _layer_names(model):
+    return [type(layer).__name__ for layer in model.layers]
+
+
+def test_activations_batch_norm_and_flatten_fold(tmp_path):
+    torch.manual_seed(1)
+    path = tmp_path / "convbn.onnx"
+    x, expected = _export(_bn_stats(_ConvBn()), (2, 2, 11, 11), path)  # 9x9 -> ceil 5x5
+    model = dl.saving.load_onnx(str(path))
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-6)
+    assert _layer_names(model) == ["InputLayer", "Permute", "Conv2D", "MaxPooling2D", "Flatten", "Dense"]
+    assert model.layers[2].get_config()["activation"] == "relu"
+    assert model.layers[-1].get_config()["activation"] == "softmax"
+    with pytest.raises(TypeError, match="fold_batch_norm"):
+        dl.saving.load_onnx(str(path), fold_batch_norm="yes")
+
+
+def test_batch_norm_folds_into_conv_and_gemm(tmp_path):
+    """PyTorch's exporter folds BatchNorm itself; other exporters (tf2onnx, training-mode
+    exports) leave Conv -> BatchNormalization -> Relu and Gemm -> BatchNormalization."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    f = lambda *shape: rng.uniform(0.5, 1.5, shape).astype(np.float32)
+    inits = {"w": f(4, 2, 3, 3) - 1, "cb": f(4) - 1, "g": f(4), "b": f(4) - 1, "m": f(4) - 1, "v": f(4),
+             "fw": f(3, 36) - 1, "g2": f(3), "b2": f(3), "m2": f(3) - 1, "v2": f(3)}
+    nodes = [helper.make_node("Conv", ["x", "w", "cb"], ["c"]),
+             helper.make_node("BatchNormalization", ["c", "g", "b", "m", "v"], ["n"], epsilon=1e-3),
+             helper.make_node("Relu", ["n"], ["r"]), helper.make_node("Flatten", ["r"], ["fl"]),
+             helper.make_node("Gemm", ["fl", "fw"], ["d"], transB=1),
+             helper.make_node("BatchNormalization", ["d", "g2", "b2", "m2", "v2"], ["n2"]),
+             helper.make_node("Sigmoid", ["n2"], ["y"])]
+    graph = _graph(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 5, 5])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+                   [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    path = tmp_path / "bn.onnx"
+    onnx.save(graph, str(path))
+    x = rng.standard_normal((2, 2, 5, 5)).astype(np.float32)
+    kept = dl.saving.load_onnx(str(path), fold_batch_norm=False)
+    assert _layer_names(kept).count("BatchNormalization") == 2
+    expected = kept.predict(x, verbose=0)
+    try:
+        import onnxruntime as ort
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        np.testing.assert_allclose(expected, sess.run(None, {"x": x})[0], rtol=1e-4, atol=1e-6)
+    except ImportError:
+        pass
+    folded = dl.saving.load_onnx(str(path))
+    assert _layer_names(folded) == ["InputLayer", "Permute", "Conv2D", "Flatten", "Dense"]
+    assert [folded.layers[i].get_config()["activation"] for i in (2, 4)] == ["relu", "sigmoid"]
+    np.testing.assert_allclose(folded.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [nn.LSTM, nn.GRU, nn.RNN])
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_rnn_last_step_returns_no_sequence(tmp_path, cls, batch_first):
+    """out[:, -1] (batch first) and out[-1] (time first, the model taking batch-first input)."""
+    torch.manual_seed(2)
+    path = tmp_path / "last.onnx"
+    shape = (3, 5, 4) if batch_first else (5, 3, 4)
+    x, expected = _export(_LastStep(cls, batch_first=batch_first), shape, path)
+    model = dl.saving.load_onnx(str(path))
+    layer = model.layers[1]
+    assert _layer_names(model)[2:] == ["Dense"] and layer.return_sequences is False
+    assert model.onnx_input_axes == [[0, 1, 2] if batch_first else [1, 0, 2]]
+    feed = x if batch_first else np.transpose(x, (1, 0, 2))
+    np.testing.assert_allclose(model.predict(feed, verbose=0), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [nn.LSTM, nn.GRU])
+def test_bidirectional_rnn_matches(tmp_path, cls):
+    torch.manual_seed(3)
+    path = tmp_path / "bi.onnx"
+    x, expected = _export(_LastStep(cls, batch_first=True, bidirectional=True), (2, 6, 4), path)
+    model = dl.saving.load_onnx(str(path))
+    assert "Bidirectional" in _layer_names(model)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"bidirectional": True}])
+def test_rnn_sequence_and_states(tmp_path, kwargs):
+    """Y, Y_h and Y_c all read: the sequence and the (per-direction) final states."""
+    torch.manual_seed(4)
+    module = _Seq(**kwargs).eval()
+    x = torch.randn(2, 6, 4)
+    path = tmp_path / "seq.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x,), str(path), input_names=["x"], output_names=["y", "h", "c"],
+                          dynamic_axes={"x": {0: "batch"}}, opset_version=17, dynamo=False)
+    with torch.no_grad():
+        expected = [t.numpy() for t in module(x)]
+    model = dl.saving.load_onnx(str(path))
+    got = model.predict(x.numpy(), verbose=0)
+    assert model.onnx_output_axes[1:] == [[1, 0, 2], [1, 0, 2]]  # h, c: (directions, batch, units) in ONNX
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-4, atol=1e-5)
+    for g, want in zip(got[1:], expected[1:]):
+        np.testing.assert_allclose(np.transpose(g, (1, 0, 2)), want, rtol=1e-4, atol=1e-5)
+
+
+class _Div(nn.Module):
+    def forward(self, x):
+        return x / (torch.sigmoid(x) + 0.5) - x * torch.tanh(x)
+
+
+def test_div_of_two_tensors(tmp_path):
+    path = tmp_path / "div.onnx"
+    x, expected = _export(_Div(), (3, 5), path)
+    model = dl.saving.load_onnx(str(path))
+    assert "Divide" in _layer_names(model)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
