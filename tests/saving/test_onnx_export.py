@@ -112,7 +112,8 @@ _SPATIAL = {
     "channels_first_spatial": ((6, 7, 3), lambda: [
         L.ZeroPadding2D(1, data_format="channels_first"), L.Cropping2D(((1, 0), (0, 1)), data_format="channels_first"),
         L.UpSampling2D(2, data_format="channels_first")]),
-    "reflection_padding_and_conv": ((6, 7, 3), lambda: [L.ReflectionPadding2D((1, 2)), L.Conv2D(3, 3, padding="reflect")]),
+    "reflection_padding_and_conv": ((6, 7, 3), lambda: [L.ReflectionPadding2D((1, 2)),
+                                                        L.Conv2D(3, 3, padding="reflect")]),
     "depthwise_conv_2d": ((6, 7, 3), lambda: [
         L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", strides=2, activation="relu"),
         L.DepthwiseConv2D(2, dilation_rate=2)]),
