@@ -42,6 +42,8 @@ KERAS_VERSION = "3.15.1"  # the Keras release whose format this module writes an
 MAX_H5_BYTES = 1 << 34    # the HDF5 member of a .keras file, uncompressed (16 GiB)
 _MAX_METADATA_BYTES = 64 * 1024
 _WEIGHTS_MEMBER = "model.weights.h5"
+_MAX_H5_DEPTH = 100          # group nesting in a weights file (as the JSON bound)
+_MAX_H5_OBJECTS = 1_000_000  # groups and datasets listed while reading the stored shapes
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
@@ -192,6 +194,40 @@ class _H5Reader:
         except Exception as exc:  # noqa: BLE001
             self.fail(f"{what}: unreadable data ({type(exc).__name__}: {exc})")
         return out.astype(dtype, copy=False)
+
+    def stored_shapes(self, root="", skip=()):
+        """(shapes, by_layer) without reading any data: the shape of every dataset under ``root``
+        (hard links only) but those in its groups named in ``skip``, and {layer name: [shapes in
+        variable order]} for each ``vars`` group that names its layer (Keras's ``name`` attribute)."""
+        top = self.get(root) if root else self.file
+        if top is None:
+            return [], {}
+        shapes, by_layer, stack, seen = [], {}, [(top, 0)], 0
+        while stack:
+            node, depth = stack.pop()
+            if depth > _MAX_H5_DEPTH:
+                self.fail(f"{node.name!r}: groups nested more than {_MAX_H5_DEPTH} levels")
+            try:
+                keys = list(node.keys())
+            except Exception as exc:  # noqa: BLE001
+                self.fail(f"{node.name!r}: unreadable group ({type(exc).__name__}: {exc})")
+            seen += len(keys)
+            if seen > _MAX_H5_OBJECTS:
+                self.fail(f"more than {_MAX_H5_OBJECTS} objects in the weights file")
+            own = {}
+            for key in keys:
+                if depth == 0 and key in skip:
+                    continue
+                child = self.get(f"{node.name.rstrip('/')}/{key}")
+                if isinstance(child, self.h5py.Group):
+                    stack.append((child, depth + 1))
+                elif isinstance(child, self.h5py.Dataset) and child.shape is not None:
+                    own[key] = tuple(int(d) for d in child.shape)
+            shapes.extend(own.values())
+            name = self.attr(node, "name") if node.name.rsplit("/", 1)[-1] == "vars" else None
+            if isinstance(name, str) and own:
+                by_layer.setdefault(name, []).extend(own[k] for k in sorted(own, key=lambda k: (len(k), k)))
+        return shapes, by_layer
 
     def vars_group(self, path, count, what):
         """The datasets ``path/0..count-1``; the group may be absent only when ``count`` is 0."""
@@ -361,9 +397,12 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         reader.close()
     check_model_entry(keras_config, filepath)
     entry, custom_objects = from_keras(keras_config, custom_objects, safe_mode, repr(filepath))
-    model = rebuild(entry, custom_objects, repr(filepath), neutral_rng=True)
     h5 = _H5Reader(io.BytesIO(weights_bytes), f"{filepath!r}: member {_WEIGHTS_MEMBER!r}")
     try:
+        # the stored shapes first: rebuilding allocates only weights of shapes the file holds
+        shapes, by_layer = h5.stored_shapes(skip=("optimizer",))
+        model = rebuild(entry, custom_objects, repr(filepath), neutral_rng=True, weight_shapes=shapes,
+                        shapes_by_layer=by_layer)
         pairs = _read_model_weights(h5, model, check_names=True)
         restore = None
         if compile and entry.get("compile_config") is not None:
@@ -511,7 +550,9 @@ def load_legacy_model(filepath, custom_objects=None, compile=True, safe_mode=Tru
                     "loss_weights": training.get("loss_weights"), "metrics": _legacy_metrics(training),
                     "weighted_metrics": training.get("weighted_metrics")}
             entry, custom_objects = from_keras(keras_config, custom_objects, safe_mode, repr(filepath))
-            model = rebuild(entry, custom_objects, repr(filepath), neutral_rng=True)
+            root = "model_weights" if h5.get("model_weights") is not None else ""
+            shapes, _ = h5.stored_shapes(root, skip=("optimizer_weights",))
+            model = rebuild(entry, custom_objects, repr(filepath), neutral_rng=True, weight_shapes=shapes)
             pairs = _read_legacy_weights(h5, model)
             if h5.get("optimizer_weights") is not None and compile:
                 warnings.warn(f"{filepath!r}: the optimizer state of a legacy .h5 file is not restored",

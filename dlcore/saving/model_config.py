@@ -352,10 +352,11 @@ def _build_subclassed(model, build_config):
 
 
 @contextlib.contextmanager
-def _weights_from_file(shapes):
+def _weights_from_file(shapes, shapes_by_layer=None):
     """While rebuilding, ``Layer.add_weight`` takes each weight's shape from ``shapes`` (those the
     file holds, each usable once) and returns zeros instead of running the initializer; a shape the
-    file does not hold is refused before anything is allocated. ``shapes`` None: initialize."""
+    file does not hold is refused before anything is allocated. ``shapes`` None: initialize.
+    ``shapes_by_layer`` ({layer name: [shapes]}, where the file says): named in the refusal."""
     if shapes is None:
         yield
         return
@@ -367,10 +368,13 @@ def _weights_from_file(shapes):
 
     def from_file(layer, name, shape, dtype):
         if remaining.get(shape, 0) <= 0:
-            held = sorted(remaining, key=math.prod, reverse=True)[:5]
-            raise ValueError(f"the config declares weight '{layer.name}/{name}' of shape {shape}, but the file "
-                             f"holds no (other) weight of that shape; refused before allocating it (unused "
-                             f"shapes in the file include {held})")
+            if shapes_by_layer and layer.name in shapes_by_layer:
+                held = f"the file holds shapes {shapes_by_layer[layer.name][:8]} for layer '{layer.name}'"
+            else:
+                held = f"unused shapes in the file include {sorted(remaining, key=math.prod, reverse=True)[:5]}"
+            raise ValueError(f"the config declares weight '{layer.name}/{name}' of shape {shape} (layer "
+                             f"'{layer.name}', {type(layer).__name__}), but the file holds no (other) weight of "
+                             f"that shape; refused before allocating it ({held})")
         remaining[shape] -= 1
         return np.zeros(shape, dtype=dtype)
 
@@ -381,10 +385,11 @@ def _weights_from_file(shapes):
         WEIGHT_FROM_FILE.reset(token)
 
 
-def rebuild(config, custom_objects, source, neutral_rng, weight_shapes=None):
+def rebuild(config, custom_objects, source, neutral_rng, weight_shapes=None, shapes_by_layer=None):
     """The model described by ``config`` (``{"class_name", "config", "build_config"}``), checked
     first. ``weight_shapes``: the shapes of the weights the file holds; when given, no
-    initializer runs and a layer declaring another shape is refused before allocating it."""
+    initializer runs and a layer declaring another shape is refused before allocating it
+    (``shapes_by_layer``: {layer name: the shapes the file holds for it}, for the message)."""
     from .. import layers as layers_module
     from ..models.model import Model
 
@@ -396,7 +401,7 @@ def rebuild(config, custom_objects, source, neutral_rng, weight_shapes=None):
     build_config = config.get("build_config")
     if build_config is not None and (not isinstance(build_config, dict) or "input_shape" not in build_config):
         raise ValueError(f"{source}: build_config must be an object with 'input_shape'")
-    with _rng_preserved(neutral_rng), _weights_from_file(weight_shapes):
+    with _rng_preserved(neutral_rng), _weights_from_file(weight_shapes, shapes_by_layer):
         try:
             model = layers_module.deserialize(entry, custom_objects=custom_objects)
             if not isinstance(model, Model):

@@ -301,6 +301,46 @@ def test_mutated_keras_files_raise_value_error(tmp_path):
             pass
 
 
+def _edit_keras_config(src, dst, edit):
+    """A copy of the .keras file ``src`` whose config.json was passed through ``edit``."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "config.json":
+                config = json.loads(data)
+                edit(config)
+                data = json.dumps(config).encode()
+            zout.writestr(info, data)
+    return str(dst)
+
+
+def _layer_config(config, name):
+    return next(entry["config"] for entry in config["config"]["layers"] if entry["config"].get("name") == name)
+
+
+def test_weight_shapes_are_checked_before_the_model_is_built(tmp_path):
+    """A config declaring Dense(units=10**9) over small stored weights: refused from the HDF5
+    shapes before the 16 GB kernel is allocated, quickly and within bounded memory."""
+    model = dl.Sequential([dl.Input(shape=(4,)), layers.Dense(3, name="wide"), layers.Dense(2, name="out")])
+    small = str(tmp_path / "small.keras")
+    model.save(small)
+    bomb = _edit_keras_config(small, tmp_path / "bomb.keras", lambda c: _layer_config(c, "wide").update(units=10**9))
+    expected = (r"'wide/kernel' of shape \(4, 1000000000\) \(layer 'wide', Dense\).*refused before allocating.*"
+                r"holds shapes \[\(4, 3\), \(3,\)\] for layer 'wide'")
+    with pytest.raises(ValueError, match=expected):
+        dl.models.load_model(bomb)
+    listing = tmp_path / "files.json"
+    listing.write_text(json.dumps([small, bomb]))
+    result = subprocess.run([sys.executable, str(Path(__file__).with_name("load_worker.py")), str(listing)],
+                            capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    report = json.loads(result.stdout.decode().splitlines()[-1])
+    assert report["outcome"] == "ValueError" and "before allocating" in report["message"], report
+    assert report["seconds"] < 10 and report["growth_mb"] < 100, report
+    loaded = dl.models.load_model(small)  # the unedited file still loads, values equal
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), model.get_weights()))
+
+
 def test_import_does_not_load_h5py_or_peers(tmp_path):
     code = ("import sys, numpy as np, dlcore as dl\n"
             "m = dl.Sequential([dl.Input((3,)), dl.layers.Dense(2)])\n"
