@@ -87,6 +87,7 @@ cdef extern from "dl_sgemm_isa.h" nogil:
     void dl_own_packed(int isa, int a_cols, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                        const float* a, Py_ssize_t lda, const float* P, float beta, float* c,
                        Py_ssize_t ldc, const float* bias, int relu)
+    float dl_fma_loop(int isa, long iters, long* flops)
 
 from kernels._blas_threads cimport dl_blas_bind, dl_blas_serial_enter, dl_blas_serial_exit
 

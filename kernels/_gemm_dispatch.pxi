@@ -198,6 +198,26 @@ def run_path(path, int n_threads, const float[:, ::1] a, const float[:, ::1] b,
         raise MemoryError()
 
 
+def fma_peak(int isa, long iters, int n_threads=1):
+    """(flops, seconds) of a register-only FMA loop (12 independent chains of level isa's widest
+    vectors: 0 AVX-512, 1 AVX2) run by n_threads threads at once: the physical float32 peak is
+    flops / seconds. flops is 0 where the CPU lacks the level."""
+    import time
+    cdef long total = 0, t
+    cdef float sink = 0
+    cdef long done[64]
+    cdef int i
+    n_threads = max(1, min(n_threads, 64))
+    start = time.perf_counter()
+    with nogil:
+        for i in prange(n_threads, num_threads=n_threads, schedule="static"):
+            sink += dl_fma_loop(isa, iters, &done[i])
+    seconds = time.perf_counter() - start
+    for i in range(n_threads):
+        total += done[i]
+    return (total if sink == sink or sink != sink else 0), seconds
+
+
 # $DLCORE_SGEMM forces a path for the process (see _gemm_choice).
 try:
     _FORCED = _path_code(_gemm_choice.forced_path())

@@ -237,4 +237,59 @@ DL_MAYBE_UNUSED static int dl_own_sgemm(int isa, int a_cols, ptrdiff_t m, ptrdif
     return 0;
 }
 
+/* The physical float32 FMA peak, for the benchmark report: iters steps of 12 independent FMA
+ * chains on registers (no memory traffic), in the widest vectors of level isa; returns a sum
+ * of the chains (so the loop is kept). Flops done: iters * 12 * 2 * width. */
+#if DL_HAVE_AVX512_BUILD
+#define DL_FMA12(V, FMA, SET1, ADD, REDUCE)                                                      \
+    V x0 = SET1(1.0f), x1 = SET1(1.1f), x2 = SET1(1.2f), x3 = SET1(1.3f), x4 = SET1(1.4f),       \
+      x5 = SET1(1.5f), x6 = SET1(1.6f), x7 = SET1(1.7f), x8 = SET1(1.8f), x9 = SET1(1.9f),       \
+      x10 = SET1(2.0f), x11 = SET1(2.1f), m = SET1(0.999999f), a = SET1(1e-7f);                  \
+    long i;                                                                                      \
+    for (i = 0; i < iters; i++) {                                                                \
+        x0 = FMA(x0, m, a); x1 = FMA(x1, m, a); x2 = FMA(x2, m, a); x3 = FMA(x3, m, a);          \
+        x4 = FMA(x4, m, a); x5 = FMA(x5, m, a); x6 = FMA(x6, m, a); x7 = FMA(x7, m, a);          \
+        x8 = FMA(x8, m, a); x9 = FMA(x9, m, a); x10 = FMA(x10, m, a); x11 = FMA(x11, m, a);      \
+    }                                                                                            \
+    x0 = ADD(ADD(ADD(x0, x1), ADD(x2, x3)), ADD(ADD(x4, x5), ADD(x6, x7)));                      \
+    x0 = ADD(x0, ADD(ADD(x8, x9), ADD(x10, x11)));                                               \
+    return REDUCE(x0);
+
+DL_TARGET static float dl_fma_loop_512(long iters)
+{
+    DL_FMA12(__m512, _mm512_fmadd_ps, _mm512_set1_ps, _mm512_add_ps, _mm512_reduce_add_ps)
+}
+
+static inline float dl_sum8(__m256 v) __attribute__((target("avx2,fma")));
+static inline float dl_sum8(__m256 v)
+{
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+}
+
+__attribute__((target("avx2,fma"))) static float dl_fma_loop_256(long iters)
+{
+    DL_FMA12(__m256, _mm256_fmadd_ps, _mm256_set1_ps, _mm256_add_ps, dl_sum8)
+}
+#endif
+
+/* (flops per step, sum) of the FMA loop at level isa (0 AVX-512, 1 AVX2; else 0 flops). */
+DL_MAYBE_UNUSED static float dl_fma_loop(int isa, long iters, long *flops)
+{
+#if DL_HAVE_AVX512_BUILD
+    if (isa == 0 && dl_own_isa_available(0)) {
+        *flops = iters * 12 * 2 * 16;
+        return dl_fma_loop_512(iters);
+    }
+    if (isa <= 1 && dl_own_isa_available(1)) {
+        *flops = iters * 12 * 2 * 8;
+        return dl_fma_loop_256(iters);
+    }
+#endif
+    (void)isa; (void)iters;
+    *flops = 0;
+    return 0.0f;
+}
+
 #endif

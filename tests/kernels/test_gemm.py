@@ -366,3 +366,19 @@ def test_shape_classes_are_half_octaves():
     assert _gemm.shape_class(15, 16, 17) == (15, 16, 24)
     assert _gemm.shape_class(23, 24, 31) == (24, 25, 25)
     assert _gemm.shape_class(1024, 1535, 1536) == (36, 36, 37)
+
+
+def test_fma_peak_counts_the_flops_it_runs():
+    for isa in (0, 1):
+        flops, seconds = _gemm.fma_peak(isa, 1000, 2)
+        available = ("avx512" if isa == 0 else "avx2") in _gemm.AVAILABLE_PATHS
+        assert flops == (2 * 1000 * 12 * 2 * (16 if isa == 0 else 8) if available else 0)
+        assert seconds > 0
+
+
+def test_runner_names_the_cpu_class():
+    from benchmarks.compare_processes import cpu_class
+
+    assert cpu_class({"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"}) == "AVX-512 + avx512_vnni, avx512_bf16"
+    assert cpu_class({"avx2", "fma", "avx_vnni"}) == "AVX2 + FMA + avx_vnni"
+    assert cpu_class({"sse4_2"}) == "baseline x86-64 (SSE2)"
