@@ -9,10 +9,14 @@ candidate on random operands of the product's shape (clipped to TUNE_MAX_FLOPS),
 candidates, and keeps the fastest median; a candidate on fewer threads within FEWER_THREADS_SLACK
 of the fastest wins (it stays fast when another process takes a core). The decision is stored in
 the file, so later processes take the same paths and give the same bits. Measured on a Zen 4
-core (AVX-512 as two 256-bit halves, OpenBLAS 0.3.31 Haswell kernels), GFLOPS 1 / 2 threads:
-1024^3 own unpacked 62 / 86, own packed ~100 / ~190, BLAS 100 / 191; 128^3 own 100 / 33 (two
-threads cost more than they give), BLAS 91 / 93. No rule of thumb held on both ends, hence the
-measurement.
+core (AVX-512 as two 256-bit halves, OpenBLAS 0.3.31 Haswell kernels), GFLOPS 1 / 2 threads,
+machine otherwise idle: 1024^3 own AVX-512 (B in place) 62 / 86, BLAS 100 / 191; 128^3 own 100 /
+33 (two threads cost more than they give), BLAS 91 / 93. The packed-B own paths were only
+measured under heavy load (1024^3, 1 thread: AVX-512 packed 62-68, AVX2 packed 67-85, BLAS
+56-62 in the same runs). No rule of thumb held on both ends, hence the measurement. A choice
+measured on a loaded machine is cached like any other: delete the file to measure again.
+Results: fixed for a fixed choice; since the choice may differ by thread count, 1 and 2 threads
+may differ in the last bits unless a path is forced (DLCORE_SGEMM).
 
 ``DLCORE_SGEMM=<path>`` forces a path for the process (``auto``, the default, chooses);
 ``DLCORE_SGEMM_TUNE=0`` skips measuring: the rule is then the own AVX-512 tiles where the CPU has
