@@ -102,6 +102,21 @@ def _cpuinfo():
     return info
 
 
+def cpu_class(flags):
+    """A short name for the vector class of a CPU from its flags (what decides the GEMM paths)."""
+    flags = set(flags)
+    if "avx512f" in flags:
+        extra = [f for f in ("avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile") if f in flags]
+        # Zen 4 has AVX-512 (as two 256-bit halves) and no AVX-VNNI; Zen 5 and Intel since
+        # Sapphire Rapids add avx_vnni
+        return "AVX-512" + (f" + {', '.join(extra)}" if extra else "")
+    if "avx2" in flags and "fma" in flags:
+        return "AVX2 + FMA" + (" + avx_vnni" if "avx_vnni" in flags else "")
+    if "neon" in flags or "asimd" in flags:
+        return "ARM NEON"
+    return "baseline x86-64 (SSE2)"
+
+
 def machine_info(threads):
     cpu = _cpuinfo()
     model = cpu.get("model name") or cpu.get("Model") or platform.processor() or platform.machine()
@@ -126,6 +141,7 @@ def machine_info(threads):
         "cores_logical": os.cpu_count(),
         "cores_available": default_threads(),
         "flags": [f for f in CPU_FLAGS if f in flags],
+        "cpu_class": cpu_class(flags),
         "memory_gb": mem_gb,
         "os": platform.platform(),
         "python": platform.python_version(),

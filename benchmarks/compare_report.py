@@ -57,7 +57,8 @@ def to_markdown(results):
     flags = ", ".join(m["flags"]) or "none detected"
     load = m.get("load_average_start")
     load_txt = f"; load average {load[0]:.1f} at the start" if load else ""
-    lines.append(f"- Machine: {m['cpu']}, {m['cores_available']} cores available ({m['cores_logical']} logical), "
+    cls = f" ({m['cpu_class']} class)" if m.get("cpu_class") else ""
+    lines.append(f"- Machine: {m['cpu']}{cls}, {m['cores_available']} cores available ({m['cores_logical']} logical), "
                  f"{m['memory_gb']} GB, {m['os']}; CPU flags: {flags}{load_txt}.")
     names = [("dlcore", "dlcore"), ("numpy", "NumPy"), ("scipy", "SciPy"), ("numba", "Numba"),
              ("torch", "PyTorch"), ("keras", "Keras"), ("tensorflow", "TensorFlow"),
@@ -69,7 +70,7 @@ def to_markdown(results):
     if "gflops" in c:
         others = [f"{CEILING_LIBS[lib].split(' ')[0]} {_fmt(r['gflops'])}" for lib, r in c.get("sources", {}).items()
                   if lib != c.get("source") and "gflops" in r]
-        lines.append("- float32 GEMM ceiling, measured in this run with the same threads: "
+        lines.append(f"- float32 GEMM ceiling, measured in this run with the same threads ({meta['threads']}): "
                      f"**{c['gflops']:.1f} GFLOPS** "
                      f"({c['what']}, best of {c['runs']}; median {c['gflops_median']:.1f}"
                      + (f"; {', '.join(others)}" if others else "") + ").")

@@ -51,6 +51,11 @@ cdef extern from "dl_sgemm.h" nogil:
     void dl_transpose(const float* src, Py_ssize_t lds, Py_ssize_t rows, Py_ssize_t cols,
                       float* dst, Py_ssize_t ldd)
 
+cdef extern from "dl_sgemm_isa.h" nogil:
+    int dl_own_sgemm(int isa, int a_cols, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                     const float* a, Py_ssize_t lda, const float* b, Py_ssize_t ldb, float beta,
+                     float* c, Py_ssize_t ldc, const float* bias, int relu)
+
 cdef extern from "dl_conv_tiles.h" nogil:
     void dl_conv_valid_rows(Py_ssize_t q0, Py_ssize_t q1, const float* x, Py_ssize_t W,
                             Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t OW,
@@ -61,6 +66,7 @@ cdef extern from "dl_conv_tiles.h" nogil:
                        Py_ssize_t sy, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t O,
                        float beta, float* dw)
 
+from . import _gemm as _gemm_kernels
 from kernels._blas_threads cimport dl_blas_bind, dl_blas_serial_enter, dl_blas_serial_exit
 from kernels._activations cimport (
     floating, epilogue_row, ACT_RELU,
@@ -95,6 +101,10 @@ cdef bint _TAP_RUNS = True
 # float32 products use the kernels' own AVX-512 GEMM (dl_sgemm.h) where the CPU has it
 OWN_SGEMM = bool(dl_sgemm_available())
 cdef bint _OWN_SGEMM = OWN_SGEMM
+# The chunk products take the path _gemm's choice picks for their shape on one thread (own
+# tiles at an ISA level or BLAS); False: BLAS always (set_tuning(own_sgemm=False)).
+cdef bint _USE_OWN = True
+OWN_LEVELS = {"avx512": 0, "avx2": 1, "base": 2}
 
 
 # The implicit-GEMM forward (stride 1, float32, own GEMM): 0 never, 1 where it measured faster
@@ -106,10 +116,11 @@ def set_tuning(col_bytes=None, dw_slots=None, tap_runs=None, own_sgemm=None, imp
     """Override COL_BYTES / DW_SLOTS / the contiguous-taps copy of im2col / the use of the own
     float32 GEMM / the implicit-GEMM forward (measurements and tests only); returns the previous
     values."""
-    global _COL_BYTES, _DW_SLOTS, _TAP_RUNS, _OWN_SGEMM, _IMPLICIT
+    global _COL_BYTES, _DW_SLOTS, _TAP_RUNS, _OWN_SGEMM, _IMPLICIT, _USE_OWN
     previous = (_COL_BYTES, _DW_SLOTS, _TAP_RUNS, _OWN_SGEMM, _IMPLICIT)
     if own_sgemm is not None:
         _OWN_SGEMM = bool(own_sgemm) and OWN_SGEMM
+        _USE_OWN = bool(own_sgemm)
     if implicit is not None:
         _IMPLICIT = int(implicit)
     if col_bytes is not None:
@@ -125,6 +136,7 @@ cdef struct Geom:
     Py_ssize_t sh, sw, ph, pw, dh, dw
     Py_ssize_t groups, cg, og, k
     int path
+    int own  # float32 chunk products: -1 BLAS, else the own tiles' ISA level
 
 
 # ---- BLAS threading: one thread per BLAS call while the kernel runs (dl_blas_threads.h) ----
@@ -134,7 +146,22 @@ def bind_blas_threads(size_t address):
 
 
 # ---- small helpers -------------------------------------------------------------------------
-cdef inline void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+cdef int _choose_own(Geom* g) except -2:
+    """g.own for a float32 call: the path _gemm's choice takes for one chunk product
+    (P, OG) x K on one thread."""
+    cdef Py_ssize_t rows, k = g.k if g.path == P_IM2COL else g.cg
+    if not _USE_OWN or g.path == P_DIRECT or k <= 0 or g.og <= 1:
+        g.own = -1 if not _USE_OWN else g.own
+        return g.own
+    rows = _chunk_pixels(g, g.n * g.oh * g.ow, 4)
+    if rows <= 1:
+        return g.own
+    path, _ = _gemm_kernels.choose_path(rows, g.og, k, False, False, 1)
+    g.own = OWN_LEVELS.get(path, -1)
+    return g.own
+
+
+cdef inline void _gemm(int own, bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                        const floating* a, Py_ssize_t lda, const floating* b, Py_ssize_t ldb,
                        double beta, floating* c, Py_ssize_t ldc) noexcept nogil:
     """Row-major c (m, n) = op(a) op(b) + beta c, all dims > 0 (column-major BLAS, operands swapped)."""
@@ -144,9 +171,9 @@ cdef inline void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, P
     cdef float one_f = 1.0, beta_f = <float>beta
     cdef double one_d = 1.0
     if floating is float:
-        if _OWN_SGEMM and not trans_b:
-            dl_sgemm(trans_a, m, n, k, a, lda, b, ldb, beta_f, c, ldc)
-            return
+        if own >= 0 and not trans_b:
+            if dl_own_sgemm(own, trans_a, m, n, k, a, lda, b, ldb, beta_f, c, ldc, NULL, 0) == 0:
+                return  # else out of memory for the packing: BLAS
         sgemm(&tb, &ta, &ni, &mi, &ki, &one_f, <float*>b, &lb, <float*>a, &la, &beta_f, c, &lc)
     else:
         dgemm(&tb, &ta, &ni, &mi, &ki, &one_d, <double*>b, &lb, <double*>a, &la, &beta, c, &lc)
@@ -190,6 +217,7 @@ cdef void _geom(Geom* g, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w, Py_ssize_t c,
     g.cg = c // groups
     g.og = o // groups
     g.k = kh * kw * g.cg
+    g.own = 0 if _OWN_SGEMM else -1
     if kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0 and oh == h and ow == w:
         g.path = P_POINTWISE
     elif g.cg == 1 and groups > 1:
@@ -318,7 +346,7 @@ cdef void _forward_chunk(const floating* x, const floating* w, const floating* b
     cdef floating* yc = y + p0 * g.o
     cdef bint fused = False  # bias + linear/relu applied in the own GEMM's tile stores
     if floating is float:
-        fused = _OWN_SGEMM and (code == 0 or code == ACT_RELU) and g.path != P_DIRECT and g.k > 0
+        fused = g.own == 0 and (code == 0 or code == ACT_RELU) and g.path != P_DIRECT and g.k > 0
     if g.path == P_DIRECT:
         _direct_forward(x, w, g, p0, p1, y)
     elif g.k == 0:
@@ -335,10 +363,10 @@ cdef void _forward_chunk(const floating* x, const floating* w, const floating* b
                                 yc + grp * g.og, g.o, bias + grp * g.og if bias != NULL else NULL,
                                 code == ACT_RELU)
             elif g.path == P_POINTWISE:
-                _gemm(False, False, np_, g.og, g.cg, x + p0 * g.c + grp * g.cg, g.c,
+                _gemm(g.own, False, False, np_, g.og, g.cg, x + p0 * g.c + grp * g.cg, g.c,
                       w + grp * g.og, g.o, 0.0, yc + grp * g.og, g.o)
             else:
-                _gemm(False, False, np_, g.og, g.k, col, g.k, w + grp * g.og, g.o, 0.0,
+                _gemm(g.own, False, False, np_, g.og, g.k, col, g.k, w + grp * g.og, g.o, 0.0,
                       yc + grp * g.og, g.o)
     if not fused and (code != 0 or bias != NULL):
         for p in range(np_):
@@ -458,6 +486,8 @@ def conv2d_forward(const floating[:, :, :, ::1] x_nhwc, const floating[:, :, :, 
     _geom(&g, x_nhwc.shape[0], x_nhwc.shape[1], x_nhwc.shape[2], x_nhwc.shape[3],
           y_nhwo.shape[1], y_nhwo.shape[2], y_nhwo.shape[3], w_hwio.shape[0], w_hwio.shape[1],
           stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups)
+    if floating is float:
+        _choose_own(&g)
     total = g.n * g.oh * g.ow
     if total == 0 or g.o == 0:
         return

@@ -132,10 +132,10 @@ cdef void _backward_input_task(const floating* dy, const floating* w, const floa
             m = (oh1 - oh) * (ow1 - ow0)
             for grp in range(g.groups):
                 if wt != NULL:
-                    _gemm(False, False, m, g.k, g.og, dy + ((n * g.oh + oh) * g.ow + ow0) * g.o + grp * g.og,
+                    _gemm(g.own, False, False, m, g.k, g.og, dy + ((n * g.oh + oh) * g.ow + ow0) * g.o + grp * g.og,
                           g.o, wt + grp * g.og * g.k, g.k, 0.0, dcol, g.k)
                 else:
-                    _gemm(False, True, m, g.k, g.og, dy + ((n * g.oh + oh) * g.ow + ow0) * g.o + grp * g.og,
+                    _gemm(g.own, False, True, m, g.k, g.og, dy + ((n * g.oh + oh) * g.ow + ow0) * g.o + grp * g.og,
                           g.o, w + grp * g.og, g.o, 0.0, dcol, g.k)
                 _col2im_block(dcol, g, n, oh, oh1, ow0, ow1, grp, ih0, ih1, iw0, iw1, dx)
             if full_row or ow1 >= ow_hi:
@@ -154,10 +154,10 @@ cdef void _backward_input_images(const floating* dy, const floating* w, const fl
     _zero(dx + n0 * g.h * g.w * g.c, (n1 - n0) * g.h * g.w * g.c)
     for grp in range(g.groups):
         if wt != NULL:
-            _gemm(False, False, m, g.k, g.og, dy + n0 * plane * g.o + grp * g.og, g.o,
+            _gemm(g.own, False, False, m, g.k, g.og, dy + n0 * plane * g.o + grp * g.og, g.o,
                   wt + grp * g.og * g.k, g.k, 0.0, dcol, g.k)
         else:
-            _gemm(False, True, m, g.k, g.og, dy + n0 * plane * g.o + grp * g.og, g.o,
+            _gemm(g.own, False, True, m, g.k, g.og, dy + n0 * plane * g.o + grp * g.og, g.o,
                   w + grp * g.og, g.o, 0.0, dcol, g.k)
         for img in range(n0, n1):
             _col2im_block(dcol + (img - n0) * plane * g.k, g, img, 0, g.oh, 0, g.ow, grp,
@@ -189,6 +189,8 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy_nhwo, const floating[:
     _geom(&g, dx_nhwc.shape[0], dx_nhwc.shape[1], dx_nhwc.shape[2], dx_nhwc.shape[3],
           dy_nhwo.shape[1], dy_nhwo.shape[2], dy_nhwo.shape[3], w_hwio.shape[0], w_hwio.shape[1],
           stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups)
+    if floating is float:
+        _choose_own(&g)
     if g.n * g.h * g.w * g.c == 0:
         return
     if g.oh * g.ow * g.o == 0:
@@ -219,7 +221,7 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy_nhwo, const floating[:
     if n_threads > n_tasks:
         n_threads = <int>n_tasks
     if floating is float:
-        if _OWN_SGEMM and g.path != P_DIRECT:
+        if g.own >= 0 and g.path != P_DIRECT:
             wt = <floating*>malloc(g.k * g.o * sizeof(floating) + 64)
             if wt == NULL:
                 raise MemoryError()
@@ -237,11 +239,11 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy_nhwo, const floating[:
                     p1 = min(p0 + chunk, total)
                     for b in range(g.groups):
                         if wt != NULL:
-                            _gemm(False, False, p1 - p0, g.cg, g.og, &dy_nhwo[0, 0, 0, 0] + p0 * g.o + b * g.og,
+                            _gemm(g.own, False, False, p1 - p0, g.cg, g.og, &dy_nhwo[0, 0, 0, 0] + p0 * g.o + b * g.og,
                                   g.o, wt + b * g.og * g.cg, g.cg, 0.0,
                                   &dx_nhwc[0, 0, 0, 0] + p0 * g.c + b * g.cg, g.c)
                         else:
-                            _gemm(False, True, p1 - p0, g.cg, g.og, &dy_nhwo[0, 0, 0, 0] + p0 * g.o + b * g.og,
+                            _gemm(g.own, False, True, p1 - p0, g.cg, g.og, &dy_nhwo[0, 0, 0, 0] + p0 * g.o + b * g.og,
                                   g.o, &w_hwio[0, 0, 0, 0] + b * g.og, g.o, 0.0,
                                   &dx_nhwc[0, 0, 0, 0] + p0 * g.c + b * g.cg, g.c)
                 elif g.path == P_DIRECT:
@@ -327,11 +329,11 @@ cdef void _backward_weight_chunk(const floating* x, const floating* dy, const Ge
     elif g.k > 0:
         for grp in range(g.groups):
             if g.path == P_POINTWISE:
-                _gemm(True, False, g.cg, g.og, np_, x + p0 * g.c + grp * g.cg, g.c,
+                _gemm(g.own, True, False, g.cg, g.og, np_, x + p0 * g.c + grp * g.cg, g.c,
                       dyc + grp * g.og, g.o, beta, dw + grp * g.og, g.o)
             else:
                 _im2col(x, g, p0, p1, grp, col)
-                _gemm(True, False, g.k, g.og, np_, col, g.k, dyc + grp * g.og, g.o, beta,
+                _gemm(g.own, True, False, g.k, g.og, np_, col, g.k, dyc + grp * g.og, g.o, beta,
                       dw + grp * g.og, g.o)
     if db != NULL:
         if first:
@@ -396,6 +398,8 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] x_nhwc, const floating[:
     _geom(&g, x_nhwc.shape[0], x_nhwc.shape[1], x_nhwc.shape[2], x_nhwc.shape[3],
           dy_nhwo.shape[1], dy_nhwo.shape[2], dy_nhwo.shape[3], dw_hwio.shape[0], dw_hwio.shape[1],
           stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups)
+    if floating is float:
+        _choose_own(&g)
     size = g.k * g.o
     total = g.n * g.oh * g.ow
     if total == 0 or g.o == 0 or size == 0:

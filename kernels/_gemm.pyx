@@ -27,7 +27,7 @@ from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 
-from . import _config
+from . import _config, _gemm_choice
 
 cdef extern from "dl_sgemm.h" nogil:
     int dl_sgemm_available()
@@ -38,19 +38,18 @@ cdef extern from "dl_sgemm.h" nogil:
                      Py_ssize_t ldc, const float* bias, int relu)
 
 OWN_SGEMM = bool(dl_sgemm_available())
-cdef bint _OWN_SGEMM = OWN_SGEMM
 # Rows of C per OpenMP task of the own GEMM (a multiple of its 14-row tiles).
 OWN_ROWS_PER_TASK = 14 * 8
 cdef Py_ssize_t _OWN_ROWS_PER_TASK = OWN_ROWS_PER_TASK
 
 
 def set_own_sgemm(enabled):
-    """Use the own AVX-512 float32 GEMM where the CPU has it (the default) or BLAS (measurements
-    and tests); returns the previous setting."""
-    global _OWN_SGEMM
-    previous = _OWN_SGEMM
-    _OWN_SGEMM = bool(enabled) and OWN_SGEMM
-    return previous
+    """True: force the own AVX-512 float32 GEMM where the CPU has it (else BLAS); False: force
+    BLAS; a path name or 'auto' (see set_path). Returns the previous setting as set_path's name.
+    For measurements and tests."""
+    if isinstance(enabled, str):
+        return set_path(enabled)
+    return set_path("avx512" if enabled and OWN_SGEMM else "blas")
 
 
 cdef int _own_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
@@ -77,6 +76,20 @@ cdef int _own_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ss
                         b, ldb, beta, c + r0 * ldc, ldc, bias, relu)
     free(bt)
     return 0
+
+cdef extern from "dl_sgemm_isa.h" nogil:
+    int dl_cpu_isa()
+    int dl_own_width(int isa)
+    int dl_own_isa_available(int isa)
+    Py_ssize_t dl_own_packed_size(int isa, Py_ssize_t k, Py_ssize_t n)
+    void dl_own_pack(int isa, int trans_b, Py_ssize_t k, Py_ssize_t n, const float* b,
+                     Py_ssize_t ldb, float* P, Py_ssize_t q0, Py_ssize_t q1)
+    void dl_own_packed(int isa, int a_cols, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                       const float* a, Py_ssize_t lda, const float* P, float beta, float* c,
+                       Py_ssize_t ldc, const float* bias, int relu)
+    float dl_fma_loop(int isa, long iters, long* flops)
+
+from kernels._blas_threads cimport dl_blas_bind, dl_blas_serial_enter, dl_blas_serial_exit
 
 from kernels._activations cimport (
     floating, epilogue_row, ACT_LINEAR, ACT_RELU, ACT_LEAKY_RELU, ACT_RELU6, ACT_HARD_SIGMOID,
@@ -161,16 +174,23 @@ def matmul(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] 
     """
     cdef int m = <int>out.shape[0], n = <int>out.shape[1]
     cdef int k = <int>(a.shape[0] if trans_a else a.shape[1])
-    cdef int status = 0
+    cdef int status = 0, choice, path
     if m == 0 or n == 0:
         return
     if floating is float:
-        if _OWN_SGEMM and m > 1 and n > 1 and k > 0 and alpha == 1.0:
+        if m > 1 and n > 1 and k > 0 and alpha == 1.0:
             if n_threads < 0:
                 n_threads = _config.threads_for(<Py_ssize_t>m * n * k)
+            choice = _choose(trans_a, trans_b, m, n, k, n_threads)
+            path = choice & 7
+            if path == PATH_BLAS:
+                _blas_gemm_f(trans_a, trans_b, m, n, k, &a[0, 0], <int>a.shape[1], &b[0, 0],
+                             <int>b.shape[1], <float>beta, &out[0, 0], n, choice >> 3)
+                return
             with nogil:
-                status = _own_gemm(trans_a, trans_b, m, n, k, &a[0, 0], a.shape[1], &b[0, 0],
-                                   b.shape[1], <float>beta, &out[0, 0], n, NULL, 0, n_threads)
+                status = _own_path(path, trans_a, trans_b, m, n, k, &a[0, 0], a.shape[1],
+                                   &b[0, 0], b.shape[1], <float>beta, &out[0, 0], n, NULL, 0,
+                                   choice >> 3)
             if status != 0:
                 raise MemoryError()
             return
@@ -200,24 +220,31 @@ def dense_forward(const floating[:, ::1] x_nk, const floating[:, ::1] w_km,
     cdef const floating* bias = NULL
     cdef floating a = <floating>alpha
     cdef bint fused, own = False
-    cdef int status = 0
+    cdef int status = 0, choice = 0, path
     if n == 0 or m == 0:
         return
     if b_m is not None:
         bias = &b_m[0]
     if floating is float:
-        own = _OWN_SGEMM and n > 1 and m > 1 and k > 0
-        if own:
-            # bias + linear/relu in the tile stores; other activations in the row epilogue
-            fused = activation == ACT_LINEAR or activation == ACT_RELU
-            with nogil:
-                status = _own_gemm(False, False, n, m, k, &x_nk[0, 0], k, &w_km[0, 0], m, 0.0,
-                                   &y_nm[0, 0], m, bias if fused else NULL,
-                                   activation == ACT_RELU, n_threads)
-            if status != 0:
-                raise MemoryError()
-            if fused:
-                return
+        if n > 1 and m > 1 and k > 0:
+            choice = _choose(False, False, n, m, k, n_threads)
+            path = choice & 7
+            own = path != PATH_BLAS
+            if own:
+                # bias + linear/relu in the tile stores; other activations in the row epilogue
+                fused = activation == ACT_LINEAR or activation == ACT_RELU
+                with nogil:
+                    status = _own_path(path, False, False, n, m, k, &x_nk[0, 0], k, &w_km[0, 0],
+                                       m, 0.0, &y_nm[0, 0], m, bias if fused else NULL,
+                                       activation == ACT_RELU, choice >> 3)
+                if status != 0:
+                    raise MemoryError()
+                if fused:
+                    return
+            else:
+                _blas_gemm_f(False, False, n, m, k, &x_nk[0, 0], k, &w_km[0, 0], m, 0.0,
+                             &y_nm[0, 0], m, choice >> 3)
+                own = True  # the product is done
     if not own:
         with nogil:
             if k == 0:
@@ -261,3 +288,6 @@ def own_sgemm(const float[:, ::1] a, const float[:, ::1] b, float[:, ::1] out,
         dl_sgemm_ep(trans_a, m, n, k, &a[0, 0] if a.shape[0] * a.shape[1] > 0 else NULL,
                     a.shape[1], &b[0, 0] if b.shape[0] * b.shape[1] > 0 else NULL, n,
                     <float>beta, &out[0, 0], n, bias_p, relu)
+
+
+include "_gemm_dispatch.pxi"

@@ -4,6 +4,9 @@
 matmul(a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, n_threads=-1)
 dense_forward(x_nk, w_km, b_m, activation, alpha, y_nm, n_threads=1)
 """
+from . import _blas, _gemm
 from ._gemm import EPILOGUE_PARALLEL_MIN, dense_forward, matmul
+
+_blas.bind(_gemm)
 
 KERNELS = {"matmul": matmul, "dense_forward": dense_forward}

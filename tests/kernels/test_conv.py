@@ -14,18 +14,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reference import conv as ref  # noqa: E402
 from reference import elementwise as ref_act  # noqa: E402
 
-from dlcore.kernels import _config, _conv, conv, elementwise  # noqa: E402
+from dlcore.kernels import _config, _conv, _gemm, conv, elementwise  # noqa: E402
 
-# float32 products: BLAS and, where the CPU has AVX-512, the own GEMM (dl_sgemm.h) after im2col
-# or as the implicit-GEMM forward of stride-1 convolutions (dl_conv_tiles.h)
-GEMMS = ["blas"] + (["own-im2col", "own-implicit"] if _conv.OWN_SGEMM else [])
+# float32 products: BLAS; the path _gemm's choice takes per shape ("auto"); each own ISA level the
+# CPU runs (dl_sgemm.h / dl_sgemm_isa.h tiles) after im2col; where the CPU has AVX-512, the
+# implicit-GEMM forward of stride-1 convolutions (dl_conv_tiles.h)
+GEMMS = (["blas", "auto-im2col"] + [f"{p}-im2col" for p in _gemm.AVAILABLE_PATHS if p != "blas"]
+         + (["own-implicit"] if _conv.OWN_SGEMM else []))
 
 
 @pytest.fixture(params=GEMMS)
 def gemm(request):
-    previous = _conv.set_tuning(own_sgemm=request.param != "blas",
+    path = request.param.split("-")[0]
+    previous = _conv.set_tuning(own_sgemm=path != "blas",
                                 implicit=2 if request.param == "own-implicit" else 0)
+    previous_path = _gemm.set_path({"own": "avx512", "blas": "auto"}.get(path, path))
     yield request.param
+    _gemm.set_path(previous_path)
     _conv.set_tuning(own_sgemm=previous[3], implicit=previous[4])
 
 DTYPES = (np.float32, np.float64)

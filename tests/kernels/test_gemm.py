@@ -8,7 +8,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reference import gemm as ref  # noqa: E402
 
-from dlcore.kernels import _gemm, elementwise, gemm  # noqa: E402
+from dlcore.kernels import _gemm, _gemm_choice, elementwise, gemm  # noqa: E402
 
 DTYPES = (np.float32, np.float64)
 # Products of K terms: the absolute tolerance grows with sqrt(K) (inputs are O(1)).
@@ -66,6 +66,19 @@ def dense_alpha(name):
     return {"leaky_relu": 0.2, "elu": 0.7}.get(name, 0.37)
 
 
+# The float32 path is chosen per thread count (_gemm_choice); with one path fixed, results do
+# not depend on the thread count.
+FIXED_PATH = "avx512" if _gemm.OWN_SGEMM else "blas"
+
+
+@pytest.fixture
+def fixed_path():
+    previous = _gemm.set_path(FIXED_PATH)
+    yield
+    _gemm.set_path(previous)
+
+
+@pytest.mark.usefixtures("fixed_path")
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("with_bias", (True, False))
 @pytest.mark.parametrize("name", list(elementwise.ACTIVATIONS))
@@ -96,6 +109,7 @@ def test_dense_forward_softmax_rows_sum_to_one():
     np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-6)
 
 
+@pytest.mark.usefixtures("fixed_path")
 @pytest.mark.parametrize("name", ("gelu", "softmax", "log_softmax"))
 def test_dense_forward_parallel_epilogue(name):
     # Big enough that the epilogue runs on n_threads (see _gemm.pyx Design); K small to stay fast.
@@ -177,13 +191,14 @@ def test_matmul_own_sgemm_matches_blas_and_any_thread_count(m, n, k, trans_a, tr
     try:
         blas = c0.copy()
         gemm.matmul(a, b, blas, trans_a, trans_b, 1.0, 0.5)
+        _gemm.set_own_sgemm(True)
+        outs = []
+        for threads in (1, 2, 3):
+            c = c0.copy()
+            gemm.matmul(a, b, c, trans_a, trans_b, 1.0, 0.5, threads)
+            outs.append(c)
     finally:
         _gemm.set_own_sgemm(previous)
-    outs = []
-    for threads in (1, 2, 3):
-        c = c0.copy()
-        gemm.matmul(a, b, c, trans_a, trans_b, 1.0, 0.5, threads)
-        outs.append(c)
     np.testing.assert_allclose(outs[0], blas, rtol=1e-5, atol=1e-5 * np.sqrt(k))
     for c in outs[1:]:  # rows are split between threads, each summed the same way
         np.testing.assert_array_equal(c, outs[0])
@@ -207,3 +222,163 @@ def test_dense_forward_own_sgemm_epilogues(name, with_bias):
         finally:
             _gemm.set_own_sgemm(previous)
     np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-5)
+
+
+# ---- the float32 path choice: every ISA path, forced paths, the cache ------------------------
+# (m, n, k) crossing the tile edges of every level (14x32, 6x16, 4x8), the 640-deep k blocks
+# and the 128-column blocks; odd everywhere.
+ISA_SHAPES = [(2, 3, 4), (7, 13, 5), (15, 33, 17), (61, 45, 1300), (130, 141, 33), (131, 257, 129)]
+
+
+@pytest.mark.parametrize("path", _gemm.PATH_NAMES)
+@pytest.mark.parametrize("pack", [0, 2])
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True), (True, True)])
+def test_every_isa_path_matches_numpy_and_any_thread_count(path, pack, trans_a, trans_b):
+    if path not in _gemm.AVAILABLE_PATHS:
+        pytest.skip(f"this CPU does not run the {path} path")
+    if pack == 0 and path != "avx512":
+        pytest.skip("only the AVX-512 path reads B in place")
+    rng = np.random.default_rng(11)
+    previous = _gemm.set_pack(pack)
+    try:
+        for m, n, k in ISA_SHAPES:
+            a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+            b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+            c0 = rng.standard_normal((m, n)).astype(np.float32)
+            expected = ((a.T if trans_a else a).astype(np.float64)
+                        @ (b.T if trans_b else b).astype(np.float64) + 0.5 * c0)
+            outs = []
+            for threads in (1, 2, 3):
+                c = c0.copy()
+                _gemm.run_path(path, threads, a, b, c, trans_a, trans_b, 0.5)
+                outs.append(c)
+            np.testing.assert_allclose(outs[0], expected, rtol=1e-5, atol=2e-6 * np.sqrt(k),
+                                       err_msg=f"{path} {(m, n, k)}")
+            if path != "blas":  # each row summed the same way whatever the split
+                for c in outs[1:]:
+                    np.testing.assert_array_equal(c, outs[0])
+    finally:
+        _gemm.set_pack(previous)
+
+
+@pytest.mark.parametrize("path", _gemm.PATH_NAMES)
+@pytest.mark.parametrize("name", ["linear", "relu", "sigmoid"])
+def test_dense_forward_on_every_path(path, name):
+    if path not in _gemm.AVAILABLE_PATHS:
+        pytest.skip(f"this CPU does not run the {path} path")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((67, 150)).astype(np.float32)
+    w = rng.standard_normal((150, 133)).astype(np.float32)
+    b = rng.standard_normal(133).astype(np.float32)
+    y = np.full((67, 133), np.nan, np.float32)
+    previous = _gemm.set_path(path)
+    try:
+        gemm.dense_forward(x, w, b, elementwise.ACTIVATIONS[name], 0.0, y, 2)
+    finally:
+        _gemm.set_path(previous)
+    np.testing.assert_allclose(y, ref.dense(x, w, b, name), rtol=1e-5, atol=1e-4)
+
+
+def test_forced_blas_and_forced_own_agree():
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((300, 257)).astype(np.float32), rng.standard_normal((257, 190)).astype(np.float32)
+    outs = {}
+    for path in _gemm.AVAILABLE_PATHS:
+        previous = _gemm.set_path(path)
+        try:
+            outs[path] = np.empty((300, 190), np.float32)
+            gemm.matmul(a, b, outs[path], n_threads=2)
+        finally:
+            _gemm.set_path(previous)
+    for path, out in outs.items():
+        np.testing.assert_allclose(out, outs["blas"], rtol=1e-5, atol=1e-4, err_msg=path)
+
+
+def test_set_path_rejects_unknown_names():
+    with pytest.raises(ValueError, match="one of"):
+        _gemm.set_path("avx1024")
+    with pytest.raises(ValueError, match="0, 1 or 2"):
+        _gemm.set_pack(3)
+
+
+@pytest.fixture
+def tmp_cache(tmp_path, monkeypatch):
+    """A fresh choice cache in tmp_path, measuring kept short."""
+    monkeypatch.setenv(_gemm_choice.ENV_TUNE, "1")
+    monkeypatch.setenv("DLCORE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_gemm_choice, "TUNE_SECONDS", 0.001)
+    previous = _gemm.set_path("auto")
+    _gemm_choice.forget()
+    _gemm.clear_choices()
+    yield tmp_path
+    _gemm.set_path(previous)
+    _gemm_choice.forget()
+    _gemm.clear_choices()
+
+
+def _run_auto(m, n, k, threads):
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
+    out = np.empty((m, n), np.float32)
+    gemm.matmul(a, b, out, n_threads=threads)
+    np.testing.assert_allclose(out, a.astype(np.float64) @ b, rtol=1e-5, atol=1e-4)
+
+
+def test_choice_is_measured_once_and_cached_on_disk(tmp_cache):
+    import json
+
+    _run_auto(40, 72, 56, 2)
+    key = (False, False) + _gemm.shape_class(40, 72, 56) + (2,)
+    chosen = _gemm.choices()[key]
+    assert chosen[0] in _gemm.AVAILABLE_PATHS and chosen[1] in (1, 2)
+    path = _gemm_choice.cache_file()
+    assert path.startswith(str(tmp_cache))
+    with open(path) as f:
+        stored = json.load(f)["choices"][",".join(str(int(v)) for v in key)]
+    assert stored[:2] == list(chosen)
+    assert set(stored[2]) == {f"{p}x{t}" for p, t in _gemm_choice.candidates(2, _gemm.AVAILABLE_PATHS)}
+
+    # A new process (simulated: both in-memory copies dropped) takes the stored choice, which is
+    # edited here to one the measurement would hardly make, so reading is what decides.
+    stored[:2] = ["blas", 1]
+    with open(path, "w") as f:
+        json.dump({"format": _gemm_choice.FILE_FORMAT, "choices": {",".join(str(int(v)) for v in key): stored}}, f)
+    _gemm_choice.forget()
+    _gemm.clear_choices()
+    _run_auto(41, 70, 57, 2)  # same shape class
+    assert _gemm.choices()[key] == ("blas", 1)
+
+
+def test_choice_without_tuning_is_the_rule(tmp_cache, monkeypatch):
+    monkeypatch.setenv(_gemm_choice.ENV_TUNE, "0")
+    _run_auto(40, 72, 56, 2)
+    key = (False, False) + _gemm.shape_class(40, 72, 56) + (2,)
+    assert _gemm.choices()[key] == ("avx512" if "avx512" in _gemm.AVAILABLE_PATHS else "blas", 2)
+    assert not (tmp_cache / _gemm_choice.cache_file().rsplit("/", 1)[-1]).exists()
+
+
+def test_pick_prefers_fewer_threads_when_nearly_as_fast():
+    assert _gemm_choice.pick({("blas", 1): 1.0, ("blas", 2): 0.6, ("avx512", 1): 0.9}) == ("blas", 2)
+    assert _gemm_choice.pick({("blas", 2): 1.0, ("avx512", 1): 1.03, ("avx512", 2): 1.2}) == ("avx512", 1)
+
+
+def test_shape_classes_are_half_octaves():
+    assert _gemm.shape_class(15, 16, 17) == (15, 16, 24)
+    assert _gemm.shape_class(23, 24, 31) == (24, 25, 25)
+    assert _gemm.shape_class(1024, 1535, 1536) == (36, 36, 37)
+
+
+def test_fma_peak_counts_the_flops_it_runs():
+    for isa in (0, 1):
+        flops, seconds = _gemm.fma_peak(isa, 1000, 2)
+        available = ("avx512" if isa == 0 else "avx2") in _gemm.AVAILABLE_PATHS
+        assert flops == (2 * 1000 * 12 * 2 * (16 if isa == 0 else 8) if available else 0)
+        assert seconds > 0
+
+
+def test_runner_names_the_cpu_class():
+    from benchmarks.compare_processes import cpu_class
+
+    assert cpu_class({"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"}) == "AVX-512 + avx512_vnni, avx512_bf16"
+    assert cpu_class({"avx2", "fma", "avx_vnni"}) == "AVX2 + FMA + avx_vnni"
+    assert cpu_class({"sse4_2"}) == "baseline x86-64 (SSE2)"

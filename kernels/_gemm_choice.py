@@ -1,0 +1,200 @@
+"""Which float32 GEMM path runs a product on this CPU: the own tiles at an ISA level ("avx512",
+"avx2", "base") or scipy's BLAS ("blas"), and on how many threads (1 or the caller's count).
+
+Design: a product's shape class is (trans_a, trans_b, m, n, k in half octaves, threads). The first
+product of a class in a process looks the class up in a per-CPU JSON file in dlcore's cache
+directory (``$DLCORE_CACHE_DIR`` or the per-user cache, see ``_config.default_cache_root``;
+the file name holds the package version and the CPU fingerprint); on a miss it measures every
+candidate on random operands of the product's shape (clipped to TUNE_MAX_FLOPS), alternating the
+candidates, and keeps the fastest median; a candidate on fewer threads within FEWER_THREADS_SLACK
+of the fastest wins (it stays fast when another process takes a core). The decision is stored in
+the file, so later processes take the same paths and give the same bits. Measured on a Zen 4
+core (AVX-512 as two 256-bit halves, OpenBLAS 0.3.31 Haswell kernels), GFLOPS 1 / 2 threads,
+machine otherwise idle: 1024^3 own AVX-512 (B in place) 62 / 86, BLAS 100 / 191; 128^3 own 100 /
+33 (two threads cost more than they give), BLAS 91 / 93. The packed-B own paths were only
+measured under heavy load (1024^3, 1 thread: AVX-512 packed 62-68, AVX2 packed 67-85, BLAS
+56-62 in the same runs). No rule of thumb held on both ends, hence the measurement. A choice
+measured on a loaded machine is cached like any other: delete the file to measure again.
+Results: fixed for a fixed choice; since the choice may differ by thread count, 1 and 2 threads
+may differ in the last bits unless a path is forced (DLCORE_SGEMM).
+
+``DLCORE_SGEMM=<path>`` forces a path for the process (``auto``, the default, chooses);
+``DLCORE_SGEMM_TUNE=0`` skips measuring: the rule is then the own AVX-512 tiles where the CPU has
+them, else BLAS, on the caller's threads.
+"""
+import json
+import os
+import time
+
+from . import _config
+
+ENV_PATH = "DLCORE_SGEMM"
+ENV_TUNE = "DLCORE_SGEMM_TUNE"
+FILE_FORMAT = 1
+# Larger products are measured on a shape with the longest dimension halved until it fits.
+TUNE_MAX_FLOPS = 1 << 31
+# Seconds of measurement per candidate (at least MIN_REPS and at most MAX_REPS runs each).
+TUNE_SECONDS = 0.02
+MIN_REPS, MAX_REPS = 3, 15
+FEWER_THREADS_SLACK = 0.05
+
+_disk = None  # {key string: [path, threads, {candidate: median seconds}]}
+_disk_path = None
+
+
+def forced_path():
+    """``$DLCORE_SGEMM`` ('auto' when unset)."""
+    return os.environ.get(ENV_PATH, "").strip().lower() or "auto"
+
+
+def tuning_enabled():
+    return os.environ.get(ENV_TUNE, "1").strip() not in ("0", "false", "no", "off")
+
+
+def cache_file():
+    """The JSON file of this CPU's choices, or None (no writable cache directory)."""
+    root = _config._env_path(_config.CACHE_DIR_ENV) or _config.default_cache_root()
+    if root is None:
+        return None
+    name = f"sgemm-choice-{_config._package_version()}-{_config.cpu_fingerprint()}.json"
+    return os.path.join(root, name)
+
+
+def _key_text(key):
+    return ",".join(str(int(v)) for v in key)
+
+
+def _load():
+    global _disk, _disk_path
+    path = cache_file()
+    if _disk is not None and path == _disk_path:
+        return _disk
+    _disk, _disk_path = {}, path
+    if path is not None:
+        try:
+            with open(path) as f:
+                data = json.load(f)
+            if data.get("format") == FILE_FORMAT and isinstance(data.get("choices"), dict):
+                _disk = data["choices"]
+        except (OSError, ValueError):  # absent or unreadable: measure again
+            pass
+    return _disk
+
+
+def _save():
+    if _disk_path is None:
+        return
+    merged = {}
+    try:  # another process may have added classes since we read the file
+        with open(_disk_path) as f:
+            data = json.load(f)
+        if data.get("format") == FILE_FORMAT and isinstance(data.get("choices"), dict):
+            merged.update(data["choices"])
+    except (OSError, ValueError):
+        pass
+    merged.update(_disk)
+    tmp = f"{_disk_path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(_disk_path), exist_ok=True)
+        with open(tmp, "w") as f:
+            json.dump({"format": FILE_FORMAT, "cpu": cpu_model(), "choices": merged}, f,
+                      indent=0, sort_keys=True)
+        os.replace(tmp, _disk_path)
+    except OSError:  # a read-only cache: the choice holds for this process only
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def forget():
+    """Drop the in-memory copy of the disk cache (tests: re-read the file)."""
+    global _disk, _disk_path
+    _disk, _disk_path = None, None
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return os.uname().machine if hasattr(os, "uname") else "unknown"
+
+
+def _rule(n_threads, available):
+    return ("avx512" if "avx512" in available else "blas"), n_threads
+
+
+def candidates(n_threads, available):
+    """(path, threads) pairs measured for a class: every own level the CPU runs except the
+    baseline where a vector level exists, and BLAS; on 1 and on n_threads threads."""
+    paths = [p for p in available if p != "base" or available == ("blas", "base")]
+    threads = sorted({1, n_threads})
+    return [(p, t) for p in paths for t in threads]
+
+
+def _tune_shape(m, n, k):
+    dims = [m, n, k]
+    while 2 * dims[0] * dims[1] * dims[2] > TUNE_MAX_FLOPS:
+        i = dims.index(max(dims))
+        dims[i] = max(1, dims[i] // 2)
+    return dims
+
+
+def measure(m, n, k, trans_a, trans_b, cands, run):
+    """{(path, threads): median seconds} of run(path, threads, a, b, out, trans_a, trans_b)
+    on random operands, candidates alternated."""
+    import numpy as np
+
+    m, n, k = _tune_shape(m, n, k)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    out = np.zeros((m, n), np.float32)
+    first = {}
+    for cand in cands:  # warm-up (packing buffers, thread teams, BLAS buffers)
+        run(cand[0], cand[1], a, b, out, trans_a, trans_b)
+        t0 = time.perf_counter()
+        run(cand[0], cand[1], a, b, out, trans_a, trans_b)
+        first[cand] = time.perf_counter() - t0
+    reps = int(TUNE_SECONDS / max(min(first.values()), 1e-7))
+    reps = max(MIN_REPS, min(MAX_REPS, reps))
+    times = {cand: [first[cand]] for cand in cands}
+    for r in range(reps - 1):
+        order = cands[r % len(cands):] + cands[:r % len(cands)]
+        for cand in order:
+            t0 = time.perf_counter()
+            run(cand[0], cand[1], a, b, out, trans_a, trans_b)
+            times[cand].append(time.perf_counter() - t0)
+    return {cand: float(np.median(v)) for cand, v in times.items()}
+
+
+def pick(medians):
+    """The fastest (path, threads); one on fewer threads within FEWER_THREADS_SLACK wins."""
+    best = min(medians, key=lambda c: (medians[c], c[1]))
+    fewer = [c for c in medians
+             if c[1] < best[1] and medians[c] <= medians[best] * (1 + FEWER_THREADS_SLACK)]
+    return min(fewer, key=lambda c: (medians[c], c[1])) if fewer else best
+
+
+def choose(key, m, n, k, trans_a, trans_b, n_threads, available, run):
+    """(path, threads) for the class `key` of this product: from the disk cache, else measured
+    (and stored), else the rule when tuning is off."""
+    if n_threads <= 1 and len(available) == 1:
+        return available[0], 1
+    disk = _load()
+    text = _key_text(key)
+    hit = disk.get(text)
+    if (isinstance(hit, list) and len(hit) >= 2 and hit[0] in available
+            and isinstance(hit[1], int) and 1 <= hit[1] <= n_threads):
+        return hit[0], hit[1]
+    if not tuning_enabled():
+        return _rule(n_threads, available)
+    medians = measure(m, n, k, trans_a, trans_b, candidates(n_threads, available), run)
+    path, threads = pick(medians)
+    disk[text] = [path, threads, {f"{p}x{t}": round(s * 1e6, 2) for (p, t), s in medians.items()}]
+    _save()
+    return path, threads
