@@ -1,5 +1,6 @@
 """Shared pytest setup: ``tests/`` on sys.path (for ``harness`` and ``reference``, under any import
 mode) and a ``fresh_session`` fixture (seeded generators, reset layer names)."""
+import os
 import sys
 from pathlib import Path
 
@@ -8,6 +9,12 @@ import pytest
 _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
+
+# The suite's results must not hang on timings: the GEMM path chosen by measurement at first use
+# (kernels/_gemm_choice.py) could differ between runs, or between the two ranks of an mpiexec test,
+# on a loaded machine. Here the fixed rule decides (inherited by subprocesses); the measuring and
+# its cache are tested in tests/kernels/test_gemm.py with their own settings.
+os.environ.setdefault("DLCORE_SGEMM_TUNE", "0")
 
 
 @pytest.fixture
