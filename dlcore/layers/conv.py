@@ -156,6 +156,8 @@ class BaseConv(_ConvBase):
     def call(self, inputs):
         y = ops.conv2d_bias_act(inputs, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
                                 self.groups, *self._kernel_activation, _who=self._who)
+        if self._fused is not None and self.activity_regularizer is None:
+            return y
         return self._finish(y, self._fused is not None)
 
     def get_config(self):

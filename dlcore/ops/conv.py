@@ -134,8 +134,6 @@ class ConvPlan(NamedTuple):
     def x4(self, x):
         """The kernels' (N', H, W, C') input: rank 1 as H = 1; rank 3 as (N * OD, H, W, G * KD * CG),
         output depth o reading the depth slices o * stride_d + t * dilation_d, t < KD."""
-        if self.rank == 2 and x.flags.c_contiguous:
-            return x
         if self.rank < 3:
             return contiguous(x if self.rank == 2 else x[:, None])
         kd, sd, (lo, hi), dd, od = self.depth
@@ -162,8 +160,6 @@ class ConvPlan(NamedTuple):
 
     def w4(self, w):
         """The kernel as the kernels' (KH, KW, C', C_out): rank 3 moves KD next to C_in/groups."""
-        if self.rank == 2 and w.flags.c_contiguous:
-            return w  # already (KH, KW, C_in/groups, C_out)
         w = contiguous(w) if self.rank < 3 else np.ascontiguousarray(np.moveaxis(w, 0, 2))
         return w.reshape(self.kernel4)
 
@@ -186,7 +182,10 @@ class Conv(Function):
 
     @staticmethod
     def forward(ctx, x, w, b, plan, activation, alpha, recording):
-        x4, w4 = plan.x4(x), plan.w4(w)
+        if plan.rank == 2 and x.flags.c_contiguous and w.flags.c_contiguous:
+            x4, w4 = x, w  # the kernels' layouts already
+        else:
+            x4, w4 = plan.x4(x), plan.w4(w)
         y4 = np.empty(plan.out4, dtype=w4.dtype)
         code = ACTIVATIONS[activation]  # checked by the op
         kh, kw, cg, o = plan.kernel4
