@@ -15,3 +15,23 @@ def dropout_backward(dy, mask, rate):
     """dx = dy * mask / (1 - rate), in dy's dtype."""
     dy = np.asarray(dy)
     return np.where(np.asarray(mask) == 1, dy * dy.dtype.type(1.0 / (1.0 - rate)), dy.dtype.type(0))
+
+
+def philox4x32_10(counter, key):
+    """The four 32-bit words of Philox4x32-10 (Random123) at ``counter`` (4 ints) under ``key`` (2 ints)."""
+    c, (k0, k1) = list(counter), key
+    for _ in range(10):
+        p0, p1 = 0xD2511F53 * c[0], 0xCD9E8D57 * c[2]
+        c = [(p1 >> 32) ^ c[1] ^ k0, p1 & 0xFFFFFFFF, (p0 >> 32) ^ c[3] ^ k1, p0 & 0xFFFFFFFF]
+        k0, k1 = (k0 + 0x9E3779B9) & 0xFFFFFFFF, (k1 + 0xBB67AE85) & 0xFFFFFFFF
+    return c
+
+
+def philox_uniform(key0, key1, n, dtype):
+    """u[i] from the first words of Philox4x32-10 at counter (i mod 2**32, i >> 32, 0, 0): float32
+    from the top 24 bits of word 0, float64 from 27 + 26 bits of words 0 and 1 (as NumPy's doubles)."""
+    u = np.empty(n, dtype=dtype)
+    for i in range(n):
+        r0, r1, _, _ = philox4x32_10((i & 0xFFFFFFFF, i >> 32, 0, 0), (key0, key1))
+        u[i] = (r0 >> 8) / 2.0 ** 24 if np.dtype(dtype) == np.float32 else ((r0 >> 5) * 2 ** 26 + (r1 >> 6)) / 2.0 ** 53
+    return u
