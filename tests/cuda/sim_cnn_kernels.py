@@ -123,3 +123,16 @@ def test_dropout_forward_and_backward():
     x, u = rand(40), np.abs(rand(40)) % 1.0
     cpu = run_both("dropout_forward", [x, u, 0.3, np.zeros_like(x), np.zeros(40, np.uint8)], [3, 4], exact=(3, 4))
     run_both("dropout_backward", [rand(40), cpu[4], 0.3, np.zeros_like(x)], [3], exact=(3,))
+
+
+@pytest.mark.parametrize("rms", [False, True])
+def test_layer_norm_forward_and_backward(rms):
+    r, c = 5, 6
+    x, dy, gamma, beta = rand(r, c) * 2 + 1, rand(r, c), rand(c), rand(c)
+    cpu = run_both("layer_norm_forward", [x, gamma, beta, 1e-3, rms, np.zeros_like(x), np.zeros(r), np.zeros(r)],
+                   [5, 6, 7])
+    mean, rstd = cpu[6], cpu[7]
+    run_both("layer_norm_backward", [dy, x, mean, rstd, gamma, rms, np.zeros_like(x), np.zeros(c, np.float32),
+                                     np.zeros(c, np.float32)], [6, 7, 8])
+    run_both("layer_norm_backward", [dy, x, mean, rstd, gamma, rms, np.zeros_like(x), np.full(c, 5, np.float32),
+                                     np.full(c, 5, np.float32), True, False], [6, 7, 8])  # params untouched
