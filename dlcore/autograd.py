@@ -163,7 +163,7 @@ def backpropagate(targets, target_grads, sources):
         if node.n_outputs == 1:
             dy = grads[0]
         else:
-            dy = tuple(g if g is not None else np.zeros_like(node.ctx.outputs_like[i])
+            dy = tuple(g if g is not None else devices.zeros_like(node.ctx.outputs_like[i])
                        for i, g in enumerate(grads))
         input_grads = node.function.backward(node.ctx, dy, node.needs)
         for x, need, gx in zip(node.inputs, node.needs, input_grads):

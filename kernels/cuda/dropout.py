@@ -1,8 +1,9 @@
 """Dropout on the GPU: the CUDA twins of kernels/dropout.py, one thread per element.
 
 Design: philox_uniform is the CPU's counter-based generator (Philox4x32-10, uint64 products of
-32-bit words), so u[i] depends on (key, i) only: the same draw as the CPU and for any launch
-geometry. The mask and scale formulas are the CPU kernels'.
+32-bit words; one thread per block of four words: 4 float32 or 2 float64 draws), so u[i] depends
+on (key, i) only: the same draw as the CPU and for any launch geometry. The
+mask and scale formulas are the CPU kernels'.
 
 Legend: N elements (the flat size of x).
 """
@@ -18,19 +19,29 @@ SHIFT5, SHIFT6, SHIFT8 = np.uint64(5), np.uint64(6), np.uint64(8)
 
 
 @cuda.jit
-def _philox_uniform(key0, key1, wide, u):
-    i = cuda.grid(1)
-    if i < u.shape[0]:
-        c0, c1, c2, c3 = np.uint64(i) & LOW32, np.uint64(i) >> SHIFT32, np.uint64(0), np.uint64(0)
+def _philox_uniform(key0, key1, per, u):
+    block = cuda.grid(1)
+    n = u.shape[0]
+    i = block * per
+    if i < n:
+        c0, c1, c2, c3 = np.uint64(block) & LOW32, np.uint64(block) >> SHIFT32, np.uint64(0), np.uint64(0)
         k0, k1 = np.uint64(key0) & LOW32, np.uint64(key1) & LOW32
         for _ in range(10):
             p0, p1 = M0 * c0, M1 * c2
             c0, c1, c2, c3 = (p1 >> SHIFT32) ^ c1 ^ k0, p1 & LOW32, (p0 >> SHIFT32) ^ c3 ^ k1, p0 & LOW32
             k0, k1 = (k0 + W0) & LOW32, (k1 + W1) & LOW32
-        if wide:
+        if per == 2:
             u[i] = (float(c0 >> SHIFT5) * 67108864.0 + float(c1 >> SHIFT6)) * 1.1102230246251565e-16
+            if i + 1 < n:
+                u[i + 1] = (float(c2 >> SHIFT5) * 67108864.0 + float(c3 >> SHIFT6)) * 1.1102230246251565e-16
         else:
             u[i] = float(c0 >> SHIFT8) * 5.960464477539063e-08
+            if i + 1 < n:
+                u[i + 1] = float(c1 >> SHIFT8) * 5.960464477539063e-08
+            if i + 2 < n:
+                u[i + 2] = float(c2 >> SHIFT8) * 5.960464477539063e-08
+            if i + 3 < n:
+                u[i + 3] = float(c3 >> SHIFT8) * 5.960464477539063e-08
 
 
 @cuda.jit
@@ -54,8 +65,10 @@ def _dropout_backward(dy, mask, scale, dx):
 
 def philox_uniform(key0, key1, u_out_n):
     """u_out_n[i] = the CPU twin's uniform draw for (key0, key1, i); (N,) float32/64 device array."""
-    if u_out_n.shape[0]:
-        _philox_uniform[grid_1d(u_out_n.shape[0])](int(key0), int(key1), u_out_n.dtype.itemsize == 8, u_out_n)
+    n = u_out_n.shape[0]
+    if n:
+        per = 2 if u_out_n.dtype.itemsize == 8 else 4  # one Philox block per thread: 2 doubles or 4 floats
+        _philox_uniform[grid_1d((n + per - 1) // per)](int(key0), int(key1), per, u_out_n)
 
 
 def dropout_forward(x_n, u_n, rate, y_out_n, mask_out_n):

@@ -41,6 +41,7 @@ def _equal_steps(make):
         assert all(devices.is_device_array(v.value) for v in gpu.weights)  # moving statistics included
         gpu_logs = gpu.fit(X, Y, epochs=1, batch_size=6, shuffle=False, verbose=0).history
     assert all(devices.is_device_array(v.value) for v in gpu.weights)  # updated in place on the device
+    assert devices.is_device_array(devices.zeros_like(gpu.weights[0].value))
     for w, a, b in zip(cpu.weights, cpu.get_weights(), gpu.get_weights()):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6, err_msg=w.path)
     np.testing.assert_allclose(gpu_logs["loss"], cpu_logs["loss"], rtol=1e-4)

@@ -28,10 +28,17 @@ def philox4x32_10(counter, key):
 
 
 def philox_uniform(key0, key1, n, dtype):
-    """u[i] from the first words of Philox4x32-10 at counter (i mod 2**32, i >> 32, 0, 0): float32
-    from the top 24 bits of word 0, float64 from 27 + 26 bits of words 0 and 1 (as NumPy's doubles)."""
+    """u[i] from Philox4x32-10 under key (key0, key1): float32 element i is word i % 4 of the block at
+    counter (i // 4, 0, 0, 0), its top 24 bits over 2**24; float64 element i takes words 2 (i % 2) and
+    2 (i % 2) + 1 of block i // 2, (w >> 5) * 2**26 + (w' >> 6) over 2**53 (as NumPy's doubles)."""
     u = np.empty(n, dtype=dtype)
+    per = 4 if np.dtype(dtype) == np.float32 else 2
     for i in range(n):
-        r0, r1, _, _ = philox4x32_10((i & 0xFFFFFFFF, i >> 32, 0, 0), (key0, key1))
-        u[i] = (r0 >> 8) / 2.0 ** 24 if np.dtype(dtype) == np.float32 else ((r0 >> 5) * 2 ** 26 + (r1 >> 6)) / 2.0 ** 53
+        block = i // per
+        words = philox4x32_10((block & 0xFFFFFFFF, block >> 32, 0, 0), (key0, key1))
+        if per == 4:
+            u[i] = (words[i % 4] >> 8) / 2.0 ** 24
+        else:
+            w0, w1 = words[2 * (i % 2)], words[2 * (i % 2) + 1]
+            u[i] = ((w0 >> 5) * 2 ** 26 + (w1 >> 6)) / 2.0 ** 53
     return u
