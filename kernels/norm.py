@@ -27,15 +27,18 @@ def batch_norm_scale_shift(mean_c, var_c, gamma_c, beta_c, epsilon, scale_out_c,
     scale_out_c, shift_out_c: (C,) the input's dtype, OUT; inv_std_out_c: (C,) float64, OUT
     mean_out_c, var_out_c: (C,) or None, OUT: mean_c and var_c cast to their dtype
     """
-    mean64, var64 = np.asarray(mean_c, dtype=np.float64), np.asarray(var_c, dtype=np.float64)
-    inv_std = 1.0 / np.sqrt(var64 + epsilon)
-    scale = inv_std if gamma_c is None else np.asarray(gamma_c, dtype=np.float64) * inv_std
-    shift = -mean64 * scale
+    inv_std = np.add(var_c, epsilon, out=inv_std_out_c, dtype=np.float64)  # in float64 whatever var's dtype
+    np.sqrt(inv_std, out=inv_std)
+    np.divide(1.0, inv_std, out=inv_std)
+    scale = inv_std if gamma_c is None else np.multiply(gamma_c, inv_std, dtype=np.float64)
+    shift = np.multiply(mean_c, -scale, dtype=np.float64)
     if beta_c is not None:
-        shift += np.asarray(beta_c, dtype=np.float64)
-    scale_out_c[:], shift_out_c[:], inv_std_out_c[:] = scale, shift, inv_std
+        np.add(shift, beta_c, out=shift, dtype=np.float64)
+    np.copyto(scale_out_c, scale, casting="unsafe")
+    np.copyto(shift_out_c, shift, casting="unsafe")
     if mean_out_c is not None:
-        mean_out_c[:], var_out_c[:] = mean_c, var_c
+        np.copyto(mean_out_c, mean_c, casting="unsafe")
+        np.copyto(var_out_c, var_c, casting="unsafe")
 
 
 def batch_norm_backward_terms(gamma_c, inv_std_c, dgamma_c, dbeta_c, dmean_c, dvar_c, rows, a_out_c, k_out_c,

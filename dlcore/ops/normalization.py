@@ -53,16 +53,16 @@ def _from_rows(y_rc, shape_t, axis, moved):
 
 
 def _channel(v, c, device):
-    """A per-channel parameter (or None): a float64 (C,) vector on the CPU, the (C,) array on the GPU."""
-    if v is None or device != "cpu":
-        return v if v is None or devices.is_device_array(v) else devices.to_device(
-            np.asarray(v, dtype=np.float64).reshape(c))
-    return np.asarray(v, dtype=np.float64).reshape(c)
+    """A per-channel parameter (or None) as a (C,) array on ``device`` (host values are moved to a GPU)."""
+    if v is None or (type(v) is np.ndarray and v.shape == (c,) and device == "cpu") or devices.is_device_array(v):
+        return v
+    v = np.asarray(v).reshape(c)
+    return v if device == "cpu" else devices.to_device(v)
 
 
 def _device(x, *params):
     """"cuda" when x or a parameter is a GPU array (x is then moved there), else "cpu"."""
-    if type(x) is np.ndarray and not any(devices.is_device_array(p) for p in params):
+    if type(x) is np.ndarray and (not devices.ARRAY_TYPES or not any(map(devices.is_device_array, params))):
         return "cpu", x
     return "cuda", devices.to_device(x)
 
@@ -70,9 +70,11 @@ def _device(x, *params):
 def _scale_shift(device, mean_c, var_c, gamma_c, beta_c, epsilon, dtype, stats=False):
     """(scale, shift, inv_std[, mean, var]) per channel on ``device`` (kernel batch_norm_scale_shift)."""
     c = mean_c.shape[0]
-    out = [empty_on(device, c, dtype), empty_on(device, c, dtype), empty_on(device, c, np.float64)]
-    if stats:
-        out += [empty_on(device, c, dtype), empty_on(device, c, dtype)]
+    if device == "cpu":
+        out = [np.empty(c, dtype), np.empty(c, dtype), np.empty(c)] + ([np.empty(c, dtype), np.empty(c, dtype)]
+                                                                        if stats else [])
+    else:
+        out = [empty_on(device, c, d) for d in (dtype, dtype, np.float64) + ((dtype, dtype) if stats else ())]
     kernels.get("batch_norm_scale_shift", device)(mean_c, var_c, gamma_c, beta_c, epsilon, *out)
     return out
 
@@ -122,10 +124,11 @@ class BatchNormInference(Function):
                                  "variance run on the CPU only")
             # sum(dy * xhat) and sum(dy), xhat = (x - mean) * inv_std
             sum_dyxhat, sum_dy = empty_on(device, c, dtype), empty_on(device, c, dtype)
-            kernels.get("batch_norm_backward_params", device)(dy_rc, x_rc, ctx.mean_c, ctx.inv_std, sum_dyxhat,
+            mean_c = ctx.mean_c if device != "cpu" else np.asarray(ctx.mean_c, dtype=np.float64)
+            kernels.get("batch_norm_backward_params", device)(dy_rc, x_rc, mean_c, ctx.inv_std, sum_dyxhat,
                                                               sum_dy, threads)
             if device == "cpu":
-                g = np.ones(c) if ctx.gamma_c is None else ctx.gamma_c
+                g = np.ones(c) if ctx.gamma_c is None else np.asarray(ctx.gamma_c, dtype=np.float64)
                 grads = {1: sum_dyxhat, 2: sum_dy, 3: -g * ctx.inv_std * sum_dy,
                          4: -0.5 * g * ctx.inv_std ** 2 * sum_dyxhat.astype(np.float64)}
                 dgamma, dbeta, dmean, dvar = (
