@@ -98,3 +98,7 @@ def test_what_the_gpu_does_not_run_is_a_clear_error():
             dl.ops.dropout(x, 0.5, noise_shape=(6, 1, 1, 2), seed=1)
         with pytest.raises(ValueError, match="normalizes the last axis only"):
             dl.ops.batch_normalization_training(x, axis=1)
+        flat = dl.ops.reshape(x, (6, -1))  # a view of the GPU array
+        assert devices.is_device_array(flat.value) and tuple(flat.shape) == (6, 72)
+        with pytest.raises(ValueError, match=r"cannot reshape array of size 432 into shape \(5, -1\)"):
+            dl.ops.reshape(x, (5, -1))
