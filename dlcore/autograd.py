@@ -67,8 +67,8 @@ def _value(x):
 
 def _refuse_gpu_arrays(cls, arrays):
     if any(isinstance(a, devices.ARRAY_TYPES) for a in arrays):
-        raise TypeError(f"op {cls.__name__} received a GPU array but runs on the CPU only: the GPU path covers "
-                        "Dense layers, sparse categorical cross-entropy, SGD and Adam so far (README, GPU)")
+        raise TypeError(f"op {cls.__name__} received a GPU array but runs on the CPU only (README, GPU, lists "
+                        "the layers and ops that run there)")
 
 
 class Function:
@@ -163,7 +163,7 @@ def backpropagate(targets, target_grads, sources):
         if node.n_outputs == 1:
             dy = grads[0]
         else:
-            dy = tuple(g if g is not None else np.zeros_like(node.ctx.outputs_like[i])
+            dy = tuple(g if g is not None else devices.zeros_like(node.ctx.outputs_like[i])
                        for i, g in enumerate(grads))
         input_grads = node.function.backward(node.ctx, dy, node.needs)
         for x, need, gx in zip(node.inputs, node.needs, input_grads):

@@ -126,6 +126,14 @@ def to_host(a):
     return a.copy_to_host() if isinstance(a, ARRAY_TYPES) else a
 
 
+def zeros_like(a):
+    """Zeros of ``a``'s shape and dtype on the device ``a`` lives on."""
+    if isinstance(a, ARRAY_TYPES):
+        from numba import cuda
+        return cuda.to_device(np.zeros(tuple(a.shape), dtype=a.dtype))
+    return np.zeros_like(a)
+
+
 def empty(shape, dtype, like):
     """An uninitialized array on the device ``like`` lives on (host if ``like`` is an ndarray)."""
     if isinstance(like, ARRAY_TYPES):

@@ -213,7 +213,12 @@ class Variable(Tensor):
         self.constraint = constraint
 
     def assign(self, value):
-        value = np.asarray(_devices.to_host(_value(value)))
+        value = _value(value)
+        if _devices.is_device_array(self.value) and _devices.is_device_array(value) and (
+                value.dtype == self.value.dtype and tuple(value.shape) == tuple(self.value.shape)):
+            self.value.copy_to_device(value)  # device to device: the data never visits the host
+            return self
+        value = np.asarray(_devices.to_host(value))
         if value.shape != self.value.shape:
             raise ValueError(f"Variable {self.path!r}: cannot assign a value of shape {value.shape} "
                              f"to a variable of shape {self.value.shape}")

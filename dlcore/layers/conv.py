@@ -20,6 +20,8 @@ class _ConvBase(Layer):
     """What every convolution layer shares: argument checks, output size, activation fusing. Each
     concrete class sets ``rank`` (the number of spatial axes) and takes its base's arguments."""
 
+    _runs_on_gpu = True  # 1-D and 2-D convolutions dispatch on where the kernel lives (ops.conv2d_bias_act)
+
     rank = None
 
     _paddings = ("valid", "same", "reflect")
@@ -202,6 +204,8 @@ class Conv3D(BaseConv):
     new_height, new_width, filters). Weights: kernel (kd, kh, kw, channels // groups, filters), bias.
     """
 
+    _runs_on_gpu = False
+
     rank = 3
 
 
@@ -348,6 +352,8 @@ class BaseConvTranspose(_ConvBase):
     Output length per axis: (L - 1) * stride + kernel_eff - 2 * pad + output_padding, with
     pad = kernel_eff // 2 for "same" and 0 for "valid" (without output_padding: L * stride for
     "same", L * stride + max(kernel_eff - stride, 0) for "valid")."""
+
+    _runs_on_gpu = False
 
     _paddings = _paddings_1d = ("valid", "same")
 

@@ -16,6 +16,7 @@ import numbers
 import numpy as np
 
 from .. import constraints, initializers, ops, regularizers
+from ..ops.normalization import update_moving_statistic
 from ..registry import register
 from .layer import InputSpec, Layer, defer_state_update
 
@@ -31,6 +32,8 @@ class BatchNormalization(Layer):
     Call arguments: ``training``; ``mask`` (a (batch, ...) boolean mask one rank below the inputs):
     masked positions are left out of the batch statistics.
     """
+
+    _runs_on_gpu = True  # channels-last (axis=-1) batch normalization dispatches on where its arrays live
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones", moving_mean_initializer="zeros",
@@ -103,9 +106,8 @@ class BatchNormalization(Layer):
                 mean, variance = self._masked_moments(inputs, mask)
                 y = ops.batch_normalization(inputs, mean, variance, axis=self.axis, offset=self.beta,
                                             scale=self.gamma, epsilon=self.epsilon)
-            m = self.momentum
-            new_mean = self.moving_mean.value * m + mean.value * (1.0 - m)
-            new_variance = self.moving_variance.value * m + variance.value * (1.0 - m)
+            new_mean = update_moving_statistic(self.moving_mean, mean, self.momentum)
+            new_variance = update_moving_statistic(self.moving_variance, variance, self.momentum)
             defer_state_update(lambda: (self.moving_mean.assign(new_mean), self.moving_variance.assign(new_variance)))
             return y
         return ops.batch_normalization(inputs, self.moving_mean, self.moving_variance, axis=self.axis,
@@ -217,6 +219,8 @@ class LayerNormalization(_FeatureNormalization):
     in that order, as Keras. ``rms_scaling=True`` is Keras's deprecated variant
     ``x / sqrt(var + epsilon) * gamma`` (no beta); RMSNormalization is the RMS norm proper.
     """
+
+    _runs_on_gpu = True  # over the last axis (ops.layer_normalization dispatches on where its arrays live)
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,

@@ -18,9 +18,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import kernels
+from .. import devices, kernels
 from ..autograd import Function, is_recording
-from .core import Tensor, cast, contiguous, float_array, value
+from .core import Tensor, cast, contiguous, device_of, empty_on, float_array, value
 from .elementwise import ACTIVATIONS
 from .shape import pad as _pad
 
@@ -135,6 +135,8 @@ class ConvPlan(NamedTuple):
         """The kernels' (N', H, W, C') input: rank 1 as H = 1; rank 3 as (N * OD, H, W, G * KD * CG),
         output depth o reading the depth slices o * stride_d + t * dilation_d, t < KD."""
         if self.rank < 3:
+            if type(x) is not np.ndarray:  # a GPU array: contiguous, viewed by reshape
+                return x if self.rank == 2 else x.reshape((x.shape[0], 1) + tuple(x.shape[1:]))
             return contiguous(x if self.rank == 2 else x[:, None])
         kd, sd, (lo, hi), dd, od = self.depth
         n, _, h, w, c = x.shape
@@ -169,6 +171,8 @@ class ConvPlan(NamedTuple):
         return np.moveaxis(dw4.reshape(shape[1:3] + shape[:1] + shape[3:]), 2, 0)
 
     def y(self, y4):
+        if self.rank == 1 and type(y4) is not np.ndarray:
+            return y4.reshape((y4.shape[0],) + tuple(y4.shape[2:]))
         return y4 if self.rank == 2 else y4[:, 0] if self.rank == 1 else y4.reshape((-1, self.depth[4]) + y4.shape[1:])
 
 
@@ -180,29 +184,37 @@ class Conv(Function):
     Inference runs one fused kernel; training keeps z = conv + b for the activation's backward.
     """
 
+    runs_on_gpu = True
+
     @staticmethod
     def forward(ctx, x, w, b, plan, activation, alpha, recording):
-        if plan.rank == 2 and x.flags.c_contiguous and w.flags.c_contiguous:
-            x4, w4 = x, w  # the kernels' layouts already
+        if type(w) is np.ndarray:
+            device = "cpu"
+            if plan.rank == 2 and x.flags.c_contiguous and w.flags.c_contiguous:
+                x4, w4 = x, w  # the kernels' layouts already
+            else:
+                x4, w4 = plan.x4(x), plan.w4(w)
+            y4 = np.empty(plan.out4, dtype=w4.dtype)
         else:
-            x4, w4 = plan.x4(x), plan.w4(w)
-        y4 = np.empty(plan.out4, dtype=w4.dtype)
+            device = device_of(w)
+            x4, w4 = plan.x4(_on_gpu(x, w, plan)), plan.w4(w)
+            y4 = empty_on(device, plan.out4, w4.dtype)
         code = ACTIVATIONS[activation]  # checked by the op
         kh, kw, cg, o = plan.kernel4
         threads = kernels.threads_for(y4.size * (kh * kw * cg))
-        forward = kernels.get("conv2d_forward")
+        forward = kernels.get("conv2d_forward", device)
         if not recording or _derivative_from_output(activation, alpha):
             forward(x4, w4, b, *plan.args, code, alpha, y4, threads)
             z4 = y4  # the activation's derivative is read off y (see _derivative_from_output)
         else:
-            z4 = np.empty_like(y4)
+            z4 = empty_on(device, y4.shape, y4.dtype)
             forward(x4, w4, b, *plan.args, 0, 0.0, z4, threads)
             z2, y2 = z4.reshape(-1, o), y4.reshape(-1, o)
             if activation in ("softmax", "log_softmax"):
-                kernels.get(activation + "_forward")(z2, y2, kernels.threads_for(z2.size))
+                kernels.get(activation + "_forward", device)(z2, y2, kernels.threads_for(z2.size))
             else:
-                kernels.get("activation_forward")(code, z2.reshape(-1), alpha, y2.reshape(-1),
-                                                  kernels.threads_for(z2.size))
+                kernels.get("activation_forward", device)(code, z2.reshape(-1), alpha, y2.reshape(-1),
+                                                          kernels.threads_for(z2.size))
         if recording:
             ctx.save(x4, w4, z4, y4)
             ctx.plan, ctx.x_shape, ctx.w_shape = plan, x.shape, w.shape
@@ -213,33 +225,51 @@ class Conv(Function):
     def backward(ctx, dy, needs):
         x4, w4, z4, y4 = ctx.saved
         plan = ctx.plan
-        o = y4.shape[-1]
-        dy4 = contiguous(dy.astype(w4.dtype, copy=False).reshape(y4.shape))
+        o = y4.shape[3]
+        device = "cpu" if type(w4) is np.ndarray else device_of(w4)
+        if device == "cpu":
+            dy4 = contiguous(dy.astype(w4.dtype, copy=False).reshape(y4.shape))
+        else:
+            dy4 = devices.to_device(dy).reshape(y4.shape)
         if ctx.activation == "linear":
             dz = dy4
         elif ctx.activation in ("softmax", "log_softmax"):
-            dz = np.empty_like(y4)
-            kernels.get(ctx.activation + "_backward")(y4.reshape(-1, o), dy4.reshape(-1, o), dz.reshape(-1, o))
+            dz = empty_on(device, y4.shape, y4.dtype)
+            kernels.get(ctx.activation + "_backward", device)(y4.reshape(-1, o), dy4.reshape(-1, o),
+                                                              dz.reshape(-1, o))
         else:
-            dz = np.empty_like(y4)
-            kernels.get("activation_backward")(ctx.code, z4.reshape(-1), y4.reshape(-1), dy4.reshape(-1),
-                                               ctx.alpha, dz.reshape(-1))
+            dz = empty_on(device, y4.shape, y4.dtype)
+            kernels.get("activation_backward", device)(ctx.code, z4.reshape(-1), y4.reshape(-1), dy4.reshape(-1),
+                                                       ctx.alpha, dz.reshape(-1))
         threads = _threads(dz.size, w4.shape[0] * w4.shape[1] * w4.shape[2])
         dx = dw = db = None
         if needs[0]:
-            dx4 = np.empty_like(x4)
-            kernels.get("conv2d_backward_input")(dz, w4, *plan.args, dx4, threads)
+            dx4 = empty_on(device, x4.shape, x4.dtype)
+            kernels.get("conv2d_backward_input", device)(dz, w4, *plan.args, dx4, threads)
             dx = plan.dx(dx4, ctx.x_shape)
         want_db = ctx.has_bias and needs[2]
         if needs[1]:
-            dw4 = np.empty_like(w4)
-            db = np.empty(o, dtype=w4.dtype) if want_db else None
-            kernels.get("conv2d_backward_weight")(x4, dz, *plan.args, dw4, db, threads)
+            dw4 = empty_on(device, w4.shape, w4.dtype)
+            db = empty_on(device, o, w4.dtype) if want_db else None
+            kernels.get("conv2d_backward_weight", device)(x4, dz, *plan.args, dw4, db, threads)
             dw = plan.dw(dw4, ctx.w_shape)
         elif want_db:
-            db = np.empty(o, dtype=w4.dtype)
-            kernels.get("sum_axis0")(dz.reshape(-1, o), db, kernels.threads_for(dz.size))
+            db = empty_on(device, o, w4.dtype)
+            kernels.get("sum_axis0", device)(dz.reshape(-1, o), db, kernels.threads_for(dz.size))
         return dx, dw, db
+
+
+def _on_gpu(x, w, plan):
+    """The input of a convolution whose kernel is on the GPU, on the GPU (a batch enters here)."""
+    if plan.rank == 3 or plan.reflect is not None:
+        raise ValueError("conv on the GPU: 1-D and 2-D convolutions (and depthwise ones) run there; 3-D "
+                         "convolutions and padding='reflect' run on the CPU only (build the model outside "
+                         "dl.device('gpu'))")
+    if not devices.is_device_array(x):
+        x = devices.to_device(float_array(x, dtype=w.dtype))
+    elif x.dtype != w.dtype:
+        raise TypeError(f"conv: the input on the GPU has dtype {x.dtype}; the kernel has {w.dtype}")
+    return x
 
 
 class ConvTranspose(Function):
@@ -356,9 +386,9 @@ def conv2d_bias_act(inputs, kernel, bias=None, strides=1, padding="valid", dilat
     if activation not in ACTIVATIONS:
         raise ValueError(f"{_who}: activation {activation!r} has no fused kernel")
     kv = kernel.value if isinstance(kernel, Tensor) else kernel
-    kshape = kv.shape if type(kv) is np.ndarray else np.shape(kv)
+    kshape = kv.shape if type(kv) is np.ndarray else tuple(np.shape(kv))
     xv = inputs.value if type(inputs) is Tensor else value(inputs)
-    xshape = xv.shape if type(xv) is np.ndarray else np.shape(xv)
+    xshape = xv.shape if type(xv) is np.ndarray else tuple(np.shape(xv))
     if depthwise:
         if len(kshape) < 3 or kshape[-2] != xshape[-1]:
             raise ValueError(f"{_who}: expected inputs with {kshape[-2] if len(kshape) >= 3 else '?'} channels "
@@ -366,15 +396,20 @@ def conv2d_bias_act(inputs, kernel, bias=None, strides=1, padding="valid", dilat
         kshape, groups = kshape[:-2] + (1, kshape[-2] * kshape[-1]), xshape[-1]
     plan = _plan(xshape, kshape, strides if type(strides) is tuple else _hashable(strides), padding,
                  dilation_rate if type(dilation_rate) is tuple else _hashable(dilation_rate), groups, _who)
+    on_gpu = type(kv) is not np.ndarray and devices.is_device_array(kv)
     if not is_recording():  # nothing to record: the forward on the arrays, without a graph node
+        b = bias.value if isinstance(bias, Tensor) else bias
+        if on_gpu:
+            return Tensor(Conv.forward(None, xv, kv, b, plan, activation, float(alpha), False))
         if type(xv) is not np.ndarray or xv.dtype != kv.dtype:
             xv = float_array(xv, dtype=kv.dtype)
         if plan.reflect is not None:
             xv = np.pad(xv, plan.reflect, mode="reflect")
-        b = bias.value if isinstance(bias, Tensor) else bias
         if b is not None and (type(b) is not np.ndarray or b.dtype != kv.dtype):
             b = np.ascontiguousarray(float_array(b, dtype=kv.dtype))
         return Tensor(Conv.forward(None, xv, kv, b, plan, activation, float(alpha), False))
+    if on_gpu:  # Conv.forward moves a host batch in and refuses what the GPU does not run
+        return Conv.apply(inputs, kernel, bias, plan=plan, activation=activation, alpha=float(alpha), recording=True)
     x = _as_float(inputs, kv.dtype)
     if plan.reflect is not None:
         x = _pad(x, plan.reflect, mode="reflect")

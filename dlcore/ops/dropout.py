@@ -1,34 +1,44 @@
-"""Dropout: the random draw comes from dlcore's seeded generator; the kernels apply it."""
+"""Dropout: the key of a counter-based draw (Philox4x32-10, kernels.dropout.philox_uniform) comes
+from dlcore's seeded generator; the kernels draw and apply it, on the CPU or on the GPU (the same
+draw on both: u[i] depends on the key and i only)."""
 import numpy as np
 
-from .. import kernels
+from .. import devices, kernels
 from ..autograd import Function
 from ..utils.random import generator
-from .core import contiguous, float_array
+from .core import contiguous, device_of, empty_on, float_array
 
 
 class Dropout(Function):
+    runs_on_gpu = True
+
     @staticmethod
     def forward(ctx, x, rate, noise_shape, seed):
-        x = contiguous(float_array(x))
-        rng = generator(seed)
+        device = "cpu" if type(x) is np.ndarray else device_of(x)
+        if device == "cpu":
+            x = contiguous(float_array(x))
+        key0, key1 = (int(k) for k in generator(seed).integers(0, 2 ** 32, size=2, dtype=np.uint64))
         draw_shape = x.shape if noise_shape is None else noise_shape
-        u = rng.random(draw_shape, dtype=x.dtype)
+        if device != "cpu" and tuple(draw_shape) != tuple(x.shape):
+            raise ValueError(f"dropout on the GPU: noise_shape {tuple(noise_shape)} must equal the input's "
+                             f"shape {tuple(x.shape)} (a broadcast mask runs on the CPU only)")
+        u = empty_on(device, draw_shape, x.dtype)
+        kernels.get("philox_uniform", device)(key0, key1, u.reshape(-1))
         if noise_shape is not None and tuple(noise_shape) != x.shape:
             u = np.ascontiguousarray(np.broadcast_to(u, x.shape))
-        y = np.empty_like(x)
-        mask = np.empty(x.shape, dtype=np.uint8)
-        kernels.get("dropout_forward")(x.reshape(-1), u.reshape(-1), rate, y.reshape(-1), mask.reshape(-1))
+        y = empty_on(device, x.shape, x.dtype)
+        mask = empty_on(device, x.shape, np.uint8)
+        kernels.get("dropout_forward", device)(x.reshape(-1), u.reshape(-1), rate, y.reshape(-1), mask.reshape(-1))
         ctx.save(mask)
-        ctx.rate = rate
+        ctx.rate, ctx.device = rate, device
         return y
 
     @staticmethod
     def backward(ctx, dy, needs):
         (mask,) = ctx.saved
-        dy = contiguous(dy)
-        dx = np.empty_like(dy)
-        kernels.get("dropout_backward")(dy.reshape(-1), mask.reshape(-1), ctx.rate, dx.reshape(-1))
+        dy = contiguous(dy) if ctx.device == "cpu" else devices.to_device(dy)
+        dx = empty_on(ctx.device, dy.shape, dy.dtype)
+        kernels.get("dropout_backward", ctx.device)(dy.reshape(-1), mask.reshape(-1), ctx.rate, dx.reshape(-1))
         return (dx,)
 
 

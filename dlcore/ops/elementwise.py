@@ -1,9 +1,9 @@
 """Activation ops: Cython forward kernels, Numba backward kernels."""
 import numpy as np
 
-from .. import kernels
+from .. import devices, kernels
 from ..autograd import Function
-from .core import contiguous, float_array
+from .core import contiguous, device_of, empty_on, float_array
 
 from ..kernels.elementwise import ACTIVATIONS
 
@@ -16,11 +16,16 @@ def activation_code(name):
 class Activation(Function):
     """y = act(x) elementwise; ``code`` from kernels.elementwise.ACTIVATIONS."""
 
+    runs_on_gpu = True
+
     @staticmethod
     def forward(ctx, x, code, alpha):
-        x = contiguous(float_array(x))
-        y = np.empty_like(x)
-        kernels.get("activation_forward")(code, x.reshape(-1), alpha, y.reshape(-1), kernels.threads_for(x.size))
+        device = "cpu" if type(x) is np.ndarray else device_of(x)
+        if device == "cpu":
+            x = contiguous(float_array(x))
+        y = empty_on(device, x.shape, x.dtype)
+        kernels.get("activation_forward", device)(code, x.reshape(-1), alpha, y.reshape(-1),
+                                                  kernels.threads_for(x.size))
         ctx.save(x, y)
         ctx.code, ctx.alpha = code, alpha
         return y
@@ -28,10 +33,11 @@ class Activation(Function):
     @staticmethod
     def backward(ctx, dy, needs):
         x, y = ctx.saved
-        dx = np.empty_like(x)
-        kernels.get("activation_backward")(ctx.code, x.reshape(-1), y.reshape(-1),
-                                           contiguous(dy.astype(x.dtype, copy=False)).reshape(-1),
-                                           ctx.alpha, dx.reshape(-1))
+        device = "cpu" if type(x) is np.ndarray else "cuda"
+        dy = contiguous(dy.astype(x.dtype, copy=False)) if device == "cpu" else devices.to_device(dy)
+        dx = empty_on(device, x.shape, x.dtype)
+        kernels.get("activation_backward", device)(ctx.code, x.reshape(-1), y.reshape(-1), dy.reshape(-1),
+                                                   ctx.alpha, dx.reshape(-1))
         return (dx,)
 
 

@@ -20,10 +20,10 @@ import math
 
 import numpy as np
 
-from .. import config, kernels
+from .. import config, devices, kernels
 from ..autograd import Function, is_recording
 from ..tensor import Tensor
-from .core import contiguous, float_array, value
+from .core import contiguous, device_of, empty_on, float_array, value
 from .math import maximum, multiply, reciprocal
 from .math import sqrt as _sqrt
 from .reduce import mean as _mean
@@ -36,6 +36,12 @@ from .shape import reshape
 def _to_rows(x, axis):
     """x as a C-contiguous (R, C) array with ``axis`` last, and how to undo it."""
     axis = axis % x.ndim
+    if type(x) is not np.ndarray:  # a GPU array: channels last, viewed by reshape
+        if axis != x.ndim - 1:
+            raise ValueError(f"batch normalization on the GPU normalizes the last axis only, received axis={axis} "
+                             f"for an input of shape {tuple(x.shape)}")
+        shape = tuple(x.shape)
+        return x.reshape(x.size // shape[-1], shape[-1]), shape, axis, False
     moved = axis != x.ndim - 1
     xt = np.moveaxis(x, axis, -1) if moved else x
     return contiguous(xt).reshape(-1, x.shape[axis]), xt.shape, axis, moved
@@ -46,62 +52,91 @@ def _from_rows(y_rc, shape_t, axis, moved):
     return np.moveaxis(y, -1, axis) if moved else y
 
 
-def _channel(v, c, dtype):
-    """A per-channel parameter (or None) as a float64 (C,) vector for the per-channel math."""
-    return None if v is None else np.asarray(v, dtype=np.float64).reshape(c)
+def _channel(v, c, device):
+    """A per-channel parameter (or None) as a (C,) array on ``device`` (host values are moved to a GPU)."""
+    if v is None or (type(v) is np.ndarray and v.shape == (c,) and device == "cpu") or devices.is_device_array(v):
+        return v
+    v = np.asarray(v).reshape(c)
+    return v if device == "cpu" else devices.to_device(v)
+
+
+def _device(x, *params):
+    """"cuda" when x or a parameter is a GPU array (x is then moved there), else "cpu"."""
+    if type(x) is np.ndarray and (not devices.ARRAY_TYPES or not any(map(devices.is_device_array, params))):
+        return "cpu", x
+    return "cuda", devices.to_device(x)
+
+
+def _scale_shift(device, mean_c, var_c, gamma_c, beta_c, epsilon, dtype, stats=False):
+    """(scale, shift, inv_std[, mean, var]) per channel on ``device`` (kernel batch_norm_scale_shift)."""
+    c = mean_c.shape[0]
+    if device == "cpu":
+        out = [np.empty(c, dtype), np.empty(c, dtype), np.empty(c)] + ([np.empty(c, dtype), np.empty(c, dtype)]
+                                                                        if stats else [])
+    else:
+        out = [empty_on(device, c, d) for d in (dtype, dtype, np.float64) + ((dtype, dtype) if stats else ())]
+    kernels.get("batch_norm_scale_shift", device)(mean_c, var_c, gamma_c, beta_c, epsilon, *out)
+    return out
+
+
+def _zeros(device, c, dtype):
+    return np.zeros(c, dtype=dtype) if device == "cpu" else devices.to_device(np.zeros(c, dtype=dtype))
 
 
 class BatchNormInference(Function):
     """y = (x - mean) / sqrt(var + eps) * gamma + beta with given mean/var (None gamma = 1, beta = 0)."""
 
+    runs_on_gpu = True
+
     @staticmethod
     def forward(ctx, x, gamma, beta, mean, var, axis, epsilon):
+        device, x = _device(x, gamma, beta, mean, var)
         x_rc, shape_t, axis, moved = _to_rows(x, axis)
         c = x_rc.shape[1]
-        mean64, var64 = _channel(mean, c, x.dtype), _channel(var, c, x.dtype)
-        inv_std = 1.0 / np.sqrt(var64 + epsilon)
-        gamma64 = _channel(gamma, c, x.dtype)
-        scale = inv_std if gamma is None else gamma64 * inv_std
-        shift = -mean64 * scale
-        if beta is not None:
-            shift += _channel(beta, c, x.dtype)
-        y_rc = np.empty_like(x_rc)
-        kernels.get("batch_norm_forward")(x_rc, scale.astype(x.dtype), shift.astype(x.dtype), y_rc,
-                                          kernels.threads_for(x_rc.size))
+        mean_c = _channel(mean, c, device)
+        gamma_c = _channel(gamma, c, device)
+        scale, shift, inv_std = _scale_shift(device, mean_c, _channel(var, c, device), gamma_c,
+                                             _channel(beta, c, device), epsilon, x.dtype)
+        y_rc = empty_on(device, x_rc.shape, x_rc.dtype)
+        kernels.get("batch_norm_forward", device)(x_rc, scale, shift, y_rc, kernels.threads_for(x_rc.size))
         ctx.save(x_rc)
-        ctx.mean64, ctx.inv_std, ctx.gamma64, ctx.scale = mean64, inv_std, gamma64, scale
+        ctx.mean_c, ctx.inv_std, ctx.gamma_c, ctx.scale, ctx.device = mean_c, inv_std, gamma_c, scale, device
         ctx.layout = (shape_t, axis, moved)
-        ctx.shapes = tuple(None if v is None else np.shape(v) for v in (gamma, beta, mean, var))
+        ctx.shapes = tuple(None if v is None else tuple(np.shape(v)) for v in (gamma, beta, mean, var))
         return _from_rows(y_rc, *ctx.layout)
 
     @staticmethod
     def backward(ctx, dy, needs):
         (x_rc,) = ctx.saved
-        dtype = x_rc.dtype
-        dy_rc, _, _, _ = _to_rows(dy.astype(dtype, copy=False), ctx.layout[1])
+        dtype, device = x_rc.dtype, ctx.device
+        dy = dy.astype(dtype, copy=False) if device == "cpu" else devices.to_device(dy)
+        dy_rc, _, _, _ = _to_rows(dy, ctx.layout[1])
         c = x_rc.shape[1]
         threads = kernels.threads_for(x_rc.size)
         dx = dgamma = dbeta = dmean = dvar = None
         if needs[0]:
-            dx_rc = np.empty_like(x_rc)  # dx = dy * scale: the forward kernel with a zero shift
-            kernels.get("batch_norm_forward")(dy_rc, ctx.scale.astype(dtype), np.zeros(c, dtype=dtype), dx_rc,
-                                              threads)
+            dx_rc = empty_on(device, x_rc.shape, dtype)  # dx = dy * scale: the forward kernel with a zero shift
+            kernels.get("batch_norm_forward", device)(dy_rc, ctx.scale, _zeros(device, c, dtype), dx_rc, threads)
             dx = _from_rows(dx_rc, *ctx.layout)
         if any(needs[1:]):
+            if device != "cpu" and (needs[3] or needs[4]):
+                raise ValueError("batch_normalization on the GPU: gradients with respect to the given mean and "
+                                 "variance run on the CPU only")
             # sum(dy * xhat) and sum(dy), xhat = (x - mean) * inv_std
-            sum_dyxhat, sum_dy = np.empty(c, dtype=dtype), np.empty(c, dtype=dtype)
-            kernels.get("batch_norm_backward_params")(dy_rc, x_rc, ctx.mean64, ctx.inv_std, sum_dyxhat, sum_dy,
-                                                      threads)
-            g = np.ones(c) if ctx.gamma64 is None else ctx.gamma64
-            grads = {
-                1: sum_dyxhat,
-                2: sum_dy,
-                3: -g * ctx.inv_std * sum_dy,
-                4: -0.5 * g * ctx.inv_std ** 2 * sum_dyxhat.astype(np.float64),
-            }
-            dgamma, dbeta, dmean, dvar = (
-                np.asarray(grads[i], dtype=dtype).reshape(ctx.shapes[i - 1]) if needs[i] else None
-                for i in (1, 2, 3, 4))
+            sum_dyxhat, sum_dy = empty_on(device, c, dtype), empty_on(device, c, dtype)
+            mean_c = ctx.mean_c if device != "cpu" else np.asarray(ctx.mean_c, dtype=np.float64)
+            kernels.get("batch_norm_backward_params", device)(dy_rc, x_rc, mean_c, ctx.inv_std, sum_dyxhat,
+                                                              sum_dy, threads)
+            if device == "cpu":
+                g = np.ones(c) if ctx.gamma_c is None else np.asarray(ctx.gamma_c, dtype=np.float64)
+                grads = {1: sum_dyxhat, 2: sum_dy, 3: -g * ctx.inv_std * sum_dy,
+                         4: -0.5 * g * ctx.inv_std ** 2 * sum_dyxhat.astype(np.float64)}
+                dgamma, dbeta, dmean, dvar = (
+                    np.asarray(grads[i], dtype=dtype).reshape(ctx.shapes[i - 1]) if needs[i] else None
+                    for i in (1, 2, 3, 4))
+            else:
+                dgamma = sum_dyxhat.reshape(ctx.shapes[0]) if needs[1] else None
+                dbeta = sum_dy.reshape(ctx.shapes[1]) if needs[2] else None
         return dx, dgamma, dbeta, dmean, dvar
 
 
@@ -109,56 +144,74 @@ class BatchNormTraining(Function):
     """Normalization with the batch's statistics: outputs (y, mean, variance), each differentiable."""
 
     n_outputs = 3
+    runs_on_gpu = True
 
     @staticmethod
     def forward(ctx, x, gamma, beta, axis, epsilon):
+        device, x = _device(x, gamma, beta)
         x_rc, shape_t, axis, moved = _to_rows(x, axis)
         r, c = x_rc.shape
-        mean64, var64 = np.empty(c), np.empty(c)
+        mean64, var64 = empty_on(device, c, np.float64), empty_on(device, c, np.float64)
         threads = kernels.threads_for(x_rc.size)
-        kernels.get("batch_norm_moments")(x_rc, mean64, var64, threads)
-        inv_std = 1.0 / np.sqrt(var64 + epsilon)
-        gamma64 = _channel(gamma, c, x.dtype)
-        scale = inv_std if gamma is None else gamma64 * inv_std
-        shift = -mean64 * scale
-        if beta is not None:
-            shift += _channel(beta, c, x.dtype)
-        y_rc = np.empty_like(x_rc)
-        kernels.get("batch_norm_forward")(x_rc, scale.astype(x.dtype), shift.astype(x.dtype), y_rc, threads)
+        kernels.get("batch_norm_moments", device)(x_rc, mean64, var64, threads)
+        gamma_c = _channel(gamma, c, device)
+        scale, shift, inv_std, mean, var = _scale_shift(device, mean64, var64, gamma_c, _channel(beta, c, device),
+                                                        epsilon, x.dtype, stats=True)
+        y_rc = empty_on(device, x_rc.shape, x_rc.dtype)
+        kernels.get("batch_norm_forward", device)(x_rc, scale, shift, y_rc, threads)
         ctx.save(x_rc)
-        ctx.mean64, ctx.inv_std, ctx.gamma64 = mean64, inv_std, gamma64
+        ctx.mean64, ctx.mean, ctx.inv_std, ctx.gamma_c, ctx.device = mean64, mean, inv_std, gamma_c, device
         ctx.layout = (shape_t, axis, moved)
-        ctx.param_shapes = (None if gamma is None else np.shape(gamma), None if beta is None else np.shape(beta))
-        return _from_rows(y_rc, *ctx.layout), mean64.astype(x.dtype), var64.astype(x.dtype)
+        ctx.param_shapes = (None if gamma is None else tuple(np.shape(gamma)),
+                            None if beta is None else tuple(np.shape(beta)))
+        return _from_rows(y_rc, *ctx.layout), mean, var
 
     @staticmethod
     def backward(ctx, dys, needs):
         dy, dmean, dvar = dys
         (x_rc,) = ctx.saved
-        dtype = x_rc.dtype
+        dtype, device = x_rc.dtype, ctx.device
         r, c = x_rc.shape
-        dy_rc, _, _, _ = _to_rows(dy.astype(dtype, copy=False), ctx.layout[1])
+        dy = dy.astype(dtype, copy=False) if device == "cpu" else devices.to_device(dy)
+        dy_rc, _, _, _ = _to_rows(dy, ctx.layout[1])
         threads = kernels.threads_for(x_rc.size)
-        dgamma, dbeta = np.empty(c, dtype=dtype), np.empty(c, dtype=dtype)
-        kernels.get("batch_norm_backward_params")(dy_rc, x_rc, ctx.mean64, ctx.inv_std, dgamma, dbeta, threads)
+        dgamma, dbeta = empty_on(device, c, dtype), empty_on(device, c, dtype)
+        kernels.get("batch_norm_backward_params", device)(dy_rc, x_rc, ctx.mean64, ctx.inv_std, dgamma, dbeta,
+                                                          threads)
         dx = None
         if needs[0]:
             # dx = a * dy - k * (x - mean) - b (see batch_norm_backward_input), with the
             # gradients reaching the mean and variance outputs folded into k and b.
-            g = np.ones(c) if ctx.gamma64 is None else ctx.gamma64
-            a = g * ctx.inv_std
-            k = a * ctx.inv_std * dgamma.astype(np.float64) / r
-            b = a * dbeta.astype(np.float64) / r
-            if np.any(dmean):
-                b -= np.asarray(dmean, dtype=np.float64).reshape(c) / r
-            if np.any(dvar):
-                k -= 2.0 * np.asarray(dvar, dtype=np.float64).reshape(c) / r
-            dx_rc = np.empty_like(x_rc)
-            kernels.get("batch_norm_backward_input")(dy_rc, x_rc, ctx.mean64.astype(dtype), a.astype(dtype),
-                                                     k.astype(dtype), b.astype(dtype), dx_rc, threads)
+            a, k, b = (empty_on(device, c, dtype) for _ in range(3))
+            kernels.get("batch_norm_backward_terms", device)(
+                ctx.gamma_c, ctx.inv_std, dgamma, dbeta, _reached(dmean, c, device), _reached(dvar, c, device), r,
+                a, k, b)
+            dx_rc = empty_on(device, x_rc.shape, dtype)
+            kernels.get("batch_norm_backward_input", device)(dy_rc, x_rc, ctx.mean, a, k, b, dx_rc, threads)
             dx = _from_rows(dx_rc, *ctx.layout)
         gshape, bshape = ctx.param_shapes
         return (dx, dgamma.reshape(gshape) if needs[1] else None, dbeta.reshape(bshape) if needs[2] else None)
+
+
+def _reached(g, c, device):
+    """The gradient reaching a statistic output as a (C,) array on ``device``, or None when none did."""
+    if g is None or (not devices.is_device_array(g) and not np.any(g)):
+        return None
+    if device == "cpu":
+        return np.asarray(g, dtype=np.float64).reshape(c)
+    return devices.to_device(g).reshape(c)
+
+
+def update_moving_statistic(moving, batch, momentum):
+    """moving * momentum + batch * (1 - momentum) as a new array on the moving statistic's device
+    (``moving``: the (C,) moving mean or variance; ``batch``: this batch's statistic)."""
+    mv, bv = value(moving), value(batch)
+    device = "cpu" if type(mv) is np.ndarray else device_of(mv)
+    if device == "cpu":
+        bv = np.asarray(devices.to_host(bv))
+    out = empty_on(device, mv.shape, mv.dtype)
+    kernels.get("batch_norm_update_moving", device)(mv, bv.reshape(mv.shape), float(momentum), out)
+    return out
 
 
 def _check(x, axis, op_name):
@@ -179,7 +232,7 @@ def _check_param(p, c, name, op_name):
 def batch_normalization(x, mean, variance, axis, offset=None, scale=None, epsilon=1e-3):
     """``(x - mean) / sqrt(variance + epsilon) * scale + offset`` along ``axis`` (keras.ops), fused."""
     xv = value(x)
-    if not isinstance(xv, np.ndarray) or xv.dtype.kind != "f":
+    if (not isinstance(xv, np.ndarray) or xv.dtype.kind != "f") and not devices.is_device_array(xv):
         x = xv = float_array(xv)
     axis = _check(xv, int(axis), "batch_normalization")
     c = xv.shape[axis]
@@ -193,7 +246,7 @@ def batch_normalization_training(x, scale=None, offset=None, axis=-1, epsilon=1e
     ``axis``; returns (y, mean, variance) as Tensors, y = (x - mean) / sqrt(variance + epsilon)
     * scale + offset (the training-mode half of Keras's BatchNormalization)."""
     xv = value(x)
-    if not isinstance(xv, np.ndarray) or xv.dtype.kind != "f":
+    if (not isinstance(xv, np.ndarray) or xv.dtype.kind != "f") and not devices.is_device_array(xv):
         x = xv = float_array(xv)
     axis = _check(xv, int(axis), "batch_normalization_training")
     if xv.size == 0:
@@ -214,8 +267,13 @@ class LayerNorm(Function):
     """y = (x - mean) * rstd * gamma + beta over the trailing ``n_axes`` axes of the permuted x
     (RMS form: mean = 0 and rstd from the mean square). gamma/beta: C values or None."""
 
+    runs_on_gpu = True  # over the last axis, with (C,) gamma and beta
+
     @staticmethod
     def forward(ctx, x, gamma, beta, perm, n_axes, epsilon, rms):
+        device, x = _device(x, gamma, beta)
+        if device != "cpu":
+            return _layer_norm_gpu(ctx, x, gamma, beta, perm, n_axes, epsilon, rms)
         xt = x if perm is None else np.transpose(x, perm)
         shape_t = xt.shape
         c = math.prod(shape_t[xt.ndim - n_axes:])
@@ -236,19 +294,44 @@ class LayerNorm(Function):
     def backward(ctx, dy, needs):
         x_rc, g, mean, rstd = ctx.saved
         perm, shape_t, rms = ctx.layout
-        dy = dy.astype(x_rc.dtype, copy=False)
-        dy_rc = contiguous(dy if perm is None else np.transpose(dy, perm)).reshape(x_rc.shape)
+        device = "cpu" if type(x_rc) is np.ndarray else "cuda"
+        if device == "cpu":
+            dy = dy.astype(x_rc.dtype, copy=False)
+            dy_rc = contiguous(dy if perm is None else np.transpose(dy, perm)).reshape(x_rc.shape)
+        else:
+            dy_rc = devices.to_device(dy).reshape(x_rc.shape)
         need_params = bool(needs[1] or needs[2])
-        dx_rc = np.empty_like(x_rc) if needs[0] else np.empty((1, 1), x_rc.dtype)
-        dgamma, dbeta = np.empty_like(g), np.empty_like(g)
-        kernels.get("layer_norm_backward")(dy_rc, x_rc, mean, rstd, g, rms, dx_rc, dgamma, dbeta, bool(needs[0]),
-                                           need_params, kernels.threads_for(x_rc.size))
+        dx_rc = empty_on(device, x_rc.shape if needs[0] else (1, 1), x_rc.dtype)
+        dgamma, dbeta = empty_on(device, g.shape, g.dtype), empty_on(device, g.shape, g.dtype)
+        kernels.get("layer_norm_backward", device)(dy_rc, x_rc, mean, rstd, g, rms, dx_rc, dgamma, dbeta,
+                                                   bool(needs[0]), need_params, kernels.threads_for(x_rc.size))
         dx = None
         if needs[0]:
             dx = dx_rc.reshape(shape_t)
             dx = dx if perm is None else np.transpose(dx, np.argsort(perm))
         gshape, bshape = ctx.param_shapes
         return (dx, dgamma.reshape(gshape) if needs[1] else None, dbeta.reshape(bshape) if needs[2] else None)
+
+
+def _layer_norm_gpu(ctx, x, gamma, beta, perm, n_axes, epsilon, rms):
+    """LayerNorm.forward on GPU arrays: the last axis only, gamma and beta (C,) or None."""
+    shape = tuple(x.shape)
+    c = shape[-1]
+    if perm is not None or n_axes != 1 or any(p is not None and tuple(np.shape(p)) != (c,) for p in (gamma, beta)):
+        raise ValueError("layer normalization on the GPU normalizes the last axis with (C,) gamma and beta only, "
+                         f"received an input of shape {shape}")
+    x_rc = x.reshape(x.size // c, c)
+    g = devices.to_device(np.ones(c, x.dtype) if gamma is None else gamma)
+    b = devices.to_device(np.zeros(c, x.dtype) if beta is None else beta)
+    r = x_rc.shape[0]
+    y_rc, mean, rstd = empty_on("cuda", x_rc.shape, x.dtype), empty_on("cuda", r, np.float64), empty_on(
+        "cuda", r, np.float64)
+    kernels.get("layer_norm_forward", "cuda")(x_rc, g, b, epsilon, rms, y_rc, mean, rstd)
+    if ctx is not None:
+        ctx.save(x_rc, g, mean, rstd)
+        ctx.layout = (None, shape, rms)
+        ctx.param_shapes = tuple(None if p is None else tuple(np.shape(p)) for p in (gamma, beta))
+    return y_rc.reshape(shape)
 
 
 def _norm_axes(x, axis, op_name):
@@ -279,7 +362,7 @@ def _fits_last(p, xv):
 
 def _float_input(x):
     xv = value(x)
-    if not isinstance(xv, np.ndarray) or xv.dtype.kind != "f":
+    if (not isinstance(xv, np.ndarray) or xv.dtype.kind != "f") and not devices.is_device_array(xv):
         x = xv = float_array(xv)
     return x, xv
 

@@ -10,14 +10,15 @@ with stride 2 and no padding run the *_2x2 kernels (uint8 argmax); the checked g
 (shape, arguments) is cached as a PoolPlan.
 """
 import functools
+import math
 from typing import NamedTuple
 
 import numpy as np
 
-from .. import kernels
+from .. import devices, kernels
 from ..autograd import Function, is_recording
 from .conv import _hashable, axis_pads, normalize_tuple, output_length
-from .core import Tensor, contiguous, float_array, value
+from .core import Tensor, contiguous, device_of, empty_on, float_array, value
 from .shape import transpose
 
 PADDINGS = ("valid", "same")
@@ -50,11 +51,19 @@ class Pool(Function):
     backward: uint8 window offsets on the 2x2 path, int32 otherwise).
     """
 
+    runs_on_gpu = True
+
     @staticmethod
     def forward(ctx, x, mode, plan, recording):
-        x4 = x if plan.rank == 2 else x[:, None] if plan.rank == 1 else x.reshape((-1,) + x.shape[2:])
-        if not x4.flags.c_contiguous:
-            x4 = np.ascontiguousarray(x4)
+        if type(x) is not np.ndarray:  # a GPU array: 1-D and 2-D pooling, channels_last
+            if plan.rank == 3 or plan.channels_first:
+                raise ValueError("pooling on the GPU: 1-D and 2-D channels_last pooling run there; 3-D and "
+                                 "channels_first pooling run on the CPU only")
+            x4 = x if plan.rank == 2 else x.reshape((x.shape[0], 1) + tuple(x.shape[1:]))
+        else:
+            x4 = x if plan.rank == 2 else x[:, None] if plan.rank == 1 else x.reshape((-1,) + x.shape[2:])
+            if not x4.flags.c_contiguous:
+                x4 = np.ascontiguousarray(x4)
         y, argmax = _pool_forward(x4, mode, plan, recording)
         if plan.depth is None:
             if recording:
@@ -67,44 +76,50 @@ class Pool(Function):
             y = y.reshape((x.shape[0], plan.depth.out[0]) + plan.out + x.shape[-1:])
         if recording:
             ctx.mode, ctx.shape, ctx.dtype = mode, x.shape, x4.dtype
-        return y if plan.rank != 1 else y[:, 0]
+            ctx.device = "cpu" if type(x4) is np.ndarray else "cuda"
+        if plan.rank != 1:
+            return y
+        return y[:, 0] if type(y) is np.ndarray else y.reshape((y.shape[0],) + tuple(y.shape[2:]))
 
     @staticmethod
     def backward(ctx, dy, needs):
-        dx = dy.astype(ctx.dtype, copy=False)
+        device = ctx.device
+        dx = dy.astype(ctx.dtype, copy=False) if device == "cpu" else devices.to_device(dy)
         for plan, shape4, argmax in ctx.passes:
-            dy4 = contiguous(dx).reshape(shape4[:1] + plan.out + shape4[3:])
-            dx = np.empty(shape4, dtype=ctx.dtype)
+            dy4 = (contiguous(dx) if device == "cpu" else dx).reshape(shape4[:1] + plan.out + shape4[3:])
+            dx = empty_on(device, shape4, ctx.dtype)
             threads = kernels.threads_for(dx.size)
             if ctx.mode == "max":
                 if plan.tiles:
-                    kernels.get("max_pool2d_2x2_backward")(dy4, argmax, dx, threads)
+                    kernels.get("max_pool2d_2x2_backward", device)(dy4, argmax, dx, threads)
                 else:
-                    kernels.get("max_pool2d_backward")(dy4, argmax, *plan.args, dx, threads)
+                    kernels.get("max_pool2d_backward", device)(dy4, argmax, *plan.args, dx, threads)
             elif plan.tiles:
-                kernels.get("avg_pool2d_2x2_backward")(dy4, dx, threads)
+                kernels.get("avg_pool2d_2x2_backward", device)(dy4, dx, threads)
             else:
-                kernels.get("avg_pool2d_backward")(dy4, *plan.args, dx, threads)
+                kernels.get("avg_pool2d_backward", device)(dy4, *plan.args, dx, threads)
         return (dx.reshape(ctx.shape),)
 
 
 def _pool_forward(x4, mode, plan, recording):
-    """(y, argmax) of a C-contiguous (N, H, W, C) float array; argmax None unless max pooling
-    is recording."""
-    y = np.empty((x4.shape[0],) + plan.out + (x4.shape[3],), dtype=x4.dtype)
+    """(y, argmax) of a C-contiguous (N, H, W, C) float array (NumPy or GPU); argmax None unless
+    max pooling is recording."""
+    device = "cpu" if type(x4) is np.ndarray else device_of(x4)
+    y = empty_on(device, (x4.shape[0],) + plan.out + (x4.shape[3],), x4.dtype)
     threads = kernels.threads_for(y.size * plan.pool[0] * plan.pool[1])
     argmax = None
     if plan.tiles:
         if mode == "max":
-            argmax = np.empty(y.shape, dtype=np.uint8) if recording else None
-            kernels.get("max_pool2d_2x2_forward")(x4, y, argmax, threads)
+            argmax = empty_on(device, y.shape, np.uint8) if recording else None
+            kernels.get("max_pool2d_2x2_forward", device)(x4, y, argmax, threads)
         else:
-            kernels.get("avg_pool2d_2x2_forward")(x4, y, threads)
+            kernels.get("avg_pool2d_2x2_forward", device)(x4, y, threads)
     elif mode == "max" and recording:
-        argmax = np.empty(y.shape, dtype=np.int32)
-        kernels.get("max_pool2d_forward_argmax")(x4, *plan.args, y, argmax, threads)
+        argmax = empty_on(device, y.shape, np.int32)
+        kernels.get("max_pool2d_forward_argmax", device)(x4, *plan.args, y, argmax, threads)
     else:
-        kernels.get("max_pool2d_forward" if mode == "max" else "avg_pool2d_forward")(x4, *plan.args, y, threads)
+        kernels.get("max_pool2d_forward" if mode == "max" else "avg_pool2d_forward", device)(x4, *plan.args, y,
+                                                                                              threads)
     return y, argmax
 
 
@@ -147,7 +162,7 @@ def _plan(shape, pool_size, strides, padding, data_format, op_name):
 
 def _pool(mode, inputs, pool_size, strides, padding, data_format, op_name):
     x = inputs.value if type(inputs) is Tensor else value(inputs)
-    if type(x) is not np.ndarray or x.dtype.kind != "f":
+    if (type(x) is not np.ndarray or x.dtype.kind != "f") and not devices.is_device_array(x):
         inputs = x = float_array(x)
     plan = _plan(x.shape, pool_size if type(pool_size) is tuple else _hashable(pool_size),
                  strides if type(strides) is tuple else _hashable(strides), padding, data_format, op_name)
@@ -165,31 +180,38 @@ class GlobalPool(Function):
     """max or mean over the spatial axes of (N, ..., C) channels_last: (N, C), or (N, 1, ..., 1, C)
     with keepdims. Max ties share the gradient evenly (TensorFlow's reduce_max gradient)."""
 
+    runs_on_gpu = True
+
     @staticmethod
     def forward(ctx, x, mode, keepdims):
-        x = contiguous(x)
-        x3 = x.reshape(x.shape[0], -1, x.shape[-1])
-        y = np.empty((x3.shape[0], x3.shape[2]), dtype=x3.dtype)
-        kernels.get("global_max_pool_forward" if mode == "max" else "global_avg_pool_forward")(
+        device = "cpu" if type(x) is np.ndarray else device_of(x)
+        x = contiguous(x) if device == "cpu" else x
+        shape = tuple(x.shape)
+        x3 = x.reshape(shape[0], math.prod(shape[1:-1]), shape[-1])
+        y = empty_on(device, (x3.shape[0], x3.shape[2]), x3.dtype)
+        kernels.get("global_max_pool_forward" if mode == "max" else "global_avg_pool_forward", device)(
             x3, y, kernels.threads_for(x3.size))
         if ctx is not None:
             if mode == "max":
                 ctx.save(x3, y)
-            ctx.mode, ctx.shape, ctx.dtype = mode, x.shape, x.dtype
-        return y.reshape((x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)) if keepdims else y
+            ctx.mode, ctx.shape, ctx.dtype, ctx.device = mode, shape, x.dtype, device
+        return y.reshape((shape[0],) + (1,) * (x.ndim - 2) + (shape[-1],)) if keepdims else y
 
     @staticmethod
     def backward(ctx, dy, needs):
-        n, c = ctx.shape[0], ctx.shape[-1]
-        dy2 = contiguous(dy.astype(ctx.dtype, copy=False).reshape(n, c))
-        dx = np.empty(ctx.shape, dtype=ctx.dtype)
-        dx3 = dx.reshape(n, -1, c)
+        n, c, device = ctx.shape[0], ctx.shape[-1], ctx.device
+        if device == "cpu":
+            dy2 = contiguous(dy.astype(ctx.dtype, copy=False).reshape(n, c))
+        else:
+            dy2 = devices.to_device(dy).reshape(n, c)
+        dx = empty_on(device, ctx.shape, ctx.dtype)
+        dx3 = dx.reshape(n, math.prod(ctx.shape[1:-1]), c)
         threads = kernels.threads_for(dx.size)
         if ctx.mode == "max":
             x3, y = ctx.saved
-            kernels.get("global_max_pool_backward")(x3, y, dy2, dx3, threads)
+            kernels.get("global_max_pool_backward", device)(x3, y, dy2, dx3, threads)
         else:
-            kernels.get("global_avg_pool_backward")(dy2, dx3, threads)
+            kernels.get("global_avg_pool_backward", device)(dy2, dx3, threads)
         return (dx,)
 
 
@@ -197,7 +219,7 @@ def global_pool(inputs, mode, keepdims=False):
     """Max ("max") or mean ("average") over the spatial axes of a channels_last (N, ..., C) input
     with at least one spatial cell: (N, C), or (N, 1, ..., 1, C) with ``keepdims``."""
     x = value(inputs)
-    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+    if (not isinstance(x, np.ndarray) or x.dtype.kind != "f") and not devices.is_device_array(x):
         inputs = x = float_array(x)
     if not is_recording():  # nothing to record: no graph node
         return Tensor(GlobalPool.forward(None, x, mode, bool(keepdims)))

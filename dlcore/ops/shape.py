@@ -1,20 +1,38 @@
 """Reshaping, joining, slicing: data movement and its gradients."""
+import math
+
 import numpy as np
 
+from .. import devices
 from ..autograd import Function
 from ..tensor import Tensor
 from .core import value
 
 
+def _resolved(shape, size):
+    """``shape`` with its -1 entry (if any) resolved for ``size`` elements (NumPy's rule and error)."""
+    known = math.prod(d for d in shape if d != -1)
+    if list(shape).count(-1) > 1 or (-1 in shape and (known == 0 or size % known)) or (
+            -1 not in shape and known != size):
+        raise ValueError(f"cannot reshape array of size {size} into shape {tuple(shape)}")
+    return tuple(size // known if d == -1 else d for d in shape)
+
+
 class Reshape(Function):
+    runs_on_gpu = True  # a GPU array (C-contiguous) is reshaped in place, as a view
+
     @staticmethod
     def forward(ctx, x, shape):
         ctx.shape = x.shape
-        return np.reshape(x, shape)
+        if type(x) is np.ndarray or not devices.is_device_array(x):
+            return np.reshape(x, shape)
+        return x.reshape(_resolved(shape, x.size))
 
     @staticmethod
     def backward(ctx, dy, needs):
-        return (np.reshape(dy, ctx.shape),)
+        if type(dy) is np.ndarray or not devices.is_device_array(dy):
+            return (np.reshape(dy, ctx.shape),)
+        return (dy.reshape(ctx.shape),)
 
 
 class Transpose(Function):

@@ -27,8 +27,8 @@ def test_cuda_kernels_and_gpu_training_under_the_simulator():
     probe = _python(["-c", "from numba import cuda; assert cuda.is_available()"], sim=True)
     if probe.returncode != 0:
         pytest.skip(f"numba's CUDA simulator is unavailable: {probe.stderr.strip().splitlines()[-1:]}")
-    run = _python(["-m", "pytest", "-q", "-p", "no:cacheprovider", str(HERE / "sim_kernels.py"),
-                   str(HERE / "sim_training.py")], sim=True, timeout=300)
+    suites = [str(path) for path in sorted(HERE.glob("sim_*.py"))]
+    run = _python(["-m", "pytest", "-q", "-p", "no:cacheprovider", *suites], sim=True, timeout=300)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert " passed" in run.stdout and "skipped" not in run.stdout.splitlines()[-1]
 

@@ -77,6 +77,40 @@ def test_empty_and_table():
     x = np.empty(0, dtype=np.float32)
     y, mask = _run_forward(x, x.copy(), 0.5)
     assert y.size == 0 and mask.size == 0
-    assert set(K.KERNELS) == {"dropout_forward", "dropout_backward"}
+    assert set(K.KERNELS) == {"dropout_forward", "dropout_backward", "philox_uniform"}
     for name, fn in K.KERNELS.items():
         assert fn.__doc__ and ": (N,)" in fn.__doc__
+
+
+def test_philox_reference_matches_the_random123_answers():
+    # Random123's known-answer vectors for philox4x32_10 (counter, key) -> four words
+    assert ref.philox4x32_10((0, 0, 0, 0), (0, 0)) == [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]
+    assert ref.philox4x32_10((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2) == [0x408F276D, 0x41C83B0E, 0xA20BC7C6,
+                                                                       0x6D5451FD]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_philox_uniform_equals_the_reference_and_is_uniform(dtype):
+    u = np.full(300, -1.0, dtype=dtype)
+    K.philox_uniform(12345, 2 ** 32 - 1, u)
+    np.testing.assert_array_equal(u, ref.philox_uniform(12345, 2 ** 32 - 1, 300, dtype))
+    big = np.empty(100_000, dtype=dtype)
+    K.philox_uniform(7, 8, big)
+    assert 0.0 <= big.min() and big.max() < 1.0
+    assert abs(big.mean() - 0.5) < 0.005 and abs(big.var() - 1 / 12) < 0.002
+    other = np.empty(100_000, dtype=dtype)
+    K.philox_uniform(7, 9, other)
+    assert np.mean(big == other) < 0.01  # another key, another draw
+
+
+def test_philox_uniform_does_not_depend_on_the_thread_count():
+    a, b = np.empty(50_000, np.float32), np.empty(50_000, np.float32)
+    before = _config.num_threads()
+    try:
+        _config.set_num_threads(1)
+        K.philox_uniform(3, 4, a)
+        _config.set_num_threads(2)
+        K.philox_uniform(3, 4, b)
+    finally:
+        _config.set_num_threads(before)
+    np.testing.assert_array_equal(a, b)

@@ -25,7 +25,8 @@ def _data(shape, dtype, seed=0):
 
 def test_kernel_table():
     assert set(kn.KERNELS) == {"layer_norm_forward", "layer_norm_backward", "batch_norm_forward", "batch_norm_moments",
-                               "batch_norm_backward_params", "batch_norm_backward_input"}
+                               "batch_norm_backward_params", "batch_norm_backward_input", "batch_norm_scale_shift",
+                               "batch_norm_backward_terms", "batch_norm_update_moving"}
 
 
 @pytest.mark.parametrize("rms", [False, True])
@@ -171,3 +172,29 @@ def test_training_backward(shape, dtype):
 
 def test_chunking_is_fixed():
     assert kn.BATCH_CHUNK_ROWS == 256
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("affine", [True, False])
+def test_per_channel_terms(dtype, affine):
+    rng = np.random.default_rng(3)
+    mean, var = rng.standard_normal(5).astype(dtype), np.abs(rng.standard_normal(5)).astype(dtype)
+    gamma, beta = (rng.standard_normal(5).astype(dtype) for _ in range(2)) if affine else (None, None)
+    scale, shift, inv_std = np.empty(5, dtype), np.empty(5, dtype), np.empty(5)
+    mean_out, var_out = np.empty(5, np.float32), np.empty(5, np.float32)
+    kn.batch_norm_scale_shift(mean, var, gamma, beta, 1e-3, scale, shift, inv_std, mean_out, var_out)
+    for got, want in zip((scale, shift, inv_std), ref.batch_scale_shift(mean, var, gamma, beta, 1e-3)):
+        np.testing.assert_allclose(got, want, **_tol(dtype))
+    np.testing.assert_array_equal(mean_out, mean.astype(np.float32))
+    np.testing.assert_array_equal(var_out, var.astype(np.float32))
+    dgamma, dbeta, dmean, dvar = (rng.standard_normal(5).astype(dtype) for _ in range(4))
+    for extra in ((None, None), (dmean, dvar)):
+        a, k, b = np.empty(5, dtype), np.empty(5, dtype), np.empty(5, dtype)
+        kn.batch_norm_backward_terms(gamma, inv_std, dgamma, dbeta, *extra, 7, a, k, b)
+        for got, want in zip((a, k, b), ref.batch_backward_terms(gamma, inv_std, dgamma, dbeta, *extra, 7)):
+            np.testing.assert_allclose(got, want, **_tol(dtype))
+    new = np.empty(5, dtype)
+    kn.batch_norm_update_moving(mean, var, 0.9, new)
+    np.testing.assert_allclose(new, ref.batch_moving_update(mean, var, 0.9), **_tol(dtype))
+    kn.batch_norm_update_moving(mean, var, 0.9, mean)  # in place
+    np.testing.assert_array_equal(mean, new)

@@ -83,3 +83,25 @@ def batch_training_backward(x, dy, gamma, epsilon, axis=-1):
 
 def batch_moving_update(moving, batch, momentum):
     return np.asarray(moving, dtype=np.float64) * momentum + np.asarray(batch, dtype=np.float64) * (1 - momentum)
+
+
+def batch_scale_shift(mean, var, gamma, beta, epsilon):
+    """(scale, shift, inv_std) of y = x * scale + shift = (x - mean) / sqrt(var + eps) * gamma + beta."""
+    inv_std = 1.0 / np.sqrt(np.asarray(var, dtype=np.float64) + epsilon)
+    scale = inv_std * (1.0 if gamma is None else np.asarray(gamma, dtype=np.float64))
+    shift = (0.0 if beta is None else np.asarray(beta, dtype=np.float64)) - np.asarray(mean, dtype=np.float64) * scale
+    return scale, shift, inv_std
+
+
+def batch_backward_terms(gamma, inv_std, dgamma, dbeta, dmean, dvar, rows):
+    """(a, k, b) with dx = a * dy - k * (x - mean) - b: the training backward's closed form
+    (a = gamma * inv_std, k = a * inv_std * dgamma / R, b = a * dbeta / R), plus the gradients
+    reaching the batch mean (d mean / dx = 1 / R) and variance (d var / dx = 2 (x - mean) / R)."""
+    a = (1.0 if gamma is None else np.asarray(gamma, dtype=np.float64)) * inv_std
+    k = a * inv_std * np.asarray(dgamma, dtype=np.float64) / rows
+    b = a * np.asarray(dbeta, dtype=np.float64) / rows
+    if dmean is not None:
+        b = b - np.asarray(dmean, dtype=np.float64) / rows
+    if dvar is not None:
+        k = k - 2.0 * np.asarray(dvar, dtype=np.float64) / rows
+    return a, k, b
