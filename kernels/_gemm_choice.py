@@ -31,10 +31,12 @@ from . import _config
 ENV_PATH = "DLCORE_SGEMM"
 ENV_TUNE = "DLCORE_SGEMM_TUNE"
 FILE_FORMAT = 1
-# Larger products are measured on a shape with the longest dimension halved until it fits.
-TUNE_MAX_FLOPS = 1 << 31
-# Seconds of measurement per candidate (at least MIN_REPS and at most MAX_REPS runs each).
-TUNE_SECONDS = 0.02
+# Larger products are measured on a shape with the longest dimension halved until it fits, and
+# each candidate runs for about TUNE_SECONDS (at least MIN_REPS and at most MAX_REPS runs): a class
+# costs ~30 ms of measuring once per CPU. (With 2**31 flops and 20 ms, the first batch-256 predict
+# of the MLP in a fresh cache took 3.1 s on a loaded 2-core host; now 0.1-0.3 s.)
+TUNE_MAX_FLOPS = 1 << 25
+TUNE_SECONDS = 0.004
 MIN_REPS, MAX_REPS = 3, 15
 FEWER_THREADS_SLACK = 0.05
 
@@ -160,11 +162,14 @@ def measure(m, n, k, trans_a, trans_b, cands, run):
         t0 = time.perf_counter()
         run(cand[0], cand[1], a, b, out, trans_a, trans_b)
         first[cand] = time.perf_counter() - t0
-    reps = int(TUNE_SECONDS / max(min(first.values()), 1e-7))
+    fastest = min(first.values())
+    reps = int(TUNE_SECONDS / max(fastest, 1e-7))
     reps = max(MIN_REPS, min(MAX_REPS, reps))
     times = {cand: [first[cand]] for cand in cands}
+    # a candidate 3x slower than the fastest on its timed first run is not measured further
+    contenders = [cand for cand in cands if first[cand] <= 3 * fastest]
     for r in range(reps - 1):
-        order = cands[r % len(cands):] + cands[:r % len(cands)]
+        order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
         for cand in order:
             t0 = time.perf_counter()
             run(cand[0], cand[1], a, b, out, trans_a, trans_b)
