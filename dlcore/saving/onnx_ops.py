@@ -6,6 +6,7 @@ import numpy as np
 from . import onnx_layout
 from .onnx_import import BATCH, _attrs, _build_layer, _identity, _Merged, _Sym, _to_last, _unsupported
 from .onnx_recurrent import HANDLERS as _RECURRENT
+from .onnx_transformer import HANDLERS as _TRANSFORMER
 
 
 def _all_const(b, node):
@@ -413,8 +414,11 @@ def _conv_transpose(b, node, attrs):
     strides = list(attrs.get("strides", [1] * rank))
     dilations = list(attrs.get("dilations", [1] * rank))
     extra = list(attrs.get("output_padding", [0] * rank))
-    if any(p >= max(s, d) for p, s, d in zip(extra, strides, dilations)) or min(extra, default=0) < 0:
-        raise _unsupported(node, f"output_padding {extra} (each must be below its stride or dilation)")
+    if max(strides) > 1 and max(dilations) > 1:
+        raise _unsupported(node, f"strides {strides} with dilations {dilations} (Keras's transposed convolutions "
+                                 "take one or the other)")
+    if any(p >= s for p, s in zip(extra, strides)) or min(extra, default=0) < 0:
+        raise _unsupported(node, f"output_padding {extra} (Keras's must be below the stride {strides})")
     full = [None if n is None else (n - 1) * s + (k - 1) * d + 1 + p
             for n, s, k, d, p in zip(spatial, strides, kernel, dilations, extra)]
     auto, flat = attrs.get("auto_pad", "NOTSET"), list(attrs.get("pads", [0] * 2 * rank))
@@ -426,7 +430,7 @@ def _conv_transpose(b, node, attrs):
         totals = [f - t for f, t in zip(full, target)]
         for i, t in enumerate(totals):  # a larger output_shape adds cells at the end, as output_padding
             if t < 0:
-                if extra[i] - t >= max(strides[i], dilations[i]):
+                if extra[i] - t >= strides[i]:
                     raise _unsupported(node, f"output_shape {target} larger than the full output {full} by a stride "
                                              "or more")
                 extra[i], totals[i] = extra[i] - t, 0
@@ -450,30 +454,6 @@ def _conv_transpose(b, node, attrs):
         if activation is not None:
             y = b.L.Activation(activation)(y)
     b.values[out_name] = _Sym(y, perm)
-
-
-def _layer_norm(b, node, attrs):
-    """LayerNormalization over the ONNX axes from ``axis`` on: Keras's over those held axes."""
-    v = b.sym(node.input[0], node)
-    if len([o for o in node.output if o]) > 1:
-        raise _unsupported(node, "the Mean / InvStdDev outputs")
-    axes = list(range(attrs.get("axis", -1) % v.rank, v.rank))
-    if v.perm[0] in axes:
-        raise _unsupported(node, f"normalizing over the batch axis (axis {attrs.get('axis')})")
-    order = [a for a in v.perm if a not in axes] + axes  # the normalized axes last, in ONNX order
-    x = b.held(v, order)
-    shape = [x.shape[i] for i in range(x.ndim - len(axes), x.ndim)]
-    if None in shape:
-        raise _unsupported(node, "normalized axes of unknown size")
-    gamma = np.broadcast_to(b.const(node.input[1], node).astype(np.float32), shape)
-    beta = b.const(node.input[2], node).astype(np.float32) if len(node.input) > 2 and node.input[2] \
-        else np.zeros(shape, np.float32)
-    held_axes = list(range(x.ndim - len(axes), x.ndim))
-    layer = b.L.LayerNormalization(axis=held_axes if len(held_axes) > 1 else -1,
-                                   epsilon=float(attrs.get("epsilon", 1e-5)))
-    weights = [gamma.reshape(shape if len(shape) > 1 else -1), np.broadcast_to(beta, shape).reshape(
-        shape if len(shape) > 1 else -1)]
-    b.set(node, _Sym(_build_layer(layer, x, weights), order))
 
 
 def _pool(b, node, attrs):
@@ -739,7 +719,7 @@ def _gather(b, node, attrs):
 
 HANDLERS = {
     "Constant": _constant, "ConstantOfShape": _constant_of_shape, "Shape": _shape, "Cast": _fold, "Neg": _fold, "Sqrt": _fold, "Slice": _fold, "Mod": _fold,
-    "ConvTranspose": _conv_transpose, "LayerNormalization": _layer_norm,
+    "ConvTranspose": _conv_transpose, **_TRANSFORMER,
     "Identity": _passthrough, "Dropout": _dropout,
     "Add": _binary, "Sub": _binary, "Mul": _binary, "Div": _binary,
     "Relu": _activation("relu"), "Sigmoid": _activation("sigmoid"), "Tanh": _activation("tanh"),
