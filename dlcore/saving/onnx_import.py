@@ -246,6 +246,9 @@ def load_onnx(filepath, channels_last=False, fold_batch_norm=True):
                              "float16/32/64 inputs")
         rank = len(dims)
         perm = _to_last(rank) if channels_last and rank >= 3 else _identity(rank)
+        named = [i for i, d in enumerate(ttype.shape.dim) if "batch" in d.dim_param.lower()]
+        if dims and dims[0] is not None and len(named) == 1:  # a time-first input: axis 0 fixed, "batch" later
+            perm = named + [a for a in range(rank) if a != named[0]]
         users = b.consumers.get(inp.name, [])
         rnns = [u for u in users if u.op_type in _RNN_OPS and u.input[0] == inp.name and not _attrs(u).get("layout", 0)]
         if rank == 3 and rnns and all(u in rnns or u.op_type == "Shape" for u in users):

@@ -553,6 +553,9 @@ def _batch_norm(b, node, attrs):
 def _reshape_to(b, v, onnx_shape):
     """``v`` reshaped (in ONNX's axis order) to ``onnx_shape`` (batch first, other dims known or -1)."""
     x = b.held(v, _identity(v.rank))
+    if None in onnx_shape[1:]:
+        raise ValueError(f"ONNX import: a Reshape to {list(onnx_shape)} copies an axis of unknown size (None) of a "
+                         "tensor held with its batch axis first")
     target = tuple(int(d) for d in onnx_shape[1:])
     if tuple(x.shape[1:]) == target:
         return _Sym(x, _identity(len(onnx_shape)))

@@ -369,9 +369,10 @@ def test_conv_transpose_groups_refused(tmp_path):
 
 
 class _Encoder(nn.Module):
-    def __init__(self, **kwargs):
+    def __init__(self, batch_first=True, **kwargs):
         super().__init__()
-        self.layer = nn.TransformerEncoderLayer(16, 4, dim_feedforward=32, dropout=0.0, batch_first=True, **kwargs)
+        self.layer = nn.TransformerEncoderLayer(16, 4, dim_feedforward=32, dropout=0.0, batch_first=batch_first,
+                                                **kwargs)
 
     def forward(self, x):
         return self.layer(x)
@@ -396,3 +397,22 @@ def test_transformer_encoder_layer_matches(tmp_path, kwargs):
                 expected = module(torch.from_numpy(x)).numpy()
         np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-5)
     assert "MatMul" in _layer_names(model) and "LayerNormalization" in _layer_names(model)
+
+
+def test_time_first_transformer_takes_batch_first_input(tmp_path):
+    """batch_first=False: the input's axis 0 is fixed and axis 1 is named "batch"; the model takes
+    (batch, time, features) as for a time-first RNN (``onnx_input_axes``) and matches."""
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(5)
+    module = _Encoder(batch_first=False).eval()
+    path = tmp_path / "tf.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.randn(5, 2, 16),), str(path), input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {1: "batch"}}, opset_version=17, dynamo=False)
+    model = dl.saving.load_onnx(str(path))
+    assert model.onnx_input_axes == [[1, 0, 2]]
+    x = np.random.default_rng(0).standard_normal((5, 3, 16)).astype(np.float32)
+    expected = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    got = model.predict(np.transpose(x, (1, 0, 2)), verbose=0)
+    np.testing.assert_allclose(got, np.transpose(expected, (1, 0, 2)), rtol=1e-4, atol=1e-5)
