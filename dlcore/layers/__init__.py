@@ -16,7 +16,7 @@ _FAMILIES = {
              "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D",
              "SeparableConvolution1D", "SeparableConvolution2D"),
     "embedding": ("Embedding", "Masking"),
-    "merging": ("Add", "Average", "Concatenate", "Divide", "Dot", "Maximum", "Minimum", "Multiply", "Subtract", "add",
+    "merging": ("Add", "Average", "Concatenate", "Divide", "Dot", "MatMul", "Maximum", "Minimum", "Multiply", "Subtract", "add",
                 "average", "concatenate", "dot", "maximum", "minimum", "multiply", "subtract"),
     "normalization": ("BatchNormalization", "GroupNormalization", "LayerNormalization", "RMSNormalization",
                       "UnitNormalization"),
@@ -32,7 +32,7 @@ _FAMILIES = {
                   "StackedRNNCells", "TimeDistributed"),
     "regularization": ("ActivityRegularization", "Dropout", "GaussianDropout", "GaussianNoise", "SpatialDropout1D",
                        "SpatialDropout2D"),
-    "reshaping": ("Flatten", "Permute", "RepeatVector", "Reshape"),
+    "reshaping": ("Flatten", "Gather", "Permute", "RepeatVector", "Reshape", "Slice"),
     "spatial_reshaping": ("Cropping1D", "Cropping2D", "Cropping3D", "ReflectionPadding2D", "UpSampling1D", "UpSampling2D",
                           "UpSampling3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D"),
 }

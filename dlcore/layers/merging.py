@@ -303,6 +303,47 @@ class Dot(Merge):
         return {**super().get_config(), "axes": self.axes, "normalize": self.normalize}
 
 
+
+@register("layer")
+class MatMul(Merge):
+    """``inputs[0] @ inputs[1]`` batched over the leading axes (as ``numpy.matmul``): two inputs of
+    one rank >= 3, (batch, ..., m, k) and (batch, ..., k, n) -> (batch, ..., m, n); the leading
+    axes broadcast. Not in Keras (Dot contracts without batching the middle axes); the ONNX
+    importer's MatMul of two computed tensors (attention heads as an extra axis)."""
+
+    def _check_list(self, shapes):
+        Merge._check_list(self, shapes)
+        if len(shapes) != 2:
+            raise ValueError(f"Layer '{self.name}': a `MatMul` layer should be called on exactly 2 inputs. "
+                             f"Received: input_shape={list(shapes)}")
+
+    def compute_output_shape(self, input_shape):
+        self._check_list(input_shape)
+        s1, s2 = (tuple(s) for s in input_shape)
+        if len(s1) != len(s2) or len(s1) < 3:
+            raise ValueError(f"Layer '{self.name}' (MatMul): expected two inputs of one rank >= 3. Received shapes "
+                             f"{s1} and {s2}")
+        if s1[-1] is not None and s2[-2] is not None and s1[-1] != s2[-2]:
+            raise ValueError(f"Layer '{self.name}' (MatMul): the last axis of the first input ({s1[-1]}) must equal "
+                             f"the second-to-last of the second ({s2[-2]}). Received shapes {s1} and {s2}")
+        lead = [a if b in (1, None) and a is not None else b for a, b in zip(s1[:-2], s2[:-2])]
+        for a, b in zip(s1[1:-2], s2[1:-2]):
+            if a is not None and b is not None and a != b and 1 not in (a, b):
+                raise ValueError(f"Layer '{self.name}' (MatMul): leading axes do not broadcast. Received shapes "
+                                 f"{s1} and {s2}")
+        return tuple(lead) + (s1[-2], s2[-1])
+
+    def build(self, input_shape):
+        self.compute_output_shape(input_shape)
+        self.built = True
+
+    def call(self, inputs):
+        if not isinstance(inputs, (list, tuple)):
+            raise ValueError(f"Layer '{self.name}': a `MatMul` layer should be called on a list of 2 inputs. "
+                             f"Received: inputs={_shape_text(inputs)} (not a list of tensors)")
+        self.compute_output_shape([tuple(x.shape) for x in inputs])
+        return ops.matmul(inputs[0], inputs[1])
+
 # functional interface, as keras.layers.add(...) etc. ----------------------------------------------
 def add(inputs, **kwargs):
     """``Add(**kwargs)(inputs)``."""

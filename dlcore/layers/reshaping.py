@@ -148,3 +148,90 @@ class RepeatVector(Layer):
 
     def get_config(self):
         return {**super().get_config(), "n": self.n}
+
+
+def _int_list(layer, name, values):
+    if not isinstance(values, (list, tuple)) or not all(_is_dim(v) for v in values):
+        raise ValueError(f"{layer}: `{name}` must be a list of integers. Received: {name}={values!r}")
+    return tuple(int(v) for v in values)
+
+
+@register("layer")
+class Slice(Layer):
+    """``x[..., starts[i]:ends[i]:steps[i], ...]`` on the non-batch ``axes`` (Python slicing:
+    negative starts/ends count from the end, out-of-range ones clamp, a negative step reverses).
+    Not in Keras (``keras.ops.slice`` has no steps); the ONNX importer's Slice of a computed tensor.
+    (batch, ..., n_axis, ...) -> (batch, ..., len(range(n_axis)[start:end:step]), ...)."""
+
+    def __init__(self, axes, starts, ends, steps=None, **kwargs):
+        super().__init__(**kwargs)
+        self.axes = _int_list("Slice", "axes", axes)
+        self.starts = _int_list("Slice", "starts", starts)
+        self.ends = _int_list("Slice", "ends", ends)
+        self.steps = _int_list("Slice", "steps", [1] * len(self.axes) if steps is None else steps)
+        if not len(self.axes) == len(self.starts) == len(self.ends) == len(self.steps):
+            raise ValueError(f"Slice: `axes`, `starts`, `ends` and `steps` must have one entry each per axis. "
+                             f"Received lengths {len(self.axes)}, {len(self.starts)}, {len(self.ends)}, "
+                             f"{len(self.steps)}")
+        if any(a < 1 for a in self.axes) or len(set(self.axes)) != len(self.axes):
+            raise ValueError(f"Slice: `axes` must be distinct non-batch axes (>= 1). Received: axes={self.axes}")
+        if 0 in self.steps:
+            raise ValueError(f"Slice: `steps` must be nonzero. Received: steps={self.steps}")
+
+    def _key(self, rank):
+        if max(self.axes) >= rank:
+            raise ValueError(f"Layer '{self.name}' (Slice): axes {self.axes} need an input of rank > {max(self.axes)}; "
+                             f"received rank {rank}")
+        key = [slice(None)] * rank
+        for a, s, e, st in zip(self.axes, self.starts, self.ends, self.steps):
+            key[a] = slice(s, e, st)
+        return tuple(key)
+
+    def call(self, inputs):
+        return ops.getitem(inputs, self._key(len(inputs.shape)))
+
+    def compute_output_shape(self, input_shape):
+        key = self._key(len(input_shape))
+        return tuple(d if k == slice(None) or d is None else len(range(*k.indices(d)))
+                     for d, k in zip(input_shape, key))
+
+    def get_config(self):
+        return {**super().get_config(), "axes": list(self.axes), "starts": list(self.starts),
+                "ends": list(self.ends), "steps": list(self.steps)}
+
+
+@register("layer")
+class Gather(Layer):
+    """The entries ``indices`` (constant integers of any shape; negative count from the end) of
+    the non-batch ``axis``, as ``numpy.take``: (batch, ..., n, ...) -> (batch, ..., *indices.shape,
+    ...). Not in Keras (``keras.ops.take`` is an op); the ONNX importer's Gather of a computed tensor."""
+
+    def __init__(self, indices, axis, **kwargs):
+        super().__init__(**kwargs)
+        array = np.asarray(indices)
+        if array.dtype.kind not in "iu" and not (array.size == 0 and array.dtype.kind == "f"):
+            raise TypeError(f"Gather: `indices` must be integers. Received: indices={indices!r}")
+        if not _is_dim(axis) or axis < 1:
+            raise ValueError(f"Gather: `axis` must be a non-batch axis (an integer >= 1). Received: axis={axis!r}")
+        self.indices = array.astype(np.int64)
+        self.axis = int(axis)
+
+    def _check(self, input_shape):
+        if self.axis >= len(input_shape):
+            raise ValueError(f"Layer '{self.name}' (Gather): axis {self.axis} needs an input of rank > {self.axis}; "
+                             f"received shape {tuple(input_shape)}")
+        n = input_shape[self.axis]
+        if n is not None and self.indices.size and (self.indices.min() < -n or self.indices.max() >= n):
+            raise ValueError(f"Layer '{self.name}' (Gather): indices must lie in [-{n}, {n}) for axis {self.axis} of "
+                             f"size {n}; received values in [{self.indices.min()}, {self.indices.max()}]")
+
+    def call(self, inputs):
+        self._check(tuple(inputs.shape))
+        return ops.take(inputs, self.indices, axis=self.axis)
+
+    def compute_output_shape(self, input_shape):
+        self._check(input_shape)
+        return tuple(input_shape[:self.axis]) + self.indices.shape + tuple(input_shape[self.axis + 1:])
+
+    def get_config(self):
+        return {**super().get_config(), "indices": self.indices.tolist(), "axis": self.axis}

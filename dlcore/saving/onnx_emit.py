@@ -25,12 +25,14 @@ def perm_to_last(rank):
 
 
 class Value:
-    """An ONNX tensor standing for a Keras tensor: its name, layout and rank."""
+    """An ONNX tensor standing for a Keras tensor: its name, layout and rank, and the name of the
+    Keras mask it carries (an int64 (batch, time) tensor of 0/1, from Masking or
+    Embedding(mask_zero=True)) or None."""
 
-    __slots__ = ("name", "layout", "rank")
+    __slots__ = ("name", "layout", "rank", "mask")
 
-    def __init__(self, name, layout, rank):
-        self.name, self.layout, self.rank = name, layout, rank
+    def __init__(self, name, layout, rank, mask=None):
+        self.name, self.layout, self.rank, self.mask = name, layout, rank, mask
 
     def axis(self, keras_axis):
         """Where Keras axis ``keras_axis`` of this tensor is in the tensor ONNX holds."""
@@ -61,6 +63,12 @@ class Graph:
 
     def ints(self, values, hint="shape"):
         return self.const(np.asarray(values, dtype=np.int64), hint)
+
+    def int_scalar(self, number, hint="i"):
+        """A rank-0 int64 constant (an axis or a Range bound)."""
+        name = self.fresh(hint)
+        self.initializers.append(self.numpy_helper.from_array(np.array(number, dtype=np.int64), name))
+        return name
 
     def scalar(self, number, hint="c"):
         return self.const(np.float32(number), hint)

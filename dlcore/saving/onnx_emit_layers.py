@@ -366,12 +366,54 @@ def concatenate(g, layer, ins, node):
 
 
 def embedding(g, layer, ins, node):
+    """Gather; with ``mask_zero`` the output carries the mask ``ids != 0`` (for the RNNs after it)."""
     v = ins[0]
-    if layer.mask_zero:
-        raise ValueError(f"Embedding '{layer.name}': mask_zero=True is not exported (ONNX has no masks)")
     idx = g.node("Cast", [v.name], to=7)  # int64
     y = g.node("Gather", [g.const(arr(layer.embeddings), "embeddings"), idx], axis=0)
-    return [Value(y, KERAS, v.rank + 1)]
+    mask = g.node("Cast", [g.node("Not", [g.node("Equal", [idx, g.ints(0)])])], to=7) if layer.mask_zero else None
+    return [Value(y, KERAS, v.rank + 1, mask)]
+
+
+def masking(g, layer, ins, node):
+    """Masking: steps whose features all equal ``mask_value`` become zeros; the output carries the mask."""
+    v = ins[0]
+    x = g.keras(v)
+    keep = g.node("Not", [g.node("Equal", [x, g.const(np.asarray(layer.mask_value, np.float32), "mask_value")])])
+    step = g.node("ReduceMax", [g.node("Cast", [keep], to=7)], axes=[-1], keepdims=1)  # any, per step
+    y = g.node("Where", [g.node("Cast", [step], to=9), x, g.scalar(0.0, "zero")])
+    return [Value(y, KERAS, v.rank, g.node("Squeeze", [step, g.ints([-1])]))]
+
+
+def _l2_normalized(g, x, axes, floor):
+    """x / sqrt(max(sum(x^2, axes), floor))."""
+    square_sum = g.node("ReduceSum", [g.node("Mul", [x, x]), g.ints(axes)], keepdims=1)
+    return g.node("Mul", [x, g.node("Reciprocal", [g.node("Sqrt", [g.node("Max", [square_sum,
+                                                                                g.scalar(floor, "floor")])])])])
+
+
+def unit_norm(g, layer, ins, node):
+    """UnitNormalization: x * rsqrt(max(sum(x^2, axis), 1e-24)) (its 1e-12 norm floor, squared)."""
+    v = ins[0]
+    axes = sorted(a % v.rank for a in (layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]))
+    return [Value(_l2_normalized(g, g.keras(v), axes, 1e-24), KERAS, v.rank)]
+
+
+def dot(g, layer, ins, node):
+    """Dot: one Einsum contracting the two axes per sample (inputs L2-normalized first with
+    ``normalize=True``); a scalar per sample comes out as (batch, 1), as Keras."""
+    shapes = [_in_shape(node, 0), _in_shape(node, 1)]
+    a1, a2 = layer._resolved_axes(*shapes)
+    x1, x2 = g.keras(ins[0]), g.keras(ins[1])
+    if layer.normalize:
+        x1, x2 = _l2_normalized(g, x1, [a1], 1e-12), _l2_normalized(g, x2, [a2], 1e-12)
+    letters = iter("cdefghijklmnopqrstuvwxyz")
+    s1 = ["b"] + [next(letters) for _ in shapes[0][1:]]
+    s2 = ["b"] + [s1[a1] if i == a2 else next(letters) for i in range(1, len(shapes[1]))]
+    out = [c for i, c in enumerate(s1) if i != a1] + [c for i, c in enumerate(s2) if i not in (0, a2)]
+    y = g.node("Einsum", [x1, x2], equation=f"{''.join(s1)},{''.join(s2)}->{''.join(out)}")
+    if len(out) == 1:
+        y = g.node("Unsqueeze", [y, g.ints([1])])
+    return [Value(y, KERAS, max(len(out), 2))]
 
 
 EMITTERS = {
@@ -394,4 +436,5 @@ EMITTERS = {
     "GroupNormalization": group_norm,
     "Add": merge("Sum"), "Subtract": merge("Sub"), "Multiply": merge("Mul"), "Average": merge("Mean"),
     "Maximum": merge("Max"), "Minimum": merge("Min"), "Concatenate": concatenate, "Embedding": embedding,
+    "Masking": masking, "Divide": merge("Div"), "Dot": dot, "UnitNormalization": unit_norm,
 }

@@ -35,10 +35,38 @@ def _gate_blocks(matrix, order, units):
     return np.concatenate([blocks[i] for i in order], axis=-1)
 
 
-def _recurrent_layer(g, layer, x):
+def _compacted(g, x, mask):
+    """``x`` (batch, time, features) with each sample's unmasked steps moved first, in order, and
+    their count (int32 (batch,), ONNX's sequence_lens): a recurrence over them with
+    sequence_lens is Keras's over the masked sequence (masked steps carry the state on)."""
+    count = g.node("Shape", [x], start=1, end=2)
+    steps = g.node("Range", [g.int_scalar(0), g.node("Squeeze", [count, g.ints([0])]), g.int_scalar(1)])
+    key = g.node("Cast", [g.node("Sub", [g.node("Mul", [mask, count]), steps])], to=1)  # unmasked: T - t > 0 >= -t
+    order = g.node("TopK", [key, count], outputs=2, axis=1, largest=1, sorted=1)[1]
+    return _along_time(g, x, order), g.node("Cast", [g.node("ReduceSum", [mask, g.ints([1])], keepdims=0)], to=6)
+
+
+def _along_time(g, x, index):
+    """x[b, index[b, t], :] for (batch, time) ``index``."""
+    spread = g.node("Expand", [g.node("Unsqueeze", [index, g.ints([2])]), g.node("Shape", [x])])
+    return g.node("GatherElements", [x, spread], axis=1)
+
+
+def _uncompacted(g, y, mask, zero_masked):
+    """The (batch, time, units) outputs of a compacted recurrence back at the masked sequence's
+    steps: each step's output is the one after the unmasked steps up to it (a masked step
+    repeats the last output, zeros before the first; zeros with ``zero_masked``), as Keras."""
+    seen = g.node("CumSum", [mask, g.int_scalar(1)])
+    y = _along_time(g, y, g.node("Max", [g.node("Sub", [seen, g.ints(1)]), g.ints(0)]))
+    keep = g.node("Greater", [mask if zero_masked else seen, g.ints(0)])
+    return g.node("Where", [g.node("Unsqueeze", [keep, g.ints([2])]), y, g.scalar(0.0, "zero")])
+
+
+def _recurrent_layer(g, layer, x, mask=None):
     """The LSTM/GRU/RNN node of ``layer`` on ``x`` (batch, time, features), Keras-layout; returns
     [output, *states] as Values (output (batch, units), or (batch, time, units) with
-    return_sequences, in the processing order: reversed for go_backwards, as Keras)."""
+    return_sequences, in the processing order: reversed for go_backwards, as Keras). ``mask``:
+    the (batch, time) int64 mask it carries, exported as compaction + sequence_lens."""
     kind, cell = type(layer).__name__, layer.cell
     units = cell.units
     if layer.stateful:
@@ -68,12 +96,17 @@ def _recurrent_layer(g, layer, x):
             bias[0] = _gate_blocks(b, order, units)
     if layer.go_backwards:
         x = _flip_time(g, x)
+        mask = None if mask is None else _flip_time(g, mask)
+    lengths = []
+    if mask is not None:
+        x, length = _compacted(g, x, mask)
+        lengths = [length]
     x = g.node("Transpose", [x], perm=[1, 0, 2])  # (time, batch, features)
-    inputs = [x, g.const(w, "W"), g.const(r, "R"), g.const(bias.reshape(1, -1), "B")]
+    inputs = [x, g.const(w, "W"), g.const(r, "R"), g.const(bias.reshape(1, -1), "B")] + lengths
     outs = g.node(kind if kind != "SimpleRNN" else "RNN", inputs, outputs=3 if kind == "LSTM" else 2, **attrs)
     if layer.return_sequences:
-        seq = g.node("Squeeze", [outs[0], g.ints([1])])
-        result = [Value(g.node("Transpose", [seq], perm=[1, 0, 2]), KERAS, 3)]
+        seq = g.node("Transpose", [g.node("Squeeze", [outs[0], g.ints([1])])], perm=[1, 0, 2])
+        result = [Value(seq if mask is None else _uncompacted(g, seq, mask, layer.zero_output_for_mask), KERAS, 3)]
     else:
         result = [Value(g.node("Squeeze", [outs[1], g.ints([0])]), KERAS, 2)]
     if layer.return_state:
@@ -83,7 +116,7 @@ def _recurrent_layer(g, layer, x):
 
 def recurrent(g, layer, ins, node):
     _refuse_tensors(layer, _call_arguments(node, ("sequences", "initial_state", "mask")), ("initial_state", "mask"))
-    return _recurrent_layer(g, layer, g.keras(ins[0]))
+    return _recurrent_layer(g, layer, g.keras(ins[0]), ins[0].mask)
 
 
 def bidirectional(g, layer, ins, node):
@@ -91,8 +124,8 @@ def bidirectional(g, layer, ins, node):
     input order, merged by ``merge_mode`` (None: both outputs); states forward then backward."""
     _refuse_tensors(layer, _call_arguments(node, ("sequences", "initial_state", "mask")), ("initial_state", "mask"))
     x = g.keras(ins[0])
-    forward = _recurrent_layer(g, layer.forward_layer, x)
-    backward = _recurrent_layer(g, layer.backward_layer, x)
+    forward = _recurrent_layer(g, layer.forward_layer, x, ins[0].mask)
+    backward = _recurrent_layer(g, layer.backward_layer, x, ins[0].mask)
     y, y_rev = forward[0], backward[0]
     if layer.return_sequences:
         y_rev = Value(_flip_time(g, y_rev.name), KERAS, y_rev.rank)

@@ -23,6 +23,9 @@ _EMITTERS = {**onnx_emit_layers.EMITTERS, **onnx_emit_sequence.EMITTERS}
 def _unsupported_reason(layer):
     """Why ``layer`` cannot be exported, or None."""
     kind = type(layer).__name__
+    if kind == "TimeDistributed":
+        reason = type(layer.layer).__name__ if _is_model(layer.layer) else _unsupported_reason(layer.layer)
+        return None if reason is None else f"TimeDistributed({reason})"
     if kind not in _EMITTERS:
         return kind
     if kind == "Bidirectional" and type(layer.forward_layer).__name__ not in onnx_emit_sequence.RECURRENT:
@@ -76,10 +79,56 @@ def _emit_model(g, model, in_values):
                                  f"inputs, called on {len(ins)}")
             outs = _emit_model(g, node.layer, ins)
         else:
-            outs = _EMITTERS[type(node.layer).__name__](g, node.layer, ins, node)
+            outs = _carry_mask(node.layer, ins, _EMITTERS[type(node.layer).__name__](g, node.layer, ins, node))
         for t, v in zip(flatten(node.outputs), outs):
             values[id(t)] = v
     return [values[id(t)] for t in outputs]
+
+
+_MASK_READERS = onnx_emit_sequence.RECURRENT + ("Bidirectional",)
+
+
+def _carry_mask(layer, ins, outs):
+    """``outs`` with the mask dlcore's layer would pass on, or a refusal of a mask the export
+    cannot follow: the recurrent layers read it (their sequence output keeps it); a layer that only
+    passes masks on (``supports_masking``, Layer's compute_mask) passes it; one that does not
+    support masking drops it; any other layer reading or changing a mask is refused."""
+    from ..layers.layer import Layer
+
+    mask = next((v.mask for v in ins if v.mask is not None), None)
+    if mask is None:
+        return outs
+    kind = type(layer).__name__
+    if kind in _MASK_READERS:
+        return [Value(outs[0].name, outs[0].layout, outs[0].rank, mask if layer.return_sequences else None)] + \
+            [Value(v.name, v.layout, v.rank) for v in outs[1:]]
+    if len(ins) > 1 or getattr(layer, "_call_has_mask", False) or (
+            layer.supports_masking and type(layer).compute_mask is not Layer.compute_mask):
+        raise ValueError(f"export_onnx: {kind} '{layer.name}' reads or combines the mask of its input (from "
+                         "Masking or Embedding(mask_zero=True)); the export carries masks only into LSTM, GRU, "
+                         "SimpleRNN and Bidirectional, through layers that pass them on")
+    return [Value(v.name, v.layout, v.rank, mask if layer.supports_masking else None) for v in outs]
+
+
+def _time_distributed(g, layer, ins, node):
+    """TimeDistributed(layer): (batch, time, ...) reshaped to (batch * time, ...), the layer's
+    nodes, and back, with the shapes read at run time."""
+    from ..symbolic import CallNode, KerasTensor
+
+    v, inner = ins[0], layer.layer
+    shape = tuple(node.parents[0].shape)
+    x = g.keras(v)
+    flat = g.node("Reshape", [x, g.node("Concat", [g.ints([-1]), g.node("Shape", [x], start=2)], axis=0)])
+    child_in = KerasTensor((None,) + shape[2:], node.parents[0].dtype)
+    child_out = KerasTensor(inner.compute_output_shape((None,) + shape[2:]), node.parents[0].dtype)
+    out = _EMITTERS[type(inner).__name__](g, inner, [Value(flat, KERAS, len(shape) - 1)],
+                                          CallNode(inner, (child_in,), {}, child_out))[0]
+    y = g.keras(out)
+    back = g.node("Concat", [g.node("Shape", [x], start=0, end=2), g.node("Shape", [y], start=1)], axis=0)
+    return [Value(g.node("Reshape", [y, back]), KERAS, out.rank + 1)]
+
+
+_EMITTERS["TimeDistributed"] = _time_distributed
 
 
 def _onnx_dtype(dtype):

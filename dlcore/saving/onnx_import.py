@@ -20,6 +20,9 @@ from .archive import open_regular_file
 
 MAX_ONNX_BYTES = 2 * 1024 ** 3 - 1   # protobuf's own limit for one message
 _RNN_OPS = ("LSTM", "GRU", "RNN")
+BATCH = 2 ** 31 - 1  # the batch size in folded shape arithmetic (a prime; see onnx_layout)
+# the operators that take a value whose batch axis is merged with others (onnx_layout's _Merged)
+_MERGED_OK = ("Reshape", "Transpose", "Shape", "Gemm", "MatMul", "Identity")
 
 
 class _Sym:
@@ -39,6 +42,20 @@ class _Sym:
         for i, a in enumerate(self.perm):
             shape[a] = self.t.shape[i]
         return shape
+
+
+class _Merged:
+    """A symbolic ONNX value some of whose axes merge several held axes, the batch among them:
+    ``groups[j]`` lists the held axes of ONNX axis j, outermost first (see ``onnx_layout``)."""
+
+    __slots__ = ("t", "groups")
+
+    def __init__(self, t, groups):
+        self.t, self.groups = t, [tuple(g) for g in groups]
+
+    @property
+    def rank(self):
+        return len(self.groups)
 
 
 def _unsupported(node, why):
@@ -120,9 +137,9 @@ class _Builder:
             raise ValueError(f"ONNX import: {node.op_type} node {node.name!r} needs input {name!r} to be a constant")
         return value
 
-    def sym(self, name, node):
+    def sym(self, name, node, merged=False):
         value = self.values.get(name)
-        if not isinstance(value, _Sym):
+        if not isinstance(value, (_Sym, _Merged) if merged else _Sym):
             raise ValueError(f"ONNX import: {node.op_type} node {node.name!r} needs input {name!r} to be a tensor "
                              "computed from the model's inputs")
         return value
@@ -229,6 +246,9 @@ def load_onnx(filepath, channels_last=False, fold_batch_norm=True):
                              "float16/32/64 inputs")
         rank = len(dims)
         perm = _to_last(rank) if channels_last and rank >= 3 else _identity(rank)
+        named = [i for i, d in enumerate(ttype.shape.dim) if "batch" in d.dim_param.lower()]
+        if dims and dims[0] is not None and len(named) == 1:  # a time-first input: axis 0 fixed, "batch" later
+            perm = named + [a for a in range(rank) if a != named[0]]
         users = b.consumers.get(inp.name, [])
         rnns = [u for u in users if u.op_type in _RNN_OPS and u.input[0] == inp.name and not _attrs(u).get("layout", 0)]
         if rank == 3 and rnns and all(u in rnns or u.op_type == "Shape" for u in users):
@@ -244,6 +264,9 @@ def load_onnx(filepath, channels_last=False, fold_batch_norm=True):
     for node in b.nodes:
         if id(node) in b.skip:
             continue
+        if node.op_type not in _MERGED_OK and any(isinstance(b.values.get(n), _Merged) for n in node.input):
+            raise _unsupported(node, "an input whose batch axis is merged with other axes (as x.view(batch * heads, "
+                                     f"...)); only {', '.join(_MERGED_OK)} take one")
         try:
             onnx_ops.HANDLERS[node.op_type](b, node, _attrs(node))
         except (KeyError, IndexError) as exc:
@@ -251,19 +274,41 @@ def load_onnx(filepath, channels_last=False, fold_batch_norm=True):
     outputs, output_axes = [], []
     for out in proto.graph.output:
         value = b.values.get(out.name)
+        if isinstance(value, _Merged):
+            raise ValueError(f"ONNX import: output {out.name!r} merges the batch axis with other axes")
         if not isinstance(value, _Sym):
             raise ValueError(f"ONNX import: output {out.name!r} is a constant or missing, not computed from inputs")
         order = [value.perm[0]] + [a for a in range(value.rank) if a != value.perm[0]]  # batch first
         outputs.append(b.held(value, order))
         output_axes.append(order)
     name = _layer_name(proto.graph.name or "onnx_model")
-    model = b.dl.Model(b.inputs if len(b.inputs) > 1 else b.inputs[0], outputs if len(outputs) > 1 else outputs[0],
-                       name=name)
+    chain = _chain(b.inputs, outputs)
+    if chain is not None:  # a Sequential model: the plan Keras's own Sequential models run
+        model = b.dl.models.Sequential([b.inputs[0]] + chain, name=name)
+    else:
+        model = b.dl.Model(b.inputs if len(b.inputs) > 1 else b.inputs[0],
+                           outputs if len(outputs) > 1 else outputs[0], name=name)
     # axis i of each model input / output is ONNX axis axes[i] (identity unless channels_last or
     # a batch axis that is not ONNX's axis 0, as an RNN's time-first input)
     model.onnx_input_axes = [b.values[i.name].perm for i in proto.graph.input if i.name not in initial]
     model.onnx_output_axes = output_axes
     return model
+
+
+def _chain(inputs, outputs):
+    """The layers from the one input to the one output when each takes the previous one's single
+    output as its only input (a plain chain, each layer once), else None."""
+    if len(inputs) != 1 or len(outputs) != 1:
+        return None
+    layers, t = [], outputs[0]
+    while t is not inputs[0]:
+        node = t.node
+        if node is None or len(node.parents) != 1 or node.outputs is not t or any(
+                layer is node.layer for layer in layers):
+            return None
+        layers.append(node.layer)
+        t = node.parents[0]
+    return layers[::-1] or None
 
 
 def _layer_name(name):

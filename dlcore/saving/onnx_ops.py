@@ -3,8 +3,10 @@ layers (symbolic inputs) or folds it with NumPy (constant inputs). ``HANDLERS[op
 node, attrs)`` stores the node's outputs in ``builder.values``."""
 import numpy as np
 
-from .onnx_import import _attrs, _build_layer, _identity, _Sym, _to_last, _unsupported
+from . import onnx_layout
+from .onnx_import import BATCH, _attrs, _build_layer, _identity, _Merged, _Sym, _to_last, _unsupported
 from .onnx_recurrent import HANDLERS as _RECURRENT
+from .onnx_transformer import HANDLERS as _TRANSFORMER
 
 
 def _all_const(b, node):
@@ -29,7 +31,8 @@ def _constant_of_shape(b, node, attrs):
     from onnx import numpy_helper
 
     value = numpy_helper.to_array(attrs["value"]) if "value" in attrs else np.zeros(1, np.float32)
-    shape = [max(int(d), 1) for d in b.const(node.input[0], node)]  # the batch (0 here) broadcasts
+    # the batch (BATCH here; 0 before) and merged-in axes broadcast
+    shape = [1 if int(d) <= 0 or onnx_layout.is_batch(int(d)) else int(d) for d in b.const(node.input[0], node)]
     if int(np.prod(shape)) > 1 << 26:
         raise _unsupported(node, f"shape {shape} is too large")
     b.set(node, np.full(shape, value.reshape(-1)[0], dtype=value.dtype))
@@ -40,8 +43,8 @@ def _shape(b, node, attrs):
     if isinstance(value, np.ndarray):
         b.set(node, np.asarray(value.shape, dtype=np.int64))
         return
-    # the batch size is 0, which Reshape reads as "copy the input's dimension" at axis 0
-    shape = np.asarray([0 if d is None else d for d in value.onnx_shape()], dtype=np.int64)
+    # the batch size is BATCH (times the axes merged with it), unknown sizes 0 ("copy" to Reshape)
+    shape = np.asarray(onnx_layout.onnx_shape(value), dtype=np.int64)
     b.set(node, shape[attrs.get("start", 0):attrs.get("end", len(shape))])
 
 
@@ -49,6 +52,7 @@ _FOLD = {
     "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": lambda a, c: (a // c if a.dtype.kind in "iu"
                                                                             else a / c),
     "Cast": None, "Identity": lambda a: a, "Neg": np.negative, "Sqrt": np.sqrt,
+    "Mod": lambda a, c: np.mod(a, c) if a.dtype.kind in "iu" else np.fmod(a, c),
 }
 
 
@@ -98,6 +102,8 @@ def _on_tensor(b, node, attrs):
     from onnx import helper
 
     v = b.sym(node.input[0], node)
+    if node.op_type == "Slice":
+        return onnx_layout.slice_tensor(b, node, v)
     if node.op_type == "Neg":
         b.set(node, _Sym(b.L.Rescaling(scale=-1.0)(v.t), v.perm))
     elif node.op_type == "Cast" and np.dtype(helper.tensor_dtype_to_np_dtype(attrs["to"])) in _FLOATS:
@@ -252,7 +258,11 @@ def _folded(kernel, bias, scale, shift, out_axis):
 def _dense_from(b, node, v, kernel, bias, out_name):
     """A Dense layer on ``v`` (features on the last ONNX axis) storing its output as ``out_name``
     or as the last node its epilogue absorbs."""
-    if v.perm[-1] != v.rank - 1:
+    if isinstance(v, _Merged):
+        if v.groups[-1] != (v.t.ndim - 1,):
+            raise _unsupported(node, "a Gemm/MatMul whose feature axis is merged with the batch axis")
+        x, perm = v.t, None
+    elif v.perm[-1] != v.rank - 1:
         x = b.held(v, _identity(v.rank))
         perm = _identity(v.rank)
     else:
@@ -261,7 +271,8 @@ def _dense_from(b, node, v, kernel, bias, out_name):
     kernel, bias = _folded(kernel, bias, scale, shift, 1)
     layer = b.L.Dense(kernel.shape[1], activation=activation, use_bias=bias is not None)
     weights = [kernel] + ([np.broadcast_to(bias, (kernel.shape[1],))] if bias is not None else [])
-    b.values[out_name] = _Sym(_build_layer(layer, x, weights), perm)
+    y = _build_layer(layer, x, weights)
+    b.values[out_name] = _Merged(y, v.groups) if perm is None else _Sym(y, perm)
 
 
 def _dense_kernel(b, node, w):
@@ -277,7 +288,7 @@ def _dense_kernel(b, node, w):
 def _gemm(b, node, attrs):
     if _all_const(b, node):
         raise _unsupported(node, "constant Gemm")
-    v = b.sym(node.input[0], node)
+    v = b.sym(node.input[0], node, merged=True)
     if attrs.get("transA", 0):
         raise _unsupported(node, "transA=1")
     w = b.const(node.input[1], node).astype(np.float32)
@@ -298,7 +309,7 @@ def _matmul(b, node, attrs):
         return
     if isinstance(b.values.get(node.input[1]), _Sym):
         return _matmul_tensors(b, node)
-    v = b.sym(node.input[0], node)
+    v = b.sym(node.input[0], node, merged=True)
     w = b.const(node.input[1], node).astype(np.float32)
     if w.ndim != 2:
         raise _unsupported(node, f"a {w.ndim}-D constant weight (a Dense layer takes a matrix)")
@@ -315,17 +326,17 @@ def _matmul(b, node, attrs):
 
 
 def _matmul_tensors(b, node):
-    """MatMul of two computed tensors of the same rank (attention's q @ k^T, p @ v): a Dot layer
-    over the last axis of the first and the second-to-last of the second."""
+    """MatMul of two computed tensors of the same rank (attention's q @ k^T, p @ v, heads as an
+    extra axis): a MatMul layer batched over the leading axes."""
     x, y = b.sym(node.input[0], node), b.sym(node.input[1], node)
     if x.rank != y.rank or x.rank < 3:
         raise _unsupported(node, f"MatMul of computed tensors of ranks {x.rank} and {y.rank} (equal ranks >= 3, "
                                  "batched over the leading axes, are imported)")
-    ident = _identity(x.rank)
-    xt, yt = b.held(x, ident), b.held(y, ident)
-    if x.rank > 3:  # merge the middle batch axes: (B, ..., m, k) -> (B*..., ) is not expressible; refuse
-        raise _unsupported(node, "MatMul of 4-D computed tensors (heads as an extra batch axis)")
-    b.set(node, _Sym(b.L.Dot(axes=(2, 1))([xt, yt]), ident))
+    if x.perm[0] != y.perm[0]:
+        raise _unsupported(node, f"the batch axes of the two tensors differ (ONNX axes {x.perm[0]} and {y.perm[0]})")
+    # the leading axes in x's held order, then the two matrix axes
+    order = [a for a in x.perm if a < x.rank - 2] + [x.rank - 2, x.rank - 1]
+    b.set(node, _Sym(b.L.MatMul()([b.held(x, order), b.held(y, order)]), order))
 
 
 # ---- convolution and pooling -----------------------------------------------------------------------
@@ -388,6 +399,61 @@ def _conv(b, node, attrs):
                 groups=int(attrs.get("group", 1)), activation=activation, use_bias=bias is not None)
     weights = [kernel_hwio] + ([bias] if bias is not None else [])
     b.values[out_name] = _Sym(_build_layer(layer, x, weights), perm)
+
+
+def _conv_transpose(b, node, attrs):
+    """ConvTranspose (1-D/2-D, group 1) -> Conv1DTranspose/Conv2DTranspose "valid" with ONNX's
+    output_padding, then Cropping of ONNX's pads (explicit, from auto_pad or from output_shape)."""
+    v = b.sym(node.input[0], node)
+    x, perm, rank, spatial = _spatial_input(b, node, v)
+    if int(attrs.get("group", 1)) != 1:
+        raise _unsupported(node, f"group={attrs.get('group')} (Keras's Conv{rank}DTranspose has no groups)")
+    w = b.const(node.input[1], node).astype(np.float32)  # (in, out, *kernel)
+    bias = b.const(node.input[2], node).astype(np.float32) if len(node.input) > 2 and node.input[2] else None
+    kernel = list(attrs.get("kernel_shape", w.shape[2:]))
+    strides = list(attrs.get("strides", [1] * rank))
+    dilations = list(attrs.get("dilations", [1] * rank))
+    extra = list(attrs.get("output_padding", [0] * rank))
+    if max(strides) > 1 and max(dilations) > 1:
+        raise _unsupported(node, f"strides {strides} with dilations {dilations} (Keras's transposed convolutions "
+                                 "take one or the other)")
+    if any(p >= s for p, s in zip(extra, strides)) or min(extra, default=0) < 0:
+        raise _unsupported(node, f"output_padding {extra} (Keras's must be below the stride {strides})")
+    full = [None if n is None else (n - 1) * s + (k - 1) * d + 1 + p
+            for n, s, k, d, p in zip(spatial, strides, kernel, dilations, extra)]
+    auto, flat = attrs.get("auto_pad", "NOTSET"), list(attrs.get("pads", [0] * 2 * rank))
+    if "output_shape" in attrs or auto in ("SAME_UPPER", "SAME_LOWER"):
+        if None in full:
+            raise _unsupported(node, "output_shape or auto_pad with unknown spatial sizes")
+        target = list(attrs["output_shape"])[-rank:] if "output_shape" in attrs else \
+            [n * s for n, s in zip(spatial, strides)]
+        totals = [f - t for f, t in zip(full, target)]
+        for i, t in enumerate(totals):  # a larger output_shape adds cells at the end, as output_padding
+            if t < 0:
+                if extra[i] - t >= strides[i]:
+                    raise _unsupported(node, f"output_shape {target} larger than the full output {full} by a stride "
+                                             "or more")
+                extra[i], totals[i] = extra[i] - t, 0
+        upper = auto != "SAME_LOWER"  # SAME_UPPER: the odd cell cropped at the end
+        flat = [t - t // 2 if not upper else t // 2 for t in totals] + [t // 2 if not upper else t - t // 2
+                                                                        for t in totals]
+    elif auto == "VALID":
+        flat = [0] * 2 * rank
+    pads = [(flat[i], flat[i + rank]) for i in range(rank)]
+    if min(flat) < 0:
+        raise _unsupported(node, f"negative pads {flat}")
+    cls = b.L.Conv1DTranspose if rank == 1 else b.L.Conv2DTranspose
+    scale, shift, activation, out_name = _epilogue(b, node.output[0], v.rank, batch_norm=False)
+    layer = cls(w.shape[1], tuple(kernel), strides=tuple(strides), padding="valid", output_padding=tuple(extra),
+                dilation_rate=tuple(dilations), activation=activation if not any(flat) else None,
+                use_bias=bias is not None)
+    y = _build_layer(layer, x, [np.transpose(w, tuple(range(2, w.ndim)) + (1, 0))] + ([bias] if bias is not None
+                                                                                     else []))
+    if any(flat):
+        y = (b.L.Cropping1D(pads[0]) if rank == 1 else b.L.Cropping2D(tuple(pads)))(y)
+        if activation is not None:
+            y = b.L.Activation(activation)(y)
+    b.values[out_name] = _Sym(y, perm)
 
 
 def _pool(b, node, attrs):
@@ -487,6 +553,9 @@ def _batch_norm(b, node, attrs):
 def _reshape_to(b, v, onnx_shape):
     """``v`` reshaped (in ONNX's axis order) to ``onnx_shape`` (batch first, other dims known or -1)."""
     x = b.held(v, _identity(v.rank))
+    if None in onnx_shape[1:]:
+        raise ValueError(f"ONNX import: a Reshape to {list(onnx_shape)} copies an axis of unknown size (None) of a "
+                         "tensor held with its batch axis first")
     target = tuple(int(d) for d in onnx_shape[1:])
     if tuple(x.shape[1:]) == target:
         return _Sym(x, _identity(len(onnx_shape)))
@@ -524,8 +593,12 @@ def _flattened(b, node, v):
 def _reshape(b, node, attrs):
     if _all_const(b, node):
         return _fold(b, node, attrs)
-    v = b.sym(node.input[0], node)
+    v = b.sym(node.input[0], node, merged=True)
     shape = [int(d) for d in b.const(node.input[1], node)]
+    allowzero = bool(attrs.get("allowzero", 0))
+    if _reshape_merges_batch(v, shape, allowzero):
+        return b.set(node, onnx_layout.reshape(b, node, v, shape, allowzero))
+    shape = [0 if onnx_layout.is_batch(d) else d for d in shape]  # the batch kept in place
     onnx_shape = v.onnx_shape()
     if v.perm[0] != 0:
         return b.set(node, _reshape_around_batch(b, node, v, shape))
@@ -538,6 +611,23 @@ def _reshape(b, node, attrs):
             resolved[1] == -1 or resolved[1] == int(np.prod(onnx_shape[1:]))):
         return b.set(node, _flattened(b, node, v))  # x.view(batch, -1)
     b.set(node, _reshape_to(b, v, [None] + resolved[1:]))
+
+
+def _reshape_merges_batch(v, shape, allowzero):
+    """Whether Reshape to ``shape`` merges or splits the batch axis (or its input has it merged):
+    ``onnx_layout.reshape`` builds those (it needs the other sizes known); the rest keep the
+    batch axis where it is."""
+    if isinstance(v, _Merged):
+        return True
+    k, sizes = v.perm[0], v.onnx_shape()
+    if len(shape) <= k or any(onnx_layout.is_batch(d) for i, d in enumerate(shape) if i != k):
+        return True
+    if onnx_layout.is_batch(shape[k]):
+        return shape[k] != BATCH
+    if shape[k] != -1 or -1 in shape[k + 1:] + shape[:k] or None in sizes[:k] + sizes[k + 1:]:
+        return False
+    rest = [sizes[i] if d == 0 and not allowzero and i < len(sizes) else d for i, d in enumerate(shape) if i != k]
+    return int(np.prod(rest)) != int(np.prod(sizes[:k] + sizes[k + 1:]))  # the -1 takes in more than the batch
 
 
 def _reshape_around_batch(b, node, v, shape):
@@ -560,10 +650,9 @@ def _reshape_around_batch(b, node, v, shape):
 def _transpose(b, node, attrs):
     if _all_const(b, node):
         return _fold(b, node, attrs)
-    v = b.sym(node.input[0], node)
+    v = b.sym(node.input[0], node, merged=True)
     p = list(attrs.get("perm", reversed(range(v.rank))))
-    inverse = [p.index(a) for a in range(v.rank)]
-    b.set(node, _Sym(v.t, [inverse[a] for a in v.perm]))
+    b.set(node, onnx_layout.transpose(v, p))
 
 
 def _squeeze_unsqueeze(b, node, attrs):
@@ -581,8 +670,6 @@ def _squeeze_unsqueeze(b, node, attrs):
         return _drop_unit_axes(b, node, v, axes)
     out_rank = v.rank + len(axes)
     axes = sorted(a % out_rank for a in axes)
-    if 0 in axes:
-        raise _unsupported(node, "a new axis before the batch axis")
     old = [a for a in range(out_rank) if a not in axes]
     perm = [old[a] for a in v.perm] + axes
     _set_reshaped(b, node, v, list(v.t.shape) + [1] * len(axes), perm)
@@ -620,31 +707,22 @@ def _gather(b, node, attrs):
     if _all_const(b, node):
         return _fold(b, node, attrs)
     data = b.values[node.input[0]]
-    if isinstance(data, np.ndarray) and attrs.get("axis", 0) == 0 and data.ndim == 2:
-        v = b.sym(node.input[1], node)
-        layer = b.L.Embedding(data.shape[0], data.shape[1])
-        x = b.held(v, _identity(v.rank))
-        b.set(node, _Sym(_build_layer(layer, x, [data.astype(np.float32)]), _identity(v.rank + 1)))
-        return
     index = b.values.get(node.input[1])
-    if isinstance(data, _Sym) and isinstance(index, np.ndarray) and index.ndim == 0:
-        axis = attrs.get("axis", 0) % data.rank
-        n = data.onnx_shape()[axis]
-        if n == 1 and int(index) in (0, -1) and data.perm[0] != axis:
-            return _drop_unit_axes(b, node, data, [axis])  # picking the only entry of a unit axis
-        if n is not None and -n <= int(index) < n and data.perm[0] != axis and data.rank in (3, 4):
-            # one entry of a known axis (an RNN's last step: out[:, -1]): crop it, then drop the axis
-            i = int(index) % n
-            perm = [data.perm[0], axis] + [a for a in data.perm[1:] if a != axis]
-            crop = (i, n - 1 - i)
-            layer = b.L.Cropping1D(crop) if data.rank == 3 else b.L.Cropping2D((crop, (0, 0)))
-            return _drop_unit_axes(b, node, _Sym(layer(b.held(data, perm)), perm), [axis])
-    raise _unsupported(node, "Gather from a computed tensor other than one entry of a known non-batch axis "
-                             "of a 3-D or 4-D tensor (embedding lookups are imported)")
+    if isinstance(data, np.ndarray):
+        return onnx_layout.gather_constant(b, node, data, b.sym(node.input[1], node), attrs.get("axis", 0))
+    data = b.sym(node.input[0], node)
+    axis = attrs.get("axis", 0) % data.rank
+    if not isinstance(index, np.ndarray):
+        raise _unsupported(node, "indices computed from the model's inputs into a computed tensor (the output "
+                                 "would have two batch axes; constant indices and embedding lookups are imported)")
+    if index.ndim == 0 and data.onnx_shape()[axis] == 1 and int(index) in (0, -1) and data.perm[0] != axis:
+        return _drop_unit_axes(b, node, data, [axis])  # picking the only entry of a unit axis
+    onnx_layout.gather_tensor(b, node, data, index, axis)
 
 
 HANDLERS = {
-    "Constant": _constant, "ConstantOfShape": _constant_of_shape, "Shape": _shape, "Cast": _fold, "Neg": _fold, "Sqrt": _fold, "Slice": _fold,
+    "Constant": _constant, "ConstantOfShape": _constant_of_shape, "Shape": _shape, "Cast": _fold, "Neg": _fold, "Sqrt": _fold, "Slice": _fold, "Mod": _fold,
+    "ConvTranspose": _conv_transpose, **_TRANSFORMER,
     "Identity": _passthrough, "Dropout": _dropout,
     "Add": _binary, "Sub": _binary, "Mul": _binary, "Div": _binary,
     "Relu": _activation("relu"), "Sigmoid": _activation("sigmoid"), "Tanh": _activation("tanh"),

@@ -252,3 +252,18 @@ def test_divide(shapes, expected):
     a = np.array([[1.0, -6.0, 3.0]], np.float32)
     model = dl.Model([x, y], layers.Divide()([x, y]))
     np.testing.assert_allclose(model([a, np.array([[2.0, 3.0, -4.0]], np.float32)]), [[0.5, -2.0, -0.75]])
+
+
+@pytest.mark.parametrize("shapes,expected", [([(2, 3, 4), (2, 4, 5)], (2, 3, 5)),
+                                             ([(2, 2, 3, 4), (2, 2, 4, 1)], (2, 2, 3, 1)),
+                                             ([(2, 1, 3, 4), (2, 3, 4, 2)], (2, 3, 3, 2))])
+def test_matmul(shapes, expected):
+    """MatMul (dlcore's, for the ONNX importer's batched MatMul of two tensors)."""
+    check_layer(layers.MatMul, {}, shapes, expected, expected_num_trainable_weights=0,
+                reference=lambda xs, w: np.matmul(*_f64(xs)))
+    with pytest.raises(ValueError, match="exactly 2 inputs"):
+        layers.MatMul()([dl.Input((3, 3))] * 3)
+    with pytest.raises(ValueError, match="second-to-last"):
+        layers.MatMul()([dl.Input((3, 4)), dl.Input((3, 4))])
+    with pytest.raises(ValueError, match="rank >= 3"):
+        layers.MatMul()([dl.Input((3,)), dl.Input((3,))])

@@ -133,3 +133,53 @@ def test_repeat_vector_errors():
         layers.RepeatVector(-1)
     with pytest.raises(ValueError, match="rv.*expected ndim=2, found ndim=3"):
         layers.RepeatVector(2, name="rv")(np.zeros((2, 3, 4), "float32"))
+
+
+# ---- Slice, Gather (dlcore's, for the ONNX importer) ----------------------------------------------------------
+@pytest.mark.parametrize("kwargs,input_shape,expected", [
+    ({"axes": [1], "starts": [1], "ends": [4]}, (2, 5, 3), (2, 3, 3)),
+    ({"axes": [2, 1], "starts": [-2, 0], "ends": [10 ** 9, 5], "steps": [1, 2]}, (2, 5, 3), (2, 3, 2)),
+    ({"axes": [1], "starts": [-1], "ends": [-10 ** 9], "steps": [-2]}, (2, 5, 3), (2, 3, 3)),
+])
+def test_slice(kwargs, input_shape, expected):
+    def reference(x, w):
+        key = [slice(None)] * x.ndim
+        for a, s, e, st in zip(kwargs["axes"], kwargs["starts"], kwargs["ends"], kwargs.get("steps", [1] * 9)):
+            key[a] = slice(s, e, st)
+        return x[tuple(key)]
+    check_layer(layers.Slice, kwargs, input_shape, expected, expected_num_trainable_weights=0, reference=reference)
+
+
+def test_slice_errors():
+    with pytest.raises(ValueError, match="non-batch"):
+        layers.Slice(axes=[0], starts=[0], ends=[1])
+    with pytest.raises(ValueError, match="nonzero"):
+        layers.Slice(axes=[1], starts=[0], ends=[1], steps=[0])
+    with pytest.raises(ValueError, match="one entry each"):
+        layers.Slice(axes=[1, 2], starts=[0], ends=[1])
+    with pytest.raises(ValueError, match="rank > 3"):
+        layers.Slice(axes=[3], starts=[0], ends=[1])(np.zeros((2, 3, 4), "float32"))
+
+
+@pytest.mark.parametrize("indices,axis,input_shape,expected", [
+    ([2, 0, 0], 1, (2, 4, 3), (2, 3, 3)),
+    ([[1, -1], [0, 2]], 2, (2, 4, 3), (2, 4, 2, 2, )),
+    (1, 1, (2, 4, 3), (2, 3)),
+])
+def test_gather(indices, axis, input_shape, expected):
+    check_layer(layers.Gather, {"indices": indices, "axis": axis}, input_shape, expected,
+                expected_num_trainable_weights=0, reference=lambda x, w: np.take(x, indices, axis=axis))
+
+
+def test_gather_errors_and_repeated_gradient():
+    with pytest.raises(ValueError, match="non-batch"):
+        layers.Gather([0], axis=0)
+    with pytest.raises(TypeError, match="integers"):
+        layers.Gather([0.5], axis=1)
+    with pytest.raises(ValueError, match=r"\[-4, 4\)"):
+        layers.Gather([4], axis=1)(np.zeros((2, 4), "float32"))
+    x = dl.Tensor(np.ones((1, 3)))
+    with dl.GradientTape() as tape:
+        tape.watch(x)
+        loss = dl.ops.sum(layers.Gather([0, 0, 2], axis=1, dtype="float64")(x))
+    np.testing.assert_allclose(tape.gradient(loss, x).value, [[2.0, 0.0, 1.0]])

@@ -30,8 +30,9 @@ def _as_list(y):
     return [np.asarray(v) for v in (y if isinstance(y, (list, tuple)) else [y])]
 
 
-def _check(model, xs, tmp_path, name="m"):
-    """Export ``model``, check the file and compare its outputs on ``xs`` with dlcore's."""
+def _check(model, xs, tmp_path, name="m", reference=True):
+    """Export ``model``, check the file and compare its outputs on ``xs`` with dlcore's (onnx's
+    reference evaluator too unless ``reference=False``: it ignores an RNN's sequence_lens)."""
     xs = xs if isinstance(xs, list) else [xs]
     path = tmp_path / f"{name}.onnx"
     model.export(str(path), format="onnx")
@@ -39,7 +40,7 @@ def _check(model, xs, tmp_path, name="m"):
     onnx.checker.check_model(proto, full_check=True)
     want = _as_list(model.predict(xs if len(xs) > 1 else xs[0], verbose=0))
     feed = {i.name: x for i, x in zip(proto.graph.input, xs)}
-    runs = [ReferenceEvaluator(proto).run(None, feed)]
+    runs = [ReferenceEvaluator(proto).run(None, feed)] if reference else []
     if ort is not None:
         runs.append(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed))
     for got in runs:
@@ -255,9 +256,10 @@ def test_nested_cnn_keeps_one_transpose_each_way(tmp_path):
 
 # ---- refusals ------------------------------------------------------------------------------------------
 def test_unsupported_layers_are_all_listed_nested_ones_included(tmp_path):
-    inner = dl.Sequential([dl.Input((4, 2)), L.Masking()])
-    m = dl.Sequential([dl.Input((4, 2)), inner, L.TimeDistributed(L.Dense(2)), L.Flatten(), L.Dense(1)])
-    with pytest.raises(ValueError, match="does not support: Masking, TimeDistributed"):
+    inner = dl.Sequential([dl.Input((4, 2)), L.Lambda(lambda t: t * 2)])
+    m = dl.Sequential([dl.Input((4, 2)), inner, L.TimeDistributed(dl.Sequential([dl.Input((2,)), L.Dense(2)])),
+                       L.Flatten(), L.Dense(1)])
+    with pytest.raises(ValueError, match=r"does not support: Lambda, TimeDistributed\(Sequential\)"):
         m.export(str(tmp_path / "x.onnx"), format="onnx")
     with pytest.raises(ValueError, match="format"):
         m.export(str(tmp_path / "x.tf"), format="tf_saved_model")
@@ -273,3 +275,63 @@ def test_masks_and_unsupported_call_arguments_are_refused(tmp_path):
     model = dl.Model(q4, L.MultiHeadAttention(2, 4)(q4, q4))
     with pytest.raises(ValueError, match="only rank-3 inputs"):
         model.export(str(tmp_path / "y.onnx"), format="onnx")
+
+
+# ---- Divide, Dot, UnitNormalization, TimeDistributed, masks into recurrent layers ------------------------
+def test_divide_dot_unit_normalization(tmp_path):
+    a, b, c = dl.Input((3, 4)), dl.Input((3, 4)), dl.Input((5, 4))
+    divided = L.Divide()([a, L.Activation("softplus")(b)])
+    model = dl.Model([a, b, c], [divided, L.Dot(axes=(2, 2), normalize=True)([a, c]), L.Dot(axes=(1, 1))([b, a]),
+                                 L.UnitNormalization(axis=[1, 2])(a), L.UnitNormalization()(c)])
+    ops = _check(model, [_x(2, 3, 4), _x(2, 3, 4), _x(2, 5, 4)], tmp_path, "ddu")
+    assert "Div" in ops and "Einsum" in ops
+    v, w = dl.Input((4,)), dl.Input((4,))
+    _check(dl.Model([v, w], L.Dot(axes=1)([v, w])), [_x(3, 4), _x(3, 4)], tmp_path, "dot_vectors")  # (batch, 1)
+
+
+def test_time_distributed(tmp_path):
+    x = dl.Input((5, 6, 6, 2))
+    y = L.TimeDistributed(L.Conv2D(3, 3, activation="relu"))(x)
+    y = L.TimeDistributed(L.Flatten())(y)
+    model = dl.Model(x, L.TimeDistributed(L.Dense(4, activation="tanh"))(y))
+    _randomize(model, np.random.default_rng(5))
+    _check(model, _x(2, 5, 6, 6, 2), tmp_path, "td")
+
+
+def _masked_ids():
+    return np.array([[1, 2, 0, 0, 0], [0, 3, 0, 4, 5], [0, 0, 0, 0, 0], [5, 4, 3, 2, 1]], "int32")
+
+
+@pytest.mark.parametrize("cls", ["LSTM", "GRU", "SimpleRNN"])
+@pytest.mark.parametrize("kwargs", [{"return_sequences": True}, {"return_sequences": True, "go_backwards": True},
+                                    {"return_state": True}])
+def test_embedding_mask_into_recurrent_layers(tmp_path, cls, kwargs):
+    """Embedding(mask_zero=True): any mask (padding first, inside, last, everything) as Keras
+    computes it: the unmasked steps moved first, ONNX's sequence_lens, outputs put back."""
+    if not kwargs.get("return_sequences") and ort is None:
+        pytest.skip("onnx's reference evaluator ignores sequence_lens; ONNX Runtime checks this case")
+    x = dl.Input((5,), dtype="int32")
+    y = getattr(L, cls)(3, **kwargs)(L.Dense(4)(L.Embedding(6, 4, mask_zero=True)(x)))
+    model = dl.Model(x, y)
+    _randomize(model, np.random.default_rng(6))
+    _check(model, _masked_ids(), tmp_path, "masked", reference=bool(kwargs.get("return_sequences")))
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", None])
+def test_masking_into_bidirectional(tmp_path, merge_mode):
+    x = dl.Input((4, 2))
+    y = L.Bidirectional(L.GRU(3, return_sequences=True), merge_mode=merge_mode)(L.Masking(0.0)(x))
+    model = dl.Model(x, y)
+    _randomize(model, np.random.default_rng(7))
+    xs = _x(3, 4, 2)
+    xs[0, 2:], xs[1, 0], xs[2] = 0.0, 0.0, 0.0
+    _check(model, xs, tmp_path, "bimask")
+
+
+def test_masks_read_by_other_layers_are_refused(tmp_path):
+    x = dl.Input((4, 2))
+    model = dl.Model(x, L.GlobalAveragePooling1D()(L.Masking(0.0)(x)))
+    with pytest.raises(ValueError, match="GlobalAveragePooling1D .* reads or combines the mask"):
+        model.export(str(tmp_path / "x.onnx"), format="onnx")
+    model = dl.Model(x, L.Dense(2)(L.Masking(0.0)(x)))  # a mask nothing reads: dropped at the output
+    _check(model, _x(2, 4, 2), tmp_path, "unread")

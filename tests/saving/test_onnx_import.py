@@ -194,8 +194,9 @@ def test_activations_batch_norm_and_flatten_fold(tmp_path):
     x, expected = _export(_bn_stats(_ConvBn()), (2, 2, 11, 11), path)  # 9x9 -> ceil 5x5
     model = dl.saving.load_onnx(str(path))
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-6)
-    assert _layer_names(model) == ["InputLayer", "Permute", "Conv2D", "MaxPooling2D", "Flatten", "Dense"]
-    assert model.layers[2].get_config()["activation"] == "relu"
+    assert isinstance(model, dl.models.Sequential)  # a plain chain of layers
+    assert _layer_names(model) == ["Permute", "Conv2D", "MaxPooling2D", "Flatten", "Dense"]
+    assert model.layers[1].get_config()["activation"] == "relu"
     assert model.layers[-1].get_config()["activation"] == "softmax"
     with pytest.raises(TypeError, match="fold_batch_norm"):
         dl.saving.load_onnx(str(path), fold_batch_norm="yes")
@@ -232,8 +233,8 @@ def test_batch_norm_folds_into_conv_and_gemm(tmp_path):
     except ImportError:
         pass
     folded = dl.saving.load_onnx(str(path))
-    assert _layer_names(folded) == ["InputLayer", "Permute", "Conv2D", "Flatten", "Dense"]
-    assert [folded.layers[i].get_config()["activation"] for i in (2, 4)] == ["relu", "sigmoid"]
+    assert _layer_names(folded) == ["Permute", "Conv2D", "Flatten", "Dense"]
+    assert [folded.layers[i].get_config()["activation"] for i in (1, 3)] == ["relu", "sigmoid"]
     np.testing.assert_allclose(folded.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
 
 
@@ -246,8 +247,8 @@ def test_rnn_last_step_returns_no_sequence(tmp_path, cls, batch_first):
     shape = (3, 5, 4) if batch_first else (5, 3, 4)
     x, expected = _export(_LastStep(cls, batch_first=batch_first), shape, path)
     model = dl.saving.load_onnx(str(path))
-    layer = model.layers[1]
-    assert _layer_names(model)[2:] == ["Dense"] and layer.return_sequences is False
+    layer = model.layers[0]
+    assert _layer_names(model)[1:] == ["Dense"] and layer.return_sequences is False
     assert model.onnx_input_axes == [[0, 1, 2] if batch_first else [1, 0, 2]]
     feed = x if batch_first else np.transpose(x, (1, 0, 2))
     np.testing.assert_allclose(model.predict(feed, verbose=0), expected, rtol=1e-4, atol=1e-5)
@@ -295,3 +296,123 @@ def test_div_of_two_tensors(tmp_path):
     model = dl.saving.load_onnx(str(path))
     assert "Divide" in _layer_names(model)
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
+# ---- Slice, Gather, ConvTranspose, transformer encoder ------------------------------------------------------------
+class _SliceGather(nn.Module):
+    def forward(self, x):  # x: (batch, 6, 5)
+        a = x[:, 1:6:2, -3:]                      # steps, negative starts
+        b = torch.flip(x, dims=[1])[:, :3, :3]    # negative steps
+        c = x[:, [0, 2, 2]][:, :, [4, 1, 0]]      # vector indices (Gather)
+        d = torch.index_select(x, 2, torch.tensor([3, 0, 1]))[:, [5, 4, 3]]
+        return torch.cat([a, b, c, d], dim=1) * x[:, -1:, :3]
+
+
+def test_slice_and_gather_of_computed_tensors(tmp_path):
+    path = tmp_path / "sg.onnx"
+    x, expected = _export(_SliceGather(), (2, 6, 5), path)
+    model = dl.saving.load_onnx(str(path))
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-6)
+    names = _layer_names(model)
+    assert "Slice" in names and "Gather" in names
+    model.save(str(tmp_path / "sg.dlc"))  # the layers serialize
+    np.testing.assert_allclose(dl.models.load_model(str(tmp_path / "sg.dlc")).predict(x, verbose=0), expected,
+                               rtol=1e-6)
+
+
+def _one_output_model(tmp_path, nodes, inputs, initializers=()):
+    from onnx import TensorProto, helper, numpy_helper
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(i[0], i[2] if len(i) > 2 else TensorProto.FLOAT,
+                                                                        i[1]) for i in inputs],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(v, n) for n, v in initializers])
+    path = tmp_path / "g.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return str(path)
+
+
+def test_gather_and_slice_refusals(tmp_path):
+    from onnx import helper
+    idx = ("i", np.array([0, 1], np.int64))
+    path = _one_output_model(tmp_path, [helper.make_node("Gather", ["x", "i"], ["y"], axis=0)], [("x", ["N", 3])], [idx])
+    with pytest.raises(ValueError, match="Gather along the batch axis"):
+        dl.saving.load_onnx(path)
+    path = _one_output_model(tmp_path, [helper.make_node("Gather", ["x", "k"], ["y"], axis=1)],
+                  [("x", ["N", 3]), ("k", ["N", 2], onnx.TensorProto.INT64)])
+    with pytest.raises(ValueError, match="two batch axes"):
+        dl.saving.load_onnx(path)
+    s, e = ("s", np.array([1], np.int64)), ("e", np.array([2], np.int64))
+    path = _one_output_model(tmp_path, [helper.make_node("Slice", ["x", "s", "e"], ["y"])], [("x", ["N", 3])], [s, e])
+    with pytest.raises(ValueError, match="slicing the batch axis"):
+        dl.saving.load_onnx(path)
+
+
+@pytest.mark.parametrize("module,shape", [
+    (lambda: nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1), (2, 3, 5, 6)),
+    (lambda: nn.ConvTranspose2d(3, 2, (2, 3), padding=(0, 2), dilation=2), (2, 3, 4, 5)),
+    (lambda: nn.ConvTranspose2d(3, 2, (2, 3), stride=(1, 3), padding=(1, 0)), (2, 3, 4, 5)),
+    (lambda: nn.Sequential(nn.ConvTranspose1d(3, 4, 4, stride=3, padding=1, bias=False), nn.ReLU()), (2, 3, 7)),
+])
+def test_conv_transpose_matches(tmp_path, module, shape):
+    torch.manual_seed(3)
+    path = tmp_path / "ct.onnx"
+    x, expected = _export(module(), shape, path)
+    model = dl.saving.load_onnx(str(path))
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-5)
+    assert any(type(layer).__name__.endswith("DTranspose") for layer in model.layers)
+
+
+def test_conv_transpose_groups_refused(tmp_path):
+    with pytest.raises(ValueError, match="group=2"):
+        _export(nn.ConvTranspose2d(4, 4, 3, groups=2), (1, 4, 5, 5), tmp_path / "g.onnx")
+        dl.saving.load_onnx(str(tmp_path / "g.onnx"))
+
+
+class _Encoder(nn.Module):
+    def __init__(self, batch_first=True, **kwargs):
+        super().__init__()
+        self.layer = nn.TransformerEncoderLayer(16, 4, dim_feedforward=32, dropout=0.0, batch_first=batch_first,
+                                                **kwargs)
+
+    def forward(self, x):
+        return self.layer(x)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"norm_first": True, "activation": "gelu"}])
+def test_transformer_encoder_layer_matches(tmp_path, kwargs):
+    """PyTorch's attention merges the batch and heads axes (x.view(T, batch * heads, d)) and runs
+    4-D MatMuls: imported with the batch symbolic (any batch size), matching ONNX Runtime."""
+    torch.manual_seed(4)
+    path = tmp_path / "enc.onnx"
+    module = _Encoder(**kwargs).eval()
+    _export(module, (2, 5, 16), path)
+    model = dl.saving.load_onnx(str(path))
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).standard_normal((batch, 5, 16)).astype(np.float32)
+        try:
+            import onnxruntime as ort
+            expected = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        except ImportError:
+            with torch.no_grad():
+                expected = module(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-5)
+    assert "MatMul" in _layer_names(model) and "LayerNormalization" in _layer_names(model)
+
+
+def test_time_first_transformer_takes_batch_first_input(tmp_path):
+    """batch_first=False: the input's axis 0 is fixed and axis 1 is named "batch"; the model takes
+    (batch, time, features) as for a time-first RNN (``onnx_input_axes``) and matches."""
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(5)
+    module = _Encoder(batch_first=False).eval()
+    path = tmp_path / "tf.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.randn(5, 2, 16),), str(path), input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {1: "batch"}}, opset_version=17, dynamo=False)
+    model = dl.saving.load_onnx(str(path))
+    assert model.onnx_input_axes == [[1, 0, 2]]
+    x = np.random.default_rng(0).standard_normal((5, 3, 16)).astype(np.float32)
+    expected = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    got = model.predict(np.transpose(x, (1, 0, 2)), verbose=0)
+    np.testing.assert_allclose(got, np.transpose(expected, (1, 0, 2)), rtol=1e-4, atol=1e-5)

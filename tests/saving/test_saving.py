@@ -96,6 +96,9 @@ RECIPES = {
     "Reshape": ({"target_shape": (5, 2)}, [(10,)], "float32"),
     "Flatten": ({}, [(3, 4)], "float32"),
     "Embedding": ({"input_dim": 10, "output_dim": 3}, [(6,)], "int32"),
+    "Slice": ({"axes": [1, 2], "starts": [-3, 0], "ends": [10, 4], "steps": [1, 2]}, [(5, 4)], "float32"),
+    "Gather": ({"indices": [[2, 0], [1, 1]], "axis": 2}, [(3, 4)], "float32"),
+    "MatMul": ({}, [(2, 3, 4), (2, 4, 5)], "float32"),
 }
 for _merge in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"):
     RECIPES[_merge] = ({}, [(5,), (5,)], "float32")
