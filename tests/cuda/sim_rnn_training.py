@@ -1,0 +1,100 @@
+"""Recurrent models on "gpu:0" under NUMBA_ENABLE_CUDASIM=1 equal the CPU (run by
+tests/cuda/test_cudasim.py in its own process): an Embedding-LSTM-Dense step, the three cells with
+return_sequences both ways, masks, go_backwards, save on GPU / load on CPU."""
+import os
+
+import numpy as np
+import pytest
+
+if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+    pytest.skip("run through tests/cuda/test_cudasim.py (needs NUMBA_ENABLE_CUDASIM=1)", allow_module_level=True)
+
+import dlcore as dl  # noqa: E402
+from dlcore import devices  # noqa: E402
+
+RNG = np.random.default_rng(0)
+IDS = RNG.integers(1, 12, (6, 5))
+IDS[0, 3:] = 0  # padding, masked with mask_zero
+LABELS = RNG.integers(0, 3, 6)
+
+
+def lstm_model(mask_zero=False):
+    dl.utils.clear_session()
+    dl.utils.set_random_seed(0)
+    model = dl.Sequential([dl.Input(shape=(5,), dtype="int64"), dl.layers.Embedding(12, 4, mask_zero=mask_zero),
+                           dl.layers.LSTM(3), dl.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def assert_same_weights(gpu, cpu, rtol=1e-4):
+    for a, b in zip(cpu.get_weights(), gpu.get_weights()):
+        assert isinstance(b, np.ndarray)
+        np.testing.assert_allclose(b, a, rtol=rtol, atol=1e-6)
+
+
+@pytest.mark.parametrize("mask_zero", [False, True])
+def test_embedding_lstm_dense_step_on_gpu_equals_cpu(mask_zero):
+    cpu = lstm_model(mask_zero)
+    cpu_logs = cpu.fit(IDS, LABELS, epochs=1, batch_size=6, shuffle=False, verbose=0).history
+    with dl.device("gpu:0"):
+        gpu = lstm_model(mask_zero)
+        assert all(devices.is_device_array(v.value) for v in gpu.trainable_weights)
+        gpu_logs = gpu.fit(IDS, LABELS, epochs=1, batch_size=6, shuffle=False, verbose=0).history
+    assert_same_weights(gpu, cpu)
+    np.testing.assert_allclose(gpu_logs["loss"], cpu_logs["loss"], rtol=1e-4)
+    assert gpu_logs["accuracy"] == cpu_logs["accuracy"]
+    probs = gpu.predict(IDS, verbose=0)
+    assert type(probs) is np.ndarray
+    np.testing.assert_allclose(probs, cpu.predict(IDS, verbose=0), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("ext", ["dlc", "keras"])
+def test_lstm_saved_on_gpu_loads_on_cpu(tmp_path, ext):
+    with dl.device("gpu:0"):
+        gpu = lstm_model()
+        gpu.fit(IDS, LABELS, epochs=1, batch_size=6, verbose=0)
+        expected = gpu.predict(IDS, verbose=0)
+        gpu.save(tmp_path / f"m.{ext}")
+    cpu = dl.saving.load_model(tmp_path / f"m.{ext}")
+    assert all(type(v.value) is np.ndarray for v in cpu.weights)
+    np.testing.assert_allclose(cpu.predict(IDS, verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
+def rnn_model(layer, return_sequences):
+    dl.utils.clear_session()
+    dl.utils.set_random_seed(1)
+    model = dl.Sequential([dl.Input(shape=(4, 3)), layer(return_sequences), dl.layers.Dense(2)])
+    model.compile(optimizer=dl.optimizers.SGD(0.1), loss="mse")
+    return model
+
+
+LAYERS = {
+    "simple_rnn": lambda seq: dl.layers.SimpleRNN(3, return_sequences=seq),
+    "lstm_backwards": lambda seq: dl.layers.LSTM(3, return_sequences=seq, go_backwards=True),
+    "gru": lambda seq: dl.layers.GRU(3, return_sequences=seq),
+    "gru_reset_before": lambda seq: dl.layers.GRU(3, return_sequences=seq, reset_after=False),
+}
+
+
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_recurrent_layers_train_and_predict_on_gpu(name, return_sequences):
+    x = RNG.standard_normal((5, 4, 3)).astype(np.float32)
+    y = RNG.standard_normal((5, 4, 2) if return_sequences else (5, 2)).astype(np.float32)
+    cpu = rnn_model(LAYERS[name], return_sequences)
+    cpu.fit(x, y, epochs=1, batch_size=5, verbose=0)
+    with dl.device("gpu:0"):
+        gpu = rnn_model(LAYERS[name], return_sequences)
+        gpu.fit(x, y, epochs=1, batch_size=5, verbose=0)
+    assert_same_weights(gpu, cpu)
+    np.testing.assert_allclose(gpu.predict(x, verbose=0), cpu.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
+
+
+def test_recurrent_dropout_on_gpu_is_a_clear_error():
+    with dl.device("gpu:0"):
+        model = dl.Sequential([dl.Input(shape=(4, 3)), dl.layers.LSTM(3, dropout=0.5), dl.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        with pytest.raises(ValueError, match="dropout / recurrent_dropout masks have no GPU path yet"):
+            model.fit(np.ones((2, 4, 3), np.float32), np.ones((2, 1), np.float32), verbose=0)
+        assert model.predict(np.ones((2, 4, 3), np.float32), verbose=0).shape == (2, 1)  # inference: no masks
