@@ -132,6 +132,15 @@ def _topological_order(roots):
     return order  # inputs before the nodes that use them
 
 
+def _zeros_like(a):
+    """Zeros shaped as an op output, on the output's device."""
+    if isinstance(a, devices.ARRAY_TYPES):
+        z = devices.empty(a.shape, a.dtype, a)
+        z[:] = 0
+        return z
+    return np.zeros_like(a)
+
+
 def _accumulate(table, key, grad):
     old = table.get(key)
     table[key] = grad if old is None else old + grad
@@ -163,7 +172,7 @@ def backpropagate(targets, target_grads, sources):
         if node.n_outputs == 1:
             dy = grads[0]
         else:
-            dy = tuple(g if g is not None else np.zeros_like(node.ctx.outputs_like[i])
+            dy = tuple(g if g is not None else _zeros_like(node.ctx.outputs_like[i])
                        for i, g in enumerate(grads))
         input_grads = node.function.backward(node.ctx, dy, node.needs)
         for x, need, gx in zip(node.inputs, node.needs, input_grads):

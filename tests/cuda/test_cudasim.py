@@ -27,8 +27,9 @@ def test_cuda_kernels_and_gpu_training_under_the_simulator():
     probe = _python(["-c", "from numba import cuda; assert cuda.is_available()"], sim=True)
     if probe.returncode != 0:
         pytest.skip(f"numba's CUDA simulator is unavailable: {probe.stderr.strip().splitlines()[-1:]}")
-    run = _python(["-m", "pytest", "-q", "-p", "no:cacheprovider", str(HERE / "sim_kernels.py"),
-                   str(HERE / "sim_training.py")], sim=True, timeout=300)
+    suites = ["sim_kernels.py", "sim_training.py", "sim_recurrent.py", "sim_rnn_training.py", "sim_losses.py"]
+    run = _python(["-m", "pytest", "-q", "-p", "no:cacheprovider", *[str(HERE / f) for f in suites]], sim=True,
+                  timeout=400)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert " passed" in run.stdout and "skipped" not in run.stdout.splitlines()[-1]
 
