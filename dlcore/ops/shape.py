@@ -1,20 +1,36 @@
 """Reshaping, joining, slicing: data movement and its gradients."""
+import math
+
 import numpy as np
 
+from .. import devices
 from ..autograd import Function
 from ..tensor import Tensor
 from .core import value
 
 
 class Reshape(Function):
+    runs_on_gpu = True  # a C-contiguous GPU array reshapes as a view
+
     @staticmethod
     def forward(ctx, x, shape):
         ctx.shape = x.shape
+        if devices.is_device_array(x):
+            return x.reshape(_resolved(shape, x.size))
         return np.reshape(x, shape)
 
     @staticmethod
     def backward(ctx, dy, needs):
-        return (np.reshape(dy, ctx.shape),)
+        return (dy.reshape(tuple(ctx.shape)) if devices.is_device_array(dy) else np.reshape(dy, ctx.shape),)
+
+
+def _resolved(shape, size):
+    """``shape`` with its -1 (if any) replaced by the size it stands for."""
+    if -1 not in shape:
+        return tuple(shape)
+    known = math.prod(d for d in shape if d != -1)
+    missing = size // known if known else 0
+    return tuple(missing if d == -1 else d for d in shape)
 
 
 class Transpose(Function):

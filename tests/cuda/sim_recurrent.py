@@ -128,3 +128,32 @@ def test_embedding_forward_and_backward_are_the_cpu_bits():
     host_ids = cuda.to_device(cpu[2])
     kernels.get("embedding_backward", device="cuda")(ids, gpu[1], host_ids)  # host ids are accepted too
     np.testing.assert_array_equal(host_ids.copy_to_host(), expected)
+
+
+def attention_args(causal, masked, biased, rate, bsz=2, t_len=3, s_len=4, heads=2, kv_heads=1, d=3, dv=2):
+    q = rand(bsz, t_len, heads, d)
+    k, v = rand(bsz, s_len, kv_heads, d), rand(bsz, s_len, kv_heads, dv)
+    bias = rand(bsz, heads, t_len, s_len) if biased else np.zeros((1, 1, 1, 1), np.float32)
+    mask = (RNG.random((bsz, heads, t_len, s_len)) > 0.3).astype(np.uint8) if masked else np.zeros((1, 1, 1, 1),
+                                                                                                       np.uint8)
+    if masked:
+        mask[0, 0, 1] = 0  # a fully masked row: uniform over the keys, as the CPU kernel
+    return [q, k, v, bias, int(biased), mask, int(masked), 0.7, int(causal), rate, 12345]
+
+
+@pytest.mark.filterwarnings("ignore:.*overflow encountered")  # the simulator's uint64 hash wraps, as on a GPU
+@pytest.mark.parametrize("causal,masked,biased,rate", [(False, False, False, 0.0), (True, False, True, 0.0),
+                                                       (False, True, True, 0.0), (True, False, False, 0.4)])
+def test_attention_forward_and_backward(causal, masked, biased, rate):
+    args = attention_args(causal, masked, biased, rate)
+    q, k, v = args[:3]
+    out, lse = np.zeros((2, 3, 2, 2), np.float32), np.zeros((2, 2, 3), np.float64)
+    cpu = run_both("attention_forward", args + [out, lse], [11, 12])
+    dout = rand(2, 3, 2, 2)
+    run_both("attention_backward", args + [cpu[11], cpu[12], dout, np.zeros_like(q), np.zeros_like(k),
+                                           np.zeros_like(v)], [14, 15, 16])
+
+
+@pytest.mark.filterwarnings("ignore:.*overflow encountered")
+def test_attention_dropout_keep_is_the_cpu_hash():
+    run_both("attention_dropout_keep", [2, 2, 3, 5, 0.3, 2**63 + 7, np.zeros((2, 2, 3, 5), np.uint8)], [6])

@@ -98,3 +98,48 @@ def test_recurrent_dropout_on_gpu_is_a_clear_error():
         with pytest.raises(ValueError, match="dropout / recurrent_dropout masks have no GPU path yet"):
             model.fit(np.ones((2, 4, 3), np.float32), np.ones((2, 1), np.float32), verbose=0)
         assert model.predict(np.ones((2, 4, 3), np.float32), verbose=0).shape == (2, 1)  # inference: no masks
+
+
+@pytest.mark.filterwarnings("ignore:.*overflow encountered")  # the simulator's uint64 dropout hash wraps
+@pytest.mark.parametrize("causal,mask,rate", [(False, False, 0.0), (True, True, 0.0), (False, False, 0.3)])
+def test_dot_product_attention_op_on_gpu_equals_cpu(causal, mask, rate):
+    q, k, v = (RNG.standard_normal(s).astype(np.float32) for s in [(2, 3, 2, 4), (2, 5, 1, 4), (2, 5, 1, 3)])
+    m = RNG.random((2, 1, 3, 5)) > 0.3 if mask else None
+    dout = RNG.standard_normal((2, 3, 2, 3)).astype(np.float32)
+    results = []
+    for where in ("cpu", "gpu:0"):
+        with dl.device(where):
+            tensors = [dl.Tensor(devices.to_device(a) if where != "cpu" else a) for a in (q, k, v)]
+            with dl.GradientTape() as tape:
+                tape.watch(tensors)
+                out = dl.ops.dot_product_attention(*tensors, mask=m, is_causal=causal, dropout_rate=rate, seed=7)
+            dy = dl.Tensor(devices.to_device(dout) if where != "cpu" else dout)
+            grads = tape.gradient(out, tensors, output_gradients=dy)
+        results.append([devices.to_host(t.value) for t in [out, *grads]])
+    assert all(devices.is_device_array(g.value) for g in grads)
+    for cpu, gpu in zip(*results):
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-5)
+
+
+def test_multi_head_self_attention_trains_on_gpu_like_the_cpu():
+    x = RNG.standard_normal((4, 3, 4)).astype(np.float32)
+    y = RNG.standard_normal((4, 3, 4)).astype(np.float32)
+
+    def build():
+        dl.utils.clear_session()
+        dl.utils.set_random_seed(3)
+        inputs = dl.Input(shape=(3, 4))
+        out = dl.layers.MultiHeadAttention(num_heads=2, key_dim=2)(inputs, inputs, use_causal_mask=True)
+        model = dl.Model(inputs, dl.layers.Dense(4)(out))
+        # SGD: the key bias's gradient is zero up to rounding, which Adam would scale up to a step
+        model.compile(optimizer=dl.optimizers.SGD(0.1), loss="mse")
+        return model
+
+    cpu = build()
+    cpu_loss = cpu.train_on_batch(x, y)
+    with dl.device("gpu:0"):
+        gpu = build()
+        gpu_loss = gpu.train_on_batch(x, y)
+    np.testing.assert_allclose(gpu_loss, cpu_loss, rtol=1e-5)
+    assert_same_weights(gpu, cpu)
+    np.testing.assert_allclose(gpu.predict(x, verbose=0), cpu.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
