@@ -67,8 +67,8 @@ def _value(x):
 
 def _refuse_gpu_arrays(cls, arrays):
     if any(isinstance(a, devices.ARRAY_TYPES) for a in arrays):
-        raise TypeError(f"op {cls.__name__} received a GPU array but runs on the CPU only: the GPU path covers "
-                        "Dense layers, sparse categorical cross-entropy, SGD and Adam so far (README, GPU)")
+        raise TypeError(f"op {cls.__name__} received a GPU array but runs on the CPU only (README, GPU, lists "
+                        "the layers, ops, losses and optimizers that run on the GPU)")
 
 
 class Function:

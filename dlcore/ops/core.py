@@ -15,8 +15,8 @@ def float_array(x, dtype=None):
     """``x`` as a float ndarray: Tensors unwrap, ints/bools/lists become floatx."""
     v = value(x)
     if isinstance(v, devices.ARRAY_TYPES):
-        raise TypeError("a GPU array reached an op that runs on the CPU only: the GPU path covers Dense "
-                        "layers, sparse categorical cross-entropy, SGD and Adam so far (see README, GPU)")
+        raise TypeError("a GPU array reached an op that runs on the CPU only (README, GPU, lists the layers, "
+                        "ops, losses and optimizers that run on the GPU)")
     a = np.asarray(v) if dtype is None else np.asarray(v, dtype=dtype)
     if a.dtype.kind != "f":
         a = a.astype(config.floatx())

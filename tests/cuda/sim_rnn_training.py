@@ -15,6 +15,7 @@ from dlcore import devices  # noqa: E402
 RNG = np.random.default_rng(0)
 IDS = RNG.integers(1, 12, (6, 4))
 IDS[0, 2:] = 0  # padding, masked with mask_zero
+IDS[1] = 0  # a fully masked row: its LSTM output is zeros
 LABELS = RNG.integers(0, 3, 6)
 
 
@@ -143,3 +144,16 @@ def test_multi_head_self_attention_trains_on_gpu_like_the_cpu():
     np.testing.assert_allclose(gpu_loss, cpu_loss, rtol=1e-5)
     assert_same_weights(gpu, cpu)
     np.testing.assert_allclose(gpu.predict(x, verbose=0), cpu.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
+
+
+def test_stateful_lstm_carries_its_states_across_gpu_calls():
+    x = RNG.standard_normal((2, 3, 3)).astype(np.float32)
+    outs = []
+    for where in ("cpu", "gpu:0"):
+        with dl.device(where):
+            dl.utils.clear_session()
+            dl.utils.set_random_seed(4)
+            model = dl.Sequential([dl.Input(shape=(3, 3), batch_size=2), dl.layers.LSTM(3, stateful=True)])
+            outs.append([model.predict_on_batch(x), model.predict_on_batch(x)])
+    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-4, atol=1e-6)
+    assert not np.allclose(outs[0][0], outs[0][1])  # the second call started from the first's states
