@@ -157,3 +157,33 @@ def test_stateful_lstm_carries_its_states_across_gpu_calls():
             outs.append([model.predict_on_batch(x), model.predict_on_batch(x)])
     np.testing.assert_allclose(outs[1], outs[0], rtol=1e-4, atol=1e-6)
     assert not np.allclose(outs[0][0], outs[0][1])  # the second call started from the first's states
+
+
+@pytest.mark.parametrize("op,gates,kwargs", [
+    ("lstm", 4, {"zero_output_for_mask": True}),
+    ("gru", 3, {"reset_after": False}),
+    ("gru", 3, {"reset_after": True, "return_sequences": True}),
+    ("simple_rnn", 1, {"return_sequences": True}),
+])
+def test_recurrent_ops_with_states_mask_and_go_backwards_on_gpu(op, gates, kwargs):
+    n, t_len, k, u = 3, 4, 2, 3
+    x = RNG.standard_normal((n, t_len, k)).astype(np.float32)
+    w = (RNG.standard_normal((k, gates * u)) * 0.5).astype(np.float32)
+    r = (RNG.standard_normal((u, gates * u)) * 0.5).astype(np.float32)
+    b = RNG.standard_normal((2, 3 * u) if kwargs.get("reset_after") else (gates * u,)).astype(np.float32)
+    states = [RNG.standard_normal((n, u)).astype(np.float32) for _ in range(2 if op == "lstm" else 1)]
+    mask = np.array([[1, 1, 0, 1], [0, 0, 0, 0], [1, 0, 1, 1]], dtype=bool)  # row 1: the states pass through
+    results = []
+    for where in ("cpu", "gpu:0"):
+        with dl.device(where):
+            move = devices.to_device if where != "cpu" else (lambda a: a)
+            tensors = [dl.Tensor(move(a)) for a in [x, w, r, b, *states]]
+            with dl.GradientTape() as tape:
+                tape.watch(tensors)
+                init = tensors[4:] if op == "lstm" else tensors[4]
+                outs = getattr(dl.ops, op)(*tensors[:4], initial_state=init, mask=mask, go_backwards=True, **kwargs)
+            seeds = [dl.Tensor(move(np.full(o.shape, 0.5 + i, np.float32))) for i, o in enumerate(outs)]
+            grads = tape.gradient(list(outs), tensors, output_gradients=seeds)
+        results.append([devices.to_host(t.value) for t in [*outs, *grads]])
+    for cpu, gpu in zip(*results):
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-5)
