@@ -27,7 +27,7 @@ from ..autograd import Function, is_recording
 from ..kernels.elementwise import ACTIVATIONS
 from ..kernels.recurrent import BACKWARD_ACTIVATIONS
 from ..tensor import Tensor
-from .core import cast, contiguous, device_of, empty_on, float_array, value
+from .core import cast, contiguous, device_of, device_sum, empty_on, float_array, value
 
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 
@@ -357,17 +357,6 @@ def _time_reversed(a):
     return out
 
 
-def _device_sum(arrays, out):
-    """out = the elementwise sum of equal-shape device ``arrays``, through ``sum_axis0`` (rows in
-    order, so deterministic)."""
-    size = out.size
-    stacked = empty_on("cuda", (len(arrays), size), out.dtype)
-    for i, a in enumerate(arrays):
-        stacked[i].copy_to_device(a.reshape(size))
-    kernels.get("sum_axis0", "cuda")(stacked, out.reshape(size))
-    return out
-
-
 def _zero_rows(a, keep_rows):
     """Device ``a`` (N, U) with the rows where ``keep_rows`` (host bool) is False zeroed, in place."""
     for i in np.flatnonzero(~keep_rows):
@@ -453,7 +442,7 @@ def _device_backward(cell, ctx, dys, needs):
     else:
         if ctx.last_rows is not None:
             d_out = _zero_rows(_device_copy(d_out, dtype), ctx.last_rows)
-        dh = _device_sum([dh, d_out], empty_on(dev, (n, u), dtype))
+        dh = device_sum([dh, d_out])
     dz = empty_on(dev, (n, t_len, g), dtype)
     dzr = dc = None
     if cell == "simple_rnn":

@@ -127,3 +127,34 @@ def test_optimizer_state_loads_into_gpu_slots(tmp_path, ext):
     np.testing.assert_allclose(gpu_loss, cpu_loss, rtol=1e-5)
     for a, b in zip(cpu.get_weights(), loaded.get_weights()):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+
+
+def test_fanned_out_gradients_add_on_the_device(monkeypatch):
+    """A GPU tensor read by two layers gets its two gradients added on the device: a real numba
+    device array has no ``+`` (the simulator's has one, so it is disabled here)."""
+    array_type = type(cuda.device_array(1, np.float32))
+
+    def no_operators(self, other):
+        raise TypeError("numba device arrays have no arithmetic operators")
+
+    y1, y2 = TARGETS["mse"], TARGETS["mae"]
+
+    def build():
+        dl.utils.clear_session()
+        dl.utils.set_random_seed(5)
+        inputs = dl.Input(shape=(4,))
+        hidden = dl.layers.Dense(5, activation="tanh")(inputs)
+        model = dl.Model(inputs, [dl.layers.Dense(3)(hidden), dl.layers.Dense(3)(hidden)])
+        model.compile(optimizer=dl.optimizers.SGD(0.1), loss=["mse", "mae"])
+        return model
+
+    cpu = build()
+    cpu_loss = cpu.train_on_batch(X, [y1, y2])
+    with dl.device("gpu:0"):
+        gpu = build()
+        monkeypatch.setattr(array_type, "__add__", no_operators, raising=False)
+        monkeypatch.setattr(array_type, "__radd__", no_operators, raising=False)
+        gpu_loss = gpu.train_on_batch(X, [y1, y2])
+    np.testing.assert_allclose(gpu_loss, cpu_loss, rtol=1e-5)
+    for a, b in zip(cpu.get_weights(), gpu.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
