@@ -18,9 +18,9 @@ import re
 import numpy as np
 
 from . import config, devices, ops, registry
-from .ops.losses import (binary_crossentropy, device_loss_sum, binary_focal_crossentropy, categorical_crossentropy,
-                         categorical_focal_crossentropy, categorical_hinge, cosine_similarity, dice, huber,
-                         hinge, kl_divergence, log_cosh,
+from .ops.losses import (binary_crossentropy, binary_focal_crossentropy, categorical_crossentropy,
+                         categorical_focal_crossentropy, categorical_hinge, cosine_similarity, device_loss_sum, dice,
+                         huber, hinge, kl_divergence, log_cosh,
                          mean_absolute_error, mean_absolute_percentage_error, mean_squared_error,
                          mean_squared_logarithmic_error, poisson, sparse_categorical_crossentropy,
                          sparse_valid_mask, squared_hinge, squeeze_or_expand_to_same_rank, tversky)

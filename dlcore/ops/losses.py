@@ -204,7 +204,8 @@ class SparseCrossentropy(Function):
 class DeviceLossSum(Function):
     """scale * sum(values * weights) of per-sample losses on the GPU, returned as a host scalar:
     the one value that crosses per step. values: device (...); weights: host, values' shape, or
-    None. The backward fills d values = dy * scale * weights on the device."""
+    None (sample weights and masks are batch data: they go in with the batch). The backward
+    fills d values = dy * scale on the device, or uploads dy * scale * weights."""
 
     runs_on_gpu = True
 

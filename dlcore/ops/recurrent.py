@@ -173,11 +173,7 @@ class _Recurrence(Function):
                                        rec_alpha, reset_after, zero_output, h, hprev, aux, y, threads)
             cprev = None
 
-        last_rows = None  # rows whose last output is the final state (None: all rows)
-        if mask is not None:
-            last_rows = mask[:, -1] if zero_output else mask.any(axis=1)
-            if last_rows.all():
-                last_rows = None
+        last_rows = _last_rows(mask, zero_output)
         if return_sequences:
             output = y
         elif last_rows is None:
@@ -259,6 +255,14 @@ class _Recurrence(Function):
         dh0 = dh if ctx.has_h0 and needs[4] else None
         dc0 = dc if cell == "lstm" and ctx.has_c0 and needs[5] else None
         return dx, dw, dr, db, dh0, dc0
+
+
+def _last_rows(mask, zero_output):
+    """The rows (host bool (N,)) whose last output is the final state; None: all rows."""
+    if mask is None:
+        return None
+    last_rows = mask[:, -1] if zero_output else mask.any(axis=1)
+    return None if last_rows.all() else last_rows
 
 
 def _project_inputs(x, w, bias, x_masks, u):
@@ -404,11 +408,7 @@ def _device_forward(cell, ctx, x, w, r, b, h0, c0, mask, x_masks, h_masks, go_ba
         aux = empty_on(dev, (n, t_len, u), dtype)
         kernels.get("gru_forward", dev)(z, r, brh, mask_u8, None, act_code, act_alpha, rec_code, rec_alpha,
                                         reset_after, zero_output, h, hprev, aux, y)
-    last_rows = None
-    if mask is not None:
-        last_rows = mask[:, -1] if zero_output else mask.any(axis=1)
-        if last_rows.all():
-            last_rows = None
+    last_rows = _last_rows(mask, zero_output)
     if return_sequences:
         output = y
     elif last_rows is None:
