@@ -187,3 +187,17 @@ def test_recurrent_ops_with_states_mask_and_go_backwards_on_gpu(op, gates, kwarg
         results.append([devices.to_host(t.value) for t in [*outs, *grads]])
     for cpu, gpu in zip(*results):
         np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-5)
+
+
+def test_attention_on_gpu_errors_are_clear():
+    q = RNG.standard_normal((1, 2, 1, 2)).astype(np.float32)
+    with dl.device("gpu:0"):
+        on_gpu = dl.Tensor(devices.to_device(q))
+        with pytest.raises(TypeError, match="on the GPU, `key` must be a GPU array of the query's dtype float32"):
+            dl.ops.dot_product_attention(on_gpu, q, on_gpu)
+        bias = dl.Tensor(np.zeros((1, 1, 2, 2), np.float32))
+        with dl.GradientTape() as tape:
+            tape.watch(bias)
+            out = dl.ops.dot_product_attention(on_gpu, on_gpu, on_gpu, bias=bias)
+        with pytest.raises(ValueError, match="the gradient of `bias` has no GPU path yet"):
+            tape.gradient(out, bias, output_gradients=dl.Tensor(devices.to_device(np.ones_like(q))))
