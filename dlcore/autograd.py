@@ -68,7 +68,7 @@ def _value(x):
 def _refuse_gpu_arrays(cls, arrays):
     if any(isinstance(a, devices.ARRAY_TYPES) for a in arrays):
         raise TypeError(f"op {cls.__name__} received a GPU array but runs on the CPU only (README, GPU, lists "
-                        "the layers and ops that run there)")
+                        "the layers, ops, losses and optimizers that run on the GPU)")
 
 
 class Function:
@@ -132,9 +132,18 @@ def _topological_order(roots):
     return order  # inputs before the nodes that use them
 
 
+def _add(a, b):
+    """a + b for gradients; GPU arrays (which have no arithmetic operators) add on the device."""
+    if isinstance(a, devices.ARRAY_TYPES) or isinstance(b, devices.ARRAY_TYPES):
+        from .ops.core import device_sum
+
+        return device_sum([devices.to_device(a), devices.to_device(b)])
+    return a + b
+
+
 def _accumulate(table, key, grad):
     old = table.get(key)
-    table[key] = grad if old is None else old + grad
+    table[key] = grad if old is None else _add(old, grad)
 
 
 def backpropagate(targets, target_grads, sources):
@@ -147,7 +156,7 @@ def backpropagate(targets, target_grads, sources):
             _accumulate(leaf_grads, id(t), g)
             continue
         slots = node_grads.setdefault(id(t.node), [None] * t.node.n_outputs)
-        slots[t.index] = g if slots[t.index] is None else slots[t.index] + g
+        slots[t.index] = g if slots[t.index] is None else _add(slots[t.index], g)
         roots.append(t.node)
 
     wanted = {}  # (id(node), index) -> grad, for sources that are op outputs
@@ -173,7 +182,7 @@ def backpropagate(targets, target_grads, sources):
                 _accumulate(leaf_grads, id(x), gx)
             else:
                 slots = node_grads.setdefault(id(x.node), [None] * x.node.n_outputs)
-                slots[x.index] = gx if slots[x.index] is None else slots[x.index] + gx
+                slots[x.index] = gx if slots[x.index] is None else _add(slots[x.index], gx)
 
     result = []
     for s in sources:

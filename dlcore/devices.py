@@ -129,8 +129,9 @@ def to_host(a):
 def zeros_like(a):
     """Zeros of ``a``'s shape and dtype on the device ``a`` lives on."""
     if isinstance(a, ARRAY_TYPES):
-        from numba import cuda
-        return cuda.to_device(np.zeros(tuple(a.shape), dtype=a.dtype))
+        z = empty(a.shape, a.dtype, a)
+        z[:] = 0
+        return z
     return np.zeros_like(a)
 
 

@@ -17,10 +17,10 @@ import re
 
 import numpy as np
 
-from . import config, ops, registry
+from . import config, devices, ops, registry
 from .ops.losses import (binary_crossentropy, binary_focal_crossentropy, categorical_crossentropy,
-                         categorical_focal_crossentropy, categorical_hinge, cosine_similarity, dice, huber,
-                         hinge, kl_divergence, log_cosh,
+                         categorical_focal_crossentropy, categorical_hinge, cosine_similarity, device_loss_sum, dice,
+                         huber, hinge, kl_divergence, log_cosh,
                          mean_absolute_error, mean_absolute_percentage_error, mean_squared_error,
                          mean_squared_logarithmic_error, poisson, sparse_categorical_crossentropy,
                          sparse_valid_mask, squared_hinge, squeeze_or_expand_to_same_rank, tversky)
@@ -102,9 +102,23 @@ def reduce_weighted_values(values, sample_weight=None, mask=None, reduction="sum
             valid = float(mask.sum())
             mask = mask * (mask.size / valid if valid else 0.0)
         sample_weight = mask if sample_weight is None else sample_weight * mask
+    if devices.is_device_array(values.value) and reduction not in (None, "none") and values.ndim:
+        return _reduce_on_device(values, sample_weight, reduction)
     if sample_weight is not None:
         values = ops.multiply(values, sample_weight)
     return reduce_values(values, sample_weight, reduction)
+
+
+def _reduce_on_device(values, sample_weight, reduction):
+    """reduce_values for per-sample losses on the GPU: reduced there, the scalar comes back."""
+    weights = None if sample_weight is None else np.broadcast_to(sample_weight, values.shape)
+    scale = 1.0
+    if reduction != "sum":
+        divisor = float(values.size)
+        if reduction == "mean_with_sample_weight" and weights is not None:
+            divisor = float(np.sum(weights, dtype=np.float64))
+        scale = 0.0 if divisor == 0 else 1.0 / divisor
+    return device_loss_sum(values, weights, scale)
 
 
 # ---- Loss base -------------------------------------------------------------------------------

@@ -231,7 +231,7 @@ class Trainer:
         grads = tape.gradient(scaled_loss, variables) if variables else None
         # the metrics are updated before the weights change, so a metric that raises leaves the
         # model untouched (the values are the same: y_pred was computed before the update)
-        if devices.ARRAY_TYPES:  # a GPU is in use: the metrics read predictions on the host
+        if devices.ARRAY_TYPES and self._metric_objects:  # a GPU is in use: metrics read predictions on the host
             y_pred = map_structure(_to_host_tensor, y_pred)
         logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         if variables:
@@ -246,7 +246,7 @@ class Trainer:
         y_pred = self(x, training=False)
         loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
         self._loss_tracker.update_state(float(loss.value), sample_weight=num_samples_any(x))
-        if devices.ARRAY_TYPES:
+        if devices.ARRAY_TYPES and self._metric_objects:
             y_pred = map_structure(_to_host_tensor, y_pred)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 

@@ -121,6 +121,8 @@ class EinsumDense(Layer):
     through NumPy einsum forward and backward.
     """
 
+    _runs_on_gpu = True  # the matrix-product equations run ops.dense, which dispatches on the kernel's device
+
     def __init__(self, equation, output_shape, activation=None, bias_axes=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, lora_rank=None, lora_alpha=None, **kwargs):

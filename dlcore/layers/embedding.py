@@ -27,6 +27,8 @@ class Embedding(Layer):
     output_dim). Weights: embeddings (input_dim, output_dim), "uniform" U[-0.05, 0.05] by default.
     """
 
+    _runs_on_gpu = True  # ops.embedding_lookup dispatches on where the table lives
+
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
                  embeddings_constraint=None, mask_zero=False, weights=None, lora_rank=None, lora_alpha=None,
                  **kwargs):

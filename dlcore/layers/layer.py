@@ -202,8 +202,8 @@ class Layer:
                              f"received {shape}")
         dtype = np.dtype(dtype or self.dtype)
         if dtype.kind == "f" and devices.on_gpu() and not type(self)._runs_on_gpu:
-            raise ValueError(f"{type(self).__name__} '{self.name}' has no GPU path yet (README, GPU, lists "
-                             f"the layers that run there); build it outside dl.device({devices.current()!r})")
+            raise ValueError(f"{type(self).__name__} '{self.name}' has no GPU path yet (README, GPU, lists the "
+                             f"layers that have one); build it outside dl.device({devices.current()!r})")
         if initializer is None:
             initializer = "glorot_uniform" if dtype.kind == "f" else "zeros"
         init = initializers.get(initializer)

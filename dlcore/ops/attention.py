@@ -8,10 +8,10 @@ import math
 
 import numpy as np
 
-from .. import kernels
+from .. import devices, kernels
 from ..autograd import Function, is_recording
 from ..tensor import Tensor
-from .core import contiguous, float_array, unbroadcast
+from .core import contiguous, device_of, empty_on, float_array, unbroadcast
 from .core import value as _value
 from .gemm import _matmul
 
@@ -35,10 +35,15 @@ class DotProductAttention(Function):
 
     Inputs: q (B, T, N, H), k (B, S, K, H), v (B, S, K, Hv), bias broadcastable to (B, N, T, S)
     or None. Attributes: mask (B, N, T, S) uint8 view or None, scale, causal, rate, seed.
+    GPU arrays run the kernels/cuda twins (a host bias or mask is copied in, materialized).
     """
+
+    runs_on_gpu = True
 
     @staticmethod
     def forward(ctx, q, k, v, bias, mask, scale, causal, rate, seed):
+        if devices.is_device_array(q):
+            return _device_forward(ctx, q, k, v, bias, mask, scale, causal, rate, seed)
         dtype = q.dtype
         q, k, v = (contiguous(x.astype(dtype, copy=False)) for x in (q, k, v))
         if bias is not None:
@@ -64,6 +69,13 @@ class DotProductAttention(Function):
     @staticmethod
     def backward(ctx, dy, needs):
         q, k, v, out, lse = ctx.saved
+        if devices.is_device_array(q):
+            if ctx.bias_shape is not None and needs[3]:
+                raise ValueError("dot_product_attention: the gradient of `bias` has no GPU path yet; pass the bias "
+                                 "as a constant, or train on the CPU")
+            dq, dk, dv = (devices.empty(x.shape, x.dtype, x) for x in (q, k, v))
+            kernels.get("attention_backward", "cuda")(*ctx.args, out, lse, devices.to_device(dy), dq, dk, dv)
+            return dq, dk, dv, None
         dy = contiguous(dy.astype(q.dtype, copy=False))
         dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
         kernels.get("attention_backward")(*ctx.args, out, lse, dy, dq, dk, dv, ctx.threads)
@@ -71,6 +83,39 @@ class DotProductAttention(Function):
         if ctx.bias_shape is not None and needs[3]:
             dbias = unbroadcast(_score_gradient(q, k, v, dy, out, lse, ctx.args), ctx.bias_shape)
         return dq, dk, dv, dbias
+
+
+def _device_forward(ctx, q, k, v, bias, mask, scale, causal, rate, seed):
+    """DotProductAttention.forward on GPU arrays (q, k, v on the device, one dtype)."""
+    dtype = q.dtype
+    for name, x in (("key", k), ("value", v)):
+        if not devices.is_device_array(x) or x.dtype != dtype:
+            raise TypeError(f"dot_product_attention: on the GPU, `{name}` must be a GPU array of the query's dtype "
+                            f"{dtype}; received {type(x).__name__} of dtype {x.dtype}")
+    B, T, N, _ = q.shape
+    S, Hv = k.shape[1], v.shape[3]
+    full = (B, N, T, S)
+    if bias is None:
+        bias_view = devices.to_device(np.zeros((1, 1, 1, 1), dtype))
+    elif devices.is_device_array(bias):
+        if tuple(bias.shape) != full:
+            raise ValueError(f"dot_product_attention: a GPU bias must have the full shape (B, N, T, S) = {full}, "
+                             f"received {tuple(bias.shape)}")
+        bias_view = bias
+    else:
+        bias_view = devices.to_device(np.ascontiguousarray(np.broadcast_to(np.asarray(bias, dtype), full)))
+    mask_view = devices.to_device(_EMPTY_MASK if mask is None else np.ascontiguousarray(mask))
+    out = devices.empty((B, T, N, Hv), dtype, q)
+    lse = devices.empty((B, N, T), np.float64, q)
+    args = (q, k, v, bias_view, int(bias is not None), mask_view, int(mask is not None), float(scale), int(causal),
+            float(rate), seed)
+    kernels.get("attention_forward", "cuda")(*args, out, lse)
+    if S == 0:
+        out[:] = 0
+    if ctx is not None:
+        ctx.save(q, k, v, out, lse)
+        ctx.args, ctx.bias_shape = args, None if bias is None else bias.shape
+    return out
 
 
 def _score_gradient(q, k, v, dy, out, lse, args):
@@ -99,6 +144,11 @@ def _score_gradient(q, k, v, dy, out, lse, args):
     return np.where(keep, p * (dp - d), 0).astype(q.dtype)
 
 
+def _operand(x):
+    """A float ndarray, or a GPU array as it is (the op checks its dtype)."""
+    return x if devices.is_device_array(x) else float_array(x)
+
+
 def _check(name, x, ndim=4):
     if x.ndim != ndim:
         raise ValueError(f"dot_product_attention: `{name}` must be 4D (batch, length, heads, dim), "
@@ -121,10 +171,10 @@ def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, i
                          f"backend and not by dlcore; received attn_logits_soft_cap={attn_logits_soft_cap!r}")
     if not 0 <= dropout_rate < 1:
         raise ValueError(f"dot_product_attention: dropout_rate must be in [0, 1), received {dropout_rate!r}")
-    qv, kv, vv = (float_array(_value(x)) for x in (query, key, value))
+    qv, kv, vv = (_operand(_value(x)) for x in (query, key, value))
     for name, x in (("query", qv), ("key", kv), ("value", vv)):
         _check(name, x)
-    dtype = np.result_type(qv, kv, vv)
+    dtype = np.result_type(qv.dtype, kv.dtype, vv.dtype)
     if dtype not in (np.float32, np.float64):
         dtype = np.dtype(np.float32)
     B, T, N, H = qv.shape
@@ -141,7 +191,8 @@ def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, i
     full = (B, N, T, S)
     bias_arr = None
     if bias is not None:
-        bias_arr = float_array(_value(bias), dtype=dtype)
+        bias_arr = _value(bias)
+        bias_arr = bias_arr if devices.is_device_array(bias_arr) else float_array(bias_arr, dtype=dtype)
         try:
             np.broadcast_shapes(bias_arr.shape, full)
         except ValueError:
@@ -168,14 +219,14 @@ def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, i
     seed_key = _seed_int(seed) if rate > 0 else 0
     attrs = dict(mask=mask_view, scale=float(scale), causal=causal, rate=rate, seed=seed_key)
     if not is_recording():
-        q, k, v = (x.astype(dtype, copy=False) for x in (qv, kv, vv))
+        q, k, v = (x if devices.is_device_array(x) else x.astype(dtype, copy=False) for x in (qv, kv, vv))
         return Tensor(DotProductAttention.forward(None, q, k, v, bias_arr, **attrs))
     from .core import cast
 
     def typed(x, arr):  # a Tensor keeps its graph (through a cast node when its dtype differs)
         if isinstance(x, Tensor):
             return x if x.value.dtype == dtype else cast(x, dtype)
-        return arr.astype(dtype, copy=False)
+        return arr if devices.is_device_array(arr) else arr.astype(dtype, copy=False)
 
     return DotProductAttention.apply(typed(query, qv), typed(key, kv), typed(value, vv),
                                      None if bias is None else typed(bias, bias_arr), **attrs)
@@ -257,18 +308,24 @@ class SelfAttentionQKV(Function):
     """
 
     n_outputs = 3
+    runs_on_gpu = True
 
     @staticmethod
     def forward(ctx, x, wq, wk, wv, bq, bk, bv):
         B, T, D = x.shape
-        x2 = contiguous(x.astype(wq.dtype, copy=False).reshape(B * T, D))
-        dense_forward = kernels.get("dense_forward")
+        device = device_of(wq)
+        if device != "cpu":  # a batch enters the GPU here (no-op for device arrays)
+            x2 = devices.to_device(np.asarray(x, dtype=wq.dtype) if not devices.is_device_array(x) else x)
+            x2 = x2.reshape(B * T, D)
+        else:
+            x2 = contiguous(x.astype(wq.dtype, copy=False).reshape(B * T, D))
+        dense_forward = kernels.get("dense_forward", device)
         threads = kernels.threads_for(B * T * D)
         outs = []
         for w, b in ((wq, bq), (wk, bk), (wv, bv)):
-            y = np.empty((B, T) + w.shape[1:], dtype=wq.dtype)
-            dense_forward(x2, w.reshape(D, -1), None if b is None else b.reshape(-1), 0, 0.0,
-                          y.reshape(B * T, -1), threads)
+            y = empty_on(device, (B, T) + tuple(w.shape[1:]), wq.dtype)
+            dense_forward(x2, w.reshape(D, w.size // D), None if b is None else b.reshape(b.size), 0, 0.0,
+                          y.reshape(B * T, y.size // (B * T)), threads)
             outs.append(y)
         if ctx is not None:
             ctx.save(x2, wq, wk, wv)
@@ -279,22 +336,26 @@ class SelfAttentionQKV(Function):
     def backward(ctx, dys, needs):
         x2, *ws = ctx.saved
         rows, D = x2.shape
-        matmul = kernels.get("matmul")
-        dy2s = [contiguous(dy.astype(x2.dtype, copy=False).reshape(rows, -1)) for dy in dys]
+        device = device_of(x2)
+        matmul = kernels.get("matmul", device)
+        if device != "cpu":
+            dy2s = [devices.to_device(dy).reshape(rows, dy.size // rows) for dy in dys]
+        else:
+            dy2s = [contiguous(dy.astype(x2.dtype, copy=False).reshape(rows, -1)) for dy in dys]
         dx = None
         if needs[0]:
-            dx = np.empty((rows, D), dtype=x2.dtype)
+            dx = empty_on(device, (rows, D), x2.dtype)
             for i, (dy2, w) in enumerate(zip(dy2s, ws)):
-                matmul(dy2, w.reshape(D, -1), dx, False, True, 1.0, 0.0 if i == 0 else 1.0)
-            dx = dx.reshape(ctx.x_shape)
+                matmul(dy2, w.reshape(D, w.size // D), dx, False, True, 1.0, 0.0 if i == 0 else 1.0)
+            dx = dx.reshape(tuple(ctx.x_shape))
         dws, dbs = [], []
         for i, (dy2, w) in enumerate(zip(dy2s, ws)):
-            dws.append(_matmul(x2, dy2, trans_a=True).reshape(w.shape) if needs[1 + i] else None)
+            dws.append(_matmul(x2, dy2, trans_a=True).reshape(tuple(w.shape)) if needs[1 + i] else None)
             db = None
             if ctx.has_bias and needs[4 + i]:
-                db = np.empty(dy2.shape[1], dtype=x2.dtype)
-                kernels.get("sum_axis0")(dy2, db, kernels.threads_for(dy2.size))
-                db = db.reshape(w.shape[1:])
+                db = empty_on(device, dy2.shape[1], x2.dtype)
+                kernels.get("sum_axis0", device)(dy2, db, kernels.threads_for(dy2.size))
+                db = db.reshape(tuple(w.shape[1:]))
             dbs.append(db)
         return (dx, *dws, *dbs)
 

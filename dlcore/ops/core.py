@@ -1,7 +1,7 @@
 """Conversion and the helpers every op family shares."""
 import numpy as np
 
-from .. import config, devices
+from .. import config, devices, kernels
 from ..autograd import Function
 from ..tensor import Tensor, Variable
 
@@ -15,8 +15,8 @@ def float_array(x, dtype=None):
     """``x`` as a float ndarray: Tensors unwrap, ints/bools/lists become floatx."""
     v = value(x)
     if isinstance(v, devices.ARRAY_TYPES):
-        raise TypeError("a GPU array reached an op that runs on the CPU only (README, GPU, lists the layers "
-                        "and ops that run there)")
+        raise TypeError("a GPU array reached an op that runs on the CPU only (README, GPU, lists the layers, "
+                        "ops, losses and optimizers that run on the GPU)")
     a = np.asarray(v) if dtype is None else np.asarray(v, dtype=dtype)
     if a.dtype.kind != "f":
         a = a.astype(config.floatx())
@@ -48,6 +48,19 @@ def empty_on(device, shape, dtype):
     from numba import cuda
 
     return cuda.device_array(shape, dtype=dtype)
+
+
+def device_sum(arrays, out=None):
+    """The elementwise sum of equal-shape GPU ``arrays`` (into ``out`` or a new array), through the
+    ``sum_axis0`` kernel over the stacked arrays: rows added in order, so deterministic."""
+    first = arrays[0]
+    size = first.size
+    out = empty_on("cuda", tuple(first.shape), first.dtype) if out is None else out
+    stacked = empty_on("cuda", (len(arrays), size), first.dtype)
+    for i, a in enumerate(arrays):
+        stacked[i].copy_to_device(a.reshape(size))
+    kernels.get("sum_axis0", "cuda")(stacked, out.reshape(size))
+    return out
 
 
 def unbroadcast(grad, shape):

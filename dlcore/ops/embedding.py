@@ -1,21 +1,31 @@
 """Embedding lookup: a gather forward, a deterministic scatter-add backward (kernels: embedding)."""
 import numpy as np
 
-from .. import kernels
+from .. import devices, kernels
 from ..autograd import Function
-from .core import contiguous, value
+from .core import contiguous, device_of, empty_on, value
 
 
 class EmbeddingLookup(Function):
-    """y = table[ids]: a gather forward, a deterministic scatter-add backward."""
+    """y = table[ids]: a gather forward, a deterministic scatter-add backward. A table on the GPU
+    gathers there (the host ids go in; the ids are kept on the host for the backward's sort)."""
+
+    runs_on_gpu = True
 
     @staticmethod
     def forward(ctx, table, ids):
         flat = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+        device = device_of(table)
+        if device != "cpu":
+            y = empty_on(device, (flat.size, table.shape[1]), table.dtype)
+            kernels.get("embedding_forward", device)(devices.to_device(flat), table, y)
+            ctx.save(flat)
+            ctx.table_shape, ctx.dtype, ctx.device = table.shape, table.dtype, device
+            return y.reshape(tuple(ids.shape) + (table.shape[1],))
         y = np.empty((flat.size, table.shape[1]), dtype=table.dtype)
         kernels.get("embedding_forward")(flat, contiguous(table), y, kernels.threads_for(y.size))
         ctx.save(flat)
-        ctx.table_shape, ctx.dtype = table.shape, table.dtype
+        ctx.table_shape, ctx.dtype, ctx.device = table.shape, table.dtype, "cpu"
         return y.reshape(ids.shape + (table.shape[1],))
 
     @staticmethod
@@ -23,6 +33,12 @@ class EmbeddingLookup(Function):
         (flat,) = ctx.saved
         if not needs[0]:
             return None, None
+        if ctx.device != "cpu":
+            dw = empty_on(ctx.device, ctx.table_shape, ctx.dtype)
+            dw[:] = 0
+            dy2 = devices.to_device(dy).reshape(flat.size, ctx.table_shape[1])
+            kernels.get("embedding_backward", ctx.device)(flat, dy2, dw)
+            return dw, None
         dw = np.zeros(ctx.table_shape, dtype=ctx.dtype)
         dy2 = contiguous(np.asarray(dy, dtype=ctx.dtype)).reshape(flat.size, ctx.table_shape[1])
         kernels.get("embedding_backward")(flat, dy2, dw)

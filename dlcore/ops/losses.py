@@ -111,16 +111,25 @@ class RowLoss(Function):
     dtype and one shape. The gradient goes to y_pred only.
     """
 
+    runs_on_gpu = True  # predictions on the GPU: the targets go in, the per-sample losses stay there
+
     @staticmethod
     def forward(ctx, y_true, y_pred, kernel, attrs):
-        shape = y_pred.shape
+        shape = tuple(y_pred.shape)
         d = shape[-1]
-        p2 = contiguous(y_pred).reshape(-1, d)
-        t2 = contiguous(y_true).reshape(-1, d)
-        out = np.empty(p2.shape[0], dtype=p2.dtype)
-        kernels.get(kernel + "_forward")(t2, p2, out, **attrs, n_threads=kernels.threads_for(p2.size))
+        device = device_of(y_pred)
+        if device != "cpu":
+            p2 = y_pred.reshape(-1, d)
+            t2 = devices.to_device(contiguous(np.asarray(y_true, dtype=p2.dtype)).reshape(-1, d))
+            out = empty_on(device, p2.shape[0], p2.dtype)
+            kernels.get(kernel + "_forward", device)(t2, p2, out, **attrs)
+        else:
+            p2 = contiguous(y_pred).reshape(-1, d)
+            t2 = contiguous(y_true).reshape(-1, d)
+            out = np.empty(p2.shape[0], dtype=p2.dtype)
+            kernels.get(kernel + "_forward")(t2, p2, out, **attrs, n_threads=kernels.threads_for(p2.size))
         ctx.save(t2, p2)
-        ctx.kernel, ctx.attrs, ctx.shape = kernel, attrs, shape
+        ctx.kernel, ctx.attrs, ctx.shape, ctx.device = kernel, attrs, shape, device
         return out.reshape(shape[:-1])
 
     @staticmethod
@@ -128,6 +137,11 @@ class RowLoss(Function):
         if not needs[1]:
             return None, None
         t2, p2 = ctx.saved
+        if ctx.device != "cpu":
+            dp = empty_on(ctx.device, p2.shape, p2.dtype)
+            kernels.get(ctx.kernel + "_backward", ctx.device)(t2, p2, devices.to_device(dy).reshape(p2.shape[0]), dp,
+                                                              **ctx.attrs)
+            return None, dp.reshape(ctx.shape)
         dl = contiguous(np.asarray(dy, dtype=p2.dtype).reshape(-1))
         dp = np.empty_like(p2)
         kernels.get(ctx.kernel + "_backward")(t2, p2, dl, dp, **ctx.attrs,
@@ -151,7 +165,7 @@ class SparseCrossentropy(Function):
             p2, lab = y_pred.reshape(-1, shape[-1]), devices.to_device(lab)
             out_dev = empty_on(device, p2.shape[0], p2.dtype)
             kernels.get("sparse_categorical_crossentropy_forward", device)(lab, p2, out_dev, from_logits, eps)
-            out = out_dev.copy_to_host()
+            out = out_dev if valid is None else out_dev.copy_to_host()  # ignore_class masks on the host
         else:
             p2 = contiguous(y_pred).reshape(-1, shape[-1])
             out = np.empty(p2.shape[0], dtype=p2.dtype)
@@ -168,10 +182,13 @@ class SparseCrossentropy(Function):
         if not needs[1]:
             return None, None
         lab, p2 = ctx.saved
-        dl = np.array(np.asarray(dy, dtype=p2.dtype).reshape(-1), copy=True)
-        if ctx.valid is not None:
-            dl[~ctx.valid.reshape(-1)] = 0
         device = device_of(p2)
+        if devices.is_device_array(dy):  # the loss was reduced on the device
+            dl = dy.reshape(p2.shape[0])
+        else:
+            dl = np.array(np.asarray(dy, dtype=p2.dtype).reshape(-1), copy=True)
+            if ctx.valid is not None:
+                dl[~ctx.valid.reshape(-1)] = 0
         if device != "cpu":
             dp = empty_on(device, p2.shape, p2.dtype)
             kernels.get("sparse_categorical_crossentropy_backward", device)(
@@ -182,6 +199,45 @@ class SparseCrossentropy(Function):
             lab, p2, dl, dp, from_logits=ctx.from_logits, eps=ctx.eps,
             n_threads=kernels.threads_for(p2.size))
         return None, dp.reshape(ctx.shape)
+
+
+class DeviceLossSum(Function):
+    """scale * sum(values * weights) of per-sample losses on the GPU, returned as a host scalar:
+    the one value that crosses per step. values: device (...); weights: host, values' shape, or
+    None (sample weights and masks are batch data: they go in with the batch). The backward
+    fills d values = dy * scale on the device, or uploads dy * scale * weights."""
+
+    runs_on_gpu = True
+
+    @staticmethod
+    def forward(ctx, values, weights, scale):
+        size, dtype = values.size, values.dtype
+        total = empty_on("cuda", (1, 1), dtype)
+        if size == 0:
+            total[:] = 0
+        elif weights is None:  # one thread adds the rows in order: deterministic
+            kernels.get("sum_axis0", "cuda")(values.reshape(size, 1), total.reshape(1))
+        else:
+            w = devices.to_device(np.ascontiguousarray(weights, dtype=dtype).reshape(size, 1))
+            kernels.get("matmul", "cuda")(w, values.reshape(size, 1), total, True, False, 1.0, 0.0)
+        ctx.shape, ctx.dtype, ctx.weights, ctx.scale = tuple(values.shape), dtype, weights, scale
+        return np.asarray(total.copy_to_host()[0, 0] * scale, dtype=dtype)
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        g = float(np.asarray(dy)) * ctx.scale
+        if ctx.weights is None:
+            dv = empty_on("cuda", ctx.shape, ctx.dtype)
+            dv[:] = g
+        else:
+            dv = devices.to_device(np.ascontiguousarray(ctx.weights * g, dtype=ctx.dtype))
+        return dv, None
+
+
+def device_loss_sum(values, weights=None, scale=1.0):
+    """``scale * sum(values * weights)`` for per-sample losses on the GPU, as a host scalar Tensor
+    (weights: None or a host array of values' shape)."""
+    return DeviceLossSum.apply(values, weights, scale=float(scale))
 
 
 def _row_loss(name, kernel, y_true, y_pred, axis=-1, **attrs):

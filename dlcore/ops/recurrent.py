@@ -22,12 +22,12 @@ import threading
 
 import numpy as np
 
-from .. import kernels
+from .. import devices, kernels
 from ..autograd import Function, is_recording
 from ..kernels.elementwise import ACTIVATIONS
 from ..kernels.recurrent import BACKWARD_ACTIVATIONS
 from ..tensor import Tensor
-from .core import cast, contiguous, float_array, value
+from .core import cast, contiguous, device_of, device_sum, empty_on, float_array, value
 
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 
@@ -122,11 +122,15 @@ class _Recurrence(Function):
     """Shared forward/backward of the three cells; subclasses set ``cell`` and ``n_outputs``."""
 
     cell = None
+    runs_on_gpu = True  # weights on the GPU: the recurrence runs there (_device_forward)
 
     @classmethod
     def forward(cls, ctx, x, w, r, b, h0, c0, mask, x_masks, h_masks, go_backwards, return_sequences,
                 zero_output, act, rec, reset_after, recording):
         cell = cls.cell
+        if type(w) is not np.ndarray and device_of(w) == "cuda":
+            return _device_forward(cell, ctx, x, w, r, b, h0, c0, mask, x_masks, h_masks, go_backwards,
+                                   return_sequences, zero_output, act, rec, reset_after, recording)
         dtype = w.dtype
         x = np.asarray(x, dtype=dtype)
         n, t_len, k = x.shape
@@ -169,11 +173,7 @@ class _Recurrence(Function):
                                        rec_alpha, reset_after, zero_output, h, hprev, aux, y, threads)
             cprev = None
 
-        last_rows = None  # rows whose last output is the final state (None: all rows)
-        if mask is not None:
-            last_rows = mask[:, -1] if zero_output else mask.any(axis=1)
-            if last_rows.all():
-                last_rows = None
+        last_rows = _last_rows(mask, zero_output)
         if return_sequences:
             output = y
         elif last_rows is None:
@@ -196,6 +196,8 @@ class _Recurrence(Function):
     @classmethod
     def backward(cls, ctx, dys, needs):
         cell = cls.cell
+        if getattr(ctx, "on_device", False):
+            return _device_backward(cell, ctx, dys, needs)
         xs, w, r, z, hprev, cprev, aux = ctx.saved
         n, t_len, k, u, g = ctx.shape
         go_backwards, return_sequences, zero_output, reset_after = ctx.flags
@@ -253,6 +255,14 @@ class _Recurrence(Function):
         dh0 = dh if ctx.has_h0 and needs[4] else None
         dc0 = dc if cell == "lstm" and ctx.has_c0 and needs[5] else None
         return dx, dw, dr, db, dh0, dc0
+
+
+def _last_rows(mask, zero_output):
+    """The rows (host bool (N,)) whose last output is the final state; None: all rows."""
+    if mask is None:
+        return None
+    last_rows = mask[:, -1] if zero_output else mask.any(axis=1)
+    return None if last_rows.all() else last_rows
 
 
 def _project_inputs(x, w, bias, x_masks, u):
@@ -330,6 +340,157 @@ def _recurrent_gradient(cell, hprev, aux, dz, dzr, rmask, reset_after, u, colsum
     return dr, (_colsum(dz2) if colsum else None)
 
 
+# ---- the GPU path: the same buffers and kernels (kernels/cuda/recurrent.py), on device arrays ----
+def _device_copy(a, dtype, like=None):
+    """A new device array holding ``a`` (host or device; zeros of ``like``'s shape when None)."""
+    if a is None:
+        out = empty_on("cuda", like, dtype)
+        out[:] = 0
+        return out
+    if not devices.is_device_array(a):
+        return devices.to_device(np.asarray(a, dtype=dtype))
+    out = empty_on("cuda", a.shape, dtype)
+    out.copy_to_device(a)
+    return out
+
+
+def _time_reversed(a):
+    """A C-contiguous device copy of ``a`` (N, T, ...) with the time axis reversed."""
+    out = empty_on("cuda", a.shape, a.dtype)
+    out[:] = a[:, ::-1]
+    return out
+
+
+def _zero_rows(a, keep_rows):
+    """Device ``a`` (N, U) with the rows where ``keep_rows`` (host bool) is False zeroed, in place."""
+    for i in np.flatnonzero(~keep_rows):
+        a[int(i)] = 0
+    return a
+
+
+def _device_forward(cell, ctx, x, w, r, b, h0, c0, mask, x_masks, h_masks, go_backwards, return_sequences,
+                    zero_output, act, rec, reset_after, recording):
+    """The forward of _Recurrence on GPU arrays: one projection GEMM, the per-step recurrence."""
+    if x_masks is not None or h_masks is not None:
+        raise ValueError(f"ops.{cell}: dropout / recurrent_dropout masks have no GPU path yet; train this "
+                         "layer with dropout=0 and recurrent_dropout=0 in a GPU scope, or on the CPU")
+    dev, dtype = "cuda", w.dtype
+    x = devices.to_device(np.asarray(x, dtype=dtype)) if not devices.is_device_array(x) else x
+    n, t_len, k = x.shape
+    u, g = r.shape
+    if go_backwards:
+        x = _time_reversed(x)
+        mask = None if mask is None else mask[:, ::-1]
+    mask_u8 = None if mask is None else devices.to_device(np.ascontiguousarray(mask, dtype=np.uint8))
+    x2 = x.reshape(n * t_len, k)
+    bias_in, brh = b, None
+    if cell == "gru" and b is not None and reset_after:  # input bias + the recurrent z, r biases
+        bias_in = empty_on(dev, (g,), dtype)
+        colsum = kernels.get("sum_axis0", dev)
+        colsum(b[:, :2 * u], bias_in[:2 * u])
+        colsum(b[:1, 2 * u:], bias_in[2 * u:])
+        brh = b[1, 2 * u:]
+    z = empty_on(dev, (n, t_len, g), dtype)
+    kernels.get("rows_matmul", dev)(x2, w, bias_in, z.reshape(n * t_len, g), False)
+    h = _device_copy(h0, dtype, (n, u))
+    c = _device_copy(c0, dtype, (n, u)) if cell == "lstm" else None
+    hprev = empty_on(dev, (n, t_len, u), dtype) if recording else None
+    y = empty_on(dev, (n, t_len, u), dtype) if return_sequences else None
+    (act_code, act_alpha), (rec_code, rec_alpha) = act, rec
+    aux = cprev = None
+    if cell == "simple_rnn":
+        kernels.get("simple_rnn_forward", dev)(z, r, mask_u8, None, act_code, act_alpha, zero_output, h, hprev, y)
+    elif cell == "lstm":
+        cprev = empty_on(dev, (n, t_len, u), dtype) if recording else None
+        kernels.get("lstm_forward", dev)(z, r, mask_u8, None, act_code, act_alpha, rec_code, rec_alpha,
+                                         zero_output, h, c, hprev, cprev, y)
+    else:
+        aux = empty_on(dev, (n, t_len, u), dtype)
+        kernels.get("gru_forward", dev)(z, r, brh, mask_u8, None, act_code, act_alpha, rec_code, rec_alpha,
+                                        reset_after, zero_output, h, hprev, aux, y)
+    last_rows = _last_rows(mask, zero_output)
+    if return_sequences:
+        output = y
+    elif last_rows is None:
+        output = h
+    else:
+        output = _zero_rows(_device_copy(h, dtype), last_rows)
+    if recording:
+        ctx.on_device = True
+        ctx.save(x2, w, r, z, hprev, cprev, aux)
+        ctx.mask_u8, ctx.last_rows = mask_u8, last_rows
+        ctx.shape = (n, t_len, k, u, g)
+        ctx.flags = (go_backwards, return_sequences, zero_output, reset_after)
+        ctx.acts = (act, rec)
+        ctx.has_bias, ctx.has_h0, ctx.has_c0 = b is not None, h0 is not None, c0 is not None
+    return (output, h) if c is None else (output, h, c)
+
+
+def _device_backward(cell, ctx, dys, needs):
+    """The backward of _Recurrence on GPU arrays (the CPU path's products, on the device)."""
+    dev = "cuda"
+    x2, w, r, z, hprev, cprev, aux = ctx.saved
+    n, t_len, k, u, g = ctx.shape
+    go_backwards, return_sequences, zero_output, reset_after = ctx.flags
+    (act_code, act_alpha), (rec_code, rec_alpha) = ctx.acts
+    dtype = w.dtype
+    d_out = devices.to_device(np.asarray(dys[0], dtype=dtype)) if not devices.is_device_array(dys[0]) else dys[0]
+    dh = _device_copy(dys[1], dtype)
+    dy_seq = None
+    if return_sequences:
+        dy_seq = d_out
+    else:
+        if ctx.last_rows is not None:
+            d_out = _zero_rows(_device_copy(d_out, dtype), ctx.last_rows)
+        dh = device_sum([dh, d_out])
+    dz = empty_on(dev, (n, t_len, g), dtype)
+    dzr = dc = None
+    if cell == "simple_rnn":
+        kernels.get("simple_rnn_backward", dev)(z, r, ctx.mask_u8, None, act_code, act_alpha, zero_output, dy_seq,
+                                                dh, dz)
+    elif cell == "lstm":
+        dc = _device_copy(dys[2], dtype)
+        kernels.get("lstm_backward", dev)(z, cprev, r, ctx.mask_u8, None, act_code, act_alpha, rec_code, rec_alpha,
+                                          zero_output, dy_seq, dh, dc, dz)
+    else:
+        dzr = empty_on(dev, (n, t_len, g), dtype) if reset_after else None
+        kernels.get("gru_backward", dev)(z, hprev, aux, r, ctx.mask_u8, None, act_code, act_alpha, rec_code,
+                                         rec_alpha, reset_after, zero_output, dy_seq, dh, dz, dzr)
+    dz2 = dz.reshape(n * t_len, g)
+    want_db = ctx.has_bias and needs[3]
+    gru_after = cell == "gru" and reset_after
+    project, project_tn = kernels.get("rows_matmul", dev), kernels.get("rows_matmul_tn", dev)
+    dx = dw = dr = db = None
+    if needs[0]:
+        dx = empty_on(dev, (n * t_len, k), dtype)
+        project(dz2, w, None, dx, True)
+        dx = dx.reshape(n, t_len, k)
+        if go_backwards:
+            dx = _time_reversed(dx)
+    if want_db:
+        db = empty_on(dev, (2, g) if gru_after else (g,), dtype)
+    if needs[1]:
+        dw = empty_on(dev, (k, g), dtype)
+        project_tn(x2, dz2, dw, None if db is None else (db[0] if gru_after else db))
+    elif db is not None:
+        kernels.get("sum_axis0", dev)(dz2, db[0] if gru_after else db)
+    hp2 = hprev.reshape(n * t_len, u)
+    if needs[2] or (want_db and gru_after):
+        dr = empty_on(dev, (u, g), dtype)
+        if gru_after:
+            project_tn(hp2, dzr.reshape(n * t_len, g), dr, db[1] if want_db else None)
+        elif cell == "gru":  # the h part's recurrent input is r * h_{t-1} (aux)
+            matmul = kernels.get("matmul", dev)
+            matmul(hp2, dz2[:, :2 * u], dr[:, :2 * u], True, False, 1.0, 0.0)
+            matmul(aux.reshape(n * t_len, u), dz2[:, 2 * u:], dr[:, 2 * u:], True, False, 1.0, 0.0)
+        else:
+            project_tn(hp2, dz2, dr, None)
+        dr = dr if needs[2] else None
+    dh0 = dh if ctx.has_h0 and needs[4] else None
+    dc0 = dc if cell == "lstm" and ctx.has_c0 and needs[5] else None
+    return dx, dw, dr, db, dh0, dc0
+
+
 class SimpleRNN(_Recurrence):
     cell = "simple_rnn"
     n_outputs = 2
@@ -371,11 +532,11 @@ def _compute_act_pair(name, default):
 def _check(cell, x, kernel, recurrent_kernel, bias, states, mask, reset_after):
     """Shapes, checked once at the op's edge."""
     name = cell
-    if x.ndim != 3:
+    if len(x.shape) != 3:
         raise ValueError(f"ops.{name}: inputs must be 3-D (batch, timesteps, features), received shape "
                          f"{x.shape}")
     n, t_len, k = x.shape
-    if kernel.ndim != 2 or kernel.shape[0] != k or kernel.shape[1] % GATES[cell]:
+    if len(kernel.shape) != 2 or kernel.shape[0] != k or kernel.shape[1] % GATES[cell]:
         raise ValueError(f"ops.{name}: kernel must have shape ({k}, {GATES[cell]} * units) for inputs of "
                          f"shape {x.shape}, received {kernel.shape}")
     u = kernel.shape[1] // GATES[cell]
@@ -396,6 +557,10 @@ def _check(cell, x, kernel, recurrent_kernel, bias, states, mask, reset_after):
     return u
 
 
+def _state_array(s):
+    return s if devices.is_device_array(s) else np.asarray(s)
+
+
 def _dropout_mask(m, dtype):
     if m is None:
         return None
@@ -410,14 +575,17 @@ def _run(cls, x, kernel, recurrent_kernel, bias, states, mask, go_backwards, ret
     dtype = w.dtype
     r = value(recurrent_kernel)
     xv = value(x)
-    if not isinstance(xv, np.ndarray) or xv.dtype != dtype:
+    if devices.is_device_array(xv):
+        if xv.dtype != dtype:
+            raise TypeError(f"ops.{cls.cell}: the input on the GPU has dtype {xv.dtype}; the kernel has {dtype}")
+    elif not isinstance(xv, np.ndarray) or xv.dtype != dtype:
         # a Tensor is cast through the tape, so its gradient flows back in its own dtype
         x = cast(x, dtype) if isinstance(x, Tensor) else float_array(xv, dtype=dtype)
         xv = value(x)
     h0 = states[0]
     c0 = states[1] if len(states) > 1 else None
-    h0 = None if h0 is None else np.asarray(value(h0))
-    c0 = None if c0 is None else np.asarray(value(c0))
+    h0 = None if h0 is None else _state_array(value(h0))
+    c0 = None if c0 is None else _state_array(value(c0))
     mask_v = None if mask is None else np.asarray(value(mask), dtype=bool)
     b = None if bias is None else value(bias)
     _check(cls.cell, xv, w, r, b, (h0, c0), mask_v, reset_after)

@@ -19,7 +19,7 @@ def _resolved(shape, size):
 
 
 class Reshape(Function):
-    runs_on_gpu = True  # a GPU array (C-contiguous) is reshaped in place, as a view
+    runs_on_gpu = True  # a C-contiguous GPU array reshapes as a view
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -32,7 +32,7 @@ class Reshape(Function):
     def backward(ctx, dy, needs):
         if type(dy) is np.ndarray or not devices.is_device_array(dy):
             return (np.reshape(dy, ctx.shape),)
-        return (dy.reshape(ctx.shape),)
+        return (dy.reshape(tuple(ctx.shape)),)
 
 
 class Transpose(Function):

@@ -61,6 +61,14 @@ def _snake_case(name):
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
 
+def _assign(target, value):
+    """Overwrite a state array in place: a host array, or a GPU slot (the values copied in)."""
+    if _devices.is_device_array(target):
+        target.copy_to_device(np.ascontiguousarray(value, dtype=target.dtype))
+    else:
+        target[...] = value
+
+
 def _label(variable):
     return getattr(variable, "path", None) or getattr(variable, "name", None) or repr(variable)
 
@@ -347,7 +355,7 @@ class Optimizer:
     # ---- state (exact resume) -----------------------------------------------------------------
     def get_state(self):
         """Copies of ``variables``: [iterations (0-d int64), slot arrays in order]."""
-        return [np.array(v, copy=True) for v in self._variables]
+        return [np.array(_devices.to_host(v), copy=True) for v in self._variables]
 
     def set_state(self, state):
         """Restore ``get_state()`` output (same optimizer class, built on variables of the same
@@ -367,7 +375,7 @@ class Optimizer:
                                  f"{target.shape}, received {value.shape}")
             arrays.append(value)
         for target, value in zip(self._variables, arrays):
-            target[...] = value
+            _assign(target, value)
 
     def set_weights(self, weights):
         """Keras's ``set_weights``: assign ``weights`` to ``variables`` in order."""
@@ -380,12 +388,12 @@ class Optimizer:
             if target.shape != weight.shape:
                 raise ValueError(f"Optimizer variable '{name}' has shape {target.shape} not compatible "
                                  f"with provided weight shape {weight.shape}.")
-            target[...] = weight
+            _assign(target, weight)
 
     def save_own_variables(self, store):
         """Keras's saving hook: ``store[str(i)]`` = the i-th state array."""
         for i, variable in enumerate(self._variables):
-            store[str(i)] = np.array(variable, copy=True)
+            store[str(i)] = np.array(_devices.to_host(variable), copy=True)
 
     def load_own_variables(self, store):
         """Keras's loading hook (warns and skips on a count mismatch, as Keras does)."""
@@ -398,7 +406,7 @@ class Optimizer:
             warnings.warn(msg, stacklevel=2)
             return
         for i, variable in enumerate(self._variables):
-            variable[...] = np.asarray(store[str(i)])
+            _assign(variable, np.asarray(store[str(i)]))
 
     # ---- applying gradients -------------------------------------------------------------------
     def apply_gradients(self, grads_and_vars):

@@ -262,7 +262,7 @@ def _training_state(model):
                 raise ValueError(f"Cannot save the optimizer state: the optimizer updates variable "
                                  f"'{getattr(v, 'path', v)}', which is not among the model's weights.")
             indices.append(index[id(v)])
-    arrays = [np.asarray(a) for a in optimizer.variables]
+    arrays = [np.asarray(devices.to_host(a)) for a in optimizer.variables]
     variables = [{"name": str(name), "shape": [int(d) for d in a.shape], "dtype": a.dtype.name,
                   "member": f"optimizer/{i:05d}.npy"}
                  for i, (name, a) in enumerate(zip(optimizer._variable_names, arrays))]

@@ -1,8 +1,9 @@
 """Launch geometry and small device-side helpers shared by the CUDA families."""
 import numpy as np
+from numba import config as numba_config
 from numba import cuda
 
-THREADS_PER_BLOCK = 128
+THREADS_PER_BLOCK = 128 if not numba_config.ENABLE_CUDASIM else 16
 
 
 def grid_1d(n):

@@ -1,8 +1,11 @@
-"""Losses on the GPU: the CUDA twins of kernels/losses.py (sparse categorical cross-entropy so
-far), with the CPU formulas of ``_losses.pyx``.
+"""Losses on the GPU: the CUDA twins of kernels/losses.py (mean squared and absolute error,
+binary, categorical and sparse categorical cross-entropy), with the CPU formulas of
+``_losses.pyx``.
 
-Design: one thread per sample row, the row sums in float64 in a fixed order.
-Legend: M samples, C classes.
+Design: one thread per sample row, the row sums in float64 in a fixed order. The per-sample
+losses stay on the device; the op tier reduces them there (``sum_axis0`` / ``matmul``), so only
+the scalar loss crosses to the host.
+Legend: M samples, D values per sample, C classes.
 """
 import math
 
@@ -88,7 +91,175 @@ def sparse_categorical_crossentropy_backward(labels_m, y_pred_mc, dloss_m, dpred
                                                      bool(from_logits), lo, hi)
 
 
+@cuda.jit
+def _row_loss_forward(kind, t_md, p_md, loss_out_m, from_logits, lo, hi):
+    i = cuda.grid(1)
+    if i < p_md.shape[0]:
+        d, s = p_md.shape[1], 0.0
+        if kind == _CCE:
+            s = _cce_forward_row(t_md, p_md, loss_out_m, i, from_logits, lo, hi)
+        else:
+            for j in range(d):
+                t, p = t_md[i, j], p_md[i, j]
+                if kind == _MSE:
+                    s += (t - p) * (t - p)
+                elif kind == _MAE:
+                    s += abs(t - p)
+                elif from_logits:  # max(x, 0) - x t + log1p(exp(-|x|))
+                    s += max(p, 0.0) - p * t + math.log1p(math.exp(-abs(p)))
+                else:
+                    c = _clip(p, lo, hi)
+                    s -= t * math.log(c) + (1.0 - t) * math.log(1.0 - c)
+            s /= d
+        loss_out_m[i] = s
+
+
+@cuda.jit(device=True)
+def _cce_forward_row(t_md, p_md, scratch_m, i, from_logits, lo, hi):
+    c, s = p_md.shape[1], 0.0
+    if from_logits:
+        top = p_md[i, 0]
+        for j in range(1, c):
+            top = max(top, p_md[i, j])
+        e = 0.0
+        for j in range(c):
+            e += math.exp(p_md[i, j] - top)
+        lse = top + math.log(e)
+        for j in range(c):
+            s += t_md[i, j] * (lse - p_md[i, j])
+        return s
+    total = 0.0
+    for j in range(c):
+        total += p_md[i, j]
+    inv = 1.0 / total
+    for j in range(c):
+        scratch_m[i] = p_md[i, j] * inv  # rounded to the array dtype, as the CPU kernel rounds it
+        s -= t_md[i, j] * math.log(_clip(scratch_m[i], lo, hi))
+    return s
+
+
+@cuda.jit
+def _row_loss_backward(kind, t_md, p_md, dloss_m, dp_md, from_logits, lo, hi):
+    i = cuda.grid(1)
+    if i < p_md.shape[0]:
+        d, dl = p_md.shape[1], dloss_m[i]
+        if kind == _CCE:
+            _cce_backward_row(t_md, p_md, dl, dp_md, i, from_logits, lo, hi)
+            return
+        for j in range(d):
+            t, p = t_md[i, j], p_md[i, j]
+            if kind == _MSE:
+                g = 2.0 * (p - t)
+            elif kind == _MAE:
+                g = 1.0 if p > t else (-1.0 if p < t else 0.0)
+            elif from_logits:
+                e = math.exp(-abs(p))
+                g = (1.0 / (1.0 + e) if p >= 0 else e / (1.0 + e)) - t
+            elif p < lo or p > hi:
+                g = 0.0
+            else:
+                g = (1.0 - t) / (1.0 - p) - t / p
+            dp_md[i, j] = dl / d * g
+
+
+@cuda.jit(device=True)
+def _cce_backward_row(t_md, p_md, dl, dp_md, i, from_logits, lo, hi):
+    c = p_md.shape[1]
+    if from_logits:  # dl * (sum(t) softmax(x) - t)
+        top = p_md[i, 0]
+        for j in range(1, c):
+            top = max(top, p_md[i, j])
+        e, st = 0.0, 0.0
+        for j in range(c):
+            e += math.exp(p_md[i, j] - top)
+            st += t_md[i, j]
+        for j in range(c):
+            dp_md[i, j] = dl * (st * math.exp(p_md[i, j] - top) / e - t_md[i, j])
+        return
+    total = 0.0
+    for j in range(c):
+        total += p_md[i, j]
+    inv = 1.0 / total
+    gr = 0.0
+    for j in range(c):
+        dp_md[i, j] = p_md[i, j] * inv  # r rounded to the array dtype for the clip test
+        if lo <= dp_md[i, j] <= hi:
+            gr -= t_md[i, j]
+    for j in range(c):
+        r = p_md[i, j] * inv
+        g = -t_md[i, j] / r if lo <= dp_md[i, j] <= hi else 0.0
+        dp_md[i, j] = dl * inv * (g - gr)
+
+
+_MSE, _MAE, _BCE, _CCE = 0, 1, 2, 3
+
+
+def _row_forward(kind, y_true_md, y_pred_md, loss_out_m, from_logits=False, eps=1e-7):
+    if y_pred_md.shape[0]:
+        lo, hi = _bounds(y_pred_md, eps)
+        _row_loss_forward[grid_1d(y_pred_md.shape[0])](kind, y_true_md, y_pred_md, loss_out_m, bool(from_logits),
+                                                       lo, hi)
+
+
+def _row_backward(kind, y_true_md, y_pred_md, dloss_m, dpred_out_md, from_logits=False, eps=1e-7):
+    if y_pred_md.shape[0]:
+        lo, hi = _bounds(y_pred_md, eps)
+        _row_loss_backward[grid_1d(y_pred_md.shape[0])](kind, y_true_md, y_pred_md, dloss_m, dpred_out_md,
+                                                        bool(from_logits), lo, hi)
+
+
+def mse_forward(y_true_md, y_pred_md, loss_out_m, n_threads=1):
+    """loss_out_m[i] = mean_d (y_true - y_pred)^2; (M, D), (M, D), (M,) device arrays."""
+    _row_forward(_MSE, y_true_md, y_pred_md, loss_out_m)
+
+
+def mse_backward(y_true_md, y_pred_md, dloss_m, dpred_out_md, n_threads=1):
+    """dpred_out_md = dloss * 2 (p - t) / D; device arrays."""
+    _row_backward(_MSE, y_true_md, y_pred_md, dloss_m, dpred_out_md)
+
+
+def mae_forward(y_true_md, y_pred_md, loss_out_m, n_threads=1):
+    """loss_out_m[i] = mean_d |y_true - y_pred|; device arrays."""
+    _row_forward(_MAE, y_true_md, y_pred_md, loss_out_m)
+
+
+def mae_backward(y_true_md, y_pred_md, dloss_m, dpred_out_md, n_threads=1):
+    """dpred_out_md = dloss * sign(p - t) / D (sign(0) = 0); device arrays."""
+    _row_backward(_MAE, y_true_md, y_pred_md, dloss_m, dpred_out_md)
+
+
+def binary_crossentropy_forward(y_true_md, y_pred_md, loss_out_m, from_logits=False, eps=1e-7, n_threads=1):
+    """loss_out_m[i] = mean_d binary cross-entropy (p clipped to [eps, 1 - eps], or logits)."""
+    _row_forward(_BCE, y_true_md, y_pred_md, loss_out_m, from_logits, eps)
+
+
+def binary_crossentropy_backward(y_true_md, y_pred_md, dloss_m, dpred_out_md, from_logits=False, eps=1e-7,
+                                 n_threads=1):
+    """dpred_out_md = dloss * d(bce)/dp / D (0 outside the clip range; sigmoid(x) - t for logits)."""
+    _row_backward(_BCE, y_true_md, y_pred_md, dloss_m, dpred_out_md, from_logits, eps)
+
+
+def categorical_crossentropy_forward(y_true_mc, y_pred_mc, loss_out_m, from_logits=False, eps=1e-7,
+                                     n_threads=1):
+    """loss_out_m[i] = -sum_c t log(q), q = clip(p / sum p) or softmax(x); device arrays."""
+    _row_forward(_CCE, y_true_mc, y_pred_mc, loss_out_m, from_logits, eps)
+
+
+def categorical_crossentropy_backward(y_true_mc, y_pred_mc, dloss_m, dpred_out_mc, from_logits=False, eps=1e-7,
+                                      n_threads=1):
+    """dpred_out_mc = dloss * d(cce)/dp; device arrays."""
+    _row_backward(_CCE, y_true_mc, y_pred_mc, dloss_m, dpred_out_mc, from_logits, eps)
+
+
 KERNELS = {
+    "mse_forward": mse_forward,
+    "mse_backward": mse_backward,
+    "mae_forward": mae_forward,
+    "mae_backward": mae_backward,
+    "binary_crossentropy_forward": binary_crossentropy_forward,
+    "binary_crossentropy_backward": binary_crossentropy_backward,
+    "categorical_crossentropy_forward": categorical_crossentropy_forward,
+    "categorical_crossentropy_backward": categorical_crossentropy_backward,
     "sparse_categorical_crossentropy_forward": sparse_categorical_crossentropy_forward,
     "sparse_categorical_crossentropy_backward": sparse_categorical_crossentropy_backward,
 }

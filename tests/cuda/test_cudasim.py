@@ -28,7 +28,7 @@ def test_cuda_kernels_and_gpu_training_under_the_simulator():
     if probe.returncode != 0:
         pytest.skip(f"numba's CUDA simulator is unavailable: {probe.stderr.strip().splitlines()[-1:]}")
     suites = [str(path) for path in sorted(HERE.glob("sim_*.py"))]
-    run = _python(["-m", "pytest", "-q", "-p", "no:cacheprovider", *suites], sim=True, timeout=300)
+    run = _python(["-m", "pytest", "-q", "-p", "no:cacheprovider", *suites], sim=True, timeout=400)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert " passed" in run.stdout and "skipped" not in run.stdout.splitlines()[-1]
 

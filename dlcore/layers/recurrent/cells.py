@@ -64,6 +64,7 @@ class _FusedCell(Layer):
 
     _gates = 1
     _op = None
+    _runs_on_gpu = True  # the fused recurrent ops dispatch on where the kernels live (no dropout masks there yet)
     _has_recurrent_activation = True
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,

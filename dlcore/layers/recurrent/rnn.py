@@ -2,7 +2,7 @@
 cell's whole sequence as one fused op."""
 import numpy as np
 
-from ... import ops, regularizers
+from ... import devices, ops, regularizers
 from ...registry import register
 from ...tensor import Tensor
 from ..layer import InputSpec, Layer, defer_state_update
@@ -123,7 +123,7 @@ class RNN(Layer):
             out = self._loop(sequences, states, mask, training)
         output, new_states = out[0], list(out[1:])
         if self.stateful:
-            final = [np.array(s.value, copy=True) for s in new_states]
+            final = [np.array(devices.to_host(s.value), copy=True) for s in new_states]  # host, GPU or not
             defer_state_update(lambda: setattr(self, "states", final))
         if self.activity_regularizer is not None:
             self._activity_losses.append(self.activity_regularizer(output))
