@@ -208,8 +208,11 @@ class MPIStrategy(Strategy):
     def sync_moving_statistics(self, model):
         if self.num_replicas_in_sync == 1:
             return
+        # a synchronized BatchNormalization's statistics are already the same bits on every rank
+        synced = {id(v) for layer in model._flatten_layers() if getattr(layer, "synchronized", False)
+                  for v in layer.non_trainable_weights}
         stats = [v for v in model.non_trainable_weights
-                 if getattr(v, "name", "").rsplit("/", 1)[-1].split(":")[0] in _BN_STATISTICS]
+                 if getattr(v, "name", "").rsplit("/", 1)[-1].split(":")[0] in _BN_STATISTICS and id(v) not in synced]
         if stats:
             averaged = self.all_reduce_gradients(_values(stats))
             for v, a in zip(_values(stats), averaged):

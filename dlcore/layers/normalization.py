@@ -20,6 +20,20 @@ from ..registry import register
 from .layer import InputSpec, Layer, defer_state_update
 
 
+def _replicas():
+    """The cross-replica arguments of a synchronized BatchNormalization's op: the strategy of the
+    open ``scope()`` (fit opens the model's), else the process's MPIStrategy (a custom loop);
+    nothing with one replica, where the layer is the unsynchronized one."""
+    from ..distribute.strategy import _world, get_strategy, has_strategy
+
+    strategy = get_strategy() if has_strategy() else _world[0]
+    if strategy is None or strategy.num_replicas_in_sync == 1:
+        return {}
+    weight = strategy._step_weight
+    return {"all_sum": strategy._sum, "replica_weight": 1.0 / strategy.num_replicas_in_sync if weight is None
+            else weight}
+
+
 @register("layer")
 class BatchNormalization(Layer):
     """Normalizes ``axis`` (the channels, -1 for channels_last) to zero mean and unit variance,
@@ -30,6 +44,10 @@ class BatchNormalization(Layer):
     moving_variance (C,) (non-trainable), in that order, as Keras.
     Call arguments: ``training``; ``mask`` (a (batch, ...) boolean mask one rank below the inputs):
     masked positions are left out of the batch statistics.
+    ``synchronized=True`` (Keras 3): under a ``dl.distribute`` strategy of several replicas the
+    training statistics are those of the global batch (one float64 all-reduce forward, one
+    backward), so N ranks train as one process on the global batch; with one replica it is the
+    unsynchronized layer. Every rank must call it in training alike.
     """
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
@@ -48,9 +66,6 @@ class BatchNormalization(Layer):
         if renorm:
             raise ValueError("BatchNormalization: renorm=True (batch renormalization) is not "
                              "supported by dlcore; use renorm=False. Received renorm=True")
-        if synchronized:
-            raise ValueError("BatchNormalization: synchronized=True needs a distributed TensorFlow strategy; "
-                             "dlcore runs on one device. Received synchronized=True")
         self.axis = int(axis)
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
@@ -63,7 +78,7 @@ class BatchNormalization(Layer):
         self.renorm = False
         self.renorm_clipping = renorm_clipping
         self.renorm_momentum = renorm_momentum
-        self.synchronized = False
+        self.synchronized = bool(synchronized)
         self.supports_masking = True
         self.gamma = self.beta = self.moving_mean = self.moving_variance = None
 
@@ -97,9 +112,14 @@ class BatchNormalization(Layer):
                              f"inputs.shape={tuple(inputs.shape)}")
         if training and self.trainable:
             if mask is None:
+                sync = _replicas() if self.synchronized else {}
                 y, mean, variance = ops.batch_normalization_training(inputs, self.gamma, self.beta, axis=self.axis,
-                                                                     epsilon=self.epsilon)
+                                                                     epsilon=self.epsilon, **sync)
             else:
+                if self.synchronized and _replicas():
+                    raise ValueError(f"Layer '{self.name}' (BatchNormalization): synchronized=True over several "
+                                     "replicas takes no mask (the masked statistics are per replica); received a "
+                                     "mask. Use synchronized=False, or no masking before this layer")
                 mean, variance = self._masked_moments(inputs, mask)
                 y = ops.batch_normalization(inputs, mean, variance, axis=self.axis, offset=self.beta,
                                             scale=self.gamma, epsilon=self.epsilon)

@@ -111,12 +111,15 @@ class BatchNormTraining(Function):
     n_outputs = 3
 
     @staticmethod
-    def forward(ctx, x, gamma, beta, axis, epsilon):
+    def forward(ctx, x, gamma, beta, axis, epsilon, all_sum=None, replica_weight=1.0):
         x_rc, shape_t, axis, moved = _to_rows(x, axis)
         r, c = x_rc.shape
         mean64, var64 = np.empty(c), np.empty(c)
         threads = kernels.threads_for(x_rc.size)
         kernels.get("batch_norm_moments")(x_rc, mean64, var64, threads)
+        count = r
+        if all_sum is not None:  # synchronized: the moments of the global batch
+            mean64, var64, count = _global_moments(all_sum, mean64, var64, r)
         inv_std = 1.0 / np.sqrt(var64 + epsilon)
         gamma64 = _channel(gamma, c, x.dtype)
         scale = inv_std if gamma is None else gamma64 * inv_std
@@ -128,6 +131,7 @@ class BatchNormTraining(Function):
         ctx.save(x_rc)
         ctx.mean64, ctx.inv_std, ctx.gamma64 = mean64, inv_std, gamma64
         ctx.layout = (shape_t, axis, moved)
+        ctx.sync = None if all_sum is None else (all_sum, float(replica_weight), count)
         ctx.param_shapes = (None if gamma is None else np.shape(gamma), None if beta is None else np.shape(beta))
         return _from_rows(y_rc, *ctx.layout), mean64.astype(x.dtype), var64.astype(x.dtype)
 
@@ -147,18 +151,44 @@ class BatchNormTraining(Function):
             # gradients reaching the mean and variance outputs folded into k and b.
             g = np.ones(c) if ctx.gamma64 is None else ctx.gamma64
             a = g * ctx.inv_std
-            k = a * ctx.inv_std * dgamma.astype(np.float64) / r
-            b = a * dbeta.astype(np.float64) / r
-            if np.any(dmean):
-                b -= np.asarray(dmean, dtype=np.float64).reshape(c) / r
-            if np.any(dvar):
-                k -= 2.0 * np.asarray(dvar, dtype=np.float64).reshape(c) / r
+            sums = [dgamma.astype(np.float64), dbeta.astype(np.float64),
+                    np.zeros(c) if dmean is None else np.asarray(dmean, dtype=np.float64).reshape(c),
+                    np.zeros(c) if dvar is None else np.asarray(dvar, dtype=np.float64).reshape(c)]
+            scale = 1.0 / r
+            if ctx.sync is not None:
+                sums, scale = _global_gradient_sums(ctx.sync, sums)
+            sum_dyxhat, sum_dy, sum_dmean, sum_dvar = sums
+            k = a * ctx.inv_std * sum_dyxhat * scale - 2.0 * sum_dvar * scale
+            b = a * sum_dy * scale - sum_dmean * scale
             dx_rc = np.empty_like(x_rc)
             kernels.get("batch_norm_backward_input")(dy_rc, x_rc, ctx.mean64.astype(dtype), a.astype(dtype),
                                                      k.astype(dtype), b.astype(dtype), dx_rc, threads)
             dx = _from_rows(dx_rc, *ctx.layout)
         gshape, bshape = ctx.param_shapes
         return (dx, dgamma.reshape(gshape) if needs[1] else None, dbeta.reshape(bshape) if needs[2] else None)
+
+
+def _global_moments(all_sum, mean64, var64, rows):
+    """The mean and biased variance over every replica's rows from this replica's (Keras's
+    synchronized moments: one all-reduce of the sums, the sums of squares and the counts, in
+    float64), and the global row count."""
+    c = mean64.shape[0]
+    local = np.concatenate([mean64 * rows, (var64 + mean64 * mean64) * rows, [float(rows)]])
+    total = np.asarray(all_sum(local), dtype=np.float64)
+    count = total[2 * c]
+    mean = total[:c] / count
+    return mean, np.maximum(total[c:2 * c] / count - mean * mean, 0.0), count
+
+
+def _global_gradient_sums(sync, sums):
+    """The per-channel gradient sums of every replica, each replica's weighted by its share
+    ``w_r`` of the summed gradients (so that after the optimizer's weighted sum over replicas the
+    input gradient is that of one process on the global batch), and the factor turning them into
+    this replica's terms: ``1 / (w_self * global count)`` (``1 / rows`` with one replica)."""
+    all_sum, weight, count = sync
+    c = sums[0].shape[0]
+    total = np.asarray(all_sum(np.concatenate(sums) * weight), dtype=np.float64)
+    return [total[i * c:(i + 1) * c] for i in range(4)], 1.0 / (weight * count)
 
 
 def _check(x, axis, op_name):
@@ -188,10 +218,18 @@ def batch_normalization(x, mean, variance, axis, offset=None, scale=None, epsilo
     return BatchNormInference.apply(x, scale, offset, mean, variance, axis=axis, epsilon=float(epsilon))
 
 
-def batch_normalization_training(x, scale=None, offset=None, axis=-1, epsilon=1e-3):
+def batch_normalization_training(x, scale=None, offset=None, axis=-1, epsilon=1e-3, all_sum=None,
+                                 replica_weight=1.0):
     """Normalize ``x`` with its own per-channel mean and biased variance over every axis but
     ``axis``; returns (y, mean, variance) as Tensors, y = (x - mean) / sqrt(variance + epsilon)
-    * scale + offset (the training-mode half of Keras's BatchNormalization)."""
+    * scale + offset (the training-mode half of Keras's BatchNormalization).
+
+    Synchronized (``all_sum``: a function returning the element-wise sum over replicas of a
+    float64 vector, the same on every replica): the statistics are those of the global batch,
+    every replica's rows, and the backward all-reduces the per-channel sums of dy and dy * xhat,
+    weighted by ``replica_weight`` (this replica's weight in the optimizer's sum of gradients
+    over replicas), so that the replicas' summed gradients equal one process's on the global
+    batch. Every replica must run the forward and the backward in the same order."""
     xv = value(x)
     if not isinstance(xv, np.ndarray) or xv.dtype.kind != "f":
         x = xv = float_array(xv)
@@ -202,7 +240,13 @@ def batch_normalization_training(x, scale=None, offset=None, axis=-1, epsilon=1e
     c = xv.shape[axis]
     for p, name in ((offset, "offset"), (scale, "scale")):
         _check_param(p, c, name, "batch_normalization_training")
-    return BatchNormTraining.apply(x, scale, offset, axis=axis, epsilon=float(epsilon))
+    if all_sum is not None and not callable(all_sum):
+        raise TypeError(f"batch_normalization_training: all_sum must be a function (the sum over replicas); "
+                        f"received {type(all_sum).__name__}")
+    if not replica_weight > 0:
+        raise ValueError(f"batch_normalization_training: replica_weight must be positive; received {replica_weight!r}")
+    return BatchNormTraining.apply(x, scale, offset, axis=axis, epsilon=float(epsilon), all_sum=all_sum,
+                                   replica_weight=float(replica_weight))
 
 
 def moments(x, axes, keepdims=False, synchronized=False):
