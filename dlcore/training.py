@@ -504,9 +504,10 @@ class Trainer:
         # distributed: each replica evaluates its rows of every batch, the metrics' states are
         # summed once at the end (the batch-level logs are the replica's own)
         strategy = self._replicated_strategy()
-        if strategy is not None and isinstance(data, ArrayAdapter) and num_samples(data.x) < strategy.num_replicas_in_sync:
+        replicas = 1 if strategy is None else strategy.num_replicas_in_sync
+        if replicas > 1 and isinstance(data, ArrayAdapter) and num_samples(data.x) < replicas:
             raise ValueError(f"evaluate: {num_samples(data.x)} samples cannot be split over "
-                             f"{strategy.num_replicas_in_sync} replicas (each needs at least one)")
+                             f"{replicas} replicas (each needs at least one)")
         logs, ran = {}, False
         with self._metric_states_kept_on_error():
             self.reset_metrics()
