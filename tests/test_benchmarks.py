@@ -209,6 +209,12 @@ def test_distributed_model_from_measured_runs():
     assert m["status"] == "ok"
     assert m["per_sample_s"] == pytest.approx(0.048 / 32) and m["fixed_s"] == pytest.approx(0.004)
     assert m["bucket_chosen"] == wl["bucket_bytes"] and m["buckets_per_step"] == 1  # 1200 vs 1190: the larger
+    faster = {**runs, f"2x1@{2 ** 20}": {"status": "ok", "samples_per_s": 1500, "buckets": 4}}
+    assert cd.choose_bucket(faster, wl)[0] == 2 ** 20  # 25 % faster, beyond the 10 % noise
+    noisy = {**runs, f"2x1@{2 ** 20}": {"status": "ok", "samples_per_s": 1500, "buckets": 1},
+             "2x1": {**runs["2x1"], "samples_per_s": 1000}}  # the same layout as 25 MiB: 33 % noise
+    assert cd.choose_bucket(noisy, wl) == (wl["bucket_bytes"], {64 * 1024: 1190, 2 ** 20: 1500,
+                                                                wl["bucket_bytes"]: 1000}, pytest.approx(1 / 3))
     ten = m["links"]["10"]
     # ring: 2 (p-1)/p * bytes / bandwidth + 2 (p-1) * latency
     assert ten["allreduce_s_at_2"] == pytest.approx(4e6 * 8 / 10e9 + 2 * cd.LINK_LATENCY_S)
