@@ -164,17 +164,20 @@ def choose_bucket(runs, wl):
     """The bucket size kept, the measured 2-rank rates and the noise: the largest bucket (fewest
     messages, so the smallest latency term on a network; without overlap with the backward a
     smaller bucket buys nothing else) unless a smaller one was measured faster by more than the
-    noise. The noise: the spread between bucket sizes that gave the same bucket layout (the same
-    work measured twice), at least ``MIN_NOISE``."""
-    rates, layouts = {}, {}
+    noise. The noise: the largest relative spread between the launches of one configuration, or
+    between bucket sizes that gave the same bucket layout (the same work measured twice), at least
+    ``MIN_NOISE``."""
+    rates, layouts, spreads = {}, {}, [MIN_NOISE]
     for b in wl["buckets"]:
         r = runs.get(_key(2, 1, b, wl["bucket_bytes"]))
         if r and r.get("status") == "ok":
             rates[b] = r["samples_per_s"]
             layouts.setdefault(r.get("buckets"), []).append(r["samples_per_s"])
+            reps = r.get("samples_per_s_runs") or [r["samples_per_s"]]
+            spreads.append(1 - min(reps) / max(reps))
     if not rates:
         return wl["bucket_bytes"], rates, MIN_NOISE
-    noise = max([MIN_NOISE] + [1 - min(v) / max(v) for v in layouts.values() if len(v) > 1])
+    noise = max(spreads + [1 - min(v) / max(v) for v in layouts.values() if len(v) > 1])
     best = max(rates.values())
     return max(b for b, v in rates.items() if v >= (1 - noise) * best), rates, noise
 
@@ -267,11 +270,13 @@ def to_markdown(name, entry):
                      f"(2 ranks, shared memory, waiting included): {m['measured_allreduce_s'] * 1e3:.2f} ms. "
                      f"Bucket sizes at 2 ranks (samples/s): {rates}; kept {m['bucket_chosen'] // 1024} KiB: the "
                      f"largest bucket unless a smaller one is faster by more than the noise "
-                     f"({100 * m['bucket_noise']:.0f} %, the spread between bucket sizes giving the same layout), "
+                     f"({100 * m['bucket_noise']:.0f} %: the spread between launches of one configuration or "
+                     "between bucket sizes giving the same layout), "
                      "since each bucket costs 2(p-1) messages of latency and, with the reduction after the "
                      "backward pass, buys no overlap.")
-        lines += ["", "| link | ring all-reduce at 2 ranks | strong scaling (global batch fixed): efficiency at 2 / 8 / "
-                  "32 ranks, stops at | weak scaling (batch per rank fixed): efficiency at 64 / 1024 ranks, stops at |",
+        lines += ["", "| link | ring all-reduce at 2 ranks | strong scaling (global batch fixed): efficiency at "
+                  "2 / 8 / 32 ranks, stops at | weak scaling (batch per rank fixed): efficiency at 64 / 1024 ranks, "
+                  "stops at |",
                   "|---|---:|---|---|"]
         for gbits, link in m["links"].items():
             s, w = link["strong"], link["weak"]

@@ -3,7 +3,10 @@
 Each process (rank) reads the full data; ``fit`` gives each rank its contiguous part of every
 global batch, the ranks' gradients are summed with weights ``n_rank / n_global`` (so the step
 equals one step on the global batch for the mean losses), rank 0's weights are broadcast before
-the first step, metrics are summed over ranks, and only rank 0 writes files.
+the first step, metrics are summed over ranks, and only rank 0 writes files. ``evaluate`` (and
+fit's validation) shard every batch the same way and sum the metrics' states once at the end;
+``predict`` is replicated. A ``BatchNormalization(synchronized=True)`` all-reduces its batch
+statistics (forward) and its gradient sums (backward) through ``_sum``.
 
 Design:
 - Gradients are packed into contiguous buckets (per dtype, at most ``bucket_bytes`` each) and
