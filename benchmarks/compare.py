@@ -4,6 +4,7 @@
     python -m benchmarks.compare --quick         # fewer repetitions and shapes: under two minutes
     python -m benchmarks.compare --workload mlp-train --workload cold-start-mlp
     python -m benchmarks.compare --frameworks dlcore --tiny   # smallest shapes, one repetition
+    python -m benchmarks.compare --quick --workload scaling-distributed   # 1 and 2 ranks under mpiexec
 
 Method: every framework runs in its own worker process (isolated imports, thread pools and
 memory) with the same thread count; after a warm-up, the runner alternates the frameworks run by
