@@ -47,7 +47,8 @@ class BatchNormalization(Layer):
     ``synchronized=True`` (Keras 3): under a ``dl.distribute`` strategy of several replicas the
     training statistics are those of the global batch (one float64 all-reduce forward, one
     backward), so N ranks train as one process on the global batch; with one replica it is the
-    unsynchronized layer. Every rank must call it in training alike.
+    unsynchronized layer. With a mask the masked statistics are synchronized too (Keras 3 leaves
+    them per replica). Every rank must call it in training alike.
     """
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
@@ -116,11 +117,7 @@ class BatchNormalization(Layer):
                 y, mean, variance = ops.batch_normalization_training(inputs, self.gamma, self.beta, axis=self.axis,
                                                                      epsilon=self.epsilon, **sync)
             else:
-                if self.synchronized and _replicas():
-                    raise ValueError(f"Layer '{self.name}' (BatchNormalization): synchronized=True over several "
-                                     "replicas takes no mask (the masked statistics are per replica); received a "
-                                     "mask. Use synchronized=False, or no masking before this layer")
-                mean, variance = self._masked_moments(inputs, mask)
+                mean, variance = self._masked_moments(inputs, mask, _replicas() if self.synchronized else {})
                 y = ops.batch_normalization(inputs, mean, variance, axis=self.axis, offset=self.beta,
                                             scale=self.gamma, epsilon=self.epsilon)
             m = self.momentum
@@ -131,18 +128,25 @@ class BatchNormalization(Layer):
         return ops.batch_normalization(inputs, self.moving_mean, self.moving_variance, axis=self.axis,
                                        offset=self.beta, scale=self.gamma, epsilon=self.epsilon)
 
-    def _masked_moments(self, inputs, mask):
-        """Keras's masked moments: mean and variance of the unmasked positions (composed ops)."""
+    def _masked_moments(self, inputs, mask, sync):
+        """Keras's masked moments: mean and variance of the unmasked positions (composed ops).
+        Synchronized (``sync``: the op's cross-replica arguments), the counts and both sums are
+        summed over replicas (Keras 3 leaves masked statistics per replica)."""
         from ..config import epsilon as fuzz
+        from ..ops.normalization import cross_replica_sum
 
         axis = self.axis % inputs.ndim
         axes = tuple(i for i in range(inputs.ndim) if i != axis)
         weights = np.broadcast_to(np.expand_dims(np.asarray(getattr(mask, "value", mask)), -1),
                                   inputs.shape).astype(inputs.dtype)
-        count = weights.sum(axis=axes, keepdims=True) + fuzz()
-        mean = ops.divide(ops.sum(ops.multiply(inputs, weights), axis=axes, keepdims=True), count)
+        total = (lambda t: cross_replica_sum(t, **sync)) if sync else (lambda t: t)
+        count = weights.sum(axis=axes, keepdims=True)
+        if sync:
+            count = np.asarray(sync["all_sum"](count.astype(np.float64).reshape(-1))).reshape(count.shape)
+        count = count.astype(inputs.dtype) + fuzz()
+        mean = ops.divide(total(ops.sum(ops.multiply(inputs, weights), axis=axes, keepdims=True)), count)
         centered = ops.multiply(ops.subtract(inputs, mean), weights)
-        variance = ops.divide(ops.sum(ops.square(centered), axis=axes, keepdims=True), count)
+        variance = ops.divide(total(ops.sum(ops.square(centered), axis=axes, keepdims=True)), count)
         return ops.reshape(mean, (-1,)), ops.reshape(variance, (-1,))
 
     def compute_output_shape(self, input_shape):

@@ -191,6 +191,37 @@ def _global_gradient_sums(sync, sums):
     return [total[i * c:(i + 1) * c] for i in range(4)], 1.0 / (weight * count)
 
 
+class CrossReplicaSum(Function):
+    """The element-wise sum over replicas of a small array (per-channel sums); its backward sums
+    the replicas' gradients weighted by their shares and divides by this replica's (see
+    ``_global_gradient_sums``)."""
+
+    @staticmethod
+    def forward(ctx, x, all_sum, replica_weight):
+        x = np.asarray(x)
+        ctx.all_sum, ctx.weight, ctx.shape, ctx.dtype = all_sum, replica_weight, x.shape, x.dtype
+        total = np.asarray(all_sum(x.astype(np.float64).reshape(-1)), dtype=np.float64)
+        return total.reshape(x.shape).astype(x.dtype)
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        weighted = np.asarray(dy, dtype=np.float64).reshape(-1) * ctx.weight
+        total = np.asarray(ctx.all_sum(weighted), dtype=np.float64) / ctx.weight
+        return (total.reshape(ctx.shape).astype(ctx.dtype),)
+
+
+def cross_replica_sum(x, all_sum, replica_weight=1.0):
+    """``x`` summed over replicas by ``all_sum`` (as in ``batch_normalization_training``),
+    differentiable: the replicas' summed gradients are those of one process on the global batch.
+    Every replica must call it, and run its backward, in the same order."""
+    if not callable(all_sum):
+        raise TypeError(f"cross_replica_sum: all_sum must be a function (the sum over replicas); "
+                        f"received {type(all_sum).__name__}")
+    if not replica_weight > 0:
+        raise ValueError(f"cross_replica_sum: replica_weight must be positive; received {replica_weight!r}")
+    return CrossReplicaSum.apply(x, all_sum=all_sum, replica_weight=float(replica_weight))
+
+
 def _check(x, axis, op_name):
     if x.ndim < 1 or not -x.ndim <= axis < x.ndim:
         raise ValueError(f"{op_name}: axis {axis} is out of bounds for an input of shape {x.shape}")

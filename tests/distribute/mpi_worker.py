@@ -94,6 +94,16 @@ def main(mode, out):
         result["history"] = model.fit(xi, yi, epochs=2, batch_size=10, shuffle=False, verbose=0,
                                       validation_data=data(n=12, shape=(8, 8, 1), seed=6)).history
         arrays.update({f"fit_{k}": v for k, v in weights_of(model).items()})
+        # masked statistics (padding tokens left out), synchronized too
+        tokens = np.random.default_rng(7).integers(0, 6, size=(20, 5))
+        with strategy.scope():
+            dl.utils.set_random_seed(3)
+            masked = dl.Sequential([dl.Input(shape=(5,), dtype="int32"), dl.layers.Embedding(6, 4, mask_zero=True),
+                                    dl.layers.BatchNormalization(synchronized=True, momentum=0.5),
+                                    dl.layers.GlobalAveragePooling1D(), dl.layers.Dense(3, activation="softmax")])
+            masked.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        masked.fit(tokens, yi[:20], epochs=2, batch_size=10, shuffle=False, verbose=0)
+        arrays.update({f"mask_{k}": v for k, v in weights_of(masked).items()})
     elif mode == "resume":
         x, y = data()
         with strategy.scope():

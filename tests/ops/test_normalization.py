@@ -210,3 +210,35 @@ def test_training_form_synchronized_on_one_replica_is_the_plain_op():
         ops.batch_normalization_training(x, all_sum=3)
     with pytest.raises(ValueError, match="replica_weight must be positive"):
         ops.batch_normalization_training(x, all_sum=identity, replica_weight=0)
+
+
+def test_cross_replica_sum_sums_forward_and_weights_the_backward():
+    """Replica r's loss sum(total * R_r), weights w_r: w_s * (its gradient) = sum_r w_r R_r, the
+    gradient of the weighted global loss."""
+    import threading
+
+    import dlcore as dl
+    from dlcore.ops.normalization import cross_replica_sum
+
+    xs, rs, w = [rng.standard_normal(3) for _ in range(2)], [rng.standard_normal(3) for _ in range(2)], [0.25, 0.75]
+    sums, results = _thread_replicas(2), [None, None]
+
+    def replica(r):
+        t = dl.Tensor(xs[r])
+        with dl.GradientTape() as tape:
+            tape.watch(t)
+            total = cross_replica_sum(t, sums[r], w[r])
+            loss = ops.sum(ops.multiply(total, rs[r]))
+        results[r] = total.value, np.asarray(tape.gradient(loss, t))
+
+    threads = [threading.Thread(target=replica, args=(r,)) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for r in range(2):
+        np.testing.assert_allclose(results[r][0], xs[0] + xs[1], rtol=1e-12)
+        np.testing.assert_allclose(w[r] * results[r][1], w[0] * rs[0] + w[1] * rs[1], rtol=1e-12)
+    check_op_gradients(lambda t: cross_replica_sum(t, lambda v: v), [xs[0]])  # one replica: the identity
+    with pytest.raises(TypeError, match="all_sum must be a function"):
+        cross_replica_sum(xs[0], None)
