@@ -3,8 +3,9 @@ measured with 1 and 2 ranks, and a model of many-machine scaling built from the 
 
 Measured (each configuration a fresh ``mpiexec -n P`` launch of benchmarks/distributed_worker.py,
 the global batch of the base workload fixed, configurations alternated run by run):
-- dlcore: 1 rank x 1 thread, 1 rank x 2 threads, 2 ranks x 1 thread (MPIStrategy, ``fit``), and
-  2 ranks at each bucket size of the spec;
+- dlcore: 1 rank x 1 thread, 1 rank x 2 threads, 2 ranks x 1 thread (MPIStrategy, ``fit``); the
+  2-rank launch also times the gradient all-reduce alone at each bucket size of the spec (ranks
+  aligned by a barrier, 20 calls: far less noisy than whole training runs on a shared machine);
 - PyTorch: the same three with DistributedDataParallel over gloo for 2 ranks (skipped, with the
   reason, when torch or its gloo backend is absent).
 
@@ -35,7 +36,7 @@ from .compare_processes import bootstrap, child_env
 LINK_GBITS = (10, 25, 100)
 LINK_LATENCY_S = 25e-6  # one message over TCP on Ethernet between machines (RDMA: ~2 us)
 STOP_EFFICIENCY = 0.5
-MIN_NOISE = 0.1  # run-to-run spread of a 2-rank launch on this shared machine, at the least
+BUCKET_TOLERANCE = 0.1
 MAX_WEAK_RANKS = 2 ** 16
 SETTINGS = {"full": {"reps": 3, "steps": 30, "warmup": 5}, "quick": {"reps": 2, "steps": 10, "warmup": 3},
             "tiny": {"reps": 1, "steps": 2, "warmup": 1}}
@@ -70,10 +71,12 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def launch(framework, workload, ranks, threads, bucket_bytes, settings, tiny, log_dir, timeout=600):
-    """One configuration: ``mpiexec -n ranks`` workers of ``threads`` threads each; rank 0's report."""
+def launch(framework, workload, ranks, threads, bucket_bytes, settings, tiny, log_dir, timeout=600, buckets=()):
+    """One configuration: ``mpiexec -n ranks`` workers of ``threads`` threads each; rank 0's report
+    (dlcore with several ranks: also the gradient all-reduce alone at each of ``buckets``)."""
     args = {"framework": framework, "workload": workload, "threads": threads, "steps": settings["steps"],
-            "warmup": settings["warmup"], "bucket_bytes": bucket_bytes, "port": _free_port(), "tiny": tiny}
+            "warmup": settings["warmup"], "bucket_bytes": bucket_bytes, "buckets": list(buckets),
+            "port": _free_port(), "tiny": tiny}
     code = bootstrap(f"from _dlcore_bench.distributed_worker import main; main({json.dumps(args)!r})")
     env = child_env(threads)
     env["DLCORE_MPI_TIMEOUT"] = str(timeout)
@@ -90,27 +93,14 @@ def launch(framework, workload, ranks, threads, bucket_bytes, settings, tiny, lo
     raise RuntimeError(f"{tag} printed no report")
 
 
-def _configs(wl, frameworks):
-    default = wl["bucket_bytes"]
-    out = []
-    for fw in frameworks:
-        for ranks, threads in ((1, 1), (1, 2), (2, 1)):
-            out.append((fw, ranks, threads, default))
-        if fw == "dlcore":
-            out += [(fw, 2, 1, b) for b in wl["buckets"] if b != default]
-    return out
-
-
-def _key(ranks, threads, bucket_bytes, default):
-    return f"{ranks}x{threads}" + ("" if bucket_bytes == default else f"@{bucket_bytes}")
+def _configs(frameworks):
+    return [(fw, ranks, threads) for fw in frameworks for ranks, threads in ((1, 1), (1, 2), (2, 1))]
 
 
 def measure(name, frameworks, mode, tiny, log_dir, log=lambda m: None):
     """Measure the workload ``name`` and model it: the JSON entry of ``results["distributed"]``."""
     wl = _spec.WORKLOADS[name]
     settings = SETTINGS["tiny" if tiny else mode]
-    if tiny:
-        wl = {**wl, "buckets": (wl["bucket_bytes"],)}
     entry = {"kind": "distributed", "bases": list(wl["bases"]), "settings": settings,
              "bucket_default": wl["bucket_bytes"], "buckets": list(wl["buckets"]), "frameworks": {}, "model": {}}
     ready = []
@@ -121,15 +111,16 @@ def measure(name, frameworks, mode, tiny, log_dir, log=lambda m: None):
         entry["frameworks"][fw] = {"status": "n/a", "reason": reason} if reason else {"status": "ok", "runs": {}}
         if not reason:
             ready.append(fw)
-    configs = _configs(wl, ready)
+    configs = _configs(ready)
     for base in wl["bases"]:
         runs = {fw: {} for fw in ready}
         for rep in range(settings["reps"]):
-            for fw, ranks, threads, bucket in configs[rep % len(configs):] + configs[:rep % len(configs)]:
-                key = _key(ranks, threads, bucket, wl["bucket_bytes"])
-                log(f"{name}: {base} {fw} {ranks} rank(s) x {threads} thread(s), bucket {bucket} B")
+            for fw, ranks, threads in configs[rep % len(configs):] + configs[:rep % len(configs)]:
+                key = f"{ranks}x{threads}"
+                log(f"{name}: {base} {fw} {ranks} rank(s) x {threads} thread(s)")
                 try:
-                    report = launch(fw, base, ranks, threads, bucket, settings, tiny, log_dir)
+                    report = launch(fw, base, ranks, threads, wl["bucket_bytes"], settings, tiny, log_dir,
+                                    buckets=wl["buckets"] if fw == "dlcore" else ())
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:
                     runs[fw].setdefault(key, []).append({"error": str(exc)[:600]})
                     continue
@@ -148,8 +139,14 @@ def _summary(reports):
         return {"status": "error", "reason": reports[-1]["error"]}
     out = {"status": "ok", "reps": len(ok)}
     for field in ok[0]:
-        out[field] = statistics.median(r[field] for r in ok)
+        if field != "allreduce_by_bucket":
+            out[field] = statistics.median(r[field] for r in ok)
     out["samples_per_s_runs"] = [r["samples_per_s"] for r in ok]
+    by_bucket = [r.get("allreduce_by_bucket") or {} for r in ok]
+    if any(by_bucket):  # over the launches: the least of the minima, the median of the medians
+        out["allreduce_by_bucket"] = {b: {"min": min(x[b]["min"] for x in by_bucket if b in x),
+                                          "median": statistics.median(x[b]["median"] for x in by_bucket if b in x),
+                                          "buckets": by_bucket[0][b]["buckets"]} for b in by_bucket[0]}
     return out
 
 
@@ -161,25 +158,15 @@ def ring_allreduce_s(nbytes, ranks, gbits, buckets=1, latency=LINK_LATENCY_S):
 
 
 def choose_bucket(runs, wl):
-    """The bucket size kept, the measured 2-rank rates and the noise: the largest bucket (fewest
-    messages, so the smallest latency term on a network; without overlap with the backward a
-    smaller bucket buys nothing else) unless a smaller one was measured faster by more than the
-    noise. The noise: the largest relative spread between the launches of one configuration, or
-    between bucket sizes that gave the same bucket layout (the same work measured twice), at least
-    ``MIN_NOISE``."""
-    rates, layouts, spreads = {}, {}, [MIN_NOISE]
-    for b in wl["buckets"]:
-        r = runs.get(_key(2, 1, b, wl["bucket_bytes"]))
-        if r and r.get("status") == "ok":
-            rates[b] = r["samples_per_s"]
-            layouts.setdefault(r.get("buckets"), []).append(r["samples_per_s"])
-            reps = r.get("samples_per_s_runs") or [r["samples_per_s"]]
-            spreads.append(1 - min(reps) / max(reps))
-    if not rates:
-        return wl["bucket_bytes"], rates, MIN_NOISE
-    noise = max(spreads + [1 - min(v) / max(v) for v in layouts.values() if len(v) > 1])
-    best = max(rates.values())
-    return max(b for b, v in rates.items() if v >= (1 - noise) * best), rates, noise
+    """The bucket size kept and the 2-rank all-reduce times by bucket size: the largest bucket
+    whose least all-reduce time is within ``BUCKET_TOLERANCE`` of the fastest (fewer buckets:
+    fewer messages, so a smaller latency term on a network; with the reduction after the backward
+    pass a smaller bucket buys no overlap)."""
+    timed = (runs.get("2x1") or {}).get("allreduce_by_bucket") or {}
+    if not timed:
+        return wl["bucket_bytes"], timed
+    best = min(t["min"] for t in timed.values())
+    return max(int(b) for b, t in timed.items() if t["min"] <= (1 + BUCKET_TOLERANCE) * best), timed
 
 
 def scaling_model(runs, batch, wl):
@@ -193,11 +180,11 @@ def scaling_model(runs, batch, wl):
         per_sample = t_full / batch
     fixed = max(0.0, t_full - per_sample * batch)
     compute = lambda b: fixed + per_sample * b  # noqa: E731
-    bucket, rates, noise = choose_bucket(runs, wl)
-    nbytes, buckets = one["grad_bytes"], _buckets_for(runs, bucket, wl)
+    bucket, timed = choose_bucket(runs, wl)
+    nbytes = one["grad_bytes"]
+    buckets = int(timed[str(bucket)]["buckets"]) if str(bucket) in timed else int(two.get("buckets", 1))
     out = {"status": "ok", "grad_bytes": nbytes, "compute_s_at_batch": t_full, "fixed_s": fixed,
-           "per_sample_s": per_sample, "bucket_chosen": bucket, "bucket_rates": {str(k): v for k, v in rates.items()},
-           "bucket_noise": noise,
+           "per_sample_s": per_sample, "bucket_chosen": bucket, "allreduce_by_bucket": timed,
            "buckets_per_step": buckets, "latency_s": LINK_LATENCY_S,
            "measured_allreduce_s": two["allreduce_s"], "links": {}}
     for gbits in LINK_GBITS:
@@ -217,11 +204,6 @@ def scaling_model(runs, batch, wl):
             "strong_stops_at": next((k for k, v in strong.items() if v < STOP_EFFICIENCY), None),
             "weak_stops_at": next((k for k, v in weak.items() if v < STOP_EFFICIENCY), None)}
     return out
-
-
-def _buckets_for(runs, bucket, wl):
-    r = runs.get(_key(2, 1, bucket, wl["bucket_bytes"]), {})
-    return int(r.get("buckets", 1)) if r.get("status") == "ok" else 1
 
 
 def _rate(runs, key):
@@ -262,18 +244,19 @@ def to_markdown(name, entry):
         if m.get("status") != "ok":
             lines.append(f"Model of {base}: n/a ({m.get('reason')})")
             continue
-        rates = ", ".join(f"{int(b) // 1024} KiB: {v:,.0f}" for b, v in m["bucket_rates"].items())
+        timed = "; ".join(f"{int(b) // 1024} KiB ({t['buckets']} bucket{'s' if t['buckets'] > 1 else ''}): "
+                          f"{t['min'] * 1e3:.2f} ms least, {t['median'] * 1e3:.2f} median"
+                          for b, t in m["allreduce_by_bucket"].items())
         lines.append(f"Model of **{base}** (dlcore): {m['grad_bytes'] / 1e6:.2f} MB of gradients all-reduced per "
-                     f"step in {m['buckets_per_step']} bucket(s); compute {m['compute_s_at_batch'] * 1e3:.1f} ms "
-                     f"per step at the global batch on 1 thread (fit: {m['fixed_s'] * 1e3:.1f} ms fixed + "
-                     f"{m['per_sample_s'] * 1e6:.0f} µs per sample); all-reduce measured on this machine "
-                     f"(2 ranks, shared memory, waiting included): {m['measured_allreduce_s'] * 1e3:.2f} ms. "
-                     f"Bucket sizes at 2 ranks (samples/s): {rates}; kept {m['bucket_chosen'] // 1024} KiB: the "
-                     f"largest bucket unless a smaller one is faster by more than the noise "
-                     f"({100 * m['bucket_noise']:.0f} %: the spread between launches of one configuration or "
-                     "between bucket sizes giving the same layout), "
-                     "since each bucket costs 2(p-1) messages of latency and, with the reduction after the "
-                     "backward pass, buys no overlap.")
+                     f"step; compute {m['compute_s_at_batch'] * 1e3:.1f} ms per step at the global batch on 1 "
+                     f"thread (fit: {m['fixed_s'] * 1e3:.1f} ms fixed + {m['per_sample_s'] * 1e6:.0f} µs per "
+                     f"sample); in the 2-rank steps the all-reduce took {m['measured_allreduce_s'] * 1e3:.2f} ms "
+                     "(waiting for the other rank included). The gradient all-reduce alone on 2 ranks of this "
+                     f"machine (shared memory), by bucket size: {timed or 'not measured'}. Kept: "
+                     f"{m['bucket_chosen'] // 1024} KiB ({m['buckets_per_step']} bucket(s) per step), the largest "
+                     f"within {100 * BUCKET_TOLERANCE:.0f} % of the fastest: each bucket is 2(p-1) messages of "
+                     "latency on a ring, and with the reduction after the backward pass a smaller bucket buys "
+                     "no overlap.")
         lines += ["", "| link | ring all-reduce at 2 ranks | strong scaling (global batch fixed): efficiency at "
                   "2 / 8 / 32 ranks, stops at | weak scaling (batch per rank fixed): efficiency at 64 / 1024 ranks, "
                   "stops at |",

@@ -5,7 +5,8 @@ global batch of the spec, this rank training on its contiguous part of every bat
 - dlcore: ``MPIStrategy(bucket_bytes=...)`` and ``model.fit`` (the user's path: sharding, the
   bucketed gradient all-reduce, the global metrics); the time inside the gradient all-reduce is
   measured apart (it starts after the backward pass: no overlap), so the step splits into
-  compute and communication.
+  compute and communication; then the all-reduce of the model's gradients alone at each bucket
+  size asked for (``buckets``).
 - torch: DistributedDataParallel over gloo (rank and size from MPICH's ``PMI_RANK`` /
   ``PMI_SIZE``; ``bucket_cap_mb`` from the same bucket size), eager steps as the ``torch``
   workload; one process trains without DDP. DDP overlaps its all-reduce with the backward pass,
@@ -25,7 +26,25 @@ def _data(spec, steps):
     return _common.make_data({**spec, "batch": spec["batch"] * steps})
 
 
-def run_dlcore(spec, threads, steps, warmup, bucket_bytes):
+def _allreduce_by_bucket(strategy, reduce, grads, buckets, reps=20):
+    """The gradient all-reduce alone at each bucket size (the ranks aligned by a barrier before
+    each call): {bucket: {"min", "median" seconds, "buckets": messages per step}}."""
+    import statistics
+
+    out = {}
+    for b in buckets:
+        strategy.bucket_bytes, strategy._layouts = int(b), {}
+        times = []
+        for _ in range(reps):
+            strategy.barrier()
+            start = time.perf_counter()
+            reduce(grads)
+            times.append(time.perf_counter() - start)
+        out[str(b)] = {"min": min(times), "median": statistics.median(times), "buckets": len(strategy._layout(grads))}
+    return out
+
+
+def run_dlcore(spec, threads, steps, warmup, bucket_bytes, buckets=()):
     import numpy as np
 
     import dlcore as dl
@@ -64,7 +83,9 @@ def run_dlcore(spec, threads, steps, warmup, bucket_bytes):
         strategy._sum(np.zeros(1))
         latency.append(time.perf_counter() - t)
     ranks = strategy.num_replicas_in_sync
+    by_bucket = _allreduce_by_bucket(strategy, reduce, weights, buckets) if ranks > 1 else {}
     return strategy.rank, {
+        "allreduce_by_bucket": by_bucket,
         "samples_per_s": batch * steps / elapsed, "step_s": elapsed / steps,
         "allreduce_s": comm[0] / steps if ranks > 1 else 0.0,
         "compute_s": (elapsed - (comm[0] if ranks > 1 else 0.0)) / steps,
@@ -123,11 +144,13 @@ def run_torch(spec, threads, steps, warmup, bucket_bytes, port):
 
 
 def main(argv):
-    """``argv``: a JSON dict with framework, workload, threads, steps, warmup, bucket_bytes, port, tiny."""
+    """``argv``: a JSON dict with framework, workload, threads, steps, warmup, bucket_bytes, buckets
+    (dlcore: the bucket sizes whose all-reduce is timed alone), port, tiny."""
     args = json.loads(argv)
     spec = _spec.workload_spec(args["workload"], tiny=args.get("tiny", False))
     if args["framework"] == "dlcore":
-        rank, out = run_dlcore(spec, args["threads"], args["steps"], args["warmup"], args["bucket_bytes"])
+        rank, out = run_dlcore(spec, args["threads"], args["steps"], args["warmup"], args["bucket_bytes"],
+                               args.get("buckets", ()))
     else:
         rank, out = run_torch(spec, args["threads"], args["steps"], args["warmup"], args["bucket_bytes"],
                               args["port"])
