@@ -129,6 +129,9 @@ def test_evaluation_is_sharded_and_reduced(trained):
     # validation (2 epochs) and evaluate, 16 + 16 + 1 rows each: rank 0 8 + 8 + 1, rank 1 8 + 8
     assert h1["evaluated_rows"] == [16, 16, 1] * 3
     assert h2["evaluated_rows"] == [8, 8, 1] * 3 and h3["evaluated_rows"] == [8, 8] * 3
+    assert isinstance(h1["evaluate_one"], dict)
+    for h in (h2, h3):  # refused on every rank alike, before any collective
+        assert h["evaluate_one"] == "evaluate: 1 samples cannot be split over 2 replicas (each needs at least one)"
 
 
 def test_synchronized_batch_norm_on_two_ranks_equals_one_process(tmp_path):
