@@ -149,8 +149,9 @@ def test_synchronized_batch_norm_on_two_ranks_equals_one_process(tmp_path):
             np.testing.assert_array_equal(w2[k], w3[k], err_msg=k)
             np.testing.assert_allclose(w2[k], w1[k], rtol=2e-4, atol=1e-6, err_msg=k)
     assert not np.allclose(w1["fit_w4"], 0.0) and not np.allclose(w1["mask_w3"], 0.0)  # the moving means moved
-    for name, values in h1["history"].items():
+    for name, values in h1["history"].items():  # global metrics, validation included, on both ranks
         np.testing.assert_allclose(h2["history"][name], values, rtol=1e-4, err_msg=name)
+        assert h3["history"][name] == h2["history"][name]
 
 
 def test_checkpoint_written_once_and_resumed_under_two_ranks(trained):
