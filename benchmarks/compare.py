@@ -4,6 +4,7 @@
     python -m benchmarks.compare --quick         # fewer repetitions and shapes: under two minutes
     python -m benchmarks.compare --workload mlp-train --workload cold-start-mlp
     python -m benchmarks.compare --frameworks dlcore --tiny   # smallest shapes, one repetition
+    python -m benchmarks.compare --quick --workload scaling-distributed   # 1 and 2 ranks under mpiexec
 
 Method: every framework runs in its own worker process (isolated imports, thread pools and
 memory) with the same thread count; after a warm-up, the runner alternates the frameworks run by
@@ -32,6 +33,7 @@ from pathlib import Path
 
 from . import spec as _spec
 from .compare_processes import MODES, PKG, default_threads, machine_info, measure_ceiling, probe, versions
+from .compare_distributed import measure as measure_distributed
 from .compare_measure import Runner
 from .compare_report import plot, to_markdown
 
@@ -39,11 +41,12 @@ from .compare_report import plot, to_markdown
 # --------------------------------------------------------------------------------------------
 # The whole run
 # --------------------------------------------------------------------------------------------
-def select_workloads(names, skip_extra=False):
+def select_workloads(names, skip_extra=False, skip_distributed=False):
     """The workloads ``names`` (all by default; ``skip_extra`` leaves out the MLP twins of the
-    CNN process workloads, unless named)."""
+    CNN process workloads, ``skip_distributed`` the multi-process launches, unless named)."""
     if not names:
-        return [n for n, w in _spec.WORKLOADS.items() if not (skip_extra and w.get("extra"))]
+        return [n for n, w in _spec.WORKLOADS.items() if not (skip_extra and w.get("extra"))
+                and not (skip_distributed and w["kind"] == "distributed")]
     unknown = [n for n in names if n not in _spec.WORKLOADS]
     if unknown:
         raise SystemExit(f"unknown workload(s) {unknown}; known: {', '.join(_spec.WORKLOADS)}")
@@ -71,7 +74,8 @@ def run(workloads=None, frameworks=None, threads=None, mode="quick", tiny=False,
         progress=True, argv=None):
     """Run the comparison and return the results (the JSON document as a dict)."""
     threads = threads or default_threads()
-    workloads = select_workloads(workloads, skip_extra=(mode == "quick" and not tiny))
+    # --tiny (the test suite's run) launches no mpiexec unless scaling-distributed is named
+    workloads = select_workloads(workloads, skip_extra=(mode == "quick" and not tiny), skip_distributed=tiny)
     requested = [fw for fw in _spec.FRAMEWORKS if fw in frameworks] if frameworks else list(_spec.FRAMEWORKS)
     skipped = {}
     chosen = []
@@ -108,7 +112,7 @@ def run(workloads=None, frameworks=None, threads=None, mode="quick", tiny=False,
                 "RSS a fresh process adds during one call, after a warm-up at sequence 64.",
             ],
         },
-        "ceiling": None, "workloads": {}, "scaling": {}, "attention": {}, "layers": [],
+        "ceiling": None, "workloads": {}, "scaling": {}, "attention": {}, "distributed": {}, "layers": [],
         "baseline": None,
     }
     runner = Runner(chosen, threads, mode, tiny, log_dir, progress)
@@ -132,6 +136,8 @@ def run(workloads=None, frameworks=None, threads=None, mode="quick", tiny=False,
                 results["scaling"][name] = runner.measure_scaling(name)
             elif kind == "attention":
                 results["attention"][name] = runner.measure_attention(name)
+            elif kind == "distributed":
+                results["distributed"][name] = measure_distributed(name, chosen, mode, tiny, log_dir, runner.log)
             else:
                 results["workloads"][name] = runner.measure_process(name)
         if any(_spec.WORKLOADS[n]["kind"] == "cold-start" for n in workloads) or any(

@@ -3,6 +3,7 @@ results document."""
 import math
 from pathlib import Path
 
+from . import compare_distributed
 from . import spec as _spec
 from .compare_processes import CEILING_LIBS
 
@@ -139,6 +140,8 @@ def to_markdown(results):
             lines.append(f"| {b} | " + " | ".join(cells) + " |")
     for name, a in results.get("attention", {}).items():
         lines += [""] + attention_table(name, a, fws, peers)
+    for name, d in results.get("distributed", {}).items():
+        lines += compare_distributed.to_markdown(name, d)
     # ceiling shares
     if "gflops" in c:
         lines.append("")

@@ -47,7 +47,8 @@ LOSS = "sparse_categorical_crossentropy"  # on softmax outputs (PyTorch: cross_e
 # kind: "train" (one optimizer step on one batch: samples/s), "infer" (one predict call:
 # latency at batch 1, throughput above), "cold-start" (a fresh process: import, build, predict one
 # sample: wall time and peak RSS), "memory" (a fresh process: peak RSS over `steps` training
-# steps), "scaling" (time per sample for each batch size).
+# steps), "scaling" (time per sample for each batch size), "distributed" (samples/s with several
+# processes under mpiexec).
 # extra=True marks workloads the issue did not list: MLP twins of the CNN process workloads, so
 # that frameworks without convolutions still get a cold-start and memory figure.
 WORKLOADS = {
@@ -74,6 +75,12 @@ WORKLOADS = {
                           "batches": (1, 4, 16, 64, 256)},
     "scaling-mlp-train": {"kind": "scaling", "base": "mlp-train", "model": "mlp",
                           "batches": (1, 4, 16, 64, 256), "optimizer": "sgd-momentum"},
+    # data-parallel training of the base workloads (their global batch) with 1 and 2 ranks of one
+    # thread under mpiexec against 1 process of 2 threads, dlcore's MPIStrategy and PyTorch DDP
+    # (gloo); dlcore's 2 ranks also at each bucket size; plus a many-machine model
+    # (benchmarks/compare_distributed.py)
+    "scaling-distributed": {"kind": "distributed", "model": "cnn", "bases": ("cnn-train", "lstm-train"),
+                            "bucket_bytes": 25 * 2 ** 20, "buckets": (64 * 2 ** 10, 2 ** 20, 25 * 2 ** 20)},
 }
 
 QUICK_SCALING_BATCHES = (1, 16, 256)

@@ -376,7 +376,8 @@ class Trainer:
         and the logs are the metrics over the global batch."""
         batch, strategy._step_weight = strategy.shard(batch, "fit")
         try:
-            logs = self._run_step(train_step, batch)
+            with strategy.scope():  # a synchronized BatchNormalization finds the strategy
+                logs = self._run_step(train_step, batch)
         finally:
             strategy._step_weight = None
         strategy.sync_moving_statistics(self)
@@ -500,7 +501,14 @@ class Trainer:
                                add_progbar=ProgbarLogger(mode="test") if verbose else None,
                                params={"steps": data.num_batches, "verbose": verbose})
         check_first = not isinstance(data, ArrayAdapter) and self._default_test_steps()
-        logs = {}
+        # distributed: each replica evaluates its rows of every batch, the metrics' states are
+        # summed once at the end (the batch-level logs are the replica's own)
+        strategy = self._replicated_strategy()
+        replicas = 1 if strategy is None else strategy.num_replicas_in_sync
+        if replicas > 1 and isinstance(data, ArrayAdapter) and num_samples(data.x) < replicas:
+            raise ValueError(f"evaluate: {num_samples(data.x)} samples cannot be split over "
+                             f"{replicas} replicas (each needs at least one)")
+        logs, ran = {}, False
         with self._metric_states_kept_on_error():
             self.reset_metrics()
             cbs.on_test_begin()
@@ -510,10 +518,17 @@ class Trainer:
                         self._check_batch_targets(batch, "evaluate")
                         check_first = False
                     cbs.on_test_batch_begin(step)
-                    logs = _step_logs(self.test_step(batch), "test_step")
+                    if strategy is not None:
+                        batch, share = strategy.shard(batch, "evaluate", allow_empty=True)
+                        if share == 0:  # fewer rows than replicas: this one has none
+                            cbs.on_test_batch_end(step, logs)
+                            continue
+                    logs, ran = _step_logs(self.test_step(batch), "test_step"), True
                     cbs.on_test_batch_end(step, logs)
             data.on_epoch_end()
-            logs = self._get_metrics_result_or_logs(logs)
+            logs = self._get_metrics_result_or_logs(logs) if ran or strategy is None else self.get_metrics_result()
+            if strategy is not None:
+                logs = strategy.global_logs(self, logs)
         cbs.on_test_end(logs)
         if return_dict:
             return logs

@@ -55,7 +55,9 @@ def tuning_enabled():
 
 def cache_file():
     """The JSON file of this CPU's choices, or None (no writable cache directory)."""
-    root = _config._env_path(_config.CACHE_DIR_ENV) or _config.default_cache_root()
+    # beside the Numba kernels (see _config.numba_cache_dir), read afresh: tests move it
+    root = (_config._env_path(_config.CACHE_DIR_ENV) or _config._env_path("NUMBA_CACHE_DIR")
+            or _config.default_cache_root())
     if root is None:
         return None
     name = f"sgemm-choice-{_config._package_version()}-{_config.cpu_fingerprint()}.json"

@@ -54,8 +54,9 @@ def test_tiny_run_writes_json_markdown_and_plots(tiny_run):
     assert set(meta["machine"]) >= {"cpu", "cores_available", "flags", "threads"}
     assert meta["versions"]["dlcore"] == dl.__version__
     assert _positive(results["ceiling"]["gflops"])
-    # every standard workload is reported, as a number or as n/a
-    assert set(results["workloads"]) | set(results["scaling"]) | set(results["attention"]) == set(spec.WORKLOADS)
+    # every standard workload is reported, as a number or as n/a (the mpiexec launches only when named)
+    assert set(results["workloads"]) | set(results["scaling"]) | set(results["attention"]) == {
+        n for n, w in spec.WORKLOADS.items() if w["kind"] != "distributed"}
     assert "**attention-long**" in stdout and "| forward+backward | 32 |" in stdout
     assert stdout.startswith("Measured ") and "| mlp-train |" in stdout
     assert (out / "results.md").read_text() == stdout
@@ -192,3 +193,59 @@ def test_attention_spec_variants_and_flops(monkeypatch):
     monkeypatch.setitem(spec.MODELS, "transformer", dict(spec.MODELS["transformer"], key_dim=16))
     with pytest.raises(ValueError, match="heads x key_dim must equal embed"):
         spec.model_spec("transformer")
+
+
+# ---- scaling-distributed (benchmarks/compare_distributed.py) --------------------------------------
+def test_distributed_model_from_measured_runs():
+    from benchmarks import compare_distributed as cd
+
+    wl = spec.WORKLOADS["scaling-distributed"]
+    small, mid, big = (str(b) for b in wl["buckets"])
+    # 64 samples: 100 ms per step on 1 rank; 52 ms compute + 1 ms all-reduce at 32 per rank
+    timed = {small: {"min": 0.00100, "median": 0.002, "buckets": 62},
+             mid: {"min": 0.00106, "median": 0.002, "buckets": 4},
+             big: {"min": 0.00130, "median": 0.002, "buckets": 1}}
+    runs = {"1x1": {"status": "ok", "compute_s": 0.100, "grad_bytes": 4_000_000, "samples_per_s": 640},
+            "2x1": {"status": "ok", "compute_s": 0.052, "allreduce_s": 0.001, "buckets": 1, "samples_per_s": 1200,
+                    "allreduce_by_bucket": timed}}
+    m = cd.scaling_model(runs, 64, wl)
+    assert m["status"] == "ok"
+    assert m["per_sample_s"] == pytest.approx(0.048 / 32) and m["fixed_s"] == pytest.approx(0.004)
+    # 1 MiB is within 10 % of the fastest (64 KiB), 25 MiB is not: the largest within is kept
+    assert m["bucket_chosen"] == int(mid) and m["buckets_per_step"] == 4
+    close = {**timed, big: {**timed[big], "min": 0.00105}}
+    assert cd.choose_bucket({"2x1": {**runs["2x1"], "allreduce_by_bucket": close}}, wl)[0] == int(big)
+    assert cd.choose_bucket({}, wl)[0] == wl["bucket_bytes"]  # nothing measured: the default
+    ten = m["links"]["10"]
+    # ring: 2 (p-1)/p * bytes / bandwidth + 2 (p-1) * latency * buckets
+    assert ten["allreduce_s_at_2"] == pytest.approx(4e6 * 8 / 10e9 + 2 * cd.LINK_LATENCY_S * 4)
+    eff2 = 0.100 / (2 * (0.004 + 0.048 + ten["allreduce_s_at_2"]))
+    assert ten["strong"]["2"] == pytest.approx(eff2)
+    effs = [ten["strong"][str(p)] for p in (2, 4, 8, 16, 32, 64)]
+    assert effs == sorted(effs, reverse=True) and ten["strong_stops_at"] == next(
+        p for p in (2, 4, 8, 16, 32, 64) if ten["strong"][str(p)] < cd.STOP_EFFICIENCY)
+    assert m["links"]["100"]["weak"]["1024"] > ten["weak"]["1024"]  # a faster link scales further
+    lines = "\n".join(cd.to_markdown("scaling-distributed", {
+        "settings": {"steps": 3, "reps": 1}, "bases": ["cnn-train"], "model": {"cnn-train": m},
+        "frameworks": {"dlcore": {"status": "ok", "runs": {"cnn-train": {**runs, "1x2": runs["1x1"]}}},
+                       "torch": {"status": "n/a", "reason": "torch not installed"}}}))
+    assert "| cnn-train | dlcore MPIStrategy | 640 | 640 | 1,200 | 1.88 | 1.88 |" in lines
+    assert "torch n/a: torch not installed" in lines and "| 10 Gbit/s |" in lines and "Kept: 1024 KiB" in lines
+    bad = cd.scaling_model({"1x1": runs["1x1"]}, 64, wl)
+    assert bad["status"] == "n/a"
+
+
+def test_distributed_worker_two_ranks_reports(tmp_path):
+    pytest.importorskip("mpi4py")
+    from benchmarks import compare_distributed as cd
+
+    if cd.unavailable("dlcore"):
+        pytest.skip(cd.unavailable("dlcore"))
+    report = cd.launch("dlcore", "mlp-train", 2, 1, 2 ** 20, cd.SETTINGS["tiny"], True, tmp_path, timeout=120,
+                       buckets=(256, 2 ** 20))
+    assert all(_positive(report[k]) for k in ("samples_per_s", "step_s", "allreduce_s", "compute_s", "grad_bytes"))
+    assert report["grad_bytes"] == 4 * spec.param_count(spec.model_spec("mlp", tiny=True))
+    assert report["buckets"] == 1 and report["compute_s"] < report["step_s"]
+    timed = report["allreduce_by_bucket"]
+    assert [timed[b]["buckets"] for b in ("256", str(2 ** 20))] == [6, 1]  # 64 floats a bucket: a layer a bucket
+    assert all(_positive(t["min"]) and t["min"] <= t["median"] for t in timed.values())

@@ -43,17 +43,18 @@ def unpack_x_y_sample_weight(data):
                      f"found a tuple of {len(data)} elements")
 
 
-def shard_batch(batch, num_replicas, rank, where="fit"):
+def shard_batch(batch, num_replicas, rank, where="fit", allow_empty=False):
     """Replica ``rank``'s contiguous rows of a global batch (``x``, ``(x, y)`` or
     ``(x, y, sample_weight)``) and the fraction of the global rows they are (see
-    ``dlcore.distribute``). A batch with fewer rows than replicas is refused."""
+    ``dlcore.distribute``). A batch with fewer rows than replicas is refused, unless
+    ``allow_empty`` (evaluation: the last replicas get no rows, fraction 0)."""
     if num_replicas == 1:
         return batch, 1.0
     from ..distribute.strategy import shard_bounds
 
     x, y, sample_weight = unpack_x_y_sample_weight(batch)
     n = num_samples_any(x)
-    if n < num_replicas:
+    if n < num_replicas and not allow_empty:
         raise ValueError(f"{where}: a global batch of {n} samples cannot be split over {num_replicas} replicas "
                          f"(each needs at least one); use a batch size and sample count whose last batch holds "
                          f"at least {num_replicas} samples")

@@ -3,7 +3,10 @@
 Each process (rank) reads the full data; ``fit`` gives each rank its contiguous part of every
 global batch, the ranks' gradients are summed with weights ``n_rank / n_global`` (so the step
 equals one step on the global batch for the mean losses), rank 0's weights are broadcast before
-the first step, metrics are summed over ranks, and only rank 0 writes files.
+the first step, metrics are summed over ranks, and only rank 0 writes files. ``evaluate`` (and
+fit's validation) shard every batch the same way and sum the metrics' states once at the end;
+``predict`` is replicated. A ``BatchNormalization(synchronized=True)`` all-reduces its batch
+statistics (forward) and its gradient sums (backward) through ``_sum``.
 
 Design:
 - Gradients are packed into contiguous buckets (per dtype, at most ``bucket_bytes`` each) and
@@ -208,8 +211,11 @@ class MPIStrategy(Strategy):
     def sync_moving_statistics(self, model):
         if self.num_replicas_in_sync == 1:
             return
+        # a synchronized BatchNormalization's statistics are already the same bits on every rank
+        synced = {id(v) for layer in model._flatten_layers() if getattr(layer, "synchronized", False)
+                  for v in layer.non_trainable_weights}
         stats = [v for v in model.non_trainable_weights
-                 if getattr(v, "name", "").rsplit("/", 1)[-1].split(":")[0] in _BN_STATISTICS]
+                 if getattr(v, "name", "").rsplit("/", 1)[-1].split(":")[0] in _BN_STATISTICS and id(v) not in synced]
         if stats:
             averaged = self.all_reduce_gradients(_values(stats))
             for v, a in zip(_values(stats), averaged):

@@ -74,13 +74,14 @@ class Strategy:
             _stack.pop()
 
     # ---- data ----------------------------------------------------------------------------------
-    def shard(self, batch, where="fit"):
+    def shard(self, batch, where="fit", allow_empty=False):
         """This replica's rows of a global batch (``x``, ``(x, y)`` or ``(x, y, sample_weight)``,
         nested lists/dicts of arrays) and the fraction of the global batch they hold. A global
-        batch with fewer rows than replicas is refused (a replica would have nothing to train on)."""
+        batch with fewer rows than replicas is refused (a replica would have nothing to train on),
+        unless ``allow_empty`` (evaluation)."""
         from ..data.adapters import shard_batch
 
-        return shard_batch(batch, self.num_replicas_in_sync, self.rank, where)
+        return shard_batch(batch, self.num_replicas_in_sync, self.rank, where, allow_empty)
 
     def experimental_distribute_dataset(self, dataset):
         """An iterable over this replica's part of each global batch of ``dataset`` (any iterable

@@ -21,6 +21,20 @@ from ..registry import register
 from .layer import InputSpec, Layer, defer_state_update
 
 
+def _replicas():
+    """The cross-replica arguments of a synchronized BatchNormalization's op: the strategy of the
+    open ``scope()`` (fit opens the model's), else the process's MPIStrategy (a custom loop);
+    nothing with one replica, where the layer is the unsynchronized one."""
+    from ..distribute.strategy import _world, get_strategy, has_strategy
+
+    strategy = get_strategy() if has_strategy() else _world[0]
+    if strategy is None or strategy.num_replicas_in_sync == 1:
+        return {}
+    weight = strategy._step_weight
+    return {"all_sum": strategy._sum, "replica_weight": 1.0 / strategy.num_replicas_in_sync if weight is None
+            else weight}
+
+
 @register("layer")
 class BatchNormalization(Layer):
     """Normalizes ``axis`` (the channels, -1 for channels_last) to zero mean and unit variance,
@@ -31,6 +45,11 @@ class BatchNormalization(Layer):
     moving_variance (C,) (non-trainable), in that order, as Keras.
     Call arguments: ``training``; ``mask`` (a (batch, ...) boolean mask one rank below the inputs):
     masked positions are left out of the batch statistics.
+    ``synchronized=True`` (Keras 3): under a ``dl.distribute`` strategy of several replicas the
+    training statistics are those of the global batch (one float64 all-reduce forward, one
+    backward), so N ranks train as one process on the global batch; with one replica it is the
+    unsynchronized layer. With a mask the masked statistics are synchronized too (Keras 3 leaves
+    them per replica). Every rank must call it in training alike.
     """
 
     _runs_on_gpu = True  # channels-last (axis=-1) batch normalization dispatches on where its arrays live
@@ -51,9 +70,6 @@ class BatchNormalization(Layer):
         if renorm:
             raise ValueError("BatchNormalization: renorm=True (batch renormalization) is not "
                              "supported by dlcore; use renorm=False. Received renorm=True")
-        if synchronized:
-            raise ValueError("BatchNormalization: synchronized=True needs a distributed TensorFlow strategy; "
-                             "dlcore runs on one device. Received synchronized=True")
         self.axis = int(axis)
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
@@ -66,7 +82,7 @@ class BatchNormalization(Layer):
         self.renorm = False
         self.renorm_clipping = renorm_clipping
         self.renorm_momentum = renorm_momentum
-        self.synchronized = False
+        self.synchronized = bool(synchronized)
         self.supports_masking = True
         self.gamma = self.beta = self.moving_mean = self.moving_variance = None
 
@@ -100,10 +116,11 @@ class BatchNormalization(Layer):
                              f"inputs.shape={tuple(inputs.shape)}")
         if training and self.trainable:
             if mask is None:
+                sync = _replicas() if self.synchronized else {}
                 y, mean, variance = ops.batch_normalization_training(inputs, self.gamma, self.beta, axis=self.axis,
-                                                                     epsilon=self.epsilon)
+                                                                     epsilon=self.epsilon, **sync)
             else:
-                mean, variance = self._masked_moments(inputs, mask)
+                mean, variance = self._masked_moments(inputs, mask, _replicas() if self.synchronized else {})
                 y = ops.batch_normalization(inputs, mean, variance, axis=self.axis, offset=self.beta,
                                             scale=self.gamma, epsilon=self.epsilon)
             new_mean = update_moving_statistic(self.moving_mean, mean, self.momentum)
@@ -113,18 +130,25 @@ class BatchNormalization(Layer):
         return ops.batch_normalization(inputs, self.moving_mean, self.moving_variance, axis=self.axis,
                                        offset=self.beta, scale=self.gamma, epsilon=self.epsilon)
 
-    def _masked_moments(self, inputs, mask):
-        """Keras's masked moments: mean and variance of the unmasked positions (composed ops)."""
+    def _masked_moments(self, inputs, mask, sync):
+        """Keras's masked moments: mean and variance of the unmasked positions (composed ops).
+        Synchronized (``sync``: the op's cross-replica arguments), the counts and both sums are
+        summed over replicas (Keras 3 leaves masked statistics per replica)."""
         from ..config import epsilon as fuzz
+        from ..ops.normalization import cross_replica_sum
 
         axis = self.axis % inputs.ndim
         axes = tuple(i for i in range(inputs.ndim) if i != axis)
         weights = np.broadcast_to(np.expand_dims(np.asarray(getattr(mask, "value", mask)), -1),
                                   inputs.shape).astype(inputs.dtype)
-        count = weights.sum(axis=axes, keepdims=True) + fuzz()
-        mean = ops.divide(ops.sum(ops.multiply(inputs, weights), axis=axes, keepdims=True), count)
+        total = (lambda t: cross_replica_sum(t, **sync)) if sync else (lambda t: t)
+        count = weights.sum(axis=axes, keepdims=True)
+        if sync:
+            count = np.asarray(sync["all_sum"](count.astype(np.float64).reshape(-1))).reshape(count.shape)
+        count = count.astype(inputs.dtype) + fuzz()
+        mean = ops.divide(total(ops.sum(ops.multiply(inputs, weights), axis=axes, keepdims=True)), count)
         centered = ops.multiply(ops.subtract(inputs, mean), weights)
-        variance = ops.divide(ops.sum(ops.square(centered), axis=axes, keepdims=True), count)
+        variance = ops.divide(total(ops.sum(ops.square(centered), axis=axes, keepdims=True)), count)
         return ops.reshape(mean, (-1,)), ops.reshape(variance, (-1,))
 
     def compute_output_shape(self, input_shape):

@@ -147,13 +147,19 @@ class BatchNormTraining(Function):
     runs_on_gpu = True
 
     @staticmethod
-    def forward(ctx, x, gamma, beta, axis, epsilon):
+    def forward(ctx, x, gamma, beta, axis, epsilon, all_sum=None, replica_weight=1.0):
         device, x = _device(x, gamma, beta)
+        if all_sum is not None and device != "cpu":
+            raise ValueError("batch_normalization_training: synchronized statistics (across MPI replicas) run "
+                             "on the CPU only")
         x_rc, shape_t, axis, moved = _to_rows(x, axis)
         r, c = x_rc.shape
         mean64, var64 = empty_on(device, c, np.float64), empty_on(device, c, np.float64)
         threads = kernels.threads_for(x_rc.size)
         kernels.get("batch_norm_moments", device)(x_rc, mean64, var64, threads)
+        count = r
+        if all_sum is not None:  # synchronized: the moments of the global batch
+            mean64, var64, count = _global_moments(all_sum, mean64, var64, r)
         gamma_c = _channel(gamma, c, device)
         scale, shift, inv_std, mean, var = _scale_shift(device, mean64, var64, gamma_c, _channel(beta, c, device),
                                                         epsilon, x.dtype, stats=True)
@@ -162,6 +168,7 @@ class BatchNormTraining(Function):
         ctx.save(x_rc)
         ctx.mean64, ctx.mean, ctx.inv_std, ctx.gamma_c, ctx.device = mean64, mean, inv_std, gamma_c, device
         ctx.layout = (shape_t, axis, moved)
+        ctx.sync = None if all_sum is None else (all_sum, float(replica_weight), count)
         ctx.param_shapes = (None if gamma is None else tuple(np.shape(gamma)),
                             None if beta is None else tuple(np.shape(beta)))
         return _from_rows(y_rc, *ctx.layout), mean, var
@@ -183,9 +190,16 @@ class BatchNormTraining(Function):
             # dx = a * dy - k * (x - mean) - b (see batch_norm_backward_input), with the
             # gradients reaching the mean and variance outputs folded into k and b.
             a, k, b = (empty_on(device, c, dtype) for _ in range(3))
-            kernels.get("batch_norm_backward_terms", device)(
-                ctx.gamma_c, ctx.inv_std, dgamma, dbeta, _reached(dmean, c, device), _reached(dvar, c, device), r,
-                a, k, b)
+            terms = kernels.get("batch_norm_backward_terms", device)
+            if ctx.sync is None:
+                terms(ctx.gamma_c, ctx.inv_std, dgamma, dbeta, _reached(dmean, c, device), _reached(dvar, c, device),
+                      r, a, k, b)
+            else:  # synchronized (CPU): every replica's sums, this replica's share of them
+                sums = [dgamma.astype(np.float64), dbeta.astype(np.float64),
+                        np.zeros(c) if dmean is None else np.asarray(dmean, dtype=np.float64).reshape(c),
+                        np.zeros(c) if dvar is None else np.asarray(dvar, dtype=np.float64).reshape(c)]
+                sums, scale = _global_gradient_sums(ctx.sync, sums)
+                terms(ctx.gamma_c, ctx.inv_std, *sums, 1.0 / scale, a, k, b)
             dx_rc = empty_on(device, x_rc.shape, dtype)
             kernels.get("batch_norm_backward_input", device)(dy_rc, x_rc, ctx.mean, a, k, b, dx_rc, threads)
             dx = _from_rows(dx_rc, *ctx.layout)
@@ -212,6 +226,60 @@ def update_moving_statistic(moving, batch, momentum):
     out = empty_on(device, mv.shape, mv.dtype)
     kernels.get("batch_norm_update_moving", device)(mv, bv.reshape(mv.shape), float(momentum), out)
     return out
+
+
+def _global_moments(all_sum, mean64, var64, rows):
+    """The mean and biased variance over every replica's rows from this replica's (Keras's
+    synchronized moments: one all-reduce of the sums, the sums of squares and the counts, in
+    float64), and the global row count."""
+    c = mean64.shape[0]
+    local = np.concatenate([mean64 * rows, (var64 + mean64 * mean64) * rows, [float(rows)]])
+    total = np.asarray(all_sum(local), dtype=np.float64)
+    count = total[2 * c]
+    mean = total[:c] / count
+    return mean, np.maximum(total[c:2 * c] / count - mean * mean, 0.0), count
+
+
+def _global_gradient_sums(sync, sums):
+    """The per-channel gradient sums of every replica, each replica's weighted by its share
+    ``w_r`` of the summed gradients (so that after the optimizer's weighted sum over replicas the
+    input gradient is that of one process on the global batch), and the factor turning them into
+    this replica's terms: ``1 / (w_self * global count)`` (``1 / rows`` with one replica)."""
+    all_sum, weight, count = sync
+    c = sums[0].shape[0]
+    total = np.asarray(all_sum(np.concatenate(sums) * weight), dtype=np.float64)
+    return [total[i * c:(i + 1) * c] for i in range(4)], 1.0 / (weight * count)
+
+
+class CrossReplicaSum(Function):
+    """The element-wise sum over replicas of a small array (per-channel sums); its backward sums
+    the replicas' gradients weighted by their shares and divides by this replica's (see
+    ``_global_gradient_sums``)."""
+
+    @staticmethod
+    def forward(ctx, x, all_sum, replica_weight):
+        x = np.asarray(x)
+        ctx.all_sum, ctx.weight, ctx.shape, ctx.dtype = all_sum, replica_weight, x.shape, x.dtype
+        total = np.asarray(all_sum(x.astype(np.float64).reshape(-1)), dtype=np.float64)
+        return total.reshape(x.shape).astype(x.dtype)
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        weighted = np.asarray(dy, dtype=np.float64).reshape(-1) * ctx.weight
+        total = np.asarray(ctx.all_sum(weighted), dtype=np.float64) / ctx.weight
+        return (total.reshape(ctx.shape).astype(ctx.dtype),)
+
+
+def cross_replica_sum(x, all_sum, replica_weight=1.0):
+    """``x`` summed over replicas by ``all_sum`` (as in ``batch_normalization_training``),
+    differentiable: the replicas' summed gradients are those of one process on the global batch.
+    Every replica must call it, and run its backward, in the same order."""
+    if not callable(all_sum):
+        raise TypeError(f"cross_replica_sum: all_sum must be a function (the sum over replicas); "
+                        f"received {type(all_sum).__name__}")
+    if not replica_weight > 0:
+        raise ValueError(f"cross_replica_sum: replica_weight must be positive; received {replica_weight!r}")
+    return CrossReplicaSum.apply(x, all_sum=all_sum, replica_weight=float(replica_weight))
 
 
 def _check(x, axis, op_name):
@@ -241,10 +309,18 @@ def batch_normalization(x, mean, variance, axis, offset=None, scale=None, epsilo
     return BatchNormInference.apply(x, scale, offset, mean, variance, axis=axis, epsilon=float(epsilon))
 
 
-def batch_normalization_training(x, scale=None, offset=None, axis=-1, epsilon=1e-3):
+def batch_normalization_training(x, scale=None, offset=None, axis=-1, epsilon=1e-3, all_sum=None,
+                                 replica_weight=1.0):
     """Normalize ``x`` with its own per-channel mean and biased variance over every axis but
     ``axis``; returns (y, mean, variance) as Tensors, y = (x - mean) / sqrt(variance + epsilon)
-    * scale + offset (the training-mode half of Keras's BatchNormalization)."""
+    * scale + offset (the training-mode half of Keras's BatchNormalization).
+
+    Synchronized (``all_sum``: a function returning the element-wise sum over replicas of a
+    float64 vector, the same on every replica): the statistics are those of the global batch,
+    every replica's rows, and the backward all-reduces the per-channel sums of dy and dy * xhat,
+    weighted by ``replica_weight`` (this replica's weight in the optimizer's sum of gradients
+    over replicas), so that the replicas' summed gradients equal one process's on the global
+    batch. Every replica must run the forward and the backward in the same order."""
     xv = value(x)
     if (not isinstance(xv, np.ndarray) or xv.dtype.kind != "f") and not devices.is_device_array(xv):
         x = xv = float_array(xv)
@@ -255,7 +331,13 @@ def batch_normalization_training(x, scale=None, offset=None, axis=-1, epsilon=1e
     c = xv.shape[axis]
     for p, name in ((offset, "offset"), (scale, "scale")):
         _check_param(p, c, name, "batch_normalization_training")
-    return BatchNormTraining.apply(x, scale, offset, axis=axis, epsilon=float(epsilon))
+    if all_sum is not None and not callable(all_sum):
+        raise TypeError(f"batch_normalization_training: all_sum must be a function (the sum over replicas); "
+                        f"received {type(all_sum).__name__}")
+    if not replica_weight > 0:
+        raise ValueError(f"batch_normalization_training: replica_weight must be positive; received {replica_weight!r}")
+    return BatchNormTraining.apply(x, scale, offset, axis=axis, epsilon=float(epsilon), all_sum=all_sum,
+                                   replica_weight=float(replica_weight))
 
 
 def moments(x, axes, keepdims=False, synchronized=False):

@@ -2,7 +2,8 @@
 
     python mpi_worker.py MODE OUT_DIR
 
-Modes: ``train`` (an MLP and a small CNN, checkpoint + CSV log), ``resume`` (from train's
+Modes: ``train`` (an MLP and a small CNN, checkpoint + CSV log, sharded validation and evaluate),
+``syncbn`` (a CNN with BatchNormalization(synchronized=True)), ``resume`` (from train's
 checkpoint), ``mismatch`` (rank 1 builds another model), ``die`` (rank 1 raises before fit), ``hang`` (rank 1 sleeps),
 ``custom`` (a GradientTape loop with reduce / sharding / broadcast). Each rank writes what it
 saw to ``OUT_DIR/<mode>_rank<r>.npz`` / ``.txt``.
@@ -31,9 +32,10 @@ def mlp(width=16):
 
 def cnn(batch_norm=False):
     """Without BatchNormalization the 2-rank step equals the 1-process step on the global batch;
-    with it, each replica normalizes by its own batch moments (Keras's default)."""
+    with it, each replica normalizes by its own batch moments (Keras's default), unless
+    ``batch_norm="sync"`` (synchronized=True: the global batch's moments)."""
     dl.utils.set_random_seed(2)
-    norm = [dl.layers.BatchNormalization()] if batch_norm else []
+    norm = [dl.layers.BatchNormalization(synchronized=batch_norm == "sync", momentum=0.5)] if batch_norm else []
     return dl.Sequential([dl.Input(shape=(8, 8, 1)), dl.layers.Conv2D(4, 3, activation="relu"), *norm,
                           dl.layers.MaxPooling2D(2), dl.layers.Flatten(), dl.layers.Dense(3, activation="softmax")])
 
@@ -53,10 +55,20 @@ def main(mode, out):
             model = mlp()
             model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         ckpt = os.path.join(out, "mlp.dlc")
-        hist = model.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0,
+        seen = []  # the rows this rank evaluates: its share of every batch, not all of them
+        test_step = model.test_step
+        model.test_step = lambda batch: (seen.append(len(batch[0])), test_step(batch))[1]
+        hist = model.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0, validation_data=data(n=33, seed=4),
+                         validation_batch_size=16,
                          callbacks=[dl.callbacks.ModelCheckpoint(ckpt, monitor="loss"),
                                     dl.callbacks.CSVLogger(os.path.join(out, "log.csv"))])
         result["mlp_history"] = hist.history
+        result["evaluate"] = model.evaluate(*data(n=33, seed=5), batch_size=16, verbose=0, return_dict=True)
+        result["evaluated_rows"] = list(seen)
+        try:  # one sample cannot be split over two ranks (one rank, one process: it evaluates)
+            result["evaluate_one"] = model.evaluate(x[:1], y[:1], verbose=0, return_dict=True)
+        except ValueError as e:
+            result["evaluate_one"] = str(e)
         arrays = {f"mlp_{k}": v for k, v in weights_of(model).items()}
         xi, yi = data(n=40, shape=(8, 8, 1), seed=3)
         with strategy.scope():
@@ -69,6 +81,33 @@ def main(mode, out):
             conv.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         conv.fit(xi, yi, epochs=2, batch_size=10, shuffle=True, verbose=0)  # shared shuffling, BN statistics
         arrays.update({f"bn_{k}": v for k, v in weights_of(conv).items()})
+    elif mode == "syncbn":  # synchronized BatchNormalization: forward, gradients, then fit
+        xi, yi = data(n=40, shape=(8, 8, 1), seed=3)
+        with strategy.scope():
+            model = cnn(batch_norm="sync")
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model(xi[:2])
+        (bx, by), share = strategy.shard((xi[:20], yi[:20]))
+        loss_fn = dl.losses.SparseCategoricalCrossentropy()
+        with strategy.scope(), dl.GradientTape() as tape:
+            pred = model(bx, training=True)
+            loss = loss_fn(by, pred)
+        grads = strategy.all_reduce_gradients(tape.gradient(loss, model.trainable_weights), weight=share)
+        arrays = {"out": np.array(pred.value), **{f"grad{i}": np.array(g) for i, g in enumerate(grads)},
+                  **{f"first_{k}": v for k, v in weights_of(model).items()}}
+        result["history"] = model.fit(xi, yi, epochs=2, batch_size=10, shuffle=False, verbose=0,
+                                      validation_data=data(n=12, shape=(8, 8, 1), seed=6)).history
+        arrays.update({f"fit_{k}": v for k, v in weights_of(model).items()})
+        # masked statistics (padding tokens left out), synchronized too
+        tokens = np.random.default_rng(7).integers(0, 6, size=(20, 5))
+        with strategy.scope():
+            dl.utils.set_random_seed(3)
+            masked = dl.Sequential([dl.Input(shape=(5,), dtype="int32"), dl.layers.Embedding(6, 4, mask_zero=True),
+                                    dl.layers.BatchNormalization(synchronized=True, momentum=0.5),
+                                    dl.layers.GlobalAveragePooling1D(), dl.layers.Dense(3, activation="softmax")])
+            masked.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        masked.fit(tokens, yi[:20], epochs=2, batch_size=10, shuffle=False, verbose=0)
+        arrays.update({f"mask_{k}": v for k, v in weights_of(masked).items()})
     elif mode == "resume":
         x, y = data()
         with strategy.scope():

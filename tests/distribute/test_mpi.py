@@ -119,6 +119,41 @@ def test_two_ranks_equal_one_process_on_the_global_batch(trained):
             np.testing.assert_allclose(h2[key][name], values, rtol=1e-5, err_msg=f"{key} {name}")
 
 
+def test_evaluation_is_sharded_and_reduced(trained):
+    one, two = trained
+    (h1, _), (h2, _), (h3, _) = _load(one, "train", 0), _load(two, "train", 0), _load(two, "train", 1)
+    assert set(h1["mlp_history"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    for name, value in h1["evaluate"].items():  # 33 samples in batches of 16: the last one on rank 0 only
+        assert h2["evaluate"][name] == h3["evaluate"][name]
+        np.testing.assert_allclose(h2["evaluate"][name], value, rtol=1e-5, err_msg=name)
+    # validation (2 epochs) and evaluate, 16 + 16 + 1 rows each: rank 0 8 + 8 + 1, rank 1 8 + 8
+    assert h1["evaluated_rows"] == [16, 16, 1] * 3
+    assert h2["evaluated_rows"] == [8, 8, 1] * 3 and h3["evaluated_rows"] == [8, 8] * 3
+    assert isinstance(h1["evaluate_one"], dict)
+    for h in (h2, h3):  # refused on every rank alike, before any collective
+        assert h["evaluate_one"] == "evaluate: 1 samples cannot be split over 2 replicas (each needs at least one)"
+
+
+def test_synchronized_batch_norm_on_two_ranks_equals_one_process(tmp_path):
+    single = tmp_path / "single"
+    single.mkdir()
+    for out, n in ((single, None), (tmp_path, 2)):
+        res = _run("syncbn", out, n)
+        assert res.returncode == 0, res.stdout + res.stderr
+    (h1, w1), (h2, w2), (h3, w3) = (_load(single, "syncbn", 0), _load(tmp_path, "syncbn", 0),
+                                    _load(tmp_path, "syncbn", 1))
+    # the forward: each rank's rows of the global batch's output
+    np.testing.assert_allclose(np.concatenate([w2["out"], w3["out"]]), w1["out"], rtol=1e-5, atol=1e-6)
+    for k in w1:
+        if k != "out":  # gradients, moving statistics after one step and after fit, weights
+            np.testing.assert_array_equal(w2[k], w3[k], err_msg=k)
+            np.testing.assert_allclose(w2[k], w1[k], rtol=2e-4, atol=1e-6, err_msg=k)
+    assert not np.allclose(w1["fit_w4"], 0.0) and not np.allclose(w1["mask_w3"], 0.0)  # the moving means moved
+    for name, values in h1["history"].items():  # global metrics, validation included, on both ranks
+        np.testing.assert_allclose(h2["history"][name], values, rtol=1e-4, err_msg=name)
+        assert h3["history"][name] == h2["history"][name]
+
+
 def test_checkpoint_written_once_and_resumed_under_two_ranks(trained):
     _, two = trained
     assert os.path.exists(os.path.join(two, "mlp.dlc"))

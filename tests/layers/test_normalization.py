@@ -34,6 +34,7 @@ def _inference_reference(kwargs, axis=-1):
     ({"axis": 1, "epsilon": 0.01}, (2, 3, 2, 2), 2),
     ({"center": False}, (1, 2, 2, 3), 1),
     ({"scale": False, "center": False}, (3, 5, 2), 0),
+    ({"synchronized": True, "momentum": 0.5}, (2, 3, 3, 2), 2),
 ])
 def test_harness(kwargs, shape, n_trainable):
     layer, x, _ = check_layer(layers.BatchNormalization, kwargs, shape, shape,
@@ -153,6 +154,25 @@ def test_mask_leaves_masked_steps_out_of_the_statistics():
     np.testing.assert_allclose(y.value[mask], (kept - kept.mean(0)) / np.sqrt(kept.var(0) + 1e-3), rtol=1e-4,
                                atol=1e-4)
     np.testing.assert_array_equal(y.mask, mask)  # the mask passes through
+
+
+def test_synchronized_on_one_replica_is_the_unsynchronized_layer():
+    """Without a strategy of several replicas (the multi-rank case: tests/distribute/test_mpi.py)."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 3, 3, 2)).astype("float32")
+    results = []
+    for synchronized in (False, True):
+        layer = layers.BatchNormalization(synchronized=synchronized, momentum=0.5)
+        t = dl.Tensor(x)
+        with dl.distribute.get_strategy().scope(), dl.GradientTape() as tape:
+            tape.watch(t)
+            y = layer(t, training=True)
+            loss = dl.ops.sum(dl.ops.multiply(y, y[:1]))
+        grads = tape.gradient(loss, [t] + layer.trainable_weights)
+        results.append([y.value, *[np.asarray(g) for g in grads], *layer.get_weights()])
+    assert layers.BatchNormalization(synchronized=True).get_config()["synchronized"] is True
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_config_and_errors():

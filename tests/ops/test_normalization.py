@@ -132,3 +132,113 @@ def test_layer_normalization_last_axis_lane_matches_recorded_and_general():
     for y in (fast, general, recorded):
         assert y.dtype == np.float32
         np.testing.assert_allclose(y.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def _thread_replicas(n):
+    """An ``all_sum`` for ``n`` threads standing in for replicas: each adds its vector and reads
+    the sum in replica order once all have arrived."""
+    import threading
+
+    slots, barrier = [None] * n, threading.Barrier(n, timeout=30)
+
+    def make(rank):
+        def all_sum(vector):
+            slots[rank] = np.array(vector, dtype=np.float64)
+            barrier.wait()
+            total = sum(slots[1:], slots[0].copy())
+            barrier.wait()
+            return total
+        return all_sum
+    return [make(r) for r in range(n)]
+
+
+def test_training_form_synchronized_over_replicas_equals_the_global_batch():
+    """Two replicas of uneven shares (5 and 3 rows): the outputs are the global batch's, and each
+    replica's gradients weighted by its share and summed are the global batch's gradients."""
+    import threading
+
+    import dlcore as dl
+
+    x, gamma, beta = rng.standard_normal((8, 3)) * 2 + 1, _param((8, 3), -1), rng.standard_normal(3)
+    r_y, r_mean, r_var = rng.standard_normal((8, 3)), rng.standard_normal(3), rng.standard_normal(3)
+
+    def loss_of(xs, g, b, rows, **sync):
+        y, mean, var = ops.batch_normalization_training(xs, g, b, axis=-1, **sync)
+        per_row = ops.sum(ops.multiply(y, r_y[rows]))
+        return ops.add(ops.divide(per_row, float(len(range(8)[rows]))),
+                       ops.add(ops.sum(ops.multiply(mean, r_mean)), ops.sum(ops.multiply(var, r_var)))), y
+
+    def grads(rows, **sync):
+        ts = [dl.Tensor(x[rows]), dl.Tensor(gamma), dl.Tensor(beta)]
+        with dl.GradientTape() as tape:
+            for t in ts:
+                tape.watch(t)
+            loss, y = loss_of(*ts, rows, **sync)
+        return y.value, [np.asarray(g) for g in tape.gradient(loss, ts)]
+
+    y_ref, g_ref = grads(slice(0, 8))
+    parts, results = [slice(0, 5), slice(5, 8)], [None, None]
+    sums = _thread_replicas(2)
+
+    def replica(r):
+        results[r] = grads(parts[r], all_sum=sums[r], replica_weight=(parts[r].stop - parts[r].start) / 8)
+
+    threads = [threading.Thread(target=replica, args=(r,)) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(res is not None for res in results)
+    np.testing.assert_allclose(np.concatenate([results[0][0], results[1][0]]), y_ref, rtol=1e-10, atol=1e-12)
+    w = [5 / 8, 3 / 8]
+    dx = np.concatenate([w[r] * results[r][1][0] for r in range(2)])
+    np.testing.assert_allclose(dx, g_ref[0], rtol=1e-9, atol=1e-12)
+    for i in (1, 2):  # gamma, beta: the optimizer's weighted sum over replicas
+        np.testing.assert_allclose(sum(w[r] * results[r][1][i] for r in range(2)), g_ref[i], rtol=1e-9, atol=1e-12)
+
+
+def test_training_form_synchronized_on_one_replica_is_the_plain_op():
+    x, gamma, beta = rng.standard_normal((2, 3, 4, 3)), _param((2, 3, 4, 3), -1), rng.standard_normal(3)
+    identity = lambda v: v  # noqa: E731 (the sum over one replica)
+    for a, b in zip(ops.batch_normalization_training(x, gamma, beta, all_sum=identity),
+                    ops.batch_normalization_training(x, gamma, beta)):
+        np.testing.assert_allclose(a.value, b.value, rtol=1e-12, atol=1e-12)
+    check_op_gradients(lambda t, g, b: ops.batch_normalization_training(t, g, b, axis=1, all_sum=identity),
+                       [x, gamma[:1].repeat(3), beta])
+    check_op_gradients(lambda t: ops.batch_normalization_training(t, all_sum=identity), [x])  # y, mean, var
+    with pytest.raises(TypeError, match="all_sum must be a function"):
+        ops.batch_normalization_training(x, all_sum=3)
+    with pytest.raises(ValueError, match="replica_weight must be positive"):
+        ops.batch_normalization_training(x, all_sum=identity, replica_weight=0)
+
+
+def test_cross_replica_sum_sums_forward_and_weights_the_backward():
+    """Replica r's loss sum(total * R_r), weights w_r: w_s * (its gradient) = sum_r w_r R_r, the
+    gradient of the weighted global loss."""
+    import threading
+
+    import dlcore as dl
+    from dlcore.ops.normalization import cross_replica_sum
+
+    xs, rs, w = [rng.standard_normal(3) for _ in range(2)], [rng.standard_normal(3) for _ in range(2)], [0.25, 0.75]
+    sums, results = _thread_replicas(2), [None, None]
+
+    def replica(r):
+        t = dl.Tensor(xs[r])
+        with dl.GradientTape() as tape:
+            tape.watch(t)
+            total = cross_replica_sum(t, sums[r], w[r])
+            loss = ops.sum(ops.multiply(total, rs[r]))
+        results[r] = total.value, np.asarray(tape.gradient(loss, t))
+
+    threads = [threading.Thread(target=replica, args=(r,)) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for r in range(2):
+        np.testing.assert_allclose(results[r][0], xs[0] + xs[1], rtol=1e-12)
+        np.testing.assert_allclose(w[r] * results[r][1], w[0] * rs[0] + w[1] * rs[1], rtol=1e-12)
+    check_op_gradients(lambda t: cross_replica_sum(t, lambda v: v), [xs[0]])  # one replica: the identity
+    with pytest.raises(TypeError, match="all_sum must be a function"):
+        cross_replica_sum(xs[0], None)
