@@ -273,4 +273,20 @@ DL_CLONES static void dl_quantize_row(ptrdiff_t k, ptrdiff_t kp, const float *x,
     *scale = s;
 }
 
+/* Static (per-tensor) quantization and requantization: q = clip(round_half_even(v), -127, 127)
+ * of an already scaled v; NaN (from NaN or inf inputs) gives 0, as dl_quantize_row's values. */
+static inline int8_t dl_round_q(float v)
+{
+    float r = (v + 12582912.0f) - 12582912.0f;  /* half to even for |v| < 2^22 */
+    r = r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r;
+    return r == r ? (int8_t)r : 0;
+}
+
+/* q[j] = dl_round_q(x[j] * scale) for j < k. */
+DL_CLONES static void dl_quantize_static(ptrdiff_t k, const float *x, float scale, int8_t *q)
+{
+    ptrdiff_t j;
+    for (j = 0; j < k; j++) q[j] = dl_round_q(x[j] * scale);
+}
+
 #endif
