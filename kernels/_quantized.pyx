@@ -24,7 +24,7 @@
 from cython.parallel cimport prange
 from libc.stdint cimport int8_t, int32_t, int64_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
 from kernels._activations cimport epilogue_row, ACT_LINEAR, ACT_RELU
 
@@ -37,6 +37,12 @@ cdef extern from "dl_igemm.h" nogil:
     void dl_quantize_row(Py_ssize_t k, Py_ssize_t kp, const float* x, int8_t* q, float* scale)
     int8_t dl_round_q(float v)
     void dl_quantize_static(Py_ssize_t k, const float* x, float scale, int8_t* q)
+    void dl_iconv_scale_row(Py_ssize_t m, const int32_t* acc, const float* ws, float s, const float* bias, int relu,
+                            float* y)
+    void dl_requantize_row(Py_ssize_t m, const float* y, float scale, int8_t* q)
+    void dl_iconv_im2col(Py_ssize_t r0, Py_ssize_t rows, const int8_t* x, Py_ssize_t h, Py_ssize_t w, Py_ssize_t c,
+                         Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                         Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t kp, int8_t* cols)
 
 ROWS_PER_TASK = 64
 cdef Py_ssize_t _ROWS = ROWS_PER_TASK
@@ -238,69 +244,48 @@ ctypedef struct IConv:
 
 
 cdef void _epilogue(const IConv* g, Py_ssize_t r0, Py_ssize_t rows, const int32_t* acc, Py_ssize_t lda,
-                    float* row) noexcept nogil:
-    """Pixels [r0, r0 + rows): y = act(acc / (w_scale * x_scale[sample]) + bias), written as float32
-    or requantized to int8; ``row`` is an (M,) float32 scratch row."""
-    cdef Py_ssize_t i, j, m = g.m, pix = g.oh * g.ow
-    cdef float s
+                    float* scratch) noexcept nogil:
+    """Pixels [r0, r0 + rows): y = act(acc / (w_scale * x_scale[sample]) + bias), written as float32,
+    or into ``scratch`` (rows * M float32) and requantized to int8 as one block (whole vectors)."""
+    cdef Py_ssize_t i, m = g.m, pix = g.oh * g.ow, b = r0 // pix, e = r0 % pix
+    cdef float* block = g.y + r0 * m if g.y != NULL else scratch
     cdef float* yr
+    cdef int code = g.code
     for i in range(rows):
-        s = g.xs[(r0 + i) // pix]
-        yr = g.y + (r0 + i) * m if g.y != NULL else row
-        for j in range(m):
-            yr[j] = <float>acc[i * lda + j] / (g.ws[j] * s)
-        if g.bias != NULL:
-            for j in range(m):
-                yr[j] = yr[j] + g.bias[j]
-        if g.code == ACT_RELU:
-            for j in range(m):
-                yr[j] = yr[j] if yr[j] > 0 else 0.0
-        elif g.code != ACT_LINEAR:
-            epilogue_row(g.code, yr, <const float*>NULL, m, g.alpha)
-        if g.yq != NULL:
-            for j in range(m):
-                g.yq[(r0 + i) * m + j] = dl_round_q(yr[j] * g.out_scale)
+        yr = block + i * m
+        dl_iconv_scale_row(m, acc + i * lda, g.ws, g.xs[b], g.bias, code == ACT_RELU, yr)
+        if code != ACT_RELU and code != ACT_LINEAR:
+            epilogue_row(code, yr, <const float*>NULL, m, g.alpha)
+        e += 1
+        if e == pix:
+            e = 0
+            b += 1
+    if g.yq != NULL:
+        dl_requantize_row(rows * m, block, g.out_scale, g.yq + r0 * m)
 
 
 cdef int _conv_rows(const IConv* g, Py_ssize_t r0, Py_ssize_t rows, const int8_t* x, const int8_t* packed,
                     const int32_t* csum) noexcept nogil:
     """Output pixels [r0, r0 + rows) of int8_conv2d_forward; -1 when out of memory."""
-    cdef Py_ssize_t mp = (g.m + 15) // 16 * 16, kq = g.kp // 4, t, r, b, a, e, e2, ih, iw, pix = g.oh * g.ow
+    cdef Py_ssize_t mp = (g.m + 15) // 16 * 16
     cdef bint direct = g.kh == 1 and g.kw == 1 and g.sh == 1 and g.sw == 1 and g.ph == 0 and g.pw == 0 \
         and g.kp == g.c
     cdef int8_t* cols = NULL
-    cdef int8_t* dst
     cdef int32_t* acc = <int32_t*>malloc(rows * mp * sizeof(int32_t))
-    cdef float* row = <float*>malloc(g.m * sizeof(float))
-    cdef const int8_t* a_rows
+    cdef float* row = <float*>malloc(rows * g.m * sizeof(float)) if g.yq != NULL else NULL
     if not direct:
         cols = <int8_t*>malloc(rows * g.kp)
-    if acc == NULL or row == NULL or (not direct and cols == NULL):
+    if acc == NULL or (g.yq != NULL and row == NULL) or (not direct and cols == NULL):
         free(acc)
         free(row)
         free(cols)
         return -1
     if direct:  # a 1x1 stride-1 convolution: the input pixels are the GEMM's rows
-        a_rows = x + r0 * g.c
+        dl_igemm(rows, mp // 16, g.kp // 4, x + r0 * g.c, g.kp, packed, csum, acc, mp)
     else:
-        for t in range(rows):
-            r = r0 + t
-            b = r // pix
-            e = r % pix
-            dst = cols + t * g.kp
-            for a in range(g.kh):
-                ih = (e // g.ow) * g.sh - g.ph + a * g.dh
-                for e2 in range(g.kw):
-                    iw = (e % g.ow) * g.sw - g.pw + e2 * g.dw
-                    if 0 <= ih < g.h and 0 <= iw < g.w:
-                        memcpy(dst, x + ((b * g.h + ih) * g.w + iw) * g.c, g.c)
-                    else:
-                        memset(dst, 0, g.c)
-                    dst += g.c
-            if g.kp > g.k:
-                memset(dst, 0, g.kp - g.k)
-        a_rows = cols
-    dl_igemm(rows, mp // 16, kq, a_rows, g.kp, packed, csum, acc, mp)
+        dl_iconv_im2col(r0, rows, x, g.h, g.w, g.c, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.kp,
+                        cols)
+        dl_igemm(rows, mp // 16, g.kp // 4, cols, g.kp, packed, csum, acc, mp)
     _epilogue(g, r0, rows, acc, mp, row)
     free(acc)
     free(row)
@@ -378,7 +363,7 @@ cdef int _depthwise_rows(const IConv* g, Py_ssize_t r0, Py_ssize_t rows, Py_ssiz
     """Output pixels [r0, r0 + rows) of int8_depthwise_forward; -1 when out of memory."""
     cdef Py_ssize_t m = g.m, t, r, b, e, a, e2, ih, iw, cc, j, pix = g.oh * g.ow
     cdef int32_t* acc = <int32_t*>malloc(rows * m * sizeof(int32_t))
-    cdef float* row = <float*>malloc(m * sizeof(float))
+    cdef float* row = <float*>malloc(rows * m * sizeof(float))
     cdef int32_t* ar
     cdef const int8_t* xp
     cdef const int8_t* wp

@@ -137,7 +137,8 @@ class _ConvBase(Layer):
         self.kernel_scale.assign(scale.reshape(-1))
 
     def _int8_build(self, kernel_shape):
-        self.kernel = quantizers.add_int8_weight(self, "kernel", tuple(kernel_shape), contract=self.rank + 1)
+        self._int8_shape = tuple(kernel_shape)  # not kernel.shape: reading the kernel's value marks it for repacking
+        self.kernel = quantizers.add_int8_weight(self, "kernel", self._int8_shape, contract=self.rank + 1)
         outputs = kernel_shape[-1] * (kernel_shape[-2] if isinstance(self, BaseDepthwiseConv) else 1)
         self.kernel_scale = quantizers.add_scale_weight(self, "kernel_scale", (outputs,))
         self.input_scale = quantizers.add_scale_weight(self, "input_scale", ())
@@ -151,7 +152,7 @@ class _ConvBase(Layer):
         name, alpha = ("relu", 0.0) if relu else self._kernel_activation
         scale = float(self.input_scale.value)
         weights = self.kernel.value if depthwise else self.kernel.packed()
-        y = quantized_ops.int8_conv(inputs, weights, self.kernel.shape, self.kernel_scale, self.bias, self.strides,
+        y = quantized_ops.int8_conv(inputs, weights, self._int8_shape, self.kernel_scale, self.bias, self.strides,
                                     self.padding, self.dilation_rate, input_scale=scale if scale > 0 else None,
                                     activation=name, alpha=alpha, out_scale=out_scale, depthwise=depthwise,
                                     _who=self._who)
