@@ -40,6 +40,8 @@ cdef extern from "dl_igemm.h" nogil:
     void dl_iconv_scale_row(Py_ssize_t m, const int32_t* acc, const float* ws, float s, const float* bias, int relu,
                             float* y)
     void dl_requantize_row(Py_ssize_t m, const float* y, float scale, int8_t* q)
+    void dl_iconv_requant_row(Py_ssize_t m, const int32_t* acc, const float* ws, float s, const float* bias, int relu,
+                              float out_scale, float* scratch, int8_t* q)
     void dl_iconv_im2col(Py_ssize_t r0, Py_ssize_t rows, const int8_t* x, Py_ssize_t h, Py_ssize_t w, Py_ssize_t c,
                          Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                          Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t kp, int8_t* cols)
@@ -251,6 +253,15 @@ cdef void _epilogue(const IConv* g, Py_ssize_t r0, Py_ssize_t rows, const int32_
     cdef float* block = g.y + r0 * m if g.y != NULL else scratch
     cdef float* yr
     cdef int code = g.code
+    if g.yq != NULL and (code == ACT_RELU or code == ACT_LINEAR):  # requantized in registers
+        for i in range(rows):
+            dl_iconv_requant_row(m, acc + i * lda, g.ws, g.xs[b], g.bias, code == ACT_RELU, g.out_scale,
+                                 scratch + i * m, g.yq + (r0 + i) * m)
+            e += 1
+            if e == pix:
+                e = 0
+                b += 1
+        return
     for i in range(rows):
         yr = block + i * m
         dl_iconv_scale_row(m, acc + i * lda, g.ws, g.xs[b], g.bias, code == ACT_RELU, yr)

@@ -322,9 +322,29 @@ __attribute__((target("avx512f"))) static void dl_iconv_scale_row_512(
         _mm512_mask_storeu_ps(y + j, k, v);
     }
 }
+
+/* The same row requantized to int8 in registers: q = dl_round_q(y * out_scale) (see dl_requantize_row). */
+__attribute__((target("avx512f"))) static void dl_iconv_requant_row_512(
+    ptrdiff_t m, const int32_t *acc, const float *ws, float s, const float *bias, int relu, float out_scale,
+    int8_t *q)
+{
+    const __m512 vs = _mm512_set1_ps(s), zero = _mm512_setzero_ps(), vo = _mm512_set1_ps(out_scale);
+    const __m512 hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
+    ptrdiff_t j;
+    for (j = 0; j < m; j += 16) {
+        __mmask16 k = m - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (m - j)) - 1);
+        __m512 v = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, acc + j));
+        v = _mm512_div_ps(v, _mm512_mul_ps(_mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), k, ws + j), vs));
+        if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, bias + j));
+        if (relu) v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, zero);
+        v = _mm512_roundscale_ps(_mm512_mul_ps(v, vo), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), _mm512_max_ps(_mm512_min_ps(v, hi), lo));
+        _mm512_mask_cvtepi32_storeu_epi8(q + j, k, _mm512_cvtps_epi32(v));
+    }
+}
 #endif
 
-/* The AVX-512 row where the int8 GEMM runs its VNNI path (so dl_igemm_set_isa tests both). */
+/* The AVX-512 rows where the int8 GEMM runs its VNNI path (so dl_igemm_set_isa tests both). */
 static void dl_iconv_scale_row(ptrdiff_t m, const int32_t *acc, const float *ws, float s, const float *bias,
                                int relu, float *y)
 {
@@ -335,6 +355,23 @@ static void dl_iconv_scale_row(ptrdiff_t m, const int32_t *acc, const float *ws,
     }
 #endif
     dl_iconv_scale_row_c(m, acc, ws, s, bias, relu, y);
+}
+
+static void dl_requantize_row(ptrdiff_t m, const float *__restrict y, float scale, int8_t *__restrict q);
+
+/* One pixel's epilogue requantized to int8: q = dl_round_q(act(acc / (ws s) + bias) out_scale), act
+ * linear or ReLU; ``scratch`` (m floats) serves the paths without AVX-512. */
+static void dl_iconv_requant_row(ptrdiff_t m, const int32_t *acc, const float *ws, float s, const float *bias,
+                                 int relu, float out_scale, float *scratch, int8_t *q)
+{
+#if DL_IG_X86
+    if (dl_igemm_impl == dl_igemm_vnni) {
+        dl_iconv_requant_row_512(m, acc, ws, s, bias, relu, out_scale, q);
+        return;
+    }
+#endif
+    dl_iconv_scale_row_c(m, acc, ws, s, bias, relu, scratch);
+    dl_requantize_row(m, scratch, out_scale, q);
 }
 
 /* Requantization of one float32 row with a static scale: q = dl_round_q(y * scale). */
@@ -351,7 +388,8 @@ static inline void dl_copy_run(int8_t *dst, const int8_t *src, ptrdiff_t n)
     switch (n) {
 #define DL_RUN(N) case N: memcpy(dst, src, N); return;
     DL_RUN(1) DL_RUN(2) DL_RUN(3) DL_RUN(4) DL_RUN(5) DL_RUN(6) DL_RUN(7) DL_RUN(8)
-    DL_RUN(9) DL_RUN(10) DL_RUN(11) DL_RUN(12) DL_RUN(16) DL_RUN(24) DL_RUN(32)
+    DL_RUN(9) DL_RUN(10) DL_RUN(11) DL_RUN(12) DL_RUN(16) DL_RUN(24) DL_RUN(32) DL_RUN(48) DL_RUN(64)
+    DL_RUN(96) DL_RUN(128) DL_RUN(192) DL_RUN(256) DL_RUN(384)
 #undef DL_RUN
     default: memcpy(dst, src, (size_t)n);
     }

@@ -8,6 +8,8 @@ channel (``w_q = round(w * scale)``, so ``w ~= w_q / scale``); activations are q
 at call time with the same abs-max rule; ``y = (x_q @ w_q) / (x_scale * w_scale) + bias``.
 These ops run forward only: the layers refuse to record them on a tape.
 """
+import functools
+import itertools
 from collections import namedtuple
 
 import numpy as np
@@ -197,24 +199,31 @@ def int8_conv(inputs, weights, kernel_shape, w_scale, bias=None, strides=1, padd
                                    out_scale, depthwise))
 
 
+@functools.lru_cache(maxsize=64)
+def _pool_windows(shape, pool_size, strides):
+    """The index tuples of the pool windows' offsets over an input of ``shape`` (cached per shapes)."""
+    rank = len(shape) - 2
+    pool = normalize_tuple(pool_size, rank, "pool_size", "int8_max_pool", minimum=1)
+    strides = pool if strides is None else normalize_tuple(strides, rank, "strides", "int8_max_pool", minimum=1)
+    out = tuple((n - p) // s + 1 for n, p, s in zip(shape[1:-1], pool, strides))
+    if min(out) <= 0:
+        raise ValueError(f"int8_max_pool: pool_size {pool} is larger than the input of shape {shape}")
+    return [(slice(None),) + tuple(slice(o, o + (k - 1) * s + 1, s) for o, k, s in zip(offsets, out, strides))
+            for offsets in itertools.product(*(range(p) for p in pool))]
+
+
 def int8_max_pool(inputs, pool_size, strides=None):
     """Max pooling ("valid", channels_last, 1-D or 2-D) of int8 values: the calibrated conv stacks pool
     in int8 (a max commutes with the monotonic quantization). Returns an int8 Tensor (a QuantizedTensor
     of the same scale for one)."""
     x = value(inputs)
-    rank = x.ndim - 2
-    if rank not in (1, 2) or x.dtype != np.int8:
+    if x.ndim not in (3, 4) or x.dtype != np.int8:
         raise ValueError(f"int8_max_pool: expected int8 inputs (N, L, C) or (N, H, W, C), received dtype {x.dtype} "
                          f"and shape {x.shape}")
-    pool = normalize_tuple(pool_size, rank, "pool_size", "int8_max_pool", minimum=1)
-    strides = pool if strides is None else normalize_tuple(strides, rank, "strides", "int8_max_pool", minimum=1)
-    out = tuple((n - p) // s + 1 for n, p, s in zip(x.shape[1:-1], pool, strides))
-    if min(out) <= 0:
-        raise ValueError(f"int8_max_pool: pool_size {pool} is larger than the input of shape {x.shape}")
-    y = None
-    for offsets in np.ndindex(*pool):
-        window = x[(slice(None),) + tuple(slice(o, o + (k - 1) * s + 1, s) for o, k, s in zip(offsets, out, strides))]
-        y = window.copy() if y is None else np.maximum(y, window, out=y)
+    windows = _pool_windows(x.shape, _hashable(pool_size), _hashable(strides))
+    y = x[windows[0]].copy()
+    for window in windows[1:]:
+        np.maximum(y, x[window], out=y)
     return QuantizedTensor(y, inputs.scale) if isinstance(inputs, QuantizedTensor) else Tensor(y)
 
 
