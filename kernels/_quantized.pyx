@@ -37,11 +37,12 @@ cdef extern from "dl_igemm.h" nogil:
     void dl_quantize_row(Py_ssize_t k, Py_ssize_t kp, const float* x, int8_t* q, float* scale)
     int8_t dl_round_q(float v)
     void dl_quantize_static(Py_ssize_t k, const float* x, float scale, int8_t* q)
-    void dl_iconv_scale_row(Py_ssize_t m, const int32_t* acc, const float* ws, float s, const float* bias, int relu,
-                            float* y)
+    void dl_iconv_scale_row_c(Py_ssize_t m, const int32_t* acc, const float* ws, float s, const float* bias, int relu,
+                              float* y)
+    void dl_iconv_epilogue(Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t pix, Py_ssize_t m, const int32_t* acc,
+                           Py_ssize_t lda, const float* ws, const float* xs, const float* bias, int relu, float* y,
+                           float out_scale, int8_t* q, float* scratch)
     void dl_requantize_row(Py_ssize_t m, const float* y, float scale, int8_t* q)
-    void dl_iconv_requant_row(Py_ssize_t m, const int32_t* acc, const float* ws, float s, const float* bias, int relu,
-                              float out_scale, float* scratch, int8_t* q)
     void dl_iconv_im2col(Py_ssize_t r0, Py_ssize_t rows, const int8_t* x, Py_ssize_t h, Py_ssize_t w, Py_ssize_t c,
                          Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                          Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t kp, int8_t* cols)
@@ -247,26 +248,20 @@ ctypedef struct IConv:
 
 cdef void _epilogue(const IConv* g, Py_ssize_t r0, Py_ssize_t rows, const int32_t* acc, Py_ssize_t lda,
                     float* scratch) noexcept nogil:
-    """Pixels [r0, r0 + rows): y = act(acc / (w_scale * x_scale[sample]) + bias), written as float32,
-    or into ``scratch`` (rows * M float32) and requantized to int8 as one block (whole vectors)."""
+    """Pixels [r0, r0 + rows): y = act(acc / (w_scale * x_scale[sample]) + bias), written as float32, or
+    requantized to int8 (``scratch``: rows * M float32)."""
     cdef Py_ssize_t i, m = g.m, pix = g.oh * g.ow, b = r0 // pix, e = r0 % pix
     cdef float* block = g.y + r0 * m if g.y != NULL else scratch
     cdef float* yr
     cdef int code = g.code
-    if g.yq != NULL and (code == ACT_RELU or code == ACT_LINEAR):  # requantized in registers
-        for i in range(rows):
-            dl_iconv_requant_row(m, acc + i * lda, g.ws, g.xs[b], g.bias, code == ACT_RELU, g.out_scale,
-                                 scratch + i * m, g.yq + (r0 + i) * m)
-            e += 1
-            if e == pix:
-                e = 0
-                b += 1
+    if code == ACT_RELU or code == ACT_LINEAR:
+        dl_iconv_epilogue(r0, rows, pix, m, acc, lda, g.ws, g.xs, g.bias, code == ACT_RELU, block, g.out_scale,
+                          g.yq + r0 * m if g.yq != NULL else NULL, scratch)
         return
-    for i in range(rows):
+    for i in range(rows):  # the other activations: float32 rows, then requantized as one block
         yr = block + i * m
-        dl_iconv_scale_row(m, acc + i * lda, g.ws, g.xs[b], g.bias, code == ACT_RELU, yr)
-        if code != ACT_RELU and code != ACT_LINEAR:
-            epilogue_row(code, yr, <const float*>NULL, m, g.alpha)
+        dl_iconv_scale_row_c(m, acc + i * lda, g.ws, g.xs[b], g.bias, 0, yr)
+        epilogue_row(code, yr, <const float*>NULL, m, g.alpha)
         e += 1
         if e == pix:
             e = 0

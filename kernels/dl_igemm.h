@@ -306,72 +306,61 @@ DL_CLONES static void dl_iconv_scale_row_c(ptrdiff_t m, const int32_t *__restric
         for (j = 0; j < m; j++) y[j] = y[j] < 0.0f ? 0.0f : y[j];
 }
 
-#if DL_IG_X86
-/* The same operations 16 lanes at a time (masked tail): no loop peeling for the short rows. */
-__attribute__((target("avx512f"))) static void dl_iconv_scale_row_512(
-    ptrdiff_t m, const int32_t *acc, const float *ws, float s, const float *bias, int relu, float *y)
-{
-    const __m512 vs = _mm512_set1_ps(s), zero = _mm512_setzero_ps();
-    ptrdiff_t j;
-    for (j = 0; j < m; j += 16) {
-        __mmask16 k = m - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (m - j)) - 1);
-        __m512 v = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, acc + j));
-        v = _mm512_div_ps(v, _mm512_mul_ps(_mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), k, ws + j), vs));
-        if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, bias + j));
-        if (relu) v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, zero);
-        _mm512_mask_storeu_ps(y + j, k, v);
-    }
-}
-
-/* The same row requantized to int8 in registers: q = dl_round_q(y * out_scale) (see dl_requantize_row). */
-__attribute__((target("avx512f"))) static void dl_iconv_requant_row_512(
-    ptrdiff_t m, const int32_t *acc, const float *ws, float s, const float *bias, int relu, float out_scale,
-    int8_t *q)
-{
-    const __m512 vs = _mm512_set1_ps(s), zero = _mm512_setzero_ps(), vo = _mm512_set1_ps(out_scale);
-    const __m512 hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
-    ptrdiff_t j;
-    for (j = 0; j < m; j += 16) {
-        __mmask16 k = m - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (m - j)) - 1);
-        __m512 v = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, acc + j));
-        v = _mm512_div_ps(v, _mm512_mul_ps(_mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), k, ws + j), vs));
-        if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, bias + j));
-        if (relu) v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, zero);
-        v = _mm512_roundscale_ps(_mm512_mul_ps(v, vo), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), _mm512_max_ps(_mm512_min_ps(v, hi), lo));
-        _mm512_mask_cvtepi32_storeu_epi8(q + j, k, _mm512_cvtps_epi32(v));
-    }
-}
-#endif
-
-/* The AVX-512 rows where the int8 GEMM runs its VNNI path (so dl_igemm_set_isa tests both). */
-static void dl_iconv_scale_row(ptrdiff_t m, const int32_t *acc, const float *ws, float s, const float *bias,
-                               int relu, float *y)
-{
-#if DL_IG_X86
-    if (dl_igemm_impl == dl_igemm_vnni) {
-        dl_iconv_scale_row_512(m, acc, ws, s, bias, relu, y);
-        return;
-    }
-#endif
-    dl_iconv_scale_row_c(m, acc, ws, s, bias, relu, y);
-}
-
 static void dl_requantize_row(ptrdiff_t m, const float *__restrict y, float scale, int8_t *__restrict q);
 
-/* One pixel's epilogue requantized to int8: q = dl_round_q(act(acc / (ws s) + bias) out_scale), act
- * linear or ReLU; ``scratch`` (m floats) serves the paths without AVX-512. */
-static void dl_iconv_requant_row(ptrdiff_t m, const int32_t *acc, const float *ws, float s, const float *bias,
-                                 int relu, float out_scale, float *scratch, int8_t *q)
+#if DL_IG_X86
+/* Rows [r0, r0 + rows) of the epilogue 16 lanes at a time (masked tail), written as float32 (q NULL) or
+ * requantized in registers to int8: q = dl_round_q(y * out_scale). */
+__attribute__((target("avx512f"))) static void dl_iconv_epilogue_512(
+    ptrdiff_t r0, ptrdiff_t rows, ptrdiff_t pix, ptrdiff_t m, const int32_t *acc, ptrdiff_t lda, const float *ws,
+    const float *xs, const float *bias, int relu, float *y, float out_scale, int8_t *q)
 {
+    const __m512 zero = _mm512_setzero_ps(), vo = _mm512_set1_ps(out_scale);
+    const __m512 hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
+    ptrdiff_t i, j, b = r0 / pix, e = r0 % pix;
+    for (i = 0; i < rows; i++) {
+        const __m512 vs = _mm512_set1_ps(xs[b]);
+        const int32_t *ar = acc + i * lda;
+        for (j = 0; j < m; j += 16) {
+            __mmask16 k = m - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (m - j)) - 1);
+            __m512 v = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, ar + j));
+            v = _mm512_div_ps(v, _mm512_mul_ps(_mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), k, ws + j), vs));
+            if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, bias + j));
+            if (relu) v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, zero);
+            if (q) {
+                v = _mm512_roundscale_ps(_mm512_mul_ps(v, vo), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q),
+                                        _mm512_max_ps(_mm512_min_ps(v, hi), lo));
+                _mm512_mask_cvtepi32_storeu_epi8(q + i * m + j, k, _mm512_cvtps_epi32(v));
+            } else {
+                _mm512_mask_storeu_ps(y + i * m + j, k, v);
+            }
+        }
+        if (++e == pix) { e = 0; b++; }
+    }
+}
+#endif
+
+/* Rows [r0, r0 + rows) of the int8 convolutions' epilogue, act linear or ReLU: y (rows, m) float32, or with
+ * q (rows, m) int8 the requantized values (``scratch``: rows * m floats for the paths without AVX-512).
+ * The AVX-512 rows run where the int8 GEMM runs its VNNI path (so dl_igemm_set_isa tests both). */
+static void dl_iconv_epilogue(ptrdiff_t r0, ptrdiff_t rows, ptrdiff_t pix, ptrdiff_t m, const int32_t *acc,
+                              ptrdiff_t lda, const float *ws, const float *xs, const float *bias, int relu, float *y,
+                              float out_scale, int8_t *q, float *scratch)
+{
+    ptrdiff_t i, b = r0 / pix, e = r0 % pix;
 #if DL_IG_X86
     if (dl_igemm_impl == dl_igemm_vnni) {
-        dl_iconv_requant_row_512(m, acc, ws, s, bias, relu, out_scale, q);
+        dl_iconv_epilogue_512(r0, rows, pix, m, acc, lda, ws, xs, bias, relu, y, out_scale, q);
         return;
     }
 #endif
-    dl_iconv_scale_row_c(m, acc, ws, s, bias, relu, scratch);
-    dl_requantize_row(m, scratch, out_scale, q);
+    if (q) y = scratch;
+    for (i = 0; i < rows; i++) {
+        dl_iconv_scale_row_c(m, acc + i * lda, ws, xs[b], bias, relu, y + i * m);
+        if (++e == pix) { e = 0; b++; }
+    }
+    if (q) dl_requantize_row(rows * m, y, out_scale, q);
 }
 
 /* Requantization of one float32 row with a static scale: q = dl_round_q(y * scale). */
