@@ -21,6 +21,7 @@ def _x(shape, seed=0):
 
 
 def _built(layer, shape):
+    dl.utils.set_random_seed(9)
     model = dl.Sequential([dl.Input(shape), layer])
     model.build((None,) + shape)
     return model
@@ -114,6 +115,7 @@ def test_conv_quantize_errors_and_layers_left_in_float():
 
 
 def _stack():
+    dl.utils.set_random_seed(7)
     return dl.Sequential([dl.Input((10, 10, 2)), layers.Conv2D(8, 3), layers.Activation("relu"),
                           layers.MaxPooling2D(2), layers.Dropout(0.2), layers.Conv2D(6, 3, padding="same", activation="relu"),
                           layers.Conv2D(5, 1), layers.Flatten(), layers.Dense(3)])
@@ -187,6 +189,7 @@ def test_calibration_errors():
 
 
 def test_functional_model_calibrates_without_int8_chains():
+    dl.utils.set_random_seed(8)
     inputs = dl.Input((8, 8, 1))
     h = layers.Conv2D(4, 3, activation="relu")(inputs)
     outputs = layers.Conv2D(2, 3)(h)
