@@ -17,14 +17,8 @@ the int8 values as they are: no float tensor between the two.
 """
 import numpy as np
 
-from .. import activations
-from ..layers.activation import ReLU
-from ..layers.conv import _INT8_CONVS
-from ..layers.core import Activation, InputLayer
+from ..layers.core import InputLayer
 from ..layers.layer import Layer, _attach_mask
-from ..layers.pooling import MaxPooling1D, MaxPooling2D
-from ..layers.regularization import Dropout
-from ..ops.quantized import QuantizedTensor, int8_max_pool
 from ..symbolic import KerasTensor, flatten, map_structure
 from ..tensor import Tensor
 
@@ -62,15 +56,22 @@ class LayerStep:
         return layer(x, training=training)
 
 
+_INT8_MODULE = "dlcore.layers.conv"  # read by name: a model without convolutions never imports them
+
+
 def _is_int8_conv(layer):
-    return (getattr(layer, "quantization_mode", None) == "int8" and type(layer).__module__ == _INT8_MODULE
-            and any(c.__name__ in _INT8_CONVS and c.__module__ == _INT8_MODULE for c in type(layer).__mro__))
+    if getattr(layer, "quantization_mode", None) != "int8" or type(layer).__module__ != _INT8_MODULE:
+        return False
+    from ..layers.conv import _INT8_CONVS
 
-
-_INT8_MODULE = "dlcore.layers.conv"
+    return any(c.__name__ in _INT8_CONVS and c.__module__ == _INT8_MODULE for c in type(layer).__mro__)
 
 
 def _relu_layer(layer):
+    from .. import activations
+    from ..layers.activation import ReLU
+    from ..layers.core import Activation
+
     if type(layer) is Activation:
         return activations.kernel_activation(layer.activation) == ("relu", 0.0)
     return (type(layer) is ReLU and not layer.negative_slope and layer.threshold == 0
@@ -83,27 +84,31 @@ class Int8ChainStep:
     and the absorbed layers, run as they are when the input is not a plain Tensor or the next
     layer has no static scale (then the output is float, as ever)."""
 
-    __slots__ = ("layer", "steps", "consumer", "relu", "pools", "shape")
+    __slots__ = ("layer", "steps", "consumer", "relu", "pools", "shape", "_types", "_pool")
 
     def __init__(self, steps, consumer=None, relu=False, pools=()):
+        from ..ops.quantized import QuantizedTensor, int8_max_pool
+
+        self._types = (Tensor, QuantizedTensor)
+        self._pool = int8_max_pool
         self.layer = steps[0].layer
         self.steps, self.consumer, self.relu, self.pools = steps, consumer, relu, pools
         self.shape = None
 
     def __call__(self, x, training):
         layer = self.layer
-        if (type(x) is Tensor or type(x) is QuantizedTensor) and x.mask is None and layer.built:
+        if type(x) in self._types and x.mask is None and layer.built:
             scale = float(self.consumer.input_scale.value) if self.consumer is not None else 0.0
             if scale > 0:
                 if x.value.shape != self.shape:
                     if layer.input_spec is not None:
                         layer._check_input(x)
                     self.shape = x.value.shape
-                y = QuantizedTensor(layer._int8_call(x, out_scale=scale, relu=self.relu).value, scale)
+                y = self._types[1](layer._int8_call(x, out_scale=scale, relu=self.relu).value, scale)
                 for pool in self.pools:
-                    y = int8_max_pool(y, pool.pool_size, pool.strides)
+                    y = self._pool(y, pool.pool_size, pool.strides)
                 return y
-            if type(x) is QuantizedTensor:
+            if type(x) is self._types[1]:
                 x = Tensor(layer._int8_call(x).value)  # the convolution reads int8; the layers after it float
                 for step in self.steps[1:]:
                     x = step(x, training)
@@ -116,6 +121,11 @@ class Int8ChainStep:
 def int8_chain_steps(layers, steps):
     """``steps`` (LayerSteps of ``layers``) with each int8 convolution and the layers it absorbs
     replaced by one Int8ChainStep."""
+    if not any(map(_is_int8_conv, layers)):
+        return steps
+    from ..layers.pooling import MaxPooling1D, MaxPooling2D
+    from ..layers.regularization import Dropout
+
     out, i = [], 0
     while i < len(layers):
         layer = layers[i]
