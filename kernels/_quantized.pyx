@@ -46,6 +46,8 @@ cdef extern from "dl_igemm.h" nogil:
                            Py_ssize_t lda, const float* ws, const float* xs, const float* bias, int relu, float* y,
                            float out_scale, int8_t* q, float* scratch)
     void dl_requantize_row(Py_ssize_t m, const float* y, float scale, int8_t* q)
+    void dl_i8_max_pool_row(Py_ssize_t ow, Py_ssize_t c, Py_ssize_t w, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t sw,
+                            const int8_t* x, int8_t* y)
     void dl_iconv_im2col(Py_ssize_t r0, Py_ssize_t rows, const int8_t* x, Py_ssize_t h, Py_ssize_t w, Py_ssize_t c,
                          Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                          Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t kp, int8_t* cols)
@@ -456,3 +458,20 @@ def int8_depthwise_forward(const int8_t[:, :, :, ::1] x_nhwc, const float[::1] x
                 bad += 1
     if bad:
         raise MemoryError()
+
+
+def int8_max_pool2d_forward(const int8_t[:, :, :, ::1] x_nhwc, int pool_h, int pool_w, int stride_h, int stride_w,
+                            int8_t[:, :, :, ::1] y_nhwc, int n_threads=1):
+    """y[n, i, j, c] = max over the window (i * stride_h + a, j * stride_w + b), a < pool_h, b < pool_w ("valid").
+
+    x_nhwc: (N, H, W, C) int8, C-contiguous, IN
+    y_nhwc: (N, OH, OW, C) int8, C-contiguous, OUT
+    """
+    cdef Py_ssize_t n = y_nhwc.shape[0], oh = y_nhwc.shape[1], ow = y_nhwc.shape[2], c = y_nhwc.shape[3]
+    cdef Py_ssize_t w = x_nhwc.shape[2], row, b, i
+    if n * oh * ow * c == 0:
+        return
+    for row in prange(n * oh, nogil=True, num_threads=max(n_threads, 1), schedule="static"):
+        b = row // oh
+        i = row % oh
+        dl_i8_max_pool_row(ow, c, w, pool_h, pool_w, stride_w, &x_nhwc[b, i * stride_h, 0, 0], &y_nhwc[b, i, 0, 0])

@@ -421,4 +421,22 @@ static void dl_iconv_im2col(ptrdiff_t r0, ptrdiff_t rows, const int8_t *x, ptrdi
     }
 }
 
+/* One output row of int8 "valid" max pooling: y (ow, c) = max over the (ph, pw) windows of the input rows
+ * starting at x (input row stride w * c), the windows moved by sw pixels. */
+DL_CLONES static void dl_i8_max_pool_row(ptrdiff_t ow, ptrdiff_t c, ptrdiff_t w, ptrdiff_t ph, ptrdiff_t pw,
+                                         ptrdiff_t sw, const int8_t *__restrict x, int8_t *__restrict y)
+{
+    ptrdiff_t j, a, e, q;
+    for (j = 0; j < ow; j++) {
+        int8_t *__restrict d = y + j * c;
+        const int8_t *s0 = x + j * sw * c;
+        for (q = 0; q < c; q++) d[q] = s0[q];
+        for (a = 0; a < ph; a++)
+            for (e = 0; e < pw; e++) {
+                const int8_t *__restrict s = s0 + (a * w + e) * c;
+                for (q = 0; q < c; q++) d[q] = s[q] > d[q] ? s[q] : d[q];
+            }
+    }
+}
+
 #endif

@@ -10,11 +10,12 @@ int8_conv2d_forward(x_nhwc, x_scale_n, packed, csum_m, w_scale_m, b_m, kh, kw, s
                     dilation_h, dilation_w, oh, ow, activation, alpha, y_pm, yq_pm, out_scale, n_threads=1)
 int8_depthwise_forward(x_nhwc, x_scale_n, w_hwo, w_scale_o, b_o, stride_h, stride_w, pad_h, pad_w, dilation_h,
                        dilation_w, oh, ow, activation, alpha, y_po, yq_po, out_scale, n_threads=1)
+int8_max_pool2d_forward(x_nhwc, pool_h, pool_w, stride_h, stride_w, y_nhwc, n_threads=1)
 
 Legend: N rows, K inputs (Kp: rounded up to 4), M outputs (Mp: rounded up to 16), V rows, D width.
 """
 from ._quantized import (ROWS_PER_TASK, cpu_isa, int8_conv2d_forward, int8_dense_forward, int8_depthwise_forward,
-                         int8_embedding_forward, int8_matmul, int8_pack, packed_size, quantize_rows, quantize_static,
+                         int8_embedding_forward, int8_max_pool2d_forward, int8_matmul, int8_pack, packed_size, quantize_rows, quantize_static,
                          set_isa)
 
 KERNELS = {
@@ -26,4 +27,5 @@ KERNELS = {
     "quantize_static": quantize_static,
     "int8_conv2d_forward": int8_conv2d_forward,
     "int8_depthwise_forward": int8_depthwise_forward,
+    "int8_max_pool2d_forward": int8_max_pool2d_forward,
 }

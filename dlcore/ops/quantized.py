@@ -9,7 +9,6 @@ at call time with the same abs-max rule; ``y = (x_q @ w_q) / (x_scale * w_scale)
 These ops run forward only: the layers refuse to record them on a tape.
 """
 import functools
-import itertools
 from collections import namedtuple
 
 import numpy as np
@@ -200,16 +199,17 @@ def int8_conv(inputs, weights, kernel_shape, w_scale, bias=None, strides=1, padd
 
 
 @functools.lru_cache(maxsize=64)
-def _pool_windows(shape, pool_size, strides):
-    """The index tuples of the pool windows' offsets over an input of ``shape`` (cached per shapes)."""
+def _pool_plan(shape, pool_size, strides):
+    """(pool, strides, output shape) of "valid" max pooling over an input of ``shape`` (cached)."""
     rank = len(shape) - 2
     pool = normalize_tuple(pool_size, rank, "pool_size", "int8_max_pool", minimum=1)
     strides = pool if strides is None else normalize_tuple(strides, rank, "strides", "int8_max_pool", minimum=1)
     out = tuple((n - p) // s + 1 for n, p, s in zip(shape[1:-1], pool, strides))
     if min(out) <= 0:
         raise ValueError(f"int8_max_pool: pool_size {pool} is larger than the input of shape {shape}")
-    return [(slice(None),) + tuple(slice(o, o + (k - 1) * s + 1, s) for o, k, s in zip(offsets, out, strides))
-            for offsets in itertools.product(*(range(p) for p in pool))]
+    if rank == 1:
+        return (1,) + pool, (1,) + strides, (shape[0], 1) + out + shape[-1:]
+    return pool, strides, (shape[0],) + out + shape[-1:]
 
 
 def int8_max_pool(inputs, pool_size, strides=None):
@@ -220,10 +220,11 @@ def int8_max_pool(inputs, pool_size, strides=None):
     if x.ndim not in (3, 4) or x.dtype != np.int8:
         raise ValueError(f"int8_max_pool: expected int8 inputs (N, L, C) or (N, H, W, C), received dtype {x.dtype} "
                          f"and shape {x.shape}")
-    windows = _pool_windows(x.shape, _hashable(pool_size), _hashable(strides))
-    y = x[windows[0]].copy()
-    for window in windows[1:]:
-        np.maximum(y, x[window], out=y)
+    pool, strides, out = _pool_plan(x.shape, _hashable(pool_size), _hashable(strides))
+    x4 = contiguous(x if x.ndim == 4 else x[:, None])
+    y = np.empty(out, dtype=np.int8)
+    kernels.get("int8_max_pool2d_forward")(x4, *pool, *strides, y, kernels.threads_for(y.size * pool[0] * pool[1]))
+    y = y if x.ndim == 4 else y[:, 0]
     return QuantizedTensor(y, inputs.scale) if isinstance(inputs, QuantizedTensor) else Tensor(y)
 
 

@@ -48,7 +48,7 @@ def _quantize(x):
 def test_kernel_table():
     assert set(quantized.KERNELS) == {"quantize_rows", "int8_pack", "int8_matmul", "int8_dense_forward",
                                       "int8_embedding_forward", "quantize_static", "int8_conv2d_forward",
-                                      "int8_depthwise_forward"}
+                                      "int8_depthwise_forward", "int8_max_pool2d_forward"}
 
 
 def test_quantize_rows_matches_keras_rule():
@@ -218,3 +218,13 @@ def test_int8_conv_kernels_refuse_bad_outputs():
     with pytest.raises(ValueError, match="rows"):
         quantized.int8_conv2d_forward(q, scales[0], packed, csum, scales[1], None, 3, 3, 1, 1, 0, 0, 1, 1, 2, 2, 0, 0.0,
                                       np.empty((3, 3), np.float32), None, 0.0, 1)
+
+
+@pytest.mark.parametrize("pool,strides", [((2, 2), (2, 2)), ((3, 2), (1, 2)), ((1, 1), (1, 1))])
+def test_int8_max_pool2d_forward(pool, strides):
+    x = rng(24).integers(-127, 128, size=(3, 7, 6, 5)).astype(np.int8)
+    expected = ref.int8_max_pool2d(x, pool, strides)
+    for threads in (1, 2):
+        y = np.empty(expected.shape, np.int8)
+        quantized.int8_max_pool2d_forward(x, *pool, *strides, y, threads)
+        np.testing.assert_array_equal(y, expected)

@@ -70,3 +70,15 @@ def int8_conv2d(q, x_scale, w, w_scale, bias=None, strides=(1, 1), pads=(0, 0), 
     if relu:
         y = np.maximum(y, 0)
     return y if out_scale is None else quantize_static(y, out_scale)
+
+
+def int8_max_pool2d(x, pool, strides):
+    """"valid" max pooling of (N, H, W, C) int8 by windows ``pool`` moved by ``strides``."""
+    x = np.asarray(x)
+    (ph, pw), (sh, sw) = pool, strides
+    oh, ow = (x.shape[1] - ph) // sh + 1, (x.shape[2] - pw) // sw + 1
+    out = np.full((x.shape[0], oh, ow, x.shape[3]), -128, np.int8)
+    for i in range(oh):
+        for j in range(ow):
+            out[:, i, j] = x[:, i * sh:i * sh + ph, j * sw:j * sw + pw].max(axis=(1, 2))
+    return out
