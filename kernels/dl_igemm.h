@@ -331,7 +331,15 @@ __attribute__((target("avx512f"))) static void dl_iconv_epilogue_512(
                 v = _mm512_roundscale_ps(_mm512_mul_ps(v, vo), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
                 v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q),
                                         _mm512_max_ps(_mm512_min_ps(v, hi), lo));
-                _mm512_mask_cvtepi32_storeu_epi8(q + i * m + j, k, _mm512_cvtps_epi32(v));
+                __m128i b8 = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v));  /* in a register: the masked
+                                                                         * store form is slow on Zen 4 */
+                if (k == (__mmask16)0xFFFF) {
+                    _mm_storeu_si128((__m128i *)(q + i * m + j), b8);
+                } else {
+                    int8_t tail[16];
+                    _mm_storeu_si128((__m128i *)tail, b8);
+                    memcpy(q + i * m + j, tail, (size_t)(m - j));
+                }
             } else {
                 _mm512_mask_storeu_ps(y + i * m + j, k, v);
             }
