@@ -233,3 +233,30 @@ def test_digits_cnn_accuracy_within_half_a_point():
     print("digits CNN holdout accuracy: float32 %.4f, int8 dynamic %.4f, int8 calibrated %.4f" % (acc_float, acc_dynamic, acc_static))
     assert abs(acc_dynamic - acc_float) <= 0.005 and abs(acc_static - acc_float) <= 0.005, \
         (acc_float, acc_dynamic, acc_static)
+
+
+def test_int8_conv_op_errors_and_quantized_tensors():
+    from dlcore.ops import quantized as qops
+
+    w = np.ones((3, 3, 2, 4), np.int8)
+    packed = qops.pack_int8(w.reshape(-1, 4))
+    x = _x((1, 5, 5, 2))
+    with pytest.raises(ValueError, match="1-D or 2-D"):
+        qops.int8_conv(_x((1, 4, 4, 4, 2)), packed, (2, 2, 2, 2, 4), np.ones(4, np.float32))
+    with pytest.raises(ValueError, match=r"expected w_scale of shape \(4,\)"):
+        qops.int8_conv(x, packed, w.shape, np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="no fused kernel"):
+        qops.int8_conv(x, packed, w.shape, np.ones(4, np.float32), activation="mish")
+    with pytest.raises(ValueError, match="expected inputs with 2 channels"):
+        qops.int8_conv(_x((1, 5, 5, 3)), packed, w.shape, np.ones(4, np.float32))
+    with pytest.raises(ValueError, match="expected int8 inputs"):
+        qops.int8_max_pool(x, 2)
+    # a QuantizedTensor is read as its int8 values and scale; a plain int8 Tensor is a number
+    q = qops.QuantizedTensor(np.full((1, 5, 5, 2), 10, np.int8), 5.0)
+    y_q = qops.int8_conv(q, packed, w.shape, np.full(4, 127.0, np.float32)).value
+    np.testing.assert_allclose(y_q, np.full((1, 3, 3, 4), 18 * 10 / (127.0 * 5.0), np.float32), rtol=1e-6)
+    y_n = qops.int8_conv(dl.Tensor(np.full((1, 5, 5, 2), 2, np.int8)), packed, w.shape,
+                         np.full(4, 127.0, np.float32)).value
+    np.testing.assert_allclose(y_n, np.full((1, 3, 3, 4), 36 / 127.0, np.float32), rtol=1e-6)
+    pooled = qops.int8_max_pool(q, (2, 2))
+    assert type(pooled) is qops.QuantizedTensor and pooled.scale == 5.0 and pooled.value.shape == (1, 2, 2, 2)
