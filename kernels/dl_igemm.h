@@ -264,8 +264,9 @@ DL_CLONES static void dl_quantize_row(ptrdiff_t k, ptrdiff_t kp, const float *x,
     s = nan ? __builtin_nanf("") : 127.0f / (amax + 1e-7f);
     for (j = 0; j < k; j++) {
         float v = x[j] * s;
-        /* round half to even for |v| < 2^22 in the default rounding mode */
-        float r = (v + 12582912.0f) - 12582912.0f;
+        /* round half to even (the default rounding mode) of the float32 product, as Keras: not the
+         * 1.5 * 2^23 trick, which -ffp-contract=fast fuses with the product into an FMA */
+        float r = __builtin_rintf(v);
         r = r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r;
         q[j] = r == r ? (int8_t)r : 0;  /* NaN (from NaN or inf inputs): 0 */
     }

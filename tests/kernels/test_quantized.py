@@ -228,3 +228,19 @@ def test_int8_max_pool2d_forward(pool, strides):
         y = np.empty(expected.shape, np.int8)
         quantized.int8_max_pool2d_forward(x, *pool, *strides, y, threads)
         np.testing.assert_array_equal(y, expected)
+
+
+def test_quantize_rows_rounds_the_float32_product_on_ties():
+    # Keras rounds the float32 product x * scale; an FMA-fused rounding would round the exact product,
+    # which differs where the float32 product is a tie (k + 0.5) and the exact one is not
+    scale = np.float32(127.0) / (np.float32(3.0) + np.float32(1e-7))
+    x = rng(25).uniform(-3, 3, size=2_000_000).astype(np.float32)
+    product = x * scale
+    exact = x.astype(np.float64) * np.float64(scale)
+    ties = x[(product % 1 == 0.5) & (exact != product)][:22]
+    assert ties.size > 0
+    row = np.concatenate([[3.0], ties]).astype(np.float32)[None, :]  # max |x| = 3 sets the scale
+    q, s = _quantize(row)
+    q_ref, s_ref = ref.quantize_rows(row)
+    assert s[0] == s_ref[0] == scale
+    np.testing.assert_array_equal(q[:, :row.shape[1]], q_ref)
