@@ -163,7 +163,8 @@ def parameter_counts(workloads=None, frameworks=None, tiny=False, threads=1):
     """{workload: {framework: trainable parameters or None (n/a)}} for the train/infer workloads,
     each model built in its framework's worker. ONNX Runtime runs PyTorch's export: not counted."""
     names = [n for n in select_workloads(workloads) if _spec.WORKLOADS[n]["kind"] in ("train", "infer")]
-    fws = [fw for fw in (frameworks or _spec.FRAMEWORKS) if fw not in ("onnxruntime", "dlcore_onnx") and probe(fw) is None]
+    fws = [fw for fw in (frameworks or _spec.FRAMEWORKS) if fw not in ("onnxruntime", "dlcore_onnx", "onnxruntime_int8")
+           and probe(fw) is None]
     log_dir = Path(tempfile.mkdtemp(prefix="dlcore-bench-params-"))
     runner = Runner(fws, threads, "quick", tiny, log_dir, progress=False)
     out = {}

@@ -84,7 +84,7 @@ class Runner:
         return self.onnx[model][0]
 
     def _extra(self, framework, spec):
-        if framework in ("onnxruntime", "dlcore_onnx") and spec["kind"] in ("infer", "cold-start"):
+        if framework in ("onnxruntime", "dlcore_onnx", "onnxruntime_int8") and spec["kind"] in ("infer", "cold-start"):
             return {"onnx_path": self.onnx_path(spec["model"])}
         return {}
 

@@ -40,7 +40,8 @@ def _label(fw):
     return _spec.FRAMEWORK_LABELS[fw]
 
 
-COLORS = {"dlcore": "tab:blue", "torch": "tab:orange", "keras": "tab:green", "onnxruntime": "tab:red", "dlcore_onnx": "tab:purple"}
+COLORS = {"dlcore": "tab:blue", "torch": "tab:orange", "keras": "tab:green", "onnxruntime": "tab:red", "dlcore_onnx": "tab:purple",
+          "dlcore_int8": "tab:cyan", "onnxruntime_int8": "tab:pink"}
 
 
 def to_markdown(results):

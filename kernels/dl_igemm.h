@@ -264,13 +264,188 @@ DL_CLONES static void dl_quantize_row(ptrdiff_t k, ptrdiff_t kp, const float *x,
     s = nan ? __builtin_nanf("") : 127.0f / (amax + 1e-7f);
     for (j = 0; j < k; j++) {
         float v = x[j] * s;
-        /* round half to even for |v| < 2^22 in the default rounding mode */
-        float r = (v + 12582912.0f) - 12582912.0f;
+        /* round half to even (the default rounding mode) of the float32 product, as Keras: not the
+         * 1.5 * 2^23 trick, which -ffp-contract=fast fuses with the product into an FMA */
+        float r = __builtin_rintf(v);
         r = r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r;
         q[j] = r == r ? (int8_t)r : 0;  /* NaN (from NaN or inf inputs): 0 */
     }
     for (; j < kp; j++) q[j] = 0;
     *scale = s;
+}
+
+/* Static (per-tensor) quantization and requantization: q = clip(round_half_even(v), -127, 127)
+ * of an already scaled v; NaN (from NaN or inf inputs) gives 0, as dl_quantize_row's values. */
+static inline int8_t dl_round_q(float v)
+{
+    /* half to even (the default rounding mode); not the 1.5 * 2^23 trick, which contraction would
+     * fuse with the scaling product into one FMA, rounding the exact product instead */
+    float r = __builtin_rintf(v);
+    r = r > 127.0f ? 127.0f : r;
+    r = r < -127.0f ? -127.0f : r;
+    r = r == r ? r : 0.0f;  /* selects only (NaN kept until here), so the loops calling it vectorize */
+    return (int8_t)(int32_t)r;
+}
+
+/* q[j] = dl_round_q(x[j] * scale) for j < k. */
+DL_CLONES static void dl_quantize_static(ptrdiff_t k, const float *x, float scale, int8_t *q)
+{
+    ptrdiff_t j;
+    for (j = 0; j < k; j++) q[j] = dl_round_q(x[j] * scale);
+}
+
+/* The int8 convolutions' epilogue, one output pixel: y = acc / (ws * s) (+ bias) (then ReLU, NaN kept),
+ * the dense epilogue's float32 operations in its order. */
+DL_CLONES static void dl_iconv_scale_row_c(ptrdiff_t m, const int32_t *__restrict acc, const float *__restrict ws,
+                                           float s, const float *__restrict bias, int relu, float *__restrict y)
+{
+    ptrdiff_t j;
+    for (j = 0; j < m; j++) y[j] = (float)acc[j] / (ws[j] * s);
+    if (bias)
+        for (j = 0; j < m; j++) y[j] = y[j] + bias[j];
+    if (relu)
+        for (j = 0; j < m; j++) y[j] = y[j] < 0.0f ? 0.0f : y[j];
+}
+
+static void dl_requantize_row(ptrdiff_t m, const float *__restrict y, float scale, int8_t *__restrict q);
+
+#if DL_IG_X86
+/* Rows [r0, r0 + rows) of the epilogue 16 lanes at a time (masked tail), written as float32 (q NULL) or
+ * requantized in registers to int8: q = dl_round_q(y * out_scale). */
+__attribute__((target("avx512f"))) static void dl_iconv_epilogue_512(
+    ptrdiff_t r0, ptrdiff_t rows, ptrdiff_t pix, ptrdiff_t m, const int32_t *acc, ptrdiff_t lda, const float *ws,
+    const float *xs, const float *bias, int relu, float *y, float out_scale, int8_t *q)
+{
+    const __m512 zero = _mm512_setzero_ps(), vo = _mm512_set1_ps(out_scale);
+    const __m512 hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
+    ptrdiff_t i, j, b = r0 / pix, e = r0 % pix;
+    for (i = 0; i < rows; i++) {
+        const __m512 vs = _mm512_set1_ps(xs[b]);
+        const int32_t *ar = acc + i * lda;
+        for (j = 0; j < m; j += 16) {
+            __mmask16 k = m - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (m - j)) - 1);
+            __m512 v = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, ar + j));
+            v = _mm512_div_ps(v, _mm512_mul_ps(_mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), k, ws + j), vs));
+            if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, bias + j));
+            if (relu) v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, zero);
+            if (q) {
+                v = _mm512_roundscale_ps(_mm512_mul_ps(v, vo), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q),
+                                        _mm512_max_ps(_mm512_min_ps(v, hi), lo));
+                __m128i b8 = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v));  /* in a register: the masked
+                                                                         * store form is slow on Zen 4 */
+                if (k == (__mmask16)0xFFFF) {
+                    _mm_storeu_si128((__m128i *)(q + i * m + j), b8);
+                } else {
+                    int8_t tail[16];
+                    _mm_storeu_si128((__m128i *)tail, b8);
+                    memcpy(q + i * m + j, tail, (size_t)(m - j));
+                }
+            } else {
+                _mm512_mask_storeu_ps(y + i * m + j, k, v);
+            }
+        }
+        if (++e == pix) { e = 0; b++; }
+    }
+}
+#endif
+
+/* Rows [r0, r0 + rows) of the int8 convolutions' epilogue, act linear or ReLU: y (rows, m) float32, or with
+ * q (rows, m) int8 the requantized values (``scratch``: rows * m floats for the paths without AVX-512).
+ * The AVX-512 rows run where the int8 GEMM runs its VNNI path (so dl_igemm_set_isa tests both). */
+static void dl_iconv_epilogue(ptrdiff_t r0, ptrdiff_t rows, ptrdiff_t pix, ptrdiff_t m, const int32_t *acc,
+                              ptrdiff_t lda, const float *ws, const float *xs, const float *bias, int relu, float *y,
+                              float out_scale, int8_t *q, float *scratch)
+{
+    ptrdiff_t i, b = r0 / pix, e = r0 % pix;
+#if DL_IG_X86
+    if (dl_igemm_impl == dl_igemm_vnni) {
+        dl_iconv_epilogue_512(r0, rows, pix, m, acc, lda, ws, xs, bias, relu, y, out_scale, q);
+        return;
+    }
+#endif
+    if (q) y = scratch;
+    for (i = 0; i < rows; i++) {
+        dl_iconv_scale_row_c(m, acc + i * lda, ws, xs[b], bias, relu, y + i * m);
+        if (++e == pix) { e = 0; b++; }
+    }
+    if (q) dl_requantize_row(rows * m, y, out_scale, q);
+}
+
+/* Requantization of one float32 row with a static scale: q = dl_round_q(y * scale). */
+DL_CLONES static void dl_requantize_row(ptrdiff_t m, const float *__restrict y, float scale, int8_t *__restrict q)
+{
+    ptrdiff_t j;
+    for (j = 0; j < m; j++) q[j] = dl_round_q(y[j] * scale);
+}
+
+/* dst[0, n) = src[0, n): constant-size copies (inlined moves) for the short runs of small-channel
+ * convolutions, memcpy above. */
+static inline void dl_copy_run(int8_t *dst, const int8_t *src, ptrdiff_t n)
+{
+    switch (n) {
+#define DL_RUN(N) case N: memcpy(dst, src, N); return;
+    DL_RUN(1) DL_RUN(2) DL_RUN(3) DL_RUN(4) DL_RUN(5) DL_RUN(6) DL_RUN(7) DL_RUN(8)
+    DL_RUN(9) DL_RUN(10) DL_RUN(11) DL_RUN(12) DL_RUN(16) DL_RUN(24) DL_RUN(32) DL_RUN(48) DL_RUN(64)
+    DL_RUN(96) DL_RUN(128) DL_RUN(192) DL_RUN(256) DL_RUN(384)
+#undef DL_RUN
+    default: memcpy(dst, src, (size_t)n);
+    }
+}
+
+/* im2col of output pixels [r0, r0 + rows) of an NHWC int8 input (n, h, w, c) into rows of kp bytes:
+ * (kh, kw, c) patches, zeros outside the input and on the padding k = kh kw c .. kp. A kernel row
+ * inside the input with dilation 1 is one run of kw c contiguous bytes. */
+static void dl_iconv_im2col(ptrdiff_t r0, ptrdiff_t rows, const int8_t *x, ptrdiff_t h, ptrdiff_t w, ptrdiff_t c,
+                            ptrdiff_t oh, ptrdiff_t ow, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                            ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t kp, int8_t *cols)
+{
+    ptrdiff_t b = r0 / (oh * ow), e = r0 % (oh * ow), oy = e / ow, ox = e % ow, t, a, j;
+    ptrdiff_t run = kw * c;
+    for (t = 0; t < rows; t++) {
+        int8_t *dst = cols + t * kp;
+        ptrdiff_t iw0 = ox * sw - pw;
+        int inside = dw == 1 && iw0 >= 0 && iw0 + kw <= w;
+        for (a = 0; a < kh; a++) {
+            ptrdiff_t ih = oy * sh - ph + a * dh;
+            const int8_t *src = x + ((b * h + ih) * w + iw0) * c;
+            if (ih < 0 || ih >= h) {
+                memset(dst, 0, (size_t)run);
+            } else if (inside) {
+                dl_copy_run(dst, src, run);
+            } else {
+                for (j = 0; j < kw; j++) {
+                    ptrdiff_t iw = iw0 + j * dw;
+                    if (iw >= 0 && iw < w) dl_copy_run(dst + j * c, src + j * dw * c, c);
+                    else memset(dst + j * c, 0, (size_t)c);
+                }
+            }
+            dst += run;
+        }
+        if (kp > kh * run) memset(dst, 0, (size_t)(kp - kh * run));
+        if (++ox == ow) {
+            ox = 0;
+            if (++oy == oh) { oy = 0; b++; }
+        }
+    }
+}
+
+/* One output row of int8 "valid" max pooling: y (ow, c) = max over the (ph, pw) windows of the input rows
+ * starting at x (input row stride w * c), the windows moved by sw pixels. */
+DL_CLONES static void dl_i8_max_pool_row(ptrdiff_t ow, ptrdiff_t c, ptrdiff_t w, ptrdiff_t ph, ptrdiff_t pw,
+                                         ptrdiff_t sw, const int8_t *__restrict x, int8_t *__restrict y)
+{
+    ptrdiff_t j, a, e, q;
+    for (j = 0; j < ow; j++) {
+        int8_t *__restrict d = y + j * c;
+        const int8_t *s0 = x + j * sw * c;
+        for (q = 0; q < c; q++) d[q] = s0[q];
+        for (a = 0; a < ph; a++)
+            for (e = 0; e < pw; e++) {
+                const int8_t *__restrict s = s0 + (a * w + e) * c;
+                for (q = 0; q < c; q++) d[q] = s[q] > d[q] ? s[q] : d[q];
+            }
+    }
 }
 
 #endif

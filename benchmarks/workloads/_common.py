@@ -85,3 +85,30 @@ def attention_memory(payload, setup, make_step):
     clock.mark("call_s")
     report({"phases": clock.phases, "inside_s": clock.total(), "rss_before_mb": before,
             "added_mb": peak_rss_mb() - before})
+
+
+def rss_mb():
+    """This process's resident memory now, in MB (Linux; None elsewhere)."""
+    import os
+
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def memory_info(info, model_path=None, float_path=None):
+    """``info`` with the model file's size (MB; the float model's too when given) and this worker's resident and peak memory (MB) after
+    the model was built and called once (the worker is shared by the workloads it runs: its peak
+    covers the earlier ones too)."""
+    import os
+
+    if model_path:
+        info["model_file_mb"] = round(os.path.getsize(model_path) / 2 ** 20, 3)
+    if float_path:
+        info["float_model_file_mb"] = round(os.path.getsize(float_path) / 2 ** 20, 3)
+    rss = rss_mb() or 0.0
+    info["rss_mb"] = round(rss, 1)
+    info["peak_rss_mb"] = round(max(peak_rss_mb(), rss), 1)
+    return info

@@ -7,8 +7,16 @@ Keras's arguments, defaults and weight layouts: channels_last inputs; kernels
 ``kernel_size + (filters, in_channels)``. dlcore adds ``padding="reflect"`` to Conv1D / Conv2D /
 Conv3D / DepthwiseConv2D / SeparableConv2D: NumPy "reflect" mirror padding of the amounts "same" would
 pad, so the output size is that of "same".
+
+int8 (a dlcore extension: Keras 3.15 quantizes no convolution): ``quantize("int8")`` on Conv1D,
+Conv2D, DepthwiseConv1D and DepthwiseConv2D follows Dense's scheme: an int8 ``kernel`` (Keras's
+layout) with a float32 ``kernel_scale`` per output channel (Keras's abs-max rule), and a float32
+``input_scale``: 0 quantizes each input sample dynamically (abs-max over the sample), a positive value
+(set by ``model.quantize("int8", calibration_data=x)``) is a static per-tensor scale. In a calibrated
+Sequential model the inference plan chains such convolutions in int8 (see dlcore/models/inference.py).
 """
-from .. import activations, constraints, initializers, ops, regularizers
+from .. import activations, constraints, initializers, ops, quantizers, regularizers
+from ..ops import quantized as quantized_ops
 from ..ops.conv import (axis_pads, check_data_format, normalize_padding, normalize_tuple,
                         output_length, transpose_output_length)
 from ..registry import register
@@ -105,6 +113,53 @@ class _ConvBase(Layer):
             self._activity_losses.append(self.activity_regularizer(y))
         return y
 
+    # int8 quantization (see the module docstring) ----------------------------------------------------
+    @property
+    def dtype_policy(self):
+        return quantizers.DTypePolicy.of(self)
+
+    def quantize(self, mode, type_check=True, config=None):
+        """Replace the float kernel by an int8 one with a float32 scale per output channel; the layer
+        then runs the int8 kernels (inputs quantized per sample until calibrated), for inference only."""
+        cls = next((c for c in type(self).__mro__ if c.__module__ == __name__ and c.__name__ in _INT8_CONVS), None)
+        if cls is None:
+            raise quantizers.NotQuantizable(f"{self._who}: no int8 kernel for {type(self).__name__} (int8 covers "
+                                            f"{', '.join(_INT8_CONVS)}); left in float")
+        quantizers.check_quantizable(self, mode, type_check, cls)
+        if getattr(self, "groups", 1) != 1:
+            raise quantizers.NotQuantizable(f"{self._who}: no int8 kernel for grouped convolutions "
+                                            f"(groups={self.groups}); left in float")
+        depthwise = isinstance(self, BaseDepthwiseConv)
+        kernel = self.kernel.value
+        values, scale = quantizers.abs_max_quantize(kernel, axis=tuple(range(self.rank + (not depthwise))))
+        quantizers.untrack(self, self.kernel)
+        self.quantization_mode = mode
+        self._int8_build(kernel.shape)
+        self.kernel.assign(values)
+        self.kernel_scale.assign(scale.reshape(-1))
+
+    def _int8_build(self, kernel_shape):
+        self._int8_shape = tuple(kernel_shape)  # not kernel.shape: reading the kernel's value marks it for repacking
+        self.kernel = quantizers.add_int8_weight(self, "kernel", self._int8_shape, contract=self.rank + 1)
+        outputs = kernel_shape[-1] * (kernel_shape[-2] if isinstance(self, BaseDepthwiseConv) else 1)
+        self.kernel_scale = quantizers.add_scale_weight(self, "kernel_scale", (outputs,))
+        self.input_scale = quantizers.add_scale_weight(self, "input_scale", ())
+        self.input_scale.assign(0.0)
+
+    def _int8_call(self, inputs, out_scale=None, relu=False):
+        """The int8 forward: float32 outputs, or with ``out_scale`` int8 outputs requantized with it (the
+        inference plan's int8 conv stacks; ``relu`` applies a ReLU folded from a following layer)."""
+        quantizers.refuse_recording(self)
+        depthwise = isinstance(self, BaseDepthwiseConv)
+        name, alpha = ("relu", 0.0) if relu else self._kernel_activation
+        scale = float(self.input_scale.value)
+        weights = self.kernel.value if depthwise else self.kernel.packed()
+        y = quantized_ops.int8_conv(inputs, weights, self._int8_shape, self.kernel_scale, self.bias, self.strides,
+                                    self.padding, self.dilation_rate, input_scale=scale if scale > 0 else None,
+                                    activation=name, alpha=alpha, out_scale=out_scale, depthwise=depthwise,
+                                    _who=self._who)
+        return y if out_scale is not None else self._finish(y, self._fused is not None)
+
     def _common_config(self):
         return {
             "kernel_size": self.kernel_size,
@@ -132,7 +187,9 @@ class BaseConv(_ConvBase):
                  groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
+        mode = quantizers.take_mode(kwargs)
         super().__init__(**kwargs)
+        self.quantization_mode = mode
         who = f"{type(self).__name__} '{self.name}'"
         self.filters, self.groups = positive_int(who, "filters", filters), positive_int(who, "groups", groups)
         if filters % groups != 0:
@@ -150,12 +207,18 @@ class BaseConv(_ConvBase):
             raise ValueError(f"{type(self).__name__} '{self.name}': the number of input channels must be evenly "
                              f"divisible by the number of groups, received groups={self.groups} and input shape "
                              f"{tuple(input_shape)}")
-        self.kernel = self.add_weight(shape=self.kernel_size + (channels // self.groups, self.filters),
-                                      initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
-                                      constraint=self.kernel_constraint, name="kernel")
+        shape = self.kernel_size + (channels // self.groups, self.filters)
+        if self.quantization_mode is not None:
+            self._int8_build(shape)
+        else:
+            self.kernel = self.add_weight(shape=shape, initializer=self.kernel_initializer,
+                                          regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
+                                          name="kernel")
         self._finish_build(self.filters, channels)
 
     def call(self, inputs):
+        if self.quantization_mode is not None:
+            return self._int8_call(inputs)
         y = ops.conv2d_bias_act(inputs, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
                                 self.groups, *self._kernel_activation, _who=self._who)
         if self._fused is not None and self.activity_regularizer is None:
@@ -171,6 +234,7 @@ class BaseConv(_ConvBase):
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            **quantizers.dtype_config(self),
         }
 
 
@@ -218,7 +282,9 @@ class BaseDepthwiseConv(_ConvBase):
                  dilation_rate=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
                  bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
+        mode = quantizers.take_mode(kwargs)
         super().__init__(**kwargs)
+        self.quantization_mode = mode
         self.depth_multiplier = positive_int(f"{type(self).__name__} '{self.name}'", "depth_multiplier",
                                               depth_multiplier)
         self._init_common(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
@@ -229,12 +295,18 @@ class BaseDepthwiseConv(_ConvBase):
 
     def build(self, input_shape):
         channels = self._input_channels(input_shape)
-        self.kernel = self.add_weight(shape=self.kernel_size + (channels, self.depth_multiplier),
-                                      initializer=self.depthwise_initializer, regularizer=self.depthwise_regularizer,
-                                      constraint=self.depthwise_constraint, name="kernel")
+        shape = self.kernel_size + (channels, self.depth_multiplier)
+        if self.quantization_mode is not None:
+            self._int8_build(shape)
+        else:
+            self.kernel = self.add_weight(shape=shape, initializer=self.depthwise_initializer,
+                                          regularizer=self.depthwise_regularizer, constraint=self.depthwise_constraint,
+                                          name="kernel")
         self._finish_build(channels * self.depth_multiplier, channels)
 
     def call(self, inputs):
+        if self.quantization_mode is not None:
+            return self._int8_call(inputs)
         y = ops.conv2d_bias_act(inputs, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
                                 None, *self._kernel_activation, depthwise=True, _who=self._who)
         return self._finish(y, self._fused is not None)
@@ -252,6 +324,7 @@ class BaseDepthwiseConv(_ConvBase):
             "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
             "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
             "depthwise_constraint": constraints.serialize(self.depthwise_constraint),
+            **quantizers.dtype_config(self),
         }
 
 
@@ -435,6 +508,8 @@ class Conv2DTranspose(BaseConvTranspose):
 
     rank = 2
 
+
+_INT8_CONVS = ("Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D")
 
 # Keras's aliases.
 Convolution1D, Convolution2D, Convolution3D = Conv1D, Conv2D, Conv3D

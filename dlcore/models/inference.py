@@ -7,6 +7,13 @@ Each layer runs through a :class:`LayerStep`: ``layer.call`` directly, with the 
 anything else (masks, casts, structures, layers with their own ``__call__``) goes through
 ``layer(x)``. Layers and ops know nothing of this module: a layer's ``call`` is its only forward,
 and an op computes without recording when no tape records.
+
+int8 conv stacks (Sequential): an int8 convolution followed, through ReLU activations, "valid"
+channels_last max pooling and dropout layers, by a calibrated int8 convolution (a static
+``input_scale``, from ``model.quantize("int8", calibration_data=x)``) runs as an
+:class:`Int8ChainStep`: its kernel requantizes its output straight to int8 with the next layer's
+scale (a following ReLU folded into it), the pooling runs on int8, and the next convolution takes
+the int8 values as they are: no float tensor between the two.
 """
 import numpy as np
 
@@ -49,6 +56,105 @@ class LayerStep:
         return layer(x, training=training)
 
 
+_INT8_MODULE = "dlcore.layers.conv"  # read by name: a model without convolutions never imports them
+
+
+def _is_int8_conv(layer):
+    if getattr(layer, "quantization_mode", None) != "int8" or type(layer).__module__ != _INT8_MODULE:
+        return False
+    from ..layers.conv import _INT8_CONVS
+
+    return any(c.__name__ in _INT8_CONVS and c.__module__ == _INT8_MODULE for c in type(layer).__mro__)
+
+
+def _relu_layer(layer):
+    from .. import activations
+    from ..layers.activation import ReLU
+    from ..layers.core import Activation
+
+    if type(layer) is Activation:
+        return activations.kernel_activation(layer.activation) == ("relu", 0.0)
+    return (type(layer) is ReLU and not layer.negative_slope and layer.threshold == 0
+            and layer.max_value is None)
+
+
+class Int8ChainStep:
+    """An int8 convolution of a Sequential plan, with what it absorbs when a calibrated int8
+    convolution follows (see the module docstring): ``steps`` are the LayerSteps of the convolution
+    and the absorbed layers, run as they are when the input is not a plain Tensor or the next
+    layer has no static scale (then the output is float, as ever)."""
+
+    __slots__ = ("layer", "steps", "consumer", "relu", "pools", "shape", "_types", "_pool")
+
+    def __init__(self, steps, consumer=None, relu=False, pools=()):
+        from ..ops.quantized import QuantizedTensor, int8_max_pool
+
+        self._types = (Tensor, QuantizedTensor)
+        self._pool = int8_max_pool
+        self.layer = steps[0].layer
+        self.steps, self.consumer, self.relu, self.pools = steps, consumer, relu, pools
+        self.shape = None
+
+    def __call__(self, x, training):
+        layer = self.layer
+        if type(x) in self._types and x.mask is None and layer.built:
+            scale = float(self.consumer.input_scale.value) if self.consumer is not None else 0.0
+            if scale > 0:
+                if x.value.shape != self.shape:
+                    if layer.input_spec is not None:
+                        layer._check_input(x)
+                    self.shape = x.value.shape
+                y = self._types[1](layer._int8_call(x, out_scale=scale, relu=self.relu).value, scale)
+                for pool in self.pools:
+                    y = self._pool(y, pool.pool_size, pool.strides)
+                return y
+            if type(x) is self._types[1]:
+                x = Tensor(layer._int8_call(x).value)  # the convolution reads int8; the layers after it float
+                for step in self.steps[1:]:
+                    x = step(x, training)
+                return x
+        for step in self.steps:
+            x = step(x, training)
+        return x
+
+
+def int8_chain_steps(layers, steps):
+    """``steps`` (LayerSteps of ``layers``) with each int8 convolution and the layers it absorbs
+    replaced by one Int8ChainStep."""
+    if not any(map(_is_int8_conv, layers)):
+        return steps
+    from ..layers.pooling import MaxPooling1D, MaxPooling2D
+    from ..layers.regularization import Dropout
+
+    out, i = [], 0
+    while i < len(layers):
+        layer = layers[i]
+        if not _is_int8_conv(layer):
+            out.append(steps[i])
+            i += 1
+            continue
+        relu = layer._kernel_activation == ("relu", 0.0)
+        plain = layer._kernel_activation == ("linear", 0.0) or relu
+        j, pools = i + 1, []
+        while j < len(layers) and plain:
+            nxt = layers[j]
+            if _relu_layer(nxt):
+                relu = True
+            elif type(nxt) in (MaxPooling1D, MaxPooling2D) and nxt.padding == "valid" \
+                    and nxt.data_format == "channels_last":
+                pools.append(nxt)
+            elif not isinstance(nxt, Dropout):
+                break
+            j += 1
+        if plain and layer.activity_regularizer is None and j < len(layers) and _is_int8_conv(layers[j]):
+            out.append(Int8ChainStep(steps[i:j], layers[j], relu, tuple(pools)))
+            i = j
+        else:
+            out.append(Int8ChainStep(steps[i:i + 1]))
+            i += 1
+    return out
+
+
 class SequentialPlan:
     """``Sequential.call`` in inference: the model's layers as LayerSteps, built once per layer list
     (``add``/``pop`` or any change of the list makes a new plan)."""
@@ -58,7 +164,7 @@ class SequentialPlan:
     def __init__(self, input_layer, layers):
         self.input_layer = input_layer
         self.layers = list(layers)
-        self.steps = [LayerStep(layer) for layer in layers]
+        self.steps = int8_chain_steps(self.layers, [LayerStep(layer) for layer in layers])
         sample_shape = tuple(input_layer.batch_shape[1:])
         self.sample_shape = None if None in sample_shape else sample_shape
 

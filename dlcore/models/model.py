@@ -153,17 +153,25 @@ class Model(Trainer, Layer):
 
         return export_onnx(self, filepath, **kwargs)
 
-    def quantize(self, mode=None, config=None, filters=None, **kwargs):
-        """Quantize the weights of every Dense, EinsumDense and Embedding layer (Keras 3:
-        ``mode="int8"``: int8 weights with a float32 scale per output channel, inputs quantized
-        per row at call time); layers without int8 kernels stay float and are listed in
-        ``self.float_layers``. The quantized model runs inference only; it saves and loads."""
+    def quantize(self, mode=None, config=None, filters=None, calibration_data=None, **kwargs):
+        """Quantize the weights of every Dense, EinsumDense, Embedding, Conv1D/Conv2D and
+        DepthwiseConv1D/2D layer (Keras 3: ``mode="int8"``: int8 weights with a float32 scale per output
+        channel, inputs quantized per row, per sample for convolutions, at call time); layers without
+        int8 kernels stay float and are listed in ``self.float_layers``. ``calibration_data`` (a dlcore
+        extension): sample inputs from which the convolutions get static input scales (max-abs), so
+        conv stacks run int8 to int8 (see dlcore/quantizers/calibration.py). The quantized model runs
+        inference only; it saves and loads."""
         from ..quantizers import quantize_model
 
         type_check = kwargs.pop("type_check", True)
         if kwargs:
             raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
-        quantize_model(self, mode, config=config, filters=filters, type_check=type_check)
+        if calibration_data is not None:
+            from ..quantizers.calibration import calibrate
+
+            calibrate(self, mode, calibration_data, config=config, filters=filters, type_check=type_check)
+        else:
+            quantize_model(self, mode, config=config, filters=filters, type_check=type_check)
 
     def to_json(self, **kwargs):
         """The architecture as a JSON string (``dl.models.model_from_json`` rebuilds it)."""

@@ -5,7 +5,9 @@ Keras's rule, kept exactly (``keras.quantizers.abs_max_quantize``): along ``axis
 ``scale = 127 / (max |w| + 1e-7)`` (float32) and ``w_q = clip(round_half_even(w * scale), -127, 127)``
 as int8; the float weight is ``w_q / scale``. Dense quantizes its kernel per output column
 (axis 0), Embedding its table per row (axis -1); inputs are quantized per row at call time by the
-kernels with the same rule.
+kernels with the same rule. Convolutions (dlcore's extension, dlcore/layers/conv.py) quantize their
+kernel per output channel and their inputs per sample, or with static scales from
+``model.quantize("int8", calibration_data=x)`` (calibration.py).
 
 Training: a quantized layer runs inference only; calling it while a GradientTape records (fit,
 train_on_batch, a user's tape) raises a ValueError naming the layer. Keras allows int8 fine-tuning

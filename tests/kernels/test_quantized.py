@@ -47,7 +47,8 @@ def _quantize(x):
 
 def test_kernel_table():
     assert set(quantized.KERNELS) == {"quantize_rows", "int8_pack", "int8_matmul", "int8_dense_forward",
-                                      "int8_embedding_forward"}
+                                      "int8_embedding_forward", "quantize_static", "int8_conv2d_forward",
+                                      "int8_depthwise_forward", "int8_max_pool2d_forward"}
 
 
 def test_quantize_rows_matches_keras_rule():
@@ -131,3 +132,115 @@ def test_quantize_rows_nan_row_gives_nan_outputs():
     y = np.empty((3, 4), np.float32)
     quantized.int8_dense_forward(q, scale, packed, csum, np.full(4, 50.0, np.float32), None, 0, 0.0, y, 1)
     assert np.isnan(y[1]).all() and np.isfinite(y[[0, 2]]).all()
+
+
+def test_quantize_static_half_to_even_clip_and_nan():
+    x = np.array([0.5, 1.5, 2.5, -0.5, -2.5, 300.0, -300.0, np.nan, np.inf, 0.2], np.float32)
+    x = np.concatenate([x, rng(14).normal(size=70001).astype(np.float32)])  # more than one task
+    for threads in (1, 2):
+        q = np.full(x.size, 7, np.int8)
+        quantized.quantize_static(x, np.float32(1.0), q, threads)
+        np.testing.assert_array_equal(q[:7], [0, 2, 2, 0, -2, 127, -127])
+        assert q[7] == 0 and q[8] == 127  # NaN gives 0; inf saturates
+        np.testing.assert_array_equal(q[9:], ref.quantize_static(x[9:], 1.0))
+
+
+# (N, H, W, C, KH, KW, M, strides, pads, dilation): 3x3 valid, same-padded, strided, dilated, 1x1 in place
+# (C % 4 == 0) and not (C = 3), one input channel, M not a multiple of 16, more pixels than one task
+CONV_CASES = [
+    (2, 7, 6, 3, 3, 3, 17, (1, 1), (0, 0), (1, 1)),
+    (1, 8, 8, 5, 3, 3, 32, (1, 1), (1, 1), (1, 1)),
+    (2, 9, 7, 4, 3, 2, 8, (2, 2), (1, 0), (1, 1)),
+    (1, 9, 9, 2, 3, 3, 5, (1, 1), (2, 2), (2, 2)),
+    (3, 5, 5, 8, 1, 1, 40, (1, 1), (0, 0), (1, 1)),
+    (2, 4, 5, 3, 1, 1, 6, (1, 1), (0, 0), (1, 1)),
+    (4, 12, 12, 1, 3, 3, 33, (1, 1), (0, 0), (1, 1)),
+]
+
+
+def _out_hw(h, w, kh, kw, s, p, d):
+    return ((h + 2 * p[0] - (kh - 1) * d[0] - 1) // s[0] + 1, (w + 2 * p[1] - (kw - 1) * d[1] - 1) // s[1] + 1)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_int8_conv2d_forward_against_reference(case, relu, isa):
+    n, h, w, c, kh, kw, m, s, p, d = case
+    oh, ow = _out_hw(h, w, kh, kw, s, p, d)
+    q = rng(15).integers(-127, 128, size=(n, h, w, c)).astype(np.int8)
+    x_scale = rng(16).uniform(20, 60, size=n).astype(np.float32)
+    wq = rng(17).integers(-127, 128, size=(kh, kw, c, m)).astype(np.int8)
+    w_scale = rng(18).uniform(50, 300, size=m).astype(np.float32)
+    bias = rng(19).normal(size=m).astype(np.float32)
+    packed, csum = _pack(wq.reshape(-1, m))
+    code = int(relu)
+    expected = ref.int8_conv2d(q, x_scale, wq, w_scale, bias, s, p, d, (oh, ow), relu=relu)
+    for threads in (1, 2):
+        y = np.full((n * oh * ow, m), np.nan, np.float32)
+        quantized.int8_conv2d_forward(q, x_scale, packed, csum, w_scale, bias, kh, kw, *s, *p, *d, oh, ow, code, 0.0,
+                                      y, None, 0.0, threads)
+        np.testing.assert_array_equal(y.reshape(n, oh, ow, m), expected)
+        yq = np.empty((n * oh * ow, m), np.int8)
+        quantized.int8_conv2d_forward(q, x_scale, packed, csum, w_scale, bias, kh, kw, *s, *p, *d, oh, ow, code, 0.0,
+                                      None, yq, np.float32(9.5), threads)
+        np.testing.assert_array_equal(yq.reshape(n, oh, ow, m), ref.quantize_static(expected, 9.5))
+
+
+@pytest.mark.parametrize("dm", [1, 3])
+@pytest.mark.parametrize("case", [CONV_CASES[0], CONV_CASES[2], CONV_CASES[3], CONV_CASES[6]])
+def test_int8_depthwise_forward_against_reference(case, dm):
+    n, h, w, c, kh, kw, _, s, p, d = case
+    oh, ow = _out_hw(h, w, kh, kw, s, p, d)
+    m = c * dm
+    q = rng(20).integers(-127, 128, size=(n, h, w, c)).astype(np.int8)
+    x_scale = rng(21).uniform(20, 60, size=n).astype(np.float32)
+    wq = rng(22).integers(-127, 128, size=(kh, kw, c, dm)).astype(np.int8)
+    w_scale = rng(23).uniform(50, 300, size=m).astype(np.float32)
+    expected = ref.int8_conv2d(q, x_scale, wq.reshape(kh, kw, 1, m), w_scale, None, s, p, d, (oh, ow), groups=c)
+    for threads in (1, 2):
+        y = np.empty((n * oh * ow, m), np.float32)
+        quantized.int8_depthwise_forward(q, x_scale, wq.reshape(kh, kw, m), w_scale, None, *s, *p, *d, oh, ow, 0, 0.0,
+                                         y, None, 0.0, threads)
+        np.testing.assert_array_equal(y.reshape(n, oh, ow, m), expected)
+        yq = np.empty((n * oh * ow, m), np.int8)
+        quantized.int8_depthwise_forward(q, x_scale, wq.reshape(kh, kw, m), w_scale, None, *s, *p, *d, oh, ow, 1, 0.0,
+                                         None, yq, np.float32(3.0), threads)
+        np.testing.assert_array_equal(yq.reshape(n, oh, ow, m), ref.quantize_static(np.maximum(expected, 0), 3.0))
+
+
+def test_int8_conv_kernels_refuse_bad_outputs():
+    q = np.zeros((1, 4, 4, 2), np.int8)
+    packed, csum = _pack(np.ones((18, 3), np.int8))
+    scales = np.ones(1, np.float32), np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="exactly one"):
+        quantized.int8_conv2d_forward(q, scales[0], packed, csum, scales[1], None, 3, 3, 1, 1, 0, 0, 1, 1, 2, 2, 0, 0.0,
+                                      None, None, 0.0, 1)
+    with pytest.raises(ValueError, match="rows"):
+        quantized.int8_conv2d_forward(q, scales[0], packed, csum, scales[1], None, 3, 3, 1, 1, 0, 0, 1, 1, 2, 2, 0, 0.0,
+                                      np.empty((3, 3), np.float32), None, 0.0, 1)
+
+
+@pytest.mark.parametrize("pool,strides", [((2, 2), (2, 2)), ((3, 2), (1, 2)), ((1, 1), (1, 1))])
+def test_int8_max_pool2d_forward(pool, strides):
+    x = rng(24).integers(-127, 128, size=(3, 7, 6, 5)).astype(np.int8)
+    expected = ref.int8_max_pool2d(x, pool, strides)
+    for threads in (1, 2):
+        y = np.empty(expected.shape, np.int8)
+        quantized.int8_max_pool2d_forward(x, *pool, *strides, y, threads)
+        np.testing.assert_array_equal(y, expected)
+
+
+def test_quantize_rows_rounds_the_float32_product_on_ties():
+    # Keras rounds the float32 product x * scale; an FMA-fused rounding would round the exact product,
+    # which differs where the float32 product is a tie (k + 0.5) and the exact one is not
+    scale = np.float32(127.0) / (np.float32(3.0) + np.float32(1e-7))
+    x = rng(25).uniform(-3, 3, size=2_000_000).astype(np.float32)
+    product = x * scale
+    exact = x.astype(np.float64) * np.float64(scale)
+    ties = x[(product % 1 == 0.5) & (exact != product)][:22]
+    assert ties.size > 0
+    row = np.concatenate([[3.0], ties]).astype(np.float32)[None, :]  # max |x| = 3 sets the scale
+    q, s = _quantize(row)
+    q_ref, s_ref = ref.quantize_rows(row)
+    assert s[0] == s_ref[0] == scale
+    np.testing.assert_array_equal(q[:, :row.shape[1]], q_ref)

@@ -30,3 +30,55 @@ def int8_embedding(ids, table, scale):
     """table[ids] / scale[ids] in float32."""
     ids = np.asarray(ids)
     return np.asarray(table, np.float32)[ids] / np.asarray(scale, np.float32)[ids][..., None]
+
+
+def quantize_static(x, scale):
+    """clip(round_half_even(x * scale), -127, 127) as int8, a static per-tensor scale."""
+    return np.clip(np.round(np.asarray(x, np.float32) * np.float32(scale)), -127, 127).astype(np.int8)
+
+
+def quantize_samples(x):
+    """(q int8, scale (N,) float32): Keras's abs-max rule over each sample of x (N, ...)."""
+    q, scale = quantize_rows(np.asarray(x, np.float32).reshape(len(x), -1))
+    return q.reshape(np.shape(x)), scale
+
+
+def int8_conv2d(q, x_scale, w, w_scale, bias=None, strides=(1, 1), pads=(0, 0), dilation=(1, 1), out_hw=None,
+                relu=False, out_scale=None, groups=1):
+    """The int8 convolution of q (N, H, W, C) int8 by w (KH, KW, C / groups, M) int8, exact in int64
+    (zeros outside the input; pads: top / left, out_hw: the output size), then
+    y = acc / (w_scale * x_scale[n]) + bias (then relu) in float32, or with ``out_scale`` requantized
+    to int8. groups = C gives the depthwise convolution (w (KH, KW, 1, C * DM))."""
+    q = np.asarray(q, np.int64)
+    w = np.asarray(w, np.int64)
+    n, h, wd, c = q.shape
+    kh, kw, cg, m = w.shape
+    (sh, sw), (ph, pw), (dh, dw) = strides, pads, dilation
+    oh, ow = out_hw
+    padded = np.zeros((n, h + 2 * ph + kh * dh + sh * oh, wd + 2 * pw + kw * dw + sw * ow, c), np.int64)
+    padded[:, ph:ph + h, pw:pw + wd] = q
+    acc = np.zeros((n, oh, ow, m), np.int64)
+    mg = m // groups
+    for a in range(kh):
+        for b in range(kw):
+            patch = padded[:, a * dh:a * dh + sh * (oh - 1) + 1:sh, b * dw:b * dw + sw * (ow - 1) + 1:sw]
+            for g in range(groups):
+                acc[..., g * mg:(g + 1) * mg] += patch[..., g * cg:(g + 1) * cg] @ w[a, b, :, g * mg:(g + 1) * mg]
+    y = acc.astype(np.float32) / (np.asarray(w_scale, np.float32) * np.asarray(x_scale, np.float32)[:, None, None, None])
+    if bias is not None:
+        y = y + np.asarray(bias, np.float32)
+    if relu:
+        y = np.maximum(y, 0)
+    return y if out_scale is None else quantize_static(y, out_scale)
+
+
+def int8_max_pool2d(x, pool, strides):
+    """"valid" max pooling of (N, H, W, C) int8 by windows ``pool`` moved by ``strides``."""
+    x = np.asarray(x)
+    (ph, pw), (sh, sw) = pool, strides
+    oh, ow = (x.shape[1] - ph) // sh + 1, (x.shape[2] - pw) // sw + 1
+    out = np.full((x.shape[0], oh, ow, x.shape[3]), -128, np.int8)
+    for i in range(oh):
+        for j in range(ow):
+            out[:, i, j] = x[:, i * sh:i * sh + ph, j * sw:j * sw + pw].max(axis=(1, 2))
+    return out

@@ -1,0 +1,262 @@
+"""int8 convolutions (dlcore's extension of Keras 3 ``quantize("int8")`` to Conv1D/Conv2D and
+DepthwiseConv1D/2D) and static calibration (``model.quantize("int8", calibration_data=x)``): variables,
+outputs equal to the NumPy int8 reference (tests/reference/quantized.py), the int8 conv stacks of the
+inference plan, errors, .dlc round trips, and the accuracy bound on the digits CNN."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dlcore as dl
+from dlcore import layers
+from dlcore.models.inference import Int8ChainStep
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from reference import quantized as ref  # noqa: E402
+
+
+def _x(shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+def _built(layer, shape):
+    dl.utils.set_random_seed(9)
+    model = dl.Sequential([dl.Input(shape), layer])
+    model.build((None,) + shape)
+    return model
+
+
+@pytest.mark.parametrize("make,shape,pads,out_hw", [
+    (lambda: layers.Conv2D(7, 3, padding="same", activation="relu"), (6, 5, 3), (1, 1), (6, 5)),
+    (lambda: layers.Conv2D(5, (3, 2), strides=2), (7, 8, 4), (0, 0), (3, 4)),
+    (lambda: layers.Conv2D(4, 3, dilation_rate=2, use_bias=False), (9, 9, 2), (0, 0), (5, 5)),
+    (lambda: layers.Conv2D(6, 1), (4, 4, 8), (0, 0), (4, 4)),
+])
+def test_conv2d_quantize_matches_int8_reference(make, shape, pads, out_hw):
+    model = _built(make(), shape)
+    conv = model.layers[0]
+    kernel = conv.kernel.value.copy()
+    model.quantize("int8")
+    assert [(w.name, w.dtype, w.shape) for w in conv.weights if w.name != "bias"] == [
+        ("kernel", np.int8, kernel.shape), ("kernel_scale", np.float32, (kernel.shape[-1],)),
+        ("input_scale", np.float32, ())]
+    assert conv.dtype_policy.name == "int8_from_float32" and conv.get_config()["dtype"] == "int8_from_float32"
+    q_ref, scale_ref = ref.quantize_rows(kernel.reshape(-1, kernel.shape[-1]).T)  # per output channel
+    np.testing.assert_array_equal(conv.kernel.value, q_ref.T.reshape(kernel.shape))
+    np.testing.assert_array_equal(conv.kernel_scale.value, scale_ref)
+    x = _x((3,) + shape)
+    q, x_scale = ref.quantize_samples(x)  # dynamic: one scale per sample
+    bias = None if conv.bias is None else conv.bias.value
+    expected = ref.int8_conv2d(q, x_scale, conv.kernel.value, conv.kernel_scale.value, bias, conv.strides, pads,
+                               conv.dilation_rate, out_hw, relu=conv.activation is dl.activations.relu)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), expected)
+    np.testing.assert_array_equal(conv(x).value, expected)
+
+
+def test_depthwise_and_1d_quantize_match_reference():
+    model = _built(layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same"), (5, 6, 3))
+    dw = model.layers[0]
+    kernel = dw.kernel.value.copy()
+    model.quantize("int8")
+    assert dw.kernel.dtype == np.int8 and dw.kernel_scale.shape == (6,)
+    x = _x((2, 5, 6, 3), 1)
+    q, s = ref.quantize_samples(x)
+    expected = ref.int8_conv2d(q, s, dw.kernel.value.reshape(3, 3, 1, 6), dw.kernel_scale.value, dw.bias.value,
+                               (1, 1), (1, 1), (1, 1), (5, 6), groups=3)
+    np.testing.assert_array_equal(dw(x).value, expected)
+    # the float model is close (per-channel scales of the depthwise kernel: (C, DM) flattened)
+    np.testing.assert_allclose(dw.kernel.value / dw.kernel_scale.value.reshape(3, 2), kernel, atol=0.01)
+
+    for layer, shape in [(layers.Conv1D(4, 3, padding="causal"), (9, 3)), (layers.DepthwiseConv1D(2), (7, 4)),
+                         (layers.Conv2D(3, 3, padding="reflect"), (6, 6, 2))]:
+        m = _built(layer, shape)
+        x = _x((2,) + shape, 2)
+        y_float = m.predict(x, verbose=0)
+        m.quantize("int8")
+        y = m.predict(x, verbose=0)
+        assert m.layers[0].quantization_mode == "int8"
+        assert np.abs(y - y_float).max() < 0.03 * np.abs(y_float).max()
+
+
+def test_conv_quantize_errors_and_layers_left_in_float():
+    with pytest.raises(ValueError, match="isn't yet built"):
+        layers.Conv2D(3, 3).quantize("int8")
+    model = _built(layers.Conv2D(4, 3), (5, 5, 2))
+    with pytest.raises(ValueError, match="invalid quantization mode"):
+        model.layers[0].quantize("int4")
+
+    class MyConv(layers.Conv2D):
+        pass
+
+    sub = _built(MyConv(2, 1), (3, 3, 2)).layers[0]
+    with pytest.raises(TypeError, match="subclass MyConv"):
+        sub.quantize("int8")
+    model.quantize("int8")
+    with pytest.raises(ValueError, match="already quantized"):
+        model.layers[0].quantize("int8")
+    with pytest.raises(ValueError, match="expected axis -1 of input shape to have value 2"):
+        model.layers[0](np.zeros((1, 5, 5, 3), np.float32))
+    model.compile("adam", "mse")
+    with pytest.raises(ValueError, match="is quantized \\(int8\\) and runs inference only"):
+        model.fit(_x((2, 5, 5, 2)), np.zeros((2, 3, 3, 4), np.float32), epochs=1, verbose=0)
+
+    mixed = dl.Sequential([dl.Input((6, 6, 4)), layers.Conv2D(4, 3, groups=2), layers.SeparableConv2D(3, 1),
+                           layers.Conv2DTranspose(2, 2), layers.Flatten(), layers.Dense(2)])
+    mixed.build((None, 6, 6, 4))
+    with pytest.warns(UserWarning, match="left in float32"):
+        mixed.quantize("int8")
+    assert mixed.float_layers == [mixed.layers[i].name for i in range(3)]
+    assert mixed.layers[-1].quantization_mode == "int8"
+    conv3d = _built(layers.Conv3D(2, 2), (3, 3, 3, 1))
+    with pytest.warns(UserWarning, match="no int8 kernel for Conv3D"):
+        conv3d.quantize("int8")
+    assert conv3d.float_layers == [conv3d.layers[0].name]
+
+
+def _stack():
+    dl.utils.set_random_seed(7)
+    return dl.Sequential([dl.Input((10, 10, 2)), layers.Conv2D(8, 3), layers.Activation("relu"),
+                          layers.MaxPooling2D(2), layers.Dropout(0.2), layers.Conv2D(6, 3, padding="same", activation="relu"),
+                          layers.Conv2D(5, 1), layers.Flatten(), layers.Dense(3)])
+
+
+def test_calibrated_stack_runs_int8_between_convs_and_matches_reference(tmp_path):
+    model = _stack()
+    x = _x((5, 10, 10, 2), 3)
+    y_float = model.predict(x, verbose=0)
+    c1, _, _, _, c2, c3, _, dense = model.layers
+    h1 = layers.Activation("relu")(c1(x))
+    h2 = c2(layers.MaxPooling2D(2)(h1))
+    model.quantize("int8", calibration_data=x)
+    scales = [float(c.input_scale.value) for c in (c1, c2, c3)]
+    for scale, seen in zip(scales, (x, layers.MaxPooling2D(2)(h1).value, h2.value)):  # max-abs calibration
+        assert scale == np.float32(127.0) / (np.float32(np.abs(seen).max()) + np.float32(1e-7))
+    steps = model._inference_plan().steps
+    assert [type(s).__name__ for s in steps] == ["Int8ChainStep"] * 3 + ["LayerStep"] * 2
+    assert [len(s.steps) for s in steps[:3]] == [4, 1, 1] and steps[0].relu and steps[0].pools == (model.layers[2],)
+    y = model.predict(x, verbose=0)
+    # reference: static quantization, int8 requantized outputs with the next scale, ReLU folded, int8 pooling
+    s1, s2, s3 = scales
+    h = ref.int8_conv2d(ref.quantize_static(x, s1), np.full(5, s1, np.float32), c1.kernel.value, c1.kernel_scale.value,
+                        c1.bias.value, (1, 1), (0, 0), (1, 1), (8, 8), relu=True, out_scale=s2)
+    h = h.reshape(5, 4, 2, 4, 2, 8).max(axis=(2, 4))
+    h = ref.int8_conv2d(h, np.full(5, s2, np.float32), c2.kernel.value, c2.kernel_scale.value, c2.bias.value,
+                        (1, 1), (1, 1), (1, 1), (4, 4), relu=True, out_scale=s3)
+    h = ref.int8_conv2d(h, np.full(5, s3, np.float32), c3.kernel.value, c3.kernel_scale.value, c3.bias.value,
+                        (1, 1), (0, 0), (1, 1), (4, 4))
+    expected = ref.int8_dense(h.reshape(5, -1), dense.kernel.value, dense.kernel_scale.value, dense.bias.value)
+    np.testing.assert_array_equal(y, expected)
+    assert np.abs(y - y_float).max() < 0.05 * np.abs(y_float).max()
+    # a layer called on its own returns float32 (static input quantization, no requantization)
+    out = c2(np.maximum(_x((1, 4, 4, 8), 4), 0))
+    assert out.value.dtype == np.float32
+    path = tmp_path / "calibrated.dlc"
+    model.save(path)
+    loaded = dl.saving.load_model(path)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), y)
+    assert [float(layer.input_scale.value) for layer in (loaded.layers[0], loaded.layers[4], loaded.layers[5])] == scales
+
+
+def test_dynamic_stack_keeps_float_between_convs_and_round_trips(tmp_path):
+    model = _stack()
+    x = _x((4, 10, 10, 2), 5)
+    model.quantize("int8")
+    assert float(model.layers[0].input_scale.value) == 0.0
+    y = model.predict(x, verbose=0)
+    # each convolution quantizes its float input per sample: the same as calling the layers one by one
+    h = x
+    for layer in model.layers:
+        h = layer(h)
+    np.testing.assert_array_equal(h.value, y)
+    path = tmp_path / "dynamic.dlc"
+    model.save(path)
+    np.testing.assert_array_equal(dl.saving.load_model(path).predict(x, verbose=0), y)
+
+
+def test_calibration_errors():
+    model = _stack()
+    with pytest.raises(ValueError, match="invalid quantization mode"):
+        model.quantize("int4", calibration_data=_x((2, 10, 10, 2)))
+    with pytest.raises(ValueError, match="at least one sample"):
+        model.quantize("int8", calibration_data=np.zeros((0, 10, 10, 2), np.float32))
+    with pytest.raises(ValueError, match="expected shape"):
+        model.quantize("int8", calibration_data=_x((2, 9, 10, 2)))
+    assert all(getattr(layer, "quantization_mode", None) is None for layer in model.layers)
+    assert all("call" not in layer.__dict__ for layer in model.layers)  # the recorders are gone
+    np.testing.assert_array_equal(model.predict(_x((1, 10, 10, 2)), verbose=0),
+                                  model(_x((1, 10, 10, 2))).value)
+
+
+def test_functional_model_calibrates_without_int8_chains():
+    dl.utils.set_random_seed(8)
+    inputs = dl.Input((8, 8, 1))
+    h = layers.Conv2D(4, 3, activation="relu")(inputs)
+    outputs = layers.Conv2D(2, 3)(h)
+    model = dl.Model(inputs, outputs)
+    x = _x((3, 8, 8, 1), 6)
+    y_float = model.predict(x, verbose=0)
+    model.quantize("int8", calibration_data=x)
+    assert all(float(layer.input_scale.value) > 0 for layer in model.layers[1:])
+    y = model.predict(x, verbose=0)
+    assert np.abs(y - y_float).max() < 0.05 * np.abs(y_float).max()
+
+
+@pytest.mark.slow
+def test_digits_cnn_accuracy_within_half_a_point():
+    datasets = pytest.importorskip("sklearn.datasets")
+    digits = datasets.load_digits()
+    x = (digits.images / 16.0).astype(np.float32)[..., None]
+    y = digits.target
+    order = np.random.default_rng(0).permutation(len(x))
+    x, y = x[order], y[order]
+    x_train, y_train, x_test, y_test = x[:1400], y[:1400], x[1400:], y[1400:]
+    dl.utils.set_random_seed(0)
+    model = dl.Sequential([dl.Input((8, 8, 1)), layers.Conv2D(16, 3), layers.Activation("relu"),
+                           layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2), layers.Flatten(),
+                           layers.Dense(10, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x_train, y_train, epochs=12, batch_size=64, verbose=0)
+    acc_float = np.mean(model.predict(x_test, verbose=0).argmax(1) == y_test)
+    weights = model.get_weights()
+    model.quantize("int8")
+    acc_dynamic = np.mean(model.predict(x_test, verbose=0).argmax(1) == y_test)
+    model2 = dl.Sequential([dl.Input((8, 8, 1)), layers.Conv2D(16, 3), layers.Activation("relu"),
+                            layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2), layers.Flatten(),
+                            layers.Dense(10, activation="softmax")])
+    model2.build((None, 8, 8, 1))
+    model2.set_weights(weights)
+    model2.quantize("int8", calibration_data=x_train[:256])
+    assert isinstance(model2._inference_plan().steps[0], Int8ChainStep)
+    acc_static = np.mean(model2.predict(x_test, verbose=0).argmax(1) == y_test)
+    assert acc_float > 0.9
+    print("digits CNN holdout accuracy: float32 %.4f, int8 dynamic %.4f, int8 calibrated %.4f" % (acc_float, acc_dynamic, acc_static))
+    assert abs(acc_dynamic - acc_float) <= 0.005 and abs(acc_static - acc_float) <= 0.005, \
+        (acc_float, acc_dynamic, acc_static)
+
+
+def test_int8_conv_op_errors_and_quantized_tensors():
+    from dlcore.ops import quantized as qops
+
+    w = np.ones((3, 3, 2, 4), np.int8)
+    packed = qops.pack_int8(w.reshape(-1, 4))
+    x = _x((1, 5, 5, 2))
+    with pytest.raises(ValueError, match="1-D or 2-D"):
+        qops.int8_conv(_x((1, 4, 4, 4, 2)), packed, (2, 2, 2, 2, 4), np.ones(4, np.float32))
+    with pytest.raises(ValueError, match=r"expected w_scale of shape \(4,\)"):
+        qops.int8_conv(x, packed, w.shape, np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="no fused kernel"):
+        qops.int8_conv(x, packed, w.shape, np.ones(4, np.float32), activation="mish")
+    with pytest.raises(ValueError, match="expected inputs with 2 channels"):
+        qops.int8_conv(_x((1, 5, 5, 3)), packed, w.shape, np.ones(4, np.float32))
+    with pytest.raises(ValueError, match="expected int8 inputs"):
+        qops.int8_max_pool(x, 2)
+    # a QuantizedTensor is read as its int8 values and scale; a plain int8 Tensor is a number
+    q = qops.QuantizedTensor(np.full((1, 5, 5, 2), 10, np.int8), 5.0)
+    y_q = qops.int8_conv(q, packed, w.shape, np.full(4, 127.0, np.float32)).value
+    np.testing.assert_allclose(y_q, np.full((1, 3, 3, 4), 18 * 10 / (127.0 * 5.0), np.float32), rtol=1e-6)
+    y_n = qops.int8_conv(dl.Tensor(np.full((1, 5, 5, 2), 2, np.int8)), packed, w.shape,
+                         np.full(4, 127.0, np.float32)).value
+    np.testing.assert_allclose(y_n, np.full((1, 3, 3, 4), 36 / 127.0, np.float32), rtol=1e-6)
+    pooled = qops.int8_max_pool(q, (2, 2))
+    assert type(pooled) is qops.QuantizedTensor and pooled.scale == 5.0 and pooled.value.shape == (1, 2, 2, 2)
