@@ -11,6 +11,8 @@ from ..training import Trainer
 class Model(Trainer, Layer):
     """Keras's Model: functional (``Model(inputs, outputs)``) or subclassed (define ``call``)."""
 
+    _rounds_to_policy = False  # its layers round to their dtype policies, a model adds no casts
+
     def __new__(cls, *args, **kwargs):
         if cls is Model and (len(args) >= 2 or "inputs" in kwargs or "outputs" in kwargs):
             from .functional import Functional

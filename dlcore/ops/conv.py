@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import kernels
 from ..autograd import Function, is_recording
-from .core import Tensor, cast, contiguous, float_array, value
+from .core import Tensor, cast, compute_precision, contiguous, float_array, round_array, value
 from .elementwise import activation_code
 from .shape import pad as _pad
 
@@ -182,7 +182,9 @@ class Conv(Function):
 
     @staticmethod
     def forward(ctx, x, w, b, plan, activation, alpha, recording):
-        x4, w4 = plan.x4(x), plan.w4(w)
+        # under a float16/bfloat16 policy the layer rounded x; the kernel is read at that precision
+        # too (Keras autocasts it), and the float32 tiles sum the exact products in float32
+        x4, w4 = plan.x4(x), plan.w4(round_array(w, compute_precision()))
         y4 = np.empty(plan.out4, dtype=w4.dtype)
         code = activation_code(activation)
         kh, kw, cg, o = plan.kernel4

@@ -1,7 +1,9 @@
 """Conversion and the helpers every op family shares."""
+import contextvars
+
 import numpy as np
 
-from .. import config, devices
+from .. import config, devices, kernels
 from ..autograd import Function
 from ..tensor import Tensor, Variable
 
@@ -98,6 +100,63 @@ class Cast(Function):
 
 def cast(x, dtype):
     return Cast.apply(x, dtype=np.dtype(dtype))
+
+
+# The low precision ("float16" / "bfloat16") of the layer whose call is running, set by
+# Layer.__call__ from the layer's dtype policy; the GEMM and conv ops read it at forward time.
+_PRECISION = contextvars.ContextVar("dlcore_compute_precision", default=None)
+
+
+def compute_precision():
+    """"float16" or "bfloat16" inside the call of a layer computing in it, else None."""
+    return _PRECISION.get()
+
+
+class precision_scope:
+    """Context in which the GEMM and conv ops compute in ``precision`` (None: the arrays' dtype)."""
+
+    __slots__ = ("precision", "token")
+
+    def __init__(self, precision):
+        self.precision = precision
+
+    def __enter__(self):
+        self.token = _PRECISION.set(self.precision)
+        return self
+
+    def __exit__(self, *exc):
+        _PRECISION.reset(self.token)
+        return False
+
+
+def round_array(a, precision):
+    """float32 ``a`` rounded to the nearest ``precision`` value ("float16" or "bfloat16", ties to
+    even), still float32; other dtypes and precisions are returned as they are."""
+    if a.dtype != np.float32 or precision is None:
+        return a
+    if precision == "float16":
+        return a.astype(np.float16).astype(np.float32)
+    out = np.empty(a.shape, dtype=np.float32)
+    kernels.get("round_bfloat16")(np.ascontiguousarray(a).reshape(-1), out.reshape(-1))
+    return out
+
+
+class RoundTo(Function):
+    """x rounded to a lower precision, kept in x's float32 array; the gradient passes unchanged
+    (the derivative of a cast)."""
+
+    @staticmethod
+    def forward(ctx, x, precision):
+        return round_array(x, precision)
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        return (dy,)
+
+
+def round_to(x, precision):
+    """``x`` with its float32 values rounded to ``precision`` ("float16" or "bfloat16")."""
+    return RoundTo.apply(x, precision=precision)
 
 
 def stop_gradient(x):
