@@ -5,7 +5,9 @@ its variables in and which it computes in.
     layer = dl.layers.Dense(8, dtype="mixed_float16")        # a name, a DTypePolicy or its config
 
 Policies: "float32", "float64" (variables and compute in that dtype), "float16", "bfloat16"
-(both in the low precision), "mixed_float16", "mixed_bfloat16" (variables float32, compute low).
+(both in the low precision), "mixed_float16", "mixed_bfloat16" (variables float32, compute low);
+any other NumPy dtype name ("int32", "bool", ...) is a policy too, as in Keras (the output dtype
+of preprocessing layers), but not a global one.
 
 How dlcore holds the low precisions (see ARCHITECTURE.md, "Precision policies"):
 - float16 outputs are NumPy float16 arrays, as in Keras. Inside a layer the computation runs on
@@ -46,10 +48,13 @@ class DTypePolicy:
             compute, variable = name[len("mixed_"):], "float32"
             if compute not in _LOW:
                 raise ValueError(_ERROR.format(value=name))
-        elif name in _FLOATS:
+        elif name in _FLOATS or name == "string":
             compute = variable = name
-        else:
-            raise ValueError(_ERROR.format(value=name))
+        else:  # any other NumPy dtype (int32, bool, ...): preprocessing layers' output dtypes, as Keras
+            try:
+                name = compute = variable = np.dtype(name).name
+            except TypeError:
+                raise ValueError(_ERROR.format(value=name)) from None
         self._name, self._compute_dtype, self._variable_dtype = name, compute, variable
 
     name = property(lambda self: self._name)
@@ -65,6 +70,8 @@ class DTypePolicy:
     @property
     def storage_dtype(self):
         """The NumPy dtype dlcore keeps this policy's variables (and computes) in."""
+        if self._variable_dtype == "string":
+            return np.dtype(object)
         return np.dtype("float32" if self._variable_dtype in _LOW else self._variable_dtype)
 
     def get_config(self):
@@ -127,7 +134,8 @@ def set_global_policy(policy):
     except (TypeError, ValueError) as exc:
         raise ValueError(f"set_global_policy: invalid `policy`. {exc}") from None
     if new.compute_dtype not in _FLOATS:
-        raise ValueError(f"set_global_policy: `policy` must compute in floats, received {policy!r}")
+        raise ValueError("set_global_policy() can only be used to set the global policy to floating-point "
+                         f"policies, such as 'float32' and 'mixed_float16', but got policy: {new.name}")
     _global_policy = new
 
 

@@ -83,6 +83,16 @@ def test_policy_attributes_match_keras(name):
         assert getattr(layer, attr) == getattr(klayer, attr), attr
 
 
+def test_other_dtypes_are_policies_but_not_global_ones():
+    policy = dl.mixed_precision.DTypePolicy("int32")
+    assert (policy.name, policy.compute_dtype, policy.variable_dtype) == ("int32", "int32", "int32")
+    layer = dl.layers.CategoryEncoding(4, output_mode="one_hot", dtype="int32")
+    assert layer.dtype == "int32" and layer.get_config()["dtype"] == "int32"
+    assert layer(np.array([1, 3])).numpy().dtype == np.int32
+    with pytest.raises(ValueError, match="floating-point policies"):
+        dl.mixed_precision.set_global_policy("int32")
+
+
 def test_default_policy_follows_floatx():
     assert dl.mixed_precision.global_policy().name == "float32"
     assert dl.config.dtype_policy().name == "float32"

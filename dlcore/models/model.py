@@ -91,7 +91,7 @@ class Model(Trainer, Layer):
         self._build_input_shape = _shape_struct(input_shape)
 
         def zeros(shape):
-            return Tensor(np.zeros(tuple(1 if d is None else d for d in shape), dtype=self.dtype))
+            return Tensor(np.zeros(tuple(1 if d is None else d for d in shape), dtype=self._float_dtype()))
 
         from ..layers.layer import _is_shape
         from ..symbolic import map_structure
