@@ -20,7 +20,8 @@ How dlcore holds the low precisions (see ARCHITECTURE.md, "Precision policies"):
   AVX512_BF16 instructions where present (kernels/dl_bf16gemm.h).
 - Variables are float32 arrays under every float16/bfloat16 policy (the master copies
   mixed precision keeps); under the pure "float16"/"bfloat16" policies their values are rounded
-  to that precision when they are created and each time the layer reads them in a GEMM.
+  to that precision when they are created. The bfloat16 GEMM and conv read them rounded; float16
+  layers read them in float32 (see ARCHITECTURE.md).
 """
 import numpy as np
 

@@ -270,12 +270,17 @@ def own_sgemm(const float[:, ::1] a, const float[:, ::1] b, float[:, ::1] out,
 # summed the same way whatever the split: bit-identical for any thread count).
 from libc.stdint cimport uint32_t
 
+import numpy as np
+
 cdef extern from "dl_bf16gemm.h" nogil:
     int dl_bgemm_isa()
     int dl_bgemm_set_isa(int isa)
     Py_ssize_t dl_bgemm_rows(Py_ssize_t m)
     Py_ssize_t dl_bgemm_cols(Py_ssize_t n)
     void dl_round_bf16(const float* x, float* y, Py_ssize_t size)
+    int dl_have_float16()
+    void dl_cast_f16(const float* x, unsigned short* y, Py_ssize_t size)
+    void dl_widen_f16(const unsigned short* x, float* y, Py_ssize_t size)
     void dl_bgemm_pack_a(int trans_a, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t m, Py_ssize_t k,
                          const float* a, Py_ssize_t lda, uint32_t* ap)
     void dl_bgemm_pack_b(int trans_b, Py_ssize_t q0, Py_ssize_t q1, Py_ssize_t k, Py_ssize_t n,
@@ -404,3 +409,42 @@ def round_bfloat16(const float[::1] x, float[::1] out):
         return
     with nogil:
         dl_round_bf16(&x[0], &out[0], x.shape[0])
+
+
+# Whether cast_float16 / widen_float16 run vectorized C here (the compiler had _Float16); else
+# they use NumPy's casts, about 7x slower (scalar loops).
+FLOAT16_CASTS = bool(dl_have_float16())
+
+
+def cast_float16(const float[::1] x, unsigned short[::1] out):
+    """out = x rounded to float16 (ties to even; overflow to inf, NaN kept), as float16 bits.
+
+    x: (size,) float32, C-contiguous, IN
+    out: (size,) float16 viewed as uint16, C-contiguous, OUT
+    """
+    if x.shape[0] != out.shape[0]:
+        raise ValueError(f"cast_float16: x has {x.shape[0]} elements, out {out.shape[0]}")
+    if x.shape[0] == 0:
+        return
+    if not FLOAT16_CASTS:
+        np.asarray(out).view(np.float16)[...] = np.asarray(x)
+        return
+    with nogil:
+        dl_cast_f16(&x[0], &out[0], x.shape[0])
+
+
+def widen_float16(const unsigned short[::1] x, float[::1] out):
+    """out = x (float16 bits) as float32, exactly.
+
+    x: (size,) float16 viewed as uint16, C-contiguous, IN
+    out: (size,) float32, C-contiguous, OUT
+    """
+    if x.shape[0] != out.shape[0]:
+        raise ValueError(f"widen_float16: x has {x.shape[0]} elements, out {out.shape[0]}")
+    if x.shape[0] == 0:
+        return
+    if not FLOAT16_CASTS:
+        np.asarray(out)[...] = np.asarray(x).view(np.float16)
+        return
+    with nogil:
+        dl_widen_f16(&x[0], &out[0], x.shape[0])

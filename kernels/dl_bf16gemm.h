@@ -247,6 +247,34 @@ DL_BF16_TARGET static void dl_btile_avx512bf16(ptrdiff_t kp, const uint32_t *ap,
 #define DL_HAVE_BF16_BUILD 0
 #endif
 
+/* float32 <-> float16 conversions (round to nearest even), for the float16 policies' casts:
+ * vectorized F16C / AVX-512 code through DL_CLONES where the compiler has _Float16 (GCC >= 12,
+ * clang >= 15 on x86-64); dl_have_float16() == 0 otherwise (callers then use NumPy's casts). */
+#if defined(__FLT16_MAX__)
+#define DL_HAVE_FLOAT16 1
+DL_CLONES static void dl_cast_f16(const float *x, uint16_t *y, ptrdiff_t size)
+{
+    _Float16 *h = (_Float16 *)y;
+    ptrdiff_t i;
+    for (i = 0; i < size; i++)
+        h[i] = (_Float16)x[i];
+}
+
+DL_CLONES static void dl_widen_f16(const uint16_t *x, float *y, ptrdiff_t size)
+{
+    const _Float16 *h = (const _Float16 *)x;
+    ptrdiff_t i;
+    for (i = 0; i < size; i++)
+        y[i] = (float)h[i];
+}
+#else
+#define DL_HAVE_FLOAT16 0
+static void dl_cast_f16(const float *x, uint16_t *y, ptrdiff_t size) { (void)x; (void)y; (void)size; }
+static void dl_widen_f16(const uint16_t *x, float *y, ptrdiff_t size) { (void)x; (void)y; (void)size; }
+#endif
+
+static int dl_have_float16(void) { return DL_HAVE_FLOAT16; }
+
 static int dl_bgemm_isa_chosen = -1;
 
 /* The tile variant this CPU runs: 0 AVX512_BF16, 1 portable. */

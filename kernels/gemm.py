@@ -9,9 +9,11 @@ AVX512_BF16 VDPBF16PS tiles where the CPU has them, portable C otherwise: dl_bf1
 matmul_bf16(a, b, out, trans_a=False, trans_b=False, beta=0.0, n_threads=-1)
 dense_forward_bf16(x_nk, w_km, b_m, activation, alpha, y_nm, n_threads=1)
 round_bfloat16(x, out)
+cast_float16(x, out), widen_float16(x, out)  (float32 <-> float16, for the float16 policies' casts)
 """
-from ._gemm import (EPILOGUE_PARALLEL_MIN, bf16_isa, dense_forward, dense_forward_bf16, matmul, matmul_bf16,
-                    round_bfloat16, set_bf16_isa)
+from ._gemm import (EPILOGUE_PARALLEL_MIN, FLOAT16_CASTS, bf16_isa, cast_float16, dense_forward, dense_forward_bf16,
+                    matmul, matmul_bf16, round_bfloat16, set_bf16_isa, widen_float16)
 
 KERNELS = {"matmul": matmul, "dense_forward": dense_forward, "matmul_bf16": matmul_bf16,
-           "dense_forward_bf16": dense_forward_bf16, "round_bfloat16": round_bfloat16}
+           "dense_forward_bf16": dense_forward_bf16, "round_bfloat16": round_bfloat16, "cast_float16": cast_float16,
+           "widen_float16": widen_float16}

@@ -182,9 +182,10 @@ class Conv(Function):
 
     @staticmethod
     def forward(ctx, x, w, b, plan, activation, alpha, recording):
-        # under a float16/bfloat16 policy the layer rounded x; the kernel is read at that precision
-        # too (Keras autocasts it), and the float32 tiles sum the exact products in float32
-        x4, w4 = plan.x4(x), plan.w4(round_array(w, compute_precision()))
+        # under a bfloat16 policy the layer rounded x and the kernel is read rounded too (Keras
+        # autocasts it): the float32 tiles then sum exact bf16 products in float32, as the bf16 GEMM
+        bf16 = compute_precision() == "bfloat16"
+        x4, w4 = plan.x4(x), plan.w4(round_array(w, "bfloat16") if bf16 else w)
         y4 = np.empty(plan.out4, dtype=w4.dtype)
         code = activation_code(activation)
         kh, kw, cg, o = plan.kernel4

@@ -93,10 +93,8 @@ class Dense(Function):
         if precision == "bfloat16":  # bf16 operands, float32 sums (the kernel rounds x and w)
             dense_forward = kernels.get("dense_forward_bf16")
             threads = kernels.threads_for(y2.size * x2.shape[1])
-        else:
+        else:  # float16: the layer rounded x; w is read in float32 (rounding it per call costs more than the product)
             dense_forward = kernels.get("dense_forward", device)
-            if precision == "float16":  # the layer rounded x; w is read as float16, as Keras autocasts it
-                w = round_array(w, precision)
         if not recording or activation in ("linear", "relu"):
             dense_forward(x2, w, b, code, alpha, y2, threads)
             z2 = y2  # relu's derivative reads z > 0, which is y > 0: the fused kernel serves training too

@@ -29,7 +29,8 @@ def rand(shape, dtype, seed):
 def test_kernel_table():
     assert gemm.KERNELS == {"matmul": gemm.matmul, "dense_forward": gemm.dense_forward,
                             "matmul_bf16": gemm.matmul_bf16, "dense_forward_bf16": gemm.dense_forward_bf16,
-                            "round_bfloat16": gemm.round_bfloat16}
+                            "round_bfloat16": gemm.round_bfloat16, "cast_float16": gemm.cast_float16,
+                            "widen_float16": gemm.widen_float16}
 
 
 # ---- matmul -------------------------------------------------------------------------------------
@@ -297,3 +298,23 @@ def test_dense_forward_bf16(bf16_isa, name, with_bias):
 def test_set_bf16_isa_refuses_unknown_names():
     with pytest.raises(ValueError, match="set_bf16_isa"):
         _gemm.set_bf16_isa("amx")
+
+
+# ---- float16 casts: cast_float16, widen_float16 --------------------------------------------------
+def test_cast_float16_and_widen_float16_match_numpy_bit_for_bit():
+    x = rand((5000,), np.float32, 8) * 1e5
+    x[:12] = [np.nan, np.inf, -np.inf, 65519.0, 65520.0, -1e-8, 2.0 ** -25, 2.0 ** -24 * 1.5, 0.0, -0.0,
+              1.0 + 2.0 ** -11, 1.0 + 3 * 2.0 ** -11]  # NaN, infs, overflow edge, subnormals, ties
+    h = np.empty(x.size, np.float16)
+    gemm.cast_float16(x, h.view(np.uint16))
+    with np.errstate(over="ignore"):
+        expected = ref.cast_float16(x)
+    np.testing.assert_array_equal(h.view(np.uint16)[np.isfinite(x)], expected.view(np.uint16)[np.isfinite(x)])
+    assert np.isnan(h[0]) and h[1] == np.inf and h[2] == -np.inf
+    y = np.empty(x.size, np.float32)
+    gemm.widen_float16(h.view(np.uint16), y)
+    np.testing.assert_array_equal(y, ref.widen_float16(h))
+    for fn, a, b in ((gemm.cast_float16, np.ones(3, np.float32), np.ones(4, np.uint16)),
+                     (gemm.widen_float16, np.ones(3, np.uint16), np.ones(4, np.float32))):
+        with pytest.raises(ValueError, match=fn.__name__):
+            fn(a, b)

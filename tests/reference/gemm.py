@@ -55,3 +55,13 @@ def matmul_bf16(a, b, out=None, trans_a=False, trans_b=False, beta=0.0):
 def dense_bf16(x, w, b, activation, alpha=0.0):
     """activation(bf16(x) @ bf16(w) + b) in float64 (the bias is not rounded)."""
     return dense(round_bfloat16(x), round_bfloat16(w), b, activation, alpha)
+
+
+def cast_float16(x):
+    """float32 ``x`` rounded to float16 (NumPy's IEEE conversion: ties to even)."""
+    return np.asarray(x, dtype=np.float32).astype(np.float16)
+
+
+def widen_float16(x):
+    """float16 ``x`` as float32 (exact)."""
+    return np.asarray(x, dtype=np.float16).astype(np.float32)
