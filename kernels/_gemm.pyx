@@ -285,6 +285,8 @@ cdef extern from "dl_bf16gemm.h" nogil:
                          const float* a, Py_ssize_t lda, uint32_t* ap)
     void dl_bgemm_pack_b(int trans_b, Py_ssize_t q0, Py_ssize_t q1, Py_ssize_t k, Py_ssize_t n,
                          const float* b, Py_ssize_t ldb, uint32_t* bp)
+    void dl_bgemm_few_rows(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
+                           const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, const float* bias, int relu)
     void dl_bgemm_packed(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, Py_ssize_t k, const uint32_t* ap,
                          const uint32_t* bp, float beta, float* c, Py_ssize_t ldc, const float* bias,
                          int relu)
@@ -292,11 +294,24 @@ cdef extern from "dl_bf16gemm.h" nogil:
 BF16_ISAS = ("avx512_bf16", "portable")
 BF16_ROWS_PER_TASK = 64  # a multiple of the 8-row tiles
 cdef Py_ssize_t _BF16_ROWS = BF16_ROWS_PER_TASK
+# Products with at most this many rows (op(a) not transposed, b not transposed, beta == 0) are
+# summed straight from a and b (dl_bgemm_few_rows): packing b costs more than the product there.
+BF16_FEW_ROWS = 1
+cdef Py_ssize_t _BF16_FEW_ROWS = BF16_FEW_ROWS
 
 
 def bf16_isa():
     """The bfloat16 tile variant this process runs: "avx512_bf16" or "portable"."""
     return BF16_ISAS[dl_bgemm_isa()]
+
+
+def set_bf16_few_rows(rows):
+    """Sum products of at most ``rows`` rows without packing (0: always pack; tests and
+    measurements); returns the previous setting."""
+    global _BF16_FEW_ROWS
+    previous = _BF16_FEW_ROWS
+    _BF16_FEW_ROWS = int(rows)
+    return previous
 
 
 def set_bf16_isa(isa):
@@ -316,8 +331,13 @@ cdef int _bgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize
     """c = epilogue(bf16(op(a)) bf16(op(b)) + beta c); -1 when out of memory (nothing written)."""
     cdef Py_ssize_t kp = (k + 1) // 2, mp = dl_bgemm_rows(m), npad = dl_bgemm_cols(n)
     cdef Py_ssize_t tasks = (m + _BF16_ROWS - 1) // _BF16_ROWS, panels = npad // 32, t, r0
-    cdef uint32_t* ap = <uint32_t*>malloc(mp * kp * sizeof(uint32_t) + 64)
-    cdef uint32_t* bp = <uint32_t*>malloc(npad * kp * sizeof(uint32_t) + 64)
+    cdef uint32_t* ap
+    cdef uint32_t* bp
+    if m <= _BF16_FEW_ROWS and not trans_a and not trans_b and beta == 0:
+        dl_bgemm_few_rows(m, n, k, a, lda, b, ldb, c, ldc, bias, relu)
+        return 0
+    ap = <uint32_t*>malloc(mp * kp * sizeof(uint32_t) + 64)
+    bp = <uint32_t*>malloc(npad * kp * sizeof(uint32_t) + 64)
     if ap == NULL or bp == NULL:
         free(ap)
         free(bp)

@@ -247,6 +247,54 @@ DL_BF16_TARGET static void dl_btile_avx512bf16(ptrdiff_t kp, const uint32_t *ap,
 #define DL_HAVE_BF16_BUILD 0
 #endif
 
+/* Few rows of C, B (k, n) not transposed, beta == 0 (batch-1 inference): each row of C summed
+ * straight from A and B, rounding as it reads, pairs in the tiles' order (acc += a_hi b_hi, then
+ * += a_lo b_lo), so the result is the tiles' (bit for bit for normal numbers) without packing B,
+ * which costs more than the product when C has one row. */
+DL_CLONES static void dl_bgemm_few_rows(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
+                                        const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+                                        const float *bias, int relu)
+{
+    ptrdiff_t i, p, j;
+    for (i = 0; i < m; i++) {
+        const uint32_t *ai = (const uint32_t *)(a + i * lda);
+        float *ci = c + i * ldc;
+        for (j = 0; j < n; j++)
+            ci[j] = 0.0f;
+        for (p = 0; p < k; p += 2) {
+            const uint32_t *lo = (const uint32_t *)(b + p * ldb);
+            uint32_t alo_bits = dl_bf16_bits(ai[p]), ahi_bits = p + 1 < k ? dl_bf16_bits(ai[p + 1]) : 0u;
+            float alo, ahi;
+            memcpy(&alo, &alo_bits, 4);
+            memcpy(&ahi, &ahi_bits, 4);
+            if (p + 1 < k) {
+                const uint32_t *hi = (const uint32_t *)(b + (p + 1) * ldb);
+                for (j = 0; j < n; j++) {
+                    uint32_t bl = dl_bf16_bits(lo[j]), bh = dl_bf16_bits(hi[j]);
+                    float fl, fh;
+                    memcpy(&fl, &bl, 4);
+                    memcpy(&fh, &bh, 4);
+                    float t = ci[j] + ahi * fh;
+                    ci[j] = t + alo * fl;
+                }
+            } else {
+                for (j = 0; j < n; j++) {
+                    uint32_t bl = dl_bf16_bits(lo[j]);
+                    float fl;
+                    memcpy(&fl, &bl, 4);
+                    ci[j] = (ci[j] + ahi * 0.0f) + alo * fl;
+                }
+            }
+        }
+        for (j = 0; j < n; j++) {
+            float v = ci[j] + (bias ? bias[j] : 0.0f);
+            if (relu && !(v > 0.0f))
+                v = v != v ? v : 0.0f;
+            ci[j] = v;
+        }
+    }
+}
+
 /* float32 <-> float16 conversions (round to nearest even), for the float16 policies' casts:
  * vectorized F16C / AVX-512 code through DL_CLONES where the compiler has _Float16 (GCC >= 12,
  * clang >= 15 on x86-64); dl_have_float16() == 0 otherwise (callers then use NumPy's casts). */

@@ -283,6 +283,23 @@ def test_matmul_bf16_any_thread_count_and_isa_agree():
         np.testing.assert_array_equal(out, outs[0])  # same sums in the same order (normal numbers)
 
 
+@pytest.mark.parametrize("k", (1, 6, 7, 130))
+def test_matmul_bf16_few_rows_path_equals_the_tiles(bf16_isa, k):
+    """Products of few rows skip the packing (set_bf16_few_rows) and sum in the tiles' order."""
+    a, b = rand((3, k), np.float32, 9) * 3, rand((k, 37), np.float32, 10) * 3
+    outs = []
+    for few in (0, 3):
+        previous = _gemm.set_bf16_few_rows(few)
+        try:
+            out = np.full((3, 37), np.nan, np.float32)
+            gemm.matmul_bf16(a, b, out, False, False, 0.0, 1)
+            outs.append(out)
+        finally:
+            _gemm.set_bf16_few_rows(previous)
+    np.testing.assert_array_equal(outs[1], outs[0])
+    np.testing.assert_allclose(outs[1], ref.matmul_bf16(a, b), **bf16_tol(k))
+
+
 @pytest.mark.parametrize("with_bias", (True, False))
 @pytest.mark.parametrize("name", ("linear", "relu", "sigmoid", "softmax", "gelu"))
 def test_dense_forward_bf16(bf16_isa, name, with_bias):
