@@ -40,8 +40,11 @@ class DTypePolicy:
             from .config import floatx
 
             name = floatx()
-        if isinstance(name, np.dtype) or isinstance(name, type) and issubclass(name, np.floating):
-            name = np.dtype(name).name
+        if isinstance(name, (np.dtype, type)):  # np.float32, float, np.dtype("float64"), ...
+            try:
+                name = np.dtype(name).name
+            except TypeError:
+                raise ValueError(_ERROR.format(value=name)) from None
         if not isinstance(name, str):
             raise TypeError(f"DTypePolicy: `name` must be a string, received name={name!r} "
                             f"({type(name).__name__})")
@@ -108,8 +111,7 @@ def get(identifier):
             raise ValueError(f"Cannot interpret dtype policy {identifier!r:.200}: expected "
                              "{'class_name': 'DTypePolicy', 'config': {'name': ...}}")
         return DTypePolicy(config["name"])
-    if identifier is None or isinstance(identifier, (str, np.dtype)) or (
-            isinstance(identifier, type) and issubclass(identifier, np.floating)):
+    if identifier is None or isinstance(identifier, (str, np.dtype, type)):
         return DTypePolicy(identifier)
     raise ValueError(_ERROR.format(value=identifier))
 

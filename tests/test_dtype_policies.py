@@ -176,6 +176,12 @@ def test_inputs_are_autocast_floats_only():
     layer = dl.layers.Dense(2, dtype="mixed_bfloat16", kernel_initializer="ones")
     x = np.array([[1.0 + 2 ** -10, 3.0]], np.float32)  # 1 + 2**-10 is not a bfloat16 value
     assert layer(x).numpy()[0, 0] == 4.0
+    x = np.array([[1.0 + 2 ** -12, 1.0]], np.float32)  # 1 + 2**-12 is not a float16 value
+    for autocast, expected in ((True, 0.0), (False, 2.0 ** -12)):
+        diff = dl.layers.Dense(1, dtype="mixed_float16", use_bias=False, autocast=autocast)
+        diff.build((None, 2))
+        diff.set_weights([np.array([[1.0], [-1.0]], np.float32)])
+        assert diff(x).numpy()[0, 0] == expected
     emb = dl.layers.Embedding(5, 2, dtype="mixed_bfloat16")
     y = emb(np.array([[1, 4]]))  # integer ids pass unchanged
     assert y.shape == (1, 2, 2) and is_bfloat16(y.numpy())

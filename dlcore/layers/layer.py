@@ -134,7 +134,8 @@ class Layer:
         batch_input_shape = kwargs.pop("batch_input_shape", None)
         batch_size = kwargs.pop("batch_size", None)
         input_dim = kwargs.pop("input_dim", None)
-        kwargs.pop("autocast", None)
+        # Keras's autocast: float inputs are cast to the compute dtype of a low-precision policy
+        self._autocast = bool(kwargs.pop("autocast", True))
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unrecognized keyword arguments {sorted(kwargs)}")
         if input_dim is not None and input_shape is None:
@@ -415,8 +416,9 @@ class Layer:
 
     def _call_in_precision(self, inputs, args, kwargs):
         """``call`` under a float16/bfloat16 policy, Keras's autocast: float inputs rounded to the
-        compute dtype, the GEMM and conv ops computing in it (ops.core.precision_scope), outputs
-        float16 arrays (float16) or float32 arrays of bfloat16 values (bfloat16)."""
+        compute dtype (unless the layer was made with ``autocast=False``), the GEMM and conv ops
+        computing in it (ops.core.precision_scope), outputs float16 arrays (float16) or float32
+        arrays of bfloat16 values (bfloat16)."""
         from ..ops.core import cast, precision_scope, round_to
 
         precision = self._precision
@@ -429,7 +431,8 @@ class Layer:
                 return t
             return cast(t, np.float16) if precision == "float16" else round_to(t, precision)
 
-        inputs = round_input(inputs) if type(inputs) is Tensor else map_structure(round_input, inputs)
+        if self._autocast:
+            inputs = round_input(inputs) if type(inputs) is Tensor else map_structure(round_input, inputs)
         with precision_scope(precision):
             outputs = self.call(inputs, *args, **kwargs)
         return round_output(outputs) if type(outputs) is Tensor else map_structure(round_output, outputs)
