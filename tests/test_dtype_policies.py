@@ -294,3 +294,16 @@ def test_file_round_trip_keeps_policies_and_outputs(tmp_path, ext):
         dense = [layer for layer in config["config"]["layers"] if layer["class_name"] == "Dense"][0]
         assert dense["config"]["dtype"] == {"module": "keras", "class_name": "DTypePolicy",
                                             "config": {"name": "mixed_float16"}, "registered_name": None}
+
+
+def test_keras_loads_the_policies_dlcore_writes(tmp_path):
+    keras = pytest.importorskip("keras")
+    x, weights = _dense_data()
+    dl.mixed_precision.set_global_policy("mixed_bfloat16")
+    model = _dense_model(dl)
+    model.set_weights(weights)
+    path = os.path.join(tmp_path, "m.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert [layer.dtype_policy.name for layer in loaded.layers] == ["mixed_bfloat16"] * 2
+    close_in_ulps(model.predict(x, verbose=0), np.asarray(loaded(x)).astype(np.float32), "bfloat16")
