@@ -203,6 +203,32 @@ def test_bf16_dense_uses_the_bf16_kernel_on_every_isa():
         np.testing.assert_array_equal(y, results[0])
 
 
+def test_bf16_pointwise_conv_is_the_bf16_gemm_and_other_convs_round_their_operands():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (2, 5, 5, 6)).astype("float32")
+    conv = dl.layers.Conv2D(4, 1, activation="relu", dtype="mixed_bfloat16")
+    dense = dl.layers.Dense(4, activation="relu", dtype="mixed_bfloat16")
+    conv.build(x.shape)
+    dense.build((None, 6))
+    kernel, bias = rng.uniform(-1, 1, (1, 1, 6, 4)).astype("float32"), rng.uniform(-1, 1, 4).astype("float32")
+    conv.set_weights([kernel, bias])
+    dense.set_weights([kernel[0, 0], bias])
+    np.testing.assert_array_equal(conv(x).numpy(), dense(x).numpy())  # the same kernel: bit for bit
+    conv3 = dl.layers.Conv2D(4, 3, dtype="mixed_bfloat16", use_bias=False)
+    conv3.build(x.shape)
+    w = rng.uniform(-1, 1, (3, 3, 6, 4)).astype("float32")
+    conv3.set_weights([w])
+    rb = _reference_round_bf16
+    cols = np.stack([rb(x)[:, i:i + 3, j:j + 3].reshape(2, -1) for i in range(3) for j in range(3)], 1)
+    expected = rb((cols.astype(np.float64) @ rb(w).reshape(-1, 4).astype(np.float64)).reshape(2, 3, 3, 4))
+    close_in_ulps(conv3(x).numpy(), expected, "bfloat16", ulps=1)
+
+
+def _reference_round_bf16(a):
+    u = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000).astype(np.uint32).view(np.float32)
+
+
 def _keras_models(lib):
     layers = lib.layers
     q = lib.Input((4, 8))

@@ -172,6 +172,13 @@ class ConvPlan(NamedTuple):
         return y4 if self.rank == 2 else y4[:, 0] if self.rank == 1 else y4.reshape((-1, self.depth[4]) + y4.shape[1:])
 
 
+def _pointwise_bf16(x4, w4, b, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, code, alpha, y4,
+                    threads):
+    """conv2d_forward's signature for a 1x1, stride-1, one-group convolution, on the bf16 GEMM."""
+    kernels.get("dense_forward_bf16")(x4.reshape(-1, x4.shape[3]), w4.reshape(w4.shape[2], w4.shape[3]), b, code,
+                                      alpha, y4.reshape(-1, y4.shape[3]), threads)
+
+
 class Conv(Function):
     """y = act(conv(x, w) + b) for (N, L, C), (N, H, W, C) or (N, D, H, W, C) inputs.
 
@@ -184,13 +191,16 @@ class Conv(Function):
     def forward(ctx, x, w, b, plan, activation, alpha, recording):
         # under a bfloat16 policy the layer rounded x and the kernel is read rounded too (Keras
         # autocasts it): the float32 tiles then sum exact bf16 products in float32, as the bf16 GEMM
-        bf16 = compute_precision() == "bfloat16"
+        # does; a pointwise convolution is a GEMM and runs on the bf16 tiles themselves
+        bf16 = compute_precision() == "bfloat16" and w.dtype == np.float32
         x4, w4 = plan.x4(x), plan.w4(round_array(w, "bfloat16") if bf16 else w)
         y4 = np.empty(plan.out4, dtype=w4.dtype)
         code = activation_code(activation)
         kh, kw, cg, o = plan.kernel4
         threads = _threads(y4.size, kh * kw * cg)
         forward = kernels.get("conv2d_forward")
+        if bf16 and (kh, kw) == (1, 1) and plan.args[:4] == (1, 1, 0, 0) and plan.args[6] == 1:
+            forward = _pointwise_bf16
         if not recording or _derivative_from_output(activation, alpha):
             forward(x4, w4, b, *plan.args, code, alpha, y4, threads)
             z4 = y4  # the activation's derivative is read off y (see _derivative_from_output)
