@@ -17,6 +17,8 @@
  * 1. Portable C (DL_CLONES: AVX-512 / AVX2 / baseline code): the same sums, same order, with
  *    float32 multiply-adds (exact products, so it agrees with 0. except for subnormals, which
  *    VDPBF16PS flushes to zero).
+ * One-row products (batch-1 inference) skip the packing (dl_bgemm_few_rows: same sums, same
+ * order). Also here: dl_round_bf16 (the policies' rounding) and the float16 casts.
  * Legend: m rows of C, n columns, k the summed dimension, kp = ceil(k / 2) bf16 pairs.
  */
 #ifndef DL_BF16GEMM_H
