@@ -23,8 +23,8 @@ from .tensor import Tensor, Variable  # noqa: E402
 
 # name -> submodule, imported on first access; the registry loads the families a name refers to
 _LAZY = {name: name for name in ("activations", "callbacks", "constraints", "datasets", "distribute",
-                                 "initializers", "losses", "metrics", "optimizers", "random", "regularizers",
-                                 "saving", "utils", "wrappers")}
+                                 "dtype_policies", "initializers", "losses", "metrics", "mixed_precision",
+                                 "optimizers", "random", "regularizers", "saving", "utils", "wrappers")}
 lazy_members(__name__, globals(), _LAZY)
 # the names the optimizers package registers, so that resolving an initializer's name while loading
 # a model does not import the optimizers (tests/test_lazy_imports.py checks this list is complete)
@@ -46,4 +46,4 @@ __version__ = "0.1.0"
 __all__ = ["Sequential", "Model", "Input", "InputLayer", "Layer", "GradientTape", "no_grad", "Tensor",
            "Variable", "KerasTensor", "layers", "ops", "losses", "optimizers", "metrics", "callbacks",
            "regularizers", "initializers", "constraints", "activations", "utils", "config", "models",
-           "saving", "random", "distribute", "device"]
+           "saving", "random", "distribute", "device", "mixed_precision", "dtype_policies"]

@@ -29,6 +29,20 @@ def set_epsilon(value):
     _EPSILON = float(value)
 
 
+def set_dtype_policy(policy):
+    """Keras's ``keras.config.set_dtype_policy``: dl.mixed_precision.set_global_policy."""
+    from . import mixed_precision
+
+    mixed_precision.set_global_policy(policy)
+
+
+def dtype_policy():
+    """Keras's ``keras.config.dtype_policy``: the global DTypePolicy."""
+    from . import mixed_precision
+
+    return mixed_precision.global_policy()
+
+
 _IMAGE_DATA_FORMAT = "channels_last"
 
 

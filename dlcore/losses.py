@@ -144,6 +144,10 @@ class Loss:
             y_pred = ops.convert_to_tensor(y_pred)
             if y_pred.dtype != np.dtype(self._dtype):
                 y_pred = ops.cast(y_pred, self._dtype)
+        elif getattr(y_pred, "dtype", None) == np.float16:
+            y_pred = ops.cast(y_pred, config.floatx())  # Keras computes losses in float32 (mixed_float16)
+        if getattr(y_true, "dtype", None) == np.float16:
+            y_true = ops.cast(y_true, config.floatx())
         losses = self.call(y_true, y_pred)
         if not isinstance(losses, Tensor):
             losses = ops.convert_to_tensor(losses)

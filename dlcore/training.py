@@ -52,6 +52,10 @@ class Trainer:
         from . import optimizers
 
         self.optimizer = optimizers.get(optimizer)
+        if (auto_scale_loss and self.dtype_policy.name == "mixed_float16" and self.optimizer is not None
+                and not isinstance(self.optimizer, optimizers.LossScaleOptimizer)):
+            # Keras: a mixed_float16 model trains with dynamic loss scaling unless told otherwise
+            self.optimizer = optimizers.LossScaleOptimizer(self.optimizer, name="loss_scale_optimizer")
         self.loss = loss
         self._loss_weights = loss_weights
         self._metrics_arg = metrics

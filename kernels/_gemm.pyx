@@ -291,3 +291,209 @@ def own_sgemm(const float[:, ::1] a, const float[:, ::1] b, float[:, ::1] out,
 
 
 include "_gemm_dispatch.pxi"
+
+# bfloat16 path (dl_bf16gemm.h) ---------------------------------------------------------------
+# The mixed_bfloat16 / bfloat16 dtype policies' products: operands rounded to bfloat16 and packed
+# in pairs along k once per call, then VDPBF16PS tiles (AVX512_BF16) or the portable C tiles,
+# float32 accumulation. Rows of C are split over OpenMP tasks of BF16_ROWS_PER_TASK (each element
+# summed the same way whatever the split: bit-identical for any thread count).
+from libc.stdint cimport uint32_t
+
+import numpy as np
+
+cdef extern from "dl_bf16gemm.h" nogil:
+    int dl_bgemm_isa()
+    int dl_bgemm_set_isa(int isa)
+    Py_ssize_t dl_bgemm_rows(Py_ssize_t m)
+    Py_ssize_t dl_bgemm_cols(Py_ssize_t n)
+    void dl_round_bf16(const float* x, float* y, Py_ssize_t size)
+    int dl_have_float16()
+    void dl_cast_f16(const float* x, unsigned short* y, Py_ssize_t size)
+    void dl_widen_f16(const unsigned short* x, float* y, Py_ssize_t size)
+    void dl_bgemm_pack_a(int trans_a, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t m, Py_ssize_t k,
+                         const float* a, Py_ssize_t lda, uint32_t* ap)
+    void dl_bgemm_pack_b(int trans_b, Py_ssize_t q0, Py_ssize_t q1, Py_ssize_t k, Py_ssize_t n,
+                         const float* b, Py_ssize_t ldb, uint32_t* bp)
+    void dl_bgemm_few_rows(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
+                           const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, const float* bias, int relu)
+    void dl_bgemm_packed(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, Py_ssize_t k, const uint32_t* ap,
+                         const uint32_t* bp, float beta, float* c, Py_ssize_t ldc, const float* bias,
+                         int relu)
+
+BF16_ISAS = ("avx512_bf16", "portable")
+BF16_ROWS_PER_TASK = 64  # a multiple of the 8-row tiles
+cdef Py_ssize_t _BF16_ROWS = BF16_ROWS_PER_TASK
+# Products with at most this many rows (op(a) not transposed, b not transposed, beta == 0) are
+# summed straight from a and b (dl_bgemm_few_rows): packing b costs more than the product there.
+BF16_FEW_ROWS = 1
+cdef Py_ssize_t _BF16_FEW_ROWS = BF16_FEW_ROWS
+
+
+def bf16_isa():
+    """The bfloat16 tile variant this process runs: "avx512_bf16" or "portable"."""
+    return BF16_ISAS[dl_bgemm_isa()]
+
+
+def set_bf16_few_rows(rows):
+    """Sum products of at most ``rows`` rows without packing (0: always pack; tests and
+    measurements); returns the previous setting."""
+    global _BF16_FEW_ROWS
+    previous = _BF16_FEW_ROWS
+    _BF16_FEW_ROWS = int(rows)
+    return previous
+
+
+def set_bf16_isa(isa):
+    """Run the bfloat16 products with ``isa`` ("avx512_bf16" or "portable"; tests and
+    measurements); returns the previous one. ValueError if this CPU lacks ``isa``."""
+    if isa not in BF16_ISAS:
+        raise ValueError(f"set_bf16_isa: expected one of {BF16_ISAS}, received {isa!r}")
+    previous = dl_bgemm_set_isa(BF16_ISAS.index(isa))
+    if previous < 0:
+        raise ValueError(f"set_bf16_isa: this CPU has no {isa} (no AVX512_BF16)")
+    return BF16_ISAS[previous]
+
+
+cdef int _bgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                const float* a, Py_ssize_t lda, const float* b, Py_ssize_t ldb, float beta,
+                float* c, Py_ssize_t ldc, const float* bias, int relu, int n_threads) noexcept nogil:
+    """c = epilogue(bf16(op(a)) bf16(op(b)) + beta c); -1 when out of memory (nothing written)."""
+    cdef Py_ssize_t kp = (k + 1) // 2, mp = dl_bgemm_rows(m), npad = dl_bgemm_cols(n)
+    cdef Py_ssize_t tasks = (m + _BF16_ROWS - 1) // _BF16_ROWS, panels = npad // 32, t, r0
+    cdef uint32_t* ap
+    cdef uint32_t* bp
+    if m <= _BF16_FEW_ROWS and not trans_a and not trans_b and beta == 0:
+        dl_bgemm_few_rows(m, n, k, a, lda, b, ldb, c, ldc, bias, relu)
+        return 0
+    ap = <uint32_t*>malloc(mp * kp * sizeof(uint32_t) + 64)
+    bp = <uint32_t*>malloc(npad * kp * sizeof(uint32_t) + 64)
+    if ap == NULL or bp == NULL:
+        free(ap)
+        free(bp)
+        return -1
+    if n_threads <= 1 or tasks <= 1:
+        dl_bgemm_pack_a(trans_a, 0, mp, m, k, a, lda, ap)
+        dl_bgemm_pack_b(trans_b, 0, panels, k, n, b, ldb, bp)
+        dl_bgemm_packed(0, m, n, k, ap, bp, beta, c, ldc, bias, relu)
+    else:
+        for t in prange(panels, num_threads=n_threads, schedule="static"):
+            dl_bgemm_pack_b(trans_b, t, t + 1, k, n, b, ldb, bp)
+        for t in prange(tasks, num_threads=n_threads, schedule="static"):
+            r0 = t * _BF16_ROWS
+            dl_bgemm_pack_a(trans_a, r0, min(r0 + _BF16_ROWS, mp), m, k, a, lda, ap)
+            dl_bgemm_packed(r0, min(r0 + _BF16_ROWS, m), n, k, ap, bp, beta, c, ldc, bias, relu)
+    free(ap)
+    free(bp)
+    return 0
+
+
+def matmul_bf16(const float[:, ::1] a, const float[:, ::1] b, float[:, ::1] out,
+                bint trans_a=False, bint trans_b=False, double beta=0.0, int n_threads=-1):
+    """out = bf16(op(a)) @ bf16(op(b)) + beta * out, float32 accumulation (bf16 = round to
+    nearest even), op(v) = v.T if trans_v else v.
+
+    a: (m, k) or (k, m) if trans_a, float32, C-contiguous, IN
+    b: (k, n) or (n, k) if trans_b, float32, C-contiguous, IN
+    out: (m, n) float32, C-contiguous, IN/OUT (not read when beta == 0)
+
+    n_threads: -1 for _config.threads_for(m*n*k).
+    """
+    cdef Py_ssize_t m = out.shape[0], n = out.shape[1]
+    cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
+    cdef int status
+    if m == 0 or n == 0:
+        return
+    if n_threads < 0:
+        n_threads = _config.threads_for(m * n * k)
+    with nogil:
+        status = _bgemm(trans_a, trans_b, m, n, k, &a[0, 0] if a.shape[0] * a.shape[1] > 0 else NULL,
+                        a.shape[1], &b[0, 0] if b.shape[0] * b.shape[1] > 0 else NULL, b.shape[1],
+                        <float>beta, &out[0, 0], n, NULL, 0, n_threads)
+    if status != 0:
+        raise MemoryError()
+
+
+def dense_forward_bf16(const float[:, ::1] x_nk, const float[:, ::1] w_km, const float[::1] b_m,
+                       int activation, double alpha, float[:, ::1] y_nm, int n_threads=1):
+    """y_nm = act(bf16(x_nk) @ bf16(w_km) + b_m), float32 accumulation, the bias added in float32.
+
+    x_nk: (N, K) float32, C-contiguous, IN
+    w_km: (K, M) float32, C-contiguous, IN
+    b_m: (M,) float32, C-contiguous, IN, or None (no bias)
+    y_nm: (N, M) float32, C-contiguous, OUT
+
+    The activation code and alpha as dense_forward's.
+    """
+    cdef Py_ssize_t n = y_nm.shape[0], m = y_nm.shape[1], k = x_nk.shape[1], i
+    cdef const float* bias = NULL
+    cdef bint fused = activation == ACT_LINEAR or activation == ACT_RELU
+    cdef int status
+    cdef float a = <float>alpha
+    if n == 0 or m == 0:
+        return
+    if b_m is not None:
+        bias = &b_m[0]
+    with nogil:
+        status = _bgemm(False, False, n, m, k, &x_nk[0, 0] if n * k > 0 else NULL, k,
+                        &w_km[0, 0] if k * m > 0 else NULL, m, 0.0, &y_nm[0, 0], m,
+                        bias if fused else NULL, activation == ACT_RELU, n_threads)
+    if status != 0:
+        raise MemoryError()
+    if fused:
+        return
+    with nogil:
+        for i in range(n):
+            epilogue_row(activation, &y_nm[i, 0], bias, m, a)
+
+
+def round_bfloat16(const float[::1] x, float[::1] out):
+    """out = x rounded to the nearest bfloat16 (ties to even; NaN and inf kept), as float32.
+
+    x: (size,) float32, C-contiguous, IN
+    out: (size,) float32, C-contiguous, OUT (may be x's buffer)
+    """
+    if x.shape[0] != out.shape[0]:
+        raise ValueError(f"round_bfloat16: x has {x.shape[0]} elements, out {out.shape[0]}")
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        dl_round_bf16(&x[0], &out[0], x.shape[0])
+
+
+# Whether cast_float16 / widen_float16 run vectorized C here (the compiler had _Float16); else
+# they use NumPy's casts, about 7x slower (scalar loops).
+FLOAT16_CASTS = bool(dl_have_float16())
+
+
+def cast_float16(const float[::1] x, unsigned short[::1] out):
+    """out = x rounded to float16 (ties to even; overflow to inf, NaN kept), as float16 bits.
+
+    x: (size,) float32, C-contiguous, IN
+    out: (size,) float16 viewed as uint16, C-contiguous, OUT
+    """
+    if x.shape[0] != out.shape[0]:
+        raise ValueError(f"cast_float16: x has {x.shape[0]} elements, out {out.shape[0]}")
+    if x.shape[0] == 0:
+        return
+    if not FLOAT16_CASTS:
+        np.asarray(out).view(np.float16)[...] = np.asarray(x)
+        return
+    with nogil:
+        dl_cast_f16(&x[0], &out[0], x.shape[0])
+
+
+def widen_float16(const unsigned short[::1] x, float[::1] out):
+    """out = x (float16 bits) as float32, exactly.
+
+    x: (size,) float16 viewed as uint16, C-contiguous, IN
+    out: (size,) float32, C-contiguous, OUT
+    """
+    if x.shape[0] != out.shape[0]:
+        raise ValueError(f"widen_float16: x has {x.shape[0]} elements, out {out.shape[0]}")
+    if x.shape[0] == 0:
+        return
+    if not FLOAT16_CASTS:
+        np.asarray(out)[...] = np.asarray(x).view(np.float16)
+        return
+    with nogil:
+        dl_widen_f16(&x[0], &out[0], x.shape[0])

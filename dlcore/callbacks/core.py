@@ -206,7 +206,16 @@ class MonitorCallback(Callback):
             return True
         if self.monitor_op is None:
             self._set_monitor_op()
-        return bool(self.monitor_op(monitor_value - self.min_delta, reference_value))
+        better = self.monitor_op(np.asarray(monitor_value) - self.min_delta, reference_value)
+        if np.size(better) != 1:
+            # Keras 3 compares with ops.less/ops.greater and fails here too (the truth value of an
+            # array): the first comparison of an array monitor (the second monitored epoch, or the
+            # first with a baseline) raises, and nothing of the callback's state changes.
+            raise ValueError(f"{type(self).__name__}: the monitored quantity `{self.monitor}` is an array of shape "
+                             f"{np.shape(monitor_value)} (a per-class metric such as F1Score(average=None)), so "
+                             "whether it improved is ambiguous. Monitor a scalar: a metric with an averaged "
+                             "result (average='macro', 'micro' or 'weighted') or the loss.")
+        return bool(better)
 
 
 def _save_due(cb, batch):

@@ -94,7 +94,7 @@ class _ConvBase(Layer):
         # From the formula, so unknown spatial sizes (fully convolutional inputs) stay None.
         if not self.built:
             self._build_from(inputs)
-        return KerasTensor(self.compute_output_shape(inputs.shape), self.dtype)
+        return KerasTensor(self.compute_output_shape(inputs.shape), self._float_dtype())
 
     def _finish_build(self, bias_units, channels):
         """The bias (when use_bias) of ``bias_units`` outputs, the input spec; built."""

@@ -20,7 +20,11 @@ class InputLayer(Layer):
             batch_shape = kwargs.pop("batch_input_shape")
         if dtype in ("string", "str", str):
             dtype = "object"  # Keras's dtype="string": NumPy str / object arrays, for StringLookup and Hashing
-        super().__init__(name=name, dtype=dtype, **kwargs)
+        super().__init__(name=name, **kwargs)
+        # an input's dtype is its data's (int32, string, ...), not a dtype policy (Keras's Input)
+        self._policy = self._precision = None
+        self._dtype = None if dtype is None else np.dtype(dtype).name
+        self._np_dtype = None if dtype is None else np.dtype(dtype)
         if batch_shape is None:
             if shape is None:
                 raise ValueError("InputLayer: give `shape` (without the batch size) or `batch_shape`.")
@@ -32,7 +36,7 @@ class InputLayer(Layer):
             raise ValueError(f"InputLayer '{self.name}': shape dimensions must be non-negative, "
                              f"received {batch_shape}")
         self.batch_shape = batch_shape
-        self._input_dtype = np.dtype(dtype).name if dtype is not None else self.dtype
+        self._input_dtype = self._dtype or self._float_dtype().name
         self.built = True
         self.output_tensor = KerasTensor(batch_shape, self._input_dtype, name=self.name)
         from ..symbolic import CallNode
@@ -44,6 +48,10 @@ class InputLayer(Layer):
     @property
     def output(self):
         return self.output_tensor
+
+    @property
+    def dtype(self):
+        return self._input_dtype
 
     def call(self, inputs):
         return inputs

@@ -13,7 +13,7 @@ import threading
 import numpy as np
 
 from .. import config as dl_config
-from .. import devices
+from .. import devices, mixed_precision
 from ..autograd import no_grad
 from ..symbolic import CallNode, KerasTensor, flatten, is_symbolic, map_structure
 from ..tensor import Tensor, Variable
@@ -137,7 +137,8 @@ class Layer:
         batch_input_shape = kwargs.pop("batch_input_shape", None)
         batch_size = kwargs.pop("batch_size", None)
         input_dim = kwargs.pop("input_dim", None)
-        kwargs.pop("autocast", None)
+        # Keras's autocast: float inputs are cast to the compute dtype of a low-precision policy
+        self._autocast = bool(kwargs.pop("autocast", True))
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unrecognized keyword arguments {sorted(kwargs)}")
         if input_dim is not None and input_shape is None:
@@ -151,8 +152,7 @@ class Layer:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"{type(self).__name__}: name must be a string, received {name!r}")
         self.name = name or unique_name(snake_case(type(self).__name__))
-        self._dtype = None if dtype is None else np.dtype(dtype).name
-        self._np_dtype = None if dtype is None else np.dtype(dtype)
+        self._set_dtype_policy(dtype)
         self._trainable = bool(trainable)
         self._trainable_variables = []
         self._non_trainable_variables = []
@@ -177,17 +177,50 @@ class Layer:
                     self._layers.append(item)
         object.__setattr__(self, name, value)
 
-    # dtype -----------------------------------------------------------------------------------
+    # dtype policy (dlcore.mixed_precision) --------------------------------------------------------
+    def _set_dtype_policy(self, dtype):
+        """``dtype``: None (the global policy if one was set, else floatx), a policy name, a float
+        dtype, a DTypePolicy or Keras's serialized policy. ``_dtype`` is the explicit policy name
+        (None: floatx), ``_np_dtype`` the array dtype of variables and computation, ``_precision``
+        the low precision ("float16" / "bfloat16") the layer rounds its inputs and outputs to."""
+        policy = None
+        if dtype is not None:
+            try:
+                policy = mixed_precision.get(dtype)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{type(self).__name__}: invalid `dtype` {dtype!r:.200}. {exc}") from None
+        elif mixed_precision.explicit_global_policy() is not None:
+            policy = mixed_precision.explicit_global_policy()
+        self._policy = policy
+        self._dtype = None if policy is None else policy.name
+        self._np_dtype = None if policy is None else policy.storage_dtype
+        self._precision = None if policy is None else policy.low_precision
+
+    @property
+    def dtype_policy(self):
+        """The layer's DTypePolicy (Keras 3)."""
+        return self._policy if self._policy is not None else mixed_precision.DTypePolicy()
+
+    @dtype_policy.setter
+    def dtype_policy(self, value):
+        self._set_dtype_policy(value)
+
     @property
     def dtype(self):
-        """The layer's variable and compute dtype (floatx unless given)."""
-        return self._dtype or dl_config.floatx()
+        """The variable dtype of the layer's policy (floatx unless given), as Keras."""
+        return self._policy.variable_dtype if self._policy is not None else dl_config.floatx()
 
-    compute_dtype = dtype
-    variable_dtype = dtype
+    @property
+    def compute_dtype(self):
+        return self._policy.compute_dtype if self._policy is not None else dl_config.floatx()
+
+    @property
+    def variable_dtype(self):
+        return self.dtype
 
     def _float_dtype(self):
-        """The np.dtype that float inputs are cast to (the layer's dtype, else floatx)."""
+        """The np.dtype of the layer's float arrays: float inputs are cast to it and variables made
+        in it (float32 under float16/bfloat16 policies; floatx unless given)."""
         return self._np_dtype or _FLOAT_DTYPES[dl_config._FLOATX]
 
     # weights ---------------------------------------------------------------------------------
@@ -200,7 +233,12 @@ class Layer:
         if any(d < 0 for d in shape):
             raise ValueError(f"Layer '{self.name}': weight {name!r} must have a non-negative shape, "
                              f"received {shape}")
-        dtype = np.dtype(dtype or self.dtype)
+        low = None
+        if dtype in ("float16", "bfloat16") or dtype is None and self._precision and self._policy.variable_dtype in (
+                "float16", "bfloat16"):
+            low = dtype or self._policy.variable_dtype  # kept in float32 storage, rounded to its precision
+            dtype = None
+        dtype = np.dtype(dtype or self._float_dtype())
         if dtype.kind == "f" and devices.on_gpu() and not type(self)._runs_on_gpu:
             raise ValueError(f"{type(self).__name__} '{self.name}' has no GPU path yet (README, GPU, lists the "
                              f"layers that have one); build it outside dl.device({devices.current()!r})")
@@ -209,6 +247,10 @@ class Layer:
         init = initializers.get(initializer)
         from_file = WEIGHT_FROM_FILE.get()
         value = init(shape, dtype=dtype.name) if from_file is None else from_file(self, name, shape, dtype)
+        if low is not None and from_file is None:
+            from ..ops.core import round_array
+
+            value = round_array(np.asarray(value, dtype=np.float32), low)
         # A layer frozen before it was built (Dense(..., trainable=False)) makes frozen weights.
         variable = Variable(value, trainable=trainable and self._trainable, name=name or "variable", dtype=dtype,
                             regularizer=regularizers.get(regularizer), constraint=constraints.get(constraint))
@@ -356,7 +398,10 @@ class Layer:
         try:
             if self._activity_losses:
                 self._activity_losses.clear()
-            outputs = self.call(inputs, *args[1:], **kwargs)
+            if self._precision is not None and self._rounds_to_policy:
+                outputs = self._call_in_precision(inputs, args[1:], kwargs)
+            else:
+                outputs = self.call(inputs, *args[1:], **kwargs)
         except BaseException as exc:
             if updates is not None:
                 updates.__exit__(type(exc), exc, None)
@@ -368,6 +413,32 @@ class Layer:
         if mask is not None or self._makes_mask:
             outputs = _attach_mask(outputs, self.compute_mask(inputs, mask))
         return outputs
+
+    # Models leave the rounding to their layers (a float32 last layer keeps float32 outputs).
+    _rounds_to_policy = True
+
+    def _call_in_precision(self, inputs, args, kwargs):
+        """``call`` under a float16/bfloat16 policy, Keras's autocast: float inputs rounded to the
+        compute dtype (unless the layer was made with ``autocast=False``), the GEMM and conv ops
+        computing in it (ops.core.precision_scope), outputs float16 arrays (float16) or float32
+        arrays of bfloat16 values (bfloat16)."""
+        from ..ops.core import cast, precision_scope, round_to
+
+        precision = self._precision
+
+        def round_input(t):
+            return round_to(t, precision) if isinstance(t, Tensor) and t.value.dtype == np.float32 else t
+
+        def round_output(t):
+            if not isinstance(t, Tensor) or t.value.dtype != np.float32:
+                return t
+            return cast(t, np.float16) if precision == "float16" else round_to(t, precision)
+
+        if self._autocast:
+            inputs = round_input(inputs) if type(inputs) is Tensor else map_structure(round_input, inputs)
+        with precision_scope(precision):
+            outputs = self.call(inputs, *args, **kwargs)
+        return round_output(outputs) if type(outputs) is Tensor else map_structure(round_output, outputs)
 
     def compute_mask(self, inputs, mask=None):
         """The mask of the outputs (Keras): the input mask passes through layers that support
@@ -382,7 +453,7 @@ class Layer:
             if dtype.kind == "f" and dtype != (self._np_dtype or _FLOAT_DTYPES[dl_config._FLOATX]):
                 from ..ops import cast
 
-                return cast(x, self.dtype)
+                return cast(x, self._float_dtype())
             return x
         if x is None or isinstance(x, (str, bool)):
             return x
@@ -392,7 +463,7 @@ class Layer:
         if a.dtype.kind not in "biuf":
             check_numeric(a, f"{type(self).__name__} '{self.name}' (inputs)")
         if a.dtype.kind == "f" or (a.dtype.kind in "iub" and self._casts_integer_inputs()):
-            a = a.astype(self.dtype, copy=False)
+            a = a.astype(self._float_dtype(), copy=False)
         return Tensor(a)
 
     def _takes_strings(self):
@@ -514,7 +585,8 @@ class Layer:
 
     # configuration ---------------------------------------------------------------------------
     def get_config(self):
-        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        config = {"name": self.name, "trainable": self.trainable,
+                  "dtype": self._dtype if self._dtype is not None else dl_config.floatx()}
         if self._input_shape_arg is not None:
             config["batch_input_shape"] = self._input_shape_arg
         return config

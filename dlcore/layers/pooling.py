@@ -67,7 +67,7 @@ class BasePooling(Layer):
 
     def compute_output_spec(self, inputs, *args, **kwargs):
         # From the formula, so unknown spatial sizes stay None (no weights to build).
-        return KerasTensor(self.compute_output_shape(inputs.shape), self.dtype)
+        return KerasTensor(self.compute_output_shape(inputs.shape), self._float_dtype())
 
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size, "padding": self.padding,

@@ -32,7 +32,8 @@ class LayerStep:
     def __init__(self, layer):
         self.layer = layer
         self.call = layer.call
-        self.direct = type(layer).__call__ is Layer.__call__ and type(layer)._convert_input is Layer._convert_input
+        self.direct = (type(layer).__call__ is Layer.__call__ and type(layer)._convert_input is Layer._convert_input
+                       and (layer._precision is None or not layer._rounds_to_policy))  # else Layer.__call__ rounds
         self.pass_training = layer._call_has_training
         self.makes_mask = layer._makes_mask
         self.spec = self.shape = self.dtype = None  # the input spec, shape and dtype that passed the checks last

@@ -11,6 +11,8 @@ from ..training import Trainer
 class Model(Trainer, Layer):
     """Keras's Model: functional (``Model(inputs, outputs)``) or subclassed (define ``call``)."""
 
+    _rounds_to_policy = False  # its layers round to their dtype policies, a model adds no casts
+
     def __new__(cls, *args, **kwargs):
         if cls is Model and (len(args) >= 2 or "inputs" in kwargs or "outputs" in kwargs):
             from .functional import Functional
@@ -89,7 +91,7 @@ class Model(Trainer, Layer):
         self._build_input_shape = _shape_struct(input_shape)
 
         def zeros(shape):
-            return Tensor(np.zeros(tuple(1 if d is None else d for d in shape), dtype=self.dtype))
+            return Tensor(np.zeros(tuple(1 if d is None else d for d in shape), dtype=self._float_dtype()))
 
         from ..layers.layer import _is_shape
         from ..symbolic import map_structure

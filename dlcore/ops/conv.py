@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import devices, kernels
 from ..autograd import Function, is_recording
-from .core import Tensor, cast, contiguous, device_of, empty_on, float_array, value
+from .core import Tensor, cast, compute_precision, contiguous, device_of, empty_on, float_array, round_array, value
 from .elementwise import ACTIVATIONS
 from .shape import pad as _pad
 
@@ -176,6 +176,13 @@ class ConvPlan(NamedTuple):
         return y4 if self.rank == 2 else y4[:, 0] if self.rank == 1 else y4.reshape((-1, self.depth[4]) + y4.shape[1:])
 
 
+def _pointwise_bf16(x4, w4, b, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, code, alpha, y4,
+                    threads):
+    """conv2d_forward's signature for a 1x1, stride-1, one-group convolution, on the bf16 GEMM."""
+    kernels.get("dense_forward_bf16")(x4.reshape(-1, x4.shape[3]), w4.reshape(w4.shape[2], w4.shape[3]), b, code,
+                                      alpha, y4.reshape(-1, y4.shape[3]), threads)
+
+
 class Conv(Function):
     """y = act(conv(x, w) + b) for (N, L, C), (N, H, W, C) or (N, D, H, W, C) inputs.
 
@@ -188,6 +195,12 @@ class Conv(Function):
 
     @staticmethod
     def forward(ctx, x, w, b, plan, activation, alpha, recording):
+        # under a bfloat16 policy the layer rounded x and the kernel is read rounded too (Keras
+        # autocasts it): the float32 tiles then sum exact bf16 products in float32, as the bf16 GEMM
+        # does; a pointwise convolution is a GEMM and runs on the bf16 tiles themselves
+        bf16 = type(w) is np.ndarray and w.dtype == np.float32 and compute_precision() == "bfloat16"
+        if bf16:
+            w = round_array(w, "bfloat16")
         if type(w) is np.ndarray:
             device = "cpu"
             if plan.rank == 2 and x.flags.c_contiguous and w.flags.c_contiguous:
@@ -203,6 +216,8 @@ class Conv(Function):
         kh, kw, cg, o = plan.kernel4
         threads = kernels.threads_for(y4.size * (kh * kw * cg))
         forward = kernels.get("conv2d_forward", device)
+        if bf16 and (kh, kw) == (1, 1) and plan.args[:4] == (1, 1, 0, 0) and plan.args[6] == 1:
+            forward = _pointwise_bf16
         if not recording or _derivative_from_output(activation, alpha):
             forward(x4, w4, b, *plan.args, code, alpha, y4, threads)
             z4 = y4  # the activation's derivative is read off y (see _derivative_from_output)

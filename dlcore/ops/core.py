@@ -1,4 +1,6 @@
 """Conversion and the helpers every op family shares."""
+import contextvars
+
 import numpy as np
 
 from .. import config, devices, kernels
@@ -98,19 +100,96 @@ def is_tensor(x):
     return isinstance(x, Tensor)
 
 
+_F16, _F32 = np.dtype(np.float16), np.dtype(np.float32)
+
+
+def astype(a, dtype):
+    """``a.astype(dtype, copy=False)``, with float32 <-> float16 through the vectorized kernels
+    (NumPy's float16 casts are scalar loops: about 7x slower)."""
+    if a.dtype == dtype or type(a) is not np.ndarray or a.size < 256:
+        return a.astype(dtype, copy=False)
+    src = a.dtype
+    if src == _F32 and dtype == _F16:
+        out = np.empty(a.shape, dtype=_F16)
+        kernels.get("cast_float16")(np.ascontiguousarray(a).reshape(-1), out.reshape(-1).view(np.uint16))
+        return out
+    if src == _F16 and dtype == _F32:
+        out = np.empty(a.shape, dtype=_F32)
+        kernels.get("widen_float16")(np.ascontiguousarray(a).reshape(-1).view(np.uint16), out.reshape(-1))
+        return out
+    return a.astype(dtype, copy=False)
+
+
 class Cast(Function):
     @staticmethod
     def forward(ctx, x, dtype):
         ctx.src = x.dtype
-        return x.astype(dtype, copy=False)
+        return astype(x, dtype)
 
     @staticmethod
     def backward(ctx, dy, needs):
-        return (dy.astype(ctx.src) if ctx.src.kind == "f" else None,)
+        return (astype(dy, ctx.src) if ctx.src.kind == "f" else None,)
 
 
 def cast(x, dtype):
     return Cast.apply(x, dtype=np.dtype(dtype))
+
+
+# The low precision ("float16" / "bfloat16") of the layer whose call is running, set by
+# Layer.__call__ from the layer's dtype policy; the GEMM and conv ops read it at forward time.
+_PRECISION = contextvars.ContextVar("dlcore_compute_precision", default=None)
+
+
+def compute_precision():
+    """"float16" or "bfloat16" inside the call of a layer computing in it, else None."""
+    return _PRECISION.get()
+
+
+class precision_scope:
+    """Context in which the GEMM and conv ops compute in ``precision`` (None: the arrays' dtype)."""
+
+    __slots__ = ("precision", "token")
+
+    def __init__(self, precision):
+        self.precision = precision
+
+    def __enter__(self):
+        self.token = _PRECISION.set(self.precision)
+        return self
+
+    def __exit__(self, *exc):
+        _PRECISION.reset(self.token)
+        return False
+
+
+def round_array(a, precision):
+    """float32 ``a`` rounded to the nearest ``precision`` value ("float16" or "bfloat16", ties to
+    even), still float32; other dtypes and precisions are returned as they are."""
+    if a.dtype != np.float32 or precision is None:
+        return a
+    if precision == "float16":
+        return astype(astype(a, _F16), _F32)
+    out = np.empty(a.shape, dtype=np.float32)
+    kernels.get("round_bfloat16")(np.ascontiguousarray(a).reshape(-1), out.reshape(-1))
+    return out
+
+
+class RoundTo(Function):
+    """x rounded to a lower precision, kept in x's float32 array; the gradient passes unchanged
+    (the derivative of a cast)."""
+
+    @staticmethod
+    def forward(ctx, x, precision):
+        return round_array(x, precision)
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        return (dy,)
+
+
+def round_to(x, precision):
+    """``x`` with its float32 values rounded to ``precision`` ("float16" or "bfloat16")."""
+    return RoundTo.apply(x, precision=precision)
 
 
 def stop_gradient(x):

@@ -4,15 +4,20 @@ import numpy as np
 from .. import devices, kernels
 from ..autograd import Function, is_recording
 from ..tensor import Tensor
-from .core import contiguous, device_of, empty_on, float_array, unbroadcast, value
+from .core import compute_precision, contiguous, device_of, empty_on, float_array, round_array, unbroadcast, value
 from .elementwise import ACTIVATIONS
 
 
-def _matmul(a, b, trans_a=False, trans_b=False):
-    """op(a) @ op(b) for 2-D float arrays of one dtype, through the BLAS kernel."""
+def _matmul(a, b, trans_a=False, trans_b=False, precision=None):
+    """op(a) @ op(b) for 2-D float arrays of one dtype, through the BLAS kernel (the bfloat16 one
+    for float32 arrays when ``precision`` is "bfloat16")."""
     m = a.shape[1] if trans_a else a.shape[0]
     n = b.shape[0] if trans_b else b.shape[1]
     device = device_of(a)
+    if precision == "bfloat16" and device == "cpu" and a.dtype == np.float32:
+        out = np.empty((m, n), dtype=np.float32)
+        kernels.get("matmul_bf16")(contiguous(a), contiguous(b), out, trans_a, trans_b, 0.0, -1)
+        return out
     if device != "cpu":  # device arrays are made C-contiguous by the ops that allocate them
         out = empty_on(device, (m, n), a.dtype)
         kernels.get("matmul", device)(a, b, out, trans_a, trans_b, 1.0, 0.0)
@@ -29,17 +34,20 @@ class MatMul(Function):
         if a.dtype != b.dtype:
             dtype = np.result_type(a, b)
             a, b = a.astype(dtype), b.astype(dtype)
-        ctx.save(a, b)
+        precision = compute_precision()
+        if ctx is not None:
+            ctx.save(a, b)
+            ctx.precision = precision
         if a.ndim == 2 and b.ndim == 2:
-            return _matmul(a, b)
-        return np.matmul(a, b)
+            return _matmul(a, b, precision=precision)
+        return np.matmul(round_array(a, precision), round_array(b, precision))
 
     @staticmethod
     def backward(ctx, dy, needs):
         a, b = ctx.saved
         if a.ndim == 2 and b.ndim == 2:
-            da = _matmul(dy, b, trans_b=True) if needs[0] else None
-            db = _matmul(a, dy, trans_a=True) if needs[1] else None
+            da = _matmul(dy, b, trans_b=True, precision=ctx.precision) if needs[0] else None
+            db = _matmul(a, dy, trans_a=True, precision=ctx.precision) if needs[1] else None
             return da, db
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
@@ -81,7 +89,12 @@ class Dense(Function):
         y2 = (np.empty((x2.shape[0], w.shape[1]), dtype=w.dtype) if device == "cpu"
               else empty_on(device, (x2.shape[0], w.shape[1]), w.dtype))
         threads = kernels.threads_for(y2.size)
-        dense_forward = kernels.get("dense_forward", device)
+        precision = compute_precision() if device == "cpu" and w.dtype == np.float32 else None
+        if precision == "bfloat16":  # bf16 operands, float32 sums (the kernel rounds x and w)
+            dense_forward = kernels.get("dense_forward_bf16")
+            threads = kernels.threads_for(y2.size * x2.shape[1])
+        else:  # float16: the layer rounded x; w is read in float32 (rounding it per call costs more than the product)
+            dense_forward = kernels.get("dense_forward", device)
         if not recording or activation in ("linear", "relu"):
             dense_forward(x2, w, b, code, alpha, y2, threads)
             z2 = y2  # relu's derivative reads z > 0, which is y > 0: the fused kernel serves training too
@@ -95,6 +108,7 @@ class Dense(Function):
         if recording:
             ctx.save(x2, w, z2, y2)
             ctx.lead, ctx.code, ctx.alpha, ctx.activation, ctx.has_bias = lead, code, alpha, activation, b is not None
+            ctx.precision = precision
         return y2 if x2 is x else y2.reshape(lead + (w.shape[1],))
 
     @staticmethod
@@ -114,8 +128,9 @@ class Dense(Function):
             dz = empty_on(device, y2.shape, y2.dtype)
             kernels.get("activation_backward", device)(ctx.code, z2.reshape(-1), y2.reshape(-1), dy2.reshape(-1),
                                                        ctx.alpha, dz.reshape(-1))
-        dx = _matmul(dz, w, trans_b=True).reshape(ctx.lead + (w.shape[0],)) if needs[0] else None
-        dw = _matmul(x2, dz, trans_a=True) if needs[1] else None
+        precision = ctx.precision
+        dx = _matmul(dz, w, trans_b=True, precision=precision).reshape(ctx.lead + (w.shape[0],)) if needs[0] else None
+        dw = _matmul(x2, dz, trans_a=True, precision=precision) if needs[1] else None
         db = None
         if ctx.has_bias and needs[2]:
             db = empty_on(device, w.shape[1], w.dtype)

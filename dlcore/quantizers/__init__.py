@@ -109,7 +109,13 @@ class DTypePolicy:
 
     @classmethod
     def of(cls, layer):
-        return cls(layer.dtype, getattr(layer, "quantization_mode", None))
+        """The layer's int8 policy when it is quantized, else its float dtype policy."""
+        mode = getattr(layer, "quantization_mode", None)
+        if mode is None:
+            from ..mixed_precision import DTypePolicy as FloatPolicy
+
+            return getattr(layer, "_policy", None) or FloatPolicy()
+        return cls(layer.dtype, mode)
 
     def __repr__(self):
         return f'<DTypePolicy "{self.name}">'

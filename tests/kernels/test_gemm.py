@@ -27,7 +27,10 @@ def rand(shape, dtype, seed):
 
 
 def test_kernel_table():
-    assert gemm.KERNELS == {"matmul": gemm.matmul, "dense_forward": gemm.dense_forward}
+    assert gemm.KERNELS == {"matmul": gemm.matmul, "dense_forward": gemm.dense_forward,
+                            "matmul_bf16": gemm.matmul_bf16, "dense_forward_bf16": gemm.dense_forward_bf16,
+                            "round_bfloat16": gemm.round_bfloat16, "cast_float16": gemm.cast_float16,
+                            "widen_float16": gemm.widen_float16}
 
 
 # ---- matmul -------------------------------------------------------------------------------------
@@ -382,3 +385,127 @@ def test_runner_names_the_cpu_class():
     assert cpu_class({"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"}) == "AVX-512 + avx512_vnni, avx512_bf16"
     assert cpu_class({"avx2", "fma", "avx_vnni"}) == "AVX2 + FMA + avx_vnni"
     assert cpu_class({"sse4_2"}) == "baseline x86-64 (SSE2)"
+
+# ---- bfloat16 path (dl_bf16gemm.h): matmul_bf16, dense_forward_bf16, round_bfloat16 --------------
+# Every tile variant this CPU runs: AVX512_BF16 (VDPBF16PS) where present, the portable C always.
+BF16_ISAS = [isa for isa in _gemm.BF16_ISAS if isa == "portable" or _gemm.bf16_isa() == "avx512_bf16"]
+BF16_SHAPES = ((1, 1, 1), (0, 3, 4), (3, 0, 4), (3, 4, 0), (7, 13, 5), (9, 8, 33), (70, 129, 65))
+
+
+@pytest.fixture(params=BF16_ISAS)
+def bf16_isa(request):
+    previous = _gemm.set_bf16_isa(request.param)
+    yield request.param
+    _gemm.set_bf16_isa(previous)
+
+
+def bf16_tol(k):
+    # bf16 operands make exact products; only the float32 sums round (inputs O(1))
+    return dict(rtol=1e-5, atol=1e-6 * max(1.0, np.sqrt(k)) * 4)
+
+
+def test_round_bfloat16_ties_to_even_and_specials():
+    bits = np.array([0x3F808000, 0x3F818000, 0x3F807FFF, 0x3F808001, 0x7F7FFFFF, 0x80000001, 0x00008000,
+                     0x7F800000, 0xFF800000, 0x7FC00001, 0x3F800000], dtype=np.uint32)
+    x = bits.view(np.float32)
+    out = np.empty_like(x)
+    gemm.round_bfloat16(x, out)
+    expected = np.array([0x3F800000, 0x3F820000, 0x3F800000, 0x3F810000, 0x7F800000, 0x80000000, 0x00000000,
+                         0x7F800000, 0xFF800000], dtype=np.uint32)
+    np.testing.assert_array_equal(out[:9].view(np.uint32), expected)  # ties to even; max float rounds to inf
+    assert np.isnan(out[9]) and out[10] == 1.0
+    y = rand((1000,), np.float32, 4) * 1e3
+    expected = ref.round_bfloat16(y)
+    gemm.round_bfloat16(y, y)  # in place
+    np.testing.assert_array_equal(y, expected)
+    with pytest.raises(ValueError, match="round_bfloat16"):
+        gemm.round_bfloat16(np.ones(3, np.float32), np.ones(4, np.float32))
+
+
+@pytest.mark.parametrize("trans_a", (False, True))
+@pytest.mark.parametrize("trans_b", (False, True))
+@pytest.mark.parametrize("beta", (0.0, 1.5))
+def test_matmul_bf16(bf16_isa, trans_a, trans_b, beta):
+    for m, k, n in BF16_SHAPES:
+        a = rand((k, m) if trans_a else (m, k), np.float32, 1) * 3
+        b = rand((n, k) if trans_b else (k, n), np.float32, 2) * 3
+        c0 = rand((m, n), np.float32, 3)
+        out = c0.copy()
+        if beta == 0:
+            out[...] = np.nan
+        gemm.matmul_bf16(a, b, out, trans_a, trans_b, beta, 1)
+        expected = ref.matmul_bf16(a, b, c0, trans_a, trans_b, beta)
+        np.testing.assert_allclose(out, expected, **bf16_tol(k), err_msg=f"{bf16_isa} {(m, k, n)}")
+        # the float32 product differs: the operands really are rounded to bfloat16
+        if m * n * k > 100:
+            assert not np.allclose(out, ref.matmul(a, b, c0, trans_a, trans_b, 1.0, beta), rtol=1e-5, atol=1e-5)
+
+
+def test_matmul_bf16_any_thread_count_and_isa_agree():
+    a, b = rand((300, 77), np.float32, 5), rand((77, 45), np.float32, 6)
+    outs = []
+    for isa in BF16_ISAS:
+        previous = _gemm.set_bf16_isa(isa)
+        try:
+            for threads in (1, 2, 3):
+                out = np.empty((300, 45), np.float32)
+                gemm.matmul_bf16(a, b, out, False, False, 0.0, threads)
+                outs.append(out)
+        finally:
+            _gemm.set_bf16_isa(previous)
+    for out in outs[1:]:
+        np.testing.assert_array_equal(out, outs[0])  # same sums in the same order (normal numbers)
+
+
+@pytest.mark.parametrize("k", (1, 6, 7, 130))
+def test_matmul_bf16_few_rows_path_equals_the_tiles(bf16_isa, k):
+    """Products of few rows skip the packing (set_bf16_few_rows) and sum in the tiles' order."""
+    a, b = rand((3, k), np.float32, 9) * 3, rand((k, 37), np.float32, 10) * 3
+    outs = []
+    for few in (0, 3):
+        previous = _gemm.set_bf16_few_rows(few)
+        try:
+            out = np.full((3, 37), np.nan, np.float32)
+            gemm.matmul_bf16(a, b, out, False, False, 0.0, 1)
+            outs.append(out)
+        finally:
+            _gemm.set_bf16_few_rows(previous)
+    np.testing.assert_array_equal(outs[1], outs[0])
+    np.testing.assert_allclose(outs[1], ref.matmul_bf16(a, b), **bf16_tol(k))
+
+
+@pytest.mark.parametrize("with_bias", (True, False))
+@pytest.mark.parametrize("name", ("linear", "relu", "sigmoid", "softmax", "gelu"))
+def test_dense_forward_bf16(bf16_isa, name, with_bias):
+    code = elementwise.ACTIVATIONS[name]
+    for n, k, m in DENSE_SHAPES + ((40, 64, 33),):
+        x, w = rand((n, k), np.float32, 1) * 2, rand((k, m), np.float32, 2) * 2
+        b = rand((m,), np.float32, 3) if with_bias else None
+        y = np.full((n, m), np.nan, np.float32)
+        gemm.dense_forward_bf16(x, w, b, code, 0.0, y, 2)
+        np.testing.assert_allclose(y, ref.dense_bf16(x, w, b, name), **bf16_tol(k), err_msg=f"{name} {(n, k, m)}")
+
+
+def test_set_bf16_isa_refuses_unknown_names():
+    with pytest.raises(ValueError, match="set_bf16_isa"):
+        _gemm.set_bf16_isa("amx")
+
+
+# ---- float16 casts: cast_float16, widen_float16 --------------------------------------------------
+def test_cast_float16_and_widen_float16_match_numpy_bit_for_bit():
+    x = rand((5000,), np.float32, 8) * 1e5
+    x[:12] = [np.nan, np.inf, -np.inf, 65519.0, 65520.0, -1e-8, 2.0 ** -25, 2.0 ** -24 * 1.5, 0.0, -0.0,
+              1.0 + 2.0 ** -11, 1.0 + 3 * 2.0 ** -11]  # NaN, infs, overflow edge, subnormals, ties
+    h = np.empty(x.size, np.float16)
+    gemm.cast_float16(x, h.view(np.uint16))
+    with np.errstate(over="ignore"):
+        expected = ref.cast_float16(x)
+    np.testing.assert_array_equal(h.view(np.uint16)[np.isfinite(x)], expected.view(np.uint16)[np.isfinite(x)])
+    assert np.isnan(h[0]) and h[1] == np.inf and h[2] == -np.inf
+    y = np.empty(x.size, np.float32)
+    gemm.widen_float16(h.view(np.uint16), y)
+    np.testing.assert_array_equal(y, ref.widen_float16(h))
+    for fn, a, b in ((gemm.cast_float16, np.ones(3, np.float32), np.ones(4, np.uint16)),
+                     (gemm.widen_float16, np.ones(3, np.uint16), np.ones(4, np.float32))):
+        with pytest.raises(ValueError, match=fn.__name__):
+            fn(a, b)

@@ -448,3 +448,55 @@ def test_csv_logger_matches_keras(tmp_path):
             cb.on_train_end({})
         texts.append(path.read_bytes())
     assert texts[0] == texts[1]
+
+
+# ---- array monitors (F1Score(average=None)): Keras 3 compares with ops.less/ops.greater, so the
+# first comparison of an array fails with a ValueError; dlcore raises there too, naming the callback
+def _f1_fit(callback, average=None, epochs=3, num_classes=3):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(32, 4)).astype("float32")
+    y = np.eye(num_classes)[rng.integers(0, num_classes, 32)].astype("float32")
+    model = dl.Sequential([dl.Input((4,)), layers.Dense(num_classes, activation="softmax")])
+    model.compile("sgd", "categorical_crossentropy", metrics=[dl.metrics.F1Score(average=average)])
+    return model, model.fit(x, y, epochs=epochs, batch_size=32, verbose=0, callbacks=[callback])
+
+
+@pytest.mark.parametrize("make", [lambda: C.EarlyStopping(monitor="f1_score", mode="max", patience=1),
+                                  lambda: C.ReduceLROnPlateau(monitor="f1_score", mode="max", patience=1),
+                                  lambda: C.EarlyStopping(monitor="f1_score", patience=1)])
+def test_array_monitor_raises_at_the_first_comparison_as_keras(make):
+    callback = make()
+    with pytest.raises(ValueError, match=rf"{type(callback).__name__}: the monitored quantity `f1_score` is an "
+                                         r"array of shape \(3,\)"):
+        _f1_fit(callback)
+    assert callback.model.optimizer.iterations == 2  # the first epoch set best, the second compared
+    assert callback.best.shape == (3,) and callback.wait in (0, 1)
+
+
+def test_array_monitor_with_a_baseline_raises_at_the_first_epoch():
+    callback = C.EarlyStopping(monitor="f1_score", mode="max", baseline=0.5)
+    with pytest.raises(ValueError, match="EarlyStopping: the monitored quantity"):
+        _f1_fit(callback)
+    assert callback.model.optimizer.iterations == 1
+
+
+def test_scalar_and_one_element_monitors_work():
+    _, history = _f1_fit(C.EarlyStopping(monitor="f1_score", mode="max", patience=0), average="macro")
+    assert 1 <= len(history.history["loss"]) <= 3
+    callback = C.ReduceLROnPlateau(monitor="f1_score", mode="max", patience=1)
+    _, history = _f1_fit(callback, num_classes=1)  # a one-element array compares as a scalar (Keras too)
+    assert history.history["f1_score"][0].shape == (1,)
+
+
+def test_array_monitor_matches_keras():
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(32, 4)).astype("float32")
+    y = np.eye(3)[rng.integers(0, 3, 32)].astype("float32")
+    for cls in ("EarlyStopping", "ReduceLROnPlateau"):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+        model.compile("sgd", "categorical_crossentropy", metrics=[keras.metrics.F1Score()])
+        with pytest.raises(ValueError):
+            model.fit(x, y, epochs=3, batch_size=32, verbose=0,
+                      callbacks=[getattr(keras.callbacks, cls)(monitor="f1_score", mode="max", patience=1)])
+        assert int(model.optimizer.iterations) == 2

@@ -128,13 +128,13 @@ class _FusedCell(Layer):
     # states ------------------------------------------------------------------------------------
     def get_initial_state(self, batch_size=None):
         sizes = self.state_size if _nested(self.state_size) else [self.state_size]
-        return [ops.zeros((batch_size, s), dtype=self.dtype) for s in sizes]
+        return [ops.zeros((batch_size, s), dtype=self._float_dtype()) for s in sizes]
 
     # dropout -----------------------------------------------------------------------------------
     def _draw(self, rate, shape):
         gen = self._rng if self._rng is not None else generator()
         keep = gen.random(shape) >= rate
-        return (keep / (1.0 - rate)).astype(self.dtype)
+        return (keep / (1.0 - rate)).astype(self._float_dtype())
 
     def _dropout_masks(self, n, input_dim, training):
         """(input masks (k, N, K), recurrent masks (gates, N, U)), None where not applied."""
@@ -307,7 +307,7 @@ class StackedRNNCells(Layer):
         for cell in self.cells:
             fn = getattr(cell, "get_initial_state", None)
             state = fn(batch_size=batch_size) if fn is not None else \
-                [ops.zeros((batch_size, d), dtype=self.dtype) for d in self._sizes(cell)]
+                [ops.zeros((batch_size, d), dtype=self._float_dtype()) for d in self._sizes(cell)]
             states.extend(state if _nested(state) else [state])
         return states
 

@@ -70,7 +70,7 @@ class RNN(Layer):
         if fn is not None:
             state = fn(batch_size=batch_size)
             return list(state) if _nested(state) else [state]
-        return [ops.zeros((batch_size, d), dtype=self.dtype) for d in self.state_size]
+        return [ops.zeros((batch_size, d), dtype=self._float_dtype()) for d in self.state_size]
 
     def reset_states(self):
         self.reset_state()
@@ -85,7 +85,7 @@ class RNN(Layer):
                 return None
             if self.states is None or self.states[0].shape[0] != batch:
                 # zeros for a new batch size; self.states changes when the call completes
-                return [Tensor(np.zeros((batch, d), dtype=self.dtype)) for d in self.state_size]
+                return [Tensor(np.zeros((batch, d), dtype=self._float_dtype())) for d in self.state_size]
             return [Tensor(s) for s in self.states]
         states = list(initial_state) if _nested(initial_state) else [initial_state]
         if len(states) != len(self.state_size):
@@ -94,12 +94,12 @@ class RNN(Layer):
                              f"{[tuple(getattr(s, 'shape', ())) for s in states]}")
         out = []
         for i, (s, d) in enumerate(zip(states, self.state_size)):
-            s = s if isinstance(s, Tensor) else Tensor(np.asarray(s, dtype=self.dtype))
+            s = s if isinstance(s, Tensor) else Tensor(np.asarray(s, dtype=self._float_dtype()))
             if tuple(s.shape) != (batch, d):
                 raise ValueError(f"Layer '{self.name}': initial_state[{i}] must have shape (batch, units) = "
                                  f"{(batch, d)} for inputs of batch size {batch}, received shape {tuple(s.shape)}")
-            if s.dtype != np.dtype(self.dtype):
-                s = ops.cast(s, self.dtype)
+            if s.dtype != self._float_dtype():
+                s = ops.cast(s, self._float_dtype())
             out.append(s)
         return out
 
