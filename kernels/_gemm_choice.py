@@ -6,7 +6,7 @@ product of a class in a process looks the class up in a per-CPU JSON file in dlc
 directory (``$DLCORE_CACHE_DIR`` or the per-user cache, see ``_config.default_cache_root``;
 the file name holds the package version and the CPU fingerprint); on a miss it measures every
 candidate on random operands of the product's shape (clipped to TUNE_MAX_FLOPS), alternating the
-candidates, and keeps the fastest median; a candidate on fewer threads within FEWER_THREADS_SLACK
+candidates, and keeps the fastest (by its fastest run); a candidate on fewer threads within FEWER_THREADS_SLACK
 of the fastest wins (it stays fast when another process takes a core). The decision is stored in
 the file, so later processes take the same paths and give the same bits. Measured on a Zen 4
 core (AVX-512 as two 256-bit halves, OpenBLAS 0.3.31 Haswell kernels), GFLOPS 1 / 2 threads,
@@ -40,7 +40,7 @@ TUNE_SECONDS = 0.004
 MIN_REPS, MAX_REPS = 3, 15
 FEWER_THREADS_SLACK = 0.05
 
-_disk = None  # {key string: [path, threads, {candidate: median seconds}]}
+_disk = None  # {key string: [path, threads, {candidate: fastest seconds}]}
 _disk_path = None
 
 
@@ -149,8 +149,9 @@ def _tune_shape(m, n, k):
 
 
 def measure(m, n, k, trans_a, trans_b, cands, run):
-    """{(path, threads): median seconds} of run(path, threads, a, b, out, trans_a, trans_b)
-    on random operands, candidates alternated."""
+    """{(path, threads): fastest seconds} of run(path, threads, a, b, out, trans_a, trans_b)
+    on random operands, candidates alternated. The fastest run, not the median: on a shared
+    machine another process's burst slows some runs, never speeds one up."""
     import numpy as np
 
     m, n, k = _tune_shape(m, n, k)
@@ -176,7 +177,7 @@ def measure(m, n, k, trans_a, trans_b, cands, run):
             t0 = time.perf_counter()
             run(cand[0], cand[1], a, b, out, trans_a, trans_b)
             times[cand].append(time.perf_counter() - t0)
-    return {cand: float(np.median(v)) for cand, v in times.items()}
+    return {cand: float(min(v)) for cand, v in times.items()}
 
 
 def pick(medians):
