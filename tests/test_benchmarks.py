@@ -249,3 +249,22 @@ def test_distributed_worker_two_ranks_reports(tmp_path):
     timed = report["allreduce_by_bucket"]
     assert [timed[b]["buckets"] for b in ("256", str(2 ** 20))] == [6, 1]  # 64 floats a bucket: a layer a bucket
     assert all(_positive(t["min"]) and t["min"] <= t["median"] for t in timed.values())
+
+
+def test_bf16_variant_runs_beside_float32(tmp_path):
+    """The mixed_bfloat16 variant (issue 13's measurement against float32): measured on the MLP,
+    n/a with its reason on the LSTM, the policy named in the run's settings."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.compare", "--tiny", "--frameworks", "dlcore,dlcore_bf16", "--workload",
+         "mlp-train", "--workload", "mlp-infer-b1", "--workload", "lstm-train", "--out-dir", str(tmp_path),
+         "--no-plots"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    for name in ("mlp-train", "mlp-infer-b1"):
+        cell = results["workloads"][name]["frameworks"]["dlcore_bf16"]
+        assert cell["status"] == "ok", cell
+        _check_stats(cell)
+    lstm = results["workloads"]["lstm-train"]["frameworks"]["dlcore_bf16"]
+    assert lstm["status"] == "n/a" and "float32" in lstm["reason"]
+    assert "dlcore mixed_bfloat16" in result.stdout
+    assert "mixed_bfloat16" in json.dumps(results["meta"])
