@@ -72,8 +72,9 @@ def measure_gemm(runner, name):
     each peer, dlcore's GFLOPS as a share of the peer's (``share``: peer time / dlcore time)."""
     wl = _spec.workload_spec(name, tiny=runner.tiny)
     sizes = list(wl["model_spec"]["sizes"])
+    target = [(int(key.partition("@")[2]), t) for key, t in _spec.GPU_TARGETS.items() if key.startswith(f"{name}@")]
     out = {"kind": "gemm", "sizes": sizes, "unit": "GFLOPS", "better": "higher",
-           "target": _spec.GPU_TARGETS.get(f"{name}@{max(sizes)}"),
+           "target": target[0][1] if target else None, "target_n": target[0][0] if target else None,
            "frameworks": {fw: {} for fw in runner.frameworks}}
     for n in sizes:
         runner.log(f"{name}: {n}x{n}x{n} float32")

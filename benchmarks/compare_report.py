@@ -211,7 +211,7 @@ def gpu_lines(meta):
 def gemm_table(name, g, fws, peers):
     """Markdown lines: GFLOPS per framework at each size, and dlcore's share of each peer's."""
     lines = [f"**{name}**: float32 n×n×n products on the GPU, GFLOPS ↑ median (min–max); "
-             f"dlcore ÷ peer in GFLOPS" + (f" (target ≥ {100 * g['target']:.0f}% at {max(g['sizes'])})"
+             f"dlcore ÷ peer in GFLOPS" + (f" (target ≥ {100 * g['target']:.0f}% at {g['target_n']})"
                                            if g.get("target") else ""), ""]
     header = ["n"] + [f"{_label(fw)} GFLOPS" for fw in fws] + [f"dlcore ÷ {_label(p)}" for p in peers]
     lines.append("| " + " | ".join(header) + " |")

@@ -139,12 +139,18 @@ def probe(check):
     return check.steps["probe"]["status"]
 
 
+def pytest_counts(text):
+    """{"passed": n, "failed": n, "skipped": n, ...} from pytest's closing line ("12 passed,
+    1 skipped in 30.1s"), wherever the lines of stderr fell; {} if there is none."""
+    tallies = [line for line in text.splitlines() if re.search(r"\d+ (passed|failed|errors?)\b.* in [0-9.]+s", line)]
+    return {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|errors?|skipped)", tallies[-1] if tallies else "")}
+
+
 def cuda_tests(check):
     suites = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests" / "cuda").glob("sim_*.py"))
     rc, text, seconds = check.run("cuda-tests", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                                  "-rs", *suites], env=check.env(DLCORE_CUDA_HARDWARE="1"))
-    counts = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|errors?|skipped)", text.splitlines()[-1]
-                                               if text.strip() else "")}
+    counts = pytest_counts(text)
     check.record("cuda-tests", rc, seconds, suites=suites, **counts)
     if rc == 0 and counts.get("skipped"):  # a suite that skips on hardware did not run there
         check.steps["cuda-tests"].update(status="failed", reason="tests skipped on the hardware (see the log)")
