@@ -295,7 +295,9 @@ def plot(results, out_dir):
         ax.invert_yaxis()
         ax.set_xlabel("peer ÷ dlcore (time or memory; > 1: dlcore faster or smaller)")
         n = results["meta"]["threads"]
-        ax.set_title(f"dlcore vs peers, {n} thread{'s' if n != 1 else ''}, {results['meta']['date'][:10]}")
+        card = (results["meta"].get("gpu") or {}).get("card")
+        where = f"on {card}" if results["meta"].get("device") == "gpu" else f"{n} thread{'s' if n != 1 else ''}"
+        ax.set_title(f"dlcore vs peers, {where}, {results['meta']['date'][:10]}")
         ax.legend()
         fig.tight_layout()
         path = out_dir / "ratios.png"

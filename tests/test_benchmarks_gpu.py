@@ -204,7 +204,7 @@ def _ok(median, seconds, **extra):
             "seconds": {"median": seconds, "min": seconds, "max": seconds, "runs": [seconds]}, "gflops": 1.0, **extra}
 
 
-def test_gpu_markdown_with_pytorch_shows_ratios_gemm_shares_and_targets():
+def test_gpu_markdown_with_pytorch_shows_ratios_gemm_shares_and_targets(tmp_path):
     card = {"card": "NVIDIA H100 80GB HBM3", "compute_capability": [9, 0]}
     results = {
         "meta": {"date": "2026-12-07T00:00:00", "command": "python -m benchmarks.compare --device gpu --quick",
@@ -245,3 +245,6 @@ def test_gpu_markdown_with_pytorch_shows_ratios_gemm_shares_and_targets():
     assert "| 1024 | 9,000 (9,000–9,000) | 30,000 (30,000–30,000) | 30% |" in md
     assert "| 4096 | 27,000 (27,000–27,000) | 50,000 (50,000–50,000) | 54% |" in md
     assert "cnn-train: 0.40× (target ≥ 0.50×, NOT met); gemm@4096: 0.54× (target ≥ 0.50×, met)" in md
+    pytest.importorskip("matplotlib")
+    assert [p.name for p in compare.plot(results, tmp_path)] == ["ratios.png"]
+    assert (tmp_path / "ratios.png").stat().st_size > 0
