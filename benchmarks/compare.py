@@ -17,7 +17,9 @@ same invocation, and each workload's and each dlcore kernel's achieved GFLOPS is
 share of it.
 
 Ratios are peer / dlcore in time (or memory): above 1, dlcore is faster (or smaller). A workload
-a framework lacks is "n/a", with the reason in the JSON; nothing is estimated.
+a framework lacks is "n/a", with the reason in the JSON; nothing is estimated. ``--device gpu``
+compares dlcore's GPU path with PyTorch CUDA instead (compare_gpu.py): a workload dlcore cannot
+run on the GPU yet is "skipped", with dlcore's error as the reason.
 
 Output: a Markdown report on stdout (and ``--markdown-out``), a JSON file and PNG charts
 (matplotlib, if installed) in ``--out-dir``.

@@ -106,6 +106,20 @@ def test_gpu_report_lists_skips_and_an_absent_pytorch_cuda_with_reasons(sim_chec
         assert results["workloads"]["mlp-train"]["frameworks"]["torch"]["ratio"] > 0
 
 
+def test_without_a_gpu_the_runner_leaves_dlcore_out_with_its_reason(tmp_path):
+    run = _python(["-m", "benchmarks.compare", "--device", "gpu", "--tiny", "--frameworks", "dlcore",
+                   "--workload", "gemm", "--out-dir", str(tmp_path), "--no-plots"], sim=False, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    meta = json.loads((tmp_path / "results.json").read_text())["meta"]
+    if meta["frameworks"] == ["dlcore"]:
+        pytest.skip("this machine has a CUDA GPU")
+    assert meta["frameworks"] == [] and meta["gpu"] == {"card": None, "frameworks": {}}
+    reason = meta["frameworks_skipped"]["dlcore"]
+    assert reason.startswith("RuntimeError: device 'gpu:0': no CUDA GPU is available"), reason
+    assert "- GPU: none reached: every framework was left out (reasons below)." in run.stdout
+    assert f"- Not compared: dlcore: {reason}" in run.stdout
+
+
 def test_worker_skips_a_model_without_a_gpu_path_with_dlcores_error():
     _require_simulator()
     code = ("import dlcore as dl\n"
