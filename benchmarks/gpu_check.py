@@ -202,7 +202,8 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=os.environ.get("OUT"), help="the report folder (default: $OUT)")
     parser.add_argument("--budget-s", type=float, default=480, help="the whole check's time (default 480)")
-    parser.add_argument("--only", action="append", choices=STEPS, help="run only this step (repeatable)")
+    parser.add_argument("--only", action="append", choices=("probe",) + STEPS,
+                        help="run only this step after prepare and probe (repeatable; probe: none)")
     parser.add_argument("--workload", action="append", default=[], help="the comparison's workloads (repeatable)")
     parser.add_argument("--tiny", action="store_true", help="the comparison in --tiny mode (tests)")
     parser.add_argument("--simulator", action="store_true",

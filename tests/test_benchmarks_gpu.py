@@ -138,15 +138,47 @@ def test_worker_skips_a_model_without_a_gpu_path_with_dlcores_error():
 
 
 def test_gpu_check_without_a_gpu_stops_with_a_clear_summary(tmp_path):
-    run = _python(["-m", "benchmarks.gpu_check", "--out", str(tmp_path)], sim=False, timeout=120)
+    run = _python(["-m", "benchmarks.gpu_check", "--out", str(tmp_path), "--only", "probe"], sim=False, timeout=120)
     summary = (tmp_path / "gpu_check.md").read_text()
     if "| probe | passed |" in summary:
         pytest.skip("this machine has a CUDA GPU")
     assert run.returncode == 2, run.stdout + run.stderr
     assert "| prepare | passed |" in summary
     assert "| probe | no GPU |" in summary and "numba.cuda.is_available() is False" in summary
-    assert "cuda-tests" not in summary and not (tmp_path / "results.json").exists()
+    assert "| compare |" not in summary and not (tmp_path / "results.json").exists()
     assert "===== probe:" in (tmp_path / "gpu_check.log").read_text()
+
+
+def test_gpu_check_links_a_bare_copy_of_the_tree(tmp_path):
+    # the device gets a copy of the tracked files: no dlcore/kernels link (git-excluded), no .so
+    import shutil
+
+    listed = subprocess.run(["git", "ls-files", "dlcore", "kernels", "benchmarks", "setup.py"], cwd=ROOT,
+                            capture_output=True, text=True)
+    if listed.returncode != 0 or not listed.stdout.strip():
+        pytest.skip("not a git checkout")
+    tree = tmp_path / "tree"
+    for rel in listed.stdout.split():
+        if (ROOT / rel).is_file():
+            (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, tree / rel)
+    built = list((ROOT / "kernels").glob("_*.so")) + list((ROOT / "kernels").glob("_*.pyd"))
+    if not built:
+        pytest.skip("the Cython kernels are not built in place here")
+    for so in built:  # built already: the check links, and builds nothing
+        (tree / "kernels" / so.name).symlink_to(so)
+    assert not (tree / "dlcore" / "kernels").exists()
+    run = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--out", str(tmp_path / "out"),
+                          "--only", "probe"], cwd=tree,
+                         capture_output=True, text=True, timeout=120,
+                         env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "NUMBA_ENABLE_CUDASIM")})
+    summary = (tmp_path / "out" / "gpu_check.md").read_text()
+    assert "| prepare | passed | 0.0 | built: False |" in summary, summary + run.stderr[-2000:]
+    assert os.readlink(tree / "dlcore" / "kernels") == os.path.join("..", "kernels")
+    assert os.readlink(tree / "dlcore" / "benchmarks") == os.path.join("..", "benchmarks")
+    assert f"in {tree}" in summary  # the copy ran, not this checkout
+    assert run.returncode == (0 if "| probe | passed |" in summary else 2), summary
+    assert "| compare |" not in summary and "| cuda-tests |" not in summary  # --only probe
 
 
 def test_gpu_check_arguments(tmp_path):
