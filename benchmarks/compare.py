@@ -5,6 +5,7 @@
     python -m benchmarks.compare --workload mlp-train --workload cold-start-mlp
     python -m benchmarks.compare --frameworks dlcore --tiny   # smallest shapes, one repetition
     python -m benchmarks.compare --quick --workload scaling-distributed   # 1 and 2 ranks under mpiexec
+    python -m benchmarks.compare --device gpu --quick  # dlcore numba.cuda vs PyTorch CUDA (compare_gpu.py)
 
 Method: every framework runs in its own worker process (isolated imports, thread pools and
 memory) with the same thread count; after a warm-up, the runner alternates the frameworks run by
@@ -17,7 +18,9 @@ same invocation, and each workload's and each dlcore kernel's achieved GFLOPS is
 share of it.
 
 Ratios are peer / dlcore in time (or memory): above 1, dlcore is faster (or smaller). A workload
-a framework lacks is "n/a", with the reason in the JSON; nothing is estimated.
+a framework lacks is "n/a", with the reason in the JSON; nothing is estimated. ``--device gpu``
+compares dlcore's GPU path with PyTorch CUDA instead (compare_gpu.py): a workload dlcore cannot
+run on the GPU yet is "skipped", with dlcore's error as the reason.
 
 Output: a Markdown report on stdout (and ``--markdown-out``), a JSON file and PNG charts
 (matplotlib, if installed) in ``--out-dir``.
@@ -31,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import compare_gpu as _gpu
 from . import spec as _spec
 from .compare_processes import MODES, PKG, default_threads, machine_info, measure_ceiling, probe, versions
 from .compare_distributed import measure as measure_distributed
@@ -70,17 +74,38 @@ def _command(argv):
     return " ".join([prog, *args])
 
 
+CPU_NOTES = [
+    "Keras: TensorFlow backend, train_on_batch / predict_on_batch (compiled tf.function "
+    "steps); compile(jit_compile='auto'), which Keras resolves to no XLA without a GPU.",
+    "PyTorch: eager; CNN inference with channels_last; training on logits with "
+    "F.cross_entropy (Keras: softmax + sparse categorical cross-entropy).",
+    "ONNX Runtime: inference only, on the models exported from PyTorch.",
+    "dlcore: train_on_batch / predict_on_batch; cold start calls predict.",
+    "Training FLOPs are counted as 3x the forward FLOPs (matrix products and "
+    "convolutions only).",
+    "Attention: one causal self-attention op (dlcore and Keras: ops.dot_product_attention, "
+    "Keras in a tf.function; PyTorch: F.scaled_dot_product_attention); memory is the peak "
+    "RSS a fresh process adds during one call, after a warm-up at sequence 64.",
+]
+
+
 def run(workloads=None, frameworks=None, threads=None, mode="quick", tiny=False, log_dir=None,
-        progress=True, argv=None):
-    """Run the comparison and return the results (the JSON document as a dict)."""
+        progress=True, argv=None, device="cpu"):
+    """Run the comparison and return the results (the JSON document as a dict). ``device="gpu"``:
+    dlcore's GPU path against PyTorch CUDA (compare_gpu.py)."""
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"run: device must be 'cpu' or 'gpu', received {device!r}")
+    gpu = device == "gpu"
     threads = threads or default_threads()
     # --tiny (the test suite's run) launches no mpiexec unless scaling-distributed is named
-    workloads = select_workloads(workloads, skip_extra=(mode == "quick" and not tiny), skip_distributed=tiny)
-    requested = [fw for fw in _spec.FRAMEWORKS if fw in frameworks] if frameworks else list(_spec.FRAMEWORKS)
+    workloads = _gpu.select_workloads(workloads) if gpu else select_workloads(
+        workloads, skip_extra=(mode == "quick" and not tiny), skip_distributed=tiny)
+    everyone = _spec.GPU_FRAMEWORKS if gpu else _spec.FRAMEWORKS
+    requested = [fw for fw in _spec.FRAMEWORKS if fw in frameworks] if frameworks else list(everyone)
     skipped = {}
     chosen = []
     for fw in requested:
-        reason = probe(fw)
+        reason = (_gpu.cpu_only(fw) if gpu else None) or probe(fw)
         if reason:
             skipped[fw] = reason
         else:
@@ -93,59 +118,24 @@ def run(workloads=None, frameworks=None, threads=None, mode="quick", tiny=False,
         "meta": {
             "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "command": _command(argv if argv is not None else sys.argv[1:]),
-            "mode": "tiny" if tiny else mode,
+            "mode": "tiny" if tiny else mode, "device": device,
             "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in MODES["tiny" if tiny else mode].items()},
             "threads": threads, "frameworks": chosen, "frameworks_skipped": skipped,
             "machine": machine_info(threads), "versions": versions(),
             "ratio": "peer / dlcore, in time (or peak RSS): above 1, dlcore is faster (or smaller)",
-            "notes": [
-                "Keras: TensorFlow backend, train_on_batch / predict_on_batch (compiled tf.function "
-                "steps); compile(jit_compile='auto'), which Keras resolves to no XLA without a GPU.",
-                "PyTorch: eager; CNN inference with channels_last; training on logits with "
-                "F.cross_entropy (Keras: softmax + sparse categorical cross-entropy).",
-                "ONNX Runtime: inference only, on the models exported from PyTorch.",
-                "dlcore: train_on_batch / predict_on_batch; cold start calls predict.",
-                "Training FLOPs are counted as 3x the forward FLOPs (matrix products and "
-                "convolutions only).",
-                "Attention: one causal self-attention op (dlcore and Keras: ops.dot_product_attention, "
-                "Keras in a tf.function; PyTorch: F.scaled_dot_product_attention); memory is the peak "
-                "RSS a fresh process adds during one call, after a warm-up at sequence 64.",
-            ],
+            "notes": list(_gpu.NOTES if gpu else CPU_NOTES),
         },
         "ceiling": None, "workloads": {}, "scaling": {}, "attention": {}, "distributed": {}, "layers": [],
         "baseline": None,
     }
-    runner = Runner(chosen, threads, mode, tiny, log_dir, progress)
+    runner = Runner(chosen, threads, mode, tiny, log_dir, progress, device)
     try:
-        runner.log(f"frameworks: {', '.join(chosen) or 'none'}; threads: {threads}; mode: {results['meta']['mode']}")
-        libs = ("numpy", "torch") if "torch" in chosen else ("numpy",)
-        runner.log(f"float32 GEMM ceiling ({', '.join(libs)})")
-        results["ceiling"] = measure_ceiling(runner.cfg["ceiling_sizes"], runner.cfg["ceiling_reps"], threads,
-                                             runner.env, log_dir, libs)
-        ceiling = results["ceiling"] if results["ceiling"] and "gflops" in results["ceiling"] else None
-        for name in workloads:
-            kind = _spec.WORKLOADS[name]["kind"]
-            runner.log(name)
-            if kind in ("train", "infer"):
-                entry = runner.measure_timed(name)
-                for r in entry["frameworks"].values():
-                    if r.get("status") == "ok" and ceiling:
-                        r["ceiling_share"] = r["gflops"] / ceiling["gflops"]
-                results["workloads"][name] = entry
-            elif kind == "scaling":
-                results["scaling"][name] = runner.measure_scaling(name)
-            elif kind == "attention":
-                results["attention"][name] = runner.measure_attention(name)
-            elif kind == "distributed":
-                results["distributed"][name] = measure_distributed(name, chosen, mode, tiny, log_dir, runner.log)
-            else:
-                results["workloads"][name] = runner.measure_process(name)
-        if any(_spec.WORKLOADS[n]["kind"] == "cold-start" for n in workloads) or any(
-                _spec.WORKLOADS[n]["kind"] == "memory" for n in workloads):
-            runner.log("baseline: python -c 'import numpy'")
-            results["baseline"] = runner.measure_baseline()
-        runner.log("dlcore kernel and layer rates")
-        results["layers"] = runner.measure_layers(ceiling)
+        runner.log(f"frameworks: {', '.join(chosen) or 'none'}; threads: {threads}; mode: {results['meta']['mode']}"
+                   f"; device: {device}")
+        if gpu:
+            _gpu.measure(runner, results, workloads)
+        else:
+            _measure_cpu(runner, results, workloads, threads, log_dir)
         results["meta"]["worker_info"] = {fw: w.hello.get("info") for fw, w in runner.workers.items()}
         results["meta"]["onnx_exports"] = {m: {"path_used": bool(p), "exporter": e}
                                            for m, (p, e) in runner.onnx.items()}
@@ -154,6 +144,40 @@ def run(workloads=None, frameworks=None, threads=None, mode="quick", tiny=False,
     results["meta"]["machine"]["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     results["meta"]["elapsed_s"] = time.perf_counter() - started
     return results
+
+
+def _measure_cpu(runner, results, workloads, threads, log_dir):
+    """Fill ``results`` with the CPU comparison: the GEMM ceiling, the workloads, the baseline
+    process and dlcore's kernel and layer rates."""
+    libs = ("numpy", "torch") if "torch" in runner.frameworks else ("numpy",)
+    runner.log(f"float32 GEMM ceiling ({', '.join(libs)})")
+    results["ceiling"] = measure_ceiling(runner.cfg["ceiling_sizes"], runner.cfg["ceiling_reps"], threads,
+                                         runner.env, log_dir, libs)
+    ceiling = results["ceiling"] if results["ceiling"] and "gflops" in results["ceiling"] else None
+    for name in workloads:
+        kind = _spec.WORKLOADS[name]["kind"]
+        runner.log(name)
+        if kind in ("train", "infer"):
+            entry = runner.measure_timed(name)
+            for r in entry["frameworks"].values():
+                if r.get("status") == "ok" and ceiling:
+                    r["ceiling_share"] = r["gflops"] / ceiling["gflops"]
+            results["workloads"][name] = entry
+        elif kind == "scaling":
+            results["scaling"][name] = runner.measure_scaling(name)
+        elif kind == "attention":
+            results["attention"][name] = runner.measure_attention(name)
+        elif kind == "distributed":
+            results["distributed"][name] = measure_distributed(name, runner.frameworks, runner.mode, runner.tiny,
+                                                               log_dir, runner.log)
+        else:
+            results["workloads"][name] = runner.measure_process(name)
+    if any(_spec.WORKLOADS[n]["kind"] == "cold-start" for n in workloads) or any(
+            _spec.WORKLOADS[n]["kind"] == "memory" for n in workloads):
+        runner.log("baseline: python -c 'import numpy'")
+        results["baseline"] = runner.measure_baseline()
+    runner.log("dlcore kernel and layer rates")
+    results["layers"] = runner.measure_layers(ceiling)
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,7 +205,8 @@ def parameter_counts(workloads=None, frameworks=None, tiny=False, threads=1):
 def build_parser():
     parser = argparse.ArgumentParser(prog="dlcore-bench", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="Workloads: " + ", ".join(_spec.WORKLOADS))
+                                     epilog="Workloads: " + ", ".join(_spec.WORKLOADS)
+                                     + ". With --device gpu: " + ", ".join(_spec.GPU_WORKLOADS))
     parser.add_argument("--quick", action="store_true",
                         help="fewer repetitions and sizes, no MLP twins of the CNN process workloads "
                              "(under two minutes on an idle machine)")
@@ -191,6 +216,9 @@ def build_parser():
                         help="run only this workload (repeatable)")
     parser.add_argument("--frameworks", default=None,
                         help=f"comma-separated subset of {','.join(_spec.FRAMEWORKS)} (default: all installed)")
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                        help="gpu: dlcore under dl.device('gpu:0') against PyTorch CUDA (TF32 off) on the GPU "
+                             "workloads and the GEMM; the other frameworks are left out (default: cpu)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for every framework (default: the cores available)")
     parser.add_argument("--out-dir", default="bench-results", help="JSON, Markdown and PNG go here")
@@ -208,7 +236,9 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.list:
-        for name, w in _spec.WORKLOADS.items():
+        names = _spec.GPU_WORKLOADS if args.device == "gpu" else _spec.WORKLOADS
+        for name in names:
+            w = _spec.workload_spec(name)
             print(f"{name:18s} {w['kind']:10s} model={w['model']}" + (" (extra)" if w.get("extra") else ""))
         return 0
     frameworks = [f.strip() for f in args.frameworks.split(",")] if args.frameworks else None
@@ -225,7 +255,7 @@ def main(argv=None):
     else:
         results = run(workloads=args.workload, frameworks=frameworks, threads=args.threads,
                       mode="quick" if args.quick else "full", tiny=args.tiny,
-                      argv=list(argv) if argv is not None else sys.argv[1:])
+                      argv=list(argv) if argv is not None else sys.argv[1:], device=args.device)
     if args.note:
         results["meta"]["note"] = args.note
     json_path = Path(args.json_out) if args.json_out else out_dir / "results.json"

@@ -25,15 +25,19 @@ def _rotate(items, k):
 def metric_of(spec):
     """(metric name, unit, better, function of seconds per iteration)."""
     batch = spec["batch"]
+    if spec["kind"] == "gemm":
+        flops = _spec.workload_flops(spec)
+        return "throughput", "GFLOPS", "higher", lambda t: flops / t / 1e9
     if spec["kind"] == "attention" or (spec["kind"] == "infer" and batch == 1):
         return "latency", "ms", "lower", lambda t: t * 1e3
     return "throughput", "samples/s", "higher", lambda t: batch / t
 
 
 class Runner:
-    def __init__(self, frameworks, threads, mode, tiny, log_dir, progress=True):
+    def __init__(self, frameworks, threads, mode, tiny, log_dir, progress=True, device="cpu"):
         self.frameworks = list(frameworks)
         self.threads = threads
+        self.device = device
         self.mode = mode
         self.cfg = MODES["tiny" if tiny else mode]
         self.tiny = tiny
@@ -58,7 +62,7 @@ class Runner:
         if framework not in self.workers:
             self.log(f"starting the {framework} worker")
             try:
-                self.workers[framework] = Worker(framework, self.threads, self.env, self.log_dir)
+                self.workers[framework] = Worker(framework, self.threads, self.env, self.log_dir, self.device)
             except WorkerError as exc:
                 self.worker_errors[framework] = str(exc)
                 raise
@@ -110,6 +114,9 @@ class Runner:
                 continue
             if "na" in reply:
                 result.update(status="n/a", reason=reply["na"])
+                continue
+            if "skip" in reply:  # no path on this device yet (dlcore's error text)
+                result.update(status="skipped", reason=reply["skip"])
                 continue
             result.update(status="ok", params=reply["params"], info=reply["info"])
             active.append(fw)

@@ -38,7 +38,7 @@ MODES = {
 
 CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
              "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "neon", "asimd")
-VERSIONED = ("dlcore", "numpy", "scipy", "numba", "torch", "keras", "tensorflow", "tensorflow-cpu",
+VERSIONED = ("dlcore", "numpy", "scipy", "numba", "numba-cuda", "torch", "keras", "tensorflow", "tensorflow-cpu",
              "onnxruntime", "onnx", "matplotlib")
 
 
@@ -174,12 +174,13 @@ CALL_TIMEOUT_S = 900  # one worker call (a build, a warm-up, a run) longer than 
 class Worker:
     """A framework's long-lived benchmark process (``benchmarks.worker``)."""
 
-    def __init__(self, framework, threads, env, log_dir):
+    def __init__(self, framework, threads, env, log_dir, device="cpu"):
         self.framework = framework
         self.log_path = Path(log_dir) / f"worker-{framework}.log"
         self._log = open(self.log_path, "a")
         code = bootstrap(f"from {CHILD_PACKAGE}.worker import main; sys.exit(main(sys.argv[1:]))")
-        self.proc = subprocess.Popen([sys.executable, "-c", code, framework, "--threads", str(threads)],
+        self.proc = subprocess.Popen([sys.executable, "-c", code, framework, "--threads", str(threads),
+                                      "--device", device],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
                                      env=env, bufsize=1)
         self.hello = self._read()

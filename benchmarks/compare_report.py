@@ -54,8 +54,11 @@ def to_markdown(results):
     lines = []
     if meta.get("note"):
         lines += [meta["note"], ""]
-    lines.append(f"Measured {meta['date'][:10]} with `{meta['command'].strip()}` ({meta['mode']} mode, "
-                 f"{meta['threads']} thread{'s' if meta['threads'] != 1 else ''} for every framework).")
+    gpu = meta.get("device") == "gpu"
+    threads = f"{meta['threads']} thread{'s' if meta['threads'] != 1 else ''}"
+    where = (f"on the GPU: dlcore under dl.device(\"gpu:0\") against PyTorch CUDA, {threads} on the host" if gpu
+             else f"{threads} for every framework")
+    lines.append(f"Measured {meta['date'][:10]} with `{meta['command'].strip()}` ({meta['mode']} mode, {where}).")
     lines.append("")
     flags = ", ".join(m["flags"]) or "none detected"
     load = m.get("load_average_start")
@@ -64,11 +67,13 @@ def to_markdown(results):
     lines.append(f"- Machine: {m['cpu']}{cls}, {m['cores_available']} cores available ({m['cores_logical']} logical), "
                  f"{m['memory_gb']} GB, {m['os']}; CPU flags: {flags}{load_txt}.")
     names = [("dlcore", "dlcore"), ("numpy", "NumPy"), ("scipy", "SciPy"), ("numba", "Numba"),
-             ("torch", "PyTorch"), ("keras", "Keras"), ("tensorflow", "TensorFlow"),
+             ("numba-cuda", "numba-cuda"), ("torch", "PyTorch"), ("keras", "Keras"), ("tensorflow", "TensorFlow"),
              ("tensorflow-cpu", "TensorFlow (cpu)"), ("onnxruntime", "ONNX Runtime"), ("onnx", "onnx")]
     vers = ", ".join(f"{label} {v[k]}" for k, label in names if v.get(k))
     git = f"; dlcore git {v['dlcore_git']}" if v.get("dlcore_git") else ""
     lines.append(f"- Python {m['python']}; {vers}{git}.")
+    if gpu:
+        lines += gpu_lines(meta)
     c = results.get("ceiling") or {}
     if "gflops" in c:
         others = [f"{CEILING_LIBS[lib].split(' ')[0]} {_fmt(r['gflops'])}" for lib, r in c.get("sources", {}).items()
@@ -82,7 +87,9 @@ def to_markdown(results):
         lines.append(f"- Not compared: {skipped}.")
     lines.append("- Cells: median (min–max) over runs, frameworks alternated run by run after a warm-up. "
                  "Ratio = peer ÷ dlcore in time or memory: **above 1, dlcore is faster (or smaller)**. "
-                 "n/a: the framework lacks the workload (nothing is estimated).")
+                 "n/a: the framework lacks the workload (nothing is estimated)."
+                 + (" skipped: dlcore has no GPU path for a layer or op of the model yet (its error below)." if gpu
+                    else ""))
     lines.append("")
     header = ["workload", "metric"] + [_label(fw) for fw in fws] + [f"{_label(p)} ÷ dlcore" for p in peers]
     lines.append("| " + " | ".join(header) + " |")
@@ -115,8 +122,13 @@ def to_markdown(results):
     reasons = {}
     for name, e in results["workloads"].items():
         for fw, r in e["frameworks"].items():
-            if r.get("status") in ("n/a", "error"):
+            if r.get("status") in ("n/a", "error", "skipped"):
                 reasons.setdefault((fw, r.get("status"), r.get("reason")), []).append(name)
+    for name, g in results.get("gemm", {}).items():
+        for fw, per_size in g["frameworks"].items():
+            for r in per_size.values():
+                if r.get("status") in ("n/a", "error", "skipped"):
+                    reasons.setdefault((fw, r.get("status"), r.get("reason")), []).append(name)
     for name, s in list(results.get("scaling", {}).items()) + list(results.get("attention", {}).items()):
         for fw, per_batch in s["frameworks"].items():
             for r in per_batch.values():
@@ -144,6 +156,10 @@ def to_markdown(results):
         lines += [""] + attention_table(name, a, fws, peers)
     for name, d in results.get("distributed", {}).items():
         lines += compare_distributed.to_markdown(name, d)
+    for name, g in results.get("gemm", {}).items():
+        lines += [""] + gemm_table(name, g, fws, peers)
+    if gpu:
+        lines += [""] + target_lines(meta)
     # ceiling shares
     if "gflops" in c:
         lines.append("")
@@ -173,6 +189,57 @@ def to_markdown(results):
     lines.append("")
     lines.append("Notes: " + " ".join(meta.get("notes", [])))
     return "\n".join(lines) + "\n"
+
+
+def gpu_lines(meta):
+    """Markdown lines naming the card and how each framework reached it (GPU mode)."""
+    info = meta.get("gpu") or {}
+    cards = info.get("frameworks") or {}
+    if not cards:
+        return ["- GPU: none reached: every framework was left out (reasons below)."]
+    parts = []
+    for fw, c in cards.items():
+        extra = [f"{c['via']} = {c['card']}" if c.get("via") else c["card"]]
+        if c.get("compute_capability"):
+            extra.append("compute capability " + ".".join(str(x) for x in c["compute_capability"]))
+        if c.get("numba_cuda"):
+            extra.append(c["numba_cuda"])
+        if c.get("cuda"):
+            extra.append(f"CUDA {c['cuda']}, cuDNN {c.get('cudnn')}")
+        if "tf32" in c:
+            extra.append("TF32 " + ("off" if not any(v is True for v in c["tf32"].values()) else "ON") + " ("
+                         + ", ".join(f"{k} = {v}" for k, v in c["tf32"].items()) + ")")
+        parts.append(f"{_label(fw)}: " + "; ".join(extra))
+    return [f"- GPU: **{info.get('card')}**. " + ". ".join(parts) + "."]
+
+
+def gemm_table(name, g, fws, peers):
+    """Markdown lines: GFLOPS per framework at each size, and dlcore's share of each peer's."""
+    lines = [f"**{name}**: float32 n×n×n products on the GPU, GFLOPS ↑ median (min–max); "
+             f"dlcore ÷ peer in GFLOPS" + (f" (target ≥ {100 * g['target']:.0f}% at {g['target_n']})"
+                                           if g.get("target") else ""), ""]
+    header = ["n"] + [f"{_label(fw)} GFLOPS" for fw in fws] + [f"dlcore ÷ {_label(p)}" for p in peers]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join(["---:"] * len(header)) + "|")
+    for n in g["sizes"]:
+        cells = [g["frameworks"][fw].get(str(n), {}) for fw in fws]
+        gflops = [_cell(c) if c.get("status") == "ok" else "n/a" for c in cells]
+        shares = [g["frameworks"][p].get(str(n), {}).get("share") for p in peers]
+        lines.append("| " + " | ".join([str(n)] + gflops + ["n/a" if x is None else f"{100 * x:.0f}%"
+                                                             for x in shares]) + " |")
+    return lines
+
+
+def target_lines(meta):
+    """Issue 18's GPU targets, met or not, for those this run measured."""
+    checks = meta.get("targets") or {}
+    if not checks:
+        return ["GPU targets (dlcore ÷ PyTorch CUDA: ≥ 0.5× training throughput on cnn-train and lstm-train, "
+                "≥ 50% of torch.matmul's GFLOPS at 4096): not measured in this run (a framework or workload "
+                "was left out)."]
+    parts = [f"{key}: {c['value']:.2f}× (target ≥ {c['target']:.2f}×, {'met' if c['met'] else 'NOT met'})"
+             for key, c in checks.items()]
+    return ["GPU targets, dlcore's speed ÷ PyTorch CUDA's: " + "; ".join(parts) + "."]
 
 
 def attention_table(name, a, fws, peers):
@@ -233,7 +300,9 @@ def plot(results, out_dir):
         ax.invert_yaxis()
         ax.set_xlabel("peer ÷ dlcore (time or memory; > 1: dlcore faster or smaller)")
         n = results["meta"]["threads"]
-        ax.set_title(f"dlcore vs peers, {n} thread{'s' if n != 1 else ''}, {results['meta']['date'][:10]}")
+        card = (results["meta"].get("gpu") or {}).get("card")
+        where = f"on {card}" if results["meta"].get("device") == "gpu" else f"{n} thread{'s' if n != 1 else ''}"
+        ax.set_title(f"dlcore vs peers, {where}, {results['meta']['date'][:10]}")
         ax.legend()
         fig.tight_layout()
         path = out_dir / "ratios.png"

@@ -20,6 +20,8 @@ Legend of a model spec:
         Dense(classes, softmax).
   attention: one causal self-attention softmax(q k^T / sqrt(head_dim)) v of ``heads`` heads at
         each sequence length of ``seqs`` (no projections: the fused op itself), batch 1.
+  gemm: float32 out (n, n) = a (n, n) @ b (n, n) at each n of ``sizes`` (GPU only: the CUDA matmul
+        kernel against torch.matmul).
 
 The standard stack is pure Python (no numpy) so that a cold-start child imports nothing extra.
 """
@@ -34,6 +36,8 @@ MODELS = {
     "transformer": {"kind": "transformer", "vocab": 8000, "maxlen": 128, "embed": 128, "blocks": 2, "heads": 4,
                     "key_dim": 32, "ffn": 512, "dropout": 0.1, "epsilon": 1e-6, "classes": 2},
     "attention": {"kind": "attention", "heads": 4, "head_dim": 32, "seqs": (512, 1024, 2048, 4096, 8192)},
+    # square float32 products n x n x n, one per size (the GPU GEMM workload)
+    "gemm": {"kind": "gemm", "sizes": (1024, 2048, 4096)},
 }
 
 # Keras 3 defaults, spelled out so that PyTorch gets the same values (its Adam eps is 1e-8).
@@ -83,6 +87,18 @@ WORKLOADS = {
                             "bucket_bytes": 25 * 2 ** 20, "buckets": (64 * 2 ** 10, 2 ** 20, 25 * 2 ** 20)},
 }
 
+# The GPU comparison (``--device gpu``): dlcore under dl.device("gpu:0") against PyTorch on
+# "cuda" (TF32 off), on the training and inference workloads above and on one workload of its own,
+# "gemm": dlcore's CUDA matmul kernel against torch.matmul, float32, at each size of the model.
+GPU_ONLY_WORKLOADS = {
+    "gemm": {"kind": "gemm", "model": "gemm", "batch": 1},
+}
+GPU_WORKLOADS = ("cnn-train", "lstm-train", "mlp-train", "cnn-infer-b256", "mlp-infer-b1", "gemm")
+GPU_FRAMEWORKS = ("dlcore", "torch")
+# issue 18's targets: dlcore's throughput / PyTorch CUDA's on these workloads, and dlcore's GEMM
+# GFLOPS / torch.matmul's at 4096
+GPU_TARGETS = {"cnn-train": 0.5, "lstm-train": 0.5, "gemm@4096": 0.5}
+
 QUICK_SCALING_BATCHES = (1, 16, 256)
 QUICK_ATTENTION_SEQS = (512, 2048)
 
@@ -96,6 +112,7 @@ TINY = {
         "gru": {"units": 4, "timesteps": 3, "features": 2},
         "transformer": {"vocab": 50, "maxlen": 8, "embed": 8, "heads": 2, "key_dim": 4, "ffn": 16},
         "attention": {"seqs": (16, 32)},
+        "gemm": {"sizes": (8, 19)},
     },
     "batch": 2,            # every training and batch>1 inference workload
     "steps": 2,            # memory workloads
@@ -120,7 +137,7 @@ def model_spec(name, tiny=False):
     spec = copy.deepcopy(MODELS[name])
     if tiny:
         spec.update(copy.deepcopy(TINY["models"][name]))
-    for key in ("input", "seqs"):
+    for key in ("input", "seqs", "sizes"):
         if isinstance(spec.get(key), list):
             spec[key] = tuple(spec[key])
     if spec["kind"] == "transformer" and spec["heads"] * spec["key_dim"] != spec["embed"]:
@@ -132,8 +149,8 @@ def model_spec(name, tiny=False):
 def workload_spec(name, tiny=False, batch=None, variant=None):
     """The workload ``name`` resolved: its model spec under "model_spec", tiny shapes if asked,
     ``batch`` overriding the batch size (scaling runs), ``variant`` (a dict) set on top (the
-    attention workload's {"seq": T, "pass": "forward" | "forward+backward"})."""
-    spec = copy.deepcopy(WORKLOADS[name])
+    attention workload's {"seq": T, "pass": "forward" | "forward+backward"}, the GEMM's {"n": N})."""
+    spec = copy.deepcopy(WORKLOADS[name] if name in WORKLOADS else GPU_ONLY_WORKLOADS[name])
     spec["name"] = name
     spec["model_spec"] = model_spec(spec["model"], tiny)
     if tiny:
@@ -189,7 +206,7 @@ def param_count(model):
         e, f = model["embed"], model["ffn"]
         block = 4 * (e * e + e) + (e * f + f) + (f * e + e) + 2 * (2 * e)  # MHA, FFN, two LayerNorms
         return (model["vocab"] + model["maxlen"]) * e + model["blocks"] * block + e * model["classes"] + model["classes"]
-    if kind == "attention":
+    if kind in ("attention", "gemm"):
         return 0
     u, d = model["units"], model["features"]
     if kind == "lstm":
@@ -232,6 +249,8 @@ def workload_flops(spec):
     3x forward (forward + gradients of inputs and weights), the usual approximation."""
     if spec["kind"] == "attention":
         return attention_flops(spec["model_spec"], spec["seq"], spec["batch"], spec["pass"] != "forward")
+    if spec["kind"] == "gemm":
+        return 2 * spec["n"] ** 3
     fwd = forward_flops(spec["model_spec"]) * spec["batch"]
     return 3 * fwd if spec["kind"] == "train" else fwd
 

@@ -1,13 +1,16 @@
 """One framework's benchmark process, driven by the runner over stdin/stdout (JSON lines).
 
-    python -m benchmarks.worker FRAMEWORK --threads N
+    python -m benchmarks.worker FRAMEWORK --threads N [--device gpu]
 
 (the runner starts it through ``compare_processes.bootstrap``, which loads this package by path).
 
 Each framework runs in its own process, so imports, thread pools and memory stay isolated; the
 runner keeps one worker per framework alive and sends them measurements in turn (alternating
 frameworks run by run), while the idle workers wait on stdin. Anything the framework prints goes
-to stderr; stdout carries the protocol only.
+to stderr; stdout carries the protocol only. With ``--device gpu`` the framework's module sets
+itself up on the GPU (``setup(threads, "gpu")``, only for modules whose ``DEVICES`` has "gpu"),
+every spec carries ``"device": "gpu"``, and a workload the framework cannot run there is
+answered ``{"skip": reason}``.
 
 Commands: supports {workload, tiny, onnx_path}; params {workload, tiny};
 build {key, workload, tiny, batch, onnx_path, variant}; warmup {key, min_iters, min_s, max_s};
@@ -22,7 +25,7 @@ import time
 import traceback
 
 from . import spec as _spec
-from .workloads import load  # noqa: E402
+from .workloads import _common, load  # noqa: E402
 
 
 def _timed(step, iters, max_s=None):
@@ -40,30 +43,46 @@ def _timed(step, iters, max_s=None):
 
 
 class Worker:
-    def __init__(self, framework, threads):
+    def __init__(self, framework, threads, device="cpu"):
         self.framework = framework
         self.threads = threads
+        self.device = device
         self.module = load(framework)
         self.runners = {}
 
     def hello(self):
-        info = self.module.setup(self.threads)
+        if self.device == "cpu":
+            info = self.module.setup(self.threads)
+        elif self.device in getattr(self.module, "DEVICES", ("cpu",)):
+            info = self.module.setup(self.threads, device=self.device)
+        else:
+            raise ValueError(f"{_spec.FRAMEWORK_LABELS[self.framework]} runs on the CPU only in this "
+                             f"comparison, received device {self.device!r}")
         return {"info": info, "pid": os.getpid()}
 
+    def _spec(self, workload, **kwargs):
+        spec = _spec.workload_spec(workload, **kwargs)
+        if self.device != "cpu":
+            spec["device"] = self.device
+        return spec
+
     def supports(self, workload, tiny=False, onnx_path=None):
-        spec = _spec.workload_spec(workload, tiny=tiny)
+        spec = self._spec(workload, tiny=tiny)
         if onnx_path:
             spec["onnx_path"] = onnx_path
         return {"na": self.module.supports(spec)}
 
     def build(self, key, workload, tiny=False, batch=None, onnx_path=None, variant=None):
-        spec = _spec.workload_spec(workload, tiny=tiny, batch=batch, variant=variant)
+        spec = self._spec(workload, tiny=tiny, batch=batch, variant=variant)
         if onnx_path:
             spec["onnx_path"] = onnx_path
         reason = self.module.supports(spec)
         if reason:
             return {"na": reason}
-        runner = self.module.build(spec)
+        try:
+            runner = self.module.build(spec)
+        except _common.Unsupported as exc:
+            return {"skip": str(exc)}
         self.runners[key] = runner
         return {"params": runner.params, "info": runner.info}
 
@@ -111,6 +130,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("framework", choices=_spec.FRAMEWORKS)
     parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     args = parser.parse_args(argv)
 
     # The protocol gets a private copy of stdout; whatever else writes to fd 1 goes to stderr.
@@ -122,7 +142,7 @@ def main(argv=None):
         proto.write(json.dumps(obj) + "\n")
         proto.flush()
 
-    worker = Worker(args.framework, args.threads)
+    worker = Worker(args.framework, args.threads, args.device)
     try:
         send({"ok": True, **worker.hello()})
     except Exception as exc:  # the framework does not import or set up: every workload is n/a

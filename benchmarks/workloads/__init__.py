@@ -7,11 +7,16 @@ under the mixed_bfloat16 policy)
 provides:
 
     REQUIRES               import names that must be installed (probed without importing)
-    setup(threads)         import the framework, set its thread count; returns versions/settings
+    DEVICES                (optional, default ("cpu",)) the devices it runs on; "gpu": the
+                           runner's --device gpu (dlcore_, torch_)
+    setup(threads[, device])  import the framework, set its thread count (and, for "gpu", set
+                           up the GPU or raise why not); returns versions/settings
     supports(spec)         None, or why the framework cannot run the workload ("n/a")
     count_params(spec)     trainable parameters of the workload's model (None: not counted)
     build(spec)            a Runner: ``params`` (trainable parameters), ``step()`` (one training
-                           step or one predict call), ``info`` (how it runs)
+                           step or one predict call), ``info`` (how it runs); on the GPU
+                           (spec["device"] == "gpu") it may raise ``_common.Unsupported`` (the
+                           workload is "skipped", with the reason)
     cold_start(payload)    the body of a fresh process: import, build, predict one sample
     train_memory(payload)  the body of a fresh process: build, train ``steps`` steps
 

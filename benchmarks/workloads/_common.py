@@ -112,3 +112,39 @@ def memory_info(info, model_path=None, float_path=None):
     info["rss_mb"] = round(rss, 1)
     info["peak_rss_mb"] = round(max(peak_rss_mb(), rss), 1)
     return info
+
+
+class Unsupported(Exception):
+    """Raised by a module's ``build`` when the framework cannot run the workload on the chosen
+    device (dlcore's ValueError or TypeError naming the layer or op without a GPU path): the
+    runner lists the workload as skipped, with this text as the reason."""
+
+
+def make_gemm(spec, seed=0):
+    """The GEMM workload's operands: a and b, (n, n) float32 in [-1, 1)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n = spec["n"]
+    return [rng.uniform(-1, 1, size=(n, n)).astype(np.float32) for _ in range(2)]
+
+
+GEMM_CHECK_ROWS = 64
+# float32 products of [-1, 1) entries are off by ~1e-6 of the largest entry (k = 4096); TF32
+# (10-bit mantissa) by ~1e-4 to 1e-3: above this the product is not float32
+GEMM_TOLERANCE = 1e-4
+
+
+def check_gemm(a, b, out):
+    """The largest error of the first rows of ``out`` (host, float32) against a @ b in float64,
+    relative to the largest entry; RuntimeError above GEMM_TOLERANCE (a wrong or TF32 product
+    would be timed otherwise)."""
+    import numpy as np
+
+    rows = min(GEMM_CHECK_ROWS, a.shape[0])
+    ref = a[:rows].astype(np.float64) @ b.astype(np.float64)
+    err = float(np.max(np.abs(out[:rows] - ref)) / max(np.max(np.abs(ref)), 1e-30))
+    if not err <= GEMM_TOLERANCE:
+        raise RuntimeError(f"gemm {a.shape[0]}x{a.shape[1]}x{b.shape[1]}: the product's first {rows} rows are off "
+                           f"by {err:.3g} of the largest entry (float32 tolerance {GEMM_TOLERANCE:g}; TF32 on?)")
+    return err

@@ -12,12 +12,17 @@
   Its dropout also acts on the attention weights and inside the FFN (Keras's keras.io block: after
   attention and after the FFN only). Token ids go in as int64 (``nn.Embedding`` wants Long).
 - Attention: ``F.scaled_dot_product_attention(is_causal=True)`` on (batch, heads, seq, head_dim).
+- On the GPU (``setup(threads, "gpu")``): the model on "cuda", TF32 off for matmul and cuDNN
+  (float32 as dlcore computes it); each step takes the NumPy batch to the GPU and returns the loss
+  (``.item()``) or the predictions (``.cpu()``) to the host, as dlcore's train_on_batch /
+  predict_on_batch do, and ends with ``torch.cuda.synchronize()``.
 """
 from .. import spec as _spec
 from . import _common
 
 REQUIRES = ("torch",)
 NAME = "torch"
+DEVICES = ("cpu", "gpu")
 
 
 def _set_threads(torch, n, interop=True):
@@ -29,15 +34,37 @@ def _set_threads(torch, n, interop=True):
             pass
 
 
-def setup(threads):
+def setup(threads, device="cpu"):
     import torch
 
     _set_threads(torch, threads)
-    return {"threads": {"torch.get_num_threads": torch.get_num_threads(),
+    info = {"threads": {"torch.get_num_threads": torch.get_num_threads(),
                         "torch.get_num_interop_threads": torch.get_num_interop_threads()}}
+    if device == "gpu":
+        info["gpu"] = _setup_cuda(torch)
+    return info
+
+
+def _setup_cuda(torch):
+    """RuntimeError when PyTorch has no CUDA device; else TF32 off and the card described."""
+    if not torch.cuda.is_available():
+        built = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "built without CUDA"
+        raise RuntimeError(f"PyTorch CUDA is not available: torch.cuda.is_available() is False "
+                           f"(torch {torch.__version__}, {built})")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    return {"device": "cuda:0", "card": torch.cuda.get_device_name(0), "via": "torch.cuda.get_device_name(0)",
+            "compute_capability": list(torch.cuda.get_device_capability(0)), "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(), "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "tf32": {"torch.backends.cuda.matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+                     "torch.backends.cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
+                     "float32_matmul_precision": torch.get_float32_matmul_precision()}}
 
 
 def supports(spec):
+    if spec["kind"] == "gemm" and spec.get("device") != "gpu":
+        return "the gemm workload runs with --device gpu only"
     return None
 
 
@@ -181,10 +208,11 @@ class Runner:
         self.torch, self.F = torch, F
         torch.manual_seed(0)
         model = spec["model_spec"]
-        self.net = make_model(model)
+        gpu = spec.get("device") == "gpu"
+        self.net = make_model(model).to("cuda" if gpu else "cpu")
         self.params = trainable_params(self.net)
         x, y = _common.make_data(spec)
-        self.info = {}
+        self.info = {"device": "cuda:0; NumPy batches in, host results out"} if gpu else {}
         if spec["kind"] == "train":
             self.net.train()
             self.x = to_torch_input(torch, x, model)
@@ -192,7 +220,7 @@ class Runner:
             self.opt = make_optimizer(torch, [p for p in self.net.parameters() if p.requires_grad],
                                       spec["optimizer_spec"])
             self.info["call"] = "eager: zero_grad, cross_entropy(net(x), y), backward, step"
-            self.step = self._train
+            self.step = self._train_cuda if gpu else self._train
         else:
             channels_last = model["kind"] == "cnn"
             self.inf = inference_model(self.net)
@@ -200,7 +228,7 @@ class Runner:
                 self.inf = self.inf.to(memory_format=torch.channels_last)
             self.x = to_torch_input(torch, x, model, channels_last)
             self.info["call"] = "eager, torch.inference_mode()" + (", channels_last" if channels_last else "")
-            self.step = self._predict
+            self.step = self._predict_cuda if gpu else self._predict
 
     def _train(self):
         self.opt.zero_grad(set_to_none=True)
@@ -213,8 +241,47 @@ class Runner:
         with self.torch.inference_mode():
             return self.inf(self.x)
 
+    def _train_cuda(self):
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.F.cross_entropy(self.net(self.x.to("cuda")), self.y.to("cuda"))
+        loss.backward()
+        self.opt.step()
+        value = loss.item()
+        self.torch.cuda.synchronize()
+        return value
+
+    def _predict_cuda(self):
+        with self.torch.inference_mode():
+            out = self.inf(self.x.to("cuda")).cpu()
+        self.torch.cuda.synchronize()
+        return out
+
+
+class GemmRunner:
+    """torch.matmul(a, b, out=c) on (n, n) float32 CUDA tensors (TF32 off), checked against
+    NumPy (float64) before it is timed."""
+
+    def __init__(self, spec):
+        import torch
+
+        a, b = _common.make_gemm(spec)
+        da, db = torch.from_numpy(a).to("cuda"), torch.from_numpy(b).to("cuda")
+        out = torch.empty_like(da)
+        torch.matmul(da, db, out=out)
+        error = _common.check_gemm(a, b, out.cpu().numpy())
+
+        def step():
+            torch.matmul(da, db, out=out)
+            torch.cuda.synchronize()
+        self.step = step
+        self.params = 0
+        self.info = {"call": "torch.matmul(a, b, out=c), float32 CUDA tensors, TF32 off",
+                     "max_error_first_rows": error}
+
 
 def build(spec):
+    if spec["kind"] == "gemm":
+        return GemmRunner(spec)
     if spec["kind"] == "attention":
         return AttentionRunner(spec)
     return Runner(spec)
