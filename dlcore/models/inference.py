@@ -7,11 +7,22 @@ Each layer runs through a :class:`LayerStep`: ``layer.call`` directly, with the 
 anything else (masks, casts, structures, layers with their own ``__call__``) goes through
 ``layer(x)``. Layers and ops know nothing of this module: a layer's ``call`` is its only forward,
 and an op computes without recording when no tape records.
+
+Memory plan: per thread and per input shape, the first call runs with a :class:`_Trace` installed
+as the ops' output allocator (``ops.core.out_buffer``): it records each output allocation, the step
+that made it and the last step that reads it (a step reads a buffer when one of its inputs is a
+view of it). :class:`Arena` then lays these buffers out in one block, two buffers sharing bytes
+only when their live step ranges are disjoint, and later calls of that shape take their outputs
+from it in the same order: a steady-state call allocates no activation memory. The returned
+output is copied out of the arena, so the next call never overwrites what a caller holds.
 """
+import threading
+
 import numpy as np
 
 from ..layers.core import InputLayer
 from ..layers.layer import Layer, _attach_mask
+from ..ops.core import active_allocator, install_allocator
 from ..symbolic import KerasTensor, flatten, map_structure
 from ..tensor import Tensor
 
@@ -53,7 +64,7 @@ class SequentialPlan:
     """``Sequential.call`` in inference: the model's layers as LayerSteps, built once per layer list
     (``add``/``pop`` or any change of the list makes a new plan)."""
 
-    __slots__ = ("input_layer", "layers", "steps", "sample_shape")
+    __slots__ = ("input_layer", "layers", "steps", "sample_shape", "memory")
 
     def __init__(self, input_layer, layers):
         self.input_layer = input_layer
@@ -61,6 +72,7 @@ class SequentialPlan:
         self.steps = [LayerStep(layer) for layer in layers]
         sample_shape = tuple(input_layer.batch_shape[1:])
         self.sample_shape = None if None in sample_shape else sample_shape
+        self.memory = _Memory()
 
     def run(self, model, x, training):
         if type(x) is Tensor:
@@ -72,8 +84,19 @@ class SequentialPlan:
         if len(shape) < 1 or shape[1:] != self.sample_shape:
             model._check_sequential_input(x)  # before a cast copies the data
         x = self.input_layer._convert_input(Layer._convert_input(model, x))
-        for step in self.steps:
+        a = x.value
+        return self.memory.run((a.shape, a.dtype), self._steps, x, training)
+
+    def _steps(self, trace, x, training):
+        if trace is None:
+            for step in self.steps:
+                x = step(x, training)
+            return x
+        for i, step in enumerate(self.steps):
+            trace.step = i
+            trace.read(x, i)
             x = step(x, training)
+        trace.read(x, len(self.steps))
         return x
 
 
@@ -122,6 +145,7 @@ class FunctionalPlan:
         self.single_output = id(outputs) if isinstance(outputs, KerasTensor) else None
         self.output_keys = _tensor_keys(outputs)
         self.output_type = type(outputs)
+        self.memory = _Memory()
 
     def _input_values(self, model, data):
         """{id(input KerasTensor): Tensor} for the data, as ``call`` converts and checks it."""
@@ -145,7 +169,14 @@ class FunctionalPlan:
         if not _plain_inputs(data):
             return None
         values = self._input_values(model, data)
-        for node, step, input_keys, output_keys in self.nodes:
+        key = tuple((getattr(x, "shape", None), getattr(x, "dtype", None)) for x in values.values())
+        return self.memory.run(key, self._steps, model, values, training)
+
+    def _steps(self, trace, model, values, training):
+        for i, (node, step, input_keys, output_keys) in enumerate(self.nodes):
+            if trace is not None:
+                trace.step = i
+                trace.read([values[id(t)] for t in node.parents], i)
             if step is not None:
                 out = step(values[input_keys], training)
             elif input_keys is not None:
@@ -158,10 +189,14 @@ class FunctionalPlan:
                 for key, o in zip(output_keys, flatten(out)):
                     values[key] = o
         if self.single_output is not None:
-            return values[self.single_output]
-        if self.output_keys is not None:
-            return self.output_type(values[k] for k in self.output_keys)
-        return map_structure(lambda t: values[id(t)], model._output_struct)
+            out = values[self.single_output]
+        elif self.output_keys is not None:
+            out = self.output_type(values[k] for k in self.output_keys)
+        else:
+            out = map_structure(lambda t: values[id(t)], model._output_struct)
+        if trace is not None:
+            trace.read(out, len(self.nodes))
+        return out
 
 
 def check_input_shape(model, layer, t, x):
@@ -182,3 +217,154 @@ def call_node(node, values, training):
     kwargs = {k: map_structure(resolve, v) for k, v in node.kwargs.items()}
     kwargs["training"] = training
     return node.layer(*map_structure(resolve, node.args), **kwargs)
+
+
+# ---- memory plan ---------------------------------------------------------------------------------
+_ALIGN = 64  # bytes between buffer starts in an arena (a cache line)
+_MAX_SHAPES = 8  # arenas one plan keeps per thread; a ninth input shape starts the set over
+
+
+def _root(a):
+    """The ndarray owning the memory that ndarray ``a`` views."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+class _Trace:
+    """The ops' output allocations during one call of a plan: the arrays, the step that made each
+    (``born``) and the last step that reads it (``last``), for :class:`Arena`."""
+
+    __slots__ = ("arrays", "born", "last", "index", "step")
+
+    def __init__(self):
+        self.arrays, self.born, self.last = [], [], []
+        self.index = {}  # id(array) -> position; the arrays stay referenced, so ids stay unique
+        self.step = 0
+
+    def take(self, shape, dtype):
+        a = np.empty(shape, dtype=dtype)
+        self.index[id(a)] = len(self.arrays)
+        self.arrays.append(a)
+        self.born.append(self.step)
+        self.last.append(self.step)
+        return a
+
+    def read(self, values, step):
+        """Mark the buffers behind ``values`` (Tensors or arrays, in a structure) as read at ``step``."""
+        for v in flatten(values):
+            v = v.value if isinstance(v, Tensor) else v
+            if isinstance(v, np.ndarray):
+                i = self.index.get(id(_root(v)))
+                if i is not None and step > self.last[i]:
+                    self.last[i] = step
+
+
+class Arena:
+    """The output buffers of one call's traced allocations, in one block of ``nbytes``: buffers whose
+    live step ranges overlap get disjoint bytes, the others may share them (placed largest first,
+    each at the lowest offset free over its range). ``take`` hands them out in the traced order;
+    a request that differs from the trace gets a fresh array and sets ``missed``."""
+
+    __slots__ = ("memory", "buffers", "nbytes", "unplanned_nbytes", "next", "missed")
+
+    def __init__(self, trace):
+        arrays, born, last = trace.arrays, trace.born, trace.last
+        sizes = [-(-a.nbytes // _ALIGN) * _ALIGN for a in arrays]
+        offsets = [0] * len(arrays)
+        placed = []  # (offset, end, born, last)
+        for i in sorted(range(len(arrays)), key=lambda i: -sizes[i]):
+            offset = 0
+            for start, end in sorted((o, e) for o, e, b, l in placed if b <= last[i] and born[i] <= l):
+                if offset + sizes[i] <= start:
+                    break
+                offset = max(offset, end)
+            offsets[i] = offset
+            placed.append((offset, offset + sizes[i], born[i], last[i]))
+        self.nbytes = max((e for _, e, _, _ in placed), default=0)
+        self.unplanned_nbytes = sum(a.nbytes for a in arrays)
+        self.memory = np.empty(self.nbytes, dtype=np.uint8)
+        self.buffers = [self.memory[o:o + a.nbytes].view(a.dtype).reshape(a.shape) for o, a in zip(offsets, arrays)]
+        self.next, self.missed = 0, False
+
+    def take(self, shape, dtype):
+        if type(shape) is not tuple:
+            shape = tuple(shape) if hasattr(shape, "__len__") else (int(shape),)
+        i = self.next
+        if i < len(self.buffers):
+            b = self.buffers[i]
+            if b.shape == shape and b.dtype == dtype:
+                self.next = i + 1
+                return b
+        self.missed = True
+        return np.empty(shape, dtype=dtype)
+
+    def detach(self, out):
+        """``out`` (a Tensor or a structure of them) with every value in this arena copied out."""
+        if type(out) is Tensor:
+            v = out.value
+            if type(v) is np.ndarray and _root(v) is self.memory:
+                copy = Tensor(v.copy())
+                copy.mask = out.mask
+                return copy
+            return out
+        return map_structure(self.detach, out)
+
+
+class _Memory:
+    """A plan's arenas, per thread (concurrent calls never share buffers) and per input key."""
+
+    __slots__ = ("local",)
+
+    def __init__(self):
+        self.local = threading.local()
+
+    def __reduce__(self):  # a copied or pickled plan starts with no arenas
+        return (_Memory, ())
+
+    def arenas(self):
+        arenas = getattr(self.local, "arenas", None)
+        if arenas is None:
+            arenas = self.local.arenas = {}
+        return arenas
+
+    def run(self, key, steps, *args):
+        """``steps(trace, *args)``'s result, through this thread's arena for ``key``: traced on the key's
+        first call, replayed from the arena after; plain when a planned call is already running on
+        this thread (a nested model: the outer plan's arena serves it)."""
+        if active_allocator() is not None:
+            return steps(None, *args)
+        arenas = self.arenas()
+        arena = arenas.get(key, False)
+        if arena is None:  # this shape's allocations differ from call to call: unplanned
+            return steps(None, *args)
+        if arena is False:
+            trace = _Trace()
+            install_allocator(trace)
+            try:
+                out = steps(trace, *args)
+            finally:
+                install_allocator(None)
+            if len(arenas) >= _MAX_SHAPES:
+                arenas.clear()
+            arenas[key] = Arena(trace)
+            return out  # the traced arrays are fresh: nothing to copy
+        arena.next, arena.missed = 0, False
+        install_allocator(arena)
+        try:
+            out = steps(None, *args)
+        finally:
+            install_allocator(None)
+        if arena.missed or arena.next != len(arena.buffers):
+            arenas[key] = None
+        return arena.detach(out)
+
+
+def planned_memory(model):
+    """{input key: (arena bytes, bytes the traced call allocated)} of ``model``'s inference plan
+    on this thread: the peak activation memory of a planned call, and what it is without a plan."""
+    plan = model.__dict__.get("_plan")
+    memory = getattr(plan, "memory", None)
+    if memory is None:
+        return {}
+    return {k: (a.nbytes, a.unplanned_nbytes) for k, a in memory.arenas().items() if a}

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import kernels
 from ..autograd import Function, is_recording
-from .core import Tensor, cast, contiguous, float_array, value
+from .core import Tensor, cast, contiguous, float_array, out_buffer, value
 from .elementwise import ACTIVATIONS
 from .shape import pad as _pad
 
@@ -187,7 +187,7 @@ class Conv(Function):
     @staticmethod
     def forward(ctx, x, w, b, plan, activation, alpha, recording):
         x4, w4 = plan.x4(x), plan.w4(w)
-        y4 = np.empty(plan.out4, dtype=w4.dtype)
+        y4 = out_buffer(plan.out4, w4.dtype)
         code = ACTIVATIONS[activation]  # checked by the op
         kh, kw, cg, o = plan.kernel4
         threads = kernels.threads_for(y4.size * (kh * kw * cg))

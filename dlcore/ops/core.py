@@ -1,4 +1,6 @@
 """Conversion and the helpers every op family shares."""
+import threading
+
 import numpy as np
 
 from .. import config, devices
@@ -48,6 +50,31 @@ def empty_on(device, shape, dtype):
     from numba import cuda
 
     return cuda.device_array(shape, dtype=dtype)
+
+
+_allocator = threading.local()  # .arena: the memory plan of the inference plan running on this thread
+
+
+def out_buffer(shape, dtype):
+    """An uninitialized CPU array for an op's output: from the memory plan that the running
+    inference plan installed on this thread (``models/inference.py``), else ``np.empty``.
+    Ops call it only for outputs that no layer keeps past the call."""
+    arena = getattr(_allocator, "arena", None)
+    if arena is None:
+        return np.empty(shape, dtype=dtype)
+    return arena.take(shape, dtype)
+
+
+def install_allocator(arena):
+    """Make ``arena`` (an object with ``take(shape, dtype)``, or None) this thread's output
+    allocator; returns the one it replaces."""
+    previous = getattr(_allocator, "arena", None)
+    _allocator.arena = arena
+    return previous
+
+
+def active_allocator():
+    return getattr(_allocator, "arena", None)
 
 
 def unbroadcast(grad, shape):

@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import kernels
 from ..autograd import Function
-from .core import contiguous, float_array
+from .core import contiguous, float_array, out_buffer
 
 from ..kernels.elementwise import ACTIVATIONS
 
@@ -19,7 +19,7 @@ class Activation(Function):
     @staticmethod
     def forward(ctx, x, code, alpha):
         x = contiguous(float_array(x))
-        y = np.empty_like(x)
+        y = out_buffer(x.shape, x.dtype)
         kernels.get("activation_forward")(code, x.reshape(-1), alpha, y.reshape(-1), kernels.threads_for(x.size))
         ctx.save(x, y)
         ctx.code, ctx.alpha = code, alpha
@@ -45,7 +45,7 @@ class Softmax(Function):
         if moved:
             x = np.moveaxis(x, axis, -1)
         x2 = contiguous(x).reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
-        y2 = np.empty_like(x2)
+        y2 = out_buffer(x2.shape, x2.dtype)
         name = "log_softmax_forward" if log else "softmax_forward"
         kernels.get(name)(x2, y2, kernels.threads_for(x2.size))
         ctx.save(y2)

@@ -4,7 +4,7 @@ import numpy as np
 from .. import devices, kernels
 from ..autograd import Function, is_recording
 from ..tensor import Tensor
-from .core import contiguous, device_of, empty_on, float_array, unbroadcast, value
+from .core import contiguous, device_of, empty_on, float_array, out_buffer, unbroadcast, value
 from .elementwise import ACTIVATIONS
 
 
@@ -78,7 +78,7 @@ class Dense(Function):
         code = ACTIVATIONS.get(activation)
         if code is None:
             raise ValueError(f"dense: activation {activation!r} has no fused kernel")
-        y2 = (np.empty((x2.shape[0], w.shape[1]), dtype=w.dtype) if device == "cpu"
+        y2 = (out_buffer((x2.shape[0], w.shape[1]), w.dtype) if device == "cpu"
               else empty_on(device, (x2.shape[0], w.shape[1]), w.dtype))
         threads = kernels.threads_for(y2.size)
         dense_forward = kernels.get("dense_forward", device)

@@ -17,7 +17,7 @@ import numpy as np
 from .. import kernels
 from ..autograd import Function, is_recording
 from .conv import _hashable, axis_pads, normalize_tuple, output_length
-from .core import Tensor, contiguous, float_array, value
+from .core import Tensor, contiguous, float_array, out_buffer, value
 from .shape import transpose
 
 PADDINGS = ("valid", "same")
@@ -91,7 +91,7 @@ class Pool(Function):
 def _pool_forward(x4, mode, plan, recording):
     """(y, argmax) of a C-contiguous (N, H, W, C) float array; argmax None unless max pooling
     is recording."""
-    y = np.empty((x4.shape[0],) + plan.out + (x4.shape[3],), dtype=x4.dtype)
+    y = out_buffer((x4.shape[0],) + plan.out + (x4.shape[3],), x4.dtype)
     threads = kernels.threads_for(y.size * plan.pool[0] * plan.pool[1])
     argmax = None
     if plan.tiles:
@@ -169,7 +169,7 @@ class GlobalPool(Function):
     def forward(ctx, x, mode, keepdims):
         x = contiguous(x)
         x3 = x.reshape(x.shape[0], -1, x.shape[-1])
-        y = np.empty((x3.shape[0], x3.shape[2]), dtype=x3.dtype)
+        y = out_buffer((x3.shape[0], x3.shape[2]), x3.dtype)
         kernels.get("global_max_pool_forward" if mode == "max" else "global_avg_pool_forward")(
             x3, y, kernels.threads_for(x3.size))
         if ctx is not None:
