@@ -145,6 +145,7 @@ class FunctionalPlan:
         self.single_output = id(outputs) if isinstance(outputs, KerasTensor) else None
         self.output_keys = _tensor_keys(outputs)
         self.output_type = type(outputs)
+        self.reads = [[id(t) for t in node.parents] for node in model._nodes]  # for the memory plan's trace
         self.memory = _Memory()
 
     def _input_values(self, model, data):
@@ -176,7 +177,7 @@ class FunctionalPlan:
         for i, (node, step, input_keys, output_keys) in enumerate(self.nodes):
             if trace is not None:
                 trace.step = i
-                trace.read([values[id(t)] for t in node.parents], i)
+                trace.read([values[k] for k in self.reads[i]], i)
             if step is not None:
                 out = step(values[input_keys], training)
             elif input_keys is not None:
