@@ -233,20 +233,22 @@ def _root(a):
 
 
 class _Trace:
-    """The ops' output allocations during one call of a plan: the arrays, the step that made each
-    (``born``) and the last step that reads it (``last``), for :class:`Arena`."""
+    """The ops' output allocations during one call of a plan: their shapes and dtypes, the step that
+    made each (``born``) and the last step that reads it (``last``), for :class:`Arena`. It keeps
+    no array alive (the traced call peaks as an unplanned one): an id reused after an array is freed
+    can only extend a live range, never shorten one."""
 
-    __slots__ = ("arrays", "born", "last", "index", "step")
+    __slots__ = ("layouts", "born", "last", "index", "step")
 
     def __init__(self):
-        self.arrays, self.born, self.last = [], [], []
-        self.index = {}  # id(array) -> position; the arrays stay referenced, so ids stay unique
+        self.layouts, self.born, self.last = [], [], []  # layouts: (shape, dtype, nbytes)
+        self.index = {}  # id(array) -> position
         self.step = 0
 
     def take(self, shape, dtype):
         a = np.empty(shape, dtype=dtype)
-        self.index[id(a)] = len(self.arrays)
-        self.arrays.append(a)
+        self.index[id(a)] = len(self.layouts)
+        self.layouts.append((a.shape, a.dtype, a.nbytes))
         self.born.append(self.step)
         self.last.append(self.step)
         return a
@@ -267,14 +269,14 @@ class Arena:
     each at the lowest offset free over its range). ``take`` hands them out in the traced order;
     a request that differs from the trace gets a fresh array and sets ``missed``."""
 
-    __slots__ = ("memory", "buffers", "nbytes", "unplanned_nbytes", "next", "missed")
+    __slots__ = ("memory", "buffers", "nbytes", "total_nbytes", "live_nbytes", "next", "missed")
 
     def __init__(self, trace):
-        arrays, born, last = trace.arrays, trace.born, trace.last
-        sizes = [-(-a.nbytes // _ALIGN) * _ALIGN for a in arrays]
-        offsets = [0] * len(arrays)
+        layouts, born, last = trace.layouts, trace.born, trace.last
+        sizes = [-(-nbytes // _ALIGN) * _ALIGN for _, _, nbytes in layouts]
+        offsets = [0] * len(layouts)
         placed = []  # (offset, end, born, last)
-        for i in sorted(range(len(arrays)), key=lambda i: -sizes[i]):
+        for i in sorted(range(len(layouts)), key=lambda i: -sizes[i]):
             offset = 0
             for start, end in sorted((o, e) for o, e, b, l in placed if b <= last[i] and born[i] <= l):
                 if offset + sizes[i] <= start:
@@ -283,9 +285,12 @@ class Arena:
             offsets[i] = offset
             placed.append((offset, offset + sizes[i], born[i], last[i]))
         self.nbytes = max((e for _, e, _, _ in placed), default=0)
-        self.unplanned_nbytes = sum(a.nbytes for a in arrays)
+        self.total_nbytes = sum(nbytes for _, _, nbytes in layouts)  # what one unplanned call allocates
+        self.live_nbytes = max((sum(layouts[i][2] for i in range(len(layouts)) if born[i] <= s <= last[i])
+                                for s in set(born)), default=0)  # the most live at once: no plan needs less
         self.memory = np.empty(self.nbytes, dtype=np.uint8)
-        self.buffers = [self.memory[o:o + a.nbytes].view(a.dtype).reshape(a.shape) for o, a in zip(offsets, arrays)]
+        self.buffers = [self.memory[o:o + nbytes].view(dtype).reshape(shape)
+                        for o, (shape, dtype, nbytes) in zip(offsets, layouts)]
         self.next, self.missed = 0, False
 
     def take(self, shape, dtype):
@@ -362,10 +367,11 @@ class _Memory:
 
 
 def planned_memory(model):
-    """{input key: (arena bytes, bytes the traced call allocated)} of ``model``'s inference plan
-    on this thread: the peak activation memory of a planned call, and what it is without a plan."""
+    """{input key: (arena bytes, bytes one unplanned call allocates, most bytes live at once)} of
+    ``model``'s inference plan on this thread: the arena is the activation memory of a planned
+    call; the live peak is the least any plan of these buffers can take."""
     plan = model.__dict__.get("_plan")
     memory = getattr(plan, "memory", None)
     if memory is None:
         return {}
-    return {k: (a.nbytes, a.unplanned_nbytes) for k, a in memory.arenas().items() if a}
+    return {k: (a.nbytes, a.total_nbytes, a.live_nbytes) for k, a in memory.arenas().items() if a}
