@@ -32,6 +32,7 @@ from pathlib import Path
 
 from . import spec as _spec
 from .compare_processes import MODES, PKG, default_threads, machine_info, measure_ceiling, probe, versions
+from .compare_deploy import measure_concurrent, measure_infer_memory, under_load
 from .compare_measure import Runner
 from .compare_report import plot, to_markdown
 
@@ -68,8 +69,9 @@ def _command(argv):
 
 
 def run(workloads=None, frameworks=None, threads=None, mode="quick", tiny=False, log_dir=None,
-        progress=True, argv=None):
-    """Run the comparison and return the results (the JSON document as a dict)."""
+        progress=True, argv=None, background_load=0):
+    """Run the comparison and return the results (the JSON document as a dict); with
+    ``background_load`` N, every inference workload is measured again while N processes spin."""
     threads = threads or default_threads()
     workloads = select_workloads(workloads, skip_extra=(mode == "quick" and not tiny))
     requested = [fw for fw in _spec.FRAMEWORKS if fw in frameworks] if frameworks else list(_spec.FRAMEWORKS)
@@ -91,7 +93,8 @@ def run(workloads=None, frameworks=None, threads=None, mode="quick", tiny=False,
             "command": _command(argv if argv is not None else sys.argv[1:]),
             "mode": "tiny" if tiny else mode,
             "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in MODES["tiny" if tiny else mode].items()},
-            "threads": threads, "frameworks": chosen, "frameworks_skipped": skipped,
+            "threads": threads, "background_load": background_load, "frameworks": chosen,
+            "frameworks_skipped": skipped,
             "machine": machine_info(threads), "versions": versions(),
             "ratio": "peer / dlcore, in time (or peak RSS): above 1, dlcore is faster (or smaller)",
             "notes": [
@@ -108,7 +111,7 @@ def run(workloads=None, frameworks=None, threads=None, mode="quick", tiny=False,
                 "RSS a fresh process adds during one call, after a warm-up at sequence 64.",
             ],
         },
-        "ceiling": None, "workloads": {}, "scaling": {}, "attention": {}, "layers": [],
+        "ceiling": None, "workloads": {}, "scaling": {}, "attention": {}, "deploy": {}, "layers": [],
         "baseline": None,
     }
     runner = Runner(chosen, threads, mode, tiny, log_dir, progress)
@@ -128,6 +131,13 @@ def run(workloads=None, frameworks=None, threads=None, mode="quick", tiny=False,
                     if r.get("status") == "ok" and ceiling:
                         r["ceiling_share"] = r["gflops"] / ceiling["gflops"]
                 results["workloads"][name] = entry
+                if background_load and kind == "infer":
+                    runner.log(f"{name} under a background load of {background_load} busy processes")
+                    entry["under_load"] = under_load(runner, name, background_load, entry)
+            elif kind == "concurrent":
+                results["deploy"][name] = measure_concurrent(runner, name)
+            elif kind == "infer-memory":
+                results["deploy"][name] = measure_infer_memory(runner, name)
             elif kind == "scaling":
                 results["scaling"][name] = runner.measure_scaling(name)
             elif kind == "attention":
@@ -192,6 +202,9 @@ def build_parser():
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG charts")
     parser.add_argument("--note", default=None,
                         help="a sentence printed at the top of the Markdown (e.g. the conditions of the run)")
+    parser.add_argument("--background-load", type=int, default=0, metavar="N",
+                        help="measure every inference workload again while N processes spin on the CPU "
+                             "(a deployment's neighbours), reported beside the idle figures")
     parser.add_argument("--list", action="store_true", help="list the workloads and exit")
     parser.add_argument("--render", metavar="JSON", default=None,
                         help="measure nothing: rewrite the Markdown and charts from a results JSON")
@@ -202,7 +215,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.list:
         for name, w in _spec.WORKLOADS.items():
-            print(f"{name:18s} {w['kind']:10s} model={w['model']}" + (" (extra)" if w.get("extra") else ""))
+            print(f"{name:22s} {w['kind']:12s} model={w['model']}" + (" (extra)" if w.get("extra") else ""))
         return 0
     frameworks = [f.strip() for f in args.frameworks.split(",")] if args.frameworks else None
     if frameworks:
@@ -211,6 +224,8 @@ def main(argv=None):
             raise SystemExit(f"unknown framework(s) {bad}; known: {', '.join(_spec.FRAMEWORKS)}")
     if args.threads is not None and args.threads < 1:
         raise SystemExit("--threads must be a positive integer")
+    if args.background_load < 0:
+        raise SystemExit("--background-load must be 0 or a positive integer")
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.render:
@@ -218,7 +233,7 @@ def main(argv=None):
     else:
         results = run(workloads=args.workload, frameworks=frameworks, threads=args.threads,
                       mode="quick" if args.quick else "full", tiny=args.tiny,
-                      argv=list(argv) if argv is not None else sys.argv[1:])
+                      argv=list(argv) if argv is not None else sys.argv[1:], background_load=args.background_load)
     if args.note:
         results["meta"]["note"] = args.note
     json_path = Path(args.json_out) if args.json_out else out_dir / "results.json"

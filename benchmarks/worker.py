@@ -11,13 +11,14 @@ to stderr; stdout carries the protocol only.
 
 Commands: supports {workload, tiny, onnx_path}; params {workload, tiny};
 build {key, workload, tiny, batch, onnx_path, variant}; warmup {key, min_iters, min_s, max_s};
-run {key, iters}; free {key}; export {model, tiny, path} (torch); layers {tiny, min_s} (dlcore);
-quit. Replies: {"ok": true, ...} or {"ok": false, "error": ...}.
+run {key, iters}; concurrent {key, callers, seconds}; free {key}; export {model, tiny, path} (torch);
+save {workload, path, tiny}; layers {tiny, min_s} (dlcore); quit. Replies: {"ok": true, ...} or {"ok": false, "error": ...}.
 """
 import argparse
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 
@@ -84,6 +85,44 @@ class Worker:
 
     def run(self, key, iters, max_s=None):
         return {"times": _timed(self.runners[key].step, int(iters), max_s)}
+
+    def concurrent(self, key, callers, seconds):
+        """Calls of the runner's step made by ``callers`` Python threads calling it together for
+        about ``seconds`` (one model shared by all), and the seconds they took."""
+        step = self.runners[key].step
+        callers = int(callers)
+        start = threading.Barrier(callers + 1)
+        stop = threading.Event()
+        counts = [0] * callers
+        errors = []
+
+        def loop(i):
+            start.wait()
+            try:
+                while not stop.is_set():
+                    step()
+                    counts[i] += 1
+            except Exception as exc:  # reported to the runner below
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+        threads = [threading.Thread(target=loop, args=(i,)) for i in range(callers)]
+        for t in threads:
+            t.start()
+        start.wait()
+        t0 = time.perf_counter()
+        time.sleep(float(seconds))
+        stop.set()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - t0
+        if errors:
+            raise RuntimeError(f"concurrent predict failed: {errors[0]}")
+        return {"calls": sum(counts), "per_caller": counts, "seconds": elapsed}
+
+    def save(self, workload, path, tiny=False):
+        """Save the workload's model for a cold start from the file; returns the file's path."""
+        spec = _spec.workload_spec(workload, tiny=tiny)
+        return {"path": self.module.save_model(spec, path)}
 
     def free(self, key):
         self.runners.pop(key, None)

@@ -85,3 +85,37 @@ def attention_memory(payload, setup, make_step):
     clock.mark("call_s")
     report({"phases": clock.phases, "inside_s": clock.total(), "rss_before_mb": before,
             "added_mb": peak_rss_mb() - before})
+
+
+def current_rss_mb():
+    """This process's resident memory now, in MB (Linux; the peak elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            import os
+
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+    except (OSError, ValueError, IndexError):
+        return peak_rss_mb()
+
+
+def infer_memory(payload, fresh_model, extra=None):
+    """Body of an inference-memory child: a first copy of the model predicts once at batch 1
+    (imports, kernels, thread pools, caches), then a second copy predicts once at the workload's
+    batch; reports the resident memory that second call added (``added_mb``: still held after it,
+    ``added_peak_mb``: its peak above everything before). ``fresh_model(spec)`` builds or loads a
+    model and returns its predict function of a batch; ``extra(predict)`` adds framework figures."""
+    clock = Clock()
+    spec = payload["spec"]
+    warm = dict(spec, batch=1)
+    fresh_model(warm)(make_data(warm)[0])
+    predict = fresh_model(spec)
+    x, _ = make_data(spec)
+    clock.mark("warm_s")
+    before, peak_before = current_rss_mb(), peak_rss_mb()
+    predict(x)
+    clock.mark("call_s")
+    out = {"phases": clock.phases, "inside_s": clock.total(), "added_mb": max(0.0, current_rss_mb() - before),
+           "added_peak_mb": max(0.0, peak_rss_mb() - peak_before)}
+    if extra is not None:
+        out.update(extra(predict))
+    report(out)

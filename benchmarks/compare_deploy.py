@@ -1,0 +1,218 @@
+"""The comparison's deployment measurements (benchmarks/compare.py): inference under a background
+load, concurrent predict from several Python threads, and the memory of an inference call.
+
+- ``BackgroundLoad(n)``: ``n`` processes spinning on the CPU (a deployment's neighbours) while the
+  inference workloads are measured again (``--background-load N``), reported beside the idle figures.
+- ``measure_concurrent``: one model per framework, ``callers`` Python threads calling its batch-1
+  predict together; calls/s for each number of callers, alternated run by run.
+- ``measure_infer_memory``: per inference workload, a fresh process warms up on one copy of the
+  model, then reports the resident memory a second copy's first call at the workload's batch adds
+  (dlcore also reports its memory plan: arena, unplanned and live-peak bytes).
+"""
+import statistics
+import subprocess
+import sys
+import time
+
+from . import spec as _spec
+from .compare_measure import _rotate, _stats
+from .compare_processes import WorkerError, _child_code, run_child
+
+SPIN = "while True:\n    pass"
+
+
+class BackgroundLoad:
+    """``n`` busy processes for the duration of a ``with`` block."""
+
+    def __init__(self, n):
+        self.n = int(n)
+        self.procs = []
+
+    def __enter__(self):
+        self.procs = [subprocess.Popen([sys.executable, "-c", SPIN], stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                      for _ in range(self.n)]
+        time.sleep(0.2 if self.n else 0.0)  # the spinners are running before anything is timed
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            p.kill()
+        for p in self.procs:
+            p.wait()
+        self.procs = []
+        return False
+
+
+def under_load(runner, name, n, idle):
+    """The timed workload ``name`` measured again while ``n`` processes spin; the figures beside
+    ``idle``'s (its entry) with each framework's growth (loaded / idle, in time)."""
+    with BackgroundLoad(n):
+        loaded = runner.measure_timed(name)
+    out = {"processes": n, "unit": loaded["unit"], "metric": loaded["metric"], "frameworks": {}}
+    for fw, r in loaded["frameworks"].items():
+        cell = out["frameworks"][fw] = {"status": r.get("status"), "reason": r.get("reason")}
+        if r.get("status") != "ok":
+            continue
+        cell.update({k: r[k] for k in ("median", "min", "max", "runs")})
+        cell["seconds"] = r["seconds"]
+        base = idle["frameworks"].get(fw, {})
+        if base.get("status") == "ok":
+            cell["growth"] = r["seconds"]["median"] / base["seconds"]["median"]
+    return out
+
+
+def measure_concurrent(runner, name):
+    """Batch-1 predict calls/s of one model shared by 1, 2, ... Python threads, per framework."""
+    wl = _spec.workload_spec(name, tiny=runner.tiny)
+    callers = list(wl["callers"])
+    seconds = 0.05 if runner.tiny else max(0.5, 2 * runner.cfg["run_s"])
+    out = {"kind": "concurrent", "base": wl["base"], "model": wl["model"], "callers": callers,
+           "unit": "calls/s", "better": "higher", "seconds_per_run": seconds, "frameworks": {}}
+    base = _spec.workload_spec(wl["base"], tiny=runner.tiny)
+    key = f"{name}@concurrent"
+    active = []
+    for fw in runner.frameworks:
+        result = out["frameworks"][fw] = {}
+        try:
+            reply = runner.worker(fw).call("build", key=key, workload=wl["base"], tiny=runner.tiny,
+                                           **runner._extra(fw, base))
+            if "na" not in reply:
+                runner.worker(fw).call("warmup", key=key, min_iters=runner.cfg["warmup"][0],
+                                       min_s=runner.cfg["warmup"][1])
+        except WorkerError as exc:
+            result.update(status="error", reason=str(exc))
+            continue
+        if "na" in reply:
+            result.update(status="n/a", reason=reply["na"])
+            continue
+        result["status"] = "ok"
+        active.append(fw)
+    rates = {fw: {c: [] for c in callers} for fw in active}
+    for rep in range(runner.cfg["reps"]):
+        for fw in _rotate(active, rep):
+            for c in (callers if rep % 2 == 0 else callers[::-1]):
+                if fw not in rates:
+                    continue
+                try:
+                    r = runner.worker(fw).call("concurrent", key=key, callers=c, seconds=seconds)
+                except WorkerError as exc:
+                    out["frameworks"][fw].update(status="error", reason=str(exc))
+                    rates.pop(fw)
+                    continue
+                rates[fw][c].append(r["calls"] / r["seconds"])
+    for fw, per in rates.items():
+        result = out["frameworks"][fw]
+        result["by_callers"] = {str(c): _stats(v) for c, v in per.items() if v}
+        one = statistics.median(per[callers[0]]) if per[callers[0]] else None
+        result["scaling"] = {str(c): statistics.median(v) / one for c, v in per.items() if v and one}
+    for fw in runner.frameworks:
+        if fw in runner.workers:
+            try:
+                runner.workers[fw].call("free", key=key)
+            except WorkerError:
+                pass
+    return out
+
+
+def measure_infer_memory(runner, name):
+    """Per inference workload of ``name``'s bases and per framework: the memory one inference call
+    adds in a warm fresh process (see ``_common.infer_memory``)."""
+    wl = _spec.workload_spec(name, tiny=runner.tiny)
+    out = {"kind": "infer-memory", "model": wl["model"], "bases": list(wl["bases"]), "unit": "MB",
+           "better": "lower", "frameworks": {fw: {} for fw in runner.frameworks}}
+    for base in wl["bases"]:
+        spec = dict(_spec.workload_spec(base, tiny=runner.tiny), kind="infer-memory")
+        for fw in runner.frameworks:
+            cell = out["frameworks"][fw][base] = {}
+            extra = runner._extra(fw, dict(spec, kind="infer"))
+            try:
+                na = runner.worker(fw).call("supports", workload=base, tiny=runner.tiny, **extra)["na"]
+                module_na = fw == "dlcore_onnx"  # the import variant has no memory child
+            except WorkerError as exc:
+                cell.update(status="error", reason=str(exc))
+                continue
+            if na or module_na:
+                cell.update(status="n/a", reason=na or "measured through dlcore's own models")
+                continue
+            try:
+                res = run_child(_child_code(fw, "infer_memory", {"threads": runner.threads,
+                                                                   "spec": dict(spec, **extra)}),
+                                runner.env, runner.log_dir)
+            except WorkerError as exc:
+                cell.update(status="error", reason=str(exc))
+                continue
+            report = res["report"] or {}
+            cell.update(status="ok", **{k: v for k, v in report.items() if k.endswith("_mb")})
+    return out
+
+
+def markdown(results, fws):
+    """The deployment sections of the report: under load, concurrent predict, inference memory."""
+    lines = []
+    loaded = {n: e["under_load"] for n, e in results["workloads"].items() if e.get("under_load")}
+    if loaded:
+        n = next(iter(loaded.values()))["processes"]
+        lines += ["", f"**Under background load** ({n} busy process{'es' if n != 1 else ''} spinning while "
+                  "measured; the idle figures from the table above): median, and loaded ÷ idle in time ↓", "",
+                  "| workload | unit | " + " | ".join(f"{_label(fw)} idle | loaded | ×" for fw in fws) + " |",
+                  "|---|---|" + "|".join(["---:"] * (3 * len(fws))) + "|"]
+        for name, u in loaded.items():
+            idle = results["workloads"][name]["frameworks"]
+            cells = []
+            for fw in fws:
+                i, l = idle.get(fw, {}), u["frameworks"].get(fw, {})
+                cells += [_fmt(i.get("median")) if i.get("status") == "ok" else "n/a",
+                          _fmt(l.get("median")) if l.get("status") == "ok" else "n/a",
+                          f"{l['growth']:.2f}×" if l.get("growth") else "n/a"]
+            lines.append(f"| {name} | {u['unit']} | " + " | ".join(cells) + " |")
+    for name, c in results.get("deploy", {}).items():
+        if c["kind"] == "concurrent":
+            lines += ["", f"**{name}** (base workload {c['base']}): calls/s ↑ of one model shared by N Python "
+                      "threads, median (min–max); scaling = calls/s ÷ one caller's", "",
+                      "| framework | " + " | ".join(f"{n} caller{'s' if n != 1 else ''}" for n in c["callers"])
+                      + " | " + " | ".join(f"scaling ×{n}" for n in c["callers"][1:]) + " |",
+                      "|---|" + "|".join(["---:"] * (2 * len(c["callers"]) - 1)) + "|"]
+            for fw in fws:
+                r = c["frameworks"].get(fw, {})
+                if r.get("status") != "ok":
+                    continue
+                cells = [_cell(r["by_callers"].get(str(n))) for n in c["callers"]]
+                cells += [f"{r['scaling'][str(n)]:.2f}×" if str(n) in r.get("scaling", {}) else "n/a"
+                          for n in c["callers"][1:]]
+                lines.append(f"| {_label(fw)} | " + " | ".join(cells) + " |")
+        elif c["kind"] == "infer-memory":
+            lines += ["", f"**{name}**: MB one inference call adds in a warm fresh process (held after it / "
+                      "peak); dlcore's memory plan: arena (unplanned per-call total, live peak)", "",
+                      "| workload | " + " | ".join(_label(fw) for fw in fws) + " |",
+                      "|---|" + "|".join(["---:"] * len(fws)) + "|"]
+            for base in c["bases"]:
+                cells = []
+                for fw in fws:
+                    r = c["frameworks"].get(fw, {}).get(base, {})
+                    if r.get("status") != "ok":
+                        cells.append("n/a")
+                        continue
+                    text = f"{_fmt(r.get('added_mb'))} / {_fmt(r.get('added_peak_mb'))}"
+                    if "arena_mb" in r:
+                        text += (f"; arena {_fmt(r['arena_mb'])} ({_fmt(r['unplanned_mb'])}, "
+                                 f"{_fmt(r['live_peak_mb'])})")
+                    cells.append(text)
+                lines.append(f"| {base} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _fmt(x):
+    from .compare_report import _fmt as fmt
+
+    return fmt(x)
+
+
+def _cell(stats):
+    from .compare_report import _cell as cell
+
+    return cell(stats)
+
+
+def _label(fw):
+    return _spec.FRAMEWORK_LABELS[fw]
