@@ -88,7 +88,9 @@ def measure_concurrent(runner, name):
             continue
         result["status"] = "ok"
         active.append(fw)
-    rates = {fw: {c: [] for c in callers} for fw in active}
+    rates = {fw: {c: [] for c in callers} for fw in active}  # calls/s over the wall clock
+    medians = {fw: {c: [] for c in callers} for fw in active}  # callers / median seconds of a call
+    busy = {fw: {c: [] for c in callers} for fw in active}  # process CPU seconds / wall seconds
     for rep in range(runner.cfg["reps"]):
         for fw in _rotate(active, rep):
             for c in (callers if rep % 2 == 0 else callers[::-1]):
@@ -101,11 +103,19 @@ def measure_concurrent(runner, name):
                     rates.pop(fw)
                     continue
                 rates[fw][c].append(r["calls"] / r["seconds"])
+                busy[fw][c].append(r["cpu_seconds"] / r["seconds"])
+                if r["call_s"]:
+                    medians[fw][c].append(c / r["call_s"])
     for fw, per in rates.items():
         result = out["frameworks"][fw]
         result["by_callers"] = {str(c): _stats(v) for c, v in per.items() if v}
         one = statistics.median(per[callers[0]]) if per[callers[0]] else None
         result["scaling"] = {str(c): statistics.median(v) / one for c, v in per.items() if v and one}
+        result["by_callers_median_call"] = {str(c): _stats(v) for c, v in medians[fw].items() if v}
+        one = statistics.median(medians[fw][callers[0]]) if medians[fw][callers[0]] else None
+        result["scaling_median_call"] = {str(c): statistics.median(v) / one
+                                         for c, v in medians[fw].items() if v and one}
+        result["cpu_per_wall"] = {str(c): statistics.median(v) for c, v in busy[fw].items() if v}
     for fw in runner.frameworks:
         if fw in runner.workers:
             try:
@@ -168,19 +178,26 @@ def markdown(results, fws):
             lines.append(f"| {name} | {u['unit']} | " + " | ".join(cells) + " |")
     for name, c in results.get("deploy", {}).items():
         if c["kind"] == "concurrent":
-            lines += ["", f"**{name}** (base workload {c['base']}): calls/s ↑ of one model shared by N Python "
-                      "threads, median (min–max); scaling = calls/s ÷ one caller's", "",
-                      "| framework | " + " | ".join(f"{n} caller{'s' if n != 1 else ''}" for n in c["callers"])
-                      + " | " + " | ".join(f"scaling ×{n}" for n in c["callers"][1:]) + " |",
-                      "|---|" + "|".join(["---:"] * (2 * len(c["callers"]) - 1)) + "|"]
+            lines += ["", f"**{name}** (base workload {c['base']}): one model shared by N Python threads. "
+                      "calls/s ↑ over the wall clock, median (min–max), and its scaling over one caller; "
+                      "from the median call (N ÷ median seconds of a call: what the threads reach while "
+                      "they run, less sensitive to a shared machine's descheduling) and its scaling; "
+                      "process CPU ÷ wall (up to N when nothing serializes the threads)", "",
+                      "| framework | callers | calls/s | scaling | from the median call | scaling | CPU ÷ wall |",
+                      "|---|---:|---:|---:|---:|---:|---:|"]
             for fw in fws:
                 r = c["frameworks"].get(fw, {})
                 if r.get("status") != "ok":
                     continue
-                cells = [_cell(r["by_callers"].get(str(n))) for n in c["callers"]]
-                cells += [f"{r['scaling'][str(n)]:.2f}×" if str(n) in r.get("scaling", {}) else "n/a"
-                          for n in c["callers"][1:]]
-                lines.append(f"| {_label(fw)} | " + " | ".join(cells) + " |")
+                for n in c["callers"]:
+                    k = str(n)
+                    scale = r.get("scaling", {}).get(k)
+                    scale_med = r.get("scaling_median_call", {}).get(k)
+                    lines.append(f"| {_label(fw)} | {n} | {_cell(r['by_callers'].get(k))} | "
+                                 f"{f'{scale:.2f}×' if scale else 'n/a'} | "
+                                 f"{_cell(r.get('by_callers_median_call', {}).get(k))} | "
+                                 f"{f'{scale_med:.2f}×' if scale_med else 'n/a'} | "
+                                 f"{_fmt(r.get('cpu_per_wall', {}).get(k))} |")
         elif c["kind"] == "infer-memory":
             lines += ["", f"**{name}**: MB one inference call adds in a warm fresh process (held after it / "
                       "peak); dlcore's memory plan: arena (unplanned per-call total, live peak)", "",

@@ -87,21 +87,26 @@ class Worker:
         return {"times": _timed(self.runners[key].step, int(iters), max_s)}
 
     def concurrent(self, key, callers, seconds):
-        """Calls of the runner's step made by ``callers`` Python threads calling it together for
-        about ``seconds`` (one model shared by all), and the seconds they took."""
+        """``callers`` Python threads calling the runner's step together for about ``seconds`` (one
+        model shared by all): the calls made, the seconds and process CPU seconds they took, and
+        the median seconds of one call (a call of a thread that is descheduled, or waits for the
+        GIL, takes longer; a shared machine's descheduling moves the median little)."""
         step = self.runners[key].step
         callers = int(callers)
         start = threading.Barrier(callers + 1)
         stop = threading.Event()
-        counts = [0] * callers
+        times = [[] for _ in range(callers)]
         errors = []
+        clock = time.perf_counter
 
         def loop(i):
+            mine = times[i]
             start.wait()
             try:
                 while not stop.is_set():
+                    t = clock()
                     step()
-                    counts[i] += 1
+                    mine.append(clock() - t)
             except Exception as exc:  # reported to the runner below
                 errors.append(f"{type(exc).__name__}: {exc}")
 
@@ -109,15 +114,17 @@ class Worker:
         for t in threads:
             t.start()
         start.wait()
-        t0 = time.perf_counter()
+        t0, cpu0 = clock(), time.process_time()
         time.sleep(float(seconds))
         stop.set()
         for t in threads:
             t.join()
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = clock() - t0, time.process_time() - cpu0
         if errors:
             raise RuntimeError(f"concurrent predict failed: {errors[0]}")
-        return {"calls": sum(counts), "per_caller": counts, "seconds": elapsed}
+        every = sorted(t for mine in times for t in mine)
+        return {"calls": len(every), "per_caller": [len(m) for m in times], "seconds": elapsed,
+                "cpu_seconds": cpu, "call_s": every[len(every) // 2] if every else None}
 
     def save(self, workload, path, tiny=False):
         """Save the workload's model for a cold start from the file; returns the file's path."""

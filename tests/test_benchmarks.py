@@ -107,7 +107,8 @@ def test_tiny_run_numbers_are_measured_or_na(tiny_run):
             assert r["status"] == "ok" and set(r["by_callers"]) == {"1", "2"}, r
             for stats in r["by_callers"].values():
                 _check_stats(stats)
-            assert _positive(r["scaling"]["2"])
+            assert _positive(r["scaling"]["2"]) and _positive(r["scaling_median_call"]["2"])
+            assert all(_positive(v) for v in r["cpu_per_wall"].values())
         else:  # infer-memory: the memory plan's arena sits between the live peak and the unplanned total
             assert set(r) == set(entry["bases"])
             for cell in r.values():
@@ -153,7 +154,9 @@ def test_markdown_with_peers_shows_ratios_and_na():
                                       "torch": {"status": "error", "reason": "gone"}}}}
     results["deploy"] = {
         "concurrent-predict": {"kind": "concurrent", "base": "cnn-infer-b1", "callers": [1, 2], "frameworks": {
-            "dlcore": {"status": "ok", "by_callers": {"1": ok, "2": dict(ok, median=3.8)}, "scaling": {"2": 1.9}},
+            "dlcore": {"status": "ok", "by_callers": {"1": ok, "2": dict(ok, median=3.8)}, "scaling": {"1": 1.0, "2": 1.9},
+                       "by_callers_median_call": {"1": ok, "2": ok}, "scaling_median_call": {"1": 1.0, "2": 1.0},
+                       "cpu_per_wall": {"1": 1.0, "2": 1.5}},
             "torch": {"status": "n/a", "reason": "x"}}},
         "infer-memory": {"kind": "infer-memory", "bases": ["cnn-infer-b1"], "frameworks": {
             "dlcore": {"cnn-infer-b1": {"status": "ok", "added_mb": 0.5, "added_peak_mb": 1.0, "arena_mb": 0.25,
@@ -161,7 +164,7 @@ def test_markdown_with_peers_shows_ratios_and_na():
             "torch": {"cnn-infer-b1": {"status": "ok", "added_mb": 2.0, "added_peak_mb": 3.0}}}}}
     md = compare.to_markdown(results)
     assert "| mlp-infer-b1 | ms | 0.1 | 0.15 | 1.50× | 0.1 | n/a | n/a |" in md
-    assert "| dlcore | 2.00 (1.00–3.00) | 3.80 (1.00–3.00) | 1.90× |" in md
+    assert "| dlcore | 2 | 3.80 (1.00–3.00) | 1.90× | 2.00 (1.00–3.00) | 1.00× | 1.50 |" in md
     assert "| cnn-infer-b1 | 0.5 / 1.00; arena 0.25 (0.5, 0.25) | 2.00 / 3.00 |" in md
 
 
