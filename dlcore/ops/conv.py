@@ -108,7 +108,7 @@ def _as_float(x, dtype):
 
 
 def _threads(y_size, k):
-    return kernels.threads_for(y_size * max(k, 1))
+    return kernels.threads_for_macs(y_size * max(k, 1))
 
 
 # Activations whose derivative activation_backward computes correctly with the output y passed
@@ -190,7 +190,7 @@ class Conv(Function):
         y4 = out_buffer(plan.out4, w4.dtype)
         code = ACTIVATIONS[activation]  # checked by the op
         kh, kw, cg, o = plan.kernel4
-        threads = kernels.threads_for(y4.size * (kh * kw * cg))
+        threads = kernels.threads_for_macs(y4.size * (kh * kw * cg))
         forward = kernels.get("conv2d_forward")
         if not recording or _derivative_from_output(activation, alpha):
             forward(x4, w4, b, *plan.args, code, alpha, y4, threads)

@@ -18,7 +18,9 @@ def _matmul(a, b, trans_a=False, trans_b=False):
         kernels.get("matmul", device)(a, b, out, trans_a, trans_b, 1.0, 0.0)
         return out
     out = np.empty((m, n), dtype=a.dtype)
-    kernels.get("matmul")(contiguous(a), contiguous(b), out, trans_a, trans_b, 1.0, 0.0)
+    k = a.shape[0] if trans_a else a.shape[1]
+    kernels.get("matmul")(contiguous(a), contiguous(b), out, trans_a, trans_b, 1.0, 0.0,
+                          kernels.threads_for_macs(m * n * k))
     return out
 
 
@@ -80,7 +82,7 @@ class Dense(Function):
             raise ValueError(f"dense: activation {activation!r} has no fused kernel")
         y2 = (out_buffer((x2.shape[0], w.shape[1]), w.dtype) if device == "cpu"
               else empty_on(device, (x2.shape[0], w.shape[1]), w.dtype))
-        threads = kernels.threads_for(y2.size)
+        threads = kernels.threads_for_macs(y2.size * x2.shape[1])
         dense_forward = kernels.get("dense_forward", device)
         if not recording or activation in ("linear", "relu"):
             dense_forward(x2, w, b, code, alpha, y2, threads)

@@ -64,6 +64,33 @@ def test_threads_for_small_work_is_one():
     assert kernels.threads_for(1 << 24) == kernels.num_threads()
 
 
+def test_batch_one_products_run_on_one_thread(monkeypatch):
+    from dlcore.kernels import _config
+
+    original = kernels.num_threads()
+    kernels.set_num_threads(2)
+    try:
+        # the runner's CNN at batch 1: its largest convolution is 13x13x64 outputs of 3x3x32 taps
+        assert kernels.threads_for_macs(13 * 13 * 64 * 3 * 3 * 32) == 1
+        assert kernels.threads_for_macs(784 * 512) == 1  # an MLP layer at batch 1
+        assert kernels.threads_for_macs(16 * 13 * 13 * 64 * 9 * 32) == 2  # the same convolution at batch 16
+        monkeypatch.setattr(_config, "PARALLEL_MIN_MACS", 1000)
+        assert kernels.threads_for_macs(784 * 512) == 2
+    finally:
+        kernels.set_num_threads(original)
+
+
+def test_parallel_min_macs_from_the_environment():
+    import subprocess
+    import sys
+
+    code = "from dlcore.kernels import _config; print(_config.PARALLEL_MIN_MACS)"
+    for value, expected in (("123", "123"), ("junk", str(1 << 22)), ("", str(1 << 22))):
+        env = dict(__import__("os").environ, DLCORE_PARALLEL_MIN_MACS=value)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+        assert out.stdout.strip() == expected, out.stderr
+
+
 def test_unknown_kernel_and_device_errors():
     import pytest
 
