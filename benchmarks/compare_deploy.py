@@ -182,7 +182,9 @@ def markdown(results, fws):
                       "calls/s ↑ over the wall clock, median (min–max), and its scaling over one caller; "
                       "from the median call (N ÷ median seconds of a call: what the threads reach while "
                       "they run, less sensitive to a shared machine's descheduling) and its scaling; "
-                      "process CPU ÷ wall (up to N when nothing serializes the threads)", "",
+                      "process CPU ÷ wall (up to N when nothing serializes the threads; the median-call "
+                      "figures mean something only where it shows the threads ran together: on a machine "
+                      "whose cores other processes take, they take turns)", "",
                       "| framework | callers | calls/s | scaling | from the median call | scaling | CPU ÷ wall |",
                       "|---|---:|---:|---:|---:|---:|---:|"]
             for fw in fws:
