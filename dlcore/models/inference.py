@@ -13,8 +13,9 @@ as the ops' output allocator (``ops.core.out_buffer``): it records each output a
 that made it and the last step that reads it (a step reads a buffer when one of its inputs is a
 view of it). :class:`Arena` then lays these buffers out in one block, two buffers sharing bytes
 only when their live step ranges are disjoint, and later calls of that shape take their outputs
-from it in the same order: a steady-state call allocates no activation memory. The returned
-output is copied out of the arena, so the next call never overwrites what a caller holds.
+from it in the same order: a steady-state call allocates no activation memory. A buffer the
+returned output lives in is not planned: each call hands a fresh array there, so the next call
+never overwrites what a caller holds.
 """
 import threading
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from ..layers.core import InputLayer
 from ..layers.layer import Layer, _attach_mask
-from ..ops.core import active_allocator, install_allocator
+from ..ops.core import allocator
 from ..symbolic import KerasTensor, flatten, map_structure
 from ..tensor import Tensor
 
@@ -96,7 +97,6 @@ class SequentialPlan:
             trace.step = i
             trace.read(x, i)
             x = step(x, training)
-        trace.read(x, len(self.steps))
         return x
 
 
@@ -195,8 +195,6 @@ class FunctionalPlan:
             out = self.output_type(values[k] for k in self.output_keys)
         else:
             out = map_structure(lambda t: values[id(t)], model._output_struct)
-        if trace is not None:
-            trace.read(out, len(self.nodes))
         return out
 
 
@@ -238,12 +236,13 @@ class _Trace:
     no array alive (the traced call peaks as an unplanned one): an id reused after an array is freed
     can only extend a live range, never shorten one."""
 
-    __slots__ = ("layouts", "born", "last", "index", "step")
+    __slots__ = ("layouts", "born", "last", "index", "step", "returned")
 
     def __init__(self):
         self.layouts, self.born, self.last = [], [], []  # layouts: (shape, dtype, nbytes)
         self.index = {}  # id(array) -> position
         self.step = 0
+        self.returned = set()  # positions of the buffers the call's output lives in
 
     def take(self, shape, dtype):
         a = np.empty(shape, dtype=dtype)
@@ -262,21 +261,33 @@ class _Trace:
                 if i is not None and step > self.last[i]:
                     self.last[i] = step
 
+    def finish(self, out):
+        """Note the buffers behind the call's output ``out``: they are handed out fresh each call."""
+        for v in flatten(out):
+            v = v.value if isinstance(v, Tensor) else v
+            if isinstance(v, np.ndarray):
+                i = self.index.get(id(_root(v)))
+                if i is not None:
+                    self.returned.add(i)
+
 
 class Arena:
     """The output buffers of one call's traced allocations, in one block of ``nbytes``: buffers whose
     live step ranges overlap get disjoint bytes, the others may share them (placed largest first,
-    each at the lowest offset free over its range). ``take`` hands them out in the traced order;
-    a request that differs from the trace gets a fresh array and sets ``missed``."""
+    each at the lowest offset free over its range). ``take`` hands them out in the traced order,
+    and a fresh array where the call's output lives; a request that differs from the trace gets a
+    fresh array and sets ``missed``."""
 
-    __slots__ = ("memory", "buffers", "nbytes", "total_nbytes", "live_nbytes", "next", "missed")
+    __slots__ = ("memory", "buffers", "layouts", "count", "nbytes", "total_nbytes", "live_nbytes", "next",
+                 "missed")
 
     def __init__(self, trace):
-        layouts, born, last = trace.layouts, trace.born, trace.last
+        layouts, born, last, returned = trace.layouts, trace.born, trace.last, trace.returned
+        planned = [i for i in range(len(layouts)) if i not in returned]
         sizes = [-(-nbytes // _ALIGN) * _ALIGN for _, _, nbytes in layouts]
         offsets = [0] * len(layouts)
         placed = []  # (offset, end, born, last)
-        for i in sorted(range(len(layouts)), key=lambda i: -sizes[i]):
+        for i in sorted(planned, key=lambda i: -sizes[i]):
             offset = 0
             for start, end in sorted((o, e) for o, e, b, l in placed if b <= last[i] and born[i] <= l):
                 if offset + sizes[i] <= start:
@@ -286,35 +297,27 @@ class Arena:
             placed.append((offset, offset + sizes[i], born[i], last[i]))
         self.nbytes = max((e for _, e, _, _ in placed), default=0)
         self.total_nbytes = sum(nbytes for _, _, nbytes in layouts)  # what one unplanned call allocates
-        self.live_nbytes = max((sum(layouts[i][2] for i in range(len(layouts)) if born[i] <= s <= last[i])
+        self.live_nbytes = max((sum(layouts[i][2] for i in planned if born[i] <= s <= last[i])
                                 for s in set(born)), default=0)  # the most live at once: no plan needs less
         self.memory = np.empty(self.nbytes, dtype=np.uint8)
-        self.buffers = [self.memory[o:o + nbytes].view(dtype).reshape(shape)
-                        for o, (shape, dtype, nbytes) in zip(offsets, layouts)]
+        self.buffers = [None if i in returned else self.memory[o:o + nbytes].view(dtype).reshape(shape)
+                        for i, (o, (shape, dtype, nbytes)) in enumerate(zip(offsets, layouts))]
+        self.layouts = [(shape, dtype) for shape, dtype, _ in layouts]
+        self.count = len(self.buffers)
         self.next, self.missed = 0, False
 
     def take(self, shape, dtype):
         if type(shape) is not tuple:
             shape = tuple(shape) if hasattr(shape, "__len__") else (int(shape),)
         i = self.next
-        if i < len(self.buffers):
-            b = self.buffers[i]
-            if b.shape == shape and b.dtype == dtype:
+        if i < self.count:
+            planned_shape, planned_dtype = self.layouts[i]
+            if planned_shape == shape and planned_dtype == dtype:
                 self.next = i + 1
-                return b
+                b = self.buffers[i]
+                return np.empty(shape, dtype=dtype) if b is None else b
         self.missed = True
         return np.empty(shape, dtype=dtype)
-
-    def detach(self, out):
-        """``out`` (a Tensor or a structure of them) with every value in this arena copied out."""
-        if type(out) is Tensor:
-            v = out.value
-            if type(v) is np.ndarray and _root(v) is self.memory:
-                copy = Tensor(v.copy())
-                copy.mask = out.mask
-                return copy
-            return out
-        return map_structure(self.detach, out)
 
 
 class _Memory:
@@ -338,32 +341,35 @@ class _Memory:
         """``steps(trace, *args)``'s result, through this thread's arena for ``key``: traced on the key's
         first call, replayed from the arena after; plain when a planned call is already running on
         this thread (a nested model: the outer plan's arena serves it)."""
-        if active_allocator() is not None:
+        if allocator.arena is not None:
             return steps(None, *args)
-        arenas = self.arenas()
+        arenas = getattr(self.local, "arenas", None)
+        if arenas is None:
+            arenas = self.local.arenas = {}
         arena = arenas.get(key, False)
         if arena is None:  # this shape's allocations differ from call to call: unplanned
             return steps(None, *args)
         if arena is False:
             trace = _Trace()
-            install_allocator(trace)
+            allocator.arena = trace
             try:
                 out = steps(trace, *args)
             finally:
-                install_allocator(None)
+                allocator.arena = None
+            trace.finish(out)
             if len(arenas) >= _MAX_SHAPES:
                 arenas.clear()
             arenas[key] = Arena(trace)
-            return out  # the traced arrays are fresh: nothing to copy
+            return out
         arena.next, arena.missed = 0, False
-        install_allocator(arena)
+        allocator.arena = arena
         try:
             out = steps(None, *args)
         finally:
-            install_allocator(None)
-        if arena.missed or arena.next != len(arena.buffers):
+            allocator.arena = None
+        if arena.missed or arena.next != arena.count:
             arenas[key] = None
-        return arena.detach(out)
+        return out
 
 
 def planned_memory(model):

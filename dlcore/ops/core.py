@@ -52,29 +52,22 @@ def empty_on(device, shape, dtype):
     return cuda.device_array(shape, dtype=dtype)
 
 
-_allocator = threading.local()  # .arena: the memory plan of the inference plan running on this thread
+class _Allocator(threading.local):
+    arena = None  # the memory plan of the inference plan running on this thread, if any
+
+
+allocator = _Allocator()  # models/inference.py sets ``allocator.arena`` around a planned call
 
 
 def out_buffer(shape, dtype):
     """An uninitialized CPU array for an op's output: from the memory plan that the running
-    inference plan installed on this thread (``models/inference.py``), else ``np.empty``.
-    Ops call it only for outputs that no layer keeps past the call."""
-    arena = getattr(_allocator, "arena", None)
+    inference plan installed on this thread (``allocator.arena``, an object with ``take(shape,
+    dtype)``: see ``models/inference.py``), else ``np.empty``. Ops call it only for outputs that no
+    layer keeps past the call."""
+    arena = allocator.arena
     if arena is None:
         return np.empty(shape, dtype=dtype)
     return arena.take(shape, dtype)
-
-
-def install_allocator(arena):
-    """Make ``arena`` (an object with ``take(shape, dtype)``, or None) this thread's output
-    allocator; returns the one it replaces."""
-    previous = getattr(_allocator, "arena", None)
-    _allocator.arena = arena
-    return previous
-
-
-def active_allocator():
-    return getattr(_allocator, "arena", None)
 
 
 def unbroadcast(grad, shape):

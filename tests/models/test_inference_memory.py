@@ -77,6 +77,7 @@ def test_planned_results_equal_the_unplanned_path_and_are_not_overwritten():
     outs = [model.predict_on_batch(x) for x in (x1, x2, x1, x2, x1)]  # trace, then arena
     for out, ref in zip(outs, [ref1, ref2, ref1, ref2, ref1]):
         np.testing.assert_array_equal(out, ref)
+    assert not np.shares_memory(outs[2], outs[4])  # each call returns fresh memory
     t1, t2 = model(x1), model(x2)  # a Tensor returned by model(x) is not overwritten either
     np.testing.assert_array_equal(t1.value, ref1)
     np.testing.assert_array_equal(t2.value, ref2)
