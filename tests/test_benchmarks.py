@@ -113,7 +113,7 @@ def test_tiny_run_numbers_are_measured_or_na(tiny_run):
             assert set(r) == set(entry["bases"])
             for cell in r.values():
                 assert cell["status"] == "ok" and cell["added_mb"] >= 0, cell
-                assert 0 < cell["live_peak_mb"] <= cell["arena_mb"]
+                assert 0 <= cell["live_peak_mb"] <= cell["arena_mb"] <= cell["unplanned_mb"] + 1e-3
     assert results["layers"] and all(_positive(x["gflops"]) for x in results["layers"])
     _check_stats(results["baseline"]["wall_s"])
 
