@@ -135,15 +135,17 @@ def measure_infer_memory(runner, name):
         spec = dict(_spec.workload_spec(base, tiny=runner.tiny), kind="infer-memory")
         for fw in runner.frameworks:
             cell = out["frameworks"][fw][base] = {}
+            if fw == "dlcore_onnx":
+                cell.update(status="n/a", reason="the import variant runs dlcore's plan: see dlcore")
+                continue
             extra = runner._extra(fw, dict(spec, kind="infer"))
             try:
                 na = runner.worker(fw).call("supports", workload=base, tiny=runner.tiny, **extra)["na"]
-                module_na = fw == "dlcore_onnx"  # the import variant has no memory child
             except WorkerError as exc:
                 cell.update(status="error", reason=str(exc))
                 continue
-            if na or module_na:
-                cell.update(status="n/a", reason=na or "measured through dlcore's own models")
+            if na:
+                cell.update(status="n/a", reason=na)
                 continue
             try:
                 res = run_child(_child_code(fw, "infer_memory", {"threads": runner.threads,
