@@ -38,6 +38,7 @@ from . import compare_gpu as _gpu
 from . import spec as _spec
 from .compare_processes import MODES, PKG, default_threads, machine_info, measure_ceiling, probe, versions
 from .compare_distributed import measure as measure_distributed
+from .compare_deploy import measure_concurrent, measure_infer_memory, under_load
 from .compare_measure import Runner
 from .compare_report import plot, to_markdown
 
@@ -90,9 +91,10 @@ CPU_NOTES = [
 
 
 def run(workloads=None, frameworks=None, threads=None, mode="quick", tiny=False, log_dir=None,
-        progress=True, argv=None, device="cpu"):
+        progress=True, argv=None, device="cpu", background_load=0):
     """Run the comparison and return the results (the JSON document as a dict). ``device="gpu"``:
-    dlcore's GPU path against PyTorch CUDA (compare_gpu.py)."""
+    dlcore's GPU path against PyTorch CUDA (compare_gpu.py); with ``background_load`` N, every CPU
+    inference workload is measured again while N processes spin."""
     if device not in ("cpu", "gpu"):
         raise ValueError(f"run: device must be 'cpu' or 'gpu', received {device!r}")
     gpu = device == "gpu"
@@ -120,12 +122,14 @@ def run(workloads=None, frameworks=None, threads=None, mode="quick", tiny=False,
             "command": _command(argv if argv is not None else sys.argv[1:]),
             "mode": "tiny" if tiny else mode, "device": device,
             "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in MODES["tiny" if tiny else mode].items()},
-            "threads": threads, "frameworks": chosen, "frameworks_skipped": skipped,
+            "threads": threads, "background_load": background_load, "frameworks": chosen,
+            "frameworks_skipped": skipped,
             "machine": machine_info(threads), "versions": versions(),
             "ratio": "peer / dlcore, in time (or peak RSS): above 1, dlcore is faster (or smaller)",
             "notes": list(_gpu.NOTES if gpu else CPU_NOTES),
         },
-        "ceiling": None, "workloads": {}, "scaling": {}, "attention": {}, "distributed": {}, "layers": [],
+        "ceiling": None, "workloads": {}, "scaling": {}, "attention": {}, "distributed": {}, "deploy": {},
+        "layers": [],
         "baseline": None,
     }
     runner = Runner(chosen, threads, mode, tiny, log_dir, progress, device)
@@ -135,7 +139,7 @@ def run(workloads=None, frameworks=None, threads=None, mode="quick", tiny=False,
         if gpu:
             _gpu.measure(runner, results, workloads)
         else:
-            _measure_cpu(runner, results, workloads, threads, log_dir)
+            _measure_cpu(runner, results, workloads, threads, log_dir, background_load)
         results["meta"]["worker_info"] = {fw: w.hello.get("info") for fw, w in runner.workers.items()}
         results["meta"]["onnx_exports"] = {m: {"path_used": bool(p), "exporter": e}
                                            for m, (p, e) in runner.onnx.items()}
@@ -146,9 +150,10 @@ def run(workloads=None, frameworks=None, threads=None, mode="quick", tiny=False,
     return results
 
 
-def _measure_cpu(runner, results, workloads, threads, log_dir):
-    """Fill ``results`` with the CPU comparison: the GEMM ceiling, the workloads, the baseline
-    process and dlcore's kernel and layer rates."""
+def _measure_cpu(runner, results, workloads, threads, log_dir, background_load=0):
+    """Fill ``results`` with the CPU comparison: the GEMM ceiling, the workloads (the inference ones
+    again under ``background_load`` busy processes when asked), the baseline process and dlcore's
+    kernel and layer rates."""
     libs = ("numpy", "torch") if "torch" in runner.frameworks else ("numpy",)
     runner.log(f"float32 GEMM ceiling ({', '.join(libs)})")
     results["ceiling"] = measure_ceiling(runner.cfg["ceiling_sizes"], runner.cfg["ceiling_reps"], threads,
@@ -163,6 +168,13 @@ def _measure_cpu(runner, results, workloads, threads, log_dir):
                 if r.get("status") == "ok" and ceiling:
                     r["ceiling_share"] = r["gflops"] / ceiling["gflops"]
             results["workloads"][name] = entry
+            if background_load and kind == "infer":
+                runner.log(f"{name} under a background load of {background_load} busy processes")
+                entry["under_load"] = under_load(runner, name, background_load, entry)
+        elif kind == "concurrent":
+            results["deploy"][name] = measure_concurrent(runner, name)
+        elif kind == "infer-memory":
+            results["deploy"][name] = measure_infer_memory(runner, name)
         elif kind == "scaling":
             results["scaling"][name] = runner.measure_scaling(name)
         elif kind == "attention":
@@ -227,6 +239,9 @@ def build_parser():
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG charts")
     parser.add_argument("--note", default=None,
                         help="a sentence printed at the top of the Markdown (e.g. the conditions of the run)")
+    parser.add_argument("--background-load", type=int, default=0, metavar="N",
+                        help="measure every inference workload again while N processes spin on the CPU "
+                             "(a deployment's neighbours), reported beside the idle figures")
     parser.add_argument("--list", action="store_true", help="list the workloads and exit")
     parser.add_argument("--render", metavar="JSON", default=None,
                         help="measure nothing: rewrite the Markdown and charts from a results JSON")
@@ -239,7 +254,7 @@ def main(argv=None):
         names = _spec.GPU_WORKLOADS if args.device == "gpu" else _spec.WORKLOADS
         for name in names:
             w = _spec.workload_spec(name)
-            print(f"{name:18s} {w['kind']:10s} model={w['model']}" + (" (extra)" if w.get("extra") else ""))
+            print(f"{name:22s} {w['kind']:12s} model={w['model']}" + (" (extra)" if w.get("extra") else ""))
         return 0
     frameworks = [f.strip() for f in args.frameworks.split(",")] if args.frameworks else None
     if frameworks:
@@ -248,6 +263,8 @@ def main(argv=None):
             raise SystemExit(f"unknown framework(s) {bad}; known: {', '.join(_spec.FRAMEWORKS)}")
     if args.threads is not None and args.threads < 1:
         raise SystemExit("--threads must be a positive integer")
+    if args.background_load < 0:
+        raise SystemExit("--background-load must be 0 or a positive integer")
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.render:
@@ -255,7 +272,8 @@ def main(argv=None):
     else:
         results = run(workloads=args.workload, frameworks=frameworks, threads=args.threads,
                       mode="quick" if args.quick else "full", tiny=args.tiny,
-                      argv=list(argv) if argv is not None else sys.argv[1:], device=args.device)
+                      argv=list(argv) if argv is not None else sys.argv[1:], device=args.device,
+                      background_load=args.background_load)
     if args.note:
         results["meta"]["note"] = args.note
     json_path = Path(args.json_out) if args.json_out else out_dir / "results.json"

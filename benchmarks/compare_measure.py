@@ -217,7 +217,7 @@ class Runner:
         spec = _spec.workload_spec(name, tiny=self.tiny)
         function = "cold_start" if spec["kind"] == "cold-start" else "train_memory"
         entry = {"kind": spec["kind"], "model": spec["model"], "batch": spec["batch"],
-                 "steps": spec.get("steps"), "frameworks": {}}
+                 "steps": spec.get("steps"), "saved": bool(spec.get("saved")), "frameworks": {}}
         payloads = {}
         for fw in self.frameworks:
             result = entry["frameworks"][fw] = {}
@@ -230,6 +230,14 @@ class Runner:
             if na:
                 result.update(status="n/a", reason=na)
                 continue
+            if spec.get("saved") and fw not in _spec.INFERENCE_ONLY:  # the ONNX ones load the export
+                try:
+                    extra["saved_path"] = self.worker(fw).call(
+                        "save", workload=name, path=str(self.log_dir / f"{name}-{fw}"), tiny=self.tiny)["path"]
+                except WorkerError as exc:
+                    result.update(status="error", reason=str(exc))
+                    continue
+                result["saved_path"] = extra["saved_path"]
             payloads[fw] = {"threads": self.threads, "spec": dict(spec, **extra)}
             result["status"] = "ok"
         walls = {fw: [] for fw in payloads}

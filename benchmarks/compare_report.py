@@ -45,6 +45,12 @@ COLORS = {"dlcore": "tab:blue", "torch": "tab:orange", "keras": "tab:green", "on
           "dlcore_bf16": "tab:olive"}
 
 
+def deploy_markdown(results, fws):
+    from .compare_deploy import markdown
+
+    return markdown(results, fws)
+
+
 def to_markdown(results):
     meta = results["meta"]
     fws = meta["frameworks"]
@@ -186,6 +192,7 @@ def to_markdown(results):
             for x in layers:
                 share = f"{100 * x['ceiling_share']:.0f}%" if x.get("ceiling_share") is not None else "n/a"
                 lines.append(f"| {x['name']} | {_fmt(x['gflops'])} | {share} |")
+    lines += deploy_markdown(results, fws)
     lines.append("")
     lines.append("Notes: " + " ".join(meta.get("notes", [])))
     return "\n".join(lines) + "\n"

@@ -75,6 +75,16 @@ WORKLOADS = {
     "train-memory": {"kind": "memory", "model": "cnn", "batch": 64, "optimizer": "adam", "steps": 20},
     "train-memory-mlp": {"kind": "memory", "model": "mlp", "batch": 128, "optimizer": "sgd-momentum",
                          "steps": 20, "extra": True},
+    # deployment: a saved model loaded in a fresh process (import + load + predict one sample; .dlc,
+    # .keras, PyTorch state_dict, ONNX Runtime on the exported .onnx); N Python threads calling one
+    # model's predict at batch 1 (calls/s for each number of callers); the resident memory a model's
+    # first predict adds once the process is warm (activations and workspace), per inference workload
+    "cold-start-saved": {"kind": "cold-start", "model": "cnn", "batch": 1, "saved": True},
+    "cold-start-saved-mlp": {"kind": "cold-start", "model": "mlp", "batch": 1, "saved": True, "extra": True},
+    "concurrent-predict": {"kind": "concurrent", "base": "cnn-infer-b1", "model": "cnn", "callers": (1, 2)},
+    "concurrent-predict-mlp": {"kind": "concurrent", "base": "mlp-infer-b1", "model": "mlp", "callers": (1, 2)},
+    "infer-memory": {"kind": "infer-memory", "model": "cnn",
+                     "bases": ("cnn-infer-b1", "cnn-infer-b256", "mlp-infer-b1", "lstm-infer-b1")},
     "scaling-cnn-infer": {"kind": "scaling", "base": "cnn-infer-b1", "model": "cnn",
                           "batches": (1, 4, 16, 64, 256)},
     "scaling-mlp-train": {"kind": "scaling", "base": "mlp-train", "model": "mlp",
@@ -265,6 +275,10 @@ def process_workloads():
 
 def attention_workloads():
     return [n for n, w in WORKLOADS.items() if w["kind"] == "attention"]
+
+
+def deploy_workloads():
+    return [n for n, w in WORKLOADS.items() if w["kind"] in ("concurrent", "infer-memory")]
 
 
 def scaling_workloads():

@@ -14,13 +14,14 @@ answered ``{"skip": reason}``.
 
 Commands: supports {workload, tiny, onnx_path}; params {workload, tiny};
 build {key, workload, tiny, batch, onnx_path, variant}; warmup {key, min_iters, min_s, max_s};
-run {key, iters}; free {key}; export {model, tiny, path} (torch); layers {tiny, min_s} (dlcore);
-quit. Replies: {"ok": true, ...} or {"ok": false, "error": ...}.
+run {key, iters}; concurrent {key, callers, seconds}; free {key}; export {model, tiny, path} (torch);
+save {workload, path, tiny}; layers {tiny, min_s} (dlcore); quit. Replies: {"ok": true, ...} or {"ok": false, "error": ...}.
 """
 import argparse
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 
@@ -103,6 +104,51 @@ class Worker:
 
     def run(self, key, iters, max_s=None):
         return {"times": _timed(self.runners[key].step, int(iters), max_s)}
+
+    def concurrent(self, key, callers, seconds):
+        """``callers`` Python threads calling the runner's step together for about ``seconds`` (one
+        model shared by all): the calls made, the seconds and process CPU seconds they took, and
+        the median seconds of one call (a call of a thread that is descheduled, or waits for the
+        GIL, takes longer; a shared machine's descheduling moves the median little)."""
+        step = self.runners[key].step
+        callers = int(callers)
+        start = threading.Barrier(callers + 1)
+        stop = threading.Event()
+        times = [[] for _ in range(callers)]
+        errors = []
+        clock = time.perf_counter
+
+        def loop(i):
+            mine = times[i]
+            start.wait()
+            try:
+                while not stop.is_set():
+                    t = clock()
+                    step()
+                    mine.append(clock() - t)
+            except Exception as exc:  # reported to the runner below
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+        threads = [threading.Thread(target=loop, args=(i,)) for i in range(callers)]
+        for t in threads:
+            t.start()
+        start.wait()
+        t0, cpu0 = clock(), time.process_time()
+        time.sleep(float(seconds))
+        stop.set()
+        for t in threads:
+            t.join()
+        elapsed, cpu = clock() - t0, time.process_time() - cpu0
+        if errors:
+            raise RuntimeError(f"concurrent predict failed: {errors[0]}")
+        every = sorted(t for mine in times for t in mine)
+        return {"calls": len(every), "per_caller": [len(m) for m in times], "seconds": elapsed,
+                "cpu_seconds": cpu, "call_s": every[len(every) // 2] if every else None}
+
+    def save(self, workload, path, tiny=False):
+        """Save the workload's model for a cold start from the file; returns the file's path."""
+        spec = _spec.workload_spec(workload, tiny=tiny)
+        return {"path": self.module.save_model(spec, path)}
 
     def free(self, key):
         self.runners.pop(key, None)

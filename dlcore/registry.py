@@ -146,6 +146,13 @@ def _custom_by_short_name(name):
     return next(iter(found.values()), None)
 
 
+def registered_now(kind, name):
+    """Whether ``name`` is a global custom object or registered as ``kind`` already: no lazily
+    loaded family is imported to find out (see ``lookup`` for that)."""
+    table = _REGISTRY.get(kind, {})
+    return name in table or _canonical(name) in table or get_registered_object(name) is not None
+
+
 def lookup(kind, name, custom_objects=None):
     """The object known as ``name``: in ``custom_objects``, the active custom_object_scope or the
     global custom objects, then the ``kind`` registry (exact name first, then

@@ -9,6 +9,7 @@ the gradients, the optimizer, then ``compute_metrics``; both are overridable too
 array data before the first weight changes.
 """
 import contextlib
+import sys
 import warnings
 
 import numpy as np
@@ -22,7 +23,6 @@ from .data.arrays import (apply_class_weight, check_batch_size, check_positive_i
                           num_samples_any, numeric_arrays, prepare_data, prepare_inputs, slice_data)
 from .distribute.strategy import get_strategy, has_strategy
 from .layers.layer import StateUpdates
-from .metrics.base import Mean, Metric
 from .symbolic import flatten
 from .tensor import Tensor
 from .utils.random import generator
@@ -62,6 +62,8 @@ class Trainer:
         self._weighted_metrics_arg = weighted_metrics
         self._compiled_losses = None  # resolved against the outputs on the first batch
         self._metric_objects = None
+        from .metrics.base import Mean  # the metrics load with compile: predicting needs none
+
         self._loss_tracker = Mean(name="loss")
         self._output_loss_trackers = []
         # compiled inside a distribution scope: fit shards the batches and the optimizer averages
@@ -134,6 +136,8 @@ class Trainer:
                     if len(names) > 1:
                         metric.name = f"{name}_{metric.name}"
                     self._metric_objects.append((i, metric, kind == "weighted_metrics"))
+        from .metrics.base import Mean
+
         self._output_loss_trackers = [Mean(name=f"{n}_loss") for n in names] if len(names) > 1 else []
 
     @property
@@ -152,7 +156,8 @@ class Trainer:
         return out
 
     def __setattr__(self, name, value):
-        if isinstance(value, Metric) and not name.startswith("_"):  # Keras tracks metric attributes
+        metrics = sys.modules.get("dlcore.metrics.base")  # no Metric exists before it is imported
+        if metrics is not None and isinstance(value, metrics.Metric) and not name.startswith("_"):  # Keras tracks them
             self.__dict__.setdefault("_tracked_metrics", {})[name] = value
         super().__setattr__(name, value)
 

@@ -8,7 +8,7 @@ import importlib
 import threading
 
 from . import _config
-from ._config import max_threads, num_threads, numba_cache_dir, set_num_threads, threads_for
+from ._config import max_threads, num_threads, numba_cache_dir, set_num_threads, threads_for, threads_for_macs
 
 _config.preload_cython_blas()
 
@@ -103,5 +103,6 @@ def names():
     return sorted(_load_table())
 
 
-__all__ = ["get", "names", "num_threads", "max_threads", "set_num_threads", "threads_for", "numba_cache_dir",
+__all__ = ["get", "names", "num_threads", "max_threads", "set_num_threads", "threads_for", "threads_for_macs",
+           "numba_cache_dir",
            "FAMILIES"]

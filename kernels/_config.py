@@ -16,6 +16,23 @@ _num_threads = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffi
 # Below this many scalar operations a kernel runs on one thread: thread start-up costs more.
 PARALLEL_MIN_WORK = 1 << 15
 
+
+def _env_int(name, default):
+    value = os.environ.get(name, "")
+    try:
+        return max(0, int(value)) if value.strip() else default
+    except ValueError:
+        return default
+
+
+# Below this many multiply-adds a matrix product or convolution runs on one thread (4 M is about
+# 80-150 us of one core). Waking the OpenMP team costs tens of microseconds on a VM, and a
+# descheduled team member stalls the whole product: on a 2-core VM with other processes running,
+# the CNN's batch-1 predict took 408 us with 2 threads above 32 K multiply-adds, 261 us above 1 M
+# and 162 us above 4 M (1 thread: 168 us; ONNX Runtime, 2 threads: 108 us). Its larger layers at
+# batch 16 (50 M) stay parallel. DLCORE_PARALLEL_MIN_MACS overrides it.
+PARALLEL_MIN_MACS = _env_int("DLCORE_PARALLEL_MIN_MACS", 1 << 22)
+
 # Allowed to exceed the CPU count up to this many threads, so that code tuned on a workstation
 # (2-8 threads) still runs on a 1-CPU container.
 MIN_THREAD_CEILING = 8
@@ -145,6 +162,16 @@ def threads_for(work):
     """Threads worth using for ``work`` scalar operations: 1 for small work, else num_threads()."""
     global _threads_started
     if work < PARALLEL_MIN_WORK or _num_threads == 1:
+        return 1
+    _threads_started = True
+    return _num_threads
+
+
+def threads_for_macs(macs):
+    """Threads worth using for a matrix product or convolution of ``macs`` multiply-adds: 1 below
+    PARALLEL_MIN_MACS (batch-1 layers), else num_threads()."""
+    global _threads_started
+    if macs < PARALLEL_MIN_MACS or _num_threads == 1:
         return 1
     _threads_started = True
     return _num_threads

@@ -47,7 +47,7 @@ def tiny_run(tmp_path_factory):
 
 def test_tiny_run_writes_json_markdown_and_plots(tiny_run):
     out, stdout, results = tiny_run
-    assert set(results) >= {"meta", "ceiling", "workloads", "scaling", "attention", "layers", "baseline"}
+    assert set(results) >= {"meta", "ceiling", "workloads", "scaling", "attention", "deploy", "layers", "baseline"}
     meta = results["meta"]
     assert set(meta) >= {"date", "command", "mode", "threads", "frameworks", "machine", "versions", "ratio"}
     assert meta["mode"] == "tiny" and meta["frameworks"] == ["dlcore"]
@@ -55,8 +55,8 @@ def test_tiny_run_writes_json_markdown_and_plots(tiny_run):
     assert meta["versions"]["dlcore"] == dl.__version__
     assert _positive(results["ceiling"]["gflops"])
     # every standard workload is reported, as a number or as n/a (the mpiexec launches only when named)
-    assert set(results["workloads"]) | set(results["scaling"]) | set(results["attention"]) == {
-        n for n, w in spec.WORKLOADS.items() if w["kind"] != "distributed"}
+    assert (set(results["workloads"]) | set(results["scaling"]) | set(results["attention"]) | set(results["deploy"])
+            == {n for n, w in spec.WORKLOADS.items() if w["kind"] != "distributed"})
     assert "**attention-long**" in stdout and "| forward+backward | 32 |" in stdout
     assert stdout.startswith("Measured ") and "| mlp-train |" in stdout
     assert (out / "results.md").read_text() == stdout
@@ -82,7 +82,8 @@ def test_tiny_run_numbers_are_measured_or_na(tiny_run):
         elif entry["kind"] == "cold-start":
             _check_stats(r["wall_s"])
             _check_stats(r["rss_mb"])
-            assert set(r["phases_s"]) == {"import_s", "build_s", "predict_s"}
+            assert set(r["phases_s"]) == {"import_s", "load_s" if entry["saved"] else "build_s", "predict_s"}
+            assert entry["saved"] == r.get("saved_path", "").endswith(".dlc")
         else:
             _check_stats(r["rss_mb"])
             _check_stats(r["train_s"])
@@ -100,6 +101,19 @@ def test_tiny_run_numbers_are_measured_or_na(tiny_run):
             assert cell["status"] == "ok", cell
             _check_stats(cell)
             assert _positive(cell["gflops"]) and cell["added_mb"] >= 0
+    for name, entry in results["deploy"].items():
+        r = entry["frameworks"]["dlcore"]
+        if entry["kind"] == "concurrent":
+            assert r["status"] == "ok" and set(r["by_callers"]) == {"1", "2"}, r
+            for stats in r["by_callers"].values():
+                _check_stats(stats)
+            assert _positive(r["scaling"]["2"]) and _positive(r["scaling_median_call"]["2"])
+            assert all(_positive(v) for v in r["cpu_per_wall"].values())
+        else:  # infer-memory: the memory plan's arena sits between the live peak and the unplanned total
+            assert set(r) == set(entry["bases"])
+            for cell in r.values():
+                assert cell["status"] == "ok" and cell["added_mb"] >= 0, cell
+                assert 0 <= cell["live_peak_mb"] <= cell["arena_mb"] <= cell["unplanned_mb"] + 1e-3
     assert results["layers"] and all(_positive(x["gflops"]) for x in results["layers"])
     _check_stats(results["baseline"]["wall_s"])
 
@@ -130,6 +144,37 @@ def test_markdown_with_peers_shows_ratios_and_na():
     assert "| mlp-train | samples/s ↑ | 2.00 (1.00–3.00) | 2.00 (1.00–3.00) | 1.50× |" in md
     assert "| cnn-train | samples/s ↑ | n/a | 2.00 (1.00–3.00) | n/a |" in md
     assert "dlcore n/a on cnn-train: dlcore has no layers.Conv2D yet" in md
+    # the deployment sections: under a background load, concurrent predict, inference memory
+    idle = dict(ok, median=0.1, seconds={"median": 1e-4, "min": 1e-4, "max": 1e-4, "runs": [1e-4]})
+    results["workloads"]["mlp-infer-b1"] = {
+        "kind": "infer", "model": "mlp", "batch": 1, "metric": "latency", "unit": "ms", "better": "lower",
+        "flops_per_iteration": 1e6, "frameworks": {"dlcore": dict(idle), "torch": dict(idle, ratio=1.0)},
+        "under_load": {"processes": 1, "unit": "ms", "metric": "latency",
+                       "frameworks": {"dlcore": dict(idle, median=0.15, growth=1.5),
+                                      "torch": {"status": "error", "reason": "gone"}}}}
+    results["deploy"] = {
+        "concurrent-predict": {"kind": "concurrent", "base": "cnn-infer-b1", "callers": [1, 2], "frameworks": {
+            "dlcore": {"status": "ok", "by_callers": {"1": ok, "2": dict(ok, median=3.8)}, "scaling": {"1": 1.0, "2": 1.9},
+                       "by_callers_median_call": {"1": ok, "2": ok}, "scaling_median_call": {"1": 1.0, "2": 1.0},
+                       "cpu_per_wall": {"1": 1.0, "2": 1.5}},
+            "torch": {"status": "n/a", "reason": "x"}}},
+        "infer-memory": {"kind": "infer-memory", "bases": ["cnn-infer-b1"], "frameworks": {
+            "dlcore": {"cnn-infer-b1": {"status": "ok", "added_mb": 0.5, "added_peak_mb": 1.0, "arena_mb": 0.25,
+                                        "unplanned_mb": 0.5, "live_peak_mb": 0.25}},
+            "torch": {"cnn-infer-b1": {"status": "ok", "added_mb": 2.0, "added_peak_mb": 3.0}}}}}
+    md = compare.to_markdown(results)
+    assert "| mlp-infer-b1 | ms | 0.1 | 0.15 | 1.50× | 0.1 | n/a | n/a |" in md
+    assert "| dlcore | 2 | 3.80 (1.00–3.00) | 1.90× | 2.00 (1.00–3.00) | 1.00× | 1.50 |" in md
+    assert "| cnn-infer-b1 | 0.5 / 1.00; arena 0.25 (0.5, 0.25) | 2.00 / 3.00 |" in md
+
+
+def test_background_load_spins_while_open_and_stops_after():
+    from benchmarks.compare_deploy import BackgroundLoad
+
+    with BackgroundLoad(2) as load:
+        procs = list(load.procs)
+        assert len(procs) == 2 and all(p.poll() is None for p in procs)
+    assert all(p.poll() is not None for p in procs) and load.procs == []
 
 
 def _count_check(framework):

@@ -148,3 +148,32 @@ def check_gemm(a, b, out):
         raise RuntimeError(f"gemm {a.shape[0]}x{a.shape[1]}x{b.shape[1]}: the product's first {rows} rows are off "
                            f"by {err:.3g} of the largest entry (float32 tolerance {GEMM_TOLERANCE:g}; TF32 on?)")
     return err
+
+
+def current_rss_mb():
+    """This process's resident memory now, in MB (Linux; the peak elsewhere)."""
+    rss = rss_mb()
+    return peak_rss_mb() if rss is None else rss
+
+
+def infer_memory(payload, fresh_model, extra=None):
+    """Body of an inference-memory child: a first copy of the model predicts once at batch 1
+    (imports, kernels, thread pools, caches), then a second copy predicts once at the workload's
+    batch; reports the resident memory that second call added (``added_mb``: still held after it,
+    ``added_peak_mb``: its peak above everything before). ``fresh_model(spec)`` builds or loads a
+    model and returns its predict function of a batch; ``extra(predict)`` adds framework figures."""
+    clock = Clock()
+    spec = payload["spec"]
+    warm = dict(spec, batch=1)
+    fresh_model(warm)(make_data(warm)[0])
+    predict = fresh_model(spec)
+    x, _ = make_data(spec)
+    clock.mark("warm_s")
+    before, peak_before = current_rss_mb(), peak_rss_mb()
+    predict(x)
+    clock.mark("call_s")
+    out = {"phases": clock.phases, "inside_s": clock.total(), "added_mb": max(0.0, current_rss_mb() - before),
+           "added_peak_mb": max(0.0, peak_rss_mb() - peak_before)}
+    if extra is not None:
+        out.update(extra(predict))
+    report(out)

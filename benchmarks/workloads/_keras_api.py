@@ -133,14 +133,48 @@ def cold_start(lib_name, payload, set_threads):
     set_threads(lib, payload["threads"])
     clock.mark("import_s")
     spec = payload["spec"]
-    model = build_model(lib, spec["model_spec"])
-    clock.mark("build_s")
+    if spec.get("saved_path"):
+        model = lib.saving.load_model(spec["saved_path"])
+        clock.mark("load_s")
+    else:
+        model = build_model(lib, spec["model_spec"])
+        clock.mark("build_s")
     x, _ = _common.make_data(spec)
     out = model.predict(x, verbose=0)
     clock.mark("predict_s")
     assert out.shape == (spec["batch"], spec["model_spec"]["classes"])
     _common.report({"phases": clock.phases, "inside_s": clock.total(),
                     "loaded": _common.loaded_heavy_modules()})
+
+
+def save_model(lib, spec, path):
+    """The workload's model (seeded) saved to ``path`` in the framework's own format."""
+    lib.utils.set_random_seed(0)
+    model = build_model(lib, spec["model_spec"])
+    model.save(path)
+    return path
+
+
+def infer_memory(lib_name, payload, set_threads):
+    """Body of an inference-memory child (``_common.infer_memory``) for a Keras-API framework."""
+    import importlib
+
+    lib = importlib.import_module(lib_name)
+    set_threads(lib, payload["threads"])
+
+    def fresh_model(spec):
+        model = build_model(lib, spec["model_spec"])
+        return model.predict_on_batch
+
+    extra = None
+    if lib_name == "dlcore":
+        def extra(predict):
+            from dlcore.models.inference import planned_memory
+
+            sizes = list(planned_memory(predict.__self__).values())
+            return {"arena_mb": sizes[0][0] / 2 ** 20, "unplanned_mb": sizes[0][1] / 2 ** 20,
+                    "live_peak_mb": sizes[0][2] / 2 ** 20} if sizes else {}
+    _common.infer_memory(payload, fresh_model, extra)
 
 
 def train_memory(lib_name, payload, set_threads):

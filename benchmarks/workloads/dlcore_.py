@@ -224,3 +224,13 @@ def layer_rates(tiny):
                             layer_call(getattr(dl.layers, cell)(rnn["units"]),
                                        rng.random((rbatch, rnn["timesteps"], rnn["features"]), dtype=np.float32))))
     return entries
+
+
+def save_model(spec, path):
+    import dlcore as dl
+
+    return _keras_api.save_model(dl, spec, path + ".dlc")
+
+
+def infer_memory(payload):
+    _keras_api.infer_memory("dlcore", payload, _set_threads)

@@ -140,3 +140,14 @@ def cold_start(payload):
 def train_memory(payload):
     _early_threads(payload)
     _keras_api.train_memory("keras", payload, _set_threads)
+
+
+def save_model(spec, path):
+    import keras
+
+    return _keras_api.save_model(keras, spec, path + ".keras")
+
+
+def infer_memory(payload):
+    _early_threads(payload)
+    _keras_api.infer_memory("keras", payload, _set_threads)

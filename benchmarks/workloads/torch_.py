@@ -326,11 +326,14 @@ def cold_start(payload):
     clock.mark("import_s")
     spec = payload["spec"]
     model = spec["model_spec"]
-    net = inference_model(make_model(model))
+    net = make_model(model)
+    if spec.get("saved_path"):  # PyTorch's way: the module's code, then its saved state_dict
+        net.load_state_dict(torch.load(spec["saved_path"], weights_only=True))
+    net = inference_model(net)
     channels_last = model["kind"] == "cnn"
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
-    clock.mark("build_s")
+    clock.mark("load_s" if spec.get("saved_path") else "build_s")
     x, _ = _common.make_data(spec)
     with torch.inference_mode():
         out = net(to_torch_input(torch, x, model, channels_last))
@@ -338,6 +341,33 @@ def cold_start(payload):
     assert tuple(out.shape) == (spec["batch"], model["classes"])
     _common.report({"phases": clock.phases, "inside_s": clock.total(),
                     "loaded": _common.loaded_heavy_modules()})
+
+
+def save_model(spec, path):
+    import torch
+
+    torch.manual_seed(0)
+    torch.save(make_model(spec["model_spec"]).state_dict(), path + ".pt")
+    return path + ".pt"
+
+
+def infer_memory(payload):
+    import torch
+
+    _set_threads(torch, payload["threads"])
+
+    def fresh_model(spec):
+        model = spec["model_spec"]
+        channels_last = model["kind"] == "cnn"
+        net = inference_model(make_model(model))
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+
+        def predict(x):
+            with torch.inference_mode():
+                return net(to_torch_input(torch, x, model, channels_last)).numpy()
+        return predict
+    _common.infer_memory(payload, fresh_model)
 
 
 def train_memory(payload):

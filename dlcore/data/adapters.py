@@ -6,9 +6,7 @@ densified per batch), ``GeneratorAdapter`` (a Python generator or any iterable o
 epoch, batches packed as Keras packs them: ``x``, ``(x, y)`` or ``(x, y, sample_weight)``, which
 is what ``train_step`` / ``test_step`` / ``predict_step`` receive.
 """
-import concurrent.futures
 import inspect
-import multiprocessing
 import warnings
 
 import numpy as np
@@ -276,6 +274,9 @@ class PyDatasetAdapter(_BatchStream):
             self._ran_out(self.length)
 
     def _from_pool(self, dataset, indices):
+        import concurrent.futures  # with the workers: a predict of arrays imports neither
+        import multiprocessing
+
         if dataset.use_multiprocessing:
             methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("fork" if "fork" in methods else None)

@@ -14,11 +14,23 @@ channels_last max pooling and dropout layers, by a calibrated int8 convolution (
 :class:`Int8ChainStep`: its kernel requantizes its output straight to int8 with the next layer's
 scale (a following ReLU folded into it), the pooling runs on int8, and the next convolution takes
 the int8 values as they are: no float tensor between the two.
+
+Memory plan: per thread and per input shape, the first call runs with a :class:`_Trace` installed
+as the ops' output allocator (``ops.core.out_buffer``): it records each output allocation, the step
+that made it and the last step that reads it (a step reads a buffer when one of its inputs is a
+view of it). :class:`Arena` then lays these buffers out in one block, two buffers sharing bytes
+only when their live step ranges are disjoint, and later calls of that shape take their outputs
+from it in the same order: a steady-state call allocates no activation memory. A buffer the
+returned output lives in is not planned: each call hands a fresh array there, so the next call
+never overwrites what a caller holds.
 """
+import threading
+
 import numpy as np
 
 from ..layers.core import InputLayer
 from ..layers.layer import Layer, _attach_mask
+from ..ops.core import allocator
 from ..symbolic import KerasTensor, flatten, map_structure
 from ..tensor import Tensor
 
@@ -160,7 +172,7 @@ class SequentialPlan:
     """``Sequential.call`` in inference: the model's layers as LayerSteps, built once per layer list
     (``add``/``pop`` or any change of the list makes a new plan)."""
 
-    __slots__ = ("input_layer", "layers", "steps", "sample_shape")
+    __slots__ = ("input_layer", "layers", "steps", "sample_shape", "memory")
 
     def __init__(self, input_layer, layers):
         self.input_layer = input_layer
@@ -168,6 +180,7 @@ class SequentialPlan:
         self.steps = int8_chain_steps(self.layers, [LayerStep(layer) for layer in layers])
         sample_shape = tuple(input_layer.batch_shape[1:])
         self.sample_shape = None if None in sample_shape else sample_shape
+        self.memory = _Memory()
 
     def run(self, model, x, training):
         if type(x) is Tensor:
@@ -179,7 +192,17 @@ class SequentialPlan:
         if len(shape) < 1 or shape[1:] != self.sample_shape:
             model._check_sequential_input(x)  # before a cast copies the data
         x = self.input_layer._convert_input(Layer._convert_input(model, x))
-        for step in self.steps:
+        a = x.value
+        return self.memory.run((a.shape, a.dtype), self._steps, x, training)
+
+    def _steps(self, trace, x, training):
+        if trace is None:
+            for step in self.steps:
+                x = step(x, training)
+            return x
+        for i, step in enumerate(self.steps):
+            trace.step = i
+            trace.read(x, i)
             x = step(x, training)
         return x
 
@@ -229,6 +252,8 @@ class FunctionalPlan:
         self.single_output = id(outputs) if isinstance(outputs, KerasTensor) else None
         self.output_keys = _tensor_keys(outputs)
         self.output_type = type(outputs)
+        self.reads = [[id(t) for t in node.parents] for node in model._nodes]  # for the memory plan's trace
+        self.memory = _Memory()
 
     def _input_values(self, model, data):
         """{id(input KerasTensor): Tensor} for the data, as ``call`` converts and checks it."""
@@ -252,7 +277,14 @@ class FunctionalPlan:
         if not _plain_inputs(data):
             return None
         values = self._input_values(model, data)
-        for node, step, input_keys, output_keys in self.nodes:
+        key = tuple((getattr(x, "shape", None), getattr(x, "dtype", None)) for x in values.values())
+        return self.memory.run(key, self._steps, model, values, training)
+
+    def _steps(self, trace, model, values, training):
+        for i, (node, step, input_keys, output_keys) in enumerate(self.nodes):
+            if trace is not None:
+                trace.step = i
+                trace.read([values[k] for k in self.reads[i]], i)
             if step is not None:
                 out = step(values[input_keys], training)
             elif input_keys is not None:
@@ -265,10 +297,12 @@ class FunctionalPlan:
                 for key, o in zip(output_keys, flatten(out)):
                     values[key] = o
         if self.single_output is not None:
-            return values[self.single_output]
-        if self.output_keys is not None:
-            return self.output_type(values[k] for k in self.output_keys)
-        return map_structure(lambda t: values[id(t)], model._output_struct)
+            out = values[self.single_output]
+        elif self.output_keys is not None:
+            out = self.output_type(values[k] for k in self.output_keys)
+        else:
+            out = map_structure(lambda t: values[id(t)], model._output_struct)
+        return out
 
 
 def check_input_shape(model, layer, t, x):
@@ -289,3 +323,168 @@ def call_node(node, values, training):
     kwargs = {k: map_structure(resolve, v) for k, v in node.kwargs.items()}
     kwargs["training"] = training
     return node.layer(*map_structure(resolve, node.args), **kwargs)
+
+
+# ---- memory plan ---------------------------------------------------------------------------------
+_ALIGN = 64  # bytes between buffer starts in an arena (a cache line)
+_MAX_SHAPES = 8  # arenas one plan keeps per thread; a ninth input shape starts the set over
+
+
+def _root(a):
+    """The ndarray owning the memory that ndarray ``a`` views."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+class _Trace:
+    """The ops' output allocations during one call of a plan: their shapes and dtypes, the step that
+    made each (``born``) and the last step that reads it (``last``), for :class:`Arena`. It keeps
+    no array alive (the traced call peaks as an unplanned one): an id reused after an array is freed
+    can only extend a live range, never shorten one."""
+
+    __slots__ = ("layouts", "born", "last", "index", "step", "returned")
+
+    def __init__(self):
+        self.layouts, self.born, self.last = [], [], []  # layouts: (shape, dtype, nbytes)
+        self.index = {}  # id(array) -> position
+        self.step = 0
+        self.returned = set()  # positions of the buffers the call's output lives in
+
+    def take(self, shape, dtype):
+        a = np.empty(shape, dtype=dtype)
+        self.index[id(a)] = len(self.layouts)
+        self.layouts.append((a.shape, a.dtype, a.nbytes))
+        self.born.append(self.step)
+        self.last.append(self.step)
+        return a
+
+    def read(self, values, step):
+        """Mark the buffers behind ``values`` (Tensors or arrays, in a structure) as read at ``step``."""
+        for v in flatten(values):
+            v = v.value if isinstance(v, Tensor) else v
+            if isinstance(v, np.ndarray):
+                i = self.index.get(id(_root(v)))
+                if i is not None and step > self.last[i]:
+                    self.last[i] = step
+
+    def finish(self, out):
+        """Note the buffers behind the call's output ``out``: they are handed out fresh each call."""
+        for v in flatten(out):
+            v = v.value if isinstance(v, Tensor) else v
+            if isinstance(v, np.ndarray):
+                i = self.index.get(id(_root(v)))
+                if i is not None:
+                    self.returned.add(i)
+
+
+class Arena:
+    """The output buffers of one call's traced allocations, in one block of ``nbytes``: buffers whose
+    live step ranges overlap get disjoint bytes, the others may share them (placed largest first,
+    each at the lowest offset free over its range). ``take`` hands them out in the traced order,
+    and a fresh array where the call's output lives; a request that differs from the trace gets a
+    fresh array and sets ``missed``."""
+
+    __slots__ = ("memory", "buffers", "layouts", "count", "nbytes", "total_nbytes", "live_nbytes", "next",
+                 "missed")
+
+    def __init__(self, trace):
+        layouts, born, last, returned = trace.layouts, trace.born, trace.last, trace.returned
+        planned = [i for i in range(len(layouts)) if i not in returned]
+        sizes = [-(-nbytes // _ALIGN) * _ALIGN for _, _, nbytes in layouts]
+        offsets = [0] * len(layouts)
+        placed = []  # (offset, end, born, last)
+        for i in sorted(planned, key=lambda i: -sizes[i]):
+            offset = 0
+            for start, end in sorted((o, e) for o, e, b, l in placed if b <= last[i] and born[i] <= l):
+                if offset + sizes[i] <= start:
+                    break
+                offset = max(offset, end)
+            offsets[i] = offset
+            placed.append((offset, offset + sizes[i], born[i], last[i]))
+        self.nbytes = max((e for _, e, _, _ in placed), default=0)
+        self.total_nbytes = sum(nbytes for _, _, nbytes in layouts)  # what one unplanned call allocates
+        self.live_nbytes = max((sum(layouts[i][2] for i in planned if born[i] <= s <= last[i])
+                                for s in set(born)), default=0)  # the most live at once: no plan needs less
+        self.memory = np.empty(self.nbytes, dtype=np.uint8)
+        self.buffers = [None if i in returned else self.memory[o:o + nbytes].view(dtype).reshape(shape)
+                        for i, (o, (shape, dtype, nbytes)) in enumerate(zip(offsets, layouts))]
+        self.layouts = [(shape, dtype) for shape, dtype, _ in layouts]
+        self.count = len(self.buffers)
+        self.next, self.missed = 0, False
+
+    def take(self, shape, dtype):
+        if type(shape) is not tuple:
+            shape = tuple(shape) if hasattr(shape, "__len__") else (int(shape),)
+        i = self.next
+        if i < self.count:
+            planned_shape, planned_dtype = self.layouts[i]
+            if planned_shape == shape and planned_dtype == dtype:
+                self.next = i + 1
+                b = self.buffers[i]
+                return np.empty(shape, dtype=dtype) if b is None else b
+        self.missed = True
+        return np.empty(shape, dtype=dtype)
+
+
+class _Memory:
+    """A plan's arenas, per thread (concurrent calls never share buffers) and per input key."""
+
+    __slots__ = ("local",)
+
+    def __init__(self):
+        self.local = threading.local()
+
+    def __reduce__(self):  # a copied or pickled plan starts with no arenas
+        return (_Memory, ())
+
+    def arenas(self):
+        arenas = getattr(self.local, "arenas", None)
+        if arenas is None:
+            arenas = self.local.arenas = {}
+        return arenas
+
+    def run(self, key, steps, *args):
+        """``steps(trace, *args)``'s result, through this thread's arena for ``key``: traced on the key's
+        first call, replayed from the arena after; plain when a planned call is already running on
+        this thread (a nested model: the outer plan's arena serves it)."""
+        if allocator.arena is not None:
+            return steps(None, *args)
+        arenas = getattr(self.local, "arenas", None)
+        if arenas is None:
+            arenas = self.local.arenas = {}
+        arena = arenas.get(key, False)
+        if arena is None:  # this shape's allocations differ from call to call: unplanned
+            return steps(None, *args)
+        if arena is False:
+            trace = _Trace()
+            allocator.arena = trace
+            try:
+                out = steps(trace, *args)
+            finally:
+                allocator.arena = None
+            trace.finish(out)
+            if len(arenas) >= _MAX_SHAPES:
+                arenas.clear()
+            arenas[key] = Arena(trace)
+            return out
+        arena.next, arena.missed = 0, False
+        allocator.arena = arena
+        try:
+            out = steps(None, *args)
+        finally:
+            allocator.arena = None
+        if arena.missed or arena.next != arena.count:
+            arenas[key] = None
+        return out
+
+
+def planned_memory(model):
+    """{input key: (arena bytes, bytes one unplanned call allocates, most bytes live at once)} of
+    ``model``'s inference plan on this thread: the arena is the activation memory of a planned
+    call; the live peak is the least any plan of these buffers can take."""
+    plan = model.__dict__.get("_plan")
+    memory = getattr(plan, "memory", None)
+    if memory is None:
+        return {}
+    return {k: (a.nbytes, a.total_nbytes, a.live_nbytes) for k, a in memory.arenas().items() if a}

@@ -20,7 +20,8 @@ import numpy as np
 
 from .. import devices, kernels
 from ..autograd import Function, is_recording
-from .core import Tensor, cast, compute_precision, contiguous, device_of, empty_on, float_array, round_array, value
+from .core import (Tensor, cast, compute_precision, contiguous, device_of, empty_on, float_array, out_buffer,
+                   round_array, value)
 from .elementwise import ACTIVATIONS
 from .shape import pad as _pad
 
@@ -108,7 +109,7 @@ def _as_float(x, dtype):
 
 
 def _threads(y_size, k):
-    return kernels.threads_for(y_size * max(k, 1))
+    return kernels.threads_for_macs(y_size * max(k, 1))
 
 
 # Activations whose derivative activation_backward computes correctly with the output y passed
@@ -207,14 +208,14 @@ class Conv(Function):
                 x4, w4 = x, w  # the kernels' layouts already
             else:
                 x4, w4 = plan.x4(x), plan.w4(w)
-            y4 = np.empty(plan.out4, dtype=w4.dtype)
+            y4 = out_buffer(plan.out4, w4.dtype)
         else:
             device = device_of(w)
             x4, w4 = plan.x4(_on_gpu(x, w, plan)), plan.w4(w)
             y4 = empty_on(device, plan.out4, w4.dtype)
         code = ACTIVATIONS[activation]  # checked by the op
         kh, kw, cg, o = plan.kernel4
-        threads = kernels.threads_for(y4.size * (kh * kw * cg))
+        threads = kernels.threads_for_macs(y4.size * (kh * kw * cg))
         forward = kernels.get("conv2d_forward", device)
         if bf16 and (kh, kw) == (1, 1) and plan.args[:4] == (1, 1, 0, 0) and plan.args[6] == 1:
             forward = _pointwise_bf16

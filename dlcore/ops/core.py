@@ -1,5 +1,6 @@
 """Conversion and the helpers every op family shares."""
 import contextvars
+import threading
 
 import numpy as np
 
@@ -63,6 +64,24 @@ def device_sum(arrays, out=None):
         stacked[i].copy_to_device(a.reshape(size))
     kernels.get("sum_axis0", "cuda")(stacked, out.reshape(size))
     return out
+
+
+class _Allocator(threading.local):
+    arena = None  # the memory plan of the inference plan running on this thread, if any
+
+
+allocator = _Allocator()  # models/inference.py sets ``allocator.arena`` around a planned call
+
+
+def out_buffer(shape, dtype):
+    """An uninitialized CPU array for an op's output: from the memory plan that the running
+    inference plan installed on this thread (``allocator.arena``, an object with ``take(shape,
+    dtype)``: see ``models/inference.py``), else ``np.empty``. Ops call it only for outputs that no
+    layer keeps past the call."""
+    arena = allocator.arena
+    if arena is None:
+        return np.empty(shape, dtype=dtype)
+    return arena.take(shape, dtype)
 
 
 def unbroadcast(grad, shape):

@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import devices, kernels
 from ..autograd import Function
-from .core import contiguous, device_of, empty_on, float_array
+from .core import contiguous, device_of, empty_on, float_array, out_buffer
 
 from ..kernels.elementwise import ACTIVATIONS
 
@@ -23,7 +23,9 @@ class Activation(Function):
         device = "cpu" if type(x) is np.ndarray else device_of(x)
         if device == "cpu":
             x = contiguous(float_array(x))
-        y = empty_on(device, x.shape, x.dtype)
+            y = out_buffer(x.shape, x.dtype)
+        else:
+            y = empty_on(device, x.shape, x.dtype)
         kernels.get("activation_forward", device)(code, x.reshape(-1), alpha, y.reshape(-1),
                                                   kernels.threads_for(x.size))
         ctx.save(x, y)
@@ -51,7 +53,7 @@ class Softmax(Function):
         if moved:
             x = np.moveaxis(x, axis, -1)
         x2 = contiguous(x).reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
-        y2 = np.empty_like(x2)
+        y2 = out_buffer(x2.shape, x2.dtype)
         name = "log_softmax_forward" if log else "softmax_forward"
         kernels.get(name)(x2, y2, kernels.threads_for(x2.size))
         ctx.save(y2)

@@ -4,7 +4,8 @@ import numpy as np
 from .. import devices, kernels
 from ..autograd import Function, is_recording
 from ..tensor import Tensor
-from .core import compute_precision, contiguous, device_of, empty_on, float_array, round_array, unbroadcast, value
+from .core import (compute_precision, contiguous, device_of, empty_on, float_array, out_buffer, round_array,
+                   unbroadcast, value)
 from .elementwise import ACTIVATIONS
 
 
@@ -23,7 +24,9 @@ def _matmul(a, b, trans_a=False, trans_b=False, precision=None):
         kernels.get("matmul", device)(a, b, out, trans_a, trans_b, 1.0, 0.0)
         return out
     out = np.empty((m, n), dtype=a.dtype)
-    kernels.get("matmul")(contiguous(a), contiguous(b), out, trans_a, trans_b, 1.0, 0.0)
+    k = a.shape[0] if trans_a else a.shape[1]
+    kernels.get("matmul")(contiguous(a), contiguous(b), out, trans_a, trans_b, 1.0, 0.0,
+                          kernels.threads_for_macs(m * n * k))
     return out
 
 
@@ -86,13 +89,12 @@ class Dense(Function):
         code = ACTIVATIONS.get(activation)
         if code is None:
             raise ValueError(f"dense: activation {activation!r} has no fused kernel")
-        y2 = (np.empty((x2.shape[0], w.shape[1]), dtype=w.dtype) if device == "cpu"
+        y2 = (out_buffer((x2.shape[0], w.shape[1]), w.dtype) if device == "cpu"
               else empty_on(device, (x2.shape[0], w.shape[1]), w.dtype))
-        threads = kernels.threads_for(y2.size)
+        threads = kernels.threads_for_macs(y2.size * x2.shape[1])
         precision = compute_precision() if device == "cpu" and w.dtype == np.float32 else None
         if precision == "bfloat16":  # bf16 operands, float32 sums (the kernel rounds x and w)
             dense_forward = kernels.get("dense_forward_bf16")
-            threads = kernels.threads_for(y2.size * x2.shape[1])
         else:  # float16: the layer rounded x; w is read in float32 (rounding it per call costs more than the product)
             dense_forward = kernels.get("dense_forward", device)
         if not recording or activation in ("linear", "relu"):

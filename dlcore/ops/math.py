@@ -4,7 +4,7 @@ import numpy as np
 from .. import config
 from ..autograd import Function
 from ..tensor import Tensor
-from .core import unbroadcast, value
+from .core import out_buffer, unbroadcast, value
 
 
 def _arr(x):
@@ -23,6 +23,8 @@ class Add(Function):
     def forward(ctx, a, b):
         a, b = _binary(a, b)
         ctx.shapes = (np.shape(a), np.shape(b))
+        if type(a) is np.ndarray and type(b) is np.ndarray and a.shape == b.shape and a.dtype == b.dtype:
+            return np.add(a, b, out=out_buffer(a.shape, a.dtype))  # a merge of activations: planned
         return a + b
 
     @staticmethod

@@ -23,7 +23,7 @@ import numpy as np
 from .. import config, devices, kernels
 from ..autograd import Function, is_recording
 from ..tensor import Tensor
-from .core import contiguous, device_of, empty_on, float_array, value
+from .core import contiguous, device_of, empty_on, float_array, out_buffer, value
 from .math import maximum, multiply, reciprocal
 from .math import sqrt as _sqrt
 from .reduce import mean as _mean
@@ -97,7 +97,7 @@ class BatchNormInference(Function):
         gamma_c = _channel(gamma, c, device)
         scale, shift, inv_std = _scale_shift(device, mean_c, _channel(var, c, device), gamma_c,
                                              _channel(beta, c, device), epsilon, x.dtype)
-        y_rc = empty_on(device, x_rc.shape, x_rc.dtype)
+        y_rc = out_buffer(x_rc.shape, x_rc.dtype) if device == "cpu" else empty_on(device, x_rc.shape, x_rc.dtype)
         kernels.get("batch_norm_forward", device)(x_rc, scale, shift, y_rc, kernels.threads_for(x_rc.size))
         ctx.save(x_rc)
         ctx.mean_c, ctx.inv_std, ctx.gamma_c, ctx.scale, ctx.device = mean_c, inv_std, gamma_c, scale, device
@@ -363,7 +363,7 @@ class LayerNorm(Function):
         x_rc = contiguous(xt).reshape(r, c)
         g = np.ones(c, x.dtype) if gamma is None else contiguous(np.asarray(gamma, x.dtype).reshape(c))
         b = np.zeros(c, x.dtype) if beta is None else contiguous(np.asarray(beta, x.dtype).reshape(c))
-        y_rc, mean, rstd = np.empty_like(x_rc), np.empty(r), np.empty(r)
+        y_rc, mean, rstd = out_buffer(x_rc.shape, x_rc.dtype), np.empty(r), np.empty(r)
         kernels.get("layer_norm_forward")(x_rc, g, b, epsilon, rms, y_rc, mean, rstd, kernels.threads_for(r * c))
         if ctx is not None:
             ctx.save(x_rc, g, mean, rstd)

@@ -18,7 +18,7 @@ import numpy as np
 from .. import devices, kernels
 from ..autograd import Function, is_recording
 from .conv import _hashable, axis_pads, normalize_tuple, output_length
-from .core import Tensor, contiguous, device_of, empty_on, float_array, value
+from .core import Tensor, contiguous, device_of, empty_on, float_array, out_buffer, value
 from .shape import transpose
 
 PADDINGS = ("valid", "same")
@@ -105,7 +105,8 @@ def _pool_forward(x4, mode, plan, recording):
     """(y, argmax) of a C-contiguous (N, H, W, C) float array (NumPy or GPU); argmax None unless
     max pooling is recording."""
     device = "cpu" if type(x4) is np.ndarray else device_of(x4)
-    y = empty_on(device, (x4.shape[0],) + plan.out + (x4.shape[3],), x4.dtype)
+    shape = (x4.shape[0],) + plan.out + (x4.shape[3],)
+    y = out_buffer(shape, x4.dtype) if device == "cpu" else empty_on(device, shape, x4.dtype)
     threads = kernels.threads_for(y.size * plan.pool[0] * plan.pool[1])
     argmax = None
     if plan.tiles:
@@ -188,7 +189,8 @@ class GlobalPool(Function):
         x = contiguous(x) if device == "cpu" else x
         shape = tuple(x.shape)
         x3 = x.reshape(shape[0], math.prod(shape[1:-1]), shape[-1])
-        y = empty_on(device, (x3.shape[0], x3.shape[2]), x3.dtype)
+        y = (out_buffer((x3.shape[0], x3.shape[2]), x3.dtype) if device == "cpu"
+             else empty_on(device, (x3.shape[0], x3.shape[2]), x3.dtype))
         kernels.get("global_max_pool_forward" if mode == "max" else "global_avg_pool_forward", device)(
             x3, y, kernels.threads_for(x3.size))
         if ctx is not None:

@@ -27,7 +27,7 @@ from ..autograd import Function, is_recording
 from ..kernels.elementwise import ACTIVATIONS
 from ..kernels.recurrent import BACKWARD_ACTIVATIONS
 from ..tensor import Tensor
-from .core import cast, contiguous, device_of, device_sum, empty_on, float_array, value
+from .core import cast, contiguous, device_of, device_sum, empty_on, float_array, out_buffer, value
 
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 
@@ -154,7 +154,7 @@ class _Recurrence(Function):
         if cell == "lstm":
             c = np.zeros((n, u), dtype) if c0 is None else np.array(c0, dtype=dtype, order="C")
         hprev = _workspace.empty((n, t_len, u), dtype) if recording else None
-        y = np.empty((n, t_len, u), dtype) if return_sequences else None
+        y = out_buffer((n, t_len, u), dtype) if return_sequences else None
         rmask = None if h_masks is None else np.ascontiguousarray(h_masks, dtype=dtype)
         (act_code, act_alpha), (rec_code, rec_alpha) = act, rec
         threads = kernels.threads_for(z.size)

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..registry import KINDS, lookup
+from ..registry import KINDS, lookup, registered_now
 from .archive import check_json_value
 
 MAX_METRIC_STATE = 10**7        # values in one metric's state (thresholds x labels, classes^2)
@@ -205,6 +205,8 @@ def check_model_entry(config, source):
 
 def _is_known(name, custom_objects):
     if custom_objects and name in custom_objects:
+        return True
+    if any(registered_now(kind, name) for kind in KINDS):  # a loaded family's: no other family loads
         return True
     for kind in KINDS:
         try:

@@ -1,14 +1,17 @@
 """Utilities: seeding, session reset, data helpers."""
 import numpy as np
 
+from .._lazy import lazy_members
 from ..data.py_dataset import PyDataset, Sequence
 from ..registry import (CustomObjectScope, custom_object_scope, get_custom_objects, get_registered_name,
                         get_registered_object, register_keras_serializable)
-from .plotting import plot_confusion_matrix, plot_history  # matplotlib is imported by the call, not here
-from .model_visualization import model_to_dot, plot_model  # pydot is imported by the call, not here
 from .random import set_random_seed
-from .dataset_utils import normalize, split_dataset
-from .sequences import pad_sequences, timeseries_dataset_from_array
+
+# loaded on first use (matplotlib and pydot are imported by the calls): predicting needs none of them
+lazy_members(__name__, globals(), {"plot_confusion_matrix": "plotting", "plot_history": "plotting",
+                                   "model_to_dot": "model_visualization", "plot_model": "model_visualization",
+                                   "normalize": "dataset_utils", "split_dataset": "dataset_utils",
+                                   "pad_sequences": "sequences", "timeseries_dataset_from_array": "sequences"})
 
 
 def clear_session():

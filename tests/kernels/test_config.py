@@ -64,6 +64,33 @@ def test_threads_for_small_work_is_one():
     assert kernels.threads_for(1 << 24) == kernels.num_threads()
 
 
+def test_batch_one_products_run_on_one_thread(monkeypatch):
+    from dlcore.kernels import _config
+
+    original = kernels.num_threads()
+    kernels.set_num_threads(2)
+    try:
+        # the runner's CNN at batch 1: its largest convolution is 13x13x64 outputs of 3x3x32 taps
+        assert kernels.threads_for_macs(13 * 13 * 64 * 3 * 3 * 32) == 1
+        assert kernels.threads_for_macs(784 * 512) == 1  # an MLP layer at batch 1
+        assert kernels.threads_for_macs(16 * 13 * 13 * 64 * 9 * 32) == 2  # the same convolution at batch 16
+        monkeypatch.setattr(_config, "PARALLEL_MIN_MACS", 1000)
+        assert kernels.threads_for_macs(784 * 512) == 2
+    finally:
+        kernels.set_num_threads(original)
+
+
+def test_parallel_min_macs_from_the_environment():
+    import subprocess
+    import sys
+
+    code = "from dlcore.kernels import _config; print(_config.PARALLEL_MIN_MACS)"
+    for value, expected in (("123", "123"), ("junk", str(1 << 22)), ("", str(1 << 22))):
+        env = dict(__import__("os").environ, DLCORE_PARALLEL_MIN_MACS=value)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+        assert out.stdout.strip() == expected, out.stderr
+
+
 def test_unknown_kernel_and_device_errors():
     import pytest
 
@@ -71,3 +98,52 @@ def test_unknown_kernel_and_device_errors():
         kernels.get("does_not_exist")
     with pytest.raises(ValueError, match="device"):
         kernels.get("matmul", device="tpu")
+
+
+def _ran_beside(call):
+    """Loops a second Python thread made while ``call()`` ran on a worker thread. The switch
+    interval is raised above the call's duration, so the main thread runs during the call only
+    if the call releases the GIL (a held GIL gives 0: see the control below)."""
+    import threading
+
+    started, done = threading.Event(), threading.Event()
+
+    def work():
+        started.set()
+        call()
+        done.set()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1.0)
+    try:
+        t = threading.Thread(target=work)
+        t.start()
+        started.wait()
+        spins = 0
+        while not done.is_set():
+            spins += 1
+        t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    return spins
+
+
+def test_forward_kernels_release_the_gil():
+    """Concurrent predict needs the Cython forward kernels to run without the GIL at the batch-1
+    setting (n_threads=1): another Python thread runs while one does."""
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 64, 64, 32), dtype=np.float32)
+    w = rng.random((3, 3, 32, 64), dtype=np.float32)
+    y = np.empty((8, 62, 62, 64), np.float32)
+    a, b = rng.random((768, 768), dtype=np.float32), rng.random((768, 768), dtype=np.float32)
+    c = np.empty((768, 768), np.float32)
+    p = np.empty((8, 31, 31, 64), np.float32)
+    kernels.get("conv2d_forward")(x, w, None, 1, 1, 0, 0, 1, 1, 1, 1, 0.0, y, 1)  # loaded before timing
+    calls = {
+        "conv2d_forward": lambda: kernels.get("conv2d_forward")(x, w, None, 1, 1, 0, 0, 1, 1, 1, 1, 0.0, y, 1),
+        "dense_forward": lambda: kernels.get("dense_forward")(a, b, None, 1, 0.0, c, 1),
+        "max_pool2d_2x2_forward": lambda: [kernels.get("max_pool2d_2x2_forward")(y, p, None, 1) for _ in range(20)],
+    }
+    assert _ran_beside(lambda: sum(range(3_000_000))) == 0  # the control: a call that holds the GIL
+    for name, call in calls.items():
+        assert _ran_beside(call) > 0, f"{name} held the GIL"
