@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import config, devices
-from ..autograd import Function
+from ..autograd import Function, is_recording
 from ..tensor import Tensor, Variable
 
 
@@ -88,7 +88,8 @@ def is_tensor(x):
 class Cast(Function):
     @staticmethod
     def forward(ctx, x, dtype):
-        ctx.src = x.dtype
+        if ctx is not None:
+            ctx.src = x.dtype
         return x.astype(dtype, copy=False)
 
     @staticmethod
@@ -97,6 +98,9 @@ class Cast(Function):
 
 
 def cast(x, dtype):
+    xv = x.value if type(x) is Tensor else x
+    if type(xv) is np.ndarray and not is_recording():
+        return Tensor(Cast.forward(None, xv, np.dtype(dtype)))  # nothing records: no graph node
     return Cast.apply(x, dtype=np.dtype(dtype))
 
 
