@@ -269,11 +269,12 @@ def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::
                 _scores(s, _BCF, br, bc, b, h, i0, j0, bias, has_bias, mask, has_mask, causal)
                 for r in range(br):
                     mx = _row_max(&s[r * _BCF], bc, m[r])
-                    alpha = exp(m[r] - mx)
+                    # the first tile: nothing to rescale (exp(-1e30 - mx) is 0, through libm's slow underflow path)
+                    alpha = exp(m[r] - mx) if jt > 0 else 0
                     tot = _row_exp_sum(&s[r * _BCF], bc, mx)
                     l[r] = l[r] * alpha + tot
                     m[r] = mx
-                    if alpha != 1:
+                    if alpha != 1 and jt > 0:
                         for c in range(Dv):
                             acc[r * Dv + c] = acc[r * Dv + c] * alpha
                     if dropping:

@@ -15,7 +15,8 @@
 #include "dl_sgemm.h"
 
 #if DL_HAVE_AVX512_BUILD
-DL_MAYBE_UNUSED DL_TARGET static void dl_att_expf_avx512(float *x, ptrdiff_t n)
+/* One 16-lane exp, the Cephes polynomial of the header comment (inputs below -87.3 give 0). */
+DL_MAYBE_UNUSED DL_TARGET static inline __m512 dl_att_exp16_avx512(__m512 v)
 {
     const __m512 lo = _mm512_set1_ps(-87.33654f), hi = _mm512_set1_ps(88.37626f);
     const __m512 log2e = _mm512_set1_ps(1.44269504088896341f);
@@ -24,30 +25,33 @@ DL_MAYBE_UNUSED DL_TARGET static void dl_att_expf_avx512(float *x, ptrdiff_t n)
     const __m512 p2 = _mm512_set1_ps(8.3334519073e-3f), p3 = _mm512_set1_ps(4.1665795894e-2f);
     const __m512 p4 = _mm512_set1_ps(1.6666665459e-1f), p5 = _mm512_set1_ps(5.0000001201e-1f);
     const __m512 one = _mm512_set1_ps(1.0f);
+    __mmask16 live = _mm512_cmp_ps_mask(v, lo, _CMP_GE_OQ);
+    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(v, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v = _mm512_fnmadd_ps(fx, c1, v);
+    v = _mm512_fnmadd_ps(fx, c2, v);
+    __m512 z = _mm512_mul_ps(v, v);
+    __m512 y = _mm512_fmadd_ps(p0, v, p1);
+    y = _mm512_fmadd_ps(y, v, p2);
+    y = _mm512_fmadd_ps(y, v, p3);
+    y = _mm512_fmadd_ps(y, v, p4);
+    y = _mm512_fmadd_ps(y, v, p5);
+    y = _mm512_fmadd_ps(y, z, _mm512_add_ps(v, one));
+    return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(y, fx));
+}
+
+/* x = exp(x) in place over n floats. */
+DL_MAYBE_UNUSED DL_TARGET static void dl_att_expf_avx512(float *x, ptrdiff_t n)
+{
     ptrdiff_t i;
     for (i = 0; i < n; i += 16) {
         __mmask16 m = (n - i >= 16) ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
-        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-        __mmask16 live = _mm512_cmp_ps_mask(v, lo, _CMP_GE_OQ);
-        v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-        __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(v, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        v = _mm512_fnmadd_ps(fx, c1, v);
-        v = _mm512_fnmadd_ps(fx, c2, v);
-        __m512 z = _mm512_mul_ps(v, v);
-        __m512 y = _mm512_fmadd_ps(p0, v, p1);
-        y = _mm512_fmadd_ps(y, v, p2);
-        y = _mm512_fmadd_ps(y, v, p3);
-        y = _mm512_fmadd_ps(y, v, p4);
-        y = _mm512_fmadd_ps(y, v, p5);
-        y = _mm512_fmadd_ps(y, z, _mm512_add_ps(v, one));
-        y = _mm512_maskz_mov_ps(live, _mm512_scalef_ps(y, fx));
-        _mm512_mask_storeu_ps(x + i, m, y);
+        _mm512_mask_storeu_ps(x + i, m, dl_att_exp16_avx512(_mm512_maskz_loadu_ps(m, x + i)));
     }
 }
-#endif
 
-#if DL_HAVE_AVX512_BUILD
-/* s = exp(s - mx) in place over n floats, returning the sum (16-lane partial sums). */
+/* s = exp(s - mx) in place over n floats, returning the sum (16-lane partial sums), in one pass
+ * over s (the same operations, in the same order, as a shift pass, an exp pass and a sum pass). */
 DL_MAYBE_UNUSED DL_TARGET static float dl_att_exp_sum_avx512(float *s, ptrdiff_t n, float hi, float lo)
 {
     ptrdiff_t i;
@@ -55,13 +59,10 @@ DL_MAYBE_UNUSED DL_TARGET static float dl_att_exp_sum_avx512(float *s, ptrdiff_t
     const __m512 vh = _mm512_set1_ps(hi), vl = _mm512_set1_ps(lo);
     for (i = 0; i < n; i += 16) {
         __mmask16 m = (n - i >= 16) ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
-        __m512 v = _mm512_maskz_loadu_ps(m, s + i);
-        _mm512_mask_storeu_ps(s + i, m, _mm512_sub_ps(_mm512_sub_ps(v, vh), vl));
-    }
-    dl_att_expf_avx512(s, n);
-    for (i = 0; i < n; i += 16) {
-        __mmask16 m = (n - i >= 16) ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
-        acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, s + i));
+        __m512 v = _mm512_sub_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + i), vh), vl);
+        v = _mm512_maskz_mov_ps(m, dl_att_exp16_avx512(v));
+        _mm512_mask_storeu_ps(s + i, m, v);
+        acc = _mm512_add_ps(acc, v);
     }
     return _mm512_reduce_add_ps(acc);
 }

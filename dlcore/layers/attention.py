@@ -469,11 +469,6 @@ class MultiHeadAttention(Layer):
             return x
         return ops.cast(ops.convert_to_tensor(x), self._float_dtype())
 
-    def __call__(self, *args, **kwargs):
-        if not args and "query" in kwargs:
-            args = (kwargs.pop("query"),)
-        return super().__call__(*args, **kwargs)
-
     def call(self, query, value, key=None, query_mask=None, value_mask=None, key_mask=None, attention_mask=None,
              return_attention_scores=False, training=None, use_causal_mask=False):
         value_in, key_in = value, key

@@ -360,7 +360,10 @@ class Layer:
 
     def __call__(self, *args, **kwargs):
         if not args:
-            raise ValueError(f"Layer '{self.name}' was called without inputs.")
+            first_name = next(iter(inspect.signature(self.call).parameters), None)
+            if first_name not in kwargs:  # Keras binds the inputs by ``call``'s first parameter name too
+                raise ValueError(f"Layer '{self.name}' was called without inputs.")
+            args = (kwargs.pop(first_name),)
         if kwargs and self._INPUT_KWARGS:
             for key in self._INPUT_KWARGS:
                 if key in kwargs and (kwargs[key] is None or len(args) == 1):

@@ -83,6 +83,9 @@ class Merge(Layer):
             raise ValueError(f"Layer '{self.name}' ({type(self).__name__}): a merge layer should be called on a "
                              f"list of inputs. Received: inputs={_shape_text(inputs)} (not a list of tensors)")
         shapes = [tuple(x.shape) for x in inputs]
+        if shapes.count(shapes[0]) == len(shapes):  # equal shapes merge as they are (batch-1 latency)
+            self._check_list(shapes)
+            return self._merge_function(list(inputs))
         self.compute_output_shape(shapes)
         ranks = [len(s) for s in shapes]
         if len(set(ranks)) > 1:

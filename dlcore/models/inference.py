@@ -68,6 +68,42 @@ class LayerStep:
             return out
         return layer(x, training=training)
 
+    def call_many(self, xs, training, as_list):
+        """``layer(xs)`` for a flat list of tensors (``as_list``) or ``layer(*xs)``: ``layer.call``
+        directly when every input is a mask-free Tensor that ``Layer.__call__`` would pass as it is
+        (converted: the list's items, or the first positional input), checked once per shapes."""
+        layer = self.layer
+        if self.direct and layer.built:
+            key = []
+            for x in xs:
+                if type(x) is not Tensor or x.mask is not None:
+                    return self._full(xs, training, as_list)
+                key.append(x.value.shape)
+                key.append(x.value.dtype)
+            key = tuple(key)
+            if key != self.shape or layer.input_spec is not self.spec:
+                float_dtype = layer._float_dtype()
+                for x in (xs if as_list else xs[:1]):
+                    dtype = x.value.dtype
+                    if dtype.kind == "f" and dtype != float_dtype:
+                        return self._full(xs, training, as_list)  # the cast of Layer.__call__
+                if layer.input_spec is not None:
+                    layer._check_input(list(xs) if as_list else xs[0])
+                self.spec, self.shape = layer.input_spec, key
+            if layer._activity_losses:
+                layer._activity_losses.clear()
+            args = (list(xs),) if as_list else xs
+            out = self.call(*args, training=training) if self.pass_training else self.call(*args)
+            if self.makes_mask:
+                out = _attach_mask(out, layer.compute_mask(args[0], None))
+            return out
+        return self._full(xs, training, as_list)
+
+    def _full(self, xs, training, as_list):
+        if as_list:
+            return self.layer(list(xs), training=training)
+        return self.layer(*xs, training=training)
+
 
 _INT8_MODULE = "dlcore.layers.conv"  # read by name: a model without convolutions never imports them
 
@@ -241,12 +277,18 @@ class FunctionalPlan:
             sample_shape = tuple(t.shape[1:])
             self.inputs.append((id(t), t, layer if isinstance(layer, InputLayer) else None,
                                 None if None in sample_shape else sample_shape))
-        self.nodes = []
+        self.nodes = []  # (node, LayerStep or None, input keys or None, as_list, output keys)
         for node in model._nodes:
             single = len(node.args) == 1 and isinstance(node.args[0], KerasTensor) and not node.kwargs
-            list_keys = _tensor_keys(node.args[0]) if len(node.args) == 1 and not node.kwargs else None
-            self.nodes.append((node, LayerStep(node.layer) if single else None,
-                               id(node.args[0]) if single else list_keys,
+            if single:
+                keys, as_list = id(node.args[0]), None
+            elif node.kwargs or not node.args:
+                keys, as_list = None, None
+            elif len(node.args) == 1:  # a flat list of tensors, as merges take
+                keys, as_list = _tensor_keys(node.args[0]), True
+            else:  # several positional tensors, as MultiHeadAttention(query, value)
+                keys, as_list = _tensor_keys(node.args), False
+            self.nodes.append((node, LayerStep(node.layer) if keys is not None else None, keys, as_list,
                                [id(t) for t in flatten(node.outputs)]))
         outputs = model._output_struct
         self.single_output = id(outputs) if isinstance(outputs, KerasTensor) else None
@@ -281,14 +323,14 @@ class FunctionalPlan:
         return self.memory.run(key, self._steps, model, values, training)
 
     def _steps(self, trace, model, values, training):
-        for i, (node, step, input_keys, output_keys) in enumerate(self.nodes):
+        for i, (node, step, input_keys, as_list, output_keys) in enumerate(self.nodes):
             if trace is not None:
                 trace.step = i
                 trace.read([values[k] for k in self.reads[i]], i)
-            if step is not None:
+            if as_list is None and step is not None:
                 out = step(values[input_keys], training)
-            elif input_keys is not None:
-                out = node.layer([values[k] for k in input_keys], training=training)
+            elif step is not None:
+                out = step.call_many([values[k] for k in input_keys], training, as_list)
             else:
                 out = call_node(node, values, training)
             if len(output_keys) == 1 and type(out) is Tensor:

@@ -5,7 +5,7 @@ import threading
 import numpy as np
 
 from .. import config, devices, kernels
-from ..autograd import Function
+from ..autograd import Function, is_recording
 from ..tensor import Tensor, Variable
 
 
@@ -142,7 +142,8 @@ def astype(a, dtype):
 class Cast(Function):
     @staticmethod
     def forward(ctx, x, dtype):
-        ctx.src = x.dtype
+        if ctx is not None:
+            ctx.src = x.dtype
         return astype(x, dtype)
 
     @staticmethod
@@ -151,6 +152,9 @@ class Cast(Function):
 
 
 def cast(x, dtype):
+    xv = x.value if type(x) is Tensor else x
+    if type(xv) is np.ndarray and not is_recording():
+        return Tensor(Cast.forward(None, xv, np.dtype(dtype)))  # nothing records: no graph node
     return Cast.apply(x, dtype=np.dtype(dtype))
 
 

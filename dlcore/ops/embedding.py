@@ -2,7 +2,8 @@
 import numpy as np
 
 from .. import devices, kernels
-from ..autograd import Function
+from ..autograd import Function, is_recording
+from ..tensor import Tensor
 from .core import contiguous, device_of, empty_on, value
 
 
@@ -24,8 +25,9 @@ class EmbeddingLookup(Function):
             return y.reshape(tuple(ids.shape) + (table.shape[1],))
         y = np.empty((flat.size, table.shape[1]), dtype=table.dtype)
         kernels.get("embedding_forward")(flat, contiguous(table), y, kernels.threads_for(y.size))
-        ctx.save(flat)
-        ctx.table_shape, ctx.dtype, ctx.device = table.shape, table.dtype, "cpu"
+        if ctx is not None:
+            ctx.save(flat)
+            ctx.table_shape, ctx.dtype, ctx.device = table.shape, table.dtype, "cpu"
         return y.reshape(ids.shape + (table.shape[1],))
 
     @staticmethod
@@ -59,6 +61,8 @@ def embedding_lookup(embeddings, ids):
         if lo < 0 or hi >= table.shape[0]:
             raise ValueError(f"embedding_lookup: ids must be in [0, {table.shape[0]}) for a table of shape "
                              f"{table.shape}; received ids in [{lo}, {hi}]")
+    if type(table) is np.ndarray and not is_recording():
+        return Tensor(EmbeddingLookup.forward(None, table, ids_v))  # nothing records: no graph node
     return EmbeddingLookup.apply(embeddings, ids_v)
 
 

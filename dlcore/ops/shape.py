@@ -115,8 +115,9 @@ class Pad(Function):
 
 def reshape(x, newshape):
     shape = tuple(newshape) if not isinstance(newshape, int) else (newshape,)
-    if type(x) is Tensor and not is_recording():  # nothing to record: the forward on the array
-        return Tensor(Reshape.forward(None, x.value, shape))
+    xv = x.value if type(x) is Tensor else x
+    if type(xv) is np.ndarray and not is_recording():
+        return Tensor(Reshape.forward(None, xv, shape))  # nothing records: no graph node
     return Reshape.apply(x, shape=shape)
 
 

@@ -15,6 +15,7 @@ CASES = [  # B, T, S, H, Hk, D, Dv, bias, mask, causal, rate
     (1, 70, 64, 2, 2, 8, 8, False, True, True, 0.0),
     (2, 65, 80, 2, 2, 8, 8, False, False, True, 0.3),
     (1, 33, 140, 4, 4, 4, 6, True, True, False, 0.5),
+    (1, 45, 77, 2, 1, 20, 13, False, False, False, 0.0),  # transposes: 8 x 8 blocks and remainders
 ]
 
 

@@ -103,6 +103,16 @@ def test_philox_uniform_equals_the_reference_and_is_uniform(dtype):
     assert np.mean(big == other) < 0.01  # another key, another draw
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 5, 301, 302, 303])
+def test_philox_uniform_partial_last_block_equals_the_reference(dtype, n):
+    """Sizes that end inside a Philox block: the whole blocks and the partial one, nothing past n."""
+    u = np.full(n + 4, -1.0, dtype=dtype)
+    K.philox_uniform(99, 3, u[:n])
+    np.testing.assert_array_equal(u[:n], ref.philox_uniform(99, 3, n, dtype))
+    assert np.all(u[n:] == -1.0)
+
+
 def test_philox_uniform_does_not_depend_on_the_thread_count():
     a, b = np.empty(50_000, np.float32), np.empty(50_000, np.float32)
     before = _config.num_threads()

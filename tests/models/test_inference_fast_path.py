@@ -333,3 +333,63 @@ def test_concurrent_predictions_from_threads_match():
         for outputs in pool.map(predict_all, range(4)):
             for out, ref in zip(outputs, expected):
                 np.testing.assert_array_equal(out, ref)
+
+
+def _transformer_block():
+    """keras.io's encoder block (post-norm), functional: MultiHeadAttention(h, h) and Add([..])."""
+    inputs = dl.Input(shape=(6,), dtype="int32")
+    h = layers.Embedding(11, 8)(inputs)
+    a = layers.MultiHeadAttention(num_heads=2, key_dim=4)(h, h)
+    h = layers.LayerNormalization(epsilon=1e-6)(layers.Add()([h, layers.Dropout(0.1)(a)]))
+    f = layers.Dense(8)(layers.Dense(16, activation="relu")(h))
+    h = layers.LayerNormalization(epsilon=1e-6)(layers.Add()([h, f]))
+    return dl.Model(inputs, layers.Dense(2)(layers.GlobalAveragePooling1D()(h)))
+
+
+def test_multi_input_nodes_run_their_layers_call_directly(monkeypatch):
+    """MultiHeadAttention(h, h) and Add([h, a]) nodes run ``call`` without ``Layer.__call__``
+    and give the general path's outputs, masks included (those take the general path)."""
+    model = _transformer_block()
+    x = _rng().integers(1, 11, size=(3, 6)).astype("int32")
+    expected = _check_all_entry_points(model, x)
+    called = []
+    original = Layer.__call__
+
+    def counting(self, *args, **kwargs):
+        called.append(type(self).__name__)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Layer, "__call__", counting)
+    _assert_same(model.predict_on_batch(x), expected)
+    assert "MultiHeadAttention" not in called and "Add" not in called, called
+    monkeypatch.setattr(Layer, "__call__", original)
+
+    inputs = dl.Input(shape=(6,), dtype="int32")
+    h = layers.Embedding(11, 8, mask_zero=True)(inputs)
+    h = layers.MultiHeadAttention(num_heads=2, key_dim=4)(h, h)
+    masked = dl.Model(inputs, layers.Dense(2)(layers.GlobalAveragePooling1D()(h)))
+    xm = x.copy()
+    xm[:, -2:] = 0  # padded positions: the masked node takes the general path
+    _check_all_entry_points(masked, xm)
+
+
+def test_multi_input_nodes_cast_and_check_as_the_general_path():
+    a = dl.Input(shape=(4,))
+    b = dl.Input(shape=(4,))
+    model = dl.Model([a, b], layers.Add()([a, b]))
+    xa = _rng().normal(size=(2, 4))  # float64 in: cast to the layer's float32, as Layer.__call__
+    xb = _rng().normal(size=(2, 4)).astype("float32")
+    out = _check_all_entry_points(model, [xa, xb])
+    assert _arrays(out).dtype == np.float32
+    np.testing.assert_allclose(_arrays(out), xa.astype("float32") + xb)
+
+
+def test_layers_take_their_inputs_by_calls_first_parameter_name():
+    dense = layers.Dense(3)
+    x = _rng().normal(size=(2, 4)).astype("float32")
+    np.testing.assert_array_equal(_arrays(dense(inputs=x)), _arrays(dense(x)))
+    mha = layers.MultiHeadAttention(num_heads=2, key_dim=2)
+    q = _rng().normal(size=(1, 3, 4)).astype("float32")
+    np.testing.assert_array_equal(_arrays(mha(query=q, value=q)), _arrays(mha(q, q)))
+    with pytest.raises(ValueError, match="called without inputs"):
+        dense(other=x)

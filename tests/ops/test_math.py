@@ -141,3 +141,29 @@ def test_keras_parity_where_and_logical_not():
     for ours, theirs in zip(ops.where(cond), keras.ops.where(cond)):
         np.testing.assert_array_equal(ours.numpy(), keras.ops.convert_to_numpy(theirs))
     np.testing.assert_array_equal(ops.logical_not(A).numpy(), keras.ops.convert_to_numpy(keras.ops.logical_not(A)))
+
+
+def test_add_reshape_cast_and_embedding_run_without_a_graph_node_when_nothing_records():
+    """add, reshape, cast and embedding_lookup call their forward directly outside a tape: the
+    recorded op's values, no graph node; under a tape they still differentiate."""
+    x = dl.Tensor(rng.standard_normal((2, 3)).astype(np.float32))
+    y = rng.standard_normal((1, 3)).astype(np.float32)
+    table = rng.standard_normal((5, 3)).astype(np.float32)
+    ids = np.array([[0, 4], [2, 2]])
+    fast = [ops.add(x, y), ops.reshape(x, (3, -1)), ops.cast(x, "float64"), ops.embedding_lookup(table, ids)]
+    for out in fast:
+        assert isinstance(out, dl.Tensor) and out.node is None
+    np.testing.assert_array_equal(fast[0].numpy(), x.numpy() + y)
+    np.testing.assert_array_equal(fast[1].numpy(), x.numpy().reshape(3, 2))
+    assert fast[2].numpy().dtype == np.float64
+    np.testing.assert_array_equal(fast[3].numpy(), table[ids])
+    with pytest.raises(ValueError, match="cannot reshape"):
+        ops.reshape(x, (4, -1))
+
+    w = dl.Variable(table)
+    with dl.GradientTape() as tape:
+        tape.watch(x)
+        total = ops.sum(ops.cast(ops.reshape(ops.add(x, y), (6,)), "float64")) + ops.sum(ops.embedding_lookup(w, ids))
+    gx, gw = tape.gradient(total, [x, w])
+    np.testing.assert_array_equal(gx.numpy(), np.ones((2, 3), np.float32))
+    np.testing.assert_array_equal(gw.numpy(), np.array([1, 0, 2, 0, 1])[:, None] * np.ones((1, 3), np.float32))
