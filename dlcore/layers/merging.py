@@ -94,6 +94,22 @@ class Merge(Layer):
                       for x, s in zip(inputs, shapes)]
         return self._merge_function(list(inputs))
 
+    def compute_mask(self, inputs, mask=None):
+        """Keras's rule: the OR of the inputs' masks, or None when any input has none."""
+        masks = self._check_masks(inputs, mask)
+        if masks is None or any(m is None for m in masks):
+            return None
+        return functools.reduce(np.logical_or, (np.asarray(m, dtype=bool) for m in masks))
+
+    def _check_masks(self, inputs, mask):
+        if mask is None:
+            return None
+        if not isinstance(mask, (list, tuple)) or not isinstance(inputs, (list, tuple)) or len(mask) != len(inputs):
+            raise ValueError(f"Layer '{self.name}' ({type(self).__name__}): `inputs` and `mask` should be lists of "
+                             f"the same length. Received {len(inputs) if isinstance(inputs, (list, tuple)) else 1} "
+                             f"inputs and mask={mask!r}")
+        return mask
+
     _fold = None  # the binary op an elementwise merge folds its inputs with
 
     def _merge_function(self, inputs):
@@ -206,6 +222,22 @@ class Concatenate(Merge):
                              f"Received: inputs={_shape_text(inputs)} (not a list of tensors)")
         self.compute_output_shape([tuple(x.shape) for x in inputs])
         return ops.concatenate(list(inputs), axis=self.axis)
+
+    def compute_mask(self, inputs, mask=None):
+        """Keras's rule: each input's mask (all True where it has none) broadcast to the input's
+        shape, concatenated along ``axis``, then any() over the last axis."""
+        masks = self._check_masks(inputs, mask)
+        if masks is None or all(m is None for m in masks):
+            return None
+        full = []
+        for x, m in zip(inputs, masks):
+            shape = tuple(x.shape)
+            if m is None:
+                full.append(np.ones(shape, dtype=bool))
+            else:
+                m = np.asarray(m, dtype=bool)
+                full.append(np.broadcast_to(m[..., None], shape) if m.ndim < len(shape) else m)
+        return np.any(np.concatenate(full, axis=self.axis), axis=-1)
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}

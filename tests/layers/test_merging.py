@@ -267,3 +267,21 @@ def test_matmul(shapes, expected):
         layers.MatMul()([dl.Input((3, 4)), dl.Input((3, 4))])
     with pytest.raises(ValueError, match="rank >= 3"):
         layers.MatMul()([dl.Input((3,)), dl.Input((3,))])
+
+
+def test_merge_masks_follow_keras():
+    """Masks from Embedding(mask_zero=True) through merges (values computed by Keras 3.15): the
+    elementwise merges OR the masks, Concatenate concatenates them along its axis (any() over the
+    last axis), and a masked pooling after them runs (it failed on a list of masks)."""
+    ids = np.array([[1, 2, 0, 0], [3, 0, 0, 0]])
+    e = dl.layers.Embedding(10, 3, mask_zero=True)(ids)
+    want = np.array([[True, True, False, False], [True, False, False, False]])
+    np.testing.assert_array_equal(dl.layers.Add()([e, e]).mask, want)
+    np.testing.assert_array_equal(dl.layers.Concatenate()([e, e]).mask, want)
+    np.testing.assert_array_equal(dl.layers.Concatenate(axis=1)([e, e]).mask, np.concatenate([want, want], axis=1))
+    unmasked = dl.Tensor(np.ones((2, 4, 3), np.float32))
+    assert dl.layers.Add()([e, unmasked]).mask is None  # an input without a mask: none (Keras)
+    np.testing.assert_array_equal(dl.layers.Concatenate(axis=1)([e, unmasked]).mask,
+                                  np.concatenate([want, np.ones((2, 4), bool)], axis=1))
+    pooled = dl.layers.GlobalAveragePooling1D()(dl.layers.Add()([e, e]))
+    np.testing.assert_allclose(pooled.numpy()[1], 2 * e.numpy()[1, 0], rtol=1e-6)
