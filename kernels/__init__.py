@@ -8,7 +8,7 @@ import importlib
 import threading
 
 from . import _config
-from ._config import max_threads, num_threads, numba_cache_dir, set_num_threads, threads_for
+from ._config import CONV_PARALLEL_MIN_MACS, max_threads, num_threads, numba_cache_dir, set_num_threads, threads_for
 
 _config.preload_cython_blas()
 
@@ -104,4 +104,4 @@ def names():
 
 
 __all__ = ["get", "names", "num_threads", "max_threads", "set_num_threads", "threads_for", "numba_cache_dir",
-           "FAMILIES"]
+           "FAMILIES", "CONV_PARALLEL_MIN_MACS"]

@@ -15,6 +15,11 @@ _num_threads = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffi
 
 # Below this many scalar operations a kernel runs on one thread: thread start-up costs more.
 PARALLEL_MIN_WORK = 1 << 15
+# The same for the convolutions, counted in multiply-adds (about 80 us on one core): below it a
+# second thread saves at most ~40 us and a sleeping or descheduled one costs more (2 threads on
+# the batch-1 CNN layers, 0.26-3.1 M multiply-adds, measured 1.0-8x the 1-thread time on the
+# shared 2-core host).
+CONV_PARALLEL_MIN_MACS = 1 << 23
 
 # Allowed to exceed the CPU count up to this many threads, so that code tuned on a workstation
 # (2-8 threads) still runs on a 1-CPU container.
@@ -141,10 +146,10 @@ def _loaded_blas_libraries():
     return sorted(p for p in paths if any(k in os.path.basename(p).lower() for k in keys))
 
 
-def threads_for(work):
-    """Threads worth using for ``work`` scalar operations: 1 for small work, else num_threads()."""
+def threads_for(work, min_work=PARALLEL_MIN_WORK):
+    """Threads worth using for ``work`` scalar operations: 1 below ``min_work``, else num_threads()."""
     global _threads_started
-    if work < PARALLEL_MIN_WORK or _num_threads == 1:
+    if work < min_work or _num_threads == 1:
         return 1
     _threads_started = True
     return _num_threads

@@ -108,7 +108,8 @@ def _as_float(x, dtype):
 
 
 def _threads(y_size, k):
-    return kernels.threads_for(y_size * max(k, 1))
+    """Threads for a convolution kernel of y_size outputs of k multiply-adds each."""
+    return kernels.threads_for(y_size * max(k, 1), kernels.CONV_PARALLEL_MIN_MACS)
 
 
 # Activations whose derivative activation_backward computes correctly with the output y passed
@@ -201,7 +202,7 @@ class Conv(Function):
             y4 = empty_on(device, plan.out4, w4.dtype)
         code = ACTIVATIONS[activation]  # checked by the op
         kh, kw, cg, o = plan.kernel4
-        threads = kernels.threads_for(y4.size * (kh * kw * cg))
+        threads = _threads(y4.size, kh * kw * cg)
         forward = kernels.get("conv2d_forward", device)
         if not recording or _derivative_from_output(activation, alpha):
             forward(x4, w4, b, *plan.args, code, alpha, y4, threads)

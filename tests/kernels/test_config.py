@@ -64,6 +64,17 @@ def test_threads_for_small_work_is_one():
     assert kernels.threads_for(1 << 24) == kernels.num_threads()
 
 
+def test_threads_for_own_threshold():
+    original = kernels.num_threads()
+    kernels.set_num_threads(2)
+    try:
+        assert kernels.threads_for(1 << 20) == 2
+        assert kernels.threads_for(1 << 20, kernels.CONV_PARALLEL_MIN_MACS) == 1
+        assert kernels.threads_for(kernels.CONV_PARALLEL_MIN_MACS, kernels.CONV_PARALLEL_MIN_MACS) == 2
+    finally:
+        kernels.set_num_threads(original)
+
+
 def test_unknown_kernel_and_device_errors():
     import pytest
 
