@@ -5,9 +5,12 @@ little more than its kernels.
 Each layer runs through a :class:`LayerStep`: ``layer.call`` directly, with the checks of
 ``Layer.__call__`` done once per input shape, for a mask-free Tensor of the layer's float dtype;
 anything else (masks, casts, structures, layers with their own ``__call__``) goes through
-``layer(x)``. Layers and ops know nothing of this module: a layer's ``call`` is its only forward,
+``layer(x)``. In a Sequential model a Conv2D followed by 2x2 max pooling runs as one fused op
+(:class:`ConvPoolStep`). Layers and ops know nothing of this module: a layer's ``call`` is its only forward,
 and an op computes without recording when no tape records.
 """
+import sys
+
 import numpy as np
 
 from ..layers.core import InputLayer
@@ -49,6 +52,71 @@ class LayerStep:
         return layer(x, training=training)
 
 
+def _is_layer(layer, module, name):
+    """Whether ``layer`` is exactly the class ``name`` of ``module`` (a family that has not been
+    imported has no instance, and is not imported here: cold start)."""
+    family = sys.modules.get(module)
+    return family is not None and type(layer) is getattr(family, name)
+
+
+class ConvPoolStep:
+    """A Conv2D (stride 1, no dilation, one group, "valid" or "same", linear or relu, no activity
+    regularizer) followed by MaxPooling2D((2, 2)) as one fused op call that never writes the
+    convolution's output. Each new input shape, dtype or input spec first runs as the two
+    LayerSteps, so the two layers' checks are made as without the fusion."""
+
+    __slots__ = ("conv", "pool", "conv_step", "pool_step", "key", "fused_op")
+
+    def __init__(self, conv, pool):
+        from ..ops.pooling import conv2d_bias_act_max_pool
+
+        self.conv, self.pool = conv, pool
+        self.conv_step, self.pool_step = LayerStep(conv), LayerStep(pool)
+        self.key = None  # (shape, dtype, conv spec, pool spec) the two steps checked last
+        self.fused_op = conv2d_bias_act_max_pool
+
+    @staticmethod
+    def fuses(conv, pool):
+        """Whether the pair is a Conv2D and a MaxPooling2D (fixed) configured as the fused op needs
+        (checked on every call: a configuration may change after the first call)."""
+        return (conv.strides == (1, 1) and conv.dilation_rate == (1, 1) and conv.groups == 1
+                and conv.padding in ("valid", "same") and conv._fused is not None
+                and conv._kernel_activation[0] in ("linear", "relu") and conv.activity_regularizer is None
+                and pool.pool_size == (2, 2) and pool.strides == (2, 2) and pool.padding == "valid"
+                and pool.data_format == "channels_last"
+                and getattr(pool, "activity_regularizer", None) is None)
+
+    def __call__(self, x, training):
+        conv = self.conv
+        if type(x) is Tensor and x.mask is None:
+            a = x.value
+            key = self.key
+            if (key is not None and a.shape == key[0] and a.dtype is key[1] and conv.input_spec is key[2]
+                    and self.pool.input_spec is key[3] and self.fuses(conv, self.pool)):
+                return self.fused_op(a, conv.kernel, conv.bias, conv.padding, *conv._kernel_activation,
+                                     _who=conv._who)
+        y = self.conv_step(x, training)
+        out = self.pool_step(y, training)
+        if (type(x) is Tensor and self.conv_step.shape == x.value.shape and self.conv_step.dtype is x.value.dtype
+                and type(y) is Tensor and self.pool_step.shape == y.value.shape):  # both ran direct: checked
+            self.key = (x.value.shape, x.value.dtype, conv.input_spec, self.pool.input_spec)
+        return out
+
+
+def _steps(layers):
+    """LayerSteps for the layers, a ConvPoolStep for each fusable Conv2D + MaxPooling2D pair."""
+    steps, i = [], 0
+    while i < len(layers):
+        if (i + 1 < len(layers) and _is_layer(layers[i], "dlcore.layers.conv", "Conv2D")
+                and _is_layer(layers[i + 1], "dlcore.layers.pooling", "MaxPooling2D")):
+            steps.append(ConvPoolStep(layers[i], layers[i + 1]))
+            i += 2
+        else:
+            steps.append(LayerStep(layers[i]))
+            i += 1
+    return steps
+
+
 class SequentialPlan:
     """``Sequential.call`` in inference: the model's layers as LayerSteps, built once per layer list
     (``add``/``pop`` or any change of the list makes a new plan)."""
@@ -58,7 +126,7 @@ class SequentialPlan:
     def __init__(self, input_layer, layers):
         self.input_layer = input_layer
         self.layers = list(layers)
-        self.steps = [LayerStep(layer) for layer in layers]
+        self.steps = _steps(self.layers)
         sample_shape = tuple(input_layer.batch_shape[1:])
         self.sample_shape = None if None in sample_shape else sample_shape
 

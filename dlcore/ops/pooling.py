@@ -17,8 +17,10 @@ import numpy as np
 
 from .. import devices, kernels
 from ..autograd import Function, is_recording
-from .conv import _hashable, axis_pads, normalize_tuple, output_length
+from .conv import _hashable, axis_pads, conv2d_bias_act, normalize_tuple, output_length
+from .conv import _plan as _conv_plan, _threads as _conv_threads
 from .core import Tensor, contiguous, device_of, empty_on, float_array, value
+from .elementwise import ACTIVATIONS
 from .shape import transpose
 
 PADDINGS = ("valid", "same")
@@ -236,4 +238,36 @@ def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=N
     return _pool("average", inputs, pool_size, strides, padding, data_format, "average_pool")
 
 
-__all__ = ["max_pool", "average_pool"]
+def conv2d_bias_act_max_pool(inputs, kernel, bias=None, padding="valid", activation="linear", alpha=0.0,
+                             _who="conv"):
+    """``max_pool(conv2d_bias_act(inputs, kernel, bias, 1, padding, ...), 2, 2, "valid")``: a
+    stride-1 2-D convolution then 2x2 max pooling (the common CNN block). With nothing recording
+    and NumPy arrays it is one kernel pass that never writes the convolution's output
+    (bit-identical to the two ops); otherwise it is the two ops.
+
+    inputs: (N, H, W, C); kernel: (KH, KW, C, C_out); bias: (C_out,) or None; padding "valid"
+    or "same". Output: (N, OH // 2, OW // 2, C_out), (OH, OW) the convolution's output size.
+    """
+    kv = kernel.value if isinstance(kernel, Tensor) else kernel
+    xv = inputs.value if type(inputs) is Tensor else inputs
+    if (is_recording() or type(kv) is not np.ndarray or type(xv) is not np.ndarray or kv.ndim != 4
+            or xv.ndim != 4 or padding not in ("valid", "same") or kv.shape[2] != xv.shape[3]
+            or xv.dtype != kv.dtype):
+        return max_pool(conv2d_bias_act(inputs, kernel, bias, 1, padding, 1, 1, activation, alpha, _who=_who),
+                        2, 2, "valid")
+    plan = _conv_plan(xv.shape, kv.shape, (1, 1), padding, (1, 1), 1, _who)
+    n, oh, ow, o = plan.out4
+    if oh < 2 or ow < 2 or activation not in ACTIVATIONS:
+        return max_pool(conv2d_bias_act(inputs, kernel, bias, 1, padding, 1, 1, activation, alpha, _who=_who),
+                        2, 2, "valid")
+    b = bias.value if isinstance(bias, Tensor) else bias
+    if b is not None and (type(b) is not np.ndarray or b.dtype != kv.dtype or not b.flags.c_contiguous):
+        b = np.ascontiguousarray(float_array(b, dtype=kv.dtype))
+    y = np.empty((n, oh // 2, ow // 2, o), dtype=kv.dtype)
+    threads = _conv_threads(y.size * 4, kv.shape[0] * kv.shape[1] * kv.shape[2])
+    kernels.get("conv2d_pool2x2_forward")(contiguous(xv), contiguous(kv), b, plan.args[2], plan.args[3],
+                                          ACTIVATIONS[activation], float(alpha), y, threads)
+    return Tensor(y)
+
+
+__all__ = ["max_pool", "average_pool", "conv2d_bias_act_max_pool"]
