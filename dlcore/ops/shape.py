@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from .. import devices
-from ..autograd import Function
+from ..autograd import Function, is_recording
 from ..tensor import Tensor
 from .core import value
 
@@ -23,7 +23,8 @@ class Reshape(Function):
 
     @staticmethod
     def forward(ctx, x, shape):
-        ctx.shape = x.shape
+        if ctx is not None:
+            ctx.shape = x.shape
         if type(x) is np.ndarray or not devices.is_device_array(x):
             return np.reshape(x, shape)
         return x.reshape(_resolved(shape, x.size))
@@ -113,7 +114,10 @@ class Pad(Function):
 
 
 def reshape(x, newshape):
-    return Reshape.apply(x, shape=tuple(newshape) if not isinstance(newshape, int) else (newshape,))
+    shape = tuple(newshape) if not isinstance(newshape, int) else (newshape,)
+    if type(x) is Tensor and type(x.value) is np.ndarray and not is_recording():
+        return Tensor(Reshape.forward(None, x.value, shape))  # nothing to record: no graph node
+    return Reshape.apply(x, shape=shape)
 
 
 def transpose(x, axes=None):
