@@ -219,7 +219,7 @@ def dense_forward(const floating[:, ::1] x_nk, const floating[:, ::1] w_km,
     cdef Py_ssize_t i
     cdef const floating* bias = NULL
     cdef floating a = <floating>alpha
-    cdef bint fused, own = False
+    cdef bint fused, serial, own = False
     cdef int status = 0, choice = 0, path
     if n == 0 or m == 0:
         return
@@ -246,12 +246,19 @@ def dense_forward(const floating[:, ::1] x_nk, const floating[:, ::1] w_km,
                              &y_nm[0, 0], m, choice >> 3)
                 own = True  # the product is done
     if not own:
-        with nogil:
-            if k == 0:
-                _scale(&y_nm[0, 0], <Py_ssize_t>n * m, 0.0)
-            else:
-                _gemm(False, False, n, m, k, 1.0, &x_nk[0, 0], k, &w_km[0, 0], m, 0.0,
-                      &y_nm[0, 0], m)
+        serial = n_threads <= 1  # BLAS on the caller's thread count (batch 1: a gemv)
+        if serial:
+            dl_blas_serial_enter(1)
+        try:
+            with nogil:
+                if k == 0:
+                    _scale(&y_nm[0, 0], <Py_ssize_t>n * m, 0.0)
+                else:
+                    _gemm(False, False, n, m, k, 1.0, &x_nk[0, 0], k, &w_km[0, 0], m, 0.0,
+                          &y_nm[0, 0], m)
+        finally:
+            if serial:
+                dl_blas_serial_exit()
     if activation == 0 and bias == NULL:
         return
     if _epilogue_work(activation, n, m) < _EPILOGUE_PARALLEL_MIN:

@@ -5,7 +5,8 @@ little more than its kernels.
 Each layer runs through a :class:`LayerStep`: ``layer.call`` directly, with the checks of
 ``Layer.__call__`` done once per input shape, for a mask-free Tensor of the layer's float dtype;
 anything else (masks, casts, structures, layers with their own ``__call__``) goes through
-``layer(x)``. Layers and ops know nothing of this module: a layer's ``call`` is its only forward,
+``layer(x)``. In a Sequential model a Conv2D followed by 2x2 max pooling runs as one fused op
+(:class:`ConvPoolStep`). Layers and ops know nothing of this module: a layer's ``call`` is its only forward,
 and an op computes without recording when no tape records.
 
 int8 conv stacks (Sequential): an int8 convolution followed, through ReLU activations, "valid"
@@ -15,7 +16,7 @@ channels_last max pooling and dropout layers, by a calibrated int8 convolution (
 scale (a following ReLU folded into it), the pooling runs on int8, and the next convolution takes
 the int8 values as they are: no float tensor between the two.
 
-Memory plan: per thread and per input shape, the first call runs with a :class:`_Trace` installed
+Memory plan: per thread and per input shape, the second call runs with a :class:`_Trace` installed
 as the ops' output allocator (``ops.core.out_buffer``): it records each output allocation, the step
 that made it and the last step that reads it (a step reads a buffer when one of its inputs is a
 view of it). :class:`Arena` then lays these buffers out in one block, two buffers sharing bytes
@@ -24,6 +25,7 @@ from it in the same order: a steady-state call allocates no activation memory. A
 returned output lives in is not planned: each call hands a fresh array there, so the next call
 never overwrites what a caller holds.
 """
+import sys
 import threading
 
 import numpy as np
@@ -204,6 +206,72 @@ def int8_chain_steps(layers, steps):
     return out
 
 
+def _is_layer(layer, module, name):
+    """Whether ``layer`` is exactly the class ``name`` of ``module`` (a family that has not been
+    imported has no instance, and is not imported here: cold start)."""
+    family = sys.modules.get(module)
+    return family is not None and type(layer) is getattr(family, name)
+
+
+class ConvPoolStep:
+    """A Conv2D (stride 1, no dilation, one group, "valid" or "same", linear or relu, no activity
+    regularizer) followed by MaxPooling2D((2, 2)) as one fused op call that never writes the
+    convolution's output. Each new input shape, dtype or input spec first runs as the two
+    LayerSteps, so the two layers' checks are made as without the fusion."""
+
+    __slots__ = ("conv", "pool", "conv_step", "pool_step", "key", "fused_op")
+
+    def __init__(self, conv, pool):
+        from ..ops.pooling import conv2d_bias_act_max_pool
+
+        self.conv, self.pool = conv, pool
+        self.conv_step, self.pool_step = LayerStep(conv), LayerStep(pool)
+        self.key = None  # (shape, dtype, conv spec, pool spec) the two steps checked last
+        self.fused_op = conv2d_bias_act_max_pool
+
+    @staticmethod
+    def fuses(conv, pool):
+        """Whether the pair is a Conv2D and a MaxPooling2D (fixed) configured as the fused op needs
+        (checked on every call: a configuration may change after the first call)."""
+        return (conv.quantization_mode is None and conv.strides == (1, 1) and conv.dilation_rate == (1, 1)
+                and conv.groups == 1
+                and conv.padding in ("valid", "same") and conv._fused is not None
+                and conv._kernel_activation[0] in ("linear", "relu") and conv.activity_regularizer is None
+                and pool.pool_size == (2, 2) and pool.strides == (2, 2) and pool.padding == "valid"
+                and pool.data_format == "channels_last"
+                and getattr(pool, "activity_regularizer", None) is None)
+
+    def __call__(self, x, training):
+        conv = self.conv
+        if type(x) is Tensor and x.mask is None:
+            a = x.value
+            key = self.key
+            if (key is not None and a.shape == key[0] and a.dtype is key[1] and conv.input_spec is key[2]
+                    and self.pool.input_spec is key[3] and self.fuses(conv, self.pool)):
+                return self.fused_op(a, conv.kernel, conv.bias, conv.padding, *conv._kernel_activation,
+                                     _who=conv._who)
+        y = self.conv_step(x, training)
+        out = self.pool_step(y, training)
+        if (type(x) is Tensor and self.conv_step.shape == x.value.shape and self.conv_step.dtype is x.value.dtype
+                and type(y) is Tensor and self.pool_step.shape == y.value.shape):  # both ran direct: checked
+            self.key = (x.value.shape, x.value.dtype, conv.input_spec, self.pool.input_spec)
+        return out
+
+
+def _steps(layers):
+    """LayerSteps for the layers, a ConvPoolStep for each fusable Conv2D + MaxPooling2D pair."""
+    steps, i = [], 0
+    while i < len(layers):
+        if (i + 1 < len(layers) and _is_layer(layers[i], "dlcore.layers.conv", "Conv2D")
+                and _is_layer(layers[i + 1], "dlcore.layers.pooling", "MaxPooling2D")):
+            steps.append(ConvPoolStep(layers[i], layers[i + 1]))
+            i += 2
+        else:
+            steps.append(LayerStep(layers[i]))
+            i += 1
+    return steps
+
+
 class SequentialPlan:
     """``Sequential.call`` in inference: the model's layers as LayerSteps, built once per layer list
     (``add``/``pop`` or any change of the list makes a new plan)."""
@@ -213,7 +281,10 @@ class SequentialPlan:
     def __init__(self, input_layer, layers):
         self.input_layer = input_layer
         self.layers = list(layers)
-        self.steps = int8_chain_steps(self.layers, [LayerStep(layer) for layer in layers])
+        if any(map(_is_int8_conv, self.layers)):
+            self.steps = int8_chain_steps(self.layers, [LayerStep(layer) for layer in layers])
+        else:
+            self.steps = _steps(self.layers)
         sample_shape = tuple(input_layer.batch_shape[1:])
         self.sample_shape = None if None in sample_shape else sample_shape
         self.memory = _Memory()
@@ -369,6 +440,7 @@ def call_node(node, values, training):
 
 # ---- memory plan ---------------------------------------------------------------------------------
 _ALIGN = 64  # bytes between buffer starts in an arena (a cache line)
+_MAX_RETRACES = 2  # an input shape whose allocations keep changing stays unplanned after this
 _MAX_SHAPES = 8  # arenas one plan keeps per thread; a ninth input shape starts the set over
 
 
@@ -487,9 +559,10 @@ class _Memory:
         return arenas
 
     def run(self, key, steps, *args):
-        """``steps(trace, *args)``'s result, through this thread's arena for ``key``: traced on the key's
-        first call, replayed from the arena after; plain when a planned call is already running on
-        this thread (a nested model: the outer plan's arena serves it)."""
+        """``steps(trace, *args)``'s result, through this thread's arena for ``key``: plain on the key's
+        first call (its per-shape checks and first-call paths, such as ConvPoolStep's unfused one,
+        run there), traced on the second, replayed from the arena after; plain when a planned call
+        is already running on this thread (a nested model: the outer plan's arena serves it)."""
         if allocator.arena is not None:
             return steps(None, *args)
         arenas = getattr(self.local, "arenas", None)
@@ -499,6 +572,11 @@ class _Memory:
         if arena is None:  # this shape's allocations differ from call to call: unplanned
             return steps(None, *args)
         if arena is False:
+            if len(arenas) >= _MAX_SHAPES:
+                arenas.clear()
+            arenas[key] = True
+            return steps(None, *args)
+        if arena is True:
             trace = _Trace()
             allocator.arena = trace
             try:
@@ -506,8 +584,6 @@ class _Memory:
             finally:
                 allocator.arena = None
             trace.finish(out)
-            if len(arenas) >= _MAX_SHAPES:
-                arenas.clear()
             arenas[key] = Arena(trace)
             return out
         arena.next, arena.missed = 0, False
@@ -516,8 +592,14 @@ class _Memory:
             out = steps(None, *args)
         finally:
             allocator.arena = None
-        if arena.missed or arena.next != arena.count:
-            arenas[key] = None
+        if arena.missed or arena.next != arena.count:  # the allocations changed (a step's first-call
+            # path ended, e.g. a ConvPoolStep fusing from its second direct call): trace again, at most
+            # _MAX_RETRACES times, then leave the shape unplanned
+            retraces = getattr(self.local, "retraces", None)
+            if retraces is None:
+                retraces = self.local.retraces = {}
+            retraces[key] = retraces.get(key, 0) + 1
+            arenas[key] = True if retraces[key] <= _MAX_RETRACES else None
         return out
 
 
@@ -529,4 +611,4 @@ def planned_memory(model):
     memory = getattr(plan, "memory", None)
     if memory is None:
         return {}
-    return {k: (a.nbytes, a.total_nbytes, a.live_nbytes) for k, a in memory.arenas().items() if a}
+    return {k: (a.nbytes, a.total_nbytes, a.live_nbytes) for k, a in memory.arenas().items() if isinstance(a, Arena)}

@@ -34,7 +34,7 @@ _FAMILIES = {
              "power", "reciprocal", "sign", "sin", "sqrt", "square", "subtract", "true_divide", "where"),
     "normalization": ("batch_normalization", "batch_normalization_training", "layer_normalization",
                       "moments", "normalize", "rms_normalization"),
-    "pooling": ("average_pool", "max_pool"),
+    "pooling": ("average_pool", "conv2d_bias_act_max_pool", "max_pool"),
     "recurrent": ("gru", "lstm", "simple_rnn"),
     "reduce": ("all", "amax", "amin", "any", "argmax", "argmin", "logsumexp", "max", "mean", "min", "norm",
                "std", "sum", "var"),

@@ -109,6 +109,7 @@ def _as_float(x, dtype):
 
 
 def _threads(y_size, k):
+    """Threads for a convolution kernel of y_size outputs of k multiply-adds each."""
     return kernels.threads_for_macs(y_size * max(k, 1))
 
 
@@ -215,7 +216,7 @@ class Conv(Function):
             y4 = empty_on(device, plan.out4, w4.dtype)
         code = ACTIVATIONS[activation]  # checked by the op
         kh, kw, cg, o = plan.kernel4
-        threads = kernels.threads_for_macs(y4.size * (kh * kw * cg))
+        threads = _threads(y4.size, kh * kw * cg)
         forward = kernels.get("conv2d_forward", device)
         if bf16 and (kh, kw) == (1, 1) and plan.args[:4] == (1, 1, 0, 0) and plan.args[6] == 1:
             forward = _pointwise_bf16

@@ -17,8 +17,10 @@ import numpy as np
 
 from .. import devices, kernels
 from ..autograd import Function, is_recording
-from .conv import _hashable, axis_pads, normalize_tuple, output_length
+from .conv import _hashable, axis_pads, conv2d_bias_act, normalize_tuple, output_length
+from .conv import _plan as _conv_plan
 from .core import Tensor, contiguous, device_of, empty_on, float_array, out_buffer, value
+from .elementwise import ACTIVATIONS
 from .shape import transpose
 
 PADDINGS = ("valid", "same")
@@ -238,4 +240,48 @@ def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=N
     return _pool("average", inputs, pool_size, strides, padding, data_format, "average_pool")
 
 
-__all__ = ["max_pool", "average_pool"]
+@functools.lru_cache(maxsize=256)
+def _conv_pool_plan(xshape, xdtype, kshape, kdtype, padding, activation, who):
+    """(output shape, pad top, pad left, activation code, multiply-adds) of the fused kernel, or
+    None where the two ops run instead (the conv's own checks then raise for bad input)."""
+    if (len(kshape) != 4 or len(xshape) != 4 or padding not in ("valid", "same") or kshape[2] != xshape[3]
+            or xdtype != kdtype or activation not in ACTIVATIONS):
+        return None
+    plan = _conv_plan(xshape, kshape, (1, 1), padding, (1, 1), 1, who)
+    n, oh, ow, o = plan.out4
+    if oh < 2 or ow < 2:
+        return None
+    macs = n * (oh // 2 * 2) * (ow // 2 * 2) * o * kshape[0] * kshape[1] * kshape[2]
+    return (n, oh // 2, ow // 2, o), plan.args[2], plan.args[3], ACTIVATIONS[activation], macs
+
+
+def conv2d_bias_act_max_pool(inputs, kernel, bias=None, padding="valid", activation="linear", alpha=0.0,
+                             _who="conv"):
+    """``max_pool(conv2d_bias_act(inputs, kernel, bias, 1, padding, ...), 2, 2, "valid")``: a
+    stride-1 2-D convolution then 2x2 max pooling (the common CNN block). With nothing recording
+    and NumPy arrays it is one kernel pass that never writes the convolution's output
+    (bit-identical to the two ops); otherwise it is the two ops.
+
+    inputs: (N, H, W, C); kernel: (KH, KW, C, C_out); bias: (C_out,) or None; padding "valid"
+    or "same". Output: (N, OH // 2, OW // 2, C_out), (OH, OW) the convolution's output size.
+    """
+    kv = kernel.value if isinstance(kernel, Tensor) else kernel
+    xv = inputs.value if type(inputs) is Tensor else inputs
+    if (type(xv) is np.ndarray and type(kv) is np.ndarray and type(padding) is str and type(activation) is str
+            and not is_recording()):
+        fused = _conv_pool_plan(xv.shape, xv.dtype, kv.shape, kv.dtype, padding, activation, _who)
+        if fused is not None:
+            shape, pad_top, pad_left, code, macs = fused
+            b = bias.value if isinstance(bias, Tensor) else bias
+            if b is not None and (type(b) is not np.ndarray or b.dtype != kv.dtype or not b.flags.c_contiguous):
+                b = np.ascontiguousarray(float_array(b, dtype=kv.dtype))
+            y = out_buffer(shape, kv.dtype)
+            kernels.get("conv2d_pool2x2_forward")(contiguous(xv), contiguous(kv), b, pad_top, pad_left, code,
+                                                  float(alpha), y,
+                                                  kernels.threads_for_macs(macs))
+            return Tensor(y)
+    return max_pool(conv2d_bias_act(inputs, kernel, bias, 1, padding, 1, 1, activation, alpha, _who=_who),
+                    2, 2, "valid")
+
+
+__all__ = ["max_pool", "average_pool", "conv2d_bias_act_max_pool"]

@@ -72,6 +72,7 @@ def tol(dtype, k):
 
 def test_kernel_table():
     assert conv.KERNELS == {"conv2d_forward": conv.conv2d_forward,
+                            "conv2d_pool2x2_forward": conv.conv2d_pool2x2_forward,
                             "conv2d_backward_input": conv.conv2d_backward_input,
                             "conv2d_backward_weight": conv.conv2d_backward_weight}
 
@@ -182,6 +183,64 @@ def test_large_chunks_are_deterministic_and_match():
         np.testing.assert_array_equal(db, outs[0][1])
     np.testing.assert_allclose(outs[0][0], ref.conv2d_grad_weight(x, dy, (3, 3), 1, ((1, 1), (1, 1))),
                                rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.skipif(not _conv.OWN_SGEMM, reason="the implicit-GEMM forward needs AVX-512")
+@pytest.mark.parametrize("pixels", [1, 2, 3, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 27, 29, 43])
+def test_implicit_forward_every_tile_height(pixels):
+    # An image of 1 x `pixels` outputs, and one of pixels/3-wide rows (tiles spanning output rows),
+    # in one tile of that height or several of equal heights; 40 channels: a full and a partial
+    # column block; "same" padding (the padded copy) and "valid"; bias + relu fused in the store.
+    previous = _conv.set_tuning(implicit=1)
+    try:
+        for oh, ow in {(1, pixels), (3, pixels // 3 or 1)}:
+            for pad in (0, 1):
+                x = rand((2, oh + 2 - 2 * pad, ow + 2 - 2 * pad, 5), np.float32, pixels)
+                k, b = rand((3, 3, 5, 40), np.float32, 7), rand((40,), np.float32, 8)
+                y = np.empty((2, oh, ow, 40), np.float32)
+                conv.conv2d_forward(x, k, b, 1, 1, pad, pad, 1, 1, 1, elementwise.ACTIVATIONS["relu"], 0.0, y, 1)
+                expected = np.maximum(ref.conv2d(x, k, 1, ((pad, pad), (pad, pad)), bias=b), 0.0)
+                np.testing.assert_allclose(y, expected, **tol(np.float32, 45))
+                y2 = np.empty_like(y)
+                conv.conv2d_forward(x, k, b, 1, 1, pad, pad, 1, 1, 1, elementwise.ACTIVATIONS["relu"], 0.0, y2, 2)
+                np.testing.assert_array_equal(y2, y)
+    finally:
+        _conv.set_tuning(implicit=previous[4])
+
+
+# (N, H, W, C_in, C_out, (KH, KW), (pad_top, pad_left)): odd conv outputs (the floor drops a row
+# and a column), 1-3 windows per tile, several tiles across pooled rows, partial column blocks,
+# "same" padding (the padded copy), one input channel, the runner's CNN layers.
+POOL_CASES = [
+    (2, 15, 15, 32, 64, (3, 3), (0, 0)), (1, 32, 32, 1, 32, (3, 3), (0, 0)),
+    (3, 6, 6, 64, 128, (3, 3), (0, 0)), (2, 9, 11, 5, 40, (3, 2), (1, 0)),
+    (1, 7, 7, 3, 7, (3, 3), (1, 1)), (2, 5, 13, 4, 33, (3, 3), (0, 0)), (1, 4, 4, 2, 3, (3, 3), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", POOL_CASES, ids=lambda c: f"{c[0]}x{c[1]}x{c[2]}x{c[3]}->{c[4]}")
+def test_conv_pool2x2_matches_conv_then_pool(case, dtype, gemm):
+    # Against the reference, and bit-identical to conv2d_forward followed by max_pool2d_2x2_forward
+    # (bias + relu or linear fused in the tiles; elu through the buffered path), 1 and 2 threads.
+    from dlcore.kernels import pooling
+    n, h, w, c, o, (kh, kw), (pt, pl) = case
+    x, k, b = rand((n, h, w, c), dtype, 1), rand((kh, kw, c, o), dtype, 2), rand((o,), dtype, 3)
+    oh, ow = h + 2 * pt - kh + 1, w + 2 * pl - kw + 1
+    pads = ((pt, pt), (pl, pl))
+    for name in ("relu", "linear", "elu"):
+        code = elementwise.ACTIVATIONS[name]
+        z = np.empty((n, oh, ow, o), dtype)
+        conv.conv2d_forward(x, k, b, 1, 1, pt, pl, 1, 1, 1, code, 1.0, z, 1)
+        expected = np.empty((n, oh // 2, ow // 2, o), dtype)
+        pooling.max_pool2d_2x2_forward(np.ascontiguousarray(z[:, :oh // 2 * 2, :ow // 2 * 2]), expected, None, 1)
+        for threads in (1, 2):
+            y = np.full_like(expected, np.nan)
+            conv.conv2d_pool2x2_forward(x, k, b, pt, pl, code, 1.0, y, threads)
+            np.testing.assert_array_equal(y, expected)
+    y = np.empty_like(expected)
+    conv.conv2d_pool2x2_forward(x, k, None, pt, pl, elementwise.ACTIVATIONS["relu"], 0.0, y, 1)
+    np.testing.assert_allclose(y, ref.conv2d_max_pool2x2(x, k, pads, relu=True), **tol(dtype, kh * kw * c))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -509,3 +509,28 @@ def test_cast_float16_and_widen_float16_match_numpy_bit_for_bit():
                      (gemm.widen_float16, np.ones(3, np.uint16), np.ones(4, np.float32))):
         with pytest.raises(ValueError, match=fn.__name__):
             fn(a, b)
+
+
+def test_dense_forward_batch_1_runs_blas_on_the_callers_threads():
+    # One row is a BLAS gemv: with n_threads=1 BLAS is made serial for the call (the op's thread
+    # choice holds at batch 1) and its thread count is restored; results match any thread count.
+    from dlcore import kernels
+
+    hooks = kernels._config.blas_thread_hooks()
+    if not hooks:
+        pytest.skip("no OpenBLAS thread setter in this process")
+    getters = [getter for _, getter, _ in hooks]
+    original = kernels.num_threads()
+    kernels.set_num_threads(2)
+    try:
+        before = [g() for g in getters]
+        rng = np.random.default_rng(0)
+        x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((1, 300), (300, 70), (70,)))
+        y1, y2 = np.empty((1, 70), np.float32), np.empty((1, 70), np.float32)
+        gemm.dense_forward(x, w, b, elementwise.ACTIVATIONS["relu"], 0.0, y1, 1)
+        assert [g() for g in getters] == before
+        gemm.dense_forward(x, w, b, elementwise.ACTIVATIONS["relu"], 0.0, y2, 2)
+        np.testing.assert_allclose(y1, np.maximum(x @ w + b, 0), rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(y1, y2)
+    finally:
+        kernels.set_num_threads(original)

@@ -393,3 +393,44 @@ def test_layers_take_their_inputs_by_calls_first_parameter_name():
     np.testing.assert_array_equal(_arrays(mha(query=q, value=q)), _arrays(mha(q, q)))
     with pytest.raises(ValueError, match="called without inputs"):
         dense(other=x)
+
+def test_conv_pool_pairs_fuse_and_match_general_path():
+    # Conv2D + MaxPooling2D(2) pairs run as one fused op (after a first checked call per shape),
+    # bit-identical to the layers; pairs the fused op cannot run (elu, strides 2) stay two steps.
+    from dlcore.models.inference import ConvPoolStep, LayerStep
+
+    model = dl.Sequential([dl.Input(shape=(22, 24, 3)), layers.Conv2D(5, 3, activation="relu"),
+                           layers.MaxPooling2D(2), layers.Conv2D(6, 3, padding="same"), layers.MaxPooling2D(),
+                           layers.Conv2D(4, 2, activation="elu"), layers.MaxPooling2D(2),
+                           layers.Conv2D(3, 1, strides=2), layers.MaxPooling2D(1), layers.Flatten()])
+    for batch in (1, 3, 1, 3):
+        x = _rng().normal(size=(batch, 22, 24, 3)).astype("float32")
+        _check_all_entry_points(model, x)
+    steps = model._inference_plan().steps
+    assert [type(s) for s in steps] == [ConvPoolStep] * 4 + [LayerStep]
+    assert steps[0].key is not None and steps[1].key is not None
+    calls = []
+    fused = steps[0].fused_op
+    steps[0].fused_op = lambda *a, **k: calls.append(1) or fused(*a, **k)
+    x = _rng().normal(size=(2, 22, 24, 3)).astype("float32")
+    model.predict_on_batch(x)
+    assert calls == []  # a new shape: the two layers' steps first
+    _assert_same(model.predict_on_batch(x), _general(model, x))
+    assert calls == [1]
+
+
+def test_conv_pool_configuration_changes_are_honoured():
+    conv = layers.Conv2D(4, 3, activation="relu")
+    model = dl.Sequential([dl.Input(shape=(8, 8, 2)), conv, layers.MaxPooling2D(2)])
+    x = _rng().normal(size=(1, 8, 8, 2)).astype("float32")
+    model.predict_on_batch(x)
+    model.predict_on_batch(x)
+    conv.activity_regularizer = dl.regularizers.L1(0.1)
+    out = model(x, training=False)
+    _assert_same(out, _general(model, x))
+    assert len(model.losses) == 1
+    conv.activity_regularizer = None
+    model.predict_on_batch(x)
+    conv.kernel.assign(np.zeros((3, 3, 2, 4), "float32"))  # weights assigned after the first calls
+    np.testing.assert_array_equal(model.predict_on_batch(x),
+                                  np.broadcast_to(np.maximum(conv.bias.value, 0), (1, 3, 3, 4)))

@@ -250,3 +250,27 @@ def test_conv3d_frozen_kernel_skips_the_weight_kernel(monkeypatch):
     dx = tape.gradient(loss, x).value
     assert not called
     np.testing.assert_allclose(dx.sum(), np.sum(w.sum(axis=-1)) * 2 * 3 * 3, rtol=1e-10)
+
+
+def test_small_convolutions_run_on_one_thread(monkeypatch):
+    # Batch-1 layers of the runner's CNN (0.26-3.1 M multiply-adds) stay on one thread with two
+    # configured; a batch of 16 of the 3.1 M one goes parallel.
+    calls = []
+    real_get = kernels.get
+
+    def spy(name, device="cpu"):
+        fn = real_get(name, device)
+        if name != "conv2d_forward":
+            return fn
+        return lambda *args: calls.append(args[-1]) or fn(*args)
+
+    original = kernels.num_threads()
+    dl.config.set_num_threads(2)
+    monkeypatch.setattr(kernels, "get", spy)
+    try:
+        k = rand((3, 3, 32, 64), 1).astype(np.float32)
+        for batch in (1, 16):
+            conv2d_bias_act(rand((batch, 15, 15, 32), 0).astype(np.float32), k, activation="relu")
+    finally:
+        dl.config.set_num_threads(original)
+    assert calls == [1, 2]

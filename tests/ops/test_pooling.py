@@ -157,3 +157,30 @@ def test_pool3d_forward_and_gradients(shape, pool, strides, padding, mode):
     np.testing.assert_allclose(fn(x, pool, strides, padding).value, ref.pool3d(x, p3, s3, padding, mode),
                                rtol=1e-12, atol=1e-12)
     check_op_gradients(lambda t: fn(t, pool, strides, padding), [x])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape, kernel, padding, activation", [
+    ((2, 9, 8, 3), (3, 3, 3, 5), "valid", "relu"),
+    ((1, 7, 7, 2), (3, 3, 2, 4), "same", "linear"),
+    ((1, 6, 9, 2), (2, 3, 2, 3), "valid", "elu"),
+])
+def test_conv2d_bias_act_max_pool_is_the_two_ops(shape, kernel, padding, activation, dtype):
+    rng = np.random.default_rng(0)
+    x, k, b = (rng.normal(size=s).astype(dtype) for s in (shape, kernel, kernel[-1:]))
+    for bias in (b, None):
+        fused = ops.conv2d_bias_act_max_pool(x, k, bias, padding, activation)
+        two = ops.max_pool(ops.conv2d_bias_act(x, k, bias, 1, padding, activation=activation), 2, 2, "valid")
+        assert fused.shape == two.shape
+        np.testing.assert_array_equal(fused.value, two.value)
+    # under a tape it is the two ops, with their gradients
+    check_op_gradients(lambda a, w, c: ops.conv2d_bias_act_max_pool(a, w, c, padding, "tanh"),
+                       [x, k, b], rtol=1e-4, atol=1e-6)
+
+
+def test_conv2d_bias_act_max_pool_errors_name_the_op():
+    x = np.zeros((1, 3, 3, 2), "float32")
+    with pytest.raises(ValueError, match="expected inputs with 4 channels"):
+        ops.conv2d_bias_act_max_pool(x, np.zeros((3, 3, 4, 2), "float32"))
+    with pytest.raises(ValueError, match="pool"):  # a 1x1 convolution output: no 2x2 window fits
+        ops.conv2d_bias_act_max_pool(x, np.zeros((3, 3, 2, 2), "float32"))

@@ -179,3 +179,13 @@ def conv3d(x, w, stride=1, padding=((0, 0),) * 3, dilation=1, groups=1, bias=Non
         for g in range(groups):
             y[..., g * og:(g + 1) * og] += patch[..., g * cg:(g + 1) * cg] @ w[tap][:, g * og:(g + 1) * og]
     return y if bias is None else y + np.asarray(bias, dtype=np.float64)
+
+
+def conv2d_max_pool2x2(x, w, padding=((0, 0), (0, 0)), bias=None, relu=False):
+    """max over 2x2 stride-2 windows (floor) of (relu of) conv2d(x, w, 1, padding) + bias."""
+    z = conv2d(x, w, 1, padding, bias=bias)
+    if relu:
+        z = np.maximum(z, 0.0)
+    ph, pw = z.shape[1] // 2, z.shape[2] // 2
+    z = z[:, :2 * ph, :2 * pw]
+    return z.reshape(z.shape[0], ph, 2, pw, 2, z.shape[3]).max(axis=(2, 4))
