@@ -317,6 +317,114 @@ def ftrl_update(w_n, g_n, n_n, z_n, lr, power, l1, l2_reg, l2_shrinkage):
         n_n[i] = new_acc
 
 
+@jit(parallel=True)
+def axpby(x_n, a, y_n, b, out_n):
+    """out = a x + b y, elementwise (gradient scaling and accumulation, the weights' moving
+    average); out_n may be x_n or y_n.
+
+    x_n, y_n: (N,) float32/64, C-contiguous, IN
+    out_n: (N,) same dtype, C-contiguous, OUT
+    a, b: Python floats
+    """
+    n = x_n.shape[0]
+    a_ = x_n.dtype.type(a)
+    b_ = x_n.dtype.type(b)
+    for i in _config.prange(n):
+        out_n[i] = a_ * x_n[i] + b_ * y_n[i]
+
+
+@jit()
+def sum_squares(x_n, total_1):
+    """total += sum x^2, accumulated in float64 (the norms of gradient clipping and Lamb).
+
+    x_n: (N,) float32/64, C-contiguous, IN
+    total_1: (1,) float64, IN/OUT (start it at 0; one per norm, or shared for a global norm)
+    """
+    s = 0.0
+    for i in range(x_n.shape[0]):
+        v = float(x_n[i])
+        s += v * v
+    total_1[0] += s
+
+
+@jit(parallel=True)
+def scale_by_norm(x_n, total_1, clip_norm, nonfinite_nan, out_n):
+    """out = x min(1, clip_norm / sqrt(total)) (clipnorm, global_clipnorm), 1 where the norm is 0;
+    a NaN norm gives NaN, an infinite one 0 (or NaN with ``nonfinite_nan``, global_clipnorm's
+    rule). out_n may be x_n.
+
+    x_n: (N,) float32/64, C-contiguous, IN
+    total_1: (1,) float64, IN (the sum of squares from `sum_squares`)
+    clip_norm: Python float; nonfinite_nan: Python bool
+    out_n: (N,) same dtype as x_n, C-contiguous, OUT
+    """
+    norm = math.sqrt(total_1[0])
+    if norm != norm or (nonfinite_nan and math.isinf(norm)):
+        scale = math.nan
+    elif norm <= clip_norm:
+        scale = 1.0
+    else:
+        scale = clip_norm / norm
+    s = x_n.dtype.type(scale)
+    for i in _config.prange(x_n.shape[0]):
+        out_n[i] = x_n[i] * s if scale != 1.0 else x_n[i]
+
+
+@jit(parallel=True)
+def clip_values(x_n, limit, out_n):
+    """out = clip(x, -limit, limit) (clipvalue; NaN stays NaN); out_n may be x_n.
+
+    x_n: (N,) float32/64, C-contiguous, IN
+    limit: Python float
+    out_n: (N,) same dtype, C-contiguous, OUT
+    """
+    hi = x_n.dtype.type(limit)
+    for i in _config.prange(x_n.shape[0]):
+        v = x_n[i]
+        out_n[i] = hi if v > hi else (-hi if v < -hi else v)
+
+
+@jit(parallel=True)
+def lamb_moments(g_n, m_n, v_n, u_n, c_1, c_2, beta_1, beta_2, eps):
+    """Lamb's Adam part (Keras 3), c_1 = 1 - beta_1^t and c_2 = 1 - beta_2^t from the caller:
+    m += (g - m)(1 - beta_1); v += (g^2 - v)(1 - beta_2); u = (m / c_1) / (sqrt(v / c_2) + eps).
+
+    g_n: (N,) float32/64, C-contiguous, IN (gradient)
+    m_n, v_n: (N,) same dtype, C-contiguous, IN/OUT (first / second moment slots)
+    u_n: (N,) same dtype, C-contiguous, OUT (the update before the trust ratio)
+    c_1, c_2, beta_1, beta_2, eps: Python floats
+    """
+    c1 = g_n.dtype.type(c_1)
+    c2 = g_n.dtype.type(c_2)
+    one_m_b1 = g_n.dtype.type(1.0 - beta_1)
+    one_m_b2 = g_n.dtype.type(1.0 - beta_2)
+    eps_ = g_n.dtype.type(eps)
+    for i in _config.prange(g_n.shape[0]):
+        g = g_n[i]
+        m = m_n[i] + (g - m_n[i]) * one_m_b1
+        m_n[i] = m
+        v = v_n[i] + (g * g - v_n[i]) * one_m_b2
+        v_n[i] = v
+        u_n[i] = (m / c1) / (math.sqrt(v / c2) + eps_)
+
+
+@jit(parallel=True)
+def trust_ratio_update(w_n, u_n, w_sq_1, u_sq_1, lr):
+    """Lamb's step: ratio = ||w|| / ||u|| (1 where either norm is 0); w -= ratio lr u.
+
+    w_n: (N,) float32/64, C-contiguous, IN/OUT (parameter)
+    u_n: (N,) same dtype, C-contiguous, IN (from `lamb_moments`)
+    w_sq_1, u_sq_1: (1,) float64, IN (sums of squares of w and u from `sum_squares`)
+    lr: Python float
+    """
+    w_norm = math.sqrt(w_sq_1[0])
+    u_norm = math.sqrt(u_sq_1[0])
+    ratio = w_norm / u_norm if w_norm > 0.0 and u_norm > 0.0 else 1.0
+    step = w_n.dtype.type(ratio) * w_n.dtype.type(lr)
+    for i in _config.prange(w_n.shape[0]):
+        w_n[i] -= step * u_n[i]
+
+
 def nadam_coefficients(t, beta_1, u_product_prev, beta_2):
     """Nadam's step scalars for step t = iterations + 1 (Keras 3, `Nadam.update_step` and
     `_backend_update_step`; plain Python, no numba).
@@ -349,4 +457,10 @@ KERNELS = {
     "adadelta_update": adadelta_update,
     "lion_update": lion_update,
     "ftrl_update": ftrl_update,
+    "axpby": axpby,
+    "sum_squares": sum_squares,
+    "scale_by_norm": scale_by_norm,
+    "clip_values": clip_values,
+    "lamb_moments": lamb_moments,
+    "trust_ratio_update": trust_ratio_update,
 }
