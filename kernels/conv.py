@@ -6,6 +6,7 @@ conv2d_backward_input(dy_nhwo, w_hwio, stride_h, stride_w, pad_h, pad_w, dilatio
                       groups, dx_nhwc, n_threads=1)
 conv2d_backward_weight(x_nhwc, dy_nhwo, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w,
                        groups, dw_hwio, db_o, n_threads=1)
+add_bias_channels(y_mc, b_c)   (NumPy: the transposed convolution's bias)
 
 Design: all three are Cython. The forward must be (inference never imports numba); the
 backward kernels are the same machinery (im2col / col2im around single-threaded BLAS calls made
@@ -48,7 +49,17 @@ def conv_path(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, h, w, out_h,
                        c_in, groups)
 
 
+def add_bias_channels(y_mc, b_c):
+    """y += b per channel, in place (the transposed convolution's bias; NumPy: one broadcast add).
+
+    y_mc: (M, C) float32/64, C-contiguous, IN/OUT (M = N * H * W pixels)
+    b_c: (C,) same dtype, IN
+    """
+    y_mc += b_c
+
+
 KERNELS = {
+    "add_bias_channels": add_bias_channels,
     "conv2d_forward": conv2d_forward,
     "conv2d_backward_input": conv2d_backward_input,
     "conv2d_backward_weight": conv2d_backward_weight,

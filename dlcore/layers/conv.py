@@ -426,7 +426,7 @@ class BaseConvTranspose(_ConvBase):
     pad = kernel_eff // 2 for "same" and 0 for "valid" (without output_padding: L * stride for
     "same", L * stride + max(kernel_eff - stride, 0) for "valid")."""
 
-    _runs_on_gpu = False
+    _runs_on_gpu = True  # ops.conv_transpose_bias dispatches on where the kernel lives
 
     _paddings = _paddings_1d = ("valid", "same")
 
@@ -473,10 +473,8 @@ class BaseConvTranspose(_ConvBase):
 
     def call(self, inputs):
         self._transpose_spatial(inputs.shape)
-        y = ops.conv_transpose(inputs, self.kernel, self.strides, self.padding, self.output_padding,
-                               dilation_rate=self.dilation_rate)
-        if self.bias is not None:
-            y = ops.add(y, self.bias)
+        y = ops.conv_transpose_bias(inputs, self.kernel, self.bias, self.strides, self.padding, self.output_padding,
+                                    dilation_rate=self.dilation_rate)
         return self._finish(y, False)
 
     def compute_output_shape(self, input_shape):

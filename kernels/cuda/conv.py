@@ -129,7 +129,22 @@ def conv2d_backward_weight(x_nhwc, dy_nhwo, stride_h, stride_w, pad_h, pad_w, di
         sum_axis0(dy_nhwo.reshape(dy_nhwo.size // co, co), db_o)
 
 
+@cuda.jit
+def _add_bias_channels(y_mc, b_c):
+    i = cuda.grid(1)
+    c = y_mc.shape[1]
+    if i < y_mc.shape[0] * c:
+        y_mc[i // c, i % c] += b_c[i % c]
+
+
+def add_bias_channels(y_mc, b_c):
+    """y += b per channel, in place; y_mc (M, C), b_c (C,) device arrays."""
+    if y_mc.size:
+        _add_bias_channels[grid_1d(y_mc.size)](y_mc, b_c)
+
+
 KERNELS = {
+    "add_bias_channels": add_bias_channels,
     "conv2d_forward": conv2d_forward,
     "conv2d_backward_input": conv2d_backward_input,
     "conv2d_backward_weight": conv2d_backward_weight,

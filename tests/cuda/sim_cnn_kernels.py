@@ -136,3 +136,10 @@ def test_layer_norm_forward_and_backward(rms):
                                      np.zeros(c, np.float32)], [6, 7, 8])
     run_both("layer_norm_backward", [dy, x, mean, rstd, gamma, rms, np.zeros_like(x), np.full(c, 5, np.float32),
                                      np.full(c, 5, np.float32), True, False], [6, 7, 8])  # params untouched
+
+
+def test_add_bias_channels():
+    y, b = RNG.standard_normal((7, 5)).astype(np.float32), RNG.standard_normal(5).astype(np.float32)
+    gpu = cuda.to_device(y)
+    kernels.get("add_bias_channels", device="cuda")(gpu, cuda.to_device(b))
+    np.testing.assert_allclose(gpu.copy_to_host(), y + b, rtol=1e-6)
