@@ -28,7 +28,7 @@ class _ConvBase(Layer):
     """What every convolution layer shares: argument checks, output size, activation fusing. Each
     concrete class sets ``rank`` (the number of spatial axes) and takes its base's arguments."""
 
-    _runs_on_gpu = True  # 1-D and 2-D convolutions dispatch on where the kernel lives (ops.conv2d_bias_act)
+    _runs_on_gpu = True  # 1-D, 2-D and 3-D convolutions dispatch on where the kernel lives (ops.conv2d_bias_act)
 
     rank = None
 
@@ -267,8 +267,6 @@ class Conv3D(BaseConv):
     Input shape: (batch, depth, height, width, channels). Output shape: (batch, new_depth,
     new_height, new_width, filters). Weights: kernel (kd, kh, kw, channels // groups, filters), bias.
     """
-
-    _runs_on_gpu = False
 
     rank = 3
 

@@ -138,37 +138,40 @@ class ConvPlan(NamedTuple):
             if type(x) is not np.ndarray:  # a GPU array: contiguous, viewed by reshape
                 return x if self.rank == 2 else x.reshape((x.shape[0], 1) + tuple(x.shape[1:]))
             return contiguous(x if self.rank == 2 else x[:, None])
-        kd, sd, (lo, hi), dd, od = self.depth
+        kd, sd, (lo, _), dd, od = self.depth
         n, _, h, w, c = x.shape
         g = self.args[-1]
-        x = np.pad(x, ((0, 0), (lo, hi), (0, 0), (0, 0), (0, 0))) if lo or hi else x
-        cols = np.empty((n, od, h, w, g, kd, c // g), dtype=x.dtype)
-        for t in range(kd):
-            cols[..., t, :] = x[:, t * dd:t * dd + (od - 1) * sd + 1:sd].reshape(n, od, h, w, g, c // g)
-        return cols.reshape(n * od, h, w, g * kd * (c // g))
+        device = "cpu" if type(x) is np.ndarray else "cuda"
+        cols = empty_on(device, (n * od, h, w, g * kd * (c // g)), x.dtype)
+        kernels.get("depth_columns", device)(x, kd, sd, lo, dd, g, cols)
+        return cols
 
     def dx(self, dx4, shape):
         """The gradient of ``x4``'s input of ``shape`` from the gradient of its output."""
         if self.rank < 3:
             return dx4.reshape(shape)
-        kd, sd, (lo, hi), dd, od = self.depth
-        n, d, h, w, c = shape
-        g = self.args[-1]
-        dx = np.zeros((n, d + lo + hi, h, w, c), dtype=dx4.dtype)
-        cols = dx4.reshape(n, od, h, w, g, kd, c // g)
-        for t in range(kd):
-            dx[:, t * dd:t * dd + (od - 1) * sd + 1:sd] += cols[..., t, :].reshape(n, od, h, w, c)
-        return dx[:, lo:lo + d]
+        kd, sd, (lo, _), dd, _ = self.depth
+        device = "cpu" if type(dx4) is np.ndarray else "cuda"
+        dx = empty_on(device, shape, dx4.dtype)
+        kernels.get("depth_columns_backward", device)(dx4, kd, sd, lo, dd, self.args[-1], dx)
+        return dx
 
     def w4(self, w):
         """The kernel as the kernels' (KH, KW, C', C_out): rank 3 moves KD next to C_in/groups."""
-        w = contiguous(w) if self.rank < 3 else np.ascontiguousarray(np.moveaxis(w, 0, 2))
-        return w.reshape(self.kernel4)
+        if self.rank < 3:
+            return (contiguous(w) if type(w) is np.ndarray else w).reshape(self.kernel4)
+        device = "cpu" if type(w) is np.ndarray else "cuda"
+        w4 = empty_on(device, self.kernel4, w.dtype)
+        kernels.get("kernel_depth_to_channels", device)(w, w4)
+        return w4
 
     def dw(self, dw4, shape):
         if self.rank < 3:
             return dw4.reshape(shape)
-        return np.moveaxis(dw4.reshape(shape[1:3] + shape[:1] + shape[3:]), 2, 0)
+        device = "cpu" if type(dw4) is np.ndarray else "cuda"
+        dw = empty_on(device, shape, dw4.dtype)
+        kernels.get("kernel_channels_to_depth", device)(dw4, dw)
+        return dw
 
     def y(self, y4):
         if self.rank == 1 and type(y4) is not np.ndarray:
@@ -276,10 +279,9 @@ class Conv(Function):
 
 def _on_gpu(x, w, plan):
     """The input of a convolution whose kernel is on the GPU, on the GPU (a batch enters here)."""
-    if plan.rank == 3 or plan.reflect is not None:
-        raise ValueError("conv on the GPU: 1-D and 2-D convolutions (and depthwise ones) run there; 3-D "
-                         "convolutions and padding='reflect' run on the CPU only (build the model outside "
-                         "dl.device('gpu'))")
+    if plan.reflect is not None:
+        raise ValueError("conv on the GPU: convolutions with padding='reflect' run on the CPU only (build the "
+                         "model outside dl.device('gpu'))")
     return _device_input(x, w)
 
 
