@@ -93,31 +93,28 @@ def test_recurrent_layers_train_and_predict_on_gpu(name, return_sequences):
     np.testing.assert_allclose(gpu.predict(x, verbose=0), cpu.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
 
 
-DROPOUT_LAYERS = {  # input masks: one for every gate, or one per gate when recurrent_dropout is set too
+DROPOUT_LAYERS = {  # with recurrent_dropout set too, each gate has its own input mask
     "simple_rnn": lambda seq: dl.layers.SimpleRNN(3, dropout=0.3, recurrent_dropout=0.4, return_sequences=seq),
-    "lstm_input_only": lambda seq: dl.layers.LSTM(3, dropout=0.4, return_sequences=seq),
     "lstm_backwards": lambda seq: dl.layers.LSTM(3, dropout=0.3, recurrent_dropout=0.4, go_backwards=True,
                                                  return_sequences=seq),
-    "gru": lambda seq: dl.layers.GRU(3, dropout=0.3, recurrent_dropout=0.4, return_sequences=seq),
     "gru_reset_before": lambda seq: dl.layers.GRU(3, recurrent_dropout=0.4, dropout=0.3, reset_after=False,
                                                   return_sequences=seq),
 }
 
 
-@pytest.mark.parametrize("name,return_sequences", [("simple_rnn", False), ("lstm_input_only", True),
-                                                   ("lstm_backwards", False), ("gru", True),
+# one input mask for every gate (GRU with reset_after, LSTM without recurrent dropout): the op test below
+@pytest.mark.parametrize("name,return_sequences", [("simple_rnn", False), ("lstm_backwards", True),
                                                    ("gru_reset_before", False)])
 def test_dropout_and_recurrent_dropout_steps_on_gpu_equal_the_cpu_step(name, return_sequences):
     x = RNG.standard_normal((5, 3, 3)).astype(np.float32)
     y = RNG.standard_normal((5, 3, 2) if return_sequences else (5, 2)).astype(np.float32)
     cpu = rnn_model(DROPOUT_LAYERS[name], return_sequences)
-    cpu_logs = cpu.fit(x, y, epochs=1, batch_size=5, verbose=0).history
+    cpu_loss = cpu.train_on_batch(x, y)
     with dl.device("gpu:0"):
         gpu = rnn_model(DROPOUT_LAYERS[name], return_sequences)
-        gpu_logs = gpu.fit(x, y, epochs=1, batch_size=5, verbose=0).history
+        gpu_loss = gpu.train_on_batch(x, y)
     assert_same_weights(gpu, cpu)
-    np.testing.assert_allclose(gpu_logs["loss"], cpu_logs["loss"], rtol=1e-4)
-    np.testing.assert_allclose(gpu.predict(x, verbose=0), cpu.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(gpu_loss, cpu_loss, rtol=1e-4)
 
 
 @pytest.mark.filterwarnings("ignore:.*overflow encountered")  # the simulator's uint64 dropout hash wraps
