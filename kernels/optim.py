@@ -19,6 +19,8 @@
 """Optimizer updates: fused, in-place Numba kernels on flat 1-D views (Keras 3 formulas)."""
 import math
 
+import numpy as np
+
 from . import _config
 from ._config import jit
 
@@ -425,6 +427,56 @@ def trust_ratio_update(w_n, u_n, w_sq_1, u_sq_1, lr):
         w_n[i] -= step * u_n[i]
 
 
+def adafactor_factored_moments(g_brc, r_br, c_bc, beta, epsilon_1, v_brc):
+    """Adafactor's factored second moments (Keras 3) of a variable of rank >= 2 viewed as
+    (B, R, C) (its last two axes R, C): G = g^2 + epsilon_1; r = beta r + (1 - beta) mean(G, -1);
+    c = beta c + (1 - beta) mean(G, -2); v = r / mean(r, -1) (x) c. NumPy (the reductions are
+    row and column means), in the gradient's dtype.
+
+    g_brc: (B, R, C) float32/64, IN; r_br: (B, R), c_bc: (B, C) same dtype, IN/OUT
+    v_brc: (B, R, C) same dtype, OUT; beta: Python float (already rounded to the dtype), epsilon_1: Python float
+    """
+    dt = g_brc.dtype.type
+    b = dt(beta)
+    one_m_b = dt(1) - b
+    regulated = np.square(g_brc) + dt(epsilon_1)
+    r_br[...] = b * r_br + one_m_b * np.mean(regulated, axis=-1)
+    c_bc[...] = b * c_bc + one_m_b * np.mean(regulated, axis=-2)
+    v_brc[...] = (r_br / np.mean(r_br, axis=-1, keepdims=True))[..., None] * c_bc[..., None, :]
+
+
+def adafactor_moments(g_n, v_n, beta, epsilon_1):
+    """Adafactor's unfactored second moment (rank < 2): v = beta v + (1 - beta)(g^2 + epsilon_1).
+
+    g_n: (N,) float32/64, IN; v_n: (N,) same dtype, IN/OUT; beta (rounded to the dtype), epsilon_1: Python floats
+    """
+    dt = g_n.dtype.type
+    b = dt(beta)
+    v_n[...] = b * v_n + (dt(1) - b) * (np.square(g_n) + dt(epsilon_1))
+
+
+def adafactor_direction(g_n, v_n, u_out_n):
+    """Adafactor's update direction u = g / sqrt(v) (NumPy).
+
+    g_n, v_n: (N,) float32/64, IN; u_out_n: (N,) same dtype, OUT
+    """
+    np.divide(g_n, np.sqrt(v_n), out=u_out_n)
+
+
+def adafactor_apply(w_n, u_n, sums_2, rho_t, epsilon_2, clip_threshold):
+    """Adafactor's step: w -= alpha u / max(1, rms(u) / clip_threshold), alpha = max(epsilon_2,
+    rms(w)) rho_t, the rms from sums_2 = (sum w^2, sum u^2) by `sum_squares` (w before the step).
+
+    w_n: (N,) float32/64, IN/OUT; u_n: (N,) same dtype, IN; sums_2: (2,) float64, IN
+    rho_t, epsilon_2, clip_threshold: Python floats
+    """
+    dt = w_n.dtype.type
+    size = w_n.shape[0]
+    if size:
+        rms_w, rms_u = math.sqrt(sums_2[0] / size), math.sqrt(sums_2[1] / size)
+        alpha = dt(max(float(epsilon_2), rms_w) * rho_t)
+        w_n -= alpha * (u_n / dt(max(1.0, rms_u / float(clip_threshold))))
+
 def nadam_coefficients(t, beta_1, u_product_prev, beta_2):
     """Nadam's step scalars for step t = iterations + 1 (Keras 3, `Nadam.update_step` and
     `_backend_update_step`; plain Python, no numba).
@@ -463,4 +515,8 @@ KERNELS = {
     "clip_values": clip_values,
     "lamb_moments": lamb_moments,
     "trust_ratio_update": trust_ratio_update,
+    "adafactor_factored_moments": adafactor_factored_moments,
+    "adafactor_moments": adafactor_moments,
+    "adafactor_direction": adafactor_direction,
+    "adafactor_apply": adafactor_apply,
 }

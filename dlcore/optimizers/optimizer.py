@@ -310,7 +310,8 @@ class Optimizer:
             kernel = None
         if kernel is None and not self.runs_on_gpu:
             raise ValueError(f"Optimizer '{self.name}' on the GPU: {type(self).__name__} has no GPU update "
-                             "(every built-in optimizer but Adafactor has one); train it on the CPU")
+                             "(every built-in optimizer has one; a custom update_step runs on NumPy arrays); "
+                             "train it on the CPU")
         if self.loss_scale_factor:
             raise ValueError(f"Optimizer '{self.name}' on the GPU: loss_scale_factor has no GPU path; "
                              f"received loss_scale_factor={self.loss_scale_factor}")
@@ -345,10 +346,14 @@ class Optimizer:
         """A slot of the shape and dtype of ``reference_variable``, named after it."""
         name = _label(reference_variable).replace("/", "_") + "_" + (name or "var")
         value = reference_variable.value
-        array = self.add_variable(value.shape, initializer=initializer, dtype=value.dtype, name=name)
+        self.add_variable(value.shape, initializer=initializer, dtype=value.dtype, name=name)
+        return self._place_like(value)
+
+    def _place_like(self, value):
+        """The slot added last, moved to the GPU when ``value`` (its variable's) lives there."""
         if _devices.is_device_array(value):  # a GPU variable's slots live beside it
-            array = self._variables[-1] = _devices.to_device(array)
-        return array
+            self._variables[-1] = _devices.to_device(self._variables[-1])
+        return self._variables[-1]
 
     def add_optimizer_variables(self, trainable_variables, name, initializer="zeros"):
         """One slot per variable for each of ``name`` (a string or a list of strings), created

@@ -228,6 +228,69 @@ def _trust_ratio_update(w_n, u_n, w_sq_1, u_sq_1, lr):
         w_n[i] -= (ratio * lr) * u_n[i]  # the step in float64: within an ulp of the CPU's
 
 
+@cuda.jit
+def _adafactor_rows_cols(g, r, c, b, one_m_b, eps1):
+    i = cuda.grid(1)
+    nb, nr, nc = g.shape
+    if i < nb * nr:  # r[bb, row] from the mean of G over the row
+        bb, row = i // nr, i % nr
+        s = 0.0
+        for j in range(nc):
+            s += g[bb, row, j] * g[bb, row, j] + eps1
+        r[bb, row] = b * r[bb, row] + one_m_b * (s / nc)
+    elif i < nb * nr + nb * nc:  # c[bb, col] from the mean of G over the column
+        k = i - nb * nr
+        bb, col = k // nc, k % nc
+        s = 0.0
+        for j in range(nr):
+            s += g[bb, j, col] * g[bb, j, col] + eps1
+        c[bb, col] = b * c[bb, col] + one_m_b * (s / nr)
+
+
+@cuda.jit
+def _row_means(r, out):
+    i = cuda.grid(1)
+    if i < r.shape[0]:
+        s = 0.0
+        for j in range(r.shape[1]):
+            s += r[i, j]
+        out[i] = s / r.shape[1]
+
+
+@cuda.jit
+def _adafactor_v(r, c, r_mean, v):
+    i = cuda.grid(1)
+    nb, nr, nc = v.shape
+    if i < nb * nr * nc:
+        bb, row, col = i // (nr * nc), (i // nc) % nr, i % nc
+        v[bb, row, col] = (r[bb, row] / r_mean[bb]) * c[bb, col]
+
+
+@cuda.jit
+def _adafactor_moments(g_n, v_n, b, one_m_b, eps1):
+    i = cuda.grid(1)
+    if i < g_n.shape[0]:
+        g = g_n[i]
+        v_n[i] = b * v_n[i] + one_m_b * (g * g + eps1)
+
+
+@cuda.jit
+def _adafactor_direction(g_n, v_n, u_n):
+    i = cuda.grid(1)
+    if i < g_n.shape[0]:
+        u_n[i] = g_n[i] / math.sqrt(v_n[i])
+
+
+@cuda.jit
+def _adafactor_apply(w_n, u_n, sums_2, rho_t, eps2, clip):
+    i = cuda.grid(1)
+    size = w_n.shape[0]
+    if i < size:
+        rms_w, rms_u = math.sqrt(sums_2[0] / size), math.sqrt(sums_2[1] / size)
+        alpha = max(eps2, rms_w) * rho_t  # in float64: within an ulp of the CPU's
+        w_n[i] -= alpha * (u_n[i] / max(1.0, rms_u / clip))
+
+
 def _n(a):
     return a.shape[0]
 
@@ -350,8 +413,44 @@ def trust_ratio_update(w_n, u_n, w_sq_1, u_sq_1, lr):
         _trust_ratio_update[grid_1d(_n(w_n))](w_n, u_n, w_sq_1, u_sq_1, float(w_n.dtype.type(lr)))
 
 
+def adafactor_factored_moments(g_brc, r_br, c_bc, beta, epsilon_1, v_brc):
+    """Adafactor's factored moments (r, c in place; v out) on (B, R, C) device arrays: row and
+    column means (one thread per row or column), then the row means of r, then v."""
+    nb, nr, nc = g_brc.shape
+    if g_brc.size == 0:
+        return
+    t = g_brc.dtype.type
+    b = t(beta)
+    _adafactor_rows_cols[grid_1d(nb * (nr + nc))](g_brc, r_br, c_bc, b, t(1) - b, t(epsilon_1))
+    r_mean = cuda.device_array(nb, dtype=g_brc.dtype)
+    _row_means[grid_1d(nb)](r_br, r_mean)
+    _adafactor_v[grid_1d(g_brc.size)](r_br, c_bc, r_mean, v_brc)
+
+
+def adafactor_moments(g_n, v_n, beta, epsilon_1):
+    """Adafactor's unfactored moment v = beta v + (1 - beta)(g^2 + epsilon_1); (N,) device arrays."""
+    t = g_n.dtype.type
+    if _n(g_n):
+        b = t(beta)
+        _adafactor_moments[grid_1d(_n(g_n))](g_n, v_n, b, t(1) - b, t(epsilon_1))
+
+
+def adafactor_direction(g_n, v_n, u_out_n):
+    """u = g / sqrt(v); (N,) device arrays."""
+    if _n(g_n):
+        _adafactor_direction[grid_1d(_n(g_n))](g_n, v_n, u_out_n)
+
+
+def adafactor_apply(w_n, u_n, sums_2, rho_t, epsilon_2, clip_threshold):
+    """w -= alpha u / max(1, rms(u) / clip_threshold) with the norms from sums_2 (device (2,) float64)."""
+    if _n(w_n):
+        _adafactor_apply[grid_1d(_n(w_n))](w_n, u_n, sums_2, float(rho_t), float(epsilon_2), float(clip_threshold))
+
+
 KERNELS = {"sgd_update": sgd_update, "adagrad_update": adagrad_update, "rmsprop_update": rmsprop_update,
            "adam_update": adam_update, "decay_weights": decay_weights, "adamax_update": adamax_update,
            "nadam_update": nadam_update, "adadelta_update": adadelta_update, "lion_update": lion_update,
            "ftrl_update": ftrl_update, "axpby": axpby, "sum_squares": sum_squares, "scale_by_norm": scale_by_norm,
-           "clip_values": clip_values, "lamb_moments": lamb_moments, "trust_ratio_update": trust_ratio_update}
+           "clip_values": clip_values, "lamb_moments": lamb_moments, "trust_ratio_update": trust_ratio_update,
+           "adafactor_factored_moments": adafactor_factored_moments, "adafactor_moments": adafactor_moments,
+           "adafactor_direction": adafactor_direction, "adafactor_apply": adafactor_apply}

@@ -63,6 +63,13 @@ CASES = {
     "lamb_moments": lambda: ([vec(), vec(), vec(positive=True), np.zeros(N, np.float32), 0.1, 0.01, 0.9, 0.999,
                               1e-6], [1, 2, 3]),
     "trust_ratio_update": lambda: ([vec(), vec(), np.array([4.0]), np.array([9.0]), 0.01], [0]),
+    "adafactor_moments": lambda: ([vec(), vec(positive=True), 0.3, 1e-30], [1]),
+    "adafactor_direction": lambda: ([vec(), vec(positive=True), np.zeros(N, np.float32)], [2]),
+    "adafactor_apply": lambda: ([vec(), vec(), np.array([40.0, 90.0]), 0.05, 1e-3, 0.5], [0]),
+    "adafactor_apply/unclipped": lambda: ([vec(), vec(), np.array([1e-6, 1.0]), 0.05, 1e-3, 1.0], [0]),
+    "adafactor_factored_moments": lambda: ([RNG.standard_normal((2, 3, 5)).astype(np.float32),
+                                            vec(positive=True)[:6].reshape(2, 3), vec(positive=True)[:10].reshape(2, 5),
+                                            0.3, 1e-30, np.zeros((2, 3, 5), np.float32)], [1, 2, 5]),
 }
 
 
@@ -105,6 +112,7 @@ OPTIMIZERS = {
     "ftrl": lambda: dl.optimizers.Ftrl(0.1, l1_regularization_strength=0.01, l2_regularization_strength=0.01,
                                        l2_shrinkage_regularization_strength=0.01, beta=0.1),
     "lamb": lambda: dl.optimizers.Lamb(0.05),
+    "adafactor": lambda: dl.optimizers.Adafactor(0.1, clip_threshold=0.5),
 }
 
 
@@ -165,8 +173,12 @@ def test_what_has_no_gpu_update_is_a_clear_error():
     with dl.device("gpu:0"):
         w = dl.Variable(np.ones((2, 3), np.float32), name="w")
     g = cuda.to_device(np.ones((2, 3), np.float32))
-    with pytest.raises(ValueError, match="Adafactor has no GPU update"):
-        dl.optimizers.Adafactor().apply_gradients([(g, w)])
+    class NumpySGD(dl.optimizers.Optimizer):  # a custom update_step on NumPy arrays
+        def update_step(self, gradient, variable, learning_rate):
+            self.assign_sub(variable, gradient * learning_rate)
+
+    with pytest.raises(ValueError, match="Optimizer 'numpy_sgd' on the GPU: NumpySGD has no GPU update"):
+        NumpySGD(0.1).apply_gradients([(g, w)])
     with pytest.raises(ValueError, match="loss_scale_factor has no GPU path; received loss_scale_factor=128"):
         dl.optimizers.Adam(loss_scale_factor=128.0).apply_gradients([(g, w)])
     host = dl.Variable(np.ones(2, np.float32), name="h")
