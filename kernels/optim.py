@@ -322,7 +322,7 @@ def ftrl_update(w_n, g_n, n_n, z_n, lr, power, l1, l2_reg, l2_shrinkage):
 @jit(parallel=True)
 def axpby(x_n, a, y_n, b, out_n):
     """out = a x + b y, elementwise (gradient scaling and accumulation, the weights' moving
-    average); out_n may be x_n or y_n.
+    average); out_n may be x_n or y_n; b == 0 leaves y out (out = a x, so inf stays inf).
 
     x_n, y_n: (N,) float32/64, C-contiguous, IN
     out_n: (N,) same dtype, C-contiguous, OUT
@@ -331,8 +331,12 @@ def axpby(x_n, a, y_n, b, out_n):
     n = x_n.shape[0]
     a_ = x_n.dtype.type(a)
     b_ = x_n.dtype.type(b)
-    for i in _config.prange(n):
-        out_n[i] = a_ * x_n[i] + b_ * y_n[i]
+    if b == 0.0:
+        for i in _config.prange(n):
+            out_n[i] = a_ * x_n[i]
+    else:
+        for i in _config.prange(n):
+            out_n[i] = a_ * x_n[i] + b_ * y_n[i]
 
 
 @jit()

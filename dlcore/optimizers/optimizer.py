@@ -254,7 +254,8 @@ class Optimizer:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._kernel = _kernels.get(self._kernel_name) if self.built and self._kernel_name else None
+        self._kernel = (_kernels.get(self._kernel_name, self._device) if self.built and self._kernel_name
+                        else None)
         self._trainable_variables_indices = {id(v): i for i, v in enumerate(self._trainable_variables)}
         self._exclude_from_weight_decay_cache = {}
         if self.built:
@@ -302,8 +303,7 @@ class Optimizer:
 
     def _check_gpu_support(self, var_list):
         """ValueError naming what this optimizer's GPU path does not do: an update without a device
-        kernel (Adafactor, custom optimizers with a NumPy update_step), loss_scale_factor, a mix
-        of host and GPU variables."""
+        kernel (custom optimizers with a NumPy update_step), a mix of host and GPU variables."""
         try:
             kernel = _kernels.get(self._kernel_name, "cuda") if self._kernel_name else None
         except KeyError:
@@ -312,9 +312,6 @@ class Optimizer:
             raise ValueError(f"Optimizer '{self.name}' on the GPU: {type(self).__name__} has no GPU update "
                              "(every built-in optimizer has one; a custom update_step runs on NumPy arrays); "
                              "train it on the CPU")
-        if self.loss_scale_factor:
-            raise ValueError(f"Optimizer '{self.name}' on the GPU: loss_scale_factor has no GPU path; "
-                             f"received loss_scale_factor={self.loss_scale_factor}")
         on_host = [_label(v) for v in var_list if not _devices.is_device_array(v.value)]
         if on_host:
             raise ValueError(f"Optimizer '{self.name}': the variables must all live on the GPU or all on "
@@ -482,7 +479,10 @@ class Optimizer:
 
         scale = self.loss_scale_factor
         if scale is not None:
-            kept_grads = [g / g.dtype.type(scale) for g in kept_grads]
+            if self._device == "cuda":
+                kept_grads = [self._axpby(g, 1.0 / scale, g, 0.0) for g in kept_grads]
+            else:
+                kept_grads = [g / g.dtype.type(scale) for g in kept_grads]
 
         self._backend_apply_gradients(kept_grads, kept_vars)
         for variable in kept_vars:
@@ -537,7 +537,10 @@ class Optimizer:
                 self._apply_weight_decay(trainable_variables, learning_rate)
                 self._backend_update_step(grads, trainable_variables, learning_rate)
                 for acc in self._accumulated_gradients:
-                    acc[...] = 0
+                    if gpu:
+                        acc.reshape(-1)[:] = 0  # a device array takes no [...] (nor [:] at rank 0)
+                    else:
+                        acc[...] = 0
             else:
                 for g, acc in zip(grads, accumulators):
                     if gpu:

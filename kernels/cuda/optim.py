@@ -162,7 +162,7 @@ def _ftrl(w_n, g_n, n_n, z_n, lr, p, l1, two_l2, two_shrink, use_sqrt):
 def _axpby(x_n, a, y_n, b, out_n):
     i = cuda.grid(1)
     if i < x_n.shape[0]:
-        out_n[i] = a * x_n[i] + b * y_n[i]
+        out_n[i] = a * x_n[i] if b == 0 else a * x_n[i] + b * y_n[i]
 
 
 @cuda.jit
@@ -374,7 +374,7 @@ def ftrl_update(w_n, g_n, n_n, z_n, lr, power, l1, l2_reg, l2_shrinkage):
 
 
 def axpby(x_n, a, y_n, b, out_n):
-    """out = a x + b y; (N,) device arrays, out_n may be x_n or y_n."""
+    """out = a x + b y (b == 0: a x, y unread); (N,) device arrays, out_n may be x_n or y_n."""
     t = x_n.dtype.type
     if _n(x_n):
         _axpby[grid_1d(_n(x_n))](x_n, t(a), y_n, t(b), out_n)

@@ -55,6 +55,8 @@ CASES = {
     "ftrl_update": lambda: ([vec(), vec(), vec(positive=True), vec(), 0.1, 0.5, 0.01, 0.2, 0.05], [0, 2, 3]),
     "ftrl_update/power": lambda: ([vec(), vec(), vec(positive=True), vec(), 0.1, 0.3, 0.0, 0.0, 0.0], [0, 2, 3]),
     "axpby": lambda: ([vec(), 0.7, vec(), -0.3, np.zeros(N, np.float32)], [4]),
+    "axpby/scale": lambda: ([np.where(np.arange(N) == 2, np.inf, vec()).astype(np.float32), 0.25,
+                             np.full(N, np.nan, np.float32), 0.0, np.zeros(N, np.float32)], [4]),
     "sum_squares": lambda: ([vec(), np.array([1.5])], [1]),
     "scale_by_norm": lambda: ([vec(), np.array([30.0]), 2.0, False, np.zeros(N, np.float32)], [4]),
     "scale_by_norm/inside": lambda: ([vec(), np.array([3.0]), 2.0, True, np.zeros(N, np.float32)], [4]),
@@ -142,8 +144,9 @@ def test_mlp_step_per_optimizer_on_gpu_equals_the_cpu_step(name):
 
 @pytest.mark.parametrize("make", [lambda: dl.optimizers.Lamb(0.05, gradient_accumulation_steps=2, clipvalue=0.3),
                                   lambda: dl.optimizers.SGD(0.1, momentum=0.5, use_ema=True, ema_momentum=0.7,
-                                                            ema_overwrite_frequency=3, global_clipnorm=0.5)])
-def test_three_steps_with_accumulation_or_ema_on_gpu_equal_the_cpu_steps(make):
+                                                            ema_overwrite_frequency=3, global_clipnorm=0.5,
+                                                            loss_scale_factor=8.0)])
+def test_three_steps_with_accumulation_ema_or_loss_scale_on_gpu_equal_the_cpu_steps(make):
     weights = [RNG.standard_normal((3, 2)).astype(np.float32), RNG.standard_normal(2).astype(np.float32)]
     grads = [[RNG.standard_normal(w.shape).astype(np.float32) for w in weights] for _ in range(3)]
     finals = []
@@ -179,8 +182,6 @@ def test_what_has_no_gpu_update_is_a_clear_error():
 
     with pytest.raises(ValueError, match="Optimizer 'numpy_sgd' on the GPU: NumpySGD has no GPU update"):
         NumpySGD(0.1).apply_gradients([(g, w)])
-    with pytest.raises(ValueError, match="loss_scale_factor has no GPU path; received loss_scale_factor=128"):
-        dl.optimizers.Adam(loss_scale_factor=128.0).apply_gradients([(g, w)])
     host = dl.Variable(np.ones(2, np.float32), name="h")
     with pytest.raises(ValueError, match=r"all on the host; received host variables \['h'\]"):
         dl.optimizers.SGD().build([w, host])
