@@ -630,7 +630,7 @@ def _dropout_mask(m, dtype):
         return None
     m = value(m)
     if devices.is_device_array(m):
-        return m.reshape((1,) + m.shape) if m.ndim == 2 else m
+        return m.reshape((1,) + tuple(m.shape)) if m.ndim == 2 else m
     m = np.asarray(m, dtype=dtype)
     return m[None] if m.ndim == 2 else m
 
