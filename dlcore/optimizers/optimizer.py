@@ -289,7 +289,7 @@ class Optimizer:
                                  "C-contiguous and cannot be updated in place")
             self._trainable_variables_indices[id(variable)] = i
         self._trainable_variables = var_list
-        device = "cuda" if var_list and _devices.is_device_array(var_list[0].value) else "cpu"
+        device = "cuda" if any(_devices.is_device_array(v.value) for v in var_list) else "cpu"
         if device != "cpu":
             self._check_gpu_support(var_list)
         self._device = device

@@ -183,5 +183,6 @@ def test_what_has_no_gpu_update_is_a_clear_error():
     with pytest.raises(ValueError, match="Optimizer 'numpy_sgd' on the GPU: NumpySGD has no GPU update"):
         NumpySGD(0.1).apply_gradients([(g, w)])
     host = dl.Variable(np.ones(2, np.float32), name="h")
-    with pytest.raises(ValueError, match=r"all on the host; received host variables \['h'\]"):
-        dl.optimizers.SGD().build([w, host])
+    for order in ([w, host], [host, w]):
+        with pytest.raises(ValueError, match=r"all on the host; received host variables \['h'\]"):
+            dl.optimizers.SGD().build(order)
