@@ -19,6 +19,8 @@
 """Optimizer updates: fused, in-place Numba kernels on flat 1-D views (Keras 3 formulas)."""
 import math
 
+import numpy as np
+
 from . import _config
 from ._config import jit
 
@@ -317,6 +319,168 @@ def ftrl_update(w_n, g_n, n_n, z_n, lr, power, l1, l2_reg, l2_shrinkage):
         n_n[i] = new_acc
 
 
+@jit(parallel=True)
+def axpby(x_n, a, y_n, b, out_n):
+    """out = a x + b y, elementwise (gradient scaling and accumulation, the weights' moving
+    average); out_n may be x_n or y_n; b == 0 leaves y out (out = a x, so inf stays inf).
+
+    x_n, y_n: (N,) float32/64, C-contiguous, IN
+    out_n: (N,) same dtype, C-contiguous, OUT
+    a, b: Python floats
+    """
+    n = x_n.shape[0]
+    a_ = x_n.dtype.type(a)
+    b_ = x_n.dtype.type(b)
+    if b == 0.0:
+        for i in _config.prange(n):
+            out_n[i] = a_ * x_n[i]
+    else:
+        for i in _config.prange(n):
+            out_n[i] = a_ * x_n[i] + b_ * y_n[i]
+
+
+@jit()
+def sum_squares(x_n, total_1):
+    """total += sum x^2, accumulated in float64 (the norms of gradient clipping and Lamb).
+
+    x_n: (N,) float32/64, C-contiguous, IN
+    total_1: (1,) float64, IN/OUT (start it at 0; one per norm, or shared for a global norm)
+    """
+    s = 0.0
+    for i in range(x_n.shape[0]):
+        v = float(x_n[i])
+        s += v * v
+    total_1[0] += s
+
+
+@jit(parallel=True)
+def scale_by_norm(x_n, total_1, clip_norm, nonfinite_nan, out_n):
+    """out = x min(1, clip_norm / sqrt(total)) (clipnorm, global_clipnorm), 1 where the norm is 0;
+    a NaN norm gives NaN, an infinite one 0 (or NaN with ``nonfinite_nan``, global_clipnorm's
+    rule). out_n may be x_n.
+
+    x_n: (N,) float32/64, C-contiguous, IN
+    total_1: (1,) float64, IN (the sum of squares from `sum_squares`)
+    clip_norm: Python float; nonfinite_nan: Python bool
+    out_n: (N,) same dtype as x_n, C-contiguous, OUT
+    """
+    norm = math.sqrt(total_1[0])
+    if norm != norm or (nonfinite_nan and math.isinf(norm)):
+        scale = math.nan
+    elif norm <= clip_norm:
+        scale = 1.0
+    else:
+        scale = clip_norm / norm
+    s = x_n.dtype.type(scale)
+    for i in _config.prange(x_n.shape[0]):
+        out_n[i] = x_n[i] * s if scale != 1.0 else x_n[i]
+
+
+@jit(parallel=True)
+def clip_values(x_n, limit, out_n):
+    """out = clip(x, -limit, limit) (clipvalue; NaN stays NaN); out_n may be x_n.
+
+    x_n: (N,) float32/64, C-contiguous, IN
+    limit: Python float
+    out_n: (N,) same dtype, C-contiguous, OUT
+    """
+    hi = x_n.dtype.type(limit)
+    for i in _config.prange(x_n.shape[0]):
+        v = x_n[i]
+        out_n[i] = hi if v > hi else (-hi if v < -hi else v)
+
+
+@jit(parallel=True)
+def lamb_moments(g_n, m_n, v_n, u_n, c_1, c_2, beta_1, beta_2, eps):
+    """Lamb's Adam part (Keras 3), c_1 = 1 - beta_1^t and c_2 = 1 - beta_2^t from the caller:
+    m += (g - m)(1 - beta_1); v += (g^2 - v)(1 - beta_2); u = (m / c_1) / (sqrt(v / c_2) + eps).
+
+    g_n: (N,) float32/64, C-contiguous, IN (gradient)
+    m_n, v_n: (N,) same dtype, C-contiguous, IN/OUT (first / second moment slots)
+    u_n: (N,) same dtype, C-contiguous, OUT (the update before the trust ratio)
+    c_1, c_2, beta_1, beta_2, eps: Python floats
+    """
+    c1 = g_n.dtype.type(c_1)
+    c2 = g_n.dtype.type(c_2)
+    one_m_b1 = g_n.dtype.type(1.0 - beta_1)
+    one_m_b2 = g_n.dtype.type(1.0 - beta_2)
+    eps_ = g_n.dtype.type(eps)
+    for i in _config.prange(g_n.shape[0]):
+        g = g_n[i]
+        m = m_n[i] + (g - m_n[i]) * one_m_b1
+        m_n[i] = m
+        v = v_n[i] + (g * g - v_n[i]) * one_m_b2
+        v_n[i] = v
+        u_n[i] = (m / c1) / (math.sqrt(v / c2) + eps_)
+
+
+@jit(parallel=True)
+def trust_ratio_update(w_n, u_n, w_sq_1, u_sq_1, lr):
+    """Lamb's step: ratio = ||w|| / ||u|| (1 where either norm is 0); w -= ratio lr u.
+
+    w_n: (N,) float32/64, C-contiguous, IN/OUT (parameter)
+    u_n: (N,) same dtype, C-contiguous, IN (from `lamb_moments`)
+    w_sq_1, u_sq_1: (1,) float64, IN (sums of squares of w and u from `sum_squares`)
+    lr: Python float
+    """
+    w_norm = math.sqrt(w_sq_1[0])
+    u_norm = math.sqrt(u_sq_1[0])
+    ratio = w_norm / u_norm if w_norm > 0.0 and u_norm > 0.0 else 1.0
+    step = w_n.dtype.type(ratio) * w_n.dtype.type(lr)
+    for i in _config.prange(w_n.shape[0]):
+        w_n[i] -= step * u_n[i]
+
+
+def adafactor_factored_moments(g_brc, r_br, c_bc, beta, epsilon_1, v_brc):
+    """Adafactor's factored second moments (Keras 3) of a variable of rank >= 2 viewed as
+    (B, R, C) (its last two axes R, C): G = g^2 + epsilon_1; r = beta r + (1 - beta) mean(G, -1);
+    c = beta c + (1 - beta) mean(G, -2); v = r / mean(r, -1) (x) c. NumPy (the reductions are
+    row and column means), in the gradient's dtype.
+
+    g_brc: (B, R, C) float32/64, IN; r_br: (B, R), c_bc: (B, C) same dtype, IN/OUT
+    v_brc: (B, R, C) same dtype, OUT; beta: Python float (already rounded to the dtype), epsilon_1: Python float
+    """
+    dt = g_brc.dtype.type
+    b = dt(beta)
+    one_m_b = dt(1) - b
+    regulated = np.square(g_brc) + dt(epsilon_1)
+    r_br[...] = b * r_br + one_m_b * np.mean(regulated, axis=-1)
+    c_bc[...] = b * c_bc + one_m_b * np.mean(regulated, axis=-2)
+    v_brc[...] = (r_br / np.mean(r_br, axis=-1, keepdims=True))[..., None] * c_bc[..., None, :]
+
+
+def adafactor_moments(g_n, v_n, beta, epsilon_1):
+    """Adafactor's unfactored second moment (rank < 2): v = beta v + (1 - beta)(g^2 + epsilon_1).
+
+    g_n: (N,) float32/64, IN; v_n: (N,) same dtype, IN/OUT; beta (rounded to the dtype), epsilon_1: Python floats
+    """
+    dt = g_n.dtype.type
+    b = dt(beta)
+    v_n[...] = b * v_n + (dt(1) - b) * (np.square(g_n) + dt(epsilon_1))
+
+
+def adafactor_direction(g_n, v_n, u_out_n):
+    """Adafactor's update direction u = g / sqrt(v) (NumPy).
+
+    g_n, v_n: (N,) float32/64, IN; u_out_n: (N,) same dtype, OUT
+    """
+    np.divide(g_n, np.sqrt(v_n), out=u_out_n)
+
+
+def adafactor_apply(w_n, u_n, sums_2, rho_t, epsilon_2, clip_threshold):
+    """Adafactor's step: w -= alpha u / max(1, rms(u) / clip_threshold), alpha = max(epsilon_2,
+    rms(w)) rho_t, the rms from sums_2 = (sum w^2, sum u^2) by `sum_squares` (w before the step).
+
+    w_n: (N,) float32/64, IN/OUT; u_n: (N,) same dtype, IN; sums_2: (2,) float64, IN
+    rho_t, epsilon_2, clip_threshold: Python floats
+    """
+    dt = w_n.dtype.type
+    size = w_n.shape[0]
+    if size:
+        rms_w, rms_u = math.sqrt(sums_2[0] / size), math.sqrt(sums_2[1] / size)
+        alpha = dt(max(float(epsilon_2), rms_w) * rho_t)
+        w_n -= alpha * (u_n / dt(max(1.0, rms_u / float(clip_threshold))))
+
 def nadam_coefficients(t, beta_1, u_product_prev, beta_2):
     """Nadam's step scalars for step t = iterations + 1 (Keras 3, `Nadam.update_step` and
     `_backend_update_step`; plain Python, no numba).
@@ -349,4 +513,14 @@ KERNELS = {
     "adadelta_update": adadelta_update,
     "lion_update": lion_update,
     "ftrl_update": ftrl_update,
+    "axpby": axpby,
+    "sum_squares": sum_squares,
+    "scale_by_norm": scale_by_norm,
+    "clip_values": clip_values,
+    "lamb_moments": lamb_moments,
+    "trust_ratio_update": trust_ratio_update,
+    "adafactor_factored_moments": adafactor_factored_moments,
+    "adafactor_moments": adafactor_moments,
+    "adafactor_direction": adafactor_direction,
+    "adafactor_apply": adafactor_apply,
 }

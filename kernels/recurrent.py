@@ -18,13 +18,15 @@ gru_backward(z_ntg, hprev_ntu, aux_ntu, r_ug, mask_nt, rmask_knu, activation, al
              dz_ntg, dzr_ntg, n_threads=1)
 rows_matmul(a_mk, b_kn, bias_n, c_mn, trans_b=False, n_threads=1)
 rows_matmul_tn(a_mk, b_mn, c_kn, colsum_n, n_threads=1)
+mask_time_steps(x_ntk, mask_nk, accumulate, out_ntk)   (Numba: the dropout masks' multiply)
 (and, outside the table, for tests and benchmarks: step_matmul(a, b, c, beta=0.0, packed=False),
 the per-step product; fast_activation(code, x_n, y_n), the float32 sigmoid/tanh; set_isa(isa),
 which selects the float32 products' ISA.)
 
 Legend: N batch, T time steps, K input features, U units, G = gates * U; M rows of a product.
 """
-from . import _blas, _recurrent
+from . import _blas, _config, _recurrent
+from ._config import jit
 from ._recurrent import (
     BACKWARD_ACTIVATIONS,
     GEMV_ROWS,
@@ -43,6 +45,26 @@ from ._recurrent import (
     step_matmul,
 )
 
+
+
+@jit(parallel=True)
+def mask_time_steps(x_ntk, mask_nk, accumulate, out_ntk):
+    """out = x * mask broadcast over time (a dropout mask per row and feature, the same at every
+    step), added to out when ``accumulate`` (the per-gate input gradients); out may be x.
+
+    x_ntk: (N, T, K) float32/64, IN
+    mask_nk: (N, K) same dtype, IN
+    accumulate: Python bool
+    out_ntk: (N, T, K) same dtype, IN/OUT
+    """
+    n, t_len, k = x_ntk.shape
+    for i in _config.prange(n):
+        for t in range(t_len):
+            for j in range(k):
+                v = x_ntk[i, t, j] * mask_nk[i, j]
+                out_ntk[i, t, j] = out_ntk[i, t, j] + v if accumulate else v
+
+
 _blas.bind(_recurrent)
 # Whether the recurrences run their BLAS calls single-threaded (an OpenBLAS thread setter found).
 BLAS_THREADS_BOUND = _blas.hooks() > 0
@@ -56,4 +78,5 @@ KERNELS = {
     "gru_backward": gru_backward,
     "rows_matmul": rows_matmul,
     "rows_matmul_tn": rows_matmul_tn,
+    "mask_time_steps": mask_time_steps,
 }

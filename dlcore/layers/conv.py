@@ -28,7 +28,7 @@ class _ConvBase(Layer):
     """What every convolution layer shares: argument checks, output size, activation fusing. Each
     concrete class sets ``rank`` (the number of spatial axes) and takes its base's arguments."""
 
-    _runs_on_gpu = True  # 1-D and 2-D convolutions dispatch on where the kernel lives (ops.conv2d_bias_act)
+    _runs_on_gpu = True  # 1-D, 2-D and 3-D convolutions dispatch on where the kernel lives (ops.conv2d_bias_act)
 
     rank = None
 
@@ -268,8 +268,6 @@ class Conv3D(BaseConv):
     new_height, new_width, filters). Weights: kernel (kd, kh, kw, channels // groups, filters), bias.
     """
 
-    _runs_on_gpu = False
-
     rank = 3
 
 
@@ -426,7 +424,7 @@ class BaseConvTranspose(_ConvBase):
     pad = kernel_eff // 2 for "same" and 0 for "valid" (without output_padding: L * stride for
     "same", L * stride + max(kernel_eff - stride, 0) for "valid")."""
 
-    _runs_on_gpu = False
+    _runs_on_gpu = True  # ops.conv_transpose_bias dispatches on where the kernel lives
 
     _paddings = _paddings_1d = ("valid", "same")
 
@@ -473,10 +471,8 @@ class BaseConvTranspose(_ConvBase):
 
     def call(self, inputs):
         self._transpose_spatial(inputs.shape)
-        y = ops.conv_transpose(inputs, self.kernel, self.strides, self.padding, self.output_padding,
-                               dilation_rate=self.dilation_rate)
-        if self.bias is not None:
-            y = ops.add(y, self.bias)
+        y = ops.conv_transpose_bias(inputs, self.kernel, self.bias, self.strides, self.padding, self.output_padding,
+                                    dilation_rate=self.dilation_rate)
         return self._finish(y, False)
 
     def compute_output_shape(self, input_shape):

@@ -8,7 +8,7 @@ the families whose module shares a name with one of its ops (conv, dropout, shap
 that the attribute is always the op, never the submodule.
 """
 from .._lazy import lazy_members
-from .conv import conv, conv2d_bias_act, conv_transpose, depthwise_conv, separable_conv
+from .conv import conv, conv2d_bias_act, conv_transpose, conv_transpose_bias, depthwise_conv, separable_conv
 from .core import cast, convert_to_numpy, convert_to_tensor, is_tensor, stop_gradient
 from .dropout import dropout
 from .shape import (arange, concatenate, expand_dims, eye, flatten, full, getitem, one_hot, ones,

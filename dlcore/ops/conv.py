@@ -140,37 +140,40 @@ class ConvPlan(NamedTuple):
             if type(x) is not np.ndarray:  # a GPU array: contiguous, viewed by reshape
                 return x if self.rank == 2 else x.reshape((x.shape[0], 1) + tuple(x.shape[1:]))
             return contiguous(x if self.rank == 2 else x[:, None])
-        kd, sd, (lo, hi), dd, od = self.depth
+        kd, sd, (lo, _), dd, od = self.depth
         n, _, h, w, c = x.shape
         g = self.args[-1]
-        x = np.pad(x, ((0, 0), (lo, hi), (0, 0), (0, 0), (0, 0))) if lo or hi else x
-        cols = np.empty((n, od, h, w, g, kd, c // g), dtype=x.dtype)
-        for t in range(kd):
-            cols[..., t, :] = x[:, t * dd:t * dd + (od - 1) * sd + 1:sd].reshape(n, od, h, w, g, c // g)
-        return cols.reshape(n * od, h, w, g * kd * (c // g))
+        device = "cpu" if type(x) is np.ndarray else "cuda"
+        cols = empty_on(device, (n * od, h, w, g * kd * (c // g)), x.dtype)
+        kernels.get("depth_columns", device)(x, kd, sd, lo, dd, g, cols)
+        return cols
 
     def dx(self, dx4, shape):
         """The gradient of ``x4``'s input of ``shape`` from the gradient of its output."""
         if self.rank < 3:
             return dx4.reshape(shape)
-        kd, sd, (lo, hi), dd, od = self.depth
-        n, d, h, w, c = shape
-        g = self.args[-1]
-        dx = np.zeros((n, d + lo + hi, h, w, c), dtype=dx4.dtype)
-        cols = dx4.reshape(n, od, h, w, g, kd, c // g)
-        for t in range(kd):
-            dx[:, t * dd:t * dd + (od - 1) * sd + 1:sd] += cols[..., t, :].reshape(n, od, h, w, c)
-        return dx[:, lo:lo + d]
+        kd, sd, (lo, _), dd, _ = self.depth
+        device = "cpu" if type(dx4) is np.ndarray else "cuda"
+        dx = empty_on(device, shape, dx4.dtype)
+        kernels.get("depth_columns_backward", device)(dx4, kd, sd, lo, dd, self.args[-1], dx)
+        return dx
 
     def w4(self, w):
         """The kernel as the kernels' (KH, KW, C', C_out): rank 3 moves KD next to C_in/groups."""
-        w = contiguous(w) if self.rank < 3 else np.ascontiguousarray(np.moveaxis(w, 0, 2))
-        return w.reshape(self.kernel4)
+        if self.rank < 3:
+            return (contiguous(w) if type(w) is np.ndarray else w).reshape(self.kernel4)
+        device = "cpu" if type(w) is np.ndarray else "cuda"
+        w4 = empty_on(device, self.kernel4, w.dtype)
+        kernels.get("kernel_depth_to_channels", device)(w, w4)
+        return w4
 
     def dw(self, dw4, shape):
         if self.rank < 3:
             return dw4.reshape(shape)
-        return np.moveaxis(dw4.reshape(shape[1:3] + shape[:1] + shape[3:]), 2, 0)
+        device = "cpu" if type(dw4) is np.ndarray else "cuda"
+        dw = empty_on(device, shape, dw4.dtype)
+        kernels.get("kernel_channels_to_depth", device)(dw4, dw)
+        return dw
 
     def y(self, y4):
         if self.rank == 1 and type(y4) is not np.ndarray:
@@ -278,50 +281,86 @@ class Conv(Function):
 
 def _on_gpu(x, w, plan):
     """The input of a convolution whose kernel is on the GPU, on the GPU (a batch enters here)."""
-    if plan.rank == 3 or plan.reflect is not None:
-        raise ValueError("conv on the GPU: 1-D and 2-D convolutions (and depthwise ones) run there; 3-D "
-                         "convolutions and padding='reflect' run on the CPU only (build the model outside "
-                         "dl.device('gpu'))")
+    if plan.reflect is not None:
+        raise ValueError("conv on the GPU: convolutions with padding='reflect' run on the CPU only (build the "
+                         "model outside dl.device('gpu'))")
+    return _device_input(x, w)
+
+
+def _device_input(x, w):
+    """``x`` on the GPU in the dtype of ``w`` (a host batch copied in; another device dtype refused)."""
     if not devices.is_device_array(x):
-        x = devices.to_device(float_array(x, dtype=w.dtype))
-    elif x.dtype != w.dtype:
+        return devices.to_device(float_array(x, dtype=w.dtype))
+    if x.dtype != w.dtype:
         raise TypeError(f"conv: the input on the GPU has dtype {x.dtype}; the kernel has {w.dtype}")
     return x
 
 
+def _as_4d(a, rank):
+    """(N, H, W, C) view of a rank-1 (N, L, C) or rank-2 array on either device (H = 1 for rank 1)."""
+    if rank == 2:
+        return a if type(a) is not np.ndarray else contiguous(a)
+    if type(a) is np.ndarray:
+        return contiguous(a[:, None])
+    return a.reshape((a.shape[0], 1) + tuple(a.shape[1:]))
+
+
+def _from_4d(a4, rank):
+    if rank == 2:
+        return a4
+    return a4[:, 0] if type(a4) is np.ndarray else a4.reshape((a4.shape[0],) + tuple(a4.shape[2:]))
+
+
 class ConvTranspose(Function):
-    """y = conv_transpose(x, w): x (N, H, W, C) or (N, L, C); w (KH, KW, C_out, C) as Keras
-    (``kernel4`` gives the 4-D view); the forward is conv2d_backward_input, the input gradient
-    is conv2d_forward, the kernel gradient conv2d_backward_weight with the roles of x and y swapped."""
+    """y = conv_transpose(x, w) + b: x (N, H, W, C) or (N, L, C); w (KH, KW, C_out, C) as Keras
+    (``kernel4`` gives the 4-D view); b (C_out,) or None. The forward is conv2d_backward_input
+    (then add_bias_channels), the input gradient is conv2d_forward, the kernel gradient
+    conv2d_backward_weight with the roles of x and y swapped, the bias gradient sum_axis0 of dy.
+    Runs on the device the kernel lives on."""
+
+    runs_on_gpu = True
 
     @staticmethod
-    def forward(ctx, x, w, kernel4, strides, pad_top_left, out_hw, dilation):
-        rank = x.ndim - 2
-        x4 = contiguous(x if rank == 2 else x[:, None])
-        w4 = contiguous(w).reshape(kernel4)
-        y4 = np.empty((x4.shape[0],) + tuple(out_hw) + (kernel4[2],), dtype=w4.dtype)
+    def forward(ctx, x, w, b, kernel4, strides, pad_top_left, out_hw, dilation):
+        rank = len(x.shape) - 2
+        if type(w) is np.ndarray:
+            device, x4, w4 = "cpu", _as_4d(x, rank), contiguous(w).reshape(kernel4)
+        else:
+            device, x4, w4 = device_of(w), _as_4d(_device_input(x, w), rank), w.reshape(kernel4)
+        y4 = empty_on(device, (x4.shape[0],) + tuple(out_hw) + (kernel4[2],), w4.dtype)
         args = (strides[0], strides[1], pad_top_left[0], pad_top_left[1], dilation[0], dilation[1], 1)
         threads = _threads(x4.size, kernel4[0] * kernel4[1] * kernel4[2])
-        kernels.get("conv2d_backward_input")(x4, w4, *args, y4, threads)
-        ctx.save(x4, w4)
-        ctx.args, ctx.rank, ctx.w_shape = args, rank, w.shape
-        return y4 if rank == 2 else y4[:, 0]
+        kernels.get("conv2d_backward_input", device)(x4, w4, *args, y4, threads)
+        if b is not None:
+            kernels.get("add_bias_channels", device)(y4.reshape(y4.size // kernel4[2], kernel4[2]), b)
+        if ctx is not None:
+            ctx.save(x4, w4)
+            ctx.args, ctx.rank, ctx.w_shape, ctx.device = args, rank, w.shape, device
+        return _from_4d(y4, rank)
 
     @staticmethod
     def backward(ctx, dy, needs):
         x4, w4 = ctx.saved
-        dy4 = contiguous((dy if ctx.rank == 2 else dy[:, None]).astype(w4.dtype, copy=False))
+        device = ctx.device
+        if device == "cpu":
+            dy4 = _as_4d(np.asarray(dy).astype(w4.dtype, copy=False), ctx.rank)
+        else:
+            dy4 = _as_4d(_device_input(dy, w4), ctx.rank)
         threads = _threads(x4.size, w4.shape[0] * w4.shape[1] * w4.shape[2])
-        dx = dw = None
+        dx = dw = db = None
         if needs[0]:
-            dx4 = np.empty_like(x4)
-            kernels.get("conv2d_forward")(dy4, w4, None, *ctx.args, 0, 0.0, dx4, threads)
-            dx = dx4 if ctx.rank == 2 else dx4[:, 0]
+            dx4 = empty_on(device, x4.shape, w4.dtype)
+            kernels.get("conv2d_forward", device)(dy4, w4, None, *ctx.args, 0, 0.0, dx4, threads)
+            dx = _from_4d(dx4, ctx.rank)
         if needs[1]:
-            dw4 = np.empty_like(w4)
-            kernels.get("conv2d_backward_weight")(dy4, x4, *ctx.args, dw4, None, threads)
+            dw4 = empty_on(device, w4.shape, w4.dtype)
+            kernels.get("conv2d_backward_weight", device)(dy4, x4, *ctx.args, dw4, None, threads)
             dw = dw4.reshape(ctx.w_shape)
-        return dx, dw
+        if len(needs) > 2 and needs[2]:
+            c_out = w4.shape[2]
+            db = empty_on(device, (c_out,), w4.dtype)
+            kernels.get("sum_axis0", device)(dy4.reshape(dy4.size // c_out, c_out), db, threads)
+        return dx, dw, db
 
 
 # ---- shape checking ------------------------------------------------------------------------------
@@ -463,6 +502,13 @@ def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=No
                    dilation_rate=1):
     """keras.ops.conv_transpose: kernel (*kernel_size, C_out, C_in); output length per axis
     (L - 1) * s + k_eff - 2 * pad + output_padding (Keras's formula; see transpose_output_length)."""
+    return conv_transpose_bias(inputs, kernel, None, strides, padding, output_padding, data_format, dilation_rate)
+
+
+def conv_transpose_bias(inputs, kernel, bias=None, strides=1, padding="valid", output_padding=None, data_format=None,
+                        dilation_rate=1):
+    """conv_transpose(inputs, kernel, ...) + bias (C_out,) in one op (the Conv*DTranspose layers' call),
+    on the device the kernel lives on (a host batch is copied in)."""
     who = "conv_transpose"
     check_data_format(data_format, who)
     kv = value(kernel)
@@ -491,13 +537,23 @@ def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=No
         effective = (k - 1) * d + 1
         before.append(max((n - 1) * s + effective - length, 0) // 2 if mode == "same" else 0)
         out.append(length)
-    x = _as_float(inputs, kv.dtype)
+    on_gpu = type(kv) is not np.ndarray and devices.is_device_array(kv)
+    x = inputs if on_gpu else _as_float(inputs, kv.dtype)  # the forward moves a host batch to the GPU
+    if bias is not None:
+        bshape = tuple(np.shape(value(bias)))
+        if bshape != (kshape[-2],):
+            raise ValueError(f"{who}: bias must have shape {(kshape[-2],)} (the kernel's output channels), "
+                             f"received {bshape}")
+        if not on_gpu and not isinstance(bias, Tensor):
+            bias = np.ascontiguousarray(float_array(bias, dtype=kv.dtype))
+        elif not on_gpu and bias.value.dtype != kv.dtype:
+            bias = cast(bias, kv.dtype)
     if rank == 1:
         strides, dilation, before, out, kernel4 = (1,) + strides, (1,) + dilation, [0] + before, [1] + out, (1,) + kshape
     else:
         kernel4 = kshape
-    return ConvTranspose.apply(x, kernel, kernel4=kernel4, strides=strides, pad_top_left=tuple(before),
+    return ConvTranspose.apply(x, kernel, bias, kernel4=kernel4, strides=strides, pad_top_left=tuple(before),
                                out_hw=tuple(out), dilation=dilation)
 
 
-__all__ = ["conv", "conv_transpose", "depthwise_conv", "separable_conv", "conv2d_bias_act"]
+__all__ = ["conv", "conv_transpose", "conv_transpose_bias", "depthwise_conv", "separable_conv", "conv2d_bias_act"]

@@ -368,12 +368,44 @@ def _zero_rows(a, keep_rows):
     return a
 
 
+def _device_mask(m, dtype):
+    """A dropout mask (k, N, K) as a device array (the layer draws it on the host, as on the CPU,
+    so a GPU step equals the CPU step; it is copied in with the batch)."""
+    if m is None or devices.is_device_array(m):
+        return m
+    return devices.to_device(np.ascontiguousarray(m, dtype=dtype))
+
+
+def _device_project(x, w, bias, x_masks, z):
+    """z = (masked x) @ W + b on the device, per gate with per-gate masks (the CPU's
+    _project_inputs); returns the masked inputs (N*T, K) kept for dW (a list of them per gate)."""
+    dev = "cuda"
+    n, t_len, k = x.shape
+    g = w.shape[1]
+    z2 = z.reshape(n * t_len, g)
+    project, mask_steps = kernels.get("rows_matmul", dev), kernels.get("mask_time_steps", dev)
+    if x_masks is None or x_masks.shape[0] == 1:
+        if x_masks is not None:
+            masked = empty_on(dev, x.shape, x.dtype)
+            mask_steps(x, x_masks[0], False, masked)
+            x = masked
+        x2 = x.reshape(n * t_len, k)
+        project(x2, w, bias, z2, False)
+        return x2
+    u = g // x_masks.shape[0]
+    xs = []
+    for gate in range(x_masks.shape[0]):
+        cols = slice(gate * u, (gate + 1) * u)
+        xg = empty_on(dev, x.shape, x.dtype)
+        mask_steps(x, x_masks[gate], False, xg)
+        xs.append(xg.reshape(n * t_len, k))
+        project(xs[-1], w[:, cols], None if bias is None else bias[cols], z2[:, cols], False)
+    return xs
+
+
 def _device_forward(cell, ctx, x, w, r, b, h0, c0, mask, x_masks, h_masks, go_backwards, return_sequences,
                     zero_output, act, rec, reset_after, recording):
     """The forward of _Recurrence on GPU arrays: one projection GEMM, the per-step recurrence."""
-    if x_masks is not None or h_masks is not None:
-        raise ValueError(f"ops.{cell}: dropout / recurrent_dropout masks have no GPU path yet; train this "
-                         "layer with dropout=0 and recurrent_dropout=0 in a GPU scope, or on the CPU")
     dev, dtype = "cuda", w.dtype
     x = devices.to_device(np.asarray(x, dtype=dtype)) if not devices.is_device_array(x) else x
     n, t_len, k = x.shape
@@ -382,7 +414,7 @@ def _device_forward(cell, ctx, x, w, r, b, h0, c0, mask, x_masks, h_masks, go_ba
         x = _time_reversed(x)
         mask = None if mask is None else mask[:, ::-1]
     mask_u8 = None if mask is None else devices.to_device(np.ascontiguousarray(mask, dtype=np.uint8))
-    x2 = x.reshape(n * t_len, k)
+    x_masks, rmask = _device_mask(x_masks, dtype), _device_mask(h_masks, dtype)
     bias_in, brh = b, None
     if cell == "gru" and b is not None and reset_after:  # input bias + the recurrent z, r biases
         bias_in = empty_on(dev, (g,), dtype)
@@ -391,7 +423,7 @@ def _device_forward(cell, ctx, x, w, r, b, h0, c0, mask, x_masks, h_masks, go_ba
         colsum(b[:1, 2 * u:], bias_in[2 * u:])
         brh = b[1, 2 * u:]
     z = empty_on(dev, (n, t_len, g), dtype)
-    kernels.get("rows_matmul", dev)(x2, w, bias_in, z.reshape(n * t_len, g), False)
+    xs = _device_project(x, w, bias_in, x_masks, z)
     h = _device_copy(h0, dtype, (n, u))
     c = _device_copy(c0, dtype, (n, u)) if cell == "lstm" else None
     hprev = empty_on(dev, (n, t_len, u), dtype) if recording else None
@@ -399,14 +431,14 @@ def _device_forward(cell, ctx, x, w, r, b, h0, c0, mask, x_masks, h_masks, go_ba
     (act_code, act_alpha), (rec_code, rec_alpha) = act, rec
     aux = cprev = None
     if cell == "simple_rnn":
-        kernels.get("simple_rnn_forward", dev)(z, r, mask_u8, None, act_code, act_alpha, zero_output, h, hprev, y)
+        kernels.get("simple_rnn_forward", dev)(z, r, mask_u8, rmask, act_code, act_alpha, zero_output, h, hprev, y)
     elif cell == "lstm":
         cprev = empty_on(dev, (n, t_len, u), dtype) if recording else None
-        kernels.get("lstm_forward", dev)(z, r, mask_u8, None, act_code, act_alpha, rec_code, rec_alpha,
+        kernels.get("lstm_forward", dev)(z, r, mask_u8, rmask, act_code, act_alpha, rec_code, rec_alpha,
                                          zero_output, h, c, hprev, cprev, y)
     else:
         aux = empty_on(dev, (n, t_len, u), dtype)
-        kernels.get("gru_forward", dev)(z, r, brh, mask_u8, None, act_code, act_alpha, rec_code, rec_alpha,
+        kernels.get("gru_forward", dev)(z, r, brh, mask_u8, rmask, act_code, act_alpha, rec_code, rec_alpha,
                                         reset_after, zero_output, h, hprev, aux, y)
     last_rows = _last_rows(mask, zero_output)
     if return_sequences:
@@ -417,8 +449,8 @@ def _device_forward(cell, ctx, x, w, r, b, h0, c0, mask, x_masks, h_masks, go_ba
         output = _zero_rows(_device_copy(h, dtype), last_rows)
     if recording:
         ctx.on_device = True
-        ctx.save(x2, w, r, z, hprev, cprev, aux)
-        ctx.mask_u8, ctx.last_rows = mask_u8, last_rows
+        ctx.save(xs, w, r, z, hprev, cprev, aux)
+        ctx.mask_u8, ctx.last_rows, ctx.x_masks, ctx.rmask = mask_u8, last_rows, x_masks, rmask
         ctx.shape = (n, t_len, k, u, g)
         ctx.flags = (go_backwards, return_sequences, zero_output, reset_after)
         ctx.acts = (act, rec)
@@ -429,7 +461,8 @@ def _device_forward(cell, ctx, x, w, r, b, h0, c0, mask, x_masks, h_masks, go_ba
 def _device_backward(cell, ctx, dys, needs):
     """The backward of _Recurrence on GPU arrays (the CPU path's products, on the device)."""
     dev = "cuda"
-    x2, w, r, z, hprev, cprev, aux = ctx.saved
+    xs, w, r, z, hprev, cprev, aux = ctx.saved
+    x_masks, rmask = ctx.x_masks, ctx.rmask
     n, t_len, k, u, g = ctx.shape
     go_backwards, return_sequences, zero_output, reset_after = ctx.flags
     (act_code, act_alpha), (rec_code, rec_alpha) = ctx.acts
@@ -446,41 +479,72 @@ def _device_backward(cell, ctx, dys, needs):
     dz = empty_on(dev, (n, t_len, g), dtype)
     dzr = dc = None
     if cell == "simple_rnn":
-        kernels.get("simple_rnn_backward", dev)(z, r, ctx.mask_u8, None, act_code, act_alpha, zero_output, dy_seq,
+        kernels.get("simple_rnn_backward", dev)(z, r, ctx.mask_u8, rmask, act_code, act_alpha, zero_output, dy_seq,
                                                 dh, dz)
     elif cell == "lstm":
         dc = _device_copy(dys[2], dtype)
-        kernels.get("lstm_backward", dev)(z, cprev, r, ctx.mask_u8, None, act_code, act_alpha, rec_code, rec_alpha,
+        kernels.get("lstm_backward", dev)(z, cprev, r, ctx.mask_u8, rmask, act_code, act_alpha, rec_code, rec_alpha,
                                           zero_output, dy_seq, dh, dc, dz)
     else:
         dzr = empty_on(dev, (n, t_len, g), dtype) if reset_after else None
-        kernels.get("gru_backward", dev)(z, hprev, aux, r, ctx.mask_u8, None, act_code, act_alpha, rec_code,
+        kernels.get("gru_backward", dev)(z, hprev, aux, r, ctx.mask_u8, rmask, act_code, act_alpha, rec_code,
                                          rec_alpha, reset_after, zero_output, dy_seq, dh, dz, dzr)
     dz2 = dz.reshape(n * t_len, g)
     want_db = ctx.has_bias and needs[3]
     gru_after = cell == "gru" and reset_after
     project, project_tn = kernels.get("rows_matmul", dev), kernels.get("rows_matmul_tn", dev)
+    matmul, mask_steps = kernels.get("matmul", dev), kernels.get("mask_time_steps", dev)
+    ng = GATES[cell]
     dx = dw = dr = db = None
     if needs[0]:
-        dx = empty_on(dev, (n * t_len, k), dtype)
-        project(dz2, w, None, dx, True)
-        dx = dx.reshape(n, t_len, k)
+        dx = empty_on(dev, (n, t_len, k), dtype)
+        if x_masks is None or x_masks.shape[0] == 1:
+            project(dz2, w, None, dx.reshape(n * t_len, k), True)
+            if x_masks is not None:
+                mask_steps(dx, x_masks[0], False, dx)
+        else:  # per-gate input masks: sum over gates of (dz_gate @ W_gate^T) * mask_gate
+            part = empty_on(dev, (n, t_len, k), dtype)
+            for gate in range(ng):
+                cols = slice(gate * u, (gate + 1) * u)
+                matmul(dz2[:, cols], w[:, cols], part.reshape(n * t_len, k), False, True, 1.0, 0.0)
+                mask_steps(part, x_masks[gate], gate > 0, dx)
         if go_backwards:
             dx = _time_reversed(dx)
     if want_db:
         db = empty_on(dev, (2, g) if gru_after else (g,), dtype)
     if needs[1]:
         dw = empty_on(dev, (k, g), dtype)
-        project_tn(x2, dz2, dw, None if db is None else (db[0] if gru_after else db))
+        if isinstance(xs, list):  # per-gate masked inputs
+            for gate in range(ng):
+                cols = slice(gate * u, (gate + 1) * u)
+                matmul(xs[gate], dz2[:, cols], dw[:, cols], True, False, 1.0, 0.0)
+            if db is not None:
+                kernels.get("sum_axis0", dev)(dz2, db[0] if gru_after else db)
+        else:
+            project_tn(xs, dz2, dw, None if db is None else (db[0] if gru_after else db))
     elif db is not None:
         kernels.get("sum_axis0", dev)(dz2, db[0] if gru_after else db)
     hp2 = hprev.reshape(n * t_len, u)
-    if needs[2] or (want_db and gru_after):
+    if (needs[2] or (want_db and gru_after)) and rmask is not None:
+        dr = empty_on(dev, (u, g), dtype)
+        dzx2 = (dzr if gru_after else dz).reshape(n * t_len, g)
+        left = empty_on(dev, (n, t_len, u), dtype)
+        for gate in range(ng):  # the recurrent input of each gate is its masked h_{t-1}
+            cols = slice(gate * u, (gate + 1) * u)
+            if cell == "gru" and not reset_after and gate == 2:
+                src = aux  # r * (masked) h_{t-1}
+            else:
+                mask_steps(hprev, rmask[gate], False, left)
+                src = left
+            matmul(src.reshape(n * t_len, u), dzx2[:, cols], dr[:, cols], True, False, 1.0, 0.0)
+        if want_db and gru_after:
+            kernels.get("sum_axis0", dev)(dzx2, db[1])
+        dr = dr if needs[2] else None
+    elif needs[2] or (want_db and gru_after):
         dr = empty_on(dev, (u, g), dtype)
         if gru_after:
             project_tn(hp2, dzr.reshape(n * t_len, g), dr, db[1] if want_db else None)
         elif cell == "gru":  # the h part's recurrent input is r * h_{t-1} (aux)
-            matmul = kernels.get("matmul", dev)
             matmul(hp2, dz2[:, :2 * u], dr[:, :2 * u], True, False, 1.0, 0.0)
             matmul(aux.reshape(n * t_len, u), dz2[:, 2 * u:], dr[:, 2 * u:], True, False, 1.0, 0.0)
         else:
@@ -564,7 +628,10 @@ def _state_array(s):
 def _dropout_mask(m, dtype):
     if m is None:
         return None
-    m = np.asarray(value(m), dtype=dtype)
+    m = value(m)
+    if devices.is_device_array(m):
+        return m.reshape((1,) + tuple(m.shape)) if m.ndim == 2 else m
+    m = np.asarray(m, dtype=dtype)
     return m[None] if m.ndim == 2 else m
 
 

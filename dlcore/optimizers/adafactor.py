@@ -1,15 +1,13 @@
-"""The Adafactor optimizer, as ``keras.optimizers.Adafactor`` (vectorized NumPy: the factored
-moments are row/column means, not an elementwise pass)."""
+"""The Adafactor optimizer, as ``keras.optimizers.Adafactor``, on either device: the factored
+moments (row and column means), the direction u = g / sqrt(v), the two norms (``sum_squares``)
+and the step are kernels (``kernels.optim.adafactor_*``: NumPy on the CPU, CUDA twins)."""
 import math
 
 import numpy as np
 
+from .. import devices as _devices
 from ..registry import register
-from .optimizer import _KIND, Optimizer
-
-
-def _rms(x):
-    return math.sqrt(float(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+from .optimizer import _KIND, Optimizer, _zeros
 
 
 @register(_KIND, "adafactor")
@@ -21,6 +19,8 @@ class Adafactor(Optimizer):
     beta c + (1 - beta) mean(G, -2), and v = r / mean(r, -1) (x) c; a lower-rank one keeps
     v = beta v + (1 - beta) G. u = g / sqrt(v); w -= alpha u / max(1, rms(u) / clip_threshold).
     Slots per variable, in Keras's order: r, c (0-d placeholders below rank 2), v."""
+
+    runs_on_gpu = True
 
     def __init__(self, learning_rate=0.001, beta_2_decay=-0.8, epsilon_1=1e-30, epsilon_2=1e-3,
                  clip_threshold=1.0, relative_step=True, name="adafactor", **kwargs):
@@ -39,39 +39,45 @@ class Adafactor(Optimizer):
         super().build(var_list)
         self._r, self._c, self._v = [], [], []
         for var in var_list:
-            shape, dtype = var.value.shape, var.value.dtype
+            shape, dtype = tuple(var.value.shape), var.value.dtype  # a plain tuple (the simulator's takes no -1)
             name = getattr(var, "name", None) or "variable"
-            if len(shape) < 2:
-                self._r.append(self.add_variable((), dtype=dtype, name=name))
-                self._c.append(self.add_variable((), dtype=dtype, name=name))
-            else:
-                self._r.append(self.add_variable(shape[:-1], dtype=dtype, name=name))
-                self._c.append(self.add_variable(shape[:-2] + shape[-1:], dtype=dtype, name=name))
+            factored = len(shape) >= 2
+            for slot_shape in ((shape[:-1], shape[:-2] + shape[-1:]) if factored else ((), ())):
+                self.add_variable(slot_shape, dtype=dtype, name=name)
+                self._place_like(var.value)
+            self._r.append(self._variables[-2])
+            self._c.append(self._variables[-1])
             self._v.append(self.add_variable_from_reference(var, "velocity"))
 
     def update_step(self, gradient, variable, learning_rate):
         i = self._get_variable_index(variable)
         r, c, v = self._r[i], self._c[i], self._v[i]
         w = variable.value
-        dt = gradient.dtype.type
+        if w.size == 0:
+            return
+        dt = w.dtype.type
         t = float(self.iterations + 1)
         lr = float(dt(learning_rate))
         if self.relative_step and isinstance(self._learning_rate, float):
             lr = min(lr, 1.0 / math.sqrt(t))
         rho_t = min(lr, 1.0 / math.sqrt(t))
-        alpha_t = dt(max(float(self.epsilon_2), _rms(w)) * rho_t)
-        beta = dt(1.0 - t ** float(self.beta_2_decay))
-        one_minus_beta = dt(1) - beta
-        regulated = np.square(gradient) + dt(self.epsilon_1)
+        beta = float(dt(1.0 - t ** float(self.beta_2_decay)))
+        kernel = self._kernel_for
         if w.ndim >= 2:
-            r[...] = beta * r + one_minus_beta * np.mean(regulated, axis=-1)
-            c[...] = beta * c + one_minus_beta * np.mean(regulated, axis=-2)
-            v[...] = (r / np.mean(r, axis=-1, keepdims=True))[..., None] * c[..., None, :]
+            rows, cols = tuple(w.shape)[-2:]
+            b = w.size // (rows * cols)
+            kernel("adafactor_factored_moments")(gradient.reshape(b, rows, cols), r.reshape(b, rows),
+                                                 c.reshape(b, cols), beta, float(self.epsilon_1),
+                                                 v.reshape(b, rows, cols))
         else:
-            v[...] = beta * v + one_minus_beta * regulated
-        u = gradient / np.sqrt(v)
-        u /= dt(max(1.0, _rms(u) / float(self.clip_threshold)))
-        w -= alpha_t * u
+            kernel("adafactor_moments")(gradient.reshape(-1), v.reshape(-1), beta, float(self.epsilon_1))
+        flat_w = w.reshape(-1)
+        u = _devices.empty(flat_w.shape, w.dtype, w)
+        kernel("adafactor_direction")(gradient.reshape(-1), v.reshape(-1), u)
+        sums = _zeros((2,), np.float64, w)  # sum w^2 (before the step), sum u^2
+        kernel("sum_squares")(flat_w, sums[0:1])
+        kernel("sum_squares")(u, sums[1:2])
+        kernel("adafactor_apply")(flat_w, u, sums, rho_t, float(self.epsilon_2), float(self.clip_threshold))
 
     def get_config(self):
         return {**super().get_config(), "beta_2_decay": self.beta_2_decay, "epsilon_1": self.epsilon_1,

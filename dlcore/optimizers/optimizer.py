@@ -56,6 +56,13 @@ def _empty(dtype):
     return arr
 
 
+def _zeros(shape, dtype, like):
+    """Zeros on the device ``like`` lives on (the norm accumulators of clipping and Lamb)."""
+    if _devices.is_device_array(like):
+        return _devices.zeros_like(_devices.empty(shape, dtype, like))
+    return np.zeros(shape, dtype)
+
+
 def _snake_case(name):
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
@@ -120,6 +127,8 @@ class Optimizer:
     """
 
     _kernel_name = None  # the fused update kernel of a built-in optimizer
+    runs_on_gpu = False  # True where update_step calls device kernels itself (no _kernel_name)
+    _device = "cpu"  # where the variables live: "cpu" or "cuda" (set by build)
 
     def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, use_ema=False, ema_momentum=0.99,
@@ -245,7 +254,8 @@ class Optimizer:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._kernel = _kernels.get(self._kernel_name) if self.built and self._kernel_name else None
+        self._kernel = (_kernels.get(self._kernel_name, self._device) if self.built and self._kernel_name
+                        else None)
         self._trainable_variables_indices = {id(v): i for i, v in enumerate(self._trainable_variables)}
         self._exclude_from_weight_decay_cache = {}
         if self.built:
@@ -279,9 +289,10 @@ class Optimizer:
                                  "C-contiguous and cannot be updated in place")
             self._trainable_variables_indices[id(variable)] = i
         self._trainable_variables = var_list
-        device = "cuda" if var_list and _devices.is_device_array(var_list[0].value) else "cpu"
+        device = "cuda" if any(_devices.is_device_array(v.value) for v in var_list) else "cpu"
         if device != "cpu":
-            self._check_gpu_support()
+            self._check_gpu_support(var_list)
+        self._device = device
         if self.use_ema:
             self._model_variables_moving_average = self.add_optimizer_variables(var_list, "average")
         if self.gradient_accumulation_steps:
@@ -290,19 +301,25 @@ class Optimizer:
             self._kernel = _kernels.get(self._kernel_name, device)
         self.built = True
 
-    def _check_gpu_support(self):
-        """ValueError naming what this optimizer's GPU path does not do yet."""
-        unsupported = [name for name in ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay", "use_ema",
-                                         "gradient_accumulation_steps", "loss_scale_factor")
-                       if getattr(self, name, None)]
+    def _check_gpu_support(self, var_list):
+        """ValueError naming what this optimizer's GPU path does not do: an update without a device
+        kernel (custom optimizers with a NumPy update_step), a mix of host and GPU variables."""
         try:
             kernel = _kernels.get(self._kernel_name, "cuda") if self._kernel_name else None
         except KeyError:
             kernel = None
-        if kernel is None or unsupported:
-            raise ValueError(f"Optimizer '{self.name}' on the GPU: supported are SGD and Adam without "
-                             f"{', '.join(unsupported) or 'clipping, weight decay, EMA or accumulation'}; received "
-                             f"{type(self).__name__} with {unsupported or 'no GPU update kernel'}")
+        if kernel is None and not self.runs_on_gpu:
+            raise ValueError(f"Optimizer '{self.name}' on the GPU: {type(self).__name__} has no GPU update "
+                             "(every built-in optimizer has one; a custom update_step runs on NumPy arrays); "
+                             "train it on the CPU")
+        on_host = [_label(v) for v in var_list if not _devices.is_device_array(v.value)]
+        if on_host:
+            raise ValueError(f"Optimizer '{self.name}': the variables must all live on the GPU or all on "
+                             f"the host; received host variables {on_host} beside GPU ones")
+
+    def _kernel_for(self, name):
+        """The kernel ``name`` for the device the variables live on."""
+        return _kernels.get(name, self._device)
 
     def add_variable(self, shape, initializer="zeros", dtype=None, name=None):
         """A new slot array (C-contiguous), tracked in ``variables``."""
@@ -326,10 +343,14 @@ class Optimizer:
         """A slot of the shape and dtype of ``reference_variable``, named after it."""
         name = _label(reference_variable).replace("/", "_") + "_" + (name or "var")
         value = reference_variable.value
-        array = self.add_variable(value.shape, initializer=initializer, dtype=value.dtype, name=name)
+        self.add_variable(value.shape, initializer=initializer, dtype=value.dtype, name=name)
+        return self._place_like(value)
+
+    def _place_like(self, value):
+        """The slot added last, moved to the GPU when ``value`` (its variable's) lives there."""
         if _devices.is_device_array(value):  # a GPU variable's slots live beside it
-            array = self._variables[-1] = _devices.to_device(array)
-        return array
+            self._variables[-1] = _devices.to_device(self._variables[-1])
+        return self._variables[-1]
 
     def add_optimizer_variables(self, trainable_variables, name, initializer="zeros"):
         """One slot per variable for each of ``name`` (a string or a list of strings), created
@@ -458,7 +479,10 @@ class Optimizer:
 
         scale = self.loss_scale_factor
         if scale is not None:
-            kept_grads = [g / g.dtype.type(scale) for g in kept_grads]
+            if self._device == "cuda":
+                kept_grads = [self._axpby(g, 1.0 / scale, g, 0.0) for g in kept_grads]
+            else:
+                kept_grads = [g / g.dtype.type(scale) for g in kept_grads]
 
         self._backend_apply_gradients(kept_grads, kept_vars)
         for variable in kept_vars:
@@ -503,16 +527,26 @@ class Optimizer:
         if steps:
             accumulators = [self._accumulated_gradients[self._get_variable_index(v)]
                             for v in trainable_variables]
+            gpu = self._device == "cuda"
             if (int(self._iterations) + 1) % steps == 0:
-                grads = [(g + acc) / g.dtype.type(steps) for g, acc in zip(grads, accumulators)]
+                if gpu:
+                    grads = [self._axpby(g, 1.0 / steps, acc, 1.0 / steps) for g, acc in zip(grads, accumulators)]
+                else:
+                    grads = [(g + acc) / g.dtype.type(steps) for g, acc in zip(grads, accumulators)]
                 grads = self._clip_gradients(grads)
                 self._apply_weight_decay(trainable_variables, learning_rate)
                 self._backend_update_step(grads, trainable_variables, learning_rate)
                 for acc in self._accumulated_gradients:
-                    acc[...] = 0
+                    if gpu:
+                        acc.reshape(-1)[:] = 0  # a device array takes no [...] (nor [:] at rank 0)
+                    else:
+                        acc[...] = 0
             else:
                 for g, acc in zip(grads, accumulators):
-                    acc += g
+                    if gpu:
+                        self._axpby(acc, 1.0, g, 1.0, out=acc)
+                    else:
+                        acc += g
         else:
             grads = self._clip_gradients(grads)
             self._apply_weight_decay(trainable_variables, learning_rate)
@@ -551,8 +585,16 @@ class Optimizer:
             return loss * self.loss_scale_factor
         return loss
 
+    def _axpby(self, x, a, y, b, out=None):
+        """a x + b y on the variables' device (into ``out``, else a new array)."""
+        out = _devices.empty(x.shape, x.dtype, x) if out is None else out
+        self._kernel_for("axpby")(x.reshape(-1), a, y.reshape(-1), b, out.reshape(-1))
+        return out
+
     # ---- clipping -----------------------------------------------------------------------------
     def _clip_gradients(self, grads):
+        if self._device == "cuda":
+            return self._clip_gradients_on_device(grads)
         if self.clipnorm and self.clipnorm > 0:
             return [self._clip_by_norm(g) for g in grads]
         if self.global_clipnorm and self.global_clipnorm > 0:
@@ -561,6 +603,33 @@ class Optimizer:
             v = float(self.clipvalue)
             return [np.clip(g, -v, v) for g in grads]
         return grads
+
+    def _clip_gradients_on_device(self, grads):
+        """The CPU rules of `_clip_gradients` with device kernels, into new arrays (the caller's
+        gradients are not changed); the norms stay on the device."""
+        if self.clipnorm and self.clipnorm > 0:
+            groups, limit, nonfinite_nan = [[g] for g in grads], float(self.clipnorm), False
+        elif self.global_clipnorm and self.global_clipnorm > 0:
+            groups, limit, nonfinite_nan = [list(grads)], float(self.global_clipnorm), True
+        elif self.clipvalue and self.clipvalue > 0:
+            clip = self._kernel_for("clip_values")
+            out = [_devices.empty(g.shape, g.dtype, g) for g in grads]
+            for g, o in zip(grads, out):
+                clip(g.reshape(-1), float(self.clipvalue), o.reshape(-1))
+            return out
+        else:
+            return grads
+        sum_squares, scale = self._kernel_for("sum_squares"), self._kernel_for("scale_by_norm")
+        out = []
+        for group in groups:
+            total = _zeros((1,), np.float64, group[0])
+            for g in group:
+                sum_squares(g.reshape(-1), total)
+            for g in group:
+                o = _devices.empty(g.shape, g.dtype, g)
+                scale(g.reshape(-1), total, limit, nonfinite_nan, o.reshape(-1))
+                out.append(o)
+        return out
 
     def _clip_by_norm(self, grad):
         flat = grad.reshape(-1)
@@ -598,7 +667,7 @@ class Optimizer:
         if learning_rate is None:
             learning_rate = self._get_current_learning_rate()
         factor = float(learning_rate) * float(self.weight_decay)
-        decay = _kernels.get("decay_weights")
+        decay = self._kernel_for("decay_weights")
         for variable in variables:
             if self._use_weight_decay(variable):
                 decay(variable.value.reshape(-1), factor)
@@ -608,6 +677,9 @@ class Optimizer:
         momentum = float(self.ema_momentum) if self.iterations != 0 else 0.0
         for variable, average in zip(trainable_variables, self._model_variables_moving_average):
             value = variable.value
+            if self._device == "cuda":
+                self._axpby(average, momentum, value, 1.0 - momentum, out=average)
+                continue
             average *= value.dtype.type(momentum)
             average += value * value.dtype.type(1.0 - momentum)
 
@@ -618,7 +690,10 @@ class Optimizer:
                              f"({len(self._model_variables_moving_average)}). Please check if the "
                              "optimizer was called on your model.")
         for variable, average in zip(trainable_variables, self._model_variables_moving_average):
-            variable.value[...] = average
+            if self._device == "cuda":
+                variable.value.copy_to_device(average)
+            else:
+                variable.value[...] = average
 
     def finalize_variable_values(self, var_list):
         """With ``use_ema``, overwrite the variables with their moving averages (end of fit)."""

@@ -129,7 +129,95 @@ def conv2d_backward_weight(x_nhwc, dy_nhwo, stride_h, stride_w, pad_h, pad_w, di
         sum_axis0(dy_nhwo.reshape(dy_nhwo.size // co, co), db_o)
 
 
+@cuda.jit
+def _add_bias_channels(y_mc, b_c):
+    i = cuda.grid(1)
+    c = y_mc.shape[1]
+    if i < y_mc.shape[0] * c:
+        y_mc[i // c, i % c] += b_c[i % c]
+
+
+def add_bias_channels(y_mc, b_c):
+    """y += b per channel, in place; y_mc (M, C), b_c (C,) device arrays."""
+    if y_mc.size:
+        _add_bias_channels[grid_1d(y_mc.size)](y_mc, b_c)
+
+
+@cuda.jit
+def _depth_columns(x, kd, sd, pd, dd, groups, cols):
+    i = cuda.grid(1)
+    m, h, w, cc = cols.shape
+    if i < m * h * w * cc:
+        n_, d, _, _, c = x.shape
+        od, cg = m // n_, c // groups
+        ch, row = i % cc, i // (h * w * cc)
+        px = (i // cc) % (h * w)
+        g, t, k = ch // (kd * cg), (ch // cg) % kd, ch % cg
+        src = (row % od) * sd + t * dd - pd
+        v = x[row // od, src, px // w, px % w, g * cg + k] if 0 <= src < d else 0.0
+        cols[row, px // w, px % w, ch] = v
+
+
+@cuda.jit
+def _depth_columns_backward(dcols, kd, sd, pd, dd, groups, dx):
+    i = cuda.grid(1)
+    n_, d, h, w, c = dx.shape
+    if i < n_ * d * h * w * c:
+        od, cg = dcols.shape[0] // n_, c // groups
+        ch, px = i % c, (i // c) % (h * w)
+        dep, n = (i // (c * h * w)) % d, i // (c * h * w * d)
+        g, k = ch // cg, ch % cg
+        acc = 0.0
+        for t in range(kd):
+            num = dep + pd - t * dd
+            if num >= 0 and num % sd == 0 and num // sd < od:
+                acc += dcols[n * od + num // sd, px // w, px % w, (g * kd + t) * cg + k]
+        dx[n, dep, px // w, px % w, ch] = acc
+
+
+@cuda.jit
+def _move_depth(w5, w4, to_channels):
+    i = cuda.grid(1)
+    kd, kh, kw, cg, o = w5.shape
+    if i < w5.size:
+        oo, k, rest = i % o, (i // o) % cg, i // (o * cg)  # index into (KH, KW, KD, CG, O)
+        t, x_, y_ = rest % kd, (rest // kd) % kw, rest // (kd * kw)
+        if to_channels:
+            w4[y_, x_, t * cg + k, oo] = w5[t, y_, x_, k, oo]
+        else:
+            w5[t, y_, x_, k, oo] = w4[y_, x_, t * cg + k, oo]
+
+
+def depth_columns(x_ndhwc, kernel_d, stride_d, pad_d, dilation_d, groups, cols_out):
+    """The CPU twin's depth columns (Conv3D as 2-D convolutions) on device arrays."""
+    if cols_out.size:
+        _depth_columns[grid_1d(cols_out.size)](x_ndhwc, kernel_d, stride_d, pad_d, dilation_d, groups, cols_out)
+
+
+def depth_columns_backward(dcols, kernel_d, stride_d, pad_d, dilation_d, groups, dx_out):
+    """The gradient of depth_columns' input, summed over taps in order; device arrays."""
+    if dx_out.size:
+        _depth_columns_backward[grid_1d(dx_out.size)](dcols, kernel_d, stride_d, pad_d, dilation_d, groups, dx_out)
+
+
+def kernel_depth_to_channels(w_dhwio, w_hwco_out):
+    """(KD, KH, KW, CG, O) -> (KH, KW, KD * CG, O) on device arrays."""
+    if w_dhwio.size:
+        _move_depth[grid_1d(w_dhwio.size)](w_dhwio, w_hwco_out, True)
+
+
+def kernel_channels_to_depth(w_hwco, w_dhwio_out):
+    """(KH, KW, KD * CG, O) -> (KD, KH, KW, CG, O) on device arrays."""
+    if w_dhwio_out.size:
+        _move_depth[grid_1d(w_dhwio_out.size)](w_dhwio_out, w_hwco, False)
+
+
 KERNELS = {
+    "depth_columns": depth_columns,
+    "depth_columns_backward": depth_columns_backward,
+    "kernel_depth_to_channels": kernel_depth_to_channels,
+    "kernel_channels_to_depth": kernel_channels_to_depth,
+    "add_bias_channels": add_bias_channels,
     "conv2d_forward": conv2d_forward,
     "conv2d_backward_input": conv2d_backward_input,
     "conv2d_backward_weight": conv2d_backward_weight,

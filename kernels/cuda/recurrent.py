@@ -489,7 +489,25 @@ def rows_matmul_tn(a_mk, b_mn, c_kn, colsum_n, n_threads=1):
         sum_axis0(b_mn, colsum_n)
 
 
+@cuda.jit
+def _mask_time_steps(x_ntk, mask_nk, accumulate, out_ntk):
+    i = cuda.grid(1)
+    n, t_len, k = x_ntk.shape
+    if i < n * t_len * k:
+        row, j = i // (t_len * k), i % k
+        t = (i // k) % t_len
+        v = x_ntk[row, t, j] * mask_nk[row, j]
+        out_ntk[row, t, j] = out_ntk[row, t, j] + v if accumulate else v
+
+
+def mask_time_steps(x_ntk, mask_nk, accumulate, out_ntk):
+    """out = x * mask[:, None, :] (+ out when ``accumulate``); (N, T, K) and (N, K) device arrays."""
+    if x_ntk.size:
+        _mask_time_steps[grid_1d(x_ntk.size)](x_ntk, mask_nk, bool(accumulate), out_ntk)
+
+
 KERNELS = {
+    "mask_time_steps": mask_time_steps,
     "simple_rnn_forward": simple_rnn_forward,
     "simple_rnn_backward": simple_rnn_backward,
     "lstm_forward": lstm_forward,

@@ -137,3 +137,39 @@ def test_layer_norm_forward_and_backward(rms):
                                      np.zeros(c, np.float32)], [6, 7, 8])
     run_both("layer_norm_backward", [dy, x, mean, rstd, gamma, rms, np.zeros_like(x), np.full(c, 5, np.float32),
                                      np.full(c, 5, np.float32), True, False], [6, 7, 8])  # params untouched
+
+
+def test_add_bias_channels():
+    y, b = RNG.standard_normal((7, 5)).astype(np.float32), RNG.standard_normal(5).astype(np.float32)
+    gpu = cuda.to_device(y)
+    kernels.get("add_bias_channels", device="cuda")(gpu, cuda.to_device(b))
+    np.testing.assert_allclose(gpu.copy_to_host(), y + b, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kd,sd,pd,dd,groups", [(3, 1, 1, 1, 1), (2, 2, 0, 1, 2), (2, 1, 2, 2, 1)])
+def test_conv3d_depth_columns_and_kernel_moves(kd, sd, pd, dd, groups):
+    n, d, h, w, c, o = 2, 5, 2, 3, 4, 3
+    od = (d + 2 * pd - (kd - 1) * dd - 1) // sd + 1
+    x = RNG.standard_normal((n, d, h, w, c)).astype(np.float32)
+    shape = (n * od, h, w, groups * kd * (c // groups))
+    cols = [np.zeros(shape, np.float32), cuda.to_device(np.zeros(shape, np.float32))]
+    for dev, xx, out in (("cpu", x, cols[0]), ("cuda", cuda.to_device(x), cols[1])):
+        kernels.get("depth_columns", dev)(xx, kd, sd, pd, dd, groups, out)
+    np.testing.assert_array_equal(cols[1].copy_to_host(), cols[0])
+    assert cols[0][0, 0, 0, 0] == (x[0, dd * 0 - pd, 0, 0, 0] if pd == 0 else 0.0)  # tap 0 of depth 0: padding
+    dcols = RNG.standard_normal(shape).astype(np.float32)
+    dx = [np.empty_like(x), cuda.to_device(np.empty_like(x))]
+    for dev, dc, out in (("cpu", dcols, dx[0]), ("cuda", cuda.to_device(dcols), dx[1])):
+        kernels.get("depth_columns_backward", dev)(dc, kd, sd, pd, dd, groups, out)
+    np.testing.assert_allclose(dx[1].copy_to_host(), dx[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.sum(dx[0] * x), np.sum(dcols * cols[0]), rtol=1e-4)  # the adjoint of the gather
+    wk = RNG.standard_normal((kd, 2, 3, c // groups, o)).astype(np.float32)
+    w4 = [np.empty((2, 3, kd * (c // groups), o), np.float32), cuda.to_device(np.empty((2, 3, kd * (c // groups), o),
+                                                                                       np.float32))]
+    back = [np.empty_like(wk), cuda.to_device(np.empty_like(wk))]
+    for i, dev in enumerate(("cpu", "cuda")):
+        kernels.get("kernel_depth_to_channels", dev)(wk if i == 0 else cuda.to_device(wk), w4[i])
+        kernels.get("kernel_channels_to_depth", dev)(w4[i], back[i])
+    np.testing.assert_array_equal(w4[1].copy_to_host(), w4[0])
+    np.testing.assert_array_equal(back[1].copy_to_host(), wk)
+    np.testing.assert_array_equal(back[0], wk)

@@ -87,10 +87,74 @@ def test_conv1d_layer_normalization_and_global_pooling_on_gpu():
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
 
 
+def test_conv2d_transpose_and_conv1d_transpose_steps_on_gpu():
+    def make():
+        dl.utils.clear_session()
+        dl.utils.set_random_seed(0)
+        model = dl.Sequential([dl.Input(shape=(6, 6, 2)), dl.layers.Conv2D(3, 3, strides=2, activation="relu"),
+                               dl.layers.Conv2DTranspose(2, 3, strides=2, padding="same", output_padding=1,
+                                                         activation="tanh"),
+                               dl.layers.Reshape((16, 2)),
+                               dl.layers.Conv1DTranspose(2, 3, dilation_rate=2, use_bias=False),
+                               dl.layers.Flatten(), dl.layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    cpu, gpu = _equal_steps(make)
+    assert tuple(gpu.layers[1].kernel.shape) == (3, 3, 2, 3) and gpu.layers[1].bias is not None
+    np.testing.assert_allclose(gpu.predict(X, verbose=0), cpu.predict(X, verbose=0), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("rank,kwargs", [(1, {"strides": 2, "padding": "same"}),
+                                         (2, {"strides": (2, 1), "dilation_rate": (1, 2), "output_padding": (1, 0)})])
+def test_conv_transpose_op_gradients_on_gpu_equal_the_cpu(rank, kwargs):
+    x = RNG.standard_normal((2,) + (5,) * rank + (3,)).astype(np.float32)
+    w = RNG.standard_normal((3,) * rank + (4, 3)).astype(np.float32)
+    b = RNG.standard_normal(4).astype(np.float32)
+    results = []
+    for where in ("cpu", "gpu:0"):
+        with dl.device(where):
+            move = devices.to_device if where != "cpu" else (lambda a: a)
+            tensors = [dl.Tensor(move(a)) for a in (x, w, b)]
+            with dl.GradientTape() as tape:
+                tape.watch(tensors)
+                y = dl.ops.conv_transpose_bias(tensors[0], tensors[1], tensors[2], **kwargs)
+            size = int(np.prod(y.shape))
+            seed = dl.Tensor(move(np.sin(np.arange(size, dtype=np.float32)).reshape(tuple(y.shape))))
+            grads = tape.gradient(y, tensors, output_gradients=seed)
+        results.append([devices.to_host(t.value) for t in [y, *grads]])
+    for cpu, gpu in zip(*results):
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(results[0][0], dl.ops.conv_transpose(x, w, **kwargs).numpy() + b, rtol=1e-6)
+
+
+def test_conv3d_steps_on_gpu_equal_the_cpu_step():
+    x3 = RNG.standard_normal((6, 4, 3, 3, 2)).astype(np.float32)
+
+    def make():
+        dl.utils.clear_session()
+        dl.utils.set_random_seed(0)
+        model = dl.Sequential([dl.Input(shape=(4, 3, 3, 2)),
+                               dl.layers.Conv3D(2, 3, strides=(2, 1, 1), padding="same", activation="relu"),
+                               dl.layers.Conv3D(2, (2, 2, 2), dilation_rate=(1, 1, 1), groups=2),
+                               dl.layers.Flatten(), dl.layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        return model
+
+    cpu = make()
+    cpu_loss = cpu.train_on_batch(x3, Y)
+    with dl.device("gpu:0"):
+        gpu = make()
+        gpu_loss = gpu.train_on_batch(x3, Y)
+    assert all(devices.is_device_array(v.value) for v in gpu.weights)
+    for a, b in zip(cpu.get_weights(), gpu.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(gpu_loss, cpu_loss, rtol=1e-4)
+    np.testing.assert_allclose(gpu.predict_on_batch(x3), cpu.predict_on_batch(x3), rtol=1e-4, atol=1e-6)
+
+
 def test_what_the_gpu_does_not_run_is_a_clear_error():
     with dl.device("gpu:0"):
-        with pytest.raises(ValueError, match="Conv3D 'c3' has no GPU path yet"):
-            dl.Sequential([dl.Input(shape=(4, 4, 4, 1)), dl.layers.Conv3D(2, 3, name="c3")])
         model = dl.Sequential([dl.Input(shape=(6, 6, 2)), dl.layers.Conv2D(2, 3, padding="reflect")])
         with pytest.raises(ValueError, match="padding='reflect' run on the CPU only"):
             model.predict(X, verbose=0)

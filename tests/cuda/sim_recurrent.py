@@ -158,3 +158,8 @@ def test_attention_forward_and_backward(causal, masked, biased, rate):
 @pytest.mark.filterwarnings("ignore:.*overflow encountered")
 def test_attention_dropout_keep_is_the_cpu_hash():
     run_both("attention_dropout_keep", [2, 2, 3, 5, 0.3, 2**63 + 7, np.zeros((2, 2, 3, 5), np.uint8)], [6])
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_mask_time_steps(accumulate):
+    run_both("mask_time_steps", [rand(N, T, 5), rand(N, 5), accumulate, rand(N, T, 5)], [3])

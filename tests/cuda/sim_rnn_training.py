@@ -94,13 +94,28 @@ def test_recurrent_layers_train_and_predict_on_gpu(name, return_sequences):
     np.testing.assert_allclose(gpu.predict(x, verbose=0), cpu.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
 
 
-def test_recurrent_dropout_on_gpu_is_a_clear_error():
+DROPOUT_LAYERS = {  # with recurrent_dropout set too, each gate has its own input mask
+    "simple_rnn": lambda seq: dl.layers.SimpleRNN(3, dropout=0.3, recurrent_dropout=0.4, return_sequences=seq),
+    "lstm_backwards": lambda seq: dl.layers.LSTM(3, dropout=0.3, recurrent_dropout=0.4, go_backwards=True,
+                                                 return_sequences=seq),
+    "gru_reset_before": lambda seq: dl.layers.GRU(3, recurrent_dropout=0.4, dropout=0.3, reset_after=False,
+                                                  return_sequences=seq),
+}
+
+
+# one input mask for every gate (GRU with reset_after, LSTM without recurrent dropout): the op test below
+@pytest.mark.parametrize("name,return_sequences", [("simple_rnn", False), ("lstm_backwards", True),
+                                                   ("gru_reset_before", False)])
+def test_dropout_and_recurrent_dropout_steps_on_gpu_equal_the_cpu_step(name, return_sequences):
+    x = RNG.standard_normal((5, 3, 3)).astype(np.float32)
+    y = RNG.standard_normal((5, 3, 2) if return_sequences else (5, 2)).astype(np.float32)
+    cpu = rnn_model(DROPOUT_LAYERS[name], return_sequences)
+    cpu_loss = cpu.train_on_batch(x, y)
     with dl.device("gpu:0"):
-        model = dl.Sequential([dl.Input(shape=(4, 3)), dl.layers.LSTM(3, dropout=0.5), dl.layers.Dense(1)])
-        model.compile(optimizer="sgd", loss="mse")
-        with pytest.raises(ValueError, match="dropout / recurrent_dropout masks have no GPU path yet"):
-            model.fit(np.ones((2, 4, 3), np.float32), np.ones((2, 1), np.float32), verbose=0)
-        assert model.predict(np.ones((2, 4, 3), np.float32), verbose=0).shape == (2, 1)  # inference: no masks
+        gpu = rnn_model(DROPOUT_LAYERS[name], return_sequences)
+        gpu_loss = gpu.train_on_batch(x, y)
+    assert_same_weights(gpu, cpu)
+    np.testing.assert_allclose(gpu_loss, cpu_loss, rtol=1e-4)
 
 
 @pytest.mark.filterwarnings("ignore:.*overflow encountered")  # the simulator's uint64 dropout hash wraps
@@ -203,3 +218,32 @@ def test_attention_on_gpu_errors_are_clear():
             out = dl.ops.dot_product_attention(on_gpu, on_gpu, on_gpu, bias=bias)
         with pytest.raises(ValueError, match="the gradient of `bias` has no GPU path yet"):
             tape.gradient(out, bias, output_gradients=dl.Tensor(devices.to_device(np.ones_like(q))))
+
+
+@pytest.mark.parametrize("op,gates,kwargs,per_gate", [("lstm", 4, {}, True), ("gru", 3, {"reset_after": False}, True),
+                                                      ("gru", 3, {"reset_after": True}, False),
+                                                      ("simple_rnn", 1, {}, False)])
+def test_recurrent_ops_with_dropout_masks_on_gpu_equal_the_cpu_gradients(op, gates, kwargs, per_gate):
+    n, t_len, k, u = 3, 4, 2, 3
+    x = RNG.standard_normal((n, t_len, k)).astype(np.float32)
+    w = (RNG.standard_normal((k, gates * u)) * 0.5).astype(np.float32)
+    r = (RNG.standard_normal((u, gates * u)) * 0.5).astype(np.float32)
+    b = RNG.standard_normal((2, 3 * u) if kwargs.get("reset_after") else (gates * u,)).astype(np.float32)
+    x_masks = ((RNG.random((gates if per_gate else 1, n, k)) > 0.3) / 0.7).astype(np.float32)
+    h_masks = ((RNG.random((gates, n, u)) > 0.3) / 0.7).astype(np.float32)
+    results = []
+    for where, masked in (("cpu", True), ("gpu:0", True), ("gpu:0", False)):
+        with dl.device(where):
+            move = devices.to_device if where != "cpu" else (lambda a: a)
+            tensors = [dl.Tensor(move(a)) for a in [x, w, r, b]]
+            with dl.GradientTape() as tape:
+                tape.watch(tensors)
+                outs = getattr(dl.ops, op)(*tensors, return_sequences=True, go_backwards=True,
+                                           input_dropout_mask=x_masks if masked else None,
+                                           recurrent_dropout_mask=move(h_masks) if masked else None, **kwargs)
+            seeds = [dl.Tensor(move(np.full(o.shape, 0.5 + i, np.float32))) for i, o in enumerate(outs)]
+            grads = tape.gradient(list(outs), tensors, output_gradients=seeds)
+        results.append([devices.to_host(t.value) for t in [*outs, *grads]])
+    for cpu, gpu, _ in zip(*results):
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(results[1][0], results[2][0])  # the masks change the outputs
