@@ -129,6 +129,9 @@ def to_host(a):
 def zeros_like(a):
     """Zeros of ``a``'s shape and dtype on the device ``a`` lives on."""
     if isinstance(a, ARRAY_TYPES):
+        if len(a.shape) == 0:  # a real device array refuses z[:] = 0 at rank 0 (the simulator allows it)
+            from numba import cuda
+            return cuda.to_device(np.zeros((), dtype=a.dtype))
         z = empty(a.shape, a.dtype, a)
         z[:] = 0
         return z
