@@ -9,7 +9,7 @@ import pytest
 
 import dlcore as dl
 from dlcore import kernels
-from dlcore.ops.conv import conv, conv2d_bias_act, conv_transpose, depthwise_conv, separable_conv
+from dlcore.ops.conv import conv, conv2d_bias_act, conv_transpose, conv_transpose_bias, depthwise_conv, separable_conv
 from harness import check_op_gradients
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -108,6 +108,19 @@ def test_conv_transpose_forward_and_gradients(xs, ks, strides, padding, output_p
     assert np.isclose(np.sum(y.value * v), np.sum(x * _conv_of(v, k, strides, pad_tl, out, xs, dilation)))
     check_op_gradients(lambda a, b: conv_transpose(a, b, strides, padding, output_padding, dilation_rate=dilation),
                        [x, k])
+
+
+@pytest.mark.parametrize("xs,ks,strides,padding", [((2, 3, 4, 3), (3, 3, 2, 3), (2, 2), "same"),
+                                                   ((2, 4, 3), (3, 2, 3), (2,), "valid")])
+def test_conv_transpose_bias_is_conv_transpose_plus_bias(xs, ks, strides, padding):
+    """conv_transpose_bias (the Conv*DTranspose layers' op) equals conv_transpose + the bias per
+    output channel, and its float64 finite-difference gradients hold for x, kernel and bias."""
+    x, k, b = rand(xs, 1), rand(ks, 2), rand((ks[-2],), 4)
+    y = conv_transpose_bias(x, k, b, strides, padding)
+    np.testing.assert_allclose(y.value, conv_transpose(x, k, strides, padding).value + b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(conv_transpose_bias(x, k, None, strides, padding).value,
+                               conv_transpose(x, k, strides, padding).value, rtol=0, atol=0)
+    check_op_gradients(lambda a, c, d: conv_transpose_bias(a, c, d, strides, padding), [x, k, b])
 
 
 def _conv_of(v, k, strides, pad_tl, out, xs, dilation):
