@@ -27,9 +27,9 @@
 from cython.parallel cimport prange
 from libc.stdint cimport int8_t, int32_t, int64_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
-from kernels._activations cimport epilogue_row, ACT_LINEAR, ACT_RELU
+from kernels._activations cimport act_row, epilogue_row, ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH
 
 cdef extern from "dl_igemm.h" nogil:
     void dl_igemm_pack(Py_ssize_t k, Py_ssize_t n, const int8_t* B, Py_ssize_t ldb, int8_t* P, int32_t* csum)
@@ -475,3 +475,6 @@ def int8_max_pool2d_forward(const int8_t[:, :, :, ::1] x_nhwc, int pool_h, int p
         b = row // oh
         i = row % oh
         dl_i8_max_pool_row(ow, c, w, pool_h, pool_w, stride_w, &x_nhwc[b, i * stride_h, 0, 0], &y_nhwc[b, i, 0, 0])
+
+
+include "_quantized_recurrent.pxi"
