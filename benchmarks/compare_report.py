@@ -41,7 +41,8 @@ def _label(fw):
 
 
 COLORS = {"dlcore": "tab:blue", "torch": "tab:orange", "keras": "tab:green", "onnxruntime": "tab:red", "dlcore_onnx": "tab:purple",
-          "dlcore_int8": "tab:cyan", "onnxruntime_int8": "tab:pink"}
+          "dlcore_int8": "tab:cyan", "onnxruntime_int8": "tab:pink",
+          "torch_int8": "tab:olive"}
 
 
 def to_markdown(results):

@@ -2,7 +2,7 @@
 
 Each module (``dlcore_``, ``torch_``, ``keras_``, ``onnxruntime_``; the trailing underscore keeps
 them from shadowing the frameworks; ``dlcore_onnx``: dlcore running the PyTorch-exported ONNX file
-that ONNX Runtime runs; ``dlcore_int8`` / ``onnxruntime_int8``: the same models quantized to int8)
+that ONNX Runtime runs; ``dlcore_int8`` / ``onnxruntime_int8`` / ``torch_int8``: the same models quantized to int8)
 provides:
 
     REQUIRES               import names that must be installed (probed without importing)
@@ -20,7 +20,8 @@ dispatch without loading any framework.
 import importlib
 
 MODULES = {"dlcore": "dlcore_", "torch": "torch_", "keras": "keras_", "onnxruntime": "onnxruntime_",
-           "dlcore_onnx": "dlcore_onnx", "dlcore_int8": "dlcore_int8", "onnxruntime_int8": "onnxruntime_int8"}
+           "dlcore_onnx": "dlcore_onnx", "dlcore_int8": "dlcore_int8", "onnxruntime_int8": "onnxruntime_int8",
+           "torch_int8": "torch_int8"}
 
 
 def load(framework):
