@@ -8,8 +8,9 @@ anything else (masks, casts, structures, layers with their own ``__call__``) goe
 ``layer(x)``. Layers and ops know nothing of this module: a layer's ``call`` is its only forward,
 and an op computes without recording when no tape records.
 
-int8 conv stacks (Sequential): an int8 convolution followed, through ReLU activations, "valid"
-channels_last max pooling and dropout layers, by a calibrated int8 convolution (a static
+int8 conv stacks (Sequential models, and the runs of single-input nodes of functional models whose
+intermediate tensors feed nothing else): an int8 convolution followed, through ReLU activations,
+"valid" channels_last max pooling and dropout layers, by a calibrated int8 convolution (a static
 ``input_scale``, from ``model.quantize("int8", calibration_data=x)``) runs as an
 :class:`Int8ChainStep`: its kernel requantizes its output straight to int8 with the next layer's
 scale (a following ReLU folded into it), the pooling runs on int8, and the next convolution takes
@@ -228,6 +229,7 @@ class FunctionalPlan:
         self.single_output = id(outputs) if isinstance(outputs, KerasTensor) else None
         self.output_keys = _tensor_keys(outputs)
         self.output_type = type(outputs)
+        self.nodes = _int8_chains(self.nodes, model._nodes, outputs)
 
     def _input_values(self, model, data):
         """{id(input KerasTensor): Tensor} for the data, as ``call`` converts and checks it."""
@@ -268,6 +270,51 @@ class FunctionalPlan:
         if self.output_keys is not None:
             return self.output_type(values[k] for k in self.output_keys)
         return map_structure(lambda t: values[id(t)], model._output_struct)
+
+
+class ChainStep:
+    """Consecutive single-input nodes of a functional graph run as one step (the steps of
+    :func:`int8_chain_steps`), their intermediate tensors used by no other node."""
+
+    __slots__ = ("steps",)
+
+    def __init__(self, steps):
+        self.steps = steps
+
+    def __call__(self, x, training):
+        for step in self.steps:
+            x = step(x, training)
+        return x
+
+
+def _int8_chains(entries, nodes, outputs):
+    """The plan's ``entries`` (node, step, input key, output keys) with each run of single-input,
+    single-output nodes that holds an int8 convolution merged into one :class:`ChainStep` entry, so a
+    functional model hands int8 between calibrated convolutions as a Sequential one does. A run
+    continues while a node's one output feeds only the next node and is not a model output."""
+    if not any(_is_int8_conv(node.layer) for node in nodes):
+        return entries
+    uses = {}
+    for node in nodes:
+        for t in flatten([node.args, list(node.kwargs.values())]):
+            if isinstance(t, KerasTensor):
+                uses[id(t)] = uses.get(id(t), 0) + 1
+    for t in flatten(outputs):
+        uses[id(t)] = uses.get(id(t), 0) + 1
+    out, i = [], 0
+    while i < len(entries):
+        j = i
+        while (j + 1 < len(entries) and entries[j][1] is not None and entries[j + 1][1] is not None
+               and len(entries[j][3]) == 1 and entries[j + 1][2] == entries[j][3][0] and uses.get(entries[j][3][0]) == 1):
+            j += 1
+        run = entries[i:j + 1]
+        if len(run) > 1 and any(_is_int8_conv(e[0].layer) for e in run):
+            steps = int8_chain_steps([e[0].layer for e in run], [e[1] for e in run])
+            out.append((run[-1][0], ChainStep(steps), run[0][2], run[-1][3]))
+        else:
+            out.extend(run)
+        i = j + 1
+    return out
 
 
 def check_input_shape(model, layer, t, x):
