@@ -7,7 +7,9 @@ as int8; the float weight is ``w_q / scale``. Dense quantizes its kernel per out
 (axis 0), Embedding its table per row (axis -1); inputs are quantized per row at call time by the
 kernels with the same rule. Convolutions (dlcore's extension, dlcore/layers/conv.py) quantize their
 kernel per output channel and their inputs per sample, or with static scales from
-``model.quantize("int8", calibration_data=x)`` (calibration.py).
+``model.quantize("int8", calibration_data=x)`` (calibration.py). LSTM and GRU cells (also a dlcore
+extension) quantize ``kernel`` and ``recurrent_kernel`` per output column (``kernel_scale``,
+``recurrent_kernel_scale``) and their hidden state per row at each step (dlcore/layers/recurrent/cells.py).
 
 Training: a quantized layer runs inference only; calling it while a GradientTape records (fit,
 train_on_batch, a user's tape) raises a ValueError naming the layer. Keras allows int8 fine-tuning
