@@ -36,7 +36,7 @@ def _projection(cell, x, bias):
 
 
 def test_lstm_quantize_variables_and_policy():
-    model = _model(layers.LSTM(16))
+    model = _model(layers.LSTM(16, name="lstm"))
     lstm = model.layers[0]
     kernel, recurrent = lstm.cell.kernel.value.copy(), lstm.cell.recurrent_kernel.value.copy()
     model.quantize("int8")
