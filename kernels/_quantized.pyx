@@ -139,7 +139,6 @@ cdef int _dense_rows(Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t m, Py_ssize_t kq
     cdef Py_ssize_t mp = (m + 15) // 16 * 16, i, j
     cdef int32_t* acc = <int32_t*>malloc(rows * mp * sizeof(int32_t))
     cdef float* yr
-    cdef float s
     if acc == NULL:
         return -1
     if kq > 0:
@@ -147,14 +146,9 @@ cdef int _dense_rows(Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t m, Py_ssize_t kq
     else:
         for j in range(rows * mp):
             acc[j] = 0
-    for i in range(rows):
+    for i in range(rows):  # the convolutions' row epilogue (restrict pointers, vectorized per ISA): same operations
         yr = y + (r0 + i) * m
-        s = xs[r0 + i]
-        for j in range(m):
-            yr[j] = <float>acc[i * mp + j] / (ws[j] * s)
-        if bias != NULL:
-            for j in range(m):
-                yr[j] = yr[j] + bias[j]
+        dl_iconv_scale_row_c(m, acc + i * mp, ws, xs[r0 + i], bias, 0, yr)
         if code == ACT_RELU:
             for j in range(m):
                 yr[j] = yr[j] if yr[j] > 0 else 0.0

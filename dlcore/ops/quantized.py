@@ -239,8 +239,9 @@ def int8_max_pool(inputs, pool_size, strides=None):
 
 
 class Int8Recurrence(Function):
-    """LSTM / GRU over (N, T, K) float32 inputs with int8 kernels (forward only): z = int8_dense(x) for all
-    steps (one int8 GEMM), then the int8 recurrence kernel. Returns (output, h) or (output, h, c)."""
+    """LSTM / GRU over (N, T, K) float32 inputs with int8 kernels (forward only): the inputs of all steps
+    quantized per row and multiplied by the input kernel as one int8 GEMM (exact int32), then the int8
+    recurrence kernel, which dequantizes those products per step. Returns (output, h) or (output, h, c)."""
 
     @staticmethod
     def forward(ctx, cell, x, kernel, kernel_scale, recurrent, recurrent_scale, b, h0, c0, mask, go_backwards,
@@ -255,21 +256,28 @@ class Int8Recurrence(Function):
             bias_in = b[0].copy()
             bias_in[:2 * u] += b[1][:2 * u]
             brh = np.ascontiguousarray(b[1][2 * u:])
-        z = Int8Dense.forward(None, x.reshape(n * t_len, k), kernel.data, kernel.csum, kernel_scale, bias_in, k,
-                              "linear", 0.0).reshape(n, t_len, -1)
+        rows = n * t_len
+        threads = kernels.threads_for(rows * kernel.m * max(k, 1) // 4)
+        q = np.empty((rows, (k + 3) // 4 * 4), dtype=np.int8)
+        x_scale = np.empty((n, t_len), dtype=np.float32)
+        kernels.get("quantize_rows")(contiguous(x.reshape(rows, k)), q, x_scale.reshape(rows), threads)
+        xacc = np.empty((n, t_len, (kernel.m + 15) // 16 * 16), dtype=np.int32)
+        kernels.get("int8_matmul")(q, kernel.data, kernel.csum, xacc.reshape(rows, -1), threads)
         h = np.zeros((n, u), np.float32) if h0 is None else np.array(h0, dtype=np.float32, order="C")
         y = np.empty((n, t_len, u), np.float32) if return_sequences else None
         mask_u8 = None if mask is None else np.ascontiguousarray(mask, dtype=np.uint8)
-        threads = kernels.threads_for(z.size)
+        threads = kernels.threads_for(xacc.size)
         if cell == "lstm":
             c = np.zeros((n, u), np.float32) if c0 is None else np.array(c0, dtype=np.float32, order="C")
-            kernels.get("int8_lstm_forward")(z, recurrent.data, recurrent.csum, recurrent_scale, mask_u8, act[0],
-                                             act[1], rec[0], rec[1], zero_output, h, c, y, threads)
+            kernels.get("int8_lstm_forward")(xacc, x_scale, kernel_scale, bias_in, recurrent.data, recurrent.csum,
+                                             recurrent_scale, mask_u8, act[0], act[1], rec[0], rec[1], zero_output,
+                                             h, c, y, threads)
             states = (h, c)
         else:
             zr, hh = recurrent
-            kernels.get("int8_gru_forward")(z, zr.data, zr.csum, hh.data, hh.csum, recurrent_scale, brh, mask_u8,
-                                            act[0], act[1], rec[0], rec[1], reset_after, zero_output, h, y, threads)
+            kernels.get("int8_gru_forward")(xacc, x_scale, kernel_scale, bias_in, zr.data, zr.csum, hh.data, hh.csum,
+                                            recurrent_scale, brh, mask_u8, act[0], act[1], rec[0], rec[1], reset_after,
+                                            zero_output, h, y, threads)
             states = (h,)
         last_rows = _last_rows(mask, zero_output)
         if return_sequences:
