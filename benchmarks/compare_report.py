@@ -42,7 +42,7 @@ def _label(fw):
 
 COLORS = {"dlcore": "tab:blue", "torch": "tab:orange", "keras": "tab:green", "onnxruntime": "tab:red", "dlcore_onnx": "tab:purple",
           "dlcore_int8": "tab:cyan", "onnxruntime_int8": "tab:pink",
-          "dlcore_bf16": "tab:olive"}
+          "dlcore_bf16": "tab:olive", "torch_int8": "tab:brown"}
 
 
 def deploy_markdown(results, fws):

@@ -130,16 +130,17 @@ TINY = {
 }
 
 FRAMEWORKS = ("dlcore", "torch", "keras", "onnxruntime", "dlcore_onnx", "dlcore_int8", "onnxruntime_int8",
-              "dlcore_bf16")
+              "dlcore_bf16", "torch_int8")
 FRAMEWORK_LABELS = {"dlcore": "dlcore", "torch": "PyTorch", "keras": "Keras (TF)",
                     "onnxruntime": "ONNX Runtime", "dlcore_onnx": "dlcore (ONNX import)",
                     "dlcore_int8": "dlcore int8", "onnxruntime_int8": "ONNX Runtime int8",
-                    "dlcore_bf16": "dlcore mixed_bfloat16"}
+                    "dlcore_bf16": "dlcore mixed_bfloat16",
+                    "torch_int8": "PyTorch int8"}
 # ONNX Runtime is an inference engine: it runs the models exported from PyTorch.
-# The int8 variants (inference workloads of the CNN and the MLP): dlcore's model.quantize("int8")
-# (the CNN calibrated) and ONNX Runtime's onnxruntime.quantization of the PyTorch export (static QDQ
-# for the CNN, dynamic for the MLP).
-INFERENCE_ONLY = {"onnxruntime", "dlcore_onnx", "dlcore_int8", "onnxruntime_int8"}
+# The int8 variants (inference workloads of the CNN, the MLP, the LSTM and the GRU): dlcore's
+# model.quantize("int8") (the CNN calibrated), ONNX Runtime's onnxruntime.quantization of the PyTorch
+# export (static QDQ for the CNN, dynamic for the others) and PyTorch's quantize_dynamic (MLP, LSTM, GRU).
+INFERENCE_ONLY = {"onnxruntime", "dlcore_onnx", "dlcore_int8", "onnxruntime_int8", "torch_int8"}
 
 
 def model_spec(name, tiny=False):

@@ -27,9 +27,9 @@
 from cython.parallel cimport prange
 from libc.stdint cimport int8_t, int32_t, int64_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
-from kernels._activations cimport epilogue_row, ACT_LINEAR, ACT_RELU
+from kernels._activations cimport act_row, epilogue_row, ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH
 
 cdef extern from "dl_igemm.h" nogil:
     void dl_igemm_pack(Py_ssize_t k, Py_ssize_t n, const int8_t* B, Py_ssize_t ldb, int8_t* P, int32_t* csum)
@@ -139,7 +139,6 @@ cdef int _dense_rows(Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t m, Py_ssize_t kq
     cdef Py_ssize_t mp = (m + 15) // 16 * 16, i, j
     cdef int32_t* acc = <int32_t*>malloc(rows * mp * sizeof(int32_t))
     cdef float* yr
-    cdef float s
     if acc == NULL:
         return -1
     if kq > 0:
@@ -147,14 +146,9 @@ cdef int _dense_rows(Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t m, Py_ssize_t kq
     else:
         for j in range(rows * mp):
             acc[j] = 0
-    for i in range(rows):
+    for i in range(rows):  # the convolutions' row epilogue (restrict pointers, vectorized per ISA): same operations
         yr = y + (r0 + i) * m
-        s = xs[r0 + i]
-        for j in range(m):
-            yr[j] = <float>acc[i * mp + j] / (ws[j] * s)
-        if bias != NULL:
-            for j in range(m):
-                yr[j] = yr[j] + bias[j]
+        dl_iconv_scale_row_c(m, acc + i * mp, ws, xs[r0 + i], bias, 0, yr)
         if code == ACT_RELU:
             for j in range(m):
                 yr[j] = yr[j] if yr[j] > 0 else 0.0
@@ -475,3 +469,6 @@ def int8_max_pool2d_forward(const int8_t[:, :, :, ::1] x_nhwc, int pool_h, int p
         b = row // oh
         i = row % oh
         dl_i8_max_pool_row(ow, c, w, pool_h, pool_w, stride_w, &x_nhwc[b, i * stride_h, 0, 0], &y_nhwc[b, i, 0, 0])
+
+
+include "_quantized_recurrent.pxi"

@@ -2,7 +2,7 @@
 
 Each module (``dlcore_``, ``torch_``, ``keras_``, ``onnxruntime_``; the trailing underscore keeps
 them from shadowing the frameworks; ``dlcore_onnx``: dlcore running the PyTorch-exported ONNX file
-that ONNX Runtime runs; ``dlcore_int8`` / ``onnxruntime_int8``: the same models quantized to int8; ``dlcore_bf16``: dlcore
+that ONNX Runtime runs; ``dlcore_int8`` / ``onnxruntime_int8`` / ``torch_int8``: the same models quantized to int8; ``dlcore_bf16``: dlcore
 under the mixed_bfloat16 policy)
 provides:
 
@@ -27,7 +27,7 @@ import importlib
 
 MODULES = {"dlcore": "dlcore_", "torch": "torch_", "keras": "keras_", "onnxruntime": "onnxruntime_",
            "dlcore_onnx": "dlcore_onnx", "dlcore_int8": "dlcore_int8", "onnxruntime_int8": "onnxruntime_int8",
-           "dlcore_bf16": "dlcore_bf16"}
+           "dlcore_bf16": "dlcore_bf16", "torch_int8": "torch_int8"}
 
 
 def load(framework):

@@ -1,6 +1,6 @@
 """dlcore with int8 weights (inference only): the standard model built as ``dlcore_`` builds it, then
 ``model.quantize("int8")``: the CNN calibrated (``calibration_data``: 64 synthetic samples, static
-max-abs input scales, int8 between the convolutions), the MLP dynamic (Keras's per-row scheme), as
+max-abs input scales, int8 between the convolutions), the MLP, LSTM and GRU dynamic (per-row activation scales), as
 ONNX Runtime's twin (``onnxruntime_int8``) quantizes them (static QDQ / dynamic). ``info`` holds the
 saved .dlc file's size and the worker's memory.
 """
@@ -22,8 +22,8 @@ def setup(threads):
 def supports(spec):
     if spec["kind"] != "infer":
         return "the int8 variant runs the inference workloads"
-    if spec["model_spec"]["kind"] not in ("cnn", "mlp"):
-        return f"int8 here covers the CNN and the MLP, not the {spec['model_spec']['kind']}"
+    if spec["model_spec"]["kind"] not in ("cnn", "mlp", "lstm", "gru"):
+        return f"int8 here covers the CNN, the MLP, the LSTM and the GRU, not the {spec['model_spec']['kind']}"
     return None
 
 

@@ -1,6 +1,6 @@
 """ONNX Runtime running the PyTorch-exported model quantized by ``onnxruntime.quantization``: the CNN
 with static QDQ quantization (per-channel int8 weights, uint8 activations, MinMax calibration on the
-same 64 synthetic samples as ``dlcore_int8``), the MLP with dynamic quantization (int8 weights), the
+same 64 synthetic samples as ``dlcore_int8``), the MLP, LSTM and GRU with dynamic quantization (int8 weights), the
 schemes ONNX Runtime documents for CNNs and for MLP/RNN models. ``info`` holds the quantized file's
 size and the worker's memory.
 """
@@ -25,8 +25,8 @@ def setup(threads):
 def supports(spec):
     if spec["kind"] != "infer":
         return "the int8 variant runs the inference workloads"
-    if spec["model_spec"]["kind"] not in ("cnn", "mlp"):
-        return f"int8 here covers the CNN and the MLP, not the {spec['model_spec']['kind']}"
+    if spec["model_spec"]["kind"] not in ("cnn", "mlp", "lstm", "gru"):
+        return f"int8 here covers the CNN, the MLP, the LSTM and the GRU, not the {spec['model_spec']['kind']}"
     if not spec.get("onnx_path"):
         return "no ONNX export (torch.onnx.export failed or torch missing)"
     return None

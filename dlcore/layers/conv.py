@@ -139,8 +139,10 @@ class _ConvBase(Layer):
         self.kernel_scale.assign(scale.reshape(-1))
 
     def _int8_build(self, kernel_shape):
-        self._int8_shape = tuple(kernel_shape)  # not kernel.shape: reading the kernel's value marks it for repacking
-        self.kernel = quantizers.add_int8_weight(self, "kernel", self._int8_shape, contract=self.rank + 1)
+        self._int8_shape = tuple(kernel_shape)
+        depthwise = isinstance(self, BaseDepthwiseConv)  # its kernel reads the Keras layout: not packed
+        self.kernel = quantizers.add_int8_weight(self, "kernel", self._int8_shape, contract=self.rank + 1,
+                                                 packed=not depthwise)
         outputs = kernel_shape[-1] * (kernel_shape[-2] if isinstance(self, BaseDepthwiseConv) else 1)
         self.kernel_scale = quantizers.add_scale_weight(self, "kernel_scale", (outputs,))
         self.input_scale = quantizers.add_scale_weight(self, "input_scale", ())

@@ -9,8 +9,9 @@ anything else (masks, casts, structures, layers with their own ``__call__``) goe
 (:class:`ConvPoolStep`). Layers and ops know nothing of this module: a layer's ``call`` is its only forward,
 and an op computes without recording when no tape records.
 
-int8 conv stacks (Sequential): an int8 convolution followed, through ReLU activations, "valid"
-channels_last max pooling and dropout layers, by a calibrated int8 convolution (a static
+int8 conv stacks (Sequential models, and the runs of single-input nodes of functional models whose
+intermediate tensors feed nothing else): an int8 convolution followed, through ReLU activations,
+"valid" channels_last max pooling and dropout layers, by a calibrated int8 convolution (a static
 ``input_scale``, from ``model.quantize("int8", calibration_data=x)``) runs as an
 :class:`Int8ChainStep`: its kernel requantizes its output straight to int8 with the next layer's
 scale (a following ReLU folded into it), the pooling runs on int8, and the next convolution takes
@@ -365,7 +366,8 @@ class FunctionalPlan:
         self.single_output = id(outputs) if isinstance(outputs, KerasTensor) else None
         self.output_keys = _tensor_keys(outputs)
         self.output_type = type(outputs)
-        self.reads = [[id(t) for t in node.parents] for node in model._nodes]  # for the memory plan's trace
+        self.nodes = _int8_chains(self.nodes, model._nodes, outputs)
+        self.reads = [_entry_reads(entry) for entry in self.nodes]  # for the memory plan's trace
         self.memory = _Memory()
 
     def _input_values(self, model, data):
@@ -416,6 +418,65 @@ class FunctionalPlan:
         else:
             out = map_structure(lambda t: values[id(t)], model._output_struct)
         return out
+
+
+class ChainStep:
+    """Consecutive single-input nodes of a functional graph run as one step (the steps of
+    :func:`int8_chain_steps`), their intermediate tensors used by no other node."""
+
+    __slots__ = ("steps",)
+
+    def __init__(self, steps):
+        self.steps = steps
+
+    def __call__(self, x, training):
+        for step in self.steps:
+            x = step(x, training)
+        return x
+
+
+def _int8_chains(entries, nodes, outputs):
+    """The plan's ``entries`` (node, step, input key(s), as_list, output keys) with each run of single-input,
+    single-output nodes that holds an int8 convolution merged into one :class:`ChainStep` entry, so a
+    functional model hands int8 between calibrated convolutions as a Sequential one does. A run
+    continues while a node's one output feeds only the next node and is not a model output."""
+    if not any(_is_int8_conv(node.layer) for node in nodes):
+        return entries
+    uses = {}
+    for node in nodes:
+        for t in flatten([node.args, list(node.kwargs.values())]):
+            if isinstance(t, KerasTensor):
+                uses[id(t)] = uses.get(id(t), 0) + 1
+    for t in flatten(outputs):
+        uses[id(t)] = uses.get(id(t), 0) + 1
+    out, i = [], 0
+    while i < len(entries):
+        j = i
+        while (j + 1 < len(entries) and _single(entries[j]) and _single(entries[j + 1])
+               and len(entries[j][4]) == 1 and entries[j + 1][2] == entries[j][4][0]
+               and uses.get(entries[j][4][0]) == 1):
+            j += 1
+        run = entries[i:j + 1]
+        if len(run) > 1 and any(_is_int8_conv(e[0].layer) for e in run):
+            steps = int8_chain_steps([e[0].layer for e in run], [e[1] for e in run])
+            out.append((run[-1][0], ChainStep(steps), run[0][2], None, run[-1][4]))
+        else:
+            out.extend(run)
+        i = j + 1
+    return out
+
+
+def _single(entry):
+    """Whether a plan entry runs one layer step on one tensor."""
+    return entry[1] is not None and entry[3] is None
+
+
+def _entry_reads(entry):
+    """The ids of the values a plan entry reads."""
+    node, _, keys, as_list, _ = entry
+    if keys is None:
+        return [id(t) for t in node.parents]
+    return [keys] if as_list is None else list(keys)
 
 
 def check_input_shape(model, layer, t, x):

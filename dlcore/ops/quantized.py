@@ -1,7 +1,8 @@
 """int8 inference ops (kernels: quantized): the int8 dense product with dynamic per-row activation
 quantization, the int8 embedding lookup, the int8 convolutions (Conv1D/Conv2D through the
-implicit-GEMM kernel, depthwise directly), the int8 max pooling of calibrated conv stacks, and the
-weight packing they read.
+implicit-GEMM kernel, depthwise directly), the int8 max pooling of calibrated conv stacks, the int8
+LSTM / GRU (input projection of all steps as one int8 GEMM, then the int8 recurrence), and the
+weight packing they read (and its inverse, for the Keras layout on demand).
 
 Keras 3 semantics (``layer.quantize("int8")``): a weight is int8 with a float32 scale per output
 channel (``w_q = round(w * scale)``, so ``w ~= w_q / scale``); activations are quantized per row
@@ -19,6 +20,7 @@ from ..tensor import Tensor
 from .core import contiguous, value
 from .conv import _hashable, _plan, normalize_tuple
 from .elementwise import activation_code
+from .recurrent import GATES, _last_rows
 
 
 PackedInt8 = namedtuple("PackedInt8", "data csum k m")
@@ -37,6 +39,14 @@ def pack_int8(kernel_km):
     data, csum = np.zeros(panels * kq * 64, dtype=np.int8), np.zeros(panels * 16, dtype=np.int32)
     kernels.get("int8_pack")(np.ascontiguousarray(w), data, csum)
     return PackedInt8(data, csum, k, m)
+
+
+def unpack_int8(packed):
+    """The int8 (K, M) kernel (Keras layout, a new array) of a :class:`PackedInt8`: the inverse of
+    :func:`pack_int8` (P[(panel * kq + g) * 64 + c * 4 + r] = W[4 g + r, 16 panel + c])."""
+    panels, kq = (packed.m + 15) // 16, (packed.k + 3) // 4
+    blocks = packed.data.reshape(panels, kq, 16, 4).transpose(1, 3, 0, 2).reshape(kq * 4, panels * 16)
+    return np.ascontiguousarray(blocks[:packed.k, :packed.m])
 
 
 class QuantizedTensor(Tensor):
@@ -228,5 +238,106 @@ def int8_max_pool(inputs, pool_size, strides=None):
     return QuantizedTensor(y, inputs.scale) if isinstance(inputs, QuantizedTensor) else Tensor(y)
 
 
-__all__ = ["PackedInt8", "QuantizedTensor", "pack_int8", "int8_dense", "int8_embedding_lookup", "quantize_input", "int8_conv",
+class Int8Recurrence(Function):
+    """LSTM / GRU over (N, T, K) float32 inputs with int8 kernels (forward only): the inputs of all steps
+    quantized per row and multiplied by the input kernel as one int8 GEMM (exact int32), then the int8
+    recurrence kernel, which dequantizes those products per step. Returns (output, h) or (output, h, c)."""
+
+    @staticmethod
+    def forward(ctx, cell, x, kernel, kernel_scale, recurrent, recurrent_scale, b, h0, c0, mask, go_backwards,
+                return_sequences, zero_output, act, rec, reset_after):
+        n, t_len, k = x.shape
+        u = recurrent_scale.shape[0] // GATES[cell]
+        if go_backwards:
+            x = x[:, ::-1]
+            mask = None if mask is None else mask[:, ::-1]
+        bias_in, brh = b, None
+        if cell == "gru" and b is not None and reset_after:
+            bias_in = b[0].copy()
+            bias_in[:2 * u] += b[1][:2 * u]
+            brh = np.ascontiguousarray(b[1][2 * u:])
+        rows = n * t_len
+        threads = kernels.threads_for(rows * kernel.m * max(k, 1) // 4)
+        q = np.empty((rows, (k + 3) // 4 * 4), dtype=np.int8)
+        x_scale = np.empty((n, t_len), dtype=np.float32)
+        kernels.get("quantize_rows")(contiguous(x.reshape(rows, k)), q, x_scale.reshape(rows), threads)
+        xacc = np.empty((n, t_len, (kernel.m + 15) // 16 * 16), dtype=np.int32)
+        kernels.get("int8_matmul")(q, kernel.data, kernel.csum, xacc.reshape(rows, -1), threads)
+        h = np.zeros((n, u), np.float32) if h0 is None else np.array(h0, dtype=np.float32, order="C")
+        y = np.empty((n, t_len, u), np.float32) if return_sequences else None
+        mask_u8 = None if mask is None else np.ascontiguousarray(mask, dtype=np.uint8)
+        threads = kernels.threads_for(xacc.size)
+        if cell == "lstm":
+            c = np.zeros((n, u), np.float32) if c0 is None else np.array(c0, dtype=np.float32, order="C")
+            kernels.get("int8_lstm_forward")(xacc, x_scale, kernel_scale, bias_in, recurrent.data, recurrent.csum,
+                                             recurrent_scale, mask_u8, act[0], act[1], rec[0], rec[1], zero_output,
+                                             h, c, y, threads)
+            states = (h, c)
+        else:
+            zr, hh = recurrent
+            kernels.get("int8_gru_forward")(xacc, x_scale, kernel_scale, bias_in, zr.data, zr.csum, hh.data, hh.csum,
+                                            recurrent_scale, brh, mask_u8, act[0], act[1], rec[0], rec[1], reset_after,
+                                            zero_output, h, y, threads)
+            states = (h,)
+        last_rows = _last_rows(mask, zero_output)
+        if return_sequences:
+            output = y
+        else:
+            output = h if last_rows is None else np.where(last_rows[:, None], h, 0).astype(np.float32)
+        return (output,) + states
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        raise ValueError("int8 recurrent ops run inference only (no gradient)")
+
+
+def int8_recurrent(cell, inputs, kernel, kernel_scale, recurrent_kernel, recurrent_scale, bias=None,
+                   initial_state=None, mask=None, go_backwards=False, return_sequences=False,
+                   zero_output_for_mask=False, activation="tanh", recurrent_activation="sigmoid", reset_after=True):
+    """``cell`` ("lstm" or "gru") over (N, T, K) inputs with int8 kernels, Keras's gate orders and masks
+    (see ops.lstm / ops.gru): ``kernel`` the PackedInt8 of the (K, G) input kernel, ``recurrent_kernel`` the
+    PackedInt8 of the (U, 4U) LSTM kernel, or for GRU the pair (PackedInt8 of R[:, :2U], of R[:, 2U:]);
+    ``kernel_scale`` / ``recurrent_scale`` (G,) float32. Returns Tensors (output, h) or (output, h, c)."""
+    from .recurrent import _act_pair
+
+    if cell not in ("lstm", "gru"):
+        raise ValueError(f"int8_recurrent: cell must be 'lstm' or 'gru', received {cell!r}")
+    who = f"int8_{cell}"
+    xv = np.asarray(value(inputs), dtype=np.float32)
+    w_scale = np.ascontiguousarray(value(kernel_scale), dtype=np.float32)
+    r_scale = np.ascontiguousarray(value(recurrent_scale), dtype=np.float32)
+    g = w_scale.shape[0] if w_scale.ndim == 1 else -1
+    u = g // GATES[cell]
+    if xv.ndim != 3 or xv.shape[-1] != kernel.k:
+        raise ValueError(f"{who}: expected inputs of shape (batch, timesteps, {kernel.k}), received {xv.shape}")
+    rows = recurrent_kernel.k if cell == "lstm" else recurrent_kernel[0].k
+    cols = recurrent_kernel.m if cell == "lstm" else recurrent_kernel[0].m + recurrent_kernel[1].m
+    if g != kernel.m or g % GATES[cell] or r_scale.shape != (g,) or (rows, cols) != (u, g):
+        raise ValueError(f"{who}: expected a kernel ({kernel.k}, {GATES[cell]} units) with scales of that width and "
+                         f"a recurrent kernel (units, {GATES[cell]} units); received kernel ({kernel.k}, {kernel.m}), "
+                         f"kernel_scale {w_scale.shape}, recurrent kernel ({rows}, {cols}), recurrent scale "
+                         f"{r_scale.shape}")
+    b = None if bias is None else np.ascontiguousarray(value(bias), dtype=np.float32)
+    expected = (2, g) if cell == "gru" and reset_after else (g,)
+    if b is not None and b.shape != expected:
+        raise ValueError(f"{who}: bias must have shape {expected}, received {b.shape}")
+    states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+    states = [None if s is None else np.asarray(value(s), dtype=np.float32) for s in states] + [None, None]
+    n, t_len = xv.shape[:2]
+    for i, s in enumerate(states[:2]):
+        if s is not None and s.shape != (n, u):
+            raise ValueError(f"{who}: initial state {i} must have shape {(n, u)}, received {s.shape}")
+    mask_v = None if mask is None else np.asarray(value(mask), dtype=bool)
+    if mask_v is not None and mask_v.shape != (n, t_len):
+        raise ValueError(f"{who}: mask must have shape {(n, t_len)} (batch, timesteps), received {mask_v.shape}")
+    if mask_v is not None and mask_v.all():
+        mask_v = None
+    out = Int8Recurrence.forward(None, cell, xv, kernel, w_scale, recurrent_kernel, r_scale, b, states[0], states[1],
+                                 mask_v, bool(go_backwards), bool(return_sequences), bool(zero_output_for_mask),
+                                 _act_pair(activation, "tanh"), _act_pair(recurrent_activation, "sigmoid"),
+                                 bool(reset_after))
+    return tuple(Tensor(o) for o in out)
+
+
+__all__ = ["PackedInt8", "QuantizedTensor", "pack_int8", "unpack_int8", "int8_recurrent", "int8_dense", "int8_embedding_lookup", "quantize_input", "int8_conv",
            "int8_max_pool"]

@@ -7,7 +7,9 @@ as int8; the float weight is ``w_q / scale``. Dense quantizes its kernel per out
 (axis 0), Embedding its table per row (axis -1); inputs are quantized per row at call time by the
 kernels with the same rule. Convolutions (dlcore's extension, dlcore/layers/conv.py) quantize their
 kernel per output channel and their inputs per sample, or with static scales from
-``model.quantize("int8", calibration_data=x)`` (calibration.py).
+``model.quantize("int8", calibration_data=x)`` (calibration.py). LSTM and GRU cells (also a dlcore
+extension) quantize ``kernel`` and ``recurrent_kernel`` per output column (``kernel_scale``,
+``recurrent_kernel_scale``) and their hidden state per row at each step (dlcore/layers/recurrent/cells.py).
 
 Training: a quantized layer runs inference only; calling it while a GradientTape records (fit,
 train_on_batch, a user's tape) raises a ValueError naming the layer. Keras allows int8 fine-tuning
@@ -16,11 +18,10 @@ only through LoRA on top of the frozen int8 kernel; dlcore does not offer that f
 import numpy as np
 
 from ..autograd import is_recording
-from ..tensor import Tensor, Variable
+from ..tensor import Variable
 
 MODES = ("int8",)
 EPSILON = 1e-7
-_VALUE = Tensor.__dict__["value"]  # the slot the Variable's array lives in
 
 
 class NotQuantizable(ValueError):
@@ -171,42 +172,78 @@ def refuse_recording(layer):
 
 
 class PackedInt8Variable(Variable):
-    """An int8 (K, M) kernel that also keeps its packed form for the int8 GEMM (:meth:`packed`).
+    """An int8 kernel held once, in the packed form the int8 GEMM reads (:meth:`packed`).
 
-    Anything outside the layer's call reads or writes the kernel through ``.value`` (assign,
-    set_weights, loading), so reading ``.value`` marks the packed form stale and the next call
-    repacks once; the layer's call reads the packed form only.
+    Its Keras-layout value (what get_weights, saving and ``.value`` see) is produced on demand from the
+    packed panels (a new read-only array: write through ``assign``); a value set from outside (assign,
+    set_weights, loading) is held as it is until the next call packs it and drops it. So one copy lives
+    at a time: the Keras layout until the first call, the packed panels after. ``contract``: the leading
+    axes that form the GEMM's K (EinsumDense, conv kernels); ``splits``: column offsets where the kernel
+    is packed as separate blocks (GRU's recurrent kernel: the z, r columns and the h columns).
     """
 
-    __slots__ = ("_packed", "contract")  # contract: the leading axes that form K (EinsumDense kernels)
+    __slots__ = ("_keras", "_packs", "_shape", "contract", "splits")
 
     @property
     def value(self):
-        self._packed = None
-        return _VALUE.__get__(self)
+        keras = self._keras
+        if keras is not None:
+            return keras
+        from ..ops.quantized import unpack_int8
+
+        blocks = [unpack_int8(p) for p in self._packs]
+        array = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+        array = array.reshape(self._shape)
+        array.flags.writeable = False
+        return array
 
     @value.setter
     def value(self, array):
-        self._packed = None
-        _VALUE.__set__(self, array)
+        array = np.ascontiguousarray(array, dtype=np.int8)
+        self._keras, self._packs, self._shape = array, None, array.shape
+
+    shape = property(lambda self: self._shape)
+    dtype = property(lambda self: np.dtype(np.int8))
+    ndim = property(lambda self: len(self._shape))
+    size = property(lambda self: int(np.prod(self._shape)))
+
+    def assign(self, value):
+        array = np.asarray(getattr(value, "value", value))
+        if array.shape != self._shape:
+            raise ValueError(f"Variable {self.path!r}: cannot assign a value of shape {array.shape} to a variable "
+                             f"of shape {self._shape}")
+        self.value = np.array(array, dtype=np.int8, copy=True)
+        return self
+
+    def assign_add(self, delta):
+        return self.assign(self.value + np.asarray(getattr(delta, "value", delta), dtype=np.int8))
+
+    def assign_sub(self, delta):
+        return self.assign(self.value - np.asarray(getattr(delta, "value", delta), dtype=np.int8))
 
     def packed(self):
-        """The :class:`dlcore.ops.quantized.PackedInt8` of the current kernel."""
-        from ..ops.quantized import pack_int8
+        """The :class:`dlcore.ops.quantized.PackedInt8` of the current kernel as a (prod(shape[:contract]),
+        rest) matrix, or with ``splits`` the list of its column blocks' PackedInt8."""
+        packs = self._packs
+        if packs is None:
+            from ..ops.quantized import pack_int8
 
-        packed = self._packed
-        if packed is None:
-            kernel = _VALUE.__get__(self)
-            rows = int(np.prod(kernel.shape[:getattr(self, "contract", 1)]))
-            packed = self._packed = pack_int8(kernel.reshape(rows, -1))
-        return packed
+            kernel = self._keras
+            matrix = kernel.reshape(int(np.prod(kernel.shape[:self.contract])), -1)
+            edges = (0,) + tuple(self.splits) + (matrix.shape[1],)
+            packs = self._packs = [pack_int8(matrix[:, a:b]) for a, b in zip(edges[:-1], edges[1:])]
+            self._keras = None
+        return packs if self.splits else packs[0]
 
 
-def add_int8_weight(layer, name, shape, contract=1):
-    """An int8 kernel weight of ``layer`` (non-trainable, zeros) packed for the int8 GEMM as a
-    (prod(shape[:contract]), rest) matrix."""
+def add_int8_weight(layer, name, shape, contract=1, splits=(), packed=True):
+    """An int8 kernel weight of ``layer`` (non-trainable, zeros): packed for the int8 GEMM as a
+    (prod(shape[:contract]), rest) matrix (in column blocks at ``splits``), or with ``packed=False`` a
+    plain int8 array (kernels that read the Keras layout, e.g. depthwise convolutions)."""
+    if not packed:
+        return _track(layer, Variable(np.zeros(shape, dtype=np.int8), trainable=False, name=name, dtype=np.int8))
     variable = PackedInt8Variable(np.zeros(shape, dtype=np.int8), trainable=False, name=name, dtype=np.int8)
-    variable.contract = contract
+    variable.contract, variable.splits = contract, tuple(splits)
     return _track(layer, variable)
 
 

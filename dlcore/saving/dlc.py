@@ -281,10 +281,7 @@ def _assign_weights(model, weights):
     """Assign validated arrays (a list of (variable, array or None))."""
     for variable, array in weights:
         if array is not None:
-            if devices.is_device_array(variable.value):  # a model loaded in a GPU scope
-                variable.assign(array)
-            else:
-                np.copyto(variable.value, array)
+            variable.assign(array)  # host or GPU; an int8 kernel held packed repacks on its next call
 
 
 # ================================================================================================

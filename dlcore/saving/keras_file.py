@@ -28,7 +28,6 @@ import warnings
 
 import numpy as np
 
-from .. import devices
 
 from .archive import MAX_JSON_BYTES, ZipReader, atomic_zip_write, open_regular_file, parse_json
 from .keras_config import from_keras, to_keras
@@ -329,10 +328,7 @@ def _write_weights_h5(target, model, include_optimizer):
 
 def _assign(pairs):
     for variable, array in pairs:
-        if devices.is_device_array(variable.value):  # a model loaded in a GPU scope
-            variable.assign(array)
-        else:
-            np.copyto(variable.value, array)
+        variable.assign(array)  # host or GPU; an int8 kernel held packed repacks on its next call
 
 
 # ================================================================================================

@@ -48,7 +48,8 @@ def _quantize(x):
 def test_kernel_table():
     assert set(quantized.KERNELS) == {"quantize_rows", "int8_pack", "int8_matmul", "int8_dense_forward",
                                       "int8_embedding_forward", "quantize_static", "int8_conv2d_forward",
-                                      "int8_depthwise_forward", "int8_max_pool2d_forward"}
+                                      "int8_depthwise_forward", "int8_max_pool2d_forward", "int8_lstm_forward",
+                                      "int8_gru_forward"}
 
 
 def test_quantize_rows_matches_keras_rule():

@@ -260,3 +260,32 @@ def test_int8_conv_op_errors_and_quantized_tensors():
     np.testing.assert_allclose(y_n, np.full((1, 3, 3, 4), 36 / 127.0, np.float32), rtol=1e-6)
     pooled = qops.int8_max_pool(q, (2, 2))
     assert type(pooled) is qops.QuantizedTensor and pooled.scale == 5.0 and pooled.value.shape == (1, 2, 2, 2)
+
+
+def test_calibrated_functional_stack_runs_int8_between_convs():
+    """A functional model's chain of single-input nodes runs as the Sequential stack does (int8 between
+    the calibrated convolutions, the same outputs); a branch point ends a chain."""
+    seq = _stack()
+    inputs = dl.Input((10, 10, 2))
+    h = inputs
+    for layer in seq.layers:
+        h = layer(h)
+    func = dl.Model(inputs, h)
+    x = _x((5, 10, 10, 2), 3)
+    func.quantize("int8", calibration_data=x)
+    seq2 = _stack()  # the same seeded weights, quantized apart
+    seq2.quantize("int8", calibration_data=x)
+    np.testing.assert_array_equal(func.predict(x, verbose=0), seq2.predict(x, verbose=0))
+    chains = [e[1] for e in func._inference_plan().nodes if type(e[1]).__name__ == "ChainStep"]
+    assert len(chains) == 1 and [type(s).__name__ for s in chains[0].steps] == ["Int8ChainStep"] * 3 + ["LayerStep"] * 2
+    assert chains[0].steps[0].consumer is seq.layers[4]
+    # a tensor used twice (a branch) is not chained through
+    dl.utils.set_random_seed(7)
+    inp = dl.Input((10, 10, 2))
+    a = layers.Conv2D(4, 3, activation="relu")(inp)
+    b = layers.Conv2D(4, 1)(a)
+    branched = dl.Model(inp, layers.Add()([a, b]))
+    y_float = branched.predict(x, verbose=0)
+    branched.quantize("int8", calibration_data=x)
+    assert not any(type(e[1]).__name__ == "ChainStep" for e in branched._inference_plan().nodes)
+    assert np.abs(branched.predict(x, verbose=0) - y_float).max() < 0.05 * np.abs(y_float).max()

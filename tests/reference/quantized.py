@@ -82,3 +82,54 @@ def int8_max_pool2d(x, pool, strides):
         for j in range(ow):
             out[:, i, j] = x[:, i * sh:i * sh + ph, j * sw:j * sw + pw].max(axis=(1, 2))
     return out
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def int8_lstm(z, r_q, r_scale, h, c, mask=None, zero_output=False):
+    """The int8 LSTM recurrence (gates i, f, c, o; tanh / sigmoid) over z (N, T, 4U) = x W + b, in float64
+    after the exact integer product: per step q(h) @ r_q / (r_scale * h_scale) joins z. Returns
+    (outputs (N, T, U), h, c)."""
+    z, h, c = np.array(z, np.float64), np.array(h, np.float64), np.array(c, np.float64)
+    n, t_len, g = z.shape
+    u = g // 4
+    ys = np.zeros((n, t_len, u))
+    for t in range(t_len):
+        q, s = quantize_rows(h.astype(np.float32))
+        zt = z[:, t] + int8_matmul(q, r_q) / (np.asarray(r_scale, np.float64) * s[:, None])
+        i, f, gg, o = _sigmoid(zt[:, :u]), _sigmoid(zt[:, u:2 * u]), np.tanh(zt[:, 2 * u:3 * u]), _sigmoid(zt[:, 3 * u:])
+        c_new = f * c + i * gg
+        h_new = o * np.tanh(c_new)
+        valid = np.ones(n, bool) if mask is None else np.asarray(mask[:, t], bool)
+        c = np.where(valid[:, None], c_new, c)
+        h = np.where(valid[:, None], h_new, h)
+        prev = ys[:, t - 1] if t > 0 and not zero_output else np.zeros((n, u))
+        ys[:, t] = np.where(valid[:, None], h, prev)
+    return ys, h, c
+
+
+def int8_gru(z, r_q, r_scale, h, brh=None, reset_after=True, mask=None):
+    """The int8 GRU recurrence (gates z, r, h; tanh / sigmoid) over z (N, T, 3U) = x W + b_in (+ the
+    recurrent z, r biases), in float64 after the exact integer products. Returns (outputs, h)."""
+    z, h = np.array(z, np.float64), np.array(h, np.float64)
+    n, t_len, g = z.shape
+    u = g // 3
+    rs = np.asarray(r_scale, np.float64)
+    ys = np.zeros((n, t_len, u))
+    for t in range(t_len):
+        q, s = quantize_rows(h.astype(np.float32))
+        prod = int8_matmul(q, r_q) / (rs * s[:, None])
+        zz = _sigmoid(z[:, t, :u] + prod[:, :u])
+        rr = _sigmoid(z[:, t, u:2 * u] + prod[:, u:2 * u])
+        if reset_after:
+            hh = np.tanh(z[:, t, 2 * u:] + rr * (prod[:, 2 * u:] + (0 if brh is None else brh)))
+        else:
+            q2, s2 = quantize_rows((rr * h).astype(np.float32))
+            hh = np.tanh(z[:, t, 2 * u:] + int8_matmul(q2, r_q[:, 2 * u:]) / (rs[2 * u:] * s2[:, None]))
+        h_new = zz * h + (1 - zz) * hh
+        valid = np.ones(n, bool) if mask is None else np.asarray(mask[:, t], bool)
+        h = np.where(valid[:, None], h_new, h)
+        ys[:, t] = np.where(valid[:, None], h, ys[:, t - 1] if t > 0 else 0)
+    return ys, h

@@ -2,7 +2,8 @@
 package docstring for layouts, masks and dropout), and StackedRNNCells."""
 import numpy as np
 
-from ... import activations, constraints, initializers, ops, regularizers
+from ... import activations, constraints, initializers, ops, quantizers, regularizers
+from ...ops import quantized as quantized_ops
 from ...ops import recurrent as rnn_ops
 from ...registry import register
 from ...tensor import Tensor
@@ -64,6 +65,7 @@ class _FusedCell(Layer):
 
     _gates = 1
     _op = None
+    _int8_cell = None  # the int8 op's cell name ("lstm" in LSTMCell, "gru" in GRUCell)
     _runs_on_gpu = True  # the fused recurrent ops dispatch on where the kernels live (no dropout masks there yet)
     _has_recurrent_activation = True
 
@@ -73,7 +75,9 @@ class _FusedCell(Layer):
                  bias_regularizer=None, kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
                  dropout=0.0, recurrent_dropout=0.0, seed=None, **kwargs):
         cls_name = type(self).__name__
+        mode = quantizers.take_mode(kwargs)
         super().__init__(**kwargs)
+        self.quantization_mode = mode
         self.units = _check_units(cls_name, units)
         self.activation = activations.get(activation)
         self._act = _fused_activation(cls_name, "activation", self.activation)
@@ -112,18 +116,76 @@ class _FusedCell(Layer):
             raise ValueError(f"Layer '{self.name}': the last dimension of the inputs must be known, received "
                              f"input shape {tuple(input_shape)}")
         g = self._gates * self.units
-        self.kernel = self.add_weight(shape=(input_dim, g), initializer=self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
-                                      name="kernel")
-        self.recurrent_kernel = self.add_weight(shape=(self.units, g), initializer=self.recurrent_initializer,
-                                                regularizer=self.recurrent_regularizer,
-                                                constraint=self.recurrent_constraint, name="recurrent_kernel")
+        if self.quantization_mode is not None:
+            self._check_int8(self.quantization_mode)
+            self._int8_build(input_dim)
+        else:
+            self._float_build(input_dim, g)
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(shape=self._bias_shape(), initializer=self._bias_init(),
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint,
                                         name="bias")
         self.built = True
+
+    def _float_build(self, input_dim, g):
+        self.kernel = self.add_weight(shape=(input_dim, g), initializer=self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
+                                      name="kernel")
+        self.recurrent_kernel = self.add_weight(shape=(self.units, g), initializer=self.recurrent_initializer,
+                                                regularizer=self.recurrent_regularizer,
+                                                constraint=self.recurrent_constraint, name="recurrent_kernel")
+
+    # int8 quantization (a dlcore extension: Keras 3.15 quantizes no recurrent layer) ---------------------
+    @property
+    def dtype_policy(self):
+        return quantizers.DTypePolicy.of(self)
+
+    def _check_int8(self, mode):
+        if type(self)._int8_cell is None:
+            raise quantizers.NotQuantizable(f"{type(self).__name__} '{self.name}': no int8 kernel for this cell "
+                                            "(int8 covers LSTM and GRU); left in float")
+        if np.dtype(self.dtype) != np.float32:
+            raise quantizers.NotQuantizable(f"{type(self).__name__} '{self.name}': int8 quantizes float32 layers, "
+                                            f"this one is {np.dtype(self.dtype).name}; left in float")
+
+    def quantize(self, mode, type_check=True, config=None):
+        """Replace ``kernel`` and ``recurrent_kernel`` by int8 ones with a float32 scale per output column
+        (``kernel_scale``, ``recurrent_kernel_scale``: Keras's abs-max rule, as Dense); the hidden state is
+        quantized per row at each step. Inference only."""
+        self._check_int8(mode)
+        cls = next(c for c in type(self).__mro__ if c.__dict__.get("_int8_cell"))
+        quantizers.check_quantizable(self, mode, type_check, cls)
+        prefix = self.kernel.path.rpartition("/")[0]
+        pairs = [quantizers.abs_max_quantize(w.value, axis=0) for w in (self.kernel, self.recurrent_kernel)]
+        quantizers.untrack(self, self.kernel)
+        quantizers.untrack(self, self.recurrent_kernel)
+        self.quantization_mode = mode
+        self._int8_build(self.kernel.shape[0])
+        for (values, scale), weight, weight_scale in zip(pairs, (self.kernel, self.recurrent_kernel),
+                                                          (self.kernel_scale, self.recurrent_kernel_scale)):
+            weight.assign(values)
+            weight_scale.assign(scale[0])
+        for v in (self.kernel, self.kernel_scale, self.recurrent_kernel, self.recurrent_kernel_scale):
+            v.path = f"{prefix}/{v.name}" if prefix else v.name
+
+    def _int8_build(self, input_dim):
+        g, u = self._gates * self.units, self.units
+        self.kernel = quantizers.add_int8_weight(self, "kernel", (input_dim, g))
+        self.kernel_scale = quantizers.add_scale_weight(self, "kernel_scale", (g,))
+        self.recurrent_kernel = quantizers.add_int8_weight(self, "recurrent_kernel", (u, g),
+                                                           splits=(2 * u,) if self._gates == 3 else ())
+        self.recurrent_kernel_scale = quantizers.add_scale_weight(self, "recurrent_kernel_scale", (g,))
+
+    def _int8_sequence(self, inputs, state, mask, go_backwards, return_sequences, zero_output_for_mask):
+        quantizers.refuse_recording(self)
+        kwargs = self._op_kwargs()
+        return quantized_ops.int8_recurrent(
+            type(self)._int8_cell, inputs, self.kernel.packed(), self.kernel_scale, self.recurrent_kernel.packed(),
+            self.recurrent_kernel_scale, self.bias, initial_state=state, mask=mask, go_backwards=go_backwards,
+            return_sequences=return_sequences, zero_output_for_mask=zero_output_for_mask,
+            activation=kwargs["activation"], recurrent_activation=kwargs["recurrent_activation"],
+            reset_after=kwargs.get("reset_after", True))
 
     # states ------------------------------------------------------------------------------------
     def get_initial_state(self, batch_size=None):
@@ -162,6 +224,8 @@ class _FusedCell(Layer):
         state = initial_state
         if state is not None and not isinstance(self.state_size, (list, tuple)):
             state = state[0] if _nested(state) else state
+        if self.quantization_mode is not None:
+            return self._int8_sequence(inputs, state, mask, go_backwards, return_sequences, zero_output_for_mask)
         return type(self)._op(inputs, self.kernel, self.recurrent_kernel, self.bias, initial_state=state,
                               mask=mask, go_backwards=go_backwards, return_sequences=return_sequences,
                               zero_output_for_mask=zero_output_for_mask, input_dropout_mask=x_masks,
@@ -193,7 +257,7 @@ class _FusedCell(Layer):
         }
         if self._has_recurrent_activation:
             config["recurrent_activation"] = activations.serialize(self.recurrent_activation)
-        return {**super().get_config(), **config}
+        return {**super().get_config(), **config, **quantizers.dtype_config(self)}
 
 
 @register("layer")
@@ -218,6 +282,7 @@ class LSTMCell(_FusedCell):
 
     _gates = 4
     _op = staticmethod(rnn_ops.lstm)
+    _int8_cell = "lstm"
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
@@ -254,6 +319,7 @@ class GRUCell(_FusedCell):
 
     _gates = 3
     _op = staticmethod(rnn_ops.gru)
+    _int8_cell = "gru"
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",

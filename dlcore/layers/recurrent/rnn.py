@@ -2,7 +2,7 @@
 cell's whole sequence as one fused op."""
 import numpy as np
 
-from ... import devices, ops, regularizers
+from ... import devices, ops, quantizers, regularizers
 from ...registry import register
 from ...tensor import Tensor
 from ..layer import InputSpec, Layer, defer_state_update
@@ -207,12 +207,14 @@ class _FusedRNN(RNN):
         cell_args = dict(arguments)
         kwargs = cell_args.pop("kwargs")
         kwargs.pop("implementation", None)
+        mode = quantizers.take_mode(kwargs)  # "int8_from_float32": the cell is int8, the layer's dtype float
         layer_args = {k: cell_args.pop(k) for k in _LAYER_ARGUMENTS if k in cell_args}
         use_cudnn = layer_args.pop("use_cudnn", kwargs.pop("use_cudnn", "auto"))
         if use_cudnn not in ("auto", True, False):
             raise ValueError(f"{type(self).__name__}: invalid value received for argument `use_cudnn`. Expected "
                              f"one of {{'auto', True, False}}. Received: use_cudnn={use_cudnn!r}")
-        cell = self._cell_class(**cell_args, dtype=kwargs.get("dtype"), trainable=kwargs.get("trainable", True),
+        dtype = kwargs.get("dtype") if mode is None else quantizers.policy_name(mode, kwargs.get("dtype") or "float32")
+        cell = self._cell_class(**cell_args, dtype=dtype, trainable=kwargs.get("trainable", True),
                                 name=_CELL_NAMES[self._cell_class])
         super().__init__(cell, **layer_args, **kwargs)
         self.use_cudnn = use_cudnn
@@ -231,7 +233,24 @@ class _FusedRNN(RNN):
             cell_config.pop(key, None)
         base = super().get_config()
         return {**base, **cell_config, "activity_regularizer": regularizers.serialize(self.activity_regularizer),
-                "use_cudnn": self.use_cudnn}
+                "use_cudnn": self.use_cudnn, **quantizers.dtype_config(self.cell)}
+
+    # int8 (LSTM and GRU: see LSTMCell.quantize) -------------------------------------------------------
+    @property
+    def quantization_mode(self):
+        return getattr(self.cell, "quantization_mode", None)
+
+    @property
+    def dtype_policy(self):
+        return quantizers.DTypePolicy(self.dtype, self.quantization_mode)
+
+    def quantize(self, mode, type_check=True, config=None):
+        """Quantize the cell's kernels to int8 (``model.quantize`` reaches the cell itself)."""
+        quantizers.check_mode(f"{type(self).__name__} '{self.name}'", mode)
+        if type_check and type(self) not in (LSTM, GRU):
+            raise TypeError(f"{type(self).__name__} '{self.name}': quantize() is defined for LSTM and GRU "
+                            f"themselves, not for {type(self).__name__}; pass type_check=False to quantize it anyway")
+        self.cell.quantize(mode, type_check=False, config=config)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):

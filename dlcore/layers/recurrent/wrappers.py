@@ -1,7 +1,7 @@
 """Sequence wrappers: Bidirectional (merge_mode concat/sum/mul/ave/None) and TimeDistributed."""
 import numpy as np
 
-from ... import ops
+from ... import ops, quantizers
 from ...registry import register
 from ..layer import Layer
 from .cells import _value
@@ -10,6 +10,13 @@ from .cells import _value
 # ---- wrappers -----------------------------------------------------------------------------------
 def _flip_time(x):
     return ops.getitem(x, (slice(None), slice(None, None, -1)))
+
+
+def _set_dtype(config, dtype):
+    """The wrapped layer's serialized ``config`` with the float ``dtype``, keeping its quantization
+    (an int8 LSTM stays "int8_from_<dtype>")."""
+    mode, _ = quantizers.parse_dtype(config["config"].get("dtype"))
+    config["config"]["dtype"] = dtype if mode is None else quantizers.policy_name(mode, dtype)
 
 
 @register("layer")
@@ -34,13 +41,13 @@ class Bidirectional(Layer):
         super().__init__(**kwargs)
         config = serialize(layer)
         if self._dtype is not None:  # an explicit dtype applies to the two copies
-            config["config"]["dtype"] = self._dtype
+            _set_dtype(config, self._dtype)
         config["config"]["name"] = "forward_" + _removeprefix(layer.name, "forward_")
         self.forward_layer = deserialize(config)
         if backward_layer is None:
             config = serialize(layer)
             if self._dtype is not None:
-                config["config"]["dtype"] = self._dtype
+                _set_dtype(config, self._dtype)
             config["config"]["go_backwards"] = not config["config"].get("go_backwards", False)
             config["config"]["name"] = "backward_" + _removeprefix(layer.name, "backward_")
             self.backward_layer = deserialize(config)
