@@ -104,13 +104,21 @@ def depth_columns_backward(dcols, kernel_d, stride_d, pad_d, dilation_d, groups,
 
 
 def kernel_depth_to_channels(w_dhwio, w_hwco_out):
-    """A Conv3D kernel (KD, KH, KW, CG, O) as the 2-D kernels' (KH, KW, KD * CG, O) (KD moved next to CG)."""
+    """A Conv3D kernel (KD, KH, KW, CG, O) as the 2-D kernels' (KH, KW, KD * CG, O) (KD moved next to CG).
+
+    w_dhwio: (KD, KH, KW, CG, O) float32/64, IN
+    w_hwco_out: (KH, KW, KD * CG, O) same dtype, C-contiguous, OUT
+    """
     kd, kh, kw, cg, o = w_dhwio.shape
     w_hwco_out.reshape(kh, kw, kd, cg, o)[...] = np.moveaxis(w_dhwio, 0, 2)
 
 
 def kernel_channels_to_depth(w_hwco, w_dhwio_out):
-    """The inverse of kernel_depth_to_channels (the kernel gradient back in Keras's layout)."""
+    """The inverse of kernel_depth_to_channels (the kernel gradient back in Keras's layout).
+
+    w_hwco: (KH, KW, KD * CG, O) float32/64, IN
+    w_dhwio_out: (KD, KH, KW, CG, O) same dtype, C-contiguous, OUT
+    """
     kd, kh, kw, cg, o = w_dhwio_out.shape
     w_dhwio_out[...] = np.moveaxis(w_hwco.reshape(kh, kw, kd, cg, o), 2, 0)
 

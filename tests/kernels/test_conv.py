@@ -74,7 +74,56 @@ def test_kernel_table():
     assert conv.KERNELS == {"conv2d_forward": conv.conv2d_forward,
                             "conv2d_pool2x2_forward": conv.conv2d_pool2x2_forward,
                             "conv2d_backward_input": conv.conv2d_backward_input,
-                            "conv2d_backward_weight": conv.conv2d_backward_weight}
+                            "conv2d_backward_weight": conv.conv2d_backward_weight,
+                            "add_bias_channels": conv.add_bias_channels,
+                            "depth_columns": conv.depth_columns,
+                            "depth_columns_backward": conv.depth_columns_backward,
+                            "kernel_depth_to_channels": conv.kernel_depth_to_channels,
+                            "kernel_channels_to_depth": conv.kernel_channels_to_depth}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_add_bias_channels(dtype):
+    y, b = rand((2 * 3 * 4, 5), dtype, 1), rand((5,), dtype, 2)
+    expected = ref.bias_add(y, b)
+    conv.add_bias_channels(y, b)
+    np.testing.assert_allclose(y, expected, rtol=RTOL[dtype])
+
+
+# (N, D, KD, stride_d, (pad before, after), dilation_d, groups): Conv3D's depth axis
+DEPTH_CASES = [(2, 5, 3, 1, (1, 1), 1, 1), (1, 7, 2, 2, (0, 1), 1, 2), (2, 6, 2, 1, (2, 0), 2, 1),
+               (1, 2, 3, 1, (3, 3), 1, 1)]  # padding wider than the depth: whole taps of zeros
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", DEPTH_CASES, ids=str)
+def test_depth_columns_make_conv3d_from_conv2d(case, dtype):
+    n, d, kd, sd, (lo, hi), dd, groups = case
+    h, w, c, o, kh, kw = 4, 3, 4, 6, 2, 3
+    od = (d + lo + hi - (kd - 1) * dd - 1) // sd + 1
+    x, k = rand((n, d, h, w, c), dtype, 3), rand((kd, kh, kw, c // groups, o), dtype, 4)
+    cols = np.full((n * od, h, w, groups * kd * (c // groups)), np.nan, dtype)
+    conv.depth_columns(x, kd, sd, lo, dd, groups, cols)
+    np.testing.assert_array_equal(cols, ref.depth_columns(x, kd, sd, lo, dd, groups, od))
+    k4 = np.full((kh, kw, kd * (c // groups), o), np.nan, dtype)
+    conv.kernel_depth_to_channels(k, k4)
+    np.testing.assert_array_equal(k4, ref.kernel_depth_to_channels(k))
+    back = np.full_like(k, np.nan)
+    conv.kernel_channels_to_depth(k4, back)
+    np.testing.assert_array_equal(back, ref.kernel_channels_to_depth(k4, kd))
+    np.testing.assert_array_equal(back, k)
+    y = np.empty((n * od, h - kh + 1, w - kw + 1, o), dtype)
+    conv.conv2d_forward(cols, k4, None, 1, 1, 0, 0, 1, 1, groups, 0, 0.0, y, 1)
+    expected = ref.conv3d(x, k, (sd, 1, 1), ((lo, hi), (0, 0), (0, 0)), (dd, 1, 1), groups)
+    np.testing.assert_allclose(y.reshape(expected.shape), expected, **tol(dtype, kd * kh * kw * c))
+    dcols = rand(cols.shape, dtype, 5)
+    dx = np.full(x.shape, np.nan, dtype)
+    conv.depth_columns_backward(dcols, kd, sd, lo, dd, groups, dx)
+    np.testing.assert_allclose(dx, ref.depth_columns_vjp(dcols, x.shape, kd, sd, lo, dd, groups),
+                               rtol=RTOL[dtype], atol=RTOL[dtype])
+    # the adjoint identity <depth_columns(x), dcols> == <x, dx>
+    np.testing.assert_allclose(np.vdot(cols.astype(np.float64), dcols), np.vdot(x.astype(np.float64), dx),
+                               rtol=RTOL[dtype] * 10)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -256,8 +256,188 @@ def test_ftrl(dtype, power):
 
 
 def test_kernel_table():
-    names = {"sgd_update", "adagrad_update", "rmsprop_update", "adam_update", "decay_weights",
-             "adamax_update", "nadam_update", "adadelta_update", "lion_update", "ftrl_update"}
-    assert set(K.KERNELS) == names
-    for name, fn in K.KERNELS.items():
-        assert fn.__doc__ and "w_n: (N,)" in fn.__doc__
+    updates = {"sgd_update", "adagrad_update", "rmsprop_update", "adam_update", "decay_weights",
+               "adamax_update", "nadam_update", "adadelta_update", "lion_update", "ftrl_update",
+               "trust_ratio_update", "adafactor_apply"}
+    helpers = {"axpby", "sum_squares", "scale_by_norm", "clip_values", "lamb_moments",
+               "adafactor_factored_moments", "adafactor_moments", "adafactor_direction"}
+    assert set(K.KERNELS) == updates | helpers
+    for name in updates:
+        assert K.KERNELS[name].__doc__ and "w_n: (N,)" in K.KERNELS[name].__doc__
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_axpby(dtype):
+    x, (y, _, _, _, _) = _data(dtype, 20)
+    out = np.empty_like(x)
+    K.axpby(x, 0.5, y, -2.0, out)
+    _assert_close(out, R.axpby(x, 0.5, y, -2.0), dtype)
+    inplace = y.copy()  # out may be y
+    K.axpby(x, 1.5, inplace, 0.25, inplace)
+    _assert_close(inplace, R.axpby(x, 1.5, y, 0.25), dtype)
+    x[0], y[1] = np.inf, np.nan  # b == 0 never reads y: inf stays inf, y's NaN does not leak
+    K.axpby(x, 2.0, y, 0.0, out)
+    _assert_close(out, R.axpby(x, 2.0, y, 0.0), dtype)
+    assert out[0] == np.inf and not np.isnan(out[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sum_squares_accumulates_in_float64(dtype):
+    x, (y, _, _, _, _) = _data(dtype, 21)
+    rtol = 1e-6 if dtype == np.float32 else 1e-13  # float32: the squares are rounded to float32
+    total = np.zeros(1, np.float64)
+    K.sum_squares(x, total)
+    np.testing.assert_allclose(total[0], R.sum_squares(x), rtol=rtol)
+    K.sum_squares(y, total)  # a shared total is a global norm's square
+    np.testing.assert_allclose(total[0], R.sum_squares(x, y), rtol=rtol)
+    many = np.full(1 << 16, 1.0 + 2.0 ** -10, dtype)  # a float32 running sum would drift here
+    total[0] = 0.0
+    K.sum_squares(many, total)
+    np.testing.assert_allclose(total[0], R.sum_squares(many), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("clip_norm", [0.5, 1e3])  # clipped, and left alone (scale 1)
+def test_scale_by_norm_is_clipnorm(dtype, clip_norm):
+    x = _data(dtype, 22)[0]
+    total = np.zeros(1, np.float64)
+    K.sum_squares(x, total)
+    out = np.empty_like(x)
+    K.scale_by_norm(x, total, clip_norm, False, out)
+    _assert_close(out, R.clip_by_norm(x, clip_norm), dtype)
+    zero = np.zeros(3, dtype)
+    K.scale_by_norm(zero, np.zeros(1), clip_norm, False, out[:3])
+    np.testing.assert_array_equal(out[:3], R.clip_by_norm(zero, clip_norm))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_scale_by_norm_is_global_clipnorm(dtype):
+    xs = [_data(dtype, 23)[0], _data(dtype, 24)[0][:31]]
+    total = np.zeros(1, np.float64)
+    for x in xs:
+        K.sum_squares(x, total)
+    for x, expected in zip(xs, R.clip_by_global_norm(xs, 2.0)):
+        out = x.copy()  # out may be x
+        K.scale_by_norm(out, total, 2.0, True, out)
+        _assert_close(out, expected, dtype)
+
+
+@pytest.mark.parametrize("nonfinite_nan", [False, True])
+def test_scale_by_norm_non_finite_norms(nonfinite_nan):
+    x = np.array([1.0, -2.0, 0.5], np.float32)
+    out = np.empty_like(x)
+    # clipnorm: x clip_norm / max(inf, clip_norm) = 0; global_clipnorm: NaN
+    expected = R.clip_by_global_norm([x, np.array([np.inf], np.float32)], 1.0)[0] if nonfinite_nan else x * 0
+    K.scale_by_norm(x, np.array([np.inf]), 1.0, nonfinite_nan, out)
+    np.testing.assert_array_equal(out, expected)
+    assert np.isnan(out).all() == nonfinite_nan
+    K.scale_by_norm(x, np.array([np.nan]), 1.0, nonfinite_nan, out)
+    assert np.isnan(out).all() and np.isnan(R.clip_by_norm(np.array([np.nan], np.float32), 1.0)).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_clip_values(dtype):
+    x = _data(dtype, 25)[0] * dtype(3)
+    x[:3] = [np.nan, np.inf, -np.inf]
+    out = np.empty_like(x)
+    K.clip_values(x, 1.25, out)
+    np.testing.assert_array_equal(out, R.clip_by_value(x, 1.25))
+    assert np.isnan(out[0]) and out[1] == dtype(1.25) and out[2] == dtype(-1.25)
+    K.clip_values(x, 0.5, x)  # out may be x
+    np.testing.assert_array_equal(x, R.clip_by_value(out, 0.5))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lamb_kernels_step_against_keras_reference(dtype):
+    w, grads = _data(dtype, 26)
+    lr, b1, b2, eps = 0.01, 0.8, 0.95, 1e-7
+    kw, km, kv = w.copy(), np.zeros_like(w), np.zeros_like(w)
+    rw, rm, rv = w.copy(), np.zeros_like(w), np.zeros_like(w)
+    for it, g in enumerate(grads):
+        u = np.empty_like(w)
+        K.lamb_moments(g, km, kv, u, 1 - b1 ** (it + 1), 1 - b2 ** (it + 1), b1, b2, eps)
+        em, ev, eu = R.lamb_moments(g, rm, rv, it, b1, b2, eps)
+        _assert_close(u, eu, dtype)
+        norms = np.zeros(2, np.float64)
+        K.sum_squares(kw, norms[0:1])
+        K.sum_squares(u, norms[1:2])
+        expected_w = R.trust_ratio_step(kw, u, lr)
+        K.trust_ratio_update(kw, u, norms[0:1], norms[1:2], lr)
+        _assert_close(kw, expected_w, dtype)
+        rw, rm, rv = R.lamb_step(rw, g, rm, rv, it, lr, b1, b2, eps)
+        _assert_close(rm, em, dtype)
+    _assert_close(kw, rw, dtype)
+    _assert_close(km, rm, dtype)
+    _assert_close(kv, rv, dtype)
+
+
+def test_trust_ratio_is_one_at_a_zero_norm():
+    w, u = np.zeros(4, np.float32), np.ones(4, np.float32)
+    K.trust_ratio_update(w, u, np.zeros(1), np.array([4.0]), 0.5)
+    np.testing.assert_array_equal(w, R.trust_ratio_step(np.zeros(4, np.float32), u, 0.5))
+    assert (w == -0.5).all()
+
+
+def _adafactor_kernels(w, g, r, c, v, iterations, lr=0.01, decay=-0.8, eps_1=1e-30, eps_2=1e-3, clip=1.0):
+    """One Adafactor step made of the kernels, as dlcore/optimizers/adafactor.py calls them."""
+    dt = w.dtype.type
+    t = float(iterations + 1)
+    rho_t = min(min(float(dt(lr)), 1.0 / math.sqrt(t)), 1.0 / math.sqrt(t))
+    beta = float(dt(1.0 - t ** decay))
+    if w.ndim >= 2:
+        rows, cols = w.shape[-2:]
+        b = w.size // (rows * cols)
+        K.adafactor_factored_moments(g.reshape(b, rows, cols), r.reshape(b, rows), c.reshape(b, cols),
+                                     beta, eps_1, v.reshape(b, rows, cols))
+    else:
+        K.adafactor_moments(g.reshape(-1), v.reshape(-1), beta, eps_1)
+    u = np.empty(w.size, w.dtype)
+    K.adafactor_direction(g.reshape(-1), v.reshape(-1), u)
+    sums = np.zeros(2, np.float64)
+    K.sum_squares(w.reshape(-1), sums[0:1])
+    K.sum_squares(u, sums[1:2])
+    K.adafactor_apply(w.reshape(-1), u, sums, rho_t, eps_2, clip)
+    return u
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(7,), (5, 6), (2, 3, 4)], ids=str)
+def test_adafactor_kernels_step_against_keras_reference(shape, dtype):
+    rng = np.random.default_rng(27)
+    w = rng.normal(size=shape).astype(dtype)
+    factored = len(shape) >= 2
+    slots = (shape[:-1], shape[:-2] + shape[-1:]) if factored else ((0,), (0,))
+    kw, kr, kc, kv = w.copy(), np.zeros(slots[0], dtype), np.zeros(slots[1], dtype), np.zeros(shape, dtype)
+    rw, rr, rc, rv = w.copy(), kr.copy(), kc.copy(), kv.copy()
+    for it in range(STEPS):
+        g = rng.normal(size=shape).astype(dtype)
+        u = _adafactor_kernels(kw, g, kr, kc, kv, it)
+        rw, rr, rc, rv = R.adafactor_step(rw, g, rr, rc, rv, it, learning_rate=0.01)
+        _assert_close(u, R.adafactor_direction(g, rv).reshape(-1), dtype)
+        _assert_close(kv, rv, dtype)
+        _assert_close(kw, rw, dtype)
+    if factored:
+        _assert_close(kr, rr, dtype)
+        _assert_close(kc, rc, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adafactor_moments_and_apply_alone(dtype):
+    rng = np.random.default_rng(28)
+    g, v, w = (rng.normal(size=9).astype(dtype) for _ in range(3))
+    v = np.abs(v)
+    expected = R.adafactor_second_moment(g, None, None, v, 0.7, 1e-3)[2]
+    K.adafactor_moments(g, v, 0.7, 1e-3)
+    _assert_close(v, expected, dtype)
+    g3, r, c = rng.normal(size=(2, 3, 4)).astype(dtype), np.ones((2, 3), dtype), np.ones((2, 4), dtype)
+    v3 = np.empty_like(g3)
+    er, ec, ev = R.adafactor_second_moment(g3, r, c, None, 0.7, 1e-3)
+    K.adafactor_factored_moments(g3, r, c, 0.7, 1e-3, v3)
+    for actual, ref in ((r, er), (c, ec), (v3, ev)):
+        _assert_close(actual, ref, dtype)
+    u = g * dtype(40)  # rms(u) > clip_threshold: the update is clipped
+    for eps_2 in (1e-3, 10.0):  # alpha from rms(w), then from epsilon_2
+        kw = w.copy()
+        sums = np.array([R.sum_squares(w), R.sum_squares(u)])
+        K.adafactor_apply(kw, u, sums, 0.1, eps_2, 1.0)
+        _assert_close(kw, R.adafactor_apply(w, u, 0.1, eps_2, 1.0), dtype)

@@ -114,7 +114,21 @@ CASE_IDS = ["simple_rnn", "lstm", "gru_reset_after", "gru_reset_before"]
 def test_kernel_table():
     assert set(recurrent.KERNELS) == {
         "simple_rnn_forward", "simple_rnn_backward", "lstm_forward", "lstm_backward", "gru_forward",
-        "gru_backward", "rows_matmul", "rows_matmul_tn"}
+        "gru_backward", "rows_matmul", "rows_matmul_tn", "mask_time_steps"}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mask_time_steps(dtype):
+    x, mask = rng(30).normal(size=(N, T, 6)).astype(dtype), (rng(31).random((N, 6)) > 0.4).astype(dtype) * 2
+    out = np.full_like(x, np.nan)
+    recurrent.mask_time_steps(x, mask, False, out)  # out is only written
+    np.testing.assert_allclose(out, ref.mask_time_steps(x, mask), **TOL[dtype])
+    acc = rng(32).normal(size=x.shape).astype(dtype)
+    expected = ref.mask_time_steps(x, mask, acc)
+    recurrent.mask_time_steps(x, mask, True, acc)
+    np.testing.assert_allclose(acc, expected, **TOL[dtype])
+    recurrent.mask_time_steps(x, mask, False, x)  # out may be x
+    np.testing.assert_allclose(x, out, **TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -189,3 +189,56 @@ def conv2d_max_pool2x2(x, w, padding=((0, 0), (0, 0)), bias=None, relu=False):
     ph, pw = z.shape[1] // 2, z.shape[2] // 2
     z = z[:, :2 * ph, :2 * pw]
     return z.reshape(z.shape[0], ph, 2, pw, 2, z.shape[3]).max(axis=(2, 4))
+
+
+def bias_add(y, b):
+    """y + b over the last (channel) axis, in float64."""
+    return np.asarray(y, dtype=np.float64) + np.asarray(b, dtype=np.float64)
+
+
+def depth_columns(x, kernel_d, stride_d, pad_d, dilation_d, groups, out_d):
+    """Conv3D's depth taps on the channel axis, element by element: cols[n * OD + o, h, w,
+    (g * KD + t) * CG + c] = x[n, o * stride_d + t * dilation_d - pad_d, h, w, g * CG + c], 0 outside."""
+    x = np.asarray(x, dtype=np.float64)
+    n, d, h, w, ch = x.shape
+    cg = ch // groups
+    cols = np.zeros((n * out_d, h, w, groups * kernel_d * cg))
+    for i, o, g, t in np.ndindex(n, out_d, groups, kernel_d):
+        src = o * stride_d + t * dilation_d - pad_d
+        if 0 <= src < d:
+            cols[i * out_d + o, :, :, (g * kernel_d + t) * cg:(g * kernel_d + t + 1) * cg] = \
+                x[i, src, :, :, g * cg:(g + 1) * cg]
+    return cols
+
+
+def depth_columns_vjp(dcols, x_shape, kernel_d, stride_d, pad_d, dilation_d, groups):
+    """The gradient of depth_columns' input: each tap's slice added back at its source depth."""
+    dcols = np.asarray(dcols, dtype=np.float64)
+    n, d, h, w, ch = x_shape
+    cg, out_d = ch // groups, dcols.shape[0] // n
+    dx = np.zeros(x_shape)
+    for i, o, g, t in np.ndindex(n, out_d, groups, kernel_d):
+        src = o * stride_d + t * dilation_d - pad_d
+        if 0 <= src < d:
+            dx[i, src, :, :, g * cg:(g + 1) * cg] += \
+                dcols[i * out_d + o, :, :, (g * kernel_d + t) * cg:(g * kernel_d + t + 1) * cg]
+    return dx
+
+
+def kernel_depth_to_channels(w):
+    """(KD, KH, KW, CG, O) -> (KH, KW, KD * CG, O): w2[kh, kw, t * CG + c, o] = w[t, kh, kw, c, o]."""
+    kd, kh, kw, cg, o = w.shape
+    w2 = np.zeros((kh, kw, kd * cg, o), dtype=w.dtype)
+    for t, c in np.ndindex(kd, cg):
+        w2[:, :, t * cg + c] = w[t, :, :, c]
+    return w2
+
+
+def kernel_channels_to_depth(w2, kernel_d):
+    """The inverse of kernel_depth_to_channels."""
+    kh, kw, kdcg, o = w2.shape
+    cg = kdcg // kernel_d
+    w = np.zeros((kernel_d, kh, kw, cg, o), dtype=w2.dtype)
+    for t, c in np.ndindex(kernel_d, cg):
+        w[t, :, :, c] = w2[:, :, t * cg + c]
+    return w

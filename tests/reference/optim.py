@@ -152,3 +152,109 @@ def ftrl_step(w, g, accumulator, linear, learning_rate=0.001, learning_rate_powe
     quadratic = new_accum ** p / learning_rate + 2 * l2_reg
     l1 = l1_regularization_strength
     return (np.clip(linear, -l1, l1) - linear) / quadratic, new_accum, linear
+
+
+# Gradient clipping (keras/src/optimizers/base_optimizer.py: `_clip_gradients`, `clip_by_norm`,
+# `clip_by_global_norm`) and the helpers the fused steps are built from.
+
+
+def axpby(x, a, y, b):
+    """a x + b y in x's dtype; b == 0 leaves y out (so a NaN or inf in y is not read)."""
+    dt = x.dtype.type
+    return dt(a) * x if b == 0 else dt(a) * x + dt(b) * y
+
+
+def sum_squares(*arrays):
+    """sum of x^2 over all the arrays, in float64 (a global norm's square)."""
+    return float(sum(np.sum(np.square(np.asarray(a, dtype=np.float64))) for a in arrays))
+
+
+def clip_by_norm(x, clip_norm):
+    """Keras's clipnorm, per gradient: x clip_norm / max(||x||, clip_norm) (x unchanged at norm 0;
+    NaN for a NaN norm, 0 for an infinite one)."""
+    x64 = np.asarray(x, dtype=np.float64)
+    norm = np.sqrt(np.sum(np.square(x64)))
+    with np.errstate(invalid="ignore"):
+        return (x64 * clip_norm / np.maximum(norm, clip_norm)).astype(x.dtype)
+
+
+def clip_by_global_norm(xs, clip_norm):
+    """Keras's global_clipnorm: every x times clip_norm min(1 / norm, 1 / clip_norm) over the global
+    norm of all of them; a non-finite norm gives NaN (Keras adds use_norm - use_norm)."""
+    norm = np.sqrt(sum_squares(*xs))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = clip_norm * np.minimum(1.0 / norm, 1.0 / clip_norm) + (norm - norm)
+    return [(np.asarray(x, dtype=np.float64) * scale).astype(x.dtype) for x in xs]
+
+
+def clip_by_value(x, limit):
+    """Keras's clipvalue: clip(x, -limit, limit); NaN stays NaN."""
+    return np.clip(x, -limit, limit)
+
+
+def lamb_moments(g, m, v, iterations, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """Lamb's Adam part (keras/src/optimizers/lamb.py): returns (m, v, update) with
+    update = (m / (1 - beta_1^t)) / (sqrt(v / (1 - beta_2^t)) + epsilon)."""
+    dt = g.dtype.type
+    t = dt(iterations + 1)
+    m = m + (g - m) * (1 - beta_1)
+    v = v + (np.square(g) - v) * (1 - beta_2)
+    update = (m / (1 - dt(beta_1) ** t)) / (np.sqrt(v / (1 - dt(beta_2) ** t)) + epsilon)
+    return m, v, update
+
+
+def trust_ratio_step(w, update, learning_rate):
+    """Lamb's step: w - ratio lr update, ratio = ||w|| / ||update|| (1 where either norm is 0)."""
+    w_norm, u_norm = np.sqrt(sum_squares(w)), np.sqrt(sum_squares(update))
+    ratio = w_norm / u_norm if w_norm > 0 and u_norm > 0 else 1.0
+    return w - w.dtype.type(ratio) * w.dtype.type(learning_rate) * update
+
+
+def lamb_step(w, g, m, v, iterations, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """Returns (w, m, v)."""
+    m, v, update = lamb_moments(g, _c(m), _c(v), iterations, beta_1, beta_2, epsilon)
+    return trust_ratio_step(_c(w), update, learning_rate), m, v
+
+
+def adafactor_second_moment(g, r, c, v, beta_2_t, epsilon_1=1e-30):
+    """Adafactor's second moment (keras/src/optimizers/adafactor.py), in g's dtype: G = g^2 +
+    epsilon_1; rank >= 2: r = b r + (1 - b) mean(G, -1), c = b c + (1 - b) mean(G, -2),
+    v = r / mean(r, -1) (x) c; else v = b v + (1 - b) G. Returns (r, c, v)."""
+    dt = g.dtype.type
+    b = dt(beta_2_t)
+    regulated = np.square(g) + dt(epsilon_1)
+    if g.ndim >= 2:
+        r = b * r + (1 - b) * np.mean(regulated, axis=-1)
+        c = b * c + (1 - b) * np.mean(regulated, axis=-2)
+        v = np.expand_dims(r / np.mean(r, axis=-1, keepdims=True), -1) * np.expand_dims(c, -2)
+    else:
+        v = b * v + (1 - b) * regulated
+    return r, c, v
+
+
+def adafactor_direction(g, v):
+    """u = g / sqrt(v)."""
+    return g / np.sqrt(v)
+
+
+def _rms(x):
+    return np.sqrt(np.mean(np.square(np.asarray(x, dtype=np.float64))))
+
+
+def adafactor_apply(w, u, rho_t, epsilon_2=1e-3, clip_threshold=1.0):
+    """w - alpha u / max(1, rms(u) / clip_threshold), alpha = max(epsilon_2, rms(w)) rho_t."""
+    alpha = max(epsilon_2, _rms(w)) * rho_t
+    return (w - alpha * (u / max(1.0, _rms(u) / clip_threshold))).astype(w.dtype)
+
+
+def adafactor_step(w, g, r, c, v, iterations, learning_rate=0.001, beta_2_decay=-0.8,
+                   epsilon_1=1e-30, epsilon_2=1e-3, clip_threshold=1.0, relative_step=True):
+    """Returns (w, r, c, v); r and c are (0,)-shaped placeholders for rank < 2 (Keras's slots)."""
+    t = float(iterations + 1)
+    lr = float(w.dtype.type(learning_rate))
+    if relative_step:
+        lr = min(lr, 1.0 / np.sqrt(t))
+    rho_t = min(lr, 1.0 / np.sqrt(t))
+    beta_2_t = 1.0 - t ** beta_2_decay
+    r, c, v = adafactor_second_moment(g, _c(r), _c(c), _c(v), beta_2_t, epsilon_1)
+    return adafactor_apply(_c(w), adafactor_direction(g, v), rho_t, epsilon_2, clip_threshold), r, c, v

@@ -138,5 +138,12 @@ def gru(x, kernel, recurrent_kernel, bias=None, h0=None, mask=None, go_backwards
     return _run(step, x, [h0], mask, go_backwards, zero_output)
 
 
+def mask_time_steps(x, mask, out=None):
+    """x * mask broadcast over time (x (N, T, K), mask (N, K)), plus out when it is given."""
+    y = np.asarray(x, dtype=np.float64) * np.asarray(mask, dtype=np.float64)[:, None, :]
+    return y if out is None else y + np.asarray(out, dtype=np.float64)
+
+
 # Embedding's reference lives in embedding.py; tests/layers/test_embedding.py reads it here.
 from reference.embedding import embedding  # noqa: E402,F401
+
