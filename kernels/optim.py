@@ -348,7 +348,7 @@ def sum_squares(x_n, total_1):
     """
     s = 0.0
     for i in range(x_n.shape[0]):
-        v = float(x_n[i])
+        v = np.float64(x_n[i])  # squared in float64: float() keeps a float32 in numba
         s += v * v
     total_1[0] += s
 
