@@ -36,10 +36,21 @@ import numpy as np
 from .strategy import Strategy, _world
 
 _BN_STATISTICS = ("moving_mean", "moving_variance")
+ABORT_GRACE_S = 0.5  # seconds between a rank's last message and MPI_Abort (see _abort)
 
 
 def _values(variables):
     return [v.value if hasattr(v, "value") else v for v in variables]
+
+
+def _abort(comm):
+    """MPI_Abort after the rank's message has left: mpiexec forwards a rank's output through its
+    proxy, and an abort straight after the write can end the proxy before it forwarded the line
+    (seen on a loaded machine: the job died with no message at all)."""
+    sys.stderr.flush()
+    sys.stdout.flush()
+    time.sleep(ABORT_GRACE_S)
+    comm.Abort(1)
 
 
 class MPIStrategy(Strategy):
@@ -105,8 +116,7 @@ class MPIStrategy(Strategy):
             if busy is not None and time.monotonic() - busy[1] > self.timeout:
                 sys.stderr.write(f"dlcore MPIStrategy: rank {self.rank} waited more than {self.timeout:g} s in "
                                  f"{busy[0]} (another rank died or hangs); aborting all ranks\n")
-                sys.stderr.flush()
-                self.comm.Abort(1)
+                _abort(self.comm)
 
     def _sum(self, arr):
         arr = np.array(arr, dtype=np.float64)  # a copy, 0-d stays 0-d
@@ -254,9 +264,7 @@ def _install_abort_on_exception(comm):
 
     def hook(kind, value, tb):
         previous(kind, value, tb)
-        sys.stderr.flush()
-        sys.stdout.flush()
-        comm.Abort(1)
+        _abort(comm)
 
     hook._dlcore_mpi_abort = True
     sys.excepthook = hook
