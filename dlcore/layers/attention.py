@@ -19,6 +19,7 @@ from ..ops import quantized as quantized_ops
 from ..ops.attention import einsum_product, self_attention_qkv
 from ..registry import register
 from ..tensor import Tensor
+from .core import kernel_bias_config
 from .layer import InputSpec, Layer
 
 NEG = -1e9  # the score Keras gives a masked position
@@ -226,21 +227,11 @@ class EinsumDense(Layer):
             "equation": self.equation,
             "activation": activations.serialize(self.activation),
             "bias_axes": self.bias_axes,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
-            "kernel_constraint": constraints.serialize(self.kernel_constraint),
-            "bias_constraint": constraints.serialize(self.bias_constraint),
+            **kernel_bias_config(self),
             **quantizers.dtype_config(self),
         }
 
     # int8 quantization (Keras 3 names: kernel int8 (kernel shape), kernel_scale (1, ..., 1, new dims)) -------
-    @property
-    def dtype_policy(self):
-        return quantizers.DTypePolicy.of(self)
-
     def quantize(self, mode, type_check=True, config=None):
         """Replace the float kernel by an int8 one with a float32 scale per output channel (Keras's
         abs-max rule over the contracted axes); dense-product equations only (``abc,cde->abde``...);
@@ -577,13 +568,7 @@ class MultiHeadAttention(Layer):
             "output_shape": self._output_shape,
             "attention_axes": self.attention_axes,
             "sliding_window": self.sliding_window,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
-            "kernel_constraint": constraints.serialize(self.kernel_constraint),
-            "bias_constraint": constraints.serialize(self.bias_constraint),
+            **kernel_bias_config(self),
             "seed": self.seed,
         }
 

@@ -114,10 +114,6 @@ class _ConvBase(Layer):
         return y
 
     # int8 quantization (see the module docstring) ----------------------------------------------------
-    @property
-    def dtype_policy(self):
-        return quantizers.DTypePolicy.of(self)
-
     def quantize(self, mode, type_check=True, config=None):
         """Replace the float kernel by an int8 one with a float32 scale per output channel; the layer
         then runs the int8 kernels (inputs quantized per sample until calibrated), for inference only."""

@@ -66,6 +66,19 @@ def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None
     return layer.output
 
 
+def kernel_bias_config(layer):
+    """The kernel/bias initializer, regularizer and constraint entries (and the activity
+    regularizer) of a Keras get_config, serialized: Dense, EinsumDense and MultiHeadAttention."""
+    return {
+        "kernel_initializer": initializers.serialize(layer.kernel_initializer),
+        "bias_initializer": initializers.serialize(layer.bias_initializer),
+        "kernel_regularizer": regularizers.serialize(layer.kernel_regularizer),
+        "bias_regularizer": regularizers.serialize(layer.bias_regularizer),
+        "activity_regularizer": regularizers.serialize(layer.activity_regularizer),
+        "kernel_constraint": constraints.serialize(layer.kernel_constraint),
+        "bias_constraint": constraints.serialize(layer.bias_constraint),
+    }
+
 @register("layer")
 class Dense(Layer):
     """``activation(inputs @ kernel + bias)`` on the last axis.
@@ -182,22 +195,12 @@ class Dense(Layer):
             "units": self.units,
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
-            "kernel_constraint": constraints.serialize(self.kernel_constraint),
-            "bias_constraint": constraints.serialize(self.bias_constraint),
+            **kernel_bias_config(self),
             **({"lora_rank": self.lora_rank, "lora_alpha": self.lora_alpha} if self.lora_rank else {}),
             **quantizers.dtype_config(self),
         }
 
     # int8 quantization (Keras 3 names: kernel int8 (input_dim, units), kernel_scale (units,)) ---------------
-    @property
-    def dtype_policy(self):
-        return quantizers.DTypePolicy.of(self)
-
     def quantize(self, mode, type_check=True, config=None):
         """Replace the float kernel by an int8 one with a float32 scale per output column (Keras's
         abs-max rule); the layer then runs the int8 kernels, for inference only."""

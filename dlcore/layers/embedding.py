@@ -98,10 +98,6 @@ class Embedding(Layer):
 
     # int8 quantization (Keras 3 names: embeddings int8 (input_dim, output_dim), embeddings_scale
     # (input_dim,), one scale per row) ----------------------------------------------------------------
-    @property
-    def dtype_policy(self):
-        return quantizers.DTypePolicy.of(self)
-
     def quantize(self, mode, type_check=True, config=None):
         """Replace the float table by an int8 one with a float32 scale per row (Keras's abs-max
         rule); the layer then runs inference only."""

@@ -13,7 +13,7 @@ import threading
 import numpy as np
 
 from .. import config as dl_config
-from .. import devices, mixed_precision
+from .. import devices, mixed_precision, quantizers
 from ..autograd import no_grad
 from ..symbolic import CallNode, KerasTensor, flatten, is_symbolic, map_structure
 from ..tensor import Tensor, Variable
@@ -198,8 +198,8 @@ class Layer:
 
     @property
     def dtype_policy(self):
-        """The layer's DTypePolicy (Keras 3)."""
-        return self._policy if self._policy is not None else mixed_precision.DTypePolicy()
+        """The layer's DTypePolicy (Keras 3): the int8 one once quantized, else its float policy."""
+        return quantizers.DTypePolicy.of(self)
 
     @dtype_policy.setter
     def dtype_policy(self, value):

@@ -137,10 +137,6 @@ class _FusedCell(Layer):
                                                 constraint=self.recurrent_constraint, name="recurrent_kernel")
 
     # int8 quantization (a dlcore extension: Keras 3.15 quantizes no recurrent layer) ---------------------
-    @property
-    def dtype_policy(self):
-        return quantizers.DTypePolicy.of(self)
-
     def _check_int8(self, mode):
         if type(self)._int8_cell is None:
             raise quantizers.NotQuantizable(f"{type(self).__name__} '{self.name}': no int8 kernel for this cell "
