@@ -333,3 +333,13 @@ def test_keras_loads_the_policies_dlcore_writes(tmp_path):
     loaded = keras.saving.load_model(path)
     assert [layer.dtype_policy.name for layer in loaded.layers] == ["mixed_bfloat16"] * 2
     close_in_ulps(model.predict(x, verbose=0), np.asarray(loaded(x)).astype(np.float32), "bfloat16")
+
+
+@pytest.mark.parametrize("make", [lambda: dl.layers.Dense(3), lambda: dl.layers.Conv1D(3, 2),
+                                  lambda: dl.layers.Embedding(5, 3), lambda: dl.layers.EinsumDense("ab,bc->ac", 3)])
+def test_dtype_policy_is_settable_on_quantizable_layers(make):
+    """Keras lets layer.dtype_policy be set; the int8-capable layers once shadowed it read-only."""
+    layer = make()
+    layer.dtype_policy = "mixed_bfloat16"
+    assert layer.dtype_policy.name == "mixed_bfloat16" and layer.compute_dtype == "bfloat16"
+    assert layer.variable_dtype == "float32"
