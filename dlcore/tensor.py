@@ -198,6 +198,8 @@ class Variable(Tensor):
     """
 
     __slots__ = ("name", "trainable", "regularizer", "constraint", "path")
+    epoch = 0  # counts the writes through assign* and optimizers: a captured inference call replays only
+    # while it has not changed (models/inference.py)
 
     def __init__(self, initial_value, trainable=True, name=None, dtype=None, regularizer=None, constraint=None):
         value = np.array(_value(initial_value), dtype=dtype, copy=True, order="C")
@@ -213,6 +215,7 @@ class Variable(Tensor):
         self.constraint = constraint
 
     def assign(self, value):
+        Variable.epoch += 1
         value = _value(value)
         if _devices.is_device_array(self.value) and _devices.is_device_array(value) and (
                 value.dtype == self.value.dtype and tuple(value.shape) == tuple(self.value.shape)):
@@ -229,12 +232,14 @@ class Variable(Tensor):
         return self
 
     def assign_add(self, delta):
+        Variable.epoch += 1
         if _devices.is_device_array(self.value):
             return self.assign(self.numpy() + np.asarray(_devices.to_host(_value(delta)), dtype=self.dtype))
         self.value += np.asarray(_value(delta), dtype=self.value.dtype)
         return self
 
     def assign_sub(self, delta):
+        Variable.epoch += 1
         if _devices.is_device_array(self.value):
             return self.assign(self.numpy() - np.asarray(_devices.to_host(_value(delta)), dtype=self.dtype))
         self.value -= np.asarray(_value(delta), dtype=self.value.dtype)

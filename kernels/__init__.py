@@ -26,6 +26,46 @@ _loaded = set()
 _loading = threading.RLock()  # predict threads may look up kernels for the first time together
 
 
+class _Recording(threading.local):
+    calls = None  # a list while this thread records its kernel calls (see :class:`recording`)
+
+
+_recording = _Recording()
+
+
+class _Recorded:
+    """A kernel that appends ``(kernel, args, result)`` to a list on each call."""
+
+    __slots__ = ("fn", "calls")
+
+    def __init__(self, fn, calls):
+        self.fn, self.calls = fn, calls
+
+    def __call__(self, *args, **kwargs):
+        result = self.fn(*args, **kwargs)
+        self.calls.append((self.fn, args, kwargs, result))
+        return result
+
+
+class recording:
+    """Context in which the kernels that :func:`get` hands out on this thread append
+    ``(kernel, args, kwargs, result)`` to ``calls`` when called (a CUDA kernel appends
+    ``(None, name, None, None)``): how an inference plan captures the kernel calls of a call."""
+
+    __slots__ = ("calls", "previous")
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    def __enter__(self):
+        self.previous = _recording.calls
+        _recording.calls = self.calls
+        return self.calls
+
+    def __exit__(self, *exc):
+        _recording.calls = self.previous
+
+
 def _load_family(family):
     if family in _loaded:
         return
@@ -62,6 +102,8 @@ def get(name, device="cpu"):
     if device != "cpu":
         if device != "cuda":
             raise ValueError(f"kernels.get: device must be 'cpu' or 'cuda', received {device!r}")
+        if _recording.calls is not None:
+            _recording.calls.append((None, name, None, None))
         table = _cuda_table()
         try:
             return table[name]
@@ -78,6 +120,9 @@ def get(name, device="cpu"):
             fn = _table.get(name)
         if fn is None:
             raise KeyError(f"no kernel named {name!r}; known kernels: {sorted(_table)}") from None
+    calls = _recording.calls
+    if calls is not None:
+        return _Recorded(fn, calls)
     return fn
 
 
@@ -103,6 +148,6 @@ def names():
     return sorted(_load_table())
 
 
-__all__ = ["get", "names", "num_threads", "max_threads", "set_num_threads", "threads_for", "threads_for_macs",
+__all__ = ["get", "names", "recording", "num_threads", "max_threads", "set_num_threads", "threads_for", "threads_for_macs",
            "numba_cache_dir",
            "FAMILIES"]

@@ -86,6 +86,54 @@ def activation_forward(int code, const floating[::1] x, double alpha, floating[:
         act_row(code, &x[i0], <const floating*>NULL, &y_out[i0], i1 - i0, a)
 
 
+cdef inline void add_rows(const floating* a, const floating* b, floating* out, Py_ssize_t rows,
+                          Py_ssize_t m) noexcept nogil:
+    cdef Py_ssize_t r, j
+    for r in range(rows):
+        for j in range(m):
+            out[r * m + j] = a[r * m + j] + b[j]
+
+
+def add_forward(const floating[::1] a_n, const floating[::1] b_m, floating[::1] out_n, int n_threads=1):
+    """out_n[i] = a_n[i] + b_m[i % M]: the sum of two arrays of one shape (M == N), or of an array
+    and one it repeats over its leading axes (a (..., *S) array plus an S-shaped one).
+
+    a_n: (N,) float32/64, C-contiguous, IN (may be the same buffer as out_n)
+    b_m: (M,) same dtype, C-contiguous, IN; N a multiple of M
+    out_n: (N,) same dtype, C-contiguous, OUT
+    """
+    cdef Py_ssize_t n = a_n.shape[0], m = b_m.shape[0], n_blocks, blk, i0, i1, rows
+    if n == 0:
+        return
+    if m == 0 or n % m != 0 or out_n.shape[0] != n:
+        raise ValueError(f"add_forward: expected N a multiple of M and out of N elements, received N={n}, "
+                         f"M={m}, out of {out_n.shape[0]}")
+    if m == n:  # one shape: fixed blocks of the flat arrays
+        n_blocks = (n + BLOCK - 1) // BLOCK
+        for blk in prange(n_blocks, nogil=True, num_threads=n_threads, schedule="static"):
+            i0 = blk * BLOCK
+            i1 = i0 + BLOCK
+            if i1 > n:
+                i1 = n
+            add_rows(&a_n[i0], &b_m[i0], &out_n[i0], 1, i1 - i0)
+        return
+    rows = n // m
+    for blk in prange(rows, nogil=True, num_threads=n_threads, schedule="static"):
+        add_rows(&a_n[blk * m], &b_m[0], &out_n[blk * m], 1, m)
+
+
+def fill(floating[::1] out_n, double value):
+    """out_n[:] = value.
+
+    out_n: (N,) float32/64, C-contiguous, OUT
+    value: float, IN (rounded to out_n's dtype)
+    """
+    cdef Py_ssize_t i, n = out_n.shape[0]
+    cdef floating v = <floating>value
+    for i in range(n):
+        out_n[i] = v
+
+
 def softmax_forward(const floating[:, ::1] x_rc, floating[:, ::1] y_out, int n_threads=1):
     """y_out[r] = softmax(x_rc[r]) over the last axis, with the row max subtracted first.
 

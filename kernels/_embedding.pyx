@@ -5,23 +5,35 @@
 #
 # Legend: N lookups (all ids, flattened), V vocabulary rows, D embedding width.
 from cython.parallel cimport prange
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memcpy
 
 from kernels._activations cimport floating
 
 
-def embedding_forward(const int64_t[::1] ids_n, const floating[:, ::1] w_vd,
-                      floating[:, ::1] y_nd, int n_threads=1):
-    """y_nd[i] = w_vd[ids_n[i]] (ids assumed in [0, V): the op checks them).
+ctypedef fused index_t:
+    int32_t
+    int64_t
 
-    ids_n: (N,) int64, C-contiguous, IN (N = all lookups, flattened)
+
+def embedding_forward(const index_t[::1] ids_n, const floating[:, ::1] w_vd,
+                      floating[:, ::1] y_nd, int n_threads=1):
+    """y_nd[i] = w_vd[ids_n[i]]; ValueError (nothing written) when an id is outside [0, V).
+
+    ids_n: (N,) int32/int64, C-contiguous, IN (N = all lookups, flattened)
     w_vd: (V, D) float32/64, C-contiguous, IN
     y_nd: (N, D) same dtype, C-contiguous, OUT
     """
-    cdef Py_ssize_t N = ids_n.shape[0], D = w_vd.shape[1], i
+    cdef Py_ssize_t N = ids_n.shape[0], D = w_vd.shape[1], V = w_vd.shape[0], i, bad = -1
     if N == 0 or D == 0:
         return
+    with nogil:  # the op checks the ids with a clear message; this keeps a replayed call in bounds
+        for i in range(N):
+            if ids_n[i] < 0 or ids_n[i] >= V:
+                bad = i
+                break
+    if bad >= 0:
+        raise ValueError(f"embedding_forward: ids must be in [0, {V}), received {ids_n[bad]} at position {bad}")
     if n_threads <= 1:
         with nogil:
             for i in range(N):

@@ -199,17 +199,26 @@ def int8_dense_forward(const int8_t[:, ::1] q_nk, const float[::1] x_scale_n, co
 
 def int8_embedding_forward(const int64_t[::1] ids_n, const int8_t[:, ::1] w_vd, const float[::1] scale_v,
                            float[:, ::1] y_nd, int n_threads=1):
-    """y_nd[i] = w_vd[ids_n[i]] / scale_v[ids_n[i]] (ids assumed in [0, V): the op checks them).
+    """y_nd[i] = w_vd[ids_n[i]] / scale_v[ids_n[i]]; ValueError (nothing written) when an id is
+    outside [0, V).
 
     ids_n: (N,) int64, C-contiguous, IN
     w_vd: (V, D) int8, C-contiguous, IN
     scale_v: (V,) float32, C-contiguous, IN
     y_nd: (N, D) float32, C-contiguous, OUT
     """
-    cdef Py_ssize_t N = ids_n.shape[0], D = w_vd.shape[1], i, j
+    cdef Py_ssize_t N = ids_n.shape[0], D = w_vd.shape[1], V = w_vd.shape[0], i, j, bad = -1
     cdef int64_t r
     if N == 0 or D == 0:
         return
+    with nogil:  # the op checks the ids with a clear message; this keeps a replayed call in bounds
+        for i in range(N):
+            if ids_n[i] < 0 or ids_n[i] >= V:
+                bad = i
+                break
+    if bad >= 0:
+        raise ValueError(f"int8_embedding_forward: ids must be in [0, {V}), received {ids_n[bad]} at position "
+                         f"{bad}")
     for i in prange(N, nogil=True, num_threads=max(n_threads, 1), schedule="static"):
         r = ids_n[i]
         for j in range(D):

@@ -41,6 +41,8 @@ from ._elementwise import (
     SOFTSIGN,
     TANH,
     activation_forward,
+    add_forward,
+    fill,
     log_softmax_forward,
     softmax_forward,
 )
@@ -100,6 +102,8 @@ def log_softmax_backward(y_2d, dy_2d, dx_out):
 KERNELS = {
     "activation_forward": activation_forward,
     "activation_backward": activation_backward,
+    "add_forward": add_forward,
+    "fill": fill,
     "softmax_forward": softmax_forward,
     "softmax_backward": softmax_backward,
     "log_softmax_forward": log_softmax_forward,

@@ -32,10 +32,11 @@ import threading
 import numpy as np
 
 from ..layers.core import InputLayer
-from ..layers.layer import Layer, _attach_mask
+from ..layers.layer import Layer, _attach_mask, _context
 from ..ops.core import allocator
 from ..symbolic import KerasTensor, flatten, map_structure
 from ..tensor import Tensor
+from . import replay
 
 
 class LayerStep:
@@ -277,7 +278,7 @@ class SequentialPlan:
     """``Sequential.call`` in inference: the model's layers as LayerSteps, built once per layer list
     (``add``/``pop`` or any change of the list makes a new plan)."""
 
-    __slots__ = ("input_layer", "layers", "steps", "sample_shape", "memory")
+    __slots__ = ("input_layer", "layers", "steps", "sample_shape", "memory", "capturable")
 
     def __init__(self, input_layer, layers):
         self.input_layer = input_layer
@@ -289,6 +290,7 @@ class SequentialPlan:
         sample_shape = tuple(input_layer.batch_shape[1:])
         self.sample_shape = None if None in sample_shape else sample_shape
         self.memory = _Memory()
+        self.capturable = replay.capturable(self.layers) or "predict"  # see _Memory.run
 
     def run(self, model, x, training):
         if type(x) is Tensor:
@@ -301,9 +303,10 @@ class SequentialPlan:
             model._check_sequential_input(x)  # before a cast copies the data
         x = self.input_layer._convert_input(Layer._convert_input(model, x))
         a = x.value
-        return self.memory.run((a.shape, a.dtype), self._steps, x, training)
+        return self.memory.run((a.shape, a.dtype), self._steps, [a], self.capturable, training)
 
-    def _steps(self, trace, x, training):
+    def _steps(self, trace, arrays, training):
+        x = Tensor(arrays[0])
         if trace is None:
             for step in self.steps:
                 x = step(x, training)
@@ -369,6 +372,7 @@ class FunctionalPlan:
         self.nodes = _int8_chains(self.nodes, model._nodes, outputs)
         self.reads = [_entry_reads(entry) for entry in self.nodes]  # for the memory plan's trace
         self.memory = _Memory()
+        self.capturable = replay.capturable([node.layer for node in model._nodes]) or "predict"
 
     def _input_values(self, model, data):
         """{id(input KerasTensor): Tensor} for the data, as ``call`` converts and checks it."""
@@ -392,10 +396,13 @@ class FunctionalPlan:
         if not _plain_inputs(data):
             return None
         values = self._input_values(model, data)
-        key = tuple((getattr(x, "shape", None), getattr(x, "dtype", None)) for x in values.values())
-        return self.memory.run(key, self._steps, model, values, training)
+        arrays = [x.value if type(x) is Tensor else x for x in values.values()]
+        key = tuple((getattr(a, "shape", None), getattr(a, "dtype", None)) for a in arrays)
+        keys = [(k, type(x) is Tensor) for k, x in values.items()]
+        return self.memory.run(key, self._steps, arrays, self.capturable, model, keys, training)
 
-    def _steps(self, trace, model, values, training):
+    def _steps(self, trace, arrays, model, keys, training):
+        values = {k: Tensor(a) if tensor else a for (k, tensor), a in zip(keys, arrays)}
         for i, (node, step, input_keys, as_list, output_keys) in enumerate(self.nodes):
             if trace is not None:
                 trace.step = i
@@ -503,6 +510,7 @@ def call_node(node, values, training):
 _ALIGN = 64  # bytes between buffer starts in an arena (a cache line)
 _MAX_RETRACES = 2  # an input shape whose allocations keep changing stays unplanned after this
 _MAX_SHAPES = 8  # arenas one plan keeps per thread; a ninth input shape starts the set over
+_MAX_CAPTURES = 2  # captures tried per arena (again after a variable or the thread count changed)
 
 
 def _root(a):
@@ -561,7 +569,7 @@ class Arena:
     fresh array and sets ``missed``."""
 
     __slots__ = ("memory", "buffers", "layouts", "count", "nbytes", "total_nbytes", "live_nbytes", "next",
-                 "missed")
+                 "missed", "held", "clean", "program", "captures")
 
     def __init__(self, trace):
         layouts, born, last, returned = trace.layouts, trace.born, trace.last, trace.returned
@@ -587,6 +595,9 @@ class Arena:
         self.layouts = [(shape, dtype) for shape, dtype, _ in layouts]
         self.count = len(self.buffers)
         self.next, self.missed = 0, False
+        self.held = None  # during a capture: {position: the buffer handed out there every time}
+        self.clean = False  # a call ran from this arena as traced
+        self.program, self.captures = None, 0  # the captured call (replay.Program) and the tries
 
     def take(self, shape, dtype):
         if type(shape) is not tuple:
@@ -597,7 +608,13 @@ class Arena:
             if planned_shape == shape and planned_dtype == dtype:
                 self.next = i + 1
                 b = self.buffers[i]
-                return np.empty(shape, dtype=dtype) if b is None else b
+                if b is None:
+                    if self.held is None:
+                        return np.empty(shape, dtype=dtype)
+                    b = self.held.get(i)
+                    if b is None:
+                        b = self.held[i] = np.empty(shape, dtype=dtype)
+                return b
         self.missed = True
         return np.empty(shape, dtype=dtype)
 
@@ -619,40 +636,63 @@ class _Memory:
             arenas = self.local.arenas = {}
         return arenas
 
-    def run(self, key, steps, *args):
-        """``steps(trace, *args)``'s result, through this thread's arena for ``key``: plain on the key's
-        first call (its per-shape checks and first-call paths, such as ConvPoolStep's unfused one,
-        run there), traced on the second, replayed from the arena after; plain when a planned call
-        is already running on this thread (a nested model: the outer plan's arena serves it)."""
+    def run(self, key, steps, arrays, capturable, *args):
+        """``steps(trace, arrays, *args)``'s result, through this thread's arena for ``key``: plain on
+        the key's first call (its per-shape checks and first-call paths, such as ConvPoolStep's
+        unfused one, run there), traced on the second, from the arena after, then captured once
+        and replayed as its kernel calls (``replay.py``) where ``capturable`` is True (every layer
+        is dlcore's) or is "predict" and ``predict``/``predict_on_batch`` runs the call (custom
+        layers: Keras runs them from a traced function there too); plain when a planned call is
+        already running on this thread (a nested model: the outer plan's arena serves it)."""
         if allocator.arena is not None:
-            return steps(None, *args)
+            return steps(None, arrays, *args)
         arenas = getattr(self.local, "arenas", None)
         if arenas is None:
             arenas = self.local.arenas = {}
         arena = arenas.get(key, False)
         if arena is None:  # this shape's allocations differ from call to call: unplanned
-            return steps(None, *args)
+            return steps(None, arrays, *args)
         if arena is False:
             if len(arenas) >= _MAX_SHAPES:
                 arenas.clear()
             arenas[key] = True
-            return steps(None, *args)
+            return steps(None, arrays, *args)
         if arena is True:
             trace = _Trace()
             allocator.arena = trace
             try:
-                out = steps(trace, *args)
+                out = steps(trace, arrays, *args)
             finally:
                 allocator.arena = None
             trace.finish(out)
             arenas[key] = Arena(trace)
             return out
+        program = arena.program
+        if program is not None:
+            if not program.valid():
+                arena.program, arena.captures = None, 0  # a variable or the thread count changed: capture again
+            elif capturable is True or getattr(_context, "predicting", False):
+                try:
+                    return program.run(arrays)
+                except Exception:  # a kernel refused the input (an id out of range): the layers say why
+                    arena.program = None
+        elif arena.clean and arena.captures < _MAX_CAPTURES and (
+                capturable is True or getattr(_context, "predicting", False)) and all(
+                type(a) is np.ndarray for a in arrays):
+            arena.captures += 1
+            try:
+                out, arena.program = replay.capture(arena, steps, arrays, args)
+            except Exception:  # the perturbed input of the capture was refused: no capture
+                out = arena.program = None
+            if out is not None:
+                return out
         arena.next, arena.missed = 0, False
         allocator.arena = arena
         try:
-            out = steps(None, *args)
+            out = steps(None, arrays, *args)
         finally:
             allocator.arena = None
+        arena.clean = not arena.missed and arena.next == arena.count
         if arena.missed or arena.next != arena.count:  # the allocations changed (a step's first-call
             # path ended, e.g. a ConvPoolStep fusing from its second direct call): trace again, at most
             # _MAX_RETRACES times, then leave the shape unplanned

@@ -7,6 +7,9 @@ from ..tensor import Tensor
 from .core import contiguous, device_of, empty_on, value
 
 
+_INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
+
+
 class EmbeddingLookup(Function):
     """y = table[ids]: a gather forward, a deterministic scatter-add backward. A table on the GPU
     gathers there (the host ids go in; the ids are kept on the host for the backward's sort)."""
@@ -15,9 +18,13 @@ class EmbeddingLookup(Function):
 
     @staticmethod
     def forward(ctx, table, ids):
-        flat = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+        if type(ids) is np.ndarray and ids.dtype in _INDEX_DTYPES and ids.flags.c_contiguous:
+            flat = ids.reshape(-1)  # the kernel reads int32 or int64 ids as they are
+        else:
+            flat = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
         device = device_of(table)
         if device != "cpu":
+            flat = flat.astype(np.int64, copy=False)
             y = empty_on(device, (flat.size, table.shape[1]), table.dtype)
             kernels.get("embedding_forward", device)(devices.to_device(flat), table, y)
             ctx.save(flat)
@@ -35,6 +42,7 @@ class EmbeddingLookup(Function):
         (flat,) = ctx.saved
         if not needs[0]:
             return None, None
+        flat = flat.astype(np.int64, copy=False)
         if ctx.device != "cpu":
             dw = empty_on(ctx.device, ctx.table_shape, ctx.dtype)
             dw[:] = 0

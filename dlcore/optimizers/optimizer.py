@@ -39,7 +39,7 @@ import numpy as np
 from .. import devices as _devices
 from .. import kernels as _kernels
 from ..distribute.strategy import get_strategy, has_strategy
-from ..tensor import Tensor
+from ..tensor import Tensor, Variable
 from . import schedules
 from .schedules import LearningRateSchedule
 
@@ -464,6 +464,7 @@ class Optimizer:
                 self.build(variables)
             self._check_variables_are_known(variables)
 
+        Variable.epoch += 1  # the variables change in place below
         kept_grads, kept_vars = [], []
         for grad, variable in zip(grads, variables):
             if grad is None:

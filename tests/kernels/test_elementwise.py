@@ -75,7 +75,7 @@ def test_activation_codes():
         assert getattr(elementwise, name.upper()) == value
     assert set(elementwise.KERNELS) == {
         "activation_forward", "activation_backward", "softmax_forward", "softmax_backward",
-        "log_softmax_forward", "log_softmax_backward",
+        "log_softmax_forward", "log_softmax_backward", "add_forward", "fill",
     }
 
 
@@ -283,3 +283,39 @@ def test_softmax_backward_finite_differences(kind):
         e[idx] = eps
         fd[idx] = (loss(x + e) - loss(x - e)) / (2 * eps)
     np.testing.assert_allclose(dx, fd, rtol=1e-6, atol=1e-8)
+
+
+# ---- add_forward, fill --------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shapes", [((7,), (7,)), ((3, 5), (5,)), ((2, 3, 4), (3, 4)), ((5000, 3), (5000, 3)),
+                                    ((2, 0), (0,)), ((1, 1), (1,))])
+def test_add_forward(shapes, dtype):
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal(shapes[0]).astype(dtype)
+    b = rng.standard_normal(shapes[1]).astype(dtype)
+    outs = []
+    for threads in (1, 2):
+        out = np.full(a.shape, np.nan, dtype)
+        elementwise.add_forward(a.reshape(-1), b.reshape(-1), out.reshape(-1), threads)
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], ref.add_repeated(a, b))  # one rounding, as NumPy's
+    in_place = a.copy()
+    elementwise.add_forward(in_place.reshape(-1), b.reshape(-1), in_place.reshape(-1), 1)
+    np.testing.assert_array_equal(in_place, outs[0])
+
+
+def test_add_forward_refuses_sizes_that_do_not_repeat():
+    a, b = np.ones(7, np.float32), np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="multiple"):
+        elementwise.add_forward(a, b, np.empty(7, np.float32), 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fill(dtype):
+    for n in (0, 1, 33):
+        out = np.full(n, np.nan, dtype)
+        elementwise.fill(out, 0.0)
+        np.testing.assert_array_equal(out, ref.fill(n, 0.0, dtype))
+        elementwise.fill(out, -2.5)
+        np.testing.assert_array_equal(out, ref.fill(n, -2.5, dtype))

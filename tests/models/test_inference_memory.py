@@ -40,9 +40,10 @@ def _unplanned(model, x):
     return model.predict_on_batch(x)  # replaced below where a graph is needed
 
 
-# calls of one input shape before its arena serves: plain (per-shape checks), traced, and traced
-# again when a step's first-call path ended (ConvPoolStep fuses from its second direct call)
-WARM_CALLS = 4
+# calls of one input shape before its steady state: plain (per-shape checks), traced, traced again
+# when a step's first-call path ended (ConvPoolStep fuses from its second direct call), from the
+# arena, and captured (models/replay.py)
+WARM_CALLS = 5
 
 
 def _steady_peak(call, calls=20):
@@ -63,7 +64,7 @@ def _steady_peak(call, calls=20):
 def test_steady_state_predict_allocates_only_its_output():
     model = _cnn()
     x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
-    for _ in range(WARM_CALLS):  # plain, traced (ConvPoolStep unfused), traced again (fused), arena
+    for _ in range(WARM_CALLS):  # plain, traced (ConvPoolStep unfused), traced again (fused), arena, captured
         model.predict_on_batch(x)
     largest = 4 * 13 * 13 * 16 * 4  # the first conv + pool block's output, 43 KB (the fused conv's is never written)
     peak = _steady_peak(lambda: model.predict_on_batch(x))

@@ -207,3 +207,13 @@ KINKS = {
     "hard_sigmoid": (-3.0, 3.0),
     "relu6": (0.0, 6.0),
 }
+
+
+def add_repeated(a, b):
+    """``a + b`` where ``b``'s shape is a trailing part of ``a``'s (NumPy broadcasting, float64)."""
+    return (np.asarray(a, np.float64) + np.asarray(b, np.float64)).astype(np.result_type(a, b))
+
+
+def fill(shape, value, dtype):
+    """An array of ``shape`` holding ``value``."""
+    return np.full(shape, value, dtype=dtype)
