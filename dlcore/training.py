@@ -604,6 +604,11 @@ class Trainer:
 
     def predict_on_batch(self, x):
         """Outputs for one batch, with the least per-call overhead."""
+        if type(x) is np.ndarray and type(self).predict_step is Trainer.predict_step:
+            out = self._replayed(x)  # a captured call of this shape: its kernels alone
+            if out is not None:
+                return _restore_output_structure(self, [out.value] if type(out) is Tensor else
+                                                 [t.value for t in _as_list(out)])
         if not numeric_arrays(x):  # the model checks the shapes of arrays before converting them
             x = prepare_inputs(x, "predict_on_batch", self)
         previous = getattr(_context, "predicting", False)

@@ -305,6 +305,10 @@ class SequentialPlan:
         a = x.value
         return self.memory.run((a.shape, a.dtype), self._steps, [a], self.capturable, training)
 
+    def replayed(self, x, predicting=False):
+        """The captured call's replay for an ndarray ``x`` of its shape and dtype, or None."""
+        return self.memory.replayed(x, self.capturable, predicting)
+
     def _steps(self, trace, arrays, training):
         x = Tensor(arrays[0])
         if trace is None:
@@ -400,6 +404,12 @@ class FunctionalPlan:
         key = tuple((getattr(a, "shape", None), getattr(a, "dtype", None)) for a in arrays)
         keys = [(k, type(x) is Tensor) for k, x in values.items()]
         return self.memory.run(key, self._steps, arrays, self.capturable, model, keys, training)
+
+    def replayed(self, x, predicting=False):
+        """The captured call's replay for an ndarray ``x`` (a one-input model), or None."""
+        if len(self.inputs) != 1:
+            return None
+        return self.memory.replayed(x, self.capturable, predicting)
 
     def _steps(self, trace, arrays, model, keys, training):
         values = {k: Tensor(a) if tensor else a for (k, tensor), a in zip(keys, arrays)}
@@ -636,6 +646,20 @@ class _Memory:
             arenas = self.local.arenas = {}
         return arenas
 
+    def replayed(self, a, capturable, predicting):
+        """The replay of this thread's last captured call for ndarray ``a`` (one input, of that call's
+        shape and dtype after conversion), or None: a call that costs its kernels and two copies."""
+        last = getattr(self.local, "last", None)
+        if last is None or a.shape != last[0] or a.dtype is not last[1] or allocator.arena is not None:
+            return None
+        program = last[2].program
+        if program is None or not program.valid() or not (capturable is True or predicting):
+            return None
+        try:
+            return program.run((a,))
+        except Exception:  # a kernel refused the input: the plan's layers say why
+            return None
+
     def run(self, key, steps, arrays, capturable, *args):
         """``steps(trace, arrays, *args)``'s result, through this thread's arena for ``key``: plain on
         the key's first call (its per-shape checks and first-call paths, such as ConvPoolStep's
@@ -673,9 +697,13 @@ class _Memory:
                 arena.program, arena.captures = None, 0  # a variable or the thread count changed: capture again
             elif capturable is True or getattr(_context, "predicting", False):
                 try:
-                    return program.run(arrays)
+                    out = program.run(arrays)
                 except Exception:  # a kernel refused the input (an id out of range): the layers say why
                     arena.program = None
+                else:
+                    if len(arrays) == 1:
+                        self.local.last = (arrays[0].shape, arrays[0].dtype, arena)
+                    return out
         elif arena.clean and arena.captures < _MAX_CAPTURES and (
                 capturable is True or getattr(_context, "predicting", False)) and all(
                 type(a) is np.ndarray for a in arrays):
