@@ -5,15 +5,11 @@
 #
 # Legend: N lookups (all ids, flattened), V vocabulary rows, D embedding width.
 from cython.parallel cimport prange
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
 from kernels._activations cimport floating
-
-
-ctypedef fused index_t:
-    int32_t
-    int64_t
+from kernels._ids cimport first_out_of_range, index_t
 
 
 def embedding_forward(const index_t[::1] ids_n, const floating[:, ::1] w_vd,
@@ -24,14 +20,10 @@ def embedding_forward(const index_t[::1] ids_n, const floating[:, ::1] w_vd,
     w_vd: (V, D) float32/64, C-contiguous, IN
     y_nd: (N, D) same dtype, C-contiguous, OUT
     """
-    cdef Py_ssize_t N = ids_n.shape[0], D = w_vd.shape[1], V = w_vd.shape[0], i, bad = -1
+    cdef Py_ssize_t N = ids_n.shape[0], D = w_vd.shape[1], V = w_vd.shape[0], i, bad
     if N == 0 or D == 0:
         return
-    with nogil:  # the op checks the ids with a clear message; this keeps a replayed call in bounds
-        for i in range(N):
-            if ids_n[i] < 0 or ids_n[i] >= V:
-                bad = i
-                break
+    bad = first_out_of_range(&ids_n[0], N, V)
     if bad >= 0:
         raise ValueError(f"embedding_forward: ids must be in [0, {V}), received {ids_n[bad]} at position {bad}")
     if n_threads <= 1:

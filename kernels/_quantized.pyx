@@ -24,6 +24,7 @@
 # Legend: N rows, K inputs (Kp: K rounded up to 4), M outputs (Mp: M rounded up to 16),
 # V embedding rows, D embedding width; conv: (N, H, W, C) int8 inputs, (KH, KW) kernel, P = N OH OW
 # output pixels.
+from kernels._ids cimport first_out_of_range
 from cython.parallel cimport prange
 from libc.stdint cimport int8_t, int32_t, int64_t
 from libc.stdlib cimport malloc, free
@@ -207,15 +208,11 @@ def int8_embedding_forward(const int64_t[::1] ids_n, const int8_t[:, ::1] w_vd, 
     scale_v: (V,) float32, C-contiguous, IN
     y_nd: (N, D) float32, C-contiguous, OUT
     """
-    cdef Py_ssize_t N = ids_n.shape[0], D = w_vd.shape[1], V = w_vd.shape[0], i, j, bad = -1
+    cdef Py_ssize_t N = ids_n.shape[0], D = w_vd.shape[1], V = w_vd.shape[0], i, j, bad
     cdef int64_t r
     if N == 0 or D == 0:
         return
-    with nogil:  # the op checks the ids with a clear message; this keeps a replayed call in bounds
-        for i in range(N):
-            if ids_n[i] < 0 or ids_n[i] >= V:
-                bad = i
-                break
+    bad = first_out_of_range(&ids_n[0], N, V)
     if bad >= 0:
         raise ValueError(f"int8_embedding_forward: ids must be in [0, {V}), received {ids_n[bad]} at position "
                          f"{bad}")

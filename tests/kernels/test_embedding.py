@@ -41,3 +41,17 @@ def test_embedding_backward_scatter_add(dtype):
     again = np.zeros((5, 4), dtype)
     embedding.embedding_backward(ids, dy, again)
     np.testing.assert_array_equal(dw, again)  # deterministic: same order every time
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_embedding_forward_reads_int32_and_int64_ids_and_refuses_out_of_range(index_dtype):
+    table = rng(4).normal(size=(6, 3)).astype(np.float32)
+    ids = np.array([5, 0, 3, 3], dtype=index_dtype)
+    y = np.empty((4, 3), np.float32)
+    embedding.embedding_forward(ids, table, y, 1)
+    np.testing.assert_array_equal(y, ref.embedding(ids.astype(np.int64), table))
+    for bad in (6, -1):
+        y[:] = 7.0
+        with pytest.raises(ValueError, match=rf"\[0, 6\), received {bad} at position 2"):
+            embedding.embedding_forward(np.array([1, 2, bad, 0], dtype=index_dtype), table, y, 2)
+        assert np.all(y == 7.0)  # nothing written

@@ -120,6 +120,10 @@ def test_int8_embedding_forward(n_threads):
     y = np.empty((37, 5), np.float32)
     quantized.int8_embedding_forward(ids, table, scale, y, n_threads)
     np.testing.assert_array_equal(y, ref.int8_embedding(ids, table, scale))
+    y[:] = 7.0
+    with pytest.raises(ValueError, match=r"\[0, 11\), received 11 at position 1"):
+        quantized.int8_embedding_forward(np.array([0, 11], np.int64), table, scale, y[:2], n_threads)
+    assert np.all(y == 7.0)  # nothing written
 
 
 def test_quantize_rows_nan_row_gives_nan_outputs():
