@@ -84,6 +84,15 @@ def out_buffer(shape, dtype):
     return arena.take(shape, dtype)
 
 
+def zeros_state(shape, dtype):
+    """A float32/64 CPU array of zeros that a kernel then updates in place (a recurrent state):
+    zeroed by the ``fill`` kernel, so that a captured inference call (models/replay.py) zeroes it
+    again on each replay."""
+    a = np.empty(shape, dtype)
+    kernels.get("fill")(a.reshape(-1), 0.0)
+    return a
+
+
 def unbroadcast(grad, shape):
     """Sum ``grad`` over the axes that broadcasting added or stretched to reach ``shape``."""
     if grad.shape == tuple(shape):

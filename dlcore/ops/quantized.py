@@ -17,7 +17,7 @@ import numpy as np
 from .. import kernels
 from ..autograd import Function
 from ..tensor import Tensor
-from .core import contiguous, value
+from .core import contiguous, value, zeros_state
 from .conv import _hashable, _plan, normalize_tuple
 from .elementwise import activation_code
 from .recurrent import GATES, _last_rows
@@ -263,12 +263,12 @@ class Int8Recurrence(Function):
         kernels.get("quantize_rows")(contiguous(x.reshape(rows, k)), q, x_scale.reshape(rows), threads)
         xacc = np.empty((n, t_len, (kernel.m + 15) // 16 * 16), dtype=np.int32)
         kernels.get("int8_matmul")(q, kernel.data, kernel.csum, xacc.reshape(rows, -1), threads)
-        h = np.zeros((n, u), np.float32) if h0 is None else np.array(h0, dtype=np.float32, order="C")
+        h = zeros_state((n, u), np.float32) if h0 is None else np.array(h0, dtype=np.float32, order="C")
         y = np.empty((n, t_len, u), np.float32) if return_sequences else None
         mask_u8 = None if mask is None else np.ascontiguousarray(mask, dtype=np.uint8)
         threads = kernels.threads_for(xacc.size)
         if cell == "lstm":
-            c = np.zeros((n, u), np.float32) if c0 is None else np.array(c0, dtype=np.float32, order="C")
+            c = zeros_state((n, u), np.float32) if c0 is None else np.array(c0, dtype=np.float32, order="C")
             kernels.get("int8_lstm_forward")(xacc, x_scale, kernel_scale, bias_in, recurrent.data, recurrent.csum,
                                              recurrent_scale, mask_u8, act[0], act[1], rec[0], rec[1], zero_output,
                                              h, c, y, threads)

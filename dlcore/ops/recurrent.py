@@ -27,7 +27,7 @@ from ..autograd import Function, is_recording
 from ..kernels.elementwise import ACTIVATIONS
 from ..kernels.recurrent import BACKWARD_ACTIVATIONS
 from ..tensor import Tensor
-from .core import cast, contiguous, device_of, device_sum, empty_on, float_array, out_buffer, value
+from .core import cast, contiguous, device_of, device_sum, empty_on, float_array, out_buffer, value, zeros_state
 
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 
@@ -94,13 +94,6 @@ def _rows_matmul(a, b, bias=None, trans_b=False):
     return out
 
 
-def _zero_state(shape, dtype):
-    """A zero initial state, zeroed by a kernel (so that a captured inference call zeroes it too)."""
-    h = np.empty(shape, dtype)
-    kernels.get("fill")(h.reshape(-1), 0.0)
-    return h
-
-
 def _tn_matmul(a, b, colsum=False):
     """(a^T @ b, column sums of b or None), summed over rows in fixed blocks (``rows_matmul_tn``)."""
     out = np.empty((a.shape[1], b.shape[1]), dtype=a.dtype)
@@ -156,10 +149,10 @@ class _Recurrence(Function):
             brh = np.ascontiguousarray(b[1][2 * u:])
         xs, z = _project_inputs(x, w, bias_in, x_masks, g // GATES[cell])
 
-        h = _zero_state((n, u), dtype) if h0 is None else np.array(h0, dtype=dtype, order="C")
+        h = zeros_state((n, u), dtype) if h0 is None else np.array(h0, dtype=dtype, order="C")
         c = None
         if cell == "lstm":
-            c = _zero_state((n, u), dtype) if c0 is None else np.array(c0, dtype=dtype, order="C")
+            c = zeros_state((n, u), dtype) if c0 is None else np.array(c0, dtype=dtype, order="C")
         hprev = _workspace.empty((n, t_len, u), dtype) if recording else None
         y = out_buffer((n, t_len, u), dtype) if return_sequences else None
         rmask = None if h_masks is None else np.ascontiguousarray(h_masks, dtype=dtype)

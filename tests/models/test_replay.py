@@ -184,3 +184,16 @@ def test_threads_keep_their_own_programs():
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_int8_models_are_replayed():
+    dl.utils.set_random_seed(7)
+    lstm = dl.Sequential([dl.Input((5, 4)), L.LSTM(6), L.Dense(3)])
+    mlp = dl.Sequential([dl.Input((12,)), L.Dense(16, activation="relu"), L.Dense(3)])
+    for model, shape in ((lstm, (1, 5, 4)), (mlp, (2, 12))):
+        model.quantize("int8")
+        for x in _inputs(shape, range(WARM)):
+            model.predict_on_batch(x)
+        assert _programs(model)[0] is not None
+        for x in _inputs(shape, range(60, 63)):
+            np.testing.assert_array_equal(model.predict_on_batch(x), _general(model, x))
