@@ -35,7 +35,7 @@ from ..layers.core import InputLayer
 from ..layers.layer import Layer, _attach_mask, _context
 from ..ops.core import allocator
 from ..symbolic import KerasTensor, flatten, map_structure
-from ..tensor import Tensor
+from ..tensor import Tensor, Variable
 from . import replay
 
 
@@ -521,6 +521,8 @@ _ALIGN = 64  # bytes between buffer starts in an arena (a cache line)
 _MAX_RETRACES = 2  # an input shape whose allocations keep changing stays unplanned after this
 _MAX_SHAPES = 8  # arenas one plan keeps per thread; a ninth input shape starts the set over
 _MAX_CAPTURES = 2  # captures tried per arena (again after a variable or the thread count changed)
+_STEADY_CALLS = 2  # arena calls in a row with no variable written before a capture (a loop that
+# trains between predicts, as reinforcement learning and GANs do, never pays for one)
 
 
 def _root(a):
@@ -579,7 +581,7 @@ class Arena:
     fresh array and sets ``missed``."""
 
     __slots__ = ("memory", "buffers", "layouts", "count", "nbytes", "total_nbytes", "live_nbytes", "next",
-                 "missed", "held", "clean", "program", "captures")
+                 "missed", "held", "clean", "program", "captures", "epoch", "steady")
 
     def __init__(self, trace):
         layouts, born, last, returned = trace.layouts, trace.born, trace.last, trace.returned
@@ -608,6 +610,7 @@ class Arena:
         self.held = None  # during a capture: {position: the buffer handed out there every time}
         self.clean = False  # a call ran from this arena as traced
         self.program, self.captures = None, 0  # the captured call (replay.Program) and the tries
+        self.epoch, self.steady = Variable.epoch, 0  # Variable.epoch at the last call, calls in a row it stayed
 
     def take(self, shape, dtype):
         if type(shape) is not tuple:
@@ -693,8 +696,8 @@ class _Memory:
             return out
         program = arena.program
         if program is not None:
-            if not program.valid():
-                arena.program, arena.captures = None, 0  # a variable or the thread count changed: capture again
+            if not program.valid():  # a variable or the thread count changed: capture again once steady
+                arena.program, arena.captures, arena.steady = None, 0, 0
             elif capturable is True or getattr(_context, "predicting", False):
                 try:
                     out = program.run(arrays)
@@ -704,7 +707,7 @@ class _Memory:
                     if len(arrays) == 1:
                         self.local.last = (arrays[0].shape, arrays[0].dtype, arena)
                     return out
-        elif arena.clean and arena.captures < _MAX_CAPTURES and (
+        elif arena.clean and arena.steady >= _STEADY_CALLS and arena.captures < _MAX_CAPTURES and (
                 capturable is True or getattr(_context, "predicting", False)) and all(
                 type(a) is np.ndarray for a in arrays):
             arena.captures += 1
@@ -721,6 +724,8 @@ class _Memory:
         finally:
             allocator.arena = None
         arena.clean = not arena.missed and arena.next == arena.count
+        arena.steady = arena.steady + 1 if arena.clean and arena.epoch == Variable.epoch else 0
+        arena.epoch = Variable.epoch
         if arena.missed or arena.next != arena.count:  # the allocations changed (a step's first-call
             # path ended, e.g. a ConvPoolStep fusing from its second direct call): trace again, at most
             # _MAX_RETRACES times, then leave the shape unplanned

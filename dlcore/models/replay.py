@@ -14,12 +14,14 @@ A capture is two recorded calls and a check (:func:`capture`):
    between the kernels on values that depend on the input (a NumPy temporary, a value-dependent
    branch) leaves A's stale values in the replay and fails this check.
 
-Only models whose layers are all dlcore's built-in layers with dlcore's functions capture (a
-custom layer's Python, a Lambda, a Python activation run as written every call). A capture stays
-valid while no variable changes through ``assign``/an optimizer (``Variable.epoch``) and the
-thread count is the same; then the next call captures again. The input is copied into the
-program's own buffer and the output copied out, so a caller never holds memory a later call
-overwrites.
+Models whose layers (and the functions they hold) are all dlcore's capture on any call; a model
+with a custom layer, a Lambda or a Python activation captures only inside ``predict`` and
+``predict_on_batch``, as Keras runs those from a traced function: ``model(x)`` runs their Python
+every call. A capture waits for two calls in a row with no variable written, and stays valid while
+no variable changes through ``assign`` or an optimizer (``Variable.epoch``) and the thread count
+stays; then the next steady calls capture again, so a loop that trains between predicts never pays
+for a capture. The input is copied into the program's own buffer and the output copied out, so a
+caller never holds memory a later call overwrites.
 """
 import functools
 import types

@@ -41,9 +41,9 @@ def _unplanned(model, x):
 
 
 # calls of one input shape before its steady state: plain (per-shape checks), traced, traced again
-# when a step's first-call path ended (ConvPoolStep fuses from its second direct call), from the
-# arena, and captured (models/replay.py)
-WARM_CALLS = 5
+# when a step's first-call path ended (ConvPoolStep fuses from its second direct call), twice from
+# the arena with no weight written, and captured (models/replay.py)
+WARM_CALLS = 6
 
 
 def _steady_peak(call, calls=20):
