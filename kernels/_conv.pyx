@@ -70,6 +70,8 @@ cdef extern from "dl_conv_tiles.h" nogil:
                                Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t PW,
                                const float* w, Py_ssize_t O, float* y, const float* bias, int relu)
     void dl_add_to(float* dst, const float* src, Py_ssize_t n)
+    void dl_sum_rows_avx512(float* acc, const float* rows, Py_ssize_t n_rows, Py_ssize_t width,
+                            int first)
     void dl_conv_wgrad(Py_ssize_t nimg, const float* x, Py_ssize_t sx, Py_ssize_t Wx,
                        Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, const float* dy,
                        Py_ssize_t sy, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t O,
@@ -206,6 +208,22 @@ cdef inline void _zero(floating* dst, Py_ssize_t n) noexcept nogil:
     else:
         for i in range(n):
             dst[i] = 0
+
+
+cdef inline void _sum_rows(floating* acc, const floating* rows, Py_ssize_t n_rows, Py_ssize_t width,
+                           bint first) noexcept nogil:
+    """acc[:width] = (0 if first else acc) + the n_rows rows of `rows` (row stride width), each
+    column summed in row order (the AVX-512 loop gives the same bits as the scalar one)."""
+    cdef Py_ssize_t p, o
+    if floating is float:
+        if _OWN_SGEMM:
+            dl_sum_rows_avx512(acc, rows, n_rows, width, first)
+            return
+    if first:
+        _zero(acc, width)
+    for p in range(n_rows):
+        for o in range(width):
+            acc[o] += rows[p * width + o]
 
 
 cdef inline Py_ssize_t _floor_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:

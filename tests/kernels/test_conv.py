@@ -398,3 +398,24 @@ def test_backward_weight_many_small_images(dtype, pad, gemm):
     for dk, db in outs[1:]:
         np.testing.assert_array_equal(dk, outs[0][0])
         np.testing.assert_array_equal(db, outs[0][1])
+
+
+@pytest.mark.skipif(not _conv.OWN_SGEMM, reason="the vectorized bias-gradient sums need AVX-512")
+@pytest.mark.parametrize("channels", [1, 15, 16, 17, 64, 70, 130])
+def test_bias_gradient_vector_sums_match_scalar_order(channels):
+    # The bias gradient sums each channel over the chunk's pixels in pixel order; the AVX-512 loop
+    # (64 channels a pass, masked tails) must give the bits of the scalar loop. With the implicit
+    # paths off, both runs take the same im2col chunks, so own_sgemm toggles only how db is summed.
+    x, k = rand((5, 9, 8, 3), np.float32, 1), rand((3, 3, 3, channels), np.float32, 2)
+    dy = rand((5, 7, 6, channels), np.float32, 3) * np.float32(1e3)
+    outs = []
+    for own in (True, False):
+        previous = _conv.set_tuning(own_sgemm=own, implicit=0)
+        try:
+            db = np.full(channels, np.nan, np.float32)
+            conv.conv2d_backward_weight(x, dy, 1, 1, 0, 0, 1, 1, 1, np.empty_like(k), db, 2)
+        finally:
+            _conv.set_tuning(own_sgemm=previous[3], implicit=previous[4])
+        outs.append(db)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_allclose(outs[0], dy.astype(np.float64).sum(axis=(0, 1, 2)), rtol=1e-5, atol=1e-2)
