@@ -293,6 +293,32 @@ def test_conv_pool2x2_matches_conv_then_pool(case, dtype, gemm):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", POOL_CASES, ids=lambda c: f"{c[0]}x{c[1]}x{c[2]}x{c[3]}->{c[4]}")
+def test_conv_pool2x2_argmax_matches_pooling_kernel(case, dtype, gemm):
+    # argmax_out: the bytes max_pool2d_2x2_forward writes for the convolution's output (ties, from
+    # relu's zeros, resolve to the first maximum), with y unchanged; 1 and 2 threads
+    from dlcore.kernels import pooling
+    n, h, w, c, o, (kh, kw), (pt, pl) = case
+    x, k, b = rand((n, h, w, c), dtype, 1), rand((kh, kw, c, o), dtype, 2), rand((o,), dtype, 3) - 1
+    oh, ow = h + 2 * pt - kh + 1, w + 2 * pl - kw + 1
+    for name in ("relu", "linear", "elu"):
+        code = elementwise.ACTIVATIONS[name]
+        z = np.empty((n, oh, ow, o), dtype)
+        conv.conv2d_forward(x, k, b, 1, 1, pt, pl, 1, 1, 1, code, 1.0, z, 1)
+        expected = np.empty((n, oh // 2, ow // 2, o), dtype)
+        expected_arg = np.empty(expected.shape, np.uint8)
+        pooling.max_pool2d_2x2_forward(np.ascontiguousarray(z[:, :oh // 2 * 2, :ow // 2 * 2]), expected,
+                                       expected_arg, 1)
+        for threads in (1, 2):
+            y, arg = np.full_like(expected, np.nan), np.full(expected.shape, 9, np.uint8)
+            conv.conv2d_pool2x2_forward(x, k, b, pt, pl, code, 1.0, y, threads, arg)
+            np.testing.assert_array_equal(y, expected)
+            np.testing.assert_array_equal(arg, expected_arg)
+    with pytest.raises(ValueError, match="argmax_out"):
+        conv.conv2d_pool2x2_forward(x, k, b, pt, pl, 0, 0.0, y, 1, np.empty((1, 1, 1, 1), np.uint8))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("groups, stride", [(1, 1), (2, 2)])
 def test_backward_input_whole_image_tasks(dtype, groups, stride, gemm):
     # many small images: each task takes several whole images (one GEMM over all their pixels);
