@@ -347,13 +347,13 @@ cdef void _implicit_wgrad_chunk(const float* x, const float* dy, const Geom* g, 
     cdef Py_ssize_t hp = g.oh + g.kh - 1, wp = g.ow + g.kw - 1, img
     cdef Py_ssize_t plane = hp * wp * g.c
     cdef const float* xs = x + n0 * g.h * g.w * g.c
-    cdef Py_ssize_t sx = g.h * g.w * g.c
+    cdef Py_ssize_t sx = g.h * g.w * g.c, wx = g.w  # x's row width (an output cut short reads x in place)
     cdef const float* dyc = dy + n0 * g.oh * g.ow * g.o
     if _needs_pad(g):
         for img in range(n0, n1):
             _pad_image(x + img * g.h * g.w * g.c, g, pad + (img - n0) * plane)
-        xs, sx = pad, plane
-    dl_conv_wgrad(n1 - n0, xs, sx, wp, g.c, g.kh, g.kw, dyc, g.oh * g.ow * g.o, g.oh, g.ow,
+        xs, sx, wx = pad, plane, wp
+    dl_conv_wgrad(n1 - n0, xs, sx, wx, g.c, g.kh, g.kw, dyc, g.oh * g.ow * g.o, g.oh, g.ow,
                   g.o, 0.0 if first else 1.0, dw)
     if db != NULL:
         _sum_rows(db, dyc, (n1 - n0) * g.oh * g.ow, g.o, first)

@@ -445,3 +445,20 @@ def test_bias_gradient_vector_sums_match_scalar_order(channels):
         outs.append(db)
     np.testing.assert_array_equal(outs[0], outs[1])
     np.testing.assert_allclose(outs[0], dy.astype(np.float64).sum(axis=(0, 1, 2)), rtol=1e-5, atol=1e-2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("pad", [0, 1])
+def test_backward_weight_of_an_output_cut_short(dtype, pad, gemm):
+    # dy covers fewer rows/columns than the convolution's full output (as when a 2x2 pooling's
+    # floor drops the last ones): the weight gradient reads x in place at its real row width
+    n, h, w, c, o = 3, 15, 14, 5, 6
+    x, k = rand((n, h, w, c), dtype, 1), rand((3, 3, c, o), dtype, 2)
+    oh, ow = h + 2 * pad - 2 - 1, w + 2 * pad - 2 - 1  # one row and one column short
+    dy = rand((n, oh, ow, o), dtype, 3)
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))[:, :oh + 2, :ow + 2]
+    expected = ref.conv2d_grad_weight(xp, dy, (3, 3), 1, ((0, 0), (0, 0)))
+    dk, db = np.full(k.shape, np.nan, dtype), np.full(o, np.nan, dtype)
+    conv.conv2d_backward_weight(x, dy, 1, 1, pad, pad, 1, 1, 1, dk, db, 2)
+    np.testing.assert_allclose(dk, expected, **tol(dtype, dy.size // o))
+    np.testing.assert_allclose(db, dy.astype(np.float64).sum(axis=(0, 1, 2)), **tol(dtype, dy.size // o))
