@@ -283,7 +283,7 @@ class ConvPool(Function):
         x, w, y, argmax = ctx.saved
         n, ph, pw, o = y.shape
         dy = contiguous(dy.astype(w.dtype, copy=False).reshape(y.shape))
-        if ctx.code != 0:  # relu
+        if ctx.code == ACTIVATIONS["relu"]:  # else linear
             masked = np.empty_like(y)
             kernels.get("activation_backward")(ctx.code, y.reshape(-1), y.reshape(-1), dy.reshape(-1), 0.0,
                                                masked.reshape(-1))
