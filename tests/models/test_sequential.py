@@ -275,11 +275,15 @@ def test_training_fuses_conv_max_pool_pairs_with_the_same_weights(monkeypatch):
     fused_calls = []
     forward = ConvPool.forward
     monkeypatch.setattr(ConvPool, "forward", staticmethod(lambda *a, **k: (fused_calls.append(1), forward(*a, **k))[1]))
+    def layer_by_layer(self, t, training):
+        for layer in self._layers:
+            t = layer(t, training=training)
+        return t
+
     weights = []
     for fused in (True, False):
         if not fused:
-            monkeypatch.setattr(Sequential, "_call_recording", lambda self, t, training: [
-                t := layer(t, training=training) for layer in self._layers][-1])
+            monkeypatch.setattr(Sequential, "_call_recording", layer_by_layer)
         model = _cnn(1)
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         for _ in range(3):
