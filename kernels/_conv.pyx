@@ -24,6 +24,10 @@
 #   is 1-3 pooling windows); the conv output is never written and the rows and columns the
 #   pooling's floor drops are never computed. The runner's CNN (three conv + pool blocks), batch
 #   1, 1 thread: 104.6 us for conv then pool, 83.1 us fused, bit-identical.
+#   With argmax_out the tiles also store the pooling's argmax bytes (2-4% more time): training's
+#   fused conv + pool (ops ConvPool) keeps them instead of the conv output, and its backward runs
+#   the two backward kernels on the (2 PH, 2 PW) output the pooling reads (an output "cut short").
+#   The runner's cnn-train, 1 thread: 25.8 -> 21.3 ms CPU a step.
 # The forward epilogue (bias + activation, epilogue_row from _activations.pxd) otherwise runs on
 # each chunk right after its GEMM, while the chunk is in cache. COL_BYTES (1 MiB) measured best
 # of 256 KiB - 2 MiB.
@@ -43,6 +47,7 @@
 # K = KH*KW*CG (one column-matrix row), P pixels of a chunk, S weight-gradient slots.
 from cython.parallel cimport prange, parallel, threadid
 from libc.stdlib cimport malloc, free
+from libc.stdint cimport uint8_t
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
@@ -68,8 +73,11 @@ cdef extern from "dl_conv_tiles.h" nogil:
                               const float* w, Py_ssize_t O, float* y, const float* bias, int relu)
     void dl_conv_valid_pool2x2(Py_ssize_t q0, Py_ssize_t q1, const float* x, Py_ssize_t W,
                                Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t PW,
-                               const float* w, Py_ssize_t O, float* y, const float* bias, int relu)
+                               const float* w, Py_ssize_t O, float* y, const float* bias, int relu,
+                               uint8_t* am)
     void dl_add_to(float* dst, const float* src, Py_ssize_t n)
+    void dl_sum_rows_avx512(float* acc, const float* rows, Py_ssize_t n_rows, Py_ssize_t width,
+                            int first)
     void dl_conv_wgrad(Py_ssize_t nimg, const float* x, Py_ssize_t sx, Py_ssize_t Wx,
                        Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, const float* dy,
                        Py_ssize_t sy, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t O,
@@ -206,6 +214,22 @@ cdef inline void _zero(floating* dst, Py_ssize_t n) noexcept nogil:
     else:
         for i in range(n):
             dst[i] = 0
+
+
+cdef inline void _sum_rows(floating* acc, const floating* rows, Py_ssize_t n_rows, Py_ssize_t width,
+                           bint first) noexcept nogil:
+    """acc[:width] = (0 if first else acc) + the n_rows rows of `rows` (row stride width), each
+    column summed in row order (the AVX-512 loop gives the same bits as the scalar one)."""
+    cdef Py_ssize_t p, o
+    if floating is float:
+        if _OWN_SGEMM:
+            dl_sum_rows_avx512(acc, rows, n_rows, width, first)
+            return
+    if first:
+        _zero(acc, width)
+    for p in range(n_rows):
+        for o in range(width):
+            acc[o] += rows[p * width + o]
 
 
 cdef inline Py_ssize_t _floor_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -406,11 +430,12 @@ cdef void _pad_image(const float* xi, const Geom* g, float* dst) noexcept nogil:
 cdef void _implicit_forward_task(const float* x, const float* w, const float* bias,
                                  const Geom* g, Py_ssize_t n, Py_ssize_t r0, Py_ssize_t r1,
                                  int code, float alpha, float* pad, float* y,
-                                 bint pool) noexcept nogil:
+                                 bint pool, uint8_t* am) noexcept nogil:
     """Output rows [r0, r1) of image n (stride 1, dilation 1, one group, float32): the implicit
     GEMM of dl_conv_tiles.h over the image, or over its zero-padded copy in `pad`
     ((OH+KH-1) x (OW+KW-1) x C) when the convolution pads. With `pool`, rows of the 2x2 max
-    pooling of the (OH, OW) output (OH, OW even; code linear or relu)."""
+    pooling of the (OH, OW) output (OH, OW even; code linear or relu) and, unless am is NULL,
+    their argmax bytes (am: (N, OH/2, OW/2, O) like y)."""
     cdef Py_ssize_t wp = g.w, p, pw = g.ow // 2
     cdef const float* xi = x + n * g.h * g.w * g.c
     cdef float* yi = y + n * g.oh * g.ow * g.o
@@ -421,7 +446,8 @@ cdef void _implicit_forward_task(const float* x, const float* w, const float* bi
         wp = g.ow + g.kw - 1
     if pool:
         dl_conv_valid_pool2x2(r0 * pw, r1 * pw, xi, wp, g.c, g.kh, g.kw, pw, w, g.o,
-                              y + n * (g.oh // 2) * pw * g.o, bias, code == ACT_RELU)
+                              y + n * (g.oh // 2) * pw * g.o, bias, code == ACT_RELU,
+                              am + n * (g.oh // 2) * pw * g.o if am != NULL else NULL)
         return
     dl_conv_valid_pixels(r0 * g.ow, r1 * g.ow, xi, wp, g.c, g.kh, g.kw, g.ow, w, g.o, yi,
                          bias if fused else NULL, code == ACT_RELU)
@@ -444,7 +470,8 @@ cdef bint _implicit_path(const Geom* g) noexcept nogil:
 
 
 cdef int _implicit_forward(const float* x, const float* w, const float* bias, const Geom* g,
-                           int code, float alpha, float* y, int n_threads, bint pool=False) except -1:
+                           int code, float alpha, float* y, int n_threads, bint pool=False,
+                           uint8_t* am=NULL) except -1:
     """Tasks of whole images, or of bands of output rows (pooled rows with `pool`) when there are
     fewer images than threads; each output is computed the same way whatever the split."""
     cdef Py_ssize_t bands = 1, n_tasks, i, band, rows = g.oh // 2 if pool else g.oh
@@ -466,13 +493,13 @@ cdef int _implicit_forward(const float* x, const float* w, const float* bias, co
                 for i in range(n_tasks):
                     band = i % bands
                     _implicit_forward_task(x, w, bias, g, i // bands, band * rows // bands,
-                                           (band + 1) * rows // bands, code, alpha, pad, y, pool)
+                                           (band + 1) * rows // bands, code, alpha, pad, y, pool, am)
         else:
             for i in prange(n_tasks, nogil=True, num_threads=n_threads, schedule="dynamic"):
                 band = i % bands
                 _implicit_forward_task(x, w, bias, g, i // bands, band * rows // bands,
                                        (band + 1) * rows // bands, code, alpha,
-                                       pad + threadid() * (pad_size + 16), y, pool)
+                                       pad + threadid() * (pad_size + 16), y, pool, am)
     finally:
         free(pad)
     return 0
@@ -544,28 +571,37 @@ def conv2d_forward(const floating[:, :, :, ::1] x_nhwc, const floating[:, :, :, 
 
 
 cdef void _max_pool_2x2(const floating* z, Py_ssize_t rows, Py_ssize_t pw, Py_ssize_t o,
-                        floating* y) noexcept nogil:
-    """y (rows, PW, O) = the 2x2 maxima of z (2 rows, 2 PW, O) in max_pool2d_2x2_forward's order."""
+                        floating* y, uint8_t* am) noexcept nogil:
+    """y (rows, PW, O) = the 2x2 maxima of z (2 rows, 2 PW, O) in max_pool2d_2x2_forward's order;
+    am (unless NULL) its argmax bytes (the offset 0..3 of the first maximum)."""
     cdef Py_ssize_t i, j, k
     cdef const floating* a
     cdef floating m, v
+    cdef uint8_t arg
     for i in range(rows):
         for j in range(pw):
             a = z + (2 * i * 2 * pw + 2 * j) * o
             for k in range(o):
                 m = a[k]
+                arg = 0
                 v = a[o + k]
-                m = v if v > m else m
+                if v > m:
+                    m, arg = v, 1
                 v = a[2 * pw * o + k]
-                m = v if v > m else m
+                if v > m:
+                    m, arg = v, 2
                 v = a[2 * pw * o + o + k]
-                m = v if v > m else m
+                if v > m:
+                    m, arg = v, 3
                 y[(i * pw + j) * o + k] = m
+                if am != NULL:
+                    am[(i * pw + j) * o + k] = arg
 
 
 def conv2d_pool2x2_forward(const floating[:, :, :, ::1] x_nhwc, const floating[:, :, :, ::1] w_hwio,
                            const floating[::1] b_o, int pad_h, int pad_w, int activation, double alpha,
-                           floating[:, :, :, ::1] y_nphwo, int n_threads=1):
+                           floating[:, :, :, ::1] y_nphwo, int n_threads=1,
+                           uint8_t[:, :, :, ::1] argmax_out=None):
     """y = max_pool_2x2(act(conv(x, w) + b)): a stride-1 one-group convolution followed by 2x2
     stride-2 unpadded max pooling (OH, OW of the convolution floored to even), in one pass.
 
@@ -573,6 +609,8 @@ def conv2d_pool2x2_forward(const floating[:, :, :, ::1] x_nhwc, const floating[:
     w_hwio: (KH, KW, C_in, C_out) same dtype, C-contiguous, IN
     b_o: (C_out,) same dtype, C-contiguous, IN, or None (no bias)
     y_nphwo: (N, PH, PW, C_out) same dtype, C-contiguous, OUT
+    argmax_out: (N, PH, PW, C_out) uint8, C-contiguous, OUT, or None: kh * 2 + kw of the first
+        maximum in its window (max_pool2d_2x2_forward's bytes; what training's backward reads)
 
     y[n, i, j, o] = max over a, b in {0, 1} of z[n, 2i + a, 2j + b, o], z = conv2d_forward's
     output with the top / left paddings pad_h / pad_w and (2 PH, 2 PW) output pixels, compared
@@ -583,6 +621,15 @@ def conv2d_pool2x2_forward(const floating[:, :, :, ::1] x_nhwc, const floating[:
     cdef Geom g
     cdef Py_ssize_t ph = y_nphwo.shape[1], pw = y_nphwo.shape[2]
     cdef const floating* bias = NULL
+    cdef uint8_t* am = NULL
+    if argmax_out is not None:
+        shape_am = tuple([argmax_out.shape[i] for i in range(4)])
+        shape_y = tuple([y_nphwo.shape[i] for i in range(4)])
+        if shape_am != shape_y:
+            raise ValueError(f"conv2d_pool2x2_forward: argmax_out has shape {shape_am}, y_nphwo {shape_y}: "
+                             "they must match")
+        if argmax_out.size > 0:
+            am = &argmax_out[0, 0, 0, 0]
     _geom(&g, x_nhwc.shape[0], x_nhwc.shape[1], x_nhwc.shape[2], x_nhwc.shape[3], 2 * ph, 2 * pw,
           y_nphwo.shape[3], w_hwio.shape[0], w_hwio.shape[1], 1, 1, pad_h, pad_w, 1, 1, 1)
     if g.n == 0 or ph == 0 or pw == 0 or g.o == 0:
@@ -592,13 +639,13 @@ def conv2d_pool2x2_forward(const floating[:, :, :, ::1] x_nhwc, const floating[:
     if floating is float:
         if _implicit_path(&g) and (activation == 0 or activation == ACT_RELU):
             _implicit_forward(&x_nhwc[0, 0, 0, 0], &w_hwio[0, 0, 0, 0], bias, &g, activation,
-                              <float>alpha, &y_nphwo[0, 0, 0, 0], n_threads, True)
+                              <float>alpha, &y_nphwo[0, 0, 0, 0], n_threads, True, am)
             return
     z = np.empty((g.n, 2 * ph, 2 * pw, g.o), dtype=np.float32 if floating is float else np.float64)
     cdef floating[:, :, :, ::1] zv = z
     conv2d_forward(x_nhwc, w_hwio, b_o, 1, 1, pad_h, pad_w, 1, 1, 1, activation, alpha, zv, n_threads)
     with nogil:
-        _max_pool_2x2(&zv[0, 0, 0, 0], g.n * ph, pw, g.o, &y_nphwo[0, 0, 0, 0])
+        _max_pool_2x2(&zv[0, 0, 0, 0], g.n * ph, pw, g.o, &y_nphwo[0, 0, 0, 0], am)
 
 
 include "_conv_backward.pxi"

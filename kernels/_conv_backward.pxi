@@ -319,7 +319,7 @@ cdef void _backward_weight_chunk(const floating* x, const floating* dy, const Ge
                                  Py_ssize_t p0, Py_ssize_t p1, bint first, floating* col,
                                  floating* dw, floating* db) noexcept nogil:
     """Slot partial sums: dw (K, C_out) (+)= col^T @ dy over the chunk; db (+)= sum of dy rows."""
-    cdef Py_ssize_t grp, p, o, np_ = p1 - p0
+    cdef Py_ssize_t grp, np_ = p1 - p0
     cdef const floating* dyc = dy + p0 * g.o
     cdef double beta = 0.0 if first else 1.0
     if g.path == P_DIRECT:
@@ -336,11 +336,7 @@ cdef void _backward_weight_chunk(const floating* x, const floating* dy, const Ge
                 _gemm(g.own, True, False, g.k, g.og, np_, col, g.k, dyc + grp * g.og, g.o, beta,
                       dw + grp * g.og, g.o)
     if db != NULL:
-        if first:
-            _zero(db, g.o)
-        for p in range(np_):
-            for o in range(g.o):
-                db[o] += dyc[p * g.o + o]
+        _sum_rows(db, dyc, np_, g.o, first)
 
 
 cdef void _implicit_wgrad_chunk(const float* x, const float* dy, const Geom* g, Py_ssize_t n0,
@@ -348,23 +344,19 @@ cdef void _implicit_wgrad_chunk(const float* x, const float* dy, const Geom* g, 
                                 float* db) noexcept nogil:
     """Slot partial sums over images [n0, n1): dw (K, C_out) (+)= the implicit weight gradient
     (dl_conv_tiles.h), db (+)= the sum of their dy rows."""
-    cdef Py_ssize_t hp = g.oh + g.kh - 1, wp = g.ow + g.kw - 1, img, p, o
+    cdef Py_ssize_t hp = g.oh + g.kh - 1, wp = g.ow + g.kw - 1, img
     cdef Py_ssize_t plane = hp * wp * g.c
     cdef const float* xs = x + n0 * g.h * g.w * g.c
-    cdef Py_ssize_t sx = g.h * g.w * g.c
+    cdef Py_ssize_t sx = g.h * g.w * g.c, wx = g.w  # x's row width (an output cut short reads x in place)
     cdef const float* dyc = dy + n0 * g.oh * g.ow * g.o
     if _needs_pad(g):
         for img in range(n0, n1):
             _pad_image(x + img * g.h * g.w * g.c, g, pad + (img - n0) * plane)
-        xs, sx = pad, plane
-    dl_conv_wgrad(n1 - n0, xs, sx, wp, g.c, g.kh, g.kw, dyc, g.oh * g.ow * g.o, g.oh, g.ow,
+        xs, sx, wx = pad, plane, wp
+    dl_conv_wgrad(n1 - n0, xs, sx, wx, g.c, g.kh, g.kw, dyc, g.oh * g.ow * g.o, g.oh, g.ow,
                   g.o, 0.0 if first else 1.0, dw)
     if db != NULL:
-        if first:
-            _zero(db, g.o)
-        for p in range((n1 - n0) * g.oh * g.ow):
-            for o in range(g.o):
-                db[o] += dyc[p * g.o + o]
+        _sum_rows(db, dyc, (n1 - n0) * g.oh * g.ow, g.o, first)
 
 
 def conv2d_backward_weight(const floating[:, :, :, ::1] x_nhwc, const floating[:, :, :, ::1] dy_nhwo,

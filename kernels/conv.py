@@ -2,7 +2,8 @@
 
 conv2d_forward(x_nhwc, w_hwio, b_o, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w,
                groups, activation, alpha, y_nhwo, n_threads=1)
-conv2d_pool2x2_forward(x_nhwc, w_hwio, b_o, pad_h, pad_w, activation, alpha, y_nphwo, n_threads=1)
+conv2d_pool2x2_forward(x_nhwc, w_hwio, b_o, pad_h, pad_w, activation, alpha, y_nphwo, n_threads=1,
+                       argmax_out=None)
 conv2d_backward_input(dy_nhwo, w_hwio, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w,
                       groups, dx_nhwc, n_threads=1)
 conv2d_backward_weight(x_nhwc, dy_nhwo, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w,
@@ -26,7 +27,8 @@ Paths (``conv_path`` tells which one a shape takes; the measurements are in _con
 - im2col (the rest): per-thread column buffers of COL_BYTES, one GEMM per chunk and group, the
   3x3 stride-1 fast path (a pixel's KW taps copied as one run) inside im2col.
 conv2d_pool2x2_forward is a convolution followed by 2x2 max pooling (the common CNN block) in one
-pass: on the implicit path the tiles pool in registers and the conv output is never written.
+pass: on the implicit path the tiles pool in registers and the conv output is never written;
+with argmax_out they also write the pooling's argmax bytes (training's fused conv + pool op).
 
 BLAS threading: OpenBLAS is switched to one thread while a conv kernel runs (every BLAS in the
 process that exposes openblas_set_num_threads/openblas_get_num_threads, found once at import);

@@ -135,11 +135,32 @@ DL_TARGET static void dl_conv_valid_pixels(ptrdiff_t p0, ptrdiff_t p1, const flo
         c##i##0 = _mm512_max_ps(_mm512_setzero_ps(), c##i##0);                              \
         c##i##1 = _mm512_max_ps(_mm512_setzero_ps(), c##i##1);                              \
     }
+/* The window's maximum, and with `am` its argmax: the offset 0..3 of the first maximum (`>` in
+ * the window's order, ordered compares: max_pool2d_2x2_forward's bytes), stored as uint8. */
+#define DL_POOL_ARG(k, src, v, idx, sel)                                                    \
+    k = _mm512_cmp_ps_mask(src, v, _CMP_GT_OQ);                                             \
+    idx = _mm512_mask_mov_epi32(idx, k, sel);
 #define DL_POOL_WIN(w, a, b, d, e)                                                          \
     { __m512 v0 = c##a##0, v1 = c##a##1;                                                    \
-      v0 = _mm512_max_ps(c##b##0, v0); v1 = _mm512_max_ps(c##b##1, v1);                     \
-      v0 = _mm512_max_ps(c##d##0, v0); v1 = _mm512_max_ps(c##d##1, v1);                     \
-      v0 = _mm512_max_ps(c##e##0, v0); v1 = _mm512_max_ps(c##e##1, v1);                     \
+      if (am != NULL) {                                                                     \
+          __m512i i0 = _mm512_setzero_si512(), i1 = _mm512_setzero_si512();                 \
+          __mmask16 k0, k1;                                                                 \
+          DL_POOL_ARG(k0, c##b##0, v0, i0, _mm512_set1_epi32(1))                            \
+          DL_POOL_ARG(k1, c##b##1, v1, i1, _mm512_set1_epi32(1))                            \
+          v0 = _mm512_max_ps(c##b##0, v0); v1 = _mm512_max_ps(c##b##1, v1);                 \
+          DL_POOL_ARG(k0, c##d##0, v0, i0, _mm512_set1_epi32(2))                            \
+          DL_POOL_ARG(k1, c##d##1, v1, i1, _mm512_set1_epi32(2))                            \
+          v0 = _mm512_max_ps(c##d##0, v0); v1 = _mm512_max_ps(c##d##1, v1);                 \
+          DL_POOL_ARG(k0, c##e##0, v0, i0, _mm512_set1_epi32(3))                            \
+          DL_POOL_ARG(k1, c##e##1, v1, i1, _mm512_set1_epi32(3))                            \
+          v0 = _mm512_max_ps(c##e##0, v0); v1 = _mm512_max_ps(c##e##1, v1);                 \
+          _mm512_mask_cvtepi32_storeu_epi8(am + (ptrdiff_t)w * ldc, m0, i0);                \
+          _mm512_mask_cvtepi32_storeu_epi8(am + (ptrdiff_t)w * ldc + 16, m1, i1);           \
+      } else {                                                                              \
+          v0 = _mm512_max_ps(c##b##0, v0); v1 = _mm512_max_ps(c##b##1, v1);                 \
+          v0 = _mm512_max_ps(c##d##0, v0); v1 = _mm512_max_ps(c##d##1, v1);                 \
+          v0 = _mm512_max_ps(c##e##0, v0); v1 = _mm512_max_ps(c##e##1, v1);                 \
+      }                                                                                     \
       _mm512_mask_storeu_ps(c + (ptrdiff_t)w * ldc, m0, v0);                                \
       _mm512_mask_storeu_ps(c + (ptrdiff_t)w * ldc + 16, m1, v1); }
 #define DL_POOL_WINS_4 DL_POOL_WIN(0, 0, 1, 2, 3)
@@ -151,7 +172,7 @@ DL_TARGET static void dl_conv_valid_pixels(ptrdiff_t p0, ptrdiff_t p1, const flo
 DL_TARGET static void NAME(ptrdiff_t nseg, ptrdiff_t kseg, const float *a,                  \
                            const ptrdiff_t *aoff, ptrdiff_t sa, const float *b,             \
                            ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nr,                  \
-                           const float *bias, int relu)                                     \
+                           const float *bias, int relu, uint8_t *am)                       \
 {                                                                                           \
     __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);                        \
     __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u); \
@@ -178,12 +199,13 @@ DL_DEFINE_POOL_TILE(dl_pool_tile_8, DL_ROWS_8, DL_POOL_WINS_8)
 DL_DEFINE_POOL_TILE(dl_pool_tile_4, DL_ROWS_4, DL_POOL_WINS_4)
 
 /* y = maxpool2x2(epilogue(valid conv(x, w))) for the pooled pixels q = ph*PW + pw in [q0, q1)
- * of one image, in tiles of 1-3 windows of equal sizes.
- * x: (H, W, C) with H >= 2*PH + KH - 1, W >= 2*PW + KW - 1; w: (KH, KW, C, O); y: (PH, PW, O). */
+ * of one image, in tiles of 1-3 windows of equal sizes; am (unless NULL): the argmax bytes.
+ * x: (H, W, C) with H >= 2*PH + KH - 1, W >= 2*PW + KW - 1; w: (KH, KW, C, O); y, am: (PH, PW, O). */
 DL_TARGET static void dl_conv_valid_pool2x2(ptrdiff_t q0, ptrdiff_t q1, const float *x,
                                             ptrdiff_t W, ptrdiff_t C, ptrdiff_t KH,
                                             ptrdiff_t KW, ptrdiff_t PW, const float *w,
-                                            ptrdiff_t O, float *y, const float *bias, int relu)
+                                            ptrdiff_t O, float *y, const float *bias, int relu,
+                                            uint8_t *am)
 {
     ptrdiff_t aoff[12];
     ptrdiff_t n = q1 - q0, tiles = (n + 2) / 3, t, i, j, done = 0, base;
@@ -206,7 +228,8 @@ DL_TARGET static void dl_conv_valid_pool2x2(ptrdiff_t q0, ptrdiff_t q1, const fl
         for (j = 0; j < O; j += DL_NR) {
             nr = O - j < DL_NR ? (int)(O - j) : DL_NR;
             const float *bj = bias ? bias + j : NULL;
-#define DL_CALL(H) dl_pool_tile_##H(KH, KW * C, x, aoff, W * C, w + j, O, c + j, O, nr, bj, relu)
+            uint8_t *aj = am ? am + (q0 + done) * O + j : NULL;
+#define DL_CALL(H) dl_pool_tile_##H(KH, KW * C, x, aoff, W * C, w + j, O, c + j, O, nr, bj, relu, aj)
             if (h == 3)
                 DL_CALL(12);
             else if (h == 2)
@@ -286,6 +309,39 @@ DL_TARGET static void dl_conv_wgrad(ptrdiff_t nimg, const float *x, ptrdiff_t sx
         }
 }
 
+/* acc[0:width] = (first ? 0 : acc) + rows[0, :] + rows[1, :] + ... (n_rows rows of `width`
+ * floats, row stride `width`), each column summed in row order: bit-identical to the scalar
+ * loop (the bias gradient of a convolution). 64 columns per pass over the rows. */
+#define DL_SUM_MASK(v) (left > 16 * (v) + 15 ? (__mmask16)0xFFFF : left <= 16 * (v) ? (__mmask16)0 \
+                        : (__mmask16)((1u << (left - 16 * (v))) - 1u))
+DL_TARGET static void dl_sum_rows_avx512(float *acc, const float *rows, ptrdiff_t n_rows,
+                                         ptrdiff_t width, int first)
+{
+    ptrdiff_t j0, p, left;
+    for (j0 = 0; j0 < width; j0 += 64) {
+        left = width - j0;
+        const __mmask16 m0 = DL_SUM_MASK(0), m1 = DL_SUM_MASK(1), m2 = DL_SUM_MASK(2),
+                        m3 = DL_SUM_MASK(3);
+        float *a = acc + j0;
+        __m512 s0 = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m0, a);
+        __m512 s1 = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m1, a + 16);
+        __m512 s2 = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m2, a + 32);
+        __m512 s3 = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m3, a + 48);
+        const float *r = rows + j0;
+        for (p = 0; p < n_rows; p++, r += width) {
+            s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(m0, r));
+            s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(m1, r + 16));
+            s2 = _mm512_add_ps(s2, _mm512_maskz_loadu_ps(m2, r + 32));
+            s3 = _mm512_add_ps(s3, _mm512_maskz_loadu_ps(m3, r + 48));
+        }
+        _mm512_mask_storeu_ps(a, m0, s0);
+        _mm512_mask_storeu_ps(a + 16, m1, s1);
+        _mm512_mask_storeu_ps(a + 32, m2, s2);
+        _mm512_mask_storeu_ps(a + 48, m3, s3);
+    }
+}
+#undef DL_SUM_MASK
+
 /* dst[0:n] += src[0:n] (col2im's scatter-add of one run of taps). */
 DL_TARGET static void dl_add_to(float *dst, const float *src, ptrdiff_t n)
 {
@@ -311,10 +367,11 @@ static void dl_conv_valid_pixels(ptrdiff_t p0, ptrdiff_t p1, const float *x, ptr
 
 static void dl_conv_valid_pool2x2(ptrdiff_t q0, ptrdiff_t q1, const float *x, ptrdiff_t W,
                                   ptrdiff_t C, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t PW,
-                                  const float *w, ptrdiff_t O, float *y, const float *bias, int relu)
+                                  const float *w, ptrdiff_t O, float *y, const float *bias, int relu,
+                                  uint8_t *am)
 {
     (void)q0; (void)q1; (void)x; (void)W; (void)C; (void)KH; (void)KW; (void)PW; (void)w;
-    (void)O; (void)y; (void)bias; (void)relu;
+    (void)O; (void)y; (void)bias; (void)relu; (void)am;
 }
 
 static void dl_add_to(float *dst, const float *src, ptrdiff_t n)
@@ -322,6 +379,12 @@ static void dl_add_to(float *dst, const float *src, ptrdiff_t n)
     ptrdiff_t i;
     for (i = 0; i < n; i++)
         dst[i] += src[i];
+}
+
+static void dl_sum_rows_avx512(float *acc, const float *rows, ptrdiff_t n_rows, ptrdiff_t width,
+                               int first)
+{
+    (void)acc; (void)rows; (void)n_rows; (void)width; (void)first;
 }
 
 static void dl_conv_wgrad(ptrdiff_t nimg, const float *x, ptrdiff_t sx, ptrdiff_t Wx,

@@ -17,9 +17,9 @@ import numpy as np
 
 from .. import devices, kernels
 from ..autograd import Function, is_recording
-from .conv import _hashable, axis_pads, conv2d_bias_act, normalize_tuple, output_length
+from .conv import _hashable, _threads, axis_pads, conv2d_bias_act, normalize_tuple, output_length
 from .conv import _plan as _conv_plan
-from .core import Tensor, contiguous, device_of, empty_on, float_array, out_buffer, value
+from .core import Tensor, compute_precision, contiguous, device_of, empty_on, float_array, out_buffer, value
 from .elementwise import ACTIVATIONS
 from .shape import transpose
 
@@ -255,26 +255,86 @@ def _conv_pool_plan(xshape, xdtype, kshape, kdtype, padding, activation, who):
     return (n, oh // 2, ow // 2, o), plan.args[2], plan.args[3], ACTIVATIONS[activation], macs
 
 
+class ConvPool(Function):
+    """y = max_pool_2x2(act(conv(x, w) + b)) for a stride-1 one-group (N, H, W, C) convolution with
+    linear or relu, while a tape records: one fused kernel pass that keeps the pooled output and
+    the pooling's uint8 argmax, never the convolution's output (the two ops would write it, read
+    it back to pool, and read and write it again for the activation's backward).
+
+    Backward: relu's derivative is read off the pooled output (relu(z) at the argmax is the
+    pooled value), so dz = unpool(dy * (y > 0)) over the (2 PH, 2 PW) pixels the pooling reads;
+    the rows and columns the pooling's floor drops get no gradient and are left out of the
+    convolution's backward kernels (their H and W come from x).
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, b, shape, pad_top, pad_left, code, macs):
+        x, w = contiguous(x), contiguous(w)
+        y = out_buffer(shape, w.dtype)
+        argmax = np.empty(shape, np.uint8)
+        kernels.get("conv2d_pool2x2_forward")(x, w, b, pad_top, pad_left, code, 0.0, y,
+                                              kernels.threads_for_macs(macs), argmax)
+        ctx.save(x, w, y, argmax)
+        ctx.args, ctx.code, ctx.has_bias = (1, 1, pad_top, pad_left, 1, 1, 1), code, b is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        x, w, y, argmax = ctx.saved
+        n, ph, pw, o = y.shape
+        dy = contiguous(dy.astype(w.dtype, copy=False).reshape(y.shape))
+        if ctx.code == ACTIVATIONS["relu"]:  # else linear
+            masked = np.empty_like(y)
+            kernels.get("activation_backward")(ctx.code, y.reshape(-1), y.reshape(-1), dy.reshape(-1), 0.0,
+                                               masked.reshape(-1))
+            dy = masked
+        dz = np.empty((n, 2 * ph, 2 * pw, o), w.dtype)
+        kernels.get("max_pool2d_2x2_backward")(dy, argmax, dz, kernels.threads_for(dz.size))
+        threads = _threads(dz.size, w.shape[0] * w.shape[1] * w.shape[2])
+        dx = dw = db = None
+        if needs[0]:
+            dx = np.empty_like(x)
+            kernels.get("conv2d_backward_input")(dz, w, *ctx.args, dx, threads)
+        want_db = ctx.has_bias and needs[2]
+        if needs[1]:
+            dw = np.empty_like(w)
+            db = np.empty(o, w.dtype) if want_db else None
+            kernels.get("conv2d_backward_weight")(x, dz, *ctx.args, dw, db, threads)
+        elif want_db:
+            db = np.empty(o, w.dtype)
+            kernels.get("sum_axis0")(dz.reshape(-1, o), db, kernels.threads_for(dz.size))
+        return dx, dw, db
+
+
 def conv2d_bias_act_max_pool(inputs, kernel, bias=None, padding="valid", activation="linear", alpha=0.0,
                              _who="conv"):
     """``max_pool(conv2d_bias_act(inputs, kernel, bias, 1, padding, ...), 2, 2, "valid")``: a
-    stride-1 2-D convolution then 2x2 max pooling (the common CNN block). With nothing recording
-    and NumPy arrays it is one kernel pass that never writes the convolution's output
-    (bit-identical to the two ops); otherwise it is the two ops.
+    stride-1 2-D convolution then 2x2 max pooling (the common CNN block). With NumPy arrays it is
+    one kernel pass that never writes the convolution's output (bit-identical to the two ops);
+    while a tape records, for linear and relu, it is the differentiable ``ConvPool`` (the same
+    forward, keeping the pooling's argmax); otherwise it is the two ops.
 
     inputs: (N, H, W, C); kernel: (KH, KW, C, C_out); bias: (C_out,) or None; padding "valid"
     or "same". Output: (N, OH // 2, OW // 2, C_out), (OH, OW) the convolution's output size.
     """
     kv = kernel.value if isinstance(kernel, Tensor) else kernel
-    xv = inputs.value if type(inputs) is Tensor else inputs
+    xv = inputs.value if isinstance(inputs, Tensor) else inputs
+    recording = is_recording()
     if (type(xv) is np.ndarray and type(kv) is np.ndarray and type(padding) is str and type(activation) is str
-            and not is_recording()):
+            and (not recording or (activation in ("linear", "relu") and kv.dtype.kind == "f"
+                                   and compute_precision() is None))):
         fused = _conv_pool_plan(xv.shape, xv.dtype, kv.shape, kv.dtype, padding, activation, _who)
         if fused is not None:
             shape, pad_top, pad_left, code, macs = fused
             b = bias.value if isinstance(bias, Tensor) else bias
             if b is not None and (type(b) is not np.ndarray or b.dtype != kv.dtype or not b.flags.c_contiguous):
+                if recording and isinstance(bias, Tensor):  # the gradient must reach the Variable
+                    return max_pool(conv2d_bias_act(inputs, kernel, bias, 1, padding, 1, 1, activation, alpha,
+                                                    _who=_who), 2, 2, "valid")
                 b = np.ascontiguousarray(float_array(b, dtype=kv.dtype))
+            if recording:
+                return ConvPool.apply(inputs, kernel, bias if isinstance(bias, Tensor) else b, shape=shape,
+                                      pad_top=pad_top, pad_left=pad_left, code=code, macs=macs)
             y = out_buffer(shape, kv.dtype)
             kernels.get("conv2d_pool2x2_forward")(contiguous(xv), contiguous(kv), b, pad_top, pad_left, code,
                                                   float(alpha), y,

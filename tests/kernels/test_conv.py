@@ -293,6 +293,32 @@ def test_conv_pool2x2_matches_conv_then_pool(case, dtype, gemm):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", POOL_CASES, ids=lambda c: f"{c[0]}x{c[1]}x{c[2]}x{c[3]}->{c[4]}")
+def test_conv_pool2x2_argmax_matches_pooling_kernel(case, dtype, gemm):
+    # argmax_out: the bytes max_pool2d_2x2_forward writes for the convolution's output (ties, from
+    # relu's zeros, resolve to the first maximum), with y unchanged; 1 and 2 threads
+    from dlcore.kernels import pooling
+    n, h, w, c, o, (kh, kw), (pt, pl) = case
+    x, k, b = rand((n, h, w, c), dtype, 1), rand((kh, kw, c, o), dtype, 2), rand((o,), dtype, 3) - 1
+    oh, ow = h + 2 * pt - kh + 1, w + 2 * pl - kw + 1
+    for name in ("relu", "linear", "elu"):
+        code = elementwise.ACTIVATIONS[name]
+        z = np.empty((n, oh, ow, o), dtype)
+        conv.conv2d_forward(x, k, b, 1, 1, pt, pl, 1, 1, 1, code, 1.0, z, 1)
+        expected = np.empty((n, oh // 2, ow // 2, o), dtype)
+        expected_arg = np.empty(expected.shape, np.uint8)
+        pooling.max_pool2d_2x2_forward(np.ascontiguousarray(z[:, :oh // 2 * 2, :ow // 2 * 2]), expected,
+                                       expected_arg, 1)
+        for threads in (1, 2):
+            y, arg = np.full_like(expected, np.nan), np.full(expected.shape, 9, np.uint8)
+            conv.conv2d_pool2x2_forward(x, k, b, pt, pl, code, 1.0, y, threads, arg)
+            np.testing.assert_array_equal(y, expected)
+            np.testing.assert_array_equal(arg, expected_arg)
+    with pytest.raises(ValueError, match="argmax_out"):
+        conv.conv2d_pool2x2_forward(x, k, b, pt, pl, 0, 0.0, y, 1, np.empty((1, 1, 1, 1), np.uint8))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("groups, stride", [(1, 1), (2, 2)])
 def test_backward_input_whole_image_tasks(dtype, groups, stride, gemm):
     # many small images: each task takes several whole images (one GEMM over all their pixels);
@@ -398,3 +424,41 @@ def test_backward_weight_many_small_images(dtype, pad, gemm):
     for dk, db in outs[1:]:
         np.testing.assert_array_equal(dk, outs[0][0])
         np.testing.assert_array_equal(db, outs[0][1])
+
+
+@pytest.mark.skipif(not _conv.OWN_SGEMM, reason="the vectorized bias-gradient sums need AVX-512")
+@pytest.mark.parametrize("channels", [1, 15, 16, 17, 64, 70, 130])
+def test_bias_gradient_vector_sums_match_scalar_order(channels):
+    # The bias gradient sums each channel over the chunk's pixels in pixel order; the AVX-512 loop
+    # (64 channels a pass, masked tails) must give the bits of the scalar loop. With the implicit
+    # paths off, both runs take the same im2col chunks, so own_sgemm toggles only how db is summed.
+    x, k = rand((5, 9, 8, 3), np.float32, 1), rand((3, 3, 3, channels), np.float32, 2)
+    dy = rand((5, 7, 6, channels), np.float32, 3) * np.float32(1e3)
+    outs = []
+    for own in (True, False):
+        previous = _conv.set_tuning(own_sgemm=own, implicit=0)
+        try:
+            db = np.full(channels, np.nan, np.float32)
+            conv.conv2d_backward_weight(x, dy, 1, 1, 0, 0, 1, 1, 1, np.empty_like(k), db, 2)
+        finally:
+            _conv.set_tuning(own_sgemm=previous[3], implicit=previous[4])
+        outs.append(db)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_allclose(outs[0], dy.astype(np.float64).sum(axis=(0, 1, 2)), rtol=1e-5, atol=1e-2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("pad", [0, 1])
+def test_backward_weight_of_an_output_cut_short(dtype, pad, gemm):
+    # dy covers fewer rows/columns than the convolution's full output (as when a 2x2 pooling's
+    # floor drops the last ones): the weight gradient reads x in place at its real row width
+    n, h, w, c, o = 3, 15, 14, 5, 6
+    x, k = rand((n, h, w, c), dtype, 1), rand((3, 3, c, o), dtype, 2)
+    oh, ow = h + 2 * pad - 2 - 1, w + 2 * pad - 2 - 1  # one row and one column short
+    dy = rand((n, oh, ow, o), dtype, 3)
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))[:, :oh + 2, :ow + 2]
+    expected = ref.conv2d_grad_weight(xp, dy, (3, 3), 1, ((0, 0), (0, 0)))
+    dk, db = np.full(k.shape, np.nan, dtype), np.full(o, np.nan, dtype)
+    conv.conv2d_backward_weight(x, dy, 1, 1, pad, pad, 1, 1, 1, dk, db, 2)
+    np.testing.assert_allclose(dk, expected, **tol(dtype, dy.size // o))
+    np.testing.assert_allclose(db, dy.astype(np.float64).sum(axis=(0, 1, 2)), **tol(dtype, dy.size // o))

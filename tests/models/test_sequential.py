@@ -246,3 +246,50 @@ def test_keras_parity_one_sgd_step():
     for i, (kw, dw, w0) in enumerate(zip(km.get_weights(), dm.get_weights(), before)):
         assert not np.array_equal(dw, w0), f"weight {i} did not move"
         np.testing.assert_allclose(dw, kw, rtol=1e-5, atol=1e-6, err_msg=f"weight {i}")
+
+
+def _cnn(seed):
+    dl.utils.set_random_seed(seed)
+    return dl.Sequential([
+        dl.Input(shape=(11, 10, 2)),
+        layers.Conv2D(4, 3, activation="relu"),           # 9x8: the pooling drops a row
+        layers.MaxPooling2D(2),
+        layers.Conv2D(5, 3, padding="same"),              # linear, "same"
+        layers.MaxPooling2D(2),
+        layers.Conv2D(3, 1, activation="tanh"),           # tanh: not fused
+        layers.MaxPooling2D(1),
+        layers.Flatten(),
+        layers.Dense(3, activation="softmax"),
+    ])
+
+
+def test_training_fuses_conv_max_pool_pairs_with_the_same_weights(monkeypatch):
+    # Under a tape, each fusable Conv2D + MaxPooling2D pair runs as one ConvPool op (from its second
+    # call on a shape: the first runs the two layers), and training gives the weights of the plain
+    # layer-by-layer calls, bit for bit.
+    from dlcore.models.sequential import Sequential
+    from dlcore.ops.pooling import ConvPool
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(6, 11, 10, 2)).astype("float32"), rng.integers(0, 3, 6)
+    fused_calls = []
+    forward = ConvPool.forward
+    monkeypatch.setattr(ConvPool, "forward", staticmethod(lambda *a, **k: (fused_calls.append(1), forward(*a, **k))[1]))
+    def layer_by_layer(self, t, training):
+        for layer in self._layers:
+            t = layer(t, training=training)
+        return t
+
+    weights = []
+    for fused in (True, False):
+        if not fused:
+            monkeypatch.setattr(Sequential, "_call_recording", layer_by_layer)
+        model = _cnn(1)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        for _ in range(3):
+            model.train_on_batch(x, y)
+        weights.append(model.get_weights())
+        if fused:
+            assert len(fused_calls) == 2 * 2  # steps 2 and 3, two fusable pairs each
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)

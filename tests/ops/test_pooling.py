@@ -178,6 +178,45 @@ def test_conv2d_bias_act_max_pool_is_the_two_ops(shape, kernel, padding, activat
                        [x, k, b], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape, kernel, padding, activation", [
+    ((2, 9, 8, 3), (3, 3, 3, 5), "valid", "relu"),     # 7x6 output: the pooling drops a row
+    ((3, 7, 7, 4), (3, 3, 4, 33), "same", "linear"),   # 7x7: a row and a column dropped
+    ((2, 15, 15, 32), (3, 3, 32, 64), "valid", "relu"),
+])
+def test_conv2d_bias_act_max_pool_records_one_fused_op(shape, kernel, padding, activation, dtype):
+    # under a tape, linear and relu record one ConvPool node (pooled output + argmax, never the
+    # conv output): values and gradients as the two ops give them, the kernel frozen or not
+    from dlcore.ops.pooling import ConvPool
+    rng = np.random.default_rng(0)
+    x, k, b = (dl.Variable(rng.normal(size=s).astype(dtype)) for s in (shape, kernel, kernel[-1:]))
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    for bias in (b, None):
+        for sources in ([x, k, b], [x, b]):
+            sources = [v for v in sources if v is not None and (v is not b or bias is not None)]
+            results = []
+            for fused in (True, False):
+                with dl.GradientTape() as tape:
+                    if fused:
+                        y = ops.conv2d_bias_act_max_pool(x, k, bias, padding, activation)
+                        assert y.node.function is ConvPool
+                    else:
+                        y = ops.max_pool(ops.conv2d_bias_act(x, k, bias, 1, padding, activation=activation), 2, 2)
+                    loss = ops.sum(y * y)
+                results.append([y.value] + list(tape.gradient(loss, sources)))
+            np.testing.assert_array_equal(results[0][0], results[1][0])
+            for got, want in zip(results[0][1:], results[1][1:]):
+                np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * 10)
+
+
+@pytest.mark.parametrize("activation", ["relu", "linear"])
+def test_conv2d_bias_act_max_pool_fused_gradients(activation):
+    rng = np.random.default_rng(1)
+    x, k, b = rng.normal(size=(2, 7, 6, 3)), rng.normal(size=(3, 3, 3, 4)), rng.normal(size=4)
+    check_op_gradients(lambda a, w, c: ops.conv2d_bias_act_max_pool(a, w, c, "same", activation),
+                       [x, k, b], rtol=1e-4, atol=1e-6)
+
+
 def test_conv2d_bias_act_max_pool_errors_name_the_op():
     x = np.zeros((1, 3, 3, 2), "float32")
     with pytest.raises(ValueError, match="expected inputs with 4 channels"):
