@@ -11,6 +11,16 @@ kernel per output channel and their inputs per sample, or with static scales fro
 extension) quantize ``kernel`` and ``recurrent_kernel`` per output column (``kernel_scale``,
 ``recurrent_kernel_scale``) and their hidden state per row at each step (dlcore/layers/recurrent/cells.py).
 
+Saving: ``.dlc`` and ``.keras`` both hold the int8 kernels as int8 arrays. A ``.keras`` file uses Keras's
+layout: the layer's dtype is Keras's ``QuantizedDTypePolicy`` (mode "int8", source "float32") and its
+weights are stored int8 kernels first, then the other weights, then the scales (Keras's
+``variable_serialization_spec``: Dense/EinsumDense ``kernel, bias, kernel_scale``, Embedding
+``embeddings, embeddings_scale``), so Keras 3 loads dlcore's int8 Dense/EinsumDense/Embedding and dlcore
+loads Keras's (its default ``Int8QuantizationConfig`` is accepted, any other refused). Keras 3.15
+quantizes no convolution and no RNN: dlcore's int8 convs are saved ``kernel, bias, kernel_scale,
+input_scale`` and LSTM/GRU cells ``kernel, recurrent_kernel, bias, kernel_scale, recurrent_kernel_scale``
+under the same policy; such files load in dlcore only (Keras refuses them: "expected 2 variables").
+
 Training: a quantized layer runs inference only; calling it while a GradientTape records (fit,
 train_on_batch, a user's tape) raises a ValueError naming the layer. Keras allows int8 fine-tuning
 only through LoRA on top of the frozen int8 kernel; dlcore does not offer that for int8 yet.
