@@ -221,18 +221,22 @@ def test_digits_cnn_accuracy_within_half_a_point():
     weights = model.get_weights()
     model.quantize("int8")
     acc_dynamic = np.mean(model.predict(x_test, verbose=0).argmax(1) == y_test)
-    model2 = dl.Sequential([dl.Input((8, 8, 1)), layers.Conv2D(16, 3), layers.Activation("relu"),
-                            layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2), layers.Flatten(),
-                            layers.Dense(10, activation="softmax")])
-    model2.build((None, 8, 8, 1))
-    model2.set_weights(weights)
-    model2.quantize("int8", calibration_data=x_train[:256])
-    assert isinstance(model2._inference_plan().steps[0], Int8ChainStep)
-    acc_static = np.mean(model2.predict(x_test, verbose=0).argmax(1) == y_test)
+    accuracies = []
+    for method in ("minmax", "percentile"):
+        model2 = dl.Sequential([dl.Input((8, 8, 1)), layers.Conv2D(16, 3), layers.Activation("relu"),
+                                layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2), layers.Flatten(),
+                                layers.Dense(10, activation="softmax")])
+        model2.build((None, 8, 8, 1))
+        model2.set_weights(weights)
+        model2.quantize("int8", calibration_data=x_train[:256], calibration_method=method)
+        assert isinstance(model2._inference_plan().steps[0], Int8ChainStep)
+        accuracies.append(np.mean(model2.predict(x_test, verbose=0).argmax(1) == y_test))
+    acc_static, acc_percentile = accuracies
     assert acc_float > 0.9
-    print("digits CNN holdout accuracy: float32 %.4f, int8 dynamic %.4f, int8 calibrated %.4f" % (acc_float, acc_dynamic, acc_static))
-    assert abs(acc_dynamic - acc_float) <= 0.005 and abs(acc_static - acc_float) <= 0.005, \
-        (acc_float, acc_dynamic, acc_static)
+    print("digits CNN holdout accuracy: float32 %.4f, int8 dynamic %.4f, int8 calibrated minmax %.4f, percentile %.4f"
+          % (acc_float, acc_dynamic, acc_static, acc_percentile))
+    assert max(abs(acc - acc_float) for acc in (acc_dynamic, acc_static, acc_percentile)) <= 0.005, \
+        (acc_float, acc_dynamic, acc_static, acc_percentile)
 
 
 def test_int8_conv_op_errors_and_quantized_tensors():
@@ -289,3 +293,64 @@ def test_calibrated_functional_stack_runs_int8_between_convs():
     branched.quantize("int8", calibration_data=x)
     assert not any(type(e[1]).__name__ == "ChainStep" for e in branched._inference_plan().nodes)
     assert np.abs(branched.predict(x, verbose=0) - y_float).max() < 0.05 * np.abs(y_float).max()
+
+
+def _percentile_range(values, percentile, bins=2048):
+    """ONNX Runtime's symmetric percentile range (HistogramCalibrater, method "percentile"), written apart."""
+    a = np.abs(np.asarray(values, np.float64)).ravel()
+    hist, edges = np.histogram(a, bins=bins, range=(0.0, float(a.max())))
+    cdf = np.cumsum(hist / hist.sum())
+    return edges[np.searchsorted(cdf, percentile / 100.0)]
+
+
+def test_percentile_calibration_clips_outliers():
+    """One outlier pixel (60 sigma) among 16384 calibration values: max-abs ("minmax") stretches the first
+    conv's scale by it, "percentile" at 99.99 (ORT's CalibrationMethod.Percentile) ignores it (the default
+    99.999 keeps the top 0.16 values, so here it still reaches the outlier's bin). On clean inputs
+    percentile is the more accurate; on the outlier sample it saturates, as intended."""
+    def build():
+        dl.utils.set_random_seed(3)
+        return dl.Sequential([dl.Input((8, 8, 4)), layers.Conv2D(8, 3, activation="relu"), layers.Conv2D(6, 3),
+                              layers.Flatten(), layers.Dense(3)])
+    calib = _x((64, 8, 8, 4), 11)
+    calib[5, 3, 3, 1] = 60.0
+    clean = _x((16, 8, 8, 4), 12)
+    outlier = calib[5:6]
+    y_clean, y_outlier = build().predict(clean, verbose=0), build().predict(outlier, verbose=0)
+    errors, scales = {}, {}
+    for method in ("minmax", "percentile"):
+        model = build()
+        model.quantize("int8", calibration_data=calib, calibration_method=method,
+                       **({"calibration_percentile": 99.99} if method == "percentile" else {}))
+        scales[method] = float(model.layers[0].input_scale.value)
+        errors[method] = (np.abs(model.predict(clean, verbose=0) - y_clean).max(),
+                          np.abs(model.predict(outlier, verbose=0) - y_outlier).max())
+    assert scales["minmax"] == np.float32(127.0) / (np.float32(60.0) + np.float32(1e-7))
+    for percentile, scale in ((99.99, scales["percentile"]), (99.999, None), (99.0, None)):
+        if scale is None:
+            model = build()
+            model.quantize("int8", calibration_data=calib, calibration_method="percentile",
+                           **({} if percentile == 99.999 else {"calibration_percentile": percentile}))
+            scale = float(model.layers[0].input_scale.value)
+        expected = np.float32(127.0) / (np.float32(_percentile_range(calib, percentile)) + np.float32(1e-7))
+        np.testing.assert_allclose(scale, expected, rtol=1e-6)
+    assert scales["percentile"] > 8 * scales["minmax"]
+    print("max |int8 - float32| on clean / outlier inputs:", errors)
+    assert errors["percentile"][0] < 0.5 * errors["minmax"][0], errors  # clean data: finer steps
+    assert errors["percentile"][1] > errors["minmax"][1], errors  # the outlier saturates at 127
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"calibration_method": "entropy"}, "invalid calibration_method.*'minmax', 'percentile'"),
+    ({"calibration_method": "percentile", "calibration_percentile": 0}, r"calibration_percentile must be .*\(0, 100\]"),
+    ({"calibration_method": "percentile", "calibration_percentile": 100.5}, "Received: calibration_percentile=100.5"),
+    ({"calibration_method": "percentile", "calibration_percentile": "99"}, "must be a number"),
+    ({"calibration_percentile": 99.0}, "applies to calibration_method='percentile' only"),
+])
+def test_percentile_calibration_errors(kwargs, match):
+    model = _stack()
+    with pytest.raises(ValueError, match=match):
+        model.quantize("int8", calibration_data=_x((2, 10, 10, 2)), **kwargs)
+    with pytest.raises(ValueError, match="need calibration_data"):
+        model.quantize("int8", **kwargs)
+    assert all(getattr(layer, "quantization_mode", None) is None for layer in model.layers)
