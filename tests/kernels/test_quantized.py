@@ -12,7 +12,8 @@ from reference import quantized as ref  # noqa: E402
 from dlcore.kernels import quantized  # noqa: E402
 
 # (N, K, M): edges of the 8/4/2/1-row tiles, K not a multiple of 4, M not a multiple of 16 or 32
-SHAPES = [(1, 1, 1), (3, 5, 17), (13, 37, 50), (9, 64, 32), (70, 130, 33), (2, 4, 16)]
+SHAPES = [(1, 1, 1), (3, 5, 17), (13, 37, 50), (9, 64, 32), (70, 130, 33), (2, 4, 16),
+          (23, 100, 72), (13, 300, 128), (7, 2060, 40)]  # VNNI: 6x4-panel tiles and tails; rows past 2048 bytes
 
 
 def rng(seed):
