@@ -374,7 +374,7 @@ def test_quantized_keras_file_layout_and_keras_loads_it(tmp_path):
     h = layers.EinsumDense("abc,cd->abd", output_shape=(5, 8), bias_axes="d", activation="relu", name="proj")(h)
     out = layers.Dense(3, name="d2")(layers.Dense(7, activation="relu", name="d1")(layers.Flatten()(h)))
     model = dl.Model(inp, out)
-    conv = dl.Sequential([dl.Input((6, 6, 2)), layers.Conv2D(3, 3, name="c"), layers.Flatten(), layers.Dense(2)])
+    conv = dl.Sequential([dl.Input((6, 6, 4)), layers.Conv2D(3, 3, name="c"), layers.Flatten(), layers.Dense(2)])
     rnn = dl.Sequential([dl.Input((4, 3)), layers.LSTM(5, name="l"), layers.Dense(2)])
     x = RNG.integers(0, 20, (6, 5)).astype(np.int32)
     for m in (model, conv, rnn):
@@ -396,7 +396,7 @@ def test_quantized_keras_file_layout_and_keras_loads_it(tmp_path):
         assert [f[f"layers/dense/vars/{i}"].dtype for i in range(3)] == [np.int8, np.float32, np.float32]
         assert f["layers/dense/vars/0"].shape == (40, 7) and f["layers/embedding/vars/0"].dtype == np.int8
     with h5py.File(tmp_path / "conv/model.weights.h5") as f:
-        assert [f[f"layers/conv2d/vars/{i}"].shape for i in range(4)] == [(3, 3, 2, 3), (3,), (3,), ()]
+        assert [f[f"layers/conv2d/vars/{i}"].shape for i in range(4)] == [(3, 3, 4, 3), (3,), (3,), ()]
     np.save(tmp_path / "x.npy", x)
     _run_keras("load", tmp_path / "m.keras", tmp_path / "x.npy", tmp_path / "y.npy")
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), y)
