@@ -23,8 +23,8 @@
 # 19 ms / 6.6 ms for the float32 conv kernel (3.4x / 3.9x); the 1-channel first layer (K = 9) is
 # slower in int8 (5 ms against 2.1 ms: im2col and epilogue per pixel outweigh 9 products; at batch 64
 # with the 6x4 VNNI tiles: GEMM 0.24 ms, im2col + epilogue 1.0 ms, against 0.2 / 0.05 ms for the
-# K = 288 / 576 layers), so model.quantize keeps convolutions of depth K < 32 in float32
-# (dlcore/quantizers CONV_MIN_DEPTH).
+# K = 288 / 576 layers), so the quantizer keeps convolutions of depth K < 32 in float32
+# (its CONV_MIN_DEPTH).
 #
 # Legend: N rows, K inputs (Kp: K rounded up to 4), M outputs (Mp: M rounded up to 16),
 # V embedding rows, D embedding width; conv: (N, H, W, C) int8 inputs, (KH, KW) kernel, P = N OH OW
