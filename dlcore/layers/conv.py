@@ -137,7 +137,7 @@ class _ConvBase(Layer):
         self.kernel.assign(values)
         self.kernel_scale.assign(scale.reshape(-1))
 
-    def int8_depth(self):
+    def _int8_depth(self):
         """The depth K of this convolution's int8 GEMM (kernel height x width x input channels), or None
         where no GEMM runs (depthwise kernels); ``model.quantize`` keeps convolutions with K under
         ``quantizers.CONV_MIN_DEPTH`` in float32."""

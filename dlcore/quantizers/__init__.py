@@ -168,7 +168,7 @@ def quantize_model(model, mode, config=None, filters=None, type_check=True, conv
             continue
         if callable(filters) and not filters(layer):
             continue
-        depth = layer.int8_depth() if callable(getattr(layer, "int8_depth", None)) else None
+        depth = layer._int8_depth() if callable(getattr(layer, "_int8_depth", None)) else None
         if depth is not None and depth < conv_min_depth and getattr(layer, "quantization_mode", None) is None:
             shallow.append(layer.name)
             left.append(layer.name)

@@ -370,7 +370,7 @@ def test_quantize_keeps_shallow_convolutions_in_float():
     x = _x((6, 12, 12, 1), 21)
     model = build()
     y_float = model.predict(x, verbose=0)
-    assert [layer.int8_depth() for layer in model.layers[:4:3]] == [9, None] and model.layers[2].int8_depth() == 72
+    assert [layer._int8_depth() for layer in model.layers[:4:3]] == [9, None] and model.layers[2]._int8_depth() == 72
     with pytest.warns(UserWarning, match=rf"convolutions kept in float32.*conv_min_depth=32\): {model.layers[0].name}$"):
         model.quantize("int8", calibration_data=x)
     first, second, depthwise = model.layers[0], model.layers[2], model.layers[3]
