@@ -7,7 +7,9 @@
 # (int8_pack) into the 16-column panels the GEMM reads, with their column sums (the VNNI path's
 # +128 shift correction starts each accumulator). Rows are split over OpenMP tasks of
 # ROWS_PER_TASK; every row is computed the same way whatever the split, so results are
-# bit-identical for any n_threads. Cython: inference needs these without numba.
+# bit-identical for any n_threads. int8_dense_forward takes the float32 rows and quantizes them itself
+# (one kernel call per Dense instead of quantize_rows + the product: 3.5-4.6 us less per layer at
+# batch 1 measured at load ~9, the same at batch 256). Cython: inference needs these without numba.
 #
 # Convolutions (int8_conv2d_forward) are an implicit GEMM: each task of ROWS_PER_TASK output pixels
 # gathers its patches (kh, kw, C) into an int8 row buffer (zeros where the window leaves the input;
@@ -19,7 +21,10 @@
 # registers on the AVX-512 path). Measured here (AMD EPYC, VNNI, 1 thread, the runner's CNN at batch
 # 256): the im2col + VNNI GEMM takes 5.5 ms / 1.7 ms for the 3x3 32->64 / 64->128 layers against
 # 19 ms / 6.6 ms for the float32 conv kernel (3.4x / 3.9x); the 1-channel first layer (K = 9) is
-# slower in int8 (5 ms against 2.1 ms: im2col and epilogue per pixel outweigh 9 products).
+# slower in int8 (5 ms against 2.1 ms: im2col and epilogue per pixel outweigh 9 products; at batch 64
+# with the 6x4 VNNI tiles: GEMM 0.24 ms, im2col + epilogue 1.0 ms, against 0.2 / 0.05 ms for the
+# K = 288 / 576 layers), so the quantizer keeps convolutions of depth K < 32 in float32
+# (its CONV_MIN_DEPTH).
 #
 # Legend: N rows, K inputs (Kp: K rounded up to 4), M outputs (Mp: M rounded up to 16),
 # V embedding rows, D embedding width; conv: (N, H, W, C) int8 inputs, (KH, KW) kernel, P = N OH OW
@@ -136,7 +141,7 @@ def int8_matmul(const int8_t[:, ::1] q_nk, const int8_t[::1] packed, const int32
 cdef int _dense_rows(Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t m, Py_ssize_t kq, const int8_t* q, Py_ssize_t ldq,
                      const float* xs, const int8_t* packed, const int32_t* csum, const float* ws,
                      const float* bias, int code, float alpha, float* y) noexcept nogil:
-    """Rows [r0, r0 + rows) of int8_dense_forward; returns -1 when out of memory."""
+    """Rows [r0, r0 + rows) of int8_dense_forward's product and epilogue; returns -1 when out of memory."""
     cdef Py_ssize_t mp = (m + 15) // 16 * 16, i, j
     cdef int32_t* acc = <int32_t*>malloc(rows * mp * sizeof(int32_t))
     cdef float* yr
@@ -159,41 +164,55 @@ cdef int _dense_rows(Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t m, Py_ssize_t kq
     return 0
 
 
-def int8_dense_forward(const int8_t[:, ::1] q_nk, const float[::1] x_scale_n, const int8_t[::1] packed,
-                       const int32_t[::1] csum_m, const float[::1] w_scale_m, const float[::1] b_m,
-                       int activation, double alpha, float[:, ::1] y_nm, int n_threads=1):
-    """y_nm = act((q_nk @ w) / (w_scale_m * x_scale_n[:, None]) + b_m), w packed by int8_pack.
+def int8_dense_forward(const float[:, ::1] x_nk, const int8_t[::1] packed, const int32_t[::1] csum_m,
+                       const float[::1] w_scale_m, const float[::1] b_m, int activation, double alpha,
+                       float[:, ::1] y_nm, int n_threads=1):
+    """y_nm = act((q @ w) / (w_scale_m * x_scale[:, None]) + b_m), w packed by int8_pack, with each row of x
+    quantized as quantize_rows does (q, x_scale: Keras's abs-max rule) inside the call: the same results
+    as quantize_rows then the int8 product and epilogue, in one kernel call.
 
-    q_nk: (N, Kp) int8, C-contiguous, IN (from quantize_rows)
-    x_scale_n: (N,) float32, C-contiguous, IN
+    x_nk: (N, K) float32, C-contiguous, IN
     packed: int8 from int8_pack, IN
     csum_m: (Mp,) int32 from int8_pack, IN
     w_scale_m: (M,) float32, C-contiguous, IN
     b_m: (M,) float32, C-contiguous, IN, or None (no bias)
     y_nm: (N, M) float32, C-contiguous, OUT
     """
-    cdef Py_ssize_t n = y_nm.shape[0], m = y_nm.shape[1], kq = q_nk.shape[1] // 4
+    cdef Py_ssize_t n = y_nm.shape[0], m = y_nm.shape[1], k = x_nk.shape[1], kp = (k + 3) // 4 * 4, i
     cdef Py_ssize_t task, tasks = (n + _ROWS - 1) // _ROWS, r0
     cdef const float* bias = NULL
     cdef const int8_t* pk = NULL
+    cdef float* xs
+    cdef int8_t* q
     cdef int status = 0, bad = 0
+    if x_nk.shape[0] != n:
+        raise ValueError(f"int8_dense_forward: x has {x_nk.shape[0]} rows, y has {n}")
     if n == 0 or m == 0:
         return
     if b_m is not None:
         bias = &b_m[0]
-    if kq > 0:
+    if k > 0:
         pk = &packed[0]
+    xs = <float*>malloc(n * sizeof(float) + n * kp)
+    if xs == NULL:
+        raise MemoryError()
+    q = <int8_t*>(xs + n)
     if n_threads <= 1 or tasks <= 1:
         with nogil:
-            status = _dense_rows(0, n, m, kq, &q_nk[0, 0], q_nk.shape[1], &x_scale_n[0], pk, &csum_m[0],
-                                 &w_scale_m[0], bias, activation, <float>alpha, &y_nm[0, 0])
+            for i in range(n):
+                dl_quantize_row(k, kp, &x_nk[i, 0] if k > 0 else NULL, q + i * kp, xs + i)
+            status = _dense_rows(0, n, m, kp // 4, q, kp, xs, pk, &csum_m[0], &w_scale_m[0], bias, activation,
+                                 <float>alpha, &y_nm[0, 0])
     else:
+        for i in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
+            dl_quantize_row(k, kp, &x_nk[i, 0] if k > 0 else NULL, q + i * kp, xs + i)
         for task in prange(tasks, nogil=True, num_threads=n_threads, schedule="static"):
             r0 = task * _ROWS
-            if _dense_rows(r0, min(_ROWS, n - r0), m, kq, &q_nk[0, 0], q_nk.shape[1], &x_scale_n[0], pk,
-                           &csum_m[0], &w_scale_m[0], bias, activation, <float>alpha, &y_nm[0, 0]) != 0:
+            if _dense_rows(r0, min(_ROWS, n - r0), m, kp // 4, q, kp, xs, pk, &csum_m[0], &w_scale_m[0], bias,
+                           activation, <float>alpha, &y_nm[0, 0]) != 0:
                 bad += 1
         status = -1 if bad else 0
+    free(xs)
     if status != 0:
         raise MemoryError()
 

@@ -3,7 +3,7 @@
 quantize_rows(x_nk, q_nk, scale_n, n_threads=1)
 int8_pack(w_km, packed, csum_m)
 int8_matmul(q_nk, packed, csum_m, acc_nm, n_threads=1)
-int8_dense_forward(q_nk, x_scale_n, packed, csum_m, w_scale_m, b_m, activation, alpha, y_nm, n_threads=1)
+int8_dense_forward(x_nk, packed, csum_m, w_scale_m, b_m, activation, alpha, y_nm, n_threads=1)
 int8_embedding_forward(ids_n, w_vd, scale_v, y_nd, n_threads=1)
 quantize_static(x_l, scale, q_l, n_threads=1)
 int8_conv2d_forward(x_nhwc, x_scale_n, packed, csum_m, w_scale_m, b_m, kh, kw, stride_h, stride_w, pad_h, pad_w,

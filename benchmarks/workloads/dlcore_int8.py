@@ -1,6 +1,7 @@
 """dlcore with int8 weights (inference only): the standard model built as ``dlcore_`` builds it, then
 ``model.quantize("int8")``: the CNN calibrated (``calibration_data``: 64 synthetic samples, static
-max-abs input scales, int8 between the convolutions), the MLP, LSTM and GRU dynamic (per-row activation scales), as
+max-abs input scales, int8 between the convolutions; the 1-channel first conv stays float32, as
+``quantize`` keeps convolutions of GEMM depth < 32), the MLP, LSTM and GRU dynamic (per-row activation scales), as
 ONNX Runtime's twin (``onnxruntime_int8``) quantizes them (static QDQ / dynamic). ``info`` holds the
 saved .dlc file's size and the worker's memory.
 """
@@ -36,6 +37,7 @@ class Runner:
     def __init__(self, spec):
         import os
         import tempfile
+        import warnings
 
         import dlcore as dl
 
@@ -45,8 +47,12 @@ class Runner:
         float_path, path = os.path.join(tmp.name, "float.dlc"), os.path.join(tmp.name, "int8.dlc")
         self.model.save(float_path)
         if spec["model_spec"]["kind"] == "cnn":
-            self.model.quantize("int8", calibration_data=calibration_data(spec))
+            with warnings.catch_warnings():  # the 1-channel first conv stays float32 (conv_min_depth): said below
+                warnings.simplefilter("ignore")
+                self.model.quantize("int8", calibration_data=calibration_data(spec))
             how = f"int8 static (calibration_data: {CALIBRATION_SAMPLES} samples, max-abs)"
+            if self.model.float_layers:
+                how += f"; kept float32 (GEMM depth < 32): {', '.join(self.model.float_layers)}"
         else:
             self.model.quantize("int8")
             how = "int8 dynamic (per row)"

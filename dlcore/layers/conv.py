@@ -14,6 +14,9 @@ layout) with a float32 ``kernel_scale`` per output channel (Keras's abs-max rule
 ``input_scale``: 0 quantizes each input sample dynamically (abs-max over the sample), a positive value
 (set by ``model.quantize("int8", calibration_data=x)``) is a static per-tensor scale. In a calibrated
 Sequential model the inference plan chains such convolutions in int8 (see dlcore/models/inference.py).
+``model.quantize`` keeps a convolution whose GEMM depth (kernel height x width x input channels) is under
+32 in float32 (e.g. a 3x3 conv on 1-3 channel images), where int8 measured slower (dlcore/quantizers);
+``layer.quantize("int8")`` quantizes any of them.
 """
 from .. import activations, constraints, initializers, ops, quantizers, regularizers
 from ..ops import quantized as quantized_ops
@@ -133,6 +136,19 @@ class _ConvBase(Layer):
         self._int8_build(kernel.shape)
         self.kernel.assign(values)
         self.kernel_scale.assign(scale.reshape(-1))
+
+    def _int8_depth(self):
+        """The depth K of this convolution's int8 GEMM (kernel height x width x input channels), or None
+        where no GEMM runs (depthwise kernels); ``model.quantize`` keeps convolutions with K under
+        ``quantizers.CONV_MIN_DEPTH`` in float32."""
+        kernel = getattr(self, "kernel", None)
+        if isinstance(self, BaseDepthwiseConv) or kernel is None:
+            return None
+        shape = kernel.shape
+        depth = 1
+        for d in shape[:-1]:
+            depth *= int(d)
+        return depth
 
     def _int8_build(self, kernel_shape):
         self._int8_shape = tuple(kernel_shape)

@@ -172,20 +172,30 @@ class Model(Trainer, Layer):
         DepthwiseConv1D/2D layer (Keras 3: ``mode="int8"``: int8 weights with a float32 scale per output
         channel, inputs quantized per row, per sample for convolutions, at call time); layers without
         int8 kernels stay float and are listed in ``self.float_layers``. ``calibration_data`` (a dlcore
-        extension): sample inputs from which the convolutions get static input scales (max-abs), so
-        conv stacks run int8 to int8 (see dlcore/quantizers/calibration.py). The quantized model runs
+        extension): sample inputs from which the convolutions get static input scales, so conv stacks
+        run int8 to int8; ``calibration_method="minmax"`` (max |x|, the default) or ``"percentile"``
+        (with ``calibration_percentile=99.999``: outliers clip), ONNX Runtime's names (see
+        dlcore/quantizers/calibration.py). Convolutions with a GEMM depth (kernel height x width x input
+        channels) under ``conv_min_depth=32`` stay float32, where int8 measured slower (0 quantizes them). The quantized model runs
         inference only; it saves and loads."""
         from ..quantizers import quantize_model
 
         type_check = kwargs.pop("type_check", True)
+        depth = {"conv_min_depth": kwargs.pop("conv_min_depth")} if "conv_min_depth" in kwargs else {}
+        method = kwargs.pop("calibration_method", None)
+        percentile = kwargs.pop("calibration_percentile", None)
         if kwargs:
             raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
+        if calibration_data is None and (method is not None or percentile is not None):
+            raise ValueError(f"{type(self).__name__} '{self.name}'.quantize: calibration_method and "
+                             "calibration_percentile need calibration_data (sample inputs)")
         if calibration_data is not None:
             from ..quantizers.calibration import calibrate
 
-            calibrate(self, mode, calibration_data, config=config, filters=filters, type_check=type_check)
+            calibrate(self, mode, calibration_data, method or "minmax", percentile, config=config, filters=filters,
+                      type_check=type_check, **depth)
         else:
-            quantize_model(self, mode, config=config, filters=filters, type_check=type_check)
+            quantize_model(self, mode, config=config, filters=filters, type_check=type_check, **depth)
 
     def to_json(self, **kwargs):
         """The architecture as a JSON string (``dl.models.model_from_json`` rebuilds it)."""

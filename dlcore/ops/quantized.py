@@ -74,12 +74,9 @@ class Int8Dense(Function):
         x2 = contiguous(np.asarray(x, dtype=np.float32).reshape(-1, k))
         n, m = x2.shape[0], w_scale.shape[0]
         threads = kernels.threads_for(n * m * max(k, 1) // 4)
-        q = np.empty((n, (k + 3) // 4 * 4), dtype=np.int8)
-        x_scale = np.empty(n, dtype=np.float32)
-        kernels.get("quantize_rows")(x2, q, x_scale, threads)
         y = np.empty((n, m), dtype=np.float32)
-        kernels.get("int8_dense_forward")(q, x_scale, packed, csum, w_scale, b, activation_code(activation),
-                                          float(alpha), y, threads)
+        kernels.get("int8_dense_forward")(x2, packed, csum, w_scale, b, activation_code(activation), float(alpha), y,
+                                          threads)  # rows quantized inside: one kernel call
         return y.reshape(lead + (m,))
 
     @staticmethod

@@ -64,6 +64,25 @@ def _accepted_arguments(cls):
     return None  # every constructor passes **kwargs on: the class checks them itself
 
 
+def _is_default_int8_config(config):
+    """Whether a translated Keras ``quantization_config`` is the one Keras writes for ``quantize("int8")``
+    (abs-max int8 inputs over [-127, 127], default weights): dlcore's only scheme, so it is dropped."""
+    if not isinstance(config, dict) or config.get("class_name") != "Int8QuantizationConfig":
+        return False
+    inner = config.get("config") if isinstance(config.get("config"), dict) else {}
+    activation = inner.get("activation_quantizer")
+    if inner.get("weight_quantizer") is not None or set(inner) - {"weight_quantizer", "activation_quantizer"}:
+        return False
+    if activation is None:
+        return True
+    settings = activation.get("config") if isinstance(activation, dict) else None
+    return activation.get("class_name") == "AbsMaxQuantizer" and isinstance(settings, dict) \
+        and list(settings.get("value_range", [-127, 127])) == [-127, 127] \
+        and settings.get("epsilon", 1e-7) == 1e-7 and settings.get("output_dtype", "int8") == "int8" \
+        and settings.get("axis", -1) in (-1, [-1]) \
+        and set(settings) <= {"value_range", "epsilon", "output_dtype", "axis"}
+
+
 def _history(ref):
     if isinstance(ref, dict) and ref.get("class_name") == "__keras_tensor__" and isinstance(ref.get("config"), dict):
         history = ref["config"].get("keras_history")
@@ -116,6 +135,8 @@ class _FromKeras:
         if not isinstance(value, dict):
             return value
         name = value.get("class_name")
+        if name == "QuantizedDTypePolicy":
+            return self.quantized_policy(value, path)
         if name in _DTYPE_POLICIES:
             policy = value.get("config", {}).get("name") if isinstance(value.get("config"), dict) else None
             if not isinstance(policy, str):
@@ -138,7 +159,20 @@ class _FromKeras:
                 out["config"] = self.layer_arguments(cls, out["class_name"], out["config"], path)
         return out
 
+    def quantized_policy(self, value, path):
+        """``"int8_from_float32"`` of Keras's ``QuantizedDTypePolicy`` dict (a mode dlcore has, else refused)."""
+        from ..quantizers import MODES
+
+        config = value.get("config") if isinstance(value.get("config"), dict) else {}
+        mode, source = config.get("mode"), config.get("source_name", "float32")
+        if mode not in MODES or not isinstance(source, str):
+            raise KerasConfigError(f"{self.where}: {path}: quantization mode {mode!r:.50} (source {source!r:.50}) is "
+                                   f"not one dlcore runs; dlcore quantizes to {list(MODES)}")
+        return f"{mode}_from_{source}"
+
     def layer_arguments(self, cls, class_name, config, path):
+        if _is_default_int8_config(config.get("quantization_config")):
+            config = {k: v for k, v in config.items() if k != "quantization_config"}
         if class_name in _MODEL_MODULES:  # rebuilt by from_config, whose keys dlcore shares with Keras
             _implicit_masks(config, f"{self.where}: {path}")
             extra = {k: v for k, v in config.items() if k not in _MODEL_KEYS}
@@ -238,13 +272,22 @@ def _to_keras_value(value, kind_hint=None):
         if key == "config" and isinstance(item, dict):
             item = {k: _to_keras_value(v) for k, v in item.items()}
             if kind == "layer" and name != "InputLayer" and isinstance(item.get("dtype"), str):
-                item["dtype"] = {"module": "keras", "class_name": "DTypePolicy",
-                                 "config": {"name": item["dtype"]}, "registered_name": None}
+                item["dtype"] = _keras_policy(item["dtype"])
         else:
             item = _to_keras_value(item)
         out[key] = item
     out["registered_name"] = None if module is not None else _registered_name(kind, name)
     return out
+
+
+def _keras_policy(dtype):
+    """Keras's serialized dtype policy of a dlcore ``dtype`` string: ``QuantizedDTypePolicy`` for
+    ``"int8_from_float32"`` (what Keras writes for a quantized layer), else ``DTypePolicy``."""
+    if "_from_" in dtype:
+        mode, _, source = dtype.partition("_from_")
+        return {"module": "keras.dtype_policies", "class_name": "QuantizedDTypePolicy",
+                "config": {"mode": mode, "source_name": source}, "registered_name": None}
+    return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": dtype}, "registered_name": None}
 
 
 def _registered_name(kind, name):

@@ -89,6 +89,18 @@ def _children(obj, layer_type):
             yield attr, child
 
 
+def _keras_variable_order(layer, own):
+    """``own`` in the order Keras serializes a quantized layer (``variable_serialization_spec``: Dense and
+    EinsumDense ``kernel, bias, kernel_scale``, Embedding ``embeddings, embeddings_scale``): the int8
+    kernels first, then the other weights, then the scales. dlcore's int8 convolutions and recurrent cells
+    (which Keras 3.15 cannot quantize) follow the same rule: ``kernel, bias, kernel_scale, input_scale``;
+    ``kernel, recurrent_kernel, bias, kernel_scale, recurrent_kernel_scale``."""
+    if getattr(layer, "quantization_mode", None) is None:
+        return own
+    rank = [0 if v.dtype == np.int8 else 2 if v.name.endswith("_scale") else 1 for v in own]
+    return [v for _, _, v in sorted(zip(rank, range(len(own)), own), key=lambda t: t[:2])]
+
+
 def keras_entries(model):
     """[(h5 path of the ``vars`` group, layer, its own variables)] in Keras's walk order."""
     from ..layers.layer import Layer
@@ -99,7 +111,7 @@ def keras_entries(model):
         if id(layer) in visited:
             return
         visited.add(id(layer))
-        own = list(layer._trainable_variables) + list(layer._non_trainable_variables)
+        own = _keras_variable_order(layer, list(layer._trainable_variables) + list(layer._non_trainable_variables))
         entries.append((f"{path}/vars" if path else "vars", layer, own))
         for attr, child in _children(layer, Layer):
             sub = f"{path}/{attr}" if path else attr

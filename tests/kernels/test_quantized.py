@@ -12,7 +12,8 @@ from reference import quantized as ref  # noqa: E402
 from dlcore.kernels import quantized  # noqa: E402
 
 # (N, K, M): edges of the 8/4/2/1-row tiles, K not a multiple of 4, M not a multiple of 16 or 32
-SHAPES = [(1, 1, 1), (3, 5, 17), (13, 37, 50), (9, 64, 32), (70, 130, 33), (2, 4, 16)]
+SHAPES = [(1, 1, 1), (3, 5, 17), (13, 37, 50), (9, 64, 32), (70, 130, 33), (2, 4, 16),
+          (23, 100, 72), (13, 300, 128), (7, 2060, 40)]  # VNNI: 6x4-panel tiles and tails; rows past 2048 bytes
 
 
 def rng(seed):
@@ -90,11 +91,10 @@ def test_int8_dense_forward_against_reference(shape, relu, isa):
     w_scale = rng(5).uniform(50, 300, size=m).astype(np.float32)
     bias = rng(6).normal(size=m).astype(np.float32)
     packed, csum = _pack(w)
-    q, x_scale = _quantize(x)
     outs = []
     for threads in (1, 2):
         y = np.empty((n, m), np.float32)
-        quantized.int8_dense_forward(q, x_scale, packed, csum, w_scale, bias, int(relu), 0.0, y, threads)
+        quantized.int8_dense_forward(x, packed, csum, w_scale, bias, int(relu), 0.0, y, threads)
         outs.append(y)
     np.testing.assert_array_equal(outs[0], outs[1])
     # same float32 operations in the same order as the reference: equal
@@ -106,9 +106,8 @@ def test_int8_dense_forward_no_bias_and_other_activation():
     w = rng(8).integers(-127, 128, size=(9, 6)).astype(np.int8)
     w_scale = np.full(6, 100.0, np.float32)
     packed, csum = _pack(w)
-    q, x_scale = _quantize(x)
     y = np.empty((4, 6), np.float32)
-    quantized.int8_dense_forward(q, x_scale, packed, csum, w_scale, None, 3, 0.0, y, 1)  # tanh
+    quantized.int8_dense_forward(x, packed, csum, w_scale, None, 3, 0.0, y, 1)  # tanh
     np.testing.assert_allclose(y, np.tanh(ref.int8_dense(x, w, w_scale)), rtol=1e-6, atol=1e-6)
 
 
@@ -135,8 +134,10 @@ def test_quantize_rows_nan_row_gives_nan_outputs():
     w = rng(13).integers(-127, 128, size=(10, 4)).astype(np.int8)
     packed, csum = _pack(w)
     y = np.empty((3, 4), np.float32)
-    quantized.int8_dense_forward(q, scale, packed, csum, np.full(4, 50.0, np.float32), None, 0, 0.0, y, 1)
+    quantized.int8_dense_forward(x, packed, csum, np.full(4, 50.0, np.float32), None, 0, 0.0, y, 1)
     assert np.isnan(y[1]).all() and np.isfinite(y[[0, 2]]).all()
+    with pytest.raises(ValueError, match="x has 3 rows, y has 2"):
+        quantized.int8_dense_forward(x, packed, csum, np.full(4, 50.0, np.float32), None, 0, 0.0, y[:2], 1)
 
 
 def test_quantize_static_half_to_even_clip_and_nan():

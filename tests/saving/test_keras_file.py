@@ -350,3 +350,70 @@ def test_import_does_not_load_h5py_or_peers(tmp_path):
                             timeout=120)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     assert result.stdout.decode().strip().splitlines()[-1] == "[]"
+
+
+# ---- int8 (quantize("int8")) in Keras's layout -------------------------------------------------
+def test_keras_written_int8_fixture_loads_bit_exact():
+    """keras_int8.keras: Keras 3.15 quantized Embedding -> EinsumDense -> Dense x2 (``model.quantize("int8")``,
+    QuantizedDTypePolicy, Keras's Int8QuantizationConfig, h5 order kernel, bias, kernel_scale) and its
+    predictions; dlcore reads the int8 weights as int8 and predicts bit-exactly."""
+    expected = np.load(FIXTURES / "keras_int8.npz")
+    model = dl.models.load_model(FIXTURES / "keras_int8.keras")
+    quantized = [layer for layer in model.layers if getattr(layer, "quantization_mode", None) == "int8"]
+    assert [layer.name for layer in quantized] == ["emb", "proj", "d1", "d2"]
+    assert model.get_layer("d1").kernel.dtype == np.int8 and model.get_layer("d1").dtype_policy.name == "int8_from_float32"
+    np.testing.assert_array_equal(model.predict(expected["x"], verbose=0), expected["y"])
+
+
+def test_quantized_keras_file_layout_and_keras_loads_it(tmp_path):
+    """dlcore writes Keras's layout for its int8 Dense/EinsumDense/Embedding (Keras loads it and predicts the
+    same), and the same rule (int8 kernels, other weights, scales) for the int8 conv and LSTM, which
+    Keras 3.15 cannot quantize: those files load in dlcore only."""
+    inp = dl.Input((5,), dtype="int32")
+    h = layers.Embedding(20, 6, name="emb")(inp)
+    h = layers.EinsumDense("abc,cd->abd", output_shape=(5, 8), bias_axes="d", activation="relu", name="proj")(h)
+    out = layers.Dense(3, name="d2")(layers.Dense(7, activation="relu", name="d1")(layers.Flatten()(h)))
+    model = dl.Model(inp, out)
+    conv = dl.Sequential([dl.Input((6, 6, 4)), layers.Conv2D(3, 3, name="c"), layers.Flatten(), layers.Dense(2)])
+    rnn = dl.Sequential([dl.Input((4, 3)), layers.LSTM(5, name="l"), layers.Dense(2)])
+    x = RNG.integers(0, 20, (6, 5)).astype(np.int32)
+    for m in (model, conv, rnn):
+        m.quantize("int8")
+    y = model.predict(x, verbose=0)
+    model.save(tmp_path / "m.keras")
+    for m, name in ((conv, "conv"), (rnn, "rnn")):
+        m.save(tmp_path / f"{name}.keras")
+        xs = RNG.random((2,) + m.inputs[0].shape[1:], dtype=np.float32)
+        np.testing.assert_array_equal(dl.models.load_model(tmp_path / f"{name}.keras").predict(xs, verbose=0),
+                                      m.predict(xs, verbose=0))
+    with zipfile.ZipFile(tmp_path / "m.keras") as z, zipfile.ZipFile(tmp_path / "conv.keras") as zc:
+        config = {e["config"]["name"]: e["config"] for e in json.loads(z.read("config.json"))["config"]["layers"]}
+        z.extract("model.weights.h5", tmp_path)
+        zc.extract("model.weights.h5", tmp_path / "conv")
+    assert config["d1"]["dtype"] == {"module": "keras.dtype_policies", "class_name": "QuantizedDTypePolicy",
+                                     "config": {"mode": "int8", "source_name": "float32"}, "registered_name": None}
+    with h5py.File(tmp_path / "model.weights.h5") as f:
+        assert [f[f"layers/dense/vars/{i}"].dtype for i in range(3)] == [np.int8, np.float32, np.float32]
+        assert f["layers/dense/vars/0"].shape == (40, 7) and f["layers/embedding/vars/0"].dtype == np.int8
+    with h5py.File(tmp_path / "conv/model.weights.h5") as f:
+        assert [f[f"layers/conv2d/vars/{i}"].shape for i in range(4)] == [(3, 3, 4, 3), (3,), (3,), ()]
+    np.save(tmp_path / "x.npy", x)
+    _run_keras("load", tmp_path / "m.keras", tmp_path / "x.npy", tmp_path / "y.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), y)
+
+
+def test_keras_quantization_configs_dlcore_cannot_run_are_refused(tmp_path):
+    """int4 policies and a non-default Int8QuantizationConfig are refused by name, not silently run as int8."""
+    with zipfile.ZipFile(FIXTURES / "keras_int8.keras") as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    for edit, match in ((lambda c: c["dtype"]["config"].update(mode="int4"), "int4"),
+                        (lambda c: c["quantization_config"]["config"]["activation_quantizer"]["config"].update(
+                            value_range=[-100, 100]), "quantization_config")):
+        config = json.loads(members["config.json"])
+        edit(next(e["config"] for e in config["config"]["layers"] if e["config"]["name"] == "d1"))
+        path = tmp_path / "bad.keras"
+        with zipfile.ZipFile(path, "w") as z:
+            for name, data in members.items():
+                z.writestr(name, json.dumps(config) if name == "config.json" else data)
+        with pytest.raises(ValueError, match=match):
+            dl.models.load_model(path)
