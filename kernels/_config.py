@@ -177,10 +177,46 @@ def threads_for_macs(macs):
     return _num_threads
 
 
+# Fortran BLAS symbol patterns of the OpenBLAS builds NumPy ships, with whether they take 64-bit
+# integers: NumPy >= 2 wheels (scipy-openblas64), NumPy 1.22-1.26 wheels (openblas64_), and
+# scipy-openblas32. A plain "sgemm_" is taken only from an OpenBLAS that reports its integer width.
+BLAS_SYMBOL_PATTERNS = (("scipy_{}_64_", True), ("{}_64_", True), ("scipy_{}_", False))
+
+
+def loaded_blas_functions(names):
+    """(int64, [address of each Fortran BLAS function in ``names``]) from an OpenBLAS already
+    loaded in this process (NumPy's), or None where there is none we know how to call (then the
+    kernels take scipy.linalg.cython_blas's; ``DLCORE_BLAS=scipy`` forces that)."""
+    import ctypes
+
+    import numpy  # noqa: F401  (loads its BLAS)
+
+    if os.environ.get("DLCORE_BLAS", "").strip().lower() == "scipy":
+        return None
+    for path in _loaded_blas_libraries():
+        if "openblas" not in os.path.basename(path).lower():
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        patterns = list(BLAS_SYMBOL_PATTERNS)
+        config = getattr(lib, "openblas_get_config", None)
+        if config is not None:
+            config.restype = ctypes.c_char_p
+            patterns.append(("{}_", b"USE64BITINT" in (config() or b"")))
+        for pattern, int64 in patterns:
+            found = [getattr(lib, pattern.format(name), None) for name in names]
+            if all(f is not None for f in found):
+                return int64, [ctypes.cast(f, ctypes.c_void_p).value for f in found]
+    return None
+
+
 def preload_cython_blas():
     """Load scipy's BLAS function table without importing all of ``scipy.linalg``.
 
-    The Cython kernels cimport ``scipy.linalg.cython_blas``; importing it the usual way runs
+    The kernels fall back to ``scipy.linalg.cython_blas`` where NumPy's BLAS is not one that
+    :func:`loaded_blas_functions` knows (kernels/_blas.py); importing it the usual way runs
     ``scipy/linalg/__init__.py`` first, which costs 0.1-0.5 s of dlcore's cold start here. The
     extension itself needs nothing from that package, so it is loaded from its file and
     registered under its own name. Any surprise falls back to the ordinary import.
@@ -283,12 +319,19 @@ def cpu_fingerprint():
 
 
 def _package_version():
-    try:
-        from importlib import metadata
-
-        return metadata.version("dlcore")
-    except Exception:  # noqa: BLE001  (a source tree that was never installed)
-        return "source"
+    """dlcore's installed version, read from the name of its metadata directory on sys.path (as
+    importlib.metadata finds it, without importing it: that imports the email package, 13 ms of a
+    cold start), or "source" for a tree that was never installed."""
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            stem, dot, suffix = name.rpartition(".")
+            if stem.startswith("dlcore-") and dot and suffix in ("dist-info", "egg-info"):
+                return stem[len("dlcore-"):]
+    return "source"
 
 
 def default_cache_root():
