@@ -41,13 +41,19 @@ def _scipy_blas_functions():
 
 
 def _fill(state):
-    found = _config.loaded_blas_functions(FUNCTIONS)
-    state.int64, addresses = found if found is not None else _scipy_blas_functions()
+    import numpy  # noqa: F401  (loads its BLAS)
+
+    paths = _config._loaded_blas_libraries()
+    found = _config.loaded_blas_functions(FUNCTIONS, paths)
+    if found is None:
+        found = _scipy_blas_functions()
+        paths = _config._loaded_blas_libraries()  # with scipy's OpenBLAS now
+    state.int64, addresses = found
     for i, address in enumerate(addresses):
         if not address:
             raise ImportError(f"dlcore's kernels found no BLAS {FUNCTIONS[i]} in this process")
         state.fn[i] = address
-    for i, (_, getter, setter) in enumerate(_config.blas_thread_hooks()[:MAX_HOOKS]):
+    for i, (_, getter, setter) in enumerate(_config.blas_thread_hooks(paths)[:MAX_HOOKS]):
         state.get[i] = ctypes.cast(getter, ctypes.c_void_p).value
         state.set[i] = ctypes.cast(setter, ctypes.c_void_p).value
         state.n_hooks = i + 1

@@ -118,14 +118,15 @@ OPENBLAS_THREAD_SYMBOLS = (
 )
 
 
-def blas_thread_hooks():
+def blas_thread_hooks(paths=None):
     """[(library path, getter, setter)]: ctypes thread-count functions of each OpenBLAS loaded in
-    this process. Kernels that run single-threaded BLAS inside their own OpenMP chunks take the
-    C addresses from here (one discovery for every family)."""
+    this process (or of ``paths``, from ``_loaded_blas_libraries()``). Kernels that run
+    single-threaded BLAS inside their own OpenMP chunks take the C addresses from here (one
+    discovery for every family)."""
     import ctypes
 
     hooks = []
-    for path in _loaded_blas_libraries():
+    for path in _loaded_blas_libraries() if paths is None else paths:
         try:
             lib = ctypes.CDLL(path)
         except OSError:
@@ -149,6 +150,7 @@ def set_blas_threads(n):
 
 
 def _loaded_blas_libraries():
+    """Paths of the BLAS libraries loaded in this process (reading /proc/self/maps: ~1 ms)."""
     try:
         with open("/proc/self/maps") as maps:
             paths = {line.split()[-1] for line in maps if ".so" in line}
@@ -183,17 +185,15 @@ def threads_for_macs(macs):
 BLAS_SYMBOL_PATTERNS = (("scipy_{}_64_", True), ("{}_64_", True), ("scipy_{}_", False))
 
 
-def loaded_blas_functions(names):
+def loaded_blas_functions(names, paths=None):
     """(int64, [address of each Fortran BLAS function in ``names``]) from an OpenBLAS already
-    loaded in this process (NumPy's), or None where there is none we know how to call (then the
-    kernels take scipy.linalg.cython_blas's; ``DLCORE_BLAS=scipy`` forces that)."""
+    loaded in this process (NumPy's; or among ``paths``), or None where there is none we know how
+    to call (then the kernels take scipy.linalg.cython_blas's; ``DLCORE_BLAS=scipy`` forces that)."""
     import ctypes
-
-    import numpy  # noqa: F401  (loads its BLAS)
 
     if os.environ.get("DLCORE_BLAS", "").strip().lower() == "scipy":
         return None
-    for path in _loaded_blas_libraries():
+    for path in _loaded_blas_libraries() if paths is None else paths:
         if "openblas" not in os.path.basename(path).lower():
             continue
         try:
