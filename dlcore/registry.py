@@ -27,18 +27,19 @@ def add_loader(kind, loader, names=None):
     """Let ``lookup`` call ``loader(name)`` on a miss for one of ``names`` (any name when None), and
     ``names``/``registered`` call ``loader(None)``, so that a lazily imported module registers its
     objects before they are looked up."""
-    _LOADERS.setdefault(kind, []).append((loader, None if names is None else set(names)))
+    canonical = None if names is None else {_canonical(n) for n in names}
+    _LOADERS.setdefault(kind, []).append((loader, None if names is None else set(names), canonical))
 
 
 def _load(kind, name):
-    for loader, names in _LOADERS.get(kind, ()):
-        if name is None or names is None or name in names or any(_canonical(name) == _canonical(n)
-                                                                 for n in names):
+    for loader, names, canonical in _LOADERS.get(kind, ()):
+        if (name is None or names is None or name in names
+                or isinstance(name, str) and _canonical(name) in canonical):
             loader(name)
 
 
 def _lazy_names(kind):
-    return {n for _, names in _LOADERS.get(kind, ()) if names is not None for n in names}
+    return {n for _, names, _ in _LOADERS.get(kind, ()) if names is not None for n in names}
 
 
 def _canonical(name):

@@ -4,6 +4,7 @@ where Numba's compiled-kernel cache lives, and what a forked child may run.
 Numba is imported on the first call of a Numba kernel, never at import time: inference runs on
 the Cython kernels alone, so ``import dlcore`` + ``predict`` stay free of Numba's start-up cost.
 """
+import functools
 import os
 import sys
 import tempfile
@@ -306,6 +307,7 @@ def _fnv1a(text):
     return f"{h:08x}"
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_fingerprint():
     """A short key of this CPU (model and feature flags, else the architecture name)."""
     text = os.uname().machine if hasattr(os, "uname") else sys.platform
@@ -318,6 +320,7 @@ def cpu_fingerprint():
     return _fnv1a(text)
 
 
+@functools.lru_cache(maxsize=None)
 def _package_version():
     """dlcore's installed version, read from the name of its metadata directory on sys.path (as
     importlib.metadata finds it, without importing it: that imports the email package, 13 ms of a

@@ -306,10 +306,11 @@ def resolve_lambdas(value, custom_objects, where):
 
 @contextlib.contextmanager
 def _rng_preserved(active=True):
-    """Leave dlcore's global generator as it was (rebuilding a model draws initial weights)."""
+    """Leave dlcore's global generator as it was (rebuilding a model draws initial weights). One
+    not made yet has no state to keep (and loading a saved model never needs numpy.random)."""
     from ..utils import random as dl_random
 
-    if not active:
+    if not active or not dl_random.generator_created():
         yield
         return
     state = dl_random.generator().bit_generator.state
