@@ -46,9 +46,11 @@ def _fill(state):
     paths = _config._loaded_blas_libraries()
     found = _config.loaded_blas_functions(FUNCTIONS, paths)
     if found is None:
-        found = _scipy_blas_functions()
+        state.int64, addresses = _scipy_blas_functions()
         paths = _config._loaded_blas_libraries()  # with scipy's OpenBLAS now
-    state.int64, addresses = found
+    else:
+        state.int64, addresses, path = found
+        _config.restart_blas_threads(path)  # its pool may predate dlcore's OPENBLAS_THREAD_TIMEOUT
     for i, address in enumerate(addresses):
         if not address:
             raise ImportError(f"dlcore's kernels found no BLAS {FUNCTIONS[i]} in this process")

@@ -186,10 +186,34 @@ def threads_for_macs(macs):
 BLAS_SYMBOL_PATTERNS = (("scipy_{}_64_", True), ("{}_64_", True), ("scipy_{}_", False))
 
 
+def restart_blas_threads(path):
+    """Make the OpenBLAS at ``path`` (a pthreads build) re-read its environment and stop its thread
+    pool, which it starts again at its next threaded call. NumPy's OpenBLAS, when NumPy was
+    imported before dlcore, started its pool before dlcore._runtime set OPENBLAS_THREAD_TIMEOUT: its
+    idle workers would then spin ~0.1 s after each threaded call, on the cores the kernels' OpenMP
+    threads run on next. Returns whether it was restarted."""
+    import ctypes
+
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError:
+        return False
+    parallel = next((getattr(lib, name) for name in ("scipy_openblas_get_parallel64_", "scipy_openblas_get_parallel",
+                                                     "openblas_get_parallel64_", "openblas_get_parallel")
+                     if hasattr(lib, name)), None)
+    read_env, shutdown = getattr(lib, "openblas_read_env", None), getattr(lib, "blas_thread_shutdown_", None)
+    if parallel is None or read_env is None or shutdown is None or parallel() != 1:  # 1: OpenBLAS's own pthreads
+        return False
+    read_env()
+    shutdown()
+    return True
+
+
 def loaded_blas_functions(names, paths=None):
-    """(int64, [address of each Fortran BLAS function in ``names``]) from an OpenBLAS already
-    loaded in this process (NumPy's; or among ``paths``), or None where there is none we know how
-    to call (then the kernels take scipy.linalg.cython_blas's; ``DLCORE_BLAS=scipy`` forces that)."""
+    """(int64, [address of each Fortran BLAS function in ``names``], library path) from an OpenBLAS
+    already loaded in this process (NumPy's; or among ``paths``), or None where there is none we
+    know how to call (then the kernels take scipy.linalg.cython_blas's; ``DLCORE_BLAS=scipy``
+    forces that)."""
     import ctypes
 
     if os.environ.get("DLCORE_BLAS", "").strip().lower() == "scipy":
@@ -209,7 +233,7 @@ def loaded_blas_functions(names, paths=None):
         for pattern, int64 in patterns:
             found = [getattr(lib, pattern.format(name), None) for name in names]
             if all(f is not None for f in found):
-                return int64, [ctypes.cast(f, ctypes.c_void_p).value for f in found]
+                return int64, [ctypes.cast(f, ctypes.c_void_p).value for f in found], path
     return None
 
 

@@ -188,3 +188,27 @@ def test_kernels_fall_back_to_scipys_blas():
     worst, int64, scipy_loaded = _run(_BLAS_PRODUCTS, env={"DLCORE_BLAS": "scipy"}).split()
     assert float(worst) < 1e-4
     assert (int64, scipy_loaded) == ("False", "True")  # scipy.linalg.cython_blas's LP64 functions
+
+
+def test_numpys_blas_pool_restarts_with_dlcores_thread_timeout():
+    import pytest
+
+    found = _config.loaded_blas_functions(("sgemm",))
+    if found is None:
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS the kernels know")
+    out = _run(  # NumPy first, as users import it: its OpenBLAS pool predates dlcore's settings
+        "import os\n"
+        "import numpy as np\n"
+        "import dlcore as dl\n"
+        "from dlcore.kernels import _config, _gemm\n"
+        "dl.config.set_num_threads(2)\n"
+        "a = np.random.default_rng(0).random((150, 200), dtype=np.float32)\n"
+        "c = np.empty((150, 150), np.float32)\n"
+        "_gemm.run_path('blas', 2, a, np.ascontiguousarray(a.T), c)\n"  # the pool starts again
+        "print(float(np.abs(c - a.astype('float64') @ a.T).max()), os.environ['OPENBLAS_THREAD_TIMEOUT'],\n"
+        "      _config.restart_blas_threads(_config.loaded_blas_functions(('sgemm',))[2]))\n"
+    )
+    worst, timeout, restarted = out.split()
+    assert float(worst) < 1e-3 and timeout == "4"  # threaded BLAS right after the restart
+    if restarted != "True":
+        pytest.skip("NumPy's OpenBLAS here has no pthreads pool to restart (sequential or OpenMP build)")
