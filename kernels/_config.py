@@ -191,7 +191,8 @@ def restart_blas_threads(path):
     pool, which it starts again at its next threaded call. NumPy's OpenBLAS, when NumPy was
     imported before dlcore, started its pool before dlcore._runtime set OPENBLAS_THREAD_TIMEOUT: its
     idle workers would then spin ~0.1 s after each threaded call, on the cores the kernels' OpenMP
-    threads run on next. Returns whether it was restarted."""
+    threads run on next. Stopping the pool joins its workers (0.1-10 ms, by the machine's load),
+    so a single-threaded OpenBLAS is left alone. Returns whether it was restarted."""
     import ctypes
 
     try:
@@ -203,6 +204,9 @@ def restart_blas_threads(path):
                      if hasattr(lib, name)), None)
     read_env, shutdown = getattr(lib, "openblas_read_env", None), getattr(lib, "blas_thread_shutdown_", None)
     if parallel is None or read_env is None or shutdown is None or parallel() != 1:  # 1: OpenBLAS's own pthreads
+        return False
+    hooks = [getter for hook_path, getter, _ in blas_thread_hooks([path]) if hook_path == path]
+    if hooks and hooks[0]() <= 1:  # no worker threads (OPENBLAS_NUM_THREADS=1, one core): nothing to restart
         return False
     read_env()
     shutdown()
