@@ -158,6 +158,16 @@ def lookup(kind, name, custom_objects=None):
     """The object known as ``name``: in ``custom_objects``, the active custom_object_scope or the
     global custom objects, then the ``kind`` registry (exact name first, then
     case/underscore-insensitive), then a custom object by its bare class name."""
+    obj = find(kind, name, custom_objects)
+    if obj is None:
+        known = sorted(_NAMES.get(kind, set()) | _lazy_names(kind))
+        raise ValueError(f"Unknown {kind} identifier: {name!r}. Known {_PLURALS.get(kind, kind + 's')}: "
+                         f"{', '.join(known)}")
+    return obj
+
+
+def find(kind, name, custom_objects=None):
+    """What ``lookup`` finds, or None (no error message is built: checks that expect misses)."""
     if custom_objects and name in custom_objects:
         return custom_objects[name]
     obj = get_registered_object(name)
@@ -171,10 +181,6 @@ def lookup(kind, name, custom_objects=None):
         obj = table.get(name) or table.get(_canonical(name))
     if obj is None:
         obj = _custom_by_short_name(name)
-    if obj is None:
-        known = sorted(_NAMES.get(kind, set()) | _lazy_names(kind))
-        raise ValueError(f"Unknown {kind} identifier: {name!r}. Known {_PLURALS.get(kind, kind + 's')}: "
-                         f"{', '.join(known)}")
     return obj
 
 
