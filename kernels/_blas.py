@@ -29,8 +29,11 @@ class _State(ctypes.Structure):
 
 def _scipy_blas_functions():
     """(False, addresses) of scipy.linalg.cython_blas's functions (LP64), read from its C API."""
-    _config.preload_cython_blas()
-    from scipy.linalg import cython_blas
+    import importlib
+    import sys
+
+    _config.preload_cython_blas()  # registers the extension alone, without scipy.linalg's package
+    cython_blas = sys.modules.get("scipy.linalg.cython_blas") or importlib.import_module("scipy.linalg.cython_blas")
 
     get_name = ctypes.pythonapi.PyCapsule_GetName
     get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]

@@ -168,7 +168,7 @@ _BLAS_PRODUCTS = (
     "c = np.empty((19, 31), 'float32')\n"
     "_gemm.run_path('blas', 1, a, b, c)\n"  # the float32 BLAS path itself, not the own tiles
     "worst = max(worst, float(np.abs(c - a.astype('float64') @ b).max()))\n"
-    "print(worst, _blas.functions()[1], 'scipy' in sys.modules)\n"
+    "print(worst, _blas.functions()[1], 'scipy' in sys.modules, 'scipy.linalg' in sys.modules)\n"
 )
 
 
@@ -178,16 +178,17 @@ def test_kernels_call_numpys_blas_without_importing_scipy():
     found = _config.loaded_blas_functions(("sgemm", "dgemm", "sgemv", "dgemv"))
     if found is None:
         pytest.skip("NumPy's BLAS here is not an OpenBLAS the kernels know: they use scipy's")
-    worst, int64, scipy_loaded = _run(_BLAS_PRODUCTS).split()
+    worst, int64, scipy_loaded, _ = _run(_BLAS_PRODUCTS).split()
     assert float(worst) < 1e-4
     assert scipy_loaded == "False", "the kernels' BLAS imported scipy"
     assert int64 == str(found[0])  # NumPy's OpenBLAS takes 64-bit integers (NumPy's wheels) or not
 
 
 def test_kernels_fall_back_to_scipys_blas():
-    worst, int64, scipy_loaded = _run(_BLAS_PRODUCTS, env={"DLCORE_BLAS": "scipy"}).split()
+    worst, int64, scipy_loaded, linalg_package = _run(_BLAS_PRODUCTS, env={"DLCORE_BLAS": "scipy"}).split()
     assert float(worst) < 1e-4
     assert (int64, scipy_loaded) == ("False", "True")  # scipy.linalg.cython_blas's LP64 functions
+    assert linalg_package == "False"  # the extension alone, not scipy.linalg's package (0.1-0.5 s)
 
 
 def test_numpys_blas_pool_restarts_with_dlcores_thread_timeout():
