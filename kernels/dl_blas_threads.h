@@ -1,5 +1,5 @@
-/* The process's BLAS: its function table and the one switch that makes it single-threaded while a kernel calls it from its own OpenMP
- * threads (conv, recurrent). A threaded OpenBLAS called from two OpenMP threads serializes its
+/* The process's BLAS: its function table, and the one switch that makes it single-threaded while
+ * a kernel calls it from its own OpenMP threads (conv, recurrent). A threaded OpenBLAS called from two OpenMP threads serializes its
  * level-3 calls and its spinning workers oversubscribe the cores (measured 7-20 GFLOPS against
  * 45-80 with single-threaded calls); a threaded call per time step of a recurrence puts a
  * barrier in every step. The state (the thread getters/setters of every OpenBLAS in the process,
