@@ -82,6 +82,8 @@ CPU_NOTES = [
     "F.cross_entropy (Keras: softmax + sparse categorical cross-entropy).",
     "ONNX Runtime: inference only, on the models exported from PyTorch.",
     "dlcore: train_on_batch / predict_on_batch; cold start calls predict.",
+    "Cold start: every framework's Python bytecode caches are kept (as installed packages have "
+    "them); the environment's PYTHONDONTWRITEBYTECODE is lifted for the children.",
     "Training FLOPs are counted as 3x the forward FLOPs (matrix products and "
     "convolutions only).",
     "Attention: one causal self-attention op (dlcore and Keras: ops.dot_product_attention, "

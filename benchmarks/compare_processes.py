@@ -64,6 +64,11 @@ def child_env(threads):
     env["KERAS_BACKEND"] = "tensorflow"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONWARNINGS"] = "ignore"
+    # Children keep Python's bytecode caches, as every installed package has them (pip compiles
+    # at install): with PYTHONDONTWRITEBYTECODE set, a source or editable checkout of dlcore
+    # recompiled its ~60 modules in every cold start (~0.1-0.3 s here) while the peers read their
+    # site-packages caches. The untimed warm-up process (full mode) writes them.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 

@@ -27,18 +27,19 @@ def add_loader(kind, loader, names=None):
     """Let ``lookup`` call ``loader(name)`` on a miss for one of ``names`` (any name when None), and
     ``names``/``registered`` call ``loader(None)``, so that a lazily imported module registers its
     objects before they are looked up."""
-    _LOADERS.setdefault(kind, []).append((loader, None if names is None else set(names)))
+    canonical = None if names is None else {_canonical(n) for n in names}
+    _LOADERS.setdefault(kind, []).append((loader, None if names is None else set(names), canonical))
 
 
 def _load(kind, name):
-    for loader, names in _LOADERS.get(kind, ()):
-        if name is None or names is None or name in names or any(_canonical(name) == _canonical(n)
-                                                                 for n in names):
+    for loader, names, canonical in _LOADERS.get(kind, ()):
+        if (name is None or names is None or name in names
+                or isinstance(name, str) and _canonical(name) in canonical):
             loader(name)
 
 
 def _lazy_names(kind):
-    return {n for _, names in _LOADERS.get(kind, ()) if names is not None for n in names}
+    return {n for _, names, _ in _LOADERS.get(kind, ()) if names is not None for n in names}
 
 
 def _canonical(name):
@@ -157,6 +158,16 @@ def lookup(kind, name, custom_objects=None):
     """The object known as ``name``: in ``custom_objects``, the active custom_object_scope or the
     global custom objects, then the ``kind`` registry (exact name first, then
     case/underscore-insensitive), then a custom object by its bare class name."""
+    obj = find(kind, name, custom_objects)
+    if obj is None:
+        known = sorted(_NAMES.get(kind, set()) | _lazy_names(kind))
+        raise ValueError(f"Unknown {kind} identifier: {name!r}. Known {_PLURALS.get(kind, kind + 's')}: "
+                         f"{', '.join(known)}")
+    return obj
+
+
+def find(kind, name, custom_objects=None):
+    """What ``lookup`` finds, or None (no error message is built: checks that expect misses)."""
     if custom_objects and name in custom_objects:
         return custom_objects[name]
     obj = get_registered_object(name)
@@ -170,10 +181,6 @@ def lookup(kind, name, custom_objects=None):
         obj = table.get(name) or table.get(_canonical(name))
     if obj is None:
         obj = _custom_by_short_name(name)
-    if obj is None:
-        known = sorted(_NAMES.get(kind, set()) | _lazy_names(kind))
-        raise ValueError(f"Unknown {kind} identifier: {name!r}. Known {_PLURALS.get(kind, kind + 's')}: "
-                         f"{', '.join(known)}")
     return obj
 
 

@@ -21,7 +21,6 @@ from .data.adapters import (ArrayAdapter, get_adapter, is_batch_source, pack_x_y
                             unpack_x_y_sample_weight)
 from .data.arrays import (apply_class_weight, check_batch_size, check_positive_int, check_steps, num_samples,
                           num_samples_any, numeric_arrays, prepare_data, prepare_inputs, slice_data)
-from .distribute.strategy import get_strategy, has_strategy
 from .layers.layer import StateUpdates, _context
 from .symbolic import flatten
 from .tensor import Tensor
@@ -67,6 +66,8 @@ class Trainer:
         self._loss_tracker = Mean(name="loss")
         self._output_loss_trackers = []
         # compiled inside a distribution scope: fit shards the batches and the optimizer averages
+        from .distribute.strategy import get_strategy, has_strategy  # (predicting needs no strategy)
+
         self._distribute_strategy = get_strategy() if has_strategy() else None
         if self._distribute_strategy is not None and self.optimizer.__dict__.get("_distribute_strategy") is None:
             self.optimizer._distribute_strategy = self._distribute_strategy

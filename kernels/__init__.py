@@ -10,7 +10,6 @@ import threading
 from . import _config
 from ._config import max_threads, num_threads, numba_cache_dir, set_num_threads, threads_for, threads_for_macs
 
-_config.preload_cython_blas()
 
 FAMILIES = ("gemm", "elementwise", "reduce", "losses", "dropout", "optim", "conv", "pooling", "normalization",
             "recurrent", "embedding", "attention", "quantized")

@@ -4,6 +4,7 @@ where Numba's compiled-kernel cache lives, and what a forked child may run.
 Numba is imported on the first call of a Numba kernel, never at import time: inference runs on
 the Cython kernels alone, so ``import dlcore`` + ``predict`` stay free of Numba's start-up cost.
 """
+import functools
 import os
 import sys
 import tempfile
@@ -118,14 +119,15 @@ OPENBLAS_THREAD_SYMBOLS = (
 )
 
 
-def blas_thread_hooks():
+def blas_thread_hooks(paths=None):
     """[(library path, getter, setter)]: ctypes thread-count functions of each OpenBLAS loaded in
-    this process. Kernels that run single-threaded BLAS inside their own OpenMP chunks take the
-    C addresses from here (one discovery for every family)."""
+    this process (or of ``paths``, from ``_loaded_blas_libraries()``). Kernels that run
+    single-threaded BLAS inside their own OpenMP chunks take the C addresses from here (one
+    discovery for every family)."""
     import ctypes
 
     hooks = []
-    for path in _loaded_blas_libraries():
+    for path in _loaded_blas_libraries() if paths is None else paths:
         try:
             lib = ctypes.CDLL(path)
         except OSError:
@@ -149,6 +151,7 @@ def set_blas_threads(n):
 
 
 def _loaded_blas_libraries():
+    """Paths of the BLAS libraries loaded in this process (reading /proc/self/maps: ~1 ms)."""
     try:
         with open("/proc/self/maps") as maps:
             paths = {line.split()[-1] for line in maps if ".so" in line}
@@ -177,10 +180,72 @@ def threads_for_macs(macs):
     return _num_threads
 
 
+# Fortran BLAS symbol patterns of the OpenBLAS builds NumPy ships, with whether they take 64-bit
+# integers: NumPy >= 2 wheels (scipy-openblas64), NumPy 1.22-1.26 wheels (openblas64_), and
+# scipy-openblas32. A plain "sgemm_" is taken only from an OpenBLAS that reports its integer width.
+BLAS_SYMBOL_PATTERNS = (("scipy_{}_64_", True), ("{}_64_", True), ("scipy_{}_", False))
+
+
+def restart_blas_threads(path):
+    """Make the OpenBLAS at ``path`` (a pthreads build) re-read its environment and stop its thread
+    pool, which it starts again at its next threaded call. NumPy's OpenBLAS, when NumPy was
+    imported before dlcore, started its pool before dlcore._runtime set OPENBLAS_THREAD_TIMEOUT: its
+    idle workers would then spin ~0.1 s after each threaded call, on the cores the kernels' OpenMP
+    threads run on next. Stopping the pool joins its workers (0.1-10 ms, by the machine's load),
+    so a single-threaded OpenBLAS is left alone. Returns whether it was restarted."""
+    import ctypes
+
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError:
+        return False
+    parallel = next((getattr(lib, name) for name in ("scipy_openblas_get_parallel64_", "scipy_openblas_get_parallel",
+                                                     "openblas_get_parallel64_", "openblas_get_parallel")
+                     if hasattr(lib, name)), None)
+    read_env, shutdown = getattr(lib, "openblas_read_env", None), getattr(lib, "blas_thread_shutdown_", None)
+    if parallel is None or read_env is None or shutdown is None or parallel() != 1:  # 1: OpenBLAS's own pthreads
+        return False
+    hooks = [getter for hook_path, getter, _ in blas_thread_hooks([path]) if hook_path == path]
+    if hooks and hooks[0]() <= 1:  # no worker threads (OPENBLAS_NUM_THREADS=1, one core): nothing to restart
+        return False
+    read_env()
+    shutdown()
+    return True
+
+
+def loaded_blas_functions(names, paths=None):
+    """(int64, [address of each Fortran BLAS function in ``names``], library path) from an OpenBLAS
+    already loaded in this process (NumPy's; or among ``paths``), or None where there is none we
+    know how to call (then the kernels take scipy.linalg.cython_blas's; ``DLCORE_BLAS=scipy``
+    forces that)."""
+    import ctypes
+
+    if os.environ.get("DLCORE_BLAS", "").strip().lower() == "scipy":
+        return None
+    for path in _loaded_blas_libraries() if paths is None else paths:
+        if "openblas" not in os.path.basename(path).lower():
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        patterns = list(BLAS_SYMBOL_PATTERNS)
+        config = getattr(lib, "openblas_get_config", None)
+        if config is not None:
+            config.restype = ctypes.c_char_p
+            patterns.append(("{}_", b"USE64BITINT" in (config() or b"")))
+        for pattern, int64 in patterns:
+            found = [getattr(lib, pattern.format(name), None) for name in names]
+            if all(f is not None for f in found):
+                return int64, [ctypes.cast(f, ctypes.c_void_p).value for f in found], path
+    return None
+
+
 def preload_cython_blas():
     """Load scipy's BLAS function table without importing all of ``scipy.linalg``.
 
-    The Cython kernels cimport ``scipy.linalg.cython_blas``; importing it the usual way runs
+    The kernels fall back to ``scipy.linalg.cython_blas`` where NumPy's BLAS is not one that
+    :func:`loaded_blas_functions` knows (kernels/_blas.py); importing it the usual way runs
     ``scipy/linalg/__init__.py`` first, which costs 0.1-0.5 s of dlcore's cold start here. The
     extension itself needs nothing from that package, so it is loaded from its file and
     registered under its own name. Any surprise falls back to the ordinary import.
@@ -270,6 +335,7 @@ def _fnv1a(text):
     return f"{h:08x}"
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_fingerprint():
     """A short key of this CPU (model and feature flags, else the architecture name)."""
     text = os.uname().machine if hasattr(os, "uname") else sys.platform
@@ -282,13 +348,21 @@ def cpu_fingerprint():
     return _fnv1a(text)
 
 
+@functools.lru_cache(maxsize=None)
 def _package_version():
-    try:
-        from importlib import metadata
-
-        return metadata.version("dlcore")
-    except Exception:  # noqa: BLE001  (a source tree that was never installed)
-        return "source"
+    """dlcore's installed version, read from the name of its metadata directory on sys.path (as
+    importlib.metadata finds it, without importing it: that imports the email package, 13 ms of a
+    cold start), or "source" for a tree that was never installed."""
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            stem, dot, suffix = name.rpartition(".")
+            if stem.startswith("dlcore-") and dot and suffix in ("dist-info", "egg-info"):
+                return stem[len("dlcore-"):]
+    return "source"
 
 
 def default_cache_root():

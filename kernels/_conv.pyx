@@ -49,7 +49,6 @@ from cython.parallel cimport prange, parallel, threadid
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport uint8_t
 from libc.string cimport memcpy, memset
-from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 cdef extern from "dl_sgemm.h" nogil:
     int dl_sgemm_available()
@@ -86,7 +85,11 @@ cdef extern from "dl_conv_tiles.h" nogil:
 import numpy as np
 
 from . import _gemm as _gemm_kernels
-from kernels._blas_threads cimport dl_blas_bind, dl_blas_serial_enter, dl_blas_serial_exit
+from kernels._blas_threads cimport (
+    dl_blas_bind, dl_blas_serial_enter, dl_blas_serial_exit, sgemm, dgemm,
+)
+
+from . import _blas
 from kernels._activations cimport (
     floating, epilogue_row, ACT_RELU,
 )
@@ -160,8 +163,11 @@ cdef struct Geom:
 
 # ---- BLAS threading: one thread per BLAS call while the kernel runs (dl_blas_threads.h) ----
 def bind_blas_threads(size_t address):
-    """Bind the process's BLAS thread-switch state (kernels/_blas.py)."""
+    """Bind the process's BLAS state: function table and thread switch (kernels/_blas.py)."""
     dl_blas_bind(address)
+
+
+_blas.bind_at_import(bind_blas_threads)  # before any kernel of this module can call BLAS
 
 
 # ---- small helpers -------------------------------------------------------------------------

@@ -5,8 +5,8 @@
 # any thread count); a transposed B is copied to (k, n) once per call; bias + linear/relu are
 # fused into the tile stores. Measured: MLP 784-512-256-10 training (batch 128) 40,500 ->
 # 72,800 samples/s. Everything else (float64, other CPUs, single rows/columns) goes through
-# scipy's BLAS (sgemm/dgemm from scipy.linalg.cython_blas, the OpenBLAS that scipy ships; its
-# own threads). Row-major operands are passed as their
+# BLAS (sgemm/dgemm of the OpenBLAS NumPy loaded, through dl_blas_threads.h's function table,
+# or scipy.linalg.cython_blas's; its own threads). Row-major operands are passed as their
 # column-major transposes: C = op(A) op(B) row-major is C^T = op(B)^T op(A)^T column-major, so
 # BLAS gets (B, A) swapped, the trans flags unchanged, and leading dimensions = row lengths.
 # Zero-sized dimensions never reach BLAS (k == 0 only scales out by beta).
@@ -25,7 +25,6 @@
 # Legend: N batch rows, K inputs, M outputs; matmul: out (m, n) = op(a) (m, k) @ op(b) (k, n).
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
-from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 
 from . import _config, _gemm_choice
 
@@ -89,7 +88,11 @@ cdef extern from "dl_sgemm_isa.h" nogil:
                        Py_ssize_t ldc, const float* bias, int relu)
     float dl_fma_loop(int isa, long iters, long* flops)
 
-from kernels._blas_threads cimport dl_blas_bind, dl_blas_serial_enter, dl_blas_serial_exit
+from kernels._blas_threads cimport (
+    dl_blas_bind, dl_blas_serial_enter, dl_blas_serial_exit, sgemm, dgemm, sgemv, dgemv,
+)
+
+from . import _blas
 
 from kernels._activations cimport (
     floating, epilogue_row, ACT_LINEAR, ACT_RELU, ACT_LEAKY_RELU, ACT_RELU6, ACT_HARD_SIGMOID,

@@ -33,8 +33,11 @@ cdef int _PACK512 = 1
 
 
 def bind_blas_threads(size_t address):
-    """Bind the process's BLAS thread-switch state (kernels/_blas.py)."""
+    """Bind the process's BLAS state: function table and thread switch (kernels/_blas.py)."""
     dl_blas_bind(address)
+
+
+_blas.bind_at_import(bind_blas_threads)  # before any kernel of this module can call BLAS
 
 
 def _path_code(path):

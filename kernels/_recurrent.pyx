@@ -38,14 +38,17 @@
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
-from scipy.linalg.cython_blas cimport sgemm, dgemm, dgemv
 
 from kernels._activations cimport (
     floating, act_row, f_expm1, f_abs, ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH,
     ACT_LEAKY_RELU, ACT_ELU, ACT_SELU, ACT_SOFTPLUS, ACT_SOFTSIGN, ACT_HARD_SIGMOID, ACT_RELU6,
     ACT_EXPONENTIAL,
 )
-from kernels._blas_threads cimport dl_blas_bind, dl_blas_bound, dl_blas_serial_enter, dl_blas_serial_exit
+from kernels._blas_threads cimport (
+    dl_blas_bind, dl_blas_bound, dl_blas_serial_enter, dl_blas_serial_exit, sgemm, dgemm, dgemv,
+)
+
+from . import _blas
 
 cdef extern from "dl_rnn_cells.h" nogil:
     void dlr_sigmoid_f32(const float* x, float* y, Py_ssize_t n)
@@ -76,8 +79,11 @@ BACKWARD_ACTIVATIONS = (ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_LEAKY_R
 
 
 def bind_blas_threads(size_t address):
-    """Bind the process's BLAS thread-switch state (kernels/_blas.py)."""
+    """Bind the process's BLAS state: function table and thread switch (kernels/_blas.py)."""
     dl_blas_bind(address)
+
+
+_blas.bind_at_import(bind_blas_threads)  # before any kernel of this module can call BLAS
 
 
 include "_recurrent_steps.pxi"

@@ -37,7 +37,7 @@ OpenMP thread and the BLAS parallelizes each GEMM itself.
 """
 import numpy as np
 
-from . import _blas, _conv
+from . import _conv
 from ._conv import (
     COL_BYTES,
     DW_SLOTS,
@@ -51,7 +51,6 @@ from ._conv import (
     select_path,
 )
 
-_blas.bind(_conv)
 
 
 def conv_path(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, h, w, out_h, out_w, c_in, groups):

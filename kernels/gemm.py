@@ -11,11 +11,10 @@ dense_forward_bf16(x_nk, w_km, b_m, activation, alpha, y_nm, n_threads=1)
 round_bfloat16(x, out)
 cast_float16(x, out), widen_float16(x, out)  (float32 <-> float16, for the float16 policies' casts)
 """
-from . import _blas, _gemm
+from . import _gemm
 from ._gemm import (EPILOGUE_PARALLEL_MIN, FLOAT16_CASTS, bf16_isa, cast_float16, dense_forward, dense_forward_bf16,
                     matmul, matmul_bf16, round_bfloat16, set_bf16_isa, widen_float16)
 
-_blas.bind(_gemm)
 
 KERNELS = {"matmul": matmul, "dense_forward": dense_forward, "matmul_bf16": matmul_bf16,
            "dense_forward_bf16": dense_forward_bf16, "round_bfloat16": round_bfloat16, "cast_float16": cast_float16,

@@ -65,7 +65,6 @@ def mask_time_steps(x_ntk, mask_nk, accumulate, out_ntk):
                 out_ntk[i, t, j] = out_ntk[i, t, j] + v if accumulate else v
 
 
-_blas.bind(_recurrent)
 # Whether the recurrences run their BLAS calls single-threaded (an OpenBLAS thread setter found).
 BLAS_THREADS_BOUND = _blas.hooks() > 0
 

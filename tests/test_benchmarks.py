@@ -313,3 +313,12 @@ def test_bf16_variant_runs_beside_float32(tmp_path):
     assert lstm["status"] == "n/a" and "float32" in lstm["reason"]
     assert "dlcore mixed_bfloat16" in result.stdout
     assert "mixed_bfloat16" in json.dumps(results["meta"])
+
+
+def test_children_keep_bytecode_caches(monkeypatch):
+    from benchmarks import compare_processes
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    env = compare_processes.child_env(1)
+    assert "PYTHONDONTWRITEBYTECODE" not in env  # a cold start reads compiled modules, as when installed
+    assert env["OMP_NUM_THREADS"] == "1"

@@ -25,6 +25,15 @@ print(json.dumps({"shape": list(y.shape), "modules": sorted(sys.modules)}))
 """
 
 
+# Never imported by import + load a .dlc + predict, whatever the model (issue 16's cold start): SciPy (the
+# kernels call NumPy's BLAS), Numba, numpy.random (a loaded model draws nothing), importlib.metadata (its
+# email package), the saving formats not used, the recurrent family, the distribution strategies.
+_NEVER_TO_PREDICT = ("scipy", "numba", "numpy.random", "importlib.metadata", "email", "dlcore.saving.keras_file",
+                     "dlcore.saving.onnx_import", "h5py", "dlcore.distribute", "dlcore.ops.recurrent",
+                     "dlcore.kernels.recurrent", "dlcore.callbacks", "dlcore.optimizers", "dlcore.losses",
+                     "dlcore.metrics")
+
+
 def _run(code, path):
     out = subprocess.run([sys.executable, "-c", f"PATH = {str(path)!r}\n" + code], capture_output=True,
                          text=True, timeout=120)
@@ -39,13 +48,42 @@ def test_predicting_a_saved_mlp_imports_no_unused_family(tmp_path):
     assert report["shape"] == [1, 2]
     loaded = set(report["modules"])
     for unused in ("dlcore.layers.recurrent", "dlcore.layers.attention", "dlcore.layers.preprocessing",
-                   "dlcore.layers.conv", "dlcore.callbacks", "dlcore.datasets", "dlcore.wrappers", "numba",
-                   "dlcore.optimizers", "dlcore.ops.attention", "dlcore.kernels.optim",
+                   "dlcore.layers.conv", "dlcore.datasets", "dlcore.wrappers", "dlcore.ops.attention",
+                   "dlcore.kernels.optim",
                    # training-side modules a predict never calls (metrics load with compile)
-                   "dlcore.metrics", "dlcore.losses", "dlcore.ops.losses", "dlcore.distribute.mpi",
+                   "dlcore.ops.losses",
                    "dlcore.utils.plotting", "dlcore.utils.model_visualization", "dlcore.utils.dataset_utils",
-                   "dlcore.utils.sequences", "multiprocessing", "concurrent.futures"):
+                   "dlcore.utils.sequences", "multiprocessing", "concurrent.futures") + _NEVER_TO_PREDICT:
         assert unused not in loaded, f"{unused} imported to predict a saved Dense model"
+
+
+# The runner's cold-start CNN (benchmarks/spec.py), smaller; predicted as the runner does.
+_SAVE_CNN = """
+import dlcore as dl
+L = dl.layers
+m = dl.Sequential([dl.Input(shape=(12, 12, 1)), L.Conv2D(4, 3, activation="relu"), L.MaxPooling2D(2),
+                   L.Conv2D(8, 3, activation="relu"), L.Flatten(), L.Dropout(0.5), L.Dense(3, activation="softmax")])
+m.save(PATH)
+"""
+_PREDICT_CNN = """
+import json, sys
+import numpy as np
+import dlcore as dl
+from dlcore.utils import random as dl_random
+m = dl.saving.load_model(PATH)
+y = m.predict(np.ones((1, 12, 12, 1), "float32"), verbose=0)
+print(json.dumps({"sum": float(y.sum()), "modules": sorted(sys.modules), "drew": dl_random.generator_created()}))
+"""
+
+
+def test_predicting_a_saved_cnn_imports_no_scipy_numba_or_training_side_module(tmp_path):
+    path = tmp_path / "cnn.dlc"
+    _run(_SAVE_CNN, path)
+    report = json.loads(_run(_PREDICT_CNN, path).strip().splitlines()[-1])
+    assert abs(report["sum"] - 1.0) < 1e-5  # a softmax row
+    loaded = set(report["modules"])
+    assert not [m for m in _NEVER_TO_PREDICT if m in loaded], "imported to predict a saved CNN"
+    assert not report["drew"], "loading a .dlc ran an initializer (it drew from dlcore's generator)"
 
 
 def test_lazy_public_names_resolve():

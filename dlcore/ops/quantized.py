@@ -20,7 +20,6 @@ from ..tensor import Tensor
 from .core import contiguous, value, zeros_state
 from .conv import _hashable, _plan, normalize_tuple
 from .elementwise import activation_code
-from .recurrent import GATES, _last_rows
 
 
 PackedInt8 = namedtuple("PackedInt8", "data csum k m")
@@ -243,6 +242,8 @@ class Int8Recurrence(Function):
     @staticmethod
     def forward(ctx, cell, x, kernel, kernel_scale, recurrent, recurrent_scale, b, h0, c0, mask, go_backwards,
                 return_sequences, zero_output, act, rec, reset_after):
+        from .recurrent import GATES, _last_rows  # (the recurrent family loads with its layers)
+
         n, t_len, k = x.shape
         u = recurrent_scale.shape[0] // GATES[cell]
         if go_backwards:
@@ -295,7 +296,7 @@ def int8_recurrent(cell, inputs, kernel, kernel_scale, recurrent_kernel, recurre
     (see ops.lstm / ops.gru): ``kernel`` the PackedInt8 of the (K, G) input kernel, ``recurrent_kernel`` the
     PackedInt8 of the (U, 4U) LSTM kernel, or for GRU the pair (PackedInt8 of R[:, :2U], of R[:, 2U:]);
     ``kernel_scale`` / ``recurrent_scale`` (G,) float32. Returns Tensors (output, h) or (output, h, c)."""
-    from .recurrent import _act_pair
+    from .recurrent import GATES, _act_pair
 
     if cell not in ("lstm", "gru"):
         raise ValueError(f"int8_recurrent: cell must be 'lstm' or 'gru', received {cell!r}")

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..registry import KINDS, lookup, registered_now
+from ..registry import KINDS, find, lookup, registered_now
 from .archive import check_json_value
 
 MAX_METRIC_STATE = 10**7        # values in one metric's state (thresholds x labels, classes^2)
@@ -208,21 +208,11 @@ def _is_known(name, custom_objects):
         return True
     if any(registered_now(kind, name) for kind in KINDS):  # a loaded family's: no other family loads
         return True
-    for kind in KINDS:
-        try:
-            lookup(kind, name)
-            return True
-        except ValueError:
-            continue
-    return False
+    return any(find(kind, name) is not None for kind in KINDS)
 
 
 def _is_layer(name, custom_objects):
-    try:
-        lookup("layer", name, custom_objects)
-        return True
-    except ValueError:
-        return False
+    return find("layer", name, custom_objects) is not None
 
 
 def _objects(value, where):
@@ -306,10 +296,11 @@ def resolve_lambdas(value, custom_objects, where):
 
 @contextlib.contextmanager
 def _rng_preserved(active=True):
-    """Leave dlcore's global generator as it was (rebuilding a model draws initial weights)."""
+    """Leave dlcore's global generator as it was (rebuilding a model draws initial weights). One
+    not made yet has no state to keep (and loading a saved model never needs numpy.random)."""
     from ..utils import random as dl_random
 
-    if not active:
+    if not active or not dl_random.generator_created():
         yield
         return
     state = dl_random.generator().bit_generator.state

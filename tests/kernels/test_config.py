@@ -147,3 +147,69 @@ def test_forward_kernels_release_the_gil():
     assert _ran_beside(lambda: sum(range(3_000_000))) == 0  # the control: a call that holds the GIL
     for name, call in calls.items():
         assert _ran_beside(call) > 0, f"{name} held the GIL"
+
+
+_BLAS_PRODUCTS = (
+    "import sys\n"
+    "import numpy as np\n"
+    "from dlcore import kernels\n"
+    "from dlcore.kernels import _blas, _gemm\n"
+    "rng = np.random.default_rng(0)\n"
+    "worst = 0.0\n"
+    "for dtype in ('float32', 'float64'):\n"
+    "    for m, n, k in ((1, 37, 29), (23, 1, 29), (19, 31, 41)):\n"  # sgemv/dgemv rows, columns, gemm
+    "        a = rng.standard_normal((m, k)).astype(dtype)\n"
+    "        b = rng.standard_normal((k, n)).astype(dtype)\n"
+    "        c = np.empty((m, n), dtype)\n"
+    "        kernels.get('matmul')(a, b, c)\n"
+    "        worst = max(worst, float(np.abs(c - a.astype('float64') @ b).max()))\n"
+    "a = rng.standard_normal((19, 41)).astype('float32')\n"
+    "b = rng.standard_normal((41, 31)).astype('float32')\n"
+    "c = np.empty((19, 31), 'float32')\n"
+    "_gemm.run_path('blas', 1, a, b, c)\n"  # the float32 BLAS path itself, not the own tiles
+    "worst = max(worst, float(np.abs(c - a.astype('float64') @ b).max()))\n"
+    "print(worst, _blas.functions()[1], 'scipy' in sys.modules, 'scipy.linalg' in sys.modules)\n"
+)
+
+
+def test_kernels_call_numpys_blas_without_importing_scipy():
+    import pytest
+
+    found = _config.loaded_blas_functions(("sgemm", "dgemm", "sgemv", "dgemv"))
+    if found is None:
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS the kernels know: they use scipy's")
+    worst, int64, scipy_loaded, _ = _run(_BLAS_PRODUCTS).split()
+    assert float(worst) < 1e-4
+    assert scipy_loaded == "False", "the kernels' BLAS imported scipy"
+    assert int64 == str(found[0])  # NumPy's OpenBLAS takes 64-bit integers (NumPy's wheels) or not
+
+
+def test_kernels_fall_back_to_scipys_blas():
+    worst, int64, scipy_loaded, linalg_package = _run(_BLAS_PRODUCTS, env={"DLCORE_BLAS": "scipy"}).split()
+    assert float(worst) < 1e-4
+    assert (int64, scipy_loaded) == ("False", "True")  # scipy.linalg.cython_blas's LP64 functions
+    assert linalg_package == "False"  # the extension alone, not scipy.linalg's package (0.1-0.5 s)
+
+
+def test_numpys_blas_pool_restarts_with_dlcores_thread_timeout():
+    import pytest
+
+    found = _config.loaded_blas_functions(("sgemm",))
+    if found is None:
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS the kernels know")
+    out = _run(  # NumPy first, as users import it: its OpenBLAS pool predates dlcore's settings
+        "import os\n"
+        "import numpy as np\n"
+        "import dlcore as dl\n"
+        "from dlcore.kernels import _config, _gemm\n"
+        "dl.config.set_num_threads(2)\n"
+        "a = np.random.default_rng(0).random((150, 200), dtype=np.float32)\n"
+        "c = np.empty((150, 150), np.float32)\n"
+        "_gemm.run_path('blas', 2, a, np.ascontiguousarray(a.T), c)\n"  # the pool starts again
+        "print(float(np.abs(c - a.astype('float64') @ a.T).max()), os.environ['OPENBLAS_THREAD_TIMEOUT'],\n"
+        "      _config.restart_blas_threads(_config.loaded_blas_functions(('sgemm',))[2]))\n"
+    )
+    worst, timeout, restarted = out.split()
+    assert float(worst) < 1e-3 and timeout == "4"  # threaded BLAS right after the restart
+    if restarted != "True":
+        pytest.skip("NumPy's OpenBLAS here has no pthreads pool to restart (sequential or OpenMP build)")
