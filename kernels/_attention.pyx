@@ -27,7 +27,10 @@
 #   - The tile products are the project's AVX-512 sgemm tiles (dl_sgemm.h) in float32 on CPUs
 #     that have them; float64 and other CPUs use the register-friendly loops of _gemm below
 #     (i-p-j order: the inner loop is a contiguous axpy the compiler vectorizes). The float32
-#     softmax uses a vector exp (dl_attention.h).
+#     softmax uses a vector exp, the key/value tile transposes 16 x 16 register blocks and the
+#     backward's D = rowsum(dO * O) a vector dot (dl_attention.h): at B 32, T 128, 4 heads of 32,
+#     one thread, the transposes and D's scalar loops had been a fifth of the backward (forward
+#     5.3 -> 4.8 ms, backward 11.2 -> 10.0 ms with the vector forms).
 #
 # Legend: B batch, T query length, S key length, H query heads, Hk key/value heads, D key dim,
 # Dv value dim, BR/BC query/key tile rows (BC_FORWARD: the forward's key tile).
