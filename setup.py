@@ -25,6 +25,7 @@ EXTENSIONS = [
     "_embedding",
     "_attention",
     "_quantized",
+    "_dropout",
 ]
 
 # DLCORE_BUILD_ONLY=_conv,_pooling rebuilds only those (developers: `python setup.py build_ext --inplace`).

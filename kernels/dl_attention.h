@@ -1,5 +1,5 @@
 /* Row helpers of the float32 attention kernels (_attention.pyx): max, exp-and-sum, the score
- * gradient p * (dp - D), and exp in place.
+ * gradient p * (dp - D), the row dot product D = rowsum(dO * O), and exp in place.
  *
  * exp: inputs below -87.3 (masked scores, -inf) give exactly 0. On AVX-512 CPUs a 16-lane
  * Cephes polynomial (about 1 ulp; range reduction by ln 2 split in two parts, 2^n applied with
@@ -78,6 +78,60 @@ DL_MAYBE_UNUSED DL_TARGET static float dl_att_max_avx512(const float *s, ptrdiff
     return _mm512_reduce_max_ps(mx);
 }
 
+/* dst (cols, ldd) = src (rows, cols)^T (src row stride lds), in 16 x 16 blocks transposed in
+ * registers (unpacks and 128-bit lane shuffles; masked loads and stores at the edges). */
+DL_MAYBE_UNUSED DL_TARGET static void dl_att_transpose_avx512(float *dst, ptrdiff_t ldd, const float *src,
+                                                            ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t lds)
+{
+    ptrdiff_t i0, j0, q;
+    __m512 r[16], t[16];
+    for (i0 = 0; i0 < rows; i0 += 16) {
+        ptrdiff_t nr = rows - i0 < 16 ? rows - i0 : 16;
+        __mmask16 mi = nr == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1u);
+        for (j0 = 0; j0 < cols; j0 += 16) {
+            ptrdiff_t nc = cols - j0 < 16 ? cols - j0 : 16;
+            __mmask16 mj = nc == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nc) - 1u);
+            for (q = 0; q < 16; q++)
+                r[q] = q < nr ? _mm512_maskz_loadu_ps(mj, src + (i0 + q) * lds + j0) : _mm512_setzero_ps();
+            for (q = 0; q < 16; q += 2) {
+                t[q] = _mm512_unpacklo_ps(r[q], r[q + 1]);
+                t[q + 1] = _mm512_unpackhi_ps(r[q], r[q + 1]);
+            }
+            for (q = 0; q < 16; q += 4) {
+                r[q] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[q]), _mm512_castps_pd(t[q + 2])));
+                r[q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[q]), _mm512_castps_pd(t[q + 2])));
+                r[q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[q + 1]), _mm512_castps_pd(t[q + 3])));
+                r[q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[q + 1]), _mm512_castps_pd(t[q + 3])));
+            }
+            /* r[4g + c]: lane L holds column 4L' + c of rows 4g .. 4g + 3 (per 128-bit lane) */
+            for (q = 0; q < 4; q++) {
+                t[q] = _mm512_shuffle_f32x4(r[q], r[q + 4], 0x88);
+                t[q + 4] = _mm512_shuffle_f32x4(r[q], r[q + 4], 0xDD);
+                t[q + 8] = _mm512_shuffle_f32x4(r[q + 8], r[q + 12], 0x88);
+                t[q + 12] = _mm512_shuffle_f32x4(r[q + 8], r[q + 12], 0xDD);
+            }
+            for (q = 0; q < 8; q++) {
+                r[q] = _mm512_shuffle_f32x4(t[q], t[q + 8], 0x88);
+                r[q + 8] = _mm512_shuffle_f32x4(t[q], t[q + 8], 0xDD);
+            }
+            for (q = 0; q < nc; q++)
+                _mm512_mask_storeu_ps(dst + (j0 + q) * ldd + i0, mi, r[q]);
+        }
+    }
+}
+
+/* sum of a[i] * b[i] over n floats (16-lane partial sums, then the lanes). */
+DL_MAYBE_UNUSED DL_TARGET static float dl_att_dot_avx512(const float *a, const float *b, ptrdiff_t n)
+{
+    ptrdiff_t i;
+    __m512 acc = _mm512_setzero_ps();
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = (n - i >= 16) ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
 /* dp = p * (dp - di) over n floats. */
 DL_MAYBE_UNUSED DL_TARGET static void dl_att_dscore_avx512(float *dp, const float *p, ptrdiff_t n, float di)
 {
@@ -122,6 +176,38 @@ static float dl_att_exp_sum_f(float *s, ptrdiff_t n, float hi, float lo, int vec
         s[i] = x < -87.33654f ? 0.0f : expf(x);
         t += s[i];
     }
+    return t;
+}
+
+/* dst (cols, ldd) = src (rows, cols)^T, src row stride lds. */
+static void dl_att_transpose_f(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t rows, ptrdiff_t cols,
+                               ptrdiff_t lds, int vector)
+{
+    ptrdiff_t i, j;
+#if DL_HAVE_AVX512_BUILD
+    if (vector) {
+        dl_att_transpose_avx512(dst, ldd, src, rows, cols, lds);
+        return;
+    }
+#endif
+    (void)vector;
+    for (i = 0; i < rows; i++)
+        for (j = 0; j < cols; j++)
+            dst[j * ldd + i] = src[i * lds + j];
+}
+
+/* sum of a[i] * b[i] (the backward's D = rowsum(dO * O)). */
+static float dl_att_dot_f(const float *a, const float *b, ptrdiff_t n, int vector)
+{
+    ptrdiff_t i;
+    float t = 0.0f;
+#if DL_HAVE_AVX512_BUILD
+    if (vector)
+        return dl_att_dot_avx512(a, b, n);
+#endif
+    (void)vector;
+    for (i = 0; i < n; i++)
+        t += a[i] * b[i];
     return t;
 }
 

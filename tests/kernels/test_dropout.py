@@ -124,3 +124,46 @@ def test_philox_uniform_does_not_depend_on_the_thread_count():
     finally:
         _config.set_num_threads(before)
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("isa", [0, 1])
+def test_philox_uniform_vector_and_scalar_rounds_equal_the_reference(isa):
+    """The 16-block AVX-512 rounds and the scalar rounds (dl_philox.h): the reference's bits
+    across a vector step, its tail blocks and a partial block (141 = 2 x 64 + 13)."""
+    from dlcore.kernels import _dropout
+
+    previous = _dropout.set_isa(isa)
+    if previous == -1:
+        pytest.skip("no AVX-512 on this CPU")
+    try:
+        u = np.empty(141, np.float32)
+        K.philox_uniform(0xDEADBEEF, 17, u)
+        np.testing.assert_array_equal(u, ref.philox_uniform(0xDEADBEEF, 17, 141, np.float32))
+    finally:
+        _dropout.set_isa(previous)
+
+
+def test_philox_uniform_paths_agree_across_openmp_chunks():
+    """Several OpenMP chunks of whole blocks plus a partial one: the vector and scalar paths
+    and one and two threads give the same draw."""
+    from dlcore.kernels import _dropout
+
+    n = 4 * _dropout.CHUNK_BLOCKS * 3 + 4 * 21 + 3
+    draws = []
+    before = _config.num_threads()
+    try:
+        for isa in (0, 1):
+            previous = _dropout.set_isa(isa)
+            for threads in (1, 2):
+                _config.set_num_threads(threads)
+                u = np.empty(n, np.float32)
+                K.philox_uniform(5, 6, u)
+                draws.append(u)
+            if previous != -1:
+                _dropout.set_isa(previous)
+    finally:
+        _config.set_num_threads(before)
+    for u in draws[1:]:
+        np.testing.assert_array_equal(u, draws[0])
+    tail = ref.philox_uniform(5, 6, n, np.float32)[-90:]
+    np.testing.assert_array_equal(draws[0][-90:], tail)

@@ -441,3 +441,19 @@ def test_adafactor_moments_and_apply_alone(dtype):
         sums = np.array([R.sum_squares(w), R.sum_squares(u)])
         K.adafactor_apply(kw, u, sums, 0.1, eps_2, 1.0)
         _assert_close(kw, R.adafactor_apply(w, u, 0.1, eps_2, 1.0), dtype)
+
+
+@pytest.mark.parametrize("n", [8, 100_000])
+def test_zero_divisor_gives_ieee_values_in_both_twins(n):
+    """A small array runs the serial twin and a large one (at 2 threads) the parallel twin: both
+    compile with NumPy's error model (kernels/_config.ERROR_MODEL), so Adagrad with eps = 0 and
+    a zero gradient divides 0 by 0 into NaN instead of raising ZeroDivisionError in one twin."""
+    assert _config.ERROR_MODEL == "numpy"
+    w, g, acc = np.ones(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32)
+    before = _config.num_threads()
+    try:
+        _config.set_num_threads(2)
+        K.adagrad_update(w, g, acc, 0.1, 0.0)
+    finally:
+        _config.set_num_threads(before)
+    assert np.all(np.isnan(w)) and np.all(acc == 0)

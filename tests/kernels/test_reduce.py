@@ -40,3 +40,16 @@ def test_sum_axis0_default_threads():
     out = np.empty(3)
     reduce.sum_axis0(x, out)
     np.testing.assert_array_equal(out, [18.0, 22.0, 26.0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sum_axis0_adds_rows_in_order(dtype):
+    """Whole 64-column blocks and a narrower last one: each column is 0 + x[0] + x[1] + ...
+    in row order (bit for bit), the order that makes the bias gradients deterministic."""
+    x = np.random.default_rng(1).standard_normal((300, 150)).astype(dtype) * 1e3
+    expected = np.zeros(150, dtype)
+    for row in x:
+        expected += row
+    out = np.empty(150, dtype)
+    reduce.sum_axis0(x, out, 2)
+    np.testing.assert_array_equal(out, expected)
