@@ -260,18 +260,21 @@ class ConvPoolStep:
         return out
 
 
-def _steps(layers):
-    """LayerSteps for the layers, a ConvPoolStep for each fusable Conv2D + MaxPooling2D pair."""
-    steps, i = [], 0
-    while i < len(layers):
-        if (i + 1 < len(layers) and _is_layer(layers[i], "dlcore.layers.conv", "Conv2D")
-                and _is_layer(layers[i + 1], "dlcore.layers.pooling", "MaxPooling2D")):
-            steps.append(ConvPoolStep(layers[i], layers[i + 1]))
+def _paired(steps):
+    """``steps`` with each LayerStep of a Conv2D followed by one of a MaxPooling2D as a ConvPoolStep
+    (which runs the pair as the two steps where the fused op does not apply: an int8 convolution)."""
+    out, i = [], 0
+    while i < len(steps):
+        step, after = steps[i], steps[i + 1] if i + 1 < len(steps) else None
+        if (type(step) is LayerStep and type(after) is LayerStep
+                and _is_layer(step.layer, "dlcore.layers.conv", "Conv2D")
+                and _is_layer(after.layer, "dlcore.layers.pooling", "MaxPooling2D")):
+            out.append(ConvPoolStep(step.layer, after.layer))
             i += 2
         else:
-            steps.append(LayerStep(layers[i]))
+            out.append(step)
             i += 1
-    return steps
+    return out
 
 
 class SequentialPlan:
@@ -283,10 +286,10 @@ class SequentialPlan:
     def __init__(self, input_layer, layers):
         self.input_layer = input_layer
         self.layers = list(layers)
+        steps = [LayerStep(layer) for layer in layers]
         if any(map(_is_int8_conv, self.layers)):
-            self.steps = int8_chain_steps(self.layers, [LayerStep(layer) for layer in layers])
-        else:
-            self.steps = _steps(self.layers)
+            steps = int8_chain_steps(self.layers, steps)  # a float first convolution stays a LayerStep
+        self.steps = _paired(steps)
         sample_shape = tuple(input_layer.batch_shape[1:])
         self.sample_shape = None if None in sample_shape else sample_shape
         self.memory = _Memory()

@@ -434,3 +434,20 @@ def test_conv_pool_configuration_changes_are_honoured():
     conv.kernel.assign(np.zeros((3, 3, 2, 4), "float32"))  # weights assigned after the first calls
     np.testing.assert_array_equal(model.predict_on_batch(x),
                                   np.broadcast_to(np.maximum(conv.bias.value, 0), (1, 3, 3, 4)))
+
+
+def test_a_float_conv_pool_pair_in_a_quantized_model_runs_fused():
+    from dlcore.models.inference import ConvPoolStep, Int8ChainStep
+
+    dl.utils.set_random_seed(3)
+    model = dl.Sequential([dl.Input(shape=(12, 12, 1)), layers.Conv2D(8, 3, activation="relu"), layers.MaxPooling2D(2),
+                           layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(2), layers.Flatten(),
+                           layers.Dense(3)])
+    x = _rng().normal(size=(2, 12, 12, 1)).astype("float32")
+    with pytest.warns(UserWarning, match="kept in float32"):
+        model.quantize("int8", calibration_data=x)  # the 1-channel conv stays float (GEMM depth 9)
+    steps = model._inference_plan().steps
+    assert [type(s) for s in steps[:2]] == [ConvPoolStep, Int8ChainStep]
+    for _ in range(4):
+        _assert_same(model.predict_on_batch(x), _general(model, x))
+    assert steps[0].key is not None  # the pair ran fused
