@@ -293,7 +293,7 @@ class SequentialPlan:
         sample_shape = tuple(input_layer.batch_shape[1:])
         self.sample_shape = None if None in sample_shape else sample_shape
         self.memory = _Memory()
-        self.capturable = replay.capturable(self.layers) or "predict"  # see _Memory.run
+        self.capturable = replay.capturable(self.layers)  # True, "predict" or False: see _Memory.run
 
     def run(self, model, x, training):
         if type(x) is Tensor:
@@ -379,7 +379,7 @@ class FunctionalPlan:
         self.nodes = _int8_chains(self.nodes, model._nodes, outputs)
         self.reads = [_entry_reads(entry) for entry in self.nodes]  # for the memory plan's trace
         self.memory = _Memory()
-        self.capturable = replay.capturable([node.layer for node in model._nodes]) or "predict"
+        self.capturable = replay.capturable([node.layer for node in model._nodes])
 
     def _input_values(self, model, data):
         """{id(input KerasTensor): Tensor} for the data, as ``call`` converts and checks it."""
@@ -659,7 +659,7 @@ class _Memory:
         if last is None or a.shape != last[0] or a.dtype is not last[1] or allocator.arena is not None:
             return None
         program = last[2].program
-        if program is None or not program.valid() or not (capturable is True or predicting):
+        if program is None or not program.valid() or not (capturable is True or (capturable and predicting)):
             return None
         try:
             return program.run((a,))
@@ -672,8 +672,9 @@ class _Memory:
         unfused one, run there), traced on the second, from the arena after, then captured once
         and replayed as its kernel calls (``replay.py``) where ``capturable`` is True (every layer
         is dlcore's) or is "predict" and ``predict``/``predict_on_batch`` runs the call (custom
-        layers: Keras runs them from a traced function there too); plain when a planned call is
-        already running on this thread (a nested model: the outer plan's arena serves it)."""
+        layers: Keras runs them from a traced function there too), never where it is False (masks
+        made from the input's values); plain when a planned call is already running on this
+        thread (a nested model: the outer plan's arena serves it)."""
         if allocator.arena is not None:
             return steps(None, arrays, *args)
         arenas = getattr(self.local, "arenas", None)
@@ -701,7 +702,7 @@ class _Memory:
         if program is not None:
             if not program.valid():  # a variable or the thread count changed: capture again once steady
                 arena.program, arena.captures, arena.steady = None, 0, 0
-            elif capturable is True or getattr(_context, "predicting", False):
+            elif capturable is True or (capturable and getattr(_context, "predicting", False)):
                 try:
                     out = program.run(arrays)
                 except Exception:  # a kernel refused the input (an id out of range): the layers say why
@@ -711,7 +712,7 @@ class _Memory:
                         self.local.last = (arrays[0].shape, arrays[0].dtype, arena)
                     return out
         elif arena.clean and arena.steady >= _STEADY_CALLS and arena.captures < _MAX_CAPTURES and (
-                capturable is True or getattr(_context, "predicting", False)) and all(
+                capturable is True or (capturable and getattr(_context, "predicting", False))) and all(
                 type(a) is np.ndarray for a in arrays):
             arena.captures += 1
             try:

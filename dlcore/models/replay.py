@@ -61,42 +61,63 @@ class Program:
 
 
 def capturable(layers):
-    """Whether every layer (and every layer and function they hold) is dlcore's own, so that their
-    Python does nothing a captured call would skip besides computing kernel arguments."""
-    seen = set()
+    """True when every layer (and every layer and function they hold) is dlcore's own, so that their
+    Python does nothing a captured call would skip besides computing kernel arguments; "predict"
+    when some are not (captured inside predict only); False when a layer makes a mask from the
+    input's values (Embedding(mask_zero=True), Masking, a custom ``compute_mask``): the mask is
+    computed in Python, and an input whose mask a perturbation keeps (no padding) would capture a
+    mask that later inputs do not have."""
+    seen, found = set(), {"foreign": False, "masks": False}
 
-    def own(obj, depth):
+    def walk(obj, depth):
         if id(obj) in seen or depth > 4:
-            return True
+            return
         seen.add(id(obj))
         if isinstance(obj, types.FunctionType):
-            return obj.__module__ is not None and obj.__module__.startswith("dlcore.")
+            found["foreign"] |= obj.__module__ is None or not obj.__module__.startswith("dlcore.")
+            return
         if isinstance(obj, (list, tuple)):
-            return all(own(o, depth + 1) for o in obj)
+            for o in obj:
+                walk(o, depth + 1)
+            return
         if isinstance(obj, dict):
-            return all(own(o, depth + 1) for o in obj.values())
+            for o in obj.values():
+                walk(o, depth + 1)
+            return
         module = type(obj).__module__
         if hasattr(obj, "call") and hasattr(obj, "built"):  # a layer
-            if not module.startswith("dlcore.") or type(obj).__name__ == "Lambda":
-                return False
-            return all(own(o, depth + 1) for o in vars(obj).values())
-        if callable(obj) and not isinstance(obj, type):
+            own = module.startswith("dlcore.") and type(obj).__name__ != "Lambda"
+            found["foreign"] |= not own
+            found["masks"] |= (getattr(obj, "mask_zero", False) is True or type(obj).__name__ == "Masking"
+                               or (not own and getattr(obj, "_makes_mask", False)))
+            for o in vars(obj).values():
+                walk(o, depth + 1)
+        elif callable(obj) and not isinstance(obj, type):
             if module.startswith("dlcore."):  # activations, initializers, ...
-                return all(own(o, depth + 1) for o in getattr(obj, "__dict__", {}).values())
-            return module in ("builtins", "functools") or module.startswith("numpy")
-        return True
+                for o in getattr(obj, "__dict__", {}).values():
+                    walk(o, depth + 1)
+            else:
+                found["foreign"] |= not (module in ("builtins", "functools") or module.startswith("numpy"))
 
-    return all(own(layer, 0) for layer in layers)
+    for layer in layers:
+        walk(layer, 0)
+    if found["masks"]:
+        return False
+    return "predict" if found["foreign"] else True
 
 
 def _perturbed(a):
-    """A copy of ``a`` with other values of the same kind (None when it has none to offer)."""
+    """A copy of ``a`` with other values of the same kind (None when it has none to offer): floats
+    scaled and shifted; integers moved one place and every third one zero (a valid id, and one that
+    padding checks and lookups treat apart); booleans moved and every third one flipped."""
     if a.dtype.kind == "f":
         return (a * -1.5 + 0.375).astype(a.dtype)
-    if a.dtype.kind in "iub" and a.size > 1:
-        p = np.roll(a.reshape(-1), 1).reshape(a.shape)  # the same values elsewhere: indices stay valid
-        return None if np.array_equal(p, a) else p
-    return None
+    if a.dtype.kind not in "iub" or a.size < 2:
+        return None
+    p = np.roll(a.reshape(-1), 1)
+    p[::3] = ~p[::3] if a.dtype.kind == "b" else 0
+    p = p.reshape(a.shape)
+    return None if np.array_equal(p, a) else p
 
 
 def _recorded(arena, steps, inputs, args):

@@ -208,3 +208,40 @@ def test_a_loop_that_trains_between_predicts_never_captures():
         model.train_on_batch(x, y)
     arenas = model._inference_plan().memory.arenas()
     assert all(getattr(a, "captures", 0) == 0 for a in arenas.values())
+
+
+def test_masks_made_from_the_input_are_never_captured():
+    # An input with no padding makes an all-True mask for the real and the perturbed call alike:
+    # a capture would keep that mask for later inputs that have padding.
+    dl.utils.set_random_seed(9)
+    masked = dl.Sequential([dl.Input((6,), dtype="int32"), L.Embedding(12, 4, mask_zero=True), L.LSTM(3), L.Dense(2)])
+    masking = dl.Sequential([dl.Input((6, 2)), L.Masking(0.0), L.GRU(3)])
+    full = [np.random.default_rng(s).integers(1, 12, (2, 6)).astype(np.int32) for s in range(WARM + 2)]
+    for x in full:
+        masked.predict_on_batch(x)
+        masking.predict_on_batch(x[..., None].repeat(2, -1).astype(np.float32))
+    assert _programs(masked) == [None] and _programs(masking) == [None]
+    padded = full[0].copy()
+    padded[:, 3:] = 0
+    np.testing.assert_array_equal(masked.predict_on_batch(padded), _general(masked, padded))
+    xf = padded[..., None].repeat(2, -1).astype(np.float32)
+    np.testing.assert_array_equal(masking.predict_on_batch(xf), _general(masking, xf))
+
+
+class _ZeroIds(L.Layer):
+    """A custom layer whose NumPy result changes only where an id is 0 (a padding rule)."""
+
+    def call(self, ids):
+        return dl.Tensor((np.asarray(ids.value) != 0).astype(np.float32))
+
+
+def test_a_padding_rule_in_custom_python_is_caught_by_the_perturbation():
+    dl.utils.set_random_seed(10)
+    model = dl.Sequential([dl.Input((6,), dtype="int32"), _ZeroIds(), L.Dense(2)])
+    full = [np.random.default_rng(s).integers(1, 9, (2, 6)).astype(np.int32) for s in range(WARM + 2)]
+    for x in full:
+        model.predict_on_batch(x)
+    assert _programs(model) == [None]
+    padded = full[0].copy()
+    padded[:, 4:] = 0
+    np.testing.assert_array_equal(model.predict_on_batch(padded), _general(model, padded))
