@@ -23,118 +23,19 @@
 
 #if DL_HAVE_AVX512_BUILD
 
-/* Heights 1-14 of the gather tiles, so that a run of pixels splits into equal tiles. */
-#define DL_ROWS_3(X) DL_ROWS_2(X) X(2)
-#define DL_ROWS_5(X) DL_ROWS_4(X) X(4)
-#define DL_ROWS_6(X) DL_ROWS_5(X) X(5)
-#define DL_ROWS_7(X) DL_ROWS_6(X) X(6)
-#define DL_ROWS_9(X) DL_ROWS_8(X) X(8)
-#define DL_ROWS_10(X) DL_ROWS_9(X) X(9)
-#define DL_ROWS_11(X) DL_ROWS_10(X) X(10)
-#define DL_ROWS_12(X) DL_ROWS_11(X) X(11)
-#define DL_ROWS_13(X) DL_ROWS_12(X) X(12)
-
-#define DL_DECL_OFF(i) const ptrdiff_t o##i = aoff[i];
-#define DL_FMA_GATHER(i)                                                                    \
-    { __m512 ai = _mm512_set1_ps(as[o##i + p]);                                             \
-      c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); }
-
-/* dl_gather_tile_<R>: rows i < R of c (nr <= 32 columns, row stride ldc) = epilogue(sum over
- * segments s < nseg and p < kseg of a[aoff[i] + s*sa + p] * b[(s*kseg + p)*ldb + j]). */
-#define DL_DEFINE_GATHER_TILE(NAME, ROWS)                                                   \
-DL_TARGET static void NAME(ptrdiff_t nseg, ptrdiff_t kseg, const float *a,                  \
-                           const ptrdiff_t *aoff, ptrdiff_t sa, const float *b,             \
-                           ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nr,                  \
-                           const float *bias, int relu)                                     \
-{                                                                                           \
-    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);                        \
-    __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u); \
-    __m512 vb0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();              \
-    __m512 vb1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();         \
-    const float beta = 0.0f;                                                                \
-    const __m512 vbeta = _mm512_setzero_ps();                                               \
-    ptrdiff_t s, p;                                                                         \
-    ROWS(DL_DECL)                                                                           \
-    ROWS(DL_DECL_OFF)                                                                       \
-    (void)vbeta;                                                                            \
-    for (s = 0; s < nseg; s++) {                                                            \
-        const float *as = a + s * sa;                                                       \
-        const float *bs = b + s * kseg * ldb;                                               \
-        for (p = 0; p < kseg; p++) {                                                        \
-            __m512 b0 = _mm512_maskz_loadu_ps(m0, bs + p * ldb);                            \
-            __m512 b1 = _mm512_maskz_loadu_ps(m1, bs + p * ldb + 16);                       \
-            ROWS(DL_FMA_GATHER)                                                             \
-        }                                                                                   \
-    }                                                                                       \
-    ROWS(DL_STORE)                                                                          \
-}
-
-DL_DEFINE_GATHER_TILE(dl_gather_tile_14, DL_ROWS_14)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_13, DL_ROWS_13)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_12, DL_ROWS_12)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_11, DL_ROWS_11)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_10, DL_ROWS_10)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_9, DL_ROWS_9)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_8, DL_ROWS_8)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_7, DL_ROWS_7)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_6, DL_ROWS_6)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_5, DL_ROWS_5)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_4, DL_ROWS_4)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_3, DL_ROWS_3)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_2, DL_ROWS_2)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_1, DL_ROWS_1)
-
-/* y = epilogue(valid conv(x, w)) for the output pixels p = oh*OW + ow in [p0, p1) of one
- * image, in tiles of at most 14 pixels of equal heights (a tile may span output rows: each
- * tile row reads its taps at its own offset, so no pixel is computed and dropped).
- * x: (H, W, C); w: (KH, KW, C, O); y: (OH, OW, O); bias: (O,) or NULL. */
-DL_TARGET static void dl_conv_valid_pixels(ptrdiff_t p0, ptrdiff_t p1, const float *x,
-                                           ptrdiff_t W, ptrdiff_t C, ptrdiff_t KH,
-                                           ptrdiff_t KW, ptrdiff_t OW, const float *w,
-                                           ptrdiff_t O, float *y, const float *bias, int relu)
-{
-    ptrdiff_t aoff[DL_MR];
-    ptrdiff_t n = p1 - p0, tiles = (n + DL_MR - 1) / DL_MR, t, i, j, done = 0;
-    ptrdiff_t oh = p0 / OW, ow = p0 - (p0 / OW) * OW;
-    int h, nr;
-    for (t = 0; t < tiles; t++) {
-        h = (int)(n * (t + 1) / tiles - n * t / tiles);
-        for (i = 0; i < h; i++) {
-            aoff[i] = (oh * W + ow) * C;
-            if (++ow == OW) {
-                ow = 0;
-                oh++;
-            }
-        }
-        float *c = y + (p0 + done) * O;
-        for (j = 0; j < O; j += DL_NR) {
-            nr = O - j < DL_NR ? (int)(O - j) : DL_NR;
-            const float *bj = bias ? bias + j : NULL;
-#define DL_CALL(H) case H: dl_gather_tile_##H(KH, KW * C, x, aoff, W * C, w + j, O, c + j, O, nr, bj, relu); break;
-            switch (h) {
-            DL_CALL(14) DL_CALL(13) DL_CALL(12) DL_CALL(11) DL_CALL(10) DL_CALL(9) DL_CALL(8)
-            DL_CALL(7) DL_CALL(6) DL_CALL(5) DL_CALL(4) DL_CALL(3) DL_CALL(2) default: DL_CALL(1)
-            }
-#undef DL_CALL
-        }
-        done += h;
-    }
-}
+/* dl_gather_tile_<R>, R = 1..14: rows i < R of c (nr <= 32 columns, row stride ldc) =
+ * epilogue(sum over segments s < ns and p < kseg of a[aoff[i] + s*sas + p] * b[s*sbs + p*ldb]). */
+#define DL_GATHER_TILE(R) DL_ZMM_TILE(dl_gather_tile_##R, DL_ROWS_##R, GATHER, 1, DL_PF_NONE, \
+                                      DL_ZEPI_STORE0(DL_ROWS_##R))
+DL_GATHER_TILE(14) DL_GATHER_TILE(13) DL_GATHER_TILE(12) DL_GATHER_TILE(11) DL_GATHER_TILE(10)
+DL_GATHER_TILE(9) DL_GATHER_TILE(8) DL_GATHER_TILE(7) DL_GATHER_TILE(6) DL_GATHER_TILE(5)
+DL_GATHER_TILE(4) DL_GATHER_TILE(3) DL_GATHER_TILE(2) DL_GATHER_TILE(1)
 
 /* Fused 2x2 stride-2 max pooling: a tile holds 1-3 pooling windows, its rows 4w..4w+3 the
  * window's pixels (2ph, 2pw), (2ph, 2pw+1), (2ph+1, 2pw), (2ph+1, 2pw+1); each pixel gets the
  * conv epilogue, then the window's maximum m = a; m = b > m ? b : m; ... (vmaxps(v, m) returns m
  * on NaN: the order and comparisons of max_pool2d_2x2_forward, so the result is bit-identical
  * to the conv followed by the pooling) is stored, and the full conv output is never written. */
-#define DL_EPI(i)                                                                           \
-    if (bias != NULL) {                                                                     \
-        c##i##0 = _mm512_add_ps(c##i##0, vb0);                                              \
-        c##i##1 = _mm512_add_ps(c##i##1, vb1);                                              \
-    }                                                                                       \
-    if (relu) {                                                                             \
-        c##i##0 = _mm512_max_ps(_mm512_setzero_ps(), c##i##0);                              \
-        c##i##1 = _mm512_max_ps(_mm512_setzero_ps(), c##i##1);                              \
-    }
 #define DL_POOL_WIN(w, a, b, d, e)                                                          \
     { __m512 v0 = c##a##0, v1 = c##a##1;                                                    \
       v0 = _mm512_max_ps(c##b##0, v0); v1 = _mm512_max_ps(c##b##1, v1);                     \
@@ -146,121 +47,91 @@ DL_TARGET static void dl_conv_valid_pixels(ptrdiff_t p0, ptrdiff_t p1, const flo
 #define DL_POOL_WINS_8 DL_POOL_WINS_4 DL_POOL_WIN(1, 4, 5, 6, 7)
 #define DL_POOL_WINS_12 DL_POOL_WINS_8 DL_POOL_WIN(2, 8, 9, 10, 11)
 
-/* dl_pool_tile_<R>: R/4 windows of pooled output rows c + w*ldc (nr <= 32 columns). */
-#define DL_DEFINE_POOL_TILE(NAME, ROWS, WINS)                                               \
-DL_TARGET static void NAME(ptrdiff_t nseg, ptrdiff_t kseg, const float *a,                  \
-                           const ptrdiff_t *aoff, ptrdiff_t sa, const float *b,             \
-                           ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nr,                  \
-                           const float *bias, int relu)                                     \
-{                                                                                           \
-    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);                        \
-    __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u); \
-    __m512 vb0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();              \
-    __m512 vb1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();         \
-    ptrdiff_t s, p;                                                                         \
-    ROWS(DL_DECL)                                                                           \
-    ROWS(DL_DECL_OFF)                                                                       \
-    for (s = 0; s < nseg; s++) {                                                            \
-        const float *as = a + s * sa;                                                       \
-        const float *bs = b + s * kseg * ldb;                                               \
-        for (p = 0; p < kseg; p++) {                                                        \
-            __m512 b0 = _mm512_maskz_loadu_ps(m0, bs + p * ldb);                            \
-            __m512 b1 = _mm512_maskz_loadu_ps(m1, bs + p * ldb + 16);                       \
-            ROWS(DL_FMA_GATHER)                                                             \
-        }                                                                                   \
-    }                                                                                       \
-    ROWS(DL_EPI)                                                                            \
-    WINS                                                                                    \
-}
+/* dl_pool_tile_<R>: the gather tile with the pooling epilogue, R/4 windows of pooled output
+ * rows c + w*ldc (nr <= 32 columns). */
+DL_ZMM_TILE(dl_pool_tile_12, DL_ROWS_12, GATHER, 1, DL_PF_NONE, DL_ROWS_12(DL_EPI) DL_POOL_WINS_12)
+DL_ZMM_TILE(dl_pool_tile_8, DL_ROWS_8, GATHER, 1, DL_PF_NONE, DL_ROWS_8(DL_EPI) DL_POOL_WINS_8)
+DL_ZMM_TILE(dl_pool_tile_4, DL_ROWS_4, GATHER, 1, DL_PF_NONE, DL_ROWS_4(DL_EPI) DL_POOL_WINS_4)
 
-DL_DEFINE_POOL_TILE(dl_pool_tile_12, DL_ROWS_12, DL_POOL_WINS_12)
-DL_DEFINE_POOL_TILE(dl_pool_tile_8, DL_ROWS_8, DL_POOL_WINS_8)
-DL_DEFINE_POOL_TILE(dl_pool_tile_4, DL_ROWS_4, DL_POOL_WINS_4)
-
-/* y = maxpool2x2(epilogue(valid conv(x, w))) for the pooled pixels q = ph*PW + pw in [q0, q1)
- * of one image, in tiles of 1-3 windows of equal sizes.
- * x: (H, W, C) with H >= 2*PH + KH - 1, W >= 2*PW + KW - 1; w: (KH, KW, C, O); y: (PH, PW, O). */
-DL_TARGET static void dl_conv_valid_pool2x2(ptrdiff_t q0, ptrdiff_t q1, const float *x,
-                                            ptrdiff_t W, ptrdiff_t C, ptrdiff_t KH,
-                                            ptrdiff_t KW, ptrdiff_t PW, const float *w,
-                                            ptrdiff_t O, float *y, const float *bias, int relu)
+/* Items [q0, q1) of one image in tiles of equal heights (no item computed and dropped): an item
+ * is an output pixel (POOL 0, up to 14 per tile; q = oh*OW + ow) or a 2x2 pooling window of four
+ * conv pixels (POOL 1, up to 3 per tile; q = ph*OW + pw, OW the pooled width), each tile row
+ * reading its taps at its own offset aoff (the gather tiles). */
+__attribute__((always_inline)) DL_TARGET static inline void
+dl_conv_gather_run(int POOL, ptrdiff_t q0, ptrdiff_t q1, const float *x, ptrdiff_t W, ptrdiff_t C,
+                   ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t OW, const float *w, ptrdiff_t O, float *y,
+                   const float *bias, int relu)
 {
-    ptrdiff_t aoff[12];
-    ptrdiff_t n = q1 - q0, tiles = (n + 2) / 3, t, i, j, done = 0, base;
-    ptrdiff_t ph = q0 / PW, pw = q0 - (q0 / PW) * PW;
+    ptrdiff_t aoff[DL_MR], most = POOL ? 3 : DL_MR;
+    ptrdiff_t n = q1 - q0, tiles = (n + most - 1) / most, t, i, j, done = 0, base;
+    ptrdiff_t oh = q0 / OW, ow = q0 - (q0 / OW) * OW;
     int h, nr;
     for (t = 0; t < tiles; t++) {
         h = (int)(n * (t + 1) / tiles - n * t / tiles);
         for (i = 0; i < h; i++) {
-            base = (2 * ph * W + 2 * pw) * C;
-            aoff[4 * i] = base;
-            aoff[4 * i + 1] = base + C;
-            aoff[4 * i + 2] = base + W * C;
-            aoff[4 * i + 3] = base + W * C + C;
-            if (++pw == PW) {
-                pw = 0;
-                ph++;
+            if (POOL) {
+                base = (2 * oh * W + 2 * ow) * C;
+                aoff[4 * i] = base;
+                aoff[4 * i + 1] = base + C;
+                aoff[4 * i + 2] = base + W * C;
+                aoff[4 * i + 3] = base + W * C + C;
+            } else {
+                aoff[i] = (oh * W + ow) * C;
+            }
+            if (++ow == OW) {
+                ow = 0;
+                oh++;
             }
         }
         float *c = y + (q0 + done) * O;
         for (j = 0; j < O; j += DL_NR) {
             nr = O - j < DL_NR ? (int)(O - j) : DL_NR;
             const float *bj = bias ? bias + j : NULL;
-#define DL_CALL(H) dl_pool_tile_##H(KH, KW * C, x, aoff, W * C, w + j, O, c + j, O, nr, bj, relu)
-            if (h == 3)
-                DL_CALL(12);
-            else if (h == 2)
-                DL_CALL(8);
-            else
-                DL_CALL(4);
+#define DL_ARGS (1, KH, KW * C, x, aoff, 0, W * C, 0, w + j, 0, KW * C * O, O, 0.0f, c + j, O, nr, bj, relu)
+#define DL_CALL(H) case H: dl_gather_tile_##H DL_ARGS; break;
+            if (POOL) {
+                if (h == 3) dl_pool_tile_12 DL_ARGS;
+                else if (h == 2) dl_pool_tile_8 DL_ARGS;
+                else dl_pool_tile_4 DL_ARGS;
+            } else {
+                switch (h) {
+                DL_CALL(14) DL_CALL(13) DL_CALL(12) DL_CALL(11) DL_CALL(10) DL_CALL(9) DL_CALL(8)
+                DL_CALL(7) DL_CALL(6) DL_CALL(5) DL_CALL(4) DL_CALL(3) DL_CALL(2) default: DL_CALL(1)
+                }
+            }
 #undef DL_CALL
+#undef DL_ARGS
         }
         done += h;
     }
 }
 
-/* A in "cols" layout over segmented pixels: element (i, pixel) at
- * a[img*sai + s*sas + p*lda + i] for images img < nimg, rows s < nseg, columns p < kseg. */
-#define DL_FMA_SEGCOLS(i)                                                                   \
-    { __m512 ai = _mm512_set1_ps(ap[i]);                                                    \
-      c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); }
-
-/* dl_wgrad_tile_<R>: C (R rows, nr <= 32 columns) = sum over the pixels of
- * A(i, pixel) B(pixel, j) + beta C, B(pixel) = b[img*sbi + s*sbs + p*ldb]. */
-#define DL_DEFINE_WGRAD_TILE(NAME, ROWS)                                                    \
-DL_TARGET static void NAME(ptrdiff_t nimg, ptrdiff_t nseg, ptrdiff_t kseg, const float *a,  \
-                           ptrdiff_t sai, ptrdiff_t sas, ptrdiff_t lda, const float *b,     \
-                           ptrdiff_t sbi, ptrdiff_t sbs, ptrdiff_t ldb, float beta,         \
-                           float *c, ptrdiff_t ldc, int nr)                                 \
-{                                                                                           \
-    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);                        \
-    __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u); \
-    __m512 vbeta = _mm512_set1_ps(beta);                                                    \
-    const float *bias = NULL;                                                               \
-    const int relu = 0;                                                                     \
-    __m512 vb0 = _mm512_setzero_ps(), vb1 = _mm512_setzero_ps();                            \
-    ptrdiff_t g, s, p;                                                                      \
-    ROWS(DL_DECL)                                                                           \
-    for (g = 0; g < nimg; g++)                                                              \
-        for (s = 0; s < nseg; s++) {                                                        \
-            const float *as = a + g * sai + s * sas;                                        \
-            const float *bs = b + g * sbi + s * sbs;                                        \
-            for (p = 0; p < kseg; p++) {                                                    \
-                const float *ap = as + p * lda;                                             \
-                __m512 b0 = _mm512_maskz_loadu_ps(m0, bs + p * ldb);                        \
-                __m512 b1 = _mm512_maskz_loadu_ps(m1, bs + p * ldb + 16);                   \
-                ROWS(DL_FMA_SEGCOLS)                                                        \
-            }                                                                               \
-        }                                                                                   \
-    (void)vb0; (void)vb1;                                                                   \
-    ROWS(DL_STORE)                                                                          \
+/* y = epilogue(valid conv(x, w)) for the output pixels p = oh*OW + ow in [p0, p1) of one
+ * image. x: (H, W, C); w: (KH, KW, C, O); y: (OH, OW, O); bias: (O,) or NULL. */
+DL_TARGET static void dl_conv_valid_pixels(ptrdiff_t p0, ptrdiff_t p1, const float *x,
+                                           ptrdiff_t W, ptrdiff_t C, ptrdiff_t KH,
+                                           ptrdiff_t KW, ptrdiff_t OW, const float *w,
+                                           ptrdiff_t O, float *y, const float *bias, int relu)
+{
+    dl_conv_gather_run(0, p0, p1, x, W, C, KH, KW, OW, w, O, y, bias, relu);
 }
 
-DL_DEFINE_WGRAD_TILE(dl_wgrad_tile_14, DL_ROWS_14)
-DL_DEFINE_WGRAD_TILE(dl_wgrad_tile_8, DL_ROWS_8)
-DL_DEFINE_WGRAD_TILE(dl_wgrad_tile_4, DL_ROWS_4)
-DL_DEFINE_WGRAD_TILE(dl_wgrad_tile_2, DL_ROWS_2)
-DL_DEFINE_WGRAD_TILE(dl_wgrad_tile_1, DL_ROWS_1)
+/* y = maxpool2x2(epilogue(valid conv(x, w))) for the pooled pixels q = ph*PW + pw in [q0, q1)
+ * of one image. x: (H, W, C) with H >= 2*PH + KH - 1, W >= 2*PW + KW - 1; w: (KH, KW, C, O);
+ * y: (PH, PW, O). */
+DL_TARGET static void dl_conv_valid_pool2x2(ptrdiff_t q0, ptrdiff_t q1, const float *x,
+                                            ptrdiff_t W, ptrdiff_t C, ptrdiff_t KH,
+                                            ptrdiff_t KW, ptrdiff_t PW, const float *w,
+                                            ptrdiff_t O, float *y, const float *bias, int relu)
+{
+    dl_conv_gather_run(1, q0, q1, x, W, C, KH, KW, PW, w, O, y, bias, relu);
+}
+
+/* dl_wgrad_tile_<R>: C (R rows, nr <= 32 columns) = sum over the pixels of A(i, pixel)
+ * B(pixel, j) + beta C: the "cols" zmm tile over images x segments (rows of pixels). */
+#define DL_WGRAD_TILE(R) DL_ZMM_TILE(dl_wgrad_tile_##R, DL_ROWS_##R, COLS, 2, DL_PF_NONE,     \
+                                     DL_ZEPI_STORE(DL_ROWS_##R))
+DL_WGRAD_TILE(14) DL_WGRAD_TILE(8) DL_WGRAD_TILE(4) DL_WGRAD_TILE(2) DL_WGRAD_TILE(1)
 
 /* dw (KH*KW*C, O) = beta dw + sum over images g < nimg of the valid stride-1 correlation
  * x_g (Hx, Wx, C) * dy_g (OH, OW, O): dw[(kh*KW + kw)*C + c, o] = sum_{oh, ow}
@@ -279,7 +150,8 @@ DL_TARGET static void dl_conv_wgrad(ptrdiff_t nimg, const float *x, ptrdiff_t sx
             float *c = dw + (kh * taps + t0) * O;
             for (j = 0; j < O; j += DL_NR) {
                 nr = O - j < DL_NR ? (int)(O - j) : DL_NR;
-#define DL_CALL(H) dl_wgrad_tile_##H(nimg, OH, OW, a, sx, Wx * C, C, dy + j, sy, OW * O, O, beta, c + j, O, nr);
+#define DL_CALL(H) dl_wgrad_tile_##H(nimg, OH, OW, a, NULL, sx, Wx * C, C, dy + j, sy, OW * O, O, \
+                                    beta, c + j, O, nr, NULL, 0);
                 DL_BY_HEIGHT(h, DL_CALL)
 #undef DL_CALL
             }
