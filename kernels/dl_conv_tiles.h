@@ -1,5 +1,6 @@
 /* Implicit-GEMM forward and weight gradient of a stride-1, dilation-1, one-group 2-D convolution on NHWC/HWIO
- * float32 data with the register tiles of dl_sgemm.h (AVX-512 only; dl_sgemm_available()).
+ * float32 data with the zmm tiles of dl_sgemm_tiles.h (DL_ZMM_TILE options GATHER and COLS x segments,
+ * AVX-512 only; dl_sgemm_available()).
  *
  * For output pixel (oh, ow) the taps of kernel row kh are the KW*C consecutive floats at
  * x + ((oh + kh)*W + ow)*C: for each kh the column matrix is a "rows" operand over the input

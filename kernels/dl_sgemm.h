@@ -1,5 +1,6 @@
-/* The kernels' own single-threaded float32 GEMM (row-major), one header with two families of
- * variants chosen by the caller:
+/* The kernels' own single-threaded float32 GEMM (row-major): the drivers (blocking, tile choice,
+ * edges) of two variant families chosen by the caller, both on the register tiles of the one
+ * microkernel family, dl_sgemm_tiles.h (DL_ZMM_TILE, DL_VEC_TILE):
  *
  * 1. Blocked, AVX-512 only (dl_sgemm, dl_sgemm_ep; conv and dense):
  *
@@ -120,13 +121,13 @@ static void dl_sgemm(int a_cols, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const fl
 #define DL_CH_ROW_BLOCK 16  /* rows whose A block stays in L1 while B's panels stream */
 
 #define DL_CH_GEMM(NAME, ATTR, VT, W, NV)                                                        \
-DL_VEC_TILE(NAME##_mn, ATTR, VT, W, NV, 1, DL_CH_MR, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD) \
-DL_VEC_TILE(NAME##_m1, ATTR, VT, W, 1, 1, DL_CH_MR, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD)  \
-DL_VEC_TILE(NAME##_1w, ATTR, VT, W, 4 * NV, 1, 1, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD)    \
-DL_VEC_TILE(NAME##_11, ATTR, VT, W, 1, 1, 1, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD)         \
-DL_VEC_TILE(NAME##_r1, ATTR, VT, W, NV, 1, 1, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD)        \
-DL_VEC_TILE(NAME##_r2, ATTR, VT, W, NV, 1, 2, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD)        \
-DL_VEC_TILE(NAME##_r3, ATTR, VT, W, NV, 1, 3, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD)        \
+DL_VEC_TILE(NAME##_mn, ATTR, VT, W, NV, 1, DL_CH_MR, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD)  \
+DL_VEC_TILE(NAME##_m1, ATTR, VT, W, 1, 1, DL_CH_MR, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD)   \
+DL_VEC_TILE(NAME##_1w, ATTR, VT, W, 4 * NV, 1, 1, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD)     \
+DL_VEC_TILE(NAME##_11, ATTR, VT, W, 1, 1, 1, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD)          \
+DL_VEC_TILE(NAME##_r1, ATTR, VT, W, NV, 1, 1, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD)         \
+DL_VEC_TILE(NAME##_r2, ATTR, VT, W, NV, 1, 2, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD)         \
+DL_VEC_TILE(NAME##_r3, ATTR, VT, W, NV, 1, 3, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD)         \
 /* The last n - j < W columns, one zero-padded vector per row: the same vector FMA chain as      \
    the full tiles' lanes (a scalar loop would be vectorized in order as mul + add). */           \
 ATTR static void NAME##_tail(ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t j, int n, int k,              \
@@ -162,20 +163,20 @@ ATTR static void NAME(int m, int n, int k, const float* A, ptrdiff_t lda, const 
     for (i0 = 0; i0 < m4; i0 += DL_CH_ROW_BLOCK) {                                               \
         i1 = i0 + DL_CH_ROW_BLOCK < m4 ? i0 + DL_CH_ROW_BLOCK : m4;                              \
         for (j = 0; j < jp; j += NV * W) {                                                       \
-            for (i = i0; i < i1; i += DL_CH_MR) DL_CH_AT(NAME##_mn, i, j); \
-            if (i1 == m4 && rem == 3) DL_CH_AT(NAME##_r3, m4, j);   \
-            else if (i1 == m4 && rem == 2) DL_CH_AT(NAME##_r2, m4, j); \
-            else if (i1 == m4 && rem == 1) DL_CH_AT(NAME##_r1, m4, j); \
+            for (i = i0; i < i1; i += DL_CH_MR) DL_CH_AT(NAME##_mn, i, j);                       \
+            if (i1 == m4 && rem == 3) DL_CH_AT(NAME##_r3, m4, j);                                \
+            else if (i1 == m4 && rem == 2) DL_CH_AT(NAME##_r2, m4, j);                           \
+            else if (i1 == m4 && rem == 1) DL_CH_AT(NAME##_r1, m4, j);                           \
         }                                                                                        \
         for (; j + W <= n; j += W)                                                               \
-            for (i = i0; i < i1; i += DL_CH_MR) DL_CH_AT(NAME##_m1, i, j); \
+            for (i = i0; i < i1; i += DL_CH_MR) DL_CH_AT(NAME##_m1, i, j);                       \
         NAME##_tail(i0, i1, j, n, k, A, lda, B, ldb, beta, bias, C, ldc);                        \
     }                                                                                            \
     for (i = m4; i < m; i++) {                                                                   \
         j = rem ? jp : 0;                                                                        \
         for (; j + 4 * NV * W <= n; j += 4 * NV * W)                                             \
-            DL_CH_AT(NAME##_1w, i, j);                              \
-        for (; j + W <= n; j += W) DL_CH_AT(NAME##_11, i, j);       \
+            DL_CH_AT(NAME##_1w, i, j);                                                           \
+        for (; j + W <= n; j += W) DL_CH_AT(NAME##_11, i, j);                                    \
         NAME##_tail(i, i + 1, j, n, k, A, lda, B, ldb, beta, bias, C, ldc);                      \
     }                                                                                            \
 }
@@ -195,10 +196,10 @@ ATTR static void NAME(int m, int n, int k, const float* A, ptrdiff_t lda, const 
        ldc, 0, 0)
 
 #define DL_CH_TN(NAME, ATTR, VT, W, NV)                                                          \
-DL_VEC_TILE(NAME##_mn, ATTR, VT, W, NV, 1, DL_CH_MR, DL_VA_COLS, 0, DL_INIT_C, DL_STORE_PLAIN)  \
-DL_VEC_TILE(NAME##_1n, ATTR, VT, W, NV, 1, 1, DL_VA_COLS, 0, DL_INIT_C, DL_STORE_PLAIN)         \
-DL_VEC_TILE(NAME##_m1, ATTR, VT, W, 1, 1, DL_CH_MR, DL_VA_COLS, 0, DL_INIT_C, DL_STORE_PLAIN)   \
-DL_VEC_TILE(NAME##_11, ATTR, VT, W, 1, 1, 1, DL_VA_COLS, 0, DL_INIT_C, DL_STORE_PLAIN)          \
+DL_VEC_TILE(NAME##_mn, ATTR, VT, W, NV, 1, DL_CH_MR, DL_VA_COLS, 0, DL_INIT_C, DL_STORE_PLAIN)   \
+DL_VEC_TILE(NAME##_1n, ATTR, VT, W, NV, 1, 1, DL_VA_COLS, 0, DL_INIT_C, DL_STORE_PLAIN)          \
+DL_VEC_TILE(NAME##_m1, ATTR, VT, W, 1, 1, DL_CH_MR, DL_VA_COLS, 0, DL_INIT_C, DL_STORE_PLAIN)    \
+DL_VEC_TILE(NAME##_11, ATTR, VT, W, 1, 1, 1, DL_VA_COLS, 0, DL_INIT_C, DL_STORE_PLAIN)           \
 ATTR static void NAME(ptrdiff_t m, ptrdiff_t k, ptrdiff_t j0, ptrdiff_t j1,                      \
                       const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,              \
                       float* C, ptrdiff_t ldc) {                                                 \
@@ -212,14 +213,14 @@ ATTR static void NAME(ptrdiff_t m, ptrdiff_t k, ptrdiff_t j0, ptrdiff_t j1,     
             for (p = p0; p < p1; p++)                                                            \
                 memcpy(bp + (p - p0) * NV * W, B + p * ldb + j, NV * W * sizeof(float));         \
             for (i = 0; i + DL_CH_MR <= k; i += DL_CH_MR)                                        \
-                DL_TN_AT(NAME##_mn, i, j, A + p0 * lda, bp, NV * W);   \
+                DL_TN_AT(NAME##_mn, i, j, A + p0 * lda, bp, NV * W);                             \
             for (; i < k; i++)                                                                   \
-                DL_TN_AT(NAME##_1n, i, j, A + p0 * lda, bp, NV * W);   \
+                DL_TN_AT(NAME##_1n, i, j, A + p0 * lda, bp, NV * W);                             \
         }                                                                                        \
         for (; j + W <= j1; j += W) {                                                            \
             for (i = 0; i + DL_CH_MR <= k; i += DL_CH_MR)                                        \
-                DL_TN_AT(NAME##_m1, i, j, A + p0 * lda, B + p0 * ldb + j, ldb);                          \
-            for (; i < k; i++) DL_TN_AT(NAME##_11, i, j, A + p0 * lda, B + p0 * ldb + j, ldb);           \
+                DL_TN_AT(NAME##_m1, i, j, A + p0 * lda, B + p0 * ldb + j, ldb);                  \
+            for (; i < k; i++) DL_TN_AT(NAME##_11, i, j, A + p0 * lda, B + p0 * ldb + j, ldb);   \
         }                                                                                        \
         for (; j < j1; j++)                                                                      \
             for (i = 0; i < k; i++) {                                                            \
@@ -244,20 +245,20 @@ ATTR static void NAME(ptrdiff_t m, ptrdiff_t k, ptrdiff_t j0, ptrdiff_t j1,     
 
 #define DL_CH_PGEMM(NAME, ATTR, VT, W, NV)                                                       \
 DL_VEC_TILE(NAME##_41, ATTR, VT, W, NV, 1, DL_CH_MR, DL_VA_ROWS, 1, DL_INIT_ZERO, DL_STORE_NCOLS) \
-DL_VEC_TILE(NAME##_14, ATTR, VT, W, NV, 4, 1, DL_VA_ROWS, 1, DL_INIT_ZERO, DL_STORE_NCOLS)      \
-DL_VEC_TILE(NAME##_11, ATTR, VT, W, NV, 1, 1, DL_VA_ROWS, 1, DL_INIT_ZERO, DL_STORE_NCOLS)      \
+DL_VEC_TILE(NAME##_14, ATTR, VT, W, NV, 4, 1, DL_VA_ROWS, 1, DL_INIT_ZERO, DL_STORE_NCOLS)       \
+DL_VEC_TILE(NAME##_11, ATTR, VT, W, NV, 1, 1, DL_VA_ROWS, 1, DL_INIT_ZERO, DL_STORE_NCOLS)       \
 ATTR static void NAME(int m, int n, int k, const float* A, ptrdiff_t lda, const float* P,        \
                       float beta, float* C, ptrdiff_t ldc) {                                     \
     const ptrdiff_t pw = NV * W, ps = (ptrdiff_t)k * (NV * W);                                   \
     ptrdiff_t np = (n + pw - 1) / pw, m4 = m - m % DL_CH_MR, i, q;                               \
     for (q = 0; q < np; q++)                                                                     \
         for (i = 0; i < m4; i += DL_CH_MR)                                                       \
-            DL_CP_AT(NAME##_41, i, q);                                                               \
+            DL_CP_AT(NAME##_41, i, q);                                                           \
     for (i = m4; i < m; i++) {                                                                   \
         for (q = 0; q + 4 <= np; q += 4)                                                         \
-            DL_CP_AT(NAME##_14, i, q);                                                               \
+            DL_CP_AT(NAME##_14, i, q);                                                           \
         for (; q < np; q++)                                                                      \
-            DL_CP_AT(NAME##_11, i, q);                                                               \
+            DL_CP_AT(NAME##_11, i, q);                                                           \
     }                                                                                            \
 }                                                                                                \
 /* Packs B; returns 1 when all of B is finite (then a zero row times B is exactly zero). */      \

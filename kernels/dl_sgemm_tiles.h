@@ -268,12 +268,17 @@ ATTR static inline void NAME(ptrdiff_t k, const float *a, ptrdiff_t lda, const f
             for (r = 0; r < MR; r++) ar[r] = AREAD(r);                                           \
             for (s = 0; s < NP; s++)                                                             \
                 for (v = 0; v < NV; v++) {                                                       \
-                    memcpy(&bv[0], bp + s * ps + v * W, sizeof(VT));                             \
-                    for (r = 0; r < MR; r++) acc[r][s * NV + v] += ar[r] * bv[0];                \
+                    VT in_;                                                                      \
+                    memcpy(&in_, bp + s * ps + v * W, sizeof(VT));                               \
+                    for (r = 0; r < MR; r++) acc[r][s * NV + v] += ar[r] * in_;                  \
                 }                                                                                \
         } else {                                                                                 \
             for (s = 0; s < NP; s++)                                                             \
-                for (v = 0; v < NV; v++) memcpy(&bv[s * NV + v], bp + s * ps + v * W, sizeof(VT)); \
+                for (v = 0; v < NV; v++) {                                                       \
+                    VT in_;                                                                      \
+                    memcpy(&in_, bp + s * ps + v * W, sizeof(VT));                               \
+                    bv[s * NV + v] = in_;                                                        \
+                }                                                                                \
             for (r = 0; r < MR; r++) {                                                           \
                 float a_ = AREAD(r);                                                             \
                 for (u = 0; u < NP * NV; u++) acc[r][u] += a_ * bv[u];                           \
@@ -283,7 +288,10 @@ ATTR static inline void NAME(ptrdiff_t k, const float *a, ptrdiff_t lda, const f
     for (r = 0; r < MR; r++) {                                                                   \
         float *cr = c + r * ldc;                                                                 \
         if (STORE == DL_STORE_EPI || (STORE == DL_STORE_NCOLS && ncols < NP * NV * W)) {         \
-            for (u = 0; u < NP * NV; u++) memcpy(out + u * W, &acc[r][u], sizeof(VT));           \
+            for (u = 0; u < NP * NV; u++) {                                                      \
+                VT out_ = acc[r][u];                                                             \
+                memcpy(out + u * W, &out_, sizeof(VT));                                          \
+            }                                                                                    \
             for (j = 0; j < ncols; j++) {                                                        \
                 float t = out[j];                                                                \
                 if (STORE == DL_STORE_NCOLS) {                                                   \
@@ -302,7 +310,7 @@ ATTR static inline void NAME(ptrdiff_t k, const float *a, ptrdiff_t lda, const f
                 memcpy(&old, cr + u * W, sizeof(VT));                                            \
                 acc[r][u] += old;                                                                \
             }                                                                                    \
-            memcpy(cr + u * W, &acc[r][u], sizeof(VT));                                          \
+            { VT out_ = acc[r][u]; memcpy(cr + u * W, &out_, sizeof(VT)); }                      \
         }                                                                                        \
     }                                                                                            \
 }
