@@ -141,7 +141,7 @@ DL_MAYBE_UNUSED static int dl_sgemm_available(void)
     { __m512 ai = _mm512_set1_ps(A_IP);                                                     \
       c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); }
 #define DL_ZFMA_ROWS(i) DL_ZFMA_WITH(i, as[(ptrdiff_t)i * lda + p])
-#define DL_ZFMA_COLS(i) DL_ZFMA_WITH(i, as[p * lda + i])
+#define DL_ZFMA_COLS(i) DL_ZFMA_WITH(i, ap[i])
 #define DL_ZFMA_GATHER(i) DL_ZFMA_WITH(i, as[o##i + p])
 #define DL_ZOFF_ROWS(i)
 #define DL_ZOFF_COLS(i)
@@ -180,6 +180,7 @@ DL_TARGET static void NAME(ptrdiff_t ng, ptrdiff_t ns, ptrdiff_t kseg, const flo
             const float *as = SEG == 2 ? a + g * sag + s * sas : SEG ? a + s * sas : a;     \
             const float *bs = SEG == 2 ? b + g * sbg + s * sbs : SEG ? b + s * sbs : b;     \
             for (p = 0; p < kseg; p++) {                                                    \
+                const float *ap = as + p * lda; /* COLS: row p of A */ (void)ap;            \
                 __m512 b0 = _mm512_maskz_loadu_ps(m0, bs + p * ldb);                        \
                 __m512 b1 = _mm512_maskz_loadu_ps(m1, bs + p * ldb + 16);                   \
                 PF(ROWS)                                                                    \
