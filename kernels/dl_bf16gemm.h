@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "dl_clones.h"
+#include "dl_sgemm_tiles.h"
 
 #define DL_BMR 8
 #define DL_BNR 32
@@ -198,13 +199,8 @@ DL_BF16_TARGET static void dl_btile_avx512bf16(ptrdiff_t kp, const uint32_t *ap,
                                                ptrdiff_t rows, ptrdiff_t cols, float beta, float *c,
                                                ptrdiff_t ldc, const float *bias, int relu)
 {
-    __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(),
-           c11 = _mm512_setzero_ps(), c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(),
-           c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps(), c40 = _mm512_setzero_ps(),
-           c41 = _mm512_setzero_ps(), c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps(),
-           c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps(), c70 = _mm512_setzero_ps(),
-           c71 = _mm512_setzero_ps();
     ptrdiff_t p;
+    DL_ROWS_8(DL_DECL)
     for (p = 0; p < kp; p++) {
         __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)(bp + p * DL_BNR));
         __m512bh b1 = (__m512bh)_mm512_loadu_si512((const void *)(bp + p * DL_BNR + 16));
@@ -213,24 +209,18 @@ DL_BF16_TARGET static void dl_btile_avx512bf16(ptrdiff_t kp, const uint32_t *ap,
         a = (__m512bh)_mm512_set1_epi32((int)ap[(i) * kp + p]);                     \
         c##i##0 = _mm512_dpbf16_ps(c##i##0, a, b0);                                 \
         c##i##1 = _mm512_dpbf16_ps(c##i##1, a, b1);
-        DL_BROW(0) DL_BROW(1) DL_BROW(2) DL_BROW(3) DL_BROW(4) DL_BROW(5) DL_BROW(6) DL_BROW(7)
+        DL_ROWS_8(DL_BROW)
 #undef DL_BROW
     }
     if (rows == DL_BMR && cols == DL_BNR && beta == 0.0f) {
-        __m512 bias0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
-        __m512 bias1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
-        __m512 zero = _mm512_setzero_ps();
+        /* the float32 tiles' epilogue (DL_EPI: NaN kept by the ReLU, as in dl_bgemm_store) */
+        __m512 vb0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+        __m512 vb1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
 #define DL_BSTORE(i)                                                                \
-        c##i##0 = _mm512_add_ps(c##i##0, bias0);                                    \
-        c##i##1 = _mm512_add_ps(c##i##1, bias1);                                    \
-        if (relu) {                                                                 \
-            c##i##0 = _mm512_max_ps(c##i##0, zero);                                 \
-            c##i##1 = _mm512_max_ps(c##i##1, zero);                                 \
-        }                                                                           \
+        DL_EPI(i)                                                                   \
         _mm512_storeu_ps(c + (i) * ldc, c##i##0);                                   \
         _mm512_storeu_ps(c + (i) * ldc + 16, c##i##1);
-        DL_BSTORE(0) DL_BSTORE(1) DL_BSTORE(2) DL_BSTORE(3)
-        DL_BSTORE(4) DL_BSTORE(5) DL_BSTORE(6) DL_BSTORE(7)
+        DL_ROWS_8(DL_BSTORE)
 #undef DL_BSTORE
         return;
     }
@@ -239,8 +229,7 @@ DL_BF16_TARGET static void dl_btile_avx512bf16(ptrdiff_t kp, const uint32_t *ap,
 #define DL_BSPILL(i)                                                                \
         _mm512_storeu_ps(acc + (i) * DL_BNR, c##i##0);                              \
         _mm512_storeu_ps(acc + (i) * DL_BNR + 16, c##i##1);
-        DL_BSPILL(0) DL_BSPILL(1) DL_BSPILL(2) DL_BSPILL(3)
-        DL_BSPILL(4) DL_BSPILL(5) DL_BSPILL(6) DL_BSPILL(7)
+        DL_ROWS_8(DL_BSPILL)
 #undef DL_BSPILL
         dl_bgemm_store(acc, rows, cols, beta, c, ldc, bias, relu);
     }

@@ -1,5 +1,6 @@
 /* Implicit-GEMM forward and weight gradient of a stride-1, dilation-1, one-group 2-D convolution on NHWC/HWIO
- * float32 data with the register tiles of dl_sgemm.h (AVX-512 only; dl_sgemm_available()).
+ * float32 data with the zmm tiles of dl_sgemm_tiles.h (DL_ZMM_TILE options GATHER and COLS x segments,
+ * AVX-512 only; dl_sgemm_available()).
  *
  * For output pixel (oh, ow) the taps of kernel row kh are the KW*C consecutive floats at
  * x + ((oh + kh)*W + ow)*C: for each kh the column matrix is a "rows" operand over the input
@@ -23,66 +24,18 @@
 
 #if DL_HAVE_AVX512_BUILD
 
-/* Heights 1-14 of the gather tiles, so that a run of pixels splits into equal tiles. */
-#define DL_ROWS_3(X) DL_ROWS_2(X) X(2)
-#define DL_ROWS_5(X) DL_ROWS_4(X) X(4)
-#define DL_ROWS_6(X) DL_ROWS_5(X) X(5)
-#define DL_ROWS_7(X) DL_ROWS_6(X) X(6)
-#define DL_ROWS_9(X) DL_ROWS_8(X) X(8)
-#define DL_ROWS_10(X) DL_ROWS_9(X) X(9)
-#define DL_ROWS_11(X) DL_ROWS_10(X) X(10)
-#define DL_ROWS_12(X) DL_ROWS_11(X) X(11)
-#define DL_ROWS_13(X) DL_ROWS_12(X) X(12)
+/* dl_gather_tile_<R>, R = 1..14: rows i < R of c (nr <= 32 columns, row stride ldc) =
+ * epilogue(sum over segments s < ns and p < kseg of a[aoff[i] + s*sas + p] * b[s*sbs + p*ldb]). */
+#define DL_GATHER_TILE(R) DL_ZMM_TILE(dl_gather_tile_##R, DL_ROWS_##R, GATHER, 1, DL_PF_NONE, \
+                                      DL_ZEPI_STORE0(DL_ROWS_##R))
+DL_GATHER_TILE(14) DL_GATHER_TILE(13) DL_GATHER_TILE(12) DL_GATHER_TILE(11) DL_GATHER_TILE(10)
+DL_GATHER_TILE(9) DL_GATHER_TILE(8) DL_GATHER_TILE(7) DL_GATHER_TILE(6) DL_GATHER_TILE(5)
+DL_GATHER_TILE(4) DL_GATHER_TILE(3) DL_GATHER_TILE(2) DL_GATHER_TILE(1)
 
-#define DL_DECL_OFF(i) const ptrdiff_t o##i = aoff[i];
-#define DL_FMA_GATHER(i)                                                                    \
-    { __m512 ai = _mm512_set1_ps(as[o##i + p]);                                             \
-      c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); }
-
-/* dl_gather_tile_<R>: rows i < R of c (nr <= 32 columns, row stride ldc) = epilogue(sum over
- * segments s < nseg and p < kseg of a[aoff[i] + s*sa + p] * b[(s*kseg + p)*ldb + j]). */
-#define DL_DEFINE_GATHER_TILE(NAME, ROWS)                                                   \
-DL_TARGET static void NAME(ptrdiff_t nseg, ptrdiff_t kseg, const float *a,                  \
-                           const ptrdiff_t *aoff, ptrdiff_t sa, const float *b,             \
-                           ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nr,                  \
-                           const float *bias, int relu)                                     \
-{                                                                                           \
-    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);                        \
-    __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u); \
-    __m512 vb0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();              \
-    __m512 vb1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();         \
-    const float beta = 0.0f;                                                                \
-    const __m512 vbeta = _mm512_setzero_ps();                                               \
-    ptrdiff_t s, p;                                                                         \
-    ROWS(DL_DECL)                                                                           \
-    ROWS(DL_DECL_OFF)                                                                       \
-    (void)vbeta;                                                                            \
-    for (s = 0; s < nseg; s++) {                                                            \
-        const float *as = a + s * sa;                                                       \
-        const float *bs = b + s * kseg * ldb;                                               \
-        for (p = 0; p < kseg; p++) {                                                        \
-            __m512 b0 = _mm512_maskz_loadu_ps(m0, bs + p * ldb);                            \
-            __m512 b1 = _mm512_maskz_loadu_ps(m1, bs + p * ldb + 16);                       \
-            ROWS(DL_FMA_GATHER)                                                             \
-        }                                                                                   \
-    }                                                                                       \
-    ROWS(DL_STORE)                                                                          \
-}
-
-DL_DEFINE_GATHER_TILE(dl_gather_tile_14, DL_ROWS_14)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_13, DL_ROWS_13)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_12, DL_ROWS_12)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_11, DL_ROWS_11)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_10, DL_ROWS_10)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_9, DL_ROWS_9)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_8, DL_ROWS_8)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_7, DL_ROWS_7)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_6, DL_ROWS_6)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_5, DL_ROWS_5)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_4, DL_ROWS_4)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_3, DL_ROWS_3)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_2, DL_ROWS_2)
-DL_DEFINE_GATHER_TILE(dl_gather_tile_1, DL_ROWS_1)
+/* The gather and pool tiles' arguments in the drivers: segments = kernel rows (KH), KW*C taps
+ * each, A = the image x at the tile rows' offsets aoff, B = w from column j, C = c from column j. */
+#define DL_GATHER_ARGS                                                                      \
+    1, KH, KW * C, x, aoff, 0, W * C, 0, w + j, 0, KW * C * O, O, 0.0f, c + j, O, nr, bj, relu
 
 /* y = epilogue(valid conv(x, w)) for the output pixels p = oh*OW + ow in [p0, p1) of one
  * image, in tiles of at most 14 pixels of equal heights (a tile may span output rows: each
@@ -110,7 +63,7 @@ DL_TARGET static void dl_conv_valid_pixels(ptrdiff_t p0, ptrdiff_t p1, const flo
         for (j = 0; j < O; j += DL_NR) {
             nr = O - j < DL_NR ? (int)(O - j) : DL_NR;
             const float *bj = bias ? bias + j : NULL;
-#define DL_CALL(H) case H: dl_gather_tile_##H(KH, KW * C, x, aoff, W * C, w + j, O, c + j, O, nr, bj, relu); break;
+#define DL_CALL(H) case H: dl_gather_tile_##H(DL_GATHER_ARGS); break;
             switch (h) {
             DL_CALL(14) DL_CALL(13) DL_CALL(12) DL_CALL(11) DL_CALL(10) DL_CALL(9) DL_CALL(8)
             DL_CALL(7) DL_CALL(6) DL_CALL(5) DL_CALL(4) DL_CALL(3) DL_CALL(2) default: DL_CALL(1)
@@ -126,15 +79,6 @@ DL_TARGET static void dl_conv_valid_pixels(ptrdiff_t p0, ptrdiff_t p1, const flo
  * conv epilogue, then the window's maximum m = a; m = b > m ? b : m; ... (vmaxps(v, m) returns m
  * on NaN: the order and comparisons of max_pool2d_2x2_forward, so the result is bit-identical
  * to the conv followed by the pooling) is stored, and the full conv output is never written. */
-#define DL_EPI(i)                                                                           \
-    if (bias != NULL) {                                                                     \
-        c##i##0 = _mm512_add_ps(c##i##0, vb0);                                              \
-        c##i##1 = _mm512_add_ps(c##i##1, vb1);                                              \
-    }                                                                                       \
-    if (relu) {                                                                             \
-        c##i##0 = _mm512_max_ps(_mm512_setzero_ps(), c##i##0);                              \
-        c##i##1 = _mm512_max_ps(_mm512_setzero_ps(), c##i##1);                              \
-    }
 /* The window's maximum, and with `am` its argmax: the offset 0..3 of the first maximum (`>` in
  * the window's order, ordered compares: max_pool2d_2x2_forward's bytes), stored as uint8. */
 #define DL_POOL_ARG(k, src, v, idx, sel)                                                    \
@@ -167,7 +111,9 @@ DL_TARGET static void dl_conv_valid_pixels(ptrdiff_t p0, ptrdiff_t p1, const flo
 #define DL_POOL_WINS_8 DL_POOL_WINS_4 DL_POOL_WIN(1, 4, 5, 6, 7)
 #define DL_POOL_WINS_12 DL_POOL_WINS_8 DL_POOL_WIN(2, 8, 9, 10, 11)
 
-/* dl_pool_tile_<R>: R/4 windows of pooled output rows c + w*ldc (nr <= 32 columns). */
+/* dl_pool_tile_<R>: the gather tile's loop (the family's row macros) with the pooling epilogue,
+ * R/4 windows of pooled output rows c + w*ldc (nr <= 32 columns); its own function rather than a
+ * DL_ZMM_TILE instance because it also writes the argmax bytes through `am`. */
 #define DL_DEFINE_POOL_TILE(NAME, ROWS, WINS)                                               \
 DL_TARGET static void NAME(ptrdiff_t nseg, ptrdiff_t kseg, const float *a,                  \
                            const ptrdiff_t *aoff, ptrdiff_t sa, const float *b,             \
@@ -180,14 +126,14 @@ DL_TARGET static void NAME(ptrdiff_t nseg, ptrdiff_t kseg, const float *a,      
     __m512 vb1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();         \
     ptrdiff_t s, p;                                                                         \
     ROWS(DL_DECL)                                                                           \
-    ROWS(DL_DECL_OFF)                                                                       \
+    ROWS(DL_ZOFF_GATHER)                                                                    \
     for (s = 0; s < nseg; s++) {                                                            \
         const float *as = a + s * sa;                                                       \
         const float *bs = b + s * kseg * ldb;                                               \
         for (p = 0; p < kseg; p++) {                                                        \
             __m512 b0 = _mm512_maskz_loadu_ps(m0, bs + p * ldb);                            \
             __m512 b1 = _mm512_maskz_loadu_ps(m1, bs + p * ldb + 16);                       \
-            ROWS(DL_FMA_GATHER)                                                             \
+            ROWS(DL_ZFMA_GATHER)                                                            \
         }                                                                                   \
     }                                                                                       \
     ROWS(DL_EPI)                                                                            \
@@ -200,6 +146,8 @@ DL_DEFINE_POOL_TILE(dl_pool_tile_4, DL_ROWS_4, DL_POOL_WINS_4)
 
 /* y = maxpool2x2(epilogue(valid conv(x, w))) for the pooled pixels q = ph*PW + pw in [q0, q1)
  * of one image, in tiles of 1-3 windows of equal sizes; am (unless NULL): the argmax bytes.
+ * Its own driver rather than an option of dl_conv_valid_pixels: one driver for both measured 2%
+ * slower (37.0 -> 37.8 us, the MNIST-sized 8x28x28x1 -> 32 layer).
  * x: (H, W, C) with H >= 2*PH + KH - 1, W >= 2*PW + KW - 1; w: (KH, KW, C, O); y, am: (PH, PW, O). */
 DL_TARGET static void dl_conv_valid_pool2x2(ptrdiff_t q0, ptrdiff_t q1, const float *x,
                                             ptrdiff_t W, ptrdiff_t C, ptrdiff_t KH,
@@ -242,48 +190,11 @@ DL_TARGET static void dl_conv_valid_pool2x2(ptrdiff_t q0, ptrdiff_t q1, const fl
     }
 }
 
-/* A in "cols" layout over segmented pixels: element (i, pixel) at
- * a[img*sai + s*sas + p*lda + i] for images img < nimg, rows s < nseg, columns p < kseg. */
-#define DL_FMA_SEGCOLS(i)                                                                   \
-    { __m512 ai = _mm512_set1_ps(ap[i]);                                                    \
-      c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); }
-
-/* dl_wgrad_tile_<R>: C (R rows, nr <= 32 columns) = sum over the pixels of
- * A(i, pixel) B(pixel, j) + beta C, B(pixel) = b[img*sbi + s*sbs + p*ldb]. */
-#define DL_DEFINE_WGRAD_TILE(NAME, ROWS)                                                    \
-DL_TARGET static void NAME(ptrdiff_t nimg, ptrdiff_t nseg, ptrdiff_t kseg, const float *a,  \
-                           ptrdiff_t sai, ptrdiff_t sas, ptrdiff_t lda, const float *b,     \
-                           ptrdiff_t sbi, ptrdiff_t sbs, ptrdiff_t ldb, float beta,         \
-                           float *c, ptrdiff_t ldc, int nr)                                 \
-{                                                                                           \
-    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);                        \
-    __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u); \
-    __m512 vbeta = _mm512_set1_ps(beta);                                                    \
-    const float *bias = NULL;                                                               \
-    const int relu = 0;                                                                     \
-    __m512 vb0 = _mm512_setzero_ps(), vb1 = _mm512_setzero_ps();                            \
-    ptrdiff_t g, s, p;                                                                      \
-    ROWS(DL_DECL)                                                                           \
-    for (g = 0; g < nimg; g++)                                                              \
-        for (s = 0; s < nseg; s++) {                                                        \
-            const float *as = a + g * sai + s * sas;                                        \
-            const float *bs = b + g * sbi + s * sbs;                                        \
-            for (p = 0; p < kseg; p++) {                                                    \
-                const float *ap = as + p * lda;                                             \
-                __m512 b0 = _mm512_maskz_loadu_ps(m0, bs + p * ldb);                        \
-                __m512 b1 = _mm512_maskz_loadu_ps(m1, bs + p * ldb + 16);                   \
-                ROWS(DL_FMA_SEGCOLS)                                                        \
-            }                                                                               \
-        }                                                                                   \
-    (void)vb0; (void)vb1;                                                                   \
-    ROWS(DL_STORE)                                                                          \
-}
-
-DL_DEFINE_WGRAD_TILE(dl_wgrad_tile_14, DL_ROWS_14)
-DL_DEFINE_WGRAD_TILE(dl_wgrad_tile_8, DL_ROWS_8)
-DL_DEFINE_WGRAD_TILE(dl_wgrad_tile_4, DL_ROWS_4)
-DL_DEFINE_WGRAD_TILE(dl_wgrad_tile_2, DL_ROWS_2)
-DL_DEFINE_WGRAD_TILE(dl_wgrad_tile_1, DL_ROWS_1)
+/* dl_wgrad_tile_<R>: C (R rows, nr <= 32 columns) = sum over the pixels of A(i, pixel)
+ * B(pixel, j) + beta C: the "cols" zmm tile over images x segments (rows of pixels). */
+#define DL_WGRAD_TILE(R) DL_ZMM_TILE(dl_wgrad_tile_##R, DL_ROWS_##R, COLS, 2, DL_PF_NONE,     \
+                                     DL_ZEPI_STORE(DL_ROWS_##R))
+DL_WGRAD_TILE(14) DL_WGRAD_TILE(8) DL_WGRAD_TILE(4) DL_WGRAD_TILE(2) DL_WGRAD_TILE(1)
 
 /* dw (KH*KW*C, O) = beta dw + sum over images g < nimg of the valid stride-1 correlation
  * x_g (Hx, Wx, C) * dy_g (OH, OW, O): dw[(kh*KW + kw)*C + c, o] = sum_{oh, ow}
@@ -302,7 +213,8 @@ DL_TARGET static void dl_conv_wgrad(ptrdiff_t nimg, const float *x, ptrdiff_t sx
             float *c = dw + (kh * taps + t0) * O;
             for (j = 0; j < O; j += DL_NR) {
                 nr = O - j < DL_NR ? (int)(O - j) : DL_NR;
-#define DL_CALL(H) dl_wgrad_tile_##H(nimg, OH, OW, a, sx, Wx * C, C, dy + j, sy, OW * O, O, beta, c + j, O, nr);
+#define DL_CALL(H) dl_wgrad_tile_##H(nimg, OH, OW, a, NULL, sx, Wx * C, C, dy + j, sy, OW * O, O, \
+                                    beta, c + j, O, nr, NULL, 0);
                 DL_BY_HEIGHT(h, DL_CALL)
 #undef DL_CALL
             }

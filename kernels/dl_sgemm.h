@@ -1,5 +1,6 @@
-/* The kernels' own single-threaded float32 GEMM (row-major), one header with two families of
- * variants chosen by the caller:
+/* The kernels' own single-threaded float32 GEMM (row-major): the drivers (blocking, tile choice,
+ * edges) of two variant families chosen by the caller, both on the register tiles of the one
+ * microkernel family, dl_sgemm_tiles.h (DL_ZMM_TILE, DL_VEC_TILE):
  *
  * 1. Blocked, AVX-512 only (dl_sgemm, dl_sgemm_ep; conv and dense):
  *
@@ -30,52 +31,7 @@
 #ifndef DL_SGEMM_H
 #define DL_SGEMM_H
 
-#include <stddef.h>
-#include <stdint.h>
-#include <string.h>
-
-#if defined(__GNUC__)
-#define DL_MAYBE_UNUSED __attribute__((unused))
-#else
-#define DL_MAYBE_UNUSED
-#endif
-
-#define DL_MR 14
-#define DL_NR 32
-#define DL_KC 640
-#define DL_NC 128
-
-#if defined(__GNUC__) && defined(__x86_64__)
-#include <immintrin.h>
-#define DL_HAVE_AVX512_BUILD 1
-#define DL_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma")))
-#else
-#define DL_HAVE_AVX512_BUILD 0
-#endif
-
-/* The CPU's level for the ISA switch of both variant families: 0 AVX-512 (F, VL), 1 AVX2 + FMA,
- * 2 the baseline. */
-DL_MAYBE_UNUSED static int dl_cpu_isa(void)
-{
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
-        return 0;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return 1;
-#endif
-    return 2;
-}
-
-/* Whether the blocked kernels (1.) run here: AVX-512 with DQ. */
-static int dl_sgemm_available(void)
-{
-#if DL_HAVE_AVX512_BUILD
-    return dl_cpu_isa() == 0 && __builtin_cpu_supports("avx512dq");
-#else
-    return 0;
-#endif
-}
+#include "dl_sgemm_tiles.h"
 
 /* dst (cols, rows) = src (rows, cols)^T, src row stride lds, dst row stride ldd. */
 DL_MAYBE_UNUSED static void dl_transpose(const float *src, ptrdiff_t lds, ptrdiff_t rows, ptrdiff_t cols,
@@ -91,137 +47,6 @@ DL_MAYBE_UNUSED static void dl_transpose(const float *src, ptrdiff_t lds, ptrdif
 
 #if DL_HAVE_AVX512_BUILD
 
-#define DL_ROWS_14(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
-#define DL_ROWS_8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
-#define DL_ROWS_4(X) X(0) X(1) X(2) X(3)
-#define DL_ROWS_2(X) X(0) X(1)
-#define DL_ROWS_1(X) X(0)
-
-#define DL_DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
-
-/* Row i of the tile: C = epilogue(acc + beta C), columns masked by m0/m1. */
-#define DL_STORE(i)                                                                         \
-    {                                                                                       \
-        float *cr = c + (ptrdiff_t)i * ldc;                                                 \
-        if (beta != 0.0f) {                                                                 \
-            c##i##0 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m0, cr), c##i##0);       \
-            c##i##1 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m1, cr + 16), c##i##1);  \
-        }                                                                                   \
-        if (bias != NULL) {                                                                 \
-            c##i##0 = _mm512_add_ps(c##i##0, vb0);                                          \
-            c##i##1 = _mm512_add_ps(c##i##1, vb1);                                          \
-        }                                                                                   \
-        if (relu) { /* max(0, NaN) is NaN: vmaxps returns its second operand on NaN */      \
-            c##i##0 = _mm512_max_ps(_mm512_setzero_ps(), c##i##0);                          \
-            c##i##1 = _mm512_max_ps(_mm512_setzero_ps(), c##i##1);                          \
-        }                                                                                   \
-        _mm512_mask_storeu_ps(cr, m0, c##i##0);                                             \
-        _mm512_mask_storeu_ps(cr + 16, m1, c##i##1);                                        \
-    }
-
-/* A in "rows" layout: element (i, p) at a[i*lda + p]. */
-#define DL_FMA_ROWS(i)                                                                      \
-    { __m512 ai = _mm512_set1_ps(a[(ptrdiff_t)i * lda + p]);                                \
-      c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); }
-
-/* Rows layout: every 16 steps of k, each row's line 8 lines ahead is prefetched (with short
- * rows that is the next row panel, which the hardware prefetchers miss: 14 interleaved
- * streams). 1x1 convolution (k = 64), 16 MB each way: 118 -> 147 GFLOPS (4 lines: 143). */
-#define DL_PF_ROWS(i) _mm_prefetch((const char *)(a + (ptrdiff_t)i * lda + p + 128), _MM_HINT_T0);
-#define DL_PF_ROWS_EVERY16(ROWS) if ((p & 15) == 0) { ROWS(DL_PF_ROWS) }
-#define DL_PF_NONE(ROWS)
-
-/* A in "cols" layout: element (i, p) at a[p*lda + i]. */
-#define DL_FMA_COLS(i)                                                                      \
-    { __m512 ai = _mm512_set1_ps(a[p * lda + i]);                                           \
-      c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); }
-
-/* dl_tile_<layout>_<R>: the C tile (R rows, nr <= 32 columns) = epilogue(sum_p A(i, p) B(p, j)
- * + beta C), with the accumulators in 2R zmm registers. */
-#define DL_DEFINE_TILE(NAME, ROWS, FMA, PF)                                                 \
-DL_TARGET static void NAME(ptrdiff_t k, const float *a, ptrdiff_t lda, const float *b,      \
-                           ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc, int nr,      \
-                           const float *bias, int relu)                                     \
-{                                                                                           \
-    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);                        \
-    __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u); \
-    __m512 vbeta = _mm512_set1_ps(beta);                                                    \
-    __m512 vb0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();              \
-    __m512 vb1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();         \
-    ptrdiff_t p;                                                                            \
-    ROWS(DL_DECL)                                                                           \
-    for (p = 0; p < k; p++) {                                                               \
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);                                 \
-        __m512 b1 = _mm512_maskz_loadu_ps(m1, b + p * ldb + 16);                            \
-        PF(ROWS)                                                                            \
-        ROWS(FMA)                                                                           \
-    }                                                                                       \
-    ROWS(DL_STORE)                                                                          \
-}
-
-DL_DEFINE_TILE(dl_tile_rows_14, DL_ROWS_14, DL_FMA_ROWS, DL_PF_ROWS_EVERY16)
-DL_DEFINE_TILE(dl_tile_rows_8, DL_ROWS_8, DL_FMA_ROWS, DL_PF_ROWS_EVERY16)
-DL_DEFINE_TILE(dl_tile_rows_4, DL_ROWS_4, DL_FMA_ROWS, DL_PF_ROWS_EVERY16)
-DL_DEFINE_TILE(dl_tile_rows_2, DL_ROWS_2, DL_FMA_ROWS, DL_PF_ROWS_EVERY16)
-DL_DEFINE_TILE(dl_tile_rows_1, DL_ROWS_1, DL_FMA_ROWS, DL_PF_ROWS_EVERY16)
-DL_DEFINE_TILE(dl_tile_cols_14, DL_ROWS_14, DL_FMA_COLS, DL_PF_NONE)
-DL_DEFINE_TILE(dl_tile_cols_8, DL_ROWS_8, DL_FMA_COLS, DL_PF_NONE)
-DL_DEFINE_TILE(dl_tile_cols_4, DL_ROWS_4, DL_FMA_COLS, DL_PF_NONE)
-DL_DEFINE_TILE(dl_tile_cols_2, DL_ROWS_2, DL_FMA_COLS, DL_PF_NONE)
-DL_DEFINE_TILE(dl_tile_cols_1, DL_ROWS_1, DL_FMA_COLS, DL_PF_NONE)
-
-/* The tile height for the rows left (14, then 8 + 4 + 2 + 1 for any remainder < 14), and the
- * call of the tile of that height. */
-#define DL_TILE_HEIGHT(left) ((left) >= 14 ? 14 : (left) >= 8 ? 8 : (left) >= 4 ? 4 : (left) >= 2 ? 2 : 1)
-#define DL_BY_HEIGHT(h, CALL)                                                               \
-    switch (h) {                                                                            \
-    case 14: CALL(14) break;                                                                \
-    case 8: CALL(8) break;                                                                  \
-    case 4: CALL(4) break;                                                                  \
-    case 2: CALL(2) break;                                                                  \
-    default: CALL(1) break;                                                                 \
-    }
-
-/* Rows [i, i + rows) of one block, rows <= 14: the tallest tile that fits, then smaller ones
- * for the rest (8 + 4 + 2 + 1 covers any remainder without padding or copying). */
-DL_TARGET static void dl_row_panel(int a_cols, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t k,
-                                   const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
-                                   float beta, float *c, ptrdiff_t ldc, const float *bias,
-                                   int relu)
-{
-    ptrdiff_t i = 0, j;
-    int h, nr;
-    while (i < rows) {
-        h = DL_TILE_HEIGHT(rows - i);
-        const float *ai = a_cols ? a + i : a + i * lda;
-        for (j = 0; j < n; j += DL_NR) {
-            nr = n - j < DL_NR ? (int)(n - j) : DL_NR;
-            const float *bj = bias ? bias + j : NULL;
-            float *cij = c + i * ldc + j;
-#define DL_CALL(H)                                                                          \
-            if (a_cols) dl_tile_cols_##H(k, ai, lda, b + j, ldb, beta, cij, ldc, nr, bj, relu); \
-            else dl_tile_rows_##H(k, ai, lda, b + j, ldb, beta, cij, ldc, nr, bj, relu);
-            DL_BY_HEIGHT(h, DL_CALL)
-#undef DL_CALL
-        }
-        i += h;
-    }
-}
-
-/* One block: k <= DL_KC, n <= DL_NC. */
-DL_TARGET static void dl_sgemm_block(int a_cols, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-                                     const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb,
-                                     float beta, float *c, ptrdiff_t ldc, const float *bias,
-                                     int relu)
-{
-    ptrdiff_t i, rows;
-    for (i = 0; i < m; i += DL_MR) {
-        rows = m - i < DL_MR ? m - i : DL_MR;
-        dl_row_panel(a_cols, rows, n, k, a_cols ? a + i : a + i * lda, lda, b, ldb, beta,
-                     c + i * ldc, ldc, bias, relu);
-    }
-}
-
 /* C (m, n) = epilogue(op(A) @ B + beta C); a_cols: A stored transposed (see the top of the
  * file); the epilogue adds bias (n,) when not NULL, then max(., 0) when relu. B is taken in
  * blocks of at most DL_KC rows and DL_NC columns (about 256 KB, held in L2 while every row panel
@@ -232,7 +57,7 @@ DL_TARGET static void dl_sgemm_ep(int a_cols, ptrdiff_t m, ptrdiff_t n, ptrdiff_
 {
     ptrdiff_t p0, j0, kb, nb;
     if (k <= DL_KC && n <= DL_NC) {
-        dl_sgemm_block(a_cols, m, n, k, a, lda, b, ldb, beta, c, ldc, bias, relu);
+        dl_zmm_panel(a_cols, m, n, k, a, lda, b, ldb, 1, beta, c, ldc, bias, relu);
         return;
     }
     for (j0 = 0; j0 < n; j0 += DL_NC) {
@@ -240,9 +65,9 @@ DL_TARGET static void dl_sgemm_ep(int a_cols, ptrdiff_t m, ptrdiff_t n, ptrdiff_
         for (p0 = 0; p0 < k || p0 == 0; p0 += DL_KC) {
             kb = k - p0 < DL_KC ? k - p0 : DL_KC;
             int last = p0 + DL_KC >= k;
-            dl_sgemm_block(a_cols, m, nb, kb, a_cols ? a + p0 * lda : a + p0, lda,
-                           b + p0 * ldb + j0, ldb, p0 == 0 ? beta : 1.0f, c + j0, ldc,
-                           last && bias ? bias + j0 : NULL, last && relu);
+            dl_zmm_panel(a_cols, m, nb, kb, a_cols ? a + p0 * lda : a + p0, lda,
+                         b + p0 * ldb + j0, ldb, 1, p0 == 0 ? beta : 1.0f, c + j0, ldc,
+                         last && bias ? bias + j0 : NULL, last && relu);
             if (k == 0)
                 break;
         }
@@ -288,49 +113,21 @@ static void dl_sgemm(int a_cols, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const fl
    chosen once at run time. */
 #define DL_CH_MR 4
 
-#define DL_CH_TILE(NAME, ATTR, VT, W, NV, MR)                                                    \
-ATTR static inline void NAME(ptrdiff_t i0, ptrdiff_t j0, int k, const float* A,                  \
-                             ptrdiff_t lda, const float* B, ptrdiff_t ldb, float beta, const float* bias, \
-                             float* C, ptrdiff_t ldc) {                                          \
-    VT acc[MR][NV];                                                                              \
-    VT bv[NV];                                                                                   \
-    VT old;                                                                                      \
-    int r, v, p;                                                                                 \
-    for (r = 0; r < MR; r++)                                                                     \
-        for (v = 0; v < NV; v++) {                                                               \
-            if (bias) { VT in_; memcpy(&in_, bias + j0 + v * W, sizeof(VT)); acc[r][v] = in_; }  \
-            else acc[r][v] = (VT){0};                                                            \
-        }                                                                                        \
-    for (p = 0; p < k; p++) {                                                                    \
-        const float* b = B + (ptrdiff_t)p * ldb + j0;                                            \
-        for (v = 0; v < NV; v++) { VT in_; memcpy(&in_, b + v * W, sizeof(VT)); bv[v] = in_; }   \
-        for (r = 0; r < MR; r++) {                                                               \
-            float a = A[(i0 + r) * lda + p];                                                     \
-            for (v = 0; v < NV; v++) acc[r][v] += a * bv[v];                                     \
-        }                                                                                        \
-    }                                                                                            \
-    for (r = 0; r < MR; r++) {                                                                   \
-        for (v = 0; v < NV; v++) {                                                               \
-            float* c = C + (i0 + r) * ldc + j0 + v * W;                                          \
-            if (beta != 0.0f) {                                                                  \
-                memcpy(&old, c, sizeof(VT));                                                     \
-                acc[r][v] += old;                                                                \
-            }                                                                                    \
-            { VT out_ = acc[r][v]; memcpy(c, &out_, sizeof(VT)); }                               \
-        }                                                                                        \
-    }                                                                                            \
-}
+/* Tile (i, j) of dl_sgemm_chain: the vector tile FN on A row i, B and C column j. */
+#define DL_CH_AT(FN, i, j)                                                                       \
+    FN(k, A + (i) * lda, lda, B + (j), ldb, 0, beta, bias ? bias + (j) : bias,                   \
+       C + (i) * ldc + (j), ldc, 0, 0)
 
 #define DL_CH_ROW_BLOCK 16  /* rows whose A block stays in L1 while B's panels stream */
 
 #define DL_CH_GEMM(NAME, ATTR, VT, W, NV)                                                        \
-DL_CH_TILE(NAME##_mn, ATTR, VT, W, NV, DL_CH_MR)                                                 \
-DL_CH_TILE(NAME##_m1, ATTR, VT, W, 1, DL_CH_MR)                                                  \
-DL_CH_TILE(NAME##_1w, ATTR, VT, W, 4 * NV, 1)                                                    \
-DL_CH_TILE(NAME##_11, ATTR, VT, W, 1, 1)                                                         \
-DL_CH_TILE(NAME##_r1, ATTR, VT, W, NV, 1)                                                        \
-DL_CH_TILE(NAME##_r2, ATTR, VT, W, NV, 2)                                                        \
-DL_CH_TILE(NAME##_r3, ATTR, VT, W, NV, 3)                                                        \
+DL_VEC_TILE(NAME##_mn, ATTR, VT, W, NV, 1, DL_CH_MR, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD)  \
+DL_VEC_TILE(NAME##_m1, ATTR, VT, W, 1, 1, DL_CH_MR, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD)   \
+DL_VEC_TILE(NAME##_1w, ATTR, VT, W, 4 * NV, 1, 1, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD)     \
+DL_VEC_TILE(NAME##_11, ATTR, VT, W, 1, 1, 1, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD)          \
+DL_VEC_TILE(NAME##_r1, ATTR, VT, W, NV, 1, 1, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD)         \
+DL_VEC_TILE(NAME##_r2, ATTR, VT, W, NV, 1, 2, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD)         \
+DL_VEC_TILE(NAME##_r3, ATTR, VT, W, NV, 1, 3, DL_VA_ROWS, 0, DL_INIT_BIAS, DL_STORE_ADD)         \
 /* The last n - j < W columns, one zero-padded vector per row: the same vector FMA chain as      \
    the full tiles' lanes (a scalar loop would be vectorized in order as mul + add). */           \
 ATTR static void NAME##_tail(ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t j, int n, int k,              \
@@ -366,20 +163,20 @@ ATTR static void NAME(int m, int n, int k, const float* A, ptrdiff_t lda, const 
     for (i0 = 0; i0 < m4; i0 += DL_CH_ROW_BLOCK) {                                               \
         i1 = i0 + DL_CH_ROW_BLOCK < m4 ? i0 + DL_CH_ROW_BLOCK : m4;                              \
         for (j = 0; j < jp; j += NV * W) {                                                       \
-            for (i = i0; i < i1; i += DL_CH_MR) NAME##_mn(i, j, k, A, lda, B, ldb, beta, bias, C, ldc); \
-            if (i1 == m4 && rem == 3) NAME##_r3(m4, j, k, A, lda, B, ldb, beta, bias, C, ldc);   \
-            else if (i1 == m4 && rem == 2) NAME##_r2(m4, j, k, A, lda, B, ldb, beta, bias, C, ldc); \
-            else if (i1 == m4 && rem == 1) NAME##_r1(m4, j, k, A, lda, B, ldb, beta, bias, C, ldc); \
+            for (i = i0; i < i1; i += DL_CH_MR) DL_CH_AT(NAME##_mn, i, j);                       \
+            if (i1 == m4 && rem == 3) DL_CH_AT(NAME##_r3, m4, j);                                \
+            else if (i1 == m4 && rem == 2) DL_CH_AT(NAME##_r2, m4, j);                           \
+            else if (i1 == m4 && rem == 1) DL_CH_AT(NAME##_r1, m4, j);                           \
         }                                                                                        \
         for (; j + W <= n; j += W)                                                               \
-            for (i = i0; i < i1; i += DL_CH_MR) NAME##_m1(i, j, k, A, lda, B, ldb, beta, bias, C, ldc); \
+            for (i = i0; i < i1; i += DL_CH_MR) DL_CH_AT(NAME##_m1, i, j);                       \
         NAME##_tail(i0, i1, j, n, k, A, lda, B, ldb, beta, bias, C, ldc);                        \
     }                                                                                            \
     for (i = m4; i < m; i++) {                                                                   \
         j = rem ? jp : 0;                                                                        \
         for (; j + 4 * NV * W <= n; j += 4 * NV * W)                                             \
-            NAME##_1w(i, j, k, A, lda, B, ldb, beta, bias, C, ldc);                              \
-        for (; j + W <= n; j += W) NAME##_11(i, j, k, A, lda, B, ldb, beta, bias, C, ldc);       \
+            DL_CH_AT(NAME##_1w, i, j);                                                           \
+        for (; j + W <= n; j += W) DL_CH_AT(NAME##_11, i, j);                                    \
         NAME##_tail(i, i + 1, j, n, k, A, lda, B, ldb, beta, bias, C, ldc);                      \
     }                                                                                            \
 }
@@ -392,37 +189,17 @@ ATTR static void NAME(int m, int n, int k, const float* A, ptrdiff_t lda, const 
    of how [j0, j1) ranges split the columns between threads. */
 #define DL_CH_TN_PB 128
 
-#define DL_CH_TN_TILE(NAME, ATTR, VT, W, NV, MR)                                                 \
-ATTR static inline void NAME(ptrdiff_t i0, ptrdiff_t j0, ptrdiff_t p0, ptrdiff_t p1,             \
-                             const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,       \
-                             float* C, ptrdiff_t ldc, int first) {                               \
-    VT acc[MR][NV];                                                                              \
-    VT bv[NV];                                                                                   \
-    int r, v;                                                                                    \
-    ptrdiff_t p;                                                                                 \
-    for (r = 0; r < MR; r++)                                                                     \
-        for (v = 0; v < NV; v++) {                                                               \
-            if (first) acc[r][v] = (VT){0};                                                      \
-            else { VT in_; memcpy(&in_, C + (i0 + r) * ldc + j0 + v * W, sizeof(VT)); acc[r][v] = in_; } \
-        }                                                                                        \
-    for (p = p0; p < p1; p++) {                                                                  \
-        const float* b = B + p * ldb + j0;                                                       \
-        const float* a = A + p * lda + i0;                                                       \
-        for (v = 0; v < NV; v++) { VT in_; memcpy(&in_, b + v * W, sizeof(VT)); bv[v] = in_; }   \
-        for (r = 0; r < MR; r++) {                                                               \
-            float av = a[r];                                                                     \
-            for (v = 0; v < NV; v++) acc[r][v] += av * bv[v];                                    \
-        }                                                                                        \
-    }                                                                                            \
-    for (r = 0; r < MR; r++)                                                                     \
-        for (v = 0; v < NV; v++) { VT out_ = acc[r][v]; memcpy(C + (i0 + r) * ldc + j0 + v * W, &out_, sizeof(VT)); } \
-}
+/* Tile (i, j) of dl_sgemm_chain_tn over rows [p0, p1) of A and of B (row stride LDB): the
+   chain continues from C unless first. */
+#define DL_TN_AT(FN, i, j, AP, BP, LDB)                                                          \
+    FN(p1 - p0, (AP) + (i), lda, BP, LDB, 0, first ? 0.0f : 1.0f, NULL, C + (i) * ldc + (j),     \
+       ldc, 0, 0)
 
 #define DL_CH_TN(NAME, ATTR, VT, W, NV)                                                          \
-DL_CH_TN_TILE(NAME##_mn, ATTR, VT, W, NV, DL_CH_MR)                                              \
-DL_CH_TN_TILE(NAME##_1n, ATTR, VT, W, NV, 1)                                                     \
-DL_CH_TN_TILE(NAME##_m1, ATTR, VT, W, 1, DL_CH_MR)                                               \
-DL_CH_TN_TILE(NAME##_11, ATTR, VT, W, 1, 1)                                                      \
+DL_VEC_TILE(NAME##_mn, ATTR, VT, W, NV, 1, DL_CH_MR, DL_VA_COLS, 0, DL_INIT_C, DL_STORE_PLAIN)   \
+DL_VEC_TILE(NAME##_1n, ATTR, VT, W, NV, 1, 1, DL_VA_COLS, 0, DL_INIT_C, DL_STORE_PLAIN)          \
+DL_VEC_TILE(NAME##_m1, ATTR, VT, W, 1, 1, DL_CH_MR, DL_VA_COLS, 0, DL_INIT_C, DL_STORE_PLAIN)    \
+DL_VEC_TILE(NAME##_11, ATTR, VT, W, 1, 1, 1, DL_VA_COLS, 0, DL_INIT_C, DL_STORE_PLAIN)           \
 ATTR static void NAME(ptrdiff_t m, ptrdiff_t k, ptrdiff_t j0, ptrdiff_t j1,                      \
                       const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,              \
                       float* C, ptrdiff_t ldc) {                                                 \
@@ -436,14 +213,14 @@ ATTR static void NAME(ptrdiff_t m, ptrdiff_t k, ptrdiff_t j0, ptrdiff_t j1,     
             for (p = p0; p < p1; p++)                                                            \
                 memcpy(bp + (p - p0) * NV * W, B + p * ldb + j, NV * W * sizeof(float));         \
             for (i = 0; i + DL_CH_MR <= k; i += DL_CH_MR)                                        \
-                NAME##_mn(i, 0, 0, p1 - p0, A + p0 * lda, lda, bp, NV * W, C + j, ldc, first);   \
+                DL_TN_AT(NAME##_mn, i, j, A + p0 * lda, bp, NV * W);                             \
             for (; i < k; i++)                                                                   \
-                NAME##_1n(i, 0, 0, p1 - p0, A + p0 * lda, lda, bp, NV * W, C + j, ldc, first);   \
+                DL_TN_AT(NAME##_1n, i, j, A + p0 * lda, bp, NV * W);                             \
         }                                                                                        \
         for (; j + W <= j1; j += W) {                                                            \
             for (i = 0; i + DL_CH_MR <= k; i += DL_CH_MR)                                        \
-                NAME##_m1(i, j, p0, p1, A, lda, B, ldb, C, ldc, first);                          \
-            for (; i < k; i++) NAME##_11(i, j, p0, p1, A, lda, B, ldb, C, ldc, first);           \
+                DL_TN_AT(NAME##_m1, i, j, A + p0 * lda, B + p0 * ldb + j, ldb);                  \
+            for (; i < k; i++) DL_TN_AT(NAME##_11, i, j, A + p0 * lda, B + p0 * ldb + j, ldb);   \
         }                                                                                        \
         for (; j < j1; j++)                                                                      \
             for (i = 0; i < k; i++) {                                                            \
@@ -461,67 +238,27 @@ ATTR static void NAME(ptrdiff_t m, ptrdiff_t k, ptrdiff_t j0, ptrdiff_t j1,     
    panel; panels outermost, so a panel stays in L1 for all the DL_CH_MR-row tiles. Each
    element is the same FMA chain as in DL_CH_GEMM (0, then p = 0..k-1, then + beta C), so
    results are bit-identical to dl_sgemm_chain's. */
-#define DL_CH_PTILE(NAME, ATTR, VT, W, NV, NP, MR)                                               \
-ATTR static inline void NAME(int k, const float* A, ptrdiff_t lda, const float* P,               \
-                             ptrdiff_t ps, float beta, float* C, ptrdiff_t ldc,                  \
-                             ptrdiff_t ncols) {                                                  \
-    VT acc[MR][NP * NV];                                                                         \
-    VT bv, old;                                                                                  \
-    float a[MR];                                                                                 \
-    float tmp[NP * NV * W];                                                                      \
-    int r, s, v, p;                                                                              \
-    ptrdiff_t j;                                                                                 \
-    for (r = 0; r < MR; r++)                                                                     \
-        for (v = 0; v < NP * NV; v++) acc[r][v] = (VT){0};                                       \
-    for (p = 0; p < k; p++) {                                                                    \
-        const float* b = P + (ptrdiff_t)p * (NV * W);                                            \
-        for (r = 0; r < MR; r++) a[r] = A[r * lda + p];                                          \
-        for (s = 0; s < NP; s++)                                                                 \
-            for (v = 0; v < NV; v++) {                                                           \
-                memcpy(&bv, b + s * ps + v * W, sizeof(VT));                                     \
-                for (r = 0; r < MR; r++) acc[r][s * NV + v] += a[r] * bv;                        \
-            }                                                                                    \
-    }                                                                                            \
-    for (r = 0; r < MR; r++) {                                                                   \
-        float* c = C + r * ldc;                                                                  \
-        if (ncols >= NP * NV * W) {                                                              \
-            for (v = 0; v < NP * NV; v++) {                                                      \
-                if (beta != 0.0f) {                                                              \
-                    memcpy(&old, c + v * W, sizeof(VT));                                         \
-                    acc[r][v] += old;                                                            \
-                }                                                                                \
-                VT out_ = acc[r][v];                                                             \
-                memcpy(c + v * W, &out_, sizeof(VT));                                            \
-            }                                                                                    \
-        } else {                                                                                 \
-            for (v = 0; v < NP * NV; v++) {                                                      \
-                VT out_ = acc[r][v];                                                             \
-                memcpy(tmp + v * W, &out_, sizeof(VT));                                          \
-            }                                                                                    \
-            for (j = 0; j < ncols; j++) c[j] = beta != 0.0f ? tmp[j] + c[j] : tmp[j];            \
-        }                                                                                        \
-    }                                                                                            \
-}
+/* Tile (row i, panel q) of dl_sgemm_chain_packed. */
+#define DL_CP_AT(FN, i, q)                                                                       \
+    FN(k, A + (i) * lda, lda, P + (q) * ps, pw, ps, beta, NULL, C + (i) * ldc + (q) * pw, ldc,   \
+       n - (q) * pw, 0)
 
 #define DL_CH_PGEMM(NAME, ATTR, VT, W, NV)                                                       \
-DL_CH_PTILE(NAME##_41, ATTR, VT, W, NV, 1, DL_CH_MR)                                             \
-DL_CH_PTILE(NAME##_14, ATTR, VT, W, NV, 4, 1)                                                    \
-DL_CH_PTILE(NAME##_11, ATTR, VT, W, NV, 1, 1)                                                    \
+DL_VEC_TILE(NAME##_41, ATTR, VT, W, NV, 1, DL_CH_MR, DL_VA_ROWS, 1, DL_INIT_ZERO, DL_STORE_NCOLS) \
+DL_VEC_TILE(NAME##_14, ATTR, VT, W, NV, 4, 1, DL_VA_ROWS, 1, DL_INIT_ZERO, DL_STORE_NCOLS)       \
+DL_VEC_TILE(NAME##_11, ATTR, VT, W, NV, 1, 1, DL_VA_ROWS, 1, DL_INIT_ZERO, DL_STORE_NCOLS)       \
 ATTR static void NAME(int m, int n, int k, const float* A, ptrdiff_t lda, const float* P,        \
                       float beta, float* C, ptrdiff_t ldc) {                                     \
     const ptrdiff_t pw = NV * W, ps = (ptrdiff_t)k * (NV * W);                                   \
     ptrdiff_t np = (n + pw - 1) / pw, m4 = m - m % DL_CH_MR, i, q;                               \
     for (q = 0; q < np; q++)                                                                     \
         for (i = 0; i < m4; i += DL_CH_MR)                                                       \
-            NAME##_41(k, A + i * lda, lda, P + q * ps, ps, beta, C + i * ldc + q * pw, ldc,      \
-                      n - q * pw);                                                               \
+            DL_CP_AT(NAME##_41, i, q);                                                           \
     for (i = m4; i < m; i++) {                                                                   \
         for (q = 0; q + 4 <= np; q += 4)                                                         \
-            NAME##_14(k, A + i * lda, lda, P + q * ps, ps, beta, C + i * ldc + q * pw, ldc,      \
-                      n - q * pw);                                                               \
+            DL_CP_AT(NAME##_14, i, q);                                                           \
         for (; q < np; q++)                                                                      \
-            NAME##_11(k, A + i * lda, lda, P + q * ps, ps, beta, C + i * ldc + q * pw, ldc,      \
-                      n - q * pw);                                                               \
+            DL_CP_AT(NAME##_11, i, q);                                                           \
     }                                                                                            \
 }                                                                                                \
 /* Packs B; returns 1 when all of B is finite (then a zero row times B is exactly zero). */      \

@@ -60,52 +60,19 @@ static void dl_own_pack(int isa, int trans_b, ptrdiff_t k, ptrdiff_t n, const fl
     }
 }
 
-/* Generic tile (AVX2 and baseline): MR rows x NV*W columns of C from one packed strip, k steps.
- * LAYOUT_ROWS selects how A is read. */
-#define DL_PK_A_ROWS(r) a[(ptrdiff_t)(r) * lda + p]
-#define DL_PK_A_COLS(r) a[p * lda + (r)]
-#define DL_PK_TILE(NAME, ATTR, VT, W, NV, MR, AREAD)                                             \
-ATTR static void NAME(ptrdiff_t k, const float *a, ptrdiff_t lda, const float *b, float beta,   \
-                      float *c, ptrdiff_t ldc, int nr, const float *bias, int relu)              \
-{                                                                                                \
-    VT acc[MR][NV], bv[NV];                                                                      \
-    float out[NV * W];                                                                           \
-    ptrdiff_t p;                                                                                 \
-    int r, v, j;                                                                                 \
-    for (r = 0; r < MR; r++)                                                                     \
-        for (v = 0; v < NV; v++) acc[r][v] = (VT){0};                                            \
-    for (p = 0; p < k; p++) {                                                                    \
-        for (v = 0; v < NV; v++) memcpy(&bv[v], b + p * (NV * W) + v * W, sizeof(VT));           \
-        for (r = 0; r < MR; r++) {                                                               \
-            float ar = AREAD(r);                                                                 \
-            for (v = 0; v < NV; v++) acc[r][v] += ar * bv[v];                                    \
-        }                                                                                        \
-    }                                                                                            \
-    for (r = 0; r < MR; r++) {                                                                   \
-        float *cr = c + (ptrdiff_t)r * ldc;                                                      \
-        for (v = 0; v < NV; v++) memcpy(out + v * W, &acc[r][v], sizeof(VT));                    \
-        for (j = 0; j < nr; j++) {                                                               \
-            float s = out[j];                                                                    \
-            if (beta != 0.0f) s += beta * cr[j];                                                 \
-            if (bias != NULL) s += bias[j];                                                      \
-            if (relu) s = s > 0.0f ? s : (s != s ? s : 0.0f);                                    \
-            cr[j] = s;                                                                           \
-        }                                                                                        \
-    }                                                                                            \
-}
-
 #if DL_HAVE_AVX512_BUILD
+/* The AVX2 (6x16) and baseline (4x8) tiles on a packed strip: the vector tiles of
+ * dl_sgemm_tiles.h with the scalar epilogue on the first nr columns. */
 typedef float dl_pk8 __attribute__((vector_size(32)));
 typedef float dl_pk4 __attribute__((vector_size(16)));
 #define DL_AVX2_ATTR __attribute__((target("avx2,fma")))
-DL_PK_TILE(dl_pk_avx2_rows_6, DL_AVX2_ATTR, dl_pk8, 8, 2, 6, DL_PK_A_ROWS)
-DL_PK_TILE(dl_pk_avx2_rows_1, DL_AVX2_ATTR, dl_pk8, 8, 2, 1, DL_PK_A_ROWS)
-DL_PK_TILE(dl_pk_avx2_cols_6, DL_AVX2_ATTR, dl_pk8, 8, 2, 6, DL_PK_A_COLS)
-DL_PK_TILE(dl_pk_avx2_cols_1, DL_AVX2_ATTR, dl_pk8, 8, 2, 1, DL_PK_A_COLS)
-DL_PK_TILE(dl_pk_base_rows_4, , dl_pk4, 4, 2, 4, DL_PK_A_ROWS)
-DL_PK_TILE(dl_pk_base_rows_1, , dl_pk4, 4, 2, 1, DL_PK_A_ROWS)
-DL_PK_TILE(dl_pk_base_cols_4, , dl_pk4, 4, 2, 4, DL_PK_A_COLS)
-DL_PK_TILE(dl_pk_base_cols_1, , dl_pk4, 4, 2, 1, DL_PK_A_COLS)
+#define DL_PK_TILES(ISA, ATTR, VT, W, MR)                                                        \
+DL_VEC_TILE(dl_pk_##ISA##_rows_##MR, ATTR, VT, W, 2, 1, MR, DL_VA_ROWS, 0, DL_INIT_ZERO, DL_STORE_EPI) \
+DL_VEC_TILE(dl_pk_##ISA##_rows_1, ATTR, VT, W, 2, 1, 1, DL_VA_ROWS, 0, DL_INIT_ZERO, DL_STORE_EPI) \
+DL_VEC_TILE(dl_pk_##ISA##_cols_##MR, ATTR, VT, W, 2, 1, MR, DL_VA_COLS, 0, DL_INIT_ZERO, DL_STORE_EPI) \
+DL_VEC_TILE(dl_pk_##ISA##_cols_1, ATTR, VT, W, 2, 1, 1, DL_VA_COLS, 0, DL_INIT_ZERO, DL_STORE_EPI)
+DL_PK_TILES(avx2, DL_AVX2_ATTR, dl_pk8, 8, 6)
+DL_PK_TILES(base, , dl_pk4, 4, 4)
 
 /* One k block of rows [0, m) on packed strips [q0, q1) (strip q at P + q*k*W + p0*W). */
 DL_TARGET static void dl_own_block512(int a_cols, ptrdiff_t m, ptrdiff_t n, ptrdiff_t kb,
@@ -113,29 +80,14 @@ DL_TARGET static void dl_own_block512(int a_cols, ptrdiff_t m, ptrdiff_t n, ptrd
                                       ptrdiff_t q0, ptrdiff_t q1, float beta, float *c,
                                       ptrdiff_t ldc, const float *bias, int relu)
 {
-    ptrdiff_t i = 0, q;
-    int h, nr;
-    while (i < m) {
-        h = DL_TILE_HEIGHT(m - i);
-        const float *ai = a_cols ? a + i : a + i * lda;
-        for (q = q0; q < q1; q++) {
-            nr = n - q * 32 < 32 ? (int)(n - q * 32) : 32;
-            const float *bq = P + q * sq;
-            const float *bj = bias ? bias + q * 32 : NULL;
-            float *cij = c + i * ldc + q * 32;
-#define DL_CALL(H)                                                                          \
-            if (a_cols) dl_tile_cols_##H(kb, ai, lda, bq, 32, beta, cij, ldc, nr, bj, relu);    \
-            else dl_tile_rows_##H(kb, ai, lda, bq, 32, beta, cij, ldc, nr, bj, relu);
-            DL_BY_HEIGHT(h, DL_CALL)
-#undef DL_CALL
-        }
-        i += h;
-    }
+    ptrdiff_t n1 = q1 * 32 < n ? q1 * 32 : n;
+    dl_zmm_panel(a_cols, m, n1 - q0 * 32, kb, a, lda, P + q0 * sq, 32, sq / 32, beta,
+                 c + q0 * 32, ldc, bias ? bias + q0 * 32 : NULL, relu);
 }
 #endif
 
-typedef void (*dl_pk_tile_fn)(ptrdiff_t, const float *, ptrdiff_t, const float *, float, float *,
-                              ptrdiff_t, int, const float *, int);
+typedef void (*dl_pk_tile_fn)(ptrdiff_t, const float *, ptrdiff_t, const float *, ptrdiff_t,
+                              ptrdiff_t, float, const float *, float *, ptrdiff_t, ptrdiff_t, int);
 
 static void dl_own_block_generic(int isa, int a_cols, ptrdiff_t m, ptrdiff_t n, ptrdiff_t kb,
                                  const float *a, ptrdiff_t lda, const float *P, ptrdiff_t sq,
@@ -159,10 +111,10 @@ static void dl_own_block_generic(int isa, int a_cols, ptrdiff_t m, ptrdiff_t n, 
             const float *ai = a_cols ? a + i : a + i * lda;
             const float *bj = bias ? bias + q * w : NULL;
             if (m - i >= mr) {
-                full(kb, ai, lda, P + q * sq, beta, c + i * ldc + q * w, ldc, nr, bj, relu);
+                full(kb, ai, lda, P + q * sq, w, 0, beta, bj, c + i * ldc + q * w, ldc, nr, relu);
                 i += mr;
             } else {
-                one(kb, ai, lda, P + q * sq, beta, c + i * ldc + q * w, ldc, nr, bj, relu);
+                one(kb, ai, lda, P + q * sq, w, 0, beta, bj, c + i * ldc + q * w, ldc, nr, relu);
                 i += 1;
             }
         }

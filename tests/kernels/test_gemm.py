@@ -486,6 +486,26 @@ def test_dense_forward_bf16(bf16_isa, name, with_bias):
         np.testing.assert_allclose(y, ref.dense_bf16(x, w, b, name), **bf16_tol(k), err_msg=f"{name} {(n, k, m)}")
 
 
+@pytest.mark.parametrize("with_bias", (True, False))
+def test_dense_forward_bf16_relu_keeps_nan_on_full_tiles(bf16_isa, with_bias):
+    """Full 8x32 tiles use the float32 tiles' epilogue, as the edge tiles' scalar store does:
+    ReLU keeps NaN (as the float32 path and Keras do)."""
+    x, w = rand((16, 20), np.float32, 1), rand((20, 64), np.float32, 2)
+    x[3, 5] = np.nan
+    b = rand((64,), np.float32, 3) if with_bias else None
+    previous = _gemm.set_bf16_few_rows(0)
+    try:
+        y = np.empty((16, 64), np.float32)
+        gemm.dense_forward_bf16(x, w, b, elementwise.ACTIVATIONS["relu"], 0.0, y, 1)
+        lin = np.empty((16, 64), np.float32)
+        gemm.dense_forward_bf16(x, w, b, elementwise.ACTIVATIONS["linear"], 0.0, lin, 1)
+    finally:
+        _gemm.set_bf16_few_rows(previous)
+    assert np.isnan(y[3]).all() and np.isnan(lin[3]).all()
+    rest = np.arange(16) != 3
+    np.testing.assert_array_equal(y[rest], np.maximum(lin[rest], 0.0))
+
+
 def test_set_bf16_isa_refuses_unknown_names():
     with pytest.raises(ValueError, match="set_bf16_isa"):
         _gemm.set_bf16_isa("amx")
