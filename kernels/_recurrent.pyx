@@ -54,6 +54,14 @@ cdef extern from "dl_rnn_cells.h" nogil:
     void dlr_lstm_cell_back_f32(const float* z, const float* cp, float* dh, float* dc, float* dz,
                                 Py_ssize_t n)
 
+cdef extern from "dl_recurrent_b1.h" nogil:
+    int DLR_B1_AVAILABLE
+    Py_ssize_t dlr_b1_pack_size(Py_ssize_t u)
+    int dlr_b1_pack(Py_ssize_t u, const float* r, Py_ssize_t ldr, float* p)
+    int dlr_b1_same(Py_ssize_t u, const float* r, Py_ssize_t ldr, const float* p)
+    void dlr_lstm_b1_forward(Py_ssize_t t_len, Py_ssize_t u, float* z, const float* p, int finite,
+                             float* h, float* c, float* y, float* hbuf)
+
 cdef extern from "dl_sgemm.h" nogil:
     void dl_sgemm_chain(int m, int n, int k, const float* A, Py_ssize_t lda, const float* B,
                         Py_ssize_t ldb, float beta, const float* bias, float* C, Py_ssize_t ldc)
@@ -81,6 +89,7 @@ def bind_blas_threads(size_t address):
 
 
 include "_recurrent_steps.pxi"
+include "_recurrent_cache.pxi"
 
 
 # ---- SimpleRNN ---------------------------------------------------------------------------------
@@ -391,6 +400,11 @@ def lstm_forward(floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug,
     cdef const floating* rr = r
     cdef Py_ssize_t ldr = r_ug.shape[1]
     cdef floating* pk = NULL
+    if floating is float:
+        if (N == 1 and mask == NULL and hprev == NULL and activation == ACT_TANH
+                and recurrent_activation == ACT_SIGMOID and _packs(N, T, rm) and _b1_available()):
+            _lstm_b1(z, r, ldr, h, c, y, T, U)
+            return
     dl_blas_serial_enter(n_threads)
     with nogil:
         if _packs(N, T, rm):
@@ -409,6 +423,30 @@ def lstm_forward(floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug,
         free(rp)
         _free_pack(pk)
     dl_blas_serial_exit()
+
+
+cdef inline bint _b1_available() noexcept nogil:
+    """Whether the batch-1 LSTM forward runs here: AVX-512 chosen for the products (set_isa)."""
+    return DLR_B1_AVAILABLE != 0 and dl_sgemm_chain_pack_width() == 64
+
+
+cdef int _lstm_b1(float* z, const float* r, Py_ssize_t ldr, float* h, float* c, float* y,
+                  Py_ssize_t T, Py_ssize_t U) except -1:
+    """One row, no mask, no dropout, nothing recorded, tanh/sigmoid: dlr_lstm_b1_forward on R
+    packed once per layer (_recurrent_cache.pxi). Called with the GIL held."""
+    cdef _Packed* e = _packed_get(r, U, ldr)
+    cdef float* hbuf
+    if e == NULL:
+        raise MemoryError("lstm_forward: no memory for the packed recurrent kernel")
+    hbuf = <float*>malloc((2 * U + 16) * sizeof(float))
+    if hbuf == NULL:
+        _packed_release(e)
+        raise MemoryError("lstm_forward: no memory for the state buffers")
+    with nogil:
+        dlr_lstm_b1_forward(T, U, z, e.data, e.finite, h, c, y, hbuf)
+    free(hbuf)
+    _packed_release(e)
+    return 0
 
 
 def lstm_backward(const floating[:, :, ::1] z_ntg, const floating[:, :, ::1] cprev_ntu,
