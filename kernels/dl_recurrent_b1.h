@@ -59,22 +59,6 @@ static int dlr_b1_pack(ptrdiff_t u, const float* r, ptrdiff_t ldr, float* p)
     return !bad;
 }
 
-/* Whether P holds exactly R's bits (the cache's check that R did not change). */
-static int dlr_b1_same(ptrdiff_t u, const float* r, ptrdiff_t ldr, const float* p)
-{
-    ptrdiff_t u0, row, g, w;
-    for (u0 = 0; u0 < u; u0 += DLR_B1_UNITS) {
-        w = u - u0 < DLR_B1_UNITS ? u - u0 : DLR_B1_UNITS;
-        for (row = 0; row < u; row++)
-            for (g = 0; g < 4; g++)
-                if (memcmp(r + row * ldr + g * u + u0,
-                           p + (u0 * u + row * DLR_B1_UNITS) * 4 + g * DLR_B1_UNITS,
-                           (size_t)w * sizeof(float)) != 0)
-                    return 0;
-    }
-    return 1;
-}
-
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
 #define DLR_B1_AVAILABLE 1
@@ -125,6 +109,34 @@ DLR_V static inline __m512 dlr_v_tanhf(__m512 x)
     q = _mm512_mask_sub_ps(q, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ),
                            _mm512_setzero_ps(), q);
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_LT_OQ), q, p);
+}
+
+/* Whether P holds exactly R's bits (the cache's check that R did not change since it was
+   packed): LSTM(128) 4.4 us, at L2 bandwidth (memcmp per 64-byte segment: 9.5 us). */
+DLR_V static int dlr_b1_same(ptrdiff_t u, const float* r, ptrdiff_t ldr, const float* p)
+{
+    ptrdiff_t u0, row;
+    for (u0 = 0; u0 < u; u0 += DLR_B1_UNITS) {
+        __mmask16 m = u - u0 >= DLR_B1_UNITS ? (__mmask16)0xffff : (__mmask16)((1u << (u - u0)) - 1);
+        __m512i d0 = _mm512_setzero_si512(), d1 = d0;
+        const float* pb = p + u0 * u * 4;
+        for (row = 0; row < u; row++) {
+            const float* rr = r + row * ldr + u0;
+            const float* pr = pb + row * 4 * DLR_B1_UNITS;
+            d0 = _mm512_or_si512(d0, _mm512_xor_si512(_mm512_load_si512(pr),
+                                 _mm512_castps_si512(_mm512_maskz_loadu_ps(m, rr))));
+            d1 = _mm512_or_si512(d1, _mm512_xor_si512(_mm512_load_si512(pr + 16),
+                                 _mm512_castps_si512(_mm512_maskz_loadu_ps(m, rr + u))));
+            d0 = _mm512_or_si512(d0, _mm512_xor_si512(_mm512_load_si512(pr + 32),
+                                 _mm512_castps_si512(_mm512_maskz_loadu_ps(m, rr + 2 * u))));
+            d1 = _mm512_or_si512(d1, _mm512_xor_si512(_mm512_load_si512(pr + 48),
+                                 _mm512_castps_si512(_mm512_maskz_loadu_ps(m, rr + 3 * u))));
+        }
+        d0 = _mm512_or_si512(d0, d1);
+        if (_mm512_test_epi32_mask(d0, d0))
+            return 0;
+    }
+    return 1;
 }
 
 /* One block's gate math, run in stages: pre-activations (already in z) in registers. */
@@ -243,6 +255,7 @@ DLR_V static void dlr_lstm_b1_forward(ptrdiff_t t_len, ptrdiff_t u, float* z, co
 #define DLR_B1_AVAILABLE 0
 static void dlr_lstm_b1_forward(ptrdiff_t t_len, ptrdiff_t u, float* z, const float* p,
                                 int finite, float* h, float* c, float* y, float* hbuf) {}
+static int dlr_b1_same(ptrdiff_t u, const float* r, ptrdiff_t ldr, const float* p) { return 0; }
 #endif
 
 #endif

@@ -21,7 +21,8 @@ rows_matmul_tn(a_mk, b_mn, c_kn, colsum_n, n_threads=1)
 mask_time_steps(x_ntk, mask_nk, accumulate, out_ntk)   (Numba: the dropout masks' multiply)
 (and, outside the table, for tests and benchmarks: step_matmul(a, b, c, beta=0.0, packed=False),
 the per-step product; fast_activation(code, x_n, y_n), the float32 sigmoid/tanh; set_isa(isa),
-which selects the float32 products' ISA.)
+which selects the float32 products' ISA; packed_cache_info() and packed_cache_clear(), the
+batch-1 LSTM forward's cache of packed recurrent kernels.)
 
 Legend: N batch, T time steps, K input features, U units, G = gates * U; M rows of a product.
 """
@@ -37,6 +38,8 @@ from ._recurrent import (
     gru_forward,
     lstm_backward,
     lstm_forward,
+    packed_cache_clear,
+    packed_cache_info,
     rows_matmul,
     rows_matmul_tn,
     set_isa,
