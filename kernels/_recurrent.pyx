@@ -65,6 +65,9 @@ cdef extern from "dl_recurrent_b1.h" nogil:
     Py_ssize_t dlr_b1_pack_size(Py_ssize_t u)
     int dlr_b1_pack(Py_ssize_t u, const float* r, Py_ssize_t ldr, float* p)
     int dlr_b1_same(Py_ssize_t u, const float* r, Py_ssize_t ldr, const float* p)
+    int dlr_b1_project(Py_ssize_t t_len, Py_ssize_t k, Py_ssize_t u, const float* x, const float* w,
+                       const float* bias, float* z, int check, const float* r, Py_ssize_t ldr,
+                       const float* p)
     void dlr_lstm_b1_forward(Py_ssize_t t_len, Py_ssize_t u, float* z, const float* p, int finite,
                              float* h, float* c, float* y, float* hbuf)
 

@@ -14,18 +14,36 @@ cdef inline bint _b1_available() noexcept nogil:
 
 
 cdef int _lstm_b1(float* z, const float* r, Py_ssize_t ldr, float* h, float* c, float* y,
-                  Py_ssize_t T, Py_ssize_t U) except -1:
+                  Py_ssize_t T, Py_ssize_t U, const float* x=NULL, const float* w=NULL,
+                  const float* bias=NULL, Py_ssize_t K=0) except -1:
     """One row, no mask, no dropout, nothing recorded, tanh/sigmoid: dlr_lstm_b1_forward on R
-    packed once per layer (_recurrent_cache.pxi). Called with the GIL held."""
-    cdef _Packed* e = _packed_get(r, U, ldr)
+    packed once per layer (_recurrent_cache.pxi), checked against R first. With x (T, K) and w
+    (K, 4U) (and bias (4U,) or NULL), the input projection z = x w + bias runs here too, with
+    the check spread over it (dlr_b1_project). Called with the GIL held."""
+    cdef bint same = False, projected = False
+    cdef _Packed* e = _packed_lookup(r, U, ldr)
     cdef float* hbuf
+    if e != NULL:
+        with nogil:
+            if x != NULL:
+                same = dlr_b1_project(T, K, U, x, w, bias, z, 1, r, ldr, e.data)
+                projected = True
+            else:
+                same = dlr_b1_same(U, r, ldr, e.data)
+        if not same:
+            _packed_release(e)
+            e = NULL
     if e == NULL:
-        raise MemoryError("lstm_forward: no memory for the packed recurrent kernel")
+        e = _packed_fresh(r, U, ldr)
+        if e == NULL:
+            raise MemoryError("lstm_forward: no memory for the packed recurrent kernel")
     hbuf = <float*>malloc((2 * U + 16) * sizeof(float))
     if hbuf == NULL:
         _packed_release(e)
         raise MemoryError("lstm_forward: no memory for the state buffers")
     with nogil:
+        if x != NULL and not projected:
+            dlr_b1_project(T, K, U, x, w, bias, z, 0, r, ldr, e.data)
         dlr_lstm_b1_forward(T, U, z, e.data, e.finite, h, c, y, hbuf)
     free(hbuf)
     _packed_release(e)
@@ -46,8 +64,9 @@ cdef float* _f32(object a, int ndim, bint writable) except? NULL:
     return <float*>cnp.PyArray_DATA(arr)
 
 
-cdef bint _lstm_b1_call(object z_ntg, object r_ug, object h_nu, object c_nu,
-                        object y_ntu) except -1:
+cdef bint _lstm_b1_call(object z_ntg, object r_ug, object h_nu, object c_nu, object y_ntu,
+                        const float* x=NULL, const float* w=NULL, const float* bias=NULL,
+                        Py_ssize_t K=0) except -1:
     """Runs the batch-1 forward when the arrays fit it (one row, float32, C-contiguous, shapes
     consistent, T >= _PACK_MIN_STEPS); False: they do not, nothing was done."""
     cdef float* z = _f32(z_ntg, 3, True)
@@ -74,7 +93,7 @@ cdef bint _lstm_b1_call(object z_ntg, object r_ug, object h_nu, object c_nu,
         ys = cnp.PyArray_DIMS(<cnp.ndarray>y_ntu)
         if ys[0] != 1 or ys[1] != T or ys[2] != U:
             return False
-    _lstm_b1(z, r, 4 * U, h, c, y, T, U)
+    _lstm_b1(z, r, 4 * U, h, c, y, T, U, x, w, bias, K)
     return True
 
 
@@ -102,3 +121,40 @@ def lstm_forward(z_ntg, r_ug, mask_nt, rmask_knu, int activation, double alpha,
         return
     _lstm_forward(z_ntg, r_ug, mask_nt, rmask_knu, activation, alpha, recurrent_activation,
                   recurrent_alpha, zero_output, h_nu, c_nu, hprev_ntu, cprev_ntu, y_ntu, n_threads)
+
+
+def lstm_forward_inputs(x_tk, w_kg, b_g, z_ntg, r_ug, h_nu, c_nu, y_ntu):
+    """One row of LSTM inference from its inputs (Keras gate order i, f, c, o; tanh and sigmoid;
+    no mask or dropout; nothing recorded for backward): z = x @ W + b for all steps, then the
+    recurrence of lstm_forward, in one call (batch-1 predict: the input projection hides the
+    check of the cached packed R, see dl_recurrent_b1.h). Results equal rows_matmul followed by
+    lstm_forward, bit for bit, which is what runs where the batch-1 path does not.
+
+    x_tk: (T, K) float32/64, C-contiguous, IN: the row's inputs
+    w_kg: (K, 4U) same dtype, C-contiguous, IN: kernel
+    b_g: (4U,) same dtype, C-contiguous, IN, or None
+    z_ntg: (1, T, 4U) same dtype, C-contiguous, OUT: gates i, f, g, o
+    r_ug: (U, 4U) same dtype, C-contiguous, IN: recurrent kernel
+    h_nu, c_nu: (1, U) same dtype, C-contiguous, IN/OUT: initial states in, final states out
+    y_ntu: (1, T, U) same dtype, C-contiguous, OUT: the output sequence, or None
+    """
+    cdef const float* x = _f32(x_tk, 2, False)
+    cdef const float* w = _f32(w_kg, 2, False)
+    cdef bint fits = (_b1_available() and x != NULL and w != NULL and _f32(r_ug, 2, False) != NULL
+                      and _f32(z_ntg, 3, True) != NULL)
+    cdef const float* bias = NULL
+    cdef Py_ssize_t K = 0
+    cdef cnp.npy_intp* wd
+    if fits:
+        K = cnp.PyArray_DIMS(<cnp.ndarray>x_tk)[1]
+        wd = cnp.PyArray_DIMS(<cnp.ndarray>w_kg)
+        fits = (K > 0 and wd[0] == K and wd[1] == cnp.PyArray_DIMS(<cnp.ndarray>r_ug)[1]
+                and cnp.PyArray_DIMS(<cnp.ndarray>z_ntg)[1] == cnp.PyArray_DIMS(<cnp.ndarray>x_tk)[0])
+    if fits and b_g is not None:
+        bias = _f32(b_g, 1, False)
+        fits = bias != NULL and cnp.PyArray_DIMS(<cnp.ndarray>b_g)[0] == wd[1]
+    if fits and _lstm_b1_call(z_ntg, r_ug, h_nu, c_nu, y_ntu, x, w, bias, K):
+        return
+    rows_matmul(x_tk, w_kg, b_g, z_ntg.reshape(z_ntg.shape[1], z_ntg.shape[2]))
+    lstm_forward(z_ntg, r_ug, None, None, ACT_TANH, 0.0, ACT_SIGMOID, 0.0, False, h_nu, c_nu, None,
+                 None, y_ntu)

@@ -1,9 +1,9 @@
 # Included by _recurrent.pyx: packed copies of recurrent kernels kept across calls, for the
 # batch-1 LSTM forward (dl_recurrent_b1.h). Packing R costs what 3 steps of the product cost
 # (LSTM(128): 7.5 us), so a predict loop packs each layer's R once. A cached copy is used only
-# after comparing it with R bit for bit (4.4 us for LSTM(128), half the packing: R is the
-# caller's array and may have been written since), so a changed or reallocated R is never read
-# stale; the cache is keyed by R's address and shape, holds at most _CACHE_ENTRIES copies and
+# after comparing it with R bit for bit (R is the caller's array and may have been written
+# since): 4.4 us for LSTM(128) alone, about 1 us when spread over the input projection
+# (lstm_forward_inputs); so a changed or reallocated R is never read stale; the cache is keyed by R's address and shape, holds at most _CACHE_ENTRIES copies and
 # _CACHE_BYTES bytes (least recently used evicted first), and its bookkeeping runs under the GIL
 # while the buffers it hands out are immutable and reference-counted, so concurrent forwards
 # (which release the GIL) never see a buffer change or disappear under them.
@@ -55,7 +55,7 @@ cdef void _packed_release(_Packed* e) noexcept:
 
 cdef _Packed* _packed_lookup(const float* r, Py_ssize_t u, Py_ssize_t ldr) noexcept:
     """The cached copy for this address and shape with a reference for the caller (GIL held),
-    or NULL. Its contents are not checked here (see _packed_get)."""
+    or NULL. Its contents are not checked here (_lstm_b1 does)."""
     global _cache_tick
     cdef int i
     cdef _Packed* e
@@ -107,19 +107,11 @@ cdef void _packed_store(_Packed* fresh) noexcept:
     _cache[free_slot] = fresh
 
 
-cdef _Packed* _packed_get(const float* r, Py_ssize_t u, Py_ssize_t ldr):
-    """A packed copy equal to R, with a reference for the caller (release it with
-    _packed_release, GIL held), or NULL when out of memory. Called with the GIL held; the
-    comparison and the packing run without it."""
+cdef _Packed* _packed_fresh(const float* r, Py_ssize_t u, Py_ssize_t ldr):
+    """A new packed copy of R, stored in the table, with a reference for the caller (release it
+    with _packed_release, GIL held), or NULL when out of memory. GIL held; packs without it."""
     global _cache_packs
-    cdef _Packed* e = _packed_lookup(r, u, ldr)
-    cdef bint same = False
-    if e != NULL:
-        with nogil:
-            same = dlr_b1_same(u, r, ldr, e.data)
-        if same:
-            return e
-        _packed_release(e)
+    cdef _Packed* e
     with nogil:
         e = _packed_new(r, u, ldr)
     if e != NULL:

@@ -213,3 +213,69 @@ def test_rows_matmul_entry_matches_the_typed_path(m, k, n):
         assert_same_bits(fast, typed, "rows_matmul")
         want = a.astype(np.float64) @ b + (0 if bb is None else bb)
         np.testing.assert_allclose(fast, want, rtol=1e-5, atol=1e-5 * np.sqrt(max(k, 1)))
+
+
+def from_inputs(x, w, b, r, h, c, y=True):
+    """lstm_forward_inputs on copies of the states; returns (z, h, c, y)."""
+    t_len, u = x.shape[0], r.shape[0]
+    z = np.empty((1, t_len, 4 * u), x.dtype)
+    h, c = h.copy(), c.copy()
+    out = np.empty((1, t_len, u), x.dtype) if y else None
+    recurrent.lstm_forward_inputs(x, w, b, z, r, h, c, out)
+    return z, h, c, out
+
+
+def two_calls(x, w, b, r, h, c):
+    """rows_matmul then lstm_forward, the general path's pair."""
+    t_len, u = x.shape[0], r.shape[0]
+    z = np.empty((1, t_len, 4 * u), x.dtype)
+    recurrent._recurrent._rows_matmul(x, w, b, z.reshape(t_len, 4 * u), False, 1)
+    return lstm(z, r, h, c) if x.dtype == np.float32 else None
+
+
+@pytest.mark.parametrize("u,k,t_len", [(128, 32, 50), (5, 3, 7), (33, 17, 9), (16, 1, 6), (20, 40, 3)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_lstm_forward_inputs_equals_projection_then_recurrence(u, k, t_len, with_bias):
+    g = np.random.default_rng(u + k + t_len)
+    x = g.normal(size=(t_len, k)).astype(np.float32)
+    w = (g.normal(size=(k, 4 * u)) * 0.3).astype(np.float32)
+    b = g.normal(size=4 * u).astype(np.float32) if with_bias else None
+    r = (g.normal(size=(u, 4 * u)) * 0.3).astype(np.float32)
+    h = np.zeros((1, u), np.float32)
+    c = g.normal(size=(1, u)).astype(np.float32)
+    want = two_calls(x, w, b, r, h, c)
+    for attempt in range(2):  # packs, then reads the cached copy checked inside the projection
+        for name, a, e in zip("zhcy", from_inputs(x, w, b, r, h, c), want):
+            assert_same_bits(a, e, f"{name} (call {attempt})")
+
+
+def test_lstm_forward_inputs_sees_r_change_through_the_projection_check():
+    g = np.random.default_rng(11)
+    u, k, t_len = 40, 8, 12
+    x = g.normal(size=(t_len, k)).astype(np.float32)
+    w = (g.normal(size=(k, 4 * u)) * 0.3).astype(np.float32)
+    r = (g.normal(size=(u, 4 * u)) * 0.3).astype(np.float32)
+    h, c = np.zeros((1, u), np.float32), np.zeros((1, u), np.float32)
+    from_inputs(x, w, None, r, h, c)
+    packs = recurrent.packed_cache_info()[2]
+    for row, col in ((u - 1, 4 * u - 1), (0, 0), (17, 2 * u + 3)):  # the last, first and a middle unit
+        r[row, col] = -r[row, col] + 0.25
+        got = from_inputs(x, w, None, r, h, c)
+        for name, a, e in zip("zhcy", got, two_calls(x, w, None, r, h, c)):
+            assert_same_bits(a, e, f"{name} after R[{row}, {col}] changed")
+    assert recurrent.packed_cache_info()[2] == packs + 3
+
+
+def test_lstm_forward_inputs_other_arrays_take_the_general_path():
+    g = np.random.default_rng(2)
+    u, k, t_len = 6, 4, 8
+    x = g.normal(size=(t_len, k))
+    w, r = g.normal(size=(k, 4 * u)) * 0.3, g.normal(size=(u, 4 * u)) * 0.3
+    h, c = np.zeros((1, u)), g.normal(size=(1, u))
+    z, h1, c1, y = from_inputs(x, w, None, r, h, c)  # float64: rows_matmul + lstm_forward, BLAS
+    y_ref, _, (h_ref, c_ref) = ref.lstm(x[None], w, r, None, h, c)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(c1, c_ref, rtol=1e-11, atol=1e-12)
+    with pytest.raises(ValueError):  # mixed dtypes fail in the typed path as before
+        from_inputs(x.astype(np.float32), w, None, r.astype(np.float32), h.astype(np.float32),
+                    c.astype(np.float32))
