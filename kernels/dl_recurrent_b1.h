@@ -139,14 +139,15 @@ DLR_V static int dlr_b1_same(ptrdiff_t u, const float* r, ptrdiff_t ldr, const f
     return 1;
 }
 
-/* One unit of the cache check: row q of block bi of P against R (4 segments of 16 floats). */
-#define DLR_B1_CHECK_UNIT(UNIT)                                                                  \
+/* One unit of the cache check: row cq of block cb of P against R (4 segments of 16 floats);
+   then the next unit (cq, cb: running counters, no division in the loop). */
+#define DLR_B1_CHECK_UNIT()                                                                      \
     {                                                                                            \
-        ptrdiff_t bi_ = (UNIT) / u, q_ = (UNIT) % u, u0_ = bi_ * DLR_B1_UNITS;                   \
+        const ptrdiff_t u0_ = cb * DLR_B1_UNITS;                                                 \
         __mmask16 m_ = u - u0_ >= DLR_B1_UNITS ? (__mmask16)0xffff                               \
                                                : (__mmask16)((1u << (u - u0_)) - 1);             \
-        const float* rr_ = r + q_ * ldr + u0_;                                                   \
-        const float* pr_ = p + (u0_ * u + q_ * DLR_B1_UNITS) * 4;                                \
+        const float* rr_ = r + cq * ldr + u0_;                                                   \
+        const float* pr_ = p + (u0_ * u + cq * DLR_B1_UNITS) * 4;                                \
         d0 = _mm512_or_si512(d0, _mm512_xor_si512(_mm512_load_si512(pr_),                       \
                              _mm512_castps_si512(_mm512_maskz_loadu_ps(m_, rr_))));              \
         d1 = _mm512_or_si512(d1, _mm512_xor_si512(_mm512_load_si512(pr_ + 16),                   \
@@ -155,6 +156,10 @@ DLR_V static int dlr_b1_same(ptrdiff_t u, const float* r, ptrdiff_t ldr, const f
                              _mm512_castps_si512(_mm512_maskz_loadu_ps(m_, rr_ + 2 * u))));      \
         d1 = _mm512_or_si512(d1, _mm512_xor_si512(_mm512_load_si512(pr_ + 48),                   \
                              _mm512_castps_si512(_mm512_maskz_loadu_ps(m_, rr_ + 3 * u))));      \
+        if (++cq == u) {                                                                         \
+            cq = 0;                                                                              \
+            cb++;                                                                                \
+        }                                                                                        \
     }
 
 /* The input projection of a batch-1 pass, z (t, 4u) = x (t, k) W (k, 4u) + bias (or no bias):
@@ -167,10 +172,10 @@ DLR_V static int dlr_b1_project(ptrdiff_t t_len, ptrdiff_t k, ptrdiff_t u, const
                                 const float* w, const float* bias, float* z, int check,
                                 const float* r, ptrdiff_t ldr, const float* p)
 {
-    const ptrdiff_t g4 = 4 * u, units = (u + DLR_B1_UNITS - 1) / DLR_B1_UNITS * u;
+    const ptrdiff_t g4 = 4 * u, nb = (u + DLR_B1_UNITS - 1) / DLR_B1_UNITS;
     const ptrdiff_t tiles = (t_len + 3) / 4 * ((g4 + 63) / 64);
-    const ptrdiff_t per_tile = check ? (units + tiles - 1) / tiles : 0;
-    ptrdiff_t unit = 0, i0, j0, q, rw, v, n;
+    const ptrdiff_t per_tile = check ? (nb * u + tiles - 1) / tiles : 0;
+    ptrdiff_t cb = check ? 0 : nb, cq = 0, i0, j0, q, v, n;
     __m512i d0 = _mm512_setzero_si512(), d1 = d0;
     for (j0 = 0; j0 < g4; j0 += 64) {
         __mmask16 mk[4];
@@ -187,40 +192,61 @@ DLR_V static int dlr_b1_project(ptrdiff_t t_len, ptrdiff_t k, ptrdiff_t u, const
             const float* x2 = x + (i0 + (rows > 2 ? 2 : 0)) * k;
             const float* x3 = x + (i0 + (rows > 3 ? 3 : 0)) * k;
             __m512 acc[4][4];
-            for (rw = 0; rw < 4; rw++)
-                for (v = 0; v < 4; v++) acc[rw][v] = bv[v];
-            n = 0;
-            for (q = 0; q < k; q++) {
-                const float* wr = w + q * g4 + j0;
-                __m512 w0 = _mm512_maskz_loadu_ps(mk[0], wr), w1 = _mm512_maskz_loadu_ps(mk[1], wr + 16);
-                __m512 w2 = _mm512_maskz_loadu_ps(mk[2], wr + 32), w3 = _mm512_maskz_loadu_ps(mk[3], wr + 48);
-                __m512 a;
+            acc[0][0] = acc[1][0] = acc[2][0] = acc[3][0] = bv[0];
+            acc[0][1] = acc[1][1] = acc[2][1] = acc[3][1] = bv[1];
+            acc[0][2] = acc[1][2] = acc[2][2] = acc[3][2] = bv[2];
+            acc[0][3] = acc[1][3] = acc[2][3] = acc[3][3] = bv[3];
+#define DLR_B1_PROJ_ROWS(LOAD)                                                                   \
+            for (q = 0; q < k; q++) {                                                            \
+                const float* wr = w + q * g4 + j0;                                               \
+                __m512 w0 = LOAD(0), w1 = LOAD(1), w2 = LOAD(2), w3 = LOAD(3), a;                \
+                DLR_B1_ROW(0, x0)                                                                \
+                DLR_B1_ROW(1, x1)                                                                \
+                DLR_B1_ROW(2, x2)                                                                \
+                DLR_B1_ROW(3, x3)                                                                \
+                if ((q & 1) && n < per_tile && cb < nb) {                                        \
+                    DLR_B1_CHECK_UNIT()                                                          \
+                    n++;                                                                         \
+                }                                                                                \
+            }
 #define DLR_B1_ROW(RW, XR)                                                                       \
                 a = _mm512_set1_ps(XR[q]);                                                       \
                 acc[RW][0] = _mm512_fmadd_ps(a, w0, acc[RW][0]);                                 \
                 acc[RW][1] = _mm512_fmadd_ps(a, w1, acc[RW][1]);                                 \
                 acc[RW][2] = _mm512_fmadd_ps(a, w2, acc[RW][2]);                                 \
                 acc[RW][3] = _mm512_fmadd_ps(a, w3, acc[RW][3]);
-                DLR_B1_ROW(0, x0)
-                DLR_B1_ROW(1, x1)
-                DLR_B1_ROW(2, x2)
-                DLR_B1_ROW(3, x3)
-#undef DLR_B1_ROW
-                if ((q & 1) && n < per_tile && unit < units) {
-                    DLR_B1_CHECK_UNIT(unit)
-                    n++;
-                    unit++;
-                }
+#define DLR_B1_FULL(V) _mm512_loadu_ps(wr + 16 * (V))
+#define DLR_B1_MASKED(V) _mm512_maskz_loadu_ps(mk[V], wr + 16 * (V))
+            n = 0;
+            if (j0 + 64 <= g4) {
+                DLR_B1_PROJ_ROWS(DLR_B1_FULL)
+            } else {
+                DLR_B1_PROJ_ROWS(DLR_B1_MASKED)
             }
-            for (rw = 0; rw < rows; rw++)
-                for (v = 0; v < 4; v++)
-                    _mm512_mask_storeu_ps(z + (i0 + rw) * g4 + j0 + 16 * v, mk[v], acc[rw][v]);
-            for (; n < per_tile && unit < units; n++, unit++)
-                DLR_B1_CHECK_UNIT(unit)
+#undef DLR_B1_FULL
+#undef DLR_B1_MASKED
+#undef DLR_B1_ROW
+#undef DLR_B1_PROJ_ROWS
+            /* constant indices only, so acc stays in registers */
+#define DLR_B1_STORE(RW)                                                                         \
+            if (RW < rows) {                                                                     \
+                float* zr_ = z + (i0 + RW) * g4 + j0;                                            \
+                _mm512_mask_storeu_ps(zr_, mk[0], acc[RW][0]);                                   \
+                _mm512_mask_storeu_ps(zr_ + 16, mk[1], acc[RW][1]);                              \
+                _mm512_mask_storeu_ps(zr_ + 32, mk[2], acc[RW][2]);                              \
+                _mm512_mask_storeu_ps(zr_ + 48, mk[3], acc[RW][3]);                              \
+            }
+            DLR_B1_STORE(0)
+            DLR_B1_STORE(1)
+            DLR_B1_STORE(2)
+            DLR_B1_STORE(3)
+#undef DLR_B1_STORE
+            for (; n < per_tile && cb < nb; n++)
+                DLR_B1_CHECK_UNIT()
         }
     }
-    for (; check && unit < units; unit++)
-        DLR_B1_CHECK_UNIT(unit)
+    while (cb < nb)
+        DLR_B1_CHECK_UNIT()
     d0 = _mm512_or_si512(d0, d1);
     return !_mm512_test_epi32_mask(d0, d0);
 }
