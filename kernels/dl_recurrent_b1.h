@@ -10,8 +10,12 @@
  * gate of its units, and the gate math of block b runs in stages between the 16-row chunks of
  * block b + 1's product (software pipelining; the next step's first block waits only for the
  * chunk that reads the last block's units). Measured on the runner's LSTM(128), 50 steps, C
- * harness, 1 thread, CPU time: 136 us (pack per call + panel product + cell) -> 122 us; the
- * product alone 115 us.
+ * harness, 1 thread, CPU time, Zen 4: 136 us (pack per call + panel product + cell) -> 120 us;
+ * the product alone 113 us (the L2 floor). The packed copy is kept across calls and compared
+ * with R on each call (_recurrent_cache.pxi); dlr_b1_project, the input projection of a batch-1
+ * pass (lstm_forward_inputs), runs that comparison spread over its tiles: the projection is
+ * bound by the FMAs and the comparison by L2 (projection 16.6 -> 15.3 us, + comparison 4.4 us
+ * alone -> 16.3 us together).
  *
  * Results are bit-identical to the general path (dl_sgemm_chain_packed + dlr_lstm_cell_f32):
  * each element of z + h R is the same FMA chain (0, p = 0..U-1, then + z), and the vector gate
