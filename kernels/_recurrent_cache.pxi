@@ -1,12 +1,13 @@
 # Included by _recurrent.pyx: packed copies of recurrent kernels kept across calls, for the
 # batch-1 LSTM forward (dl_recurrent_b1.h). Packing R costs what 3 steps of the product cost
-# (LSTM(128): 7.5 us), so a predict loop packs each layer's R once. A cached copy is used only
-# after comparing it with R bit for bit (R is the caller's array and may have been written
-# since): 4.4 us for LSTM(128) alone, about 1 us when spread over the input projection
-# (lstm_forward_inputs); so a changed or reallocated R is never read stale; the cache is keyed by R's address and shape, holds at most _CACHE_ENTRIES copies and
-# _CACHE_BYTES bytes (least recently used evicted first), and its bookkeeping runs under the GIL
-# while the buffers it hands out are immutable and reference-counted, so concurrent forwards
-# (which release the GIL) never see a buffer change or disappear under them.
+# (LSTM(128): 7.5 us), so a predict loop packs each layer's R once. R is the caller's array and
+# may have been written since, so a cached copy is used only after comparing it with R bit for
+# bit (LSTM(128): 4.4 us alone, about 1 us spread over the input projection in
+# lstm_forward_inputs) and a changed or reallocated R is never read stale. The cache is keyed by
+# R's address and shape, holds at most _CACHE_ENTRIES copies and _CACHE_BYTES bytes (least
+# recently used evicted first); its bookkeeping runs under the GIL while the buffers it hands
+# out are immutable and reference-counted, so concurrent forwards (which release the GIL)
+# never see a buffer change or disappear under them.
 
 cdef struct _Packed:
     const void* key       # R's address
