@@ -63,8 +63,9 @@ def test_step_matmul_kernel(benchmark, rows):
 
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 def test_recurrence_kernel_batch1(benchmark, cell):
-    """The recurrence kernel alone at batch 1 (50 steps of h @ R + the gates, R packed once per
-    call), as batch-1 inference runs it: float32, no mask, nothing saved for backward."""
+    """The recurrence kernel alone at batch 1 (50 steps of h @ R + the gates; the LSTM's R packed
+    once per layer and checked against R per call, the GRU's packed per call): float32, no mask,
+    nothing saved for backward."""
     import numpy as np
 
     from dlcore.kernels import elementwise, recurrent
@@ -87,3 +88,23 @@ def test_recurrence_kernel_batch1(benchmark, cell):
                                   None, aux, None)
 
     measure(benchmark, run, flops=2 * t_len * u * gates * u)
+
+
+def test_lstm_forward_inputs_batch1(benchmark):
+    """Batch-1 LSTM inference as ops.lstm runs it: the input projection (with the cached packed
+    R's check spread over it) and the recurrence in one call (lstm_forward_inputs)."""
+    import numpy as np
+
+    from dlcore.kernels import recurrent
+
+    model = spec.model_spec("lstm")
+    t_len, u, k = model["timesteps"], model["units"], model["features"]
+    x, w, b, r = rand(t_len, k), rand(k, 4 * u) * 0.2, rand(4 * u), rand(u, 4 * u) * 0.1
+    z, h, c = np.empty((1, t_len, 4 * u), np.float32), np.zeros((1, u), np.float32), np.zeros((1, u), np.float32)
+
+    def run():
+        h[:] = 0
+        c[:] = 0
+        recurrent.lstm_forward_inputs(x, w, b, z, r, h, c, None)
+
+    measure(benchmark, run, flops=2 * t_len * 4 * u * (u + k))

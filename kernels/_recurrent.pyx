@@ -19,6 +19,12 @@
 #     call into column panels (measured: the 50-step recurrence 76 us against 124 us, packing
 #     included), bit-identical to the unpacked path; other copies of R get a padded row stride
 #     (_pad_ld). Step helpers and their measurements: _recurrent_steps.pxi.
+#   - The batch-1 LSTM forward (inference: one row, tanh/sigmoid, no mask, dropout or recording;
+#     AVX-512) is dl_recurrent_b1.h: R packed in 16-unit gate blocks, cached across calls and
+#     checked against R bit for bit (_recurrent_cache.pxi), the gate math pipelined into the
+#     product's chunks; bit-identical to the general path. Its entry reads the arrays through
+#     NumPy's C API instead of typed memoryviews (_recurrent_b1.pxi), as rows_matmul's does for
+#     small float32 products (the batch-1 input projection).
 #   - float32 sigmoid and tanh use dl_expf.h's polynomials (about 2 ulp, NaN propagates), compiled
 #     per ISA (dl_rnn_cells.h); float64 and other activations the exact _activations.pxd ones.
 #   - Threads: a per-step barrier costs a scheduler tick whenever a thread is descheduled, so the
@@ -57,6 +63,17 @@ cdef extern from "dl_rnn_cells.h" nogil:
     void dlr_lstm_cell_back_f32(const float* z, const float* cp, float* dh, float* dc, float* dz,
                                 Py_ssize_t n)
 
+cdef extern from "dl_recurrent_b1.h" nogil:
+    int DLR_B1_AVAILABLE
+    Py_ssize_t dlr_b1_pack_size(Py_ssize_t u)
+    int dlr_b1_pack(Py_ssize_t u, const float* r, Py_ssize_t ldr, float* p)
+    int dlr_b1_same(Py_ssize_t u, const float* r, Py_ssize_t ldr, const float* p)
+    int dlr_b1_project(Py_ssize_t t_len, Py_ssize_t k, Py_ssize_t u, const float* x, const float* w,
+                       const float* bias, float* z, int check, const float* r, Py_ssize_t ldr,
+                       const float* p)
+    void dlr_lstm_b1_forward(Py_ssize_t t_len, Py_ssize_t u, float* z, const float* p, int finite,
+                             float* h, float* c, float* y, float* hbuf)
+
 cdef extern from "dl_sgemm.h" nogil:
     void dl_sgemm_chain(int m, int n, int k, const float* A, Py_ssize_t lda, const float* B,
                         Py_ssize_t ldb, float beta, const float* bias, float* C, Py_ssize_t ldc)
@@ -87,6 +104,8 @@ _blas.bind_at_import(bind_blas_threads)  # before any kernel of this module can 
 
 
 include "_recurrent_steps.pxi"
+include "_recurrent_cache.pxi"
+include "_recurrent_b1.pxi"
 
 
 # ---- SimpleRNN ---------------------------------------------------------------------------------
@@ -356,27 +375,13 @@ cdef inline void _lstm_cell_back(int act, floating a, int rec, floating ra, cons
     _dact(rec, ra, zr + 3 * U, dzr + 3 * U, dzr + 3 * U, U)
 
 
-def lstm_forward(floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug,
+def _lstm_forward(floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug,
                  const unsigned char[:, ::1] mask_nt, const floating[:, :, ::1] rmask_knu,
                  int activation, double alpha, int recurrent_activation, double recurrent_alpha,
                  bint zero_output, floating[:, ::1] h_nu, floating[:, ::1] c_nu,
                  floating[:, :, ::1] hprev_ntu, floating[:, :, ::1] cprev_ntu,
                  floating[:, :, ::1] y_ntu, int n_threads=1):
-    """LSTM over T steps (Keras gate order i, f, c, o):
-    i, f, o = rec_act(z_t + h_{t-1} @ R) parts, g = act(...), c_t = f c_{t-1} + i g,
-    h_t = o act(c_t).
-
-    z_ntg: (N, T, 4U) float32/64, C-contiguous, IN/OUT: x @ W + b in; gates i, f, g, o out
-    r_ug: (U, 4U) same dtype, C-contiguous, IN: recurrent kernel
-    mask_nt: (N, T) uint8, C-contiguous, IN (1 = valid step), or None
-    rmask_knu: (4, N, U) same dtype, C-contiguous, IN: recurrent dropout masks per gate, or None
-    h_nu, c_nu: (N, U) same dtype, C-contiguous, IN/OUT: initial states in, final states out
-    hprev_ntu, cprev_ntu: (N, T, U) same dtype, C-contiguous, OUT: h_{t-1}, c_{t-1} per step
-    (both or neither), or None
-    y_ntu: (N, T, U) same dtype, C-contiguous, OUT: the output sequence, or None
-    activation/alpha, recurrent_activation/recurrent_alpha: codes from elementwise.ACTIVATIONS;
-    n_threads: batch chunks run in parallel.
-    """
+    """lstm_forward on typed arrays (the general path; see lstm_forward)."""
     cdef Py_ssize_t N = z_ntg.shape[0], T = z_ntg.shape[1], U = h_nu.shape[1]
     cdef int chunks, ch
     cdef floating a = <floating>alpha
@@ -397,6 +402,11 @@ def lstm_forward(floating[:, :, ::1] z_ntg, const floating[:, ::1] r_ug,
     cdef const floating* rr = r
     cdef Py_ssize_t ldr = r_ug.shape[1]
     cdef floating* pk = NULL
+    if floating is float:
+        if (N == 1 and mask == NULL and hprev == NULL and activation == ACT_TANH
+                and recurrent_activation == ACT_SIGMOID and _packs(N, T, rm) and _b1_available()):
+            _lstm_b1(z, r, ldr, h, c, y, T, U)
+            return
     dl_blas_serial_enter(n_threads)
     with nogil:
         if _packs(N, T, rm):

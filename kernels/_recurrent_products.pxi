@@ -58,8 +58,7 @@ cdef Py_ssize_t _ROWS_CHUNK = 256
 cdef Py_ssize_t _TN_COLUMNS = 128
 
 
-def rows_matmul(const floating[:, ::1] a_mk, const floating[:, ::1] b_kn, const floating[::1] bias_n,
-                floating[:, ::1] c_mn, bint trans_b=False, int n_threads=1):
+def rows_matmul(a_mk, b_kn, bias_n, c_mn, bint trans_b=False, int n_threads=1):
     """c_mn = a_mk @ op(b) + bias_n, rows in parallel chunks; op(b) = b_kn, or b^T with b (N, K).
 
     a_mk: (M, K) float32/64, C-contiguous, IN
@@ -67,6 +66,39 @@ def rows_matmul(const floating[:, ::1] a_mk, const floating[:, ::1] b_kn, const 
     bias_n: (N,) same dtype, C-contiguous, IN, or None
     c_mn: (M, N) same dtype, C-contiguous, OUT
     """
+    if not trans_b and _rows_matmul_small(a_mk, b_kn, bias_n, c_mn):
+        return
+    _rows_matmul(a_mk, b_kn, bias_n, c_mn, trans_b, n_threads)
+
+
+cdef bint _rows_matmul_small(object a_mk, object b_kn, object bias_n, object c_mn) except -1:
+    """float32, fewer than _ROWS_CHUNK rows (one chunk, B read in place: the batch-1 input
+    projection): the product without typed memoryviews (_f32, _recurrent_b1.pxi); False when
+    the arrays do not fit (nothing done)."""
+    cdef const float* a = _f32(a_mk, 2, False)
+    cdef const float* b = _f32(b_kn, 2, False)
+    cdef float* c = _f32(c_mn, 2, True)
+    cdef const float* bias = NULL
+    cdef Py_ssize_t M, N, K
+    if a == NULL or b == NULL or c == NULL:
+        return False
+    M, K = cnp.PyArray_DIMS(<cnp.ndarray>a_mk)[0], cnp.PyArray_DIMS(<cnp.ndarray>a_mk)[1]
+    N = cnp.PyArray_DIMS(<cnp.ndarray>c_mn)[1]
+    if (M == 0 or N == 0 or K == 0 or M >= _ROWS_CHUNK or cnp.PyArray_DIMS(<cnp.ndarray>c_mn)[0] != M
+            or cnp.PyArray_DIMS(<cnp.ndarray>b_kn)[0] != K or cnp.PyArray_DIMS(<cnp.ndarray>b_kn)[1] != N):
+        return False
+    if bias_n is not None:
+        bias = _f32(bias_n, 1, False)
+        if bias == NULL or cnp.PyArray_DIMS(<cnp.ndarray>bias_n)[0] != N:
+            return False
+    with nogil:
+        _rows_mm(a, K, b, N, bias, c, N, 0, M)
+    return True
+
+
+def _rows_matmul(const floating[:, ::1] a_mk, const floating[:, ::1] b_kn, const floating[::1] bias_n,
+                floating[:, ::1] c_mn, bint trans_b=False, int n_threads=1):
+    """rows_matmul on typed arrays (the general path; see rows_matmul)."""
     cdef Py_ssize_t M = c_mn.shape[0], N = c_mn.shape[1], K = a_mk.shape[1], i, j
     cdef int chunks, ch
     cdef Py_ssize_t ldb

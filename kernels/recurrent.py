@@ -7,6 +7,7 @@ simple_rnn_backward(z_ntg, r_ug, mask_nt, rmask_knu, activation, alpha, zero_out
                     dh_nu, dz_ntg, n_threads=1)
 lstm_forward(z_ntg, r_ug, mask_nt, rmask_knu, activation, alpha, recurrent_activation,
              recurrent_alpha, zero_output, h_nu, c_nu, hprev_ntu, cprev_ntu, y_ntu, n_threads=1)
+lstm_forward_inputs(x_tk, w_kg, b_g, z_ntg, r_ug, h_nu, c_nu, y_ntu)   (one row, from the inputs)
 lstm_backward(z_ntg, cprev_ntu, r_ug, mask_nt, rmask_knu, activation, alpha,
               recurrent_activation, recurrent_alpha, zero_output, dy_ntu, dh_nu, dc_nu, dz_ntg,
               n_threads=1)
@@ -21,7 +22,8 @@ rows_matmul_tn(a_mk, b_mn, c_kn, colsum_n, n_threads=1)
 mask_time_steps(x_ntk, mask_nk, accumulate, out_ntk)   (Numba: the dropout masks' multiply)
 (and, outside the table, for tests and benchmarks: step_matmul(a, b, c, beta=0.0, packed=False),
 the per-step product; fast_activation(code, x_n, y_n), the float32 sigmoid/tanh; set_isa(isa),
-which selects the float32 products' ISA.)
+which selects the float32 products' ISA; packed_cache_info() and packed_cache_clear(), the
+batch-1 LSTM forward's cache of packed recurrent kernels.)
 
 Legend: N batch, T time steps, K input features, U units, G = gates * U; M rows of a product.
 """
@@ -37,6 +39,9 @@ from ._recurrent import (
     gru_forward,
     lstm_backward,
     lstm_forward,
+    lstm_forward_inputs,
+    packed_cache_clear,
+    packed_cache_info,
     rows_matmul,
     rows_matmul_tn,
     set_isa,
@@ -72,6 +77,7 @@ KERNELS = {
     "simple_rnn_forward": simple_rnn_forward,
     "simple_rnn_backward": simple_rnn_backward,
     "lstm_forward": lstm_forward,
+    "lstm_forward_inputs": lstm_forward_inputs,
     "lstm_backward": lstm_backward,
     "gru_forward": gru_forward,
     "gru_backward": gru_backward,

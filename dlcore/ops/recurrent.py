@@ -108,6 +108,9 @@ def _colsum(a2):
     return out
 
 
+_TANH, _SIGMOID = ACTIVATIONS["tanh"], ACTIVATIONS["sigmoid"]
+
+
 def activation_code(name, what="activation"):
     """The kernel code of a recurrent activation name (its derivative must come from the output)."""
     code = ACTIVATIONS.get(name)
@@ -141,6 +144,21 @@ class _Recurrence(Function):
             mask = None if mask is None else mask[:, ::-1]
         mask_u8 = None if mask is None else np.ascontiguousarray(mask, dtype=np.uint8)
 
+        h = zeros_state((n, u), dtype) if h0 is None else np.array(h0, dtype=dtype, order="C")
+        c = None
+        if cell == "lstm":
+            c = zeros_state((n, u), dtype) if c0 is None else np.array(c0, dtype=dtype, order="C")
+        hprev = _workspace.empty((n, t_len, u), dtype) if recording else None
+        y = out_buffer((n, t_len, u), dtype) if return_sequences else None
+        (act_code, act_alpha), (rec_code, rec_alpha) = act, rec
+        if (cell == "lstm" and n == 1 and not recording and mask is None and x_masks is None
+                and h_masks is None and act_code == _TANH and rec_code == _SIGMOID):
+            # batch-1 inference: the projection and the recurrence in one kernel call
+            z = _workspace.empty((n, t_len, g), dtype)
+            kernels.get("lstm_forward_inputs")(contiguous(x).reshape(t_len, k), w,
+                                               None if b is None else contiguous(b), z, r, h, c, y)
+            return (h if y is None else y, h, c)
+
         # input projection for all steps: one GEMM (one per gate with per-gate dropout masks)
         bias_in, brh = b, None
         if cell == "gru" and b is not None and reset_after:
@@ -148,15 +166,7 @@ class _Recurrence(Function):
             bias_in[:2 * u] += b[1][:2 * u]
             brh = np.ascontiguousarray(b[1][2 * u:])
         xs, z = _project_inputs(x, w, bias_in, x_masks, g // GATES[cell])
-
-        h = zeros_state((n, u), dtype) if h0 is None else np.array(h0, dtype=dtype, order="C")
-        c = None
-        if cell == "lstm":
-            c = zeros_state((n, u), dtype) if c0 is None else np.array(c0, dtype=dtype, order="C")
-        hprev = _workspace.empty((n, t_len, u), dtype) if recording else None
-        y = out_buffer((n, t_len, u), dtype) if return_sequences else None
         rmask = None if h_masks is None else np.ascontiguousarray(h_masks, dtype=dtype)
-        (act_code, act_alpha), (rec_code, rec_alpha) = act, rec
         threads = kernels.threads_for(z.size)
         if cell == "simple_rnn":
             kernels.get("simple_rnn_forward")(z, r, mask_u8, rmask, act_code, act_alpha, zero_output,

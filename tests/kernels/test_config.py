@@ -139,10 +139,16 @@ def test_forward_kernels_release_the_gil():
     c = np.empty((768, 768), np.float32)
     p = np.empty((8, 31, 31, 64), np.float32)
     kernels.get("conv2d_forward")(x, w, None, 1, 1, 0, 0, 1, 1, 1, 1, 0.0, y, 1)  # loaded before timing
+    u = 256  # the batch-1 LSTM inference call (x, W, b, z, R, h, c, y), R packed before timing
+    lstm = (rng.random((400, 32), dtype=np.float32), rng.random((32, 4 * u), dtype=np.float32), None,
+            np.empty((1, 400, 4 * u), np.float32), rng.random((u, 4 * u), dtype=np.float32) * 0.01,
+            np.zeros((1, u), np.float32), np.zeros((1, u), np.float32), None)
+    kernels.get("lstm_forward_inputs")(*lstm)
     calls = {
         "conv2d_forward": lambda: kernels.get("conv2d_forward")(x, w, None, 1, 1, 0, 0, 1, 1, 1, 1, 0.0, y, 1),
         "dense_forward": lambda: kernels.get("dense_forward")(a, b, None, 1, 0.0, c, 1),
         "max_pool2d_2x2_forward": lambda: [kernels.get("max_pool2d_2x2_forward")(y, p, None, 1) for _ in range(20)],
+        "lstm_forward_inputs": lambda: kernels.get("lstm_forward_inputs")(*lstm),
     }
     assert _ran_beside(lambda: sum(range(3_000_000))) == 0  # the control: a call that holds the GIL
     for name, call in calls.items():

@@ -113,8 +113,8 @@ CASE_IDS = ["simple_rnn", "lstm", "gru_reset_after", "gru_reset_before"]
 
 def test_kernel_table():
     assert set(recurrent.KERNELS) == {
-        "simple_rnn_forward", "simple_rnn_backward", "lstm_forward", "lstm_backward", "gru_forward",
-        "gru_backward", "rows_matmul", "rows_matmul_tn", "mask_time_steps"}
+        "simple_rnn_forward", "simple_rnn_backward", "lstm_forward", "lstm_forward_inputs", "lstm_backward",
+        "gru_forward", "gru_backward", "rows_matmul", "rows_matmul_tn", "mask_time_steps"}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
