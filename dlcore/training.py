@@ -21,7 +21,7 @@ from .data.adapters import (ArrayAdapter, get_adapter, is_batch_source, pack_x_y
                             unpack_x_y_sample_weight)
 from .data.arrays import (apply_class_weight, check_batch_size, check_positive_int, check_steps, num_samples,
                           num_samples_any, numeric_arrays, prepare_data, prepare_inputs, slice_data)
-from .layers.layer import StateUpdates, _context
+from .layers.layer import StateUpdates, predicting
 from .symbolic import flatten
 from .tensor import Tensor
 from .utils.random import generator
@@ -577,21 +577,16 @@ class Trainer:
             bar = Progbar(n_steps)
         chunks = []
         predict_step = self.predict_step
-        previous = getattr(_context, "predicting", False)
-        _context.predicting = True  # custom layers' calls may be captured, as Keras traces predict
-        try:
-            with no_grad():
-                for step, batch in enumerate(data):
-                    out = predict_step(batch)
-                    if type(out) is Tensor:
-                        chunks.append([devices.to_host(out.value)])
-                    else:
-                        chunks.append([devices.to_host(t.value) if isinstance(t, Tensor) else np.asarray(t)
-                                       for t in _as_list(out)])
-                    if bar is not None:
-                        bar.update(step + 1)
-        finally:
-            _context.predicting = previous
+        with no_grad(), predicting():
+            for step, batch in enumerate(data):
+                out = predict_step(batch)
+                if type(out) is Tensor:
+                    chunks.append([devices.to_host(out.value)])
+                else:
+                    chunks.append([devices.to_host(t.value) if isinstance(t, Tensor) else np.asarray(t)
+                                   for t in _as_list(out)])
+                if bar is not None:
+                    bar.update(step + 1)
         if not isinstance(data, tuple):
             data.on_epoch_end()
         if bar is not None:
@@ -612,16 +607,11 @@ class Trainer:
                                                  [t.value for t in _as_list(out)])
         if not numeric_arrays(x):  # the model checks the shapes of arrays before converting them
             x = prepare_inputs(x, "predict_on_batch", self)
-        previous = getattr(_context, "predicting", False)
-        _context.predicting = True  # custom layers' calls may be captured, as Keras traces predict
-        try:
-            with no_grad():
-                if type(self).predict_step is Trainer.predict_step:  # Keras's own step: self(x)
-                    out = self(x, training=False)
-                else:
-                    out = self.predict_step((x,) if isinstance(x, (list, tuple)) else x)
-        finally:
-            _context.predicting = previous
+        with no_grad(), predicting():
+            if type(self).predict_step is Trainer.predict_step:  # Keras's own step: self(x)
+                out = self(x, training=False)
+            else:
+                out = self.predict_step((x,) if isinstance(x, (list, tuple)) else x)
         if type(out) is Tensor and type(out.value) is np.ndarray:
             return _restore_output_structure(self, [out.value])
         return _restore_output_structure(self, [devices.to_host(out.value)] if type(out) is Tensor else

@@ -25,6 +25,20 @@ WEIGHT_FROM_FILE = contextvars.ContextVar("dlcore_weight_from_file", default=Non
 
 _names = {}
 _context = threading.local()
+
+
+class predicting:
+    """The context of ``predict``/``predict_on_batch``: there a custom layer's call may be captured
+    and replayed as its kernel calls (models/replay.py), as Keras traces its predict function."""
+
+    __slots__ = ("previous",)
+
+    def __enter__(self):
+        self.previous = getattr(_context, "predicting", False)
+        _context.predicting = True
+
+    def __exit__(self, *exc):
+        _context.predicting = self.previous
 _BUILD_LOCK = threading.RLock()  # held while a layer builds lazily, on its first call
 _FLOAT_DTYPES = {"float32": np.dtype("float32"), "float64": np.dtype("float64")}
 
