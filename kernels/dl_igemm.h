@@ -80,13 +80,12 @@ static void dl_igemm_base(ptrdiff_t m, ptrdiff_t panels, ptrdiff_t kq, const int
 #define DL_IG_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni"), always_inline)) static inline
 #define DL_IG_AVX2 __attribute__((target("avx2"), always_inline)) static inline
 
-/* ROWS rows x NP panels (NP 1 or 2) of C with vpdpbusd, A shifted to u8 in registers (rows longer than a
- * chunk of the shifted-block path). */
-DL_IG_VNNI void dl_ig_tile_vnni_x(int ROWS, int NP, ptrdiff_t kq, const int8_t *A, ptrdiff_t lda,
+/* ROWS rows x NP panels (NP 1, 2 or 4) of C with vpdpbusd. A holds u8 bytes (a + 128, see the header), or
+ * with SHIFT int8 bytes shifted to u8 in registers (rows longer than a chunk of the shifted-block path). */
+DL_IG_VNNI void dl_ig_tile_vnni(int ROWS, int NP, int SHIFT, ptrdiff_t kq, const int8_t *A, ptrdiff_t lda,
                                 const int8_t *P, const int32_t *csum, int32_t *C, ptrdiff_t ldc)
 {
-    __m512i acc[8][2];
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512i acc[8][4];
     ptrdiff_t g;
     int i, q;
     for (q = 0; q < NP; q++) {
@@ -95,12 +94,13 @@ DL_IG_VNNI void dl_ig_tile_vnni_x(int ROWS, int NP, ptrdiff_t kq, const int8_t *
         for (i = 0; i < ROWS; i++) acc[i][q] = start;
     }
     for (g = 0; g < kq; g++) {
-        __m512i b[2];
+        __m512i b[4];
         for (q = 0; q < NP; q++) b[q] = _mm512_loadu_si512(P + (q * kq + g) * 64);
         for (i = 0; i < ROWS; i++) {
             int32_t word;
             memcpy(&word, A + i * lda + 4 * g, 4);
-            __m512i a = _mm512_xor_si512(_mm512_set1_epi32(word), flip);
+            __m512i a = _mm512_set1_epi32(word);
+            if (SHIFT) a = _mm512_xor_si512(a, _mm512_set1_epi8((char)0x80));
             for (q = 0; q < NP; q++) acc[i][q] = _mm512_dpbusd_epi32(acc[i][q], a, b[q]);
         }
     }
@@ -113,8 +113,8 @@ DL_IG_VNNI void dl_ig_tile_vnni_x(int ROWS, int NP, ptrdiff_t kq, const int8_t *
         int np, ptrdiff_t kq, const int8_t *A, ptrdiff_t lda, const int8_t *P, const int32_t *csum, \
         int32_t *C, ptrdiff_t ldc)                                                             \
     {                                                                                          \
-        if (np == 2) dl_ig_tile_vnni_x(R, 2, kq, A, lda, P, csum, C, ldc);                        \
-        else dl_ig_tile_vnni_x(R, 1, kq, A, lda, P, csum, C, ldc);                                \
+        if (np == 2) dl_ig_tile_vnni(R, 2, 1, kq, A, lda, P, csum, C, ldc);                        \
+        else dl_ig_tile_vnni(R, 1, 1, kq, A, lda, P, csum, C, ldc);                                \
     }
 DL_IG_VNNIX_ROWS(8)
 DL_IG_VNNIX_ROWS(4)
@@ -142,40 +142,14 @@ static void dl_igemm_vnni_long(ptrdiff_t m, ptrdiff_t panels, ptrdiff_t kq, cons
     }
 }
 
-/* ROWS rows x NP panels (NP 1, 2 or 4) of C with vpdpbusd; A holds u8 bytes (a + 128, see the header). */
-DL_IG_VNNI void dl_ig_tile_vnni(int ROWS, int NP, ptrdiff_t kq, const int8_t *A, ptrdiff_t lda,
-                                const int8_t *P, const int32_t *csum, int32_t *C, ptrdiff_t ldc)
-{
-    __m512i acc[8][4];
-    ptrdiff_t g;
-    int i, q;
-    for (q = 0; q < NP; q++) {
-        __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(),
-                                         _mm512_slli_epi32(_mm512_loadu_si512(csum + q * 16), 7));
-        for (i = 0; i < ROWS; i++) acc[i][q] = start;
-    }
-    for (g = 0; g < kq; g++) {
-        __m512i b[4];
-        for (q = 0; q < NP; q++) b[q] = _mm512_loadu_si512(P + (q * kq + g) * 64);
-        for (i = 0; i < ROWS; i++) {
-            int32_t word;
-            memcpy(&word, A + i * lda + 4 * g, 4);
-            __m512i a = _mm512_set1_epi32(word);
-            for (q = 0; q < NP; q++) acc[i][q] = _mm512_dpbusd_epi32(acc[i][q], a, b[q]);
-        }
-    }
-    for (i = 0; i < ROWS; i++)
-        for (q = 0; q < NP; q++) _mm512_storeu_si512(C + i * ldc + q * 16, acc[i][q]);
-}
-
 #define DL_IG_VNNI_ROWS(R)                                                                     \
     __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void dl_ig_vnni_##R(          \
         int np, ptrdiff_t kq, const int8_t *A, ptrdiff_t lda, const int8_t *P, const int32_t *csum, \
         int32_t *C, ptrdiff_t ldc)                                                             \
     {                                                                                          \
-        if (np == 4 && R <= 6) dl_ig_tile_vnni(R, 4, kq, A, lda, P, csum, C, ldc);              \
-        else if (np >= 2) dl_ig_tile_vnni(R, 2, kq, A, lda, P, csum, C, ldc);                   \
-        else dl_ig_tile_vnni(R, 1, kq, A, lda, P, csum, C, ldc);                                \
+        if (np == 4 && R <= 6) dl_ig_tile_vnni(R, 4, 0, kq, A, lda, P, csum, C, ldc);              \
+        else if (np >= 2) dl_ig_tile_vnni(R, 2, 0, kq, A, lda, P, csum, C, ldc);                   \
+        else dl_ig_tile_vnni(R, 1, 0, kq, A, lda, P, csum, C, ldc);                             \
     }
 DL_IG_VNNI_ROWS(8)
 DL_IG_VNNI_ROWS(6)

@@ -19,7 +19,7 @@
  *
  * Results are bit-identical to the general path (dl_sgemm_chain_packed + dlr_lstm_cell_f32):
  * each element of z + h R is the same FMA chain (0, p = 0..U-1, then + z), and the vector gate
- * functions below are the same operations as dl_expf.h's, in the same order and with the same
+ * functions (dl_expf.h's 16-lane forms) are the same operations as its scalar ones, with the same
  * FMA contractions (tests/kernels/test_recurrent.py compares rows against the batch path; a
  * test compares the cell over random bits). A block whose h has a NaN is recomputed with
  * dlr_lstm_cell_f32 itself, so NaN signs and payloads match too. */
@@ -67,53 +67,6 @@ static int dlr_b1_pack(ptrdiff_t u, const float* r, ptrdiff_t ldr, float* p)
 #include <immintrin.h>
 #define DLR_B1_AVAILABLE 1
 #define DLR_V __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma")))
-
-/* dl_expf, dl_sigmoidf, dl_tanhf of dl_expf.h on 16 lanes: the same operations in the same
-   order, with the FMAs GCC forms from that C under -ffp-contract=fast. min(88, x) keeps NaN
-   as x > 88 ? 88 : x does (MINPS returns the second operand when one is NaN). */
-DLR_V static inline __m512 dlr_v_expf(__m512 x)
-{
-    __m512 r, g, y, s;
-    x = _mm512_min_ps(_mm512_set1_ps(88.0f), x);
-    x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);
-    r = _mm512_sub_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f),
-                                      _mm512_set1_ps(12582912.0f)),
-                      _mm512_set1_ps(12582912.0f));
-    g = _mm512_fnmadd_ps(r, _mm512_set1_ps(0.693359375f), x);
-    g = _mm512_fmadd_ps(r, _mm512_set1_ps(2.12194440e-4f), g);
-    y = _mm512_fmadd_ps(_mm512_set1_ps(1.9875691500E-4f), g, _mm512_set1_ps(1.3981999507E-3f));
-    y = _mm512_fmadd_ps(y, g, _mm512_set1_ps(8.3334519073E-3f));
-    y = _mm512_fmadd_ps(y, g, _mm512_set1_ps(4.1665795894E-2f));
-    y = _mm512_fmadd_ps(y, g, _mm512_set1_ps(1.6666665459E-1f));
-    y = _mm512_fmadd_ps(y, g, _mm512_set1_ps(5.0000001201E-1f));
-    y = _mm512_add_ps(_mm512_fmadd_ps(y, _mm512_mul_ps(g, g), g), _mm512_set1_ps(1.0f));
-    s = _mm512_castsi512_ps(_mm512_slli_epi32(
-        _mm512_add_epi32(_mm512_cvttps_epi32(r), _mm512_set1_epi32(127)), 23));
-    return _mm512_mul_ps(y, s);
-}
-
-DLR_V static inline __m512 dlr_v_sigmoidf(__m512 x)
-{
-    __m512 e = dlr_v_expf(_mm512_castsi512_ps(
-        _mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u))));
-    return _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-}
-
-DLR_V static inline __m512 dlr_v_tanhf(__m512 x)
-{
-    __m512 ax = _mm512_abs_ps(x), z = _mm512_mul_ps(x, x), p, e, q;
-    p = _mm512_fmadd_ps(_mm512_set1_ps(-5.70498872745E-3f), z, _mm512_set1_ps(2.06390887954E-2f));
-    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-5.37397155531E-2f));
-    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.33314422036E-1f));
-    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422E-1f));
-    p = _mm512_fmadd_ps(_mm512_mul_ps(p, z), x, x);
-    e = dlr_v_expf(_mm512_add_ps(ax, ax));
-    q = _mm512_sub_ps(_mm512_set1_ps(1.0f),
-                      _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
-    q = _mm512_mask_sub_ps(q, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ),
-                           _mm512_setzero_ps(), q);
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_LT_OQ), q, p);
-}
 
 /* Whether P holds exactly R's bits (the cache's check that R did not change since it was
    packed): LSTM(128) 4.4 us, at L2 bandwidth (memcmp per 64-byte segment: 9.5 us). */
@@ -269,7 +222,7 @@ typedef struct {
 DLR_V static void dlr_b1_finish(dlr_b1_cell* s, ptrdiff_t u)
 {
     __m512 cc = _mm512_fmadd_ps(s->f, s->c, _mm512_mul_ps(s->i, s->g));
-    __m512 h = _mm512_mul_ps(s->o, dlr_v_tanhf(cc));
+    __m512 h = _mm512_mul_ps(s->o, dl_v16_tanhf(cc));
     if (_mm512_mask_cmp_ps_mask(s->m, h, h, _CMP_UNORD_Q)) {
         /* a NaN: dlr_lstm_cell_f32 on the pre-activations (still in z), for its NaN bits */
         float zt[4 * DLR_B1_UNITS], ct[DLR_B1_UNITS], ht[DLR_B1_UNITS];
@@ -296,10 +249,10 @@ DLR_V static inline void dlr_b1_stages(dlr_b1_cell* s, ptrdiff_t ch, ptrdiff_t n
 {
     while (s->stage < 5 && (ch >= nch || s->stage * (nch - 1) / 5 <= ch)) {
         switch (s->stage++) {
-        case 0: s->i = dlr_v_sigmoidf(s->i); break;
-        case 1: s->f = dlr_v_sigmoidf(s->f); break;
-        case 2: s->g = dlr_v_tanhf(s->g); break;
-        case 3: s->o = dlr_v_sigmoidf(s->o); break;
+        case 0: s->i = dl_v16_sigmoidf(s->i); break;
+        case 1: s->f = dl_v16_sigmoidf(s->f); break;
+        case 2: s->g = dl_v16_tanhf(s->g); break;
+        case 3: s->o = dl_v16_sigmoidf(s->o); break;
         default: dlr_b1_finish(s, u);
         }
     }
