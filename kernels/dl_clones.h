@@ -1,6 +1,6 @@
 /* DL_CLONES: compile a function for AVX-512 (x86-64-v4), AVX2 (x86-64-v3) and the baseline, the
  * loader's ifunc picking one per CPU (GCC >= 11 on x86-64 Linux; elsewhere the baseline only).
- * The one ISA-clone switch of the kernels' C code (_elementwise, _pool, _recurrent). */
+ * The one ISA-clone switch of the kernels' C code (_elementwise, _pool, _recurrent, _normalization). */
 #ifndef DL_CLONES_H
 #define DL_CLONES_H
 

@@ -16,15 +16,11 @@
 #include <math.h>
 #include <stddef.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define DL_ROWNORM_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
-#else
-#define DL_ROWNORM_CLONES
-#endif
+#include "dl_clones.h"
 
 #define DL_ROWNORM_DEFINE(T, SUFFIX)                                                                      \
 /* y = (x - mean) * rstd * gamma + beta; rms: mean = 0, rstd from mean(x^2). */                           \
-DL_ROWNORM_CLONES static void dl_rownorm_forward_##SUFFIX(                                                \
+DL_CLONES static void dl_rownorm_forward_##SUFFIX(                                                \
         const T* x, const T* gamma, const T* beta, T* y, ptrdiff_t n, double eps, int rms,                \
         double* mean_out, double* rstd_out) {                                                             \
     /* one pass: sums of d = x - shift and d^2 with shift = x[0] (layer norm; 0 for RMS), so     \
@@ -49,7 +45,7 @@ DL_ROWNORM_CLONES static void dl_rownorm_forward_##SUFFIX(                      
    dx is not NULL; dgamma_acc += dy * xhat and dbeta_acc += dy when they are not NULL. The mean       \
    comes as mean_hi + mean_lo (T's rounding of the float64 mean and the rest), x - mean as            \
    (x - mean_hi) - mean_lo: float32 rows with |mean| >> std keep their precision. */                   \
-DL_ROWNORM_CLONES static void dl_rownorm_backward_##SUFFIX(                                               \
+DL_CLONES static void dl_rownorm_backward_##SUFFIX(                                               \
         const T* dy, const T* x, const T* gamma, T mean_hi, T mean_lo, T rstd, ptrdiff_t n, int rms,      \
         T* dx, double* dgamma_acc, double* dbeta_acc) {                                                   \
     ptrdiff_t c;                                                                                          \
