@@ -182,9 +182,9 @@ def capture(arena, steps, arrays, args):
     """``steps``' output for ``arrays`` (copies), and the Program replaying it or None (see the
     module docstring); ``arena`` is this input key's clean arena."""
     perturbed = [_perturbed(a) for a in arrays]
-    inputs = [np.array(a, order="C", copy=True) for a in arrays]
     if any(p is None for p in perturbed):
         return None, None
+    inputs = [np.array(a, order="C", copy=True) for a in arrays]
     arena.held = {}  # the buffers the output lives in stay the same through the capture
     try:
         for buffer, p in zip(inputs, perturbed):
