@@ -73,28 +73,10 @@ class Embedding(Layer):
                                           constraint=self.embeddings_constraint)
         self.built = True
 
-    def _ids(self, inputs):
-        ids = np.asarray(_value(inputs))
-        if ids.dtype.kind == "f":
-            if ids.size and not np.all(np.isfinite(ids) & (np.mod(ids, 1) == 0)):
-                raise ValueError(f"Embedding '{self.name}': inputs must be integer token ids, received "
-                                 f"non-integer values (dtype {ids.dtype}, shape {ids.shape})")
-            ids = ids.astype(np.int64)
-        elif ids.dtype.kind not in "iub":
-            raise TypeError(f"Embedding '{self.name}': inputs must be integer token ids, received dtype "
-                            f"{ids.dtype}")
-        if ids.size:
-            lo, hi = int(ids.min()), int(ids.max())
-            if lo < 0 or hi >= self.input_dim:
-                raise ValueError(f"Embedding '{self.name}': token ids must be in [0, {self.input_dim}) "
-                                 f"(input_dim={self.input_dim}); received ids in [{lo}, {hi}] in inputs of "
-                                 f"shape {ids.shape}")
-        return ids
-
     def call(self, inputs):
         if self.quantization_mode is not None:
             return self._int8_call(inputs)
-        return ops.embedding_lookup(self.embeddings, self._ids(inputs))
+        return ops.embedding_lookup(self.embeddings, inputs, _who=f"Embedding '{self.name}'")
 
     # int8 quantization (Keras 3 names: embeddings int8 (input_dim, output_dim), embeddings_scale
     # (input_dim,), one scale per row) ----------------------------------------------------------------
@@ -115,7 +97,8 @@ class Embedding(Layer):
 
     def _int8_call(self, inputs):
         quantizers.refuse_recording(self)
-        return quantized_ops.int8_embedding_lookup(self.embeddings, self.embeddings_scale, self._ids(inputs))
+        return quantized_ops.int8_embedding_lookup(self.embeddings, self.embeddings_scale, inputs,
+                                                   _who=f"Embedding '{self.name}'")
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:

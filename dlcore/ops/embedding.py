@@ -55,20 +55,29 @@ class EmbeddingLookup(Function):
         return dw, None
 
 
-def embedding_lookup(embeddings, ids):
-    """``embeddings[ids]`` for integer ``ids`` of any shape (all in [0, rows): checked)."""
-    table = value(embeddings)
+def checked_ids(ids, rows, who="embedding_lookup"):
+    """``ids`` as an integer ndarray (integral float ids converted), every id in [0, ``rows``):
+    the one check of the float and int8 lookups, its errors naming ``who``."""
     ids_v = np.asarray(value(ids))
-    if ids_v.dtype.kind not in "iub":
-        if ids_v.dtype.kind == "f" and ids_v.size and not np.all(np.mod(ids_v, 1) == 0):
-            raise ValueError(f"embedding_lookup: ids must be integers, received dtype {ids_v.dtype} with "
-                             "fractional values")
+    if ids_v.dtype.kind == "f":
+        if ids_v.size and not np.all(np.isfinite(ids_v) & (np.mod(ids_v, 1) == 0)):
+            raise ValueError(f"{who}: inputs must be integer token ids, received non-integer values "
+                             f"(dtype {ids_v.dtype}, shape {ids_v.shape})")
         ids_v = ids_v.astype(np.int64)
+    elif ids_v.dtype.kind not in "iub":
+        raise TypeError(f"{who}: inputs must be integer token ids, received dtype {ids_v.dtype}")
     if ids_v.size:
         lo, hi = int(ids_v.min()), int(ids_v.max())
-        if lo < 0 or hi >= table.shape[0]:
-            raise ValueError(f"embedding_lookup: ids must be in [0, {table.shape[0]}) for a table of shape "
-                             f"{table.shape}; received ids in [{lo}, {hi}]")
+        if lo < 0 or hi >= rows:
+            raise ValueError(f"{who}: token ids must be in [0, {rows}); received ids in [{lo}, {hi}] in "
+                             f"inputs of shape {ids_v.shape}")
+    return ids_v
+
+
+def embedding_lookup(embeddings, ids, _who="embedding_lookup"):
+    """``embeddings[ids]`` for integer ``ids`` of any shape (all in [0, rows): checked)."""
+    table = value(embeddings)
+    ids_v = checked_ids(ids, table.shape[0], _who)
     if type(table) is np.ndarray and not is_recording():
         return Tensor(EmbeddingLookup.forward(None, table, ids_v))  # nothing records: no graph node
     return EmbeddingLookup.apply(embeddings, ids_v)

@@ -20,6 +20,7 @@ from ..tensor import Tensor
 from .core import contiguous, value, zeros_state
 from .conv import _hashable, _plan, normalize_tuple
 from .elementwise import activation_code
+from .embedding import checked_ids
 
 
 PackedInt8 = namedtuple("PackedInt8", "data csum k m")
@@ -100,15 +101,13 @@ def int8_dense(x, packed, w_scale, bias=None, activation="linear", alpha=0.0):
                                     alpha))
 
 
-def int8_embedding_lookup(table, scale, ids):
-    """``table[ids] / scale[ids, None]`` (float32) for an int8 (V, D) table, ids checked by the caller."""
+def int8_embedding_lookup(table, scale, ids, _who="int8_embedding_lookup"):
+    """``table[ids] / scale[ids, None]`` (float32) for an int8 (V, D) table (ids checked as
+    ``embedding_lookup`` checks them)."""
     t = contiguous(np.asarray(value(table)))
     s = np.ascontiguousarray(value(scale), dtype=np.float32)
-    ids_v = np.asarray(value(ids))
+    ids_v = checked_ids(ids, t.shape[0], _who)
     flat = np.ascontiguousarray(ids_v, dtype=np.int64).reshape(-1)
-    if flat.size and (int(flat.min()) < 0 or int(flat.max()) >= t.shape[0]):
-        raise ValueError(f"int8_embedding_lookup: ids must be in [0, {t.shape[0]}), received ids in "
-                         f"[{int(flat.min())}, {int(flat.max())}]")
     y = np.empty((flat.size, t.shape[1]), dtype=np.float32)
     kernels.get("int8_embedding_forward")(flat, t, s, y, kernels.threads_for(y.size))
     return Tensor(y.reshape(ids_v.shape + (t.shape[1],)))
