@@ -46,7 +46,7 @@
 # C_out output channels (O), KH/KW kernel height/width, G groups, CG = C_in/G, OG = C_out/G,
 # K = KH*KW*CG (one column-matrix row), P pixels of a chunk, S weight-gradient slots.
 from cython.parallel cimport prange, parallel, threadid
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, calloc, free
 from libc.stdint cimport uint8_t
 from libc.string cimport memcpy, memset
 
@@ -81,6 +81,13 @@ cdef extern from "dl_conv_tiles.h" nogil:
                        Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, const float* dy,
                        Py_ssize_t sy, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t O,
                        float beta, float* dw)
+
+cdef extern from "dl_winograd.h" nogil:
+    void dl_wino_filter(const float* w, Py_ssize_t C, Py_ssize_t O, int flip, float* U)
+    void dl_wino_block(const float* x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t ph,
+                       Py_ssize_t pw, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t TH, Py_ssize_t TW,
+                       Py_ssize_t t0, Py_ssize_t t1, const float* U, Py_ssize_t O, const float* zeros,
+                       float* V, float* M, float* y, const float* bias, int relu, int pool, uint8_t* am)
 
 import numpy as np
 
@@ -544,6 +551,10 @@ def conv2d_forward(const floating[:, :, :, ::1] x_nhwc, const floating[:, :, :, 
     if b_o is not None:
         bias = &b_o[0]
     if floating is float:
+        if (activation == 0 or activation == ACT_RELU) and _winograd_applies(&g, g.c, g.o, g.oh, g.ow, 9 * g.oh * g.ow):
+            _winograd(&x_nhwc[0, 0, 0, 0], g.n, g.h, g.w, g.c, g.ph, g.pw, g.oh, g.ow, &w_hwio[0, 0, 0, 0],
+                      g.o, False, bias, activation == ACT_RELU, False, NULL, &y_nhwo[0, 0, 0, 0], n_threads)
+            return
         if _implicit_path(&g):
             _implicit_forward(&x_nhwc[0, 0, 0, 0], &w_hwio[0, 0, 0, 0], bias, &g, activation,
                               a, &y_nhwo[0, 0, 0, 0], n_threads)
@@ -643,6 +654,10 @@ def conv2d_pool2x2_forward(const floating[:, :, :, ::1] x_nhwc, const floating[:
     if b_o is not None:
         bias = &b_o[0]
     if floating is float:
+        if (activation == 0 or activation == ACT_RELU) and _winograd_applies(&g, g.c, g.o, g.oh, g.ow, 9 * g.oh * g.ow):
+            _winograd(&x_nhwc[0, 0, 0, 0], g.n, g.h, g.w, g.c, g.ph, g.pw, g.oh, g.ow, &w_hwio[0, 0, 0, 0],
+                      g.o, False, bias, activation == ACT_RELU, True, am, &y_nphwo[0, 0, 0, 0], n_threads)
+            return
         if _implicit_path(&g) and (activation == 0 or activation == ACT_RELU):
             _implicit_forward(&x_nhwc[0, 0, 0, 0], &w_hwio[0, 0, 0, 0], bias, &g, activation,
                               <float>alpha, &y_nphwo[0, 0, 0, 0], n_threads, True, am)
@@ -655,3 +670,4 @@ def conv2d_pool2x2_forward(const floating[:, :, :, ::1] x_nhwc, const floating[:
 
 
 include "_conv_backward.pxi"
+include "_conv_winograd.pxi"

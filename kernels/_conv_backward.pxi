@@ -196,6 +196,14 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy_nhwo, const floating[:
     if g.oh * g.ow * g.o == 0:
         dx_nhwc[...] = 0
         return
+    if floating is float:
+        if (g.ph <= 2 and g.pw <= 2 and _winograd_applies(&g, g.o, g.c, _wino_extent(g.h, g.oh, 2 - g.ph),
+                                                           _wino_extent(g.w, g.ow, 2 - g.pw), 9 * g.oh * g.ow)):
+            # dx = conv(dy, w rotated, channels swapped) with paddings 2 - pad, output (H, W)
+            _winograd(&dy_nhwo[0, 0, 0, 0], g.n, g.oh, g.ow, g.o, 2 - g.ph, 2 - g.pw, g.h, g.w,
+                      &w_hwio[0, 0, 0, 0], g.c, True, NULL, False, False, NULL, &dx_nhwc[0, 0, 0, 0],
+                      n_threads)
+            return
     total = g.n * g.oh * g.ow
     chunk = _chunk_pixels(&g, total, sizeof(floating))
     # tasks: pixel chunks (pointwise), input rows (direct), or (image, band) (im2col)

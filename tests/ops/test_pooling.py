@@ -223,3 +223,30 @@ def test_conv2d_bias_act_max_pool_errors_name_the_op():
         ops.conv2d_bias_act_max_pool(x, np.zeros((3, 3, 4, 2), "float32"))
     with pytest.raises(ValueError, match="pool"):  # a 1x1 convolution output: no 2x2 window fits
         ops.conv2d_bias_act_max_pool(x, np.zeros((3, 3, 2, 2), "float32"))
+
+
+@pytest.mark.parametrize("shape, kernel, padding, activation", [
+    ((2, 15, 15, 32), (3, 3, 32, 64), "valid", "relu"),   # the runner's CNN block, 13x13 cut to 12x12
+    ((3, 7, 9, 17), (3, 3, 17, 18), "same", "linear"),    # odd sizes, channels not multiples of 16
+])
+def test_conv_pool_winograd_gradients_match_float64(shape, kernel, padding, activation):
+    # float32 training on the Winograd forward and input gradient (forced on wherever it applies)
+    # against the float64 direct path (finite-difference checked above): values and every gradient
+    from dlcore.kernels import _conv
+    if not _conv.OWN_SGEMM:
+        pytest.skip("the Winograd path needs AVX-512 (the own GEMM)")
+    rng = np.random.default_rng(3)
+    arrays = [rng.normal(size=s) for s in (shape, kernel, kernel[-1:])]
+    results = {}
+    previous = _conv.set_winograd(2)
+    try:
+        for dtype in ("float32", "float64"):
+            x, k, b = (dl.Variable(a.astype(dtype)) for a in arrays)
+            with dl.GradientTape() as tape:
+                y = ops.conv2d_bias_act_max_pool(x, k, b, padding, activation)
+                loss = ops.sum(y * y)
+            results[dtype] = [y.value] + list(tape.gradient(loss, [x, k, b]))
+    finally:
+        _conv.set_winograd(*previous)
+    for got, want in zip(results["float32"], results["float64"]):
+        assert np.abs(got - want).max() <= 2e-5 * np.abs(want).max()

@@ -1,0 +1,146 @@
+# ---- Winograd F(2x2, 3x3) (dl_winograd.h) ---------------------------------------------------------
+# Stride-1, dilation-1, one-group 3x3 float32 convolutions with enough channels, on AVX-512 (the
+# own GEMM): the forward (conv2d_forward, conv2d_pool2x2_forward: the output transform stores the
+# bias, relu and, fused, the 2x2 pooling and its argmax) and the input gradient (the same
+# algorithm on dy with the kernel rotated and its channels swapped, paddings 2 - pad). 2.25x fewer
+# multiplies; the transforms cost memory passes, so small channel counts and few tiles stay on
+# the implicit GEMM (WINO_MIN_CHANNELS, WINO_MIN_TILES: measured, see the Design block). The
+# weight gradient stays on the implicit GEMM (measured: see the Design block).
+
+# The input and output channels of the product (C_in and C_out of the forward; C_out and C_in of
+# the input gradient) must both be at least this, and the tile grid hold at least this many tiles.
+WINO_MIN_CHANNELS = 16
+WINO_MIN_TILES = 128
+# ... and save at least this factor of the direct convolution's products (x10: 15 = 1.5x)
+WINO_MIN_GAIN10 = 15
+# Bytes of one thread's transform buffers V (16, T, C) and M (16, T, O): T tiles per block.
+WINO_BLOCK_BYTES = 512 * 1024
+
+cdef Py_ssize_t _WINO_MIN_CHANNELS = WINO_MIN_CHANNELS
+cdef Py_ssize_t _WINO_MIN_TILES = WINO_MIN_TILES
+cdef Py_ssize_t _WINO_MIN_GAIN10 = WINO_MIN_GAIN10
+cdef Py_ssize_t _WINO_BLOCK_BYTES = WINO_BLOCK_BYTES
+# 0 never, 1 where the shape rule takes it, 2 wherever it applies (tests)
+cdef int _WINOGRAD = 1
+
+
+def set_winograd(mode=None, block_bytes=None, min_channels=None, min_tiles=None):
+    """Override the Winograd choice (0 never, 1 the shape rule, 2 wherever it applies), its block
+    size in bytes and the rule's thresholds (measurements and tests only); returns the previous
+    (mode, block_bytes, min_channels, min_tiles)."""
+    global _WINOGRAD, _WINO_BLOCK_BYTES, _WINO_MIN_CHANNELS, _WINO_MIN_TILES
+    previous = (_WINOGRAD, _WINO_BLOCK_BYTES, _WINO_MIN_CHANNELS, _WINO_MIN_TILES)
+    if mode is not None:
+        _WINOGRAD = int(mode)
+    if block_bytes is not None:
+        _WINO_BLOCK_BYTES = int(block_bytes)
+    if min_channels is not None:
+        _WINO_MIN_CHANNELS = int(min_channels)
+    if min_tiles is not None:
+        _WINO_MIN_TILES = int(min_tiles)
+    return previous
+
+
+cdef inline Py_ssize_t _wino_extent(Py_ssize_t out, Py_ssize_t length, Py_ssize_t pad) noexcept nogil:
+    """Output rows (columns) that read the input at all: row i reads rows i - pad .. i - pad + 2,
+    so rows from length + pad on are 0 (the input gradient of an output cut short)."""
+    return min(out, max(length + pad, 0))
+
+
+cdef bint _winograd_applies(const Geom* g, Py_ssize_t cin, Py_ssize_t cout, Py_ssize_t oh,
+                            Py_ssize_t ow, Py_ssize_t products) noexcept nogil:
+    """Whether a float32 convolution of geometry g runs as Winograd, with cin / cout the channels
+    of the product, (oh, ow) the output rows and columns that read the input (_wino_extent) and
+    `products` the pixel-tap products per image of the direct convolution (9 per output pixel of
+    the forward, per dy pixel of the input gradient): Winograd computes 16 per 2x2 tile."""
+    if not _OWN_SGEMM or _WINOGRAD <= 0 or g.kh != 3 or g.kw != 3 or g.groups != 1:
+        return False
+    if g.sh != 1 or g.sw != 1 or g.dh != 1 or g.dw != 1 or cin <= 0 or cout <= 0:
+        return False
+    if _WINOGRAD >= 2:
+        return True
+    cdef Py_ssize_t tiles = ((oh + 1) // 2) * ((ow + 1) // 2)
+    return (cin >= _WINO_MIN_CHANNELS and cout >= _WINO_MIN_CHANNELS and g.n * tiles >= _WINO_MIN_TILES
+            and 10 * products >= _WINO_MIN_GAIN10 * 16 * tiles)
+
+
+cdef int _winograd(const float* x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cin,
+                   Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t oh, Py_ssize_t ow, const float* kernel,
+                   Py_ssize_t cout, bint flip, const float* bias, bint relu, bint pool, uint8_t* am,
+                   float* y, int n_threads) except -1:
+    """y (N, OH, OW, cout) = conv(x (N, H, W, cin), kernel) + bias (relu), top / left paddings
+    ph / pw; kernel (3, 3, cin, cout), or with flip (3, 3, cout, cin) rotated (the input
+    gradient); pool: y (N, OH/2, OW/2, cout) pooled (OH, OW even), am its argmax bytes or NULL.
+    Blocks of T tiles in parallel; T depends on the channels only. Rows and columns that read no
+    input (_wino_extent) are not computed but zeroed."""
+    cdef Py_ssize_t eh = _wino_extent(oh, h, ph), ew = _wino_extent(ow, w, pw), img, r
+    cdef Py_ssize_t th = (eh + 1) // 2, tw = (ew + 1) // 2
+    cdef Py_ssize_t tiles = n * th * tw, per, n_blocks, i, t0, t1
+    cdef Py_ssize_t t = _WINO_BLOCK_BYTES // (64 * (cin + cout))
+    cdef float* u = NULL
+    cdef float* zeros = NULL
+    cdef float* work = NULL
+    cdef float* buf
+    t = max(14, t // 14 * 14)
+    if t > tiles:
+        t = tiles
+    per = 16 * t * (cin + cout) + 16
+    n_blocks = (tiles + t - 1) // t
+    if n_threads > n_blocks:
+        n_threads = <int>n_blocks
+    if n_threads < 1:
+        n_threads = 1
+    u = <float*>malloc(16 * cin * cout * sizeof(float))
+    zeros = <float*>calloc(cin, sizeof(float))
+    work = <float*>malloc(n_threads * per * sizeof(float))
+    try:
+        if u == NULL or zeros == NULL or work == NULL:
+            raise MemoryError()
+        with nogil:
+            if not pool and (2 * th < oh or 2 * tw < ow):
+                for img in range(n):
+                    for r in range(oh):
+                        if r >= 2 * th:
+                            memset(y + (img * oh + r) * ow * cout, 0, ow * cout * sizeof(float))
+                        elif 2 * tw < ow:
+                            memset(y + ((img * oh + r) * ow + 2 * tw) * cout, 0,
+                                   (ow - 2 * tw) * cout * sizeof(float))
+            if tiles == 0:
+                return 0
+            if flip:
+                dl_wino_filter(kernel, cout, cin, 1, u)
+            else:
+                dl_wino_filter(kernel, cin, cout, 0, u)
+            if n_threads == 1:
+                for i in range(n_blocks):
+                    t0 = i * t
+                    t1 = min(t0 + t, tiles)
+                    dl_wino_block(x, h, w, cin, ph, pw, oh, ow, th, tw, t0, t1, u, cout, zeros,
+                                  work, work + 16 * t * cin, y, bias, relu, pool, am)
+            else:
+                with parallel(num_threads=n_threads):
+                    buf = work + threadid() * per
+                    for i in prange(n_blocks, schedule="dynamic"):
+                        t0 = i * t
+                        t1 = min(t0 + t, tiles)
+                        dl_wino_block(x, h, w, cin, ph, pw, oh, ow, th, tw, t0, t1, u, cout, zeros,
+                                      buf, buf + 16 * t * cin, y, bias, relu, pool, am)
+    finally:
+        free(u)
+        free(zeros)
+        free(work)
+    return 0
+
+
+def winograd_path(int n, int h, int w, int c_in, int c_out, int kh, int kw, int stride_h, int stride_w,
+                  int pad_h, int pad_w, int dilation_h, int dilation_w, int groups, int oh, int ow,
+                  bint backward_input=False):
+    """Whether a float32 conv2d_forward (conv2d_pool2x2_forward with oh, ow = 2 PH, 2 PW) or, with
+    backward_input, conv2d_backward_input (dy of (oh, ow)) of these shapes runs as Winograd."""
+    cdef Geom g
+    _geom(&g, n, h, w, c_in, oh, ow, c_out, kh, kw, stride_h, stride_w, pad_h, pad_w, dilation_h,
+          dilation_w, groups)
+    if backward_input:
+        return bool(g.ph <= 2 and g.pw <= 2 and _winograd_applies(
+            &g, g.o, g.c, _wino_extent(g.h, g.oh, 2 - g.ph), _wino_extent(g.w, g.ow, 2 - g.pw), 9 * g.oh * g.ow))
+    return bool(_winograd_applies(&g, g.c, g.o, g.oh, g.ow, 9 * g.oh * g.ow))
