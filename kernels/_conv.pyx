@@ -88,6 +88,11 @@ cdef extern from "dl_winograd.h" nogil:
                        Py_ssize_t pw, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t TH, Py_ssize_t TW,
                        Py_ssize_t t0, Py_ssize_t t1, const float* U, Py_ssize_t O, const float* zeros,
                        float* V, float* M, float* y, const float* bias, int relu, int pool, uint8_t* am)
+    void dl_wino_wgrad_block(const float* x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t ph,
+                             Py_ssize_t pw, const float* dy, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t TH,
+                             Py_ssize_t TW, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t O, const float* zeros,
+                             float* V, float* dM, float* dU, float* db)
+    void dl_wino_filter_grad(const float* dU, Py_ssize_t C, Py_ssize_t O, float* dw)
 
 import numpy as np
 

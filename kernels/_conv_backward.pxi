@@ -408,6 +408,11 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] x_nhwc, const floating[:
         if has_db and g.o > 0:
             db_o[...] = 0
         return
+    if floating is float:
+        if _winograd_wgrad_applies(&g):
+            _winograd_wgrad(&x_nhwc[0, 0, 0, 0], g.n, g.h, g.w, g.c, g.ph, g.pw, &dy_nhwo[0, 0, 0, 0],
+                            g.oh, g.ow, g.o, &dw_hwio[0, 0, 0, 0], &db_o[0] if has_db else NULL, n_threads)
+            return
     chunk = _chunk_pixels(&g, total, sizeof(floating))
     n_chunks = (total + chunk - 1) // chunk
     col_size = chunk * g.k

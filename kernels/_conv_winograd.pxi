@@ -22,14 +22,19 @@ cdef Py_ssize_t _WINO_MIN_GAIN10 = WINO_MIN_GAIN10
 cdef Py_ssize_t _WINO_BLOCK_BYTES = WINO_BLOCK_BYTES
 # 0 never, 1 where the shape rule takes it, 2 wherever it applies (tests)
 cdef int _WINOGRAD = 1
+# whether the weight gradient takes it too (measured: see the Design block)
+cdef bint _WINO_WGRAD = True
 
 
-def set_winograd(mode=None, block_bytes=None, min_channels=None, min_tiles=None):
+def set_winograd(mode=None, block_bytes=None, min_channels=None, min_tiles=None, weight_gradient=None):
     """Override the Winograd choice (0 never, 1 the shape rule, 2 wherever it applies), its block
-    size in bytes and the rule's thresholds (measurements and tests only); returns the previous
-    (mode, block_bytes, min_channels, min_tiles)."""
-    global _WINOGRAD, _WINO_BLOCK_BYTES, _WINO_MIN_CHANNELS, _WINO_MIN_TILES
-    previous = (_WINOGRAD, _WINO_BLOCK_BYTES, _WINO_MIN_CHANNELS, _WINO_MIN_TILES)
+    size in bytes, the rule's thresholds and whether the weight gradient takes it (measurements
+    and tests only); returns the previous (mode, block_bytes, min_channels, min_tiles,
+    weight_gradient)."""
+    global _WINOGRAD, _WINO_BLOCK_BYTES, _WINO_MIN_CHANNELS, _WINO_MIN_TILES, _WINO_WGRAD
+    previous = (_WINOGRAD, _WINO_BLOCK_BYTES, _WINO_MIN_CHANNELS, _WINO_MIN_TILES, _WINO_WGRAD)
+    if weight_gradient is not None:
+        _WINO_WGRAD = bool(weight_gradient)
     if mode is not None:
         _WINOGRAD = int(mode)
     if block_bytes is not None:
@@ -62,6 +67,11 @@ cdef bint _winograd_applies(const Geom* g, Py_ssize_t cin, Py_ssize_t cout, Py_s
     cdef Py_ssize_t tiles = ((oh + 1) // 2) * ((ow + 1) // 2)
     return (cin >= _WINO_MIN_CHANNELS and cout >= _WINO_MIN_CHANNELS and g.n * tiles >= _WINO_MIN_TILES
             and 10 * products >= _WINO_MIN_GAIN10 * 16 * tiles)
+
+
+cdef bint _winograd_wgrad_applies(const Geom* g) noexcept nogil:
+    """The weight gradient: dy's tile grid against its pixels (x read zero outside)."""
+    return _WINO_WGRAD and _winograd_applies(g, g.c, g.o, g.oh, g.ow, 9 * g.oh * g.ow)
 
 
 cdef int _winograd(const float* x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cin,
@@ -132,15 +142,82 @@ cdef int _winograd(const float* x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w, Py_
     return 0
 
 
+
+cdef int _winograd_wgrad(const float* x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w, Py_ssize_t c,
+                         Py_ssize_t ph, Py_ssize_t pw, const float* dy, Py_ssize_t oh, Py_ssize_t ow,
+                         Py_ssize_t o, float* dw, float* db, int n_threads) except -1:
+    """dw (3, 3, C, O) (and db (O,) unless NULL) of conv(x (N, H, W, C)) for dy (N, OH, OW, O),
+    top / left paddings ph / pw. Blocks of T tiles of dy's tile grid; block j adds into slot
+    j % DW_SLOTS in increasing j (one task per slot), the slots are summed in slot order, then
+    transformed back: the result does not depend on the thread count."""
+    cdef Py_ssize_t th = (oh + 1) // 2, tw = (ow + 1) // 2
+    cdef Py_ssize_t tiles = n * th * tw, per, n_blocks, slots, s, j, t0, t1, size = 16 * c * o + o
+    cdef Py_ssize_t t = _WINO_BLOCK_BYTES // (64 * (c + o))
+    cdef float* acc = NULL
+    cdef float* zeros = NULL
+    cdef float* work = NULL
+    cdef float* buf
+    t = max(14, t // 14 * 14)
+    if t > tiles:
+        t = tiles
+    per = 16 * t * (c + o) + 16
+    n_blocks = (tiles + t - 1) // t
+    slots = min(_DW_SLOTS, n_blocks)
+    if n_threads > slots:
+        n_threads = <int>slots
+    if n_threads < 1:
+        n_threads = 1
+    acc = <float*>calloc(slots * size, sizeof(float))
+    zeros = <float*>calloc(c, sizeof(float))
+    work = <float*>malloc(n_threads * per * sizeof(float))
+    try:
+        if acc == NULL or zeros == NULL or work == NULL:
+            raise MemoryError()
+        with nogil:
+            if n_threads == 1:
+                for s in range(slots):
+                    j = s
+                    while j < n_blocks:
+                        t0 = j * t
+                        t1 = min(t0 + t, tiles)
+                        dl_wino_wgrad_block(x, h, w, c, ph, pw, dy, oh, ow, th, tw, t0, t1, o, zeros, work,
+                                            work + 16 * t * c, acc + s * size, acc + s * size + 16 * c * o)
+                        j = j + slots
+            else:
+                with parallel(num_threads=n_threads):
+                    buf = work + threadid() * per
+                    for s in prange(slots, schedule="dynamic"):
+                        j = s
+                        while j < n_blocks:
+                            t0 = j * t
+                            t1 = min(t0 + t, tiles)
+                            dl_wino_wgrad_block(x, h, w, c, ph, pw, dy, oh, ow, th, tw, t0, t1, o, zeros, buf,
+                                                buf + 16 * t * c, acc + s * size, acc + s * size + 16 * c * o)
+                            j = j + slots
+            for s in range(1, slots):
+                dl_add_to(acc, acc + s * size, size)
+            dl_wino_filter_grad(acc, c, o, dw)
+            if db != NULL:
+                memcpy(db, acc + 16 * c * o, o * sizeof(float))
+    finally:
+        free(acc)
+        free(zeros)
+        free(work)
+    return 0
+
+
 def winograd_path(int n, int h, int w, int c_in, int c_out, int kh, int kw, int stride_h, int stride_w,
                   int pad_h, int pad_w, int dilation_h, int dilation_w, int groups, int oh, int ow,
-                  bint backward_input=False):
-    """Whether a float32 conv2d_forward (conv2d_pool2x2_forward with oh, ow = 2 PH, 2 PW) or, with
-    backward_input, conv2d_backward_input (dy of (oh, ow)) of these shapes runs as Winograd."""
+                  bint backward_input=False, bint backward_weight=False):
+    """Whether a float32 conv2d_forward (conv2d_pool2x2_forward with oh, ow = 2 PH, 2 PW), with
+    backward_input conv2d_backward_input, or with backward_weight conv2d_backward_weight (dy of
+    (oh, ow)) of these shapes runs as Winograd."""
     cdef Geom g
     _geom(&g, n, h, w, c_in, oh, ow, c_out, kh, kw, stride_h, stride_w, pad_h, pad_w, dilation_h,
           dilation_w, groups)
     if backward_input:
         return bool(g.ph <= 2 and g.pw <= 2 and _winograd_applies(
             &g, g.o, g.c, _wino_extent(g.h, g.oh, 2 - g.ph), _wino_extent(g.w, g.ow, 2 - g.pw), 9 * g.oh * g.ow))
+    if backward_weight:
+        return bool(_winograd_wgrad_applies(&g))
     return bool(_winograd_applies(&g, g.c, g.o, g.oh, g.ow, 9 * g.oh * g.ow))

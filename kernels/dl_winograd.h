@@ -67,6 +67,31 @@ DL_MAYBE_UNUSED DL_WINO_TARGET static void dl_wino_filter(const float *w, ptrdif
         }
 }
 
+/* The weight gradient's last step, the adjoint of dl_wino_filter: dw[a][b][c][o] = (G^T dU G)[a][b]
+ * of dU (16, C, O) (the sum over tiles of V^T dM per transform position). */
+DL_MAYBE_UNUSED DL_WINO_TARGET static void dl_wino_filter_grad(const float *dU, ptrdiff_t C, ptrdiff_t O,
+                                                               float *dw)
+{
+    ptrdiff_t c, o;
+    int a, j;
+    for (c = 0; c < C; c++)
+        for (o = 0; o < O; o++) {
+            float u[4][4], t[3][4];
+            for (j = 0; j < 16; j++)
+                u[j / 4][j % 4] = dU[j * C * O + c * O + o];
+            for (j = 0; j < 4; j++) {
+                t[0][j] = u[0][j] + 0.5f * (u[1][j] + u[2][j]);
+                t[1][j] = 0.5f * (u[1][j] - u[2][j]);
+                t[2][j] = 0.5f * (u[1][j] + u[2][j]) + u[3][j];
+            }
+            for (a = 0; a < 3; a++) {
+                dw[(a * 3 + 0) * C * O + c * O + o] = t[a][0] + 0.5f * (t[a][1] + t[a][2]);
+                dw[(a * 3 + 1) * C * O + c * O + o] = 0.5f * (t[a][1] - t[a][2]);
+                dw[(a * 3 + 2) * C * O + c * O + o] = 0.5f * (t[a][1] + t[a][2]) + t[a][3];
+            }
+        }
+}
+
 #if DL_HAVE_AVX512_BUILD
 
 #include <immintrin.h>
@@ -191,6 +216,67 @@ DL_MAYBE_UNUSED DL_WINO_TARGET static void dl_wino_block(
     }
 }
 
+/* dM[p] (row t at m + p pstride, O floats) = (A dY A^T)[p] of the 2x2 dy tile whose pixels are at
+ * d[0..3] (NULL: outside dy, zero); db += the tile's pixels (unless NULL). */
+DL_TARGET static inline void dl_wino_dy_tile(const float *const d[4], ptrdiff_t O, float *m,
+                                             ptrdiff_t pstride, float *db)
+{
+    ptrdiff_t o;
+    int i;
+    for (o = 0; o < O; o += 16) {
+        __mmask16 k = dl_wino_mask(O - o);
+        __m512 y[4], r[8], z = _mm512_setzero_ps();
+        for (i = 0; i < 4; i++)
+            y[i] = d[i] ? _mm512_maskz_loadu_ps(k, d[i] + o) : z;
+        if (db)
+            _mm512_mask_storeu_ps(db + o, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, db + o),
+                                  _mm512_add_ps(_mm512_add_ps(y[0], y[1]), _mm512_add_ps(y[2], y[3]))));
+        for (i = 0; i < 2; i++) {  /* A dY: rows (r[4 row + column]) */
+            r[i] = y[i];
+            r[2 + i] = _mm512_add_ps(y[i], y[2 + i]);
+            r[4 + i] = _mm512_sub_ps(y[i], y[2 + i]);
+            r[6 + i] = _mm512_sub_ps(z, y[2 + i]);
+        }
+        for (i = 0; i < 4; i++) {  /* (A dY) A^T: columns */
+            _mm512_mask_storeu_ps(m + (4 * i + 0) * pstride + o, k, r[2 * i]);
+            _mm512_mask_storeu_ps(m + (4 * i + 1) * pstride + o, k, _mm512_add_ps(r[2 * i], r[2 * i + 1]));
+            _mm512_mask_storeu_ps(m + (4 * i + 2) * pstride + o, k, _mm512_sub_ps(r[2 * i], r[2 * i + 1]));
+            _mm512_mask_storeu_ps(m + (4 * i + 3) * pstride + o, k, _mm512_sub_ps(z, r[2 * i + 1]));
+        }
+    }
+}
+
+/* The weight gradient of tiles [t0, t1) of dy's (N, TH, TW) tile grid (dy (N, OH, OW, O), pixels
+ * beyond OH, OW zero): dU[p] (C, O) += V[p]^T dM[p] (the GEMM's FMA chains run over the tiles in
+ * order), db (O) += dy's pixels (unless NULL). x, ph, pw, zeros, V as dl_wino_block; dM (16, T, O). */
+DL_MAYBE_UNUSED DL_TARGET static void dl_wino_wgrad_block(
+    const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t ph, ptrdiff_t pw,
+    const float *dy, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t TH, ptrdiff_t TW, ptrdiff_t t0,
+    ptrdiff_t t1, ptrdiff_t O, const float *zeros, float *V, float *dM, float *dU, float *db)
+{
+    ptrdiff_t T = t1 - t0, t, p;
+    const float *r[16], *d[4];
+    for (t = 0; t < T; t++) {
+        ptrdiff_t tt = t0 + t, n = tt / (TH * TW), th = (tt / TW) % TH, tw = tt % TW, i, j;
+        for (i = 0; i < 4; i++) {
+            ptrdiff_t hi = 2 * th - ph + i;
+            for (j = 0; j < 4; j++) {
+                ptrdiff_t wj = 2 * tw - pw + j;
+                r[4 * i + j] = (hi >= 0 && hi < H && wj >= 0 && wj < W)
+                                   ? x + ((n * H + hi) * W + wj) * C : zeros;
+            }
+        }
+        dl_wino_input_tile(r, C, V + t * C, T * C);
+        for (i = 0; i < 4; i++) {
+            ptrdiff_t oh = 2 * th + i / 2, ow = 2 * tw + i % 2;
+            d[i] = oh < OH && ow < OW ? dy + ((n * OH + oh) * OW + ow) * O : NULL;
+        }
+        dl_wino_dy_tile(d, O, dM + t * O, T * O, db);
+    }
+    for (p = 0; p < 16; p++)
+        dl_sgemm(1, C, O, T, V + p * T * C, C, dM + p * T * O, O, 1.0f, dU + p * C * O, O);
+}
+
 #else
 
 static void dl_wino_block(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t ph,
@@ -201,6 +287,15 @@ static void dl_wino_block(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
     (void)x; (void)H; (void)W; (void)C; (void)ph; (void)pw; (void)OH; (void)OW; (void)TH; (void)TW;
     (void)t0; (void)t1; (void)U; (void)O; (void)zeros; (void)V; (void)M; (void)y; (void)bias;
     (void)relu; (void)pool; (void)am;
+}
+
+static void dl_wino_wgrad_block(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t ph,
+                                ptrdiff_t pw, const float *dy, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t TH,
+                                ptrdiff_t TW, ptrdiff_t t0, ptrdiff_t t1, ptrdiff_t O, const float *zeros,
+                                float *V, float *dM, float *dU, float *db)
+{
+    (void)x; (void)H; (void)W; (void)C; (void)ph; (void)pw; (void)dy; (void)OH; (void)OW; (void)TH;
+    (void)TW; (void)t0; (void)t1; (void)O; (void)zeros; (void)V; (void)dM; (void)dU; (void)db;
 }
 
 #endif

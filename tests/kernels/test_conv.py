@@ -545,14 +545,41 @@ def test_winograd_pool2x2_is_its_forward_pooled(n, h, w, c, o, pad, relu, winogr
 
 
 @pytest.mark.skipif(not _conv.OWN_SGEMM, reason="the Winograd path needs AVX-512 (the own GEMM)")
+@pytest.mark.parametrize("n, h, w, c, o, pad", WINO_CASES)
+@pytest.mark.parametrize("short", [0, 1])
+def test_winograd_backward_weight_matches_the_float64_reference(n, h, w, c, o, pad, short, winograd):
+    # dy's tile grid (pixels beyond dy zero, x zero outside): dw and db near the float64
+    # reference, the same bits on 1 and 2 threads (fixed slots summed in order)
+    oh, ow = h + 2 * pad - 2 - short, w + 2 * pad - 2 - short
+    if oh < 1 or ow < 1:
+        pytest.skip("no output left")
+    x, dy = rand((n, h, w, c), np.float32, 9), rand((n, oh, ow, o), np.float32, 10)
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))[:, :oh + 2, :ow + 2]
+    expected = ref.conv2d_grad_weight(xp, dy, (3, 3), 1, ((0, 0), (0, 0)))
+    assert _conv.winograd_path(n, h, w, c, o, 3, 3, 1, 1, pad, pad, 1, 1, 1, oh, ow, backward_weight=True)
+    outs = []
+    for threads in (1, 2):
+        dk, db = np.full((3, 3, c, o), np.nan, np.float32), np.full(o, np.nan, np.float32)
+        conv.conv2d_backward_weight(x, dy, 1, 1, pad, pad, 1, 1, 1, dk, db, threads)
+        outs.append((dk, db))
+    assert rel_error(outs[0][0], expected) < 1e-5
+    np.testing.assert_allclose(outs[0][1], dy.astype(np.float64).sum(axis=(0, 1, 2)), rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(outs[1][0], outs[0][0])
+    np.testing.assert_array_equal(outs[1][1], outs[0][1])
+
+
+@pytest.mark.skipif(not _conv.OWN_SGEMM, reason="the Winograd path needs AVX-512 (the own GEMM)")
 def test_winograd_shape_rule():
-    # the runner's CNN at batch 64: the 32->64 and 64->128 forwards and the 32->64 input gradient
-    # take Winograd; the one-channel first conv, batch 1, a 64->128 input gradient whose 4x4 dy
-    # saves no product, strides, 5x5 kernels and groups stay direct
+    # the runner's CNN at batch 64: the 32->64 and 64->128 forwards and weight gradients and the
+    # 32->64 input gradient take Winograd; the one-channel first conv, batch 1, a 64->128 input
+    # gradient whose 4x4 dy saves no product, strides, 5x5 kernels and groups stay direct
     assert _conv.winograd_path(64, 15, 15, 32, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1, 12, 12)
     assert _conv.winograd_path(64, 6, 6, 64, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1, 4, 4)
     assert _conv.winograd_path(64, 15, 15, 32, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1, 12, 12, True)
     assert not _conv.winograd_path(64, 6, 6, 64, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1, 4, 4, True)
+    assert _conv.winograd_path(64, 15, 15, 32, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1, 12, 12, backward_weight=True)
+    assert _conv.winograd_path(64, 6, 6, 64, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1, 4, 4, backward_weight=True)
+    assert not _conv.winograd_path(64, 32, 32, 1, 32, 3, 3, 1, 1, 0, 0, 1, 1, 1, 30, 30, backward_weight=True)
     assert not _conv.winograd_path(64, 32, 32, 1, 32, 3, 3, 1, 1, 0, 0, 1, 1, 1, 30, 30)
     assert not _conv.winograd_path(1, 15, 15, 32, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1, 12, 12)
     assert not _conv.winograd_path(64, 15, 15, 32, 64, 3, 3, 2, 2, 0, 0, 1, 1, 1, 7, 7)
