@@ -197,8 +197,7 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy_nhwo, const floating[:
         dx_nhwc[...] = 0
         return
     if floating is float:
-        if (g.ph <= 2 and g.pw <= 2 and _winograd_applies(&g, g.o, g.c, _wino_extent(g.h, g.oh, 2 - g.ph),
-                                                           _wino_extent(g.w, g.ow, 2 - g.pw), 9 * g.oh * g.ow)):
+        if _winograd_applies(&g, W_INPUT_GRAD):
             # dx = conv(dy, w rotated, channels swapped) with paddings 2 - pad, output (H, W)
             _winograd(&dy_nhwo[0, 0, 0, 0], g.n, g.oh, g.ow, g.o, 2 - g.ph, 2 - g.pw, g.h, g.w,
                       &w_hwio[0, 0, 0, 0], g.c, True, NULL, False, False, NULL, &dx_nhwc[0, 0, 0, 0],
@@ -409,7 +408,7 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] x_nhwc, const floating[:
             db_o[...] = 0
         return
     if floating is float:
-        if _winograd_wgrad_applies(&g):
+        if _winograd_applies(&g, W_WEIGHT_GRAD):
             _winograd_wgrad(&x_nhwc[0, 0, 0, 0], g.n, g.h, g.w, g.c, g.ph, g.pw, &dy_nhwo[0, 0, 0, 0],
                             g.oh, g.ow, g.o, &dw_hwio[0, 0, 0, 0], &db_o[0] if has_db else NULL, n_threads)
             return

@@ -11,8 +11,9 @@
 # the input gradient) must both be at least this, and the tile grid hold at least this many tiles.
 WINO_MIN_CHANNELS = 16
 WINO_MIN_TILES = 128
-# ... and save at least this factor of the direct convolution's products (x10: 15 = 1.5x)
-WINO_MIN_GAIN10 = 15
+# ... and save at least this factor of the direct convolution's products (x10: 14 = 1.4x; the
+# runner's 15x15x32->64 input gradient saves 1.49x of its whole dy and measures 1.5x faster)
+WINO_MIN_GAIN10 = 14
 # Bytes of one thread's transform buffers V (16, T, C) and M (16, T, O): T tiles per block.
 WINO_BLOCK_BYTES = 512 * 1024
 
@@ -52,26 +53,33 @@ cdef inline Py_ssize_t _wino_extent(Py_ssize_t out, Py_ssize_t length, Py_ssize_
     return min(out, max(length + pad, 0))
 
 
-cdef bint _winograd_applies(const Geom* g, Py_ssize_t cin, Py_ssize_t cout, Py_ssize_t oh,
-                            Py_ssize_t ow, Py_ssize_t products) noexcept nogil:
-    """Whether a float32 convolution of geometry g runs as Winograd, with cin / cout the channels
-    of the product, (oh, ow) the output rows and columns that read the input (_wino_extent) and
-    `products` the pixel-tap products per image of the direct convolution (9 per output pixel of
-    the forward, per dy pixel of the input gradient): Winograd computes 16 per 2x2 tile."""
+cdef enum:
+    W_FORWARD = 0
+    W_INPUT_GRAD = 1
+    W_WEIGHT_GRAD = 2
+
+
+cdef bint _winograd_applies(const Geom* g, int kind) noexcept nogil:
+    """Whether a float32 convolution of geometry g (x of (H, W, C)) runs as Winograd: its forward,
+    input gradient or weight gradient (kind). The rule reads x's shape, the channels and the
+    top/left paddings only (the full output OH = H + 2 pad - 2 stands for dy's size), never
+    dy's: the fused conv + pool (dy cut short) and the two layers (dy whole) take the same path,
+    and their results are the same bits."""
+    cdef Py_ssize_t oh = g.h + 2 * g.ph - 2, ow = g.w + 2 * g.pw - 2, tiles
     if not _OWN_SGEMM or _WINOGRAD <= 0 or g.kh != 3 or g.kw != 3 or g.groups != 1:
         return False
-    if g.sh != 1 or g.sw != 1 or g.dh != 1 or g.dw != 1 or cin <= 0 or cout <= 0:
+    if g.sh != 1 or g.sw != 1 or g.dh != 1 or g.dw != 1 or g.c <= 0 or g.o <= 0:
+        return False
+    if (kind == W_WEIGHT_GRAD and not _WINO_WGRAD) or (kind == W_INPUT_GRAD and (g.ph > 2 or g.pw > 2)):
         return False
     if _WINOGRAD >= 2:
         return True
-    cdef Py_ssize_t tiles = ((oh + 1) // 2) * ((ow + 1) // 2)
-    return (cin >= _WINO_MIN_CHANNELS and cout >= _WINO_MIN_CHANNELS and g.n * tiles >= _WINO_MIN_TILES
-            and 10 * products >= _WINO_MIN_GAIN10 * 16 * tiles)
-
-
-cdef bint _winograd_wgrad_applies(const Geom* g) noexcept nogil:
-    """The weight gradient: dy's tile grid against its pixels (x read zero outside)."""
-    return _WINO_WGRAD and _winograd_applies(g, g.c, g.o, g.oh, g.ow, 9 * g.oh * g.ow)
+    if oh < 1 or ow < 1:
+        return False
+    # the input gradient computes dx's (H, W) in tiles, the others the output's
+    tiles = ((g.h + 1) // 2) * ((g.w + 1) // 2) if kind == W_INPUT_GRAD else ((oh + 1) // 2) * ((ow + 1) // 2)
+    return (g.c >= _WINO_MIN_CHANNELS and g.o >= _WINO_MIN_CHANNELS and g.n * tiles >= _WINO_MIN_TILES
+            and 10 * 9 * oh * ow >= _WINO_MIN_GAIN10 * 16 * tiles)
 
 
 cdef int _winograd(const float* x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cin,
@@ -147,21 +155,24 @@ cdef int _winograd_wgrad(const float* x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t 
                          Py_ssize_t ph, Py_ssize_t pw, const float* dy, Py_ssize_t oh, Py_ssize_t ow,
                          Py_ssize_t o, float* dw, float* db, int n_threads) except -1:
     """dw (3, 3, C, O) (and db (O,) unless NULL) of conv(x (N, H, W, C)) for dy (N, OH, OW, O),
-    top / left paddings ph / pw. Blocks of T tiles of dy's tile grid; block j adds into slot
-    j % DW_SLOTS in increasing j (one task per slot), the slots are summed in slot order, then
-    transformed back: the result does not depend on the thread count."""
+    top / left paddings ph / pw. Blocks of B whole images of dy's tile grid, B from x's shape
+    (not dy's); block j adds into slot j % DW_SLOTS in increasing j (one task per slot), the
+    slots are summed in slot order, then transformed back: the result does not depend on the
+    thread count, and a dy cut short (fused pooling) gives the bits of the whole dy with those
+    rows zero (its extra tiles add zeros)."""
     cdef Py_ssize_t th = (oh + 1) // 2, tw = (ow + 1) // 2
+    cdef Py_ssize_t fh = max(h + 2 * ph - 2, 1), fw = max(w + 2 * pw - 2, 1)
     cdef Py_ssize_t tiles = n * th * tw, per, n_blocks, slots, s, j, t0, t1, size = 16 * c * o + o
-    cdef Py_ssize_t t = _WINO_BLOCK_BYTES // (64 * (c + o))
+    cdef Py_ssize_t images = _WINO_BLOCK_BYTES // (64 * (c + o) * ((fh + 1) // 2) * ((fw + 1) // 2))
+    cdef Py_ssize_t t
     cdef float* acc = NULL
     cdef float* zeros = NULL
     cdef float* work = NULL
     cdef float* buf
-    t = max(14, t // 14 * 14)
-    if t > tiles:
-        t = tiles
+    images = max(1, min(images, n))
+    t = images * th * tw
     per = 16 * t * (c + o) + 16
-    n_blocks = (tiles + t - 1) // t
+    n_blocks = (n + images - 1) // images
     slots = min(_DW_SLOTS, n_blocks)
     if n_threads > slots:
         n_threads = <int>slots
@@ -209,15 +220,11 @@ cdef int _winograd_wgrad(const float* x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t 
 def winograd_path(int n, int h, int w, int c_in, int c_out, int kh, int kw, int stride_h, int stride_w,
                   int pad_h, int pad_w, int dilation_h, int dilation_w, int groups, int oh, int ow,
                   bint backward_input=False, bint backward_weight=False):
-    """Whether a float32 conv2d_forward (conv2d_pool2x2_forward with oh, ow = 2 PH, 2 PW), with
-    backward_input conv2d_backward_input, or with backward_weight conv2d_backward_weight (dy of
-    (oh, ow)) of these shapes runs as Winograd."""
+    """Whether a float32 conv2d_forward / conv2d_pool2x2_forward, with backward_input
+    conv2d_backward_input, or with backward_weight conv2d_backward_weight of these shapes runs as
+    Winograd (x of (n, h, w, c_in); the rule does not read dy's size (oh, ow))."""
     cdef Geom g
     _geom(&g, n, h, w, c_in, oh, ow, c_out, kh, kw, stride_h, stride_w, pad_h, pad_w, dilation_h,
           dilation_w, groups)
-    if backward_input:
-        return bool(g.ph <= 2 and g.pw <= 2 and _winograd_applies(
-            &g, g.o, g.c, _wino_extent(g.h, g.oh, 2 - g.ph), _wino_extent(g.w, g.ow, 2 - g.pw), 9 * g.oh * g.ow))
-    if backward_weight:
-        return bool(_winograd_wgrad_applies(&g))
-    return bool(_winograd_applies(&g, g.c, g.o, g.oh, g.ow, 9 * g.oh * g.ow))
+    return bool(_winograd_applies(&g, W_INPUT_GRAD if backward_input else
+                                  W_WEIGHT_GRAD if backward_weight else W_FORWARD))

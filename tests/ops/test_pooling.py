@@ -250,3 +250,27 @@ def test_conv_pool_winograd_gradients_match_float64(shape, kernel, padding, acti
         _conv.set_winograd(*previous)
     for got, want in zip(results["float32"], results["float64"]):
         assert np.abs(got - want).max() <= 2e-5 * np.abs(want).max()
+
+
+def test_conv_pool_winograd_is_the_two_ops_bit_for_bit():
+    # the shape rule reads x's shape, never dy's: the fused op (dy cut to the pooled 12x12) and the
+    # two ops (dy 13x13 with a zero row and column) take the Winograd forward, input and weight
+    # gradients alike and give the same bits (the extra tiles add zeros)
+    from dlcore.kernels import _conv
+    if not _conv.OWN_SGEMM:
+        pytest.skip("the Winograd path needs AVX-512 (the own GEMM)")
+    assert all(_conv.winograd_path(4, 15, 15, 32, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1, oh, oh, *kind)
+               for oh in (12, 13) for kind in ((False, False), (True, False), (False, True)))
+    rng = np.random.default_rng(4)
+    x, k, b = (dl.Variable(rng.normal(size=s).astype("float32")) for s in ((4, 15, 15, 32), (3, 3, 32, 64), (64,)))
+    results = []
+    for fused in (True, False):
+        with dl.GradientTape() as tape:
+            if fused:
+                y = ops.conv2d_bias_act_max_pool(x, k, b, "valid", "relu")
+            else:
+                y = ops.max_pool(ops.conv2d_bias_act(x, k, b, 1, "valid", activation="relu"), 2, 2)
+            loss = ops.sum(y * y)
+        results.append([y.value] + list(tape.gradient(loss, [x, k, b])))
+    for got, want in zip(*results):
+        np.testing.assert_array_equal(got, want)
