@@ -29,7 +29,9 @@ def gemm(request):
     previous = _conv.set_tuning(own_sgemm=path != "blas",
                                 implicit=2 if request.param == "own-implicit" else 0)
     previous_path = _gemm.set_path({"own": "avx512", "blas": "auto"}.get(path, path))
+    previous_winograd = _conv.set_winograd(1 if request.param == "own-implicit" else 0)  # im2col: im2col
     yield request.param
+    _conv.set_winograd(*previous_winograd)
     _gemm.set_path(previous_path)
     _conv.set_tuning(own_sgemm=previous[3], implicit=previous[4])
 
