@@ -2,13 +2,12 @@
 # Stride-1, dilation-1, one-group 3x3 float32 convolutions with enough channels, on AVX-512 (the
 # own GEMM): the forward (conv2d_forward, conv2d_pool2x2_forward: the output transform stores the
 # bias, relu and, fused, the 2x2 pooling and its argmax) and the input gradient (the same
-# algorithm on dy with the kernel rotated and its channels swapped, paddings 2 - pad). 2.25x fewer
-# multiplies; the transforms cost memory passes, so small channel counts and few tiles stay on
-# the implicit GEMM (WINO_MIN_CHANNELS, WINO_MIN_TILES: measured, see the Design block). The
-# weight gradient stays on the implicit GEMM (measured: see the Design block).
+# algorithm on dy with the kernel rotated and its channels swapped, paddings 2 - pad) and the
+# weight gradient (dU = V^T dM per transform position, then G^T dU G). 2.25x fewer multiplies;
+# the transforms cost memory passes, so small channel counts, few tiles and outputs whose tiles
+# save little stay on the implicit GEMM (the rule below; measurements in the Design block).
 
-# The input and output channels of the product (C_in and C_out of the forward; C_out and C_in of
-# the input gradient) must both be at least this, and the tile grid hold at least this many tiles.
+# C_in and C_out must both be at least this, and the tile grid hold at least this many tiles.
 WINO_MIN_CHANNELS = 16
 WINO_MIN_TILES = 128
 # ... and save at least this factor of the direct convolution's products (x10: 14 = 1.4x; the
@@ -23,7 +22,7 @@ cdef Py_ssize_t _WINO_MIN_GAIN10 = WINO_MIN_GAIN10
 cdef Py_ssize_t _WINO_BLOCK_BYTES = WINO_BLOCK_BYTES
 # 0 never, 1 where the shape rule takes it, 2 wherever it applies (tests)
 cdef int _WINOGRAD = 1
-# whether the weight gradient takes it too (measured: see the Design block)
+# whether the weight gradient takes it (measured faster: see the Design block)
 cdef bint _WINO_WGRAD = True
 
 
