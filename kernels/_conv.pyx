@@ -28,6 +28,17 @@
 #   fused conv + pool (ops ConvPool) keeps them instead of the conv output, and its backward runs
 #   the two backward kernels on the (2 PH, 2 PW) output the pooling reads (an output "cut short").
 #   The runner's cnn-train, 1 thread: 25.8 -> 21.3 ms CPU a step.
+# - Winograd F(2x2, 3x3) (_conv_winograd.pxi, dl_winograd.h; float32, AVX-512): stride-1 3x3
+#   one-group forwards (bias/relu and the fused 2x2 pooling + argmax in the output transform),
+#   input gradients (the rotated kernel, paddings 2 - pad, rows no dy reaches zeroed) and weight
+#   gradients (V^T dM per transform position over fixed slots) with both channel counts >= 16,
+#   >= 128 tiles and >= 1.5x fewer products than the direct convolution. Measured (1 thread, Zen 4
+#   class, batch 64, direct -> Winograd): 15x15x32->64 pooled forward 3.2 -> 1.9 ms, input
+#   gradient of the 12x12 pooled dy 3.8 -> 2.5 ms, weight gradient 3.5 -> 2.1 ms; 6x6x64->128
+#   forward 1.44 -> 1.21 ms, weight gradient 1.67 -> 1.10 ms (its input gradient from a 4x4 dy
+#   saves no product and stays direct: 1.56 vs 1.80 ms). The runner's cnn-train 21.0 -> 16.0 ms
+#   CPU a step; cnn inference at batch 256 84 -> 54 us CPU a sample. Transform blocks of
+#   WINO_BLOCK_BYTES (512 KiB, best of 128 KiB - 1 MiB). Not bit-identical to the direct paths.
 # The forward epilogue (bias + activation, epilogue_row from _activations.pxd) otherwise runs on
 # each chunk right after its GEMM, while the chunk is in cache. COL_BYTES (1 MiB) measured best
 # of 256 KiB - 2 MiB.
@@ -46,7 +57,7 @@
 # C_out output channels (O), KH/KW kernel height/width, G groups, CG = C_in/G, OG = C_out/G,
 # K = KH*KW*CG (one column-matrix row), P pixels of a chunk, S weight-gradient slots.
 from cython.parallel cimport prange, parallel, threadid
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, calloc, free
 from libc.stdint cimport uint8_t
 from libc.string cimport memcpy, memset
 
@@ -81,6 +92,18 @@ cdef extern from "dl_conv_tiles.h" nogil:
                        Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, const float* dy,
                        Py_ssize_t sy, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t O,
                        float beta, float* dw)
+
+cdef extern from "dl_winograd.h" nogil:
+    void dl_wino_filter(const float* w, Py_ssize_t C, Py_ssize_t O, int flip, float* U)
+    void dl_wino_block(const float* x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t ph,
+                       Py_ssize_t pw, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t TH, Py_ssize_t TW,
+                       Py_ssize_t t0, Py_ssize_t t1, const float* U, Py_ssize_t O, const float* zeros,
+                       float* V, float* M, float* y, const float* bias, int relu, int pool, uint8_t* am)
+    void dl_wino_wgrad_block(const float* x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t ph,
+                             Py_ssize_t pw, const float* dy, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t TH,
+                             Py_ssize_t TW, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t O, const float* zeros,
+                             float* V, float* dM, float* dU, float* db)
+    void dl_wino_filter_grad(const float* dU, Py_ssize_t C, Py_ssize_t O, float* dw)
 
 import numpy as np
 
@@ -544,6 +567,10 @@ def conv2d_forward(const floating[:, :, :, ::1] x_nhwc, const floating[:, :, :, 
     if b_o is not None:
         bias = &b_o[0]
     if floating is float:
+        if (activation == 0 or activation == ACT_RELU) and _winograd_applies(&g, W_FORWARD):
+            _winograd(&x_nhwc[0, 0, 0, 0], g.n, g.h, g.w, g.c, g.ph, g.pw, g.oh, g.ow, &w_hwio[0, 0, 0, 0],
+                      g.o, False, bias, activation == ACT_RELU, False, NULL, &y_nhwo[0, 0, 0, 0], n_threads)
+            return
         if _implicit_path(&g):
             _implicit_forward(&x_nhwc[0, 0, 0, 0], &w_hwio[0, 0, 0, 0], bias, &g, activation,
                               a, &y_nhwo[0, 0, 0, 0], n_threads)
@@ -643,6 +670,10 @@ def conv2d_pool2x2_forward(const floating[:, :, :, ::1] x_nhwc, const floating[:
     if b_o is not None:
         bias = &b_o[0]
     if floating is float:
+        if (activation == 0 or activation == ACT_RELU) and _winograd_applies(&g, W_FORWARD):
+            _winograd(&x_nhwc[0, 0, 0, 0], g.n, g.h, g.w, g.c, g.ph, g.pw, g.oh, g.ow, &w_hwio[0, 0, 0, 0],
+                      g.o, False, bias, activation == ACT_RELU, True, am, &y_nphwo[0, 0, 0, 0], n_threads)
+            return
         if _implicit_path(&g) and (activation == 0 or activation == ACT_RELU):
             _implicit_forward(&x_nhwc[0, 0, 0, 0], &w_hwio[0, 0, 0, 0], bias, &g, activation,
                               <float>alpha, &y_nphwo[0, 0, 0, 0], n_threads, True, am)
@@ -655,3 +686,4 @@ def conv2d_pool2x2_forward(const floating[:, :, :, ::1] x_nhwc, const floating[:
 
 
 include "_conv_backward.pxi"
+include "_conv_winograd.pxi"

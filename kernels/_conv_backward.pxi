@@ -196,6 +196,13 @@ def conv2d_backward_input(const floating[:, :, :, ::1] dy_nhwo, const floating[:
     if g.oh * g.ow * g.o == 0:
         dx_nhwc[...] = 0
         return
+    if floating is float:
+        if _winograd_applies(&g, W_INPUT_GRAD):
+            # dx = conv(dy, w rotated, channels swapped) with paddings 2 - pad, output (H, W)
+            _winograd(&dy_nhwo[0, 0, 0, 0], g.n, g.oh, g.ow, g.o, 2 - g.ph, 2 - g.pw, g.h, g.w,
+                      &w_hwio[0, 0, 0, 0], g.c, True, NULL, False, False, NULL, &dx_nhwc[0, 0, 0, 0],
+                      n_threads)
+            return
     total = g.n * g.oh * g.ow
     chunk = _chunk_pixels(&g, total, sizeof(floating))
     # tasks: pixel chunks (pointwise), input rows (direct), or (image, band) (im2col)
@@ -400,6 +407,11 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] x_nhwc, const floating[:
         if has_db and g.o > 0:
             db_o[...] = 0
         return
+    if floating is float:
+        if _winograd_applies(&g, W_WEIGHT_GRAD):
+            _winograd_wgrad(&x_nhwc[0, 0, 0, 0], g.n, g.h, g.w, g.c, g.ph, g.pw, &dy_nhwo[0, 0, 0, 0],
+                            g.oh, g.ow, g.o, &dw_hwio[0, 0, 0, 0], &db_o[0] if has_db else NULL, n_threads)
+            return
     chunk = _chunk_pixels(&g, total, sizeof(floating))
     n_chunks = (total + chunk - 1) // chunk
     col_size = chunk * g.k

@@ -29,6 +29,9 @@ Paths (``conv_path`` tells which one a shape takes; the measurements are in _con
 conv2d_pool2x2_forward is a convolution followed by 2x2 max pooling (the common CNN block) in one
 pass: on the implicit path the tiles pool in registers and the conv output is never written;
 with argmax_out they also write the pooling's argmax bytes (training's fused conv + pool op).
+Winograd F(2x2, 3x3) (dl_winograd.h) takes the stride-1 3x3 float32 forwards, input and weight
+gradients with enough channels and tiles on AVX-512 (2.25x fewer products; see _conv.pyx's Design
+block for the rule and the measurements; _conv.winograd_path tells which call takes it).
 
 BLAS threading: OpenBLAS is switched to one thread while a conv kernel runs (every BLAS in the
 process that exposes openblas_set_num_threads/openblas_get_num_threads, found once at import);

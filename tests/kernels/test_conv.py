@@ -29,7 +29,9 @@ def gemm(request):
     previous = _conv.set_tuning(own_sgemm=path != "blas",
                                 implicit=2 if request.param == "own-implicit" else 0)
     previous_path = _gemm.set_path({"own": "avx512", "blas": "auto"}.get(path, path))
+    previous_winograd = _conv.set_winograd(1 if request.param == "own-implicit" else 0)  # im2col: im2col
     yield request.param
+    _conv.set_winograd(*previous_winograd)
     _gemm.set_path(previous_path)
     _conv.set_tuning(own_sgemm=previous[3], implicit=previous[4])
 
@@ -462,3 +464,131 @@ def test_backward_weight_of_an_output_cut_short(dtype, pad, gemm):
     conv.conv2d_backward_weight(x, dy, 1, 1, pad, pad, 1, 1, 1, dk, db, 2)
     np.testing.assert_allclose(dk, expected, **tol(dtype, dy.size // o))
     np.testing.assert_allclose(db, dy.astype(np.float64).sum(axis=(0, 1, 2)), **tol(dtype, dy.size // o))
+
+
+# ---- Winograd F(2x2, 3x3) (dl_winograd.h): stride-1 3x3 float32 convolutions on AVX-512 ----------
+@pytest.fixture
+def winograd():
+    previous = _conv.set_winograd(2)  # wherever it applies, whatever the shape rule says
+    yield
+    _conv.set_winograd(*previous)
+
+
+def rel_error(y, expected):
+    return np.abs(y - expected).max() / max(np.abs(expected).max(), 1e-30)
+
+
+# (N, H, W, C_in, C_out, pad): odd sizes, one pixel, channels not multiples of 16, "valid" and "same"
+WINO_CASES = [(2, 7, 5, 3, 5, 0), (3, 6, 6, 17, 9, 1), (1, 1, 1, 4, 3, 1), (2, 9, 4, 16, 33, 1),
+              (1, 3, 3, 2, 2, 0), (2, 15, 15, 32, 64, 0), (1, 2, 7, 20, 18, 1)]
+
+
+@pytest.mark.skipif(not _conv.OWN_SGEMM, reason="the Winograd path needs AVX-512 (the own GEMM)")
+@pytest.mark.parametrize("n, h, w, c, o, pad", WINO_CASES)
+@pytest.mark.parametrize("relu", [False, True])
+def test_winograd_forward_matches_the_float64_reference(n, h, w, c, o, pad, relu, winograd):
+    x, k, b = rand((n, h, w, c), np.float32, 1), rand((3, 3, c, o), np.float32, 2), rand((o,), np.float32, 3)
+    expected = ref.conv2d(x, k, 1, ((pad, pad), (pad, pad)), bias=b)
+    expected = np.maximum(expected, 0.0) if relu else expected
+    code = elementwise.ACTIVATIONS["relu" if relu else "linear"]
+    assert _conv.winograd_path(n, h, w, c, o, 3, 3, 1, 1, pad, pad, 1, 1, 1, *expected.shape[1:3])
+    y = np.full(expected.shape, np.nan, np.float32)
+    conv.conv2d_forward(x, k, b, 1, 1, pad, pad, 1, 1, 1, code, 0.0, y, 1)
+    assert rel_error(y, expected) < 1e-5
+    y2 = np.empty_like(y)  # 2 threads and another block size: the same bits
+    previous = _conv.set_winograd(block_bytes=4096)
+    try:
+        conv.conv2d_forward(x, k, b, 1, 1, pad, pad, 1, 1, 1, code, 0.0, y2, 2)
+    finally:
+        _conv.set_winograd(block_bytes=previous[1])
+    np.testing.assert_array_equal(y2, y)
+
+
+@pytest.mark.skipif(not _conv.OWN_SGEMM, reason="the Winograd path needs AVX-512 (the own GEMM)")
+@pytest.mark.parametrize("n, h, w, c, o, pad", WINO_CASES)
+@pytest.mark.parametrize("short", [0, 1, 3])
+def test_winograd_backward_input_matches_the_float64_reference(n, h, w, c, o, pad, short, winograd):
+    # dy short of the full output by `short` rows and columns (a pooling's floor, training's fused
+    # conv + pool): the rows of dx no dy reaches are zero, not computed
+    oh, ow = h + 2 * pad - 2 - short, w + 2 * pad - 2 - short
+    if oh < 1 or ow < 1:
+        pytest.skip("no output left")
+    dy, k = rand((n, oh, ow, o), np.float32, 4), rand((3, 3, c, o), np.float32, 5)
+    expected = ref.conv2d_transpose(dy, k, (h, w), 1, (pad, pad))
+    assert _conv.winograd_path(n, h, w, c, o, 3, 3, 1, 1, pad, pad, 1, 1, 1, oh, ow, True)
+    dx = np.full(expected.shape, np.nan, np.float32)
+    conv.conv2d_backward_input(dy, k, 1, 1, pad, pad, 1, 1, 1, dx, 1)
+    assert rel_error(dx, expected) < 1e-5
+    dx2 = np.full_like(dx, np.nan)
+    conv.conv2d_backward_input(dy, k, 1, 1, pad, pad, 1, 1, 1, dx2, 2)
+    np.testing.assert_array_equal(dx2, dx)
+
+
+@pytest.mark.skipif(not _conv.OWN_SGEMM, reason="the Winograd path needs AVX-512 (the own GEMM)")
+@pytest.mark.parametrize("n, h, w, c, o, pad", [case for case in WINO_CASES if min(case[1:3]) + 2 * case[5] >= 4])
+@pytest.mark.parametrize("relu", [False, True])
+def test_winograd_pool2x2_is_its_forward_pooled(n, h, w, c, o, pad, relu, winograd):
+    # a tile is one pooling window: the pooled output and the argmax bytes are those of the
+    # Winograd forward pooled by max_pool2d_2x2_forward's rule, and near the float64 reference
+    x, k, b = rand((n, h, w, c), np.float32, 6), rand((3, 3, c, o), np.float32, 7), rand((o,), np.float32, 8)
+    code = elementwise.ACTIVATIONS["relu" if relu else "linear"]
+    oh, ow = h + 2 * pad - 2, w + 2 * pad - 2
+    ph, pw = oh // 2, ow // 2
+    z = np.empty((n, oh, ow, o), np.float32)
+    conv.conv2d_forward(x, k, b, 1, 1, pad, pad, 1, 1, 1, code, 0.0, z, 1)
+    windows = (z[:, :2 * ph, :2 * pw].reshape(n, ph, 2, pw, 2, o).transpose(0, 1, 3, 2, 4, 5)
+               .reshape(n, ph, pw, 4, o))
+    y, am = np.empty((n, ph, pw, o), np.float32), np.empty((n, ph, pw, o), np.uint8)
+    conv.conv2d_pool2x2_forward(x, k, b, pad, pad, code, 0.0, y, 2, am)
+    np.testing.assert_array_equal(y, windows.max(axis=3))
+    np.testing.assert_array_equal(am, windows.argmax(axis=3))
+    expected = ref.conv2d_max_pool2x2(x, k, ((pad, pad), (pad, pad)), bias=b, relu=relu)
+    assert rel_error(y, expected) < 1e-5
+
+
+@pytest.mark.skipif(not _conv.OWN_SGEMM, reason="the Winograd path needs AVX-512 (the own GEMM)")
+@pytest.mark.parametrize("n, h, w, c, o, pad", WINO_CASES)
+@pytest.mark.parametrize("short", [0, 1])
+def test_winograd_backward_weight_matches_the_float64_reference(n, h, w, c, o, pad, short, winograd):
+    # dy's tile grid (pixels beyond dy zero, x zero outside): dw and db near the float64
+    # reference, the same bits on 1 and 2 threads (fixed slots summed in order)
+    oh, ow = h + 2 * pad - 2 - short, w + 2 * pad - 2 - short
+    if oh < 1 or ow < 1:
+        pytest.skip("no output left")
+    x, dy = rand((n, h, w, c), np.float32, 9), rand((n, oh, ow, o), np.float32, 10)
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))[:, :oh + 2, :ow + 2]
+    expected = ref.conv2d_grad_weight(xp, dy, (3, 3), 1, ((0, 0), (0, 0)))
+    assert _conv.winograd_path(n, h, w, c, o, 3, 3, 1, 1, pad, pad, 1, 1, 1, oh, ow, backward_weight=True)
+    outs = []
+    for threads in (1, 2):
+        dk, db = np.full((3, 3, c, o), np.nan, np.float32), np.full(o, np.nan, np.float32)
+        conv.conv2d_backward_weight(x, dy, 1, 1, pad, pad, 1, 1, 1, dk, db, threads)
+        outs.append((dk, db))
+    assert rel_error(outs[0][0], expected) < 1e-5
+    np.testing.assert_allclose(outs[0][1], dy.astype(np.float64).sum(axis=(0, 1, 2)), rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(outs[1][0], outs[0][0])
+    np.testing.assert_array_equal(outs[1][1], outs[0][1])
+
+
+@pytest.mark.skipif(not _conv.OWN_SGEMM, reason="the Winograd path needs AVX-512 (the own GEMM)")
+def test_winograd_shape_rule():
+    # the runner's CNN at batch 64: the 32->64 and 64->128 forwards and weight gradients and the
+    # 32->64 input gradient take Winograd; the one-channel first conv, batch 1, a 64->128 input
+    # gradient whose 4x4 dy saves no product, strides, 5x5 kernels and groups stay direct
+    assert _conv.winograd_path(64, 15, 15, 32, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1, 12, 12)
+    assert _conv.winograd_path(64, 6, 6, 64, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1, 4, 4)
+    assert _conv.winograd_path(64, 15, 15, 32, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1, 12, 12, True)
+    assert not _conv.winograd_path(64, 6, 6, 64, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1, 4, 4, True)
+    assert _conv.winograd_path(64, 15, 15, 32, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1, 12, 12, backward_weight=True)
+    assert _conv.winograd_path(64, 6, 6, 64, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1, 4, 4, backward_weight=True)
+    assert not _conv.winograd_path(64, 32, 32, 1, 32, 3, 3, 1, 1, 0, 0, 1, 1, 1, 30, 30, backward_weight=True)
+    assert not _conv.winograd_path(64, 32, 32, 1, 32, 3, 3, 1, 1, 0, 0, 1, 1, 1, 30, 30)
+    assert not _conv.winograd_path(1, 15, 15, 32, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1, 12, 12)
+    assert not _conv.winograd_path(64, 15, 15, 32, 64, 3, 3, 2, 2, 0, 0, 1, 1, 1, 7, 7)
+    assert not _conv.winograd_path(64, 15, 15, 32, 64, 5, 5, 1, 1, 0, 0, 1, 1, 1, 11, 11)
+    assert not _conv.winograd_path(64, 15, 15, 32, 64, 3, 3, 1, 1, 0, 0, 1, 1, 2, 13, 13)
+    previous = _conv.set_winograd(0)
+    try:
+        assert not _conv.winograd_path(64, 15, 15, 32, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1, 12, 12)
+    finally:
+        _conv.set_winograd(*previous)

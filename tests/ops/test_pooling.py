@@ -223,3 +223,54 @@ def test_conv2d_bias_act_max_pool_errors_name_the_op():
         ops.conv2d_bias_act_max_pool(x, np.zeros((3, 3, 4, 2), "float32"))
     with pytest.raises(ValueError, match="pool"):  # a 1x1 convolution output: no 2x2 window fits
         ops.conv2d_bias_act_max_pool(x, np.zeros((3, 3, 2, 2), "float32"))
+
+
+@pytest.mark.parametrize("shape, kernel, padding, activation", [
+    ((2, 15, 15, 32), (3, 3, 32, 64), "valid", "relu"),   # the runner's CNN block, 13x13 cut to 12x12
+    ((3, 7, 9, 17), (3, 3, 17, 18), "same", "linear"),    # odd sizes, channels not multiples of 16
+])
+def test_conv_pool_winograd_gradients_match_float64(shape, kernel, padding, activation):
+    # float32 training on the Winograd forward and input gradient (forced on wherever it applies)
+    # against the float64 direct path (finite-difference checked above): values and every gradient
+    from dlcore.kernels import _conv
+    if not _conv.OWN_SGEMM:
+        pytest.skip("the Winograd path needs AVX-512 (the own GEMM)")
+    rng = np.random.default_rng(3)
+    arrays = [rng.normal(size=s) for s in (shape, kernel, kernel[-1:])]
+    results = {}
+    previous = _conv.set_winograd(2)
+    try:
+        for dtype in ("float32", "float64"):
+            x, k, b = (dl.Variable(a.astype(dtype)) for a in arrays)
+            with dl.GradientTape() as tape:
+                y = ops.conv2d_bias_act_max_pool(x, k, b, padding, activation)
+                loss = ops.sum(y * y)
+            results[dtype] = [y.value] + list(tape.gradient(loss, [x, k, b]))
+    finally:
+        _conv.set_winograd(*previous)
+    for got, want in zip(results["float32"], results["float64"]):
+        assert np.abs(got - want).max() <= 2e-5 * np.abs(want).max()
+
+
+def test_conv_pool_winograd_is_the_two_ops_bit_for_bit():
+    # the shape rule reads x's shape, never dy's: the fused op (dy cut to the pooled 12x12) and the
+    # two ops (dy 13x13 with a zero row and column) take the Winograd forward, input and weight
+    # gradients alike and give the same bits (the extra tiles add zeros)
+    from dlcore.kernels import _conv
+    if not _conv.OWN_SGEMM:
+        pytest.skip("the Winograd path needs AVX-512 (the own GEMM)")
+    assert all(_conv.winograd_path(4, 15, 15, 32, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1, oh, oh, *kind)
+               for oh in (12, 13) for kind in ((False, False), (True, False), (False, True)))
+    rng = np.random.default_rng(4)
+    x, k, b = (dl.Variable(rng.normal(size=s).astype("float32")) for s in ((4, 15, 15, 32), (3, 3, 32, 64), (64,)))
+    results = []
+    for fused in (True, False):
+        with dl.GradientTape() as tape:
+            if fused:
+                y = ops.conv2d_bias_act_max_pool(x, k, b, "valid", "relu")
+            else:
+                y = ops.max_pool(ops.conv2d_bias_act(x, k, b, 1, "valid", activation="relu"), 2, 2)
+            loss = ops.sum(y * y)
+        results.append([y.value] + list(tape.gradient(loss, [x, k, b])))
+    for got, want in zip(*results):
+        np.testing.assert_array_equal(got, want)
