@@ -312,8 +312,8 @@ cdef inline void _prefetch_rows(const void* first, Py_ssize_t stride, Py_ssize_t
 
     The steps read and write one time slice of the batch-major (N, T, .) buffers: a chunk's
     rows are 2 KB pieces (LSTM(128) gates) T * 2 KB apart, too many short streams for the
-    hardware prefetchers, so every line missed to L3 or memory. Prefetching the next step's
-    slices while this step's product runs hides that (see the Design block of _recurrent.pyx)."""
+    hardware prefetchers, so every line missed to L3 or memory. Prefetching a row's pieces of
+    the next step as the gate loop finishes the row hides that (Design block of _recurrent.pyx)."""
     cdef Py_ssize_t i, off
     cdef const char* row
     for i in range(rows):
