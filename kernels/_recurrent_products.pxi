@@ -156,18 +156,39 @@ cdef void _rows_mm(const floating* a, Py_ssize_t K, const floating* b, Py_ssize_
 
 
 def rows_matmul_tn(const floating[:, ::1] a_mk, const floating[:, ::1] b_mn, floating[:, ::1] c_kn,
-                   floating[::1] colsum_n, int n_threads=1):
-    """c_kn = a_mk^T @ b_mn (a sum over the M rows), and colsum_n = column sums of b_mn.
+                   floating[::1] colsum_n, int n_threads=1, const floating[:, ::1] a2_mj=None,
+                   floating[:, ::1] c2_jn=None):
+    """c_kn = a_mk^T @ b_mn (a sum over the M rows), colsum_n = column sums of b_mn, and
+    c2_jn = a2_mj^T @ b_mn: the LSTM's dW, db and dR from one pass over dz.
 
-    float32: dl_sgemm_chain_tn, each thread owning a range of output columns (one FMA chain per
-    element over the rows in order). float64: fixed blocks of rows (at most TN_BLOCKS,
-    independent of n_threads), one BLAS partial product per block, added in block order.
+    float32: dl_sgemm_chain_tn_parts, each thread owning a range of output columns (one FMA chain
+    per element over the rows in order; the column sums are chains of 1 * b, the plain sums),
+    every block of b packed once for the three results. float64: fixed blocks of rows (at most
+    TN_BLOCKS, independent of n_threads), one BLAS partial product per block, added in block
+    order; c2_jn by a second such call.
     a_mk: (M, K) float32/64, C-contiguous, IN
     b_mn: (M, N) same dtype, C-contiguous, IN
     c_kn: (K, N) same dtype, C-contiguous, OUT
     colsum_n: (N,) same dtype, C-contiguous, OUT, or None
+    a2_mj: (M, J) same dtype, C-contiguous, IN, or None
+    c2_jn: (J, N) same dtype, C-contiguous, OUT (with a2_mj), or None
     """
     cdef Py_ssize_t M = b_mn.shape[0], N = b_mn.shape[1], K = a_mk.shape[1]
+    cdef Py_ssize_t J = 0
+    cdef const floating* a2 = NULL
+    cdef floating* c2 = NULL
+    if (a2_mj is None) != (c2_jn is None):
+        raise ValueError("rows_matmul_tn: a2_mj and c2_jn go together, received one of them")
+    if a2_mj is not None:
+        J = a2_mj.shape[1]
+        if a2_mj.shape[0] != M or c2_jn.shape[0] != J or c2_jn.shape[1] != N:
+            raise ValueError(f"rows_matmul_tn: expected a2_mj ({M}, J) and c2_jn (J, {N}), received "
+                             f"{(a2_mj.shape[0], a2_mj.shape[1])} and {(c2_jn.shape[0], c2_jn.shape[1])}")
+        if floating is double or K == 0 or N == 0 or M == 0 or J == 0:
+            rows_matmul_tn(a2_mj, b_mn, c2_jn, None, n_threads)
+        else:
+            a2 = &a2_mj[0, 0]
+            c2 = &c2_jn[0, 0]
     cdef Py_ssize_t blocks, blk, i, j, r0, r1, size
     cdef int threads
     cdef floating* parts
@@ -176,7 +197,15 @@ def rows_matmul_tn(const floating[:, ::1] a_mk, const floating[:, ::1] b_mn, flo
     cdef floating acc
     cdef const floating* a
     cdef const floating* b
-    if K == 0 or N == 0:
+    if N == 0:
+        return
+    if K == 0:  # no product: only the column sums, in row order
+        if colsum_n is not None:
+            for j in range(N):
+                acc = 0
+                for i in range(M):
+                    acc = acc + b_mn[i, j]
+                colsum_n[j] = acc
         return
     c = &c_kn[0, 0]
     if M == 0:
@@ -201,10 +230,10 @@ def rows_matmul_tn(const floating[:, ::1] a_mk, const floating[:, ::1] b_mn, flo
         sums = NULL if colsum_n is None else &colsum_n[0]
         with nogil:
             if n_threads <= 1 or blocks == 1:
-                _tn_columns(a, b, c, sums, M, K, N, 0, N)
+                _tn_columns(a, b, c, sums, a2, c2, J, M, K, N, 0, N)
             else:
                 for blk in prange(blocks, num_threads=_team(<int>blocks, n_threads), schedule="dynamic"):
-                    _tn_columns(a, b, c, sums, M, K, N, blk * _TN_COLUMNS,
+                    _tn_columns(a, b, c, sums, a2, c2, J, M, K, N, blk * _TN_COLUMNS,
                                 N if blk == blocks - 1 else (blk + 1) * _TN_COLUMNS)
         return
     dl_blas_serial_enter(n_threads)
@@ -237,19 +266,36 @@ def rows_matmul_tn(const floating[:, ::1] a_mk, const floating[:, ::1] b_mn, flo
     dl_blas_serial_exit()
 
 
-cdef void _tn_columns(const float* a, const float* b, float* c, float* sums, Py_ssize_t M,
-                      Py_ssize_t K, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
-    """c[:, j0:j1] = a^T b[:, j0:j1] and sums[j0:j1] = column sums, every row in order."""
-    cdef Py_ssize_t i, j
-    cdef const float* row
-    dl_sgemm_chain_tn(M, K, j0, j1, a, K, b, N, c, N)
-    if sums != NULL:
-        for j in range(j0, j1):
-            sums[j] = 0
-        for i in range(M):
-            row = b + i * N
-            for j in range(j0, j1):
-                sums[j] = sums[j] + row[j]
+cdef float _ONE = 1.0
+
+
+cdef void _tn_columns(const float* a, const float* b, float* c, float* sums, const float* a2,
+                      float* c2, Py_ssize_t J, Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
+                      Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """c[:, j0:j1] = a^T b[:, j0:j1], sums[j0:j1] = column sums (sums not NULL) and
+    c2[:, j0:j1] = a2^T b[:, j0:j1] (a2 not NULL), every row in order, in one pass over b."""
+    cdef dl_tn_part parts[3]
+    cdef int n = 1
+    parts[0].a = a
+    parts[0].lda = K
+    parts[0].k = K
+    parts[0].c = c
+    parts[0].ldc = N
+    if a2 != NULL:
+        parts[n].a = a2
+        parts[n].lda = J
+        parts[n].k = J
+        parts[n].c = c2
+        parts[n].ldc = N
+        n += 1
+    if sums != NULL:  # a column of ones read with row stride 0
+        parts[n].a = &_ONE
+        parts[n].lda = 0
+        parts[n].k = 1
+        parts[n].c = sums
+        parts[n].ldc = N
+        n += 1
+    dl_sgemm_chain_tn_parts(M, n, parts, j0, j1, b, N)
 
 
 cdef void _tn_block(const floating* a, const floating* b, Py_ssize_t K, Py_ssize_t N, Py_ssize_t r0,

@@ -186,8 +186,20 @@ ATTR static void NAME(int m, int n, int k, const float* A, ptrdiff_t lda, const 
    B in blocks of DL_CH_TN_PB (each block of a column panel of B packed once, so the power-of-two
    row stride of dz does not thrash L1 across the row tiles), each element one FMA chain
    p = 0..m-1 carried across the blocks through C: results independent of the blocking and
-   of how [j0, j1) ranges split the columns between threads. */
+   of how [j0, j1) ranges split the columns between threads.
+   The _parts form runs several products on the same B in one pass over it (each block of B
+   packed once for all of them): part q is C_q (k_q, n) = A_q^T B with A_q (m, k_q), row stride
+   lda_q; lda_q = 0 with A_q pointing at a 1.0f gives B's column sums (each an FMA chain of
+   1 * b, which is b exactly: the plain sum in row order). */
 #define DL_CH_TN_PB 128
+
+typedef struct {
+    const float* a;  /* A_q (m, k) */
+    ptrdiff_t lda;
+    ptrdiff_t k;
+    float* c;        /* C_q (k, n) */
+    ptrdiff_t ldc;
+} dl_tn_part;
 
 /* Tile (i, j) of dl_sgemm_chain_tn over rows [p0, p1) of A and of B (row stride LDB): the
    chain continues from C unless first. */
@@ -200,11 +212,12 @@ DL_VEC_TILE(NAME##_mn, ATTR, VT, W, NV, 1, DL_CH_MR, DL_VA_COLS, 0, DL_INIT_C, D
 DL_VEC_TILE(NAME##_1n, ATTR, VT, W, NV, 1, 1, DL_VA_COLS, 0, DL_INIT_C, DL_STORE_PLAIN)          \
 DL_VEC_TILE(NAME##_m1, ATTR, VT, W, 1, 1, DL_CH_MR, DL_VA_COLS, 0, DL_INIT_C, DL_STORE_PLAIN)    \
 DL_VEC_TILE(NAME##_11, ATTR, VT, W, 1, 1, 1, DL_VA_COLS, 0, DL_INIT_C, DL_STORE_PLAIN)           \
-ATTR static void NAME(ptrdiff_t m, ptrdiff_t k, ptrdiff_t j0, ptrdiff_t j1,                      \
-                      const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,              \
-                      float* C, ptrdiff_t ldc) {                                                 \
-    ptrdiff_t p0, p1, i, j, p;                                                                   \
-    int first;                                                                                   \
+ATTR static void NAME##_parts(ptrdiff_t m, int nparts, const dl_tn_part* parts, ptrdiff_t j0,    \
+                              ptrdiff_t j1, const float* B, ptrdiff_t ldb) {                     \
+    ptrdiff_t p0, p1, i, j, jr, p, k, lda, ldc;                                                  \
+    int first, q;                                                                                \
+    const float* A;                                                                              \
+    float* C;                                                                                    \
     float bp[DL_CH_TN_PB * NV * W];  /* one block of a column panel of B, packed */              \
     for (p0 = 0; p0 < m; p0 += DL_CH_TN_PB) {                                                    \
         p1 = p0 + DL_CH_TN_PB < m ? p0 + DL_CH_TN_PB : m;                                        \
@@ -212,23 +225,39 @@ ATTR static void NAME(ptrdiff_t m, ptrdiff_t k, ptrdiff_t j0, ptrdiff_t j1,     
         for (j = j0; j + NV * W <= j1; j += NV * W) {                                            \
             for (p = p0; p < p1; p++)                                                            \
                 memcpy(bp + (p - p0) * NV * W, B + p * ldb + j, NV * W * sizeof(float));         \
-            for (i = 0; i + DL_CH_MR <= k; i += DL_CH_MR)                                        \
-                DL_TN_AT(NAME##_mn, i, j, A + p0 * lda, bp, NV * W);                             \
-            for (; i < k; i++)                                                                   \
-                DL_TN_AT(NAME##_1n, i, j, A + p0 * lda, bp, NV * W);                             \
-        }                                                                                        \
-        for (; j + W <= j1; j += W) {                                                            \
-            for (i = 0; i + DL_CH_MR <= k; i += DL_CH_MR)                                        \
-                DL_TN_AT(NAME##_m1, i, j, A + p0 * lda, B + p0 * ldb + j, ldb);                  \
-            for (; i < k; i++) DL_TN_AT(NAME##_11, i, j, A + p0 * lda, B + p0 * ldb + j, ldb);   \
-        }                                                                                        \
-        for (; j < j1; j++)                                                                      \
-            for (i = 0; i < k; i++) {                                                            \
-                float acc = first ? 0.0f : C[i * ldc + j];                                       \
-                for (p = p0; p < p1; p++) acc += A[p * lda + i] * B[p * ldb + j];                \
-                C[i * ldc + j] = acc;                                                            \
+            for (q = 0; q < nparts; q++) {                                                       \
+                A = parts[q].a; lda = parts[q].lda; k = parts[q].k;                              \
+                C = parts[q].c; ldc = parts[q].ldc;                                              \
+                for (i = 0; i + DL_CH_MR <= k; i += DL_CH_MR)                                    \
+                    DL_TN_AT(NAME##_mn, i, j, A + p0 * lda, bp, NV * W);                         \
+                for (; i < k; i++)                                                               \
+                    DL_TN_AT(NAME##_1n, i, j, A + p0 * lda, bp, NV * W);                         \
             }                                                                                    \
+        }                                                                                        \
+        for (q = 0; q < nparts; q++) {                                                           \
+            A = parts[q].a; lda = parts[q].lda; k = parts[q].k;                                  \
+            C = parts[q].c; ldc = parts[q].ldc;                                                  \
+            for (jr = j; jr + W <= j1; jr += W) {                                                \
+                for (i = 0; i + DL_CH_MR <= k; i += DL_CH_MR)                                    \
+                    DL_TN_AT(NAME##_m1, i, jr, A + p0 * lda, B + p0 * ldb + jr, ldb);            \
+                for (; i < k; i++)                                                               \
+                    DL_TN_AT(NAME##_11, i, jr, A + p0 * lda, B + p0 * ldb + jr, ldb);            \
+            }                                                                                    \
+            for (; jr < j1; jr++)                                                                \
+                for (i = 0; i < k; i++) {                                                        \
+                    float acc = first ? 0.0f : C[i * ldc + jr];                                  \
+                    for (p = p0; p < p1; p++) acc += A[p * lda + i] * B[p * ldb + jr];           \
+                    C[i * ldc + jr] = acc;                                                       \
+                }                                                                                \
+        }                                                                                        \
     }                                                                                            \
+}                                                                                                \
+ATTR static void NAME(ptrdiff_t m, ptrdiff_t k, ptrdiff_t j0, ptrdiff_t j1,                      \
+                      const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,              \
+                      float* C, ptrdiff_t ldc) {                                                 \
+    dl_tn_part part;                                                                             \
+    part.a = A; part.lda = lda; part.k = k; part.c = C; part.ldc = ldc;                          \
+    NAME##_parts(m, 1, &part, j0, j1, B, ldb);                                                   \
 }
 
 /* Few-row steps (batch-1 inference) on a panel-packed B (dl_sgemm_chain_pack): B's n columns in
@@ -319,6 +348,16 @@ static void dl_sgemm_chain_tn(ptrdiff_t m, ptrdiff_t k, ptrdiff_t j0, ptrdiff_t 
     else
         dl_chain_tn_base(m, k, j0, j1, A, lda, B, ldb, C, ldc);
 }
+static void dl_sgemm_chain_tn_parts(ptrdiff_t m, int nparts, const dl_tn_part* parts,
+                                    ptrdiff_t j0, ptrdiff_t j1, const float* B, ptrdiff_t ldb) {
+    if (dl_chain_impl == 0) dl_sgemm_chain(0, 0, 0, 0, 0, 0, 0, 0.0f, 0, 0, 0);  /* pick the ISA */
+    if (dl_chain_impl == dl_chain_avx512)
+        dl_chain_tn_avx512_parts(m, nparts, parts, j0, j1, B, ldb);
+    else if (dl_chain_impl == dl_chain_avx2)
+        dl_chain_tn_avx2_parts(m, nparts, parts, j0, j1, B, ldb);
+    else
+        dl_chain_tn_base_parts(m, nparts, parts, j0, j1, B, ldb);
+}
 /* The panel width of dl_sgemm_chain_pack's layout for the chosen ISA (0: no packed path). */
 static int dl_sgemm_chain_pack_width(void) {
     if (dl_chain_impl == 0) dl_sgemm_chain(0, 0, 0, 0, 0, 0, 0, 0.0f, 0, 0, 0);  /* pick the ISA */
@@ -382,6 +421,13 @@ static void dl_sgemm_chain_tn(ptrdiff_t m, ptrdiff_t k, ptrdiff_t j0, ptrdiff_t 
             for (p = 0; p < m; p++) acc += A[p * lda + i] * B[p * ldb + j];
             C[i * ldc + j] = acc;
         }
+}
+static void dl_sgemm_chain_tn_parts(ptrdiff_t m, int nparts, const dl_tn_part* parts,
+                                    ptrdiff_t j0, ptrdiff_t j1, const float* B, ptrdiff_t ldb) {
+    int q;
+    for (q = 0; q < nparts; q++)
+        dl_sgemm_chain_tn(m, parts[q].k, j0, j1, parts[q].a, parts[q].lda, B, ldb, parts[q].c,
+                          parts[q].ldc);
 }
 static int dl_sgemm_chain_pack_width(void) { return 0; }
 static int dl_sgemm_set_isa(int isa) { return -1; }

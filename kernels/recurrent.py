@@ -18,7 +18,7 @@ gru_backward(z_ntg, hprev_ntu, aux_ntu, r_ug, mask_nt, rmask_knu, activation, al
              recurrent_activation, recurrent_alpha, reset_after, zero_output, dy_ntu, dh_nu,
              dz_ntg, dzr_ntg, n_threads=1)
 rows_matmul(a_mk, b_kn, bias_n, c_mn, trans_b=False, n_threads=1)
-rows_matmul_tn(a_mk, b_mn, c_kn, colsum_n, n_threads=1)
+rows_matmul_tn(a_mk, b_mn, c_kn, colsum_n, n_threads=1, a2_mj=None, c2_jn=None)
 mask_time_steps(x_ntk, mask_nk, accumulate, out_ntk)   (Numba: the dropout masks' multiply)
 (and, outside the table, for tests and benchmarks: step_matmul(a, b, c, beta=0.0, packed=False),
 the per-step product; fast_activation(code, x_n, y_n), the float32 sigmoid/tanh; set_isa(isa),

@@ -94,12 +94,15 @@ def _rows_matmul(a, b, bias=None, trans_b=False):
     return out
 
 
-def _tn_matmul(a, b, colsum=False):
-    """(a^T @ b, column sums of b or None), summed over rows in fixed blocks (``rows_matmul_tn``)."""
+def _tn_matmul(a, b, colsum=False, a2=None):
+    """(a^T @ b, column sums of b or None, a2^T @ b or None), summed over rows in fixed blocks
+    (``rows_matmul_tn``: one pass over b for the three)."""
     out = np.empty((a.shape[1], b.shape[1]), dtype=a.dtype)
     sums = np.empty(b.shape[1], dtype=a.dtype) if colsum else None
-    kernels.get("rows_matmul_tn")(contiguous(a), contiguous(b), out, sums, kernels.threads_for(b.size))
-    return out, sums
+    out2 = None if a2 is None else np.empty((a2.shape[1], b.shape[1]), dtype=a.dtype)
+    kernels.get("rows_matmul_tn")(contiguous(a), contiguous(b), out, sums, kernels.threads_for(b.size),
+                                  None if a2 is None else contiguous(a2), out2)
+    return out, sums, out2
 
 
 def _colsum(a2):
@@ -250,11 +253,15 @@ class _Recurrence(Function):
             dx = _input_gradient(dz2, w, x_masks, u, ng).reshape(n, t_len, k)
             if go_backwards:
                 dx = dx[:, ::-1]
-        if needs[1]:
-            dw, db = _weight_gradient(xs, dz2, u, ng, want_db)
-        if needs[2]:
-            dr, db_rec = _recurrent_gradient(cell, hprev, aux, dz, dzr, ctx.rmask, reset_after, u,
-                                             want_db and gru_after)
+        if needs[1] and needs[2] and cell != "gru" and ctx.rmask is None and not isinstance(xs, list):
+            # dW, db and dR in one pass over dz
+            dw, db, dr = _tn_matmul(xs, dz2, want_db, hprev.reshape(n * t_len, u))
+        else:
+            if needs[1]:
+                dw, db = _weight_gradient(xs, dz2, u, ng, want_db)
+            if needs[2]:
+                dr, db_rec = _recurrent_gradient(cell, hprev, aux, dz, dzr, ctx.rmask, reset_after, u,
+                                                 want_db and gru_after)
         if want_db:
             if db is None:
                 db = _colsum(dz2)
@@ -322,7 +329,7 @@ def _input_gradient(dz2, w, x_masks, u, ng):
 def _weight_gradient(xs, dz2, u, ng, colsum):
     """(dW, db or None): x^T dz (per gate with per-gate input masks)."""
     if not isinstance(xs, list):
-        return _tn_matmul(xs, dz2, colsum)
+        return _tn_matmul(xs, dz2, colsum)[:2]
     parts = [_tn_matmul(xs[gate], np.ascontiguousarray(dz2[:, gate * u:(gate + 1) * u]))[0]
              for gate in range(ng)]
     return np.concatenate(parts, axis=1), (_colsum(dz2) if colsum else None)
@@ -336,7 +343,7 @@ def _recurrent_gradient(cell, hprev, aux, dz, dzr, rmask, reset_after, u, colsum
         dz = dzr
     dz2 = dz.reshape(n * t_len, g)
     if rmask is None and not (cell == "gru" and not reset_after):
-        return _tn_matmul(hp2, dz2, colsum)
+        return _tn_matmul(hp2, dz2, colsum)[:2]
     dr = np.empty((u, g), dtype=dz.dtype)
     for gate in range(g // u):
         cols = slice(gate * u, (gate + 1) * u)

@@ -482,11 +482,14 @@ def rows_matmul(a_mk, b_kn, bias_n, c_mn, trans_b=False, n_threads=1):
         _add_bias[grid_1d(c_mn.size)](c_mn, bias_n)
 
 
-def rows_matmul_tn(a_mk, b_mn, c_kn, colsum_n, n_threads=1):
-    """c_kn = a_mk^T @ b_mn, and colsum_n = column sums of b_mn (or None); device arrays."""
+def rows_matmul_tn(a_mk, b_mn, c_kn, colsum_n, n_threads=1, a2_mj=None, c2_jn=None):
+    """c_kn = a_mk^T @ b_mn, colsum_n = column sums of b_mn (or None) and c2_jn = a2_mj^T @ b_mn
+    (or None); device arrays."""
     matmul(a_mk, b_mn, c_kn, True, False)
     if colsum_n is not None:
         sum_axis0(b_mn, colsum_n)
+    if a2_mj is not None:
+        matmul(a2_mj, b_mn, c2_jn, True, False)
 
 
 @cuda.jit

@@ -423,8 +423,10 @@ def test_packed_step_matmul_is_bit_identical(m, k, n, isa):
 @pytest.mark.parametrize("h0_kind", ["random", "zero", "zero_inf_r"])
 def test_packed_forward_rows_match_the_batch(cell, extra, with_mask, h0_kind, isa):
     """Forward passes of fewer than 8 rows (batch-1 inference) read R packed, and skip the
-    product of a zero state with a finite R; a row's float32 results (gates, signs of zeros
-    included) equal the same row's inside a 12-row batch (R read in place, every product run)."""
+    product of a zero state with a finite R; a 12-row LSTM batch (R read in place) adds the one
+    product 0 @ R to every row at step 0 instead of running it per row. A row's float32 results
+    (gates, signs of zeros and NaN from an infinite R included) equal the same row's inside the
+    12-row batch."""
     n, t_len, u = 12, 9, 70
     gates = ref.GATES[cell]
     r_ = rng(5)
@@ -489,6 +491,40 @@ def test_rows_matmul_and_tn(dtype, m, k, n):
         results.append((c, ct, tn, sums))
     for x, y in zip(*results):
         np.testing.assert_array_equal(x, y)  # no dependence on the thread count
+
+
+@pytest.mark.parametrize("m,k,j,n", [(3200, 32, 128, 512), (130, 5, 7, 70), (37, 3, 1, 45), (0, 3, 2, 4),
+                                     (9, 0, 4, 5)])
+def test_rows_matmul_tn_second_product_in_the_same_pass(m, k, j, n, isa):
+    """rows_matmul_tn's a2/c2 (the LSTM's dW, db and dR from one pass over dz): each result equal
+    to its own call's, for any thread count; float32 column sums are the plain sums in row order."""
+    r_ = rng(m + 3 * k + j)
+    for dtype in DTYPES:
+        a, a2, b = (r_.normal(size=s).astype(dtype) for s in ((m, k), (m, j), (m, n)))
+        if m:
+            b[0, 0] = -0.0
+            b[m // 2, 1] = np.inf
+        alone = [np.empty((k, n), dtype), np.empty(n, dtype), np.empty((j, n), dtype)]
+        recurrent.rows_matmul_tn(a, b, alone[0], alone[1], 1)
+        recurrent.rows_matmul_tn(a2, b, alone[2], None, 1)
+        if dtype == np.float32:
+            plain = np.add.accumulate(b, axis=0)[-1] if m else np.zeros(n, dtype)
+            np.testing.assert_array_equal(alone[1], plain)
+        for threads in (1, 2):
+            both = [np.empty((k, n), dtype), np.empty(n, dtype), np.empty((j, n), dtype)]
+            recurrent.rows_matmul_tn(a, b, both[0], both[1], threads, a2, both[2])
+            for x, y in zip(both, alone):
+                np.testing.assert_array_equal(x, y)
+                np.testing.assert_array_equal(np.signbit(x), np.signbit(y))
+
+
+def test_rows_matmul_tn_second_product_arguments():
+    a, b = np.ones((4, 2), np.float32), np.ones((4, 3), np.float32)
+    c = np.empty((2, 3), np.float32)
+    with pytest.raises(ValueError, match="a2_mj and c2_jn go together"):
+        recurrent.rows_matmul_tn(a, b, c, None, 1, a, None)
+    with pytest.raises(ValueError, match=r"expected a2_mj \(4, J\) and c2_jn \(J, 3\)"):
+        recurrent.rows_matmul_tn(a, b, c, None, 1, a, np.empty((3, 3), np.float32))
 
 
 # ---- the BLAS thread switch (dl_blas_threads.h, shared with the conv kernels) --------------------

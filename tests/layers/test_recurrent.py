@@ -314,6 +314,27 @@ def test_op_gradient_shared_input_dropout_mask():
     check_op_gradients(lambda x, w, r: dl.ops.lstm(x, w, r, input_dropout_mask=m)[0], [x, w, r])
 
 
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm"])
+def test_weight_gradients_in_one_pass_equal_the_separate_ones(cell):
+    """With both kernels trainable the backward takes dW, db and dR from one pass over the gate
+    gradients (rows_matmul_tn's second product): the same bits as asking for each alone."""
+    op, gates, _ = CELLS[cell]
+    rng = np.random.default_rng(3)
+    x = dl.Tensor(rng.normal(size=(N, T, K)).astype(np.float32))
+    w, r, b = (dl.Variable(rng.normal(size=s).astype(np.float32) * 0.3)
+               for s in ((K, gates * U), (U, gates * U), (gates * U,)))
+
+    def grads(sources):
+        with dl.GradientTape() as tape:
+            loss = dl.ops.sum(op(x, w, r, b, return_sequences=True)[0] ** 2)
+        return [g.value for g in tape.gradient(loss, sources)]
+
+    dw, dr, db = grads([w, r, b])
+    for alone, together in ((grads([w])[0], dw), (grads([r])[0], dr), (grads([b])[0], db),
+                            (grads([w, b])[0], dw), (grads([r, b])[0], dr)):
+        np.testing.assert_array_equal(alone, together)
+
+
 def test_embedding_lookup_gradient():
     ids = np.array([[1, 3, 3], [0, 4, 1]])
     check_op_gradients(lambda t: dl.ops.embedding_lookup(t, ids), [np.random.default_rng(0).normal(size=(5, 2))])
