@@ -53,6 +53,13 @@ FEWER_THREADS_SLACK = 0.05
 # CONTENDED_RATIO x its best 1-thread time was measured while another process held a core.
 SPLIT_MIN_MACS = 1 << 22
 CONTENDED_RATIO = 0.8
+# OpenBLAS on several threads wins over the own tiles on as many threads only when it is more
+# than this much faster: its pool fails badly when another process holds a core (its caller
+# spins for a descheduled worker). Measured on the 2-core host with a busy loop beside it, one
+# (1024 x 128) @ (128 x 128) product: OpenBLAS on 2 threads 0.35-20 ms from run to run, the own
+# tiles on 2 threads 0.47-0.5 ms (1 thread: 0.33); free: 0.19 against 0.17 ms. transformer-train
+# at 2 threads at load ~2: 490-500 ms a step on OpenBLAS, 170-330 ms on the own tiles.
+OWN_THREADS_SLACK = 0.10
 
 _disk = None  # {key string: [path, threads, {candidate: fastest seconds}]}
 _disk_path = None
@@ -207,8 +214,13 @@ def contended(m, n, k, medians, n_threads):
 
 
 def pick(medians):
-    """The fastest (path, threads); one on fewer threads within FEWER_THREADS_SLACK wins."""
+    """The fastest (path, threads); an own path on as many threads within OWN_THREADS_SLACK wins
+    over BLAS on several threads, and then one on fewer threads within FEWER_THREADS_SLACK."""
     best = min(medians, key=lambda c: (medians[c], c[1]))
+    if best[0] == "blas" and best[1] > 1:
+        own = [c for c in medians if c[0] != "blas" and c[1] == best[1]
+               and medians[c] <= medians[best] * (1 + OWN_THREADS_SLACK)]
+        best = min(own, key=lambda c: medians[c]) if own else best
     fewer = [c for c in medians
              if c[1] < best[1] and medians[c] <= medians[best] * (1 + FEWER_THREADS_SLACK)]
     return min(fewer, key=lambda c: (medians[c], c[1])) if fewer else best

@@ -395,6 +395,14 @@ def test_pick_prefers_fewer_threads_when_nearly_as_fast():
     assert _gemm_choice.pick({("blas", 2): 1.0, ("avx512", 1): 1.03, ("avx512", 2): 1.2}) == ("avx512", 1)
 
 
+def test_pick_prefers_own_tiles_over_threaded_blas_when_nearly_as_fast():
+    near = {("blas", 2): 1.0, ("avx2", 2): 1.08, ("avx512", 2): 1.09, ("blas", 1): 1.9}
+    assert _gemm_choice.pick(near) == ("avx2", 2)
+    assert _gemm_choice.pick({**near, ("avx2", 2): 1.2, ("avx512", 2): 1.2}) == ("blas", 2)
+    # one thread: BLAS keeps its win (no pool to wait for)
+    assert _gemm_choice.pick({("blas", 1): 1.0, ("avx2", 1): 1.05}) == ("blas", 1)
+
+
 def test_shape_classes_are_half_octaves():
     assert _gemm.shape_class(15, 16, 17) == (15, 16, 24)
     assert _gemm.shape_class(23, 24, 31) == (24, 25, 25)
