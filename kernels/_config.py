@@ -21,16 +21,17 @@ ERROR_MODEL = "numpy"
 
 _num_threads = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
-# Below this many scalar operations a kernel runs on one thread: thread start-up costs more.
-PARALLEL_MIN_WORK = 1 << 15
-
-
 def _env_int(name, default):
     value = os.environ.get(name, "")
     try:
         return max(0, int(value)) if value.strip() else default
     except ValueError:
         return default
+
+
+# Below this many scalar operations a kernel runs on one thread: thread start-up costs more.
+# DLCORE_PARALLEL_MIN_WORK overrides it.
+PARALLEL_MIN_WORK = _env_int("DLCORE_PARALLEL_MIN_WORK", 1 << 15)
 
 
 # Below this many multiply-adds a matrix product or convolution runs on one thread (4 M is about
