@@ -401,6 +401,15 @@ def test_pick_prefers_own_tiles_over_threaded_blas_when_nearly_as_fast():
     assert _gemm_choice.pick({**near, ("avx2", 2): 1.2, ("avx512", 2): 1.2}) == ("blas", 2)
     # one thread: BLAS keeps its win (no pool to wait for)
     assert _gemm_choice.pick({("blas", 1): 1.0, ("avx2", 1): 1.05}) == ("blas", 1)
+    assert _gemm_choice.pick(near, own_slack=0.0) == ("blas", 2)  # products of a transposed A
+
+
+def test_threaded_blas_keeps_weight_gradient_products_within_the_slack(tmp_cache, monkeypatch):
+    times = {("avx512", 1): 329e-6, ("avx512", 2): 175e-6, ("blas", 2): 170e-6, ("blas", 1): 330e-6}
+    monkeypatch.setattr(_gemm_choice, "measure", lambda *args: dict(times))
+    for trans_a, expected in ((True, ("blas", 2)), (False, ("avx512", 2))):
+        key = (trans_a, False) + _gemm.shape_class(512, 128, 4096) + (2,)
+        assert _gemm_choice.choose(key, 512, 128, 4096, trans_a, False, 2, ("avx512", "blas"), None) == expected
 
 
 def test_shape_classes_are_half_octaves():
