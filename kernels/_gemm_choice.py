@@ -4,10 +4,11 @@
 Design: a product's shape class is (trans_a, trans_b, m, n, k in half octaves, threads). The first
 product of a class in a process looks the class up in a per-CPU JSON file in dlcore's cache
 directory (``$DLCORE_CACHE_DIR`` or the per-user cache, see ``_config.default_cache_root``;
-the file name holds the package version and the CPU fingerprint); on a miss it measures every
+the file name holds its format, the package version and the CPU fingerprint); on a miss it measures every
 candidate on random operands of the product's shape (clipped to TUNE_MAX_FLOPS), alternating the
 candidates, and keeps the fastest (by its fastest run); a candidate on fewer threads within FEWER_THREADS_SLACK
-of the fastest wins (it stays fast when another process takes a core). The decision is stored in
+of the fastest wins (it stays fast when another process takes a core), and an own path within
+OWN_THREADS_SLACK of OpenBLAS on as many threads wins over it. The decision is stored in
 the file, so later processes take the same paths and give the same bits. Measured on a Zen 4
 core (AVX-512 as two 256-bit halves, OpenBLAS 0.3.31 Haswell kernels), GFLOPS 1 / 2 threads,
 machine otherwise idle: 1024^3 own AVX-512 (B in place) 62 / 86, BLAS 100 / 191; 128^3 own 100 /
