@@ -81,7 +81,7 @@ def test_batch_one_products_run_on_one_thread(monkeypatch):
         kernels.set_num_threads(original)
 
 
-@pytest.mark.parametrize("name, default", [("PARALLEL_MIN_MACS", 1 << 22), ("PARALLEL_MIN_WORK", 1 << 15)])
+@pytest.mark.parametrize("name, default", [("PARALLEL_MIN_MACS", 1 << 22), ("PARALLEL_MIN_WORK", 1 << 17)])
 def test_parallel_thresholds_from_the_environment(name, default):
     import subprocess
     import sys
