@@ -21,16 +21,23 @@ ERROR_MODEL = "numpy"
 
 _num_threads = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
-# Below this many scalar operations a kernel runs on one thread: thread start-up costs more.
-PARALLEL_MIN_WORK = 1 << 15
-
-
 def _env_int(name, default):
     value = os.environ.get(name, "")
     try:
         return max(0, int(value)) if value.strip() else default
     except ValueError:
         return default
+
+
+# Below this many scalar operations (elements, for the elementwise and reduction kernels) a kernel
+# runs on one thread: waking the sleeping team member costs more than it saves. Between kernels
+# the team sleeps (OMP_WAIT_POLICY=PASSIVE, see dlcore._runtime), and on the 2-core VM a region
+# after a 200 us gap took at best 27 us more on 2 threads than on 1 (add_forward on 64 K floats:
+# 8 us on 1 thread), while below 2^17 elements the kernels' 1-thread times are 5-50 us (ReLU,
+# column sums, residual adds, LayerNorm). mlp-train at 2 threads (batch 128, 64 K-element
+# activations), medians of 300 steps at load 2.3-2.8: ReLU backward 0.24 -> 0.05 ms and the bias
+# sums 0.21 -> 0.04 ms a step with 2^17 instead of 2^15. DLCORE_PARALLEL_MIN_WORK overrides it.
+PARALLEL_MIN_WORK = _env_int("DLCORE_PARALLEL_MIN_WORK", 1 << 17)
 
 
 # Below this many multiply-adds a matrix product or convolution runs on one thread (4 M is about

@@ -4,17 +4,28 @@
 Design: a product's shape class is (trans_a, trans_b, m, n, k in half octaves, threads). The first
 product of a class in a process looks the class up in a per-CPU JSON file in dlcore's cache
 directory (``$DLCORE_CACHE_DIR`` or the per-user cache, see ``_config.default_cache_root``;
-the file name holds the package version and the CPU fingerprint); on a miss it measures every
+the file name holds its format, the package version and the CPU fingerprint); on a miss it measures every
 candidate on random operands of the product's shape (clipped to TUNE_MAX_FLOPS), alternating the
 candidates, and keeps the fastest (by its fastest run); a candidate on fewer threads within FEWER_THREADS_SLACK
-of the fastest wins (it stays fast when another process takes a core). The decision is stored in
+of the fastest wins (it stays fast when another process takes a core), and an own path within
+OWN_THREADS_SLACK of OpenBLAS on as many threads wins over it. The decision is stored in
 the file, so later processes take the same paths and give the same bits. Measured on a Zen 4
 core (AVX-512 as two 256-bit halves, OpenBLAS 0.3.31 Haswell kernels), GFLOPS 1 / 2 threads,
 machine otherwise idle: 1024^3 own AVX-512 (B in place) 62 / 86, BLAS 100 / 191; 128^3 own 100 /
 33 (two threads cost more than they give), BLAS 91 / 93. The packed-B own paths were only
 measured under heavy load (1024^3, 1 thread: AVX-512 packed 62-68, AVX2 packed 67-85, BLAS
 56-62 in the same runs). No rule of thumb held on both ends, hence the measurement. A choice
-measured on a loaded machine is cached like any other: delete the file to measure again.
+measured while another process held a core is not stored: a product large enough to split
+(SPLIT_MIN_MACS per thread) whose fastest n-thread candidate is not CONTENDED_RATIO faster than
+its fastest 1-thread one was measured on a busy machine (on the free 2-core host such products run
+1.6-1.95x faster on 2 threads, on a busy one 0.7x). That choice holds for the process that made it
+(it is right under that load) and the next process measures again. Before this rule (file format
+1), choices measured under load were cached for good: the transformer's (4096 x 128) @ (128 x 128)
+products were stored as 1 thread (own tiles 329 us on 1 thread, 470 us on 2 in that measurement;
+1.30 against 0.66 ms per product on the free machine), and transformer-train ran 128 ms a step at
+2 threads instead of 88. The format is part of the file name, so trees of either format keep
+their own file. A candidate is dropped after two timed runs 3x slower than the fastest (one run
+dropped OpenBLAS on 2 threads after a 5 ms wake-up, where its next runs took 0.18 ms).
 Results: fixed for a fixed choice; since the choice may differ by thread count, 1 and 2 threads
 may differ in the last bits unless a path is forced (DLCORE_SGEMM).
 
@@ -30,7 +41,7 @@ from . import _config
 
 ENV_PATH = "DLCORE_SGEMM"
 ENV_TUNE = "DLCORE_SGEMM_TUNE"
-FILE_FORMAT = 1
+FILE_FORMAT = 2
 # Larger products are measured on a shape with the longest dimension halved until it fits, and
 # each candidate runs for about TUNE_SECONDS (at least MIN_REPS and at most MAX_REPS runs): a class
 # costs ~30 ms of measuring once per CPU. (With 2**31 flops and 20 ms, the first batch-256 predict
@@ -39,6 +50,20 @@ TUNE_MAX_FLOPS = 1 << 25
 TUNE_SECONDS = 0.004
 MIN_REPS, MAX_REPS = 3, 15
 FEWER_THREADS_SLACK = 0.05
+# A product of at least SPLIT_MIN_MACS multiply-adds per thread whose best n-thread time is above
+# CONTENDED_RATIO x its best 1-thread time was measured while another process held a core.
+SPLIT_MIN_MACS = 1 << 22
+CONTENDED_RATIO = 0.8
+# OpenBLAS on several threads wins over the own tiles on as many threads only when it is more
+# than this much faster: its pool fails badly when another process holds a core (its caller
+# spins for a descheduled worker). Measured on the 2-core host with a busy loop beside it, one
+# (1024 x 128) @ (128 x 128) product: OpenBLAS on 2 threads 0.35-20 ms from run to run, the own
+# tiles on 2 threads 0.47-0.5 ms (1 thread: 0.33); free: 0.19 against 0.17 ms. transformer-train
+# at 2 threads at load ~2: 490-500 ms a step on OpenBLAS, 170-330 ms on the own tiles. Not for
+# products of a transposed A (weight gradients): the tuner's clipped shape misjudges the own
+# tiles there, (4096 x 512)^T @ (4096 x 128) took 7.3 ms on them against 3.1 ms on OpenBLAS
+# (2 threads, free machine) while its tuned shape (k = 512) showed them even.
+OWN_THREADS_SLACK = 0.10
 
 _disk = None  # {key string: [path, threads, {candidate: fastest seconds}]}
 _disk_path = None
@@ -60,7 +85,7 @@ def cache_file():
             or _config.default_cache_root())
     if root is None:
         return None
-    name = f"sgemm-choice-{_config._package_version()}-{_config.cpu_fingerprint()}.json"
+    name = f"sgemm-choice-{FILE_FORMAT}-{_config._package_version()}-{_config.cpu_fingerprint()}.json"
     return os.path.join(root, name)
 
 
@@ -159,19 +184,19 @@ def measure(m, n, k, trans_a, trans_b, cands, run):
     a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
     b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
     out = np.zeros((m, n), np.float32)
-    first = {}
-    for cand in cands:  # warm-up (packing buffers, thread teams, BLAS buffers)
+    times = {cand: [] for cand in cands}
+    for cand in cands:  # warm-up (packing buffers, thread teams, BLAS buffers), two timed runs
         run(cand[0], cand[1], a, b, out, trans_a, trans_b)
-        t0 = time.perf_counter()
-        run(cand[0], cand[1], a, b, out, trans_a, trans_b)
-        first[cand] = time.perf_counter() - t0
-    fastest = min(first.values())
+        for _ in range(2):
+            t0 = time.perf_counter()
+            run(cand[0], cand[1], a, b, out, trans_a, trans_b)
+            times[cand].append(time.perf_counter() - t0)
+    fastest = min(min(v) for v in times.values())
     reps = int(TUNE_SECONDS / max(fastest, 1e-7))
     reps = max(MIN_REPS, min(MAX_REPS, reps))
-    times = {cand: [first[cand]] for cand in cands}
-    # a candidate 3x slower than the fastest on its timed first run is not measured further
-    contenders = [cand for cand in cands if first[cand] <= 3 * fastest]
-    for r in range(reps - 1):
+    # a candidate 3x slower than the fastest on both timed runs is not measured further
+    contenders = [cand for cand in cands if min(times[cand]) <= 3 * fastest]
+    for r in range(reps - 2):
         order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
         for cand in order:
             t0 = time.perf_counter()
@@ -180,9 +205,26 @@ def measure(m, n, k, trans_a, trans_b, cands, run):
     return {cand: float(min(v)) for cand, v in times.items()}
 
 
-def pick(medians):
-    """The fastest (path, threads); one on fewer threads within FEWER_THREADS_SLACK wins."""
+def contended(m, n, k, medians, n_threads):
+    """Whether the measurement {(path, threads): seconds} of an m x n x k product was taken while
+    another process held a core: the product splits (its tuned shape has SPLIT_MIN_MACS per
+    thread) and no n-thread candidate beat the best 1-thread one by CONTENDED_RATIO."""
+    tm, tn, tk = _tune_shape(m, n, k)
+    if n_threads <= 1 or tm * tn * tk < n_threads * SPLIT_MIN_MACS:
+        return False
+    one = [s for (_, t), s in medians.items() if t == 1]
+    many = [s for (_, t), s in medians.items() if t == n_threads]
+    return bool(one and many) and min(many) > CONTENDED_RATIO * min(one)
+
+
+def pick(medians, own_slack=OWN_THREADS_SLACK):
+    """The fastest (path, threads); an own path on as many threads within own_slack wins over
+    BLAS on several threads, and then one on fewer threads within FEWER_THREADS_SLACK."""
     best = min(medians, key=lambda c: (medians[c], c[1]))
+    if best[0] == "blas" and best[1] > 1:
+        own = [c for c in medians if c[0] != "blas" and c[1] == best[1]
+               and medians[c] <= medians[best] * (1 + own_slack)]
+        best = min(own, key=lambda c: medians[c]) if own else best
     fewer = [c for c in medians
              if c[1] < best[1] and medians[c] <= medians[best] * (1 + FEWER_THREADS_SLACK)]
     return min(fewer, key=lambda c: (medians[c], c[1])) if fewer else best
@@ -190,7 +232,7 @@ def pick(medians):
 
 def choose(key, m, n, k, trans_a, trans_b, n_threads, available, run):
     """(path, threads) for the class `key` of this product: from the disk cache, else measured
-    (and stored), else the rule when tuning is off."""
+    (and stored unless contended), else the rule when tuning is off."""
     if n_threads <= 1 and len(available) == 1:
         return available[0], 1
     disk = _load()
@@ -202,7 +244,8 @@ def choose(key, m, n, k, trans_a, trans_b, n_threads, available, run):
     if not tuning_enabled():
         return _rule(n_threads, available)
     medians = measure(m, n, k, trans_a, trans_b, candidates(n_threads, available), run)
-    path, threads = pick(medians)
-    disk[text] = [path, threads, {f"{p}x{t}": round(s * 1e6, 2) for (p, t), s in medians.items()}]
-    _save()
+    path, threads = pick(medians, 0.0 if trans_a else OWN_THREADS_SLACK)
+    if not contended(m, n, k, medians, n_threads):
+        disk[text] = [path, threads, {f"{p}x{t}": round(s * 1e6, 2) for (p, t), s in medians.items()}]
+        _save()
     return path, threads

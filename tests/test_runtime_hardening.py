@@ -172,14 +172,16 @@ from dlcore.kernels import _config
 
 def model():  # dense, conv, batch norm and pooling kernels (OpenMP), adam and softmax (Numba)
     dl.utils.set_random_seed(0)
-    m = dl.Sequential([dl.Input(shape=(12, 12, 4)), dl.layers.Conv2D(16, 3, activation="relu"),
+    m = dl.Sequential([dl.Input(shape=(24, 24, 4)), dl.layers.Conv2D(16, 3, activation="relu"),
                        dl.layers.BatchNormalization(), dl.layers.MaxPooling2D(), dl.layers.Flatten(),
                        dl.layers.Dense(128, activation="relu"), dl.layers.Dense(10, activation="softmax")])
     m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     return m
 
 rng = np.random.default_rng(0)
-x = rng.random((128, 12, 12, 4), dtype=np.float32)
+# 24x24 inputs: the activations of a 64-image batch (484 K elements) are above the kernels'
+# one-thread threshold (PARALLEL_MIN_WORK), so the parent runs parallel regions
+x = rng.random((128, 24, 24, 4), dtype=np.float32)
 y = rng.integers(0, 10, 128)
 a = rng.random((512, 512), dtype=np.float32)
 dl.config.set_num_threads(2)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from dlcore import kernels
 from dlcore.kernels import _config
@@ -80,15 +81,22 @@ def test_batch_one_products_run_on_one_thread(monkeypatch):
         kernels.set_num_threads(original)
 
 
-def test_parallel_min_macs_from_the_environment():
+@pytest.mark.parametrize("name, default", [("PARALLEL_MIN_MACS", 1 << 22), ("PARALLEL_MIN_WORK", 1 << 17)])
+def test_parallel_thresholds_from_the_environment(name, default):
     import subprocess
     import sys
 
-    code = "from dlcore.kernels import _config; print(_config.PARALLEL_MIN_MACS)"
-    for value, expected in (("123", "123"), ("junk", str(1 << 22)), ("", str(1 << 22))):
-        env = dict(__import__("os").environ, DLCORE_PARALLEL_MIN_MACS=value)
+    code = f"from dlcore.kernels import _config; print(_config.{name}, _config.threads_for(200))"
+    for value, expected in (("123", "123"), ("junk", str(default)), ("", str(default))):
+        env = dict(__import__("os").environ, **{f"DLCORE_{name}": value})
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-        assert out.stdout.strip() == expected, out.stderr
+        assert out.stdout.split()[0] == expected, out.stderr
+    if name == "PARALLEL_MIN_WORK":  # 200 scalar operations go parallel under a threshold of 123
+        env = dict(__import__("os").environ, DLCORE_PARALLEL_MIN_WORK="123")
+        out = subprocess.run([sys.executable, "-c", "from dlcore.kernels import _config; _config.set_num_threads(2); "
+                              "print(_config.threads_for(200), _config.threads_for(100))"],
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert out.stdout.split() == ["2", "1"], out.stderr
 
 
 def test_unknown_kernel_and_device_errors():

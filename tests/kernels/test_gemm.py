@@ -1,4 +1,5 @@
 """GEMM kernels (matmul, dense_forward) against the NumPy references."""
+import os
 import sys
 from pathlib import Path
 
@@ -360,9 +361,55 @@ def test_choice_without_tuning_is_the_rule(tmp_cache, monkeypatch):
     assert not (tmp_cache / _gemm_choice.cache_file().rsplit("/", 1)[-1]).exists()
 
 
+def test_contended_measurements_are_those_where_threads_did_not_help():
+    big, small = (4096, 128, 128), (40, 72, 56)
+    busy = {("avx512", 1): 329e-6, ("avx512", 2): 470e-6, ("blas", 1): 332e-6, ("blas", 2): 353e-6}
+    free = {("avx512", 1): 329e-6, ("avx512", 2): 171e-6, ("blas", 1): 332e-6, ("blas", 2): 353e-6}
+    assert _gemm_choice.contended(*big, busy, 2)
+    assert not _gemm_choice.contended(*big, free, 2)
+    assert not _gemm_choice.contended(*small, busy, 2)  # too small to split: no speed-up expected
+    assert not _gemm_choice.contended(*big, {("blas", 1): 1.0}, 1)
+
+
+@pytest.mark.parametrize("busy", [True, False])
+def test_contended_choice_holds_for_the_process_but_is_not_stored(tmp_cache, monkeypatch, busy):
+    import json
+
+    m, n, k = 4096, 128, 128
+    times = {("avx512", 1): 329e-6, ("avx512", 2): 470e-6 if busy else 171e-6}
+    monkeypatch.setattr(_gemm_choice, "measure", lambda *args: dict(times))
+    key = (False, False) + _gemm.shape_class(m, n, k) + (2,)
+    chosen = _gemm_choice.choose(key, m, n, k, False, False, 2, ("avx512", "blas"), None)
+    assert chosen == (("avx512", 1) if busy else ("avx512", 2))
+    path = _gemm_choice.cache_file()
+    assert f"sgemm-choice-{_gemm_choice.FILE_FORMAT}-" in path
+    if busy:
+        assert not os.path.exists(path)
+    else:
+        with open(path) as f:
+            assert json.load(f)["choices"][",".join(str(int(v)) for v in key)][:2] == ["avx512", 2]
+
+
 def test_pick_prefers_fewer_threads_when_nearly_as_fast():
     assert _gemm_choice.pick({("blas", 1): 1.0, ("blas", 2): 0.6, ("avx512", 1): 0.9}) == ("blas", 2)
     assert _gemm_choice.pick({("blas", 2): 1.0, ("avx512", 1): 1.03, ("avx512", 2): 1.2}) == ("avx512", 1)
+
+
+def test_pick_prefers_own_tiles_over_threaded_blas_when_nearly_as_fast():
+    near = {("blas", 2): 1.0, ("avx2", 2): 1.08, ("avx512", 2): 1.09, ("blas", 1): 1.9}
+    assert _gemm_choice.pick(near) == ("avx2", 2)
+    assert _gemm_choice.pick({**near, ("avx2", 2): 1.2, ("avx512", 2): 1.2}) == ("blas", 2)
+    # one thread: BLAS keeps its win (no pool to wait for)
+    assert _gemm_choice.pick({("blas", 1): 1.0, ("avx2", 1): 1.05}) == ("blas", 1)
+    assert _gemm_choice.pick(near, own_slack=0.0) == ("blas", 2)  # products of a transposed A
+
+
+def test_threaded_blas_keeps_weight_gradient_products_within_the_slack(tmp_cache, monkeypatch):
+    times = {("avx512", 1): 329e-6, ("avx512", 2): 175e-6, ("blas", 2): 170e-6, ("blas", 1): 330e-6}
+    monkeypatch.setattr(_gemm_choice, "measure", lambda *args: dict(times))
+    for trans_a, expected in ((True, ("blas", 2)), (False, ("avx512", 2))):
+        key = (trans_a, False) + _gemm.shape_class(512, 128, 4096) + (2,)
+        assert _gemm_choice.choose(key, 512, 128, 4096, trans_a, False, 2, ("avx512", "blas"), None) == expected
 
 
 def test_shape_classes_are_half_octaves():
