@@ -41,6 +41,20 @@ def _env_int(name, default):
 # batch 16 (50 M) stay parallel. DLCORE_PARALLEL_MIN_MACS overrides it.
 PARALLEL_MIN_MACS = _env_int("DLCORE_PARALLEL_MIN_MACS", 1 << 22)
 
+# From this many multiply-adds up to PARALLEL_MIN_MACS, the products that have a team path (the
+# batch-1 GEMV, the own GEMM, the batch-1 convolutions) run on kernels/_team.pyx's spinning
+# thread team instead of OpenMP: a chunk costs ~1 us to hand over, a late worker at most one
+# chunk (kernels/dl_team.h). DLCORE_TEAM_MIN_MACS overrides it.
+TEAM_MIN_MACS = _env_int("DLCORE_TEAM_MIN_MACS", 1 << 16)
+
+# Called with the new count by set_num_threads (kernels/_team.pyx stops its workers there).
+_thread_listeners = []
+
+
+def add_thread_listener(fn):
+    """Call ``fn(n)`` whenever set_num_threads(n) changes the count."""
+    _thread_listeners.append(fn)
+
 # Allowed to exceed the CPU count up to this many threads, so that code tuned on a workstation
 # (2-8 threads) still runs on a 1-CPU container.
 MIN_THREAD_CEILING = 8
@@ -91,6 +105,8 @@ def set_num_threads(n):
             "multiprocessing.get_context('spawn') or 'forkserver' to use several threads in them.")
     _num_threads = n
     set_blas_threads(_num_threads)
+    for listener in _thread_listeners:
+        listener(n)
     if _numba is not None:
         _numba.set_num_threads(min(_num_threads, _numba.config.NUMBA_NUM_THREADS))
 
@@ -174,6 +190,17 @@ def threads_for(work):
     if work < PARALLEL_MIN_WORK or _num_threads == 1:
         return 1
     _threads_started = True
+    return _num_threads
+
+
+def team_threads_for_macs(macs):
+    """Threads for a product of ``macs`` multiply-adds whose kernel runs the team below
+    PARALLEL_MIN_MACS (and OpenMP from there): 1 below TEAM_MIN_MACS, else num_threads()."""
+    global _threads_started
+    if macs < TEAM_MIN_MACS or _num_threads == 1:
+        return 1
+    if macs >= PARALLEL_MIN_MACS:
+        _threads_started = True
     return _num_threads
 
 

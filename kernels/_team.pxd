@@ -1,0 +1,6 @@
+# The process's work-sharing thread team (kernels/dl_team.h, where the design is), owned by
+# kernels/_team.pyx. Other extensions `from ._team cimport team_run` (Cython's cross-module cdef
+# functions: one team per process, whichever extension calls it).
+ctypedef void (*dl_team_fn)(void *arg, Py_ssize_t chunk) noexcept nogil
+
+cdef int team_run(dl_team_fn fn, void *arg, Py_ssize_t chunks, int n_threads) noexcept nogil
