@@ -41,11 +41,16 @@ def _env_int(name, default):
 # batch 16 (50 M) stay parallel. DLCORE_PARALLEL_MIN_MACS overrides it.
 PARALLEL_MIN_MACS = _env_int("DLCORE_PARALLEL_MIN_MACS", 1 << 22)
 
-# From this many multiply-adds up to PARALLEL_MIN_MACS, the products that have a team path (the
-# batch-1 GEMV, the own GEMM, the batch-1 convolutions) run on kernels/_team.pyx's spinning
-# thread team instead of OpenMP: a chunk costs ~1 us to hand over, a late worker at most one
-# chunk (kernels/dl_team.h). DLCORE_TEAM_MIN_MACS overrides it.
+# From TEAM_MIN_MACS multiply-adds up to TEAM_MAX_MACS, the kernels that have a team path (the
+# batch-1 GEMV, the own GEMM, the attention forward, the batch-1 convolutions) run on
+# kernels/_team.pyx's spinning thread team instead of OpenMP: a chunk costs ~1 us to hand over,
+# a late worker at most the chunk it claimed, where an OpenMP region waits at its barrier for a
+# member the OS has not run yet (kernels/dl_team.h). 64 M covers every batch-1 layer of the
+# runner's models (the transformer's FFN products are 8 M: on OpenMP at 2 threads, with both
+# cores busy with other processes, 370-400 us against 200 us on one thread; attention 4 M:
+# 340-470 us against 130). DLCORE_TEAM_MIN_MACS / DLCORE_TEAM_MAX_MACS override them.
 TEAM_MIN_MACS = _env_int("DLCORE_TEAM_MIN_MACS", 1 << 16)
+TEAM_MAX_MACS = _env_int("DLCORE_TEAM_MAX_MACS", 1 << 26)
 
 # Called with the new count by set_num_threads (kernels/_team.pyx stops its workers there).
 _thread_listeners = []
@@ -195,11 +200,11 @@ def threads_for(work):
 
 def team_threads_for_macs(macs):
     """Threads for a product of ``macs`` multiply-adds whose kernel runs the team below
-    PARALLEL_MIN_MACS (and OpenMP from there): 1 below TEAM_MIN_MACS, else num_threads()."""
+    TEAM_MAX_MACS (and OpenMP from there): 1 below TEAM_MIN_MACS, else num_threads()."""
     global _threads_started
     if macs < TEAM_MIN_MACS or _num_threads == 1:
         return 1
-    if macs >= PARALLEL_MIN_MACS:
+    if macs >= TEAM_MAX_MACS:
         _threads_started = True
     return _num_threads
 

@@ -31,7 +31,7 @@ from ._team cimport team_run
 
 # Products under this many multiply-adds with n_threads > 1 run on the thread team, larger ones
 # on OpenMP (kernels/_config.py).
-cdef Py_ssize_t _PARALLEL_MIN_MACS = _config.PARALLEL_MIN_MACS
+cdef Py_ssize_t _TEAM_MAX_MACS = _config.TEAM_MAX_MACS
 
 cdef extern from "dl_sgemm.h" nogil:
     int dl_sgemm_available()
@@ -86,7 +86,7 @@ cdef int _own_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ss
                    float* c, Py_ssize_t ldc, const float* bias, int relu, int n_threads) noexcept nogil:
     """c = epilogue(op(a) op(b) + beta c) with the own GEMM, rows split over n_threads (each row
     is summed the same way whatever the split). A transposed b is copied to (k, n) first.
-    Products under PARALLEL_MIN_MACS run on the thread team (dl_team.h): row bands of 14-row
+    Products under TEAM_MAX_MACS run on the thread team (dl_team.h): row bands of 14-row
     tiles, or 32-column strips when there are too few rows (every element's chain is the same
     whatever the band or strip). Returns -1 when out of memory (nothing written)."""
     cdef float* bt = NULL
@@ -99,7 +99,7 @@ cdef int _own_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ss
         dl_transpose(b, ldb, n, k, bt, n)
         b, ldb = bt, n
     tasks = (m + rows - 1) // rows
-    if n_threads > 1 and m * n * k < _PARALLEL_MIN_MACS:
+    if n_threads > 1 and m * n * k < _TEAM_MAX_MACS:
         job.trans_a, job.m, job.n, job.k, job.lda, job.ldb, job.ldc = trans_a, m, n, k, lda, ldb, ldc
         job.a, job.b, job.beta, job.c, job.bias, job.relu = a, b, beta, c, bias, relu
         job.rows = ((m + 2 * n_threads - 1) // (2 * n_threads) + 13) // 14 * 14

@@ -158,7 +158,7 @@ cdef int _own_packed_gemm(int isa, bint trans_a, bint trans_b, Py_ssize_t m, Py_
     cdef float* P = <float*>malloc(dl_own_packed_size(isa, k, n) * sizeof(float) + 64)
     if P == NULL:
         return -1
-    if n_threads > 1 and m >= 2 * mr and m * n * k < _PARALLEL_MIN_MACS:  # the thread team
+    if n_threads > 1 and m >= 2 * mr and m * n * k < _TEAM_MAX_MACS:  # the thread team
         job.isa, job.trans_a, job.trans_b, job.m, job.n, job.k = isa, trans_a, trans_b, m, n, k
         job.a, job.lda, job.b, job.ldb, job.P, job.beta = a, lda, b, ldb, P, beta
         job.c, job.ldc, job.bias, job.relu = c, ldc, bias, relu
@@ -202,7 +202,7 @@ cdef int _blas_gemm_f(bint trans_a, bint trans_b, int m, int n, int k, const flo
                       int n_threads) except -1:
     """BLAS sgemm with BLAS on n_threads (1: made single-threaded for the call, else BLAS's
     setting, which set_num_threads keeps equal to the kernels')."""
-    cdef bint serial = n_threads <= 1 or <Py_ssize_t>m * n * k < _PARALLEL_MIN_MACS  # no BLAS team for small ones
+    cdef bint serial = n_threads <= 1 or <Py_ssize_t>m * n * k < _TEAM_MAX_MACS  # no BLAS team for batch-1 sizes
     if serial:
         dl_blas_serial_enter(1)
     try:

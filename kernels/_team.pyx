@@ -2,8 +2,8 @@
 # protocol: spinning pthread workers, chunks claimed by CAS on a generation ticket, the caller
 # working too and waiting only for chunks others claimed). This module owns the state; the
 # kernels reach it through team_run (_team.pxd). Used between TEAM_MIN_MACS and
-# PARALLEL_MIN_MACS (kernels/_config.py): the batch-1 GEMV, the own GEMM's small products and
-# the batch-1 convolutions; OpenMP keeps the large (training) products.
+# TEAM_MAX_MACS (kernels/_config.py): the batch-1 GEMV, the own GEMM's products, the attention
+# forward and the batch-1 convolutions; OpenMP keeps the large (training) products.
 from . import _config
 
 cdef extern from "dl_team.h" nogil:
@@ -11,6 +11,8 @@ cdef extern from "dl_team.h" nogil:
         unsigned long long jobs_shared
         unsigned long long chunks_by_workers
         unsigned long long late_worker_ns
+        unsigned long long jobs_solo
+        int guard
         int n_workers
     void dl_team_init(dl_team *t)
     ctypedef void (*dl_team_fn_c "dl_team_fn")(void *arg, Py_ssize_t chunk) noexcept nogil
@@ -62,6 +64,19 @@ def workers():
 def stats():
     """(jobs run with the workers, chunks the workers ran) since import: tests, measurements."""
     return int(_TEAM.jobs_shared), int(_TEAM.chunks_by_workers)
+
+
+def solo_jobs():
+    """Multi-threaded jobs the load guard ran on the caller alone since import."""
+    return int(_TEAM.jobs_solo)
+
+
+def set_load_guard(bint on):
+    """Turn the load guard (dl_team.h) on or off; returns the previous setting. Tests that count
+    shared jobs turn it off: on a loaded host it would run some of them alone."""
+    previous = bool(_TEAM.guard)
+    _TEAM.guard = on
+    return previous
 
 
 def set_late_worker(double seconds):

@@ -14,6 +14,15 @@ from dlcore.kernels import _config, _gemm, _team
 ISAS = [p for p in _gemm.AVAILABLE_PATHS if p != "blas"]
 
 
+@pytest.fixture(autouse=True)
+def no_load_guard():
+    """The load guard off: on a loaded host it would run some of the counted jobs alone (its own
+    test turns it back on)."""
+    previous = _team.set_load_guard(False)
+    yield
+    _team.set_load_guard(previous)
+
+
 def _expected(rows, width):
     return 1000.0 * np.arange(rows)[:, None] + np.arange(width)[None, :]
 
@@ -71,6 +80,31 @@ def test_a_late_worker_never_runs_a_stale_job():
             np.testing.assert_array_equal(out, _expected(rows, 3))
     finally:
         _team.set_late_worker(previous)
+
+
+def test_load_guard_goes_solo_when_workers_stall_and_probes_again():
+    """Workers that hold their chunk 3 ms (as when the OS deschedules them mid-chunk) make the
+    shared jobs cost more than they give: the guard runs the next jobs on the caller alone (same
+    results), and a change of the thread count starts it afresh."""
+    _team.set_load_guard(True)
+    _team.resize(1)  # fresh guard state
+    previous = _team.set_late_worker(0.003)
+    try:
+        solo = _team.solo_jobs()
+        for _ in range(200):  # until a worker got a chunk (a new worker may start late)
+            out = np.full((8, 2), -1.0)
+            _team.fill_test(out, 2, 20000)
+            np.testing.assert_array_equal(out, _expected(8, 2))
+            if _team.solo_jobs() > solo + 2:
+                break
+        assert _team.solo_jobs() > solo + 2
+    finally:
+        _team.set_late_worker(previous)
+    _team.resize(1)
+    jobs = _team.stats()[0]
+    _team.fill_test(np.zeros((8, 2)), 2, 2000)  # after a resize the team is tried again
+    assert _team.stats()[0] == jobs + 1
+    _team.resize(1)
 
 
 def test_two_python_threads_at_once():
