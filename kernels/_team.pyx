@@ -13,6 +13,7 @@ cdef extern from "dl_team.h" nogil:
         unsigned long long late_worker_ns
         unsigned long long jobs_solo
         int guard
+        long long spin_ns
         int n_workers
     void dl_team_init(dl_team *t)
     ctypedef void (*dl_team_fn_c "dl_team_fn")(void *arg, Py_ssize_t chunk) noexcept nogil
@@ -76,6 +77,13 @@ def set_load_guard(bint on):
     shared jobs turn it off: on a loaded host it would run some of them alone."""
     previous = bool(_TEAM.guard)
     _TEAM.guard = on
+    return previous
+
+
+def set_spin(double seconds):
+    """How long an idle worker spins before it sleeps (measurements); returns the previous."""
+    previous = _TEAM.spin_ns / 1e9
+    _TEAM.spin_ns = <long long>(max(seconds, 0.0) * 1e9)
     return previous
 
 
