@@ -462,3 +462,41 @@ def test_backward_weight_of_an_output_cut_short(dtype, pad, gemm):
     conv.conv2d_backward_weight(x, dy, 1, 1, pad, pad, 1, 1, 1, dk, db, 2)
     np.testing.assert_allclose(dk, expected, **tol(dtype, dy.size // o))
     np.testing.assert_allclose(db, dy.astype(np.float64).sum(axis=(0, 1, 2)), **tol(dtype, dy.size // o))
+
+
+@pytest.mark.parametrize("pad, pool", [(0, False), (1, False), (0, True), (1, True)])
+def test_batch1_implicit_forward_runs_on_the_team(pad, pool):
+    """A batch-1 stride-1 convolution (under TEAM_MAX_MACS) splits its output rows over the
+    thread team (the image padded once), with the bits of one thread for 2 and 3 threads."""
+    from dlcore.kernels import _team
+
+    own, implicit = _conv.set_tuning()[3:5]  # no change: reads the settings
+    if not (own and implicit):
+        pytest.skip("no implicit GEMM here (own float32 tiles off)")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 15, 13, 8)).astype(np.float32)
+    k = rng.standard_normal((3, 3, 8, 24)).astype(np.float32)
+    b = rng.standard_normal(24).astype(np.float32)
+    oh, ow = 15 - 2 + 2 * pad, 13 - 2 + 2 * pad
+    shape = (1, oh // 2, ow // 2, 24) if pool else (1, oh, ow, 24)
+    results = []
+    guard = _team.set_load_guard(False)
+    try:
+        for threads in (1, 2, 3):
+            y = np.full(shape, np.nan, np.float32)
+            jobs = _team.stats()[0]
+            if pool:
+                conv.conv2d_pool2x2_forward(x, k, b, pad, pad, 1, 0.0, y, threads)
+            else:
+                conv.conv2d_forward(x, k, b, 1, 1, pad, pad, 1, 1, 1, 1, 0.0, y, threads)
+            assert _team.stats()[0] == jobs + (threads > 1)
+            results.append(y)
+    finally:
+        _team.set_load_guard(guard)
+    for y in results[1:]:
+        np.testing.assert_array_equal(y, results[0])
+    z = np.maximum(ref.conv2d(x.astype(np.float64), k.astype(np.float64), padding=((pad, pad), (pad, pad)),
+                              bias=b.astype(np.float64)), 0)
+    if pool:
+        z = z[:, :oh // 2 * 2, :ow // 2 * 2].reshape(1, oh // 2, 2, ow // 2, 2, 24).max(axis=(2, 4))
+    np.testing.assert_allclose(results[0], z, rtol=1e-4, atol=1e-4)
