@@ -18,8 +18,8 @@
  * - After fork() the child has no workers (pthread_atfork resets the state); they start again
  *   at the next multi-threaded job, as after a change of the thread count (dl_team_resize).
  * - Load guard: sharing pays only while the workers get a core. Each shared job scores its gain,
- *   (chunks the workers ran) x (the caller's mean chunk time) - (the time the caller waited for
- *   them), into a decaying sum; when the sum turns negative (the workers were descheduled
+ *   (chunks the workers ran) x (the caller's mean CPU time per chunk) - (the job's wall time
+ *   the caller spent not in its chunks: waiting for the workers, or preempted), into a decaying sum; when the sum turns negative (the workers were descheduled
  *   mid-chunk, or never ran) the caller runs the next jobs alone for DL_TEAM_SOLO_NS, doubled on
  *   each failed probe up to DL_TEAM_SOLO_MAX_NS, and the idle workers go to sleep. On a 2-core
  *   host with both cores busy with other processes, the transformer's batch-1 predict at 2
@@ -267,15 +267,25 @@ static int dl_team_resize(dl_team *t, int n_threads)
 
 /* Run fn(arg, c) for c in [0, chunks) on up to n_threads threads (the caller included).
  * Returns the number of threads that could take part (1: the caller ran every chunk). */
-/* The load guard's verdict on a shared job (the caller owns busy): mine chunks ran on the caller
- * in work_ns, the workers ran the other chunks - mine, and the caller then waited waited_ns. */
-static void dl_team_score(dl_team *t, uint32_t chunks, uint32_t mine, int64_t work_ns, int64_t waited_ns,
+static int64_t dl_team_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The load guard's verdict on a shared job (the caller owns busy): mine chunks took the caller
+ * work_ns of CPU time, the workers ran the other chunks - mine, and the job took total_ns of
+ * wall time. The gain is the workers' chunks at the caller's CPU time per chunk, less the wall
+ * time the caller spent not computing its chunks: waiting for the workers, or descheduled
+ * (a woken worker placed on the caller's core preempts it: then the chunks were not parallel). */
+static void dl_team_score(dl_team *t, uint32_t chunks, uint32_t mine, int64_t work_ns, int64_t total_ns,
                           int64_t now)
 {
     int64_t gain;
     if (!t->guard || mine == 0)
         return;
-    gain = (int64_t)(chunks - mine) * (work_ns / mine) - waited_ns;
+    gain = (int64_t)(chunks - mine) * (work_ns / mine) - (total_ns - work_ns);
     t->gain_ns = t->gain_ns - t->gain_ns / 8 + gain;
     if (t->gain_ns >= DL_TEAM_LOSS_NS) {
         t->solo_ns = DL_TEAM_SOLO_NS;
@@ -291,7 +301,7 @@ static int dl_team_run(dl_team *t, dl_team_fn fn, void *arg, ptrdiff_t chunks, i
 {
     ptrdiff_t c;
     uint32_t mine = 0, gen;
-    int64_t since, start;
+    int64_t since, start, cpu;
     unsigned spins = 0;
     if (n_threads <= 1 || chunks <= 1 || chunks >= (ptrdiff_t)DL_TEAM_CLOSED || !dl_team_try_own(t)) {
         for (c = 0; c < chunks; c++)
@@ -324,8 +334,11 @@ static int dl_team_run(dl_team *t, dl_team_fn fn, void *arg, ptrdiff_t chunks, i
     if (DL_TEAM_LOAD(&t->sleepers) > 0)
         dl_team_wake(t);
     start = dl_team_now_ns();
+    cpu = t->guard ? dl_team_cpu_ns() : 0;
     while (dl_team_claim(t, 0))
         mine++;
+    if (t->guard)
+        cpu = dl_team_cpu_ns() - cpu;
     /* every chunk is claimed: wait for those that others are running */
     since = dl_team_now_ns();
     while (DL_TEAM_LOAD(&t->done) != (uint32_t)chunks - mine) {
@@ -335,7 +348,7 @@ static int dl_team_run(dl_team *t, dl_team_fn fn, void *arg, ptrdiff_t chunks, i
     }
     {
         int64_t end = dl_team_now_ns();
-        dl_team_score(t, (uint32_t)chunks, mine, since - start, end - since, end);
+        dl_team_score(t, (uint32_t)chunks, mine, cpu, end - start, end);
     }
     t->jobs_shared++;
     dl_team_release(t);
