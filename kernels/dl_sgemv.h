@@ -4,11 +4,16 @@
  *
  * the epilogue + bias[j], then max(., 0) if relu (the own GEMM's: the chain starts at zero).
  * One row of the vector tile (A read as DL_VA_COLS with lda = incx: a strided x is a transposed
- * A's row) over 8, 2 and 1 vectors of W, then the last < W columns with masked loads (AVX-512,
- * AVX2) or a zero-padded vector (baseline). Every y[j] is one FMA chain over p in order, so a
- * column range gives the same bits whatever the range's bounds: the thread team splits columns
- * (dl_team.h) and the result does not depend on the thread count. 8 vectors in flight keep both
- * FMA ports busy through the 4-cycle latency; W streams row by row (in place, never packed).
+ * A's row) over 16, 8, 2 and 1 vectors of W, then the last < W columns with masked loads
+ * (AVX-512, AVX2) or a zero-padded vector (baseline). Every y[j] is one FMA chain over p in
+ * order, so a column range gives the same bits whatever the range's bounds: the thread team
+ * splits columns (dl_team.h) and the result does not depend on the thread count. 8 vectors in
+ * flight keep both FMA ports busy through the 4-cycle latency; 16 read each row of W in runs
+ * of 1 KiB (AVX-512) instead of 512 bytes, half the passes over the rows: own / OpenBLAS sgemv,
+ * 1 thread, medians of 4 alternated processes on a loaded Zen 4 host: 512x256 1.10-1.12 ->
+ * 0.90-1.01, 784x512 1.05-1.12 -> 1.08, 256x10 0.98 either way (k-blocks of 64 KiB, W then
+ * streaming in address order, measured 1.06-1.14 on 784x512: not kept). W is read in place,
+ * never packed.
  * ISA levels as dl_cpu_isa(): 0 AVX-512, 1 AVX2 + FMA, 2 the baseline (SSE: mul + add). */
 #ifndef DL_SGEMV_H
 #define DL_SGEMV_H
@@ -83,6 +88,7 @@ static void dl_gv_tail_base(ptrdiff_t k, const float *x, ptrdiff_t incx, const f
 /* NAME(k, x, incx, w, ldw, j0, j1, bias, relu, y): columns [j0, j1) at one ISA level (bias and
  * y indexed by column from their starts). */
 #define DL_SGEMV_LEVEL(NAME, ATTR, VT, W, TAIL)                                                  \
+DL_VEC_TILE(NAME##_16, ATTR, VT, W, 16, 1, 1, DL_VA_COLS, 1, DL_INIT_ZERO, DL_STORE_EPI)        \
 DL_VEC_TILE(NAME##_8, ATTR, VT, W, 8, 1, 1, DL_VA_COLS, 1, DL_INIT_ZERO, DL_STORE_EPI)          \
 DL_VEC_TILE(NAME##_2, ATTR, VT, W, 2, 1, 1, DL_VA_COLS, 1, DL_INIT_ZERO, DL_STORE_EPI)          \
 DL_VEC_TILE(NAME##_1, ATTR, VT, W, 1, 1, 1, DL_VA_COLS, 1, DL_INIT_ZERO, DL_STORE_EPI)          \
@@ -91,6 +97,8 @@ ATTR static void NAME(ptrdiff_t k, const float *x, ptrdiff_t incx, const float *
                       float *y)                                                                  \
 {                                                                                                \
     ptrdiff_t j = j0;                                                                            \
+    for (; j + 16 * W <= j1; j += 16 * W)                                                        \
+        NAME##_16(k, x, incx, w + j, ldw, 0, 0.0f, bias ? bias + j : NULL, y + j, 0, 16 * W, relu); \
     for (; j + 8 * W <= j1; j += 8 * W)                                                          \
         NAME##_8(k, x, incx, w + j, ldw, 0, 0.0f, bias ? bias + j : NULL, y + j, 0, 8 * W, relu); \
     for (; j + 2 * W <= j1; j += 2 * W)                                                          \
