@@ -3,7 +3,8 @@
 #     (B, T, H, Dv), as Keras's MultiHeadAttention produces after its projections and as
 #     keras.ops.dot_product_attention takes. H must be a multiple of Hk (grouped-query
 #     attention): query head h reads key/value head h // (H // Hk).
-#   - Forward: one task per (batch, head, query tile of BR rows), OpenMP over tasks. Per task the
+#   - Forward: one task per (batch, head, query tile of BR rows), over the thread team under
+#     TEAM_MAX_MACS (batch-1 sizes: no OpenMP barrier to wait at), else OpenMP. Per task the
 #     query tile is scaled once, then key/value tiles of BC_FORWARD rows are walked keeping the
 #     running row max m and sum l (online softmax); the accumulator is rescaled by exp(m_old - m_new)
 #     when the max grows. The row log-sum-exp L = m + log l is stored for the backward pass.

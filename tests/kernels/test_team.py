@@ -270,3 +270,11 @@ def test_small_own_gemm_on_the_team_is_bit_identical(path):
             np.testing.assert_allclose(outs[0], a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
     finally:
         _gemm.set_path(previous)
+
+
+def test_team_range_from_the_environment():
+    code = "from dlcore.kernels import _config; print(_config.TEAM_MIN_MACS, _config.TEAM_MAX_MACS)"
+    env = dict(os.environ, DLCORE_TEAM_MIN_MACS="1000", DLCORE_TEAM_MAX_MACS="5000000")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.stdout.split() == ["1000", "5000000"], out.stderr
+    assert _config.TEAM_MIN_MACS <= _config.PARALLEL_MIN_MACS <= _config.TEAM_MAX_MACS
