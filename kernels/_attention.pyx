@@ -389,7 +389,7 @@ def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::
         with nogil:  # K^T on the caller (under 1% of the work), the query tiles on the team
             for task in range(B * Hk * n_kt):
                 _forward_transpose(kt_all, &f, task)
-            team_run(_forward_chunk, &f, B * H * n_qt, n_threads)
+            team_run(_forward_chunk, &f, B * H * n_qt, n_threads, B * H * T * S * (D + Dv))
         free(kt_all)
         return
     # K^T once per call, tile by tile: (B, Hk, key tile, D, BC) keeps a tile's rows 256 bytes

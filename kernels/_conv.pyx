@@ -530,7 +530,7 @@ cdef int _implicit_team(const float* x, const float* w, const float* bias, const
     j.w, j.bias, j.g, j.y, j.am, j.code, j.pool, j.alpha, j.rows = w, bias, g, y, am, code, pool, alpha, rows
     j.bands = max(1, min(rows, max((rows + 1) // 2, (4 * n_threads + g.n - 1) // g.n)))
     with nogil:
-        team_run(_implicit_chunk, &j, g.n * j.bands, n_threads)
+        team_run(_implicit_chunk, &j, g.n * j.bands, n_threads, g.n * g.oh * g.ow * g.o * g.k * 2 + pool)
     free(pad)
     return 0
 

@@ -81,6 +81,12 @@ cdef void _own_chunk(void* arg, Py_ssize_t t) noexcept nogil:
                     j.c + c0, j.ldc, NULL if j.bias == NULL else j.bias + c0, j.relu)
 
 
+cdef void _own_whole(void* arg) noexcept nogil:
+    """_own_gemm's job in one call (the load guard's serial form)."""
+    cdef _OwnJob* j = <_OwnJob*>arg
+    dl_sgemm_ep(j.trans_a, j.m, j.n, j.k, j.a, j.lda, j.b, j.ldb, j.beta, j.c, j.ldc, j.bias, j.relu)
+
+
 cdef int _own_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                    const float* a, Py_ssize_t lda, const float* b, Py_ssize_t ldb, float beta,
                    float* c, Py_ssize_t ldc, const float* bias, int relu, int n_threads) noexcept nogil:
@@ -109,7 +115,7 @@ cdef int _own_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ss
             job.rows = 0
             job.cols = max(32, ((n + 2 * n_threads - 1) // (2 * n_threads) + 31) // 32 * 32)
             tasks = (n + job.cols - 1) // job.cols
-        team_run(_own_chunk, &job, tasks, n_threads)
+        team_run(_own_chunk, &job, tasks, n_threads, m * n * k, _own_whole)
     elif n_threads <= 1 or tasks <= 1:
         dl_sgemm_ep(trans_a, m, n, k, a, lda, b, ldb, beta, c, ldc, bias, relu)
     else:
@@ -170,6 +176,12 @@ cdef void _gemv_chunk(void* arg, Py_ssize_t t) noexcept nogil:
                   g.bias, g.relu, g.y)
 
 
+cdef void _gemv_whole(void* arg) noexcept nogil:
+    """The GEMV over all its columns in one call (widest tiles): the load guard's serial form."""
+    cdef _GemvJob* g = <_GemvJob*>arg
+    dl_sgemv_cols(g.isa, g.k, g.x, g.incx, g.w, g.ldw, 0, g.n, g.bias, g.relu, g.y)
+
+
 cdef inline int _gemv_isa() noexcept nogil:
     """The GEMV's ISA level, or -1 for BLAS (forced, or no GEMV in this build)."""
     if not DL_SGEMV_BUILT or _FORCED == PATH_BLAS:
@@ -193,7 +205,7 @@ cdef void _own_gemv(int isa, Py_ssize_t n, Py_ssize_t k, const float* x, Py_ssiz
     if chunks <= 1:
         dl_sgemv_cols(isa, k, x, incx, w, ldw, 0, n, bias, relu, y)
     else:
-        team_run(_gemv_chunk, &g, chunks, n_threads)
+        team_run(_gemv_chunk, &g, chunks, n_threads, n * k, _gemv_whole)
 
 
 def gemv(const float[::1] x, const float[:, ::1] w, const float[::1] bias, bint relu,

@@ -165,9 +165,9 @@ cdef int _own_packed_gemm(int isa, bint trans_a, bint trans_b, Py_ssize_t m, Py_
         job.step = ((m + 2 * n_threads - 1) // (2 * n_threads) + mr - 1) // mr * mr
         job.strips = (nq + 2 * n_threads - 1) // (2 * n_threads)
         job.packing = True
-        team_run(_packed_chunk, &job, (nq + job.strips - 1) // job.strips, n_threads)
+        team_run(_packed_chunk, &job, (nq + job.strips - 1) // job.strips, n_threads, 2 * m * n * k + 1)
         job.packing = False
-        team_run(_packed_chunk, &job, (m + job.step - 1) // job.step, n_threads)
+        team_run(_packed_chunk, &job, (m + job.step - 1) // job.step, n_threads, 2 * m * n * k)
     elif n_threads <= 1 or m < 2 * mr:
         dl_own_pack(isa, trans_b, k, n, b, ldb, P, 0, nq)
         dl_own_packed(isa, trans_a, m, n, k, a, lda, P, beta, c, ldc, bias, relu)

@@ -17,7 +17,9 @@ cdef extern from "dl_team.h" nogil:
         int n_workers
     void dl_team_init(dl_team *t)
     ctypedef void (*dl_team_fn_c "dl_team_fn")(void *arg, Py_ssize_t chunk) noexcept nogil
-    int dl_team_run(dl_team *t, dl_team_fn_c fn, void *arg, Py_ssize_t chunks, int n_threads)
+    ctypedef void (*dl_team_whole_c "dl_team_whole_fn")(void *arg) noexcept nogil
+    int dl_team_run(dl_team *t, dl_team_fn_c fn, void *arg, Py_ssize_t chunks, int n_threads,
+                    unsigned long long key, dl_team_whole_c whole)
     int dl_team_resize(dl_team *t, int n_threads)
     void dl_team_after_fork_child(dl_team *t)
     int dl_team_try_own(dl_team *t)
@@ -42,10 +44,14 @@ cdef void _child() noexcept nogil:
 pthread_atfork(NULL, NULL, _child)
 
 
-cdef int team_run(dl_team_fn fn, void *arg, Py_ssize_t chunks, int n_threads) noexcept nogil:
+cdef int team_run(dl_team_fn fn, void *arg, Py_ssize_t chunks, int n_threads,
+                  unsigned long long key, dl_team_whole whole=NULL) noexcept nogil:
     """fn(arg, c) for c in [0, chunks) on up to n_threads threads; returns the threads that took
-    part (1: the caller ran every chunk, e.g. when another caller held the team)."""
-    return dl_team_run(_TEAM, <dl_team_fn_c>fn, arg, chunks, n_threads)
+    part (1: the caller ran every chunk, e.g. when another caller held the team, or the load
+    guard measured the caller alone faster for this kind of job). key: what tells this job's
+    kind apart among those of fn (e.g. the product's shape), for the load guard; whole: the job
+    in one serial call, for the guard's runs on the caller alone (NULL: the chunks in turn)."""
+    return dl_team_run(_TEAM, <dl_team_fn_c>fn, arg, chunks, n_threads, key, <dl_team_whole_c>whole)
 
 
 def resize(int n_threads):
@@ -123,7 +129,7 @@ def fill_test(double[:, ::1] out, int n_threads, long spin_iters=0):
     f.width = out.shape[1]
     f.spin_iters = spin_iters
     with nogil:
-        used = team_run(_fill_chunk, &f, out.shape[0], n_threads)
+        used = team_run(_fill_chunk, &f, out.shape[0], n_threads, out.shape[0] * 1000003 + spin_iters)
     return used
 
 

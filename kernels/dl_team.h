@@ -17,15 +17,17 @@
  *   alone, on its own thread.
  * - After fork() the child has no workers (pthread_atfork resets the state); they start again
  *   at the next multi-threaded job, as after a change of the thread count (dl_team_resize).
- * - Load guard: sharing pays only while the workers get a core. Each shared job scores its gain,
- *   (chunks the workers ran) x (the caller's mean CPU time per chunk) - (the job's wall time
- *   the caller spent not in its chunks: waiting for the workers, or preempted), into a decaying sum; when the sum turns negative (the workers were descheduled
- *   mid-chunk, or never ran) the caller runs the next jobs alone for DL_TEAM_SOLO_NS, doubled on
- *   each failed probe up to DL_TEAM_SOLO_MAX_NS, and the idle workers go to sleep. On a 2-core
- *   host with both cores busy with other processes, the transformer's batch-1 predict at 2
- *   threads took 1.7-5.3 ms with spinning workers always used and 1.5 ms with the team off (1
- *   thread: 1.45 ms): a spinning worker takes the core the caller needs, and a worker
- *   preempted in its chunk holds the caller for a time slice (milliseconds).
+ * - Load guard: sharing pays only while the workers get a core of their own. Each kind of job
+ *   (fn and the caller's key, e.g. the product's size) keeps the mean wall time of its last
+ *   jobs run shared and of its last jobs run by the caller alone; it runs the way that measured
+ *   faster (shared needs a 3% edge), and a probe job the other way now and then (every 16 jobs,
+ *   the interval doubling to 512 while probes confirm the choice), to notice when the host
+ *   changes; before a shared probe the workers are woken a job ahead, so that it measures their
+ *   help rather than their wake-up. Measured on a 2-core host whose cores other processes kept busy:
+ *   the transformer's batch-1 predict at 2 threads took 1.7-5.3 ms with the workers always
+ *   used, 1.5 ms with the team off (1 thread: 1.45 ms); a 128^3 product took 85 us shared
+ *   against 43 us alone, with the workers running half of the chunks: two threads sharing one
+ *   core's time. A wall-time comparison sees that; the threads' CPU times do not.
  *
  * Chunks write disjoint outputs and the chunking does not depend on who runs a chunk, so results
  * are the same whatever the thread count or the timing.
@@ -63,16 +65,30 @@
 #define DL_TEAM_YIELD_NS 50000L
 /* A gap this long between two looks at the clock of a spinning worker: it was descheduled. */
 #define DL_TEAM_PREEMPTED_NS 100000L
-/* The load guard's first solo period and its ceiling (see above). */
-#define DL_TEAM_SOLO_NS 20000000L
-#define DL_TEAM_SOLO_MAX_NS 640000000L
-/* The decayed gain below which the caller goes solo (a job the workers missed costs ~0). */
-#define DL_TEAM_LOSS_NS (-50000L)
+/* The load guard: kinds of jobs remembered (a hash table), one job in PROBE_EVERY run the way
+ * not preferred. */
+#define DL_TEAM_KINDS 64
+#define DL_TEAM_PROBE_EVERY 16
+#define DL_TEAM_PROBE_MAX 512
+/* Before a shared probe, idle workers spin this long (woken a job ahead). */
+#define DL_TEAM_PROBE_SPIN_NS 200000L
 
 #define DL_TEAM_LOAD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define DL_TEAM_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
 
 typedef void (*dl_team_fn)(void *arg, ptrdiff_t chunk);
+/* A job's serial form (every chunk in one call, e.g. one GEMV over all columns: wider tiles than
+ * a chunk's), run when the load guard runs the job alone; NULL: the chunks one by one. */
+typedef void (*dl_team_whole_fn)(void *arg);
+
+/* The load guard's record of one kind of job: mean wall times (0: not measured yet). */
+typedef struct {
+    dl_team_fn fn;
+    uint64_t key;
+    int64_t shared_ns, solo_ns;
+    uint32_t jobs, next_probe, probe_every;
+    int prefer_solo;
+} dl_team_kind;
 
 typedef struct {
     uint64_t ticket;        /* generation << 32 | next unclaimed chunk */
@@ -90,10 +106,9 @@ typedef struct {
     uint64_t late_worker_ns; /* tests: a worker sleeps this long after claiming its first chunk */
     int64_t spin_ns;        /* how long an idle worker spins (DL_TEAM_SPIN_NS) */
     int guard;              /* the load guard is on (tests turn it off) */
-    int64_t gain_ns;        /* decaying sum of the shared jobs' gains */
-    int64_t solo_until_ns;  /* jobs run on the caller alone until then */
-    int64_t solo_ns;        /* the next solo period */
+    int64_t spin_until_ns;  /* idle workers spin at least until then (a probe is coming) */
     uint64_t jobs_solo;     /* jobs the guard ran alone (tests, measurements) */
+    dl_team_kind kinds[DL_TEAM_KINDS];
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_t threads[DL_TEAM_MAX_WORKERS];
@@ -164,7 +179,7 @@ static void *dl_team_worker(void *p)
                 now = dl_team_now_ns();
                 /* past the deadline, or descheduled while spinning (the core is contended:
                  * spinning on takes it from the caller and the other processes) */
-                if (now > deadline || now - last > DL_TEAM_PREEMPTED_NS)
+                if ((now > deadline && now > DL_TEAM_LOAD(&t->spin_until_ns)) || now - last > DL_TEAM_PREEMPTED_NS)
                     break;
                 last = now;
             }
@@ -196,7 +211,6 @@ static void dl_team_init(dl_team *t)
     t->ticket = DL_TEAM_CLOSED;
     t->guard = 1;
     t->spin_ns = DL_TEAM_SPIN_NS;
-    t->solo_ns = DL_TEAM_SOLO_NS;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
 }
@@ -247,9 +261,7 @@ static void dl_team_release(dl_team *t)
 
 static void dl_team_guard_reset(dl_team *t)
 {
-    t->gain_ns = 0;
-    t->solo_until_ns = 0;
-    t->solo_ns = DL_TEAM_SOLO_NS;
+    memset(t->kinds, 0, sizeof(t->kinds));
 }
 
 /* Change the worker count to n_threads - 1 (waits for a running job to end); the load guard
@@ -265,58 +277,99 @@ static int dl_team_resize(dl_team *t, int n_threads)
     return n;
 }
 
-/* Run fn(arg, c) for c in [0, chunks) on up to n_threads threads (the caller included).
+/* Run fn(arg, c) for c in [0, chunks) on up to n_threads threads (the caller included), or
+ * whole(arg) on the caller alone when the load guard chooses that (key: see dl_team_kind_of).
  * Returns the number of threads that could take part (1: the caller ran every chunk). */
-static int64_t dl_team_cpu_ns(void)
+/* The kind of job (fn, key), reset when its slot held another. */
+static dl_team_kind *dl_team_kind_of(dl_team *t, dl_team_fn fn, uint64_t key)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    uint64_t h = (uint64_t)(uintptr_t)fn ^ (key * 0x9E3779B97F4A7C15ull);
+    dl_team_kind *k;
+    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;  /* splitmix64's finalizer */
+    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+    k = &t->kinds[(h ^ (h >> 31)) % DL_TEAM_KINDS];
+    if (k->fn != fn || k->key != key) {
+        memset(k, 0, sizeof(*k));
+        k->fn = fn;
+        k->key = key;
+    }
+    return k;
 }
 
-/* The load guard's verdict on a shared job (the caller owns busy): mine chunks took the caller
- * work_ns of CPU time, the workers ran the other chunks - mine, and the job took total_ns of
- * wall time. The gain is the workers' chunks at the caller's CPU time per chunk, less the wall
- * time the caller spent not computing its chunks: waiting for the workers, or descheduled
- * (a woken worker placed on the caller's core preempts it: then the chunks were not parallel). */
-static void dl_team_score(dl_team *t, uint32_t chunks, uint32_t mine, int64_t work_ns, int64_t total_ns,
-                          int64_t now)
+/* Whether the guard runs this job of kind k on the caller alone: the way measured faster, but
+ * the other way at the kind's next probe. Probes come every DL_TEAM_PROBE_EVERY jobs, their
+ * interval doubling (up to DL_TEAM_PROBE_MAX) while they confirm the choice. */
+static int dl_team_go_solo(dl_team_kind *k)
 {
-    int64_t gain;
-    if (!t->guard || mine == 0)
-        return;
-    gain = (int64_t)(chunks - mine) * (work_ns / mine) - (total_ns - work_ns);
-    t->gain_ns = t->gain_ns - t->gain_ns / 8 + gain;
-    if (t->gain_ns >= DL_TEAM_LOSS_NS) {
-        t->solo_ns = DL_TEAM_SOLO_NS;
+    int prefer_solo;
+    if (k->shared_ns == 0 || k->jobs < 2)  /* the first job warms the workers */
+        return 0;
+    if (k->solo_ns == 0)
+        return 1;
+    prefer_solo = k->shared_ns * 100 >= k->solo_ns * 97;
+    if (k->probe_every == 0 || prefer_solo != k->prefer_solo) {  /* a new choice: probe soon */
+        k->probe_every = DL_TEAM_PROBE_EVERY;
+        k->next_probe = k->jobs + DL_TEAM_PROBE_EVERY;
+        k->prefer_solo = prefer_solo;
+    }
+    if (k->jobs < k->next_probe)
+        return prefer_solo;
+    if (k->probe_every < DL_TEAM_PROBE_MAX)
+        k->probe_every *= 2;
+    k->next_probe = k->jobs + k->probe_every;
+    return !prefer_solo;
+}
+
+/* A mean over the last ~4 samples; one sample counts at most 4x the mean (a time slice lost to
+ * another process must not decide alone). */
+static void dl_team_mean(int64_t *mean, int64_t x)
+{
+    if (*mean == 0) {
+        *mean = x > 0 ? x : 1;
         return;
     }
-    t->gain_ns = 0;
-    t->solo_until_ns = now + t->solo_ns;
-    if (t->solo_ns < DL_TEAM_SOLO_MAX_NS)
-        t->solo_ns *= 2;
+    if (x > 4 * *mean)
+        x = 4 * *mean;
+    *mean += (x - *mean) / 4;
+    if (*mean <= 0)
+        *mean = 1;
 }
 
-static int dl_team_run(dl_team *t, dl_team_fn fn, void *arg, ptrdiff_t chunks, int n_threads)
+static int dl_team_run(dl_team *t, dl_team_fn fn, void *arg, ptrdiff_t chunks, int n_threads,
+                       uint64_t key, dl_team_whole_fn whole)
 {
     ptrdiff_t c;
     uint32_t mine = 0, gen;
-    int64_t since, start, cpu;
+    int64_t since, start;
     unsigned spins = 0;
+    dl_team_kind *kind = NULL;
     if (n_threads <= 1 || chunks <= 1 || chunks >= (ptrdiff_t)DL_TEAM_CLOSED || !dl_team_try_own(t)) {
         for (c = 0; c < chunks; c++)
             fn(arg, c);
         return 1;
     }
-    if (t->guard && t->solo_until_ns != 0) {
-        if (dl_team_now_ns() < t->solo_until_ns) {  /* the workers lost their cores: run alone */
+    start = dl_team_now_ns();
+    if (t->guard) {
+        kind = dl_team_kind_of(t, fn, key);
+        kind->jobs++;
+        if (dl_team_go_solo(kind)) {  /* alone measured faster (or is being measured) */
+            if (kind->jobs + 1 == kind->next_probe && t->n_workers > 0) {
+                /* the next job of this kind is a shared probe: have the workers awake and
+                 * spinning by then, or the probe would measure their wake-up, not their help */
+                DL_TEAM_STORE(&t->spin_until_ns, start + DL_TEAM_PROBE_SPIN_NS);
+                if (DL_TEAM_LOAD(&t->sleepers) > 0)
+                    dl_team_wake(t);
+            }
+            if (whole != NULL)
+                whole(arg);
+            else
+                for (c = 0; c < chunks; c++)
+                    fn(arg, c);
+            dl_team_mean(&kind->solo_ns, dl_team_now_ns() - start);
             t->jobs_solo++;
             dl_team_release(t);
-            for (c = 0; c < chunks; c++)
-                fn(arg, c);
             return 1;
         }
-        t->solo_until_ns = 0;  /* probe */
     }
     if (dl_team_set_workers(t, n_threads) == 0) {
         dl_team_release(t);
@@ -333,12 +386,8 @@ static int dl_team_run(dl_team *t, dl_team_fn fn, void *arg, ptrdiff_t chunks, i
     DL_TEAM_STORE(&t->ticket, (uint64_t)gen << 32);
     if (DL_TEAM_LOAD(&t->sleepers) > 0)
         dl_team_wake(t);
-    start = dl_team_now_ns();
-    cpu = t->guard ? dl_team_cpu_ns() : 0;
     while (dl_team_claim(t, 0))
         mine++;
-    if (t->guard)
-        cpu = dl_team_cpu_ns() - cpu;
     /* every chunk is claimed: wait for those that others are running */
     since = dl_team_now_ns();
     while (DL_TEAM_LOAD(&t->done) != (uint32_t)chunks - mine) {
@@ -346,10 +395,8 @@ static int dl_team_run(dl_team *t, dl_team_fn fn, void *arg, ptrdiff_t chunks, i
         if ((++spins & 255) == 0 && dl_team_now_ns() - since > DL_TEAM_YIELD_NS)
             sched_yield();
     }
-    {
-        int64_t end = dl_team_now_ns();
-        dl_team_score(t, (uint32_t)chunks, mine, cpu, end - start, end);
-    }
+    if (kind != NULL)
+        dl_team_mean(&kind->shared_ns, dl_team_now_ns() - start);
     t->jobs_shared++;
     dl_team_release(t);
     return t->n_workers + 1;
