@@ -200,11 +200,12 @@ def threads_for(work):
 
 def team_threads_for_macs(macs):
     """Threads for a product of ``macs`` multiply-adds whose kernel runs the team below
-    TEAM_MAX_MACS (and OpenMP from there): 1 below TEAM_MIN_MACS, else num_threads()."""
+    TEAM_MAX_MACS (and OpenMP from there; paths without a team, from PARALLEL_MIN_MACS): 1 below
+    TEAM_MIN_MACS, else num_threads()."""
     global _threads_started
     if macs < TEAM_MIN_MACS or _num_threads == 1:
         return 1
-    if macs >= TEAM_MAX_MACS:
+    if macs >= PARALLEL_MIN_MACS:  # a kernel without a team path (im2col) takes OpenMP from there
         _threads_started = True
     return _num_threads
 
