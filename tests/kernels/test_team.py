@@ -107,6 +107,30 @@ def test_load_guard_goes_solo_when_workers_stall_and_probes_again():
     _team.resize(1)
 
 
+def test_guard_solo_runs_give_the_same_bits():
+    """When the load guard runs a GEMV alone it calls its serial form (all columns in one call,
+    wider tiles): the same bits as one thread and as the shared runs."""
+    _team.set_load_guard(True)
+    _team.resize(1)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(300).astype(np.float32)
+    w = rng.standard_normal((300, 700)).astype(np.float32)
+    b = rng.standard_normal(700).astype(np.float32)
+    ref = np.empty(700, np.float32)
+    _gemm.gemv(x, w, b, True, ref, 1)
+    previous = _team.set_late_worker(0.002)
+    try:
+        solo = _team.solo_jobs()
+        for _ in range(40):
+            y = np.full(700, np.nan, np.float32)
+            _gemm.gemv(x, w, b, True, y, 2)
+            np.testing.assert_array_equal(y, ref)
+        assert _team.solo_jobs() > solo
+    finally:
+        _team.set_late_worker(previous)
+        _team.resize(1)
+
+
 def test_two_python_threads_at_once():
     """A caller that finds the team busy runs its chunks alone: both results complete."""
     errors = []
