@@ -55,7 +55,8 @@ from ._team cimport team_run
 
 # The implicit forward runs on the thread team under TEAM_MAX_MACS multiply-adds; the im2col
 # forward stays on one thread under PARALLEL_MIN_MACS (kernels/_config.py).
-cdef Py_ssize_t _TEAM_MAX_MACS = _config.TEAM_MAX_MACS, _PARALLEL_MIN_MACS = _config.PARALLEL_MIN_MACS
+cdef Py_ssize_t _TEAM_MAX_MACS = _config.TEAM_MAX_MACS
+cdef Py_ssize_t _PARALLEL_MIN_MACS = _config.PARALLEL_MIN_MACS
 
 cdef extern from "dl_sgemm.h" nogil:
     int dl_sgemm_available()
@@ -527,7 +528,8 @@ cdef int _implicit_team(const float* x, const float* w, const float* bias, const
             for n in range(g.n):
                 _pad_image(x + n * g.h * g.w * g.c, g, pad + n * hp * wp * g.c)
         j.x, j.wp, j.image = pad, wp, hp * wp * g.c
-    j.w, j.bias, j.g, j.y, j.am, j.code, j.pool, j.alpha, j.rows = w, bias, g, y, am, code, pool, alpha, rows
+    j.w, j.bias, j.g, j.y, j.am = w, bias, g, y, am
+    j.code, j.pool, j.alpha, j.rows = code, pool, alpha, rows
     j.bands = max(1, min(rows, max((rows + 1) // 2, (4 * n_threads + g.n - 1) // g.n)))
     with nogil:
         team_run(_implicit_chunk, &j, g.n * j.bands, n_threads, g.n * g.oh * g.ow * g.o * g.k * 2 + pool)

@@ -129,7 +129,8 @@ def fill_test(double[:, ::1] out, int n_threads, long spin_iters=0):
     f.width = out.shape[1]
     f.spin_iters = spin_iters
     with nogil:
-        used = team_run(_fill_chunk, &f, out.shape[0], n_threads, out.shape[0] * 1000003 + spin_iters)
+        used = team_run(_fill_chunk, &f, out.shape[0], n_threads,
+                        out.shape[0] * 1000003 + spin_iters)
     return used
 
 

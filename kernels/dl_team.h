@@ -23,8 +23,8 @@
  *   faster (shared needs a 3% edge), and a probe job the other way now and then (every 16 jobs,
  *   the interval doubling to 512 while probes confirm the choice), to notice when the host
  *   changes; before a shared probe the workers are woken a job ahead, so that it measures their
- *   help rather than their wake-up. Measured on a 2-core host whose cores other processes kept busy:
- *   the transformer's batch-1 predict at 2 threads took 1.7-5.3 ms with the workers always
+ *   help rather than their wake-up. Measured on a 2-core host whose cores other processes kept
+ *   busy: the transformer's batch-1 predict at 2 threads took 1.7-5.3 ms with the workers always
  *   used, 1.5 ms with the team off (1 thread: 1.45 ms); a 128^3 product took 85 us shared
  *   against 43 us alone, with the workers running half of the chunks: two threads sharing one
  *   core's time. A wall-time comparison sees that; the threads' CPU times do not.
@@ -65,8 +65,8 @@
 #define DL_TEAM_YIELD_NS 50000L
 /* A gap this long between two looks at the clock of a spinning worker: it was descheduled. */
 #define DL_TEAM_PREEMPTED_NS 100000L
-/* The load guard: kinds of jobs remembered (a hash table), one job in PROBE_EVERY run the way
- * not preferred. */
+/* The load guard: kinds of jobs remembered (a hash table), the first interval between probes
+ * and its ceiling (in jobs of the kind). */
 #define DL_TEAM_KINDS 64
 #define DL_TEAM_PROBE_EVERY 16
 #define DL_TEAM_PROBE_MAX 512
@@ -179,7 +179,8 @@ static void *dl_team_worker(void *p)
                 now = dl_team_now_ns();
                 /* past the deadline, or descheduled while spinning (the core is contended:
                  * spinning on takes it from the caller and the other processes) */
-                if ((now > deadline && now > DL_TEAM_LOAD(&t->spin_until_ns)) || now - last > DL_TEAM_PREEMPTED_NS)
+                if ((now > deadline && now > DL_TEAM_LOAD(&t->spin_until_ns))
+                    || now - last > DL_TEAM_PREEMPTED_NS)
                     break;
                 last = now;
             }
