@@ -32,6 +32,7 @@ from ._team cimport team_run
 # Products under this many multiply-adds with n_threads > 1 run on the thread team, larger ones
 # on OpenMP (kernels/_config.py).
 cdef Py_ssize_t _TEAM_MAX_MACS = _config.TEAM_MAX_MACS
+cdef Py_ssize_t _PARALLEL_MIN_MACS = _config.PARALLEL_MIN_MACS  # BLAS: one thread below
 
 cdef extern from "dl_sgemm.h" nogil:
     int dl_sgemm_available()

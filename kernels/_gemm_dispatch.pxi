@@ -202,7 +202,7 @@ cdef int _blas_gemm_f(bint trans_a, bint trans_b, int m, int n, int k, const flo
                       int n_threads) except -1:
     """BLAS sgemm with BLAS on n_threads (1: made single-threaded for the call, else BLAS's
     setting, which set_num_threads keeps equal to the kernels')."""
-    cdef bint serial = n_threads <= 1 or <Py_ssize_t>m * n * k < _TEAM_MAX_MACS  # no BLAS team for batch-1 sizes
+    cdef bint serial = n_threads <= 1 or <Py_ssize_t>m * n * k < _PARALLEL_MIN_MACS  # no BLAS team for small ones
     if serial:
         dl_blas_serial_enter(1)
     try:
