@@ -510,6 +510,15 @@ cdef void _implicit_chunk(void* arg, Py_ssize_t t) noexcept nogil:
                    (band + 1) * j.rows // j.bands, j.code, j.alpha, j.y, j.pool, j.am)
 
 
+cdef void _implicit_whole(void* arg) noexcept nogil:
+    """Every image in one band (the load guard's serial form: the widest tiles)."""
+    cdef _ImplicitJob* j = <_ImplicitJob*>arg
+    cdef Py_ssize_t n
+    for n in range(j.g.n):
+        _implicit_band(j.x + n * j.image, j.wp, j.w, j.bias, j.g, n, 0, j.rows, j.code, j.alpha,
+                       j.y, j.pool, j.am)
+
+
 cdef int _implicit_team(const float* x, const float* w, const float* bias, const Geom* g,
                         int code, float alpha, float* y, int n_threads, bint pool,
                         uint8_t* am) except -1:
@@ -532,7 +541,8 @@ cdef int _implicit_team(const float* x, const float* w, const float* bias, const
     j.code, j.pool, j.alpha, j.rows = code, pool, alpha, rows
     j.bands = max(1, min(rows, max((rows + 1) // 2, (4 * n_threads + g.n - 1) // g.n)))
     with nogil:
-        team_run(_implicit_chunk, &j, g.n * j.bands, n_threads, g.n * g.oh * g.ow * g.o * g.k * 2 + pool)
+        team_run(_implicit_chunk, &j, g.n * j.bands, n_threads, g.n * g.oh * g.ow * g.o * g.k * 2 + pool,
+                 _implicit_whole)
     free(pad)
     return 0
 

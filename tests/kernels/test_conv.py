@@ -500,3 +500,28 @@ def test_batch1_implicit_forward_runs_on_the_team(pad, pool):
     if pool:
         z = z[:, :oh // 2 * 2, :ow // 2 * 2].reshape(1, oh // 2, 2, ow // 2, 2, 24).max(axis=(2, 4))
     np.testing.assert_allclose(results[0], z, rtol=1e-4, atol=1e-4)
+
+
+def test_batch1_implicit_forward_guard_solo_same_bits():
+    """Workers held 2 ms per chunk: the team's load guard runs the convolution alone (all rows in
+    one band, its serial form), with one thread's bits."""
+    from dlcore.kernels import _team
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 14, 14, 8)).astype(np.float32)
+    k = rng.standard_normal((3, 3, 8, 16)).astype(np.float32)
+    ref_y = np.empty((1, 6, 6, 16), np.float32)
+    conv.conv2d_pool2x2_forward(x, k, None, 0, 0, 1, 0.0, ref_y, 1)
+    _team.set_load_guard(True)
+    _team.resize(1)
+    previous = _team.set_late_worker(0.002)
+    try:
+        solo = _team.solo_jobs()
+        for _ in range(30):
+            y = np.full((1, 6, 6, 16), np.nan, np.float32)
+            conv.conv2d_pool2x2_forward(x, k, None, 0, 0, 1, 0.0, y, 2)
+            np.testing.assert_array_equal(y, ref_y)
+        assert _team.solo_jobs() > solo
+    finally:
+        _team.set_late_worker(previous)
+        _team.resize(1)
