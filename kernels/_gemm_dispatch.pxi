@@ -108,6 +108,11 @@ cdef int _choose(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssiz
                                             AVAILABLE_PATHS, run_path)
         found = PATH_NAMES.index(path) + 8 * threads
         _CHOICES[key] = found
+    if found & 7 != PATH_BLAS and n_threads > 1 and m * n * k < _TEAM_MAX_MACS:
+        # an own path in the team's range takes every thread: the team's load guard measures,
+        # per kind of product, whether sharing pays now (a tuning run on a loaded host would
+        # have fixed one thread for good)
+        found = (found & 7) + 8 * n_threads
     return found
 
 

@@ -302,3 +302,11 @@ def test_team_range_from_the_environment():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert out.stdout.split() == ["1000", "5000000"], out.stderr
     assert _config.TEAM_MIN_MACS <= _config.PARALLEL_MIN_MACS <= _config.TEAM_MAX_MACS
+
+
+def test_own_products_in_the_team_range_take_every_thread():
+    """Whatever the tuning cached (one thread, measured on a loaded host), an own-path product
+    under TEAM_MAX_MACS gets every thread: the team's load guard decides at run time."""
+    for shape in ((128, 512, 128), (64, 256, 300), (30, 700, 200)):
+        path, threads = _gemm.choose_path(*shape, n_threads=2)
+        assert threads == (1 if path == "blas" else 2), (shape, path, threads)
