@@ -87,7 +87,7 @@ typedef struct {
     uint64_t key;
     int64_t shared_ns, solo_ns;
     uint32_t jobs, next_probe, probe_every;
-    int prefer_solo;
+    int prefer_solo, probing;
 } dl_team_kind;
 
 typedef struct {
@@ -303,6 +303,7 @@ static dl_team_kind *dl_team_kind_of(dl_team *t, dl_team_fn fn, uint64_t key)
 static int dl_team_go_solo(dl_team_kind *k)
 {
     int prefer_solo;
+    k->probing = 0;
     if (k->shared_ns == 0 || k->jobs < 2)  /* the first job warms the workers */
         return 0;
     if (k->solo_ns == 0)
@@ -318,6 +319,7 @@ static int dl_team_go_solo(dl_team_kind *k)
     if (k->probe_every < DL_TEAM_PROBE_MAX)
         k->probe_every *= 2;
     k->next_probe = k->jobs + k->probe_every;
+    k->probing = 1;
     return !prefer_solo;
 }
 
@@ -334,6 +336,17 @@ static void dl_team_mean(int64_t *mean, int64_t x)
     *mean += (x - *mean) / 4;
     if (*mean <= 0)
         *mean = 1;
+}
+
+/* A job's wall time into its mode's mean; a probe's replaces it (the mean of a mode not run for
+ * a while is stale: one fast probe may switch the kind back, and if it was a fluke the regular
+ * jobs' times switch it again). */
+static void dl_team_record(dl_team_kind *k, int64_t *mean, int64_t x)
+{
+    if (k->probing)
+        *mean = x > 0 ? x : 1;
+    else
+        dl_team_mean(mean, x);
 }
 
 static int dl_team_run(dl_team *t, dl_team_fn fn, void *arg, ptrdiff_t chunks, int n_threads,
@@ -366,7 +379,7 @@ static int dl_team_run(dl_team *t, dl_team_fn fn, void *arg, ptrdiff_t chunks, i
             else
                 for (c = 0; c < chunks; c++)
                     fn(arg, c);
-            dl_team_mean(&kind->solo_ns, dl_team_now_ns() - start);
+            dl_team_record(kind, &kind->solo_ns, dl_team_now_ns() - start);
             t->jobs_solo++;
             dl_team_release(t);
             return 1;
@@ -397,7 +410,7 @@ static int dl_team_run(dl_team *t, dl_team_fn fn, void *arg, ptrdiff_t chunks, i
             sched_yield();
     }
     if (kind != NULL)
-        dl_team_mean(&kind->shared_ns, dl_team_now_ns() - start);
+        dl_team_record(kind, &kind->shared_ns, dl_team_now_ns() - start);
     t->jobs_shared++;
     dl_team_release(t);
     return t->n_workers + 1;
