@@ -14,6 +14,7 @@ from setuptools import Extension, find_packages, setup
 
 # One line per .pyx file in kernels/.
 EXTENSIONS = [
+    "_team",
     "_gemm",
     "_elementwise",
     "_reduce",

@@ -8,7 +8,8 @@ import importlib
 import threading
 
 from . import _config
-from ._config import max_threads, num_threads, numba_cache_dir, set_num_threads, threads_for, threads_for_macs
+from ._config import (max_threads, num_threads, numba_cache_dir, set_num_threads, team_threads_for_macs, threads_for,
+                      threads_for_macs)
 
 
 FAMILIES = ("gemm", "elementwise", "reduce", "losses", "dropout", "optim", "conv", "pooling", "normalization",
@@ -147,6 +148,6 @@ def names():
     return sorted(_load_table())
 
 
-__all__ = ["get", "names", "recording", "num_threads", "max_threads", "set_num_threads", "threads_for", "threads_for_macs",
+__all__ = ["get", "names", "recording", "num_threads", "max_threads", "set_num_threads", "threads_for", "threads_for_macs", "team_threads_for_macs",
            "numba_cache_dir",
            "FAMILIES"]

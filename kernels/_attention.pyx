@@ -3,7 +3,8 @@
 #     (B, T, H, Dv), as Keras's MultiHeadAttention produces after its projections and as
 #     keras.ops.dot_product_attention takes. H must be a multiple of Hk (grouped-query
 #     attention): query head h reads key/value head h // (H // Hk).
-#   - Forward: one task per (batch, head, query tile of BR rows), OpenMP over tasks. Per task the
+#   - Forward: one task per (batch, head, query tile of BR rows), over the thread team under
+#     TEAM_MAX_MACS (batch-1 sizes: no OpenMP barrier to wait at), else OpenMP. Per task the
 #     query tile is scaled once, then key/value tiles of BC_FORWARD rows are walked keeping the
 #     running row max m and sum l (online softmax); the accumulator is rescaled by exp(m_old - m_new)
 #     when the max grows. The row log-sum-exp L = m + log l is stored for the backward pass.
@@ -42,6 +43,9 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint64_t
 
+from . import _config
+from ._team cimport team_run
+
 cdef extern from "dl_sgemm.h" nogil:
     int dl_sgemm_available()
     void dl_sgemm(int a_cols, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
@@ -68,6 +72,7 @@ NEG = -1e9
 # T = 4096, D = 32, one thread: forward 64 vs 71 ms with 128 over 64, backward 144 vs 147 ms with 64).
 cdef Py_ssize_t _BR = 64, _BC = 64, _BCF = 128
 cdef double _NEG = -1e9
+cdef Py_ssize_t _TEAM_MAX_MACS = _config.TEAM_MAX_MACS
 cdef int _OWN = dl_sgemm_available()
 
 
@@ -224,6 +229,115 @@ cdef inline void _transpose(floating* dst, Py_ssize_t ldd, const floating* src, 
             dst[c * ldd + r] = src[r * lds + c]
 
 
+cdef struct _Forward:
+    # One attention_forward call's operands as raw pointers (C-contiguous q, the transposed keys
+    # kt_all, v, out, lse; bias and mask at byte strides), for its tasks on OpenMP or the team.
+    const void* q
+    const void* k
+    const void* kt
+    const void* v
+    void* out
+    double* lse
+    const char* bias
+    const char* mask
+    Py_ssize_t bs0, bs1, bs2, bs3, ms0, ms1, ms2, ms3
+    Py_ssize_t T, H, D, S, Hk, Dv, n_qt, n_kt
+    int has_bias, has_mask, causal, dropping, is_double
+    double scale, keep_scale
+    uint64_t seed, threshold
+
+
+cdef inline void _forward_transpose(floating* kt_all, const _Forward* f, Py_ssize_t task) noexcept nogil:
+    """Key tile task (b, kv head, key tile) of K^T: (D, BC_FORWARD) rows 256 bytes apart."""
+    cdef Py_ssize_t jt = task % f.n_kt, b = task // (f.Hk * f.n_kt), kvh = (task // f.n_kt) % f.Hk
+    _transpose(kt_all + task * f.D * _BCF, _BCF,
+               <const floating*>f.k + ((b * f.S + jt * _BCF) * f.Hk + kvh) * f.D,
+               min(_BCF, f.S - jt * _BCF), f.D, f.Hk * f.D)
+
+
+cdef inline void _forward_scores(floating* s, Py_ssize_t br, Py_ssize_t bc, Py_ssize_t b, Py_ssize_t h,
+                                 Py_ssize_t i0, Py_ssize_t j0, const _Forward* f) noexcept nogil:
+    """_scores on the raw bias and mask."""
+    cdef Py_ssize_t r, c
+    cdef floating* sr
+    cdef const char* row
+    for r in range(br):
+        sr = s + r * _BCF
+        if f.has_bias:
+            row = f.bias + b * f.bs0 + h * f.bs1 + (i0 + r) * f.bs2 + j0 * f.bs3
+            for c in range(bc):
+                sr[c] += (<const floating*>(row + c * f.bs3))[0]
+        if f.has_mask:
+            row = f.mask + b * f.ms0 + h * f.ms1 + (i0 + r) * f.ms2 + j0 * f.ms3
+            for c in range(bc):
+                if not row[c * f.ms3]:
+                    sr[c] = _NEG
+        if f.causal and j0 + bc - 1 > i0 + r:
+            for c in range(max(0, i0 + r - j0 + 1), bc):
+                sr[c] = _NEG
+
+
+cdef inline void _forward_task(floating* qs, const _Forward* f, Py_ssize_t task) noexcept nogil:
+    """Query tile task (b, head, query tile): the online softmax over the key tiles. qs: scratch
+    of BR * (D + BC_FORWARD + Dv) + 2 BR floats."""
+    cdef Py_ssize_t T = f.T, H = f.H, D = f.D, Dv = f.Dv, S = f.S, Hk = f.Hk
+    cdef Py_ssize_t b = task // (H * f.n_qt), h = (task // f.n_qt) % H, qt = task % f.n_qt
+    cdef Py_ssize_t kvh = h // (H // Hk), i0 = qt * _BR, br = min(_BR, T - i0), r, c, jt, j0, bc
+    cdef Py_ssize_t kend = min(S, i0 + br) if f.causal else S
+    cdef floating* s = qs + _BR * D
+    cdef floating* acc = s + _BR * _BCF
+    cdef floating* m = acc + _BR * Dv
+    cdef floating* l = m + _BR
+    cdef const floating* kt
+    cdef const floating* v = <const floating*>f.v
+    cdef floating* out = <floating*>f.out
+    cdef floating mx, alpha, tot, inv
+    _load_scaled(qs, <const floating*>f.q + ((b * T + i0) * H + h) * D, br, D, H * D, <floating>f.scale)
+    for r in range(br):
+        m[r] = -1e30
+        l[r] = 0
+    memset(acc, 0, sizeof(floating) * br * Dv)
+    for jt in range((kend + _BCF - 1) // _BCF):
+        j0 = jt * _BCF
+        bc = min(_BCF, kend - j0)
+        kt = <const floating*>f.kt + ((b * Hk + kvh) * f.n_kt + jt) * D * _BCF
+        _gemm(0, br, bc, D, qs, D, kt, _BCF, 0, s, _BCF)
+        _forward_scores(s, br, bc, b, h, i0, j0, f)
+        for r in range(br):
+            mx = _row_max(&s[r * _BCF], bc, m[r])
+            # the first tile: nothing to rescale (exp(-1e30 - mx) is 0, through libm's slow underflow path)
+            alpha = exp(m[r] - mx) if jt > 0 else 0
+            tot = _row_exp_sum(&s[r * _BCF], bc, mx)
+            l[r] = l[r] * alpha + tot
+            m[r] = mx
+            if alpha != 1 and jt > 0:
+                for c in range(Dv):
+                    acc[r * Dv + c] = acc[r * Dv + c] * alpha
+            if f.dropping:
+                _dropout_row(&s[r * _BCF], bc, f.seed, (((b * H + h) * T + i0 + r) * S + j0),
+                             f.threshold, <floating>f.keep_scale)
+        _gemm(0, br, Dv, bc, s, _BCF, v + ((b * S + j0) * Hk + kvh) * Dv, Hk * Dv, 1, acc, Dv)
+    for r in range(br):
+        inv = 1.0 / l[r]
+        for c in range(Dv):
+            out[((b * T + i0 + r) * H + h) * Dv + c] = acc[r * Dv + c] * inv
+        f.lse[(b * H + h) * T + i0 + r] = <double>m[r] + log(<double>l[r])
+
+
+cdef void _forward_chunk(void* arg, Py_ssize_t task) noexcept nogil:
+    """Team chunk: one query tile task, on its own scratch."""
+    cdef const _Forward* f = <const _Forward*>arg
+    cdef Py_ssize_t n = _BR * (f.D + _BCF + f.Dv) + 2 * _BR
+    cdef void* qs = malloc((sizeof(double) if f.is_double else sizeof(float)) * n)
+    if qs == NULL:  # cannot happen at team sizes (a few tens of KiB); leave the tile unwritten
+        return
+    if f.is_double:
+        _forward_task(<double*>qs, f, task)
+    else:
+        _forward_task(<float*>qs, f, task)
+    free(qs)
+
+
 def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::1] k,
                       const floating[:, :, :, ::1] v, const floating[:, :, :, :] bias, int has_bias,
                       const unsigned char[:, :, :, :] mask, int has_mask, double scale, int causal,
@@ -240,79 +354,52 @@ def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::
     out: (B, T, H, Dv) same dtype, C-contiguous, OUT
     lse_out: (B, H, T) float64, OUT: the row log-sum-exp L = m + log(l) of the scores (float64:
         a fully masked float32 row has m = -1e9, where + log(S) would round away)
+
+    n_threads > 1: calls under TEAM_MAX_MACS multiply-adds (batch-1 sizes) split their query
+    tiles over the thread team (kernels/dl_team.h), larger ones over OpenMP; every tile is
+    computed the same way by whichever thread runs it.
     """
     cdef Py_ssize_t B = q.shape[0], T = q.shape[1], H = q.shape[2], D = q.shape[3]
     cdef Py_ssize_t S = k.shape[1], Hk = k.shape[2], Dv = v.shape[3]
-    cdef Py_ssize_t group = H // Hk, n_qt = (T + _BR - 1) // _BR
-    cdef Py_ssize_t task, b, h, qt, i0, br, j0, jt, bc, kend, r, c, kvh
+    cdef Py_ssize_t n_qt = (T + _BR - 1) // _BR, task
     cdef floating* qs
-    cdef floating* kt
-    cdef floating* s
-    cdef floating* acc
-    cdef floating* m
-    cdef floating* l
-    cdef floating mx, alpha, tot, inv
-    cdef floating fscale = scale
-    cdef floating keep_scale = 1.0 / (1.0 - dropout_rate)
-    cdef uint64_t threshold = dropout_threshold(dropout_rate)
-    cdef int dropping = dropout_rate > 0
     cdef floating* kt_all
+    cdef _Forward f
     if B == 0 or T == 0 or H == 0:
         return
     cdef Py_ssize_t n_kt = (S + _BCF - 1) // _BCF
     kt_all = <floating*>malloc(sizeof(floating) * max(1, B * Hk * n_kt * D * _BCF))
     if kt_all == NULL:
         raise MemoryError("attention_forward: no memory for the transposed keys")
+    f.q = &q[0, 0, 0, 0] if D > 0 else NULL
+    f.out = &out[0, 0, 0, 0] if Dv > 0 else NULL
+    f.kt, f.lse = kt_all, &lse_out[0, 0, 0]
+    f.k = &k[0, 0, 0, 0] if S > 0 else NULL
+    f.v = &v[0, 0, 0, 0] if S > 0 else NULL
+    f.bias = <const char*>&bias[0, 0, 0, 0] if has_bias else NULL
+    f.bs0, f.bs1, f.bs2, f.bs3 = bias.strides[0], bias.strides[1], bias.strides[2], bias.strides[3]
+    f.mask = <const char*>&mask[0, 0, 0, 0] if has_mask else NULL
+    f.ms0, f.ms1, f.ms2, f.ms3 = mask.strides[0], mask.strides[1], mask.strides[2], mask.strides[3]
+    f.T, f.H, f.D, f.S, f.Hk, f.Dv, f.n_qt, f.n_kt = T, H, D, S, Hk, Dv, n_qt, n_kt
+    f.has_bias, f.has_mask, f.causal, f.dropping = has_bias, has_mask, causal, dropout_rate > 0
+    f.is_double = floating is double
+    f.scale, f.keep_scale = scale, 1.0 / (1.0 - dropout_rate)
+    f.seed, f.threshold = seed, dropout_threshold(dropout_rate)
+    if n_threads > 1 and B * H * T * S * (D + Dv) < _TEAM_MAX_MACS:
+        with nogil:  # K^T on the caller (under 1% of the work), the query tiles on the team
+            for task in range(B * Hk * n_kt):
+                _forward_transpose(kt_all, &f, task)
+            team_run(_forward_chunk, &f, B * H * n_qt, n_threads, B * H * T * S * (D + Dv))
+        free(kt_all)
+        return
     # K^T once per call, tile by tile: (B, Hk, key tile, D, BC) keeps a tile's rows 256 bytes
     # apart (a row stride of S floats, a multiple of 4 KiB at long S, thrashed L1's sets)
     for task in prange(B * Hk * n_kt, nogil=True, num_threads=n_threads, schedule="static"):
-        jt = task % n_kt
-        _transpose(kt_all + task * D * _BCF, _BCF, &k[task // (Hk * n_kt), jt * _BCF, (task // n_kt) % Hk, 0],
-                   min(_BCF, S - jt * _BCF), D, Hk * D)
+        _forward_transpose(kt_all, &f, task)
     with nogil, parallel(num_threads=n_threads):
         qs = <floating*>malloc(sizeof(floating) * (_BR * D + _BR * _BCF + _BR * Dv + 2 * _BR))
-        s = qs + _BR * D
-        acc = s + _BR * _BCF
-        m = acc + _BR * Dv
-        l = m + _BR
         for task in prange(B * H * n_qt, schedule="dynamic"):
-            b = task // (H * n_qt)
-            h = (task // n_qt) % H
-            qt = task % n_qt
-            kvh = h // group
-            i0 = qt * _BR
-            br = min(_BR, T - i0)
-            kend = min(S, i0 + br) if causal else S
-            _load_scaled(qs, &q[b, i0, h, 0], br, D, H * D, fscale)
-            for r in range(br):
-                m[r] = -1e30
-                l[r] = 0
-            memset(acc, 0, sizeof(floating) * br * Dv)
-            for jt in range((kend + _BCF - 1) // _BCF):
-                j0 = jt * _BCF
-                bc = min(_BCF, kend - j0)
-                kt = kt_all + ((b * Hk + kvh) * n_kt + jt) * D * _BCF
-                _gemm(0, br, bc, D, qs, D, kt, _BCF, 0, s, _BCF)
-                _scores(s, _BCF, br, bc, b, h, i0, j0, bias, has_bias, mask, has_mask, causal)
-                for r in range(br):
-                    mx = _row_max(&s[r * _BCF], bc, m[r])
-                    # the first tile: nothing to rescale (exp(-1e30 - mx) is 0, through libm's slow underflow path)
-                    alpha = exp(m[r] - mx) if jt > 0 else 0
-                    tot = _row_exp_sum(&s[r * _BCF], bc, mx)
-                    l[r] = l[r] * alpha + tot
-                    m[r] = mx
-                    if alpha != 1 and jt > 0:
-                        for c in range(Dv):
-                            acc[r * Dv + c] = acc[r * Dv + c] * alpha
-                    if dropping:
-                        _dropout_row(&s[r * _BCF], bc, seed, (((b * H + h) * T + i0 + r) * S + j0),
-                                     threshold, keep_scale)
-                _gemm(0, br, Dv, bc, s, _BCF, &v[b, j0, kvh, 0], Hk * Dv, 1, acc, Dv)
-            for r in range(br):
-                inv = 1.0 / l[r]
-                for c in range(Dv):
-                    out[b, i0 + r, h, c] = acc[r * Dv + c] * inv
-                lse_out[b, h, i0 + r] = <double>m[r] + log(<double>l[r])
+            _forward_task(qs, &f, task)
         free(qs)
     free(kt_all)
 

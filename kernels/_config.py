@@ -48,6 +48,25 @@ PARALLEL_MIN_WORK = _env_int("DLCORE_PARALLEL_MIN_WORK", 1 << 17)
 # batch 16 (50 M) stay parallel. DLCORE_PARALLEL_MIN_MACS overrides it.
 PARALLEL_MIN_MACS = _env_int("DLCORE_PARALLEL_MIN_MACS", 1 << 22)
 
+# From TEAM_MIN_MACS multiply-adds up to TEAM_MAX_MACS, the kernels that have a team path (the
+# batch-1 GEMV, the own GEMM, the attention forward, the batch-1 convolutions) run on
+# kernels/_team.pyx's spinning thread team instead of OpenMP: a chunk costs ~1 us to hand over,
+# a late worker at most the chunk it claimed, where an OpenMP region waits at its barrier for a
+# member the OS has not run yet (kernels/dl_team.h). 64 M covers every batch-1 layer of the
+# runner's models (the transformer's FFN products are 8 M: on OpenMP at 2 threads, with both
+# cores busy with other processes, 370-400 us against 200 us on one thread; attention 4 M:
+# 340-470 us against 130). DLCORE_TEAM_MIN_MACS / DLCORE_TEAM_MAX_MACS override them.
+TEAM_MIN_MACS = _env_int("DLCORE_TEAM_MIN_MACS", 1 << 16)
+TEAM_MAX_MACS = _env_int("DLCORE_TEAM_MAX_MACS", 1 << 26)
+
+# Called with the new count by set_num_threads (kernels/_team.pyx stops its workers there).
+_thread_listeners = []
+
+
+def add_thread_listener(fn):
+    """Call ``fn(n)`` whenever set_num_threads(n) changes the count."""
+    _thread_listeners.append(fn)
+
 # Allowed to exceed the CPU count up to this many threads, so that code tuned on a workstation
 # (2-8 threads) still runs on a 1-CPU container.
 MIN_THREAD_CEILING = 8
@@ -98,6 +117,8 @@ def set_num_threads(n):
             "multiprocessing.get_context('spawn') or 'forkserver' to use several threads in them.")
     _num_threads = n
     set_blas_threads(_num_threads)
+    for listener in _thread_listeners:
+        listener(n)
     if _numba is not None:
         _numba.set_num_threads(min(_num_threads, _numba.config.NUMBA_NUM_THREADS))
 
@@ -181,6 +202,18 @@ def threads_for(work):
     if work < PARALLEL_MIN_WORK or _num_threads == 1:
         return 1
     _threads_started = True
+    return _num_threads
+
+
+def team_threads_for_macs(macs):
+    """Threads for a product of ``macs`` multiply-adds whose kernel runs the team below
+    TEAM_MAX_MACS (and OpenMP from there; paths without a team, from PARALLEL_MIN_MACS): 1 below
+    TEAM_MIN_MACS, else num_threads()."""
+    global _threads_started
+    if macs < TEAM_MIN_MACS or _num_threads == 1:
+        return 1
+    if macs >= PARALLEL_MIN_MACS:  # a kernel without a team path (im2col) takes OpenMP from there
+        _threads_started = True
     return _num_threads
 
 

@@ -61,6 +61,14 @@ from libc.stdlib cimport malloc, calloc, free
 from libc.stdint cimport uint8_t
 from libc.string cimport memcpy, memset
 
+from . import _config
+from ._team cimport team_run
+
+# The implicit forward runs on the thread team under TEAM_MAX_MACS multiply-adds; the im2col
+# forward stays on one thread under PARALLEL_MIN_MACS (kernels/_config.py).
+cdef Py_ssize_t _TEAM_MAX_MACS = _config.TEAM_MAX_MACS
+cdef Py_ssize_t _PARALLEL_MIN_MACS = _config.PARALLEL_MIN_MACS
+
 cdef extern from "dl_sgemm.h" nogil:
     int dl_sgemm_available()
     void dl_sgemm(int a_cols, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
@@ -465,14 +473,21 @@ cdef void _implicit_forward_task(const float* x, const float* w, const float* bi
     ((OH+KH-1) x (OW+KW-1) x C) when the convolution pads. With `pool`, rows of the 2x2 max
     pooling of the (OH, OW) output (OH, OW even; code linear or relu) and, unless am is NULL,
     their argmax bytes (am: (N, OH/2, OW/2, O) like y)."""
-    cdef Py_ssize_t wp = g.w, p, pw = g.ow // 2
     cdef const float* xi = x + n * g.h * g.w * g.c
-    cdef float* yi = y + n * g.oh * g.ow * g.o
-    cdef bint fused = code == 0 or code == ACT_RELU
     if _needs_pad(g):
         _pad_image(xi, g, pad)
-        xi = pad
-        wp = g.ow + g.kw - 1
+        _implicit_band(pad, g.ow + g.kw - 1, w, bias, g, n, r0, r1, code, alpha, y, pool, am)
+    else:
+        _implicit_band(xi, g.w, w, bias, g, n, r0, r1, code, alpha, y, pool, am)
+
+
+cdef void _implicit_band(const float* xi, Py_ssize_t wp, const float* w, const float* bias,
+                         const Geom* g, Py_ssize_t n, Py_ssize_t r0, Py_ssize_t r1,
+                         int code, float alpha, float* y, bint pool, uint8_t* am) noexcept nogil:
+    """_implicit_forward_task's rows on image n's pixels xi (row stride wp pixels: padded or not)."""
+    cdef Py_ssize_t p, pw = g.ow // 2
+    cdef float* yi = y + n * g.oh * g.ow * g.o
+    cdef bint fused = code == 0 or code == ACT_RELU
     if pool:
         dl_conv_valid_pool2x2(r0 * pw, r1 * pw, xi, wp, g.c, g.kh, g.kw, pw, w, g.o,
                               y + n * (g.oh // 2) * pw * g.o, bias, code == ACT_RELU,
@@ -498,14 +513,74 @@ cdef bint _implicit_path(const Geom* g) noexcept nogil:
     return _implicit_wgrad(g)
 
 
+cdef struct _ImplicitJob:
+    const float* x      # the images, or their padded copies (row stride wp pixels)
+    const float* w
+    const float* bias
+    const Geom* g
+    float* y
+    uint8_t* am
+    Py_ssize_t wp, image, bands, rows
+    int code, pool
+    float alpha
+
+
+cdef void _implicit_chunk(void* arg, Py_ssize_t t) noexcept nogil:
+    """Team chunk t: band t % bands of image t // bands."""
+    cdef _ImplicitJob* j = <_ImplicitJob*>arg
+    cdef Py_ssize_t n = t // j.bands, band = t % j.bands
+    _implicit_band(j.x + n * j.image, j.wp, j.w, j.bias, j.g, n, band * j.rows // j.bands,
+                   (band + 1) * j.rows // j.bands, j.code, j.alpha, j.y, j.pool, j.am)
+
+
+cdef void _implicit_whole(void* arg) noexcept nogil:
+    """Every image in one band (the load guard's serial form: the widest tiles)."""
+    cdef _ImplicitJob* j = <_ImplicitJob*>arg
+    cdef Py_ssize_t n
+    for n in range(j.g.n):
+        _implicit_band(j.x + n * j.image, j.wp, j.w, j.bias, j.g, n, 0, j.rows, j.code, j.alpha,
+                       j.y, j.pool, j.am)
+
+
+cdef int _implicit_team(const float* x, const float* w, const float* bias, const Geom* g,
+                        int code, float alpha, float* y, int n_threads, bint pool,
+                        uint8_t* am) except -1:
+    """The batch-1-sized implicit convolution on the thread team: images padded once on the
+    caller, then bands of about two output rows, at least 4 per thread over the batch."""
+    cdef Py_ssize_t rows = g.oh // 2 if pool else g.oh, n
+    cdef Py_ssize_t hp = g.oh + g.kh - 1, wp = g.ow + g.kw - 1
+    cdef _ImplicitJob j
+    cdef float* pad = NULL
+    j.x, j.wp, j.image = x, g.w, g.h * g.w * g.c
+    if _needs_pad(g):
+        pad = <float*>malloc(g.n * hp * wp * g.c * sizeof(float) + 64)
+        if pad == NULL:
+            raise MemoryError()
+        with nogil:
+            for n in range(g.n):
+                _pad_image(x + n * g.h * g.w * g.c, g, pad + n * hp * wp * g.c)
+        j.x, j.wp, j.image = pad, wp, hp * wp * g.c
+    j.w, j.bias, j.g, j.y, j.am = w, bias, g, y, am
+    j.code, j.pool, j.alpha, j.rows = code, pool, alpha, rows
+    j.bands = max(1, min(rows, max((rows + 1) // 2, (4 * n_threads + g.n - 1) // g.n)))
+    with nogil:
+        team_run(_implicit_chunk, &j, g.n * j.bands, n_threads, g.n * g.oh * g.ow * g.o * g.k * 2 + pool,
+                 _implicit_whole)
+    free(pad)
+    return 0
+
+
 cdef int _implicit_forward(const float* x, const float* w, const float* bias, const Geom* g,
                            int code, float alpha, float* y, int n_threads, bint pool=False,
                            uint8_t* am=NULL) except -1:
     """Tasks of whole images, or of bands of output rows (pooled rows with `pool`) when there are
-    fewer images than threads; each output is computed the same way whatever the split."""
+    fewer images than threads; each output is computed the same way whatever the split. Under
+    TEAM_MAX_MACS multiply-adds the tasks run on the thread team (_implicit_team)."""
     cdef Py_ssize_t bands = 1, n_tasks, i, band, rows = g.oh // 2 if pool else g.oh
     cdef Py_ssize_t pad_size = (g.oh + g.kh - 1) * (g.ow + g.kw - 1) * g.c
     cdef float* pad = NULL
+    if n_threads > 1 and g.n * g.oh * g.ow * g.o * g.k < _TEAM_MAX_MACS:
+        return _implicit_team(x, w, bias, g, code, alpha, y, n_threads, pool, am)
     if g.n < n_threads:
         bands = min(rows, (n_threads + g.n - 1) // g.n)
     n_tasks = g.n * bands
@@ -575,6 +650,8 @@ def conv2d_forward(const floating[:, :, :, ::1] x_nhwc, const floating[:, :, :, 
             _implicit_forward(&x_nhwc[0, 0, 0, 0], &w_hwio[0, 0, 0, 0], bias, &g, activation,
                               a, &y_nhwo[0, 0, 0, 0], n_threads)
             return
+    if total * g.o * g.k < _PARALLEL_MIN_MACS:  # no OpenMP team for batch-1 sizes
+        n_threads = 1
     chunk = _chunk_pixels(&g, total, sizeof(floating))
     n_chunks = (total + chunk - 1) // chunk
     if n_threads > n_chunks:

@@ -27,6 +27,12 @@ from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
 
 from . import _config, _gemm_choice
+from ._team cimport team_run
+
+# Products under this many multiply-adds with n_threads > 1 run on the thread team, larger ones
+# on OpenMP (kernels/_config.py).
+cdef Py_ssize_t _TEAM_MAX_MACS = _config.TEAM_MAX_MACS
+cdef Py_ssize_t _PARALLEL_MIN_MACS = _config.PARALLEL_MIN_MACS  # BLAS: one thread below
 
 cdef extern from "dl_sgemm.h" nogil:
     int dl_sgemm_available()
@@ -51,14 +57,48 @@ def set_own_sgemm(enabled):
     return set_path("avx512" if enabled and OWN_SGEMM else "blas")
 
 
+cdef struct _OwnJob:
+    bint trans_a
+    Py_ssize_t m, n, k, lda, ldb, ldc, rows, cols
+    const float* a
+    const float* b
+    float beta
+    float* c
+    const float* bias
+    int relu
+
+
+cdef void _own_chunk(void* arg, Py_ssize_t t) noexcept nogil:
+    """Team chunk t of _own_gemm: a band of `rows` rows, or (rows == 0) a strip of `cols` columns."""
+    cdef _OwnJob* j = <_OwnJob*>arg
+    cdef Py_ssize_t r0, c0
+    if j.rows > 0:
+        r0 = t * j.rows
+        dl_sgemm_ep(j.trans_a, min(j.rows, j.m - r0), j.n, j.k, j.a + (r0 if j.trans_a else r0 * j.lda),
+                    j.lda, j.b, j.ldb, j.beta, j.c + r0 * j.ldc, j.ldc, j.bias, j.relu)
+    else:
+        c0 = t * j.cols
+        dl_sgemm_ep(j.trans_a, j.m, min(j.cols, j.n - c0), j.k, j.a, j.lda, j.b + c0, j.ldb, j.beta,
+                    j.c + c0, j.ldc, NULL if j.bias == NULL else j.bias + c0, j.relu)
+
+
+cdef void _own_whole(void* arg) noexcept nogil:
+    """_own_gemm's job in one call (the load guard's serial form)."""
+    cdef _OwnJob* j = <_OwnJob*>arg
+    dl_sgemm_ep(j.trans_a, j.m, j.n, j.k, j.a, j.lda, j.b, j.ldb, j.beta, j.c, j.ldc, j.bias, j.relu)
+
+
 cdef int _own_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                    const float* a, Py_ssize_t lda, const float* b, Py_ssize_t ldb, float beta,
                    float* c, Py_ssize_t ldc, const float* bias, int relu, int n_threads) noexcept nogil:
     """c = epilogue(op(a) op(b) + beta c) with the own GEMM, rows split over n_threads (each row
     is summed the same way whatever the split). A transposed b is copied to (k, n) first.
-    Returns -1 when out of memory (nothing written)."""
+    Products under TEAM_MAX_MACS run on the thread team (dl_team.h): row bands of 14-row
+    tiles, or 32-column strips when there are too few rows (every element's chain is the same
+    whatever the band or strip). Returns -1 when out of memory (nothing written)."""
     cdef float* bt = NULL
     cdef Py_ssize_t task, tasks, r0, rows = _OWN_ROWS_PER_TASK
+    cdef _OwnJob job
     if trans_b:
         bt = <float*>malloc(k * n * sizeof(float) + 64)
         if bt == NULL:
@@ -66,7 +106,18 @@ cdef int _own_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ss
         dl_transpose(b, ldb, n, k, bt, n)
         b, ldb = bt, n
     tasks = (m + rows - 1) // rows
-    if n_threads <= 1 or tasks <= 1:
+    if n_threads > 1 and m * n * k < _TEAM_MAX_MACS:
+        job.trans_a, job.m, job.n, job.k, job.lda, job.ldb, job.ldc = trans_a, m, n, k, lda, ldb, ldc
+        job.a, job.b, job.beta, job.c, job.bias, job.relu = a, b, beta, c, bias, relu
+        job.rows = ((m + 2 * n_threads - 1) // (2 * n_threads) + 13) // 14 * 14
+        job.cols = 0
+        tasks = (m + job.rows - 1) // job.rows
+        if tasks < 2 * n_threads and n >= 64:  # few rows: 32-column strips
+            job.rows = 0
+            job.cols = max(32, ((n + 2 * n_threads - 1) // (2 * n_threads) + 31) // 32 * 32)
+            tasks = (n + job.cols - 1) // job.cols
+        team_run(_own_chunk, &job, tasks, n_threads, m * n * k, _own_whole)
+    elif n_threads <= 1 or tasks <= 1:
         dl_sgemm_ep(trans_a, m, n, k, a, lda, b, ldb, beta, c, ldc, bias, relu)
     else:
         for task in prange(tasks, num_threads=n_threads, schedule="static"):
@@ -98,6 +149,103 @@ from kernels._activations cimport (
     floating, epilogue_row, ACT_LINEAR, ACT_RELU, ACT_LEAKY_RELU, ACT_RELU6, ACT_HARD_SIGMOID,
     ACT_SOFTSIGN,
 )
+
+
+cdef extern from "dl_sgemv.h" nogil:
+    void dl_sgemv_cols(int isa, Py_ssize_t k, const float* x, Py_ssize_t incx, const float* w,
+                       Py_ssize_t ldw, Py_ssize_t j0, Py_ssize_t j1, const float* bias, int relu,
+                       float* y)
+    int dl_sgemv_width(int isa)
+    int DL_SGEMV_BUILT
+
+# The batch-1 float32 product (one row of op(a), b not transposed) runs on the own GEMV
+# (dl_sgemv.h) at the ISA level of the forced path (set_path), else the CPU's; 'blas' forced
+# sends it to BLAS's sgemv (measurements). Measured here, 1 thread, us (own / OpenBLAS sgemv):
+# see kernels/README.md's gemv entry.
+cdef struct _GemvJob:
+    int isa, relu
+    Py_ssize_t k, incx, ldw, n, cols
+    const float* x
+    const float* w
+    const float* bias
+    float* y
+
+
+cdef void _gemv_chunk(void* arg, Py_ssize_t t) noexcept nogil:
+    cdef _GemvJob* g = <_GemvJob*>arg
+    dl_sgemv_cols(g.isa, g.k, g.x, g.incx, g.w, g.ldw, t * g.cols, min((t + 1) * g.cols, g.n),
+                  g.bias, g.relu, g.y)
+
+
+cdef void _gemv_whole(void* arg) noexcept nogil:
+    """The GEMV over all its columns in one call (widest tiles): the load guard's serial form."""
+    cdef _GemvJob* g = <_GemvJob*>arg
+    dl_sgemv_cols(g.isa, g.k, g.x, g.incx, g.w, g.ldw, 0, g.n, g.bias, g.relu, g.y)
+
+
+cdef inline int _gemv_isa() noexcept nogil:
+    """The GEMV's ISA level, or -1 for BLAS (forced, or no GEMV in this build)."""
+    if not DL_SGEMV_BUILT or _FORCED == PATH_BLAS:
+        return -1
+    return CPU_ISA_LEVEL if _FORCED < 0 else _FORCED - 1
+
+
+cdef void _own_gemv(int isa, Py_ssize_t n, Py_ssize_t k, const float* x, Py_ssize_t incx,
+                    const float* w, Py_ssize_t ldw, const float* bias, int relu, float* y,
+                    int n_threads) noexcept nogil:
+    """y (n) = epilogue(x (k, stride incx) @ w (k, n, row stride ldw)), columns split over the
+    thread team in strips of 8 vectors (2 per thread): the same bits for any n_threads."""
+    cdef _GemvJob g
+    cdef Py_ssize_t vec = dl_sgemv_width(isa) * 8, chunks
+    g.isa, g.relu, g.k, g.incx, g.ldw, g.n = isa, relu, k, incx, ldw, n
+    g.x, g.w, g.bias, g.y = x, w, bias, y
+    g.cols = n
+    if n_threads > 1:
+        g.cols = max(vec, ((n + 2 * n_threads - 1) // (2 * n_threads) + vec - 1) // vec * vec)
+    chunks = (n + g.cols - 1) // g.cols
+    if chunks <= 1:
+        dl_sgemv_cols(isa, k, x, incx, w, ldw, 0, n, bias, relu, y)
+    else:
+        team_run(_gemv_chunk, &g, chunks, n_threads, n * k, _gemv_whole)
+
+
+def gemv(const float[::1] x, const float[:, ::1] w, const float[::1] bias, bint relu,
+         float[::1] y, int n_threads=1, isa=None):
+    """y = x @ w (+ bias, then max(., 0) if relu) on the own GEMV (tests and measurements).
+
+    x: (k,) float32, C-contiguous, IN
+    w: (k, n) float32, C-contiguous, IN
+    bias: (n,) float32, C-contiguous, IN, or None
+    y: (n,) float32, C-contiguous, OUT
+
+    isa: "avx512", "avx2" or "base" (None: the CPU's); ValueError where the CPU lacks it.
+    """
+    cdef Py_ssize_t k = w.shape[0], n = w.shape[1]
+    cdef int level = CPU_ISA_LEVEL
+    cdef const float* b = NULL
+    if x.shape[0] != k or y.shape[0] != n or (bias is not None and bias.shape[0] != n):
+        raise ValueError(f"gemv: expected x ({k},), y ({n},), bias ({n},); received x {x.shape[0]}, "
+                         f"y {y.shape[0]}, bias {None if bias is None else bias.shape[0]}")
+    if isa is not None:
+        if isa not in AVAILABLE_PATHS or isa == "blas":
+            raise ValueError(f"gemv: isa expected one of {AVAILABLE_PATHS[1:]} (this CPU's), received {isa!r}")
+        level = PATH_NAMES.index(isa) - 1
+    if not DL_SGEMV_BUILT:
+        raise RuntimeError("gemv: this build has no own GEMV (needs GCC on x86-64)")
+    if n == 0:
+        return
+    if k == 0:
+        y[:] = 0
+        if bias is not None:
+            y[:] = bias
+        if relu:
+            for j in range(n):
+                y[j] = y[j] if y[j] > 0 or y[j] != y[j] else 0
+        return
+    if bias is not None:
+        b = &bias[0]
+    with nogil:
+        _own_gemv(level, n, k, &x[0], 1, &w[0, 0], n, b, relu, &y[0], n_threads)
 
 
 cdef void _gemm(bint trans_a, bint trans_b, int m, int n, int k, double alpha,
@@ -172,8 +320,8 @@ def matmul(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] 
     b: (k, n) or (n, k) if trans_b, same dtype, C-contiguous, IN
     out: (m, n) same dtype, C-contiguous, IN/OUT (not read when beta == 0)
 
-    n_threads: threads of the own float32 GEMM (-1: _config.threads_for(m*n*k)); BLAS products
-    use BLAS's thread setting.
+    n_threads: threads of the own float32 GEMM and GEMV (-1: _config.team_threads_for_macs(m*n*k));
+    BLAS products use BLAS's thread setting.
     """
     cdef int m = <int>out.shape[0], n = <int>out.shape[1]
     cdef int k = <int>(a.shape[0] if trans_a else a.shape[1])
@@ -181,9 +329,14 @@ def matmul(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] 
     if m == 0 or n == 0:
         return
     if floating is float:
+        if n_threads < 0:
+            n_threads = _config.team_threads_for_macs(<Py_ssize_t>m * n * k)
+        if m == 1 and k > 0 and not trans_b and alpha == 1.0 and beta == 0.0 and _gemv_isa() >= 0:
+            with nogil:
+                _own_gemv(_gemv_isa(), n, k, &a[0, 0], a.shape[1] if trans_a else 1, &b[0, 0],
+                          b.shape[1], NULL, 0, &out[0, 0], n_threads)
+            return
         if m > 1 and n > 1 and k > 0 and alpha == 1.0:
-            if n_threads < 0:
-                n_threads = _config.threads_for(<Py_ssize_t>m * n * k)
             choice = _choose(trans_a, trans_b, m, n, k, n_threads)
             path = choice & 7
             if path == PATH_BLAS:
@@ -229,7 +382,16 @@ def dense_forward(const floating[:, ::1] x_nk, const floating[:, ::1] w_km,
     if b_m is not None:
         bias = &b_m[0]
     if floating is float:
-        if n > 1 and m > 1 and k > 0:
+        if n == 1 and k > 0 and _gemv_isa() >= 0:
+            # batch 1: the own GEMV, bias + linear/relu fused, never BLAS (no thread switch)
+            fused = activation == ACT_LINEAR or activation == ACT_RELU
+            with nogil:
+                _own_gemv(_gemv_isa(), m, k, &x_nk[0, 0], 1, &w_km[0, 0], m, bias if fused else NULL,
+                          activation == ACT_RELU, &y_nm[0, 0], n_threads)
+            if fused:
+                return
+            own = True
+        elif n > 1 and m > 1 and k > 0:
             choice = _choose(False, False, n, m, k, n_threads)
             path = choice & 7
             own = path != PATH_BLAS

@@ -17,6 +17,7 @@ cdef enum:
 
 # The CPU's ISA level (0 AVX-512, 1 AVX2 + FMA, 2 baseline) and the paths that run here.
 CPU_ISA = dl_cpu_isa()
+cdef int CPU_ISA_LEVEL = CPU_ISA
 AVAILABLE_PATHS = tuple(name for i, name in enumerate(PATH_NAMES)
                         if i == PATH_BLAS or dl_own_isa_available(i - 1))
 
@@ -107,6 +108,11 @@ cdef int _choose(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssiz
                                             AVAILABLE_PATHS, run_path)
         found = PATH_NAMES.index(path) + 8 * threads
         _CHOICES[key] = found
+    if found & 7 != PATH_BLAS and n_threads > 1 and m * n * k < _TEAM_MAX_MACS:
+        # an own path in the team's range takes every thread: the team's load guard measures,
+        # per kind of product, whether sharing pays now (a tuning run on a loaded host would
+        # have fixed one thread for good)
+        found = (found & 7) + 8 * n_threads
     return found
 
 
@@ -121,6 +127,30 @@ cdef inline int _own_mr(int isa) noexcept nogil:
     return 14 if isa == 0 else 6 if isa == 1 else 4
 
 
+cdef struct _PackedJob:
+    int isa, relu
+    bint trans_a, trans_b, packing
+    Py_ssize_t m, n, k, lda, ldb, ldc, step, strips
+    const float* a
+    const float* b
+    float* P
+    float beta
+    float* c
+    const float* bias
+
+
+cdef void _packed_chunk(void* arg, Py_ssize_t t) noexcept nogil:
+    """Team chunk t of _own_packed_gemm: `strips` strips of B packed, or a band of `step` rows."""
+    cdef _PackedJob* j = <_PackedJob*>arg
+    cdef Py_ssize_t nq = (j.n + dl_own_width(j.isa) - 1) // dl_own_width(j.isa), r0 = t * j.step
+    if j.packing:
+        dl_own_pack(j.isa, j.trans_b, j.k, j.n, j.b, j.ldb, j.P, t * j.strips, min((t + 1) * j.strips, nq))
+    else:
+        dl_own_packed(j.isa, j.trans_a, min(j.step, j.m - r0), j.n, j.k,
+                      j.a + (r0 if j.trans_a else r0 * j.lda), j.lda, j.P, j.beta, j.c + r0 * j.ldc,
+                      j.ldc, j.bias, j.relu)
+
+
 cdef int _own_packed_gemm(int isa, bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
                           Py_ssize_t k, const float* a, Py_ssize_t lda, const float* b,
                           Py_ssize_t ldb, float beta, float* c, Py_ssize_t ldc,
@@ -129,10 +159,21 @@ cdef int _own_packed_gemm(int isa, bint trans_a, bint trans_b, Py_ssize_t m, Py_
     of rows per thread). Returns -1 when out of memory (nothing written)."""
     cdef Py_ssize_t w = dl_own_width(isa), nq = (n + w - 1) // w, mr = _own_mr(isa)
     cdef Py_ssize_t q, t, r0, step, tasks
+    cdef _PackedJob job
     cdef float* P = <float*>malloc(dl_own_packed_size(isa, k, n) * sizeof(float) + 64)
     if P == NULL:
         return -1
-    if n_threads <= 1 or m < 2 * mr:
+    if n_threads > 1 and m >= 2 * mr and m * n * k < _TEAM_MAX_MACS:  # the thread team
+        job.isa, job.trans_a, job.trans_b, job.m, job.n, job.k = isa, trans_a, trans_b, m, n, k
+        job.a, job.lda, job.b, job.ldb, job.P, job.beta = a, lda, b, ldb, P, beta
+        job.c, job.ldc, job.bias, job.relu = c, ldc, bias, relu
+        job.step = ((m + 2 * n_threads - 1) // (2 * n_threads) + mr - 1) // mr * mr
+        job.strips = (nq + 2 * n_threads - 1) // (2 * n_threads)
+        job.packing = True
+        team_run(_packed_chunk, &job, (nq + job.strips - 1) // job.strips, n_threads, 2 * m * n * k + 1)
+        job.packing = False
+        team_run(_packed_chunk, &job, (m + job.step - 1) // job.step, n_threads, 2 * m * n * k)
+    elif n_threads <= 1 or m < 2 * mr:
         dl_own_pack(isa, trans_b, k, n, b, ldb, P, 0, nq)
         dl_own_packed(isa, trans_a, m, n, k, a, lda, P, beta, c, ldc, bias, relu)
     else:
@@ -166,7 +207,7 @@ cdef int _blas_gemm_f(bint trans_a, bint trans_b, int m, int n, int k, const flo
                       int n_threads) except -1:
     """BLAS sgemm with BLAS on n_threads (1: made single-threaded for the call, else BLAS's
     setting, which set_num_threads keeps equal to the kernels')."""
-    cdef bint serial = n_threads <= 1
+    cdef bint serial = n_threads <= 1 or <Py_ssize_t>m * n * k < _PARALLEL_MIN_MACS  # no BLAS team for small ones
     if serial:
         dl_blas_serial_enter(1)
     try:

@@ -55,7 +55,7 @@ class DotProductAttention(Function):
         mask_view = mask if mask is not None else _EMPTY_MASK
         out = np.empty((B, T, N, Hv), dtype=dtype)
         lse = np.empty((B, N, T), dtype=np.float64)
-        threads = kernels.threads_for(B * N * T * S * (q.shape[3] + Hv))
+        threads = kernels.team_threads_for_macs(B * N * T * S * (q.shape[3] + Hv))
         args = (q, k, v, bias_view, int(bias is not None), mask_view, int(mask is not None), float(scale),
                 int(causal), float(rate), seed)
         kernels.get("attention_forward")(*args, out, lse, threads)

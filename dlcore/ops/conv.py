@@ -113,6 +113,12 @@ def _threads(y_size, k):
     return kernels.threads_for_macs(y_size * max(k, 1))
 
 
+def _forward_threads(y_size, k):
+    """Threads for a forward convolution: its kernel splits batch-1 sizes (from TEAM_MIN_MACS to
+    TEAM_MAX_MACS) over the thread team, larger ones over OpenMP."""
+    return kernels.team_threads_for_macs(y_size * max(k, 1))
+
+
 # Activations whose derivative activation_backward computes correctly with the output y passed
 # for the input z (the sign tests z > 0, 0 < z < 6 hold for y too; sigmoid, tanh, exponential,
 # elu and selu read y): training keeps the fused forward and no copy of z for them.
@@ -219,10 +225,10 @@ class Conv(Function):
             y4 = empty_on(device, plan.out4, w4.dtype)
         code = ACTIVATIONS[activation]  # checked by the op
         kh, kw, cg, o = plan.kernel4
-        threads = _threads(y4.size, kh * kw * cg)
+        threads = _forward_threads(y4.size, kh * kw * cg)
         forward = kernels.get("conv2d_forward", device)
         if bf16 and (kh, kw) == (1, 1) and plan.args[:4] == (1, 1, 0, 0) and plan.args[6] == 1:
-            forward = _pointwise_bf16
+            forward, threads = _pointwise_bf16, _threads(y4.size, cg)
         if not recording or _derivative_from_output(activation, alpha):
             forward(x4, w4, b, *plan.args, code, alpha, y4, threads)
             z4 = y4  # the activation's derivative is read off y (see _derivative_from_output)

@@ -26,7 +26,7 @@ def _matmul(a, b, trans_a=False, trans_b=False, precision=None):
     out = np.empty((m, n), dtype=a.dtype)
     k = a.shape[0] if trans_a else a.shape[1]
     kernels.get("matmul")(contiguous(a), contiguous(b), out, trans_a, trans_b, 1.0, 0.0,
-                          kernels.threads_for_macs(m * n * k))
+                          kernels.team_threads_for_macs(m * n * k))
     return out
 
 
@@ -91,7 +91,7 @@ class Dense(Function):
             raise ValueError(f"dense: activation {activation!r} has no fused kernel")
         y2 = (out_buffer((x2.shape[0], w.shape[1]), w.dtype) if device == "cpu"
               else empty_on(device, (x2.shape[0], w.shape[1]), w.dtype))
-        threads = kernels.threads_for_macs(y2.size * x2.shape[1])
+        threads = kernels.team_threads_for_macs(y2.size * x2.shape[1])
         precision = compute_precision() if device == "cpu" and w.dtype == np.float32 else None
         if precision == "bfloat16":  # bf16 operands, float32 sums (the kernel rounds x and w)
             dense_forward = kernels.get("dense_forward_bf16")

@@ -86,3 +86,47 @@ def test_dropout_keep_matches_reference_hash():
     big = np.empty((1, 1, 256, 256), np.uint8)
     ka.attention_dropout_keep(1, 1, 256, 256, 0.3, 7, big)
     assert abs(big.mean() - 0.7) < 0.01
+
+
+def _forward(case, dtype, threads, seed=0):
+    B, T, S, H, Hk, D, Dv = case
+    rng = np.random.default_rng(seed)
+    q, k, v = (rng.standard_normal(s).astype(dtype) for s in ((B, T, H, D), (B, S, Hk, D), (B, S, Hk, Dv)))
+    args = (q, k, v, np.zeros((1, 1, 1, 1), dtype), 0, np.zeros((1, 1, 1, 1), np.uint8), 0, 1 / np.sqrt(D), 0, 0.0, 1)
+    out, lse = np.full((B, T, H, Dv), np.nan, dtype), np.full((B, H, T), np.nan)
+    ka.attention_forward(*args, out, lse, threads)
+    return out, lse
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_batch1_runs_on_the_team(dtype):
+    """Batch-1 sizes (under TEAM_MAX_MACS) split their query tiles over the thread team, not
+    OpenMP, with the bits of one thread."""
+    from dlcore.kernels import _config, _team
+
+    case = (1, 150, 150, 4, 2, 16, 16)
+    assert 150 * 150 * 4 * 32 < _config.TEAM_MAX_MACS
+    one = _forward(case, dtype, 1)
+    guard = _team.set_load_guard(False)  # else a loaded host may run the job alone
+    try:
+        jobs = _team.stats()[0]
+        two = _forward(case, dtype, 2)
+        assert _team.stats()[0] == jobs + 1  # one job shared with the workers
+    finally:
+        _team.set_load_guard(guard)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_forward_large_on_openmp_same_bits():
+    """Above TEAM_MAX_MACS the forward takes OpenMP (the team is not used), same bits."""
+    from dlcore.kernels import _config, _team
+
+    case = (1, 520, 520, 2, 2, 64, 64)
+    assert 520 * 520 * 2 * 128 >= _config.TEAM_MAX_MACS
+    one = _forward(case, np.float32, 1)
+    jobs = _team.stats()[0]
+    two = _forward(case, np.float32, 2)
+    assert _team.stats()[0] == jobs
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)

@@ -592,3 +592,66 @@ def test_winograd_shape_rule():
         assert not _conv.winograd_path(64, 15, 15, 32, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1, 12, 12)
     finally:
         _conv.set_winograd(*previous)
+
+
+@pytest.mark.parametrize("pad, pool", [(0, False), (1, False), (0, True), (1, True)])
+def test_batch1_implicit_forward_runs_on_the_team(pad, pool):
+    """A batch-1 stride-1 convolution (under TEAM_MAX_MACS) splits its output rows over the
+    thread team (the image padded once), with the bits of one thread for 2 and 3 threads."""
+    from dlcore.kernels import _team
+
+    own, implicit = _conv.set_tuning()[3:5]  # no change: reads the settings
+    if not (own and implicit):
+        pytest.skip("no implicit GEMM here (own float32 tiles off)")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 15, 13, 8)).astype(np.float32)
+    k = rng.standard_normal((3, 3, 8, 24)).astype(np.float32)
+    b = rng.standard_normal(24).astype(np.float32)
+    oh, ow = 15 - 2 + 2 * pad, 13 - 2 + 2 * pad
+    shape = (1, oh // 2, ow // 2, 24) if pool else (1, oh, ow, 24)
+    results = []
+    guard = _team.set_load_guard(False)
+    try:
+        for threads in (1, 2, 3):
+            y = np.full(shape, np.nan, np.float32)
+            jobs = _team.stats()[0]
+            if pool:
+                conv.conv2d_pool2x2_forward(x, k, b, pad, pad, 1, 0.0, y, threads)
+            else:
+                conv.conv2d_forward(x, k, b, 1, 1, pad, pad, 1, 1, 1, 1, 0.0, y, threads)
+            assert _team.stats()[0] == jobs + (threads > 1)
+            results.append(y)
+    finally:
+        _team.set_load_guard(guard)
+    for y in results[1:]:
+        np.testing.assert_array_equal(y, results[0])
+    z = np.maximum(ref.conv2d(x.astype(np.float64), k.astype(np.float64), padding=((pad, pad), (pad, pad)),
+                              bias=b.astype(np.float64)), 0)
+    if pool:
+        z = z[:, :oh // 2 * 2, :ow // 2 * 2].reshape(1, oh // 2, 2, ow // 2, 2, 24).max(axis=(2, 4))
+    np.testing.assert_allclose(results[0], z, rtol=1e-4, atol=1e-4)
+
+
+def test_batch1_implicit_forward_guard_solo_same_bits():
+    """Workers held 2 ms per chunk: the team's load guard runs the convolution alone (all rows in
+    one band, its serial form), with one thread's bits."""
+    from dlcore.kernels import _team
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 14, 14, 8)).astype(np.float32)
+    k = rng.standard_normal((3, 3, 8, 16)).astype(np.float32)
+    ref_y = np.empty((1, 6, 6, 16), np.float32)
+    conv.conv2d_pool2x2_forward(x, k, None, 0, 0, 1, 0.0, ref_y, 1)
+    _team.set_load_guard(True)
+    _team.resize(1)
+    previous = _team.set_late_worker(0.002)
+    try:
+        solo = _team.solo_jobs()
+        for _ in range(30):
+            y = np.full((1, 6, 6, 16), np.nan, np.float32)
+            conv.conv2d_pool2x2_forward(x, k, None, 0, 0, 1, 0.0, y, 2)
+            np.testing.assert_array_equal(y, ref_y)
+        assert _team.solo_jobs() > solo
+    finally:
+        _team.set_late_worker(previous)
+        _team.resize(1)

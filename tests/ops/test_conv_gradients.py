@@ -265,9 +265,13 @@ def test_conv3d_frozen_kernel_skips_the_weight_kernel(monkeypatch):
     np.testing.assert_allclose(dx.sum(), np.sum(w.sum(axis=-1)) * 2 * 3 * 3, rtol=1e-10)
 
 
-def test_small_convolutions_run_on_one_thread(monkeypatch):
-    # Batch-1 layers of the runner's CNN (0.26-3.1 M multiply-adds) stay on one thread with two
-    # configured; a batch of 16 of the 3.1 M one goes parallel.
+def test_batch1_convolutions_run_on_the_team(monkeypatch):
+    # With two threads configured, a convolution under TEAM_MIN_MACS stays on one thread; the
+    # batch-1 layers of the runner's CNN (0.26-3.1 M multiply-adds) get both, and their kernel
+    # splits them over the thread team (never OpenMP, whose barrier waits for a descheduled
+    # member); a batch of 16 of the 3.1 M one (50 M) gets both too.
+    from dlcore.kernels import _team
+
     calls = []
     real_get = kernels.get
 
@@ -279,11 +283,16 @@ def test_small_convolutions_run_on_one_thread(monkeypatch):
 
     original = kernels.num_threads()
     dl.config.set_num_threads(2)
+    guard = _team.set_load_guard(False)
     monkeypatch.setattr(kernels, "get", spy)
     try:
+        conv2d_bias_act(rand((1, 5, 5, 4), 0).astype(np.float32), rand((3, 3, 4, 8), 1).astype(np.float32))
         k = rand((3, 3, 32, 64), 1).astype(np.float32)
-        for batch in (1, 16):
-            conv2d_bias_act(rand((batch, 15, 15, 32), 0).astype(np.float32), k, activation="relu")
+        jobs = _team.stats()[0]
+        conv2d_bias_act(rand((1, 15, 15, 32), 0).astype(np.float32), k, activation="relu")
+        assert _team.stats()[0] == jobs + 1
+        conv2d_bias_act(rand((16, 15, 15, 32), 0).astype(np.float32), k, activation="relu")
     finally:
+        _team.set_load_guard(guard)
         dl.config.set_num_threads(original)
-    assert calls == [1, 2]
+    assert calls == [1, 2, 2]
