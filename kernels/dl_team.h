@@ -56,12 +56,15 @@
 #define DL_TEAM_CLOSED 0xFFFFFFFFu
 /* How long an idle worker spins before it sleeps, and how long a caller spins on others'
  * chunks before it yields its core (a worker descheduled on the caller's core needs it).
- * The spin covers the gaps between the jobs of one layer or of back-to-back products (a few
- * us), not the serial kernels between a predict's parallel layers: a spinning worker takes CPU
- * time from the caller when other processes keep the cores busy. Transformer batch-1 predict,
- * 2 threads, 2-core host at load 2.4, medians of alternated blocks in one process: spin 150 us
- * 1.96 ms, 30 us 1.68 ms, 0 1.51 ms, one thread 1.45 ms. */
-#define DL_TEAM_SPIN_NS 10000L
+ * The spin covers the gaps between the jobs of one layer and the serial kernels between a
+ * predict's parallel layers (tens of us): a worker that sleeps there is woken for the next
+ * product at ~30 us. Under load the worker leaves its spin as soon as it sees it was descheduled
+ * (DL_TEAM_PREEMPTED_NS) and the load guard stops handing it jobs, so a long spin costs little
+ * there. Batch-1 predict medians, 2 threads, 2-core host, spin 10 us / 100 us / 200 us: idle,
+ * MLP 23-30 / 25 / 25 us, CNN 73 / 55 / 55 us, transformer 1.23-1.39 / 1.17-1.22 / 1.10 ms; with
+ * one busy process beside it: MLP 33.7 / 36.6 / 36.0, CNN 91 / 91 / 91, transformer 1.56-1.61 /
+ * 1.42-1.47 / 1.44 ms (one thread: MLP 34, CNN 92, transformer 1.43-1.50 ms). */
+#define DL_TEAM_SPIN_NS 200000L
 #define DL_TEAM_YIELD_NS 50000L
 /* A gap this long between two looks at the clock of a spinning worker: it was descheduled. */
 #define DL_TEAM_PREEMPTED_NS 100000L
@@ -87,7 +90,7 @@ typedef struct {
     uint64_t key;
     int64_t shared_ns, solo_ns;
     uint32_t jobs, next_probe, probe_every;
-    int prefer_solo, probing;
+    int prefer_solo, probing, probe_deferred;
 } dl_team_kind;
 
 typedef struct {
@@ -356,6 +359,7 @@ static int dl_team_run(dl_team *t, dl_team_fn fn, void *arg, ptrdiff_t chunks, i
     uint32_t mine = 0, gen;
     int64_t since, start;
     unsigned spins = 0;
+    int woke;
     dl_team_kind *kind = NULL;
     if (n_threads <= 1 || chunks <= 1 || chunks >= (ptrdiff_t)DL_TEAM_CLOSED || !dl_team_try_own(t)) {
         for (c = 0; c < chunks; c++)
@@ -398,8 +402,14 @@ static int dl_team_run(dl_team *t, dl_team_fn fn, void *arg, ptrdiff_t chunks, i
     DL_TEAM_STORE(&t->chunks, (uint32_t)chunks);
     DL_TEAM_STORE(&t->done, 0);
     DL_TEAM_STORE(&t->ticket, (uint64_t)gen << 32);
-    if (DL_TEAM_LOAD(&t->sleepers) > 0)
+    woke = DL_TEAM_LOAD(&t->sleepers) > 0;
+    if (woke) {
+        /* the spinning workers start at once; the caller's first chunk comes before the wake-up
+         * call (a futex syscall), which a sleeping worker needs tens of us to answer anyway */
+        if (dl_team_claim(t, 0))
+            mine++;
         dl_team_wake(t);
+    }
     while (dl_team_claim(t, 0))
         mine++;
     /* every chunk is claimed: wait for those that others are running */
@@ -409,8 +419,19 @@ static int dl_team_run(dl_team *t, dl_team_fn fn, void *arg, ptrdiff_t chunks, i
         if ((++spins & 255) == 0 && dl_team_now_ns() - since > DL_TEAM_YIELD_NS)
             sched_yield();
     }
-    if (kind != NULL)
-        dl_team_record(kind, &kind->shared_ns, dl_team_now_ns() - start);
+    if (kind != NULL) {
+        if (kind->jobs < 2) {
+            /* the first job starts the workers: its time says nothing of their help */
+        } else if (woke && kind->probing && !kind->probe_deferred) {
+            /* a probe that had to wake a worker measured its wake-up (the OS may even run it on
+             * the caller's core first): probe again at the next job, the worker now spinning */
+            kind->probe_deferred = 1;
+            kind->next_probe = kind->jobs + 1;
+        } else {
+            kind->probe_deferred = 0;
+            dl_team_record(kind, &kind->shared_ns, dl_team_now_ns() - start);
+        }
+    }
     t->jobs_shared++;
     dl_team_release(t);
     return t->n_workers + 1;
