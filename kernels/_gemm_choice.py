@@ -243,7 +243,14 @@ def choose(key, m, n, k, trans_a, trans_b, n_threads, available, run):
         return hit[0], hit[1]
     if not tuning_enabled():
         return _rule(n_threads, available)
-    medians = measure(m, n, k, trans_a, trans_b, candidates(n_threads, available), run)
+    cands = candidates(n_threads, available)
+    if m * n * k < _config.TEAM_MAX_MACS:
+        # BLAS on several threads wakes its own pool at every product: measured back to back it
+        # looks fast (128x128 @ 128x512, 2 threads: 116 us, own tiles 131 us), inside a model,
+        # between other kernels, it took 300 us (1 thread 230); the own tiles there run on the
+        # thread team, whose workers spin between products
+        cands = [c for c in cands if c[0] != "blas" or c[1] == 1]
+    medians = measure(m, n, k, trans_a, trans_b, cands, run)
     path, threads = pick(medians, 0.0 if trans_a else OWN_THREADS_SLACK)
     if not contended(m, n, k, medians, n_threads):
         disk[text] = [path, threads, {f"{p}x{t}": round(s * 1e6, 2) for (p, t), s in medians.items()}]
