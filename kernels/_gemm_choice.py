@@ -157,12 +157,17 @@ def _rule(n_threads, available):
     return ("avx512" if "avx512" in available else "blas"), n_threads
 
 
-def candidates(n_threads, available):
-    """(path, threads) pairs measured for a class: every own level the CPU runs except the
-    baseline where a vector level exists, and BLAS; on 1 and on n_threads threads."""
+def candidates(n_threads, available, macs=None):
+    """(path, threads) pairs measured for a class of ``macs`` multiply-adds: every own level the
+    CPU runs except the baseline where a vector level exists, and BLAS; on 1 and on n_threads
+    threads, but BLAS on several threads only from TEAM_MAX_MACS. Below it BLAS wakes its own
+    pool at every product: measured back to back it looks fast (128x128 @ 128x512, 2 threads:
+    116 us, own tiles 131 us), inside a model, between other kernels, it took 300 us (1 thread
+    230); the own tiles there run on the thread team, whose workers spin between products."""
     paths = [p for p in available if p != "base" or available == ("blas", "base")]
     threads = sorted({1, n_threads})
-    return [(p, t) for p in paths for t in threads]
+    small = macs is not None and macs < _config.TEAM_MAX_MACS
+    return [(p, t) for p in paths for t in threads if not (small and p == "blas" and t > 1)]
 
 
 def _tune_shape(m, n, k):
@@ -243,14 +248,7 @@ def choose(key, m, n, k, trans_a, trans_b, n_threads, available, run):
         return hit[0], hit[1]
     if not tuning_enabled():
         return _rule(n_threads, available)
-    cands = candidates(n_threads, available)
-    if m * n * k < _config.TEAM_MAX_MACS:
-        # BLAS on several threads wakes its own pool at every product: measured back to back it
-        # looks fast (128x128 @ 128x512, 2 threads: 116 us, own tiles 131 us), inside a model,
-        # between other kernels, it took 300 us (1 thread 230); the own tiles there run on the
-        # thread team, whose workers spin between products
-        cands = [c for c in cands if c[0] != "blas" or c[1] == 1]
-    medians = measure(m, n, k, trans_a, trans_b, cands, run)
+    medians = measure(m, n, k, trans_a, trans_b, candidates(n_threads, available, m * n * k), run)
     path, threads = pick(medians, 0.0 if trans_a else OWN_THREADS_SLACK)
     if not contended(m, n, k, medians, n_threads):
         disk[text] = [path, threads, {f"{p}x{t}": round(s * 1e6, 2) for (p, t), s in medians.items()}]

@@ -340,7 +340,9 @@ def test_choice_is_measured_once_and_cached_on_disk(tmp_cache):
     with open(path) as f:
         stored = json.load(f)["choices"][",".join(str(int(v)) for v in key)]
     assert stored[:2] == list(chosen)
-    assert set(stored[2]) == {f"{p}x{t}" for p, t in _gemm_choice.candidates(2, _gemm.AVAILABLE_PATHS)}
+    measured = _gemm_choice.candidates(2, _gemm.AVAILABLE_PATHS, 40 * 72 * 56)
+    assert set(stored[2]) == {f"{p}x{t}" for p, t in measured}
+    assert "blasx2" not in stored[2]  # a product in the thread team's range: BLAS on one thread only
 
     # A new process (simulated: both in-memory copies dropped) takes the stored choice, which is
     # edited here to one the measurement would hardly make, so reading is what decides.
@@ -351,6 +353,15 @@ def test_choice_is_measured_once_and_cached_on_disk(tmp_cache):
     _gemm.clear_choices()
     _run_auto(41, 70, 57, 2)  # same shape class
     assert _gemm.choices()[key] == ("blas", 1)
+
+
+def test_blas_on_several_threads_is_a_candidate_only_from_the_team_range():
+    from dlcore.kernels import _config
+
+    small = _gemm_choice.candidates(2, ("avx512", "blas"), _config.TEAM_MAX_MACS - 1)
+    large = _gemm_choice.candidates(2, ("avx512", "blas"), _config.TEAM_MAX_MACS)
+    assert ("blas", 2) not in small and {("blas", 1), ("avx512", 1), ("avx512", 2)} <= set(small)
+    assert ("blas", 2) in large and len(large) == 4
 
 
 def test_choice_without_tuning_is_the_rule(tmp_cache, monkeypatch):
