@@ -52,12 +52,15 @@ PARALLEL_MIN_MACS = _env_int("DLCORE_PARALLEL_MIN_MACS", 1 << 22)
 # batch-1 GEMV, the own GEMM, the attention forward, the batch-1 convolutions) run on
 # kernels/_team.pyx's spinning thread team instead of OpenMP: a chunk costs ~1 us to hand over,
 # a late worker at most the chunk it claimed, where an OpenMP region waits at its barrier for a
-# member the OS has not run yet (kernels/dl_team.h). 64 M covers every batch-1 layer of the
+# member the OS has not run yet (kernels/dl_team.h). 16 M covers every batch-1 layer of the
 # runner's models (the transformer's FFN products are 8 M: on OpenMP at 2 threads, with both
 # cores busy with other processes, 370-400 us against 200 us on one thread; attention 4 M:
-# 340-470 us against 130). DLCORE_TEAM_MIN_MACS / DLCORE_TEAM_MAX_MACS override them.
+# 340-470 us against 130) and leaves training-sized products (mlp-train's 17 M and 51 M, batch
+# 128) on OpenMP and the tuned BLAS/own choice, as measured for training (on the team, one
+# alternated pair at 2 threads on a noisy host gave mlp-train 0.97x / 0.85x PyTorch against 1.09x /
+# 1.03x). DLCORE_TEAM_MIN_MACS / DLCORE_TEAM_MAX_MACS override them.
 TEAM_MIN_MACS = _env_int("DLCORE_TEAM_MIN_MACS", 1 << 16)
-TEAM_MAX_MACS = _env_int("DLCORE_TEAM_MAX_MACS", 1 << 26)
+TEAM_MAX_MACS = _env_int("DLCORE_TEAM_MAX_MACS", 1 << 24)
 
 # Called with the new count by set_num_threads (kernels/_team.pyx stops its workers there).
 _thread_listeners = []
