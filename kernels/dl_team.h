@@ -72,9 +72,12 @@
  * and its ceiling (in jobs of the kind). */
 #define DL_TEAM_KINDS 64
 #define DL_TEAM_PROBE_EVERY 16
-#define DL_TEAM_PROBE_MAX 512
-/* Before a shared probe, idle workers spin this long (woken a job ahead). */
-#define DL_TEAM_PROBE_SPIN_NS 200000L
+#define DL_TEAM_PROBE_MAX 128
+/* Before a shared probe, idle workers spin this long (woken a job of the kind ahead). The jobs
+ * of one kind may be a whole predict apart (the transformer's: ~1 ms, 14 kinds), so a 200 us
+ * spin had the workers asleep again at every probe: the probes measured their wake-up, kept
+ * every kind alone and doubled their interval to 512 jobs (half a second of one thread). */
+#define DL_TEAM_PROBE_SPIN_NS 3000000L
 
 #define DL_TEAM_LOAD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define DL_TEAM_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
