@@ -174,6 +174,22 @@ DL_TARGET static inline void dl_wino_output_tile(const float *m, ptrdiff_t pstri
     }
 }
 
+/* r[16]: the pixels of x (N, H, W, C) under the 4x4 input tile of tile tt of the (N, TH, TW) grid,
+ * zeros where the tile reaches into the padding. */
+static inline void dl_wino_tile_pixels(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
+                                       ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t TH, ptrdiff_t TW,
+                                       ptrdiff_t tt, const float *zeros, const float *r[16])
+{
+    ptrdiff_t n = tt / (TH * TW), th = (tt / TW) % TH, tw = tt % TW, i, j;
+    for (i = 0; i < 4; i++) {
+        ptrdiff_t hi = 2 * th - ph + i;
+        for (j = 0; j < 4; j++) {
+            ptrdiff_t wj = 2 * tw - pw + j;
+            r[4 * i + j] = (hi >= 0 && hi < H && wj >= 0 && wj < W) ? x + ((n * H + hi) * W + wj) * C : zeros;
+        }
+    }
+}
+
 /* Tiles [t0, t1) (t = (n TH + th) TW + tw; tile (th, tw) covers output rows 2 th, 2 th + 1 and
  * columns 2 tw, 2 tw + 1) of y = conv(x, w) + bias (relu): x (N, H, W, C), input pixel
  * (2 th - ph + i, 2 tw - pw + j) for patch row i, column j (zero outside); y (N, OH, OW, O);
@@ -188,15 +204,7 @@ DL_MAYBE_UNUSED DL_WINO_TARGET static void dl_wino_block(
     ptrdiff_t T = t1 - t0, t, p;
     const float *r[16];
     for (t = 0; t < T; t++) {
-        ptrdiff_t tt = t0 + t, n = tt / (TH * TW), th = (tt / TW) % TH, tw = tt % TW, i, j;
-        for (i = 0; i < 4; i++) {
-            ptrdiff_t hi = 2 * th - ph + i;
-            for (j = 0; j < 4; j++) {
-                ptrdiff_t wj = 2 * tw - pw + j;
-                r[4 * i + j] = (hi >= 0 && hi < H && wj >= 0 && wj < W)
-                                   ? x + ((n * H + hi) * W + wj) * C : zeros;
-            }
-        }
+        dl_wino_tile_pixels(x, H, W, C, ph, pw, TH, TW, t0 + t, zeros, r);
         dl_wino_input_tile(r, C, V + t * C, T * C);
     }
     for (p = 0; p < 16; p++)
@@ -257,15 +265,8 @@ DL_MAYBE_UNUSED DL_TARGET static void dl_wino_wgrad_block(
     ptrdiff_t T = t1 - t0, t, p;
     const float *r[16], *d[4];
     for (t = 0; t < T; t++) {
-        ptrdiff_t tt = t0 + t, n = tt / (TH * TW), th = (tt / TW) % TH, tw = tt % TW, i, j;
-        for (i = 0; i < 4; i++) {
-            ptrdiff_t hi = 2 * th - ph + i;
-            for (j = 0; j < 4; j++) {
-                ptrdiff_t wj = 2 * tw - pw + j;
-                r[4 * i + j] = (hi >= 0 && hi < H && wj >= 0 && wj < W)
-                                   ? x + ((n * H + hi) * W + wj) * C : zeros;
-            }
-        }
+        ptrdiff_t tt = t0 + t, n = tt / (TH * TW), th = (tt / TW) % TH, tw = tt % TW, i;
+        dl_wino_tile_pixels(x, H, W, C, ph, pw, TH, TW, tt, zeros, r);
         dl_wino_input_tile(r, C, V + t * C, T * C);
         for (i = 0; i < 4; i++) {
             ptrdiff_t oh = 2 * th + i / 2, ow = 2 * tw + i % 2;
