@@ -6,6 +6,7 @@ compiler directives set once for the whole build.
 """
 import glob
 import os
+import shutil
 import sys
 
 import numpy
@@ -54,6 +55,23 @@ else:
 OPT = [] if sys.platform == "win32" else ["-O3", "-ffp-contract=fast"]
 
 
+# Kernels cimport the cdef functions of another kernel module by its installed name
+# (`from ._team cimport team_run` in dlcore.kernels._gemm: Cython then imports dlcore.kernels._team
+# at run time). The source tree keeps those .pxd files in kernels/, so the build lays them out
+# under their package path for Cython to find.
+PXD_ROOT = os.path.join("build", "pxd")
+
+
+def package_pxd_tree():
+    target = os.path.join(PXD_ROOT, "dlcore", "kernels")
+    os.makedirs(target, exist_ok=True)
+    for folder in (os.path.join(PXD_ROOT, "dlcore"), target):
+        open(os.path.join(folder, "__init__.pxd"), "a").close()
+    for pxd in glob.glob("kernels/*.pxd"):
+        shutil.copy(pxd, target)
+    return PXD_ROOT
+
+
 def extension(name):
     return Extension(
         f"dlcore.kernels.{name}",
@@ -74,6 +92,7 @@ setup(
     package_data={"dlcore.kernels": ["*.pxd", "*.pxi", "*.pyx", "*.h", "README.md"]},
     ext_modules=cythonize(
         [extension(name) for name in EXTENSIONS],
+        include_path=[package_pxd_tree()],
         compiler_directives=DIRECTIVES,
         annotate=False,
     ),
