@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import devices, kernels
 from ..autograd import Function, is_recording
-from .conv import _forward_threads, _hashable, _threads, axis_pads, conv2d_bias_act, normalize_tuple, output_length
+from .conv import _hashable, _threads, axis_pads, conv2d_bias_act, normalize_tuple, output_length
 from .conv import _plan as _conv_plan
 from .core import Tensor, compute_precision, contiguous, device_of, empty_on, float_array, out_buffer, value
 from .elementwise import ACTIVATIONS
@@ -273,7 +273,7 @@ class ConvPool(Function):
         y = out_buffer(shape, w.dtype)
         argmax = np.empty(shape, np.uint8)
         kernels.get("conv2d_pool2x2_forward")(x, w, b, pad_top, pad_left, code, 0.0, y,
-                                              _forward_threads(macs, 1), argmax)
+                                              kernels.team_threads_for_macs(macs), argmax)
         ctx.save(x, w, y, argmax)
         ctx.args, ctx.code, ctx.has_bias = (1, 1, pad_top, pad_left, 1, 1, 1), code, b is not None
         return y
@@ -338,7 +338,7 @@ def conv2d_bias_act_max_pool(inputs, kernel, bias=None, padding="valid", activat
             y = out_buffer(shape, kv.dtype)
             kernels.get("conv2d_pool2x2_forward")(contiguous(xv), contiguous(kv), b, pad_top, pad_left, code,
                                                   float(alpha), y,
-                                                  _forward_threads(macs, 1))
+                                                  kernels.team_threads_for_macs(macs))
             return Tensor(y)
     return max_pool(conv2d_bias_act(inputs, kernel, bias, 1, padding, 1, 1, activation, alpha, _who=_who),
                     2, 2, "valid")
