@@ -70,6 +70,7 @@ def add_thread_listener(fn):
     """Call ``fn(n)`` whenever set_num_threads(n) changes the count."""
     _thread_listeners.append(fn)
 
+
 # Allowed to exceed the CPU count up to this many threads, so that code tuned on a workstation
 # (2-8 threads) still runs on a 1-CPU container.
 MIN_THREAD_CEILING = 8
