@@ -243,6 +243,7 @@ cdef struct _Forward:
     Py_ssize_t bs0, bs1, bs2, bs3, ms0, ms1, ms2, ms3
     Py_ssize_t T, H, D, S, Hk, Dv, n_qt, n_kt
     int has_bias, has_mask, causal, dropping, is_double
+    int failed  # a task found no memory for its scratch: the call raises MemoryError
     double scale, keep_scale
     uint64_t seed, threshold
 
@@ -329,7 +330,8 @@ cdef void _forward_chunk(void* arg, Py_ssize_t task) noexcept nogil:
     cdef const _Forward* f = <const _Forward*>arg
     cdef Py_ssize_t n = _BR * (f.D + _BCF + f.Dv) + 2 * _BR
     cdef void* qs = malloc((sizeof(double) if f.is_double else sizeof(float)) * n)
-    if qs == NULL:  # cannot happen at team sizes (a few tens of KiB); leave the tile unwritten
+    if qs == NULL:  # a few tens of KiB: the call raises MemoryError after the team's job
+        (<_Forward*>f).failed = 1
         return
     if f.is_double:
         _forward_task(<double*>qs, f, task)
@@ -382,6 +384,7 @@ def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::
     f.ms0, f.ms1, f.ms2, f.ms3 = mask.strides[0], mask.strides[1], mask.strides[2], mask.strides[3]
     f.T, f.H, f.D, f.S, f.Hk, f.Dv, f.n_qt, f.n_kt = T, H, D, S, Hk, Dv, n_qt, n_kt
     f.has_bias, f.has_mask, f.causal, f.dropping = has_bias, has_mask, causal, dropout_rate > 0
+    f.failed = 0
     f.is_double = floating is double
     f.scale, f.keep_scale = scale, 1.0 / (1.0 - dropout_rate)
     f.seed, f.threshold = seed, dropout_threshold(dropout_rate)
@@ -391,6 +394,8 @@ def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::
                 _forward_transpose(kt_all, &f, task)
             team_run(_forward_chunk, &f, B * H * n_qt, n_threads, B * H * T * S * (D + Dv))
         free(kt_all)
+        if f.failed:
+            raise MemoryError("attention_forward: no memory for a query tile's scratch")
         return
     # K^T once per call, tile by tile: (B, Hk, key tile, D, BC) keeps a tile's rows 256 bytes
     # apart (a row stride of S floats, a multiple of 4 KiB at long S, thrashed L1's sets)
@@ -399,9 +404,14 @@ def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::
     with nogil, parallel(num_threads=n_threads):
         qs = <floating*>malloc(sizeof(floating) * (_BR * D + _BR * _BCF + _BR * Dv + 2 * _BR))
         for task in prange(B * H * n_qt, schedule="dynamic"):
-            _forward_task(qs, &f, task)
+            if qs != NULL:
+                _forward_task(qs, &f, task)
+            else:
+                f.failed = 1
         free(qs)
     free(kt_all)
+    if f.failed:
+        raise MemoryError("attention_forward: no memory for a query tile's scratch")
 
 
 def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::1] k,
