@@ -320,12 +320,11 @@ class SelfAttentionQKV(Function):
         else:
             x2 = contiguous(x.astype(wq.dtype, copy=False).reshape(B * T, D))
         dense_forward = kernels.get("dense_forward", device)
-        threads = kernels.threads_for(B * T * D)
         outs = []
         for w, b in ((wq, bq), (wk, bk), (wv, bv)):
             y = empty_on(device, (B, T) + tuple(w.shape[1:]), wq.dtype)
             dense_forward(x2, w.reshape(D, w.size // D), None if b is None else b.reshape(b.size), 0, 0.0,
-                          y.reshape(B * T, y.size // (B * T)), threads)
+                          y.reshape(B * T, y.size // (B * T)), kernels.team_threads_for_macs(B * T * w.size))
             outs.append(y)
         if ctx is not None:
             ctx.save(x2, wq, wk, wv)
