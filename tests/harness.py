@@ -15,6 +15,7 @@ The oracle is never the code under test: references are written from the formula
 """
 import inspect
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -360,3 +361,23 @@ def assert_rejected(model, call, exc, *fragments):
     if iterations is not None:
         assert int(model.optimizer.iterations) == iterations
     return message
+
+
+def run_in_threads(work, args_list):
+    """Run ``work(*args)`` for every ``args`` in args_list, each on its own thread, all at once;
+    re-raise the first failure (a failed assertion inside a thread otherwise goes unseen)."""
+    errors = []
+
+    def body(*args):
+        try:
+            work(*args)
+        except BaseException as exc:  # pragma: no cover - re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=body, args=tuple(args)) for args in args_list]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]

@@ -3,13 +3,13 @@ own GEMV (dl_sgemv.h) that runs on it."""
 import os
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
 
 from dlcore import kernels
 from dlcore.kernels import _config, _gemm, _team
+from harness import run_in_threads
 
 ISAS = [p for p in _gemm.AVAILABLE_PATHS if p != "blas"]
 
@@ -133,7 +133,6 @@ def test_guard_solo_runs_give_the_same_bits():
 
 def test_two_python_threads_at_once():
     """A caller that finds the team busy runs its chunks alone: both results complete."""
-    errors = []
 
     def work(seed):
         rng = np.random.default_rng(seed)
@@ -146,16 +145,9 @@ def test_two_python_threads_at_once():
             out = np.full((11, 2), -1.0)
             _team.fill_test(out, 2, 50)
             _gemm.gemv(x, w, None, False, y, 2)
-            if not (np.array_equal(out, _expected(11, 2)) and np.array_equal(y, ref)):
-                errors.append((seed, i))
-                return
+            assert np.array_equal(out, _expected(11, 2)) and np.array_equal(y, ref), (seed, i)
 
-    threads = [threading.Thread(target=work, args=(s,)) for s in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    run_in_threads(work, [(s,) for s in range(2)])
 
 
 def test_team_after_fork():

@@ -1,7 +1,6 @@
 """The inference plan's memory plan (models/inference.py): per input shape and thread, one arena
 sized by liveness; a steady-state predict allocates only its returned output (tracemalloc sees
 numpy's allocations)."""
-import threading
 import tracemalloc
 
 import numpy as np
@@ -9,6 +8,7 @@ import pytest
 
 import dlcore as dl
 from dlcore.models.inference import Arena, _Trace, planned_memory
+from harness import run_in_threads
 
 L = dl.layers
 
@@ -122,21 +122,12 @@ def test_concurrent_threads_use_their_own_arenas():
     rng = np.random.default_rng(4)
     xs = [rng.random((2, 28, 28, 1), dtype=np.float32) for _ in range(4)]
     refs = [_unplanned(model, x) for x in xs]
-    errors = []
 
     def worker(k):
-        try:
-            for _ in range(30):
-                np.testing.assert_array_equal(model.predict_on_batch(xs[k]), refs[k])
-        except AssertionError as e:  # pragma: no cover - reported below
-            errors.append(e)
+        for _ in range(30):
+            np.testing.assert_array_equal(model.predict_on_batch(xs[k]), refs[k])
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    run_in_threads(worker, [(k,) for k in range(4)])
 
 
 def test_arena_shares_bytes_only_between_disjoint_live_ranges():

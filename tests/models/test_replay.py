@@ -1,12 +1,12 @@
 """Captured inference calls (models/replay.py): after a shape's arena serves, a call is captured
 and later calls replay its kernel calls; the replay must equal the layers' own computation on
 every input, refuse what it cannot replay, and follow weight and thread changes."""
-import threading
 
 import numpy as np
 import pytest
 
 import dlcore as dl
+from harness import run_in_threads
 
 L = dl.layers
 WARM = 8  # plain, traced, (traced again), twice from the arena (steady), captured: replayed after
@@ -168,22 +168,13 @@ def test_threads_keep_their_own_programs():
     model = _mlp()
     xs = _inputs((1, 12), range(40))
     expected = [_general(model, x) for x in xs]
-    errors = []
 
     def work(offset):
-        try:
-            for _ in range(3):
-                for i in range(offset, len(xs), 2):
-                    np.testing.assert_array_equal(model.predict_on_batch(xs[i]), expected[i])
-        except AssertionError as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for _ in range(3):
+            for i in range(offset, len(xs), 2):
+                np.testing.assert_array_equal(model.predict_on_batch(xs[i]), expected[i])
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    run_in_threads(work, [(0,), (1,)])
 
 
 def test_int8_models_are_replayed():
