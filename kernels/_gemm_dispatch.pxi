@@ -25,7 +25,11 @@ cdef int _FORCED = -1  # -1: chosen per shape; else the path code
 cdef dict _CHOICES = {}  # shape key -> path + 8 * threads
 
 # The AVX-512 path packs B when op(B) is transposed or k, n and m reach these (measured: see
-# _gemm_choice's Design); _PACK512 0 never, 1 by this rule, 2 always (measurements, tests).
+# _gemm_choice's Design) and the product is past the team's range; _PACK512 0 never, 1 by this
+# rule, 2 always (measurements, tests). In the team's range the packing is one more team job per
+# product (its 4 chunks handed over and waited for) and B is small: batch-1 transformer
+# products at 2 threads, B in place against packed, us: 128^3 24.5 / 29.5, 128x128 @ 128x384
+# 70-72 / 89-91, 128x128 @ 128x512 94 / 113, 128x512 @ 512x128 90 / 110 (1 thread: even).
 PACK_MIN_K = 128
 PACK_MIN_N = 128
 PACK_MIN_M = 64
@@ -167,7 +171,9 @@ cdef int _own_packed_gemm(int isa, bint trans_a, bint trans_b, Py_ssize_t m, Py_
         job.isa, job.trans_a, job.trans_b, job.m, job.n, job.k = isa, trans_a, trans_b, m, n, k
         job.a, job.lda, job.b, job.ldb, job.P, job.beta = a, lda, b, ldb, P, beta
         job.c, job.ldc, job.bias, job.relu = c, ldc, bias, relu
-        job.step = ((m + 2 * n_threads - 1) // (2 * n_threads) + mr - 1) // mr * mr
+        # about 4 bands of whole tiles per thread, claimed in turn (as _own_gemm: 128 rows in
+        # 42-row bands left one thread 84 rows and the other 44)
+        job.step = max(1, (m + mr - 1) // mr // (4 * n_threads)) * mr
         job.strips = (nq + 2 * n_threads - 1) // (2 * n_threads)
         job.packing = True
         team_run(_packed_chunk, &job, (nq + job.strips - 1) // job.strips, n_threads, 2 * m * n * k + 1)
@@ -195,7 +201,8 @@ cdef int _own_path(int path, bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_
                    int n_threads) noexcept nogil:
     """c = epilogue(op(a) op(b) + beta c) on own path `path` (not PATH_BLAS), k > 0."""
     if path == PATH_AVX512 and not (trans_b or _PACK512 == 2 or (
-            _PACK512 == 1 and k >= _PACK_MIN_K and n >= _PACK_MIN_N and m >= _PACK_MIN_M)):
+            _PACK512 == 1 and k >= _PACK_MIN_K and n >= _PACK_MIN_N and m >= _PACK_MIN_M
+            and m * n * k >= _TEAM_MAX_MACS)):
         return _own_gemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc, bias, relu,
                          n_threads)
     return _own_packed_gemm(path - 1, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc,
