@@ -24,7 +24,7 @@ its fastest 1-thread one was measured on a busy machine (on the free 2-core host
 products were stored as 1 thread (own tiles 329 us on 1 thread, 470 us on 2 in that measurement;
 1.30 against 0.66 ms per product on the free machine), and transformer-train ran 128 ms a step at
 2 threads instead of 88. The format is part of the file name, so trees of either format keep
-their own file. A candidate is dropped after two timed runs 3x slower than the fastest (one run
+their own file (format 3: tuned on larger shapes, see TUNE_MAX_FLOPS). A candidate is dropped after two timed runs 3x slower than the fastest (one run
 dropped OpenBLAS on 2 threads after a 5 ms wake-up, where its next runs took 0.18 ms).
 Results: fixed for a fixed choice; since the choice may differ by thread count, 1 and 2 threads
 may differ in the last bits unless a path is forced (DLCORE_SGEMM).
@@ -41,14 +41,20 @@ from . import _config
 
 ENV_PATH = "DLCORE_SGEMM"
 ENV_TUNE = "DLCORE_SGEMM_TUNE"
-FILE_FORMAT = 2
+FILE_FORMAT = 3
 # Larger products are measured on a shape with the longest dimension halved until it fits, and
 # each candidate runs for about TUNE_SECONDS (at least MIN_REPS and at most MAX_REPS runs): a class
-# costs ~30 ms of measuring once per CPU. (With 2**31 flops and 20 ms, the first batch-256 predict
-# of the MLP in a fresh cache took 3.1 s on a loaded 2-core host; now 0.1-0.3 s.)
-TUNE_MAX_FLOPS = 1 << 25
+# costs 30-150 ms of measuring once per CPU. (With 2**31 flops and 20 ms, the first batch-256
+# predict of the MLP in a fresh cache took 3.1 s on a loaded 2-core host.) Up to format 2 the
+# limit was 2**25 flops: halving the transformer's 4096-row products to 256 rows measured every
+# path within 3% of the others, where the whole product separates them (1 thread, us: 4096x128 @
+# 128x512 own AVX-512 5,667, BLAS 6,683, own AVX2 8,359; the clipped shape had chosen AVX2), and
+# transformer-train at 1 thread took 195-214 ms a step against 174-185 with 2**30 (alternated
+# processes on one pinned core, then 170-189 with the timed runs in rounds; its first step in an
+# empty cache 1.5 -> 2.3 s on 1 thread, 3.1 -> 4.0 s on 2; at 2 threads even within the noise).
+TUNE_MAX_FLOPS = 1 << 30
 TUNE_SECONDS = 0.004
-MIN_REPS, MAX_REPS = 3, 15
+MIN_REPS, MAX_REPS = 4, 15
 FEWER_THREADS_SLACK = 0.05
 # A product of at least SPLIT_MIN_MACS multiply-adds per thread whose best n-thread time is above
 # CONTENDED_RATIO x its best 1-thread time was measured while another process held a core.
@@ -190,23 +196,27 @@ def measure(m, n, k, trans_a, trans_b, cands, run):
     b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
     out = np.zeros((m, n), np.float32)
     times = {cand: [] for cand in cands}
-    for cand in cands:  # warm-up (packing buffers, thread teams, BLAS buffers), two timed runs
-        run(cand[0], cand[1], a, b, out, trans_a, trans_b)
-        for _ in range(2):
+
+    def timed_round(r, order):
+        order = order[r % len(order):] + order[:r % len(order)]
+        for cand in order:
             t0 = time.perf_counter()
             run(cand[0], cand[1], a, b, out, trans_a, trans_b)
             times[cand].append(time.perf_counter() - t0)
+
+    for cand in cands:  # warm-up (packing buffers, thread teams, BLAS buffers)
+        run(cand[0], cand[1], a, b, out, trans_a, trans_b)
+    # every timed run in rounds over the candidates: a burst of another process (or a slow
+    # second core) slows one round of all of them, not all the runs of one
+    for r in range(2):
+        timed_round(r, list(cands))
     fastest = min(min(v) for v in times.values())
     reps = int(TUNE_SECONDS / max(fastest, 1e-7))
     reps = max(MIN_REPS, min(MAX_REPS, reps))
     # a candidate 3x slower than the fastest on both timed runs is not measured further
     contenders = [cand for cand in cands if min(times[cand]) <= 3 * fastest]
-    for r in range(reps - 2):
-        order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
-        for cand in order:
-            t0 = time.perf_counter()
-            run(cand[0], cand[1], a, b, out, trans_a, trans_b)
-            times[cand].append(time.perf_counter() - t0)
+    for r in range(2, reps):
+        timed_round(r, contenders)
     return {cand: float(min(v)) for cand, v in times.items()}
 
 
