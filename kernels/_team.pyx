@@ -14,6 +14,7 @@ cdef extern from "dl_team.h" nogil:
         unsigned long long jobs_solo
         int guard
         long long spin_ns
+        long long callers_met_ns
         int n_workers
     void dl_team_init(dl_team *t)
     ctypedef void (*dl_team_fn_c "dl_team_fn")(void *arg, Py_ssize_t chunk) noexcept nogil
@@ -84,6 +85,12 @@ def set_load_guard(bint on):
     previous = bool(_TEAM.guard)
     _TEAM.guard = on
     return previous
+
+
+def forget_callers():
+    """Close the window in which every caller runs alone after two met (dl_team.h's
+    DL_TEAM_CALLERS_NS): tests that count shared jobs after others predicted from threads."""
+    _TEAM.callers_met_ns = 0
 
 
 def set_spin(double seconds):

@@ -14,14 +14,15 @@
  *   are running, never for a worker that has not started: a descheduled worker costs at most one
  *   chunk, not the region.
  * - A second caller that finds the team busy (two Python threads predicting) runs its chunks
- *   alone, on its own thread.
+ *   alone, on its own thread, and for DL_TEAM_CALLERS_NS after that every caller does: the
+ *   callers then have a core each, where one caller's workers would spin on the other's.
  * - After fork() the child has no workers (pthread_atfork resets the state); they start again
  *   at the next multi-threaded job, as after a change of the thread count (dl_team_resize).
  * - Load guard: sharing pays only while the workers get a core of their own. Each kind of job
  *   (fn and the caller's key, e.g. the product's size) keeps the mean wall time of its last
  *   jobs run shared and of its last jobs run by the caller alone; it runs the way that measured
  *   faster (alone only when sharing measured 25% slower: on a VM, host noise alone made 3% flip it), and a probe job the other way now and then (every 16 jobs,
- *   the interval doubling to 512 while probes confirm the choice), to notice when the host
+ *   the interval doubling to 128 while probes confirm the choice), to notice when the host
  *   changes; before a shared probe the workers are woken a job ahead, so that it measures their
  *   help rather than their wake-up. Measured on a 2-core host whose cores other processes kept
  *   busy: the transformer's batch-1 predict at 2 threads took 1.7-5.3 ms with the workers always
@@ -66,6 +67,12 @@
  * 1.42-1.47 / 1.44 ms (one thread: MLP 34, CNN 92, transformer 1.43-1.50 ms). */
 #define DL_TEAM_SPIN_NS 200000L
 #define DL_TEAM_YIELD_NS 50000L
+/* After a caller found the team busy, every caller runs alone this long. Two Python threads
+ * predicting the runner's models at batch 1, 2 kernel threads each, calls/s over one caller
+ * (2-core host): MLP 0.83x, CNN 1.07x with the team taken by turns (a third thread on two cores:
+ * the owner's spinning worker); MLP 1.06x, 1.30x, CNN 1.11x, 1.15x with this rule (ONNX Runtime
+ * 0.83-0.97x, 0.89-0.91x). */
+#define DL_TEAM_CALLERS_NS 2000000L
 /* A gap this long between two looks at the clock of a spinning worker: it was descheduled. */
 #define DL_TEAM_PREEMPTED_NS 100000L
 /* The load guard: kinds of jobs remembered (a hash table), the first interval between probes
@@ -114,6 +121,7 @@ typedef struct {
     int guard;              /* the load guard is on (tests turn it off) */
     int64_t spin_until_ns;  /* idle workers spin at least until then (a probe is coming) */
     uint64_t jobs_solo;     /* jobs the guard ran alone (tests, measurements) */
+    int64_t callers_met_ns; /* until then every caller runs alone (another found the team busy) */
     dl_team_kind kinds[DL_TEAM_KINDS];
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -361,6 +369,18 @@ static void dl_team_record(dl_team_kind *k, int64_t *mean, int64_t x)
         dl_team_mean(mean, x);
 }
 
+/* The job on the caller alone: whole(arg) where the kernel has a serial form, else the chunks. */
+static void dl_team_alone(dl_team_fn fn, void *arg, ptrdiff_t chunks, dl_team_whole_fn whole)
+{
+    ptrdiff_t c;
+    if (whole != NULL) {
+        whole(arg);
+        return;
+    }
+    for (c = 0; c < chunks; c++)
+        fn(arg, c);
+}
+
 static int dl_team_run(dl_team *t, dl_team_fn fn, void *arg, ptrdiff_t chunks, int n_threads,
                        uint64_t key, dl_team_whole_fn whole)
 {
@@ -370,12 +390,22 @@ static int dl_team_run(dl_team *t, dl_team_fn fn, void *arg, ptrdiff_t chunks, i
     unsigned spins = 0;
     int woke;
     dl_team_kind *kind = NULL;
-    if (n_threads <= 1 || chunks <= 1 || chunks >= (ptrdiff_t)DL_TEAM_CLOSED || !dl_team_try_own(t)) {
+    if (n_threads <= 1 || chunks <= 1 || chunks >= (ptrdiff_t)DL_TEAM_CLOSED) {
         for (c = 0; c < chunks; c++)
             fn(arg, c);
         return 1;
     }
+    if (!dl_team_try_own(t)) {  /* another caller holds the team */
+        DL_TEAM_STORE(&t->callers_met_ns, dl_team_now_ns() + DL_TEAM_CALLERS_NS);
+        dl_team_alone(fn, arg, chunks, whole);
+        return 1;
+    }
     start = dl_team_now_ns();
+    if (start < DL_TEAM_LOAD(&t->callers_met_ns)) {  /* it holds it alone, as the others do */
+        dl_team_alone(fn, arg, chunks, whole);
+        dl_team_release(t);
+        return 1;
+    }
     if (t->guard) {
         kind = dl_team_kind_of(t, fn, key);
         kind->jobs++;
@@ -387,11 +417,7 @@ static int dl_team_run(dl_team *t, dl_team_fn fn, void *arg, ptrdiff_t chunks, i
                 if (DL_TEAM_LOAD(&t->sleepers) > 0)
                     dl_team_wake(t);
             }
-            if (whole != NULL)
-                whole(arg);
-            else
-                for (c = 0; c < chunks; c++)
-                    fn(arg, c);
+            dl_team_alone(fn, arg, chunks, whole);
             dl_team_record(kind, &kind->solo_ns, dl_team_now_ns() - start);
             t->jobs_solo++;
             dl_team_release(t);

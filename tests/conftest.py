@@ -27,3 +27,13 @@ def fresh_session():
     dl.utils.set_random_seed(0)
     yield
     dl.utils.clear_session()
+
+
+@pytest.fixture(autouse=True)
+def one_caller_again():
+    """After a test that ran kernels from several threads, the thread team runs every caller
+    alone for 2 ms (kernels/dl_team.h): the next test's counts of shared jobs must not see it."""
+    yield
+    team = sys.modules.get("dlcore.kernels._team")
+    if team is not None:
+        team.forget_callers()

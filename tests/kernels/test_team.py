@@ -150,6 +150,25 @@ def test_two_python_threads_at_once():
     run_in_threads(work, [(s,) for s in range(2)])
 
 
+def test_callers_that_meet_run_alone_for_a_while():
+    """Two Python threads giving the team jobs at once: after one finds it busy, both run their
+    jobs alone (a core each) instead of one sharing the team with the other's core; the window
+    closes (forget_callers, or 2 ms) and a lone caller shares again."""
+    used = {0: [], 1: []}
+
+    def work(i):
+        out = np.zeros((8, 4))
+        for _ in range(300):
+            used[i].append(_team.fill_test(out, 2, 20000))
+            assert np.array_equal(out, _expected(8, 4))
+
+    run_in_threads(work, [(0,), (1,)])
+    shared = sum(u == 2 for u in used[0] + used[1])
+    assert shared < 0.3 * 600, shared  # taken by turns, about half the jobs were shared
+    _team.forget_callers()
+    assert _team.fill_test(np.zeros((8, 4)), 2, 20000) == 2
+
+
 def test_team_after_fork():
     """The child of a fork (after the parent's workers ran) starts workers of its own."""
     code = (
