@@ -24,8 +24,9 @@ its fastest 1-thread one was measured on a busy machine (on the free 2-core host
 products were stored as 1 thread (own tiles 329 us on 1 thread, 470 us on 2 in that measurement;
 1.30 against 0.66 ms per product on the free machine), and transformer-train ran 128 ms a step at
 2 threads instead of 88. The format is part of the file name, so trees of either format keep
-their own file (format 3: tuned on larger shapes, see TUNE_MAX_FLOPS). A candidate is dropped after two timed runs 3x slower than the fastest (one run
-dropped OpenBLAS on 2 threads after a 5 ms wake-up, where its next runs took 0.18 ms).
+their own file (format 3: tuned on larger shapes, see TUNE_MAX_FLOPS). A candidate is dropped
+after two timed runs 3x slower than the fastest (one run dropped OpenBLAS on 2 threads after a
+5 ms wake-up, where its next runs took 0.18 ms).
 Results: fixed for a fixed choice; since the choice may differ by thread count, 1 and 2 threads
 may differ in the last bits unless a path is forced (DLCORE_SGEMM).
 

@@ -384,15 +384,13 @@ static void dl_team_alone(dl_team_fn fn, void *arg, ptrdiff_t chunks, dl_team_wh
 static int dl_team_run(dl_team *t, dl_team_fn fn, void *arg, ptrdiff_t chunks, int n_threads,
                        uint64_t key, dl_team_whole_fn whole)
 {
-    ptrdiff_t c;
     uint32_t mine = 0, gen;
     int64_t since, start;
     unsigned spins = 0;
     int woke;
     dl_team_kind *kind = NULL;
     if (n_threads <= 1 || chunks <= 1 || chunks >= (ptrdiff_t)DL_TEAM_CLOSED) {
-        for (c = 0; c < chunks; c++)
-            fn(arg, c);
+        dl_team_alone(fn, arg, chunks, whole);
         return 1;
     }
     if (!dl_team_try_own(t)) {  /* another caller holds the team */
@@ -426,8 +424,7 @@ static int dl_team_run(dl_team *t, dl_team_fn fn, void *arg, ptrdiff_t chunks, i
     }
     if (dl_team_set_workers(t, n_threads) == 0) {
         dl_team_release(t);
-        for (c = 0; c < chunks; c++)
-            fn(arg, c);
+        dl_team_alone(fn, arg, chunks, whole);
         return 1;
     }
     gen = (uint32_t)(DL_TEAM_LOAD(&t->ticket) >> 32) + 1;
