@@ -103,10 +103,13 @@ class Dense(Function):
         else:
             z2 = empty_on(device, y2.shape, y2.dtype)
             dense_forward(x2, w, b, 0, 0.0, z2, threads)
+            # the activation's threads by its elements (the product's would wake OpenMP for a
+            # (128, 10) softmax: 36 us a call at 2 threads)
+            act_threads = kernels.threads_for(z2.size)
             if activation in ("softmax", "log_softmax"):
-                kernels.get(activation + "_forward", device)(z2, y2, threads)
+                kernels.get(activation + "_forward", device)(z2, y2, act_threads)
             else:
-                kernels.get("activation_forward", device)(code, z2.reshape(-1), alpha, y2.reshape(-1), threads)
+                kernels.get("activation_forward", device)(code, z2.reshape(-1), alpha, y2.reshape(-1), act_threads)
         if recording:
             ctx.save(x2, w, z2, y2)
             ctx.lead, ctx.code, ctx.alpha, ctx.activation, ctx.has_bias = lead, code, alpha, activation, b is not None
