@@ -24,15 +24,24 @@ cdef Py_ssize_t _WINO_BLOCK_BYTES = WINO_BLOCK_BYTES
 cdef int _WINOGRAD = 1
 # whether the weight gradient takes it (measured faster: see the Design block)
 cdef bint _WINO_WGRAD = True
+# Forward and input-gradient calls on several threads whose 16 transform-domain products (tiles x
+# C_in x C_out multiply-adds each) stay under this split their tile blocks over the thread team
+# (kernels/dl_team.h) instead of OpenMP: a region of a few hundred us that starts right after a
+# team job (the batch-16 CNN: its first layer) waited for OpenMP's sleeping worker.
+WINO_TEAM_MAX = 1 << 22
+cdef Py_ssize_t _WINO_TEAM_MAX = WINO_TEAM_MAX
 
 
-def set_winograd(mode=None, block_bytes=None, min_channels=None, min_tiles=None, weight_gradient=None):
+def set_winograd(mode=None, block_bytes=None, min_channels=None, min_tiles=None, weight_gradient=None,
+                  team_max=None):
     """Override the Winograd choice (0 never, 1 the shape rule, 2 wherever it applies), its block
     size in bytes, the rule's thresholds and whether the weight gradient takes it (measurements
     and tests only); returns the previous (mode, block_bytes, min_channels, min_tiles,
-    weight_gradient)."""
-    global _WINOGRAD, _WINO_BLOCK_BYTES, _WINO_MIN_CHANNELS, _WINO_MIN_TILES, _WINO_WGRAD
-    previous = (_WINOGRAD, _WINO_BLOCK_BYTES, _WINO_MIN_CHANNELS, _WINO_MIN_TILES, _WINO_WGRAD)
+    weight_gradient, team_max). team_max: WINO_TEAM_MAX (0: OpenMP for every multi-threaded call)."""
+    global _WINOGRAD, _WINO_BLOCK_BYTES, _WINO_MIN_CHANNELS, _WINO_MIN_TILES, _WINO_WGRAD, _WINO_TEAM_MAX
+    previous = (_WINOGRAD, _WINO_BLOCK_BYTES, _WINO_MIN_CHANNELS, _WINO_MIN_TILES, _WINO_WGRAD, _WINO_TEAM_MAX)
+    if team_max is not None:
+        _WINO_TEAM_MAX = int(team_max)
     if weight_gradient is not None:
         _WINO_WGRAD = bool(weight_gradient)
     if mode is not None:
@@ -81,6 +90,30 @@ cdef bint _winograd_applies(const Geom* g, int kind) noexcept nogil:
             and 10 * 9 * oh * ow >= _WINO_MIN_GAIN10 * 16 * tiles)
 
 
+cdef struct _WinoJob:
+    const float* x
+    const float* u
+    const float* zeros
+    const float* bias
+    float* y
+    uint8_t* am
+    Py_ssize_t h, w, cin, ph, pw, oh, ow, th, tw, tiles, t, cout, per
+    int relu, pool, failed
+
+
+cdef void _wino_chunk(void* arg, Py_ssize_t i) noexcept nogil:
+    """Team chunk i of _winograd: tile block i, on transform buffers of its own."""
+    cdef _WinoJob* j = <_WinoJob*>arg
+    cdef float* buf = <float*>malloc(j.per * sizeof(float))
+    if buf == NULL:  # the call raises MemoryError after the team's job
+        j.failed = 1
+        return
+    dl_wino_block(j.x, j.h, j.w, j.cin, j.ph, j.pw, j.oh, j.ow, j.th, j.tw, i * j.t,
+                  min(i * j.t + j.t, j.tiles), j.u, j.cout, j.zeros, buf, buf + 16 * j.t * j.cin, j.y,
+                  j.bias, j.relu, j.pool, j.am)
+    free(buf)
+
+
 cdef int _winograd(const float* x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w, Py_ssize_t cin,
                    Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t oh, Py_ssize_t ow, const float* kernel,
                    Py_ssize_t cout, bint flip, const float* bias, bint relu, bint pool, uint8_t* am,
@@ -98,6 +131,8 @@ cdef int _winograd(const float* x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w, Py_
     cdef float* zeros = NULL
     cdef float* work = NULL
     cdef float* buf
+    cdef _WinoJob job
+    job.failed = 0
     t = max(14, t // 14 * 14)
     if t > tiles:
         t = tiles
@@ -134,6 +169,12 @@ cdef int _winograd(const float* x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w, Py_
                     t1 = min(t0 + t, tiles)
                     dl_wino_block(x, h, w, cin, ph, pw, oh, ow, th, tw, t0, t1, u, cout, zeros,
                                   work, work + 16 * t * cin, y, bias, relu, pool, am)
+            elif tiles * cin * cout < _WINO_TEAM_MAX:
+                job.x, job.u, job.zeros, job.bias, job.y, job.am = x, u, zeros, bias, y, am
+                job.h, job.w, job.cin, job.ph, job.pw, job.oh, job.ow = h, w, cin, ph, pw, oh, ow
+                job.th, job.tw, job.tiles, job.t, job.cout, job.per = th, tw, tiles, t, cout, per
+                job.relu, job.pool, job.failed = relu, pool, 0
+                team_run(_wino_chunk, &job, n_blocks, n_threads, tiles * cin * cout * 4 + 2 * pool + flip, NULL)
             else:
                 with parallel(num_threads=n_threads):
                     buf = work + threadid() * per
@@ -146,6 +187,8 @@ cdef int _winograd(const float* x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w, Py_
         free(u)
         free(zeros)
         free(work)
+    if job.failed:
+        raise MemoryError("winograd: no memory for a tile block's transforms")
     return 0
 
 

@@ -467,9 +467,11 @@ def test_backward_weight_of_an_output_cut_short(dtype, pad, gemm):
 
 
 # ---- Winograd F(2x2, 3x3) (dl_winograd.h): stride-1 3x3 float32 convolutions on AVX-512 ----------
-@pytest.fixture
-def winograd():
-    previous = _conv.set_winograd(2)  # wherever it applies, whatever the shape rule says
+@pytest.fixture(params=["team", "openmp"])
+def winograd(request):
+    # wherever it applies, whatever the shape rule says; multi-threaded calls on the thread team
+    # (the test shapes are under WINO_TEAM_MAX) or on OpenMP
+    previous = _conv.set_winograd(2, team_max=0 if request.param == "openmp" else None)
     yield
     _conv.set_winograd(*previous)
 
