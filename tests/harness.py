@@ -13,6 +13,7 @@
 
 The oracle is never the code under test: references are written from the formulas in the tests.
 """
+import contextlib
 import inspect
 import json
 import threading
@@ -381,3 +382,21 @@ def run_in_threads(work, args_list):
         thread.join()
     if errors:
         raise errors[0]
+
+
+@contextlib.contextmanager
+def stalled_team_workers(seconds):
+    """The thread team (kernels/dl_team.h) with its load guard on, a fresh guard state and workers
+    that sleep ``seconds`` after claiming each chunk (as when the OS deschedules them); yields
+    the count of jobs the guard had run alone so far. Restores the guard setting and the workers."""
+    from dlcore.kernels import _team
+
+    guard = _team.set_load_guard(True)
+    _team.resize(1)
+    previous = _team.set_late_worker(seconds)
+    try:
+        yield _team.solo_jobs()
+    finally:
+        _team.set_late_worker(previous)
+        _team.set_load_guard(guard)
+        _team.resize(1)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import stalled_team_workers  # noqa: E402
 from reference import conv as ref  # noqa: E402
 from reference import elementwise as ref_act  # noqa: E402
 
@@ -644,16 +645,9 @@ def test_batch1_implicit_forward_guard_solo_same_bits():
     k = rng.standard_normal((3, 3, 8, 16)).astype(np.float32)
     ref_y = np.empty((1, 6, 6, 16), np.float32)
     conv.conv2d_pool2x2_forward(x, k, None, 0, 0, 1, 0.0, ref_y, 1)
-    _team.set_load_guard(True)
-    _team.resize(1)
-    previous = _team.set_late_worker(0.002)
-    try:
-        solo = _team.solo_jobs()
+    with stalled_team_workers(0.002) as solo:
         for _ in range(30):
             y = np.full((1, 6, 6, 16), np.nan, np.float32)
             conv.conv2d_pool2x2_forward(x, k, None, 0, 0, 1, 0.0, y, 2)
             np.testing.assert_array_equal(y, ref_y)
         assert _team.solo_jobs() > solo
-    finally:
-        _team.set_late_worker(previous)
-        _team.resize(1)

@@ -9,7 +9,7 @@ import pytest
 
 from dlcore import kernels
 from dlcore.kernels import _config, _gemm, _team
-from harness import run_in_threads
+from harness import run_in_threads, stalled_team_workers
 
 ISAS = [p for p in _gemm.AVAILABLE_PATHS if p != "blas"]
 
@@ -86,11 +86,7 @@ def test_load_guard_goes_solo_when_workers_stall_and_probes_again():
     """Workers that hold their chunk 3 ms (as when the OS deschedules them mid-chunk) make the
     shared jobs cost more than they give: the guard runs the next jobs on the caller alone (same
     results), and a change of the thread count starts it afresh."""
-    _team.set_load_guard(True)
-    _team.resize(1)  # fresh guard state
-    previous = _team.set_late_worker(0.003)
-    try:
-        solo = _team.solo_jobs()
+    with stalled_team_workers(0.003) as solo:
         for _ in range(200):  # until a worker got a chunk (a new worker may start late)
             out = np.full((8, 2), -1.0)
             _team.fill_test(out, 2, 20000)
@@ -98,9 +94,7 @@ def test_load_guard_goes_solo_when_workers_stall_and_probes_again():
             if _team.solo_jobs() > solo + 2:
                 break
         assert _team.solo_jobs() > solo + 2
-    finally:
-        _team.set_late_worker(previous)
-    _team.resize(1)
+    _team.set_load_guard(True)
     jobs = _team.stats()[0]
     _team.fill_test(np.zeros((8, 2)), 2, 2000)  # after a resize the team is tried again
     assert _team.stats()[0] == jobs + 1
@@ -110,25 +104,18 @@ def test_load_guard_goes_solo_when_workers_stall_and_probes_again():
 def test_guard_solo_runs_give_the_same_bits():
     """When the load guard runs a GEMV alone it calls its serial form (all columns in one call,
     wider tiles): the same bits as one thread and as the shared runs."""
-    _team.set_load_guard(True)
-    _team.resize(1)
     rng = np.random.default_rng(5)
     x = rng.standard_normal(300).astype(np.float32)
     w = rng.standard_normal((300, 700)).astype(np.float32)
     b = rng.standard_normal(700).astype(np.float32)
     ref = np.empty(700, np.float32)
     _gemm.gemv(x, w, b, True, ref, 1)
-    previous = _team.set_late_worker(0.002)
-    try:
-        solo = _team.solo_jobs()
+    with stalled_team_workers(0.002) as solo:
         for _ in range(40):
             y = np.full(700, np.nan, np.float32)
             _gemm.gemv(x, w, b, True, y, 2)
             np.testing.assert_array_equal(y, ref)
         assert _team.solo_jobs() > solo
-    finally:
-        _team.set_late_worker(previous)
-        _team.resize(1)
 
 
 def test_two_python_threads_at_once():
