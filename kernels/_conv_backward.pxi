@@ -474,3 +474,147 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] x_nhwc, const floating[:
         dl_blas_serial_exit()
         free(scratch)
         free(work)
+
+
+# ---- backward: weight of the fused convolution + 2x2 max pooling ------------------------------
+cdef extern from "dl_conv_pool_grad.h" nogil:
+    int dlc_intrinsics_allowed
+    void dlc_pool_wgrad_image_f32_any(const float* x, Py_ssize_t rs, Py_ssize_t c, const float* dy,
+                                      const float* y, const uint8_t* am, Py_ssize_t ph, Py_ssize_t pw,
+                                      Py_ssize_t o, const Py_ssize_t* toff, Py_ssize_t taps, int relu,
+                                      float* dw, float* db, float* g4)
+    void dlc_pool_wgrad_image_f64(const double* x, Py_ssize_t rs, Py_ssize_t c, const double* dy,
+                                  const double* y, const uint8_t* am, Py_ssize_t ph, Py_ssize_t pw,
+                                  Py_ssize_t o, const Py_ssize_t* toff, Py_ssize_t taps, int relu,
+                                  double* dw, double* db, double* g4)
+
+# Images per chunk of conv2d_pool2x2_backward_weight: the batch in at most this many chunks
+# (a function of the shapes only, so the slot sums do not depend on the thread count).
+POOL_WGRAD_CHUNKS = 32
+
+
+def _allow_pool_wgrad_intrinsics(bint allowed):
+    """Whether conv2d_pool2x2_backward_weight may take its AVX-512 form (where the CPU has it);
+    False runs the portable C, so tests cover both on any machine. Returns the previous setting."""
+    global dlc_intrinsics_allowed
+    previous = dlc_intrinsics_allowed != 0
+    dlc_intrinsics_allowed = 1 if allowed else 0
+    return previous
+
+
+cdef void _pool_wgrad_image(const floating* x, Py_ssize_t h, Py_ssize_t w, Py_ssize_t c,
+                            Py_ssize_t pad_h, Py_ssize_t pad_w, Py_ssize_t hp, Py_ssize_t wp, bint copy,
+                            const floating* dy, const floating* y, const uint8_t* am, Py_ssize_t ph,
+                            Py_ssize_t pw, Py_ssize_t o, const Py_ssize_t* toff, Py_ssize_t taps,
+                            bint relu, floating* dw, floating* db, floating* buf) noexcept nogil:
+    """One image's sums added into dw (taps, O) and db (O); buf: hp*wp*c (the padded image, when
+    `copy`) + 4*o floats of scratch."""
+    cdef Py_ssize_t r, r0, r1, c0, c1, rs = wp * c if copy else w * c
+    cdef floating* g4 = buf + (hp * wp * c if copy else 0)
+    if copy:  # rows and columns outside the input read zeros (padding)
+        memset(buf, 0, hp * wp * c * sizeof(floating))
+        r0, r1 = max(0, pad_h), min(hp, h + pad_h)
+        c0, c1 = max(0, pad_w), min(wp, w + pad_w)
+        for r in range(r0, r1):
+            memcpy(buf + (r * wp + c0) * c, x + ((r - pad_h) * w + c0 - pad_w) * c, (c1 - c0) * c * sizeof(floating))
+        x = buf
+    if floating is float:
+        dlc_pool_wgrad_image_f32_any(x, rs, c, dy, y, am, ph, pw, o, toff, taps, relu, dw, db, g4)
+    else:
+        dlc_pool_wgrad_image_f64(x, rs, c, dy, y, am, ph, pw, o, toff, taps, relu, dw, db, g4)
+
+
+def conv2d_pool2x2_backward_weight(const floating[:, :, :, ::1] x_nhwc, const floating[:, :, :, ::1] dy_nphwo,
+                                   const floating[:, :, :, ::1] y_nphwo, const uint8_t[:, :, :, ::1] argmax_nphwo,
+                                   int pad_h, int pad_w, bint relu, floating[:, :, :, ::1] dw_hwio,
+                                   floating[::1] db_o, int n_threads=1):
+    """dw (and db) of conv2d_pool2x2_forward(x, w, b, pad_h, pad_w, linear or relu) for the pooled
+    output gradient dy, without the convolution's (2 PH, 2 PW) gradient: per output channel the
+    pooling's argmax picks which input of each window multiplies the gradient.
+
+    x_nhwc: (N, H, W, C) float32/64, C-contiguous, IN
+    dy_nphwo: (N, PH, PW, O) same dtype, C-contiguous, IN (gradient of the pooled output)
+    y_nphwo: (N, PH, PW, O) same dtype, C-contiguous, IN (the pooled output: relu's mask)
+    argmax_nphwo: (N, PH, PW, O) uint8, C-contiguous, IN (conv2d_pool2x2_forward's argmax_out)
+    dw_hwio: (KH, KW, C, O) same dtype, C-contiguous, OUT
+    db_o: (O,) same dtype, C-contiguous, OUT, or None
+
+    The same sums as max_pool2d_2x2_backward then conv2d_backward_weight; chunks of whole images
+    (POOL_WGRAD_CHUNKS at most) are summed into DW_SLOTS partial sums, then in slot order:
+    bit-identical for any n_threads.
+    """
+    cdef Py_ssize_t n = x_nhwc.shape[0], h = x_nhwc.shape[1], w = x_nhwc.shape[2], c = x_nhwc.shape[3]
+    cdef Py_ssize_t ph = dy_nphwo.shape[1], pw = dy_nphwo.shape[2], o = dy_nphwo.shape[3]
+    cdef Py_ssize_t kh = dw_hwio.shape[0], kw = dw_hwio.shape[1]
+    cdef Py_ssize_t hp = 2 * ph + kh - 1, wp = 2 * pw + kw - 1, taps = kh * kw * c
+    cdef Py_ssize_t size = taps * o, stride_s = size + o, chunk, n_chunks, n_slots, s, j, img, e, r, q, ci
+    cdef Py_ssize_t img_x = h * w * c, img_y = ph * pw * o, buf_size
+    cdef bint copy = pad_h != 0 or pad_w != 0 or hp > h or wp > w
+    cdef bint has_db = db_o is not None
+    cdef floating* scratch = NULL
+    cdef floating* work = NULL
+    cdef floating* buf
+    cdef Py_ssize_t* toff = NULL
+    cdef floating acc
+    shape_x = tuple([x_nhwc.shape[i] for i in range(4)])
+    shape_dy = tuple([dy_nphwo.shape[i] for i in range(4)])
+    shape_y = tuple([y_nphwo.shape[i] for i in range(4)])
+    shape_am = tuple([argmax_nphwo.shape[i] for i in range(4)])
+    shape_dw = tuple([dw_hwio.shape[i] for i in range(4)])
+    if shape_y != shape_dy or shape_am != shape_dy:
+        raise ValueError(f"conv2d_pool2x2_backward_weight: y_nphwo {shape_y} and argmax_nphwo {shape_am} must "
+                         f"have dy_nphwo's shape {shape_dy}")
+    if shape_dy[0] != n or shape_dw[2] != c or shape_dw[3] != o:
+        raise ValueError(f"conv2d_pool2x2_backward_weight: x {shape_x}, dy {shape_dy} and dw {shape_dw} do not "
+                         "agree (N of x and dy, C of x and dw, O of dy and dw)")
+    if has_db and db_o.shape[0] != o:
+        raise ValueError(f"conv2d_pool2x2_backward_weight: db_o has {db_o.shape[0]} entries, expected {o}")
+    if size == 0:
+        return
+    if n == 0 or ph == 0 or pw == 0:
+        dw_hwio[...] = 0
+        if has_db:
+            db_o[...] = 0
+        return
+    chunk = (n + POOL_WGRAD_CHUNKS - 1) // POOL_WGRAD_CHUNKS
+    n_chunks = (n + chunk - 1) // chunk
+    n_slots = min(_DW_SLOTS, n_chunks)
+    if n_threads > n_slots:
+        n_threads = <int>n_slots
+    if n_threads < 1:
+        n_threads = 1
+    buf_size = (hp * wp * c if copy else 0) + 4 * o + 16
+    scratch = <floating*>calloc(n_slots * stride_s, sizeof(floating))
+    work = <floating*>malloc(n_threads * buf_size * sizeof(floating))
+    toff = <Py_ssize_t*>malloc(taps * sizeof(Py_ssize_t))
+    try:
+        if scratch == NULL or work == NULL or toff == NULL:
+            raise MemoryError()
+        for r in range(kh):
+            for q in range(kw):
+                for ci in range(c):
+                    toff[(r * kw + q) * c + ci] = r * (wp if copy else w) * c + q * c + ci
+        with nogil, parallel(num_threads=n_threads):
+            buf = work + threadid() * buf_size
+            for s in prange(n_slots, schedule="dynamic"):
+                j = s
+                while j < n_chunks:
+                    for img in range(j * chunk, min((j + 1) * chunk, n)):
+                        _pool_wgrad_image(&x_nhwc[0, 0, 0, 0] + img * img_x, h, w, c, pad_h, pad_w, hp, wp,
+                                          copy, &dy_nphwo[0, 0, 0, 0] + img * img_y,
+                                          &y_nphwo[0, 0, 0, 0] + img * img_y,
+                                          &argmax_nphwo[0, 0, 0, 0] + img * img_y, ph, pw, o, toff, taps,
+                                          relu, scratch + s * stride_s, scratch + s * stride_s + size, buf)
+                    j = j + n_slots
+        for e in range(size + (o if has_db else 0)):
+            acc = scratch[e]
+            for s in range(1, n_slots):
+                acc = acc + scratch[s * stride_s + e]
+            if e < size:
+                (&dw_hwio[0, 0, 0, 0])[e] = acc
+            else:
+                db_o[e - size] = acc
+    finally:
+        free(scratch)
+        free(work)
+        free(toff)

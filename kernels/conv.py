@@ -8,6 +8,8 @@ conv2d_backward_input(dy_nhwo, w_hwio, stride_h, stride_w, pad_h, pad_w, dilatio
                       groups, dx_nhwc, n_threads=1)
 conv2d_backward_weight(x_nhwc, dy_nhwo, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w,
                        groups, dw_hwio, db_o, n_threads=1)
+conv2d_pool2x2_backward_weight(x_nhwc, dy_nphwo, y_nphwo, argmax_nphwo, pad_h, pad_w, relu, dw_hwio,
+                               db_o, n_threads=1)
 add_bias_channels(y_mc, b_c)   (NumPy: the transposed convolution's bias)
 depth_columns(x_ndhwc, kernel_d, stride_d, pad_d, dilation_d, groups, cols_out) and
 depth_columns_backward(dcols, ..., dx_out); kernel_depth_to_channels(w_dhwio, w_hwco_out) and
@@ -28,7 +30,9 @@ Paths (``conv_path`` tells which one a shape takes; the measurements are in _con
   3x3 stride-1 fast path (a pixel's KW taps copied as one run) inside im2col.
 conv2d_pool2x2_forward is a convolution followed by 2x2 max pooling (the common CNN block) in one
 pass: on the implicit path the tiles pool in registers and the conv output is never written;
-with argmax_out they also write the pooling's argmax bytes (training's fused conv + pool op).
+with argmax_out they also write the pooling's argmax bytes (training's fused conv + pool op), from
+which conv2d_pool2x2_backward_weight takes the weight gradient straight from the pooled gradient
+(the first layer of a CNN, whose input needs no gradient: never the (2 PH, 2 PW) gradient).
 Winograd F(2x2, 3x3) (dl_winograd.h) takes the stride-1 3x3 float32 forwards, input and weight
 gradients with enough channels and tiles on AVX-512 (2.25x fewer products; see _conv.pyx's Design
 block for the rule and the measurements; _conv.winograd_path tells which call takes it).
@@ -50,6 +54,7 @@ from ._conv import (
     conv2d_backward_input,
     conv2d_backward_weight,
     conv2d_forward,
+    conv2d_pool2x2_backward_weight,
     conv2d_pool2x2_forward,
     select_path,
 )
@@ -137,6 +142,7 @@ KERNELS = {
     "conv2d_pool2x2_forward": conv2d_pool2x2_forward,
     "conv2d_backward_input": conv2d_backward_input,
     "conv2d_backward_weight": conv2d_backward_weight,
+    "conv2d_pool2x2_backward_weight": conv2d_pool2x2_backward_weight,
 }
 
 __all__ = ["KERNELS", "conv_path", "COL_BYTES", "DW_SLOTS", "MIN_CHUNK_PIXELS", "MAX_CHUNK_PIXELS",

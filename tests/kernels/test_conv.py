@@ -76,6 +76,7 @@ def tol(dtype, k):
 def test_kernel_table():
     assert conv.KERNELS == {"conv2d_forward": conv.conv2d_forward,
                             "conv2d_pool2x2_forward": conv.conv2d_pool2x2_forward,
+                            "conv2d_pool2x2_backward_weight": conv.conv2d_pool2x2_backward_weight,
                             "conv2d_backward_input": conv.conv2d_backward_input,
                             "conv2d_backward_weight": conv.conv2d_backward_weight,
                             "add_bias_channels": conv.add_bias_channels,
@@ -319,6 +320,46 @@ def test_conv_pool2x2_argmax_matches_pooling_kernel(case, dtype, gemm):
             np.testing.assert_array_equal(arg, expected_arg)
     with pytest.raises(ValueError, match="argmax_out"):
         conv.conv2d_pool2x2_forward(x, k, b, pt, pl, 0, 0.0, y, 1, np.empty((1, 1, 1, 1), np.uint8))
+
+
+@pytest.mark.parametrize("intrinsics", [True, False], ids=["avx512", "portable"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", POOL_CASES + [(37, 6, 6, 1, 16, (3, 3), (0, 0)), (2, 8, 8, 2, 5, (5, 5), (2, 2))],
+                         ids=lambda c: f"{c[0]}x{c[1]}x{c[2]}x{c[3]}->{c[4]}")
+def test_conv_pool2x2_backward_weight(case, dtype, intrinsics):
+    # the weight and bias gradients from the pooled gradient and the forward's argmax match the
+    # reference (unpool to the first maximum, relu's derivative, conv2d_grad_weight), relu and
+    # linear, the same bits on 1 and 2 threads; taps above one register group (5x5x2 = 50)
+    n, h, w, c, o, (kh, kw), (pt, pl) = case
+    x, k, b = rand((n, h, w, c), dtype, 1), rand((kh, kw, c, o), dtype, 2), rand((o,), dtype, 3) - 0.2
+    oh, ow = h + 2 * pt - kh + 1, w + 2 * pl - kw + 1
+    dy = rand((n, oh // 2, ow // 2, o), dtype, 4)
+    pads = ((pt, pt), (pl, pl))
+    previous = _conv._allow_pool_wgrad_intrinsics(intrinsics)
+    try:
+        for name in ("relu", "linear"):
+            y, arg = np.empty(dy.shape, dtype), np.empty(dy.shape, np.uint8)
+            conv.conv2d_pool2x2_forward(x, k, b, pt, pl, elementwise.ACTIVATIONS[name], 0.0, y, 1, arg)
+            dw_ref, db_ref = ref.conv2d_max_pool2x2_grad(x, k, dy, pads, bias=b, relu=name == "relu")
+            results = []
+            for threads in (1, 2):
+                dw, db = np.full_like(k, np.nan), np.full(o, np.nan, dtype)
+                conv.conv2d_pool2x2_backward_weight(x, dy, y, arg, pt, pl, name == "relu", dw, db, threads)
+                np.testing.assert_allclose(dw, dw_ref, **tol(dtype, n * oh * ow // 4))
+                np.testing.assert_allclose(db, db_ref, **tol(dtype, n * oh * ow // 4))
+                results.append((dw, db))
+            np.testing.assert_array_equal(results[0][0], results[1][0])
+            np.testing.assert_array_equal(results[0][1], results[1][1])
+        dw = np.full_like(k, np.nan)
+        conv.conv2d_pool2x2_backward_weight(x, dy, y, arg, pt, pl, False, dw, None, 1)  # no bias gradient
+        np.testing.assert_allclose(dw, dw_ref, **tol(dtype, n * oh * ow // 4))
+    finally:
+        _conv._allow_pool_wgrad_intrinsics(previous)
+    with pytest.raises(ValueError, match="argmax_nphwo"):
+        wrong = np.zeros((n, oh // 2 + 1, ow // 2, o), np.uint8)
+        conv.conv2d_pool2x2_backward_weight(x, dy, y, wrong, pt, pl, True, dw, None, 1)
+    with pytest.raises(ValueError, match="do not agree"):
+        conv.conv2d_pool2x2_backward_weight(x, dy, y, arg, pt, pl, True, np.ascontiguousarray(dw[..., :1]), None, 1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -192,16 +192,21 @@ def test_conv2d_bias_act_max_pool_records_one_fused_op(shape, kernel, padding, a
     x, k, b = (dl.Variable(rng.normal(size=s).astype(dtype)) for s in (shape, kernel, kernel[-1:]))
     rtol = 1e-5 if dtype == "float32" else 1e-12
     for bias in (b, None):
-        for sources in ([x, k, b], [x, b]):
+        # [k, b], [k], [b]: the input is data (a first layer), no input gradient is wanted
+        for sources in ([x, k, b], [x, b], [k, b], [k], [b]):
+            inputs = x if any(v is x for v in sources) else x.value
             sources = [v for v in sources if v is not None and (v is not b or bias is not None)]
+            if not sources:
+                continue
             results = []
             for fused in (True, False):
                 with dl.GradientTape() as tape:
                     if fused:
-                        y = ops.conv2d_bias_act_max_pool(x, k, bias, padding, activation)
+                        y = ops.conv2d_bias_act_max_pool(inputs, k, bias, padding, activation)
                         assert y.node.function is ConvPool
                     else:
-                        y = ops.max_pool(ops.conv2d_bias_act(x, k, bias, 1, padding, activation=activation), 2, 2)
+                        y = ops.max_pool(ops.conv2d_bias_act(inputs, k, bias, 1, padding, activation=activation),
+                                         2, 2)
                     loss = ops.sum(y * y)
                 results.append([y.value] + list(tape.gradient(loss, sources)))
             np.testing.assert_array_equal(results[0][0], results[1][0])
@@ -215,6 +220,11 @@ def test_conv2d_bias_act_max_pool_fused_gradients(activation):
     x, k, b = rng.normal(size=(2, 7, 6, 3)), rng.normal(size=(3, 3, 3, 4)), rng.normal(size=4)
     check_op_gradients(lambda a, w, c: ops.conv2d_bias_act_max_pool(a, w, c, "same", activation),
                        [x, k, b], rtol=1e-4, atol=1e-6)
+    # a first layer (the input is data): the weight gradient straight from the pooled gradient
+    check_op_gradients(lambda w, c: ops.conv2d_bias_act_max_pool(x, w, c, "same", activation),
+                       [k, b], rtol=1e-4, atol=1e-6)
+    check_op_gradients(lambda w, c: ops.conv2d_bias_act_max_pool(x[..., :1], w, c, "valid", activation),
+                       [k[:, :, :1], b], rtol=1e-4, atol=1e-6)
 
 
 def test_conv2d_bias_act_max_pool_errors_name_the_op():

@@ -191,6 +191,20 @@ def conv2d_max_pool2x2(x, w, padding=((0, 0), (0, 0)), bias=None, relu=False):
     return z.reshape(z.shape[0], ph, 2, pw, 2, z.shape[3]).max(axis=(2, 4))
 
 
+def conv2d_max_pool2x2_grad(x, w, dy, padding=((0, 0), (0, 0)), bias=None, relu=False):
+    """(dw, db) for L = sum(conv2d_max_pool2x2(x, w, padding, bias, relu) * dy): dy goes to the
+    first maximum of each window (times relu's derivative there), then conv2d_grad_weight."""
+    z = conv2d(x, w, 1, padding, bias=bias)
+    ph, pw = z.shape[1] // 2, z.shape[2] // 2
+    dz = np.zeros_like(z)
+    for n, i, j, o in np.ndindex(z.shape[0], ph, pw, z.shape[3]):
+        window = [z[n, 2 * i + a, 2 * j + b, o] for a in (0, 1) for b in (0, 1)]
+        a, b = divmod(int(np.argmax(np.maximum(window, 0.0) if relu else window)), 2)
+        if not relu or z[n, 2 * i + a, 2 * j + b, o] > 0:
+            dz[n, 2 * i + a, 2 * j + b, o] = dy[n, i, j, o]
+    return conv2d_grad_weight(x, dz, w.shape[:2], 1, padding), dz.sum(axis=(0, 1, 2))
+
+
 def bias_add(y, b):
     """y + b over the last (channel) axis, in float64."""
     return np.asarray(y, dtype=np.float64) + np.asarray(b, dtype=np.float64)
