@@ -132,6 +132,63 @@ DL_MAYBE_UNUSED DL_TARGET static float dl_att_dot_avx512(const float *a, const f
     return _mm512_reduce_add_ps(acc);
 }
 
+/* Column max of st (rows, cols), row stride ld: mx[c] = max(mx[c], st[0:rows, c]) (vertical: no
+ * lane reductions). */
+DL_MAYBE_UNUSED DL_TARGET static void dl_att_col_max_avx512(const float *st, ptrdiff_t rows, ptrdiff_t cols,
+                                                          ptrdiff_t ld, float *mx)
+{
+    ptrdiff_t c0, r;
+    for (c0 = 0; c0 < cols; c0 += 64) {
+        __mmask16 m[4];
+        __m512 a[4];
+        int u;
+        for (u = 0; u < 4; u++) {
+            ptrdiff_t w = cols - c0 - 16 * u;
+            m[u] = w >= 16 ? (__mmask16)0xFFFF : w <= 0 ? 0 : (__mmask16)((1u << w) - 1u);
+            a[u] = _mm512_maskz_loadu_ps(m[u], mx + c0 + 16 * u);
+        }
+        for (r = 0; r < rows; r++)
+            for (u = 0; u < 4; u++)
+                a[u] = _mm512_max_ps(a[u], _mm512_maskz_loadu_ps(m[u], st + r * ld + c0 + 16 * u));
+        for (u = 0; u < 4; u++)
+            _mm512_mask_storeu_ps(mx + c0 + 16 * u, m[u], a[u]);
+    }
+}
+
+/* st = exp(st - hi[c] - lo[c]) in place (lo may be NULL), sum[c] = the column's sum (sum may be
+ * NULL). */
+DL_MAYBE_UNUSED DL_TARGET static void dl_att_col_exp_sum_avx512(float *st, ptrdiff_t rows, ptrdiff_t cols,
+                                                              ptrdiff_t ld, const float *hi, const float *lo,
+                                                              float *sum)
+{
+    ptrdiff_t c0, r;
+    for (c0 = 0; c0 < cols; c0 += 64) {
+        __mmask16 m[4];
+        __m512 h[4], l[4], a[4];
+        int u;
+        for (u = 0; u < 4; u++) {
+            ptrdiff_t w = cols - c0 - 16 * u;
+            m[u] = w >= 16 ? (__mmask16)0xFFFF : w <= 0 ? 0 : (__mmask16)((1u << w) - 1u);
+            h[u] = _mm512_maskz_loadu_ps(m[u], hi + c0 + 16 * u);
+            l[u] = lo ? _mm512_maskz_loadu_ps(m[u], lo + c0 + 16 * u) : _mm512_setzero_ps();
+            a[u] = _mm512_setzero_ps();
+        }
+        for (r = 0; r < rows; r++)
+            for (u = 0; u < 4; u++) {
+                float *x = st + r * ld + c0 + 16 * u;
+                __m512 v = _mm512_sub_ps(_mm512_maskz_loadu_ps(m[u], x), h[u]);
+                if (lo)
+                    v = _mm512_sub_ps(v, l[u]);
+                v = _mm512_maskz_mov_ps(m[u], dl_att_exp16_avx512(v));
+                _mm512_mask_storeu_ps(x, m[u], v);
+                a[u] = _mm512_add_ps(a[u], v);
+            }
+        if (sum)
+            for (u = 0; u < 4; u++)
+                _mm512_mask_storeu_ps(sum + c0 + 16 * u, m[u], a[u]);
+    }
+}
+
 /* dp = p * (dp - di) over n floats. */
 DL_MAYBE_UNUSED DL_TARGET static void dl_att_dscore_avx512(float *dp, const float *p, ptrdiff_t n, float di)
 {
@@ -224,6 +281,65 @@ static void dl_att_dscore_f(float *dp, const float *p, ptrdiff_t n, float di, in
     (void)vector;
     for (i = 0; i < n; i++)
         dp[i] = p[i] * (dp[i] - di);
+}
+
+/* Column max of st (rows, cols), row stride ld, into the running mx[cols]. */
+static void dl_att_col_max_f(const float *st, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ld, float *mx, int vector)
+{
+    ptrdiff_t r, c;
+#if DL_HAVE_AVX512_BUILD
+    if (vector) {
+        dl_att_col_max_avx512(st, rows, cols, ld, mx);
+        return;
+    }
+#endif
+    (void)vector;
+    for (r = 0; r < rows; r++)
+        for (c = 0; c < cols; c++)
+            if (st[r * ld + c] > mx[c])
+                mx[c] = st[r * ld + c];
+}
+
+/* st = exp(st - hi[c] - lo[c]) in place (lo may be NULL: the shift is one float), sum[c] = the
+ * column sums (sum may be NULL). */
+static void dl_att_col_exp_sum_f(float *st, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ld, const float *hi,
+                                 const float *lo, float *sum, int vector)
+{
+    ptrdiff_t r, c;
+#if DL_HAVE_AVX512_BUILD
+    if (vector) {
+        dl_att_col_exp_sum_avx512(st, rows, cols, ld, hi, lo, sum);
+        return;
+    }
+#endif
+    (void)vector;
+    if (sum)
+        for (c = 0; c < cols; c++)
+            sum[c] = 0.0f;
+    for (r = 0; r < rows; r++)
+        for (c = 0; c < cols; c++) {
+            float x = st[r * ld + c] - hi[c];
+            if (lo)
+                x = x - lo[c];
+            x = x < -87.33654f ? 0.0f : expf(x);
+            st[r * ld + c] = x;
+            if (sum)
+                sum[c] += x;
+        }
+}
+
+/* Hints the rows [0, rows) of bytes bytes, stride bytes apart, into the cache (the next tiles'
+ * operands while this tile computes). */
+static inline void dl_att_prefetch(const void *p, ptrdiff_t rows, ptrdiff_t bytes, ptrdiff_t stride)
+{
+#if defined(__GNUC__)
+    ptrdiff_t r, o;
+    for (r = 0; r < rows; r++)
+        for (o = 0; o < bytes; o += 64)
+            __builtin_prefetch((const char *)p + r * stride + o, 0, 3);
+#else
+    (void)p; (void)rows; (void)bytes; (void)stride;
+#endif
 }
 
 static void dl_att_expf_row(float *x, ptrdiff_t n, int vector)
