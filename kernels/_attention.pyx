@@ -24,17 +24,21 @@
 #     no mask is stored.
 #   - Backward: one task per (batch, key/value head): the task owns dK, dV of that head and dQ of
 #     the H // Hk query heads that read it, so nothing is shared between threads (no atomics)
-#     and every sum runs in one fixed order: bit-identical for any thread count. Per key tile
-#     it walks the query tiles, recomputing P = exp(S - L): dV += (P*Z)^T dO, dP = (dO V^T)*Z,
-#     D = rowsum(dO * O), dS = P * (dP - D), dQ += scale dS K, dK += scale dS^T Q. A task per
-#     (batch, kv head) leaves threads idle when B*Hk < threads (batch 1, one kv head).
+#     and every sum runs in one fixed order: bit-identical for any thread count. Per query head
+#     it first transposes (scale Q) and dO tile by tile and splits L into two floats, then per key
+#     tile walks the query tiles on S^T (keys x queries, as the forward): P^T = exp(S^T - L),
+#     dP^T = V dO^T (* Z), dS^T = scale P^T * (dP^T - D) with D = rowsum(dO * O), dV += P^T dO,
+#     dK += dS^T Q, dQ += dS K, all accumulated in place in the outputs (the first product of
+#     each writes; scratch T (D + Dv + 3) floats per thread). A task per (batch, kv head) leaves threads
+#     idle when B*Hk < threads (batch 1, one kv head). At B 32, T 128, 4 heads of 32, one
+#     thread: 10.1 -> 9.6 ms against S = Q K^T on per-key-tile K^T, V^T and scratch dK, dV.
 #   - The tile products are the project's AVX-512 sgemm tiles (dl_sgemm.h) in float32 on CPUs
 #     that have them; float64 and other CPUs use the register-friendly loops of _gemm below
 #     (i-p-j order: the inner loop is a contiguous axpy the compiler vectorizes). The float32
-#     softmax uses a vector exp, the key/value tile transposes 16 x 16 register blocks and the
-#     backward's D = rowsum(dO * O) a vector dot (dl_attention.h): at B 32, T 128, 4 heads of 32,
-#     one thread, the transposes and D's scalar loops had been a fifth of the backward (forward
-#     5.3 -> 4.8 ms, backward 11.2 -> 10.0 ms with the vector forms).
+#     max, exp, sums, score gradient, transposes and D use the vector helpers of dl_attention.h.
+#     Where the time goes (B 32, T 128, 4 heads of 32, one thread, in cache): forward per query
+#     tile ~15 us, the two products 10.7, exp 1.8; backward per (batch, head) ~65 us, the five
+#     products 56, exp 4, the rest 5. The products run at 94-104 GFLOPS (k = 32 or 64 is short).
 #
 # Legend: B batch, T query length, S key length, H query heads, Hk key/value heads, D key dim,
 # Dv value dim, BR/BC query/key tile rows (BC_FORWARD: the forward's key tile).
@@ -56,15 +60,14 @@ cdef extern from "dl_sgemm.h" nogil:
                   Py_ssize_t ldc)
 
 cdef extern from "dl_attention.h" nogil:
-    float dl_att_max_f(const float* s, Py_ssize_t n, float start, int vector)
-    float dl_att_exp_sum_f(float* s, Py_ssize_t n, float hi, float lo, int vector)
-    void dl_att_dscore_f(float* dp, const float* p, Py_ssize_t n, float di, int vector)
     float dl_att_dot_f(const float* a, const float* b, Py_ssize_t n, int vector)
     void dl_att_transpose_f(float* dst, Py_ssize_t ldd, const float* src, Py_ssize_t rows, Py_ssize_t cols,
                             Py_ssize_t lds, int vector)
     void dl_att_col_max_f(const float* st, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld, float* mx, int vector)
     void dl_att_col_exp_sum_f(float* st, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld, const float* hi,
                               const float* lo, float* sum, int vector)
+    void dl_att_col_dscore_f(float* dpt, const float* pt, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld,
+                             const float* dd, float scale, int vector)
     void dl_att_prefetch(const void* p, Py_ssize_t rows, Py_ssize_t nbytes, Py_ssize_t stride)
 
 ctypedef fused floating:
@@ -131,60 +134,37 @@ cdef inline void _gemm(int a_cols, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, con
                 cr[j] += av * br[j]
 
 
-cdef inline floating _row_max(const floating* x, Py_ssize_t n, floating start) noexcept nogil:
-    cdef Py_ssize_t j
-    if floating is float:
-        return dl_att_max_f(x, n, start, _OWN)
-    else:
-        for j in range(n):
-            if x[j] > start:
-                start = x[j]
-        return start
-
-
-cdef inline floating _row_exp_sum(floating* x, Py_ssize_t n, double shift) noexcept nogil:
-    """x = exp(x - shift) in place; returns the sum."""
-    cdef Py_ssize_t j
-    cdef floating t = 0
-    cdef float hi
-    if floating is float:
-        hi = <float>shift
-        return dl_att_exp_sum_f(x, n, hi, <float>(shift - hi), _OWN)
-    else:
-        for j in range(n):
-            x[j] = exp(x[j] - shift)
-            t = t + x[j]
-        return t
-
-
-cdef inline void _row_dscore(floating* dp, const floating* p, Py_ssize_t n, floating di) noexcept nogil:
-    """dp = p * (dp - di)."""
-    cdef Py_ssize_t j
-    if floating is float:
-        dl_att_dscore_f(dp, p, n, di, _OWN)
-    else:
-        for j in range(n):
-            dp[j] = p[j] * (dp[j] - di)
-
-
-cdef inline void _scores(floating* s, Py_ssize_t ld, Py_ssize_t br, Py_ssize_t bc, Py_ssize_t b, Py_ssize_t h,
-                         Py_ssize_t i0, Py_ssize_t j0, const floating[:, :, :, :] bias, int has_bias,
-                         const unsigned char[:, :, :, :] mask, int has_mask, int causal) noexcept nogil:
-    """Add the bias and replace masked scores (mask 0, or j > i when causal) by NEG."""
+cdef inline void _col_dscore(floating* dpt, const floating* pt, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld,
+                             const floating* dd, floating scale) noexcept nogil:
+    """dpt = scale * pt * (dpt - dd[c]) for (rows, cols) tiles, row stride ld."""
     cdef Py_ssize_t r, c
-    cdef floating* sr
-    for r in range(br):
-        sr = s + r * ld
+    if floating is float:
+        dl_att_col_dscore_f(dpt, pt, rows, cols, ld, dd, scale, _OWN)
+    else:
+        for r in range(rows):
+            for c in range(cols):
+                dpt[r * ld + c] = scale * (pt[r * ld + c] * (dpt[r * ld + c] - dd[c]))
+
+
+cdef inline void _scores_t(floating* st, Py_ssize_t ld, Py_ssize_t br, Py_ssize_t bc, Py_ssize_t b, Py_ssize_t h,
+                           Py_ssize_t i0, Py_ssize_t j0, const floating[:, :, :, :] bias, int has_bias,
+                           const unsigned char[:, :, :, :] mask, int has_mask, int causal) noexcept nogil:
+    """S^T (bc keys, br queries; row stride ld): add the bias, replace masked scores (mask 0, or
+    j > i when causal) by NEG."""
+    cdef Py_ssize_t r, c
+    cdef floating* sc
+    for c in range(bc):
+        sc = st + c * ld
         if has_bias:
-            for c in range(bc):
-                sr[c] += bias[b, h, i0 + r, j0 + c]
+            for r in range(br):
+                sc[r] += bias[b, h, i0 + r, j0 + c]
         if has_mask:
-            for c in range(bc):
+            for r in range(br):
                 if not mask[b, h, i0 + r, j0 + c]:
-                    sr[c] = _NEG
-        if causal and j0 + bc - 1 > i0 + r:
-            for c in range(max(0, i0 + r - j0 + 1), bc):
-                sr[c] = _NEG
+                    sc[r] = _NEG
+        if causal:  # key j0 + c comes after the queries i0 .. j0 + c - 1
+            for r in range(min(br, j0 + c - i0)):
+                sc[r] = _NEG
 
 
 cdef inline void _dropout_row(floating* p, Py_ssize_t bc, Py_ssize_t stride, uint64_t seed, uint64_t base,
@@ -216,14 +196,6 @@ cdef inline void _scale_row(floating* x, Py_ssize_t n, floating scale) noexcept 
         x[c] = x[c] * scale
 
 
-cdef inline void _load_scaled(floating* dst, const floating* src, Py_ssize_t rows, Py_ssize_t cols,
-                              Py_ssize_t lds, floating scale) noexcept nogil:
-    cdef Py_ssize_t r, c
-    for r in range(rows):
-        for c in range(cols):
-            dst[r * cols + c] = src[r * lds + c] * scale
-
-
 cdef inline void _transpose(floating* dst, Py_ssize_t ldd, const floating* src, Py_ssize_t rows, Py_ssize_t cols,
                             Py_ssize_t lds) noexcept nogil:
     """dst (cols, ldd) = src (rows, cols)^T, src row stride lds (float32: 16 x 16 register blocks)."""
@@ -250,18 +222,21 @@ cdef inline void _col_max(const floating* st, Py_ssize_t rows, Py_ssize_t cols, 
 
 
 cdef inline void _col_exp_sum(floating* st, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld,
-                              const floating* shift, floating* tot) noexcept nogil:
-    """st = exp(st - shift[c]) in place for st (rows, cols), row stride ld; tot[c] = column sums."""
+                              const floating* shift, const floating* shift_lo, floating* tot) noexcept nogil:
+    """st = exp(st - shift[c] - shift_lo[c]) in place for st (rows, cols), row stride ld; tot[c] =
+    the column sums. shift_lo, tot: NULL when not wanted."""
     cdef Py_ssize_t r, c
     if floating is float:
-        dl_att_col_exp_sum_f(st, rows, cols, ld, shift, NULL, tot, _OWN)
+        dl_att_col_exp_sum_f(st, rows, cols, ld, shift, shift_lo, tot, _OWN)
     else:
-        for c in range(cols):
-            tot[c] = 0
+        if tot != NULL:
+            for c in range(cols):
+                tot[c] = 0
         for r in range(rows):
             for c in range(cols):
-                st[r * ld + c] = exp(st[r * ld + c] - shift[c])
-                tot[c] = tot[c] + st[r * ld + c]
+                st[r * ld + c] = exp(st[r * ld + c] - shift[c] - (shift_lo[c] if shift_lo != NULL else 0))
+                if tot != NULL:
+                    tot[c] = tot[c] + st[r * ld + c]
 
 
 cdef struct _Forward:
@@ -347,7 +322,7 @@ cdef inline void _forward_task(floating* qt, const _Forward* f, Py_ssize_t task)
         _forward_scores(st, br, bc, b, h, i0, j0, f)
         memcpy(alpha, m, sizeof(floating) * br)
         _col_max(st, bc, br, _BR, m)
-        _col_exp_sum(st, bc, br, _BR, m, tot)
+        _col_exp_sum(st, bc, br, _BR, m, NULL, tot)
         for r in range(br):
             if jt > 0:  # the first tile: nothing to rescale
                 alpha[r] = exp(alpha[r] - m[r])
@@ -445,6 +420,15 @@ def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::
         raise MemoryError("attention_forward: no memory for a query tile's scratch")
 
 
+cdef inline void _prefetch_rows(const floating* q, const floating* dout, const floating* out, Py_ssize_t bh,
+                                Py_ssize_t it, Py_ssize_t T, Py_ssize_t H, Py_ssize_t D, Py_ssize_t Dv) noexcept nogil:
+    """Hints query tile it of head bh = b * H + h of q, dout and out into the cache."""
+    cdef Py_ssize_t i0 = it * _BR, rows = min(_BR, T - i0), b = bh // H, h = bh % H, esize = sizeof(floating)
+    dl_att_prefetch(q + ((b * T + i0) * H + h) * D, rows, D * esize, H * D * esize)
+    dl_att_prefetch(dout + ((b * T + i0) * H + h) * Dv, rows, Dv * esize, H * Dv * esize)
+    dl_att_prefetch(out + ((b * T + i0) * H + h) * Dv, rows, Dv * esize, H * Dv * esize)
+
+
 def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::1] k,
                        const floating[:, :, :, ::1] v, const floating[:, :, :, :] bias, int has_bias,
                        const unsigned char[:, :, :, :] mask, int has_mask, double scale, int causal,
@@ -461,92 +445,103 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
     """
     cdef Py_ssize_t B = q.shape[0], T = q.shape[1], H = q.shape[2], D = q.shape[3]
     cdef Py_ssize_t S = k.shape[1], Hk = k.shape[2], Dv = v.shape[3]
-    cdef Py_ssize_t group = H // Hk
-    cdef Py_ssize_t task, b, kvh, h, g, i0, it, br, j0, jt, bc, r, c, i
-    cdef floating* kt
-    cdef floating* vt
-    cdef floating* s
-    cdef floating* dp
-    cdef floating* dk
-    cdef floating* dv
+    cdef Py_ssize_t group = H // Hk, n_it = (T + _BR - 1) // _BR, tp = n_it * _BR
+    cdef Py_ssize_t task, b, kvh, h, g, i0, it, it0, br, j0, jt, bc, r, c, i, nh
+    cdef Py_ssize_t n_jt = (S + _BC - 1) // _BC, esize = sizeof(floating)
+    cdef floating* qt
+    cdef floating* dot
+    cdef floating* lhi
+    cdef floating* llo
     cdef floating* dd
+    cdef floating* st
+    cdef floating* dpt
     cdef floating fscale = scale
     cdef floating keep_scale = 1.0 / (1.0 - dropout_rate)
     cdef uint64_t threshold = dropout_threshold(dropout_rate)
-    cdef int dropping = dropout_rate > 0
-    cdef Py_ssize_t words = D * _BC + Dv * _BC + 2 * _BR * _BC + _BC * D + _BC * Dv + group * T
-    cdef floating* qs_all
-    cdef const floating* qt
+    cdef int dropping = dropout_rate > 0, first
+    cdef int failed[1]
+    cdef Py_ssize_t words = tp * (D + Dv + 3) + 2 * _BC * _BR
     if B == 0 or Hk == 0:
         return
-    qs_all = <floating*>malloc(sizeof(floating) * max(1, B * T * H * D))  # scale * q, (B, T, H, D)
-    if qs_all == NULL:
-        raise MemoryError("attention_backward: no memory for the scaled queries")
-    for i in prange(B * T, nogil=True, num_threads=n_threads, schedule="static"):
-        _load_scaled(qs_all + i * H * D, &q[i // T, i % T, 0, 0], 1, H * D, H * D, fscale)
+    failed[0] = 0
     with nogil, parallel(num_threads=n_threads):
-        kt = <floating*>malloc(sizeof(floating) * words)
-        vt = kt + D * _BC
-        s = vt + Dv * _BC
-        dp = s + _BR * _BC
-        dk = dp + _BR * _BC
-        dv = dk + _BC * D
-        dd = dv + _BC * Dv
+        qt = <floating*>malloc(sizeof(floating) * words)
+        dot = qt + tp * D
+        lhi = dot + tp * Dv
+        llo = lhi + tp
+        dd = llo + tp
+        st = dd + tp
+        dpt = st + _BC * _BR
         for task in prange(B * Hk, schedule="dynamic"):
             b = task // Hk
             kvh = task % Hk
-            for g in range(group):  # D = rowsum(dO * O); dQ starts at 0
+            if qt == NULL:
+                failed[0] = 1
+                continue
+            for g in range(group):
                 h = kvh * group + g
+                nh = (b * H + h + 1) if g + 1 < group else ((task + n_threads) // Hk * H + (task + n_threads) % Hk * group)
+                # per query tile: (scale Q)^T (D, BR) and dO^T (Dv, BR); per query: L as two floats, D = rowsum(dO * O)
+                for it in range(n_it):
+                    i0 = it * _BR
+                    br = min(_BR, T - i0)
+                    _transpose(qt + it * _BR * D, _BR, &q[b, i0, h, 0], br, D, H * D)
+                    for c in range(D):
+                        _scale_row(qt + it * _BR * D + c * _BR, br, fscale)
+                    _transpose(dot + it * _BR * Dv, _BR, &dout[b, i0, h, 0], br, Dv, H * Dv)
                 for i in range(T):
-                    dd[g * T + i] = _row_dot(&dout[b, i, h, 0], &out[b, i, h, 0], Dv)
-                    memset(&dq_out[b, i, h, 0], 0, sizeof(floating) * D)
-            for jt in range((S + _BC - 1) // _BC):
-                j0 = jt * _BC
-                bc = min(_BC, S - j0)
-                _transpose(kt, _BC, &k[b, j0, kvh, 0], bc, D, Hk * D)
-                _transpose(vt, _BC, &v[b, j0, kvh, 0], bc, Dv, Hk * Dv)
-                memset(dk, 0, sizeof(floating) * bc * D)
-                memset(dv, 0, sizeof(floating) * bc * Dv)
-                for g in range(group):
-                    h = kvh * group + g
-                    for it in range((j0 // _BR) if causal else 0, (T + _BR - 1) // _BR):
+                    lhi[i] = <floating>lse[b, h, i]
+                    llo[i] = <floating>(lse[b, h, i] - lhi[i])
+                    dd[i] = _row_dot(&dout[b, i, h, 0], &out[b, i, h, 0], Dv)
+                    if S == 0:
+                        memset(&dq_out[b, i, h, 0], 0, sizeof(floating) * D)
+                for jt in range(n_jt):
+                    j0 = jt * _BC
+                    bc = min(_BC, S - j0)
+                    it0 = (j0 // _BR) if causal else 0
+                    if jt + 1 < n_jt:
+                        dl_att_prefetch(&k[b, j0 + _BC, kvh, 0], min(_BC, S - j0 - _BC), D * esize, Hk * D * esize)
+                        dl_att_prefetch(&v[b, j0 + _BC, kvh, 0], min(_BC, S - j0 - _BC), Dv * esize, Hk * Dv * esize)
+                    if g == 0 and it0 >= n_it:  # no query sees these keys
+                        for r in range(bc):
+                            memset(&dk_out[b, j0 + r, kvh, 0], 0, sizeof(floating) * D)
+                            memset(&dv_out[b, j0 + r, kvh, 0], 0, sizeof(floating) * Dv)
+                    for it in range(it0, n_it):
                         i0 = it * _BR
                         br = min(_BR, T - i0)
-                        qt = qs_all + (b * T + i0) * H * D + h * D
-                        _gemm(0, br, bc, D, qt, H * D, kt, _BC, 0, s, _BC)
-                        _scores(s, _BC, br, bc, b, h, i0, j0, bias, has_bias, mask, has_mask, causal)
-                        for r in range(br):  # s = P = exp(s - L)
-                            _row_exp_sum(&s[r * _BC], bc, lse[b, h, i0 + r])
-                        _gemm(0, br, bc, Dv, &dout[b, i0, h, 0], H * Dv, vt, _BC, 0, dp, _BC)
-                        if dropping:  # dp = dO V^T * Z; then s = P * Z for dV, dp = P * (dp - D)
+                        first = g == 0 and it == it0  # dK, dV of this key tile start here
+                        if jt + 1 == n_jt and nh < B * H:  # the next head's query tile
+                            _prefetch_rows(&q[0, 0, 0, 0], &dout[0, 0, 0, 0], &out[0, 0, 0, 0], nh, it, T, H, D, Dv)
+                        _gemm(0, bc, br, D, &k[b, j0, kvh, 0], Hk * D, qt + it * _BR * D, _BR, 0, st, _BR)
+                        _scores_t(st, _BR, br, bc, b, h, i0, j0, bias, has_bias, mask, has_mask, causal)
+                        _col_exp_sum(st, bc, br, _BR, lhi + i0, llo + i0, NULL)  # P^T = exp(S^T - L)
+                        _gemm(0, bc, br, Dv, &v[b, j0, kvh, 0], Hk * Dv, dot + it * _BR * Dv, _BR, 0, dpt, _BR)
+                        if dropping:  # dP = dO V^T * Z; then P * Z for dV, dS = scale P * (dP - D)
                             for r in range(br):
-                                _dropout_row(&dp[r * _BC], bc, 1, seed, (((b * H + h) * T + i0 + r) * S + j0),
+                                _dropout_row(dpt + r, bc, _BR, seed, (((b * H + h) * T + i0 + r) * S + j0),
                                              threshold, keep_scale)
-                        for r in range(br):
-                            _row_dscore(&dp[r * _BC], &s[r * _BC], bc, dd[g * T + i0 + r])
+                        _col_dscore(dpt, st, bc, br, _BR, dd + i0, fscale)
+                        for c in range(bc):
                             if has_mask:  # masked scores do not depend on q, k
-                                for c in range(bc):
+                                for r in range(br):
                                     if not mask[b, h, i0 + r, j0 + c]:
-                                        dp[r * _BC + c] = 0
-                            if causal and j0 + bc - 1 > i0 + r:
-                                for c in range(max(0, i0 + r - j0 + 1), bc):
-                                    dp[r * _BC + c] = 0
+                                        dpt[c * _BR + r] = 0
+                            if causal:
+                                for r in range(min(br, j0 + c - i0)):
+                                    dpt[c * _BR + r] = 0
                         if dropping:
                             for r in range(br):
-                                _dropout_row(&s[r * _BC], bc, 1, seed, (((b * H + h) * T + i0 + r) * S + j0),
+                                _dropout_row(st + r, bc, _BR, seed, (((b * H + h) * T + i0 + r) * S + j0),
                                              threshold, keep_scale)
-                        _gemm(1, bc, Dv, br, s, _BC, &dout[b, i0, h, 0], H * Dv, 1, dv, Dv)
-                        _gemm(0, br, D, bc, dp, _BC, &k[b, j0, kvh, 0], Hk * D, 1, &dq_out[b, i0, h, 0], H * D)
-                        _gemm(1, bc, D, br, dp, _BC, qt, H * D, 1, dk, D)
-                for r in range(bc):
-                    memcpy(&dk_out[b, j0 + r, kvh, 0], &dk[r * D], sizeof(floating) * D)
-                    memcpy(&dv_out[b, j0 + r, kvh, 0], &dv[r * Dv], sizeof(floating) * Dv)
-            for g in range(group):  # dQ = scale * dS K
-                h = kvh * group + g
-                for i in range(T):
-                    _scale_row(&dq_out[b, i, h, 0], D, fscale)
-        free(kt)
-    free(qs_all)
+                        _gemm(0, bc, Dv, br, st, _BR, &dout[b, i0, h, 0], H * Dv, not first,
+                              &dv_out[b, j0, kvh, 0], Hk * Dv)  # dV += P^T dO
+                        _gemm(0, bc, D, br, dpt, _BR, &q[b, i0, h, 0], H * D, not first,
+                              &dk_out[b, j0, kvh, 0], Hk * D)  # dK += dS^T Q
+                        _gemm(1, br, D, bc, dpt, _BR, &k[b, j0, kvh, 0], Hk * D, jt > 0,
+                              &dq_out[b, i0, h, 0], H * D)  # dQ += dS K
+        free(qt)
+    if failed[0]:
+        raise MemoryError("attention_backward: no memory for a task's query tiles")
 
 
 def attention_dropout_keep(Py_ssize_t B, Py_ssize_t H, Py_ssize_t T, Py_ssize_t S, double dropout_rate,

@@ -1,9 +1,11 @@
-/* Row helpers of the float32 attention kernels (_attention.pyx): max, exp-and-sum, the score
- * gradient p * (dp - D), the row dot product D = rowsum(dO * O), and exp in place.
+/* Helpers of the float32 attention kernels (_attention.pyx) on score tiles stored keys x queries:
+ * the column max, exp-and-sum and score gradient p * (dp - D) (vertical vector ops), the row dot
+ * product D = rowsum(dO * O), transposes, prefetch hints, and exp in place.
  *
- * exp: inputs below -87.3 (masked scores, -inf) give exactly 0. On AVX-512 CPUs a 16-lane
- * Cephes polynomial (about 1 ulp; range reduction by ln 2 split in two parts, 2^n applied with
- * scalef), else libm's expf. libm's expf does not
+ * exp: on AVX-512 CPUs 16 lanes: range reduction by ln 2 split in two parts, a degree-6
+ * polynomial on [-ln2/2, ln2/2] (relative error 2e-9; about 1 ulp in all), 2^n applied with
+ * scalef; inputs below -103.9 (masked scores, -inf, NaN) give exactly 0, from there to -87.3
+ * the denormals. Else libm's expf, 0 below -87.3. libm's expf does not
  * vectorize under the project's flags (no -ffast-math), and the softmax of a 4096-token causal
  * attention calls it 3e7 times per head pass: the vector form is ~8x faster here.
  */
@@ -15,29 +17,26 @@
 #include "dl_sgemm.h"
 
 #if DL_HAVE_AVX512_BUILD
-/* One 16-lane exp, the Cephes polynomial of the header comment (inputs below -87.3 give 0). */
+/* One 16-lane exp, the polynomial of the header comment. */
 DL_MAYBE_UNUSED DL_TARGET static inline __m512 dl_att_exp16_avx512(__m512 v)
 {
-    const __m512 lo = _mm512_set1_ps(-87.33654f), hi = _mm512_set1_ps(88.37626f);
+    const __m512 lo = _mm512_set1_ps(-120.0f), hi = _mm512_set1_ps(88.37626f);
     const __m512 log2e = _mm512_set1_ps(1.44269504088896341f);
     const __m512 c1 = _mm512_set1_ps(0.693359375f), c2 = _mm512_set1_ps(-2.12194440e-4f);
-    const __m512 p0 = _mm512_set1_ps(1.9875691500e-4f), p1 = _mm512_set1_ps(1.3981999507e-3f);
-    const __m512 p2 = _mm512_set1_ps(8.3334519073e-3f), p3 = _mm512_set1_ps(4.1665795894e-2f);
-    const __m512 p4 = _mm512_set1_ps(1.6666665459e-1f), p5 = _mm512_set1_ps(5.0000001201e-1f);
-    const __m512 one = _mm512_set1_ps(1.0f);
-    __mmask16 live = _mm512_cmp_ps_mask(v, lo, _CMP_GE_OQ);
-    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    const __m512 p6 = _mm512_set1_ps(1.3843653724e-3f), p5 = _mm512_set1_ps(8.3741554990e-3f);
+    const __m512 p4 = _mm512_set1_ps(4.1668001562e-2f), p3 = _mm512_set1_ps(1.6666431725e-1f);
+    const __m512 p2 = _mm512_set1_ps(4.9999994040e-1f), one = _mm512_set1_ps(1.0f);
+    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);  /* NaN -> lo */
     __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(v, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     v = _mm512_fnmadd_ps(fx, c1, v);
     v = _mm512_fnmadd_ps(fx, c2, v);
-    __m512 z = _mm512_mul_ps(v, v);
-    __m512 y = _mm512_fmadd_ps(p0, v, p1);
-    y = _mm512_fmadd_ps(y, v, p2);
-    y = _mm512_fmadd_ps(y, v, p3);
+    __m512 y = _mm512_fmadd_ps(p6, v, p5);
     y = _mm512_fmadd_ps(y, v, p4);
-    y = _mm512_fmadd_ps(y, v, p5);
-    y = _mm512_fmadd_ps(y, z, _mm512_add_ps(v, one));
-    return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(y, fx));
+    y = _mm512_fmadd_ps(y, v, p3);
+    y = _mm512_fmadd_ps(y, v, p2);
+    y = _mm512_fmadd_ps(y, v, one);
+    y = _mm512_fmadd_ps(y, v, one);
+    return _mm512_scalef_ps(y, fx);
 }
 
 /* x = exp(x) in place over n floats. */
@@ -48,34 +47,6 @@ DL_MAYBE_UNUSED DL_TARGET static void dl_att_expf_avx512(float *x, ptrdiff_t n)
         __mmask16 m = (n - i >= 16) ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
         _mm512_mask_storeu_ps(x + i, m, dl_att_exp16_avx512(_mm512_maskz_loadu_ps(m, x + i)));
     }
-}
-
-/* s = exp(s - mx) in place over n floats, returning the sum (16-lane partial sums), in one pass
- * over s (the same operations, in the same order, as a shift pass, an exp pass and a sum pass). */
-DL_MAYBE_UNUSED DL_TARGET static float dl_att_exp_sum_avx512(float *s, ptrdiff_t n, float hi, float lo)
-{
-    ptrdiff_t i;
-    __m512 acc = _mm512_setzero_ps();
-    const __m512 vh = _mm512_set1_ps(hi), vl = _mm512_set1_ps(lo);
-    for (i = 0; i < n; i += 16) {
-        __mmask16 m = (n - i >= 16) ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
-        __m512 v = _mm512_sub_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + i), vh), vl);
-        v = _mm512_maskz_mov_ps(m, dl_att_exp16_avx512(v));
-        _mm512_mask_storeu_ps(s + i, m, v);
-        acc = _mm512_add_ps(acc, v);
-    }
-    return _mm512_reduce_add_ps(acc);
-}
-
-DL_MAYBE_UNUSED DL_TARGET static float dl_att_max_avx512(const float *s, ptrdiff_t n, float start)
-{
-    ptrdiff_t i;
-    __m512 mx = _mm512_set1_ps(start);
-    for (i = 0; i < n; i += 16) {
-        __mmask16 m = (n - i >= 16) ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
-        mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, s + i));
-    }
-    return _mm512_reduce_max_ps(mx);
 }
 
 /* dst (cols, ldd) = src (rows, cols)^T (src row stride lds), in 16 x 16 blocks transposed in
@@ -132,109 +103,73 @@ DL_MAYBE_UNUSED DL_TARGET static float dl_att_dot_avx512(const float *a, const f
     return _mm512_reduce_add_ps(acc);
 }
 
-/* Column max of st (rows, cols), row stride ld: mx[c] = max(mx[c], st[0:rows, c]) (vertical: no
- * lane reductions). */
+/* Column max of st (rows, cols), row stride ld: mx[c] = max(mx[c], st[0:rows, c]), a 16-column
+ * strip at a time down the rows (vertical: no lane reductions). */
 DL_MAYBE_UNUSED DL_TARGET static void dl_att_col_max_avx512(const float *st, ptrdiff_t rows, ptrdiff_t cols,
                                                           ptrdiff_t ld, float *mx)
 {
     ptrdiff_t c0, r;
-    for (c0 = 0; c0 < cols; c0 += 64) {
-        __mmask16 m[4];
-        __m512 a[4];
-        int u;
-        for (u = 0; u < 4; u++) {
-            ptrdiff_t w = cols - c0 - 16 * u;
-            m[u] = w >= 16 ? (__mmask16)0xFFFF : w <= 0 ? 0 : (__mmask16)((1u << w) - 1u);
-            a[u] = _mm512_maskz_loadu_ps(m[u], mx + c0 + 16 * u);
+    for (c0 = 0; c0 < cols; c0 += 16) {
+        __mmask16 m = (cols - c0 >= 16) ? (__mmask16)0xFFFF : (__mmask16)((1u << (cols - c0)) - 1u);
+        __m512 a = _mm512_maskz_loadu_ps(m, mx + c0), b = a;
+        for (r = 0; r + 1 < rows; r += 2) {
+            a = _mm512_max_ps(a, _mm512_maskz_loadu_ps(m, st + r * ld + c0));
+            b = _mm512_max_ps(b, _mm512_maskz_loadu_ps(m, st + (r + 1) * ld + c0));
         }
-        for (r = 0; r < rows; r++)
-            for (u = 0; u < 4; u++)
-                a[u] = _mm512_max_ps(a[u], _mm512_maskz_loadu_ps(m[u], st + r * ld + c0 + 16 * u));
-        for (u = 0; u < 4; u++)
-            _mm512_mask_storeu_ps(mx + c0 + 16 * u, m[u], a[u]);
+        if (r < rows)
+            a = _mm512_max_ps(a, _mm512_maskz_loadu_ps(m, st + r * ld + c0));
+        _mm512_mask_storeu_ps(mx + c0, m, _mm512_max_ps(a, b));
     }
 }
 
 /* st = exp(st - hi[c] - lo[c]) in place (lo may be NULL), sum[c] = the column's sum (sum may be
- * NULL). */
+ * NULL); a 16-column strip at a time down the rows. */
 DL_MAYBE_UNUSED DL_TARGET static void dl_att_col_exp_sum_avx512(float *st, ptrdiff_t rows, ptrdiff_t cols,
                                                               ptrdiff_t ld, const float *hi, const float *lo,
                                                               float *sum)
 {
     ptrdiff_t c0, r;
-    for (c0 = 0; c0 < cols; c0 += 64) {
-        __mmask16 m[4];
-        __m512 h[4], l[4], a[4];
-        int u;
-        for (u = 0; u < 4; u++) {
-            ptrdiff_t w = cols - c0 - 16 * u;
-            m[u] = w >= 16 ? (__mmask16)0xFFFF : w <= 0 ? 0 : (__mmask16)((1u << w) - 1u);
-            h[u] = _mm512_maskz_loadu_ps(m[u], hi + c0 + 16 * u);
-            l[u] = lo ? _mm512_maskz_loadu_ps(m[u], lo + c0 + 16 * u) : _mm512_setzero_ps();
-            a[u] = _mm512_setzero_ps();
-        }
-        for (r = 0; r < rows; r++)
-            for (u = 0; u < 4; u++) {
-                float *x = st + r * ld + c0 + 16 * u;
-                __m512 v = _mm512_sub_ps(_mm512_maskz_loadu_ps(m[u], x), h[u]);
-                if (lo)
-                    v = _mm512_sub_ps(v, l[u]);
-                v = _mm512_maskz_mov_ps(m[u], dl_att_exp16_avx512(v));
-                _mm512_mask_storeu_ps(x, m[u], v);
-                a[u] = _mm512_add_ps(a[u], v);
+    for (c0 = 0; c0 < cols; c0 += 16) {
+        __mmask16 m = (cols - c0 >= 16) ? (__mmask16)0xFFFF : (__mmask16)((1u << (cols - c0)) - 1u);
+        __m512 h = _mm512_maskz_loadu_ps(m, hi + c0), a = _mm512_setzero_ps();
+        float *x = st + c0;
+        if (lo) {
+            __m512 l = _mm512_maskz_loadu_ps(m, lo + c0);
+            for (r = 0; r < rows; r++, x += ld) {
+                __m512 v = dl_att_exp16_avx512(_mm512_sub_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x), h), l));
+                _mm512_mask_storeu_ps(x, m, v);
+                a = _mm512_add_ps(a, v);
             }
-        if (sum)
-            for (u = 0; u < 4; u++)
-                _mm512_mask_storeu_ps(sum + c0 + 16 * u, m[u], a[u]);
+        } else {
+            for (r = 0; r < rows; r++, x += ld) {
+                __m512 v = dl_att_exp16_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x), h));
+                _mm512_mask_storeu_ps(x, m, v);
+                a = _mm512_add_ps(a, v);
+            }
+        }
+        if (sum)  /* lanes past cols summed exp(0): not stored */
+            _mm512_mask_storeu_ps(sum + c0, m, a);
     }
 }
 
-/* dp = p * (dp - di) over n floats. */
-DL_MAYBE_UNUSED DL_TARGET static void dl_att_dscore_avx512(float *dp, const float *p, ptrdiff_t n, float di)
+/* dpt = scale * pt * (dpt - dd[c]) over (rows, cols) tiles, row stride ld. */
+DL_MAYBE_UNUSED DL_TARGET static void dl_att_col_dscore_avx512(float *dpt, const float *pt, ptrdiff_t rows,
+                                                             ptrdiff_t cols, ptrdiff_t ld, const float *dd,
+                                                             float scale)
 {
-    ptrdiff_t i;
-    const __m512 vd = _mm512_set1_ps(di);
-    for (i = 0; i < n; i += 16) {
-        __mmask16 m = (n - i >= 16) ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
-        __m512 v = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, dp + i), vd);
-        _mm512_mask_storeu_ps(dp + i, m, _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, p + i)));
+    ptrdiff_t c0, r;
+    const __m512 vs = _mm512_set1_ps(scale);
+    for (c0 = 0; c0 < cols; c0 += 16) {
+        __mmask16 m = (cols - c0 >= 16) ? (__mmask16)0xFFFF : (__mmask16)((1u << (cols - c0)) - 1u);
+        __m512 d = _mm512_maskz_loadu_ps(m, dd + c0);
+        for (r = 0; r < rows; r++) {
+            __m512 v = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, dpt + r * ld + c0), d);
+            v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, pt + r * ld + c0), v);
+            _mm512_mask_storeu_ps(dpt + r * ld + c0, m, _mm512_mul_ps(vs, v));
+        }
     }
 }
 #endif
-
-/* Row max of s[0:n] and start. */
-static float dl_att_max_f(const float *s, ptrdiff_t n, float start, int vector)
-{
-    ptrdiff_t i;
-#if DL_HAVE_AVX512_BUILD
-    if (vector)
-        return dl_att_max_avx512(s, n, start);
-#endif
-    (void)vector;
-    for (i = 0; i < n; i++)
-        if (s[i] > start)
-            start = s[i];
-    return start;
-}
-
-/* s = exp(s - (hi + lo)) in place (the shift as two floats: a float64 log-sum-exp of a fully
- * masked row, -1e9 + log S, survives), returning the sum of the results. */
-static float dl_att_exp_sum_f(float *s, ptrdiff_t n, float hi, float lo, int vector)
-{
-    ptrdiff_t i;
-    float t = 0.0f;
-#if DL_HAVE_AVX512_BUILD
-    if (vector)
-        return dl_att_exp_sum_avx512(s, n, hi, lo);
-#endif
-    (void)vector;
-    for (i = 0; i < n; i++) {
-        float x = (s[i] - hi) - lo;
-        s[i] = x < -87.33654f ? 0.0f : expf(x);
-        t += s[i];
-    }
-    return t;
-}
 
 /* dst (cols, ldd) = src (rows, cols)^T, src row stride lds. */
 static void dl_att_transpose_f(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t rows, ptrdiff_t cols,
@@ -266,21 +201,6 @@ static float dl_att_dot_f(const float *a, const float *b, ptrdiff_t n, int vecto
     for (i = 0; i < n; i++)
         t += a[i] * b[i];
     return t;
-}
-
-/* dp = p * (dp - di). */
-static void dl_att_dscore_f(float *dp, const float *p, ptrdiff_t n, float di, int vector)
-{
-    ptrdiff_t i;
-#if DL_HAVE_AVX512_BUILD
-    if (vector) {
-        dl_att_dscore_avx512(dp, p, n, di);
-        return;
-    }
-#endif
-    (void)vector;
-    for (i = 0; i < n; i++)
-        dp[i] = p[i] * (dp[i] - di);
 }
 
 /* Column max of st (rows, cols), row stride ld, into the running mx[cols]. */
@@ -326,6 +246,23 @@ static void dl_att_col_exp_sum_f(float *st, ptrdiff_t rows, ptrdiff_t cols, ptrd
             if (sum)
                 sum[c] += x;
         }
+}
+
+/* dpt = scale * pt * (dpt - dd[c]) over (rows, cols) tiles, row stride ld. */
+static void dl_att_col_dscore_f(float *dpt, const float *pt, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ld,
+                                const float *dd, float scale, int vector)
+{
+    ptrdiff_t r, c;
+#if DL_HAVE_AVX512_BUILD
+    if (vector) {
+        dl_att_col_dscore_avx512(dpt, pt, rows, cols, ld, dd, scale);
+        return;
+    }
+#endif
+    (void)vector;
+    for (r = 0; r < rows; r++)
+        for (c = 0; c < cols; c++)
+            dpt[r * ld + c] = scale * (pt[r * ld + c] * (dpt[r * ld + c] - dd[c]));
 }
 
 /* Hints the rows [0, rows) of bytes bytes, stride bytes apart, into the cache (the next tiles'
