@@ -63,6 +63,8 @@ cdef extern from "dl_attention.h" nogil:
     float dl_att_dot_f(const float* a, const float* b, Py_ssize_t n, int vector)
     void dl_att_transpose_f(float* dst, Py_ssize_t ldd, const float* src, Py_ssize_t rows, Py_ssize_t cols,
                             Py_ssize_t lds, int vector)
+    void dl_att_sgemm_colmax(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
+                             const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, float* mx)
     void dl_att_col_max_f(const float* st, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld, float* mx, int vector)
     void dl_att_col_exp_sum_f(float* st, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld, const float* hi,
                               const float* lo, float* sum, int vector)
@@ -306,6 +308,7 @@ cdef inline void _forward_task(floating* qt, const _Forward* f, Py_ssize_t task)
     cdef const floating* v = <const floating*>f.v + (b * S * Hk + kvh) * Dv
     cdef floating* out = <floating*>f.out + ((b * T + i0) * H + h) * Dv
     cdef floating inv
+    cdef int fused
     _transpose(qt, _BR, <const floating*>f.q + ((b * T + i0) * H + h) * D, br, D, H * D)
     for c in range(D):
         _scale_row(qt + c * _BR, br, <floating>f.scale)
@@ -317,11 +320,17 @@ cdef inline void _forward_task(floating* qt, const _Forward* f, Py_ssize_t task)
     for jt in range(n_jt):
         j0 = jt * _BCF
         bc = min(_BCF, kend - j0)
-        _gemm(0, bc, br, D, k + j0 * Hk * D, Hk * D, qt, _BR, 0, st, _BR)  # S^T = K (scale Q)^T
-        dl_att_prefetch(v + j0 * Hk * Dv, bc, Dv * esize, Hk * Dv * esize)
-        _forward_scores(st, br, bc, b, h, i0, j0, f)
         memcpy(alpha, m, sizeof(floating) * br)
-        _col_max(st, bc, br, _BR, m)
+        fused = 0
+        if floating is float:  # S^T and its column max in one pass where no score is masked
+            if _OWN and not (f.has_bias or f.has_mask or (f.causal and j0 + bc - 1 > i0)):
+                dl_att_sgemm_colmax(bc, br, D, k + j0 * Hk * D, Hk * D, qt, _BR, st, _BR, m)
+                fused = 1
+        if not fused:
+            _gemm(0, bc, br, D, k + j0 * Hk * D, Hk * D, qt, _BR, 0, st, _BR)  # S^T = K (scale Q)^T
+            _forward_scores(st, br, bc, b, h, i0, j0, f)
+            _col_max(st, bc, br, _BR, m)
+        dl_att_prefetch(v + j0 * Hk * Dv, bc, Dv * esize, Hk * Dv * esize)
         _col_exp_sum(st, bc, br, _BR, m, NULL, tot)
         for r in range(br):
             if jt > 0:  # the first tile: nothing to rescale

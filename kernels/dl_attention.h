@@ -39,6 +39,45 @@ DL_MAYBE_UNUSED DL_TARGET static inline __m512 dl_att_exp16_avx512(__m512 v)
     return _mm512_scalef_ps(y, fx);
 }
 
+/* The scores tiles of the forward: C = A B (C not read) and, in the epilogue, the running column
+ * max mx[0:nr] (passed as the tile's bias pointer; loaded into vb0, vb1) = max(mx, C's rows). */
+#define DL_ATT_STORE(i)                                                                     \
+    _mm512_mask_storeu_ps(c + (ptrdiff_t)i * ldc, m0, c##i##0);                             \
+    _mm512_mask_storeu_ps(c + (ptrdiff_t)i * ldc + 16, m1, c##i##1);
+#define DL_ATT_MAX(i) vb0 = _mm512_max_ps(vb0, c##i##0); vb1 = _mm512_max_ps(vb1, c##i##1);
+#define DL_ATT_EPI_MAX(ROWS)                                                                \
+    ROWS(DL_ATT_STORE) ROWS(DL_ATT_MAX)                                                     \
+    _mm512_mask_storeu_ps((float *)bias, m0, vb0);                                          \
+    _mm512_mask_storeu_ps((float *)bias + 16, m1, vb1);
+#define DL_ATT_TILE(R) DL_ZMM_TILE(dl_att_tile_max_##R, DL_ROWS_##R, ROWS, 0, DL_PF_NONE, DL_ATT_EPI_MAX(DL_ROWS_##R))
+DL_ATT_TILE(14)
+DL_ATT_TILE(8)
+DL_ATT_TILE(4)
+DL_ATT_TILE(2)
+DL_ATT_TILE(1)
+
+/* C (m, n) = A (m, k) @ B (k, n) (row strides lda, ldb, ldc) and mx[j] = max(mx[j], C[:, j]), in
+ * one pass: the max taken from the registers before they are stored. */
+DL_MAYBE_UNUSED DL_TARGET static void dl_att_sgemm_colmax(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a,
+                                                        ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c,
+                                                        ptrdiff_t ldc, float *mx)
+{
+    ptrdiff_t i = 0, j;
+    int h, nr;
+    while (i < m) {
+        h = DL_TILE_HEIGHT(m - i);
+        for (j = 0; j < n; j += DL_NR) {
+            nr = n - j < DL_NR ? (int)(n - j) : DL_NR;
+#define DL_ATT_CALL(H)                                                                      \
+            dl_att_tile_max_##H(1, 1, k, a + i * lda, NULL, 0, 0, lda, b + j, 0, 0, ldb, 0.0f, \
+                                c + i * ldc + j, ldc, nr, mx + j, 0);
+            DL_BY_HEIGHT(h, DL_ATT_CALL)
+#undef DL_ATT_CALL
+        }
+        i += h;
+    }
+}
+
 /* x = exp(x) in place over n floats. */
 DL_MAYBE_UNUSED DL_TARGET static void dl_att_expf_avx512(float *x, ptrdiff_t n)
 {
@@ -168,6 +207,15 @@ DL_MAYBE_UNUSED DL_TARGET static void dl_att_col_dscore_avx512(float *dpt, const
             _mm512_mask_storeu_ps(dpt + r * ld + c0, m, _mm512_mul_ps(vs, v));
         }
     }
+}
+#endif
+
+#if !DL_HAVE_AVX512_BUILD
+/* Never called (the caller checks dl_sgemm_available()). */
+static void dl_att_sgemm_colmax(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
+                                const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, float *mx)
+{
+    (void)m; (void)n; (void)k; (void)a; (void)lda; (void)b; (void)ldb; (void)c; (void)ldc; (void)mx;
 }
 #endif
 
