@@ -29,9 +29,12 @@
 #     tile walks the query tiles on S^T (keys x queries, as the forward): P^T = exp(S^T - L),
 #     dP^T = V dO^T (* Z), dS^T = scale P^T * (dP^T - D) with D = rowsum(dO * O), dV += P^T dO,
 #     dK += dS^T Q, dQ += dS K, all accumulated in place in the outputs (the first product of
-#     each writes; scratch T (D + Dv + 3) floats per thread). A task per (batch, kv head) leaves threads
-#     idle when B*Hk < threads (batch 1, one kv head). At B 32, T 128, 4 heads of 32, one
-#     thread: 10.1 -> 9.6 ms against S = Q K^T on per-key-tile K^T, V^T and scratch dK, dV.
+#     each writes; scratch T (D + Dv + 3) floats per thread). A task per (batch, kv head) leaves
+#     threads idle when B*Hk < threads (batch 1, one kv head). At B 32, T 128, 4 heads of 32,
+#     one thread: 10.1 -> 9.6 ms against S = Q K^T on per-key-tile K^T, V^T and scratch dK, dV.
+#   - Where no score of a tile is masked (no bias, mask or dropout, below the causal diagonal),
+#     the pass after a scores product runs in its tiles' epilogue, on the registers: the
+#     forward's column max, the backward's exp and dS (dl_att_sgemm_max / _exp / _ds).
 #   - The tile products are the project's AVX-512 sgemm tiles (dl_sgemm.h) in float32 on CPUs
 #     that have them; float64 and other CPUs use the register-friendly loops of _gemm below
 #     (i-p-j order: the inner loop is a contiguous axpy the compiler vectorizes). The float32
@@ -63,8 +66,15 @@ cdef extern from "dl_attention.h" nogil:
     float dl_att_dot_f(const float* a, const float* b, Py_ssize_t n, int vector)
     void dl_att_transpose_f(float* dst, Py_ssize_t ldd, const float* src, Py_ssize_t rows, Py_ssize_t cols,
                             Py_ssize_t lds, int vector)
-    void dl_att_sgemm_colmax(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
-                             const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, float* mx)
+    void dl_att_sgemm_max(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda, const float* b,
+                          Py_ssize_t ldb, float* c, Py_ssize_t ldc, const float* v, Py_ssize_t voff,
+                          Py_ssize_t poff, float s)
+    void dl_att_sgemm_exp(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda, const float* b,
+                          Py_ssize_t ldb, float* c, Py_ssize_t ldc, const float* v, Py_ssize_t voff,
+                          Py_ssize_t poff, float s)
+    void dl_att_sgemm_ds(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda, const float* b,
+                         Py_ssize_t ldb, float* c, Py_ssize_t ldc, const float* v, Py_ssize_t voff,
+                         Py_ssize_t poff, float s)
     void dl_att_col_max_f(const float* st, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld, float* mx, int vector)
     void dl_att_col_exp_sum_f(float* st, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld, const float* hi,
                               const float* lo, float* sum, int vector)
@@ -324,7 +334,7 @@ cdef inline void _forward_task(floating* qt, const _Forward* f, Py_ssize_t task)
         fused = 0
         if floating is float:  # S^T and its column max in one pass where no score is masked
             if _OWN and not (f.has_bias or f.has_mask or (f.causal and j0 + bc - 1 > i0)):
-                dl_att_sgemm_colmax(bc, br, D, k + j0 * Hk * D, Hk * D, qt, _BR, st, _BR, m)
+                dl_att_sgemm_max(bc, br, D, k + j0 * Hk * D, Hk * D, qt, _BR, st, _BR, m, 0, 0, 0)
                 fused = 1
         if not fused:
             _gemm(0, bc, br, D, k + j0 * Hk * D, Hk * D, qt, _BR, 0, st, _BR)  # S^T = K (scale Q)^T
@@ -467,7 +477,7 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
     cdef floating fscale = scale
     cdef floating keep_scale = 1.0 / (1.0 - dropout_rate)
     cdef uint64_t threshold = dropout_threshold(dropout_rate)
-    cdef int dropping = dropout_rate > 0, first
+    cdef int dropping = dropout_rate > 0, first, fused
     cdef int failed[1]
     cdef Py_ssize_t words = tp * (D + Dv + 3) + 2 * _BC * _BR
     if B == 0 or Hk == 0:
@@ -521,27 +531,36 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
                         first = g == 0 and it == it0  # dK, dV of this key tile start here
                         if jt + 1 == n_jt and nh < B * H:  # the next head's query tile
                             _prefetch_rows(&q[0, 0, 0, 0], &dout[0, 0, 0, 0], &out[0, 0, 0, 0], nh, it, T, H, D, Dv)
-                        _gemm(0, bc, br, D, &k[b, j0, kvh, 0], Hk * D, qt + it * _BR * D, _BR, 0, st, _BR)
-                        _scores_t(st, _BR, br, bc, b, h, i0, j0, bias, has_bias, mask, has_mask, causal)
-                        _col_exp_sum(st, bc, br, _BR, lhi + i0, llo + i0, NULL)  # P^T = exp(S^T - L)
-                        _gemm(0, bc, br, Dv, &v[b, j0, kvh, 0], Hk * Dv, dot + it * _BR * Dv, _BR, 0, dpt, _BR)
-                        if dropping:  # dP = dO V^T * Z; then P * Z for dV, dS = scale P * (dP - D)
-                            for r in range(br):
-                                _dropout_row(dpt + r, bc, _BR, seed, (((b * H + h) * T + i0 + r) * S + j0),
-                                             threshold, keep_scale)
-                        _col_dscore(dpt, st, bc, br, _BR, dd + i0, fscale)
-                        for c in range(bc):
-                            if has_mask:  # masked scores do not depend on q, k
+                        fused = 0
+                        if floating is float:  # the exp and dS in the products' epilogues where nothing is masked
+                            if _OWN and not (has_bias or has_mask or dropping or (causal and j0 + bc - 1 > i0)):
+                                dl_att_sgemm_exp(bc, br, D, &k[b, j0, kvh, 0], Hk * D, qt + it * _BR * D, _BR, st,
+                                                 _BR, lhi + i0, tp, 0, 0)
+                                dl_att_sgemm_ds(bc, br, Dv, &v[b, j0, kvh, 0], Hk * Dv, dot + it * _BR * Dv, _BR,
+                                                dpt, _BR, dd + i0, 0, st - dpt, fscale)
+                                fused = 1
+                        if not fused:
+                            _gemm(0, bc, br, D, &k[b, j0, kvh, 0], Hk * D, qt + it * _BR * D, _BR, 0, st, _BR)
+                            _scores_t(st, _BR, br, bc, b, h, i0, j0, bias, has_bias, mask, has_mask, causal)
+                            _col_exp_sum(st, bc, br, _BR, lhi + i0, llo + i0, NULL)  # P^T = exp(S^T - L)
+                            _gemm(0, bc, br, Dv, &v[b, j0, kvh, 0], Hk * Dv, dot + it * _BR * Dv, _BR, 0, dpt, _BR)
+                            if dropping:  # dP = dO V^T * Z; then P * Z for dV, dS = scale P * (dP - D)
                                 for r in range(br):
-                                    if not mask[b, h, i0 + r, j0 + c]:
+                                    _dropout_row(dpt + r, bc, _BR, seed, (((b * H + h) * T + i0 + r) * S + j0),
+                                                 threshold, keep_scale)
+                            _col_dscore(dpt, st, bc, br, _BR, dd + i0, fscale)
+                            for c in range(bc):
+                                if has_mask:  # masked scores do not depend on q, k
+                                    for r in range(br):
+                                        if not mask[b, h, i0 + r, j0 + c]:
+                                            dpt[c * _BR + r] = 0
+                                if causal:
+                                    for r in range(min(br, j0 + c - i0)):
                                         dpt[c * _BR + r] = 0
-                            if causal:
-                                for r in range(min(br, j0 + c - i0)):
-                                    dpt[c * _BR + r] = 0
-                        if dropping:
-                            for r in range(br):
-                                _dropout_row(st + r, bc, _BR, seed, (((b * H + h) * T + i0 + r) * S + j0),
-                                             threshold, keep_scale)
+                            if dropping:
+                                for r in range(br):
+                                    _dropout_row(st + r, bc, _BR, seed, (((b * H + h) * T + i0 + r) * S + j0),
+                                                 threshold, keep_scale)
                         _gemm(0, bc, Dv, br, st, _BR, &dout[b, i0, h, 0], H * Dv, not first,
                               &dv_out[b, j0, kvh, 0], Hk * Dv)  # dV += P^T dO
                         _gemm(0, bc, D, br, dpt, _BR, &q[b, i0, h, 0], H * D, not first,

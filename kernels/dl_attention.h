@@ -39,44 +39,64 @@ DL_MAYBE_UNUSED DL_TARGET static inline __m512 dl_att_exp16_avx512(__m512 v)
     return _mm512_scalef_ps(y, fx);
 }
 
-/* The scores tiles of the forward: C = A B (C not read) and, in the epilogue, the running column
- * max mx[0:nr] (passed as the tile's bias pointer; loaded into vb0, vb1) = max(mx, C's rows). */
+/* Score tiles with the next pass fused into the epilogue (the values are those the separate
+ * passes compute): C = A B (C not read), then with v = the tile's bias pointer (columns j..,
+ * loaded into vb0, vb1) and two unused offsets of DL_ZMM_TILE carrying pointers:
+ *   max: v[j] = max(v[j], C[:, j]) (the forward's running max), C stored;
+ *   exp: C = exp(C - v[j] - v[sag + j]) (P^T = exp(S^T - L), L as two floats), stored;
+ *   ds:  C = beta * P * (C - v[j]) with P at c + sbg (dS^T from dP^T), stored. */
 #define DL_ATT_STORE(i)                                                                     \
     _mm512_mask_storeu_ps(c + (ptrdiff_t)i * ldc, m0, c##i##0);                             \
     _mm512_mask_storeu_ps(c + (ptrdiff_t)i * ldc + 16, m1, c##i##1);
 #define DL_ATT_MAX(i) vb0 = _mm512_max_ps(vb0, c##i##0); vb1 = _mm512_max_ps(vb1, c##i##1);
-#define DL_ATT_EPI_MAX(ROWS)                                                                \
+#define DL_ATT_EXP(i)                                                                       \
+    c##i##0 = dl_att_exp16_avx512(_mm512_sub_ps(_mm512_sub_ps(c##i##0, vb0), vl0));         \
+    c##i##1 = dl_att_exp16_avx512(_mm512_sub_ps(_mm512_sub_ps(c##i##1, vb1), vl1));
+#define DL_ATT_DS(i)                                                                        \
+    c##i##0 = _mm512_mul_ps(vbeta, _mm512_mul_ps(_mm512_maskz_loadu_ps(m0, c + sbg + (ptrdiff_t)i * ldc), \
+                                                 _mm512_sub_ps(c##i##0, vb0)));             \
+    c##i##1 = _mm512_mul_ps(vbeta, _mm512_mul_ps(_mm512_maskz_loadu_ps(m1, c + sbg + (ptrdiff_t)i * ldc + 16), \
+                                                 _mm512_sub_ps(c##i##1, vb1)));
+#define DL_ATT_EPI_max(ROWS)                                                                \
     ROWS(DL_ATT_STORE) ROWS(DL_ATT_MAX)                                                     \
     _mm512_mask_storeu_ps((float *)bias, m0, vb0);                                          \
     _mm512_mask_storeu_ps((float *)bias + 16, m1, vb1);
-#define DL_ATT_TILE(R) DL_ZMM_TILE(dl_att_tile_max_##R, DL_ROWS_##R, ROWS, 0, DL_PF_NONE, DL_ATT_EPI_MAX(DL_ROWS_##R))
-DL_ATT_TILE(14)
-DL_ATT_TILE(8)
-DL_ATT_TILE(4)
-DL_ATT_TILE(2)
-DL_ATT_TILE(1)
-
-/* C (m, n) = A (m, k) @ B (k, n) (row strides lda, ldb, ldc) and mx[j] = max(mx[j], C[:, j]), in
- * one pass: the max taken from the registers before they are stored. */
-DL_MAYBE_UNUSED DL_TARGET static void dl_att_sgemm_colmax(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a,
-                                                        ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c,
-                                                        ptrdiff_t ldc, float *mx)
-{
-    ptrdiff_t i = 0, j;
-    int h, nr;
-    while (i < m) {
-        h = DL_TILE_HEIGHT(m - i);
-        for (j = 0; j < n; j += DL_NR) {
-            nr = n - j < DL_NR ? (int)(n - j) : DL_NR;
-#define DL_ATT_CALL(H)                                                                      \
-            dl_att_tile_max_##H(1, 1, k, a + i * lda, NULL, 0, 0, lda, b + j, 0, 0, ldb, 0.0f, \
-                                c + i * ldc + j, ldc, nr, mx + j, 0);
-            DL_BY_HEIGHT(h, DL_ATT_CALL)
-#undef DL_ATT_CALL
-        }
-        i += h;
-    }
+#define DL_ATT_EPI_exp(ROWS)                                                                \
+    { __m512 vl0 = _mm512_maskz_loadu_ps(m0, bias + sag), vl1 = _mm512_maskz_loadu_ps(m1, bias + sag + 16); \
+      ROWS(DL_ATT_EXP) ROWS(DL_ATT_STORE) }
+#define DL_ATT_EPI_ds(ROWS) ROWS(DL_ATT_DS) ROWS(DL_ATT_STORE)
+#define DL_ATT_TILES(E)                                                                     \
+DL_ZMM_TILE(dl_att_tile_##E##_14, DL_ROWS_14, ROWS, 0, DL_PF_NONE, DL_ATT_EPI_##E(DL_ROWS_14)) \
+DL_ZMM_TILE(dl_att_tile_##E##_8, DL_ROWS_8, ROWS, 0, DL_PF_NONE, DL_ATT_EPI_##E(DL_ROWS_8)) \
+DL_ZMM_TILE(dl_att_tile_##E##_4, DL_ROWS_4, ROWS, 0, DL_PF_NONE, DL_ATT_EPI_##E(DL_ROWS_4)) \
+DL_ZMM_TILE(dl_att_tile_##E##_2, DL_ROWS_2, ROWS, 0, DL_PF_NONE, DL_ATT_EPI_##E(DL_ROWS_2)) \
+DL_ZMM_TILE(dl_att_tile_##E##_1, DL_ROWS_1, ROWS, 0, DL_PF_NONE, DL_ATT_EPI_##E(DL_ROWS_1)) \
+/* C (m, n) = A (m, k) @ B (k, n) (row strides lda, ldb, ldc), then the E epilogue above. */ \
+DL_MAYBE_UNUSED DL_TARGET static void dl_att_sgemm_##E(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, \
+                                                     ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c, \
+                                                     ptrdiff_t ldc, const float *v, ptrdiff_t voff, \
+                                                     ptrdiff_t poff, float s)              \
+{                                                                                           \
+    ptrdiff_t i = 0, j;                                                                     \
+    int h, nr;                                                                              \
+    while (i < m) {                                                                         \
+        h = DL_TILE_HEIGHT(m - i);                                                          \
+        for (j = 0; j < n; j += DL_NR) {                                                    \
+            nr = n - j < DL_NR ? (int)(n - j) : DL_NR;                                      \
+            DL_BY_HEIGHT(h, DL_ATT_CALL_##E)                                                \
+        }                                                                                   \
+        i += h;                                                                             \
+    }                                                                                       \
 }
+#define DL_ATT_CALL(E, H)                                                                   \
+    dl_att_tile_##E##_##H(1, 1, k, a + i * lda, NULL, voff, 0, lda, b + j, poff, 0, ldb, s, \
+                          c + i * ldc + j, ldc, nr, v + j, 0);
+#define DL_ATT_CALL_max(H) DL_ATT_CALL(max, H)
+#define DL_ATT_CALL_exp(H) DL_ATT_CALL(exp, H)
+#define DL_ATT_CALL_ds(H) DL_ATT_CALL(ds, H)
+DL_ATT_TILES(max)
+DL_ATT_TILES(exp)
+DL_ATT_TILES(ds)
 
 /* x = exp(x) in place over n floats. */
 DL_MAYBE_UNUSED DL_TARGET static void dl_att_expf_avx512(float *x, ptrdiff_t n)
@@ -212,11 +232,17 @@ DL_MAYBE_UNUSED DL_TARGET static void dl_att_col_dscore_avx512(float *dpt, const
 
 #if !DL_HAVE_AVX512_BUILD
 /* Never called (the caller checks dl_sgemm_available()). */
-static void dl_att_sgemm_colmax(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
-                                const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, float *mx)
-{
-    (void)m; (void)n; (void)k; (void)a; (void)lda; (void)b; (void)ldb; (void)c; (void)ldc; (void)mx;
+#define DL_ATT_STUB(E)                                                                      \
+static void dl_att_sgemm_##E(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, \
+                             const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, const float *v, \
+                             ptrdiff_t voff, ptrdiff_t poff, float s)                       \
+{                                                                                           \
+    (void)m; (void)n; (void)k; (void)a; (void)lda; (void)b; (void)ldb; (void)c; (void)ldc;  \
+    (void)v; (void)voff; (void)poff; (void)s;                                               \
 }
+DL_ATT_STUB(max)
+DL_ATT_STUB(exp)
+DL_ATT_STUB(ds)
 #endif
 
 /* dst (cols, ldd) = src (rows, cols)^T, src row stride lds. */
