@@ -440,7 +440,8 @@ def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::
 
 
 cdef inline void _prefetch_rows(const floating* q, const floating* dout, const floating* out, Py_ssize_t bh,
-                                Py_ssize_t it, Py_ssize_t T, Py_ssize_t H, Py_ssize_t D, Py_ssize_t Dv) noexcept nogil:
+                                Py_ssize_t it, Py_ssize_t T, Py_ssize_t H, Py_ssize_t D,
+                                Py_ssize_t Dv) noexcept nogil:
     """Hints query tile it of head bh = b * H + h of q, dout and out into the cache."""
     cdef Py_ssize_t i0 = it * _BR, rows = min(_BR, T - i0), b = bh // H, h = bh % H, esize = sizeof(floating)
     dl_att_prefetch(q + ((b * T + i0) * H + h) * D, rows, D * esize, H * D * esize)
@@ -499,8 +500,12 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
                 continue
             for g in range(group):
                 h = kvh * group + g
-                nh = (b * H + h + 1) if g + 1 < group else ((task + n_threads) // Hk * H + (task + n_threads) % Hk * group)
-                # per query tile: (scale Q)^T (D, BR) and dO^T (Dv, BR); per query: L as two floats, D = rowsum(dO * O)
+                if g + 1 < group:  # the next head on this thread (b * H + h), likely, for the prefetches
+                    nh = b * H + h + 1
+                else:
+                    nh = (task + n_threads) // Hk * H + (task + n_threads) % Hk * group
+                # per query tile: (scale Q)^T (D, BR) and dO^T (Dv, BR); per query: L as two floats and
+                # D = rowsum(dO * O)
                 for it in range(n_it):
                     i0 = it * _BR
                     br = min(_BR, T - i0)
