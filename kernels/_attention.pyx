@@ -32,9 +32,9 @@
 #     each writes; scratch T (D + Dv + 3) floats per thread). A task per (batch, kv head) leaves
 #     threads idle when B*Hk < threads (batch 1, one kv head). At B 32, T 128, 4 heads of 32,
 #     one thread: 10.1 -> 9.6 ms against S = Q K^T on per-key-tile K^T, V^T and scratch dK, dV.
-#   - Where no score of a tile is masked (no bias, mask or dropout, below the causal diagonal),
-#     the pass after a scores product runs in its tiles' epilogue, on the registers: the
-#     forward's column max, the backward's exp and dS (dl_att_sgemm_max / _exp / _ds).
+#   - Without bias, mask or dropout the pass after a scores product runs in its tiles'
+#     epilogue, on the registers: the forward's column max, the backward's exp and dS
+#     (dl_att_sgemm_max / _exp / _ds; the causal mask too on diagonal tiles: _maxc, _expc).
 #   - The tile products are the project's AVX-512 sgemm tiles (dl_sgemm.h) in float32 on CPUs
 #     that have them; float64 and other CPUs use the register-friendly loops of _gemm below
 #     (i-p-j order: the inner loop is a contiguous axpy the compiler vectorizes). The float32
@@ -66,15 +66,21 @@ cdef extern from "dl_attention.h" nogil:
     float dl_att_dot_f(const float* a, const float* b, Py_ssize_t n, int vector)
     void dl_att_transpose_f(float* dst, Py_ssize_t ldd, const float* src, Py_ssize_t rows, Py_ssize_t cols,
                             Py_ssize_t lds, int vector)
-    void dl_att_sgemm_max(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda, const float* b,
-                          Py_ssize_t ldb, float* c, Py_ssize_t ldc, const float* v, Py_ssize_t voff,
-                          Py_ssize_t poff, float s)
-    void dl_att_sgemm_exp(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda, const float* b,
-                          Py_ssize_t ldb, float* c, Py_ssize_t ldc, const float* v, Py_ssize_t voff,
-                          Py_ssize_t poff, float s)
-    void dl_att_sgemm_ds(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda, const float* b,
-                         Py_ssize_t ldb, float* c, Py_ssize_t ldc, const float* v, Py_ssize_t voff,
-                         Py_ssize_t poff, float s)
+    void dl_att_sgemm_max(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
+                          const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, const float* v,
+                          Py_ssize_t voff, Py_ssize_t poff, float s, Py_ssize_t d)
+    void dl_att_sgemm_maxc(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
+                           const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, const float* v,
+                           Py_ssize_t voff, Py_ssize_t poff, float s, Py_ssize_t d)
+    void dl_att_sgemm_exp(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
+                          const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, const float* v,
+                          Py_ssize_t voff, Py_ssize_t poff, float s, Py_ssize_t d)
+    void dl_att_sgemm_expc(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
+                           const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, const float* v,
+                           Py_ssize_t voff, Py_ssize_t poff, float s, Py_ssize_t d)
+    void dl_att_sgemm_ds(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
+                         const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, const float* v,
+                         Py_ssize_t voff, Py_ssize_t poff, float s, Py_ssize_t d)
     void dl_att_col_max_f(const float* st, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld, float* mx, int vector)
     void dl_att_col_exp_sum_f(float* st, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld, const float* hi,
                               const float* lo, float* sum, int vector)
@@ -333,8 +339,11 @@ cdef inline void _forward_task(floating* qt, const _Forward* f, Py_ssize_t task)
         memcpy(alpha, m, sizeof(floating) * br)
         fused = 0
         if floating is float:  # S^T and its column max in one pass where no score is masked
-            if _OWN and not (f.has_bias or f.has_mask or (f.causal and j0 + bc - 1 > i0)):
-                dl_att_sgemm_max(bc, br, D, k + j0 * Hk * D, Hk * D, qt, _BR, st, _BR, m, 0, 0, 0)
+            if _OWN and not (f.has_bias or f.has_mask):
+                if f.causal and j0 + bc - 1 > i0:
+                    dl_att_sgemm_maxc(bc, br, D, k + j0 * Hk * D, Hk * D, qt, _BR, st, _BR, m, 0, 0, 0, j0 - i0)
+                else:
+                    dl_att_sgemm_max(bc, br, D, k + j0 * Hk * D, Hk * D, qt, _BR, st, _BR, m, 0, 0, 0, 0)
                 fused = 1
         if not fused:
             _gemm(0, bc, br, D, k + j0 * Hk * D, Hk * D, qt, _BR, 0, st, _BR)  # S^T = K (scale Q)^T
@@ -538,11 +547,15 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
                             _prefetch_rows(&q[0, 0, 0, 0], &dout[0, 0, 0, 0], &out[0, 0, 0, 0], nh, it, T, H, D, Dv)
                         fused = 0
                         if floating is float:  # the exp and dS in the products' epilogues where nothing is masked
-                            if _OWN and not (has_bias or has_mask or dropping or (causal and j0 + bc - 1 > i0)):
-                                dl_att_sgemm_exp(bc, br, D, &k[b, j0, kvh, 0], Hk * D, qt + it * _BR * D, _BR, st,
-                                                 _BR, lhi + i0, tp, 0, 0)
+                            if _OWN and not (has_bias or has_mask or dropping):  # causal: masked P^T = 0, dS^T = 0
+                                if causal and j0 + bc - 1 > i0:
+                                    dl_att_sgemm_expc(bc, br, D, &k[b, j0, kvh, 0], Hk * D, qt + it * _BR * D, _BR,
+                                                      st, _BR, lhi + i0, tp, 0, 0, j0 - i0)
+                                else:
+                                    dl_att_sgemm_exp(bc, br, D, &k[b, j0, kvh, 0], Hk * D, qt + it * _BR * D, _BR,
+                                                     st, _BR, lhi + i0, tp, 0, 0, 0)
                                 dl_att_sgemm_ds(bc, br, Dv, &v[b, j0, kvh, 0], Hk * Dv, dot + it * _BR * Dv, _BR,
-                                                dpt, _BR, dd + i0, 0, st - dpt, fscale)
+                                                dpt, _BR, dd + i0, 0, st - dpt, fscale, 0)
                                 fused = 1
                         if not fused:
                             _gemm(0, bc, br, D, &k[b, j0, kvh, 0], Hk * D, qt + it * _BR * D, _BR, 0, st, _BR)

@@ -41,10 +41,22 @@ DL_MAYBE_UNUSED DL_TARGET static inline __m512 dl_att_exp16_avx512(__m512 v)
 
 /* Score tiles with the next pass fused into the epilogue (the values are those the separate
  * passes compute): C = A B (C not read), then with v = the tile's bias pointer (columns j..,
- * loaded into vb0, vb1) and two unused offsets of DL_ZMM_TILE carrying pointers:
+ * loaded into vb0, vb1) and unused arguments of DL_ZMM_TILE carrying the rest:
  *   max: v[j] = max(v[j], C[:, j]) (the forward's running max), C stored;
  *   exp: C = exp(C - v[j] - v[sag + j]) (P^T = exp(S^T - L), L as two floats), stored;
- *   ds:  C = beta * P * (C - v[j]) with P at c + sbg (dS^T from dP^T), stored. */
+ *   ds:  C = beta * P * (C - v[j]) with P at c + sbg (dS^T from dP^T), stored.
+ * maxc, expc: max, exp with C[i, j] = NEG first where i + sas > j (causal: row i is key j0 + i,
+ * column j query i0 + j, and sas = j0 - i0). */
+#define DL_ATT_CAUSAL(i)                                                                    \
+    {                                                                                       \
+        __m512i di = _mm512_set1_epi32((int)(sas + i));                                     \
+        c##i##0 = _mm512_mask_mov_ps(c##i##0, _mm512_cmplt_epi32_mask(iota0, di), vneg);    \
+        c##i##1 = _mm512_mask_mov_ps(c##i##1, _mm512_cmplt_epi32_mask(iota1, di), vneg);    \
+    }
+#define DL_ATT_IOTA                                                                         \
+    const __m512i iota0 = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0); \
+    const __m512i iota1 = _mm512_add_epi32(iota0, _mm512_set1_epi32(16));                   \
+    const __m512 vneg = _mm512_set1_ps(-1e9f);
 #define DL_ATT_STORE(i)                                                                     \
     _mm512_mask_storeu_ps(c + (ptrdiff_t)i * ldc, m0, c##i##0);                             \
     _mm512_mask_storeu_ps(c + (ptrdiff_t)i * ldc + 16, m1, c##i##1);
@@ -61,9 +73,11 @@ DL_MAYBE_UNUSED DL_TARGET static inline __m512 dl_att_exp16_avx512(__m512 v)
     ROWS(DL_ATT_STORE) ROWS(DL_ATT_MAX)                                                     \
     _mm512_mask_storeu_ps((float *)bias, m0, vb0);                                          \
     _mm512_mask_storeu_ps((float *)bias + 16, m1, vb1);
+#define DL_ATT_EPI_maxc(ROWS) { DL_ATT_IOTA ROWS(DL_ATT_CAUSAL) } DL_ATT_EPI_max(ROWS)
 #define DL_ATT_EPI_exp(ROWS)                                                                \
     { __m512 vl0 = _mm512_maskz_loadu_ps(m0, bias + sag), vl1 = _mm512_maskz_loadu_ps(m1, bias + sag + 16); \
       ROWS(DL_ATT_EXP) ROWS(DL_ATT_STORE) }
+#define DL_ATT_EPI_expc(ROWS) { DL_ATT_IOTA ROWS(DL_ATT_CAUSAL) } DL_ATT_EPI_exp(ROWS)
 #define DL_ATT_EPI_ds(ROWS) ROWS(DL_ATT_DS) ROWS(DL_ATT_STORE)
 #define DL_ATT_TILES(E)                                                                     \
 DL_ZMM_TILE(dl_att_tile_##E##_14, DL_ROWS_14, ROWS, 0, DL_PF_NONE, DL_ATT_EPI_##E(DL_ROWS_14)) \
@@ -71,11 +85,12 @@ DL_ZMM_TILE(dl_att_tile_##E##_8, DL_ROWS_8, ROWS, 0, DL_PF_NONE, DL_ATT_EPI_##E(
 DL_ZMM_TILE(dl_att_tile_##E##_4, DL_ROWS_4, ROWS, 0, DL_PF_NONE, DL_ATT_EPI_##E(DL_ROWS_4)) \
 DL_ZMM_TILE(dl_att_tile_##E##_2, DL_ROWS_2, ROWS, 0, DL_PF_NONE, DL_ATT_EPI_##E(DL_ROWS_2)) \
 DL_ZMM_TILE(dl_att_tile_##E##_1, DL_ROWS_1, ROWS, 0, DL_PF_NONE, DL_ATT_EPI_##E(DL_ROWS_1)) \
-/* C (m, n) = A (m, k) @ B (k, n) (row strides lda, ldb, ldc), then the E epilogue above. */ \
+/* C (m, n) = A (m, k) @ B (k, n) (row strides lda, ldb, ldc), then the E epilogue above     \
+   (maxc, expc: row i masked against column j where i + d > j). */                          \
 DL_MAYBE_UNUSED DL_TARGET static void dl_att_sgemm_##E(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, \
                                                      ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c, \
                                                      ptrdiff_t ldc, const float *v, ptrdiff_t voff, \
-                                                     ptrdiff_t poff, float s)              \
+                                                     ptrdiff_t poff, float s, ptrdiff_t d)  \
 {                                                                                           \
     ptrdiff_t i = 0, j;                                                                     \
     int h, nr;                                                                              \
@@ -89,13 +104,17 @@ DL_MAYBE_UNUSED DL_TARGET static void dl_att_sgemm_##E(ptrdiff_t m, ptrdiff_t n,
     }                                                                                       \
 }
 #define DL_ATT_CALL(E, H)                                                                   \
-    dl_att_tile_##E##_##H(1, 1, k, a + i * lda, NULL, voff, 0, lda, b + j, poff, 0, ldb, s, \
+    dl_att_tile_##E##_##H(1, 1, k, a + i * lda, NULL, voff, d + i - j, lda, b + j, poff, 0, ldb, s, \
                           c + i * ldc + j, ldc, nr, v + j, 0);
 #define DL_ATT_CALL_max(H) DL_ATT_CALL(max, H)
 #define DL_ATT_CALL_exp(H) DL_ATT_CALL(exp, H)
+#define DL_ATT_CALL_maxc(H) DL_ATT_CALL(maxc, H)
+#define DL_ATT_CALL_expc(H) DL_ATT_CALL(expc, H)
 #define DL_ATT_CALL_ds(H) DL_ATT_CALL(ds, H)
 DL_ATT_TILES(max)
+DL_ATT_TILES(maxc)
 DL_ATT_TILES(exp)
+DL_ATT_TILES(expc)
 DL_ATT_TILES(ds)
 
 /* x = exp(x) in place over n floats. */
@@ -235,13 +254,15 @@ DL_MAYBE_UNUSED DL_TARGET static void dl_att_col_dscore_avx512(float *dpt, const
 #define DL_ATT_STUB(E)                                                                      \
 static void dl_att_sgemm_##E(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, \
                              const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, const float *v, \
-                             ptrdiff_t voff, ptrdiff_t poff, float s)                       \
+                             ptrdiff_t voff, ptrdiff_t poff, float s, ptrdiff_t d)  \
 {                                                                                           \
     (void)m; (void)n; (void)k; (void)a; (void)lda; (void)b; (void)ldb; (void)c; (void)ldc;  \
-    (void)v; (void)voff; (void)poff; (void)s;                                               \
+    (void)v; (void)voff; (void)poff; (void)s; (void)d;                                      \
 }
 DL_ATT_STUB(max)
+DL_ATT_STUB(maxc)
 DL_ATT_STUB(exp)
+DL_ATT_STUB(expc)
 DL_ATT_STUB(ds)
 #endif
 
