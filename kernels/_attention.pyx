@@ -44,7 +44,8 @@
 #     products 56, exp 4, the rest 5. The products run at 94-104 GFLOPS (k = 32 or 64 is short).
 #
 # Legend: B batch, T query length, S key length, H query heads, Hk key/value heads, D key dim,
-# Dv value dim, BR/BC query/key tile rows (BC_FORWARD: the forward's key tile).
+# Dv value dim, BR/BC query/key tile rows (BC_FORWARD: the forward's key tile; the non-causal
+# backward's query tiles are 2 BR).
 import numpy as np
 
 from cython.parallel cimport prange, parallel
@@ -449,10 +450,10 @@ def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::
 
 
 cdef inline void _prefetch_rows(const floating* q, const floating* dout, const floating* out, Py_ssize_t bh,
-                                Py_ssize_t it, Py_ssize_t T, Py_ssize_t H, Py_ssize_t D,
+                                Py_ssize_t i0, Py_ssize_t rows, Py_ssize_t T, Py_ssize_t H, Py_ssize_t D,
                                 Py_ssize_t Dv) noexcept nogil:
-    """Hints query tile it of head bh = b * H + h of q, dout and out into the cache."""
-    cdef Py_ssize_t i0 = it * _BR, rows = min(_BR, T - i0), b = bh // H, h = bh % H, esize = sizeof(floating)
+    """Hints rows [i0, i0 + rows) of head bh = b * H + h of q, dout and out into the cache."""
+    cdef Py_ssize_t b = bh // H, h = bh % H, esize = sizeof(floating)
     dl_att_prefetch(q + ((b * T + i0) * H + h) * D, rows, D * esize, H * D * esize)
     dl_att_prefetch(dout + ((b * T + i0) * H + h) * Dv, rows, Dv * esize, H * Dv * esize)
     dl_att_prefetch(out + ((b * T + i0) * H + h) * Dv, rows, Dv * esize, H * Dv * esize)
@@ -474,7 +475,10 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
     """
     cdef Py_ssize_t B = q.shape[0], T = q.shape[1], H = q.shape[2], D = q.shape[3]
     cdef Py_ssize_t S = k.shape[1], Hk = k.shape[2], Dv = v.shape[3]
-    cdef Py_ssize_t group = H // Hk, n_it = (T + _BR - 1) // _BR, tp = n_it * _BR
+    # query tiles of 128 rows (the longer k of the dV, dK products: 2-3% in cache at B 32, T 128), of 64
+    # when causal (fewer masked scores on the diagonal)
+    cdef Py_ssize_t tr = _BR if causal else 2 * _BR
+    cdef Py_ssize_t group = H // Hk, n_it = (T + tr - 1) // tr, tp = n_it * tr
     cdef Py_ssize_t task, b, kvh, h, g, i0, it, it0, br, j0, jt, bc, r, c, i, nh
     cdef Py_ssize_t n_jt = (S + _BC - 1) // _BC, esize = sizeof(floating)
     cdef floating* qt
@@ -489,7 +493,7 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
     cdef uint64_t threshold = dropout_threshold(dropout_rate)
     cdef int dropping = dropout_rate > 0, first, fused
     cdef int failed[1]
-    cdef Py_ssize_t words = tp * (D + Dv + 3) + 2 * _BC * _BR
+    cdef Py_ssize_t words = tp * (D + Dv + 3) + 2 * _BC * tr
     if B == 0 or Hk == 0:
         return
     failed[0] = 0
@@ -500,7 +504,7 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
         llo = lhi + tp
         dd = llo + tp
         st = dd + tp
-        dpt = st + _BC * _BR
+        dpt = st + _BC * tr
         for task in prange(B * Hk, schedule="dynamic"):
             b = task // Hk
             kvh = task % Hk
@@ -516,12 +520,12 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
                 # per query tile: (scale Q)^T (D, BR) and dO^T (Dv, BR); per query: L as two floats and
                 # D = rowsum(dO * O)
                 for it in range(n_it):
-                    i0 = it * _BR
-                    br = min(_BR, T - i0)
-                    _transpose(qt + it * _BR * D, _BR, &q[b, i0, h, 0], br, D, H * D)
+                    i0 = it * tr
+                    br = min(tr, T - i0)
+                    _transpose(qt + it * tr * D, tr, &q[b, i0, h, 0], br, D, H * D)
                     for c in range(D):
-                        _scale_row(qt + it * _BR * D + c * _BR, br, fscale)
-                    _transpose(dot + it * _BR * Dv, _BR, &dout[b, i0, h, 0], br, Dv, H * Dv)
+                        _scale_row(qt + it * tr * D + c * tr, br, fscale)
+                    _transpose(dot + it * tr * Dv, tr, &dout[b, i0, h, 0], br, Dv, H * Dv)
                 for i in range(T):
                     lhi[i] = <floating>lse[b, h, i]
                     llo[i] = <floating>(lse[b, h, i] - lhi[i])
@@ -531,7 +535,7 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
                 for jt in range(n_jt):
                     j0 = jt * _BC
                     bc = min(_BC, S - j0)
-                    it0 = (j0 // _BR) if causal else 0
+                    it0 = (j0 // tr) if causal else 0
                     if jt + 1 < n_jt:
                         dl_att_prefetch(&k[b, j0 + _BC, kvh, 0], min(_BC, S - j0 - _BC), D * esize, Hk * D * esize)
                         dl_att_prefetch(&v[b, j0 + _BC, kvh, 0], min(_BC, S - j0 - _BC), Dv * esize, Hk * Dv * esize)
@@ -540,50 +544,51 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
                             memset(&dk_out[b, j0 + r, kvh, 0], 0, sizeof(floating) * D)
                             memset(&dv_out[b, j0 + r, kvh, 0], 0, sizeof(floating) * Dv)
                     for it in range(it0, n_it):
-                        i0 = it * _BR
-                        br = min(_BR, T - i0)
+                        i0 = it * tr
+                        br = min(tr, T - i0)
                         first = g == 0 and it == it0  # dK, dV of this key tile start here
                         if jt + 1 == n_jt and nh < B * H:  # the next head's query tile
-                            _prefetch_rows(&q[0, 0, 0, 0], &dout[0, 0, 0, 0], &out[0, 0, 0, 0], nh, it, T, H, D, Dv)
+                            _prefetch_rows(&q[0, 0, 0, 0], &dout[0, 0, 0, 0], &out[0, 0, 0, 0], nh, i0, br, T, H, D,
+                                           Dv)
                         fused = 0
                         if floating is float:  # the exp and dS in the products' epilogues where nothing is masked
                             if _OWN and not (has_bias or has_mask or dropping):  # causal: masked P^T = 0, dS^T = 0
                                 if causal and j0 + bc - 1 > i0:
-                                    dl_att_sgemm_expc(bc, br, D, &k[b, j0, kvh, 0], Hk * D, qt + it * _BR * D, _BR,
-                                                      st, _BR, lhi + i0, tp, 0, 0, j0 - i0)
+                                    dl_att_sgemm_expc(bc, br, D, &k[b, j0, kvh, 0], Hk * D, qt + it * tr * D, tr,
+                                                      st, tr, lhi + i0, tp, 0, 0, j0 - i0)
                                 else:
-                                    dl_att_sgemm_exp(bc, br, D, &k[b, j0, kvh, 0], Hk * D, qt + it * _BR * D, _BR,
-                                                     st, _BR, lhi + i0, tp, 0, 0, 0)
-                                dl_att_sgemm_ds(bc, br, Dv, &v[b, j0, kvh, 0], Hk * Dv, dot + it * _BR * Dv, _BR,
-                                                dpt, _BR, dd + i0, 0, st - dpt, fscale, 0)
+                                    dl_att_sgemm_exp(bc, br, D, &k[b, j0, kvh, 0], Hk * D, qt + it * tr * D, tr,
+                                                     st, tr, lhi + i0, tp, 0, 0, 0)
+                                dl_att_sgemm_ds(bc, br, Dv, &v[b, j0, kvh, 0], Hk * Dv, dot + it * tr * Dv, tr,
+                                                dpt, tr, dd + i0, 0, st - dpt, fscale, 0)
                                 fused = 1
                         if not fused:
-                            _gemm(0, bc, br, D, &k[b, j0, kvh, 0], Hk * D, qt + it * _BR * D, _BR, 0, st, _BR)
-                            _scores_t(st, _BR, br, bc, b, h, i0, j0, bias, has_bias, mask, has_mask, causal)
-                            _col_exp_sum(st, bc, br, _BR, lhi + i0, llo + i0, NULL)  # P^T = exp(S^T - L)
-                            _gemm(0, bc, br, Dv, &v[b, j0, kvh, 0], Hk * Dv, dot + it * _BR * Dv, _BR, 0, dpt, _BR)
+                            _gemm(0, bc, br, D, &k[b, j0, kvh, 0], Hk * D, qt + it * tr * D, tr, 0, st, tr)
+                            _scores_t(st, tr, br, bc, b, h, i0, j0, bias, has_bias, mask, has_mask, causal)
+                            _col_exp_sum(st, bc, br, tr, lhi + i0, llo + i0, NULL)  # P^T = exp(S^T - L)
+                            _gemm(0, bc, br, Dv, &v[b, j0, kvh, 0], Hk * Dv, dot + it * tr * Dv, tr, 0, dpt, tr)
                             if dropping:  # dP = dO V^T * Z; then P * Z for dV, dS = scale P * (dP - D)
                                 for r in range(br):
-                                    _dropout_row(dpt + r, bc, _BR, seed, (((b * H + h) * T + i0 + r) * S + j0),
+                                    _dropout_row(dpt + r, bc, tr, seed, (((b * H + h) * T + i0 + r) * S + j0),
                                                  threshold, keep_scale)
-                            _col_dscore(dpt, st, bc, br, _BR, dd + i0, fscale)
+                            _col_dscore(dpt, st, bc, br, tr, dd + i0, fscale)
                             for c in range(bc):
                                 if has_mask:  # masked scores do not depend on q, k
                                     for r in range(br):
                                         if not mask[b, h, i0 + r, j0 + c]:
-                                            dpt[c * _BR + r] = 0
+                                            dpt[c * tr + r] = 0
                                 if causal:
                                     for r in range(min(br, j0 + c - i0)):
-                                        dpt[c * _BR + r] = 0
+                                        dpt[c * tr + r] = 0
                             if dropping:
                                 for r in range(br):
-                                    _dropout_row(st + r, bc, _BR, seed, (((b * H + h) * T + i0 + r) * S + j0),
+                                    _dropout_row(st + r, bc, tr, seed, (((b * H + h) * T + i0 + r) * S + j0),
                                                  threshold, keep_scale)
-                        _gemm(0, bc, Dv, br, st, _BR, &dout[b, i0, h, 0], H * Dv, not first,
+                        _gemm(0, bc, Dv, br, st, tr, &dout[b, i0, h, 0], H * Dv, not first,
                               &dv_out[b, j0, kvh, 0], Hk * Dv)  # dV += P^T dO
-                        _gemm(0, bc, D, br, dpt, _BR, &q[b, i0, h, 0], H * D, not first,
+                        _gemm(0, bc, D, br, dpt, tr, &q[b, i0, h, 0], H * D, not first,
                               &dk_out[b, j0, kvh, 0], Hk * D)  # dK += dS^T Q
-                        _gemm(1, br, D, bc, dpt, _BR, &k[b, j0, kvh, 0], Hk * D, jt > 0,
+                        _gemm(1, br, D, bc, dpt, tr, &k[b, j0, kvh, 0], Hk * D, jt > 0,
                               &dq_out[b, i0, h, 0], H * D)  # dQ += dS K
         free(qt)
     if failed[0]:
