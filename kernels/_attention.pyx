@@ -66,7 +66,7 @@ cdef extern from "dl_sgemm.h" nogil:
 cdef extern from "dl_attention.h" nogil:
     float dl_att_dot_f(const float* a, const float* b, Py_ssize_t n, int vector)
     void dl_att_transpose_f(float* dst, Py_ssize_t ldd, const float* src, Py_ssize_t rows, Py_ssize_t cols,
-                            Py_ssize_t lds, int vector)
+                            Py_ssize_t lds, float scale, int vector)
     void dl_att_sgemm_max(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
                           const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, const float* v,
                           Py_ssize_t voff, Py_ssize_t poff, float s, Py_ssize_t d)
@@ -216,15 +216,16 @@ cdef inline void _scale_row(floating* x, Py_ssize_t n, floating scale) noexcept 
 
 
 cdef inline void _transpose(floating* dst, Py_ssize_t ldd, const floating* src, Py_ssize_t rows, Py_ssize_t cols,
-                            Py_ssize_t lds) noexcept nogil:
-    """dst (cols, ldd) = src (rows, cols)^T, src row stride lds (float32: 16 x 16 register blocks)."""
+                            Py_ssize_t lds, floating scale) noexcept nogil:
+    """dst (cols, ldd) = scale * src (rows, cols)^T, src row stride lds (float32: 16 x 16 register
+    blocks)."""
     cdef Py_ssize_t r, c
     if floating is float:
-        dl_att_transpose_f(dst, ldd, src, rows, cols, lds, _OWN)
-        return
-    for r in range(rows):
-        for c in range(cols):
-            dst[c * ldd + r] = src[r * lds + c]
+        dl_att_transpose_f(dst, ldd, src, rows, cols, lds, scale, _OWN)
+    else:
+        for r in range(rows):
+            for c in range(cols):
+                dst[c * ldd + r] = scale * src[r * lds + c]
 
 
 cdef inline void _col_max(const floating* st, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld,
@@ -326,9 +327,7 @@ cdef inline void _forward_task(floating* qt, const _Forward* f, Py_ssize_t task)
     cdef floating* out = <floating*>f.out + ((b * T + i0) * H + h) * Dv
     cdef floating inv
     cdef int fused
-    _transpose(qt, _BR, <const floating*>f.q + ((b * T + i0) * H + h) * D, br, D, H * D)
-    for c in range(D):
-        _scale_row(qt + c * _BR, br, <floating>f.scale)
+    _transpose(qt, _BR, <const floating*>f.q + ((b * T + i0) * H + h) * D, br, D, H * D, <floating>f.scale)
     for r in range(br):
         m[r] = -1e30
         l[r] = 0
@@ -522,10 +521,8 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
                 for it in range(n_it):
                     i0 = it * tr
                     br = min(tr, T - i0)
-                    _transpose(qt + it * tr * D, tr, &q[b, i0, h, 0], br, D, H * D)
-                    for c in range(D):
-                        _scale_row(qt + it * tr * D + c * tr, br, fscale)
-                    _transpose(dot + it * tr * Dv, tr, &dout[b, i0, h, 0], br, Dv, H * Dv)
+                    _transpose(qt + it * tr * D, tr, &q[b, i0, h, 0], br, D, H * D, fscale)
+                    _transpose(dot + it * tr * Dv, tr, &dout[b, i0, h, 0], br, Dv, H * Dv, 1)
                 for i in range(T):
                     lhi[i] = <floating>lse[b, h, i]
                     llo[i] = <floating>(lse[b, h, i] - lhi[i])

@@ -127,12 +127,14 @@ DL_MAYBE_UNUSED DL_TARGET static void dl_att_expf_avx512(float *x, ptrdiff_t n)
     }
 }
 
-/* dst (cols, ldd) = src (rows, cols)^T (src row stride lds), in 16 x 16 blocks transposed in
- * registers (unpacks and 128-bit lane shuffles; masked loads and stores at the edges). */
+/* dst (cols, ldd) = scale * src (rows, cols)^T (src row stride lds), in 16 x 16 blocks transposed
+ * in registers (unpacks and 128-bit lane shuffles; masked loads and stores at the edges). */
 DL_MAYBE_UNUSED DL_TARGET static void dl_att_transpose_avx512(float *dst, ptrdiff_t ldd, const float *src,
-                                                            ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t lds)
+                                                            ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t lds,
+                                                            float scale)
 {
     ptrdiff_t i0, j0, q;
+    const __m512 vs = _mm512_set1_ps(scale);
     __m512 r[16], t[16];
     for (i0 = 0; i0 < rows; i0 += 16) {
         ptrdiff_t nr = rows - i0 < 16 ? rows - i0 : 16;
@@ -164,7 +166,7 @@ DL_MAYBE_UNUSED DL_TARGET static void dl_att_transpose_avx512(float *dst, ptrdif
                 r[q + 8] = _mm512_shuffle_f32x4(t[q], t[q + 8], 0xDD);
             }
             for (q = 0; q < nc; q++)
-                _mm512_mask_storeu_ps(dst + (j0 + q) * ldd + i0, mi, r[q]);
+                _mm512_mask_storeu_ps(dst + (j0 + q) * ldd + i0, mi, _mm512_mul_ps(vs, r[q]));
         }
     }
 }
@@ -266,21 +268,21 @@ DL_ATT_STUB(expc)
 DL_ATT_STUB(ds)
 #endif
 
-/* dst (cols, ldd) = src (rows, cols)^T, src row stride lds. */
+/* dst (cols, ldd) = scale * src (rows, cols)^T, src row stride lds. */
 static void dl_att_transpose_f(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t rows, ptrdiff_t cols,
-                               ptrdiff_t lds, int vector)
+                               ptrdiff_t lds, float scale, int vector)
 {
     ptrdiff_t i, j;
 #if DL_HAVE_AVX512_BUILD
     if (vector) {
-        dl_att_transpose_avx512(dst, ldd, src, rows, cols, lds);
+        dl_att_transpose_avx512(dst, ldd, src, rows, cols, lds, scale);
         return;
     }
 #endif
     (void)vector;
     for (i = 0; i < rows; i++)
         for (j = 0; j < cols; j++)
-            dst[j * ldd + i] = src[i * lds + j];
+            dst[j * ldd + i] = scale * src[i * lds + j];
 }
 
 /* sum of a[i] * b[i] (the backward's D = rowsum(dO * O)). */
