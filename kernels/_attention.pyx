@@ -65,6 +65,7 @@ cdef extern from "dl_sgemm.h" nogil:
 
 cdef extern from "dl_attention.h" nogil:
     float dl_att_dot_f(const float* a, const float* b, Py_ssize_t n, int vector)
+    void dl_att_lse_f(double* lse, const float* m, const float* l, Py_ssize_t n, int vector)
     void dl_att_transpose_f(float* dst, Py_ssize_t ldd, const float* src, Py_ssize_t rows, Py_ssize_t cols,
                             Py_ssize_t lds, float scale, int vector)
     void dl_att_sgemm_max(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
@@ -371,7 +372,11 @@ cdef inline void _forward_task(floating* qt, const _Forward* f, Py_ssize_t task)
         inv = 1.0 / l[r]
         for c in range(Dv):
             out[r * H * Dv + c] = acc[r * Dv + c] * inv
-        f.lse[(b * H + h) * T + i0 + r] = <double>m[r] + log(<double>l[r])
+    if floating is float:
+        dl_att_lse_f(f.lse + (b * H + h) * T + i0, m, l, br, _OWN)
+    else:
+        for r in range(br):
+            f.lse[(b * H + h) * T + i0 + r] = m[r] + log(l[r])
 
 
 cdef void _forward_chunk(void* arg, Py_ssize_t task) noexcept nogil:

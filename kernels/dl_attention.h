@@ -171,6 +171,32 @@ DL_MAYBE_UNUSED DL_TARGET static void dl_att_transpose_avx512(float *dst, ptrdif
     }
 }
 
+/* lse[i] = m[i] + log(l[i]) in float64 for l[i] > 0, 8 lanes: l = f 2^e with f in [sqrt(1/2),
+ * sqrt(2)], log f = 2 atanh(s) = 2 s (1 + s^2/3 + ... + s^20/21), s = (f - 1)/(f + 1), |s| < 0.172
+ * (truncation below 2^-54 relative); about 1 ulp. */
+DL_MAYBE_UNUSED DL_TARGET static void dl_att_lse_avx512(double *lse, const float *m, const float *l, ptrdiff_t n)
+{
+    ptrdiff_t i;
+    int q;
+    const __m512d one = _mm512_set1_pd(1.0), two = _mm512_set1_pd(2.0), half = _mm512_set1_pd(0.5);
+    const __m512d ln2 = _mm512_set1_pd(0.6931471805599453094), rt2 = _mm512_set1_pd(1.4142135623730951);
+    for (i = 0; i < n; i += 8) {
+        __mmask8 k = (n - i >= 8) ? (__mmask8)0xFF : (__mmask8)((1u << (n - i)) - 1u);
+        __m512d x = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(k, l + i));
+        __m512d e = _mm512_getexp_pd(x), f = _mm512_getmant_pd(x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
+        __mmask8 big = _mm512_cmp_pd_mask(f, rt2, _CMP_GT_OQ);
+        f = _mm512_mask_mul_pd(f, big, f, half);
+        e = _mm512_mask_add_pd(e, big, e, one);
+        __m512d s = _mm512_div_pd(_mm512_sub_pd(f, one), _mm512_add_pd(f, one)), z = _mm512_mul_pd(s, s);
+        __m512d y = _mm512_set1_pd(1.0 / 21.0);
+        for (q = 19; q >= 1; q -= 2)
+            y = _mm512_fmadd_pd(y, z, _mm512_set1_pd(1.0 / q));
+        y = _mm512_fmadd_pd(e, ln2, _mm512_mul_pd(_mm512_mul_pd(two, s), y));
+        y = _mm512_add_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(k, m + i)), y);
+        _mm512_mask_storeu_pd(lse + i, k, y);
+    }
+}
+
 /* sum of a[i] * b[i] over n floats (16-lane partial sums, then the lanes). */
 DL_MAYBE_UNUSED DL_TARGET static float dl_att_dot_avx512(const float *a, const float *b, ptrdiff_t n)
 {
@@ -283,6 +309,21 @@ static void dl_att_transpose_f(float *dst, ptrdiff_t ldd, const float *src, ptrd
     for (i = 0; i < rows; i++)
         for (j = 0; j < cols; j++)
             dst[j * ldd + i] = scale * src[i * lds + j];
+}
+
+/* lse[i] = m[i] + log(l[i]) in float64 (the forward's row log-sum-exp). */
+static void dl_att_lse_f(double *lse, const float *m, const float *l, ptrdiff_t n, int vector)
+{
+    ptrdiff_t i;
+#if DL_HAVE_AVX512_BUILD
+    if (vector) {
+        dl_att_lse_avx512(lse, m, l, n);
+        return;
+    }
+#endif
+    (void)vector;
+    for (i = 0; i < n; i++)
+        lse[i] = (double)m[i] + log((double)l[i]);
 }
 
 /* sum of a[i] * b[i] (the backward's D = rowsum(dO * O)). */
