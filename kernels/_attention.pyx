@@ -38,10 +38,12 @@
 #   - The tile products are the project's AVX-512 sgemm tiles (dl_sgemm.h) in float32 on CPUs
 #     that have them; float64 and other CPUs use the register-friendly loops of _gemm below
 #     (i-p-j order: the inner loop is a contiguous axpy the compiler vectorizes). The float32
-#     max, exp, sums, score gradient, transposes and D use the vector helpers of dl_attention.h.
-#     Where the time goes (B 32, T 128, 4 heads of 32, one thread, in cache): forward per query
-#     tile ~15 us, the two products 10.7, exp 1.8; backward per (batch, head) ~65 us, the five
-#     products 56, exp 4, the rest 5. The products run at 94-104 GFLOPS (k = 32 or 64 is short).
+#     max, exp, sums, score gradient, transposes, D and L use the vector helpers of dl_attention.h.
+#     Where the time goes (T 128, 4 heads of 32, one thread, in cache, perf): forward ~13.5 us per
+#     query tile, 70% the two products (S^T with its max, P V), 12% exp, 3% the Q transpose;
+#     backward ~62 us per (batch, head), 86% the five products (exp and dS in two of them), 3%
+#     the transposes and D. The products run at 94-104 GFLOPS (k = D = 32 is short); out of cache
+#     (B 32: 16 MB of operands) every part runs 10-20% slower here.
 #
 # Legend: B batch, T query length, S key length, H query heads, Hk key/value heads, D key dim,
 # Dv value dim, BR/BC query/key tile rows (BC_FORWARD: the forward's key tile; the non-causal
@@ -339,7 +341,7 @@ cdef inline void _forward_task(floating* qt, const _Forward* f, Py_ssize_t task)
         bc = min(_BCF, kend - j0)
         memcpy(alpha, m, sizeof(floating) * br)
         fused = 0
-        if floating is float:  # S^T and its column max in one pass where no score is masked
+        if floating is float:  # S^T and its column max in one pass (the causal mask in the tiles)
             if _OWN and not (f.has_bias or f.has_mask):
                 if f.causal and j0 + bc - 1 > i0:
                     dl_att_sgemm_maxc(bc, br, D, k + j0 * Hk * D, Hk * D, qt, _BR, st, _BR, m, 0, 0, 0, j0 - i0)
@@ -521,7 +523,7 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
                     nh = b * H + h + 1
                 else:
                     nh = (task + n_threads) // Hk * H + (task + n_threads) % Hk * group
-                # per query tile: (scale Q)^T (D, BR) and dO^T (Dv, BR); per query: L as two floats and
+                # per query tile: (scale Q)^T (D, tr) and dO^T (Dv, tr); per query: L as two floats and
                 # D = rowsum(dO * O)
                 for it in range(n_it):
                     i0 = it * tr

@@ -1,6 +1,7 @@
 /* Helpers of the float32 attention kernels (_attention.pyx) on score tiles stored keys x queries:
- * the column max, exp-and-sum and score gradient p * (dp - D) (vertical vector ops), the row dot
- * product D = rowsum(dO * O), transposes, prefetch hints, and exp in place.
+ * the scores products with the next pass in their tiles' epilogue (max, exp, dS), the column max,
+ * exp-and-sum and score gradient p * (dp - D) (vertical vector ops), the row dot product
+ * D = rowsum(dO * O), the row log-sum-exp, transposes, prefetch hints, and exp in place.
  *
  * exp: on AVX-512 CPUs 16 lanes: range reduction by ln 2 split in two parts, a degree-6
  * polynomial on [-ln2/2, ln2/2] (relative error 2e-9; about 1 ulp in all), 2^n applied with
