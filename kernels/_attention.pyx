@@ -136,8 +136,9 @@ cdef inline void _gemm(int a_cols, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, con
                        Py_ssize_t lda, const floating* b, Py_ssize_t ldb, int accumulate,
                        floating* c, Py_ssize_t ldc) noexcept nogil:
     """C (m, n) (+)= op(A) @ B; op(A) = A (m, k) rows, or A^T stored (k, m) when a_cols."""
-    cdef Py_ssize_t i, p, j
+    cdef Py_ssize_t i, p, j, j0
     cdef floating av
+    cdef floating acc[8]
     cdef floating* cr
     cdef const floating* br
     if floating is float:
@@ -149,10 +150,20 @@ cdef inline void _gemm(int a_cols, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, con
         if not accumulate:
             for j in range(n):
                 cr[j] = 0
-        for p in range(k):
+        for j0 in range(0, n - 7, 8):  # 8 columns summed in registers over all of k
+            for j in range(8):
+                acc[j] = cr[j0 + j]
+            for p in range(k):
+                av = a[p * lda + i] if a_cols else a[i * lda + p]
+                br = b + p * ldb + j0
+                for j in range(8):
+                    acc[j] += av * br[j]
+            for j in range(8):
+                cr[j0 + j] = acc[j]
+        for p in range(k):  # the last n % 8 columns
             av = a[p * lda + i] if a_cols else a[i * lda + p]
             br = b + p * ldb
-            for j in range(n):
+            for j in range(n - n % 8, n):
                 cr[j] += av * br[j]
 
 
