@@ -37,7 +37,8 @@
 #     (dl_att_sgemm_max / _exp / _ds; the causal mask too on diagonal tiles: _maxc, _expc).
 #   - The tile products are the project's AVX-512 sgemm tiles (dl_sgemm.h) in float32 on CPUs
 #     that have them; float64 and other CPUs use the register-friendly loops of _gemm below
-#     (i-p-j order: the inner loop is a contiguous axpy the compiler vectorizes). The float32
+#     (8 columns of a row of C summed over k in registers, which the compiler vectorizes: float64
+#     at B 4, T 128 5.9 -> 4.7 ms forward against an axpy into C per step of k). The float32
 #     max, exp, sums, score gradient, transposes, D and L use the vector helpers of dl_attention.h.
 #     Where the time goes (T 128, 4 heads of 32, one thread, in cache, perf): forward ~13.5 us per
 #     query tile, 70% the two products (S^T with its max, P V), 12% exp, 3% the Q transpose;
