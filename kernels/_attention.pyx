@@ -44,7 +44,9 @@
 #     query tile, 70% the two products (S^T with its max, P V), 12% exp, 3% the Q transpose;
 #     backward ~62 us per (batch, head), 86% the five products (exp and dS in two of them), 3%
 #     the transposes and D. The products run at 94-104 GFLOPS (k = D = 32 is short); out of cache
-#     (B 32: 16 MB of operands) every part runs 10-20% slower here.
+#     (B 32: 16 MB of operands) every part runs 10-20% slower here: only reading the backward's
+#     rows (128 bytes of each 512) takes 2.3 ms, and prefetching the next task's rows, spread over
+#     this task's products, did not overlap it (10.2 -> 10.0 ms).
 #
 # Legend: B batch, T query length, S key length, H query heads, Hk key/value heads, D key dim,
 # Dv value dim, BR/BC query/key tile rows (BC_FORWARD: the forward's key tile; the non-causal
