@@ -5,10 +5,13 @@
 #     attention): query head h reads key/value head h // (H // Hk).
 #   - Forward: one task per (batch, head, query tile of BR rows), over the thread team under
 #     TEAM_MAX_MACS (batch-1 sizes: no OpenMP barrier to wait at), else OpenMP. Per task the
-#     query tile is scaled once, then key/value tiles of BC_FORWARD rows are walked keeping the
-#     running row max m and sum l (online softmax); the accumulator is rescaled by exp(m_old - m_new)
-#     when the max grows. The row log-sum-exp L = m + log l is stored for the backward pass.
-#     Memory: per-thread tiles only, so it grows linearly with T and S.
+#     query tile is scaled and transposed once, then key/value tiles of BC_FORWARD rows are walked
+#     keeping the running row max m and sum l (online softmax); the accumulator is rescaled by
+#     exp(m_old - m_new) when the max grows. The row log-sum-exp L = m + log l is stored for the
+#     backward pass. Memory: per-thread tiles only, so it grows linearly with T and S.
+#   - The forward works on S^T = K (scale Q)^T (keys x queries): K and V are read in place, and
+#     the max and sum over keys are column-wise vector ops (no lane reductions). At B 32, T 128,
+#     4 heads of 32, one thread: 4.7 -> 4.2 ms against S = Q K^T on a transposed copy of K.
 #   - Scores: s = (scale q) . k + bias; where the boolean mask is 0 or (causal) j > i, s is
 #     replaced by NEG = -1e9, as keras.ops.dot_product_attention does (a fully masked row is
 #     then uniform over all keys, as in Keras). Causal is top-left aligned (j <= i, Keras's
@@ -21,20 +24,33 @@
 #     no mask is stored.
 #   - Backward: one task per (batch, key/value head): the task owns dK, dV of that head and dQ of
 #     the H // Hk query heads that read it, so nothing is shared between threads (no atomics)
-#     and every sum runs in one fixed order: bit-identical for any thread count. Per key tile
-#     it walks the query tiles, recomputing P = exp(S - L): dV += (P*Z)^T dO, dP = (dO V^T)*Z,
-#     D = rowsum(dO * O), dS = P * (dP - D), dQ += scale dS K, dK += scale dS^T Q. A task per
-#     (batch, kv head) leaves threads idle when B*Hk < threads (batch 1, one kv head).
+#     and every sum runs in one fixed order: bit-identical for any thread count. Per query head
+#     it first transposes (scale Q) and dO tile by tile and splits L into two floats, then per key
+#     tile walks the query tiles on S^T (keys x queries, as the forward): P^T = exp(S^T - L),
+#     dP^T = V dO^T (* Z), dS^T = scale P^T * (dP^T - D) with D = rowsum(dO * O), dV += P^T dO,
+#     dK += dS^T Q, dQ += dS K, all accumulated in place in the outputs (the first product of
+#     each writes; scratch T (D + Dv + 3) floats per thread). A task per (batch, kv head) leaves
+#     threads idle when B*Hk < threads (batch 1, one kv head). At B 32, T 128, 4 heads of 32,
+#     one thread: 10.1 -> 9.6 ms against S = Q K^T on per-key-tile K^T, V^T and scratch dK, dV.
+#   - Without bias, mask or dropout the pass after a scores product runs in its tiles'
+#     epilogue, on the registers: the forward's column max, the backward's exp and dS
+#     (dl_att_sgemm_max / _exp / _ds; the causal mask too on diagonal tiles: _maxc, _expc).
 #   - The tile products are the project's AVX-512 sgemm tiles (dl_sgemm.h) in float32 on CPUs
 #     that have them; float64 and other CPUs use the register-friendly loops of _gemm below
-#     (i-p-j order: the inner loop is a contiguous axpy the compiler vectorizes). The float32
-#     softmax uses a vector exp, the key/value tile transposes 16 x 16 register blocks and the
-#     backward's D = rowsum(dO * O) a vector dot (dl_attention.h): at B 32, T 128, 4 heads of 32,
-#     one thread, the transposes and D's scalar loops had been a fifth of the backward (forward
-#     5.3 -> 4.8 ms, backward 11.2 -> 10.0 ms with the vector forms).
+#     (8 columns of a row of C summed over k in registers, which the compiler vectorizes: float64
+#     at B 4, T 128 5.9 -> 4.7 ms forward against an axpy into C per step of k). The float32
+#     max, exp, sums, score gradient, transposes, D and L use the vector helpers of dl_attention.h.
+#     Where the time goes (T 128, 4 heads of 32, one thread, in cache, perf): forward ~13.5 us per
+#     query tile, 70% the two products (S^T with its max, P V), 12% exp, 3% the Q transpose;
+#     backward ~62 us per (batch, head), 86% the five products (exp and dS in two of them), 3%
+#     the transposes and D. The products run at 94-104 GFLOPS (k = D = 32 is short); out of cache
+#     (B 32: 16 MB of operands) every part runs 10-20% slower here: only reading the backward's
+#     rows (128 bytes of each 512) takes 2.3 ms, and prefetching the next task's rows, spread over
+#     this task's products, did not overlap it (10.2 -> 10.0 ms).
 #
 # Legend: B batch, T query length, S key length, H query heads, Hk key/value heads, D key dim,
-# Dv value dim, BR/BC query/key tile rows (BC_FORWARD: the forward's key tile).
+# Dv value dim, BR/BC query/key tile rows (BC_FORWARD: the forward's key tile; the non-causal
+# backward's query tiles are 2 BR).
 import numpy as np
 
 from cython.parallel cimport prange, parallel
@@ -53,12 +69,31 @@ cdef extern from "dl_sgemm.h" nogil:
                   Py_ssize_t ldc)
 
 cdef extern from "dl_attention.h" nogil:
-    float dl_att_max_f(const float* s, Py_ssize_t n, float start, int vector)
-    float dl_att_exp_sum_f(float* s, Py_ssize_t n, float hi, float lo, int vector)
-    void dl_att_dscore_f(float* dp, const float* p, Py_ssize_t n, float di, int vector)
     float dl_att_dot_f(const float* a, const float* b, Py_ssize_t n, int vector)
+    void dl_att_lse_f(double* lse, const float* m, const float* l, Py_ssize_t n, int vector)
     void dl_att_transpose_f(float* dst, Py_ssize_t ldd, const float* src, Py_ssize_t rows, Py_ssize_t cols,
-                            Py_ssize_t lds, int vector)
+                            Py_ssize_t lds, float scale, int vector)
+    void dl_att_sgemm_max(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
+                          const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, const float* v,
+                          Py_ssize_t voff, Py_ssize_t poff, float s, Py_ssize_t d)
+    void dl_att_sgemm_maxc(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
+                           const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, const float* v,
+                           Py_ssize_t voff, Py_ssize_t poff, float s, Py_ssize_t d)
+    void dl_att_sgemm_exp(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
+                          const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, const float* v,
+                          Py_ssize_t voff, Py_ssize_t poff, float s, Py_ssize_t d)
+    void dl_att_sgemm_expc(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
+                           const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, const float* v,
+                           Py_ssize_t voff, Py_ssize_t poff, float s, Py_ssize_t d)
+    void dl_att_sgemm_ds(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
+                         const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, const float* v,
+                         Py_ssize_t voff, Py_ssize_t poff, float s, Py_ssize_t d)
+    void dl_att_col_max_f(const float* st, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld, float* mx, int vector)
+    void dl_att_col_exp_sum_f(float* st, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld, const float* hi,
+                              const float* lo, float* sum, int vector)
+    void dl_att_col_dscore_f(float* dpt, const float* pt, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld,
+                             const float* dd, float scale, int vector)
+    void dl_att_prefetch(const void* p, Py_ssize_t rows, Py_ssize_t nbytes, Py_ssize_t stride)
 
 ctypedef fused floating:
     float
@@ -104,8 +139,9 @@ cdef inline void _gemm(int a_cols, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, con
                        Py_ssize_t lda, const floating* b, Py_ssize_t ldb, int accumulate,
                        floating* c, Py_ssize_t ldc) noexcept nogil:
     """C (m, n) (+)= op(A) @ B; op(A) = A (m, k) rows, or A^T stored (k, m) when a_cols."""
-    cdef Py_ssize_t i, p, j
+    cdef Py_ssize_t i, p, j, j0
     cdef floating av
+    cdef floating acc[8]
     cdef floating* cr
     cdef const floating* br
     if floating is float:
@@ -117,78 +153,65 @@ cdef inline void _gemm(int a_cols, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, con
         if not accumulate:
             for j in range(n):
                 cr[j] = 0
-        for p in range(k):
+        for j0 in range(0, n - 7, 8):  # 8 columns summed in registers over all of k
+            for j in range(8):
+                acc[j] = cr[j0 + j]
+            for p in range(k):
+                av = a[p * lda + i] if a_cols else a[i * lda + p]
+                br = b + p * ldb + j0
+                for j in range(8):
+                    acc[j] += av * br[j]
+            for j in range(8):
+                cr[j0 + j] = acc[j]
+        for p in range(k):  # the last n % 8 columns
             av = a[p * lda + i] if a_cols else a[i * lda + p]
             br = b + p * ldb
-            for j in range(n):
+            for j in range(n - n % 8, n):
                 cr[j] += av * br[j]
 
 
-cdef inline floating _row_max(const floating* x, Py_ssize_t n, floating start) noexcept nogil:
-    cdef Py_ssize_t j
-    if floating is float:
-        return dl_att_max_f(x, n, start, _OWN)
-    else:
-        for j in range(n):
-            if x[j] > start:
-                start = x[j]
-        return start
-
-
-cdef inline floating _row_exp_sum(floating* x, Py_ssize_t n, double shift) noexcept nogil:
-    """x = exp(x - shift) in place; returns the sum."""
-    cdef Py_ssize_t j
-    cdef floating t = 0
-    cdef float hi
-    if floating is float:
-        hi = <float>shift
-        return dl_att_exp_sum_f(x, n, hi, <float>(shift - hi), _OWN)
-    else:
-        for j in range(n):
-            x[j] = exp(x[j] - shift)
-            t = t + x[j]
-        return t
-
-
-cdef inline void _row_dscore(floating* dp, const floating* p, Py_ssize_t n, floating di) noexcept nogil:
-    """dp = p * (dp - di)."""
-    cdef Py_ssize_t j
-    if floating is float:
-        dl_att_dscore_f(dp, p, n, di, _OWN)
-    else:
-        for j in range(n):
-            dp[j] = p[j] * (dp[j] - di)
-
-
-cdef inline void _scores(floating* s, Py_ssize_t ld, Py_ssize_t br, Py_ssize_t bc, Py_ssize_t b, Py_ssize_t h,
-                         Py_ssize_t i0, Py_ssize_t j0, const floating[:, :, :, :] bias, int has_bias,
-                         const unsigned char[:, :, :, :] mask, int has_mask, int causal) noexcept nogil:
-    """Add the bias and replace masked scores (mask 0, or j > i when causal) by NEG."""
+cdef inline void _col_dscore(floating* dpt, const floating* pt, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld,
+                             const floating* dd, floating scale) noexcept nogil:
+    """dpt = scale * pt * (dpt - dd[c]) for (rows, cols) tiles, row stride ld."""
     cdef Py_ssize_t r, c
-    cdef floating* sr
-    for r in range(br):
-        sr = s + r * ld
+    if floating is float:
+        dl_att_col_dscore_f(dpt, pt, rows, cols, ld, dd, scale, _OWN)
+    else:
+        for r in range(rows):
+            for c in range(cols):
+                dpt[r * ld + c] = scale * (pt[r * ld + c] * (dpt[r * ld + c] - dd[c]))
+
+
+cdef inline void _scores_t(floating* st, Py_ssize_t ld, Py_ssize_t br, Py_ssize_t bc, Py_ssize_t b, Py_ssize_t h,
+                           Py_ssize_t i0, Py_ssize_t j0, const floating[:, :, :, :] bias, int has_bias,
+                           const unsigned char[:, :, :, :] mask, int has_mask, int causal) noexcept nogil:
+    """S^T (bc keys, br queries; row stride ld): add the bias, replace masked scores (mask 0, or
+    j > i when causal) by NEG."""
+    cdef Py_ssize_t r, c
+    cdef floating* sc
+    for c in range(bc):
+        sc = st + c * ld
         if has_bias:
-            for c in range(bc):
-                sr[c] += bias[b, h, i0 + r, j0 + c]
+            for r in range(br):
+                sc[r] += bias[b, h, i0 + r, j0 + c]
         if has_mask:
-            for c in range(bc):
+            for r in range(br):
                 if not mask[b, h, i0 + r, j0 + c]:
-                    sr[c] = _NEG
-        if causal and j0 + bc - 1 > i0 + r:
-            for c in range(max(0, i0 + r - j0 + 1), bc):
-                sr[c] = _NEG
+                    sc[r] = _NEG
+        if causal:  # key j0 + c comes after the queries i0 .. j0 + c - 1
+            for r in range(min(br, j0 + c - i0)):
+                sc[r] = _NEG
 
 
-cdef inline void _dropout_row(floating* p, Py_ssize_t bc, uint64_t seed, uint64_t base,
+cdef inline void _dropout_row(floating* p, Py_ssize_t bc, Py_ssize_t stride, uint64_t seed, uint64_t base,
                               uint64_t threshold, floating keep_scale) noexcept nogil:
-    """p[c] *= keep(c) / (1 - rate) for the counters base + c."""
+    """p[c * stride] *= keep(c) / (1 - rate) for the counters base + c."""
     cdef Py_ssize_t c
     for c in range(bc):
         if (_hash(seed, base + c) >> 11) >= threshold:
-            p[c] = p[c] * keep_scale
+            p[c * stride] = p[c * stride] * keep_scale
         else:
-            p[c] = 0
+            p[c * stride] = 0
 
 
 cdef inline floating _row_dot(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
@@ -209,126 +232,173 @@ cdef inline void _scale_row(floating* x, Py_ssize_t n, floating scale) noexcept 
         x[c] = x[c] * scale
 
 
-cdef inline void _load_scaled(floating* dst, const floating* src, Py_ssize_t rows, Py_ssize_t cols,
-                              Py_ssize_t lds, floating scale) noexcept nogil:
-    cdef Py_ssize_t r, c
-    for r in range(rows):
-        for c in range(cols):
-            dst[r * cols + c] = src[r * lds + c] * scale
-
-
 cdef inline void _transpose(floating* dst, Py_ssize_t ldd, const floating* src, Py_ssize_t rows, Py_ssize_t cols,
-                            Py_ssize_t lds) noexcept nogil:
-    """dst (cols, ldd) = src (rows, cols)^T, src row stride lds (float32: 16 x 16 register blocks)."""
+                            Py_ssize_t lds, floating scale) noexcept nogil:
+    """dst (cols, ldd) = scale * src (rows, cols)^T, src row stride lds (float32: 16 x 16 register
+    blocks)."""
     cdef Py_ssize_t r, c
     if floating is float:
-        dl_att_transpose_f(dst, ldd, src, rows, cols, lds, _OWN)
-        return
-    for r in range(rows):
-        for c in range(cols):
-            dst[c * ldd + r] = src[r * lds + c]
+        dl_att_transpose_f(dst, ldd, src, rows, cols, lds, scale, _OWN)
+    else:
+        for r in range(rows):
+            for c in range(cols):
+                dst[c * ldd + r] = scale * src[r * lds + c]
+
+
+cdef inline void _col_max(const floating* st, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld,
+                          floating* mx) noexcept nogil:
+    """mx[c] = max(mx[c], st[0:rows, c]) for st (rows, cols), row stride ld."""
+    cdef Py_ssize_t r, c
+    if floating is float:
+        dl_att_col_max_f(st, rows, cols, ld, mx, _OWN)
+    else:
+        for r in range(rows):
+            for c in range(cols):
+                if st[r * ld + c] > mx[c]:
+                    mx[c] = st[r * ld + c]
+
+
+cdef inline void _col_exp_sum(floating* st, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t ld,
+                              const floating* shift, const floating* shift_lo, floating* tot) noexcept nogil:
+    """st = exp(st - shift[c] - shift_lo[c]) in place for st (rows, cols), row stride ld; tot[c] =
+    the column sums. shift_lo, tot: NULL when not wanted."""
+    cdef Py_ssize_t r, c
+    if floating is float:
+        dl_att_col_exp_sum_f(st, rows, cols, ld, shift, shift_lo, tot, _OWN)
+    else:
+        if tot != NULL:
+            for c in range(cols):
+                tot[c] = 0
+        for r in range(rows):
+            for c in range(cols):
+                st[r * ld + c] = exp(st[r * ld + c] - shift[c] - (shift_lo[c] if shift_lo != NULL else 0))
+                if tot != NULL:
+                    tot[c] = tot[c] + st[r * ld + c]
 
 
 cdef struct _Forward:
-    # One attention_forward call's operands as raw pointers (C-contiguous q, the transposed keys
-    # kt_all, v, out, lse; bias and mask at byte strides), for its tasks on OpenMP or the team.
+    # One attention_forward call's operands as raw pointers (C-contiguous q, k, v, out, lse; bias
+    # and mask at byte strides), for its tasks on OpenMP or the team.
     const void* q
     const void* k
-    const void* kt
     const void* v
     void* out
     double* lse
     const char* bias
     const char* mask
     Py_ssize_t bs0, bs1, bs2, bs3, ms0, ms1, ms2, ms3
-    Py_ssize_t T, H, D, S, Hk, Dv, n_qt, n_kt
+    Py_ssize_t B, T, H, D, S, Hk, Dv, n_qt
     int has_bias, has_mask, causal, dropping, is_double
     int failed  # a task found no memory for its scratch: the call raises MemoryError
     double scale, keep_scale
     uint64_t seed, threshold
 
 
-cdef inline void _forward_transpose(floating* kt_all, const _Forward* f, Py_ssize_t task) noexcept nogil:
-    """Key tile task (b, kv head, key tile) of K^T: (D, BC_FORWARD) rows 256 bytes apart."""
-    cdef Py_ssize_t jt = task % f.n_kt, b = task // (f.Hk * f.n_kt), kvh = (task // f.n_kt) % f.Hk
-    _transpose(kt_all + task * f.D * _BCF, _BCF,
-               <const floating*>f.k + ((b * f.S + jt * _BCF) * f.Hk + kvh) * f.D,
-               min(_BCF, f.S - jt * _BCF), f.D, f.Hk * f.D)
-
-
-cdef inline void _forward_scores(floating* s, Py_ssize_t br, Py_ssize_t bc, Py_ssize_t b, Py_ssize_t h,
+cdef inline void _forward_scores(floating* st, Py_ssize_t br, Py_ssize_t bc, Py_ssize_t b, Py_ssize_t h,
                                  Py_ssize_t i0, Py_ssize_t j0, const _Forward* f) noexcept nogil:
-    """_scores on the raw bias and mask."""
+    """_scores on the raw bias and mask, for S^T (bc keys, br queries; row stride BR)."""
     cdef Py_ssize_t r, c
-    cdef floating* sr
-    cdef const char* row
-    for r in range(br):
-        sr = s + r * _BCF
+    cdef floating* sc
+    cdef const char* col
+    for c in range(bc):
+        sc = st + c * _BR
         if f.has_bias:
-            row = f.bias + b * f.bs0 + h * f.bs1 + (i0 + r) * f.bs2 + j0 * f.bs3
-            for c in range(bc):
-                sr[c] += (<const floating*>(row + c * f.bs3))[0]
+            col = f.bias + b * f.bs0 + h * f.bs1 + i0 * f.bs2 + (j0 + c) * f.bs3
+            for r in range(br):
+                sc[r] += (<const floating*>(col + r * f.bs2))[0]
         if f.has_mask:
-            row = f.mask + b * f.ms0 + h * f.ms1 + (i0 + r) * f.ms2 + j0 * f.ms3
-            for c in range(bc):
-                if not row[c * f.ms3]:
-                    sr[c] = _NEG
-        if f.causal and j0 + bc - 1 > i0 + r:
-            for c in range(max(0, i0 + r - j0 + 1), bc):
-                sr[c] = _NEG
+            col = f.mask + b * f.ms0 + h * f.ms1 + i0 * f.ms2 + (j0 + c) * f.ms3
+            for r in range(br):
+                if not col[r * f.ms2]:
+                    sc[r] = _NEG
+        if f.causal:  # key j0 + c comes after the queries i0 .. j0 + c - 1
+            for r in range(min(br, j0 + c - i0)):
+                sc[r] = _NEG
 
 
-cdef inline void _forward_task(floating* qs, const _Forward* f, Py_ssize_t task) noexcept nogil:
-    """Query tile task (b, head, query tile): the online softmax over the key tiles. qs: scratch
-    of BR * (D + BC_FORWARD + Dv) + 2 BR floats."""
-    cdef Py_ssize_t T = f.T, H = f.H, D = f.D, Dv = f.Dv, S = f.S, Hk = f.Hk
-    cdef Py_ssize_t b = task // (H * f.n_qt), h = (task // f.n_qt) % H, qt = task % f.n_qt
-    cdef Py_ssize_t kvh = h // (H // Hk), i0 = qt * _BR, br = min(_BR, T - i0), r, c, jt, j0, bc
+cdef inline void _forward_prefetch(const _Forward* f, Py_ssize_t task, int esize) noexcept nogil:
+    """Hints task's query tile and first key tile into the cache."""
+    cdef Py_ssize_t b = task // (f.H * f.n_qt), h = (task // f.n_qt) % f.H, i0 = (task % f.n_qt) * _BR
+    cdef Py_ssize_t kvh = h // (f.H // f.Hk)
+    dl_att_prefetch(<const char*>f.q + ((b * f.T + i0) * f.H + h) * f.D * esize, min(_BR, f.T - i0),
+                    f.D * esize, f.H * f.D * esize)
+    dl_att_prefetch(<const char*>f.k + (b * f.S * f.Hk + kvh) * f.D * esize, min(_BCF, f.S), f.D * esize,
+                    f.Hk * f.D * esize)
+
+
+cdef inline void _forward_task(floating* qt, const _Forward* f, Py_ssize_t task) noexcept nogil:
+    """Query tile task (b, head, query tile): the online softmax over the key tiles. qt: scratch
+    of BR * (D + BC_FORWARD + Dv) + 4 BR floats."""
+    cdef Py_ssize_t T = f.T, H = f.H, D = f.D, Dv = f.Dv, S = f.S, Hk = f.Hk, esize = sizeof(floating)
+    cdef Py_ssize_t b = task // (H * f.n_qt), h = (task // f.n_qt) % H, qi = task % f.n_qt
+    cdef Py_ssize_t kvh = h // (H // Hk), i0 = qi * _BR, br = min(_BR, T - i0), r, c, jt, j0, bc, n_jt
     cdef Py_ssize_t kend = min(S, i0 + br) if f.causal else S
-    cdef floating* s = qs + _BR * D
-    cdef floating* acc = s + _BR * _BCF
+    cdef floating* st = qt + _BR * D
+    cdef floating* acc = st + _BCF * _BR
     cdef floating* m = acc + _BR * Dv
     cdef floating* l = m + _BR
-    cdef const floating* kt
-    cdef const floating* v = <const floating*>f.v
-    cdef floating* out = <floating*>f.out
-    cdef floating mx, alpha, tot, inv
-    _load_scaled(qs, <const floating*>f.q + ((b * T + i0) * H + h) * D, br, D, H * D, <floating>f.scale)
+    cdef floating* tot = l + _BR
+    cdef floating* alpha = tot + _BR
+    cdef const floating* k = <const floating*>f.k + (b * S * Hk + kvh) * D
+    cdef const floating* v = <const floating*>f.v + (b * S * Hk + kvh) * Dv
+    cdef floating* out = <floating*>f.out + ((b * T + i0) * H + h) * Dv
+    cdef floating inv
+    cdef int fused
+    _transpose(qt, _BR, <const floating*>f.q + ((b * T + i0) * H + h) * D, br, D, H * D, <floating>f.scale)
     for r in range(br):
         m[r] = -1e30
         l[r] = 0
     memset(acc, 0, sizeof(floating) * br * Dv)
-    for jt in range((kend + _BCF - 1) // _BCF):
+    n_jt = (kend + _BCF - 1) // _BCF
+    for jt in range(n_jt):
         j0 = jt * _BCF
         bc = min(_BCF, kend - j0)
-        kt = <const floating*>f.kt + ((b * Hk + kvh) * f.n_kt + jt) * D * _BCF
-        _gemm(0, br, bc, D, qs, D, kt, _BCF, 0, s, _BCF)
-        _forward_scores(s, br, bc, b, h, i0, j0, f)
+        memcpy(alpha, m, sizeof(floating) * br)
+        fused = 0
+        if floating is float:  # S^T and its column max in one pass (the causal mask in the tiles)
+            if _OWN and not (f.has_bias or f.has_mask):
+                if f.causal and j0 + bc - 1 > i0:
+                    dl_att_sgemm_maxc(bc, br, D, k + j0 * Hk * D, Hk * D, qt, _BR, st, _BR, m, 0, 0, 0, j0 - i0)
+                else:
+                    dl_att_sgemm_max(bc, br, D, k + j0 * Hk * D, Hk * D, qt, _BR, st, _BR, m, 0, 0, 0, 0)
+                fused = 1
+        if not fused:
+            _gemm(0, bc, br, D, k + j0 * Hk * D, Hk * D, qt, _BR, 0, st, _BR)  # S^T = K (scale Q)^T
+            _forward_scores(st, br, bc, b, h, i0, j0, f)
+            _col_max(st, bc, br, _BR, m)
+        dl_att_prefetch(v + j0 * Hk * Dv, bc, Dv * esize, Hk * Dv * esize)
+        _col_exp_sum(st, bc, br, _BR, m, NULL, tot)
         for r in range(br):
-            mx = _row_max(&s[r * _BCF], bc, m[r])
-            # the first tile: nothing to rescale (exp(-1e30 - mx) is 0, through libm's slow underflow path)
-            alpha = exp(m[r] - mx) if jt > 0 else 0
-            tot = _row_exp_sum(&s[r * _BCF], bc, mx)
-            l[r] = l[r] * alpha + tot
-            m[r] = mx
-            if alpha != 1 and jt > 0:
-                for c in range(Dv):
-                    acc[r * Dv + c] = acc[r * Dv + c] * alpha
+            if jt > 0:  # the first tile: nothing to rescale
+                alpha[r] = exp(alpha[r] - m[r])
+                l[r] = l[r] * alpha[r] + tot[r]
+                if alpha[r] != 1:
+                    _scale_row(acc + r * Dv, Dv, alpha[r])
+            else:
+                l[r] = tot[r]
             if f.dropping:
-                _dropout_row(&s[r * _BCF], bc, f.seed, (((b * H + h) * T + i0 + r) * S + j0),
-                             f.threshold, <floating>f.keep_scale)
-        _gemm(0, br, Dv, bc, s, _BCF, v + ((b * S + j0) * Hk + kvh) * Dv, Hk * Dv, 1, acc, Dv)
+                _dropout_row(st + r, bc, _BR, f.seed, (((b * H + h) * T + i0 + r) * S + j0), f.threshold,
+                             <floating>f.keep_scale)
+        if jt + 1 < n_jt:
+            dl_att_prefetch(k + (j0 + _BCF) * Hk * D, min(_BCF, kend - j0 - _BCF), D * esize, Hk * D * esize)
+        elif task + 1 < f.B * H * f.n_qt:
+            _forward_prefetch(f, task + 1, esize)
+        _gemm(1, br, Dv, bc, st, _BR, v + j0 * Hk * Dv, Hk * Dv, 1, acc, Dv)  # O += P V
     for r in range(br):
         inv = 1.0 / l[r]
         for c in range(Dv):
-            out[((b * T + i0 + r) * H + h) * Dv + c] = acc[r * Dv + c] * inv
-        f.lse[(b * H + h) * T + i0 + r] = <double>m[r] + log(<double>l[r])
+            out[r * H * Dv + c] = acc[r * Dv + c] * inv
+    if floating is float:
+        dl_att_lse_f(f.lse + (b * H + h) * T + i0, m, l, br, _OWN)
+    else:
+        for r in range(br):
+            f.lse[(b * H + h) * T + i0 + r] = m[r] + log(l[r])
 
 
 cdef void _forward_chunk(void* arg, Py_ssize_t task) noexcept nogil:
     """Team chunk: one query tile task, on its own scratch."""
     cdef const _Forward* f = <const _Forward*>arg
-    cdef Py_ssize_t n = _BR * (f.D + _BCF + f.Dv) + 2 * _BR
+    cdef Py_ssize_t n = _BR * (f.D + _BCF + f.Dv) + 4 * _BR
     cdef void* qs = malloc((sizeof(double) if f.is_double else sizeof(float)) * n)
     if qs == NULL:  # a few tens of KiB: the call raises MemoryError after the team's job
         (<_Forward*>f).failed = 1
@@ -365,53 +435,48 @@ def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::
     cdef Py_ssize_t S = k.shape[1], Hk = k.shape[2], Dv = v.shape[3]
     cdef Py_ssize_t n_qt = (T + _BR - 1) // _BR, task
     cdef floating* qs
-    cdef floating* kt_all
     cdef _Forward f
     if B == 0 or T == 0 or H == 0:
         return
-    cdef Py_ssize_t n_kt = (S + _BCF - 1) // _BCF
-    kt_all = <floating*>malloc(sizeof(floating) * max(1, B * Hk * n_kt * D * _BCF))
-    if kt_all == NULL:
-        raise MemoryError("attention_forward: no memory for the transposed keys")
     f.q = &q[0, 0, 0, 0] if D > 0 else NULL
     f.out = &out[0, 0, 0, 0] if Dv > 0 else NULL
-    f.kt, f.lse = kt_all, &lse_out[0, 0, 0]
-    f.k = &k[0, 0, 0, 0] if S > 0 else NULL
-    f.v = &v[0, 0, 0, 0] if S > 0 else NULL
+    f.lse = &lse_out[0, 0, 0]
+    f.k = &k[0, 0, 0, 0] if S > 0 and D > 0 else NULL
+    f.v = &v[0, 0, 0, 0] if S > 0 and Dv > 0 else NULL
     f.bias = <const char*>&bias[0, 0, 0, 0] if has_bias else NULL
     f.bs0, f.bs1, f.bs2, f.bs3 = bias.strides[0], bias.strides[1], bias.strides[2], bias.strides[3]
     f.mask = <const char*>&mask[0, 0, 0, 0] if has_mask else NULL
     f.ms0, f.ms1, f.ms2, f.ms3 = mask.strides[0], mask.strides[1], mask.strides[2], mask.strides[3]
-    f.T, f.H, f.D, f.S, f.Hk, f.Dv, f.n_qt, f.n_kt = T, H, D, S, Hk, Dv, n_qt, n_kt
+    f.B, f.T, f.H, f.D, f.S, f.Hk, f.Dv, f.n_qt = B, T, H, D, S, Hk, Dv, n_qt
     f.has_bias, f.has_mask, f.causal, f.dropping = has_bias, has_mask, causal, dropout_rate > 0
     f.failed = 0
     f.is_double = floating is double
     f.scale, f.keep_scale = scale, 1.0 / (1.0 - dropout_rate)
     f.seed, f.threshold = seed, dropout_threshold(dropout_rate)
     if n_threads > 1 and B * H * T * S * (D + Dv) < _TEAM_MAX_MACS:
-        with nogil:  # K^T on the caller (under 1% of the work), the query tiles on the team
-            for task in range(B * Hk * n_kt):
-                _forward_transpose(kt_all, &f, task)
+        with nogil:
             team_run(_forward_chunk, &f, B * H * n_qt, n_threads, B * H * T * S * (D + Dv))
-        free(kt_all)
-        if f.failed:
-            raise MemoryError("attention_forward: no memory for a query tile's scratch")
-        return
-    # K^T once per call, tile by tile: (B, Hk, key tile, D, BC) keeps a tile's rows 256 bytes
-    # apart (a row stride of S floats, a multiple of 4 KiB at long S, thrashed L1's sets)
-    for task in prange(B * Hk * n_kt, nogil=True, num_threads=n_threads, schedule="static"):
-        _forward_transpose(kt_all, &f, task)
-    with nogil, parallel(num_threads=n_threads):
-        qs = <floating*>malloc(sizeof(floating) * (_BR * D + _BR * _BCF + _BR * Dv + 2 * _BR))
-        for task in prange(B * H * n_qt, schedule="dynamic"):
-            if qs != NULL:
-                _forward_task(qs, &f, task)
-            else:
-                f.failed = 1
-        free(qs)
-    free(kt_all)
+    else:
+        with nogil, parallel(num_threads=n_threads):
+            qs = <floating*>malloc(sizeof(floating) * (_BR * (D + _BCF + Dv) + 4 * _BR))
+            for task in prange(B * H * n_qt, schedule="dynamic"):
+                if qs != NULL:
+                    _forward_task(qs, &f, task)
+                else:
+                    f.failed = 1
+            free(qs)
     if f.failed:
         raise MemoryError("attention_forward: no memory for a query tile's scratch")
+
+
+cdef inline void _prefetch_rows(const floating* q, const floating* dout, const floating* out, Py_ssize_t bh,
+                                Py_ssize_t i0, Py_ssize_t rows, Py_ssize_t T, Py_ssize_t H, Py_ssize_t D,
+                                Py_ssize_t Dv) noexcept nogil:
+    """Hints rows [i0, i0 + rows) of head bh = b * H + h of q, dout and out into the cache."""
+    cdef Py_ssize_t b = bh // H, h = bh % H, esize = sizeof(floating)
+    dl_att_prefetch(q + ((b * T + i0) * H + h) * D, rows, D * esize, H * D * esize)
+    dl_att_prefetch(dout + ((b * T + i0) * H + h) * Dv, rows, Dv * esize, H * Dv * esize)
+    dl_att_prefetch(out + ((b * T + i0) * H + h) * Dv, rows, Dv * esize, H * Dv * esize)
 
 
 def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::1] k,
@@ -430,92 +495,122 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
     """
     cdef Py_ssize_t B = q.shape[0], T = q.shape[1], H = q.shape[2], D = q.shape[3]
     cdef Py_ssize_t S = k.shape[1], Hk = k.shape[2], Dv = v.shape[3]
-    cdef Py_ssize_t group = H // Hk
-    cdef Py_ssize_t task, b, kvh, h, g, i0, it, br, j0, jt, bc, r, c, i
-    cdef floating* kt
-    cdef floating* vt
-    cdef floating* s
-    cdef floating* dp
-    cdef floating* dk
-    cdef floating* dv
+    # query tiles of 128 rows (the longer k of the dV, dK products: 2-3% in cache at B 32, T 128), of 64
+    # when causal (fewer masked scores on the diagonal)
+    cdef Py_ssize_t tr = _BR if causal else 2 * _BR
+    cdef Py_ssize_t group = H // Hk, n_it = (T + tr - 1) // tr, tp = n_it * tr
+    cdef Py_ssize_t task, b, kvh, h, g, i0, it, it0, br, j0, jt, bc, r, c, i, nh
+    cdef Py_ssize_t n_jt = (S + _BC - 1) // _BC, esize = sizeof(floating)
+    cdef floating* qt
+    cdef floating* dot
+    cdef floating* lhi
+    cdef floating* llo
     cdef floating* dd
+    cdef floating* st
+    cdef floating* dpt
     cdef floating fscale = scale
     cdef floating keep_scale = 1.0 / (1.0 - dropout_rate)
     cdef uint64_t threshold = dropout_threshold(dropout_rate)
-    cdef int dropping = dropout_rate > 0
-    cdef Py_ssize_t words = D * _BC + Dv * _BC + 2 * _BR * _BC + _BC * D + _BC * Dv + group * T
-    cdef floating* qs_all
-    cdef const floating* qt
+    cdef int dropping = dropout_rate > 0, first, fused
+    cdef int failed[1]
+    cdef Py_ssize_t words = tp * (D + Dv + 3) + 2 * _BC * tr
     if B == 0 or Hk == 0:
         return
-    qs_all = <floating*>malloc(sizeof(floating) * max(1, B * T * H * D))  # scale * q, (B, T, H, D)
-    if qs_all == NULL:
-        raise MemoryError("attention_backward: no memory for the scaled queries")
-    for i in prange(B * T, nogil=True, num_threads=n_threads, schedule="static"):
-        _load_scaled(qs_all + i * H * D, &q[i // T, i % T, 0, 0], 1, H * D, H * D, fscale)
+    failed[0] = 0
     with nogil, parallel(num_threads=n_threads):
-        kt = <floating*>malloc(sizeof(floating) * words)
-        vt = kt + D * _BC
-        s = vt + Dv * _BC
-        dp = s + _BR * _BC
-        dk = dp + _BR * _BC
-        dv = dk + _BC * D
-        dd = dv + _BC * Dv
+        qt = <floating*>malloc(sizeof(floating) * words)
+        dot = qt + tp * D
+        lhi = dot + tp * Dv
+        llo = lhi + tp
+        dd = llo + tp
+        st = dd + tp
+        dpt = st + _BC * tr
         for task in prange(B * Hk, schedule="dynamic"):
             b = task // Hk
             kvh = task % Hk
-            for g in range(group):  # D = rowsum(dO * O); dQ starts at 0
+            if qt == NULL:
+                failed[0] = 1
+                continue
+            for g in range(group):
                 h = kvh * group + g
+                if g + 1 < group:  # the next head on this thread (b * H + h), likely, for the prefetches
+                    nh = b * H + h + 1
+                else:
+                    nh = (task + n_threads) // Hk * H + (task + n_threads) % Hk * group
+                # per query tile: (scale Q)^T (D, tr) and dO^T (Dv, tr); per query: L as two floats and
+                # D = rowsum(dO * O)
+                for it in range(n_it):
+                    i0 = it * tr
+                    br = min(tr, T - i0)
+                    _transpose(qt + it * tr * D, tr, &q[b, i0, h, 0], br, D, H * D, fscale)
+                    _transpose(dot + it * tr * Dv, tr, &dout[b, i0, h, 0], br, Dv, H * Dv, 1)
                 for i in range(T):
-                    dd[g * T + i] = _row_dot(&dout[b, i, h, 0], &out[b, i, h, 0], Dv)
-                    memset(&dq_out[b, i, h, 0], 0, sizeof(floating) * D)
-            for jt in range((S + _BC - 1) // _BC):
-                j0 = jt * _BC
-                bc = min(_BC, S - j0)
-                _transpose(kt, _BC, &k[b, j0, kvh, 0], bc, D, Hk * D)
-                _transpose(vt, _BC, &v[b, j0, kvh, 0], bc, Dv, Hk * Dv)
-                memset(dk, 0, sizeof(floating) * bc * D)
-                memset(dv, 0, sizeof(floating) * bc * Dv)
-                for g in range(group):
-                    h = kvh * group + g
-                    for it in range((j0 // _BR) if causal else 0, (T + _BR - 1) // _BR):
-                        i0 = it * _BR
-                        br = min(_BR, T - i0)
-                        qt = qs_all + (b * T + i0) * H * D + h * D
-                        _gemm(0, br, bc, D, qt, H * D, kt, _BC, 0, s, _BC)
-                        _scores(s, _BC, br, bc, b, h, i0, j0, bias, has_bias, mask, has_mask, causal)
-                        for r in range(br):  # s = P = exp(s - L)
-                            _row_exp_sum(&s[r * _BC], bc, lse[b, h, i0 + r])
-                        _gemm(0, br, bc, Dv, &dout[b, i0, h, 0], H * Dv, vt, _BC, 0, dp, _BC)
-                        if dropping:  # dp = dO V^T * Z; then s = P * Z for dV, dp = P * (dp - D)
-                            for r in range(br):
-                                _dropout_row(&dp[r * _BC], bc, seed, (((b * H + h) * T + i0 + r) * S + j0),
-                                             threshold, keep_scale)
-                        for r in range(br):
-                            _row_dscore(&dp[r * _BC], &s[r * _BC], bc, dd[g * T + i0 + r])
-                            if has_mask:  # masked scores do not depend on q, k
-                                for c in range(bc):
-                                    if not mask[b, h, i0 + r, j0 + c]:
-                                        dp[r * _BC + c] = 0
-                            if causal and j0 + bc - 1 > i0 + r:
-                                for c in range(max(0, i0 + r - j0 + 1), bc):
-                                    dp[r * _BC + c] = 0
-                        if dropping:
-                            for r in range(br):
-                                _dropout_row(&s[r * _BC], bc, seed, (((b * H + h) * T + i0 + r) * S + j0),
-                                             threshold, keep_scale)
-                        _gemm(1, bc, Dv, br, s, _BC, &dout[b, i0, h, 0], H * Dv, 1, dv, Dv)
-                        _gemm(0, br, D, bc, dp, _BC, &k[b, j0, kvh, 0], Hk * D, 1, &dq_out[b, i0, h, 0], H * D)
-                        _gemm(1, bc, D, br, dp, _BC, qt, H * D, 1, dk, D)
-                for r in range(bc):
-                    memcpy(&dk_out[b, j0 + r, kvh, 0], &dk[r * D], sizeof(floating) * D)
-                    memcpy(&dv_out[b, j0 + r, kvh, 0], &dv[r * Dv], sizeof(floating) * Dv)
-            for g in range(group):  # dQ = scale * dS K
-                h = kvh * group + g
-                for i in range(T):
-                    _scale_row(&dq_out[b, i, h, 0], D, fscale)
-        free(kt)
-    free(qs_all)
+                    lhi[i] = <floating>lse[b, h, i]
+                    llo[i] = <floating>(lse[b, h, i] - lhi[i])
+                    dd[i] = _row_dot(&dout[b, i, h, 0], &out[b, i, h, 0], Dv)
+                    if S == 0:
+                        memset(&dq_out[b, i, h, 0], 0, sizeof(floating) * D)
+                for jt in range(n_jt):
+                    j0 = jt * _BC
+                    bc = min(_BC, S - j0)
+                    it0 = (j0 // tr) if causal else 0
+                    if jt + 1 < n_jt:
+                        dl_att_prefetch(&k[b, j0 + _BC, kvh, 0], min(_BC, S - j0 - _BC), D * esize, Hk * D * esize)
+                        dl_att_prefetch(&v[b, j0 + _BC, kvh, 0], min(_BC, S - j0 - _BC), Dv * esize, Hk * Dv * esize)
+                    if g == 0 and it0 >= n_it:  # no query sees these keys
+                        for r in range(bc):
+                            memset(&dk_out[b, j0 + r, kvh, 0], 0, sizeof(floating) * D)
+                            memset(&dv_out[b, j0 + r, kvh, 0], 0, sizeof(floating) * Dv)
+                    for it in range(it0, n_it):
+                        i0 = it * tr
+                        br = min(tr, T - i0)
+                        first = g == 0 and it == it0  # dK, dV of this key tile start here
+                        if jt + 1 == n_jt and nh < B * H:  # the next head's query tile
+                            _prefetch_rows(&q[0, 0, 0, 0], &dout[0, 0, 0, 0], &out[0, 0, 0, 0], nh, i0, br, T, H, D,
+                                           Dv)
+                        fused = 0
+                        if floating is float:  # the exp and dS in the products' epilogues where nothing is masked
+                            if _OWN and not (has_bias or has_mask or dropping):  # causal: masked P^T = 0, dS^T = 0
+                                if causal and j0 + bc - 1 > i0:
+                                    dl_att_sgemm_expc(bc, br, D, &k[b, j0, kvh, 0], Hk * D, qt + it * tr * D, tr,
+                                                      st, tr, lhi + i0, tp, 0, 0, j0 - i0)
+                                else:
+                                    dl_att_sgemm_exp(bc, br, D, &k[b, j0, kvh, 0], Hk * D, qt + it * tr * D, tr,
+                                                     st, tr, lhi + i0, tp, 0, 0, 0)
+                                dl_att_sgemm_ds(bc, br, Dv, &v[b, j0, kvh, 0], Hk * Dv, dot + it * tr * Dv, tr,
+                                                dpt, tr, dd + i0, 0, st - dpt, fscale, 0)
+                                fused = 1
+                        if not fused:
+                            _gemm(0, bc, br, D, &k[b, j0, kvh, 0], Hk * D, qt + it * tr * D, tr, 0, st, tr)
+                            _scores_t(st, tr, br, bc, b, h, i0, j0, bias, has_bias, mask, has_mask, causal)
+                            _col_exp_sum(st, bc, br, tr, lhi + i0, llo + i0, NULL)  # P^T = exp(S^T - L)
+                            _gemm(0, bc, br, Dv, &v[b, j0, kvh, 0], Hk * Dv, dot + it * tr * Dv, tr, 0, dpt, tr)
+                            if dropping:  # dP = dO V^T * Z; then P * Z for dV, dS = scale P * (dP - D)
+                                for r in range(br):
+                                    _dropout_row(dpt + r, bc, tr, seed, (((b * H + h) * T + i0 + r) * S + j0),
+                                                 threshold, keep_scale)
+                            _col_dscore(dpt, st, bc, br, tr, dd + i0, fscale)
+                            for c in range(bc):
+                                if has_mask:  # masked scores do not depend on q, k
+                                    for r in range(br):
+                                        if not mask[b, h, i0 + r, j0 + c]:
+                                            dpt[c * tr + r] = 0
+                                if causal:
+                                    for r in range(min(br, j0 + c - i0)):
+                                        dpt[c * tr + r] = 0
+                            if dropping:
+                                for r in range(br):
+                                    _dropout_row(st + r, bc, tr, seed, (((b * H + h) * T + i0 + r) * S + j0),
+                                                 threshold, keep_scale)
+                        _gemm(0, bc, Dv, br, st, tr, &dout[b, i0, h, 0], H * Dv, not first,
+                              &dv_out[b, j0, kvh, 0], Hk * Dv)  # dV += P^T dO
+                        _gemm(0, bc, D, br, dpt, tr, &q[b, i0, h, 0], H * D, not first,
+                              &dk_out[b, j0, kvh, 0], Hk * D)  # dK += dS^T Q
+                        _gemm(1, br, D, bc, dpt, tr, &k[b, j0, kvh, 0], Hk * D, jt > 0,
+                              &dq_out[b, i0, h, 0], H * D)  # dQ += dS K
+        free(qt)
+    if failed[0]:
+        raise MemoryError("attention_backward: no memory for a task's query tiles")
 
 
 def attention_dropout_keep(Py_ssize_t B, Py_ssize_t H, Py_ssize_t T, Py_ssize_t S, double dropout_rate,
