@@ -357,6 +357,9 @@ needs_layernorm = pytest.mark.skipif(not hasattr(L, "LayerNormalization"),
 
 @needs_layernorm
 def test_keras_io_text_classifier_trains():
+    # 15 epochs ended at 0.50-0.72 of the first loss over 20 weight seeds (this test failed ~1 run
+    # in 10 at the 0.7 bound); 30 epochs end at 0.13-0.38
+    dl.utils.set_random_seed(0)
     maxlen, vocab = 12, 50
     rs = np.random.default_rng(0)
     x = rs.integers(1, vocab, (64, maxlen))
@@ -370,8 +373,8 @@ def test_keras_io_text_classifier_trains():
     outputs = L.Dense(2, activation="softmax")(h)
     model = dl.Model(inputs=inputs, outputs=outputs)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(x, y, batch_size=16, epochs=15, verbose=0)
-    assert history.history["loss"][-1] < 0.7 * history.history["loss"][0]
+    history = model.fit(x, y, batch_size=16, epochs=30, verbose=0)
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
 
 
 @needs_layernorm
