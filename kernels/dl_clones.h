@@ -11,4 +11,22 @@
 #define DL_CLONES
 #endif
 
+/* dl_cpu_avx512(): whether the CPU runs AVX-512 F/BW/VL/DQ intrinsics (checked once), for the
+ * kernels whose hand-written AVX-512 form sits beside a portable one (DL_HAVE_CPU_AVX512 where
+ * the compiler can target it). */
+#if defined(__GNUC__) && defined(__x86_64__)
+#define DL_HAVE_CPU_AVX512 1
+__attribute__((unused)) static int dl_cpu_avx512(void) {
+    static int has = -1;
+    if (has < 0) {
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+              && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    }
+    return has;
+}
+#else
+#define DL_HAVE_CPU_AVX512 0
+#endif
+
 #endif

@@ -110,15 +110,6 @@ static void dlc_pool_wgrad_image_f32_avx512(const float* x, ptrdiff_t rs, ptrdif
         }
     }
 }
-static int dlc_avx512(void) {
-    static int has = -1;
-    if (has < 0) {
-        __builtin_cpu_init();
-        has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
-              && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-    }
-    return has;
-}
 #else
 #define DLC_HAVE_AVX512 0
 #endif
@@ -129,7 +120,7 @@ static void dlc_pool_wgrad_image_f32_any(const float* x, ptrdiff_t rs, ptrdiff_t
         const float* y, const uint8_t* am, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t o,
         const ptrdiff_t* toff, ptrdiff_t taps, int relu, float* dw, float* db, float* g4) {
 #if DLC_HAVE_AVX512
-    if (dlc_intrinsics_allowed && dlc_avx512()) {
+    if (dlc_intrinsics_allowed && dl_cpu_avx512()) {
         dlc_pool_wgrad_image_f32_avx512(x, rs, c, dy, y, am, ph, pw, o, toff, taps, relu, dw, db);
         return;
     }

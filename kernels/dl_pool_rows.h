@@ -348,15 +348,6 @@ DLP_AVX512_BACK_ROW(float, f32, 16, __m512, DLP_LOAD16, _mm512_maskz_mov_ps, _mm
                     DLP_STREAM_PS, _mm512_loadu_ps, __mmask16)
 DLP_AVX512_BACK_ROW(double, f64, 8, __m512d, DLP_LOAD8, _mm512_maskz_mov_pd, _mm512_storeu_pd,
                     DLP_STREAM_PD, _mm512_loadu_pd, __mmask8)
-static int dlp_avx512(void) {
-    static int has = -1;
-    if (has < 0) {
-        __builtin_cpu_init();
-        has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
-              && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-    }
-    return has;
-}
 #else
 #define DLP_HAVE_AVX512 0
 #endif
@@ -371,7 +362,7 @@ static void dlp_max2x2_back_row_##S##_any(const T* dy, const uint8_t* am, T* dx0
 }
 #if DLP_HAVE_AVX512
 #define DLP_BACK_AVX512(S)                                                                       \
-    if (dlp_intrinsics_allowed && dlp_avx512()) {                                                \
+    if (dlp_intrinsics_allowed && dl_cpu_avx512()) {                                                \
         stream = stream && ((uintptr_t)dx0 % 16 == 0) && ((uintptr_t)dx1 % 16 == 0)              \
                  && (c * sizeof(*dx0)) % 16 == 0;                                                \
         dlp_max2x2_back_row_##S##_avx512(dy, am, dx0, dx1, ow, c, stream);                       \
