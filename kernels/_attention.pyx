@@ -45,8 +45,8 @@
 #     backward ~62 us per (batch, head), 86% the five products (exp and dS in two of them), 3%
 #     the transposes and D. The products run at 94-104 GFLOPS (k = D = 32 is short); out of cache
 #     (B 32: 16 MB of operands) every part runs 10-20% slower here: only reading the backward's
-#     rows (128 bytes of each 512) takes 2.3 ms, and prefetching the next task's rows, spread over
-#     this task's products, did not overlap it (10.2 -> 10.0 ms).
+#     rows (128 bytes of each 512) takes 2.3 ms, and prefetching the next head's rows (in bursts or
+#     spread over this head's products) did not overlap it (10.4 with, 10.2 ms without).
 #
 # Legend: B batch, T query length, S key length, H query heads, Hk key/value heads, D key dim,
 # Dv value dim, BR/BC query/key tile rows (BC_FORWARD: the forward's key tile; the non-causal
@@ -469,16 +469,6 @@ def attention_forward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::
         raise MemoryError("attention_forward: no memory for a query tile's scratch")
 
 
-cdef inline void _prefetch_rows(const floating* q, const floating* dout, const floating* out, Py_ssize_t bh,
-                                Py_ssize_t i0, Py_ssize_t rows, Py_ssize_t T, Py_ssize_t H, Py_ssize_t D,
-                                Py_ssize_t Dv) noexcept nogil:
-    """Hints rows [i0, i0 + rows) of head bh = b * H + h of q, dout and out into the cache."""
-    cdef Py_ssize_t b = bh // H, h = bh % H, esize = sizeof(floating)
-    dl_att_prefetch(q + ((b * T + i0) * H + h) * D, rows, D * esize, H * D * esize)
-    dl_att_prefetch(dout + ((b * T + i0) * H + h) * Dv, rows, Dv * esize, H * Dv * esize)
-    dl_att_prefetch(out + ((b * T + i0) * H + h) * Dv, rows, Dv * esize, H * Dv * esize)
-
-
 def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, ::1] k,
                        const floating[:, :, :, ::1] v, const floating[:, :, :, :] bias, int has_bias,
                        const unsigned char[:, :, :, :] mask, int has_mask, double scale, int causal,
@@ -499,7 +489,7 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
     # when causal (fewer masked scores on the diagonal)
     cdef Py_ssize_t tr = _BR if causal else 2 * _BR
     cdef Py_ssize_t group = H // Hk, n_it = (T + tr - 1) // tr, tp = n_it * tr
-    cdef Py_ssize_t task, b, kvh, h, g, i0, it, it0, br, j0, jt, bc, r, c, i, nh
+    cdef Py_ssize_t task, b, kvh, h, g, i0, it, it0, br, j0, jt, bc, r, c, i
     cdef Py_ssize_t n_jt = (S + _BC - 1) // _BC, esize = sizeof(floating)
     cdef floating* qt
     cdef floating* dot
@@ -533,10 +523,6 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
                 continue
             for g in range(group):
                 h = kvh * group + g
-                if g + 1 < group:  # the next head on this thread (b * H + h), likely, for the prefetches
-                    nh = b * H + h + 1
-                else:
-                    nh = (task + n_threads) // Hk * H + (task + n_threads) % Hk * group
                 # per query tile: (scale Q)^T (D, tr) and dO^T (Dv, tr); per query: L as two floats and
                 # D = rowsum(dO * O)
                 for it in range(n_it):
@@ -565,9 +551,6 @@ def attention_backward(const floating[:, :, :, ::1] q, const floating[:, :, :, :
                         i0 = it * tr
                         br = min(tr, T - i0)
                         first = g == 0 and it == it0  # dK, dV of this key tile start here
-                        if jt + 1 == n_jt and nh < B * H:  # the next head's query tile
-                            _prefetch_rows(&q[0, 0, 0, 0], &dout[0, 0, 0, 0], &out[0, 0, 0, 0], nh, i0, br, T, H, D,
-                                           Dv)
                         fused = 0
                         if floating is float:  # the exp and dS in the products' epilogues where nothing is masked
                             if _OWN and not (has_bias or has_mask or dropping):  # causal: masked P^T = 0, dS^T = 0

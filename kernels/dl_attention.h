@@ -1,7 +1,7 @@
 /* Helpers of the float32 attention kernels (_attention.pyx) on score tiles stored keys x queries:
  * the scores products with the next pass in their tiles' epilogue (max, exp, dS), the column max,
  * exp-and-sum and score gradient p * (dp - D) (vertical vector ops), the row dot product
- * D = rowsum(dO * O), the row log-sum-exp, transposes, prefetch hints, and exp in place.
+ * D = rowsum(dO * O), the row log-sum-exp, transposes and prefetch hints.
  *
  * exp: on AVX-512 CPUs 16 lanes: range reduction by ln 2 split in two parts, a degree-6
  * polynomial on [-ln2/2, ln2/2] (relative error 2e-9; about 1 ulp in all), 2^n applied with
@@ -117,16 +117,6 @@ DL_ATT_TILES(maxc)
 DL_ATT_TILES(exp)
 DL_ATT_TILES(expc)
 DL_ATT_TILES(ds)
-
-/* x = exp(x) in place over n floats. */
-DL_MAYBE_UNUSED DL_TARGET static void dl_att_expf_avx512(float *x, ptrdiff_t n)
-{
-    ptrdiff_t i;
-    for (i = 0; i < n; i += 16) {
-        __mmask16 m = (n - i >= 16) ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
-        _mm512_mask_storeu_ps(x + i, m, dl_att_exp16_avx512(_mm512_maskz_loadu_ps(m, x + i)));
-    }
-}
 
 /* dst (cols, ldd) = scale * src (rows, cols)^T (src row stride lds), in 16 x 16 blocks transposed
  * in registers (unpacks and 128-bit lane shuffles; masked loads and stores at the edges). */
@@ -416,20 +406,6 @@ static inline void dl_att_prefetch(const void *p, ptrdiff_t rows, ptrdiff_t byte
 #else
     (void)p; (void)rows; (void)bytes; (void)stride;
 #endif
-}
-
-static void dl_att_expf_row(float *x, ptrdiff_t n, int vector)
-{
-    ptrdiff_t i;
-#if DL_HAVE_AVX512_BUILD
-    if (vector) {
-        dl_att_expf_avx512(x, n);
-        return;
-    }
-#endif
-    (void)vector;
-    for (i = 0; i < n; i++)
-        x[i] = x[i] < -87.33654f ? 0.0f : expf(x[i]);
 }
 
 #endif
