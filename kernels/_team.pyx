@@ -11,6 +11,7 @@ cdef extern from "dl_team.h" nogil:
         unsigned long long jobs_shared
         unsigned long long chunks_by_workers
         unsigned long long late_worker_ns
+        int workers_from_front
         unsigned long long jobs_solo
         int guard
         long long spin_ns
@@ -27,6 +28,9 @@ cdef extern from "dl_team.h" nogil:
     void dl_team_release(dl_team *t)
 
 cdef extern from "pthread.h" nogil:
+    ctypedef unsigned long pthread_t
+    pthread_t pthread_self()
+    int pthread_equal(pthread_t a, pthread_t b)
     int pthread_atfork(void (*prepare)() noexcept nogil, void (*parent)() noexcept nogil,
                        void (*child)() noexcept nogil)
 
@@ -107,11 +111,22 @@ def set_late_worker(double seconds):
     return previous
 
 
-# Tests: a job whose chunk c writes out[c] = owner-independent values after `spin` ns of work.
+def set_workers_from_front(bint on):
+    """Measurements: workers claim chunks from the front as the caller does (one-ended claims)
+    instead of from the back; returns the previous setting."""
+    previous = bool(_TEAM.workers_from_front)
+    _TEAM.workers_from_front = on
+    return previous
+
+
+# Tests: a job whose chunk c writes out[c] = owner-independent values after `spin` ns of work,
+# and owner[c] = 1 where a worker ran it (0: the caller).
 cdef struct _Fill:
     double *out
     Py_ssize_t width
     long spin_iters
+    pthread_t caller
+    unsigned char *owner
 
 
 cdef void _fill_chunk(void *arg, Py_ssize_t c) noexcept nogil:
@@ -123,18 +138,24 @@ cdef void _fill_chunk(void *arg, Py_ssize_t c) noexcept nogil:
         acc = acc * 0.999999 + 1.0
     for j in range(f.width):
         f.out[c * f.width + j] = c * 1000.0 + j + (acc - acc)
+    if f.owner != NULL:
+        f.owner[c] = 0 if pthread_equal(pthread_self(), f.caller) else 1
 
 
-def fill_test(double[:, ::1] out, int n_threads, long spin_iters=0):
-    """Tests: out[c, j] = 1000 c + j, one chunk per row c, through team_run; returns the threads
-    that took part."""
+def fill_test(double[:, ::1] out, int n_threads, long spin_iters=0, unsigned char[::1] owner=None):
+    """Tests: out[c, j] = 1000 c + j, one chunk per row c, through team_run, and owner[c] = 1
+    where a worker ran chunk c (0: the caller), if given; returns the threads that took part."""
     cdef _Fill f
     cdef int used
     if out.shape[0] == 0:
         return 1
+    if owner is not None and owner.shape[0] != out.shape[0]:
+        raise ValueError(f"fill_test: expected owner ({out.shape[0]},), received ({owner.shape[0]},)")
     f.out = &out[0, 0]
     f.width = out.shape[1]
     f.spin_iters = spin_iters
+    f.caller = pthread_self()
+    f.owner = &owner[0] if owner is not None else NULL
     with nogil:
         used = team_run(_fill_chunk, &f, out.shape[0], n_threads,
                         out.shape[0] * 1000003 + spin_iters)

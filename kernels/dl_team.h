@@ -7,9 +7,16 @@
  * - n_threads - 1 pthread workers (none at all for one thread) spin on the ticket for
  *   DL_TEAM_SPIN_NS after their last chunk, then sleep on a condition variable.
  * - A job is (fn, arg, chunks). Chunks are claimed by CAS on one 64-bit ticket
- *   (generation << 32 | next chunk), so a worker that wakes late can never run a stale job: its
- *   CAS on an old generation fails. Before a job's fields change, the ticket moves to the new
- *   generation with the "closed" chunk DL_TEAM_CLOSED, so nobody claims while they change.
+ *   (generation << 32 | front << 16 | back: chunks [front, back) are unclaimed), so a worker that
+ *   wakes late can never run a stale job: its CAS on an old generation fails. Before a job's
+ *   fields change, the ticket moves to the new generation with nothing to claim (front = back),
+ *   so nobody claims while they change.
+ * - The caller claims from the front, workers from the back: on two threads the caller runs the
+ *   first chunks and the worker the last ones at every call, so each core keeps its columns of a
+ *   batch-1 product in its cache (with one-ended claims who ran which chunk changed from call to
+ *   call). The MLP's (1, 784) @ (784, 512) GEMV on 2 threads, alternated in one process: 13.5-14.2
+ *   against 14.4-14.9 us; the runner's four batch-1 predicts 1-7% faster. Jobs of more than
+ *   DL_TEAM_MAX_CHUNKS chunks run on the caller alone.
  * - The caller claims chunks too, and at the end waits only for chunks that others claimed and
  *   are running, never for a worker that has not started: a descheduled worker costs at most one
  *   chunk, not the region.
@@ -54,7 +61,9 @@
 #endif
 
 #define DL_TEAM_MAX_WORKERS 63
-#define DL_TEAM_CLOSED 0xFFFFFFFFu
+/* A job of more chunks runs on the caller alone (team jobs are at most TEAM_MAX_MACS: thousands
+ * of chunks at most). */
+#define DL_TEAM_MAX_CHUNKS 0xFFFFu
 /* How long an idle worker spins before it sleeps, and how long a caller spins on others'
  * chunks before it yields its core (a worker descheduled on the caller's core needs it).
  * The spin covers the gaps between the jobs of one layer and the serial kernels between a
@@ -104,7 +113,7 @@ typedef struct {
 } dl_team_kind;
 
 typedef struct {
-    uint64_t ticket;        /* generation << 32 | next unclaimed chunk */
+    uint64_t ticket;        /* generation << 32 | front << 16 | back (unclaimed: [front, back)) */
     dl_team_fn fn;          /* the current job */
     void *arg;
     uint32_t chunks;
@@ -117,6 +126,7 @@ typedef struct {
     uint64_t jobs_shared;   /* jobs run with the workers (tests, measurements) */
     uint64_t chunks_by_workers;
     uint64_t late_worker_ns; /* tests: a worker sleeps this long after claiming its first chunk */
+    int workers_from_front; /* measurements: workers claim from the front too (one-ended claims) */
     int64_t spin_ns;        /* how long an idle worker spins (DL_TEAM_SPIN_NS) */
     int guard;              /* the load guard is on (tests turn it off) */
     int64_t spin_until_ns;  /* idle workers spin at least until then (a probe is coming) */
@@ -135,19 +145,26 @@ static int64_t dl_team_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Claim and run one chunk of the current job; 1 if one ran, 0 if none is left. */
+/* Claim and run one chunk of the current job, the caller from the front, a worker from the
+ * back; 1 if one ran, 0 if none is left. */
 static int dl_team_claim(dl_team *t, int by_worker)
 {
     for (;;) {
-        uint64_t tk = DL_TEAM_LOAD(&t->ticket);
-        uint32_t c = (uint32_t)tk;
+        uint64_t tk = DL_TEAM_LOAD(&t->ticket), next;
+        uint32_t front = (uint32_t)(tk >> 16) & DL_TEAM_MAX_CHUNKS, back = (uint32_t)tk & DL_TEAM_MAX_CHUNKS, c;
         dl_team_fn fn = DL_TEAM_LOAD(&t->fn);
         void *arg = DL_TEAM_LOAD(&t->arg);
-        uint32_t n = DL_TEAM_LOAD(&t->chunks);
-        if (c == DL_TEAM_CLOSED || c >= n)
+        if (front >= back)
             return 0;
-        /* success means the ticket still held this generation, so fn, arg and n were its own */
-        if (__atomic_compare_exchange_n(&t->ticket, &tk, tk + 1, 0, __ATOMIC_SEQ_CST,
+        if (by_worker && !DL_TEAM_LOAD(&t->workers_from_front)) {
+            c = back - 1;
+            next = tk - 1;
+        } else {
+            c = front;
+            next = tk + ((uint64_t)1 << 16);
+        }
+        /* success means the ticket still held this generation, so fn and arg were its own */
+        if (__atomic_compare_exchange_n(&t->ticket, &tk, next, 0, __ATOMIC_SEQ_CST,
                                         __ATOMIC_SEQ_CST)) {
             if (by_worker) {
                 uint64_t late = DL_TEAM_LOAD(&t->late_worker_ns);
@@ -169,8 +186,7 @@ static int dl_team_claim(dl_team *t, int by_worker)
 static int dl_team_has_work(dl_team *t)
 {
     uint64_t tk = DL_TEAM_LOAD(&t->ticket);
-    uint32_t c = (uint32_t)tk;
-    return c != DL_TEAM_CLOSED && c < DL_TEAM_LOAD(&t->chunks);
+    return ((uint32_t)(tk >> 16) & DL_TEAM_MAX_CHUNKS) < ((uint32_t)tk & DL_TEAM_MAX_CHUNKS);
 }
 
 static void *dl_team_worker(void *p)
@@ -229,7 +245,7 @@ static void dl_team_wake(dl_team *t)
 static void dl_team_init(dl_team *t)
 {
     memset(t, 0, sizeof(*t));
-    t->ticket = DL_TEAM_CLOSED;
+    t->ticket = 0;  /* generation 0, nothing to claim */
     t->guard = 1;
     t->spin_ns = DL_TEAM_SPIN_NS;
     pthread_mutex_init(&t->mu, NULL);
@@ -389,7 +405,7 @@ static int dl_team_run(dl_team *t, dl_team_fn fn, void *arg, ptrdiff_t chunks, i
     unsigned spins = 0;
     int woke;
     dl_team_kind *kind = NULL;
-    if (n_threads <= 1 || chunks <= 1 || chunks >= (ptrdiff_t)DL_TEAM_CLOSED) {
+    if (n_threads <= 1 || chunks <= 1 || chunks > (ptrdiff_t)DL_TEAM_MAX_CHUNKS) {
         dl_team_alone(fn, arg, chunks, whole);
         return 1;
     }
@@ -428,12 +444,12 @@ static int dl_team_run(dl_team *t, dl_team_fn fn, void *arg, ptrdiff_t chunks, i
         return 1;
     }
     gen = (uint32_t)(DL_TEAM_LOAD(&t->ticket) >> 32) + 1;
-    DL_TEAM_STORE(&t->ticket, ((uint64_t)gen << 32) | DL_TEAM_CLOSED);
+    DL_TEAM_STORE(&t->ticket, (uint64_t)gen << 32);
     DL_TEAM_STORE(&t->fn, fn);
     DL_TEAM_STORE(&t->arg, arg);
     DL_TEAM_STORE(&t->chunks, (uint32_t)chunks);
     DL_TEAM_STORE(&t->done, 0);
-    DL_TEAM_STORE(&t->ticket, (uint64_t)gen << 32);
+    DL_TEAM_STORE(&t->ticket, ((uint64_t)gen << 32) | (uint64_t)chunks);
     woke = DL_TEAM_LOAD(&t->sleepers) > 0;
     if (woke) {
         /* the spinning workers start at once; the caller's first chunk comes before the wake-up
@@ -477,7 +493,7 @@ static void dl_team_after_fork_child(dl_team *t)
     t->stop = 0;
     t->sleepers = 0;
     dl_team_guard_reset(t);
-    t->ticket = ((t->ticket >> 32) << 32) | DL_TEAM_CLOSED;
+    t->ticket = (t->ticket >> 32) << 32;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
 }

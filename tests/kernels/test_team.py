@@ -51,6 +51,39 @@ def test_workers_share_chunks_and_stop_at_one_thread():
     assert _team.workers() == 0
 
 
+def test_the_caller_claims_from_the_front_and_workers_from_the_back():
+    """The caller's chunks are a prefix and the workers' a suffix of every job (so on two threads
+    each runs the same columns of a batch-1 product at every call); with one-ended claims
+    (set_workers_from_front) every chunk still runs once."""
+    _team.resize(2)
+    try:
+        shared = 0
+        for _ in range(200):
+            out = np.full((16, 2), -1.0)
+            owner = np.full(16, 7, np.uint8)
+            _team.fill_test(out, 2, 20000, owner)
+            np.testing.assert_array_equal(out, _expected(16, 2))
+            assert set(owner.tolist()) <= {0, 1}
+            caller = np.flatnonzero(owner == 0)
+            assert caller.size and caller[0] == 0 and np.array_equal(caller, np.arange(caller.size)), owner
+            shared += owner.any()
+            if shared >= 5:
+                break
+        assert shared >= 5  # the worker took part in some of the jobs
+        previous = _team.set_workers_from_front(True)
+        try:
+            for _ in range(20):
+                out = np.full((16, 2), -1.0)
+                _team.fill_test(out, 2, 2000, np.zeros(16, np.uint8))
+                np.testing.assert_array_equal(out, _expected(16, 2))
+        finally:
+            _team.set_workers_from_front(previous)
+        with pytest.raises(ValueError, match="owner"):
+            _team.fill_test(np.zeros((4, 2)), 2, 0, np.zeros(3, np.uint8))
+    finally:
+        _team.resize(1)
+
+
 def test_set_num_threads_stops_workers_of_another_count():
     previous = kernels.num_threads()
     try:
