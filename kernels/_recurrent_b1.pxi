@@ -5,7 +5,18 @@
 # does 120 us of work); every other call goes to _lstm_forward, the typed general path.
 cimport numpy as cnp
 
+from ._team cimport team_run
+
 cnp.import_array()
+
+cdef extern from "dl_recurrent_b1.h" nogil:
+    ctypedef struct dlr_b1_job:
+        Py_ssize_t n_parts
+    void dlr_b1_job_init(dlr_b1_job* j, Py_ssize_t t_len, Py_ssize_t u, Py_ssize_t n_parts, float* z,
+                         const float* p, int finite, float* h, float* c, float* y, float* hbuf)
+    void dlr_b1_chunk(dlr_b1_job* j, Py_ssize_t chunk)
+    void dlr_b1_whole(dlr_b1_job* j)
+    void dlr_b1_job_end(const dlr_b1_job* j)
 
 
 cdef inline bint _b1_available() noexcept nogil:
@@ -13,16 +24,26 @@ cdef inline bint _b1_available() noexcept nogil:
     return DLR_B1_AVAILABLE != 0 and dl_sgemm_chain_pack_width() == 64
 
 
+cdef void _b1_chunk(void* job, Py_ssize_t chunk) noexcept nogil:
+    dlr_b1_chunk(<dlr_b1_job*>job, chunk)
+
+
+cdef void _b1_whole(void* job) noexcept nogil:
+    dlr_b1_whole(<dlr_b1_job*>job)
+
+
 cdef int _lstm_b1(float* z, const float* r, Py_ssize_t ldr, float* h, float* c, float* y,
                   Py_ssize_t T, Py_ssize_t U, const float* x=NULL, const float* w=NULL,
-                  const float* bias=NULL, Py_ssize_t K=0) except -1:
+                  const float* bias=NULL, Py_ssize_t K=0, int n_threads=1) except -1:
     """One row, no mask, no dropout, nothing recorded, tanh/sigmoid: dlr_lstm_b1_forward on R
     packed once per layer (_recurrent_cache.pxi), checked against R first. With x (T, K) and w
     (K, 4U) (and bias (4U,) or NULL), the input projection z = x w + bias runs here too, with
-    the check spread over it (dlr_b1_project). Called with the GIL held."""
+    the check spread over it (dlr_b1_project). n_threads > 1: the recurrence on the thread team,
+    units split by blocks (dl_recurrent_b1.h's job), the same bits. Called with the GIL held."""
     cdef bint same = False, projected = False
     cdef _Packed* e = _packed_lookup(r, U, ldr)
     cdef float* hbuf
+    cdef dlr_b1_job job
     if e != NULL:
         with nogil:
             if x != NULL:
@@ -37,14 +58,21 @@ cdef int _lstm_b1(float* z, const float* r, Py_ssize_t ldr, float* h, float* c, 
         e = _packed_fresh(r, U, ldr)
         if e == NULL:
             raise MemoryError("lstm_forward: no memory for the packed recurrent kernel")
-    hbuf = <float*>malloc((2 * U + 16) * sizeof(float))
+    hbuf = <float*>malloc((2 * U + 32) * sizeof(float))
     if hbuf == NULL:
         _packed_release(e)
         raise MemoryError("lstm_forward: no memory for the state buffers")
     with nogil:
         if x != NULL and not projected:
             dlr_b1_project(T, K, U, x, w, bias, z, 0, r, ldr, e.data)
-        dlr_lstm_b1_forward(T, U, z, e.data, e.finite, h, c, y, hbuf)
+        if n_threads > 1:  # h_{t-1} and h_t on 64-byte lines: the parts write whole lines
+            dlr_b1_job_init(&job, T, U, n_threads, z, e.data, e.finite, h, c, y,
+                            <float*>((<size_t>hbuf + 63) & ~(<size_t>63)))
+        if n_threads > 1 and job.n_parts > 1:
+            team_run(_b1_chunk, &job, job.n_parts, n_threads, T * U * 4 * U, _b1_whole)
+            dlr_b1_job_end(&job)
+        else:
+            dlr_lstm_b1_forward(T, U, z, e.data, e.finite, h, c, y, hbuf)
     free(hbuf)
     _packed_release(e)
     return 0
@@ -66,7 +94,7 @@ cdef float* _f32(object a, int ndim, bint writable) except? NULL:
 
 cdef bint _lstm_b1_call(object z_ntg, object r_ug, object h_nu, object c_nu, object y_ntu,
                         const float* x=NULL, const float* w=NULL, const float* bias=NULL,
-                        Py_ssize_t K=0) except -1:
+                        Py_ssize_t K=0, int n_threads=1) except -1:
     """Runs the batch-1 forward when the arrays fit it (one row, float32, C-contiguous, shapes
     consistent, T >= _PACK_MIN_STEPS); False: they do not, nothing was done."""
     cdef float* z = _f32(z_ntg, 3, True)
@@ -93,7 +121,7 @@ cdef bint _lstm_b1_call(object z_ntg, object r_ug, object h_nu, object c_nu, obj
         ys = cnp.PyArray_DIMS(<cnp.ndarray>y_ntu)
         if ys[0] != 1 or ys[1] != T or ys[2] != U:
             return False
-    _lstm_b1(z, r, 4 * U, h, c, y, T, U, x, w, bias, K)
+    _lstm_b1(z, r, 4 * U, h, c, y, T, U, x, w, bias, K, n_threads)
     return True
 
 
@@ -117,13 +145,13 @@ def lstm_forward(z_ntg, r_ug, mask_nt, rmask_knu, int activation, double alpha,
     """
     if (mask_nt is None and rmask_knu is None and hprev_ntu is None and cprev_ntu is None
             and activation == ACT_TANH and recurrent_activation == ACT_SIGMOID and _b1_available()
-            and _lstm_b1_call(z_ntg, r_ug, h_nu, c_nu, y_ntu)):
+            and _lstm_b1_call(z_ntg, r_ug, h_nu, c_nu, y_ntu, NULL, NULL, NULL, 0, n_threads)):
         return
     _lstm_forward(z_ntg, r_ug, mask_nt, rmask_knu, activation, alpha, recurrent_activation,
                   recurrent_alpha, zero_output, h_nu, c_nu, hprev_ntu, cprev_ntu, y_ntu, n_threads)
 
 
-def lstm_forward_inputs(x_tk, w_kg, b_g, z_ntg, r_ug, h_nu, c_nu, y_ntu):
+def lstm_forward_inputs(x_tk, w_kg, b_g, z_ntg, r_ug, h_nu, c_nu, y_ntu, int n_threads=1):
     """One row of LSTM inference from its inputs (Keras gate order i, f, c, o; tanh and sigmoid;
     no mask or dropout; nothing recorded for backward): z = x @ W + b for all steps, then the
     recurrence of lstm_forward, in one call (batch-1 predict: the input projection hides the
@@ -137,6 +165,7 @@ def lstm_forward_inputs(x_tk, w_kg, b_g, z_ntg, r_ug, h_nu, c_nu, y_ntu):
     r_ug: (U, 4U) same dtype, C-contiguous, IN: recurrent kernel
     h_nu, c_nu: (1, U) same dtype, C-contiguous, IN/OUT: initial states in, final states out
     y_ntu: (1, T, U) same dtype, C-contiguous, OUT: the output sequence, or None
+    n_threads: the recurrence's units split over the thread team (the same bits for any count)
     """
     cdef const float* x = _f32(x_tk, 2, False)
     cdef const float* w = _f32(w_kg, 2, False)
@@ -153,8 +182,8 @@ def lstm_forward_inputs(x_tk, w_kg, b_g, z_ntg, r_ug, h_nu, c_nu, y_ntu):
     if fits and b_g is not None:
         bias = _f32(b_g, 1, False)
         fits = bias != NULL and cnp.PyArray_DIMS(<cnp.ndarray>b_g)[0] == wd[1]
-    if fits and _lstm_b1_call(z_ntg, r_ug, h_nu, c_nu, y_ntu, x, w, bias, K):
+    if fits and _lstm_b1_call(z_ntg, r_ug, h_nu, c_nu, y_ntu, x, w, bias, K, n_threads):
         return
     rows_matmul(x_tk, w_kg, b_g, z_ntg.reshape(z_ntg.shape[1], z_ntg.shape[2]))
     lstm_forward(z_ntg, r_ug, None, None, ACT_TANH, 0.0, ACT_SIGMOID, 0.0, False, h_nu, c_nu, None,
-                 None, y_ntu)
+                 None, y_ntu, n_threads)

@@ -7,7 +7,7 @@ simple_rnn_backward(z_ntg, r_ug, mask_nt, rmask_knu, activation, alpha, zero_out
                     dh_nu, dz_ntg, n_threads=1)
 lstm_forward(z_ntg, r_ug, mask_nt, rmask_knu, activation, alpha, recurrent_activation,
              recurrent_alpha, zero_output, h_nu, c_nu, hprev_ntu, cprev_ntu, y_ntu, n_threads=1)
-lstm_forward_inputs(x_tk, w_kg, b_g, z_ntg, r_ug, h_nu, c_nu, y_ntu)   (one row, from the inputs)
+lstm_forward_inputs(x_tk, w_kg, b_g, z_ntg, r_ug, h_nu, c_nu, y_ntu, n_threads=1)   (one row, from the inputs)
 lstm_backward(z_ntg, cprev_ntu, r_ug, mask_nt, rmask_knu, activation, alpha,
               recurrent_activation, recurrent_alpha, zero_output, dy_ntu, dh_nu, dc_nu, dz_ntg,
               n_threads=1)

@@ -156,10 +156,12 @@ class _Recurrence(Function):
         (act_code, act_alpha), (rec_code, rec_alpha) = act, rec
         if (cell == "lstm" and n == 1 and not recording and mask is None and x_masks is None
                 and h_masks is None and act_code == _TANH and rec_code == _SIGMOID):
-            # batch-1 inference: the projection and the recurrence in one kernel call
+            # batch-1 inference: the projection and the recurrence in one kernel call; the units
+            # split over the thread team when a step's product is worth a barrier (LSTM(128): 64 K)
             z = _workspace.empty((n, t_len, g), dtype)
             kernels.get("lstm_forward_inputs")(contiguous(x).reshape(t_len, k), w,
-                                               None if b is None else contiguous(b), z, r, h, c, y)
+                                               None if b is None else contiguous(b), z, r, h, c, y,
+                                               kernels.team_threads_for_macs(u * g))
             return (h if y is None else y, h, c)
 
         # input projection for all steps: one GEMM (one per gate with per-gate dropout masks)

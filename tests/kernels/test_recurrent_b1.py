@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reference import recurrent as ref  # noqa: E402
 
-from dlcore.kernels import elementwise, recurrent  # noqa: E402
+from dlcore.kernels import _team, elementwise, recurrent  # noqa: E402
 
 TANH, SIGMOID = elementwise.ACTIVATIONS["tanh"], elementwise.ACTIVATIONS["sigmoid"]
 
@@ -215,13 +215,13 @@ def test_rows_matmul_entry_matches_the_typed_path(m, k, n):
         np.testing.assert_allclose(fast, want, rtol=1e-5, atol=1e-5 * np.sqrt(max(k, 1)))
 
 
-def from_inputs(x, w, b, r, h, c, y=True):
+def from_inputs(x, w, b, r, h, c, y=True, n_threads=1):
     """lstm_forward_inputs on copies of the states; returns (z, h, c, y)."""
     t_len, u = x.shape[0], r.shape[0]
     z = np.empty((1, t_len, 4 * u), x.dtype)
     h, c = h.copy(), c.copy()
     out = np.empty((1, t_len, u), x.dtype) if y else None
-    recurrent.lstm_forward_inputs(x, w, b, z, r, h, c, out)
+    recurrent.lstm_forward_inputs(x, w, b, z, r, h, c, out, n_threads)
     return z, h, c, out
 
 
@@ -279,3 +279,74 @@ def test_lstm_forward_inputs_other_arrays_take_the_general_path():
     with pytest.raises(ValueError):  # mixed dtypes fail in the typed path as before
         from_inputs(x.astype(np.float32), w, None, r.astype(np.float32), h.astype(np.float32),
                     c.astype(np.float32))
+
+
+@pytest.fixture
+def team_without_guard():
+    """The thread team's load guard off, so that jobs are shared on a loaded host too."""
+    previous = _team.set_load_guard(False)
+    yield
+    _team.set_load_guard(previous)
+    _team.resize(1)
+
+
+@pytest.mark.parametrize("u,t_len", [(128, 50), (5, 7), (33, 9), (64, 12), (200, 6)])
+@pytest.mark.parametrize("h0", ["random", "zero"])
+def test_batch1_on_the_thread_team_gives_the_one_thread_bits(u, t_len, h0, team_without_guard):
+    """The units split in parts over 2-4 threads, a barrier per step (dl_recurrent_b1.h's job):
+    every result equals one thread's, through both entries, with and without the output
+    sequence; u = 5 (one block) runs as one part."""
+    g = np.random.default_rng(u + t_len)
+    k = 9
+    x = g.normal(size=(t_len, k)).astype(np.float32)
+    w = (g.normal(size=(k, 4 * u)) * 0.3).astype(np.float32)
+    b = g.normal(size=4 * u).astype(np.float32)
+    r = (g.normal(size=(u, 4 * u)) * 0.3).astype(np.float32)
+    h = g.normal(size=(1, u)).astype(np.float32) if h0 == "random" else np.zeros((1, u), np.float32)
+    c = g.normal(size=(1, u)).astype(np.float32)
+    one = from_inputs(x, w, b, r, h, c)
+    workers_before = _team.stats()[1]
+    for n_threads in (2, 3, 4):
+        for y in (True, False):
+            got = from_inputs(x, w, b, r, h, c, y=y, n_threads=n_threads)
+            for name, a, e in zip("zhcy", got, one):
+                if a is not None:
+                    assert_same_bits(a, e, f"{name}, {n_threads} threads, y={y}")
+    z = one[0].copy()  # the z entry (lstm_forward) on the team too
+    z_in = np.empty_like(z)
+    recurrent._recurrent._rows_matmul(x, w, b, z_in.reshape(t_len, 4 * u), False, 1)
+    hh, cc, yy = h.copy(), c.copy(), np.empty((1, t_len, u), np.float32)
+    recurrent.lstm_forward(z_in, r, None, None, TANH, 0.0, SIGMOID, 0.0, False, hh, cc, None, None, yy, 2)
+    for name, a, e in zip("zhcy", (z_in, hh, cc, yy), one):
+        assert_same_bits(a, e, f"lstm_forward {name}, 2 threads")
+    if u >= 32:  # a worker runs parts (it may start too late for the first calls)
+        for _ in range(200):
+            if _team.stats()[1] > workers_before:
+                break
+            got = from_inputs(x, w, b, r, h, c, n_threads=2)
+            for name, a, e in zip("zhcy", got, one):
+                assert_same_bits(a, e, f"{name}, 2 threads, repeated")
+        assert _team.stats()[1] > workers_before
+
+
+def test_batch1_on_the_team_with_a_late_or_absent_helper(team_without_guard):
+    """A worker that arrives 2 ms late (after its claim) finds the steps done by the caller, who
+    never waits for a part nobody runs; NaN and inf in R (the unpacked-finite path) too."""
+    g = np.random.default_rng(5)
+    u, k, t_len = 96, 4, 20
+    x = g.normal(size=(t_len, k)).astype(np.float32)
+    w = (g.normal(size=(k, 4 * u)) * 0.3).astype(np.float32)
+    r = (g.normal(size=(u, 4 * u)) * 0.3).astype(np.float32)
+    h, c = np.zeros((1, u), np.float32), g.normal(size=(1, u)).astype(np.float32)
+    for r_case in ("finite", "nan"):
+        if r_case == "nan":
+            r[3, 5], r[70, 200] = np.nan, np.inf
+        one = from_inputs(x, w, None, r, h, c)
+        previous = _team.set_late_worker(0.002)
+        try:
+            for _ in range(3):
+                got = from_inputs(x, w, None, r, h, c, n_threads=2)
+                for name, a, e in zip("zhcy", got, one):
+                    assert_same_bits(a, e, f"{name} with a late helper, R {r_case}")
+        finally:
+            _team.set_late_worker(previous)
