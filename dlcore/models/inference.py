@@ -654,7 +654,8 @@ class _Memory:
 
     def replayed(self, a, capturable, predicting):
         """The replay of this thread's last captured call for ndarray ``a`` (one input, of that call's
-        shape and dtype after conversion), or None: a call that costs its kernels and two copies."""
+        shape and dtype after conversion), or None: a call that costs its kernels and two copies.
+        For ``predict_on_batch`` (predicting) a one-output call's result is the array itself."""
         last = getattr(self.local, "last", None)
         if last is None or a.shape != last[0] or a.dtype is not last[1] or allocator.arena is not None:
             return None
@@ -662,7 +663,7 @@ class _Memory:
         if program is None or not program.valid() or not (capturable is True or (capturable and predicting)):
             return None
         try:
-            return program.run((a,))
+            return program.run((a,), predicting)
         except Exception:  # a kernel refused the input: the plan's layers say why
             return None
 
