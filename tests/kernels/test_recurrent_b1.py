@@ -350,3 +350,31 @@ def test_batch1_on_the_team_with_a_late_or_absent_helper(team_without_guard):
                     assert_same_bits(a, e, f"{name} with a late helper, R {r_case}")
         finally:
             _team.set_late_worker(previous)
+
+
+def test_batch1_on_the_team_from_several_python_threads(team_without_guard):
+    """Four Python threads run the multi-threaded batch-1 forward at once: one holds the team, the
+    others run alone (dl_team.h), every result equal to one thread's."""
+    g = np.random.default_rng(9)
+    u, k, t_len = 128, 16, 30
+    x = g.normal(size=(t_len, k)).astype(np.float32)
+    w = (g.normal(size=(k, 4 * u)) * 0.3).astype(np.float32)
+    r = (g.normal(size=(u, 4 * u)) * 0.3).astype(np.float32)
+    h, c = np.zeros((1, u), np.float32), g.normal(size=(1, u)).astype(np.float32)
+    expected = from_inputs(x, w, None, r, h, c)
+    errors = []
+
+    def work():
+        try:
+            for _ in range(20):
+                for name, a, e in zip("zhcy", from_inputs(x, w, None, r, h, c, n_threads=2), expected):
+                    assert_same_bits(a, e, f"{name} from a Python thread")
+        except AssertionError as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
