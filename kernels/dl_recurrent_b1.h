@@ -30,10 +30,10 @@
 #include <stdint.h>
 #include <sched.h>
 #include <string.h>
-#include <time.h>
 
 #include "dl_rnn_cells.h"
 #include "dl_sgemm.h"
+#include "dl_team.h"  /* dl_team_now_ns; the multi-threaded form is a team job */
 
 #define DLR_B1_UNITS 16
 
@@ -362,14 +362,10 @@ typedef struct {
     dlr_b1_part part[DLR_B1_MAX_PARTS];
 } dlr_b1_job;
 
-static int64_t dlr_b1_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Blocks [b0, b1) of step t; then marks part q done with step t. */
+/* Blocks [b0, b1) of step t; then marks part q done with step t. The block loop is
+ * dlr_lstm_b1_forward's, written out again: one always-inline block function shared by both
+ * changed GCC's operand order at the z add, and a NaN input's sign then came out of the other
+ * operand (17 rows of the random-bits test against the general cell differed in NaN signs). */
 DLR_V static void dlr_b1_run_part(dlr_b1_job* j, ptrdiff_t q, ptrdiff_t t)
 {
     const ptrdiff_t u = j->u, g4 = 4 * u, nch = (u + DLR_B1_UNITS - 1) / DLR_B1_UNITS;
@@ -442,7 +438,7 @@ DLR_V static void dlr_b1_chunk(dlr_b1_job* j, ptrdiff_t chunk)
                 unsigned spins = 0;
                 while (__atomic_load_n(&j->part[q].done, __ATOMIC_ACQUIRE) <= t) {
                     if ((++spins & 31) == 0) {
-                        now = dlr_b1_now_ns();
+                        now = dl_team_now_ns();
                         if (since == 0)
                             since = now;
                     }
@@ -471,7 +467,7 @@ DLR_V static void dlr_b1_chunk(dlr_b1_job* j, ptrdiff_t chunk)
                 unsigned spins = 0;
                 while (__atomic_load_n(&j->part[p].done, __ATOMIC_ACQUIRE) < t) {
                     if ((++spins & 31) == 0) {
-                        int64_t now = dlr_b1_now_ns();
+                        int64_t now = dl_team_now_ns();
                         if (since == 0)
                             since = now;
                         else if (now - since > DLR_B1_PATIENCE_NS)
