@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import run_in_threads  # noqa: E402
 from reference import recurrent as ref  # noqa: E402
 
 from dlcore.kernels import _team, elementwise, recurrent  # noqa: E402
@@ -362,19 +363,10 @@ def test_batch1_on_the_team_from_several_python_threads(team_without_guard):
     r = (g.normal(size=(u, 4 * u)) * 0.3).astype(np.float32)
     h, c = np.zeros((1, u), np.float32), g.normal(size=(1, u)).astype(np.float32)
     expected = from_inputs(x, w, None, r, h, c)
-    errors = []
 
     def work():
-        try:
-            for _ in range(20):
-                for name, a, e in zip("zhcy", from_inputs(x, w, None, r, h, c, n_threads=2), expected):
-                    assert_same_bits(a, e, f"{name} from a Python thread")
-        except AssertionError as e:  # pragma: no cover - reported below
-            errors.append(e)
+        for _ in range(20):
+            for name, a, e in zip("zhcy", from_inputs(x, w, None, r, h, c, n_threads=2), expected):
+                assert_same_bits(a, e, f"{name} from a Python thread")
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert not errors
+    run_in_threads(work, [()] * 4)
