@@ -330,15 +330,19 @@ def test_batch1_on_the_thread_team_gives_the_one_thread_bits(u, t_len, h0, team_
         assert _team.stats()[1] > workers_before
 
 
-def test_batch1_on_the_team_with_a_late_or_absent_helper(team_without_guard):
-    """A worker that arrives 2 ms late (after its claim) finds the steps done by the caller, who
-    never waits for a part nobody runs; NaN and inf in R (the unpacked-finite path) too."""
-    g = np.random.default_rng(5)
-    u, k, t_len = 96, 4, 20
+def row_inputs(u, k, t_len, seed):
+    """One row's float32 (x, w, r, h, c) for lstm_forward_inputs: zero initial h, random c."""
+    g = np.random.default_rng(seed)
     x = g.normal(size=(t_len, k)).astype(np.float32)
     w = (g.normal(size=(k, 4 * u)) * 0.3).astype(np.float32)
     r = (g.normal(size=(u, 4 * u)) * 0.3).astype(np.float32)
-    h, c = np.zeros((1, u), np.float32), g.normal(size=(1, u)).astype(np.float32)
+    return x, w, r, np.zeros((1, u), np.float32), g.normal(size=(1, u)).astype(np.float32)
+
+
+def test_batch1_on_the_team_with_a_late_or_absent_helper(team_without_guard):
+    """A worker that arrives 2 ms late (after its claim) finds the steps done by the caller, who
+    never waits for a part nobody runs; NaN and inf in R (the unpacked-finite path) too."""
+    x, w, r, h, c = row_inputs(96, 4, 20, seed=5)
     for r_case in ("finite", "nan"):
         if r_case == "nan":
             r[3, 5], r[70, 200] = np.nan, np.inf
@@ -356,12 +360,7 @@ def test_batch1_on_the_team_with_a_late_or_absent_helper(team_without_guard):
 def test_batch1_on_the_team_from_several_python_threads(team_without_guard):
     """Four Python threads run the multi-threaded batch-1 forward at once: one holds the team, the
     others run alone (dl_team.h), every result equal to one thread's."""
-    g = np.random.default_rng(9)
-    u, k, t_len = 128, 16, 30
-    x = g.normal(size=(t_len, k)).astype(np.float32)
-    w = (g.normal(size=(k, 4 * u)) * 0.3).astype(np.float32)
-    r = (g.normal(size=(u, 4 * u)) * 0.3).astype(np.float32)
-    h, c = np.zeros((1, u), np.float32), g.normal(size=(1, u)).astype(np.float32)
+    x, w, r, h, c = row_inputs(128, 16, 30, seed=9)
     expected = from_inputs(x, w, None, r, h, c)
 
     def work():
