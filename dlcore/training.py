@@ -603,7 +603,7 @@ class Trainer:
         if type(x) is np.ndarray and type(self).predict_step is Trainer.predict_step:
             out = self._replayed(x)  # a captured call of this shape: its kernels alone
             if type(out) is np.ndarray:  # one output, as the array itself
-                return out if getattr(self, "_output_struct", None) is None else _restore_output_structure(self, [out])
+                return _restore_output_structure(self, [out])
             if out is not None:
                 return _restore_output_structure(self, [out.value] if type(out) is Tensor else
                                                  [t.value for t in _as_list(out)])
