@@ -58,6 +58,7 @@
 # K = KH*KW*CG (one column-matrix row), P pixels of a chunk, S weight-gradient slots.
 from cython.parallel cimport prange, parallel, threadid
 from libc.stdlib cimport malloc, calloc, free
+from posix.stdlib cimport posix_memalign
 from libc.stdint cimport uint8_t
 from libc.string cimport memcpy, memset
 

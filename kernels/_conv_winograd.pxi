@@ -7,9 +7,15 @@
 # the transforms cost memory passes, so small channel counts, few tiles and outputs whose tiles
 # save little stay on the implicit GEMM (the rule below; measurements in the Design block).
 
-# C_in and C_out must both be at least this, and the tile grid hold at least this many tiles.
+# C_in and C_out must both be at least this, and the tile grid hold at least this many tiles. The
+# runner's CNN, 15x15x32 -> 64 fused with its pooling, us a call implicit / Winograd (Zen 4 host,
+# alternated): batch 4 (196 tiles) 198 / 206 on 1 thread and 101-109 / 170-250 on 2 (few tiles
+# keep two threads from gaining on Winograd's memory passes); batch 6 (294 tiles) 302 / 263 on 1
+# thread. Whole predict at 2 threads, us a sample, 128 / 256 tiles: batch 3 92 / 57, 4 86 / 51, 5
+# 74 / 49; 1 thread 96 / 85, 85 / 83, 80 / 83. The rule reads no thread count: the bits stay the
+# same on any number of threads.
 WINO_MIN_CHANNELS = 16
-WINO_MIN_TILES = 128
+WINO_MIN_TILES = 256
 # ... and save at least this factor of the direct convolution's products (x10: 14 = 1.4x; the
 # runner's 15x15x32->64 input gradient saves 1.49x of its whole dy and measures 1.5x faster)
 WINO_MIN_GAIN10 = 14
@@ -101,10 +107,18 @@ cdef struct _WinoJob:
     int relu, pool, failed
 
 
+cdef inline float* _alloc_lines(size_t n) noexcept nogil:
+    """n floats at a cache-line boundary (free() releases them), or NULL."""
+    cdef void* p = NULL
+    if posix_memalign(&p, 64, n * sizeof(float) if n > 0 else 64) != 0:
+        return NULL
+    return <float*>p
+
+
 cdef void _wino_chunk(void* arg, Py_ssize_t i) noexcept nogil:
     """Team chunk i of _winograd: tile block i, on transform buffers of its own."""
     cdef _WinoJob* j = <_WinoJob*>arg
-    cdef float* buf = <float*>malloc(j.per * sizeof(float))
+    cdef float* buf = _alloc_lines(j.per)
     if buf == NULL:  # the call raises MemoryError after the team's job
         j.failed = 1
         return
@@ -121,8 +135,9 @@ cdef int _winograd(const float* x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w, Py_
     """y (N, OH, OW, cout) = conv(x (N, H, W, cin), kernel) + bias (relu), top / left paddings
     ph / pw; kernel (3, 3, cin, cout), or with flip (3, 3, cout, cin) rotated (the input
     gradient); pool: y (N, OH/2, OW/2, cout) pooled (OH, OW even), am its argmax bytes or NULL.
-    Blocks of T tiles in parallel; T depends on the channels only. Rows and columns that read no
-    input (_wino_extent) are not computed but zeroed."""
+    Blocks of T tiles in parallel: T from the channels (WINO_BLOCK_BYTES), then evened out so that
+    every thread gets as many blocks (a tile's result does not depend on its block). Rows and
+    columns that read no input (_wino_extent) are not computed but zeroed."""
     cdef Py_ssize_t eh = _wino_extent(oh, h, ph), ew = _wino_extent(ow, w, pw), img, r
     cdef Py_ssize_t th = (eh + 1) // 2, tw = (ew + 1) // 2
     cdef Py_ssize_t tiles = n * th * tw, per, n_blocks, i, t0, t1
@@ -136,15 +151,22 @@ cdef int _winograd(const float* x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w, Py_
     t = max(14, t // 14 * 14)
     if t > tiles:
         t = tiles
-    per = 16 * t * (cin + cout) + 16
     n_blocks = (tiles + t - 1) // t
+    if n_threads > 1 and tiles > 0:
+        # a multiple of the threads in blocks of equal size: 392 tiles in blocks of 84 (84 x 4, 56)
+        # left one thread three blocks and the other two; in six blocks of 66, batch-8 calls of the
+        # runner's 15x15x32 -> 64 layer took 225-310 us on 2 threads against 244-317 (1 thread 316)
+        n_blocks = min(tiles, (n_blocks + n_threads - 1) // n_threads * n_threads)
+        t = (tiles + n_blocks - 1) // n_blocks
+        n_blocks = (tiles + t - 1) // t
+    per = 16 * t * (cin + cout) + 16
     if n_threads > n_blocks:
         n_threads = <int>n_blocks
     if n_threads < 1:
         n_threads = 1
-    u = <float*>malloc(16 * cin * cout * sizeof(float))
+    u = _alloc_lines(16 * cin * cout)
     zeros = <float*>calloc(cin, sizeof(float))
-    work = <float*>malloc(n_threads * per * sizeof(float))
+    work = _alloc_lines(n_threads * per)
     try:
         if u == NULL or zeros == NULL or work == NULL:
             raise MemoryError()
@@ -222,7 +244,7 @@ cdef int _winograd_wgrad(const float* x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t 
         n_threads = 1
     acc = <float*>calloc(slots * size, sizeof(float))
     zeros = <float*>calloc(c, sizeof(float))
-    work = <float*>malloc(n_threads * per * sizeof(float))
+    work = _alloc_lines(n_threads * per)
     try:
         if acc == NULL or zeros == NULL or work == NULL:
             raise MemoryError()

@@ -522,9 +522,10 @@ def rel_error(y, expected):
     return np.abs(y - expected).max() / max(np.abs(expected).max(), 1e-30)
 
 
-# (N, H, W, C_in, C_out, pad): odd sizes, one pixel, channels not multiples of 16, "valid" and "same"
+# (N, H, W, C_in, C_out, pad): odd sizes, one pixel, channels not multiples of 16, "valid" and "same",
+# and 245 tiles (three default blocks of 84, evened out to two or three blocks a thread)
 WINO_CASES = [(2, 7, 5, 3, 5, 0), (3, 6, 6, 17, 9, 1), (1, 1, 1, 4, 3, 1), (2, 9, 4, 16, 33, 1),
-              (1, 3, 3, 2, 2, 0), (2, 15, 15, 32, 64, 0), (1, 2, 7, 20, 18, 1)]
+              (1, 3, 3, 2, 2, 0), (2, 15, 15, 32, 64, 0), (1, 2, 7, 20, 18, 1), (5, 15, 15, 32, 64, 0)]
 
 
 @pytest.mark.skipif(not _conv.OWN_SGEMM, reason="the Winograd path needs AVX-512 (the own GEMM)")
@@ -546,6 +547,10 @@ def test_winograd_forward_matches_the_float64_reference(n, h, w, c, o, pad, relu
     finally:
         _conv.set_winograd(block_bytes=previous[1])
     np.testing.assert_array_equal(y2, y)
+    for threads in (2, 3):  # the blocks evened out over the threads: the same bits
+        y3 = np.full_like(y, np.nan)
+        conv.conv2d_forward(x, k, b, 1, 1, pad, pad, 1, 1, 1, code, 0.0, y3, threads)
+        np.testing.assert_array_equal(y3, y)
 
 
 @pytest.mark.skipif(not _conv.OWN_SGEMM, reason="the Winograd path needs AVX-512 (the own GEMM)")
@@ -628,6 +633,9 @@ def test_winograd_shape_rule():
     assert not _conv.winograd_path(64, 32, 32, 1, 32, 3, 3, 1, 1, 0, 0, 1, 1, 1, 30, 30, backward_weight=True)
     assert not _conv.winograd_path(64, 32, 32, 1, 32, 3, 3, 1, 1, 0, 0, 1, 1, 1, 30, 30)
     assert not _conv.winograd_path(1, 15, 15, 32, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1, 12, 12)
+    # few tiles stay direct (batch 4 of the 15x15 layer: 196 tiles), whatever the thread count
+    assert not _conv.winograd_path(4, 15, 15, 32, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1, 12, 12)
+    assert _conv.winograd_path(6, 15, 15, 32, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1, 12, 12)
     assert not _conv.winograd_path(64, 15, 15, 32, 64, 3, 3, 2, 2, 0, 0, 1, 1, 1, 7, 7)
     assert not _conv.winograd_path(64, 15, 15, 32, 64, 5, 5, 1, 1, 0, 0, 1, 1, 1, 11, 11)
     assert not _conv.winograd_path(64, 15, 15, 32, 64, 3, 3, 1, 1, 0, 0, 1, 1, 2, 13, 13)
