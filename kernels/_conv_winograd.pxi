@@ -8,12 +8,11 @@
 # save little stay on the implicit GEMM (the rule below; measurements in the Design block).
 
 # C_in and C_out must both be at least this, and the tile grid hold at least this many tiles. The
-# runner's CNN, 15x15x32 -> 64 fused with its pooling, us a call implicit / Winograd (Zen 4 host,
-# alternated): batch 4 (196 tiles) 198 / 206 on 1 thread and 101-109 / 170-250 on 2 (few tiles
-# keep two threads from gaining on Winograd's memory passes); batch 6 (294 tiles) 302 / 263 on 1
-# thread. Whole predict at 2 threads, us a sample, 128 / 256 tiles: batch 3 92 / 57, 4 86 / 51, 5
-# 74 / 49; 1 thread 96 / 85, 85 / 83, 80 / 83. The rule reads no thread count: the bits stay the
-# same on any number of threads.
+# runner's CNN (Zen 4 host, alternated in one process), whole predict, us a sample, Winograd from
+# 128 / 256 tiles (its 15x15x32 -> 64 layer: 49 tiles an image): 2 threads, batch 3 74 / 53, 4
+# 55 / 49, 5 62 / 54; 1 thread 65 / 84, 63 / 83, 62 / 84 (few tiles keep two threads from gaining
+# on Winograd's transforms). The rule reads no thread count, so that the bits stay the same on any
+# number of threads; it favours the default, every core.
 WINO_MIN_CHANNELS = 16
 WINO_MIN_TILES = 256
 # ... and save at least this factor of the direct convolution's products (x10: 14 = 1.4x; the
