@@ -43,37 +43,11 @@
  * a 121 us batch-1 call of a 15x15x32 -> 64 layer and 370 of 385 us for 6x6x64 -> 128, and was
  * a third of the serial time that kept two threads from gaining on Winograd; 16 o at a time
  * with AVX-512 (scatters for the flipped U), the same operations: 35-40 and 45 us. */
-DL_WINO_TARGET static inline void dl_wino_filter_one(float g00, float g01, float g02, float g10, float g11,
-                                                     float g12, float g20, float g21, float g22, float *u,
-                                                     ptrdiff_t plane)
-{
-    float t00 = g00, t01 = g01, t02 = g02;
-    float t10 = 0.5f * (g00 + g10 + g20), t11 = 0.5f * (g01 + g11 + g21), t12 = 0.5f * (g02 + g12 + g22);
-    float t20 = 0.5f * (g00 - g10 + g20), t21 = 0.5f * (g01 - g11 + g21), t22 = 0.5f * (g02 - g12 + g22);
-    float t30 = g20, t31 = g21, t32 = g22;
-    u[0 * plane] = t00;
-    u[1 * plane] = 0.5f * (t00 + t01 + t02);
-    u[2 * plane] = 0.5f * (t00 - t01 + t02);
-    u[3 * plane] = t02;
-    u[4 * plane] = t10;
-    u[5 * plane] = 0.5f * (t10 + t11 + t12);
-    u[6 * plane] = 0.5f * (t10 - t11 + t12);
-    u[7 * plane] = t12;
-    u[8 * plane] = t20;
-    u[9 * plane] = 0.5f * (t20 + t21 + t22);
-    u[10 * plane] = 0.5f * (t20 - t21 + t22);
-    u[11 * plane] = t22;
-    u[12 * plane] = t30;
-    u[13 * plane] = 0.5f * (t30 + t31 + t32);
-    u[14 * plane] = 0.5f * (t30 - t31 + t32);
-    u[15 * plane] = t32;
-}
-
 #if DL_HAVE_AVX512_BUILD
 #include <immintrin.h>
 
-/* dl_wino_filter_one for 16 (c, o) at a time, the same operations in the same order: g[k] the
- * 16 values of tap k, the results stored through store(p, value) */
+/* dl_wino_filter's operations, in its order, on 16 (c, o) at a time: g[k] the 16 values of tap
+ * k (k = 3 a + b), the results stored through STORE(p, value) */
 #define DL_WINO_FILTER16(g, STORE)                                                                 \
     do {                                                                                           \
         const __m512 h = _mm512_set1_ps(0.5f);                                                     \
@@ -130,32 +104,33 @@ DL_TARGET static void dl_wino_filter512(const float *w, ptrdiff_t C, ptrdiff_t O
 DL_MAYBE_UNUSED DL_WINO_TARGET static void dl_wino_filter(const float *w, ptrdiff_t C, ptrdiff_t O,
                                                           int flip, float *U)
 {
-    const ptrdiff_t S = C * O, plane = C * O;
-    ptrdiff_t c, o;
 #if DL_HAVE_AVX512_BUILD
-    if (C < ((ptrdiff_t)1 << 26)) {  /* the scatter's offsets (15 C floats) in 32 bits */
-        dl_wino_filter512(w, C, O, flip, U);
-        return;
-    }
-#endif
-    if (!flip) {
-        for (c = 0; c < C; c++) {
-            const float *restrict g = w + c * O;
-            float *restrict u = U + c * O;
-            for (o = 0; o < O; o++)
-                dl_wino_filter_one(g[o], g[S + o], g[2 * S + o], g[3 * S + o], g[4 * S + o], g[5 * S + o],
-                                   g[6 * S + o], g[7 * S + o], g[8 * S + o], u + o, plane);
+    dl_wino_filter512(w, C, O, flip, U);
+#else
+    ptrdiff_t c, o, i, j, a, rows = flip ? O : C, cols = flip ? C : O;
+    float g[3][3], t[4][3], u[4][4];
+    for (c = 0; c < C; c++)
+        for (o = 0; o < O; o++) {
+            for (a = 0; a < 3; a++)
+                for (i = 0; i < 3; i++)
+                    g[a][i] = flip ? w[((2 - a) * 3 + (2 - i)) * C * O + c * O + o]
+                                   : w[(a * 3 + i) * C * O + c * O + o];
+            for (j = 0; j < 3; j++) {
+                t[0][j] = g[0][j];
+                t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
+                t[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
+                t[3][j] = g[2][j];
+            }
+            for (i = 0; i < 4; i++) {
+                u[i][0] = t[i][0];
+                u[i][1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                u[i][2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                u[i][3] = t[i][2];
+            }
+            for (i = 0; i < 16; i++)
+                U[i * rows * cols + (flip ? o * C + c : c * O + o)] = u[i / 4][i % 4];
         }
-        return;
-    }
-    for (o = 0; o < O; o++) {  /* U (16, O, C): row o, the kernel read down its column o */
-        const float *restrict g = w + o;
-        float *restrict u = U + o * C;
-        for (c = 0; c < C; c++)
-            dl_wino_filter_one(g[8 * S + c * O], g[7 * S + c * O], g[6 * S + c * O], g[5 * S + c * O],
-                               g[4 * S + c * O], g[3 * S + c * O], g[2 * S + c * O], g[S + c * O], g[c * O],
-                               u + c, plane);
-    }
+#endif
 }
 
 #if DL_HAVE_AVX512_BUILD
@@ -197,12 +172,11 @@ DL_TARGET static void dl_wino_filter_grad512(const float *dU, ptrdiff_t C, ptrdi
 DL_MAYBE_UNUSED DL_WINO_TARGET static void dl_wino_filter_grad(const float *dU, ptrdiff_t C, ptrdiff_t O,
                                                                float *dw)
 {
-    ptrdiff_t c, o;
-    int a, j;
 #if DL_HAVE_AVX512_BUILD
     dl_wino_filter_grad512(dU, C, O, dw);
-    return;
-#endif
+#else
+    ptrdiff_t c, o;
+    int a, j;
     for (c = 0; c < C; c++)
         for (o = 0; o < O; o++) {
             float u[4][4], t[3][4];
@@ -219,6 +193,7 @@ DL_MAYBE_UNUSED DL_WINO_TARGET static void dl_wino_filter_grad(const float *dU, 
                 dw[(a * 3 + 2) * C * O + c * O + o] = 0.5f * (t[a][1] + t[a][2]) + t[a][3];
             }
         }
+#endif
 }
 
 #if DL_HAVE_AVX512_BUILD
