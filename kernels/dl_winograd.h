@@ -46,6 +46,11 @@
 #if DL_HAVE_AVX512_BUILD
 #include <immintrin.h>
 
+static inline __mmask16 dl_wino_mask(ptrdiff_t left)
+{
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+}
+
 /* dl_wino_filter's operations, in its order, on 16 (c, o) at a time: g[k] the 16 values of tap
  * k (k = 3 a + b), the results stored through STORE(p, value) */
 #define DL_WINO_FILTER16(g, STORE)                                                                 \
@@ -79,7 +84,7 @@ DL_TARGET static void dl_wino_filter512(const float *w, ptrdiff_t C, ptrdiff_t O
     int k;
     for (c = 0; c < C; c++)
         for (o = 0; o < O; o += 16) {
-            const __mmask16 m = O - o >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (O - o)) - 1u);
+            const __mmask16 m = dl_wino_mask(O - o);
             __m512 g[9];
             if (!flip) {
                 float *u = U + c * O + o;
@@ -145,7 +150,7 @@ DL_TARGET static void dl_wino_filter_grad512(const float *dU, ptrdiff_t C, ptrdi
     int a, j;
     for (c = 0; c < C; c++)
         for (o = 0; o < O; o += 16) {
-            const __mmask16 m = O - o >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (O - o)) - 1u);
+            const __mmask16 m = dl_wino_mask(O - o);
             const float *src = dU + c * O + o;
             float *dst = dw + c * O + o;
             __m512 u[4][4], t[3][4];
@@ -197,13 +202,6 @@ DL_MAYBE_UNUSED DL_WINO_TARGET static void dl_wino_filter_grad(const float *dU, 
 }
 
 #if DL_HAVE_AVX512_BUILD
-
-#include <immintrin.h>
-
-static inline __mmask16 dl_wino_mask(ptrdiff_t left)
-{
-    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
-}
 
 /* V[p] (row t, C floats at v + p pstride) = (B^T d B)[p] of the 4x4 patch whose 16 pixels'
  * C channels are at r[0..15], 16 channels at a time. */
