@@ -40,9 +40,9 @@
 /* U[p] p = 4 i + j, (G g G^T)[i][j] for every (c, o); g[a][b] = w[a][b][c][o], or with flip
  * w[2-a][2-b][o][c] (then U is (16, O, C) and the kernel's C, O are given as C, O). Every call
  * transforms its kernel: one (c, o) at a time, the 16 stores a plane apart, this took 93 us of
- * a 121 us batch-1 call of a 15x15x32 -> 64 layer and 370 of 385 us for 6x6x64 -> 128, and was
- * a third of the serial time that kept two threads from gaining on Winograd; 16 o at a time
- * with AVX-512 (scatters for the flipped U), the same operations: 35-40 and 45 us. */
+ * a 121 us batch-1 call of a 15x15x32 -> 64 layer and 370 of 385 us for 6x6x64 -> 128, most of
+ * the serial part that kept two threads from gaining on Winograd; 16 o at a time with AVX-512
+ * (scatters for the flipped U), the same operations: 35-40 and 45 us. */
 #if DL_HAVE_AVX512_BUILD
 #include <immintrin.h>
 
