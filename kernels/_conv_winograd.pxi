@@ -146,6 +146,7 @@ cdef int _winograd(const float* x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w, Py_
     cdef float* work = NULL
     cdef float* buf
     cdef _WinoJob job
+    cdef bint on_team
     job.failed = 0
     t = max(14, t // 14 * 14)
     if t > tiles:
@@ -163,11 +164,13 @@ cdef int _winograd(const float* x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w, Py_
         n_threads = <int>n_blocks
     if n_threads < 1:
         n_threads = 1
+    on_team = n_threads > 1 and tiles * cin * cout < _WINO_TEAM_MAX
     u = _alloc_lines(16 * cin * cout)
     zeros = <float*>calloc(cin, sizeof(float))
-    work = _alloc_lines(n_threads * per)
+    if not on_team:  # team chunks take transform buffers of their own (_wino_chunk)
+        work = _alloc_lines(n_threads * per)
     try:
-        if u == NULL or zeros == NULL or work == NULL:
+        if u == NULL or zeros == NULL or (work == NULL and not on_team):
             raise MemoryError()
         with nogil:
             if not pool and (2 * th < oh or 2 * tw < ow):
@@ -190,7 +193,7 @@ cdef int _winograd(const float* x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w, Py_
                     t1 = min(t0 + t, tiles)
                     dl_wino_block(x, h, w, cin, ph, pw, oh, ow, th, tw, t0, t1, u, cout, zeros,
                                   work, work + 16 * t * cin, y, bias, relu, pool, am)
-            elif tiles * cin * cout < _WINO_TEAM_MAX:
+            elif on_team:
                 job.x, job.u, job.zeros, job.bias, job.y, job.am = x, u, zeros, bias, y, am
                 job.h, job.w, job.cin, job.ph, job.pw, job.oh, job.ow = h, w, cin, ph, pw, oh, ow
                 job.th, job.tw, job.tiles, job.t, job.cout, job.per = th, tw, tiles, t, cout, per
