@@ -55,10 +55,13 @@ def under_load(runner, name, n, idle):
         if r.get("status") != "ok":
             continue
         cell.update({k: r[k] for k in ("median", "min", "max", "runs")})
-        cell["seconds"] = r["seconds"]
+        cell.update({k: r[k] for k in ("seconds", "mean_seconds", "p99_seconds")})
         base = idle["frameworks"].get(fw, {})
         if base.get("status") == "ok":
             cell["growth"] = r["seconds"]["median"] / base["seconds"]["median"]
+            cell["growth_mean"] = r["mean_seconds"]["median"] / base["mean_seconds"]["median"]
+            cell["idle_mean_seconds"] = base["mean_seconds"]["median"]
+            cell["idle_p99_seconds"] = base["p99_seconds"]
     return out
 
 
@@ -178,6 +181,23 @@ def markdown(results, fws):
                           _fmt(l.get("median")) if l.get("status") == "ok" else "n/a",
                           f"{l['growth']:.2f}×" if l.get("growth") else "n/a"]
             lines.append(f"| {name} | {u['unit']} | " + " | ".join(cells) + " |")
+        lines += ["", "The same runs by their mean call (a run's time over its calls: what a caller gets done, "
+                  "the calls that waited for a descheduled thread included) and their 99th-percentile call, "
+                  "in microseconds; loaded ÷ idle in time ↓", "",
+                  "| workload | " + " | ".join(f"{_label(fw)} mean idle | loaded | × | p99 idle | loaded"
+                                             for fw in fws) + " |",
+                  "|---|" + "|".join(["---:"] * (5 * len(fws))) + "|"]
+        for name, u in loaded.items():
+            cells = []
+            for fw in fws:
+                l = u["frameworks"].get(fw, {})
+                if l.get("status") != "ok" or "growth_mean" not in l:
+                    cells += ["n/a"] * 5
+                    continue
+                cells += [f"{l['idle_mean_seconds'] * 1e6:.1f}", f"{l['mean_seconds']['median'] * 1e6:.1f}",
+                          f"{l['growth_mean']:.2f}×", f"{l['idle_p99_seconds'] * 1e6:.0f}",
+                          f"{l['p99_seconds'] * 1e6:.0f}"]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for name, c in results.get("deploy", {}).items():
         if c["kind"] == "concurrent":
             lines += ["", f"**{name}** (base workload {c['base']}): one model shared by N Python threads. "

@@ -17,6 +17,12 @@ def _stats(values):
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": list(values)}
 
 
+def _percentile(values, q):
+    """The q-th percentile of ``values`` (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, -(-q * len(ordered) // 100) - 1))]
+
+
 def _rotate(items, k):
     k %= max(1, len(items))
     return items[k:] + items[:k]
@@ -135,6 +141,8 @@ class Runner:
             entry["frameworks"][fw]["first_call_s"] = times[0]
             entry["frameworks"][fw]["iterations_per_run"] = iters[fw]
         seconds = {fw: [] for fw in active}
+        means = {fw: [] for fw in active}  # a run's mean call: its calls over its time (tails included)
+        every_call = {fw: [] for fw in active}
         for rep in range(self.cfg["reps"]):
             for fw in _rotate(active, rep):
                 if fw not in seconds:
@@ -147,9 +155,13 @@ class Runner:
                     seconds.pop(fw)
                     continue
                 seconds[fw].append(statistics.median(times))
+                means[fw].append(statistics.fmean(times))
+                every_call[fw] += times
         for fw, values in seconds.items():
             result = entry["frameworks"][fw]
             result["seconds"] = _stats(values)
+            result["mean_seconds"] = _stats(means[fw])
+            result["p99_seconds"] = _percentile(every_call[fw], 99)
             result.update(_stats([convert(t) for t in values]))
             result["gflops"] = flops / statistics.median(values) / 1e9
         for fw in self.frameworks:

@@ -77,6 +77,8 @@ def test_tiny_run_numbers_are_measured_or_na(tiny_run):
         if entry["kind"] in ("train", "infer"):
             _check_stats(r)
             _check_stats(r["seconds"])
+            _check_stats(r["mean_seconds"])  # a run's mean call: near its median call, in seconds as well
+            assert r["mean_seconds"]["min"] >= 0.5 * min(r["seconds"]["runs"]) and _positive(r["p99_seconds"])
             assert _positive(r["gflops"]) and _positive(r["ceiling_share"])
             assert r["params"] == spec.param_count(spec.model_spec(entry["model"], tiny=True))
         elif entry["kind"] == "cold-start":
@@ -150,7 +152,9 @@ def test_markdown_with_peers_shows_ratios_and_na():
         "kind": "infer", "model": "mlp", "batch": 1, "metric": "latency", "unit": "ms", "better": "lower",
         "flops_per_iteration": 1e6, "frameworks": {"dlcore": dict(idle), "torch": dict(idle, ratio=1.0)},
         "under_load": {"processes": 1, "unit": "ms", "metric": "latency",
-                       "frameworks": {"dlcore": dict(idle, median=0.15, growth=1.5),
+                       "frameworks": {"dlcore": dict(idle, median=0.15, growth=1.5, growth_mean=2.0,
+                                                     mean_seconds={"median": 2.4e-4}, p99_seconds=9e-4,
+                                                     idle_mean_seconds=1.2e-4, idle_p99_seconds=3e-4),
                                       "torch": {"status": "error", "reason": "gone"}}}}
     results["deploy"] = {
         "concurrent-predict": {"kind": "concurrent", "base": "cnn-infer-b1", "callers": [1, 2], "frameworks": {
@@ -164,6 +168,7 @@ def test_markdown_with_peers_shows_ratios_and_na():
             "torch": {"cnn-infer-b1": {"status": "ok", "added_mb": 2.0, "added_peak_mb": 3.0}}}}}
     md = compare.to_markdown(results)
     assert "| mlp-infer-b1 | ms | 0.1 | 0.15 | 1.50× | 0.1 | n/a | n/a |" in md
+    assert "| mlp-infer-b1 | 120.0 | 240.0 | 2.00× | 300 | 900 | n/a | n/a | n/a | n/a | n/a |" in md
     assert "| dlcore | 2 | 3.80 (1.00–3.00) | 1.90× | 2.00 (1.00–3.00) | 1.00× | 1.50 |" in md
     assert "| cnn-infer-b1 | 0.5 / 1.00; arena 0.25 (0.5, 0.25) | 2.00 / 3.00 |" in md
 
