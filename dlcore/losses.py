@@ -24,6 +24,7 @@ from .ops.losses import (binary_crossentropy, binary_focal_crossentropy, categor
                          mean_absolute_error, mean_absolute_percentage_error, mean_squared_error,
                          mean_squared_logarithmic_error, poisson, sparse_categorical_crossentropy,
                          sparse_valid_mask, squared_hinge, squeeze_or_expand_to_same_rank, tversky)
+from .ops.reduce import sum_divided
 from .registry import lookup, register
 from .tensor import Tensor
 
@@ -76,15 +77,18 @@ def reduce_values(values, sample_weight=None, reduction="sum_over_batch_size"):
     """Reduce (already weighted) per-sample losses, as Keras's ``reduce_values``."""
     if reduction is None or reduction == "none" or values.ndim == 0:
         return values
-    loss = ops.sum(values)
+    divisor = 1.0
     if reduction in ("sum_over_batch_size", "mean", "mean_with_sample_weight"):
         if reduction == "mean_with_sample_weight" and sample_weight is not None:
             divisor = float(np.sum(np.broadcast_to(sample_weight, values.shape), dtype=np.float64))
         else:
             divisor = float(values.size)
-        # divide_no_nan: a zero divisor gives 0 (still connected to the graph)
-        loss = ops.multiply(loss, 0.0) if divisor == 0 else ops.divide(loss, divisor)
-    return loss
+    raw = values.value if isinstance(values, Tensor) else values
+    if divisor != 0 and type(raw) is np.ndarray and raw.dtype in (np.float32, np.float64):
+        return sum_divided(values, divisor)
+    loss = ops.sum(values)
+    # divide_no_nan: a zero divisor gives 0 (still connected to the graph)
+    return ops.multiply(loss, 0.0) if divisor == 0 else loss if divisor == 1.0 else ops.divide(loss, divisor)
 
 
 def reduce_weighted_values(values, sample_weight=None, mask=None, reduction="sum_over_batch_size",

@@ -5,8 +5,10 @@ PyDatasets) and call ``self.train_step(data)`` / ``test_step(data)`` / ``predict
 batch, which a subclass may override (Keras 3's contract: ``data`` is ``x``, ``(x, y)`` or
 ``(x, y, sample_weight)``; a step returns a dict of logs). The default ``train_step`` runs the
 forward pass under a GradientTape, ``compute_loss`` (weighted losses + regularization),
-the gradients, the optimizer, then ``compute_metrics``; both are overridable too. fit checks
-array data before the first weight changes.
+the gradients, the optimizer, then ``compute_metrics``; both are overridable too. Once a shape
+repeats, the default step replays the kernel calls of its forward and backward pass
+(``models/train_replay.py``) unless ``compile(run_eagerly=True)``. fit checks array data before
+the first weight changes.
 """
 import contextlib
 import sys
@@ -16,7 +18,7 @@ import numpy as np
 
 from . import devices
 from ._tree import map_structure
-from .autograd import GradientTape, no_grad
+from .autograd import no_grad
 from .data.adapters import (ArrayAdapter, get_adapter, is_batch_source, pack_x_y_sample_weight,
                             unpack_x_y_sample_weight)
 from .data.arrays import (apply_class_weight, check_batch_size, check_positive_int, check_steps, num_samples,
@@ -56,6 +58,8 @@ class Trainer:
             # Keras: a mixed_float16 model trains with dynamic loss scaling unless told otherwise
             self.optimizer = optimizers.LossScaleOptimizer(self.optimizer, name="loss_scale_optimizer")
         self.loss = loss
+        self.run_eagerly = bool(run_eagerly)  # True: every train step runs its Python (no captured step)
+        self._train_programs = None  # models/train_replay.py: the captured steps of this compilation
         self._loss_weights = loss_weights
         self._metrics_arg = metrics
         self._weighted_metrics_arg = weighted_metrics
@@ -231,14 +235,12 @@ class Trainer:
         """One gradient step on ``data`` (``x``, ``(x, y)`` or ``(x, y, sample_weight)``); returns
         the logs (a dict). Override it for a custom step (a GAN's two optimizers)."""
         x, y, sample_weight = unpack_x_y_sample_weight(data)
-        with GradientTape() as tape:
-            y_pred = self(x, training=True)
-            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-            # loss scaling (LossScaleOptimizer, loss_scale_factor): the optimizer unscales the gradients
-            scaled_loss = self.optimizer.scale_loss(loss) if self.optimizer is not None else loss
-        self._loss_tracker.update_state(float(loss.value), sample_weight=num_samples_any(x))
         variables = self.trainable_weights
-        grads = tape.gradient(scaled_loss, variables) if variables else None
+        from .models import train_replay  # (lazy: models import this module)
+
+        # the forward pass, the loss and the gradients: run, or replayed (a shape seen before)
+        y_pred, loss, grads = train_replay.step(self, x, y, sample_weight, variables)
+        self._loss_tracker.update_state(float(loss.value), sample_weight=num_samples_any(x))
         # the metrics are updated before the weights change, so a metric that raises leaves the
         # model untouched (the values are the same: y_pred was computed before the update)
         if devices.ARRAY_TYPES and self._metric_objects:  # a GPU is in use: metrics read predictions on the host

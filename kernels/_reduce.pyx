@@ -51,3 +51,18 @@ def sum_axis0(const floating[:, ::1] x_nm, floating[::1] out_m, int n_threads=1)
         if j1 > m:
             j1 = m
         _sum_rows(&x_nm[0, j0], n, m, j1 - j0, &out_m[j0])
+
+
+def sum_all(const floating[::1] x_n, floating[::1] out_1, double divisor=1.0):
+    """out_1[0] = (x_n[0] + x_n[1] + ...) / divisor, summed in order in double precision (a
+    reduced loss: the losses' mean, the kernel call that makes it part of a captured step).
+
+    x_n: (N,) float32/64, C-contiguous, IN
+    out_1: (1,) same dtype, OUT
+    """
+    cdef double acc = 0.0
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(x_n.shape[0]):
+            acc = acc + x_n[i]
+    out_1[0] = <floating>(acc / divisor)

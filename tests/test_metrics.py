@@ -383,3 +383,22 @@ def test_results_are_numpy_not_tensors(binary):
         m.update_state(dl.Tensor(t), dl.Tensor(p))
         r = m.result()
         assert isinstance(r, np.float32), type(m).__name__
+
+
+def test_mean_of_python_numbers_takes_the_general_paths_bits():
+    """Mean.update_state(float, sample_weight=int): the training loop's loss tracker, on its short
+    path, accumulates exactly what the array path does."""
+    from dlcore.metrics.base import _samplewise
+
+    rng = np.random.default_rng(0)
+    for dtype in ("float32", "float64"):
+        fast, general = dl.metrics.Mean(dtype=dtype), dl.metrics.Mean(dtype=dtype)
+        for i in range(100):
+            value = float(rng.standard_normal() * 10.0 ** rng.integers(-3, 4))
+            weight = int(rng.integers(1, 300)) if i % 3 else (None if i % 2 else float(rng.random()))
+            fast.update_state(value, sample_weight=weight)
+            values, sw = _samplewise(np.asarray(value), weight, np.mean, "m")
+            general.total.value[...] += values.sum()
+            general.count.value[...] += sw.sum() if sw is not None else 1
+        assert fast.total.value == general.total.value and fast.count.value == general.count.value
+        assert fast.result() == general.result()

@@ -168,6 +168,13 @@ class Mean(Metric):
         self.count = self._add_accumulator((), name="count")
 
     def update_state(self, values, sample_weight=None):
+        if type(values) is float and (sample_weight is None or type(sample_weight) in (int, float)):
+            # a Python number (the training loop's loss tracker): the general path's float64
+            # arithmetic without its arrays
+            w = np.float64(1.0 if sample_weight is None else sample_weight)
+            self.total.value[...] += np.float64(values) * w
+            self.count.value[...] += w
+            return
         values, sw = _samplewise(values, sample_weight, np.mean, self.name)
         self.total.value[...] += values.sum()
         if sw is not None:

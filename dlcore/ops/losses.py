@@ -317,7 +317,7 @@ def _sparse_labels(name, y_true, pred_shape, ignore_class):
                              f"non-integer values such as {bad.tolist()}")
     elif t.dtype.kind not in "biu":
         raise ValueError(f"{name}: y_true must hold integer class labels; received dtype {t.dtype}")
-    labels = t.astype(np.int64)
+    labels = t.astype(np.int64, copy=False)  # int64 labels as they are (a captured step reads them)
     valid = None
     if ignore_class is not None:
         valid = labels != int(ignore_class)

@@ -219,12 +219,15 @@ class _Recurrence(Function):
         (act_code, act_alpha), (rec_code, rec_alpha) = ctx.acts
         dtype = w.dtype
         d_out = np.asarray(dys[0], dtype=dtype)
-        dh = np.array(dys[1], dtype=dtype, order="C")
+        # dh (and dc below) by kernels, which the backward then updates in place: a captured
+        # training step (models/train_replay.py) makes them again at every replay
+        dh = _state_gradient(dys[1], dtype)
         dy_seq = None
         if return_sequences:
             dy_seq = contiguous(d_out)
         elif ctx.last_rows is None:
-            dh += d_out
+            flat = dh.reshape(-1)
+            kernels.get("add_forward")(flat, contiguous(d_out).reshape(-1), flat)
         else:
             dh += np.where(ctx.last_rows[:, None], d_out, 0)
         dz = _workspace.empty((n, t_len, g), dtype)
@@ -235,7 +238,7 @@ class _Recurrence(Function):
                                                zero_output, dy_seq, dh, dz, threads)
             dc = None
         elif cell == "lstm":
-            dc = np.array(dys[2], dtype=dtype, order="C")
+            dc = _state_gradient(dys[2], dtype)
             kernels.get("lstm_backward")(z, cprev, r, ctx.mask_u8, ctx.rmask, act_code, act_alpha,
                                          rec_code, rec_alpha, zero_output, dy_seq, dh, dc, dz, threads)
         else:
@@ -274,6 +277,16 @@ class _Recurrence(Function):
         dh0 = dh if ctx.has_h0 and needs[4] else None
         dc0 = dc if cell == "lstm" and ctx.has_c0 and needs[5] else None
         return dx, dw, dr, db, dh0, dc0
+
+
+def _state_gradient(dy, dtype):
+    """A new C-contiguous copy of a final state's gradient ``dy``, made by kernels."""
+    dy = contiguous(np.asarray(dy, dtype=dtype))
+    out = np.empty(dy.shape, dtype)
+    flat = out.reshape(-1)
+    kernels.get("fill")(flat, 0.0)
+    kernels.get("add_forward")(flat, dy.reshape(-1), flat)
+    return out
 
 
 def _last_rows(mask, zero_output):

@@ -1,6 +1,7 @@
 """Reductions over axes, and their gradients."""
 import numpy as np
 
+from .. import kernels
 from ..autograd import Function
 from ..tensor import Tensor
 from .core import value
@@ -69,6 +70,27 @@ class Extremum(Function):
         share = hit / np.sum(hit, axis=ctx.axes, keepdims=True)
         g = _expand(dy, x.shape, ctx.axes, ctx.keepdims)
         return ((share * g).astype(dy.dtype),)
+
+
+class SumDivided(Function):
+    """sum(x) / divisor over every element of a float32/64 CPU array: a reduced loss, by the
+    ``sum_all`` kernel (double-precision sum), so that a captured training step computes it."""
+
+    @staticmethod
+    def forward(ctx, x, divisor):
+        ctx.shape, ctx.divisor = x.shape, divisor
+        out = np.empty(1, x.dtype)
+        kernels.get("sum_all")(np.ascontiguousarray(x).reshape(-1), out, divisor)
+        return out.reshape(())
+
+    @staticmethod
+    def backward(ctx, dy, needs):
+        return (np.broadcast_to(np.asarray(dy) / ctx.divisor, ctx.shape).astype(dy.dtype),)
+
+
+def sum_divided(x, divisor):
+    """sum(x) / divisor (a nonzero divisor; x a float32/64 CPU tensor or array)."""
+    return SumDivided.apply(x, divisor=float(divisor))
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001 - keras.ops name

@@ -15,7 +15,7 @@ SHAPES = ((1, 1), (0, 5), (5, 0), (7, 13), (257, 129), (3, 64), (3, 65))
 
 
 def test_kernel_table():
-    assert reduce.KERNELS == {"sum_axis0": reduce.sum_axis0}
+    assert reduce.KERNELS == {"sum_axis0": reduce.sum_axis0, "sum_all": reduce.sum_all}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -53,3 +53,21 @@ def test_sum_axis0_adds_rows_in_order(dtype):
     out = np.empty(150, dtype)
     reduce.sum_axis0(x, out, 2)
     np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", (0, 1, 7, 1000))
+def test_sum_all(n, dtype):
+    x = np.random.default_rng(2).uniform(-1.0, 1.0, n).astype(dtype) * 100
+    out = np.full(1, np.nan, dtype=dtype)
+    reduce.sum_all(x, out, 8.0)
+    if dtype == np.float32:  # float32 values add exactly in double here: one rounding, to float32
+        assert out[0] == dtype(ref.sum_all(x, 8.0))
+    else:  # the elements added in order
+        acc = 0.0
+        for v in x:
+            acc += v
+        assert out[0] == acc / 8.0
+        np.testing.assert_allclose(out[0], ref.sum_all(x, 8.0), rtol=1e-13, atol=1e-12)
+    reduce.sum_all(x, out)
+    np.testing.assert_allclose(out[0], ref.sum_all(x), rtol=1e-6 if dtype == np.float32 else 1e-13, atol=1e-9)

@@ -11,6 +11,7 @@ import pytest
 
 import dlcore as dl
 from dlcore import ops
+from dlcore.ops.reduce import sum_divided
 from harness import check_op_gradients
 
 rng = np.random.default_rng(42)
@@ -91,6 +92,9 @@ case("clip", ops.clip, lambda a: ops.clip(a, -0.5, 0.5),
      [np.array([[-1.2, -0.7, -0.3, 0.0], [0.2, 0.45, 0.55, 2.0]]) + 1e-3])
 
 # ---- reductions ---------------------------------------------------------------------------------
+# the losses' reduction (not exported: losses.reduce_values calls it), by the sum_all kernel
+case("sum_divided", sum_divided, lambda a: sum_divided(a, 7.0), [normal(2, 3, 4)])
+case("sum_divided-1d", sum_divided, lambda a: sum_divided(a, 1.0), [normal(5)])
 for axis, keepdims in ((None, False), (0, False), (-1, True), ((0, 2), False), ((1, 2), True)):
     tag = f"axis={axis}-keepdims={keepdims}"
     case(f"sum-{tag}", ops.sum, lambda a, axis=axis, k=keepdims: ops.sum(a, axis=axis, keepdims=k), [normal(2, 3, 4)])
