@@ -62,4 +62,16 @@ def dropout_backward(dy_n, mask_n, rate, dx_out_n):
             dx_out_n[i] = zero
 
 
-KERNELS = {"dropout_forward": dropout_forward, "dropout_backward": dropout_backward, "philox_uniform": philox_uniform}
+def philox_uniform_drawn(draw, u_out_n):
+    """philox_uniform(*draw(), u_out_n): the key drawn at the call, so that a replayed list of kernel
+    calls (a captured training step) draws a new key at each replay, as the op would.
+
+    draw: a callable returning (key0, key1), Python ints in [0, 2**32), IN
+    u_out_n: (N,) float32/64, C-contiguous, OUT: float32 from 24 bits, float64 from 53
+    """
+    key0, key1 = draw()
+    philox_uniform(key0, key1, u_out_n)
+
+
+KERNELS = {"dropout_forward": dropout_forward, "dropout_backward": dropout_backward, "philox_uniform": philox_uniform,
+           "philox_uniform_drawn": philox_uniform_drawn}

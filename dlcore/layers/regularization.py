@@ -78,8 +78,10 @@ class Dropout(_Noise):
 
     def call(self, inputs, training=None):
         if training and self.rate > 0:
+            # the layer's own generator, or None: the session generator at the draw (a captured
+            # training step draws from the one set_random_seed made last, as this call does)
             return ops.dropout(inputs, self.rate, noise_shape=self._concrete_noise_shape(inputs.shape),
-                               seed=self._generator())
+                               seed=self._rng)
         return inputs
 
     def get_config(self):

@@ -12,7 +12,9 @@ A. the forward and backward pass on a perturbed copy of the batch and of every f
    weights restored after, its state updates dropped, the random generators put back);
 B. the same on the batch itself and the real weights: the step's result;
 C. A's kernel calls replayed on the batch and the real weights, which must reproduce B's loss,
-   predictions and gradients bit for bit, then on A's inputs, which must reproduce A's.
+   predictions and gradients bit for bit and leave the random generators as B did (dropout draws
+   its keys inside a kernel call, ``philox_uniform_drawn``: a draw in Python would be missing),
+   then on A's inputs, which must reproduce A's.
 
 A and B must make the same kernel calls (``replay._same_calls``). Work done in Python between the
 kernels on values that depend on the batch or on the weights (a NumPy temporary, a copy of a
@@ -20,7 +22,7 @@ weight) leaves A's stale values in C and fails it, and the key then runs uncaptu
 Refused up front: ``compile(run_eagerly=True)``, custom layers or functions (``replay.capturable``),
 overridden ``compute_loss``, sample weights, several outputs (their loss trackers read each step's
 values in Python), regularization losses, loss scaling, state updates (BatchNormalization's moving
-statistics), random draws (dropout), a distribution strategy, variables off the CPU. The variables' buffers never move
+statistics), a distribution strategy, variables off the CPU. The variables' buffers never move
 (``Variable.assign`` copies into them), so a program stays valid while the key holds; ``compile``
 drops the programs. A program keeps its step's activations and gradients (the arrays of pass A)
 for as long as it lives; at most ``MAX_KEYS`` keys are kept per model.
@@ -173,27 +175,24 @@ def _random_states(model):
     return found
 
 
-def _restore(states):
-    """Put the generators of ``_random_states`` back as they were; True if any had drawn (a step
-    that draws, dropout's masks, is not captured: its draws are kernel arguments that change)."""
-    drew = False
+def _put(states):
+    """Set the generators of ``_random_states`` to those states."""
     for g, state in states:
         if g is None:
-            now = _random.generator().bit_generator.state if _random.generator_created() else None
-            if now != state:
-                drew = True
-                if state is None:
-                    _random._generator = None  # made by the step: made again by the next draw
-                else:
-                    _random.generator().bit_generator.state = state
+            if state is None:
+                _random._generator = None  # made by a step: made again by its next draw
+            else:
+                _random.generator().bit_generator.state = state
         elif isinstance(g, np.random.Generator):
-            if g.bit_generator.state != state:
-                drew = True
-                g.bit_generator.state = state
-        elif not np.array_equal(g.state, state):
-            drew = True
+            g.bit_generator.state = state
+        else:
             g.state[...] = state
-    return drew
+
+
+def _same_states(a, b):
+    return len(a) == len(b) and all(
+        ga is gb and (sa == sb if not isinstance(sa, np.ndarray) else np.array_equal(sa, sb))
+        for (ga, sa), (gb, sb) in zip(a, b))
 
 
 def _capture(model, x, y, arrays, run):
@@ -216,7 +215,7 @@ def _capture(model, x, y, arrays, run):
         for w, s in zip(weights, saved):
             np.copyto(w, s * 1.25 + 0.125 if perturb else s, casting="same_kind")
 
-    randomness = _random_states(model)
+    before = _random_states(model)
     use(perturbed, True)
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):  # (of the perturbed values)
@@ -227,10 +226,11 @@ def _capture(model, x, y, arrays, run):
         result_a = expected_a = None
     finally:
         use(arrays, False)
-        drew = _restore(randomness)
-    if expected_a is None or drew or pending_a:
+        _put(before)  # B draws what an uncaptured step would
+    if expected_a is None or pending_a:
         return run(xb, yb)[:3], None
     result_b, calls_b, pending_b = _recorded(run, xb, yb)
+    after = _random_states(model)
     outer = getattr(_context, "pending_updates", None)
     if outer is not None:
         outer.extend(pending_b)  # B is the step: its updates (there are none when A had none) stand
@@ -241,10 +241,15 @@ def _capture(model, x, y, arrays, run):
         return result_b[:3], None
     # C on the batch (a value A's Python left stale shows) and on A's inputs again (one B's Python
     # left in a buffer that A and B shared shows)
+    # (each replay starts from the generators' states before the step: its draws, made by kernel
+    # calls, must be B's and leave the generators as B did; a draw made in Python between the
+    # kernels would be missing)
     expected_b = _values(result_b)
     program = TrainProgram(inputs, calls_a, result_a[:3])
-    valid = _same_bits(program.run(arrays), expected_b)
+    _put(before)
+    valid = _same_bits(program.run(arrays), expected_b) and _same_states(_random_states(model), after)
     if valid:
+        _put(before)
         use(perturbed, True)
         try:
             with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -252,4 +257,5 @@ def _capture(model, x, y, arrays, run):
                 valid = _same_bits(program.run(perturbed), expected_a)
         finally:
             use(arrays, False)
+    _put(after)
     return result_b[:3], (program if valid else None)

@@ -9,6 +9,27 @@ from ..utils.random import generator
 from .core import contiguous, device_of, empty_on, float_array
 
 
+class KeyDraw:
+    """``draw()``: the two Philox keys of one dropout call, from ``generator(seed)`` at the call.
+    Two draws of the same seed compare equal, so the kernel calls of two training steps match
+    (models/train_replay.py) while each call still draws its own keys."""
+
+    __slots__ = ("seed",)
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    def __call__(self):
+        return tuple(int(k) for k in generator(self.seed).integers(0, 2 ** 32, size=2, dtype=np.uint64))
+
+    def __eq__(self, other):
+        return type(other) is KeyDraw and (other.seed is self.seed or (
+            type(self.seed) is int and type(other.seed) is int and other.seed == self.seed))
+
+    def __hash__(self):
+        return hash(self.seed) if type(self.seed) is int else id(self.seed)
+
+
 class Dropout(Function):
     runs_on_gpu = True
 
@@ -17,13 +38,15 @@ class Dropout(Function):
         device = "cpu" if type(x) is np.ndarray else device_of(x)
         if device == "cpu":
             x = contiguous(float_array(x))
-        key0, key1 = (int(k) for k in generator(seed).integers(0, 2 ** 32, size=2, dtype=np.uint64))
         draw_shape = x.shape if noise_shape is None else noise_shape
         if device != "cpu" and tuple(draw_shape) != tuple(x.shape):
             raise ValueError(f"dropout on the GPU: noise_shape {tuple(noise_shape)} must equal the input's "
                              f"shape {tuple(x.shape)} (a broadcast mask runs on the CPU only)")
         u = empty_on(device, draw_shape, x.dtype)
-        kernels.get("philox_uniform", device)(key0, key1, u.reshape(-1))
+        if device == "cpu":  # the key drawn inside the kernel call: a captured step draws anew
+            kernels.get("philox_uniform_drawn")(KeyDraw(seed), u.reshape(-1))
+        else:
+            kernels.get("philox_uniform", device)(*KeyDraw(seed)(), u.reshape(-1))
         if noise_shape is not None and tuple(noise_shape) != x.shape:
             u = np.ascontiguousarray(np.broadcast_to(u, x.shape))
         y = empty_on(device, x.shape, x.dtype)

@@ -77,7 +77,7 @@ def test_empty_and_table():
     x = np.empty(0, dtype=np.float32)
     y, mask = _run_forward(x, x.copy(), 0.5)
     assert y.size == 0 and mask.size == 0
-    assert set(K.KERNELS) == {"dropout_forward", "dropout_backward", "philox_uniform"}
+    assert set(K.KERNELS) == {"dropout_forward", "dropout_backward", "philox_uniform", "philox_uniform_drawn"}
     for name, fn in K.KERNELS.items():
         assert fn.__doc__ and ": (N,)" in fn.__doc__
 
@@ -167,3 +167,13 @@ def test_philox_uniform_paths_agree_across_openmp_chunks():
         np.testing.assert_array_equal(u, draws[0])
     tail = ref.philox_uniform(5, 6, n, np.float32)[-90:]
     np.testing.assert_array_equal(draws[0][-90:], tail)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_philox_uniform_drawn_draws_its_key_at_each_call(dtype):
+    keys = iter([(12345, 2 ** 32 - 1), (7, 8)])
+    u1, u2 = np.empty(300, dtype), np.empty(300, dtype)
+    K.philox_uniform_drawn(lambda: next(keys), u1)
+    K.philox_uniform_drawn(lambda: next(keys), u2)
+    np.testing.assert_array_equal(u1, ref.philox_uniform(12345, 2 ** 32 - 1, 300, dtype))
+    np.testing.assert_array_equal(u2, ref.philox_uniform(7, 8, 300, dtype))

@@ -148,18 +148,50 @@ def _refused_and_eager_equal(stack, shape, **kw):
     return other
 
 
-def test_dropout_is_not_captured_and_draws_as_the_eager_run():
+@pytest.mark.parametrize("seed", [None, 7])
+def test_dropout_is_captured_and_draws_as_the_eager_run(seed):
+    """Dropout draws its keys inside a kernel call (philox_uniform_drawn): a replayed step draws
+    new masks, from the same generator, in the same order as the eager step."""
+    def stack():
+        return [dl.Input((12,)), layers.Dense(16, activation="relu"), layers.Dropout(0.3, seed=seed),
+                layers.Dense(5, activation="softmax")]
+
+    from dlcore.utils.random import generator
+
+    runs = []
+    for eager in (True, False):
+        model = _model(stack, eager)
+        logs = [model.train_on_batch(x, y, return_dict=True) for x, y in _batches((12,), n=8)]
+        runs.append((model, logs, generator().bit_generator.state, model.layers[1]._rng))
+    (eager, logs_e, state_e, rng_e), (captured, logs_c, state_c, rng_c) = runs
+    assert len(_programs(captured)) == 1
+    assert logs_c == logs_e and _same_weights(captured, eager)
+    assert state_c == state_e  # the session generator is where the eager run left it
+    if seed is not None:  # and so is the layer's own
+        assert rng_c.bit_generator.state == rng_e.bit_generator.state
+
+
+def test_set_random_seed_between_steps_reaches_the_replayed_draws():
     def stack():
         return [dl.Input((12,)), layers.Dense(16, activation="relu"), layers.Dropout(0.3),
                 layers.Dense(5, activation="softmax")]
 
-    _refused_and_eager_equal(stack, (12,))
+    runs = []
+    for eager in (True, False):
+        model = _model(stack, eager)
+        logs = []
+        for i, (x, y) in enumerate(_batches((12,), n=7)):
+            if i == 4:  # a new session generator object
+                dl.utils.set_random_seed(123)
+            logs.append(model.train_on_batch(x, y, return_dict=True))
+        runs.append((model, logs))
+    assert len(_programs(runs[1][0])) == 1
+    assert runs[0][1] == runs[1][1] and _same_weights(runs[0][0], runs[1][0])
 
 
-def test_dropout_with_its_own_seed_is_not_captured_either():
-    def stack():
-        return [dl.Input((12,)), layers.Dense(16, activation="relu"), layers.Dropout(0.3, seed=7),
-                layers.Dense(5, activation="softmax")]
+def test_a_draw_made_in_python_keeps_the_step_eager():
+    def stack():  # GaussianNoise draws its noise with NumPy in the op
+        return [dl.Input((12,)), layers.GaussianNoise(0.1), layers.Dense(5, activation="softmax")]
 
     _refused_and_eager_equal(stack, (12,))
 
