@@ -91,6 +91,7 @@ def step(model, x, y, sample_weight, variables):
     def run(x, y):
         return forward_backward(model, x, y, sample_weight, variables)
 
+    x = _as_input_dtypes(model, x)
     arrays = flatten(x) + flatten(y)
     if sample_weight is not None or y is None or model.optimizer is None or any(
             type(a) is not np.ndarray for a in arrays):
@@ -114,6 +115,24 @@ def step(model, x, y, sample_weight, variables):
     result, program = _capture(model, x, y, arrays, run)
     programs[key] = program if program is not None else False
     return result
+
+
+def _as_input_dtypes(model, x):
+    """``x`` with float64 arrays cast to float32 where the model's symbolic input is float32: the
+    cast the first layer would make in NumPy at every step (Keras's data adapters make it too), made
+    before the step so that a captured step reads the batch from its input buffer."""
+    leaves = flatten(x)
+    if not any(type(a) is np.ndarray and a.dtype == np.float64 for a in leaves):
+        return x
+    try:
+        dtypes = [str(t.dtype) for t in model.inputs]
+    except (AttributeError, ValueError):
+        return x
+    if len(dtypes) != len(leaves):
+        return x
+    cast = iter([a.astype(np.float32) if type(a) is np.ndarray and a.dtype == np.float64 and d == "float32" else a
+                 for a, d in zip(leaves, dtypes)])
+    return map_structure(lambda _: next(cast), x)
 
 
 def _allowed(model, variables):

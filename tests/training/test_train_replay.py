@@ -274,9 +274,19 @@ def test_programs_per_model_are_bounded():
     assert len(model._train_programs) <= MAX_KEYS
 
 
-def test_float64_inputs_train_as_eager():
+def test_float64_inputs_are_cast_once_and_captured():
     (eager, logs_e), (captured, logs_c) = _train_both(_mlp, _batches((12,), dtype=np.float64))
+    assert logs_c == logs_e and _same_weights(captured, eager) and len(_programs(captured)) == 1
+    assert list(captured._train_programs)[0][0][0] == ((16, 12), "<f4")
+
+
+def test_a_float64_model_input_keeps_float64_batches():
+    def stack():
+        return [dl.Input((12,), dtype="float64"), layers.Dense(5, activation="softmax", dtype="float64")]
+
+    (eager, logs_e), (captured, logs_c) = _train_both(stack, _batches((12,), dtype=np.float64))
     assert logs_c == logs_e and _same_weights(captured, eager)
+    assert all(k[0][0][1] == "<f8" for k in captured._train_programs)
 
 
 def test_loss_reduction_is_the_mean_of_the_per_sample_losses():
