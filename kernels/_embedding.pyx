@@ -5,7 +5,6 @@
 #
 # Legend: N lookups (all ids, flattened), V vocabulary rows, D embedding width.
 from cython.parallel cimport prange
-from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
 from kernels._activations cimport floating
@@ -35,11 +34,11 @@ def embedding_forward(const index_t[::1] ids_n, const floating[:, ::1] w_vd,
             memcpy(&y_nd[i, 0], &w_vd[ids_n[i], 0], D * sizeof(floating))
 
 
-def embedding_backward(const int64_t[::1] ids_n, const floating[:, ::1] dy_nd,
+def embedding_backward(const index_t[::1] ids_n, const floating[:, ::1] dy_nd,
                        floating[:, ::1] dw_vd):
     """dw_vd[ids_n[i]] += dy_nd[i] for i = 0..N-1 in order (scatter-add, deterministic).
 
-    ids_n: (N,) int64, C-contiguous, IN
+    ids_n: (N,) int32/int64, C-contiguous, IN (the forward's ids, checked there)
     dy_nd: (N, D) float32/64, C-contiguous, IN
     dw_vd: (V, D) same dtype, C-contiguous, IN/OUT (accumulated into; zero it first)
     """

@@ -67,6 +67,15 @@ class Model(Trainer, Layer):
         plan = self._inference_plan()
         return None if plan is None else plan.replayed(x, True)
 
+    def _casts_integer_inputs(self):
+        """Integer data for integer symbolic inputs (token ids) stays integer, as Keras converts data
+        to its input's dtype; other integer data becomes floats (the layers' autocast)."""
+        try:
+            inputs = self.inputs
+        except (AttributeError, ValueError):
+            return True
+        return not (inputs and all(str(t.dtype).startswith(("int", "uint")) for t in inputs))
+
     def _check_data_shapes(self, data):
         """Raise ValueError when ``data`` (arrays, or a list/dict of them) does not fit the model's
         known input shapes; reads shapes only, so it runs before any copy. A model without a

@@ -98,6 +98,13 @@ def unbroadcast(grad, shape):
     if grad.shape == tuple(shape):
         return grad
     extra = grad.ndim - len(shape)
+    if (extra > 0 and type(grad) is np.ndarray and grad.shape[extra:] == tuple(shape) and grad.size
+            and grad.dtype in (np.float32, np.float64) and grad.flags.c_contiguous):
+        # the leading axes only (a position embedding's gradient): rows added in order by a
+        # kernel, the same additions as NumPy's, and part of a captured training step
+        out = np.empty(shape, grad.dtype)
+        kernels.get("sum_axis0")(grad.reshape(-1, out.size), out.reshape(-1), kernels.threads_for(grad.size))
+        return out
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)

@@ -42,14 +42,15 @@ class EmbeddingLookup(Function):
         (flat,) = ctx.saved
         if not needs[0]:
             return None, None
-        flat = flat.astype(np.int64, copy=False)
         if ctx.device != "cpu":
+            flat = flat.astype(np.int64, copy=False)
             dw = empty_on(ctx.device, ctx.table_shape, ctx.dtype)
             dw[:] = 0
             dy2 = devices.to_device(dy).reshape(flat.size, ctx.table_shape[1])
             kernels.get("embedding_backward", ctx.device)(flat, dy2, dw)
             return dw, None
-        dw = np.zeros(ctx.table_shape, dtype=ctx.dtype)
+        dw = np.empty(ctx.table_shape, dtype=ctx.dtype)
+        kernels.get("fill")(dw.reshape(-1), 0.0)  # zeroed by a kernel: a captured training step zeroes it again
         dy2 = contiguous(np.asarray(dy, dtype=ctx.dtype)).reshape(flat.size, ctx.table_shape[1])
         kernels.get("embedding_backward")(flat, dy2, dw)
         return dw, None

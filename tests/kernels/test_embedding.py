@@ -31,9 +31,10 @@ def test_embedding_forward(dtype, n_threads):
     np.testing.assert_array_equal(y, ref.embedding(ids, table).astype(dtype))
 
 
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_embedding_backward_scatter_add(dtype):
-    ids = np.array([3, 1, 3, 3, 0, 1], dtype=np.int64)
+def test_embedding_backward_scatter_add(dtype, index_dtype):
+    ids = np.array([3, 1, 3, 3, 0, 1], dtype=index_dtype)
     dy = rng(2).normal(size=(6, 4)).astype(dtype)
     dw = np.zeros((5, 4), dtype)
     embedding.embedding_backward(ids, dy, dw)

@@ -341,3 +341,55 @@ def test_python_work_into_a_reused_buffer_fails_the_second_check(monkeypatch):
 
     monkeypatch.setattr(core.Dense, "call", call)
     _refused_and_eager_equal(_mlp, (12,), optimizer="sgd")
+
+
+def _residual():
+    inputs = dl.Input((12,))
+    h = layers.Dense(16, activation="relu")(inputs)
+    h = layers.Add()([h, layers.Dense(16, activation="relu")(h)])  # h's gradient: two paths added
+    return dl.Model(inputs, layers.Dense(5, activation="softmax")(h))
+
+
+def _embedding_bag():
+    return [dl.Input((6,), dtype="int32"), layers.Embedding(30, 8), layers.GlobalAveragePooling1D(),
+            layers.Dense(5, activation="softmax")]
+
+
+@pytest.mark.parametrize("build,shape,dtype", [(_residual, (12,), np.float32), (_embedding_bag, (6,), np.int32)])
+def test_skip_connections_and_embeddings_are_captured(build, shape, dtype):
+    rng = np.random.default_rng(8)
+    if dtype == np.int32:
+        batches = [(rng.integers(0, 30, (16,) + shape).astype(np.int32), rng.integers(0, 5, 16)) for _ in range(6)]
+    else:
+        batches = _batches(shape)
+    runs = []
+    for eager in (True, False):
+        dl.utils.set_random_seed(1)
+        model = build() if build is _residual else dl.Sequential(build())
+        model.compile(optimizer=dl.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", run_eagerly=eager)
+        runs.append((model, [model.train_on_batch(x, y, return_dict=True) for x, y in batches]))
+    (eager, logs_e), (captured, logs_c) = runs
+    assert len(_programs(captured)) == 1
+    assert logs_c == logs_e and _same_weights(captured, eager)
+
+
+def test_the_runners_transformer_is_captured_and_trains_as_eager():
+    """Token and position embeddings (int32 ids), MultiHeadAttention, LayerNormalization, dropout,
+    residual Adds: the keras.io encoder block (tiny shapes)."""
+    from dlcore.benchmarks import spec as S
+    from dlcore.benchmarks.workloads import _keras_api as K
+
+    spec = S.workload_spec("transformer-train", tiny=True)
+    ms = spec["model_spec"]
+    rng = np.random.default_rng(5)
+    batches = [(rng.integers(0, ms["vocab"], size=(4, ms["maxlen"])).astype(np.int32), rng.integers(0, ms["classes"], 4))
+               for _ in range(6)]
+    runs = []
+    for eager in (True, False):
+        dl.utils.set_random_seed(3)
+        model = K.build_model(dl, ms)
+        model.compile(optimizer=dl.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", run_eagerly=eager)
+        runs.append((model, [model.train_on_batch(x, y, return_dict=True) for x, y in batches]))
+    (eager, logs_e), (captured, logs_c) = runs
+    assert len(_programs(captured)) == 1
+    assert logs_c == logs_e and _same_weights(captured, eager)
