@@ -7,6 +7,7 @@ general path (R read in place, dlr_lstm_cell_f32): every float32 result must be 
 zeros and NaNs included."""
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -320,8 +321,10 @@ def test_batch1_on_the_thread_team_gives_the_one_thread_bits(u, t_len, h0, team_
     recurrent.lstm_forward(z_in, r, None, None, TANH, 0.0, SIGMOID, 0.0, False, hh, cc, None, None, yy, 2)
     for name, a, e in zip("zhcy", (z_in, hh, cc, yy), one):
         assert_same_bits(a, e, f"lstm_forward {name}, 2 threads")
-    if u >= 32:  # a worker runs parts (it may start too late for the first calls)
-        for _ in range(200):
+    if u >= 32:  # a worker runs parts (it may start too late for the first calls, or lack a core
+        # for a while on a busy machine: up to 10 s of calls)
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
             if _team.stats()[1] > workers_before:
                 break
             got = from_inputs(x, w, b, r, h, c, n_threads=2)
