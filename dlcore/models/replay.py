@@ -44,7 +44,7 @@ class Program:
 
     def __init__(self, inputs, calls, output):
         self.inputs = inputs
-        self.calls = [(fn if not kwargs else functools.partial(fn, **kwargs), args) for fn, args, kwargs, _ in calls]
+        self.calls = replayable(calls)
         self.output = output
         self.single = output.value if type(output) is Tensor else None
         self.epoch, self.threads = Variable.epoch, kernels.num_threads()
@@ -61,6 +61,16 @@ class Program:
         if self.single is not None:
             return self.single.copy() if raw else Tensor(self.single.copy())
         return _copies(self.output)
+
+
+def same_bits(a, b):
+    """Whether two arrays hold the same dtype, shape and bytes."""
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def replayable(calls):
+    """Recorded ``(kernel, args, kwargs, result)`` calls as ``(callable, args)`` pairs."""
+    return [(fn if not kwargs else functools.partial(fn, **kwargs), args) for fn, args, kwargs, _ in calls]
 
 
 def capturable(layers):
@@ -205,7 +215,6 @@ def capture(arena, steps, arrays, args):
         return result, None
     program = Program(inputs, calls_a, out_a)
     replayed = program.run(arrays)
-    if all(r.value.dtype == t.value.dtype and r.value.shape == t.value.shape and r.value.tobytes() == t.value.tobytes()
-           for r, t in zip(flatten(replayed), flatten(result))):
+    if all(same_bits(r.value, t.value) for r, t in zip(flatten(replayed), flatten(result))):
         return result, program
     return result, None

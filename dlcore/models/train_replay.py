@@ -37,7 +37,7 @@ from ..autograd import GradientTape
 from ..layers.layer import _context
 from ..tensor import Tensor
 from ..utils import random as _random
-from .replay import _perturbed, _same_calls, capturable
+from .replay import _perturbed, _same_calls, capturable, replayable, same_bits
 
 MAX_KEYS = 4
 
@@ -51,7 +51,7 @@ class TrainProgram:
 
     def __init__(self, inputs, calls, result):
         self.inputs = inputs
-        self.calls = [(fn if not kwargs else _with_kwargs(fn, kwargs), args) for fn, args, kwargs, _ in calls]
+        self.calls = replayable(calls)
         self.result = result
 
     def run(self, arrays):
@@ -67,10 +67,6 @@ class _Programs(dict):
 
     def __reduce__(self):  # a copied or pickled model captures its steps again
         return (_Programs, ())
-
-
-def _with_kwargs(fn, kwargs):
-    return lambda *args: fn(*args, **kwargs)
 
 
 def forward_backward(model, x, y, sample_weight, variables):
@@ -174,9 +170,7 @@ def _values(result):
 
 def _same_bits(result, expected):
     got = flatten(result[:3])
-    return len(got) == len(expected) and all(
-        t.value.dtype == e.dtype and t.value.shape == e.shape and t.value.tobytes() == e.tobytes()
-        for t, e in zip(got, expected))
+    return len(got) == len(expected) and all(same_bits(t.value, e) for t, e in zip(got, expected))
 
 
 def _random_states(model):
