@@ -235,11 +235,10 @@ class Trainer:
         """One gradient step on ``data`` (``x``, ``(x, y)`` or ``(x, y, sample_weight)``); returns
         the logs (a dict). Override it for a custom step (a GAN's two optimizers)."""
         x, y, sample_weight = unpack_x_y_sample_weight(data)
-        variables = self.trainable_weights
         from .models import train_replay  # (lazy: models import this module)
 
         # the forward pass, the loss and the gradients: run, or replayed (a shape seen before)
-        y_pred, loss, grads = train_replay.step(self, x, y, sample_weight, variables)
+        y_pred, loss, grads, variables = train_replay.step(self, x, y, sample_weight)
         self._loss_tracker.update_state(float(loss.value), sample_weight=num_samples_any(x))
         # the metrics are updated before the weights change, so a metric that raises leaves the
         # model untouched (the values are the same: y_pred was computed before the update)

@@ -69,29 +69,34 @@ class _Programs(dict):
         return (_Programs, ())
 
 
-def forward_backward(model, x, y, sample_weight, variables):
+def forward_backward(model, x, y, sample_weight, variables=None):
     """The default train_step's forward pass, loss and gradients, under a GradientTape:
-    ``(y_pred, loss, grads, whether the loss was not scaled)``."""
+    ``(y_pred, loss, grads, variables, whether the loss was not scaled)``; ``variables`` None: the
+    trainable weights after the forward pass (which builds an unbuilt model)."""
     with GradientTape() as tape:
         y_pred = model(x, training=True)
         loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
         # loss scaling (LossScaleOptimizer, loss_scale_factor): the optimizer unscales the gradients
         scaled_loss = model.optimizer.scale_loss(loss) if model.optimizer is not None else loss
+    if variables is None:
+        variables = model.trainable_weights
     grads = tape.gradient(scaled_loss, variables) if variables else None
-    return y_pred, loss, grads, scaled_loss is loss
+    return y_pred, loss, grads, variables, scaled_loss is loss
 
 
-def step(model, x, y, sample_weight, variables):
-    """``(y_pred, loss, grads)`` of ``forward_backward``, or of the program captured for this key
-    (see the module docstring)."""
+def step(model, x, y, sample_weight):
+    """``(y_pred, loss, grads, variables)`` of ``forward_backward``, or of the program captured for
+    this key (see the module docstring)."""
+    x = _as_input_dtypes(model, x)
+    arrays = flatten(x) + flatten(y)
+    if (not model.built or sample_weight is not None or y is None or model.optimizer is None
+            or any(type(a) is not np.ndarray for a in arrays)):
+        return forward_backward(model, x, y, sample_weight)[:4]
+    variables = model.trainable_weights
+
     def run(x, y):
         return forward_backward(model, x, y, sample_weight, variables)
 
-    x = _as_input_dtypes(model, x)
-    arrays = flatten(x) + flatten(y)
-    if sample_weight is not None or y is None or model.optimizer is None or any(
-            type(a) is not np.ndarray for a in arrays):
-        return run(x, y)[:3]
     key = (tuple((a.shape, a.dtype.str) for a in arrays), kernels.num_threads(), id(model.optimizer),
            tuple(map(id, variables)))
     programs = model.__dict__.get("_train_programs")
@@ -99,18 +104,18 @@ def step(model, x, y, sample_weight, variables):
         programs = model._train_programs = _Programs()
     state = programs.get(key)
     if type(state) is TrainProgram:
-        return state.run(arrays)
+        return state.run(arrays) + (variables,)
     if state is None:  # a key's first step runs as it is; its second is captured
         if len(programs) >= MAX_KEYS:
             programs.pop(next(iter(programs)))
         programs[key] = 1
-        return run(x, y)[:3]
+        return run(x, y)[:4]
     if state is False or not _allowed(model, variables):
         programs[key] = False
-        return run(x, y)[:3]
+        return run(x, y)[:4]
     result, program = _capture(model, x, y, arrays, run)
     programs[key] = program if program is not None else False
-    return result
+    return result + (variables,)
 
 
 def _as_input_dtypes(model, x):
@@ -158,7 +163,7 @@ def _recorded(run, x, y):
 
 
 def _plain(result):
-    y_pred, loss, grads, unscaled = result
+    y_pred, loss, grads, _, unscaled = result
     tensors = flatten(y_pred) + [loss] + list(grads)
     return unscaled and all(type(t) is Tensor and type(t.value) is np.ndarray and t.mask is None for t in tensors)
 

@@ -393,3 +393,23 @@ def test_the_runners_transformer_is_captured_and_trains_as_eager():
     (eager, logs_e), (captured, logs_c) = runs
     assert len(_programs(captured)) == 1
     assert logs_c == logs_e and _same_weights(captured, eager)
+
+
+def test_an_unbuilt_model_trains_its_weights_from_the_first_step():
+    """A Sequential with no Input is built by its first forward pass, inside the step: the
+    trainable weights are read after it, so the first step trains them (a subclass that overrides
+    compute_loss skips the target checks that would build it before the step)."""
+    class Model(dl.Sequential):
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+
+    dl.utils.set_random_seed(1)
+    model = Model([layers.Dense(4, activation="relu"), layers.Dense(5, activation="softmax")])
+    model.compile(optimizer=dl.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    x, y = _batches((12,), n=1)[0]
+    assert not model.built
+    model.train_on_batch(x, y)
+    first = [w.copy() for w in model.get_weights()]
+    model.train_on_batch(x, y)
+    assert int(model.optimizer.iterations) == 2
+    assert any(not np.array_equal(a, b) for a, b in zip(first, model.get_weights()))
