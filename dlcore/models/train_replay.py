@@ -24,8 +24,9 @@ overridden ``compute_loss``, sample weights, several outputs (their loss tracker
 values in Python), regularization losses, loss scaling, state updates (BatchNormalization's moving
 statistics), a distribution strategy, variables off the CPU. The variables' buffers never move
 (``Variable.assign`` copies into them), so a program stays valid while the key holds; ``compile``
-drops the programs. A program keeps its step's activations and gradients (the arrays of pass A)
-for as long as it lives; at most ``MAX_KEYS`` keys are kept per model.
+drops the programs. Layer attributes the step reads in Python (a Dropout's rate) are the
+capture's, as in a traced Keras step. A program keeps its step's activations and gradients (the
+arrays of pass A) for as long as it lives; at most ``MAX_KEYS`` keys are kept per model.
 """
 import warnings
 
