@@ -52,6 +52,17 @@ def _train_both(stack, batches, optimizer="adam", **kw):
     return out
 
 
+def _eager_and_captured(build, batches, seed=1):
+    """``[(model, logs)]`` of ``build()`` trained on ``batches`` with run_eagerly=True, then False."""
+    runs = []
+    for eager in (True, False):
+        dl.utils.set_random_seed(seed)
+        model = build()
+        model.compile(optimizer=dl.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", run_eagerly=eager)
+        runs.append((model, [model.train_on_batch(x, y, return_dict=True) for x, y in batches]))
+    return runs
+
+
 def _same_weights(a, b):
     wa, wb = a.get_weights(), b.get_weights()
     return len(wa) == len(wb) and all(u.dtype == v.dtype and np.array_equal(u, v) for u, v in zip(wa, wb))
@@ -141,11 +152,10 @@ def test_a_thread_count_change_is_another_key():
     assert sorted(k[1] for k, v in model._train_programs.items() if type(v) is TrainProgram) == [1, 2]
 
 
-def _refused_and_eager_equal(stack, shape, **kw):
+def _uncaptured_as_eager(stack, shape, **kw):
+    """(whether the step stayed uncaptured and trained as the eager run did, bit for bit; the model)."""
     (eager, logs_e), (other, logs_o) = _train_both(stack, _batches(shape), **kw)
-    assert not _programs(other), "this step must not be captured"
-    assert logs_o == logs_e and _same_weights(other, eager)
-    return other
+    return not _programs(other) and logs_o == logs_e and _same_weights(other, eager), other
 
 
 @pytest.mark.parametrize("seed", [None, 7])
@@ -193,7 +203,7 @@ def test_a_draw_made_in_python_keeps_the_step_eager():
     def stack():  # GaussianNoise draws its noise with NumPy in the op
         return [dl.Input((12,)), layers.GaussianNoise(0.1), layers.Dense(5, activation="softmax")]
 
-    _refused_and_eager_equal(stack, (12,))
+    assert _uncaptured_as_eager(stack, (12,))[0]
 
 
 def test_batch_normalization_moving_statistics_are_not_captured():
@@ -201,7 +211,8 @@ def test_batch_normalization_moving_statistics_are_not_captured():
         return [dl.Input((12,)), layers.Dense(16), layers.BatchNormalization(), layers.Activation("relu"),
                 layers.Dense(5, activation="softmax")]
 
-    model = _refused_and_eager_equal(stack, (12,))
+    same, model = _uncaptured_as_eager(stack, (12,))
+    assert same
     assert not np.allclose(model.layers[1].moving_mean.numpy(), 0.0)  # the updates happened
 
 
@@ -210,7 +221,7 @@ def test_regularization_losses_are_not_captured():
         return [dl.Input((12,)), layers.Dense(16, activation="relu", kernel_regularizer="l2"),
                 layers.Dense(5, activation="softmax")]
 
-    _refused_and_eager_equal(stack, (12,))
+    assert _uncaptured_as_eager(stack, (12,))[0]
 
 
 def test_custom_layers_are_not_captured():
@@ -221,7 +232,7 @@ def test_custom_layers_are_not_captured():
     def stack():
         return [dl.Input((12,)), Doubled(), layers.Dense(5, activation="softmax")]
 
-    _refused_and_eager_equal(stack, (12,))
+    assert _uncaptured_as_eager(stack, (12,))[0]
 
 
 def test_sample_weights_and_loss_scaling_run_eagerly():
@@ -250,7 +261,7 @@ def test_python_work_on_weights_between_kernels_fails_the_check(monkeypatch):
         return dl.ops.add(out, self.bias.value * 0.0 + self.bias.value.copy() * 1e-3)
 
     monkeypatch.setattr(core.Dense, "call", call)
-    _refused_and_eager_equal(_mlp, (12,), optimizer="sgd")
+    assert _uncaptured_as_eager(_mlp, (12,), optimizer="sgd")[0]
 
 
 def test_python_work_on_the_batch_between_kernels_fails_the_check(monkeypatch):
@@ -263,7 +274,7 @@ def test_python_work_on_the_batch_between_kernels_fails_the_check(monkeypatch):
         return dl.ops.add(original(self, inputs), x.sum(axis=1, keepdims=True) * 1e-3)
 
     monkeypatch.setattr(core.Dense, "call", call)
-    _refused_and_eager_equal(_mlp, (12,), optimizer="sgd")
+    assert _uncaptured_as_eager(_mlp, (12,), optimizer="sgd")[0]
 
 
 def test_programs_per_model_are_bounded():
@@ -340,7 +351,7 @@ def test_python_work_into_a_reused_buffer_fails_the_second_check(monkeypatch):
         return original(self, Tensor(buffer))
 
     monkeypatch.setattr(core.Dense, "call", call)
-    _refused_and_eager_equal(_mlp, (12,), optimizer="sgd")
+    assert _uncaptured_as_eager(_mlp, (12,), optimizer="sgd")[0]
 
 
 def _residual():
@@ -362,13 +373,8 @@ def test_skip_connections_and_embeddings_are_captured(build, shape, dtype):
         batches = [(rng.integers(0, 30, (16,) + shape).astype(np.int32), rng.integers(0, 5, 16)) for _ in range(6)]
     else:
         batches = _batches(shape)
-    runs = []
-    for eager in (True, False):
-        dl.utils.set_random_seed(1)
-        model = build() if build is _residual else dl.Sequential(build())
-        model.compile(optimizer=dl.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", run_eagerly=eager)
-        runs.append((model, [model.train_on_batch(x, y, return_dict=True) for x, y in batches]))
-    (eager, logs_e), (captured, logs_c) = runs
+    (eager, logs_e), (captured, logs_c) = _eager_and_captured(
+        build if build is _residual else lambda: dl.Sequential(build()), batches)
     assert len(_programs(captured)) == 1
     assert logs_c == logs_e and _same_weights(captured, eager)
 
@@ -384,13 +390,7 @@ def test_the_runners_transformer_is_captured_and_trains_as_eager():
     rng = np.random.default_rng(5)
     batches = [(rng.integers(0, ms["vocab"], size=(4, ms["maxlen"])).astype(np.int32), rng.integers(0, ms["classes"], 4))
                for _ in range(6)]
-    runs = []
-    for eager in (True, False):
-        dl.utils.set_random_seed(3)
-        model = K.build_model(dl, ms)
-        model.compile(optimizer=dl.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", run_eagerly=eager)
-        runs.append((model, [model.train_on_batch(x, y, return_dict=True) for x, y in batches]))
-    (eager, logs_e), (captured, logs_c) = runs
+    (eager, logs_e), (captured, logs_c) = _eager_and_captured(lambda: K.build_model(dl, ms), batches, seed=3)
     assert len(_programs(captured)) == 1
     assert logs_c == logs_e and _same_weights(captured, eager)
 
