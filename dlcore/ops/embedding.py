@@ -4,7 +4,7 @@ import numpy as np
 from .. import devices, kernels
 from ..autograd import Function, is_recording
 from ..tensor import Tensor
-from .core import contiguous, device_of, empty_on, value
+from .core import contiguous, device_of, empty_on, value, zeros_state
 
 
 _INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
@@ -49,8 +49,7 @@ class EmbeddingLookup(Function):
             dy2 = devices.to_device(dy).reshape(flat.size, ctx.table_shape[1])
             kernels.get("embedding_backward", ctx.device)(flat, dy2, dw)
             return dw, None
-        dw = np.empty(ctx.table_shape, dtype=ctx.dtype)
-        kernels.get("fill")(dw.reshape(-1), 0.0)  # zeroed by a kernel: a captured training step zeroes it again
+        dw = zeros_state(ctx.table_shape, ctx.dtype)  # zeroed by a kernel: a captured step zeroes it again
         dy2 = contiguous(np.asarray(dy, dtype=ctx.dtype)).reshape(flat.size, ctx.table_shape[1])
         kernels.get("embedding_backward")(flat, dy2, dw)
         return dw, None

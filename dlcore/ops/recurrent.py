@@ -282,9 +282,8 @@ class _Recurrence(Function):
 def _state_gradient(dy, dtype):
     """A new C-contiguous copy of a final state's gradient ``dy``, made by kernels."""
     dy = contiguous(np.asarray(dy, dtype=dtype))
-    out = np.empty(dy.shape, dtype)
+    out = zeros_state(dy.shape, dtype)
     flat = out.reshape(-1)
-    kernels.get("fill")(flat, 0.0)
     kernels.get("add_forward")(flat, dy.reshape(-1), flat)
     return out
 
